@@ -1,0 +1,1 @@
+"""One module per pipeline stage; thin wrappers around labeling_assets.core."""

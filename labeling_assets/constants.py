@@ -1,0 +1,31 @@
+"""Names shared across the project: asset groups (one per stage folder), pools, defaults."""
+
+import os
+from pathlib import Path
+
+# Asset groups: a UI group maps straight to a module in labeling_assets/assets/.
+GROUP_INGEST = "ingest"
+GROUP_PRELABEL = "prelabel"
+GROUP_QUEUE = "queue"
+GROUP_COLLECT = "collect"
+GROUP_CONSENSUS = "consensus"
+GROUP_QUALITY = "quality"
+GROUP_DATASET = "dataset"
+GROUP_TRAIN = "train"
+GROUP_EVALUATE = "evaluate"
+
+# Training and evaluation share one GPU: dagster.yaml gives this pool a limit of 1.
+GPU_POOL = "gpu"
+
+OWNERS = ["team:ml-labeling"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The project data folder: ``$LABELING_ASSETS_HOME`` or ``<repo>/data`` (git-ignored)."""
+    return Path(os.environ.get("LABELING_ASSETS_HOME", REPO_ROOT / "data")).resolve()
+
+
+# The bundled demo set: scikit-learn's handwritten digits, rendered once to PNG.
+DEMO_CLASSES: list[str] = [str(d) for d in range(10)]

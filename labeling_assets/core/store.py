@@ -1,0 +1,385 @@
+"""The label store: the system of record for items, tasks, annotations and everything derived.
+
+SQLAlchemy Core, one schema, SQLite by default and PostgreSQL by URL. The schema is created and
+migrated by :meth:`LabelStore.migrate` (an ordered list of explicit migrations recorded in
+``schema_migrations``), never by hand-run SQL.
+
+Annotations are append-only: a database trigger rejects UPDATE and DELETE on ``annotations`` on both
+backends, so an edited Label Studio annotation can only ever become a new version row that
+``supersedes`` the previous one, and a deleted one a tombstone row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+metadata = sa.MetaData()
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware now in UTC (every timestamp in the store is UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per distinct content (sha256). Quarantined content is kept too, with its reason, so the
+# store says what happened to every file it was shown.
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("item_id", sa.String(64), primary_key=True),  # sha256 hex of the bytes
+    sa.Column("uri", sa.Text, nullable=True),  # content-addressed copy; null when bytes were unreadable
+    sa.Column("source_path", sa.Text, nullable=False),  # where it was first seen
+    sa.Column("width", sa.Integer, nullable=True),
+    sa.Column("height", sa.Integer, nullable=True),
+    sa.Column("mode", sa.String(16), nullable=True),
+    sa.Column("format", sa.String(16), nullable=True),
+    sa.Column("n_bytes", sa.BigInteger, nullable=False),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # active | quarantined | superseded
+    sa.Column("status_reason", sa.String(64), nullable=True),
+    sa.Column("status_detail", sa.Text, nullable=True),
+    sa.Column("supersedes", sa.String(64), nullable=True),  # item that the same path held before
+    sa.Column("group_key", sa.Text, nullable=True),  # e.g. patient / scan id for group-aware splits
+    sa.Column("gold_label", sa.JSON, nullable=True),  # only for gold items; never sent to Label Studio
+    sa.Index("ix_items_status", "status"),
+)
+
+# The ingest manifest: the last state of every source path, so re-ingest skips unchanged files
+# (same size and mtime) without reading them, and files that cannot even be hashed are still recorded.
+source_files = sa.Table(
+    "source_files",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("mtime_ns", sa.BigInteger, nullable=True),
+    sa.Column("item_id", sa.String(64), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),  # new | duplicate | changed | quarantined
+    sa.Column("reason", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+labelers = sa.Table(
+    "labelers",
+    metadata,
+    sa.Column("labeler_id", sa.String(64), primary_key=True),  # stable Label Studio user id, never email
+    sa.Column("display_name", sa.Text, nullable=True),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(64), sa.ForeignKey("items.item_id"), nullable=False),
+    sa.Column("ls_project_id", sa.Integer, nullable=False),
+    sa.Column("ls_task_id", sa.Integer, nullable=True),  # null between "reserved" and "pushed"
+    sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("required_annotations", sa.Integer, nullable=False),
+    sa.Column("is_gold", sa.Boolean, nullable=False, default=False),
+    sa.Column("priority", sa.Float, nullable=True),
+    sa.Column("model_version", sa.String(200), nullable=True),
+    sa.UniqueConstraint("ls_project_id", "item_id", name="uq_tasks_project_item"),
+    sa.Index("ix_tasks_ls_task", "ls_task_id"),
+)
+
+# Append-only: one row per version of a Label Studio annotation (see module docstring).
+annotations = sa.Table(
+    "annotations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ls_annotation_id", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("ls_task_id", sa.BigInteger, nullable=True),
+    sa.Column("item_id", sa.String(64), nullable=False),
+    sa.Column("labeler_id", sa.String(64), nullable=False),
+    sa.Column("label", sa.JSON, nullable=True),  # class name or list of class names; null on tombstones
+    sa.Column("lead_time_s", sa.Float, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("supersedes", sa.Integer, nullable=True),  # id of the previous version row
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),  # of (label, deleted): re-polls add nothing
+    sa.UniqueConstraint("ls_annotation_id", "version", name="uq_annotations_version"),
+    sa.Index("ix_annotations_item", "item_id"),
+    sa.Index("ix_annotations_labeler", "labeler_id"),
+)
+
+consensus = sa.Table(
+    "consensus",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("label", sa.JSON, nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    sa.Column("agreement", sa.Float, nullable=True),
+    sa.Column("n_annotators", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.UniqueConstraint("item_id", "version", name="uq_consensus_version"),
+)
+
+# Items sent back: low consensus confidence, cleanlab label issues, ... (what and why, append-only).
+review_requests = sa.Table(
+    "review_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),  # consensus | label_issues | ...
+    sa.Column("action", sa.String(32), nullable=False),  # more_annotators | expert_review
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+labeler_stats = sa.Table(
+    "labeler_stats",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("labeler_id", sa.String(64), nullable=False),
+    sa.Column("window", sa.String(32), nullable=False),  # "all" or an ISO week / date range
+    sa.Column("gold_accuracy", sa.Float, nullable=True),
+    sa.Column("kappa_vs_consensus", sa.Float, nullable=True),
+    sa.Column("n_labels", sa.Integer, nullable=False),
+    sa.Column("median_time_s", sa.Float, nullable=True),
+    sa.Column("p90_time_s", sa.Float, nullable=True),
+    sa.Column("labels_per_day", sa.Float, nullable=True),
+    sa.Column("class_distribution", sa.JSON, nullable=True),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_labeler_stats_labeler", "labeler_id"),
+)
+
+prelabels = sa.Table(
+    "prelabels",
+    metadata,
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("model_version", sa.String(200), primary_key=True),
+    sa.Column("probs", sa.JSON, nullable=False),  # {class name: probability}
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+splits = sa.Table(
+    "splits",
+    metadata,
+    # One row per item, ever: the split is frozen once assigned.
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("split", sa.String(8), nullable=False),  # train | val | test
+    sa.Column("dataset_version", sa.String(64), nullable=False),  # version at first assignment
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("dataset_version", sa.String(64), primary_key=True),  # hash of the (item, label, split) manifest
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("n_items", sa.Integer, nullable=False),
+    sa.Column("class_weights", sa.JSON, nullable=True),
+    sa.Column("manifest", sa.JSON, nullable=True),
+    sa.Column("card", sa.Text, nullable=True),
+)
+
+# --- migrations -------------------------------------------------------------------------------
+
+_APPEND_ONLY_SQLITE = [
+    """CREATE TRIGGER IF NOT EXISTS annotations_no_update BEFORE UPDATE ON annotations
+       BEGIN SELECT RAISE(ABORT, 'annotations are append-only: insert a new version'); END""",
+    """CREATE TRIGGER IF NOT EXISTS annotations_no_delete BEFORE DELETE ON annotations
+       BEGIN SELECT RAISE(ABORT, 'annotations are append-only: insert a tombstone version'); END""",
+]
+_APPEND_ONLY_POSTGRES = [
+    """CREATE OR REPLACE FUNCTION annotations_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'annotations are append-only: insert a new version'; END;
+       $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS annotations_append_only ON annotations",
+    """CREATE TRIGGER annotations_append_only BEFORE UPDATE OR DELETE ON annotations
+       FOR EACH ROW EXECUTE FUNCTION annotations_append_only()""",
+]
+
+
+def _m001_initial(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_migrations])
+    statements = _APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else _APPEND_ONLY_SQLITE
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+# Append new migrations at the end; never edit one that has shipped.
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema with append-only annotations", _m001_initial),)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+class AppendOnlyViolation(RuntimeError):
+    """Raised when code tries to change or remove a stored annotation version."""
+
+
+class LabelStore:
+    """Typed access to the label store at a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if url.startswith("sqlite"):
+            # Dagster runs ops in threads/subprocesses; WAL + a busy timeout keep concurrent writers safe.
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"LabelStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction: everything inside commits together or not at all."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- schema --------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The highest applied migration, 0 for an empty database."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(schema_migrations.name):
+                return 0
+            value = conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar()
+            return int(value or 0)
+
+    def migrate(self) -> list[int]:
+        """Apply every pending migration in order, each in its own transaction; return what was applied.
+
+        Safe to call on every start (idempotent) and from several processes: a migration that another
+        process applied first is skipped.
+        """
+        with self.engine.begin() as conn:
+            schema_migrations.create(conn, checkfirst=True)
+        applied: list[int] = []
+        for migration in MIGRATIONS:
+            with self.engine.begin() as conn:
+                if self.backend == "postgresql":
+                    # Serialize concurrent migrators on PostgreSQL (released at commit).
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724011)")
+                done = conn.execute(
+                    sa.select(schema_migrations.c.version).where(schema_migrations.c.version == migration.version)
+                ).first()
+                if done:
+                    continue
+                migration.apply(conn)
+                conn.execute(
+                    schema_migrations.insert().values(
+                        version=migration.version, name=migration.name, applied_at=utcnow()
+                    )
+                )
+                applied.append(migration.version)
+        return applied
+
+    def ensure_schema(self) -> None:
+        """Migrate when behind; cheap when current (one query)."""
+        if self.schema_version() < SCHEMA_VERSION:
+            self.migrate()
+
+    # -- generic helpers -----------------------------------------------------------------------
+    def count(self, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+        with self.engine.connect() as conn:
+            stmt = sa.select(sa.func.count()).select_from(table)
+            for clause in where:
+                stmt = stmt.where(clause)
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def fetch(self, stmt: sa.Select[Any]) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def sqlite_url(path: str) -> str:
+    """``sqlite:///`` URL for a file path."""
+    return f"sqlite:///{path}"
+
+
+def chunked(rows: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Slices of at most ``size`` rows (keeps bulk inserts under driver parameter limits)."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+# --- shared reads -------------------------------------------------------------------------------
+
+
+def current_annotations_query() -> sa.Select[Any]:
+    """The latest version of every annotation that is not a tombstone.
+
+    Columns: ls_annotation_id, version, ls_task_id, item_id, labeler_id, label, lead_time_s,
+    created_at, updated_at. One row per Label Studio annotation; a labeler may have more than one
+    annotation of the same item (consumers decide, e.g. keep the newest per (item, labeler)).
+    """
+    a = annotations
+    latest = (
+        sa.select(a.c.ls_annotation_id, sa.func.max(a.c.version).label("version"))
+        .group_by(a.c.ls_annotation_id)
+        .subquery("latest")
+    )
+    return (
+        sa.select(
+            a.c.ls_annotation_id,
+            a.c.version,
+            a.c.ls_task_id,
+            a.c.item_id,
+            a.c.labeler_id,
+            a.c.label,
+            a.c.lead_time_s,
+            a.c.created_at,
+            a.c.updated_at,
+        )
+        .join(latest, sa.and_(a.c.ls_annotation_id == latest.c.ls_annotation_id, a.c.version == latest.c.version))
+        .where(a.c.deleted.is_(False))
+        .order_by(a.c.ls_annotation_id)
+    )
+
+
+def latest_consensus_query() -> sa.Select[Any]:
+    """The newest consensus version per item."""
+    c = consensus
+    latest = sa.select(c.c.item_id, sa.func.max(c.c.version).label("version")).group_by(c.c.item_id).subquery()
+    return sa.select(c).join(latest, sa.and_(c.c.item_id == latest.c.item_id, c.c.version == latest.c.version))
