@@ -12,6 +12,7 @@ import dagster as dg
 
 from labeling_assets.constants import data_dir
 from labeling_assets.core.store import sqlite_url
+from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -24,11 +25,16 @@ def build_resources(deployment: str | None = None) -> dict[str, Any]:
     """Resources for a deployment, keyed by the names assets ask for."""
     deployment = deployment or get_deployment()
     folder = data_dir()
-    if deployment == "prod":
+    # A URL may hold a password: when it comes from the environment it goes through EnvVar, which
+    # Dagster resolves at launch and never shows in the UI.
+    if deployment == "prod" or "LABEL_STORE_URL" in os.environ:
         store = LabelStoreResource(url=dg.EnvVar("LABEL_STORE_URL"))
     else:
-        store = LabelStoreResource(url=os.environ.get("LABEL_STORE_URL", sqlite_url(str(folder / "labels.db"))))
+        store = LabelStoreResource(url=sqlite_url(str(folder / "labels.db")))
     return {
         "project": ProjectSettings(data_dir=str(folder)),
         "label_store": store,
+        "image_source": ImageSourceResource(
+            uri=os.environ.get("LABELING_ASSETS_IMAGE_SOURCE") or None, demo_dir=str(folder / "demo" / "digits")
+        ),
     }

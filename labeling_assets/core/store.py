@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,7 +56,7 @@ items = sa.Table(
     sa.Column("status_detail", sa.Text, nullable=True),
     sa.Column("supersedes", sa.String(64), nullable=True),  # item that the same path held before
     sa.Column("group_key", sa.Text, nullable=True),  # e.g. patient / scan id for group-aware splits
-    sa.Column("gold_label", sa.JSON, nullable=True),  # only for gold items; never sent to Label Studio
+    sa.Column("gold_label", sa.JSON(none_as_null=True), nullable=True),  # only for gold items; never sent to Label Studio
     sa.Index("ix_items_status", "status"),
 )
 
@@ -110,7 +111,7 @@ annotations = sa.Table(
     sa.Column("ls_task_id", sa.BigInteger, nullable=True),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("labeler_id", sa.String(64), nullable=False),
-    sa.Column("label", sa.JSON, nullable=True),  # class name or list of class names; null on tombstones
+    sa.Column("label", sa.JSON(none_as_null=True), nullable=True),  # class name or list of class names; null on tombstones
     sa.Column("lead_time_s", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
@@ -164,7 +165,7 @@ labeler_stats = sa.Table(
     sa.Column("median_time_s", sa.Float, nullable=True),
     sa.Column("p90_time_s", sa.Float, nullable=True),
     sa.Column("labels_per_day", sa.Float, nullable=True),
-    sa.Column("class_distribution", sa.JSON, nullable=True),
+    sa.Column("class_distribution", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_labeler_stats_labeler", "labeler_id"),
 )
@@ -194,8 +195,8 @@ dataset_versions = sa.Table(
     sa.Column("dataset_version", sa.String(64), primary_key=True),  # hash of the (item, label, split) manifest
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("n_items", sa.Integer, nullable=False),
-    sa.Column("class_weights", sa.JSON, nullable=True),
-    sa.Column("manifest", sa.JSON, nullable=True),
+    sa.Column("class_weights", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("manifest", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("card", sa.Text, nullable=True),
 )
 
@@ -247,6 +248,9 @@ class LabelStore:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
+            database = sa.engine.make_url(url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             # Dagster runs ops in threads/subprocesses; WAL + a busy timeout keep concurrent writers safe.
             kwargs["connect_args"] = {"timeout": 30}
         else:
