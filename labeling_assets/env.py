@@ -21,6 +21,11 @@ def get_deployment() -> str:
     return os.environ.get("LABELING_ASSETS_DEPLOYMENT", "local")
 
 
+def label_store_url() -> str:
+    """The label store URL for scripts and the CLI (assets get it through the resource)."""
+    return os.environ.get("LABEL_STORE_URL") or sqlite_url(str(data_dir() / "labels.db"))
+
+
 def build_resources(deployment: str | None = None) -> dict[str, Any]:
     """Resources for a deployment, keyed by the names assets ask for."""
     deployment = deployment or get_deployment()

@@ -1,0 +1,120 @@
+"""Small PNG charts for asset metadata and reports (matplotlib, headless).
+
+Every function returns PNG bytes; wrap them with ``core.images.markdown_image`` for Dagster Markdown
+metadata or embed them in HTML as data URIs. Kept tiny on purpose: a picture per question.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def figure_png(fig: Figure, dpi: int = 96) -> bytes:
+    """Render and close a figure (closing matters: long-lived code servers would leak figures)."""
+    buffer = io.BytesIO()
+    try:
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def bar_png(
+    values: Mapping[str, float] | Mapping[str, Mapping[str, float]],
+    title: str,
+    ylabel: str = "",
+    size: tuple[float, float] = (6.0, 3.0),
+) -> bytes:
+    """Bars per category; a mapping of series (e.g. split -> class -> count) gives grouped bars."""
+    fig, ax = plt.subplots(figsize=size)
+    series: dict[str, Mapping[str, float]]
+    first = next(iter(values.values()), None)
+    series = dict(values) if isinstance(first, Mapping) else {"": values}  # type: ignore[dict-item]
+    categories: list[str] = []
+    for mapping in series.values():
+        categories.extend(c for c in mapping if c not in categories)
+    x = np.arange(len(categories))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, mapping) in enumerate(series.items()):
+        heights = [float(mapping.get(c, 0.0)) for c in categories]
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=name or None)
+    ax.set_xticks(x, categories, rotation=45 if len(categories) > 12 else 0, ha="right" if len(categories) > 12 else "center")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if len(series) > 1:
+        ax.legend(fontsize="small")
+    return figure_png(fig)
+
+
+def histogram_png(
+    values: Sequence[float] | np.ndarray,
+    title: str,
+    xlabel: str = "",
+    bins: int = 20,
+    value_range: tuple[float, float] | None = None,
+    size: tuple[float, float] = (6.0, 3.0),
+) -> bytes:
+    """A histogram (e.g. consensus confidence, time per label)."""
+    fig, ax = plt.subplots(figsize=size)
+    data = np.asarray(values, dtype=float)
+    ax.hist(data[np.isfinite(data)], bins=bins, range=value_range, color="#4c72b0", edgecolor="white")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    return figure_png(fig)
+
+
+def lines_png(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    xlabel: str = "",
+    ylabel: str = "",
+    size: tuple[float, float] = (6.0, 3.0),
+) -> bytes:
+    """One line per name: name -> (x values, y values)."""
+    fig, ax = plt.subplots(figsize=size)
+    for name, (xs, ys) in series.items():
+        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if len(series) > 1:
+        ax.legend(fontsize="small")
+    return figure_png(fig)
+
+
+def heatmap_png(
+    matrix: np.ndarray,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    title: str,
+    xlabel: str = "",
+    ylabel: str = "",
+    annotate: bool = True,
+    size: tuple[float, float] = (5.0, 4.5),
+) -> bytes:
+    """A labeled matrix (confusion matrices, labeler × class usage)."""
+    fig, ax = plt.subplots(figsize=size)
+    data = np.asarray(matrix, dtype=float)
+    image = ax.imshow(data, cmap="Blues")
+    ax.set_xticks(range(len(col_labels)), list(col_labels))
+    ax.set_yticks(range(len(row_labels)), list(row_labels))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if annotate and data.size <= 400:
+        threshold = np.nanmax(data) / 2 if data.size else 0
+        for (r, c), value in np.ndenumerate(data):
+            text = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+            ax.text(c, r, text, ha="center", va="center", fontsize=7, color="white" if value > threshold else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    return figure_png(fig)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Set up (idempotently) everything the project needs on a fresh machine, then export its environment.
+# Sourced by scripts/demo and scripts/test. A second run reuses the environments: a stamp of the
+# dependency files decides whether pip has anything to do.
+#
+#   LABELING_ASSETS_VENV   project venv      (default ~/.cache/labeling-assets/venv)
+#   LABEL_STUDIO_VENV      Label Studio venv (default ~/.cache/labeling-assets/label-studio-1.23.2)
+#   LABELING_ASSETS_HOME   data folder       (default <repo>/data)
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/labeling-assets"
+VENV="${LABELING_ASSETS_VENV:-$CACHE/venv}"
+PYTHON_BIN="${PYTHON:-python3.11}"
+command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating the project venv at $VENV"
+  mkdir -p "$(dirname "$VENV")"
+  "$PYTHON_BIN" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
+fi
+
+stamp_file="$VENV/.labeling-assets-deps"
+stamp="$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT/requirements.lock" 2>/dev/null | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
+  log "installing dependencies (torch ${TORCH_NOTE:-2.14.1} is a large wheel: the first time takes a few minutes)"
+  "$VENV/bin/pip" install -q -c "$REPO_ROOT/requirements.lock" -e "$REPO_ROOT[dev]"
+  echo "$stamp" >"$stamp_file"
+fi
+# The venv is shared between clones (CI clones anew each run): point the editable install at this one.
+installed_at="$("$VENV/bin/python" -c 'import labeling_assets, os; print(os.path.dirname(os.path.dirname(labeling_assets.__file__)))' 2>/dev/null || true)"
+if [ "$installed_at" != "$REPO_ROOT" ]; then
+  log "pointing the editable install at $REPO_ROOT"
+  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO_ROOT"
+fi
+
+# Label Studio lives in its own venv (its Django pins clash with ours).
+if [ -x "$REPO_ROOT/scripts/install_label_studio.sh" ]; then
+  "$REPO_ROOT/scripts/install_label_studio.sh"
+fi
+
+export PATH="$VENV/bin:$PATH"
+export DAGSTER_HOME="${DAGSTER_HOME:-$REPO_ROOT}"
+export LABELING_ASSETS_HOME="${LABELING_ASSETS_HOME:-$REPO_ROOT/data}"
+mkdir -p "$LABELING_ASSETS_HOME"
+cd "$REPO_ROOT"

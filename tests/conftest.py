@@ -1,0 +1,87 @@
+"""Shared fixtures: throwaway data folders and real label stores (SQLite always, PostgreSQL too).
+
+PostgreSQL is the server on 127.0.0.1:5432 (trust auth); each store fixture gets a fresh database that
+is dropped at the end of the session. Set LABELING_ASSETS_TEST_PG_URL to use another server.
+"""
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+# Before any project import: nothing a test does may touch the developer's ./data folder.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="labeling-assets-tests-"))
+os.environ["LABELING_ASSETS_HOME"] = str(_SESSION_HOME)
+os.environ.pop("LABEL_STORE_URL", None)
+
+from labeling_assets.core.store import LabelStore  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("LABELING_ASSETS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+class PostgresDatabases:
+    """Creates throwaway databases on the test server and drops them all at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.prefix = f"la_test_{uuid.uuid4().hex[:8]}"
+        self.created: list[str] = []
+
+    def new_url(self) -> str:
+        name = f"{self.prefix}_{len(self.created)}"
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PostgresDatabases]:
+    try:
+        dbs = PostgresDatabases(PG_ADMIN_URL)
+        with dbs.admin.connect():
+            pass
+    except sa.exc.OperationalError as exc:  # a missing server is a failure, not a skip: CI has one
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A fresh project data folder for one test."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[LabelStore]:
+    store = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}")
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def postgres_store(pg_databases: PostgresDatabases) -> Iterator[LabelStore]:
+    store = LabelStore(pg_databases.new_url())
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> LabelStore:
+    """The same test against both backends."""
+    return request.getfixturevalue(f"{request.param}_store")
