@@ -1,0 +1,271 @@
+"""Label aggregation: majority, Dawid-Skene, CROWDLAB and auto, including the edge cases of DESIGN §5."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labeling_assets.core.consensus import ConsensusInputError, aggregate, aggregate_full
+
+
+def _frame(rows: list[tuple[object, object, object]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["item_id", "labeler_id", "label"])
+
+
+def _crowd(
+    accuracies: list[float],
+    *,
+    n_items: int = 300,
+    n_classes: int = 4,
+    overlap: int = 3,
+    seed: int = 0,
+    biased: dict[int, int] | None = None,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """A simulated crowd: labeler j is right with probability accuracies[j], else picks a wrong class at
+    random; a labeler in ``biased`` answers that class whenever wrong... and half the time anyway."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, n_classes, n_items)
+    who = np.argsort(rng.random((n_items, len(accuracies))), axis=1)[:, :overlap]
+    item = np.repeat(np.arange(n_items), overlap)
+    labeler = who.ravel()
+    right = rng.random(len(item)) < np.asarray(accuracies)[labeler]
+    wrong = (truth[item] + rng.integers(1, n_classes, len(item))) % n_classes
+    label = np.where(right, truth[item], wrong)
+    for j, favourite in (biased or {}).items():
+        mine = labeler == j
+        label[mine & (rng.random(len(item)) < 0.5)] = favourite
+    frame = pd.DataFrame(
+        {"item_id": [f"i{i:04d}" for i in item], "labeler_id": [f"u{j}" for j in labeler], "label": label}
+    )
+    return frame, pd.Series(truth, index=[f"i{i:04d}" for i in range(n_items)])
+
+
+def _accuracy(labels: pd.DataFrame, truth: pd.Series) -> float:
+    return float((labels["label"].to_numpy() == truth.loc[labels["item_id"]].to_numpy()).mean())
+
+
+# --- output shape and API ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["majority", "dawid_skene"])
+def test_aggregate_returns_one_row_per_item_sorted_by_item_id(method: str) -> None:
+    frame = _frame([("b", "u1", "cat"), ("a", "u1", "dog"), ("a", "u2", "dog"), ("b", "u2", "cat")])
+    labels = aggregate(frame, method)
+    assert list(labels.columns) == ["item_id", "label", "confidence", "n_annotators", "agreement"]
+    assert labels["item_id"].tolist() == ["a", "b"]
+    assert labels["label"].tolist() == ["dog", "cat"]
+    assert labels["n_annotators"].tolist() == [2, 2]
+
+
+def test_majority_confidence_is_the_vote_share() -> None:
+    frame = _frame([("a", "u1", "x"), ("a", "u2", "x"), ("a", "u3", "y"), ("a", "u4", "x")])
+    labels = aggregate(frame, "majority")
+    assert labels.loc[0, "label"] == "x"
+    assert labels.loc[0, "confidence"] == pytest.approx(0.75)
+    assert labels.loc[0, "agreement"] == pytest.approx(0.75)
+
+
+def test_integer_labels_come_back_as_integers() -> None:
+    frame = _frame([("a", "u1", 3), ("a", "u2", 3), ("b", "u1", 1)])
+    labels = aggregate(frame, "majority")
+    assert labels["label"].tolist() == [3, 1]
+    assert all(isinstance(v, (int, np.integer)) for v in labels["label"])
+
+
+# --- ties and determinism ----------------------------------------------------------------------
+
+
+def test_majority_tie_goes_to_the_class_more_frequent_overall() -> None:
+    frame = _frame([("tie", "u1", "b"), ("tie", "u2", "a"), ("other", "u1", "b"), ("other", "u2", "b")])
+    assert aggregate(frame, "majority").set_index("item_id").loc["tie", "label"] == "b"
+
+
+def test_majority_tie_between_equally_frequent_classes_goes_to_the_class_listed_first() -> None:
+    frame = _frame([("tie", "u1", "b"), ("tie", "u2", "a")])
+    assert aggregate(frame, "majority", classes=["b", "a"]).loc[0, "label"] == "b"
+    assert aggregate(frame, "majority", classes=["a", "b"]).loc[0, "label"] == "a"
+    assert aggregate(frame, "majority").loc[0, "label"] == "a"  # default class order is sorted
+
+
+def test_ties_do_not_depend_on_row_order() -> None:
+    frame = _frame([("t1", "u1", "b"), ("t1", "u2", "a"), ("t2", "u1", "c"), ("t2", "u2", "a")])
+    shuffled = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    for method in ("majority", "dawid_skene"):
+        pd.testing.assert_frame_equal(aggregate(frame, method), aggregate(shuffled, method))
+
+
+def test_dawid_skene_is_deterministic_across_runs() -> None:
+    frame, _ = _crowd([0.9, 0.7, 0.6, 0.3], seed=5)
+    first = aggregate_full(frame, "dawid_skene")
+    second = aggregate_full(frame.sample(frac=1.0, random_state=1), "dawid_skene")
+    pd.testing.assert_frame_equal(first.labels, second.labels)
+    pd.testing.assert_frame_equal(first.labeler_quality, second.labeler_quality)
+
+
+# --- edge cases ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["majority", "dawid_skene", "auto"])
+def test_an_item_with_one_annotator_gets_that_annotators_label(method: str) -> None:
+    frame = _frame([("solo", "u1", "cat")])
+    labels = aggregate(frame, method)
+    assert labels.loc[0, "label"] == "cat"
+    assert labels.loc[0, "n_annotators"] == 1
+    assert 0.0 < labels.loc[0, "confidence"] <= 1.0
+
+
+def test_dawid_skene_handles_a_labeler_with_a_single_label() -> None:
+    frame, truth = _crowd([0.9, 0.85, 0.8], seed=2)
+    frame = pd.concat([frame, _frame([("i0000", "newcomer", int(truth["i0000"]))])], ignore_index=True)
+    result = aggregate_full(frame, "dawid_skene")
+    assert np.isfinite(result.probabilities).all()
+    assert np.isfinite(result.confusion).all()
+    quality = result.labeler_quality.set_index("labeler_id")
+    assert quality.loc["newcomer", "n_labels"] == 1
+    assert 0.0 <= quality.loc["newcomer", "quality"] <= 1.0
+
+
+@pytest.mark.parametrize("method", ["majority", "dawid_skene"])
+def test_a_class_nobody_chose_still_exists_with_finite_probabilities(method: str) -> None:
+    frame, _ = _crowd([0.9, 0.8, 0.7], n_classes=3, seed=1)
+    result = aggregate_full(frame, method, classes=[0, 1, 2, 99])
+    assert result.classes == [0, 1, 2, 99]
+    assert result.probabilities.shape[1] == 4
+    assert np.isfinite(result.probabilities).all()
+    assert 99 not in set(result.labels["label"])
+    if method == "dawid_skene":
+        assert result.confusion.shape[1:] == (4, 4)
+        np.testing.assert_allclose(result.confusion.sum(axis=2), 1.0)
+
+
+def test_labels_outside_the_given_classes_are_a_clear_error() -> None:
+    frame = _frame([("a", "u1", "cat"), ("a", "u2", "cow")])
+    with pytest.raises(ConsensusInputError, match="not in classes"):
+        aggregate(frame, "majority", classes=["cat", "dog"])
+
+
+def test_null_labels_are_a_clear_error() -> None:
+    frame = _frame([("a", "u1", "cat"), ("a", "u2", None)])
+    with pytest.raises(ConsensusInputError, match="null"):
+        aggregate(frame, "majority")
+
+
+def test_missing_columns_are_a_clear_error() -> None:
+    with pytest.raises(ConsensusInputError, match="labeler_id"):
+        aggregate(pd.DataFrame({"item_id": ["a"], "label": ["x"]}))
+
+
+def test_unknown_method_is_a_clear_error() -> None:
+    with pytest.raises(ConsensusInputError, match="unknown consensus method"):
+        aggregate(_frame([("a", "u1", "x")]), "median")
+
+
+def test_a_repeated_item_labeler_pair_counts_once_and_the_last_row_wins() -> None:
+    frame = _frame([("a", "u1", "x"), ("a", "u1", "y"), ("a", "u2", "y")])
+    result = aggregate_full(frame, "majority")
+    assert result.labels.loc[0, "label"] == "y"
+    assert result.labels.loc[0, "confidence"] == pytest.approx(1.0)
+    assert any("repeated" in note for note in result.notes)
+
+
+# --- Dawid-Skene quality --------------------------------------------------------------------------
+
+
+def test_dawid_skene_beats_majority_when_two_of_three_labelers_are_spammers() -> None:
+    # Two near-random labelers outvote the good one under majority whenever they happen to agree;
+    # Dawid-Skene learns their confusion matrices and trusts the good labeler.
+    frame, truth = _crowd([0.95, 0.9, 0.3, 0.25, 0.3], n_items=400, overlap=3, seed=7)
+    majority = _accuracy(aggregate(frame, "majority"), truth)
+    dawid_skene = _accuracy(aggregate(frame, "dawid_skene"), truth)
+    assert dawid_skene > majority + 0.03
+
+
+def test_dawid_skene_ranks_the_spammer_lowest_and_the_expert_highest() -> None:
+    frame, _ = _crowd([0.95, 0.8, 0.7, 0.25], n_items=400, seed=11)
+    quality = aggregate_full(frame, "dawid_skene").labeler_quality.set_index("labeler_id")["quality"]
+    assert quality.idxmin() == "u3"
+    assert quality.idxmax() == "u0"
+
+
+def test_dawid_skene_corrects_a_labeler_biased_toward_one_class() -> None:
+    frame, truth = _crowd([0.9, 0.8, 0.8, 0.8], n_items=400, seed=4, biased={0: 2})
+    result = aggregate_full(frame, "dawid_skene")
+    assert _accuracy(result.labels, truth) >= _accuracy(aggregate(frame, "majority"), truth)
+    confusion_u0 = result.confusion[list(result.labeler_quality["labeler_id"]).index("u0")]
+    # u0 says class 2 for about half of the items of every other class.
+    assert confusion_u0[0, 2] > 0.3
+
+
+def test_dawid_skene_posteriors_are_probabilities() -> None:
+    frame, _ = _crowd([0.9, 0.6, 0.5], seed=3)
+    result = aggregate_full(frame, "dawid_skene")
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0)
+    assert result.labels["confidence"].between(0.0, 1.0).all()
+    assert result.iterations is not None and result.iterations >= 1
+
+
+def test_dawid_skene_handles_a_hundred_thousand_annotations_quickly() -> None:
+    frame, truth = _crowd([0.9, 0.8, 0.7, 0.6, 0.5, 0.3], n_items=33_000, n_classes=10, seed=9)
+    result = aggregate_full(frame, "dawid_skene")
+    assert len(result.labels) == 33_000
+    assert _accuracy(result.labels, truth) > 0.85
+
+
+# --- CROWDLAB and auto ----------------------------------------------------------------------------
+
+
+def _pred_probs(truth: pd.Series, n_classes: int, *, accuracy: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    guess = np.where(
+        rng.random(len(truth)) < accuracy, truth.to_numpy(), rng.integers(0, n_classes, len(truth))
+    )
+    probs = np.full((len(truth), n_classes), 0.1 / (n_classes - 1))
+    probs[np.arange(len(truth)), guess] = 0.9
+    return probs
+
+
+def test_crowdlab_uses_pred_probs_and_reports_annotator_quality() -> None:
+    frame, truth = _crowd([0.9, 0.6, 0.3], n_items=200, n_classes=3, overlap=2, seed=8)
+    probs = _pred_probs(truth.sort_index(), 3, accuracy=0.85, seed=1)
+    result = aggregate_full(frame, "crowdlab", pred_probs=probs)
+    assert result.method == "crowdlab"
+    assert len(result.labels) == 200
+    quality = result.labeler_quality.set_index("labeler_id")["quality"]
+    assert quality.idxmax() == "u0" and quality.idxmin() == "u2"
+    assert _accuracy(result.labels, truth) >= _accuracy(aggregate(frame, "majority"), truth)
+
+
+def test_crowdlab_matches_pred_probs_given_as_a_dataframe_by_item_id() -> None:
+    frame, truth = _crowd([0.9, 0.7, 0.6], n_items=60, n_classes=3, overlap=2, seed=2)
+    probs = _pred_probs(truth.sort_index(), 3, accuracy=0.8, seed=2)
+    table = pd.DataFrame(probs, index=truth.sort_index().index, columns=[0, 1, 2]).iloc[::-1]
+    by_array = aggregate(frame, "crowdlab", pred_probs=probs)
+    by_frame = aggregate(frame, "crowdlab", pred_probs=table)
+    pd.testing.assert_frame_equal(by_array, by_frame)
+
+
+def test_crowdlab_without_pred_probs_is_a_clear_error() -> None:
+    frame, _ = _crowd([0.9, 0.7], n_items=20, overlap=2)
+    with pytest.raises(ConsensusInputError, match="pred_probs"):
+        aggregate(frame, "crowdlab")
+
+
+def test_crowdlab_rejects_pred_probs_of_the_wrong_shape() -> None:
+    frame, _ = _crowd([0.9, 0.7], n_items=20, n_classes=3, overlap=2)
+    with pytest.raises(ConsensusInputError, match="shape"):
+        aggregate(frame, "crowdlab", pred_probs=np.full((19, 3), 1 / 3))
+
+
+def test_auto_picks_crowdlab_when_pred_probs_are_given() -> None:
+    frame, truth = _crowd([0.9, 0.7, 0.6], n_items=50, n_classes=3, overlap=2)
+    result = aggregate_full(frame, pred_probs=_pred_probs(truth.sort_index(), 3, accuracy=0.8, seed=0))
+    assert result.method == "crowdlab"
+    assert any("auto chose crowdlab" in note for note in result.notes)
+
+
+def test_auto_picks_dawid_skene_with_enough_overlap_and_majority_without() -> None:
+    frame, _ = _crowd([0.9, 0.7, 0.6], n_items=50, overlap=2)
+    assert aggregate_full(frame).method == "dawid_skene"
+    assert aggregate_full(frame.head(6)).method == "majority"  # three items with two annotations
+    single = aggregate_full(_frame([("a", "u1", "x"), ("b", "u1", "y")]))
+    assert single.method == "majority"
+    assert "one labeler" in single.notes[-1]
