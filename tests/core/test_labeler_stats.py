@@ -97,7 +97,7 @@ def test_class_usage_does_not_flag_small_numbers() -> None:
 
 
 def test_class_usage_falls_back_to_population_shares_without_consensus() -> None:
-    labels = _labels(["a"] * 12)
+    labels = _labels(["a"] * 15)  # 5 of each class expected: enough to flag (min_count=5)
     usage = class_usage(labels, CLASSES, population_shares={"a": 1, "b": 1, "c": 1})
     assert [u.flag for u in usage] == ["overuses", "avoids", "avoids"]
     assert class_usage(labels, CLASSES) == []
