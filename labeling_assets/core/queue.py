@@ -1,0 +1,175 @@
+"""Which items go to Label Studio next, in what order, and what exactly is sent.
+
+Pure (numpy only). Regular items are ordered by prelabel uncertainty when probabilities exist
+(unscored items count as maximally uncertain), else by a seeded shuffle; gold items are interleaved
+at ``gold_rate`` at random positions. :func:`task_payload` is the ONLY builder of what is sent: it
+has no parameter through which a gold answer could pass, and :func:`payload_leaks` double-checks.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labeling_assets.core.labelstudio_config import DATA_KEY, choice_result
+
+STRATEGIES = ("uncertainty", "margin", "entropy", "random")
+# Keys that must never appear anywhere in a payload sent to Label Studio.
+FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item that could be queued. ``probs`` are prelabel class probabilities (None = not scored)."""
+
+    item_id: str
+    is_gold: bool = False
+    probs: Mapping[str, float] | None = None
+    model_version: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    """An item chosen for the queue, in queue order (``position`` 0 is served first)."""
+
+    item_id: str
+    is_gold: bool
+    position: int
+    priority: float  # uncertainty in [0, 1]; 1.0 when not scored
+    probs: Mapping[str, float] | None
+    model_version: str | None
+
+
+def uncertainty(probs: Mapping[str, float] | None, strategy: str = "uncertainty") -> float:
+    """Uncertainty in [0, 1] (higher = ask a human first); 1.0 when there are no probabilities.
+
+    ``uncertainty``: 1 - max p; ``margin``: 1 - (p1 - p2); ``entropy``: normalized Shannon entropy;
+    ``random``: 1.0 (order comes from the seed alone).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    if not probs or strategy == "random":
+        return 1.0
+    p = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, None)
+    total = p.sum()
+    if total <= 0 or not np.isfinite(total):
+        return 1.0
+    p = np.sort(p / total)[::-1]
+    if strategy == "uncertainty":
+        return float(1.0 - p[0])
+    if strategy == "margin":
+        return float(1.0 - (p[0] - (p[1] if len(p) > 1 else 0.0)))
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+
+
+def select_queue(
+    candidates: Sequence[Candidate],
+    *,
+    limit: int,
+    gold_rate: float = 0.1,
+    strategy: str = "uncertainty",
+    seed: int = 0,
+) -> list[QueuedItem]:
+    """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold.
+
+    Regular items: highest uncertainty first (ties broken by a seeded shuffle). Gold items: a seeded
+    random sample placed at seeded random positions, so nothing about a task's position or payload
+    tells it apart.
+    """
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    if not 0.0 <= gold_rate < 1.0:
+        raise ValueError("gold_rate must be in [0, 1)")
+    rng = np.random.default_rng(seed)
+    regular = [c for c in candidates if not c.is_gold]
+    gold = [c for c in candidates if c.is_gold]
+    n_gold = min(len(gold), round(limit * gold_rate))
+    n_regular = min(len(regular), limit - n_gold)
+    if (
+        n_regular < limit - n_gold
+    ):  # not enough regular items: fill with gold, never exceed the rate's intent silently
+        n_gold = min(len(gold), limit - n_regular)
+    shuffled = [regular[i] for i in rng.permutation(len(regular))]
+    scores = [uncertainty(c.probs, strategy) for c in shuffled]
+    order = sorted(range(len(shuffled)), key=lambda i: -scores[i])  # stable: ties keep the shuffle
+    chosen_regular = [(shuffled[i], scores[i]) for i in order[:n_regular]]
+    chosen_gold = [
+        (gold[i], uncertainty(gold[i].probs, strategy)) for i in rng.permutation(len(gold))[:n_gold]
+    ]
+    total = len(chosen_regular) + len(chosen_gold)
+    gold_slots = set(rng.choice(total, size=len(chosen_gold), replace=False).tolist()) if total else set()
+    out: list[QueuedItem] = []
+    it_regular, it_gold = iter(chosen_regular), iter(chosen_gold)
+    for position in range(total):
+        cand, score = next(it_gold) if position in gold_slots else next(it_regular)
+        out.append(
+            QueuedItem(
+                item_id=cand.item_id,
+                is_gold=cand.is_gold,
+                position=position,
+                priority=score,
+                probs=cand.probs,
+                model_version=cand.model_version,
+            )
+        )
+    return out
+
+
+def task_payload(
+    item_id: str,
+    image_url: str,
+    *,
+    probs: Mapping[str, float] | None = None,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """The Label Studio task for an item: image URL and item id, plus the prelabel as a prediction.
+
+    Takes no gold flag or gold label on purpose: gold and regular tasks are built identically.
+    """
+    task: dict[str, Any] = {"data": {DATA_KEY: image_url, "item_id": item_id}}
+    if probs:
+        label, score = max(probs.items(), key=lambda kv: kv[1])
+        task["predictions"] = [
+            {
+                "model_version": model_version or "unknown",
+                "score": float(score),
+                "result": choice_result(str(label)),
+            }
+        ]
+    return task
+
+
+def payload_leaks(payload: Any, gold_labels: Mapping[str, Any]) -> list[str]:
+    """Why ``payload`` (a task or list of tasks) would leak gold; empty when it is clean.
+
+    Flags forbidden keys anywhere in the structure, and a gold item whose payload holds its gold
+    label outside of a model prediction.
+    """
+    problems: list[str] = []
+    tasks = payload if isinstance(payload, list) else [payload]
+    for task in tasks:
+        problems.extend(f"forbidden key {k!r}" for k in sorted(_keys(task) & FORBIDDEN_KEYS))
+        data = task.get("data", {}) if isinstance(task, Mapping) else {}
+        item_id = data.get("item_id")
+        if item_id in gold_labels:
+            gold = gold_labels[item_id]
+            for key, value in data.items():
+                if key != "item_id" and value == gold:
+                    problems.append(f"gold label of {item_id[:12]} in data[{key!r}]")
+            if "annotations" in task:
+                problems.append(f"gold item {item_id[:12]} carries annotations")
+    return problems
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, Mapping):
+        keys = {str(k) for k in value}
+        for v in value.values():
+            keys |= _keys(v)
+        return keys
+    if isinstance(value, list | tuple):
+        return set().union(*(_keys(v) for v in value)) if value else set()
+    return set()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install Label Studio Community into its OWN venv (its Django pins clash with the project's).
+# Idempotent: a stamp file records the installed version; a second run does nothing.
+#
+#   LABEL_STUDIO_VENV     venv path (default ~/.cache/labeling-assets/label-studio-<version>)
+#   LABEL_STUDIO_VERSION  version    (default 1.23.2)
+set -euo pipefail
+
+VERSION="${LABEL_STUDIO_VERSION:-1.23.2}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/labeling-assets"
+LS_VENV="${LABEL_STUDIO_VENV:-$CACHE/label-studio-$VERSION}"
+PYTHON_BIN="${PYTHON:-python3.11}"
+command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
+
+stamp_file="$LS_VENV/.label-studio-installed"
+if [ "$(cat "$stamp_file" 2>/dev/null)" = "$VERSION" ] && [ -x "$LS_VENV/bin/label-studio" ]; then
+  exit 0
+fi
+
+log() { printf '[install_label_studio] %s\n' "$*" >&2; }
+if [ ! -x "$LS_VENV/bin/python" ]; then
+  log "creating the Label Studio venv at $LS_VENV"
+  mkdir -p "$(dirname "$LS_VENV")"
+  "$PYTHON_BIN" -m venv "$LS_VENV"
+  "$LS_VENV/bin/pip" install -q --upgrade pip setuptools wheel
+fi
+log "installing label-studio==$VERSION (a few minutes the first time)"
+"$LS_VENV/bin/pip" install -q --disable-pip-version-check "label-studio==$VERSION"
+"$LS_VENV/bin/label-studio" --help >/dev/null
+echo "$VERSION" >"$stamp_file"
+log "Label Studio $VERSION ready: $LS_VENV/bin/label-studio"

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from labeling_assets.core.queue import Candidate, payload_leaks, select_queue, task_payload, uncertainty
+
+
+def _candidates(n_regular: int, n_gold: int, scored: bool = False) -> list[Candidate]:
+    out = []
+    for i in range(n_regular):
+        probs = {"a": 0.5 + i / (2 * n_regular), "b": 0.5 - i / (2 * n_regular)} if scored else None
+        out.append(Candidate(item_id=f"r{i:03d}", probs=probs, model_version="m1" if scored else None))
+    out += [Candidate(item_id=f"g{i:03d}", is_gold=True) for i in range(n_gold)]
+    return out
+
+
+def test_uncertainty_orders_confident_last() -> None:
+    assert uncertainty({"a": 0.5, "b": 0.5}) > uncertainty({"a": 0.9, "b": 0.1})
+    assert uncertainty({"a": 0.5, "b": 0.5}, "entropy") == pytest.approx(1.0)
+    assert uncertainty({"a": 1.0, "b": 0.0}, "margin") == pytest.approx(0.0)
+    assert uncertainty(None) == 1.0
+
+
+def test_most_uncertain_items_are_queued_first() -> None:
+    queue = select_queue(_candidates(50, 0, scored=True), limit=10, gold_rate=0.0)
+    assert [q.item_id for q in queue] == [f"r{i:03d}" for i in range(10)]
+    assert [q.position for q in queue] == list(range(10))
+
+
+def test_without_prelabels_the_order_is_a_seeded_shuffle() -> None:
+    cands = _candidates(100, 0)
+    a = [q.item_id for q in select_queue(cands, limit=20, seed=1)]
+    assert a == [q.item_id for q in select_queue(cands, limit=20, seed=1)]
+    assert a != [q.item_id for q in select_queue(cands, limit=20, seed=2)]
+    assert a != sorted(a)
+
+
+def test_gold_is_interleaved_at_the_gold_rate() -> None:
+    queue = select_queue(_candidates(200, 50), limit=100, gold_rate=0.1, seed=0)
+    gold_positions = [q.position for q in queue if q.is_gold]
+    assert len(queue) == 100 and len(gold_positions) == 10
+    assert gold_positions != list(range(90, 100)) and gold_positions != list(range(10))
+
+
+def test_limit_and_available_items_bound_the_queue() -> None:
+    assert len(select_queue(_candidates(3, 1), limit=100, gold_rate=0.1)) == 4
+    assert select_queue(_candidates(3, 1), limit=0) == []
+
+
+def test_payload_never_carries_gold_and_looks_the_same_for_gold_items() -> None:
+    gold = {"g000": "b"}
+    regular = task_payload("r000", "/img/r", probs={"a": 0.7, "b": 0.3}, model_version="m1")
+    gold_task = task_payload("g000", "/img/g", probs={"a": 0.2, "b": 0.8}, model_version="m1")
+    assert regular.keys() == gold_task.keys() and regular["data"].keys() == gold_task["data"].keys()
+    assert gold_task["predictions"][0]["model_version"] == "m1"
+    assert payload_leaks([regular, gold_task], gold) == []
+    assert "gold" not in json.dumps(gold_task)
+
+
+def test_payload_leaks_flags_gold_fields_and_gold_answers() -> None:
+    gold = {"g000": "b"}
+    bad = {"data": {"image": "/x", "item_id": "g000", "hint": "b"}}
+    assert payload_leaks(bad, gold)
+    assert payload_leaks({"data": {"image": "/x", "item_id": "r1", "is_gold": True}}, gold)
+    assert payload_leaks({"data": {"image": "/x", "item_id": "g000"}, "annotations": []}, gold)
