@@ -225,7 +225,13 @@ def ingest_source(
     todo: list[SourceFile] = []
     for f in files:
         known = manifest.get(f.rel_path)
-        if known is not None and f.size is not None and (known.size, known.mtime_ns) == (f.size, f.mtime_ns):
+        # A file that could not be read last time has no item: retry it (a chmod changes no mtime).
+        if (
+            known is not None
+            and known.item_id is not None
+            and f.size is not None
+            and (known.size, known.mtime_ns) == (f.size, f.mtime_ns)
+        ):
             report.outcomes.append(FileOutcome(f.rel_path, UNCHANGED, known.item_id))
         else:
             todo.append(f)
@@ -297,7 +303,7 @@ def _ingest_batch(
                     outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, reason, detail)
                 elif previous is not None and previous_item == item_id:
                     outcome = FileOutcome(f.rel_path, UNCHANGED, item_id)  # touched, same bytes
-                elif previous is not None:
+                elif previous_item is not None:
                     outcome = FileOutcome(f.rel_path, CHANGED, item_id, detail="now holds bytes of an existing item")
                 else:
                     outcome = FileOutcome(f.rel_path, DUPLICATE, item_id, detail="same bytes as an existing item")
@@ -324,7 +330,7 @@ def _ingest_batch(
                         "status_reason": None,
                         "status_detail": None,
                     }
-                    outcome = FileOutcome(f.rel_path, CHANGED if previous is not None else NEW, item_id)
+                    outcome = FileOutcome(f.rel_path, CHANGED if previous_item is not None else NEW, item_id)
                 else:
                     # Keep the evidence: a copy of what was rejected, next to the reason.
                     path = quarantine_dir / item_id[:2] / item_id

@@ -119,7 +119,9 @@ def test_latest_consensus_is_the_newest_version_per_item(store: LabelStore) -> N
 
 def test_a_missing_gold_label_is_sql_null_not_json_null(store: LabelStore) -> None:
     with store.begin() as conn:
-        conn.execute(items.insert(), [_item("a" * 64), _item("b" * 64, gold_label="3")])
+        # Both rows name the column: an executemany takes its columns from the first row.
+        conn.execute(items.insert(), [_item("a" * 64, gold_label=None), _item("b" * 64, gold_label="3")])
+    assert store.count(items, items.c.gold_label.is_(None)) == 1
     assert store.count(items, items.c.gold_label.is_not(None)) == 1
 
 
