@@ -269,3 +269,55 @@ def test_auto_picks_dawid_skene_with_enough_overlap_and_majority_without() -> No
     single = aggregate_full(_frame([("a", "u1", "x"), ("b", "u1", "y")]))
     assert single.method == "majority"
     assert "one labeler" in single.notes[-1]
+
+
+# --- votes from stored annotation rows --------------------------------------------------------------
+
+
+def test_latest_votes_keep_the_newest_annotation_per_item_and_labeler() -> None:
+    from labeling_assets.core.consensus import latest_votes
+
+    rows = pd.DataFrame(
+        {
+            "ls_annotation_id": [1, 2, 3],
+            "item_id": ["a", "a", "a"],
+            "labeler_id": ["u1", "u1", "u2"],
+            "label": ["cat", ["dog"], "cat"],  # u1 re-annotated the item later (a second LS annotation)
+            "created_at": pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-01"], utc=True),
+            "updated_at": [None, None, None],
+        }
+    )
+    votes = latest_votes(rows, ["cat", "dog"])
+    assert votes.frame[["labeler_id", "label"]].values.tolist() == [["u1", "dog"], ["u2", "cat"]]
+    assert votes.skipped == {}
+
+
+def test_latest_votes_skip_a_newest_label_that_is_not_one_project_class_without_reviving_an_older_one() -> (
+    None
+):
+    from labeling_assets.core.consensus import SKIP_MULTI_LABEL, SKIP_UNKNOWN_CLASS, latest_votes
+
+    rows = pd.DataFrame(
+        {
+            "ls_annotation_id": [1, 2, 3, 4],
+            "item_id": ["a", "a", "b", "c"],
+            "labeler_id": ["u1", "u1", "u1", "u1"],
+            "label": ["cat", ["cat", "dog"], "cow", None],
+            "updated_at": pd.to_datetime(["2026-01-01", "2026-01-03", "2026-01-01", "2026-01-01"], utc=True),
+        }
+    )
+    votes = latest_votes(rows, ["cat", "dog"])
+    assert votes.frame.empty
+    assert votes.skipped == {SKIP_MULTI_LABEL: 2, SKIP_UNKNOWN_CLASS: 1}
+    assert votes.examples[SKIP_UNKNOWN_CLASS] == ["cow"]
+
+
+def test_single_class_unwraps_one_element_lists_only() -> None:
+    from labeling_assets.core.consensus import single_class
+
+    assert single_class("cat") == "cat"
+    assert single_class(["cat"]) == "cat"
+    assert single_class(["cat", "dog"]) is None
+    assert single_class([]) is None
+    assert single_class(float("nan")) is None
+    assert single_class({"choices": ["cat"]}) is None
