@@ -119,7 +119,6 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: in
     correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
     # Bins are (lo, hi]; a confidence of exactly 0 falls in the first bin.
     bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
     conf_sum = np.bincount(bins, weights=confidence, minlength=n_bins)
     correct_sum = np.bincount(bins, weights=correct, minlength=n_bins)
     return float(np.abs(correct_sum - conf_sum).sum() / len(y_true))
@@ -154,7 +153,10 @@ class EvaluationReport:
 
     def per_class_markdown(self) -> str:
         """A Markdown table: class, support, precision, recall, F1, AUC."""
-        lines = ["| class | support | precision | recall | F1 | AUC (OvR) |", "|---|---:|---:|---:|---:|---:|"]
+        lines = [
+            "| class | support | precision | recall | F1 | AUC (OvR) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         pc = self.per_class
         for k, name in enumerate(self.classes):
             auc = "n/a" if np.isnan(self.auc_per_class[k]) else f"{self.auc_per_class[k]:.3f}"
@@ -164,7 +166,9 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def evaluate_probs(y_true: np.ndarray, probs: np.ndarray, classes: list[str], n_bins: int = 15) -> EvaluationReport:
+def evaluate_probs(
+    y_true: np.ndarray, probs: np.ndarray, classes: list[str], n_bins: int = 15
+) -> EvaluationReport:
     """All evaluation metrics from true class indices and predicted class probabilities."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)

@@ -143,7 +143,11 @@ class SmallCNN(nn.Module):
         super().__init__()
 
         def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            return [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
 
         self.features = nn.Sequential(
             *block(in_channels, width),
@@ -234,7 +238,9 @@ def _load_local_weights(model: nn.Module, weights_path: str) -> list[str]:
     return sorted(set(own) - set(usable))
 
 
-def build_backbone(name: str, num_classes: int, in_channels: int = 3, weights_path: str | None = None) -> nn.Module:
+def build_backbone(
+    name: str, num_classes: int, in_channels: int = 3, weights_path: str | None = None
+) -> nn.Module:
     """A torchvision (or small) backbone with a ``num_classes`` head, built without downloading anything."""
     if name == "small_cnn":
         model: nn.Module = SmallCNN(in_channels, num_classes)
@@ -290,7 +296,11 @@ def decode_image_file(path: str | Path, image_size: int, channels: int) -> torch
         image = (image.float() * (255.0 / float(torch.iinfo(image.dtype).max))).round().to(torch.uint8)
     if tuple(image.shape[-2:]) != (image_size, image_size):
         resized = F.interpolate(
-            image[None].float(), size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+            image[None].float(),
+            size=(image_size, image_size),
+            mode="bilinear",
+            antialias=True,
+            align_corners=False,
         )
         image = resized[0].round().clamp_(0, 255).to(torch.uint8)
     return image
@@ -332,7 +342,9 @@ def decode_images(
     if out is None:
         out = np.zeros((n, channels, image_size, image_size), dtype=np.uint8)
     elif out.shape != (n, channels, image_size, image_size) or out.dtype != np.uint8:
-        raise ValueError(f"out must be uint8 {(n, channels, image_size, image_size)}, got {out.dtype} {out.shape}")
+        raise ValueError(
+            f"out must be uint8 {(n, channels, image_size, image_size)}, got {out.dtype} {out.shape}"
+        )
     failures: list[DecodeFailure] = []
     lock = threading.Lock()
 
@@ -469,7 +481,9 @@ def load_cache_split(folder: str | Path, split: str) -> CacheSplit:
     )
 
 
-def channel_stats(images: np.ndarray, max_images: int = 4096, seed: int = 0) -> tuple[list[float], list[float]]:
+def channel_stats(
+    images: np.ndarray, max_images: int = 4096, seed: int = 0
+) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of pixels in [0, 1] over a sample of the images."""
     n = len(images)
     if n == 0:
@@ -527,7 +541,9 @@ def classification_loss(
     return (per_item * item_weight).sum() / item_weight.sum()
 
 
-def weighted_indices(sample_weights: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def weighted_indices(
+    sample_weights: torch.Tensor, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """``n`` indices drawn with replacement proportionally to ``sample_weights``, on their device.
 
     The GPU-side equivalent of ``WeightedRandomSampler``: inverse-CDF search instead of
@@ -611,10 +627,12 @@ class DeviceData:
 
     def _upload_all(self) -> torch.Tensor:
         if self.device.type == "cpu":
-            return torch.from_numpy(np.ascontiguousarray(self.images_np))
+            return _host_tensor(self.images_np)
         out = torch.empty(self.images_np.shape, dtype=torch.uint8, device=self.device)
         step = max(1, (256 << 20) // self.image_bytes)  # 256 MiB pieces: host memory stays flat
-        staging = [torch.empty((step, *self.images_np.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)]
+        staging = [
+            torch.empty((step, *self.images_np.shape[1:]), dtype=torch.uint8).pin_memory() for _ in range(2)
+        ]
         done = [torch.cuda.Event(), torch.cuda.Event()]
         for piece, start in enumerate(range(0, self.n, step)):
             stop = min(self.n, start + step)
@@ -636,7 +654,7 @@ class DeviceData:
             for c in order:
                 start = starts[c]
                 stop = min(self.n, start + self.chunk_images)
-                yield torch.from_numpy(np.ascontiguousarray(self.images_np[start:stop])), self.labels[start:stop]
+                yield _host_tensor(self.images_np[start:stop]), self.labels[start:stop]
             return
         yield from self._stream_cuda([starts[c] for c in order])
 
@@ -665,6 +683,13 @@ class DeviceData:
                 if i + 1 < len(starts):
                     pending = pool.submit(stage, (i + 1) % 2, starts[i + 1])
                 yield chunk, self.labels[start : start + m]
+
+
+def _host_tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor over ``array``; read-only memory maps are copied (torch cannot wrap them safely)."""
+    if not array.flags.writeable or not array.flags.c_contiguous:
+        array = np.array(array, order="C")
+    return torch.from_numpy(array)
 
 
 def _device_budget(device: torch.device) -> int:
@@ -728,7 +753,9 @@ class FitResult:
 class Trainer:
     """One model's optimisation step: bf16 autocast, channels_last, fused AdamW, optional compile."""
 
-    def __init__(self, model: Classifier, config: TrainConfig, device: torch.device, total_steps: int) -> None:
+    def __init__(
+        self, model: Classifier, config: TrainConfig, device: torch.device, total_steps: int
+    ) -> None:
         self.config = config
         self.device = device
         self.cuda = device.type == "cuda"
@@ -835,9 +862,11 @@ def predict_logits(
     n = len(images)
     for start in range(0, n, batch_size):
         chunk = images[start : start + batch_size]
-        batch = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(chunk))
+        batch = chunk if isinstance(chunk, torch.Tensor) else _host_tensor(chunk)
         batch = batch.to(device, non_blocking=True)
-        x = (batch.to(torch.bfloat16 if use_amp else torch.float32) / 255.0).contiguous(memory_format=memory_format)
+        x = (batch.to(torch.bfloat16 if use_amp else torch.float32) / 255.0).contiguous(
+            memory_format=memory_format
+        )
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             outputs.append(model(x).float())
     if not outputs:
@@ -967,7 +996,7 @@ def fit(
         val_y = torch.as_tensor(np.asarray(val_labels, dtype=np.int64)).to(device)
         val_bytes = val_images.nbytes
         val_on_device = (
-            torch.from_numpy(np.ascontiguousarray(val_images)).to(device)
+            _host_tensor(val_images).to(device)
             if device.type == "cuda" and val_bytes <= _cache_budget(config, device, default=1 << 62) // 4
             else val_images
         )
@@ -997,7 +1026,9 @@ def fit(
         )
         if val_y is not None:
             val_start = time.perf_counter()
-            stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(trainer, val_on_device, val_y)
+            stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(
+                trainer, val_on_device, val_y
+            )
             stats.val_seconds = time.perf_counter() - val_start
         history.append(stats)
         if on_epoch is not None:
@@ -1061,7 +1092,9 @@ class Throughput:
 
     @property
     def ratio(self) -> float:
-        return self.end_to_end_images_per_s / self.synthetic_images_per_s if self.synthetic_images_per_s else 0.0
+        return (
+            self.end_to_end_images_per_s / self.synthetic_images_per_s if self.synthetic_images_per_s else 0.0
+        )
 
 
 def measure_throughput(
@@ -1083,14 +1116,24 @@ def measure_throughput(
     backbone = resolve_backbone(config.backbone, config.image_size)
     torch.manual_seed(config.seed)
     data = DeviceData(
-        images, labels, device, max_device_bytes=_cache_budget(config, device), chunk_multiple=config.batch_size
+        images,
+        labels,
+        device,
+        max_device_bytes=_cache_budget(config, device),
+        chunk_multiple=config.batch_size,
     )
     model = build_model(replace(config, backbone=backbone))
     per_epoch = sum(len(range(0, m - config.batch_size + 1, config.batch_size)) for m in _chunk_sizes(data))
-    trainer = Trainer(model, config, device, total_steps=per_epoch * (end_to_end_epochs + 1) + synthetic_steps * 2)
+    trainer = Trainer(
+        model, config, device, total_steps=per_epoch * (end_to_end_epochs + 1) + synthetic_steps * 2
+    )
     trainer.loss_weight = torch.ones(config.num_classes, device=device)
     shape = (config.batch_size, config.channels, config.image_size, config.image_size)
-    x = torch.rand(shape, device=device).to(trainer.input_dtype).contiguous(memory_format=trainer.memory_format)
+    x = (
+        torch.rand(shape, device=device)
+        .to(trainer.input_dtype)
+        .contiguous(memory_format=trainer.memory_format)
+    )
     y = torch.randint(0, config.num_classes, (config.batch_size,), device=device)
 
     def sync() -> None:
@@ -1177,7 +1220,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
     parser.add_argument("--weights", default=None, help="local state_dict to start from (never downloaded)")
-    parser.add_argument("--hflip", action="store_true", help="enable horizontal flips (off: they change meaning)")
+    parser.add_argument(
+        "--hflip", action="store_true", help="enable horizontal flips (off: they change meaning)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -1217,7 +1262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log=lambda msg: print(msg, flush=True),
     )
     save_checkpoint(args.out, result, config, meta["classes"])
-    print(json.dumps({"best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1, "out": args.out}))
+    print(
+        json.dumps(
+            {"best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1, "out": args.out}
+        )
+    )
     return 0
 
 
