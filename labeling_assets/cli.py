@@ -26,8 +26,13 @@ def run_job(job_name: str, **kwargs: object) -> int:
 
     from labeling_assets.definitions import defs
 
+    # Progress at INFO on the console; the step-by-step DEBUG events stay in the UI's run log.
+    run_config = dict(kwargs.pop("run_config", None) or {})  # type: ignore[call-overload]
+    run_config.setdefault("loggers", {"console": {"config": {"log_level": "INFO"}}})
     with dg.DagsterInstance.get() as instance:
-        result = defs.get_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False, **kwargs)  # type: ignore[arg-type]
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=run_config, **kwargs  # type: ignore[arg-type]
+        )
         return _print_materializations(result)
 
 
