@@ -482,11 +482,20 @@ def manifest_version(manifest: pd.DataFrame) -> str:
 
 
 def manifest_to_json(
-    manifest: pd.DataFrame, *, previous_version: str | None, extra: Mapping[str, Any]
+    manifest: pd.DataFrame,
+    *,
+    previous_version: str | None,
+    extra: Mapping[str, Any],
+    weights: Mapping[str, float] | None = None,
 ) -> dict:
-    """A compact, column-oriented JSON form of the manifest for ``dataset_versions.manifest``."""
+    """A compact, column-oriented JSON form of the manifest for ``dataset_versions.manifest``.
+
+    With ``weights`` (class weights) it also holds ``sample_weight``, aligned with ``item_id``: the
+    per-item weight for a weighted sampler (see :func:`sample_weights`), stored with the version so a
+    training run reads exactly the weights of the data it trains on.
+    """
     rows = manifest.sort_values("item_id", kind="stable")
-    return {
+    out = {
         "format": MANIFEST_FORMAT,
         "previous_version": previous_version,
         **extra,
@@ -494,6 +503,9 @@ def manifest_to_json(
         "label": rows["label"].astype(str).tolist(),
         "split": rows["split"].astype(str).tolist(),
     }
+    if weights is not None:
+        out["sample_weight"] = sample_weights(rows["label"], weights).tolist()
+    return out
 
 
 def manifest_from_json(data: Mapping[str, Any] | str | None) -> pd.DataFrame:
@@ -504,9 +516,12 @@ def manifest_from_json(data: Mapping[str, Any] | str | None) -> pd.DataFrame:
         data = json.loads(data)
     if data.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"unknown manifest format {data.get('format')!r}")
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {"item_id": data["item_id"], "label": data["label"], "split": data["split"]}, dtype=object
     )
+    if "sample_weight" in data:
+        frame["sample_weight"] = np.asarray(data["sample_weight"], dtype=float)
+    return frame
 
 
 def class_weights(labels: pd.Series) -> dict[str, float]:

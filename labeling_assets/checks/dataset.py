@@ -1,0 +1,152 @@
+"""Checks on dataset_splits: one property each, blocking (a leaky or drifted split must not reach training).
+
+Each check reads the manifest of the version the latest ``dataset_splits`` materialization recorded, so
+it judges exactly what downstream assets will read.
+"""
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from labeling_assets.assets.dataset import current_dataset_version, load_manifest
+from labeling_assets.core import splits as split_core
+from labeling_assets.core.store import LabelStore, dataset_versions, items, splits
+from labeling_assets.resources.store import LabelStoreResource
+
+EXAMPLES = 10
+
+
+def _current(context: dg.AssetCheckExecutionContext, store: LabelStore) -> tuple[str, pd.DataFrame]:
+    version = current_dataset_version(context.instance)
+    if version is None:
+        raise dg.Failure("dataset_splits has no materialization to check")
+    return version, load_manifest(store, version)
+
+
+def _fetch_in(store: LabelStore, table: sa.Table, columns: list[str], ids: list[str]) -> pd.DataFrame:
+    rows: list[dict] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows += store.fetch(sa.select(*(table.c[c] for c in columns)).where(table.c.item_id.in_(chunk)))
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_no_hash_in_two_splits(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """No content hash (item) is listed in more than one split of the current manifest."""
+    version, manifest = _current(context, label_store.get_store())
+    bad = split_core.hashes_in_several_splits(manifest)
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "hashes_in_several_splits": dg.MetadataValue.int(len(bad)),
+            "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_no_group_in_two_splits(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """All items of a group (patient, scan, ...) are in one split, by the group keys stored now."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    groups = _fetch_in(store, items, ["item_id", "group_key"], manifest["item_id"].tolist())
+    bad = split_core.groups_in_several_splits(manifest.merge(groups, on="item_id", how="left"))
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "groups_checked": dg.MetadataValue.int(int(groups["group_key"].nunique())),
+            "groups_in_several_splits": dg.MetadataValue.int(len(bad)),
+            "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_class_proportions_within_tolerance(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """Each split's class proportions are within tolerance (+ one item's worth) of the overall ones."""
+    version, manifest = _current(context, label_store.get_store())
+    deviations = split_core.proportion_deviations(manifest, split_core.DEFAULT_PROPORTION_TOLERANCE)
+    bad = deviations[~deviations["ok"]]
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "tolerance": dg.MetadataValue.float(split_core.DEFAULT_PROPORTION_TOLERANCE),
+            "max_deviation": dg.MetadataValue.float(
+                round(float(deviations["deviation"].max()), 4) if len(deviations) else 0.0
+            ),
+            "out_of_tolerance": dg.MetadataValue.json(bad.round(4).head(EXAMPLES).to_dict(orient="records")),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_frozen_assignments_unchanged(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """No previously assigned item changed split: the manifest agrees with the frozen ``splits`` rows and
+    with the previous dataset version (so the test set never absorbs or loses an old item)."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    frozen = _fetch_in(store, splits, ["item_id", "split"], manifest["item_id"].tolist())
+    unrecorded = sorted(set(manifest["item_id"]) - set(frozen["item_id"]))
+    moved = split_core.moved_items(frozen, manifest)
+    previous = store.fetch(
+        sa.select(dataset_versions.c.dataset_version)
+        .where(dataset_versions.c.dataset_version != version)
+        .order_by(dataset_versions.c.created_at.desc())
+        .limit(1)
+    )
+    moved_since_previous = pd.DataFrame(columns=["item_id", "previous_split", "current_split"])
+    if previous:
+        moved_since_previous = split_core.moved_items(
+            load_manifest(store, previous[0]["dataset_version"]), manifest
+        )
+    test_changes = int(
+        ((moved["previous_split"] == "test") | (moved["current_split"] == "test")).sum()
+        + (
+            (moved_since_previous["previous_split"] == "test")
+            | (moved_since_previous["current_split"] == "test")
+        ).sum()
+    )
+    return dg.AssetCheckResult(
+        passed=moved.empty and moved_since_previous.empty and not unrecorded,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "previous_version": dg.MetadataValue.text(previous[0]["dataset_version"] if previous else ""),
+            "moved_vs_frozen_rows": dg.MetadataValue.int(len(moved)),
+            "moved_vs_previous_version": dg.MetadataValue.int(len(moved_since_previous)),
+            "test_set_changes": dg.MetadataValue.int(test_changes),
+            "items_without_frozen_row": dg.MetadataValue.int(len(unrecorded)),
+            "examples": dg.MetadataValue.json(
+                pd.concat([moved, moved_since_previous]).head(EXAMPLES).to_dict(orient="records")
+                + [{"item_id": i, "problem": "no frozen split row"} for i in unrecorded[:EXAMPLES]]
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=False)
+def dataset_splits_every_class_in_every_split(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """Every class with at least 3 items is in every split (rarer classes are documented on the card)."""
+    version, manifest = _current(context, label_store.get_store())
+    missing = split_core.classes_missing_from_splits(manifest)
+    return dg.AssetCheckResult(
+        passed=missing.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "missing": dg.MetadataValue.json(missing.to_dict(orient="records")),
+        },
+    )

@@ -1,0 +1,174 @@
+"""The dataset card: a Markdown page that says what a dataset version holds and what it does not.
+
+Pure logic (no Dagster). The card documents the class imbalance (counts, ratio, the class weights a
+trainer may use); it never corrects it: nothing is resampled or dropped here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from labeling_assets.core.images import markdown_image
+from labeling_assets.core.plots import bar_png
+from labeling_assets.core.splits import (
+    MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS,
+    SPLITS,
+    classes_missing_from_splits,
+    distribution,
+    imbalance_ratio,
+)
+
+
+@dataclass
+class CardInputs:
+    """Everything the card reports. ``manifest`` has item_id, label, split (one row per item)."""
+
+    name: str
+    version: str
+    manifest: pd.DataFrame
+    class_weights: Mapping[str, float]
+    ratios: Mapping[str, float]
+    seed: int
+    previous_version: str | None = None
+    n_new_items: int = 0
+    n_annotators: int = 0
+    n_annotations: int = 0
+    fleiss_kappa: float | None = None
+    mean_agreement: float | None = None
+    mean_confidence: float | None = None
+    label_sources: Mapping[str, int] = field(default_factory=dict)
+    n_gold_items: int = 0
+    expected_classes: Sequence[str] = ()
+    excluded: Mapping[str, int] = field(default_factory=dict)  # reason -> items left out
+    notes: Sequence[str] = ()  # known limitations from the split assignment
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _table(frame: pd.DataFrame, index_name: str) -> str:
+    header = [index_name, *map(str, frame.columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(index), *(str(v) for v in row.tolist())]) + " |")
+    return "\n".join(lines)
+
+
+def distribution_plot(manifest: pd.DataFrame) -> bytes:
+    """Grouped bars: items per class in each split (PNG)."""
+    table = distribution(manifest)
+    series = {split: {str(c): float(n) for c, n in table[split].items()} for split in SPLITS}
+    return bar_png(series, title="Items per class and split", ylabel="items")
+
+
+def limitations(inputs: CardInputs) -> list[str]:
+    """Known limitations in plain words: imbalance, rare or missing classes, exclusions, split notes."""
+    out: list[str] = []
+    manifest = inputs.manifest
+    counts = manifest["label"].astype(str).value_counts()
+    if len(counts) > 1:
+        ratio = imbalance_ratio(manifest["label"])
+        if ratio > 1.5:
+            out.append(
+                f"Classes are imbalanced (largest/smallest = {ratio:.1f}: {counts.index[0]} has "
+                f"{int(counts.iloc[0])} items, {counts.index[-1]} has {int(counts.iloc[-1])}). This dataset "
+                "is not resampled; use the class weights or a weighted sampler when training, and "
+                "macro-averaged metrics when evaluating."
+            )
+    absent = [c for c in inputs.expected_classes if c not in counts.index]
+    if absent:
+        out.append(f"Classes of the project with no labeled item: {', '.join(absent)}.")
+    unexpected = [c for c in counts.index if inputs.expected_classes and c not in inputs.expected_classes]
+    if unexpected:
+        out.append(f"Labels outside the project class list: {', '.join(unexpected)}.")
+    rare = counts[counts < MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS]
+    if len(rare):
+        out.append(
+            f"Classes with fewer than {MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS} items cannot appear in every "
+            "split: " + ", ".join(f"{c} ({n})" for c, n in rare.items()) + "."
+        )
+    missing = classes_missing_from_splits(manifest)
+    if len(missing):
+        out.append(
+            "Classes absent from a split although they have enough items: "
+            + ", ".join(f"{r['class']} not in {r['split']}" for _, r in missing.iterrows())
+            + ". ImageFolder exports of that split then number the classes differently; map by name."
+        )
+    for reason, n in inputs.excluded.items():
+        if n:
+            out.append(f"{n} items with a consensus label are left out: {reason}.")
+    out.extend(
+        note[0].upper() + note[1:] + ("" if note.endswith(".") else ".") for note in inputs.notes if note
+    )
+    if inputs.n_gold_items:
+        out.append(
+            f"{inputs.n_gold_items} items are gold (expert) items; their labels here are the crowd "
+            "consensus, not the gold answer."
+        )
+    if not out:
+        out.append("None detected.")
+    return out
+
+
+def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
+    """The card as Markdown (with the distribution plot inline as a data-URI image)."""
+    manifest = inputs.manifest
+    table = distribution(manifest)
+    sizes = {split: int(table[split].sum()) for split in SPLITS}
+    total = int(table["total"].sum())
+    lines = [f"# Dataset card: {inputs.name}", ""]
+    lines += [
+        f"- **Version**: `{inputs.version}` (sha256 of the sorted item, label, split manifest)",
+        f"- **Previous version**: `{inputs.previous_version}`"
+        if inputs.previous_version
+        else "- **Previous version**: none",
+        f"- **Items**: {total} ({inputs.n_new_items} newly assigned in this version)",
+        "- **Split targets**: "
+        + ", ".join(f"{s} {inputs.ratios.get(s, 0.0):.0%}" for s in SPLITS)
+        + f" (seed {inputs.seed}); assignments are frozen once made",
+        "",
+        "## Sizes per split",
+        "",
+        "| split | items | share |",
+        "|---|---|---|",
+    ]
+    for split in SPLITS:
+        lines.append(
+            f"| {split} | {sizes[split]} | {sizes[split] / total:.1%} |" if total else f"| {split} | 0 | - |"
+        )
+    lines += ["", "## Class distribution per split", ""]
+    shown = table.copy()
+    shown["share"] = (shown["total"] / max(total, 1)).map(lambda v: f"{v:.1%}")
+    shown["class weight"] = [_fmt(inputs.class_weights.get(str(c))) for c in shown.index]
+    lines.append(_table(shown, "class"))
+    if with_plot and total:
+        lines += ["", markdown_image(distribution_plot(manifest), alt="items per class and split")]
+    ratio = imbalance_ratio(manifest["label"]) if total else float("nan")
+    lines += [
+        "",
+        "## Imbalance",
+        "",
+        f"- **Imbalance ratio** (largest / smallest class): {_fmt(ratio, 2)}",
+        "- **Class weights** (`total / (n_classes * count)` over the train split) are stored with this "
+        "version, together with per-item sampler weights; the data itself is not rebalanced.",
+        "",
+        "## Labels",
+        "",
+        f"- **Annotators**: {inputs.n_annotators} ({inputs.n_annotations} current annotations on these items)",
+        f"- **Agreement**: Fleiss' kappa {_fmt(inputs.fleiss_kappa)}, mean per-item agreement "
+        f"{_fmt(inputs.mean_agreement)}, mean consensus confidence {_fmt(inputs.mean_confidence)}",
+        "- **Label sources** (consensus method: items): "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(inputs.label_sources.items())) or "none"),
+        "",
+        "## Known limitations",
+        "",
+    ]
+    lines += [f"- {text}" for text in limitations(inputs)]
+    return "\n".join(lines) + "\n"
