@@ -5,6 +5,7 @@ from pydantic import PrivateAttr
 
 from labeling_assets.core.store import LabelStore
 
+
 class LabelStoreResource(dg.ConfigurableResource):
     """The system of record. ``url`` is a SQLAlchemy URL; for PostgreSQL pass it through ``dg.EnvVar``
     so the password stays out of code and the UI."""
