@@ -17,6 +17,9 @@ def _instance_env() -> None:
     """Runs launched from the CLI land in the same instance as ``dagster dev`` (repo dagster.yaml)."""
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
     os.chdir(REPO_ROOT)  # dagster.yaml uses paths relative to the repository root
+    from labeling_assets.labelstudio_server import export_local_env
+
+    export_local_env()  # jobs that talk to Label Studio find the local server's URL and token
 
 
 def run_job(job_name: str, **kwargs: object) -> int:
@@ -98,18 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Subcommands owned by the stage modules."""
-    from labeling_assets import demo
+    from labeling_assets import cli_labelstudio, demo
 
-    registrars = [demo.register]
-    for module_name in ("labeling_assets.cli_labelstudio", "labeling_assets.cli_crowd"):
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        registrars.append(module.register)
-    return registrars
+    return [demo.register, cli_labelstudio.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,24 +2,27 @@
 
 import dagster as dg
 
-from labeling_assets.assets import dataset, ingest
+from labeling_assets.assets import collect, dataset, ingest, queue
 from labeling_assets.checks import dataset as dataset_checks
 from labeling_assets.checks import ingest as ingest_checks
+from labeling_assets.checks import queue as queue_checks
 from labeling_assets.env import build_resources
-from labeling_assets.jobs import ingest_job
+from labeling_assets.jobs import collect_job, ingest_job, queue_job
+from labeling_assets.sensors import annotation_sensor
 
 defs = dg.Definitions(
-    assets=[ingest.raw_images, dataset.dataset_splits, dataset.dataset_export],
+    assets=[ingest.raw_images, queue.labeling_tasks, collect.annotations, dataset.dataset_splits, dataset.dataset_export],
     asset_checks=[
         ingest_checks.content_hashes_unique,
         ingest_checks.active_items_have_readable_copy,
+        queue_checks.gold_never_in_task_data,
         dataset_checks.dataset_splits_no_hash_in_two_splits,
         dataset_checks.dataset_splits_no_group_in_two_splits,
         dataset_checks.dataset_splits_class_proportions_within_tolerance,
         dataset_checks.dataset_splits_frozen_assignments_unchanged,
         dataset_checks.dataset_splits_every_class_in_every_split,
     ],
-    jobs=[ingest_job],
-    sensors=[],
+    jobs=[ingest_job, queue_job, collect_job],
+    sensors=[annotation_sensor],
     resources=build_resources(),
 )

@@ -13,6 +13,7 @@ import dagster as dg
 from labeling_assets.constants import data_dir
 from labeling_assets.core.store import sqlite_url
 from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -41,5 +42,11 @@ def build_resources(deployment: str | None = None) -> dict[str, Any]:
         "label_store": store,
         "image_source": ImageSourceResource(
             uri=os.environ.get("LABELING_ASSETS_IMAGE_SOURCE") or None, demo_dir=str(folder / "demo" / "digits")
+        ),
+        # Local: `labeling-assets labelstudio start` runs it on 127.0.0.1:8080 and the CLI exports the token.
+        "label_studio": LabelStudioResource(
+            url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"),
+            api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"),
+            project_title=os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets"),
         ),
     }

@@ -1,0 +1,32 @@
+"""Checks on labeling_tasks: one property each."""
+
+import dagster as dg
+
+from labeling_assets.core.labelstudio_sync import gold_labels
+from labeling_assets.core.queue import payload_leaks
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.store import LabelStoreResource
+
+
+@dg.asset_check(asset="labeling_tasks", blocking=True)
+def gold_never_in_task_data(
+    label_store: LabelStoreResource, label_studio: LabelStudioResource
+) -> dg.AssetCheckResult:
+    """What Label Studio actually holds (task data, predictions, annotations of gold tasks) reveals no gold answer."""
+    project_id = label_studio.find_project_id()
+    if project_id is None:
+        return dg.AssetCheckResult(passed=True, metadata={"tasks_checked": dg.MetadataValue.int(0)})
+    remote = list(label_studio.get_client().iter_tasks(project_id, fields="all"))
+    gold = gold_labels(label_store.get_store())
+    # Annotations on gold tasks are the crowd's answers, not leaks: check what was SENT (data, predictions).
+    sent = [{"data": t.get("data") or {}, "predictions": t.get("predictions") or []} for t in remote]
+    leaks = payload_leaks(sent, gold)
+    gold_in_ls = sum(1 for t in sent if t["data"].get("item_id") in gold)
+    return dg.AssetCheckResult(
+        passed=not leaks,
+        metadata={
+            "tasks_checked": dg.MetadataValue.int(len(remote)),
+            "gold_tasks": dg.MetadataValue.int(gold_in_ls),
+            "leaks": dg.MetadataValue.json(leaks[:20]),
+        },
+    )

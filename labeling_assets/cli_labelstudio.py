@@ -1,0 +1,198 @@
+"""``labeling-assets labelstudio start|stop|status|bootstrap`` and ``labeling-assets simulate-crowd``."""
+
+import argparse
+import csv
+import os
+import sys
+from pathlib import Path
+
+from labeling_assets import labelstudio_server as server
+from labeling_assets.constants import data_dir
+
+
+def _client(args: argparse.Namespace) -> "server.LabelStudioClient":
+    """An external server (--url/LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY) or else the local one."""
+    url = getattr(args, "url", None) or os.environ.get("LABEL_STUDIO_URL")
+    token = os.environ.get("LABEL_STUDIO_API_KEY")
+    if url and token:
+        return server.LabelStudioClient(url, token)
+    info = server.status()
+    if info is None or not info.running:
+        raise SystemExit(
+            "No Label Studio: run `labeling-assets labelstudio start`, or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY."
+        )
+    return server.LabelStudioClient(info.url, server.read_token())
+
+
+def _classes() -> list[str]:
+    from labeling_assets.env import build_resources
+
+    return list(build_resources()["project"].classes)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    info = server.start(port=args.port, timeout_s=args.timeout)
+    print(f"Label Studio running at {info.url} (pid {info.pid}); log: {server.default_paths().log_file}")
+    print(f"API token stored in {info.token_file} (mode 0600); export it with:")
+    print(f"  export LABEL_STUDIO_URL={info.url} LABEL_STUDIO_API_KEY=$(cat {info.token_file})")
+    if not args.no_bootstrap:
+        return cmd_bootstrap(args)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    print("stopped" if server.stop() else "no local Label Studio was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = server.status()
+    if info is None:
+        print(f"no local Label Studio under {server.default_paths().root}")
+        return 1
+    healthy = info.running and server.LabelStudioClient(info.url, "").health()
+    print(
+        f"{info.url}: {'running' if info.running else 'stopped'}, {'healthy' if healthy else 'not answering'}"
+    )
+    print(f"token file: {info.token_file}")
+    return 0 if healthy else 1
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    """Create (idempotently) the project from the class list; the admin and token exist since start."""
+    client = _client(args)
+    title = args.project or os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets")
+    project_id = client.ensure_project(title=title, classes=_classes(), overlap=args.overlap)
+    print(
+        f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"
+    )
+    return 0
+
+
+def _truth_by_item(truth_csv: Path) -> dict[str, str]:
+    """item_id -> class, mapping the CSV's file names through the ingest manifest."""
+    import sqlalchemy as sa
+
+    from labeling_assets.core.store import LabelStore, source_files
+    from labeling_assets.env import label_store_url
+
+    with open(truth_csv, newline="") as fh:
+        by_name = {row["filename"]: row["label"] for row in csv.DictReader(fh)}
+    store = LabelStore(label_store_url())
+    rows = store.fetch(
+        sa.select(source_files.c.path, source_files.c.item_id).where(source_files.c.item_id.isnot(None))
+    )
+    out: dict[str, str] = {}
+    for row in rows:
+        label = by_name.get(row["path"]) or by_name.get(Path(row["path"]).name)
+        if label is not None:
+            out[row["item_id"]] = label
+    return out
+
+
+def cmd_simulate_crowd(args: argparse.Namespace) -> int:
+    from labeling_assets.core.crowd import AnnotatorSpec, default_crowd
+    from labeling_assets.labelstudio_crowd import simulate_crowd
+
+    client = _client(args)
+    title = args.project or os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets")
+    project_id = next((int(p["id"]) for p in client.list_projects() if p.get("title") == title), None)
+    if project_id is None:
+        raise SystemExit(
+            f"no project {title!r}: run `labeling-assets labelstudio bootstrap` and queue tasks first"
+        )
+    if args.preset:
+        crowd = [
+            AnnotatorSpec(name=f"{args.prefix}_{i:02d}_{p}", preset=p) for i, p in enumerate(args.preset)
+        ]
+    else:
+        crowd = default_crowd(args.annotators, prefix=args.prefix)
+    truth_csv = Path(args.truth) if args.truth else data_dir() / "demo" / "digits" / "labels.csv"
+    if not truth_csv.is_file():
+        raise SystemExit(f"no ground truth at {truth_csv}: pass --truth CSV (columns filename,label)")
+    truth = _truth_by_item(truth_csv)
+    result = simulate_crowd(
+        client,
+        project_id,
+        crowd,
+        truth=truth,
+        classes=_classes(),
+        overlap=args.overlap,
+        seed=args.seed,
+        progress=lambda done, total: print(f"  {done}/{total} annotations submitted", file=sys.stderr),
+    )
+    print(f"submitted {len(result.annotations)} annotations to project {project_id}:")
+    for spec in crowd:
+        print(
+            f"  {spec.name} ({spec.preset}, user id {result.user_ids[spec.name]}): {result.per_annotator()[spec.name]}"
+        )
+    if result.skipped_items:
+        print(f"  {result.skipped_items} items of the ground truth have no task yet (queue them first)")
+    return 0
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser(
+        "labelstudio",
+        help="run a local Label Studio (start/stop/status) and create the project (bootstrap)",
+        description="A local Label Studio bound to 127.0.0.1 with its data, log and API token under "
+        f"{data_dir() / 'labelstudio'}. For an external server set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY "
+        "and use only `bootstrap`.",
+    )
+    ls_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    s = ls_sub.add_parser("start", help="start (or reuse) the local server, wait for /health, then bootstrap")
+    s.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port (default: $LABEL_STUDIO_PORT, the last one, 8080, or a free one)",
+    )
+    s.add_argument(
+        "--timeout", type=float, default=server.START_TIMEOUT_S, help="seconds to wait for /health"
+    )
+    s.add_argument("--no-bootstrap", action="store_true", help="do not create the project")
+    s.add_argument(
+        "--project", default=None, help="project title (default: $LABEL_STUDIO_PROJECT or labeling-assets)"
+    )
+    s.add_argument("--overlap", type=int, default=3, help="annotators per task for a new project (default 3)")
+    s.add_argument("--url", default=None, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_start)
+    s = ls_sub.add_parser("stop", help="stop the local server")
+    s.set_defaults(func=cmd_stop)
+    s = ls_sub.add_parser("status", help="is the local server running and healthy; where is its token")
+    s.set_defaults(func=cmd_status)
+    s = ls_sub.add_parser("bootstrap", help="create the project from the class list (idempotent)")
+    s.add_argument("--url", default=None, help="external server URL (token from LABEL_STUDIO_API_KEY)")
+    s.add_argument(
+        "--project", default=None, help="project title (default: $LABEL_STUDIO_PROJECT or labeling-assets)"
+    )
+    s.add_argument(
+        "--overlap", type=int, default=3, help="annotators per task (Label Studio maximum_annotations)"
+    )
+    s.set_defaults(func=cmd_bootstrap)
+
+    c = sub.add_parser(
+        "simulate-crowd",
+        help="create simulated annotators in Label Studio and submit seeded, noisy annotations as them",
+        description="Annotators with known confusion matrices (presets: expert 0.95, average 0.80, noisy 0.60, "
+        "spammer uniform, biased toward one class) label the project's tasks from the ground truth, with lognormal "
+        "lead times and the given overlap. Re-running tops up; no annotator labels a task twice.",
+    )
+    c.add_argument(
+        "--annotators", type=int, default=5, help="crowd size when --preset is not given (default 5)"
+    )
+    c.add_argument(
+        "--preset",
+        action="append",
+        choices=["expert", "average", "noisy", "spammer", "biased"],
+        help="one annotator with this preset (repeat to build the crowd)",
+    )
+    c.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    c.add_argument("--prefix", default="sim", help="username prefix (default sim)")
+    c.add_argument("--truth", default=None, help="CSV filename,label (default: the demo's labels.csv)")
+    c.add_argument(
+        "--project", default=None, help="project title (default: $LABEL_STUDIO_PROJECT or labeling-assets)"
+    )
+    c.add_argument("--url", default=None, help="external server URL (token from LABEL_STUDIO_API_KEY)")
+    c.set_defaults(func=cmd_simulate_crowd)

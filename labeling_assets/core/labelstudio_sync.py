@@ -1,0 +1,317 @@
+"""Store side of the Label Studio loop: reserve/record tasks, and sync annotations exactly once.
+
+No dagster and no HTTP here: callers pass what Label Studio holds (``RemoteAnnotation`` rows) and
+these functions turn it into store rows.
+
+Exactly-once: :func:`sync_annotations` compares the full remote snapshot with the latest stored
+version of each annotation by content hash, and writes only differences (new annotation -> version 1,
+changed label -> next version that ``supersedes`` the previous, gone/cancelled -> tombstone version),
+all in one transaction. A re-poll or a retried run finds no difference; a crash before commit
+writes nothing; a concurrent run trips the unique (ls_annotation_id, version) constraint and is
+retried against the new state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from labeling_assets.core.queue import Candidate, QueuedItem
+from labeling_assets.core.store import (
+    LabelStore,
+    annotations,
+    chunked,
+    items,
+    labelers,
+    prelabels,
+    tasks,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class RemoteAnnotation:
+    """One annotation as Label Studio holds it now."""
+
+    ls_annotation_id: int
+    ls_task_id: int
+    item_id: str | None  # from the task data
+    labeler_id: str  # Label Studio user id, as text
+    label: str | list[str] | None
+    lead_time_s: float | None
+    created_at: str | None
+    updated_at: str | None
+    was_cancelled: bool = False
+
+
+@dataclass
+class SyncReport:
+    new: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    unknown_task: int = 0  # annotations of tasks that map to no stored item (not ours)
+    new_labelers: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def written(self) -> int:
+        return self.new + self.updated + self.deleted
+
+
+def content_hash(label: Any, deleted: bool) -> str:
+    return hashlib.sha256(
+        json.dumps({"label": label, "deleted": deleted}, sort_keys=True).encode()
+    ).hexdigest()
+
+
+def _ts(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _latest_versions(conn: sa.Connection, project_id: int) -> dict[int, dict[str, Any]]:
+    """Latest stored version of every annotation of the project's tasks (tombstones included)."""
+    a = annotations
+    task_ids = sa.select(tasks.c.ls_task_id).where(
+        tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.isnot(None)
+    )
+    latest = (
+        sa.select(a.c.ls_annotation_id, sa.func.max(a.c.version).label("version"))
+        .where(a.c.ls_task_id.in_(task_ids))
+        .group_by(a.c.ls_annotation_id)
+        .subquery()
+    )
+    stmt = sa.select(
+        a.c.id,
+        a.c.ls_annotation_id,
+        a.c.version,
+        a.c.content_hash,
+        a.c.deleted,
+        a.c.item_id,
+        a.c.labeler_id,
+        a.c.ls_task_id,
+    ).join(
+        latest, sa.and_(a.c.ls_annotation_id == latest.c.ls_annotation_id, a.c.version == latest.c.version)
+    )
+    return {int(r.ls_annotation_id): dict(r._mapping) for r in conn.execute(stmt)}
+
+
+def sync_annotations(
+    store: LabelStore,
+    project_id: int,
+    remote: Sequence[RemoteAnnotation],
+    *,
+    labeler_names: Mapping[str, str] | None = None,
+    retries: int = 3,
+) -> SyncReport:
+    """Make the store's latest versions equal Label Studio's current annotations (see module docstring)."""
+    started = time.perf_counter()
+    for attempt in range(retries):
+        try:
+            report = _sync_once(store, project_id, remote, labeler_names or {})
+            report.seconds = time.perf_counter() - started
+            return report
+        except sa.exc.IntegrityError:
+            if attempt == retries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sync_once(
+    store: LabelStore, project_id: int, remote: Sequence[RemoteAnnotation], names: Mapping[str, str]
+) -> SyncReport:
+    report = SyncReport()
+    now = utcnow()
+    with store.begin() as conn:
+        task_items = {
+            int(r.ls_task_id): r.item_id
+            for r in conn.execute(
+                sa.select(tasks.c.ls_task_id, tasks.c.item_id).where(
+                    tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.isnot(None)
+                )
+            )
+        }
+        latest = _latest_versions(conn, project_id)
+        rows: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        for ann in remote:
+            item_id = task_items.get(ann.ls_task_id)
+            if item_id is None:
+                report.unknown_task += 1
+                continue
+            gone = ann.was_cancelled or ann.label is None  # skipped tasks are not labels
+            if gone:
+                continue  # handled below as "absent"
+            seen.add(ann.ls_annotation_id)
+            digest = content_hash(ann.label, False)
+            prev = latest.get(ann.ls_annotation_id)
+            if prev is not None and prev["content_hash"] == digest:
+                report.unchanged += 1
+                continue
+            if prev is None:
+                report.new += 1
+            else:
+                report.updated += 1  # changed label, or re-created after a tombstone
+            rows.append(
+                {
+                    "ls_annotation_id": ann.ls_annotation_id,
+                    "version": (prev["version"] + 1) if prev else 1,
+                    "ls_task_id": ann.ls_task_id,
+                    "item_id": item_id,
+                    "labeler_id": ann.labeler_id,
+                    "label": ann.label,
+                    "lead_time_s": ann.lead_time_s,
+                    "created_at": _ts(ann.created_at),
+                    "updated_at": _ts(ann.updated_at),
+                    "synced_at": now,
+                    "supersedes": prev["id"] if prev else None,
+                    "deleted": False,
+                    "content_hash": digest,
+                }
+            )
+        tombstone_hash = content_hash(None, True)
+        for ls_id, prev in latest.items():
+            if ls_id in seen or prev["deleted"]:
+                continue
+            report.deleted += 1
+            rows.append(
+                {
+                    "ls_annotation_id": ls_id,
+                    "version": prev["version"] + 1,
+                    "ls_task_id": prev["ls_task_id"],
+                    "item_id": prev["item_id"],
+                    "labeler_id": prev["labeler_id"],
+                    "label": None,
+                    "lead_time_s": None,
+                    "created_at": None,
+                    "updated_at": now,
+                    "synced_at": now,
+                    "supersedes": prev["id"],
+                    "deleted": True,
+                    "content_hash": tombstone_hash,
+                }
+            )
+        for chunk in chunked(rows, 1000):
+            conn.execute(annotations.insert(), list(chunk))
+        known = {r[0] for r in conn.execute(sa.select(labelers.c.labeler_id))}
+        fresh = sorted({r["labeler_id"] for r in rows if not r["deleted"]} - known)
+        if fresh:
+            conn.execute(
+                labelers.insert(),
+                [{"labeler_id": lid, "display_name": names.get(lid), "first_seen_at": now} for lid in fresh],
+            )
+        report.new_labelers = fresh
+    return report
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def queue_candidates(store: LabelStore, project_id: int) -> list[Candidate]:
+    """Active items with no task in this project yet, with their newest prelabel when one exists."""
+    queued = sa.select(tasks.c.item_id).where(tasks.c.ls_project_id == project_id)
+    rows = store.fetch(
+        sa.select(items.c.item_id, items.c.gold_label).where(
+            items.c.status == "active", items.c.item_id.notin_(queued)
+        )
+    )
+    newest = (
+        sa.select(prelabels.c.item_id, sa.func.max(prelabels.c.computed_at).label("computed_at"))
+        .group_by(prelabels.c.item_id)
+        .subquery()
+    )
+    probs = {
+        r["item_id"]: (r["probs"], r["model_version"])
+        for r in store.fetch(
+            sa.select(prelabels.c.item_id, prelabels.c.probs, prelabels.c.model_version).join(
+                newest,
+                sa.and_(
+                    prelabels.c.item_id == newest.c.item_id, prelabels.c.computed_at == newest.c.computed_at
+                ),
+            )
+        )
+    }
+    return [
+        Candidate(
+            item_id=r["item_id"],
+            is_gold=r["gold_label"] is not None,
+            probs=probs.get(r["item_id"], (None, None))[0],
+            model_version=probs.get(r["item_id"], (None, None))[1],
+        )
+        for r in rows
+    ]
+
+
+def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem], *, overlap: int) -> int:
+    """Record the chosen items as tasks not yet pushed (ls_task_id null); skips items already recorded."""
+    if not queue:
+        return 0
+    with store.begin() as conn:
+        existing = {
+            r[0]
+            for r in conn.execute(
+                sa.select(tasks.c.item_id).where(
+                    tasks.c.ls_project_id == project_id, tasks.c.item_id.in_([q.item_id for q in queue])
+                )
+            )
+        }
+        rows = [
+            {
+                "item_id": q.item_id,
+                "ls_project_id": project_id,
+                "required_annotations": overlap,
+                "is_gold": q.is_gold,
+                "priority": q.priority,
+                "model_version": q.model_version if q.probs else None,
+            }
+            for q in queue
+            if q.item_id not in existing
+        ]
+        for chunk in chunked(rows, 1000):
+            conn.execute(tasks.insert(), list(chunk))
+    return len(rows)
+
+
+def pending_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:
+    """Reserved tasks not yet linked to a Label Studio task, in queue order (reservation id)."""
+    return store.fetch(
+        sa.select(tasks.c.id, tasks.c.item_id, items.c.uri, tasks.c.model_version)
+        .join(items, items.c.item_id == tasks.c.item_id)
+        .where(tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.is_(None))
+        .order_by(tasks.c.id)
+    )
+
+
+def link_tasks(store: LabelStore, project_id: int, remote_ids: Mapping[str, int]) -> int:
+    """Fill ls_task_id of reserved tasks whose item now exists in Label Studio; returns how many."""
+    pending = {r["item_id"]: r["id"] for r in pending_tasks(store, project_id)}
+    now = utcnow()
+    linked = 0
+    with store.begin() as conn:
+        for item_id, row_id in pending.items():
+            if item_id in remote_ids:
+                conn.execute(
+                    tasks.update()
+                    .where(tasks.c.id == row_id)
+                    .values(ls_task_id=remote_ids[item_id], pushed_at=now)
+                )
+                linked += 1
+    return linked
+
+
+def gold_labels(store: LabelStore, item_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """item_id -> gold label of gold items (all, or only those in ``item_ids``)."""
+    stmt = sa.select(items.c.item_id, items.c.gold_label).where(items.c.gold_label.isnot(None))
+    rows = store.fetch(stmt)
+    wanted = set(item_ids) if item_ids is not None else None
+    return {r["item_id"]: r["gold_label"] for r in rows if wanted is None or r["item_id"] in wanted}

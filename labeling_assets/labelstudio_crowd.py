@@ -1,0 +1,74 @@
+"""Submit a simulated crowd's annotations to a real Label Studio (plan from ``core.crowd``).
+
+Used by ``labeling-assets simulate-crowd``, the integration tests and the benchmarks.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from labeling_assets.core.crowd import AnnotatorSpec, plan_crowd
+from labeling_assets.resources.labelstudio import LabelStudioClient
+
+
+@dataclass
+class CrowdResult:
+    """What was submitted: ``annotations`` rows are (ls_annotation_id, ls_task_id, item_id, username, label)."""
+
+    user_ids: dict[str, int]
+    annotations: list[tuple[int, int, str, str, str]] = field(default_factory=list)
+    skipped_items: int = 0  # items of ``truth`` that have no task in the project
+
+    def per_annotator(self) -> dict[str, int]:
+        counts = {name: 0 for name in self.user_ids}
+        for _, _, _, name, _ in self.annotations:
+            counts[name] += 1
+        return counts
+
+
+def simulate_crowd(
+    client: LabelStudioClient,
+    project_id: int,
+    annotators: Sequence[AnnotatorSpec],
+    *,
+    truth: Mapping[str, str],
+    classes: Sequence[str],
+    overlap: int = 3,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> CrowdResult:
+    """Create the annotator users (idempotent) and submit annotations as them through the API.
+
+    Args:
+        client: a client authenticated as an admin (it posts with ``completed_by`` = the annotator).
+        project_id: the Label Studio project.
+        annotators: the crowd; usernames are the spec names.
+        truth: item_id -> true class for the items to annotate (items without a task are skipped).
+        classes: the project's class list.
+        overlap: annotators per task; annotations already in Label Studio by these users count toward it,
+            so running twice tops up instead of duplicating.
+        seed: makes the answers and lead times reproducible.
+        progress: called as ``progress(done, total)`` every 100 annotations.
+    """
+    user_ids = client.ensure_users([a.name for a in annotators])
+    name_of = {str(uid): name for name, uid in user_ids.items()}
+    task_of = client.task_ids_by_item(project_id)
+    wanted = {item: label for item, label in truth.items() if item in task_of}
+    done: dict[str, set[str]] = {}
+    for ann in client.export_annotations(project_id):
+        if ann.item_id in wanted and ann.labeler_id in name_of:
+            done.setdefault(ann.item_id, set()).add(name_of[ann.labeler_id])
+    plan = plan_crowd(wanted, annotators, classes, overlap=overlap, seed=seed, already_done=done)
+    result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
+    total = len(plan.annotations)
+    for n, planned in enumerate(plan.annotations, start=1):
+        item_id = str(planned.task)
+        ann_id = client.create_annotation(
+            task_of[item_id],
+            planned.label,
+            completed_by=user_ids[planned.annotator],
+            lead_time_s=planned.lead_time_s,
+        )
+        result.annotations.append((ann_id, task_of[item_id], item_id, planned.annotator, planned.label))
+        if progress and (n % 100 == 0 or n == total):
+            progress(n, total)
+    return result

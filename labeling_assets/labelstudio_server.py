@@ -1,0 +1,299 @@
+"""Run a local Label Studio (Community) for the pipeline: start, stop, status, bootstrap.
+
+Label Studio lives in its own venv (``scripts/install_label_studio.sh``; ``$LABEL_STUDIO_VENV``).
+Its data, pid file, log, and the admin token live under ``<data_dir>/labelstudio``. The token and
+the admin password are generated once and kept in 0600 files there; they are never printed.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labeling_assets.constants import data_dir
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError
+
+LS_VERSION = "1.23.2"
+ADMIN_EMAIL = "admin@labeling-assets.local"
+DEFAULT_PORT = 8080
+START_TIMEOUT_S = 240.0  # the first start runs Django migrations (about 60 s on a quiet machine)
+
+
+def ls_venv() -> Path:
+    default = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "labeling-assets"
+        / f"label-studio-{LS_VERSION}"
+    )
+    return Path(os.environ.get("LABEL_STUDIO_VENV", default))
+
+
+def ls_executable() -> Path:
+    return ls_venv() / "bin" / "label-studio"
+
+
+def is_installed() -> bool:
+    return ls_executable().is_file()
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """Files of one local server (one folder)."""
+
+    root: Path
+
+    @property
+    def ls_data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "server.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "server.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "api_token"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "admin_password"
+
+
+def default_paths() -> ServerPaths:
+    return ServerPaths(data_dir() / "labelstudio")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str
+    port: int
+    pid: int | None
+    token_file: Path
+    running: bool
+
+
+def _secret_file(path: Path, nbytes: int) -> str:
+    """Read a secret, creating it (0600) on first use."""
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value
+
+
+def read_token(paths: ServerPaths | None = None) -> str:
+    """The local server's API token (from its 0600 file)."""
+    paths = paths or default_paths()
+    if not paths.token_file.is_file():
+        raise FileNotFoundError(
+            f"no Label Studio token at {paths.token_file}: run `labeling-assets labelstudio start`"
+        )
+    return paths.token_file.read_text().strip()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_state(paths: ServerPaths) -> dict[str, int]:
+    try:
+        return json.loads(paths.state_file.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def status(paths: ServerPaths | None = None) -> ServerInfo | None:
+    """The local server's state, or None if it was never started here."""
+    paths = paths or default_paths()
+    state = _read_state(paths)
+    if not state:
+        return None
+    pid = state.get("pid")
+    running = bool(pid) and _pid_alive(int(pid))  # type: ignore[arg-type]
+    port = int(state["port"])
+    return ServerInfo(
+        url=f"http://127.0.0.1:{port}", port=port, pid=pid, token_file=paths.token_file, running=running
+    )
+
+
+def _choose_port(paths: ServerPaths, port: int | None) -> int:
+    if port:
+        return port
+    if os.environ.get("LABEL_STUDIO_PORT"):
+        return int(os.environ["LABEL_STUDIO_PORT"])
+    previous = _read_state(paths).get("port")
+    for candidate in (previous, DEFAULT_PORT):
+        if candidate and port_is_free(int(candidate)):
+            return int(candidate)
+    return free_port()
+
+
+def start(
+    paths: ServerPaths | None = None,
+    *,
+    port: int | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+    local_files_root: Path | None = None,
+) -> ServerInfo:
+    """Start the server (idempotent: a running one is returned as is) and wait for /health.
+
+    Binds 127.0.0.1 only. Images under ``local_files_root`` (default: the data folder) are served to
+    the labeling UI through Label Studio's local-files endpoint.
+    """
+    paths = paths or default_paths()
+    current = status(paths)
+    if current and current.running:
+        LabelStudioClient(current.url, read_token(paths)).wait_healthy(timeout_s)
+        return current
+    if not is_installed():
+        raise FileNotFoundError(
+            f"Label Studio is not installed at {ls_venv()}: run scripts/install_label_studio.sh "
+            "(or set LABEL_STUDIO_VENV)"
+        )
+    paths.ls_data.mkdir(parents=True, exist_ok=True)
+    token = _secret_file(paths.token_file, 20)
+    password = _secret_file(paths.password_file, 16)
+    chosen = _choose_port(paths, port)
+    if not port_is_free(chosen):
+        raise OSError(f"port {chosen} on 127.0.0.1 is taken: pass --port or set LABEL_STUDIO_PORT")
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(paths.ls_data),
+        # Legacy tokens are what --user-token creates; without this flag they get 401.
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(local_files_root or data_dir()),
+        "COLLECT_ANALYTICS": "false",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    cmd = [
+        str(ls_executable()),
+        "start",
+        "--no-browser",
+        "--internal-host",
+        "127.0.0.1",
+        "--port",
+        str(chosen),
+        "--username",
+        ADMIN_EMAIL,
+        "--password",
+        password,
+        "--user-token",
+        token,
+    ]
+    with open(paths.log_file, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=paths.root, start_new_session=True
+        )
+    paths.pid_file.write_text(str(proc.pid))
+    paths.state_file.write_text(json.dumps({"pid": proc.pid, "port": chosen}))
+    info = ServerInfo(
+        url=f"http://127.0.0.1:{chosen}", port=chosen, pid=proc.pid, token_file=paths.token_file, running=True
+    )
+    deadline = time.monotonic() + timeout_s
+    client = LabelStudioClient(info.url, token)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabelStudioError(f"Label Studio exited with code {proc.returncode}; see {paths.log_file}")
+        if client.health():
+            break
+        time.sleep(0.5)
+    else:
+        stop(paths)
+        raise LabelStudioError(
+            f"Label Studio did not answer /health within {timeout_s:.0f}s; see {paths.log_file}"
+        )
+    # /health can answer before the token is usable: wait (bounded) until it authenticates.
+    while time.monotonic() < deadline:
+        try:
+            client.whoami()
+            return info
+        except LabelStudioError:
+            time.sleep(0.5)
+    raise LabelStudioError(f"Label Studio is up but the API token is refused; see {paths.log_file}")
+
+
+def stop(paths: ServerPaths | None = None, *, timeout_s: float = 20.0) -> bool:
+    """Stop the server started here (its whole process group); True if one was running."""
+    paths = paths or default_paths()
+    info = status(paths)
+    if info is None or not info.running or info.pid is None:
+        return False
+    pgid = info.pid  # started with start_new_session: the pid is the group id
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _pid_alive(info.pid):
+        _reap(info.pid)
+        time.sleep(0.2)
+    if _pid_alive(info.pid):
+        os.killpg(pgid, signal.SIGKILL)
+        _reap(info.pid)
+    # Keep the port in the state file so a restart reuses the same URL.
+    paths.state_file.write_text(json.dumps({"pid": 0, "port": info.port}))
+    paths.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the server is our own child (else it lingers as a zombie)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def local_env(paths: ServerPaths | None = None) -> dict[str, str]:
+    """LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY of the local server (empty when it was never started)."""
+    paths = paths or default_paths()
+    info = status(paths)
+    if info is None or not paths.token_file.is_file():
+        return {}
+    return {"LABEL_STUDIO_URL": info.url, "LABEL_STUDIO_API_KEY": read_token(paths)}
+
+
+def export_local_env(paths: ServerPaths | None = None) -> None:
+    """Point the resource at the local server for this process, unless the environment already does."""
+    for key, value in local_env(paths).items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,279 @@
+"""Label Studio: a typed client for the calls the pipeline makes, and its ConfigurableResource.
+
+The bulk paths (importing thousands of tasks, exporting every annotation) go over plain JSON with
+``requests``: one round trip each and no per-object model validation. ``get_sdk()`` gives the
+official label-studio-sdk 2.x client for anything else.
+"""
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+import requests
+from pydantic import Field
+
+from labeling_assets.core.labelstudio_config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.labelstudio_sync import RemoteAnnotation
+
+TASK_PAGE_SIZE = 1000
+
+
+class LabelStudioError(RuntimeError):
+    """Label Studio answered with an error, or could not be reached (``unreachable`` is then True)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class LabelStudioClient:
+    """The Label Studio REST calls the pipeline needs (token auth, JSON in and out)."""
+
+    def __init__(self, url: str, token: str, *, timeout_s: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Token {token}"
+
+    def __repr__(self) -> str:  # never show the token
+        return f"LabelStudioClient({self.url!r})"
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, ok: Sequence[int] = (200, 201, 204), **kwargs: Any) -> Any:
+        """One API call; returns the decoded JSON (None for an empty body)."""
+        kwargs.setdefault("timeout", self.timeout_s)
+        try:
+            resp = self._session.request(method, f"{self.url}{path}", **kwargs)
+        except requests.ConnectionError as exc:
+            raise LabelStudioError(
+                f"Label Studio is unreachable at {self.url}: {exc}", unreachable=True
+            ) from exc
+        except requests.Timeout as exc:
+            raise LabelStudioError(
+                f"Label Studio at {self.url} timed out on {method} {path}", unreachable=True
+            ) from exc
+        if resp.status_code not in ok:
+            raise LabelStudioError(f"{method} {path} -> HTTP {resp.status_code}: {resp.text[:300]}")
+        return resp.json() if resp.content else None
+
+    def health(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/health", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def whoami(self) -> dict[str, Any]:
+        return self.request("GET", "/api/current-user/whoami")
+
+    # -- projects ------------------------------------------------------------------------------
+    def list_projects(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.request("GET", "/api/projects/", params={"page": page, "page_size": 100})
+            results = body["results"] if isinstance(body, dict) else body
+            out.extend(results)
+            if not isinstance(body, dict) or not body.get("next"):
+                return out
+            page += 1
+
+    def ensure_project(self, *, title: str, classes: Sequence[str], overlap: int = 3) -> int:
+        """The id of the project named ``title``, created when missing (same title = same project).
+
+        ``maximum_annotations`` (overlap) is honored by the Community label stream when set through the API.
+        """
+        for project in self.list_projects():
+            if project.get("title") == title:
+                return int(project["id"])
+        body = self.request(
+            "POST",
+            "/api/projects/",
+            json={
+                "title": title,
+                "label_config": choices_label_config(classes),
+                "maximum_annotations": int(overlap),
+                "sampling": "Sequential sampling",  # queue order = our priority order
+                "show_skip_button": True,
+            },
+        )
+        return int(body["id"])
+
+    def get_project(self, project_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/api/projects/{project_id}/")
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> int:
+        """Import tasks (with predictions) in one call; returns how many Label Studio created."""
+        if not tasks:
+            return 0
+        body = self.request(
+            "POST",
+            f"/api/projects/{project_id}/import",
+            params={"commit_to_project": "true"},
+            json=list(tasks),
+        )
+        return int(body.get("task_count", 0))
+
+    def iter_tasks(self, project_id: int, *, fields: str = "task_only") -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            body = self.request(
+                "GET",
+                "/api/tasks/",
+                params={"project": project_id, "page": page, "page_size": TASK_PAGE_SIZE, "fields": fields},
+                ok=(200, 404),  # 404 = past the last page
+            )
+            tasks = (body or {}).get("tasks", [])
+            yield from tasks
+            if len(tasks) < TASK_PAGE_SIZE:
+                return
+            page += 1
+
+    def task_ids_by_item(self, project_id: int) -> dict[str, int]:
+        """item_id -> Label Studio task id, from the task data."""
+        out: dict[str, int] = {}
+        for task in self.iter_tasks(project_id):
+            item_id = (task.get("data") or {}).get("item_id")
+            if item_id:
+                out.setdefault(str(item_id), int(task["id"]))
+        return out
+
+    def change_marker(self, project_id: int) -> str:
+        """A cheap fingerprint that changes whenever an annotation is created, updated or deleted.
+
+        Label Studio touches the task's ``updated_at`` on every annotation save and delete, so the newest
+        task ``updated_at`` together with the annotation total is enough (two small requests).
+        """
+        project = self.get_project(project_id)
+        body = self.request(
+            "GET",
+            "/api/tasks/",
+            params={
+                "project": project_id,
+                "page": 1,
+                "page_size": 1,
+                "fields": "task_only",
+                "query": json.dumps({"ordering": ["-tasks:updated_at"]}),
+            },
+            ok=(200, 404),
+        )
+        tasks = (body or {}).get("tasks", [])
+        newest = tasks[0].get("updated_at") if tasks else None
+        return f"{project.get('total_annotations_number')}|{project.get('task_number')}|{newest}"
+
+    # -- users ---------------------------------------------------------------------------------
+    def list_users(self) -> list[dict[str, Any]]:
+        body = self.request("GET", "/api/users/")
+        return body["results"] if isinstance(body, dict) else body
+
+    def ensure_users(self, usernames: Sequence[str]) -> dict[str, int]:
+        """username -> user id, creating the missing users (no password: they never log in)."""
+        existing = {u["username"]: int(u["id"]) for u in self.list_users()}
+        for name in usernames:
+            if name not in existing:
+                body = self.request(
+                    "POST",
+                    "/api/users/",
+                    json={
+                        "username": name,
+                        "email": f"{name}@crowd.labeling-assets.local",
+                        "first_name": name,
+                    },
+                )
+                existing[name] = int(body["id"])
+        return {name: existing[name] for name in usernames}
+
+    # -- annotations ---------------------------------------------------------------------------
+    def create_annotation(
+        self, task_id: int, label: str, *, completed_by: int, lead_time_s: float | None = None
+    ) -> int:
+        payload: dict[str, Any] = {"result": choice_result(label), "completed_by": completed_by}
+        if lead_time_s is not None:
+            payload["lead_time"] = round(float(lead_time_s), 3)
+        body = self.request("POST", f"/api/tasks/{task_id}/annotations/", json=payload)
+        return int(body["id"])
+
+    def update_annotation(self, annotation_id: int, label: str) -> None:
+        self.request("PATCH", f"/api/annotations/{annotation_id}/", json={"result": choice_result(label)})
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        self.request("DELETE", f"/api/annotations/{annotation_id}/")
+
+    def export_annotations(self, project_id: int) -> list[RemoteAnnotation]:
+        """Every annotation of the project as it is now (one export call; tasks without any are skipped)."""
+        tasks = self.request(
+            "GET",
+            f"/api/projects/{project_id}/export",
+            params={"exportType": "JSON", "download_all_tasks": "false"},
+        )
+        out: list[RemoteAnnotation] = []
+        for task in tasks or []:
+            item_id = (task.get("data") or {}).get("item_id")
+            for ann in task.get("annotations") or []:
+                by = ann.get("completed_by")
+                user_id = by.get("id") if isinstance(by, dict) else by
+                out.append(
+                    RemoteAnnotation(
+                        ls_annotation_id=int(ann["id"]),
+                        ls_task_id=int(task["id"]),
+                        item_id=str(item_id) if item_id else None,
+                        labeler_id=str(user_id),
+                        label=label_from_result(ann.get("result")),
+                        lead_time_s=ann.get("lead_time"),
+                        created_at=ann.get("created_at"),
+                        updated_at=ann.get("updated_at"),
+                        was_cancelled=bool(ann.get("was_cancelled")),
+                    )
+                )
+        return out
+
+    def wait_healthy(self, timeout_s: float = 180.0) -> None:
+        """Wait (bounded) until /health answers 200."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.health():
+                return
+            time.sleep(0.5)
+        raise LabelStudioError(
+            f"Label Studio at {self.url} not healthy after {timeout_s:.0f}s", unreachable=True
+        )
+
+
+class LabelStudioResource(dg.ConfigurableResource):
+    """A Label Studio server and the project the pipeline labels in. The token comes via ``dg.EnvVar``."""
+
+    url: str = Field(default="http://127.0.0.1:8080", description="Base URL of the Label Studio server.")
+    api_key: str = Field(description="API token (legacy token); pass dg.EnvVar('LABEL_STUDIO_API_KEY').")
+    project_title: str = Field(default="labeling-assets", description="Project to use; created when missing.")
+    project_id: int | None = Field(
+        default=None, description="Use this project id instead of looking up the title."
+    )
+    timeout_s: float = Field(
+        default=120.0, description="Per-request timeout (exports of big projects take time)."
+    )
+
+    def get_client(self) -> LabelStudioClient:
+        return LabelStudioClient(self.url, self.api_key, timeout_s=self.timeout_s)
+
+    def get_sdk(self) -> Any:
+        """The official SDK client (``label_studio_sdk.LabelStudio``) for calls not wrapped here."""
+        from label_studio_sdk import LabelStudio
+
+        return LabelStudio(base_url=self.url, api_key=self.api_key)
+
+    def ensure_project(self, *, classes: Sequence[str], overlap: int = 3) -> int:
+        """The project id: ``project_id`` when set, else the project titled ``project_title`` (created if missing)."""
+        if self.project_id is not None:
+            return self.project_id
+        return self.get_client().ensure_project(title=self.project_title, classes=classes, overlap=overlap)
+
+    def find_project_id(self) -> int | None:
+        """The project id without creating anything (None when the project does not exist yet)."""
+        if self.project_id is not None:
+            return self.project_id
+        for project in self.get_client().list_projects():
+            if project.get("title") == self.project_title:
+                return int(project["id"])
+        return None
