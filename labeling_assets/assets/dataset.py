@@ -93,7 +93,21 @@ def _labeled_items(store: LabelStore) -> tuple[pd.DataFrame, dict[str, int]]:
     # at their source path (their frozen split rows stay in the store for when they come back).
     status = frame["status"].fillna("not ingested")
     excluded = {f"item is {s}": int(n) for s, n in status[status != "active"].value_counts().items()}
-    return frame[status == "active"].reset_index(drop=True), excluded
+    frame = frame[status == "active"].reset_index(drop=True)
+    # A consensus that names no class or several cannot train a single-label model: leave the item out
+    # (the card counts it) rather than block the whole dataset on it.
+    single = frame["label"].map(_is_single_label).astype(bool)
+    if not single.all():
+        excluded["consensus label is not exactly one class"] = int((~single).sum())
+    return frame[single].reset_index(drop=True), excluded
+
+
+def _is_single_label(value: Any) -> bool:
+    try:
+        split_core.normalize_label(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _annotation_summary(store: LabelStore, item_ids: set[str]) -> tuple[int, int, float | None]:
@@ -266,6 +280,12 @@ def dataset_export(
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
     report = export_core.export_dataset(rows, out_dir, formats)
+    card = store.fetch(
+        sa.select(dataset_versions.c.card).where(dataset_versions.c.dataset_version == version)
+    )
+    if card and card[0]["card"]:
+        # The card travels with the files (README.md is where dataset hubs look for it).
+        (out_dir / "README.md").write_text(card[0]["card"], encoding="utf-8")
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     context.log.info(f"Exported {len(rows)} items of {version} as {formats} to {out_dir} in {seconds:.1f}s")
     return dg.MaterializeResult(

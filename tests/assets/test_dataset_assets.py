@@ -273,6 +273,7 @@ def test_export_writes_jsonl_csv_parquet_and_an_imagefolder_torchvision_loads(
     labels_by_file = {Path(r["image_path"]).stem: r["label"] for r in lines}
     assert all(labels_by_file[Path(p).stem] == train.classes[t] for p, t in train.samples)
     assert meta["imagefolder_hard_links"].value + meta["imagefolder_copies"].value == 60
+    assert (out / "README.md").read_text().startswith("# Dataset card")
 
     # Re-export of the same version replaces the files in place (no stale leftovers, same content).
     again = sqlite_project.materialize(export=True)
@@ -294,6 +295,29 @@ def test_export_rejects_an_unknown_format_before_writing(sqlite_project: Project
     failure = result.failure_data_for_node("dataset_export")
     assert failure is not None and "tfrecord" in str(failure.error)
     assert not (sqlite_project.data_dir / "exports").exists()
+
+
+def test_items_whose_consensus_is_not_one_class_are_left_out_and_documented(sqlite_project: Project) -> None:
+    ids = sqlite_project.add_items(_imbalanced_labels())
+    with sqlite_project.store.begin() as conn:
+        conn.execute(
+            consensus.insert().values(
+                item_id=ids[0],
+                version=2,
+                label=["cat", "dog"],
+                method="majority",
+                confidence=0.5,
+                agreement=0.5,
+                n_annotators=2,
+                computed_at=NOW,
+            )
+        )
+    result = sqlite_project.materialize()
+    assert result.success
+    meta = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    assert meta["n_items"].value == 59
+    assert meta["excluded_items"].value == {"consensus label is not exactly one class": 1}
+    assert "1 items with a consensus label are left out" in meta["card"].value
 
 
 def test_dataset_splits_fails_clearly_without_consensus(sqlite_project: Project) -> None:
@@ -335,9 +359,14 @@ def test_proportion_check_fails_when_frozen_rows_skew_a_split(sqlite_project: Pr
                 for i in ids[:42]
             ],
         )
-    outcome = _check_results(sqlite_project.materialize())
+    result = sqlite_project.materialize(export=True)
+    outcome = _check_results(result)
     assert outcome["dataset_splits_class_proportions_within_tolerance"] is False
     assert outcome["dataset_splits_frozen_assignments_unchanged"] is True
+    # Blocking: a skewed dataset is not exported (nor trained on).
+    assert result.asset_materializations_for_node("dataset_splits")
+    assert not result.asset_materializations_for_node("dataset_export")
+    assert not (sqlite_project.data_dir / "exports").exists()
 
 
 def test_frozen_check_fails_when_a_stored_split_row_was_moved(sqlite_project: Project) -> None:
