@@ -27,7 +27,7 @@ stamp_file="$VENV/.labeling-assets-deps"
 stamp="$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT/requirements.lock" 2>/dev/null | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
   log "installing dependencies (torch ${TORCH_NOTE:-2.14.1} is a large wheel: the first time takes a few minutes)"
-  "$VENV/bin/pip" install -q -c "$REPO_ROOT/requirements.lock" -e "$REPO_ROOT[dev]"
+  "$VENV/bin/pip" install -q -c "$REPO_ROOT/requirements.lock" -e "$REPO_ROOT[dev,bench]"
   echo "$stamp" >"$stamp_file"
 fi
 # The venv is shared between clones (CI clones anew each run): point the editable install at this one.

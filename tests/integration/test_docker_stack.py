@@ -1,0 +1,116 @@
+"""The team deployment in docker/: what can be checked without a Docker daemon.
+
+The compose file and its environment must agree, and docker/dagster.yaml must load as a real Dagster
+instance on PostgreSQL (dagster-postgres against the server on 127.0.0.1:5432) that records a real
+materialization of the pipeline.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from labeling_assets.assets.ingest import raw_images
+from labeling_assets.checks.ingest import active_items_have_readable_copy, content_hashes_unique
+from labeling_assets.core.demo_data import render_digits
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+
+
+def _env_example() -> dict[str, str]:
+    lines = (DOCKER / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_compose_file_defines_the_whole_stack_with_healthchecks() -> None:
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {
+        "postgres",
+        "labelstudio",
+        "mlflow",
+        "user-code",
+        "dagster-webserver",
+        "dagster-daemon",
+    }
+    for name, service in services.items():
+        if name != "dagster-daemon":  # the daemon has no port to probe; it depends on healthy services
+            assert "healthcheck" in service, name
+    assert services["labelstudio"]["environment"]["DJANGO_DB"] == "default"  # Label Studio on PostgreSQL
+    assert services["labelstudio"]["image"].endswith(":1.23.2")
+
+
+def test_every_variable_the_compose_file_uses_is_in_the_env_example() -> None:
+    used = set(re.findall(r"\$\{(\w+)\}", (DOCKER / "docker-compose.yml").read_text()))
+    used |= set(re.findall(r"env: (\w+)", (DOCKER / "dagster.yaml").read_text()))
+    assert used - set(_env_example()) == set()
+
+
+def test_postgres_init_creates_a_database_per_system() -> None:
+    sql = (DOCKER / "postgres-init.sql").read_text()
+    assert set(re.findall(r"CREATE DATABASE (\w+);", sql)) == {"dagster", "labels", "labelstudio", "mlflow"}
+
+
+def test_no_secret_is_committed_in_the_docker_folder() -> None:
+    assert not (DOCKER / ".env").exists()
+    assert all(
+        value in {"change-me"} or "change-me" in value or "password" not in key.lower()
+        for key, value in _env_example().items()
+    )
+
+
+@pytest.mark.postgres
+def test_docker_dagster_yaml_is_a_working_postgres_instance_that_records_the_pipeline(
+    pg_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dagster_url = sa.engine.make_url(pg_databases.new_url())
+    for var, value in {
+        "DAGSTER_PG_HOST": dagster_url.host,
+        "DAGSTER_PG_PORT": str(dagster_url.port),
+        "DAGSTER_PG_USER": dagster_url.username,
+        "DAGSTER_PG_PASSWORD": dagster_url.password or "",
+        "DAGSTER_PG_DB": dagster_url.database,
+        "LABELING_ASSETS_IMAGE": "labeling-assets:test",
+    }.items():
+        monkeypatch.setenv(var, value)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # Same file as the image uses; only the container paths are mapped into the test's temp folder.
+    text = (DOCKER / "dagster.yaml").read_text().replace("/opt/dagster/data", str(tmp_path / "data"))
+    (home / "dagster.yaml").write_text(text)
+
+    store_url = pg_databases.new_url()
+    demo = tmp_path / "digits"
+    render_digits(demo, limit=40)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_launcher).__name__ == "DockerRunLauncher"
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        result = dg.materialize(
+            [raw_images, content_hashes_unique, active_items_have_readable_copy],
+            instance=instance,
+            resources={
+                "label_store": LabelStoreResource(url=store_url),
+                "image_source": ImageSourceResource(uri=str(demo), demo_dir=str(demo)),
+                "project": ProjectSettings(data_dir=str(tmp_path / "data")),
+            },
+        )
+        assert result.success
+        event = instance.get_latest_materialization_event(dg.AssetKey("raw_images"))
+        assert event is not None and event.run_id == result.run_id
+        assert event.asset_materialization.metadata["files_new"].value == 40
+    # The events are in PostgreSQL, not in a local file.
+    engine = sa.create_engine(dagster_url)
+    with engine.connect() as conn:
+        n = conn.execute(
+            sa.text("SELECT count(*) FROM event_logs WHERE run_id = :r"), {"r": result.run_id}
+        ).scalar()
+    engine.dispose()
+    assert n and n > 5
+    shutil.rmtree(home)
