@@ -15,26 +15,28 @@ PYTHON_BIN="${PYTHON:-python3.11}"
 command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+# pip, minus the machine pip.conf's noise about find-links folders that do not exist (status kept).
+pip_q() { "$VENV/bin/pip" "$@" 2> >(grep -v "is neither a file nor a directory" >&2); }
 
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating the project venv at $VENV"
   mkdir -p "$(dirname "$VENV")"
   "$PYTHON_BIN" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip setuptools wheel
+  pip_q install -q --upgrade pip setuptools wheel
 fi
 
 stamp_file="$VENV/.labeling-assets-deps"
 stamp="$(cat "$REPO_ROOT/pyproject.toml" "$REPO_ROOT/requirements.lock" 2>/dev/null | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
   log "installing dependencies (torch ${TORCH_NOTE:-2.14.1} is a large wheel: the first time takes a few minutes)"
-  "$VENV/bin/pip" install -q -c "$REPO_ROOT/requirements.lock" -e "$REPO_ROOT[dev,bench]"
+  pip_q install -q -c "$REPO_ROOT/requirements.lock" -e "$REPO_ROOT[dev,bench]"
   echo "$stamp" >"$stamp_file"
 fi
 # The venv is shared between clones (CI clones anew each run): point the editable install at this one.
 installed_at="$("$VENV/bin/python" -c 'import labeling_assets, os; print(os.path.dirname(os.path.dirname(labeling_assets.__file__)))' 2>/dev/null || true)"
 if [ "$installed_at" != "$REPO_ROOT" ]; then
   log "pointing the editable install at $REPO_ROOT"
-  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$REPO_ROOT"
+  pip_q install -q --no-deps --no-build-isolation -e "$REPO_ROOT"
 fi
 
 # Label Studio lives in its own venv (its Django pins clash with ours).
