@@ -1,0 +1,63 @@
+"""A real Label Studio for the integration tests: started once per session, torn down at the end.
+
+``label_studio`` starts the server through the project's own ``labeling_assets.labelstudio_server`` in a
+fresh data folder on a free port. It skips only when Label Studio is not installed (CI installs it via
+scripts/setup.sh -> scripts/install_label_studio.sh). Reuse it in any test: ``label_studio.client()``
+is an admin client, ``label_studio.resource(title)`` a LabelStudioResource for a project title, and
+``label_studio.stop()`` / ``label_studio.start()`` take the server down and bring it back (same URL).
+"""
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from labeling_assets import labelstudio_server as server
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
+
+
+@dataclass
+class LabelStudioServer:
+    paths: server.ServerPaths
+    port: int
+    files_root: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return server.read_token(self.paths)
+
+    def client(self) -> LabelStudioClient:
+        return LabelStudioClient(self.url, self.token)
+
+    def resource(self, project_title: str) -> LabelStudioResource:
+        return LabelStudioResource(url=self.url, api_key=self.token, project_title=project_title)
+
+    def start(self) -> None:
+        server.start(self.paths, port=self.port, local_files_root=self.files_root)
+
+    def stop(self) -> None:
+        server.stop(self.paths)
+
+
+@pytest.fixture(scope="session")
+def label_studio() -> Iterator[LabelStudioServer]:
+    if not server.is_installed():
+        pytest.skip(
+            f"Label Studio is not installed at {server.ls_venv()} (run scripts/install_label_studio.sh "
+            "or set LABEL_STUDIO_VENV)"
+        )
+    root = Path(tempfile.mkdtemp(prefix="labelstudio-test-"))
+    handle = LabelStudioServer(
+        paths=server.ServerPaths(root / "labelstudio"), port=server.free_port(), files_root=root
+    )
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()

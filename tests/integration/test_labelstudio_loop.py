@@ -1,0 +1,270 @@
+"""The Label Studio loop end to end against a real server: queue -> crowd -> sensor -> collect -> store.
+
+The tests run in file order and share one project (building it is the expensive part); each asserts
+one behaviour of the loop on the store, the Dagster instance or Label Studio itself.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from labeling_assets.assets import collect, queue
+from labeling_assets.checks import queue as queue_checks
+from labeling_assets.core.crowd import AnnotatorSpec
+from labeling_assets.core.store import (
+    LabelStore,
+    annotations,
+    current_annotations_query,
+    items,
+    labelers,
+    tasks,
+    utcnow,
+)
+from labeling_assets.jobs import collect_job, queue_job
+from labeling_assets.labelstudio_crowd import simulate_crowd
+from labeling_assets.partitions import labelers as labelers_partitions
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import annotation_sensor
+from tests.integration.conftest import LabelStudioServer
+
+pytestmark = pytest.mark.labelstudio
+
+CLASSES = ["cat", "dog", "bird"]
+N_ITEMS = 36
+N_GOLD = 6
+CROWD = [
+    AnnotatorSpec("it_expert", "expert"),
+    AnnotatorSpec("it_average", "average"),
+    AnnotatorSpec("it_spammer", "spammer"),
+    AnnotatorSpec("it_biased", "biased", biased_toward="bird"),
+]
+
+
+@dataclass
+class Loop:
+    ls: LabelStudioServer
+    store: LabelStore
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    resources: dict[str, Any]
+    truth: dict[str, str]
+    gold: dict[str, str]
+    cursor: str | None = None
+
+    @property
+    def client(self) -> Any:
+        return self.ls.client()
+
+    @property
+    def project_id(self) -> int:
+        pid = self.resources["label_studio"].find_project_id()
+        assert pid is not None
+        return pid
+
+    def tick(self) -> dg.SensorResult | dg.SkipReason:
+        ctx = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"label_studio": self.resources["label_studio"]},
+        )
+        result = annotation_sensor(ctx)
+        if isinstance(result, dg.SensorResult) and result.cursor is not None:
+            self.cursor = result.cursor
+        return result
+
+    def collect(self) -> dict[str, Any]:
+        result = self.defs.resolve_job_def("collect_job").execute_in_process(instance=self.instance)
+        assert result.success
+        (mat,) = [e.materialization for e in result.get_asset_materialization_events()]
+        return {k: v.value for k, v in mat.metadata.items()}
+
+    def push(self, **config: Any) -> dg.ExecuteInProcessResult:
+        result = self.defs.resolve_job_def("queue_job").execute_in_process(
+            instance=self.instance, run_config={"ops": {"labeling_tasks": {"config": config}}}
+        )
+        assert result.success
+        return result
+
+
+def _seed_items(store: LabelStore, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    truth, gold = {}, {}
+    rows = []
+    for i in range(N_ITEMS):
+        item_id = hashlib.sha256(f"item-{i}".encode()).hexdigest()
+        label = CLASSES[i % len(CLASSES)]
+        truth[item_id] = label
+        is_gold = i < N_GOLD
+        if is_gold:
+            gold[item_id] = label
+        rows.append(
+            {
+                "item_id": item_id,
+                "uri": str(folder / "raw" / f"{item_id}.png"),
+                "source_path": f"img_{i}.png",
+                "n_bytes": 100,
+                "ingested_at": utcnow(),
+                "status": "active",
+                "gold_label": label if is_gold else None,
+            }
+        )
+    with store.begin() as conn:
+        conn.execute(items.insert(), rows)
+    return truth, gold
+
+
+@pytest.fixture(scope="module")
+def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    folder = tmp_path_factory.mktemp("loop")
+    store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
+    store.migrate()
+    truth, gold = _seed_items(store, folder)
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "label_studio": label_studio.resource(f"loop-{folder.name}"),
+        "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
+    }
+    defs = dg.Definitions(
+        assets=[queue.labeling_tasks, collect.annotations],
+        asset_checks=[queue_checks.gold_never_in_task_data],
+        jobs=[queue_job, collect_job],
+        sensors=[annotation_sensor],
+        resources=resources,
+    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield Loop(label_studio, store, instance, defs, resources, truth, gold)
+    store.dispose()
+
+
+def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> None:
+    first = loop.push(max_new_tasks=20, gold_rate=0.1, overlap=3)
+    meta = {
+        k: v.value for k, v in first.get_asset_materialization_events()[0].materialization.metadata.items()
+    }
+    assert meta["pushed"] == 20 and meta["new_gold"] == 2
+    loop.push(max_new_tasks=1000, gold_rate=0.1, overlap=3)
+    loop.push(max_new_tasks=1000, gold_rate=0.1, overlap=3)  # nothing left: must not duplicate
+    remote = loop.client.task_ids_by_item(loop.project_id)
+    remote_tasks = list(loop.client.iter_tasks(loop.project_id))
+    assert len(remote_tasks) == N_ITEMS == len(remote)
+    assert loop.store.count(tasks) == N_ITEMS
+    assert loop.store.count(tasks, tasks.c.ls_task_id.is_(None)) == 0
+    assert loop.store.count(tasks, tasks.c.is_gold.is_(True)) == N_GOLD
+    assert loop.client.get_project(loop.project_id)["maximum_annotations"] == 3
+
+
+def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> None:
+    result = loop.push(max_new_tasks=10)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "gold_never_in_task_data" and evaluation.passed
+    assert evaluation.metadata["gold_tasks"].value == N_GOLD
+    for task in loop.client.iter_tasks(loop.project_id, fields="all"):
+        assert set(task["data"]) == {"image", "item_id"}
+        assert "gold" not in str(task["data"]).lower()
+
+
+def test_first_sensor_tick_requests_a_run_and_an_unchanged_project_skips(loop: Loop) -> None:
+    first = loop.tick()
+    assert isinstance(first, dg.SensorResult) and len(first.run_requests or []) == 1
+    assert loop.collect()["new"] == 0
+    again = loop.tick()
+    assert isinstance(again, dg.SkipReason) and "no annotation change" in (again.skip_message or "")
+
+
+def test_crowd_annotations_are_collected_and_labelers_become_partitions(loop: Loop) -> None:
+    result = simulate_crowd(
+        loop.client, loop.project_id, CROWD, truth=loop.truth, classes=CLASSES, overlap=3, seed=7
+    )
+    assert len(result.annotations) == N_ITEMS * 3
+    per_task: dict[int, set[str]] = {}
+    for _ann, task_id, _item, name, _label in result.annotations:
+        assert name not in per_task.setdefault(task_id, set())  # nobody labels a task twice
+        per_task[task_id].add(name)
+    tick = loop.tick()
+    assert isinstance(tick, dg.SensorResult) and tick.run_requests
+    meta = loop.collect()
+    assert meta["new"] == N_ITEMS * 3 and meta["updated"] == 0 and meta["deleted"] == 0
+    assert loop.store.count(annotations) == N_ITEMS * 3
+    stored = loop.store.fetch(current_annotations_query())
+    assert {(r["ls_annotation_id"], r["label"]) for r in stored} == {
+        (a, lab) for a, _, _, _, lab in result.annotations
+    }
+    assert all(r["lead_time_s"] and r["lead_time_s"] > 0 and r["created_at"] is not None for r in stored)
+    user_ids = {str(uid) for uid in result.user_ids.values()}
+    assert {r["labeler_id"] for r in stored} == user_ids
+    assert user_ids <= set(loop.instance.get_dynamic_partitions(labelers_partitions.name))
+    assert {r["labeler_id"] for r in loop.store.fetch(sa.select(labelers.c.labeler_id))} == user_ids
+
+
+def test_re_poll_and_retried_runs_add_nothing(loop: Loop) -> None:
+    before = loop.store.count(annotations)
+    assert isinstance(loop.tick(), dg.SkipReason)
+    for _ in range(2):  # a retried run / a duplicate delivery
+        meta = loop.collect()
+        assert meta["new"] == meta["updated"] == meta["deleted"] == 0
+    assert loop.store.count(annotations) == before
+    dupes = loop.store.fetch(
+        sa.select(annotations.c.ls_annotation_id, annotations.c.version)
+        .group_by(annotations.c.ls_annotation_id, annotations.c.version)
+        .having(sa.func.count() > 1)
+    )
+    assert dupes == []
+
+
+def test_an_edit_becomes_a_new_version_and_a_delete_a_tombstone(loop: Loop) -> None:
+    current = loop.store.fetch(current_annotations_query())
+    edited, removed = current[0], current[1]
+    new_label = next(c for c in CLASSES if c != edited["label"])
+    loop.client.update_annotation(edited["ls_annotation_id"], new_label)
+    loop.client.delete_annotation(removed["ls_annotation_id"])
+    assert isinstance(loop.tick(), dg.SensorResult)
+    meta = loop.collect()
+    assert (meta["new"], meta["updated"], meta["deleted"]) == (0, 1, 1)
+    versions = loop.store.fetch(
+        sa.select(annotations)
+        .where(annotations.c.ls_annotation_id == edited["ls_annotation_id"])
+        .order_by(annotations.c.version)
+    )
+    assert [v["label"] for v in versions] == [edited["label"], new_label]
+    assert versions[1]["supersedes"] == versions[0]["id"]
+    tomb = loop.store.fetch(
+        sa.select(annotations)
+        .where(annotations.c.ls_annotation_id == removed["ls_annotation_id"])
+        .order_by(annotations.c.version)
+    )
+    assert [(t["version"], t["deleted"]) for t in tomb] == [(1, False), (2, True)]
+    current_ids = {r["ls_annotation_id"] for r in loop.store.fetch(current_annotations_query())}
+    assert removed["ls_annotation_id"] not in current_ids
+    assert len(current_ids) == N_ITEMS * 3 - 1
+
+
+def test_sensor_skips_with_the_cause_while_label_studio_is_down_and_catches_up(loop: Loop) -> None:
+    loop.ls.stop()
+    try:
+        down = loop.tick()
+        assert isinstance(down, dg.SkipReason)
+        assert "unreachable" in (down.skip_message or "")
+    finally:
+        loop.ls.start()
+    late = AnnotatorSpec("it_late", "expert")
+    added = simulate_crowd(
+        loop.client,
+        loop.project_id,
+        [late],
+        truth=dict(list(loop.truth.items())[:3]),
+        classes=CLASSES,
+        overlap=1,
+        seed=1,
+    )
+    assert len(added.annotations) == 3
+    up = loop.tick()
+    assert isinstance(up, dg.SensorResult) and up.run_requests
+    meta = loop.collect()
+    assert meta["new"] == 3
+    assert str(added.user_ids["it_late"]) in loop.instance.get_dynamic_partitions(labelers_partitions.name)
