@@ -3,7 +3,11 @@
 import dagster as dg
 
 from labeling_assets.assets import collect, dataset, ingest, queue
+from labeling_assets.assets import evaluate as evaluate_assets
+from labeling_assets.assets import prelabel as prelabel_assets
+from labeling_assets.assets import train as train_assets
 from labeling_assets.checks import dataset as dataset_checks
+from labeling_assets.checks import evaluate as evaluate_checks
 from labeling_assets.checks import ingest as ingest_checks
 from labeling_assets.checks import queue as queue_checks
 from labeling_assets.env import build_resources
@@ -11,7 +15,17 @@ from labeling_assets.jobs import collect_job, ingest_job, queue_job
 from labeling_assets.sensors import annotation_sensor
 
 defs = dg.Definitions(
-    assets=[ingest.raw_images, queue.labeling_tasks, collect.annotations, dataset.dataset_splits, dataset.dataset_export],
+    assets=[
+        ingest.raw_images,
+        queue.labeling_tasks,
+        collect.annotations,
+        dataset.dataset_splits,
+        dataset.dataset_export,
+        prelabel_assets.prelabels,
+        train_assets.training_tensors,
+        train_assets.trained_model,
+        evaluate_assets.model_evaluation,
+    ],
     asset_checks=[
         ingest_checks.content_hashes_unique,
         ingest_checks.active_items_have_readable_copy,
@@ -21,6 +35,7 @@ defs = dg.Definitions(
         dataset_checks.dataset_splits_class_proportions_within_tolerance,
         dataset_checks.dataset_splits_frozen_assignments_unchanged,
         dataset_checks.dataset_splits_every_class_in_every_split,
+        *evaluate_checks.evaluation_checks,
     ],
     jobs=[ingest_job, queue_job, collect_job],
     sensors=[annotation_sensor],

@@ -14,6 +14,7 @@ from labeling_assets.constants import data_dir
 from labeling_assets.core.store import sqlite_url
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -48,5 +49,10 @@ def build_resources(deployment: str | None = None) -> dict[str, Any]:
             url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"),
             api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"),
             project_title=os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets"),
+        ),
+        # Local: SQLite tracking store under the data folder; a team sets MLFLOW_TRACKING_URI (a server).
+        "mlflow": MLflowResource(
+            data_dir=str(folder),
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI") if "MLFLOW_TRACKING_URI" in os.environ else None,
         ),
     }

@@ -1,0 +1,373 @@
+"""Stage train: the decoded tensor cache of the current dataset version and the trained classifier.
+
+``training_tensors`` decodes the train and val images ONCE into a memory-mapped uint8 cache at training
+resolution (DESIGN §6: per-epoch PNG decoding is the bottleneck to design away). ``trained_model``
+trains on it (GPU when present, CPU otherwise), with early stopping on validation macro-F1, logs the run
+to MLflow and registers a model version. The test split is never read here (only model_evaluation).
+"""
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
+from labeling_assets.core import images as img
+from labeling_assets.core import plots
+from labeling_assets.core import train as core_train
+from labeling_assets.core.splits import manifest_from_json, normalize_label
+from labeling_assets.core.store import LabelStore, dataset_versions, items, latest_consensus_query, splits
+from labeling_assets.resources.mlflow import CHECKPOINT_ARTIFACT, MLflowResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+CACHE_POINTER = "latest.json"
+
+
+# --- the current dataset (shared with evaluate.py) -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetSnapshot:
+    """The current dataset version: one row per item with item_id, label, split, uri."""
+
+    version: str
+    frame: pd.DataFrame
+    dropped: int  # manifest rows without a readable stored copy
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.frame[self.frame["split"] == name].sort_values("item_id", kind="stable")
+
+
+def current_dataset(store: LabelStore) -> DatasetSnapshot:
+    """The newest dataset version written by ``dataset_splits``, joined with the items' stored copies.
+
+    The version's own manifest (item, label, split) is used when stored, so training sees exactly the
+    labels that were versioned; otherwise the splits table joined with the newest consensus labels.
+
+    Raises:
+        dg.Failure: no dataset version exists yet.
+    """
+    rows = store.fetch(sa.select(dataset_versions).order_by(dataset_versions.c.created_at.desc()).limit(1))
+    if not rows:
+        raise dg.Failure("no dataset version in the label store yet: materialize dataset_splits first")
+    row = rows[0]
+    manifest = None
+    if isinstance(row.get("manifest"), dict | str):
+        try:
+            manifest = manifest_from_json(row["manifest"])
+        except (KeyError, ValueError):
+            manifest = None
+    if manifest is None or manifest.empty:
+        manifest = _manifest_from_tables(store)
+    located = pd.DataFrame(
+        store.fetch(sa.select(items.c.item_id, items.c.uri).where(items.c.status == "active")),
+        columns=["item_id", "uri"],
+    )
+    frame = manifest.merge(located, on="item_id", how="left")
+    missing = frame["uri"].isna()
+    return DatasetSnapshot(
+        version=str(row["dataset_version"]),
+        frame=frame[~missing].reset_index(drop=True),
+        dropped=int(missing.sum()),
+    )
+
+
+def _manifest_from_tables(store: LabelStore) -> pd.DataFrame:
+    latest = latest_consensus_query().subquery()
+    query = sa.select(splits.c.item_id, splits.c.split, latest.c.label).join(
+        latest, latest.c.item_id == splits.c.item_id
+    )
+    frame = pd.DataFrame(store.fetch(query), columns=["item_id", "split", "label"])
+    frame["label"] = frame["label"].map(normalize_label)
+    return frame
+
+
+def label_indices(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Class indices of ``labels``; a label outside the class list is a clear error."""
+    index = {name: k for k, name in enumerate(classes)}
+    unknown = sorted(set(labels.astype(str)) - set(index))
+    if unknown:
+        raise dg.Failure(f"labels not in the project's class list {classes}: {unknown[:10]}")
+    return labels.astype(str).map(index).to_numpy(dtype=np.int64)
+
+
+def cache_folder(project: ProjectSettings, version: str, image_size: int, channels: int) -> Path:
+    return project.data_path / "tensors" / f"{version}-{image_size}px-{channels}c"
+
+
+# --- training_tensors ----------------------------------------------------------------------------
+
+
+class TrainingTensorsConfig(dg.Config):
+    image_size: int = 32  # the demo digits; use 224 (and channels=3) for photographs
+    channels: int = 1  # 1 grayscale, 3 RGB
+    workers: int | None = None  # decoding threads (default: min(8, cores))
+    rebuild: bool = False  # decode again even when the cache of this version and size exists
+
+
+@dg.asset(
+    group_name=GROUP_TRAIN,
+    deps=["dataset_splits"],
+    kinds={"python", "numpy"},
+    owners=OWNERS,
+)
+def training_tensors(
+    context: dg.AssetExecutionContext,
+    config: TrainingTensorsConfig,
+    label_store: LabelStoreResource,
+    project: ProjectSettings,
+) -> dg.MaterializeResult:
+    """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
+    dataset = current_dataset(label_store.get_store())
+    classes = list(project.classes)
+    folder = cache_folder(project, dataset.version, config.image_size, config.channels)
+    meta = core_train.read_cache_meta(folder)
+    started = time.perf_counter()
+    failures: dict[str, list[core_train.DecodeFailure]] = {}
+    if meta is not None and meta.get("dataset_version") == dataset.version and not config.rebuild:
+        context.log.info(f"Tensor cache for dataset {dataset.version} already at {folder}: reusing it")
+    else:
+        parts: dict[str, tuple[list[str], list[int], list[str]]] = {}
+        for name in ("train", "val"):
+            part = dataset.split(name)
+            parts[name] = (
+                part["uri"].astype(str).tolist(),
+                label_indices(part["label"], classes).tolist(),
+                part["item_id"].astype(str).tolist(),
+            )
+        if not parts["train"][0]:
+            raise dg.Failure(f"dataset {dataset.version} has no training items")
+        n = sum(len(p[0]) for p in parts.values())
+        context.log.info(
+            f"Decoding {n} images of dataset {dataset.version} to {config.image_size}px into {folder}"
+        )
+        meta, failures = core_train.write_tensor_cache(
+            folder,
+            parts,
+            image_size=config.image_size,
+            channels=config.channels,
+            classes=classes,
+            extra_meta={"dataset_version": dataset.version},
+            workers=config.workers,
+        )
+        for name, bad in failures.items():
+            for failure in bad[:5]:
+                context.log.warning(f"{name}: cannot decode {failure.path}: {failure.error}")
+    seconds = time.perf_counter() - started
+    pointer = {"dataset_version": dataset.version, "folder": str(folder)}
+    (project.data_path / "tensors" / CACHE_POINTER).write_text(json.dumps(pointer))
+    counts = meta["counts"]
+    n_bytes = sum(p.stat().st_size for p in folder.glob("*.images.npy"))
+    class_table = ["| class | train | val |", "|---|---:|---:|"] + [
+        f"| {name} | {meta['class_counts']['train'][k]} | {meta['class_counts'].get('val', [0] * len(classes))[k]} |"
+        for k, name in enumerate(classes)
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "dataset_version": dg.MetadataValue.text(dataset.version),
+            "cache_folder": dg.MetadataValue.path(str(folder)),
+            "image_size": dg.MetadataValue.int(config.image_size),
+            "channels": dg.MetadataValue.int(config.channels),
+            "train_images": dg.MetadataValue.int(int(counts.get("train", 0))),
+            "val_images": dg.MetadataValue.int(int(counts.get("val", 0))),
+            "cache_mib": dg.MetadataValue.float(round(n_bytes / 2**20, 2)),
+            "decode_failures": dg.MetadataValue.int(sum(len(v) for v in failures.values())),
+            "items_without_stored_copy": dg.MetadataValue.int(dataset.dropped),
+            "seconds": dg.MetadataValue.float(round(seconds, 2)),
+            "class_counts": dg.MetadataValue.md("\n".join(class_table)),
+        }
+    )
+
+
+def read_cache_pointer(project: ProjectSettings) -> dict[str, str]:
+    path = project.data_path / "tensors" / CACHE_POINTER
+    if not path.is_file():
+        raise dg.Failure("no tensor cache yet: materialize training_tensors first")
+    return json.loads(path.read_text())
+
+
+# --- trained_model -------------------------------------------------------------------------------
+
+
+class TrainedModelConfig(dg.Config):
+    backbone: str = "auto"  # auto | small_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 5  # epochs without a better val macro-F1 before stopping
+    loss: str = "ce"  # ce | focal
+    sampler: str = "shuffle"  # shuffle | weighted
+    class_weighted_loss: bool = True
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    compile: str = "auto"  # auto | on | off
+    weights_path: str | None = None  # local state_dict; nothing is downloaded
+    hflip: bool = False  # off: a flip changes the meaning of many images (left/right, letters, digits)
+    seed: int = 0
+    cpu_threads: int | None = None  # cap torch's CPU threads (shared machines)
+
+
+def _train_config(config: TrainedModelConfig, meta: dict[str, Any]) -> core_train.TrainConfig:
+    return core_train.TrainConfig(
+        num_classes=len(meta["classes"]),
+        backbone=config.backbone,
+        image_size=int(meta["image_size"]),
+        channels=int(meta["channels"]),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        patience=config.patience,
+        loss=config.loss,
+        sampler=config.sampler,
+        class_weighted_loss=config.class_weighted_loss,
+        device=config.device,
+        compile=config.compile,
+        weights_path=config.weights_path,
+        seed=config.seed,
+        augment=core_train.AugmentConfig(hflip=config.hflip),
+    )
+
+
+@dg.asset(
+    group_name=GROUP_TRAIN,
+    deps=[training_tensors],
+    pool=GPU_POOL,
+    kinds={"pytorch", "mlflow"},
+    owners=OWNERS,
+)
+def trained_model(
+    context: dg.AssetExecutionContext,
+    config: TrainedModelConfig,
+    project: ProjectSettings,
+    label_store: LabelStoreResource,
+    mlflow: MLflowResource,
+) -> dg.MaterializeResult:
+    """The image classifier trained on the current dataset version, registered as an MLflow model version."""
+    import torch
+
+    pointer = read_cache_pointer(project)
+    current = current_dataset(label_store.get_store()).version
+    if pointer["dataset_version"] != current:
+        raise dg.Failure(
+            f"the tensor cache holds dataset {pointer['dataset_version']} but the current version is {current}: "
+            "materialize training_tensors first"
+        )
+    folder = pointer["folder"]
+    meta = core_train.read_cache_meta(folder)
+    if meta is None:
+        raise dg.Failure(f"tensor cache {folder} is incomplete: materialize training_tensors again")
+    train = core_train.load_cache_split(folder, "train")
+    val = core_train.load_cache_split(folder, "val")
+    if config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
+    train_config = _train_config(config, meta)
+    device = core_train.resolve_device(train_config.device)
+    context.log.info(
+        f"Training on {len(train)} images ({len(val)} val) of dataset {current} on {device}"
+        + ("" if device.type == "cuda" else " (no CUDA: CPU fallback)")
+    )
+    tags = {"dagster_run_id": context.run.run_id, "dataset_version": current, "asset": "trained_model"}
+    with mlflow.start_run(run_name=f"train-{current}", tags=tags) as run:
+        ml = mlflow.module()
+        ml.log_params(
+            {
+                **{k: v for k, v in train_config.to_params().items() if k != "class_weights"},
+                "dataset_version": current,
+                "n_train": len(train),
+                "n_val": len(val),
+                "classes": ",".join(meta["classes"]),
+            }
+        )
+
+        def on_epoch(stats: core_train.EpochStats) -> None:
+            ml.log_metrics(stats.metrics(), step=stats.epoch)
+            context.log.info(
+                f"epoch {stats.epoch}/{train_config.epochs}: loss {stats.train_loss:.4f}, "
+                f"val macro-F1 {stats.val_macro_f1 if stats.val_macro_f1 is not None else float('nan'):.4f}, "
+                f"{stats.train_images_per_s:.0f} img/s"
+            )
+
+        result = core_train.fit(
+            train.images,
+            train.labels,
+            val.images if len(val) else None,
+            val.labels if len(val) else None,
+            train_config,
+            on_epoch=on_epoch,
+            log=context.log.info,
+        )
+        summary = {
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "stopped_early": int(result.stopped_early),
+        }
+        if result.best_val_macro_f1 is not None:
+            summary["best_val_macro_f1"] = result.best_val_macro_f1
+        ml.log_metrics(summary)
+        ml.set_tags({"device": result.device, "backbone": result.backbone, "compiled": str(result.compiled)})
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = Path(tmp) / Path(CHECKPOINT_ARTIFACT).name
+            core_train.save_checkpoint(checkpoint, result, train_config, meta["classes"])
+            ml.log_artifact(str(checkpoint), artifact_path=str(Path(CHECKPOINT_ARTIFACT).parent))
+            curves = _curves_png(result.history)
+            (Path(tmp) / "training_curves.png").write_bytes(curves)
+            ml.log_artifact(str(Path(tmp) / "training_curves.png"))
+        model_info = ml.pytorch.log_model(
+            result.model.cpu(),
+            name="model",
+            registered_model_name=mlflow.registered_model_name,
+            # The checkpoint above is the torch-only artifact we load; this copy is for MLflow users.
+            serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+        version = int(model_info.registered_model_version)
+        mlflow.set_version_tags(
+            version,
+            {
+                "dataset_version": current,
+                "image_size": str(meta["image_size"]),
+                "channels": str(meta["channels"]),
+                "classes": meta["classes"],
+                "backbone": result.backbone,
+                "best_val_macro_f1": str(result.best_val_macro_f1),
+                "dagster_run_id": context.run.run_id,
+            },
+        )
+        run_id = run.info.run_id
+    throughput = [s.train_images_per_s for s in result.history[1:]] or [result.history[0].train_images_per_s]
+    metadata: dict[str, Any] = {
+        "dataset_version": dg.MetadataValue.text(current),
+        "model_version": dg.MetadataValue.text(f"{mlflow.registered_model_name}/{version}"),
+        "mlflow_run_id": dg.MetadataValue.text(run_id),
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(run_id)),
+        "model_uri": dg.MetadataValue.text(f"models:/{mlflow.registered_model_name}/{version}"),
+        "device": dg.MetadataValue.text(result.device),
+        "backbone": dg.MetadataValue.text(result.backbone),
+        "compiled": dg.MetadataValue.bool(result.compiled),
+        "best_epoch": dg.MetadataValue.int(result.best_epoch),
+        "epochs_run": dg.MetadataValue.int(len(result.history)),
+        "stopped_early": dg.MetadataValue.bool(result.stopped_early),
+        "train_images_per_s": dg.MetadataValue.float(round(float(np.median(throughput)), 1)),
+        "training_curves": dg.MetadataValue.md(img.markdown_image(curves, "training curves")),
+    }
+    if result.best_val_macro_f1 is not None:
+        metadata["best_val_macro_f1"] = dg.MetadataValue.float(round(result.best_val_macro_f1, 4))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _curves_png(history: list[core_train.EpochStats]) -> bytes:
+    epochs = [float(s.epoch) for s in history]
+    series = {"train loss": (epochs, [s.train_loss for s in history])}
+    if history and history[0].val_macro_f1 is not None:
+        series["val loss"] = (epochs, [float(s.val_loss or 0.0) for s in history])
+        series["val macro-F1"] = (epochs, [float(s.val_macro_f1 or 0.0) for s in history])
+    return plots.lines_png(series, "Training", xlabel="epoch")

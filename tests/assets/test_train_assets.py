@@ -1,0 +1,259 @@
+"""prelabels, training_tensors, trained_model, model_evaluation and its checks on the CPU, against a real
+SQLite label store, a real local MLflow tracking store and an ephemeral Dagster instance.
+
+The data: ~300 demo digits rendered to PNG, inserted as items with consensus labels, frozen splits and a
+dataset version, as ingest / consensus_labels / dataset_splits would leave them.
+"""
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import torch
+
+from labeling_assets.assets.evaluate import model_evaluation
+from labeling_assets.assets.prelabel import prelabels
+from labeling_assets.assets.train import trained_model, training_tensors
+from labeling_assets.checks.evaluate import build_evaluation_checks
+from labeling_assets.constants import DEMO_CLASSES
+from labeling_assets.core import demo_data
+from labeling_assets.core.splits import manifest_to_json, manifest_version
+from labeling_assets.core.store import (
+    LabelStore,
+    consensus,
+    dataset_versions,
+    items,
+)
+from labeling_assets.core.store import (
+    prelabels as prelabels_table,
+)
+from labeling_assets.core.store import splits as splits_table
+from labeling_assets.resources.mlflow import MLflowResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+torch.set_num_threads(2)
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+N_DIGITS = 300
+TRAIN_CONFIG = {"epochs": 2, "batch_size": 32, "device": "cpu", "patience": 0}
+TENSORS_CONFIG = {"image_size": 16, "channels": 1}
+
+
+def _insert_items(store: LabelStore, folder: Path) -> pd.DataFrame:
+    """Demo digits as active items; returns item_id, label, path."""
+    demo = demo_data.render_digits(folder, size=16, limit=N_DIGITS)
+    truth = demo_data.load_truth(demo.folder)
+    rows = []
+    for name, label in sorted(truth.items()):
+        path = demo.folder / name
+        data = path.read_bytes()
+        rows.append(
+            {"item_id": hashlib.sha256(data).hexdigest(), "label": label, "path": str(path), "n": len(data)}
+        )
+    frame = pd.DataFrame(rows)
+    with store.begin() as conn:
+        conn.execute(
+            items.insert(),
+            [
+                {
+                    "item_id": r.item_id,
+                    "uri": r.path,
+                    "source_path": r.path,
+                    "width": 16,
+                    "height": 16,
+                    "n_bytes": r.n,
+                    "ingested_at": NOW,
+                    "status": "active",
+                }
+                for r in frame.itertuples()
+            ],
+        )
+    return frame
+
+
+def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
+    """Consensus labels, a stratified 70/15/15 split and a dataset version with its manifest."""
+    frame = frame.copy()
+    rank = frame.groupby("label").cumcount() % 20
+    frame["split"] = ["train" if r < 14 else "val" if r < 17 else "test" for r in rank]
+    version = manifest_version(frame)
+    with store.begin() as conn:
+        conn.execute(
+            consensus.insert(),
+            [
+                {
+                    "item_id": r.item_id,
+                    "version": 1,
+                    "label": r.label,
+                    "method": "majority",
+                    "confidence": 1.0,
+                    "n_annotators": 3,
+                    "computed_at": NOW,
+                }
+                for r in frame.itertuples()
+            ],
+        )
+        conn.execute(
+            splits_table.insert(),
+            [
+                {"item_id": r.item_id, "split": r.split, "dataset_version": version, "assigned_at": NOW}
+                for r in frame.itertuples()
+            ],
+        )
+        conn.execute(
+            dataset_versions.insert().values(
+                dataset_version=version,
+                created_at=NOW,
+                n_items=len(frame),
+                manifest=manifest_to_json(frame, previous_version=None, extra={}),
+            )
+        )
+    return version
+
+
+@pytest.fixture
+def setup(sqlite_store: LabelStore, data_dir: Path) -> tuple[LabelStore, dict, pd.DataFrame]:
+    frame = _insert_items(sqlite_store, data_dir / "demo")
+    resources = {
+        "label_store": LabelStoreResource(url=sqlite_store.url),
+        "project": ProjectSettings(data_dir=str(data_dir), classes=DEMO_CLASSES),
+        "mlflow": MLflowResource(data_dir=str(data_dir)),
+    }
+    return sqlite_store, resources, frame
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    events = result.asset_materializations_for_node(key)
+    assert events, f"{key} was not materialized"
+    return {k: v.value for k, v in events[-1].metadata.items()}
+
+
+def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, dict, pd.DataFrame]) -> None:
+    store, resources, frame = setup
+    instance = dg.DagsterInstance.ephemeral()
+    mlflow = resources["mlflow"]
+
+    # 1. Nothing to learn from yet: no model, no consensus -> no pre-labels, and the reason says why.
+    result = dg.materialize([prelabels], resources=resources, instance=instance)
+    meta = _metadata(result, "prelabels")
+    assert meta["source"] == "none" and "consensus labels" in meta["reason"]
+    assert store.count(prelabels_table) == 0
+
+    # 2. Consensus exists but no model: the pixel baseline pre-labels every item.
+    version = _insert_dataset(store, frame)
+    result = dg.materialize([prelabels], resources=resources, instance=instance)
+    meta = _metadata(result, "prelabels")
+    assert meta["source"] == "baseline" and meta["items_prelabeled"] == N_DIGITS
+    baseline_version = meta["model_version"]
+    assert baseline_version.startswith("baseline-logreg")
+
+    # 3. Tensors -> model -> evaluation, twice (the second run is compared with the first).
+    checks = build_evaluation_checks(floor=0.3, tolerance=0.02)
+    run_config = {
+        "ops": {
+            "training_tensors": {"config": TENSORS_CONFIG},
+            "trained_model": {"config": TRAIN_CONFIG},
+            "model_evaluation": {"config": {"device": "cpu"}},
+        }
+    }
+    for seed in (0, 1):
+        run_config["ops"]["trained_model"]["config"] = {**TRAIN_CONFIG, "seed": seed}
+        result = dg.materialize(
+            [training_tensors, trained_model, model_evaluation, *checks],
+            resources=resources,
+            instance=instance,
+            run_config=run_config,
+        )
+        assert result.success
+    tensors = _metadata(result, "training_tensors")
+    assert tensors["dataset_version"] == version
+    assert (
+        tensors["train_images"] + tensors["val_images"] == int((frame.index.size) * 0.85)
+        or tensors["train_images"] > 150
+    )
+    trained = _metadata(result, "trained_model")
+    assert trained["model_version"] == f"{mlflow.registered_model_name}/2"
+    assert trained["device"] == "cpu" and trained["backbone"] == "small_cnn" and trained["epochs_run"] == 2
+    evaluation = _metadata(result, "model_evaluation")
+    assert evaluation["model_version"] == f"{mlflow.registered_model_name}/2"
+    assert evaluation["previous_model_version"] == f"{mlflow.registered_model_name}/1"
+    assert evaluation["test_items"] == len(frame) - tensors["train_images"] - tensors["val_images"]
+    assert 0.0 <= evaluation["test_macro_f1"] <= 1.0 and "confusion matrix" in evaluation["confusion_matrix"]
+    check_results = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(check_results) == {"test_macro_f1_above_floor", "macro_f1_not_worse_than_previous_model"}
+    regression = check_results["macro_f1_not_worse_than_previous_model"]
+    assert regression.severity == dg.AssetCheckSeverity.WARN
+    assert regression.metadata["previous_model_version"].value == f"{mlflow.registered_model_name}/1"
+    floor = check_results["test_macro_f1_above_floor"]
+    assert floor.passed == (evaluation["test_macro_f1"] >= 0.3)
+
+    # The MLflow runs hold the dataset version, per-epoch metrics, the model and the registered versions.
+    client = mlflow.client()
+    runs = client.search_runs([mlflow.experiment_id()], order_by=["attributes.start_time ASC"])
+    assert len(runs) == 2
+    for run in runs:
+        assert run.data.params["dataset_version"] == version
+        assert run.data.tags["dagster_run_id"]
+        assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == 2
+    assert "test_macro_f1" in runs[-1].data.metrics
+    versions = mlflow.registered_versions()
+    assert [v.version for v in versions] == [2, 1]
+    assert versions[0].tags["dataset_version"] == version
+    assert versions[0].tag_float("test_macro_f1") == pytest.approx(evaluation["test_macro_f1"], abs=1e-5)
+    artifacts = {a.path for a in client.list_artifacts(versions[0].run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in artifacts
+
+    # 4. A registered model exists: pre-labels now come from it, once per item and model version.
+    result = dg.materialize([prelabels], resources=resources, instance=instance)
+    meta = _metadata(result, "prelabels")
+    assert meta["source"] == "model" and meta["model_version"] == f"{mlflow.registered_model_name}/2"
+    assert meta["items_prelabeled"] == N_DIGITS
+    again = _metadata(dg.materialize([prelabels], resources=resources, instance=instance), "prelabels")
+    assert again["items_prelabeled"] == 0 and again["items_already_prelabeled"] == N_DIGITS
+    rows = store.fetch(
+        sa.select(prelabels_table).where(prelabels_table.c.model_version == meta["model_version"])
+    )
+    assert len(rows) == N_DIGITS
+    assert set(rows[0]["probs"]) == set(DEMO_CLASSES)
+    assert sum(rows[0]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert store.count(prelabels_table, prelabels_table.c.model_version == baseline_version) == N_DIGITS
+
+
+def test_trained_model_without_a_tensor_cache_fails_clearly(
+    setup: tuple[LabelStore, dict, pd.DataFrame],
+) -> None:
+    store, resources, frame = setup
+    _insert_dataset(store, frame)
+    with pytest.raises(dg.Failure, match="materialize training_tensors first"):
+        dg.materialize(
+            [trained_model],
+            resources=resources,
+            run_config={"ops": {"trained_model": {"config": TRAIN_CONFIG}}},
+        )
+
+
+def test_training_tensors_reject_labels_outside_the_class_list(
+    setup: tuple[LabelStore, dict, pd.DataFrame],
+) -> None:
+    store, resources, frame = setup
+    _insert_dataset(store, frame)
+    resources = {
+        **resources,
+        "project": ProjectSettings(data_dir=resources["project"].data_dir, classes=["0", "1"]),
+    }
+    with pytest.raises(dg.Failure, match="not in the project's class list"):
+        dg.materialize(
+            [training_tensors],
+            resources=resources,
+            run_config={"ops": {"training_tensors": {"config": TENSORS_CONFIG}}},
+        )
+
+
+def test_training_tensors_need_a_dataset_version(setup: tuple[LabelStore, dict, pd.DataFrame]) -> None:
+    _, resources, _ = setup
+    with pytest.raises(dg.Failure, match="materialize dataset_splits first"):
+        dg.materialize([training_tensors], resources=resources)
