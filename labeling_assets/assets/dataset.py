@@ -139,6 +139,8 @@ def _previous_version(store: LabelStore) -> str | None:
     deps=["consensus_labels"],
     kinds={"python", "sql"},
     owners=OWNERS,
+    # New consensus labels flow into a new dataset version without a manual step (STYLE §7).
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def dataset_splits(
     context: dg.AssetExecutionContext,
