@@ -5,6 +5,7 @@ import dagster as dg
 from labeling_assets.assets import collect, dataset, ingest, queue
 from labeling_assets.assets import evaluate as evaluate_assets
 from labeling_assets.assets import prelabel as prelabel_assets
+from labeling_assets.assets import qa_report as qa_report_assets
 from labeling_assets.assets import train as train_assets
 from labeling_assets.checks import dataset as dataset_checks
 from labeling_assets.checks import evaluate as evaluate_checks
@@ -25,6 +26,7 @@ defs = dg.Definitions(
         train_assets.training_tensors,
         train_assets.trained_model,
         evaluate_assets.model_evaluation,
+        qa_report_assets.qa_report,
     ],
     asset_checks=[
         ingest_checks.content_hashes_unique,

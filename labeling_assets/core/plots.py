@@ -74,13 +74,13 @@ def histogram_png(
 
 
 def lines_png(
-    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    series: Mapping[str, tuple[Sequence[float] | Sequence[str], Sequence[float]]],
     title: str,
     xlabel: str = "",
     ylabel: str = "",
     size: tuple[float, float] = (6.0, 3.0),
 ) -> bytes:
-    """One line per name: name -> (x values, y values)."""
+    """One line per name: name -> (x values, y values); string x values are evenly spaced categories."""
     fig, ax = plt.subplots(figsize=size)
     for name, (xs, ys) in series.items():
         ax.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
@@ -117,4 +117,24 @@ def heatmap_png(
             text = f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
             ax.text(c, r, text, ha="center", va="center", fontsize=7, color="white" if value > threshold else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
+    return figure_png(fig)
+
+
+def box_png(
+    groups: Mapping[str, Sequence[float] | np.ndarray],
+    title: str,
+    ylabel: str = "",
+    log_scale: bool = False,
+    size: tuple[float, float] = (6.0, 3.0),
+) -> bytes:
+    """One box per group (e.g. time per label per labeler)."""
+    fig, ax = plt.subplots(figsize=size)
+    names = list(groups)
+    data = [np.asarray(groups[n], dtype=float) for n in names]
+    ax.boxplot([d[np.isfinite(d)] for d in data], showfliers=False)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=45 if len(names) > 8 else 0)
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
     return figure_png(fig)

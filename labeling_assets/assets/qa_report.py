@@ -1,0 +1,58 @@
+"""The QA report: one self-contained HTML page for the people who run the labeling operation."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets.core.qa_report import build_qa_report
+from labeling_assets.core.store import current_annotations_query, items, latest_consensus_query
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+
+@dg.asset(group_name=GROUP_QUALITY, deps=["consensus_labels"], kinds={"html"}, owners=OWNERS)
+def qa_report(
+    context: dg.AssetExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
+) -> dg.MaterializeResult:
+    """Throughput, time per label, gold accuracy, agreement over time, class drift and consensus
+    confidence in one HTML page (charts embedded: it can be mailed or archived as one file)."""
+    store = label_store.get_store()
+    annotations = pd.DataFrame(store.fetch(current_annotations_query()))
+    if annotations.empty:
+        annotations = pd.DataFrame(columns=["item_id", "labeler_id", "label", "lead_time_s", "created_at"])
+    gold_rows = store.fetch(
+        sa.select(items.c.item_id, items.c.gold_label).where(items.c.gold_label.is_not(None))
+    )
+    gold = pd.Series({r["item_id"]: r["gold_label"] for r in gold_rows}, dtype=object)
+    consensus = pd.DataFrame(store.fetch(latest_consensus_query()))
+    if consensus.empty:
+        consensus = pd.DataFrame(columns=["item_id", "label", "confidence"])
+
+    now = dt.datetime.now(dt.UTC)
+    report = build_qa_report(
+        annotations, gold, consensus, title=f"QA report: {project.name}", generated_at=now
+    )
+    folder = project.data_path / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    latest = folder / "qa_report.html"
+    archived = folder / f"qa_report_{now:%Y%m%dT%H%M%S}.html"
+    archived.write_text(report.html)
+    tmp = latest.with_suffix(".tmp")
+    tmp.write_text(report.html)
+    tmp.replace(latest)
+    context.log.info(f"QA report with {len(report.charts)} charts written to {latest}")
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.path(str(latest)),
+            "report_url": dg.MetadataValue.url(latest.as_uri()),
+            "archived_copy": dg.MetadataValue.path(str(archived)),
+            "charts": dg.MetadataValue.json(list(report.charts)),
+            **{
+                k: dg.MetadataValue.text(str(v)) if isinstance(v, str) else dg.MetadataValue.float(float(v))
+                for k, v in report.summary.items()
+            },
+        }
+    )

@@ -1,0 +1,199 @@
+"""The QA report: one self-contained HTML page (charts embedded as data URIs) about the labeling work.
+
+Questions it answers, one chart each: who labels how much and when (throughput per labeler per period),
+how long a label takes, who is right on the hidden gold items, whether labelers agree more or less as
+time goes on (mean pairwise Cohen's kappa per period), whether the class mix drifts, and how sure the
+consensus is. Pure pandas + matplotlib: the asset only fetches rows and writes the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from labeling_assets.core import plots
+from labeling_assets.core.agreement import pairwise_cohen_kappa
+
+CHARTS = (
+    "throughput",
+    "time_per_label",
+    "gold_accuracy",
+    "kappa_over_time",
+    "class_drift",
+    "consensus_confidence",
+)
+
+
+@dataclass(frozen=True)
+class QAReport:
+    html: str
+    charts: tuple[str, ...]  # names of the charts that had data
+    summary: dict[str, float | int | str]
+
+
+def period_of(stamps: pd.Series) -> str:
+    """A pandas frequency that gives a handful of periods over the span (days for real teams, minutes for a demo)."""
+    if stamps.empty:
+        return "D"
+    span = stamps.max() - stamps.min()
+    if span >= pd.Timedelta(days=3):
+        return "D"
+    if span >= pd.Timedelta(hours=3):
+        return "h"
+    return "min"
+
+
+def _img(name: str, png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img data-chart="{name}" alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, classes="table", float_format=lambda v: f"{v:.3f}")
+
+
+def build_qa_report(
+    annotations: pd.DataFrame,
+    gold: pd.Series,
+    consensus: pd.DataFrame,
+    *,
+    title: str = "Labeling QA report",
+    generated_at: dt.datetime | None = None,
+) -> QAReport:
+    """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
+    ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence."""
+    generated_at = generated_at or dt.datetime.now(dt.UTC)
+    ann = annotations.copy()
+    ann["label"] = ann["label"].astype(str)
+    ann["created_at"] = pd.to_datetime(ann["created_at"], utc=True)
+    freq = period_of(ann["created_at"])
+    ann["period"] = ann["created_at"].dt.floor(freq)
+    sections: list[str] = []
+    charts: list[str] = []
+
+    if not ann.empty:
+        per = ann.groupby(["period", "labeler_id"]).size().unstack(fill_value=0).sort_index()
+        series = {str(lab): (_ticks(per.index, freq), per[lab].tolist()) for lab in per.columns}
+        png = plots.lines_png(series, f"Labels per labeler per {_unit(freq)}", _unit(freq), "labels")
+        sections.append(_img("throughput", png, f"Throughput: labels per labeler per {_unit(freq)}"))
+        charts.append("throughput")
+
+        times = ann.dropna(subset=["lead_time_s"])
+        if not times.empty:
+            groups = {str(k): g["lead_time_s"].to_numpy() for k, g in times.groupby("labeler_id")}
+            png = plots.box_png(groups, "Time per label (s)", "seconds", log_scale=True)
+            sections.append(_img("time_per_label", png, "Time per label per labeler (seconds, log scale)"))
+            charts.append("time_per_label")
+
+    gold_rows = ann[ann["item_id"].isin(gold.index)]
+    gold_table = pd.DataFrame(columns=["labeler_id", "gold_labels", "gold_accuracy"])
+    if not gold_rows.empty:
+        correct = gold_rows["label"] == gold.astype(str).reindex(gold_rows["item_id"]).to_numpy()
+        gold_table = (
+            gold_rows.assign(correct=correct)
+            .groupby("labeler_id")["correct"]
+            .agg(gold_labels="size", gold_accuracy="mean")
+            .reset_index()
+            .sort_values("gold_accuracy")
+        )
+        png = plots.bar_png(
+            dict(zip(gold_table["labeler_id"].astype(str), gold_table["gold_accuracy"], strict=True)),
+            "Gold accuracy per labeler",
+            "accuracy",
+        )
+        sections.append(_img("gold_accuracy", png, "Accuracy on hidden gold items per labeler"))
+        sections.append(_table(gold_table))
+        charts.append("gold_accuracy")
+
+    kappas = []
+    for period, group in ann.groupby("period"):
+        pairs = pairwise_cohen_kappa(group[["item_id", "labeler_id", "label"]], min_common=5)
+        if not pairs.empty and pairs["kappa"].notna().any():
+            kappas.append((period, float(pairs["kappa"].mean())))
+    if kappas:
+        png = plots.lines_png(
+            {"mean pairwise κ": (_ticks(pd.DatetimeIndex([p for p, _ in kappas]), freq), [k for _, k in kappas])},
+            f"Inter-labeler agreement per {_unit(freq)}",
+            _unit(freq),
+            "Cohen's κ",
+        )
+        sections.append(_img("kappa_over_time", png, "Mean pairwise Cohen's kappa per period"))
+        charts.append("kappa_over_time")
+
+    if not ann.empty:
+        share = ann.groupby(["period", "label"]).size().unstack(fill_value=0)
+        share = share.div(share.sum(axis=1), axis=0).sort_index()
+        series = {str(c): (_ticks(share.index, freq), share[c].tolist()) for c in share.columns}
+        png = plots.lines_png(series, "Class share of labels per period", _unit(freq), "share")
+        sections.append(_img("class_drift", png, "Class distribution drift: share of each class per period"))
+        charts.append("class_drift")
+
+    if not consensus.empty:
+        png = plots.histogram_png(
+            consensus["confidence"].to_numpy(), "Consensus confidence", "confidence", value_range=(0.0, 1.0)
+        )
+        sections.append(_img("consensus_confidence", png, "Consensus confidence per item"))
+        charts.append("consensus_confidence")
+
+    summary: dict[str, float | int | str] = {
+        "annotations": len(ann),
+        "labelers": int(ann["labeler_id"].nunique()) if not ann.empty else 0,
+        "items_with_consensus": len(consensus),
+        "period": _unit(freq),
+        "mean_consensus_confidence": float(consensus["confidence"].mean())
+        if not consensus.empty
+        else float("nan"),
+        "lowest_gold_accuracy": float(gold_table["gold_accuracy"].min())
+        if not gold_table.empty
+        else float("nan"),
+    }
+    summary_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()
+    )
+    body = "\n".join(sections) or "<p>No annotations yet.</p>"
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 960px; color: #222; }}
+figure {{ margin: 1.5em 0; }} img {{ max-width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ padding: 4px 10px; border-bottom: 1px solid #eee; text-align: left; }}
+</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>Generated {generated_at:%Y-%m-%d %H:%M UTC}.</p>
+<table>{summary_rows}</table>
+{body}
+<script>
+// Lets a headless browser test (and a curious reader) see how many charts really rendered.
+window.addEventListener("load", () => {{
+  const imgs = [...document.querySelectorAll("img[data-chart]")];
+  document.body.dataset.chartsRendered = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+}});
+</script>
+</body></html>
+"""
+    return QAReport(html=page, charts=tuple(charts), summary=summary)
+
+
+def _ticks(index: pd.Index, freq: str) -> list[str]:
+    """Period labels for an axis (categorical: matplotlib spaces them evenly)."""
+    fmt = {"D": "%m-%d", "h": "%m-%d %H:00", "min": "%H:%M"}[freq]
+    return [pd.Timestamp(t).strftime(fmt) for t in index]
+
+
+def _unit(freq: str) -> str:
+    return {"D": "day", "h": "hour", "min": "minute"}[freq]
+
+
+def _fmt(value: float | int | str) -> str:
+    if isinstance(value, float):
+        return "n/a" if np.isnan(value) else f"{value:.3f}"
+    return str(value)

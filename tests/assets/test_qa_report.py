@@ -1,0 +1,152 @@
+"""qa_report: a self-contained page whose charts really render in a real headless Chromium."""
+
+import datetime as dt
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from labeling_assets.assets.qa_report import qa_report
+from labeling_assets.core.qa_report import CHARTS
+from labeling_assets.core.store import LabelStore, annotations, consensus, items
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+START = dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC)
+LABELERS = {"ann-good": 0.95, "ann-average": 0.8, "ann-spammer": 0.1}
+
+
+def _populate(store: LabelStore, n_items: int = 60, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 4, n_items)
+    ids = [f"{i:064x}" for i in range(n_items)]
+    item_rows, ann_rows, cons_rows = [], [], []
+    for i, item_id in enumerate(ids):
+        item_rows.append(
+            {
+                "item_id": item_id,
+                "uri": f"/raw/{i}.png",
+                "source_path": f"file:///src/{i}.png",
+                "n_bytes": 100,
+                "ingested_at": START,
+                "status": "active",
+                "gold_label": str(truth[i]) if i % 5 == 0 else None,
+            }
+        )
+        cons_rows.append(
+            {
+                "item_id": item_id,
+                "version": 1,
+                "label": str(truth[i]),
+                "method": "dawid_skene",
+                "confidence": float(rng.uniform(0.5, 1.0)),
+                "n_annotators": 3,
+                "computed_at": START,
+            }
+        )
+        for j, (labeler, accuracy) in enumerate(LABELERS.items()):
+            label = truth[i] if rng.random() < accuracy else rng.integers(0, 4)
+            created = START + dt.timedelta(days=int(i * 6 / n_items), minutes=int(rng.integers(0, 600)))
+            ann_rows.append(
+                {
+                    "ls_annotation_id": i * 10 + j,
+                    "version": 1,
+                    "item_id": item_id,
+                    "labeler_id": labeler,
+                    "label": str(label),
+                    "lead_time_s": float(rng.lognormal(2.0, 0.5)),
+                    "created_at": created,
+                    "updated_at": created,
+                    "synced_at": created,
+                    "supersedes": None,
+                    "deleted": False,
+                    "content_hash": f"h{i}-{j}",
+                }
+            )
+    with store.begin() as conn:
+        conn.execute(items.insert(), item_rows)
+        conn.execute(annotations.insert(), ann_rows)
+        conn.execute(consensus.insert(), cons_rows)
+
+
+def _materialize(store: LabelStore, data_dir: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [qa_report],
+        resources={
+            "label_store": LabelStoreResource(url=store.url),
+            "project": ProjectSettings(data_dir=str(data_dir)),
+        },
+    )
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Chromium is missing: scripts/test installs Debian's chromium package")
+    return path
+
+
+def test_the_report_has_every_chart_and_points_at_the_spammer(
+    sqlite_store: LabelStore, data_dir: Path
+) -> None:
+    _populate(sqlite_store)
+    result = _materialize(sqlite_store, data_dir)
+    [event] = result.get_asset_materialization_events()
+    meta = event.materialization.metadata
+    assert meta["charts"].value == list(CHARTS)
+    page = Path(meta["report"].value).read_text()
+    assert page.count('data-chart="') == len(CHARTS)
+    assert "ann-spammer" in page
+    assert meta["lowest_gold_accuracy"].value < 0.5  # the spammer's
+    assert meta["period"].value == "day"
+
+
+def test_an_empty_store_gives_a_page_that_says_so(sqlite_store: LabelStore, data_dir: Path) -> None:
+    result = _materialize(sqlite_store, data_dir)
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["charts"].value == []
+    assert "No annotations yet." in Path(event.materialization.metadata["report"].value).read_text()
+
+
+def test_the_page_renders_its_charts_in_headless_chromium(
+    sqlite_store: LabelStore, data_dir: Path, tmp_path: Path
+) -> None:
+    chromium = _chromium()
+    _populate(sqlite_store)
+    [event] = _materialize(sqlite_store, data_dir).get_asset_materialization_events()
+    page = Path(event.materialization.metadata["report"].value)
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--allow-file-access-from-files",
+    ]
+
+    dom = subprocess.run(
+        [*flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    # The page's own script counts images that decoded to real pixels after load.
+    assert f'data-charts-rendered="{len(CHARTS)}"' in dom
+
+    shot = tmp_path / "qa.png"
+    subprocess.run(
+        [*flags, "--window-size=1000,2400", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (2400, 1000)
+    # Charts are lines, bars and text on white: a blank or error page would be (nearly) one colour.
+    assert pixels.std() > 20
+    assert (pixels < 128).mean() > 0.01
