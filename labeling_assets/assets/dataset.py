@@ -26,6 +26,14 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 DATASET_SPLITS_KEY = dg.AssetKey("dataset_splits")
+# The blocking checks of labeling_assets/checks/dataset.py: a version that failed one is never exported,
+# not even by a later run that selects only the export.
+BLOCKING_CHECKS: tuple[str, ...] = (
+    "dataset_splits_no_hash_in_two_splits",
+    "dataset_splits_no_group_in_two_splits",
+    "dataset_splits_class_proportions_within_tolerance",
+    "dataset_splits_frozen_assignments_unchanged",
+)
 
 
 class DatasetSplitsConfig(dg.Config):
@@ -51,6 +59,16 @@ def current_dataset_version(instance: dg.DagsterInstance) -> str | None:
         return None
     value = event.asset_materialization.metadata.get("dataset_version")
     return str(value.value) if value is not None else None
+
+
+def failed_blocking_checks(instance: dg.DagsterInstance) -> list[str]:
+    """Blocking dataset checks whose latest evaluation failed (checks never run count as not failed)."""
+    failed = []
+    for name in BLOCKING_CHECKS:
+        record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(DATASET_SPLITS_KEY, name))
+        if record is not None and record.status.value == "FAILED":
+            failed.append(name)
+    return failed
 
 
 def load_manifest(store: LabelStore, version: str) -> pd.DataFrame:
@@ -271,6 +289,13 @@ def dataset_export(
     version = current_dataset_version(context.instance)
     if version is None:
         raise dg.Failure("dataset_splits has never been materialized in this instance: materialize it first.")
+    failed = failed_blocking_checks(context.instance)
+    if failed:
+        raise dg.Failure(
+            f"dataset version {version} failed blocking checks {', '.join(failed)}: not exported. "
+            "Fix the data (see the check metadata), re-materialize dataset_splits, then export.",
+            metadata={"failed_checks": dg.MetadataValue.json(failed)},
+        )
     store = label_store.get_store()
     manifest = load_manifest(store, version)
     ids = manifest["item_id"].tolist()

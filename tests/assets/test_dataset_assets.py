@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from labeling_assets.assets.dataset import dataset_export, dataset_splits
+from labeling_assets.assets.dataset import BLOCKING_CHECKS, dataset_export, dataset_splits
 from labeling_assets.checks import dataset as checks
 from labeling_assets.core.splits import manifest_from_json
 from labeling_assets.core.store import LabelStore, annotations, consensus, dataset_versions, items, splits
@@ -320,6 +320,11 @@ def test_items_whose_consensus_is_not_one_class_are_left_out_and_documented(sqli
     assert "1 items with a consensus label are left out" in meta["card"].value
 
 
+def test_blocking_check_names_match_the_checks_that_block() -> None:
+    blocking = {spec.name for c in CHECKS for spec in c.check_specs if spec.blocking}
+    assert blocking == set(BLOCKING_CHECKS)
+
+
 def test_dataset_splits_fails_clearly_without_consensus(sqlite_project: Project) -> None:
     result = sqlite_project.materialize()
     assert not result.success
@@ -366,6 +371,17 @@ def test_proportion_check_fails_when_frozen_rows_skew_a_split(sqlite_project: Pr
     # Blocking: a skewed dataset is not exported (nor trained on).
     assert result.asset_materializations_for_node("dataset_splits")
     assert not result.asset_materializations_for_node("dataset_export")
+    assert not (sqlite_project.data_dir / "exports").exists()
+    # Nor by a later run that selects only the export.
+    alone = dg.materialize(
+        [dataset_splits, dataset_export],
+        instance=sqlite_project.instance,
+        resources=sqlite_project.resources,
+        selection=[dataset_export],
+        raise_on_error=False,
+    )
+    assert not alone.success
+    assert "class_proportions_within_tolerance" in str(alone.failure_data_for_node("dataset_export").error)
     assert not (sqlite_project.data_dir / "exports").exists()
 
 
