@@ -1,0 +1,116 @@
+"""Label store at scale: disk per annotation, append rate, and the read every consensus run does.
+
+    python benchmarks/store_scale.py                      # 100k and 1M annotations, SQLite and PostgreSQL
+    python benchmarks/store_scale.py --sizes 100000 --backends sqlite
+
+Rows are synthetic but shaped like real ones (64-hex item ids, 3 labelers per item, 5% edited once so
+the latest-version query has work to do). PostgreSQL is the local server at 127.0.0.1:5432 (a throwaway
+database is created and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from labeling_assets.core.store import LabelStore, annotations, current_annotations_query, sqlite_url
+
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _rows(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    now = dt.datetime.now(dt.UTC)
+    labels = rng.integers(0, 10, n)
+    rows = []
+    for i in range(n):
+        item = i // 3
+        rows.append(
+            {
+                "ls_annotation_id": i,
+                "version": 1,
+                "ls_task_id": item,
+                "item_id": f"{item:064x}",
+                "labeler_id": str(int(rng.integers(0, 50))),
+                "label": str(labels[i]),
+                "lead_time_s": float(rng.lognormal(2, 0.5)),
+                "created_at": now,
+                "updated_at": now,
+                "synced_at": now,
+                "supersedes": None,
+                "deleted": False,
+                "content_hash": f"{i:016x}",
+            }
+        )
+    edits = rng.choice(n, size=n // 20, replace=False)
+    for i in edits:
+        rows.append({**rows[i], "version": 2, "label": str((labels[i] + 1) % 10), "content_hash": f"e{i:015x}"})
+    return rows
+
+
+def _size_bytes(store: LabelStore, db_path: Path | None) -> int:
+    if db_path is not None:
+        return sum(p.stat().st_size for p in db_path.parent.glob(db_path.name + "*"))
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar())
+
+
+def bench(backend: str, n: int) -> None:
+    db_path = None
+    admin = None
+    name = f"bench_store_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        db_path = Path(tempfile.mkdtemp(prefix="bench-store-")) / "labels.db"
+        url = sqlite_url(str(db_path))
+    else:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
+    store = LabelStore(url)
+    store.migrate()
+    try:
+        rows = _rows(n, seed=0)
+        base = _size_bytes(store, db_path)
+        t0 = time.perf_counter()
+        with store.begin() as conn:
+            for start in range(0, len(rows), 20_000):
+                conn.execute(annotations.insert(), rows[start : start + 20_000])
+        insert_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        current = store.fetch(current_annotations_query())
+        read_s = time.perf_counter() - t0
+        size = _size_bytes(store, db_path) - base
+        print(
+            f"{backend:>10} {n:>9,} annotations (+{len(rows) - n:,} edits): append {len(rows) / insert_s:>9,.0f} rows/s; "
+            f"current-versions read {read_s:6.2f}s ({len(current):,} rows); disk {size / len(rows):6.0f} B/row, "
+            f"{size / 1e6:8.1f} MB"
+        )
+    finally:
+        store.dispose()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    args = parser.parse_args()
+    for n in args.sizes:
+        for backend in args.backends:
+            bench(backend, n)
+
+
+if __name__ == "__main__":
+    main()
