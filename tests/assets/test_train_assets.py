@@ -171,10 +171,7 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
         assert result.success
     tensors = _metadata(result, "training_tensors")
     assert tensors["dataset_version"] == version
-    assert (
-        tensors["train_images"] + tensors["val_images"] == int((frame.index.size) * 0.85)
-        or tensors["train_images"] > 150
-    )
+    assert tensors["train_images"] > 180 and tensors["val_images"] > 30  # 70% / 15% of 300
     trained = _metadata(result, "trained_model")
     assert trained["model_version"] == f"{mlflow.registered_model_name}/2"
     assert trained["device"] == "cpu" and trained["backbone"] == "small_cnn" and trained["epochs_run"] == 2
