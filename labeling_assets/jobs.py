@@ -20,3 +20,9 @@ queue_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("labeling_tasks"),
     description="Push the next batch of items (uncertain first, gold hidden among them) to Label Studio.",
 )
+
+dataset_job = dg.define_asset_job(
+    "dataset_job",
+    selection=dg.AssetSelection.assets("dataset_splits", "dataset_export"),
+    description="Assign new consensus-labeled items to frozen splits, version the dataset, write its card and exports.",
+)
