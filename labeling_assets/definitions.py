@@ -3,13 +3,18 @@
 import dagster as dg
 
 from labeling_assets.assets import collect, dataset, ingest, queue
+from labeling_assets.assets import consensus as consensus_assets
 from labeling_assets.assets import evaluate as evaluate_assets
+from labeling_assets.assets import label_issues as label_issues_assets
+from labeling_assets.assets import labeler_stats as labeler_stats_assets
 from labeling_assets.assets import prelabel as prelabel_assets
 from labeling_assets.assets import qa_report as qa_report_assets
 from labeling_assets.assets import train as train_assets
+from labeling_assets.checks import consensus as consensus_checks
 from labeling_assets.checks import dataset as dataset_checks
 from labeling_assets.checks import evaluate as evaluate_checks
 from labeling_assets.checks import ingest as ingest_checks
+from labeling_assets.checks import labeler_stats as labeler_stats_checks
 from labeling_assets.checks import queue as queue_checks
 from labeling_assets.env import build_resources
 from labeling_assets.jobs import collect_job, dataset_job, ingest_job, queue_job
@@ -20,6 +25,10 @@ defs = dg.Definitions(
         ingest.raw_images,
         queue.labeling_tasks,
         collect.annotations,
+        consensus_assets.consensus_labels,
+        labeler_stats_assets.labeler_stats,
+        labeler_stats_assets.labeler_leaderboard,
+        label_issues_assets.label_issues,
         dataset.dataset_splits,
         dataset.dataset_export,
         prelabel_assets.prelabels,
@@ -32,6 +41,8 @@ defs = dg.Definitions(
         ingest_checks.content_hashes_unique,
         ingest_checks.active_items_have_readable_copy,
         queue_checks.gold_never_in_task_data,
+        *consensus_checks.consensus_checks,
+        *labeler_stats_checks.labeler_stats_checks,
         dataset_checks.dataset_splits_no_hash_in_two_splits,
         dataset_checks.dataset_splits_no_group_in_two_splits,
         dataset_checks.dataset_splits_class_proportions_within_tolerance,
