@@ -298,11 +298,10 @@ def dataset_export(
         )
     store = label_store.get_store()
     manifest = load_manifest(store, version)
-    ids = manifest["item_id"].tolist()
-    uris: dict[str, str | None] = {}
-    for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
-        for row in store.fetch(sa.select(items.c.item_id, items.c.uri).where(items.c.item_id.in_(chunk))):
-            uris[row["item_id"]] = row["uri"]
+    # One read of the uri column (not one query per chunk of ids); export_rows reports any item without one.
+    uris: dict[str, str | None] = {
+        r["item_id"]: r["uri"] for r in store.fetch(sa.select(items.c.item_id, items.c.uri))
+    }
     rows = export_core.export_rows(manifest, uris)
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
