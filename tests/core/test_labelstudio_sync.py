@@ -1,0 +1,96 @@
+"""Store side of the Label Studio sync on SQLite and PostgreSQL (remote snapshots built by hand)."""
+
+import pytest
+import sqlalchemy as sa
+
+from labeling_assets.core.labelstudio_sync import (
+    RemoteAnnotation,
+    link_tasks,
+    pending_tasks,
+    queue_candidates,
+    reserve_tasks,
+    sync_annotations,
+)
+from labeling_assets.core.queue import select_queue
+from labeling_assets.core.store import AppendOnlyViolation, LabelStore, annotations, items, labelers, utcnow
+
+PROJECT = 7
+
+
+def _items(store: LabelStore, n: int = 4) -> list[str]:
+    ids = [f"{i:064x}" for i in range(n)]
+    with store.begin() as conn:
+        conn.execute(
+            items.insert(),
+            [
+                {
+                    "item_id": i,
+                    "uri": f"/x/{i}",
+                    "source_path": i,
+                    "n_bytes": 1,
+                    "ingested_at": utcnow(),
+                    "status": "active",
+                    "gold_label": "a" if n_ == 0 else None,
+                }
+                for n_, i in enumerate(ids)
+            ],
+        )
+    queue = select_queue(queue_candidates(store, PROJECT), limit=10, gold_rate=0.25)
+    reserve_tasks(store, PROJECT, queue, overlap=3)
+    link_tasks(store, PROJECT, {item: 100 + n for n, item in enumerate(ids)})
+    return ids
+
+
+def _ann(
+    ann_id: int, task: int, label: str | None, user: str = "1", cancelled: bool = False
+) -> RemoteAnnotation:
+    return RemoteAnnotation(
+        ann_id, task, None, user, label, 2.5, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", cancelled
+    )
+
+
+def test_reserving_twice_never_duplicates_and_link_fills_task_ids(store: LabelStore) -> None:
+    ids = _items(store)
+    assert (
+        reserve_tasks(store, PROJECT, select_queue(queue_candidates(store, PROJECT), limit=10), overlap=3)
+        == 0
+    )
+    assert queue_candidates(store, PROJECT) == []
+    assert pending_tasks(store, PROJECT) == []
+    assert len(ids) == 4
+
+
+def test_sync_is_exactly_once_with_versions_and_tombstones(store: LabelStore) -> None:
+    _items(store)
+    snapshot = [_ann(1, 100, "a"), _ann(2, 100, "b", user="2"), _ann(3, 101, "a")]
+    first = sync_annotations(store, PROJECT, snapshot)
+    assert (first.new, first.updated, first.deleted) == (3, 0, 0)
+    assert sorted(first.new_labelers) == ["1", "2"]
+    again = sync_annotations(store, PROJECT, snapshot)
+    assert again.written == 0 and again.unchanged == 3
+    edited = [_ann(1, 100, "c"), _ann(2, 100, "b", user="2")]  # 1 edited, 3 deleted
+    third = sync_annotations(store, PROJECT, edited)
+    assert (third.new, third.updated, third.deleted) == (0, 1, 1)
+    assert sync_annotations(store, PROJECT, edited).written == 0
+    rows = store.fetch(sa.select(annotations).order_by(annotations.c.ls_annotation_id, annotations.c.version))
+    assert [(r["ls_annotation_id"], r["version"], r["label"], r["deleted"]) for r in rows] == [
+        (1, 1, "a", False),
+        (1, 2, "c", False),
+        (2, 1, "b", False),
+        (3, 1, "a", False),
+        (3, 2, None, True),
+    ]
+    assert store.count(labelers) == 2
+
+
+def test_cancelled_and_foreign_annotations_are_not_labels(store: LabelStore) -> None:
+    _items(store)
+    report = sync_annotations(store, PROJECT, [_ann(1, 100, None, cancelled=True), _ann(2, 999, "a")])
+    assert report.written == 0 and report.unknown_task == 1
+
+
+def test_stored_versions_cannot_be_rewritten(store: LabelStore) -> None:
+    _items(store)
+    sync_annotations(store, PROJECT, [_ann(1, 100, "a")])
+    with pytest.raises((sa.exc.DBAPIError, AppendOnlyViolation)), store.begin() as conn:
+        conn.execute(annotations.update().values(label="b"))
