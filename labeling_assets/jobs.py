@@ -26,3 +26,16 @@ dataset_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("dataset_splits", "dataset_export"),
     description="Assign new consensus-labeled items to frozen splits, version the dataset, write its card and exports.",
 )
+
+# Training runs from this explicit job (not eagerly): it holds the "gpu" pool while it trains.
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=dg.AssetSelection.assets("training_tensors", "trained_model", "model_evaluation"),
+    description="Decode the current dataset version into the tensor cache, train and register a model, evaluate it on the test split.",
+)
+
+prelabel_job = dg.define_asset_job(
+    "prelabel_job",
+    selection=dg.AssetSelection.assets("prelabels"),
+    description="Class probabilities for every item from the latest registered model (or the pixel baseline).",
+)
