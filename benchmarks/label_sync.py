@@ -102,7 +102,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="label-sync-bench-"))
     paths = server.ServerPaths(root / "labelstudio")
     started = time.perf_counter()
-    info = server.start(paths, port=server.free_port(), local_files_root=root)
+    info = server.start_fresh(paths, port=server.free_port(), local_files_root=root)
     print(
         f"Label Studio {server.LS_VERSION} up in {time.perf_counter() - started:.1f}s at {info.url}",
         file=sys.stderr,

@@ -9,9 +9,11 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,3 +299,36 @@ def export_local_env(paths: ServerPaths | None = None) -> None:
     """Point the resource at the local server for this process, unless the environment already does."""
     for key, value in local_env(paths).items():
         os.environ.setdefault(key, value)
+
+
+def template_root() -> Path:
+    """A migrated, never-used server folder kept beside the Label Studio venv (same version, same lifetime)."""
+    return ls_venv() / "migrated-template"
+
+
+def start_fresh(
+    paths: ServerPaths, *, port: int | None = None, local_files_root: Path | None = None
+) -> ServerInfo:
+    """Start a server in an empty folder from a copy of an already migrated one.
+
+    The first start of a new data folder spends about a minute on Django migrations; tests and benchmarks
+    that want a clean server each time copy a migrated template instead (made once, on first use).
+    """
+    template = template_root()
+    if not (template / "ready").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="template-", dir=template.parent))
+        staged = ServerPaths(staging)
+        try:
+            start(staged, port=free_port(), local_files_root=staging)
+        finally:
+            stop(staged)
+        for name in ("server.pid", "server.json", "server.log"):
+            (staging / name).unlink(missing_ok=True)
+        (staging / "ready").write_text(LS_VERSION)
+        try:
+            staging.rename(template)  # atomic: a concurrent maker either wins or leaves it to us
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    if not paths.ls_data.exists():
+        shutil.copytree(template, paths.root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("ready"))
+    return start(paths, port=port, local_files_root=local_files_root)

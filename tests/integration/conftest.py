@@ -56,7 +56,8 @@ def label_studio() -> Iterator[LabelStudioServer]:
     handle = LabelStudioServer(
         paths=server.ServerPaths(root / "labelstudio"), port=server.free_port(), files_root=root
     )
-    handle.start()
+    # A copy of a migrated template: a fresh server in seconds instead of a minute of migrations.
+    server.start_fresh(handle.paths, port=handle.port, local_files_root=handle.files_root)
     try:
         yield handle
     finally:
