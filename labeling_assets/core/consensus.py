@@ -11,8 +11,9 @@ Methods:
 - ``dawid_skene``: EM over one confusion matrix per labeler (Dawid & Skene 1979), initialized from the
   vote shares. Each EM step is two sparse products over the annotations (no Python loop over
   annotations), so 10^6 annotations take about a second. Confusion rows are MAP estimates under a prior
-  centred on the pooled confusion of all labelers, which keeps a labeler with one label or a class that
-  nobody chose from producing zeros or NaNs, and shrinks sparse labelers toward the crowd.
+  centred on a "one coin" version of the same labeler (their overall accuracy, errors spread the way
+  their errors go), which keeps a labeler with one label or a class that nobody chose from producing
+  zeros or NaNs, and lets sparse labelers be judged on few numbers instead of k^2.
 - ``crowdlab``: cleanlab's CROWDLAB (``cleanlab.multiannotator.get_label_quality_multiannotator``),
   which combines annotators with out-of-sample model probabilities ``pred_probs``.
 - ``auto``: ``crowdlab`` when ``pred_probs`` is given, ``dawid_skene`` when there is enough overlap to
@@ -132,7 +133,7 @@ def aggregate_full(
     classes: Sequence[Any] | None = None,
     max_iter: int = 100,
     tol: float = 1e-7,
-    prior_strength: float = 2.0,
+    prior_strength: float = 10.0,
     smoothing: float = 0.01,
 ) -> ConsensusResult:
     """Aggregate annotations and estimate labeler quality; see the module docstring for the methods.
@@ -146,8 +147,8 @@ def aggregate_full(
         classes: the full class list (default: the sorted labels seen).
         max_iter: Dawid-Skene EM iteration cap.
         tol: Dawid-Skene stops when the log-likelihood improves by less than ``tol`` (relative).
-        prior_strength: pseudo-labels per confusion row drawn from the pooled confusion of all
-            labelers (Dawid-Skene).
+        prior_strength: pseudo-labels per confusion row drawn from the labeler's "one coin" version
+            (overall accuracy, and where their errors go; Dawid-Skene).
         smoothing: uniform pseudo-count added to every confusion cell and class prior (Dawid-Skene).
 
     Returns:
@@ -388,6 +389,27 @@ def _argmax_with_tiebreak(scores: np.ndarray, priority: np.ndarray) -> np.ndarra
 # --- Dawid-Skene ----------------------------------------------------------------------------------
 
 
+def _one_coin_prior(counts: np.ndarray) -> np.ndarray:
+    """Prior mean of each labeler's confusion matrix: a "one coin" version of that labeler.
+
+    Row ``true`` puts the labeler's overall accuracy on the diagonal and spreads the rest over the
+    other classes in proportion to where this labeler's errors go overall. It needs ``n_labelers * k``
+    numbers instead of ``n_labelers * k * k``, so it can be estimated from few labels, and it keeps
+    what matters for sparse labelers: how often they are right, and whether their errors pile up on
+    one class (a biased labeler) or spread out (a noisy one). Enough counts override it, so a
+    class-specific confusion (3 read as 8) is still learned from the data.
+    """
+    k = counts.shape[1]
+    eye = np.eye(k, dtype=bool)
+    # Where each labeler's wrong answers go (+0.5 so an unused class keeps a little mass).
+    wrong = np.where(eye[None], 0.0, counts).sum(axis=1) + 0.5
+    shape = np.where(eye[None], 0.0, wrong[:, None, :])
+    shape /= np.maximum(shape.sum(axis=2, keepdims=True), 1e-300)  # a one-class problem has no errors
+    # Accuracy with a uniform Beta(1, 1) prior: a labeler with one label is 2/3 or 1/3, never 0 or 1.
+    accuracy = (np.einsum("jcc->j", counts) + 1.0) / (counts.sum(axis=(1, 2)) + 2.0)
+    return accuracy[:, None, None] * eye[None] + (1.0 - accuracy)[:, None, None] * shape
+
+
 def _dawid_skene(
     enc: _Encoded, *, max_iter: int, tol: float, prior_strength: float, smoothing: float
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
@@ -408,11 +430,9 @@ def _dawid_skene(
     iterations = 0
     confusion = np.empty((n_labelers, k, k))
     for iterations in range(1, max_iter + 1):  # noqa: B007 (iterations is reported)
-        # M-step: counts[j, true, observed], MAP under a prior centred on the pooled confusion.
+        # M-step: counts[j, true, observed], MAP under the labeler's one-coin prior.
         counts = np.asarray(a_t @ posteriors).reshape(n_labelers, k, k).transpose(0, 2, 1)
-        pooled = counts.sum(axis=0) + smoothing
-        pooled /= pooled.sum(axis=1, keepdims=True)
-        confusion = counts + prior_strength * pooled[None, :, :] + smoothing
+        confusion = counts + prior_strength * _one_coin_prior(counts) + smoothing
         confusion /= confusion.sum(axis=2, keepdims=True)
         class_prior = posteriors.sum(axis=0) + smoothing
         class_prior /= class_prior.sum()
