@@ -7,6 +7,7 @@ to MLflow and registers a model version. The test split is never read here (only
 """
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -111,6 +112,9 @@ class TrainingTensorsConfig(dg.Config):
     channels: int = 1  # 1 grayscale, 3 RGB
     workers: int | None = None  # decoding threads (default: min(8, cores))
     rebuild: bool = False  # decode again even when the cache of this version and size exists
+    # Caches of other dataset versions are never used again (trained_model checks the version), and at
+    # 224 px they take ~150 KB per image: delete them once the new cache is complete.
+    prune_old_caches: bool = True
 
 
 @dg.asset(
@@ -164,6 +168,9 @@ def training_tensors(
     seconds = time.perf_counter() - started
     pointer = {"dataset_version": dataset.version, "folder": str(folder)}
     (project.data_path / "tensors" / CACHE_POINTER).write_text(json.dumps(pointer))
+    pruned = _prune_caches(folder) if config.prune_old_caches else []
+    if pruned:
+        context.log.info(f"Deleted {len(pruned)} tensor caches of other dataset versions or sizes: {pruned}")
     counts = meta["counts"]
     n_bytes = sum(p.stat().st_size for p in folder.glob("*.images.npy"))
     class_table = ["| class | train | val |", "|---|---:|---:|"] + [
@@ -185,6 +192,18 @@ def training_tensors(
             "class_counts": dg.MetadataValue.md("\n".join(class_table)),
         }
     )
+
+
+def _prune_caches(keep: Path) -> list[str]:
+    """Delete every complete cache folder beside ``keep`` (in-progress ``.tmp`` folders are left alone)."""
+    removed = []
+    for other in keep.parent.iterdir():
+        if other == keep or not other.is_dir() or other.name.startswith("."):
+            continue
+        if core_train.read_cache_meta(other) is not None:
+            shutil.rmtree(other, ignore_errors=True)
+            removed.append(other.name)
+    return removed
 
 
 def read_cache_pointer(project: ProjectSettings) -> dict[str, str]:

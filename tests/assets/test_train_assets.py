@@ -152,6 +152,9 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     assert baseline_version.startswith("baseline-logreg")
 
     # 3. Tensors -> model -> evaluation, twice (the second run is compared with the first).
+    stale_cache = Path(resources["project"].data_dir) / "tensors" / "0ld-16px-1c"
+    stale_cache.mkdir(parents=True)
+    (stale_cache / "meta.json").write_text("{}")
     checks = build_evaluation_checks(floor=0.3, tolerance=0.02)
     run_config = {
         "ops": {
@@ -171,7 +174,8 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
         assert result.success
     tensors = _metadata(result, "training_tensors")
     assert tensors["dataset_version"] == version
-    assert tensors["train_images"] > 180 and tensors["val_images"] > 30  # 70% / 15% of 300
+    assert tensors["train_images"] == 240 and tensors["val_images"] == 30  # 14 + 3 of every 20 per class
+    assert not stale_cache.exists()  # caches of other dataset versions are deleted
     trained = _metadata(result, "trained_model")
     assert trained["model_version"] == f"{mlflow.registered_model_name}/2"
     assert trained["device"] == "cpu" and trained["backbone"] == "small_cnn" and trained["epochs_run"] == 2
