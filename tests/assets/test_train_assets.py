@@ -258,3 +258,39 @@ def test_training_tensors_need_a_dataset_version(setup: tuple[LabelStore, dict, 
     _, resources, _ = setup
     with pytest.raises(dg.Failure, match="materialize dataset_splits first"):
         dg.materialize([training_tensors], resources=resources)
+
+
+def _evaluation_with(metadata: dict[str, float | str]) -> dg.AssetsDefinition:
+    """A stand-in model_evaluation that only reports the given metadata (the checks read nothing else)."""
+
+    @dg.asset(name="model_evaluation")
+    def fake_evaluation() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata=metadata)
+
+    return fake_evaluation
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "regression_passes", "floor_passes"),
+    [
+        (0.80, 0.81, True, True),  # within the tolerance
+        (0.70, 0.80, False, True),  # a real regression: WARN, not an error
+        (0.40, None, True, False),  # first model: nothing to compare, but below the floor
+    ],
+)
+def test_evaluation_checks_warn_on_regression_and_fail_below_the_floor(
+    current: float, previous: float | None, regression_passes: bool, floor_passes: bool
+) -> None:
+    metadata: dict[str, float | str] = {"test_macro_f1": current, "model_version": "clf/2"}
+    if previous is not None:
+        metadata.update(previous_test_macro_f1=previous, previous_model_version="clf/1")
+    result = dg.materialize(
+        [_evaluation_with(metadata), *build_evaluation_checks(floor=0.5, tolerance=0.02)],
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    regression = evaluations["macro_f1_not_worse_than_previous_model"]
+    assert regression.passed is regression_passes
+    assert regression.severity == dg.AssetCheckSeverity.WARN
+    floor = evaluations["test_macro_f1_above_floor"]
+    assert floor.passed is floor_passes and floor.severity == dg.AssetCheckSeverity.ERROR
