@@ -189,16 +189,17 @@ def timings(sizes: list[int], cap: float) -> list[dict[str, object]]:
         aggregate(frame, "majority", classes=CLASSES)
         majority = time.perf_counter() - started
         crowdkit = time_crowdkit(frame, cap)
-        rows.append(
-            {
-                "annotations": len(frame),
-                "ours DS s": round(ours, 2),
-                "ours majority s": round(majority, 2),
-                "crowd-kit DS s": f"> {cap:.0f} (killed)" if crowdkit is None else round(crowdkit, 2),
-                "ours DS accuracy": round(accuracy, 4),
-            }
-        )
-        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+        row = {
+            "annotations": len(frame),
+            "ours DS s": f"{ours:.2f}",
+            "ours majority s": f"{majority:.2f}",
+            "crowd-kit DS s": f"> {cap:.0f} (killed)" if crowdkit is None else f"{crowdkit:.2f}",
+            "ours DS accuracy": f"{accuracy:.4f}",
+        }
+        if not rows:
+            print("".join(f"{name:>18}" for name in row), flush=True)
+        print("".join(f"{value!s:>18}" for value in row.values()), flush=True)
+        rows.append(row)
     return rows
 
 

@@ -132,7 +132,7 @@ def aggregate_full(
     *,
     classes: Sequence[Any] | None = None,
     max_iter: int = 100,
-    tol: float = 1e-7,
+    tol: float = 1e-6,
     prior_strength: float = 10.0,
     smoothing: float = 0.01,
 ) -> ConsensusResult:
