@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
 
 DEFAULT_EXPERIMENT = "labeling-assets"
 DEFAULT_MODEL_NAME = "labeling-assets-classifier"
@@ -53,8 +52,6 @@ class MLflowResource(dg.ConfigurableResource):
     experiment_name: str = DEFAULT_EXPERIMENT
     registered_model_name: str = DEFAULT_MODEL_NAME
 
-    _ready: bool = PrivateAttr(default=False)
-
     @property
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri:
@@ -77,10 +74,10 @@ class MLflowResource(dg.ConfigurableResource):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         import mlflow
 
-        if not self._ready:
-            mlflow.set_tracking_uri(self.resolved_tracking_uri)
-            mlflow.set_registry_uri(self.resolved_tracking_uri)
-            self._ready = True
+        # Every call, not once: the URI is process-global in MLflow and another resource (another
+        # deployment, a test) may have pointed it elsewhere since.
+        mlflow.set_tracking_uri(self.resolved_tracking_uri)
+        mlflow.set_registry_uri(self.resolved_tracking_uri)
         return mlflow
 
     def client(self) -> Any:
