@@ -69,6 +69,26 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    """Materialize labeling_tasks (queue_job) on the local Dagster instance."""
+    from labeling_assets.cli import run_job
+
+    config = {
+        "max_new_tasks": args.max_new_tasks,
+        "gold_rate": args.gold_rate,
+        "overlap": args.overlap,
+        "strategy": args.strategy,
+    }
+    return run_job("queue_job", run_config={"ops": {"labeling_tasks": {"config": config}}})
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    """Run collect_job once (what annotation_sensor launches when Label Studio changed)."""
+    from labeling_assets.cli import run_job
+
+    return run_job("collect_job")
+
+
 def _truth_by_item(truth_csv: Path) -> dict[str, str]:
     """item_id -> class, mapping the CSV's file names through the ingest manifest."""
     import sqlalchemy as sa
@@ -170,6 +190,21 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--overlap", type=int, default=3, help="annotators per task (Label Studio maximum_annotations)"
     )
     s.set_defaults(func=cmd_bootstrap)
+    s = ls_sub.add_parser("push", help="queue the next items as tasks (materializes labeling_tasks)")
+    s.add_argument(
+        "--max-new-tasks", type=int, default=1000, help="items to queue in this run (default 1000)"
+    )
+    s.add_argument("--gold-rate", type=float, default=0.1, help="fraction of hidden gold items (default 0.1)")
+    s.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
+    s.add_argument(
+        "--strategy",
+        default="uncertainty",
+        choices=["uncertainty", "margin", "entropy", "random"],
+        help="queue order",
+    )
+    s.set_defaults(func=cmd_push)
+    s = ls_sub.add_parser("collect", help="pull annotations into the store now (runs collect_job)")
+    s.set_defaults(func=cmd_collect)
 
     c = sub.add_parser(
         "simulate-crowd",
