@@ -17,12 +17,15 @@ import sqlalchemy as sa
 from labeling_assets.assets import collect, queue
 from labeling_assets.checks import queue as queue_checks
 from labeling_assets.core.crowd import AnnotatorSpec
+from labeling_assets.core.labelstudio_sync import reserve_tasks
+from labeling_assets.core.queue import QueuedItem, task_payload
 from labeling_assets.core.store import (
     LabelStore,
     annotations,
     current_annotations_query,
     items,
     labelers,
+    prelabels,
     tasks,
     utcnow,
 )
@@ -142,12 +145,33 @@ def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFacto
     store.dispose()
 
 
+PRELABELED = 5  # regular items with a confident prelabel: queued after the unscored ones, with a prediction
+
+
 def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> None:
+    regular = [i for i in loop.truth if i not in loop.gold]
+    with loop.store.begin() as conn:
+        conn.execute(
+            prelabels.insert(),
+            [
+                {
+                    "item_id": i,
+                    "model_version": "clf/3",
+                    "probs": {"cat": 0.9, "dog": 0.05, "bird": 0.05},
+                    "computed_at": utcnow(),
+                }
+                for i in regular[:PRELABELED]
+            ],
+        )
     first = loop.push(max_new_tasks=10, gold_rate=0.1, overlap=3)
     meta = {
         k: v.value for k, v in first.get_asset_materialization_events()[0].materialization.metadata.items()
     }
-    assert meta["pushed"] == 10 and meta["new_gold"] == 1
+    assert meta["pushed"] == 10 and meta["new_gold"] == 1 and meta["with_predictions"] == 0  # unscored first
+    # A crash after Label Studio imported a task but before the store linked it: the next run links, never re-imports.
+    crashed = next(i for i in regular[PRELABELED:] if i not in loop.client.task_ids_by_item(loop.project_id))
+    loop.client.import_tasks(loop.project_id, [task_payload(crashed, "/img")])
+    reserve_tasks(loop.store, loop.project_id, [QueuedItem(crashed, False, 0, 1.0, None, None)], overlap=3)
     loop.push(max_new_tasks=1000, gold_rate=0.1, overlap=3)
     loop.push(max_new_tasks=1000, gold_rate=0.1, overlap=3)  # nothing left: must not duplicate
     remote = loop.client.task_ids_by_item(loop.project_id)
@@ -157,6 +181,13 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
     assert loop.store.count(tasks, tasks.c.ls_task_id.is_(None)) == 0
     assert loop.store.count(tasks, tasks.c.is_gold.is_(True)) == N_GOLD
     assert loop.client.get_project(loop.project_id)["maximum_annotations"] == 3
+    predicted = {
+        t["data"]["item_id"]: t["predictions"]
+        for t in loop.client.iter_tasks(loop.project_id, fields="all")
+        if t.get("predictions")
+    }
+    assert set(predicted) == set(regular[:PRELABELED])
+    assert all(p[0]["model_version"] == "clf/3" for p in predicted.values())
 
 
 def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> None:
