@@ -12,6 +12,7 @@ import dagster as dg
 
 from labeling_assets.constants import data_dir
 from labeling_assets.core.store import sqlite_url
+from labeling_assets.labelstudio_server import export_local_env
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
@@ -31,6 +32,10 @@ def label_store_url() -> str:
 def build_resources(deployment: str | None = None) -> dict[str, Any]:
     """Resources for a deployment, keyed by the names assets ask for."""
     deployment = deployment or get_deployment()
+    if deployment == "local":
+        # `labeling-assets labelstudio start` keeps URL and token under the data folder: expose them as the
+        # environment variables the resource reads (never overriding what the environment already says).
+        export_local_env()
     folder = data_dir()
     # A URL may hold a password: when it comes from the environment it goes through EnvVar, which
     # Dagster resolves at launch and never shows in the UI.

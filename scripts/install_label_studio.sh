@@ -25,7 +25,9 @@ if [ ! -x "$LS_VENV/bin/python" ]; then
   "$LS_VENV/bin/pip" install -q --upgrade pip setuptools wheel
 fi
 log "installing label-studio==$VERSION (a few minutes the first time)"
-"$LS_VENV/bin/pip" install -q --disable-pip-version-check "label-studio==$VERSION"
-"$LS_VENV/bin/label-studio" --help >/dev/null
+# Filter pip's noise about this machine's optional local index folders; real errors still show.
+"$LS_VENV/bin/pip" install -q --disable-pip-version-check "label-studio==$VERSION" \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"$LS_VENV/bin/label-studio" --help >/dev/null 2>&1 || { log "label-studio does not run; see: $LS_VENV/bin/label-studio --help"; exit 1; }
 echo "$VERSION" >"$stamp_file"
 log "Label Studio $VERSION ready: $LS_VENV/bin/label-studio"
