@@ -17,6 +17,9 @@ from labeling_assets.resources.store import LabelStoreResource
     kinds={"labelstudio", "sql"},
     owners=OWNERS,
     deps=["labeling_tasks"],
+    # A Label Studio restart mid-export fails the attempt without writing anything (one transaction):
+    # retrying is safe and lets a run requested by the sensor still land.
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=15),
 )
 def annotations(
     context: dg.AssetExecutionContext,
