@@ -321,16 +321,3 @@ def test_single_class_unwraps_one_element_lists_only() -> None:
     assert single_class([]) is None
     assert single_class(float("nan")) is None
     assert single_class({"choices": ["cat"]}) is None
-
-
-def test_majority_tie_goes_to_the_voter_who_agrees_more_often_with_the_majority_elsewhere() -> None:
-    # On the untied items u_good sides with the majority and u_odd does not; on "tie" they disagree.
-    rows = [("tie", "u_good", "a"), ("tie", "u_odd", "b")]
-    for n in range(4):
-        rows += [(f"x{n}", "u_good", "a"), (f"x{n}", "u_odd", "b"), (f"x{n}", "u3", "a")]
-    labels = aggregate(_frame(rows), "majority").set_index("item_id")
-    assert labels.loc["tie", "label"] == "a"
-    assert labels.loc["tie", "confidence"] == pytest.approx(0.5)
-    swapped = [(i, {"u_good": "u_odd", "u_odd": "u_good"}.get(u, u), lab) for i, u, lab in rows if i == "tie"]
-    flipped = aggregate(_frame(swapped + [r for r in rows if r[0] != "tie"]), "majority").set_index("item_id")
-    assert flipped.loc["tie", "label"] == "b"  # the same votes, now the reliable voter says b
