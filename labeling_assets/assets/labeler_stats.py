@@ -59,6 +59,8 @@ def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
         dtype=object,
     )
     consensus_rows = consensus_frame(store)
+    # A consensus row from before a class-list change would make kappa fail on an unknown class.
+    consensus_rows = consensus_rows[consensus_rows["label"].isin(classes)]
     consensus = pd.Series(consensus_rows["label"].to_numpy(), index=consensus_rows["item_id"], dtype=object)
     shares = consensus.value_counts(normalize=True)
     return QualityInputs(votes, gold, consensus, {str(k): float(v) for k, v in shares.items()})

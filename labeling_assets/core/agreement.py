@@ -143,7 +143,7 @@ def krippendorff_alpha_nominal(reliability: pd.DataFrame | np.ndarray) -> float:
     are ignored. alpha = 1 - D_o / D_e from the coincidence matrix (Krippendorff 2011).
     """
     frame = pd.DataFrame(reliability)
-    stacked = frame.stack()  # drops missing values
+    stacked = frame.stack().dropna()  # pandas 3 keeps NaN in stack(): missing values go here
     if stacked.empty:
         return float("nan")
     units = stacked.index.get_level_values(0)
