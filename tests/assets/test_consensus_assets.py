@@ -155,6 +155,8 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
         row = conn.execute(sa.select(items).where(items.c.item_id == lonely)).mappings().one()
         conn.execute(items.insert().values({**row, "item_id": extra, "source_path": "lonely.png"}))
     _insert_votes(store, [(extra, "expert", "3", 5.0)], first_id=10_000)
+    # Bad input is skipped and counted, never guessed at: two classes at once, a class not in the project.
+    _insert_votes(store, [(ids[2], "odd", ["3", "5"], 5.0), (ids[3], "odd", "cow", 5.0)], first_id=20_000)
 
     result = _run([consensus_labels, *build_consensus_checks()], store, tmp_path, instance, **_consensus())
     assert result.success
@@ -168,7 +170,16 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
     assert meta["method"].value == "dawid_skene"
     assert meta["coverage"].value == pytest.approx(1.0)
     assert meta["items_waiting_for_annotators"].value == 1
-    assert meta["skipped_votes"].value["on_quarantined_items"] == 3
+    assert meta["skipped_votes"].value == {
+        "not_a_single_class": 1,
+        "class_not_in_project": 1,
+        "on_quarantined_items": 3,
+        "on_unknown_items": 0,
+    }
+    gold = {
+        r["item_id"] for r in store.fetch(sa.select(items.c.item_id).where(items.c.gold_label.is_not(None)))
+    }
+    assert gold and gold - {quarantined} <= set(frame["item_id"])  # gold items get consensus like any other
     assert 0.55 < meta["fleiss_kappa"].value < 0.9
     assert sum(meta["class_distribution"].value.values()) == len(frame)
     assert "data:image/png;base64," in meta["confidence_histogram"].value
