@@ -2,16 +2,24 @@
 
 import dagster as dg
 
+from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_TRAIN
+
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets("raw_images"),
     description="Scan the image source and ingest new or changed files.",
 )
 
-# Everything downstream of annotations that the definitions hold (consensus, stats, splits, ...).
+# Annotations and what follows from them (consensus, splits, exports), as far as the definitions hold it.
+# Not the quality group: labeler_stats is partitioned per labeler, and an unpartitioned run cannot
+# materialize it (the run fails). Not training/evaluation either: that is an explicit job.
+# Groups, not keys: a selection by a key that some Definitions lack fails to resolve.
 collect_job = dg.define_asset_job(
     "collect_job",
-    selection=dg.AssetSelection.assets("annotations").downstream(),
+    selection=(
+        dg.AssetSelection.assets("annotations").downstream()
+        - dg.AssetSelection.groups(GROUP_QUALITY, GROUP_TRAIN, GROUP_EVALUATE)
+    ),
     description="Pull new, edited and deleted Label Studio annotations into the store, then refresh what depends on them.",
 )
 
