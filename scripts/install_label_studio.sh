@@ -22,7 +22,8 @@ if [ ! -x "$LS_VENV/bin/python" ]; then
   log "creating the Label Studio venv at $LS_VENV"
   mkdir -p "$(dirname "$LS_VENV")"
   "$PYTHON_BIN" -m venv "$LS_VENV"
-  "$LS_VENV/bin/pip" install -q --upgrade pip setuptools wheel
+  "$LS_VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip setuptools wheel \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 fi
 log "installing label-studio==$VERSION (a few minutes the first time)"
 # Filter pip's noise about this machine's optional local index folders; real errors still show.
