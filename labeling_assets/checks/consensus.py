@@ -72,6 +72,12 @@ def build_consensus_checks(
                 metadata={"note": dg.MetadataValue.text("no item has enough annotators yet")},
             )
         fleiss = fleiss_kappa_from_annotations(votes, classes=classes)
+        if fleiss.n_items == 0:  # min_annotators=1 and no overlap: agreement cannot be measured
+            return dg.AssetCheckResult(
+                passed=True,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"note": dg.MetadataValue.text("no item has two annotators: agreement unknown")},
+            )
         kappa = fleiss.kappa
         worst = sorted(
             ((str(c), v) for c, v in fleiss.per_class.items() if v == v),  # v == v drops NaN (unused classes)

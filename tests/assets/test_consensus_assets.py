@@ -421,3 +421,20 @@ def test_consensus_with_no_annotations_reports_zero_items(
     meta = result.asset_materializations_for_node("consensus_labels")[0].metadata
     assert meta["consensus_items"].value == 0 and meta["votes"].value == 0
     assert consensus_frame(sqlite_store).empty
+
+
+def test_min_annotators_one_labels_single_annotator_items_and_reports_no_kappa(
+    sqlite_store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
+) -> None:
+    truth = _seed_items(sqlite_store, demo_folder, 10)
+    _insert_votes(sqlite_store, [(i, "solo", truth[i], 5.0) for i in truth])
+    config = _consensus(ConsensusConfig(min_annotators=1))
+    result = _run([consensus_labels, *build_consensus_checks()], sqlite_store, tmp_path, instance, **config)
+    meta = result.asset_materializations_for_node("consensus_labels")[0].metadata
+    assert meta["method"].value == "majority"  # auto: one labeler, nothing to learn reliability from
+    assert meta["consensus_items"].value == 10 and meta["fleiss_kappa"].value is None
+    assert _accuracy(sqlite_store, truth) == 1.0
+    checks = _checks(result)
+    assert checks["consensus_coverage"].passed
+    assert checks["consensus_fleiss_kappa_above_threshold"].passed  # unknown agreement is not low agreement
+    assert "agreement unknown" in checks["consensus_fleiss_kappa_above_threshold"].metadata["note"].value
