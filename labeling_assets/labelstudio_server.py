@@ -204,6 +204,10 @@ def start(
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(local_files_root or data_dir()),
+        # Admin and token through the environment, not argv: the command line is visible to every local user.
+        "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
+        "LABEL_STUDIO_PASSWORD": password,
+        "LABEL_STUDIO_USER_TOKEN": token,
         "COLLECT_ANALYTICS": "false",
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
@@ -217,12 +221,6 @@ def start(
         "127.0.0.1",
         "--port",
         str(chosen),
-        "--username",
-        ADMIN_EMAIL,
-        "--password",
-        password,
-        "--user-token",
-        token,
     ]
     with open(paths.log_file, "ab") as log:
         proc = subprocess.Popen(
