@@ -1,5 +1,6 @@
 """Stage 3, queue: items pushed to Label Studio as tasks, most informative first, gold hidden among them."""
 
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -96,6 +97,10 @@ def labeling_tasks(
     for start in range(0, len(payloads), IMPORT_BATCH):
         created += client.import_tasks(project_id, payloads[start : start + IMPORT_BATCH])
         context.log.info(f"imported {min(start + IMPORT_BATCH, len(payloads))}/{len(payloads)} tasks")
+    # Label Studio pre-fills from one model version: the one most of the pushed tasks carry.
+    versions = Counter(p["predictions"][0]["model_version"] for p in payloads if "predictions" in p)
+    if versions:
+        client.show_predictions_of(project_id, max(sorted(versions), key=versions.__getitem__))
     linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
     totals = store.fetch(
         sa.select(tasks.c.is_gold, sa.func.count().label("n"))

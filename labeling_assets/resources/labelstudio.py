@@ -100,6 +100,14 @@ class LabelStudioClient:
         )
         return int(body["id"])
 
+    def show_predictions_of(self, project_id: int, model_version: str) -> None:
+        """Pre-fill the labeling UI with this model version's predictions (Label Studio shows one version)."""
+        self.request(
+            "PATCH",
+            f"/api/projects/{project_id}/",
+            json={"model_version": model_version, "show_collab_predictions": True},
+        )
+
     def get_project(self, project_id: int) -> dict[str, Any]:
         return self.request("GET", f"/api/projects/{project_id}/")
 

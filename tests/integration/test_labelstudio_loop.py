@@ -188,6 +188,7 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
     }
     assert set(predicted) == set(regular[:PRELABELED])
     assert all(p[0]["model_version"] == "clf/3" for p in predicted.values())
+    assert loop.client.get_project(loop.project_id)["model_version"] == "clf/3"  # the UI pre-fills them
 
 
 def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> None:
