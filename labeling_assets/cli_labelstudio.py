@@ -31,7 +31,11 @@ def _classes() -> list[str]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    info = server.start(port=args.port, timeout_s=args.timeout)
+    try:
+        info = server.start(port=args.port, timeout_s=args.timeout)
+    except (OSError, server.LabelStudioError) as exc:  # not installed, port taken, did not come up
+        print(f"labelstudio start: {exc}", file=sys.stderr)
+        return 1
     print(f"Label Studio running at {info.url} (pid {info.pid}); log: {server.default_paths().log_file}")
     print(f"API token stored in {info.token_file} (mode 0600); export it with:")
     print(f"  export LABEL_STUDIO_URL={info.url} LABEL_STUDIO_API_KEY=$(cat {info.token_file})")
