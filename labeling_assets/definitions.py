@@ -17,7 +17,16 @@ from labeling_assets.checks import ingest as ingest_checks
 from labeling_assets.checks import labeler_stats as labeler_stats_checks
 from labeling_assets.checks import queue as queue_checks
 from labeling_assets.env import build_resources
-from labeling_assets.jobs import collect_job, dataset_job, ingest_job, prelabel_job, queue_job, train_job
+from labeling_assets.jobs import (
+    collect_job,
+    dataset_job,
+    ingest_job,
+    labeler_stats_job,
+    prelabel_job,
+    quality_job,
+    queue_job,
+    train_job,
+)
 from labeling_assets.sensors import annotation_sensor
 
 defs = dg.Definitions(
@@ -50,7 +59,7 @@ defs = dg.Definitions(
         dataset_checks.dataset_splits_every_class_in_every_split,
         *evaluate_checks.evaluation_checks,
     ],
-    jobs=[ingest_job, queue_job, collect_job, dataset_job, train_job, prelabel_job],
+    jobs=[ingest_job, queue_job, collect_job, dataset_job, train_job, prelabel_job, labeler_stats_job, quality_job],
     sensors=[annotation_sensor],
     resources=build_resources(),
 )

@@ -1,23 +1,297 @@
-"""``labeling-assets demo``: the main job on the bundled demo data, step by step, with progress."""
+"""``labeling-assets demo``: the whole loop on the bundled demo data, on one machine, with progress.
+
+ingest → Label Studio (start + bootstrap) → prelabel → queue → simulated crowd → collect (through the
+annotation sensor's own logic) → consensus → splits → labeler stats per labeler → leaderboard, label
+issues, QA report → train → evaluate → summary. Every step is a Dagster run on the local instance, so the
+UI (``--serve`` or ``dagster dev``) shows all of them afterwards.
+"""
+
+from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import time
+from typing import Any
 
-from labeling_assets.constants import data_dir
+from labeling_assets.constants import REPO_ROOT, data_dir
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+def _step(number: int, title: str) -> float:
+    print(f"\n[{number}] {title}", flush=True)
+    return time.perf_counter()
+
+
+def _done(started: float) -> None:
+    print(f"    ({time.perf_counter() - started:.1f}s)", flush=True)
+
+
+def _run(job: str, **kwargs: Any) -> None:
+    from labeling_assets.cli import run_job
+
+    if run_job(job, **kwargs) != 0:
+        raise StepFailed(f"{job} failed: its run log in the Dagster UI (`dagster dev`) says why")
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run every stage that exists on the demo digits and print what each did."""
-    from labeling_assets.cli import cmd_ingest
+    """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
+    from labeling_assets import labelstudio_server as ls_server
+    from labeling_assets.cli import _instance_env
 
+    _instance_env()
     started = time.perf_counter()
     print(f"labeling-assets demo: data folder {data_dir()}")
-    print("[1] ingest: bundled demo digits -> content-addressed raw store + label store")
-    code = cmd_ingest(args)
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f}s (exit {code})")
-    return code
+    try:
+        t = _step(1, "ingest the bundled demo digits into the content-addressed raw store")
+        _run("ingest_job")
+        _done(t)
+
+        t = _step(2, "start Label Studio (local, 127.0.0.1) and create the project")
+        info = ls_server.start()
+        ls_server.export_local_env()  # the resources read URL and token from the environment
+        from labeling_assets.env import build_resources
+
+        # Outside a run, resources are resolved by hand (EnvVar values are read here, never printed).
+        resources = {name: r.process_config_and_initialize() for name, r in build_resources().items()}
+        project_id = resources["label_studio"].ensure_project(
+            classes=list(resources["project"].classes), overlap=args.overlap
+        )
+        print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
+        _done(t)
+
+        t = _step(3, "pre-label (registered model if any, else a pixel baseline on current consensus)")
+        _run("prelabel_job")
+        _done(t)
+
+        t = _step(
+            4, f"queue up to {args.items} tasks: overlap {args.overlap}, hidden gold at {args.gold_rate:.0%}"
+        )
+        queue_config = {"max_new_tasks": args.items, "gold_rate": args.gold_rate, "overlap": args.overlap}
+        _run("queue_job", run_config={"ops": {"labeling_tasks": {"config": queue_config}}})
+        _done(t)
+
+        t = _step(
+            5, f"simulated crowd of {args.annotators} annotators labels the queued tasks in Label Studio"
+        )
+        _simulate_crowd(resources, project_id, args)
+        _done(t)
+
+        t = _step(
+            6, "collect: the annotation sensor ticks, its run request runs collect_job (+ consensus, splits)"
+        )
+        _collect_through_sensor()
+        _done(t)
+
+        t = _step(7, "labeler stats for every labeler partition, leaderboard, label issues, QA report")
+        _quality()
+        _done(t)
+
+        t = _step(
+            8, f"train ({args.backbone}, up to {args.epochs} epochs) and evaluate on the frozen test split"
+        )
+        train_config = {"epochs": args.epochs, "backbone": args.backbone}
+        _run("train_job", run_config={"ops": {"trained_model": {"config": train_config}}})
+        _done(t)
+    except StepFailed as exc:
+        print(f"\ndemo stopped: {exc}", file=sys.stderr)
+        return 1
+
+    _summary(time.perf_counter() - started)
+    if args.serve:
+        return _serve(args)
+    print("\nSee it all in the UI: scripts/demo --serve (or `dagster dev` in the repository root).")
+    return 0
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("demo", help="run the main job on the bundled demo data (digits) and print a summary")
+def _simulate_crowd(resources: dict[str, Any], project_id: int, args: argparse.Namespace) -> None:
+    from labeling_assets.cli_labelstudio import _truth_by_item
+    from labeling_assets.core.crowd import default_crowd
+    from labeling_assets.labelstudio_crowd import simulate_crowd
+
+    truth = _truth_by_item(data_dir() / "demo" / "digits" / "labels.csv")
+    crowd = default_crowd(args.annotators, prefix="sim")
+    last = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 5 or done == total:
+            print(f"    {done}/{total} annotations submitted", flush=True)
+            last[0] = time.perf_counter()
+
+    result = simulate_crowd(
+        resources["label_studio"].get_client(),
+        project_id,
+        crowd,
+        truth=truth,
+        classes=list(resources["project"].classes),
+        overlap=args.overlap,
+        seed=args.seed,
+        progress=progress,
+    )
+    per = result.per_annotator()
+    for spec in crowd:
+        print(f"    {spec.name:<16} {spec.preset:<8} {per[spec.name]:>5} annotations")
+
+
+def _collect_through_sensor() -> None:
+    """Evaluate annotation_sensor exactly as the daemon would, then run what it requested."""
+    import dagster as dg
+
+    from labeling_assets.env import build_resources
+    from labeling_assets.sensors import annotation_sensor
+
+    # No cursor: the demo asks "anything new since ever?"; the daemon keeps its own cursor.
+    with (
+        dg.DagsterInstance.get() as instance,
+        dg.build_sensor_context(
+            instance=instance, resources={"label_studio": build_resources()["label_studio"]}
+        ) as context,
+    ):
+        result = annotation_sensor(context)
+    if isinstance(result, dg.SkipReason):
+        raise StepFailed(f"the annotation sensor skipped: {result.skip_message}")
+    assert isinstance(result, dg.SensorResult)
+    for request in result.run_requests or []:
+        print(f"    sensor requested a run (run_key {request.run_key}); running collect_job")
+        _run("collect_job", tags=request.tags)
+
+
+def _quality() -> None:
+    import dagster as dg
+
+    from labeling_assets.partitions import labelers
+
+    with dg.DagsterInstance.get() as instance:
+        keys = labelers.get_partition_keys(dynamic_partitions_store=instance)
+    print(f"    {len(keys)} labeler partitions: {', '.join(keys)}")
+    for key in keys:
+        _run("labeler_stats_job", partition_key=key)
+    _run("quality_job")
+
+
+def _latest_metadata(asset: str) -> dict[str, Any]:
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
+
+
+def consensus_accuracy() -> tuple[int, float | None]:
+    """Items with consensus and the share that matches the demo's ground truth."""
+    import pandas as pd
+
+    from labeling_assets.cli_labelstudio import _truth_by_item
+    from labeling_assets.core.store import LabelStore, latest_consensus_query
+    from labeling_assets.env import label_store_url
+
+    truth = _truth_by_item(data_dir() / "demo" / "digits" / "labels.csv")
+    rows = pd.DataFrame(LabelStore(label_store_url()).fetch(latest_consensus_query()))
+    if rows.empty:
+        return 0, None
+    known = rows[rows["item_id"].isin(truth)]
+    correct = known["label"].astype(str) == known["item_id"].map(truth)
+    return len(rows), float(correct.mean()) if len(known) else None
+
+
+def _summary(seconds: float) -> None:
+    import sqlalchemy as sa
+
+    from labeling_assets.core.store import LabelStore, annotations, items
+    from labeling_assets.env import label_store_url
+
+    store = LabelStore(label_store_url())
+    n_items = store.count(items, items.c.status == "active")
+    n_ann = store.count(annotations)
+    n_labelers = len(store.fetch(sa.select(annotations.c.labeler_id).distinct()))
+    n_consensus, accuracy = consensus_accuracy()
+    evaluation = _latest_metadata("model_evaluation")
+    f1 = evaluation.get("macro_f1") or evaluation.get("test_macro_f1")
+    print("\n== summary")
+    print(f"  items (active):            {n_items}")
+    print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
+    acc = "n/a" if accuracy is None else f"{accuracy:.3f}"
+    print(f"  consensus items:           {n_consensus}; accuracy vs ground truth {acc}")
+    print(f"  model test macro-F1:       {f1 if f1 is None else f'{float(f1):.3f}'}")
+    report = _latest_metadata("qa_report").get("report")
+    if report:
+        print(f"  QA report:                 {report}")
+    print(f"  demo took {seconds:.0f}s")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The Dagster UI with the daemon (sensors tick for real), Label Studio and an MLflow UI, until Ctrl-C."""
+    from labeling_assets.env import build_resources
+
+    mlflow_uri = build_resources()["mlflow"].resolved_tracking_uri
+    env = {**os.environ, "DAGSTER_HOME": str(REPO_ROOT)}
+    procs = [
+        subprocess.Popen(["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=env),
+        subprocess.Popen(
+            [
+                "mlflow",
+                "ui",
+                "--backend-store-uri",
+                mlflow_uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(args.mlflow_port),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+        ),
+    ]
+    print(
+        "\n== serving (Ctrl-C stops the Dagster UI and MLflow; `labeling-assets labelstudio stop` stops Label Studio)"
+    )
+    print(f"  Dagster UI:    http://127.0.0.1:{args.dagster_port}")
+    print(f"  Label Studio:  {os.environ.get('LABEL_STUDIO_URL', '(not started)')}")
+    print(f"  MLflow:        http://127.0.0.1:{args.mlflow_port}")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the whole loop on the bundled demo data (digits) and print a summary",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--items", type=int, default=600, help="items to queue for labeling (default 600)")
+    p.add_argument(
+        "--annotators", type=int, default=5, help="simulated annotators (default 5: a mix of presets)"
+    )
+    p.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
+    p.add_argument("--gold-rate", type=float, default=0.1, help="share of hidden gold tasks (default 0.1)")
+    p.add_argument(
+        "--epochs", type=int, default=15, help="training epochs at most (default 15, early stopping)"
+    )
+    p.add_argument(
+        "--backbone",
+        default="auto",
+        help="auto | small_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
+    p.add_argument(
+        "--serve", action="store_true", help="then keep the Dagster UI (with daemon) and MLflow running"
+    )
+    p.add_argument("--dagster-port", type=int, default=3000)
+    p.add_argument("--mlflow-port", type=int, default=5000)
     p.set_defaults(func=run_demo)

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_TRAIN
+from labeling_assets.partitions import labelers
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -46,4 +47,18 @@ prelabel_job = dg.define_asset_job(
     "prelabel_job",
     selection=dg.AssetSelection.assets("prelabels"),
     description="Class probabilities for every item from the latest registered model (or the pixel baseline).",
+)
+
+# One run per labeler partition (the daemon's automation or `labeling-assets demo` launches them).
+labeler_stats_job = dg.define_asset_job(
+    "labeler_stats_job",
+    selection=dg.AssetSelection.assets("labeler_stats"),
+    partitions_def=labelers,
+    description="Gold accuracy, kappa vs consensus, throughput and time per label of one labeler.",
+)
+
+quality_job = dg.define_asset_job(
+    "quality_job",
+    selection=dg.AssetSelection.groups(GROUP_QUALITY) - dg.AssetSelection.assets("labeler_stats"),
+    description="Roll-ups over labelers and items: leaderboard, label issues, QA report.",
 )
