@@ -87,7 +87,7 @@ def model_evaluation(
         raise dg.Failure(
             f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
         )
-    dataset = current_dataset(label_store.get_store())
+    dataset = current_dataset(label_store.get_store(), context.instance)
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")

@@ -47,8 +47,12 @@ class DatasetSnapshot:
         return self.frame[self.frame["split"] == name].sort_values("item_id", kind="stable")
 
 
-def current_dataset(store: LabelStore) -> DatasetSnapshot:
-    """The newest dataset version written by ``dataset_splits``, joined with the items' stored copies.
+def current_dataset(store: LabelStore, instance: dg.DagsterInstance | None = None) -> DatasetSnapshot:
+    """The dataset version of the latest ``dataset_splits`` materialization, joined with the items' copies.
+
+    Versions are content hashes: when labels flip back, the current version is an older row, so the
+    newest row by time is not necessarily current; the materialization says which one is. Without an
+    instance (or before any materialization) the newest row is used.
 
     The version's own manifest (item, label, split) is used when stored, so training sees exactly the
     labels that were versioned; otherwise the splits table joined with the newest consensus labels.
@@ -56,7 +60,13 @@ def current_dataset(store: LabelStore) -> DatasetSnapshot:
     Raises:
         dg.Failure: no dataset version exists yet.
     """
-    rows = store.fetch(sa.select(dataset_versions).order_by(dataset_versions.c.created_at.desc()).limit(1))
+    from labeling_assets.assets.dataset import current_dataset_version
+
+    version = current_dataset_version(instance) if instance is not None else None
+    query = sa.select(dataset_versions)
+    if version is not None:
+        query = query.where(dataset_versions.c.dataset_version == version)
+    rows = store.fetch(query.order_by(dataset_versions.c.created_at.desc()).limit(1))
     if not rows:
         raise dg.Failure("no dataset version in the label store yet: materialize dataset_splits first")
     row = rows[0]
@@ -130,7 +140,7 @@ def training_tensors(
     project: ProjectSettings,
 ) -> dg.MaterializeResult:
     """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
-    dataset = current_dataset(label_store.get_store())
+    dataset = current_dataset(label_store.get_store(), context.instance)
     classes = list(project.classes)
     folder = cache_folder(project, dataset.version, config.image_size, config.channels)
     meta = core_train.read_cache_meta(folder)
@@ -274,7 +284,7 @@ def trained_model(
     import torch
 
     pointer = read_cache_pointer(project)
-    current = current_dataset(label_store.get_store()).version
+    current = current_dataset(label_store.get_store(), context.instance).version
     if pointer["dataset_version"] != current:
         raise dg.Failure(
             f"the tensor cache holds dataset {pointer['dataset_version']} but the current version is {current}: "
