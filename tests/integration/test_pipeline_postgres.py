@@ -1,0 +1,175 @@
+"""The whole pipeline on team infrastructure: a Dagster instance on PostgreSQL (dagster-postgres), the
+label store on PostgreSQL, a real Label Studio, real MLflow tracking.
+
+Runs the project's own definitions (assets, checks, jobs, sensor) with the test's resources, in the order
+the demo runs them, and then asserts on what the instance and the stores hold.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from labeling_assets.core.crowd import AnnotatorSpec
+from labeling_assets.core.demo_data import load_truth, render_digits
+from labeling_assets.core.store import LabelStore, annotations, latest_consensus_query, source_files, tasks
+from labeling_assets.definitions import defs as project_defs
+from labeling_assets.labelstudio_crowd import simulate_crowd
+from labeling_assets.partitions import labelers
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.mlflow import MLflowResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import annotation_sensor
+from tests.integration.conftest import LabelStudioServer
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.postgres]
+
+N_IMAGES = 45
+OVERLAP = 2
+CROWD = [
+    AnnotatorSpec("e2e_expert", "expert"),
+    AnnotatorSpec("e2e_average", "average"),
+    AnnotatorSpec("e2e_noisy", "noisy"),
+]
+
+
+@dataclass
+class Pipeline:
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    store: LabelStore
+    dagster_db_url: str
+    mlflow: MLflowResource
+    n_crowd_annotations: int
+    runs: list[dg.ExecuteInProcessResult]
+
+
+def _run(
+    pipeline_defs: dg.Definitions, instance: dg.DagsterInstance, job: str, **kwargs: object
+) -> dg.ExecuteInProcessResult:
+    result = pipeline_defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, **kwargs
+    )  # type: ignore[arg-type]
+    assert result.success, f"{job} failed"
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    label_studio: LabelStudioServer, pg_databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    root = tmp_path_factory.mktemp("e2e-postgres")
+    dagster_db_url = pg_databases.new_url()
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {dagster_db_url}\ntelemetry:\n  enabled: false\n"
+    )
+    demo = root / "digits"
+    render_digits(demo, limit=N_IMAGES, gold_fraction=0.1)
+    store = LabelStore(pg_databases.new_url())
+    store.migrate()
+    data = root / "data"
+    mlflow = MLflowResource(data_dir=str(data))
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "image_source": ImageSourceResource(uri=str(demo), demo_dir=str(demo)),
+        "project": ProjectSettings(data_dir=str(data)),
+        "label_studio": label_studio.resource(f"e2e-{root.name}"),
+        "mlflow": mlflow,
+    }
+    pipeline_defs = dg.Definitions(
+        assets=project_defs.assets,
+        asset_checks=project_defs.asset_checks,
+        jobs=project_defs.jobs,
+        sensors=project_defs.sensors,
+        resources=resources,
+    )
+    runs = []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs.append(_run(pipeline_defs, instance, "ingest_job"))
+        runs.append(_run(pipeline_defs, instance, "prelabel_job"))
+        queue = {"max_new_tasks": N_IMAGES, "gold_rate": 0.1, "overlap": OVERLAP}
+        runs.append(
+            _run(
+                pipeline_defs,
+                instance,
+                "queue_job",
+                run_config={"ops": {"labeling_tasks": {"config": queue}}},
+            )
+        )
+
+        by_name = load_truth(demo)
+        truth = {
+            row["item_id"]: by_name[row["path"]]
+            for row in store.fetch(sa.select(source_files.c.path, source_files.c.item_id))
+        }
+        project_id = resources["label_studio"].find_project_id()
+        crowd = simulate_crowd(
+            label_studio.client(),
+            project_id,
+            CROWD,
+            truth=truth,
+            classes=ProjectSettings(data_dir="x").classes,
+            overlap=OVERLAP,
+            seed=3,
+        )
+
+        # Collect the way the daemon does: the sensor decides, its run request names the run.
+        with dg.build_sensor_context(
+            instance=instance, resources={"label_studio": resources["label_studio"]}
+        ) as ctx:
+            tick = annotation_sensor(ctx)
+        assert isinstance(tick, dg.SensorResult) and len(tick.run_requests or []) == 1
+        runs.append(_run(pipeline_defs, instance, "collect_job", tags=tick.run_requests[0].tags))
+
+        for key in labelers.get_partition_keys(dynamic_partitions_store=instance):
+            runs.append(_run(pipeline_defs, instance, "labeler_stats_job", partition_key=key))
+        runs.append(_run(pipeline_defs, instance, "quality_job"))
+        train = {"epochs": 2, "patience": 2}
+        runs.append(
+            _run(
+                pipeline_defs, instance, "train_job", run_config={"ops": {"trained_model": {"config": train}}}
+            )
+        )
+        yield Pipeline(instance, pipeline_defs, store, dagster_db_url, mlflow, len(crowd.annotations), runs)
+    store.dispose()
+
+
+def test_every_asset_of_the_project_was_materialized_on_the_postgres_instance(pipeline: Pipeline) -> None:
+    assert type(pipeline.instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(pipeline.instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    graph = pipeline.defs.resolve_asset_graph()
+    missing = [
+        key.to_user_string()
+        for key in graph.materializable_asset_keys
+        if pipeline.instance.get_latest_materialization_event(key) is None
+        and not pipeline.instance.get_materialized_partitions(key)
+    ]
+    assert missing == []
+    # The events are rows in PostgreSQL.
+    engine = sa.create_engine(pipeline.dagster_db_url)
+    with engine.connect() as conn:
+        n_runs = conn.execute(sa.text("SELECT count(*) FROM runs")).scalar()
+    engine.dispose()
+    assert n_runs == len(pipeline.runs)
+
+
+def test_the_label_store_holds_every_annotation_once_and_a_consensus_per_labeled_item(
+    pipeline: Pipeline,
+) -> None:
+    assert pipeline.store.count(tasks) == N_IMAGES
+    assert pipeline.store.count(annotations) == pipeline.n_crowd_annotations == N_IMAGES * OVERLAP
+    assert len(pipeline.store.fetch(latest_consensus_query())) == N_IMAGES
+
+
+def test_a_model_version_was_registered_with_its_dataset_version(pipeline: Pipeline) -> None:
+    versions = pipeline.mlflow.registered_versions()
+    assert len(versions) == 1
+    [split_event] = [pipeline.instance.get_latest_materialization_event(dg.AssetKey("dataset_splits"))]
+    dataset_version = split_event.asset_materialization.metadata["dataset_version"].value
+    run = pipeline.mlflow.client().get_run(versions[0].run_id)
+    assert run.data.params.get("dataset_version") == dataset_version
