@@ -522,7 +522,13 @@ def classification_loss(
 
     Focal loss scales each item's cross-entropy by ``(1 - p_true) ** gamma`` so well-classified items
     (usually of the big classes) stop dominating; with ``gamma = 0`` it equals cross-entropy.
+
+    ``targets`` are class indices (N,) or class probabilities (N, K), e.g. a consensus posterior: soft
+    targets keep the crowd's doubt instead of betting on the argmax. With one-hot rows the soft path
+    gives exactly the hard loss (same class weighting, smoothing and focal term).
     """
+    if targets.dim() == 2:
+        return _soft_target_loss(logits, targets, kind, weight, gamma, label_smoothing)
     if kind == "ce":
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
     if kind != "focal":
@@ -539,6 +545,33 @@ def classification_loss(
         return per_item.mean()
     item_weight = weight[targets]
     return (per_item * item_weight).sum() / item_weight.sum()
+
+
+def _soft_target_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    kind: str,
+    weight: torch.Tensor | None,
+    gamma: float,
+    label_smoothing: float,
+) -> torch.Tensor:
+    if kind not in ("ce", "focal"):
+        raise ValueError(f"unknown loss {kind!r}; choose ce or focal")
+    log_probs = F.log_softmax(logits, dim=1)
+    smoothed = targets
+    if label_smoothing:
+        smoothed = (1 - label_smoothing) * targets + label_smoothing / targets.shape[1]
+    class_weight = torch.ones_like(log_probs[0]) if weight is None else weight
+    item_weight = targets @ class_weight  # the expected weight of the item's class, before smoothing
+    if kind == "ce":
+        # As F.cross_entropy: class weights scale each class's term (smoothing terms included).
+        per_item = -(smoothed * class_weight * log_probs).sum(dim=1)
+    else:
+        # As the hard focal loss above: the item's weight scales its whole focal term.
+        p_true = (targets * log_probs.exp()).sum(dim=1)
+        focal = (1.0 - p_true).clamp_min(0.0) ** gamma
+        per_item = focal * -(smoothed * log_probs).sum(dim=1) * item_weight
+    return per_item.sum() / item_weight.sum()
 
 
 def weighted_indices(
@@ -608,7 +641,10 @@ class DeviceData:
         self.images_np = images
         self.device = device
         self.n = len(images)
-        self.labels = torch.as_tensor(np.asarray(labels, dtype=np.int64)).to(device)
+        labels = np.asarray(labels)
+        # Class indices (N,), or class probabilities (N, K) for soft targets; sliced and gathered alike.
+        dtype = np.float32 if labels.ndim == 2 else np.int64
+        self.labels = torch.as_tensor(labels.astype(dtype, copy=False)).to(device)
         self.image_bytes = int(np.prod(images.shape[1:]))
         total = self.image_bytes * self.n
         budget = max_device_bytes if max_device_bytes is not None else _device_budget(device)
@@ -834,7 +870,8 @@ def _epoch_batches(
             index = weighted_indices(sample_weights, m)
         elif sample_weights is not None:
             # Streaming: balance within the chunk (chunks are random slices of an item-hash-ordered cache).
-            index = weighted_indices(sample_weights[labels], m)
+            per_item = labels @ sample_weights if labels.dim() == 2 else sample_weights[labels]
+            index = weighted_indices(per_item, m)
         else:
             index = torch.randperm(m, device=labels.device)
         for start in range(0, m - batch_size + 1, batch_size):
@@ -932,12 +969,17 @@ def fit(
     *,
     on_epoch: Callable[[EpochStats], None] | None = None,
     log: Callable[[str], None] | None = None,
+    train_targets: np.ndarray | None = None,
 ) -> FitResult:
     """Train a classifier on uint8 images with early stopping on validation macro-F1.
 
     Args:
         train_images: uint8 (N, C, H, W), e.g. a memory-mapped cache split.
         train_labels: int class indices (N,).
+        train_targets: optional class probabilities (N, num_classes) to train on instead of the hard
+            labels, e.g. a Dawid-Skene consensus posterior (soft targets). Class weights still
+            come from ``train_labels``; the weighted sampler draws by each item's expected class
+            weight; validation stays on hard labels.
         val_images / val_labels: the validation split, or None to train all epochs and keep the last.
         config: the run's settings.
         on_epoch: called after every epoch (e.g. to log metrics).
@@ -957,6 +999,8 @@ def fit(
     train_labels = np.asarray(train_labels, dtype=np.int64)
     if train_labels.min() < 0 or train_labels.max() >= config.num_classes:
         raise ValueError(f"labels must be class indices in 0..{config.num_classes - 1}")
+    if train_targets is not None:
+        train_targets = check_soft_targets(train_targets, len(train_labels), config.num_classes)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     backbone = resolve_backbone(config.backbone, config.image_size)
@@ -965,7 +1009,7 @@ def fit(
     model = build_model(replace(config, backbone=backbone), mean, std)
     data = DeviceData(
         train_images,
-        train_labels,
+        train_labels if train_targets is None else train_targets,
         device,
         max_device_bytes=_cache_budget(config, device),
         chunk_multiple=batch_size,
@@ -982,7 +1026,8 @@ def fit(
     sample_weights: torch.Tensor | None = None
     if config.sampler == "weighted":
         # The sampler already balances classes; weighting the loss too would correct twice.
-        sample_weights = weight_tensor[data.labels]
+        soft = train_targets is not None
+        sample_weights = data.labels @ weight_tensor if soft else weight_tensor[data.labels]
         if not data.resident:
             sample_weights = weight_tensor
     elif config.sampler != "shuffle":
@@ -1062,6 +1107,22 @@ def fit(
         upload_seconds=data.upload_seconds,
         resident=data.resident,
     )
+
+
+def check_soft_targets(targets: np.ndarray, n: int, num_classes: int) -> np.ndarray:
+    """Soft targets as float32 (n, num_classes) probability rows; anything else is a clear error."""
+    targets = np.asarray(targets, dtype=np.float32)
+    if targets.shape != (n, num_classes):
+        raise ValueError(
+            f"soft targets must be ({n}, {num_classes}) class probabilities, got {targets.shape}"
+        )
+    if not np.isfinite(targets).all() or (targets < 0).any():
+        raise ValueError("soft targets must be finite and non-negative")
+    sums = targets.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        bad = int(np.flatnonzero(~np.isclose(sums, 1.0, atol=1e-3))[0])
+        raise ValueError(f"soft target rows must sum to 1 (row {bad} sums to {sums[bad]:.4f})")
+    return targets / sums[:, None]
 
 
 def _cache_budget(config: TrainConfig, device: torch.device, default: int | None = None) -> int | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from labeling_assets.core import metrics
@@ -93,6 +94,47 @@ def test_focal_loss_with_gamma_zero_is_weighted_cross_entropy() -> None:
     assert T.classification_loss(logits, y, kind="focal", gamma=2.0) < T.classification_loss(logits, y)
     with pytest.raises(ValueError, match="unknown loss"):
         T.classification_loss(logits, y, kind="hinge")
+
+
+@pytest.mark.parametrize("kind", ["ce", "focal"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_one_hot_soft_targets_give_exactly_the_hard_loss(kind: str, weighted: bool, smoothing: float) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(32, 4, requires_grad=True)
+    y = torch.randint(0, 4, (32,))
+    w = torch.tensor([1.0, 3.0, 0.5, 2.0]) if weighted else None
+    options = {"kind": kind, "weight": w, "gamma": 2.0, "label_smoothing": smoothing}
+    hard = T.classification_loss(logits, y, **options)
+    (hard_grad,) = torch.autograd.grad(hard, logits)
+    soft = T.classification_loss(logits, F.one_hot(y, 4).float(), **options)
+    (soft_grad,) = torch.autograd.grad(soft, logits)
+    torch.testing.assert_close(soft, hard)
+    torch.testing.assert_close(soft_grad, hard_grad)
+
+
+def test_soft_target_loss_is_minimised_by_predicting_the_target_distribution() -> None:
+    targets = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    logits = targets.log().clone().requires_grad_(True)
+    loss = T.classification_loss(logits, targets)
+    (grad,) = torch.autograd.grad(loss, logits)
+    torch.testing.assert_close(grad, torch.zeros_like(grad), atol=1e-6, rtol=0)
+    # A confident prediction of the argmax costs more than matching the doubt.
+    confident = T.classification_loss(torch.tensor([[9.0, 0, 0], [0, 0, 9.0]]), targets)
+    assert confident > loss
+    with pytest.raises(ValueError, match="unknown loss"):
+        T.classification_loss(logits, targets, kind="hinge")
+
+
+def test_soft_targets_are_checked() -> None:
+    good = np.array([[0.5, 0.5], [1.0, 0.0]])
+    assert T.check_soft_targets(good, 2, 2).dtype == np.float32
+    with pytest.raises(ValueError, match=r"must be \(2, 3\)"):
+        T.check_soft_targets(good, 2, 3)
+    with pytest.raises(ValueError, match="non-negative"):
+        T.check_soft_targets(np.array([[1.5, -0.5], [1.0, 0.0]]), 2, 2)
+    with pytest.raises(ValueError, match="row 1 sums to 0.5000"):
+        T.check_soft_targets(np.array([[0.5, 0.5], [0.5, 0.0]]), 2, 2)
 
 
 def test_weighted_indices_balance_classes() -> None:
@@ -183,6 +225,27 @@ def test_fit_supports_weighted_sampler_and_focal_loss() -> None:
     result = T.fit(x, y, None, None, config)
     assert len(result.history) == 3 and result.best_val_macro_f1 is None
     assert all(np.isfinite(s.train_loss) for s in result.history)
+
+
+def test_fit_on_one_hot_soft_targets_matches_hard_labels_and_learns_from_soft_ones() -> None:
+    x, y = _blobs(128)
+    xv, yv = _blobs(64, seed=1)
+    config = T.TrainConfig(num_classes=2, image_size=8, channels=1, epochs=2, batch_size=32, patience=0)
+    hard = T.fit(x, y, xv, yv, config)
+    one_hot = T.fit(x, y, xv, yv, config, train_targets=np.eye(2)[y])
+    np.testing.assert_allclose(
+        [s.train_loss for s in one_hot.history], [s.train_loss for s in hard.history], rtol=1e-4
+    )
+    # 30 % of the mass on the wrong class (a doubtful crowd) still teaches the right argmax; streamed
+    # chunks and the weighted sampler carry the soft rows too.
+    x, y = _blobs(256)
+    soft = np.where(np.eye(2)[y] == 1, 0.7, 0.3)
+    config = replace(config, epochs=8, lr=3e-3, sampler="weighted", device_cache_max_bytes=64 * 64)
+    result = T.fit(x, y, xv, yv, config, train_targets=soft)
+    assert not result.resident
+    assert result.best_val_macro_f1 is not None and result.best_val_macro_f1 > 0.95
+    with pytest.raises(ValueError, match="soft targets must be"):
+        T.fit(x, y, xv, yv, config, train_targets=soft[:, :1])
 
 
 def test_fit_rejects_inconsistent_inputs() -> None:
