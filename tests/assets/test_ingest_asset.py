@@ -34,6 +34,18 @@ def _materialize(store: LabelStore, source: Path, data_dir: Path) -> dg.ExecuteI
     )
 
 
+def _evaluate(check: dg.AssetChecksDefinition, store: LabelStore) -> dg.AssetCheckEvaluation:
+    """Run one check alone against the store (as the UI's "Execute check" does)."""
+    result = dg.materialize(
+        [check],
+        resources={"label_store": LabelStoreResource(url=store.url)},
+        selection=dg.AssetSelection.checks(check),
+        raise_on_error=False,
+    )
+    [evaluation] = result.get_asset_check_evaluations()
+    return evaluation
+
+
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     folder = tmp_path / "images"
@@ -79,13 +91,7 @@ def test_the_copy_check_fails_when_a_stored_copy_disappears(
     assert _materialize(store, source, data_dir).success
     [row] = store.fetch(sa.select(items.c.uri).where(items.c.status == "active").limit(1))
     Path(row["uri"]).unlink()
-    result = dg.materialize(
-        [active_items_have_readable_copy],
-        resources={"label_store": LabelStoreResource(url=store.url)},
-        selection=dg.AssetSelection.checks(active_items_have_readable_copy),
-        raise_on_error=False,
-    )
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = _evaluate(active_items_have_readable_copy, store)
     assert not evaluation.passed
     assert evaluation.metadata["missing_copies"].value == 1
 
@@ -96,13 +102,7 @@ def test_the_copy_check_fails_when_a_stored_copy_is_silently_corrupted(
     assert _materialize(store, source, data_dir).success
     [row] = store.fetch(sa.select(items.c.uri).where(items.c.status == "active").limit(1))
     Path(row["uri"]).write_bytes(b"bit rot")
-    result = dg.materialize(
-        [active_items_have_readable_copy],
-        resources={"label_store": LabelStoreResource(url=store.url)},
-        selection=dg.AssetSelection.checks(active_items_have_readable_copy),
-        raise_on_error=False,
-    )
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = _evaluate(active_items_have_readable_copy, store)
     assert not evaluation.passed
     assert evaluation.metadata["hash_mismatches"].value == 1
 
@@ -114,13 +114,7 @@ def test_the_hash_check_fails_on_an_id_that_is_not_a_content_hash_or_a_shared_co
     [row] = store.fetch(sa.select(items).where(items.c.status == "active").limit(1))
     with store.begin() as conn:
         conn.execute(items.insert(), [{**row, "item_id": "hand-imported-1"}])
-    result = dg.materialize(
-        [content_hashes_unique],
-        resources={"label_store": LabelStoreResource(url=store.url)},
-        selection=dg.AssetSelection.checks(content_hashes_unique),
-        raise_on_error=False,
-    )
-    [evaluation] = result.get_asset_check_evaluations()
+    evaluation = _evaluate(content_hashes_unique, store)
     assert not evaluation.passed
     assert evaluation.metadata["ids_not_sha256"].value == ["hand-imported-1"]
     assert evaluation.metadata["copies_shared_by_several_items"].value == [row["uri"]]
