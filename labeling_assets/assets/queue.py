@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS
 from labeling_assets.core.labelstudio_sync import (
@@ -15,12 +16,21 @@ from labeling_assets.core.labelstudio_sync import (
     reserve_tasks,
 )
 from labeling_assets.core.queue import STRATEGIES, payload_leaks, select_queue, task_payload
+from labeling_assets.core.review_routing import (
+    OpenRequest,
+    open_review_requests,
+    overlap_drift,
+    plan_overlap_raises,
+    raised_task_overlaps,
+    record_overlap_raises,
+)
 from labeling_assets.core.store import LabelStore, prelabels, tasks
-from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 IMPORT_BATCH = 1000
+EXPERT_TABLE_ROWS = 20
 
 
 class QueueConfig(dg.Config):
@@ -33,6 +43,12 @@ class QueueConfig(dg.Config):
     strategy: str = "uncertainty"
     """uncertainty | margin | entropy | random (random is the baseline every strategy must beat)."""
     seed: int = 0
+    max_overlap: int = Field(
+        default=5,
+        ge=1,
+        description="Cap on a task's overlap when open more_annotators review requests raise it (one per round); "
+        "items still unsure at the cap are reported for expert review.",
+    )
 
 
 def image_url(uri: str | None, data_root: Path) -> str:
@@ -108,6 +124,7 @@ def labeling_tasks(
         .group_by(tasks.c.is_gold)
     )
     by_gold = {bool(r["is_gold"]): int(r["n"]) for r in totals}
+    review_metadata = _act_on_review_requests(context, store, client, project_id, config.max_overlap)
     with_pred = sum(1 for p in payloads if "predictions" in p)
     return dg.MaterializeResult(
         metadata={
@@ -123,8 +140,61 @@ def labeling_tasks(
             "gold_tasks_total": dg.MetadataValue.int(by_gold.get(True, 0)),
             "overlap": dg.MetadataValue.int(config.overlap),
             "strategy": dg.MetadataValue.text(config.strategy),
+            **review_metadata,
         }
     )
+
+
+def _act_on_review_requests(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    client: LabelStudioClient,
+    project_id: int,
+    max_overlap: int,
+) -> dict[str, dg.MetadataValue]:
+    """Raise the overlap of tasks whose items need more annotators; report what needs an expert."""
+    plan = plan_overlap_raises(open_review_requests(store, project_id), max_overlap=max_overlap)
+    # Store first, Label Studio second: a crash in between leaves a drift the next run repairs.
+    applied = record_overlap_raises(store, project_id, plan.raises)
+    wanted = raised_task_overlaps(store, project_id)
+    drift = overlap_drift(wanted, client.task_overlaps(project_id)) if wanted else {}
+    reopened = 0
+    for ls_task_id, overlap in drift.items():
+        reopened += int(not client.set_task_overlap(ls_task_id, overlap))
+    if applied or drift:
+        context.log.info(
+            f"review requests: overlap raised for {len(applied)} tasks (cap {max_overlap}); "
+            f"{len(drift)} Label Studio tasks updated, {reopened} back in the label stream"
+        )
+    needs_expert = plan.needs_expert
+    return {
+        "overlap_raised": dg.MetadataValue.int(len(applied)),
+        "overlap_raised_summary": dg.MetadataValue.text(f"overlap raised for {len(applied)} tasks"),
+        "overlap_pushed_to_label_studio": dg.MetadataValue.int(len(drift)),
+        "tasks_back_in_label_stream": dg.MetadataValue.int(reopened),
+        "max_overlap": dg.MetadataValue.int(max_overlap),
+        "more_annotators_waiting": dg.MetadataValue.int(len(plan.waiting)),
+        "more_annotators_at_max_overlap": dg.MetadataValue.int(len(plan.at_cap)),
+        "review_requests_without_task": dg.MetadataValue.int(len(plan.no_task)),
+        "expert_review_open": dg.MetadataValue.int(len(needs_expert)),
+        "expert_review": dg.MetadataValue.md(_expert_table(needs_expert)),
+    }
+
+
+def _expert_table(requests: list[OpenRequest]) -> str:
+    if not requests:
+        return "No open request needs an expert."
+    oldest = sorted(requests, key=lambda r: (r.requested_at is None, r.requested_at, r.request_id))
+    lines = ["| item | source | action | annotators | reason | requested |", "|---|---|---|---|---|---|"]
+    for r in oldest[:EXPERT_TABLE_ROWS]:
+        why = (r.reason or "").replace("|", "/")
+        when = r.requested_at.strftime("%Y-%m-%d %H:%M") if r.requested_at else ""
+        lines.append(
+            f"| `{r.item_id[:12]}` | {r.source} | {r.action} | {r.n_annotators or 0} | {why} | {when} |"
+        )
+    if len(requests) > EXPERT_TABLE_ROWS:
+        lines.append(f"\n{len(requests) - EXPERT_TABLE_ROWS} more not shown (oldest first).")
+    return "\n".join(lines)
 
 
 def _newest_probs(store: LabelStore, item_ids: list[str]) -> dict[str, tuple[dict[str, float], str]]:

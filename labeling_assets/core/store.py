@@ -153,6 +153,24 @@ review_requests = sa.Table(
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
 )
 
+# What the pipeline did about a review request (append-only audit): e.g. the Label Studio overlap it raised.
+# One row per step: a task is raised to a given overlap once, whichever request or run asked (m002).
+review_actions = sa.Table(
+    "review_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("review_requests.id"), nullable=False),
+    sa.Column("item_id", sa.String(64), nullable=False),
+    sa.Column("ls_project_id", sa.Integer, nullable=False),
+    sa.Column("ls_task_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),  # overlap_raised
+    sa.Column("overlap_from", sa.Integer, nullable=True),
+    sa.Column("overlap_to", sa.Integer, nullable=True),
+    sa.Column("acted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("ls_project_id", "item_id", "action", "overlap_to", name="uq_review_actions_step"),
+    sa.Index("ix_review_actions_request", "request_id"),
+)
+
 labeler_stats = sa.Table(
     "labeler_stats",
     metadata,
@@ -225,6 +243,11 @@ def _m001_initial(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _m002_review_actions(conn: Connection) -> None:
+    # A database made before m002 lacks the table; a fresh one already has it (m001 creates every table).
+    review_actions.create(conn, checkfirst=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -233,7 +256,10 @@ class Migration:
 
 
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema with append-only annotations", _m001_initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema with append-only annotations", _m001_initial),
+    Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 

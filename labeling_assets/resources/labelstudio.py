@@ -148,6 +148,37 @@ class LabelStudioClient:
                 out.setdefault(str(item_id), int(task["id"]))
         return out
 
+    def task_overlaps(self, project_id: int) -> dict[int, int]:
+        """Label Studio task id -> the task's overlap (how many annotators it wants)."""
+        return {int(t["id"]): int(t.get("overlap") or 1) for t in self.iter_tasks(project_id)}
+
+    def set_task_overlap(self, task_id: int, overlap: int) -> bool:
+        """Set one task's overlap and put it back in the label stream when it now wants more annotators.
+
+        Label Studio 1.23 does not recompute ``is_labeled`` when ``overlap`` is patched, and its label stream
+        only serves tasks with ``is_labeled`` false: the flag is set here with Label Studio's own rule
+        (distinct annotators of completed, non-cancelled annotations >= overlap).
+
+        Args:
+            task_id: Label Studio task id.
+            overlap: annotators the task should get in total.
+
+        Returns:
+            The task's new ``is_labeled`` (False: the label stream hands it to a new annotator).
+        """
+        task = self.request("GET", f"/api/tasks/{task_id}/")
+        annotators: set[Any] = set()
+        for ann in task.get("annotations") or []:
+            if ann.get("was_cancelled") or ann.get("result") is None:
+                continue
+            by = ann.get("completed_by")
+            annotators.add(by.get("id") if isinstance(by, dict) else by)
+        is_labeled = len(annotators) >= overlap
+        self.request(
+            "PATCH", f"/api/tasks/{task_id}/", json={"overlap": int(overlap), "is_labeled": is_labeled}
+        )
+        return is_labeled
+
     def change_marker(self, project_id: int) -> str:
         """A cheap fingerprint that changes whenever an annotation is created, updated or deleted.
 

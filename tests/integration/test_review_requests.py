@@ -1,0 +1,170 @@
+"""Low-confidence items get more annotators in a real Label Studio: consensus asks, the queue raises overlap.
+
+One small project, tests in file order: queue 3 items at overlap 2, two crowd users disagree on one of
+them, collect + consensus record a more_annotators request, and ``labeling_tasks`` raises that task's
+overlap in Label Studio so its label stream (``/api/projects/{id}/next``) hands it to a third annotator.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from labeling_assets.assets import collect, consensus, queue
+from labeling_assets.core.store import LabelStore, items, review_actions, review_requests, tasks, utcnow
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from tests.integration.conftest import LabelStudioServer
+
+pytestmark = pytest.mark.labelstudio
+
+CLASSES = ["cat", "dog"]
+ITEMS = [hashlib.sha256(f"review-{i}".encode()).hexdigest() for i in range(3)]
+UNSURE = ITEMS[0]  # the two crowd users disagree on it
+
+
+@dataclass
+class Setup:
+    ls: LabelStudioServer
+    store: LabelStore
+    instance: dg.DagsterInstance
+    resources: dict[str, Any]
+
+    @property
+    def client(self) -> Any:
+        return self.ls.client()
+
+    @property
+    def project_id(self) -> int:
+        pid = self.resources["label_studio"].find_project_id()
+        assert pid is not None
+        return pid
+
+    def queue(self, **config: Any) -> dict[str, Any]:
+        result = dg.materialize(
+            [queue.labeling_tasks],
+            resources=self.resources,
+            instance=self.instance,
+            run_config={"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": 2, **config}}}},
+        )
+        assert result.success
+        (mat,) = [e.materialization for e in result.get_asset_materialization_events()]
+        return {k: v.value for k, v in mat.metadata.items()}
+
+    def collect_and_agree(self) -> None:
+        result = dg.materialize(
+            [collect.annotations, consensus.consensus_labels],
+            resources=self.resources,
+            instance=self.instance,
+            run_config={"ops": {"consensus_labels": {"config": {"method": "majority"}}}},
+        )
+        assert result.success
+
+    def overlap_of(self, item_id: str) -> int:
+        return self.client.task_overlaps(self.project_id)[self.task_of(item_id)]
+
+    def task_of(self, item_id: str) -> int:
+        return self.client.task_ids_by_item(self.project_id)[item_id]
+
+    def next_for_admin(self) -> int | None:
+        """The task Label Studio's label stream hands the admin next (None: nothing left for them)."""
+        body = self.client.request("GET", f"/api/projects/{self.project_id}/next", ok=(200, 404))
+        return None if body.get("status_code") == 404 else int(body["id"])
+
+
+@pytest.fixture(scope="module")
+def setup(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    folder = tmp_path_factory.mktemp("review")
+    store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
+    store.migrate()
+    with store.begin() as conn:
+        conn.execute(
+            items.insert(),
+            [
+                {
+                    "item_id": i,
+                    "uri": str(folder / f"{i}.png"),
+                    "source_path": f"{i}.png",
+                    "n_bytes": 1,
+                    "ingested_at": utcnow(),
+                    "status": "active",
+                }
+                for i in ITEMS
+            ],
+        )
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "label_studio": label_studio.resource(f"review-{folder.name}"),
+        "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield Setup(label_studio, store, instance, resources)
+    store.dispose()
+
+
+def test_a_disagreement_becomes_a_more_annotators_request_and_nothing_is_raised_before(setup: Setup) -> None:
+    meta = setup.queue()
+    assert meta["pushed"] == len(ITEMS) and meta["overlap_raised"] == 0
+    users = setup.client.ensure_users(["rr_crowd_1", "rr_crowd_2"])
+    for item in ITEMS:
+        for n, user in enumerate(users.values()):
+            label = "dog" if item == UNSURE and n == 1 else "cat"
+            setup.client.create_annotation(setup.task_of(item), label, completed_by=user)
+    assert setup.next_for_admin() is None  # every task has its 2 annotators: the stream is empty
+    setup.collect_and_agree()
+    (request,) = setup.store.fetch(sa.select(review_requests).where(review_requests.c.resolved_at.is_(None)))
+    assert (request["item_id"], request["action"]) == (UNSURE, "more_annotators")
+    assert {setup.overlap_of(i) for i in ITEMS} == {2}
+
+
+def test_the_queue_raises_the_overlap_once_and_the_label_stream_serves_the_task_again(setup: Setup) -> None:
+    meta = setup.queue()
+    assert meta["overlap_raised"] == 1 and meta["overlap_pushed_to_label_studio"] == 1
+    assert meta["tasks_back_in_label_stream"] == 1 and meta["pushed"] == 0
+    assert [setup.overlap_of(i) for i in ITEMS] == [3, 2, 2]
+    required = {r["item_id"]: r["required_annotations"] for r in setup.store.fetch(sa.select(tasks))}
+    assert required == {UNSURE: 3, ITEMS[1]: 2, ITEMS[2]: 2}
+    (action,) = setup.store.fetch(sa.select(review_actions))
+    assert (action["item_id"], action["overlap_from"], action["overlap_to"]) == (UNSURE, 2, 3)
+
+    again = setup.queue()  # nothing new happened: nothing more is raised
+    assert again["overlap_raised"] == 0 and again["overlap_pushed_to_label_studio"] == 0
+    assert again["more_annotators_waiting"] == 1
+    assert setup.overlap_of(UNSURE) == 3 and setup.store.count(review_actions) == 1
+
+    # a third annotator (the admin, who has not annotated it) now gets exactly that task, then nothing
+    task_id = setup.task_of(UNSURE)
+    assert setup.next_for_admin() == task_id
+    setup.client.create_annotation(task_id, "cat", completed_by=int(setup.client.whoami()["id"]))
+    assert setup.next_for_admin() is None
+
+
+def test_a_lagging_label_studio_overlap_is_repaired_from_the_store(setup: Setup) -> None:
+    task_id = setup.task_of(UNSURE)
+    setup.client.request("PATCH", f"/api/tasks/{task_id}/", json={"overlap": 2})  # as if the push was lost
+    meta = setup.queue()
+    assert meta["overlap_raised"] == 0 and meta["overlap_pushed_to_label_studio"] == 1
+    assert setup.overlap_of(UNSURE) == 3
+
+
+def test_still_unsure_after_the_third_annotator_goes_one_more_round_until_the_cap(setup: Setup) -> None:
+    setup.collect_and_agree()  # cat, dog, cat: 0.67 is still below 0.7, the request stays open
+    (request,) = setup.store.fetch(sa.select(review_requests).where(review_requests.c.resolved_at.is_(None)))
+    assert request["item_id"] == UNSURE
+
+    capped = setup.queue(max_overlap=3)
+    assert capped["overlap_raised"] == 0 and capped["more_annotators_at_max_overlap"] == 1
+    assert capped["expert_review_open"] == 1 and UNSURE[:12] in capped["expert_review"]
+    assert setup.overlap_of(UNSURE) == 3
+
+    meta = setup.queue(max_overlap=4)
+    assert meta["overlap_raised"] == 1 and setup.overlap_of(UNSURE) == 4
+    assert setup.queue(max_overlap=4)["overlap_raised"] == 0
+    assert [(r["overlap_from"], r["overlap_to"]) for r in setup.store.fetch(sa.select(review_actions))] == [
+        (2, 3),
+        (3, 4),
+    ]
