@@ -40,6 +40,12 @@ class LabelStudioClient:
     def __repr__(self) -> str:  # never show the token
         return f"LabelStudioClient({self.url!r})"
 
+    def clone(self) -> "LabelStudioClient":
+        """The same server and credentials on a new HTTP session (one per thread: Session is not thread-safe)."""
+        twin = LabelStudioClient(self.url, "", timeout_s=self.timeout_s)
+        twin._session.headers["Authorization"] = self._session.headers["Authorization"]
+        return twin
+
     # -- plumbing ------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, ok: Sequence[int] = (200, 201, 204), **kwargs: Any) -> Any:
         """One API call; returns the decoded JSON (None for an empty body)."""
