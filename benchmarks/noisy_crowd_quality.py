@@ -20,8 +20,10 @@ with the best val macro-F1 kept; val labels from the same source as the train la
 Test accuracy is always against the truth, on the same test items for every arm; the seed sets the
 split, the crowd and the model initialisation, and every arm of a seed shares them. Early stopping is off
 by default: with noisy val labels it stopped some runs at epoch 2 of 15 (learning rate still high),
-which measured the stopping rule, not the labels. Printed: consensus label accuracy, test accuracy per
-arm (mean +- sd over seeds), and the paired gap to ``true`` per arm with the bar (within 1 point).
+which measured the stopping rule, not the labels. ``--keep last`` skips validation and keeps the
+last epoch (the learning rate has decayed to 0), which takes the noisy val labels out of the recipe.
+Printed: consensus label accuracy, test accuracy per arm (mean +- sd over seeds), and the paired gap
+to ``true`` per arm with the bar (within 1 point).
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ def main() -> int:
     reference = np.array(results["true"])
     for arm in arms[1:]:
         gaps = 100 * (reference - np.array(results[arm]))
-        verdict = "PASS" if gaps.mean() <= BAR_POINTS else "FAIL"
+        # Gaps are sums of whole test items (~0.37 point each): rounding keeps float dust from deciding a tie.
+        verdict = "PASS" if round(float(gaps.mean()), 6) <= BAR_POINTS else "FAIL"
         print(
             f"gap true - {arm:<9}: {gaps.mean():.2f} +- {sd(gaps):.2f} points "
             f"(sem {sd(gaps) / np.sqrt(len(gaps)):.2f}; bar: within {BAR_POINTS:g} point) -> {verdict}"
