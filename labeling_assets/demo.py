@@ -274,14 +274,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--items", type=int, default=600, help="items to queue for labeling (default 600)")
+    p.add_argument("--items", type=int, default=450, help="items to queue for labeling (default 450)")
     p.add_argument(
         "--annotators", type=int, default=5, help="simulated annotators (default 5: a mix of presets)"
     )
     p.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
     p.add_argument("--gold-rate", type=float, default=0.1, help="share of hidden gold tasks (default 0.1)")
     p.add_argument(
-        "--epochs", type=int, default=15, help="training epochs at most (default 15, early stopping)"
+        "--epochs", type=int, default=30, help="training epochs at most (default 30, early stopping)"
     )
     p.add_argument(
         "--backbone",
