@@ -294,3 +294,12 @@ def test_evaluation_checks_warn_on_regression_and_fail_below_the_floor(
     assert regression.severity == dg.AssetCheckSeverity.WARN
     floor = evaluations["test_macro_f1_above_floor"]
     assert floor.passed is floor_passes and floor.severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_small_training_sets_get_a_batch_size_with_enough_steps_per_epoch() -> None:
+    from labeling_assets.assets.train import MIN_STEPS_PER_EPOCH, effective_batch_size
+
+    assert effective_batch_size(128, 315) == 31  # 10 steps instead of 3
+    assert 315 // effective_batch_size(128, 315) >= MIN_STEPS_PER_EPOCH
+    assert effective_batch_size(128, 100_000) == 128  # large sets keep what was asked
+    assert effective_batch_size(128, 40) == 16  # never below the floor
