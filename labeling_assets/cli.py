@@ -57,8 +57,11 @@ def _print_materializations(result: "object") -> int:
                 continue  # thumbnails and long tables are for the UI
             print(f"  {key}: {text}")
     for evaluation in result.get_asset_check_evaluations():
-        status = "passed" if evaluation.passed else "FAILED"
-        print(f"  check {evaluation.check_name}: {status}")
+        # WARN checks flag something for a person to look at (a weak labeler); ERROR checks block.
+        warn = evaluation.severity == dg.AssetCheckSeverity.WARN
+        status = "passed" if evaluation.passed else ("warning" if warn else "FAILED")
+        where = f" [{evaluation.partition}]" if getattr(evaluation, "partition", None) else ""
+        print(f"  check {evaluation.check_name}{where}: {status}")
     if not result.success:
         print("Run failed: see the Dagster UI or the log above.", file=sys.stderr)
         return 1
