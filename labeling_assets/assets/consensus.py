@@ -97,17 +97,42 @@ def _json_label(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write_consensus(store: LabelStore, labels: pd.DataFrame, method: str, run_id: str | None) -> int:
+def probabilities_by_item(result: ConsensusResult) -> dict[str, dict[str, float]] | None:
+    """Each item's class probabilities (class name -> probability) of ``result``; None when it has none.
+
+    Stored with the consensus row so training can use them as soft targets (crowdlab has none).
+    """
+    if result.probabilities is None:
+        return None
+    names = [str(_json_label(c)) for c in result.classes]
+    return {
+        str(item): {name: round(float(p), 6) for name, p in zip(names, row, strict=True)}
+        for item, row in zip(result.labels["item_id"], result.probabilities, strict=True)
+    }
+
+
+def write_consensus(
+    store: LabelStore,
+    labels: pd.DataFrame,
+    method: str,
+    run_id: str | None,
+    probabilities: dict[str, dict[str, float]] | None = None,
+) -> int:
     """Append a new consensus version for every item whose result changed; return how many were written.
 
-    Unchanged items keep their version, so re-running on the same annotations writes nothing.
+    Unchanged items keep their version, so re-running on the same annotations writes nothing. The class
+    probabilities are stored with each new version but do not by themselves make one: the label,
+    confidence, agreement and annotator count already change whenever the votes do. Unchanged rows
+    written without probabilities (before schema migration 3) get them filled in place.
     """
     previous = {row["item_id"]: row for row in store.fetch(latest_consensus_query())}
     now = utcnow()
     rows = []
+    backfill = []  # unchanged rows written before probabilities were stored (schema migration 3)
     for record in labels.to_dict("records"):
         label = _json_label(record["label"])
         old = previous.get(record["item_id"])
+        probs = (probabilities or {}).get(str(record["item_id"]))
         if (
             old is not None
             and old["label"] == label
@@ -115,6 +140,8 @@ def write_consensus(store: LabelStore, labels: pd.DataFrame, method: str, run_id
             and old["n_annotators"] == int(record["n_annotators"])
             and abs(old["confidence"] - float(record["confidence"])) < 1e-9
         ):
+            if old.get("probabilities") is None and probs is not None:
+                backfill.append({"row_id": old["id"], "probs": probs})
             continue
         rows.append(
             {
@@ -127,11 +154,19 @@ def write_consensus(store: LabelStore, labels: pd.DataFrame, method: str, run_id
                 "n_annotators": int(record["n_annotators"]),
                 "computed_at": now,
                 "run_id": run_id,
+                "probabilities": probs,
             }
         )
     with store.begin() as conn:
         for part in chunked(rows):
             conn.execute(consensus.insert(), list(part))
+        if backfill:  # derived data filled in place: not a new consensus version
+            conn.execute(
+                consensus.update()
+                .where(consensus.c.id == sa.bindparam("row_id"))
+                .values(probabilities=sa.bindparam("probs")),
+                backfill,
+            )
     return len(rows)
 
 
@@ -303,7 +338,7 @@ def consensus_labels(
     for note in result.notes:
         context.log.info(note)
     labels = result.labels
-    written = write_consensus(store, labels, result.method, context.run_id)
+    written = write_consensus(store, labels, result.method, context.run_id, probabilities_by_item(result))
     outcome = request_reviews(store, labels, config, f"{result.method} consensus")
     context.log.info(
         f"{result.method}: {len(labels)} consensus labels, {written} new versions; review requests {outcome.requested}, "

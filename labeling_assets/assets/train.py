@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 import numpy as np
@@ -242,6 +242,11 @@ class TrainedModelConfig(dg.Config):
     hflip: bool = False  # off: a flip changes the meaning of many images (left/right, letters, digits)
     seed: int = 0
     cpu_threads: int | None = None  # cap torch's CPU threads (shared machines)
+    # soft: train on the consensus class probabilities stored per item (the Dawid-Skene posterior, or
+    # majority vote shares); hard: on the labels; auto: soft when every training item has a stored
+    # Dawid-Skene posterior (benchmarks/noisy_crowd_quality.py measures that gain; vote shares are
+    # unmeasured, so auto keeps hard labels for them). Validation is always on the hard labels.
+    targets: Literal["auto", "hard", "soft"] = "auto"
 
 
 # Fewer optimizer steps than this per epoch and early stopping judges a model that has barely moved
@@ -253,6 +258,87 @@ MIN_BATCH_SIZE = 16
 def effective_batch_size(requested: int, n_train: int) -> int:
     """``requested``, lowered for small training sets so an epoch has at least MIN_STEPS_PER_EPOCH steps."""
     return max(1, min(requested, max(MIN_BATCH_SIZE, n_train // MIN_STEPS_PER_EPOCH)))
+
+
+@dataclass(frozen=True)
+class StoredTargets:
+    """Soft targets of a split from the latest consensus rows, in the cache's class order."""
+
+    targets: np.ndarray  # (n, n_classes) float32 rows summing to 1
+    missing: int  # items without usable stored probabilities: one-hot of their label instead
+    not_posterior: int  # items whose probabilities come from a method without a posterior (majority)
+
+
+# Consensus methods whose stored probabilities are a posterior over the true class.
+POSTERIOR_METHODS = frozenset({"dawid_skene"})
+
+
+def stored_soft_targets(
+    store: LabelStore, item_ids: list[str], labels: np.ndarray, classes: list[str]
+) -> StoredTargets:
+    """The stored consensus probabilities of ``item_ids`` as an (n, n_classes) array.
+
+    An item's probabilities are used only when its latest consensus label is still its dataset label
+    (a later relabel, e.g. by an expert, would otherwise contradict the label it is versioned with) and
+    they name only known classes; every other item gets the one-hot of its label and is counted missing.
+    """
+    latest = latest_consensus_query().subquery()
+    rows = store.fetch(sa.select(latest.c.item_id, latest.c.label, latest.c.method, latest.c.probabilities))
+    by_item = {r["item_id"]: r for r in rows}
+    names = [str(c) for c in classes]
+    targets = np.zeros((len(item_ids), len(classes)), dtype=np.float32)
+    missing = not_posterior = 0
+    for i, (item, code) in enumerate(zip(item_ids, labels.tolist(), strict=True)):
+        vector = _probability_vector(by_item.get(item), names, names[int(code)])
+        if vector is None:
+            missing += 1
+            targets[i, int(code)] = 1.0
+        else:
+            targets[i] = vector
+            not_posterior += by_item[item]["method"] not in POSTERIOR_METHODS
+    return StoredTargets(targets, missing, not_posterior)
+
+
+def _probability_vector(row: dict[str, Any] | None, names: list[str], label: str) -> np.ndarray | None:
+    if row is None or row.get("probabilities") is None:
+        return None
+    probs = row["probabilities"]
+    if isinstance(probs, str):
+        probs = json.loads(probs)
+    try:
+        if str(normalize_label(row["label"])) != label:
+            return None
+    except ValueError:
+        return None
+    if not isinstance(probs, dict) or not set(map(str, probs)) <= set(names):
+        return None
+    values = {str(k): v for k, v in probs.items()}
+    vector = np.array([float(values.get(name, 0.0)) for name in names], dtype=np.float64)
+    total = vector.sum()
+    if not np.all(np.isfinite(vector)) or (vector < 0).any() or total <= 0:
+        return None
+    return (vector / total).astype(np.float32)
+
+
+def resolve_targets(mode: str, stored: StoredTargets | None) -> str:
+    """``hard`` or ``soft``: auto is soft only when every training item has a stored posterior."""
+    if mode == "hard" or stored is None:
+        return "hard"
+    if mode == "soft":
+        return "soft"
+    complete = stored.missing == 0 and stored.not_posterior == 0
+    return "soft" if complete and len(stored.targets) else "hard"
+
+
+def _targets_note(stored: StoredTargets | None, n_train: int) -> str:
+    if stored is None:
+        return ""
+    notes = []
+    if stored.missing:
+        notes.append(f"{stored.missing} have no usable stored probabilities (one-hot of their label if soft)")
+    if stored.not_posterior:
+        notes.append(f"{stored.not_posterior} have vote shares, not a Dawid-Skene posterior")
+    return f" (of {n_train} training items: {'; '.join(notes)})" if notes else ""
 
 
 def _train_config(config: TrainedModelConfig, meta: dict[str, Any], n_train: int) -> core_train.TrainConfig:
@@ -315,6 +401,16 @@ def trained_model(
             f"batch size {config.batch_size} -> {train_config.batch_size}: {len(train)} training images "
             f"would give fewer than {MIN_STEPS_PER_EPOCH} steps per epoch"
         )
+    stored = (
+        None
+        if config.targets == "hard"
+        else stored_soft_targets(label_store.get_store(), train.item_ids, train.labels, list(meta["classes"]))
+    )
+    targets = resolve_targets(config.targets, stored)
+    train_targets = stored.targets if targets == "soft" and stored is not None else None
+    context.log.info(
+        f"targets={config.targets}: training on {targets} targets{_targets_note(stored, len(train))}"
+    )
     device = core_train.resolve_device(train_config.device)
     context.log.info(
         f"Training on {len(train)} images ({len(val)} val) of dataset {current} on {device}"
@@ -330,6 +426,16 @@ def trained_model(
                 "n_train": len(train),
                 "n_val": len(val),
                 "classes": ",".join(meta["classes"]),
+                "targets": targets,
+                "targets_config": config.targets,
+                **(
+                    {
+                        "items_without_probabilities": stored.missing,
+                        "items_without_posterior": stored.not_posterior,
+                    }
+                    if stored is not None
+                    else {}
+                ),
             }
         )
 
@@ -349,6 +455,7 @@ def trained_model(
             train_config,
             on_epoch=on_epoch,
             log=context.log.info,
+            train_targets=train_targets,
         )
         summary = {
             "best_epoch": result.best_epoch,
@@ -398,6 +505,7 @@ def trained_model(
         "device": dg.MetadataValue.text(result.device),
         "backbone": dg.MetadataValue.text(result.backbone),
         "compiled": dg.MetadataValue.bool(result.compiled),
+        "targets": dg.MetadataValue.text(targets),
         "best_epoch": dg.MetadataValue.int(result.best_epoch),
         "epochs_run": dg.MetadataValue.int(len(result.history)),
         "stopped_early": dg.MetadataValue.bool(result.stopped_early),

@@ -137,6 +137,9 @@ consensus = sa.Table(
     sa.Column("n_annotators", sa.Integer, nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("run_id", sa.String(64), nullable=True),
+    # class -> probability under the method (Dawid-Skene posterior, majority vote shares); NULL when the
+    # method has none (crowdlab) or for rows written before migration 3. Training uses it as soft targets.
+    sa.Column("probabilities", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("item_id", "version", name="uq_consensus_version"),
 )
 
@@ -248,6 +251,15 @@ def _m002_review_actions(conn: Connection) -> None:
     review_actions.create(conn, checkfirst=True)
 
 
+def _m003_consensus_probabilities(conn: Connection) -> None:
+    # A database made before m003 lacks the column; a fresh one already has it (m001 creates the table
+    # from the current definition). ADD COLUMN of a nullable column works the same on SQLite and PostgreSQL.
+    if "probabilities" in {c["name"] for c in sa.inspect(conn).get_columns(consensus.name)}:
+        return
+    column_type = consensus.c.probabilities.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {consensus.name} ADD COLUMN probabilities {column_type}")
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -259,6 +271,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema with append-only annotations", _m001_initial),
     Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
+    Migration(3, "consensus.probabilities: per-item class probabilities", _m003_consensus_probabilities),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

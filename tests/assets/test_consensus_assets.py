@@ -18,7 +18,15 @@ from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.crowd import AnnotatorSpec, plan_crowd
 from labeling_assets.core.demo_data import render_digits
-from labeling_assets.core.store import LabelStore, annotations, items, review_requests, utcnow
+from labeling_assets.core.store import (
+    LabelStore,
+    annotations,
+    consensus,
+    items,
+    latest_consensus_query,
+    review_requests,
+    utcnow,
+)
 from labeling_assets.core.store import labeler_stats as stats_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -165,6 +173,12 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
     assert len(frame) == len(truth) - 1 and (frame["version"] == 1).all()
     assert set(frame["label"]) <= set(CLASSES)
     assert _accuracy(store, truth) > 0.85
+    # The Dawid-Skene posterior is stored per item (training's soft targets); its argmax is the label.
+    for row in store.fetch(latest_consensus_query()):
+        probs = row["probabilities"]
+        assert set(probs) == set(CLASSES) and sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+        assert max(probs, key=probs.get) == row["label"]
+        assert probs[row["label"]] == pytest.approx(row["confidence"], abs=1e-5)
 
     meta = result.asset_materializations_for_node("consensus_labels")[0].metadata
     assert meta["method"].value == "dawid_skene"
@@ -201,11 +215,17 @@ def test_rerunning_consensus_on_unchanged_annotations_writes_no_new_version_and_
     _insert_votes(store, [(i, f"u{j}", truth[i], 5.0) for i in truth for j in range(2)])
     config = _consensus(ConsensusConfig(method="majority"))
     _run([consensus_labels], store, tmp_path, instance, **config)
+    # Rows written before schema migration 3 have no probabilities: a re-run fills them in place.
+    with store.begin() as conn:
+        conn.execute(consensus.update().values(probabilities=None))
     again = _run([consensus_labels], store, tmp_path, instance, **config)
     assert (
         again.asset_materializations_for_node("consensus_labels")[0].metadata["new_versions_written"].value
         == 0
     )
+    rows = store.fetch(latest_consensus_query())
+    assert len(rows) == len(truth) and all(r["version"] == 1 for r in rows)
+    assert all(r["probabilities"] == {c: (1.0 if c == r["label"] else 0.0) for c in CLASSES} for r in rows)
 
     # u0 and u1 both change their answer on one item: a new annotation version each (append-only).
     with store.begin() as conn:

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ import torch
 
 from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
-from labeling_assets.assets.train import trained_model, training_tensors
+from labeling_assets.assets.train import resolve_targets, stored_soft_targets, trained_model, training_tensors
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core import demo_data
@@ -115,6 +116,21 @@ def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
     return version
 
 
+def _store_posteriors(store: LabelStore) -> None:
+    """A Dawid-Skene-like posterior on every consensus row: 0.82 on its label, the rest spread evenly."""
+    rows = store.fetch(sa.select(consensus.c.id, consensus.c.label))
+    with store.begin() as conn:
+        conn.execute(
+            consensus.update()
+            .where(consensus.c.id == sa.bindparam("row_id"))
+            .values(method="dawid_skene", probabilities=sa.bindparam("probs")),
+            [
+                {"row_id": r["id"], "probs": {c: 0.82 if c == r["label"] else 0.02 for c in DEMO_CLASSES}}
+                for r in rows
+            ],
+        )
+
+
 @pytest.fixture
 def setup(sqlite_store: LabelStore, data_dir: Path) -> tuple[LabelStore, dict, pd.DataFrame]:
     frame = _insert_items(sqlite_store, data_dir / "demo")
@@ -164,6 +180,8 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
         }
     }
     for seed in (0, 1):
+        if seed == 1:  # the second run finds a stored Dawid-Skene posterior for every item: soft targets
+            _store_posteriors(store)
         run_config["ops"]["trained_model"]["config"] = {**TRAIN_CONFIG, "seed": seed}
         result = dg.materialize(
             [training_tensors, trained_model, model_evaluation, *checks],
@@ -179,6 +197,7 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     trained = _metadata(result, "trained_model")
     assert trained["model_version"] == f"{mlflow.registered_model_name}/2"
     assert trained["device"] == "cpu" and trained["backbone"] == "small_cnn" and trained["epochs_run"] == 2
+    assert trained["targets"] == "soft"
     evaluation = _metadata(result, "model_evaluation")
     assert evaluation["model_version"] == f"{mlflow.registered_model_name}/2"
     assert evaluation["previous_model_version"] == f"{mlflow.registered_model_name}/1"
@@ -196,6 +215,9 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     client = mlflow.client()
     runs = client.search_runs([mlflow.experiment_id()], order_by=["attributes.start_time ASC"])
     assert len(runs) == 2
+    # targets=auto: hard labels while the consensus rows had no probabilities, then the posterior.
+    assert [r.data.params["targets"] for r in runs] == ["hard", "soft"]
+    assert [r.data.params["items_without_probabilities"] for r in runs] == ["240", "0"]
     for run in runs:
         assert run.data.params["dataset_version"] == version
         assert run.data.tags["dagster_run_id"]
@@ -303,3 +325,48 @@ def test_small_training_sets_get_a_batch_size_with_enough_steps_per_epoch() -> N
     assert 315 // effective_batch_size(128, 315) >= MIN_STEPS_PER_EPOCH
     assert effective_batch_size(128, 100_000) == 128  # large sets keep what was asked
     assert effective_batch_size(128, 40) == 16  # never below the floor
+
+
+def test_stored_soft_targets_use_the_posterior_only_where_it_still_matches_the_label(
+    sqlite_store: LabelStore,
+) -> None:
+    classes = ["cat", "dog", "fox"]
+
+    def row(item: str, label: str, method: str, probs: dict | None, version: int = 1) -> dict:
+        return {
+            "item_id": item,
+            "version": version,
+            "label": label,
+            "method": method,
+            "confidence": 0.7,
+            "n_annotators": 3,
+            "computed_at": NOW,
+            "probabilities": probs,
+        }
+
+    with sqlite_store.begin() as conn:
+        conn.execute(
+            consensus.insert(),
+            [
+                row("a", "dog", "dawid_skene", {"cat": 0.3, "dog": 0.7}),
+                row("b", "cat", "dawid_skene", {"cat": 0.6, "dog": 0.3, "fox": 0.1}),
+                row("b", "fox", "dawid_skene", {"cat": 0.2, "fox": 0.8}, version=2),  # relabeled since
+                row("c", "fox", "dawid_skene", None),  # written before probabilities were stored
+                row("d", "cat", "dawid_skene", {"cat": 0.9, "wolf": 0.1}),  # a class not in the list
+            ],
+        )
+    # Item b is versioned with "cat": its newest row says "fox", so its posterior is not used.
+    stored = stored_soft_targets(sqlite_store, ["a", "b", "c", "d", "e"], np.array([1, 0, 2, 0, 1]), classes)
+    expected = [[0.3, 0.7, 0.0], [1, 0, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    np.testing.assert_allclose(stored.targets, expected, atol=1e-6)
+    assert stored.missing == 4 and stored.not_posterior == 0
+    assert resolve_targets("auto", stored) == "hard"
+    assert resolve_targets("soft", stored) == "soft" and resolve_targets("hard", stored) == "hard"
+
+    complete = stored_soft_targets(sqlite_store, ["a"], np.array([1]), classes)
+    assert complete.missing == 0 and resolve_targets("auto", complete) == "soft"
+    with sqlite_store.begin() as conn:  # vote shares are not a posterior: auto keeps hard labels
+        conn.execute(consensus.update().where(consensus.c.item_id == "a").values(method="majority"))
+    shares = stored_soft_targets(sqlite_store, ["a"], np.array([1]), classes)
+    assert shares.not_posterior == 1 and resolve_targets("auto", shares) == "hard"
+    assert resolve_targets("soft", shares) == "soft"

@@ -14,6 +14,7 @@ from labeling_assets.core.store import (
     items,
     latest_consensus_query,
     metadata,
+    schema_migrations,
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -128,3 +129,32 @@ def test_a_missing_gold_label_is_sql_null_not_json_null(store: LabelStore) -> No
 def test_the_store_repr_never_shows_a_password() -> None:
     store = LabelStore("postgresql+psycopg2://user:s3cret@db.example:5432/labels")
     assert "s3cret" not in repr(store)
+
+
+def _consensus_row(item_id: str) -> dict[str, object]:
+    return {
+        "item_id": item_id,
+        "version": 1,
+        "label": "cat",
+        "method": "dawid_skene",
+        "confidence": 0.75,
+        "n_annotators": 3,
+        "computed_at": NOW,
+    }
+
+
+def test_migration_3_adds_consensus_probabilities_to_a_database_made_before_it(store: LabelStore) -> None:
+    with store.begin() as conn:  # back to a store at version 2, before consensus had probabilities
+        conn.exec_driver_sql("ALTER TABLE consensus DROP COLUMN probabilities")
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 3))
+        conn.execute(consensus.insert().values(_consensus_row("old")))
+    assert "probabilities" not in {c["name"] for c in sa.inspect(store.engine).get_columns("consensus")}
+    assert 3 in store.migrate()
+    assert store.migrate() == []
+    assert store.schema_version() == SCHEMA_VERSION
+    with store.begin() as conn:  # the old row is kept, without probabilities; new rows store them
+        conn.execute(
+            consensus.insert().values(**_consensus_row("new"), probabilities={"cat": 0.75, "dog": 0.25})
+        )
+    rows = {r["item_id"]: r["probabilities"] for r in store.fetch(sa.select(consensus))}
+    assert rows == {"old": None, "new": {"cat": 0.75, "dog": 0.25}}
