@@ -19,7 +19,12 @@ DEFAULT_SIZE = 16
 MIN_LABELS = 10  # fewer than this many labeled items: no baseline (it would mostly echo the class prior)
 
 
-def pixel_features(paths: Sequence[str | Path], size: int = DEFAULT_SIZE) -> tuple[np.ndarray, list[int]]:
+def pixel_features(
+    paths: Sequence[str | Path],
+    size: int = DEFAULT_SIZE,
+    *,
+    resample: Image.Resampling = Image.Resampling.BILINEAR,
+) -> tuple[np.ndarray, list[int]]:
     """Grayscale ``size`` x ``size`` pixels in [0, 1], one flattened row per readable file.
 
     Returns the features and the indices (into ``paths``) of files that could not be read; their rows
@@ -30,7 +35,7 @@ def pixel_features(paths: Sequence[str | Path], size: int = DEFAULT_SIZE) -> tup
     for i, path in enumerate(paths):
         try:
             with Image.open(path) as picture:
-                small = picture.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+                small = picture.convert("L").resize((size, size), resample)
                 out[i] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
         except (OSError, ValueError):
             failed.append(i)

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from labeling_assets.core.baseline import pixel_features
+
 DEFAULT_FEATURE_SIZE = 16
 
 # find_label_issues needs a few examples per class to estimate noise rates; below this there is no
@@ -31,14 +33,9 @@ def image_features(paths: Sequence[str | Path], *, size: int = DEFAULT_FEATURE_S
     Box filtering (an average over each cell) keeps the coarse shape the baseline needs and drops
     pixel noise. Raises ``OSError`` naming the file when one cannot be read.
     """
-    rows = np.empty((len(paths), size * size), dtype=np.float32)
-    for n, path in enumerate(paths):
-        try:
-            with Image.open(path) as img:
-                small = img.convert("L").resize((size, size), Image.Resampling.BOX)
-        except OSError as exc:
-            raise OSError(f"cannot read image {path}: {exc}") from exc
-        rows[n] = np.asarray(small, dtype=np.float32).ravel() / 255.0
+    rows, failed = pixel_features(paths, size, resample=Image.Resampling.BOX)
+    if failed:
+        raise OSError(f"cannot read image {paths[failed[0]]} ({len(failed)} unreadable in all)")
     return rows
 
 
