@@ -1,6 +1,6 @@
 """``labeling-assets demo``: the whole loop on the bundled demo data, on one machine, with progress.
 
-ingest → Label Studio (start + bootstrap) → prelabel → queue → simulated crowd → collect (through the
+Label Studio (start + bootstrap) → ingest → prelabel → queue → simulated crowd → collect (through the
 annotation sensor's own logic) → consensus → splits → labeler stats per labeler → leaderboard, label
 issues, QA report → train → evaluate → summary. Every step is a Dagster run on the local instance, so the
 UI (``--serve`` or ``dagster dev``) shows all of them afterwards.
@@ -47,14 +47,11 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     print(f"labeling-assets demo: data folder {data_dir()}")
     try:
-        t = _step(1, "ingest the bundled demo digits into the content-addressed raw store")
-        _run("ingest_job")
-        _done(t)
-
-        t = _step(2, "start Label Studio (local, 127.0.0.1) and create the project")
+        # Label Studio first: the definitions (imported by the first run) read its URL from the environment,
+        # and the port is only known once the server is up (8080 unless it is taken).
+        t = _step(1, "start Label Studio (local, 127.0.0.1) and create the project")
         info = ls_server.start()
-        ls_server.export_local_env()  # the resources read URL and token from the environment
-        from labeling_assets.env import build_resources
+        from labeling_assets.env import build_resources  # exports the local server's URL and token
 
         # Outside a run, resources are resolved by hand (EnvVar values are read here, never printed).
         resources = {name: r.process_config_and_initialize() for name, r in build_resources().items()}
@@ -62,6 +59,10 @@ def run_demo(args: argparse.Namespace) -> int:
             classes=list(resources["project"].classes), overlap=args.overlap
         )
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
+        _done(t)
+
+        t = _step(2, "ingest the bundled demo digits into the content-addressed raw store")
+        _run("ingest_job")
         _done(t)
 
         t = _step(3, "pre-label (registered model if any, else a pixel baseline on current consensus)")
