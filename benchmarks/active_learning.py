@@ -27,10 +27,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labeling_assets.core import active_learning as al  # noqa: E402
-from labeling_assets.core.baseline import fit_baseline  # noqa: E402
-from labeling_assets.core.consensus import aggregate  # noqa: E402
-from labeling_assets.core.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.consensus.methods import aggregate  # noqa: E402
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.training import active_learning as al  # noqa: E402
+from labeling_assets.core.training.baseline import fit_baseline  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
 

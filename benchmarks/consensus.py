@@ -33,8 +33,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labeling_assets.core.consensus import aggregate  # noqa: E402
-from labeling_assets.core.crowd import AnnotatorSpec, confusion_matrix  # noqa: E402
+from labeling_assets.core.consensus.methods import aggregate  # noqa: E402
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, confusion_matrix  # noqa: E402
 
 N_CLASSES = 10
 CLASSES = [f"c{k}" for k in range(N_CLASSES)]

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from labeling_assets.core.ingest import IngestOptions, ingest_source
-from labeling_assets.core.store import LabelStore, sqlite_url
+from labeling_assets.core.ingest.scan import IngestOptions, ingest_source
+from labeling_assets.core.store.schema import LabelStore, sqlite_url
 
 
 def write_images(folder: Path, n: int, size: int, seed: int) -> int:

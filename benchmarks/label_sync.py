@@ -2,7 +2,7 @@
 
 DESIGN §8 bar: 10k annotations in < 30 s; a re-sync adds 0 rows.
 
-Starts its own Label Studio (fresh data folder, free port) through labeling_assets.labelstudio_server,
+Starts its own Label Studio (fresh data folder, free port) through labeling_assets.local.labelstudio,
 seeds it fast by importing tasks together with their annotations (``completed_by`` = simulated users;
 answers from core.crowd), then times ``export_annotations`` + ``sync_annotations`` - exactly what the
 ``annotations`` asset does.
@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from labeling_assets import labelstudio_server as server
-from labeling_assets.core.crowd import default_crowd, plan_crowd
-from labeling_assets.core.labelstudio_config import choice_result
-from labeling_assets.core.labelstudio_sync import link_tasks, reserve_tasks, sync_annotations
-from labeling_assets.core.queue import QueuedItem, task_payload
-from labeling_assets.core.store import LabelStore, annotations, items, utcnow
+from labeling_assets.core.labelstudio.config import choice_result
+from labeling_assets.core.labelstudio.crowd import default_crowd, plan_crowd
+from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
+from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks, sync_annotations
+from labeling_assets.core.store.schema import LabelStore, annotations, items, utcnow
+from labeling_assets.local import labelstudio as server
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
 CLASSES = [str(d) for d in range(10)]

@@ -40,10 +40,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labeling_assets.core import demo_data  # noqa: E402
-from labeling_assets.core import train as core_train  # noqa: E402
-from labeling_assets.core.consensus import aggregate_full  # noqa: E402
-from labeling_assets.core.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.consensus.methods import aggregate_full  # noqa: E402
+from labeling_assets.core.ingest.scan import demo_data  # noqa: E402
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.training import train as core_train  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
 ARMS = ("true", "majority", "ds_hard", "ds_soft")

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.splits import assign_splits, manifest_version, proportion_deviations
+from labeling_assets.core.dataset.splits import assign_splits, manifest_version, proportion_deviations
 
 
 def make_items(n: int, *, groups: bool, seed: int) -> pd.DataFrame:

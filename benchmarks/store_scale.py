@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from labeling_assets.core.store import LabelStore, annotations, current_annotations_query, sqlite_url
+from labeling_assets.core.store.schema import LabelStore, annotations, current_annotations_query, sqlite_url
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 

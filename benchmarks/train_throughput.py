@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a bare checkout (GPU machine)
 
-from labeling_assets.core.train import TrainConfig, measure_throughput  # noqa: E402
+from labeling_assets.core.training.train import TrainConfig, measure_throughput  # noqa: E402
 
 
 def main() -> int:

@@ -11,8 +11,8 @@ from typing import Any
 import dagster as dg
 
 from labeling_assets.constants import data_dir
-from labeling_assets.core.store import sqlite_url
-from labeling_assets.labelstudio_server import export_local_env
+from labeling_assets.core.store.schema import sqlite_url
+from labeling_assets.local.labelstudio import export_local_env
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource

@@ -18,7 +18,7 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="labeling-assets-tests-"))
 os.environ["LABELING_ASSETS_HOME"] = str(_SESSION_HOME)
 os.environ.pop("LABEL_STORE_URL", None)
 
-from labeling_assets.core.store import LabelStore  # noqa: E402
+from labeling_assets.core.store.schema import LabelStore  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("LABELING_ASSETS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 

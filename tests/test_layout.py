@@ -23,8 +23,8 @@ def _imported_roots(path: Path) -> set[str]:
 
 def test_core_modules_import_neither_dagster_nor_mlflow() -> None:
     offenders = {
-        path.name: sorted(_imported_roots(path) & FORBIDDEN_IN_CORE)
-        for path in sorted(CORE.glob("*.py"))
+        str(path.relative_to(CORE)): sorted(_imported_roots(path) & FORBIDDEN_IN_CORE)
+        for path in sorted(CORE.rglob("*.py"))
         if _imported_roots(path) & FORBIDDEN_IN_CORE
     }
     assert offenders == {}

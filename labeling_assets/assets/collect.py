@@ -4,9 +4,9 @@ import dagster as dg
 import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_COLLECT, OWNERS
-from labeling_assets.core.labelstudio_sync import sync_annotations
-from labeling_assets.core.store import annotations as annotations_table
-from labeling_assets.core.store import current_annotations_query, labelers
+from labeling_assets.core.store.labelstudio_sync import sync_annotations
+from labeling_assets.core.store.schema import annotations as annotations_table
+from labeling_assets.core.store.schema import current_annotations_query, labelers
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource

@@ -10,11 +10,14 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
-from labeling_assets.core import plots
-from labeling_assets.core.agreement import fleiss_kappa_from_annotations, krippendorff_alpha_from_annotations
-from labeling_assets.core.consensus import ConsensusResult, Votes, aggregate_full, latest_votes
+from labeling_assets.core.consensus.agreement import (
+    fleiss_kappa_from_annotations,
+    krippendorff_alpha_from_annotations,
+)
+from labeling_assets.core.consensus.methods import ConsensusResult, Votes, aggregate_full, latest_votes
 from labeling_assets.core.images import markdown_image
-from labeling_assets.core.store import (
+from labeling_assets.core.reporting import plots
+from labeling_assets.core.store.schema import (
     LabelStore,
     chunked,
     consensus,
@@ -245,7 +248,7 @@ def request_reviews(
 
 def _crowdlab_pred_probs(store: LabelStore, votes: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     """Out-of-sample probabilities for CROWDLAB: the pixel baseline cross-validated on majority labels."""
-    from labeling_assets.core.label_issues import cross_val_pred_probs, image_features
+    from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, image_features
 
     majority = aggregate_full(votes, "majority", classes=classes).labels
     uris = {

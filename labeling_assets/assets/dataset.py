@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_DATASET, OWNERS
-from labeling_assets.core import export as export_core
-from labeling_assets.core import splits as split_core
-from labeling_assets.core.agreement import fleiss_kappa_from_annotations
-from labeling_assets.core.dataset_card import CardInputs, render_card
-from labeling_assets.core.store import (
+from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
+from labeling_assets.core.dataset import export as export_core
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset.card import CardInputs, render_card
+from labeling_assets.core.store.schema import (
     LabelStore,
     current_annotations_query,
     dataset_versions,

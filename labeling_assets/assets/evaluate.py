@@ -14,8 +14,8 @@ import numpy as np
 from labeling_assets.assets.train import current_dataset, label_indices
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
 from labeling_assets.core import images as img
-from labeling_assets.core import metrics
-from labeling_assets.core import train as core_train
+from labeling_assets.core.training import metrics
+from labeling_assets.core.training import train as core_train
 from labeling_assets.resources.mlflow import MLflowResource, RegisteredModel
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

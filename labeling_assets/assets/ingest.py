@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_INGEST, OWNERS
 from labeling_assets.core import images as img
-from labeling_assets.core.ingest import QUARANTINED, IngestReport, ingest_source
-from labeling_assets.core.store import LabelStore, items
+from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport, ingest_source
+from labeling_assets.core.store.schema import LabelStore, items
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

@@ -11,14 +11,14 @@ from pydantic import Field
 
 from labeling_assets.assets.consensus import QUARANTINED, consensus_frame
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
-from labeling_assets.core.images import markdown_image, thumbnail_png
-from labeling_assets.core.label_issues import (
+from labeling_assets.core.consensus.label_issues import (
     DEFAULT_FEATURE_SIZE,
     cross_val_pred_probs,
     find_issues,
     image_features,
 )
-from labeling_assets.core.store import LabelStore, items, review_requests, utcnow
+from labeling_assets.core.images import markdown_image, thumbnail_png
+from labeling_assets.core.store.schema import LabelStore, items, review_requests, utcnow
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 

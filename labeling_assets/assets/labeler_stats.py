@@ -11,18 +11,18 @@ from pydantic import Field
 
 from labeling_assets.assets.consensus import consensus_frame, load_votes
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
-from labeling_assets.core import plots
-from labeling_assets.core.consensus import single_class
-from labeling_assets.core.images import markdown_image
-from labeling_assets.core.labeler_stats import (
+from labeling_assets.core.consensus.labeler_stats import (
     LabelerStats,
     compute_labeler_stats,
     speed_check,
     time_stats,
     weekly_trend,
 )
-from labeling_assets.core.store import LabelStore, items, utcnow
-from labeling_assets.core.store import labeler_stats as labeler_stats_table
+from labeling_assets.core.consensus.methods import single_class
+from labeling_assets.core.images import markdown_image
+from labeling_assets.core.reporting import plots
+from labeling_assets.core.store.schema import LabelStore, items, utcnow
+from labeling_assets.core.store.schema import labeler_stats as labeler_stats_table
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

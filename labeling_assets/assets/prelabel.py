@@ -16,11 +16,11 @@ import sqlalchemy as sa
 
 from labeling_assets.assets.evaluate import load_registered_model, predict_files
 from labeling_assets.constants import GROUP_PRELABEL, OWNERS
-from labeling_assets.core import baseline as core_baseline
-from labeling_assets.core.active_learning import entropy
-from labeling_assets.core.splits import normalize_label
-from labeling_assets.core.store import LabelStore, chunked, items, latest_consensus_query, utcnow
-from labeling_assets.core.store import prelabels as prelabels_table
+from labeling_assets.core.dataset.splits import normalize_label
+from labeling_assets.core.store.schema import LabelStore, chunked, items, latest_consensus_query, utcnow
+from labeling_assets.core.store.schema import prelabels as prelabels_table
+from labeling_assets.core.training import baseline as core_baseline
+from labeling_assets.core.training.active_learning import entropy
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

@@ -7,8 +7,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
-from labeling_assets.core.qa_report import build_qa_report
-from labeling_assets.core.store import current_annotations_query, items, latest_consensus_query
+from labeling_assets.core.reporting.qa_report import build_qa_report
+from labeling_assets.core.store.schema import current_annotations_query, items, latest_consensus_query
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 

@@ -8,15 +8,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS
-from labeling_assets.core.labelstudio_sync import (
-    gold_labels,
-    link_tasks,
-    pending_tasks,
-    queue_candidates,
-    reserve_tasks,
-)
-from labeling_assets.core.queue import STRATEGIES, payload_leaks, select_queue, task_payload
-from labeling_assets.core.review_routing import (
+from labeling_assets.core.consensus.review_routing import (
     OpenRequest,
     open_review_requests,
     overlap_drift,
@@ -24,7 +16,15 @@ from labeling_assets.core.review_routing import (
     raised_task_overlaps,
     record_overlap_raises,
 )
-from labeling_assets.core.store import LabelStore, prelabels, tasks
+from labeling_assets.core.labelstudio.tasks import STRATEGIES, payload_leaks, select_queue, task_payload
+from labeling_assets.core.store.labelstudio_sync import (
+    gold_labels,
+    link_tasks,
+    pending_tasks,
+    queue_candidates,
+    reserve_tasks,
+)
+from labeling_assets.core.store.schema import LabelStore, prelabels, tasks
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

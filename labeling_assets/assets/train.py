@@ -21,10 +21,16 @@ import sqlalchemy as sa
 
 from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
 from labeling_assets.core import images as img
-from labeling_assets.core import plots
-from labeling_assets.core import train as core_train
-from labeling_assets.core.splits import manifest_from_json, normalize_label
-from labeling_assets.core.store import LabelStore, dataset_versions, items, latest_consensus_query, splits
+from labeling_assets.core.dataset.splits import manifest_from_json, normalize_label
+from labeling_assets.core.reporting import plots
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    dataset_versions,
+    items,
+    latest_consensus_query,
+    splits,
+)
+from labeling_assets.core.training import train as core_train
 from labeling_assets.resources.mlflow import CHECKPOINT_ARTIFACT, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

@@ -4,8 +4,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from labeling_assets.assets.consensus import QUARANTINED, ConsensusConfig, eligible_votes, load_votes
-from labeling_assets.core.agreement import fleiss_kappa_from_annotations
-from labeling_assets.core.store import items, latest_consensus_query
+from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
+from labeling_assets.core.store.schema import items, latest_consensus_query
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 

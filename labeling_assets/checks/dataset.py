@@ -9,8 +9,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from labeling_assets.assets.dataset import current_dataset_version, load_manifest
-from labeling_assets.core import splits as split_core
-from labeling_assets.core.store import LabelStore, dataset_versions, items, splits
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.store.schema import LabelStore, dataset_versions, items, splits
 from labeling_assets.resources.store import LabelStoreResource
 
 EXAMPLES = 10

@@ -8,7 +8,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from labeling_assets.core.images import sha256_hex
-from labeling_assets.core.store import items
+from labeling_assets.core.store.schema import items
 from labeling_assets.resources.store import LabelStoreResource
 
 # Re-hashing every stored file is O(data); a random sample catches silent corruption at bounded cost.

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from labeling_assets.core.labelstudio_sync import gold_labels
-from labeling_assets.core.queue import payload_leaks
+from labeling_assets.core.labelstudio.tasks import payload_leaks
+from labeling_assets.core.store.labelstudio_sync import gold_labels
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 

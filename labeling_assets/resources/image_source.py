@@ -5,9 +5,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from labeling_assets.core.demo_data import render_digits
 from labeling_assets.core.images import DEFAULT_MAX_PIXELS
-from labeling_assets.core.ingest import IngestOptions, load_label_csv
+from labeling_assets.core.ingest.demo_data import render_digits
+from labeling_assets.core.ingest.scan import IngestOptions, load_label_csv
 
 
 class ImageSourceResource(dg.ConfigurableResource):

@@ -14,8 +14,8 @@ import dagster as dg
 import requests
 from pydantic import Field
 
-from labeling_assets.core.labelstudio_config import choice_result, choices_label_config, label_from_result
-from labeling_assets.core.labelstudio_sync import RemoteAnnotation
+from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.store.labelstudio_sync import RemoteAnnotation
 
 TASK_PAGE_SIZE = 1000
 

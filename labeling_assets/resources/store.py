@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import PrivateAttr
 
-from labeling_assets.core.store import LabelStore
+from labeling_assets.core.store.schema import LabelStore
 
 
 class LabelStoreResource(dg.ConfigurableResource):

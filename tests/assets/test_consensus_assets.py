@@ -16,9 +16,9 @@ from labeling_assets.assets.label_issues import label_issues
 from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
-from labeling_assets.core.crowd import AnnotatorSpec, plan_crowd
-from labeling_assets.core.demo_data import render_digits
-from labeling_assets.core.store import (
+from labeling_assets.core.ingest.demo_data import render_digits
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd
+from labeling_assets.core.store.schema import (
     LabelStore,
     annotations,
     consensus,
@@ -27,7 +27,7 @@ from labeling_assets.core.store import (
     review_requests,
     utcnow,
 )
-from labeling_assets.core.store import labeler_stats as stats_table
+from labeling_assets.core.store.schema import labeler_stats as stats_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 

@@ -21,8 +21,15 @@ from PIL import Image
 
 from labeling_assets.assets.dataset import BLOCKING_CHECKS, dataset_export, dataset_splits
 from labeling_assets.checks import dataset as checks
-from labeling_assets.core.splits import manifest_from_json
-from labeling_assets.core.store import LabelStore, annotations, consensus, dataset_versions, items, splits
+from labeling_assets.core.dataset.splits import manifest_from_json
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    annotations,
+    consensus,
+    dataset_versions,
+    items,
+    splits,
+)
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.checks.ingest import active_items_have_readable_copy, content_hashes_unique
-from labeling_assets.core.store import LabelStore, items
+from labeling_assets.core.store.schema import LabelStore, items
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from labeling_assets.assets.qa_report import qa_report
-from labeling_assets.core.qa_report import CHARTS
-from labeling_assets.core.store import LabelStore, annotations, consensus, items
+from labeling_assets.core.reporting.qa_report import CHARTS
+from labeling_assets.core.store.schema import LabelStore, annotations, consensus, items
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 

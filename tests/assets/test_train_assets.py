@@ -21,18 +21,18 @@ from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.train import resolve_targets, stored_soft_targets, trained_model, training_tensors
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
-from labeling_assets.core import demo_data
-from labeling_assets.core.splits import manifest_to_json, manifest_version
-from labeling_assets.core.store import (
+from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
+from labeling_assets.core.ingest.scan import demo_data
+from labeling_assets.core.store.schema import (
     LabelStore,
     consensus,
     dataset_versions,
     items,
 )
-from labeling_assets.core.store import (
+from labeling_assets.core.store.schema import (
     prelabels as prelabels_table,
 )
-from labeling_assets.core.store import splits as splits_table
+from labeling_assets.core.store.schema import splits as splits_table
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from labeling_assets.core import active_learning as al
+from labeling_assets.core.training import active_learning as al
 
 
 def test_scores_order_items_from_certain_to_uncertain() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labeling_assets.core.agreement import (
+from labeling_assets.core.consensus.agreement import (
     cohen_kappa,
     count_matrix,
     fleiss_kappa,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling_assets.core import baseline
+from labeling_assets.core.training import baseline
 
 CLASSES = [str(d) for d in range(10)]
 

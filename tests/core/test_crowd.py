@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from labeling_assets.core.crowd import AnnotatorSpec, confusion_matrix, default_crowd, plan_crowd
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, confusion_matrix, default_crowd, plan_crowd
 
 CLASSES = [str(i) for i in range(5)]
 

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from labeling_assets.core.dataset_card import CardInputs, limitations, render_card
-from labeling_assets.core.splits import class_weights
+from labeling_assets.core.dataset.card import CardInputs, limitations, render_card
+from labeling_assets.core.dataset.splits import class_weights
 
 
 def _inputs(labels: list[str], splits: list[str], **extra: object) -> CardInputs:

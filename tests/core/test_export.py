@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from labeling_assets.core import export as ex
+from labeling_assets.core.dataset import export as ex
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from labeling_assets.core import images as img
-from labeling_assets.core.ingest import (
+from labeling_assets.core.ingest.scan import (
     CHANGED,
     DUPLICATE,
     NEW,
@@ -29,7 +29,7 @@ from labeling_assets.core.ingest import (
     IngestReport,
     ingest_source,
 )
-from labeling_assets.core.store import LabelStore, items, source_files
+from labeling_assets.core.store.schema import LabelStore, items, source_files
 
 
 def png_bytes(value: int = 0, size: tuple[int, int] = (16, 16), mode: str = "L") -> bytes:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from labeling_assets.core.label_issues import cross_val_pred_probs, find_issues, image_features
+from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, find_issues, image_features
 
 CLASSES = [str(d) for d in range(10)]
 

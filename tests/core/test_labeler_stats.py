@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from labeling_assets.core.labeler_stats import (
+from labeling_assets.core.consensus.labeler_stats import (
     class_usage,
     compute_labeler_stats,
     iso_week,

@@ -2,7 +2,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from labeling_assets.core.labelstudio_config import (
+from labeling_assets.core.labelstudio.config import (
     LabelConfigError,
     choice_result,
     choices_label_config,

@@ -3,7 +3,8 @@
 import pytest
 import sqlalchemy as sa
 
-from labeling_assets.core.labelstudio_sync import (
+from labeling_assets.core.labelstudio.tasks import select_queue
+from labeling_assets.core.store.labelstudio_sync import (
     RemoteAnnotation,
     link_tasks,
     pending_tasks,
@@ -11,8 +12,14 @@ from labeling_assets.core.labelstudio_sync import (
     reserve_tasks,
     sync_annotations,
 )
-from labeling_assets.core.queue import select_queue
-from labeling_assets.core.store import AppendOnlyViolation, LabelStore, annotations, items, labelers, utcnow
+from labeling_assets.core.store.schema import (
+    AppendOnlyViolation,
+    LabelStore,
+    annotations,
+    items,
+    labelers,
+    utcnow,
+)
 
 PROJECT = 7
 

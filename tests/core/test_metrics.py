@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from labeling_assets.core import metrics as m
+from labeling_assets.core.training import metrics as m
 
 
 @pytest.fixture(params=range(5))

@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from labeling_assets.core.queue import Candidate, payload_leaks, select_queue, task_payload, uncertainty
+from labeling_assets.core.labelstudio.tasks import (
+    Candidate,
+    payload_leaks,
+    select_queue,
+    task_payload,
+    uncertainty,
+)
 
 
 def _candidates(n_regular: int, n_gold: int, scored: bool = False) -> list[Candidate]:

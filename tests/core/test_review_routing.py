@@ -3,9 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from labeling_assets.core.labelstudio_sync import link_tasks, reserve_tasks
-from labeling_assets.core.queue import QueuedItem
-from labeling_assets.core.review_routing import (
+from labeling_assets.core.consensus.review_routing import (
     EXPERT_REVIEW,
     MORE_ANNOTATORS,
     OpenRequest,
@@ -16,7 +14,9 @@ from labeling_assets.core.review_routing import (
     raised_task_overlaps,
     record_overlap_raises,
 )
-from labeling_assets.core.store import (
+from labeling_assets.core.labelstudio.tasks import QueuedItem
+from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks
+from labeling_assets.core.store.schema import (
     MIGRATIONS,
     LabelStore,
     consensus,

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labeling_assets.core import splits as sp
+from labeling_assets.core.dataset import splits as sp
 
 
 def _items(

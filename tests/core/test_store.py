@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from labeling_assets.core.store import (
+from labeling_assets.core.store.schema import (
     SCHEMA_VERSION,
     LabelStore,
     annotations,

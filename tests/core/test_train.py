@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from labeling_assets.core import metrics
-from labeling_assets.core import train as T
+from labeling_assets.core.training import metrics
+from labeling_assets.core.training import train as T
 
 torch.set_num_threads(1)  # the CI machine is small and shared
 
@@ -34,7 +34,7 @@ def _blobs(n: int, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def test_core_train_imports_neither_dagster_nor_mlflow() -> None:
     code = (
-        "import sys, labeling_assets.core.train, labeling_assets.core.metrics, labeling_assets.core.active_learning;"
+        "import sys, labeling_assets.core.training.train, labeling_assets.core.training.metrics, labeling_assets.core.training.active_learning;"
         "bad=[m for m in ('dagster','mlflow','sqlalchemy','pandas') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -289,7 +289,7 @@ def test_checkpoint_round_trip_and_command_line(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "labeling_assets.core.train",
+            "labeling_assets.core.training.train",
             "--cache",
             str(folder),
             "--epochs",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from labeling_assets.core import metrics
-from labeling_assets.core import train as T
+from labeling_assets.core.training import metrics
+from labeling_assets.core.training import train as T
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,6 +1,6 @@
 """A real Label Studio for the integration tests: started once per session, torn down at the end.
 
-``label_studio`` starts the server through the project's own ``labeling_assets.labelstudio_server`` in a
+``label_studio`` starts the server through the project's own ``labeling_assets.local.labelstudio`` in a
 fresh data folder on a free port. It skips only when Label Studio is not installed (CI installs it via
 scripts/setup.sh -> scripts/install_label_studio.sh). Reuse it in any test: ``label_studio.client()``
 is an admin client, ``label_studio.resource(title)`` a LabelStudioResource for a project title, and
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labeling_assets import labelstudio_server as server
+from labeling_assets.local import labelstudio as server
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 
 

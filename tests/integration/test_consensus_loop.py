@@ -19,10 +19,10 @@ from labeling_assets.assets.consensus import ConsensusConfig, consensus_frame, c
 from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
-from labeling_assets.core.crowd import AnnotatorSpec
-from labeling_assets.core.store import LabelStore, items, utcnow
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
+from labeling_assets.core.store.schema import LabelStore, items, utcnow
 from labeling_assets.jobs import collect_job, queue_job
-from labeling_assets.labelstudio_crowd import CrowdResult, simulate_crowd
+from labeling_assets.local.crowd import CrowdResult, simulate_crowd
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

@@ -16,7 +16,7 @@ import yaml
 
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.checks.ingest import active_items_have_readable_copy, content_hashes_unique
-from labeling_assets.core.demo_data import render_digits
+from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

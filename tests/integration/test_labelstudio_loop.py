@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from labeling_assets.assets import collect, queue
 from labeling_assets.checks import queue as queue_checks
-from labeling_assets.core.crowd import AnnotatorSpec
-from labeling_assets.core.labelstudio_sync import reserve_tasks
-from labeling_assets.core.queue import QueuedItem, task_payload
-from labeling_assets.core.store import (
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
+from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
+from labeling_assets.core.store.labelstudio_sync import reserve_tasks
+from labeling_assets.core.store.schema import (
     LabelStore,
     annotations,
     current_annotations_query,
@@ -30,7 +30,7 @@ from labeling_assets.core.store import (
     utcnow,
 )
 from labeling_assets.jobs import collect_job, queue_job
-from labeling_assets.labelstudio_crowd import simulate_crowd
+from labeling_assets.local.crowd import simulate_crowd
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

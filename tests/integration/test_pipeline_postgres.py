@@ -12,11 +12,17 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from labeling_assets.core.crowd import AnnotatorSpec
-from labeling_assets.core.demo_data import load_truth, render_digits
-from labeling_assets.core.store import LabelStore, annotations, latest_consensus_query, source_files, tasks
+from labeling_assets.core.ingest.demo_data import load_truth, render_digits
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    annotations,
+    latest_consensus_query,
+    source_files,
+    tasks,
+)
 from labeling_assets.definitions import defs as project_defs
-from labeling_assets.labelstudio_crowd import simulate_crowd
+from labeling_assets.local.crowd import simulate_crowd
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.mlflow import MLflowResource

@@ -15,7 +15,14 @@ import pytest
 import sqlalchemy as sa
 
 from labeling_assets.assets import collect, consensus, queue
-from labeling_assets.core.store import LabelStore, items, review_actions, review_requests, tasks, utcnow
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    items,
+    review_actions,
+    review_requests,
+    tasks,
+    utcnow,
+)
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from tests.integration.conftest import LabelStudioServer

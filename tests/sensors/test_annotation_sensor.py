@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from labeling_assets.labelstudio_server import free_port
+from labeling_assets.local.labelstudio import free_port
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.sensors import annotation_sensor
 

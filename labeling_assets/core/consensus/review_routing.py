@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from labeling_assets.core.store import (
+from labeling_assets.core.store.schema import (
     LabelStore,
     latest_consensus_query,
     review_actions,

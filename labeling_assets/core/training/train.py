@@ -3,7 +3,7 @@
 Depends on torch, torchvision and numpy only (no dagster, mlflow, pandas or sqlalchemy), so the same
 code runs inside the Dagster asset and on a bare GPU machine::
 
-    python -m labeling_assets.core.train --cache data/tensors/<dataset_version> --epochs 30 --out model.pt
+    python -m labeling_assets.core.training.train --cache data/tensors/<dataset_version> --epochs 30 --out model.pt
 
 Why it is shaped this way (DESIGN §6): decoding PNGs on the CPU every epoch caps training far below
 what a GPU can do (a PIL/DataLoader pipeline reached under 800 img/s with 15 workers on a machine whose
@@ -1265,7 +1265,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[Classi
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m labeling_assets.core.train",
+        prog="python -m labeling_assets.core.training.train",
         description="Train an image classifier from a tensor cache written by the training_tensors asset "
         "(needs only torch, torchvision and numpy).",
     )

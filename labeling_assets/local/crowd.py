@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from labeling_assets.core.crowd import AnnotatorSpec, PlannedAnnotation, plan_crowd
+from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, PlannedAnnotation, plan_crowd
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from labeling_assets.core.labelstudio_config import DATA_KEY, choice_result
+from labeling_assets.core.labelstudio.config import DATA_KEY, choice_result
 
 STRATEGIES = ("uncertainty", "margin", "entropy", "random")
 # Keys that must never appear anywhere in a payload sent to Label Studio.

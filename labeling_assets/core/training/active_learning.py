@@ -1,6 +1,6 @@
 """Active learning: which unlabeled items to send to annotators next (numpy only).
 
-Scores (higher = more informative), the same definitions as :mod:`labeling_assets.core.queue`:
+Scores (higher = more informative), the same definitions as :mod:`labeling_assets.core.labelstudio.tasks`:
 
 - ``least_confidence``: ``1 - max p``;
 - ``margin``: ``1 - (p1 - p2)`` (the two most probable classes);

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from labeling_assets.core.baseline import pixel_features
+from labeling_assets.core.training.baseline import pixel_features
 
 DEFAULT_FEATURE_SIZE = 16
 

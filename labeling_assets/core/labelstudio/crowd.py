@@ -1,7 +1,7 @@
 """A simulated crowd: annotators with known confusion matrices and lognormal lead times.
 
 Pure and seeded (numpy only). :func:`plan_crowd` decides who labels which task with what answer;
-``labeling_assets.labelstudio_crowd.simulate_crowd`` submits that plan to a real Label Studio.
+``labeling_assets.local.crowd.simulate_crowd`` submits that plan to a real Label Studio.
 
 Presets (accuracy = probability of answering the true class):
 

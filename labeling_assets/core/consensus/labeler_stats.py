@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.agreement import cohen_kappa
+from labeling_assets.core.consensus.agreement import cohen_kappa
 
 ALL_WINDOW = "all"
 

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from fsspec.implementations.local import LocalFileSystem
 
 from labeling_assets.core import images as img
-from labeling_assets.core.store import LabelStore, items, source_files, utcnow
+from labeling_assets.core.store.schema import LabelStore, items, source_files, utcnow
 
 NEW = "new"
 UNCHANGED = "unchanged"

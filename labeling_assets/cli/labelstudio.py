@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from labeling_assets import labelstudio_server as server
 from labeling_assets.constants import data_dir
+from labeling_assets.local import labelstudio as server
 
 
 def _client(args: argparse.Namespace) -> "server.LabelStudioClient":
@@ -75,7 +75,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Materialize labeling_tasks (queue_job) on the local Dagster instance."""
-    from labeling_assets.cli import run_job
+    from labeling_assets.cli.main import run_job
 
     config = {
         "max_new_tasks": args.max_new_tasks,
@@ -88,7 +88,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run collect_job once (what annotation_sensor launches when Label Studio changed)."""
-    from labeling_assets.cli import run_job
+    from labeling_assets.cli.main import run_job
 
     return run_job("collect_job")
 
@@ -97,7 +97,7 @@ def _truth_by_item(truth_csv: Path) -> dict[str, str]:
     """item_id -> class, mapping the CSV's file names through the ingest manifest."""
     import sqlalchemy as sa
 
-    from labeling_assets.core.store import LabelStore, source_files
+    from labeling_assets.core.store.schema import LabelStore, source_files
     from labeling_assets.env import label_store_url
 
     with open(truth_csv, newline="") as fh:
@@ -115,8 +115,8 @@ def _truth_by_item(truth_csv: Path) -> dict[str, str]:
 
 
 def cmd_simulate_crowd(args: argparse.Namespace) -> int:
-    from labeling_assets.core.crowd import AnnotatorSpec, default_crowd
-    from labeling_assets.labelstudio_crowd import simulate_crowd
+    from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, default_crowd
+    from labeling_assets.local.crowd import simulate_crowd
 
     client = _client(args)
     title = args.project or os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets")

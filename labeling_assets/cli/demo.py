@@ -32,7 +32,7 @@ def _done(started: float) -> None:
 
 
 def _run(job: str, **kwargs: Any) -> None:
-    from labeling_assets.cli import run_job
+    from labeling_assets.cli.main import run_job
 
     if run_job(job, **kwargs) != 0:
         raise StepFailed(f"{job} failed: its run log in the Dagster UI (`dagster dev`) says why")
@@ -40,8 +40,8 @@ def _run(job: str, **kwargs: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
-    from labeling_assets import labelstudio_server as ls_server
-    from labeling_assets.cli import _instance_env
+    from labeling_assets.cli.main import _instance_env
+    from labeling_assets.local import labelstudio as ls_server
 
     _instance_env()
     started = time.perf_counter()
@@ -110,9 +110,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _simulate_crowd(resources: dict[str, Any], project_id: int, args: argparse.Namespace) -> None:
-    from labeling_assets.cli_labelstudio import _truth_by_item
-    from labeling_assets.core.crowd import default_crowd
-    from labeling_assets.labelstudio_crowd import simulate_crowd
+    from labeling_assets.cli.labelstudio import _truth_by_item
+    from labeling_assets.core.labelstudio.crowd import default_crowd
+    from labeling_assets.local.crowd import simulate_crowd
 
     truth = _truth_by_item(data_dir() / "demo" / "digits" / "labels.csv")
     crowd = default_crowd(args.annotators, prefix="sim")
@@ -188,8 +188,8 @@ def consensus_accuracy() -> tuple[int, float | None]:
     """Items with consensus and the share that matches the demo's ground truth."""
     import pandas as pd
 
-    from labeling_assets.cli_labelstudio import _truth_by_item
-    from labeling_assets.core.store import LabelStore, latest_consensus_query
+    from labeling_assets.cli.labelstudio import _truth_by_item
+    from labeling_assets.core.store.schema import LabelStore, latest_consensus_query
     from labeling_assets.env import label_store_url
 
     truth = _truth_by_item(data_dir() / "demo" / "digits" / "labels.csv")
@@ -204,7 +204,7 @@ def consensus_accuracy() -> tuple[int, float | None]:
 def _summary(seconds: float) -> None:
     import sqlalchemy as sa
 
-    from labeling_assets.core.store import LabelStore, annotations, items
+    from labeling_assets.core.store.schema import LabelStore, annotations, items
     from labeling_assets.env import label_store_url
 
     store = LabelStore(label_store_url())

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from labeling_assets.core.images import markdown_image
-from labeling_assets.core.plots import bar_png
-from labeling_assets.core.splits import (
+from labeling_assets.core.dataset.splits import (
     MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS,
     SPLITS,
     classes_missing_from_splits,
     distribution,
     imbalance_ratio,
 )
+from labeling_assets.core.images import markdown_image
+from labeling_assets.core.reporting.plots import bar_png
 
 
 @dataclass

@@ -17,7 +17,7 @@ def _instance_env() -> None:
     """Runs launched from the CLI land in the same instance as ``dagster dev`` (repo dagster.yaml)."""
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
     os.chdir(REPO_ROOT)  # dagster.yaml uses paths relative to the repository root
-    from labeling_assets.labelstudio_server import export_local_env
+    from labeling_assets.local.labelstudio import export_local_env
 
     export_local_env()  # jobs that talk to Label Studio find the local server's URL and token
 
@@ -70,7 +70,7 @@ def _print_materializations(result: "object") -> int:
 
 def cmd_store(args: argparse.Namespace) -> int:
     """Create or migrate the label store and print its schema version."""
-    from labeling_assets.core.store import SCHEMA_VERSION, LabelStore
+    from labeling_assets.core.store.schema import SCHEMA_VERSION, LabelStore
     from labeling_assets.env import label_store_url
 
     store = LabelStore(label_store_url())
@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Subcommands owned by the stage modules."""
-    from labeling_assets import cli_labelstudio, demo
+    from labeling_assets.cli.main import demo
+    from labeling_assets.cli.main import labelstudio as cli_labelstudio
 
     return [demo.register, cli_labelstudio.register]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from labeling_assets.core.queue import Candidate, QueuedItem
-from labeling_assets.core.store import (
+from labeling_assets.core.labelstudio.tasks import Candidate, QueuedItem
+from labeling_assets.core.store.schema import (
     LabelStore,
     annotations,
     chunked,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core import plots
-from labeling_assets.core.agreement import pairwise_cohen_kappa
+from labeling_assets.core.consensus.agreement import pairwise_cohen_kappa
+from labeling_assets.core.reporting import plots
 
 CHARTS = (
     "throughput",

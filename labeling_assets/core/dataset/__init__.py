@@ -1,0 +1,1 @@
+"""Datasets: frozen stratified splits, the dataset version, its card and its exports."""

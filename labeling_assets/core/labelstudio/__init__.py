@@ -1,0 +1,1 @@
+"""Label Studio as data: labeling configs and results, which items become tasks, the simulated crowd's plan."""

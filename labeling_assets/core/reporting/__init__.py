@@ -1,0 +1,1 @@
+"""Charts and the QA report page (matplotlib, headless)."""
