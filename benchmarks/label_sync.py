@@ -21,7 +21,7 @@ from labeling_assets.core.labelstudio.config import choice_result
 from labeling_assets.core.labelstudio.crowd import default_crowd, plan_crowd
 from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
 from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks, sync_annotations
-from labeling_assets.core.store.schema import LabelStore, annotations, items, utcnow
+from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
 from labeling_assets.local import labelstudio as server
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
@@ -43,7 +43,7 @@ def seed(client: LabelStudioClient, store: LabelStore, n_annotations: int, overl
         by_item.setdefault(str(planned.task), []).append(planned)
     with store.begin() as conn:
         conn.execute(
-            items.insert(),
+            items_table.insert(),
             [
                 {
                     "item_id": i,
@@ -121,7 +121,7 @@ def main() -> int:
         remote_again = client.export_annotations(project_id)
         again = sync_annotations(store, project_id, remote_again)
         t3 = time.perf_counter()
-        stored = store.count(annotations)
+        stored = store.count(annotations_table)
 
         print(f"backend: {store.backend}; Label Studio {server.LS_VERSION}; overlap {args.overlap}")
         print(f"annotations in Label Studio: {len(remote)}")

@@ -41,7 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus.methods import aggregate_full  # noqa: E402
-from labeling_assets.core.ingest.scan import demo_data  # noqa: E402
+from labeling_assets.core.ingest import demo_data  # noqa: E402
 from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
 from labeling_assets.core.training import train as core_train  # noqa: E402
 

@@ -21,7 +21,12 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from labeling_assets.core.store.schema import LabelStore, annotations, current_annotations_query, sqlite_url
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    annotations_table,
+    current_annotations_query,
+    sqlite_url,
+)
 
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -83,7 +88,7 @@ def bench(backend: str, n: int) -> None:
         t0 = time.perf_counter()
         with store.begin() as conn:
             for start in range(0, len(rows), 20_000):
-                conn.execute(annotations.insert(), rows[start : start + 20_000])
+                conn.execute(annotations_table.insert(), rows[start : start + 20_000])
         insert_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         current = store.fetch(current_annotations_query())

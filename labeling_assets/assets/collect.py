@@ -5,8 +5,7 @@ import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_COLLECT, OWNERS
 from labeling_assets.core.store.labelstudio_sync import sync_annotations
-from labeling_assets.core.store.schema import annotations as annotations_table
-from labeling_assets.core.store.schema import current_annotations_query, labelers
+from labeling_assets.core.store.schema import annotations_table, current_annotations_query, labelers_table
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
@@ -42,7 +41,7 @@ def annotations(
         f"{report.unchanged} unchanged, {report.unknown_task} on tasks not queued by us ({report.seconds:.2f}s)"
     )
     # Every labeler in the store gets a partition (idempotent, and repairs a crash after the store commit).
-    all_labelers = sorted(r["labeler_id"] for r in store.fetch(sa.select(labelers.c.labeler_id)))
+    all_labelers = sorted(r["labeler_id"] for r in store.fetch(sa.select(labelers_table.c.labeler_id)))
     known = set(context.instance.get_dynamic_partitions(labelers_partitions.name))
     to_add = [lid for lid in all_labelers if lid not in known]
     if to_add:

@@ -20,11 +20,11 @@ from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.schema import (
     LabelStore,
     chunked,
-    consensus,
+    consensus_table,
     current_annotations_query,
-    items,
+    items_table,
     latest_consensus_query,
-    review_requests,
+    review_requests_table,
     utcnow,
 )
 from labeling_assets.resources.project import ProjectSettings
@@ -76,7 +76,7 @@ def load_votes(store: LabelStore, classes: list[str]) -> StoreVotes:
         rows = pd.DataFrame(
             columns=["ls_annotation_id", "item_id", "labeler_id", "label", "created_at", "updated_at"]
         )
-    statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items.c.item_id, items.c.status))}
+    statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     votes = latest_votes(rows, classes)
     status = votes.frame["item_id"].map(statuses)
     quarantined = (status == QUARANTINED).to_numpy()
@@ -162,11 +162,11 @@ def write_consensus(
         )
     with store.begin() as conn:
         for part in chunked(rows):
-            conn.execute(consensus.insert(), list(part))
+            conn.execute(consensus_table.insert(), list(part))
         if backfill:  # derived data filled in place: not a new consensus version
             conn.execute(
-                consensus.update()
-                .where(consensus.c.id == sa.bindparam("row_id"))
+                consensus_table.update()
+                .where(consensus_table.c.id == sa.bindparam("row_id"))
                 .values(probabilities=sa.bindparam("probs")),
                 backfill,
             )
@@ -179,9 +179,9 @@ def retract_quarantined(store: LabelStore) -> int:
     Consensus is derived data (the annotations behind it stay), and a quarantined image must not reach
     a split through an old consensus row.
     """
-    quarantined = sa.select(items.c.item_id).where(items.c.status == QUARANTINED)
+    quarantined = sa.select(items_table.c.item_id).where(items_table.c.status == QUARANTINED)
     with store.begin() as conn:
-        return int(conn.execute(consensus.delete().where(consensus.c.item_id.in_(quarantined))).rowcount or 0)
+        return int(conn.execute(consensus_table.delete().where(consensus_table.c.item_id.in_(quarantined))).rowcount or 0)
 
 
 @dataclass(frozen=True)
@@ -198,8 +198,8 @@ def request_reviews(
     low = labels[labels["confidence"] < config.low_confidence_threshold]
     confident = labels.loc[labels["confidence"] >= config.low_confidence_threshold, "item_id"].tolist()
     open_rows = store.fetch(
-        sa.select(review_requests.c.item_id).where(
-            review_requests.c.source == REVIEW_SOURCE, review_requests.c.resolved_at.is_(None)
+        sa.select(review_requests_table.c.item_id).where(
+            review_requests_table.c.source == REVIEW_SOURCE, review_requests_table.c.resolved_at.is_(None)
         )
     )
     open_items = {r["item_id"] for r in open_rows}
@@ -227,17 +227,17 @@ def request_reviews(
         )
     with store.begin() as conn:
         for part in chunked(new_rows):
-            conn.execute(review_requests.insert(), list(part))
+            conn.execute(review_requests_table.insert(), list(part))
         resolved = 0
         to_close = sorted(open_items.intersection(confident))
         for part in chunked(to_close):
             resolved += int(
                 conn.execute(
-                    review_requests.update()
+                    review_requests_table.update()
                     .where(
-                        review_requests.c.source == REVIEW_SOURCE,
-                        review_requests.c.resolved_at.is_(None),
-                        review_requests.c.item_id.in_(list(part)),
+                        review_requests_table.c.source == REVIEW_SOURCE,
+                        review_requests_table.c.resolved_at.is_(None),
+                        review_requests_table.c.item_id.in_(list(part)),
                     )
                     .values(resolved_at=now)
                 ).rowcount
@@ -254,7 +254,7 @@ def _crowdlab_pred_probs(store: LabelStore, votes: pd.DataFrame, classes: list[s
     uris = {
         r["item_id"]: r["uri"]
         for r in store.fetch(
-            sa.select(items.c.item_id, items.c.uri).where(items.c.item_id.in_(majority["item_id"]))
+            sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.item_id.in_(majority["item_id"]))
         )
     }
     missing = [i for i in majority["item_id"] if not uris.get(i)]

@@ -16,10 +16,10 @@ from labeling_assets.core.dataset.card import CardInputs, render_card
 from labeling_assets.core.store.schema import (
     LabelStore,
     current_annotations_query,
-    dataset_versions,
-    items,
+    dataset_versions_table,
+    items_table,
     latest_consensus_query,
-    splits,
+    splits_table,
     utcnow,
 )
 from labeling_assets.resources.project import ProjectSettings
@@ -74,7 +74,7 @@ def failed_blocking_checks(instance: dg.DagsterInstance) -> list[str]:
 def load_manifest(store: LabelStore, version: str) -> pd.DataFrame:
     """The (item_id, label, split[, sample_weight]) manifest stored for a dataset version."""
     rows = store.fetch(
-        sa.select(dataset_versions.c.manifest).where(dataset_versions.c.dataset_version == version)
+        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
     )
     if not rows:
         raise ValueError(f"dataset version {version!r} is not in the label store")
@@ -90,10 +90,10 @@ def _labeled_items(store: LabelStore) -> tuple[pd.DataFrame, dict[str, int]]:
         latest.c.method,
         latest.c.confidence,
         latest.c.agreement,
-        items.c.status,
-        items.c.group_key,
-        items.c.gold_label,
-    ).select_from(latest.outerjoin(items, items.c.item_id == latest.c.item_id))
+        items_table.c.status,
+        items_table.c.group_key,
+        items_table.c.gold_label,
+    ).select_from(latest.outerjoin(items_table, items_table.c.item_id == latest.c.item_id))
     frame = pd.DataFrame(
         store.fetch(query),
         columns=[
@@ -147,7 +147,7 @@ def _annotation_summary(store: LabelStore, item_ids: set[str]) -> tuple[int, int
 
 def _previous_version(store: LabelStore) -> str | None:
     rows = store.fetch(
-        sa.select(dataset_versions.c.dataset_version).order_by(dataset_versions.c.created_at.desc()).limit(1)
+        sa.select(dataset_versions_table.c.dataset_version).order_by(dataset_versions_table.c.created_at.desc()).limit(1)
     )
     return rows[0]["dataset_version"] if rows else None
 
@@ -176,7 +176,7 @@ def dataset_splits(
             metadata={"excluded": dg.MetadataValue.json(excluded)},
         )
     existing = pd.DataFrame(
-        store.fetch(sa.select(splits.c.item_id, splits.c.split)), columns=["item_id", "split"]
+        store.fetch(sa.select(splits_table.c.item_id, splits_table.c.split)), columns=["item_id", "split"]
     )
     context.log.info(f"Assigning {len(labeled)} labeled items ({len(existing)} already have a frozen split)")
     assignment = split_core.assign_splits(
@@ -219,18 +219,18 @@ def dataset_splits(
         # Only new items get a row: an existing row is the frozen assignment and is never rewritten.
         if len(new_rows):
             conn.execute(
-                splits.insert(),
+                splits_table.insert(),
                 [
                     {"item_id": i, "split": s, "dataset_version": version, "assigned_at": now}
                     for i, s in new_rows.itertuples(index=False)
                 ],
             )
         known = conn.execute(
-            sa.select(dataset_versions.c.dataset_version).where(dataset_versions.c.dataset_version == version)
+            sa.select(dataset_versions_table.c.dataset_version).where(dataset_versions_table.c.dataset_version == version)
         ).first()
         if known is None:
             conn.execute(
-                dataset_versions.insert().values(
+                dataset_versions_table.insert().values(
                     dataset_version=version,
                     created_at=now,
                     n_items=len(manifest),
@@ -300,14 +300,14 @@ def dataset_export(
     manifest = load_manifest(store, version)
     # One read of the uri column (not one query per chunk of ids); export_rows reports any item without one.
     uris: dict[str, str | None] = {
-        r["item_id"]: r["uri"] for r in store.fetch(sa.select(items.c.item_id, items.c.uri))
+        r["item_id"]: r["uri"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.uri))
     }
     rows = export_core.export_rows(manifest, uris)
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
     report = export_core.export_dataset(rows, out_dir, formats)
     card = store.fetch(
-        sa.select(dataset_versions.c.card).where(dataset_versions.c.dataset_version == version)
+        sa.select(dataset_versions_table.c.card).where(dataset_versions_table.c.dataset_version == version)
     )
     if card and card[0]["card"]:
         # The card travels with the files (README.md is where dataset hubs look for it).

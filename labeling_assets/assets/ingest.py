@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from labeling_assets.constants import GROUP_INGEST, OWNERS
 from labeling_assets.core import images as img
 from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport, ingest_source
-from labeling_assets.core.store.schema import LabelStore, items
+from labeling_assets.core.store.schema import LabelStore, items_table
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -76,7 +76,7 @@ def raw_images(
 
 
 def _store_totals(store: LabelStore) -> dict[str, int]:
-    rows = store.fetch(sa.select(items.c.status, sa.func.count().label("n")).group_by(items.c.status))
+    rows = store.fetch(sa.select(items_table.c.status, sa.func.count().label("n")).group_by(items_table.c.status))
     return {row["status"]: int(row["n"]) for row in rows}
 
 
@@ -95,11 +95,11 @@ def _quarantine_table(report: IngestReport) -> str:
 
 def _preview(store: LabelStore, new_ids: list[str]) -> str:
     """Thumbnails of a few new items (or of the newest stored ones when nothing is new)."""
-    query = sa.select(items.c.item_id, items.c.uri).where(items.c.status == "active")
+    query = sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status == "active")
     if new_ids:
-        query = query.where(items.c.item_id.in_(new_ids[:PREVIEW_COUNT]))
+        query = query.where(items_table.c.item_id.in_(new_ids[:PREVIEW_COUNT]))
     else:
-        query = query.order_by(items.c.ingested_at.desc()).limit(PREVIEW_COUNT)
+        query = query.order_by(items_table.c.ingested_at.desc()).limit(PREVIEW_COUNT)
     thumbs = []
     for row in store.fetch(query.limit(PREVIEW_COUNT)):
         try:

@@ -18,7 +18,7 @@ from labeling_assets.core.consensus.label_issues import (
     image_features,
 )
 from labeling_assets.core.images import markdown_image, thumbnail_png
-from labeling_assets.core.store.schema import LabelStore, items, review_requests, utcnow
+from labeling_assets.core.store.schema import LabelStore, items_table, review_requests_table, utcnow
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -58,7 +58,7 @@ def label_issues(
     store = label_store.get_store()
     classes = list(project.classes)
     labels = consensus_frame(store)
-    item_rows = store.fetch(sa.select(items.c.item_id, items.c.uri).where(items.c.status != QUARANTINED))
+    item_rows = store.fetch(sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status != QUARANTINED))
     uris = {r["item_id"]: r["uri"] for r in item_rows if r["uri"]}
     labels = labels[labels["item_id"].isin(list(uris)) & labels["label"].isin(classes)].sort_values("item_id")
     labels = labels.reset_index(drop=True)
@@ -112,7 +112,7 @@ def label_issues(
 
 def _record_reviews(store: LabelStore, flagged: pd.DataFrame, checked: set[str]) -> tuple[int, int]:
     """One open request per flagged item; open requests of checked items no longer flagged are resolved."""
-    rr = review_requests
+    rr = review_requests_table
     open_items = {
         r["item_id"]
         for r in store.fetch(

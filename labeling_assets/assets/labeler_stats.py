@@ -21,8 +21,7 @@ from labeling_assets.core.consensus.labeler_stats import (
 from labeling_assets.core.consensus.methods import single_class
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store.schema import LabelStore, items, utcnow
-from labeling_assets.core.store.schema import labeler_stats as labeler_stats_table
+from labeling_assets.core.store.schema import LabelStore, items_table, labeler_stats_table, utcnow
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -48,7 +47,7 @@ class QualityInputs:
 def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
     votes = load_votes(store, classes).votes.frame
     gold_rows = store.fetch(
-        sa.select(items.c.item_id, items.c.gold_label).where(items.c.gold_label.is_not(None))
+        sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.is_not(None))
     )
     gold = pd.Series(
         {

@@ -17,8 +17,14 @@ import sqlalchemy as sa
 from labeling_assets.assets.evaluate import load_registered_model, predict_files
 from labeling_assets.constants import GROUP_PRELABEL, OWNERS
 from labeling_assets.core.dataset.splits import normalize_label
-from labeling_assets.core.store.schema import LabelStore, chunked, items, latest_consensus_query, utcnow
-from labeling_assets.core.store.schema import prelabels as prelabels_table
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    chunked,
+    items_table,
+    latest_consensus_query,
+    prelabels_table,
+    utcnow,
+)
 from labeling_assets.core.training import baseline as core_baseline
 from labeling_assets.core.training.active_learning import entropy
 from labeling_assets.resources.mlflow import MLflowResource
@@ -52,8 +58,8 @@ def prelabels(
     classes = list(project.classes)
     pool = pd.DataFrame(
         store.fetch(
-            sa.select(items.c.item_id, items.c.uri).where(
-                items.c.status == "active", items.c.uri.is_not(None)
+            sa.select(items_table.c.item_id, items_table.c.uri).where(
+                items_table.c.status == "active", items_table.c.uri.is_not(None)
             )
         ),
         columns=["item_id", "uri"],
@@ -144,9 +150,9 @@ def _fit_baseline(
     """The baseline fitted on current consensus, or None and why not."""
     latest = latest_consensus_query().subquery()
     rows = store.fetch(
-        sa.select(latest.c.item_id, latest.c.label, items.c.uri)
-        .join(items, items.c.item_id == latest.c.item_id)
-        .where(items.c.status == "active", items.c.uri.is_not(None))
+        sa.select(latest.c.item_id, latest.c.label, items_table.c.uri)
+        .join(items_table, items_table.c.item_id == latest.c.item_id)
+        .where(items_table.c.status == "active", items_table.c.uri.is_not(None))
         .order_by(latest.c.item_id)
     )
     labeled: list[tuple[str, str]] = []

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.reporting.qa_report import build_qa_report
-from labeling_assets.core.store.schema import current_annotations_query, items, latest_consensus_query
+from labeling_assets.core.store.schema import current_annotations_query, items_table, latest_consensus_query
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -24,7 +24,7 @@ def qa_report(
     if annotations.empty:
         annotations = pd.DataFrame(columns=["item_id", "labeler_id", "label", "lead_time_s", "created_at"])
     gold_rows = store.fetch(
-        sa.select(items.c.item_id, items.c.gold_label).where(items.c.gold_label.is_not(None))
+        sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.is_not(None))
     )
     gold = pd.Series({r["item_id"]: r["gold_label"] for r in gold_rows}, dtype=object)
     consensus = pd.DataFrame(store.fetch(latest_consensus_query()))

@@ -24,7 +24,7 @@ from labeling_assets.core.store.labelstudio_sync import (
     queue_candidates,
     reserve_tasks,
 )
-from labeling_assets.core.store.schema import LabelStore, prelabels, tasks
+from labeling_assets.core.store.schema import LabelStore, prelabels_table, tasks_table
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -119,9 +119,9 @@ def labeling_tasks(
         client.show_predictions_of(project_id, max(sorted(versions), key=versions.__getitem__))
     linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
     totals = store.fetch(
-        sa.select(tasks.c.is_gold, sa.func.count().label("n"))
-        .where(tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.isnot(None))
-        .group_by(tasks.c.is_gold)
+        sa.select(tasks_table.c.is_gold, sa.func.count().label("n"))
+        .where(tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.isnot(None))
+        .group_by(tasks_table.c.is_gold)
     )
     by_gold = {bool(r["is_gold"]): int(r["n"]) for r in totals}
     review_metadata = _act_on_review_requests(context, store, client, project_id, config.max_overlap)
@@ -201,8 +201,8 @@ def _newest_probs(store: LabelStore, item_ids: list[str]) -> dict[str, tuple[dic
     if not item_ids:
         return {}
     rows = store.fetch(
-        sa.select(prelabels.c.item_id, prelabels.c.probs, prelabels.c.model_version, prelabels.c.computed_at)
-        .where(prelabels.c.item_id.in_(item_ids))
-        .order_by(prelabels.c.computed_at)
+        sa.select(prelabels_table.c.item_id, prelabels_table.c.probs, prelabels_table.c.model_version, prelabels_table.c.computed_at)
+        .where(prelabels_table.c.item_id.in_(item_ids))
+        .order_by(prelabels_table.c.computed_at)
     )
     return {r["item_id"]: (r["probs"], r["model_version"]) for r in rows}  # newest wins

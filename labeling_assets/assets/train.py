@@ -25,10 +25,10 @@ from labeling_assets.core.dataset.splits import manifest_from_json, normalize_la
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.schema import (
     LabelStore,
-    dataset_versions,
-    items,
+    dataset_versions_table,
+    items_table,
     latest_consensus_query,
-    splits,
+    splits_table,
 )
 from labeling_assets.core.training import train as core_train
 from labeling_assets.resources.mlflow import CHECKPOINT_ARTIFACT, MLflowResource
@@ -69,10 +69,10 @@ def current_dataset(store: LabelStore, instance: dg.DagsterInstance | None = Non
     from labeling_assets.assets.dataset import current_dataset_version
 
     version = current_dataset_version(instance) if instance is not None else None
-    query = sa.select(dataset_versions)
+    query = sa.select(dataset_versions_table)
     if version is not None:
-        query = query.where(dataset_versions.c.dataset_version == version)
-    rows = store.fetch(query.order_by(dataset_versions.c.created_at.desc()).limit(1))
+        query = query.where(dataset_versions_table.c.dataset_version == version)
+    rows = store.fetch(query.order_by(dataset_versions_table.c.created_at.desc()).limit(1))
     if not rows:
         raise dg.Failure("no dataset version in the label store yet: materialize dataset_splits first")
     row = rows[0]
@@ -85,7 +85,7 @@ def current_dataset(store: LabelStore, instance: dg.DagsterInstance | None = Non
     if manifest is None or manifest.empty:
         manifest = _manifest_from_tables(store)
     located = pd.DataFrame(
-        store.fetch(sa.select(items.c.item_id, items.c.uri).where(items.c.status == "active")),
+        store.fetch(sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status == "active")),
         columns=["item_id", "uri"],
     )
     frame = manifest.merge(located, on="item_id", how="left")
@@ -99,8 +99,8 @@ def current_dataset(store: LabelStore, instance: dg.DagsterInstance | None = Non
 
 def _manifest_from_tables(store: LabelStore) -> pd.DataFrame:
     latest = latest_consensus_query().subquery()
-    query = sa.select(splits.c.item_id, splits.c.split, latest.c.label).join(
-        latest, latest.c.item_id == splits.c.item_id
+    query = sa.select(splits_table.c.item_id, splits_table.c.split, latest.c.label).join(
+        latest, latest.c.item_id == splits_table.c.item_id
     )
     frame = pd.DataFrame(store.fetch(query), columns=["item_id", "split", "label"])
     frame["label"] = frame["label"].map(normalize_label)

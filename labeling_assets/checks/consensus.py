@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from labeling_assets.assets.consensus import QUARANTINED, ConsensusConfig, eligible_votes, load_votes
 from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
-from labeling_assets.core.store.schema import items, latest_consensus_query
+from labeling_assets.core.store.schema import items_table, latest_consensus_query
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -100,8 +100,8 @@ def build_consensus_checks(
         latest = latest_consensus_query().subquery()
         rows = label_store.get_store().fetch(
             sa.select(latest.c.item_id)
-            .join(items, items.c.item_id == latest.c.item_id)
-            .where(items.c.status == QUARANTINED)
+            .join(items_table, items_table.c.item_id == latest.c.item_id)
+            .where(items_table.c.status == QUARANTINED)
             .order_by(latest.c.item_id)
         )
         found = [row["item_id"] for row in rows]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from labeling_assets.assets.dataset import current_dataset_version, load_manifest
 from labeling_assets.core.dataset import splits as split_core
-from labeling_assets.core.store.schema import LabelStore, dataset_versions, items, splits
+from labeling_assets.core.store.schema import LabelStore, dataset_versions_table, items_table, splits_table
 from labeling_assets.resources.store import LabelStoreResource
 
 EXAMPLES = 10
@@ -54,7 +54,7 @@ def dataset_splits_no_group_in_two_splits(
     """All items of a group (patient, scan, ...) are in one split, by the group keys stored now."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    groups = _fetch_in(store, items, ["item_id", "group_key"], manifest["item_id"].tolist())
+    groups = _fetch_in(store, items_table, ["item_id", "group_key"], manifest["item_id"].tolist())
     bad = split_core.groups_in_several_splits(manifest.merge(groups, on="item_id", how="left"))
     return dg.AssetCheckResult(
         passed=bad.empty,
@@ -96,13 +96,13 @@ def dataset_splits_frozen_assignments_unchanged(
     with the previous dataset version (so the test set never absorbs or loses an old item)."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    frozen = _fetch_in(store, splits, ["item_id", "split"], manifest["item_id"].tolist())
+    frozen = _fetch_in(store, splits_table, ["item_id", "split"], manifest["item_id"].tolist())
     unrecorded = sorted(set(manifest["item_id"]) - set(frozen["item_id"]))
     moved = split_core.moved_items(frozen, manifest)
     previous = store.fetch(
-        sa.select(dataset_versions.c.dataset_version)
-        .where(dataset_versions.c.dataset_version != version)
-        .order_by(dataset_versions.c.created_at.desc())
+        sa.select(dataset_versions_table.c.dataset_version)
+        .where(dataset_versions_table.c.dataset_version != version)
+        .order_by(dataset_versions_table.c.created_at.desc())
         .limit(1)
     )
     moved_since_previous = pd.DataFrame(columns=["item_id", "previous_split", "current_split"])

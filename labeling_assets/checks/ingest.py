@@ -8,7 +8,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from labeling_assets.core.images import sha256_hex
-from labeling_assets.core.store.schema import items
+from labeling_assets.core.store.schema import items_table
 from labeling_assets.resources.store import LabelStoreResource
 
 # Re-hashing every stored file is O(data); a random sample catches silent corruption at bounded cost.
@@ -24,12 +24,12 @@ def content_hashes_unique(label_store: LabelStoreResource) -> dg.AssetCheckResul
     hash (an import by hand) or two ids pointing at one file (a copy overwritten under another name).
     """
     store = label_store.get_store()
-    ids = (row["item_id"] for row in store.fetch(sa.select(items.c.item_id)))
+    ids = (row["item_id"] for row in store.fetch(sa.select(items_table.c.item_id)))
     not_a_hash = sorted(i for i in ids if not _HEX64.fullmatch(i))
     shared = store.fetch(
-        sa.select(items.c.uri, sa.func.count().label("n"))
-        .where(items.c.uri.is_not(None))
-        .group_by(items.c.uri)
+        sa.select(items_table.c.uri, sa.func.count().label("n"))
+        .where(items_table.c.uri.is_not(None))
+        .group_by(items_table.c.uri)
         .having(sa.func.count() > 1)
         .limit(20)
     )
@@ -46,7 +46,7 @@ def content_hashes_unique(label_store: LabelStoreResource) -> dg.AssetCheckResul
 def active_items_have_readable_copy(label_store: LabelStoreResource) -> dg.AssetCheckResult:
     """Every active item has a stored copy; a random sample of copies still hashes to its item id."""
     store = label_store.get_store()
-    rows = store.fetch(sa.select(items.c.item_id, items.c.uri).where(items.c.status == "active"))
+    rows = store.fetch(sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status == "active"))
     missing = [r["item_id"] for r in rows if not r["uri"] or not Path(r["uri"]).is_file()]
     sample = random.Random(0).sample(rows, min(HASH_SAMPLE, len(rows)))
     corrupt = []

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from labeling_assets.assets.consensus import load_votes
 from labeling_assets.assets.labeler_stats import TOO_FAST_FACTOR, peer_median_times
 from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, speed_check, time_stats
-from labeling_assets.core.store.schema import labeler_stats as labeler_stats_table
+from labeling_assets.core.store.schema import labeler_stats_table
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource

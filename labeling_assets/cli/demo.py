@@ -204,13 +204,13 @@ def consensus_accuracy() -> tuple[int, float | None]:
 def _summary(seconds: float) -> None:
     import sqlalchemy as sa
 
-    from labeling_assets.core.store.schema import LabelStore, annotations, items
+    from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table
     from labeling_assets.env import label_store_url
 
     store = LabelStore(label_store_url())
-    n_items = store.count(items, items.c.status == "active")
-    n_ann = store.count(annotations)
-    n_labelers = len(store.fetch(sa.select(annotations.c.labeler_id).distinct()))
+    n_items = store.count(items_table, items_table.c.status == "active")
+    n_ann = store.count(annotations_table)
+    n_labelers = len(store.fetch(sa.select(annotations_table.c.labeler_id).distinct()))
     n_consensus, accuracy = consensus_accuracy()
     evaluation = _latest_metadata("model_evaluation")
     f1 = evaluation.get("macro_f1") or evaluation.get("test_macro_f1")

@@ -97,14 +97,14 @@ def _truth_by_item(truth_csv: Path) -> dict[str, str]:
     """item_id -> class, mapping the CSV's file names through the ingest manifest."""
     import sqlalchemy as sa
 
-    from labeling_assets.core.store.schema import LabelStore, source_files
+    from labeling_assets.core.store.schema import LabelStore, source_files_table
     from labeling_assets.env import label_store_url
 
     with open(truth_csv, newline="") as fh:
         by_name = {row["filename"]: row["label"] for row in csv.DictReader(fh)}
     store = LabelStore(label_store_url())
     rows = store.fetch(
-        sa.select(source_files.c.path, source_files.c.item_id).where(source_files.c.item_id.isnot(None))
+        sa.select(source_files_table.c.path, source_files_table.c.item_id).where(source_files_table.c.item_id.isnot(None))
     )
     out: dict[str, str] = {}
     for row in rows:

@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     """Subcommands owned by the stage modules."""
-    from labeling_assets.cli.main import demo
-    from labeling_assets.cli.main import labelstudio as cli_labelstudio
+    from labeling_assets.cli import demo
+    from labeling_assets.cli import labelstudio as cli_labelstudio
 
     return [demo.register, cli_labelstudio.register]
 

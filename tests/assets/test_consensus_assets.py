@@ -20,14 +20,14 @@ from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd
 from labeling_assets.core.store.schema import (
     LabelStore,
-    annotations,
-    consensus,
-    items,
+    annotations_table,
+    consensus_table,
+    items_table,
     latest_consensus_query,
-    review_requests,
+    review_requests_table,
     utcnow,
 )
-from labeling_assets.core.store.schema import labeler_stats as stats_table
+from labeling_assets.core.store.schema import labeler_stats_table as stats_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -68,7 +68,7 @@ def _seed_items(store: LabelStore, folder: Path, n: int, *, gold_every: int = 5)
             }
         )
     with store.begin() as conn:
-        conn.execute(items.insert(), rows)
+        conn.execute(items_table.insert(), rows)
     return truth
 
 
@@ -95,7 +95,7 @@ def _insert_votes(
             }
         )
     with store.begin() as conn:
-        conn.execute(annotations.insert(), rows)
+        conn.execute(annotations_table.insert(), rows)
 
 
 def _seed_crowd(
@@ -159,9 +159,9 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
     # One item with a single annotator (waits), one quarantined item (never gets consensus).
     extra = "e" * 64
     with store.begin() as conn:
-        conn.execute(items.update().where(items.c.item_id == quarantined).values(status="quarantined"))
-        row = conn.execute(sa.select(items).where(items.c.item_id == lonely)).mappings().one()
-        conn.execute(items.insert().values({**row, "item_id": extra, "source_path": "lonely.png"}))
+        conn.execute(items_table.update().where(items_table.c.item_id == quarantined).values(status="quarantined"))
+        row = conn.execute(sa.select(items_table).where(items_table.c.item_id == lonely)).mappings().one()
+        conn.execute(items_table.insert().values({**row, "item_id": extra, "source_path": "lonely.png"}))
     _insert_votes(store, [(extra, "expert", "3", 5.0)], first_id=10_000)
     # Bad input is skipped and counted, never guessed at: two classes at once, a class not in the project.
     _insert_votes(store, [(ids[2], "odd", ["3", "5"], 5.0), (ids[3], "odd", "cow", 5.0)], first_id=20_000)
@@ -191,7 +191,7 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
         "on_unknown_items": 0,
     }
     gold = {
-        r["item_id"] for r in store.fetch(sa.select(items.c.item_id).where(items.c.gold_label.is_not(None)))
+        r["item_id"] for r in store.fetch(sa.select(items_table.c.item_id).where(items_table.c.gold_label.is_not(None)))
     }
     assert gold and gold - {quarantined} <= set(frame["item_id"])  # gold items get consensus like any other
     assert 0.55 < meta["fleiss_kappa"].value < 0.9
@@ -217,7 +217,7 @@ def test_rerunning_consensus_on_unchanged_annotations_writes_no_new_version_and_
     _run([consensus_labels], store, tmp_path, instance, **config)
     # Rows written before schema migration 3 have no probabilities: a re-run fills them in place.
     with store.begin() as conn:
-        conn.execute(consensus.update().values(probabilities=None))
+        conn.execute(consensus_table.update().values(probabilities=None))
     again = _run([consensus_labels], store, tmp_path, instance, **config)
     assert (
         again.asset_materializations_for_node("consensus_labels")[0].metadata["new_versions_written"].value
@@ -231,7 +231,7 @@ def test_rerunning_consensus_on_unchanged_annotations_writes_no_new_version_and_
     with store.begin() as conn:
         for labeler, ls_id in (("u0", 1), ("u1", 2)):
             conn.execute(
-                annotations.insert().values(
+                annotations_table.insert().values(
                     ls_annotation_id=ls_id,
                     version=2,
                     item_id=item,
@@ -285,7 +285,7 @@ def test_low_confidence_items_are_sent_back_once_and_experts_get_the_saturated_o
     config = _consensus(ConsensusConfig(method="majority", low_confidence_threshold=0.6, max_annotators=4))
     first = _run([consensus_labels], store, tmp_path, instance, **config)
     _run([consensus_labels], store, tmp_path, instance, **config)
-    requests = store.fetch(sa.select(review_requests).order_by(review_requests.c.item_id))
+    requests = store.fetch(sa.select(review_requests_table).order_by(review_requests_table.c.item_id))
     assert {(r["item_id"], r["action"]) for r in requests} == {
         (split, "more_annotators"),
         (saturated, "expert_review"),
@@ -299,7 +299,7 @@ def test_low_confidence_items_are_sent_back_once_and_experts_get_the_saturated_o
     _run([consensus_labels], store, tmp_path, instance, **config)
     open_items = {
         r["item_id"]
-        for r in store.fetch(sa.select(review_requests).where(review_requests.c.resolved_at.is_(None)))
+        for r in store.fetch(sa.select(review_requests_table).where(review_requests_table.c.resolved_at.is_(None)))
     }
     assert open_items == {saturated}
 
@@ -324,7 +324,7 @@ def test_consensus_checks_fail_on_planted_violations(
     # After the run: new overlapping annotations arrive and an item with consensus is quarantined.
     _insert_votes(store, [(i, f"late{j}", truth[i], 5.0) for i in ids[50:] for j in range(2)], first_id=5000)
     with store.begin() as conn:
-        conn.execute(items.update().where(items.c.item_id == ids[0]).values(status="quarantined"))
+        conn.execute(items_table.update().where(items_table.c.item_id == ids[0]).values(status="quarantined"))
     only_checks = _run(
         [consensus_labels, *checks],
         store,
@@ -401,7 +401,7 @@ def test_label_issues_queue_planted_wrong_consensus_labels_for_review(
     _run([consensus_labels], store, tmp_path, instance, **_consensus(ConsensusConfig(method="majority")))
     result = _run([label_issues], store, tmp_path, instance)
     meta = result.asset_materializations_for_node("label_issues")[0].metadata
-    requests = store.fetch(sa.select(review_requests).where(review_requests.c.source == "label_issues"))
+    requests = store.fetch(sa.select(review_requests_table).where(review_requests_table.c.source == "label_issues"))
     flagged = {r["item_id"] for r in requests}
     # Flagging at random would hit about one planted item; the baseline finds half or more of them
     # (7-10 of 12 across seeds) among a handful of false alarms (a 300-image baseline errs too).
@@ -412,7 +412,7 @@ def test_label_issues_queue_planted_wrong_consensus_labels_for_review(
     # Re-running adds no duplicate requests.
     _run([label_issues], store, tmp_path, instance)
     assert len(
-        store.fetch(sa.select(review_requests).where(review_requests.c.source == "label_issues"))
+        store.fetch(sa.select(review_requests_table).where(review_requests_table.c.source == "label_issues"))
     ) == len(requests)
 
 

@@ -24,11 +24,11 @@ from labeling_assets.checks import dataset as checks
 from labeling_assets.core.dataset.splits import manifest_from_json
 from labeling_assets.core.store.schema import (
     LabelStore,
-    annotations,
-    consensus,
-    dataset_versions,
-    items,
-    splits,
+    annotations_table,
+    consensus_table,
+    dataset_versions_table,
+    items_table,
+    splits_table,
 )
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -99,12 +99,12 @@ class Project:
                 }
             )
         with self.store.begin() as conn:
-            conn.execute(items.insert(), item_rows)
-            conn.execute(consensus.insert(), consensus_rows)
+            conn.execute(items_table.insert(), item_rows)
+            conn.execute(consensus_table.insert(), consensus_rows)
         return ids
 
     def annotate(self, item_ids: Sequence[str], labels: Sequence[str], labeler: str) -> None:
-        base = self.store.count(annotations) + 1
+        base = self.store.count(annotations_table) + 1
         rows = [
             {
                 "ls_annotation_id": base + k,
@@ -119,7 +119,7 @@ class Project:
             for k, (i, label) in enumerate(zip(item_ids, labels, strict=True))
         ]
         with self.store.begin() as conn:
-            conn.execute(annotations.insert(), rows)
+            conn.execute(annotations_table.insert(), rows)
 
     def materialize(self, *, export: bool = False, checks_only: bool = False) -> dg.ExecuteInProcessResult:
         assets = [dataset_splits, dataset_export, *CHECKS] if export else [dataset_splits, *CHECKS]
@@ -134,7 +134,7 @@ class Project:
 
     def split_of(self) -> dict[str, str]:
         return {
-            r["item_id"]: r["split"] for r in self.store.fetch(sa.select(splits.c.item_id, splits.c.split))
+            r["item_id"]: r["split"] for r in self.store.fetch(sa.select(splits_table.c.item_id, splits_table.c.split))
         }
 
 
@@ -173,7 +173,7 @@ def test_dataset_splits_records_version_weights_and_card_and_every_check_passes(
     version = materialization.metadata["dataset_version"].value
     assert materialization.tags["dagster/data_version"] == version
     row = project.store.fetch(
-        sa.select(dataset_versions).where(dataset_versions.c.dataset_version == version)
+        sa.select(dataset_versions_table).where(dataset_versions_table.c.dataset_version == version)
     )[0]
     manifest = manifest_from_json(row["manifest"])
     assert row["n_items"] == len(manifest) == 60
@@ -206,7 +206,7 @@ def test_test_split_is_frozen_across_a_rematerialization_with_new_items(project:
     new = project.add_items(_imbalanced_labels(30, 10, 3))
     with project.store.begin() as conn:
         conn.execute(
-            consensus.insert().values(
+            consensus_table.insert().values(
                 item_id=old[0],
                 version=2,
                 label="dog",
@@ -229,7 +229,7 @@ def test_test_split_is_frozen_across_a_rematerialization_with_new_items(project:
     assert v2 != v1
     manifest = manifest_from_json(
         project.store.fetch(
-            sa.select(dataset_versions.c.manifest).where(dataset_versions.c.dataset_version == v2)
+            sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == v2)
         )[0]["manifest"]
     )
     assert manifest.set_index("item_id").at[old[0], "label"] == "dog"
@@ -241,7 +241,7 @@ def test_test_split_is_frozen_across_a_rematerialization_with_new_items(project:
     # Nothing new: the same version again, no new rows.
     third = project.materialize()
     assert third.asset_materializations_for_node("dataset_splits")[0].metadata["dataset_version"].value == v2
-    assert project.store.count(dataset_versions) == 2
+    assert project.store.count(dataset_versions_table) == 2
 
 
 def test_export_writes_jsonl_csv_parquet_and_an_imagefolder_torchvision_loads(
@@ -308,7 +308,7 @@ def test_items_whose_consensus_is_not_one_class_are_left_out_and_documented(sqli
     ids = sqlite_project.add_items(_imbalanced_labels())
     with sqlite_project.store.begin() as conn:
         conn.execute(
-            consensus.insert().values(
+            consensus_table.insert().values(
                 item_id=ids[0],
                 version=2,
                 label=["cat", "dog"],
@@ -346,7 +346,7 @@ def test_group_check_fails_when_frozen_rows_split_a_group(sqlite_project: Projec
     ids = sqlite_project.add_items(_imbalanced_labels(), groups=["patient-1", "patient-1"] + [None] * 58)
     with sqlite_project.store.begin() as conn:
         conn.execute(
-            splits.insert(),
+            splits_table.insert(),
             [
                 {"item_id": ids[0], "split": "train", "dataset_version": "old", "assigned_at": NOW},
                 {"item_id": ids[1], "split": "test", "dataset_version": "old", "assigned_at": NOW},
@@ -365,7 +365,7 @@ def test_proportion_check_fails_when_frozen_rows_skew_a_split(sqlite_project: Pr
     # An earlier run (other ratios, a bug) put every cat in train; frozen rows cannot be rebalanced.
     with sqlite_project.store.begin() as conn:
         conn.execute(
-            splits.insert(),
+            splits_table.insert(),
             [
                 {"item_id": i, "split": "train", "dataset_version": "old", "assigned_at": NOW}
                 for i in ids[:42]
@@ -397,7 +397,7 @@ def test_frozen_check_fails_when_a_stored_split_row_was_moved(sqlite_project: Pr
     assert sqlite_project.materialize().success
     test_item = next(i for i, s in sqlite_project.split_of().items() if s == "test")
     with sqlite_project.store.begin() as conn:
-        conn.execute(sa.update(splits).where(splits.c.item_id == test_item).values(split="train"))
+        conn.execute(sa.update(splits_table).where(splits_table.c.item_id == test_item).values(split="train"))
 
     outcome = _check_results(sqlite_project.materialize(checks_only=True))
     assert outcome["dataset_splits_frozen_assignments_unchanged"] is False
@@ -409,7 +409,7 @@ def test_hash_check_fails_when_the_manifest_lists_an_item_in_two_splits(sqlite_p
     result = sqlite_project.materialize()
     version = result.asset_materializations_for_node("dataset_splits")[0].metadata["dataset_version"].value
     row = sqlite_project.store.fetch(
-        sa.select(dataset_versions.c.manifest).where(dataset_versions.c.dataset_version == version)
+        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
     )[0]
     manifest = dict(row["manifest"])
     first_train = manifest["split"].index("train")
@@ -422,8 +422,8 @@ def test_hash_check_fails_when_the_manifest_lists_an_item_in_two_splits(sqlite_p
     manifest.pop("sample_weight")
     with sqlite_project.store.begin() as conn:
         conn.execute(
-            sa.update(dataset_versions)
-            .where(dataset_versions.c.dataset_version == version)
+            sa.update(dataset_versions_table)
+            .where(dataset_versions_table.c.dataset_version == version)
             .values(manifest=manifest)
         )
 

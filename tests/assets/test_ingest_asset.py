@@ -10,7 +10,7 @@ from PIL import Image
 
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.checks.ingest import active_items_have_readable_copy, content_hashes_unique
-from labeling_assets.core.store.schema import LabelStore, items
+from labeling_assets.core.store.schema import LabelStore, items_table
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -89,7 +89,7 @@ def test_the_copy_check_fails_when_a_stored_copy_disappears(
     store: LabelStore, source: Path, data_dir: Path
 ) -> None:
     assert _materialize(store, source, data_dir).success
-    [row] = store.fetch(sa.select(items.c.uri).where(items.c.status == "active").limit(1))
+    [row] = store.fetch(sa.select(items_table.c.uri).where(items_table.c.status == "active").limit(1))
     Path(row["uri"]).unlink()
     evaluation = _evaluate(active_items_have_readable_copy, store)
     assert not evaluation.passed
@@ -100,7 +100,7 @@ def test_the_copy_check_fails_when_a_stored_copy_is_silently_corrupted(
     store: LabelStore, source: Path, data_dir: Path
 ) -> None:
     assert _materialize(store, source, data_dir).success
-    [row] = store.fetch(sa.select(items.c.uri).where(items.c.status == "active").limit(1))
+    [row] = store.fetch(sa.select(items_table.c.uri).where(items_table.c.status == "active").limit(1))
     Path(row["uri"]).write_bytes(b"bit rot")
     evaluation = _evaluate(active_items_have_readable_copy, store)
     assert not evaluation.passed
@@ -111,9 +111,9 @@ def test_the_hash_check_fails_on_an_id_that_is_not_a_content_hash_or_a_shared_co
     store: LabelStore, source: Path, data_dir: Path
 ) -> None:
     assert _materialize(store, source, data_dir).success
-    [row] = store.fetch(sa.select(items).where(items.c.status == "active").limit(1))
+    [row] = store.fetch(sa.select(items_table).where(items_table.c.status == "active").limit(1))
     with store.begin() as conn:
-        conn.execute(items.insert(), [{**row, "item_id": "hand-imported-1"}])
+        conn.execute(items_table.insert(), [{**row, "item_id": "hand-imported-1"}])
     evaluation = _evaluate(content_hashes_unique, store)
     assert not evaluation.passed
     assert evaluation.metadata["ids_not_sha256"].value == ["hand-imported-1"]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.core.reporting.qa_report import CHARTS
-from labeling_assets.core.store.schema import LabelStore, annotations, consensus, items
+from labeling_assets.core.store.schema import LabelStore, annotations_table, consensus_table, items_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -68,9 +68,9 @@ def _populate(store: LabelStore, n_items: int = 60, seed: int = 0) -> None:
                 }
             )
     with store.begin() as conn:
-        conn.execute(items.insert(), item_rows)
-        conn.execute(annotations.insert(), ann_rows)
-        conn.execute(consensus.insert(), cons_rows)
+        conn.execute(items_table.insert(), item_rows)
+        conn.execute(annotations_table.insert(), ann_rows)
+        conn.execute(consensus_table.insert(), cons_rows)
 
 
 def _materialize(store: LabelStore, data_dir: Path) -> dg.ExecuteInProcessResult:

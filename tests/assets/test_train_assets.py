@@ -22,17 +22,15 @@ from labeling_assets.assets.train import resolve_targets, stored_soft_targets, t
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
-from labeling_assets.core.ingest.scan import demo_data
+from labeling_assets.core.ingest import demo_data
 from labeling_assets.core.store.schema import (
     LabelStore,
-    consensus,
-    dataset_versions,
-    items,
+    consensus_table,
+    dataset_versions_table,
+    items_table,
+    prelabels_table,
+    splits_table,
 )
-from labeling_assets.core.store.schema import (
-    prelabels as prelabels_table,
-)
-from labeling_assets.core.store.schema import splits as splits_table
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -58,7 +56,7 @@ def _insert_items(store: LabelStore, folder: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     with store.begin() as conn:
         conn.execute(
-            items.insert(),
+            items_table.insert(),
             [
                 {
                     "item_id": r.item_id,
@@ -84,7 +82,7 @@ def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
     version = manifest_version(frame)
     with store.begin() as conn:
         conn.execute(
-            consensus.insert(),
+            consensus_table.insert(),
             [
                 {
                     "item_id": r.item_id,
@@ -106,7 +104,7 @@ def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
             ],
         )
         conn.execute(
-            dataset_versions.insert().values(
+            dataset_versions_table.insert().values(
                 dataset_version=version,
                 created_at=NOW,
                 n_items=len(frame),
@@ -118,11 +116,11 @@ def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
 
 def _store_posteriors(store: LabelStore) -> None:
     """A Dawid-Skene-like posterior on every consensus row: 0.82 on its label, the rest spread evenly."""
-    rows = store.fetch(sa.select(consensus.c.id, consensus.c.label))
+    rows = store.fetch(sa.select(consensus_table.c.id, consensus_table.c.label))
     with store.begin() as conn:
         conn.execute(
-            consensus.update()
-            .where(consensus.c.id == sa.bindparam("row_id"))
+            consensus_table.update()
+            .where(consensus_table.c.id == sa.bindparam("row_id"))
             .values(method="dawid_skene", probabilities=sa.bindparam("probs")),
             [
                 {"row_id": r["id"], "probs": {c: 0.82 if c == r["label"] else 0.02 for c in DEMO_CLASSES}}
@@ -346,7 +344,7 @@ def test_stored_soft_targets_use_the_posterior_only_where_it_still_matches_the_l
 
     with sqlite_store.begin() as conn:
         conn.execute(
-            consensus.insert(),
+            consensus_table.insert(),
             [
                 row("a", "dog", "dawid_skene", {"cat": 0.3, "dog": 0.7}),
                 row("b", "cat", "dawid_skene", {"cat": 0.6, "dog": 0.3, "fox": 0.1}),
@@ -366,7 +364,7 @@ def test_stored_soft_targets_use_the_posterior_only_where_it_still_matches_the_l
     complete = stored_soft_targets(sqlite_store, ["a"], np.array([1]), classes)
     assert complete.missing == 0 and resolve_targets("auto", complete) == "soft"
     with sqlite_store.begin() as conn:  # vote shares are not a posterior: auto keeps hard labels
-        conn.execute(consensus.update().where(consensus.c.item_id == "a").values(method="majority"))
+        conn.execute(consensus_table.update().where(consensus_table.c.item_id == "a").values(method="majority"))
     shares = stored_soft_targets(sqlite_store, ["a"], np.array([1]), classes)
     assert shares.not_posterior == 1 and resolve_targets("auto", shares) == "hard"
     assert resolve_targets("soft", shares) == "soft"

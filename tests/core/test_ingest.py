@@ -29,7 +29,7 @@ from labeling_assets.core.ingest.scan import (
     IngestReport,
     ingest_source,
 )
-from labeling_assets.core.store.schema import LabelStore, items, source_files
+from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table
 
 
 def png_bytes(value: int = 0, size: tuple[int, int] = (16, 16), mode: str = "L") -> bytes:
@@ -92,7 +92,7 @@ def outcome_of(report: IngestReport, rel_path: str) -> tuple[str, str | None]:
 
 
 def item(store: LabelStore, item_id: str) -> dict:
-    [row] = store.fetch(sa.select(items).where(items.c.item_id == item_id))
+    [row] = store.fetch(sa.select(items_table).where(items_table.c.item_id == item_id))
     return row
 
 
@@ -135,7 +135,7 @@ def test_a_bad_file_is_quarantined_with_its_reason_and_the_run_goes_on(
     assert outcome_of(report, "good.png")[0] == NEW
     assert report.quarantined_by_reason == {reason: 1}
     # The reason is in the store too (item and manifest), and the evidence is kept for a person to look at.
-    [manifest] = store.fetch(sa.select(source_files).where(source_files.c.path == name))
+    [manifest] = store.fetch(sa.select(source_files_table).where(source_files_table.c.path == name))
     assert (manifest["outcome"], manifest["reason"]) == (QUARANTINED, reason)
     row = item(store, img.sha256_hex(data))
     assert (row["status"], row["status_reason"]) == (QUARANTINED, reason)
@@ -203,7 +203,7 @@ def test_an_unreadable_file_is_quarantined_and_read_once_it_is_fixed(
     assert outcome_of(report, "locked.png") == (QUARANTINED, img.UNREADABLE)
     assert outcome_of(report, "gone.png") == (QUARANTINED, img.UNREADABLE)
     assert outcome_of(report, "folder.png") == (QUARANTINED, img.UNREADABLE)
-    [manifest] = store.fetch(sa.select(source_files).where(source_files.c.path == "locked.png"))
+    [manifest] = store.fetch(sa.select(source_files_table).where(source_files_table.c.path == "locked.png"))
     assert "Permission" in manifest["detail"]  # says what happened
     locked.chmod(0o644)
     with as_nobody():
@@ -212,7 +212,7 @@ def test_an_unreadable_file_is_quarantined_and_read_once_it_is_fixed(
     # fixing the permission alone must be enough for it to be read.
     assert outcome_of(second, "locked.png")[0] == NEW
     assert (
-        store.count(items, items.c.item_id == img.sha256_hex(png_bytes(4)), items.c.status == "active") == 1
+        store.count(items_table, items_table.c.item_id == img.sha256_hex(png_bytes(4)), items_table.c.status == "active") == 1
     )
 
 
@@ -222,8 +222,8 @@ def test_duplicate_bytes_under_two_names_are_one_item(store: LabelStore, source:
     source.write("copies/b.png", data)
     report = source.ingest(store)
     assert sorted(o.outcome for o in report.outcomes) == [DUPLICATE, NEW]
-    assert store.count(items) == 1
-    ids = {row["item_id"] for row in store.fetch(sa.select(source_files.c.item_id))}
+    assert store.count(items_table) == 1
+    ids = {row["item_id"] for row in store.fetch(sa.select(source_files_table.c.item_id))}
     assert ids == {img.sha256_hex(data)}
 
 
@@ -274,11 +274,11 @@ def test_a_crash_mid_ingest_loses_nothing_and_a_rerun_finishes_without_duplicate
             options=IngestOptions(batch_size=3),
             progress=crash_after_first_batch,
         )
-    assert store.count(items) == 3  # the first batch committed
+    assert store.count(items_table) == 3  # the first batch committed
     report = source.ingest(store, batch_size=3)
     assert (report.counts[UNCHANGED], report.counts[NEW]) == (3, 4)
-    assert store.count(items) == 7
-    assert store.count(source_files) == 7
+    assert store.count(items_table) == 7
+    assert store.count(source_files_table) == 7
 
 
 def test_gold_labels_are_stored_on_their_items_only(store: LabelStore, source: Source) -> None:
@@ -295,7 +295,7 @@ def test_the_group_key_comes_from_the_configured_regex(store: LabelStore, source
     source.write("patient-2/b.png", png_bytes(2))
     source.write("loose.png", png_bytes(3))
     source.ingest(store, group_key_regex=r"^(?P<group>patient-\d+)/")
-    keys = {row["source_path"].rsplit("/", 1)[-1]: row["group_key"] for row in store.fetch(sa.select(items))}
+    keys = {row["source_path"].rsplit("/", 1)[-1]: row["group_key"] for row in store.fetch(sa.select(items_table))}
     assert keys == {"a.png": "patient-1", "b.png": "patient-2", "loose.png": None}
 
 

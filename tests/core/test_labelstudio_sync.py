@@ -15,9 +15,9 @@ from labeling_assets.core.store.labelstudio_sync import (
 from labeling_assets.core.store.schema import (
     AppendOnlyViolation,
     LabelStore,
-    annotations,
-    items,
-    labelers,
+    annotations_table,
+    items_table,
+    labelers_table,
     utcnow,
 )
 
@@ -28,7 +28,7 @@ def _items(store: LabelStore, n: int = 4) -> list[str]:
     ids = [f"{i:064x}" for i in range(n)]
     with store.begin() as conn:
         conn.execute(
-            items.insert(),
+            items_table.insert(),
             [
                 {
                     "item_id": i,
@@ -79,7 +79,7 @@ def test_sync_is_exactly_once_with_versions_and_tombstones(store: LabelStore) ->
     third = sync_annotations(store, PROJECT, edited)
     assert (third.new, third.updated, third.deleted) == (0, 1, 1)
     assert sync_annotations(store, PROJECT, edited).written == 0
-    rows = store.fetch(sa.select(annotations).order_by(annotations.c.ls_annotation_id, annotations.c.version))
+    rows = store.fetch(sa.select(annotations_table).order_by(annotations_table.c.ls_annotation_id, annotations_table.c.version))
     assert [(r["ls_annotation_id"], r["version"], r["label"], r["deleted"]) for r in rows] == [
         (1, 1, "a", False),
         (1, 2, "c", False),
@@ -87,7 +87,7 @@ def test_sync_is_exactly_once_with_versions_and_tombstones(store: LabelStore) ->
         (3, 1, "a", False),
         (3, 2, None, True),
     ]
-    assert store.count(labelers) == 2
+    assert store.count(labelers_table) == 2
 
 
 def test_cancelled_and_foreign_annotations_are_not_labels(store: LabelStore) -> None:
@@ -100,4 +100,4 @@ def test_stored_versions_cannot_be_rewritten(store: LabelStore) -> None:
     _items(store)
     sync_annotations(store, PROJECT, [_ann(1, 100, "a")])
     with pytest.raises((sa.exc.DBAPIError, AppendOnlyViolation)), store.begin() as conn:
-        conn.execute(annotations.update().values(label="b"))
+        conn.execute(annotations_table.update().values(label="b"))

@@ -19,12 +19,12 @@ from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_task
 from labeling_assets.core.store.schema import (
     MIGRATIONS,
     LabelStore,
-    consensus,
-    items,
-    review_actions,
-    review_requests,
-    schema_migrations,
-    tasks,
+    consensus_table,
+    items_table,
+    review_actions_table,
+    review_requests_table,
+    schema_migrations_table,
+    tasks_table,
     utcnow,
 )
 
@@ -132,7 +132,7 @@ def _seed(store: LabelStore, n_annotators: dict[str, int]) -> list[str]:
     now = utcnow()
     with store.begin() as conn:
         conn.execute(
-            items.insert(),
+            items_table.insert(),
             [
                 {
                     "item_id": i,
@@ -146,7 +146,7 @@ def _seed(store: LabelStore, n_annotators: dict[str, int]) -> list[str]:
             ],
         )
         conn.execute(
-            consensus.insert(),
+            consensus_table.insert(),
             [
                 {
                     "item_id": i,
@@ -171,7 +171,7 @@ def _request(store: LabelStore, item: str, action: str = MORE_ANNOTATORS, resolv
     with store.begin() as conn:
         return int(
             conn.execute(
-                review_requests.insert().values(
+                review_requests_table.insert().values(
                     item_id=item,
                     source="consensus",
                     action=action,
@@ -207,9 +207,9 @@ def test_recording_a_raise_updates_the_task_once_and_keeps_an_audit_row(store: L
     # a second run with the same (stale) plan changes nothing: compare-and-set on required_annotations
     assert record_overlap_raises(store, PROJECT, plan.raises) == []
     assert plan_overlap_raises(open_review_requests(store, PROJECT), max_overlap=5).raises == []
-    required = {r["item_id"]: r["required_annotations"] for r in store.fetch(sa.select(tasks))}
+    required = {r["item_id"]: r["required_annotations"] for r in store.fetch(sa.select(tasks_table))}
     assert required == {a: 4, b: 3}
-    (audit,) = store.fetch(sa.select(review_actions))
+    (audit,) = store.fetch(sa.select(review_actions_table))
     assert (audit["item_id"], audit["ls_task_id"], audit["overlap_from"], audit["overlap_to"]) == (
         a,
         100,
@@ -223,11 +223,11 @@ def test_recording_a_raise_updates_the_task_once_and_keeps_an_audit_row(store: L
 def test_migration_2_adds_review_actions_to_a_database_made_before_it(tmp_path) -> None:
     store = LabelStore(f"sqlite:///{tmp_path / 'old.db'}")
     with store.begin() as conn:  # a store as m001 alone made it, before review_actions existed
-        schema_migrations.create(conn)
+        schema_migrations_table.create(conn)
         MIGRATIONS[0].apply(conn)
         conn.exec_driver_sql("DROP TABLE review_actions")
         conn.execute(
-            schema_migrations.insert().values(version=1, name=MIGRATIONS[0].name, applied_at=utcnow())
+            schema_migrations_table.insert().values(version=1, name=MIGRATIONS[0].name, applied_at=utcnow())
         )
     assert not sa.inspect(store.engine).has_table("review_actions")
     assert 2 in store.migrate()

@@ -8,13 +8,13 @@ import sqlalchemy as sa
 from labeling_assets.core.store.schema import (
     SCHEMA_VERSION,
     LabelStore,
-    annotations,
-    consensus,
+    annotations_table,
+    consensus_table,
     current_annotations_query,
-    items,
+    items_table,
     latest_consensus_query,
     metadata,
-    schema_migrations,
+    schema_migrations_table,
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -63,32 +63,32 @@ def test_an_empty_database_reports_schema_version_zero(tmp_path) -> None:
 
 def test_stored_annotations_cannot_be_updated(store: LabelStore) -> None:
     with store.begin() as conn:
-        conn.execute(annotations.insert(), [_annotation(1, 1, "cat")])
+        conn.execute(annotations_table.insert(), [_annotation(1, 1, "cat")])
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.begin() as conn:
-        conn.execute(annotations.update().values(label="dog"))
-    assert store.fetch(sa.select(annotations.c.label)) == [{"label": "cat"}]
+        conn.execute(annotations_table.update().values(label="dog"))
+    assert store.fetch(sa.select(annotations_table.c.label)) == [{"label": "cat"}]
 
 
 def test_stored_annotations_cannot_be_deleted(store: LabelStore) -> None:
     with store.begin() as conn:
-        conn.execute(annotations.insert(), [_annotation(1, 1, "cat")])
+        conn.execute(annotations_table.insert(), [_annotation(1, 1, "cat")])
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.begin() as conn:
-        conn.execute(annotations.delete())
-    assert store.count(annotations) == 1
+        conn.execute(annotations_table.delete())
+    assert store.count(annotations_table) == 1
 
 
 def test_a_version_number_can_be_stored_only_once_per_annotation(store: LabelStore) -> None:
     with store.begin() as conn:
-        conn.execute(annotations.insert(), [_annotation(1, 1, "cat")])
+        conn.execute(annotations_table.insert(), [_annotation(1, 1, "cat")])
     with pytest.raises(sa.exc.IntegrityError), store.begin() as conn:
-        conn.execute(annotations.insert(), [_annotation(1, 1, "dog")])
-    assert store.count(annotations) == 1
+        conn.execute(annotations_table.insert(), [_annotation(1, 1, "dog")])
+    assert store.count(annotations_table) == 1
 
 
 def test_current_annotations_are_the_newest_version_and_skip_tombstones(store: LabelStore) -> None:
     with store.begin() as conn:
         conn.execute(
-            annotations.insert(),
+            annotations_table.insert(),
             [
                 _annotation(1, 1, "cat"),
                 _annotation(1, 2, "dog", supersedes=1),
@@ -102,9 +102,9 @@ def test_current_annotations_are_the_newest_version_and_skip_tombstones(store: L
 
 def test_latest_consensus_is_the_newest_version_per_item(store: LabelStore) -> None:
     with store.begin() as conn:
-        conn.execute(items.insert(), [_item("a" * 64), _item("b" * 64)])
+        conn.execute(items_table.insert(), [_item("a" * 64), _item("b" * 64)])
         conn.execute(
-            consensus.insert(),
+            consensus_table.insert(),
             [
                 {"item_id": "a" * 64, "version": 1, "label": "cat", "method": "majority", "confidence": 0.6,
                  "n_annotators": 3, "computed_at": NOW},
@@ -121,9 +121,9 @@ def test_latest_consensus_is_the_newest_version_per_item(store: LabelStore) -> N
 def test_a_missing_gold_label_is_sql_null_not_json_null(store: LabelStore) -> None:
     with store.begin() as conn:
         # Both rows name the column: an executemany takes its columns from the first row.
-        conn.execute(items.insert(), [_item("a" * 64, gold_label=None), _item("b" * 64, gold_label="3")])
-    assert store.count(items, items.c.gold_label.is_(None)) == 1
-    assert store.count(items, items.c.gold_label.is_not(None)) == 1
+        conn.execute(items_table.insert(), [_item("a" * 64, gold_label=None), _item("b" * 64, gold_label="3")])
+    assert store.count(items_table, items_table.c.gold_label.is_(None)) == 1
+    assert store.count(items_table, items_table.c.gold_label.is_not(None)) == 1
 
 
 def test_the_store_repr_never_shows_a_password() -> None:
@@ -146,15 +146,15 @@ def _consensus_row(item_id: str) -> dict[str, object]:
 def test_migration_3_adds_consensus_probabilities_to_a_database_made_before_it(store: LabelStore) -> None:
     with store.begin() as conn:  # back to a store at version 2, before consensus had probabilities
         conn.exec_driver_sql("ALTER TABLE consensus DROP COLUMN probabilities")
-        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 3))
-        conn.execute(consensus.insert().values(_consensus_row("old")))
+        conn.execute(schema_migrations_table.delete().where(schema_migrations_table.c.version == 3))
+        conn.execute(consensus_table.insert().values(_consensus_row("old")))
     assert "probabilities" not in {c["name"] for c in sa.inspect(store.engine).get_columns("consensus")}
     assert 3 in store.migrate()
     assert store.migrate() == []
     assert store.schema_version() == SCHEMA_VERSION
     with store.begin() as conn:  # the old row is kept, without probabilities; new rows store them
         conn.execute(
-            consensus.insert().values(**_consensus_row("new"), probabilities={"cat": 0.75, "dog": 0.25})
+            consensus_table.insert().values(**_consensus_row("new"), probabilities={"cat": 0.75, "dog": 0.25})
         )
-    rows = {r["item_id"]: r["probabilities"] for r in store.fetch(sa.select(consensus))}
+    rows = {r["item_id"]: r["probabilities"] for r in store.fetch(sa.select(consensus_table))}
     assert rows == {"old": None, "new": {"cat": 0.75, "dog": 0.25}}

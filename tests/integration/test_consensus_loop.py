@@ -20,7 +20,7 @@ from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_st
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
-from labeling_assets.core.store.schema import LabelStore, items, utcnow
+from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.jobs import collect_job, queue_job
 from labeling_assets.local.crowd import CrowdResult, simulate_crowd
 from labeling_assets.partitions import labelers as labelers_partitions
@@ -82,7 +82,7 @@ def _seed_items(store: LabelStore, folder: Path) -> dict[str, str]:
             }
         )
     with store.begin() as conn:
-        conn.execute(items.insert(), rows)
+        conn.execute(items_table.insert(), rows)
     return truth
 
 

@@ -21,12 +21,12 @@ from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
 from labeling_assets.core.store.labelstudio_sync import reserve_tasks
 from labeling_assets.core.store.schema import (
     LabelStore,
-    annotations,
+    annotations_table,
     current_annotations_query,
-    items,
-    labelers,
-    prelabels,
-    tasks,
+    items_table,
+    labelers_table,
+    prelabels_table,
+    tasks_table,
     utcnow,
 )
 from labeling_assets.jobs import collect_job, queue_job
@@ -118,7 +118,7 @@ def _seed_items(store: LabelStore, folder: Path) -> tuple[dict[str, str], dict[s
             }
         )
     with store.begin() as conn:
-        conn.execute(items.insert(), rows)
+        conn.execute(items_table.insert(), rows)
     return truth, gold
 
 
@@ -152,7 +152,7 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
     regular = [i for i in loop.truth if i not in loop.gold]
     with loop.store.begin() as conn:
         conn.execute(
-            prelabels.insert(),
+            prelabels_table.insert(),
             [
                 {
                     "item_id": i,
@@ -177,9 +177,9 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
     remote = loop.client.task_ids_by_item(loop.project_id)
     remote_tasks = list(loop.client.iter_tasks(loop.project_id))
     assert len(remote_tasks) == N_ITEMS == len(remote)
-    assert loop.store.count(tasks) == N_ITEMS
-    assert loop.store.count(tasks, tasks.c.ls_task_id.is_(None)) == 0
-    assert loop.store.count(tasks, tasks.c.is_gold.is_(True)) == N_GOLD
+    assert loop.store.count(tasks_table) == N_ITEMS
+    assert loop.store.count(tasks_table, tasks_table.c.ls_task_id.is_(None)) == 0
+    assert loop.store.count(tasks_table, tasks_table.c.is_gold.is_(True)) == N_GOLD
     assert loop.client.get_project(loop.project_id)["maximum_annotations"] == 3
     predicted = {
         t["data"]["item_id"]: t["predictions"]
@@ -222,7 +222,7 @@ def test_crowd_annotations_are_collected_and_labelers_become_partitions(loop: Lo
     assert isinstance(tick, dg.SensorResult) and tick.run_requests
     meta = loop.collect()
     assert meta["new"] == N_ITEMS * 3 and meta["updated"] == 0 and meta["deleted"] == 0
-    assert loop.store.count(annotations) == N_ITEMS * 3
+    assert loop.store.count(annotations_table) == N_ITEMS * 3
     stored = loop.store.fetch(current_annotations_query())
     assert {(r["ls_annotation_id"], r["label"]) for r in stored} == {
         (a, lab) for a, _, _, _, lab in result.annotations
@@ -231,19 +231,19 @@ def test_crowd_annotations_are_collected_and_labelers_become_partitions(loop: Lo
     user_ids = {str(uid) for uid in result.user_ids.values()}
     assert {r["labeler_id"] for r in stored} == user_ids
     assert user_ids <= set(loop.instance.get_dynamic_partitions(labelers_partitions.name))
-    assert {r["labeler_id"] for r in loop.store.fetch(sa.select(labelers.c.labeler_id))} == user_ids
+    assert {r["labeler_id"] for r in loop.store.fetch(sa.select(labelers_table.c.labeler_id))} == user_ids
 
 
 def test_re_poll_and_retried_runs_add_nothing(loop: Loop) -> None:
-    before = loop.store.count(annotations)
+    before = loop.store.count(annotations_table)
     assert isinstance(loop.tick(), dg.SkipReason)
     for _ in range(2):  # a retried run / a duplicate delivery
         meta = loop.collect()
         assert meta["new"] == meta["updated"] == meta["deleted"] == 0
-    assert loop.store.count(annotations) == before
+    assert loop.store.count(annotations_table) == before
     dupes = loop.store.fetch(
-        sa.select(annotations.c.ls_annotation_id, annotations.c.version)
-        .group_by(annotations.c.ls_annotation_id, annotations.c.version)
+        sa.select(annotations_table.c.ls_annotation_id, annotations_table.c.version)
+        .group_by(annotations_table.c.ls_annotation_id, annotations_table.c.version)
         .having(sa.func.count() > 1)
     )
     assert dupes == []
@@ -259,16 +259,16 @@ def test_an_edit_becomes_a_new_version_and_a_delete_a_tombstone(loop: Loop) -> N
     meta = loop.collect()
     assert (meta["new"], meta["updated"], meta["deleted"]) == (0, 1, 1)
     versions = loop.store.fetch(
-        sa.select(annotations)
-        .where(annotations.c.ls_annotation_id == edited["ls_annotation_id"])
-        .order_by(annotations.c.version)
+        sa.select(annotations_table)
+        .where(annotations_table.c.ls_annotation_id == edited["ls_annotation_id"])
+        .order_by(annotations_table.c.version)
     )
     assert [v["label"] for v in versions] == [edited["label"], new_label]
     assert versions[1]["supersedes"] == versions[0]["id"]
     tomb = loop.store.fetch(
-        sa.select(annotations)
-        .where(annotations.c.ls_annotation_id == removed["ls_annotation_id"])
-        .order_by(annotations.c.version)
+        sa.select(annotations_table)
+        .where(annotations_table.c.ls_annotation_id == removed["ls_annotation_id"])
+        .order_by(annotations_table.c.version)
     )
     assert [(t["version"], t["deleted"]) for t in tomb] == [(1, False), (2, True)]
     current_ids = {r["ls_annotation_id"] for r in loop.store.fetch(current_annotations_query())}

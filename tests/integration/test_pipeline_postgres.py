@@ -16,10 +16,10 @@ from labeling_assets.core.ingest.demo_data import load_truth, render_digits
 from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
 from labeling_assets.core.store.schema import (
     LabelStore,
-    annotations,
+    annotations_table,
     latest_consensus_query,
-    source_files,
-    tasks,
+    source_files_table,
+    tasks_table,
 )
 from labeling_assets.definitions import defs as project_defs
 from labeling_assets.local.crowd import simulate_crowd
@@ -111,7 +111,7 @@ def pipeline(
         by_name = load_truth(demo)
         truth = {
             row["item_id"]: by_name[row["path"]]
-            for row in store.fetch(sa.select(source_files.c.path, source_files.c.item_id))
+            for row in store.fetch(sa.select(source_files_table.c.path, source_files_table.c.item_id))
         }
         project_id = resources["label_studio"].find_project_id()
         crowd = simulate_crowd(
@@ -167,8 +167,8 @@ def test_every_asset_of_the_project_was_materialized_on_the_postgres_instance(pi
 def test_the_label_store_holds_every_annotation_once_and_a_consensus_per_labeled_item(
     pipeline: Pipeline,
 ) -> None:
-    assert pipeline.store.count(tasks) == N_IMAGES
-    assert pipeline.store.count(annotations) == pipeline.n_crowd_annotations == N_IMAGES * OVERLAP
+    assert pipeline.store.count(tasks_table) == N_IMAGES
+    assert pipeline.store.count(annotations_table) == pipeline.n_crowd_annotations == N_IMAGES * OVERLAP
     assert len(pipeline.store.fetch(latest_consensus_query())) == N_IMAGES
 
 

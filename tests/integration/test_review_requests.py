@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from labeling_assets.assets import collect, consensus, queue
 from labeling_assets.core.store.schema import (
     LabelStore,
-    items,
-    review_actions,
-    review_requests,
-    tasks,
+    items_table,
+    review_actions_table,
+    review_requests_table,
+    tasks_table,
     utcnow,
 )
 from labeling_assets.resources.project import ProjectSettings
@@ -90,7 +90,7 @@ def setup(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
     store.migrate()
     with store.begin() as conn:
         conn.execute(
-            items.insert(),
+            items_table.insert(),
             [
                 {
                     "item_id": i,
@@ -123,7 +123,7 @@ def test_a_disagreement_becomes_a_more_annotators_request_and_nothing_is_raised_
             setup.client.create_annotation(setup.task_of(item), label, completed_by=user)
     assert setup.next_for_admin() is None  # every task has its 2 annotators: the stream is empty
     setup.collect_and_agree()
-    (request,) = setup.store.fetch(sa.select(review_requests).where(review_requests.c.resolved_at.is_(None)))
+    (request,) = setup.store.fetch(sa.select(review_requests_table).where(review_requests_table.c.resolved_at.is_(None)))
     assert (request["item_id"], request["action"]) == (UNSURE, "more_annotators")
     assert {setup.overlap_of(i) for i in ITEMS} == {2}
 
@@ -133,15 +133,15 @@ def test_the_queue_raises_the_overlap_once_and_the_label_stream_serves_the_task_
     assert meta["overlap_raised"] == 1 and meta["overlap_pushed_to_label_studio"] == 1
     assert meta["tasks_back_in_label_stream"] == 1 and meta["pushed"] == 0
     assert [setup.overlap_of(i) for i in ITEMS] == [3, 2, 2]
-    required = {r["item_id"]: r["required_annotations"] for r in setup.store.fetch(sa.select(tasks))}
+    required = {r["item_id"]: r["required_annotations"] for r in setup.store.fetch(sa.select(tasks_table))}
     assert required == {UNSURE: 3, ITEMS[1]: 2, ITEMS[2]: 2}
-    (action,) = setup.store.fetch(sa.select(review_actions))
+    (action,) = setup.store.fetch(sa.select(review_actions_table))
     assert (action["item_id"], action["overlap_from"], action["overlap_to"]) == (UNSURE, 2, 3)
 
     again = setup.queue()  # nothing new happened: nothing more is raised
     assert again["overlap_raised"] == 0 and again["overlap_pushed_to_label_studio"] == 0
     assert again["more_annotators_waiting"] == 1
-    assert setup.overlap_of(UNSURE) == 3 and setup.store.count(review_actions) == 1
+    assert setup.overlap_of(UNSURE) == 3 and setup.store.count(review_actions_table) == 1
 
     # a third annotator (the admin, who has not annotated it) now gets exactly that task, then nothing
     task_id = setup.task_of(UNSURE)
@@ -160,7 +160,7 @@ def test_a_lagging_label_studio_overlap_is_repaired_from_the_store(setup: Setup)
 
 def test_still_unsure_after_the_third_annotator_goes_one_more_round_until_the_cap(setup: Setup) -> None:
     setup.collect_and_agree()  # cat, dog, cat: 0.67 is still below 0.7, the request stays open
-    (request,) = setup.store.fetch(sa.select(review_requests).where(review_requests.c.resolved_at.is_(None)))
+    (request,) = setup.store.fetch(sa.select(review_requests_table).where(review_requests_table.c.resolved_at.is_(None)))
     assert request["item_id"] == UNSURE
 
     capped = setup.queue(max_overlap=3)
@@ -171,7 +171,7 @@ def test_still_unsure_after_the_third_annotator_goes_one_more_round_until_the_ca
     meta = setup.queue(max_overlap=4)
     assert meta["overlap_raised"] == 1 and setup.overlap_of(UNSURE) == 4
     assert setup.queue(max_overlap=4)["overlap_raised"] == 0
-    assert [(r["overlap_from"], r["overlap_to"]) for r in setup.store.fetch(sa.select(review_actions))] == [
+    assert [(r["overlap_from"], r["overlap_to"]) for r in setup.store.fetch(sa.select(review_actions_table))] == [
         (2, 3),
         (3, 4),
     ]

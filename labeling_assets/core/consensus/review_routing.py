@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from labeling_assets.core.store.schema import (
     LabelStore,
     latest_consensus_query,
-    review_actions,
-    review_requests,
-    tasks,
+    review_actions_table,
+    review_requests_table,
+    tasks_table,
     utcnow,
 )
 
@@ -116,7 +116,7 @@ def plan_overlap_raises(requests: Sequence[OpenRequest], *, max_overlap: int) ->
 
 def open_review_requests(store: LabelStore, project_id: int) -> list[OpenRequest]:
     """Every open review request, with its item's task in ``project_id`` and latest consensus, if any."""
-    rr = review_requests
+    rr = review_requests_table
     latest = latest_consensus_query().subquery()
     stmt = (
         sa.select(
@@ -126,12 +126,12 @@ def open_review_requests(store: LabelStore, project_id: int) -> list[OpenRequest
             rr.c.action,
             rr.c.reason,
             rr.c.requested_at,
-            tasks.c.ls_task_id,
-            tasks.c.required_annotations,
+            tasks_table.c.ls_task_id,
+            tasks_table.c.required_annotations,
             latest.c.n_annotators,
         )
         .select_from(rr)
-        .outerjoin(tasks, sa.and_(tasks.c.item_id == rr.c.item_id, tasks.c.ls_project_id == project_id))
+        .outerjoin(tasks_table, sa.and_(tasks_table.c.item_id == rr.c.item_id, tasks_table.c.ls_project_id == project_id))
         .outerjoin(latest, latest.c.item_id == rr.c.item_id)
         .where(rr.c.resolved_at.is_(None))
         .order_by(rr.c.id)
@@ -165,18 +165,18 @@ def record_overlap_raises(
     with store.begin() as conn:
         for step in raises:
             changed = conn.execute(
-                tasks.update()
+                tasks_table.update()
                 .where(
-                    tasks.c.ls_project_id == project_id,
-                    tasks.c.item_id == step.item_id,
-                    tasks.c.required_annotations == step.overlap_from,
+                    tasks_table.c.ls_project_id == project_id,
+                    tasks_table.c.item_id == step.item_id,
+                    tasks_table.c.required_annotations == step.overlap_from,
                 )
                 .values(required_annotations=step.overlap_to)
             ).rowcount
             if not changed:
                 continue
             conn.execute(
-                review_actions.insert().values(
+                review_actions_table.insert().values(
                     request_id=step.request_id,
                     item_id=step.item_id,
                     ls_project_id=project_id,
@@ -193,14 +193,14 @@ def record_overlap_raises(
 
 def raised_task_overlaps(store: LabelStore, project_id: int) -> dict[int, int]:
     """ls_task_id -> required overlap, for the tasks of the project whose overlap the pipeline raised."""
-    raised = sa.select(review_actions.c.item_id).where(
-        review_actions.c.ls_project_id == project_id, review_actions.c.action == OVERLAP_RAISED
+    raised = sa.select(review_actions_table.c.item_id).where(
+        review_actions_table.c.ls_project_id == project_id, review_actions_table.c.action == OVERLAP_RAISED
     )
     rows = store.fetch(
-        sa.select(tasks.c.ls_task_id, tasks.c.required_annotations).where(
-            tasks.c.ls_project_id == project_id,
-            tasks.c.ls_task_id.isnot(None),
-            tasks.c.item_id.in_(raised),
+        sa.select(tasks_table.c.ls_task_id, tasks_table.c.required_annotations).where(
+            tasks_table.c.ls_project_id == project_id,
+            tasks_table.c.ls_task_id.isnot(None),
+            tasks_table.c.item_id.in_(raised),
         )
     )
     return {int(r["ls_task_id"]): int(r["required_annotations"]) for r in rows}

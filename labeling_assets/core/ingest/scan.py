@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from fsspec.implementations.local import LocalFileSystem
 
 from labeling_assets.core import images as img
-from labeling_assets.core.store.schema import LabelStore, items, source_files, utcnow
+from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table, utcnow
 
 NEW = "new"
 UNCHANGED = "unchanged"
@@ -213,12 +213,12 @@ def ingest_source(
             row.path: row
             for row in conn.execute(
                 sa.select(
-                    source_files.c.path,
-                    source_files.c.size,
-                    source_files.c.mtime_ns,
-                    source_files.c.item_id,
-                    source_files.c.first_seen_at,
-                ).where(source_files.c.source == source)
+                    source_files_table.c.path,
+                    source_files_table.c.size,
+                    source_files_table.c.mtime_ns,
+                    source_files_table.c.item_id,
+                    source_files_table.c.first_seen_at,
+                ).where(source_files_table.c.source == source)
             )
         }
 
@@ -278,8 +278,8 @@ def _ingest_batch(
         known_items = {
             row.item_id: row
             for row in conn.execute(
-                sa.select(items.c.item_id, items.c.status, items.c.status_reason, items.c.status_detail).where(
-                    items.c.item_id.in_(hashes)
+                sa.select(items_table.c.item_id, items_table.c.status, items_table.c.status_reason, items_table.c.status_detail).where(
+                    items_table.c.item_id.in_(hashes)
                 )
             )
         }
@@ -363,28 +363,28 @@ def _ingest_batch(
 
     with store.begin() as conn:
         if new_items:
-            conn.execute(items.insert(), [_item_row(r) for r in new_items.values()])
+            conn.execute(items_table.insert(), [_item_row(r) for r in new_items.values()])
         existing_paths = [r["path"] for r in manifest_rows if r["path"] in manifest]
         if existing_paths:
             conn.execute(
-                source_files.delete().where(source_files.c.source == source, source_files.c.path.in_(existing_paths))
+                source_files_table.delete().where(source_files_table.c.source == source, source_files_table.c.path.in_(existing_paths))
             )
         if manifest_rows:
-            conn.execute(source_files.insert(), manifest_rows)
+            conn.execute(source_files_table.insert(), manifest_rows)
         for old in set(replaced):
             # An item that no path holds any more is superseded (its bytes and labels stay in the store).
             still_held = conn.execute(
-                sa.select(sa.func.count()).select_from(source_files).where(source_files.c.item_id == old)
+                sa.select(sa.func.count()).select_from(source_files_table).where(source_files_table.c.item_id == old)
             ).scalar()
             if not still_held:
                 conn.execute(
-                    items.update()
-                    .where(items.c.item_id == old, items.c.status == "active")
+                    items_table.update()
+                    .where(items_table.c.item_id == old, items_table.c.status == "active")
                     .values(status="superseded", status_reason="source_changed")
                 )
 
 
-_ITEM_COLUMNS = [c.name for c in items.columns]
+_ITEM_COLUMNS = [c.name for c in items_table.columns]
 
 
 def _item_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -402,21 +402,21 @@ def apply_gold_labels(store: LabelStore, source: str, gold: Mapping[str, str]) -
     """Set ``gold_label`` on the items the gold file names; returns how many active items are gold."""
     with store.begin() as conn:
         rows = conn.execute(
-            sa.select(source_files.c.path, source_files.c.item_id).where(
-                source_files.c.source == source, source_files.c.path.in_(list(gold))
+            sa.select(source_files_table.c.path, source_files_table.c.item_id).where(
+                source_files_table.c.source == source, source_files_table.c.path.in_(list(gold))
             )
         ).all()
         for path, item_id in rows:
             if item_id:
                 conn.execute(
-                    items.update()
-                    .where(items.c.item_id == item_id, items.c.status == "active")
+                    items_table.update()
+                    .where(items_table.c.item_id == item_id, items_table.c.status == "active")
                     .values(gold_label=gold[path])
                 )
         return int(
             conn.execute(
-                sa.select(sa.func.count()).select_from(items).where(
-                    items.c.gold_label.is_not(None), items.c.status == "active"
+                sa.select(sa.func.count()).select_from(items_table).where(
+                    items_table.c.gold_label.is_not(None), items_table.c.status == "active"
                 )
             ).scalar()
             or 0

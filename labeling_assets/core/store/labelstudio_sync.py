@@ -26,12 +26,12 @@ import sqlalchemy as sa
 from labeling_assets.core.labelstudio.tasks import Candidate, QueuedItem
 from labeling_assets.core.store.schema import (
     LabelStore,
-    annotations,
+    annotations_table,
     chunked,
-    items,
-    labelers,
-    prelabels,
-    tasks,
+    items_table,
+    labelers_table,
+    prelabels_table,
+    tasks_table,
     utcnow,
 )
 
@@ -81,9 +81,9 @@ def _ts(value: str | None) -> dt.datetime | None:
 
 def _latest_versions(conn: sa.Connection, project_id: int) -> dict[int, dict[str, Any]]:
     """Latest stored version of every annotation of the project's tasks (tombstones included)."""
-    a = annotations
-    task_ids = sa.select(tasks.c.ls_task_id).where(
-        tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.isnot(None)
+    a = annotations_table
+    task_ids = sa.select(tasks_table.c.ls_task_id).where(
+        tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.isnot(None)
     )
     latest = (
         sa.select(a.c.ls_annotation_id, sa.func.max(a.c.version).label("version"))
@@ -136,8 +136,8 @@ def _sync_once(
         task_items = {
             int(r.ls_task_id): r.item_id
             for r in conn.execute(
-                sa.select(tasks.c.ls_task_id, tasks.c.item_id).where(
-                    tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.isnot(None)
+                sa.select(tasks_table.c.ls_task_id, tasks_table.c.item_id).where(
+                    tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.isnot(None)
                 )
             )
         }
@@ -202,12 +202,12 @@ def _sync_once(
                 }
             )
         for chunk in chunked(rows, 1000):
-            conn.execute(annotations.insert(), list(chunk))
-        known = {r[0] for r in conn.execute(sa.select(labelers.c.labeler_id))}
+            conn.execute(annotations_table.insert(), list(chunk))
+        known = {r[0] for r in conn.execute(sa.select(labelers_table.c.labeler_id))}
         fresh = sorted({r["labeler_id"] for r in rows if not r["deleted"]} - known)
         if fresh:
             conn.execute(
-                labelers.insert(),
+                labelers_table.insert(),
                 [{"labeler_id": lid, "display_name": names.get(lid), "first_seen_at": now} for lid in fresh],
             )
         report.new_labelers = fresh
@@ -219,24 +219,24 @@ def _sync_once(
 
 def queue_candidates(store: LabelStore, project_id: int) -> list[Candidate]:
     """Active items with no task in this project yet, with their newest prelabel when one exists."""
-    queued = sa.select(tasks.c.item_id).where(tasks.c.ls_project_id == project_id)
+    queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id == project_id)
     rows = store.fetch(
-        sa.select(items.c.item_id, items.c.gold_label).where(
-            items.c.status == "active", items.c.item_id.notin_(queued)
+        sa.select(items_table.c.item_id, items_table.c.gold_label).where(
+            items_table.c.status == "active", items_table.c.item_id.notin_(queued)
         )
     )
     newest = (
-        sa.select(prelabels.c.item_id, sa.func.max(prelabels.c.computed_at).label("computed_at"))
-        .group_by(prelabels.c.item_id)
+        sa.select(prelabels_table.c.item_id, sa.func.max(prelabels_table.c.computed_at).label("computed_at"))
+        .group_by(prelabels_table.c.item_id)
         .subquery()
     )
     probs = {
         r["item_id"]: (r["probs"], r["model_version"])
         for r in store.fetch(
-            sa.select(prelabels.c.item_id, prelabels.c.probs, prelabels.c.model_version).join(
+            sa.select(prelabels_table.c.item_id, prelabels_table.c.probs, prelabels_table.c.model_version).join(
                 newest,
                 sa.and_(
-                    prelabels.c.item_id == newest.c.item_id, prelabels.c.computed_at == newest.c.computed_at
+                    prelabels_table.c.item_id == newest.c.item_id, prelabels_table.c.computed_at == newest.c.computed_at
                 ),
             )
         )
@@ -260,8 +260,8 @@ def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem
         existing = {
             r[0]
             for r in conn.execute(
-                sa.select(tasks.c.item_id).where(
-                    tasks.c.ls_project_id == project_id, tasks.c.item_id.in_([q.item_id for q in queue])
+                sa.select(tasks_table.c.item_id).where(
+                    tasks_table.c.ls_project_id == project_id, tasks_table.c.item_id.in_([q.item_id for q in queue])
                 )
             )
         }
@@ -278,17 +278,17 @@ def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem
             if q.item_id not in existing
         ]
         for chunk in chunked(rows, 1000):
-            conn.execute(tasks.insert(), list(chunk))
+            conn.execute(tasks_table.insert(), list(chunk))
     return len(rows)
 
 
 def pending_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:
     """Reserved tasks not yet linked to a Label Studio task, in queue order (reservation id)."""
     return store.fetch(
-        sa.select(tasks.c.id, tasks.c.item_id, items.c.uri, tasks.c.model_version)
-        .join(items, items.c.item_id == tasks.c.item_id)
-        .where(tasks.c.ls_project_id == project_id, tasks.c.ls_task_id.is_(None))
-        .order_by(tasks.c.id)
+        sa.select(tasks_table.c.id, tasks_table.c.item_id, items_table.c.uri, tasks_table.c.model_version)
+        .join(items_table, items_table.c.item_id == tasks_table.c.item_id)
+        .where(tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.is_(None))
+        .order_by(tasks_table.c.id)
     )
 
 
@@ -301,8 +301,8 @@ def link_tasks(store: LabelStore, project_id: int, remote_ids: Mapping[str, int]
         for item_id, row_id in pending.items():
             if item_id in remote_ids:
                 conn.execute(
-                    tasks.update()
-                    .where(tasks.c.id == row_id)
+                    tasks_table.update()
+                    .where(tasks_table.c.id == row_id)
                     .values(ls_task_id=remote_ids[item_id], pushed_at=now)
                 )
                 linked += 1
@@ -311,7 +311,7 @@ def link_tasks(store: LabelStore, project_id: int, remote_ids: Mapping[str, int]
 
 def gold_labels(store: LabelStore, item_ids: Iterable[str] | None = None) -> dict[str, Any]:
     """item_id -> gold label of gold items (all, or only those in ``item_ids``)."""
-    stmt = sa.select(items.c.item_id, items.c.gold_label).where(items.c.gold_label.isnot(None))
+    stmt = sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.isnot(None))
     rows = store.fetch(stmt)
     wanted = set(item_ids) if item_ids is not None else None
     return {r["item_id"]: r["gold_label"] for r in rows if wanted is None or r["item_id"] in wanted}

@@ -29,7 +29,7 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-schema_migrations = sa.Table(
+schema_migrations_table = sa.Table(
     "schema_migrations",
     metadata,
     sa.Column("version", sa.Integer, primary_key=True),
@@ -39,7 +39,7 @@ schema_migrations = sa.Table(
 
 # One row per distinct content (sha256). Quarantined content is kept too, with its reason, so the
 # store says what happened to every file it was shown.
-items = sa.Table(
+items_table = sa.Table(
     "items",
     metadata,
     sa.Column("item_id", sa.String(64), primary_key=True),  # sha256 hex of the bytes
@@ -62,7 +62,7 @@ items = sa.Table(
 
 # The ingest manifest: the last state of every source path, so re-ingest skips unchanged files
 # (same size and mtime) without reading them, and files that cannot even be hashed are still recorded.
-source_files = sa.Table(
+source_files_table = sa.Table(
     "source_files",
     metadata,
     sa.Column("source", sa.Text, primary_key=True),
@@ -77,7 +77,7 @@ source_files = sa.Table(
     sa.Column("last_checked_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-labelers = sa.Table(
+labelers_table = sa.Table(
     "labelers",
     metadata,
     sa.Column("labeler_id", sa.String(64), primary_key=True),  # stable Label Studio user id, never email
@@ -85,7 +85,7 @@ labelers = sa.Table(
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-tasks = sa.Table(
+tasks_table = sa.Table(
     "tasks",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -102,7 +102,7 @@ tasks = sa.Table(
 )
 
 # Append-only: one row per version of a Label Studio annotation (see module docstring).
-annotations = sa.Table(
+annotations_table = sa.Table(
     "annotations",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -124,7 +124,7 @@ annotations = sa.Table(
     sa.Index("ix_annotations_labeler", "labeler_id"),
 )
 
-consensus = sa.Table(
+consensus_table = sa.Table(
     "consensus",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -144,7 +144,7 @@ consensus = sa.Table(
 )
 
 # Items sent back: low consensus confidence, cleanlab label issues, ... (what and why, append-only).
-review_requests = sa.Table(
+review_requests_table = sa.Table(
     "review_requests",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -158,7 +158,7 @@ review_requests = sa.Table(
 
 # What the pipeline did about a review request (append-only audit): e.g. the Label Studio overlap it raised.
 # One row per step: a task is raised to a given overlap once, whichever request or run asked (m002).
-review_actions = sa.Table(
+review_actions_table = sa.Table(
     "review_actions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -174,7 +174,7 @@ review_actions = sa.Table(
     sa.Index("ix_review_actions_request", "request_id"),
 )
 
-labeler_stats = sa.Table(
+labeler_stats_table = sa.Table(
     "labeler_stats",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -191,7 +191,7 @@ labeler_stats = sa.Table(
     sa.Index("ix_labeler_stats_labeler", "labeler_id"),
 )
 
-prelabels = sa.Table(
+prelabels_table = sa.Table(
     "prelabels",
     metadata,
     sa.Column("item_id", sa.String(64), primary_key=True),
@@ -200,7 +200,7 @@ prelabels = sa.Table(
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-splits = sa.Table(
+splits_table = sa.Table(
     "splits",
     metadata,
     # One row per item, ever: the split is frozen once assigned.
@@ -210,7 +210,7 @@ splits = sa.Table(
     sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-dataset_versions = sa.Table(
+dataset_versions_table = sa.Table(
     "dataset_versions",
     metadata,
     sa.Column("dataset_version", sa.String(64), primary_key=True),  # hash of the (item, label, split) manifest
@@ -240,7 +240,7 @@ _APPEND_ONLY_POSTGRES = [
 
 
 def _m001_initial(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_migrations])
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_migrations_table])
     statements = _APPEND_ONLY_POSTGRES if conn.dialect.name == "postgresql" else _APPEND_ONLY_SQLITE
     for statement in statements:
         conn.exec_driver_sql(statement)
@@ -248,16 +248,16 @@ def _m001_initial(conn: Connection) -> None:
 
 def _m002_review_actions(conn: Connection) -> None:
     # A database made before m002 lacks the table; a fresh one already has it (m001 creates every table).
-    review_actions.create(conn, checkfirst=True)
+    review_actions_table.create(conn, checkfirst=True)
 
 
 def _m003_consensus_probabilities(conn: Connection) -> None:
     # A database made before m003 lacks the column; a fresh one already has it (m001 creates the table
     # from the current definition). ADD COLUMN of a nullable column works the same on SQLite and PostgreSQL.
-    if "probabilities" in {c["name"] for c in sa.inspect(conn).get_columns(consensus.name)}:
+    if "probabilities" in {c["name"] for c in sa.inspect(conn).get_columns(consensus_table.name)}:
         return
-    column_type = consensus.c.probabilities.type.compile(dialect=conn.dialect)
-    conn.exec_driver_sql(f"ALTER TABLE {consensus.name} ADD COLUMN probabilities {column_type}")
+    column_type = consensus_table.c.probabilities.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {consensus_table.name} ADD COLUMN probabilities {column_type}")
 
 
 @dataclass(frozen=True)
@@ -315,9 +315,9 @@ class LabelStore:
     def schema_version(self) -> int:
         """The highest applied migration, 0 for an empty database."""
         with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(schema_migrations.name):
+            if not sa.inspect(conn).has_table(schema_migrations_table.name):
                 return 0
-            value = conn.execute(sa.select(sa.func.max(schema_migrations.c.version))).scalar()
+            value = conn.execute(sa.select(sa.func.max(schema_migrations_table.c.version))).scalar()
             return int(value or 0)
 
     def migrate(self) -> list[int]:
@@ -327,7 +327,7 @@ class LabelStore:
         process applied first is skipped.
         """
         with self.engine.begin() as conn:
-            schema_migrations.create(conn, checkfirst=True)
+            schema_migrations_table.create(conn, checkfirst=True)
         applied: list[int] = []
         for migration in MIGRATIONS:
             with self.engine.begin() as conn:
@@ -335,13 +335,13 @@ class LabelStore:
                     # Serialize concurrent migrators on PostgreSQL (released at commit).
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724011)")
                 done = conn.execute(
-                    sa.select(schema_migrations.c.version).where(schema_migrations.c.version == migration.version)
+                    sa.select(schema_migrations_table.c.version).where(schema_migrations_table.c.version == migration.version)
                 ).first()
                 if done:
                     continue
                 migration.apply(conn)
                 conn.execute(
-                    schema_migrations.insert().values(
+                    schema_migrations_table.insert().values(
                         version=migration.version, name=migration.name, applied_at=utcnow()
                     )
                 )
@@ -397,7 +397,7 @@ def current_annotations_query() -> sa.Select[Any]:
     created_at, updated_at. One row per Label Studio annotation; a labeler may have more than one
     annotation of the same item (consumers decide, e.g. keep the newest per (item, labeler)).
     """
-    a = annotations
+    a = annotations_table
     latest = (
         sa.select(a.c.ls_annotation_id, sa.func.max(a.c.version).label("version"))
         .group_by(a.c.ls_annotation_id)
@@ -423,6 +423,6 @@ def current_annotations_query() -> sa.Select[Any]:
 
 def latest_consensus_query() -> sa.Select[Any]:
     """The newest consensus version per item."""
-    c = consensus
+    c = consensus_table
     latest = sa.select(c.c.item_id, sa.func.max(c.c.version).label("version")).group_by(c.c.item_id).subquery()
     return sa.select(c).join(latest, sa.and_(c.c.item_id == latest.c.item_id, c.c.version == latest.c.version))
