@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus.methods import aggregate  # noqa: E402
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd  # noqa: E402
 from labeling_assets.core.training import active_learning as al  # noqa: E402
 from labeling_assets.core.training.baseline import fit_baseline  # noqa: E402
 
@@ -36,12 +36,12 @@ CLASSES = [str(d) for d in range(10)]
 
 
 def crowd_annotations(truth: dict[int, str], seed: int, accuracy: float, overlap: int) -> pd.DataFrame:
-    annotators = [AnnotatorSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
+    annotators = [LabelerSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
     plan = plan_crowd(truth, annotators, CLASSES, overlap=overlap, seed=seed)
     return pd.DataFrame(
         {
-            "item_id": [a.task for a in plan.annotations],
-            "labeler_id": [a.annotator for a in plan.annotations],
+            "item_id": [a.item_id for a in plan.annotations],
+            "labeler_id": [a.labeler for a in plan.annotations],
             "label": [a.label for a in plan.annotations],
         }
     )

@@ -34,7 +34,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus.methods import aggregate  # noqa: E402
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, confusion_matrix  # noqa: E402
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, confusion_matrix  # noqa: E402
 
 N_CLASSES = 10
 CLASSES = [f"c{k}" for k in range(N_CLASSES)]
@@ -82,7 +82,7 @@ def simulate(presets: list[str], n_items: int, overlap: int, seed: int) -> tuple
             if p == "confuser"
             # Biased annotators favour different classes (annotator j -> class j mod K), as real ones do.
             else confusion_matrix(
-                AnnotatorSpec(f"w{j}", p, biased_toward=CLASSES[j % N_CLASSES] if p == "biased" else None),
+                LabelerSpec(f"w{j}", p, biased_toward=CLASSES[j % N_CLASSES] if p == "biased" else None),
                 CLASSES,
             )
             for j, p in enumerate(presets)

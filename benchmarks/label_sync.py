@@ -40,7 +40,7 @@ def seed(client: LabelStudioClient, store: LabelStore, n_annotations: int, overl
     plan = plan_crowd(truth, crowd, CLASSES, overlap=overlap, seed=0)
     by_item: dict[str, list] = {}
     for planned in plan.annotations[:n_annotations]:
-        by_item.setdefault(str(planned.task), []).append(planned)
+        by_item.setdefault(str(planned.item_id), []).append(planned)
     with store.begin() as conn:
         conn.execute(
             items_table.insert(),
@@ -67,7 +67,7 @@ def seed(client: LabelStudioClient, store: LabelStore, n_annotations: int, overl
         task["annotations"] = [
             {
                 "result": choice_result(p.label),
-                "completed_by": user_ids[p.annotator],
+                "completed_by": user_ids[p.labeler],
                 "lead_time": round(p.lead_time_s, 3),
             }
             for p in by_item.get(item_id, [])

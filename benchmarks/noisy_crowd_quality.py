@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus.methods import aggregate_full  # noqa: E402
 from labeling_assets.core.ingest import demo_data  # noqa: E402
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd  # noqa: E402
 from labeling_assets.core.training import train as core_train  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
@@ -66,14 +66,14 @@ def crowd_sources(
     y_true: np.ndarray, labeled: np.ndarray, accuracy: float, overlap: int, seed: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Hard labels per arm (all items; only ``labeled`` differ from the truth) and the DS posterior."""
-    annotators = [AnnotatorSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
+    annotators = [LabelerSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
     plan = plan_crowd(
         {int(i): str(y_true[i]) for i in labeled}, annotators, CLASSES, overlap=overlap, seed=seed
     )
     annotations = pd.DataFrame(
         {
-            "item_id": [a.task for a in plan.annotations],
-            "labeler_id": [a.annotator for a in plan.annotations],
+            "item_id": [a.item_id for a in plan.annotations],
+            "labeler_id": [a.labeler for a in plan.annotations],
             "label": [a.label for a in plan.annotations],
         }
     )

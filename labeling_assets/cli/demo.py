@@ -133,7 +133,7 @@ def _simulate_crowd(resources: dict[str, Any], project_id: int, args: argparse.N
         seed=args.seed,
         progress=progress,
     )
-    per = result.per_annotator()
+    per = result.per_labeler()
     for spec in crowd:
         print(f"    {spec.name:<16} {spec.preset:<8} {per[spec.name]:>5} annotations")
 

@@ -115,7 +115,7 @@ def _truth_by_item(truth_csv: Path) -> dict[str, str]:
 
 
 def cmd_simulate_crowd(args: argparse.Namespace) -> int:
-    from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, default_crowd
+    from labeling_assets.core.labelstudio.crowd import LabelerSpec, default_crowd
     from labeling_assets.local.crowd import simulate_crowd
 
     client = _client(args)
@@ -127,7 +127,7 @@ def cmd_simulate_crowd(args: argparse.Namespace) -> int:
         )
     if args.preset:
         crowd = [
-            AnnotatorSpec(name=f"{args.prefix}_{i:02d}_{p}", preset=p) for i, p in enumerate(args.preset)
+            LabelerSpec(name=f"{args.prefix}_{i:02d}_{p}", preset=p) for i, p in enumerate(args.preset)
         ]
     else:
         crowd = default_crowd(args.annotators, prefix=args.prefix)
@@ -148,7 +148,7 @@ def cmd_simulate_crowd(args: argparse.Namespace) -> int:
     print(f"submitted {len(result.annotations)} annotations to project {project_id}:")
     for spec in crowd:
         print(
-            f"  {spec.name} ({spec.preset}, user id {result.user_ids[spec.name]}): {result.per_annotator()[spec.name]}"
+            f"  {spec.name} ({spec.preset}, user id {result.user_ids[spec.name]}): {result.per_labeler()[spec.name]}"
         )
     if result.skipped_items:
         print(f"  {result.skipped_items} items of the ground truth have no task yet (queue them first)")

@@ -1,4 +1,4 @@
-"""Submit a simulated crowd's annotations to a real Label Studio (plan from ``core.crowd``).
+"""Submit a simulated crowd's annotations to a real Label Studio (plan from ``core.labelstudio.crowd``).
 
 Used by ``labeling-assets simulate-crowd``, the integration tests and the benchmarks.
 """
@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, PlannedAnnotation, plan_crowd
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, PlannedAnnotation, plan_crowd
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
 
@@ -20,7 +20,7 @@ class CrowdResult:
     annotations: list[tuple[int, int, str, str, str]] = field(default_factory=list)
     skipped_items: int = 0  # items of ``truth`` that have no task in the project
 
-    def per_annotator(self) -> dict[str, int]:
+    def per_labeler(self) -> dict[str, int]:
         counts = {name: 0 for name in self.user_ids}
         for _, _, _, name, _ in self.annotations:
             counts[name] += 1
@@ -30,7 +30,7 @@ class CrowdResult:
 def simulate_crowd(
     client: LabelStudioClient,
     project_id: int,
-    annotators: Sequence[AnnotatorSpec],
+    labelers: Sequence[LabelerSpec],
     *,
     truth: Mapping[str, str],
     classes: Sequence[str],
@@ -39,21 +39,21 @@ def simulate_crowd(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
 ) -> CrowdResult:
-    """Create the annotator users (idempotent) and submit annotations as them through the API.
+    """Create the labelers' users (idempotent) and submit annotations as them through the API.
 
     Args:
-        client: a client authenticated as an admin (it posts with ``completed_by`` = the annotator).
+        client: a client authenticated as an admin (it posts with ``completed_by`` = the labeler).
         project_id: the Label Studio project.
-        annotators: the crowd; usernames are the spec names.
+        labelers: the crowd; usernames are the spec names.
         truth: item_id -> true class for the items to annotate (items without a task are skipped).
         classes: the project's class list.
-        overlap: annotators per task; annotations already in Label Studio by these users count toward it,
+        overlap: labelers per task; annotations already in Label Studio by these users count toward it,
             so running twice tops up instead of duplicating.
         seed: makes the answers and lead times reproducible.
         progress: called as ``progress(done, total)`` every 100 annotations.
         workers: annotations posted concurrently (the plan, and so every label, does not depend on it).
     """
-    user_ids = client.ensure_users([a.name for a in annotators])
+    user_ids = client.ensure_users([a.name for a in labelers])
     name_of = {str(uid): name for name, uid in user_ids.items()}
     task_of = client.task_ids_by_item(project_id)
     wanted = {item: label for item, label in truth.items() if item in task_of}
@@ -61,7 +61,7 @@ def simulate_crowd(
     for ann in client.export_annotations(project_id):
         if ann.item_id in wanted and ann.labeler_id in name_of:
             done.setdefault(ann.item_id, set()).add(name_of[ann.labeler_id])
-    plan = plan_crowd(wanted, annotators, classes, overlap=overlap, seed=seed, already_done=done)
+    plan = plan_crowd(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
     result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
     total = len(plan.annotations)
     local = threading.local()
@@ -69,14 +69,14 @@ def simulate_crowd(
     def submit(planned: PlannedAnnotation) -> tuple[int, int, str, str, str]:
         if not hasattr(local, "client"):
             local.client = client.clone()
-        item_id = str(planned.task)
+        item_id = str(planned.item_id)
         ann_id = local.client.create_annotation(
             task_of[item_id],
             planned.label,
-            completed_by=user_ids[planned.annotator],
+            completed_by=user_ids[planned.labeler],
             lead_time_s=planned.lead_time_s,
         )
-        return (ann_id, task_of[item_id], item_id, planned.annotator, planned.label)
+        return (ann_id, task_of[item_id], item_id, planned.labeler, planned.label)
 
     # Community has no bulk annotation endpoint: one POST each, a few in flight (the server is the bottleneck).
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -17,7 +17,7 @@ from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_st
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.ingest.demo_data import render_digits
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec, plan_crowd
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
@@ -34,11 +34,11 @@ from labeling_assets.resources.store import LabelStoreResource
 CLASSES = [str(d) for d in range(10)]
 START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
 CROWD = [
-    AnnotatorSpec("expert", "expert"),
-    AnnotatorSpec("average_1", "average"),
-    AnnotatorSpec("average_2", "average"),
-    AnnotatorSpec("spammer", "spammer", median_lead_time_s=1.0),  # clicks through: also far too fast
-    AnnotatorSpec("biased", "biased", biased_toward="0"),
+    LabelerSpec("expert", "expert"),
+    LabelerSpec("average_1", "average"),
+    LabelerSpec("average_2", "average"),
+    LabelerSpec("spammer", "spammer", median_lead_time_s=1.0),  # clicks through: also far too fast
+    LabelerSpec("biased", "biased", biased_toward="0"),
 ]
 
 
@@ -104,10 +104,10 @@ def _seed_crowd(
     *,
     overlap: int = 3,
     seed: int = 0,
-    crowd: Sequence[AnnotatorSpec] = CROWD,
+    crowd: Sequence[LabelerSpec] = CROWD,
 ) -> None:
     plan = plan_crowd(truth, crowd, CLASSES, overlap=overlap, seed=seed)
-    _insert_votes(store, [(a.task, a.annotator, a.label, a.lead_time_s) for a in plan.annotations])
+    _insert_votes(store, [(a.item_id, a.labeler, a.label, a.lead_time_s) for a in plan.annotations])
 
 
 def _resources(store: LabelStore, tmp_path: Path) -> dict[str, Any]:
@@ -311,9 +311,9 @@ def test_consensus_checks_fail_on_planted_violations(
     truth = _seed_items(store, demo_folder, 60)
     ids = sorted(truth)
     # Two spammers only: agreement at chance level.
-    spammers = [AnnotatorSpec("s1", "spammer"), AnnotatorSpec("s2", "spammer")]
+    spammers = [LabelerSpec("s1", "spammer"), LabelerSpec("s2", "spammer")]
     plan = plan_crowd({i: truth[i] for i in ids[:50]}, spammers, CLASSES, overlap=2, seed=1)
-    _insert_votes(store, [(a.task, a.annotator, a.label, 5.0) for a in plan.annotations])
+    _insert_votes(store, [(a.item_id, a.labeler, a.label, 5.0) for a in plan.annotations])
     checks = build_consensus_checks(min_fleiss_kappa=0.4)
     result = _run([consensus_labels, *checks], store, tmp_path, instance, **_consensus())
     evaluations = _checks(result)

@@ -19,7 +19,7 @@ from labeling_assets.assets.consensus import ConsensusConfig, consensus_frame, c
 from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
+from labeling_assets.core.labelstudio.crowd import LabelerSpec
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.jobs import collect_job, queue_job
 from labeling_assets.local.crowd import CrowdResult, simulate_crowd
@@ -34,10 +34,10 @@ CLASSES = [str(d) for d in range(10)]
 N_ITEMS = 60  # 180 annotations, one POST each; DS beat majority by >= 8 points on every seed offline
 GOLD_EVERY = 3  # 20 hidden gold items
 CROWD = [
-    AnnotatorSpec("cq_expert", "expert"),
-    AnnotatorSpec("cq_average", "average"),
-    AnnotatorSpec("cq_spammer", "spammer", median_lead_time_s=1.0),
-    AnnotatorSpec("cq_biased", "biased", biased_toward="0"),
+    LabelerSpec("cq_expert", "expert"),
+    LabelerSpec("cq_average", "average"),
+    LabelerSpec("cq_spammer", "spammer", median_lead_time_s=1.0),
+    LabelerSpec("cq_biased", "biased", biased_toward="0"),
 ]
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from labeling_assets.assets import collect, queue
 from labeling_assets.checks import queue as queue_checks
-from labeling_assets.core.labelstudio.crowd import AnnotatorSpec
+from labeling_assets.core.labelstudio.crowd import LabelerSpec
 from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
 from labeling_assets.core.store.labelstudio_sync import reserve_tasks
 from labeling_assets.core.store.schema import (
@@ -43,10 +43,10 @@ CLASSES = ["cat", "dog", "bird"]
 N_ITEMS = 18  # every annotation is one POST: keep the crowd small so the module stays fast
 N_GOLD = 3
 CROWD = [
-    AnnotatorSpec("it_expert", "expert"),
-    AnnotatorSpec("it_average", "average"),
-    AnnotatorSpec("it_spammer", "spammer"),
-    AnnotatorSpec("it_biased", "biased", biased_toward="bird"),
+    LabelerSpec("it_expert", "expert"),
+    LabelerSpec("it_average", "average"),
+    LabelerSpec("it_spammer", "spammer"),
+    LabelerSpec("it_biased", "biased", biased_toward="bird"),
 ]
 
 
@@ -284,7 +284,7 @@ def test_sensor_skips_with_the_cause_while_label_studio_is_down_and_catches_up(l
         assert "unreachable" in (down.skip_message or "")
     finally:
         loop.ls.start()
-    late = AnnotatorSpec("it_late", "expert")
+    late = LabelerSpec("it_late", "expert")
     added = simulate_crowd(
         loop.client,
         loop.project_id,

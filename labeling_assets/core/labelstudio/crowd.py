@@ -1,6 +1,6 @@
-"""A simulated crowd: annotators with known confusion matrices and lognormal lead times.
+"""A simulated crowd: labelers with known confusion matrices and lognormal lead times.
 
-Pure and seeded (numpy only). :func:`plan_crowd` decides who labels which task with what answer;
+Pure and seeded (numpy only). :func:`plan_crowd` decides who labels which item with what answer;
 ``labeling_assets.local.crowd.simulate_crowd`` submits that plan to a real Label Studio.
 
 Presets (accuracy = probability of answering the true class):
@@ -12,22 +12,26 @@ Presets (accuracy = probability of answering the true class):
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
+
+K = TypeVar("K", bound=Hashable)  # how the caller keys its items: item ids, or plain ints in tests
 
 PRESET_ACCURACY: dict[str, float] = {"expert": 0.95, "average": 0.80, "noisy": 0.60, "biased": 0.60}
 PRESETS: tuple[str, ...] = ("expert", "average", "noisy", "spammer", "biased")
 
 
 @dataclass(frozen=True)
-class AnnotatorSpec:
-    """One simulated annotator.
+class LabelerSpec:
+    """One simulated labeler.
 
     Args:
         name: username in Label Studio (stable: re-runs reuse the user).
         preset: one of :data:`PRESETS`.
         accuracy: overrides the preset's accuracy (not used by ``spammer``).
-        biased_toward: the class a ``biased`` annotator falls back to (default: the first class).
+        biased_toward: the class a ``biased`` labeler falls back to (default: the first class).
         median_lead_time_s: median seconds per annotation (lognormal).
         lead_time_sigma: lognormal sigma (spread) of the lead time.
     """
@@ -41,7 +45,7 @@ class AnnotatorSpec:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"unknown annotator preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+            raise ValueError(f"unknown labeler preset {self.preset!r}; choose from {', '.join(PRESETS)}")
         if self.accuracy is not None and not 0.0 <= self.accuracy <= 1.0:
             raise ValueError(f"accuracy must be in [0, 1], got {self.accuracy}")
         if self.median_lead_time_s <= 0 or self.lead_time_sigma < 0:
@@ -52,8 +56,8 @@ class AnnotatorSpec:
 class PlannedAnnotation:
     """One annotation the crowd will submit."""
 
-    task: Hashable
-    annotator: str
+    item_id: Hashable  # an item id, or whatever key the caller's truth mapping uses for one
+    labeler: str
     label: str
     lead_time_s: float
 
@@ -62,23 +66,23 @@ class PlannedAnnotation:
 class CrowdPlan:
     annotations: list[PlannedAnnotation] = field(default_factory=list)
 
-    def by_annotator(self) -> dict[str, int]:
+    def by_labeler(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for a in self.annotations:
-            counts[a.annotator] = counts.get(a.annotator, 0) + 1
+            counts[a.labeler] = counts.get(a.labeler, 0) + 1
         return counts
 
 
-def default_crowd(n: int = 5, *, prefix: str = "sim") -> list[AnnotatorSpec]:
-    """A mixed crowd of ``n`` annotators cycling expert, average, average, noisy, spammer, biased."""
+def default_crowd(n: int = 5, *, prefix: str = "sim") -> list[LabelerSpec]:
+    """A mixed crowd of ``n`` labelers cycling expert, average, average, noisy, spammer, biased."""
     cycle = ("expert", "average", "average", "noisy", "spammer", "biased")
     return [
-        AnnotatorSpec(name=f"{prefix}_{i:02d}_{cycle[i % len(cycle)]}", preset=cycle[i % len(cycle)])
+        LabelerSpec(name=f"{prefix}_{i:02d}_{cycle[i % len(cycle)]}", preset=cycle[i % len(cycle)])
         for i in range(n)
     ]
 
 
-def confusion_matrix(spec: AnnotatorSpec, classes: Sequence[str]) -> np.ndarray:
+def confusion_matrix(spec: LabelerSpec, classes: Sequence[str]) -> NDArray[np.float64]:
     """Row-stochastic matrix ``P[true, answered]`` for ``spec`` over ``classes``."""
     k = len(classes)
     if k < 2:
@@ -99,39 +103,39 @@ def confusion_matrix(spec: AnnotatorSpec, classes: Sequence[str]) -> np.ndarray:
     return matrix
 
 
-def lead_times(spec: AnnotatorSpec, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` lognormal lead times (seconds) with the annotator's median and sigma."""
+def lead_times(spec: LabelerSpec, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    """``n`` lognormal lead times (seconds) with the labeler's median and sigma."""
     return rng.lognormal(mean=np.log(spec.median_lead_time_s), sigma=spec.lead_time_sigma, size=n)
 
 
 def plan_crowd(
-    truth: Mapping[Hashable, str],
-    annotators: Sequence[AnnotatorSpec],
+    truth: Mapping[K, str],
+    labelers: Sequence[LabelerSpec],
     classes: Sequence[str],
     *,
     overlap: int = 3,
     seed: int = 0,
-    already_done: Mapping[Hashable, set[str]] | None = None,
+    already_done: Mapping[K, set[str]] | None = None,
 ) -> CrowdPlan:
-    """Who labels which task, with which answer and lead time.
+    """Who labels which item, with which answer and lead time.
 
-    Every task in ``truth`` ends up with ``min(overlap, len(annotators))`` distinct annotators; those in
-    ``already_done[task]`` count toward it and are never picked again (no annotator labels a task
+    Every item in ``truth`` ends up with ``min(overlap, len(labelers))`` distinct labelers; those in
+    ``already_done[item]`` count toward it and are never picked again (no labeler labels an item
     twice), so a second run only tops up. Same inputs and seed give the same plan.
 
     Args:
-        truth: task key -> true class (the key is whatever the caller uses: LS task id, item id).
-        annotators: the crowd (distinct names).
+        truth: item key -> true class (an item id, or any hashable key the caller uses for one).
+        labelers: the crowd (distinct names).
         classes: the class list; every true label must be one of them.
-        overlap: annotators per task.
+        overlap: labelers per item.
         seed: RNG seed.
-        already_done: task key -> annotator names that already labeled it.
+        already_done: item key -> labeler names that already labeled it.
     """
-    names = [a.name for a in annotators]
+    names = [a.name for a in labelers]
     if len(set(names)) != len(names):
-        raise ValueError("annotator names must be distinct")
-    if not annotators:
-        raise ValueError("need at least one annotator")
+        raise ValueError("labeler names must be distinct")
+    if not labelers:
+        raise ValueError("need at least one labeler")
     if overlap < 1:
         raise ValueError("overlap must be >= 1")
     index = {c: i for i, c in enumerate(classes)}
@@ -139,31 +143,29 @@ def plan_crowd(
     if unknown:
         raise ValueError(f"true labels not in the class list: {unknown[:10]}")
     rng = np.random.default_rng(seed)
-    matrices = [confusion_matrix(a, classes) for a in annotators]
+    matrices = [confusion_matrix(a, classes) for a in labelers]
     done = already_done or {}
-    want = min(overlap, len(annotators))
+    want = min(overlap, len(labelers))
     # Sort keys so the plan does not depend on dict insertion order.
-    picks: list[tuple[Hashable, int]] = []
-    for task in sorted(truth, key=repr):
-        have = done.get(task, set())
+    picks: list[tuple[K, int]] = []
+    for item in sorted(truth, key=repr):
+        have = done.get(item, set())
         free = [i for i, name in enumerate(names) if name not in have]
         need = max(0, want - (len(names) - len(free)))
         for i in rng.permutation(free)[:need]:
-            picks.append((task, int(i)))
+            picks.append((item, int(i)))
     out: list[PlannedAnnotation] = []
-    per_annotator: dict[int, list[int]] = {}
-    for n, (_task, i) in enumerate(picks):
-        per_annotator.setdefault(i, []).append(n)
+    per_labeler: dict[int, list[int]] = {}
+    for n, (_item, i) in enumerate(picks):
+        per_labeler.setdefault(i, []).append(n)
     times = np.zeros(len(picks))
-    for i, positions in per_annotator.items():
-        times[positions] = lead_times(annotators[i], len(positions), rng)
+    for i, positions in per_labeler.items():
+        times[positions] = lead_times(labelers[i], len(positions), rng)
     uniforms = rng.random(len(picks))
-    for n, (task, i) in enumerate(picks):
-        row = np.cumsum(matrices[i][index[truth[task]]])
+    for n, (item, i) in enumerate(picks):
+        row = np.cumsum(matrices[i][index[truth[item]]])
         answer = int(min(np.searchsorted(row, uniforms[n], side="right"), len(classes) - 1))
         out.append(
-            PlannedAnnotation(
-                task=task, annotator=names[i], label=classes[answer], lead_time_s=float(times[n])
-            )
+            PlannedAnnotation(item_id=item, labeler=names[i], label=classes[answer], lead_time_s=float(times[n]))
         )
     return CrowdPlan(out)
