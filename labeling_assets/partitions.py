@@ -1,5 +1,12 @@
-"""Partition definitions. Only the annotation sensor adds labeler keys (stable Label Studio user ids)."""
+"""Partition definitions.
+
+Labeler keys (stable Label Studio user ids) are added by the ``annotations`` asset (collect), for every
+labeler the store holds: the sensor cannot know who labeled before the sync, and adding from the store is
+idempotent and repairs a crash between the store commit and the partition request.
+"""
 
 import dagster as dg
 
-labelers = dg.DynamicPartitionsDefinition(name="labelers")
+LABELERS = "labelers"
+
+labelers = dg.DynamicPartitionsDefinition(name=LABELERS)

@@ -1,12 +1,16 @@
 """Stage 4, collect: every version of every Label Studio annotation, appended to the store exactly once."""
 
 import dagster as dg
-import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_COLLECT, OWNERS
-from labeling_assets.core.store.labelstudio_sync import sync_annotations
-from labeling_assets.core.store.schema import annotations_table, current_annotations_query, labelers_table
-from labeling_assets.partitions import labelers as labelers_partitions
+from labeling_assets.core.store.labelstudio_sync import (
+    AnnotationTotals,
+    SyncReport,
+    annotation_totals,
+    labeler_ids,
+    sync_annotations,
+)
+from labeling_assets.partitions import LABELERS
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -24,7 +28,7 @@ def annotations(
     context: dg.AssetExecutionContext,
     label_store: LabelStoreResource,
     label_studio: LabelStudioResource,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[None]:
     """Append-only versions of the Label Studio annotations: edits become new versions, deletions tombstones."""
     store = label_store.get_store()
     project_id = label_studio.find_project_id()
@@ -32,8 +36,7 @@ def annotations(
         raise dg.Failure(
             f"Label Studio project {label_studio.project_title!r} does not exist: materialize labeling_tasks first"
         )
-    client = label_studio.get_client()
-    remote = client.export_annotations(project_id)
+    remote = label_studio.get_client().export_annotations(project_id)
     context.log.info(f"exported {len(remote)} annotations from Label Studio project {project_id}")
     report = sync_annotations(store, project_id, remote)
     context.log.info(
@@ -41,30 +44,36 @@ def annotations(
         f"{report.unchanged} unchanged, {report.unknown_task} on tasks not queued by us ({report.seconds:.2f}s)"
     )
     # Every labeler in the store gets a partition (idempotent, and repairs a crash after the store commit).
-    all_labelers = sorted(r["labeler_id"] for r in store.fetch(sa.select(labelers_table.c.labeler_id)))
-    known = set(context.instance.get_dynamic_partitions(labelers_partitions.name))
-    to_add = [lid for lid in all_labelers if lid not in known]
-    if to_add:
-        context.instance.add_dynamic_partitions(labelers_partitions.name, to_add)
-    current = store.fetch(
-        sa.select(
-            sa.func.count().label("n"), sa.func.count(sa.distinct(sa.column("item_id"))).label("items")
-        ).select_from(current_annotations_query().subquery())
-    )[0]
+    added = _add_labeler_partitions(context.instance, labeler_ids(store))
     return dg.MaterializeResult(
         metadata={
             "project_id": dg.MetadataValue.int(project_id),
             "remote_annotations": dg.MetadataValue.int(len(remote)),
-            "new": dg.MetadataValue.int(report.new),
-            "updated": dg.MetadataValue.int(report.updated),
-            "deleted": dg.MetadataValue.int(report.deleted),
-            "unchanged": dg.MetadataValue.int(report.unchanged),
-            "not_ours": dg.MetadataValue.int(report.unknown_task),
-            "new_labelers": dg.MetadataValue.json(report.new_labelers),
-            "labeler_partitions_added": dg.MetadataValue.int(len(to_add)),
-            "current_annotations": dg.MetadataValue.int(int(current["n"])),
-            "annotated_items": dg.MetadataValue.int(int(current["items"])),
-            "stored_versions": dg.MetadataValue.int(store.count(annotations_table)),
-            "sync_seconds": dg.MetadataValue.float(round(report.seconds, 3)),
+            **_sync_metadata(report, annotation_totals(store)),
+            "labeler_partitions_added": dg.MetadataValue.int(len(added)),
         }
     )
+
+
+def _add_labeler_partitions(instance: dg.DagsterInstance, labeler_ids: list[str]) -> list[str]:
+    """Add a labelers partition for each id that has none yet; returns the ids added."""
+    known = set(instance.get_dynamic_partitions(LABELERS))
+    to_add = [lid for lid in labeler_ids if lid not in known]
+    if to_add:
+        instance.add_dynamic_partitions(LABELERS, to_add)
+    return to_add
+
+
+def _sync_metadata(report: SyncReport, totals: AnnotationTotals) -> dict[str, dg.MetadataValue]:
+    return {
+        "new": dg.MetadataValue.int(report.new),
+        "updated": dg.MetadataValue.int(report.updated),
+        "deleted": dg.MetadataValue.int(report.deleted),
+        "unchanged": dg.MetadataValue.int(report.unchanged),
+        "not_ours": dg.MetadataValue.int(report.unknown_task),
+        "new_labelers": dg.MetadataValue.json(report.new_labelers),
+        "current_annotations": dg.MetadataValue.int(totals.current),
+        "annotated_items": dg.MetadataValue.int(totals.annotated_items),
+        "stored_versions": dg.MetadataValue.int(totals.stored_versions),
+        "sync_seconds": dg.MetadataValue.float(round(report.seconds, 3)),
+    }

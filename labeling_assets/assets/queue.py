@@ -1,30 +1,35 @@
 """Stage 3, queue: items pushed to Label Studio as tasks, most informative first, gold hidden among them."""
 
-from collections import Counter
-from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS
-from labeling_assets.core.consensus.review_routing import (
-    OpenRequest,
-    open_review_requests,
-    overlap_drift,
-    plan_overlap_raises,
-    raised_task_overlaps,
-    record_overlap_raises,
+from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
+from labeling_assets.core.labelstudio.tasks import (
+    QueuedItem,
+    Strategy,
+    build_payloads,
+    payload_leaks,
+    select_queue,
+    shown_model_version,
 )
-from labeling_assets.core.labelstudio.tasks import STRATEGIES, payload_leaks, select_queue, task_payload
 from labeling_assets.core.store.labelstudio_sync import (
     gold_labels,
     link_tasks,
+    linked_task_counts,
+    newest_prelabels,
     pending_tasks,
     queue_candidates,
     reserve_tasks,
 )
-from labeling_assets.core.store.schema import LabelStore, prelabels_table, tasks_table
+from labeling_assets.core.store.reviews import (
+    open_review_requests,
+    raised_task_overlaps,
+    record_overlap_raises,
+)
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -39,8 +44,8 @@ class QueueConfig(dg.Config):
     gold_rate: float = 0.1
     """Fraction of the new tasks that are (hidden) gold items."""
     overlap: int = 3
-    """Annotators per task (Label Studio maximum_annotations)."""
-    strategy: str = "uncertainty"
+    """Labelers per task (Label Studio maximum_annotations)."""
+    strategy: Strategy = "uncertainty"
     """uncertainty | margin | entropy | random (random is the baseline every strategy must beat)."""
     seed: int = 0
     max_overlap: int = Field(
@@ -49,19 +54,6 @@ class QueueConfig(dg.Config):
         description="Cap on a task's overlap when open more_annotators review requests raise it (one per round); "
         "items still unsure at the cap are reported for expert review.",
     )
-
-
-def image_url(uri: str | None, data_root: Path) -> str:
-    """How Label Studio's UI reaches the image: its local-files endpoint for files under the data folder."""
-    if not uri:
-        return ""
-    path = Path(uri)
-    if path.is_absolute():
-        try:
-            return f"/data/local-files/?d={path.resolve().relative_to(data_root.resolve())}"
-        except ValueError:
-            return uri
-    return uri
 
 
 @dg.asset(
@@ -76,13 +68,12 @@ def labeling_tasks(
     label_store: LabelStoreResource,
     label_studio: LabelStudioResource,
     project: ProjectSettings,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[None]:
     """Label Studio tasks, one per queued item (never two), ordered by prelabel uncertainty with gold interleaved."""
-    if config.strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {config.strategy!r}")
     store = label_store.get_store()
     client = label_studio.get_client()
     project_id = label_studio.ensure_project(classes=project.classes, overlap=config.overlap)
+    images_served = label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
 
     # Reserve first, push second, link last: a crash anywhere leaves reserved rows that the next run
     # links to tasks Label Studio already has instead of importing them again.
@@ -96,53 +87,66 @@ def labeling_tasks(
     reserved = reserve_tasks(store, project_id, queue, overlap=config.overlap)
     relinked = link_tasks(store, project_id, client.task_ids_by_item(project_id))
     pending = pending_tasks(store, project_id)
-    probs = _newest_probs(store, [p["item_id"] for p in pending])
-    payloads = [
-        task_payload(
-            p["item_id"],
-            image_url(p["uri"], project.data_path),
-            probs=probs.get(p["item_id"], (None, None))[0],
-            model_version=probs.get(p["item_id"], (None, None))[1],
-        )
-        for p in pending
-    ]
-    leaks = payload_leaks(payloads, gold_labels(store, [p["item_id"] for p in pending]))
+    pending_ids = [p["item_id"] for p in pending]
+    payloads = build_payloads(pending, newest_prelabels(store, pending_ids), project.data_path)
+    leaks = payload_leaks(payloads, gold_labels(store, pending_ids))
     if leaks:  # defense in depth: the builder cannot leak, but nothing leaves if it ever did
         raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
+    created = _push(context, client, project_id, payloads)
+    linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
+    return dg.MaterializeResult(
+        metadata={
+            "project_id": dg.MetadataValue.int(project_id),
+            "project_url": dg.MetadataValue.url(f"{label_studio.url}/projects/{project_id}/data"),
+            "images_served": dg.MetadataValue.text(images_served),
+            **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
+            **_tasks_total_metadata(linked_task_counts(store, project_id)),
+            **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
+        }
+    )
+
+
+def _push(
+    context: dg.AssetExecutionContext, client: LabelStudioClient, project_id: int, payloads: list[dict[str, Any]]
+) -> int:
+    """Import the payloads in batches; returns how many tasks Label Studio created."""
     created = 0
     for start in range(0, len(payloads), IMPORT_BATCH):
         created += client.import_tasks(project_id, payloads[start : start + IMPORT_BATCH])
         context.log.info(f"imported {min(start + IMPORT_BATCH, len(payloads))}/{len(payloads)} tasks")
     # Label Studio pre-fills from one model version: the one most of the pushed tasks carry.
-    versions = Counter(p["predictions"][0]["model_version"] for p in payloads if "predictions" in p)
-    if versions:
-        client.show_predictions_of(project_id, max(sorted(versions), key=versions.__getitem__))
-    linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
-    totals = store.fetch(
-        sa.select(tasks_table.c.is_gold, sa.func.count().label("n"))
-        .where(tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.isnot(None))
-        .group_by(tasks_table.c.is_gold)
-    )
-    by_gold = {bool(r["is_gold"]): int(r["n"]) for r in totals}
-    review_metadata = _act_on_review_requests(context, store, client, project_id, config.max_overlap)
-    with_pred = sum(1 for p in payloads if "predictions" in p)
-    return dg.MaterializeResult(
-        metadata={
-            "project_id": dg.MetadataValue.int(project_id),
-            "project_url": dg.MetadataValue.url(f"{label_studio.url}/projects/{project_id}/data"),
-            "selected": dg.MetadataValue.int(len(queue)),
-            "reserved": dg.MetadataValue.int(reserved),
-            "pushed": dg.MetadataValue.int(created),
-            "linked": dg.MetadataValue.int(linked + relinked),
-            "with_predictions": dg.MetadataValue.int(with_pred),
-            "new_gold": dg.MetadataValue.int(sum(1 for q in queue if q.is_gold)),
-            "tasks_total": dg.MetadataValue.int(sum(by_gold.values())),
-            "gold_tasks_total": dg.MetadataValue.int(by_gold.get(True, 0)),
-            "overlap": dg.MetadataValue.int(config.overlap),
-            "strategy": dg.MetadataValue.text(config.strategy),
-            **review_metadata,
-        }
-    )
+    version = shown_model_version(payloads)
+    if version is not None:
+        client.show_predictions_of(project_id, version)
+    return created
+
+
+def _queue_metadata(
+    config: QueueConfig,
+    queue: list[QueuedItem],
+    payloads: list[dict[str, Any]],
+    *,
+    reserved: int,
+    pushed: int,
+    linked: int,
+) -> dict[str, dg.MetadataValue]:
+    return {
+        "selected": dg.MetadataValue.int(len(queue)),
+        "reserved": dg.MetadataValue.int(reserved),
+        "pushed": dg.MetadataValue.int(pushed),
+        "linked": dg.MetadataValue.int(linked),
+        "with_predictions": dg.MetadataValue.int(sum(1 for p in payloads if "predictions" in p)),
+        "new_gold": dg.MetadataValue.int(sum(1 for q in queue if q.is_gold)),
+        "overlap": dg.MetadataValue.int(config.overlap),
+        "strategy": dg.MetadataValue.text(config.strategy),
+    }
+
+
+def _tasks_total_metadata(by_gold: dict[bool, int]) -> dict[str, dg.MetadataValue]:
+    return {
+        "tasks_total": dg.MetadataValue.int(sum(by_gold.values())),
+        "gold_tasks_total": dg.MetadataValue.int(by_gold.get(True, 0)),
+    }
 
 
 def _act_on_review_requests(
@@ -195,14 +199,3 @@ def _expert_table(requests: list[OpenRequest]) -> str:
     if len(requests) > EXPERT_TABLE_ROWS:
         lines.append(f"\n{len(requests) - EXPERT_TABLE_ROWS} more not shown (oldest first).")
     return "\n".join(lines)
-
-
-def _newest_probs(store: LabelStore, item_ids: list[str]) -> dict[str, tuple[dict[str, float], str]]:
-    if not item_ids:
-        return {}
-    rows = store.fetch(
-        sa.select(prelabels_table.c.item_id, prelabels_table.c.probs, prelabels_table.c.model_version, prelabels_table.c.computed_at)
-        .where(prelabels_table.c.item_id.in_(item_ids))
-        .order_by(prelabels_table.c.computed_at)
-    )
-    return {r["item_id"]: (r["probs"], r["model_version"]) for r in rows}  # newest wins

@@ -1,5 +1,7 @@
 """Checks on labeling_tasks: one property each."""
 
+from typing import Any
+
 import dagster as dg
 
 from labeling_assets.core.labelstudio.tasks import payload_leaks
@@ -19,7 +21,7 @@ def gold_never_in_task_data(
     remote = list(label_studio.get_client().iter_tasks(project_id, fields="all"))
     gold = gold_labels(label_store.get_store())
     # Annotations on gold tasks are the crowd's answers, not leaks: check what was SENT (data, predictions).
-    sent = [{"data": t.get("data") or {}, "predictions": t.get("predictions") or []} for t in remote]
+    sent: list[dict[str, Any]] = [{"data": t.get("data") or {}, "predictions": t.get("predictions") or []} for t in remote]
     leaks = payload_leaks(sent, gold)
     gold_in_ls = sum(1 for t in sent if t["data"].get("item_id") in gold)
     return dg.AssetCheckResult(

@@ -80,8 +80,8 @@ def verify_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageI
 
 def thumbnail_png(data: bytes, *, size: int = 64) -> bytes:
     """A small PNG of an image (nearest-neighbour keeps tiny scans crisp)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("L" if img.mode in {"1", "L", "I;16", "I"} else "RGB")
+    with Image.open(io.BytesIO(data)) as opened:
+        img = opened.convert("L" if opened.mode in {"1", "L", "I;16", "I"} else "RGB")
         scale = size / max(img.size)
         new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         thumb = img.resize(new_size, Image.Resampling.NEAREST)

@@ -5,8 +5,13 @@ import sqlalchemy as sa
 
 from labeling_assets.core.labelstudio.tasks import select_queue
 from labeling_assets.core.store.labelstudio_sync import (
+    AnnotationTotals,
     RemoteAnnotation,
+    annotation_totals,
+    labeler_ids,
     link_tasks,
+    linked_task_counts,
+    newest_prelabels,
     pending_tasks,
     queue_candidates,
     reserve_tasks,
@@ -18,6 +23,7 @@ from labeling_assets.core.store.schema import (
     annotations_table,
     items_table,
     labelers_table,
+    prelabels_table,
     utcnow,
 )
 
@@ -101,3 +107,37 @@ def test_stored_versions_cannot_be_rewritten(store: LabelStore) -> None:
     sync_annotations(store, PROJECT, [_ann(1, 100, "a")])
     with pytest.raises((sa.exc.DBAPIError, AppendOnlyViolation)), store.begin() as conn:
         conn.execute(annotations_table.update().values(label="b"))
+
+
+def test_linked_tasks_are_counted_by_gold_and_unlinked_reservations_are_not(store: LabelStore) -> None:
+    _items(store)  # 4 linked tasks, one of them gold
+    with store.begin() as conn:
+        conn.execute(items_table.insert(), [{"item_id": "f" * 64, "source_path": "late", "n_bytes": 1,
+                                             "ingested_at": utcnow(), "status": "active"}])  # fmt: skip
+    reserve_tasks(store, PROJECT, select_queue(queue_candidates(store, PROJECT), limit=10), overlap=3)
+    assert linked_task_counts(store, PROJECT) == {True: 1, False: 3}
+    assert linked_task_counts(store, PROJECT + 1) == {}
+
+
+def test_the_newest_prelabel_of_each_item_wins(store: LabelStore) -> None:
+    ids = _items(store)
+    old, new = utcnow().replace(year=2020), utcnow()
+    with store.begin() as conn:
+        conn.execute(
+            prelabels_table.insert(),
+            [
+                {"item_id": ids[1], "model_version": "m/2", "probs": {"a": 0.7}, "computed_at": new},
+                {"item_id": ids[1], "model_version": "m/1", "probs": {"a": 0.1}, "computed_at": old},
+                {"item_id": ids[2], "model_version": "m/1", "probs": {"b": 0.9}, "computed_at": old},
+            ],
+        )
+    assert newest_prelabels(store, ids[1:]) == {ids[1]: ({"a": 0.7}, "m/2"), ids[2]: ({"b": 0.9}, "m/1")}
+    assert newest_prelabels(store, []) == {}
+
+
+def test_annotation_totals_count_votes_items_and_every_stored_version(store: LabelStore) -> None:
+    _items(store)
+    sync_annotations(store, PROJECT, [_ann(1, 100, "a", user="5"), _ann(2, 100, "b", user="3"), _ann(3, 101, "a")])
+    sync_annotations(store, PROJECT, [_ann(1, 100, "b", user="5"), _ann(2, 100, "b", user="3")])  # edit + delete
+    assert annotation_totals(store) == AnnotationTotals(current=2, annotated_items=1, stored_versions=5)
+    assert labeler_ids(store) == ["1", "3", "5"]

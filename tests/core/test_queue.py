@@ -1,11 +1,15 @@
 import json
+from pathlib import Path
 
 import pytest
 
 from labeling_assets.core.labelstudio.tasks import (
     Candidate,
+    build_payloads,
+    image_url,
     payload_leaks,
     select_queue,
+    shown_model_version,
     task_payload,
     uncertainty,
 )
@@ -69,3 +73,27 @@ def test_payload_leaks_flags_gold_fields_and_gold_answers() -> None:
     assert payload_leaks(bad, gold)
     assert payload_leaks({"data": {"image": "/x", "item_id": "r1", "is_gold": True}}, gold)
     assert payload_leaks({"data": {"image": "/x", "item_id": "g000"}, "annotations": []}, gold)
+
+
+def test_images_under_the_data_folder_are_served_by_label_studio_and_others_pass_through(tmp_path: Path) -> None:
+    assert image_url(str(tmp_path / "raw" / "ab.png"), tmp_path) == "/data/local-files/?d=raw/ab.png"
+    assert image_url("/elsewhere/ab.png", tmp_path) == "/elsewhere/ab.png"
+    assert image_url("s3://bucket/ab.png", tmp_path) == "s3://bucket/ab.png"
+    assert image_url(None, tmp_path) == ""
+
+
+def test_payloads_follow_the_pending_order_and_carry_the_newest_prelabel(tmp_path: Path) -> None:
+    pending = [{"item_id": "i2", "uri": str(tmp_path / "raw/2.png")}, {"item_id": "i1", "uri": None}]
+    payloads = build_payloads(pending, {"i1": ({"cat": 0.8, "dog": 0.2}, "clf/4")}, tmp_path)
+    assert [p["data"]["item_id"] for p in payloads] == ["i2", "i1"]
+    assert "predictions" not in payloads[0] and payloads[1]["predictions"][0]["model_version"] == "clf/4"
+    assert payloads[0]["data"]["image"] == "/data/local-files/?d=raw/2.png"
+
+
+def test_label_studio_shows_the_model_version_most_tasks_carry() -> None:
+    def scored(version: str) -> dict:
+        return task_payload("x", "/img", probs={"a": 1.0}, model_version=version)
+
+    assert shown_model_version([scored("m/1"), scored("m/2"), scored("m/2"), task_payload("y", "/img")]) == "m/2"
+    assert shown_model_version([scored("m/2"), scored("m/1")]) == "m/1"  # a tie: the first in sort order
+    assert shown_model_version([task_payload("y", "/img")]) is None

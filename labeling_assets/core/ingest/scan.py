@@ -108,7 +108,7 @@ def open_source(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 def source_key(fs: fsspec.AbstractFileSystem, root: str) -> str:
     """A stable name for a source in the manifest."""
-    return fs.unstrip_protocol(root)
+    return str(fs.unstrip_protocol(root))
 
 
 def scan(fs: fsspec.AbstractFileSystem, root: str) -> list[SourceFile]:

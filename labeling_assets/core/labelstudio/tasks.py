@@ -7,15 +7,19 @@ has no parameter through which a gold answer could pass, and :func:`payload_leak
 """
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from labeling_assets.core.labelstudio.config import DATA_KEY, choice_result
 
-STRATEGIES = ("uncertainty", "margin", "entropy", "random")
+# random is the baseline every other strategy must beat
+Strategy = Literal["uncertainty", "margin", "entropy", "random"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # Keys that must never appear anywhere in a payload sent to Label Studio.
 FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
 
@@ -142,6 +146,43 @@ def task_payload(
     return task
 
 
+def image_url(uri: str | None, data_root: Path) -> str:
+    """How Label Studio's UI reaches the image: its local-files endpoint for files under the data folder."""
+    if not uri:
+        return ""
+    path = Path(uri)
+    if path.is_absolute():
+        try:
+            return f"/data/local-files/?d={path.resolve().relative_to(data_root.resolve())}"
+        except ValueError:
+            return uri
+    return uri
+
+
+def build_payloads(
+    pending: Sequence[Mapping[str, Any]],
+    prelabels: Mapping[str, tuple[Mapping[str, float], str]],
+    data_root: Path,
+) -> list[dict[str, Any]]:
+    """The payload of each pending task (rows with ``item_id`` and ``uri``), in order.
+
+    ``prelabels`` maps item id -> (class probabilities, model version) of its newest prelabel.
+    """
+    payloads = []
+    for row in pending:
+        probs, model_version = prelabels.get(row["item_id"], (None, None))
+        payloads.append(
+            task_payload(row["item_id"], image_url(row["uri"], data_root), probs=probs, model_version=model_version)
+        )
+    return payloads
+
+
+def shown_model_version(payloads: Sequence[Mapping[str, Any]]) -> str | None:
+    """The model version Label Studio should pre-fill from: the one most payloads carry (ties: the first in sort order)."""
+    versions = Counter(p["predictions"][0]["model_version"] for p in payloads if "predictions" in p)
+    return max(sorted(versions), key=versions.__getitem__) if versions else None
+
+
 def payload_leaks(payload: Any, gold_labels: Mapping[str, Any]) -> list[str]:
     """Why ``payload`` (a task or list of tasks) would leak gold; empty when it is clean.
 
@@ -154,7 +195,7 @@ def payload_leaks(payload: Any, gold_labels: Mapping[str, Any]) -> list[str]:
         problems.extend(f"forbidden key {k!r}" for k in sorted(_keys(task) & FORBIDDEN_KEYS))
         data = task.get("data", {}) if isinstance(task, Mapping) else {}
         item_id = data.get("item_id")
-        if item_id in gold_labels:
+        if isinstance(item_id, str) and item_id in gold_labels:
             gold = gold_labels[item_id]
             for key, value in data.items():
                 if key != "item_id" and value == gold:

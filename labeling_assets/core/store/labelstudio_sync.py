@@ -28,6 +28,7 @@ from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
     chunked,
+    current_annotations_query,
     items_table,
     labelers_table,
     prelabels_table,
@@ -315,3 +316,48 @@ def gold_labels(store: LabelStore, item_ids: Iterable[str] | None = None) -> dic
     rows = store.fetch(stmt)
     wanted = set(item_ids) if item_ids is not None else None
     return {r["item_id"]: r["gold_label"] for r in rows if wanted is None or r["item_id"] in wanted}
+
+
+def newest_prelabels(store: LabelStore, item_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:
+    """item_id -> (class probabilities, model version) of the newest prelabel of each listed item that has one."""
+    if not item_ids:
+        return {}
+    p = prelabels_table
+    rows = store.fetch(
+        sa.select(p.c.item_id, p.c.probs, p.c.model_version).where(p.c.item_id.in_(item_ids)).order_by(p.c.computed_at)
+    )
+    return {r["item_id"]: (r["probs"], r["model_version"]) for r in rows}  # ordered by time: the newest wins
+
+
+def linked_task_counts(store: LabelStore, project_id: int) -> dict[bool, int]:
+    """Tasks of the project that exist in Label Studio, by whether they are gold (True) or not (False)."""
+    rows = store.fetch(
+        sa.select(tasks_table.c.is_gold, sa.func.count().label("n"))
+        .where(tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.isnot(None))
+        .group_by(tasks_table.c.is_gold)
+    )
+    return {bool(r["is_gold"]): int(r["n"]) for r in rows}
+
+
+# --- collected annotations ---------------------------------------------------------------------
+
+
+def labeler_ids(store: LabelStore) -> list[str]:
+    """Every labeler the store has seen (Label Studio user ids as text), sorted."""
+    return sorted(r["labeler_id"] for r in store.fetch(sa.select(labelers_table.c.labeler_id)))
+
+
+@dataclass(frozen=True)
+class AnnotationTotals:
+    current: int  # votes: the latest, not deleted, version of each annotation
+    annotated_items: int  # items with at least one current annotation
+    stored_versions: int  # every row, tombstones and superseded versions included
+
+
+def annotation_totals(store: LabelStore) -> AnnotationTotals:
+    current = store.fetch(
+        sa.select(
+            sa.func.count().label("n"), sa.func.count(sa.distinct(sa.column("item_id"))).label("items")
+        ).select_from(current_annotations_query().subquery())
+    )[0]
+    return AnnotationTotals(int(current["n"]), int(current["items"]), store.count(annotations_table))

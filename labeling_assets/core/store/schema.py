@@ -361,7 +361,8 @@ class LabelStore:
                 stmt = stmt.where(clause)
             return int(conn.execute(stmt).scalar() or 0)
 
-    def fetch(self, stmt: sa.Select[Any]) -> list[dict[str, Any]]:
+    def fetch(self, stmt: sa.Select[*tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """Every row of ``stmt`` as a dict (any SELECT, whatever its column types)."""
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(stmt)]
 

@@ -1,0 +1,47 @@
+"""What a person wants to see after an ingest: item totals, the quarantined files, thumbnails of new items."""
+
+import sqlalchemy as sa
+
+from labeling_assets.core import images as img
+from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport
+from labeling_assets.core.store.schema import LabelStore, items_table
+
+PREVIEW_COUNT = 8
+QUARANTINE_TABLE_ROWS = 20
+
+
+def item_counts_by_status(store: LabelStore) -> dict[str, int]:
+    """Stored items per status (active, quarantined, superseded), whatever run ingested them."""
+    rows = store.fetch(sa.select(items_table.c.status, sa.func.count().label("n")).group_by(items_table.c.status))
+    return {row["status"]: int(row["n"]) for row in rows}
+
+
+def quarantine_table(report: IngestReport, *, max_rows: int = QUARANTINE_TABLE_ROWS) -> str:
+    """The files this run quarantined, as a Markdown table (file, reason, detail)."""
+    rows = report.of(QUARANTINED)
+    if not rows:
+        return "No file was quarantined in this run."
+    lines = ["| file | reason | detail |", "|---|---|---|"]
+    for row in rows[:max_rows]:
+        detail = (row.detail or "").replace("|", "\\|")[:120]
+        lines.append(f"| `{row.rel_path}` | {row.reason} | {detail} |")
+    if len(rows) > max_rows:
+        lines.append(f"| … {len(rows) - max_rows} more | | |")
+    return "\n".join(lines)
+
+
+def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREVIEW_COUNT) -> str:
+    """Inline thumbnails of a few new items (of the newest stored ones when nothing is new); "" when none."""
+    query = sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status == "active")
+    if new_ids:
+        query = query.where(items_table.c.item_id.in_(new_ids[:count]))
+    else:
+        query = query.order_by(items_table.c.ingested_at.desc())
+    thumbs = []
+    for row in store.fetch(query.limit(count)):
+        try:
+            with open(row["uri"], "rb") as fh:
+                thumbs.append(img.markdown_image(img.thumbnail_png(fh.read()), alt=row["item_id"][:12]))
+        except OSError:  # a copy that vanished is the readable-copy check's business, not the preview's
+            continue
+    return " ".join(thumbs)
