@@ -4,11 +4,11 @@
     python benchmarks/active_learning.py --seeds 3 --target 0.92 --batch 20
 
 Per seed: the 1,797 digits are split into a fixed test set (30 %, true labels) and a pool. Every pool
-item has 3 annotations planned up front by ``core.crowd.plan_crowd`` from 5 annotators with accuracy
+item has 3 annotations planned up front by ``core.labelstudio.crowd.plan_crowd`` from 5 labelers with accuracy
 0.7 (30 % noise spread over the other classes); an item's annotations are revealed when a strategy
 sends it to labeling, and the training labels are the Dawid-Skene consensus of what has been revealed
-(``core.consensus.aggregate``). The model is the project's pre-label baseline (``core.baseline``:
-logistic regression on pixels), refitted after every batch. Strategies: ``core.active_learning``
+(``core.consensus.aggregate``). The model is the project's pre-label baseline (``core.training.baseline``:
+logistic regression on pixels), refitted after every batch. Strategies: ``core.training.active_learning``
 (least confidence, margin, entropy, k-center greedy on standardised pixels, hybrid) against random.
 Printed: labeled items needed to first reach the target test accuracy (mean +- sd over seeds; runs
 that never reach it within the budget count as the budget and are counted), and the mean test
@@ -36,8 +36,8 @@ CLASSES = [str(d) for d in range(10)]
 
 
 def crowd_annotations(truth: dict[int, str], seed: int, accuracy: float, overlap: int) -> pd.DataFrame:
-    annotators = [LabelerSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
-    plan = plan_crowd(truth, annotators, CLASSES, overlap=overlap, seed=seed)
+    labelers = [LabelerSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
+    plan = plan_crowd(truth, labelers, CLASSES, overlap=overlap, seed=seed)
     return pd.DataFrame(
         {
             "item_id": [a.item_id for a in plan.annotations],
@@ -121,7 +121,7 @@ def main() -> int:
     digits = load_digits()
     x, y = digits.data.astype(np.float32) / 16.0, digits.target
     print(
-        f"demo digits: {len(y)} items, 10 classes; crowd: 5 annotators at accuracy {args.annotator_accuracy}, "
+        f"demo digits: {len(y)} items, 10 classes; crowd: 5 labelers at accuracy {args.annotator_accuracy}, "
         f"overlap {args.overlap}, {args.consensus} consensus; model: logistic regression on pixels; "
         f"batch {args.batch}, start {args.initial}, budget {args.budget}; target test accuracy {args.target:.0%}; "
         f"{args.seeds} seeds"

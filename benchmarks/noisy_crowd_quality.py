@@ -3,11 +3,11 @@
     python benchmarks/noisy_crowd_quality.py              # 5 seeds: true, DS hard, DS soft (~6 min)
     python benchmarks/noisy_crowd_quality.py --seeds 10 --arms true majority ds_hard ds_soft
 
-Per seed: the 1,797 demo digits are rendered to PNG (``core.demo_data``), split 70/15/15 stratified,
-and decoded once into the tensor cache at 16 px (``core.train.write_tensor_cache``, the asset's path).
-Every train and val item gets 3 annotations (``core.crowd.plan_crowd``) from 5 annotators with
+Per seed: the 1,797 demo digits are rendered to PNG (``core.ingest.demo_data``), split 70/15/15 stratified,
+and decoded once into the tensor cache at 16 px (``core.training.cache.write_tensor_cache``, the asset's path).
+Every train and val item gets 3 annotations (``core.labelstudio.crowd.plan_crowd``) from 5 labelers with
 accuracy 0.7 (30 % noise spread over the other classes); consensus by ``core.consensus.aggregate_full``.
-The same small CNN recipe (``core.train.fit``, a fixed number of epochs with cosine decay, the epoch
+The same small CNN recipe (``core.training.loop.fit``, a fixed number of epochs with cosine decay, the epoch
 with the best val macro-F1 kept; val labels from the same source as the train labels) is trained on:
 
 - ``true``: the true labels (the reference);
@@ -43,7 +43,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from labeling_assets.core.consensus.methods import aggregate_full  # noqa: E402
 from labeling_assets.core.ingest import demo_data  # noqa: E402
 from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd  # noqa: E402
-from labeling_assets.core.training import train as core_train  # noqa: E402
+from labeling_assets.core.training.cache import load_cache_split, write_tensor_cache  # noqa: E402
+from labeling_assets.core.training.config import TrainConfig  # noqa: E402
+from labeling_assets.core.training.loop import fit  # noqa: E402
+from labeling_assets.core.training.predict import predict_proba  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
 ARMS = ("true", "majority", "ds_hard", "ds_soft")
@@ -66,9 +69,9 @@ def crowd_sources(
     y_true: np.ndarray, labeled: np.ndarray, accuracy: float, overlap: int, seed: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Hard labels per arm (all items; only ``labeled`` differ from the truth) and the DS posterior."""
-    annotators = [LabelerSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
+    labelers = [LabelerSpec(name=f"a{i}", preset="average", accuracy=accuracy) for i in range(5)]
     plan = plan_crowd(
-        {int(i): str(y_true[i]) for i in labeled}, annotators, CLASSES, overlap=overlap, seed=seed
+        {int(i): str(y_true[i]) for i in labeled}, labelers, CLASSES, overlap=overlap, seed=seed
     )
     annotations = pd.DataFrame(
         {
@@ -127,7 +130,7 @@ def main() -> int:
         paths = [str(demo.folder / n) for n in names]
         y_true = np.array([int(truth[n]) for n in names])
         print(
-            f"demo digits: {len(names)} items at {args.image_size} px; crowd: 5 annotators at accuracy "
+            f"demo digits: {len(names)} items at {args.image_size} px; crowd: 5 labelers at accuracy "
             f"{args.annotator_accuracy}, overlap {args.overlap}; model: small CNN, {args.epochs} epochs, "
             f"patience {args.patience or 'off'}, "
             f"{'best val macro-F1 epoch' if args.keep == 'best' else 'last epoch'} kept; {args.seeds} seeds"
@@ -142,7 +145,7 @@ def main() -> int:
             # One cache per seed (images are the same for every arm); the cache holds the true labels,
             # and each arm swaps in its own train/val labels. Cache rows follow the order given here.
             folder = Path(tmp) / f"cache-{seed}"
-            core_train.write_tensor_cache(
+            write_tensor_cache(
                 folder,
                 {
                     name: ([paths[i] for i in idx], y_true[idx].tolist(), [names[i] for i in idx])
@@ -152,7 +155,7 @@ def main() -> int:
                 channels=1,
                 classes=CLASSES,
             )
-            train, val, test = (core_train.load_cache_split(folder, s) for s in ("train", "val", "test"))
+            train, val, test = (load_cache_split(folder, s) for s in ("train", "val", "test"))
             # Map cache rows back to items by id (rows that fail to decode would be dropped).
             position = {name: i for i, name in enumerate(names)}
             order = {
@@ -161,7 +164,7 @@ def main() -> int:
             }
             for arm in arms:
                 labels = sources[arm]
-                config = core_train.TrainConfig(
+                config = TrainConfig(
                     num_classes=10,
                     image_size=args.image_size,
                     channels=1,
@@ -171,7 +174,7 @@ def main() -> int:
                     device="cpu",
                     seed=seed,
                 )
-                result = core_train.fit(
+                result = fit(
                     train.images,
                     labels[order["train"]],
                     val.images if args.keep == "best" else None,
@@ -179,7 +182,7 @@ def main() -> int:
                     config,
                     train_targets=posterior[order["train"]] if arm == "ds_soft" else None,
                 )
-                probs = core_train.predict_proba(result.model, test.images)
+                probs = predict_proba(result.model, test.images)
                 acc = float((probs.argmax(axis=1) == test.labels).mean())
                 results[arm].append(acc)
                 print(

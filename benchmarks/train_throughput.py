@@ -5,7 +5,7 @@
 
 For each model and compile setting ONE trainer (same weights, same compiled graph) is timed twice:
 - ceiling: the optimisation step on one static, already-prepared device batch (no input path at all);
-- end-to-end: the real training loop of ``core.train.fit``: random indices, uint8 gather from the
+- end-to-end: the real training loop of ``core.training.loop.fit``: random indices, uint8 gather from the
   device-resident tensor cache, uint8 -> bf16, GPU augmentation (rotation, brightness/contrast, noise),
   channels_last, forward, backward, fused AdamW; steady-state epochs (the first is excluded).
 The bar (DESIGN §8): end-to-end >= 80% of the ceiling. Needs only torch, torchvision and numpy.
@@ -25,7 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a bare checkout (GPU machine)
 
-from labeling_assets.core.training.train import TrainConfig, measure_throughput  # noqa: E402
+from labeling_assets.core.training.config import TrainConfig  # noqa: E402
+from labeling_assets.core.training.throughput import measure_throughput  # noqa: E402
 
 
 def main() -> int:

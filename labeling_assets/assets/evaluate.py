@@ -4,61 +4,23 @@ The previous registered version is scored on the SAME test items in the same run
 check compares like with like even after new items joined the test split.
 """
 
-import tempfile
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import numpy as np
+import numpy.typing as npt
 
-from labeling_assets.assets.train import current_dataset, label_indices
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
 from labeling_assets.core import images as img
+from labeling_assets.core.store import datasets
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import metrics
-from labeling_assets.core.training import train as core_train
-from labeling_assets.resources.mlflow import MLflowResource, RegisteredModel
+from labeling_assets.core.training.predict import predict_files
+from labeling_assets.resources.mlflow import LoadedModel, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
-
-@dataclass
-class LoadedModel:
-    registered: RegisteredModel
-    model: Any  # core.train.Classifier on the CPU, eval mode
-    config: core_train.TrainConfig
-    classes: list[str]
-
-
-def load_registered_model(mlflow: MLflowResource, registered: RegisteredModel) -> LoadedModel:
-    """A registered version rebuilt from its torch-only checkpoint (no pickled code is executed)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.download_checkpoint(registered, tmp)
-        model, config, classes = core_train.load_checkpoint(path)
-    return LoadedModel(registered=registered, model=model, config=config, classes=classes)
-
-
-def predict_files(
-    loaded: LoadedModel, paths: list[str], *, device: str = "auto", chunk: int = 4096
-) -> tuple[np.ndarray, list[int]]:
-    """Probabilities for image files (decoded at the model's size, in chunks to keep memory flat).
-
-    Returns the (n, n_classes) probabilities and the indices of files that could not be decoded
-    (their rows are NaN).
-    """
-    target = core_train.resolve_device(device)
-    model = loaded.model.to(target)
-    out = np.full((len(paths), len(loaded.classes)), np.nan, dtype=np.float64)
-    failed: list[int] = []
-    for start in range(0, len(paths), chunk):
-        part = paths[start : start + chunk]
-        images, failures = core_train.decode_images(part, loaded.config.image_size, loaded.config.channels)
-        bad = {f.index for f in failures}
-        failed.extend(start + i for i in sorted(bad))
-        good = np.array([i for i in range(len(part)) if i not in bad], dtype=np.int64)
-        if len(good):
-            out[start + good] = core_train.predict_proba(model, images[good], device=target)
-    loaded.model.cpu()
-    return out, failed
+DATASET_SPLITS = dg.AssetKey("dataset_splits")
 
 
 class ModelEvaluationConfig(dg.Config):
@@ -80,62 +42,116 @@ def model_evaluation(
     label_store: LabelStoreResource,
     project: ProjectSettings,
     mlflow: MLflowResource,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[None]:
     """Test-split accuracy, macro-F1, per-class scores, OvR AUC, calibration and confusion of the latest model."""
     versions = mlflow.registered_versions()
     if not versions:
         raise dg.Failure(
             f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
         )
-    dataset = current_dataset(label_store.get_store(), context.instance)
+    dataset = _current_dataset(context, label_store.get_store())
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")
-    latest = load_registered_model(mlflow, versions[0])
-    y_true = label_indices(test["label"], latest.classes)
+    latest = mlflow.load_model(versions[0])
+    y_true = _label_indices(test["label"], latest.classes)
     paths = test["uri"].astype(str).tolist()
     context.log.info(
         f"Evaluating {latest.registered.label} on {len(paths)} test items of dataset {dataset.version}"
     )
     report, n_failed = _evaluate(latest, paths, y_true, config)
-
-    previous_f1: float | None = None
-    previous_label: str | None = None
+    previous: tuple[str, float] | None = None
     if config.compare_previous and len(versions) > 1:
-        previous = load_registered_model(mlflow, versions[1])
-        if previous.classes == latest.classes:
-            prev_report, _ = _evaluate(previous, paths, y_true, config)
-            previous_f1, previous_label = prev_report.macro_f1, previous.registered.label
+        older = mlflow.load_model(versions[1])
+        if older.classes == latest.classes:
+            previous = (older.registered.label, _evaluate(older, paths, y_true, config)[0].macro_f1)
         else:
-            context.log.warning(f"{previous.registered.label} has other classes: not compared")
-
+            context.log.warning(f"{older.registered.label} has other classes: not compared")
     confusion_png = metrics.confusion_matrix_png(
         report.confusion, latest.classes, title=latest.registered.label
     )
-    ml = mlflow.module()
-    with ml.start_run(run_id=latest.registered.run_id):
-        ml.log_metrics(report.scalar_metrics("test_"))
-        ml.log_param("test_dataset_version", dataset.version)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = f"{tmp}/confusion_matrix.png"
-            with open(path, "wb") as fh:
-                fh.write(confusion_png)
-            ml.log_artifact(path, artifact_path="evaluation")
-            ml.log_text(report.per_class_markdown(), "evaluation/per_class.md")
-    tags: dict[str, Any] = {
-        "test_macro_f1": f"{report.macro_f1:.6f}",
-        "test_accuracy": f"{report.accuracy:.6f}",
-        "test_dataset_version": dataset.version,
-    }
-    mlflow.set_version_tags(latest.registered.version, tags)
-    context.log.info(
+    mlflow.log_to_run(
+        latest.registered.run_id,
+        metrics=report.scalar_metrics("test_"),
+        params={"test_dataset_version": dataset.version},
+        files={"evaluation/confusion_matrix.png": confusion_png},
+        texts={"evaluation/per_class.md": report.per_class_markdown()},
+    )
+    mlflow.set_version_tags(
+        latest.registered.version,
+        {
+            "test_macro_f1": f"{report.macro_f1:.6f}",
+            "test_accuracy": f"{report.accuracy:.6f}",
+            "test_dataset_version": dataset.version,
+        },
+    )
+    context.log.info(_summary(latest, report, previous))
+    metadata = _evaluation_metadata(
+        mlflow, latest, dataset.version, report, n_failed, confusion_png, previous
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _current_dataset(context: dg.AssetExecutionContext, store: LabelStore) -> datasets.DatasetSnapshot:
+    """The dataset version the latest ``dataset_splits`` materialized (without one: the newest stored)."""
+    event = context.instance.get_latest_materialization_event(DATASET_SPLITS)
+    value = (
+        event.asset_materialization.metadata.get("dataset_version")
+        if event and event.asset_materialization
+        else None
+    )
+    try:
+        return datasets.current_dataset(store, str(value.value) if value is not None else None)
+    except datasets.NoDatasetVersion as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def _label_indices(labels: Any, classes: list[str]) -> npt.NDArray[np.int64]:
+    try:
+        return datasets.label_indices(labels, classes)
+    except datasets.UnknownLabels as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def _evaluate(
+    loaded: LoadedModel, paths: list[str], y_true: npt.NDArray[np.int64], config: ModelEvaluationConfig
+) -> tuple[metrics.EvaluationReport, int]:
+    probs, failed = predict_files(
+        loaded.model,
+        paths,
+        image_size=loaded.config.image_size,
+        channels=loaded.config.channels,
+        num_classes=len(loaded.classes),
+        device=config.device,
+    )
+    keep = np.ones(len(paths), dtype=bool)
+    keep[failed] = False
+    report = metrics.evaluate_probs(y_true[keep], probs[keep], loaded.classes, n_bins=config.ece_bins)
+    return report, len(failed)
+
+
+def _summary(
+    latest: LoadedModel, report: metrics.EvaluationReport, previous: tuple[str, float] | None
+) -> str:
+    text = (
         f"{latest.registered.label}: accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
         f"AUC {report.macro_auc:.4f}, ECE {report.ece:.4f}"
-        + (f"; previous {previous_label} macro-F1 {previous_f1:.4f}" if previous_f1 is not None else "")
     )
+    return text + (f"; previous {previous[0]} macro-F1 {previous[1]:.4f}" if previous is not None else "")
+
+
+def _evaluation_metadata(
+    mlflow: MLflowResource,
+    latest: LoadedModel,
+    dataset_version: str,
+    report: metrics.EvaluationReport,
+    n_failed: int,
+    confusion_png: bytes,
+    previous: tuple[str, float] | None,
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "model_version": dg.MetadataValue.text(latest.registered.label),
-        "dataset_version": dg.MetadataValue.text(dataset.version),
+        "dataset_version": dg.MetadataValue.text(dataset_version),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(latest.registered.run_id)),
         "test_items": dg.MetadataValue.int(report.n_items),
         "undecodable_test_items": dg.MetadataValue.int(n_failed),
@@ -147,17 +163,7 @@ def model_evaluation(
     }
     if not np.isnan(report.macro_auc):
         metadata["test_macro_auc_ovr"] = dg.MetadataValue.float(round(report.macro_auc, 6))
-    if previous_f1 is not None and previous_label is not None:
-        metadata["previous_model_version"] = dg.MetadataValue.text(previous_label)
-        metadata["previous_test_macro_f1"] = dg.MetadataValue.float(round(previous_f1, 6))
-    return dg.MaterializeResult(metadata=metadata)
-
-
-def _evaluate(
-    loaded: LoadedModel, paths: list[str], y_true: np.ndarray, config: ModelEvaluationConfig
-) -> tuple[metrics.EvaluationReport, int]:
-    probs, failed = predict_files(loaded, paths, device=config.device)
-    keep = np.ones(len(paths), dtype=bool)
-    keep[failed] = False
-    report = metrics.evaluate_probs(y_true[keep], probs[keep], loaded.classes, n_bins=config.ece_bins)
-    return report, len(failed)
+    if previous is not None:
+        metadata["previous_model_version"] = dg.MetadataValue.text(previous[0])
+        metadata["previous_test_macro_f1"] = dg.MetadataValue.float(round(previous[1], 6))
+    return metadata

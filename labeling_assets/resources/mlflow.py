@@ -12,9 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+from labeling_assets import constants, env
+
+if TYPE_CHECKING:  # torch loads only when a model is saved or loaded, not with the definitions
+    from labeling_assets.core.training.config import TrainConfig
+    from labeling_assets.core.training.loop import FitResult
+    from labeling_assets.core.training.models import Classifier
 
 DEFAULT_EXPERIMENT = "labeling-assets"
 DEFAULT_MODEL_NAME = "labeling-assets-classifier"
@@ -43,20 +50,38 @@ class RegisteredModel:
             return None
 
 
-class MLflowResource(dg.ConfigurableResource):
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version rebuilt from its torch-only checkpoint, on the CPU in eval mode."""
+
+    registered: RegisteredModel
+    model: "Classifier"
+    config: "TrainConfig"
+    classes: list[str]
+
+
+class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource is its own value
     """MLflow tracking server (or local store) plus the registered model name of this project."""
 
-    data_dir: str
-    tracking_uri: str | None = None  # default: sqlite:///<data_dir>/mlflow/mlflow.db
+    # Unset fields are resolved when a run uses the resource, never at import (labeling_assets.env).
+    data_dir: str | None = None  # default: $LABELING_ASSETS_HOME or <repo>/data
+    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///<data_dir>/mlflow/mlflow.db
     artifact_location: str | None = None  # default: <data_dir>/mlflow/artifacts (new experiments only)
     experiment_name: str = DEFAULT_EXPERIMENT
     registered_model_name: str = DEFAULT_MODEL_NAME
 
+    def _server_uri(self) -> str | None:
+        return self.tracking_uri or env.mlflow_tracking_uri()
+
+    def _local_folder(self) -> Path:
+        return (Path(self.data_dir) if self.data_dir else constants.data_dir()) / "mlflow"
+
     @property
     def resolved_tracking_uri(self) -> str:
-        if self.tracking_uri:
-            return self.tracking_uri
-        folder = Path(self.data_dir) / "mlflow"
+        server = self._server_uri()
+        if server:
+            return server
+        folder = self._local_folder()
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / 'mlflow.db'}"
 
@@ -64,9 +89,9 @@ class MLflowResource(dg.ConfigurableResource):
     def resolved_artifact_location(self) -> str | None:
         if self.artifact_location:
             return self.artifact_location
-        if self.tracking_uri:
+        if self._server_uri():
             return None  # a server decides where artifacts go
-        return (Path(self.data_dir) / "mlflow" / "artifacts").resolve().as_uri()
+        return (self._local_folder() / "artifacts").resolve().as_uri()
 
     def module(self) -> Any:
         """The ``mlflow`` module, pointed at this tracking and registry URI (fluent API for logging)."""
@@ -142,7 +167,74 @@ class MLflowResource(dg.ConfigurableResource):
             client.set_model_version_tag(self.registered_model_name, str(version), key, text)
 
     def download_checkpoint(self, model: RegisteredModel, folder: str | None = None) -> Path:
-        """The torch-only checkpoint logged with the version's run (see core.train.save_checkpoint)."""
+        """The torch-only checkpoint logged with the version's run (see core.training.checkpoint)."""
         target = folder or tempfile.mkdtemp(prefix="labeling-assets-model-")
         path = self.client().download_artifacts(model.run_id, CHECKPOINT_ARTIFACT, target)
         return Path(path)
+
+    def load_model(self, registered: RegisteredModel) -> LoadedModel:
+        """A registered version rebuilt from its checkpoint (no pickled code is executed)."""
+        from labeling_assets.core.training.checkpoint import load_checkpoint
+
+        with tempfile.TemporaryDirectory() as tmp:
+            model, config, classes = load_checkpoint(self.download_checkpoint(registered, tmp))
+        return LoadedModel(registered=registered, model=model, config=config, classes=classes)
+
+    def log_artifact_bytes(self, filename: str, data: bytes, artifact_path: str | None = None) -> None:
+        """Log ``data`` as the file ``filename`` of the active run."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / filename
+            path.write_bytes(data)
+            self.module().log_artifact(str(path), artifact_path=artifact_path)
+
+    def register_model(
+        self, result: "FitResult", config: "TrainConfig", classes: list[str], version_tags: dict[str, Any]
+    ) -> int:
+        """Log the model with the active run, register it as a new version and tag it; returns the version.
+
+        Args:
+            result: the training result (best weights, normalisation, resolved backbone).
+            config: the run's settings, stored in the checkpoint to rebuild the model.
+            classes: the class list, in the model's output order.
+            version_tags: tags of the new registered version (non-strings are stored as JSON).
+        """
+        import torch
+
+        from labeling_assets.core.training.checkpoint import save_checkpoint
+
+        ml = self.module()
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = Path(tmp) / Path(CHECKPOINT_ARTIFACT).name
+            save_checkpoint(checkpoint, result, config, classes)
+            ml.log_artifact(str(checkpoint), artifact_path=str(Path(CHECKPOINT_ARTIFACT).parent))
+        info = ml.pytorch.log_model(
+            result.model.cpu(),
+            name="model",
+            registered_model_name=self.registered_model_name,
+            # The checkpoint above is the torch-only artifact we load; this copy is for MLflow users.
+            serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+        )
+        version = int(info.registered_model_version)
+        self.set_version_tags(version, version_tags)
+        return version
+
+    def log_to_run(
+        self,
+        run_id: str,
+        *,
+        metrics: dict[str, float],
+        params: dict[str, Any],
+        files: dict[str, bytes],
+        texts: dict[str, str],
+    ) -> None:
+        """Add metrics, params, files (``folder/name`` -> bytes) and texts to an existing run."""
+        ml = self.module()
+        with ml.start_run(run_id=run_id):
+            ml.log_metrics(metrics)
+            ml.log_params(params)
+            for name, data in files.items():
+                folder, _, filename = name.rpartition("/")
+                self.log_artifact_bytes(filename, data, artifact_path=folder or None)
+            for name, text in texts.items():
+                ml.log_text(text, name)

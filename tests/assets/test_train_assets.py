@@ -7,6 +7,7 @@ dataset version, as ingest / consensus_labels / dataset_splits would leave them.
 
 import datetime as dt
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -18,11 +19,12 @@ import torch
 
 from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
-from labeling_assets.assets.train import resolve_targets, stored_soft_targets, trained_model, training_tensors
+from labeling_assets.assets.train import TrainedModelConfig, trained_model, training_tensors
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
 from labeling_assets.core.ingest import demo_data
+from labeling_assets.core.store.datasets import resolve_targets, stored_soft_targets
 from labeling_assets.core.store.schema import (
     LabelStore,
     consensus_table,
@@ -30,6 +32,12 @@ from labeling_assets.core.store.schema import (
     items_table,
     prelabels_table,
     splits_table,
+)
+from labeling_assets.core.training.cli import build_parser, config_from_args
+from labeling_assets.core.training.config import (
+    DEFAULTS,
+    MIN_STEPS_PER_EPOCH,
+    effective_batch_size,
 )
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
@@ -317,8 +325,6 @@ def test_evaluation_checks_warn_on_regression_and_fail_below_the_floor(
 
 
 def test_small_training_sets_get_a_batch_size_with_enough_steps_per_epoch() -> None:
-    from labeling_assets.assets.train import MIN_STEPS_PER_EPOCH, effective_batch_size
-
     assert effective_batch_size(128, 315) == 31  # 10 steps instead of 3
     assert 315 // effective_batch_size(128, 315) >= MIN_STEPS_PER_EPOCH
     assert effective_batch_size(128, 100_000) == 128  # large sets keep what was asked
@@ -368,3 +374,33 @@ def test_stored_soft_targets_use_the_posterior_only_where_it_still_matches_the_l
     shares = stored_soft_targets(sqlite_store, ["a"], np.array([1]), classes)
     assert shares.not_posterior == 1 and resolve_targets("auto", shares) == "hard"
     assert resolve_targets("soft", shares) == "soft"
+
+
+def test_the_run_config_and_the_command_line_take_every_default_from_train_config() -> None:
+    meta = {"classes": ["a", "b"], "image_size": DEFAULTS.image_size, "channels": DEFAULTS.channels}
+    expected = replace(DEFAULTS, num_classes=2)
+    # A training set large enough that the batch size is not lowered.
+    assert TrainedModelConfig().train_config(meta, n_train=1_000_000) == expected
+    assert config_from_args(build_parser().parse_args(["--cache", "cache"]), meta) == expected
+    assert DEFAULTS.batch_size == 128  # the asset's default since the first release (the CLI said 256)
+    # The run config's field names are a public interface: renaming one breaks saved run configs.
+    assert set(TrainedModelConfig.model_fields) == {
+        "backbone", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler",
+        "class_weighted_loss", "device", "compile", "weights_path", "hflip", "seed", "cpu_threads", "targets",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("asset", "config"),
+    [("trained_model", {**TRAIN_CONFIG, "loss": "hinge"}), ("prelabels", {"source": "oracle"})],
+)
+def test_option_strings_outside_their_choices_are_rejected_before_a_run_starts(
+    setup: tuple[LabelStore, dict, pd.DataFrame], asset: str, config: dict
+) -> None:
+    _, resources, _ = setup
+    with pytest.raises(dg.DagsterInvalidConfigError):
+        dg.materialize(
+            [trained_model if asset == "trained_model" else prelabels],
+            resources=resources,
+            run_config={"ops": {asset: {"config": config}}},
+        )

@@ -13,7 +13,26 @@ import torch.nn.functional as F
 from PIL import Image
 
 from labeling_assets.core.training import metrics
-from labeling_assets.core.training import train as T
+from labeling_assets.core.training.augment import augment_batch
+from labeling_assets.core.training.cache import load_cache_split, read_cache_meta, write_tensor_cache
+from labeling_assets.core.training.checkpoint import load_checkpoint
+from labeling_assets.core.training.config import (
+    BACKBONES,
+    AugmentConfig,
+    TrainConfig,
+    resolve_backbone,
+    resolve_device,
+)
+from labeling_assets.core.training.device_data import DeviceData
+from labeling_assets.core.training.loop import _macro_f1_torch, fit
+from labeling_assets.core.training.losses import (
+    check_soft_targets,
+    class_weights_from_labels,
+    classification_loss,
+    weighted_indices,
+)
+from labeling_assets.core.training.models import build_backbone
+from labeling_assets.core.training.predict import predict_proba
 
 torch.set_num_threads(1)  # the CI machine is small and shared
 
@@ -34,17 +53,18 @@ def _blobs(n: int, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 def test_core_train_imports_neither_dagster_nor_mlflow() -> None:
     code = (
-        "import sys, labeling_assets.core.training.train, labeling_assets.core.training.metrics, labeling_assets.core.training.active_learning;"
+        "import sys, labeling_assets.core.training.cli, labeling_assets.core.training.throughput,"
+        " labeling_assets.core.training.metrics, labeling_assets.core.training.active_learning;"
         "bad=[m for m in ('dagster','mlflow','sqlalchemy','pandas') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", T.BACKBONES)
+@pytest.mark.parametrize("name", BACKBONES)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_backbone_builds_offline_for_gray_and_rgb(name: str, channels: int) -> None:
-    model = T.build_backbone(name, num_classes=4, in_channels=channels)
+    model = build_backbone(name, num_classes=4, in_channels=channels)
     model.eval()
     with torch.no_grad():
         out = model(torch.rand(2, channels, 32, 32))
@@ -52,34 +72,34 @@ def test_every_backbone_builds_offline_for_gray_and_rgb(name: str, channels: int
 
 
 def test_auto_backbone_depends_on_image_size() -> None:
-    assert T.resolve_backbone("auto", 32) == "small_cnn"
-    assert T.resolve_backbone("auto", 224) == "resnet18"
+    assert resolve_backbone("auto", 32) == "small_cnn"
+    assert resolve_backbone("auto", 224) == "resnet18"
     with pytest.raises(ValueError, match="unknown backbone"):
-        T.resolve_backbone("vit_h", 224)
+        resolve_backbone("vit_h", 224)
 
 
 def test_local_weights_load_and_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    source = T.build_backbone("resnet18", num_classes=1000, in_channels=3)
+    source = build_backbone("resnet18", num_classes=1000, in_channels=3)
     path = tmp_path / "w.pt"
     torch.save(source.state_dict(), path)
-    gray = T.build_backbone("resnet18", num_classes=5, in_channels=1, weights_path=str(path))
+    gray = build_backbone("resnet18", num_classes=5, in_channels=1, weights_path=str(path))
     # Grayscale stem = RGB filters summed; the 5-class head stays freshly initialised.
     torch.testing.assert_close(gray.conv1.weight, source.conv1.weight.sum(dim=1, keepdim=True))
     torch.testing.assert_close(gray.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
     with pytest.raises(FileNotFoundError, match="never downloaded"):
-        T.build_backbone("resnet18", 5, weights_path=str(tmp_path / "missing.pt"))
+        build_backbone("resnet18", 5, weights_path=str(tmp_path / "missing.pt"))
 
 
 def test_cuda_request_without_cuda_is_a_clear_error() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        T.resolve_device("cuda")
-    assert T.resolve_device("auto").type == "cpu"
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
 
 
 def test_class_weights_follow_total_over_classes_times_count() -> None:
-    weights = T.class_weights_from_labels(np.array([0, 0, 0, 1]), 3)
+    weights = class_weights_from_labels(np.array([0, 0, 0, 1]), 3)
     assert weights == pytest.approx([4 / (2 * 3), 4 / (2 * 1), 1.0])  # absent class: neutral 1.0
 
 
@@ -87,13 +107,13 @@ def test_focal_loss_with_gamma_zero_is_weighted_cross_entropy() -> None:
     logits = torch.randn(16, 3)
     y = torch.randint(0, 3, (16,))
     w = torch.tensor([1.0, 2.0, 0.5])
-    ce = T.classification_loss(logits, y, kind="ce", weight=w)
-    focal0 = T.classification_loss(logits, y, kind="focal", weight=w, gamma=0.0)
+    ce = classification_loss(logits, y, kind="ce", weight=w)
+    focal0 = classification_loss(logits, y, kind="focal", weight=w, gamma=0.0)
     torch.testing.assert_close(ce, focal0)
     # Focal down-weights easy items, so it is below cross-entropy for gamma > 0.
-    assert T.classification_loss(logits, y, kind="focal", gamma=2.0) < T.classification_loss(logits, y)
+    assert classification_loss(logits, y, kind="focal", gamma=2.0) < classification_loss(logits, y)
     with pytest.raises(ValueError, match="unknown loss"):
-        T.classification_loss(logits, y, kind="hinge")
+        classification_loss(logits, y, kind="hinge")
 
 
 @pytest.mark.parametrize("kind", ["ce", "focal"])
@@ -105,9 +125,9 @@ def test_one_hot_soft_targets_give_exactly_the_hard_loss(kind: str, weighted: bo
     y = torch.randint(0, 4, (32,))
     w = torch.tensor([1.0, 3.0, 0.5, 2.0]) if weighted else None
     options = {"kind": kind, "weight": w, "gamma": 2.0, "label_smoothing": smoothing}
-    hard = T.classification_loss(logits, y, **options)
+    hard = classification_loss(logits, y, **options)
     (hard_grad,) = torch.autograd.grad(hard, logits)
-    soft = T.classification_loss(logits, F.one_hot(y, 4).float(), **options)
+    soft = classification_loss(logits, F.one_hot(y, 4).float(), **options)
     (soft_grad,) = torch.autograd.grad(soft, logits)
     torch.testing.assert_close(soft, hard)
     torch.testing.assert_close(soft_grad, hard_grad)
@@ -116,47 +136,47 @@ def test_one_hot_soft_targets_give_exactly_the_hard_loss(kind: str, weighted: bo
 def test_soft_target_loss_is_minimised_by_predicting_the_target_distribution() -> None:
     targets = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
     logits = targets.log().clone().requires_grad_(True)
-    loss = T.classification_loss(logits, targets)
+    loss = classification_loss(logits, targets)
     (grad,) = torch.autograd.grad(loss, logits)
     torch.testing.assert_close(grad, torch.zeros_like(grad), atol=1e-6, rtol=0)
     # A confident prediction of the argmax costs more than matching the doubt.
-    confident = T.classification_loss(torch.tensor([[9.0, 0, 0], [0, 0, 9.0]]), targets)
+    confident = classification_loss(torch.tensor([[9.0, 0, 0], [0, 0, 9.0]]), targets)
     assert confident > loss
     with pytest.raises(ValueError, match="unknown loss"):
-        T.classification_loss(logits, targets, kind="hinge")
+        classification_loss(logits, targets, kind="hinge")
 
 
 def test_soft_targets_are_checked() -> None:
     good = np.array([[0.5, 0.5], [1.0, 0.0]])
-    assert T.check_soft_targets(good, 2, 2).dtype == np.float32
+    assert check_soft_targets(good, 2, 2).dtype == np.float32
     with pytest.raises(ValueError, match=r"must be \(2, 3\)"):
-        T.check_soft_targets(good, 2, 3)
+        check_soft_targets(good, 2, 3)
     with pytest.raises(ValueError, match="non-negative"):
-        T.check_soft_targets(np.array([[1.5, -0.5], [1.0, 0.0]]), 2, 2)
+        check_soft_targets(np.array([[1.5, -0.5], [1.0, 0.0]]), 2, 2)
     with pytest.raises(ValueError, match="row 1 sums to 0.5000"):
-        T.check_soft_targets(np.array([[0.5, 0.5], [0.5, 0.0]]), 2, 2)
+        check_soft_targets(np.array([[0.5, 0.5], [0.5, 0.0]]), 2, 2)
 
 
 def test_weighted_indices_balance_classes() -> None:
     labels = torch.tensor([0] * 900 + [1] * 100)
-    weights = torch.tensor(T.class_weights_from_labels(labels.numpy(), 2))[labels]
+    weights = torch.tensor(class_weights_from_labels(labels.numpy(), 2))[labels]
     g = torch.Generator().manual_seed(0)
-    drawn = labels[T.weighted_indices(weights, 20000, generator=g)]
+    drawn = labels[weighted_indices(weights, 20000, generator=g)]
     assert 0.45 < drawn.float().mean().item() < 0.55
 
 
 def test_augmentation_keeps_range_and_never_flips_by_default() -> None:
     x = torch.zeros(64, 1, 8, 8)
     x[..., :4] = 1.0  # left half bright
-    out = T.augment_batch(x, T.AugmentConfig())
+    out = augment_batch(x, AugmentConfig())
     assert out.min() >= 0 and out.max() <= 1
     # Small rotations keep the bright side on the left for every image: no flip happened.
     assert bool((out[..., :4].mean(dim=(1, 2, 3)) > out[..., 4:].mean(dim=(1, 2, 3))).all())
-    flipped = T.augment_batch(
-        x, T.AugmentConfig(rotation_deg=0, brightness=0, contrast=0, noise_std=0, hflip=True)
+    flipped = augment_batch(
+        x, AugmentConfig(rotation_deg=0, brightness=0, contrast=0, noise_std=0, hflip=True)
     )
     assert bool((flipped[..., 4:].mean(dim=(1, 2, 3)) == 1).any())
-    assert not T.AugmentConfig(rotation_deg=0, brightness=0, contrast=0, noise_std=0).active
+    assert not AugmentConfig(rotation_deg=0, brightness=0, contrast=0, noise_std=0).active
 
 
 def test_tensor_cache_decodes_once_drops_unreadable_files_and_is_complete(tmp_path: Path) -> None:
@@ -168,7 +188,7 @@ def test_tensor_cache_decodes_once_drops_unreadable_files_and_is_complete(tmp_pa
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     folder = tmp_path / "cache"
-    meta, failures = T.write_tensor_cache(
+    meta, failures = write_tensor_cache(
         folder,
         {
             "train": (paths[:3] + [str(bad)], [0, 1, 0, 1], ["a", "b", "c", "bad"]),
@@ -181,20 +201,20 @@ def test_tensor_cache_decodes_once_drops_unreadable_files_and_is_complete(tmp_pa
     )
     assert [f.path for f in failures["train"]] == [str(bad)]
     assert meta["counts"] == {"train": 3, "val": 2} and meta["dataset_version"] == "v1"
-    train = T.load_cache_split(folder, "train")
+    train = load_cache_split(folder, "train")
     assert isinstance(train.images, np.memmap) or train.images.base is not None  # memory-mapped, not read
     assert train.images.shape == (3, 3, 8, 8) and train.images.dtype == np.uint8
     assert train.item_ids == ["a", "b", "c"] and train.labels.tolist() == [0, 1, 0]
     assert int(train.images[1].mean()) == 50  # decoded, resized, gray copied to RGB
-    assert T.read_cache_meta(folder)["classes"] == ["x", "y"]
+    assert read_cache_meta(folder)["classes"] == ["x", "y"]
     assert not list(tmp_path.glob(".cache.tmp-*"))  # built aside and swapped in whole
     with pytest.raises(FileNotFoundError):
-        T.load_cache_split(tmp_path / "nowhere", "train")
+        load_cache_split(tmp_path / "nowhere", "train")
 
 
 def test_streamed_device_data_yields_every_image_once_per_epoch() -> None:
     x = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1)
-    data = T.DeviceData(x, np.arange(50), torch.device("cpu"), max_device_bytes=20, chunk_multiple=5)
+    data = DeviceData(x, np.arange(50), torch.device("cpu"), max_device_bytes=20, chunk_multiple=5)
     assert not data.resident and data.chunk_images == 10
     seen = torch.cat([images.flatten() for images, _ in data.chunks(torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(50))
@@ -203,26 +223,26 @@ def test_streamed_device_data_yields_every_image_once_per_epoch() -> None:
 def test_fit_learns_an_easy_task_with_early_stopping_and_keeps_the_best_epoch() -> None:
     x, y = _blobs(256)
     xv, yv = _blobs(64, seed=1)
-    config = T.TrainConfig(
+    config = TrainConfig(
         num_classes=2, image_size=8, channels=1, epochs=30, batch_size=32, lr=3e-3, patience=2
     )
     seen_epochs: list[int] = []
-    result = T.fit(x, y, xv, yv, config, on_epoch=lambda s: seen_epochs.append(s.epoch))
+    result = fit(x, y, xv, yv, config, on_epoch=lambda s: seen_epochs.append(s.epoch))
     assert result.backbone == "small_cnn" and result.device == "cpu"
     assert result.best_val_macro_f1 is not None and result.best_val_macro_f1 > 0.95
     assert result.stopped_early and len(result.history) < 30  # validation saturates quickly
     assert seen_epochs == [s.epoch for s in result.history]
     assert result.best_val_macro_f1 == max(s.val_macro_f1 for s in result.history)
-    probs = T.predict_proba(result.model, xv)
+    probs = predict_proba(result.model, xv)
     assert metrics.macro_f1(yv, probs.argmax(1), 2) == pytest.approx(result.best_val_macro_f1)
 
 
 def test_fit_supports_weighted_sampler_and_focal_loss() -> None:
     x, y = _blobs(200)
-    config = T.TrainConfig(
+    config = TrainConfig(
         num_classes=2, image_size=8, channels=1, epochs=3, batch_size=32, sampler="weighted", loss="focal"
     )
-    result = T.fit(x, y, None, None, config)
+    result = fit(x, y, None, None, config)
     assert len(result.history) == 3 and result.best_val_macro_f1 is None
     assert all(np.isfinite(s.train_loss) for s in result.history)
 
@@ -230,9 +250,9 @@ def test_fit_supports_weighted_sampler_and_focal_loss() -> None:
 def test_fit_on_one_hot_soft_targets_matches_hard_labels_and_learns_from_soft_ones() -> None:
     x, y = _blobs(128)
     xv, yv = _blobs(64, seed=1)
-    config = T.TrainConfig(num_classes=2, image_size=8, channels=1, epochs=2, batch_size=32, patience=0)
-    hard = T.fit(x, y, xv, yv, config)
-    one_hot = T.fit(x, y, xv, yv, config, train_targets=np.eye(2)[y])
+    config = TrainConfig(num_classes=2, image_size=8, channels=1, epochs=2, batch_size=32, patience=0)
+    hard = fit(x, y, xv, yv, config)
+    one_hot = fit(x, y, xv, yv, config, train_targets=np.eye(2)[y])
     np.testing.assert_allclose(
         [s.train_loss for s in one_hot.history], [s.train_loss for s in hard.history], rtol=1e-4
     )
@@ -241,28 +261,28 @@ def test_fit_on_one_hot_soft_targets_matches_hard_labels_and_learns_from_soft_on
     x, y = _blobs(256)
     soft = np.where(np.eye(2)[y] == 1, 0.7, 0.3)
     config = replace(config, epochs=8, lr=3e-3, sampler="weighted", device_cache_max_bytes=64 * 64)
-    result = T.fit(x, y, xv, yv, config, train_targets=soft)
+    result = fit(x, y, xv, yv, config, train_targets=soft)
     assert not result.resident
     assert result.best_val_macro_f1 is not None and result.best_val_macro_f1 > 0.95
     with pytest.raises(ValueError, match="soft targets must be"):
-        T.fit(x, y, xv, yv, config, train_targets=soft[:, :1])
+        fit(x, y, xv, yv, config, train_targets=soft[:, :1])
 
 
 def test_fit_rejects_inconsistent_inputs() -> None:
     x, y = _blobs(20)
-    config = T.TrainConfig(num_classes=2, image_size=8, channels=1, epochs=1)
+    config = TrainConfig(num_classes=2, image_size=8, channels=1, epochs=1)
     with pytest.raises(ValueError, match="config wants"):
-        T.fit(x, y, None, None, replace(config, image_size=16))
+        fit(x, y, None, None, replace(config, image_size=16))
     with pytest.raises(ValueError, match="class indices"):
-        T.fit(x, y + 5, None, None, config)
+        fit(x, y + 5, None, None, config)
     with pytest.raises(ValueError, match="no training images"):
-        T.fit(x[:0], y[:0], None, None, config)
+        fit(x[:0], y[:0], None, None, config)
 
 
 def test_device_macro_f1_matches_the_numpy_definition() -> None:
     rng = np.random.default_rng(0)
     yt, yp = rng.integers(0, 5, 200), rng.integers(0, 4, 200)
-    got = T._macro_f1_torch(torch.as_tensor(yt), torch.as_tensor(yp), 6)
+    got = _macro_f1_torch(torch.as_tensor(yt), torch.as_tensor(yp), 6)
     assert got == pytest.approx(metrics.macro_f1(yt, yp, 6))
 
 
@@ -274,7 +294,7 @@ def test_checkpoint_round_trip_and_command_line(tmp_path: Path) -> None:
         path = tmp_path / f"{i}.png"
         Image.fromarray(image[0], mode="L").save(path)
         paths.append(str(path))
-    T.write_tensor_cache(
+    write_tensor_cache(
         folder,
         {
             "train": (paths[:64], y[:64].tolist(), [str(i) for i in range(64)]),
@@ -289,7 +309,7 @@ def test_checkpoint_round_trip_and_command_line(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "labeling_assets.core.training.train",
+            "labeling_assets.core.training",
             "--cache",
             str(folder),
             "--epochs",
@@ -308,7 +328,7 @@ def test_checkpoint_round_trip_and_command_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [line["epoch"] for line in lines[:-1]] == [1, 2] and lines[-1]["out"] == str(out)
-    model, config, classes = T.load_checkpoint(out)
+    model, config, classes = load_checkpoint(out)
     assert classes == ["tl", "br"] and config.backbone == "small_cnn" and config.channels == 1
-    val = T.load_cache_split(folder, "val")
-    assert T.predict_proba(model, val.images).shape == (32, 2)
+    val = load_cache_split(folder, "val")
+    assert predict_proba(model, val.images).shape == (32, 2)

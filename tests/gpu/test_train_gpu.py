@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from labeling_assets.core.training import metrics
-from labeling_assets.core.training import train as T
+from labeling_assets.core.training.augment import augment_batch
+from labeling_assets.core.training.config import AugmentConfig, TrainConfig
+from labeling_assets.core.training.loop import fit
+from labeling_assets.core.training.predict import predict_proba
+from labeling_assets.core.training.throughput import measure_throughput
 
 pytestmark = [
     pytest.mark.gpu,
@@ -32,20 +36,20 @@ def _blobs(n: int, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 def test_fit_on_cuda_learns_with_bf16_and_channels_last(backbone: str) -> None:
     x, y = _blobs(1024)
     xv, yv = _blobs(256, seed=1)
-    config = T.TrainConfig(
+    config = TrainConfig(
         num_classes=2, backbone=backbone, image_size=32, channels=3, epochs=6, batch_size=128, device="cuda"
     )
-    result = T.fit(x, y, xv, yv, config)
+    result = fit(x, y, xv, yv, config)
     assert result.device.startswith("cuda") and result.resident
     assert all(np.isfinite(s.train_loss) for s in result.history)
     assert result.best_val_macro_f1 is not None and result.best_val_macro_f1 > 0.9
-    probs = T.predict_proba(result.model, xv, device="cuda")
+    probs = predict_proba(result.model, xv, device="cuda")
     assert metrics.macro_f1(yv, probs.argmax(1), 2) == pytest.approx(result.best_val_macro_f1, abs=0.02)
 
 
 def test_streamed_cache_trains_when_the_data_exceeds_the_device_budget() -> None:
     x, y = _blobs(1024)
-    config = T.TrainConfig(
+    config = TrainConfig(
         num_classes=2,
         image_size=32,
         channels=3,
@@ -55,7 +59,7 @@ def test_streamed_cache_trains_when_the_data_exceeds_the_device_budget() -> None
         device_cache_max_bytes=x[0].nbytes
         * 256,  # a quarter of the data: chunks stream through pinned memory
     )
-    result = T.fit(x, y, None, None, config)
+    result = fit(x, y, None, None, config)
     assert not result.resident
     assert sum(s.train_images for s in result.history) >= 3 * 896  # every chunk was trained on
     assert result.history[-1].train_loss < result.history[0].train_loss
@@ -63,15 +67,15 @@ def test_streamed_cache_trains_when_the_data_exceeds_the_device_budget() -> None
 
 def test_gpu_augmentation_in_bf16_keeps_shape_range_and_device() -> None:
     x = torch.rand(64, 3, 64, 64, device="cuda", dtype=torch.bfloat16)
-    out = T.augment_batch(x, T.AugmentConfig())
+    out = augment_batch(x, AugmentConfig())
     assert out.shape == x.shape and out.dtype == torch.bfloat16 and out.is_cuda
     assert float(out.min()) >= 0 and float(out.max()) <= 1
 
 
 def test_throughput_measurement_runs_and_reports_both_figures() -> None:
     x, y = _blobs(2048, size=64)
-    config = T.TrainConfig(
+    config = TrainConfig(
         num_classes=2, backbone="resnet18", image_size=64, channels=3, batch_size=256, device="cuda"
     )
-    t = T.measure_throughput(x, y, config, synthetic_steps=10, warmup_steps=3, end_to_end_epochs=1)
+    t = measure_throughput(x, y, config, synthetic_steps=10, warmup_steps=3, end_to_end_epochs=1)
     assert t.synthetic_images_per_s > 0 and t.end_to_end_images_per_s > 0 and t.resident

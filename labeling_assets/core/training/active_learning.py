@@ -20,11 +20,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from labeling_assets.core.training.types import AnyArray
+
 STRATEGIES: tuple[str, ...] = ("random", "least_confidence", "margin", "entropy", "k_center", "hybrid")
 UNCERTAINTY_STRATEGIES: tuple[str, ...] = ("least_confidence", "margin", "entropy")
 
 
-def _check_probs(probs: np.ndarray) -> np.ndarray:
+def _check_probs(probs: AnyArray) -> AnyArray:
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] < 1:
         raise ValueError(f"probs must be (n_items, n_classes), got shape {probs.shape}")
@@ -33,22 +35,23 @@ def _check_probs(probs: np.ndarray) -> np.ndarray:
     return probs
 
 
-def least_confidence(probs: np.ndarray) -> np.ndarray:
+def least_confidence(probs: AnyArray) -> AnyArray:
     """``1 - max p`` per item."""
     probs = _check_probs(probs)
     return 1.0 - probs.max(axis=1) if len(probs) else np.zeros(0)
 
 
-def margin(probs: np.ndarray) -> np.ndarray:
+def margin(probs: AnyArray) -> AnyArray:
     """``1 - (p1 - p2)`` per item: 1 when the top two classes tie, 0 when one class has all the mass."""
     probs = _check_probs(probs)
     if probs.shape[1] < 2:
         return np.zeros(len(probs))
     top2 = np.partition(probs, -2, axis=1)[:, -2:]
-    return 1.0 - (top2[:, 1] - top2[:, 0])
+    scores: AnyArray = 1.0 - (top2[:, 1] - top2[:, 0])
+    return scores
 
 
-def entropy(probs: np.ndarray) -> np.ndarray:
+def entropy(probs: AnyArray) -> AnyArray:
     """Shannon entropy normalised by ``log(n_classes)`` (0: certain, 1: uniform)."""
     probs = _check_probs(probs)
     k = probs.shape[1]
@@ -56,10 +59,11 @@ def entropy(probs: np.ndarray) -> np.ndarray:
         return np.zeros(len(probs))
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(probs > 0, probs * np.log(probs), 0.0)
-    return -terms.sum(axis=1) / np.log(k)
+    scores: AnyArray = -terms.sum(axis=1) / np.log(k)
+    return scores
 
 
-def uncertainty_scores(probs: np.ndarray, strategy: str) -> np.ndarray:
+def uncertainty_scores(probs: AnyArray, strategy: str) -> AnyArray:
     """The score of ``strategy`` (one of :data:`UNCERTAINTY_STRATEGIES`) for every item."""
     if strategy == "least_confidence":
         return least_confidence(probs)
@@ -72,22 +76,22 @@ def uncertainty_scores(probs: np.ndarray, strategy: str) -> np.ndarray:
     )
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: AnyArray, k: int) -> AnyArray:
     """Indices of the ``k`` highest scores, best first; ties broken by index (deterministic)."""
     scores = np.asarray(scores, dtype=np.float64)
     k = max(0, min(k, len(scores)))
     # lexsort: last key is primary; -scores descending, index ascending among equals.
-    order = np.lexsort((np.arange(len(scores)), -scores))
+    order: AnyArray = np.lexsort((np.arange(len(scores)), -scores))
     return order[:k]
 
 
 def k_center_greedy(
-    features: np.ndarray,
+    features: AnyArray,
     k: int,
     *,
-    labeled_features: np.ndarray | None = None,
+    labeled_features: AnyArray | None = None,
     seed: int = 0,
-) -> np.ndarray:
+) -> AnyArray:
     """Pick ``k`` rows of ``features`` that cover the space: each pick is the row farthest (Euclidean)
     from every labeled row and every row picked so far.
 
@@ -129,13 +133,13 @@ def select(
     strategy: str,
     k: int,
     *,
-    probs: np.ndarray | None = None,
-    features: np.ndarray | None = None,
-    labeled_features: np.ndarray | None = None,
+    probs: AnyArray | None = None,
+    features: AnyArray | None = None,
+    labeled_features: AnyArray | None = None,
     candidate_factor: int = 5,
     uncertainty: str = "margin",
     seed: int = 0,
-) -> np.ndarray:
+) -> AnyArray:
     """Indices (into the unlabeled pool) of the ``k`` items to label next.
 
     Args:
@@ -166,10 +170,11 @@ def select(
         raise ValueError("strategy 'hybrid' needs probs")
     pool = top_k(uncertainty_scores(probs, uncertainty), max(k, candidate_factor * k))
     picked = k_center_greedy(np.asarray(features)[pool], k, labeled_features=labeled_features, seed=seed)
-    return pool[picked]
+    chosen: AnyArray = pool[picked]
+    return chosen
 
 
-def _pool_size(probs: np.ndarray | None, features: np.ndarray | None) -> int:
+def _pool_size(probs: AnyArray | None, features: AnyArray | None) -> int:
     sizes: Sequence[int] = [len(a) for a in (probs, features) if a is not None]
     if not sizes:
         raise ValueError("select needs probs or features (or both)")

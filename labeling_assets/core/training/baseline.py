@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from labeling_assets.core.training.types import AnyArray
+
 DEFAULT_SIZE = 16
 MIN_LABELS = 10  # fewer than this many labeled items: no baseline (it would mostly echo the class prior)
 
@@ -24,7 +26,7 @@ def pixel_features(
     size: int = DEFAULT_SIZE,
     *,
     resample: Image.Resampling = Image.Resampling.BILINEAR,
-) -> tuple[np.ndarray, list[int]]:
+) -> tuple[AnyArray, list[int]]:
     """Grayscale ``size`` x ``size`` pixels in [0, 1], one flattened row per readable file.
 
     Returns the features and the indices (into ``paths``) of files that could not be read; their rows
@@ -53,7 +55,7 @@ class PixelBaseline:
     n_train: int
     version: str
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+    def predict_proba(self, features: AnyArray) -> AnyArray:
         """(n_items, n_classes) probabilities, columns in ``classes`` order."""
         out = np.zeros((len(features), len(self.classes)), dtype=np.float64)
         if len(features):
@@ -62,7 +64,7 @@ class PixelBaseline:
 
 
 def fit_baseline(
-    features: np.ndarray,
+    features: AnyArray,
     labels: Sequence[str],
     classes: Sequence[str],
     *,

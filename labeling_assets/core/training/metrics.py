@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labeling_assets.core.training.types import AnyArray
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+
+def confusion_matrix(y_true: AnyArray, y_pred: AnyArray, n_classes: int) -> AnyArray:
     """``cm[i, j]`` = number of items of true class ``i`` predicted as ``j``."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
@@ -30,7 +32,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
     return flat.reshape(n_classes, n_classes)
 
 
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _safe_divide(numerator: AnyArray, denominator: AnyArray) -> AnyArray:
     out = np.zeros_like(numerator, dtype=np.float64)
     np.divide(numerator, denominator, out=out, where=denominator > 0)
     return out
@@ -40,19 +42,19 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 class PerClass:
     """Per-class precision, recall, F1 and support (arrays indexed by class)."""
 
-    precision: np.ndarray
-    recall: np.ndarray
-    f1: np.ndarray
-    support: np.ndarray
-    predicted: np.ndarray
+    precision: AnyArray
+    recall: AnyArray
+    f1: AnyArray
+    support: AnyArray
+    predicted: AnyArray
 
     @property
-    def present(self) -> np.ndarray:
+    def present(self) -> AnyArray:
         """Classes that occur in the truth or in the predictions (the ones macro averages use)."""
         return (self.support > 0) | (self.predicted > 0)
 
 
-def per_class_scores(cm: np.ndarray) -> PerClass:
+def per_class_scores(cm: AnyArray) -> PerClass:
     """Precision, recall and F1 of every class from a confusion matrix."""
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diag(cm)
@@ -64,20 +66,20 @@ def per_class_scores(cm: np.ndarray) -> PerClass:
     return PerClass(precision, recall, f1, support.astype(np.int64), predicted.astype(np.int64))
 
 
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def accuracy(y_true: AnyArray, y_pred: AnyArray) -> float:
     """Fraction of items predicted right (0 for no items)."""
     y_true = np.asarray(y_true)
     return float(np.mean(y_true == np.asarray(y_pred))) if y_true.size else 0.0
 
 
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+def macro_f1(y_true: AnyArray, y_pred: AnyArray, n_classes: int) -> float:
     """Unweighted mean of per-class F1 over the classes present in truth or predictions."""
     scores = per_class_scores(confusion_matrix(y_true, y_pred, n_classes))
     present = scores.present
     return float(scores.f1[present].mean()) if present.any() else 0.0
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
+def _average_ranks(values: AnyArray) -> AnyArray:
     """1-based ranks with ties sharing their mean rank (what the Mann-Whitney AUC needs)."""
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
@@ -90,7 +92,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def roc_auc_ovr(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, float]:
+def roc_auc_ovr(y_true: AnyArray, probs: AnyArray) -> tuple[AnyArray, float]:
     """One-vs-rest ROC AUC per class and their macro mean over the classes where it is defined."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -108,7 +110,7 @@ def roc_auc_ovr(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, floa
     return aucs, (float(aucs[defined].mean()) if defined.any() else float("nan"))
 
 
-def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+def expected_calibration_error(y_true: AnyArray, probs: AnyArray, n_bins: int = 15) -> float:
     """ECE of the top-class confidence over ``n_bins`` equal-width bins: sum of |accuracy - confidence|
     per bin weighted by the bin's share of items."""
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -134,9 +136,9 @@ class EvaluationReport:
     macro_f1: float
     macro_auc: float
     ece: float
-    confusion: np.ndarray
+    confusion: AnyArray
     per_class: PerClass
-    auc_per_class: np.ndarray = field(repr=False)
+    auc_per_class: AnyArray = field(repr=False)
 
     def scalar_metrics(self, prefix: str = "") -> dict[str, float]:
         """Flat ``{name: value}`` for MLflow (NaN AUCs left out: MLflow rejects them in some stores)."""
@@ -167,7 +169,7 @@ class EvaluationReport:
 
 
 def evaluate_probs(
-    y_true: np.ndarray, probs: np.ndarray, classes: list[str], n_bins: int = 15
+    y_true: AnyArray, probs: AnyArray, classes: list[str], n_bins: int = 15
 ) -> EvaluationReport:
     """All evaluation metrics from true class indices and predicted class probabilities."""
     y_true = np.asarray(y_true, dtype=np.int64)
@@ -194,7 +196,7 @@ def evaluate_probs(
     )
 
 
-def confusion_matrix_png(cm: np.ndarray, classes: list[str], title: str = "Confusion matrix") -> bytes:
+def confusion_matrix_png(cm: AnyArray, classes: list[str], title: str = "Confusion matrix") -> bytes:
     """The confusion matrix as a PNG (rows: truth, columns: prediction; cells show counts)."""
     import matplotlib
 

@@ -1,0 +1,119 @@
+"""The settings of a training run: one source of truth for the asset's run config and the command line.
+
+``TrainConfig``'s defaults are THE defaults: ``TrainedModelConfig`` (the Dagster run config) and
+``python -m labeling_assets.core.training`` read theirs from :data:`DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, cast, get_args
+
+import torch
+
+Backbone = Literal["auto", "small_cnn", "resnet18", "efficientnet_b0", "mobilenet_v3_small"]
+LossKind = Literal["ce", "focal"]
+SamplerKind = Literal["shuffle", "weighted"]
+CompileMode = Literal["auto", "on", "off"]
+
+BACKBONES: tuple[str, ...] = tuple(name for name in get_args(Backbone) if name != "auto")
+# Below this size ImageNet backbones downsample the picture to almost nothing (ResNet's stem alone
+# divides by 4); a small CNN with two poolings fits tiny images like the 8x8-sourced demo digits.
+SMALL_IMAGE_MAX = 63
+
+# Fewer optimizer steps than this per epoch and early stopping judges a model that has barely moved
+# (300 items at batch 128 = 3 steps: stopped at epoch 6 with macro-F1 0.03 in the demo).
+MIN_STEPS_PER_EPOCH = 10
+MIN_BATCH_SIZE = 16
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Per-batch augmentation on the training device. Defaults are safe for most image classes."""
+
+    rotation_deg: float = 10.0  # uniform in [-deg, +deg]
+    brightness: float = 0.1  # additive shift in [-b, +b] on [0, 1] pixels
+    contrast: float = 0.1  # scale around the image mean in [1-c, 1+c]
+    noise_std: float = 0.02  # Gaussian noise with std uniform in [0, noise_std]
+    # OFF by default: a flip swaps meaning (left/right ear, mirrored digits and letters).
+    hflip: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotation_deg or self.brightness or self.contrast or self.noise_std or self.hflip)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run (logged as MLflow params by the asset)."""
+
+    num_classes: int
+    backbone: Backbone = "auto"  # auto: small_cnn below 64 px, resnet18 otherwise
+    image_size: int = 224
+    channels: int = 3
+    epochs: int = 20
+    # 128, the asset's default since the first release; the command line said 256 until both read this.
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05  # linear warm-up share of all steps, then cosine decay
+    label_smoothing: float = 0.0
+    loss: LossKind = "ce"
+    focal_gamma: float = 2.0
+    class_weighted_loss: bool = True  # weights total / (n_classes * count); ignored with the weighted sampler
+    class_weights: list[float] | None = None  # overrides the weights computed from the training labels
+    sampler: SamplerKind = "shuffle"  # weighted: class-balanced draws with replacement, on the device
+    patience: int = 5  # epochs without a better val macro-F1 before stopping
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast (CUDA only; the CPU path stays fp32)
+    channels_last: bool = True  # CUDA only
+    compile: CompileMode = "auto"  # auto compiles on CUDA when the run is long enough to pay
+    compile_min_steps: int = 3000  # compiling costs ~1 min: worth it only for long runs
+    weights_path: str | None = None  # local state_dict; nothing is ever downloaded
+    seed: int = 0
+    eval_batch_size: int = 1024
+    # Share of free GPU memory the uint8 cache may take before it is streamed in chunks instead.
+    device_cache_fraction: float = 0.5
+    device_cache_max_bytes: int | None = None  # hard cap (tests use it to exercise streaming)
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking."""
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "augment"}
+        params.update({f"aug_{k}": v for k, v in asdict(self.augment).items()})
+        return params
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        augment = AugmentConfig(**data.pop("augment", {}) or {})
+        known = {f.name for f in fields(cls)}
+        return cls(augment=augment, **{k: v for k, v in data.items() if k in known})
+
+
+# The defaults every front end starts from (num_classes comes from the data, never from a default).
+DEFAULTS = TrainConfig(num_classes=0)
+
+
+def effective_batch_size(requested: int, n_train: int) -> int:
+    """``requested``, lowered for small training sets so an epoch has at least MIN_STEPS_PER_EPOCH steps."""
+    return max(1, min(requested, max(MIN_BATCH_SIZE, n_train // MIN_STEPS_PER_EPOCH)))
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but CUDA is not available on this machine")
+    return resolved
+
+
+def resolve_backbone(backbone: str, image_size: int) -> Backbone:
+    """The backbone to build: ``auto`` means small_cnn for tiny images and resnet18 otherwise."""
+    if backbone == "auto":
+        return "small_cnn" if image_size <= SMALL_IMAGE_MAX else "resnet18"
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)} or auto")
+    return cast(Backbone, backbone)
