@@ -1,11 +1,11 @@
 """Checks on consensus_labels, one property each; thresholds are set where the checks are built."""
 
 import dagster as dg
-import sqlalchemy as sa
 
-from labeling_assets.assets.consensus import QUARANTINED, ConsensusConfig, eligible_votes, load_votes
 from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
-from labeling_assets.core.store.schema import items_table, latest_consensus_query
+from labeling_assets.core.consensus.review_routing import DEFAULT_MIN_ANNOTATORS
+from labeling_assets.core.consensus.votes import eligible_votes
+from labeling_assets.core.store.queries import consensus_frame, load_votes, quarantined_items_with_consensus
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -18,12 +18,12 @@ EXAMPLES = 10
 
 
 def _min_annotators(context: dg.AssetCheckExecutionContext) -> int:
-    """The min_annotators of the latest consensus_labels materialization (its own config default if none)."""
+    """The min_annotators of the latest consensus_labels materialization (its config default if none)."""
     event = context.instance.get_latest_materialization_event(CONSENSUS_KEY)
     materialization = event.asset_materialization if event else None
     entry = materialization.metadata.get("min_annotators") if materialization else None
     value = getattr(entry, "value", None)
-    return int(value) if isinstance(value, int) else ConsensusConfig().min_annotators
+    return int(value) if isinstance(value, int) else DEFAULT_MIN_ANNOTATORS
 
 
 def build_consensus_checks(
@@ -41,7 +41,7 @@ def build_consensus_checks(
         eligible = set(
             eligible_votes(load_votes(store, list(project.classes)).votes.frame, min_annotators)["item_id"]
         )
-        have = {row["item_id"] for row in store.fetch(latest_consensus_query())}
+        have = set(consensus_frame(store)["item_id"])
         missing = sorted(eligible - have)
         coverage = 1.0 if not eligible else 1.0 - len(missing) / len(eligible)
         return dg.AssetCheckResult(
@@ -60,7 +60,7 @@ def build_consensus_checks(
     def consensus_fleiss_kappa_above_threshold(
         context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
     ) -> dg.AssetCheckResult:
-        """Annotators agree beyond chance: Fleiss' kappa over the consensus items is at least the threshold."""
+        """Labelers agree beyond chance: Fleiss' kappa over the consensus items is at least the threshold."""
         classes = list(project.classes)
         votes = eligible_votes(
             load_votes(label_store.get_store(), classes).votes.frame, _min_annotators(context)
@@ -87,7 +87,7 @@ def build_consensus_checks(
             passed=bool(kappa == kappa and kappa >= min_fleiss_kappa),
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "fleiss_kappa": dg.MetadataValue.float(float(kappa) if kappa == kappa else None),
+                "fleiss_kappa": dg.FloatMetadataValue(float(kappa) if kappa == kappa else None),
                 "min_fleiss_kappa": dg.MetadataValue.float(min_fleiss_kappa),
                 "items": dg.MetadataValue.int(fleiss.n_items),
                 "least_agreed_classes": dg.MetadataValue.json({c: round(v, 3) for c, v in worst}),
@@ -97,14 +97,7 @@ def build_consensus_checks(
     @dg.asset_check(asset=CONSENSUS_KEY, blocking=True)
     def no_consensus_for_quarantined_items(label_store: LabelStoreResource) -> dg.AssetCheckResult:
         """No quarantined item has a consensus label (it would reach the dataset splits)."""
-        latest = latest_consensus_query().subquery()
-        rows = label_store.get_store().fetch(
-            sa.select(latest.c.item_id)
-            .join(items_table, items_table.c.item_id == latest.c.item_id)
-            .where(items_table.c.status == QUARANTINED)
-            .order_by(latest.c.item_id)
-        )
-        found = [row["item_id"] for row in rows]
+        found = quarantined_items_with_consensus(label_store.get_store())
         return dg.AssetCheckResult(
             passed=not found,
             metadata={

@@ -3,12 +3,10 @@
 import warnings
 
 import dagster as dg
-import sqlalchemy as sa
 
-from labeling_assets.assets.consensus import load_votes
-from labeling_assets.assets.labeler_stats import TOO_FAST_FACTOR, peer_median_times
-from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, speed_check, time_stats
-from labeling_assets.core.store.schema import labeler_stats_table
+from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, time_stats
+from labeling_assets.core.consensus.leaderboard import speed_against_peers
+from labeling_assets.core.store.queries import latest_labeler_stats, load_votes
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -28,26 +26,19 @@ def labeler_gold_accuracy_at_least_0_8(
 ) -> dg.AssetCheckResult:
     """The labeler answers at least 80% of the hidden gold items right (no gold answered yet passes)."""
     labeler_id = context.partition_key
-    t = labeler_stats_table
-    rows = label_store.get_store().fetch(
-        sa.select(t.c.gold_accuracy, t.c.computed_at)
-        .where(t.c.labeler_id == labeler_id, t.c.window == ALL_WINDOW)
-        .order_by(t.c.computed_at.desc(), t.c.id.desc())
-        .limit(1)
-    )
+    row = latest_labeler_stats(label_store.get_store(), labeler_id, ALL_WINDOW)
     # labeler_stats writes the row this reads: a missing row means the asset has not run for the labeler.
-    accuracy = rows[0]["gold_accuracy"] if rows else None
-    n_gold_known = bool(rows) and accuracy is not None
+    accuracy: float | None = row["gold_accuracy"] if row else None
     return dg.AssetCheckResult(
-        passed=(not n_gold_known) or accuracy >= MIN_GOLD_ACCURACY,
+        passed=accuracy is None or accuracy >= MIN_GOLD_ACCURACY,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "labeler_id": dg.MetadataValue.text(labeler_id),
-            "gold_accuracy": dg.MetadataValue.float(accuracy),
+            "gold_accuracy": dg.FloatMetadataValue(accuracy),
             "min_gold_accuracy": dg.MetadataValue.float(MIN_GOLD_ACCURACY),
             "note": dg.MetadataValue.text(
                 "no labeler_stats row yet"
-                if not rows
+                if not row
                 else "no gold item answered yet"
                 if accuracy is None
                 else ""
@@ -64,15 +55,15 @@ def labeler_not_too_fast(
     labeler_id = context.partition_key
     votes = load_votes(label_store.get_store(), list(project.classes)).votes.frame
     median, _ = time_stats(votes.loc[votes["labeler_id"] == labeler_id, "lead_time_s"])
-    result = speed_check(median, peer_median_times(votes, labeler_id), factor=TOO_FAST_FACTOR)
+    result = speed_against_peers(votes, labeler_id, median)
     return dg.AssetCheckResult(
         passed=not result.too_fast,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "labeler_id": dg.MetadataValue.text(labeler_id),
-            "median_time_s": dg.MetadataValue.float(result.median_time_s),
-            "peer_median_time_s": dg.MetadataValue.float(result.peer_median_time_s),
-            "ratio": dg.MetadataValue.float(result.ratio),
+            "median_time_s": dg.FloatMetadataValue(result.median_time_s),
+            "peer_median_time_s": dg.FloatMetadataValue(result.peer_median_time_s),
+            "ratio": dg.FloatMetadataValue(result.ratio),
             "reason": dg.MetadataValue.text(result.reason),
         },
     )

@@ -11,13 +11,14 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from labeling_assets.assets.consensus import ConsensusConfig, consensus_frame, consensus_labels
+from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
 from labeling_assets.assets.label_issues import label_issues
 from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd
+from labeling_assets.core.store.queries import consensus_frame
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,

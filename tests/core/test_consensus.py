@@ -275,7 +275,7 @@ def test_auto_picks_dawid_skene_with_enough_overlap_and_majority_without() -> No
 
 
 def test_latest_votes_keep_the_newest_annotation_per_item_and_labeler() -> None:
-    from labeling_assets.core.consensus.methods import latest_votes
+    from labeling_assets.core.consensus.votes import latest_votes
 
     rows = pd.DataFrame(
         {
@@ -295,7 +295,7 @@ def test_latest_votes_keep_the_newest_annotation_per_item_and_labeler() -> None:
 def test_latest_votes_skip_a_newest_label_that_is_not_one_project_class_without_reviving_an_older_one() -> (
     None
 ):
-    from labeling_assets.core.consensus.methods import SKIP_MULTI_LABEL, SKIP_UNKNOWN_CLASS, latest_votes
+    from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, SKIP_UNKNOWN_CLASS, latest_votes
 
     rows = pd.DataFrame(
         {
@@ -313,7 +313,7 @@ def test_latest_votes_skip_a_newest_label_that_is_not_one_project_class_without_
 
 
 def test_single_class_unwraps_one_element_lists_only() -> None:
-    from labeling_assets.core.consensus.methods import single_class
+    from labeling_assets.core.consensus.votes import single_class
 
     assert single_class("cat") == "cat"
     assert single_class(["cat"]) == "cat"

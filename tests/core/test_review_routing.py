@@ -8,14 +8,16 @@ from labeling_assets.core.consensus.review_routing import (
     MORE_ANNOTATORS,
     OpenRequest,
     OverlapRaise,
-    open_review_requests,
     overlap_drift,
     plan_overlap_raises,
-    raised_task_overlaps,
-    record_overlap_raises,
 )
 from labeling_assets.core.labelstudio.tasks import QueuedItem
 from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks
+from labeling_assets.core.store.reviews import (
+    open_review_requests,
+    raised_task_overlaps,
+    record_overlap_raises,
+)
 from labeling_assets.core.store.schema import (
     MIGRATIONS,
     LabelStore,

@@ -15,11 +15,12 @@ import dagster as dg
 import pytest
 
 from labeling_assets.assets import collect, queue
-from labeling_assets.assets.consensus import ConsensusConfig, consensus_frame, consensus_labels
+from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
 from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.labelstudio.crowd import LabelerSpec
+from labeling_assets.core.store.queries import consensus_frame
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.jobs import collect_job, queue_job
 from labeling_assets.local.crowd import CrowdResult, simulate_crowd

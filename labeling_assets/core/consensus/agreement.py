@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 
-def cohen_kappa(a: Sequence[Any], b: Sequence[Any], *, classes: Sequence[Any] | None = None) -> float:
+def cohen_kappa(a: Sequence[Any] | pd.Series, b: Sequence[Any] | pd.Series, *, classes: Sequence[Any] | None = None) -> float:
     """Cohen's kappa between two raters' labels of the same items (aligned sequences).
 
     kappa = (p_o - p_e) / (1 - p_e), p_o observed agreement, p_e agreement expected from each rater's
@@ -87,7 +88,7 @@ class FleissKappa:
     n_items: int  # items with at least two ratings (the only ones that count)
 
 
-def fleiss_kappa(counts: pd.DataFrame | np.ndarray) -> FleissKappa:
+def fleiss_kappa(counts: pd.DataFrame | NDArray[Any]) -> FleissKappa:
     """Fleiss' kappa from an items x classes count matrix (see :func:`count_matrix`).
 
     Items may have different numbers of raters (the usual generalisation: each item's agreement is
@@ -95,8 +96,8 @@ def fleiss_kappa(counts: pd.DataFrame | np.ndarray) -> FleissKappa:
     kappa follows Fleiss (1971): 1 - sum_i n_ij (n_i - n_ij) / (n_i (n_i - 1)) / (N p_j q_j).
     """
     if isinstance(counts, pd.DataFrame):
-        class_labels = list(counts.columns)
-        matrix = counts.to_numpy(dtype=np.float64)
+        class_labels: list[Any] = list(counts.columns)
+        matrix: NDArray[np.float64] = counts.to_numpy(dtype=np.float64)
     else:
         matrix = np.asarray(counts, dtype=np.float64)
         class_labels = list(range(matrix.shape[1])) if matrix.ndim == 2 else []
@@ -135,7 +136,7 @@ def fleiss_kappa_from_annotations(
     return fleiss_kappa(count_matrix(frame, classes=classes))
 
 
-def krippendorff_alpha_nominal(reliability: pd.DataFrame | np.ndarray) -> float:
+def krippendorff_alpha_nominal(reliability: pd.DataFrame | NDArray[Any]) -> float:
     """Krippendorff's alpha for nominal data with missing values.
 
     ``reliability`` is a units x coders matrix (NaN / None = missing), or pass long annotations through

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from PIL import Image
 
 from labeling_assets.core.training.baseline import pixel_features
@@ -27,7 +28,7 @@ DEFAULT_FEATURE_SIZE = 16
 MIN_ITEMS = 10
 
 
-def image_features(paths: Sequence[str | Path], *, size: int = DEFAULT_FEATURE_SIZE) -> np.ndarray:
+def image_features(paths: Sequence[str | Path], *, size: int = DEFAULT_FEATURE_SIZE) -> NDArray[Any]:
     """Downsampled grayscale pixels in [0, 1], one flattened row of ``size * size`` per image.
 
     Box filtering (an average over each cell) keeps the coarse shape the baseline needs and drops
@@ -39,7 +40,7 @@ def image_features(paths: Sequence[str | Path], *, size: int = DEFAULT_FEATURE_S
     return rows
 
 
-def _fold_indices(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _fold_indices(labels: NDArray[Any], n_folds: int, seed: int) -> list[tuple[NDArray[Any], NDArray[Any]]]:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     counts = np.bincount(labels)
@@ -53,14 +54,14 @@ def _fold_indices(labels: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.
 
 
 def cross_val_pred_probs(
-    features: np.ndarray,
-    labels: np.ndarray,
+    features: NDArray[Any],
+    labels: NDArray[Any],
     n_classes: int,
     *,
     n_folds: int = 5,
     seed: int = 0,
     regularization: float = 0.1,
-) -> np.ndarray:
+) -> NDArray[Any]:
     """Out-of-sample class probabilities (n_items, n_classes) from K-fold logistic regression.
 
     Args:
@@ -96,7 +97,8 @@ def cross_val_pred_probs(
             model = make_pipeline(StandardScaler(), LogisticRegression(C=regularization, max_iter=500))
             model.fit(features[train], labels[train])
             probs[np.ix_(test, model.classes_)] = np.maximum(model.predict_proba(features[test]), floor)
-    return probs / probs.sum(axis=1, keepdims=True)
+    normalized: NDArray[np.float64] = probs / probs.sum(axis=1, keepdims=True)
+    return normalized
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ ISSUE_COLUMNS = ["item_id", "given_label", "suggested_label", "label_quality", "
 
 
 def find_issues(
-    item_ids: Sequence[Any], labels: Sequence[Any], pred_probs: np.ndarray, classes: Sequence[Any]
+    item_ids: Sequence[Any], labels: Sequence[Any], pred_probs: NDArray[Any], classes: Sequence[Any]
 ) -> LabelIssues:
     """cleanlab ``find_label_issues`` on given labels and out-of-sample ``pred_probs`` (columns = classes).
 

@@ -11,9 +11,9 @@ source, closed when the item becomes confident). The queue stage acts on them:
 - At the cap, or for ``expert_review`` requests, nothing is raised: they are reported for an expert.
 
 The store is the truth: a raise is recorded (``tasks.required_annotations`` compare-and-set plus a
-``review_actions`` row) before Label Studio is told, and :func:`overlap_drift` finds raised tasks whose
-Label Studio overlap lags behind (a crash or an outage between the two), so the next run repairs them.
-No dagster and no HTTP here.
+``review_actions`` row, ``core/store/reviews.py``) before Label Studio is told, and :func:`overlap_drift`
+finds raised tasks whose Label Studio overlap lags behind (a crash or an outage between the two), so the
+next run repairs them. Pure rules here: no store, no dagster and no HTTP.
 """
 
 from __future__ import annotations
@@ -21,21 +21,32 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
-import sqlalchemy as sa
+import pandas as pd
 
-from labeling_assets.core.store.schema import (
-    LabelStore,
-    latest_consensus_query,
-    review_actions_table,
-    review_requests_table,
-    tasks_table,
-    utcnow,
-)
+# What a review request asks for (review_requests.action), and the one action the queue records.
+MORE_ANNOTATORS: Final = "more_annotators"
+EXPERT_REVIEW: Final = "expert_review"
+ReviewAction = Literal["more_annotators", "expert_review"]
+OVERLAP_RAISED: Final = "overlap_raised"
+# Who asked (review_requests.source): one open request per item and source.
+CONSENSUS_SOURCE: Final = "consensus"
+LABEL_ISSUES_SOURCE: Final = "label_issues"
 
-MORE_ANNOTATORS = "more_annotators"
-EXPERT_REVIEW = "expert_review"
-OVERLAP_RAISED = "overlap_raised"
+# consensus_labels' defaults (its run config), shared with the checks that judge its output.
+DEFAULT_MIN_ANNOTATORS = 2
+DEFAULT_LOW_CONFIDENCE_THRESHOLD = 0.7
+DEFAULT_MAX_ANNOTATORS = 5
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """A review request to record (unless its item already has an open one from the same source)."""
+
+    item_id: str
+    action: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -111,99 +122,45 @@ def plan_overlap_raises(requests: Sequence[OpenRequest], *, max_overlap: int) ->
     return plan
 
 
-# --- store side --------------------------------------------------------------------------------
+def consensus_review_requests(
+    labels: pd.DataFrame,
+    *,
+    threshold: float,
+    action: ReviewAction,
+    max_annotators: int,
+    reason_prefix: str,
+) -> tuple[list[ReviewRequest], list[str]]:
+    """Review requests for the consensus rows below ``threshold``, and the items now confident.
 
-
-def open_review_requests(store: LabelStore, project_id: int) -> list[OpenRequest]:
-    """Every open review request, with its item's task in ``project_id`` and latest consensus, if any."""
-    rr = review_requests_table
-    latest = latest_consensus_query().subquery()
-    stmt = (
-        sa.select(
-            rr.c.id,
-            rr.c.item_id,
-            rr.c.source,
-            rr.c.action,
-            rr.c.reason,
-            rr.c.requested_at,
-            tasks_table.c.ls_task_id,
-            tasks_table.c.required_annotations,
-            latest.c.n_annotators,
-        )
-        .select_from(rr)
-        .outerjoin(tasks_table, sa.and_(tasks_table.c.item_id == rr.c.item_id, tasks_table.c.ls_project_id == project_id))
-        .outerjoin(latest, latest.c.item_id == rr.c.item_id)
-        .where(rr.c.resolved_at.is_(None))
-        .order_by(rr.c.id)
-    )
-    return [
-        OpenRequest(
-            request_id=int(r["id"]),
-            item_id=r["item_id"],
-            source=r["source"],
-            action=r["action"],
-            reason=r["reason"],
-            requested_at=r["requested_at"],
-            ls_task_id=int(r["ls_task_id"]) if r["ls_task_id"] is not None else None,
-            required_annotations=r["required_annotations"],
-            n_annotators=r["n_annotators"],
-        )
-        for r in store.fetch(stmt)
-    ]
-
-
-def record_overlap_raises(
-    store: LabelStore, project_id: int, raises: Sequence[OverlapRaise]
-) -> list[OverlapRaise]:
-    """Record the raises in one transaction; returns those applied.
-
-    Compare-and-set on ``required_annotations``: a raise whose task moved on meanwhile (a concurrent run
-    raised it first) is dropped, so two runs never raise the same task twice for one round.
+    A low-confidence item that already has ``max_annotators`` labelers goes to an expert even when
+    ``action`` asks for more labelers: more of the same crowd is unlikely to settle it.
     """
-    applied: list[OverlapRaise] = []
-    now = utcnow()
-    with store.begin() as conn:
-        for step in raises:
-            changed = conn.execute(
-                tasks_table.update()
-                .where(
-                    tasks_table.c.ls_project_id == project_id,
-                    tasks_table.c.item_id == step.item_id,
-                    tasks_table.c.required_annotations == step.overlap_from,
-                )
-                .values(required_annotations=step.overlap_to)
-            ).rowcount
-            if not changed:
-                continue
-            conn.execute(
-                review_actions_table.insert().values(
-                    request_id=step.request_id,
-                    item_id=step.item_id,
-                    ls_project_id=project_id,
-                    ls_task_id=step.ls_task_id,
-                    action=OVERLAP_RAISED,
-                    overlap_from=step.overlap_from,
-                    overlap_to=step.overlap_to,
-                    acted_at=now,
-                )
-            )
-            applied.append(step)
-    return applied
-
-
-def raised_task_overlaps(store: LabelStore, project_id: int) -> dict[int, int]:
-    """ls_task_id -> required overlap, for the tasks of the project whose overlap the pipeline raised."""
-    raised = sa.select(review_actions_table.c.item_id).where(
-        review_actions_table.c.ls_project_id == project_id, review_actions_table.c.action == OVERLAP_RAISED
-    )
-    rows = store.fetch(
-        sa.select(tasks_table.c.ls_task_id, tasks_table.c.required_annotations).where(
-            tasks_table.c.ls_project_id == project_id,
-            tasks_table.c.ls_task_id.isnot(None),
-            tasks_table.c.item_id.in_(raised),
+    low = labels[labels["confidence"] < threshold]
+    confident = labels.loc[labels["confidence"] >= threshold, "item_id"].tolist()
+    requests = []
+    for record in low.to_dict("records"):
+        chosen: str = action
+        if action == MORE_ANNOTATORS and record["n_annotators"] >= max_annotators:
+            chosen = EXPERT_REVIEW
+        reason = (
+            f"{reason_prefix}: confidence {record['confidence']:.2f} < {threshold:.2f} "
+            f"with {int(record['n_annotators'])} annotators (agreement {record['agreement']:.2f})"
         )
-    )
-    return {int(r["ls_task_id"]): int(r["required_annotations"]) for r in rows}
+        requests.append(ReviewRequest(str(record["item_id"]), chosen, reason))
+    return requests, confident
+
+
+def label_issue_review_requests(flagged: pd.DataFrame) -> list[ReviewRequest]:
+    """One expert review request per label issue (``find_issues`` rows), saying what the baseline thinks."""
+    return [
+        ReviewRequest(
+            str(r["item_id"]),
+            EXPERT_REVIEW,
+            f"consensus {r['given_label']!r} but an out-of-sample baseline says {r['suggested_label']!r} "
+            f"(p={r['suggested_probability']:.2f}, label quality {r['label_quality']:.3f})",
+        )
+        for r in flagged.to_dict("records")
+    ]
 
 
 def overlap_drift(wanted: Mapping[int, int], remote: Mapping[int, int]) -> dict[int, int]:

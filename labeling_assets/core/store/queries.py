@@ -1,0 +1,126 @@
+"""Shared reads of the label store: votes, the latest consensus, gold answers, item files.
+
+Consensus, labeler statistics, label issues, the QA report and their checks read the same things the
+same way; these functions are that one way (the rules that turn rows into votes are in
+``core/consensus/votes.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from labeling_assets.core.consensus.leaderboard import QualityInputs
+from labeling_assets.core.consensus.votes import Votes, latest_votes, single_class
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    current_annotations_query,
+    items_table,
+    labeler_stats_table,
+    latest_consensus_query,
+)
+
+QUARANTINED = "quarantined"  # items.status of an item whose bytes are unusable
+ANNOTATION_COLUMNS = ["ls_annotation_id", "item_id", "labeler_id", "label", "lead_time_s", "created_at", "updated_at"]
+CONSENSUS_COLUMNS = ["item_id", "label", "method", "confidence", "agreement", "n_annotators", "version", "computed_at"]
+
+
+@dataclass(frozen=True)
+class StoreVotes:
+    """Votes read from the label store, with what was left out and why."""
+
+    votes: Votes
+    statuses: dict[str, str]  # item_id -> items.status
+    excluded_quarantined: int  # votes on quarantined items
+    excluded_unknown_item: int  # votes on item ids the store does not know
+
+
+def current_annotations(store: LabelStore) -> pd.DataFrame:
+    """Every current annotation (latest version, not deleted), with the columns even when there is none."""
+    rows = pd.DataFrame(store.fetch(current_annotations_query()))
+    return rows if not rows.empty else pd.DataFrame(columns=ANNOTATION_COLUMNS)
+
+
+def load_votes(store: LabelStore, classes: list[str]) -> StoreVotes:
+    """One valid vote per (item, labeler) on items that are not quarantined."""
+    statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
+    votes = latest_votes(current_annotations(store), classes)
+    status = votes.frame["item_id"].map(statuses)
+    quarantined = (status == QUARANTINED).to_numpy()
+    unknown = status.isna().to_numpy()
+    frame = votes.frame[~quarantined & ~unknown].reset_index(drop=True)
+    return StoreVotes(
+        votes=Votes(frame, votes.skipped, votes.examples),
+        statuses=statuses,
+        excluded_quarantined=int(quarantined.sum()),
+        excluded_unknown_item=int(unknown.sum()),
+    )
+
+
+def consensus_frame(store: LabelStore) -> pd.DataFrame:
+    """The newest consensus row per item (item_id, label, method, confidence, agreement, ...)."""
+    rows = store.fetch(latest_consensus_query())
+    if not rows:
+        return pd.DataFrame(columns=CONSENSUS_COLUMNS)
+    return pd.DataFrame(rows)[CONSENSUS_COLUMNS]
+
+
+def gold_labels(store: LabelStore) -> pd.Series:
+    """item_id -> hidden gold label as stored (a class name, or a list for multi-label gold)."""
+    rows = store.fetch(
+        sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.is_not(None))
+    )
+    return pd.Series({r["item_id"]: r["gold_label"] for r in rows}, dtype=object)
+
+
+def item_uris(store: LabelStore, *, exclude_quarantined: bool = False) -> dict[str, str | None]:
+    """item_id -> the stored copy of its bytes (None when there is none)."""
+    query = sa.select(items_table.c.item_id, items_table.c.uri)
+    if exclude_quarantined:
+        query = query.where(items_table.c.status != QUARANTINED)
+    return {r["item_id"]: r["uri"] for r in store.fetch(query)}
+
+
+def quarantined_items_with_consensus(store: LabelStore) -> list[str]:
+    """Quarantined items that still have a consensus row (sorted)."""
+    latest = latest_consensus_query().subquery()
+    rows = store.fetch(
+        sa.select(latest.c.item_id)
+        .join(items_table, items_table.c.item_id == latest.c.item_id)
+        .where(items_table.c.status == QUARANTINED)
+        .order_by(latest.c.item_id)
+    )
+    return [row["item_id"] for row in rows]
+
+
+def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
+    """Votes, single-class gold answers and consensus labels, for labeler statistics."""
+    votes = load_votes(store, classes).votes.frame
+    gold = gold_labels(store).map(single_class).dropna()
+    consensus_rows = consensus_frame(store)
+    # A consensus row from before a class-list change would make kappa fail on an unknown class.
+    consensus_rows = consensus_rows[consensus_rows["label"].isin(classes)]
+    consensus = pd.Series(consensus_rows["label"].to_numpy(), index=consensus_rows["item_id"], dtype=object)
+    shares = consensus.value_counts(normalize=True)
+    return QualityInputs(votes, gold, consensus, {str(k): float(v) for k, v in shares.items()})
+
+
+def record_labeler_stats(store: LabelStore, rows: list[dict[str, Any]]) -> None:
+    """Append labeler_stats rows (each already has its computed_at)."""
+    with store.begin() as conn:
+        conn.execute(labeler_stats_table.insert(), rows)
+
+
+def latest_labeler_stats(store: LabelStore, labeler_id: str, window: str) -> dict[str, Any] | None:
+    """The newest labeler_stats row of a labeler and window, or None before labeler_stats ran for them."""
+    t = labeler_stats_table
+    rows = store.fetch(
+        sa.select(t)
+        .where(t.c.labeler_id == labeler_id, t.c.window == window)
+        .order_by(t.c.computed_at.desc(), t.c.id.desc())
+        .limit(1)
+    )
+    return dict(rows[0]) if rows else None
