@@ -1,6 +1,7 @@
 """The Label Studio loop end to end against a real server: queue -> crowd -> sensor -> collect -> store.
 
-The tests run in file order and share one project (building it is the expensive part); each asserts
+Each test builds its own project (its own title, store and Dagster instance) up to the stage it needs, so
+any one of them runs alone (``-k``); only the Label Studio server is shared by the session. Each asserts
 one behaviour of the loop on the store, the Dagster instance or Label Studio itself.
 """
 
@@ -30,7 +31,7 @@ from labeling_assets.core.store.schema import (
     utcnow,
 )
 from labeling_assets.jobs import collect_job, queue_job
-from labeling_assets.local.crowd import simulate_crowd
+from labeling_assets.local.crowd import CrowdResult, simulate_crowd
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -95,6 +96,21 @@ class Loop:
         assert result.success
         return result
 
+    def queue_everything(self) -> None:
+        """Every item becomes a task (the gold rate holds back no gold item: 3 of 18 fit 0.1 of 1000)."""
+        self.push(max_new_tasks=1000, gold_rate=0.1, overlap=3)
+        assert len(self.client.task_ids_by_item(self.project_id)) == N_ITEMS
+
+    def crowd_labels_everything(self) -> CrowdResult:
+        """The crowd gives every task 3 annotations, and a sensor-requested collect stores them."""
+        result = simulate_crowd(
+            self.client, self.project_id, CROWD, truth=self.truth, classes=CLASSES, overlap=3, seed=7
+        )
+        tick = self.tick()
+        assert isinstance(tick, dg.SensorResult) and tick.run_requests
+        assert self.collect()["new"] == N_ITEMS * 3
+        return result
+
 
 def _seed_items(store: LabelStore, folder: Path) -> tuple[dict[str, str], dict[str, str]]:
     truth, gold = {}, {}
@@ -122,8 +138,9 @@ def _seed_items(store: LabelStore, folder: Path) -> tuple[dict[str, str], dict[s
     return truth, gold
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    """A fresh project of N_ITEMS items (N_GOLD gold) with nothing queued yet."""
     folder = tmp_path_factory.mktemp("loop")
     store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
     store.migrate()
@@ -192,7 +209,7 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
 
 
 def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> None:
-    result = loop.push(max_new_tasks=10)
+    result = loop.push(max_new_tasks=1000)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.check_name == "gold_never_in_task_data" and evaluation.passed
     assert evaluation.metadata["gold_tasks"].value == N_GOLD
@@ -202,6 +219,8 @@ def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> No
 
 
 def test_first_sensor_tick_requests_a_run_and_an_unchanged_project_skips(loop: Loop) -> None:
+    assert isinstance(loop.tick(), dg.SkipReason)  # no project yet: nothing to collect
+    loop.queue_everything()
     first = loop.tick()
     assert isinstance(first, dg.SensorResult) and len(first.run_requests or []) == 1
     assert loop.collect()["new"] == 0
@@ -210,6 +229,7 @@ def test_first_sensor_tick_requests_a_run_and_an_unchanged_project_skips(loop: L
 
 
 def test_crowd_annotations_are_collected_and_labelers_become_partitions(loop: Loop) -> None:
+    loop.queue_everything()
     result = simulate_crowd(
         loop.client, loop.project_id, CROWD, truth=loop.truth, classes=CLASSES, overlap=3, seed=7
     )
@@ -235,7 +255,10 @@ def test_crowd_annotations_are_collected_and_labelers_become_partitions(loop: Lo
 
 
 def test_re_poll_and_retried_runs_add_nothing(loop: Loop) -> None:
+    loop.queue_everything()
+    loop.crowd_labels_everything()
     before = loop.store.count(annotations_table)
+    assert before == N_ITEMS * 3
     assert isinstance(loop.tick(), dg.SkipReason)
     for _ in range(2):  # a retried run / a duplicate delivery
         meta = loop.collect()
@@ -250,6 +273,8 @@ def test_re_poll_and_retried_runs_add_nothing(loop: Loop) -> None:
 
 
 def test_an_edit_becomes_a_new_version_and_a_delete_a_tombstone(loop: Loop) -> None:
+    loop.queue_everything()
+    loop.crowd_labels_everything()
     current = loop.store.fetch(current_annotations_query())
     edited, removed = current[0], current[1]
     new_label = next(c for c in CLASSES if c != edited["label"])
@@ -277,6 +302,8 @@ def test_an_edit_becomes_a_new_version_and_a_delete_a_tombstone(loop: Loop) -> N
 
 
 def test_sensor_skips_with_the_cause_while_label_studio_is_down_and_catches_up(loop: Loop) -> None:
+    loop.queue_everything()
+    assert isinstance(loop.tick(), dg.SensorResult) and loop.collect()["new"] == 0  # the cursor now is current
     loop.ls.stop()
     try:
         down = loop.tick()
