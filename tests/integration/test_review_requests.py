@@ -1,8 +1,9 @@
 """Low-confidence items get more annotators in a real Label Studio: consensus asks, the queue raises overlap.
 
-One small project, tests in file order: queue 3 items at overlap 2, two crowd users disagree on one of
-them, collect + consensus record a more_annotators request, and ``labeling_tasks`` raises that task's
-overlap in Label Studio so its label stream (``/api/projects/{id}/next``) hands it to a third annotator.
+Each test builds its own small project up to the stage it needs (so any one runs alone with ``-k``): queue 3
+items at overlap 2, two crowd labelers disagree on one of them, collect + consensus record a more_annotators
+request, and ``labeling_tasks`` raises that task's overlap in Label Studio so its label stream
+(``/api/projects/{id}/next``) hands it to a third labeler.
 """
 
 import hashlib
@@ -82,8 +83,29 @@ class Setup:
         body = self.client.request("GET", f"/api/projects/{self.project_id}/next", ok=(200, 404))
         return None if body.get("status_code") == 404 else int(body["id"])
 
+    def disagree(self) -> dict[str, Any]:
+        """Stage 1: the items queued at overlap 2, two crowd labelers disagree on UNSURE only, consensus ran.
 
-@pytest.fixture(scope="module")
+        Returns the metadata of the queue run.
+        """
+        meta = self.queue()
+        users = self.client.ensure_users(["rr_crowd_1", "rr_crowd_2"])
+        for item in ITEMS:
+            for n, user in enumerate(users.values()):
+                label = "dog" if item == UNSURE and n == 1 else "cat"
+                self.client.create_annotation(self.task_of(item), label, completed_by=user)
+        assert self.next_for_admin() is None  # every task has its 2 labelers: the stream is empty
+        self.collect_and_agree()
+        return meta
+
+    def third_labeler_answers(self) -> None:
+        """Stage 2: the queue raised UNSURE's overlap to 3, and the admin (a third labeler) said cat."""
+        self.disagree()
+        assert self.queue()["overlap_raised"] == 1
+        self.client.create_annotation(self.task_of(UNSURE), "cat", completed_by=int(self.client.whoami()["id"]))
+
+
+@pytest.fixture
 def setup(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     folder = tmp_path_factory.mktemp("review")
     store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
@@ -114,21 +136,15 @@ def setup(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
 
 
 def test_a_disagreement_becomes_a_more_annotators_request_and_nothing_is_raised_before(setup: Setup) -> None:
-    meta = setup.queue()
+    meta = setup.disagree()
     assert meta["pushed"] == len(ITEMS) and meta["overlap_raised"] == 0
-    users = setup.client.ensure_users(["rr_crowd_1", "rr_crowd_2"])
-    for item in ITEMS:
-        for n, user in enumerate(users.values()):
-            label = "dog" if item == UNSURE and n == 1 else "cat"
-            setup.client.create_annotation(setup.task_of(item), label, completed_by=user)
-    assert setup.next_for_admin() is None  # every task has its 2 annotators: the stream is empty
-    setup.collect_and_agree()
     (request,) = setup.store.fetch(sa.select(review_requests_table).where(review_requests_table.c.resolved_at.is_(None)))
     assert (request["item_id"], request["action"]) == (UNSURE, "more_annotators")
     assert {setup.overlap_of(i) for i in ITEMS} == {2}
 
 
 def test_the_queue_raises_the_overlap_once_and_the_label_stream_serves_the_task_again(setup: Setup) -> None:
+    setup.disagree()
     meta = setup.queue()
     assert meta["overlap_raised"] == 1 and meta["overlap_pushed_to_label_studio"] == 1
     assert meta["tasks_back_in_label_stream"] == 1 and meta["pushed"] == 0
@@ -143,7 +159,7 @@ def test_the_queue_raises_the_overlap_once_and_the_label_stream_serves_the_task_
     assert again["more_annotators_waiting"] == 1
     assert setup.overlap_of(UNSURE) == 3 and setup.store.count(review_actions_table) == 1
 
-    # a third annotator (the admin, who has not annotated it) now gets exactly that task, then nothing
+    # a third labeler (the admin, who has not annotated it) now gets exactly that task, then nothing
     task_id = setup.task_of(UNSURE)
     assert setup.next_for_admin() == task_id
     setup.client.create_annotation(task_id, "cat", completed_by=int(setup.client.whoami()["id"]))
@@ -151,6 +167,8 @@ def test_the_queue_raises_the_overlap_once_and_the_label_stream_serves_the_task_
 
 
 def test_a_lagging_label_studio_overlap_is_repaired_from_the_store(setup: Setup) -> None:
+    setup.disagree()
+    assert setup.queue()["overlap_raised"] == 1
     task_id = setup.task_of(UNSURE)
     setup.client.request("PATCH", f"/api/tasks/{task_id}/", json={"overlap": 2})  # as if the push was lost
     meta = setup.queue()
@@ -158,7 +176,8 @@ def test_a_lagging_label_studio_overlap_is_repaired_from_the_store(setup: Setup)
     assert setup.overlap_of(UNSURE) == 3
 
 
-def test_still_unsure_after_the_third_annotator_goes_one_more_round_until_the_cap(setup: Setup) -> None:
+def test_still_unsure_after_the_third_labeler_goes_one_more_round_until_the_cap(setup: Setup) -> None:
+    setup.third_labeler_answers()
     setup.collect_and_agree()  # cat, dog, cat: 0.67 is still below 0.7, the request stays open
     (request,) = setup.store.fetch(sa.select(review_requests_table).where(review_requests_table.c.resolved_at.is_(None)))
     assert request["item_id"] == UNSURE
