@@ -8,13 +8,22 @@ official label-studio-sdk 2.x client for anything else.
 import json
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import requests
 from pydantic import Field
 
+from labeling_assets import env
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.labelstudio.storage import (
+    IMAGE_STORAGE_TITLE,
+    MATCHES_NO_FILE,
+    StorageFolderError,
+    covering_storage,
+    server_folder,
+)
 from labeling_assets.core.store.labelstudio_sync import RemoteAnnotation
 
 TASK_PAGE_SIZE = 1000
@@ -71,7 +80,8 @@ class LabelStudioClient:
             return False
 
     def whoami(self) -> dict[str, Any]:
-        return self.request("GET", "/api/current-user/whoami")
+        body: dict[str, Any] = self.request("GET", "/api/current-user/whoami")
+        return body
 
     # -- projects ------------------------------------------------------------------------------
     def list_projects(self) -> list[dict[str, Any]]:
@@ -115,7 +125,33 @@ class LabelStudioClient:
         )
 
     def get_project(self, project_id: int) -> dict[str, Any]:
-        return self.request("GET", f"/api/projects/{project_id}/")
+        body: dict[str, Any] = self.request("GET", f"/api/projects/{project_id}/")
+        return body
+
+    def ensure_local_files_storage(self, project_id: int, folder: str) -> int:
+        """The id of a local-files storage of the project that serves ``folder`` (created when missing).
+
+        Label Studio 1.23 serves ``/data/local-files/?d=...`` only for files under such a storage (404
+        otherwise, even for the admin). The storage is never synced and its filter matches no file name,
+        so it serves images and never creates tasks. ``folder`` is a path on the Label Studio server,
+        strictly inside its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, and must exist there.
+        """
+        existing = self.request("GET", "/api/storages/localfiles", params={"project": project_id}) or []
+        found = covering_storage(existing, folder)
+        if found is not None:
+            return found
+        body = self.request(
+            "POST",
+            "/api/storages/localfiles",
+            json={
+                "project": project_id,
+                "path": folder,
+                "title": IMAGE_STORAGE_TITLE,
+                "regex_filter": MATCHES_NO_FILE,
+                "use_blob_urls": True,
+            },
+        )
+        return int(body["id"])
 
     # -- tasks ---------------------------------------------------------------------------------
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> int:
@@ -211,7 +247,8 @@ class LabelStudioClient:
     # -- users ---------------------------------------------------------------------------------
     def list_users(self) -> list[dict[str, Any]]:
         body = self.request("GET", "/api/users/")
-        return body["results"] if isinstance(body, dict) else body
+        users: list[dict[str, Any]] = body["results"] if isinstance(body, dict) else body
+        return users
 
     def ensure_users(self, usernames: Sequence[str]) -> dict[str, int]:
         """username -> user id, creating the missing users (no password: they never log in)."""
@@ -286,39 +323,105 @@ class LabelStudioClient:
         )
 
 
-class LabelStudioResource(dg.ConfigurableResource):
-    """A Label Studio server and the project the pipeline labels in. The token comes via ``dg.EnvVar``."""
+class LabelStudioNotConfigured(LabelStudioError):
+    """No server to talk to yet: no URL and token in the config, the environment or the local server's files."""
 
-    url: str = Field(default="http://127.0.0.1:8080", description="Base URL of the Label Studio server.")
-    api_key: str = Field(description="API token (legacy token); pass dg.EnvVar('LABEL_STUDIO_API_KEY').")
-    project_title: str = Field(default="labeling-assets", description="Project to use; created when missing.")
+
+class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # the resource is its own value
+    """A Label Studio server and the project the pipeline labels in.
+
+    Unset fields are resolved each time a run or a sensor tick uses the resource, never at import
+    (``labeling_assets.env``): ``$LABEL_STUDIO_URL`` and ``$LABEL_STUDIO_API_KEY``, else the local server
+    that ``labeling-assets labelstudio start`` runs under the data folder; so definitions loaded before the
+    server started reach it once it is up. The token is never part of the config the UI shows.
+    """
+
+    url: str | None = Field(
+        default=None, description="Base URL of the Label Studio server; empty = $LABEL_STUDIO_URL or the local server."
+    )
+    api_key: str | None = Field(
+        default=None,
+        description="API token (legacy token); empty = $LABEL_STUDIO_API_KEY or the local server's token file. "
+        "Pass a secret only as dg.EnvVar.",
+    )
+    project_title: str | None = Field(
+        default=None, description="Project to use, created when missing; empty = $LABEL_STUDIO_PROJECT or labeling-assets."
+    )
     project_id: int | None = Field(
         default=None, description="Use this project id instead of looking up the title."
     )
     timeout_s: float = Field(
         default=120.0, description="Per-request timeout (exports of big projects take time)."
     )
+    local_files_document_root: str | None = Field(
+        default=None,
+        description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT when it sees the project's data folder "
+        "under another path (docker stack: /label-studio/files); None when both share one path (local server).",
+    )
+
+    @property
+    def resolved_url(self) -> str:
+        """The server this run talks to (config, else environment, else the local server)."""
+        return (self.url or env.label_studio_url()).rstrip("/")
+
+    @property
+    def resolved_project_title(self) -> str:
+        return self.project_title or env.label_studio_project()
+
+    def _token(self, url: str) -> str:
+        if self.api_key:
+            return self.api_key
+        try:
+            return env.label_studio_token(url)
+        except env.SettingMissing as exc:
+            raise LabelStudioNotConfigured(str(exc)) from None
 
     def get_client(self) -> LabelStudioClient:
-        return LabelStudioClient(self.url, self.api_key, timeout_s=self.timeout_s)
+        """A client of the resolved server (raises LabelStudioNotConfigured when there is none yet)."""
+        try:
+            url = self.resolved_url
+        except env.SettingMissing as exc:
+            raise LabelStudioNotConfigured(str(exc)) from None
+        return LabelStudioClient(url, self._token(url), timeout_s=self.timeout_s)
 
     def get_sdk(self) -> Any:
         """The official SDK client (``label_studio_sdk.LabelStudio``) for calls not wrapped here."""
         from label_studio_sdk import LabelStudio
 
-        return LabelStudio(base_url=self.url, api_key=self.api_key)
+        url = self.resolved_url
+        return LabelStudio(base_url=url, api_key=self._token(url))  # type: ignore[no-untyped-call]
 
     def ensure_project(self, *, classes: Sequence[str], overlap: int = 3) -> int:
         """The project id: ``project_id`` when set, else the project titled ``project_title`` (created if missing)."""
         if self.project_id is not None:
             return self.project_id
-        return self.get_client().ensure_project(title=self.project_title, classes=classes, overlap=overlap)
+        return self.get_client().ensure_project(
+            title=self.resolved_project_title, classes=classes, overlap=overlap
+        )
 
     def find_project_id(self) -> int | None:
         """The project id without creating anything (None when the project does not exist yet)."""
         if self.project_id is not None:
             return self.project_id
+        title = self.resolved_project_title
         for project in self.get_client().list_projects():
-            if project.get("title") == self.project_title:
+            if project.get("title") == title:
                 return int(project["id"])
         return None
+
+    def serve_images(self, project_id: int, images_dir: Path, data_root: Path) -> str:
+        """Register (idempotently; a deleted one is re-created) the storage that lets Label Studio serve the
+        images of ``images_dir`` to people; returns a one-line outcome for metadata.
+
+        A failure is logged as a warning, not raised: tasks are still worth pushing (the API never needs the
+        image), but a person would see a broken image until the next run repairs it.
+        """
+        try:
+            images_dir.mkdir(parents=True, exist_ok=True)  # Label Studio refuses a folder that does not exist
+            folder = server_folder(images_dir, data_root, self.local_files_document_root)
+            storage_id = self.get_client().ensure_local_files_storage(project_id, folder)
+        except (LabelStudioError, StorageFolderError, OSError) as exc:
+            outcome = f"images NOT served to labelers: {exc}"[:500]
+            dg.get_dagster_logger().warning(outcome)
+            return outcome
+        return f"images served from {folder} (local-files storage {storage_id})"

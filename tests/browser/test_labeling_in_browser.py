@@ -1,0 +1,243 @@
+"""What a person sees: the task images load, the prelabel is pre-selected, and a submitted choice reaches the store.
+
+One project is built through the pipeline's own path (ingest -> prelabels -> labeling_tasks) on a real Label
+Studio whose document root is the project's data folder; a labeler signs up through Label Studio's form,
+then labels the next task of the label stream in a real headless Chromium. The tests run in file order.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from labeling_assets.assets import collect, ingest, queue
+from labeling_assets.constants import DEMO_CLASSES
+from labeling_assets.core.ingest.demo_data import GOLD_FILE, load_truth, render_digits
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    current_annotations_query,
+    items_table,
+    prelabels_table,
+    utcnow,
+)
+from labeling_assets.jobs import collect_job, ingest_job, queue_job
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import annotation_sensor
+from tests.browser.conftest import ImageServer, Labeler, sign_up
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
+
+N_ITEMS = 3  # digits 0, 1, 2
+PREDICTED = (
+    "7"  # every prelabel says 7: wrong for all of them, so the store can only hold the person's choice
+)
+MODEL_VERSION = "browser-test/1"
+PROJECT_TITLE = "digits-in-the-browser"
+UI_WAIT_S = 60.0  # bounded: the first page load compiles nothing, but the machine is shared
+
+
+@dataclass
+class Project:
+    ls: ImageServer
+    store: LabelStore
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    label_studio: LabelStudioResource
+    truth_by_item: dict[str, str]
+
+    @property
+    def project_id(self) -> int:
+        (pid,) = [p["id"] for p in self.ls.client().list_projects() if p["title"] == PROJECT_TITLE]
+        return int(pid)
+
+    def queue(self) -> dict[str, Any]:
+        result = self.defs.resolve_job_def("queue_job").execute_in_process(
+            instance=self.instance,
+            run_config={"ops": {"labeling_tasks": {"config": {"overlap": 1, "gold_rate": 0.0}}}},
+        )
+        assert result.success
+        (event,) = result.get_asset_materialization_events()
+        return {k: v.value for k, v in event.materialization.metadata.items()}
+
+    def storages(self) -> list[dict[str, Any]]:
+        client = self.ls.client()
+        return client.request("GET", "/api/storages/localfiles", params={"project": self.project_id})
+
+
+@pytest.fixture(scope="module")
+def project(image_server: ImageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    source = tmp_path_factory.mktemp("digits")
+    render_digits(source, limit=N_ITEMS)
+    (source / GOLD_FILE).unlink()  # gold is hidden among tasks elsewhere; here every task is an ordinary one
+    store = LabelStore(f"sqlite:///{tmp_path_factory.mktemp('store') / 'labels.db'}")
+    store.migrate()
+    label_studio = LabelStudioResource(
+        url=image_server.url, api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"), project_title=PROJECT_TITLE
+    )
+    defs = dg.Definitions(
+        assets=[ingest.raw_images, queue.labeling_tasks, collect.annotations],
+        jobs=[ingest_job, queue_job, collect_job],
+        sensors=[annotation_sensor],
+        resources={
+            "label_store": LabelStoreResource(url=store.url),
+            "label_studio": label_studio,
+            "project": ProjectSettings(data_dir=str(image_server.data_root), classes=DEMO_CLASSES),
+            "image_source": ImageSourceResource(uri=str(source), demo_dir=str(source)),
+        },
+    )
+    with pytest.MonkeyPatch.context() as env, dg.DagsterInstance.ephemeral() as instance:
+        env.setenv("LABEL_STUDIO_API_KEY", image_server.token)  # the resource reads it through dg.EnvVar
+        assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+        items = store.fetch(sa.select(items_table.c.item_id, items_table.c.source_path))
+        truth = load_truth(source)
+        with store.begin() as conn:
+            conn.execute(
+                prelabels_table.insert(),
+                [
+                    {
+                        "item_id": row["item_id"],
+                        "model_version": MODEL_VERSION,
+                        "probs": {c: (0.91 if c == PREDICTED else 0.01) for c in DEMO_CLASSES},
+                        "computed_at": utcnow(),
+                    }
+                    for row in items
+                ],
+            )
+        built = Project(
+            image_server,
+            store,
+            instance,
+            defs,
+            label_studio,
+            {row["item_id"]: truth[Path(row["source_path"]).name] for row in items},
+        )
+        metadata = built.queue()
+        assert metadata["pushed"] == N_ITEMS and metadata["with_predictions"] == N_ITEMS
+        yield built
+    store.dispose()
+
+
+@pytest.fixture(scope="module")
+def labeler(image_server: ImageServer) -> Labeler:
+    return sign_up(image_server.url, "first.labeler@labeling-assets.local")
+
+
+def test_every_task_image_answers_200_with_the_item_bytes_for_a_logged_in_labeler(
+    project: Project, labeler: Labeler
+) -> None:
+    http = labeler.session(project.ls.url)
+    tasks = list(project.ls.client().iter_tasks(project.project_id))
+    assert len(tasks) == N_ITEMS
+    for task in tasks:
+        url = task["data"]["image"]
+        assert url.startswith("/data/local-files/?d=raw/"), url
+        resp = http.get(f"{project.ls.url}{url}", timeout=30)
+        assert resp.status_code == 200, f"{url} -> HTTP {resp.status_code} for {labeler.email}"
+        assert resp.headers["Content-Type"] == "image/png"
+        assert hashlib.sha256(resp.content).hexdigest() == task["data"]["item_id"]  # the item's own bytes
+
+
+def test_the_image_storage_is_registered_once_and_re_created_when_deleted(project: Project) -> None:
+    (storage,) = project.storages()
+    assert storage["path"] == str(project.ls.data_root / "raw")
+    assert storage["regex_filter"] == "^$"  # a Sync pressed in the UI imports nothing (gold stays out)
+    assert project.ls.client().get_project(project.project_id)["task_number"] == N_ITEMS
+    assert "images served from" in project.queue()["images_served"]
+    assert [s["id"] for s in project.storages()] == [storage["id"]]  # idempotent
+    project.ls.client().request("DELETE", f"/api/storages/localfiles/{storage['id']}")
+    assert project.storages() == []
+    assert "images served from" in project.queue()["images_served"]  # the next run repairs it
+    assert len(project.storages()) == 1
+
+
+def _task_image_state(driver: WebDriver) -> dict[str, Any] | None:
+    """The labeling UI's task image once the browser finished loading it (None while it is loading)."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "const img = document.querySelector('img[alt=\"image\"]');"
+        "if (!img || !img.complete) return null;"
+        "return {naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, src: img.src};"
+    )
+
+
+def _ui_task_id(driver: WebDriver) -> int | None:
+    """The task the labeling UI shows (its store is on window.Htx)."""
+    return driver.execute_script("return (window.Htx && window.Htx.task) ? window.Htx.task.id : null;")  # type: ignore[no-any-return]
+
+
+def _checked_choices(driver: WebDriver) -> list[str]:
+    boxes = driver.find_elements(By.CSS_SELECTOR, "input.ant-checkbox-input")
+    return [box.get_attribute("name") or "" for box in boxes if box.is_selected()]
+
+
+def test_a_labeler_labels_the_next_task_in_the_browser_and_the_sensor_brings_it_to_the_store(
+    project: Project, labeler: Labeler, chromium: WebDriver, artifacts_dir: Path
+) -> None:
+    url, wait = project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
+    screenshot = artifacts_dir / "labeling-in-browser.png"
+    try:
+        chromium.get(f"{url}/user/login/")
+        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(labeler.email)
+        chromium.find_element(By.NAME, "password").send_keys(labeler.password)
+        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+
+        chromium.get(
+            f"{url}/projects/{project.project_id}/data?labeling=1"
+        )  # "Label All Tasks": the label stream
+        try:
+            image = wait.until(_task_image_state)
+        except TimeoutException:
+            text = chromium.execute_script("return document.body.innerText.slice(0, 400)")
+            pytest.fail(f"the task image never finished loading in {UI_WAIT_S:.0f}s; the page says: {text!r}")
+        assert image["naturalWidth"] > 0, (
+            f"the task image did not decode (Label Studio could not serve it): {image}"
+        )
+        task_id = wait.until(_ui_task_id, "the labeling UI never showed a task")
+        wait.until(lambda d: _checked_choices(d), "no choice pre-selected: the prelabel is not shown")
+        assert _checked_choices(chromium) == [PREDICTED]
+
+        task = project.ls.client().request("GET", f"/api/tasks/{task_id}/")
+        item_id = task["data"]["item_id"]
+        chosen = project.truth_by_item[item_id]  # the person labels what the image shows
+        assert chosen != PREDICTED
+        chromium.find_element(By.XPATH, f"//input[@name='{chosen}']/ancestor::label").click()
+        wait.until(lambda d: _checked_choices(d) == [chosen], f"clicking {chosen!r} did not select it alone")
+        chromium.save_screenshot(str(screenshot))
+        chromium.find_element(By.CSS_SELECTOR, "button[data-testid='bottombar-submit-button']").click()
+        client = project.ls.client()
+        wait.until(
+            lambda _: client.request("GET", f"/api/tasks/{task_id}/").get("total_annotations") == 1,
+            "the submitted annotation never reached Label Studio",
+        )
+    finally:
+        if not screenshot.exists():
+            chromium.save_screenshot(str(screenshot))  # the state a failure left, for whoever reads the log
+        print(f"\nscreenshot: {screenshot}")
+
+    # The daemon's path: the sensor sees the change and requests collect_job, whose run stores the annotation.
+    with dg.build_sensor_context(
+        instance=project.instance, resources={"label_studio": project.label_studio}
+    ) as context:
+        tick = annotation_sensor(context)
+    assert isinstance(tick, dg.SensorResult)
+    (request,) = tick.run_requests or []
+    run = project.defs.resolve_job_def("collect_job").execute_in_process(
+        instance=project.instance, tags=request.tags
+    )
+    assert run.success
+    (stored,) = project.store.fetch(current_annotations_query())
+    assert stored["ls_task_id"] == task_id and stored["item_id"] == item_id
+    assert stored["label"] == chosen
+    assert stored["labeler_id"] == str(labeler.user_id)  # completed_by: the person who clicked Submit
