@@ -1,4 +1,11 @@
-"""The table of contents: one ``dg.Definitions`` built from each stage's module, listed by hand."""
+"""The table of contents: one ``dg.Definitions`` built from each stage's module, listed by hand.
+
+Importing it reads no environment variable and touches no file (tests/test_import_side_effects.py): every
+resource resolves its unset settings when a run or a sensor tick uses it (``labeling_assets.env``), so the
+same loaded definitions serve the local setup and the docker stack, and find a Label Studio started later.
+"""
+
+from typing import Any
 
 import dagster as dg
 
@@ -16,7 +23,6 @@ from labeling_assets.checks import evaluate as evaluate_checks
 from labeling_assets.checks import ingest as ingest_checks
 from labeling_assets.checks import labeler_stats as labeler_stats_checks
 from labeling_assets.checks import queue as queue_checks
-from labeling_assets.env import build_resources
 from labeling_assets.jobs import (
     collect_job,
     dataset_job,
@@ -27,7 +33,24 @@ from labeling_assets.jobs import (
     queue_job,
     train_job,
 )
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.mlflow import MLflowResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import annotation_sensor
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource[Any]]:
+    """Every resource, keyed by the names assets ask for; all settings are resolved at run time."""
+    return {
+        "project": ProjectSettings(),
+        "label_store": LabelStoreResource(),
+        "image_source": ImageSourceResource(),
+        "label_studio": LabelStudioResource(),
+        "mlflow": MLflowResource(),
+    }
+
 
 defs = dg.Definitions(
     assets=[

@@ -1,63 +1,102 @@
-"""Choose the environment in one place: every resource of every deployment is built here.
+"""The environment, read at run time: every variable the resources fall back on, in one place.
 
-``LABELING_ASSETS_DEPLOYMENT`` = ``local`` (default: embedded SQLite, local Label Studio and MLflow under
-the data folder) or ``prod`` (URLs and secrets from the environment, e.g. the docker/ stack). Asset
-bodies never branch on the environment.
+Nothing here runs at import. The resources call these functions when a run or a sensor tick uses them,
+so ``dagster dev`` started before ``labeling-assets labelstudio start`` finds the server once it is up,
+without a restart. Explicit resource config always wins over the environment.
+
+``LABELING_ASSETS_DEPLOYMENT`` (read at run time too): ``local`` (default) falls back to the data folder's
+defaults (SQLite label store, the local Label Studio's URL and token, a local MLflow store); ``prod`` (the
+docker/ stack) needs ``LABEL_STORE_URL``, ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` and fails with
+the variable's name instead of silently using a local default inside a container. Values are read
+through ``dg.EnvVar`` and never become resource config, so the UI never shows a URL with a password.
 """
 
-import os
-from typing import Any
+from pathlib import Path
 
 import dagster as dg
 
 from labeling_assets.constants import data_dir
 from labeling_assets.core.store.schema import sqlite_url
-from labeling_assets.local.labelstudio import export_local_env
-from labeling_assets.resources.image_source import ImageSourceResource
-from labeling_assets.resources.labelstudio import LabelStudioResource
-from labeling_assets.resources.mlflow import MLflowResource
-from labeling_assets.resources.project import ProjectSettings
-from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.local.labelstudio_files import default_paths, local_connection
+
+LOCAL = "local"
+PROD = "prod"
+DEFAULT_LABEL_STUDIO_URL = "http://127.0.0.1:8080"
+DEFAULT_LABEL_STUDIO_PROJECT = "labeling-assets"
 
 
-def get_deployment() -> str:
-    return os.environ.get("LABELING_ASSETS_DEPLOYMENT", "local")
+class SettingMissing(RuntimeError):
+    """A setting this deployment needs is in neither the resource config nor the environment."""
+
+
+def variable(name: str) -> str | None:
+    """``$name`` now (an empty value counts as unset)."""
+    return dg.EnvVar(name).get_value() or None
+
+
+def deployment() -> str:
+    """``local`` or ``prod`` (``$LABELING_ASSETS_DEPLOYMENT``, default local)."""
+    value = variable("LABELING_ASSETS_DEPLOYMENT") or LOCAL
+    if value not in (LOCAL, PROD):
+        raise ValueError(f"LABELING_ASSETS_DEPLOYMENT={value!r}: expected {LOCAL!r} or {PROD!r}")
+    return value
+
+
+def _needed_in_prod(name: str) -> None:
+    if deployment() == PROD:
+        raise SettingMissing(f"{name} is not set (required when LABELING_ASSETS_DEPLOYMENT={PROD})")
 
 
 def label_store_url() -> str:
-    """The label store URL for scripts and the CLI (assets get it through the resource)."""
-    return os.environ.get("LABEL_STORE_URL") or sqlite_url(str(data_dir() / "labels.db"))
+    """``$LABEL_STORE_URL``, else (local) SQLite ``<data>/labels.db``."""
+    url = variable("LABEL_STORE_URL")
+    if url:
+        return url
+    _needed_in_prod("LABEL_STORE_URL")
+    return sqlite_url(str(data_dir() / "labels.db"))
 
 
-def build_resources(deployment: str | None = None) -> dict[str, Any]:
-    """Resources for a deployment, keyed by the names assets ask for."""
-    deployment = deployment or get_deployment()
-    if deployment == "local":
-        # `labeling-assets labelstudio start` keeps URL and token under the data folder: expose them as the
-        # environment variables the resource reads (never overriding what the environment already says).
-        export_local_env()
-    folder = data_dir()
-    # A URL may hold a password: when it comes from the environment it goes through EnvVar, which
-    # Dagster resolves at launch and never shows in the UI.
-    if deployment == "prod" or "LABEL_STORE_URL" in os.environ:
-        store = LabelStoreResource(url=dg.EnvVar("LABEL_STORE_URL"))
-    else:
-        store = LabelStoreResource(url=sqlite_url(str(folder / "labels.db")))
-    return {
-        "project": ProjectSettings(data_dir=str(folder)),
-        "label_store": store,
-        "image_source": ImageSourceResource(
-            uri=os.environ.get("LABELING_ASSETS_IMAGE_SOURCE") or None, demo_dir=str(folder / "demo" / "digits")
-        ),
-        # Local: `labeling-assets labelstudio start` runs it on 127.0.0.1:8080 and the CLI exports the token.
-        "label_studio": LabelStudioResource(
-            url=os.environ.get("LABEL_STUDIO_URL", "http://127.0.0.1:8080"),
-            api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"),
-            project_title=os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets"),
-        ),
-        # Local: SQLite tracking store under the data folder; a team sets MLFLOW_TRACKING_URI (a server).
-        "mlflow": MLflowResource(
-            data_dir=str(folder),
-            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI") if "MLFLOW_TRACKING_URI" in os.environ else None,
-        ),
-    }
+def label_studio_url() -> str:
+    """``$LABEL_STUDIO_URL``, else (local) the local server's URL, else the port it starts on by default."""
+    url = variable("LABEL_STUDIO_URL")
+    if url:
+        return url
+    _needed_in_prod("LABEL_STUDIO_URL")
+    local = local_connection()
+    return local[0] if local else DEFAULT_LABEL_STUDIO_URL
+
+
+def label_studio_token(url: str) -> str:
+    """``$LABEL_STUDIO_API_KEY``, else (local) the local server's token, and only when ``url`` is that server:
+    the local token is never sent to another server."""
+    token = variable("LABEL_STUDIO_API_KEY")
+    if token:
+        return token
+    _needed_in_prod("LABEL_STUDIO_API_KEY")
+    local = local_connection()
+    if local is not None and local[0] == url:
+        return local[1]
+    raise SettingMissing(
+        f"no Label Studio API token for {url}: set LABEL_STUDIO_API_KEY, or start a local server with "
+        f"`labeling-assets labelstudio start` (none under {default_paths().root})"
+    )
+
+
+def label_studio_project() -> str:
+    """``$LABEL_STUDIO_PROJECT``, else ``labeling-assets``."""
+    return variable("LABEL_STUDIO_PROJECT") or DEFAULT_LABEL_STUDIO_PROJECT
+
+
+def image_source() -> str | None:
+    """``$LABELING_ASSETS_IMAGE_SOURCE`` (None: the bundled demo digits)."""
+    return variable("LABELING_ASSETS_IMAGE_SOURCE")
+
+
+def demo_dir() -> Path:
+    """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
+    return data_dir() / "demo" / "digits"
+
+
+def mlflow_tracking_uri() -> str | None:
+    """``$MLFLOW_TRACKING_URI`` (None: the local SQLite store under the data folder)."""
+    return variable("MLFLOW_TRACKING_URI")

@@ -3,7 +3,11 @@
 import dagster as dg
 
 from labeling_assets.jobs import collect_job
-from labeling_assets.resources.labelstudio import LabelStudioError, LabelStudioResource
+from labeling_assets.resources.labelstudio import (
+    LabelStudioError,
+    LabelStudioNotConfigured,
+    LabelStudioResource,
+)
 
 ANNOTATION_POLL_SECONDS = 30
 
@@ -21,15 +25,18 @@ def annotation_sensor(
 
     The collect run syncs a full snapshot, so one run per observed change is enough and a change seen
     while a run is in flight is caught by the next tick; the run key makes a re-poll launch nothing twice.
+    The server is looked up on every tick: one started after ``dagster dev`` is found without a restart.
     """
     try:
         project_id = label_studio.find_project_id()
         if project_id is None:
-            return dg.SkipReason(f"Label Studio project {label_studio.project_title!r} does not exist yet")
+            return dg.SkipReason(f"Label Studio project {label_studio.resolved_project_title!r} does not exist yet")
         marker = label_studio.get_client().change_marker(project_id)
+    except LabelStudioNotConfigured as exc:
+        return dg.SkipReason(f"Label Studio not configured: {exc}")
     except LabelStudioError as exc:
         cause = "unreachable" if exc.unreachable else "error"
-        return dg.SkipReason(f"Label Studio {cause} at {label_studio.url}: {exc}")
+        return dg.SkipReason(f"Label Studio {cause} at {label_studio.resolved_url}: {exc}")
     if marker == context.cursor:
         return dg.SkipReason(f"no annotation change in project {project_id} since {marker.split('|')[-1]}")
     return dg.SensorResult(

@@ -34,7 +34,7 @@ def annotations(
     project_id = label_studio.find_project_id()
     if project_id is None:
         raise dg.Failure(
-            f"Label Studio project {label_studio.project_title!r} does not exist: materialize labeling_tasks first"
+            f"Label Studio project {label_studio.resolved_project_title!r} does not exist: materialize labeling_tasks first"
         )
     remote = label_studio.get_client().export_annotations(project_id)
     context.log.info(f"exported {len(remote)} annotations from Label Studio project {project_id}")

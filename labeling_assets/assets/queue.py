@@ -97,7 +97,7 @@ def labeling_tasks(
     return dg.MaterializeResult(
         metadata={
             "project_id": dg.MetadataValue.int(project_id),
-            "project_url": dg.MetadataValue.url(f"{label_studio.url}/projects/{project_id}/data"),
+            "project_url": dg.MetadataValue.url(f"{label_studio.resolved_url}/projects/{project_id}/data"),
             "images_served": dg.MetadataValue.text(images_served),
             **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
             **_tasks_total_metadata(linked_task_counts(store, project_id)),

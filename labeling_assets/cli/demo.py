@@ -15,7 +15,16 @@ import sys
 import time
 from typing import Any
 
+from labeling_assets.cli.common import (
+    demo_truth_csv,
+    label_store,
+    project_classes,
+    truth_by_item,
+    use_local_instance,
+)
+from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT, data_dir
+from labeling_assets.resources.labelstudio import LabelStudioResource
 
 
 class StepFailed(RuntimeError):
@@ -32,32 +41,24 @@ def _done(started: float) -> None:
 
 
 def _run(job: str, **kwargs: Any) -> None:
-    from labeling_assets.cli.main import run_job
-
     if run_job(job, **kwargs) != 0:
         raise StepFailed(f"{job} failed: its run log in the Dagster UI (`dagster dev`) says why")
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
-    from labeling_assets.cli.main import _instance_env
     from labeling_assets.local import labelstudio as ls_server
 
-    _instance_env()
+    use_local_instance()
     started = time.perf_counter()
     print(f"labeling-assets demo: data folder {data_dir()}")
     try:
-        # Label Studio first: the definitions (imported by the first run) read its URL from the environment,
-        # and the port is only known once the server is up (8080 unless it is taken).
+        # The resources find the server when each run starts (its port is known only once it is up: 8080
+        # unless taken), so the order of the steps is the pipeline's, not a constraint of the imports.
         t = _step(1, "start Label Studio (local, 127.0.0.1) and create the project")
         info = ls_server.start()
-        from labeling_assets.env import build_resources  # exports the local server's URL and token
-
-        # Outside a run, resources are resolved by hand (EnvVar values are read here, never printed).
-        resources = {name: r.process_config_and_initialize() for name, r in build_resources().items()}
-        project_id = resources["label_studio"].ensure_project(
-            classes=list(resources["project"].classes), overlap=args.overlap
-        )
+        label_studio = LabelStudioResource()
+        project_id = label_studio.ensure_project(classes=project_classes(), overlap=args.overlap)
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
         _done(t)
 
@@ -77,9 +78,9 @@ def run_demo(args: argparse.Namespace) -> int:
         _done(t)
 
         t = _step(
-            5, f"simulated crowd of {args.annotators} annotators labels the queued tasks in Label Studio"
+            5, f"simulated crowd of {args.annotators} labelers labels the queued tasks in Label Studio"
         )
-        _simulate_crowd(resources, project_id, args)
+        _simulate_crowd(label_studio, project_id, args)
         _done(t)
 
         t = _step(
@@ -109,12 +110,11 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate_crowd(resources: dict[str, Any], project_id: int, args: argparse.Namespace) -> None:
-    from labeling_assets.cli.labelstudio import _truth_by_item
+def _simulate_crowd(label_studio: LabelStudioResource, project_id: int, args: argparse.Namespace) -> None:
     from labeling_assets.core.labelstudio.crowd import default_crowd
     from labeling_assets.local.crowd import simulate_crowd
 
-    truth = _truth_by_item(data_dir() / "demo" / "digits" / "labels.csv")
+    truth = truth_by_item(demo_truth_csv())
     crowd = default_crowd(args.annotators, prefix="sim")
     last = [time.perf_counter()]
 
@@ -124,11 +124,11 @@ def _simulate_crowd(resources: dict[str, Any], project_id: int, args: argparse.N
             last[0] = time.perf_counter()
 
     result = simulate_crowd(
-        resources["label_studio"].get_client(),
+        label_studio.get_client(),
         project_id,
         crowd,
         truth=truth,
-        classes=list(resources["project"].classes),
+        classes=project_classes(),
         overlap=args.overlap,
         seed=args.seed,
         progress=progress,
@@ -142,7 +142,7 @@ def _collect_through_sensor() -> None:
     """Evaluate annotation_sensor exactly as the daemon would, then run what it requested."""
     import dagster as dg
 
-    from labeling_assets.env import build_resources
+    from labeling_assets.definitions import build_resources
     from labeling_assets.sensors import annotation_sensor
 
     # No cursor: the demo asks "anything new since ever?"; the daemon keeps its own cursor.
@@ -188,12 +188,11 @@ def consensus_accuracy() -> tuple[int, float | None]:
     """Items with consensus and the share that matches the demo's ground truth."""
     import pandas as pd
 
-    from labeling_assets.cli.labelstudio import _truth_by_item
-    from labeling_assets.core.store.schema import LabelStore, latest_consensus_query
-    from labeling_assets.env import label_store_url
+    from labeling_assets.core.store.schema import latest_consensus_query
 
-    truth = _truth_by_item(data_dir() / "demo" / "digits" / "labels.csv")
-    rows = pd.DataFrame(LabelStore(label_store_url()).fetch(latest_consensus_query()))
+    store = label_store()
+    truth = truth_by_item(demo_truth_csv(), store)
+    rows = pd.DataFrame(store.fetch(latest_consensus_query()))
     if rows.empty:
         return 0, None
     known = rows[rows["item_id"].isin(truth)]
@@ -204,10 +203,9 @@ def consensus_accuracy() -> tuple[int, float | None]:
 def _summary(seconds: float) -> None:
     import sqlalchemy as sa
 
-    from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table
-    from labeling_assets.env import label_store_url
+    from labeling_assets.core.store.schema import annotations_table, items_table
 
-    store = LabelStore(label_store_url())
+    store = label_store()
     n_items = store.count(items_table, items_table.c.status == "active")
     n_ann = store.count(annotations_table)
     n_labelers = len(store.fetch(sa.select(annotations_table.c.labeler_id).distinct()))
@@ -228,9 +226,9 @@ def _summary(seconds: float) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     """The Dagster UI with the daemon (sensors tick for real), Label Studio and an MLflow UI, until Ctrl-C."""
-    from labeling_assets.env import build_resources
+    from labeling_assets.resources.mlflow import MLflowResource
 
-    mlflow_uri = build_resources()["mlflow"].resolved_tracking_uri
+    mlflow_uri = MLflowResource().resolved_tracking_uri
     env = {**os.environ, "DAGSTER_HOME": str(REPO_ROOT)}
     procs = [
         subprocess.Popen(["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=env),
@@ -253,7 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
         "\n== serving (Ctrl-C stops the Dagster UI and MLflow; `labeling-assets labelstudio stop` stops Label Studio)"
     )
     print(f"  Dagster UI:    http://127.0.0.1:{args.dagster_port}")
-    print(f"  Label Studio:  {os.environ.get('LABEL_STUDIO_URL', '(not started)')}")
+    print(f"  Label Studio:  {LabelStudioResource().resolved_url}")
     print(f"  MLflow:        http://127.0.0.1:{args.mlflow_port}")
     try:
         while all(p.poll() is None for p in procs):
@@ -277,9 +275,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--items", type=int, default=450, help="items to queue for labeling (default 450)")
     p.add_argument(
-        "--annotators", type=int, default=5, help="simulated annotators (default 5: a mix of presets)"
+        "--annotators", type=int, default=5, help="simulated labelers (default 5: a mix of presets)"
     )
-    p.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
+    p.add_argument("--overlap", type=int, default=3, help="labelers per task (default 3)")
     p.add_argument("--gold-rate", type=float, default=0.1, help="share of hidden gold tasks (default 0.1)")
     p.add_argument(
         "--epochs", type=int, default=30, help="training epochs at most (default 30, early stopping)"

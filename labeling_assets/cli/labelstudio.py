@@ -1,44 +1,50 @@
 """``labeling-assets labelstudio start|stop|status|bootstrap`` and ``labeling-assets simulate-crowd``."""
 
 import argparse
-import csv
-import os
 import sys
 from pathlib import Path
 
+from labeling_assets import env
+from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by_item
+from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import data_dir
 from labeling_assets.local import labelstudio as server
+from labeling_assets.local.labelstudio_files import default_paths, status
+from labeling_assets.resources.labelstudio import (
+    LabelStudioClient,
+    LabelStudioError,
+    LabelStudioNotConfigured,
+    LabelStudioResource,
+)
 
 
-def _client(args: argparse.Namespace) -> "server.LabelStudioClient":
-    """An external server (--url/LABEL_STUDIO_URL + LABEL_STUDIO_API_KEY) or else the local one."""
-    url = getattr(args, "url", None) or os.environ.get("LABEL_STUDIO_URL")
-    token = os.environ.get("LABEL_STUDIO_API_KEY")
-    if url and token:
-        return server.LabelStudioClient(url, token)
-    info = server.status()
-    if info is None or not info.running:
+def _client(args: argparse.Namespace) -> LabelStudioClient:
+    """--url, else what the resources use: $LABEL_STUDIO_URL + $LABEL_STUDIO_API_KEY, else the local server."""
+    try:
+        client = LabelStudioResource(url=getattr(args, "url", None)).get_client()
+    except LabelStudioNotConfigured as exc:
+        raise SystemExit(str(exc)) from None
+    if not client.health():
         raise SystemExit(
-            "No Label Studio: run `labeling-assets labelstudio start`, or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY."
+            f"Label Studio at {client.url} is not answering: run `labeling-assets labelstudio start`, "
+            "or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY."
         )
-    return server.LabelStudioClient(info.url, server.read_token())
+    return client
 
 
-def _classes() -> list[str]:
-    from labeling_assets.env import build_resources
-
-    return list(build_resources()["project"].classes)
+def _project_title(args: argparse.Namespace) -> str:
+    return str(args.project or env.label_studio_project())
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     try:
         info = server.start(port=args.port, timeout_s=args.timeout)
-    except (OSError, server.LabelStudioError) as exc:  # not installed, port taken, did not come up
+    except (OSError, LabelStudioError) as exc:  # not installed, port taken, did not come up
         print(f"labelstudio start: {exc}", file=sys.stderr)
         return 1
-    print(f"Label Studio running at {info.url} (pid {info.pid}); log: {server.default_paths().log_file}")
-    print(f"API token stored in {info.token_file} (mode 0600); export it with:")
-    print(f"  export LABEL_STUDIO_URL={info.url} LABEL_STUDIO_API_KEY=$(cat {info.token_file})")
+    print(f"Label Studio running at {info.url} (pid {info.pid}); log: {default_paths().log_file}")
+    print(f"API token stored in {info.token_file} (mode 0600). Runs and sensors find both by themselves;")
+    print(f"other tools: export LABEL_STUDIO_URL={info.url} LABEL_STUDIO_API_KEY=$(cat {info.token_file})")
     if not args.no_bootstrap:
         return cmd_bootstrap(args)
     return 0
@@ -50,11 +56,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    info = server.status()
+    info = status()
     if info is None:
-        print(f"no local Label Studio under {server.default_paths().root}")
+        print(f"no local Label Studio under {default_paths().root}")
         return 1
-    healthy = info.running and server.LabelStudioClient(info.url, "").health()
+    healthy = info.running and LabelStudioClient(info.url, "").health()
     print(
         f"{info.url}: {'running' if info.running else 'stopped'}, {'healthy' if healthy else 'not answering'}"
     )
@@ -65,8 +71,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     """Create (idempotently) the project from the class list; the admin and token exist since start."""
     client = _client(args)
-    title = args.project or os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets")
-    project_id = client.ensure_project(title=title, classes=_classes(), overlap=args.overlap)
+    title = _project_title(args)
+    project_id = client.ensure_project(title=title, classes=project_classes(), overlap=args.overlap)
     print(
         f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"
     )
@@ -75,8 +81,6 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     """Materialize labeling_tasks (queue_job) on the local Dagster instance."""
-    from labeling_assets.cli.main import run_job
-
     config = {
         "max_new_tasks": args.max_new_tasks,
         "gold_rate": args.gold_rate,
@@ -88,30 +92,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     """Run collect_job once (what annotation_sensor launches when Label Studio changed)."""
-    from labeling_assets.cli.main import run_job
-
     return run_job("collect_job")
-
-
-def _truth_by_item(truth_csv: Path) -> dict[str, str]:
-    """item_id -> class, mapping the CSV's file names through the ingest manifest."""
-    import sqlalchemy as sa
-
-    from labeling_assets.core.store.schema import LabelStore, source_files_table
-    from labeling_assets.env import label_store_url
-
-    with open(truth_csv, newline="") as fh:
-        by_name = {row["filename"]: row["label"] for row in csv.DictReader(fh)}
-    store = LabelStore(label_store_url())
-    rows = store.fetch(
-        sa.select(source_files_table.c.path, source_files_table.c.item_id).where(source_files_table.c.item_id.isnot(None))
-    )
-    out: dict[str, str] = {}
-    for row in rows:
-        label = by_name.get(row["path"]) or by_name.get(Path(row["path"]).name)
-        if label is not None:
-            out[row["item_id"]] = label
-    return out
 
 
 def cmd_simulate_crowd(args: argparse.Namespace) -> int:
@@ -119,7 +100,7 @@ def cmd_simulate_crowd(args: argparse.Namespace) -> int:
     from labeling_assets.local.crowd import simulate_crowd
 
     client = _client(args)
-    title = args.project or os.environ.get("LABEL_STUDIO_PROJECT", "labeling-assets")
+    title = _project_title(args)
     project_id = next((int(p["id"]) for p in client.list_projects() if p.get("title") == title), None)
     if project_id is None:
         raise SystemExit(
@@ -131,16 +112,16 @@ def cmd_simulate_crowd(args: argparse.Namespace) -> int:
         ]
     else:
         crowd = default_crowd(args.annotators, prefix=args.prefix)
-    truth_csv = Path(args.truth) if args.truth else data_dir() / "demo" / "digits" / "labels.csv"
+    truth_csv = Path(args.truth) if args.truth else demo_truth_csv()
     if not truth_csv.is_file():
         raise SystemExit(f"no ground truth at {truth_csv}: pass --truth CSV (columns filename,label)")
-    truth = _truth_by_item(truth_csv)
+    truth = truth_by_item(truth_csv)
     result = simulate_crowd(
         client,
         project_id,
         crowd,
         truth=truth,
-        classes=_classes(),
+        classes=project_classes(),
         overlap=args.overlap,
         seed=args.seed,
         progress=lambda done, total: print(f"  {done}/{total} annotations submitted", file=sys.stderr),
@@ -178,7 +159,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     s.add_argument(
         "--project", default=None, help="project title (default: $LABEL_STUDIO_PROJECT or labeling-assets)"
     )
-    s.add_argument("--overlap", type=int, default=3, help="annotators per task for a new project (default 3)")
+    s.add_argument("--overlap", type=int, default=3, help="labelers per task for a new project (default 3)")
     s.add_argument("--url", default=None, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_start)
     s = ls_sub.add_parser("stop", help="stop the local server")
@@ -191,7 +172,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--project", default=None, help="project title (default: $LABEL_STUDIO_PROJECT or labeling-assets)"
     )
     s.add_argument(
-        "--overlap", type=int, default=3, help="annotators per task (Label Studio maximum_annotations)"
+        "--overlap", type=int, default=3, help="labelers per task (Label Studio maximum_annotations)"
     )
     s.set_defaults(func=cmd_bootstrap)
     s = ls_sub.add_parser("push", help="queue the next items as tasks (materializes labeling_tasks)")
@@ -199,7 +180,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--max-new-tasks", type=int, default=1000, help="items to queue in this run (default 1000)"
     )
     s.add_argument("--gold-rate", type=float, default=0.1, help="fraction of hidden gold items (default 0.1)")
-    s.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
+    s.add_argument("--overlap", type=int, default=3, help="labelers per task (default 3)")
     s.add_argument(
         "--strategy",
         default="uncertainty",
@@ -212,10 +193,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     c = sub.add_parser(
         "simulate-crowd",
-        help="create simulated annotators in Label Studio and submit seeded, noisy annotations as them",
-        description="Annotators with known confusion matrices (presets: expert 0.95, average 0.80, noisy 0.60, "
+        help="create simulated labelers in Label Studio and submit seeded, noisy annotations as them",
+        description="Labelers with known confusion matrices (presets: expert 0.95, average 0.80, noisy 0.60, "
         "spammer uniform, biased toward one class) label the project's tasks from the ground truth, with lognormal "
-        "lead times and the given overlap. Re-running tops up; no annotator labels a task twice.",
+        "lead times and the given overlap. Re-running tops up; no labeler labels a task twice.",
     )
     c.add_argument(
         "--annotators", type=int, default=5, help="crowd size when --preset is not given (default 5)"
@@ -224,9 +205,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--preset",
         action="append",
         choices=["expert", "average", "noisy", "spammer", "biased"],
-        help="one annotator with this preset (repeat to build the crowd)",
+        help="one labeler with this preset (repeat to build the crowd)",
     )
-    c.add_argument("--overlap", type=int, default=3, help="annotators per task (default 3)")
+    c.add_argument("--overlap", type=int, default=3, help="labelers per task (default 3)")
     c.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     c.add_argument("--prefix", default="sim", help="username prefix (default sim)")
     c.add_argument("--truth", default=None, help="CSV filename,label (default: the demo's labels.csv)")

@@ -1,8 +1,9 @@
 """Run a local Label Studio (Community) for the pipeline: start, stop, status, bootstrap.
 
 Label Studio lives in its own venv (``scripts/install_label_studio.sh``; ``$LABEL_STUDIO_VENV``).
-Its data, pid file, log, and the admin token live under ``<data_dir>/labelstudio``. The token and
-the admin password are generated once and kept in 0600 files there; they are never printed.
+Its data, pid file, log, and the admin token live under ``<data_dir>/labelstudio`` (the layout and its
+readers: ``local/labelstudio_files.py``). The token and the admin password are generated once and kept in
+0600 files there; they are never printed.
 """
 
 import contextlib
@@ -15,10 +16,18 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from labeling_assets.constants import data_dir
+from labeling_assets.local.labelstudio_files import (
+    ServerInfo,
+    ServerPaths,
+    default_paths,
+    pid_alive,
+    read_state,
+    read_token,
+    status,
+)
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError
 
 LS_VERSION = "1.23.2"
@@ -44,50 +53,6 @@ def is_installed() -> bool:
     return ls_executable().is_file()
 
 
-@dataclass(frozen=True)
-class ServerPaths:
-    """Files of one local server (one folder)."""
-
-    root: Path
-
-    @property
-    def ls_data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "server.pid"
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "server.json"
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "server.log"
-
-    @property
-    def token_file(self) -> Path:
-        return self.root / "api_token"
-
-    @property
-    def password_file(self) -> Path:
-        return self.root / "admin_password"
-
-
-def default_paths() -> ServerPaths:
-    return ServerPaths(data_dir() / "labelstudio")
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    url: str
-    port: int
-    pid: int | None
-    token_file: Path
-    running: bool
-
-
 def _secret_file(path: Path, nbytes: int) -> str:
     """Read a secret, creating it (0600) on first use."""
     if path.is_file():
@@ -98,16 +63,6 @@ def _secret_file(path: Path, nbytes: int) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
-
-
-def read_token(paths: ServerPaths | None = None) -> str:
-    """The local server's API token (from its 0600 file)."""
-    paths = paths or default_paths()
-    if not paths.token_file.is_file():
-        raise FileNotFoundError(
-            f"no Label Studio token at {paths.token_file}: run `labeling-assets labelstudio start`"
-        )
-    return paths.token_file.read_text().strip()
 
 
 def port_is_free(port: int) -> bool:
@@ -126,43 +81,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_state(paths: ServerPaths) -> dict[str, int]:
-    try:
-        return json.loads(paths.state_file.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def status(paths: ServerPaths | None = None) -> ServerInfo | None:
-    """The local server's state, or None if it was never started here."""
-    paths = paths or default_paths()
-    state = _read_state(paths)
-    if not state:
-        return None
-    pid = state.get("pid")
-    running = bool(pid) and _pid_alive(int(pid))  # type: ignore[arg-type]
-    port = int(state["port"])
-    return ServerInfo(
-        url=f"http://127.0.0.1:{port}", port=port, pid=pid, token_file=paths.token_file, running=running
-    )
-
-
 def _choose_port(paths: ServerPaths, port: int | None) -> int:
     if port:
         return port
     if os.environ.get("LABEL_STUDIO_PORT"):
         return int(os.environ["LABEL_STUDIO_PORT"])
-    previous = _read_state(paths).get("port")
+    previous = read_state(paths).get("port")
     for candidate in (previous, DEFAULT_PORT):
         if candidate and port_is_free(int(candidate)):
             return int(candidate)
@@ -266,10 +190,10 @@ def stop(paths: ServerPaths | None = None, *, timeout_s: float = 20.0) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _pid_alive(info.pid):
+    while time.monotonic() < deadline and pid_alive(info.pid):
         _reap(info.pid)
         time.sleep(0.2)
-    if _pid_alive(info.pid):
+    if pid_alive(info.pid):
         os.killpg(pgid, signal.SIGKILL)
         _reap(info.pid)
     # Keep the port in the state file so a restart reuses the same URL.
@@ -282,21 +206,6 @@ def _reap(pid: int) -> None:
     """Collect the exit status when the server is our own child (else it lingers as a zombie)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def local_env(paths: ServerPaths | None = None) -> dict[str, str]:
-    """LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY of the local server (empty when it was never started)."""
-    paths = paths or default_paths()
-    info = status(paths)
-    if info is None or not paths.token_file.is_file():
-        return {}
-    return {"LABEL_STUDIO_URL": info.url, "LABEL_STUDIO_API_KEY": read_token(paths)}
-
-
-def export_local_env(paths: ServerPaths | None = None) -> None:
-    """Point the resource at the local server for this process, unless the environment already does."""
-    for key, value in local_env(paths).items():
-        os.environ.setdefault(key, value)
 
 
 def template_root() -> Path:

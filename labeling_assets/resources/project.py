@@ -3,19 +3,23 @@
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
-from labeling_assets.constants import DEMO_CLASSES
+from labeling_assets.constants import DEMO_CLASSES, data_dir
 
 
-class ProjectSettings(dg.ConfigurableResource):
+class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resource is its own value
     """What is being labeled and where local artifacts live."""
 
     name: str = "digits-demo"
     classes: list[str] = DEMO_CLASSES
-    data_dir: str
+    data_dir: str | None = Field(
+        default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
+    )
 
     @property
     def data_path(self) -> Path:
-        path = Path(self.data_dir)
+        """The data folder (created on first use; the environment is read now, not at import)."""
+        path = Path(self.data_dir) if self.data_dir else data_dir()
         path.mkdir(parents=True, exist_ok=True)
         return path

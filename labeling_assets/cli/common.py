@@ -1,0 +1,54 @@
+"""What the CLI commands share: the local Dagster instance, the label store, the class list, the demo's truth."""
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from labeling_assets import env
+from labeling_assets.constants import REPO_ROOT
+from labeling_assets.core.ingest.demo_data import LABELS_FILE
+from labeling_assets.core.ingest.scan import load_label_csv
+from labeling_assets.core.store.schema import LabelStore, source_files_table
+from labeling_assets.resources.project import ProjectSettings
+
+
+def use_local_instance() -> None:
+    """Runs launched from the CLI land in the same instance as ``dagster dev`` (the repository's dagster.yaml).
+
+    Only the instance is chosen here: Label Studio, the store and MLflow are found by the resources when a
+    run starts, as under ``dagster dev``.
+    """
+    os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
+    os.chdir(REPO_ROOT)  # dagster.yaml uses paths relative to the repository root
+
+
+def label_store() -> LabelStore:
+    """The label store the resources use (``$LABEL_STORE_URL`` or SQLite under the data folder)."""
+    return LabelStore(env.label_store_url())
+
+
+def project_classes() -> list[str]:
+    """The class list of the ``project`` resource."""
+    return list(ProjectSettings().classes)
+
+
+def demo_truth_csv() -> Path:
+    """The bundled demo's ground truth (``filename,label``), written beside the rendered digits."""
+    return env.demo_dir() / LABELS_FILE
+
+
+def truth_by_item(truth_csv: Path, store: LabelStore | None = None) -> dict[str, str]:
+    """item_id -> true class: the CSV's file names mapped through the ingest manifest (source files)."""
+    by_name = load_label_csv(truth_csv)
+    rows = (store or label_store()).fetch(
+        sa.select(source_files_table.c.path, source_files_table.c.item_id).where(
+            source_files_table.c.item_id.isnot(None)
+        )
+    )
+    out: dict[str, str] = {}
+    for row in rows:
+        label = by_name.get(row["path"]) or by_name.get(Path(row["path"]).name)
+        if label is not None:
+            out[row["item_id"]] = label
+    return out

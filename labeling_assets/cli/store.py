@@ -1,0 +1,22 @@
+"""``labeling-assets store migrate|status``."""
+
+import argparse
+
+from labeling_assets.cli.common import label_store
+from labeling_assets.core.store.schema import SCHEMA_VERSION
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """Create or migrate the label store and print its schema version."""
+    store = label_store()
+    applied = store.migrate() if args.action == "migrate" else []
+    print(f"label store {store!r}: schema version {store.schema_version()} (code expects {SCHEMA_VERSION})")
+    if applied:
+        print(f"applied migrations: {applied}")
+    return 0
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("store", help="create/migrate the label store or show its schema version")
+    p.add_argument("action", choices=["migrate", "status"], help="migrate: apply pending migrations")
+    p.set_defaults(func=cmd_store)

@@ -1,0 +1,117 @@
+"""Where a local Label Studio keeps its state, and how to read it (no HTTP, no process control).
+
+``labeling-assets labelstudio start`` (``local/labelstudio.py``) writes the port and pid to ``server.json``
+and the API token to a 0600 file under ``<data_dir>/labelstudio``. The Label Studio resource reads them
+when a run or a sensor tick starts, so definitions loaded before the server started find it afterwards.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from labeling_assets.constants import data_dir
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """Files of one local server (one folder)."""
+
+    root: Path
+
+    @property
+    def ls_data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "server.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "server.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "api_token"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "admin_password"
+
+
+def default_paths() -> ServerPaths:
+    """The local server of the current data folder (``$LABELING_ASSETS_HOME``, read now)."""
+    return ServerPaths(data_dir() / "labelstudio")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    url: str
+    port: int
+    pid: int | None
+    token_file: Path
+    running: bool
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_state(paths: ServerPaths) -> dict[str, int]:
+    """``server.json`` (pid and port), or empty when the server was never started here."""
+    try:
+        state = json.loads(paths.state_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in state.items()} if isinstance(state, dict) else {}
+
+
+def status(paths: ServerPaths | None = None) -> ServerInfo | None:
+    """The local server's state, or None if it was never started here."""
+    paths = paths or default_paths()
+    state = read_state(paths)
+    if "port" not in state:
+        return None
+    pid = state.get("pid") or None
+    port = state["port"]
+    return ServerInfo(
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        pid=pid,
+        token_file=paths.token_file,
+        running=pid is not None and pid_alive(pid),
+    )
+
+
+def read_token(paths: ServerPaths | None = None) -> str:
+    """The local server's API token (from its 0600 file)."""
+    paths = paths or default_paths()
+    if not paths.token_file.is_file():
+        raise FileNotFoundError(
+            f"no Label Studio token at {paths.token_file}: run `labeling-assets labelstudio start`"
+        )
+    return paths.token_file.read_text().strip()
+
+
+def local_connection(paths: ServerPaths | None = None) -> tuple[str, str] | None:
+    """URL and token of the local server, or None when none was ever started under the data folder.
+
+    A stopped server still answers with its URL (the port is kept across restarts): a caller then sees
+    "unreachable at <url>", which names the fix better than "not configured".
+    """
+    paths = paths or default_paths()
+    info = status(paths)
+    if info is None or not paths.token_file.is_file():
+        return None
+    return info.url, read_token(paths)
