@@ -5,6 +5,7 @@ fresh data folder on a free port. It skips only when Label Studio is not install
 scripts/setup.sh -> scripts/install_label_studio.sh). Reuse it in any test: ``label_studio.client()``
 is an admin client, ``label_studio.resource(title)`` a LabelStudioResource for a project title, and
 ``label_studio.stop()`` / ``label_studio.start()`` take the server down and bring it back (same URL).
+``start_server(data_dir)`` starts another one where a data folder's own local server lives.
 """
 
 import tempfile
@@ -45,19 +46,25 @@ class LabelStudioServer:
         server.stop(self.paths)
 
 
-@pytest.fixture(scope="session")
-def label_studio() -> Iterator[LabelStudioServer]:
+def start_server(data_dir: Path) -> LabelStudioServer:
+    """A fresh server of the data folder ``data_dir`` (under ``<data_dir>/labelstudio``, where
+    ``labeling-assets labelstudio start`` puts it) on a free port; skips when Label Studio is not installed."""
     if not server.is_installed():
         pytest.skip(
             f"Label Studio is not installed at {server.ls_venv()} (run scripts/install_label_studio.sh "
             "or set LABEL_STUDIO_VENV)"
         )
-    root = Path(tempfile.mkdtemp(prefix="labelstudio-test-"))
     handle = LabelStudioServer(
-        paths=server.ServerPaths(root / "labelstudio"), port=server.free_port(), files_root=root
+        paths=server.ServerPaths(data_dir / "labelstudio"), port=server.free_port(), files_root=data_dir
     )
     # A copy of a migrated template: a fresh server in seconds instead of a minute of migrations.
     server.start_fresh(handle.paths, port=handle.port, local_files_root=handle.files_root)
+    return handle
+
+
+@pytest.fixture(scope="session")
+def label_studio() -> Iterator[LabelStudioServer]:
+    handle = start_server(Path(tempfile.mkdtemp(prefix="labelstudio-test-")))
     try:
         yield handle
     finally:
