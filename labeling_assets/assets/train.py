@@ -43,7 +43,7 @@ from labeling_assets.resources.store import LabelStoreResource
 DATASET_SPLITS = dg.AssetKey("dataset_splits")
 
 
-def current_dataset(context: dg.AssetExecutionContext, store: LabelStore) -> datasets.DatasetSnapshot:
+def _current_dataset(context: dg.AssetExecutionContext, store: LabelStore) -> datasets.DatasetSnapshot:
     """The dataset version the latest ``dataset_splits`` materialized (without one: the newest stored)."""
     event = context.instance.get_latest_materialization_event(DATASET_SPLITS)
     value = (
@@ -90,7 +90,7 @@ def training_tensors(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
-    dataset = current_dataset(context, label_store.get_store())
+    dataset = _current_dataset(context, label_store.get_store())
     classes = list(project.classes)
     root = project.data_path / "tensors"
     folder = cache.cache_folder(root, dataset.version, config.image_size, config.channels)
@@ -191,7 +191,7 @@ class TrainedModelConfig(dg.Config):
     compile: CompileMode = DEFAULTS.compile
     weights_path: str | None = Field(default=DEFAULTS.weights_path, description="Local state_dict only.")
     # Off: a flip changes the meaning of many images (left/right, letters, digits).
-    hflip: bool = AugmentConfig().hflip
+    hflip: bool = DEFAULTS.augment.hflip
     seed: int = DEFAULTS.seed
     cpu_threads: int | None = None  # cap torch's CPU threads (shared machines)
     # soft: train on the consensus class probabilities stored per item (the Dawid-Skene posterior, or
@@ -239,7 +239,7 @@ def trained_model(
 ) -> dg.MaterializeResult[None]:
     """The image classifier trained on the current dataset version, registered as an MLflow model version."""
     store = label_store.get_store()
-    current = current_dataset(context, store).version
+    current = _current_dataset(context, store).version
     folder, meta = _current_cache(project, current)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
     if config.cpu_threads:

@@ -224,7 +224,7 @@ def test_fit_learns_an_easy_task_with_early_stopping_and_keeps_the_best_epoch() 
     x, y = _blobs(256)
     xv, yv = _blobs(64, seed=1)
     config = TrainConfig(
-        num_classes=2, image_size=8, channels=1, epochs=30, batch_size=32, lr=3e-3, patience=2
+        num_classes=2, image_size=8, channels=1, epochs=30, batch_size=32, lr=3e-3, patience=2, device="cpu"
     )
     seen_epochs: list[int] = []
     result = fit(x, y, xv, yv, config, on_epoch=lambda s: seen_epochs.append(s.epoch))
