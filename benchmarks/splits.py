@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.dataset.splits import assign_splits, manifest_version, proportion_deviations
+from labeling_assets.core.dataset.split_checks import proportion_deviations
+from labeling_assets.core.dataset.splits import assign_splits, manifest_version
 
 
 def make_items(n: int, *, groups: bool, seed: int) -> pd.DataFrame:

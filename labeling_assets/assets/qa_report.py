@@ -3,12 +3,10 @@
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
-import sqlalchemy as sa
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.reporting.qa_report import build_qa_report
-from labeling_assets.core.store.schema import current_annotations_query, items_table, latest_consensus_query
+from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -16,24 +14,17 @@ from labeling_assets.resources.store import LabelStoreResource
 @dg.asset(group_name=GROUP_QUALITY, deps=["consensus_labels"], kinds={"html"}, owners=OWNERS)
 def qa_report(
     context: dg.AssetExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[None]:
     """Throughput, time per label, gold accuracy, agreement over time, class drift and consensus
     confidence in one HTML page (charts embedded: it can be mailed or archived as one file)."""
     store = label_store.get_store()
-    annotations = pd.DataFrame(store.fetch(current_annotations_query()))
-    if annotations.empty:
-        annotations = pd.DataFrame(columns=["item_id", "labeler_id", "label", "lead_time_s", "created_at"])
-    gold_rows = store.fetch(
-        sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.is_not(None))
-    )
-    gold = pd.Series({r["item_id"]: r["gold_label"] for r in gold_rows}, dtype=object)
-    consensus = pd.DataFrame(store.fetch(latest_consensus_query()))
-    if consensus.empty:
-        consensus = pd.DataFrame(columns=["item_id", "label", "confidence"])
-
     now = dt.datetime.now(dt.UTC)
     report = build_qa_report(
-        annotations, gold, consensus, title=f"QA report: {project.name}", generated_at=now
+        current_annotations(store),
+        gold_labels(store),
+        consensus_frame(store),
+        title=f"QA report: {project.name}",
+        generated_at=now,
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,28 +6,24 @@ it judges exactly what downstream assets will read.
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
-from labeling_assets.assets.dataset import current_dataset_version, load_manifest
-from labeling_assets.core.dataset import splits as split_core
-from labeling_assets.core.store.schema import LabelStore, dataset_versions_table, items_table, splits_table
+from labeling_assets.core.dataset import split_checks
+from labeling_assets.core.store.dataset_versions import load_manifest, newest_version, rows_of_items
+from labeling_assets.core.store.schema import LabelStore, items_table, splits_table
 from labeling_assets.resources.store import LabelStoreResource
 
 EXAMPLES = 10
 
 
 def _current(context: dg.AssetCheckExecutionContext, store: LabelStore) -> tuple[str, pd.DataFrame]:
-    version = current_dataset_version(context.instance)
-    if version is None:
+    """The version the latest dataset_splits materialization recorded, and its stored manifest."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("dataset_splits"))
+    materialization = event.asset_materialization if event else None
+    entry = materialization.metadata.get("dataset_version") if materialization else None
+    if entry is None:
         raise dg.Failure("dataset_splits has no materialization to check")
+    version = str(entry.value)
     return version, load_manifest(store, version)
-
-
-def _fetch_in(store: LabelStore, table: sa.Table, columns: list[str], ids: list[str]) -> pd.DataFrame:
-    """Rows of ``table`` for these items: one full-column read filtered in memory (one query, not one
-    per chunk of ids: 10^6 items would otherwise cost thousands of round trips)."""
-    frame = pd.DataFrame(store.fetch(sa.select(*(table.c[c] for c in columns))), columns=columns)
-    return frame[frame["item_id"].isin(set(ids))].reset_index(drop=True)
 
 
 @dg.asset_check(asset="dataset_splits", blocking=True)
@@ -36,7 +32,7 @@ def dataset_splits_no_hash_in_two_splits(
 ) -> dg.AssetCheckResult:
     """No content hash (item) is listed in more than one split of the current manifest."""
     version, manifest = _current(context, label_store.get_store())
-    bad = split_core.hashes_in_several_splits(manifest)
+    bad = split_checks.hashes_in_several_splits(manifest)
     return dg.AssetCheckResult(
         passed=bad.empty,
         metadata={
@@ -54,8 +50,8 @@ def dataset_splits_no_group_in_two_splits(
     """All items of a group (patient, scan, ...) are in one split, by the group keys stored now."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    groups = _fetch_in(store, items_table, ["item_id", "group_key"], manifest["item_id"].tolist())
-    bad = split_core.groups_in_several_splits(manifest.merge(groups, on="item_id", how="left"))
+    groups = rows_of_items(store, items_table, ["item_id", "group_key"], manifest["item_id"].tolist())
+    bad = split_checks.groups_in_several_splits(manifest.merge(groups, on="item_id", how="left"))
     return dg.AssetCheckResult(
         passed=bad.empty,
         metadata={
@@ -73,13 +69,13 @@ def dataset_splits_class_proportions_within_tolerance(
 ) -> dg.AssetCheckResult:
     """Each split's class proportions are within tolerance (+ one item's worth) of the overall ones."""
     version, manifest = _current(context, label_store.get_store())
-    deviations = split_core.proportion_deviations(manifest, split_core.DEFAULT_PROPORTION_TOLERANCE)
+    deviations = split_checks.proportion_deviations(manifest, split_checks.DEFAULT_PROPORTION_TOLERANCE)
     bad = deviations[~deviations["ok"]]
     return dg.AssetCheckResult(
         passed=bad.empty,
         metadata={
             "dataset_version": dg.MetadataValue.text(version),
-            "tolerance": dg.MetadataValue.float(split_core.DEFAULT_PROPORTION_TOLERANCE),
+            "tolerance": dg.MetadataValue.float(split_checks.DEFAULT_PROPORTION_TOLERANCE),
             "max_deviation": dg.MetadataValue.float(
                 round(float(deviations["deviation"].max()), 4) if len(deviations) else 0.0
             ),
@@ -96,20 +92,13 @@ def dataset_splits_frozen_assignments_unchanged(
     with the previous dataset version (so the test set never absorbs or loses an old item)."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    frozen = _fetch_in(store, splits_table, ["item_id", "split"], manifest["item_id"].tolist())
+    frozen = rows_of_items(store, splits_table, ["item_id", "split"], manifest["item_id"].tolist())
     unrecorded = sorted(set(manifest["item_id"]) - set(frozen["item_id"]))
-    moved = split_core.moved_items(frozen, manifest)
-    previous = store.fetch(
-        sa.select(dataset_versions_table.c.dataset_version)
-        .where(dataset_versions_table.c.dataset_version != version)
-        .order_by(dataset_versions_table.c.created_at.desc())
-        .limit(1)
-    )
+    moved = split_checks.moved_items(frozen, manifest)
+    previous = newest_version(store, other_than=version)
     moved_since_previous = pd.DataFrame(columns=["item_id", "previous_split", "current_split"])
     if previous:
-        moved_since_previous = split_core.moved_items(
-            load_manifest(store, previous[0]["dataset_version"]), manifest
-        )
+        moved_since_previous = split_checks.moved_items(load_manifest(store, previous), manifest)
     test_changes = int(
         ((moved["previous_split"] == "test") | (moved["current_split"] == "test")).sum()
         + (
@@ -121,7 +110,7 @@ def dataset_splits_frozen_assignments_unchanged(
         passed=moved.empty and moved_since_previous.empty and not unrecorded,
         metadata={
             "dataset_version": dg.MetadataValue.text(version),
-            "previous_version": dg.MetadataValue.text(previous[0]["dataset_version"] if previous else ""),
+            "previous_version": dg.MetadataValue.text(previous or ""),
             "moved_vs_frozen_rows": dg.MetadataValue.int(len(moved)),
             "moved_vs_previous_version": dg.MetadataValue.int(len(moved_since_previous)),
             "test_set_changes": dg.MetadataValue.int(test_changes),
@@ -140,7 +129,7 @@ def dataset_splits_every_class_in_every_split(
 ) -> dg.AssetCheckResult:
     """Every class with at least 3 items is in every split (rarer classes are documented on the card)."""
     version, manifest = _current(context, label_store.get_store())
-    missing = split_core.classes_missing_from_splits(manifest)
+    missing = split_checks.classes_missing_from_splits(manifest)
     return dg.AssetCheckResult(
         passed=missing.empty,
         severity=dg.AssetCheckSeverity.WARN,

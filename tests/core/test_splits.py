@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labeling_assets.core.dataset import split_checks as sc
 from labeling_assets.core.dataset import splits as sp
 
 
@@ -27,19 +28,19 @@ def _items(
 def test_proportions_stay_within_tolerance_on_imbalanced_data(seed: int, groups: int | None) -> None:
     result = sp.assign_splits(_items(2000, seed=seed, groups=groups), seed=seed)
 
-    deviations = sp.proportion_deviations(result.frame)
+    deviations = sc.proportion_deviations(result.frame)
     assert deviations["ok"].all(), deviations[~deviations["ok"]]
     shares = result.frame["split"].value_counts(normalize=True)
     assert shares.to_dict() == pytest.approx({"train": 0.70, "val": 0.15, "test": 0.15}, abs=0.02)
     # The 2% class (about 40 items) is in every split.
-    assert sp.classes_missing_from_splits(result.frame).empty
+    assert sc.classes_missing_from_splits(result.frame).empty
 
 
 def test_planted_skew_is_flagged_by_proportion_deviations() -> None:
     manifest = pd.DataFrame(
         {"item_id": list("abcdefghij"), "label": ["x"] * 5 + ["y"] * 5, "split": ["train"] * 5 + ["test"] * 5}
     )
-    bad = sp.proportion_deviations(manifest).query("not ok")
+    bad = sc.proportion_deviations(manifest).query("not ok")
     assert set(bad["split"]) == {"train", "test"}
 
 
@@ -47,7 +48,7 @@ def test_every_group_lands_in_one_split_even_when_groups_mix_classes() -> None:
     frame = _items(1500, seed=3, groups=120)  # about 12 items per group, several classes each
     result = sp.assign_splits(frame, seed=3)
 
-    assert sp.groups_in_several_splits(result.frame).empty
+    assert sc.groups_in_several_splits(result.frame).empty
     per_group = result.frame.groupby("group_key")["split"].nunique()
     assert (per_group == 1).all()
     shares = result.frame["split"].value_counts(normalize=True)
@@ -68,7 +69,7 @@ def test_one_content_hash_is_one_item_and_ties_its_group_keys_together() -> None
     assert result.frame["item_id"].is_unique and len(result.frame) == 33
     tied = result.frame.set_index("item_id").loc[["h1", "h2", "h3"], "split"]
     assert tied.nunique() == 1
-    assert sp.hashes_in_several_splits(result.frame).empty
+    assert sc.hashes_in_several_splits(result.frame).empty
 
 
 def test_one_content_hash_with_two_labels_is_an_error() -> None:
@@ -81,7 +82,7 @@ def test_hashes_in_several_splits_finds_a_planted_duplicate() -> None:
     manifest = pd.DataFrame(
         {"item_id": ["h1", "h1", "h2"], "label": ["a", "a", "b"], "split": ["train", "test", "val"]}
     )
-    bad = sp.hashes_in_several_splits(manifest)
+    bad = sc.hashes_in_several_splits(manifest)
     assert bad.to_dict(orient="records") == [{"item_id": "h1", "splits": "test, train"}]
 
 
@@ -93,13 +94,13 @@ def test_frozen_assignments_survive_a_rerun_with_new_items() -> None:
     # Another seed and ratios on purpose: neither may move an assigned item.
     second = sp.assign_splits(frame, existing=existing, seed=99, ratios=sp.SplitRatios(0.6, 0.2, 0.2))
 
-    assert sp.moved_items(first.frame, second.frame).empty
+    assert sc.moved_items(first.frame, second.frame).empty
     assert second.n_new == 400
     old_test = set(first.frame.loc[first.frame["split"] == "test", "item_id"])
     now_test = set(second.frame.loc[second.frame["split"] == "test", "item_id"])
     assert old_test == now_test & set(first.frame["item_id"])
     # New members of a group that already has a split follow it (no leakage through new items).
-    assert sp.groups_in_several_splits(second.frame).empty
+    assert sc.groups_in_several_splits(second.frame).empty
 
 
 def test_items_arriving_in_small_batches_keep_proportions_near_the_targets() -> None:
@@ -108,7 +109,7 @@ def test_items_arriving_in_small_batches_keep_proportions_near_the_targets() -> 
     for end in range(25, 1001, 25):
         result = sp.assign_splits(frame.iloc[:end], existing=existing, seed=end)
         existing = result.frame.set_index("item_id")["split"]
-    deviations = sp.proportion_deviations(result.frame)
+    deviations = sc.proportion_deviations(result.frame)
     assert deviations["ok"].all(), deviations[~deviations["ok"]]
     assert result.frame["split"].value_counts(normalize=True)["test"] == pytest.approx(0.15, abs=0.01)
 
@@ -130,7 +131,7 @@ def test_rare_classes_are_documented_and_classes_with_three_items_reach_every_sp
     three = result.frame.loc[result.frame["label"] == "three", "split"]
     assert sorted(three) == ["test", "train", "val"]
     assert any("fewer than 3 items" in n and "two (2)" in n for n in result.notes)
-    assert sp.classes_missing_from_splits(result.frame).empty  # "two" is below the bar, not missing
+    assert sc.classes_missing_from_splits(result.frame).empty  # "two" is below the bar, not missing
 
 
 def test_frozen_rows_that_split_a_group_are_kept_and_reported() -> None:

@@ -12,12 +12,17 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from labeling_assets.core.dataset.splits import (
-    MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS,
-    SPLITS,
+from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
+from labeling_assets.core.dataset.split_checks import (
     classes_missing_from_splits,
     distribution,
     imbalance_ratio,
+)
+from labeling_assets.core.dataset.splits import (
+    MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS,
+    SPLITS,
+    is_single_label,
+    normalize_label,
 )
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting.plots import bar_png
@@ -172,3 +177,16 @@ def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
     ]
     lines += [f"- {text}" for text in limitations(inputs)]
     return "\n".join(lines) + "\n"
+
+
+def annotation_summary(annotations: pd.DataFrame) -> tuple[int, int, float | None]:
+    """(labelers, annotations, Fleiss' kappa) over current annotations (``item_id, labeler_id, label``).
+
+    Answers that are not exactly one class do not enter a single-label kappa.
+    """
+    if annotations.empty:
+        return 0, 0, None
+    labels = [normalize_label(v) if is_single_label(v) else None for v in annotations["label"]]
+    frame = annotations.assign(label=pd.Series(labels, index=annotations.index, dtype=object)).dropna(subset=["label"])
+    kappa = fleiss_kappa_from_annotations(frame).kappa if not frame.empty else float("nan")
+    return int(frame["labeler_id"].nunique()), len(frame), (None if pd.isna(kappa) else float(kappa))

@@ -23,18 +23,24 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from labeling_assets.core.dataset.placement import (
+    Floats,
+    Ints,
+    ensure_every_class_everywhere,
+    place_mixed_groups,
+    place_pure_units,
+)
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS = 3
-# A split's class proportion may differ from the overall one by this much plus one item's worth
-# (1 / split size): integer rounding alone moves a rare class by one item.
-DEFAULT_PROPORTION_TOLERANCE = 0.05
 MANIFEST_FORMAT = 1
 
 
@@ -55,7 +61,7 @@ class SplitRatios:
         if self.train <= 0:
             raise ValueError("the train ratio must be positive")
 
-    def as_array(self) -> np.ndarray:
+    def as_array(self) -> Floats:
         return np.array([self.train, self.val, self.test], dtype=float)
 
     def as_dict(self) -> dict[str, float]:
@@ -99,17 +105,26 @@ def normalize_label(value: Any) -> str:
     return text
 
 
+def is_single_label(value: Any) -> bool:
+    """Whether :func:`normalize_label` accepts ``value`` (exactly one class)."""
+    try:
+        normalize_label(value)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass
 class _Items:
     """The input reduced to distinct items (code i = i-th item_id in sorted order)."""
 
     item_ids: pd.Index  # sorted distinct content hashes
-    row_items: np.ndarray  # item code of each input row
-    label_codes: np.ndarray  # class code of each distinct item
+    row_items: Ints  # item code of each input row
+    label_codes: Ints  # class code of each distinct item
     classes: pd.Index  # sorted class names
-    row_groups: np.ndarray  # group code of each input row, -1 when none
+    row_groups: Ints  # group code of each input row, -1 when none
     groups: pd.Index  # distinct group keys
-    item_groups: np.ndarray  # a group code of each distinct item, -1 when none
+    item_groups: Ints  # a group code of each distinct item, -1 when none
 
 
 def _prepare(items: pd.DataFrame) -> _Items:
@@ -151,7 +166,7 @@ def _prepare(items: pd.DataFrame) -> _Items:
                 f"{bad_items[:5].tolist()}; resolve the consensus before splitting"
             )
     row_groups = np.full(len(row_items), -1, dtype=np.int64)
-    groups = pd.Index([], dtype=object)
+    groups: pd.Index = pd.Index([], dtype=object)
     if "group_key" in items.columns:
         keys = items["group_key"]
         present = (keys.notna() & keys.astype(str).ne("")).to_numpy()
@@ -164,7 +179,15 @@ def _prepare(items: pd.DataFrame) -> _Items:
     return _Items(item_ids, row_items, label_codes, classes, row_groups, groups, item_groups)
 
 
-def _units(prepared: _Items) -> np.ndarray:
+def _group_names(item_groups: Ints, group_names: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Each item's group key, None for an item without one."""
+    out = np.full(len(item_groups), None, dtype=object)
+    has_group = item_groups >= 0
+    out[has_group] = group_names[item_groups[has_group]]
+    return out
+
+
+def _units(prepared: _Items) -> Ints:
     """Unit id per distinct item: connected components of the item ↔ group_key graph."""
     n_items = len(prepared.item_ids)
     has_group = prepared.row_groups >= 0
@@ -176,7 +199,8 @@ def _units(prepared: _Items) -> np.ndarray:
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(size, size))
     _, labels = connected_components(graph, directed=False)
     _, units = np.unique(labels[:n_items], return_inverse=True)
-    return units
+    unit_of: Ints = units.astype(np.int64)
+    return unit_of
 
 
 def assign_splits(
@@ -214,7 +238,8 @@ def assign_splits(
             existing if isinstance(existing, pd.Series) else pd.Series(dict(existing), dtype=object)
         )
         existing_series = existing_series[~existing_series.index.duplicated()]
-        known = pd.Index(list(SPLITS)).get_indexer(existing_series.reindex(prepared.item_ids).fillna("-"))
+        wanted = pd.Index(existing_series.reindex(prepared.item_ids).fillna("-"))
+        known = pd.Index(list(SPLITS)).get_indexer(wanted)
         unknown = set(existing_series.unique()) - set(SPLITS)
         if unknown:
             raise ValueError(f"existing assignments use unknown splits {sorted(map(str, unknown))}")
@@ -251,13 +276,23 @@ def assign_splits(
         np.maximum.at(hi, unit_of, label_codes)
         mixed = free & (lo != hi)[unit_of]
         if mixed.any():
-            _place_mixed_groups(unit_of, label_codes, mixed, split_codes, counts, targets, ratio, rng)
+            place_mixed_groups(unit_of, label_codes, mixed, split_codes, counts, targets, ratio, rng)
         pure = split_codes < 0
         if pure.any():
-            _place_pure_units(unit_of, label_codes, pure, split_codes, counts, targets, ratio, rng)
+            place_pure_units(unit_of, label_codes, pure, split_codes, counts, targets, ratio, rng)
 
     notes.extend(
-        _ensure_every_class_everywhere(unit_of, label_codes, is_new, split_codes, counts, ratio, classes)
+        ensure_every_class_everywhere(
+            unit_of,
+            label_codes,
+            is_new,
+            split_codes,
+            counts,
+            ratio,
+            classes,
+            split_names=SPLITS,
+            min_items=MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS,
+        )
     )
     rare = [
         f"{classes[c]} ({int(totals[c])})"
@@ -275,195 +310,12 @@ def assign_splits(
         {
             "item_id": np.asarray(prepared.item_ids, dtype=object),
             "label": np.asarray(classes, dtype=object)[label_codes],
-            "group_key": np.where(prepared.item_groups >= 0, group_names[prepared.item_groups], None)
-            if len(group_names)
-            else np.full(n, None, dtype=object),
+            "group_key": _group_names(prepared.item_groups, group_names),
             "split": np.asarray(SPLITS, dtype=object)[split_codes],
             "is_new": is_new,
         }
     )
     return SplitAssignment(frame=out, notes=notes)
-
-
-def _relative_deficit(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """How far each split is behind its overall target, as a fraction of that target."""
-    overall = targets.sum(axis=1)
-    return (overall - counts.sum(axis=1)) / np.maximum(overall, 1e-9)
-
-
-def _place_mixed_groups(
-    unit_of: np.ndarray,
-    label_codes: np.ndarray,
-    mask: np.ndarray,
-    split_codes: np.ndarray,
-    counts: np.ndarray,
-    targets: np.ndarray,
-    ratio: np.ndarray,
-    rng: np.random.Generator,
-) -> None:
-    """Greedy placement of units with several classes, largest first, each into the split whose per-class
-    deficit it fills best (gain minus overflow); ties go to the split furthest behind overall."""
-    n_classes = targets.shape[1]
-    idx = np.flatnonzero(mask)
-    # Per-unit class counts as (unit, class, count) runs, computed once outside the loop.
-    pairs, pair_counts = np.unique(unit_of[idx] * n_classes + label_codes[idx], return_counts=True)
-    pair_units, pair_classes = pairs // n_classes, pairs % n_classes
-    starts = np.flatnonzero(np.r_[True, pair_units[1:] != pair_units[:-1]])
-    ends = np.r_[starts[1:], len(pairs)]
-    sizes = np.add.reduceat(pair_counts, starts)
-    # Largest groups first (bin packing), random order among equal sizes so no class is favoured.
-    visit = np.lexsort((rng.random(len(starts)), -sizes))
-    # Plain Python lists: per unit the work is a handful of scalar operations, where numpy's per-call
-    # overhead would dominate (about 5x slower at 10^5 groups).
-    active = [s for s in range(len(ratio)) if ratio[s] > 0]
-    overall = targets.sum(axis=1).tolist()
-    target_rows = targets.tolist()
-    count_rows = counts.tolist()
-    split_totals = [float(sum(row)) for row in count_rows]
-    classes_l, counts_l, starts_l, ends_l = (
-        pair_classes.tolist(),
-        pair_counts.tolist(),
-        starts.tolist(),
-        ends.tolist(),
-    )
-    sizes_l, units_l = sizes.tolist(), pair_units.tolist()
-    unit_split = np.full(int(unit_of.max()) + 1, -1, dtype=np.int64)
-    for u in visit.tolist():
-        a, b = starts_l[u], ends_l[u]
-        best, best_score = active[0], -np.inf
-        for s in active:
-            t_row, c_row = target_rows[s], count_rows[s]
-            gain = 0.0
-            for j in range(a, b):
-                c = classes_l[j]
-                room = t_row[c] - c_row[c]
-                if room > 0:
-                    gain += min(counts_l[j], room)
-            behind = (overall[s] - split_totals[s]) / max(overall[s], 1e-9)
-            score = 2.0 * gain - sizes_l[u] + 1e-6 * behind
-            if score > best_score:
-                best, best_score = s, score
-        c_row = count_rows[best]
-        for j in range(a, b):
-            c_row[classes_l[j]] += counts_l[j]
-        split_totals[best] += sizes_l[u]
-        unit_split[units_l[a]] = best
-    counts[:] = np.asarray(count_rows, dtype=counts.dtype)
-    split_codes[idx] = unit_split[unit_of[idx]]
-
-
-def _quotas(k: int, deficit: np.ndarray, ratio: np.ndarray, behind: np.ndarray) -> np.ndarray:
-    """Split ``k`` items over the splits in proportion to their deficits, largest remainder; remainder
-    ties go to the split furthest behind overall."""
-    deficit = np.where(ratio > 0, deficit, 0.0)
-    share = k * deficit / deficit.sum() if deficit.sum() > 0 else k * ratio
-    alloc = np.floor(share + 1e-9).astype(np.int64)
-    remainder = k - int(alloc.sum())
-    if remainder > 0:
-        frac = np.where(ratio > 0, share - alloc, -np.inf)
-        alloc[np.lexsort((-behind, -frac))[:remainder]] += 1
-    return alloc
-
-
-def _place_pure_units(
-    unit_of: np.ndarray,
-    label_codes: np.ndarray,
-    mask: np.ndarray,
-    split_codes: np.ndarray,
-    counts: np.ndarray,
-    targets: np.ndarray,
-    ratio: np.ndarray,
-    rng: np.random.Generator,
-) -> None:
-    """Per class, toward the deficit: single-class groups first, cut in random order at quotas (a group goes
-    where its midpoint falls), then single items by exact largest-remainder quotas, shuffled (seeded)."""
-    idx = np.flatnonzero(mask)
-    units, first, sizes = np.unique(unit_of[idx], return_index=True, return_counts=True)
-    unit_class = label_codes[idx[first]]
-    # Within a class: groups before singles, random order inside each kind.
-    order = np.lexsort((rng.random(len(units)), sizes == 1, unit_class))
-    units, sizes, unit_class = units[order], sizes[order], unit_class[order]
-    starts = np.flatnonzero(np.r_[True, unit_class[1:] != unit_class[:-1]])
-    ends = np.r_[starts[1:], len(units)]
-    unit_split = np.full(int(unit_of.max()) + 1, -1, dtype=np.int64)
-    block_items = np.add.reduceat(sizes, starts)
-    # Larger classes first: their rounding matters least, and the smaller classes' ties then go toward
-    # the splits that are behind overall.
-    for b in np.argsort(-block_items, kind="stable"):
-        c = int(unit_class[starts[b]])
-        block = slice(int(starts[b]), int(ends[b]))
-        b_units, b_sizes = units[block], sizes[block]
-        n_groups = int(np.count_nonzero(b_sizes > 1))
-        for kind in (slice(0, n_groups), slice(n_groups, len(b_units))):
-            k_units, k_sizes = b_units[kind], b_sizes[kind]
-            if not len(k_units):
-                continue
-            deficit = np.maximum(targets[:, c] - counts[:, c], 0.0)
-            alloc = _quotas(int(k_sizes.sum()), deficit, ratio, _relative_deficit(counts, targets))
-            midpoints = np.cumsum(k_sizes) - k_sizes / 2.0
-            chosen = np.searchsorted(np.cumsum(alloc)[:-1], midpoints, side="right")
-            # A zero-ratio split may still get a group whose midpoint lands on its empty range: push it on.
-            chosen = np.where(ratio[chosen] > 0, chosen, np.argmax(ratio))
-            unit_split[k_units] = chosen
-            np.add.at(counts[:, c], chosen, k_sizes)
-    split_codes[idx] = unit_split[unit_of[idx]]
-
-
-def _ensure_every_class_everywhere(
-    unit_of: np.ndarray,
-    label_codes: np.ndarray,
-    is_new: np.ndarray,
-    split_codes: np.ndarray,
-    counts: np.ndarray,
-    ratio: np.ndarray,
-    classes: pd.Index,
-) -> list[str]:
-    """Move the smallest new unit of a class into each split that lacks the class, when the class has
-    enough items and the move takes no class out of the donor split; return notes on what is impossible."""
-    notes: list[str] = []
-    totals = counts.sum(axis=0)
-    active = np.flatnonzero(ratio > 0)
-    needs = [
-        (c, s)
-        for c in np.flatnonzero(totals >= max(MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS, len(active)))
-        for s in active
-        if counts[s, c] == 0
-    ]
-    if not needs:
-        return notes
-    unit_size = np.bincount(unit_of)
-    frozen_units = np.zeros(len(unit_size), dtype=bool)
-    frozen_units[unit_of[~is_new]] = True
-    impossible: list[str] = []
-    for c, s in needs:
-        if counts[s, c] > 0:  # an earlier move already brought the class here
-            continue
-        # Donors must keep at least one item of the class themselves.
-        rich = np.flatnonzero(counts[:, c] >= 2)
-        candidates = np.unique(unit_of[(label_codes == c) & is_new & np.isin(split_codes, rich)])
-        candidates = candidates[~frozen_units[candidates]]
-        moved = False
-        for u in candidates[np.argsort(unit_size[candidates], kind="stable")]:
-            members = np.flatnonzero(unit_of == u)
-            donor = int(split_codes[members[0]])
-            cls, u_counts = np.unique(label_codes[members], return_counts=True)
-            left = counts[donor, cls] - u_counts
-            # Never empty the donor of a class that itself must be everywhere.
-            if np.any((left == 0) & (totals[cls] >= MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS)):
-                continue
-            split_codes[members] = s
-            counts[donor, cls] -= u_counts
-            counts[s, cls] += u_counts
-            moved = True
-            break
-        if not moved:
-            impossible.append(f"{classes[c]} not in {SPLITS[s]}")
-    if impossible:
-        notes.append(
-            "frozen assignments or group sizes keep these classes out of a split although they have "
-            f"≥ {MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS} items: " + ", ".join(impossible)
-        )
-    return notes
 
 
 # --- manifest, version, weights -----------------------------------------------------------------
@@ -487,7 +339,7 @@ def manifest_to_json(
     previous_version: str | None,
     extra: Mapping[str, Any],
     weights: Mapping[str, float] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """A compact, column-oriented JSON form of the manifest for ``dataset_versions.manifest``.
 
     With ``weights`` (class weights) it also holds ``sample_weight``, aligned with ``item_id``: the
@@ -495,7 +347,7 @@ def manifest_to_json(
     training run reads exactly the weights of the data it trains on.
     """
     rows = manifest.sort_values("item_id", kind="stable")
-    out = {
+    out: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "previous_version": previous_version,
         **extra,
@@ -513,7 +365,7 @@ def manifest_from_json(data: Mapping[str, Any] | str | None) -> pd.DataFrame:
     if data is None:
         return pd.DataFrame({"item_id": [], "label": [], "split": []}, dtype=object)
     if isinstance(data, str):
-        data = json.loads(data)
+        data = cast(dict[str, Any], json.loads(data))
     if data.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"unknown manifest format {data.get('format')!r}")
     frame = pd.DataFrame(
@@ -537,114 +389,7 @@ def class_weights(labels: pd.Series) -> dict[str, float]:
     return {str(k): total / (len(counts) * float(v)) for k, v in counts.items()}
 
 
-def sample_weights(labels: pd.Series, weights: Mapping[str, float]) -> np.ndarray:
+def sample_weights(labels: pd.Series, weights: Mapping[str, float]) -> Floats:
     """Per-sample weights for a weighted sampler: the class weight of each item's label (0 if unknown)."""
-    return labels.astype(str).map(weights).fillna(0.0).to_numpy(dtype=float)
-
-
-def distribution(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Items per class (rows, sorted) and split (columns train/val/test/total)."""
-    table = pd.crosstab(manifest["label"].astype(str), manifest["split"].astype(str))
-    table = table.reindex(columns=list(SPLITS), fill_value=0)
-    table["total"] = table.sum(axis=1)
-    table.index.name = "class"
-    return table.sort_index()
-
-
-def imbalance_ratio(labels: pd.Series) -> float:
-    """Largest class count / smallest class count (1.0 = balanced; NaN when empty)."""
-    counts = labels.astype(str).value_counts()
-    return float(counts.max() / counts.min()) if len(counts) else float("nan")
-
-
-# --- integrity (used by the asset checks; pure so each rule is unit-tested) ---------------------
-
-
-def hashes_in_several_splits(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Content hashes that appear in more than one split: item_id, splits (comma-separated)."""
-    per_item = manifest.groupby("item_id")["split"].agg(lambda s: sorted(set(s)))
-    bad = per_item[per_item.map(len) > 1]
-    return pd.DataFrame({"item_id": bad.index.astype(str), "splits": bad.map(", ".join).to_numpy()})
-
-
-def groups_in_several_splits(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Group keys whose items are in more than one split: group_key, splits, n_items."""
-    with_group = manifest.dropna(subset=["group_key"])
-    if with_group.empty:
-        return pd.DataFrame({"group_key": [], "splits": [], "n_items": []})
-    agg = with_group.groupby("group_key").agg(
-        splits=("split", lambda s: sorted(set(s))), n_items=("item_id", "nunique")
-    )
-    bad = agg[agg["splits"].map(len) > 1]
-    return pd.DataFrame(
-        {
-            "group_key": bad.index.astype(str),
-            "splits": bad["splits"].map(", ".join).to_numpy(),
-            "n_items": bad["n_items"].to_numpy(),
-        }
-    )
-
-
-def proportion_deviations(
-    manifest: pd.DataFrame, tolerance: float = DEFAULT_PROPORTION_TOLERANCE
-) -> pd.DataFrame:
-    """Per (split, class): the class proportion in the split vs overall, and whether it is within
-    ``tolerance + 1 / split size``. Empty splits are skipped (a zero ratio is a choice, not drift)."""
-    table = distribution(manifest)
-    overall = table["total"] / max(int(table["total"].sum()), 1)
-    rows = []
-    for split in SPLITS:
-        size = int(table[split].sum())
-        if size == 0:
-            continue
-        allowed = tolerance + 1.0 / size
-        for cls, count in table[split].items():
-            proportion = count / size
-            deviation = abs(proportion - overall[cls])
-            rows.append(
-                {
-                    "split": split,
-                    "class": cls,
-                    "proportion": proportion,
-                    "overall": float(overall[cls]),
-                    "deviation": deviation,
-                    "allowed": allowed,
-                    "ok": bool(deviation <= allowed + 1e-12),
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["split", "class", "proportion", "overall", "deviation", "allowed", "ok"]
-    )
-
-
-def moved_items(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
-    """Items present in both manifests whose split changed: item_id, previous_split, current_split."""
-    both = previous.loc[:, ["item_id", "split"]].merge(
-        current.loc[:, ["item_id", "split"]], on="item_id", suffixes=("_previous", "_current")
-    )
-    changed = both[both["split_previous"] != both["split_current"]]
-    return pd.DataFrame(
-        {
-            "item_id": changed["item_id"].to_numpy(),
-            "previous_split": changed["split_previous"].to_numpy(),
-            "current_split": changed["split_current"].to_numpy(),
-        }
-    )
-
-
-def classes_missing_from_splits(
-    manifest: pd.DataFrame,
-    *,
-    min_items: int = MIN_ITEMS_PER_CLASS_FOR_ALL_SPLITS,
-    splits: tuple[str, ...] = SPLITS,
-) -> pd.DataFrame:
-    """Classes with at least ``min_items`` items that are absent from one of ``splits``: class, split, n_items."""
-    table = distribution(manifest)
-    rows = [
-        {"class": cls, "split": split, "n_items": int(table.at[cls, "total"])}
-        for cls in table.index
-        if table.at[cls, "total"] >= min_items
-        for split in splits
-        if table.at[cls, split] == 0
-    ]
-    return pd.DataFrame(rows, columns=["class", "split", "n_items"])
+    weights_per_item = labels.astype(str).map(weights).fillna(0.0).to_numpy(dtype=np.float64)
+    return cast(Floats, weights_per_item)

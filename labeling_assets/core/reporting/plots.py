@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import matplotlib
 
@@ -15,6 +16,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 
 
 def figure_png(fig: Figure, dpi: int = 96) -> bytes:
@@ -38,7 +40,10 @@ def bar_png(
     fig, ax = plt.subplots(figsize=size)
     series: dict[str, Mapping[str, float]]
     first = next(iter(values.values()), None)
-    series = dict(values) if isinstance(first, Mapping) else {"": values}  # type: ignore[dict-item]
+    if isinstance(first, Mapping):
+        series = {str(k): cast(Mapping[str, float], v) for k, v in values.items()}
+    else:
+        series = {"": cast(Mapping[str, float], values)}
     categories: list[str] = []
     for mapping in series.values():
         categories.extend(c for c in mapping if c not in categories)
@@ -56,7 +61,7 @@ def bar_png(
 
 
 def histogram_png(
-    values: Sequence[float] | np.ndarray,
+    values: Sequence[float] | NDArray[np.floating[Any]],
     title: str,
     xlabel: str = "",
     bins: int = 20,
@@ -83,7 +88,7 @@ def lines_png(
     """One line per name: name -> (x values, y values); string x values are evenly spaced categories."""
     fig, ax = plt.subplots(figsize=size)
     for name, (xs, ys) in series.items():
-        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=name)
+        ax.plot(np.asarray(xs), np.asarray(ys), marker="o", markersize=3, label=name)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -93,7 +98,7 @@ def lines_png(
 
 
 def heatmap_png(
-    matrix: np.ndarray,
+    matrix: NDArray[np.floating[Any]] | NDArray[np.integer[Any]],
     row_labels: Sequence[str],
     col_labels: Sequence[str],
     title: str,
@@ -121,7 +126,7 @@ def heatmap_png(
 
 
 def box_png(
-    groups: Mapping[str, Sequence[float] | np.ndarray],
+    groups: Mapping[str, Sequence[float] | NDArray[np.floating[Any]]],
     title: str,
     ylabel: str = "",
     log_scale: bool = False,

@@ -1,0 +1,136 @@
+"""Dataset versions in the label store: the items a dataset may hold, frozen splits, stored manifests.
+
+``dataset_splits`` writes a version (new split rows and, once per content hash, the manifest and card);
+its checks and ``dataset_export`` read it back. The training chain's reads are in ``datasets.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from labeling_assets.core.dataset.splits import is_single_label, manifest_from_json
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    dataset_versions_table,
+    items_table,
+    latest_consensus_query,
+    splits_table,
+    utcnow,
+)
+
+LABELED_COLUMNS = ["item_id", "label", "method", "confidence", "agreement", "status", "group_key", "gold_label"]
+
+
+def labeled_items(store: LabelStore) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Latest consensus per active item with its group key; counts of consensus items left out, by reason."""
+    latest = latest_consensus_query().subquery("latest_consensus")
+    query = sa.select(
+        latest.c.item_id,
+        latest.c.label,
+        latest.c.method,
+        latest.c.confidence,
+        latest.c.agreement,
+        items_table.c.status,
+        items_table.c.group_key,
+        items_table.c.gold_label,
+    ).select_from(latest.outerjoin(items_table, items_table.c.item_id == latest.c.item_id))
+    frame = pd.DataFrame(store.fetch(query), columns=LABELED_COLUMNS)
+    # Only active items go into a dataset: quarantined bytes are unusable, superseded ones were replaced
+    # at their source path (their frozen split rows stay in the store for when they come back).
+    status = frame["status"].fillna("not ingested")
+    excluded = {f"item is {s}": int(n) for s, n in status[status != "active"].value_counts().items()}
+    frame = frame[status == "active"].reset_index(drop=True)
+    # A consensus that names no class or several cannot train a single-label model: leave the item out
+    # (the card counts it) rather than block the whole dataset on it.
+    single = frame["label"].map(is_single_label).astype(bool)
+    if not single.all():
+        excluded["consensus label is not exactly one class"] = int((~single).sum())
+    return frame[single].reset_index(drop=True), excluded
+
+
+def frozen_splits(store: LabelStore) -> pd.Series:
+    """item_id -> split of every item that was ever assigned one (assignments never change)."""
+    frame = pd.DataFrame(
+        store.fetch(sa.select(splits_table.c.item_id, splits_table.c.split)), columns=["item_id", "split"]
+    )
+    return frame.set_index("item_id")["split"]
+
+
+def rows_of_items(store: LabelStore, table: sa.Table, columns: list[str], item_ids: list[str]) -> pd.DataFrame:
+    """Rows of ``table`` for these items: one full-column read filtered in memory (one query, not one
+    per chunk of ids: 10^6 items would otherwise cost thousands of round trips)."""
+    frame = pd.DataFrame(store.fetch(sa.select(*(table.c[c] for c in columns))), columns=columns)
+    return frame[frame["item_id"].isin(set(item_ids))].reset_index(drop=True)
+
+
+def newest_version(store: LabelStore, *, other_than: str | None = None) -> str | None:
+    """The most recently created dataset version (other than ``other_than``), or None."""
+    query = sa.select(dataset_versions_table.c.dataset_version)
+    if other_than is not None:
+        query = query.where(dataset_versions_table.c.dataset_version != other_than)
+    rows = store.fetch(query.order_by(dataset_versions_table.c.created_at.desc()).limit(1))
+    return rows[0]["dataset_version"] if rows else None
+
+
+def record_dataset_version(
+    store: LabelStore,
+    manifest: pd.DataFrame,
+    version: str,
+    *,
+    class_weights: Mapping[str, float],
+    manifest_json: dict[str, Any],
+    card: str,
+) -> bool:
+    """Freeze the split of the manifest's new items and store the version once; True if it was new.
+
+    Only new items (``is_new``) get a split row: an existing row is the frozen assignment and is never
+    rewritten. A version already stored (same content hash) keeps its first manifest and card.
+    """
+    now = utcnow()
+    new_rows = manifest.loc[manifest["is_new"], ["item_id", "split"]]
+    with store.begin() as conn:
+        if len(new_rows):
+            conn.execute(
+                splits_table.insert(),
+                [
+                    {"item_id": i, "split": s, "dataset_version": version, "assigned_at": now}
+                    for i, s in new_rows.itertuples(index=False)
+                ],
+            )
+        known = conn.execute(
+            sa.select(dataset_versions_table.c.dataset_version).where(dataset_versions_table.c.dataset_version == version)
+        ).first()
+        if known is None:
+            conn.execute(
+                dataset_versions_table.insert().values(
+                    dataset_version=version,
+                    created_at=now,
+                    n_items=len(manifest),
+                    class_weights=dict(class_weights),
+                    manifest=manifest_json,
+                    card=card,
+                )
+            )
+    return known is None
+
+
+def load_manifest(store: LabelStore, version: str) -> pd.DataFrame:
+    """The (item_id, label, split[, sample_weight]) manifest stored for a dataset version."""
+    rows = store.fetch(
+        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
+    )
+    if not rows:
+        raise ValueError(f"dataset version {version!r} is not in the label store")
+    return manifest_from_json(rows[0]["manifest"])
+
+
+def dataset_card(store: LabelStore, version: str) -> str | None:
+    """The dataset card stored with a version (None when there is none)."""
+    rows = store.fetch(
+        sa.select(dataset_versions_table.c.card).where(dataset_versions_table.c.dataset_version == version)
+    )
+    return rows[0]["card"] if rows and rows[0]["card"] else None
