@@ -1,5 +1,6 @@
 """Which review requests raise a task's overlap (pure rules), and how raises are recorded in the store."""
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -8,6 +9,8 @@ from labeling_assets.core.consensus.review_routing import (
     MORE_ANNOTATORS,
     OpenRequest,
     OverlapRaise,
+    ReviewRequest,
+    consensus_review_requests,
     overlap_drift,
     plan_overlap_raises,
 )
@@ -17,6 +20,7 @@ from labeling_assets.core.store.reviews import (
     open_review_requests,
     raised_task_overlaps,
     record_overlap_raises,
+    sync_review_requests,
 )
 from labeling_assets.core.store.schema import (
     MIGRATIONS,
@@ -236,3 +240,45 @@ def test_migration_2_adds_review_actions_to_a_database_made_before_it(tmp_path) 
     assert sa.inspect(store.engine).has_table("review_actions")
     assert store.migrate() == []
     store.dispose()
+
+
+# --- recording review requests (consensus_labels and label_issues share this) --------------------------
+
+
+def test_a_low_confidence_item_asks_for_more_labelers_until_it_has_the_most_allowed() -> None:
+    labels = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "confidence": [0.5, 0.6, 0.9],
+            "n_annotators": [2, 5, 3],
+            "agreement": [0.5, 0.6, 1.0],
+        }
+    )
+    requests, confident = consensus_review_requests(
+        labels, threshold=0.7, action=MORE_ANNOTATORS, max_annotators=5, reason_prefix="majority consensus"
+    )
+    assert [(r.item_id, r.action) for r in requests] == [("a", MORE_ANNOTATORS), ("b", EXPERT_REVIEW)]
+    assert requests[0].reason.startswith("majority consensus: confidence 0.50 < 0.70")
+    assert confident == ["c"]
+
+
+def _open_requests(store: LabelStore, source: str) -> list[tuple[str, str]]:
+    rr = review_requests_table
+    rows = store.fetch(
+        sa.select(rr.c.item_id, rr.c.action).where(rr.c.source == source, rr.c.resolved_at.is_(None)).order_by(rr.c.id)
+    )
+    return [(r["item_id"], r["action"]) for r in rows]
+
+
+def test_an_item_holds_at_most_one_open_request_per_source_and_settled_items_close_theirs(store: LabelStore) -> None:
+    wanted = [ReviewRequest("a", MORE_ANNOTATORS, "unsure"), ReviewRequest("b", EXPERT_REVIEW, "unsure")]
+    first = sync_review_requests(store, "consensus", wanted, settled=[])
+    assert (first.requested, first.already_open, first.resolved) == ({MORE_ANNOTATORS: 1, EXPERT_REVIEW: 1}, 0, 0)
+    again = sync_review_requests(store, "consensus", wanted, settled=[])
+    assert (again.requested, again.already_open) == ({}, 2)
+    # Another source keeps its own request for the same item.
+    sync_review_requests(store, "label_issues", [ReviewRequest("a", EXPERT_REVIEW, "issue")], settled=[])
+    settled = sync_review_requests(store, "consensus", [], settled=["a", "z"])
+    assert settled.resolved == 1
+    assert _open_requests(store, "consensus") == [("b", EXPERT_REVIEW)]
+    assert _open_requests(store, "label_issues") == [("a", EXPERT_REVIEW)]
