@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 import pytest
@@ -73,7 +73,10 @@ class Project:
 
     def storages(self) -> list[dict[str, Any]]:
         client = self.ls.client()
-        return client.request("GET", "/api/storages/localfiles", params={"project": self.project_id})
+        found: list[dict[str, Any]] = client.request(
+            "GET", "/api/storages/localfiles", params={"project": self.project_id}
+        )
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -162,12 +165,19 @@ def test_the_image_storage_is_registered_once_and_re_created_when_deleted(projec
     assert len(project.storages()) == 1
 
 
-def _task_image_state(driver: WebDriver) -> dict[str, Any] | None:
-    """The labeling UI's task image once the browser finished loading it (None while it is loading)."""
+LOAD_ERROR = "There was an issue loading URL"  # what Label Studio's UI shows when it cannot fetch the image
+
+
+def _task_image_state(driver: WebDriver) -> dict[str, Any] | Literal[False]:
+    """The labeling UI's task image once the browser is done with it (False while it is still loading)."""
     return driver.execute_script(  # type: ignore[no-any-return]
+        "const page = document.body.innerText;"
+        "const at = page.indexOf(arguments[0]);"
+        "if (at >= 0) return {error: page.slice(at, at + 300)};"
         "const img = document.querySelector('img[alt=\"image\"]');"
-        "if (!img || !img.complete) return null;"
-        "return {naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight, src: img.src};"
+        "if (!img || !img.complete) return false;"
+        "return {naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight};",
+        LOAD_ERROR,
     )
 
 
@@ -201,9 +211,8 @@ def test_a_labeler_labels_the_next_task_in_the_browser_and_the_sensor_brings_it_
         except TimeoutException:
             text = chromium.execute_script("return document.body.innerText.slice(0, 400)")
             pytest.fail(f"the task image never finished loading in {UI_WAIT_S:.0f}s; the page says: {text!r}")
-        assert image["naturalWidth"] > 0, (
-            f"the task image did not decode (Label Studio could not serve it): {image}"
-        )
+        assert "error" not in image, f"Label Studio could not load the task image: {image['error']!r}"
+        assert image["naturalWidth"] > 0, f"the task image did not decode: {image}"
         task_id = wait.until(_ui_task_id, "the labeling UI never showed a task")
         wait.until(lambda d: _checked_choices(d), "no choice pre-selected: the prelabel is not shown")
         assert _checked_choices(chromium) == [PREDICTED]
