@@ -156,7 +156,7 @@ def _act_on_review_requests(
     project_id: int,
     max_overlap: int,
 ) -> dict[str, dg.MetadataValue]:
-    """Raise the overlap of tasks whose items need more annotators; report what needs an expert."""
+    """Raise the overlap of tasks whose items need more labelers; report what needs an expert."""
     plan = plan_overlap_raises(open_review_requests(store, project_id), max_overlap=max_overlap)
     # Store first, Label Studio second: a crash in between leaves a drift the next run repairs.
     applied = record_overlap_raises(store, project_id, plan.raises)
@@ -189,7 +189,7 @@ def _expert_table(requests: list[OpenRequest]) -> str:
     if not requests:
         return "No open request needs an expert."
     oldest = sorted(requests, key=lambda r: (r.requested_at is None, r.requested_at, r.request_id))
-    lines = ["| item | source | action | annotators | reason | requested |", "|---|---|---|---|---|---|"]
+    lines = ["| item | source | action | labelers | reason | requested |", "|---|---|---|---|---|---|"]
     for r in oldest[:EXPERT_TABLE_ROWS]:
         why = (r.reason or "").replace("|", "/")
         when = r.requested_at.strftime("%Y-%m-%d %H:%M") if r.requested_at else ""

@@ -25,10 +25,12 @@ from labeling_assets.core.ingest.scan import (
     NEW,
     QUARANTINED,
     UNCHANGED,
+    FileOutcome,
     IngestOptions,
     IngestReport,
     ingest_source,
 )
+from labeling_assets.core.ingest.summary import item_counts_by_status, preview_markdown, quarantine_table
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table
 
 
@@ -303,3 +305,20 @@ def test_files_without_an_image_extension_are_ignored(store: LabelStore, source:
     source.write("README.txt", b"hello")
     source.write("labels.csv", b"filename,label\n")
     assert source.ingest(store).outcomes == []
+
+
+def test_the_ingest_summary_counts_items_by_status_and_lists_quarantined_files(store: LabelStore, source: Source) -> None:
+    source.write("good.png", png_bytes(1))
+    source.write("bad.png", b"not an image")
+    report = source.ingest(store)
+    assert item_counts_by_status(store) == {"active": 1, QUARANTINED: 1}
+    table = quarantine_table(report)
+    assert "`bad.png` | not_an_image" in table and "good.png" not in table
+    assert preview_markdown(store, report.new_item_ids).startswith("![")
+
+
+def test_the_quarantine_table_is_capped_and_says_how_many_more() -> None:
+    report = IngestReport("src", [FileOutcome(f"f{i}.png", QUARANTINED, reason="unreadable") for i in range(25)])
+    table = quarantine_table(report, max_rows=20)
+    assert table.count("unreadable") == 20 and "… 5 more" in table
+    assert quarantine_table(IngestReport("src")) == "No file was quarantined in this run."

@@ -1,4 +1,4 @@
-"""Low-confidence items get more annotators in a real Label Studio: consensus asks, the queue raises overlap.
+"""Low-confidence items get more labelers in a real Label Studio: consensus asks, the queue raises overlap.
 
 Each test builds its own small project up to the stage it needs (so any one runs alone with ``-k``): queue 3
 items at overlap 2, two crowd labelers disagree on one of them, collect + consensus record a more_annotators
