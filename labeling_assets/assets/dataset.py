@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from labeling_assets import lineage
 from labeling_assets.constants import GROUP_DATASET, OWNERS
 from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import splits as split_core
@@ -26,16 +27,6 @@ from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
-DATASET_SPLITS_KEY = dg.AssetKey("dataset_splits")
-# The blocking checks of labeling_assets/checks/dataset.py: a version that failed one is never exported,
-# not even by a later run that selects only the export.
-BLOCKING_CHECKS: tuple[str, ...] = (
-    "dataset_splits_no_hash_in_two_splits",
-    "dataset_splits_no_group_in_two_splits",
-    "dataset_splits_class_proportions_within_tolerance",
-    "dataset_splits_frozen_assignments_unchanged",
-)
-
 
 class DatasetSplitsConfig(dg.Config):
     """Targets for newly assigned items; items that already have a split keep it."""
@@ -51,25 +42,6 @@ class DatasetExportConfig(dg.Config):
         default=list(export_core.FORMATS),
         description=f"Any of {', '.join(export_core.FORMATS)}.",
     )
-
-
-def current_dataset_version(instance: dg.DagsterInstance) -> str | None:
-    """The dataset version of the latest ``dataset_splits`` materialization (what downstream reads)."""
-    event = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("dataset_version")
-    return str(value.value) if value is not None else None
-
-
-def failed_blocking_checks(instance: dg.DagsterInstance) -> list[str]:
-    """Blocking dataset checks whose latest evaluation failed (checks never run count as not failed)."""
-    failed = []
-    for name in BLOCKING_CHECKS:
-        record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(DATASET_SPLITS_KEY, name))
-        if record is not None and record.status.value == "FAILED":
-            failed.append(name)
-    return failed
 
 
 def _mean(values: pd.Series) -> float | None:
@@ -187,7 +159,7 @@ def dataset_splits(
 
 @dg.asset(
     group_name=GROUP_DATASET,
-    deps=[DATASET_SPLITS_KEY],
+    deps=[lineage.DATASET_SPLITS_KEY],
     kinds={"python", "parquet"},
     owners=OWNERS,
 )
@@ -199,10 +171,10 @@ def dataset_export(
 ) -> dg.MaterializeResult[None]:
     """The current dataset version as files: JSONL, CSV, Parquet and an ImageFolder tree."""
     formats = export_core.validate_formats(config.formats)
-    version = current_dataset_version(context.instance)
+    version = lineage.current_dataset_version(context.instance)
     if version is None:
         raise dg.Failure("dataset_splits has never been materialized in this instance: materialize it first.")
-    failed = failed_blocking_checks(context.instance)
+    failed = lineage.failed_blocking_dataset_checks(context.instance)
     if failed:
         raise dg.Failure(
             f"dataset version {version} failed blocking checks {', '.join(failed)}: not exported. "

@@ -10,17 +10,15 @@ import dagster as dg
 import numpy as np
 import numpy.typing as npt
 
+from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
 from labeling_assets.core import images as img
 from labeling_assets.core.store import datasets
-from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import metrics
 from labeling_assets.core.training.predict import predict_files
 from labeling_assets.resources.mlflow import LoadedModel, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-
-DATASET_SPLITS = dg.AssetKey("dataset_splits")
 
 
 class ModelEvaluationConfig(dg.Config):
@@ -49,7 +47,7 @@ def model_evaluation(
         raise dg.Failure(
             f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
         )
-    dataset = _current_dataset(context, label_store.get_store())
+    dataset = lineage.current_dataset(context.instance, label_store.get_store())
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")
@@ -90,20 +88,6 @@ def model_evaluation(
         mlflow, latest, dataset.version, report, n_failed, confusion_png, previous
     )
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _current_dataset(context: dg.AssetExecutionContext, store: LabelStore) -> datasets.DatasetSnapshot:
-    """The dataset version the latest ``dataset_splits`` materialized (without one: the newest stored)."""
-    event = context.instance.get_latest_materialization_event(DATASET_SPLITS)
-    value = (
-        event.asset_materialization.metadata.get("dataset_version")
-        if event and event.asset_materialization
-        else None
-    )
-    try:
-        return datasets.current_dataset(store, str(value.value) if value is not None else None)
-    except datasets.NoDatasetVersion as exc:
-        raise dg.Failure(str(exc)) from exc
 
 
 def _label_indices(labels: Any, classes: list[str]) -> npt.NDArray[np.int64]:

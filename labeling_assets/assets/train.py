@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
 from labeling_assets.core import images as img
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store import datasets
-from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
     DEFAULTS,
@@ -39,22 +39,6 @@ from labeling_assets.core.training.loop import EpochStats, FitResult, fit
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-
-DATASET_SPLITS = dg.AssetKey("dataset_splits")
-
-
-def _current_dataset(context: dg.AssetExecutionContext, store: LabelStore) -> datasets.DatasetSnapshot:
-    """The dataset version the latest ``dataset_splits`` materialized (without one: the newest stored)."""
-    event = context.instance.get_latest_materialization_event(DATASET_SPLITS)
-    value = (
-        event.asset_materialization.metadata.get("dataset_version")
-        if event and event.asset_materialization
-        else None
-    )
-    try:
-        return datasets.current_dataset(store, str(value.value) if value is not None else None)
-    except datasets.NoDatasetVersion as exc:
-        raise dg.Failure(str(exc)) from exc
 
 
 def _label_indices(labels: Any, classes: list[str]) -> list[int]:
@@ -90,7 +74,7 @@ def training_tensors(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
-    dataset = _current_dataset(context, label_store.get_store())
+    dataset = lineage.current_dataset(context.instance, label_store.get_store())
     classes = list(project.classes)
     root = project.data_path / "tensors"
     folder = cache.cache_folder(root, dataset.version, config.image_size, config.channels)
@@ -239,7 +223,7 @@ def trained_model(
 ) -> dg.MaterializeResult[None]:
     """The image classifier trained on the current dataset version, registered as an MLflow model version."""
     store = label_store.get_store()
-    current = _current_dataset(context, store).version
+    current = lineage.current_dataset(context.instance, store).version
     folder, meta = _current_cache(project, current)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
     if config.cpu_threads:

@@ -7,6 +7,7 @@ it judges exactly what downstream assets will read.
 import dagster as dg
 import pandas as pd
 
+from labeling_assets import lineage
 from labeling_assets.core.dataset import split_checks
 from labeling_assets.core.store.dataset_versions import load_manifest, newest_version, rows_of_items
 from labeling_assets.core.store.schema import LabelStore, items_table, splits_table
@@ -17,12 +18,9 @@ EXAMPLES = 10
 
 def _current(context: dg.AssetCheckExecutionContext, store: LabelStore) -> tuple[str, pd.DataFrame]:
     """The version the latest dataset_splits materialization recorded, and its stored manifest."""
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("dataset_splits"))
-    materialization = event.asset_materialization if event else None
-    entry = materialization.metadata.get("dataset_version") if materialization else None
-    if entry is None:
+    version = lineage.current_dataset_version(context.instance)
+    if version is None:
         raise dg.Failure("dataset_splits has no materialization to check")
-    version = str(entry.value)
     return version, load_manifest(store, version)
 
 

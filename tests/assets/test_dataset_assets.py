@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from labeling_assets.assets.dataset import BLOCKING_CHECKS, dataset_export, dataset_splits
+from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.checks import dataset as checks
 from labeling_assets.core.dataset.splits import manifest_from_json
 from labeling_assets.core.store.schema import (
@@ -30,6 +30,7 @@ from labeling_assets.core.store.schema import (
     items_table,
     splits_table,
 )
+from labeling_assets.lineage import BLOCKING_DATASET_CHECKS
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -329,7 +330,7 @@ def test_items_whose_consensus_is_not_one_class_are_left_out_and_documented(sqli
 
 def test_blocking_check_names_match_the_checks_that_block() -> None:
     blocking = {spec.name for c in CHECKS for spec in c.check_specs if spec.blocking}
-    assert blocking == set(BLOCKING_CHECKS)
+    assert blocking == set(BLOCKING_DATASET_CHECKS)
 
 
 def test_dataset_splits_fails_clearly_without_consensus(sqlite_project: Project) -> None:

@@ -1,0 +1,47 @@
+"""What the Dagster instance knows about our assets, read by several assets and checks.
+
+Downstream of ``dataset_splits`` everything reads the dataset version its latest materialization recorded,
+not the newest version row in the store: a label that flips back makes an older version current again.
+A version whose blocking checks failed is never exported.
+"""
+
+import dagster as dg
+
+from labeling_assets.core.store import datasets
+from labeling_assets.core.store.schema import LabelStore
+
+DATASET_SPLITS_KEY = dg.AssetKey("dataset_splits")
+# The blocking checks of labeling_assets/checks/dataset.py (tests assert the two lists agree).
+BLOCKING_DATASET_CHECKS: tuple[str, ...] = (
+    "dataset_splits_no_hash_in_two_splits",
+    "dataset_splits_no_group_in_two_splits",
+    "dataset_splits_class_proportions_within_tolerance",
+    "dataset_splits_frozen_assignments_unchanged",
+)
+
+
+def current_dataset_version(instance: dg.DagsterInstance) -> str | None:
+    """The dataset version of the latest ``dataset_splits`` materialization, or None before the first."""
+    event = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("dataset_version")
+    return str(value.value) if value is not None else None
+
+
+def current_dataset(instance: dg.DagsterInstance, store: LabelStore) -> datasets.DatasetSnapshot:
+    """The items of the current dataset version (without a materialization: the newest stored version)."""
+    try:
+        return datasets.current_dataset(store, current_dataset_version(instance))
+    except datasets.NoDatasetVersion as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def failed_blocking_dataset_checks(instance: dg.DagsterInstance) -> list[str]:
+    """Blocking dataset checks whose latest evaluation failed (a check never run counts as not failed)."""
+    failed = []
+    for name in BLOCKING_DATASET_CHECKS:
+        record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(DATASET_SPLITS_KEY, name))
+        if record is not None and record.status.value == "FAILED":
+            failed.append(name)
+    return failed
