@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The GPU checks in one short run (a machine with CUDA and torch; none of the project's other dependencies):
+# the GPU tests, then training throughput (synthetic-input ceiling vs our end-to-end input path).
+#   bash benchmarks/gpu_check.sh [OUT_DIR]
+# Figures go to stdout and OUT_DIR (default: a temp folder). Sized to finish in ~6 minutes on one H100/H200.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+out="${1:-${OUT:-$(mktemp -d)}}"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, torch.cuda.get_device_name(0))"
+# --noconftest: tests/conftest.py needs the label store (sqlalchemy), which a bare GPU box lacks.
+timeout 200 python3 -m pytest -q -p no:cacheprovider --noconftest -o addopts="" tests/gpu 2>&1 | tee "$out/gpu_tests.log"
+timeout 360 python3 benchmarks/train_throughput.py --models resnet18 efficientnet_b0 --compile off on \
+  --images 8192 --epochs 2 --steps 50 --json "$out/throughput.json" 2>&1 | tee "$out/throughput.log"
