@@ -65,13 +65,19 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
 
     # Unset fields are resolved when a run uses the resource, never at import (labeling_assets.env).
     data_dir: str | None = None  # default: $LABELING_ASSETS_HOME or <repo>/data
-    tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///<data_dir>/mlflow/mlflow.db
+    # default: $MLFLOW_TRACKING_URI when data_dir is unset too, else sqlite:///<data_dir>/mlflow/mlflow.db
+    tracking_uri: str | None = None
     artifact_location: str | None = None  # default: <data_dir>/mlflow/artifacts (new experiments only)
     experiment_name: str = DEFAULT_EXPERIMENT
     registered_model_name: str = DEFAULT_MODEL_NAME
 
     def _server_uri(self) -> str | None:
-        return self.tracking_uri or env.mlflow_tracking_uri()
+        if self.tracking_uri or self.data_dir:
+            # Explicit config wins over the environment. mlflow.set_tracking_uri() exports
+            # MLFLOW_TRACKING_URI process-wide, so reading it here would send this resource's runs to
+            # whichever store another resource in the same process used last.
+            return self.tracking_uri
+        return env.mlflow_tracking_uri()
 
     def _local_folder(self) -> Path:
         return (Path(self.data_dir) if self.data_dir else constants.data_dir()) / "mlflow"
