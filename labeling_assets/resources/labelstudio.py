@@ -356,7 +356,8 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
     local_files_document_root: str | None = Field(
         default=None,
         description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT when it sees the project's data folder "
-        "under another path (docker stack: /label-studio/files); None when both share one path (local server).",
+        "under another path (docker stack: /label-studio/files); unset: $LABEL_STUDIO_FILES_ROOT at run time, "
+        "else both share one path (local server).",
     )
 
     @property
@@ -418,7 +419,9 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         """
         try:
             images_dir.mkdir(parents=True, exist_ok=True)  # Label Studio refuses a folder that does not exist
-            folder = server_folder(images_dir, data_root, self.local_files_document_root)
+            # Unset: $LABEL_STUDIO_FILES_ROOT at run time (the docker stack sets it), else the same path.
+            root = self.local_files_document_root or env.variable("LABEL_STUDIO_FILES_ROOT")
+            folder = server_folder(images_dir, data_root, root)
             storage_id = self.get_client().ensure_local_files_storage(project_id, folder)
         except (LabelStudioError, StorageFolderError, OSError) as exc:
             outcome = f"images NOT served to labelers: {exc}"[:500]
