@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (idempotently) everything the project needs on a fresh machine, then export its environment.
 # Sourced by scripts/demo and scripts/test. A second run reuses the environments: a stamp of the
-# dependency files decides whether pip has anything to do.
+# dependency files decides whether pip has anything to do. The venv is shared by every clone on the
+# machine; each clone runs its own code through PYTHONPATH.
 #
 #   LABELING_ASSETS_VENV   project venv      (default ~/.cache/labeling-assets/venv)
 #   LABEL_STUDIO_VENV      Label Studio venv (default ~/.cache/labeling-assets/label-studio-1.23.2)
@@ -32,19 +33,16 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
   pip_q install -q -c "$REPO_ROOT/requirements.lock" -e "$REPO_ROOT[dev,bench]"
   echo "$stamp" >"$stamp_file"
 fi
-# The venv is shared between clones (CI clones anew each run): point the editable install at this one.
-installed_at="$("$VENV/bin/python" -c 'import labeling_assets, os; print(os.path.dirname(os.path.dirname(labeling_assets.__file__)))' 2>/dev/null || true)"
-if [ "$installed_at" != "$REPO_ROOT" ]; then
-  log "pointing the editable install at $REPO_ROOT"
-  pip_q install -q --no-deps --no-build-isolation -e "$REPO_ROOT"
-fi
-
 # Label Studio lives in its own venv (its Django pins clash with ours).
 if [ -x "$REPO_ROOT/scripts/install_label_studio.sh" ]; then
   "$REPO_ROOT/scripts/install_label_studio.sh"
 fi
 
 export PATH="$VENV/bin:$PATH"
+# The venv (dependencies) is shared between clones; the code is this clone's: PYTHONPATH puts it ahead of the
+# venv's editable install, whichever clone that points at, so two checkouts side by side never run each
+# other's code (nor write into each other's data folder: LABELING_ASSETS_HOME defaults to <clone>/data).
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$REPO_ROOT}"
 export LABELING_ASSETS_HOME="${LABELING_ASSETS_HOME:-$REPO_ROOT/data}"
 mkdir -p "$LABELING_ASSETS_HOME"
