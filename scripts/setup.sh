@@ -39,10 +39,17 @@ if [ -x "$REPO_ROOT/scripts/install_label_studio.sh" ]; then
 fi
 
 export PATH="$VENV/bin:$PATH"
-# The venv (dependencies) is shared between clones; the code is this clone's: PYTHONPATH puts it ahead of the
-# venv's editable install, whichever clone that points at, so two checkouts side by side never run each
-# other's code (nor write into each other's data folder: LABELING_ASSETS_HOME defaults to <clone>/data).
-export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# The venv (dependencies) is shared between clones; the code and the data are this clone's: PYTHONPATH puts its
+# code ahead of the venv's editable install (whichever clone that points at), and the defaults below follow
+# the clone last set up in this shell. A value the user exported (not one a setup.sh set) is kept.
+prev="${LABELING_ASSETS_CLONE:-}"
+if [ -n "$prev" ] && [ "$prev" != "$REPO_ROOT" ]; then
+  PYTHONPATH="$(printf '%s' "${PYTHONPATH:-}" | tr ':' '\n' | grep -vxF "$prev" | paste -sd: -)"
+  [ "${LABELING_ASSETS_HOME:-}" = "$prev/data" ] && unset LABELING_ASSETS_HOME
+  [ "${DAGSTER_HOME:-}" = "$prev" ] && unset DAGSTER_HOME
+fi
+export LABELING_ASSETS_CLONE="$REPO_ROOT"
+case ":${PYTHONPATH:-}:" in *":$REPO_ROOT:"*) ;; *) export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" ;; esac
 export DAGSTER_HOME="${DAGSTER_HOME:-$REPO_ROOT}"
 export LABELING_ASSETS_HOME="${LABELING_ASSETS_HOME:-$REPO_ROOT/data}"
 mkdir -p "$LABELING_ASSETS_HOME"
