@@ -44,7 +44,7 @@ export PATH="$VENV/bin:$PATH"
 # the clone last set up in this shell. A value the user exported (not one a setup.sh set) is kept.
 prev="${LABELING_ASSETS_CLONE:-}"
 if [ -n "$prev" ] && [ "$prev" != "$REPO_ROOT" ]; then
-  PYTHONPATH="$(printf '%s' "${PYTHONPATH:-}" | tr ':' '\n' | grep -vxF "$prev" | paste -sd: -)"
+  PYTHONPATH="$(printf '%s' "${PYTHONPATH:-}" | tr ':' '\n' | { grep -vxF "$prev" || true; } | paste -sd: -)"
   [ "${LABELING_ASSETS_HOME:-}" = "$prev/data" ] && unset LABELING_ASSETS_HOME
   [ "${DAGSTER_HOME:-}" = "$prev" ] && unset DAGSTER_HOME
 fi
