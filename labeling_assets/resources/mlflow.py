@@ -26,6 +26,9 @@ if TYPE_CHECKING:  # torch loads only when a model is saved or loaded, not with 
 DEFAULT_EXPERIMENT = "labeling-assets"
 DEFAULT_MODEL_NAME = "labeling-assets-classifier"
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
+# Registry aliases: prelabels and evaluation use the champion; a model that lost to it is the challenger.
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,16 @@ class RegisteredModel:
     version: int
     run_id: str
     tags: dict[str, str]
+    aliases: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """``name/version``: the model_version written next to predictions."""
         return f"{self.name}/{self.version}"
+
+    @property
+    def is_champion(self) -> bool:
+        return CHAMPION_ALIAS in self.aliases
 
     def tag_float(self, key: str) -> float | None:
         value = self.tags.get(key)
@@ -151,20 +159,58 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
             if "RESOURCE_DOES_NOT_EXIST" in str(exc):
                 return []
             raise
-        versions = [
-            RegisteredModel(
-                name=self.registered_model_name,
-                version=int(v.version),
-                run_id=v.run_id,
-                tags=dict(v.tags or {}),
-            )
-            for v in found
-        ]
+        if not found:
+            return []
+        # Search results carry no aliases on every store; the registered model lists them all.
+        aliases: dict[int, list[str]] = {}
+        for alias, number in (client.get_registered_model(self.registered_model_name).aliases or {}).items():
+            aliases.setdefault(int(number), []).append(str(alias))
+        versions = [self._registered(v, aliases.get(int(v.version), [])) for v in found]
         return sorted(versions, key=lambda v: v.version, reverse=True)
+
+    def _registered(self, version: Any, aliases: list[str] | None = None) -> RegisteredModel:
+        return RegisteredModel(
+            name=self.registered_model_name,
+            version=int(version.version),
+            run_id=version.run_id,
+            tags=dict(version.tags or {}),
+            aliases=tuple(sorted((version.aliases or ()) if aliases is None else aliases)),
+        )
 
     def latest_version(self) -> RegisteredModel | None:
         versions = self.registered_versions()
         return versions[0] if versions else None
+
+    def alias_uri(self, alias: str = CHAMPION_ALIAS) -> str:
+        """``models:/<name>@<alias>``: the registry URI that follows the alias as it moves."""
+        return f"models:/{self.registered_model_name}@{alias}"
+
+    def version_by_alias(self, alias: str) -> RegisteredModel | None:
+        """The version ``alias`` points at (with its tags and aliases), or None when it points nowhere."""
+        try:
+            found = self.client().get_model_version_by_alias(self.registered_model_name, alias)
+        except Exception as exc:  # no such model, or no such alias
+            if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+        return self._registered(found)
+
+    def champion(self) -> RegisteredModel | None:
+        """The model ``models:/<name>@champion`` resolves to now, or None before the first champion.
+
+        Its tags include ``dataset_version`` (the version it was trained on) and, once evaluated,
+        ``test_macro_f1`` and ``test_dataset_version``.
+        """
+        return self.version_by_alias(CHAMPION_ALIAS)
+
+    def set_alias(self, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version`` (an alias names one version: it moves off the previous one)."""
+        self.client().set_registered_model_alias(self.registered_model_name, alias, str(version))
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove ``alias`` (no-op when it points nowhere)."""
+        if self.version_by_alias(alias) is not None:
+            self.client().delete_registered_model_alias(self.registered_model_name, alias)
 
     def set_version_tags(self, version: int, tags: dict[str, Any]) -> None:
         client = self.client()

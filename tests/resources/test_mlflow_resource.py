@@ -28,3 +28,39 @@ def test_an_explicit_tracking_uri_wins_over_everything(tmp_path: Path, monkeypat
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     resource = MLflowResource(data_dir=str(tmp_path), tracking_uri="http://team-mlflow:5000")
     assert resource.resolved_tracking_uri == "http://team-mlflow:5000"
+
+
+def _register_versions(resource: MLflowResource, n: int) -> None:
+    """``n`` registered versions of the project's model, each from its own run (no training needed)."""
+    client = resource.client()
+    client.create_registered_model(resource.registered_model_name)
+    for k in range(n):
+        with resource.start_run(run_name=f"run-{k}") as run:
+            client.create_model_version(
+                resource.registered_model_name,
+                f"runs:/{run.info.run_id}/model",
+                run.info.run_id,
+                tags={"dataset_version": f"v{k + 1}"},
+            )
+
+
+def test_the_champion_is_the_version_its_alias_points_at_and_moves_with_it(tmp_path: Path) -> None:
+    resource = MLflowResource(data_dir=str(tmp_path))
+    assert resource.champion() is None  # no registered model at all
+    _register_versions(resource, 2)
+    assert resource.champion() is None  # registered, but no champion yet
+    assert resource.alias_uri() == f"models:/{resource.registered_model_name}@champion"
+
+    resource.set_alias("champion", 1)
+    champion = resource.champion()
+    assert champion is not None and champion.version == 1 and champion.is_champion
+    assert champion.tags["dataset_version"] == "v1"  # the retrain trigger reads this tag
+
+    resource.set_alias("challenger", 2)
+    resource.set_alias("champion", 2)  # an alias names one version: it leaves version 1
+    newest, oldest = resource.registered_versions()
+    assert newest.aliases == ("challenger", "champion") and oldest.aliases == ()
+    resource.delete_alias("challenger")
+    resource.delete_alias("challenger")  # already gone: nothing to do
+    champion = resource.champion()
+    assert champion is not None and champion.version == 2 and champion.aliases == ("champion",)
