@@ -9,6 +9,13 @@ changed label -> next version that ``supersedes`` the previous, gone/cancelled -
 all in one transaction. A re-poll or a retried run finds no difference; a crash before commit
 writes nothing; a concurrent run trips the unique (ls_annotation_id, version) constraint and is
 retried against the new state.
+
+Ordering: every snapshot carries the time it was taken (before the export was read). The transaction
+first locks the project's row in ``sync_watermarks`` (SQLite: the first statement is a write, so the
+database write lock is held from the start; PostgreSQL: ``SELECT ... FOR UPDATE``), so syncs of one
+project serialize, and a snapshot older than the one already committed is refused: it writes nothing
+(``SyncReport.stale``). Without this, an old export committed after a newer one revived deleted
+annotations and reverted edits until the next sync.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from labeling_assets.core.labelstudio.tasks import Candidate, QueuedItem
 from labeling_assets.core.store.schema import (
@@ -32,9 +41,12 @@ from labeling_assets.core.store.schema import (
     items_table,
     labelers_table,
     prelabels_table,
+    sync_watermarks_table,
     tasks_table,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,10 @@ class SyncReport:
     unknown_task: int = 0  # annotations of tasks that map to no stored item (not ours)
     new_labelers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    snapshot_at: dt.datetime | None = None  # when the synced snapshot was taken
+    # Refused: a newer snapshot (taken at ``committed_snapshot_at``) was committed first; nothing written.
+    stale: bool = False
+    committed_snapshot_at: dt.datetime | None = None
 
     @property
     def written(self) -> int:
@@ -112,14 +128,32 @@ def sync_annotations(
     project_id: int,
     remote: Sequence[RemoteAnnotation],
     *,
+    snapshot_at: dt.datetime | None = None,
     labeler_names: Mapping[str, str] | None = None,
     retries: int = 3,
+    on_locked: Callable[[], None] | None = None,
 ) -> SyncReport:
-    """Make the store's latest versions equal Label Studio's current annotations (see module docstring)."""
+    """Make the store's latest versions equal Label Studio's current annotations (see module docstring).
+
+    Args:
+        store: the label store.
+        project_id: the Label Studio project the snapshot is of.
+        remote: every annotation of the project as Label Studio held it at ``snapshot_at``.
+        snapshot_at: when the snapshot was taken: a time read *before* the export request was sent.
+            Default: now (only for snapshots built in memory; a snapshot read from Label Studio must pass it).
+        labeler_names: display names of labelers seen for the first time.
+        retries: attempts when a concurrent writer trips a unique constraint.
+        on_locked: called once the project's sync lock is held, before anything is read (lets tests
+            interleave two syncs deterministically).
+
+    Returns:
+        What was written; ``stale`` when a newer snapshot had already been committed (nothing written).
+    """
     started = time.perf_counter()
+    taken = _aware(snapshot_at or utcnow())
     for attempt in range(retries):
         try:
-            report = _sync_once(store, project_id, remote, labeler_names or {})
+            report = _sync_once(store, project_id, remote, labeler_names or {}, taken, on_locked)
             report.seconds = time.perf_counter() - started
             return report
         except sa.exc.IntegrityError:
@@ -128,12 +162,52 @@ def sync_annotations(
     raise AssertionError("unreachable")
 
 
+def _aware(value: dt.datetime) -> dt.datetime:
+    """SQLite hands timestamps back naive: every timestamp in the store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _lock_watermark(conn: sa.Connection, project_id: int) -> dt.datetime | None:
+    """Take the project's sync lock and return the newest committed snapshot time (None: never synced).
+
+    The insert comes first on purpose: on SQLite a write statement takes the database write lock (held to
+    commit), so nothing read afterwards can be changed by another sync; on PostgreSQL the row then exists
+    for ``FOR UPDATE`` to lock.
+    """
+    w = sync_watermarks_table
+    insert = postgresql.insert(w) if conn.dialect.name == "postgresql" else sqlite.insert(w)
+    conn.execute(insert.values(ls_project_id=project_id).on_conflict_do_nothing(index_elements=[w.c.ls_project_id]))
+    committed = conn.execute(
+        sa.select(w.c.snapshot_at).where(w.c.ls_project_id == project_id).with_for_update()
+    ).scalar()
+    return _aware(committed) if committed is not None else None
+
+
 def _sync_once(
-    store: LabelStore, project_id: int, remote: Sequence[RemoteAnnotation], names: Mapping[str, str]
+    store: LabelStore,
+    project_id: int,
+    remote: Sequence[RemoteAnnotation],
+    names: Mapping[str, str],
+    snapshot_at: dt.datetime,
+    on_locked: Callable[[], None] | None,
 ) -> SyncReport:
-    report = SyncReport()
+    report = SyncReport(snapshot_at=snapshot_at)
     now = utcnow()
     with store.begin() as conn:
+        committed = _lock_watermark(conn, project_id)
+        if on_locked is not None:
+            on_locked()
+        report.committed_snapshot_at = committed
+        if committed is not None and snapshot_at < committed:
+            report.stale = True
+            log.warning(
+                "refused a stale Label Studio snapshot of project %s: taken at %s, but a newer one (taken at %s) "
+                "is already committed; nothing written",
+                project_id,
+                snapshot_at.isoformat(),
+                committed.isoformat(),
+            )
+            return report
         task_items = {
             int(r.ls_task_id): r.item_id
             for r in conn.execute(
@@ -212,6 +286,11 @@ def _sync_once(
                 [{"labeler_id": lid, "display_name": names.get(lid), "first_seen_at": now} for lid in fresh],
             )
         report.new_labelers = fresh
+        conn.execute(
+            sync_watermarks_table.update()
+            .where(sync_watermarks_table.c.ls_project_id == project_id)
+            .values(snapshot_at=snapshot_at, synced_at=now)
+        )
     return report
 
 

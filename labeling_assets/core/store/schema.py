@@ -221,6 +221,17 @@ dataset_versions_table = sa.Table(
     sa.Column("card", sa.Text, nullable=True),
 )
 
+# One row per Label Studio project (m006): the time of the newest annotation snapshot committed by a sync,
+# taken before its export was read. A sync of an older snapshot is refused, so two overlapping collect runs
+# can never commit out of order (an old export would revive deleted annotations and revert edits).
+sync_watermarks_table = sa.Table(
+    "sync_watermarks",
+    metadata,
+    sa.Column("ls_project_id", sa.Integer, primary_key=True),
+    sa.Column("snapshot_at", sa.DateTime(timezone=True), nullable=True),  # null until a first sync commits
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+)
+
 # --- migrations -------------------------------------------------------------------------------
 
 _APPEND_ONLY_SQLITE = [
@@ -260,6 +271,11 @@ def _m003_consensus_probabilities(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {consensus_table.name} ADD COLUMN probabilities {column_type}")
 
 
+def _m006_sync_watermarks(conn: Connection) -> None:
+    # A fresh database already has it (m001 creates every table from the current definitions).
+    sync_watermarks_table.create(conn, checkfirst=True)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -272,6 +288,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema with append-only annotations", _m001_initial),
     Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
     Migration(3, "consensus.probabilities: per-item class probabilities", _m003_consensus_probabilities),
+    Migration(6, "sync_watermarks: the newest annotation snapshot committed per project", _m006_sync_watermarks),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
