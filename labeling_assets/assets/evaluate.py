@@ -1,7 +1,11 @@
-"""Stage evaluate: the registered model measured on the frozen test split (its only reader).
+"""Stage evaluate: the newest registered model measured on the frozen test split (its only reader), and the
+champion rule applied.
 
-The previous registered version is scored on the SAME test items in the same run, so the regression
-check compares like with like even after new items joined the test split.
+The champion (``models:/<name>@champion``) is re-scored on the SAME test items in the same run, so the
+comparison is like for like even after new items joined the test split. The newest model becomes the
+champion when it is not worse than it within a tolerance (scored on gold test items when there are enough,
+else on consensus labels; ``core.training.promotion``); otherwise it gets the alias ``challenger`` and the
+check ``macro_f1_not_worse_than_previous_model`` says why.
 """
 
 from typing import Any
@@ -9,14 +13,15 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
 from labeling_assets.core import images as img
 from labeling_assets.core.store import datasets
-from labeling_assets.core.training import metrics
+from labeling_assets.core.training import metrics, promotion
 from labeling_assets.core.training.predict import predict_files
-from labeling_assets.resources.mlflow import LoadedModel, MLflowResource
+from labeling_assets.resources.mlflow import CHALLENGER_ALIAS, CHAMPION_ALIAS, LoadedModel, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -24,7 +29,14 @@ from labeling_assets.resources.store import LabelStoreResource
 class ModelEvaluationConfig(dg.Config):
     device: str = "auto"
     ece_bins: int = 15
-    compare_previous: bool = True  # also score the previous registered version on the same test items
+    min_gold_test_items: int = Field(
+        default=promotion.MIN_GOLD_TEST_ITEMS,
+        description="Decide the champion on gold test items when at least this many, else on consensus labels.",
+    )
+    promotion_tolerance: float = Field(
+        default=promotion.PROMOTION_TOLERANCE,
+        description="A model at most this much macro-F1 below the champion still becomes the champion.",
+    )
 
 
 @dg.asset(
@@ -41,53 +53,42 @@ def model_evaluation(
     project: ProjectSettings,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[None]:
-    """Test-split accuracy, macro-F1, per-class scores, OvR AUC, calibration and confusion of the latest model."""
-    versions = mlflow.registered_versions()
-    if not versions:
+    """Test-split scores of the newest model, and whether it is the champion that pre-labels."""
+    registered = mlflow.latest_version()
+    if registered is None:
         raise dg.Failure(
             f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
         )
-    dataset = lineage.current_dataset(context.instance, label_store.get_store())
+    store = label_store.get_store()
+    dataset = lineage.current_dataset(context.instance, store)
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")
-    latest = mlflow.load_model(versions[0])
-    y_true = _label_indices(test["label"], latest.classes)
+    candidate = mlflow.load_model(registered)
+    y_true = _label_indices(test["label"], candidate.classes)
+    gold = datasets.gold_label_indices(store, test["item_id"].astype(str).tolist(), candidate.classes)
+    scoring = promotion.scoring_set(y_true, gold, config.min_gold_test_items)
     paths = test["uri"].astype(str).tolist()
     context.log.info(
-        f"Evaluating {latest.registered.label} on {len(paths)} test items of dataset {dataset.version}"
+        f"Evaluating {registered.label} on {len(paths)} test items of dataset {dataset.version} "
+        f"(champion decided on {scoring.n_items} {scoring.basis}-labeled items)"
     )
-    report, n_failed = _evaluate(latest, paths, y_true, config)
-    previous: tuple[str, float] | None = None
-    if config.compare_previous and len(versions) > 1:
-        older = mlflow.load_model(versions[1])
-        if older.classes == latest.classes:
-            previous = (older.registered.label, _evaluate(older, paths, y_true, config)[0].macro_f1)
-        else:
-            context.log.warning(f"{older.registered.label} has other classes: not compared")
-    confusion_png = metrics.confusion_matrix_png(
-        report.confusion, latest.classes, title=latest.registered.label
-    )
+    probs, failed = _predict(candidate, paths, config)
+    report = _report(probs, failed, y_true, candidate.classes, config)
+    decision = _decide(context, mlflow, candidate, probs, failed, paths, scoring, config)
+    _apply(mlflow, registered.version, decision)
+    confusion_png = metrics.confusion_matrix_png(report.confusion, candidate.classes, title=registered.label)
     mlflow.log_to_run(
-        latest.registered.run_id,
+        registered.run_id,
         metrics=report.scalar_metrics("test_"),
         params={"test_dataset_version": dataset.version},
         files={"evaluation/confusion_matrix.png": confusion_png},
         texts={"evaluation/per_class.md": report.per_class_markdown()},
     )
-    mlflow.set_version_tags(
-        latest.registered.version,
-        {
-            "test_macro_f1": f"{report.macro_f1:.6f}",
-            "test_accuracy": f"{report.accuracy:.6f}",
-            "test_dataset_version": dataset.version,
-        },
-    )
-    context.log.info(_summary(latest, report, previous))
-    metadata = _evaluation_metadata(
-        mlflow, latest, dataset.version, report, n_failed, confusion_png, previous
-    )
-    return dg.MaterializeResult(metadata=metadata)
+    mlflow.set_version_tags(registered.version, _version_tags(report, dataset.version, decision))
+    context.log.info(f"{_summary(registered.label, report)}. {decision.reason()}")
+    metadata = _evaluation_metadata(mlflow, candidate, dataset.version, report, len(failed), confusion_png)
+    return dg.MaterializeResult(metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config)})
 
 
 def _label_indices(labels: Any, classes: list[str]) -> npt.NDArray[np.int64]:
@@ -97,10 +98,10 @@ def _label_indices(labels: Any, classes: list[str]) -> npt.NDArray[np.int64]:
         raise dg.Failure(str(exc)) from exc
 
 
-def _evaluate(
-    loaded: LoadedModel, paths: list[str], y_true: npt.NDArray[np.int64], config: ModelEvaluationConfig
-) -> tuple[metrics.EvaluationReport, int]:
-    probs, failed = predict_files(
+def _predict(
+    loaded: LoadedModel, paths: list[str], config: ModelEvaluationConfig
+) -> tuple[npt.NDArray[np.floating[Any]], list[int]]:
+    return predict_files(
         loaded.model,
         paths,
         image_size=loaded.config.image_size,
@@ -108,20 +109,87 @@ def _evaluate(
         num_classes=len(loaded.classes),
         device=config.device,
     )
-    keep = np.ones(len(paths), dtype=bool)
+
+
+def _report(
+    probs: npt.NDArray[np.floating[Any]],
+    failed: list[int],
+    y_true: npt.NDArray[np.int64],
+    classes: list[str],
+    config: ModelEvaluationConfig,
+) -> metrics.EvaluationReport:
+    keep = np.ones(len(y_true), dtype=bool)
     keep[failed] = False
-    report = metrics.evaluate_probs(y_true[keep], probs[keep], loaded.classes, n_bins=config.ece_bins)
-    return report, len(failed)
+    return metrics.evaluate_probs(y_true[keep], probs[keep], classes, n_bins=config.ece_bins)
 
 
-def _summary(
-    latest: LoadedModel, report: metrics.EvaluationReport, previous: tuple[str, float] | None
-) -> str:
-    text = (
-        f"{latest.registered.label}: accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
+def _decide(
+    context: dg.AssetExecutionContext,
+    mlflow: MLflowResource,
+    candidate: LoadedModel,
+    probs: npt.NDArray[np.floating[Any]],
+    failed: list[int],
+    paths: list[str],
+    scoring: promotion.ScoringSet,
+    config: ModelEvaluationConfig,
+) -> promotion.Decision:
+    """The champion rule, with the champion re-scored on the same items (never a number from another split)."""
+    score, n_items = promotion.score(probs, scoring, failed)
+    champion = mlflow.champion()
+    champion_score: float | None = None
+    comparable = True
+    if champion is not None and champion.version == candidate.registered.version:
+        champion_score = score
+    elif champion is not None:
+        loaded = mlflow.load_model(champion)
+        comparable = loaded.classes == candidate.classes
+        if comparable:
+            champion_probs, champion_failed = _predict(loaded, paths, config)
+            # Both on the items both could decode (the same files, so normally the same failures).
+            champion_score, n_items = promotion.score(champion_probs, scoring, sorted({*failed, *champion_failed}))
+            score = promotion.score(probs, scoring, sorted({*failed, *champion_failed}))[0]
+        else:
+            context.log.warning(f"{champion.label} predicts {loaded.classes}: not comparable, replaced")
+    return promotion.decide(
+        candidate=candidate.registered.label,
+        candidate_score=score,
+        champion=champion.label if champion is not None else None,
+        champion_score=champion_score,
+        basis=scoring.basis,
+        n_items=n_items,
+        tolerance=config.promotion_tolerance,
+        comparable=comparable,
+    )
+
+
+def _apply(mlflow: MLflowResource, version: int, decision: promotion.Decision) -> None:
+    """Move the aliases: the winner is ``champion``; a loser is ``challenger`` (one alias, one version)."""
+    if decision.promote:
+        mlflow.set_alias(CHAMPION_ALIAS, version)
+        challenger = mlflow.version_by_alias(CHALLENGER_ALIAS)
+        if challenger is not None and challenger.version <= version:
+            mlflow.delete_alias(CHALLENGER_ALIAS)  # it lost to an older champion than this one
+    else:
+        mlflow.set_alias(CHALLENGER_ALIAS, version)
+
+
+def _version_tags(
+    report: metrics.EvaluationReport, dataset_version: str, decision: promotion.Decision
+) -> dict[str, str]:
+    return {
+        "test_macro_f1": f"{report.macro_f1:.6f}",
+        "test_accuracy": f"{report.accuracy:.6f}",
+        "test_dataset_version": dataset_version,
+        "promotion": decision.alias,
+        "promotion_reason": decision.reason(),
+    }
+
+
+def _summary(label: str, report: metrics.EvaluationReport) -> str:
+    return (
+        f"{label}: accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
         f"AUC {report.macro_auc:.4f}, ECE {report.ece:.4f}"
     )
-    return text + (f"; previous {previous[0]} macro-F1 {previous[1]:.4f}" if previous is not None else "")
 
 
 def _evaluation_metadata(
@@ -131,7 +199,6 @@ def _evaluation_metadata(
     report: metrics.EvaluationReport,
     n_failed: int,
     confusion_png: bytes,
-    previous: tuple[str, float] | None,
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "model_version": dg.MetadataValue.text(latest.registered.label),
@@ -147,7 +214,32 @@ def _evaluation_metadata(
     }
     if not np.isnan(report.macro_auc):
         metadata["test_macro_auc_ovr"] = dg.MetadataValue.float(round(report.macro_auc, 6))
-    if previous is not None:
-        metadata["previous_model_version"] = dg.MetadataValue.text(previous[0])
-        metadata["previous_test_macro_f1"] = dg.MetadataValue.float(round(previous[1], 6))
+    return metadata
+
+
+def _decision_metadata(
+    mlflow: MLflowResource,
+    decision: promotion.Decision,
+    scoring: promotion.ScoringSet,
+    config: ModelEvaluationConfig,
+) -> dict[str, Any]:
+    """What the champion check reads: both scores on the same items, the basis, n, and the outcome."""
+    champion_now = decision.candidate if decision.promote else decision.champion
+    metadata: dict[str, Any] = {
+        "alias": dg.MetadataValue.text(decision.alias),
+        "promoted": dg.MetadataValue.bool(decision.promote),
+        "promotion_outcome": dg.MetadataValue.text(decision.outcome),
+        "promotion_reason": dg.MetadataValue.text(decision.reason()),
+        "champion_model_version": dg.MetadataValue.text(str(champion_now)),
+        "champion_uri": dg.MetadataValue.text(mlflow.alias_uri(CHAMPION_ALIAS)),
+        "previous_champion_version": dg.MetadataValue.text(decision.champion or "none"),
+        "scoring_basis": dg.MetadataValue.text(decision.basis),
+        "scoring_items": dg.MetadataValue.int(decision.n_items),
+        "gold_test_items": dg.MetadataValue.int(scoring.n_gold),
+        "min_gold_test_items": dg.MetadataValue.int(config.min_gold_test_items),
+        "promotion_tolerance": dg.MetadataValue.float(decision.tolerance),
+        "candidate_macro_f1": dg.MetadataValue.float(round(decision.candidate_score, 6)),
+    }
+    if decision.champion_score is not None:
+        metadata["previous_champion_macro_f1"] = dg.MetadataValue.float(round(decision.champion_score, 6))
     return metadata

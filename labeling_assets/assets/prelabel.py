@@ -1,7 +1,9 @@
 """Stage prelabel: class probabilities for every active item, from the best model there is.
 
-Source, in order: the latest registered model (MLflow); else a pixel logistic-regression baseline
-fitted on the current consensus labels; else nothing (the reason is logged and in the metadata).
+Source, in order: the champion model (``models:/<name>@champion`` in MLflow: model_evaluation moves the
+alias to a new model only when it is not worse on the test split); else a pixel logistic-regression
+baseline fitted on the current consensus labels; else nothing (the reason is logged and in the metadata).
+A newer model that lost to the champion (alias ``challenger``) never pre-labels.
 Consensus and the registry are read WITHOUT declaring them as deps: they are downstream of this asset
 in the graph (labeling_tasks -> annotations -> consensus -> ... -> trained_model), so a dep would be a cycle.
 Rows are keyed by (item, model_version): re-running with the same model adds nothing.
@@ -48,14 +50,14 @@ def prelabels(
     store = label_store.get_store()
     classes = list(project.classes)
     pool = datasets.active_items_with_copies(store)
-    registered = mlflow.latest_version() if config.source in ("auto", "model") else None
+    registered = mlflow.champion() if config.source in ("auto", "model") else None
     if registered is not None:
         loaded = mlflow.load_model(registered)
         if loaded.classes != classes:
             raise dg.Failure(f"{registered.label} predicts {loaded.classes}, the project has {classes}")
-        model_version, source, reason = registered.label, "model", ""
+        model_version, source = registered.label, "model"
         todo = datasets.items_without_prelabels(store, pool, model_version)
-        context.log.info(f"Pre-labelling {len(todo)} items with {model_version}")
+        context.log.info(f"Pre-labelling {len(todo)} items with the champion {model_version}")
         probs, failed = predict_files(
             loaded.model,
             todo["uri"].astype(str).tolist(),
@@ -65,11 +67,12 @@ def prelabels(
             device=config.device,
         )
     elif config.source == "model":
-        raise dg.Failure(f"no registered version of {mlflow.registered_model_name} yet (source=model)")
+        raise dg.Failure(f"{_why_no_champion(mlflow)} (source=model)")
     else:
         fitted, reason = _fit_baseline(store, classes, config.baseline_size)
         if fitted is None:
-            context.log.warning(f"No pre-labels: no registered model and {reason}")
+            reason = f"{_why_no_champion(mlflow)} and {reason}"
+            context.log.warning(f"No pre-labels: {reason}")
             return dg.MaterializeResult(metadata=_no_prelabels_metadata(reason))
         model_version, source = fitted.version, "baseline"
         todo = datasets.items_without_prelabels(store, pool, model_version)
@@ -83,31 +86,52 @@ def prelabels(
     written = datasets.insert_prelabels(
         store, list(todo["item_id"][keep]), probs[keep], classes, model_version
     )
-    metadata = _prelabel_metadata(source, model_version, written, len(pool) - len(todo), failed, reason)
+    metadata = _prelabel_metadata(source, model_version, written, len(pool) - len(todo), failed)
+    metadata.update(_model_metadata(mlflow, source, config.source))
     return dg.MaterializeResult(metadata={**metadata, **_prediction_metadata(probs[keep], classes)})
 
 
 def _no_prelabels_metadata(reason: str) -> dict[str, Any]:
     return {
         "source": dg.MetadataValue.text("none"),
-        "reason": dg.MetadataValue.text(f"no registered model and {reason}"),
+        "reason": dg.MetadataValue.text(reason),
         "items_prelabeled": dg.MetadataValue.int(0),
+        "is_champion": dg.MetadataValue.bool(False),
     }
 
 
 def _prelabel_metadata(
-    source: str, model_version: str, written: int, already: int, failed: list[int], reason: str
+    source: str, model_version: str, written: int, already: int, failed: list[int]
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
+    return {
         "source": dg.MetadataValue.text(source),
         "model_version": dg.MetadataValue.text(model_version),
         "items_prelabeled": dg.MetadataValue.int(written),
         "items_already_prelabeled": dg.MetadataValue.int(already),
         "undecodable_items": dg.MetadataValue.int(len(failed)),
     }
-    if reason:
-        metadata["why_not_a_model"] = dg.MetadataValue.text("no registered model yet")
+
+
+def _model_metadata(mlflow: MLflowResource, source: str, asked: str) -> dict[str, Any]:
+    """Whether the pre-labels come from the champion, the URI it was resolved through, or why not a model."""
+    metadata: dict[str, Any] = {
+        "is_champion": dg.MetadataValue.bool(source == "model"),
+        "champion_uri": dg.MetadataValue.text(mlflow.alias_uri()),
+    }
+    if source != "model":
+        why = "source=baseline was asked" if asked == "baseline" else _why_no_champion(mlflow)
+        metadata["why_not_a_model"] = dg.MetadataValue.text(why)
     return metadata
+
+
+def _why_no_champion(mlflow: MLflowResource) -> str:
+    n = len(mlflow.registered_versions())
+    if n == 0:
+        return f"no registered model {mlflow.registered_model_name} yet"
+    return (
+        f"no champion among the {n} registered versions of {mlflow.registered_model_name} "
+        "(model_evaluation promotes one)"
+    )
 
 
 def _prediction_metadata(probs: npt.NDArray[np.floating[Any]], classes: list[str]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 ``training_tensors`` decodes the train and val images ONCE into a memory-mapped uint8 cache at training
 resolution (DESIGN §6: per-epoch PNG decoding is the bottleneck to design away). ``trained_model``
 trains on it (GPU when present, CPU otherwise), with early stopping on validation macro-F1, logs the run
-to MLflow and registers a model version. The test split is never read here (only model_evaluation).
+to MLflow and registers a model version (model_evaluation decides whether it becomes the champion). The
+test split is never read here (only model_evaluation). Neither trains on a dataset version whose blocking
+checks failed.
 """
 
 import time
@@ -41,6 +43,18 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 
+def _refuse_failed_dataset(context: dg.AssetExecutionContext, version: str) -> None:
+    """Stop when the current dataset version failed a blocking check (a run that selects only training
+    steps is not stopped by Dagster's blocking, which acts within one run)."""
+    failed = lineage.failed_blocking_dataset_checks(context.instance)
+    if failed:
+        raise dg.Failure(
+            f"dataset version {version} failed blocking checks {', '.join(failed)}: not trained on. "
+            "Fix the data (see the check metadata), re-materialize dataset_splits, then train.",
+            metadata={"failed_checks": dg.MetadataValue.json(failed)},
+        )
+
+
 def _label_indices(labels: Any, classes: list[str]) -> list[int]:
     try:
         return [int(k) for k in datasets.label_indices(labels, classes)]
@@ -75,6 +89,7 @@ def training_tensors(
 ) -> dg.MaterializeResult[None]:
     """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
     dataset = lineage.current_dataset(context.instance, label_store.get_store())
+    _refuse_failed_dataset(context, dataset.version)
     classes = list(project.classes)
     root = project.data_path / "tensors"
     folder = cache.cache_folder(root, dataset.version, config.image_size, config.channels)
@@ -224,6 +239,7 @@ def trained_model(
     """The image classifier trained on the current dataset version, registered as an MLflow model version."""
     store = label_store.get_store()
     current = lineage.current_dataset(context.instance, store).version
+    _refuse_failed_dataset(context, current)
     folder, meta = _current_cache(project, current)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
     if config.cpu_threads:

@@ -17,9 +17,11 @@ import pytest
 import sqlalchemy as sa
 import torch
 
+from labeling_assets.assets.dataset import dataset_splits
 from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.train import TrainedModelConfig, trained_model, training_tensors
+from labeling_assets.checks import dataset as dataset_checks
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
@@ -48,6 +50,12 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 N_DIGITS = 300
 TRAIN_CONFIG = {"epochs": 2, "batch_size": 32, "device": "cpu", "patience": 0}
 TENSORS_CONFIG = {"image_size": 16, "channels": 1}
+DATASET_CHECKS = [
+    dataset_checks.dataset_splits_no_hash_in_two_splits,
+    dataset_checks.dataset_splits_no_group_in_two_splits,
+    dataset_checks.dataset_splits_class_proportions_within_tolerance,
+    dataset_checks.dataset_splits_frozen_assignments_unchanged,
+]
 
 
 def _insert_items(store: LabelStore, folder: Path) -> pd.DataFrame:
@@ -82,12 +90,8 @@ def _insert_items(store: LabelStore, folder: Path) -> pd.DataFrame:
     return frame
 
 
-def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
-    """Consensus labels, a stratified 70/15/15 split and a dataset version with its manifest."""
-    frame = frame.copy()
-    rank = frame.groupby("label").cumcount() % 20
-    frame["split"] = ["train" if r < 14 else "val" if r < 17 else "test" for r in rank]
-    version = manifest_version(frame)
+def _insert_consensus(store: LabelStore, frame: pd.DataFrame) -> None:
+    """One consensus row (version 1) per item, as consensus_labels would leave it."""
     with store.begin() as conn:
         conn.execute(
             consensus_table.insert(),
@@ -104,6 +108,22 @@ def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
                 for r in frame.itertuples()
             ],
         )
+
+
+def _stratified_split(labels: pd.Series) -> list[str]:
+    """14 train, 3 val, 3 test of every 20 items of a class, in order."""
+    rank = labels.groupby(labels).cumcount() % 20
+    return ["train" if r < 14 else "val" if r < 17 else "test" for r in rank]
+
+
+def _insert_dataset(store: LabelStore, frame: pd.DataFrame) -> str:
+    """Consensus labels, a stratified 70/15/15 split (unless ``frame`` names one) and a dataset version."""
+    frame = frame.copy()
+    if "split" not in frame:
+        frame["split"] = _stratified_split(frame["label"])
+    version = manifest_version(frame)
+    _insert_consensus(store, frame)
+    with store.begin() as conn:
         conn.execute(
             splits_table.insert(),
             [
@@ -177,7 +197,7 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     stale_cache = Path(resources["project"].data_dir) / "tensors" / "0ld-16px-1c"
     stale_cache.mkdir(parents=True)
     (stale_cache / "meta.json").write_text("{}")
-    checks = build_evaluation_checks(floor=0.3, tolerance=0.02)
+    checks = build_evaluation_checks(floor=0.3)
     run_config = {
         "ops": {
             "training_tensors": {"config": TENSORS_CONFIG},
@@ -206,14 +226,22 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     assert trained["targets"] == "soft"
     evaluation = _metadata(result, "model_evaluation")
     assert evaluation["model_version"] == f"{mlflow.registered_model_name}/2"
-    assert evaluation["previous_model_version"] == f"{mlflow.registered_model_name}/1"
+    # The first model became the champion; the second was scored against it on the same test items.
+    assert evaluation["previous_champion_version"] == f"{mlflow.registered_model_name}/1"
+    assert evaluation["scoring_basis"] == "consensus" and evaluation["gold_test_items"] == 0
+    assert evaluation["scoring_items"] == evaluation["test_items"]
+    champion = mlflow.champion()
+    assert champion is not None
+    assert champion.label == evaluation["champion_model_version"]
+    assert champion.version == (2 if evaluation["promoted"] else 1)
     assert evaluation["test_items"] == len(frame) - tensors["train_images"] - tensors["val_images"]
     assert 0.0 <= evaluation["test_macro_f1"] <= 1.0 and "confusion matrix" in evaluation["confusion_matrix"]
     check_results = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(check_results) == {"test_macro_f1_above_floor", "macro_f1_not_worse_than_previous_model"}
     regression = check_results["macro_f1_not_worse_than_previous_model"]
     assert regression.severity == dg.AssetCheckSeverity.WARN
-    assert regression.metadata["previous_model_version"].value == f"{mlflow.registered_model_name}/1"
+    assert regression.passed is evaluation["promoted"]
+    assert regression.metadata["previous_champion_version"].value == f"{mlflow.registered_model_name}/1"
     floor = check_results["test_macro_f1_above_floor"]
     assert floor.passed == (evaluation["test_macro_f1"] >= 0.3)
 
@@ -236,10 +264,10 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     artifacts = {a.path for a in client.list_artifacts(versions[0].run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
 
-    # 4. A registered model exists: pre-labels now come from it, once per item and model version.
+    # 4. A champion exists: pre-labels now come from it, once per item and model version.
     result = dg.materialize([prelabels], resources=resources, instance=instance)
     meta = _metadata(result, "prelabels")
-    assert meta["source"] == "model" and meta["model_version"] == f"{mlflow.registered_model_name}/2"
+    assert meta["source"] == "model" and meta["model_version"] == champion.label and meta["is_champion"]
     assert meta["items_prelabeled"] == N_DIGITS
     again = _metadata(dg.materialize([prelabels], resources=resources, instance=instance), "prelabels")
     assert again["items_prelabeled"] == 0 and again["items_already_prelabeled"] == N_DIGITS
@@ -288,7 +316,7 @@ def test_training_tensors_need_a_dataset_version(setup: tuple[LabelStore, dict, 
         dg.materialize([training_tensors], resources=resources)
 
 
-def _evaluation_with(metadata: dict[str, float | str]) -> dg.AssetsDefinition:
+def _evaluation_with(metadata: dict[str, float | str | bool]) -> dg.AssetsDefinition:
     """A stand-in model_evaluation that only reports the given metadata (the checks read nothing else)."""
 
     @dg.asset(name="model_evaluation")
@@ -298,28 +326,56 @@ def _evaluation_with(metadata: dict[str, float | str]) -> dg.AssetsDefinition:
     return fake_evaluation
 
 
-@pytest.mark.parametrize(
-    ("current", "previous", "regression_passes", "floor_passes"),
-    [
-        (0.80, 0.81, True, True),  # within the tolerance
-        (0.70, 0.80, False, True),  # a real regression: WARN, not an error
-        (0.40, None, True, False),  # first model: nothing to compare, but below the floor
-    ],
-)
-def test_evaluation_checks_warn_on_regression_and_fail_below_the_floor(
-    current: float, previous: float | None, regression_passes: bool, floor_passes: bool
-) -> None:
-    metadata: dict[str, float | str] = {"test_macro_f1": current, "model_version": "clf/2"}
-    if previous is not None:
-        metadata.update(previous_test_macro_f1=previous, previous_model_version="clf/1")
+def test_the_champion_check_reports_the_decision_with_both_scores_the_basis_and_n() -> None:
+    reason = (
+        "clf/2 scores 0.7000 macro-F1 on 40 gold-labeled test items, the champion clf/1 scores 0.8000 on "
+        "the same items: worse by more than the tolerance 0.01, so it stays challenger and clf/1 stays champion"
+    )
+    metadata: dict[str, float | str | bool] = {
+        "test_macro_f1": 0.75,
+        "model_version": "clf/2",
+        "promoted": False,
+        "alias": "challenger",
+        "promotion_reason": reason,
+        "candidate_macro_f1": 0.7,
+        "previous_champion_version": "clf/1",
+        "previous_champion_macro_f1": 0.8,
+        "scoring_basis": "gold",
+        "scoring_items": 40,
+    }
     result = dg.materialize(
-        [_evaluation_with(metadata), *build_evaluation_checks(floor=0.5, tolerance=0.02)],
+        [_evaluation_with(metadata), *build_evaluation_checks(floor=0.5)],
         instance=dg.DagsterInstance.ephemeral(),
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    regression = evaluations["macro_f1_not_worse_than_previous_model"]
-    assert regression.passed is regression_passes
-    assert regression.severity == dg.AssetCheckSeverity.WARN
+    champion = evaluations["macro_f1_not_worse_than_previous_model"]
+    assert champion.passed is False and champion.severity == dg.AssetCheckSeverity.WARN
+    assert champion.description == reason and champion.metadata["reason"].value == reason
+    shown = {key: value.value for key, value in champion.metadata.items()}
+    assert shown["candidate_macro_f1"] == 0.7 and shown["previous_champion_macro_f1"] == 0.8
+    assert shown["scoring_basis"] == "gold" and shown["scoring_items"] == 40 and shown["alias"] == "challenger"
+    assert evaluations["test_macro_f1_above_floor"].passed is True
+
+
+@pytest.mark.parametrize(
+    ("metadata", "champion_passes", "floor_passes"),
+    [
+        ({"test_macro_f1": 0.40, "promoted": True, "promotion_reason": "first champion"}, True, False),
+        ({"test_macro_f1": 0.90, "promoted": True, "promotion_reason": "not worse"}, True, True),
+        ({"test_macro_f1": 0.90}, False, True),  # evaluated before champions existed: no decision to report
+    ],
+)
+def test_evaluation_checks_warn_when_the_model_lost_and_fail_below_the_floor(
+    metadata: dict, champion_passes: bool, floor_passes: bool
+) -> None:
+    result = dg.materialize(
+        [_evaluation_with({"model_version": "clf/2", **metadata}), *build_evaluation_checks(floor=0.5)],
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    champion = evaluations["macro_f1_not_worse_than_previous_model"]
+    assert champion.passed is champion_passes
+    assert champion.severity == dg.AssetCheckSeverity.WARN
     floor = evaluations["test_macro_f1_above_floor"]
     assert floor.passed is floor_passes and floor.severity == dg.AssetCheckSeverity.ERROR
 
@@ -404,3 +460,45 @@ def test_option_strings_outside_their_choices_are_rejected_before_a_run_starts(
             resources=resources,
             run_config={"ops": {asset: {"config": config}}},
         )
+
+
+def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_on(
+    setup: tuple[LabelStore, dict, pd.DataFrame],
+) -> None:
+    store, resources, frame = setup
+    _insert_consensus(store, frame)
+    # Plant a leak: two scans of one patient were frozen in train and test before their group was known.
+    first, second = frame["item_id"][:2]
+    with store.begin() as conn:
+        conn.execute(
+            items_table.update().where(items_table.c.item_id.in_([first, second])).values(group_key="patient-1")
+        )
+        conn.execute(
+            splits_table.insert(),
+            [
+                {"item_id": first, "split": "train", "dataset_version": "old", "assigned_at": NOW},
+                {"item_id": second, "split": "test", "dataset_version": "old", "assigned_at": NOW},
+            ],
+        )
+    instance = dg.DagsterInstance.ephemeral()
+    splits_run = dg.materialize(
+        [dataset_splits, *DATASET_CHECKS], resources=resources, instance=instance, raise_on_error=False
+    )
+    outcome = {e.check_name: e.passed for e in splits_run.get_asset_check_evaluations()}
+    assert outcome["dataset_splits_no_group_in_two_splits"] is False
+
+    # A later run that selects only the training steps (Dagster's blocking acts within one run only).
+    for asset, config in ((training_tensors, TENSORS_CONFIG), (trained_model, TRAIN_CONFIG)):
+        result = dg.materialize(
+            [asset],
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {asset.op.name: {"config": config}}},
+            raise_on_error=False,
+        )
+        assert not result.success
+        error = str(result.failure_data_for_node(asset.op.name).error)
+        assert "failed blocking checks dataset_splits_no_group_in_two_splits" in error
+        assert "not trained on" in error
+    assert not (Path(resources["project"].data_dir) / "tensors").exists()
+    assert resources["mlflow"].registered_versions() == []

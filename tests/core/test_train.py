@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from labeling_assets.core.training import metrics
+from labeling_assets.core.training import metrics, promotion
 from labeling_assets.core.training.augment import augment_batch
 from labeling_assets.core.training.cache import load_cache_split, read_cache_meta, write_tensor_cache
 from labeling_assets.core.training.checkpoint import load_checkpoint
@@ -332,3 +332,60 @@ def test_checkpoint_round_trip_and_command_line(tmp_path: Path) -> None:
     assert classes == ["tl", "br"] and config.backbone == "small_cnn" and config.channels == 1
     val = load_cache_split(folder, "val")
     assert predict_proba(model, val.images).shape == (32, 2)
+
+
+# --- the champion rule ---------------------------------------------------------------------------
+
+
+def test_gold_test_items_decide_when_there_are_enough_else_every_items_consensus() -> None:
+    consensus = [0, 1, 1, 2, 0]
+    gold = [0, None, 2, None, None]  # the crowd got item 2 wrong
+    on_gold = promotion.scoring_set(consensus, gold, min_gold=2)
+    assert on_gold.basis == "gold" and on_gold.rows.tolist() == [0, 2] and on_gold.labels.tolist() == [0, 2]
+    on_consensus = promotion.scoring_set(consensus, gold, min_gold=3)
+    assert on_consensus.basis == "consensus" and on_consensus.n_items == 5 and on_consensus.n_gold == 2
+    assert on_consensus.labels.tolist() == consensus
+    assert promotion.scoring_set(consensus, [None] * 5, min_gold=0).basis == "consensus"  # no gold at all
+
+
+def test_the_score_leaves_out_items_that_could_not_be_decoded() -> None:
+    scoring = promotion.scoring_set([0, 1, 1], [None] * 3, min_gold=30)
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [np.nan, np.nan]])
+    assert promotion.score(probs, scoring, failed=[2]) == (1.0, 2)
+
+
+@pytest.mark.parametrize(
+    ("candidate_score", "champion", "champion_score", "outcome", "alias"),
+    [
+        (0.40, None, None, "first", "champion"),
+        (0.79, "clf/1", 0.80, "not_worse", "champion"),  # within the tolerance 0.01, edge included
+        (0.85, "clf/1", 0.80, "not_worse", "champion"),
+        (0.78, "clf/1", 0.80, "worse", "challenger"),
+        (0.70, "clf/2", 0.70, "already_champion", "champion"),
+    ],
+)
+def test_a_model_becomes_the_champion_unless_it_is_worse_beyond_the_tolerance(
+    candidate_score: float, champion: str | None, champion_score: float | None, outcome: str, alias: str
+) -> None:
+    decision = promotion.decide(
+        candidate="clf/2",
+        candidate_score=candidate_score,
+        champion=champion,
+        champion_score=champion_score,
+        basis="gold",
+        n_items=40,
+        tolerance=0.01,
+    )
+    assert decision.outcome == outcome and decision.alias == alias
+    assert "clf/2" in decision.reason() and "40 gold-labeled test items" in decision.reason()
+    if outcome in ("worse", "not_worse"):
+        assert f"{champion_score:.4f}" in decision.reason() and f"{candidate_score:.4f}" in decision.reason()
+
+
+def test_a_champion_that_predicts_other_classes_is_replaced_without_a_comparison() -> None:
+    decision = promotion.decide(
+        candidate="clf/2", candidate_score=0.1, champion="clf/1", champion_score=None,
+        basis="consensus", n_items=12, comparable=False,
+    )  # fmt: skip
+    assert decision.promote and decision.outcome == "not_comparable" and decision.champion_score is None
+    assert "other classes" in decision.reason()

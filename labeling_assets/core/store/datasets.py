@@ -117,6 +117,28 @@ def label_indices(labels: Iterable[Any], classes: Sequence[str]) -> npt.NDArray[
     return np.array([index[name] for name in names], dtype=np.int64)
 
 
+def gold_label_indices(store: LabelStore, item_ids: Sequence[str], classes: Sequence[str]) -> list[int | None]:
+    """Per item, the class index of its hidden gold label; None when it is not gold or its gold label is
+    not one class of ``classes`` (a multi-label gold set, a class since removed)."""
+    index = {name: k for k, name in enumerate(classes)}
+    gold: dict[str, Any] = {}
+    for part in chunked(list(item_ids)):
+        rows = store.fetch(
+            sa.select(items_table.c.item_id, items_table.c.gold_label).where(
+                items_table.c.item_id.in_(list(part)), items_table.c.gold_label.is_not(None)
+            )
+        )
+        gold.update({r["item_id"]: r["gold_label"] for r in rows})
+    found: list[int | None] = []
+    for item in item_ids:
+        try:
+            label = normalize_label(gold[item]) if item in gold else None
+        except ValueError:
+            label = None
+        found.append(index.get(label) if label is not None else None)
+    return found
+
+
 # --- soft targets --------------------------------------------------------------------------------
 
 
