@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from labeling_assets.constants import data_dir
+from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.store.schema import sqlite_url
 from labeling_assets.local.labelstudio_files import default_paths, local_connection
 
@@ -25,8 +26,8 @@ DEFAULT_LABEL_STUDIO_URL = "http://127.0.0.1:8080"
 DEFAULT_LABEL_STUDIO_PROJECT = "labeling-assets"
 
 
-class SettingMissing(RuntimeError):
-    """A setting this deployment needs is in neither the resource config nor the environment."""
+class SettingMissing(ConfigurationError, RuntimeError):
+    """A setting this deployment needs is in neither the resource config nor the environment (or is invalid)."""
 
 
 def variable(name: str) -> str | None:
@@ -38,7 +39,7 @@ def deployment() -> str:
     """``local`` or ``prod`` (``$LABELING_ASSETS_DEPLOYMENT``, default local)."""
     value = variable("LABELING_ASSETS_DEPLOYMENT") or LOCAL
     if value not in (LOCAL, PROD):
-        raise ValueError(f"LABELING_ASSETS_DEPLOYMENT={value!r}: expected {LOCAL!r} or {PROD!r}")
+        raise SettingMissing(f"LABELING_ASSETS_DEPLOYMENT={value!r}: expected {LOCAL!r} or {PROD!r}")
     return value
 
 
@@ -95,6 +96,11 @@ def image_source() -> str | None:
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"
+
+
+def debug() -> bool:
+    """``$LABELING_ASSETS_DEBUG`` set to 1/true/yes: the CLI shows tracebacks instead of one-line errors."""
+    return (variable("LABELING_ASSETS_DEBUG") or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def mlflow_tracking_uri() -> str | None:

@@ -2,14 +2,17 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from labeling_assets import env
 from labeling_assets.constants import REPO_ROOT
+from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.ingest.demo_data import LABELS_FILE
 from labeling_assets.core.ingest.scan import load_label_csv
 from labeling_assets.core.store.schema import LabelStore, source_files_table
+from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 
 
@@ -19,8 +22,49 @@ def use_local_instance() -> None:
     Only the instance is chosen here: Label Studio, the store and MLflow are found by the resources when a
     run starts, as under ``dagster dev``.
     """
+    absolute_paths_in_environment()
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
     os.chdir(REPO_ROOT)  # dagster.yaml uses paths relative to the repository root
+
+
+# Variables that may hold a local path: relative to the folder the command was started in, as a user means it.
+PATH_VARIABLES = ("LABELING_ASSETS_IMAGE_SOURCE", "LABELING_ASSETS_HOME", "DAGSTER_HOME")
+
+
+def absolute_paths_in_environment(cwd: Path | None = None) -> None:
+    """Make relative paths in the environment absolute against ``cwd`` (the user's working folder) before
+    the CLI moves to the repository root: ``LABELING_ASSETS_IMAGE_SOURCE=photos`` means ``./photos`` where
+    the command was typed, not ``<repo>/photos``. URIs (``s3://...``) and a relative SQLite store URL's path too."""
+    base = cwd or Path.cwd()
+    for name in PATH_VARIABLES:
+        value = os.environ.get(name)
+        if value and "://" not in value and not Path(value).expanduser().is_absolute():
+            os.environ[name] = str((base / value).resolve())
+    url = os.environ.get("LABEL_STORE_URL", "")
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and url[len(prefix) :] not in ("", ":memory:"):
+        os.environ["LABEL_STORE_URL"] = prefix + str((base / url[len(prefix) :]).resolve())
+
+
+def check_image_source(source: ImageSourceResource) -> str:
+    """The image source exists: a local folder that is missing or a file is a configuration error naming its
+    absolute path (a scan of it would "succeed" with 0 files). Other fsspec URIs are left to the scan."""
+    checker: Any = getattr(source, "check", None)  # the resource's own check, when it has one
+    if callable(checker):
+        return str(checker())
+    uri = source.resolve_uri()
+    if "://" in uri and not uri.startswith("file://"):
+        return uri
+    path = Path(uri.removeprefix("file://")).expanduser().resolve()
+    if not path.exists():
+        raise ConfigurationError(
+            f"image source {path} does not exist: fix LABELING_ASSETS_IMAGE_SOURCE or the image_source resource's uri"
+        )
+    if not path.is_dir():
+        raise ConfigurationError(
+            f"image source {path} is not a folder: fix LABELING_ASSETS_IMAGE_SOURCE or the image_source resource's uri"
+        )
+    return str(path)
 
 
 def label_store() -> LabelStore:

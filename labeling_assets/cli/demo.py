@@ -25,6 +25,7 @@ from labeling_assets.cli.common import (
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT, data_dir
 from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.store import LabelStoreResource
 
 
 class StepFailed(RuntimeError):
@@ -50,6 +51,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from labeling_assets.local import labelstudio as ls_server
 
     use_local_instance()
+    LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
     started = time.perf_counter()
     print(f"labeling-assets demo: data folder {data_dir()}")
     try:

@@ -8,28 +8,20 @@ from labeling_assets import env
 from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by_item
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import data_dir
+from labeling_assets.core.errors import ConfigurationError, display_url
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_files import default_paths, status
-from labeling_assets.resources.labelstudio import (
-    LabelStudioClient,
-    LabelStudioError,
-    LabelStudioNotConfigured,
-    LabelStudioResource,
-)
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
 
 
 def _client(args: argparse.Namespace) -> LabelStudioClient:
-    """--url, else what the resources use: $LABEL_STUDIO_URL + $LABEL_STUDIO_API_KEY, else the local server."""
-    try:
-        client = LabelStudioResource(url=getattr(args, "url", None)).get_client()
-    except LabelStudioNotConfigured as exc:
-        raise SystemExit(str(exc)) from None
-    if not client.health():
-        raise SystemExit(
-            f"Label Studio at {client.url} is not answering: run `labeling-assets labelstudio start`, "
-            "or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY."
-        )
-    return client
+    """--url, else what the resources use: $LABEL_STUDIO_URL + $LABEL_STUDIO_API_KEY, else the local server.
+
+    The server must answer and accept the token (one request): otherwise a one-line setup error (main prints it).
+    """
+    resource = LabelStudioResource(url=getattr(args, "url", None))
+    resource.check()
+    return resource.get_client()
 
 
 def _project_title(args: argparse.Namespace) -> str:
@@ -103,8 +95,8 @@ def cmd_simulate_crowd(args: argparse.Namespace) -> int:
     title = _project_title(args)
     project_id = next((int(p["id"]) for p in client.list_projects() if p.get("title") == title), None)
     if project_id is None:
-        raise SystemExit(
-            f"no project {title!r}: run `labeling-assets labelstudio bootstrap` and queue tasks first"
+        raise ConfigurationError(
+            f"no project {title!r} in Label Studio at {display_url(client.url)}: run `labeling-assets labelstudio bootstrap` and queue tasks first"
         )
     if args.preset:
         crowd = [
@@ -114,7 +106,7 @@ def cmd_simulate_crowd(args: argparse.Namespace) -> int:
         crowd = default_crowd(args.annotators, prefix=args.prefix)
     truth_csv = Path(args.truth) if args.truth else demo_truth_csv()
     if not truth_csv.is_file():
-        raise SystemExit(f"no ground truth at {truth_csv}: pass --truth CSV (columns filename,label)")
+        raise ConfigurationError(f"no ground truth at {truth_csv.resolve()}: pass --truth CSV (columns filename,label)")
     truth = truth_by_item(truth_csv)
     result = simulate_crowd(
         client,

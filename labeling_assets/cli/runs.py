@@ -5,7 +5,27 @@ import sys
 
 import dagster as dg
 
-from labeling_assets.cli.common import use_local_instance
+from labeling_assets.cli.common import check_image_source, use_local_instance
+from labeling_assets.core.errors import SetupError, one_line
+
+
+def check_resources(job: dg.JobDefinition) -> None:
+    """Every resource the job uses is configured and answers, before a run is launched: a missing database,
+    a wrong port, URL or token is one line on stderr (``SetupError``) instead of a failed run's trace."""
+    from labeling_assets.definitions import build_resources
+
+    needed: set[str] = set()
+    for node in job.graph.iterate_node_defs():
+        needed |= set(getattr(node, "required_resource_keys", ()) or ())
+    resources = build_resources()
+    for key in sorted(needed & resources.keys()):
+        resource = resources[key]
+        if key == "image_source":
+            check_image_source(resource)  # type: ignore[arg-type]
+            continue
+        check = getattr(resource, "check", None)
+        if callable(check):
+            check()
 
 
 def run_job(job_name: str, **kwargs: object) -> int:
@@ -13,11 +33,19 @@ def run_job(job_name: str, **kwargs: object) -> int:
     use_local_instance()
     from labeling_assets.definitions import defs  # every asset module: loaded for a run, not for --help
 
+    job = defs.resolve_job_def(job_name)
+    check_resources(job)
     # Progress at INFO on the console; the step-by-step DEBUG events stay in the UI's run log.
     run_config = dict(kwargs.pop("run_config", None) or {})  # type: ignore[call-overload]
     run_config.setdefault("loggers", {"console": {"config": {"log_level": "INFO"}}})
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(job_name).execute_in_process(
+        # A killed earlier run would hold its pool slot (labelstudio_sync, gpu) and this run would wait for
+        # it forever when no daemon runs: mark such runs failed and free their slots first.
+        from labeling_assets.local.run_launcher import reap_dead_runs
+
+        for run_id in reap_dead_runs(instance):
+            print(f"marked run {run_id[:8]} failed: its process is gone", file=sys.stderr)
+        result = job.execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config, **kwargs  # type: ignore[arg-type]
         )
         return print_outcome(result)
@@ -40,9 +68,32 @@ def print_outcome(result: dg.ExecuteInProcessResult) -> int:
         where = f" [{evaluation.partition}]" if getattr(evaluation, "partition", None) else ""
         print(f"  check {evaluation.check_name}{where}: {status}")
     if not result.success:
-        print("Run failed: see the Dagster UI or the log above.", file=sys.stderr)
-        return 1
+        failures = result.get_step_failure_events()
+        for event in failures:  # the cause in one line per step; the trace is in the log above and the UI
+            data = event.step_failure_data
+            user = data.user_failure_data if data else None
+            cause = (user.description if user else None) or (data.error.message if data and data.error else "")
+            print(f"{event.step_key} failed: {one_line(cause or 'see the log above', 300)}", file=sys.stderr)
+        print(f"Run {result.run_id[:8]} failed: its log is in the Dagster UI (`dagster dev`).", file=sys.stderr)
+        return max([exit_code(event) for event in failures] or [1])
     return 0
+
+
+def exit_code(event: dg.DagsterEvent) -> int:
+    """The CLI exit code of a step failure: a setup error's own (2 configuration, 3 unreachable), else 1."""
+    data = event.step_failure_data
+    name = data.error.cls_name if data and data.error else None
+    return next((cls.exit_code for cls in _setup_error_classes() if cls.__name__ == name), 1)
+
+
+def _setup_error_classes() -> list[type[SetupError]]:
+    found: list[type[SetupError]] = []
+    pending: list[type[SetupError]] = [SetupError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

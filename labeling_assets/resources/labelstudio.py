@@ -16,6 +16,7 @@ import requests
 from pydantic import Field
 
 from labeling_assets import env
+from labeling_assets.core.errors import connection_reason, display_url, one_line
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
 from labeling_assets.core.labelstudio.storage import (
     IMAGE_STORAGE_TITLE,
@@ -25,6 +26,7 @@ from labeling_assets.core.labelstudio.storage import (
     server_folder,
 )
 from labeling_assets.core.store.labelstudio_sync import RemoteAnnotation
+from labeling_assets.resources.errors import ConfigurationFailure, ServiceFailure
 
 TASK_PAGE_SIZE = 1000
 
@@ -35,6 +37,24 @@ class LabelStudioError(RuntimeError):
     def __init__(self, message: str, *, unreachable: bool = False) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+
+
+class LabelStudioUnreachable(LabelStudioError, ServiceFailure):
+    """No answer from the server (refused, unknown host, timed out): a run fails with this one line (a
+    ``dg.Failure``, retries allowed), the CLI exits 3."""
+
+    def __init__(self, message: str) -> None:
+        LabelStudioError.__init__(self, message, unreachable=True)
+        ServiceFailure.__init__(self, message)
+
+
+class LabelStudioRejected(LabelStudioError, ConfigurationFailure):
+    """The server answers but refuses the settings (the API token, or a URL with no Label Studio API behind
+    it): a run fails with this one line, the CLI exits 2."""
+
+    def __init__(self, message: str) -> None:
+        LabelStudioError.__init__(self, message)
+        ConfigurationFailure.__init__(self, message)
 
 
 class LabelStudioClient:
@@ -62,15 +82,20 @@ class LabelStudioClient:
         try:
             resp = self._session.request(method, f"{self.url}{path}", **kwargs)
         except requests.ConnectionError as exc:
-            raise LabelStudioError(
-                f"Label Studio is unreachable at {self.url}: {exc}", unreachable=True
+            raise LabelStudioUnreachable(
+                f"Label Studio at {display_url(self.url)} is unreachable ({connection_reason(exc)}): "
+                "start it (`labeling-assets labelstudio start`) or fix LABEL_STUDIO_URL"
             ) from exc
         except requests.Timeout as exc:
-            raise LabelStudioError(
-                f"Label Studio at {self.url} timed out on {method} {path}", unreachable=True
+            raise LabelStudioUnreachable(
+                f"Label Studio at {display_url(self.url)} timed out on {method} {path}"
             ) from exc
+        if resp.status_code == 401:  # an unknown or revoked token; the token itself is never shown
+            raise LabelStudioRejected(
+                f"Label Studio at {display_url(self.url)} rejected the API token (401): set LABEL_STUDIO_API_KEY"
+            )
         if resp.status_code not in ok:
-            raise LabelStudioError(f"{method} {path} -> HTTP {resp.status_code}: {resp.text[:300]}")
+            raise LabelStudioError(f"{method} {path} -> HTTP {resp.status_code}: {one_line(resp.text, 300)}")
         return resp.json() if resp.content else None
 
     def health(self) -> bool:
@@ -323,8 +348,12 @@ class LabelStudioClient:
         )
 
 
-class LabelStudioNotConfigured(LabelStudioError):
+class LabelStudioNotConfigured(LabelStudioError, ConfigurationFailure):
     """No server to talk to yet: no URL and token in the config, the environment or the local server's files."""
+
+    def __init__(self, message: str) -> None:
+        LabelStudioError.__init__(self, message)
+        ConfigurationFailure.__init__(self, message)
 
 
 class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # the resource is its own value
@@ -384,6 +413,24 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         except env.SettingMissing as exc:
             raise LabelStudioNotConfigured(str(exc)) from None
         return LabelStudioClient(url, self._token(url), timeout_s=self.timeout_s)
+
+    def check(self) -> str:
+        """Reach the server and have it accept the token now (the CLI's check before a run); returns its URL.
+
+        Raises:
+            LabelStudioNotConfigured: no URL or token. LabelStudioUnreachable: nothing answers at the URL.
+            LabelStudioRejected: the token is refused, or the URL answers but is not a Label Studio API.
+        """
+        client = self.get_client()
+        try:
+            client.whoami()
+        except (LabelStudioRejected, LabelStudioUnreachable):
+            raise
+        except LabelStudioError as exc:
+            raise LabelStudioRejected(
+                f"no Label Studio API at {display_url(client.url)} ({one_line(str(exc), 120)}): fix LABEL_STUDIO_URL"
+            ) from exc
+        return display_url(client.url)
 
     def get_sdk(self) -> Any:
         """The official SDK client (``label_studio_sdk.LabelStudio``) for calls not wrapped here."""

@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+import requests
+from pydantic import PrivateAttr
 
 from labeling_assets import constants, env
+from labeling_assets.core.errors import connection_reason, display_url
+from labeling_assets.resources.errors import ServiceFailure
 
 if TYPE_CHECKING:  # torch loads only when a model is saved or loaded, not with the definitions
     from labeling_assets.core.training.config import TrainConfig
@@ -107,8 +111,28 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
             return None  # a server decides where artifacts go
         return (self._local_folder() / "artifacts").resolve().as_uri()
 
+    _reachable: bool = PrivateAttr(default=False)
+
+    def check(self) -> str:
+        """A tracking server must answer before MLflow's client is used: that client retries an unreachable
+        server with backoff for minutes and then fails with a long trace. Raises ServiceFailure (a
+        ``dg.Failure``: the run fails with this one line); returns the URI without credentials."""
+        uri = self.resolved_tracking_uri
+        if self._reachable or not uri.startswith(("http://", "https://")):
+            return display_url(uri)
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=10)  # any HTTP answer: a server is there
+        except requests.RequestException as exc:
+            raise ServiceFailure(
+                f"MLflow tracking server at {display_url(uri)} is unreachable ({connection_reason(exc)}): "
+                "start it or fix MLFLOW_TRACKING_URI"
+            ) from exc
+        self._reachable = True
+        return display_url(uri)
+
     def module(self) -> Any:
         """The ``mlflow`` module, pointed at this tracking and registry URI (fluent API for logging)."""
+        self.check()
         # No network at run time: MLflow 3 otherwise sends usage telemetry.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         import mlflow

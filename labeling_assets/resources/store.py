@@ -4,7 +4,9 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from labeling_assets import env
+from labeling_assets.core.errors import SetupError
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.resources.errors import as_failure
 
 
 class LabelStoreResource(dg.ConfigurableResource["LabelStoreResource"]):  # the resource is its own value
@@ -19,9 +21,22 @@ class LabelStoreResource(dg.ConfigurableResource["LabelStoreResource"]):  # the 
     _store: LabelStore | None = PrivateAttr(default=None)
 
     def get_store(self) -> LabelStore:
-        """The store, migrated to the current schema (migration runs once per process)."""
+        """The store, migrated to the current schema (migration runs once per process).
+
+        Raises:
+            ConfigurationFailure: no URL (prod), an unusable URL, a database that does not exist, a refused login.
+            ServiceFailure: no server answers at the URL's host and port.
+            Both are ``dg.Failure``: a run fails with the one-line cause.
+        """
         if self._store is None:
-            store = LabelStore(self.url or env.label_store_url())
-            store.ensure_schema()
+            try:
+                store = LabelStore(self.url or env.label_store_url())
+                store.ensure_schema()
+            except SetupError as exc:
+                raise as_failure(exc) from exc
             self._store = store
         return self._store
+
+    def check(self) -> str:
+        """Connect and migrate now (the CLI's check before a run); returns where the store is, for a message."""
+        return repr(self.get_store())

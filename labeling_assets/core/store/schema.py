@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from labeling_assets.core.store import connect_errors
+
 metadata = sa.MetaData()
 
 
@@ -306,12 +308,12 @@ class LabelStore:
         if url.startswith("sqlite"):
             database = sa.engine.make_url(url).database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                connect_errors.make_folder(url, Path(database).parent)  # a failure names the folder
             # Dagster runs ops in threads/subprocesses; WAL + a busy timeout keep concurrent writers safe.
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
-        self.engine: Engine = sa.create_engine(url, **kwargs)
+        self.engine: Engine = connect_errors.create_engine(url, **kwargs)  # its errors: one line, no password
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 

@@ -1,0 +1,261 @@
+"""A configuration or connection error is one or two lines naming what is wrong and where, never a trace.
+
+Each case runs the installed ``labeling-assets`` command in a subprocess against real parts (the PostgreSQL
+server on 127.0.0.1:5432, the integration tests' real Label Studio, a port where nothing listens) and checks
+what a person would see: at most two lines, the cause (database name, host:port, URL, path), the exit code
+(2 configuration, 3 unreachable) and no password or token anywhere in the output. The asset-level half: a
+run against a misconfigured resource fails with a ``dg.Failure`` whose description is that same line.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from labeling_assets.assets.collect import annotations
+from labeling_assets.assets.ingest import raw_images
+from labeling_assets.assets.prelabel import prelabels
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.mlflow import MLflowResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from tests.integration.conftest import LabelStudioServer
+
+REPO = Path(__file__).resolve().parents[2]
+MISSING_DB = "does_not_exist"
+MISSING_DB_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{MISSING_DB}"
+# Every variable that points the command somewhere; each test sets the ones it means.
+SETTINGS = (
+    "LABEL_STORE_URL",
+    "LABEL_STUDIO_URL",
+    "LABEL_STUDIO_API_KEY",
+    "LABEL_STUDIO_PROJECT",
+    "LABELING_ASSETS_IMAGE_SOURCE",
+    "LABELING_ASSETS_DEPLOYMENT",
+    "LABELING_ASSETS_DEBUG",
+    "MLFLOW_TRACKING_URI",
+)
+
+
+def free_port() -> int:
+    """A local port where nothing listens (bound and released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(tmp_path: Path, *args: str, cwd: Path | None = None, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``labeling-assets ARGS`` with a fresh data folder and Dagster home, and only ``settings`` set."""
+    script = shutil.which("labeling-assets", path=str(Path(sys.executable).parent))
+    assert script, "labeling-assets is not installed next to this Python: pip install -e ."
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    env.update(
+        LABELING_ASSETS_HOME=str(tmp_path / "data"), DAGSTER_HOME=str(tmp_path / "dagster"), PYTHONPATH=str(REPO)
+    )
+    (tmp_path / "dagster").mkdir(exist_ok=True)
+    env.update(settings)
+    return subprocess.run(
+        [script, *args], capture_output=True, text=True, timeout=300, cwd=cwd or tmp_path, env=env
+    )
+
+
+def said(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """Every non-blank line the command printed, stdout and stderr together."""
+    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+
+
+def assert_clear_error(proc: subprocess.CompletedProcess[str], code: int, *names: str, secrets: tuple[str, ...] = ()) -> str:
+    """At most two lines, on stderr, naming every one of ``names``; exit ``code``; no secret anywhere."""
+    lines = said(proc)
+    assert proc.returncode == code, (proc.returncode, lines)
+    assert 1 <= len(lines) <= 2, "\n".join(lines)
+    assert "Traceback" not in proc.stderr
+    message = proc.stderr.strip()
+    for name in names:
+        assert name in message, (name, message)
+    for secret in secrets:
+        assert secret not in proc.stdout + proc.stderr
+    return message
+
+
+# -- the label store -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["store", "status"], ["store", "migrate"], ["ingest"]], ids=" ".join)
+def test_a_missing_postgresql_database_is_named_in_one_line_and_exits_2(
+    tmp_path: Path, command: list[str], pg_databases: object
+) -> None:
+    proc = cli(tmp_path, *command, LABEL_STORE_URL=MISSING_DB_URL)
+    message = assert_clear_error(proc, 2, f"'{MISSING_DB}'", "does not exist", "127.0.0.1:5432")
+    assert message.startswith(f"labeling-assets {' '.join(command)}: label store:")
+
+
+@pytest.mark.parametrize("command", [["store", "status"], ["ingest"]], ids=" ".join)
+def test_a_wrong_port_says_no_server_answers_there_and_exits_3(tmp_path: Path, command: list[str]) -> None:
+    port = free_port()
+    proc = cli(tmp_path, *command, LABEL_STORE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:{port}/labels")
+    assert_clear_error(proc, 3, f"127.0.0.1:{port}", "no PostgreSQL server answers", "Connection refused")
+
+
+@pytest.mark.parametrize("reachable", [True, False], ids=["database-missing", "port-closed"])
+def test_a_store_password_never_appears_in_the_output(tmp_path: Path, reachable: bool, pg_databases: object) -> None:
+    secret = f"pw-{uuid.uuid4().hex}"
+    port = 5432 if reachable else free_port()
+    url = f"postgresql+psycopg2://postgres:{secret}@127.0.0.1:{port}/{MISSING_DB}"
+    for command in (["store", "status"], ["ingest"]):
+        proc = cli(tmp_path, *command, LABEL_STORE_URL=url)
+        message = assert_clear_error(proc, 2 if reachable else 3, f"127.0.0.1:{port}", secrets=(secret,))
+        assert "postgres:***@" in message  # the URL is shown, its password hidden
+    debug = cli(tmp_path, "--debug", "store", "status", LABEL_STORE_URL=url)
+    assert "Traceback" in debug.stderr and secret not in debug.stdout + debug.stderr
+
+
+def test_an_unusable_store_url_is_a_configuration_error_without_its_password(tmp_path: Path) -> None:
+    secret = f"pw-{uuid.uuid4().hex}"
+    for url in (f"postgres://u:{secret}@db/labels", f"postgresql+psycopg2://u:{secret}@db:notaport/labels"):
+        proc = cli(tmp_path, "store", "status", LABEL_STORE_URL=url)
+        assert_clear_error(proc, 2, "not a usable SQLAlchemy URL", "u:***@db", secrets=(secret,))
+
+
+def test_a_sqlite_store_whose_folder_cannot_be_made_names_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = cli(tmp_path, "store", "status", LABEL_STORE_URL=f"sqlite:///{blocker}/labels.db")
+    assert_clear_error(proc, 2, f"{blocker}/labels.db", "cannot open the SQLite file")
+
+
+# -- Label Studio ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["labelstudio", "bootstrap"], ["labelstudio", "push"], ["simulate-crowd"]], ids=" ".join)
+def test_a_label_studio_url_where_nothing_listens_is_named_and_exits_3(tmp_path: Path, command: list[str]) -> None:
+    token = f"tok-{uuid.uuid4().hex}"
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = cli(tmp_path, *command, LABEL_STUDIO_URL=url, LABEL_STUDIO_API_KEY=token)
+    assert_clear_error(proc, 3, f"Label Studio at {url} is unreachable", "LABEL_STUDIO_URL", secrets=(token,))
+
+
+@pytest.mark.parametrize("command", [["labelstudio", "bootstrap"], ["labelstudio", "push"], ["labelstudio", "collect"]], ids=" ".join)
+def test_a_wrong_token_against_the_real_label_studio_is_named_and_exits_2(
+    tmp_path: Path, command: list[str], label_studio: LabelStudioServer
+) -> None:
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    proc = cli(tmp_path, *command, LABEL_STUDIO_URL=label_studio.url, LABEL_STUDIO_API_KEY=wrong)
+    message = assert_clear_error(proc, 2, secrets=(wrong, label_studio.token))
+    assert message.endswith(f"Label Studio at {label_studio.url} rejected the API token (401): set LABEL_STUDIO_API_KEY")
+
+
+def test_no_token_for_an_external_label_studio_names_the_variable(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = cli(tmp_path, "labelstudio", "bootstrap", LABEL_STUDIO_URL=url)
+    assert_clear_error(proc, 2, url, "LABEL_STUDIO_API_KEY")
+
+
+# -- the image source ------------------------------------------------------------------------------------
+
+
+def test_a_missing_image_source_folder_fails_ingest_naming_its_absolute_path(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "ingest", LABELING_ASSETS_IMAGE_SOURCE=str(tmp_path / "no-such-folder"))
+    assert_clear_error(proc, 2, f"image source {tmp_path / 'no-such-folder'} does not exist")
+
+
+def test_a_relative_image_source_is_resolved_against_the_working_folder_and_shown_absolute(tmp_path: Path) -> None:
+    workdir = tmp_path / "here"
+    workdir.mkdir()
+    proc = cli(tmp_path, "ingest", cwd=workdir, LABELING_ASSETS_IMAGE_SOURCE="photos")
+    assert_clear_error(proc, 2, f"image source {workdir / 'photos'} does not exist")
+
+
+def test_an_image_source_that_is_a_file_is_not_a_folder(tmp_path: Path) -> None:
+    file = tmp_path / "one.png"
+    file.write_bytes(b"\x89PNG")
+    proc = cli(tmp_path, "ingest", LABELING_ASSETS_IMAGE_SOURCE=str(file))
+    assert_clear_error(proc, 2, f"image source {file} is not a folder")
+
+
+# -- debug, help ----------------------------------------------------------------------------------------
+
+
+def test_debug_flag_or_variable_shows_the_traceback(tmp_path: Path, pg_databases: object) -> None:
+    flag = cli(tmp_path, "--debug", "store", "status", LABEL_STORE_URL=MISSING_DB_URL)
+    variable = cli(tmp_path, "store", "status", LABEL_STORE_URL=MISSING_DB_URL, LABELING_ASSETS_DEBUG="1")
+    for proc in (flag, variable):
+        assert proc.returncode != 0
+        assert "Traceback (most recent call last)" in proc.stderr
+        assert "ConfigurationError" in proc.stderr and MISSING_DB in proc.stderr
+
+
+def test_help_documents_the_exit_codes(tmp_path: Path) -> None:
+    proc = cli(tmp_path, "--help")
+    text = " ".join(proc.stdout.split())
+    assert proc.returncode == 0
+    assert "Exit codes: 0 success; 1 a run or step failed" in text
+    assert "2 configuration" in text and "3 a service does not answer" in text
+    assert "--debug" in text and "LABELING_ASSETS_DEBUG=1" in text
+
+
+# -- assets: the same line as the run's dg.Failure --------------------------------------------------------
+
+
+def failure_description(result: dg.ExecuteInProcessResult, step: str) -> str:
+    assert not result.success
+    [event] = [e for e in result.get_step_failure_events() if e.step_key == step]
+    data = event.step_failure_data
+    assert data is not None and data.user_failure_data is not None, "not a dg.Failure"
+    return str(data.user_failure_data.description)
+
+
+def test_an_asset_run_against_a_missing_database_fails_with_the_one_line_cause(
+    tmp_path: Path, pg_databases: object
+) -> None:
+    result = dg.materialize(
+        [raw_images],
+        resources={
+            "label_store": LabelStoreResource(url=MISSING_DB_URL),
+            "image_source": ImageSourceResource(uri=str(tmp_path)),
+            "project": ProjectSettings(),
+        },
+        raise_on_error=False,
+    )
+    description = failure_description(result, "raw_images")
+    assert description.startswith(f"label store: PostgreSQL database '{MISSING_DB}' does not exist on 127.0.0.1:5432")
+    assert "\n" not in description
+
+
+def test_an_asset_run_with_a_wrong_label_studio_token_fails_with_the_one_line_cause(
+    tmp_path: Path, label_studio: LabelStudioServer
+) -> None:
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    result = dg.materialize(
+        [annotations],
+        resources={
+            "label_store": LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}"),
+            "label_studio": LabelStudioResource(url=label_studio.url, api_key=wrong),
+        },
+        raise_on_error=False,
+    )
+    description = failure_description(result, "annotations")
+    assert description == f"Label Studio at {label_studio.url} rejected the API token (401): set LABEL_STUDIO_API_KEY"
+    assert wrong not in description
+
+
+def test_an_asset_run_against_an_unreachable_mlflow_server_fails_with_the_one_line_cause(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = dg.materialize(
+        [prelabels],
+        resources={
+            "label_store": LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}"),
+            "project": ProjectSettings(),
+            "mlflow": MLflowResource(tracking_uri=url),
+        },
+        raise_on_error=False,
+    )
+    description = failure_description(result, "prelabels")
+    assert description.startswith(f"MLflow tracking server at {url} is unreachable (Connection refused)")
