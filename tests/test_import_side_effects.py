@@ -25,6 +25,12 @@ PROJECT_VARIABLES = (
     "LABEL_STUDIO_API_KEY",
     "LABEL_STUDIO_PROJECT",
     "MLFLOW_TRACKING_URI",
+    # the loop's thresholds (core/automation.py), read when a sensor ticks
+    "LABELING_ASSETS_QUEUE_LOW_WATER",
+    "LABELING_ASSETS_QUEUE_BATCH",
+    "LABELING_ASSETS_RETRAIN_MIN_NEW_ITEMS",
+    "LABELING_ASSETS_RETRAIN_CHANGED_SHARE",
+    "LABELING_ASSETS_BACKUP_KEEP",
 )
 
 # Runs in the child: spies on os.environ and on file access, then executes the code under test.
