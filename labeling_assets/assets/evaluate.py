@@ -54,13 +54,19 @@ def model_evaluation(
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[None]:
     """Test-split scores of the newest model, and whether it is the champion that pre-labels."""
+    store = label_store.get_store()
+    dataset = lineage.current_dataset(context.instance, store)
+    failed_checks = lineage.failed_blocking_dataset_checks(context.instance)
+    if failed_checks:  # a leaky test split would decide the champion
+        raise dg.Failure(
+            f"dataset version {dataset.version} failed blocking checks {', '.join(failed_checks)}: no model "
+            "is evaluated (nor promoted) on it. Fix the data, re-materialize dataset_splits, then evaluate."
+        )
     registered = mlflow.latest_version()
     if registered is None:
         raise dg.Failure(
             f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
         )
-    store = label_store.get_store()
-    dataset = lineage.current_dataset(context.instance, store)
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")

@@ -462,7 +462,7 @@ def test_option_strings_outside_their_choices_are_rejected_before_a_run_starts(
         )
 
 
-def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_on(
+def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_nor_evaluated_on(
     setup: tuple[LabelStore, dict, pd.DataFrame],
 ) -> None:
     store, resources, frame = setup
@@ -488,7 +488,7 @@ def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_on(
     assert outcome["dataset_splits_no_group_in_two_splits"] is False
 
     # A later run that selects only the training steps (Dagster's blocking acts within one run only).
-    for asset, config in ((training_tensors, TENSORS_CONFIG), (trained_model, TRAIN_CONFIG)):
+    for asset, config in ((training_tensors, TENSORS_CONFIG), (trained_model, TRAIN_CONFIG), (model_evaluation, {})):
         result = dg.materialize(
             [asset],
             resources=resources,
@@ -499,6 +499,6 @@ def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_on(
         assert not result.success
         error = str(result.failure_data_for_node(asset.op.name).error)
         assert "failed blocking checks dataset_splits_no_group_in_two_splits" in error
-        assert "not trained on" in error
+        assert ("no model is evaluated" if asset is model_evaluation else "not trained on") in error
     assert not (Path(resources["project"].data_dir) / "tensors").exists()
     assert resources["mlflow"].registered_versions() == []
