@@ -80,6 +80,7 @@ defs = dg.Definitions(
         dataset_checks.dataset_splits_class_proportions_within_tolerance,
         dataset_checks.dataset_splits_frozen_assignments_unchanged,
         dataset_checks.dataset_splits_every_class_in_every_split,
+        dataset_checks.dataset_splits_only_live_labeled_items,
         *evaluate_checks.evaluation_checks,
     ],
     jobs=[ingest_job, queue_job, collect_job, dataset_job, train_job, prelabel_job, labeler_stats_job, quality_job],

@@ -17,6 +17,7 @@ BLOCKING_DATASET_CHECKS: tuple[str, ...] = (
     "dataset_splits_no_group_in_two_splits",
     "dataset_splits_class_proportions_within_tolerance",
     "dataset_splits_frozen_assignments_unchanged",
+    "dataset_splits_only_live_labeled_items",
 )
 
 

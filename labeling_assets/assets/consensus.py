@@ -27,7 +27,14 @@ from labeling_assets.core.consensus.review_routing import (
 from labeling_assets.core.consensus.votes import eligible_votes
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store.consensus_versions import retract_quarantined, write_consensus
+from labeling_assets.core.store.consensus_versions import (
+    consensus_to_retract,
+    record_class_list,
+    record_vote_retractions,
+    retract_consensus,
+    retraction_counts,
+    write_consensus,
+)
 from labeling_assets.core.store.queries import StoreVotes, item_uris, load_votes
 from labeling_assets.core.store.reviews import ReviewSync, sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
@@ -83,9 +90,45 @@ def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
 
 
-def _vote_metadata(
-    loaded: StoreVotes, config: ConsensusConfig, n_annotated: int, n_eligible: int, retracted: int
+def _follow_sources(store: LabelStore, project: ProjectSettings) -> dict[str, Any]:
+    """The class list as a versioned event, and the votes that stopped counting recorded with their reason."""
+    change = record_class_list(store, list(project.classes), project.class_list_change_reason)
+    retracted = record_vote_retractions(store, list(project.classes))
+    metadata: dict[str, Any] = {"votes_retracted_now": dg.MetadataValue.json(retracted)}
+    if change is not None:
+        metadata["class_list_change"] = dg.MetadataValue.json(
+            {"version": change.version, "added": list(change.added), "removed": list(change.removed),
+             "reason": change.reason}
+        )
+    return metadata
+
+
+def _retract(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    loaded: StoreVotes,
+    aggregated: set[str],
+    config: ConsensusConfig,
+    classes: list[str],
 ) -> dict[str, Any]:
+    """Retract (a new version, never a DELETE) the consensus of items that lost their live votes or item."""
+    reasons = consensus_to_retract(store, loaded, aggregated, min_annotators=config.min_annotators, classes=classes)
+    written = retract_consensus(store, reasons, context.run_id)
+    if written:
+        context.log.warning(
+            f"retracted the consensus of {written} items, e.g. "
+            + "; ".join(f"{i[:12]}: {r}" for i, (r, _) in list(reasons.items())[:3])
+        )
+    return {
+        "consensus_retracted_now": dg.MetadataValue.int(written),
+        "retracted_quarantined_consensus_rows": dg.MetadataValue.int(
+            sum(1 for r, _ in reasons.values() if r.startswith("item_quarantined"))
+        ),
+        "items_with_retracted_consensus": dg.MetadataValue.json(retraction_counts(store)),
+    }
+
+
+def _vote_metadata(loaded: StoreVotes, config: ConsensusConfig, n_annotated: int, n_eligible: int) -> dict[str, Any]:
     """What went in: votes, items still waiting for labelers, votes left out and why."""
     votes = loaded.votes
     metadata: dict[str, Any] = {
@@ -97,10 +140,10 @@ def _vote_metadata(
             {
                 **votes.skipped,
                 "on_quarantined_items": loaded.excluded_quarantined,
+                "on_superseded_items": loaded.excluded_superseded,
                 "on_unknown_items": loaded.excluded_unknown_item,
             }
         ),
-        "retracted_quarantined_consensus_rows": dg.MetadataValue.int(retracted),
     }
     if votes.examples:
         metadata["skipped_label_examples"] = dg.MetadataValue.json(
@@ -187,6 +230,7 @@ def consensus_labels(
     """The consensus label of every item with enough labelers, versioned in the label store's consensus table."""
     store = label_store.get_store()
     classes = list(project.classes)
+    followed = _follow_sources(store, project)
     loaded = load_votes(store, classes)
     votes = loaded.votes.frame
     eligible = eligible_votes(votes, config.min_annotators)
@@ -196,11 +240,11 @@ def consensus_labels(
         f"{len(votes)} votes on {n_annotated} items; {n_eligible} items have >= {config.min_annotators} labelers; "
         f"skipped votes {loaded.votes.skipped or '{}'}, on quarantined items {loaded.excluded_quarantined}"
     )
-    retracted = retract_quarantined(store)
-    metadata = _vote_metadata(loaded, config, n_annotated, n_eligible, retracted)
+    metadata = {**_vote_metadata(loaded, config, n_annotated, n_eligible), **followed}
     if eligible.empty:
         context.log.warning("No item has enough labelers yet; nothing to aggregate.")
         empty = {"consensus_items": dg.MetadataValue.int(0), "coverage": dg.MetadataValue.float(0.0)}
+        metadata.update(_retract(context, store, loaded, set(), config, classes))
         return dg.MaterializeResult(metadata={**metadata, **empty})
 
     pred_probs = _crowdlab_pred_probs(store, eligible, classes) if config.method == "crowdlab" else None
@@ -209,6 +253,7 @@ def consensus_labels(
         context.log.info(note)
     labels = result.labels
     written = write_consensus(store, labels, result.method, context.run_id, probabilities_by_item(result))
+    metadata.update(_retract(context, store, loaded, set(labels["item_id"].astype(str)), config, classes))
     requests, confident = consensus_review_requests(
         labels,
         threshold=config.low_confidence_threshold,

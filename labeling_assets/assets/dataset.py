@@ -14,8 +14,10 @@ from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import CardInputs, annotation_summary, render_card
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
+from labeling_assets.core.store.consensus_versions import class_list_history
 from labeling_assets.core.store.dataset_versions import (
     dataset_card,
+    departures,
     frozen_splits,
     labeled_items,
     load_manifest,
@@ -83,6 +85,8 @@ def _card(
         expected_classes=list(project.classes),
         excluded=excluded,
         notes=assignment.notes,
+        class_list_history=class_list_history(store),
+        departures=departures(store, load_manifest(store, previous), manifest) if previous else {},
     )
 
 
@@ -101,6 +105,7 @@ def _split_metadata(
         "class_weights": dg.MetadataValue.json(dict(inputs.class_weights)),
         "imbalance_ratio": dg.MetadataValue.float(round(imbalance_ratio(manifest["label"]), 4)),
         "excluded_items": dg.MetadataValue.json(excluded),
+        "left_since_previous_version": dg.MetadataValue.json(dict(inputs.departures)),
         "limitations": dg.MetadataValue.json(list(inputs.notes)),
         "card": dg.MetadataValue.md(card),
         "card_path": dg.MetadataValue.path(str(card_path)),
@@ -124,7 +129,7 @@ def dataset_splits(
     """The versioned train/val/test manifest of consensus-labeled items: stratified, group-aware, frozen."""
     store = label_store.get_store()
     ratios = split_core.SplitRatios(config.train_ratio, config.val_ratio, config.test_ratio)
-    labeled, excluded = labeled_items(store)
+    labeled, excluded = labeled_items(store, list(project.classes))
     if labeled.empty:
         raise dg.Failure(
             "No active item has a consensus label yet: materialize consensus_labels first.",

@@ -3,10 +3,12 @@
 import datetime as dt
 
 import dagster as dg
+import pandas as pd
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
+from labeling_assets.core.store.reviews import conflict_rows
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -25,6 +27,7 @@ def qa_report(
         consensus_frame(store),
         title=f"QA report: {project.name}",
         generated_at=now,
+        conflicts=pd.DataFrame(conflict_rows(store)),
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS
+from labeling_assets.core.consensus.retraction import TASK_GONE, TASK_MARKED, plan_requeues
 from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
+from labeling_assets.core.labelstudio.config import choices_label_config, config_choices
 from labeling_assets.core.labelstudio.tasks import (
     QueuedItem,
     Strategy,
@@ -15,6 +17,7 @@ from labeling_assets.core.labelstudio.tasks import (
     select_queue,
     shown_model_version,
 )
+from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.labelstudio_sync import (
     gold_labels,
     link_tasks,
@@ -24,10 +27,16 @@ from labeling_assets.core.store.labelstudio_sync import (
     queue_candidates,
     reserve_tasks,
 )
+from labeling_assets.core.store.queries import load_votes
 from labeling_assets.core.store.reviews import (
+    conflicts_to_mark,
+    detect_conflicts,
     open_review_requests,
     raised_task_overlaps,
+    record_conflict_outcome,
     record_overlap_raises,
+    record_requeues,
+    requeue_task_states,
 )
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
@@ -86,6 +95,7 @@ def labeling_tasks(
     )
     reserved = reserve_tasks(store, project_id, queue, overlap=config.overlap)
     relinked = link_tasks(store, project_id, client.task_ids_by_item(project_id))
+    followed = _follow_sources(context, store, client, project_id, project, config.max_overlap)
     pending = pending_tasks(store, project_id)
     pending_ids = [p["item_id"] for p in pending]
     payloads = build_payloads(pending, newest_prelabels(store, pending_ids), project.data_path)
@@ -102,6 +112,7 @@ def labeling_tasks(
             **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
             **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
+            **followed,
         }
     )
 
@@ -182,6 +193,52 @@ def _act_on_review_requests(
         "review_requests_without_task": dg.MetadataValue.int(len(plan.no_task)),
         "expert_review_open": dg.MetadataValue.int(len(needs_expert)),
         "expert_review": dg.MetadataValue.md(_expert_table(needs_expert)),
+    }
+
+
+def _follow_sources(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    client: LabelStudioClient,
+    project_id: int,
+    project: ProjectSettings,
+    max_overlap: int,
+) -> dict[str, dg.MetadataValue]:
+    """Derived data follows its sources (see core/consensus/retraction.py): the class list reaches Label
+    Studio's config, a superseded item's task is marked and its replacement reserved, and items whose live
+    votes fell below their task's overlap go back to labelers (a new task, or a higher overlap)."""
+    classes = list(project.classes)
+    change = record_class_list(store, classes, project.class_list_change_reason)
+    config_updated = config_choices(client.label_config(project_id)) not in (None, classes)
+    if config_updated:  # Label Studio keeps existing annotations of a removed class; they stop counting here
+        client.set_label_config(project_id, choices_label_config(classes))
+    loaded = load_votes(store, classes)
+    new_conflicts = detect_conflicts(store, project_id, loaded.held)
+    marked: dict[str, int] = {}
+    for conflict in conflicts_to_mark(store, project_id):
+        reason = f"source file changed: item {conflict.old_item_id[:12]} replaced by {conflict.new_item_id}"
+        ok = client.mark_task_superseded(conflict.old_ls_task_id, new_item_id=conflict.new_item_id, reason=reason)
+        outcome = TASK_MARKED if ok else TASK_GONE
+        record_conflict_outcome(store, conflict.conflict_id, outcome)
+        marked[outcome] = marked.get(outcome, 0) + 1
+    overlaps = client.task_overlaps(project_id)
+    plan = plan_requeues(requeue_task_states(store, project_id, loaded, overlaps), max_overlap=max_overlap)
+    recreated, raised = record_requeues(store, project_id, plan)
+    for step in raised:
+        client.set_task_overlap(step.ls_task_id, int(step.overlap_to or 0))
+    if new_conflicts or marked or recreated or raised or config_updated:
+        context.log.warning(
+            f"sources changed: class list {'v' + str(change.version) if change else 'unchanged'}, label config "
+            f"{'updated' if config_updated else 'current'}; conflicts {new_conflicts}, tasks {marked}; "
+            f"{len(recreated)} deleted tasks recreated, overlap raised for {len(raised)} items"
+        )
+    return {
+        "label_config_updated": dg.MetadataValue.bool(config_updated),
+        "source_conflicts_new": dg.MetadataValue.json(new_conflicts),
+        "source_conflict_tasks_marked": dg.MetadataValue.json(marked),
+        "deleted_tasks_recreated": dg.MetadataValue.int(len(recreated)),
+        "overlap_raised_for_lost_votes": dg.MetadataValue.int(len(raised)),
+        "waiting_for_collect_to_record_deletions": dg.MetadataValue.int(len(plan.waiting_for_collect)),
     }
 
 

@@ -5,7 +5,12 @@ import dagster as dg
 from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
 from labeling_assets.core.consensus.review_routing import DEFAULT_MIN_ANNOTATORS
 from labeling_assets.core.consensus.votes import eligible_votes
-from labeling_assets.core.store.queries import consensus_frame, load_votes, quarantined_items_with_consensus
+from labeling_assets.core.store.queries import (
+    consensus_frame,
+    consensus_outside_class_list,
+    load_votes,
+    quarantined_items_with_consensus,
+)
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -106,7 +111,28 @@ def build_consensus_checks(
             },
         )
 
-    return [consensus_coverage, consensus_fleiss_kappa_above_threshold, no_consensus_for_quarantined_items]
+    @dg.asset_check(asset=CONSENSUS_KEY, blocking=True)
+    def consensus_labels_in_class_list(
+        label_store: LabelStoreResource, project: ProjectSettings
+    ) -> dg.AssetCheckResult:
+        """Every live consensus label is a class of the current class list (a removed class's consensus is
+        retracted, so a stale one never reaches a dataset)."""
+        stale = consensus_outside_class_list(label_store.get_store(), list(project.classes))
+        return dg.AssetCheckResult(
+            passed=not stale,
+            metadata={
+                "consensus_outside_class_list": dg.MetadataValue.int(len(stale)),
+                "class_list": dg.MetadataValue.json(list(project.classes)),
+                "examples": dg.MetadataValue.json([{**r, "label": repr(r["label"])} for r in stale[:EXAMPLES]]),
+            },
+        )
+
+    return [
+        consensus_coverage,
+        consensus_fleiss_kappa_above_threshold,
+        no_consensus_for_quarantined_items,
+        consensus_labels_in_class_list,
+    ]
 
 
 consensus_checks = build_consensus_checks()

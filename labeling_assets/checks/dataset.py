@@ -9,8 +9,14 @@ import pandas as pd
 
 from labeling_assets import lineage
 from labeling_assets.core.dataset import split_checks
-from labeling_assets.core.store.dataset_versions import load_manifest, newest_version, rows_of_items
+from labeling_assets.core.store.dataset_versions import (
+    load_manifest,
+    manifest_items_not_live,
+    newest_version,
+    rows_of_items,
+)
 from labeling_assets.core.store.schema import LabelStore, items_table, splits_table
+from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 EXAMPLES = 10
@@ -134,5 +140,24 @@ def dataset_splits_every_class_in_every_split(
         metadata={
             "dataset_version": dg.MetadataValue.text(version),
             "missing": dg.MetadataValue.json(missing.to_dict(orient="records")),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_only_live_labeled_items(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
+) -> dg.AssetCheckResult:
+    """Every manifest item is active with a live (not retracted) consensus and a label of the current class
+    list: a superseded, retracted or stale-class item never reaches an export."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    bad = manifest_items_not_live(store, manifest, list(project.classes))
+    return dg.AssetCheckResult(
+        passed=not bad,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "items_not_live": dg.MetadataValue.int(len(bad)),
+            "examples": dg.MetadataValue.json(bad[:EXAMPLES]),
         },
     )

@@ -246,6 +246,31 @@ class LabelStudioClient:
         )
         return is_labeled
 
+    def mark_task_superseded(self, task_id: int, *, new_item_id: str | None, reason: str) -> bool:
+        """Take a superseded item's task out of the label stream and say why in its ``meta``.
+
+        Marked, not deleted: the labelers' answers stay visible in Label Studio (the store keeps them, and
+        they count for nothing current). ``is_labeled`` true keeps the label stream from serving it.
+
+        Returns:
+            False when Label Studio no longer has the task (nothing to mark).
+        """
+        task = self.request("GET", f"/api/tasks/{task_id}/", ok=(200, 404))
+        if not task or "id" not in task:
+            return False
+        meta = dict(task.get("meta") or {})
+        meta["labeling_assets"] = {"state": "superseded", "superseded_by": new_item_id, "reason": reason}
+        self.request("PATCH", f"/api/tasks/{task_id}/", json={"meta": meta, "is_labeled": True})
+        return True
+
+    def label_config(self, project_id: int) -> str:
+        """The project's labeling config (XML)."""
+        return str(self.get_project(project_id).get("label_config") or "")
+
+    def set_label_config(self, project_id: int, config: str) -> None:
+        """Replace the project's labeling config (existing annotations stay as they are)."""
+        self.request("PATCH", f"/api/projects/{project_id}/", json={"label_config": config})
+
     def change_marker(self, project_id: int) -> str:
         """A cheap fingerprint that changes whenever an annotation is created, updated or deleted.
 

@@ -13,6 +13,11 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
 
     name: str = "digits-demo"
     classes: list[str] = DEMO_CLASSES
+    class_list_change_reason: str | None = Field(
+        default=None,
+        description="Why the class list last changed: recorded with the new class list version (the pipeline "
+        "records every change it sees; without a reason it says what was added and removed).",
+    )
     data_dir: str | None = Field(
         default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
     )

@@ -189,6 +189,7 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
         "not_a_single_class": 1,
         "class_not_in_project": 1,
         "on_quarantined_items": 3,
+        "on_superseded_items": 0,
         "on_unknown_items": 0,
     }
     gold = {
@@ -203,6 +204,7 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
         "consensus_coverage",
         "consensus_fleiss_kappa_above_threshold",
         "no_consensus_for_quarantined_items",
+        "consensus_labels_in_class_list",
     }
     assert all(e.passed for e in checks.values())
 

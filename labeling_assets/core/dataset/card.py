@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,9 @@ class CardInputs:
     expected_classes: Sequence[str] = ()
     excluded: Mapping[str, int] = field(default_factory=dict)  # reason -> items left out
     notes: Sequence[str] = ()  # known limitations from the split assignment
+    # class_list_versions rows, oldest first (version, classes, added, removed, reason, changed_at, votes_retracted)
+    class_list_history: Sequence[Mapping[str, Any]] = ()
+    departures: Mapping[str, int] = field(default_factory=dict)  # why items of the previous version left
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -172,11 +176,38 @@ def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         "- **Label sources** (consensus method: items): "
         + (", ".join(f"{k}: {v}" for k, v in sorted(inputs.label_sources.items())) or "none"),
         "",
-        "## Known limitations",
-        "",
     ]
+    lines += class_list_section(inputs)
+    lines += ["## Known limitations", ""]
     lines += [f"- {text}" for text in limitations(inputs)]
     return "\n".join(lines) + "\n"
+
+
+def class_list_section(inputs: CardInputs) -> list[str]:
+    """The class list this version was built under, its recorded changes, and the items that left."""
+    lines = ["", "## Class list", ""]
+    history = list(inputs.class_list_history)
+    if history:
+        newest = history[-1]
+        lines.append(f"- **Class list version** {newest['version']}: {', '.join(map(str, newest['classes']))}")
+    else:
+        lines.append(f"- **Classes**: {', '.join(map(str, inputs.expected_classes)) or 'n/a'} (no recorded version)")
+    changes = history[1:]  # the first version is where the list started, not a change
+    if changes:
+        lines += ["", "| version | changed | added | removed | votes retracted | reason |", "|---|---|---|---|---|---|"]
+        for row in changes:
+            when = row["changed_at"].strftime("%Y-%m-%d %H:%M") if hasattr(row["changed_at"], "strftime") else ""
+            reason = str(row["reason"]).replace("|", "/")
+            lines.append(
+                f"| {row['version']} | {when} | {', '.join(map(str, row['added'])) or '-'} | "
+                f"{', '.join(map(str, row['removed'])) or '-'} | {row.get('votes_retracted', 0)} | {reason} |"
+            )
+        lines += ["", "Votes for a removed class no longer count (their annotations stay in the log); items "
+                  "left with too few live votes lose their consensus and this dataset."]
+    if inputs.departures:
+        lines += ["", "- **Left since the previous version**: "
+                  + ", ".join(f"{n} ({reason})" for reason, n in inputs.departures.items())]
+    return [*lines, ""]
 
 
 def annotation_summary(annotations: pd.DataFrame) -> tuple[int, int, float | None]:

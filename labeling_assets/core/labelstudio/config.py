@@ -6,6 +6,7 @@ a class becomes an annotation/prediction ``result``, and a ``result`` becomes a 
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 FROM_NAME = "label"
@@ -70,3 +71,16 @@ def label_from_result(result: Sequence[Mapping[str, Any]] | None) -> str | list[
     if not chosen:
         return None
     return chosen[0] if len(chosen) == 1 else chosen
+
+
+def config_choices(config: str) -> list[str] | None:
+    """The ``<Choice value>`` names of the ``<Choices name="label">`` tag of a config, in order; None when the
+    config has no such tag or is not XML (then it is not ours to compare)."""
+    try:
+        root = ElementTree.fromstring(config)
+    except ElementTree.ParseError:
+        return None
+    for choices in root.iter("Choices"):
+        if choices.get("name") == FROM_NAME:
+            return [str(choice.get("value")) for choice in choices.iter("Choice")]
+    return None

@@ -67,9 +67,11 @@ def build_qa_report(
     *,
     title: str = "Labeling QA report",
     generated_at: dt.datetime | None = None,
+    conflicts: pd.DataFrame | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
-    ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence."""
+    ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
+    ``conflicts``: source conflicts (``item_conflicts`` rows: a source file changed while its item was queued)."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     ann = annotations.copy()
     ann["label"] = ann["label"].astype(str)
@@ -143,6 +145,9 @@ def build_qa_report(
         sections.append(_img("consensus_confidence", png, "Consensus confidence per item"))
         charts.append("consensus_confidence")
 
+    if conflicts is not None and not conflicts.empty:
+        sections.append(_conflict_section(conflicts))
+
     summary: dict[str, float | int | str] = {
         "annotations": len(ann),
         "labelers": int(ann["labeler_id"].nunique()) if not ann.empty else 0,
@@ -154,6 +159,7 @@ def build_qa_report(
         "lowest_gold_accuracy": float(gold_table["gold_accuracy"].min())
         if not gold_table.empty
         else float("nan"),
+        "source_conflicts": len(conflicts) if conflicts is not None else 0,
     }
     summary_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()
@@ -181,6 +187,32 @@ window.addEventListener("load", () => {{
 </body></html>
 """
     return QAReport(html=page, charts=tuple(charts), summary=summary)
+
+
+CONFLICT_ROWS = 50
+
+
+def _conflict_section(conflicts: pd.DataFrame) -> str:
+    """Source files whose bytes changed while their item was queued: what happened to the old task."""
+    shown = conflicts.head(CONFLICT_ROWS).copy()
+    table = pd.DataFrame(
+        {
+            "source path": shown["source_path"].astype(str),
+            "old item": shown["old_item_id"].astype(str).str[:12],
+            "new item": shown["new_item_id"].fillna("").astype(str).str[:12],
+            "old task": shown["old_ls_task_id"].map(lambda v: "" if pd.isna(v) else str(int(v))),
+            "votes that stopped counting": shown["live_votes"].astype(int),
+            "outcome": shown["outcome"].astype(str),
+            "detected": pd.to_datetime(shown["detected_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M"),
+        }
+    )
+    more = f"<p>{len(conflicts) - CONFLICT_ROWS} more not shown.</p>" if len(conflicts) > CONFLICT_ROWS else ""
+    return (
+        f'<section data-section="source_conflicts"><h2>Source conflicts ({len(conflicts)})</h2>'
+        "<p>A source file changed while its item was queued or being labeled: the old item's task is marked "
+        "superseded in Label Studio and leaves the label stream, its votes count for nothing current, and the "
+        "new item is queued.</p>" + _table(table) + more + "</section>"
+    )
 
 
 def _ticks(index: pd.Index, freq: str) -> list[str]:

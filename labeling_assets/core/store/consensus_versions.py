@@ -1,16 +1,31 @@
 """Consensus rows in the label store: versioned (a new row only when an item's result changes).
 
-Consensus is derived data: the annotations behind it stay, so an item's rows can be retracted (its
-item was quarantined) and computed again.
+Consensus is derived data: the annotations behind it stay, so an item's consensus can be retracted (a
+new version marked ``retracted`` with its reason, never a DELETE) and computed again when its votes come
+back. The class list is versioned here too, with the votes a class removal retracted.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from labeling_assets.core.consensus.encoding import json_label
-from labeling_assets.core.store.queries import QUARANTINED
+from labeling_assets.core.consensus.retraction import (
+    CLASS_REMOVED,
+    ITEM_SUPERSEDED,
+    ClassListChange,
+    LiveConsensus,
+    class_list_diff,
+    class_list_reason,
+    retraction_reason,
+)
+from labeling_assets.core.consensus.votes import single_class
+from labeling_assets.core.store.derived_schema import class_list_versions_table, vote_retractions_table
+from labeling_assets.core.store.queries import SUPERSEDED, StoreVotes, current_annotations
 from labeling_assets.core.store.schema import (
     LabelStore,
     chunked,
@@ -30,12 +45,13 @@ def write_consensus(
 ) -> int:
     """Append a new consensus version for every item whose result changed; return how many were written.
 
-    Unchanged items keep their version, so re-running on the same annotations writes nothing. The class
-    probabilities are stored with each new version but do not by themselves make one: the label,
-    confidence, agreement and annotator count already change whenever the votes do. Unchanged rows
-    written without probabilities (before schema migration 3) get them filled in place.
+    Unchanged items keep their version, so re-running on the same annotations writes nothing; an item
+    whose newest version is a retraction gets a new live version. The class probabilities are stored with
+    each new version but do not by themselves make one: the label, confidence, agreement and annotator
+    count already change whenever the votes do. Unchanged rows written without probabilities (before
+    schema migration 3) get them filled in place.
     """
-    previous = {row["item_id"]: row for row in store.fetch(latest_consensus_query())}
+    previous = {row["item_id"]: row for row in store.fetch(latest_consensus_query(include_retracted=True))}
     now = utcnow()
     rows = []
     backfill = []  # unchanged rows written before probabilities were stored (schema migration 3)
@@ -45,6 +61,7 @@ def write_consensus(
         probs = (probabilities or {}).get(str(record["item_id"]))
         if (
             old is not None
+            and not old["retracted"]
             and old["label"] == label
             and old["method"] == method
             and old["n_annotators"] == int(record["n_annotators"])
@@ -65,6 +82,7 @@ def write_consensus(
                 "computed_at": now,
                 "run_id": run_id,
                 "probabilities": probs,
+                "retracted": False,
             }
         )
     with store.begin() as conn:
@@ -80,12 +98,200 @@ def write_consensus(
     return len(rows)
 
 
-def retract_quarantined(store: LabelStore) -> int:
-    """Delete consensus rows of items that were quarantined after their consensus was computed.
+def consensus_to_retract(
+    store: LabelStore,
+    loaded: StoreVotes,
+    aggregated: set[str],
+    *,
+    min_annotators: int,
+    classes: Sequence[str],
+) -> dict[str, tuple[str, int]]:
+    """item_id -> (reason, live votes) for every live consensus that must be retracted now.
 
-    Consensus is derived data (the annotations behind it stay), and a quarantined image must not reach
-    a split through an old consensus row.
+    ``aggregated``: the items this run computed a consensus for (their new version replaces the old one).
     """
-    quarantined = sa.select(items_table.c.item_id).where(items_table.c.status == QUARANTINED)
+    live_votes = loaded.votes.frame.groupby("item_id")["labeler_id"].nunique().to_dict()
+    replaced_by = _replaced_by(store)
+    out: dict[str, tuple[str, int]] = {}
+    for row in store.fetch(latest_consensus_query()):
+        item = str(row["item_id"])
+        live = int(live_votes.get(item, 0))
+        state = LiveConsensus(
+            item_id=item,
+            label=row["label"],
+            status=loaded.statuses.get(item),
+            live_votes=live,
+            removed_class_votes=max(loaded.held.get(item, 0) - live, 0),
+            superseded_by=replaced_by.get(item),
+        )
+        reason = retraction_reason(
+            state, aggregated=item in aggregated, min_annotators=min_annotators, classes=classes
+        )
+        if reason is not None:
+            out[item] = (reason, live)
+    return out
+
+
+def retract_consensus(store: LabelStore, reasons: Mapping[str, tuple[str, int]], run_id: str | None) -> int:
+    """Append a retraction version for each item in ``reasons`` whose newest version is still live.
+
+    The row keeps the retracted label and method (what was withdrawn) with confidence 0 and the live vote
+    count; readers of the live consensus skip it. Returns how many retraction rows were written.
+    """
+    if not reasons:
+        return 0
+    now = utcnow()
+    rows = []
+    for old in store.fetch(latest_consensus_query(include_retracted=True)):
+        item = old["item_id"]
+        if item not in reasons or old["retracted"]:
+            continue
+        reason, live = reasons[item]
+        rows.append(
+            {
+                "item_id": item,
+                "version": old["version"] + 1,
+                "label": old["label"],
+                "method": old["method"],
+                "confidence": 0.0,
+                "agreement": None,
+                "n_annotators": int(live),
+                "computed_at": now,
+                "run_id": run_id,
+                "probabilities": None,
+                "retracted": True,
+                "retraction_reason": reason,
+            }
+        )
     with store.begin() as conn:
-        return int(conn.execute(consensus_table.delete().where(consensus_table.c.item_id.in_(quarantined))).rowcount or 0)
+        for part in chunked(rows):
+            conn.execute(consensus_table.insert(), list(part))
+    return len(rows)
+
+
+def retraction_counts(store: LabelStore) -> dict[str, int]:
+    """Items whose consensus is retracted now, by the reason's kind (the text before the first colon)."""
+    rows = store.fetch(latest_consensus_query(include_retracted=True).where(consensus_table.c.retracted.is_(True)))
+    counts: dict[str, int] = {}
+    for row in rows:
+        kind = str(row["retraction_reason"] or "unknown").split(":", 1)[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _replaced_by(store: LabelStore) -> dict[str, str]:
+    """old item_id -> the item that superseded it at its source path."""
+    rows = store.fetch(
+        sa.select(items_table.c.item_id, items_table.c.supersedes).where(items_table.c.supersedes.is_not(None))
+    )
+    return {str(r["supersedes"]): str(r["item_id"]) for r in rows}
+
+
+# --- the class list -------------------------------------------------------------------------------
+
+
+def class_list_history(store: LabelStore) -> list[dict[str, Any]]:
+    """Every class list version, oldest first."""
+    t = class_list_versions_table
+    return store.fetch(sa.select(t).order_by(t.c.version))
+
+
+def record_class_list(store: LabelStore, classes: Sequence[str], reason: str | None = None) -> ClassListChange | None:
+    """Record ``classes`` as a new class list version when it differs from the latest; None when unchanged.
+
+    Idempotent and safe under concurrent runs: the version is the primary key, so a second writer of the
+    same version fails its insert and finds the list recorded.
+    """
+    t = class_list_versions_table
+    current = [str(c) for c in classes]
+    for _attempt in range(3):
+        history = class_list_history(store)
+        latest = history[-1] if history else None
+        if latest is not None and list(latest["classes"]) == current:
+            return None
+        added, removed = class_list_diff(list(latest["classes"]) if latest else None, current)
+        version = (int(latest["version"]) + 1) if latest else 1
+        text = class_list_reason(added, removed, reason, first=latest is None)
+        try:
+            with store.begin() as conn:
+                conn.execute(
+                    t.insert().values(
+                        version=version, classes=current, added=added, removed=removed, reason=text,
+                        changed_at=utcnow(), votes_retracted=0,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            continue  # another run recorded a version meanwhile: compare again
+        return ClassListChange(version, tuple(current), tuple(added), tuple(removed), text)
+    return None
+
+
+def record_vote_retractions(store: LabelStore, classes: Sequence[str]) -> dict[str, int]:
+    """Record (once) every current vote that stopped counting: its class was removed from the class list,
+    or its item was superseded. Returns the new retractions by reason; the annotation rows stay as they are.
+
+    A class that is added back makes its votes count again (they are read against the current list); the
+    retraction rows stay as the history of what was withdrawn and when.
+    """
+    history = class_list_history(store)
+    removed_in: dict[str, int] = {}  # class -> the version that last removed it
+    for row in history:
+        for name in row["removed"]:
+            removed_in[str(name)] = int(row["version"])
+    current = current_annotations(store)
+    if current.empty:
+        return {}
+    statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
+    allowed = set(map(str, classes))
+    wanted: list[dict[str, Any]] = []
+    now = utcnow()
+    for ann in current.to_dict("records"):
+        name = single_class(ann["label"])
+        reasons: list[tuple[str, str, int | None]] = []
+        if name is not None and str(name) not in allowed and str(name) in removed_in:
+            removed_at = removed_in[str(name)]
+            reasons.append((CLASS_REMOVED, f"class {name!r} removed in class list version {removed_at}", removed_at))
+        if statuses.get(ann["item_id"]) == SUPERSEDED:
+            reasons.append((ITEM_SUPERSEDED, "the item's source file changed: a new item replaced it", None))
+        for reason, detail, version in reasons:
+            wanted.append(
+                {
+                    "ls_annotation_id": int(ann["ls_annotation_id"]),
+                    "annotation_version": int(ann["version"]),
+                    "item_id": ann["item_id"],
+                    "labeler_id": ann["labeler_id"],
+                    "label": ann["label"],
+                    "reason": reason,
+                    "detail": detail,
+                    "class_list_version": version,
+                    "retracted_at": now,
+                }
+            )
+    if not wanted:
+        return {}
+    v = vote_retractions_table
+    done = {
+        (int(r["ls_annotation_id"]), int(r["annotation_version"]), r["reason"])
+        for r in store.fetch(sa.select(v.c.ls_annotation_id, v.c.annotation_version, v.c.reason))
+    }
+    fresh = [w for w in wanted if (w["ls_annotation_id"], w["annotation_version"], w["reason"]) not in done]
+    counts: dict[str, int] = {}
+    per_version: dict[int, int] = {}
+    for w in fresh:
+        counts[w["reason"]] = counts.get(w["reason"], 0) + 1
+        if w["class_list_version"] is not None:
+            per_version[w["class_list_version"]] = per_version.get(w["class_list_version"], 0) + 1
+    with store.begin() as conn:
+        for part in chunked(fresh):
+            conn.execute(v.insert(), list(part))
+        t = class_list_versions_table
+        for version, n in per_version.items():
+            conn.execute(t.update().where(t.c.version == version).values(votes_retracted=t.c.votes_retracted + n))
+    return counts
+
+
+def vote_retraction_counts(store: LabelStore) -> dict[str, int]:
+    """Every vote retraction recorded so far, by reason."""
+    v = vote_retractions_table
+    rows = store.fetch(sa.select(v.c.reason, sa.func.count().label("n")).group_by(v.c.reason))
+    return {str(r["reason"]): int(r["n"]) for r in rows}

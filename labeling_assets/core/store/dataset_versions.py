@@ -6,13 +6,13 @@ its checks and ``dataset_export`` read it back. The training chain's reads are i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from labeling_assets.core.dataset.splits import is_single_label, manifest_from_json
+from labeling_assets.core.dataset.splits import is_single_label, manifest_from_json, normalize_label
 from labeling_assets.core.store.schema import (
     LabelStore,
     dataset_versions_table,
@@ -25,8 +25,14 @@ from labeling_assets.core.store.schema import (
 LABELED_COLUMNS = ["item_id", "label", "method", "confidence", "agreement", "status", "group_key", "gold_label"]
 
 
-def labeled_items(store: LabelStore) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Latest consensus per active item with its group key; counts of consensus items left out, by reason."""
+def labeled_items(
+    store: LabelStore, classes: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Live consensus per active item with its group key; counts of consensus items left out, by reason.
+
+    A retracted consensus is not live (the item is not here at all); with ``classes``, a consensus whose
+    label left the class list is left out too, even before consensus_labels has retracted it.
+    """
     latest = latest_consensus_query().subquery("latest_consensus")
     query = sa.select(
         latest.c.item_id,
@@ -49,7 +55,66 @@ def labeled_items(store: LabelStore) -> tuple[pd.DataFrame, dict[str, int]]:
     single = frame["label"].map(is_single_label).astype(bool)
     if not single.all():
         excluded["consensus label is not exactly one class"] = int((~single).sum())
-    return frame[single].reset_index(drop=True), excluded
+    frame = frame[single].reset_index(drop=True)
+    if classes is not None:
+        inside = frame["label"].map(lambda v: normalize_label(v) in set(map(str, classes))).astype(bool)
+        if not inside.all():
+            excluded["consensus label is not in the class list"] = int((~inside).sum())
+        frame = frame[inside].reset_index(drop=True)
+    return frame, excluded
+
+
+def departures(store: LabelStore, previous: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, int]:
+    """Items of the ``previous`` manifest that the new ``manifest`` no longer holds, counted by why:
+    their consensus was retracted (by the kind of reason) or their item is no longer active."""
+    gone = set(previous["item_id"]) - set(manifest["item_id"])
+    if not gone:
+        return {}
+    latest = latest_consensus_query(include_retracted=True).subquery()
+    rows = store.fetch(
+        sa.select(latest.c.item_id, latest.c.retracted, latest.c.retraction_reason, items_table.c.status).select_from(
+            latest.outerjoin(items_table, items_table.c.item_id == latest.c.item_id)
+        )
+    )
+    why: dict[str, str] = {}
+    for row in rows:
+        if row["item_id"] not in gone:
+            continue
+        if row["retracted"]:
+            why[row["item_id"]] = "consensus retracted: " + str(row["retraction_reason"] or "").split(":", 1)[0]
+        elif row["status"] != "active":
+            why[row["item_id"]] = f"item is {row['status']}"
+    counts: dict[str, int] = {}
+    for item in gone:
+        reason = why.get(item, "label or class list changed")
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def manifest_items_not_live(store: LabelStore, manifest: pd.DataFrame, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """Manifest rows that must not be in a dataset: the item is not active (superseded, quarantined, ...),
+    its consensus is retracted or missing, or its label is not in the class list."""
+    statuses = {
+        r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))
+    }
+    live = {r["item_id"] for r in store.fetch(sa.select(latest_consensus_query().subquery().c.item_id))}
+    newest = latest_consensus_query(include_retracted=True).subquery()
+    retracted = {r["item_id"] for r in store.fetch(sa.select(newest.c.item_id).where(newest.c.retracted.is_(True)))}
+    allowed = set(map(str, classes))
+    bad = []
+    for item, label in manifest[["item_id", "label"]].itertuples(index=False):
+        problems = []
+        if statuses.get(item) != "active":
+            problems.append(f"item is {statuses.get(item) or 'not in the store'}")
+        if item in retracted:
+            problems.append("consensus retracted")
+        elif item not in live:
+            problems.append("no consensus")
+        if str(label) not in allowed:
+            problems.append(f"label {label!r} not in the class list")
+        if problems:
+            bad.append({"item_id": item, "label": str(label), "problems": problems})
+    return bad
 
 
 def frozen_splits(store: LabelStore) -> pd.Series:

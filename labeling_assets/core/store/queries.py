@@ -7,7 +7,7 @@ same way; these functions are that one way (the rules that turn rows into votes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -21,9 +21,11 @@ from labeling_assets.core.store.schema import (
     items_table,
     labeler_stats_table,
     latest_consensus_query,
+    tasks_table,
 )
 
 QUARANTINED = "quarantined"  # items.status of an item whose bytes are unusable
+SUPERSEDED = "superseded"  # items.status of an item whose source file changed (a new item replaced it)
 ANNOTATION_COLUMNS = ["ls_annotation_id", "item_id", "labeler_id", "label", "lead_time_s", "created_at", "updated_at"]
 CONSENSUS_COLUMNS = ["item_id", "label", "method", "confidence", "agreement", "n_annotators", "version", "computed_at"]
 
@@ -36,6 +38,8 @@ class StoreVotes:
     statuses: dict[str, str]  # item_id -> items.status
     excluded_quarantined: int  # votes on quarantined items
     excluded_unknown_item: int  # votes on item ids the store does not know
+    excluded_superseded: int = 0  # votes on items replaced by a changed source file: they count for nothing
+    held: dict[str, int] = field(default_factory=dict)  # item_id -> labelers with a current annotation
 
 
 def current_annotations(store: LabelStore) -> pd.DataFrame:
@@ -45,18 +49,27 @@ def current_annotations(store: LabelStore) -> pd.DataFrame:
 
 
 def load_votes(store: LabelStore, classes: list[str]) -> StoreVotes:
-    """One valid vote per (item, labeler) on items that are not quarantined."""
+    """One valid vote per (item, labeler) on items that are neither quarantined nor superseded.
+
+    A superseded item's votes were given on bytes that are no longer at its source path: they count for
+    nothing current (consensus, labeler statistics), while the annotation rows stay in the log.
+    """
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
-    votes = latest_votes(current_annotations(store), classes)
+    current = current_annotations(store)
+    held = current.groupby("item_id")["labeler_id"].nunique() if not current.empty else pd.Series(dtype=int)
+    votes = latest_votes(current, classes)
     status = votes.frame["item_id"].map(statuses)
     quarantined = (status == QUARANTINED).to_numpy()
+    superseded = (status == SUPERSEDED).to_numpy()
     unknown = status.isna().to_numpy()
-    frame = votes.frame[~quarantined & ~unknown].reset_index(drop=True)
+    frame = votes.frame[~quarantined & ~superseded & ~unknown].reset_index(drop=True)
     return StoreVotes(
         votes=Votes(frame, votes.skipped, votes.examples),
         statuses=statuses,
         excluded_quarantined=int(quarantined.sum()),
         excluded_unknown_item=int(unknown.sum()),
+        excluded_superseded=int(superseded.sum()),
+        held={str(k): int(v) for k, v in held.items()},
     )
 
 
@@ -96,6 +109,18 @@ def quarantined_items_with_consensus(store: LabelStore) -> list[str]:
     return [row["item_id"] for row in rows]
 
 
+def consensus_outside_class_list(store: LabelStore, classes: list[str]) -> list[dict[str, Any]]:
+    """Live consensus rows whose label names a class outside ``classes`` (item_id, label), by item."""
+    allowed = set(classes)
+    out = []
+    for row in store.fetch(latest_consensus_query().order_by("item_id")):
+        label = row["label"]
+        names = label if isinstance(label, list) else [label]
+        if any(str(name) not in allowed for name in names):
+            out.append({"item_id": row["item_id"], "label": label})
+    return out
+
+
 def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
     """Votes, single-class gold answers and consensus labels, for labeler statistics."""
     votes = load_votes(store, classes).votes.frame
@@ -124,3 +149,13 @@ def latest_labeler_stats(store: LabelStore, labeler_id: str, window: str) -> dic
         .limit(1)
     )
     return dict(rows[0]) if rows else None
+
+
+def unqueued_item_count(store: LabelStore, project_id: int | None) -> int:
+    """Active items with no task in Label Studio project ``project_id`` yet (all active items when None)."""
+    query = sa.select(sa.func.count()).select_from(items_table).where(items_table.c.status == "active")
+    if project_id is not None:
+        queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id == project_id)
+        query = query.where(items_table.c.item_id.notin_(queued))
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)

@@ -1,5 +1,8 @@
 """Review requests in the label store: one open request per item and source, and the queue's raises.
 
+Also what the queue does when derived data follows its sources: items re-queued after losing live votes
+(``requeue_actions``) and superseded items whose task had to be closed (``item_conflicts``).
+
 ``consensus_labels`` and ``label_issues`` record requests through :func:`sync_review_requests` (the
 rules of who needs one are in ``core/consensus/review_routing.py``); the queue stage reads the open ones
 with their task and latest consensus, and records the overlap raises it decides on.
@@ -7,20 +10,32 @@ with their task and latest consensus, and records the overlap raises it decides 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.retraction import (
+    PENDING,
+    RESERVATION_WITHDRAWN,
+    Requeue,
+    RequeuePlan,
+    TaskState,
+    newest_descendant,
+)
 from labeling_assets.core.consensus.review_routing import (
     OVERLAP_RAISED,
     OpenRequest,
     OverlapRaise,
     ReviewRequest,
 )
+from labeling_assets.core.store.derived_schema import item_conflicts_table, requeue_actions_table
+from labeling_assets.core.store.queries import SUPERSEDED, StoreVotes
 from labeling_assets.core.store.schema import (
     LabelStore,
     chunked,
+    items_table,
     latest_consensus_query,
     review_actions_table,
     review_requests_table,
@@ -178,3 +193,180 @@ def raised_task_overlaps(store: LabelStore, project_id: int) -> dict[int, int]:
         )
     )
     return {int(r["ls_task_id"]): int(r["required_annotations"]) for r in rows}
+
+
+# --- derived data follows its sources: re-queue and source conflicts --------------------------------
+
+
+def requeue_task_states(
+    store: LabelStore, project_id: int, loaded: StoreVotes, remote_overlaps: Mapping[int, int]
+) -> list[TaskState]:
+    """Every active item with a linked task in ``project_id``, with its live votes and Label Studio state.
+
+    ``remote_overlaps``: Label Studio task id -> overlap of every task the project holds now.
+    """
+    live = loaded.votes.frame.groupby("item_id")["labeler_id"].nunique().to_dict()
+    rows = store.fetch(
+        sa.select(tasks_table.c.item_id, tasks_table.c.ls_task_id, tasks_table.c.required_annotations)
+        .join(items_table, items_table.c.item_id == tasks_table.c.item_id)
+        .where(
+            tasks_table.c.ls_project_id == project_id,
+            tasks_table.c.ls_task_id.is_not(None),
+            items_table.c.status == "active",
+        )
+    )
+    return [
+        TaskState(
+            item_id=r["item_id"],
+            ls_task_id=int(r["ls_task_id"]),
+            required=int(r["required_annotations"]),
+            live_votes=int(live.get(r["item_id"], 0)),
+            held=int(loaded.held.get(r["item_id"], 0)),
+            in_label_studio=int(r["ls_task_id"]) in remote_overlaps,
+            ls_overlap=remote_overlaps.get(int(r["ls_task_id"])),
+        )
+        for r in rows
+    ]
+
+
+def record_requeues(store: LabelStore, project_id: int, plan: RequeuePlan) -> tuple[list[Requeue], list[Requeue]]:
+    """Record the plan in one transaction; returns (recreated, raised) as applied.
+
+    A deleted task is unlinked (compare-and-set on its old Label Studio id), so the queue's pending path
+    pushes the item again as a new task and links it; a raise is audited once per (item, overlap).
+    """
+    now = utcnow()
+    recreated: list[Requeue] = []
+    raised: list[Requeue] = []
+    rq = requeue_actions_table
+    with store.begin() as conn:
+        for step in plan.recreate:
+            changed = conn.execute(
+                tasks_table.update()
+                .where(
+                    tasks_table.c.ls_project_id == project_id,
+                    tasks_table.c.item_id == step.item_id,
+                    tasks_table.c.ls_task_id == step.ls_task_id,
+                )
+                .values(ls_task_id=None, pushed_at=None)
+            ).rowcount
+            if changed:
+                conn.execute(rq.insert().values(_requeue_row(project_id, step, now)))
+                recreated.append(step)
+        for step in plan.raise_overlap:
+            seen = conn.execute(
+                sa.select(rq.c.id).where(
+                    rq.c.ls_project_id == project_id,
+                    rq.c.item_id == step.item_id,
+                    rq.c.action == step.action,
+                    rq.c.overlap_to == step.overlap_to,
+                )
+            ).first()
+            if seen is None:
+                conn.execute(rq.insert().values(_requeue_row(project_id, step, now)))
+            raised.append(step)
+    return recreated, raised
+
+
+def _requeue_row(project_id: int, step: Requeue, now: dt.datetime) -> dict[str, object]:
+    return {
+        "ls_project_id": project_id,
+        "item_id": step.item_id,
+        "action": step.action,
+        "old_ls_task_id": step.ls_task_id,
+        "overlap_from": step.overlap_from,
+        "overlap_to": step.overlap_to,
+        "reason": step.reason,
+        "acted_at": now,
+    }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A superseded item whose task Label Studio still has to be told about."""
+
+    conflict_id: int
+    old_item_id: str
+    new_item_id: str | None
+    old_ls_task_id: int
+
+
+def detect_conflicts(store: LabelStore, project_id: int, held: Mapping[str, int]) -> dict[str, int]:
+    """Record a conflict for every superseded item queued in ``project_id`` that has none yet; returns the
+    new conflicts by outcome so far (pending = Label Studio still to be told).
+
+    In the same transaction: a reservation never pushed is withdrawn (nothing reached Label Studio), and
+    the item now at the source path gets a task reservation (same overlap) unless it already has one, so
+    the next push sends it. Votes on the old item stop counting through its status (``load_votes``).
+    """
+    it, t, c = items_table, tasks_table, item_conflicts_table
+    known = sa.select(c.c.old_item_id).where(c.c.ls_project_id == project_id)
+    now = utcnow()
+    outcomes: dict[str, int] = {}
+    with store.begin() as conn:
+        found = conn.execute(
+            sa.select(t.c.id, t.c.item_id, t.c.ls_task_id, t.c.required_annotations, it.c.source_path)
+            .join(it, it.c.item_id == t.c.item_id)
+            .where(t.c.ls_project_id == project_id, it.c.status == SUPERSEDED, t.c.item_id.notin_(known))
+        ).mappings().all()
+        if not found:
+            return {}
+        replaced_by = {
+            str(r.supersedes): str(r.item_id)
+            for r in conn.execute(sa.select(it.c.item_id, it.c.supersedes).where(it.c.supersedes.is_not(None)))
+        }
+        active = {
+            str(r.item_id): r.gold_label is not None
+            for r in conn.execute(sa.select(it.c.item_id, it.c.gold_label).where(it.c.status == "active"))
+        }
+        queued = {str(r[0]) for r in conn.execute(sa.select(t.c.item_id).where(t.c.ls_project_id == project_id))}
+        for row in found:
+            new = newest_descendant(row["item_id"], replaced_by)
+            new = new if new in active else None
+            if new is not None and new not in queued:
+                conn.execute(
+                    t.insert().values(
+                        item_id=new, ls_project_id=project_id, required_annotations=row["required_annotations"],
+                        is_gold=active[new], priority=1.0, model_version=None,
+                    )
+                )
+                queued.add(new)
+            outcome = PENDING
+            if row["ls_task_id"] is None:  # reserved, never pushed: nothing to close in Label Studio
+                conn.execute(t.delete().where(t.c.id == row["id"]))
+                outcome = RESERVATION_WITHDRAWN
+            conn.execute(
+                c.insert().values(
+                    ls_project_id=project_id, old_item_id=row["item_id"], new_item_id=new,
+                    source_path=row["source_path"], old_ls_task_id=row["ls_task_id"],
+                    live_votes=int(held.get(row["item_id"], 0)), outcome=outcome,
+                    new_task_reserved=new is not None, detected_at=now,
+                    task_marked_at=now if outcome != PENDING else None,
+                )
+            )
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def conflicts_to_mark(store: LabelStore, project_id: int) -> list[Conflict]:
+    """Conflicts whose old task Label Studio has not been told about yet (a crash or outage in between)."""
+    c = item_conflicts_table
+    rows = store.fetch(
+        sa.select(c.c.id, c.c.old_item_id, c.c.new_item_id, c.c.old_ls_task_id)
+        .where(c.c.ls_project_id == project_id, c.c.outcome == PENDING, c.c.old_ls_task_id.is_not(None))
+        .order_by(c.c.id)
+    )
+    return [Conflict(int(r["id"]), r["old_item_id"], r["new_item_id"], int(r["old_ls_task_id"])) for r in rows]
+
+
+def record_conflict_outcome(store: LabelStore, conflict_id: int, outcome: str) -> None:
+    """The old task is marked (or was already gone) in Label Studio."""
+    c = item_conflicts_table
+    with store.begin() as conn:
+        conn.execute(c.update().where(c.c.id == conflict_id).values(outcome=outcome, task_marked_at=utcnow()))
+
+
+def conflict_rows(store: LabelStore) -> list[dict[str, object]]:
+    """Every recorded source conflict, newest first (for metadata and the QA report)."""
+    c = item_conflicts_table
+    return store.fetch(sa.select(c).order_by(c.c.detected_at.desc(), c.c.id.desc()))

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from labeling_assets.core.store import connect_errors
+from labeling_assets.core.store.derived_schema import m005_derived_data_follows
 
 metadata = sa.MetaData()
 
@@ -142,6 +143,10 @@ consensus_table = sa.Table(
     # class -> probability under the method (Dawid-Skene posterior, majority vote shares); NULL when the
     # method has none (crowdlab) or for rows written before migration 3. Training uses it as soft targets.
     sa.Column("probabilities", sa.JSON(none_as_null=True), nullable=True),
+    # A retraction version (m005): the item lost its consensus (too few live votes, superseded,
+    # quarantined, class removed). ``label`` keeps what was retracted; readers skip these rows.
+    sa.Column("retracted", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
+    sa.Column("retraction_reason", sa.Text, nullable=True),
     sa.UniqueConstraint("item_id", "version", name="uq_consensus_version"),
 )
 
@@ -290,6 +295,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema with append-only annotations", _m001_initial),
     Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
     Migration(3, "consensus.probabilities: per-item class probabilities", _m003_consensus_probabilities),
+    Migration(
+        5,
+        "derived data follows its sources: consensus retractions, class list versions, vote retractions, "
+        "item conflicts, requeue actions",
+        m005_derived_data_follows,
+    ),
     Migration(6, "sync_watermarks: the newest annotation snapshot committed per project", _m006_sync_watermarks),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -441,8 +452,13 @@ def current_annotations_query() -> sa.Select[Any]:
     )
 
 
-def latest_consensus_query() -> sa.Select[Any]:
-    """The newest consensus version per item."""
+def latest_consensus_query(*, include_retracted: bool = False) -> sa.Select[Any]:
+    """The newest consensus version per item: the item's live consensus.
+
+    An item whose newest version is a retraction has none (it lost its consensus); ``include_retracted``
+    returns that retraction row instead (for writers that number versions and for audits).
+    """
     c = consensus_table
     latest = sa.select(c.c.item_id, sa.func.max(c.c.version).label("version")).group_by(c.c.item_id).subquery()
-    return sa.select(c).join(latest, sa.and_(c.c.item_id == latest.c.item_id, c.c.version == latest.c.version))
+    query = sa.select(c).join(latest, sa.and_(c.c.item_id == latest.c.item_id, c.c.version == latest.c.version))
+    return query if include_retracted else query.where(c.c.retracted.is_(False))
