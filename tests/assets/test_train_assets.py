@@ -26,7 +26,7 @@ from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
 from labeling_assets.core.ingest import demo_data
-from labeling_assets.core.store.datasets import resolve_targets, stored_soft_targets
+from labeling_assets.core.store.datasets import gold_label_indices, resolve_targets, stored_soft_targets
 from labeling_assets.core.store.schema import (
     LabelStore,
     consensus_table,
@@ -502,3 +502,18 @@ def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_nor_eva
         assert ("no model is evaluated" if asset is model_evaluation else "not trained on") in error
     assert not (Path(resources["project"].data_dir) / "tensors").exists()
     assert resources["mlflow"].registered_versions() == []
+
+
+def test_gold_labels_of_test_items_are_read_as_class_indices(store: LabelStore) -> None:
+    gold = {"a": "dog", "b": ["fox"], "c": ["cat", "dog"], "d": "wolf", "e": None}  # c multi-label, d unknown
+    with store.begin() as conn:
+        conn.execute(
+            items_table.insert(),
+            [
+                {"item_id": k, "uri": f"/{k}.png", "source_path": f"/{k}.png", "n_bytes": 1, "ingested_at": NOW,
+                 "status": "active", "gold_label": g}  # fmt: skip
+                for k, g in gold.items()
+            ],
+        )
+    found = gold_label_indices(store, ["e", "d", "c", "b", "a", "missing"], ["cat", "dog", "fox"])
+    assert found == [None, None, None, 2, 1, None]
