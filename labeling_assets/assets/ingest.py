@@ -7,8 +7,15 @@ from pathlib import Path
 import dagster as dg
 
 from labeling_assets.constants import GROUP_INGEST, OWNERS
-from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport, ingest_source
-from labeling_assets.core.ingest.summary import item_counts_by_status, preview_markdown, quarantine_table
+from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport, SourceError, ingest_source
+from labeling_assets.core.ingest.summary import (
+    folders_table,
+    gold_problems_table,
+    item_counts_by_status,
+    preview_markdown,
+    quarantine_table,
+    warnings,
+)
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
@@ -33,20 +40,25 @@ def raw_images(
 ) -> dg.MaterializeResult[None]:
     """Every usable raw image of the source, by content hash, with a quarantine of the files that are not."""
     store = label_store.get_store()
-    uri = image_source.resolve_uri()
-    context.log.info(f"Scanning {uri}")
-    report = ingest_source(
-        store,
-        uri,
-        raw_dir=project.data_path / "raw",
-        quarantine_dir=project.data_path / "quarantine",
-        options=image_source.ingest_options(batch_size=config.batch_size),
-        progress=_progress_logger(context),
-    )
+    try:
+        uri = image_source.check()
+        context.log.info(f"Scanning {uri}")
+        report = ingest_source(
+            store,
+            uri,
+            raw_dir=project.data_path / "raw",
+            quarantine_dir=project.data_path / "quarantine",
+            options=image_source.ingest_options(uri, batch_size=config.batch_size, classes=project.classes),
+            progress=_progress_logger(context),
+        )
+    except SourceError as exc:  # a bad source or setting: one line naming it, and no retry can help
+        raise dg.Failure(str(exc), allow_retries=False) from None
     context.log.info(
         f"Ingested {len(report.outcomes)} files from {report.source} in {report.seconds:.1f}s: {report.counts}; "
         f"quarantined by reason {report.quarantined_by_reason or '{}'}"
     )
+    for line in warnings(report):
+        context.log.warning(line)
     return dg.MaterializeResult(metadata=_ingest_metadata(store, report, project.data_path / "quarantine"))
 
 
@@ -66,10 +78,16 @@ def _ingest_metadata(store: LabelStore, report: IngestReport, quarantine_dir: Pa
         "source": dg.MetadataValue.text(report.source),
         **{f"files_{name}": dg.MetadataValue.int(n) for name, n in report.counts.items()},
         "files_read": dg.MetadataValue.int(report.files_read),
+        "files_rehashed": dg.MetadataValue.int(report.files_rehashed),
         "seconds": dg.MetadataValue.float(round(report.seconds, 3)),
         "active_items": dg.MetadataValue.int(totals.get("active", 0)),
         "quarantined_items": dg.MetadataValue.int(totals.get(QUARANTINED, 0)),
+        "missing_items": dg.MetadataValue.int(totals.get("missing", 0)),
         "gold_items": dg.MetadataValue.int(report.gold_items),
+        "gold_problems": dg.MetadataValue.int(len(report.gold_problems)),
+        "gold_problem_entries": dg.MetadataValue.md(gold_problems_table(report)),
+        "folders_not_scanned": dg.MetadataValue.int(len(report.folders_not_scanned)),
+        "folders_not_scanned_list": dg.MetadataValue.md(folders_table(report)),
         "quarantined_by_reason": dg.MetadataValue.json(report.quarantined_by_reason),
         "quarantined_files": dg.MetadataValue.md(quarantine_table(report)),
         "quarantine_folder": dg.MetadataValue.path(str(quarantine_dir)),

@@ -204,7 +204,7 @@ def test_an_unreadable_file_is_quarantined_and_read_once_it_is_fixed(
         report = source.ingest(store)
     assert outcome_of(report, "locked.png") == (QUARANTINED, img.UNREADABLE)
     assert outcome_of(report, "gone.png") == (QUARANTINED, img.UNREADABLE)
-    assert outcome_of(report, "folder.png") == (QUARANTINED, img.UNREADABLE)
+    assert outcome_of(report, "folder.png") == (QUARANTINED, "not_a_regular_file")  # never opened
     [manifest] = store.fetch(sa.select(source_files_table).where(source_files_table.c.path == "locked.png"))
     assert "Permission" in manifest["detail"]  # says what happened
     locked.chmod(0o644)

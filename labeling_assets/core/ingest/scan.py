@@ -3,11 +3,20 @@
 Every file the scan finds gets exactly one outcome, recorded in the ``source_files`` manifest:
 
 - ``new``         — first time these bytes are seen: copied into the content-addressed raw store.
-- ``unchanged``   — same size and mtime as last time: not even read (this is what makes re-ingest cheap).
+- ``unchanged``   — same size, mtime, ctime and inode as last time: not even read (what makes re-ingest
+  cheap), unless the run re-hashes it (``rehash``); then read, and still the same bytes.
 - ``duplicate``   — these bytes are already an item (under another name): no new item.
 - ``changed``     — a known path now holds other bytes: a new item that ``supersedes`` the old one.
-- ``quarantined`` — cannot be used (empty, unreadable, not an image, corrupt, too many pixels); the reason
-  is stored and, when the bytes were readable, a copy is kept under the quarantine folder.
+- ``quarantined`` — cannot be used (empty, unreadable, not an image, corrupt, too many pixels; not a regular
+  file or a symbolic link the policy does not follow: never opened); the reason is stored and, when the
+  bytes were readable, a copy readable by its owner only (mode 0600) is kept under the quarantine folder.
+- ``missing``     — a path of an earlier run is gone: its item is retired (status ``missing``, never deleted)
+  unless ``on_missing="keep"``. Reported once, in the run that finds it gone.
+- ``restored``    — the bytes of a missing item (or a gone path's same bytes) are back: active again.
+
+Folders that cannot be listed are reported (``IngestReport.folders_not_scanned``), and the files the manifest
+knows under them are left as they were (not missing: they may well be there). A source that is missing, not
+a folder or cannot be listed fails with :class:`SourceError`, naming the absolute path.
 
 The source is never modified, and the raw store is append-only: a file is written under its hash with an
 atomic rename before the database commit, so a crash at any point loses nothing and a rerun finishes the job.
@@ -15,41 +24,48 @@ atomic rename before the database commit, so a crash at any point loses nothing 
 
 from __future__ import annotations
 
-import csv
+import math
 import os
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fsspec
 import sqlalchemy as sa
-from fsspec.implementations.local import LocalFileSystem
 
 from labeling_assets.core import images as img
+from labeling_assets.core.ingest import lifecycle
+from labeling_assets.core.ingest.gold import GoldProblem, apply_gold_labels, load_label_csv
+from labeling_assets.core.ingest.source import (
+    FOLLOW_INSIDE,
+    NOT_A_REGULAR_FILE,
+    FolderNotScanned,
+    NotARegularFile,
+    SourceError,
+    SourceFile,
+    list_source,
+    open_source,
+    read_file,
+    source_key,
+)
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table, utcnow
+
+__all__ = ["SourceError", "SourceFile", "load_label_csv", "open_source", "source_key"]  # re-exported
 
 NEW = "new"
 UNCHANGED = "unchanged"
 DUPLICATE = "duplicate"
 CHANGED = "changed"
 QUARANTINED = "quarantined"
-OUTCOMES = (NEW, UNCHANGED, DUPLICATE, CHANGED, QUARANTINED)
+MISSING = lifecycle.MISSING
+RESTORED = "restored"
+OUTCOMES = (NEW, UNCHANGED, DUPLICATE, CHANGED, QUARANTINED, MISSING, RESTORED)
 
 _EXTENSION_BY_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One file of the scan: its path relative to the source root and its cheap fingerprint."""
-
-    rel_path: str
-    full_path: str
-    size: int | None
-    mtime_ns: int | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,9 @@ class IngestReport:
     bytes_read: int = 0
     seconds: float = 0.0
     gold_items: int = 0
+    files_rehashed: int = 0  # read although their fingerprint was unchanged (rehash mode)
+    folders_not_scanned: list[FolderNotScanned] = field(default_factory=list)
+    gold_problems: list[GoldProblem] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -98,72 +117,26 @@ class IngestOptions:
     # Relative path -> known class, for the hidden gold set (never sent to Label Studio).
     gold_labels: Mapping[str, str] | None = None
     batch_size: int = 500
+    # The project's class list: gold labels outside it are refused (None: not checked).
+    classes: Sequence[str] | None = None
+    follow_symlinks: str = FOLLOW_INSIDE  # inside | never | always
+    on_missing: str = lifecycle.ON_MISSING_RETIRE  # retire | keep
+    # 0: never re-hash a file whose fingerprint is unchanged; 1: every run; N: the 1/N least recently read
+    # files each run, so every file is read at least once every N runs (see parse_rehash).
+    rehash_every: int = 0
 
 
-def open_source(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem and root path of a local folder or any fsspec URI (``s3://bucket/prefix``...)."""
-    fs, root = fsspec.core.url_to_fs(uri)
-    return fs, root.rstrip("/")
-
-
-def source_key(fs: fsspec.AbstractFileSystem, root: str) -> str:
-    """A stable name for a source in the manifest."""
-    return str(fs.unstrip_protocol(root))
-
-
-def scan(fs: fsspec.AbstractFileSystem, root: str) -> list[SourceFile]:
-    """Every file under ``root`` with an image extension, sorted by path, with size and mtime.
-
-    Stat failures do not stop the scan: the file is listed without a fingerprint and quarantined later.
-    """
-    if isinstance(fs, LocalFileSystem):
-        return _scan_local(Path(root))
-    found = fs.find(root, detail=True)
-    files = []
-    for path, info in sorted(found.items()):
-        if Path(path).suffix.lower() not in img.IMAGE_EXTENSIONS:
-            continue
-        mtime = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("ETag")
-        files.append(
-            SourceFile(
-                rel_path=path[len(root) :].lstrip("/"),
-                full_path=path,
-                size=info.get("size"),
-                mtime_ns=_mtime_ns(mtime),
-            )
-        )
-    return files
-
-
-def _scan_local(root: Path) -> list[SourceFile]:
-    # os.walk + lstat is several times faster than fsspec's per-file info() on large folders.
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        entries = filenames + [d for d in dirnames if Path(d).suffix.lower() in img.IMAGE_EXTENSIONS]
-        for name in entries:
-            if Path(name).suffix.lower() not in img.IMAGE_EXTENSIONS:
-                continue
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.stat(full)
-                size, mtime_ns = st.st_size, st.st_mtime_ns
-            except OSError:
-                size, mtime_ns = None, None  # dangling link etc.: quarantined as unreadable
-            files.append(SourceFile(os.path.relpath(full, root), full, size, mtime_ns))
-    files.sort(key=lambda f: f.rel_path)
-    return files
-
-
-def _mtime_ns(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value * 1_000_000_000)
-    if hasattr(value, "timestamp"):
-        return int(value.timestamp() * 1_000_000_000)
-    # An ETag or other opaque version string: any stable integer works as a fingerprint.
-    return int(img.sha256_hex(str(value).encode())[:15], 16)
+def parse_rehash(value: str | int) -> int:
+    """``never`` -> 0, ``always`` -> 1, ``N`` or ``every N runs`` -> N (a 1/N slice of the files per run)."""
+    text = str(value).strip().lower()
+    if text == "never":
+        return 0
+    if text == "always":
+        return 1
+    match = re.fullmatch(r"(?:every\s+)?(\d+)(?:\s+runs?)?", text)
+    if match and int(match.group(1)) > 0:
+        return int(match.group(1))
+    raise SourceError(f"rehash={value!r}: expected 'never', 'always' or 'every N runs' (N >= 1)")
 
 
 def raw_path(raw_dir: Path, item_id: str, fmt: str) -> Path:
@@ -171,23 +144,59 @@ def raw_path(raw_dir: Path, item_id: str, fmt: str) -> Path:
     return raw_dir / item_id[:2] / f"{item_id}{_EXTENSION_BY_FORMAT.get(fmt.upper(), '.img')}"
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write ``data`` at ``path`` unless it is already there (same name = same bytes), atomically."""
+def _write_once(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write ``data`` at ``path`` unless it is already there (same name = same bytes), atomically.
+
+    ``private``: the file is readable by its owner only (0600), and so are the folders made for it; raw
+    copies are not private, because Label Studio (another user, in the docker stack) serves them to labelers.
+    """
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (path.parent.parent, path.parent):
+        if not folder.exists():
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        if private:
+            os.fchmod(fd, 0o600)  # a stale temporary file keeps its old mode otherwise
+        fh.write(data)
     os.replace(tmp, path)
 
 
-def load_label_csv(path: str | Path) -> dict[str, str]:
-    """``filename,label`` CSV (header required) -> {relative path: label}."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a CSV with columns 'filename,label', got {reader.fieldnames}")
-        return {row["filename"]: row["label"] for row in reader}
+def _make_private(folder: Path) -> None:
+    """A quarantine folder left readable by others (made before copies were private) becomes owner-only."""
+    try:
+        if not folder.is_dir() or not folder.stat().st_mode & 0o077:
+            return
+        folder.chmod(0o700)
+        for path in folder.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    except OSError:  # not ours to change (another user's folder): new copies are still written 0600
+        pass
+
+
+def _same_fingerprint(known: Any, f: SourceFile) -> bool:
+    # A file that could not be read last time has no item: retry it (a chmod changes no mtime); a path that
+    # was gone is read again (restored or changed).
+    return (
+        known is not None
+        and known.item_id is not None
+        and known.outcome != MISSING
+        and f.refused is None
+        and f.size is not None
+        and (known.size, known.mtime_ns, known.ctime_ns, known.inode) == (f.size, f.mtime_ns, f.ctime_ns, f.inode)
+    )
+
+
+def _pick_rehash(candidates: Sequence[tuple[SourceFile, Any]], every: int) -> set[str]:
+    """The paths to re-hash this run: the least recently read ``1/every`` of the unchanged files."""
+    if every <= 0 or not candidates:
+        return set()
+    if every == 1:
+        return {f.rel_path for f, _ in candidates}
+    oldest = sorted(candidates, key=lambda c: (c[1].last_checked_at is not None, c[1].last_checked_at, c[0].rel_path))
+    return {f.rel_path for f, _ in oldest[: math.ceil(len(candidates) / every)]}
 
 
 def ingest_source(
@@ -201,40 +210,53 @@ def ingest_source(
 ) -> IngestReport:
     """Ingest every image under ``source_uri`` into ``store`` (see module docstring for outcomes)."""
     options = options or IngestOptions()
+    if options.on_missing not in lifecycle.ON_MISSING_POLICIES:
+        raise SourceError(f"on_missing={options.on_missing!r}: expected one of {', '.join(lifecycle.ON_MISSING_POLICIES)}")
     started = time.perf_counter()
     fs, root = open_source(source_uri)
     source = source_key(fs, root)
     group_re = re.compile(options.group_key_regex) if options.group_key_regex else None
     report = IngestReport(source=source)
+    _make_private(quarantine_dir)
 
-    files = scan(fs, root)
+    listing = list_source(fs, root, follow_symlinks=options.follow_symlinks)
+    report.folders_not_scanned = listing.folders_not_scanned
+    sf = source_files_table
     with store.engine.connect() as conn:
         manifest = {
             row.path: row
             for row in conn.execute(
                 sa.select(
-                    source_files_table.c.path,
-                    source_files_table.c.size,
-                    source_files_table.c.mtime_ns,
-                    source_files_table.c.item_id,
-                    source_files_table.c.first_seen_at,
-                ).where(source_files_table.c.source == source)
+                    sf.c.path, sf.c.size, sf.c.mtime_ns, sf.c.ctime_ns, sf.c.inode, sf.c.item_id, sf.c.outcome,
+                    sf.c.first_seen_at, sf.c.last_checked_at,
+                ).where(sf.c.source == source)
             )
         }
 
+    gone = _gone(manifest, listing.files, listing.folders_not_scanned)
+    if gone and not listing.files and options.on_missing == lifecycle.ON_MISSING_RETIRE:
+        # An unmounted disk looks like an empty folder: never retire a whole source on that evidence.
+        raise SourceError(
+            f"image source {root} holds no image now, but {len(gone)} files were ingested from it before: "
+            "not marking them all missing (is a disk unmounted?). Set on_missing=keep to record them anyway."
+        )
+
     todo: list[SourceFile] = []
-    for f in files:
+    unchanged: list[tuple[SourceFile, Any]] = []
+    for f in listing.files:
         known = manifest.get(f.rel_path)
-        # A file that could not be read last time has no item: retry it (a chmod changes no mtime).
-        if (
-            known is not None
-            and known.item_id is not None
-            and f.size is not None
-            and (known.size, known.mtime_ns) == (f.size, f.mtime_ns)
-        ):
-            report.outcomes.append(FileOutcome(f.rel_path, UNCHANGED, known.item_id))
+        if _same_fingerprint(known, f):
+            unchanged.append((f, known))
         else:
             todo.append(f)
+    rehash = _pick_rehash(unchanged, options.rehash_every)
+    report.files_rehashed = len(rehash)
+    for f, known in unchanged:
+        if f.rel_path in rehash:
+            todo.append(f)
+        else:
+            report.outcomes.append(FileOutcome(f.rel_path, UNCHANGED, known.item_id))
+    todo.sort(key=lambda f: f.rel_path)
 
     for start in range(0, len(todo), options.batch_size):
         batch = todo[start : start + options.batch_size]
@@ -242,10 +264,56 @@ def ingest_source(
         if progress:
             progress(min(start + options.batch_size, len(todo)), len(todo), report)
 
+    if gone:
+        with store.begin() as conn:
+            lifecycle.mark_missing(
+                conn, source, gone, retire=options.on_missing == lifecycle.ON_MISSING_RETIRE, now=utcnow()
+            )
+        report.outcomes.extend(FileOutcome(path, MISSING, item_id) for path, item_id in sorted(gone.items()))
+
     if options.gold_labels:
-        report.gold_items = apply_gold_labels(store, source, options.gold_labels)
+        gold = apply_gold_labels(store, source, options.gold_labels, options.classes)
+        report.gold_items, report.gold_problems = gold.gold_items, gold.problems
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _gone(
+    manifest: Mapping[str, Any], files: Iterable[SourceFile], folders: Iterable[FolderNotScanned]
+) -> dict[str, str | None]:
+    """Manifest paths not listed now (path -> item id), except those under a folder that was not scanned."""
+    listed = {f.rel_path for f in files}
+    blocked = tuple(f"{folder.rel_path}/" for folder in folders)
+    return {
+        path: row.item_id
+        for path, row in manifest.items()
+        if path not in listed and row.outcome != MISSING and not (blocked and path.startswith(blocked))
+    }
+
+
+def _read_all(
+    fs: fsspec.AbstractFileSystem, batch: Iterable[SourceFile], report: IngestReport
+) -> list[tuple[SourceFile, bytes | None, tuple[str, str] | None]]:
+    """Each file's bytes (with the fingerprint taken when it was opened), or why it was not read."""
+    read: list[tuple[SourceFile, bytes | None, tuple[str, str] | None]] = []
+    for f in batch:
+        if f.refused is not None:
+            read.append((f, None, f.refused))
+            continue
+        try:
+            if f.size is None:
+                raise OSError("cannot stat file (dangling link or vanished)")
+            data, opened = read_file(fs, f)
+        except NotARegularFile as exc:
+            read.append((f, None, (NOT_A_REGULAR_FILE, f"now a {exc}")))
+            continue
+        except OSError as exc:
+            read.append((f, None, (img.UNREADABLE, f"{type(exc).__name__}: {exc}")))
+            continue
+        report.files_read += 1
+        report.bytes_read += len(data)
+        read.append((opened, data, None))
+    return read
 
 
 def _ingest_batch(
@@ -261,46 +329,42 @@ def _ingest_batch(
     group_re: re.Pattern[str] | None,
 ) -> None:
     now = utcnow()
-    read: list[tuple[SourceFile, bytes | None, str | None]] = []
-    for f in batch:
-        try:
-            if f.size is None:
-                raise OSError("cannot stat file (dangling link or vanished)")
-            data = fs.cat_file(f.full_path)
-            report.files_read += 1
-            report.bytes_read += len(data)
-            read.append((f, data, None))
-        except (OSError, IsADirectoryError) as exc:
-            read.append((f, None, f"{type(exc).__name__}: {exc}"))
-
+    read = _read_all(fs, batch, report)
     hashes = sorted({img.sha256_hex(data) for _, data, _ in read if data is not None})
     with store.engine.connect() as conn:
         known_items = {
             row.item_id: row
             for row in conn.execute(
-                sa.select(items_table.c.item_id, items_table.c.status, items_table.c.status_reason, items_table.c.status_detail).where(
-                    items_table.c.item_id.in_(hashes)
-                )
+                sa.select(
+                    items_table.c.item_id, items_table.c.status, items_table.c.status_reason, items_table.c.status_detail
+                ).where(items_table.c.item_id.in_(hashes))
             )
         }
 
     new_items: dict[str, dict[str, Any]] = {}
     manifest_rows: list[dict[str, Any]] = []
-    replaced: list[str] = []
-    for f, data, error in read:
+    superseded: dict[str, str] = {}  # old item -> detail, its path now holds other bytes
+    unavailable: dict[str, str] = {}  # old item -> detail, its path can no longer be read
+    restored: set[str] = set()
+    for f, data, refused in read:
         previous = manifest.get(f.rel_path)
         previous_item = previous.item_id if previous is not None else None
         if data is None:
-            outcome = FileOutcome(f.rel_path, QUARANTINED, None, img.UNREADABLE, error)
+            assert refused is not None
+            outcome = FileOutcome(f.rel_path, QUARANTINED, None, refused[0], refused[1])
         else:
             item_id = img.sha256_hex(data)
             existing = known_items.get(item_id)
             if existing is not None or item_id in new_items:
                 status = existing.status if existing is not None else new_items[item_id]["status"]
+                came_back = previous is not None and previous.outcome == MISSING and previous_item == item_id
                 if status == QUARANTINED:
                     reason = existing.status_reason if existing is not None else new_items[item_id]["status_reason"]
                     detail = existing.status_detail if existing is not None else new_items[item_id]["status_detail"]
                     outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, reason, detail)
+                elif status == lifecycle.MISSING or came_back:
+                    restored.add(item_id)
+                    outcome = FileOutcome(f.rel_path, RESTORED, item_id, detail="the bytes of a missing item are back")
                 elif previous is not None and previous_item == item_id:
                     outcome = FileOutcome(f.rel_path, UNCHANGED, item_id)  # touched, same bytes
                 elif previous_item is not None:
@@ -308,43 +372,18 @@ def _ingest_batch(
                 else:
                     outcome = FileOutcome(f.rel_path, DUPLICATE, item_id, detail="same bytes as an existing item")
             else:
-                verdict = img.verify_image(data, max_pixels=options.max_pixels)
-                row: dict[str, Any] = {
-                    "item_id": item_id,
-                    "source_path": f"{source}/{f.rel_path}",
-                    "n_bytes": len(data),
-                    "ingested_at": now,
-                    "supersedes": previous_item,
-                    "group_key": _group_key(group_re, f.rel_path),
-                }
-                if isinstance(verdict, img.ImageInfo):
-                    path = raw_path(raw_dir, item_id, verdict.format)
-                    _write_once(path, data)
-                    row |= {
-                        "uri": str(path),
-                        "width": verdict.width,
-                        "height": verdict.height,
-                        "mode": verdict.mode,
-                        "format": verdict.format,
-                        "status": "active",
-                        "status_reason": None,
-                        "status_detail": None,
-                    }
-                    outcome = FileOutcome(f.rel_path, CHANGED if previous_item is not None else NEW, item_id)
-                else:
-                    # Keep the evidence: a copy of what was rejected, next to the reason.
-                    path = quarantine_dir / item_id[:2] / item_id
-                    _write_once(path, data)
-                    row |= {
-                        "uri": str(path),
-                        "status": QUARANTINED,
-                        "status_reason": verdict.reason,
-                        "status_detail": verdict.detail,
-                    }
-                    outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, verdict.reason, verdict.detail)
+                row = _new_item(f, data, item_id, source, previous_item, now, raw_dir, quarantine_dir, options, group_re)
                 new_items[item_id] = row
+                if row["status"] == QUARANTINED:
+                    outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, row["status_reason"], row["status_detail"])
+                else:
+                    outcome = FileOutcome(f.rel_path, CHANGED if previous_item is not None else NEW, item_id)
         if previous_item and previous_item != outcome.item_id:
-            replaced.append(previous_item)
+            where = f"{source}/{f.rel_path}"
+            if outcome.item_id is None:
+                unavailable.setdefault(previous_item, f"{where} can no longer be read: {outcome.detail}")
+            else:
+                superseded.setdefault(previous_item, f"{where} now holds {outcome.item_id}")
         report.outcomes.append(outcome)
         manifest_rows.append(
             {
@@ -352,6 +391,8 @@ def _ingest_batch(
                 "path": f.rel_path,
                 "size": f.size,
                 "mtime_ns": f.mtime_ns,
+                "ctime_ns": f.ctime_ns,
+                "inode": f.inode,
                 "item_id": outcome.item_id,
                 "outcome": outcome.outcome,
                 "reason": outcome.reason,
@@ -367,21 +408,57 @@ def _ingest_batch(
         existing_paths = [r["path"] for r in manifest_rows if r["path"] in manifest]
         if existing_paths:
             conn.execute(
-                source_files_table.delete().where(source_files_table.c.source == source, source_files_table.c.path.in_(existing_paths))
+                source_files_table.delete().where(
+                    source_files_table.c.source == source, source_files_table.c.path.in_(existing_paths)
+                )
             )
         if manifest_rows:
             conn.execute(source_files_table.insert(), manifest_rows)
-        for old in set(replaced):
-            # An item that no path holds any more is superseded (its bytes and labels stay in the store).
-            still_held = conn.execute(
-                sa.select(sa.func.count()).select_from(source_files_table).where(source_files_table.c.item_id == old)
-            ).scalar()
-            if not still_held:
-                conn.execute(
-                    items_table.update()
-                    .where(items_table.c.item_id == old, items_table.c.status == "active")
-                    .values(status="superseded", status_reason="source_changed")
-                )
+        lifecycle.reactivate(conn, restored)
+        # An item that no path holds any more is retired (its bytes and labels stay in the store).
+        lifecycle.retire_unheld(conn, superseded, status=lifecycle.SUPERSEDED, reason=lifecycle.SOURCE_CHANGED)
+        lifecycle.retire_unheld(conn, unavailable, status=lifecycle.MISSING, reason=lifecycle.SOURCE_UNREADABLE)
+
+
+def _new_item(
+    f: SourceFile,
+    data: bytes,
+    item_id: str,
+    source: str,
+    previous_item: str | None,
+    now: Any,
+    raw_dir: Path,
+    quarantine_dir: Path,
+    options: IngestOptions,
+    group_re: re.Pattern[str] | None,
+) -> dict[str, Any]:
+    """The items row of bytes never seen before, after their copy is safely on disk."""
+    verdict = img.verify_image(data, max_pixels=options.max_pixels)
+    row: dict[str, Any] = {
+        "item_id": item_id,
+        "source_path": f"{source}/{f.rel_path}",
+        "n_bytes": len(data),
+        "ingested_at": now,
+        "supersedes": previous_item,
+        "group_key": _group_key(group_re, f.rel_path),
+    }
+    if isinstance(verdict, img.ImageInfo):
+        path = raw_path(raw_dir, item_id, verdict.format)
+        _write_once(path, data)
+        return row | {
+            "uri": str(path),
+            "width": verdict.width,
+            "height": verdict.height,
+            "mode": verdict.mode,
+            "format": verdict.format,
+            "status": lifecycle.ACTIVE,
+            "status_reason": None,
+            "status_detail": None,
+        }
+    # Keep the evidence: a private copy of what was rejected, next to the reason.
+    path = quarantine_dir / item_id[:2] / item_id
+    _write_once(path, data, private=True)
+    return row | {"uri": str(path), "status": QUARANTINED, "status_reason": verdict.reason, "status_detail": verdict.detail}
 
 
 _ITEM_COLUMNS = [c.name for c in items_table.columns]
@@ -396,28 +473,3 @@ def _group_key(pattern: re.Pattern[str] | None, rel_path: str) -> str | None:
         return None
     match = pattern.search(rel_path)
     return match.group("group") if match else None
-
-
-def apply_gold_labels(store: LabelStore, source: str, gold: Mapping[str, str]) -> int:
-    """Set ``gold_label`` on the items the gold file names; returns how many active items are gold."""
-    with store.begin() as conn:
-        rows = conn.execute(
-            sa.select(source_files_table.c.path, source_files_table.c.item_id).where(
-                source_files_table.c.source == source, source_files_table.c.path.in_(list(gold))
-            )
-        ).all()
-        for path, item_id in rows:
-            if item_id:
-                conn.execute(
-                    items_table.update()
-                    .where(items_table.c.item_id == item_id, items_table.c.status == "active")
-                    .values(gold_label=gold[path])
-                )
-        return int(
-            conn.execute(
-                sa.select(sa.func.count()).select_from(items_table).where(
-                    items_table.c.gold_label.is_not(None), items_table.c.status == "active"
-                )
-            ).scalar()
-            or 0
-        )

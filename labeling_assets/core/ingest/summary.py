@@ -3,7 +3,7 @@
 import sqlalchemy as sa
 
 from labeling_assets.core import images as img
-from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport
+from labeling_assets.core.ingest.scan import MISSING, QUARANTINED, IngestReport
 from labeling_assets.core.store.schema import LabelStore, items_table
 
 PREVIEW_COUNT = 8
@@ -45,3 +45,39 @@ def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREV
         except OSError:  # a copy that vanished is the readable-copy check's business, not the preview's
             continue
     return " ".join(thumbs)
+
+
+def _cell(text: str | None, limit: int = 160) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")[:limit]
+
+
+def folders_table(report: IngestReport) -> str:
+    """The folders this run could not (or would not) scan, as a Markdown table (folder, reason, detail)."""
+    if not report.folders_not_scanned:
+        return "Every folder of the source was scanned."
+    lines = ["| folder | reason | detail |", "|---|---|---|"]
+    lines += [f"| `{_cell(f.rel_path)}/` | {f.reason} | {_cell(f.detail)} |" for f in report.folders_not_scanned]
+    return "\n".join(lines)
+
+
+def gold_problems_table(report: IngestReport) -> str:
+    """Gold-file entries refused (class not in the class list) or naming no usable image, as Markdown."""
+    if not report.gold_problems:
+        return "Every gold-file entry names an ingested image and a class of the class list."
+    lines = ["| gold-file entry | problem | detail |", "|---|---|---|"]
+    lines += [f"| `{_cell(p.path)}` | {p.problem} | {_cell(p.detail)} |" for p in report.gold_problems]
+    return "\n".join(lines)
+
+
+def warnings(report: IngestReport) -> list[str]:
+    """One line per thing a person should look at after this run (for the run log)."""
+    lines = [
+        f"folder {report.source}/{f.rel_path} not scanned ({f.reason}): {f.detail}; files the store knows "
+        "under it are left as they were"
+        for f in report.folders_not_scanned
+    ]
+    lines += [f"gold-file entry {p.path!r} not used ({p.problem}): {p.detail}" for p in report.gold_problems]
+    missing = report.of(MISSING)
+    if missing:
+        lines.append(f"{len(missing)} files are gone from the source (outcome 'missing'), e.g. {missing[0].rel_path}")
+    return lines

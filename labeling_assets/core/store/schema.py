@@ -54,7 +54,7 @@ items_table = sa.Table(
     sa.Column("format", sa.String(16), nullable=True),
     sa.Column("n_bytes", sa.BigInteger, nullable=False),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # active | quarantined | superseded
+    sa.Column("status", sa.String(16), nullable=False),  # active | quarantined | superseded | missing
     sa.Column("status_reason", sa.String(64), nullable=True),
     sa.Column("status_detail", sa.Text, nullable=True),
     sa.Column("supersedes", sa.String(64), nullable=True),  # item that the same path held before
@@ -64,7 +64,8 @@ items_table = sa.Table(
 )
 
 # The ingest manifest: the last state of every source path, so re-ingest skips unchanged files
-# (same size and mtime) without reading them, and files that cannot even be hashed are still recorded.
+# (same size, mtime, ctime and inode: m004) without reading them, and files that cannot even be hashed are
+# still recorded. A path gone from the source keeps its row with outcome "missing" (and its item_id).
 source_files_table = sa.Table(
     "source_files",
     metadata,
@@ -73,11 +74,16 @@ source_files_table = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=True),
     sa.Column("mtime_ns", sa.BigInteger, nullable=True),
     sa.Column("item_id", sa.String(64), nullable=True),
-    sa.Column("outcome", sa.String(16), nullable=False),  # new | duplicate | changed | quarantined
+    sa.Column("outcome", sa.String(16), nullable=False),  # new | duplicate | changed | quarantined | missing | ...
     sa.Column("reason", sa.String(64), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_checked_at", sa.DateTime(timezone=True), nullable=False),  # last read (or found gone)
+    # m004: the kernel sets ctime on any write or chmod (an edit that restores the mtime still moves it);
+    # a file replaced by another has a new inode. NULL for rows written before m004 (read once again).
+    sa.Column("ctime_ns", sa.BigInteger, nullable=True),
+    sa.Column("inode", sa.BigInteger, nullable=True),
+    sa.Index("ix_source_files_item", "item_id"),
 )
 
 labelers_table = sa.Table(
@@ -278,6 +284,16 @@ def _m003_consensus_probabilities(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {consensus_table.name} ADD COLUMN probabilities {column_type}")
 
 
+def _m004_source_file_fingerprints(conn: Connection) -> None:
+    # A database made before m004 lacks these; a fresh one already has them (m001 uses the current tables).
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(source_files_table.name)}
+    for name in ("ctime_ns", "inode"):
+        if name not in columns:
+            conn.exec_driver_sql(f"ALTER TABLE {source_files_table.name} ADD COLUMN {name} BIGINT")
+    if "ix_source_files_item" not in {i["name"] for i in sa.inspect(conn).get_indexes(source_files_table.name)}:
+        conn.exec_driver_sql(f"CREATE INDEX ix_source_files_item ON {source_files_table.name} (item_id)")
+
+
 def _m006_sync_watermarks(conn: Connection) -> None:
     # A fresh database already has it (m001 creates every table from the current definitions).
     sync_watermarks_table.create(conn, checkfirst=True)
@@ -295,6 +311,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema with append-only annotations", _m001_initial),
     Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
     Migration(3, "consensus.probabilities: per-item class probabilities", _m003_consensus_probabilities),
+    Migration(4, "source_files.ctime_ns, inode: content changes behind a restored mtime", _m004_source_file_fingerprints),
     Migration(
         5,
         "derived data follows its sources: consensus retractions, class list versions, vote retractions, "
