@@ -16,6 +16,8 @@ GROUP_EVALUATE = "evaluate"
 
 # Training and evaluation share one GPU: dagster.yaml gives this pool a limit of 1.
 GPU_POOL = "gpu"
+# One Label Studio sync at a time (the annotations step; limit 1, dagster.yaml's pools default_limit).
+SYNC_POOL = "labelstudio_sync"
 
 OWNERS = ["team:ml-labeling"]
 

@@ -90,13 +90,26 @@ class LabelStudioClient:
             raise LabelStudioUnreachable(
                 f"Label Studio at {display_url(self.url)} timed out on {method} {path}"
             ) from exc
+        except requests.RequestException as exc:  # e.g. the connection cut mid-body: never a partial answer
+            raise LabelStudioUnreachable(
+                f"Label Studio at {display_url(self.url)}: {method} {path} failed mid-response "
+                f"({type(exc).__name__}); nothing was used"
+            ) from exc
         if resp.status_code == 401:  # an unknown or revoked token; the token itself is never shown
             raise LabelStudioRejected(
                 f"Label Studio at {display_url(self.url)} rejected the API token (401): set LABEL_STUDIO_API_KEY"
             )
         if resp.status_code not in ok:
             raise LabelStudioError(f"{method} {path} -> HTTP {resp.status_code}: {one_line(resp.text, 300)}")
-        return resp.json() if resp.content else None
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:  # a truncated or garbled body is an error, not a partial snapshot
+            raise LabelStudioError(
+                f"{method} {path}: Label Studio at {display_url(self.url)} answered with a body that is not "
+                f"complete JSON ({len(resp.content)} bytes)"
+            ) from exc
 
     def health(self) -> bool:
         try:
@@ -340,6 +353,8 @@ class LabelStudioClient:
             f"/api/projects/{project_id}/export",
             params={"exportType": "JSON", "download_all_tasks": "false"},
         )
+        if tasks is not None and not isinstance(tasks, list):  # never sync a snapshot we cannot read whole
+            raise LabelStudioError(f"export of project {project_id} is not a list of tasks: {str(tasks)[:200]}")
         out: list[RemoteAnnotation] = []
         for task in tasks or []:
             item_id = (task.get("data") or {}).get("item_id")

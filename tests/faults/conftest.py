@@ -1,0 +1,99 @@
+"""Fixtures of the fault suite: the session's real Label Studio (the integration suite's fixture, imported)
+and a TCP proxy in front of it that can cut a response mid-body."""
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.integration.conftest import label_studio  # noqa: F401 - the session's Label Studio server
+
+
+class CuttingProxy:
+    """Forwards 127.0.0.1:<port> to Label Studio; ``cut_export(n)`` closes the next export's connection after
+    ``n`` bytes of its response (headers included), as a dropped network or a dying server would."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._cut_after: int | None = None
+        self.on_cut: Callable[[], None] | None = None
+        self.cuts = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut_export(self, after_bytes: int, on_cut: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            self._cut_after, self.on_cut = after_bytes, on_cut
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
+            except OSError:
+                client.close()  # server down: the client sees its connection closed
+                continue
+            state = {"export": False, "sent": 0}
+            threading.Thread(target=self._requests, args=(client, upstream, state), daemon=True).start()
+            threading.Thread(target=self._responses, args=(upstream, client, state), daemon=True).start()
+
+    def _requests(self, src: socket.socket, dst: socket.socket, state: dict[str, int]) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if b" /api/projects/" in chunk and b"/export" in chunk.split(b"\r\n", 1)[0]:
+                    state["export"], state["sent"] = True, 0
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(src, dst)
+
+    def _responses(self, src: socket.socket, dst: socket.socket, state: dict[str, int]) -> None:
+        try:
+            while chunk := src.recv(65536):
+                with self._lock:
+                    budget = self._cut_after if state["export"] else None
+                sent = state["sent"]
+                if budget is not None and sent + len(chunk) >= budget:
+                    dst.sendall(chunk[: budget - sent])
+                    with self._lock:
+                        self._cut_after, on_cut = None, self.on_cut
+                        self.cuts += 1
+                    if on_cut is not None:
+                        on_cut()
+                    return
+                dst.sendall(chunk)
+                state["sent"] = sent + len(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(src, dst)
+
+
+def _close(*socks: socket.socket) -> None:
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+
+@pytest.fixture
+def proxy(request: pytest.FixtureRequest) -> Iterator[CuttingProxy]:
+    """A cutting proxy in front of the session's Label Studio."""
+    handle = CuttingProxy(request.getfixturevalue("label_studio").port)
+    yield handle
+    handle.close()

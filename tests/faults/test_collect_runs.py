@@ -1,0 +1,166 @@
+"""Collect runs under a real Dagster instance built from the project's dagster.yaml: the annotations step holds
+the ``labelstudio_sync`` pool, so two runs never sync at once, and a run whose process is killed is marked
+failed by run monitoring (the daemon) and gives its pool slot back.
+
+The probe job is a one-op job in the same pool (the sync itself is exercised in test_sync_faults.py); only the
+monitoring poll interval is shortened so the test does not wait 30 s per check.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from labeling_assets.assets.collect import annotations
+from labeling_assets.constants import SYNC_POOL
+from labeling_assets.local.run_launcher import LocalRunLauncher, process_is_running, reap_dead_runs
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE_DEFS = textwrap.dedent(
+    """
+    import os, time
+    from pathlib import Path
+    import dagster as dg
+
+    @dg.asset(pool="{pool}")
+    def sync_probe() -> None:
+        log = Path(os.environ["PROBE_LOG"])
+        with log.open("a") as f:
+            f.write(f"start {{os.getpid()}} {{time.time()}}\\n")
+        time.sleep(float(os.environ.get("PROBE_SLEEP", "0")))
+        with log.open("a") as f:
+            f.write(f"end {{os.getpid()}} {{time.time()}}\\n")
+
+    probe_job = dg.define_asset_job("probe_job", selection="sync_probe")
+    defs = dg.Definitions(assets=[sync_probe], jobs=[probe_job])
+
+    if __name__ == "__main__":
+        with dg.DagsterInstance.get() as instance:
+            result = defs.resolve_job_def("probe_job").execute_in_process(instance=instance, raise_on_error=False)
+        raise SystemExit(0 if result.success else 1)
+    """
+).format(pool=SYNC_POOL)
+
+
+def wait_for(what: str, condition: Callable[[], object], timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"not within {timeout_s:.0f}s: {what}")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME holding the project's dagster.yaml (monitoring polls every second instead of 30)."""
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    config["run_monitoring"]["poll_interval_seconds"] = 1
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "probe_defs.py").write_text(PROBE_DEFS)
+    monkeypatch.chdir(tmp_path)  # dagster.yaml's storage paths are relative
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.setenv("PROBE_LOG", str(tmp_path / "probe.log"))
+    return tmp_path
+
+
+@pytest.fixture
+def instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.get() as inst:
+        yield inst
+
+
+def start_probe(home: Path, sleep_s: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(home / "probe_defs.py")],
+        cwd=home,
+        env={**os.environ, "PROBE_SLEEP": str(sleep_s)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def probe_intervals(home: Path) -> dict[int, list[float]]:
+    spans: dict[int, list[float]] = {}
+    log = home / "probe.log"
+    for line in log.read_text().splitlines() if log.exists() else []:
+        _, pid, at = line.split()
+        spans.setdefault(int(pid), []).append(float(at))
+    return spans
+
+
+def test_the_annotations_step_holds_the_sync_pool_and_the_instances_give_every_pool_a_limit_of_one() -> None:
+    assert annotations.op.pool == SYNC_POOL
+    for path in (REPO / "dagster.yaml", REPO / "docker" / "dagster.yaml"):
+        config = yaml.safe_load(path.read_text())
+        assert config["concurrency"]["pools"]["default_limit"] == 1, path
+        assert config["run_monitoring"]["enabled"] is True, path
+        assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0, path
+
+
+def test_two_runs_in_the_sync_pool_launched_together_never_overlap(home: Path, instance: dg.DagsterInstance) -> None:
+    runs = [start_probe(home, sleep_s=2.0) for _ in range(2)]
+    for proc in runs:
+        assert proc.wait(120) == 0
+    spans = sorted(probe_intervals(home).values())
+    assert len(spans) == 2 and all(len(s) == 2 for s in spans)
+    (_, first_end), (second_start, _) = spans
+    assert second_start >= first_end  # the second run's step waited for the first one's slot
+
+
+def test_a_killed_run_is_marked_failed_by_run_monitoring_and_frees_its_pool_slot(
+    home: Path, instance: dg.DagsterInstance
+) -> None:
+    assert isinstance(instance.run_launcher, LocalRunLauncher)
+    daemon = subprocess.Popen(
+        ["dagster-daemon", "run", "-f", str(home / "probe_defs.py")],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        victim = start_probe(home, sleep_s=600)
+        wait_for("the run's step holds the pool", lambda: probe_intervals(home))
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.STARTED
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        wait_for(
+            "run monitoring marks the killed run failed",
+            lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,  # type: ignore[union-attr]
+        )
+        # free_slots_after_run_end_seconds later the slot is back: the next run in the pool completes.
+        assert start_probe(home, sleep_s=0).wait(120) == 0
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(30)
+
+
+def test_without_a_daemon_a_new_cli_run_reaps_a_killed_run_first(home: Path, instance: dg.DagsterInstance) -> None:
+    victim = start_probe(home, sleep_s=600)
+    wait_for("the run's step holds the pool", lambda: probe_intervals(home))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    [run] = instance.get_runs()
+    assert reap_dead_runs(instance) == [run.run_id]
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+    assert instance.event_log_storage.get_concurrency_run_ids() == set()
+    assert reap_dead_runs(instance) == []  # idempotent
+
+
+def test_a_live_process_is_running_and_a_reused_or_gone_one_is_not() -> None:
+    assert process_is_running(os.getpid(), time.time())
+    assert not process_is_running(os.getpid(), 0.0)  # "started" long before this process: not the same one
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not process_is_running(gone.pid, time.time())
