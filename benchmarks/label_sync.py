@@ -1,6 +1,6 @@
 """Label sync benchmark: pull N annotations from a real Label Studio into the label store, then re-sync.
 
-DESIGN §8 bar: 10k annotations in < 30 s; a re-sync adds 0 rows.
+DESIGN §8 bar: 10k annotations in < 30 s; a re-sync adds 0 rows; an older snapshot is refused (0 rows).
 
 Starts its own Label Studio (fresh data folder, free port) through labeling_assets.local.labelstudio,
 seeds it fast by importing tasks together with their annotations (``completed_by`` = simulated users;
@@ -113,14 +113,19 @@ def main() -> int:
         client = LabelStudioClient(info.url, server.read_token(paths), timeout_s=600)
         project_id = seed(client, store, args.annotations, args.overlap)
 
+        # As the annotations asset does: the snapshot time is taken before the export is read (the watermark).
         t0 = time.perf_counter()
+        taken = utcnow()
         remote = client.export_annotations(project_id)
         t1 = time.perf_counter()
-        first = sync_annotations(store, project_id, remote)
+        first = sync_annotations(store, project_id, remote, snapshot_at=taken)
         t2 = time.perf_counter()
+        taken_again = utcnow()
         remote_again = client.export_annotations(project_id)
-        again = sync_annotations(store, project_id, remote_again)
+        again = sync_annotations(store, project_id, remote_again, snapshot_at=taken_again)
         t3 = time.perf_counter()
+        stale = sync_annotations(store, project_id, remote, snapshot_at=taken)  # older than the committed one
+        t4 = time.perf_counter()
         stored = store.count(annotations_table)
 
         print(f"backend: {store.backend}; Label Studio {server.LS_VERSION}; overlap {args.overlap}")
@@ -131,6 +136,7 @@ def main() -> int:
         print(
             f"re-sync:    {t3 - t2:.2f} s total, rows written {again.written} (unchanged {again.unchanged})"
         )
+        print(f"stale snapshot refused: {stale.stale} in {(t4 - t3) * 1000:.0f} ms, rows written {stale.written}")
         print(f"rows in annotations table: {stored}")
         # What one annotation_sensor tick costs when nothing changed (the daemon does this every 30 s).
         ticks = []
@@ -139,7 +145,7 @@ def main() -> int:
             client.change_marker(project_id)
             ticks.append(time.perf_counter() - t)
         print(f"sensor tick (change marker, {len(remote)} annotations): median {sorted(ticks)[5] * 1000:.0f} ms")
-        ok = first.written == len(remote) == stored and again.written == 0 and (t2 - t0) < 30
+        ok = first.written == len(remote) == stored and again.written == 0 and stale.stale and (t2 - t0) < 30
         print(f"bar (10k < 30 s, re-sync adds 0): {'PASS' if ok else 'FAIL'}")
         return 0 if ok else 1
     finally:
