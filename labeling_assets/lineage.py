@@ -39,10 +39,23 @@ def current_dataset(instance: dg.DagsterInstance, store: LabelStore) -> datasets
 
 
 def failed_blocking_dataset_checks(instance: dg.DagsterInstance) -> list[str]:
-    """Blocking dataset checks whose latest evaluation failed (a check never run counts as not failed)."""
+    """Blocking dataset checks that failed on the current dataset version.
+
+    Only an evaluation of the latest ``dataset_splits`` materialization counts: a failure recorded against an
+    older version must not block (nor be blamed on) a newer one. A check never run on the current version
+    counts as not failed, as a check never run at all does.
+    """
+    latest = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
+    if latest is None:
+        return []
     failed = []
     for name in BLOCKING_DATASET_CHECKS:
         record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(DATASET_SPLITS_KEY, name))
-        if record is not None and record.status.value == "FAILED":
+        if record is None or record.status.value != "FAILED":
+            continue
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        target = evaluation.target_materialization_data if evaluation else None
+        judged_run = target.run_id if target is not None else record.run_id
+        if judged_run == latest.run_id:
             failed.append(name)
     return failed
