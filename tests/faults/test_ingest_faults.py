@@ -544,3 +544,18 @@ def test_relative_paths_given_to_the_core_resolve_against_the_working_folder(
     monkeypatch.chdir(tmp_path)
     report = ingest_source(store, "photos", raw_dir=tmp_path / "raw", quarantine_dir=tmp_path / "q", options=IngestOptions())
     assert report.source == f"file://{tmp_path / 'photos'}" and report.counts[NEW] == 1
+
+
+# --- the manifest's new columns reach every store ---------------------------------------------------------------
+
+
+def test_a_store_migrated_past_migration_4_before_it_existed_gets_it_on_the_next_run(store: LabelStore) -> None:
+    # Migrations 5 and 6 shipped before 4: a store migrated in between is "at 6" but lacks 4's columns.
+    with store.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM schema_migrations WHERE version = 4")
+        conn.exec_driver_sql("DROP INDEX ix_source_files_item")
+        conn.exec_driver_sql("ALTER TABLE source_files DROP COLUMN ctime_ns")
+        conn.exec_driver_sql("ALTER TABLE source_files DROP COLUMN inode")
+    store.ensure_schema()
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("source_files")}
+    assert {"ctime_ns", "inode"} <= columns

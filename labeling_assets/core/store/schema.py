@@ -396,8 +396,17 @@ class LabelStore:
         return applied
 
     def ensure_schema(self) -> None:
-        """Migrate when behind; cheap when current (one query)."""
-        if self.schema_version() < SCHEMA_VERSION:
+        """Migrate when any migration is missing; cheap when current (one query).
+
+        Any, not only newer ones: numbers are assigned ahead of time, so a lower one can ship after a higher one
+        (m004 landed after m005 and m006) and a store already at the highest would never get it.
+        """
+        with self.engine.connect() as conn:
+            try:
+                applied = set(conn.execute(sa.select(schema_migrations_table.c.version)).scalars())
+            except sa.exc.DBAPIError:  # no schema_migrations table yet: an empty database
+                applied = set()
+        if not {m.version for m in MIGRATIONS} <= applied:
             self.migrate()
 
     # -- generic helpers -----------------------------------------------------------------------
