@@ -243,9 +243,13 @@ def record_vote_retractions(store: LabelStore, classes: Sequence[str]) -> dict[s
         return {}
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     allowed = set(map(str, classes))
+    names = current["label"].map(single_class)
+    removed_class = names.map(lambda n: n is not None and str(n) not in allowed and str(n) in removed_in)
+    on_superseded = current["item_id"].map(statuses).eq(SUPERSEDED)
+    candidates = current[(removed_class | on_superseded).to_numpy(dtype=bool)]  # most votes still count
     wanted: list[dict[str, Any]] = []
     now = utcnow()
-    for ann in current.to_dict("records"):
+    for ann in candidates.to_dict("records"):
         name = single_class(ann["label"])
         reasons: list[tuple[str, str, int | None]] = []
         if name is not None and str(name) not in allowed and str(name) in removed_in:
