@@ -31,6 +31,7 @@ from labeling_assets.jobs import (
     prelabel_job,
     quality_job,
     queue_job,
+    store_backup_job,
     train_job,
 )
 from labeling_assets.resources.image_source import ImageSourceResource
@@ -38,7 +39,14 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from labeling_assets.sensors import annotation_sensor
+from labeling_assets.schedules import labeler_stats_schedule, quality_schedule, store_backup_schedule
+from labeling_assets.sensors import (
+    annotation_sensor,
+    intake_sensor,
+    queue_top_up_sensor,
+    raw_data_sensor,
+    retrain_sensor,
+)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource[Any]]:
@@ -83,7 +91,18 @@ defs = dg.Definitions(
         dataset_checks.dataset_splits_only_live_labeled_items,
         *evaluate_checks.evaluation_checks,
     ],
-    jobs=[ingest_job, queue_job, collect_job, dataset_job, train_job, prelabel_job, labeler_stats_job, quality_job],
-    sensors=[annotation_sensor],
+    jobs=[
+        ingest_job,
+        queue_job,
+        collect_job,
+        dataset_job,
+        train_job,
+        prelabel_job,
+        labeler_stats_job,
+        quality_job,
+        store_backup_job,
+    ],
+    sensors=[annotation_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor, retrain_sensor],
+    schedules=[labeler_stats_schedule, quality_schedule, store_backup_schedule],
     resources=build_resources(),
 )

@@ -1,9 +1,15 @@
-"""Jobs: named selections of assets (their checks come along)."""
+"""Jobs: named selections of assets (their checks come along), and the store backup (an op: not data)."""
 
 import dagster as dg
+from pydantic import Field
 
+from labeling_assets import env
 from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_TRAIN
+from labeling_assets.core import automation
+from labeling_assets.core.store import backup
 from labeling_assets.partitions import labelers
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
@@ -46,7 +52,7 @@ train_job = dg.define_asset_job(
 prelabel_job = dg.define_asset_job(
     "prelabel_job",
     selection=dg.AssetSelection.assets("prelabels"),
-    description="Class probabilities for every item from the latest registered model (or the pixel baseline).",
+    description="Class probabilities for every item from the champion model (or the pixel baseline).",
 )
 
 # One run per labeler partition (the daemon's automation or `labeling-assets demo` launches them).
@@ -62,3 +68,45 @@ quality_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups(GROUP_QUALITY) - dg.AssetSelection.assets("labeler_stats"),
     description="Roll-ups over labelers and items: leaderboard, label issues, QA report.",
 )
+
+
+class StoreBackupConfig(dg.Config):
+    keep: int | None = Field(
+        default=None,
+        ge=1,
+        description=f"Backups kept under <data>/backups; empty = ${automation.BACKUP_KEEP_VAR} or "
+        f"{automation.Thresholds().backup_keep}.",
+    )
+
+
+@dg.op(description="A compressed, verified backup of the label store under <data>/backups; older ones pruned.")
+def store_backup(
+    context: dg.OpExecutionContext,
+    config: StoreBackupConfig,
+    label_store: LabelStoreResource,
+    project: ProjectSettings,
+) -> dg.Output[str]:
+    keep = config.keep or automation.thresholds_from(env.variable).backup_keep
+    store = label_store.get_store()
+    try:
+        made = backup.backup_store(store, project.data_path / "backups", keep=keep)
+    except backup.BackupError as exc:
+        raise dg.Failure(f"backup of {store!r} failed: {exc}") from exc
+    context.log.info(f"backed up {store!r} to {made.path} in {made.seconds:.1f}s; removed {len(made.removed)} old")
+    return dg.Output(
+        str(made.path),
+        metadata={
+            "path": dg.MetadataValue.path(str(made.path)),
+            "bytes": dg.MetadataValue.int(made.size),
+            "seconds": dg.MetadataValue.float(round(made.seconds, 3)),
+            "annotations": dg.MetadataValue.int(made.summary.tables.get("annotations", 0)),
+            "annotations_sha256": dg.MetadataValue.text(made.summary.annotations_sha256),
+            "removed": dg.MetadataValue.json([p.name for p in made.removed]),
+            "kept": dg.MetadataValue.int(keep),
+        },
+    )
+
+
+@dg.job(description="Back up the label store (SQLite online backup or pg_dump), keeping the newest N.")
+def store_backup_job() -> None:
+    store_backup()

@@ -1,4 +1,4 @@
-"""Sensors: only at the external boundary (Label Studio)."""
+"""annotation_sensor: polls Label Studio, the external boundary, and runs collect + downstream on a change."""
 
 import dagster as dg
 

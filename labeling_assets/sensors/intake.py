@@ -1,0 +1,52 @@
+"""intake_sensor: new items flow on after a successful ingest: prelabels first, then the queue."""
+
+import dagster as dg
+
+from labeling_assets import env
+from labeling_assets.core import automation
+from labeling_assets.jobs import ingest_job, prelabel_job, queue_job
+from labeling_assets.sensors import runs
+from labeling_assets.sensors.queue import queue_run_config
+
+AFTER_INGEST = "ingest"
+
+
+def _new_items(instance: dg.DagsterInstance, run_id: str) -> int:
+    metadata = runs.materialization_metadata(instance, run_id, "raw_images")
+    return int(metadata.get("files_new") or 0) + int(metadata.get("files_changed") or 0)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[ingest_job, prelabel_job],
+    request_jobs=[prelabel_job, queue_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After an ingest that found new or changed files: prelabel_job; after that prelabel run: "
+    "queue_job (the next batch, most uncertain first).",
+)
+def intake_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """A run-status sensor, not more ticks of raw_data_sensor: Dagster hands it each successful run exactly
+    once (its cursor is the run-status event), so the chain needs no state of its own, and a failed ingest
+    or prelabel run starts nothing downstream (raw_data_sensor retries a failed ingest)."""
+    run = context.dagster_run
+    if run.job_name == ingest_job.name:
+        new = _new_items(context.instance, run.run_id)
+        if new == 0:
+            return dg.SkipReason(f"ingest run {run.run_id} found no new or changed file: nothing to prelabel")
+        return dg.RunRequest(
+            job_name=prelabel_job.name,
+            run_key=f"prelabel-after-{run.run_id}",
+            tags={runs.AFTER_TAG: AFTER_INGEST, runs.TRIGGER_TAG: f"{new} new items from ingest run {run.run_id}"},
+        )
+    if run.tags.get(runs.AFTER_TAG) != AFTER_INGEST:
+        return dg.SkipReason(f"prelabel run {run.run_id} did not follow an ingest: the queue top-up decides")
+    flying = runs.in_flight(context.instance, queue_job.name)
+    if flying:
+        return dg.SkipReason(f"queue run {flying[0]} is in flight: it or the queue top-up queues the new items")
+    batch = automation.thresholds_from(env.variable).queue_batch
+    return dg.RunRequest(
+        job_name=queue_job.name,
+        run_key=f"queue-after-{run.run_id}",
+        run_config=queue_run_config(batch),
+        tags={runs.AFTER_TAG: "prelabel", runs.TRIGGER_TAG: f"new items prelabeled by run {run.run_id}"},
+    )

@@ -1,0 +1,61 @@
+"""queue_top_up_sensor: keeps Label Studio supplied; the next batch is queued when open tasks run low."""
+
+import dagster as dg
+
+from labeling_assets import env
+from labeling_assets.core import automation
+from labeling_assets.core.store.queries import unqueued_item_count
+from labeling_assets.jobs import queue_job
+from labeling_assets.resources.labelstudio import LabelStudioError, LabelStudioResource
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import runs
+
+QUEUE_POLL_SECONDS = 60
+
+
+def queue_run_config(batch: int) -> dict[str, object]:
+    """``labeling_tasks`` with ``max_new_tasks=batch``; every other option (uncertainty order, gold rate,
+    overlap) keeps the asset's defaults."""
+    return {"ops": {"labeling_tasks": {"config": {"max_new_tasks": batch}}}}
+
+
+@dg.sensor(
+    job=queue_job,
+    minimum_interval_seconds=QUEUE_POLL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="When open Label Studio tasks fall under the low-water mark "
+    f"(${automation.QUEUE_LOW_WATER_VAR}, default {automation.Thresholds().queue_low_water}), queues the next "
+    f"batch (${automation.QUEUE_BATCH_VAR}, default {automation.Thresholds().queue_batch}).",
+)
+def queue_top_up_sensor(
+    context: dg.SensorEvaluationContext, label_studio: LabelStudioResource, label_store: LabelStoreResource
+) -> dg.SensorResult | dg.SkipReason:
+    """One request to Label Studio (the project's task counts) and one count in the store per tick.
+
+    Nothing while a ``queue_job`` run is in flight (whoever launched it); the run key is the observed state
+    (tasks, finished tasks, items left), so a re-poll of an unchanged state never launches twice.
+    """
+    thresholds = automation.thresholds_from(env.variable)  # read now: a changed variable needs no restart
+    if thresholds.queue_low_water == 0:
+        return dg.SkipReason(f"queue top-up is off ({automation.QUEUE_LOW_WATER_VAR}=0)")
+    flying = runs.in_flight(context.instance, queue_job.name)
+    if flying:
+        return dg.SkipReason(f"queue run {flying[0]} is in flight")
+    try:
+        project_id = label_studio.find_project_id()
+        tasks, finished = label_studio.get_client().task_progress(project_id) if project_id else (0, 0)
+    except LabelStudioError as exc:
+        return dg.SkipReason(f"Label Studio unavailable at {label_studio.resolved_url}: {exc}")
+    state = automation.QueueState(project_id, tasks, finished, unqueued_item_count(label_store.get_store(), project_id))
+    decision = automation.queue_decision(
+        state,
+        thresholds,
+        queue_in_flight=[],
+        past=runs.past_runs(context.instance, queue_job.name, f"queue-{state.key()}"),
+    )
+    if not decision.launch:
+        return dg.SkipReason(decision.reason)
+    request = runs.run_request(
+        decision, state=f"queue-{state.key()}", run_config=queue_run_config(min(thresholds.queue_batch, state.unqueued_items))
+    )
+    return dg.SensorResult(run_requests=[request], cursor=state.key())

@@ -1,0 +1,62 @@
+"""Schedules: labeler stats (one run per labeler), the QA roll-ups, and the nightly store backup job."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from labeling_assets.core.automation import BACKUP_KEEP_VAR
+from labeling_assets.core.store import backup
+from labeling_assets.jobs import store_backup_job
+from labeling_assets.partitions import LABELERS
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.schedules import labeler_stats_schedule, quality_schedule, store_backup_schedule
+
+NIGHT = dt.datetime(2025, 3, 4, 5, 0, tzinfo=dt.UTC)
+
+
+def test_labeler_stats_run_once_per_labeler_partition() -> None:
+    with dg.instance_for_test() as instance:  # a schedule context needs an instance with a home
+        instance.add_dynamic_partitions(LABELERS, ["7", "3", "12"])
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)
+        requests = labeler_stats_schedule(context)
+    assert isinstance(requests, list)
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        ("12", "labeler-stats-2025-03-04-12"),
+        ("3", "labeler-stats-2025-03-04-3"),
+        ("7", "labeler-stats-2025-03-04-7"),
+    ]
+
+
+def test_labeler_stats_skip_before_the_first_labeler() -> None:
+    with dg.instance_for_test() as instance:
+        result = labeler_stats_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    assert isinstance(result, dg.SkipReason) and "no labeler yet" in (result.skip_message or "")
+
+
+def test_the_schedules_run_daily_by_default() -> None:
+    assert (labeler_stats_schedule.job_name, labeler_stats_schedule.cron_schedule) == ("labeler_stats_job", "0 5 * * *")
+    assert (quality_schedule.job_name, quality_schedule.cron_schedule) == ("quality_job", "30 5 * * *")
+    assert (store_backup_schedule.job_name, store_backup_schedule.cron_schedule) == ("store_backup_job", "0 2 * * *")
+    for schedule in (labeler_stats_schedule, quality_schedule, store_backup_schedule):
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_the_backup_job_writes_a_compressed_backup_and_keeps_the_newest_n(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BACKUP_KEEP_VAR, "2")
+    store = LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}")
+    project = ProjectSettings(data_dir=str(tmp_path / "data"))
+    paths = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(3):
+            result = store_backup_job.execute_in_process(
+                instance=instance, resources={"label_store": store, "project": project}
+            )
+            assert result.success
+            paths.append(Path(result.output_for_node("store_backup")))
+    kept = backup.list_backups(tmp_path / "data" / "backups")
+    assert kept == paths[1:] and all(p.name.endswith(".sqlite.gz") for p in kept)
