@@ -259,6 +259,12 @@ class LabelStudioClient:
         )
         return is_labeled
 
+    def task_progress(self, project_id: int) -> tuple[int, int]:
+        """``(tasks, finished tasks)`` of the project in one request; a task is finished when Label Studio
+        marks it labeled (it holds the annotations its overlap asks for), so the rest are still open."""
+        project = self.get_project(project_id)
+        return int(project.get("task_number") or 0), int(project.get("finished_task_number") or 0)
+
     def mark_task_superseded(self, task_id: int, *, new_item_id: str | None, reason: str) -> bool:
         """Take a superseded item's task out of the label stream and say why in its ``meta``.
 
