@@ -18,6 +18,9 @@ GROUP_EVALUATE = "evaluate"
 GPU_POOL = "gpu"
 # One Label Studio sync at a time (the annotations step; limit 1, dagster.yaml's pools default_limit).
 SYNC_POOL = "labelstudio_sync"
+# One labeling_tasks run at a time: the intake chain and the queue top-up sensor may both launch queue_job,
+# and two runs choosing the next batch at once would race.
+QUEUE_POOL = "labelstudio_queue"
 
 OWNERS = ["team:ml-labeling"]
 

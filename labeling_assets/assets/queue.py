@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_QUEUE, OWNERS
+from labeling_assets.constants import GROUP_QUEUE, OWNERS, QUEUE_POOL
 from labeling_assets.core.consensus.retraction import TASK_GONE, TASK_MARKED, plan_requeues
 from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
 from labeling_assets.core.labelstudio.config import choices_label_config, config_choices
@@ -70,6 +70,7 @@ class QueueConfig(dg.Config):
     kinds={"labelstudio", "sql"},
     owners=OWNERS,
     deps=["raw_images"],
+    pool=QUEUE_POOL,
 )
 def labeling_tasks(
     context: dg.AssetExecutionContext,
