@@ -1,6 +1,7 @@
 """Run a job of the definitions on the local Dagster instance, as ``dagster dev`` would, and print its outcome."""
 
 import argparse
+import logging
 import sys
 
 import dagster as dg
@@ -45,7 +46,7 @@ def run_job(job_name: str, **kwargs: object) -> int:
 
         for run_id in reap_dead_runs(instance):
             print(f"marked run {run_id[:8]} failed: its process is gone", file=sys.stderr)
-        result = job.execute_in_process(
+        result = job.with_logger_defs({"console": compact_console_logger}).execute_in_process(
             instance=instance, raise_on_error=False, run_config=run_config, **kwargs  # type: ignore[arg-type]
         )
         return print_outcome(result)
@@ -69,21 +70,91 @@ def print_outcome(result: dg.ExecuteInProcessResult) -> int:
         print(f"  check {evaluation.check_name}{where}: {status}")
     if not result.success:
         failures = result.get_step_failure_events()
-        for event in failures:  # the cause in one line per step; the trace is in the log above and the UI
-            data = event.step_failure_data
-            user = data.user_failure_data if data else None
-            cause = (user.description if user else None) or (data.error.message if data and data.error else "")
-            print(f"{event.step_key} failed: {one_line(cause or 'see the log above', 300)}", file=sys.stderr)
+        for event in failures:  # the cause in one line per step; a trace is in the log above and the UI
+            print(f"{event.step_key} failed: {one_line(failure_cause(event) or 'see the log above', 300)}", file=sys.stderr)
         print(f"Run {result.run_id[:8]} failed: its log is in the Dagster UI (`dagster dev`).", file=sys.stderr)
         return max([exit_code(event) for event in failures] or [1])
     return 0
 
 
+def failure_cause(event: dg.DagsterEvent) -> str | None:
+    """A step failure's message for a person: a ``dg.Failure``'s description, else a setup error's message
+    (raised inside the step, under Dagster's wrapper), else the exception's message."""
+    data = event.step_failure_data
+    if data is None:
+        return None
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return str(data.user_failure_data.description)
+    error = data.error
+    while error is not None:
+        if error.cls_name in _setup_error_names():
+            prefix, colon, rest = error.message.partition(": ")  # "pkg.module.ClassName: the message"
+            return rest if colon and prefix.rsplit(".", 1)[-1] == error.cls_name else error.message
+        error = error.cause
+    return data.error.message if data.error else None
+
+
 def exit_code(event: dg.DagsterEvent) -> int:
     """The CLI exit code of a step failure: a setup error's own (2 configuration, 3 unreachable), else 1."""
     data = event.step_failure_data
-    name = data.error.cls_name if data and data.error else None
-    return next((cls.exit_code for cls in _setup_error_classes() if cls.__name__ == name), 1)
+    error = data.error if data else None
+    while error is not None:
+        if error.cls_name in _setup_error_names():
+            return _setup_error_names()[error.cls_name]
+        error = error.cause
+    return 1
+
+
+def _setup_error_names() -> dict[str, int]:
+    """Every SetupError class (resources' included, once imported) by name -> its exit code."""
+    return {cls.__name__: cls.exit_code for cls in _setup_error_classes()}
+
+
+def explained(event: object) -> bool:
+    """A step failure the summary explains in one line: a ``dg.Failure`` (a message for a person) or a setup
+    error. Anything else is unexpected and keeps its trace on the console."""
+    if not isinstance(event, dg.DagsterEvent) or event.event_type != dg.DagsterEventType.STEP_FAILURE:
+        return False
+    data = event.step_failure_data
+    return data is not None and (data.user_failure_data is not None or exit_code(event) != 1)
+
+
+# Runs with an explained step failure: Dagster builds a new console logger for the run's own events, so the
+# state is kept per run id, not per logger.
+_EXPLAINED_RUNS: set[str] = set()
+
+
+class _OneLineFailures(logging.Filter):
+    """Leaves an explained step failure to the summary (print_outcome): its trace, the steps it kept from
+    running and the run's failure stay in the UI's run log, not on the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = getattr(record, "dagster_event", None)
+        run_id = str((getattr(record, "dagster_meta", None) or {}).get("run_id"))
+        if explained(event):
+            _EXPLAINED_RUNS.add(run_id)
+            return False
+        if run_id not in _EXPLAINED_RUNS or record.levelno < logging.ERROR:
+            return True
+        is_run_failure = isinstance(event, dg.DagsterEvent) and event.event_type == dg.DagsterEventType.RUN_FAILURE
+        return not (is_run_failure or "Not executing." in record.getMessage())
+
+
+@dg.logger(
+    {
+        "log_level": dg.Field(str, is_required=False, default_value="INFO"),
+        "name": dg.Field(str, is_required=False, default_value="dagster"),
+    },
+    description="The console logger of CLI runs: Dagster's format, explained failures left to the summary.",
+)
+def compact_console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    config = init_context.logger_config
+    logger = logging.Logger(config["name"], level=str(config["log_level"]).upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+    handler.addFilter(_OneLineFailures())
+    logger.addHandler(handler)
+    return logger
 
 
 def _setup_error_classes() -> list[type[SetupError]]:

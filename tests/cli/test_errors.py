@@ -60,6 +60,8 @@ def cli(tmp_path: Path, *args: str, cwd: Path | None = None, **settings: str) ->
         LABELING_ASSETS_HOME=str(tmp_path / "data"), DAGSTER_HOME=str(tmp_path / "dagster"), PYTHONPATH=str(REPO)
     )
     (tmp_path / "dagster").mkdir(exist_ok=True)
+    # An instance of its own; without dagster.yaml (and telemetry off) Dagster prints notices of several lines.
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env.update(settings)
     return subprocess.run(
         [script, *args], capture_output=True, text=True, timeout=300, cwd=cwd or tmp_path, env=env
@@ -152,6 +154,28 @@ def test_a_wrong_token_against_the_real_label_studio_is_named_and_exits_2(
     assert message.endswith(f"Label Studio at {label_studio.url} rejected the API token (401): set LABEL_STUDIO_API_KEY")
 
 
+def test_a_run_that_fails_with_a_dg_failure_prints_its_cause_not_a_trace(
+    tmp_path: Path, label_studio: LabelStudioServer
+) -> None:
+    title = f"never-created-{uuid.uuid4().hex[:8]}"
+    proc = cli(
+        tmp_path,
+        "labelstudio",
+        "collect",
+        LABEL_STUDIO_URL=label_studio.url,
+        LABEL_STUDIO_API_KEY=label_studio.token,
+        LABEL_STUDIO_PROJECT=title,
+    )
+    lines = [line for line in said(proc) if " - INFO - " not in line]  # progress lines may come first
+    assert proc.returncode == 1, "\n".join(lines)
+    assert lines == [
+        f"annotations failed: Label Studio project {title!r} does not exist: materialize labeling_tasks first",
+        lines[-1],
+    ]
+    assert lines[-1].startswith("Run ") and "failed: its log is in the Dagster UI" in lines[-1]
+    assert label_studio.token not in proc.stdout + proc.stderr
+
+
 def test_no_token_for_an_external_label_studio_names_the_variable(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     proc = cli(tmp_path, "labelstudio", "bootstrap", LABEL_STUDIO_URL=url)
@@ -178,6 +202,51 @@ def test_an_image_source_that_is_a_file_is_not_a_folder(tmp_path: Path) -> None:
     file.write_bytes(b"\x89PNG")
     proc = cli(tmp_path, "ingest", LABELING_ASSETS_IMAGE_SOURCE=str(file))
     assert_clear_error(proc, 2, f"image source {file} is not a folder")
+
+
+# -- every command --------------------------------------------------------------------------------------
+
+# What each command says with every service misconfigured (store: no such database; Label Studio: nothing
+# listening): its exit code. `labelstudio start` is left out: it starts a real server (tests/integration).
+EXPECTED_EXIT = {
+    ("ingest",): 2,
+    ("store", "migrate"): 2,
+    ("store", "status"): 2,
+    ("labelstudio", "stop"): 0,  # nothing to stop: says so
+    ("labelstudio", "status"): 1,  # no local server: says where it looked
+    ("labelstudio", "bootstrap"): 3,
+    ("labelstudio", "push"): 2,  # the store is checked first
+    ("labelstudio", "collect"): 2,
+    ("simulate-crowd",): 3,
+    ("demo",): 2,  # before starting Label Studio
+}
+
+
+def test_the_table_covers_every_command() -> None:
+    from tests.cli.test_help import COMMANDS
+
+    leaves = {path for path in COMMANDS if path and not any(p[: len(path)] == path and p != path for p in COMMANDS)}
+    # `store`'s action is a positional choice, not a subcommand: the table lists both actions.
+    covered = {path[:1] if path[0] == "store" else path for path in EXPECTED_EXIT}
+    assert leaves - {("labelstudio", "start")} == covered
+
+
+@pytest.mark.parametrize("command", sorted(EXPECTED_EXIT), ids=" ".join)
+def test_every_command_with_misconfigured_services_says_what_in_at_most_two_lines(
+    tmp_path: Path, command: tuple[str, ...], pg_databases: object
+) -> None:
+    token = f"tok-{uuid.uuid4().hex}"
+    proc = cli(
+        tmp_path,
+        *command,
+        LABEL_STORE_URL=MISSING_DB_URL,
+        LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}",
+        LABEL_STUDIO_API_KEY=token,
+    )
+    lines = said(proc)
+    assert proc.returncode == EXPECTED_EXIT[command], lines
+    assert 1 <= len(lines) <= 2 and "Traceback" not in proc.stderr, "\n".join(lines)
+    assert token not in proc.stdout + proc.stderr
 
 
 # -- debug, help ----------------------------------------------------------------------------------------
