@@ -2,17 +2,14 @@
 
 import os
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
 from labeling_assets import env
 from labeling_assets.constants import REPO_ROOT
-from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.ingest.demo_data import LABELS_FILE
 from labeling_assets.core.ingest.scan import load_label_csv
 from labeling_assets.core.store.schema import LabelStore, source_files_table
-from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 
 
@@ -34,7 +31,7 @@ PATH_VARIABLES = ("LABELING_ASSETS_IMAGE_SOURCE", "LABELING_ASSETS_HOME", "DAGST
 def absolute_paths_in_environment(cwd: Path | None = None) -> None:
     """Make relative paths in the environment absolute against ``cwd`` (the user's working folder) before
     the CLI moves to the repository root: ``LABELING_ASSETS_IMAGE_SOURCE=photos`` means ``./photos`` where
-    the command was typed, not ``<repo>/photos``. URIs (``s3://...``) and a relative SQLite store URL's path too."""
+    the command was typed, not ``<repo>/photos``. A relative SQLite store path too; URIs (``s3://...``) stay."""
     base = cwd or Path.cwd()
     for name in PATH_VARIABLES:
         value = os.environ.get(name)
@@ -44,27 +41,6 @@ def absolute_paths_in_environment(cwd: Path | None = None) -> None:
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and url[len(prefix) :] not in ("", ":memory:"):
         os.environ["LABEL_STORE_URL"] = prefix + str((base / url[len(prefix) :]).resolve())
-
-
-def check_image_source(source: ImageSourceResource) -> str:
-    """The image source exists: a local folder that is missing or a file is a configuration error naming its
-    absolute path (a scan of it would "succeed" with 0 files). Other fsspec URIs are left to the scan."""
-    checker: Any = getattr(source, "check", None)  # the resource's own check, when it has one
-    if callable(checker):
-        return str(checker())
-    uri = source.resolve_uri()
-    if "://" in uri and not uri.startswith("file://"):
-        return uri
-    path = Path(uri.removeprefix("file://")).expanduser().resolve()
-    if not path.exists():
-        raise ConfigurationError(
-            f"image source {path} does not exist: fix LABELING_ASSETS_IMAGE_SOURCE or the image_source resource's uri"
-        )
-    if not path.is_dir():
-        raise ConfigurationError(
-            f"image source {path} is not a folder: fix LABELING_ASSETS_IMAGE_SOURCE or the image_source resource's uri"
-        )
-    return str(path)
 
 
 def label_store() -> LabelStore:

@@ -6,7 +6,7 @@ import sys
 
 import dagster as dg
 
-from labeling_assets.cli.common import check_image_source, use_local_instance
+from labeling_assets.cli.common import use_local_instance
 from labeling_assets.core.errors import SetupError, one_line
 
 
@@ -20,11 +20,7 @@ def check_resources(job: dg.JobDefinition) -> None:
         needed |= set(getattr(node, "required_resource_keys", ()) or ())
     resources = build_resources()
     for key in sorted(needed & resources.keys()):
-        resource = resources[key]
-        if key == "image_source":
-            check_image_source(resource)  # type: ignore[arg-type]
-            continue
-        check = getattr(resource, "check", None)
+        check = getattr(resources[key], "check", None)  # store, image source, Label Studio, MLflow
         if callable(check):
             check()
 
