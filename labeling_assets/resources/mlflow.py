@@ -168,8 +168,9 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
             yield run
 
     def run_url(self, run_id: str) -> str:
-        """A link to the run: the server's page, or the tracking URI for a local store."""
-        uri = self.resolved_tracking_uri
+        """A link to the run: the server's page, or the tracking URI for a local store (never its password:
+        the link lands in asset metadata)."""
+        uri = display_url(self.resolved_tracking_uri)
         if uri.startswith(("http://", "https://")):
             return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id()}/runs/{run_id}"
         return f"{uri}#run={run_id}"

@@ -328,3 +328,10 @@ def test_an_asset_run_against_an_unreachable_mlflow_server_fails_with_the_one_li
     )
     description = failure_description(result, "prelabels")
     assert description.startswith(f"MLflow tracking server at {url} is unreachable (Connection refused)")
+
+
+def test_the_mlflow_run_link_in_metadata_never_holds_the_tracking_servers_password() -> None:
+    secret = f"pw-{uuid.uuid4().hex}"
+    resource = MLflowResource(tracking_uri=f"postgresql://mlflow:{secret}@127.0.0.1:5432/mlflow")
+    link = resource.run_url("abc123")
+    assert secret not in link and link == "postgresql://mlflow:***@127.0.0.1:5432/mlflow#run=abc123"
