@@ -1,11 +1,18 @@
-"""Dawid-Skene (1979): EM over one confusion matrix per labeler, with a "one coin" prior per labeler."""
+"""Dawid-Skene (1979): EM over one confusion matrix per labeler, with a prior per labeler.
+
+Two prior means: ``one_coin`` (the labeler's own accuracy, errors spread the way theirs go) and
+``pooled`` (the whole crowd's confusion matrix: real crowds share a class-dependent lean, e.g. most
+labelers answer "safe" for a borderline item, which a one-coin prior cannot express for two classes).
+Gold items (known true class) are clamped: their posterior is the gold class in every E-step, so they
+anchor the confusion matrices (semi-supervised Dawid-Skene).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-from labeling_assets.core.consensus.encoding import Encoded, Floats, vote_counts
+from labeling_assets.core.consensus.encoding import Codes, Encoded, Floats, vote_counts
 
 
 def _one_coin_prior(counts: Floats) -> Floats:
@@ -30,10 +37,40 @@ def _one_coin_prior(counts: Floats) -> Floats:
     return prior
 
 
+def _pooled_prior(counts: Floats) -> Floats:
+    """Prior mean of every labeler's confusion matrix: the crowd's pooled one (+0.5 per cell)."""
+    pooled = counts.sum(axis=0) + 0.5
+    pooled /= pooled.sum(axis=1, keepdims=True)
+    prior: Floats = np.broadcast_to(pooled, counts.shape)
+    return prior
+
+
+PRIORS = {"one_coin": _one_coin_prior, "pooled": _pooled_prior}
+
+
+def clamp(posteriors: Floats, gold: tuple[Codes, Codes] | None) -> None:
+    """Set the posteriors of gold items to their gold class (in place)."""
+    if gold is not None and len(gold[0]):
+        posteriors[gold[0]] = 0.0
+        posteriors[gold[0], gold[1]] = 1.0
+
+
 def dawid_skene(
-    enc: Encoded, *, max_iter: int, tol: float, prior_strength: float, smoothing: float
+    enc: Encoded,
+    *,
+    max_iter: int,
+    tol: float,
+    prior_strength: float,
+    smoothing: float,
+    prior: str = "one_coin",
+    gold: tuple[Codes, Codes] | None = None,
 ) -> tuple[Floats, Floats, int, bool]:
-    """EM for the Dawid-Skene model; returns (posteriors, confusion, iterations, converged)."""
+    """EM for the Dawid-Skene model; returns (posteriors, confusion, iterations, converged).
+
+    ``gold`` = (item codes, class codes) of items whose true class is known; their posteriors stay
+    clamped to it.
+    """
+    prior_mean = PRIORS[prior]
     n_items, n_labelers, k = enc.n_items, enc.n_labelers, enc.n_classes
     # One column per (labeler, observed class) cell: A[i, j*k + l] = 1 when labeler j said l on item i.
     # Then the M-step counts are A.T @ T and the E-step log-likelihoods are A @ log(confusion).
@@ -44,6 +81,7 @@ def dawid_skene(
     a_t = a.T.tocsr()
     posteriors = vote_counts(enc)
     posteriors /= posteriors.sum(axis=1, keepdims=True)  # start from the vote shares
+    clamp(posteriors, gold)
 
     previous_ll = -np.inf
     converged = False
@@ -52,7 +90,7 @@ def dawid_skene(
     for iterations in range(1, max_iter + 1):  # noqa: B007 (iterations is reported)
         # M-step: counts[j, true, observed], MAP under the labeler's one-coin prior.
         counts = np.asarray(a_t @ posteriors).reshape(n_labelers, k, k).transpose(0, 2, 1)
-        confusion = counts + prior_strength * _one_coin_prior(counts) + smoothing
+        confusion = counts + prior_strength * prior_mean(counts) + smoothing
         confusion /= confusion.sum(axis=2, keepdims=True)
         class_prior = posteriors.sum(axis=0) + smoothing
         class_prior /= class_prior.sum()
@@ -76,6 +114,7 @@ def dawid_skene(
             norm[underflow] = log_joint[underflow].sum(axis=1)
         posteriors = log_joint
         posteriors /= norm[:, None]
+        clamp(posteriors, gold)
         ll = float((top + np.log(norm)).sum())
         if abs(ll - previous_ll) <= tol * max(abs(ll), 1.0):
             converged = True

@@ -7,7 +7,7 @@ validated and coded once, and each method hands back class codes and probabiliti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,8 @@ class ConsensusResult:
         confusion: (n_labelers, n_classes, n_classes) confusion matrices, row = true class
             (Dawid-Skene only).
         iterations: EM iterations run (Dawid-Skene only).
+        scoreboard: the bake-off that ``auto`` ran on gold items (one row per method: ``method, n_gold,
+            correct, accuracy, ci_low, ci_high, chosen``), None when no bake-off ran.
     """
 
     labels: pd.DataFrame
@@ -54,6 +56,7 @@ class ConsensusResult:
     probabilities: Floats | None = None
     confusion: Floats | None = None
     iterations: int | None = None
+    scoreboard: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,27 @@ def encode(annotations: pd.DataFrame, classes: Sequence[Any] | None) -> Encoded:
     )
 
 
+def encode_gold(enc: Encoded, gold: Mapping[Any, Any] | pd.Series | None, notes: list[str]) -> tuple[Codes, Codes]:
+    """(item codes, class codes) of the gold items that have annotations; gold of other items is noted."""
+    if gold is None:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    series = gold if isinstance(gold, pd.Series) else pd.Series(dict(gold), dtype=object)
+    position = {c: i for i, c in enumerate(enc.classes)}
+    labels = [v.item() if isinstance(v, np.generic) else v for v in series.to_numpy()]
+    unknown = [v for v in labels if v not in position]
+    if unknown:
+        raise ConsensusInputError(
+            f"gold label(s) {sorted_unique(unknown)[:5]} are not in classes {enc.classes}; "
+            "gold must use the same class names (and type) as the annotations"
+        )
+    codes = pd.Index(enc.item_ids).get_indexer(series.index)
+    known = codes >= 0
+    if (~known).any():
+        notes.append(f"{int((~known).sum())} gold item(s) have no annotations here and were not used")
+    classes = np.asarray([position[v] for v in labels], dtype=np.int64)
+    return codes[known].astype(np.int64), classes[known]
+
+
 def vote_counts(enc: Encoded) -> Floats:
     k = enc.n_classes
     return (
@@ -162,6 +186,7 @@ def build_result(
     *,
     confusion: Floats | None = None,
     iterations: int | None = None,
+    scoreboard: pd.DataFrame | None = None,
 ) -> ConsensusResult:
     n_annotators = np.bincount(enc.item, minlength=enc.n_items)
     agrees = (enc.label == codes[enc.item]).astype(np.float64)
@@ -206,6 +231,7 @@ def build_result(
         probabilities=probs,
         confusion=confusion,
         iterations=iterations,
+        scoreboard=scoreboard,
     )
 
 

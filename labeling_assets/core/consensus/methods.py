@@ -6,18 +6,26 @@ want (per-labeler quality, confusion matrices, posteriors, the method actually u
 
 Methods:
 
-- ``majority``: vote share per class; ties go to the class that is more frequent over all annotations,
-  then to the class listed first (so the same input always gives the same output).
+- ``majority``: vote share per class; a tie goes to the class the crowd answers least often overall,
+  then to the class listed first (so the same input always gives the same output). The class a crowd
+  over-answers (a common default answer, a biased labeler's favourite) is the one whose votes say least.
 - ``dawid_skene``: EM over one confusion matrix per labeler (Dawid & Skene 1979), initialized from the
   vote shares. Each EM step is two sparse products over the annotations (no Python loop over
   annotations), so 10^6 annotations take about a second. Confusion rows are MAP estimates under a prior
   centred on a "one coin" version of the same labeler (their overall accuracy, errors spread the way
   their errors go), which keeps a labeler with one label or a class that nobody chose from producing
   zeros or NaNs, and lets sparse labelers be judged on few numbers instead of k^2.
+- ``dawid_skene_pooled``: the same EM, with each labeler's confusion matrix pulled toward the whole
+  crowd's pooled confusion matrix instead (a shared class-dependent lean, as real crowds have).
 - ``crowdlab``: cleanlab's CROWDLAB (``cleanlab.multiannotator.get_label_quality_multiannotator``),
   which combines annotators with out-of-sample model probabilities ``pred_probs``.
-- ``auto``: ``crowdlab`` when ``pred_probs`` is given, ``dawid_skene`` when there is enough overlap to
-  estimate confusion matrices, else ``majority``; the choice and its reason are in ``notes``.
+- ``auto``: with at least ``MIN_GOLD_FOR_BAKEOFF`` annotated gold items, the winner of a bake-off
+  scored on gold by cross-fitting (:mod:`.bakeoff`; CROWDLAB joins when ``pred_probs`` is given).
+  Otherwise ``crowdlab`` when ``pred_probs`` is given, ``dawid_skene`` when there is enough overlap to
+  estimate confusion matrices, else ``majority``. The choice and its reason are in ``notes``.
+
+Gold (``gold=``, item -> true label): the Dawid-Skene methods clamp gold items' posteriors to the gold
+class in EM (semi-supervised Dawid-Skene); majority and CROWDLAB do not use it.
 
 Output rows are sorted by ``item_id``; an ``np.ndarray`` ``pred_probs`` must follow that order (a
 ``pd.DataFrame`` indexed by ``item_id`` with one column per class is matched by id instead).
@@ -25,12 +33,14 @@ Output rows are sorted by ``item_id``; an ``np.ndarray`` ``pred_probs`` must fol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from labeling_assets.core.consensus.bakeoff import BAKEOFF_METHODS, MIN_GOLD_FOR_BAKEOFF, cross_fit, winner
 from labeling_assets.core.consensus.crowdlab import crowdlab
 from labeling_assets.core.consensus.dawid_skene import dawid_skene
 from labeling_assets.core.consensus.encoding import (
@@ -42,12 +52,20 @@ from labeling_assets.core.consensus.encoding import (
     PredProbs,
     build_result,
     encode,
+    encode_gold,
     vote_counts,
 )
 
 __all__ = ["AUTO_MIN_OVERLAP_ITEMS", "METHODS", "ConsensusInputError", "ConsensusResult", "aggregate", "aggregate_full"]
 
-METHODS = ("auto", "majority", "dawid_skene", "crowdlab")
+METHODS = ("auto", "majority", "dawid_skene", "dawid_skene_pooled", "crowdlab")
+
+# Pseudo-labels per confusion row drawn from the prior mean. The one-coin prior is one labeler's own
+# summary, so it can be trusted more; the pooled prior is the whole crowd's, kept weak so that a labeler
+# with enough labels still shows their own lean.
+PRIOR_STRENGTH = {"dawid_skene": 10.0, "dawid_skene_pooled": 3.0}
+_PRIOR_MEAN = {"dawid_skene": "one_coin", "dawid_skene_pooled": "pooled"}
+_NO_GOLD: tuple[Codes, Codes] = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
 
 # auto picks Dawid-Skene only with at least this many items labeled by two or more labelers: below
 # that, per-labeler confusion matrices are mostly prior and majority vote is as good and easier to read.
@@ -65,11 +83,11 @@ def aggregate(
 
     Args:
         annotations: long format with columns ``item_id, labeler_id, label`` (label: class name or int).
-        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``crowdlab``.
+        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` | ``crowdlab``.
         pred_probs: out-of-sample class probabilities per item (required by ``crowdlab``).
         classes: the full class list, so that classes nobody chose still exist (default: the sorted
             labels seen).
-        **options: method options, see :func:`aggregate_full`.
+        **options: method options, see :func:`aggregate_full` (e.g. ``gold={item_id: label}``).
 
     Returns:
         One row per item sorted by item_id: ``item_id, label, confidence, n_annotators, agreement``.
@@ -84,9 +102,10 @@ def aggregate_full(
     pred_probs: PredProbs | None = None,
     *,
     classes: Sequence[Any] | None = None,
+    gold: Mapping[Any, Any] | pd.Series | None = None,
     max_iter: int = 100,
     tol: float = 1e-6,
-    prior_strength: float = 10.0,
+    prior_strength: float | None = None,
     smoothing: float = 0.01,
 ) -> ConsensusResult:
     """Aggregate annotations and estimate labeler quality; see the module docstring for the methods.
@@ -94,18 +113,21 @@ def aggregate_full(
     Args:
         annotations: long format with columns ``item_id, labeler_id, label``. If a labeler labeled an
             item more than once, the last row wins (noted in ``notes``).
-        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``crowdlab``.
+        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` | ``crowdlab``.
         pred_probs: out-of-sample class probabilities (n_items, n_classes) for ``crowdlab``; an array
             follows the sorted item_id order, a DataFrame is matched on its index (item_id).
         classes: the full class list (default: the sorted labels seen).
+        gold: known true labels (item_id -> label): clamped in Dawid-Skene's EM, and the basis of
+            ``auto``'s bake-off when there are enough of them. Gold of items without annotations is noted
+            and unused.
         max_iter: Dawid-Skene EM iteration cap.
         tol: Dawid-Skene stops when the log-likelihood improves by less than ``tol`` (relative).
-        prior_strength: pseudo-labels per confusion row drawn from the labeler's "one coin" version
-            (overall accuracy, and where their errors go; Dawid-Skene).
+        prior_strength: pseudo-labels per confusion row drawn from the prior mean (default per method:
+            ``PRIOR_STRENGTH``).
         smoothing: uniform pseudo-count added to every confusion cell and class prior (Dawid-Skene).
 
     Returns:
-        A :class:`ConsensusResult`.
+        A :class:`ConsensusResult` (``scoreboard`` set when ``auto`` ran a bake-off).
     """
     if method not in METHODS:
         raise ConsensusInputError(
@@ -113,28 +135,60 @@ def aggregate_full(
         )
     enc = encode(annotations, classes)
     notes = list(enc.notes)
+    gold_codes = encode_gold(enc, gold, notes)
+    options = {"max_iter": max_iter, "tol": tol, "prior_strength": prior_strength, "smoothing": smoothing}
 
+    scoreboard = None
     if method == "auto":
-        method, reason = _choose_method(enc, pred_probs)
+        scoreboard = _bakeoff(enc, pred_probs, gold_codes, options)
+        if scoreboard is None:
+            method, reason = _choose_method(enc, pred_probs)
+        else:
+            method = winner(scoreboard)
+            best = scoreboard.loc[scoreboard["chosen"]].iloc[0]
+            reason = (
+                f"bake-off on {int(best['n_gold'])} gold items, cross-fitted: {method} "
+                f"{best['accuracy']:.1%} (95% CI {best['ci_low']:.1%}-{best['ci_high']:.1%})"
+            )
         notes.append(f"auto chose {method}: {reason}")
+    if len(gold_codes[0]) and method not in _PRIOR_MEAN:
+        notes.append(f"{method} does not use gold; {len(gold_codes[0])} gold item(s) ignored")
+    result = _run(enc, method, pred_probs, notes, gold_codes, options)
+    return result if scoreboard is None else replace(result, scoreboard=scoreboard)
 
+
+def _run(
+    enc: Encoded,
+    method: str,
+    pred_probs: PredProbs | None,
+    notes: list[str],
+    gold: tuple[Codes, Codes],
+    options: dict[str, Any],
+) -> ConsensusResult:
     if method == "majority":
         votes = vote_counts(enc)
         probs = votes / votes.sum(axis=1, keepdims=True)
         codes = _argmax_with_tiebreak(votes, _class_priority(enc))
         return build_result(enc, "majority", codes, probs[np.arange(enc.n_items), codes], probs, notes)
-
-    if method == "dawid_skene":
+    if method in _PRIOR_MEAN:
+        strength = options["prior_strength"]
         probs, confusion, iterations, converged = dawid_skene(
-            enc, max_iter=max_iter, tol=tol, prior_strength=prior_strength, smoothing=smoothing
+            enc,
+            max_iter=options["max_iter"],
+            tol=options["tol"],
+            prior_strength=PRIOR_STRENGTH[method] if strength is None else strength,
+            smoothing=options["smoothing"],
+            prior=_PRIOR_MEAN[method],
+            gold=gold if len(gold[0]) else None,
         )
         notes.append(
             f"Dawid-Skene {'converged' if converged else 'stopped without converging'} after {iterations} EM iterations"
+            + (f", {len(gold[0])} gold item(s) clamped" if len(gold[0]) else "")
         )
         codes = _argmax_with_tiebreak(probs, _class_priority(enc))
         return build_result(
             enc,
-            "dawid_skene",
+            method,
             codes,
             probs[np.arange(enc.n_items), codes],
             probs,
@@ -142,8 +196,32 @@ def aggregate_full(
             confusion=confusion,
             iterations=iterations,
         )
-
     return crowdlab(enc, pred_probs, notes)
+
+
+def _bakeoff(
+    enc: Encoded, pred_probs: PredProbs | None, gold: tuple[Codes, Codes], options: dict[str, Any]
+) -> pd.DataFrame | None:
+    """The cross-fitted scoreboard, or None when there is too little gold or overlap for one."""
+    per_item = np.bincount(enc.item, minlength=enc.n_items)
+    if len(gold[0]) < MIN_GOLD_FOR_BAKEOFF or enc.n_labelers < 2 or not (per_item >= 2).any():
+        return None
+    methods = (*BAKEOFF_METHODS, "crowdlab") if pred_probs is not None else BAKEOFF_METHODS
+    without_gold: dict[str, Codes] = {}  # majority and CROWDLAB ignore gold: run them once
+
+    def fit(method: str, items: Codes, classes: Codes) -> Codes:
+        if method in _PRIOR_MEAN:
+            return _codes(_run(enc, method, pred_probs, [], (items, classes), options), enc)
+        if method not in without_gold:
+            without_gold[method] = _codes(_run(enc, method, pred_probs, [], _NO_GOLD, options), enc)
+        return without_gold[method]
+
+    return cross_fit(fit, gold[0], gold[1], methods)
+
+
+def _codes(result: ConsensusResult, enc: Encoded) -> Codes:
+    codes: Codes = pd.Index(enc.classes).get_indexer(result.labels["label"]).astype(np.int64)
+    return codes
 
 
 def _choose_method(enc: Encoded, pred_probs: PredProbs | None) -> tuple[str, str]:
@@ -168,9 +246,9 @@ def _choose_method(enc: Encoded, pred_probs: PredProbs | None) -> tuple[str, str
 
 
 def _class_priority(enc: Encoded) -> Codes:
-    """Tie-break rank per class: higher = preferred. More annotations overall first, then listed first."""
+    """Tie-break rank per class: higher = preferred. Fewer annotations overall first, then listed first."""
     totals = np.bincount(enc.label, minlength=enc.n_classes)
-    order = np.lexsort((np.arange(enc.n_classes), -totals))  # most frequent, then lowest index
+    order = np.lexsort((np.arange(enc.n_classes), totals))  # least frequent, then lowest index
     priority = np.empty(enc.n_classes, dtype=np.int64)
     priority[order] = np.arange(enc.n_classes)[::-1]
     return priority
