@@ -20,6 +20,9 @@ os.environ.pop("LABEL_STORE_URL", None)
 
 from labeling_assets.core.store.schema import LabelStore  # noqa: E402
 
+# One real Label Studio for the whole session, shared by every folder that asks for it.
+from tests.labelstudio_server import label_studio  # noqa: E402, F401
+
 PG_ADMIN_URL = os.environ.get("LABELING_ASSETS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 

@@ -26,7 +26,7 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from tests.integration.conftest import LabelStudioServer
+from tests.labelstudio_server import LabelStudioServer
 
 REPO = Path(__file__).resolve().parents[2]
 MISSING_DB = "does_not_exist"
@@ -284,8 +284,12 @@ def failure_description(result: dg.ExecuteInProcessResult, step: str) -> str:
 def test_an_asset_run_against_a_missing_database_fails_with_the_one_line_cause(
     tmp_path: Path, pg_databases: object
 ) -> None:
+    # An instance the test holds: the result reads events through it (an ephemeral one made inside
+    # materialize() can be garbage-collected first: 'undefined DagsterInstance weakref').
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [raw_images],
+        instance=instance,
         resources={
             "label_store": LabelStoreResource(url=MISSING_DB_URL),
             "image_source": ImageSourceResource(uri=str(tmp_path)),
@@ -302,8 +306,12 @@ def test_an_asset_run_with_a_wrong_label_studio_token_fails_with_the_one_line_ca
     tmp_path: Path, label_studio: LabelStudioServer
 ) -> None:
     wrong = f"wrong-{uuid.uuid4().hex}"
+    # An instance the test holds: the result reads events through it (an ephemeral one made inside
+    # materialize() can be garbage-collected first: 'undefined DagsterInstance weakref').
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [annotations],
+        instance=instance,
         resources={
             "label_store": LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}"),
             "label_studio": LabelStudioResource(url=label_studio.url, api_key=wrong),
@@ -317,8 +325,12 @@ def test_an_asset_run_with_a_wrong_label_studio_token_fails_with_the_one_line_ca
 
 def test_an_asset_run_against_an_unreachable_mlflow_server_fails_with_the_one_line_cause(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
+    # An instance the test holds: the result reads events through it (an ephemeral one made inside
+    # materialize() can be garbage-collected first: 'undefined DagsterInstance weakref').
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [prelabels],
+        instance=instance,
         resources={
             "label_store": LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}"),
             "project": ProjectSettings(),

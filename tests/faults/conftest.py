@@ -1,5 +1,5 @@
-"""Fixtures of the fault suite: the session's real Label Studio (the integration suite's fixture, imported)
-and a TCP proxy in front of it that can cut a response mid-body."""
+"""Fixtures of the fault suite: a TCP proxy in front of the session's real Label Studio (``label_studio``,
+tests/conftest.py) that can cut a response mid-body."""
 
 import contextlib
 import socket
@@ -7,8 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from tests.integration.conftest import label_studio  # noqa: F401 - the session's Label Studio server
 
 
 class CuttingProxy:

@@ -38,7 +38,7 @@ from labeling_assets.local.run_launcher import reap_dead_runs
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 from tests.faults.conftest import CuttingProxy
-from tests.integration.conftest import LabelStudioServer
+from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
 

@@ -27,7 +27,7 @@ from labeling_assets.local.crowd import CrowdResult, simulate_crowd
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from tests.integration.conftest import LabelStudioServer
+from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
 

@@ -29,7 +29,7 @@ from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import annotation_sensor
-from tests.integration.conftest import LabelStudioServer
+from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.postgres]
 

@@ -26,7 +26,7 @@ from labeling_assets.core.store.schema import (
 )
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from tests.integration.conftest import LabelStudioServer
+from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
 

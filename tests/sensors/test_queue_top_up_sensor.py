@@ -18,7 +18,7 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import queue_top_up_sensor
 from labeling_assets.sensors.runs import STATE_TAG
-from tests.integration.conftest import LabelStudioServer, start_server
+from tests.labelstudio_server import LabelStudioServer, start_server
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def test_the_local_token_is_never_sent_to_a_server_named_in_the_environment(
 
 @pytest.mark.labelstudio
 def test_definitions_loaded_before_label_studio_reach_it_once_it_is_up(empty_data_folder: Path) -> None:
-    from tests.integration.conftest import start_server
+    from tests.labelstudio_server import start_server
 
     label_studio = loaded_label_studio()
     before = tick(label_studio)
