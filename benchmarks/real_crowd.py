@@ -137,6 +137,8 @@ def main_table(sets: dict[str, tuple[pd.DataFrame, pd.Series]], kit: list[str], 
         row["ours auto - theirs best [95% CI]"] = f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
         rows.append(row)
         state[name] = {"best_kit": best_kit, "kit_hits": theirs[best_kit]}
+        answers = frame["label"].value_counts(normalize=True).round(2).to_dict()
+        print(f"  {name}: class shares of answers {answers}, of truth {truth.value_counts(normalize=True).round(2).to_dict()}")
         print(f"  {name}: done", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows).set_index("data set").T
     print("\nAccuracy % on truth items (seconds per call); data set (answers / items / truth items):\n")
