@@ -8,6 +8,7 @@ from labeling_assets.resources.labelstudio import (
     LabelStudioNotConfigured,
     LabelStudioResource,
 )
+from labeling_assets.sensors import runs
 
 ANNOTATION_POLL_SECONDS = 30
 
@@ -25,6 +26,9 @@ def annotation_sensor(
 
     The collect run syncs a full snapshot, so one run per observed change is enough and a change seen
     while a run is in flight is caught by the next tick; the run key makes a re-poll launch nothing twice.
+    While a collect run waits to start, no other is launched (it will sync the change; runs would pile up
+    behind the sync pool otherwise). A failed collect of the last change is launched again (attempt in the
+    run key) up to ``MAX_ATTEMPTS``: when the crowd has stopped, no later change would bring its labels in.
     The server is looked up on every tick: one started after ``dagster dev`` is found without a restart.
     """
     try:
@@ -37,12 +41,25 @@ def annotation_sensor(
     except LabelStudioError as exc:
         cause = "unreachable" if exc.unreachable else "error"
         return dg.SkipReason(f"Label Studio {cause} at {label_studio.resolved_url}: {exc}")
-    if marker == context.cursor:
+    past = runs.past_runs(context.instance, collect_job.name, marker)
+    if marker == context.cursor and not past.retry_allowed():
         return dg.SkipReason(f"no annotation change in project {project_id} since {marker.split('|')[-1]}")
+    waiting = runs.in_flight(context.instance, collect_job.name, statuses=runs.WAITING)
+    if waiting:  # it syncs a snapshot taken when it runs: this change too (the cursor stays, so none is lost)
+        return dg.SkipReason(f"collect run {waiting[0]} has not started yet: it will sync this change")
+    run_key = f"annotations-{project_id}-{marker}"
+    retry = marker == context.cursor  # the run of this change failed (killed, Label Studio down mid-export)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
-                run_key=f"annotations-{project_id}-{marker}", tags={"labelstudio/project": str(project_id)}
+                run_key=past.attempt_key(run_key) if retry else run_key,
+                tags={
+                    "labelstudio/project": str(project_id),
+                    runs.STATE_TAG: marker,
+                    runs.TRIGGER_TAG: f"retry {past.failed + 1} of the failed collect"
+                    if retry
+                    else f"annotations changed in project {project_id}",
+                },
             )
         ],
         cursor=marker,

@@ -25,9 +25,15 @@ AFTER_TAG = "labeling-assets/after"  # the run this one follows (the intake chai
 TAG_VALUE_MAX = 200
 
 
-def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[str]:
-    """Ids of ``job_name`` runs queued or executing, newest first."""
-    records = instance.get_run_records(dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=5)
+# Runs launched but not executing yet: a collect run among them will still see a change made now.
+WAITING = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING]
+
+
+def in_flight(
+    instance: dg.DagsterInstance, job_name: str, statuses: list[dg.DagsterRunStatus] = IN_FLIGHT
+) -> list[str]:
+    """Ids of ``job_name`` runs queued or executing (or in ``statuses``), newest first."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=job_name, statuses=statuses), limit=5)
     return [record.dagster_run.run_id for record in records]
 
 
