@@ -1,6 +1,6 @@
 """Stage 5, consensus: one label per item from its labelers, and low-confidence items sent back."""
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 import numpy as np
@@ -12,9 +12,10 @@ from labeling_assets.core.consensus.agreement import (
     fleiss_kappa_from_annotations,
     krippendorff_alpha_from_annotations,
 )
+from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
 from labeling_assets.core.consensus.encoding import ConsensusResult, probabilities_by_item
 from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, image_features
-from labeling_assets.core.consensus.methods import aggregate_full
+from labeling_assets.core.consensus.methods import METHODS, aggregate_full
 from labeling_assets.core.consensus.review_routing import (
     CONSENSUS_SOURCE,
     DEFAULT_LOW_CONFIDENCE_THRESHOLD,
@@ -24,18 +25,19 @@ from labeling_assets.core.consensus.review_routing import (
     ReviewAction,
     consensus_review_requests,
 )
-from labeling_assets.core.consensus.votes import eligible_votes
+from labeling_assets.core.consensus.votes import eligible_votes, single_class
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.consensus_versions import (
     consensus_to_retract,
     record_class_list,
+    record_consensus_choice,
     record_vote_retractions,
     retract_consensus,
     retraction_counts,
     write_consensus,
 )
-from labeling_assets.core.store.queries import StoreVotes, item_uris, load_votes
+from labeling_assets.core.store.queries import StoreVotes, gold_labels, item_uris, load_votes
 from labeling_assets.core.store.reviews import ReviewSync, sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
@@ -43,14 +45,22 @@ from labeling_assets.resources.store import LabelStoreResource
 
 LABELER_TABLE_ROWS = 30
 
+# Every method core's aggregate() knows, from its one list (a new method needs no edit here).
+if TYPE_CHECKING:
+    ConsensusMethod = str
+else:
+    ConsensusMethod = Literal[METHODS]
+
 
 class ConsensusConfig(dg.Config):
     """Run-time knobs of consensus_labels (field names predate the vocabulary: they are public)."""
 
-    method: Literal["auto", "majority", "dawid_skene", "crowdlab"] = Field(
+    method: ConsensusMethod = Field(
         default="auto",
-        description="auto = Dawid-Skene with enough overlap, else majority. crowdlab also uses "
-        "out-of-sample probabilities of a cross-validated pixel baseline trained on the majority labels.",
+        description=f"auto = the winner of a bake-off scored on the hidden gold items by cross-fitting when "
+        f"at least {MIN_GOLD_FOR_BAKEOFF} gold items have enough labelers, else Dawid-Skene with enough "
+        "overlap, else majority. crowdlab also uses out-of-sample probabilities of a cross-validated pixel "
+        "baseline trained on the majority labels. The Dawid-Skene methods clamp the gold items' answers.",
     )
     min_annotators: int = Field(
         default=DEFAULT_MIN_ANNOTATORS, ge=1, description="Items with fewer distinct labelers wait."
@@ -84,6 +94,76 @@ def _crowdlab_pred_probs(store: LabelStore, votes: pd.DataFrame, classes: list[s
     codes = majority["label"].map({c: n for n, c in enumerate(classes)}).to_numpy()
     probs = cross_val_pred_probs(features, codes, len(classes))
     return pd.DataFrame(probs, index=majority["item_id"], columns=classes)
+
+
+def _gold(store: LabelStore, eligible: pd.DataFrame, classes: list[str]) -> pd.Series:
+    """Hidden gold answers (never sent to Label Studio) of the items being aggregated, in the class list."""
+    gold = gold_labels(store).map(single_class).dropna()
+    return gold[gold.index.isin(set(eligible["item_id"])) & gold.isin(classes)]
+
+
+def _aggregate(
+    store: LabelStore, eligible: pd.DataFrame, classes: list[str], config: ConsensusConfig
+) -> tuple[ConsensusResult, int]:
+    """The consensus with gold: auto's bake-off is scored on it, the Dawid-Skene methods clamp it."""
+    pred_probs = _crowdlab_pred_probs(store, eligible, classes) if config.method == "crowdlab" else None
+    gold = _gold(store, eligible, classes)
+    return aggregate_full(eligible, config.method, pred_probs, classes=classes, gold=gold), len(gold)
+
+
+def _choice_reason(result: ConsensusResult, config: ConsensusConfig, n_gold: int) -> tuple[str, str]:
+    """(why this method, why no bake-off ran or '')."""
+    chose = next((n for n in result.notes if n.startswith("auto chose")), None)
+    reason = chose or f"method {config.method} set in the run config"
+    if result.scoreboard is not None:
+        return reason, ""
+    if config.method != "auto":
+        return reason, f"no bake-off: method {config.method} was set in the run config (auto runs one)"
+    if n_gold < MIN_GOLD_FOR_BAKEOFF:
+        return reason, (
+            f"no bake-off: too little gold ({n_gold} gold items with enough labelers, "
+            f"at least {MIN_GOLD_FOR_BAKEOFF} needed)"
+        )
+    return reason, "no bake-off: the gold items lack overlap (one labeler, or no item with two labels)"
+
+
+def scoreboard_markdown(board: pd.DataFrame) -> str:
+    """The bake-off as a Markdown table: accuracy on gold (cross-fitted) with its Wilson 95% interval."""
+    lines = ["| method | accuracy on gold | 95% CI | correct / gold | |", "|---|---:|---|---:|---|"]
+    for r in board.sort_values("accuracy", ascending=False, kind="stable").to_dict("records"):
+        lines.append(
+            f"| {r['method']} | {r['accuracy']:.1%} | {r['ci_low']:.1%} - {r['ci_high']:.1%} | "
+            f"{int(r['correct'])} / {int(r['n_gold'])} | {'**winner**' if r['chosen'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def _record_choice(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    result: ConsensusResult,
+    config: ConsensusConfig,
+    n_gold: int,
+) -> dict[str, Any]:
+    """Store the method used, why, and the scoreboard with this run's id; the same as metadata."""
+    reason, no_bakeoff = _choice_reason(result, config, n_gold)
+    record_consensus_choice(
+        store,
+        run_id=context.run_id,
+        requested_method=config.method,
+        method=result.method,
+        reason=no_bakeoff or reason,
+        n_gold=n_gold,
+        scoreboard=result.scoreboard,
+    )
+    board = result.scoreboard
+    return {
+        "requested_method": dg.MetadataValue.text(config.method),
+        "method_choice": dg.MetadataValue.text(reason),
+        "gold_items_used": dg.MetadataValue.int(n_gold),
+        "bakeoff_winner": dg.MetadataValue.text(result.method if board is not None else ""),
+        "bakeoff_scoreboard": dg.MetadataValue.md(scoreboard_markdown(board) if board is not None else no_bakeoff),
+    }
 
 
 def _finite(value: float | None) -> float | None:
@@ -247,12 +327,12 @@ def consensus_labels(
         metadata.update(_retract(context, store, loaded, set(), config, classes))
         return dg.MaterializeResult(metadata={**metadata, **empty})
 
-    pred_probs = _crowdlab_pred_probs(store, eligible, classes) if config.method == "crowdlab" else None
-    result = aggregate_full(eligible, config.method, pred_probs, classes=classes)
+    result, n_gold = _aggregate(store, eligible, classes, config)
     for note in result.notes:
         context.log.info(note)
     labels = result.labels
     written = write_consensus(store, labels, result.method, context.run_id, probabilities_by_item(result))
+    metadata.update(_record_choice(context, store, result, config, n_gold))
     metadata.update(_retract(context, store, loaded, set(labels["item_id"].astype(str)), config, classes))
     requests, confident = consensus_review_requests(
         labels,

@@ -7,6 +7,7 @@ import pandas as pd
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.reporting.qa_report import build_qa_report
+from labeling_assets.core.store.consensus_versions import latest_consensus_choice
 from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
 from labeling_assets.core.store.reviews import conflict_rows
 from labeling_assets.resources.project import ProjectSettings
@@ -28,6 +29,7 @@ def qa_report(
         title=f"QA report: {project.name}",
         generated_at=now,
         conflicts=pd.DataFrame(conflict_rows(store)),
+        consensus_choice=latest_consensus_choice(store),
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,10 +70,12 @@ def build_qa_report(
     title: str = "Labeling QA report",
     generated_at: dt.datetime | None = None,
     conflicts: pd.DataFrame | None = None,
+    consensus_choice: Mapping[str, Any] | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
     ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
-    ``conflicts``: source conflicts (``item_conflicts`` rows: a source file changed while its item was queued)."""
+    ``conflicts``: source conflicts (``item_conflicts`` rows: a source file changed while its item was queued);
+    ``consensus_choice``: the newest ``consensus_choices`` row (the method used, why, the bake-off scoreboard)."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     ann = annotations.copy()
     ann["label"] = ann["label"].astype(str)
@@ -145,6 +149,9 @@ def build_qa_report(
         sections.append(_img("consensus_confidence", png, "Consensus confidence per item"))
         charts.append("consensus_confidence")
 
+    if consensus_choice is not None:
+        sections.append(_consensus_choice_section(consensus_choice))
+
     if conflicts is not None and not conflicts.empty:
         sections.append(_conflict_section(conflicts))
 
@@ -160,6 +167,7 @@ def build_qa_report(
         if not gold_table.empty
         else float("nan"),
         "source_conflicts": len(conflicts) if conflicts is not None else 0,
+        "consensus_method": str(consensus_choice["method"]) if consensus_choice is not None else "n/a",
     }
     summary_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()
@@ -190,6 +198,31 @@ window.addEventListener("load", () => {{
 
 
 CONFLICT_ROWS = 50
+
+
+def _consensus_choice_section(choice: Mapping[str, Any]) -> str:
+    """The consensus method of the newest run and the bake-off behind it (or why none ran)."""
+    head = (
+        f'<section data-section="consensus_bakeoff"><h2>Consensus method: {html.escape(str(choice["method"]))}</h2>'
+        f"<p>Asked for {html.escape(str(choice['requested_method']))}; {html.escape(str(choice['reason']))} "
+        f"({int(choice['n_gold'])} hidden gold items with enough labelers).</p>"
+    )
+    board = choice.get("scoreboard")
+    if not board:
+        return head + "</section>"
+    table = pd.DataFrame(
+        {
+            "method": [str(r["method"]) for r in board],
+            "accuracy on gold": [f"{r['accuracy']:.1%}" for r in board],
+            "95% CI (Wilson)": [f"{r['ci_low']:.1%} - {r['ci_high']:.1%}" for r in board],
+            "correct / gold": [f"{r['correct']} / {r['n_gold']}" for r in board],
+            "used": ["winner" if r["chosen"] else "" for r in board],
+        }
+    ).sort_values("accuracy on gold", ascending=False, kind="stable", key=lambda c: c.str.rstrip("%").astype(float))
+    return (
+        head + "<p>Bake-off: each method scored on gold items by 5-fold cross-fitting (a gold item's own answer "
+        "never informs the labels it is scored on); the most accurate one is used.</p>" + _table(table) + "</section>"
+    )
 
 
 def _conflict_section(conflicts: pd.DataFrame) -> str:

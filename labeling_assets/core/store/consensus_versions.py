@@ -24,7 +24,11 @@ from labeling_assets.core.consensus.retraction import (
     retraction_reason,
 )
 from labeling_assets.core.consensus.votes import single_class
-from labeling_assets.core.store.derived_schema import class_list_versions_table, vote_retractions_table
+from labeling_assets.core.store.derived_schema import (
+    class_list_versions_table,
+    consensus_choices_table,
+    vote_retractions_table,
+)
 from labeling_assets.core.store.queries import SUPERSEDED, StoreVotes, current_annotations
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -299,3 +303,66 @@ def vote_retraction_counts(store: LabelStore) -> dict[str, int]:
     v = vote_retractions_table
     rows = store.fetch(sa.select(v.c.reason, sa.func.count().label("n")).group_by(v.c.reason))
     return {str(r["reason"]): int(r["n"]) for r in rows}
+
+
+def scoreboard_records(board: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    """A bake-off scoreboard as JSON-ready rows (None when no bake-off ran)."""
+    if board is None:
+        return None
+    return [
+        {
+            "method": str(r["method"]),
+            "n_gold": int(r["n_gold"]),
+            "correct": int(r["correct"]),
+            "accuracy": float(r["accuracy"]),
+            "ci_low": float(r["ci_low"]),
+            "ci_high": float(r["ci_high"]),
+            "chosen": bool(r["chosen"]),
+        }
+        for r in board.to_dict("records")
+    ]
+
+
+def record_consensus_choice(
+    store: LabelStore,
+    *,
+    run_id: str | None,
+    requested_method: str,
+    method: str,
+    reason: str,
+    n_gold: int,
+    scoreboard: pd.DataFrame | None,
+) -> None:
+    """Append the method a consensus run used, why, and its bake-off scoreboard (m007).
+
+    Kept in the store next to the consensus rows it explains (same ``run_id``), so it lives and is backed
+    up with them, and a dataset version's labels can be traced to the choice that made them.
+    """
+    with store.begin() as conn:
+        conn.execute(
+            consensus_choices_table.insert().values(
+                run_id=run_id,
+                requested_method=requested_method,
+                method=method,
+                reason=reason,
+                n_gold=n_gold,
+                scoreboard=scoreboard_records(scoreboard),
+                computed_at=utcnow(),
+            )
+        )
+
+
+def consensus_choices(store: LabelStore, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Recorded consensus choices, newest first (only those of ``run_ids`` when given)."""
+    t = consensus_choices_table
+    query = sa.select(t).order_by(t.c.computed_at.desc(), t.c.id.desc())
+    if run_ids is not None:
+        query = query.where(t.c.run_id.in_(list(run_ids)))
+    return [dict(row) for row in store.fetch(query)]
+
+
+def latest_consensus_choice(store: LabelStore) -> dict[str, Any] | None:
+    """The newest recorded consensus choice, or None before consensus_labels aggregated anything."""
+    t = consensus_choices_table
+    rows = store.fetch(sa.select(t).order_by(t.c.computed_at.desc(), t.c.id.desc()).limit(1))
+    return dict(rows[0]) if rows else None

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.methods import PRIOR_STRENGTH
 from labeling_assets.core.dataset.splits import manifest_from_json, normalize_label
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -28,8 +29,9 @@ from labeling_assets.core.store.schema import (
 )
 
 TargetsMode = Literal["auto", "hard", "soft"]
-# Consensus methods whose stored probabilities are a posterior over the true class.
-POSTERIOR_METHODS = frozenset({"dawid_skene"})
+# Consensus methods whose stored probabilities are a posterior over the true class: the Dawid-Skene family
+# (every method with an EM prior strength), dawid_skene_pooled included. Majority stores vote shares.
+POSTERIOR_METHODS = frozenset(PRIOR_STRENGTH)
 
 
 class NoDatasetVersion(LookupError):

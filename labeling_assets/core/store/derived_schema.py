@@ -79,6 +79,24 @@ requeue_actions_table = sa.Table(
 )
 
 
+# One row per consensus_labels run that aggregated (m007): the method asked for, the one used and why, and
+# the bake-off scoreboard scored on gold (None when none ran). Consensus rows carry the run_id, so the
+# choice behind any stored label (and so behind any dataset version) can be looked up.
+consensus_choices_table = sa.Table(
+    "consensus_choices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("requested_method", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("n_gold", sa.Integer, nullable=False),  # annotated gold items the aggregation was given
+    sa.Column("scoreboard", sa.JSON(none_as_null=True), nullable=True),  # list of per-method rows
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_consensus_choices_run", "run_id"),
+)
+
+
 _M005_TABLES = (class_list_versions_table, vote_retractions_table, item_conflicts_table, requeue_actions_table)
 
 
@@ -94,3 +112,7 @@ def m005_derived_data_follows(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {CONSENSUS} ADD COLUMN retraction_reason TEXT")
     for table in _M005_TABLES:
         table.create(conn, checkfirst=True)
+
+
+def m007_consensus_choices(conn: Connection) -> None:
+    consensus_choices_table.create(conn, checkfirst=True)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from labeling_assets.core.store import connect_errors
-from labeling_assets.core.store.derived_schema import m005_derived_data_follows
+from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 
 metadata = sa.MetaData()
 
@@ -319,6 +319,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         m005_derived_data_follows,
     ),
     Migration(6, "sync_watermarks: the newest annotation snapshot committed per project", _m006_sync_watermarks),
+    Migration(
+        7, "consensus_choices: the consensus method used per run and its bake-off scoreboard", m007_consensus_choices
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
