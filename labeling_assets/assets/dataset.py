@@ -14,7 +14,7 @@ from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import CardInputs, annotation_summary, render_card
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
-from labeling_assets.core.store.consensus_versions import class_list_history
+from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
     dataset_card,
     departures,
@@ -87,6 +87,7 @@ def _card(
         notes=assignment.notes,
         class_list_history=class_list_history(store),
         departures=departures(store, load_manifest(store, previous), manifest) if previous else {},
+        consensus_choice=latest_consensus_choice(store),
     )
 
 

@@ -13,6 +13,7 @@ import pydantic
 import pytest
 
 from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
+from labeling_assets.assets.dataset import dataset_splits
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
 from labeling_assets.core.consensus.methods import METHODS
@@ -96,7 +97,7 @@ def test_with_enough_gold_auto_uses_the_bakeoff_winner_and_records_its_scoreboar
 ) -> None:
     truth = _plant_defaulters(store, n_items=200, gold_every=4)  # 50 gold items
 
-    result = _materialize([consensus_labels, qa_report], store, tmp_path)
+    result = _materialize([consensus_labels, qa_report, dataset_splits], store, tmp_path)
     assert result.success
     meta = _metadata(result)
     assert meta["gold_items_used"] == 50
@@ -125,6 +126,10 @@ def test_with_enough_gold_auto_uses_the_bakeoff_winner_and_records_its_scoreboar
     page = Path(_metadata(result, "qa_report")["report"]).read_text()
     assert 'data-section="consensus_bakeoff"' in page and "winner" in page
     assert f"Consensus method: {winner}" in page
+    # The dataset version's card (stored with the version) names the method and the bake-off behind it.
+    card = _metadata(result, "dataset_splits")["card"]
+    assert f"- **Consensus method** (newest consensus run): {winner}; auto chose {winner}" in card
+    assert f"  - {winner}: " in card and "(used)" in card
 
 
 def test_with_too_little_gold_auto_keeps_its_rule_and_says_why_no_bakeoff_ran(

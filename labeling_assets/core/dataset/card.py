@@ -54,6 +54,8 @@ class CardInputs:
     # class_list_versions rows, oldest first (version, classes, added, removed, reason, changed_at, votes_retracted)
     class_list_history: Sequence[Mapping[str, Any]] = ()
     departures: Mapping[str, int] = field(default_factory=dict)  # why items of the previous version left
+    # The newest consensus_choices row: the method consensus_labels used, why, its bake-off on gold (or None).
+    consensus_choice: Mapping[str, Any] | None = None
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -118,12 +120,25 @@ def limitations(inputs: CardInputs) -> list[str]:
     )
     if inputs.n_gold_items:
         out.append(
-            f"{inputs.n_gold_items} items are gold (expert) items; their labels here are the crowd "
-            "consensus, not the gold answer."
+            f"{inputs.n_gold_items} items are gold (expert) items; their labels here are the consensus: "
+            "the Dawid-Skene methods clamp a gold item to its gold answer, majority and CROWDLAB do not."
         )
     if not out:
         out.append("None detected.")
     return out
+
+
+def consensus_choice_lines(choice: Mapping[str, Any] | None) -> list[str]:
+    """The consensus method behind the newest labels and the bake-off on gold that chose it (if one ran)."""
+    if choice is None:
+        return []
+    lines = [f"- **Consensus method** (newest consensus run): {choice['method']}; {choice['reason']}"]
+    for row in choice.get("scoreboard") or []:
+        lines.append(
+            f"  - {row['method']}: {row['accuracy']:.1%} on {row['n_gold']} gold items, cross-fitted "
+            f"(95% CI {row['ci_low']:.1%}-{row['ci_high']:.1%}){' (used)' if row['chosen'] else ''}"
+        )
+    return lines
 
 
 def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
@@ -175,6 +190,7 @@ def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         f"{_fmt(inputs.mean_agreement)}, mean consensus confidence {_fmt(inputs.mean_confidence)}",
         "- **Label sources** (consensus method: items): "
         + (", ".join(f"{k}: {v}" for k, v in sorted(inputs.label_sources.items())) or "none"),
+        *consensus_choice_lines(inputs.consensus_choice),
         "",
     ]
     lines += class_list_section(inputs)
