@@ -48,6 +48,19 @@ class PostgresDatabases:
         self.admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _no_stale_dagster_state_storage() -> Iterator[None]:
+    """Dagster 1.13's ``DagsterInstance.__exit__`` disposes the instance but never resets the context variable
+    its ``__enter__`` set to the instance's defs-state storage. A later test that loads definitions in the same
+    thread then reads a dead instance weakref ("Attempted to resolve undefined DagsterInstance weakref"),
+    depending on test order and garbage collection. Reset it around every test."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+    yield
+    _current_storage.set(None)
+
+
 @pytest.fixture(scope="session")
 def pg_databases() -> Iterator[PostgresDatabases]:
     try:

@@ -32,7 +32,7 @@ from tests.labelstudio_server import LabelStudioServer
 pytestmark = pytest.mark.labelstudio
 
 CLASSES = [str(d) for d in range(10)]
-N_ITEMS = 60  # 180 annotations, one POST each; DS beat majority by >= 8 points on every seed offline
+N_ITEMS = 60  # 180 annotations, one POST each
 GOLD_EVERY = 3  # 20 hidden gold items
 CROWD = [
     LabelerSpec("cq_expert", "expert"),
@@ -130,7 +130,10 @@ def test_dawid_skene_beats_majority_vote_on_the_real_crowd(crowd: Crowd) -> None
     majority = crowd.accuracy()
     result = crowd.consensus("dawid_skene")
     dawid_skene = crowd.accuracy()
-    assert dawid_skene > majority + 0.05, (dawid_skene, majority)
+    # Majority's ties go to the class the crowd answers least often (issue 14), which undoes much of the
+    # biased labeler's pull toward "0", so the margin is no longer 5 points (0.93 vs 0.95-0.97 here);
+    # Dawid-Skene still wins strictly, with the hidden gold clamped in EM.
+    assert dawid_skene > majority and dawid_skene >= 0.9, (dawid_skene, majority)
     assert len(consensus_frame(crowd.store)) == N_ITEMS
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["consensus_coverage"].passed and checks["no_consensus_for_quarantined_items"].passed
