@@ -1,16 +1,43 @@
 """queue_top_up_sensor: keeps Label Studio supplied; the next batch is queued when open tasks run low."""
 
+import time
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from labeling_assets import env
 from labeling_assets.core import automation
 from labeling_assets.core.store.queries import unqueued_item_count
-from labeling_assets.jobs import queue_job
+from labeling_assets.jobs import ingest_job, prelabel_job, queue_job
 from labeling_assets.resources.labelstudio import LabelStudioError, LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import runs
 
 QUEUE_POLL_SECONDS = 60
+# How long new items of a successful ingest are left to intake_sensor (prelabels first, then the queue) before
+# the top-up queues them as they are: a stopped intake sensor must not stall the queue for good.
+INTAKE_GRACE_SECONDS = 90
+
+
+def intake_pending(instance: dg.DagsterInstance) -> str | None:
+    """Why new items are left to the intake chain now, or None. Queued before their prelabels, they would
+    reach Label Studio without the champion's prediction and outside the uncertainty order."""
+    for job in (ingest_job.name, prelabel_job.name):
+        if flying := runs.in_flight(instance, job):
+            return f"{job} run {flying[0]} is in flight: the intake chain queues new items after their prelabels"
+    newest = instance.get_run_records(
+        dg.RunsFilter(job_name=ingest_job.name, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+    )
+    ended = newest[0].end_time if newest else None
+    if ended is None or time.time() - ended > INTAKE_GRACE_SECONDS:
+        return None
+    metadata = runs.materialization_metadata(instance, newest[0].dagster_run.run_id, "raw_images")
+    if not int(metadata.get("files_new") or 0) + int(metadata.get("files_changed") or 0):
+        return None
+    after = dg.RunsFilter(job_name=prelabel_job.name, created_after=datetime.fromtimestamp(ended, UTC))
+    if instance.get_run_records(after, limit=1):
+        return None
+    return f"ingest run {newest[0].dagster_run.run_id} found new items: intake_sensor prelabels them first"
 
 
 def queue_run_config(batch: int) -> dict[str, object]:
@@ -32,7 +59,8 @@ def queue_top_up_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """One request to Label Studio (the project's task counts) and one count in the store per tick.
 
-    Nothing while a ``queue_job`` run is in flight (whoever launched it); the run key is the observed state
+    Nothing while a ``queue_job`` run is in flight (whoever launched it), nor while the intake chain has new
+    items to prelabel first (:func:`intake_pending`); the run key is the observed state
     (tasks, finished tasks, items left), so a re-poll of an unchanged state never launches twice.
     """
     thresholds = automation.thresholds_from(env.variable)  # read now: a changed variable needs no restart
@@ -41,6 +69,8 @@ def queue_top_up_sensor(
     flying = runs.in_flight(context.instance, queue_job.name)
     if flying:
         return dg.SkipReason(f"queue run {flying[0]} is in flight")
+    if (pending := intake_pending(context.instance)) is not None:
+        return dg.SkipReason(pending)
     try:
         project_id = label_studio.find_project_id()
         tasks, finished = label_studio.get_client().task_progress(project_id) if project_id else (0, 0)
