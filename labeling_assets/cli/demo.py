@@ -3,7 +3,14 @@
 Label Studio (start + bootstrap) → ingest → prelabel → queue → simulated crowd → collect (through the
 annotation sensor's own logic) → consensus → splits → labeler stats per labeler → leaderboard, label
 issues, QA report → train → evaluate → summary. Every step is a Dagster run on the local instance, so the
-UI (``--serve`` or ``dagster dev``) shows all of them afterwards.
+UI (``dagster dev``) shows all of them afterwards.
+
+``--serve`` shows the loop running itself instead: it starts Label Studio, ``dagster dev`` (the UI and the
+daemon) and an MLflow UI, and then only plays the crowd (simulated labelers answer each wave of tasks through
+Label Studio's API as it appears). The daemon's sensors do every other step: ingest, prelabels, queue,
+collect, consensus, splits, training, the champion model. Each run is printed with the sensor or schedule
+that started it and why; a summary follows once a champion model exists, and again on Ctrl-C. The loop's
+thresholds are the environment's (README, "What runs by itself"); the step options below do not apply.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     use_local_instance()
     LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
+    if args.serve:
+        return _serve(args)
     started = time.perf_counter()
     print(f"labeling-assets demo: data folder {data_dir()}")
     try:
@@ -106,9 +115,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
 
     _summary(time.perf_counter() - started)
-    if args.serve:
-        return _serve(args)
-    print("\nSee it all in the UI: scripts/demo --serve (or `dagster dev` in the repository root).")
+    print("\nSee it all in the UI: `dagster dev` in the repository root; the loop running by itself: scripts/demo --serve.")
     return 0
 
 
@@ -227,45 +234,118 @@ def _summary(seconds: float) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """The Dagster UI with the daemon (sensors tick for real), Label Studio and an MLflow UI, until Ctrl-C."""
+    """The self-driving loop: Label Studio, ``dagster dev`` (UI + daemon) and MLflow; the demo plays the crowd."""
+    from labeling_assets.core.labelstudio.crowd import default_crowd
+    from labeling_assets.local import labelstudio as ls_server
+    from labeling_assets.local.crowd_waves import CrowdWaves
     from labeling_assets.resources.mlflow import MLflowResource
 
-    mlflow_uri = MLflowResource().resolved_tracking_uri
-    env = {**os.environ, "DAGSTER_HOME": str(REPO_ROOT)}
+    started = time.monotonic()
+    print(f"labeling-assets demo --serve: data folder {data_dir()}")
+    info = ls_server.start()
+    label_studio = LabelStudioResource()
+    mlflow = MLflowResource()
+    mlflow.registered_versions()  # creates a new MLflow store now: `mlflow ui` and a sensor tick must not race to
+    env = {**os.environ}  # DAGSTER_HOME: the repository's instance unless set (use_local_instance)
     procs = [
         subprocess.Popen(["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=env),
         subprocess.Popen(
-            [
-                "mlflow",
-                "ui",
-                "--backend-store-uri",
-                mlflow_uri,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(args.mlflow_port),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-        ),
+            ["mlflow", "ui", "--backend-store-uri", mlflow.resolved_tracking_uri, "--host", "127.0.0.1",
+             "--port", str(args.mlflow_port)],
+            cwd=REPO_ROOT, env=env,
+        ),  # fmt: skip
     ]
-    print(
-        "\n== serving (Ctrl-C stops the Dagster UI and MLflow; `labeling-assets labelstudio stop` stops Label Studio)"
-    )
-    print(f"  Dagster UI:    http://127.0.0.1:{args.dagster_port}")
-    print(f"  Label Studio:  {LabelStudioResource().resolved_url}")
+    print("\n== serving (Ctrl-C stops the crowd, the Dagster UI and MLflow; `labeling-assets labelstudio stop` stops Label Studio)")
+    print(f"  Dagster UI:    http://127.0.0.1:{args.dagster_port}   (Automation: the sensors and schedules at work)")
+    print(f"  Label Studio:  {info.url}")
     print(f"  MLflow:        http://127.0.0.1:{args.mlflow_port}")
+    print("\n== the loop runs itself: the demo only plays the crowd; every run below was started by the daemon")
+    crowd = CrowdWaves(
+        label_studio.get_client,
+        label_studio.resolved_project_title,
+        default_crowd(args.annotators, prefix="sim"),
+        truth=lambda: truth_by_item(demo_truth_csv()),
+        classes=project_classes(),
+        seed=args.seed,
+        on_wave=lambda n: print(f"[{time.monotonic() - started:5.0f}s] crowd: a wave of {n} annotations", flush=True),
+    ).start()
+    champion: str | None = None
+    seen: dict[str, str] = {}
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
+        while procs[0].poll() is None:  # as long as dagster dev runs (an MLflow UI that stopped is not the loop)
+            _print_run_changes(seen, started)
+            if champion is None and (champion := _champion(mlflow)) is not None:
+                print(f"[{time.monotonic() - started:5.0f}s] champion model {champion}: the loop trained it by itself")
+                if args.until_champion:
+                    break
+                _print_runs_summary()
+            time.sleep(2)
     except KeyboardInterrupt:
         pass
     finally:
+        crowd.stop(timeout_s=10)
+        _print_runs_summary()
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+    if procs[0].returncode not in (None, 0, -15):
+        print(f"dagster dev exited with code {procs[0].returncode}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _champion(mlflow: Any) -> str | None:
+    try:
+        model = mlflow.champion()
+    except Exception:  # no MLflow store yet: the first training creates it
+        return None
+    return model.label if model is not None else None
+
+
+def _started_by(tags: Any) -> str:
+    """Which sensor or schedule started a run (Dagster's own tags), or by hand."""
+    if "dagster/sensor_name" in tags:
+        return f"sensor {tags['dagster/sensor_name']}"
+    if "dagster/schedule_name" in tags:
+        return f"schedule {tags['dagster/schedule_name']}"
+    return "by hand"
+
+
+def _print_run_changes(seen: dict[str, str], started: float) -> None:
+    """Print each run the first time it is seen and whenever it ends."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records(limit=50)
+    for record in reversed(records):
+        run = record.dagster_run
+        status = run.status.value
+        if seen.get(run.run_id) == status or (run.run_id in seen and status not in ("SUCCESS", "FAILURE", "CANCELED")):
+            continue
+        first = run.run_id not in seen
+        seen[run.run_id] = status
+        why = run.tags.get("labeling-assets/trigger", "")
+        where = f" <- {_started_by(run.tags)}{': ' + why if why else ''}" if first else ""
+        print(f"[{time.monotonic() - started:5.0f}s] run {run.job_name:<14} {run.run_id[:8]} {status:<8}{where}", flush=True)
+
+
+def _print_runs_summary() -> None:
+    """Runs per job and per sensor or schedule that started them."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.get_run_records()
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for record in records:
+        run = record.dagster_run
+        by_status = counts.setdefault((run.job_name, _started_by(run.tags)), {})
+        by_status[run.status.value] = by_status.get(run.status.value, 0) + 1
+    print("\n== runs, and which sensor or schedule started them")
+    for (job, by), statuses in sorted(counts.items()):
+        detail = ", ".join(f"{n} {status.lower()}" for status, n in sorted(statuses.items()))
+        print(f"  {job:<18} {by:<32} {detail}")
+    print()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -291,7 +371,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
     p.add_argument(
-        "--serve", action="store_true", help="then keep the Dagster UI (with daemon) and MLflow running"
+        "--serve",
+        action="store_true",
+        help="show the loop running itself: Label Studio, the Dagster UI with the daemon and MLflow; the demo "
+        "only plays the crowd, the sensors do every other step (until Ctrl-C)",
+    )
+    p.add_argument(
+        "--until-champion", action="store_true", help="with --serve: stop once the loop has made a champion model"
     )
     p.add_argument("--dagster-port", type=int, default=3000)
     p.add_argument("--mlflow-port", type=int, default=5000)

@@ -41,19 +41,21 @@ def label_open_tasks(
     truth: Mapping[str, str],
     classes: Sequence[str],
     seed: int = 0,
-    workers: int = 2,
+    workers: int = 1,
+    max_items: int | None = None,
 ) -> int:
-    """One wave: each task of an item in ``truth`` gets the annotations its overlap asks for, from labelers
-    who have not labeled it yet; returns how many were posted (0: nothing was open to this crowd)."""
+    """One wave: each open task of an item in ``truth`` (the first ``max_items`` of them, in Label Studio's
+    order, when given) gets the annotations its overlap asks for, from labelers who have not labeled it yet;
+    returns how many were posted (0: nothing was open to this crowd)."""
     overlap_of: dict[str, int] = {}
     for task in client.iter_tasks(project_id):
         item_id = (task.get("data") or {}).get("item_id")
         if item_id and not task.get("is_labeled"):
             overlap_of.setdefault(str(item_id), int(task.get("overlap") or DEFAULT_OVERLAP))
     by_overlap: dict[int, dict[str, str]] = {}
-    for item_id, overlap in overlap_of.items():
-        if item_id in truth:
-            by_overlap.setdefault(overlap, {})[item_id] = truth[item_id]
+    servable = [item_id for item_id in overlap_of if item_id in truth]
+    for item_id in servable[:max_items] if max_items else servable:
+        by_overlap.setdefault(overlap_of[item_id], {})[item_id] = truth[item_id]
     posted = 0
     for overlap, subset in sorted(by_overlap.items()):
         result = simulate_crowd(
@@ -72,7 +74,11 @@ class CrowdWaves:
         labelers: the crowd (Label Studio users, created on the first wave).
         truth: called before each wave: item_id -> true class of the items the crowd may label.
         classes: the project's class list.
-        poll_s: seconds between looks at the task counts.
+        poll_s: seconds between looks at the task counts (and between waves).
+        workers: annotations posted at once. 1 by default: Label Studio 1.23 loses count when several
+            annotations of one task are saved at the same moment (the task stays "not labeled" with all its
+            annotations), which people at their own screens do not do.
+        items_per_wave: label at most this many tasks a wave (a crowd working at a pace); None: all open ones.
         on_wave: called with the number of annotations each wave posted.
     """
 
@@ -86,12 +92,14 @@ class CrowdWaves:
         classes: Sequence[str],
         seed: int = 0,
         poll_s: float = 2.0,
-        workers: int = 2,
+        workers: int = 1,
+        items_per_wave: int | None = None,
         on_wave: Callable[[int], None] | None = None,
     ) -> None:
         self._client, self._title, self._labelers = client, project_title, list(labelers)
         self._truth, self._classes, self._seed = truth, list(classes), seed
         self._poll_s, self._workers, self._on_wave = poll_s, workers, on_wave
+        self._items_per_wave = items_per_wave
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="crowd-waves", daemon=True)
         self.log = CrowdLog()
@@ -132,6 +140,7 @@ class CrowdWaves:
             classes=self._classes,
             seed=self._seed + self.log.waves,
             workers=self._workers,
+            max_items=self._items_per_wave,
         )
         if posted == 0:  # open tasks this crowd cannot serve now (no truth yet, or overlap > crowd size)
             return progress, time.monotonic()

@@ -20,6 +20,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -258,7 +259,7 @@ class SelfDrivingLoop:
     def start_daemon(self) -> None:
         log = open(self.home / "daemon.log", "ab")  # noqa: SIM115 - the daemon holds it
         self._daemon = subprocess.Popen(
-            ["dagster-daemon", "run", "-f", str(self.defs_file)],
+            [daemon_command(), "run", "-f", str(self.defs_file)],
             cwd=self.home,
             env=self.env(),
             stdout=log,
@@ -303,10 +304,10 @@ class SelfDrivingLoop:
         )
         return {r["item_id"]: by_name[Path(r["path"]).name] for r in rows if Path(r["path"]).name in by_name}
 
-    def start_crowd(self, poll_s: float = 2.0) -> CrowdWaves:
+    def start_crowd(self, poll_s: float = 2.0, items_per_wave: int | None = None) -> CrowdWaves:
         self._crowd = CrowdWaves(
             self.ls_client, self.project_title, self.crowd_labelers, truth=self.truth, classes=DEMO_CLASSES,
-            poll_s=poll_s,
+            poll_s=poll_s, items_per_wave=items_per_wave,
         ).start()  # fmt: skip
         return self._crowd
 
@@ -406,12 +407,33 @@ class SelfDrivingLoop:
             return None
         return next((int(p["id"]) for p in projects if p.get("title") == self.project_title), None)
 
+    def open_tasks(self) -> int | None:
+        """Tasks with fewer labelers than their overlap, counted from the annotations themselves (Label
+        Studio's own "finished" count can miss a task whose annotations were saved at the same moment);
+        None before the project exists."""
+        project_id = self.project_id()
+        if project_id is None:
+            return None
+        client = self.ls_client()
+        labelers: dict[int, set[str]] = {}
+        for ann in client.export_annotations(project_id):
+            if not ann.was_cancelled:
+                labelers.setdefault(ann.ls_task_id, set()).add(ann.labeler_id)
+        overlaps = client.task_overlaps(project_id)
+        return sum(1 for task, overlap in overlaps.items() if len(labelers.get(task, ())) < overlap)
+
     def unqueued_items(self) -> int:
         from labeling_assets.core.store.queries import unqueued_item_count
 
         if not (self.data / "labels.db").is_file():
             return -1
         return unqueued_item_count(self.store, self.project_id())
+
+
+def daemon_command() -> str:
+    """The ``dagster-daemon`` of this interpreter's environment (the project venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "dagster-daemon"
+    return str(beside) if beside.is_file() else "dagster-daemon"
 
 
 def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:

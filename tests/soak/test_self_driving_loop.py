@@ -37,6 +37,7 @@ LATER_IMAGES = 20
 SENSOR_INTERVAL_S = 5
 THRESHOLDS = {QUEUE_LOW_WATER_VAR: "10", QUEUE_BATCH_VAR: "20", RETRAIN_MIN_NEW_VAR: "12"}
 LABEL_STUDIO_DOWN_S = 30
+DAEMON_DOWN_S = 5  # from the SIGKILL to the restart
 PHASE_TIMEOUT_S = 420  # per phase; about 1-2 minutes each on a quiet 2-core machine
 QUIET_S = 15  # no run in flight for this long (three sensor ticks) and nothing left to do: the loop is done
 FAULT_MARGIN_S = 90  # a run failing this long after a fault ended is still that fault's (monitoring, timeouts)
@@ -62,6 +63,7 @@ def test_the_loop_runs_itself_through_label_studio_and_daemon_faults(make_loop: 
     with contextlib.suppress(TimeoutError):  # kill the daemon while it runs something, if it does within 20 s
         wait_until("a run executing", lambda: any(r.status == "STARTED" for r in loop.runs()), 20, 0.5)
     killed = loop.kill_daemon()
+    time.sleep(DAEMON_DOWN_S)
     loop.start_daemon()
     killed.ended = time.time()
 
@@ -103,11 +105,7 @@ def _quiet(loop: SelfDrivingLoop, seconds: float) -> bool:
     last_end = max((r.ended or r.created for r in runs), default=0.0)
     if time.time() - last_end < seconds or loop.unqueued_items() != 0:
         return False
-    project_id = loop.project_id()
-    if project_id is None:
-        return False
-    tasks, finished = loop.ls_client().task_progress(project_id)
-    if tasks == 0 or tasks != finished:
+    if loop.open_tasks() != 0:
         return False
     figures = loop.figures()
     return figures.lost == 0 and figures.ls_annotations == figures.stored_annotations
@@ -189,7 +187,7 @@ def assert_failures_only_from_faults_and_recovered(runs: list[RunRow], faults: l
 
 
 def describe_fault(fault: Fault) -> str:
-    return f"{fault.name} {fault.ended - fault.started:.0f} s"
+    return f"{fault.name}, back after {fault.ended - fault.started:.0f} s"
 
 
 def test_runs_execute_their_steps_in_the_run_process() -> None:
