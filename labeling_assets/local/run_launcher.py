@@ -20,6 +20,8 @@ from dagster._core.events import DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._serdes import ConfigurableClassData
 
+from labeling_assets.local.labelstudio_files import pid_alive
+
 # A process that started this long after the run's RUN_START event cannot be its worker (the id was reused).
 _START_SLACK_S = 2.0
 
@@ -88,7 +90,7 @@ def process_is_running(pid: int, started_by: float) -> bool:
     existence is checked.
     """
     if not os.path.isdir("/proc/self"):  # no procfs (macOS): existence is all we can tell
-        return _exists(pid)
+        return pid_alive(pid)
     try:
         with open(f"/proc/{pid}/stat") as handle:
             stat = handle.read()
@@ -100,16 +102,6 @@ def process_is_running(pid: int, started_by: float) -> bool:
     start_ticks = int(fields[19])  # field 22 of /proc/<pid>/stat: start time in clock ticks after boot
     started_at = _boot_time() + start_ticks / os.sysconf("SC_CLK_TCK")
     return started_at <= started_by + _START_SLACK_S
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _boot_time() -> float:
