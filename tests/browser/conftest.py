@@ -19,30 +19,10 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from labeling_assets.local import labelstudio as server
-from labeling_assets.resources.labelstudio import LabelStudioClient
+from tests.labelstudio_server import LabelStudioServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-
-@dataclass(frozen=True)
-class ImageServer:
-    """A local Label Studio whose LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT is ``data_root``."""
-
-    paths: server.ServerPaths
-    port: int
-    data_root: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def token(self) -> str:
-        return server.read_token(self.paths)
-
-    def client(self) -> LabelStudioClient:
-        return LabelStudioClient(self.url, self.token)
 
 
 @dataclass(frozen=True)
@@ -74,15 +54,16 @@ class Labeler:
 
 
 @pytest.fixture(scope="module")
-def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageServer]:
+def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
     if not server.is_installed():
         pytest.fail(
             f"Label Studio is not installed at {server.ls_venv()}: run scripts/install_label_studio.sh"
         )
     root = tmp_path_factory.mktemp("browser-labelstudio")
-    handle = ImageServer(server.ServerPaths(root / "labelstudio"), server.free_port(), root / "data")
-    handle.data_root.mkdir()
-    server.start_fresh(handle.paths, port=handle.port, local_files_root=handle.data_root)
+    # Its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT is files_root, the project data folder of the test.
+    handle = LabelStudioServer(server.ServerPaths(root / "labelstudio"), server.free_port(), root / "data")
+    handle.files_root.mkdir()
+    server.start_fresh(handle.paths, port=handle.port, local_files_root=handle.files_root)
     try:
         yield handle
     finally:

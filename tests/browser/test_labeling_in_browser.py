@@ -35,7 +35,8 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import annotation_sensor
-from tests.browser.conftest import ImageServer, Labeler, sign_up
+from tests.browser.conftest import Labeler, sign_up
+from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 
@@ -50,7 +51,7 @@ UI_WAIT_S = 60.0  # bounded: the first page load compiles nothing, but the machi
 
 @dataclass
 class Project:
-    ls: ImageServer
+    ls: LabelStudioServer
     store: LabelStore
     instance: dg.DagsterInstance
     defs: dg.Definitions
@@ -80,7 +81,7 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def project(image_server: ImageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+def project(image_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     source = tmp_path_factory.mktemp("digits")
     render_digits(source, limit=N_ITEMS)
     (source / GOLD_FILE).unlink()  # gold is hidden among tasks elsewhere; here every task is an ordinary one
@@ -96,7 +97,7 @@ def project(image_server: ImageServer, tmp_path_factory: pytest.TempPathFactory)
         resources={
             "label_store": LabelStoreResource(url=store.url),
             "label_studio": label_studio,
-            "project": ProjectSettings(data_dir=str(image_server.data_root), classes=DEMO_CLASSES),
+            "project": ProjectSettings(data_dir=str(image_server.files_root), classes=DEMO_CLASSES),
             "image_source": ImageSourceResource(uri=str(source), demo_dir=str(source)),
         },
     )
@@ -133,7 +134,7 @@ def project(image_server: ImageServer, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="module")
-def labeler(image_server: ImageServer) -> Labeler:
+def labeler(image_server: LabelStudioServer) -> Labeler:
     return sign_up(image_server.url, "first.labeler@labeling-assets.local")
 
 
@@ -154,7 +155,7 @@ def test_every_task_image_answers_200_with_the_item_bytes_for_a_logged_in_labele
 
 def test_the_image_storage_is_registered_once_and_re_created_when_deleted(project: Project) -> None:
     (storage,) = project.storages()
-    assert storage["path"] == str(project.ls.data_root / "raw")
+    assert storage["path"] == str(project.ls.files_root / "raw")
     assert storage["regex_filter"] == "^$"  # a Sync pressed in the UI imports nothing (gold stays out)
     assert project.ls.client().get_project(project.project_id)["task_number"] == N_ITEMS
     assert "images served from" in project.queue()["images_served"]
