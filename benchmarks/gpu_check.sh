@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks in one short run (a machine with CUDA and torch; none of the project's other dependencies):
-# the GPU tests, then training throughput (synthetic-input ceiling vs our end-to-end input path).
+# the GPU tests, then training throughput (synthetic-input ceiling vs our end-to-end input path), then the
+# same throughput under torchrun: 2 processes, DistributedDataParallel over NCCL (needs 2 GPUs; skipped on one:
+# NCCL refuses two ranks on one device).
 #   bash benchmarks/gpu_check.sh [OUT_DIR]
-# Figures go to stdout and OUT_DIR (default: a temp folder). Sized to finish in ~6 minutes on one H100/H200.
+# Figures go to stdout and OUT_DIR (default: a temp folder). Sized to finish in ~6 minutes on one H100/H200
+# (~8 with two GPUs).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out="${1:-${OUT:-$(mktemp -d)}}"
@@ -13,3 +16,11 @@ python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchv
 timeout 200 python3 -m pytest -q -p no:cacheprovider --noconftest -o addopts="" tests/gpu 2>&1 | tee "$out/gpu_tests.log"
 timeout 360 python3 benchmarks/train_throughput.py --models resnet18 efficientnet_b0 --compile off on \
   --images 8192 --epochs 2 --steps 50 --json "$out/throughput.json" 2>&1 | tee "$out/throughput.log"
+gpus=$(python3 -c "import torch; print(torch.cuda.device_count())")
+if [ "$gpus" -ge 2 ]; then
+  timeout 240 python3 -m torch.distributed.run --standalone --nproc-per-node 2 benchmarks/train_throughput.py \
+    --models resnet18 --compile off --images 8192 --epochs 2 --steps 50 --json "$out/throughput_ddp2.json" \
+    2>&1 | tee "$out/throughput_ddp2.log"
+else
+  echo "2-process NCCL DDP run skipped: $gpus GPU(s) on this machine (needs 2)" | tee "$out/throughput_ddp2.log"
+fi

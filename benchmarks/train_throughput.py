@@ -1,7 +1,13 @@
-"""Training throughput on one GPU: the synthetic-input ceiling vs our end-to-end input path, same run.
+"""Training throughput on one GPU (or several, under torchrun): the synthetic-input ceiling vs our end-to-end
+input path, same run.
 
     python benchmarks/train_throughput.py                       # resnet18 + efficientnet_b0, 224 px
     python benchmarks/train_throughput.py --models resnet18 --compile on off --images 20000
+    torchrun --standalone --nproc-per-node 2 benchmarks/train_throughput.py --models resnet18 --compile off
+
+Under torchrun (several GPUs of one node) every process trains the same model under DistributedDataParallel
+(NCCL) on its shard of the synthetic cache, --batch-size is the global batch (split over the processes),
+and the img/s figures are summed over the processes; rank 0 alone prints and writes --json.
 
 For each model and compile setting ONE trainer (same weights, same compiled graph) is timed twice:
 - ceiling: the optimisation step on one static, already-prepared device batch (no input path at all);
@@ -26,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a bare checkout (GPU machine)
 
 from labeling_assets.core.training.config import TrainConfig  # noqa: E402
+from labeling_assets.core.training.distributed import from_environment, shutdown  # noqa: E402
 from labeling_assets.core.training.throughput import measure_throughput  # noqa: E402
 
 
@@ -44,24 +51,37 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--device", default="cuda", help="cpu only to smoke-test the script (tiny sizes)")
     args = parser.parse_args()
+    ranks = from_environment()
+    try:
+        return _run(args, ranks.is_main, ranks.world_size)
+    finally:
+        shutdown()
+
+
+def _run(args: argparse.Namespace, is_main: bool, processes: int) -> int:
+    def say(text: str) -> None:
+        if is_main:  # one report, not one per process
+            print(text, flush=True)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("CUDA is not available: this benchmark measures GPU training throughput", file=sys.stderr)
         return 2
     name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu (smoke test only)"
-    print(
+    if processes > 1:
+        name = f"{processes} x {name} (torchrun, DDP)"
+    say(
         f"device: {name}; torch {torch.__version__}; batch {args.batch_size}; {args.image_size} px; bf16 autocast"
     )
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     images = rng.integers(0, 256, (args.images, 3, args.image_size, args.image_size), dtype=np.uint8)
     labels = rng.integers(0, args.classes, args.images)
-    print(
+    say(
         f"synthetic cache: {args.images} images, {images.nbytes / 2**30:.2f} GiB ({time.perf_counter() - start:.1f} s)"
     )
     header = f"{'model':<16} {'compile':<8} {'ceiling img/s':>14} {'end-to-end img/s':>17} {'ratio':>6} {'upload s':>9} {'warm-up s':>10}"
-    print(header)
-    print("-" * len(header))
+    say(header)
+    say("-" * len(header))
     results = []
     for model in args.models:
         for compile_mode in args.compile:
@@ -86,21 +106,21 @@ def main() -> int:
                 "upload_s": round(t.upload_seconds, 2),
                 "warmup_s": round(t.compile_seconds, 1),
                 "resident": t.resident,
+                "processes": t.processes,
             }
             results.append(row)
-            print(
+            say(
                 f"{model:<16} {compile_mode:<8} {t.synthetic_images_per_s:>14.0f} {t.end_to_end_images_per_s:>17.0f} "
-                f"{t.ratio:>6.1%} {t.upload_seconds:>9.2f} {t.compile_seconds:>10.1f}",
-                flush=True,
+                f"{t.ratio:>6.1%} {t.upload_seconds:>9.2f} {t.compile_seconds:>10.1f}"
             )
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
     worst = min(r["ratio"] for r in results)
-    print(f"worst end-to-end / ceiling: {worst:.1%} (bar: 80%) -> {'PASS' if worst >= 0.8 else 'FAIL'}")
+    say(f"worst end-to-end / ceiling: {worst:.1%} (bar: 80%) -> {'PASS' if worst >= 0.8 else 'FAIL'}")
     out = args.json or (
         os.path.join(os.environ["OUT"], "train_throughput.json") if os.environ.get("OUT") else None
     )
-    if out:
+    if out and is_main:
         Path(out).write_text(
             json.dumps({"device": name, "torch": torch.__version__, "results": results}, indent=2)
         )

@@ -37,6 +37,7 @@ from labeling_assets.core.training.config import (
     resolve_device,
 )
 from labeling_assets.core.training.decode import DecodeFailure
+from labeling_assets.core.training.launch import fit_with_torchrun
 from labeling_assets.core.training.loop import EpochStats, FitResult, fit
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
@@ -193,6 +194,11 @@ class TrainedModelConfig(dg.Config):
     hflip: bool = DEFAULTS.augment.hflip
     seed: int = DEFAULTS.seed
     cpu_threads: int | None = None  # cap torch's CPU threads (shared machines)
+    nproc_per_node: int = Field(
+        default=1,
+        description="Processes (one GPU each) on this node; above 1 the step launches torchrun and trains "
+        "under DistributedDataParallel (batch_size stays the global batch).",
+    )
     # soft: train on the consensus class probabilities stored per item (the Dawid-Skene posterior, or
     # majority vote shares); hard: on the labels; auto: soft when every training item has a stored
     # Dawid-Skene posterior (benchmarks/noisy_crowd_quality.py measures that gain; vote shares are
@@ -271,21 +277,53 @@ def trained_model(
         ml.log_params(
             _run_params(train_config, current, len(train), len(val), classes, config.targets, targets, stored)
         )
-        result = fit(
-            train.images,
-            train.labels,
-            val.images if len(val) else None,
-            val.labels if len(val) else None,
+        result = _fit(
+            context,
+            config,
             train_config,
-            on_epoch=_epoch_logger(context, ml, train_config.epochs),
-            log=context.log.info,
-            train_targets=stored.targets if targets == "soft" and stored is not None else None,
+            folder,
+            (train, val),
+            _epoch_logger(context, ml, train_config.epochs),
+            stored.targets if targets == "soft" and stored is not None else None,
         )
         curves = _curves_png(result.history)
         version = _log_result(context, mlflow, result, train_config, meta, current, curves)
         run_id = str(run.info.run_id)
     return dg.MaterializeResult(
         metadata=_model_metadata(mlflow, result, current, version, run_id, targets, curves)
+    )
+
+
+def _fit(
+    context: dg.AssetExecutionContext,
+    config: TrainedModelConfig,
+    train_config: TrainConfig,
+    folder: str,
+    splits: tuple[cache.CacheSplit, cache.CacheSplit],
+    on_epoch: Callable[[EpochStats], None],
+    soft_targets: Any,
+) -> FitResult:
+    """Train in this process, or launch torchrun with ``nproc_per_node`` DDP processes (rank 0 writes the
+    checkpoint, this process relays its epochs to MLflow and registers the model)."""
+    if config.nproc_per_node > 1:
+        return fit_with_torchrun(
+            folder,
+            train_config,
+            nproc_per_node=config.nproc_per_node,
+            train_targets=soft_targets,
+            on_epoch=on_epoch,
+            log=context.log.info,
+        )
+    train, val = splits
+    return fit(
+        train.images,
+        train.labels,
+        val.images if len(val) else None,
+        val.labels if len(val) else None,
+        train_config,
+        on_epoch=on_epoch,
+        log=context.log.info,
+        train_targets=soft_targets,
     )
 
 
@@ -364,7 +402,14 @@ def _log_result(
     if result.best_val_macro_f1 is not None:
         summary["best_val_macro_f1"] = result.best_val_macro_f1
     ml.log_metrics(summary)
-    ml.set_tags({"device": result.device, "backbone": result.backbone, "compiled": str(result.compiled)})
+    ml.set_tags(
+        {
+            "device": result.device,
+            "backbone": result.backbone,
+            "compiled": str(result.compiled),
+            "processes": str(result.world_size),
+        }
+    )
     mlflow.log_artifact_bytes("training_curves.png", curves)
     version_tags = {
         "dataset_version": dataset_version,
@@ -398,6 +443,7 @@ def _model_metadata(
         "device": dg.MetadataValue.text(result.device),
         "backbone": dg.MetadataValue.text(result.backbone),
         "compiled": dg.MetadataValue.bool(result.compiled),
+        "processes": dg.MetadataValue.int(result.world_size),
         "targets": dg.MetadataValue.text(targets),
         "best_epoch": dg.MetadataValue.int(result.best_epoch),
         "epochs_run": dg.MetadataValue.int(len(result.history)),

@@ -208,7 +208,9 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     for seed in (0, 1):
         if seed == 1:  # the second run finds a stored Dawid-Skene posterior for every item: soft targets
             _store_posteriors(store)
-        run_config["ops"]["trained_model"]["config"] = {**TRAIN_CONFIG, "seed": seed}
+        # The second run trains under torchrun: 2 DDP processes (gloo on the CPU), as on a multi-GPU node.
+        processes = {"nproc_per_node": 2} if seed == 1 else {}
+        run_config["ops"]["trained_model"]["config"] = {**TRAIN_CONFIG, "seed": seed, **processes}
         result = dg.materialize(
             [training_tensors, trained_model, model_evaluation, *checks],
             resources=resources,
@@ -223,7 +225,7 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     trained = _metadata(result, "trained_model")
     assert trained["model_version"] == f"{mlflow.registered_model_name}/2"
     assert trained["device"] == "cpu" and trained["backbone"] == "small_cnn" and trained["epochs_run"] == 2
-    assert trained["targets"] == "soft"
+    assert trained["targets"] == "soft" and trained["processes"] == 2
     evaluation = _metadata(result, "model_evaluation")
     assert evaluation["model_version"] == f"{mlflow.registered_model_name}/2"
     # The first model became the champion; the second was scored against it on the same test items.
@@ -443,6 +445,7 @@ def test_the_run_config_and_the_command_line_take_every_default_from_train_confi
     assert set(TrainedModelConfig.model_fields) == {
         "backbone", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler",
         "class_weighted_loss", "device", "compile", "weights_path", "hflip", "seed", "cpu_threads", "targets",
+        "nproc_per_node",
     }  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 GPU augmentation. Marked ``gpu`` and skipped without CUDA. Needs only torch/torchvision/numpy, so it runs
 on a bare GPU machine with ``pytest --noconftest tests/gpu``."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,20 @@ def test_throughput_measurement_runs_and_reports_both_figures() -> None:
     )
     t = measure_throughput(x, y, config, synthetic_steps=10, warmup_steps=3, end_to_end_epochs=1)
     assert t.synthetic_images_per_s > 0 and t.end_to_end_images_per_s > 0 and t.resident
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL DDP needs 2 GPUs (one rank per device)")
+def test_two_nccl_processes_under_torchrun_match_the_single_gpu_run(tmp_path: Path) -> None:
+    from labeling_assets.core.training.launch import fit_with_torchrun
+    from tests.core.test_train_distributed import _quadrants, _write_cache
+
+    train, val = _quadrants(1024, seed=0), _quadrants(256, seed=1)
+    _write_cache(tmp_path / "cache", {"train": train, "val": val})
+    config = TrainConfig(
+        num_classes=4, image_size=8, channels=1, epochs=4, batch_size=64, lr=3e-3, patience=0, device="cuda"
+    )
+    single = fit(train[0], train[1], val[0], val[1], config)
+    ddp = fit_with_torchrun(tmp_path / "cache", config, nproc_per_node=2, timeout_s=180)
+    assert ddp.world_size == 2 and ddp.replica_spread == 0.0
+    assert ddp.history[-1].train_images == single.history[-1].train_images
+    assert ddp.history[-1].val_accuracy == pytest.approx(single.history[-1].val_accuracy, abs=0.06)

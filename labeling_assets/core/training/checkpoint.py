@@ -6,13 +6,14 @@ Plain tensors and lists, loaded with ``weights_only=True``: no pickled code is e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from labeling_assets.core.training.config import TrainConfig
-from labeling_assets.core.training.loop import FitResult
+from labeling_assets.core.training.loop import EpochStats, FitResult
 from labeling_assets.core.training.models import Classifier, build_model
 
 
@@ -25,9 +26,29 @@ def save_checkpoint(path: str | Path, result: FitResult, config: TrainConfig, cl
             "classes": list(classes),
             "mean": result.mean,
             "std": result.std,
+            # The run's summary, so a process that only launched torchrun can log and register it.
+            "fit": _fit_summary(result),
         },
         path,
     )
+
+
+def _fit_summary(result: FitResult) -> dict[str, Any]:
+    summary = {f.name: getattr(result, f.name) for f in fields(result) if f.name not in ("model", "history")}
+    summary["history"] = [asdict(stats) for stats in result.history]
+    return summary
+
+
+def load_fit_result(path: str | Path) -> tuple[FitResult, TrainConfig, list[str]]:
+    """The training result saved with a checkpoint (model on the CPU, history, summary), its config and
+    classes: what ``python -m labeling_assets.core.training`` leaves for the process that launched it."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if "fit" not in payload:
+        raise ValueError(f"{path}: a checkpoint without a training summary (written before it was kept)")
+    model, config, classes = load_checkpoint(path)
+    summary = dict(payload["fit"])
+    history = [EpochStats(**stats) for stats in summary.pop("history")]
+    return FitResult(model=model, history=history, **summary), config, classes
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[Classifier, TrainConfig, list[str]]:

@@ -1,6 +1,10 @@
 """The command line: train from a tensor cache folder, print one JSON line per epoch, save a checkpoint.
 
     python -m labeling_assets.core.training --cache data/tensors/<dataset_version>-32px-1c --out model.pt
+    torchrun --standalone --nproc-per-node 4 -m labeling_assets.core.training --cache ... --out model.pt
+
+Under torchrun every process trains its shard under DistributedDataParallel (one GPU each, NCCL; gloo on
+the CPU); rank 0 alone prints and writes the checkpoint.
 
 Needs only torch, torchvision and numpy, so it runs on a bare GPU machine. Every default comes from
 :data:`~labeling_assets.core.training.config.DEFAULTS`, the same as the asset's run config.
@@ -14,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
+import numpy as np
+
 from labeling_assets.core.training.cache import load_cache_split, read_cache_meta
 from labeling_assets.core.training.checkpoint import save_checkpoint
 from labeling_assets.core.training.config import (
@@ -25,7 +31,8 @@ from labeling_assets.core.training.config import (
     SamplerKind,
     TrainConfig,
 )
-from labeling_assets.core.training.loop import fit
+from labeling_assets.core.training.distributed import from_environment, shutdown
+from labeling_assets.core.training.loop import EpochStats, fit
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m labeling_assets.core.training",
         description="Train an image classifier from a tensor cache written by the training_tensors asset "
-        "(needs only torch, torchvision and numpy).",
+        "(needs only torch, torchvision and numpy). Several GPUs: launch it with "
+        "'torchrun --standalone --nproc-per-node N -m labeling_assets.core.training ...' "
+        "(DistributedDataParallel; --batch-size is the global batch, split over the processes).",
     )
     parser.add_argument("--cache", required=True, help="folder with meta.json and train/val .npy files")
     parser.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")
@@ -67,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="enable horizontal flips (off: they change meaning)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument(
+        "--config",
+        dest="config_path",
+        default=None,
+        help="a JSON TrainConfig (as the trained_model asset writes it); replaces the options above",
+    )
+    parser.add_argument(
+        "--targets",
+        dest="targets_path",
+        default=None,
+        help=".npy class probabilities (train rows x classes) to train on instead of the hard labels",
+    )
     return parser
 
 
@@ -104,19 +125,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     train = load_cache_split(args.cache, "train")
     val = load_cache_split(args.cache, "val") if (Path(args.cache) / "val.images.npy").is_file() else None
     config = config_from_args(args, meta)
-    result = fit(
-        train.images,
-        train.labels,
-        val.images if val else None,
-        val.labels if val else None,
-        config,
-        on_epoch=lambda s: print(json.dumps({"epoch": s.epoch, **s.metrics()}), flush=True),
-        log=lambda msg: print(msg, flush=True),
-    )
-    save_checkpoint(args.out, result, config, meta["classes"])
-    print(
-        json.dumps(
-            {"best_epoch": result.best_epoch, "best_val_macro_f1": result.best_val_macro_f1, "out": args.out}
+    if args.config_path:
+        config = config_from_file(args.config_path, meta)
+    targets = np.load(args.targets_path) if args.targets_path else None
+    try:
+        result = fit(
+            train.images,
+            train.labels,
+            val.images if val else None,
+            val.labels if val else None,
+            config,
+            on_epoch=lambda s: print(json.dumps(epoch_line(s)), flush=True),
+            log=lambda msg: print(msg, flush=True),
+            train_targets=targets,
         )
-    )
+        if from_environment().is_main:
+            save_checkpoint(args.out, result, config, meta["classes"])
+            summary = {
+                "best_epoch": result.best_epoch,
+                "best_val_macro_f1": result.best_val_macro_f1,
+                "world_size": result.world_size,
+                "replica_spread": result.replica_spread,
+                "out": args.out,
+            }
+            print(json.dumps(summary), flush=True)
+    finally:
+        shutdown()
     return 0
+
+
+def epoch_line(stats: EpochStats) -> dict[str, float]:
+    """One epoch as printed: the logged metrics plus what rebuilds the EpochStats (launch.epoch_from_line)."""
+    return {
+        "epoch": stats.epoch,
+        **stats.metrics(),
+        "train_images": stats.train_images,
+        "val_seconds": stats.val_seconds,
+    }
+
+
+def config_from_file(path: str, meta: dict[str, object]) -> TrainConfig:
+    """A JSON TrainConfig; its classes and image shape must be the cache's (a clear error otherwise)."""
+    config = TrainConfig.from_dict(json.loads(Path(path).read_text()))
+    classes = meta["classes"]
+    assert isinstance(classes, list)
+    wanted = (len(classes), int(str(meta["image_size"])), int(str(meta["channels"])))
+    if (config.num_classes, config.image_size, config.channels) != wanted:
+        raise SystemExit(
+            f"{path}: the config wants {config.num_classes} classes at {config.channels} x {config.image_size} px "
+            f"but the cache holds {wanted[0]} classes at {wanted[2]} x {wanted[1]} px"
+        )
+    return config

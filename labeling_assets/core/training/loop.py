@@ -2,6 +2,8 @@
 
 The step runs under bf16 autocast with channels_last tensors, optionally through ``torch.compile``, and
 the loop never waits for the GPU inside an epoch (losses accumulate on the device; one sync per epoch).
+Launched by ``torchrun`` with several processes it runs under DistributedDataParallel (see
+:mod:`~labeling_assets.core.training.distributed`): the same code, each rank on its shard.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from labeling_assets.core.training.augment import augment_batch
 from labeling_assets.core.training.config import Backbone, TrainConfig, resolve_backbone, resolve_device
 from labeling_assets.core.training.device_data import DeviceData, cache_budget, chunk_sizes, host_tensor
+from labeling_assets.core.training.distributed import Distributed, init_distributed, parameter_spread
 from labeling_assets.core.training.losses import (
     check_soft_targets,
     class_weights_from_labels,
@@ -76,13 +81,20 @@ class FitResult:
     std: list[float]
     upload_seconds: float
     resident: bool
+    world_size: int = 1  # processes that trained it (torchrun); metrics are over all of them
+    replica_spread: float = 0.0  # max - min over ranks of the parameter sum: 0 when DDP kept replicas equal
 
 
 class Trainer:
     """One model's optimisation step: bf16 autocast, channels_last, fused AdamW, optional compile."""
 
     def __init__(
-        self, model: Classifier, config: TrainConfig, device: torch.device, total_steps: int
+        self,
+        model: Classifier,
+        config: TrainConfig,
+        device: torch.device,
+        total_steps: int,
+        distributed: Distributed | None = None,
     ) -> None:
         self.config = config
         self.device = device
@@ -92,6 +104,13 @@ class Trainer:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.input_dtype = torch.bfloat16 if self.amp else torch.float32
         self.model = model.to(device).to(memory_format=self.memory_format)
+        # What the step calls: the model itself, or its DDP wrapper that averages gradients over ranks
+        # (the wrapper broadcasts rank 0's initial weights, so every replica starts equal).
+        self.network: nn.Module = self.model
+        if distributed is not None and distributed.active:
+            self.network = DistributedDataParallel(
+                self.model, device_ids=[device.index] if self.cuda else None
+            )
         self.total_steps = max(1, total_steps)
         self.warmup_steps = int(self.total_steps * config.warmup_fraction)
         self.step_count = 0
@@ -111,7 +130,7 @@ class Trainer:
 
     def _forward_loss_eager(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.model(x)
+            logits = self.network(x)
         return classification_loss(
             logits.float(),
             y,
@@ -140,7 +159,7 @@ class Trainer:
         lr = self.lr_at(self.step_count)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
+        self.network.train()
         loss = self._forward_loss(x, y)
         loss.backward()  # type: ignore[no-untyped-call]
         self.optimizer.step()
@@ -171,11 +190,18 @@ def epoch_batches(
             yield images[batch], labels[batch]
 
 
-def _macro_f1_torch(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> float:
-    # Same definition as core.metrics.macro_f1, computed on the device with one transfer.
-    cm = torch.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes).view(
+def _confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes).view(
         num_classes, num_classes
     )
+
+
+def _macro_f1_torch(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> float:
+    return _macro_f1_from_confusion(_confusion(y_true, y_pred, num_classes))
+
+
+def _macro_f1_from_confusion(cm: torch.Tensor) -> float:
+    # Same definition as core.metrics.macro_f1, computed on the device with one transfer.
     tp = cm.diag().double()
     support, predicted = cm.sum(1).double(), cm.sum(0).double()
     precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
@@ -186,7 +212,12 @@ def _macro_f1_torch(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int
     return float(f1[present].mean().item()) if bool(present.any()) else 0.0
 
 
-def _evaluate_val(trainer: Trainer, images: Any, labels: torch.Tensor) -> tuple[float, float, float]:
+def _evaluate_val(
+    trainer: Trainer, images: Any, labels: torch.Tensor, distributed: Distributed
+) -> tuple[float, float, float]:
+    """Validation loss, accuracy and macro-F1; under DDP each rank scores its shard and the sums
+    (loss, count, confusion matrix) are added over ranks, so every rank sees the same figures."""
+    k = trainer.config.num_classes
     logits = predict_logits(
         trainer.model,
         images,
@@ -195,10 +226,12 @@ def _evaluate_val(trainer: Trainer, images: Any, labels: torch.Tensor) -> tuple[
         amp=trainer.amp,
         channels_last=trainer.channels_last,
     )
-    loss = F.cross_entropy(logits, labels).item()
-    pred = logits.argmax(dim=1)
-    acc = (pred == labels).double().mean().item()
-    return loss, acc, _macro_f1_torch(labels, pred, trainer.config.num_classes)
+    loss_sum = F.cross_entropy(logits, labels, reduction="sum").double().reshape(1)
+    cm = _confusion(labels, logits.argmax(dim=1), k).double().reshape(-1)
+    totals = distributed.all_reduce_sum(torch.cat([loss_sum, cm]))
+    cm = totals[1:].view(k, k)
+    n = max(1.0, float(cm.sum().item()))
+    return float(totals[0].item()) / n, float(cm.diag().sum().item()) / n, _macro_f1_from_confusion(cm)
 
 
 def fit(
@@ -223,13 +256,18 @@ def fit(
             weight; validation stays on hard labels.
         val_images / val_labels: the validation split, or None to train all epochs and keep the last.
         config: the run's settings.
-        on_epoch: called after every epoch (e.g. to log metrics).
-        log: receives a few human-readable lines (device, compile, cache placement).
+        on_epoch: called after every epoch (e.g. to log metrics); under torchrun on rank 0 only.
+        log: receives a few human-readable lines (device, compile, cache placement); rank 0 only.
+
+    Under ``torchrun`` with several processes (WORLD_SIZE > 1) every rank calls this with the whole
+    cache: each trains on its shard under DistributedDataParallel, ``config.batch_size`` stays the
+    global batch (each rank takes its share), and metrics are over all ranks.
 
     Returns:
         The best model and the per-epoch history.
     """
-    say = log or (lambda _msg: None)
+    distributed = init_distributed(resolve_device(config.device))
+    say = (log or (lambda _msg: None)) if distributed.is_main else (lambda _msg: None)
     if len(train_labels) == 0:
         raise ValueError("no training images")
     if train_images.shape[1] != config.channels or train_images.shape[2] != config.image_size:
@@ -243,26 +281,35 @@ def fit(
     if train_targets is not None:
         train_targets = check_soft_targets(train_targets, len(train_labels), config.num_classes)
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = distributed.device(resolve_device(config.device))
     backbone = resolve_backbone(config.backbone, config.image_size)
-    batch_size = min(config.batch_size, len(train_labels))
+    # Normalisation and class weights come from the whole training set: the same on every rank.
     mean, std = channel_stats(train_images, seed=config.seed)
     model = build_model(replace(config, backbone=backbone), mean, std)
+    weights = config.class_weights or class_weights_from_labels(train_labels, config.num_classes)
+    shard = distributed.shard(len(train_labels))
+    # The global batch is split over the ranks: the same optimisation as one process with this batch.
+    global_batch = min(config.batch_size, len(train_labels))
+    batch_size = max(1, global_batch // distributed.world_size)
     data = DeviceData(
-        train_images,
-        train_labels if train_targets is None else train_targets,
+        train_images[shard],
+        (train_labels if train_targets is None else train_targets)[shard],
         device,
         max_device_bytes=cache_budget(config, device),
         chunk_multiple=batch_size,
     )
     steps_per_epoch = max(1, sum(len(range(0, m - batch_size + 1, batch_size)) for m in chunk_sizes(data)))
-    trainer = Trainer(model, config, device, total_steps=steps_per_epoch * config.epochs)
+    trainer = Trainer(
+        model, config, device, total_steps=steps_per_epoch * config.epochs, distributed=distributed
+    )
+    if distributed.active:
+        torch.manual_seed(config.seed + distributed.rank)  # each rank its own shuffles and augmentations
     say(
         f"device={device} backbone={backbone} compiled={trainer.compiled} amp={trainer.amp} "
         f"cache={'resident' if data.resident else 'streamed'} upload={data.upload_seconds:.2f}s"
+        + (f" ranks={distributed.world_size} batch/rank={batch_size}" if distributed.active else "")
     )
 
-    weights = config.class_weights or class_weights_from_labels(train_labels, config.num_classes)
     weight_tensor = torch.tensor(weights, dtype=torch.float32, device=device)
     sample_weights: torch.Tensor | None = None
     if config.sampler == "weighted":
@@ -279,6 +326,8 @@ def fit(
     val_on_device: Any = None
     val_y: torch.Tensor | None = None
     if val_images is not None and val_labels is not None and len(val_labels):
+        val_rows = distributed.val_shard(len(val_labels))
+        val_images, val_labels = val_images[val_rows], val_labels[val_rows]
         val_y = torch.as_tensor(np.asarray(val_labels, dtype=np.int64)).to(device)
         budget = cache_budget(config, device)
         val_on_device = (
@@ -288,7 +337,7 @@ def fit(
         )
 
     generator = torch.Generator()
-    generator.manual_seed(config.seed)
+    generator.manual_seed(config.seed + distributed.rank)
     history: list[EpochStats] = []
     best_f1: float | None = None
     best_epoch = 0
@@ -302,22 +351,25 @@ def fit(
         for xb, yb in epoch_batches(data, batch_size, generator, sample_weights):
             loss_sum += trainer.step(trainer.prepare(xb), yb)
             steps += 1
-        train_loss = (loss_sum / max(1, steps)).item()  # the epoch's one host sync
+        totals = distributed.all_reduce_sum(
+            torch.stack([loss_sum.double(), torch.tensor(float(steps), dtype=torch.float64, device=device)])
+        )
+        train_loss = float((totals[0] / totals[1].clamp_min(1)).item())  # the epoch's one host sync
         stats = EpochStats(
             epoch=epoch,
             train_loss=train_loss,
             lr=trainer.lr_at(max(0, trainer.step_count - 1)),
             train_seconds=time.perf_counter() - start,
-            train_images=steps * batch_size,
+            train_images=int(totals[1].item()) * batch_size,
         )
         if val_y is not None:
             val_start = time.perf_counter()
             stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(
-                trainer, val_on_device, val_y
+                trainer, val_on_device, val_y, distributed
             )
             stats.val_seconds = time.perf_counter() - val_start
         history.append(stats)
-        if on_epoch is not None:
+        if on_epoch is not None and distributed.is_main:
             on_epoch(stats)
         score = stats.val_macro_f1 if stats.val_macro_f1 is not None else None
         if score is None or best_f1 is None or score > best_f1:
@@ -347,4 +399,6 @@ def fit(
         std=std,
         upload_seconds=data.upload_seconds,
         resident=data.resident,
+        world_size=distributed.world_size,
+        replica_spread=parameter_spread(trainer.model, distributed),
     )

@@ -1,6 +1,7 @@
-"""Training throughput on one device: the synthetic-input ceiling vs the real input path, same trainer.
+"""Training throughput: the synthetic-input ceiling vs the real input path, same trainer.
 
 Used by ``benchmarks/train_throughput.py``; the bar (DESIGN §8) is end-to-end >= 80% of the ceiling.
+Under ``torchrun`` every rank measures its DDP trainer on its shard and the figures are summed over ranks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 
 from labeling_assets.core.training.config import TrainConfig, resolve_backbone, resolve_device
 from labeling_assets.core.training.device_data import DeviceData, cache_budget, chunk_sizes
+from labeling_assets.core.training.distributed import init_distributed
 from labeling_assets.core.training.loop import Trainer, epoch_batches
 from labeling_assets.core.training.models import build_model
 from labeling_assets.core.training.types import AnyArray, UInt8Array
@@ -27,6 +29,7 @@ class Throughput:
     upload_seconds: float
     compile_seconds: float
     resident: bool
+    processes: int = 1  # torchrun ranks; the img/s figures are their sum
 
     @property
     def ratio(self) -> float:
@@ -50,12 +53,17 @@ def measure_throughput(
     cuDNN autotuning) over the whole training path: index sampling, uint8 gather from the device cache,
     conversion, augmentation, channels_last, forward, backward, optimizer.
     """
-    device = resolve_device(config.device)
+    distributed = init_distributed(resolve_device(config.device))
+    device = distributed.device(resolve_device(config.device))
     backbone = resolve_backbone(config.backbone, config.image_size)
     torch.manual_seed(config.seed)
+    # As in fit: batch_size is the global batch, each rank takes its share of it and of the images.
+    batch_size = max(1, config.batch_size // distributed.world_size)
+    config = replace(config, batch_size=batch_size)
+    shard = distributed.shard(len(labels))
     data = DeviceData(
-        images,
-        labels,
+        images[shard],
+        np.asarray(labels)[shard],
         device,
         max_device_bytes=cache_budget(config, device),
         chunk_multiple=config.batch_size,
@@ -63,7 +71,11 @@ def measure_throughput(
     model = build_model(replace(config, backbone=backbone))
     per_epoch = sum(len(range(0, m - config.batch_size + 1, config.batch_size)) for m in chunk_sizes(data))
     trainer = Trainer(
-        model, config, device, total_steps=per_epoch * (end_to_end_epochs + 1) + synthetic_steps * 2
+        model,
+        config,
+        device,
+        total_steps=per_epoch * (end_to_end_epochs + 1) + synthetic_steps * 2,
+        distributed=distributed,
     )
     trainer.loss_weight = torch.ones(config.num_classes, device=device)
     shape = (config.batch_size, config.channels, config.image_size, config.image_size)
@@ -102,12 +114,15 @@ def measure_throughput(
         loss_sum.item()
         if epoch > 0:
             rates.append(steps * config.batch_size / (time.perf_counter() - start))
+    rank_rates = torch.tensor([synthetic, float(np.median(rates))], dtype=torch.float64, device=device)
+    synthetic, end_to_end = distributed.all_reduce_sum(rank_rates).tolist()
     return Throughput(
         backbone=backbone,
         compiled=trainer.compiled,
         synthetic_images_per_s=synthetic,
-        end_to_end_images_per_s=float(np.median(rates)),
+        end_to_end_images_per_s=end_to_end,
         upload_seconds=data.upload_seconds,
         compile_seconds=compile_seconds,
         resident=data.resident,
+        processes=distributed.world_size,
     )
