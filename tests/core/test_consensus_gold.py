@@ -143,8 +143,11 @@ def test_auto_keeps_its_no_gold_rule_below_the_gold_minimum() -> None:
     frame, truth = _leaning_crowd(n_items=200)
     result = aggregate_full(frame, "auto", gold=truth.iloc[: MIN_GOLD_FOR_BAKEOFF - 1])
     assert result.scoreboard is None
-    assert result.method == "dawid_skene"
-    assert any("auto chose dawid_skene: 20 labelers" in note for note in result.notes)
+    # The no-gold rule: the Dawid-Skene prior that predicts held-out answers better (here the pooled
+    # one, the crowd shares a lean), then run with the gold it has clamped.
+    assert result.method == "dawid_skene_pooled"
+    assert any(note.startswith("auto chose dawid_skene_pooled: 20 labelers") for note in result.notes)
+    assert any(f"{MIN_GOLD_FOR_BAKEOFF - 1} gold item(s) clamped" in note for note in result.notes)
 
 
 def test_the_pooled_prior_learns_a_lean_the_whole_crowd_shares() -> None:

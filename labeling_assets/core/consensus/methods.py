@@ -17,12 +17,17 @@ Methods:
   zeros or NaNs, and lets sparse labelers be judged on few numbers instead of k^2.
 - ``dawid_skene_pooled``: the same EM, with each labeler's confusion matrix pulled toward the whole
   crowd's pooled confusion matrix instead (a shared class-dependent lean, as real crowds have).
+- ``dawid_skene_selected``: whichever of the two Dawid-Skene models predicts held-out answers better
+  (:mod:`.selection`: 3-fold held-out log-likelihood of annotations, no gold needed); the result's
+  ``method`` is the one used. On the three public real crowds the pooled prior wins this test, on
+  simulated crowds whose labelers err each their own way the one-coin prior does.
 - ``crowdlab``: cleanlab's CROWDLAB (``cleanlab.multiannotator.get_label_quality_multiannotator``),
   which combines annotators with out-of-sample model probabilities ``pred_probs``.
-- ``auto``: with at least ``MIN_GOLD_FOR_BAKEOFF`` annotated gold items, the winner of a bake-off
-  scored on gold by cross-fitting (:mod:`.bakeoff`; CROWDLAB joins when ``pred_probs`` is given).
-  Otherwise ``crowdlab`` when ``pred_probs`` is given, ``dawid_skene`` when there is enough overlap to
-  estimate confusion matrices, else ``majority``. The choice and its reason are in ``notes``.
+- ``auto``: first the no-gold rule: ``crowdlab`` when ``pred_probs`` is given, ``dawid_skene_selected``
+  when there is enough overlap to estimate confusion matrices, else ``majority``. With at least
+  ``MIN_GOLD_FOR_BAKEOFF`` annotated gold items, a bake-off scored on gold by cross-fitting
+  (:mod:`.bakeoff`; CROWDLAB joins when ``pred_probs`` is given) replaces that choice only with a method
+  significantly better on gold. The choice and its reason are in ``notes``.
 
 Gold (``gold=``, item -> true label): the Dawid-Skene methods clamp gold items' posteriors to the gold
 class in EM (semi-supervised Dawid-Skene); majority and CROWDLAB do not use it.
@@ -55,10 +60,12 @@ from labeling_assets.core.consensus.encoding import (
     encode_gold,
     vote_counts,
 )
+from labeling_assets.core.consensus.selection import CANDIDATES, select
 
 __all__ = ["AUTO_MIN_OVERLAP_ITEMS", "METHODS", "ConsensusInputError", "ConsensusResult", "aggregate", "aggregate_full"]
 
-METHODS = ("auto", "majority", "dawid_skene", "dawid_skene_pooled", "crowdlab")
+METHODS = ("auto", "majority", "dawid_skene", "dawid_skene_pooled", "dawid_skene_selected", "crowdlab")
+SELECTED = "dawid_skene_selected"
 
 # Pseudo-labels per confusion row drawn from the prior mean. The one-coin prior is one labeler's own
 # summary, so it can be trusted more; the pooled prior is the whole crowd's, kept weak so that a labeler
@@ -83,7 +90,8 @@ def aggregate(
 
     Args:
         annotations: long format with columns ``item_id, labeler_id, label`` (label: class name or int).
-        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` | ``crowdlab``.
+        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` |
+            ``dawid_skene_selected`` | ``crowdlab``.
         pred_probs: out-of-sample class probabilities per item (required by ``crowdlab``).
         classes: the full class list, so that classes nobody chose still exist (default: the sorted
             labels seen).
@@ -113,7 +121,8 @@ def aggregate_full(
     Args:
         annotations: long format with columns ``item_id, labeler_id, label``. If a labeler labeled an
             item more than once, the last row wins (noted in ``notes``).
-        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` | ``crowdlab``.
+        method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` |
+            ``dawid_skene_selected`` | ``crowdlab``.
         pred_probs: out-of-sample class probabilities (n_items, n_classes) for ``crowdlab``; an array
             follows the sorted item_id order, a DataFrame is matched on its index (item_id).
         classes: the full class list (default: the sorted labels seen).
@@ -140,17 +149,28 @@ def aggregate_full(
 
     scoreboard = None
     if method == "auto":
-        scoreboard = _bakeoff(enc, pred_probs, gold_codes, options)
-        if scoreboard is None:
-            method, reason = _choose_method(enc, pred_probs)
-        else:
-            method = winner(scoreboard)
+        method, reason = _choose_method(enc, pred_probs)
+        if method == SELECTED:
+            method, why = _select(enc, options)
+            reason = f"{reason}; {why}"
+        scoreboard = _bakeoff(enc, pred_probs, gold_codes, options, default=method)
+        if scoreboard is not None:
+            default, method = method, winner(scoreboard)
             best = scoreboard.loc[scoreboard["chosen"]].iloc[0]
             reason = (
                 f"bake-off on {int(best['n_gold'])} gold items, cross-fitted: {method} "
-                f"{best['accuracy']:.1%} (95% CI {best['ci_low']:.1%}-{best['ci_high']:.1%})"
+                f"{best['accuracy']:.1%} (95% CI {best['ci_low']:.1%}-{best['ci_high']:.1%}); "
+                + (
+                    f"kept the no-gold choice, no method beat it significantly ({reason})"
+                    if method == default
+                    else f"significantly better than the no-gold choice {default} "
+                    f"(McNemar p={best['p_value']:.3f}, {reason})"
+                )
             )
         notes.append(f"auto chose {method}: {reason}")
+    elif method == SELECTED:
+        method, why = _select(enc, options)
+        notes.append(f"{SELECTED} chose {method}: {why}")
     if len(gold_codes[0]) and method not in _PRIOR_MEAN:
         notes.append(f"{method} does not use gold; {len(gold_codes[0])} gold item(s) ignored")
     result = _run(enc, method, pred_probs, notes, gold_codes, options)
@@ -199,8 +219,35 @@ def _run(
     return crowdlab(enc, pred_probs, notes)
 
 
+def _select(enc: Encoded, options: dict[str, Any]) -> tuple[str, str]:
+    """The Dawid-Skene variant with the better held-out answer likelihood, and why (the scores)."""
+
+    def fit(method: str) -> Any:
+        def run(subset: Encoded) -> tuple[Floats, Floats]:
+            strength = options["prior_strength"]
+            probs, confusion, _, _ = dawid_skene(
+                subset,
+                max_iter=options["max_iter"],
+                tol=options["tol"],
+                prior_strength=PRIOR_STRENGTH[method] if strength is None else strength,
+                smoothing=options["smoothing"],
+                prior=_PRIOR_MEAN[method],
+            )
+            return probs, confusion
+
+        return run
+
+    best, scores = select(enc, {m: fit(m) for m in CANDIDATES})
+    shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
+    return best, f"held-out log-likelihood per answer (3-fold, higher is better): {shown}"
+
+
 def _bakeoff(
-    enc: Encoded, pred_probs: PredProbs | None, gold: tuple[Codes, Codes], options: dict[str, Any]
+    enc: Encoded,
+    pred_probs: PredProbs | None,
+    gold: tuple[Codes, Codes],
+    options: dict[str, Any],
+    default: str,
 ) -> pd.DataFrame | None:
     """The cross-fitted scoreboard, or None when there is too little gold or overlap for one."""
     per_item = np.bincount(enc.item, minlength=enc.n_items)
@@ -216,7 +263,7 @@ def _bakeoff(
             without_gold[method] = _codes(_run(enc, method, pred_probs, [], _NO_GOLD, options), enc)
         return without_gold[method]
 
-    return cross_fit(fit, gold[0], gold[1], methods)
+    return cross_fit(fit, gold[0], gold[1], methods, default=default)
 
 
 def _codes(result: ConsensusResult, enc: Encoded) -> Codes:
@@ -239,10 +286,9 @@ def _choose_method(enc: Encoded, pred_probs: PredProbs | None) -> tuple[str, str
             f"only {overlap_items} item(s) have two or more annotations "
             f"(< {AUTO_MIN_OVERLAP_ITEMS}): too little overlap to estimate confusion matrices"
         )
-    return "dawid_skene", (
+    return SELECTED, (
         f"{enc.n_labelers} labelers and {overlap_items} items with overlapping annotations, no pred_probs"
     )
-
 
 
 def _class_priority(enc: Encoded) -> Codes:
