@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from labeling_assets.core.consensus.bakeoff import cross_fit, mcnemar_p, winner
-from labeling_assets.core.consensus.encoding import encode
+from labeling_assets.core.consensus.encoding import Encoded, encode
 from labeling_assets.core.consensus.methods import aggregate, aggregate_full
-from labeling_assets.core.consensus.selection import heldout_folds
+from labeling_assets.core.consensus.selection import heldout_folds, heldout_log_likelihood
 
 
 def _crowd(lean: bool, n_items: int = 600, k: int = 4, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -95,3 +95,21 @@ def test_the_bake_off_keeps_the_default_unless_a_challenger_is_significantly_bet
     # 8 more: p = 1/256 < 0.025, so it replaces the default; the default given decides what is kept.
     assert winner(_board({"dawid_skene": 30, "dawid_skene_pooled": 29, "majority": 38})) == "majority"
     assert winner(_board({"dawid_skene": 30, "dawid_skene_pooled": 29, "majority": 31}, default="dawid_skene_pooled")) == "dawid_skene_pooled"
+
+
+def test_the_model_scored_on_held_out_answers_never_sees_them() -> None:
+    frame, _ = _crowd(lean=True, n_items=60)
+    enc = encode(frame, None)
+    held = heldout_folds(enc) == 0
+    seen: list[set[tuple[int, int]]] = []
+
+    def fit(subset: Encoded) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(set(zip(subset.item.tolist(), subset.labeler.tolist(), strict=True)))
+        k = subset.n_classes
+        return np.full((subset.n_items, k), 1.0 / k), np.full((subset.n_labelers, k, k), 1.0 / k)
+
+    score = heldout_log_likelihood(enc, fit)
+    assert score == pytest.approx(np.log(1 / 4))  # uniform model: every held-out answer has p = 1/4
+    hidden = set(zip(enc.item[held].tolist(), enc.labeler[held].tolist(), strict=True))
+    assert len(seen) == 1 and hidden and not (seen[0] & hidden)
+    assert len(seen[0]) + len(hidden) == len(enc.item)

@@ -18,7 +18,7 @@ Methods:
 - ``dawid_skene_pooled``: the same EM, with each labeler's confusion matrix pulled toward the whole
   crowd's pooled confusion matrix instead (a shared class-dependent lean, as real crowds have).
 - ``dawid_skene_selected``: whichever of the two Dawid-Skene models predicts held-out answers better
-  (:mod:`.selection`: 3-fold held-out log-likelihood of annotations, no gold needed); the result's
+  (:mod:`.selection`: log-likelihood of a held-out third of the answers, no gold needed); the result's
   ``method`` is the one used. On the three public real crowds the pooled prior wins this test, on
   simulated crowds whose labelers err each their own way the one-coin prior does.
 - ``crowdlab``: cleanlab's CROWDLAB (``cleanlab.multiannotator.get_label_quality_multiannotator``),
@@ -239,7 +239,7 @@ def _select(enc: Encoded, options: dict[str, Any]) -> tuple[str, str]:
 
     best, scores = select(enc, {m: fit(m) for m in CANDIDATES})
     shown = ", ".join(f"{m} {v:.4f}" for m, v in scores.items())
-    return best, f"held-out log-likelihood per answer (3-fold, higher is better): {shown}"
+    return best, f"held-out log-likelihood per answer (a third held out, higher is better): {shown}"
 
 
 def _bakeoff(
