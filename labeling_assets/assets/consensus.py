@@ -57,9 +57,10 @@ class ConsensusConfig(dg.Config):
 
     method: ConsensusMethod = Field(
         default="auto",
-        description=f"auto = the winner of a bake-off scored on the hidden gold items by cross-fitting when "
-        f"at least {MIN_GOLD_FOR_BAKEOFF} gold items have enough labelers, else Dawid-Skene with enough "
-        "overlap, else majority. crowdlab also uses out-of-sample probabilities of a cross-validated pixel "
+        description="auto = with enough overlap, the Dawid-Skene prior (one-coin or pooled) that predicts "
+        f"held-out answers better, else majority; when at least {MIN_GOLD_FOR_BAKEOFF} hidden gold items have "
+        "enough labelers, a bake-off scored on them by cross-fitting replaces that choice only with a method "
+        "significantly better on gold. crowdlab also uses out-of-sample probabilities of a cross-validated pixel "
         "baseline trained on the majority labels. The Dawid-Skene methods clamp the gold items' answers.",
     )
     min_annotators: int = Field(

@@ -221,7 +221,8 @@ def _consensus_choice_section(choice: Mapping[str, Any]) -> str:
     ).sort_values("accuracy on gold", ascending=False, kind="stable", key=lambda c: c.str.rstrip("%").astype(float))
     return (
         head + "<p>Bake-off: each method scored on gold items by 5-fold cross-fitting (a gold item's own answer "
-        "never informs the labels it is scored on); the most accurate one is used.</p>" + _table(table) + "</section>"
+        "never informs the labels it is scored on); the no-gold choice is kept unless a method is better on gold "
+        "by an exact McNemar test (one-sided, 2.5%).</p>" + _table(table) + "</section>"
     )
 
 
