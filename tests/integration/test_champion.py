@@ -34,9 +34,9 @@ N_WRONG_CONSENSUS = 8  # test items whose consensus label the crowd got wrong (t
 class Loop:
     """The train → evaluate → prelabel steps on one Dagster instance, store and MLflow registry."""
 
-    def __init__(self, store: LabelStore, data_dir: Path) -> None:
+    def __init__(self, store: LabelStore, data_dir: Path, mlflow: MLflowResource | None = None) -> None:
         self.store, self.instance = store, dg.DagsterInstance.ephemeral()
-        self.mlflow = MLflowResource(data_dir=str(data_dir))
+        self.mlflow = mlflow or MLflowResource(data_dir=str(data_dir))
         self.resources = {
             "label_store": LabelStoreResource(url=store.url),
             "project": ProjectSettings(data_dir=str(data_dir), classes=DEMO_CLASSES),
@@ -80,6 +80,13 @@ class Loop:
 
 @pytest.fixture
 def loop(sqlite_store: LabelStore, data_dir: Path) -> tuple[Loop, pd.DataFrame, str]:
+    return make_loop(sqlite_store, data_dir)
+
+
+def make_loop(
+    sqlite_store: LabelStore, data_dir: Path, mlflow: MLflowResource | None = None
+) -> tuple[Loop, pd.DataFrame, str]:
+    """~300 demo digits with frozen splits, every test item gold, a few with a wrong consensus label."""
     frame = _insert_items(sqlite_store, data_dir / "demo").rename(columns={"label": "truth"})
     frame["split"] = _stratified_split(frame["truth"])
     frame["label"] = frame["truth"]
@@ -92,7 +99,7 @@ def loop(sqlite_store: LabelStore, data_dir: Path) -> tuple[Loop, pd.DataFrame, 
             items_table.update().where(items_table.c.item_id == sa.bindparam("id")).values(gold_label=sa.bindparam("g")),
             [{"id": r.item_id, "g": r.truth} for r in test.itertuples()],
         )
-    return Loop(sqlite_store, data_dir), test, version
+    return Loop(sqlite_store, data_dir, mlflow), test, version
 
 
 def test_only_a_model_not_worse_than_the_champion_takes_the_alias_and_prelabels_follow_it(
