@@ -1,6 +1,7 @@
-"""``labeling-assets labelstudio start|stop|status|bootstrap`` and ``labeling-assets simulate-crowd``."""
+"""``labeling-assets labelstudio start|stop|status|bootstrap|add-user`` and ``labeling-assets simulate-crowd``."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import data_dir
 from labeling_assets.core.errors import ConfigurationError, display_url
 from labeling_assets.local import labelstudio as server
+from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.local.labelstudio_files import default_paths, status
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
 
@@ -68,6 +70,21 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     print(
         f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"
     )
+    return 0
+
+
+def cmd_add_user(args: argparse.Namespace) -> int:
+    """A person's account (sign-up through the rotated invite link); its password is printed once, never stored."""
+    client = _client(args)
+    try:
+        account = add_user(client, args.email, args.role)
+    except LabelStudioError as exc:
+        print(f"labelstudio add-user: {exc}", file=sys.stderr)
+        return 1
+    public = (args.public_url or os.environ.get("LABEL_STUDIO_PUBLIC_URL") or client.url).rstrip("/")
+    print(f"created {account.email} (user id {account.user_id}, {account.role}); log in at {public}/user/login/")
+    print(f"one-time password (shown once, stored nowhere; ask them to change it at {public}/user/account/):")
+    print(account.password)
     return 0
 
 
@@ -167,6 +184,23 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--overlap", type=int, default=3, help="labelers per task (Label Studio maximum_annotations)"
     )
     s.set_defaults(func=cmd_bootstrap)
+    s = ls_sub.add_parser(
+        "add-user",
+        help="create a person's account; prints a one-time password once (sign-up is by invite only)",
+        description="Signs the person up through the organization's invite link with a random password, then "
+        "rotates the invite token so no earlier link works. The password is printed once and stored nowhere. "
+        "Label Studio Community has no roles: the role is a label on the account (its last name); every member "
+        "can see and change every project.",
+    )
+    s.add_argument("email", metavar="NAME", help="the person's email address (their Label Studio login)")
+    s.add_argument("--role", choices=["annotator", "reviewer"], default="annotator", help="default annotator")
+    s.add_argument("--url", default=None, help="external server URL (token from LABEL_STUDIO_API_KEY)")
+    s.add_argument(
+        "--public-url",
+        default=None,
+        help="the address people use, for the printed login link (default: $LABEL_STUDIO_PUBLIC_URL or --url)",
+    )
+    s.set_defaults(func=cmd_add_user)
     s = ls_sub.add_parser("push", help="queue the next items as tasks (materializes labeling_tasks)")
     s.add_argument(
         "--max-new-tasks", type=int, default=1000, help="items to queue in this run (default 1000)"

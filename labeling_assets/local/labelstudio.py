@@ -127,6 +127,9 @@ def start(
         # Legacy tokens are what --user-token creates; without this flag they get 401.
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        # Sign-up only through the invite link (Community shows every project to every member), so an account
+        # exists only when `labeling-assets labelstudio add-user` (or someone holding the link) made it.
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(local_files_root or data_dir()),
         # Admin and token through the environment, not argv: the command line is visible to every local user.
         "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,

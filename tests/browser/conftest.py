@@ -6,7 +6,6 @@ or Label Studio is a failure that names the fix, never a skip: CI has both.
 """
 
 import os
-import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from labeling_assets.local import labelstudio as server
+from labeling_assets.local.labelstudio_accounts import add_user
 from tests.labelstudio_server import LabelStudioServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -27,7 +27,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 @dataclass(frozen=True)
 class Labeler:
-    """A person with an account: signed up through Label Studio's own form, as a new labeler does."""
+    """A person with an account (``labeling-assets labelstudio add-user``) who logs in through Label Studio's form."""
 
     email: str
     password: str = field(repr=False)  # pytest may print the fixture: never the password
@@ -70,21 +70,11 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
         server.stop(handle.paths)
 
 
-def sign_up(url: str, email: str) -> Labeler:
-    """Create an account through the signup form (the admin API cannot set a password)."""
-    password = secrets.token_urlsafe(16)
-    http = requests.Session()
-    http.get(f"{url}/user/signup/", timeout=30).raise_for_status()
-    resp = http.post(
-        f"{url}/user/signup/",
-        data={"email": email, "password": password, "csrfmiddlewaretoken": http.cookies["csrftoken"]},
-        headers={"Referer": f"{url}/user/signup/"},
-        timeout=30,
-    )
-    assert resp.ok and "sessionid" in http.cookies, f"signup of {email} failed: HTTP {resp.status_code}"
-    whoami = http.get(f"{url}/api/current-user/whoami", timeout=30)
-    whoami.raise_for_status()
-    return Labeler(email=email, password=password, user_id=int(whoami.json()["id"]))
+def sign_up(ls: LabelStudioServer, email: str) -> Labeler:
+    """An account made as a team makes one: sign-up is by invite only, so the admin runs ``add-user`` (the
+    invite-link sign-up with a one-time password) and hands the password over."""
+    account = add_user(ls.client(), email, "annotator")
+    return Labeler(email=account.email, password=account.password, user_id=account.user_id)
 
 
 @pytest.fixture(scope="module")

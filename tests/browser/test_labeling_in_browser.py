@@ -1,8 +1,8 @@
 """What a person sees: the task images load, the prelabel is pre-selected, and a submitted choice reaches the store.
 
 One project is built through the pipeline's own path (ingest -> prelabels -> labeling_tasks) on a real Label
-Studio whose document root is the project's data folder; a labeler signs up through Label Studio's form,
-then labels the next task of the label stream in a real headless Chromium. The tests run in file order.
+Studio whose document root is the project's data folder; the admin adds a labeler (sign-up is by invite only),
+who logs in through Label Studio's form, then labels the next task of the label stream in a real headless Chromium. The tests run in file order.
 """
 
 import hashlib
@@ -135,7 +135,7 @@ def project(image_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="module")
 def labeler(image_server: LabelStudioServer) -> Labeler:
-    return sign_up(image_server.url, "first.labeler@labeling-assets.local")
+    return sign_up(image_server, "first.labeler@labeling-assets.local")
 
 
 def test_every_task_image_answers_200_with_the_item_bytes_for_a_logged_in_labeler(

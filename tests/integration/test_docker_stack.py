@@ -39,6 +39,7 @@ def test_the_compose_file_defines_the_whole_stack_with_healthchecks() -> None:
         "user-code",
         "dagster-webserver",
         "dagster-daemon",
+        "proxy",  # profile "proxy", off by default (tests/security/test_compose_exposure.py)
     }
     for name, service in services.items():
         if name != "dagster-daemon":  # the daemon has no port to probe; it depends on healthy services
@@ -48,20 +49,29 @@ def test_the_compose_file_defines_the_whole_stack_with_healthchecks() -> None:
 
 
 def test_every_variable_the_compose_file_uses_is_in_the_env_example() -> None:
-    used = set(re.findall(r"\$\{(\w+)\}", (DOCKER / "docker-compose.yml").read_text()))
-    used |= set(re.findall(r"env: (\w+)", (DOCKER / "dagster.yaml").read_text()))
+    compose_text = (DOCKER / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{(\w+)", compose_text))  # ${VAR}, ${VAR:-default}, ${VAR:?message}
     assert used - set(_env_example()) == set()
+    # docker/dagster.yaml reads the containers' environment: set by the compose file or from docker/.env.
+    compose = yaml.safe_load(compose_text)
+    given = set(compose["x-dagster-env"]) | set(_env_example())
+    for var in re.findall(r"env: (\w+)", (DOCKER / "dagster.yaml").read_text()):
+        assert var in given, var
+    launched = yaml.safe_load((DOCKER / "dagster.yaml").read_text())["run_launcher"]["config"]["env_vars"]
+    assert set(launched) <= set(compose["x-dagster-env"])  # every run gets what the daemon has
 
 
 def test_postgres_init_creates_a_database_per_system() -> None:
+    """Each under its role's name (psql variable ``name``); tests/security/test_postgres_roles.py runs the file."""
     sql = (DOCKER / "postgres-init.sql").read_text()
-    assert set(re.findall(r"CREATE DATABASE (\w+);", sql)) == {"dagster", "labels", "labelstudio", "mlflow"}
+    assert set(re.findall(r"\\set name :prefix (\w+)", sql)) == {"dagster", "labels", "labelstudio", "mlflow"}
+    assert sql.count('CREATE DATABASE :"name" OWNER :"name";') == 4
 
 
 def test_no_secret_is_committed_in_the_docker_folder() -> None:
     assert not (DOCKER / ".env").exists()
     assert all(
-        value in {"change-me"} or "change-me" in value or "password" not in key.lower()
+        value in {"change-me", "''"} or "change-me" in value or "password" not in key.lower()
         for key, value in _env_example().items()
     )
 
