@@ -215,11 +215,13 @@ EXPECTED_EXIT = {
     ("labelstudio", "stop"): 0,  # nothing to stop: says so
     ("labelstudio", "status"): 1,  # no local server: says where it looked
     ("labelstudio", "bootstrap"): 3,
+    ("labelstudio", "add-user"): 3,  # with its NAME (ARGS below)
     ("labelstudio", "push"): 2,  # the store is checked first
     ("labelstudio", "collect"): 2,
     ("simulate-crowd",): 3,
     ("demo",): 2,  # before starting Label Studio
 }
+ARGS = {("labelstudio", "add-user"): ("someone@example.org",)}  # required positionals
 
 
 def test_the_table_covers_every_command() -> None:
@@ -239,6 +241,7 @@ def test_every_command_with_misconfigured_services_says_what_in_at_most_two_line
     proc = cli(
         tmp_path,
         *command,
+        *ARGS.get(command, ()),
         LABEL_STORE_URL=MISSING_DB_URL,
         LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}",
         LABEL_STUDIO_API_KEY=token,
