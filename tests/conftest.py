@@ -34,10 +34,11 @@ class PostgresDatabases:
         self.prefix = f"la_test_{uuid.uuid4().hex[:8]}"
         self.created: list[str] = []
 
-    def new_url(self) -> str:
+    def new_url(self, template: str | None = None) -> str:
+        """A new empty database, or a copy of the database ``template`` (no one may be connected to it)."""
         name = f"{self.prefix}_{len(self.created)}"
         with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.created.append(name)
         return self.admin.url.set(database=name).render_as_string(hide_password=False)
 

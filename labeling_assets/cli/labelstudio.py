@@ -12,6 +12,7 @@ from labeling_assets.constants import data_dir
 from labeling_assets.core.errors import ConfigurationError, display_url
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_accounts import add_user
+from labeling_assets.local.labelstudio_database import DATABASE_URL_ENV, PASSWORD_ENV, remembered
 from labeling_assets.local.labelstudio_files import default_paths, status
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
 
@@ -32,11 +33,15 @@ def _project_title(args: argparse.Namespace) -> str:
 
 def cmd_start(args: argparse.Namespace) -> int:
     try:
-        info = server.start(port=args.port, timeout_s=args.timeout)
+        info = server.start(port=args.port, timeout_s=args.timeout, database=args.database)
     except (OSError, LabelStudioError) as exc:  # not installed, port taken, did not come up
         print(f"labelstudio start: {exc}", file=sys.stderr)
         return 1
-    print(f"Label Studio running at {info.url} (pid {info.pid}); log: {default_paths().log_file}")
+    database = remembered(default_paths())
+    print(
+        f"Label Studio running at {info.url} (pid {info.pid}) on "
+        f"{database.display if database else 'SQLite'}; log: {default_paths().log_file}"
+    )
     print(f"API token stored in {info.token_file} (mode 0600). Runs and sensors find both by themselves;")
     print(f"other tools: export LABEL_STUDIO_URL={info.url} LABEL_STUDIO_API_KEY=$(cat {info.token_file})")
     if not args.no_bootstrap:
@@ -160,6 +165,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         type=int,
         default=None,
         help="port (default: $LABEL_STUDIO_PORT, the last one, 8080, or a free one)",
+    )
+    s.add_argument(
+        "--database",
+        default=None,
+        metavar="postgresql://USER@HOST:PORT/NAME",
+        help=f"run Label Studio on this PostgreSQL database instead of SQLite (password: ${PASSWORD_ENV}, never "
+        f"on the command line; default: ${DATABASE_URL_ENV}, else the database of the last start, else SQLite)",
     )
     s.add_argument(
         "--timeout", type=float, default=server.START_TIMEOUT_S, help="seconds to wait for /health"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from labeling_assets.constants import data_dir
+from labeling_assets.local.labelstudio_database import database_settings
 from labeling_assets.local.labelstudio_files import (
     ServerInfo,
     ServerPaths,
@@ -99,11 +100,13 @@ def start(
     port: int | None = None,
     timeout_s: float = START_TIMEOUT_S,
     local_files_root: Path | None = None,
+    database: str | None = None,
 ) -> ServerInfo:
     """Start the server (idempotent: a running one is returned as is) and wait for /health.
 
     Binds 127.0.0.1 only. Images under ``local_files_root`` (default: the data folder) are served to
-    the labeling UI through Label Studio's local-files endpoint.
+    the labeling UI through Label Studio's local-files endpoint. ``database``: a ``postgresql://`` URL
+    without password (see ``local/labelstudio_database.py``); default SQLite, or the database of the last start.
     """
     paths = paths or default_paths()
     current = status(paths)
@@ -140,6 +143,7 @@ def start(
         "FRONTEND_SENTRY_DSN": "",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(database_settings(paths, database))  # {} on SQLite
     cmd = [
         str(ls_executable()),
         "start",

@@ -7,6 +7,7 @@ one behaviour of the loop on the store, the Dagster instance or Label Studio its
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,12 @@ from labeling_assets.core.store.schema import (
 )
 from labeling_assets.jobs import collect_job, queue_job
 from labeling_assets.local.crowd import CrowdResult, simulate_crowd
+from labeling_assets.local.labelstudio_database import remembered
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import annotation_sensor
+from tests.conftest import PG_ADMIN_URL
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
@@ -141,6 +144,12 @@ def _seed_items(store: LabelStore, folder: Path) -> tuple[dict[str, str], dict[s
 @pytest.fixture
 def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     """A fresh project of N_ITEMS items (N_GOLD gold) with nothing queued yet."""
+    with _loop(label_studio, tmp_path_factory) as fresh:
+        yield fresh
+
+
+@contextmanager
+def _loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     folder = tmp_path_factory.mktemp("loop")
     store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
     store.migrate()
@@ -327,3 +336,29 @@ def test_sensor_skips_with_the_cause_while_label_studio_is_down_and_catches_up(l
     meta = loop.collect()
     assert meta["new"] == 3
     assert str(added.user_ids["it_late"]) in loop.instance.get_dynamic_partitions(labelers_partitions.name)
+
+
+def test_the_loop_runs_on_label_studio_on_postgresql(
+    label_studio_postgres: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Queue -> crowd -> sensor -> collect once against Label Studio on PostgreSQL (as the docker stack runs it)."""
+    with _loop(label_studio_postgres, tmp_path_factory) as pg:
+        pg.queue_everything()
+        crowd = pg.crowd_labels_everything()
+        assert isinstance(pg.tick(), dg.SkipReason)
+        stored = pg.store.fetch(current_annotations_query())
+        assert {(r["ls_annotation_id"], r["label"]) for r in stored} == {(a, lab) for a, _, _, _, lab in crowd.annotations}
+        # Label Studio kept them in its PostgreSQL database (no SQLite file beside it).
+        database = remembered(label_studio_postgres.paths)
+        assert database is not None
+        assert not (label_studio_postgres.paths.ls_data / "label_studio.sqlite3").exists()
+        engine = sa.create_engine(sa.make_url(PG_ADMIN_URL).set(database=database.name))
+        with engine.connect() as conn:
+            project = pg.project_id
+            tasks = conn.execute(sa.text("SELECT count(*) FROM task WHERE project_id = :p"), {"p": project})
+            annotations = conn.execute(
+                sa.text("SELECT count(*) FROM task_completion WHERE project_id = :p"), {"p": project}
+            )
+            assert (tasks.scalar_one(), annotations.scalar_one()) == (N_ITEMS, N_ITEMS * 3)
+        engine.dispose()
+
