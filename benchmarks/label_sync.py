@@ -1,155 +1,156 @@
-"""Label sync benchmark: pull N annotations from a real Label Studio into the label store, then re-sync.
+"""Label sync benchmark: the incremental sync (what the ``annotations`` asset does) side by side with the
+full-export sync (every run exports the whole project), on a real Label Studio, at several project sizes.
 
-DESIGN §8 bar: 10k annotations in < 30 s; a re-sync adds 0 rows; an older snapshot is refused (0 rows).
+For each size: a project built fast (tasks imported with their annotations attached:
+``labeling_assets.local.big_project``), then, for both ways, into their own label store:
+- first sync: Label Studio's full export (its own floor: printed alone) + the store write;
+- idle re-sync: nothing changed in Label Studio;
+- sync after 100 changes: 40 edits, 30 new annotations, 30 deletions (and, for the incremental sync, the
+  deleted-task check it runs every time).
+Both stores must then hold the same current annotations as Label Studio.
 
-Starts its own Label Studio (fresh data folder, free port) through labeling_assets.local.labelstudio,
-seeds it fast by importing tasks together with their annotations (``completed_by`` = simulated users;
-answers from core.crowd), then times ``export_annotations`` + ``sync_annotations`` - exactly what the
-``annotations`` asset does.
+Starts its own Label Studio (fresh data folder, free port) through labeling_assets.local.labelstudio.
 
-    python benchmarks/label_sync.py [--annotations 10000] [--overlap 3] [--store-url URL]
+    python benchmarks/label_sync.py [--annotations 10000 100000] [--overlap 3]
 """
 
 import argparse
-import hashlib
+import datetime as dt
+import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from labeling_assets.core.labelstudio.config import choice_result
-from labeling_assets.core.labelstudio.crowd import default_crowd, plan_crowd
-from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
-from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks, sync_annotations
-from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
+import sqlalchemy as sa
+
+from labeling_assets.core.store.annotation_sync import SyncReport, sync_annotations
+from labeling_assets.core.store.incremental_sync import sync_cursor, sync_scan
+from labeling_assets.core.store.schema import LabelStore, current_annotations_query, utcnow
 from labeling_assets.local import labelstudio as server
+from labeling_assets.local.big_project import CLASSES, build_project
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
-CLASSES = [str(d) for d in range(10)]
-IMPORT_BATCH = 500
+OVERLAP_S = 60.0  # the asset's default safety overlap (CollectConfig.overlap_s)
 
 
-def seed(client: LabelStudioClient, store: LabelStore, n_annotations: int, overlap: int) -> int:
-    n_tasks = -(-n_annotations // overlap)
-    crowd = default_crowd(max(overlap, 5), prefix="bench")
-    user_ids = client.ensure_users([a.name for a in crowd])
-    project_id = client.ensure_project(
-        title=f"label-sync-bench-{int(time.time())}", classes=CLASSES, overlap=overlap
-    )
-    truth = {hashlib.sha256(f"bench-{i}".encode()).hexdigest(): CLASSES[i % 10] for i in range(n_tasks)}
-    plan = plan_crowd(truth, crowd, CLASSES, overlap=overlap, seed=0)
-    by_item: dict[str, list] = {}
-    for planned in plan.annotations[:n_annotations]:
-        by_item.setdefault(str(planned.item_id), []).append(planned)
-    with store.begin() as conn:
-        conn.execute(
-            items_table.insert(),
-            [
-                {
-                    "item_id": i,
-                    "uri": f"/bench/{i}.png",
-                    "source_path": f"{i}.png",
-                    "n_bytes": 1,
-                    "ingested_at": utcnow(),
-                    "status": "active",
-                }
-                for i in truth
-            ],
+def full_sync(client: LabelStudioClient, store: LabelStore, project_id: int) -> tuple[SyncReport, float]:
+    """Today's way: export everything, diff everything. Returns the report and the export's share (s)."""
+    taken = utcnow()
+    t0 = time.perf_counter()
+    remote = client.export_annotations(project_id)
+    export_s = time.perf_counter() - t0
+    return sync_annotations(store, project_id, remote, snapshot_at=taken), export_s
+
+
+def asset_sync(client: LabelStudioClient, store: LabelStore, project_id: int) -> tuple[SyncReport, float]:
+    """What the annotations asset does: a full export while there is no cursor, then changed tasks only."""
+    cursor = sync_cursor(store, project_id)
+    server_now, task_number = client.clock_and_task_count(project_id)
+    taken = utcnow()
+    if cursor.changes_since is None:
+        t0 = time.perf_counter()
+        remote = client.export_annotations(project_id)
+        export_s = time.perf_counter() - t0
+        report = sync_annotations(
+            store, project_id, remote, snapshot_at=taken, changes_since=server_now, task_number=task_number
         )
-    queue = [
-        QueuedItem(item_id=i, is_gold=False, position=n, priority=1.0, probs=None, model_version=None)
-        for n, i in enumerate(truth)
-    ]
-    reserve_tasks(store, project_id, queue, overlap=overlap)
-    payloads = []
-    for item_id in truth:
-        task = task_payload(item_id, f"/bench/{item_id}.png")
-        task["annotations"] = [
-            {
-                "result": choice_result(p.label),
-                "completed_by": user_ids[p.labeler],
-                "lead_time": round(p.lead_time_s, 3),
-            }
-            for p in by_item.get(item_id, [])
-        ]
-        payloads.append(task)
-    started = time.perf_counter()
-    for start in range(0, len(payloads), IMPORT_BATCH):
-        client.import_tasks(project_id, payloads[start : start + IMPORT_BATCH])
-    link_tasks(store, project_id, client.task_ids_by_item(project_id))
+        return report, export_s
+    since = cursor.changes_since - dt.timedelta(seconds=OVERLAP_S)
+    report = sync_scan(
+        store, project_id, client.changed_tasks_since(project_id, since), snapshot_at=taken,
+        changes_since=server_now, task_number=task_number, remote_task_ids=lambda: client.task_ids(project_id),
+    )  # fmt: skip
+    return report, 0.0
+
+
+def timed(fn, *args):  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def change_100(client: LabelStudioClient, store: LabelStore, users: dict[str, int], seed: int) -> None:
+    """40 edits, 30 deletions and 30 new annotations on 100 distinct tasks, through the API as labelers would."""
+    rng = random.Random(seed)
+    by_task: dict[int, dict] = {}
+    for row in store.fetch(current_annotations_query()):
+        by_task.setdefault(int(row["ls_task_id"]), row)
+    picked = [by_task[t] for t in rng.sample(sorted(by_task), 100)]
+    for row in picked[:40]:
+        client.update_annotation(int(row["ls_annotation_id"]), CLASSES[(CLASSES.index(str(row["label"])) + 1) % 10])
+    for row in picked[40:70]:
+        client.delete_annotation(int(row["ls_annotation_id"]))
+    user_ids = list(users.values())
+    for row in picked[70:]:
+        client.create_annotation(int(row["ls_task_id"]), rng.choice(CLASSES), completed_by=rng.choice(user_ids), lead_time_s=3.0)
+
+
+def current(store: LabelStore) -> dict[int, object]:
+    return {int(r["ls_annotation_id"]): r["label"] for r in store.fetch(current_annotations_query())}
+
+
+def bench_size(client: LabelStudioClient, root: Path, n: int, overlap: int) -> bool:
+    stores = {}
+    for way in ("full", "incremental"):
+        stores[way] = LabelStore(f"sqlite:///{root / f'labels-{n}-{way}.db'}")
+        stores[way].migrate()
+    project = build_project(client, stores["incremental"], n, overlap=overlap)
+    # The full-export store gets the same items and tasks (a copy of the rows the build wrote).
+    with stores["incremental"].begin() as src, stores["full"].begin() as dst:
+        for table in ("items", "tasks"):
+            rows = [dict(r._mapping) for r in src.execute(sa.text(f"SELECT * FROM {table}"))]
+            dst.execute(sa.table(table, *[sa.column(c) for c in rows[0]]).insert(), rows)
+    print(f"\n== {project.n_annotations:,} annotations on {project.n_tasks:,} tasks (built in {project.seconds:.0f} s)")
+    time.sleep(OVERLAP_S)  # the import is not the last thing that happened before the first sync
+    pid = project.project_id
+    (inc_first, inc_export_s), inc_first_s = timed(asset_sync, client, stores["incremental"], pid)
+    (full_first, full_export_s), full_first_s = timed(full_sync, client, stores["full"], pid)
+    (inc_idle, _), inc_idle_s = timed(asset_sync, client, stores["incremental"], pid)
+    (full_idle, _), full_idle_s = timed(full_sync, client, stores["full"], pid)
+    change_100(client, stores["incremental"], project.users, seed=n)
+    (inc_changed, _), inc_changed_s = timed(asset_sync, client, stores["incremental"], pid)
+    (full_changed, _), full_changed_s = timed(full_sync, client, stores["full"], pid)
+    floor = min(inc_export_s, full_export_s)
+    print(f"{'':28} {'incremental (asset)':>22} {'full export each run':>22}")
+    print(f"{'first sync':28} {inc_first_s:>20.2f} s {full_first_s:>20.2f} s   (Label Studio's export alone: {floor:.2f} s)")
+    print(f"{'idle re-sync':28} {inc_idle_s:>20.2f} s {full_idle_s:>20.2f} s")
+    print(f"{'sync after 100 changes':28} {inc_changed_s:>20.2f} s {full_changed_s:>20.2f} s")
     print(
-        f"seeded {n_tasks} tasks with {len(plan.annotations[:n_annotations])} annotations in {time.perf_counter() - started:.1f}s",
-        file=sys.stderr,
+        f"rows written after the changes: incremental {inc_changed.written} "
+        f"({inc_changed.new} new, {inc_changed.updated} edits, {inc_changed.deleted} tombstones; "
+        f"{inc_changed.tasks_scanned} tasks read), full {full_changed.written}; idle: {inc_idle.written} / {full_idle.written}"
     )
-    return project_id
+    same = current(stores["incremental"]) == current(stores["full"])
+    ratio = inc_first_s / floor
+    ok = same and inc_changed.written == full_changed.written == 100 and inc_idle.written == 0
+    print(f"first sync / Label Studio's export: {ratio:.2f}x; stores equal: {same}")
+    for store in stores.values():
+        store.dispose()
+    return ok and inc_first.written == full_first.written
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--annotations", type=int, default=10_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--annotations", type=int, nargs="+", default=[10_000])
     parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--store-url", default=None, help="label store URL (default: a fresh SQLite file)")
+    parser.add_argument("--overlap-s", type=float, default=60.0, help="the sync's safety overlap (asset default 60)")
     args = parser.parse_args()
-
+    globals()["OVERLAP_S"] = args.overlap_s
     if not server.is_installed():
-        print(
-            f"Label Studio is not installed at {server.ls_venv()}: run scripts/install_label_studio.sh",
-            file=sys.stderr,
-        )
+        print(f"Label Studio is not installed at {server.ls_venv()}: run scripts/install_label_studio.sh", file=sys.stderr)
         return 2
     root = Path(tempfile.mkdtemp(prefix="label-sync-bench-"))
     paths = server.ServerPaths(root / "labelstudio")
-    started = time.perf_counter()
     info = server.start_fresh(paths, port=server.free_port(), local_files_root=root)
-    print(
-        f"Label Studio {server.LS_VERSION} up in {time.perf_counter() - started:.1f}s at {info.url}",
-        file=sys.stderr,
-    )
+    print(f"Label Studio {server.LS_VERSION} at {info.url}; store SQLite; overlap {args.overlap}")
     try:
-        store = LabelStore(args.store_url or f"sqlite:///{root / 'labels.db'}")
-        store.migrate()
-        client = LabelStudioClient(info.url, server.read_token(paths), timeout_s=600)
-        project_id = seed(client, store, args.annotations, args.overlap)
-
-        # As the annotations asset does: the snapshot time is taken before the export is read (the watermark).
-        t0 = time.perf_counter()
-        taken = utcnow()
-        remote = client.export_annotations(project_id)
-        t1 = time.perf_counter()
-        first = sync_annotations(store, project_id, remote, snapshot_at=taken)
-        t2 = time.perf_counter()
-        taken_again = utcnow()
-        remote_again = client.export_annotations(project_id)
-        again = sync_annotations(store, project_id, remote_again, snapshot_at=taken_again)
-        t3 = time.perf_counter()
-        stale = sync_annotations(store, project_id, remote, snapshot_at=taken)  # older than the committed one
-        t4 = time.perf_counter()
-        stored = store.count(annotations_table)
-
-        print(f"backend: {store.backend}; Label Studio {server.LS_VERSION}; overlap {args.overlap}")
-        print(f"annotations in Label Studio: {len(remote)}")
-        print(
-            f"first sync: {t2 - t0:.2f} s total (export {t1 - t0:.2f} s + store {t2 - t1:.2f} s), rows written {first.written}"
-        )
-        print(
-            f"re-sync:    {t3 - t2:.2f} s total, rows written {again.written} (unchanged {again.unchanged})"
-        )
-        print(f"stale snapshot refused: {stale.stale} in {(t4 - t3) * 1000:.0f} ms, rows written {stale.written}")
-        print(f"rows in annotations table: {stored}")
-        # What one annotation_sensor tick costs when nothing changed (the daemon does this every 30 s).
-        ticks = []
-        for _ in range(10):
-            t = time.perf_counter()
-            client.change_marker(project_id)
-            ticks.append(time.perf_counter() - t)
-        print(f"sensor tick (change marker, {len(remote)} annotations): median {sorted(ticks)[5] * 1000:.0f} ms")
-        ok = first.written == len(remote) == stored and again.written == 0 and stale.stale and (t2 - t0) < 30
-        print(f"bar (10k < 30 s, re-sync adds 0): {'PASS' if ok else 'FAIL'}")
-        return 0 if ok else 1
+        client = LabelStudioClient(info.url, server.read_token(paths), timeout_s=1800)
+        results = [bench_size(client, root, n, args.overlap) for n in args.annotations]
     finally:
         server.stop(paths)
+    print(f"\nall checks: {'PASS' if all(results) else 'FAIL'}")
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""Stage 4, collect: every version of every Label Studio annotation, appended to the store exactly once."""
+"""Stage 4, collect: every version of every Label Studio annotation, appended to the store exactly once.
 
+A run reads only the tasks changed since the last one (cost proportional to the change); a full export
+reconciles now and then (first sync, every ``full_every_hours``, or on demand) and reports any drift it repairs.
+"""
+
+import datetime as dt
 import logging
 
 import dagster as dg
+from pydantic import Field
 
 from labeling_assets.constants import GROUP_COLLECT, OWNERS, SYNC_POOL
+from labeling_assets.core.store.incremental_sync import full_sync_reason, sync_cursor, sync_scan
 from labeling_assets.core.store.labelstudio_sync import (
     AnnotationTotals,
     SyncReport,
@@ -16,6 +23,18 @@ from labeling_assets.core.store.schema import utcnow
 from labeling_assets.partitions import LABELERS
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
+
+
+class CollectConfig(dg.Config):
+    full: bool = Field(default=False, description="Reconcile with Label Studio's full export now (on demand).")
+    full_every_hours: float = Field(
+        default=24.0, ge=0, description="Full reconciliation at most this long after the last one; 0: only on demand."
+    )
+    overlap_s: float = Field(
+        default=60.0, ge=0, description="Changed tasks are read from this long before the cursor (clock resolution, "
+        "transactions in flight when the last scan began); re-read tasks write nothing.",
+    )
+    page_size: int = Field(default=1000, ge=1, description="Changed tasks per request (and per store transaction).")
 
 
 @dg.asset(
@@ -32,6 +51,7 @@ from labeling_assets.resources.store import LabelStoreResource
 )
 def annotations(
     context: dg.AssetExecutionContext,
+    config: CollectConfig,
     label_store: LabelStoreResource,
     label_studio: LabelStudioResource,
 ) -> dg.MaterializeResult[None]:
@@ -42,18 +62,38 @@ def annotations(
         raise dg.Failure(
             f"Label Studio project {label_studio.resolved_project_title!r} does not exist: materialize labeling_tasks first"
         )
-    # Taken before the export is read: a snapshot older than one already committed is refused by the sync.
+    client = label_studio.get_client()
+    cursor = sync_cursor(store, project_id)
+    every = dt.timedelta(hours=config.full_every_hours) if config.full_every_hours else None
+    reason = full_sync_reason(cursor, utcnow(), every=every, on_demand=config.full)
+    overlap = dt.timedelta(seconds=config.overlap_s)
+    # Both taken before anything is read: our clock orders this sync against others (a snapshot older than one
+    # already committed is refused), Label Studio's becomes the cursor the next run reads changes after.
+    server_now, task_number = client.clock_and_task_count(project_id)
     snapshot_at = utcnow()
-    remote = label_studio.get_client().export_annotations(project_id)
-    context.log.info(f"exported {len(remote)} annotations from Label Studio project {project_id}")
-    report = sync_annotations(store, project_id, remote, snapshot_at=snapshot_at)
+    if reason is not None:
+        remote = client.export_annotations(project_id)
+        context.log.info(f"full sync ({reason}): exported {len(remote)} annotations from project {project_id}")
+        drift_before = cursor.changes_since - overlap if cursor.changes_since else None
+        report = sync_annotations(
+            store, project_id, remote, snapshot_at=snapshot_at, changes_since=server_now, task_number=task_number,
+            drift_before=drift_before,
+        )
+    else:
+        assert cursor.changes_since is not None
+        pages = client.changed_tasks_since(project_id, cursor.changes_since - overlap, page_size=config.page_size)
+        report = sync_scan(
+            store, project_id, pages, snapshot_at=snapshot_at, changes_since=server_now, task_number=task_number,
+            remote_task_ids=lambda: client.task_ids(project_id),
+        )  # fmt: skip
     context.log.log(*_outcome_line(project_id, report))
     # Every labeler in the store gets a partition (idempotent, and repairs a crash after the store commit).
     added = _add_labeler_partitions(context.instance, labeler_ids(store))
     return dg.MaterializeResult(
         metadata={
             "project_id": dg.MetadataValue.int(project_id),
-            "remote_annotations": dg.MetadataValue.int(len(remote)),
+            "sync_mode": dg.MetadataValue.text(report.mode),
+            "full_sync_reason": dg.MetadataValue.text(reason or "-"),
             **_sync_metadata(report, annotation_totals(store)),
             "labeler_partitions_added": dg.MetadataValue.int(len(added)),
         }
@@ -78,10 +118,15 @@ def _outcome_line(project_id: int, report: SyncReport) -> tuple[int, str]:
             f"{report.snapshot_at.isoformat()}, but one taken at {report.committed_snapshot_at.isoformat()} "
             "is already in the store (another collect run overlapped); nothing written"
         )
-    return logging.INFO, (
-        f"stored {report.new} new, {report.updated} updated, {report.deleted} deleted; "
+    line = (
+        f"{report.mode} sync stored {report.new} new, {report.updated} updated, {report.deleted} deleted; "
         f"{report.unchanged} unchanged, {report.unknown_task} on tasks not queued by us ({report.seconds:.2f}s)"
     )
+    if report.mode == "incremental":
+        line += f"; {report.tasks_scanned} changed tasks read, {report.tasks_gone} deleted tasks found"
+    if report.drift:  # the full reconciliation repaired what the incremental scans had missed
+        return logging.WARNING, f"{line}; DRIFT repaired: {report.drift} versions the incremental sync had missed"
+    return logging.INFO, line
 
 
 def _sync_metadata(report: SyncReport, totals: AnnotationTotals) -> dict[str, dg.MetadataValue]:
@@ -92,6 +137,11 @@ def _sync_metadata(report: SyncReport, totals: AnnotationTotals) -> dict[str, dg
         "deleted": dg.MetadataValue.int(report.deleted),
         "unchanged": dg.MetadataValue.int(report.unchanged),
         "not_ours": dg.MetadataValue.int(report.unknown_task),
+        "tasks_scanned": dg.MetadataValue.int(report.tasks_scanned),
+        "tasks_gone": dg.MetadataValue.int(report.tasks_gone),
+        "task_ids_listed": dg.MetadataValue.bool(report.task_ids_listed),
+        "drift_repaired": dg.MetadataValue.int(report.drift),
+        "changes_since": dg.MetadataValue.text(report.changes_since.isoformat() if report.changes_since else "-"),
         "new_labelers": dg.MetadataValue.json(report.new_labelers),
         "current_annotations": dg.MetadataValue.int(totals.current),
         "annotated_items": dg.MetadataValue.int(totals.annotated_items),

@@ -5,6 +5,8 @@ The bulk paths (importing thousands of tasks, exporting every annotation) go ove
 official label-studio-sdk 2.x client for anything else.
 """
 
+import datetime as dt
+import email.utils
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -25,10 +27,56 @@ from labeling_assets.core.labelstudio.storage import (
     covering_storage,
     server_folder,
 )
-from labeling_assets.core.store.labelstudio_sync import RemoteAnnotation
+from labeling_assets.core.store.annotation_sync import RemoteAnnotation, RemoteTask
 from labeling_assets.resources.errors import ConfigurationFailure, ServiceFailure
 
 TASK_PAGE_SIZE = 1000
+ID_PAGE_SIZE = 100_000  # task ids only: a few bytes each
+
+
+def data_manager_query(filters: Sequence[dict[str, Any]], ordering: Sequence[str] = ("tasks:id",)) -> str:
+    """The ``query`` parameter of ``/api/tasks/``: Label Studio's data-manager filters (all must hold) and order.
+
+    The one place that spells the data-manager filter format (Label Studio 1.23.2: ``filter:tasks:<field>``,
+    an operator such as ``greater``, and the field's type).
+    """
+    return json.dumps({"filters": {"conjunction": "and", "items": list(filters)}, "ordering": list(ordering)})
+
+
+def updated_after(since: dt.datetime) -> dict[str, Any]:
+    """Data-manager filter: the task's ``updated_at`` is strictly after ``since`` (UTC, microseconds)."""
+    value = since.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": value}
+
+
+def id_after(task_id: int) -> dict[str, Any]:
+    """Data-manager filter: the task id is greater than ``task_id`` (keyset paging: no page shifts when tasks
+    are deleted or change while a scan reads)."""
+    return {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": int(task_id)}
+
+
+def remote_annotations(task: dict[str, Any]) -> list[RemoteAnnotation]:
+    """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``)."""
+    item_id = (task.get("data") or {}).get("item_id")
+    out: list[RemoteAnnotation] = []
+    for ann in task.get("annotations") or []:
+        by = ann.get("completed_by")
+        user_id = by.get("id") if isinstance(by, dict) else by
+        out.append(
+            RemoteAnnotation(
+                ls_annotation_id=int(ann["id"]),
+                ls_task_id=int(task["id"]),
+                item_id=str(item_id) if item_id else None,
+                labeler_id=str(user_id),
+                label=label_from_result(ann.get("result")),
+                lead_time_s=ann.get("lead_time"),
+                created_at=ann.get("created_at"),
+                updated_at=ann.get("updated_at"),
+                was_cancelled=bool(ann.get("was_cancelled")),
+                task_updated_at=task.get("updated_at"),
+            )
+        )
+    return out
 
 
 class LabelStudioError(RuntimeError):
@@ -65,6 +113,7 @@ class LabelStudioClient:
         self.timeout_s = timeout_s
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Token {token}"
+        self.last_server_date: str | None = None  # the Date header of the last answer (the server's clock)
 
     def __repr__(self) -> str:  # never show the token
         return f"LabelStudioClient({self.url!r})"
@@ -81,6 +130,7 @@ class LabelStudioClient:
         kwargs.setdefault("timeout", self.timeout_s)
         try:
             resp = self._session.request(method, f"{self.url}{path}", **kwargs)
+            self.last_server_date = resp.headers.get("Date")
         except requests.ConnectionError as exc:
             raise LabelStudioUnreachable(
                 f"Label Studio at {display_url(self.url)} is unreachable ({connection_reason(exc)}): "
@@ -361,26 +411,72 @@ class LabelStudioClient:
         )
         if tasks is not None and not isinstance(tasks, list):  # never sync a snapshot we cannot read whole
             raise LabelStudioError(f"export of project {project_id} is not a list of tasks: {str(tasks)[:200]}")
-        out: list[RemoteAnnotation] = []
-        for task in tasks or []:
-            item_id = (task.get("data") or {}).get("item_id")
-            for ann in task.get("annotations") or []:
-                by = ann.get("completed_by")
-                user_id = by.get("id") if isinstance(by, dict) else by
-                out.append(
-                    RemoteAnnotation(
-                        ls_annotation_id=int(ann["id"]),
-                        ls_task_id=int(task["id"]),
-                        item_id=str(item_id) if item_id else None,
-                        labeler_id=str(user_id),
-                        label=label_from_result(ann.get("result")),
-                        lead_time_s=ann.get("lead_time"),
-                        created_at=ann.get("created_at"),
-                        updated_at=ann.get("updated_at"),
-                        was_cancelled=bool(ann.get("was_cancelled")),
-                    )
-                )
-        return out
+        return [ann for task in tasks or [] for ann in remote_annotations(task)]
+
+    # -- incremental sync ------------------------------------------------------------------------
+    def clock_and_task_count(self, project_id: int) -> tuple[dt.datetime, int]:
+        """Label Studio's clock now (the ``Date`` header; whole seconds, rounded down) and the project's task count,
+        from one small request.
+
+        The clock is compared with Label Studio's own ``updated_at``, so our clock's skew never matters.
+        """
+        project = self.get_project(project_id)
+        if not self.last_server_date:
+            raise LabelStudioError(f"Label Studio at {display_url(self.url)} sent no Date header")
+        now = email.utils.parsedate_to_datetime(self.last_server_date).astimezone(dt.UTC)
+        return now, int(project.get("task_number") or 0)
+
+    def changed_tasks_since(
+        self, project_id: int, since: dt.datetime | None, *, page_size: int = TASK_PAGE_SIZE
+    ) -> Iterator[list[RemoteTask]]:
+        """Pages of the tasks whose ``updated_at`` is after ``since`` (every task when None), each task with all
+        of its current annotations, in task id order.
+
+        Label Studio touches a task's ``updated_at`` when one of its annotations is created, edited or deleted
+        (verified on 1.23.2), so these tasks hold every annotation change since ``since``. Paged by task id
+        (keyset), never by page number: a task deleted or changed during the scan cannot shift a page.
+        """
+        after = 0
+        while True:
+            filters = [id_after(after)] + ([updated_after(since)] if since is not None else [])
+            body = self.request(
+                "GET",
+                "/api/tasks/",
+                params={
+                    "project": project_id, "page": 1, "page_size": page_size, "fields": "all",
+                    "query": data_manager_query(filters),
+                },  # fmt: skip
+                ok=(200, 404),  # 404: nothing matches
+            )
+            tasks = (body or {}).get("tasks", [])
+            if tasks:
+                yield [
+                    RemoteTask(int(t["id"]), t.get("updated_at"), tuple(remote_annotations(t)), t.get("created_at"))
+                    for t in tasks
+                ]
+                after = max(int(t["id"]) for t in tasks)
+            if len(tasks) < page_size:
+                return
+
+    def task_ids(self, project_id: int) -> set[int]:
+        """Every task id of the project (ids only: cheap even for 10^5 tasks); finds deleted tasks."""
+        out: set[int] = set()
+        after = 0
+        while True:
+            body = self.request(
+                "GET",
+                "/api/tasks/",
+                params={
+                    "project": project_id, "page": 1, "page_size": ID_PAGE_SIZE, "fields": "task_only",
+                    "include": "id", "query": data_manager_query([id_after(after)]),
+                },  # fmt: skip
+                ok=(200, 404),
+            )
+            ids = [int(t["id"]) for t in (body or {}).get("tasks", [])]
+            out.update(ids)
+            if len(ids) < ID_PAGE_SIZE:
+                return out
+            after = max(ids)
 
     def wait_healthy(self, timeout_s: float = 180.0) -> None:
         """Wait (bounded) until /health answers 200."""

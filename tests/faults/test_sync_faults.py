@@ -10,6 +10,7 @@ Faults: kill -9 of a collect subprocess (before the export, after the export bef
 Label Studio stopped mid-export, the connection cut mid-response, duplicate and overlapping polls.
 """
 
+import datetime as dt
 import hashlib
 import os
 import signal
@@ -32,6 +33,8 @@ import yaml
 from labeling_assets.assets.collect import annotations
 from labeling_assets.core.labelstudio.config import choice_result
 from labeling_assets.core.labelstudio.tasks import QueuedItem, task_payload
+from labeling_assets.core.store.heads_schema import sync_cursors_table
+from labeling_assets.core.store.incremental_sync import sync_cursor
 from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks
 from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
 from labeling_assets.local.run_launcher import reap_dead_runs
@@ -112,12 +115,16 @@ def build_project(ls: LabelStudioServer, store: LabelStore) -> Project:
     return Project(ls, store, title, project_id, [by_item[i] for i in items], users)
 
 
-def collect(project: Project, url: str | None = None, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    """One materialization of the real annotations asset (what collect_job runs first)."""
+def collect(
+    project: Project, url: str | None = None, instance: dg.DagsterInstance | None = None, **config: Any
+) -> dg.ExecuteInProcessResult:
+    """One materialization of the real annotations asset (what collect_job runs first); ``full=True``: the full
+    export path (the first sync, the reconciliation), else changed tasks only once a first sync committed."""
     return dg.materialize(
         [annotations],
         instance=instance,
         resources={"label_store": LabelStoreResource(url=project.store.url), "label_studio": project.resource(url)},
+        run_config={"ops": {"annotations": {"config": config}}} if config else None,
         raise_on_error=False,
     )
 
@@ -193,6 +200,7 @@ KILLABLE_COLLECT = textwrap.dedent(
         dg.materialize(
             [annotations],
             instance=instance,
+            run_config={"ops": {"annotations": {"config": {"full": True}}}},
             resources={
                 "label_store": LabelStoreResource(url=os.environ["STORE_URL"]),
                 "label_studio": LabelStudioResource(
@@ -263,6 +271,99 @@ def test_a_collect_killed_at_any_point_writes_nothing_and_the_next_run_catches_u
     assert len(stored_rows(project.store)) == len(before) + 3  # one new, one edit, one tombstone
 
 
+# --- incremental sync: killed between pages, deleted tasks, drift ----------------------------------
+
+KILLED_BETWEEN_PAGES = textwrap.dedent(
+    """
+    import os, time
+    import dagster as dg
+    from labeling_assets.assets.collect import annotations
+    from labeling_assets.core.store import incremental_sync
+    from labeling_assets.resources.labelstudio import LabelStudioResource
+    from labeling_assets.resources.store import LabelStoreResource
+
+    page = incremental_sync.sync_changed_tasks
+    def then_park(*args, **kwargs):
+        report = page(*args, **kwargs)  # this page is committed
+        with open(os.environ["PARKED_FILE"], "w") as f:
+            f.write(str(report.written))
+        time.sleep(600)  # the test's kill -9 lands before the next page
+    incremental_sync.sync_changed_tasks = then_park
+
+    dg.materialize(
+        [annotations],
+        resources={
+            "label_store": LabelStoreResource(url=os.environ["STORE_URL"]),
+            "label_studio": LabelStudioResource(
+                url=os.environ["LS_URL"], api_key=os.environ["LS_TOKEN"], project_title=os.environ["LS_TITLE"]
+            ),
+        },
+        run_config={"ops": {"annotations": {"config": {"page_size": 1}}}},
+    )
+    """
+)
+
+
+def test_an_incremental_sync_killed_between_pages_loses_nothing_and_duplicates_nothing(
+    project: Project, tmp_path: Path
+) -> None:
+    before = stored_rows(project.store)
+    cursor = sync_cursor(project.store, project.project_id)
+    parked = tmp_path / "parked"
+    script = tmp_path / "killed_between_pages.py"
+    script.write_text(KILLED_BETWEEN_PAGES)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "PARKED_FILE": str(parked),
+        "STORE_URL": project.store.url,
+        "LS_URL": project.ls.url,
+        "LS_TOKEN": project.ls.token,
+        "LS_TITLE": project.title,
+        "PYTHONPATH": str(REPO),
+    }
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for("the first page of changed tasks is committed", parked.exists)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    # The first page (one changed task: an edit and a deletion) is in; the cursor did not move past the rest.
+    assert len(stored_rows(project.store)) == len(before) + int(parked.read_text()) > len(before)
+    assert sync_cursor(project.store, project.project_id).changes_since == cursor.changes_since
+    result = collect(project)  # the rerun reads the committed page again and writes it nothing twice
+    assert result.success
+    [mat] = result.asset_materializations_for_node("annotations")
+    assert mat.metadata["sync_mode"].value == "incremental"
+    assert_store_equals_label_studio(project)
+    assert len(stored_rows(project.store)) == len(before) + 3  # one new, one edit, one tombstone: once each
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_incremental_sync_ends_a_deleted_task_and_the_reconciliation_reports_drift(project: Project) -> None:
+    assert collect(project).success  # the changes of the fixture, incrementally
+    assert_store_equals_label_studio(project)
+    project.client.request("DELETE", f"/api/tasks/{project.task_ids[1]}/")  # no updated_at tells of this one
+    result = collect(project)
+    [mat] = result.asset_materializations_for_node("annotations")
+    assert mat.metadata["sync_mode"].value == "incremental" and mat.metadata["tasks_gone"].value == 1
+    assert_store_equals_label_studio(project)
+    # A change the incremental sync cannot see (its cursor moved past it by hand) is drift the full export repairs.
+    live = sorted(project.live_in_label_studio())
+    project.client.update_annotation(live[-1], "cat" if project.live_in_label_studio()[live[-1]] != "cat" else "dog")
+    with project.store.begin() as conn:
+        conn.execute(sa.update(sync_cursors_table).values(changes_since=utcnow() + dt.timedelta(days=1)))
+    result = collect(project)
+    assert result.asset_materializations_for_node("annotations")[0].metadata["updated"].value == 0
+    with project.store.begin() as conn:  # as if an incremental scan had covered the edit, and missed it
+        conn.execute(sa.update(sync_cursors_table).values(changes_since=utcnow() + dt.timedelta(minutes=2)))
+    result = collect(project, full=True)
+    [mat] = result.asset_materializations_for_node("annotations")
+    assert mat.metadata["sync_mode"].value == "full" and mat.metadata["drift_repaired"].value == 1
+    assert_store_equals_label_studio(project)
+
+
 # --- Label Studio and the network failing mid-export ---------------------------------------------
 
 
@@ -278,7 +379,7 @@ def test_a_connection_cut_mid_response_is_an_error_and_never_a_partial_snapshot(
     assert proxy.cuts == 1
     # A collect whose export is cut: that attempt fails and writes nothing, the retry policy lands the run.
     proxy.cut_export(after_bytes=600)
-    result = collect(project, url=proxy.url)
+    result = collect(project, url=proxy.url, full=True)
     assert proxy.cuts == 2 and result.success
     assert retried(result)
     assert_store_equals_label_studio(project)
@@ -300,7 +401,7 @@ def test_label_studio_stopped_mid_export_fails_the_attempt_and_the_retry_lands_o
 
     proxy.cut_export(after_bytes=400, on_cut=stop_then_restart)  # the server dies while sending the export
     try:
-        result = collect(project, url=proxy.url)  # the asset's retry policy (15 s) spans the restart
+        result = collect(project, url=proxy.url, full=True)  # the asset's retry policy (15 s) spans the restart
     finally:
         wait_for("Label Studio is back", restarted.is_set, timeout_s=120)
     assert proxy.cuts == 1
@@ -340,7 +441,8 @@ def test_an_older_export_committed_after_a_newer_one_is_refused(
 
     monkeypatch.setattr(LabelStudioClient, "export_annotations", parked_export)
     results: dict[str, dg.ExecuteInProcessResult] = {}
-    run_a = threading.Thread(target=lambda: results.setdefault("a", collect(project)), name="run-a")
+    # A reads the full export, B only the changed tasks: the order holds across both ways of syncing.
+    run_a = threading.Thread(target=lambda: results.setdefault("a", collect(project, full=True)), name="run-a")
     run_a.start()
     assert exported.wait(60)
     live = sorted(project.live_in_label_studio())

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from labeling_assets.core.store import connect_errors
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
+from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
 
 metadata = sa.MetaData()
 
@@ -322,6 +323,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7, "consensus_choices: the consensus method used per run and its bake-off scoreboard", m007_consensus_choices
     ),
+    Migration(9, "annotation_heads (current version per annotation, kept by a trigger), sync_cursors", m009_annotation_heads),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -451,33 +453,21 @@ def chunked(rows: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
 
 
 def current_annotations_query() -> sa.Select[Any]:
-    """The latest version of every annotation that is not a tombstone.
+    """The latest version of every annotation that is not a tombstone (via ``annotation_heads``, m009).
 
     Columns: ls_annotation_id, version, ls_task_id, item_id, labeler_id, label, lead_time_s,
     created_at, updated_at. One row per Label Studio annotation; a labeler may have more than one
     annotation of the same item (consumers decide, e.g. keep the newest per (item, labeler)).
     """
-    a = annotations_table
-    latest = (
-        sa.select(a.c.ls_annotation_id, sa.func.max(a.c.version).label("version"))
-        .group_by(a.c.ls_annotation_id)
-        .subquery("latest")
-    )
+    a, h = annotations_table, annotation_heads_table
     return (
         sa.select(
-            a.c.ls_annotation_id,
-            a.c.version,
-            a.c.ls_task_id,
-            a.c.item_id,
-            a.c.labeler_id,
-            a.c.label,
-            a.c.lead_time_s,
-            a.c.created_at,
-            a.c.updated_at,
-        )
-        .join(latest, sa.and_(a.c.ls_annotation_id == latest.c.ls_annotation_id, a.c.version == latest.c.version))
-        .where(a.c.deleted.is_(False))
-        .order_by(a.c.ls_annotation_id)
+            a.c.ls_annotation_id, a.c.version, a.c.ls_task_id, a.c.item_id, a.c.labeler_id, a.c.label,
+            a.c.lead_time_s, a.c.created_at, a.c.updated_at,
+        )  # fmt: skip
+        .select_from(h.join(a, a.c.id == h.c.row_id))
+        .where(h.c.deleted.is_(False))
+        .order_by(h.c.ls_annotation_id)
     )
 
 
