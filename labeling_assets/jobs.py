@@ -55,7 +55,7 @@ prelabel_job = dg.define_asset_job(
     description="Class probabilities for every item from the champion model (or the pixel baseline).",
 )
 
-# One run per labeler partition (the daemon's automation or `labeling-assets demo` launches them).
+# Labeler partitions; many in one run (labeler_stats backfills in a single run: the daily schedule asks for all).
 labeler_stats_job = dg.define_asset_job(
     "labeler_stats_job",
     selection=dg.AssetSelection.assets("labeler_stats"),

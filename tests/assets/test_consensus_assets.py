@@ -387,6 +387,27 @@ def test_labeler_stats_give_the_spammer_the_lowest_gold_accuracy_and_flag_it(
     assert "overuses 0" in table.split("| biased |")[1].split("\n")[0]
 
 
+def test_one_run_over_every_labeler_partition_writes_each_labelers_stats_and_checks_them_together(
+    store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
+) -> None:
+    """The daily schedule's run: a partition range over all labelers, the votes read once (single-run backfill)."""
+    truth = _seed_items(store, demo_folder, 120, gold_every=4)
+    _seed_crowd(store, truth, seed=5)
+    _run([consensus_labels], store, tmp_path, instance, **_consensus())
+    names = [a.name for a in CROWD]
+    instance.add_dynamic_partitions("labelers", names)
+    span = {"dagster/asset_partition_range_start": names[0], "dagster/asset_partition_range_end": names[-1]}
+    result = _run([labeler_stats, *labeler_stats_checks], store, tmp_path, instance, tags=span)
+    materialized = result.asset_materializations_for_node("labeler_stats")
+    assert sorted(m.partition for m in materialized) == sorted(names)  # every labeler's partition, one run
+    assert materialized[0].metadata["labelers_in_run"].value == len(names)
+    all_window = store.fetch(sa.select(stats_table).where(stats_table.c.window == "all"))
+    assert sorted(r["labeler_id"] for r in all_window) == sorted(names)
+    checks = _checks(result)
+    assert "spammer" in checks["labeler_gold_accuracy_at_least_0_8"].metadata["failing_labelers"].value
+    assert "expert" not in checks["labeler_not_too_fast"].metadata["failing_labelers"].value
+
+
 # --- label_issues --------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ whole crowd (peers' median times for the speed check, ranking). Pure: the store 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from labeling_assets.core.consensus.labeler_stats import (
     compute_labeler_stats,
     speed_check,
     time_stats,
+    weekly_trend,
 )
 
 # A labeler whose median time per label is below this share of the peers' median is "too fast".
@@ -49,39 +51,62 @@ class QualityInputs:
         return self.votes[self.votes["labeler_id"] == labeler_id]
 
 
-def stats_for(inputs: QualityInputs, labeler_id: str, classes: list[str]) -> LabelerStats:
-    """One labeler's statistics over all their votes."""
-    return compute_labeler_stats(
-        inputs.votes_of(labeler_id),
-        labeler_id=labeler_id,
-        classes=classes,
-        gold=inputs.gold,
-        consensus=inputs.consensus,
-        population_shares=inputs.population_shares,
-    )
+@dataclass(frozen=True)
+class LabelerReport:
+    """One labeler's statistics, speed against the peers, and weekly trend (empty when not asked for)."""
+
+    stats: LabelerStats
+    speed: SpeedCheck
+    trend: list[LabelerStats]
 
 
-def peer_median_times(votes: pd.DataFrame, labeler_id: str) -> list[float]:
-    """Each other labeler's median time per label (labelers without lead times left out)."""
-    out = []
-    for _, rows in votes[votes["labeler_id"] != labeler_id].groupby("labeler_id"):
-        median, _ = time_stats(rows["lead_time_s"]) if "lead_time_s" in rows else (None, None)
-        if median is not None:
-            out.append(median)
+def _by_labeler(votes: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {str(k): rows for k, rows in votes.groupby("labeler_id", sort=False)} if not votes.empty else {}
+
+
+def speed_checks(votes: pd.DataFrame, labeler_ids: Sequence[str]) -> dict[str, SpeedCheck]:
+    """Every listed labeler's speed against the others, from one pass over the votes (not one per labeler)."""
+    groups = _by_labeler(votes)
+    medians = {k: time_stats(rows["lead_time_s"])[0] if "lead_time_s" in rows else None for k, rows in groups.items()}
+    out = {}
+    for labeler_id in labeler_ids:
+        own = medians.get(labeler_id)
+        peers = [m for k, m in medians.items() if k != labeler_id and m is not None]
+        out[labeler_id] = speed_check(own, peers, factor=TOO_FAST_FACTOR)
     return out
 
 
-def speed_against_peers(votes: pd.DataFrame, labeler_id: str, median_time_s: float | None) -> SpeedCheck:
-    """The labeler's median time per label against the other labelers' medians (TOO_FAST_FACTOR)."""
-    return speed_check(median_time_s, peer_median_times(votes, labeler_id), factor=TOO_FAST_FACTOR)
+def labeler_reports(
+    inputs: QualityInputs, classes: list[str], labeler_ids: Sequence[str] | None = None, *, trend_weeks: int = 0
+) -> dict[str, LabelerReport]:
+    """Statistics of many labelers (all with votes when None) in one pass: the votes are grouped once, so the cost
+    grows with the votes, not with labelers x votes."""
+    groups = _by_labeler(inputs.votes)
+    ids = sorted(groups, key=str) if labeler_ids is None else list(labeler_ids)
+    speeds = speed_checks(inputs.votes, ids)
+    empty = inputs.votes.iloc[0:0]
+    out = {}
+    for labeler_id in ids:
+        votes = groups.get(labeler_id, empty)
+        stats = compute_labeler_stats(
+            votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus,
+            population_shares=inputs.population_shares,
+        )  # fmt: skip
+        trend = (
+            weekly_trend(votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold,
+                         consensus=inputs.consensus, last_weeks=trend_weeks)  # fmt: skip
+            if trend_weeks
+            else []
+        )
+        out[labeler_id] = LabelerReport(stats, speeds[labeler_id], trend)
+    return out
 
 
 def leaderboard_frame(inputs: QualityInputs, classes: list[str]) -> pd.DataFrame:
     """One row per labeler, best first (gold accuracy, then kappa vs consensus; unknowns last)."""
     rows = []
-    for labeler_id in sorted(inputs.votes["labeler_id"].unique(), key=str):
-        stats = stats_for(inputs, labeler_id, classes)
-        speed = speed_against_peers(inputs.votes, labeler_id, stats.median_time_s)
+    for labeler_id, report in labeler_reports(inputs, classes).items():
+        stats, speed = report.stats, report.speed
         rows.append(
             {
                 "labeler_id": labeler_id,

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import Votes, latest_votes, single_class
+from labeling_assets.core.store.bulk import current_annotations_frame
 from labeling_assets.core.store.schema import (
     LabelStore,
-    current_annotations_query,
     items_table,
     labeler_stats_table,
     latest_consensus_query,
@@ -43,8 +43,11 @@ class StoreVotes:
 
 
 def current_annotations(store: LabelStore) -> pd.DataFrame:
-    """Every current annotation (latest version, not deleted), with the columns even when there is none."""
-    rows = pd.DataFrame(store.fetch(current_annotations_query()))
+    """Every current annotation (latest version, not deleted), with the columns even when there is none.
+
+    Read in bulk (``bulk.current_annotations_frame``): what every consensus, stats and dataset run reads first.
+    """
+    rows = current_annotations_frame(store)
     return rows if not rows.empty else pd.DataFrame(columns=ANNOTATION_COLUMNS)
 
 
