@@ -85,6 +85,7 @@ defs = dg.Definitions(
         *labeler_stats_checks.labeler_stats_checks,
         dataset_checks.dataset_splits_no_hash_in_two_splits,
         dataset_checks.dataset_splits_no_group_in_two_splits,
+        dataset_checks.dataset_splits_no_near_duplicates_in_two_splits,
         dataset_checks.dataset_splits_class_proportions_within_tolerance,
         dataset_checks.dataset_splits_frozen_assignments_unchanged,
         dataset_checks.dataset_splits_every_class_in_every_split,

@@ -15,6 +15,7 @@ DATASET_SPLITS_KEY = dg.AssetKey("dataset_splits")
 BLOCKING_DATASET_CHECKS: tuple[str, ...] = (
     "dataset_splits_no_hash_in_two_splits",
     "dataset_splits_no_group_in_two_splits",
+    "dataset_splits_no_near_duplicates_in_two_splits",
     "dataset_splits_class_proportions_within_tolerance",
     "dataset_splits_frozen_assignments_unchanged",
     "dataset_splits_only_live_labeled_items",

@@ -12,7 +12,10 @@ from labeling_assets import lineage
 from labeling_assets.constants import GROUP_DATASET, OWNERS
 from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
 from labeling_assets.core.dataset.card import CardInputs, annotation_summary, render_card
+from labeling_assets.core.dataset.diff import render_diff
+from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, group_summary
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
@@ -24,6 +27,8 @@ from labeling_assets.core.store.dataset_versions import (
     newest_version,
     record_dataset_version,
 )
+from labeling_assets.core.store.history import diff_versions, tags_of
+from labeling_assets.core.store.phashes import ensure_phashes, load_phashes
 from labeling_assets.core.store.queries import current_annotations, item_uris
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
@@ -37,6 +42,13 @@ class DatasetSplitsConfig(dg.Config):
     val_ratio: float = Field(default=0.15, description="Target share of the validation split.")
     test_ratio: float = Field(default=0.15, description="Target share of the (frozen) test split.")
     seed: int = Field(default=0, description="Seeds the placement of new items (reproducible).")
+    near_duplicate_distance: int = Field(
+        default=DEFAULT_MAX_DISTANCE,
+        ge=-1,
+        le=32,
+        description="Items whose perceptual hashes differ in at most this many of 64 bits form one near-duplicate "
+        "group, kept in one split; -1 turns near-duplicate grouping off.",
+    )
 
 
 class DatasetExportConfig(dg.Config):
@@ -57,10 +69,11 @@ def _card(
     config: DatasetSplitsConfig,
     labeled: pd.DataFrame,
     excluded: dict[str, int],
-    assignment: split_core.SplitAssignment,
+    built: BuiltDataset,
     previous: str | None,
 ) -> CardInputs:
     """What the dataset card says about this version: sizes, sources, agreement, what was left out."""
+    assignment = built.assignment
     manifest = assignment.frame
     annotations = current_annotations(store)
     n_labelers, n_annotations, kappa = annotation_summary(
@@ -68,9 +81,9 @@ def _card(
     )
     return CardInputs(
         name=project.name,
-        version=split_core.manifest_version(manifest),
+        version=built.version,
         manifest=manifest,
-        class_weights=split_core.class_weights(manifest.loc[manifest["split"] == "train", "label"]),
+        class_weights=built.class_weights,
         ratios={"train": config.train_ratio, "val": config.val_ratio, "test": config.test_ratio},
         seed=config.seed,
         previous_version=previous,
@@ -88,6 +101,8 @@ def _card(
         class_list_history=class_list_history(store),
         departures=departures(store, load_manifest(store, previous), manifest) if previous else {},
         consensus_choice=latest_consensus_choice(store),
+        near_duplicates=built.near_duplicates,
+        near_duplicate_distance=config.near_duplicate_distance,
     )
 
 
@@ -110,6 +125,7 @@ def _split_metadata(
         "limitations": dg.MetadataValue.json(list(inputs.notes)),
         "card": dg.MetadataValue.md(card),
         "card_path": dg.MetadataValue.path(str(card_path)),
+        "near_duplicate_groups": dg.MetadataValue.json(group_summary(dict(inputs.near_duplicates))),
     }
 
 
@@ -136,31 +152,45 @@ def dataset_splits(
             "No active item has a consensus label yet: materialize consensus_labels first.",
             metadata={"excluded": dg.MetadataValue.json(excluded)},
         )
+    hashed = ensure_phashes(store, labeled["item_id"].tolist())  # items ingested before hashes existed
     existing = frozen_splits(store)
-    context.log.info(f"Assigning {len(labeled)} labeled items ({len(existing)} already have a frozen split)")
-    assignment = split_core.assign_splits(
-        labeled[["item_id", "label", "group_key"]], existing=existing, ratios=ratios, seed=config.seed
+    context.log.info(
+        f"Assigning {len(labeled)} labeled items ({len(existing)} already have a frozen split; "
+        f"{hashed} perceptual hashes backfilled)"
     )
-    version = split_core.manifest_version(assignment.frame)
     newest = newest_version(store)
-    previous = newest if newest != version else None
-    inputs = _card(store, project, config, labeled, excluded, assignment, previous)
-    card = render_card(inputs)
-    manifest_json = split_core.manifest_to_json(
-        assignment.frame,
-        previous_version=previous,
-        extra={"ratios": ratios.as_dict(), "seed": config.seed, "notes": assignment.notes},
-        weights=inputs.class_weights,
+    built = build_dataset(
+        BuildInputs(
+            labeled, existing, ratios, config.seed, load_phashes(store), config.near_duplicate_distance, None
+        )
     )
+    version = built.version
+    previous = newest if newest != version else None
+    built = with_previous(built, previous)
+    inputs = _card(store, project, config, labeled, excluded, built, previous)
+    card = render_card(inputs)
     is_new = record_dataset_version(
-        store, assignment.frame, version, class_weights=inputs.class_weights, manifest_json=manifest_json, card=card
+        store, built.assignment.frame, version, class_weights=built.class_weights,
+        manifest_json=built.manifest_json, card=card,
     )
     card_path = project.data_path / "datasets" / version / "dataset_card.md"
     card_path.parent.mkdir(parents=True, exist_ok=True)
     card_path.write_text(card, encoding="utf-8")
-    context.log.info(f"Dataset version {version}: {assignment.n_new} new items, {len(assignment.frame)} in all")
+    context.log.info(f"Dataset version {version}: {built.assignment.n_new} new items, {len(inputs.manifest)} in all")
     metadata = _split_metadata(inputs, newest, is_new, excluded, card, card_path)
+    metadata.update(lineage_metadata(store, version))
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+
+def lineage_metadata(store: LabelStore, version: str) -> dict[str, Any]:
+    """The diff against the version stored before this one, and this version's tags."""
+    diff = diff_versions(store, newest_version(store, other_than=version), version)
+    return {
+        **{f"items_{name}": dg.MetadataValue.int(n) for name, n in diff.counts().items()},
+        "relabeled_by_transition": dg.MetadataValue.json(diff.transitions()),
+        "diff": dg.MetadataValue.md(render_diff(diff)),
+        "dataset_tags": dg.MetadataValue.json(tags_of(store, version)),
+    }
 
 
 @dg.asset(

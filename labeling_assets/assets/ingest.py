@@ -16,6 +16,7 @@ from labeling_assets.core.ingest.summary import (
     quarantine_table,
     warnings,
 )
+from labeling_assets.core.store.phashes import ensure_phashes
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
@@ -59,7 +60,12 @@ def raw_images(
     )
     for line in warnings(report):
         context.log.warning(line)
-    return dg.MaterializeResult(metadata=_ingest_metadata(store, report, project.data_path / "quarantine"))
+    # Perceptual hashes of the new items, for near-duplicate groups in the splits (a copy that does not decode
+    # gets a row with the reason, never a failed run).
+    hashed = ensure_phashes(store, report.new_item_ids) if report.new_item_ids else 0
+    metadata = _ingest_metadata(store, report, project.data_path / "quarantine")
+    metadata["perceptual_hashes_computed"] = dg.MetadataValue.int(hashed)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _progress_logger(context: dg.AssetExecutionContext) -> Callable[[int, int, IngestReport], None]:

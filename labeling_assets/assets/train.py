@@ -8,6 +8,7 @@ test split is never read here (only model_evaluation). Neither trains on a datas
 checks failed.
 """
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,10 @@ from pydantic import Field
 from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
 from labeling_assets.core import images as img
+from labeling_assets.core.dataset.diff import render_diff
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store import datasets
+from labeling_assets.core.store import datasets, history
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
     DEFAULTS,
@@ -289,6 +292,11 @@ def trained_model(
         curves = _curves_png(result.history)
         version = _log_result(context, mlflow, result, train_config, meta, current, curves)
         run_id = str(run.info.run_id)
+        _log_lineage(mlflow, store, current)
+    history.record_model_training(
+        store, dataset_version=current, model_name=mlflow.registered_model_name, model_version=version,
+        mlflow_run_id=run_id, dagster_run_id=context.run.run_id,
+    )
     return dg.MaterializeResult(
         metadata=_model_metadata(mlflow, result, current, version, run_id, targets, curves)
     )
@@ -325,6 +333,21 @@ def _fit(
         log=context.log.info,
         train_targets=soft_targets,
     )
+
+
+def _log_lineage(mlflow: MLflowResource, store: LabelStore, dataset_version: str) -> None:
+    """The dataset version's tags and its diff against the version before it, on the active MLflow run."""
+    diff = history.diff_versions(store, history.previous_version_of(store, dataset_version), dataset_version)
+    tags = history.tags_of(store, dataset_version)
+    mlflow.module().set_tags(
+        {
+            "dataset_tags": ",".join(tags),
+            "dataset_previous_version": diff.old_version or "",
+            **{f"dataset_items_{name}": str(n) for name, n in diff.counts().items()},
+        }
+    )
+    mlflow.log_artifact_bytes("dataset_diff.md", render_diff(diff).encode("utf-8"))
+    mlflow.log_artifact_bytes("dataset_diff.json", json.dumps(diff.as_json(), default=str, indent=1).encode("utf-8"))
 
 
 def _current_cache(project: ProjectSettings, current: str) -> tuple[str, dict[str, Any]]:

@@ -9,12 +9,15 @@ import pandas as pd
 
 from labeling_assets import lineage
 from labeling_assets.core.dataset import split_checks
+from labeling_assets.core.dataset.near_duplicates import pairs_across_splits
+from labeling_assets.core.store.as_of import version_settings
 from labeling_assets.core.store.dataset_versions import (
     load_manifest,
     manifest_items_not_live,
     newest_version,
     rows_of_items,
 )
+from labeling_assets.core.store.phashes import load_phashes
 from labeling_assets.core.store.schema import LabelStore, items_table, splits_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -62,6 +65,29 @@ def dataset_splits_no_group_in_two_splits(
             "dataset_version": dg.MetadataValue.text(version),
             "groups_checked": dg.MetadataValue.int(int(groups["group_key"].nunique())),
             "groups_in_several_splits": dg.MetadataValue.int(len(bad)),
+            "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_no_near_duplicates_in_two_splits(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """No two items whose perceptual hashes are within the version's near-duplicate distance sit in different
+    splits (re-encodes, crops, brightness changes of one picture would leak between train and test)."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    distance = int(version_settings(store, version).get("near_duplicate_distance", -1))
+    hashes = load_phashes(store)
+    bad = pairs_across_splits(manifest, hashes, distance)  # nothing when grouping was off (-1)
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "near_duplicate_distance": dg.MetadataValue.int(distance),
+            "items_with_hash": dg.MetadataValue.int(int(manifest["item_id"].isin(hashes.index).sum())),
+            "pairs_across_splits": dg.MetadataValue.int(len(bad)),
             "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
         },
     )

@@ -38,6 +38,7 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CHECKS = [
     checks.dataset_splits_no_hash_in_two_splits,
     checks.dataset_splits_no_group_in_two_splits,
+    checks.dataset_splits_no_near_duplicates_in_two_splits,
     checks.dataset_splits_class_proportions_within_tolerance,
     checks.dataset_splits_frozen_assignments_unchanged,
     checks.dataset_splits_every_class_in_every_split,

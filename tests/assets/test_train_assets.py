@@ -26,6 +26,7 @@ from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
 from labeling_assets.core.ingest import demo_data
+from labeling_assets.core.store import history
 from labeling_assets.core.store.datasets import gold_label_indices, resolve_targets, stored_soft_targets
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -258,6 +259,10 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
         assert run.data.params["dataset_version"] == version
         assert run.data.tags["dagster_run_id"]
         assert len(client.get_metric_history(run.info.run_id, "val_macro_f1")) == 2
+        # The dataset's lineage travels with the model: its diff (the first version: every item added) and tags.
+        assert run.data.tags["dataset_items_added"] == str(N_DIGITS) and run.data.tags["dataset_tags"] == ""
+        assert {"dataset_diff.md", "dataset_diff.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert [m["mlflow_run_id"] for m in history.models_trained_on(store, version)] == [r.info.run_id for r in runs]
     assert "test_macro_f1" in runs[-1].data.metrics
     versions = mlflow.registered_versions()
     assert [v.version for v in versions] == [2, 1]

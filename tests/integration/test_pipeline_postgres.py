@@ -199,6 +199,7 @@ EXPECTED_CHECKS = {
     "dataset_splits:dataset_splits_frozen_assignments_unchanged": "PASS",
     "dataset_splits:dataset_splits_no_group_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_no_hash_in_two_splits": "PASS",
+    "dataset_splits:dataset_splits_no_near_duplicates_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_only_live_labeled_items": "PASS",
     "labeler_stats:labeler_gold_accuracy_at_least_0_8[e2e_expert]": "PASS",
     "labeler_stats:labeler_not_too_fast[e2e_expert]": "PASS",

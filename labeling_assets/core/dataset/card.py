@@ -56,6 +56,9 @@ class CardInputs:
     departures: Mapping[str, int] = field(default_factory=dict)  # why items of the previous version left
     # The newest consensus_choices row: the method consensus_labels used, why, its bake-off on gold (or None).
     consensus_choice: Mapping[str, Any] | None = None
+    # Near-duplicate groups (perceptual hash within a Hamming distance): item_id -> group key; -1 = off.
+    near_duplicates: Mapping[str, str] = field(default_factory=dict)
+    near_duplicate_distance: int = -1
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -194,6 +197,7 @@ def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         "",
     ]
     lines += class_list_section(inputs)
+    lines += near_duplicate_section(inputs)
     lines += ["## Known limitations", ""]
     lines += [f"- {text}" for text in limitations(inputs)]
     return "\n".join(lines) + "\n"
@@ -223,6 +227,27 @@ def class_list_section(inputs: CardInputs) -> list[str]:
     if inputs.departures:
         lines += ["", "- **Left since the previous version**: "
                   + ", ".join(f"{n} ({reason})" for reason, n in inputs.departures.items())]
+    return [*lines, ""]
+
+
+def near_duplicate_section(inputs: CardInputs) -> list[str]:
+    """How many near-duplicate groups the splits kept together, and the largest ones."""
+    if inputs.near_duplicate_distance < 0:
+        return ["## Near-duplicate groups", "", "- Off (no perceptual-hash grouping for this version).", ""]
+    sizes = pd.Series(list(inputs.near_duplicates.values()), dtype=object).value_counts()
+    lines = [
+        "## Near-duplicate groups",
+        "",
+        f"- **Groups**: {len(sizes)} ({int(sizes.sum()) if len(sizes) else 0} items), perceptual hashes within "
+        f"{inputs.near_duplicate_distance} bits of 64; each group sits in one split (with the path-pattern groups)",
+    ]
+    if len(sizes):
+        split_of = inputs.manifest.set_index("item_id")["split"]
+        lines += ["", "| group | items | split |", "|---|---|---|"]
+        for key, n in sizes.head(10).items():
+            members = [i for i, g in inputs.near_duplicates.items() if g == key]
+            splits = sorted(set(split_of.reindex(members).dropna().astype(str)))
+            lines.append(f"| `{key}` | {n} | {', '.join(splits)} |")
     return [*lines, ""]
 
 

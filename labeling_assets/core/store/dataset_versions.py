@@ -44,7 +44,12 @@ def labeled_items(
         items_table.c.group_key,
         items_table.c.gold_label,
     ).select_from(latest.outerjoin(items_table, items_table.c.item_id == latest.c.item_id))
-    frame = pd.DataFrame(store.fetch(query), columns=LABELED_COLUMNS)
+    return usable_labeled(pd.DataFrame(store.fetch(query), columns=LABELED_COLUMNS), classes)
+
+
+def usable_labeled(frame: pd.DataFrame, classes: Sequence[str] | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of ``frame`` (:data:`LABELED_COLUMNS`) a dataset may hold, and counts of the others by reason
+    (shared by :func:`labeled_items` and the rebuild as of a time)."""
     # Only active items go into a dataset: quarantined bytes are unusable, superseded ones were replaced
     # at their source path (their frozen split rows stay in the store for when they come back).
     status = frame["status"].fillna("not ingested")

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from labeling_assets.core.store import connect_errors
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
+from labeling_assets.core.store.lineage_schema import m008_dataset_lineage
 
 metadata = sa.MetaData()
 
@@ -323,6 +324,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7, "consensus_choices: the consensus method used per run and its bake-off scoreboard", m007_consensus_choices
     ),
+    Migration(8, "dataset lineage: item perceptual hashes, dataset version tags, model trainings", m008_dataset_lineage),
     Migration(9, "annotation_heads (current version per annotation, kept by a trigger), sync_cursors", m009_annotation_heads),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,131 @@
+"""``labeling-assets dataset as-of|diff|tag|list`` and ``labeling-assets item ITEM_ID``: dataset lineage."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from labeling_assets.cli.common import label_store, project_classes, use_local_instance
+from labeling_assets.constants import data_dir
+from labeling_assets.core.dataset.build import manifest_bytes
+from labeling_assets.core.dataset.diff import render_diff
+from labeling_assets.core.errors import ConfigurationError
+from labeling_assets.core.reporting.item_history import render_item_history
+from labeling_assets.core.store import as_of, history
+from labeling_assets.resources.mlflow import MLflowResource
+
+
+def _fail(message: str) -> int:
+    print(f"labeling-assets: {message}", file=sys.stderr)
+    return ConfigurationError.exit_code
+
+
+def cmd_as_of(args: argparse.Namespace) -> int:
+    """Write the manifest dataset_splits would have built at TIME, from the store's logs."""
+    try:
+        when = as_of.parse_time(args.time)
+        store = label_store()
+        store.ensure_schema()
+        rebuilt = as_of.rebuild_dataset_as_of(store, when, classes=project_classes())
+    except ValueError as exc:
+        return _fail(str(exc))
+    built = rebuilt.built
+    out = Path(args.out) if args.out else data_dir() / "datasets" / "as-of" / when.strftime("%Y%m%dT%H%M%SZ")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").write_bytes(manifest_bytes(built.manifest_json))
+    built.assignment.frame[["item_id", "label", "split"]].to_csv(out / "manifest.csv", index=False)
+    same = " (the version stored as current then)" if built.version == rebuilt.version_then else ""
+    print(f"dataset as of {when.isoformat()}: version {built.version}{same}, {len(built.assignment.frame)} items")
+    print(f"  version current then: {rebuilt.version_then or 'none'}; class list: {', '.join(rebuilt.classes)}")
+    print(f"  wrote {out / 'manifest.json'} and manifest.csv")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """What changed from version V1 to V2 (ids, unique prefixes or tags)."""
+    store = label_store()
+    store.ensure_schema()
+    try:
+        old, new = history.resolve_version(store, args.old), history.resolve_version(store, args.new)
+    except history.UnknownVersion as exc:
+        return _fail(str(exc))
+    diff = history.diff_versions(store, old, new)
+    print(json.dumps(diff.as_json(), default=str, indent=1) if args.json else render_diff(diff), end="")
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """Name a dataset version; the tag lands in the store, the Dagster instance and the MLflow runs on it."""
+    store = label_store()
+    store.ensure_schema()
+    try:
+        version = history.resolve_version(store, args.version)
+        new = history.tag_version(store, version, args.name, args.note)
+    except (history.UnknownVersion, ValueError) as exc:
+        return _fail(str(exc))
+    tags = history.tags_of(store, version)
+    use_local_instance()
+    with dg.DagsterInstance.get() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetObservation(
+                asset_key="dataset_splits",
+                metadata={"dataset_version": version, "dataset_tags": dg.MetadataValue.json(tags),
+                          "tagged": args.name},
+            )
+        )
+    runs = [m["mlflow_run_id"] for m in history.models_trained_on(store, version) if m["mlflow_run_id"]]
+    if runs:
+        client = MLflowResource().client()
+        for run_id in runs:
+            client.set_tag(run_id, "dataset_tags", ",".join(tags))
+    state = "tagged" if new else "already tagged"
+    print(f"dataset version {version} {state} {args.name!r} (tags: {', '.join(tags)}; {len(runs)} MLflow runs)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = label_store()
+    store.ensure_schema()
+    for row in as_of.versions_by_time(store):
+        tags = history.tags_of(store, row["dataset_version"])
+        print(f"{row['dataset_version']}  {row['created_at']:%Y-%m-%d %H:%M:%S}  {row['n_items']:>7} items"
+              + (f"  tags {', '.join(tags)}" if tags else ""))
+    return 0
+
+
+def cmd_item(args: argparse.Namespace) -> int:
+    """Everything the store knows about one item."""
+    store = label_store()
+    store.ensure_schema()
+    try:
+        found = history.item_history(store, args.item_id)
+    except LookupError as exc:
+        return _fail(str(exc))
+    print(json.dumps(found, default=str, indent=1) if args.json else render_item_history(found), end="")
+    return 0
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("dataset", help="dataset lineage: rebuild as of a time, diff two versions, tag, list")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("as-of", help="write the manifest dataset_splits would have built at TIME")
+    a.add_argument("time", help="ISO 8601 time, e.g. 2026-11-20T12:00Z")
+    a.add_argument("--out", help="folder for manifest.json and manifest.csv (default <data>/datasets/as-of/TIME)")
+    a.set_defaults(func=cmd_as_of)
+    d = actions.add_parser("diff", help="items added, removed, relabeled (with the votes), moved; class deltas")
+    d.add_argument("old", metavar="V1", help="dataset version (id, unique prefix or tag)")
+    d.add_argument("new", metavar="V2", help="dataset version (id, unique prefix or tag)")
+    d.add_argument("--json", action="store_true", help="machine-readable output")
+    d.set_defaults(func=cmd_diff)
+    t = actions.add_parser("tag", help="name a dataset version (shows in Dagster metadata and MLflow)")
+    t.add_argument("version", metavar="V", help="dataset version (id or unique prefix)")
+    t.add_argument("name", metavar="NAME")
+    t.add_argument("--note", help="why (stored with the tag)")
+    t.set_defaults(func=cmd_tag)
+    actions.add_parser("list", help="every dataset version with its tags").set_defaults(func=cmd_list)
+    i = sub.add_parser("item", help="one item's history: versions, tasks, votes, consensus, splits, models")
+    i.add_argument("item_id", metavar="ITEM_ID", help="content hash (a unique prefix is enough)")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=cmd_item)

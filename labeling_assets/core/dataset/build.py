@@ -1,0 +1,88 @@
+"""Building a dataset version from its inputs: one function for ``dataset_splits`` and for rebuilds "as of".
+
+The manifest depends only on the inputs passed here (labeled items, frozen splits, ratios, seed, pHashes,
+the near-duplicate distance, the previous version), so a rebuild from the store's logs as of a time gives
+the same bytes as the version built then (``core/store/as_of.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset.near_duplicates import near_duplicate_groups
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What a dataset version is built from. ``labeled``: item_id, label, group_key (path-pattern group)."""
+
+    labeled: pd.DataFrame
+    existing: pd.Series  # item_id -> frozen split
+    ratios: split_core.SplitRatios
+    seed: int
+    phashes: pd.Series  # item_id -> 16-hex-digit pHash (items without one join no near-duplicate group)
+    near_duplicate_distance: int  # -1: no near-duplicate groups
+    previous_version: str | None
+
+
+@dataclass
+class BuiltDataset:
+    assignment: split_core.SplitAssignment
+    version: str
+    class_weights: dict[str, float]
+    manifest_json: dict[str, Any]
+    near_duplicates: dict[str, str] = field(default_factory=dict)  # item_id -> near-duplicate group key
+
+
+def build_dataset(inputs: BuildInputs) -> BuiltDataset:
+    """Assign splits (path-pattern and near-duplicate groups kept together) and the manifest JSON."""
+    labeled = inputs.labeled[["item_id", "label", "group_key"]]
+    known = labeled[labeled["item_id"].isin(inputs.phashes.index)]
+    groups: dict[str, str] = {}
+    if inputs.near_duplicate_distance >= 0 and len(known) > 1:
+        ordered = known.sort_values("item_id", kind="stable")
+        groups = near_duplicate_groups(
+            ordered["item_id"].tolist(),
+            inputs.phashes.reindex(ordered["item_id"]).astype(str).tolist(),
+            inputs.near_duplicate_distance,
+        )
+    rows = labeled
+    if groups:
+        # A second row per grouped item under the near-duplicate key: assign_splits joins every item sharing
+        # a key (path pattern or near-duplicate) into one unit. Its first row keeps the path-pattern key.
+        extra = labeled[labeled["item_id"].isin(groups.keys())].assign(
+            group_key=lambda f: f["item_id"].map(groups)
+        )
+        rows = pd.concat([labeled, extra], ignore_index=True)
+    assignment = split_core.assign_splits(rows, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed)
+    manifest = assignment.frame
+    weights = split_core.class_weights(manifest.loc[manifest["split"] == "train", "label"])
+    manifest_json = split_core.manifest_to_json(
+        manifest,
+        previous_version=inputs.previous_version,
+        extra={
+            "ratios": inputs.ratios.as_dict(),
+            "seed": inputs.seed,
+            "notes": assignment.notes,
+            "near_duplicate_distance": inputs.near_duplicate_distance,
+        },
+        weights=weights,
+    )
+    return BuiltDataset(assignment, split_core.manifest_version(manifest), weights, manifest_json, groups)
+
+
+def with_previous(built: BuiltDataset, previous: str | None) -> BuiltDataset:
+    """``built`` with its manifest's ``previous_version`` set (the version hash does not depend on it)."""
+    built.manifest_json["previous_version"] = previous
+    return built
+
+
+def manifest_bytes(manifest_json: Any) -> bytes:
+    """Canonical bytes of a stored manifest (sorted keys, no spaces): what "byte for byte" compares."""
+    data = json.loads(manifest_json) if isinstance(manifest_json, str) else manifest_json
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,159 @@
+"""What changed between two dataset versions: items added, removed, relabeled, moved; class count deltas.
+
+Pure logic over two manifests (``item_id, label, split``). A frozen item never moves between splits, so
+``moved`` must be empty; the diff reports it rather than assume it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+DIFF_COLUMNS = ["item_id", "old_label", "new_label", "old_split", "new_split"]
+
+
+@dataclass
+class ManifestDiff:
+    old_version: str | None
+    new_version: str
+    added: pd.DataFrame  # item_id, label, split
+    removed: pd.DataFrame  # item_id, label, split
+    relabeled: pd.DataFrame  # item_id, old_label, new_label, split
+    moved: pd.DataFrame  # item_id, old_split, new_split
+    class_deltas: pd.DataFrame  # class, old, new, delta (and per split: <split>_delta)
+    vote_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item_id -> changed votes
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "relabeled": len(self.relabeled),
+            "moved_between_splits": len(self.moved),
+        }
+
+    def transitions(self) -> dict[str, int]:
+        """``old -> new`` class: items relabeled that way."""
+        if self.relabeled.empty:
+            return {}
+        keys = self.relabeled["old_label"].astype(str) + " -> " + self.relabeled["new_label"].astype(str)
+        return {str(k): int(v) for k, v in keys.value_counts().sort_index().items()}
+
+    def as_json(self, examples: int = 50) -> dict[str, Any]:
+        return {
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            **self.counts(),
+            "relabeled_by_transition": self.transitions(),
+            "class_deltas": self.class_deltas.to_dict(orient="records"),
+            "relabeled_items": [
+                {**row, "votes_changed": self.vote_changes.get(str(row["item_id"]), [])}
+                for row in self.relabeled.head(examples).to_dict(orient="records")
+            ],
+            "moved_items": self.moved.head(examples).to_dict(orient="records"),
+        }
+
+
+def diff_manifests(old: pd.DataFrame | None, new: pd.DataFrame, old_version: str | None, new_version: str) -> ManifestDiff:
+    """The diff from ``old`` (None: nothing before) to ``new``."""
+    empty = pd.DataFrame({"item_id": [], "label": [], "split": []}, dtype=object)
+    old = (empty if old is None else old)[["item_id", "label", "split"]].astype({"label": str})
+    new = new[["item_id", "label", "split"]].astype({"label": str})
+    both = old.merge(new, on="item_id", suffixes=("_old", "_new"))
+    relabeled = both[both["label_old"] != both["label_new"]]
+    moved = both[both["split_old"] != both["split_new"]]
+    deltas = _class_deltas(old, new)
+    return ManifestDiff(
+        old_version=old_version,
+        new_version=new_version,
+        added=new[~new["item_id"].isin(old["item_id"])].sort_values("item_id").reset_index(drop=True),
+        removed=old[~old["item_id"].isin(new["item_id"])].sort_values("item_id").reset_index(drop=True),
+        relabeled=pd.DataFrame(
+            {
+                "item_id": relabeled["item_id"].to_numpy(),
+                "old_label": relabeled["label_old"].to_numpy(),
+                "new_label": relabeled["label_new"].to_numpy(),
+                "split": relabeled["split_new"].to_numpy(),
+            }
+        ).sort_values("item_id").reset_index(drop=True),
+        moved=pd.DataFrame(
+            {
+                "item_id": moved["item_id"].to_numpy(),
+                "old_split": moved["split_old"].to_numpy(),
+                "new_split": moved["split_new"].to_numpy(),
+            }
+        ).sort_values("item_id").reset_index(drop=True),
+        class_deltas=deltas,
+    )
+
+
+def _class_deltas(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    classes = sorted(set(old["label"]) | set(new["label"]))
+    before = old["label"].value_counts().reindex(classes, fill_value=0)
+    after = new["label"].value_counts().reindex(classes, fill_value=0)
+    frame = pd.DataFrame({"class": classes, "old": before.to_numpy(), "new": after.to_numpy()})
+    frame["delta"] = frame["new"] - frame["old"]
+    for split in ("train", "val", "test"):
+        o = old.loc[old["split"] == split, "label"].value_counts().reindex(classes, fill_value=0)
+        n = new.loc[new["split"] == split, "label"].value_counts().reindex(classes, fill_value=0)
+        frame[f"{split}_delta"] = (n - o).to_numpy()
+    return frame.astype({c: int for c in frame.columns if c != "class"})
+
+
+def vote_changes(before: pd.DataFrame, after: pd.DataFrame, item_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per item, the votes that differ between two vote tables (``item_id, labeler_id, label``): added,
+    changed or withdrawn, one entry per labeler."""
+    wanted = set(item_ids)
+    out: dict[str, list[dict[str, Any]]] = {}
+
+    def by_key(frame: pd.DataFrame) -> Mapping[tuple[str, str], str]:
+        rows = frame[frame["item_id"].isin(wanted)]
+        return {(str(i), str(lab)): str(v) for i, lab, v in rows[["item_id", "labeler_id", "label"]].itertuples(index=False)}
+
+    old, new = by_key(before), by_key(after)
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        item, labeler = key
+        out.setdefault(item, []).append({"labeler": labeler, "before": old.get(key), "after": new.get(key)})
+    return out
+
+
+def render_diff(diff: ManifestDiff, *, examples: int = 20) -> str:
+    """The diff as Markdown: counts, class deltas, relabeled items with the votes that changed them."""
+    counts = diff.counts()
+    lines = [
+        f"## Dataset diff `{diff.old_version or '(none)'}` -> `{diff.new_version}`",
+        "",
+        "| added | removed | relabeled | moved between splits |",
+        "|---|---|---|---|",
+        f"| {counts['added']} | {counts['removed']} | {counts['relabeled']} | {counts['moved_between_splits']} |",
+        "",
+    ]
+    if not diff.class_deltas.empty:
+        lines += ["| class | old | new | delta | train | val | test |", "|---|---|---|---|---|---|---|"]
+        for r in diff.class_deltas.to_dict(orient="records"):
+            lines.append(
+                f"| {r['class']} | {r['old']} | {r['new']} | {r['delta']:+d} | {r['train_delta']:+d} | "
+                f"{r['val_delta']:+d} | {r['test_delta']:+d} |"
+            )
+        lines.append("")
+    if not diff.relabeled.empty:
+        lines += ["Relabeled (old -> new class, the votes that changed):", ""]
+        for r in diff.relabeled.head(examples).to_dict(orient="records"):
+            votes = "; ".join(
+                f"{v['labeler']}: {v['before'] or '-'} -> {v['after'] or '-'}"
+                for v in diff.vote_changes.get(str(r["item_id"]), [])
+            )
+            lines.append(f"- `{str(r['item_id'])[:12]}` ({r['split']}): {r['old_label']} -> {r['new_label']}"
+                         + (f" (votes {votes})" if votes else ""))
+        if len(diff.relabeled) > examples:
+            lines.append(f"- ... and {len(diff.relabeled) - examples} more")
+        lines.append("")
+    if not diff.moved.empty:
+        lines += [f"**{len(diff.moved)} frozen items moved between splits** (must be 0):", ""]
+        lines += [f"- `{str(r['item_id'])[:12]}`: {r['old_split']} -> {r['new_split']}"
+                  for r in diff.moved.head(examples).to_dict(orient="records")]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,162 @@
+"""Near-duplicate images: a 64-bit perceptual hash per item and groups of items within a Hamming distance.
+
+Pure logic (numpy, scipy, PIL). Re-encodes, small crops, resizes and brightness changes of one picture keep
+most bits of its DCT perceptual hash (pHash), so items whose hashes differ in at most ``max_distance`` bits
+form one near-duplicate group, and the splits keep a group together like a path-pattern group.
+
+Why our own pHash and not the ``imagehash`` package: it is the same algorithm (32x32 grayscale, 2-D DCT,
+the 8x8 lowest frequencies against their median) in a dozen lines over numpy and scipy, which the project
+already has; ``imagehash`` would add itself and PyWavelets for one function.
+
+Finding pairs never compares all pairs: by the pigeonhole principle two 64-bit hashes within ``d`` bits agree
+exactly on at least one of ``d + 1`` disjoint bands, so only items that share a band value are compared
+(multi-index hashing with exact band lookups), each candidate pair checked with a popcount.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from PIL import Image
+from scipy.fft import dctn
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+HASH_BITS = 64
+DEFAULT_MAX_DISTANCE = 4  # chosen by benchmarks/near_duplicates.py on the demo digits (README)
+GROUP_PREFIX = "near-dup:"
+# A band value shared by more items than this is a degenerate hash (blank images): its items are compared in
+# blocks, still bounded memory, never one giant all-pairs product.
+_BLOCK = 2048
+
+UInt64s = NDArray[np.uint64]
+Ints = NDArray[np.int64]
+
+
+def phash(image: Image.Image) -> int:
+    """The 64-bit DCT perceptual hash of an image (bit 63 = the first low-frequency coefficient)."""
+    gray = image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    pixels = np.asarray(gray, dtype=np.float64)
+    low = dctn(pixels, type=2, norm="ortho")[:8, :8]
+    bits = (low > np.median(low)).ravel()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def phash_bytes(data: bytes) -> int:
+    """:func:`phash` of encoded image bytes (raises PIL's errors on bytes that do not decode)."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return phash(image)
+
+
+def to_hex(value: int) -> str:
+    return f"{value:016x}"
+
+
+def from_hex(values: Sequence[str]) -> UInt64s:
+    return np.array([int(v, 16) for v in values], dtype=np.uint64)
+
+
+def hamming(a: UInt64s, b: UInt64s) -> Ints:
+    """Bitwise Hamming distance of two equally long uint64 arrays."""
+    counts: Ints = np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int64)
+    return counts
+
+
+def _bands(max_distance: int) -> list[tuple[int, int]]:
+    """``max_distance + 1`` disjoint (shift, width) bit ranges covering the 64 bits."""
+    n = min(max_distance + 1, HASH_BITS)
+    edges = np.linspace(0, HASH_BITS, n + 1).round().astype(int)
+    return [(int(lo), int(hi - lo)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def near_duplicate_pairs(hashes: UInt64s, max_distance: int) -> tuple[Ints, Ints]:
+    """Index pairs (i < j) of hashes within ``max_distance`` bits, each pair once, sorted."""
+    n = len(hashes)
+    if n < 2 or max_distance < 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    found_i: list[Ints] = []
+    found_j: list[Ints] = []
+    for shift, width in _bands(max_distance):
+        mask = np.uint64((1 << width) - 1)
+        keys = (hashes >> np.uint64(shift)) & mask
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        for start, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+            members = order[start : start + size]
+            for lo in range(0, size, _BLOCK):
+                for hi in range(lo, size, _BLOCK):
+                    a, b = np.meshgrid(np.arange(lo, min(lo + _BLOCK, size)), np.arange(hi, min(hi + _BLOCK, size)))
+                    a, b = a.ravel(), b.ravel()
+                    keep = a < b  # positions in the bucket: each unordered pair once
+                    i, j = members[a[keep]], members[b[keep]]
+                    close = hamming(hashes[i], hashes[j]) <= max_distance
+                    found_i.append(np.minimum(i, j)[close].astype(np.int64))
+                    found_j.append(np.maximum(i, j)[close].astype(np.int64))
+    if not found_i:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    pairs = np.unique(np.stack([np.concatenate(found_i), np.concatenate(found_j)], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def near_duplicate_groups(item_ids: Sequence[str], hex_hashes: Sequence[str], max_distance: int) -> dict[str, str]:
+    """item_id -> group key for every item in a near-duplicate group of two or more (connected components of
+    the within-distance pairs). The key names the group's smallest item id, so it is stable and readable."""
+    ids = np.asarray(list(item_ids), dtype=object)
+    i, j = near_duplicate_pairs(from_hex(list(hex_hashes)), max_distance)
+    if not len(i):
+        return {}
+    n = len(ids)
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    members = np.unique(np.concatenate([i, j]))
+    frame = pd.DataFrame({"item_id": ids[members], "component": component[members]})
+    first = frame.groupby("component")["item_id"].transform("min")
+    return {str(k): GROUP_PREFIX + str(v)[:16] for k, v in zip(frame["item_id"], first, strict=True)}
+
+
+def pairs_across_splits(
+    manifest: pd.DataFrame, hashes: pd.Series, max_distance: int
+) -> pd.DataFrame:
+    """Near-duplicate pairs of ``manifest`` items (``item_id, split``) that sit in different splits.
+
+    ``hashes``: item_id -> 16-hex-digit pHash (items without one are not compared). Columns of the result:
+    item_a, split_a, item_b, split_b, distance.
+    """
+    columns = ["item_a", "split_a", "item_b", "split_b", "distance"]
+    known = manifest[manifest["item_id"].isin(hashes.index)].reset_index(drop=True)
+    if len(known) < 2:
+        return pd.DataFrame(columns=columns)
+    values = from_hex(hashes.reindex(known["item_id"]).astype(str).tolist())
+    i, j = near_duplicate_pairs(values, max_distance)
+    splits = known["split"].to_numpy()
+    straddle = splits[i] != splits[j]
+    i, j = i[straddle], j[straddle]
+    ids = known["item_id"].to_numpy()
+    return pd.DataFrame(
+        {
+            "item_a": ids[i],
+            "split_a": splits[i],
+            "item_b": ids[j],
+            "split_b": splits[j],
+            "distance": hamming(values[i], values[j]),
+        },
+        columns=columns,
+    )
+
+
+def group_summary(groups: dict[str, str]) -> dict[str, int]:
+    """Counts for the dataset card: groups, items in them, the largest group."""
+    if not groups:
+        return {"groups": 0, "items_in_groups": 0, "largest_group": 0}
+    sizes = pd.Series(list(groups.values())).value_counts()
+    return {"groups": int(len(sizes)), "items_in_groups": int(sizes.sum()), "largest_group": int(sizes.max())}
