@@ -25,6 +25,7 @@ class ManifestDiff:
     moved: pd.DataFrame  # item_id, old_split, new_split
     class_deltas: pd.DataFrame  # class, old, new, delta (and per split: <split>_delta)
     vote_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item_id -> changed votes
+    votes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item_id -> votes at the new version
 
     def counts(self) -> dict[str, int]:
         return {
@@ -49,7 +50,11 @@ class ManifestDiff:
             "relabeled_by_transition": self.transitions(),
             "class_deltas": self.class_deltas.to_dict(orient="records"),
             "relabeled_items": [
-                {**row, "votes_changed": self.vote_changes.get(str(row["item_id"]), [])}
+                {
+                    **row,
+                    "votes_changed": self.vote_changes.get(str(row["item_id"]), []),
+                    "votes": self.votes.get(str(row["item_id"]), []),
+                }
                 for row in self.relabeled.head(examples).to_dict(orient="records")
             ],
             "moved_items": self.moved.head(examples).to_dict(orient="records"),
@@ -121,6 +126,16 @@ def vote_changes(before: pd.DataFrame, after: pd.DataFrame, item_ids: Sequence[s
     return out
 
 
+def votes_by_item(votes: pd.DataFrame, item_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per item, its votes (labeler, label) from a vote table (``item_id, labeler_id, label``)."""
+    wanted = set(item_ids)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item, labeler, label in votes[["item_id", "labeler_id", "label"]].itertuples(index=False):
+        if item in wanted:
+            out.setdefault(str(item), []).append({"labeler": str(labeler), "label": str(label)})
+    return out
+
+
 def render_diff(diff: ManifestDiff, *, examples: int = 20) -> str:
     """The diff as Markdown: counts, class deltas, relabeled items with the votes that changed them."""
     counts = diff.counts()
@@ -143,12 +158,18 @@ def render_diff(diff: ManifestDiff, *, examples: int = 20) -> str:
     if not diff.relabeled.empty:
         lines += ["Relabeled (old -> new class, the votes that changed):", ""]
         for r in diff.relabeled.head(examples).to_dict(orient="records"):
-            votes = "; ".join(
-                f"{v['labeler']}: {v['before'] or '-'} -> {v['after'] or '-'}"
-                for v in diff.vote_changes.get(str(r["item_id"]), [])
+            item = str(r["item_id"])
+            changed = "; ".join(
+                f"labeler {v['labeler']}: {v['before'] or '-'} -> {v['after'] or '-'}"
+                for v in diff.vote_changes.get(item, [])
             )
-            lines.append(f"- `{str(r['item_id'])[:12]}` ({r['split']}): {r['old_label']} -> {r['new_label']}"
-                         + (f" (votes {votes})" if votes else ""))
+            standing = ", ".join(f"{v['labeler']}: {v['label']}" for v in diff.votes.get(item, []))
+            why = (
+                f"votes changed: {changed}"
+                if changed
+                else f"votes unchanged ({standing or 'none'}): the consensus method re-weighed the labelers"
+            )
+            lines.append(f"- `{item[:12]}` ({r['split']}): {r['old_label']} -> {r['new_label']}; {why}")
         if len(diff.relabeled) > examples:
             lines.append(f"- ... and {len(diff.relabeled) - examples} more")
         lines.append("")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from labeling_assets.core.dataset.diff import ManifestDiff, diff_manifests, vote_changes
+from labeling_assets.core.dataset.diff import ManifestDiff, diff_manifests, vote_changes, votes_by_item
 from labeling_assets.core.dataset.near_duplicates import from_hex, hamming
 from labeling_assets.core.store.as_of import utc, votes_as_of
 from labeling_assets.core.store.dataset_versions import load_manifest
@@ -82,9 +82,9 @@ def diff_versions(store: LabelStore, old: str | None, new: str) -> ManifestDiff:
     if old and not diff.relabeled.empty:
         ids = diff.relabeled["item_id"].astype(str).tolist()
         before_at, after_at = created_at(store, old), created_at(store, new)
-        diff.vote_changes = vote_changes(
-            votes_as_of(store, before_at, before_at), votes_as_of(store, after_at, after_at), ids
-        )
+        after = votes_as_of(store, after_at, after_at)
+        diff.vote_changes = vote_changes(votes_as_of(store, before_at, before_at), after, ids)
+        diff.votes = votes_by_item(after, ids)
     return diff
 
 

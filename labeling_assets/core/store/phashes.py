@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from labeling_assets.core.dataset.near_duplicates import phash_bytes, to_hex
 from labeling_assets.core.store.lineage_schema import item_phashes_table
@@ -44,9 +45,11 @@ def ensure_phashes(store: LabelStore, item_ids: Sequence[str] | None = None) -> 
         except Exception as exc:  # noqa: BLE001 - any unreadable copy: record why, never fail the run
             value, problem = None, f"{type(exc).__name__}: {exc}"[:500]
         rows.append({"item_id": item, "phash": value, "problem": problem, "computed_at": now})
+    # Two runs may hash the same new item at once (ingest and dataset_splits): the first row wins, same value.
+    insert = (postgresql.insert if store.backend == "postgresql" else sqlite.insert)(item_phashes_table)
     with store.begin() as conn:
         for part in chunked(rows):
-            conn.execute(item_phashes_table.insert(), list(part))
+            conn.execute(insert.on_conflict_do_nothing(index_elements=["item_id"]), list(part))
     return len(rows)
 
 
