@@ -125,6 +125,12 @@ def bench_size(client: LabelStudioClient, root: Path, n: int, overlap: int) -> b
     ratio = inc_first_s / floor
     ok = same and inc_changed.written == full_changed.written == 100 and inc_idle.written == 0
     print(f"first sync / Label Studio's export: {ratio:.2f}x; stores equal: {same}")
+    ticks = []  # what one annotation_sensor tick costs when nothing changed (the daemon does this every 30 s)
+    for _ in range(10):
+        t = time.perf_counter()
+        client.change_marker(pid)
+        ticks.append(time.perf_counter() - t)
+    print(f"sensor tick (change marker): median {sorted(ticks)[5] * 1000:.0f} ms")
     for store in stores.values():
         store.dispose()
     return ok and inc_first.written == full_first.written

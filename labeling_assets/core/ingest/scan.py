@@ -52,6 +52,7 @@ from labeling_assets.core.ingest.source import (
     read_file,
     source_key,
 )
+from labeling_assets.core.store.bulk import bulk_insert
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table, utcnow
 
 __all__ = ["SourceError", "SourceFile", "load_label_csv", "open_source", "source_key"]  # re-exported
@@ -404,7 +405,7 @@ def _ingest_batch(
 
     with store.begin() as conn:
         if new_items:
-            conn.execute(items_table.insert(), [_item_row(r) for r in new_items.values()])
+            bulk_insert(conn, items_table, [_item_row(r) for r in new_items.values()])  # PostgreSQL: COPY
         existing_paths = [r["path"] for r in manifest_rows if r["path"] in manifest]
         if existing_paths:
             conn.execute(
@@ -413,7 +414,7 @@ def _ingest_batch(
                 )
             )
         if manifest_rows:
-            conn.execute(source_files_table.insert(), manifest_rows)
+            bulk_insert(conn, source_files_table, manifest_rows)
         lifecycle.reactivate(conn, restored)
         # An item that no path holds any more is retired (its bytes and labels stay in the store).
         lifecycle.retire_unheld(conn, superseded, status=lifecycle.SUPERSEDED, reason=lifecycle.SOURCE_CHANGED)

@@ -40,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from labeling_assets.core.store.bulk import bulk_insert
 from labeling_assets.core.store.heads_schema import annotation_heads_table, sync_cursors_table
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -265,8 +266,7 @@ def _diff(scope: _Scope, task_items: Mapping[int, str], latest: Mapping[int, dic
 
 def _write(conn: sa.Connection, rows: list[dict[str, Any]], names: Mapping[str, str], report: SyncReport) -> None:
     now = utcnow()
-    for chunk in chunked(rows, 1000):
-        conn.execute(annotations_table.insert(), list(chunk))
+    bulk_insert(conn, annotations_table, rows)  # PostgreSQL: COPY
     fresh_ids = {r["labeler_id"] for r in rows if not r["deleted"]}
     known = {r[0] for r in conn.execute(sa.select(labelers_table.c.labeler_id).where(labelers_table.c.labeler_id.in_(fresh_ids)))} if fresh_ids else set()
     fresh = sorted(fresh_ids - known)

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -67,35 +68,58 @@ def _copy_text(value: Any, as_json: bool) -> str:
 def _labels(raw: pd.Series) -> pd.Series:
     """JSON texts to labels: a plain quoted class name is unquoted column-wise, anything else is parsed."""
     text = raw.astype("string")
-    simple = text.str.startswith('"') & text.str.endswith('"') & ~text.str.contains("\\", regex=False)
-    out = text.str.slice(1, -1).astype(object)
-    rest = ~simple.fillna(False).astype(bool)
-    if rest.any():
-        out[rest] = [json.loads(v) if isinstance(v, str) else None for v in raw[rest]]
-    return out
+    simple = (text.str.startswith('"') & text.str.endswith('"') & ~text.str.contains("\\", regex=False)).fillna(False)
+    values: list[Any] = text.str.slice(1, -1).astype(object).tolist()
+    originals = raw.tolist()
+    for i in np.flatnonzero(~simple.to_numpy(dtype=bool)):
+        values[i] = json.loads(originals[i]) if isinstance(originals[i], str) else None
+    return pd.Series(values, index=raw.index, dtype=object)
 
 
-def current_annotations_frame(store: LabelStore) -> pd.DataFrame:
-    """Columns ``CURRENT_COLUMNS``, one row per live annotation (latest version, not a tombstone), by id."""
+def read_rows(store: LabelStore, where: str = "", *, delta: bool = False) -> pd.DataFrame:
+    """Annotation rows in bulk, typed: the current ones (``delta`` False: heads not deleted, ordered by id), or
+    every version row matching ``where`` (``delta`` True, with ``deleted``). Labels stay JSON text; ``row_id`` is
+    the annotations row id."""
+    extra = ["deleted"] if delta else []
+    names = [*CURRENT_COLUMNS, "row_id", *extra]
+    select = ", ".join([*("a." + c for c in CURRENT_COLUMNS), "a.id", *("a." + c for c in extra)])
+    sql = (
+        f"SELECT {select} FROM annotations a {where}"
+        if delta
+        else f"SELECT {select} FROM annotation_heads h JOIN annotations a ON a.id = h.row_id WHERE NOT h.deleted "
+        "ORDER BY h.ls_annotation_id"
+    )
     raw_conn = store.engine.raw_connection()
     try:
         cursor = raw_conn.cursor()
         if store.backend == "postgresql":
             buffer = io.StringIO()
-            cursor.copy_expert(f"COPY ({_CURRENT_SQL}) TO STDOUT WITH (FORMAT csv)", buffer)
+            cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buffer)
             buffer.seek(0)
             text_columns = {c: str for c in ("item_id", "labeler_id", "label")}
-            frame = pd.read_csv(buffer, names=CURRENT_COLUMNS, header=None, dtype=text_columns, keep_default_na=False,
-                                na_values={"lead_time_s": [""], "ls_task_id": [""], "created_at": [""], "updated_at": [""]})  # fmt: skip
+            nullable = ("lead_time_s", "ls_task_id", "created_at", "updated_at", "label")
+            frame = pd.read_csv(buffer, names=names, header=None, dtype=text_columns, keep_default_na=False,
+                                na_values={c: [""] for c in nullable})  # fmt: skip
+            if delta:
+                frame["deleted"] = frame["deleted"].astype(str).str.lower().isin(["t", "true", "1"])
         else:
-            cursor.execute(_CURRENT_SQL)
-            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=CURRENT_COLUMNS)
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            frame = pd.DataFrame(dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {n: [] for n in names})
+            if delta:
+                frame["deleted"] = frame["deleted"].astype(bool)
     finally:
         raw_conn.close()
-    frame["label"] = _labels(frame["label"]) if len(frame) else frame["label"].astype(object)
     for column in ("created_at", "updated_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601", errors="coerce")
     frame["lead_time_s"] = pd.to_numeric(frame["lead_time_s"], errors="coerce")
-    for column in ("item_id", "labeler_id"):
+    for column in ("item_id", "labeler_id", "label"):
         frame[column] = frame[column].astype(object)
     return frame
+
+
+def decoded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``CURRENT_COLUMNS`` with labels decoded from JSON (class name, or list of class names)."""
+    out = frame[CURRENT_COLUMNS].copy()
+    out["label"] = _labels(out["label"]) if len(out) else out["label"].astype(object)
+    return out.reset_index(drop=True)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import Votes, latest_votes, single_class
-from labeling_assets.core.store.bulk import current_annotations_frame
+from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.schema import (
     LabelStore,
     items_table,
@@ -45,9 +45,10 @@ class StoreVotes:
 def current_annotations(store: LabelStore) -> pd.DataFrame:
     """Every current annotation (latest version, not deleted), with the columns even when there is none.
 
-    Read in bulk (``bulk.current_annotations_frame``): what every consensus, stats and dataset run reads first.
+    Read in bulk from a snapshot kept up to date (``current_cache``): what every consensus, stats and dataset
+    run reads first.
     """
-    rows = current_annotations_frame(store)
+    rows = current_annotations_cached(store)
     return rows if not rows.empty else pd.DataFrame(columns=ANNOTATION_COLUMNS)
 
 
