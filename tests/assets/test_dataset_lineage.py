@@ -273,6 +273,8 @@ def test_the_tag_command_reaches_mlflow_and_dagster_and_the_item_history_names_t
         assert records[0].asset_observation.metadata["dataset_tags"].value == ["release-1"]
     history.tag_version(sqlite_store, history.resolve_version(sqlite_store, "release-1"), "also")
     assert cli(["dataset", "tag", "nope", "x"]) == 2  # an unknown version: one line, exit 2
+    assert cli(["dataset", "as-of", "yesterday"]) == 2  # not a time: says the form it wants
+    assert cli(["item", "ffffffff"]) == 2  # no such item
 
     found = history.item_history(sqlite_store, ids[0][:10])
     assert [d["dataset_version"] for d in found["dataset_versions"]] == [version]

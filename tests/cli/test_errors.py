@@ -220,8 +220,19 @@ EXPECTED_EXIT = {
     ("labelstudio", "collect"): 2,
     ("simulate-crowd",): 3,
     ("demo",): 2,  # before starting Label Studio
+    ("dataset", "as-of"): 2,
+    ("dataset", "diff"): 2,
+    ("dataset", "tag"): 2,
+    ("dataset", "list"): 2,
+    ("item",): 2,
 }
-ARGS = {("labelstudio", "add-user"): ("someone@example.org",)}  # required positionals
+ARGS = {  # required positionals
+    ("labelstudio", "add-user"): ("someone@example.org",),
+    ("dataset", "as-of"): ("2026-11-20T12:00Z",),
+    ("dataset", "diff"): ("v1", "v2"),
+    ("dataset", "tag"): ("v1", "release"),
+    ("item",): ("abc123",),
+}
 
 
 def test_the_table_covers_every_command() -> None:
