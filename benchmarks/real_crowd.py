@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.special import digamma
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -209,10 +210,12 @@ def _pooled(counts: np.ndarray) -> np.ndarray:
     return PRIORS["pooled"](counts)
 
 
-def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, init: str = "votes", class_prior: float = 1.0, shrink: float = 0.0, decide_without_prior: bool = False, smoothing: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, init: str = "votes", class_prior: float = 1.0, shrink: float = 0.0, decide_without_prior: bool = False, vb: bool = False, smoothing: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Posteriors and confusion; class_prior is an exponent (1 = estimated, 0 = uniform), shrink adds
     shrink * n_items / k pseudo-items per class (shrink 1 = halfway to uniform); decide_without_prior
-    divides the class prior out of the returned posteriors (decisions by the answers' likelihood only)."""
+    divides the class prior out of the returned posteriors (decisions by the answers' likelihood only);
+    vb: variational Bayes E-step (Liu, Peng & Ihler 2012), E[log confusion] under the Dirichlet posterior
+    (digamma) instead of the log of its mode, so a sparse labeler's answers weigh less."""
     n, m, k = enc.n_items, enc.n_labelers, enc.n_classes
     a = sp.csr_matrix((np.ones(len(enc.item)), (enc.item, enc.labeler * k + enc.label)), shape=(n, m * k))
     a_t = a.T.tocsr()
@@ -223,10 +226,12 @@ def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, 
     previous = -np.inf
     for _ in range(100):
         counts = np.asarray(a_t @ post).reshape(m, k, k).transpose(0, 2, 1)
-        conf = counts + smoothing + (strength * mean(counts) if mean is not None else 0.0)
-        conf /= conf.sum(2, keepdims=True)
+        alpha = counts + smoothing + (strength * mean(counts) if mean is not None else 0.0)
+        conf = alpha / alpha.sum(2, keepdims=True)
         cp = (post.sum(0) + smoothing + shrink * n / k) ** class_prior
-        log_joint = np.asarray(a @ np.log(conf).transpose(0, 2, 1).reshape(m * k, k)) + np.log(cp / cp.sum())
+        log_conf = digamma(alpha) - digamma(alpha.sum(2, keepdims=True)) if vb else np.log(conf)
+        log_cp = digamma(cp + 1.0) - digamma(cp.sum() + k) if vb else np.log(cp / cp.sum())
+        log_joint = np.asarray(a @ log_conf.transpose(0, 2, 1).reshape(m * k, k)) + log_cp
         top = log_joint.max(1, keepdims=True)
         post = np.exp(log_joint - top)
         norm = post.sum(1, keepdims=True)
@@ -239,6 +244,17 @@ def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, 
         post = post / (cp / cp.sum())
         post /= post.sum(1, keepdims=True)
     return post, conf
+
+
+def majority_model(enc: Encoded, prior: str = "pooled", strength: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Majority vote as a model of answers: vote shares as posteriors, confusions from one M-step."""
+    n, m, k = enc.n_items, enc.n_labelers, enc.n_classes
+    a_t = sp.csr_matrix((np.ones(len(enc.item)), (enc.item, enc.labeler * k + enc.label)), shape=(n, m * k)).T.tocsr()
+    votes = vote_counts(enc) + 1e-9
+    post = votes / votes.sum(1, keepdims=True)
+    counts = np.asarray(a_t @ post).reshape(m, k, k).transpose(0, 2, 1)
+    conf = counts + 0.01 + strength * {"one_coin": _one_coin, "pooled": _pooled}[prior](counts)
+    return post, conf / conf.sum(2, keepdims=True)
 
 
 def heldout_ll(enc: Encoded, folds: int = 5, **kw: Any) -> float:
@@ -278,6 +294,8 @@ def ablations(sets: dict[str, tuple[pd.DataFrame, pd.Series]]) -> None:
         ("pooled prior 3, decisions without the class prior", {"prior": "pooled", "strength": 3.0, "decide_without_prior": True}),
         ("pooled prior strength 3 (= dawid_skene_pooled)", {"prior": "pooled", "strength": 3.0}),
         ("pooled prior strength 10", {"prior": "pooled", "strength": 10.0}),
+        ("variational Bayes E-step, one-coin prior 10", {"vb": True}),
+        ("variational Bayes E-step, pooled prior 3", {"prior": "pooled", "strength": 3.0, "vb": True}),
     ]
     encoded = {}
     for name, (frame, truth) in sets.items():
@@ -307,11 +325,13 @@ def ablations(sets: dict[str, tuple[pd.DataFrame, pd.Series]]) -> None:
         for n, (enc, idx, truth) in enumerate(cases):
             fits = {m: functools.partial(em, **kw) for m, kw in candidates.items()}
             chosen, scores = selection.select(enc, fits)
+            vote_model = selection.heldout_log_likelihood(enc, majority_model)
             accuracy = {m: 100 * (em(enc, **kw)[0][idx].argmax(1) == truth).mean() for m, kw in candidates.items()}
             rows.append(
                 {
                     "crowd": name if len(cases) == 1 else f"{name} seed {n}",
                     **{f"held-out LL {m}": f"{v:.4f}" for m, v in scores.items()},
+                    "held-out LL majority vote (shares + one M-step, pooled prior)": f"{vote_model:.4f}",
                     **{f"accuracy {m}": f"{v:.2f}" for m, v in accuracy.items()},
                     "auto chooses": chosen,
                 }
