@@ -113,3 +113,28 @@ def test_the_model_scored_on_held_out_answers_never_sees_them() -> None:
     hidden = set(zip(enc.item[held].tolist(), enc.labeler[held].tolist(), strict=True))
     assert len(seen) == 1 and hidden and not (seen[0] & hidden)
     assert len(seen[0]) + len(hidden) == len(enc.item)
+
+
+def test_auto_replaces_its_no_gold_choice_when_gold_shows_a_method_is_significantly_better() -> None:
+    # Planted: pred_probs make CROWDLAB auto's no-gold choice, but they are confidently wrong on every
+    # item; one 95 %-right labeler and two random ones per item, so Dawid-Skene is right on most gold.
+    rng = np.random.default_rng(1)
+    n_items, k = 400, 4
+    truth = rng.integers(0, k, n_items)
+    rows = []
+    for item in range(n_items):
+        good = int(rng.integers(0, 2))
+        rows.append((item, f"u{good}", int(truth[item]) if rng.random() < 0.95 else int(rng.integers(0, k))))
+        for labeler in rng.choice(np.arange(2, 10), 2, replace=False):
+            rows.append((item, f"u{labeler}", int(rng.integers(0, k))))
+    frame = pd.DataFrame(rows, columns=["item_id", "labeler_id", "label"])
+    wrong = (truth + 1 + rng.integers(0, k - 1, n_items)) % k
+    pred_probs = np.full((n_items, k), 0.02)
+    pred_probs[np.arange(n_items), wrong] = 1 - 0.02 * (k - 1)
+    result = aggregate_full(frame, "auto", pred_probs=pred_probs, gold=pd.Series(truth[:60], index=range(60)))
+    assert result.scoreboard is not None
+    board = result.scoreboard.set_index("method")
+    assert np.isnan(board.loc["crowdlab", "p_value"])  # the default, the others are tested against it
+    assert result.method == "dawid_skene"
+    assert board.loc["dawid_skene", "p_value"] < 0.025 and board.loc["dawid_skene", "chosen"]
+    assert any("significantly better than the no-gold choice crowdlab" in n for n in result.notes)
