@@ -60,7 +60,7 @@ from labeling_assets.core.consensus.encoding import (
     encode_gold,
     vote_counts,
 )
-from labeling_assets.core.consensus.selection import CANDIDATES, select
+from labeling_assets.core.consensus.selection import CANDIDATES, Fit, select
 
 __all__ = ["AUTO_MIN_OVERLAP_ITEMS", "METHODS", "ConsensusInputError", "ConsensusResult", "aggregate", "aggregate_full"]
 
@@ -222,7 +222,7 @@ def _run(
 def _select(enc: Encoded, options: dict[str, Any]) -> tuple[str, str]:
     """The Dawid-Skene variant with the better held-out answer likelihood, and why (the scores)."""
 
-    def fit(method: str) -> Any:
+    def fit(method: str) -> Fit:
         def run(subset: Encoded) -> tuple[Floats, Floats]:
             strength = options["prior_strength"]
             probs, confusion, _, _ = dawid_skene(
