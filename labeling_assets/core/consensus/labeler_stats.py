@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from labeling_assets.core.consensus.agreement import cohen_kappa
 
@@ -73,13 +74,24 @@ def _finite_or_none(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def _lookup(series: pd.Series, item_ids: pd.Series) -> tuple[NDArray[np.bool_], NDArray[np.object_]]:
+    """Which of ``item_ids`` ``series`` (indexed by item id) holds, and its values for those, in order.
+
+    One hash lookup per id (the index's own hash table, built once): ``isin`` on pandas 3's string dtype walks the
+    whole other side in Python on every call, which made labeler statistics O(labelers x items).
+    """
+    positions = series.index.get_indexer(pd.Index(item_ids.to_numpy(dtype=object)))
+    found = positions >= 0
+    return found, series.to_numpy(dtype=object)[positions[found]]
+
+
 def gold_accuracy(labels: pd.DataFrame, gold: pd.Series) -> tuple[float | None, int]:
     """Share of the labeler's answers on gold items that match the hidden gold label; (None, 0) if none."""
-    on_gold = labels[labels["item_id"].isin(gold.index)]
-    if on_gold.empty:
+    found, answers = _lookup(gold, labels["item_id"])
+    if not found.any():
         return None, 0
-    correct = on_gold["label"].to_numpy(dtype=object) == gold.loc[on_gold["item_id"]].to_numpy(dtype=object)
-    return float(correct.mean()), len(on_gold)
+    correct = labels["label"].to_numpy(dtype=object)[found] == answers
+    return float(correct.mean()), int(found.sum())
 
 
 def kappa_vs_consensus(
@@ -90,11 +102,12 @@ def kappa_vs_consensus(
     The consensus includes the labeler's own vote, which flatters everyone a little and a labeler who
     labels most items a lot; compare labelers with similar volume, or use gold accuracy.
     """
-    shared = labels[labels["item_id"].isin(consensus.index)]
-    if shared.empty:
+    found, agreed = _lookup(consensus, labels["item_id"])
+    if not found.any():
         return None, 0
-    kappa = cohen_kappa(shared["label"], consensus.loc[shared["item_id"]], classes=classes)
-    return _finite_or_none(kappa), len(shared)
+    own = pd.Series(labels["label"].to_numpy(dtype=object)[found])
+    kappa = cohen_kappa(own, pd.Series(agreed), classes=classes)
+    return _finite_or_none(kappa), int(found.sum())
 
 
 def time_stats(lead_times: pd.Series) -> tuple[float | None, float | None]:
@@ -135,8 +148,8 @@ def class_usage(
     n = len(labels)
     observed = labels["label"].value_counts()
     if consensus is not None:
-        seen = labels.loc[labels["item_id"].isin(consensus.index), "item_id"]
-        reference = consensus.loc[seen].value_counts(normalize=True) if len(seen) else None
+        found, seen = _lookup(consensus, labels["item_id"])
+        reference = pd.Series(seen).value_counts(normalize=True) if found.any() else None
     else:
         reference = None
     if reference is None:
