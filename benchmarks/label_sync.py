@@ -111,9 +111,9 @@ def bench_size(client: LabelStudioClient, root: Path, n: int, overlap: int) -> b
     change_100(client, stores["incremental"], project.users, seed=n)
     (inc_changed, _), inc_changed_s = timed(asset_sync, client, stores["incremental"], pid)
     (full_changed, _), full_changed_s = timed(full_sync, client, stores["full"], pid)
-    floor = min(inc_export_s, full_export_s)
     print(f"{'':28} {'incremental (asset)':>22} {'full export each run':>22}")
-    print(f"{'first sync':28} {inc_first_s:>20.2f} s {full_first_s:>20.2f} s   (Label Studio's export alone: {floor:.2f} s)")
+    print(f"{'first sync':28} {inc_first_s:>20.2f} s {full_first_s:>20.2f} s")
+    print(f"{'  of which Label Studio export':28} {inc_export_s:>20.2f} s {full_export_s:>20.2f} s")
     print(f"{'idle re-sync':28} {inc_idle_s:>20.2f} s {full_idle_s:>20.2f} s")
     print(f"{'sync after 100 changes':28} {inc_changed_s:>20.2f} s {full_changed_s:>20.2f} s")
     print(
@@ -122,9 +122,10 @@ def bench_size(client: LabelStudioClient, root: Path, n: int, overlap: int) -> b
         f"{inc_changed.tasks_scanned} tasks read), full {full_changed.written}; idle: {inc_idle.written} / {full_idle.written}"
     )
     same = current(stores["incremental"]) == current(stores["full"])
-    ratio = inc_first_s / floor
+    ratio = inc_first_s / inc_export_s  # the export inside the sync is Label Studio's own floor
     ok = same and inc_changed.written == full_changed.written == 100 and inc_idle.written == 0
-    print(f"first sync / Label Studio's export: {ratio:.2f}x; stores equal: {same}")
+    print(f"first sync / Label Studio's own export in it: {ratio:.2f}x (full-export path {full_first_s / full_export_s:.2f}x); "
+          f"stores equal: {same}")
     ticks = []  # what one annotation_sensor tick costs when nothing changed (the daemon does this every 30 s)
     for _ in range(10):
         t = time.perf_counter()
