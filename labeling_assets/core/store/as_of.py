@@ -40,6 +40,7 @@ from labeling_assets.core.store.schema import (
     splits_table,
 )
 
+_MAX_IN = 2000  # ids in one IN clause; more are filtered after one full read
 VOTE_COLUMNS = [
     "ls_annotation_id", "version", "ls_task_id", "item_id", "labeler_id", "label",
     "created_at", "updated_at", "synced_at",
@@ -64,7 +65,12 @@ def parse_time(text: str) -> dt.datetime:
 
 
 def votes_as_of(
-    store: LabelStore, valid_time: dt.datetime, known_at: dt.datetime | None = None, *, item_id: str | None = None
+    store: LabelStore,
+    valid_time: dt.datetime,
+    known_at: dt.datetime | None = None,
+    *,
+    item_id: str | None = None,
+    item_ids: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The votes standing at ``valid_time`` as the store knew them at ``known_at`` (default: now).
 
@@ -78,6 +84,8 @@ def votes_as_of(
         where.append(a.c.synced_at <= utc(known_at))
     if item_id is not None:
         where.append(a.c.item_id == item_id)
+    if item_ids is not None and len(item_ids) <= _MAX_IN:
+        where.append(a.c.item_id.in_(list(item_ids)))  # a diff's few relabeled items, not the whole log
     latest = (
         sa.select(a.c.ls_annotation_id, sa.func.max(a.c.version).label("version"))
         .where(*where)
@@ -90,7 +98,10 @@ def votes_as_of(
         .where(a.c.deleted.is_(False))
         .order_by(a.c.ls_annotation_id)
     )
-    return pd.DataFrame(store.fetch(query), columns=VOTE_COLUMNS)
+    frame = pd.DataFrame(store.fetch(query), columns=VOTE_COLUMNS)
+    if item_ids is not None and len(item_ids) > _MAX_IN:
+        frame = frame[frame["item_id"].isin(set(item_ids))].reset_index(drop=True)
+    return frame
 
 
 def consensus_as_of(store: LabelStore, known_at: dt.datetime, *, include_retracted: bool = False) -> pd.DataFrame:

@@ -82,8 +82,8 @@ def diff_versions(store: LabelStore, old: str | None, new: str) -> ManifestDiff:
     if old and not diff.relabeled.empty:
         ids = diff.relabeled["item_id"].astype(str).tolist()
         before_at, after_at = created_at(store, old), created_at(store, new)
-        after = votes_as_of(store, after_at, after_at)
-        diff.vote_changes = vote_changes(votes_as_of(store, before_at, before_at), after, ids)
+        after = votes_as_of(store, after_at, after_at, item_ids=ids)
+        diff.vote_changes = vote_changes(votes_as_of(store, before_at, before_at, item_ids=ids), after, ids)
         diff.votes = votes_by_item(after, ids)
     return diff
 
