@@ -1,6 +1,7 @@
 """Partition definitions.
 
-Labeler keys (stable Label Studio user ids) are added by the ``annotations`` asset (collect), for every
+Labeler keys (a readable, stable Label Studio identity: the username or email, sanitized; the numeric user id
+stays the store's key, ``labelers.partition_key`` maps one to the other) are added by the ``annotations`` asset (collect), for every
 labeler the store holds: the sensor cannot know who labeled before the sync, and adding from the store is
 idempotent and repairs a crash between the store commit and the partition request.
 """

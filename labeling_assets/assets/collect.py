@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_COLLECT, OWNERS, SYNC_POOL
+from labeling_assets.core.store.human_loop import record_labeler_names
 from labeling_assets.core.store.incremental_sync import full_sync_reason, sync_cursor, sync_scan
 from labeling_assets.core.store.labelstudio_sync import (
     AnnotationTotals,
@@ -87,8 +88,10 @@ def annotations(
             remote_task_ids=lambda: client.task_ids(project_id),
         )  # fmt: skip
     context.log.log(*_outcome_line(project_id, report))
-    # Every labeler in the store gets a partition (idempotent, and repairs a crash after the store commit).
-    added = _add_labeler_partitions(context.instance, labeler_ids(store))
+    # Every labeler in the store gets a partition keyed by their Label Studio name (idempotent, and repairs a
+    # crash after the store commit); the numeric id stays the store's key.
+    keys = record_labeler_names(store, client.list_users())
+    added = _add_labeler_partitions(context.instance, sorted(keys[i] for i in labeler_ids(store)))
     return dg.MaterializeResult(
         metadata={
             "project_id": dg.MetadataValue.int(project_id),
@@ -100,10 +103,10 @@ def annotations(
     )
 
 
-def _add_labeler_partitions(instance: dg.DagsterInstance, labeler_ids: list[str]) -> list[str]:
-    """Add a labelers partition for each id that has none yet; returns the ids added."""
+def _add_labeler_partitions(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
+    """Add a labelers partition for each key (a labeler's name) that has none yet; returns the keys added."""
     known = set(instance.get_dynamic_partitions(LABELERS))
-    to_add = [lid for lid in labeler_ids if lid not in known]
+    to_add = [key for key in keys if key not in known]
     if to_add:
         instance.add_dynamic_partitions(LABELERS, to_add)
     return to_add

@@ -8,6 +8,7 @@ import pandas as pd
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
+from labeling_assets.core.consensus.adjudication import ADJUDICATED, apply_adjudications, exclude_paused
 from labeling_assets.core.consensus.agreement import (
     fleiss_kappa_from_annotations,
     krippendorff_alpha_from_annotations,
@@ -37,6 +38,7 @@ from labeling_assets.core.store.consensus_versions import (
     retraction_counts,
     write_consensus,
 )
+from labeling_assets.core.store.human_loop import adjudicated_labels, paused_since
 from labeling_assets.core.store.queries import StoreVotes, gold_labels, item_uris, load_votes
 from labeling_assets.core.store.reviews import ReviewSync, sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
@@ -313,7 +315,8 @@ def consensus_labels(
     classes = list(project.classes)
     followed = _follow_sources(store, project)
     loaded = load_votes(store, classes)
-    votes = loaded.votes.frame
+    # A paused labeler's votes since the pause count for nothing until a person resumes them.
+    votes, paused_votes = exclude_paused(loaded.votes.frame, paused_since(store))
     eligible = eligible_votes(votes, config.min_annotators)
     n_annotated = int(votes["item_id"].nunique())
     n_eligible = int(eligible["item_id"].nunique())
@@ -321,7 +324,8 @@ def consensus_labels(
         f"{len(votes)} votes on {n_annotated} items; {n_eligible} items have >= {config.min_annotators} labelers; "
         f"skipped votes {loaded.votes.skipped or '{}'}, on quarantined items {loaded.excluded_quarantined}"
     )
-    metadata = {**_vote_metadata(loaded, config, n_annotated, n_eligible), **followed}
+    metadata = {**_vote_metadata(loaded, config, n_annotated, n_eligible), **followed,
+                "votes_of_paused_labelers_excluded": dg.MetadataValue.int(paused_votes)}  # fmt: skip
     if eligible.empty:
         context.log.warning("No item has enough labelers yet; nothing to aggregate.")
         empty = {"consensus_items": dg.MetadataValue.int(0), "coverage": dg.MetadataValue.float(0.0)}
@@ -331,8 +335,12 @@ def consensus_labels(
     result, n_gold = _aggregate(store, eligible, classes, config)
     for note in result.notes:
         context.log.info(note)
-    labels = result.labels
-    written = write_consensus(store, labels, result.method, context.run_id, probabilities_by_item(result))
+    # An expert's answer overrides the crowd (method adjudicated, confidence 1), even below min_annotators.
+    crowd, adjudicated = apply_adjudications(result.labels, votes, adjudicated_labels(store))
+    labels = pd.concat([crowd, adjudicated], ignore_index=True) if not adjudicated.empty else crowd
+    written = write_consensus(store, crowd, result.method, context.run_id, probabilities_by_item(result))
+    written += write_consensus(store, adjudicated, ADJUDICATED, context.run_id)
+    metadata["adjudicated_items"] = dg.MetadataValue.int(len(adjudicated))
     metadata.update(_record_choice(context, store, result, config, n_gold))
     metadata.update(_retract(context, store, loaded, set(labels["item_id"].astype(str)), config, classes))
     requests, confident = consensus_review_requests(

@@ -12,10 +12,12 @@ import pandas as pd
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets.core.consensus.gates import with_names_intervals_and_cost
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
+from labeling_assets.core.store.human_loop import labeler_ids_for, labeler_keys, paused_since
 from labeling_assets.core.store.queries import load_quality_inputs, record_labeler_stats
 from labeling_assets.core.store.schema import utcnow
 from labeling_assets.partitions import labelers
@@ -112,50 +114,62 @@ def labeler_stats(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """Each labeler's quality: gold accuracy, kappa vs consensus, speed, throughput, class usage and weekly trend."""
-    keys = list(context.partition_keys)
     store = label_store.get_store()
+    ids = labeler_ids_for(store, list(context.partition_keys))  # partition key (a name) -> Label Studio user id
+    names = {labeler_id: key for key, labeler_id in ids.items()}
     classes = list(project.classes)
-    reports = labeler_reports(load_quality_inputs(store, classes), classes, keys, trend_weeks=config.trend_weeks)
+    inputs = load_quality_inputs(store, classes)
+    reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=config.trend_weeks)
     now = utcnow()
     record_labeler_stats(
         store, [{**s.row(), "computed_at": now} for r in reports.values() for s in [r.stats, *r.trend]]
     )
     for labeler_id, r in list(reports.items())[:20]:
         context.log.info(
-            f"{labeler_id}: {r.stats.n_labels} labels, gold accuracy {_fmt(r.stats.gold_accuracy)} on "
+            f"{names[labeler_id]} (id {labeler_id}): {r.stats.n_labels} labels, gold accuracy {_fmt(r.stats.gold_accuracy)} on "
             f"{r.stats.n_gold}, kappa vs consensus {_fmt(r.stats.kappa_vs_consensus)}; {r.speed.reason}"
         )
-    if len(keys) != 1:
-        return dg.MaterializeResult(metadata=_batch_metadata(reports))
+    if len(ids) != 1:
+        return dg.MaterializeResult(metadata=_batch_metadata({names[k]: r for k, r in reports.items()}))
     [(labeler_id, report)] = reports.items()
-    metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(labeler_id, report.trend)}
+    metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(names[labeler_id], report.trend),
+                "labeler": dg.MetadataValue.text(names[labeler_id])}  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
 
 
 def _leaderboard_metadata(board: pd.DataFrame) -> dict[str, Any]:
     lines = [
-        "| # | labeler | labels | gold acc. | gold n | kappa vs consensus | median s | labels/day | too fast | class flags |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
+        "too fast | cost / correct label | paused | class flags |",
+        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|",
     ]
     for rank, row in enumerate(board.to_dict("records"), start=1):
+        ci = f"{_fmt(row['gold_ci_low'], 2)} - {_fmt(row['gold_ci_high'], 2)}" if row["gold_ci_low"] is not None else "-"
+        cost = (f"{_fmt(row['cost_per_correct'])} ({_fmt(row['cost_per_correct_low'])} - "
+                f"{_fmt(row['cost_per_correct_high'])})") if row["cost_per_correct"] is not None else "-"  # fmt: skip
         lines.append(
-            f"| {rank} | {row['labeler_id']} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | {row['n_gold']} | "
-            f"{_fmt(row['kappa_vs_consensus'])} | {_fmt(row['median_time_s'], 1)} | {_fmt(row['labels_per_day'], 1)} | "
-            f"{'yes' if row['too_fast'] else ''} | {row['class_flags']} |"
+            f"| {rank} | {row['labeler']} | {row['labeler_id']} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | "
+            f"{ci} | {row['n_gold']} | {_fmt(row['kappa_vs_consensus'])} | {_fmt(row['median_time_s'], 1)} | "
+            f"{_fmt(row['labels_per_day'], 1)} | {'yes' if row['too_fast'] else ''} | {cost} | "
+            f"{'yes' if row['paused'] else ''} | {row['class_flags']} |"
         )
     metadata: dict[str, Any] = {
         "labelers": dg.MetadataValue.int(len(board)),
         "leaderboard": dg.MetadataValue.md("\n".join(lines)),
         "below_0_8_gold_accuracy": dg.MetadataValue.json(
-            board.loc[board["gold_accuracy"].astype(float) < 0.8, "labeler_id"].tolist()
+            board.loc[board["gold_accuracy"].astype(float) < 0.8, "labeler"].tolist()
         ),
-        "too_fast": dg.MetadataValue.json(board.loc[board["too_fast"].astype(bool), "labeler_id"].tolist()),
+        "surely_below_0_8_gold_accuracy": dg.MetadataValue.json(
+            board.loc[board["gold_verdict"] == "fail", "labeler"].tolist() if not board.empty else []
+        ),
+        "too_fast": dg.MetadataValue.json(board.loc[board["too_fast"].astype(bool), "labeler"].tolist()),
+        "paused": dg.MetadataValue.json(board.loc[board["paused"].astype(bool), "labeler"].tolist() if not board.empty else []),
     }
     if not board.empty:
         records = board.to_dict("records")
         scores = {
-            "gold accuracy": {str(r["labeler_id"]): float(r["gold_accuracy"] or 0.0) for r in records},
-            "kappa vs consensus": {str(r["labeler_id"]): float(r["kappa_vs_consensus"] or 0.0) for r in records},
+            "gold accuracy": {str(r["labeler"]): float(r["gold_accuracy"] or 0.0) for r in records},
+            "kappa vs consensus": {str(r["labeler"]): float(r["kappa_vs_consensus"] or 0.0) for r in records},
         }
         metadata["plot"] = dg.MetadataValue.md(
             markdown_image(plots.bar_png(scores, "labeler quality (missing = 0)", "score", size=(8.0, 3.5)), "leaderboard")
@@ -175,6 +189,11 @@ def labeler_leaderboard(
 ) -> dg.MaterializeResult[None]:
     """All labelers side by side: gold accuracy, agreement with consensus, speed and class-usage flags."""
     classes = list(project.classes)
-    board = leaderboard_frame(load_quality_inputs(label_store.get_store(), classes), classes)
+    store = label_store.get_store()
+    inputs = load_quality_inputs(store, classes)
+    board = with_names_intervals_and_cost(
+        leaderboard_frame(inputs, classes), inputs.votes, inputs.gold, labeler_keys(store),
+        rate_per_hour=project.pay_rate_per_hour, rates=project.pay_rates_per_hour, paused=list(paused_since(store)),
+    )  # fmt: skip
     context.log.info(f"leaderboard of {len(board)} labelers")
     return dg.MaterializeResult(metadata=_leaderboard_metadata(board))

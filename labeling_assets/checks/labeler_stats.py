@@ -1,20 +1,30 @@
-"""Checks per labeler_stats partition (one labeler each): gold accuracy and labeling speed (both WARN).
+"""Checks per labeler_stats partition (one labeler each): gold accuracy and labeling speed, judged by intervals.
 
-A run over many labeler partitions (the daily single-run backfill) is checked in one pass too."""
+Each check FAILS (severity ERROR) only when the 95% Wilson interval is entirely on the bad side of the threshold,
+WARNS when it straddles it (not enough evidence), and passes otherwise; n is always reported. Truth is hidden
+gold plus adjudicated answers. A run over many labeler partitions (the daily single-run backfill) is checked in
+one pass too."""
 
 import warnings
 from typing import Any
 
 import dagster as dg
 
-from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW
-from labeling_assets.core.consensus.leaderboard import speed_checks
-from labeling_assets.core.store.queries import latest_labeler_stats, load_votes
+from labeling_assets.core.consensus.gates import (
+    DEFAULT_MIN_GOLD_ACCURACY,
+    RateGate,
+    gold_counts,
+    gold_gate,
+    per_class_gold,
+    speed_gates,
+)
+from labeling_assets.core.store.human_loop import labeler_ids_for
+from labeling_assets.core.store.queries import load_quality_inputs
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
-MIN_GOLD_ACCURACY = 0.8
+MIN_GOLD_ACCURACY = DEFAULT_MIN_GOLD_ACCURACY
 
 # Partitioned asset checks are a Dagster preview feature; they are what lets each labeler's partition
 # carry its own check result, so use them and keep the preview notice out of every import.
@@ -23,69 +33,74 @@ warnings.filterwarnings(
 )
 
 
-def _gold_result(labeler_id: str, row: dict[str, Any] | None) -> dg.AssetCheckResult:
-    # labeler_stats writes the row this reads: a missing row means the asset has not run for the labeler.
-    accuracy: float | None = row["gold_accuracy"] if row else None
+def _result(key: str, labeler_id: str, verdict: RateGate, extra: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    """pass -> passed; warn (interval straddles) -> WARN; fail (sure to be bad) -> ERROR; no data passes."""
     return dg.AssetCheckResult(
-        passed=accuracy is None or accuracy >= MIN_GOLD_ACCURACY,
-        severity=dg.AssetCheckSeverity.WARN,
+        passed=verdict.verdict in ("pass", "no_data"),
+        severity=dg.AssetCheckSeverity.ERROR if verdict.verdict == "fail" else dg.AssetCheckSeverity.WARN,
         metadata={
+            "labeler": dg.MetadataValue.text(key),
             "labeler_id": dg.MetadataValue.text(labeler_id),
-            "gold_accuracy": dg.FloatMetadataValue(accuracy),
-            "min_gold_accuracy": dg.MetadataValue.float(MIN_GOLD_ACCURACY),
-            "note": dg.MetadataValue.text(
-                "no labeler_stats row yet" if not row else "no gold item answered yet" if accuracy is None else ""
-            ),
+            "verdict": dg.MetadataValue.text(verdict.verdict),
+            "rate": dg.FloatMetadataValue(verdict.rate),
+            "n": dg.MetadataValue.int(verdict.n),
+            "ci_low": dg.MetadataValue.float(round(verdict.low, 4)),
+            "ci_high": dg.MetadataValue.float(round(verdict.high, 4)),
+            "threshold": dg.MetadataValue.float(verdict.threshold),
+            "reason": dg.MetadataValue.text(verdict.reason),
+            **(extra or {}),
         },
     )
 
 
 def _all_of(results: dict[str, dg.AssetCheckResult]) -> dg.AssetCheckResult:
     """A run over several labeler partitions gets one evaluation (Dagster 1.13 evaluates a partitioned check once
-    per run): it fails when any labeler fails, and names them."""
+    per run): ERROR when any labeler is sure to be bad, WARN when some are uncertain; names them."""
     if len(results) == 1:
         return next(iter(results.values()))
     failing = sorted(k for k, r in results.items() if not r.passed)
+    sure = sorted(k for k, r in results.items() if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR)
     return dg.AssetCheckResult(
         passed=not failing,
-        severity=dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if sure else dg.AssetCheckSeverity.WARN,
         metadata={
             "labelers_checked": dg.MetadataValue.int(len(results)),
             "failing_labelers": dg.MetadataValue.json(failing),
+            "sure_to_be_bad": dg.MetadataValue.json(sure),
         },
     )
 
 
 @dg.asset_check(asset="labeler_stats", partitions_def=labelers)
 def labeler_gold_accuracy_at_least_0_8(
-    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.AssetCheckResult:
-    """The labeler answers at least 80% of the hidden gold items right (no gold answered yet passes)."""
+    """Gold accuracy (hidden gold and adjudicated answers) is not surely below 0.8: fails only when the 95% Wilson
+    interval's upper bound is below it, warns when the interval straddles it; per-class accuracy in metadata."""
     store = label_store.get_store()
-    return _all_of({k: _gold_result(k, latest_labeler_stats(store, k, ALL_WINDOW)) for k in context.partition_keys})
+    inputs = load_quality_inputs(store, list(project.classes))
+    results = {}
+    for key, labeler_id in labeler_ids_for(store, list(context.partition_keys)).items():
+        votes = inputs.votes_of(labeler_id)
+        per_class = {c: g.metadata() for c, g in per_class_gold(votes, inputs.gold, MIN_GOLD_ACCURACY).items()}
+        extra = {"per_class": dg.MetadataValue.json(per_class),
+                 "classes_surely_below": dg.MetadataValue.json(sorted(c for c, g in per_class.items()
+                                                                      if g["verdict"] == "fail"))}  # fmt: skip
+        results[key] = _result(key, labeler_id, gold_gate(*gold_counts(votes, inputs.gold), MIN_GOLD_ACCURACY), extra)
+    return _all_of(results)
 
 
 @dg.asset_check(asset="labeler_stats", partitions_def=labelers)
 def labeler_not_too_fast(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.AssetCheckResult:
-    """The labeler's median time per label is not far below the peers' (clicking through without looking)."""
-    votes = load_votes(label_store.get_store(), list(project.classes)).votes.frame
-    results = {
-        labeler_id: dg.AssetCheckResult(
-            passed=not result.too_fast,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "labeler_id": dg.MetadataValue.text(labeler_id),
-                "median_time_s": dg.FloatMetadataValue(result.median_time_s),
-                "peer_median_time_s": dg.FloatMetadataValue(result.peer_median_time_s),
-                "ratio": dg.FloatMetadataValue(result.ratio),
-                "reason": dg.MetadataValue.text(result.reason),
-            },
-        )
-        for labeler_id, result in speed_checks(votes, list(context.partition_keys)).items()
-    }
-    return _all_of(results)
+    """The share of labels given in under a quarter of the peers' median time is not surely above one half
+    (clicking through without looking), by its 95% Wilson interval."""
+    store = label_store.get_store()
+    votes = load_quality_inputs(store, list(project.classes)).votes
+    ids = labeler_ids_for(store, list(context.partition_keys))
+    gates = speed_gates(votes, list(ids.values()))
+    return _all_of({key: _result(key, labeler_id, gates[labeler_id]) for key, labeler_id in ids.items()})
 
 
 labeler_stats_checks = [labeler_gold_accuracy_at_least_0_8, labeler_not_too_fast]

@@ -18,6 +18,16 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="Why the class list last changed: recorded with the new class list version (the pipeline "
         "records every change it sees; without a reason it says what was added and removed).",
     )
+    pay_rate_per_hour: float | None = Field(
+        default=None, ge=0, description="Pay per hour of labeling time, for the cost per correct label (optional)."
+    )
+    pay_rates_per_hour: dict[str, float] = Field(
+        default_factory=dict, description="Pay per hour by labeler name (or id); overrides pay_rate_per_hour."
+    )
+    reviewers: list[str] = Field(
+        default_factory=list,
+        description="Label Studio usernames (or emails) of the experts who answer in the review project.",
+    )
     data_dir: str | None = Field(
         default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
     )

@@ -13,9 +13,11 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import Votes, latest_votes, single_class
 from labeling_assets.core.store.current_cache import current_annotations_cached
+from labeling_assets.core.store.human_loop import adjudicated_labels
 from labeling_assets.core.store.schema import (
     LabelStore,
     items_table,
@@ -128,7 +130,8 @@ def consensus_outside_class_list(store: LabelStore, classes: list[str]) -> list[
 def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
     """Votes, single-class gold answers and consensus labels, for labeler statistics."""
     votes = load_votes(store, classes).votes.frame
-    gold = gold_labels(store).map(single_class).dropna()
+    # Adjudicated answers are truth like gold (gold wins where both exist): votes against them count.
+    gold = truth_for_stats(gold_labels(store).map(single_class).dropna(), adjudicated_labels(store).map(single_class))
     consensus_rows = consensus_frame(store)
     # A consensus row from before a class-list change would make kappa fail on an unknown class.
     consensus_rows = consensus_rows[consensus_rows["label"].isin(classes)]

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from labeling_assets.core.store import connect_errors
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
+from labeling_assets.core.store.human_loop_schema import m010_human_loop
 from labeling_assets.core.store.lineage_schema import m008_dataset_lineage
 
 metadata = sa.MetaData()
@@ -94,6 +95,9 @@ labelers_table = sa.Table(
     sa.Column("labeler_id", sa.String(64), primary_key=True),  # stable Label Studio user id, never email
     sa.Column("display_name", sa.Text, nullable=True),
     sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    # m010: Label Studio username (or email) and its sanitized form, the labelers partition key people read.
+    sa.Column("username", sa.Text, nullable=True),
+    sa.Column("partition_key", sa.Text, nullable=True),
 )
 
 tasks_table = sa.Table(
@@ -326,6 +330,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(8, "dataset lineage: item perceptual hashes, dataset version tags, model trainings", m008_dataset_lineage),
     Migration(9, "annotation_heads (current version per annotation, kept by a trigger), sync_cursors", m009_annotation_heads),
+    Migration(10, "human loop: labeler names, labeler_pauses, adjudications, review_tasks", m010_human_loop),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -1,0 +1,72 @@
+"""Adjudication and pauses: an expert's answer overrides the crowd; a paused labeler's new votes count for nothing.
+
+Pure functions of DataFrames (the store reads are in ``core/store/human_loop.py``):
+- :func:`exclude_paused` drops the votes a paused labeler gave after their pause began (votes from before
+  still count: the pause is about what they do from now on, and a person can inspect the rest).
+- :func:`apply_adjudications` replaces the crowd's consensus of adjudicated items by the expert's class with
+  method ``adjudicated`` and confidence 1 (agreement still says how many labelers had it right).
+- :func:`least_confident` picks the k items an expert should see first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import pandas as pd
+
+ADJUDICATED = "adjudicated"
+CONSENSUS_COLUMNS = ["item_id", "label", "confidence", "agreement", "n_annotators"]
+
+
+def exclude_paused(votes: pd.DataFrame, paused: Mapping[str, dt.datetime]) -> tuple[pd.DataFrame, int]:
+    """Votes without those given by paused labelers after their pause began; (kept, dropped).
+
+    A vote with no ``created_at`` from a paused labeler is dropped too (cannot show it predates the pause).
+    """
+    if not paused or votes.empty:
+        return votes, 0
+    since = votes["labeler_id"].astype(str).map(
+        {k: pd.Timestamp(v).tz_convert("UTC") if pd.Timestamp(v).tzinfo else pd.Timestamp(v).tz_localize("UTC")
+         for k, v in paused.items()}  # fmt: skip
+    )
+    created = pd.to_datetime(votes["created_at"], utc=True, errors="coerce") if "created_at" in votes else None
+    is_paused = since.notna()
+    drop = is_paused if created is None else is_paused & (created.isna() | (created >= since))
+    mask = drop.to_numpy(dtype=bool)
+    return votes[~mask].reset_index(drop=True), int(mask.sum())
+
+
+def apply_adjudications(
+    labels: pd.DataFrame, votes: pd.DataFrame, adjudicated: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the consensus into (crowd rows without adjudicated items, adjudicated rows).
+
+    Adjudicated rows exist for every adjudicated item with at least one vote, aggregated or not (an item the
+    crowd could not settle at ``max_overlap`` may be below ``min_annotators`` of valid votes): label = the
+    expert's class, confidence 1, agreement = share of the item's votes that match it.
+    """
+    adjudicated = adjudicated[adjudicated.notna()]
+    crowd = labels[~labels["item_id"].astype(str).isin(set(adjudicated.index))].reset_index(drop=True)
+    voted = votes[votes["item_id"].astype(str).isin(set(adjudicated.index))]
+    rows = []
+    for item_id, item_votes in voted.groupby("item_id", sort=True):
+        truth = adjudicated.loc[str(item_id)]
+        n = int(item_votes["labeler_id"].nunique())
+        matches = float((item_votes["label"].astype(str) == str(truth)).mean())
+        rows.append({"item_id": str(item_id), "label": truth, "confidence": 1.0, "agreement": matches,
+                     "n_annotators": n})  # fmt: skip
+    return crowd, pd.DataFrame(rows, columns=CONSENSUS_COLUMNS)
+
+
+def truth_for_stats(gold: pd.Series, adjudicated: pd.Series) -> pd.Series:
+    """What labelers are scored against: hidden gold, plus adjudicated answers on the other items (gold wins)."""
+    extra = adjudicated[~adjudicated.index.isin(gold.index) & adjudicated.notna()]
+    return pd.concat([gold, extra]) if not extra.empty else gold
+
+
+def least_confident(labels: pd.DataFrame, k: int, *, exclude: set[str] | None = None) -> list[str]:
+    """The ``k`` items with the lowest consensus confidence (ties by item id), leaving out ``exclude``."""
+    pool = labels if not exclude else labels[~labels["item_id"].astype(str).isin(exclude)]
+    ordered = pool.sort_values(["confidence", "item_id"], kind="stable")
+    return [str(i) for i in ordered["item_id"].head(max(k, 0))]
