@@ -38,7 +38,7 @@ from labeling_assets.core.store.consensus_versions import (
     retraction_counts,
     write_consensus,
 )
-from labeling_assets.core.store.human_loop import adjudicated_labels, paused_since
+from labeling_assets.core.store.human_loop import adjudicated_labels, pause_intervals
 from labeling_assets.core.store.queries import StoreVotes, gold_labels, item_uris, load_votes
 from labeling_assets.core.store.reviews import ReviewSync, sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
@@ -315,8 +315,8 @@ def consensus_labels(
     classes = list(project.classes)
     followed = _follow_sources(store, project)
     loaded = load_votes(store, classes)
-    # A paused labeler's votes since the pause count for nothing until a person resumes them.
-    votes, paused_votes = exclude_paused(loaded.votes.frame, paused_since(store))
+    # Votes a labeler gave while paused count for nothing (`labeling-assets labeler pause|resume`).
+    votes, paused_votes = exclude_paused(loaded.votes.frame, pause_intervals(store))
     eligible = eligible_votes(votes, config.min_annotators)
     n_annotated = int(votes["item_id"].nunique())
     n_eligible = int(eligible["item_id"].nunique())

@@ -114,6 +114,7 @@ class LabelStudioClient:
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Token {token}"
         self.last_server_date: str | None = None  # the Date header of the last answer (the server's clock)
+        self.last_status: int | None = None  # the HTTP status of the last answer
 
     def __repr__(self) -> str:  # never show the token
         return f"LabelStudioClient({self.url!r})"
@@ -131,6 +132,7 @@ class LabelStudioClient:
         try:
             resp = self._session.request(method, f"{self.url}{path}", **kwargs)
             self.last_server_date = resp.headers.get("Date")
+            self.last_status = resp.status_code
         except requests.ConnectionError as exc:
             raise LabelStudioUnreachable(
                 f"Label Studio at {display_url(self.url)} is unreachable ({connection_reason(exc)}): "
@@ -385,6 +387,32 @@ class LabelStudioClient:
                 )
                 existing[name] = int(body["id"])
         return {name: existing[name] for name in usernames}
+
+    # -- pausing a labeler (what Label Studio Community's API allows, checked on 1.23.2 by tests) ----------
+    def try_deactivate_user(self, user_id: int) -> bool:
+        """Ask Label Studio to set ``is_active`` false; True only when the answer shows it took effect.
+
+        Community 1.23 answers 200 but ignores the field (it is not in the user serializer): False there.
+        """
+        body = self.request("PATCH", f"/api/users/{user_id}/", json={"is_active": False})
+        return isinstance(body, dict) and body.get("is_active") is False
+
+    def remove_from_organization(self, user_id: int) -> bool:
+        """Remove the user from the admin's organization (Community's soft delete of the membership): they no
+        longer see any project, their annotations stay. No API undoes it: a person re-invites them
+        (:meth:`invite_url`). Returns False when they were not a member (already removed)."""
+        org = self.whoami().get("active_organization")
+        body = self.request("DELETE", f"/api/organizations/{org}/memberships/{user_id}/", ok=(204, 404))
+        return body is None and self.last_status == 204
+
+    def task_overlap(self, task_id: int) -> int:
+        """One task's overlap (annotators it wants) as Label Studio has it now."""
+        return int(self.request("GET", f"/api/tasks/{task_id}/").get("overlap") or 1)
+
+    def invite_url(self) -> str:
+        """The organization's signup link, the way back in for a removed member."""
+        body = self.request("GET", "/api/invite")
+        return f"{self.url}{body['invite_url']}"
 
     # -- annotations ---------------------------------------------------------------------------
     def create_annotation(

@@ -65,8 +65,10 @@ def test_paused_votes_after_the_pause_are_dropped_and_adjudication_overrides() -
             "created_at": [t0, t0, t0 - dt.timedelta(days=1), t0 + dt.timedelta(hours=1)],
         }
     )
-    kept, dropped = exclude_paused(votes, {"3": t0})
+    kept, dropped = exclude_paused(votes, {"3": [(t0, None)]})
     assert dropped == 1 and list(kept["labeler_id"]) == ["1", "2", "3"]  # the vote before the pause stays
+    resumed, none = exclude_paused(votes, {"3": [(t0 - dt.timedelta(days=3), t0 - dt.timedelta(days=2))]})
+    assert none == 0 and len(resumed) == 4  # paused and resumed before both votes: they count
     labels = pd.DataFrame({"item_id": ["a"], "label": ["dog"], "confidence": [0.6], "agreement": [0.66],
                            "n_annotators": [3]})  # fmt: skip
     crowd, adjudicated = apply_adjudications(labels, votes, pd.Series({"a": "cat"}))

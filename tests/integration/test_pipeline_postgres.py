@@ -201,9 +201,11 @@ EXPECTED_CHECKS = {
     "dataset_splits:dataset_splits_no_hash_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_no_near_duplicates_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_only_live_labeled_items": "PASS",
-    "labeler_stats:labeler_gold_accuracy_at_least_0_8[e2e_expert]": "PASS",
+    # A handful of gold answers: the 95% interval of even the expert's accuracy straddles 0.8, so the check warns
+    # (not enough evidence) rather than passing or failing on noise (issue 15)
+    "labeler_stats:labeler_gold_accuracy_at_least_0_8[e2e_expert]": "WARN",
     "labeler_stats:labeler_not_too_fast[e2e_expert]": "PASS",
-    # 0.80 and 0.60 accurate labelers scored on a handful of gold items: below 0.8, as the check should say
+    # 0.80 and 0.60 accurate labelers scored on a handful of gold items: uncertain, so the check warns
     "labeler_stats:labeler_gold_accuracy_at_least_0_8[e2e_average]": "WARN",
     "labeler_stats:labeler_not_too_fast[e2e_average]": "PASS",
     "labeler_stats:labeler_gold_accuracy_at_least_0_8[e2e_noisy]": "WARN",

@@ -1,8 +1,8 @@
 """Adjudication and pauses: an expert's answer overrides the crowd; a paused labeler's new votes count for nothing.
 
 Pure functions of DataFrames (the store reads are in ``core/store/human_loop.py``):
-- :func:`exclude_paused` drops the votes a paused labeler gave after their pause began (votes from before
-  still count: the pause is about what they do from now on, and a person can inspect the rest).
+- :func:`exclude_paused` drops the votes a labeler gave while paused (votes from before still count: the pause
+  is about what they do from then on, and a person can inspect the rest).
 - :func:`apply_adjudications` replaces the crowd's consensus of adjudicated items by the expert's class with
   method ``adjudicated`` and confidence 1 (agreement still says how many labelers had it right).
 - :func:`least_confident` picks the k items an expert should see first.
@@ -11,7 +11,7 @@ Pure functions of DataFrames (the store reads are in ``core/store/human_loop.py`
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -19,20 +19,32 @@ ADJUDICATED = "adjudicated"
 CONSENSUS_COLUMNS = ["item_id", "label", "confidence", "agreement", "n_annotators"]
 
 
-def exclude_paused(votes: pd.DataFrame, paused: Mapping[str, dt.datetime]) -> tuple[pd.DataFrame, int]:
-    """Votes without those given by paused labelers after their pause began; (kept, dropped).
+Interval = tuple[dt.datetime, dt.datetime | None]  # a pause: from, until (None: still paused)
 
-    A vote with no ``created_at`` from a paused labeler is dropped too (cannot show it predates the pause).
-    """
-    if not paused or votes.empty:
+
+def _utc(value: dt.datetime) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def exclude_paused(votes: pd.DataFrame, pauses: Mapping[str, Sequence[Interval]]) -> tuple[pd.DataFrame, int]:
+    """Votes without those a labeler created while paused; (kept, dropped). Votes from before a pause count, and
+    so do those after a person resumed them; a paused labeler's vote with no ``created_at`` is dropped."""
+    if not pauses or votes.empty:
         return votes, 0
-    since = votes["labeler_id"].astype(str).map(
-        {k: pd.Timestamp(v).tz_convert("UTC") if pd.Timestamp(v).tzinfo else pd.Timestamp(v).tz_localize("UTC")
-         for k, v in paused.items()}  # fmt: skip
-    )
+    labelers = votes["labeler_id"].astype(str).to_numpy()
     created = pd.to_datetime(votes["created_at"], utc=True, errors="coerce") if "created_at" in votes else None
-    is_paused = since.notna()
-    drop = is_paused if created is None else is_paused & (created.isna() | (created >= since))
+    drop = pd.Series(False, index=votes.index)
+    for labeler_id, intervals in pauses.items():
+        theirs = pd.Series(labelers == labeler_id, index=votes.index)
+        if created is None:
+            drop |= theirs
+            continue
+        for start, end in intervals:
+            inside = created >= _utc(start)
+            if end is not None:
+                inside &= created < _utc(end)
+            drop |= theirs & (inside | created.isna())
     mask = drop.to_numpy(dtype=bool)
     return votes[~mask].reset_index(drop=True), int(mask.sum())
 

@@ -18,12 +18,13 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.store.bulk import current_annotations_frame
 from labeling_assets.core.store.human_loop_schema import (
     adjudications_table,
     labeler_pauses_table,
     review_tasks_table,
 )
-from labeling_assets.core.store.schema import LabelStore, labelers_table, utcnow
+from labeling_assets.core.store.schema import LabelStore, labelers_table, tasks_table, utcnow
 
 PAUSE = "pause"
 RESUME = "resume"
@@ -46,12 +47,17 @@ def user_display_name(user: Mapping[str, Any]) -> str:
     return f"user-{user.get('id')}"
 
 
+def _masked(user: Mapping[str, Any]) -> bool:
+    return user.get("username") == "Deleted" and user.get("email") == "Deleted"
+
+
 def record_labeler_names(store: LabelStore, users: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Give every known labeler without a partition key one from their Label Studio name; returns id -> key (all).
 
     A key taken by another labeler (two names that sanitize alike) gets ``-<id>`` appended, so keys stay unique.
     """
-    by_id = {str(u["id"]): user_display_name(u) for u in users if u.get("id") is not None}
+    # Label Studio masks a user removed from the organization as "Deleted": keep the name we knew.
+    by_id = {str(u["id"]): user_display_name(u) for u in users if u.get("id") is not None and not _masked(u)}
     t = labelers_table
     with store.begin() as conn:
         rows = conn.execute(sa.select(t.c.labeler_id, t.c.username, t.c.partition_key)).mappings().all()
@@ -114,8 +120,20 @@ def pause_states(store: LabelStore) -> dict[str, PauseState]:
 
 
 def paused_since(store: LabelStore) -> dict[str, dt.datetime]:
-    """Paused labeler id -> when the pause began (their votes created after it do not count)."""
+    """Currently paused labeler id -> when the pause began."""
     return {k: s.since for k, s in pause_states(store).items() if s.paused and s.since is not None}
+
+
+def pause_intervals(store: LabelStore) -> dict[str, list[tuple[dt.datetime, dt.datetime | None]]]:
+    """Labeler id -> every pause as (from, until), until None while it lasts: votes created inside do not count."""
+    out: dict[str, list[tuple[dt.datetime, dt.datetime | None]]] = {}
+    for row in pause_history(store):
+        spans = out.setdefault(row["labeler_id"], [])
+        if row["action"] == PAUSE and (not spans or spans[-1][1] is not None):
+            spans.append((row["at"], None))
+        elif row["action"] == RESUME and spans and spans[-1][1] is None:
+            spans[-1] = (spans[-1][0], row["at"])
+    return {k: v for k, v in out.items() if v}
 
 
 def record_pause_event(
@@ -206,3 +224,20 @@ def review_backlog(store: LabelStore) -> dict[str, int]:
     queued = {r["item_id"] for r in store.fetch(sa.select(review_tasks_table.c.item_id))}
     answered = set(adjudicated_labels(store).index)
     return {"queued": len(queued), "answered": len(queued & answered), "waiting": len(queued - answered)}
+
+
+def tasks_to_reopen(store: LabelStore, labeler_id: str, since: dt.datetime) -> list[tuple[str, int, int]]:
+    """(item_id, ls_task_id, current overlap) of the tasks where the labeler's votes since ``since`` no longer
+    count: each needs one more annotator to make up for the excluded vote."""
+    votes = current_annotations_frame(store)
+    if votes.empty:
+        return []
+    created = pd.to_datetime(votes["created_at"], utc=True, errors="coerce")
+    mine = votes[(votes["labeler_id"].astype(str) == labeler_id) & (created >= pd.Timestamp(since))]
+    items = sorted(set(mine["item_id"].astype(str)))
+    if not items:
+        return []
+    t = tasks_table
+    rows = store.fetch(sa.select(t.c.item_id, t.c.ls_task_id, t.c.required_annotations)
+                       .where(t.c.item_id.in_(items), t.c.ls_task_id.isnot(None)))  # fmt: skip
+    return [(r["item_id"], int(r["ls_task_id"]), int(r["required_annotations"])) for r in rows]
