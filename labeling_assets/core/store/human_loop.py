@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from labeling_assets.core.store.bulk import current_annotations_frame
+from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop_schema import (
     adjudications_table,
     labeler_pauses_table,
@@ -229,7 +229,7 @@ def review_backlog(store: LabelStore) -> dict[str, int]:
 def tasks_to_reopen(store: LabelStore, labeler_id: str, since: dt.datetime) -> list[tuple[str, int, int]]:
     """(item_id, ls_task_id, current overlap) of the tasks where the labeler's votes since ``since`` no longer
     count: each needs one more annotator to make up for the excluded vote."""
-    votes = current_annotations_frame(store)
+    votes = current_annotations_cached(store)
     if votes.empty:
         return []
     created = pd.to_datetime(votes["created_at"], utc=True, errors="coerce")
