@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from labeling_assets.assets import collect, dataset, ingest, queue
+from labeling_assets.assets import adjudication, collect, dataset, ingest, queue
 from labeling_assets.assets import consensus as consensus_assets
 from labeling_assets.assets import evaluate as evaluate_assets
 from labeling_assets.assets import label_issues as label_issues_assets
@@ -66,6 +66,7 @@ defs = dg.Definitions(
         queue.labeling_tasks,
         collect.annotations,
         consensus_assets.consensus_labels,
+        adjudication.adjudications,
         labeler_stats_assets.labeler_stats,
         labeler_stats_assets.labeler_leaderboard,
         label_issues_assets.label_issues,

@@ -206,6 +206,23 @@ class LabelStudioClient:
         )
         return int(body["id"])
 
+    def ensure_review_project(self, *, title: str, label_config: str) -> int:
+        """The id of the expert review project ``title`` (one answer per task), created when missing.
+
+        Args:
+            title: ``<title> — review`` (core/labelstudio/review.py).
+            label_config: the review layout (image, votes, model prediction, choices).
+        """
+        for project in self.list_projects():
+            if project.get("title") == title:
+                return int(project["id"])
+        body = self.request(
+            "POST", "/api/projects/",
+            json={"title": title, "label_config": label_config, "maximum_annotations": 1,
+                  "sampling": "Sequential sampling", "show_skip_button": True},
+        )  # fmt: skip
+        return int(body["id"])
+
     def show_predictions_of(self, project_id: int, model_version: str) -> None:
         """Pre-fill the labeling UI with this model version's predictions (Label Studio shows one version)."""
         self.request(

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.labelstudio.config import label_from_result
 from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop_schema import (
     adjudications_table,
@@ -241,3 +242,31 @@ def tasks_to_reopen(store: LabelStore, labeler_id: str, since: dt.datetime) -> l
     rows = store.fetch(sa.select(t.c.item_id, t.c.ls_task_id, t.c.required_annotations)
                        .where(t.c.item_id.in_(items), t.c.ls_task_id.isnot(None)))  # fmt: skip
     return [(r["item_id"], int(r["ls_task_id"]), int(r["required_annotations"])) for r in rows]
+
+
+def expert_answers(
+    tasks: Iterable[Mapping[str, Any]], project_id: int, reviewers: Mapping[str, str] | None
+) -> list[dict[str, Any]]:
+    """Rows for :func:`record_adjudications` from review-project tasks (``fields=all``): one per answer with a
+    class, by a configured reviewer (``reviewers``: user id -> name; None: anyone who answers there)."""
+    rows = []
+    for task in tasks:
+        item_id = (task.get("data") or {}).get("item_id")
+        for ann in task.get("annotations") or []:
+            by = ann.get("completed_by")
+            user_id = str(by.get("id") if isinstance(by, dict) else by)
+            label = label_from_result(ann.get("result"))
+            if not item_id or ann.get("was_cancelled") or label is None:
+                continue
+            if reviewers is not None and user_id not in reviewers:
+                continue
+            rows.append({"item_id": str(item_id), "label": label, "reviewer_id": user_id,
+                         "reviewer_name": (reviewers or {}).get(user_id), "ls_project_id": project_id,
+                         "ls_task_id": int(task["id"]), "ls_annotation_id": int(ann["id"]),
+                         "answered_at": _stamp(ann.get("updated_at") or ann.get("created_at"))})  # fmt: skip
+    return rows
+
+
+def _stamp(value: Any) -> dt.datetime | None:
+    stamp = pd.to_datetime(value, utc=True, errors="coerce")
+    return None if pd.isna(stamp) else stamp.to_pydatetime()

@@ -1,0 +1,84 @@
+"""Stage 5b, adjudication: an expert settles in Label Studio what the crowd could not.
+
+Items that need an expert (low consensus at ``max_overlap``, cleanlab label issues, explicit ``expert_review``
+requests) are queued in a second Label Studio project, ``<title> — review``, whose task shows the image, every
+vote with its labeler's name and gold accuracy, and the model's prediction. The experts' answers there come back
+append-only into ``adjudications``; the next consensus run takes them over the crowd (method ``adjudicated``)
+and labeler statistics score votes against them like gold.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
+from labeling_assets.core.consensus.review_routing import plan_overlap_raises
+from labeling_assets.core.labelstudio.review import review_label_config, review_title
+from labeling_assets.core.store.human_loop import (
+    adjudicated_labels,
+    expert_answers,
+    record_adjudications,
+    record_review_tasks,
+    review_backlog,
+    review_tasks,
+)
+from labeling_assets.core.store.review_queue import review_payloads, reviewer_ids
+from labeling_assets.core.store.reviews import open_review_requests
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+
+class AdjudicationConfig(dg.Config):
+    max_overlap: int = Field(
+        default=5, ge=1, description="The queue's cap: a low-confidence item with this many labelers needs an expert."
+    )
+
+
+@dg.asset(
+    group_name=GROUP_CONSENSUS,
+    deps=["consensus_labels", "label_issues"],
+    kinds={"labelstudio", "sql"},
+    owners=OWNERS,
+)
+def adjudications(
+    context: dg.AssetExecutionContext,
+    config: AdjudicationConfig,
+    label_store: LabelStoreResource,
+    label_studio: LabelStudioResource,
+    project: ProjectSettings,
+) -> dg.MaterializeResult[None]:
+    """Expert answers from the Label Studio review project, and the items still needing one queued there."""
+    store = label_store.get_store()
+    main_id = label_studio.find_project_id()
+    if main_id is None:
+        raise dg.Failure(f"Label Studio project {label_studio.resolved_project_title!r} does not exist yet")
+    client = label_studio.get_client()
+    title = review_title(label_studio.resolved_project_title)
+    review_id = client.ensure_review_project(title=title, label_config=review_label_config(project.classes))
+    images = label_studio.serve_images(review_id, project.data_path / "raw", project.data_path)
+    reviewers, unknown = reviewer_ids(client.list_users(), project.reviewers)
+    if unknown:
+        context.log.warning(f"configured reviewers with no Label Studio user: {unknown}")
+    answers = expert_answers(client.iter_tasks(review_id, fields="all"), review_id, reviewers)
+    new_answers = record_adjudications(store, answers)
+    # Pull first, push second: an item answered since the last run is not queued again.
+    done = set(review_tasks(store, review_id)) | set(adjudicated_labels(store).index)
+    plan = plan_overlap_raises(open_review_requests(store, main_id), max_overlap=config.max_overlap)
+    wanted = {r.item_id: r.reason for r in plan.needs_expert if r.item_id not in done}
+    client.import_tasks(review_id, review_payloads(store, wanted, list(project.classes), project.data_path))
+    ids = client.task_ids_by_item(review_id)
+    record_review_tasks(store, review_id, {i: (ids[i], why or "") for i, why in wanted.items() if i in ids})
+    backlog = review_backlog(store)
+    context.log.info(f"review project {review_id}: {new_answers} new expert answers, {len(wanted)} items queued, "
+                     f"backlog {backlog}")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "review_project": dg.MetadataValue.url(f"{label_studio.resolved_url}/projects/{review_id}/data"),
+            "review_project_id": dg.MetadataValue.int(review_id),
+            "new_expert_answers": dg.MetadataValue.int(new_answers),
+            "queued_now": dg.MetadataValue.int(len(wanted)),
+            "backlog": dg.MetadataValue.json(backlog),
+            "reviewers": dg.MetadataValue.json(sorted((reviewers or {}).values()) or "anyone in the review project"),
+            "images": dg.MetadataValue.text(images),
+        }
+    )

@@ -1,0 +1,108 @@
+"""The review project in Label Studio, where an expert settles what the crowd could not.
+
+Pure functions: its title and labeling config, and the task of one item: the image, every vote with its
+labeler's name and current gold accuracy (with the interval), the model's prediction and why the item is
+there. The expert answers with the same ``<Choices name="label">`` as the crowd, so an answer parses with
+:func:`config.label_from_result`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from labeling_assets.core.labelstudio.config import DATA_KEY, FROM_NAME, TO_NAME, validate_classes
+
+REVIEW_SUFFIX = " — review"
+VOTES_KEY = "votes_html"
+CONTEXT_KEY = "context"
+
+
+def review_title(title: str) -> str:
+    """The review project's title: ``<title> — review``."""
+    return f"{title}{REVIEW_SUFFIX}"
+
+
+def review_label_config(classes: Sequence[str]) -> str:
+    """The image, the votes table and the model's prediction above the class choices."""
+    names = validate_classes(classes)
+    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in names)
+    return (
+        "<View>\n"
+        f'  <Image name="{TO_NAME}" value="${DATA_KEY}" maxWidth="280px"/>\n'
+        f'  <Text name="{CONTEXT_KEY}" value="${CONTEXT_KEY}"/>\n'
+        f'  <HyperText name="votes" value="${VOTES_KEY}"/>\n'
+        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true" required="true">\n'
+        f"{choices}\n"
+        "  </Choices>\n"
+        "</View>"
+    )
+
+
+@dataclass(frozen=True)
+class ShownVote:
+    """One crowd vote as the expert sees it."""
+
+    labeler: str  # name (partition key), never the numeric id alone
+    label: str
+    gold_accuracy: float | None
+    gold_n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def votes_html(votes: Sequence[ShownVote]) -> str:
+    """A small HTML table of the votes (every string escaped: names and classes come from people)."""
+    rows = []
+    for v in votes:
+        accuracy = (
+            f"{v.gold_accuracy:.0%} of {v.gold_n}"
+            + (f" (95% CI {v.ci_low:.0%}-{v.ci_high:.0%})" if v.ci_low is not None and v.ci_high is not None else "")
+            if v.gold_accuracy is not None
+            else "no gold answered"
+        )
+        rows.append(
+            f"<tr><td>{html.escape(v.labeler)}</td><td><b>{html.escape(str(v.label))}</b></td>"
+            f"<td>{html.escape(accuracy)}</td></tr>"
+        )
+    return (
+        '<table border="1" cellpadding="4"><tr><th>labeler</th><th>vote</th><th>gold accuracy</th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def review_task(
+    item_id: str,
+    image_url: str,
+    votes: Sequence[ShownVote],
+    *,
+    reason: str,
+    prediction: tuple[str, float] | None = None,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """The Label Studio task of one item for the expert."""
+    model = (
+        f"model {model_version or ''}: {prediction[0]} (p={prediction[1]:.2f})".replace("model :", "model:")
+        if prediction is not None
+        else "model: no prediction"
+    )
+    return {
+        "data": {
+            DATA_KEY: image_url,
+            "item_id": item_id,
+            VOTES_KEY: votes_html(votes),
+            CONTEXT_KEY: f"Why: {reason} | {model}",
+        }
+    }
+
+
+def top_prediction(probs: Mapping[str, float] | None) -> tuple[str, float] | None:
+    """The model's most probable class and its probability."""
+    if not probs:
+        return None
+    label = max(probs, key=lambda k: (probs[k], k))
+    return str(label), float(probs[label])

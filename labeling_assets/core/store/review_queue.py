@@ -1,0 +1,64 @@
+"""The review project's tasks built from the store: each item's votes with names and gold accuracy, the model's
+prediction and the image (the layout is ``core/labelstudio/review.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from labeling_assets.core.consensus.gates import gold_counts, wilson_interval
+from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
+from labeling_assets.core.labelstudio.tasks import image_url
+from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
+from labeling_assets.core.store.labelstudio_sync import newest_prelabels
+from labeling_assets.core.store.queries import item_uris, load_quality_inputs
+from labeling_assets.core.store.schema import LabelStore
+
+
+def review_payloads(
+    store: LabelStore, wanted: Mapping[str, str | None], classes: list[str], data_root: Path
+) -> list[dict[str, Any]]:
+    """The review task of each wanted item (item_id -> why it needs an expert), in item order."""
+    if not wanted:
+        return []
+    inputs = load_quality_inputs(store, classes)
+    names = labeler_keys(store)
+    accuracy = {}
+    for labeler_id, rows in inputs.votes.groupby("labeler_id"):
+        correct, n = gold_counts(rows, inputs.gold)
+        accuracy[str(labeler_id)] = (correct, n)
+    uris = item_uris(store)
+    prelabels = newest_prelabels(store, list(wanted))
+    votes = inputs.votes[inputs.votes["item_id"].isin(set(wanted))]
+    by_item = {str(k): rows for k, rows in votes.groupby("item_id")}
+    payloads = []
+    for item_id in sorted(wanted):
+        shown = []
+        for row in by_item.get(item_id, votes.iloc[0:0]).to_dict("records"):
+            labeler_id = str(row["labeler_id"])
+            correct, n = accuracy.get(labeler_id, (0, 0))
+            low, high = wilson_interval(correct, n) if n else (None, None)
+            shown.append(ShownVote(names.get(labeler_id, labeler_id), str(row["label"]),
+                                   correct / n if n else None, n, low, high))  # fmt: skip
+        probs, version = prelabels.get(item_id, (None, None))
+        payloads.append(
+            review_task(item_id, image_url(uris.get(item_id), data_root), shown, reason=wanted[item_id] or "expert review",
+                        prediction=top_prediction(probs), model_version=version)  # fmt: skip
+        )
+    return payloads
+
+
+def reviewer_ids(users: Iterable[Mapping[str, Any]], names: Sequence[str]) -> tuple[dict[str, str] | None, list[str]]:
+    """(Label Studio user id -> name of the configured reviewers, names no user has); (None, []) when none are
+    configured: then anyone who answers in the review project is the expert."""
+    if not names:
+        return None, []
+    wanted = {n.strip().lower() for n in names}
+    found: dict[str, str] = {}
+    for user in users:
+        aliases = {str(user.get(f) or "").strip().lower() for f in ("username", "email")} - {""}
+        if aliases & wanted:
+            found[str(user["id"])] = user_display_name(user)
+    known = {a for u in users for a in (str(u.get("username") or "").lower(), str(u.get("email") or "").lower())}
+    return found, sorted(n for n in names if n.strip().lower() not in known)
