@@ -8,6 +8,7 @@ import pandas as pd
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
+from labeling_assets.core.store.human_loop import labeler_keys, paused_since, review_backlog
 from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
 from labeling_assets.core.store.reviews import conflict_rows
 from labeling_assets.resources.project import ProjectSettings
@@ -22,14 +23,19 @@ def qa_report(
     confidence in one HTML page (charts embedded: it can be mailed or archived as one file)."""
     store = label_store.get_store()
     now = dt.datetime.now(dt.UTC)
+    names = labeler_keys(store)  # people read names: the report shows partition keys, not Label Studio ids
+    votes = current_annotations(store)
+    votes["labeler_id"] = votes["labeler_id"].astype(str).map(lambda i: names.get(i, i))
+    human_loop = {"backlog": review_backlog(store), "paused": sorted(names.get(i, i) for i in paused_since(store))}
     report = build_qa_report(
-        current_annotations(store),
+        votes,
         gold_labels(store),
         consensus_frame(store),
         title=f"QA report: {project.name}",
         generated_at=now,
         conflicts=pd.DataFrame(conflict_rows(store)),
         consensus_choice=latest_consensus_choice(store),
+        human_loop=human_loop,
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

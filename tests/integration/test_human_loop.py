@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,6 +19,7 @@ from labeling_assets.assets import collect, queue
 from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
 from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.cli.labeler import pause, resume
 from labeling_assets.core.labelstudio.review import VOTES_KEY, review_title
 from labeling_assets.core.store.human_loop import (
@@ -193,6 +195,11 @@ def test_a_paused_spammer_stops_affecting_consensus_and_community_allows_only_re
     assert after["votes_of_paused_labelers_excluded"] == N_ITEMS
     row = consensus_frame(loop.store).set_index("item_id").loc[swayed]
     assert row["n_annotators"] == 2  # alice and bob only: the spammer no longer outvotes alice
+
+    report = loop.run([qa_report]).asset_materializations_for_node("qa_report")[0].metadata
+    page = Path(str(report["report"].value)).read_text()
+    assert "hl_alice" in page and "95% CI" in page and "Paused labelers" in page and "hl_spam" in page
+    assert "answered 1" in page  # the adjudication backlog
 
     assert "invite" in resume(loop.store, loop.client, "hl_spam", reason="retrained", actor="test")
     assert not pause_states(loop.store)[str(spam_id)].paused

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.agreement import pairwise_cohen_kappa
+from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.reporting import plots
 
 CHARTS = (
@@ -71,6 +72,7 @@ def build_qa_report(
     generated_at: dt.datetime | None = None,
     conflicts: pd.DataFrame | None = None,
     consensus_choice: Mapping[str, Any] | None = None,
+    human_loop: Mapping[str, Any] | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
     ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
@@ -110,6 +112,10 @@ def build_qa_report(
             .reset_index()
             .sort_values("gold_accuracy")
         )
+        # Error bars: ~25 gold answers leave a wide interval (the labeler gates act only when it is clear of 0.8).
+        bounds = [wilson_interval(round(a * n), int(n)) for a, n in zip(gold_table["gold_accuracy"],
+                                                                          gold_table["gold_labels"], strict=True)]
+        gold_table["95% CI"] = [f"{lo:.2f} - {hi:.2f}" for lo, hi in bounds]
         png = plots.bar_png(
             dict(zip(gold_table["labeler_id"].astype(str), gold_table["gold_accuracy"], strict=True)),
             "Gold accuracy per labeler",
@@ -155,6 +161,17 @@ def build_qa_report(
     if conflicts is not None and not conflicts.empty:
         sections.append(_conflict_section(conflicts))
 
+    backlog = (human_loop or {}).get("backlog") or {}  # adjudication backlog: queued, answered, waiting
+    paused = (human_loop or {}).get("paused") or []
+    if backlog.get("queued") or paused:
+        sections.append(
+            "<h2>Expert review and paused labelers</h2><p>Review project backlog: "
+            + html.escape(", ".join(f"{k} {v}" for k, v in backlog.items()) or "nothing queued")
+            + "</p><p>Paused labelers (their votes since the pause do not count): "
+            + html.escape(", ".join(str(p) for p in paused) or "none")
+            + "</p>"
+        )
+
     summary: dict[str, float | int | str] = {
         "annotations": len(ann),
         "labelers": int(ann["labeler_id"].nunique()) if not ann.empty else 0,
@@ -168,6 +185,8 @@ def build_qa_report(
         else float("nan"),
         "source_conflicts": len(conflicts) if conflicts is not None else 0,
         "consensus_method": str(consensus_choice["method"]) if consensus_choice is not None else "n/a",
+        "expert_review_waiting": int(backlog.get("waiting", 0)),
+        "paused_labelers": len(paused),
     }
     summary_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()
