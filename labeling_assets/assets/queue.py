@@ -10,12 +10,14 @@ from labeling_assets.core.consensus.retraction import TASK_GONE, TASK_MARKED, pl
 from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
 from labeling_assets.core.labelstudio.config import choices_label_config, config_choices
 from labeling_assets.core.labelstudio.tasks import (
+    PrelabelVisibility,
     QueuedItem,
     Strategy,
     build_payloads,
     payload_leaks,
     select_queue,
     shown_model_version,
+    visible_prelabels,
 )
 from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.labelstudio_sync import (
@@ -63,6 +65,11 @@ class QueueConfig(dg.Config):
         description="Cap on a task's overlap when open more_annotators review requests raise it (one per round); "
         "items still unsure at the cap are reported for expert review.",
     )
+    prelabel_visibility: PrelabelVisibility = Field(
+        default="all",
+        description="Which tasks show the model's pre-label: all | none | not_gold (pre-labels anchor answers; "
+        "hiding them on gold keeps gold accuracy a measure of the labeler, not of the model).",
+    )
 
 
 @dg.asset(
@@ -99,7 +106,8 @@ def labeling_tasks(
     followed = _follow_sources(context, store, client, project_id, project, config.max_overlap)
     pending = pending_tasks(store, project_id)
     pending_ids = [p["item_id"] for p in pending]
-    payloads = build_payloads(pending, newest_prelabels(store, pending_ids), project.data_path)
+    shown = visible_prelabels(newest_prelabels(store, pending_ids), pending, config.prelabel_visibility)
+    payloads = build_payloads(pending, shown, project.data_path)
     leaks = payload_leaks(payloads, gold_labels(store, pending_ids))
     if leaks:  # defense in depth: the builder cannot leak, but nothing leaves if it ever did
         raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")

@@ -13,6 +13,7 @@ from labeling_assets.core.consensus.gates import (
     speed_gates,
     wilson_interval,
 )
+from labeling_assets.core.labelstudio.tasks import visible_prelabels
 from labeling_assets.core.store.human_loop import sanitize_partition_key
 
 
@@ -86,3 +87,11 @@ def test_paused_votes_after_the_pause_are_dropped_and_adjudication_overrides() -
 )
 def test_names_become_safe_partition_keys(name: str, key: str) -> None:
     assert sanitize_partition_key(name) == key
+
+
+def test_prelabel_visibility_hides_predictions_on_gold_or_everywhere() -> None:
+    prelabels = {"g": ({"cat": 0.9}, "m1"), "n": ({"dog": 0.8}, "m1")}
+    pending = [{"item_id": "g", "is_gold": True}, {"item_id": "n", "is_gold": False}]
+    assert set(visible_prelabels(prelabels, pending, "all")) == {"g", "n"}
+    assert set(visible_prelabels(prelabels, pending, "not_gold")) == {"n"}
+    assert visible_prelabels(prelabels, pending, "none") == {}

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import requests
 from PIL import Image, ImageDraw
 
 from labeling_assets.assets import collect, queue
@@ -30,6 +31,7 @@ from labeling_assets.core.store.human_loop import (
 )
 from labeling_assets.core.store.queries import consensus_frame
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
+from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError
 from labeling_assets.resources.project import ProjectSettings
@@ -164,6 +166,23 @@ def test_a_split_vote_goes_to_the_review_project_and_the_expert_answer_becomes_t
     bob_after = loop.stats("hl_bob")
     assert bob_after["n_gold"] == bob_before["n_gold"] + 1
     assert bob_after["gold_accuracy"] < bob_before["gold_accuracy"]
+
+
+def test_community_labeling_is_not_blind_a_labeler_sees_the_other_votes_of_a_task(loop: Loop) -> None:
+    """Asserted so README's trade-off stays true: a logged-in annotator reads every annotation of a task."""
+    account = add_user(loop.client, "hl.peeker@labeling-assets.local", "annotator")
+    http = requests.Session()
+    url = loop.client.url
+    http.get(f"{url}/user/login/", timeout=30).raise_for_status()
+    http.post(f"{url}/user/login/", data={"email": account.email, "password": account.password,
+              "csrfmiddlewaretoken": http.cookies["csrftoken"]}, headers={"Referer": f"{url}/user/login/"},
+              timeout=30).raise_for_status()  # fmt: skip
+    project_id = loop.resources["label_studio"].find_project_id()
+    task_id = loop.client.task_ids_by_item(project_id)[loop.items[SPLIT]]
+    seen = http.get(f"{url}/api/tasks/{task_id}/", timeout=30).json()
+    authors = {a["completed_by"] if isinstance(a["completed_by"], int) else a["completed_by"]["id"]
+               for a in seen["annotations"]}  # fmt: skip
+    assert {loop.users[n] for n in ("hl_alice", "hl_bob", "hl_spam")} <= authors
 
 
 def test_a_paused_spammer_stops_affecting_consensus_and_community_allows_only_removal(loop: Loop) -> None:

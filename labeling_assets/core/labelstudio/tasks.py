@@ -214,3 +214,22 @@ def _keys(value: Any) -> set[str]:
     if isinstance(value, list | tuple):
         return set().union(*(_keys(v) for v in value)) if value else set()
     return set()
+
+
+PrelabelVisibility = Literal["all", "none", "not_gold"]
+
+
+def visible_prelabels(
+    prelabels: Mapping[str, tuple[Mapping[str, float], str]],
+    pending: Sequence[Mapping[str, Any]],
+    visibility: str,
+) -> dict[str, tuple[Mapping[str, float], str]]:
+    """The pre-labels the labelers may see: all, none, or none on gold tasks (``pending`` rows have ``is_gold``)."""
+    if visibility == "all":
+        return dict(prelabels)
+    if visibility == "none":
+        return {}
+    if visibility == "not_gold":
+        gold = {str(r["item_id"]) for r in pending if r.get("is_gold")}
+        return {k: v for k, v in prelabels.items() if k not in gold}
+    raise ValueError(f"prelabel_visibility must be all, none or not_gold, not {visibility!r}")

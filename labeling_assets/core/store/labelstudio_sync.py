@@ -100,7 +100,9 @@ def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem
 def pending_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:
     """Reserved tasks not yet linked to a Label Studio task, in queue order (reservation id)."""
     return store.fetch(
-        sa.select(tasks_table.c.id, tasks_table.c.item_id, items_table.c.uri, tasks_table.c.model_version)
+        sa.select(
+            tasks_table.c.id, tasks_table.c.item_id, items_table.c.uri, tasks_table.c.model_version, tasks_table.c.is_gold
+        )
         .join(items_table, items_table.c.item_id == tasks_table.c.item_id)
         .where(tasks_table.c.ls_project_id == project_id, tasks_table.c.ls_task_id.is_(None))
         .order_by(tasks_table.c.id)
