@@ -5,7 +5,8 @@ Stages, each what the pipeline runs (no Label Studio, no Dagster):
   sync_first    first sync of every annotation (full snapshot diff + append)
   sync_full     the reconciliation: the whole snapshot again, 1% of the annotations edited
   sync_changed  the incremental sync of another 1% edited, as changed-task pages
-  read_votes    current votes (annotation heads, bulk read)
+  votes_cold    current votes, first read: every current row (and the snapshot written)
+  read_votes    current votes after the incremental sync: the snapshot + the rows after it (every later run)
   consensus     Dawid-Skene over every item + the consensus versions written
   stats         labeler statistics of every labeler in one pass (what the single-run backfill computes)
   splits        frozen stratified split assignment of every consensus-labeled item
@@ -43,7 +44,7 @@ from labeling_assets.core.store.schema import LabelStore, items_table, tasks_tab
 
 CLASSES = [str(k) for k in range(10)]
 PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-STAGES = ["sync_first", "sync_full", "sync_changed", "read_votes", "consensus", "stats", "splits"]
+STAGES = ["sync_first", "sync_full", "votes_cold", "sync_changed", "read_votes", "consensus", "stats", "splits"]
 PROJECT = 1
 
 
@@ -141,6 +142,7 @@ def run_size(n_items: int, args: argparse.Namespace) -> dict[str, tuple[float, f
         stage("sync_first", lambda: sync_annotations(store, PROJECT, remote))
         full, _ = edited(remote, 0.01, seed=1)
         stage("sync_full", lambda: sync_annotations(store, PROJECT, full))
+        stage("votes_cold", lambda: load_votes(store, CLASSES))
         changed, tasks = edited(full, 0.01, seed=2)
         by_task: dict[int, list[RemoteAnnotation]] = {}
         for a in changed:

@@ -80,7 +80,7 @@ def _lookup(series: pd.Series, item_ids: pd.Series) -> tuple[NDArray[np.bool_], 
     One hash lookup per id (the index's own hash table, built once): ``isin`` on pandas 3's string dtype walks the
     whole other side in Python on every call, which made labeler statistics O(labelers x items).
     """
-    positions = series.index.get_indexer(pd.Index(item_ids.to_numpy(dtype=object)))
+    positions = series.index.get_indexer(pd.Index(item_ids.to_numpy(dtype=object), dtype=object))
     found = positions >= 0
     return found, series.to_numpy(dtype=object)[positions[found]]
 
@@ -112,11 +112,11 @@ def kappa_vs_consensus(
 
 def time_stats(lead_times: pd.Series) -> tuple[float | None, float | None]:
     """Median and 90th percentile of the time spent per label, ignoring missing or negative values."""
-    values = pd.to_numeric(lead_times, errors="coerce").dropna()
-    values = values[values >= 0]
-    if values.empty:
+    numbers = pd.to_numeric(lead_times, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values = numbers[numbers >= 0]  # NaN compares false: dropped too
+    if values.size == 0:
         return None, None
-    return float(values.median()), float(values.quantile(0.9))
+    return float(np.median(values)), float(np.quantile(values, 0.9))  # numpy's default = pandas' linear
 
 
 def labels_per_day(created_at: pd.Series) -> float | None:
@@ -124,7 +124,8 @@ def labels_per_day(created_at: pd.Series) -> float | None:
     stamps = pd.to_datetime(created_at, utc=True, errors="coerce").dropna()
     if stamps.empty:
         return None
-    return float(len(stamps) / stamps.dt.floor("D").nunique())
+    days = np.unique(stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[D]"))
+    return float(len(stamps) / len(days))
 
 
 def class_usage(
@@ -240,7 +241,8 @@ def weekly_trend(
     if "created_at" not in labels or labels["created_at"].isna().all():
         return []
     dated = labels[labels["created_at"].notna()]
-    weeks = iso_week(dated["created_at"])
+    # A caller with many labelers names the weeks once for all of them (leaderboard._plain).
+    weeks = dated["iso_week"] if "iso_week" in dated else iso_week(dated["created_at"])
     out = []
     for week in sorted(weeks.unique())[-last_weeks:]:
         rows = dated[(weeks == week).to_numpy()]

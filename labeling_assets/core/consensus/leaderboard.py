@@ -17,6 +17,7 @@ from labeling_assets.core.consensus.labeler_stats import (
     LabelerStats,
     SpeedCheck,
     compute_labeler_stats,
+    iso_week,
     speed_check,
     time_stats,
     weekly_trend,
@@ -64,6 +65,21 @@ def _by_labeler(votes: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(k): rows for k, rows in votes.groupby("labeler_id", sort=False)} if not votes.empty else {}
 
 
+def _object_series(series: pd.Series) -> pd.Series:
+    return pd.Series(series.to_numpy(dtype=object), index=pd.Index(series.index.to_numpy(dtype=object), dtype=object))
+
+
+def _plain(inputs: QualityInputs) -> QualityInputs:
+    """The inputs with text as plain Python objects: pandas 3's Arrow-backed strings cost a conversion on every
+    small per-labeler operation, which is most of the time for hundreds of labelers."""
+    text = [c for c in ("item_id", "labeler_id", "label") if c in inputs.votes]
+    votes = inputs.votes.astype({c: object for c in text})
+    if "created_at" in votes and len(votes):
+        votes["created_at"] = pd.to_datetime(votes["created_at"], utc=True, errors="coerce")
+        votes["iso_week"] = iso_week(votes["created_at"]).astype(object)
+    return QualityInputs(votes, _object_series(inputs.gold), _object_series(inputs.consensus), inputs.population_shares)
+
+
 def speed_checks(votes: pd.DataFrame, labeler_ids: Sequence[str]) -> dict[str, SpeedCheck]:
     """Every listed labeler's speed against the others, from one pass over the votes (not one per labeler)."""
     groups = _by_labeler(votes)
@@ -81,6 +97,7 @@ def labeler_reports(
 ) -> dict[str, LabelerReport]:
     """Statistics of many labelers (all with votes when None) in one pass: the votes are grouped once, so the cost
     grows with the votes, not with labelers x votes."""
+    inputs = _plain(inputs)
     groups = _by_labeler(inputs.votes)
     ids = sorted(groups, key=str) if labeler_ids is None else list(labeler_ids)
     speeds = speed_checks(inputs.votes, ids)
