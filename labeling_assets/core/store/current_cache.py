@@ -29,6 +29,7 @@ from labeling_assets.core.store.bulk import decoded, read_rows
 from labeling_assets.core.store.schema import LabelStore
 
 _META = b"labeling_assets.current"
+REWRITE_AFTER_ROWS = 20_000  # log rows after the snapshot before it is rewritten (at least a tenth of it)
 
 
 def cache_path(store: LabelStore) -> Path | None:
@@ -97,7 +98,8 @@ def current_annotations_cached(store: LabelStore) -> pd.DataFrame:
         if covered < top:
             frame = _apply(frame, read_rows(store, f"WHERE a.id > {int(covered)} AND a.id <= {int(top)}", delta=True))
         if _matches(frame, live, total):
-            if covered < top and path is not None:
+            # Rewriting a million-row snapshot costs more than re-applying a small tail: only a long one is saved.
+            if top - covered > max(REWRITE_AFTER_ROWS, len(frame) // 10) and path is not None:
                 _save(path, frame, top)
             return decoded(frame)
     frame = read_rows(store)
