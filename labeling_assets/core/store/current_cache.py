@@ -20,10 +20,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from numpy.typing import NDArray
 
 from labeling_assets.core.store.bulk import decoded, read_rows
 from labeling_assets.core.store.schema import LabelStore
@@ -79,11 +81,38 @@ def _save(path: Path, frame: pd.DataFrame, top: int) -> None:
 def _apply(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """The snapshot with newer versions from ``rows`` (annotation rows with id > the snapshot's newest)."""
     newest = rows.sort_values(["ls_annotation_id", "version"]).drop_duplicates("ls_annotation_id", keep="last")
-    held = frame.set_index("ls_annotation_id")["version"]
-    older = held.reindex(newest["ls_annotation_id"]).to_numpy()
-    newer = newest[pd.isna(older) | (newest["version"].to_numpy() > older)]
-    kept = frame[~frame["ls_annotation_id"].isin(newer["ls_annotation_id"])]
-    added = newer[~newer["deleted"].astype(bool)].drop(columns=["deleted"])
+    ids = frame["ls_annotation_id"].to_numpy()  # sorted: the snapshot's invariant
+    new_ids = newest["ls_annotation_id"].to_numpy()
+    pos = np.searchsorted(ids, new_ids)
+    exists = np.zeros(len(new_ids), dtype=bool)
+    inside = pos < len(ids)
+    exists[inside] = ids[pos[inside]] == new_ids[inside]
+    held = np.where(exists, frame["version"].to_numpy()[np.minimum(pos, max(len(ids) - 1, 0))], -1) if len(ids) else -1
+    newer = newest["version"].to_numpy() > held
+    deleted = newest["deleted"].to_numpy(dtype=bool)
+    replace, drop, add = newer & exists & ~deleted, newer & exists & deleted, newer & ~exists & ~deleted
+    columns = [c for c in frame.columns if c in newest]
+    if replace.any():  # edits: overwrite those rows in place (order kept); the common case, no million-row copy
+        at = pos[replace]
+        try:
+            for j, column in enumerate(frame.columns):
+                if column in columns:
+                    frame.iloc[at, j] = newest[column].to_numpy()[replace]
+        except (TypeError, ValueError):  # a dtype the snapshot cannot hold in place: rebuild the rows instead
+            return _apply_by_concat(frame, newest, newer)
+    if drop.any():
+        frame = frame[~frame["ls_annotation_id"].isin(new_ids[drop])]
+    if add.any():
+        frame = pd.concat([frame, newest[add].drop(columns=["deleted"])], ignore_index=True)
+        if not frame["ls_annotation_id"].is_monotonic_increasing:
+            frame = frame.sort_values("ls_annotation_id", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _apply_by_concat(frame: pd.DataFrame, newest: pd.DataFrame, newer: NDArray[np.bool_]) -> pd.DataFrame:
+    changed = newest[newer]
+    kept = frame[~frame["ls_annotation_id"].isin(changed["ls_annotation_id"])]
+    added = changed[~changed["deleted"].astype(bool)].drop(columns=["deleted"])
     merged = pd.concat([kept, added], ignore_index=True) if len(added) else kept
     return merged.sort_values("ls_annotation_id", kind="stable").reset_index(drop=True)
 
