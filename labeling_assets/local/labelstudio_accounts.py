@@ -34,12 +34,12 @@ class NewAccount:
 
 def invite_token(client: LabelStudioClient) -> str:
     """The organization's current invite token (admin only)."""
-    return str(client.request("GET", "/api/invite")["token"])
+    return client.invite_token()
 
 
 def rotate_invite_token(client: LabelStudioClient) -> None:
     """A new invite token: every link handed out before stops working."""
-    client.request("POST", "/api/invite/reset-token")
+    client.rotate_invite_token()
 
 
 def add_user(client: LabelStudioClient, email: str, role: Role) -> NewAccount:
@@ -62,7 +62,7 @@ def add_user(client: LabelStudioClient, email: str, role: Role) -> NewAccount:
         user_id = _sign_up(client.url, email, password, token, timeout_s=client.timeout_s)
     finally:
         rotate_invite_token(client)  # even after a failure: the token was read, so retire it
-    client.request("PATCH", f"/api/users/{user_id}/", json={"first_name": local, "last_name": role})
+    client.update_user(user_id, first_name=local, last_name=role)
     return NewAccount(email=email, user_id=user_id, role=role, password=password)
 
 
