@@ -111,9 +111,8 @@ class LabelStudioRejected(LabelStudioError, ConfigurationFailure):
 class LabelStudioClient:
     """The Label Studio calls the pipeline makes, through the official label-studio-sdk 2.x (token auth).
 
-    Every call is a typed SDK method, except the task pages of the sync (measured: the typed models cost more
-    there) and a field the typed API lacks (``is_active``): those use ``request()``, the SDK's own HTTP client
-    with the JSON as it comes (also for tests). SDK and transport errors become this module's one-line errors.
+    Every call is a typed SDK method, except a field the typed API lacks (``is_active``): that one uses
+    ``request()``, the SDK's own HTTP client with the JSON as it comes (also for tests). SDK and transport errors become this module's one-line errors.
     """
 
     def __init__(self, url: str, token: str, *, timeout_s: float = 60.0) -> None:
@@ -534,15 +533,18 @@ class LabelStudioClient:
         return now, int(project.get("task_number") or 0)
 
     def _task_page(self, project_id: int, *, page_size: int, fields: str, query: str, **extra: Any) -> list[dict[str, Any]]:
-        """One page of the data manager's task list; [] when nothing matches (404).
+        """One page of the data manager's task list (the SDK's typed ``tasks.list``); [] when nothing matches (404).
 
-        The measured bulk path: the SDK's HTTP client with the JSON as it comes, not its typed ``tasks.list``,
-        whose per-task models cost 1.4x on 10k tasks with their annotations (benchmarks/labelstudio_client.py).
+        The same GET with the JSON as it comes was not measurably faster (benchmarks/labelstudio_client.py).
         """
-        params = {"project": project_id, "page": 1, "page_size": page_size, "fields": fields, "query": query}
-        body = self.request("GET", "/api/tasks/", params={**params, **extra}, ok=(200, 404))
-        tasks: list[dict[str, Any]] = (body or {}).get("tasks", [])
-        return tasks
+        try:
+            with self._calling("GET /api/tasks/", missing_ok=True):
+                pager: Any = self.sdk.tasks.list(
+                    project=project_id, page=1, page_size=page_size, fields=cast(Any, fields), query=query, **extra
+                )
+                return [_as_dict(t) for t in pager.items or []]
+        except _Missing:
+            return []
 
     def changed_tasks_since(
         self, project_id: int, since: dt.datetime | None, *, page_size: int = TASK_PAGE_SIZE
