@@ -191,6 +191,15 @@ KILLABLE_COLLECT = textwrap.dedent(
         if statement.lstrip().upper().startswith("INSERT INTO ANNOTATIONS"):
             inserted.append(statement)
 
+    # PostgreSQL writes annotations with COPY on the driver's cursor, which SQLAlchemy's events never see.
+    from labeling_assets.core.store import annotation_sync
+    bulk_insert = annotation_sync.bulk_insert
+    def seen_bulk(conn, table, rows):
+        bulk_insert(conn, table, rows)
+        if table.name == "annotations" and rows:
+            inserted.append("COPY annotations")
+    annotation_sync.bulk_insert = seen_bulk
+
     @sa.event.listens_for(sa.engine.Engine, "commit")
     def committing(conn):  # fires before the database commits: the rows are written, not yet committed
         if inserted:
