@@ -12,14 +12,22 @@ import pandas as pd
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets.core.consensus.auto_pause import ACTOR, auto_pauses
 from labeling_assets.core.consensus.gates import with_names_intervals_and_cost
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store.human_loop import labeler_ids_for, labeler_keys, paused_since
+from labeling_assets.core.store.human_loop import (
+    PAUSE,
+    labeler_ids_for,
+    labeler_keys,
+    pause_intervals,
+    paused_since,
+    record_pause_event,
+)
 from labeling_assets.core.store.queries import load_quality_inputs, record_labeler_stats
-from labeling_assets.core.store.schema import utcnow
+from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -31,6 +39,11 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 
 class LabelerStatsConfig(dg.Config):
     trend_weeks: int = Field(default=8, ge=1, description="Weekly windows kept in the trend.")
+    auto_pause: bool = Field(
+        default=True,
+        description="Pause (store-side only) a labeler whose gold accuracy is surely below 0.8: their later votes "
+        "stop counting in consensus until `labeling-assets labeler resume NAME`. Label Studio access is kept.",
+    )
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -77,6 +90,24 @@ def _trend_metadata(labeler_id: str, trend: list[LabelerStats]) -> dict[str, Any
         "trend_weeks": dg.MetadataValue.json([s.window for s in trend]),
         "trend": dg.MetadataValue.md(markdown_image(plots.lines_png(series, title, "week #", "score"), "weekly trend")),
     }
+
+
+# What an automatic pause does in Label Studio: nothing (removal from the organization cannot be undone through
+# the API, so a person decides it with `labeling-assets labeler pause`).
+AUTO_PAUSE_EFFECT = "Label Studio access kept (automatic pause): new votes are excluded from consensus"
+
+
+def _auto_pause(context: dg.AssetExecutionContext, store: LabelStore, votes: pd.DataFrame, truth: pd.Series,
+                names: dict[str, str]) -> list[str]:  # fmt: skip
+    """Record a pause (actor "gate") for each labeler in this run whose gold gate is sure to fail; their names.
+    The pause starts now, so nothing they answered before is reopened (like `labeler pause` without --since)."""
+    paused = []
+    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store)):
+        record_pause_event(store, decision.labeler_id, PAUSE, reason=decision.reason, actor=ACTOR,
+                           label_studio_effect=AUTO_PAUSE_EFFECT)  # fmt: skip
+        context.log.warning(f"paused {names[decision.labeler_id]} automatically: {decision.reason}")
+        paused.append(names[decision.labeler_id])
+    return paused
 
 
 def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
@@ -129,11 +160,13 @@ def labeler_stats(
             f"{names[labeler_id]} (id {labeler_id}): {r.stats.n_labels} labels, gold accuracy {_fmt(r.stats.gold_accuracy)} on "
             f"{r.stats.n_gold}, kappa vs consensus {_fmt(r.stats.kappa_vs_consensus)}; {r.speed.reason}"
         )
+    auto = _auto_pause(context, store, inputs.votes, inputs.gold, names) if config.auto_pause else []
+    common = {"auto_paused": dg.MetadataValue.json(auto), "auto_pause": dg.MetadataValue.bool(config.auto_pause)}
     if len(ids) != 1:
-        return dg.MaterializeResult(metadata=_batch_metadata({names[k]: r for k, r in reports.items()}))
+        return dg.MaterializeResult(metadata={**_batch_metadata({names[k]: r for k, r in reports.items()}), **common})
     [(labeler_id, report)] = reports.items()
     metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(names[labeler_id], report.trend),
-                "labeler": dg.MetadataValue.text(names[labeler_id])}  # fmt: skip
+                "labeler": dg.MetadataValue.text(names[labeler_id]), **common}  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
 
 

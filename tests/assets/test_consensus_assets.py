@@ -18,6 +18,7 @@ from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd
+from labeling_assets.core.store.human_loop import pause_history
 from labeling_assets.core.store.queries import consensus_frame
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -74,12 +75,12 @@ def _seed_items(store: LabelStore, folder: Path, n: int, *, gold_every: int = 5)
 
 
 def _insert_votes(
-    store: LabelStore, votes: Sequence[tuple[str, str, Any, float]], *, first_id: int = 1
+    store: LabelStore, votes: Sequence[tuple[str, str, Any, float]], *, first_id: int = 1, start: dt.datetime = START
 ) -> None:
     """(item_id, labeler_id, label, lead_time_s) as Label Studio annotations (labels as LS's one-element lists)."""
     rows = []
     for n, (item_id, labeler_id, label, lead_time) in enumerate(votes):
-        stamp = START + dt.timedelta(hours=n // 50, minutes=n % 50)
+        stamp = start + dt.timedelta(hours=n // 50, minutes=n % 50)
         rows.append(
             {
                 "ls_annotation_id": first_id + n,
@@ -406,6 +407,25 @@ def test_one_run_over_every_labeler_partition_writes_each_labelers_stats_and_che
     checks = _checks(result)
     assert "spammer" in checks["labeler_gold_accuracy_at_least_0_8"].metadata["failing_labelers"].value
     assert "expert" not in checks["labeler_not_too_fast"].metadata["failing_labelers"].value
+
+    # The spammer's gold gate is sure to fail: paused automatically in the store (actor "gate"), once only.
+    assert "spammer" in materialized[0].metadata["auto_paused"].value
+    assert "expert" not in materialized[0].metadata["auto_paused"].value
+    _run([labeler_stats], store, tmp_path, instance, tags=span)
+    spam_pauses = [r for r in pause_history(store) if r["labeler_id"] == "spammer"]
+    assert [(r["action"], r["actor"]) for r in spam_pauses] == [("pause", "gate")]
+    assert "gold accuracy" in spam_pauses[0]["reason"] and "access kept" in spam_pauses[0]["label_studio_effect"]
+    # Their next votes (created after the pause) no longer count: consensus is what it was.
+    before = consensus_frame(store).set_index("item_id")["label"].to_dict()
+    voted = {r["item_id"] for r in store.fetch(sa.select(annotations_table.c.item_id)
+                                               .where(annotations_table.c.labeler_id == "spammer"))}  # fmt: skip
+    fresh = [i for i in truth if i not in voted][:10]
+    rows = [(i, "spammer", "0" if truth[i] != "0" else "1", 1.0) for i in fresh]
+    _insert_votes(store, rows, first_id=100_000, start=utcnow() + dt.timedelta(minutes=1))
+    after = _run([consensus_labels], store, tmp_path, instance, **_consensus())
+    meta = after.asset_materializations_for_node("consensus_labels")[0].metadata
+    assert meta["votes_of_paused_labelers_excluded"].value == len(fresh) == 10
+    assert consensus_frame(store).set_index("item_id")["label"].to_dict() == before
 
 
 # --- label_issues --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from labeling_assets.core.consensus.adjudication import apply_adjudications, exclude_paused, truth_for_stats
+from labeling_assets.core.consensus.auto_pause import auto_pauses
 from labeling_assets.core.consensus.gates import (
     cost_per_correct_label,
     gold_gate,
@@ -95,3 +96,30 @@ def test_prelabel_visibility_hides_predictions_on_gold_or_everywhere() -> None:
     assert set(visible_prelabels(prelabels, pending, "all")) == {"g", "n"}
     assert set(visible_prelabels(prelabels, pending, "not_gold")) == {"n"}
     assert visible_prelabels(prelabels, pending, "none") == {}
+
+
+def _gold_votes(labeler: str, right: int, wrong: int, start: dt.datetime) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for n in range(right + wrong):
+        label = "a" if n < right else "b"
+        rows.append({"item_id": f"g{n}", "labeler_id": labeler, "label": label,
+                     "created_at": start + dt.timedelta(minutes=n)})  # fmt: skip
+    return rows
+
+
+def test_auto_pause_only_when_the_gold_gate_is_sure_to_fail_once_and_not_again_on_old_evidence() -> None:
+    t0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+    truth = pd.Series({f"g{n}": "a" for n in range(60)}, dtype=object)
+    votes = pd.DataFrame(_gold_votes("good", 9, 1, t0) + _gold_votes("spam", 5, 25, t0))
+    decided = auto_pauses(votes, truth, ["good", "spam", "nobody"], {})
+    assert [d.labeler_id for d in decided] == ["spam"]  # 9/10 at 0.8 is never paused; 5/30 is
+    assert decided[0].gate.high < 0.8 and "5/30" in decided[0].reason
+    # Already paused (by the gate or a person): no second pause.
+    assert auto_pauses(votes, truth, ["spam"], {"spam": [(t0, None)]}) == []
+    # Resumed by a person: the old 5/30 no longer counts ...
+    resumed = t0 + dt.timedelta(days=1)
+    assert auto_pauses(votes, truth, ["spam"], {"spam": [(t0, resumed)]}) == []
+    # ... new answers after the resume that fail surely pause them again, with the evidence's start in the reason.
+    later = pd.DataFrame(_gold_votes("spam", 2, 18, resumed + dt.timedelta(hours=1)))
+    again = auto_pauses(pd.concat([votes, later]), truth, ["spam"], {"spam": [(t0, resumed)]})
+    assert [d.gate.n for d in again] == [20] and "since the resume" in again[0].reason
