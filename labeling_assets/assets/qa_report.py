@@ -36,6 +36,8 @@ def qa_report(
         conflicts=pd.DataFrame(conflict_rows(store)),
         consensus_choice=latest_consensus_choice(store),
         human_loop=human_loop,
+        pay_rate_per_hour=project.pay_rate_per_hour,
+        pay_rates_per_hour={names.get(k, k): v for k, v in project.pay_rates_per_hour.items()},  # rates by id or name
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

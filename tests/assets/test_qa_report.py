@@ -1,17 +1,19 @@
 """qa_report: a self-contained page whose charts really render in a real headless Chromium."""
 
 import datetime as dt
+import io
 import shutil
 import subprocess
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from labeling_assets.assets.qa_report import qa_report
-from labeling_assets.core.reporting.qa_report import CHARTS
+from labeling_assets.core.reporting.qa_report import CHARTS, build_qa_report
 from labeling_assets.core.store.schema import LabelStore, annotations_table, consensus_table, items_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -150,3 +152,22 @@ def test_the_page_renders_its_charts_in_headless_chromium(
     # Charts are lines, bars and text on white: a blank or error page would be (nearly) one colour.
     assert pixels.std() > 20
     assert (pixels < 128).mean() > 0.01
+
+
+def test_with_a_pay_rate_the_careless_labeler_costs_more_per_correct_label() -> None:
+    # Same speed and rate; the careful labeler is right on every gold item, the careless one on 2 of 8.
+    gold = pd.Series({f"g{i}": "cat" for i in range(8)})
+    stamp = pd.Timestamp("2026-11-20T12:00Z")
+    votes = pd.DataFrame(
+        [{"item_id": f"g{i}", "labeler_id": who, "label": label, "lead_time_s": 36.0, "created_at": stamp}
+         for i in range(8)
+         for who, label in (("careful", "cat"), ("careless", "cat" if i < 2 else "dog"))]
+    )  # fmt: skip
+    consensus = pd.DataFrame({"item_id": list(gold.index), "label": "cat", "confidence": 0.9})
+    page = build_qa_report(votes, gold, consensus, pay_rates_per_hour={"careful": 10.0, "careless": 10.0}).html
+    table = pd.read_html(io.StringIO(page), match="cost per correct label")[0].set_index("labeler_id")
+    # 36 s at 10/h = 0.100 per label; / accuracy 1.0 and 0.25.
+    assert table.loc["careful", "cost per label"] == table.loc["careless", "cost per label"] == 0.1
+    assert table.loc["careful", "cost per correct label (95% CI)"].startswith("0.100 (")
+    assert table.loc["careless", "cost per correct label (95% CI)"].startswith("0.400 (")
+    assert "cost per correct label" not in build_qa_report(votes, gold, consensus).html  # no rate: no cost column

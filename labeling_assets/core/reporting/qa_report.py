@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.agreement import pairwise_cohen_kappa
-from labeling_assets.core.consensus.gates import wilson_interval
+from labeling_assets.core.consensus.gates import cost_per_correct_label, wilson_interval
 from labeling_assets.core.reporting import plots
 
 CHARTS = (
@@ -73,11 +73,15 @@ def build_qa_report(
     conflicts: pd.DataFrame | None = None,
     consensus_choice: Mapping[str, Any] | None = None,
     human_loop: Mapping[str, Any] | None = None,
+    pay_rate_per_hour: float | None = None,
+    pay_rates_per_hour: Mapping[str, float] | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
     ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
     ``conflicts``: source conflicts (``item_conflicts`` rows: a source file changed while its item was queued);
-    ``consensus_choice``: the newest ``consensus_choices`` row (the method used, why, the bake-off scoreboard)."""
+    ``consensus_choice``: the newest ``consensus_choices`` row (the method used, why, the bake-off scoreboard);
+    ``pay_rate_per_hour`` / ``pay_rates_per_hour`` (by the labeler names in ``annotations``): when any is set, the
+    gold table adds the cost per correct label (time x rate / gold accuracy, with the accuracy's 95% interval)."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     ann = annotations.copy()
     ann["label"] = ann["label"].astype(str)
@@ -116,6 +120,8 @@ def build_qa_report(
         bounds = [wilson_interval(round(a * n), int(n)) for a, n in zip(gold_table["gold_accuracy"],
                                                                           gold_table["gold_labels"], strict=True)]
         gold_table["95% CI"] = [f"{lo:.2f} - {hi:.2f}" for lo, hi in bounds]
+        if pay_rate_per_hour is not None or pay_rates_per_hour:
+            gold_table = _with_cost(gold_table, ann, pay_rate_per_hour, pay_rates_per_hour or {})
         png = plots.bar_png(
             dict(zip(gold_table["labeler_id"].astype(str), gold_table["gold_accuracy"], strict=True)),
             "Gold accuracy per labeler",
@@ -217,6 +223,24 @@ window.addEventListener("load", () => {{
 
 
 CONFLICT_ROWS = 50
+
+
+def _with_cost(
+    gold_table: pd.DataFrame, ann: pd.DataFrame, rate: float | None, rates: Mapping[str, float]
+) -> pd.DataFrame:
+    """Cost per correct label next to gold accuracy: a cheap careless labeler is not cheap per correct label."""
+    per_label, per_correct = [], []
+    for labeler, accuracy, n in zip(gold_table["labeler_id"], gold_table["gold_accuracy"],
+                                    gold_table["gold_labels"], strict=True):  # fmt: skip
+        times = ann.loc[ann["labeler_id"] == labeler, "lead_time_s"]
+        cost = cost_per_correct_label(times, rates.get(str(labeler), rate), round(accuracy * n), int(n))
+        per_label.append("" if cost.per_label is None else f"{cost.per_label:.3f}")
+        if cost.per_correct is None:
+            per_correct.append("no correct gold answer" if cost.per_label is not None and n else "")
+        else:
+            high = "unbounded" if cost.high is None else f"{cost.high:.3f}"
+            per_correct.append(f"{cost.per_correct:.3f} ({cost.low:.3f} - {high})")
+    return gold_table.assign(**{"cost per label": per_label, "cost per correct label (95% CI)": per_correct})
 
 
 def _consensus_choice_section(choice: Mapping[str, Any]) -> str:
