@@ -23,6 +23,7 @@ from labeling_assets.cli.main import main as cli
 from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
 from labeling_assets.core.ingest.demo_data import render_digits
+from labeling_assets.core.ingest.lifecycle import MISSING, SOURCE_MISSING, retire_unheld
 from labeling_assets.core.store import history
 from labeling_assets.core.store.as_of import rebuild_dataset_as_of, votes_as_of
 from labeling_assets.core.store.consensus_versions import record_class_list
@@ -212,10 +213,17 @@ def test_a_planted_near_duplicate_across_splits_fails_the_blocking_check_and_new
     evaluation = next(e for e in result.get_asset_check_evaluations()
                       if e.check_name == "dataset_splits_no_near_duplicates_in_two_splits")
     assert {base[0], darker} == {evaluation.metadata["examples"].value[0][k] for k in ("item_a", "item_b")}
+    assert "remove one item of each pair" in evaluation.metadata["remedy"].value
 
     card = result.asset_materializations_for_node("dataset_splits")[0].metadata["card"].value
     assert "## Near-duplicate groups" in card and "near-dup:" in card
     assert "span more than one split" in card  # the card documents the leak it cannot undo
+
+    # The remedy it names: the copy's source file is removed, ingest retires the item, the next version passes.
+    with lineage.store.begin() as conn:
+        retire_unheld(conn, {darker: "removed: near-duplicate of a train item"}, status=MISSING, reason=SOURCE_MISSING)
+    _, result = lineage.materialize(checks_pass=True)
+    assert _checks(result)["dataset_splits_no_near_duplicates_in_two_splits"] is True
 
 
 def test_tags_round_trip_through_the_store_and_the_metadata(lineage: Lineage) -> None:
