@@ -18,7 +18,6 @@ or lost its activity later (it still had a live consensus at T; retiring an item
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
-from labeling_assets.core.store.dataset_versions import LABELED_COLUMNS, usable_labeled
+from labeling_assets.core.store.dataset_versions import LABELED_COLUMNS, manifest_document, usable_labeled
 from labeling_assets.core.store.derived_schema import class_list_versions_table
 from labeling_assets.core.store.lineage_schema import item_phashes_table
 from labeling_assets.core.store.schema import (
@@ -214,12 +213,7 @@ def version_settings(store: LabelStore, version: str | None) -> dict[str, Any]:
     """The settings a stored version was built with (ratios, seed, near_duplicate_distance: those it has)."""
     if version is None:
         return {}
-    rows = store.fetch(
-        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
-    )
-    manifest = rows[0]["manifest"] if rows else None
-    if isinstance(manifest, str):
-        manifest = json.loads(manifest)
+    manifest = manifest_document(store, version)
     return {k: manifest[k] for k in ("ratios", "seed", "near_duplicate_distance") if manifest and k in manifest}
 
 

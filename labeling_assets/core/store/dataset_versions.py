@@ -6,6 +6,7 @@ its checks and ``dataset_export`` read it back. The training chain's reads are i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -196,6 +197,17 @@ def load_manifest(store: LabelStore, version: str) -> pd.DataFrame:
     if not rows:
         raise ValueError(f"dataset version {version!r} is not in the label store")
     return manifest_from_json(rows[0]["manifest"])
+
+
+def manifest_document(store: LabelStore, version: str) -> dict[str, Any] | None:
+    """The whole manifest document stored for a version (settings, previous_version, ...), None when unknown."""
+    rows = store.fetch(
+        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
+    )
+    document = rows[0]["manifest"] if rows else None
+    if isinstance(document, str):  # SQLite hands JSON back as text
+        document = json.loads(document)
+    return document if isinstance(document, dict) else None
 
 
 def dataset_card(store: LabelStore, version: str) -> str | None:

@@ -4,7 +4,6 @@ each version, and one item's whole history."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from labeling_assets.core.dataset.diff import ManifestDiff, diff_manifests, vote_changes, votes_by_item
 from labeling_assets.core.dataset.near_duplicates import from_hex, hamming
 from labeling_assets.core.store.as_of import utc, votes_as_of
-from labeling_assets.core.store.dataset_versions import load_manifest
+from labeling_assets.core.store.dataset_versions import load_manifest, manifest_document
 from labeling_assets.core.store.lineage_schema import (
     dataset_version_tags_table,
     item_phashes_table,
@@ -65,13 +64,8 @@ def created_at(store: LabelStore, version: str) -> dt.datetime:
 
 def previous_version_of(store: LabelStore, version: str) -> str | None:
     """The ``previous_version`` recorded in a version's manifest (None for the first)."""
-    rows = store.fetch(
-        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
-    )
-    manifest = rows[0]["manifest"] if rows else None
-    if isinstance(manifest, str):
-        manifest = json.loads(manifest)
-    previous = manifest.get("previous_version") if isinstance(manifest, dict) else None
+    manifest = manifest_document(store, version)
+    previous = manifest.get("previous_version") if manifest else None
     return str(previous) if previous else None
 
 
