@@ -6,6 +6,7 @@ import pytest
 
 from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF, cross_fit, fold_of, winner
 from labeling_assets.core.consensus.methods import ConsensusInputError, aggregate, aggregate_full
+from tests.core.planted_crowds import one_good_two_random
 
 
 def _leaning_crowd(n_items: int = 600, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -121,14 +122,7 @@ def test_auto_runs_the_bake_off_with_enough_gold_and_picks_the_planted_winner() 
     # wrong); Dawid-Skene learns who is good. The bake-off must see that on gold and pick Dawid-Skene.
     rng = np.random.default_rng(1)
     n_items, k = 400, 4
-    truth = rng.integers(0, k, n_items)
-    rows = []
-    for item in range(n_items):
-        good = int(rng.integers(0, 2))
-        rows.append((item, f"u{good}", int(truth[item]) if rng.random() < 0.95 else int(rng.integers(0, k))))
-        for labeler in rng.choice(np.arange(2, 10), 2, replace=False):
-            rows.append((item, f"u{labeler}", int(rng.integers(0, k))))
-    frame = pd.DataFrame(rows, columns=["item_id", "labeler_id", "label"])
+    truth, frame = one_good_two_random(rng, n_items, k)
     gold = pd.Series(truth[:60], index=range(60))
     result = aggregate_full(frame, "auto", gold=gold)
     assert result.scoreboard is not None

@@ -9,6 +9,7 @@ from labeling_assets.core.consensus.bakeoff import cross_fit, mcnemar_p, winner
 from labeling_assets.core.consensus.encoding import Encoded, encode
 from labeling_assets.core.consensus.methods import aggregate, aggregate_full
 from labeling_assets.core.consensus.selection import heldout_folds, heldout_log_likelihood
+from tests.core.planted_crowds import one_good_two_random
 
 
 def _crowd(lean: bool, n_items: int = 600, k: int = 4, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -120,14 +121,7 @@ def test_auto_replaces_its_no_gold_choice_when_gold_shows_a_method_is_significan
     # item; one 95 %-right labeler and two random ones per item, so Dawid-Skene is right on most gold.
     rng = np.random.default_rng(1)
     n_items, k = 400, 4
-    truth = rng.integers(0, k, n_items)
-    rows = []
-    for item in range(n_items):
-        good = int(rng.integers(0, 2))
-        rows.append((item, f"u{good}", int(truth[item]) if rng.random() < 0.95 else int(rng.integers(0, k))))
-        for labeler in rng.choice(np.arange(2, 10), 2, replace=False):
-            rows.append((item, f"u{labeler}", int(rng.integers(0, k))))
-    frame = pd.DataFrame(rows, columns=["item_id", "labeler_id", "label"])
+    truth, frame = one_good_two_random(rng, n_items, k)
     wrong = (truth + 1 + rng.integers(0, k - 1, n_items)) % k
     pred_probs = np.full((n_items, k), 0.02)
     pred_probs[np.arange(n_items), wrong] = 1 - 0.02 * (k - 1)
