@@ -6,6 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets.constants import DEMO_CLASSES, data_dir
+from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
 
 
 class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resource is its own value
@@ -13,6 +14,16 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
 
     name: str = "digits-demo"
     classes: list[str] = DEMO_CLASSES
+    task_type: TaskType = Field(
+        default=SINGLE_LABEL,
+        description="single_label: one class per image. multi_label: a set of classes per image (several "
+        "findings, or none), with per-class consensus, iterative stratification and sigmoid training.",
+    )
+    allow_empty_set: bool = Field(
+        default=True,
+        description="multi_label only: Label Studio offers a 'None of these' choice, stored as the empty set; "
+        "False = every image has at least one class, and an empty answer is not a vote.",
+    )
     class_list_change_reason: str | None = Field(
         default=None,
         description="Why the class list last changed: recorded with the new class list version (the pipeline "

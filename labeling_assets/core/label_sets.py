@@ -1,0 +1,82 @@
+"""Task types and label sets: what a multi-label answer is, shared by every stage.
+
+A single-label project stores one class name per annotation. A multi-label project
+(``task_type: multi_label``, ChestX-ray14 style: several findings per image, often none) stores a
+sorted JSON list of class names; the explicit "none of these" choice in Label Studio is stored as the
+empty list. Pure functions (no dagster, no Label Studio import).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+TaskType = Literal["single_label", "multi_label"]
+SINGLE_LABEL: TaskType = "single_label"
+MULTI_LABEL: TaskType = "multi_label"
+TASK_TYPES: tuple[TaskType, ...] = (SINGLE_LABEL, MULTI_LABEL)
+
+# The Label Studio choice a person picks for "no finding": stored as the empty set, never as a class.
+NONE_OF_THESE = "None of these"
+
+# Why a stored multi-label answer is not a vote (the annotation stays stored; keys of Votes.skipped).
+SKIP_NOT_A_SET = "not_a_set"  # a bare class name (or anything but a list) in a multi-label project
+SKIP_UNKNOWN_IN_SET = "class_not_in_project"  # same key as the single-label reason: one vocabulary
+SKIP_EMPTY_NOT_ALLOWED = "empty_set_not_allowed"  # [] where the project offers no "none of these"
+SKIP_NONE_WITH_CLASSES = "none_with_classes"  # "none of these" chosen together with findings
+
+
+class LabelSetError(ValueError):
+    """A value cannot be a label set of the project; ``reason`` is one of the SKIP_* keys."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def is_multi_label(task_type: str) -> bool:
+    """True for ``multi_label``; raises on a task type this project does not know."""
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"unknown task_type {task_type!r}; expected one of {list(TASK_TYPES)}")
+    return task_type == MULTI_LABEL
+
+
+def label_set(value: Any, classes: Sequence[str], *, allow_empty: bool = True) -> list[str]:
+    """A stored multi-label answer as a sorted list of class names, validated against ``classes``.
+
+    ``[]`` (or ``[NONE_OF_THESE]``) is the empty set, allowed unless ``allow_empty`` is False.
+    Raises :class:`LabelSetError` with the reason it is not a vote.
+    """
+    if not isinstance(value, list | tuple):
+        raise LabelSetError(SKIP_NOT_A_SET, f"expected a list of classes, got {value!r}")
+    names = [str(v) for v in value]
+    if NONE_OF_THESE in names:
+        if len(set(names)) > 1:
+            raise LabelSetError(SKIP_NONE_WITH_CLASSES, f"{NONE_OF_THESE!r} chosen together with {names!r}")
+        names = []
+    unknown = sorted(set(names) - set(classes))
+    if unknown:
+        raise LabelSetError(SKIP_UNKNOWN_IN_SET, f"classes not in the project: {unknown}")
+    if not names and not allow_empty:
+        raise LabelSetError(SKIP_EMPTY_NOT_ALLOWED, "an empty set, but this project has no 'none of these'")
+    return sorted(set(names))
+
+
+def to_indicator(sets: Iterable[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
+    """Label sets as an ``(n, K)`` 0/1 uint8 matrix, columns in ``classes`` order (unknown names ignored)."""
+    index = {name: k for k, name in enumerate(classes)}
+    rows = list(sets)
+    matrix = np.zeros((len(rows), len(classes)), dtype=np.uint8)
+    for i, names in enumerate(rows):
+        for name in names:
+            k = index.get(str(name))
+            if k is not None:
+                matrix[i, k] = 1
+    return matrix
+
+
+def from_indicator(matrix: np.ndarray, classes: Sequence[str]) -> list[list[str]]:
+    """The inverse of :func:`to_indicator`: each row's classes with a nonzero entry, sorted."""
+    return [sorted(str(classes[k]) for k in np.flatnonzero(row)) for row in np.asarray(matrix)]
