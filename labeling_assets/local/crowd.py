@@ -1,15 +1,27 @@
 """Submit a simulated crowd's annotations to a real Label Studio (plan from ``core.labelstudio.crowd``).
 
-Used by ``labeling-assets simulate-crowd``, the integration tests and the benchmarks.
+Used by ``labeling-assets simulate-crowd``, the demo, the integration tests and the benchmarks.
+:func:`simulate_crowd` plays a single-label crowd, :func:`simulate_set_crowd` a multi-label one.
 """
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from labeling_assets.core.labelstudio.crowd import LabelerSpec, PlannedAnnotation, plan_crowd
+from labeling_assets.core.labelstudio.crowd import (
+    LabelerSpec,
+    PlannedAnnotation,
+    PlannedSetAnnotation,
+    SetLabelerSpec,
+    plan_crowd,
+    plan_set_crowd,
+)
 from labeling_assets.resources.labelstudio import LabelStudioClient
+
+Label = str | list[str]  # a class name, or a multi-label set (sorted; [] = "None of these")
+T = TypeVar("T")
 
 
 @dataclass
@@ -17,7 +29,7 @@ class CrowdResult:
     """What was submitted: ``annotations`` rows are (ls_annotation_id, ls_task_id, item_id, username, label)."""
 
     user_ids: dict[str, int]
-    annotations: list[tuple[int, int, str, str, str]] = field(default_factory=list)
+    annotations: list[tuple[int, int, str, str, Label]] = field(default_factory=list)
     skipped_items: int = 0  # items of ``truth`` that have no task in the project
 
     def per_labeler(self) -> dict[str, int]:
@@ -53,7 +65,43 @@ def simulate_crowd(
         progress: called as ``progress(done, total)`` every 100 annotations.
         workers: annotations posted concurrently (the plan, and so every label, does not depend on it).
     """
-    user_ids = client.ensure_users([a.name for a in labelers])
+    user_ids, task_of, wanted, done = _prepare(client, project_id, [a.name for a in labelers], truth)
+    plan = plan_crowd(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
+    result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
+    _submit(client, plan.annotations, task_of, result, progress, workers)
+    return result
+
+
+def simulate_set_crowd(
+    client: LabelStudioClient,
+    project_id: int,
+    labelers: Sequence[SetLabelerSpec],
+    *,
+    truth: Mapping[str, Sequence[str]],
+    classes: Sequence[str],
+    overlap: int = 3,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 4,
+) -> CrowdResult:
+    """:func:`simulate_crowd` for a multi-label project: each labeler ticks a set of classes per task.
+
+    ``truth`` maps item_id -> the true set; the answers come from :func:`plan_set_crowd` (per-class misses
+    and false alarms). An empty answer is posted as the "None of these" choice. Rows of the result carry
+    the set as a sorted list.
+    """
+    user_ids, task_of, wanted, done = _prepare(client, project_id, [a.name for a in labelers], truth)
+    plan = plan_set_crowd(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
+    result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
+    _submit(client, plan.annotations, task_of, result, progress, workers)
+    return result
+
+
+def _prepare(
+    client: LabelStudioClient, project_id: int, usernames: list[str], truth: Mapping[str, T]
+) -> tuple[dict[str, int], dict[str, int], dict[str, T], dict[str, set[str]]]:
+    """Users, task ids, the items of ``truth`` that have a task, and who already labeled each of them."""
+    user_ids = client.ensure_users(usernames)
     name_of = {str(uid): name for name, uid in user_ids.items()}
     task_of = client.task_ids_by_item(project_id)
     wanted = {item: label for item, label in truth.items() if item in task_of}
@@ -61,27 +109,34 @@ def simulate_crowd(
     for ann in client.export_annotations(project_id):
         if ann.item_id in wanted and ann.labeler_id in name_of:
             done.setdefault(ann.item_id, set()).add(name_of[ann.labeler_id])
-    plan = plan_crowd(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
-    result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
-    total = len(plan.annotations)
-    local = threading.local()
+    return user_ids, task_of, wanted, done
 
-    def submit(planned: PlannedAnnotation) -> tuple[int, int, str, str, str]:
+
+def _submit(
+    client: LabelStudioClient,
+    planned: Sequence[PlannedAnnotation] | Sequence[PlannedSetAnnotation],
+    task_of: Mapping[str, int],
+    result: CrowdResult,
+    progress: Callable[[int, int], None] | None,
+    workers: int,
+) -> None:
+    local = threading.local()
+    users = result.user_ids
+
+    def submit(one: PlannedAnnotation | PlannedSetAnnotation) -> tuple[int, int, str, str, Label]:
         if not hasattr(local, "client"):
             local.client = client.clone()
-        item_id = str(planned.item_id)
+        item_id = str(one.item_id)
+        label: Label = one.label if isinstance(one, PlannedAnnotation) else list(one.labels)
         ann_id = local.client.create_annotation(
-            task_of[item_id],
-            planned.label,
-            completed_by=user_ids[planned.labeler],
-            lead_time_s=planned.lead_time_s,
+            task_of[item_id], label, completed_by=users[one.labeler], lead_time_s=one.lead_time_s
         )
-        return (ann_id, task_of[item_id], item_id, planned.labeler, planned.label)
+        return (ann_id, task_of[item_id], item_id, one.labeler, label)
 
+    total = len(planned)
     # Community has no bulk annotation endpoint: one POST each, a few in flight (the server is the bottleneck).
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, row in enumerate(pool.map(submit, plan.annotations), start=1):  # map keeps the plan's order
+        for n, row in enumerate(pool.map(submit, planned), start=1):  # map keeps the plan's order
             result.annotations.append(row)
             if progress and (n % 100 == 0 or n == total):
                 progress(n, total)
-    return result

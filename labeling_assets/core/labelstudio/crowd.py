@@ -1,7 +1,9 @@
 """A simulated crowd: labelers with known confusion matrices and lognormal lead times.
 
 Pure and seeded (numpy only). :func:`plan_crowd` decides who labels which item with what answer;
-``labeling_assets.local.crowd.simulate_crowd`` submits that plan to a real Label Studio.
+``labeling_assets.local.crowd.simulate_crowd`` submits that plan to a real Label Studio. For multi-label
+projects, :func:`plan_set_crowd` does the same with per-class miss and false-alarm rates
+(:data:`SET_PRESETS`: expert, average, lazy, spammer) and ``simulate_set_crowd`` submits it.
 
 Presets (accuracy = probability of answering the true class):
 
@@ -103,7 +105,7 @@ def confusion_matrix(spec: LabelerSpec, classes: Sequence[str]) -> NDArray[np.fl
     return matrix
 
 
-def lead_times(spec: LabelerSpec, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
+def lead_times(spec: "LabelerSpec | SetLabelerSpec", n: int, rng: np.random.Generator) -> NDArray[np.float64]:
     """``n`` lognormal lead times (seconds) with the labeler's median and sigma."""
     return rng.lognormal(mean=np.log(spec.median_lead_time_s), sigma=spec.lead_time_sigma, size=n)
 
@@ -131,6 +133,29 @@ def plan_crowd(
         seed: RNG seed.
         already_done: item key -> labeler names that already labeled it.
     """
+    names = _check_crowd(labelers, overlap)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in truth.values() if v not in index})
+    if unknown:
+        raise ValueError(f"true labels not in the class list: {unknown[:10]}")
+    rng = np.random.default_rng(seed)
+    matrices = [confusion_matrix(a, classes) for a in labelers]
+    picks = _assign(truth, names, overlap, already_done or {}, rng)
+    times = _lead_times_in_order(picks, labelers, rng)
+    out: list[PlannedAnnotation] = []
+    uniforms = rng.random(len(picks))
+    for n, (item, i) in enumerate(picks):
+        row = np.cumsum(matrices[i][index[truth[item]]])
+        answer = int(min(np.searchsorted(row, uniforms[n], side="right"), len(classes) - 1))
+        out.append(
+            PlannedAnnotation(
+                item_id=item, labeler=names[i], label=classes[answer], lead_time_s=float(times[n])
+            )
+        )
+    return CrowdPlan(out)
+
+
+def _check_crowd(labelers: Sequence[LabelerSpec] | Sequence["SetLabelerSpec"], overlap: int) -> list[str]:
     names = [a.name for a in labelers]
     if len(set(names)) != len(names):
         raise ValueError("labeler names must be distinct")
@@ -138,14 +163,18 @@ def plan_crowd(
         raise ValueError("need at least one labeler")
     if overlap < 1:
         raise ValueError("overlap must be >= 1")
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(v) for v in truth.values() if v not in index})
-    if unknown:
-        raise ValueError(f"true labels not in the class list: {unknown[:10]}")
-    rng = np.random.default_rng(seed)
-    matrices = [confusion_matrix(a, classes) for a in labelers]
-    done = already_done or {}
-    want = min(overlap, len(labelers))
+    return names
+
+
+def _assign(
+    truth: Mapping[K, object],
+    names: list[str],
+    overlap: int,
+    done: Mapping[K, set[str]],
+    rng: np.random.Generator,
+) -> list[tuple[K, int]]:
+    """(item, labeler index) pairs: ``min(overlap, len(names))`` distinct labelers per item, counting ``done``."""
+    want = min(overlap, len(names))
     # Sort keys so the plan does not depend on dict insertion order.
     picks: list[tuple[K, int]] = []
     for item in sorted(truth, key=repr):
@@ -154,18 +183,160 @@ def plan_crowd(
         need = max(0, want - (len(names) - len(free)))
         for i in rng.permutation(free)[:need]:
             picks.append((item, int(i)))
-    out: list[PlannedAnnotation] = []
+    return picks
+
+
+def _lead_times_in_order(
+    picks: list[tuple[K, int]],
+    labelers: Sequence[LabelerSpec] | Sequence["SetLabelerSpec"],
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """One lognormal lead time per pick, drawn labeler by labeler (so a labeler's times share their median)."""
     per_labeler: dict[int, list[int]] = {}
     for n, (_item, i) in enumerate(picks):
         per_labeler.setdefault(i, []).append(n)
     times = np.zeros(len(picks))
     for i, positions in per_labeler.items():
         times[positions] = lead_times(labelers[i], len(positions), rng)
-    uniforms = rng.random(len(picks))
+    return times
+
+
+# -- multi-label: per-class misses and false alarms ------------------------------------------------------------
+
+# (miss rate, false-alarm rate, median lead time in seconds) per preset. A miss leaves a present class
+# unticked (a false negative), a false alarm ticks an absent one. ``lazy`` reads carefully what it reads but
+# skips findings, ``spammer`` ticks each box with the same probability whatever the image shows.
+SET_PRESETS: dict[str, tuple[float, float, float]] = {
+    "expert": (0.05, 0.01, 12.0),
+    "average": (0.15, 0.04, 10.0),
+    "lazy": (0.50, 0.01, 5.0),
+    "spammer": (0.80, 0.20, 3.0),
+}
+# Each ticked box adds this share of the median to the lead time: a set with three findings takes longer.
+SECONDS_PER_FINDING = 0.25
+
+
+@dataclass(frozen=True)
+class SetLabelerSpec:
+    """One simulated multi-label labeler: per class, the chance to miss a present finding and to tick an absent one.
+
+    Args:
+        name: username in Label Studio (stable: re-runs reuse the user).
+        preset: one of :data:`SET_PRESETS` (``expert``, ``average``, ``lazy``, ``spammer``).
+        miss: overrides the preset's miss rate for every class.
+        false_alarm: overrides the preset's false-alarm rate for every class.
+        class_miss: per-class miss rates (win over ``miss``), e.g. a labeler blind to one finding.
+        class_false_alarm: per-class false-alarm rates (win over ``false_alarm``).
+        median_lead_time_s: median seconds per annotation of an empty set (lognormal); None = the preset's.
+        lead_time_sigma: lognormal sigma (spread) of the lead time.
+    """
+
+    name: str
+    preset: str = "average"
+    miss: float | None = None
+    false_alarm: float | None = None
+    class_miss: Mapping[str, float] = field(default_factory=dict)
+    class_false_alarm: Mapping[str, float] = field(default_factory=dict)
+    median_lead_time_s: float = 0.0  # 0 = the preset's (set in __post_init__)
+    lead_time_sigma: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.preset not in SET_PRESETS:
+            raise ValueError(f"unknown labeler preset {self.preset!r}; choose from {', '.join(SET_PRESETS)}")
+        rates = [self.miss, self.false_alarm, *self.class_miss.values(), *self.class_false_alarm.values()]
+        if any(r is not None and not 0.0 <= r <= 1.0 for r in rates):
+            raise ValueError(f"miss and false-alarm rates must be in [0, 1], got {rates}")
+        if self.median_lead_time_s == 0.0:
+            object.__setattr__(self, "median_lead_time_s", SET_PRESETS[self.preset][2])
+        if self.median_lead_time_s <= 0 or self.lead_time_sigma < 0:
+            raise ValueError("median_lead_time_s must be > 0 and lead_time_sigma >= 0")
+
+
+@dataclass(frozen=True)
+class PlannedSetAnnotation:
+    """One multi-label annotation the crowd will submit: ``labels`` sorted, () = "none of these"."""
+
+    item_id: Hashable
+    labeler: str
+    labels: tuple[str, ...]
+    lead_time_s: float
+
+
+@dataclass(frozen=True)
+class SetCrowdPlan:
+    annotations: list[PlannedSetAnnotation] = field(default_factory=list)
+
+    def by_labeler(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for a in self.annotations:
+            counts[a.labeler] = counts.get(a.labeler, 0) + 1
+        return counts
+
+
+def default_set_crowd(n: int = 5, *, prefix: str = "sim") -> list[SetLabelerSpec]:
+    """A mixed multi-label crowd of ``n`` labelers cycling expert, average, lazy, average, spammer."""
+    cycle = ("expert", "average", "lazy", "average", "spammer")
+    return [
+        SetLabelerSpec(name=f"{prefix}_{i:02d}_{cycle[i % len(cycle)]}", preset=cycle[i % len(cycle)])
+        for i in range(n)
+    ]
+
+
+def class_rates(
+    spec: SetLabelerSpec, classes: Sequence[str]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-class (miss, false alarm) rates of ``spec``, in ``classes`` order."""
+    unknown = sorted((set(spec.class_miss) | set(spec.class_false_alarm)) - set(classes))
+    if unknown:
+        raise ValueError(f"per-class rates for classes not in the class list: {unknown}")
+    miss = spec.miss if spec.miss is not None else SET_PRESETS[spec.preset][0]
+    false_alarm = spec.false_alarm if spec.false_alarm is not None else SET_PRESETS[spec.preset][1]
+    return (
+        np.array([spec.class_miss.get(c, miss) for c in classes], dtype=np.float64),
+        np.array([spec.class_false_alarm.get(c, false_alarm) for c in classes], dtype=np.float64),
+    )
+
+
+def plan_set_crowd(
+    truth: Mapping[K, Sequence[str]],
+    labelers: Sequence[SetLabelerSpec],
+    classes: Sequence[str],
+    *,
+    overlap: int = 3,
+    seed: int = 0,
+    already_done: Mapping[K, set[str]] | None = None,
+) -> SetCrowdPlan:
+    """Who labels which item with which set of classes, and how long it takes: :func:`plan_crowd` for sets.
+
+    Per item and class, a labeler ticks a present class with probability ``1 - miss`` and an absent one with
+    probability ``false_alarm`` (independently: no answer depends on another labeler's). Assignment, top-ups
+    (``already_done``) and determinism are :func:`plan_crowd`'s.
+
+    Args:
+        truth: item key -> true set of classes ([] = nothing present).
+        labelers: the crowd (distinct names).
+        classes: the class list; every true class must be one of them.
+        overlap: labelers per item.
+        seed: RNG seed.
+        already_done: item key -> labeler names that already labeled it.
+    """
+    names = _check_crowd(labelers, overlap)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(c) for labels in truth.values() for c in labels if c not in index})
+    if unknown:
+        raise ValueError(f"true labels not in the class list: {unknown[:10]}")
+    rng = np.random.default_rng(seed)
+    rates = [class_rates(a, classes) for a in labelers]
+    picks = _assign(truth, names, overlap, already_done or {}, rng)
+    times = _lead_times_in_order(picks, labelers, rng)
+    uniforms = rng.random((len(picks), len(classes)))
+    out: list[PlannedSetAnnotation] = []
     for n, (item, i) in enumerate(picks):
-        row = np.cumsum(matrices[i][index[truth[item]]])
-        answer = int(min(np.searchsorted(row, uniforms[n], side="right"), len(classes) - 1))
-        out.append(
-            PlannedAnnotation(item_id=item, labeler=names[i], label=classes[answer], lead_time_s=float(times[n]))
-        )
-    return CrowdPlan(out)
+        present = np.zeros(len(classes), dtype=bool)
+        present[[index[c] for c in truth[item]]] = True
+        miss, false_alarm = rates[i]
+        ticked = np.where(present, uniforms[n] >= miss, uniforms[n] < false_alarm)
+        labels = tuple(sorted(str(classes[k]) for k in np.flatnonzero(ticked)))
+        seconds = float(times[n]) * (1.0 + SECONDS_PER_FINDING * len(labels))
+        out.append(PlannedSetAnnotation(item_id=item, labeler=names[i], labels=labels, lead_time_s=seconds))
+    return SetCrowdPlan(out)
