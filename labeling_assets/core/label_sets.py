@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 TaskType = Literal["single_label", "multi_label"]
 SINGLE_LABEL: TaskType = "single_label"
@@ -64,7 +65,7 @@ def label_set(value: Any, classes: Sequence[str], *, allow_empty: bool = True) -
     return sorted(set(names))
 
 
-def to_indicator(sets: Iterable[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
+def to_indicator(sets: Iterable[Sequence[str]], classes: Sequence[str]) -> NDArray[np.uint8]:
     """Label sets as an ``(n, K)`` 0/1 uint8 matrix, columns in ``classes`` order (unknown names ignored)."""
     index = {name: k for k, name in enumerate(classes)}
     rows = list(sets)
@@ -77,6 +78,6 @@ def to_indicator(sets: Iterable[Sequence[str]], classes: Sequence[str]) -> np.nd
     return matrix
 
 
-def from_indicator(matrix: np.ndarray, classes: Sequence[str]) -> list[list[str]]:
+def from_indicator(matrix: NDArray[np.generic], classes: Sequence[str]) -> list[list[str]]:
     """The inverse of :func:`to_indicator`: each row's classes with a nonzero entry, sorted."""
     return [sorted(str(classes[k]) for k in np.flatnonzero(row)) for row in np.asarray(matrix)]

@@ -39,7 +39,9 @@ def test_none_of_these_is_the_empty_set() -> None:
         ([NONE_OF_THESE, "dog"], True, SKIP_NONE_WITH_CLASSES),
     ],
 )
-def test_an_answer_that_is_not_a_set_of_the_project_says_why(value: object, allow_empty: bool, reason: str) -> None:
+def test_an_answer_that_is_not_a_set_of_the_project_says_why(
+    value: object, allow_empty: bool, reason: str
+) -> None:
     with pytest.raises(LabelSetError) as raised:
         label_set(value, CLASSES, allow_empty=allow_empty)
     assert raised.value.reason == reason
