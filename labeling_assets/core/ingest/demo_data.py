@@ -10,7 +10,7 @@ label set is the digits present. Its distribution (``label_distribution`` over 2
 35% of images are empty, 32% hold one digit, 24% two, 9% three or four (mean set size 1.08); prevalence
 falls from "0" 23.5%, "1" 17.6%, "3" 13.6%, "2" 13.2%, "6" 10.8%, "4" 8.1%, "7" 7.0%, "5" 6.1% to the rare
 "8" 4.6% and "9" 3.6%; the most frequent pairs are the partners 0+6, 1+7, 2+3 (and 9 appears mostly beside 4).
-
+"""
 
 from __future__ import annotations
 
