@@ -177,7 +177,9 @@ def encode_gold_sets(
         try:
             sets.append(label_set(value, enc.classes, allow_empty=True))
         except LabelSetError as err:
-            raise ConsensusInputError(f"gold of item {item!r} is not a label set of the project: {err}") from None
+            raise ConsensusInputError(
+                f"gold of item {item!r} is not a label set of the project: {err}"
+            ) from None
     codes = pd.Index(enc.item_ids).get_indexer(pd.Index(series.index))
     known = codes >= 0
     if (~known).any():
@@ -191,12 +193,12 @@ def thresholds_for(classes: Sequence[str], thresholds: Mapping[str, float] | flo
     if thresholds is None:
         return np.full(len(classes), DEFAULT_THRESHOLD)
     if isinstance(thresholds, int | float):
-        values = np.full(len(classes), float(thresholds))
+        values: Floats = np.full(len(classes), float(thresholds))
     else:
         unknown = sorted(set(map(str, thresholds)) - set(classes))
         if unknown:
             raise ConsensusInputError(f"thresholds for classes not in the project: {unknown}")
-        values = np.asarray([float(thresholds.get(c, DEFAULT_THRESHOLD)) for c in classes])
+        values = np.asarray([float(thresholds.get(c, DEFAULT_THRESHOLD)) for c in classes], dtype=np.float64)
     if ((values <= 0.0) | (values >= 1.0)).any():
         raise ConsensusInputError(f"thresholds must be strictly between 0 and 1, got {values.tolist()}")
     return values
@@ -205,9 +207,7 @@ def thresholds_for(classes: Sequence[str], thresholds: Mapping[str, float] | flo
 def _incidence(enc: EncodedSets) -> sp.csr_matrix:
     """(n_items, n_votes) 0/1: row i sums the votes on item i."""
     n_votes = len(enc.item)
-    return sp.csr_matrix(
-        (np.ones(n_votes), (enc.item, np.arange(n_votes))), shape=(enc.n_items, n_votes)
-    )
+    return sp.csr_matrix((np.ones(n_votes), (enc.item, np.arange(n_votes))), shape=(enc.n_items, n_votes))
 
 
 def _shares(enc: EncodedSets, a: sp.csr_matrix) -> Floats:
@@ -270,13 +270,16 @@ def _shared_dawid_skene(
     _clamp(t, gold)
 
     def per_cell(values: Floats) -> Floats:
-        out: Floats = np.bincount(cell, weights=values.ravel(), minlength=n_l * k).reshape(n_l, k)
+        out: Floats = (
+            np.bincount(cell, weights=values.ravel(), minlength=n_l * k).astype(np.float64).reshape(n_l, k)
+        )
         return out
 
     previous_ll = -np.inf
     converged = False
     iterations = 0
-    sens = spec = np.empty((n_l, k))
+    sens: Floats = np.empty((n_l, k))
+    spec: Floats = np.empty((n_l, k))
     for iterations in range(1, max_iter + 1):  # noqa: B007 (iterations is reported)
         # M-step: expected true/false positives per (labeler, class), shrunk to the labeler's all-class rate.
         tv = t[enc.item]
@@ -352,7 +355,9 @@ def aggregate_sets(
         max_iter, tol, prior_strength, smoothing: EM options (``prior_strength`` None = the method's default).
     """
     if method not in SET_METHODS:
-        raise ConsensusInputError(f"unknown multi-label consensus method {method!r}; expected one of {SET_METHODS}")
+        raise ConsensusInputError(
+            f"unknown multi-label consensus method {method!r}; expected one of {SET_METHODS}"
+        )
     enc = encode_sets(votes, classes)
     notes = list(enc.notes)
     limits = thresholds_for(enc.classes, thresholds)
@@ -478,8 +483,16 @@ def per_class_f1(
 
     precision, recall, f1 = scores(tp.astype(float), fp.astype(float), fn.astype(float))
     frame = pd.DataFrame(
-        {"class": list(classes), "support": true.sum(axis=0), "tp": tp, "fp": fp, "fn": fn,
-         "precision": precision, "recall": recall, "f1": f1}  # fmt: skip
+        {
+            "class": list(classes),
+            "support": true.sum(axis=0),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }  # fmt: skip
     )
     mp, mr, mf = scores(*(np.asarray([float(v.sum())]) for v in (tp, fp, fn)))
     summary = pd.DataFrame(

@@ -71,7 +71,9 @@ def _newest_per_labeler(annotations: pd.DataFrame) -> pd.DataFrame:
         order.append("ls_annotation_id")
     if order:
         frame = frame.sort_values(order, kind="stable", na_position="first")
-    return frame.drop_duplicates(["item_id", "labeler_id"], keep="last").drop(columns="_stamp", errors="ignore")
+    return frame.drop_duplicates(["item_id", "labeler_id"], keep="last").drop(
+        columns="_stamp", errors="ignore"
+    )
 
 
 def latest_votes(annotations: pd.DataFrame, classes: Sequence[Any]) -> Votes:
@@ -102,6 +104,7 @@ def latest_votes(annotations: pd.DataFrame, classes: Sequence[Any]) -> Votes:
     frame["label"] = pd.Series(cleaned, index=frame.index, dtype=object)
     frame = frame[keep].sort_values(["item_id", "labeler_id"], kind="stable").reset_index(drop=True)
     return Votes(frame, skipped, examples)
+
 
 def latest_set_votes(annotations: pd.DataFrame, classes: Sequence[str], *, allow_empty: bool = True) -> Votes:
     """Multi-label :func:`latest_votes`: one label set per (item, labeler), as a sorted list of class names.
