@@ -5,6 +5,7 @@
 - :func:`krippendorff_alpha_sets`: one overall Krippendorff's alpha with a set distance, Jaccard
   (1 - |A & B| / |A | B|) or MASI (Passonneau 2006: Jaccard weighted by monotonicity, so a subset counts
   as closer than a partial overlap); two empty sets agree (distance 0).
+- :func:`per_class_f1`: predicted sets against true sets per class (the benchmarks' score).
 - :func:`set_labeler_stats`: per labeler on gold (hidden gold or adjudicated sets): exact-set accuracy with
   its Wilson interval, and per class sensitivity and specificity with theirs.
 
@@ -179,3 +180,55 @@ def set_labeler_stats(
                  "sensitivity_ci_high", "specificity", "specificity_ci_low", "specificity_ci_high"],
     )  # fmt: skip
     return overall, per_class
+
+
+def per_class_f1(
+    predicted: Mapping[Any, Sequence[str]], truth: Mapping[Any, Sequence[str]], classes: Sequence[str]
+) -> pd.DataFrame:
+    """Per-class precision, recall and F1 of predicted sets against true sets, on the items both have.
+
+    Returns one row per class (``class, support, tp, fp, fn, precision, recall, f1``) plus a last row
+    ``class="macro"`` (mean F1 over classes where it is defined) and ``class="micro"`` (pooled counts).
+    F1 is NaN for a class nobody has and nobody predicted (nothing to find; left out of the macro mean).
+    """
+    items = [i for i in truth if i in predicted]
+    if not items:
+        raise ValueError("no item has both a predicted and a true set")
+    pred = to_indicator([predicted[i] for i in items], classes).astype(bool)
+    true = to_indicator([truth[i] for i in items], classes).astype(bool)
+    tp = (pred & true).sum(axis=0)
+    fp = (pred & ~true).sum(axis=0)
+    fn = (~pred & true).sum(axis=0)
+
+    def scores(tp_: Floats, fp_: Floats, fn_: Floats) -> tuple[Floats, Floats, Floats]:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = np.where(tp_ + fp_ > 0, tp_ / (tp_ + fp_), np.nan)
+            recall = np.where(tp_ + fn_ > 0, tp_ / (tp_ + fn_), np.nan)
+            f1 = np.where(2 * tp_ + fp_ + fn_ > 0, 2 * tp_ / (2 * tp_ + fp_ + fn_), np.nan)
+        return precision, recall, f1
+
+    precision, recall, f1 = scores(tp.astype(float), fp.astype(float), fn.astype(float))
+    frame = pd.DataFrame(
+        {
+            "class": list(classes),
+            "support": true.sum(axis=0),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }  # fmt: skip
+    )
+    mp, mr, mf = scores(*(np.asarray([float(v.sum())]) for v in (tp, fp, fn)))
+    summary = pd.DataFrame(
+        [
+            {"class": "macro", "support": int(true.sum()), "tp": int(tp.sum()), "fp": int(fp.sum()),
+             "fn": int(fn.sum()), "precision": float(np.nanmean(precision)) if np.isfinite(precision).any() else np.nan,
+             "recall": float(np.nanmean(recall)) if np.isfinite(recall).any() else np.nan,
+             "f1": float(np.nanmean(f1)) if np.isfinite(f1).any() else np.nan},
+            {"class": "micro", "support": int(true.sum()), "tp": int(tp.sum()), "fp": int(fp.sum()),
+             "fn": int(fn.sum()), "precision": float(mp[0]), "recall": float(mr[0]), "f1": float(mf[0])},
+        ]
+    )  # fmt: skip
+    return pd.concat([frame, summary], ignore_index=True)
