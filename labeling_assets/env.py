@@ -93,6 +93,18 @@ def image_source() -> str | None:
     return variable("LABELING_ASSETS_IMAGE_SOURCE")
 
 
+def task_type() -> str:
+    """``$LABELING_ASSETS_TASK_TYPE``: ``single_label`` (default) or ``multi_label``; anything else is an error
+    naming the variable. Read when ``ProjectSettings`` is made (the definitions load), so a process started
+    with it (``dagster dev``, ``labeling-assets demo --task multi-label``) runs every stage that way."""
+    from labeling_assets.core.label_sets import TASK_TYPES
+
+    value = (variable("LABELING_ASSETS_TASK_TYPE") or TASK_TYPES[0]).strip().lower().replace("-", "_")
+    if value not in TASK_TYPES:
+        raise SettingMissing(f"LABELING_ASSETS_TASK_TYPE={value!r}: expected one of {', '.join(TASK_TYPES)}")
+    return value
+
+
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"

@@ -16,6 +16,7 @@ from labeling_assets.core.ingest.summary import (
     quarantine_table,
     warnings,
 )
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.phashes import ensure_phashes
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.image_source import ImageSourceResource
@@ -49,7 +50,13 @@ def raw_images(
             uri,
             raw_dir=project.data_path / "raw",
             quarantine_dir=project.data_path / "quarantine",
-            options=image_source.ingest_options(uri, batch_size=config.batch_size, classes=project.classes),
+            options=image_source.ingest_options(
+                uri,
+                batch_size=config.batch_size,
+                classes=project.classes,
+                multi_label=is_multi_label(project.task_type),
+                allow_empty_set=project.allow_empty_set,
+            ),
             progress=_progress_logger(context),
         )
     except SourceError as exc:  # a bad source or setting: one line naming it, and no retry can help

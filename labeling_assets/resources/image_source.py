@@ -91,9 +91,16 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
         return uri
 
     def ingest_options(
-        self, uri: str, *, batch_size: int = 500, classes: Sequence[str] | None = None
+        self,
+        uri: str,
+        *,
+        batch_size: int = 500,
+        classes: Sequence[str] | None = None,
+        multi_label: bool = False,
+        allow_empty_set: bool = True,
     ) -> IngestOptions:
-        """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are checked against ``classes``.
+        """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are checked against ``classes``
+        (label sets written as JSON lists in a ``multi_label`` project).
 
         Raises ``SourceError`` for a setting that cannot be used, naming it (and the absolute path).
         """
@@ -112,6 +119,8 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             gold_labels=gold,
             batch_size=batch_size,
             classes=list(classes) if classes is not None else None,
+            multi_label=multi_label,
+            allow_empty_set=allow_empty_set,
             follow_symlinks=self.follow_symlinks,
             on_missing=self.on_missing,
             rehash_every=parse_rehash(self.rehash),

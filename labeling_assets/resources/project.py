@@ -1,12 +1,14 @@
 """Project-wide settings every stage shares: the class list and the data folder."""
 
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 from pydantic import Field
 
+from labeling_assets import env
 from labeling_assets.constants import DEMO_CLASSES, data_dir
-from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
+from labeling_assets.core.label_sets import TaskType
 
 
 class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resource is its own value
@@ -15,9 +17,10 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
     name: str = "digits-demo"
     classes: list[str] = DEMO_CLASSES
     task_type: TaskType = Field(
-        default=SINGLE_LABEL,
+        default_factory=lambda: cast(TaskType, env.task_type()),
         description="single_label: one class per image. multi_label: a set of classes per image (several "
-        "findings, or none), with per-class consensus, iterative stratification and sigmoid training.",
+        "findings, or none), with per-class consensus, iterative stratification and sigmoid training. "
+        "Empty = $LABELING_ASSETS_TASK_TYPE (read when the definitions load), else single_label.",
     )
     allow_empty_set: bool = Field(
         default=True,

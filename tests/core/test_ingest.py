@@ -292,6 +292,30 @@ def test_gold_labels_are_stored_on_their_items_only(store: LabelStore, source: S
     assert item(store, img.sha256_hex(png_bytes(2)))["gold_label"] is None
 
 
+def test_multi_label_gold_sets_are_stored_as_sorted_lists_and_bad_sets_are_refused_with_the_reason(
+    store: LabelStore, source: Source
+) -> None:
+    for n, name in enumerate(("both.png", "none.png", "alien.png", "bare.png", "mixed.png"), start=1):
+        source.write(name, png_bytes(n))
+    gold = {"both.png": '["7", "1"]', "none.png": "[]", "alien.png": '["1", "cat"]', "bare.png": "7",
+            "mixed.png": '["None of these", "1"]'}  # fmt: skip
+    report = source.ingest(store, gold_labels=gold, classes=[str(d) for d in range(10)], multi_label=True)
+    assert item(store, img.sha256_hex(png_bytes(1)))["gold_label"] == ["1", "7"]
+    assert item(store, img.sha256_hex(png_bytes(2)))["gold_label"] == []  # none of these: a gold answer too
+    assert report.gold_items == 2
+    problems = {p.path: p.detail for p in report.gold_problems}
+    assert set(problems) == {"alien.png", "bare.png", "mixed.png"}
+    assert "cat" in problems["alien.png"] and "not a label set" in problems["bare.png"]
+    assert "None of these" in problems["mixed.png"]
+    # a project without "none of these" refuses the empty gold set and clears the one stored before
+    again = source.ingest(
+        store, gold_labels={"none.png": "[]"}, classes=[str(d) for d in range(10)], multi_label=True,
+        allow_empty_set=False,
+    )  # fmt: skip
+    assert [p.path for p in again.gold_problems] == ["none.png"]
+    assert item(store, img.sha256_hex(png_bytes(2)))["gold_label"] is None
+
+
 def test_the_group_key_comes_from_the_configured_regex(store: LabelStore, source: Source) -> None:
     source.write("patient-1/a.png", png_bytes(1))
     source.write("patient-2/b.png", png_bytes(2))

@@ -8,6 +8,7 @@ image (no such file, a file gone or quarantined) is reported. Both come back as 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from labeling_assets.core.label_sets import LabelSetError, label_set
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table
 
 UNKNOWN_CLASS = "unknown_class"
@@ -44,12 +46,20 @@ def load_label_csv(path: str | Path) -> dict[str, str]:
 
 
 def apply_gold_labels(
-    store: LabelStore, source: str, gold: Mapping[str, str], classes: Sequence[str] | None = None
+    store: LabelStore,
+    source: str,
+    gold: Mapping[str, str],
+    classes: Sequence[str] | None = None,
+    *,
+    multi_label: bool = False,
+    allow_empty: bool = True,
 ) -> GoldResult:
     """Set ``gold_label`` on the active items the gold file names, when the label is in ``classes``.
 
-    ``classes`` None skips the class check (callers without a project). Returns how many active items are
-    gold and every entry that was refused or names no usable image.
+    ``classes`` None skips the class check (callers without a project). ``multi_label``: each label is a
+    label set as a JSON list (``["1", "7"]``; ``[]`` = none of these, refused unless ``allow_empty``), stored
+    as the sorted list, like a multi-label annotation. Returns how many active items are gold and every
+    entry that was refused or names no usable image.
     """
     result = GoldResult()
     known = set(classes) if classes is not None else None
@@ -70,9 +80,15 @@ def apply_gold_labels(
             )
         }
         for path in sorted(gold):
-            label, row = gold[path], rows.get(path)
-            if known is not None and label not in known:
-                result.problems.append(GoldProblem(path, UNKNOWN_CLASS, f"{label!r} is not in the class list"))
+            text, row = gold[path], rows.get(path)
+            label: str | list[str] = text
+            refused: str | None = None
+            if multi_label:
+                label, refused = _gold_set(text, classes, allow_empty)
+            elif known is not None and label not in known:
+                refused = f"{label!r} is not in the class list"
+            if refused is not None:
+                result.problems.append(GoldProblem(path, UNKNOWN_CLASS, refused))
                 if row is not None and row.item_id and row.gold_label == label:
                     # A label refused now must not keep scoring labelers from an earlier run.
                     conn.execute(items_table.update().where(items_table.c.item_id == row.item_id).values(gold_label=None))
@@ -90,6 +106,21 @@ def apply_gold_labels(
             or 0
         )
     return result
+
+
+def _gold_set(text: str, classes: Sequence[str] | None, allow_empty: bool) -> tuple[list[str] | str, str | None]:
+    """A multi-label gold entry as (the sorted set, None), or (what was read, why it is refused)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list):
+        return text, f"{text!r} is not a label set (a JSON list of classes, [] for none of these)"
+    names = sorted({str(v) for v in value})
+    try:
+        return label_set(value, classes if classes is not None else names, allow_empty=allow_empty), None
+    except LabelSetError as exc:
+        return names, str(exc)
 
 
 def _why_no_image(row: Any) -> str:

@@ -120,6 +120,9 @@ class IngestOptions:
     batch_size: int = 500
     # The project's class list: gold labels outside it are refused (None: not checked).
     classes: Sequence[str] | None = None
+    # Multi-label projects: gold labels are label sets written as JSON lists (core.ingest.gold).
+    multi_label: bool = False
+    allow_empty_set: bool = True
     follow_symlinks: str = FOLLOW_INSIDE  # inside | never | always
     on_missing: str = lifecycle.ON_MISSING_RETIRE  # retire | keep
     # 0: never re-hash a file whose fingerprint is unchanged; 1: every run; N: the 1/N least recently read
@@ -273,7 +276,10 @@ def ingest_source(
         report.outcomes.extend(FileOutcome(path, MISSING, item_id) for path, item_id in sorted(gone.items()))
 
     if options.gold_labels:
-        gold = apply_gold_labels(store, source, options.gold_labels, options.classes)
+        gold = apply_gold_labels(
+            store, source, options.gold_labels, options.classes,
+            multi_label=options.multi_label, allow_empty=options.allow_empty_set,
+        )  # fmt: skip
         report.gold_items, report.gold_problems = gold.gold_items, gold.problems
     report.seconds = time.perf_counter() - started
     return report

@@ -1,0 +1,28 @@
+"""ProjectSettings: the task type comes from the resource config, else $LABELING_ASSETS_TASK_TYPE, else single-label."""
+
+import pytest
+
+from labeling_assets.core.errors import ConfigurationError
+from labeling_assets.resources.project import ProjectSettings
+
+
+def test_the_task_type_is_single_label_unless_the_environment_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LABELING_ASSETS_TASK_TYPE", raising=False)
+    assert ProjectSettings().task_type == "single_label"
+    monkeypatch.setenv("LABELING_ASSETS_TASK_TYPE", "multi-label")  # as the demo's flag spells it
+    assert ProjectSettings().task_type == "multi_label"
+
+
+def test_explicit_config_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABELING_ASSETS_TASK_TYPE", "multi_label")
+    assert ProjectSettings(task_type="single_label").task_type == "single_label"
+
+
+def test_an_unknown_task_type_in_the_environment_is_an_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LABELING_ASSETS_TASK_TYPE", "multiclass")
+    with pytest.raises(ConfigurationError, match="LABELING_ASSETS_TASK_TYPE='multiclass'"):
+        ProjectSettings()
