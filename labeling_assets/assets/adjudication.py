@@ -12,6 +12,8 @@ from pydantic import Field
 
 from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
 from labeling_assets.core.consensus.review_routing import plan_overlap_raises
+from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.labelstudio.config import config_layout, is_multi_label_config
 from labeling_assets.core.labelstudio.review import review_label_config, review_title
 from labeling_assets.core.store.human_loop import (
     adjudicated_labels,
@@ -54,12 +56,20 @@ def adjudications(
         raise dg.Failure(f"Label Studio project {label_studio.resolved_project_title!r} does not exist yet")
     client = label_studio.get_client()
     title = review_title(label_studio.resolved_project_title)
-    review_id = client.ensure_review_project(title=title, label_config=review_label_config(project.classes))
+    multi = is_multi_label(project.task_type)
+    wanted_config = review_label_config(project.classes, multi, project.allow_empty_set)
+    review_id = client.ensure_review_project(title=title, label_config=wanted_config)
+    review_config = client.label_config(review_id)
+    if _answer_form(review_config) != _answer_form(wanted_config):  # the task type changed since it was created
+        client.set_label_config(review_id, wanted_config)
+        review_config = wanted_config
     images = label_studio.serve_images(review_id, project.data_path / "raw", project.data_path)
     reviewers, unknown = reviewer_ids(client.list_users(), project.reviewers)
     if unknown:
         context.log.warning(f"configured reviewers with no Label Studio user: {unknown}")
-    answers = expert_answers(client.iter_tasks(review_id, fields="all"), review_id, reviewers)
+    # The answers' form follows the config the experts answered in (LabelStudioClient.multi_label says why).
+    multi_answers = is_multi_label_config(review_config)
+    answers = expert_answers(client.iter_tasks(review_id, fields="all"), review_id, reviewers, multi_answers)
     new_answers = record_adjudications(store, answers)
     # Pull first, push second: an item answered since the last run is not queued again.
     done = set(review_tasks(store, review_id)) | set(adjudicated_labels(store).index)
@@ -82,3 +92,9 @@ def adjudications(
             "images": dg.MetadataValue.text(images),
         }
     )
+
+
+def _answer_form(config: str) -> tuple[bool, bool] | None:
+    """(several choices, a "None of these" choice) of a review config: what the task type decides."""
+    layout = config_layout(config)
+    return None if layout is None else (layout.multi_label, layout.none_choice)

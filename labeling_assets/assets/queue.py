@@ -8,7 +8,8 @@ from pydantic import Field
 from labeling_assets.constants import GROUP_QUEUE, OWNERS, QUEUE_POOL
 from labeling_assets.core.consensus.retraction import TASK_GONE, TASK_MARKED, plan_requeues
 from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
-from labeling_assets.core.labelstudio.config import choices_label_config, config_choices
+from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.labelstudio.config import choices_label_config, config_layout, wanted_layout
 from labeling_assets.core.labelstudio.tasks import (
     PrelabelVisibility,
     QueuedItem,
@@ -89,7 +90,10 @@ def labeling_tasks(
     """Label Studio tasks, one per queued item (never two), ordered by prelabel uncertainty with gold interleaved."""
     store = label_store.get_store()
     client = label_studio.get_client()
-    project_id = label_studio.ensure_project(classes=project.classes, overlap=config.overlap)
+    multi = is_multi_label(project.task_type)
+    project_id = label_studio.ensure_project(
+        classes=project.classes, overlap=config.overlap, multi_label=multi, allow_empty=project.allow_empty_set
+    )
     images_served = label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
 
     # Reserve first, push second, link last: a crash anywhere leaves reserved rows that the next run
@@ -100,6 +104,7 @@ def labeling_tasks(
         gold_rate=config.gold_rate,
         strategy=config.strategy,
         seed=config.seed,
+        multi_label=multi,
     )
     reserved = reserve_tasks(store, project_id, queue, overlap=config.overlap)
     relinked = link_tasks(store, project_id, client.task_ids_by_item(project_id))
@@ -107,7 +112,9 @@ def labeling_tasks(
     pending = pending_tasks(store, project_id)
     pending_ids = [p["item_id"] for p in pending]
     shown = visible_prelabels(newest_prelabels(store, pending_ids), pending, config.prelabel_visibility)
-    payloads = build_payloads(pending, shown, project.data_path)
+    payloads = build_payloads(
+        pending, shown, project.data_path, multi_label=multi, allow_empty=project.allow_empty_set
+    )
     leaks = payload_leaks(payloads, gold_labels(store, pending_ids))
     if leaks:  # defense in depth: the builder cannot leak, but nothing leaves if it ever did
         raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
@@ -213,14 +220,16 @@ def _follow_sources(
     project: ProjectSettings,
     max_overlap: int,
 ) -> dict[str, dg.MetadataValue]:
-    """Derived data follows its sources (see core/consensus/retraction.py): the class list reaches Label
-    Studio's config, a superseded item's task is marked and its replacement reserved, and items whose live
+    """Derived data follows its sources (see core/consensus/retraction.py): the class list and the task type
+    (checkboxes and "None of these" for multi-label) reach Label Studio's config, a superseded item's task is marked and its replacement reserved, and items whose live
     votes fell below their task's overlap go back to labelers (a new task, or a higher overlap)."""
     classes = list(project.classes)
     change = record_class_list(store, classes, project.class_list_change_reason)
-    config_updated = config_choices(client.label_config(project_id)) not in (None, classes)
+    multi, allow_empty = is_multi_label(project.task_type), project.allow_empty_set
+    current = config_layout(client.label_config(project_id))
+    config_updated = current is not None and current != wanted_layout(classes, multi, allow_empty)
     if config_updated:  # Label Studio keeps existing annotations of a removed class; they stop counting here
-        client.set_label_config(project_id, choices_label_config(classes))
+        client.set_label_config(project_id, choices_label_config(classes, multi, allow_empty))
     loaded = load_votes(store, classes)
     new_conflicts = detect_conflicts(store, project_id, loaded.held)
     marked: dict[str, int] = {}

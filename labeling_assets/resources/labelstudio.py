@@ -19,7 +19,12 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.errors import connection_reason, display_url, one_line
-from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.labelstudio.config import (
+    choice_result,
+    choices_label_config,
+    is_multi_label_config,
+    label_from_result,
+)
 from labeling_assets.core.labelstudio.storage import (
     IMAGE_STORAGE_TITLE,
     MATCHES_NO_FILE,
@@ -58,8 +63,12 @@ def id_after(task_id: int) -> dict[str, Any]:
     return {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": int(task_id)}
 
 
-def remote_annotations(task: dict[str, Any]) -> list[RemoteAnnotation]:
-    """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``)."""
+def remote_annotations(task: dict[str, Any], multi_label: bool = False) -> list[RemoteAnnotation]:
+    """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``).
+
+    ``multi_label``: the project's config takes several choices; each label is then a sorted list
+    (``config.label_from_result``).
+    """
     item_id = (task.get("data") or {}).get("item_id")
     out: list[RemoteAnnotation] = []
     for ann in task.get("annotations") or []:
@@ -71,7 +80,7 @@ def remote_annotations(task: dict[str, Any]) -> list[RemoteAnnotation]:
                 ls_task_id=int(task["id"]),
                 item_id=str(item_id) if item_id else None,
                 labeler_id=str(user_id),
-                label=label_from_result(ann.get("result")),
+                label=label_from_result(ann.get("result"), multi_label),
                 lead_time_s=ann.get("lead_time"),
                 created_at=ann.get("created_at"),
                 updated_at=ann.get("updated_at"),
@@ -217,10 +226,20 @@ class LabelStudioClient:
             projects: Any = self.sdk.projects.list(page_size=100)  # the pager follows every page
             return [_as_dict(p) for p in projects]
 
-    def ensure_project(self, *, title: str, classes: Sequence[str], overlap: int = 3) -> int:
+    def ensure_project(
+        self,
+        *,
+        title: str,
+        classes: Sequence[str],
+        overlap: int = 3,
+        multi_label: bool = False,
+        allow_empty: bool = True,
+    ) -> int:
         """The id of the project named ``title``, created when missing (same title = same project).
 
         ``maximum_annotations`` (overlap) is honored by the Community label stream when set through the API.
+        ``multi_label`` / ``allow_empty``: the config of a new project (``choices_label_config``); an existing
+        project's config is brought in line by the queue asset.
         """
         for project in self.list_projects():
             if project.get("title") == title:
@@ -228,7 +247,7 @@ class LabelStudioClient:
         with self._calling("POST /api/projects/"):
             created = self.sdk.projects.create(
                 title=title,
-                label_config=choices_label_config(classes),
+                label_config=choices_label_config(classes, multi_label, allow_empty),
                 maximum_annotations=int(overlap),
                 sampling="Sequential sampling",  # queue order = our priority order
                 show_skip_button=True,
@@ -489,8 +508,10 @@ class LabelStudioClient:
 
     # -- annotations ---------------------------------------------------------------------------
     def create_annotation(
-        self, task_id: int, label: str, *, completed_by: int, lead_time_s: float | None = None
+        self, task_id: int, label: str | Sequence[str], *, completed_by: int, lead_time_s: float | None = None
     ) -> int:
+        """Annotate ``task_id`` as ``completed_by``: a class name, or a list of names (multi-label; ``[]`` picks
+        "None of these")."""
         optional = {"lead_time": round(float(lead_time_s), 3)} if lead_time_s is not None else {}
         with self._calling(f"POST /api/tasks/{task_id}/annotations/"):
             created = self.sdk.annotations.create(
@@ -498,7 +519,7 @@ class LabelStudioClient:
             )
         return int(_id(created))
 
-    def update_annotation(self, annotation_id: int, label: str) -> None:
+    def update_annotation(self, annotation_id: int, label: str | Sequence[str]) -> None:
         with self._calling(f"PATCH /api/annotations/{annotation_id}/"):
             self.sdk.annotations.update(id=annotation_id, result=choice_result(label))
 
@@ -506,8 +527,25 @@ class LabelStudioClient:
         with self._calling(f"DELETE /api/annotations/{annotation_id}/"):
             self.sdk.annotations.delete(id=annotation_id)
 
+    def multi_label(self, project_id: int) -> bool:
+        """Whether the project's config takes several choices, i.e. its answers are label sets.
+
+        Why the client reads this from Label Studio rather than being told the task type: the config is what
+        the people answering saw (checkboxes or one choice), so the stored form always matches what an answer
+        can mean, for any project the resource names (``project_id`` may point at one set up by hand); every
+        reader of annotations (collect's full and incremental sync, the demo crowd, benchmarks) gets it without
+        a new argument that one of them could forget, which would store bare names in a multi-label project.
+        The queue keeps the config in line with ``ProjectSettings.task_type`` on every run, and collect runs
+        after it. Cost: one small GET per sync.
+        """
+        return is_multi_label_config(self.label_config(project_id))
+
     def export_annotations(self, project_id: int) -> list[RemoteAnnotation]:
-        """Every annotation of the project as it is now (one export call; tasks without any are skipped)."""
+        """Every annotation of the project as it is now (one export call; tasks without any are skipped).
+
+        In a multi-label project (:meth:`multi_label`) every label is a sorted list of class names.
+        """
+        multi = self.multi_label(project_id)  # read before the export: an answer is never newer than its config
         with self._calling(f"GET /api/projects/{project_id}/export"):
             body = b"".join(
                 self.sdk.projects.exports.download_sync(
@@ -517,7 +555,7 @@ class LabelStudioClient:
             tasks = json.loads(body) if body else None
         if tasks is not None and not isinstance(tasks, list):  # never sync a snapshot we cannot read whole
             raise LabelStudioError(f"export of project {project_id} is not a list of tasks: {str(tasks)[:200]}")
-        return [ann for task in tasks or [] for ann in remote_annotations(task)]
+        return [ann for task in tasks or [] for ann in remote_annotations(task, multi)]
 
     # -- incremental sync ------------------------------------------------------------------------
     def clock_and_task_count(self, project_id: int) -> tuple[dt.datetime, int]:
@@ -555,14 +593,16 @@ class LabelStudioClient:
         Label Studio touches a task's ``updated_at`` when one of its annotations is created, edited or deleted
         (verified on 1.23.2), so these tasks hold every annotation change since ``since``. Paged by task id
         (keyset), never by page number: a task deleted or changed during the scan cannot shift a page.
+        In a multi-label project (:meth:`multi_label`) every label is a sorted list of class names.
         """
+        multi = self.multi_label(project_id)
         after = 0
         while True:
             filters = [id_after(after)] + ([updated_after(since)] if since is not None else [])
             tasks = self._task_page(project_id, page_size=page_size, fields="all", query=data_manager_query(filters))
             if tasks:
                 yield [
-                    RemoteTask(int(t["id"]), t.get("updated_at"), tuple(remote_annotations(t)), t.get("created_at"))
+                    RemoteTask(int(t["id"]), t.get("updated_at"), tuple(remote_annotations(t, multi)), t.get("created_at"))
                     for t in tasks
                 ]
                 after = max(int(t["id"]) for t in tasks)
@@ -706,13 +746,17 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         """The official SDK client (``label_studio_sdk.LabelStudio``) the wrapped calls use, for any other call."""
         return self.get_client().sdk
 
-    def ensure_project(self, *, classes: Sequence[str], overlap: int = 3) -> int:
-        """The project id: ``project_id`` when set, else the project titled ``project_title`` (created if missing)."""
+    def ensure_project(
+        self, *, classes: Sequence[str], overlap: int = 3, multi_label: bool = False, allow_empty: bool = True
+    ) -> int:
+        """The project id: ``project_id`` when set, else the project titled ``project_title`` (created if missing,
+        with a multi-label config when ``multi_label``)."""
         if self.project_id is not None:
             return self.project_id
         return self.get_client().ensure_project(
-            title=self.resolved_project_title, classes=classes, overlap=overlap
-        )
+            title=self.resolved_project_title, classes=classes, overlap=overlap, multi_label=multi_label,
+            allow_empty=allow_empty,
+        )  # fmt: skip
 
     def find_project_id(self) -> int | None:
         """The project id without creating anything (None when the project does not exist yet)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from labeling_assets.core.labelstudio.config import DATA_KEY, FROM_NAME, TO_NAME, validate_classes
+from labeling_assets.core.labelstudio.config import DATA_KEY, FROM_NAME, TO_NAME, choices_label_config
 
 REVIEW_SUFFIX = " — review"
 VOTES_KEY = "votes_html"
@@ -26,19 +26,17 @@ def review_title(title: str) -> str:
     return f"{title}{REVIEW_SUFFIX}"
 
 
-def review_label_config(classes: Sequence[str]) -> str:
-    """The image, the votes table and the model's prediction above the class choices."""
-    names = validate_classes(classes)
-    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in names)
+def review_label_config(classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True) -> str:
+    """The image, the votes table and the model's prediction above the class choices (the crowd's choices:
+    checkboxes and "None of these" in a multi-label project)."""
+    crowd = choices_label_config(classes, multi_label, allow_empty)
+    choices = crowd[crowd.index("  <Choices ") :]  # the same <Choices> as the crowd: answers parse alike
     return (
         "<View>\n"
         f'  <Image name="{TO_NAME}" value="${DATA_KEY}" maxWidth="280px"/>\n'
         f'  <Text name="{CONTEXT_KEY}" value="${CONTEXT_KEY}"/>\n'
         f'  <HyperText name="votes" value="${VOTES_KEY}"/>\n'
-        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true" required="true">\n'
-        f"{choices}\n"
-        "  </Choices>\n"
-        "</View>"
+        f"{choices}"
     )
 
 

@@ -4,6 +4,10 @@ Pure (numpy only). Regular items are ordered by prelabel uncertainty when probab
 (unscored items count as maximally uncertain), else by a seeded shuffle; gold items are interleaved
 at ``gold_rate`` at random positions. :func:`task_payload` is the ONLY builder of what is sent: it
 has no parameter through which a gold answer could pass, and :func:`payload_leaks` double-checks.
+
+Multi-label projects: a prelabel holds independent per-class probabilities (sigmoid marginals); every
+strategy but ``random`` ranks by their mean binary entropy, and the prediction pre-fills every class at or above
+:data:`PREFILL_THRESHOLD` (``NONE_OF_THESE`` when there is none).
 """
 
 import math
@@ -16,12 +20,15 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from labeling_assets.core.labelstudio.config import DATA_KEY, choice_result
+from labeling_assets.core.training.active_learning import mean_binary_entropy
 
 # random is the baseline every other strategy must beat
 Strategy = Literal["uncertainty", "margin", "entropy", "random"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # Keys that must never appear anywhere in a payload sent to Label Studio.
 FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
+# Multi-label pre-fill: a class is pre-checked when the model gives it at least this probability.
+PREFILL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,16 +53,22 @@ class QueuedItem:
     model_version: str | None
 
 
-def uncertainty(probs: Mapping[str, float] | None, strategy: str = "uncertainty") -> float:
+def uncertainty(probs: Mapping[str, float] | None, strategy: str = "uncertainty", multi_label: bool = False) -> float:
     """Uncertainty in [0, 1] (higher = ask a human first); 1.0 when there are no probabilities.
 
     ``uncertainty``: 1 - max p; ``margin``: 1 - (p1 - p2); ``entropy``: normalized Shannon entropy;
-    ``random``: 1.0 (order comes from the seed alone).
+    ``random``: 1.0 (order comes from the seed alone). ``multi_label``: ``probs`` are per-class marginals and
+    every strategy but ``random`` is their mean binary entropy (``active_learning.mean_binary_entropy``).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
     if not probs or strategy == "random":
         return 1.0
+    if multi_label:
+        marginals = np.asarray(list(probs.values()), dtype=float)
+        if not np.isfinite(marginals).all():
+            return 1.0
+        return float(mean_binary_entropy(np.clip(marginals, 0.0, 1.0)[None, :])[0])
     p = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, None)
     total = p.sum()
     if total <= 0 or not np.isfinite(total):
@@ -76,8 +89,11 @@ def select_queue(
     gold_rate: float = 0.1,
     strategy: str = "uncertainty",
     seed: int = 0,
+    multi_label: bool = False,
 ) -> list[QueuedItem]:
     """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold.
+
+    ``multi_label``: prelabel probabilities are per-class marginals (see :func:`uncertainty`).
 
     Regular items: highest uncertainty first (ties broken by a seeded shuffle). Gold items: a seeded
     random sample placed at seeded random positions, so nothing about a task's position or payload
@@ -97,11 +113,11 @@ def select_queue(
     ):  # not enough regular items: fill with gold, never exceed the rate's intent silently
         n_gold = min(len(gold), limit - n_regular)
     shuffled = [regular[i] for i in rng.permutation(len(regular))]
-    scores = [uncertainty(c.probs, strategy) for c in shuffled]
+    scores = [uncertainty(c.probs, strategy, multi_label) for c in shuffled]
     order = sorted(range(len(shuffled)), key=lambda i: -scores[i])  # stable: ties keep the shuffle
     chosen_regular = [(shuffled[i], scores[i]) for i in order[:n_regular]]
     chosen_gold = [
-        (gold[i], uncertainty(gold[i].probs, strategy)) for i in rng.permutation(len(gold))[:n_gold]
+        (gold[i], uncertainty(gold[i].probs, strategy, multi_label)) for i in rng.permutation(len(gold))[:n_gold]
     ]
     total = len(chosen_regular) + len(chosen_gold)
     gold_slots = set(rng.choice(total, size=len(chosen_gold), replace=False).tolist()) if total else set()
@@ -128,13 +144,26 @@ def task_payload(
     *,
     probs: Mapping[str, float] | None = None,
     model_version: str | None = None,
+    multi_label: bool = False,
+    allow_empty: bool = True,
 ) -> dict[str, Any]:
     """The Label Studio task for an item: image URL and item id, plus the prelabel as a prediction.
 
     Takes no gold flag or gold label on purpose: gold and regular tasks are built identically.
+    ``multi_label``: the prediction pre-fills a set (:func:`prefill_set`); its score is the mean over classes of
+    max(p, 1 - p), the confidence consensus reports for sets.
     """
     task: dict[str, Any] = {"data": {DATA_KEY: image_url, "item_id": item_id}}
-    if probs:
+    if probs and multi_label:
+        marginals = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, 1.0)
+        task["predictions"] = [
+            {
+                "model_version": model_version or "unknown",
+                "score": float(np.maximum(marginals, 1.0 - marginals).mean()),
+                "result": choice_result(prefill_set(probs, allow_empty=allow_empty)),
+            }
+        ]
+    elif probs:
         label, score = max(probs.items(), key=lambda kv: kv[1])
         task["predictions"] = [
             {
@@ -144,6 +173,18 @@ def task_payload(
             }
         ]
     return task
+
+
+def prefill_set(probs: Mapping[str, float], *, allow_empty: bool = True) -> list[str]:
+    """The classes a multi-label prediction pre-checks: those at or above :data:`PREFILL_THRESHOLD`, sorted.
+
+    None of them: ``[]`` ("None of these"), or the most probable class when the project has no empty set (the
+    config then offers no "None of these", and a pre-fill should be an answer a person could give).
+    """
+    chosen = sorted(str(c) for c, p in probs.items() if float(p) >= PREFILL_THRESHOLD)
+    if chosen or allow_empty or not probs:
+        return chosen
+    return [str(max(probs.items(), key=lambda kv: (float(kv[1]), kv[0]))[0])]
 
 
 def image_url(uri: str | None, data_root: Path) -> str:
@@ -163,16 +204,23 @@ def build_payloads(
     pending: Sequence[Mapping[str, Any]],
     prelabels: Mapping[str, tuple[Mapping[str, float], str]],
     data_root: Path,
+    *,
+    multi_label: bool = False,
+    allow_empty: bool = True,
 ) -> list[dict[str, Any]]:
     """The payload of each pending task (rows with ``item_id`` and ``uri``), in order.
 
-    ``prelabels`` maps item id -> (class probabilities, model version) of its newest prelabel.
+    ``prelabels`` maps item id -> (class probabilities, model version) of its newest prelabel (per-class
+    marginals when ``multi_label``).
     """
     payloads = []
     for row in pending:
         probs, model_version = prelabels.get(row["item_id"], (None, None))
         payloads.append(
-            task_payload(row["item_id"], image_url(row["uri"], data_root), probs=probs, model_version=model_version)
+            task_payload(
+                row["item_id"], image_url(row["uri"], data_root), probs=probs, model_version=model_version,
+                multi_label=multi_label, allow_empty=allow_empty,
+            )  # fmt: skip
         )
     return payloads
 

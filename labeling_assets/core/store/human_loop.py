@@ -245,17 +245,24 @@ def tasks_to_reopen(store: LabelStore, labeler_id: str, since: dt.datetime) -> l
 
 
 def expert_answers(
-    tasks: Iterable[Mapping[str, Any]], project_id: int, reviewers: Mapping[str, str] | None
+    tasks: Iterable[Mapping[str, Any]],
+    project_id: int,
+    reviewers: Mapping[str, str] | None,
+    multi_label: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows for :func:`record_adjudications` from review-project tasks (``fields=all``): one per answer with a
-    class, by a configured reviewer (``reviewers``: user id -> name; None: anyone who answers there)."""
+    class, by a configured reviewer (``reviewers``: user id -> name; None: anyone who answers there).
+
+    ``multi_label``: the review project's config takes several choices; each label is then a sorted list
+    ("None of these" alone: ``[]``, an answer like any other).
+    """
     rows = []
     for task in tasks:
         item_id = (task.get("data") or {}).get("item_id")
         for ann in task.get("annotations") or []:
             by = ann.get("completed_by")
             user_id = str(by.get("id") if isinstance(by, dict) else by)
-            label = label_from_result(ann.get("result"))
+            label = label_from_result(ann.get("result"), multi_label)
             if not item_id or ann.get("was_cancelled") or label is None:
                 continue
             if reviewers is not None and user_id not in reviewers:

@@ -4,7 +4,9 @@ Scores (higher = more informative), the same definitions as :mod:`labeling_asset
 
 - ``least_confidence``: ``1 - max p``;
 - ``margin``: ``1 - (p1 - p2)`` (the two most probable classes);
-- ``entropy``: Shannon entropy divided by ``log(n_classes)``, in [0, 1].
+- ``entropy``: Shannon entropy divided by ``log(n_classes)``, in [0, 1];
+- multi-label (independent per-class marginals, rows need not sum to 1): :func:`mean_binary_entropy`, the
+  binary entropy of each class in bits averaged over classes, in [0, 1].
 
 Uncertainty alone picks near-duplicates: a batch of the ten most confusing items is often ten copies of
 one confusion. ``k_center_greedy`` picks items that cover feature space (Sener & Savarese's core-set
@@ -60,6 +62,25 @@ def entropy(probs: AnyArray) -> AnyArray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(probs > 0, probs * np.log(probs), 0.0)
     scores: AnyArray = -terms.sum(axis=1) / np.log(k)
+    return scores
+
+
+def mean_binary_entropy(marginals: AnyArray) -> AnyArray:
+    """Per item, the mean over classes of the binary entropy ``H(p_k)`` in bits: 0 when the model is sure of
+    every class (each ``p_k`` is 0 or 1), 1 when every class is a coin flip.
+
+    For multi-label models whose ``(n, K)`` outputs are independent per-class probabilities (sigmoids): the
+    single-label scores above renormalise a row over classes, which would call an image sure of two findings
+    (0.99, 0.99) as unsure as a coin flip between them.
+    """
+    p = _check_probs(marginals)
+    if p.size and p.max() > 1:
+        raise ValueError("per-class probabilities must be in [0, 1]")
+    if not len(p):
+        return np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bits = -(np.where(p > 0, p * np.log2(p), 0.0) + np.where(p < 1, (1 - p) * np.log2(1 - p), 0.0))
+    scores: AnyArray = bits.mean(axis=1)
     return scores
 
 
