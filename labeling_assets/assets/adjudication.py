@@ -60,7 +60,7 @@ def adjudications(
     wanted_config = review_label_config(project.classes, multi, project.allow_empty_set)
     review_id = client.ensure_review_project(title=title, label_config=wanted_config)
     review_config = client.label_config(review_id)
-    if _answer_form(review_config) != _answer_form(wanted_config):  # the task type changed since it was created
+    if _answer_form(review_config) != _answer_form(wanted_config):  # the task type changed since its creation
         client.set_label_config(review_id, wanted_config)
         review_config = wanted_config
     images = label_studio.serve_images(review_id, project.data_path / "raw", project.data_path)

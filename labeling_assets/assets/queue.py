@@ -92,7 +92,10 @@ def labeling_tasks(
     client = label_studio.get_client()
     multi = is_multi_label(project.task_type)
     project_id = label_studio.ensure_project(
-        classes=project.classes, overlap=config.overlap, multi_label=multi, allow_empty=project.allow_empty_set
+        classes=project.classes,
+        overlap=config.overlap,
+        multi_label=multi,
+        allow_empty=project.allow_empty_set,
     )
     images_served = label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
 

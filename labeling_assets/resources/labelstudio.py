@@ -545,7 +545,8 @@ class LabelStudioClient:
 
         In a multi-label project (:meth:`multi_label`) every label is a sorted list of class names.
         """
-        multi = self.multi_label(project_id)  # read before the export: an answer is never newer than its config
+        # Read before the export: an answer is never newer than the config it was given in.
+        multi = self.multi_label(project_id)
         with self._calling(f"GET /api/projects/{project_id}/export"):
             body = b"".join(
                 self.sdk.projects.exports.download_sync(
@@ -602,7 +603,12 @@ class LabelStudioClient:
             tasks = self._task_page(project_id, page_size=page_size, fields="all", query=data_manager_query(filters))
             if tasks:
                 yield [
-                    RemoteTask(int(t["id"]), t.get("updated_at"), tuple(remote_annotations(t, multi)), t.get("created_at"))
+                    RemoteTask(
+                        int(t["id"]),
+                        t.get("updated_at"),
+                        tuple(remote_annotations(t, multi)),
+                        t.get("created_at"),
+                    )
                     for t in tasks
                 ]
                 after = max(int(t["id"]) for t in tasks)
@@ -754,9 +760,12 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         if self.project_id is not None:
             return self.project_id
         return self.get_client().ensure_project(
-            title=self.resolved_project_title, classes=classes, overlap=overlap, multi_label=multi_label,
+            title=self.resolved_project_title,
+            classes=classes,
+            overlap=overlap,
+            multi_label=multi_label,
             allow_empty=allow_empty,
-        )  # fmt: skip
+        )
 
     def find_project_id(self) -> int | None:
         """The project id without creating anything (None when the project does not exist yet)."""

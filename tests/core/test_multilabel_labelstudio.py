@@ -93,7 +93,9 @@ def test_multi_label_results_round_trip_to_sorted_lists(label: str | list[str], 
 def test_none_of_these_alone_is_the_empty_set_and_with_classes_it_is_kept_as_it_came() -> None:
     none_alone = [{"type": "choices", "from_name": "label", "value": {"choices": [NONE_OF_THESE]}}]
     assert label_from_result(none_alone, multi_label=True) == []
-    both = [{"type": "choices", "from_name": "label", "value": {"choices": ["nodule", NONE_OF_THESE, "nodule"]}}]
+    both = [
+        {"type": "choices", "from_name": "label", "value": {"choices": ["nodule", NONE_OF_THESE, "nodule"]}}
+    ]
     assert label_from_result(both, multi_label=True) == sorted(["nodule", NONE_OF_THESE])
 
 
@@ -117,7 +119,9 @@ def test_the_config_layout_tells_task_type_classes_and_none_choice_apart() -> No
     assert config_choices(multi) == CLASSES  # the none choice is not a class
     assert is_multi_label_config(multi) and not is_multi_label_config(choices_label_config(CLASSES))
     assert config_layout(choices_label_config(CLASSES)) == wanted_layout(CLASSES)
-    assert config_layout(choices_label_config(CLASSES, True, allow_empty=False)) == wanted_layout(CLASSES, True, False)
+    assert config_layout(choices_label_config(CLASSES, True, allow_empty=False)) == wanted_layout(
+        CLASSES, True, False
+    )
     # a switch of task type or of the empty set is a different layout: the queue updates the config
     assert wanted_layout(CLASSES, True, True) != wanted_layout(CLASSES, True, False) != wanted_layout(CLASSES)
     assert config_layout("not xml <") is None and not is_multi_label_config("not xml <")
@@ -134,7 +138,9 @@ def test_the_review_project_answers_with_the_crowds_choices() -> None:
 
 def test_a_multi_label_prediction_pre_checks_every_class_at_or_above_one_half() -> None:
     probs = {"effusion": 0.9, "mass": PREFILL_THRESHOLD, "nodule": 0.49}
-    (prediction,) = task_payload("i1", "/img.png", probs=probs, model_version="m/1", multi_label=True)["predictions"]
+    (prediction,) = task_payload("i1", "/img.png", probs=probs, model_version="m/1", multi_label=True)[
+        "predictions"
+    ]
     assert prediction["result"][0]["value"]["choices"] == ["effusion", "mass"]
     assert prediction["score"] == pytest.approx(np.mean([0.9, 0.5, 0.51]))  # mean of max(p, 1 - p)
     assert prediction["model_version"] == "m/1"
@@ -159,15 +165,21 @@ def test_single_label_predictions_are_unchanged() -> None:
 
 def test_a_gold_items_set_never_reaches_the_payload() -> None:
     gold = {"i1": ["effusion", "mass"]}
-    payload = task_payload("i1", "/img.png", probs={"effusion": 0.9, "mass": 0.8, "nodule": 0.1}, multi_label=True)
+    payload = task_payload(
+        "i1", "/img.png", probs={"effusion": 0.9, "mass": 0.8, "nodule": 0.1}, multi_label=True
+    )
     assert payload_leaks(payload, gold) == []  # the model's pre-fill is allowed to agree with gold
     assert payload_leaks({**payload, "data": {**payload["data"], "truth": gold["i1"]}}, gold) != []
 
 
 def test_mean_binary_entropy_is_zero_when_sure_of_every_class_and_one_at_coin_flips() -> None:
-    scores = mean_binary_entropy(np.array([[0.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.5, 0.0, 1.0], [0.99, 0.99, 0.01]]))
+    scores = mean_binary_entropy(
+        np.array([[0.0, 1.0, 1.0], [0.5, 0.5, 0.5], [0.5, 0.0, 1.0], [0.99, 0.99, 0.01]])
+    )
     assert scores[0] == 0.0 and scores[1] == pytest.approx(1.0) and scores[2] == pytest.approx(1 / 3)
-    assert 0 < scores[3] < 0.1  # sure of two findings at once: not uncertain (a softmax score would say it is)
+    assert (
+        0 < scores[3] < 0.1
+    )  # sure of two findings at once: not uncertain (a softmax score would say it is)
     assert mean_binary_entropy(np.zeros((0, 3))).shape == (0,)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         mean_binary_entropy(np.array([[1.5, 0.2]]))

@@ -118,9 +118,15 @@ def _seed(store: LabelStore, folder: Path, title: str) -> list[str]:
         conn.execute(
             items_table.insert(),
             [
-                {"item_id": item, "uri": str(folder / "raw" / f"{item}.png"), "source_path": f"x{n}.png",
-                 "n_bytes": 10, "ingested_at": utcnow(), "status": "active",
-                 "gold_label": GOLD_SET if n == 0 else None}  # fmt: skip
+                {
+                    "item_id": item,
+                    "uri": str(folder / "raw" / f"{item}.png"),
+                    "source_path": f"x{n}.png",
+                    "n_bytes": 10,
+                    "ingested_at": utcnow(),
+                    "status": "active",
+                    "gold_label": GOLD_SET if n == 0 else None,
+                }  # fmt: skip
                 for n, item in enumerate(items)
             ],
         )
@@ -173,20 +179,28 @@ def test_a_multi_label_project_asks_with_checkboxes_and_none_of_these_and_pre_ch
 
 def test_a_gold_items_set_never_reaches_label_studio(project: MultiLabelProject) -> None:
     (gold_task,) = [
-        t for t in project.client.iter_tasks(project.project_id, fields="all") if t["data"]["item_id"] == project.items[0]
+        t
+        for t in project.client.iter_tasks(project.project_id, fields="all")
+        if t["data"]["item_id"] == project.items[0]
     ]
     text = json.dumps(gold_task)
     assert "gold" not in text and gold_task["predictions"] == [] and gold_task["annotations"] == []
     assert set(gold_task["data"]) == {"image", "item_id"}
 
 
-def test_answers_sync_as_sorted_sets_edits_version_and_deletions_tombstone(project: MultiLabelProject) -> None:
+def test_answers_sync_as_sorted_sets_edits_version_and_deletions_tombstone(
+    project: MultiLabelProject,
+) -> None:
     client = project.client
     users = client.ensure_users(LABELERS)
     first, second = users[LABELERS[0]], users[LABELERS[1]]
-    several = client.create_annotation(project.task_of(project.items[1]), ["nodule", "effusion"], completed_by=first)
+    several = client.create_annotation(
+        project.task_of(project.items[1]), ["nodule", "effusion"], completed_by=first
+    )
     none = client.create_annotation(project.task_of(project.items[1]), [], completed_by=second)
-    both = client.create_annotation(project.task_of(project.items[2]), ["mass", NONE_OF_THESE], completed_by=first)
+    both = client.create_annotation(
+        project.task_of(project.items[2]), ["mass", NONE_OF_THESE], completed_by=first
+    )
     gold_answer = client.create_annotation(project.task_of(project.items[0]), GOLD_SET, completed_by=second)
 
     meta = project.collect()  # the first sync: the full export
@@ -223,7 +237,9 @@ def test_answers_sync_as_sorted_sets_edits_version_and_deletions_tombstone(proje
 def test_the_config_follows_the_task_type_and_the_empty_set_setting(project: MultiLabelProject) -> None:
     no_empty = project.queue(allow_empty_set=False)
     assert no_empty["label_config_updated"] is True
-    assert config_layout(project.client.label_config(project.project_id)) == wanted_layout(CLASSES, True, False)
+    assert config_layout(project.client.label_config(project.project_id)) == wanted_layout(
+        CLASSES, True, False
+    )
     single = project.queue(task_type="single_label")
     assert single["label_config_updated"] is True
     assert config_layout(project.client.label_config(project.project_id)) == wanted_layout(CLASSES)
@@ -240,4 +256,7 @@ def test_a_single_label_project_keeps_storing_a_multi_choice_answer_as_the_list_
     two = project.client.create_annotation(task, ["nodule", "effusion"], completed_by=users[LABELERS[1]])
     project.collect()
     stored = {r["ls_annotation_id"]: r["label"] for r in project.store.fetch(current_annotations_query())}
-    assert stored == {one: "mass", two: ["nodule", "effusion"]}  # as before multi-label: chosen order, not dropped
+    assert stored == {
+        one: "mass",
+        two: ["nodule", "effusion"],
+    }  # as before multi-label: chosen order, not dropped

@@ -113,7 +113,9 @@ class ConfigLayout:
     none_choice: bool = False
 
 
-def wanted_layout(classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True) -> ConfigLayout:
+def wanted_layout(
+    classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True
+) -> ConfigLayout:
     """The layout :func:`choices_label_config` builds for these settings."""
     return ConfigLayout([str(c) for c in classes], multi_label, multi_label and allow_empty)
 

@@ -12,9 +12,8 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
-from labeling_assets.core.labelstudio.config import DATA_KEY, FROM_NAME, TO_NAME, choices_label_config
+from labeling_assets.core.labelstudio.config import DATA_KEY, TO_NAME, choices_label_config
 
 REVIEW_SUFFIX = " — review"
 VOTES_KEY = "votes_html"

@@ -53,7 +53,9 @@ class QueuedItem:
     model_version: str | None
 
 
-def uncertainty(probs: Mapping[str, float] | None, strategy: str = "uncertainty", multi_label: bool = False) -> float:
+def uncertainty(
+    probs: Mapping[str, float] | None, strategy: str = "uncertainty", multi_label: bool = False
+) -> float:
     """Uncertainty in [0, 1] (higher = ask a human first); 1.0 when there are no probabilities.
 
     ``uncertainty``: 1 - max p; ``margin``: 1 - (p1 - p2); ``entropy``: normalized Shannon entropy;
@@ -117,7 +119,8 @@ def select_queue(
     order = sorted(range(len(shuffled)), key=lambda i: -scores[i])  # stable: ties keep the shuffle
     chosen_regular = [(shuffled[i], scores[i]) for i in order[:n_regular]]
     chosen_gold = [
-        (gold[i], uncertainty(gold[i].probs, strategy, multi_label)) for i in rng.permutation(len(gold))[:n_gold]
+        (gold[i], uncertainty(gold[i].probs, strategy, multi_label))
+        for i in rng.permutation(len(gold))[:n_gold]
     ]
     total = len(chosen_regular) + len(chosen_gold)
     gold_slots = set(rng.choice(total, size=len(chosen_gold), replace=False).tolist()) if total else set()
@@ -218,9 +221,13 @@ def build_payloads(
         probs, model_version = prelabels.get(row["item_id"], (None, None))
         payloads.append(
             task_payload(
-                row["item_id"], image_url(row["uri"], data_root), probs=probs, model_version=model_version,
-                multi_label=multi_label, allow_empty=allow_empty,
-            )  # fmt: skip
+                row["item_id"],
+                image_url(row["uri"], data_root),
+                probs=probs,
+                model_version=model_version,
+                multi_label=multi_label,
+                allow_empty=allow_empty,
+            )
         )
     return payloads
 
