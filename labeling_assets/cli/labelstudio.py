@@ -10,11 +10,13 @@ from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import data_dir
 from labeling_assets.core.errors import ConfigurationError, display_url
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.local.labelstudio_database import DATABASE_URL_ENV, PASSWORD_ENV, remembered
 from labeling_assets.local.labelstudio_files import default_paths, status
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
 
 
 def _client(args: argparse.Namespace) -> LabelStudioClient:
@@ -68,10 +70,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    """Create (idempotently) the project from the class list; the admin and token exist since start."""
+    """Create (idempotently) the project from the class list and task type; the admin and token exist since start."""
     client = _client(args)
     title = _project_title(args)
-    project_id = client.ensure_project(title=title, classes=project_classes(), overlap=args.overlap)
+    settings = ProjectSettings()  # $LABELING_ASSETS_TASK_TYPE=multi_label: checkboxes and "None of these"
+    project_id = client.ensure_project(
+        title=title,
+        classes=project_classes(),
+        overlap=args.overlap,
+        multi_label=is_multi_label(settings.task_type),
+        allow_empty=settings.allow_empty_set,
+    )
     print(
         f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"
     )

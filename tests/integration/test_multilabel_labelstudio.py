@@ -6,6 +6,7 @@ pre-check the likely classes, gold sets never reach it, and every answer lands i
 edits as new versions and deletions as tombstones, exactly as single-label answers do.
 """
 
+import argparse
 import hashlib
 import json
 import uuid
@@ -260,3 +261,21 @@ def test_a_single_label_project_keeps_storing_a_multi_choice_answer_as_the_list_
         one: "mass",
         two: ["nodule", "effusion"],
     }  # as before multi-label: chosen order, not dropped
+
+
+def test_labelstudio_bootstrap_creates_a_multi_label_project_when_the_environment_says_so(
+    label_studio: LabelStudioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeling_assets.cli.labelstudio import cmd_bootstrap
+
+    title = f"bootstrap-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("LABEL_STUDIO_URL", label_studio.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+    monkeypatch.setenv("LABELING_ASSETS_TASK_TYPE", "multi_label")
+    assert cmd_bootstrap(argparse.Namespace(url=None, project=title, overlap=2)) == 0
+    client = label_studio.client()
+    (pid,) = [int(p["id"]) for p in client.list_projects() if p["title"] == title]
+    classes = list(ProjectSettings().classes)
+    assert config_layout(client.label_config(pid)) == wanted_layout(
+        classes, multi_label=True, allow_empty=True
+    )
