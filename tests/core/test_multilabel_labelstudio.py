@@ -170,6 +170,8 @@ def test_a_gold_items_set_never_reaches_the_payload() -> None:
     )
     assert payload_leaks(payload, gold) == []  # the model's pre-fill is allowed to agree with gold
     assert payload_leaks({**payload, "data": {**payload["data"], "truth": gold["i1"]}}, gold) != []
+    shuffled = {**payload, "data": {**payload["data"], "hint": ["mass", "effusion"]}}
+    assert payload_leaks(shuffled, gold) == ["gold label of i1 in data['hint']"]  # the same set in any order
 
 
 def test_mean_binary_entropy_is_zero_when_sure_of_every_class_and_one_at_coin_flips() -> None:

@@ -253,11 +253,18 @@ def payload_leaks(payload: Any, gold_labels: Mapping[str, Any]) -> list[str]:
         if isinstance(item_id, str) and item_id in gold_labels:
             gold = gold_labels[item_id]
             for key, value in data.items():
-                if key != "item_id" and value == gold:
+                if key != "item_id" and _same_answer(value, gold):
                     problems.append(f"gold label of {item_id[:12]} in data[{key!r}]")
             if "annotations" in task:
                 problems.append(f"gold item {item_id[:12]} carries annotations")
     return problems
+
+
+def _same_answer(value: Any, gold: Any) -> bool:
+    """``value`` states the gold answer: equal, or the same set of classes in any order (multi-label gold)."""
+    if isinstance(value, list | tuple) and isinstance(gold, list | tuple):
+        return sorted(map(str, value)) == sorted(map(str, gold))
+    return bool(value == gold)
 
 
 def _keys(value: Any) -> set[str]:
