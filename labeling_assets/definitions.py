@@ -90,6 +90,7 @@ defs = dg.Definitions(
         dataset_checks.dataset_splits_class_proportions_within_tolerance,
         dataset_checks.dataset_splits_frozen_assignments_unchanged,
         dataset_checks.dataset_splits_every_class_in_every_split,
+        dataset_checks.dataset_splits_every_label_in_val_and_test,
         dataset_checks.dataset_splits_only_live_labeled_items,
         *evaluate_checks.evaluation_checks,
     ],

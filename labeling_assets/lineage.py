@@ -19,6 +19,7 @@ BLOCKING_DATASET_CHECKS: tuple[str, ...] = (
     "dataset_splits_class_proportions_within_tolerance",
     "dataset_splits_frozen_assignments_unchanged",
     "dataset_splits_only_live_labeled_items",
+    "dataset_splits_every_label_in_val_and_test",
 )
 
 
@@ -55,6 +56,8 @@ def failed_blocking_dataset_checks(instance: dg.DagsterInstance) -> list[str]:
         if record is None or record.status.value != "FAILED":
             continue
         evaluation = record.event.asset_check_evaluation if record.event else None
+        if evaluation is not None and evaluation.severity == dg.AssetCheckSeverity.WARN:
+            continue  # as in Dagster, a blocking check blocks only on an ERROR-severity failure
         target = evaluation.target_materialization_data if evaluation else None
         judged_run = target.run_id if target is not None else record.run_id
         if judged_run == latest.run_id:

@@ -11,12 +11,19 @@ from pydantic import Field
 from labeling_assets import lineage
 from labeling_assets.constants import GROUP_DATASET, OWNERS
 from labeling_assets.core.dataset import export as export_core
+from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
-from labeling_assets.core.dataset.card import CardInputs, annotation_summary, render_card
+from labeling_assets.core.dataset.card import (
+    CardInputs,
+    annotation_summary,
+    label_set_annotation_summary,
+    render_card,
+)
 from labeling_assets.core.dataset.diff import render_diff
 from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, group_summary
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
     dataset_card,
@@ -54,7 +61,9 @@ class DatasetSplitsConfig(dg.Config):
 class DatasetExportConfig(dg.Config):
     formats: list[str] = Field(
         default=list(export_core.FORMATS),
-        description=f"Any of {', '.join(export_core.FORMATS)}.",
+        description=f"Any of {', '.join(export_core.FORMATS)}. A multi_label project has no ImageFolder "
+        "(one folder per class cannot hold a set of classes): the default then writes the other formats, "
+        "and asking for imagefolder explicitly fails with the alternatives.",
     )
 
 
@@ -76,9 +85,11 @@ def _card(
     assignment = built.assignment
     manifest = assignment.frame
     annotations = current_annotations(store)
-    n_labelers, n_annotations, kappa = annotation_summary(
-        annotations.loc[annotations["item_id"].isin(set(manifest["item_id"])), ["item_id", "labeler_id", "label"]]
-    )
+    on_items = annotations.loc[annotations["item_id"].isin(set(manifest["item_id"])), ["item_id", "labeler_id", "label"]]
+    if is_multi_label(project.task_type):
+        (n_labelers, n_annotations), kappa = label_set_annotation_summary(on_items), None
+    else:
+        n_labelers, n_annotations, kappa = annotation_summary(on_items)
     return CardInputs(
         name=project.name,
         version=built.version,
@@ -103,6 +114,7 @@ def _card(
         consensus_choice=latest_consensus_choice(store),
         near_duplicates=built.near_duplicates,
         near_duplicate_distance=config.near_duplicate_distance,
+        task_type=project.task_type,
     )
 
 
@@ -111,6 +123,10 @@ def _split_metadata(
 ) -> dict[str, Any]:
     manifest = inputs.manifest
     sizes = manifest["split"].value_counts()
+    if is_multi_label(inputs.task_type):
+        weights_key, imbalance = "pos_weight", multi_core.label_imbalance_ratio(manifest, inputs.expected_classes)
+    else:
+        weights_key, imbalance = "class_weights", imbalance_ratio(manifest["label"])
     return {
         "dataset_version": dg.MetadataValue.text(inputs.version),
         "previous_version": dg.MetadataValue.text(previous or ""),
@@ -118,8 +134,8 @@ def _split_metadata(
         "n_items": dg.MetadataValue.int(len(manifest)),
         "n_new_items": dg.MetadataValue.int(inputs.n_new_items),
         **{f"n_{s}": dg.MetadataValue.int(int(sizes.get(s, 0))) for s in split_core.SPLITS},
-        "class_weights": dg.MetadataValue.json(dict(inputs.class_weights)),
-        "imbalance_ratio": dg.MetadataValue.float(round(imbalance_ratio(manifest["label"]), 4)),
+        weights_key: dg.MetadataValue.json(dict(inputs.class_weights)),
+        "imbalance_ratio": dg.MetadataValue.float(round(imbalance, 4)),
         "excluded_items": dg.MetadataValue.json(excluded),
         "left_since_previous_version": dg.MetadataValue.json(dict(inputs.departures)),
         "limitations": dg.MetadataValue.json(list(inputs.notes)),
@@ -146,7 +162,9 @@ def dataset_splits(
     """The versioned train/val/test manifest of consensus-labeled items: stratified, group-aware, frozen."""
     store = label_store.get_store()
     ratios = split_core.SplitRatios(config.train_ratio, config.val_ratio, config.test_ratio)
-    labeled, excluded = labeled_items(store, list(project.classes))
+    labeled, excluded = labeled_items(
+        store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set
+    )
     if labeled.empty:
         raise dg.Failure(
             "No active item has a consensus label yet: materialize consensus_labels first.",
@@ -161,7 +179,8 @@ def dataset_splits(
     newest = newest_version(store)
     built = build_dataset(
         BuildInputs(
-            labeled, existing, ratios, config.seed, load_phashes(store), config.near_duplicate_distance, None
+            labeled, existing, ratios, config.seed, load_phashes(store), config.near_duplicate_distance, None,
+            task_type=project.task_type, classes=list(project.classes),
         )
     )
     version = built.version
@@ -206,7 +225,14 @@ def dataset_export(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """The current dataset version as files: JSONL, CSV, Parquet and an ImageFolder tree."""
-    formats = export_core.validate_formats(config.formats)
+    multi = is_multi_label(project.task_type)
+    if multi and config.formats == list(export_core.FORMATS):  # the default: every format a label set fits
+        formats = list(export_core.LABEL_SET_FORMATS)
+    else:
+        try:
+            formats = export_core.validate_formats(config.formats, task_type=project.task_type)
+        except ValueError as exc:
+            raise dg.Failure(str(exc)) from exc
     version = lineage.current_dataset_version(context.instance)
     if version is None:
         raise dg.Failure("dataset_splits has never been materialized in this instance: materialize it first.")
@@ -223,7 +249,8 @@ def dataset_export(
     rows = export_core.export_rows(manifest, item_uris(store))
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
-    report = export_core.export_dataset(rows, out_dir, formats)
+    classes = list(project.classes) if multi else None
+    report = export_core.export_dataset(rows, out_dir, formats, classes=classes)
     card = dataset_card(store, version)
     if card:
         # The card travels with the files (README.md is where dataset hubs look for it).

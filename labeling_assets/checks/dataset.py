@@ -8,11 +8,14 @@ import dagster as dg
 import pandas as pd
 
 from labeling_assets import lineage
+from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import split_checks
 from labeling_assets.core.dataset.near_duplicates import pairs_across_splits
+from labeling_assets.core.dataset.splits import SPLITS
 from labeling_assets.core.store.as_of import version_settings
 from labeling_assets.core.store.dataset_versions import (
     load_manifest,
+    manifest_document,
     manifest_items_not_live,
     newest_version,
     rows_of_items,
@@ -31,6 +34,12 @@ def _current(context: dg.AssetCheckExecutionContext, store: LabelStore) -> tuple
     if version is None:
         raise dg.Failure("dataset_splits has no materialization to check")
     return version, load_manifest(store, version)
+
+
+def _label_set_classes(store: LabelStore, version: str) -> list[str] | None:
+    """The class order of a multi-label version (its manifest's ``classes``); None for a single-label one."""
+    document = manifest_document(store, version) or {}
+    return [str(c) for c in document["classes"]] if document.get("task_type") == "multi_label" else None
 
 
 @dg.asset_check(asset="dataset_splits", blocking=True)
@@ -106,9 +115,15 @@ NEAR_DUPLICATE_REMEDY = (
 def dataset_splits_class_proportions_within_tolerance(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
 ) -> dg.AssetCheckResult:
-    """Each split's class proportions are within tolerance (+ one item's worth) of the overall ones."""
-    version, manifest = _current(context, label_store.get_store())
-    deviations = split_checks.proportion_deviations(manifest, split_checks.DEFAULT_PROPORTION_TOLERANCE)
+    """Each split's class proportions are within tolerance (+ one item's worth) of the overall ones (multi-label:
+    each label's prevalence, and the share of empty sets)."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    classes = _label_set_classes(store, version)
+    if classes is None:
+        deviations = split_checks.proportion_deviations(manifest, split_checks.DEFAULT_PROPORTION_TOLERANCE)
+    else:
+        deviations = multi_core.prevalence_deviations(manifest, classes, split_checks.DEFAULT_PROPORTION_TOLERANCE)
     bad = deviations[~deviations["ok"]]
     return dg.AssetCheckResult(
         passed=bad.empty,
@@ -166,9 +181,16 @@ def dataset_splits_frozen_assignments_unchanged(
 def dataset_splits_every_class_in_every_split(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
 ) -> dg.AssetCheckResult:
-    """Every class with at least 3 items is in every split (rarer classes are documented on the card)."""
-    version, manifest = _current(context, label_store.get_store())
-    missing = split_checks.classes_missing_from_splits(manifest)
+    """Every class with at least 3 items is in every split (rarer classes are documented on the card); for
+    multi-label, every label with at least 3 positives has a positive in every split."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    classes = _label_set_classes(store, version)
+    if classes is None:
+        missing = split_checks.classes_missing_from_splits(manifest)
+    else:
+        missing = multi_core.labels_missing_from_splits(manifest, classes, SPLITS)
+        missing = missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
     return dg.AssetCheckResult(
         passed=missing.empty,
         severity=dg.AssetCheckSeverity.WARN,
@@ -194,5 +216,36 @@ def dataset_splits_only_live_labeled_items(
             "dataset_version": dg.MetadataValue.text(version),
             "items_not_live": dg.MetadataValue.int(len(bad)),
             "examples": dg.MetadataValue.json(bad[:EXAMPLES]),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=True)
+def dataset_splits_every_label_in_val_and_test(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """Multi-label: every label with a positive item has a positive in val and in test. Fails (ERROR,
+    blocking) when a label with at least 3 positives lacks one: no decision threshold can be chosen on val,
+    no per-label test metric measured, and the splitter places such labels unless frozen items or groups
+    prevented it (new items carrying the label go where it is missing). Only labels with 1-2 positives
+    missing: WARN, not blocking (they cannot be in train, val and test at once; the card lists them).
+    Passes with nothing to judge for a single-label version."""
+    store = label_store.get_store()
+    version, manifest = _current(context, store)
+    classes = _label_set_classes(store, version)
+    if classes is None:
+        missing = pd.DataFrame(columns=["label", "split", "positives"])
+    else:
+        missing = multi_core.labels_missing_from_splits(manifest, classes)
+    placeable = missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
+    return dg.AssetCheckResult(
+        passed=missing.empty,
+        severity=dg.AssetCheckSeverity.ERROR if len(placeable) else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            "task_type": dg.MetadataValue.text("multi_label" if classes is not None else "single_label"),
+            "min_positives_to_require": dg.MetadataValue.int(multi_core.MIN_POSITIVES_FOR_ALL_SPLITS),
+            "missing": dg.MetadataValue.json(missing.to_dict(orient="records")),
+            "blocking_missing": dg.MetadataValue.int(len(placeable)),
         },
     )

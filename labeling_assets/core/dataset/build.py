@@ -8,13 +8,16 @@ the same bytes as the version built then (``core/store/as_of.py``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.near_duplicates import near_duplicate_groups
+from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType, is_multi_label
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,16 @@ class BuildInputs:
     phashes: pd.Series  # item_id -> 16-hex-digit pHash (items without one join no near-duplicate group)
     near_duplicate_distance: int  # -1: no near-duplicate groups
     previous_version: str | None
+    # multi_label: ``labeled.label`` holds label sets, split by iterative stratification over ``classes``.
+    task_type: TaskType = SINGLE_LABEL
+    classes: Sequence[str] = ()
 
 
 @dataclass
 class BuiltDataset:
     assignment: split_core.SplitAssignment
     version: str
-    class_weights: dict[str, float]
+    class_weights: dict[str, float]  # multi-label: the per-class pos_weight (negatives / positives in train)
     manifest_json: dict[str, Any]
     near_duplicates: dict[str, str] = field(default_factory=dict)  # item_id -> near-duplicate group key
 
@@ -59,21 +65,45 @@ def build_dataset(inputs: BuildInputs) -> BuiltDataset:
             group_key=lambda f: f["item_id"].map(groups)
         )
         rows = pd.concat([labeled, extra], ignore_index=True)
+    if is_multi_label(inputs.task_type):
+        return _build_label_sets(inputs, rows, groups)
     assignment = split_core.assign_splits(rows, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed)
     manifest = assignment.frame
     weights = split_core.class_weights(manifest.loc[manifest["split"] == "train", "label"])
     manifest_json = split_core.manifest_to_json(
         manifest,
         previous_version=inputs.previous_version,
-        extra={
-            "ratios": inputs.ratios.as_dict(),
-            "seed": inputs.seed,
-            "notes": assignment.notes,
-            "near_duplicate_distance": inputs.near_duplicate_distance,
-        },
+        extra=_settings(inputs, assignment),
         weights=weights,
     )
     return BuiltDataset(assignment, split_core.manifest_version(manifest), weights, manifest_json, groups)
+
+
+def _settings(inputs: BuildInputs, assignment: split_core.SplitAssignment) -> dict[str, Any]:
+    return {
+        "ratios": inputs.ratios.as_dict(),
+        "seed": inputs.seed,
+        "notes": assignment.notes,
+        "near_duplicate_distance": inputs.near_duplicate_distance,
+    }
+
+
+def _build_label_sets(inputs: BuildInputs, rows: pd.DataFrame, groups: dict[str, str]) -> BuiltDataset:
+    """The multi-label build: iterative stratification, per-class pos_weight, label sets in the manifest."""
+    classes = [str(c) for c in inputs.classes]
+    assignment = multi_core.assign_label_set_splits(
+        rows, classes, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed
+    )
+    manifest = assignment.frame
+    weights = multi_core.pos_weights(manifest[manifest["split"] == "train"], classes)
+    manifest_json = multi_core.manifest_to_json(
+        manifest,
+        classes=classes,
+        previous_version=inputs.previous_version,
+        extra=_settings(inputs, assignment),
+        weights=weights,
+    )
+    return BuiltDataset(assignment, multi_core.manifest_version(manifest), weights, manifest_json, groups)
 
 
 def with_previous(built: BuiltDataset, previous: str | None) -> BuiltDataset:

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
+from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset.split_checks import (
     classes_missing_from_splits,
     distribution,
@@ -26,7 +27,8 @@ from labeling_assets.core.dataset.splits import (
     normalize_label,
 )
 from labeling_assets.core.images import markdown_image
-from labeling_assets.core.reporting.plots import bar_png
+from labeling_assets.core.label_sets import SINGLE_LABEL, is_multi_label
+from labeling_assets.core.reporting.plots import bar_png, heatmap_png
 
 
 @dataclass
@@ -59,6 +61,9 @@ class CardInputs:
     # Near-duplicate groups (perceptual hash within a Hamming distance): item_id -> group key; -1 = off.
     near_duplicates: Mapping[str, str] = field(default_factory=dict)
     near_duplicate_distance: int = -1
+    # multi_label: the manifest's labels are sets; the card shows per-label prevalence and co-occurrence,
+    # and ``class_weights`` holds the per-class pos_weight.
+    task_type: str = SINGLE_LABEL
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -146,6 +151,8 @@ def consensus_choice_lines(choice: Mapping[str, Any] | None) -> list[str]:
 
 def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
     """The card as Markdown (with the distribution plot inline as a data-URI image)."""
+    if is_multi_label(inputs.task_type):
+        return render_label_set_card(inputs, with_plot=with_plot)
     manifest = inputs.manifest
     table = distribution(manifest)
     sizes = {split: int(table[split].sum()) for split in SPLITS}
@@ -262,3 +269,140 @@ def annotation_summary(annotations: pd.DataFrame) -> tuple[int, int, float | Non
     frame = annotations.assign(label=pd.Series(labels, index=annotations.index, dtype=object)).dropna(subset=["label"])
     kappa = fleiss_kappa_from_annotations(frame).kappa if not frame.empty else float("nan")
     return int(frame["labeler_id"].nunique()), len(frame), (None if pd.isna(kappa) else float(kappa))
+
+
+# --- multi-label -----------------------------------------------------------------------------------
+
+
+def _pct(count: int, size: int) -> str:
+    return f"{count} ({count / size:.1%})" if size else f"{count} (-)"
+
+
+def prevalence_plot(manifest: pd.DataFrame, classes: Sequence[str]) -> bytes:
+    """Grouped bars: each label's prevalence (share of the split's items) in each split (PNG)."""
+    table = multi_core.prevalence_table(manifest, classes)
+    sizes = manifest["split"].astype(str).value_counts()
+    series = {
+        split: {str(label): float(n) / max(int(sizes.get(split, 0)), 1) for label, n in table[split].items()}
+        for split in SPLITS
+    }
+    return bar_png(series, title="Label prevalence per split", ylabel="share of items", size=(7.0, 3.2))
+
+
+def cooccurrence_plot(manifest: pd.DataFrame, classes: Sequence[str]) -> bytes:
+    """Heat map of the whole set's co-occurrence counts (diagonal: positives per label)."""
+    matrix = multi_core.cooccurrence(manifest, classes).to_numpy()
+    return heatmap_png(matrix, list(classes), list(classes), title="Items with both labels (all splits)")
+
+
+def label_set_limitations(inputs: CardInputs) -> list[str]:
+    """Known limitations of a multi-label version: imbalance, absent/rare labels, labels missing from
+    val or test, exclusions, split notes, gold items."""
+    out: list[str] = []
+    classes = list(inputs.expected_classes)
+    table = multi_core.prevalence_table(inputs.manifest, classes).drop(index=multi_core.EMPTY_SET_ROW)
+    positives = table["total"]
+    present = positives[positives > 0].sort_values(ascending=False)
+    if len(present) > 1 and present.iloc[0] / present.iloc[-1] > 1.5:
+        out.append(
+            f"Labels are imbalanced (most/least frequent = {present.iloc[0] / present.iloc[-1]:.1f}: "
+            f"{present.index[0]} has {int(present.iloc[0])} positives, {present.index[-1]} has "
+            f"{int(present.iloc[-1])}). Nothing is resampled; train with the per-class pos_weight and report "
+            "macro-averaged metrics."
+        )
+    absent = [str(c) for c in positives.index if positives[c] == 0]
+    if absent:
+        out.append(f"Labels with no positive item: {', '.join(absent)}.")
+    rare = present[present < multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
+    if len(rare):
+        out.append(
+            f"Labels with fewer than {multi_core.MIN_POSITIVES_FOR_ALL_SPLITS} positives cannot appear in every "
+            "split: " + ", ".join(f"{c} ({int(n)})" for c, n in rare.items()) + "."
+        )
+    missing = multi_core.labels_missing_from_splits(inputs.manifest, classes)
+    if len(missing):
+        out.append(
+            "Labels without a positive in val or test (no threshold can be chosen on val, no per-label test "
+            "metric): " + ", ".join(f"{r['label']} not in {r['split']}" for _, r in missing.iterrows()) + "."
+        )
+    for reason, n in inputs.excluded.items():
+        if n:
+            out.append(f"{n} items with a consensus label are left out: {reason}.")
+    out.extend(note[0].upper() + note[1:] + ("" if note.endswith(".") else ".") for note in inputs.notes if note)
+    if inputs.n_gold_items:
+        out.append(f"{inputs.n_gold_items} items are gold (expert) items; their labels here are the consensus.")
+    return out or ["None detected."]
+
+
+def render_label_set_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
+    """The card of a multi-label version: sizes, per-label prevalence and co-occurrence per split, the
+    per-class pos_weight, labels, class list, near-duplicates, limitations."""
+    manifest = inputs.manifest
+    classes = list(inputs.expected_classes)
+    split_of = manifest["split"].astype(str)
+    sizes = {split: int((split_of == split).sum()) for split in SPLITS}
+    total = len(manifest)
+    table = multi_core.prevalence_table(manifest, classes)
+    cardinality = float(multi_core.indicator_of(manifest, classes).sum(axis=1).mean()) if total else float("nan")
+    lines = [f"# Dataset card: {inputs.name}", ""]
+    lines += [
+        f"- **Version**: `{inputs.version}` (sha256 of the sorted item, label set, split manifest)",
+        f"- **Previous version**: `{inputs.previous_version}`" if inputs.previous_version else "- **Previous version**: none",
+        f"- **Task**: multi-label ({len(classes)} classes; a label is a set of classes, the empty set = none "
+        f"of these); {_fmt(cardinality, 2)} labels per item on average",
+        f"- **Items**: {total} ({inputs.n_new_items} newly assigned in this version)",
+        "- **Split targets**: "
+        + ", ".join(f"{s} {inputs.ratios.get(s, 0.0):.0%}" for s in SPLITS)
+        + f" (seed {inputs.seed}); iterative stratification over the labels (Sechidis et al. 2011), groups kept "
+        "whole; assignments are frozen once made",
+        "",
+        "## Sizes per split",
+        "",
+        "| split | items | share |",
+        "|---|---|---|",
+    ]
+    for split in SPLITS:
+        lines.append(f"| {split} | {sizes[split]} | {sizes[split] / total:.1%} |" if total else f"| {split} | 0 | - |")
+    lines += ["", "## Label prevalence per split", "", "Positive items (share of the split's items).", ""]
+    lines += ["| label | " + " | ".join([*SPLITS, "total"]) + " | pos_weight |", "|---|" + "---|" * (len(SPLITS) + 2)]
+    counts = {column: table[column].astype(int).tolist() for column in [*SPLITS, "total"]}
+    for k, label in enumerate(map(str, table.index)):
+        cells = [_pct(counts[s][k], sizes[s]) for s in SPLITS] + [_pct(counts["total"][k], total)]
+        weight = _fmt(inputs.class_weights.get(label), 2) if label != multi_core.EMPTY_SET_ROW else "-"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {weight} |")
+    if with_plot and total:
+        lines += ["", markdown_image(prevalence_plot(manifest, classes), alt="label prevalence per split")]
+    lines += ["", "## Co-occurrence", "", "Items carrying both labels; the diagonal counts the label's positives.", ""]
+    for scope in [*SPLITS, None]:
+        matrix = multi_core.cooccurrence(manifest, classes, scope)
+        lines += [f"### {scope or 'all splits'}", "", _table(matrix, "label"), ""]
+    if with_plot and total:
+        lines += [markdown_image(cooccurrence_plot(manifest, classes), alt="label co-occurrence"), ""]
+    lines += [
+        "## Imbalance",
+        "",
+        "- **pos_weight** per class = negatives / positives over the train split (a class without a positive "
+        "in train counts one), for `BCEWithLogitsLoss(pos_weight=...)`; stored with this version. The data "
+        "itself is not rebalanced, and no per-item sampler weights are stored (one item carries several labels).",
+        "",
+        "## Labels",
+        "",
+        f"- **Annotators**: {inputs.n_annotators} ({inputs.n_annotations} current annotations on these items)",
+        f"- **Agreement**: mean per-item agreement {_fmt(inputs.mean_agreement)}, mean consensus confidence "
+        f"{_fmt(inputs.mean_confidence)} (per-class agreement: see consensus_labels)",
+        "- **Label sources** (consensus method: items): "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(inputs.label_sources.items())) or "none"),
+        *consensus_choice_lines(inputs.consensus_choice),
+        "",
+    ]
+    lines += class_list_section(inputs)
+    lines += near_duplicate_section(inputs)
+    lines += ["## Known limitations", ""]
+    lines += [f"- {text}" for text in label_set_limitations(inputs)]
+    return "\n".join(lines) + "\n"
+
+
+def label_set_annotation_summary(annotations: pd.DataFrame) -> tuple[int, int]:
+    """(labelers, annotations) over current multi-label annotations that are lists (label sets)."""
+    sets = annotations[annotations["label"].map(lambda v: isinstance(v, list | tuple))]
+    return int(sets["labeler_id"].nunique()), len(sets)

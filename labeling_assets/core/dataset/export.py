@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, is_multi_label, to_indicator
 
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder")
 FILE_NAMES: dict[str, str] = {
@@ -27,6 +31,11 @@ FILE_NAMES: dict[str, str] = {
     "imagefolder": "imagefolder",
 }
 COLUMNS: tuple[str, ...] = ("image_path", "label", "split", "item_id")
+# A multi-label project: JSONL keeps ``label`` as a list of class names; CSV and Parquet replace it with one
+# 0/1 column per class (see :func:`indicator_columns`); an ImageFolder tree cannot hold a set of classes.
+LABEL_SET_FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet")
+INDICATOR_PREFIX = "label_"
+COLUMN_MAP_NAME = "label_columns.json"
 
 
 @dataclass
@@ -39,8 +48,9 @@ class ExportReport:
     copied: int = 0
 
 
-def validate_formats(formats: Iterable[str]) -> list[str]:
-    """The requested formats, deduplicated in order; a clear error for an unknown one."""
+def validate_formats(formats: Iterable[str], *, task_type: str = SINGLE_LABEL) -> list[str]:
+    """The requested formats, deduplicated in order; a clear error for an unknown one, and for ImageFolder
+    in a multi-label project."""
     chosen: list[str] = []
     for name in formats:
         key = name.strip().lower()
@@ -50,7 +60,38 @@ def validate_formats(formats: Iterable[str]) -> list[str]:
             chosen.append(key)
     if not chosen:
         raise ValueError(f"no export format requested; choose from {', '.join(FORMATS)}")
+    if is_multi_label(task_type) and "imagefolder" in chosen:
+        raise ValueError(
+            "the imagefolder export is refused for a multi_label project: an ImageFolder tree puts each image "
+            "in one class folder, and these images carry a set of classes (or none). Export jsonl (label as a "
+            "list of class names), csv or parquet (one 0/1 column per class) instead."
+        )
     return chosen
+
+
+def indicator_columns(classes: Sequence[str]) -> dict[str, str]:
+    """Class name -> its 0/1 column in CSV/Parquet exports: ``label_`` + the name lower-cased with every run
+    of characters other than a-z and 0-9 replaced by ``_`` (e.g. "Pleural Thickening" ->
+    ``label_pleural_thickening``); a name that collides with an earlier one gets ``_2``, ``_3``, ..."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in classes:
+        slug = re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or "class"
+        column, k = INDICATOR_PREFIX + slug, 2
+        while column in taken:
+            column, k = f"{INDICATOR_PREFIX}{slug}_{k}", k + 1
+        taken.add(column)
+        out[str(name)] = column
+    return out
+
+
+def indicator_frame(rows: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """``rows`` with ``label`` (lists) replaced by one uint8 0/1 column per class, in ``classes`` order."""
+    matrix = to_indicator(rows["label"].tolist(), classes)
+    columns = indicator_columns(classes)
+    base = rows.loc[:, ["image_path", "split", "item_id"]].reset_index(drop=True)
+    flags = pd.DataFrame(matrix.astype(np.uint8), columns=[columns[str(c)] for c in classes])
+    return pd.concat([base, flags], axis=1)
 
 
 def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.DataFrame:
@@ -64,10 +105,13 @@ def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.Da
     missing = rows["item_id"][paths.isna()]
     if len(missing):
         raise ValueError(f"{len(missing)} items have no stored image, e.g. {missing.head(5).tolist()}")
+    sets = rows["label"].map(lambda v: isinstance(v, list | tuple))
+    # Label sets stay lists (sorted names), for the JSONL list field and the 0/1 columns.
+    labels = rows["label"].map(lambda v: sorted(map(str, v))) if len(rows) and sets.all() else rows["label"].astype(str)
     return pd.DataFrame(
         {
             "image_path": paths.astype(str).to_numpy(),
-            "label": rows["label"].astype(str).to_numpy(),
+            "label": labels.to_numpy(),
             "split": rows["split"].astype(str).to_numpy(),
             "item_id": rows["item_id"].astype(str).to_numpy(),
         }
@@ -88,21 +132,24 @@ def write_jsonl(rows: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_csv(rows: pd.DataFrame, path: Path) -> Path:
+def write_csv(rows: pd.DataFrame, path: Path, classes: Sequence[str] | None = None) -> Path:
+    """The :data:`COLUMNS`; with ``classes`` (multi-label) one 0/1 column per class instead of ``label``."""
     tmp = _tmp_sibling(path)
-    rows.loc[:, list(COLUMNS)].to_csv(tmp, index=False)
+    table = rows.loc[:, list(COLUMNS)] if classes is None else indicator_frame(rows, classes)
+    table.to_csv(tmp, index=False)
     tmp.replace(path)
     return path
 
 
-def write_parquet(rows: pd.DataFrame, path: Path) -> Path:
-    """Parquet through pyarrow (a clear error when it is not installed)."""
+def write_parquet(rows: pd.DataFrame, path: Path, classes: Sequence[str] | None = None) -> Path:
+    """Parquet through pyarrow (a clear error when it is not installed); columns as :func:`write_csv`."""
     try:
         import pyarrow  # noqa: F401
     except ImportError as exc:  # pragma: no cover - pyarrow ships with the pinned mlflow
         raise RuntimeError("the parquet export needs pyarrow: pip install pyarrow") from exc
     tmp = _tmp_sibling(path)
-    rows.loc[:, list(COLUMNS)].to_parquet(tmp, index=False, engine="pyarrow")
+    table = rows.loc[:, list(COLUMNS)] if classes is None else indicator_frame(rows, classes)
+    table.to_parquet(tmp, index=False, engine="pyarrow")
     tmp.replace(path)
     return path
 
@@ -146,17 +193,31 @@ def write_imagefolder(rows: pd.DataFrame, root: Path) -> tuple[int, int]:
     return linked, copied
 
 
-def export_dataset(rows: pd.DataFrame, out_dir: Path, formats: Iterable[str]) -> ExportReport:
-    """Write the requested formats under ``out_dir`` (see :data:`FILE_NAMES`)."""
-    chosen = validate_formats(formats)
+def export_dataset(
+    rows: pd.DataFrame, out_dir: Path, formats: Iterable[str], *, classes: Sequence[str] | None = None
+) -> ExportReport:
+    """Write the requested formats under ``out_dir`` (see :data:`FILE_NAMES`).
+
+    ``classes`` marks a multi-label export (``rows.label`` holds lists): JSONL keeps the list, CSV and
+    Parquet get one 0/1 column per class (named by :func:`indicator_columns`, the mapping written to
+    :data:`COLUMN_MAP_NAME`), and ImageFolder is refused.
+    """
+    chosen = validate_formats(formats, task_type=SINGLE_LABEL if classes is None else MULTI_LABEL)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(out_dir=out_dir)
-    writers = {"jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}
     for name in chosen:
         path = out_dir / FILE_NAMES[name]
         if name == "imagefolder":
             report.linked, report.copied = write_imagefolder(rows, path)
+        elif name == "jsonl":
+            write_jsonl(rows, path)
         else:
-            writers[name](rows, path)
+            (write_csv if name == "csv" else write_parquet)(rows, path, classes)
         report.paths[name] = path
+    if classes is not None and {"csv", "parquet"} & set(chosen):
+        mapping = out_dir / COLUMN_MAP_NAME
+        tmp = _tmp_sibling(mapping)
+        tmp.write_text(json.dumps(indicator_columns(classes), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(mapping)
+        report.paths["label_columns"] = mapping
     return report

@@ -165,6 +165,12 @@ def _prepare(items: pd.DataFrame) -> _Items:
                 f"{len(bad_items)} content hashes appear with different labels, e.g. "
                 f"{bad_items[:5].tolist()}; resolve the consensus before splitting"
             )
+    row_groups, groups, item_groups = group_codes(items, row_items, n)
+    return _Items(item_ids, row_items, label_codes, classes, row_groups, groups, item_groups)
+
+
+def group_codes(items: pd.DataFrame, row_items: Ints, n_items: int) -> tuple[Ints, pd.Index, Ints]:
+    """(group code per row or -1, distinct group keys, a group code per distinct item or -1)."""
     row_groups = np.full(len(row_items), -1, dtype=np.int64)
     groups: pd.Index = pd.Index([], dtype=object)
     if "group_key" in items.columns:
@@ -173,13 +179,13 @@ def _prepare(items: pd.DataFrame) -> _Items:
         if present.any():
             codes, groups = pd.factorize(keys[present].astype(str))
             row_groups[present] = codes
-    item_groups = np.full(n, -1, dtype=np.int64)
+    item_groups = np.full(n_items, -1, dtype=np.int64)
     with_group = row_groups >= 0
     item_groups[row_items[with_group][::-1]] = row_groups[with_group][::-1]
-    return _Items(item_ids, row_items, label_codes, classes, row_groups, groups, item_groups)
+    return row_groups, groups, item_groups
 
 
-def _group_names(item_groups: Ints, group_names: NDArray[np.object_]) -> NDArray[np.object_]:
+def group_names_of(item_groups: Ints, group_names: NDArray[np.object_]) -> NDArray[np.object_]:
     """Each item's group key, None for an item without one."""
     out = np.full(len(item_groups), None, dtype=object)
     has_group = item_groups >= 0
@@ -189,13 +195,17 @@ def _group_names(item_groups: Ints, group_names: NDArray[np.object_]) -> NDArray
 
 def _units(prepared: _Items) -> Ints:
     """Unit id per distinct item: connected components of the item ↔ group_key graph."""
-    n_items = len(prepared.item_ids)
-    has_group = prepared.row_groups >= 0
+    return unit_components(len(prepared.item_ids), prepared.row_items, prepared.row_groups, len(prepared.groups))
+
+
+def unit_components(n_items: int, row_items: Ints, row_groups: Ints, n_groups: int) -> Ints:
+    """Unit id per distinct item: connected components of the item ↔ group_key graph (row_groups -1: none)."""
+    has_group = row_groups >= 0
     if not has_group.any():
         return np.arange(n_items)
-    rows = prepared.row_items[has_group]
-    cols = prepared.row_groups[has_group] + n_items
-    size = n_items + len(prepared.groups)
+    rows = row_items[has_group]
+    cols = row_groups[has_group] + n_items
+    size = n_items + n_groups
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(size, size))
     _, labels = connected_components(graph, directed=False)
     _, units = np.unique(labels[:n_items], return_inverse=True)
@@ -232,33 +242,9 @@ def assign_splits(
     n_units = int(unit_of.max()) + 1 if n else 0
     notes: list[str] = []
 
-    split_codes = np.full(n, -1, dtype=np.int64)
-    if existing is not None and n:
-        existing_series = (
-            existing if isinstance(existing, pd.Series) else pd.Series(dict(existing), dtype=object)
-        )
-        existing_series = existing_series[~existing_series.index.duplicated()]
-        wanted = pd.Index(existing_series.reindex(prepared.item_ids).fillna("-"))
-        known = pd.Index(list(SPLITS)).get_indexer(wanted)
-        unknown = set(existing_series.unique()) - set(SPLITS)
-        if unknown:
-            raise ValueError(f"existing assignments use unknown splits {sorted(map(str, unknown))}")
-        split_codes[:] = known
+    split_codes = frozen_split_codes(existing, prepared.item_ids)
     is_new = split_codes < 0
-
-    # Units that hold a frozen item: new members follow the unit's (majority) split.
-    if (~is_new).any():
-        votes = np.zeros((n_units, len(SPLITS)), dtype=np.int64)
-        np.add.at(votes, (unit_of[~is_new], split_codes[~is_new]), 1)
-        spanning = int(((votes > 0).sum(axis=1) > 1).sum())
-        if spanning:
-            notes.append(
-                f"{spanning} groups already span more than one split from earlier assignments; "
-                "those items stay frozen, so these groups leak across splits"
-            )
-        unit_split = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), -1)
-        follow = is_new & (unit_split[unit_of] >= 0)
-        split_codes[follow] = unit_split[unit_of[follow]]
+    notes.extend(follow_frozen_units(unit_of, split_codes, n_units))
 
     ratio = ratios.as_array()
     totals = np.bincount(label_codes, minlength=n_classes).astype(float)
@@ -310,12 +296,49 @@ def assign_splits(
         {
             "item_id": np.asarray(prepared.item_ids, dtype=object),
             "label": np.asarray(classes, dtype=object)[label_codes],
-            "group_key": _group_names(prepared.item_groups, group_names),
+            "group_key": group_names_of(prepared.item_groups, group_names),
             "split": np.asarray(SPLITS, dtype=object)[split_codes],
             "is_new": is_new,
         }
     )
     return SplitAssignment(frame=out, notes=notes)
+
+
+def frozen_split_codes(existing: Mapping[str, str] | pd.Series | None, item_ids: pd.Index) -> Ints:
+    """Split code (index in :data:`SPLITS`) of each item's frozen assignment, -1 for a new item."""
+    split_codes = np.full(len(item_ids), -1, dtype=np.int64)
+    if existing is not None and len(item_ids):
+        existing_series = (
+            existing if isinstance(existing, pd.Series) else pd.Series(dict(existing), dtype=object)
+        )
+        existing_series = existing_series[~existing_series.index.duplicated()]
+        wanted = pd.Index(existing_series.reindex(item_ids).fillna("-"))
+        known = pd.Index(list(SPLITS)).get_indexer(wanted)
+        unknown = set(existing_series.unique()) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"existing assignments use unknown splits {sorted(map(str, unknown))}")
+        split_codes[:] = known
+    return split_codes
+
+
+def follow_frozen_units(unit_of: Ints, split_codes: Ints, n_units: int) -> list[str]:
+    """New members of a unit that holds a frozen item follow the unit's (majority) split, in place;
+    returns a note when earlier assignments already spread a unit over several splits."""
+    is_new = split_codes < 0
+    notes: list[str] = []
+    if (~is_new).any():
+        votes = np.zeros((n_units, len(SPLITS)), dtype=np.int64)
+        np.add.at(votes, (unit_of[~is_new], split_codes[~is_new]), 1)
+        spanning = int(((votes > 0).sum(axis=1) > 1).sum())
+        if spanning:
+            notes.append(
+                f"{spanning} groups already span more than one split from earlier assignments; "
+                "those items stay frozen, so these groups leak across splits"
+            )
+        unit_split = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), -1)
+        follow = is_new & (unit_split[unit_of] >= 0)
+        split_codes[follow] = unit_split[unit_of[follow]]
+    return notes
 
 
 # --- manifest, version, weights -----------------------------------------------------------------

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
+from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, TaskType
 from labeling_assets.core.store.dataset_versions import LABELED_COLUMNS, manifest_document, usable_labeled
 from labeling_assets.core.store.derived_schema import class_list_versions_table
 from labeling_assets.core.store.lineage_schema import item_phashes_table
@@ -139,7 +140,9 @@ def versions_by_time(store: LabelStore) -> list[dict[str, Any]]:
     return store.fetch(sa.select(t.c.dataset_version, t.c.created_at, t.c.n_items).order_by(t.c.created_at))
 
 
-def _labeled_as_of(store: LabelStore, known_at: dt.datetime, classes: Sequence[str] | None) -> pd.DataFrame:
+def _labeled_as_of(
+    store: LabelStore, known_at: dt.datetime, classes: Sequence[str] | None, task_type: TaskType = SINGLE_LABEL
+) -> pd.DataFrame:
     consensus = consensus_as_of(store, known_at)
     items = pd.DataFrame(
         store.fetch(
@@ -152,7 +155,7 @@ def _labeled_as_of(store: LabelStore, known_at: dt.datetime, classes: Sequence[s
     # an item retracts its consensus, a new version after T).
     items["status"] = "active"
     frame = consensus.merge(items, on="item_id", how="left")[LABELED_COLUMNS]
-    return usable_labeled(frame, classes)[0]
+    return usable_labeled(frame, classes, task_type=task_type)[0]
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,9 @@ def rebuild_dataset_as_of(
     then = stored[-1]["dataset_version"] if stored else None
     settings = version_settings(store, then)
     class_list = class_list_as_of(store, known_at) or [str(c) for c in classes]
-    labeled = _labeled_as_of(store, known_at, class_list)
+    # A multi-label version records its task type; versions before it (and single-label ones) do not.
+    task_type: TaskType = MULTI_LABEL if settings.get("task_type") == MULTI_LABEL else SINGLE_LABEL
+    labeled = _labeled_as_of(store, known_at, class_list, task_type)
     if labeled.empty:
         raise ValueError(f"no item had a live consensus label at {known_at.isoformat()}: nothing to build")
     phashes = pd.DataFrame(
@@ -203,6 +208,8 @@ def rebuild_dataset_as_of(
         if near_duplicate_distance is None
         else near_duplicate_distance,
         previous_version=None,
+        task_type=task_type,
+        classes=class_list,
     )
     built = build_dataset(inputs)
     built = with_previous(built, _previous_of(built.version, [v["dataset_version"] for v in stored]))
@@ -214,7 +221,8 @@ def version_settings(store: LabelStore, version: str | None) -> dict[str, Any]:
     if version is None:
         return {}
     manifest = manifest_document(store, version)
-    return {k: manifest[k] for k in ("ratios", "seed", "near_duplicate_distance") if manifest and k in manifest}
+    keys = ("ratios", "seed", "near_duplicate_distance", "task_type")
+    return {k: manifest[k] for k in keys if manifest and k in manifest}
 
 
 def _previous_of(version: str, stored_in_order: list[str]) -> str | None:

@@ -14,6 +14,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from labeling_assets.core.dataset.splits import is_single_label, manifest_from_json, normalize_label
+from labeling_assets.core.label_sets import (
+    SINGLE_LABEL,
+    SKIP_UNKNOWN_IN_SET,
+    LabelSetError,
+    TaskType,
+    is_multi_label,
+    label_set,
+)
 from labeling_assets.core.store.schema import (
     LabelStore,
     dataset_versions_table,
@@ -27,7 +35,11 @@ LABELED_COLUMNS = ["item_id", "label", "method", "confidence", "agreement", "sta
 
 
 def labeled_items(
-    store: LabelStore, classes: Sequence[str] | None = None
+    store: LabelStore,
+    classes: Sequence[str] | None = None,
+    *,
+    task_type: TaskType = SINGLE_LABEL,
+    allow_empty: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Live consensus per active item with its group key; counts of consensus items left out, by reason.
 
@@ -45,17 +57,31 @@ def labeled_items(
         items_table.c.group_key,
         items_table.c.gold_label,
     ).select_from(latest.outerjoin(items_table, items_table.c.item_id == latest.c.item_id))
-    return usable_labeled(pd.DataFrame(store.fetch(query), columns=LABELED_COLUMNS), classes)
+    frame = pd.DataFrame(store.fetch(query), columns=LABELED_COLUMNS)
+    return usable_labeled(frame, classes, task_type=task_type, allow_empty=allow_empty)
 
 
-def usable_labeled(frame: pd.DataFrame, classes: Sequence[str] | None) -> tuple[pd.DataFrame, dict[str, int]]:
+def usable_labeled(
+    frame: pd.DataFrame,
+    classes: Sequence[str] | None,
+    *,
+    task_type: TaskType = SINGLE_LABEL,
+    allow_empty: bool = True,
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of ``frame`` (:data:`LABELED_COLUMNS`) a dataset may hold, and counts of the others by reason
-    (shared by :func:`labeled_items` and the rebuild as of a time)."""
+    (shared by :func:`labeled_items` and the rebuild as of a time).
+
+    Multi-label: the label becomes a sorted list of ``classes``; a consensus that is not a valid label set
+    of the project (a bare class name, an unknown class, an empty set where "none of these" is not offered)
+    is left out with its reason.
+    """
     # Only active items go into a dataset: quarantined bytes are unusable, superseded ones were replaced
     # at their source path (their frozen split rows stay in the store for when they come back).
     status = frame["status"].fillna("not ingested")
     excluded = {f"item is {s}": int(n) for s, n in status[status != "active"].value_counts().items()}
     frame = frame[status == "active"].reset_index(drop=True)
+    if is_multi_label(task_type):
+        return _usable_label_sets(frame, list(classes or []), allow_empty, excluded)
     # A consensus that names no class or several cannot train a single-label model: leave the item out
     # (the card counts it) rather than block the whole dataset on it.
     single = frame["label"].map(is_single_label).astype(bool)
@@ -68,6 +94,26 @@ def usable_labeled(frame: pd.DataFrame, classes: Sequence[str] | None) -> tuple[
             excluded["consensus label is not in the class list"] = int((~inside).sum())
         frame = frame[inside].reset_index(drop=True)
     return frame, excluded
+
+
+_SET_REASONS = {SKIP_UNKNOWN_IN_SET: "consensus label is not in the class list"}
+
+
+def _usable_label_sets(
+    frame: pd.DataFrame, classes: list[str], allow_empty: bool, excluded: dict[str, int]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    labels: list[list[str] | None] = []
+    for value in frame["label"]:
+        try:
+            labels.append(label_set(value, classes, allow_empty=allow_empty))
+        except LabelSetError as exc:
+            reason = _SET_REASONS.get(exc.reason, f"consensus label is not a label set of the project ({exc.reason})")
+            excluded[reason] = excluded.get(reason, 0) + 1
+            labels.append(None)
+    keep = pd.Series([v is not None for v in labels], index=frame.index, dtype=bool)
+    out = frame[keep].reset_index(drop=True)
+    out["label"] = pd.Series([v for v in labels if v is not None], dtype=object)
+    return out, excluded
 
 
 def departures(store: LabelStore, previous: pd.DataFrame, manifest: pd.DataFrame) -> dict[str, int]:
@@ -116,7 +162,8 @@ def manifest_items_not_live(store: LabelStore, manifest: pd.DataFrame, classes: 
             problems.append("consensus retracted")
         elif item not in live:
             problems.append("no consensus")
-        if str(label) not in allowed:
+        names = [str(v) for v in label] if isinstance(label, list | tuple) else [str(label)]
+        if not set(names) <= allowed:
             problems.append(f"label {label!r} not in the class list")
         if problems:
             bad.append({"item_id": item, "label": str(label), "problems": problems})
