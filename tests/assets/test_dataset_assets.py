@@ -42,6 +42,7 @@ CHECKS = [
     checks.dataset_splits_class_proportions_within_tolerance,
     checks.dataset_splits_frozen_assignments_unchanged,
     checks.dataset_splits_every_class_in_every_split,
+    checks.dataset_splits_every_label_in_val_and_test,
     checks.dataset_splits_only_live_labeled_items,
 ]
 CLASSES = ["cat", "dog", "eel"]

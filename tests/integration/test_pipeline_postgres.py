@@ -196,6 +196,7 @@ EXPECTED_CHECKS = {
     "consensus_labels:no_consensus_for_quarantined_items": "PASS",
     "dataset_splits:dataset_splits_class_proportions_within_tolerance": "PASS",
     "dataset_splits:dataset_splits_every_class_in_every_split": "PASS",
+    "dataset_splits:dataset_splits_every_label_in_val_and_test": "PASS",  # single-label: nothing to judge
     "dataset_splits:dataset_splits_frozen_assignments_unchanged": "PASS",
     "dataset_splits:dataset_splits_no_group_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_no_hash_in_two_splits": "PASS",

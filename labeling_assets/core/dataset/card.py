@@ -404,5 +404,7 @@ def render_label_set_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
 
 def label_set_annotation_summary(annotations: pd.DataFrame) -> tuple[int, int]:
     """(labelers, annotations) over current multi-label annotations that are lists (label sets)."""
-    sets = annotations[annotations["label"].map(lambda v: isinstance(v, list | tuple))]
+    if annotations.empty:
+        return 0, 0
+    sets = annotations.loc[annotations["label"].map(lambda v: isinstance(v, list | tuple)).astype(bool)]
     return int(sets["labeler_id"].nunique()), len(sets)

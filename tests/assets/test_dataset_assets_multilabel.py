@@ -1,0 +1,285 @@
+"""dataset_splits / dataset_export / their checks for a multi-label project, on a real Dagster instance and
+real SQLite and PostgreSQL stores: label sets in the manifest, iterative stratification, the per-label
+presence check, exports with a list field and 0/1 columns, ImageFolder refused."""
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from labeling_assets.assets.dataset import dataset_export, dataset_splits
+from labeling_assets.checks import dataset as checks
+from labeling_assets.core.dataset import iterative_stratification as it
+from labeling_assets.core.dataset.splits import manifest_from_json
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    consensus_table,
+    dataset_versions_table,
+    items_table,
+    splits_table,
+)
+from labeling_assets.lineage import BLOCKING_DATASET_CHECKS, failed_blocking_dataset_checks
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+CLASSES = ["Effusion", "Mass", "Nodule", "Hernia"]
+CHECKS = [
+    checks.dataset_splits_no_hash_in_two_splits,
+    checks.dataset_splits_no_group_in_two_splits,
+    checks.dataset_splits_no_near_duplicates_in_two_splits,
+    checks.dataset_splits_class_proportions_within_tolerance,
+    checks.dataset_splits_frozen_assignments_unchanged,
+    checks.dataset_splits_every_class_in_every_split,
+    checks.dataset_splits_every_label_in_val_and_test,
+    checks.dataset_splits_only_live_labeled_items,
+]
+
+
+def _png(index: int) -> bytes:
+    pixels = np.random.default_rng(index).integers(0, 256, size=(12, 12), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class Project:
+    """A multi-label project: a data folder, a store, a Dagster instance, and items with label-set consensus."""
+
+    def __init__(self, store: LabelStore, data_dir: Path, instance: dg.DagsterInstance) -> None:
+        self.store, self.data_dir, self.instance = store, data_dir, instance
+        self.next_index = 0
+        self.resources = {
+            "label_store": LabelStoreResource(url=store.url),
+            "project": ProjectSettings(data_dir=str(data_dir), classes=CLASSES, task_type="multi_label"),
+        }
+
+    def add_items(self, labels: Sequence[Any], groups: Sequence[str | None] | None = None) -> list[str]:
+        raw = self.data_dir / "raw"
+        raw.mkdir(exist_ok=True)
+        ids, item_rows, consensus_rows = [], [], []
+        for k, label in enumerate(labels):
+            data = _png(self.next_index)
+            self.next_index += 1
+            item_id = hashlib.sha256(data).hexdigest()
+            (raw / f"{item_id}.png").write_bytes(data)
+            ids.append(item_id)
+            item_rows.append(
+                {
+                    "item_id": item_id,
+                    "uri": str(raw / f"{item_id}.png"),
+                    "source_path": f"file:///src/{item_id[:8]}.png",
+                    "n_bytes": len(data),
+                    "ingested_at": NOW,
+                    "status": "active",
+                    "group_key": groups[k] if groups else None,
+                }
+            )
+            marginals = {c: (0.9 if isinstance(label, list) and c in label else 0.1) for c in CLASSES}
+            consensus_rows.append(
+                {
+                    "item_id": item_id,
+                    "version": 1,
+                    "label": label,
+                    "method": "dawid_skene",
+                    "confidence": 0.9,
+                    "agreement": 1.0,
+                    "n_annotators": 3,
+                    "computed_at": NOW,
+                    "probabilities": marginals,
+                }
+            )
+        with self.store.begin() as conn:
+            conn.execute(items_table.insert(), item_rows)
+            conn.execute(consensus_table.insert(), consensus_rows)
+        return ids
+
+    def freeze(self, item_ids: Sequence[str], split: str) -> None:
+        with self.store.begin() as conn:
+            conn.execute(
+                splits_table.insert(),
+                [
+                    {"item_id": i, "split": split, "dataset_version": "old", "assigned_at": NOW}
+                    for i in item_ids
+                ],
+            )
+
+    def materialize(
+        self, *, export: bool = False, formats: list[str] | None = None
+    ) -> dg.ExecuteInProcessResult:
+        assets = [dataset_splits, dataset_export, *CHECKS] if export else [dataset_splits, *CHECKS]
+        run_config = {"ops": {"dataset_export": {"config": {"formats": formats}}}} if formats else None
+        return dg.materialize(
+            assets,
+            instance=self.instance,
+            resources=self.resources,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+
+
+def _label_sets(n: int, seed: int = 0) -> list[list[str]]:
+    """Skewed findings: Effusion common, Mass and Nodule co-occurring, Hernia rare (6 positives); 40% none."""
+    rng = np.random.default_rng(seed)
+    sets = []
+    for i in range(n):
+        found = {c for c, p in zip(CLASSES[:3], (0.35, 0.15, 0.1), strict=True) if rng.random() < p}
+        if "Mass" in found and rng.random() < 0.6:
+            found.add("Nodule")
+        if i % (n // 6) == 0:
+            found.add("Hernia")
+        sets.append(sorted(found))
+    return sets
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def project(store: LabelStore, data_dir: Path) -> Iterator[Project]:
+    with dg.instance_for_test() as instance:
+        yield Project(store, data_dir, instance)
+
+
+@pytest.fixture
+def sqlite_project(sqlite_store: LabelStore, data_dir: Path) -> Iterator[Project]:
+    with dg.instance_for_test() as instance:
+        yield Project(sqlite_store, data_dir, instance)
+
+
+def test_a_multi_label_dataset_is_stratified_per_label_grouped_versioned_and_exported(
+    project: Project,
+) -> None:
+    sets = _label_sets(240)
+    groups = [f"patient{i // 4}" if i < 80 else None for i in range(240)]
+    ids = project.add_items(sets, groups=groups)
+
+    result = project.materialize(export=True)
+
+    assert result.success
+    outcome = _checks(result)
+    assert {name: e.passed for name, e in outcome.items()} == {c.check_key.name: True for c in CHECKS}
+    meta = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    version = meta["dataset_version"].value
+    row = project.store.fetch(
+        sa.select(dataset_versions_table).where(dataset_versions_table.c.dataset_version == version)
+    )[0]
+    document = json.loads(row["manifest"]) if isinstance(row["manifest"], str) else row["manifest"]
+    assert document["task_type"] == "multi_label" and document["classes"] == CLASSES
+    manifest = manifest_from_json(document)
+    assert dict(zip(manifest["item_id"], manifest["label"], strict=True)) == dict(zip(ids, sets, strict=True))
+    # pos_weight from the train split, stored as the version's weights and shown on the materialization.
+    expected = it.pos_weights(manifest[manifest["split"] == "train"], CLASSES)
+    assert row["class_weights"] == pytest.approx(expected)
+    assert meta["pos_weight"].value == pytest.approx(expected)
+    # Per-label proportions kept, every label (Hernia: 6 positives) in val and test, groups whole.
+    assert it.prevalence_deviations(manifest, CLASSES, 0.05)["ok"].all()
+    assert it.labels_missing_from_splits(manifest, CLASSES).empty
+    by_group = (
+        manifest.set_index("item_id").loc[ids[:80], "split"].groupby([g for g in groups[:80]]).nunique()
+    )
+    assert (by_group == 1).all()
+    card = meta["card"].value
+    assert "## Label prevalence per split" in card and "## Co-occurrence" in card
+    assert row["card"] == card
+
+    export = result.asset_materializations_for_node("dataset_export")[0].metadata
+    out = Path(export["export_dir"].value)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "dataset.csv",
+        "dataset.jsonl",
+        "dataset.parquet",
+        "label_columns.json",
+    ]  # the default formats without ImageFolder
+    records = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+    assert {r["item_id"]: r["label"] for r in records} == dict(zip(ids, sets, strict=True))
+    with open(out / "dataset.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    columns = ["label_effusion", "label_mass", "label_nodule", "label_hernia"]
+    assert list(table[0]) == ["image_path", "split", "item_id", *columns]
+    indicator = {r["item_id"]: [int(r[c]) for c in columns] for r in table}
+    assert indicator == {i: [int(c in s) for c in CLASSES] for i, s in zip(ids, sets, strict=True)}
+    parquet = pd.read_parquet(out / "dataset.parquet")
+    assert parquet[columns].sum().tolist() == [sum(c in s for s in sets) for c in CLASSES]
+
+
+def test_consensus_rows_that_are_not_label_sets_of_the_project_are_left_out_and_counted(
+    sqlite_project: Project,
+) -> None:
+    sqlite_project.add_items([*_label_sets(60), "Mass", ["Zebra"]])
+    result = sqlite_project.materialize()
+    assert result.success
+    meta = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    assert meta["n_items"].value == 60
+    assert meta["excluded_items"].value == {
+        "consensus label is not a label set of the project (not_a_set)": 1,
+        "consensus label is not in the class list": 1,
+    }
+
+
+def test_an_explicit_imagefolder_export_is_refused_with_the_alternatives(sqlite_project: Project) -> None:
+    sqlite_project.add_items(_label_sets(60))
+    result = sqlite_project.materialize(export=True, formats=["jsonl", "imagefolder"])
+    assert not result.success
+    failure = result.failure_data_for_node("dataset_export")
+    assert failure is not None
+    message = str(failure.error)
+    assert "imagefolder export is refused for a multi_label project" in message
+    assert all(name in message for name in ("jsonl", "csv", "parquet"))
+    assert not (sqlite_project.data_dir / "exports").exists()
+
+
+def test_a_label_kept_out_of_val_by_frozen_items_fails_the_presence_check_and_blocks_the_export(
+    sqlite_project: Project,
+) -> None:
+    sets = _label_sets(120)
+    ids = sqlite_project.add_items(sets)
+    hernia = [i for i, s in zip(ids, sets, strict=True) if "Hernia" in s]
+    sqlite_project.freeze(hernia, "train")  # an earlier run put every Hernia in train; frozen items stay
+
+    result = sqlite_project.materialize(export=True)
+
+    presence = _checks(result)["dataset_splits_every_label_in_val_and_test"]
+    assert presence.passed is False and presence.severity == dg.AssetCheckSeverity.ERROR
+    missing = presence.metadata["missing"].value
+    assert {(m["label"], m["split"]) for m in missing} == {("Hernia", "val"), ("Hernia", "test")}
+    assert not result.asset_materializations_for_node("dataset_export")
+    assert failed_blocking_dataset_checks(sqlite_project.instance) == [
+        "dataset_splits_every_label_in_val_and_test"
+    ]
+    card = result.asset_materializations_for_node("dataset_splits")[0].metadata["card"].value
+    assert "keep these labels out of a split" in card
+
+
+def test_a_label_with_too_few_positives_for_every_split_only_warns_and_does_not_block(
+    sqlite_project: Project,
+) -> None:
+    sets = [s for s in _label_sets(120) if "Hernia" not in s]
+    sets[0], sets[1] = ["Hernia"], ["Effusion", "Hernia"]  # two positives: cannot be in train, val and test
+    sqlite_project.add_items(sets)
+
+    result = sqlite_project.materialize(export=True)
+
+    presence = _checks(result)["dataset_splits_every_label_in_val_and_test"]
+    assert presence.passed is False and presence.severity == dg.AssetCheckSeverity.WARN
+    assert presence.metadata["blocking_missing"].value == 0
+    assert failed_blocking_dataset_checks(sqlite_project.instance) == []
+    assert result.asset_materializations_for_node("dataset_export")
+
+
+def test_blocking_check_names_match_the_checks_that_block() -> None:
+    blocking = {spec.name for c in CHECKS for spec in c.check_specs if spec.blocking}
+    assert blocking == set(BLOCKING_DATASET_CHECKS)
