@@ -1,4 +1,9 @@
-"""Stage 5, consensus: one label per item from its labelers, and low-confidence items sent back."""
+"""Stage 5, consensus: one label per item from its labelers, and low-confidence items sent back.
+
+A multi-label project (``task_type: multi_label``) aggregates label sets per class (core/consensus/multilabel.py):
+the label is the set at the per-class thresholds, the stored probabilities are per-class marginals, and the
+confidence (mean over classes of max(p, 1 - p)) routes items back with the same threshold as single-label.
+"""
 
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +22,14 @@ from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
 from labeling_assets.core.consensus.encoding import ConsensusResult, probabilities_by_item
 from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, image_features
 from labeling_assets.core.consensus.methods import METHODS, aggregate_full
+from labeling_assets.core.consensus.multilabel import (
+    JOINT,
+    SET_METHODS,
+    SetConsensusResult,
+    aggregate_sets,
+    set_probabilities_by_item,
+)
+from labeling_assets.core.consensus.multilabel_quality import krippendorff_alpha_sets, per_class_fleiss_kappa
 from labeling_assets.core.consensus.review_routing import (
     CONSENSUS_SOURCE,
     DEFAULT_LOW_CONFIDENCE_THRESHOLD,
@@ -28,6 +41,7 @@ from labeling_assets.core.consensus.review_routing import (
 )
 from labeling_assets.core.consensus.votes import eligible_votes, single_class
 from labeling_assets.core.images import markdown_image
+from labeling_assets.core.label_sets import LabelSetError, is_multi_label, label_set
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.consensus_versions import (
     consensus_to_retract,
@@ -47,11 +61,12 @@ from labeling_assets.resources.store import LabelStoreResource
 
 LABELER_TABLE_ROWS = 30
 
-# Every method core's aggregate() knows, from its one list (a new method needs no edit here).
+# Every method core's aggregate() knows, from its one list (a new method needs no edit here), and the
+# multi-label joint method (set projects only).
 if TYPE_CHECKING:
     ConsensusMethod = str
 else:
-    ConsensusMethod = Literal[METHODS]
+    ConsensusMethod = Literal[(*METHODS, JOINT)]
 
 
 class ConsensusConfig(dg.Config):
@@ -63,7 +78,9 @@ class ConsensusConfig(dg.Config):
         f"held-out answers better, else majority; when at least {MIN_GOLD_FOR_BAKEOFF} hidden gold items have "
         "enough labelers, a bake-off scored on them by cross-fitting replaces that choice only with a method "
         "significantly better on gold. crowdlab also uses out-of-sample probabilities of a cross-validated pixel "
-        "baseline trained on the majority labels. The Dawid-Skene methods clamp the gold items' answers.",
+        "baseline trained on the majority labels. The Dawid-Skene methods clamp the gold items' answers. "
+        "Multi-label projects: majority, dawid_skene (per class), dawid_skene_pooled (per class) or dawid_skene_shared "
+        "(per-labeler rates shared across classes; what auto picks with enough overlap).",
     )
     min_annotators: int = Field(
         default=DEFAULT_MIN_ANNOTATORS, ge=1, description="Items with fewer distinct labelers wait."
@@ -81,6 +98,10 @@ class ConsensusConfig(dg.Config):
         default=DEFAULT_MAX_ANNOTATORS,
         ge=1,
         description="A low-confidence item that already has this many labelers goes to expert review.",
+    )
+    class_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="multi_label only: class -> threshold on P(present) for the set label (others 0.5).",
     )
 
 
@@ -114,12 +135,43 @@ def _aggregate(
     return aggregate_full(eligible, config.method, pred_probs, classes=classes, gold=gold), len(gold)
 
 
-def _choice_reason(result: ConsensusResult, config: ConsensusConfig, n_gold: int) -> tuple[str, str]:
+def _valid_sets(labels: pd.Series, classes: list[str]) -> pd.Series:
+    """The values of ``labels`` that are label sets of the project (sorted lists); others are left out."""
+    out = {}
+    for item, value in labels.items():
+        try:
+            out[str(item)] = label_set(value, classes, allow_empty=True)
+        except LabelSetError:
+            continue
+    return pd.Series(out, dtype=object)
+
+
+def _aggregate_sets(
+    store: LabelStore, eligible: pd.DataFrame, classes: list[str], config: ConsensusConfig
+) -> tuple[SetConsensusResult, int]:
+    """Set consensus with the hidden gold sets clamped (Dawid-Skene methods); the method must be a set method."""
+    if config.method not in SET_METHODS:
+        raise dg.Failure(
+            f"consensus method {config.method!r} is single-label only; a multi_label project uses one of "
+            f"{', '.join(SET_METHODS)}"
+        )
+    gold = _valid_sets(gold_labels(store), classes)
+    gold = gold[gold.index.isin(set(eligible["item_id"].astype(str)))]
+    thresholds = config.class_thresholds or None
+    result = aggregate_sets(eligible, config.method, classes=classes, gold=gold, thresholds=thresholds)
+    return result, len(gold)
+
+
+def _choice_reason(
+    result: ConsensusResult | SetConsensusResult, config: ConsensusConfig, n_gold: int
+) -> tuple[str, str]:
     """(why this method, why no bake-off ran or '')."""
     chose = next((n for n in result.notes if n.startswith("auto chose")), None)
     reason = chose or f"method {config.method} set in the run config"
     if result.scoreboard is not None:
         return reason, ""
+    if isinstance(result, SetConsensusResult):
+        return reason, "no bake-off: multi-label consensus has none (auto picks by overlap; gold is clamped)"
     if config.method != "auto":
         return reason, f"no bake-off: method {config.method} was set in the run config (auto runs one)"
     if n_gold < MIN_GOLD_FOR_BAKEOFF:
@@ -144,7 +196,7 @@ def scoreboard_markdown(board: pd.DataFrame) -> str:
 def _record_choice(
     context: dg.AssetExecutionContext,
     store: LabelStore,
-    result: ConsensusResult,
+    result: ConsensusResult | SetConsensusResult,
     config: ConsensusConfig,
     n_gold: int,
 ) -> dict[str, Any]:
@@ -165,7 +217,9 @@ def _record_choice(
         "method_choice": dg.MetadataValue.text(reason),
         "gold_items_used": dg.MetadataValue.int(n_gold),
         "bakeoff_winner": dg.MetadataValue.text(result.method if board is not None else ""),
-        "bakeoff_scoreboard": dg.MetadataValue.md(scoreboard_markdown(board) if board is not None else no_bakeoff),
+        "bakeoff_scoreboard": dg.MetadataValue.md(
+            scoreboard_markdown(board) if board is not None else no_bakeoff
+        ),
     }
 
 
@@ -180,8 +234,12 @@ def _follow_sources(store: LabelStore, project: ProjectSettings) -> dict[str, An
     metadata: dict[str, Any] = {"votes_retracted_now": dg.MetadataValue.json(retracted)}
     if change is not None:
         metadata["class_list_change"] = dg.MetadataValue.json(
-            {"version": change.version, "added": list(change.added), "removed": list(change.removed),
-             "reason": change.reason}
+            {
+                "version": change.version,
+                "added": list(change.added),
+                "removed": list(change.removed),
+                "reason": change.reason,
+            }
         )
     return metadata
 
@@ -195,7 +253,9 @@ def _retract(
     classes: list[str],
 ) -> dict[str, Any]:
     """Retract (a new version, never a DELETE) the consensus of items that lost their live votes or item."""
-    reasons = consensus_to_retract(store, loaded, aggregated, min_annotators=config.min_annotators, classes=classes)
+    reasons = consensus_to_retract(
+        store, loaded, aggregated, min_annotators=config.min_annotators, classes=classes
+    )
     written = retract_consensus(store, reasons, context.run_id)
     if written:
         context.log.warning(
@@ -211,7 +271,9 @@ def _retract(
     }
 
 
-def _vote_metadata(loaded: StoreVotes, config: ConsensusConfig, n_annotated: int, n_eligible: int) -> dict[str, Any]:
+def _vote_metadata(
+    loaded: StoreVotes, config: ConsensusConfig, n_annotated: int, n_eligible: int
+) -> dict[str, Any]:
     """What went in: votes, items still waiting for labelers, votes left out and why."""
     votes = loaded.votes
     metadata: dict[str, Any] = {
@@ -246,9 +308,14 @@ def _labeler_table(result: ConsensusResult) -> str:
 
 
 def _plots(labels: pd.DataFrame, distribution: pd.Series, method: str) -> dict[str, Any]:
-    bars = plots.bar_png({str(k): float(v) for k, v in distribution.items()}, "consensus labels per class", "items")
+    bars = plots.bar_png(
+        {str(k): float(v) for k, v in distribution.items()}, "consensus labels per class", "items"
+    )
     histogram = plots.histogram_png(
-        labels["confidence"].to_numpy(), f"{method} consensus confidence", "confidence", value_range=(0.0, 1.0)
+        labels["confidence"].to_numpy(),
+        f"{method} consensus confidence",
+        "confidence",
+        value_range=(0.0, 1.0),
     )
     return {
         "class_distribution_plot": dg.MetadataValue.md(markdown_image(bars, "class distribution")),
@@ -278,14 +345,18 @@ def _result_metadata(
         "share_of_annotated_items": dg.MetadataValue.float(round(len(labels) / max(n_annotated, 1), 4)),
         "new_versions_written": dg.MetadataValue.int(written),
         "fleiss_kappa": dg.FloatMetadataValue(_finite(fleiss.kappa)),
-        "fleiss_kappa_per_class": dg.MetadataValue.json({str(k): _finite(v) for k, v in fleiss.per_class.items()}),
+        "fleiss_kappa_per_class": dg.MetadataValue.json(
+            {str(k): _finite(v) for k, v in fleiss.per_class.items()}
+        ),
         "krippendorff_alpha": dg.FloatMetadataValue(_finite(krippendorff_alpha_from_annotations(eligible))),
         "mean_confidence": dg.MetadataValue.float(round(float(confidence.mean()), 4)),
         "mean_agreement": dg.MetadataValue.float(round(float(labels["agreement"].mean()), 4)),
         "class_distribution": dg.MetadataValue.json({str(k): int(v) for k, v in distribution.items()}),
         **_plots(labels, distribution, result.method),
         "low_confidence_threshold": dg.MetadataValue.float(config.low_confidence_threshold),
-        "low_confidence_items": dg.MetadataValue.int(int((confidence < config.low_confidence_threshold).sum())),
+        "low_confidence_items": dg.MetadataValue.int(
+            int((confidence < config.low_confidence_threshold).sum())
+        ),
         "review_requests_new": dg.MetadataValue.json(reviews.requested),
         "review_requests_already_open": dg.MetadataValue.int(reviews.already_open),
         "review_requests_resolved": dg.MetadataValue.int(reviews.resolved),
@@ -294,6 +365,79 @@ def _result_metadata(
             f"(source={CONSENSUS_SOURCE}); the queue stage raises overlap or routes them to an expert"
         ),
         "labeler_quality": dg.MetadataValue.md(_labeler_table(result)),
+    }
+
+
+def _set_labeler_table(result: SetConsensusResult) -> str:
+    table = result.labeler_quality.sort_values("sensitivity", ascending=True, na_position="last")
+    lines = [
+        "| labeler | labels | sensitivity | specificity | exact agreement with consensus |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
+        lines.append(
+            f"| {row['labeler_id']} | {row['n_labels']} | {row['sensitivity']:.3f} | {row['specificity']:.3f} | "
+            f"{row['agreement_with_consensus']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _per_class_table(result: SetConsensusResult, kappa: dict[str, float]) -> str:
+    """One row per class: how common it is, how many items have it, its threshold and how well labelers agree."""
+    lines = ["| class | prevalence (mean P) | items with it | threshold | Fleiss kappa | method |",
+             "|---|---:|---:|---:|---:|---|"]  # fmt: skip
+    for row in result.per_class.to_dict("records"):
+        value = _finite(kappa.get(row["class"]))
+        lines.append(
+            f"| {row['class']} | {row['prevalence']:.3f} | {row['n_items']} | {row['threshold']:.2f} | "
+            f"{'-' if value is None else f'{value:.3f}'} | {result.method} |"
+        )
+    return "\n".join(lines)
+
+
+def _set_result_metadata(
+    result: SetConsensusResult,
+    eligible: pd.DataFrame,
+    classes: list[str],
+    config: ConsensusConfig,
+    counts: tuple[int, int, int],
+    reviews: ReviewSync,
+) -> dict[str, Any]:
+    """_result_metadata for label sets: per-class agreement and prevalence, set alpha (MASI), per-class plot."""
+    labels = result.labels
+    n_annotated, n_eligible, written = counts
+    kappa = per_class_fleiss_kappa(eligible, classes)
+    defined = [v for v in kappa.values() if np.isfinite(v)]
+    distribution = result.per_class.set_index("class")["n_items"].reindex(classes, fill_value=0)
+    confidence = labels["confidence"].to_numpy()
+    return {
+        "task_type": dg.MetadataValue.text("multi_label"),
+        "method": dg.MetadataValue.text(result.method),
+        "method_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes) or "-"),
+        "consensus_items": dg.MetadataValue.int(len(labels)),
+        "coverage": dg.MetadataValue.float(round(len(labels) / max(n_eligible, 1), 4)),
+        "share_of_annotated_items": dg.MetadataValue.float(round(len(labels) / max(n_annotated, 1), 4)),
+        "new_versions_written": dg.MetadataValue.int(written),
+        "per_class": dg.MetadataValue.md(_per_class_table(result, kappa)),
+        "fleiss_kappa": dg.FloatMetadataValue(_finite(float(np.mean(defined))) if defined else None),
+        "fleiss_kappa_per_class": dg.MetadataValue.json({str(k): _finite(v) for k, v in kappa.items()}),
+        "krippendorff_alpha_masi": dg.FloatMetadataValue(_finite(krippendorff_alpha_sets(eligible, classes))),
+        "class_thresholds": dg.MetadataValue.json(
+            dict(zip(classes, result.thresholds.tolist(), strict=True))
+        ),
+        "empty_sets": dg.MetadataValue.int(int((labels["label"].map(len) == 0).sum())),
+        "mean_confidence": dg.MetadataValue.float(round(float(confidence.mean()), 4)),
+        "mean_agreement": dg.MetadataValue.float(round(float(labels["agreement"].mean()), 4)),
+        "class_distribution": dg.MetadataValue.json({str(k): int(v) for k, v in distribution.items()}),
+        **_plots(labels, distribution, result.method),
+        "low_confidence_threshold": dg.MetadataValue.float(config.low_confidence_threshold),
+        "low_confidence_items": dg.MetadataValue.int(
+            int((confidence < config.low_confidence_threshold).sum())
+        ),
+        "review_requests_new": dg.MetadataValue.json(reviews.requested),
+        "review_requests_already_open": dg.MetadataValue.int(reviews.already_open),
+        "review_requests_resolved": dg.MetadataValue.int(reviews.resolved),
+        "labeler_quality": dg.MetadataValue.md(_set_labeler_table(result)),
     }
 
 
@@ -313,8 +457,9 @@ def consensus_labels(
     """The consensus label of every item with enough labelers, versioned in the label store's consensus table."""
     store = label_store.get_store()
     classes = list(project.classes)
+    multi = is_multi_label(project.task_type)
     followed = _follow_sources(store, project)
-    loaded = load_votes(store, classes)
+    loaded = load_votes(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
     # Votes a labeler gave while paused count for nothing (`labeling-assets labeler pause|resume`).
     votes, paused_votes = exclude_paused(loaded.votes.frame, pause_intervals(store))
     eligible = eligible_votes(votes, config.min_annotators)
@@ -332,13 +477,20 @@ def consensus_labels(
         metadata.update(_retract(context, store, loaded, set(), config, classes))
         return dg.MaterializeResult(metadata={**metadata, **empty})
 
-    result, n_gold = _aggregate(store, eligible, classes, config)
+    # Multi-label: per-class marginals as the stored probabilities, expert answers read as sets.
+    result, n_gold = (_aggregate_sets if multi else _aggregate)(store, eligible, classes, config)
     for note in result.notes:
         context.log.info(note)
+    expert = _valid_sets(adjudicated_labels(store), classes) if multi else adjudicated_labels(store)
     # An expert's answer overrides the crowd (method adjudicated, confidence 1), even below min_annotators.
-    crowd, adjudicated = apply_adjudications(result.labels, votes, adjudicated_labels(store))
+    crowd, adjudicated = apply_adjudications(result.labels, votes, expert)
     labels = pd.concat([crowd, adjudicated], ignore_index=True) if not adjudicated.empty else crowd
-    written = write_consensus(store, crowd, result.method, context.run_id, probabilities_by_item(result))
+    probabilities = (
+        set_probabilities_by_item(result)
+        if isinstance(result, SetConsensusResult)
+        else probabilities_by_item(result)
+    )
+    written = write_consensus(store, crowd, result.method, context.run_id, probabilities)
     written += write_consensus(store, adjudicated, ADJUDICATED, context.run_id)
     metadata["adjudicated_items"] = dg.MetadataValue.int(len(adjudicated))
     metadata.update(_record_choice(context, store, result, config, n_gold))
@@ -356,5 +508,8 @@ def consensus_labels(
         f"{reviews.resolved} resolved"
     )
     counts = (n_annotated, n_eligible, written)
-    metadata.update(_result_metadata(result, eligible, classes, config, counts, reviews))
+    if isinstance(result, SetConsensusResult):
+        metadata.update(_set_result_metadata(result, eligible, classes, config, counts, reviews))
+    else:
+        metadata.update(_result_metadata(result, eligible, classes, config, counts, reviews))
     return dg.MaterializeResult(metadata=metadata)

@@ -233,7 +233,8 @@ def _follow_sources(
     config_updated = current is not None and current != wanted_layout(classes, multi, allow_empty)
     if config_updated:  # Label Studio keeps existing annotations of a removed class; they stop counting here
         client.set_label_config(project_id, choices_label_config(classes, multi, allow_empty))
-    loaded = load_votes(store, classes)
+    # Label sets in a multi-label project: read as single classes, every set vote would look lost.
+    loaded = load_votes(store, classes, task_type=project.task_type, allow_empty=allow_empty)
     new_conflicts = detect_conflicts(store, project_id, loaded.held)
     marked: dict[str, int] = {}
     for conflict in conflicts_to_mark(store, project_id):

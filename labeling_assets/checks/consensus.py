@@ -1,16 +1,20 @@
 """Checks on consensus_labels, one property each; thresholds are set where the checks are built."""
 
 import dagster as dg
+import pandas as pd
 
-from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
+from labeling_assets.core.consensus.agreement import FleissKappa, fleiss_kappa_from_annotations
+from labeling_assets.core.consensus.multilabel_quality import per_class_fleiss_kappa
 from labeling_assets.core.consensus.review_routing import DEFAULT_MIN_ANNOTATORS
 from labeling_assets.core.consensus.votes import eligible_votes
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.queries import (
     consensus_frame,
     consensus_outside_class_list,
     load_votes,
     quarantined_items_with_consensus,
 )
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -31,6 +35,26 @@ def _min_annotators(context: dg.AssetCheckExecutionContext) -> int:
     return int(value) if isinstance(value, int) else DEFAULT_MIN_ANNOTATORS
 
 
+def _votes(store: LabelStore, project: ProjectSettings) -> pd.DataFrame:
+    """The project's votes: label sets in a multi-label project, single classes otherwise."""
+    loaded = load_votes(
+        store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set
+    )
+    return loaded.votes.frame
+
+
+def _agreement(votes: pd.DataFrame, project: ProjectSettings) -> FleissKappa:
+    """Fleiss' kappa; for label sets the mean of the per-class (binary) kappas over the classes where it is defined."""
+    classes = list(project.classes)
+    if not is_multi_label(project.task_type):
+        return fleiss_kappa_from_annotations(votes, classes=classes)
+    per_class = per_class_fleiss_kappa(votes, classes)
+    defined = [v for v in per_class.values() if v == v]
+    n_items = int((votes.groupby("item_id")["labeler_id"].nunique() >= 2).sum())
+    nan = float("nan")
+    return FleissKappa(sum(defined) / len(defined) if defined else nan, per_class, nan, nan, n_items)
+
+
 def build_consensus_checks(
     *, min_coverage: float = DEFAULT_MIN_COVERAGE, min_fleiss_kappa: float = DEFAULT_MIN_FLEISS_KAPPA
 ) -> list[dg.AssetChecksDefinition]:
@@ -43,9 +67,7 @@ def build_consensus_checks(
         """Every item with enough annotators (and not quarantined) has a consensus label."""
         store = label_store.get_store()
         min_annotators = _min_annotators(context)
-        eligible = set(
-            eligible_votes(load_votes(store, list(project.classes)).votes.frame, min_annotators)["item_id"]
-        )
+        eligible = set(eligible_votes(_votes(store, project), min_annotators)["item_id"])
         have = set(consensus_frame(store)["item_id"])
         missing = sorted(eligible - have)
         coverage = 1.0 if not eligible else 1.0 - len(missing) / len(eligible)
@@ -65,18 +87,16 @@ def build_consensus_checks(
     def consensus_fleiss_kappa_above_threshold(
         context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
     ) -> dg.AssetCheckResult:
-        """Labelers agree beyond chance: Fleiss' kappa over the consensus items is at least the threshold."""
-        classes = list(project.classes)
-        votes = eligible_votes(
-            load_votes(label_store.get_store(), classes).votes.frame, _min_annotators(context)
-        )
+        """Labelers agree beyond chance: Fleiss' kappa over the consensus items is at least the threshold (label
+        sets: the mean of the per-class kappas)."""
+        votes = eligible_votes(_votes(label_store.get_store(), project), _min_annotators(context))
         if votes.empty:
             return dg.AssetCheckResult(
                 passed=True,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"note": dg.MetadataValue.text("no item has enough annotators yet")},
             )
-        fleiss = fleiss_kappa_from_annotations(votes, classes=classes)
+        fleiss = _agreement(votes, project)
         if fleiss.n_items == 0:  # min_annotators=1 and no overlap: agreement cannot be measured
             return dg.AssetCheckResult(
                 passed=True,

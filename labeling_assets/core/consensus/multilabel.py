@@ -117,6 +117,7 @@ class SetConsensusResult:
         method: the method that ran (never ``auto``).
         thresholds: (K,) per-class thresholds used.
         sensitivity / specificity: (n_labelers, K) per labeler and class, for the Dawid-Skene methods.
+        iterations: EM iterations run (the most over classes for per-class Dawid-Skene).
     """
 
     labels: pd.DataFrame
@@ -130,6 +131,7 @@ class SetConsensusResult:
     sensitivity: Floats | None = None
     specificity: Floats | None = None
     iterations: int | None = None
+    scoreboard: pd.DataFrame | None = None  # no bake-off for sets; the field mirrors ConsensusResult's
 
 
 def encode_sets(votes: pd.DataFrame, classes: Sequence[str]) -> EncodedSets:

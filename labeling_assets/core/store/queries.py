@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.leaderboard import QualityInputs
-from labeling_assets.core.consensus.votes import Votes, latest_votes, single_class
+from labeling_assets.core.consensus.votes import Votes, latest_set_votes, latest_votes, single_class
+from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType, is_multi_label
 from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop import adjudicated_labels
 from labeling_assets.core.store.schema import (
@@ -54,16 +55,22 @@ def current_annotations(store: LabelStore) -> pd.DataFrame:
     return rows if not rows.empty else pd.DataFrame(columns=ANNOTATION_COLUMNS)
 
 
-def load_votes(store: LabelStore, classes: list[str]) -> StoreVotes:
+def load_votes(
+    store: LabelStore, classes: list[str], *, task_type: TaskType = SINGLE_LABEL, allow_empty: bool = True
+) -> StoreVotes:
     """One valid vote per (item, labeler) on items that are neither quarantined nor superseded.
 
     A superseded item's votes were given on bytes that are no longer at its source path: they count for
-    nothing current (consensus, labeler statistics), while the annotation rows stay in the log.
+    nothing current (consensus, labeler statistics), while the annotation rows stay in the log. In a
+    multi-label project (``task_type``) a vote is a label set (sorted list, ``latest_set_votes``).
     """
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     current = current_annotations(store)
     held = current.groupby("item_id")["labeler_id"].nunique() if not current.empty else pd.Series(dtype=int)
-    votes = latest_votes(current, classes)
+    if is_multi_label(task_type):
+        votes = latest_set_votes(current, classes, allow_empty=allow_empty)
+    else:
+        votes = latest_votes(current, classes)
     status = votes.frame["item_id"].map(statuses)
     quarantined = (status == QUARANTINED).to_numpy()
     superseded = (status == SUPERSEDED).to_numpy()

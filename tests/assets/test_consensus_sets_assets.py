@@ -1,0 +1,218 @@
+"""consensus_labels and its checks in a multi-label project, materialized on a real label store (SQLite and
+PostgreSQL) with a seeded simulated crowd that answers label sets (core/labelstudio/crowd.plan_set_crowd)."""
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
+from labeling_assets.checks.consensus import build_consensus_checks
+from labeling_assets.core.consensus.multilabel_quality import per_class_f1
+from labeling_assets.core.labelstudio.crowd import SetLabelerSpec, plan_set_crowd
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    annotations_table,
+    items_table,
+    latest_consensus_query,
+    review_requests_table,
+    utcnow,
+)
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+
+CLASSES = ["effusion", "mass", "nodule", "pneumonia", "fibrosis"]
+PREVALENCE = (0.35, 0.2, 0.12, 0.06, 0.03)
+START = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+
+
+def _seed_items(store: LabelStore, n: int, *, gold_every: int = 5, seed: int = 0) -> dict[str, list[str]]:
+    """Active items with a known true set (every ``gold_every``-th one also hidden gold); item_id -> true set."""
+    rng = np.random.default_rng(seed)
+    truth: dict[str, list[str]] = {}
+    rows = []
+    for index in range(n):
+        item_id = hashlib.sha256(f"scan-{index}".encode()).hexdigest()
+        present = sorted(c for c, p in zip(CLASSES, PREVALENCE, strict=True) if rng.random() < p)
+        truth[item_id] = present
+        rows.append(
+            {
+                "item_id": item_id,
+                "uri": f"/nowhere/scan-{index}.png",
+                "source_path": f"scan-{index}.png",
+                "width": 32,
+                "height": 32,
+                "n_bytes": 100,
+                "ingested_at": utcnow(),
+                "status": "active",
+                "gold_label": present if index % gold_every == 0 else None,
+            }  # fmt: skip
+        )
+    with store.begin() as conn:
+        conn.execute(items_table.insert(), rows)
+    return truth
+
+
+def _insert(store: LabelStore, votes: Sequence[tuple[str, str, Any]], *, first_id: int = 1) -> None:
+    """(item_id, labeler_id, label as stored) as annotation rows; the label is stored exactly as given."""
+    rows = []
+    for n, (item_id, labeler_id, label) in enumerate(votes):
+        stamp = START + dt.timedelta(minutes=n)
+        rows.append(
+            {
+                "ls_annotation_id": first_id + n,
+                "version": 1,
+                "item_id": item_id,
+                "labeler_id": labeler_id,
+                "label": label,
+                "lead_time_s": 8.0,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "synced_at": utcnow(),
+                "deleted": False,
+                "content_hash": f"h{first_id + n}",
+            }  # fmt: skip
+        )
+    with store.begin() as conn:
+        conn.execute(annotations_table.insert(), rows)
+
+
+def _seed_crowd(store: LabelStore, truth: dict[str, list[str]], crowd: Sequence[SetLabelerSpec]) -> None:
+    plan = plan_set_crowd(truth, crowd, CLASSES, overlap=3, seed=0)
+    _insert(store, [(str(a.item_id), a.labeler, list(a.labels)) for a in plan.annotations])
+
+
+def _run(
+    store: LabelStore, tmp_path: Path, config: ConsensusConfig | None = None
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [consensus_labels, *build_consensus_checks()],
+        resources={
+            "label_store": LabelStoreResource(url=store.url),
+            "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES, task_type="multi_label"),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=dg.RunConfig({"consensus_labels": config or ConsensusConfig()}),
+        raise_on_error=False,
+    )
+
+
+CLEAN_CROWD = [SetLabelerSpec("expert", "expert"), SetLabelerSpec("average_1"), SetLabelerSpec("average_2")]
+
+
+def test_multi_label_consensus_stores_sorted_sets_and_per_class_marginals_and_its_checks_pass(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 150)
+    _seed_crowd(store, truth, CLEAN_CROWD)
+    ids = sorted(truth)
+    # Bad input is skipped and counted, never guessed at; the annotation rows stay stored.
+    _insert(
+        store,
+        [
+            (ids[0], "odd", "mass"),
+            (ids[1], "odd", ["mass", "cow"]),
+            (ids[2], "odd", ["None of these", "mass"]),
+        ],
+        first_id=50_000,
+    )
+
+    result = _run(store, tmp_path)
+    assert result.success
+    rows = {r["item_id"]: r for r in store.fetch(latest_consensus_query())}
+    assert set(rows) == set(truth)
+    for row in rows.values():
+        probs, label = row["probabilities"], row["label"]
+        assert isinstance(label, list) and label == sorted(label) and set(label) <= set(CLASSES)
+        assert set(probs) == set(CLASSES) and all(0.0 <= p <= 1.0 for p in probs.values())
+        assert label == sorted(c for c, p in probs.items() if p > 0.5)  # the set at the default thresholds
+        assert row["confidence"] == pytest.approx(np.mean([max(p, 1 - p) for p in probs.values()]), abs=1e-5)
+        assert row["method"] == "dawid_skene_shared"
+    gold = {
+        r["item_id"]: r["gold_label"]
+        for r in store.fetch(sa.select(items_table).where(items_table.c.gold_label.is_not(None)))
+    }
+    assert all(rows[i]["label"] == g and rows[i]["confidence"] == pytest.approx(1.0) for i, g in gold.items())
+    scores = per_class_f1({i: r["label"] for i, r in rows.items()}, truth, CLASSES).set_index("class")
+    assert scores.loc["micro", "f1"] > 0.9
+
+    meta = result.asset_materializations_for_node("consensus_labels")[0].metadata
+    assert meta["task_type"].value == "multi_label" and meta["method"].value == "dawid_skene_shared"
+    skipped = meta["skipped_votes"].value
+    assert (skipped["not_a_set"], skipped["class_not_in_project"], skipped["none_with_classes"]) == (1, 1, 1)
+    assert set(meta["fleiss_kappa_per_class"].value) == set(CLASSES)
+    assert 0.3 < meta["krippendorff_alpha_masi"].value < 0.9  # measured 0.49: false alarms split empty sets
+    assert (
+        "| effusion |" in meta["per_class"].value
+        and "data:image/png;base64," in meta["class_distribution_plot"].value
+    )
+    assert sum(meta["class_distribution"].value.values()) == sum(len(r["label"]) for r in rows.values())
+    with store.begin() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(annotations_table)).scalar_one()
+    assert stored == len(truth) * 3 + 3
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in checks.values()), {k: e.metadata for k, e in checks.items() if not e.passed}
+    assert checks["consensus_fleiss_kappa_above_threshold"].metadata["items"].value == len(truth)
+
+
+def test_rerunning_multi_label_consensus_writes_nothing_new_and_unsure_sets_go_back_for_more_labelers(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 60, gold_every=1000)  # no gold: nothing is clamped to certainty
+    crowd = [
+        SetLabelerSpec("expert", "expert"),
+        SetLabelerSpec("lazy", "lazy"),
+        SetLabelerSpec("spammer", "spammer"),
+    ]
+    _seed_crowd(store, truth, crowd)
+
+    first = _run(store, tmp_path, ConsensusConfig(method="majority", low_confidence_threshold=0.9))
+    assert first.success
+    meta = first.asset_materializations_for_node("consensus_labels")[0].metadata
+    assert meta["new_versions_written"].value == 60
+    low = meta["low_confidence_items"].value
+    assert 0 < low < 60
+    requests = store.fetch(
+        sa.select(review_requests_table).where(review_requests_table.c.resolved_at.is_(None))
+    )
+    assert len(requests) == low and all(
+        "confidence" in r["reason"] and r["source"] == "consensus" for r in requests
+    )
+
+    again = _run(store, tmp_path, ConsensusConfig(method="majority", low_confidence_threshold=0.9))
+    assert (
+        again.asset_materializations_for_node("consensus_labels")[0].metadata["new_versions_written"].value
+        == 0
+    )
+
+
+def test_a_single_label_method_in_a_multi_label_project_fails_and_names_the_set_methods(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 20)
+    _seed_crowd(store, truth, CLEAN_CROWD)
+    result = _run(store, tmp_path, ConsensusConfig(method="crowdlab"))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "single-label only" in str(failure.step_failure_data.error) and "dawid_skene_shared" in str(
+        failure.step_failure_data.error
+    )
+
+
+def test_per_class_thresholds_from_the_run_config_decide_the_stored_sets(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 40, gold_every=1000)
+    _seed_crowd(store, truth, CLEAN_CROWD)
+    assert _run(
+        store, tmp_path, ConsensusConfig(method="majority", class_thresholds={"effusion": 0.99})
+    ).success
+    rows = store.fetch(latest_consensus_query())
+    assert rows and all("effusion" not in r["label"] or r["probabilities"]["effusion"] > 0.99 for r in rows)
+    assert any(r["probabilities"]["effusion"] > 0.5 and "effusion" not in r["label"] for r in rows)
