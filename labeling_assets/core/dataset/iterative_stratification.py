@@ -91,36 +91,52 @@ def iterative_stratification(
     # One seeded permutation fixes the order among equal-sized units (independent of the input row order,
     # which the caller already made canonical by sorting item ids).
     tiebreak = rng.permutation(n_units)
+    # Plain Python lists in the per-unit loop: a handful of scalar operations per unit, where numpy's per-call
+    # overhead would dominate (as in placement.py). A unit's counts as its nonzero (label, count) pairs.
+    demand_rows: list[list[float]] = label_demand.tolist()
+    size_left: list[float] = size_demand.tolist()
+    active_splits = [s for s in range(n_splits) if active[s]]
+    unit_rows, unit_labels = np.nonzero(counts)
+    pair_labels, pair_counts = unit_labels.tolist(), counts[unit_rows, unit_labels].tolist()
+    pair_start = np.searchsorted(unit_rows, np.arange(n_units + 1)).tolist()
+    sizes_list = sizes.tolist()
     while free.any():
         remaining = counts[free].sum(axis=0)
         wanted = np.flatnonzero(remaining > 0)
         if not len(wanted):
             # Units with no positive at all (only possible without an empty-set column): fill by size.
-            for u in np.flatnonzero(free)[np.lexsort((tiebreak[free], -sizes[free]))]:
-                best = _best_split(size_demand, size_demand, active, rng)
+            for u in np.flatnonzero(free)[np.lexsort((tiebreak[free], -sizes[free]))].tolist():
+                best = _best_split(size_left, size_left, active_splits, rng)
                 split_of[u] = best
-                size_demand[best] -= sizes[u]
+                size_left[best] -= sizes_list[u]
             break
         fewest = remaining[wanted].min()
         label = int(rng.choice(wanted[remaining[wanted] == fewest]))
         carriers = np.flatnonzero(free & (counts[:, label] > 0))
-        for u in carriers[np.lexsort((tiebreak[carriers], -sizes[carriers]))]:
-            best = _best_split(label_demand[:, label], size_demand, active, rng)
-            split_of[u] = best
-            label_demand[best] -= counts[u]
-            size_demand[best] -= sizes[u]
+        order = carriers[np.lexsort((tiebreak[carriers], -sizes[carriers]))]  # largest units first
+        chosen = []
+        for u in order.tolist():
+            best = _best_split([row[label] for row in demand_rows], size_left, active_splits, rng)
+            chosen.append(best)
+            row = demand_rows[best]
+            for j in range(pair_start[u], pair_start[u + 1]):
+                row[pair_labels[j]] -= pair_counts[j]
+            size_left[best] -= sizes_list[u]
+        split_of[order] = chosen
         free[carriers] = False
     return split_of
 
 
-def _best_split(demand: Floats, size_demand: Floats, active: Bools, rng: np.random.Generator) -> int:
+def _best_split(
+    demand: list[float], size_demand: list[float], active: list[int], rng: np.random.Generator
+) -> int:
     """The active split with the largest demand; ties to the largest size demand, then at random."""
-    first = np.where(active, demand, -np.inf)
-    top = np.flatnonzero(np.isclose(first, first.max(), rtol=0.0, atol=1e-9))
+    top_value = max(demand[s] for s in active)
+    top = [s for s in active if demand[s] >= top_value - 1e-9]
     if len(top) > 1:
-        second = size_demand[top]
-        top = top[np.isclose(second, second.max(), rtol=0.0, atol=1e-9)]
-    return int(top[0] if len(top) == 1 else rng.choice(top))
+        second = max(size_demand[s] for s in top)
+        top = [s for s in top if size_demand[s] >= second - 1e-9]
+    return top[0] if len(top) == 1 else top[int(rng.integers(len(top)))]
 
 
 def ensure_every_label_everywhere(
@@ -217,7 +233,7 @@ def assign_label_set_splits(
         raise ValueError(f"{int(items['item_id'].isna().sum())} rows have no item_id")
     row_items, item_ids = pd.factorize(items["item_id"].astype(str), sort=True)
     n = len(item_ids)
-    texts = [json.dumps(label_set(v, classes)) for v in items["label"]]
+    texts = [tuple(label_set(v, classes)) for v in items["label"]]
     first = np.full(n, -1, dtype=np.int64)
     first[row_items[::-1]] = np.arange(len(row_items))[::-1]
     item_text = [texts[i] for i in first.tolist()]
@@ -229,7 +245,7 @@ def assign_label_set_splits(
             f"{len(conflicts)} content hashes appear with different label sets, e.g. {conflicts[:5]}; "
             "resolve the consensus before splitting"
         )
-    sets: list[list[str]] = [json.loads(t) for t in item_text]
+    sets: list[list[str]] = [list(t) for t in item_text]
     indicator = to_indicator(sets, classes).astype(np.int64)
     empty = (indicator.sum(axis=1) == 0).astype(np.int64)
     row_groups, groups, item_groups = group_codes(items, row_items, n)
