@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from PIL import Image
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.checks import dataset as checks
 from labeling_assets.core.dataset import iterative_stratification as it
+from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.splits import manifest_from_json
+from labeling_assets.core.store.as_of import rebuild_dataset_as_of
 from labeling_assets.core.store.schema import (
     LabelStore,
     consensus_table,
@@ -278,6 +281,47 @@ def test_a_label_with_too_few_positives_for_every_split_only_warns_and_does_not_
     assert presence.metadata["blocking_missing"].value == 0
     assert failed_blocking_dataset_checks(sqlite_project.instance) == []
     assert result.asset_materializations_for_node("dataset_export")
+
+
+def test_a_relabeled_set_makes_a_new_version_whose_diff_counts_per_label_and_rebuilds_byte_for_byte(
+    sqlite_project: Project,
+) -> None:
+    sets = _label_sets(80)
+    ids = sqlite_project.add_items(sets)
+    first = sqlite_project.materialize()
+    before = first.asset_materializations_for_node("dataset_splits")[0].metadata["dataset_version"].value
+    plain = next(k for k, s in enumerate(sets) if s == ["Effusion"])
+    with sqlite_project.store.begin() as conn:  # consensus now also finds a Mass on that item
+        conn.execute(
+            consensus_table.insert().values(
+                item_id=ids[plain],
+                version=2,
+                label=["Effusion", "Mass"],
+                method="dawid_skene",
+                confidence=0.8,
+                agreement=0.7,
+                n_annotators=3,
+                computed_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+    second = sqlite_project.materialize()
+
+    meta = second.asset_materializations_for_node("dataset_splits")[0].metadata
+    assert meta["dataset_version"].value != before and meta["previous_version"].value == before
+    assert meta["relabeled_by_transition"].value == {'["Effusion"] -> ["Effusion", "Mass"]': 1}
+    assert meta["items_moved_between_splits"].value == 0
+    assert re.search(r"\| Mass \| \d+ \| \d+ \| \+1 \|", meta["diff"].value)  # a per-label delta
+    assert re.search(r"\| Effusion \| \d+ \| \d+ \| \+0 \|", meta["diff"].value)
+    # The store's logs rebuild this multi-label version byte for byte.
+    rebuilt = rebuild_dataset_as_of(sqlite_project.store, dt.datetime.now(dt.UTC), classes=CLASSES)
+    stored = sqlite_project.store.fetch(
+        sa.select(dataset_versions_table.c.manifest).where(
+            dataset_versions_table.c.dataset_version == meta["dataset_version"].value
+        )
+    )[0]["manifest"]
+    assert rebuilt.built.version == meta["dataset_version"].value
+    assert manifest_bytes(rebuilt.built.manifest_json) == manifest_bytes(stored)
 
 
 def test_blocking_check_names_match_the_checks_that_block() -> None:

@@ -6,11 +6,16 @@ Pure logic over two manifests (``item_id, label, split``). A frozen item never m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
+# Mirrors iterative_stratification.EMPTY_SET_ROW (not imported: that module imports the split code, this one
+# stays a leaf of the dataset package).
+EMPTY_SET_ROW = "(none of these)"
 
 DIFF_COLUMNS = ["item_id", "old_label", "new_label", "old_split", "new_split"]
 
@@ -64,12 +69,17 @@ class ManifestDiff:
 def diff_manifests(old: pd.DataFrame | None, new: pd.DataFrame, old_version: str | None, new_version: str) -> ManifestDiff:
     """The diff from ``old`` (None: nothing before) to ``new``."""
     empty = pd.DataFrame({"item_id": [], "label": [], "split": []}, dtype=object)
-    old = (empty if old is None else old)[["item_id", "label", "split"]].astype({"label": str})
-    new = new[["item_id", "label", "split"]].astype({"label": str})
+    old = (empty if old is None else old)[["item_id", "label", "split"]]
+    new = new[["item_id", "label", "split"]]
+    # Label sets (multi-label) compare as canonical JSON text; class deltas then count per label.
+    sets = _holds_sets(old) or _holds_sets(new)
+    old_sets, new_sets = (_per_label(old), _per_label(new)) if sets else (None, None)
+    old = old.assign(label=old["label"].map(_set_text)) if sets else old.astype({"label": str})
+    new = new.assign(label=new["label"].map(_set_text)) if sets else new.astype({"label": str})
     both = old.merge(new, on="item_id", suffixes=("_old", "_new"))
     relabeled = both[both["label_old"] != both["label_new"]]
     moved = both[both["split_old"] != both["split_new"]]
-    deltas = _class_deltas(old, new)
+    deltas = _class_deltas(old_sets, new_sets) if old_sets is not None and new_sets is not None else _class_deltas(old, new)
     return ManifestDiff(
         old_version=old_version,
         new_version=new_version,
@@ -92,6 +102,22 @@ def diff_manifests(old: pd.DataFrame | None, new: pd.DataFrame, old_version: str
         ).sort_values("item_id").reset_index(drop=True),
         class_deltas=deltas,
     )
+
+
+def _holds_sets(manifest: pd.DataFrame) -> bool:
+    return bool(len(manifest)) and bool(manifest["label"].map(lambda v: isinstance(v, list | tuple)).all())
+
+
+def _set_text(value: Any) -> str:
+    return json.dumps(sorted(str(v) for v in value), ensure_ascii=False) if isinstance(value, list | tuple) else str(value)
+
+
+def _per_label(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per (item, label) of a multi-label manifest; an empty set is one row "(none of these)"."""
+    labels = manifest["label"].map(
+        lambda v: ([str(x) for x in v] or [EMPTY_SET_ROW]) if isinstance(v, list | tuple) else [str(v)]
+    )
+    return manifest.assign(label=labels).explode("label").astype({"label": str})
 
 
 def _class_deltas(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
