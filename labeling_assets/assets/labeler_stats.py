@@ -5,6 +5,7 @@ computed from one read of the votes, grouped once, so 500 labelers cost about wh
 """
 
 import warnings
+from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -13,10 +14,13 @@ from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.consensus.auto_pause import ACTOR, auto_pauses
-from labeling_assets.core.consensus.gates import with_names_intervals_and_cost
+from labeling_assets.core.consensus.gates import GoldCounts, gold_counts, with_names_intervals_and_cost
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
+from labeling_assets.core.consensus.multilabel_quality import set_labeler_stats
+from labeling_assets.core.consensus.multilabel_stats import set_gold_counts
 from labeling_assets.core.images import markdown_image
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.human_loop import (
     PAUSE,
@@ -31,6 +35,9 @@ from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
+
+# Rows of the per-labeler, per-class gold table in metadata (labelers x classes can be long).
+LABELER_CLASS_ROWS = 300
 
 # A single-run backfill policy is what lets one run cover many labeler partitions (Dagster marks the parameter
 # beta); keep the notice out of every import.
@@ -98,11 +105,11 @@ AUTO_PAUSE_EFFECT = "Label Studio access kept (automatic pause): new votes are e
 
 
 def _auto_pause(context: dg.AssetExecutionContext, store: LabelStore, votes: pd.DataFrame, truth: pd.Series,
-                names: dict[str, str]) -> list[str]:  # fmt: skip
+                names: dict[str, str], counts: GoldCounts) -> list[str]:  # fmt: skip
     """Record a pause (actor "gate") for each labeler in this run whose gold gate is sure to fail; their names.
     The pause starts now, so nothing they answered before is reopened (like `labeler pause` without --since)."""
     paused = []
-    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store)):
+    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store), counts=counts):
         record_pause_event(store, decision.labeler_id, PAUSE, reason=decision.reason, actor=ACTOR,
                            label_studio_effect=AUTO_PAUSE_EFFECT)  # fmt: skip
         context.log.warning(f"paused {names[decision.labeler_id]} automatically: {decision.reason}")
@@ -128,6 +135,42 @@ def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
     }
 
 
+def _gold_counts(project: ProjectSettings) -> GoldCounts:
+    """The gold gate's counts: answers right, or for label sets findings caught / absent classes left (the worse)."""
+    return partial(set_gold_counts, classes=list(project.classes)) if is_multi_label(project.task_type) else gold_counts
+
+
+def _fmt_rate(rate: float, low: float, high: float) -> str:
+    return "-" if rate != rate else f"{rate:.2f} ({low:.2f}-{high:.2f})"
+
+
+def _set_gold_metadata(votes: pd.DataFrame, truth: pd.Series, classes: list[str], names: dict[str, str]) -> dict[str, Any]:
+    """Label sets: each labeler's exact-set gold accuracy and per-class sensitivity / specificity (95% Wilson)."""
+    overall, per_class = set_labeler_stats(votes[votes["labeler_id"].astype(str).isin(set(names))], truth, classes)
+    lines = ["| labeler | class | sensitivity (95% CI) | specificity (95% CI) | gold items |", "|---|---|---|---|---:|"]
+    for r in per_class.head(LABELER_CLASS_ROWS).to_dict("records"):
+        lines.append(
+            f"| {names.get(str(r['labeler_id']), r['labeler_id'])} | {r['class']} | "
+            f"{_fmt_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'])} | "
+            f"{_fmt_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'])} | "
+            f"{r['tp'] + r['fn'] + r['tn'] + r['fp']} |"
+        )
+    exact = {names.get(str(r["labeler_id"]), str(r["labeler_id"])): _finite_rate(r["exact_accuracy"])
+             for r in overall.to_dict("records")}  # fmt: skip
+    return {
+        "gold_per_class": dg.MetadataValue.md("\n".join(lines)),
+        "exact_set_gold_accuracy": dg.MetadataValue.json(exact),
+        "gold_gate": dg.MetadataValue.text(
+            "label sets: the gold gate judges findings (sensitivity and specificity over all classes, the worse "
+            "of the two), gold_accuracy is exact-set accuracy"
+        ),
+    }
+
+
+def _finite_rate(value: float) -> float | None:
+    return None if value != value else round(float(value), 4)
+
+
 @dg.asset(
     partitions_def=labelers,
     group_name=GROUP_QUALITY,
@@ -149,8 +192,9 @@ def labeler_stats(
     ids = labeler_ids_for(store, list(context.partition_keys))  # partition key (a name) -> Label Studio user id
     names = {labeler_id: key for key, labeler_id in ids.items()}
     classes = list(project.classes)
-    inputs = load_quality_inputs(store, classes)
-    reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=config.trend_weeks)
+    multi = is_multi_label(project.task_type)
+    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
+    reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=config.trend_weeks, multi_label=multi)
     now = utcnow()
     record_labeler_stats(
         store, [{**s.row(), "computed_at": now} for r in reports.values() for s in [r.stats, *r.trend]]
@@ -160,8 +204,11 @@ def labeler_stats(
             f"{names[labeler_id]} (id {labeler_id}): {r.stats.n_labels} labels, gold accuracy {_fmt(r.stats.gold_accuracy)} on "
             f"{r.stats.n_gold}, kappa vs consensus {_fmt(r.stats.kappa_vs_consensus)}; {r.speed.reason}"
         )
-    auto = _auto_pause(context, store, inputs.votes, inputs.gold, names) if config.auto_pause else []
+    counts = _gold_counts(project)
+    auto = _auto_pause(context, store, inputs.votes, inputs.gold, names, counts) if config.auto_pause else []
     common = {"auto_paused": dg.MetadataValue.json(auto), "auto_pause": dg.MetadataValue.bool(config.auto_pause)}
+    if multi:
+        common.update(_set_gold_metadata(inputs.votes, inputs.gold, classes, names))
     if len(ids) != 1:
         return dg.MaterializeResult(metadata={**_batch_metadata({names[k]: r for k, r in reports.items()}), **common})
     [(labeler_id, report)] = reports.items()
@@ -223,10 +270,18 @@ def labeler_leaderboard(
     """All labelers side by side: gold accuracy, agreement with consensus, speed and class-usage flags."""
     classes = list(project.classes)
     store = label_store.get_store()
-    inputs = load_quality_inputs(store, classes)
+    multi = is_multi_label(project.task_type)
+    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
     board = with_names_intervals_and_cost(
-        leaderboard_frame(inputs, classes), inputs.votes, inputs.gold, labeler_keys(store),
+        leaderboard_frame(inputs, classes, multi_label=multi), inputs.votes, inputs.gold, labeler_keys(store),
         rate_per_hour=project.pay_rate_per_hour, rates=project.pay_rates_per_hour, paused=list(paused_since(store)),
+        counts=_gold_counts(project),
     )  # fmt: skip
     context.log.info(f"leaderboard of {len(board)} labelers")
-    return dg.MaterializeResult(metadata=_leaderboard_metadata(board))
+    metadata = _leaderboard_metadata(board)
+    if multi:
+        metadata["gold_gate"] = dg.MetadataValue.text(
+            "label sets: 'gold acc.' is exact-set accuracy; the 95% CI and the verdicts are of the gold gate, the worse "
+            "of sensitivity and specificity over all classes"
+        )
+    return dg.MaterializeResult(metadata=metadata)

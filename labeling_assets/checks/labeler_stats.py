@@ -9,15 +9,20 @@ import warnings
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from labeling_assets.core.consensus.gates import (
     DEFAULT_MIN_GOLD_ACCURACY,
     RateGate,
+    gate,
     gold_counts,
     gold_gate,
     per_class_gold,
     speed_gates,
 )
+from labeling_assets.core.consensus.multilabel_quality import set_labeler_stats
+from labeling_assets.core.consensus.multilabel_stats import set_gold_counts
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.human_loop import labeler_ids_for
 from labeling_assets.core.store.queries import load_quality_inputs
 from labeling_assets.partitions import labelers
@@ -71,22 +76,41 @@ def _all_of(results: dict[str, dg.AssetCheckResult]) -> dg.AssetCheckResult:
     )
 
 
+def _per_class_sensitivity(votes: pd.DataFrame, truth: pd.Series, classes: list[str]) -> dict[str, dict[str, Any]]:
+    """Label sets: per class, the share of present findings the labeler ticked, gated like accuracy."""
+    if votes.empty or truth.empty:
+        return {}
+    _, rows = set_labeler_stats(votes, truth, classes)
+    return {
+        str(r["class"]): gate(int(r["tp"]), int(r["tp"] + r["fn"]), MIN_GOLD_ACCURACY, what=f"sensitivity on {r['class']}").metadata()
+        for r in rows.to_dict("records")
+        if r["tp"] + r["fn"] > 0
+    }
+
+
 @dg.asset_check(asset="labeler_stats", partitions_def=labelers)
 def labeler_gold_accuracy_at_least_0_8(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.AssetCheckResult:
     """Gold accuracy (hidden gold and adjudicated answers) is not surely below 0.8: fails only when the 95% Wilson
-    interval's upper bound is below it, warns when the interval straddles it; per-class accuracy in metadata."""
+    interval's upper bound is below it, warns when the interval straddles it; per-class accuracy in metadata. Label
+    sets: the worse of sensitivity and specificity over all classes; per-class sensitivity in metadata."""
     store = label_store.get_store()
-    inputs = load_quality_inputs(store, list(project.classes))
+    classes, multi = list(project.classes), is_multi_label(project.task_type)
+    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
     results = {}
     for key, labeler_id in labeler_ids_for(store, list(context.partition_keys)).items():
         votes = inputs.votes_of(labeler_id)
-        per_class = {c: g.metadata() for c, g in per_class_gold(votes, inputs.gold, MIN_GOLD_ACCURACY).items()}
+        if multi:  # label sets: findings caught and absent classes left unticked, the worse (multilabel_stats)
+            per_class = _per_class_sensitivity(votes, inputs.gold, classes)
+            verdict = gold_gate(*set_gold_counts(votes, inputs.gold, classes), MIN_GOLD_ACCURACY)
+        else:
+            per_class = {c: g.metadata() for c, g in per_class_gold(votes, inputs.gold, MIN_GOLD_ACCURACY).items()}
+            verdict = gold_gate(*gold_counts(votes, inputs.gold), MIN_GOLD_ACCURACY)
         extra = {"per_class": dg.MetadataValue.json(per_class),
                  "classes_surely_below": dg.MetadataValue.json(sorted(c for c, g in per_class.items()
                                                                       if g["verdict"] == "fail"))}  # fmt: skip
-        results[key] = _result(key, labeler_id, gold_gate(*gold_counts(votes, inputs.gold), MIN_GOLD_ACCURACY), extra)
+        results[key] = _result(key, labeler_id, verdict, extra)
     return _all_of(results)
 
 
@@ -97,7 +121,9 @@ def labeler_not_too_fast(
     """The share of labels given in under a quarter of the peers' median time is not surely above one half
     (clicking through without looking), by its 95% Wilson interval."""
     store = label_store.get_store()
-    votes = load_quality_inputs(store, list(project.classes)).votes
+    votes = load_quality_inputs(
+        store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set
+    ).votes
     ids = labeler_ids_for(store, list(context.partition_keys))
     gates = speed_gates(votes, list(ids.values()))
     return _all_of({key: _result(key, labeler_id, gates[labeler_id]) for key, labeler_id in ids.items()})

@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
+from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.checks.consensus import build_consensus_checks
+from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
 from labeling_assets.core.labelstudio.crowd import SetLabelerSpec, plan_set_crowd
 from labeling_assets.core.store.schema import (
@@ -23,6 +25,9 @@ from labeling_assets.core.store.schema import (
     latest_consensus_query,
     review_requests_table,
     utcnow,
+)
+from labeling_assets.core.store.schema import (
+    labeler_stats_table as stats_table,
 )
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -216,3 +221,60 @@ def test_per_class_thresholds_from_the_run_config_decide_the_stored_sets(
     rows = store.fetch(latest_consensus_query())
     assert rows and all("effusion" not in r["label"] or r["probabilities"]["effusion"] > 0.99 for r in rows)
     assert any(r["probabilities"]["effusion"] > 0.5 and "effusion" not in r["label"] for r in rows)
+
+
+# --- labeler_stats, its checks and the leaderboard on label sets ----------------------------------------------
+
+
+def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spammer_fail_and_the_average_one_passes(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 300, gold_every=2)
+    crowd = [
+        SetLabelerSpec("expert", "expert"),
+        SetLabelerSpec("average", "average"),
+        SetLabelerSpec("lazy", "lazy"),
+        SetLabelerSpec("spammer", "spammer"),
+    ]
+    _seed_crowd(store, truth, crowd)
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES, task_type="multi_label"),
+    }
+    assert dg.materialize([consensus_labels], resources=resources, instance=instance).success
+    names = [c.name for c in crowd]
+    instance.add_dynamic_partitions("labelers", names)
+    span = {"dagster/asset_partition_range_start": names[0], "dagster/asset_partition_range_end": names[-1]}
+    result = dg.materialize(
+        [labeler_stats, *labeler_stats_checks], resources=resources, instance=instance, tags=span
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("labeler_stats")[0].metadata
+    exact = meta["exact_set_gold_accuracy"].value
+    assert exact["expert"] > exact["average"] > exact["spammer"] and exact["expert"] > exact["lazy"]
+    assert "| lazy | effusion |" in meta["gold_per_class"].value
+    # Findings, not whole sets: the average labeler (misses 15%) is kept, the lazy one (misses half) is not.
+    assert sorted(meta["auto_paused"].value) == ["lazy", "spammer"]
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert sorted(checks["labeler_gold_accuracy_at_least_0_8"].metadata["sure_to_be_bad"].value) == [
+        "lazy",
+        "spammer",
+    ]
+
+    rows = {
+        r["labeler_id"]: r for r in store.fetch(sa.select(stats_table).where(stats_table.c.window == "all"))
+    }
+    assert sum(rows[n]["n_labels"] for n in names) == 900  # 300 items x 3 labelers: every set vote counted
+    assert (
+        rows["lazy"]["class_distribution"]["effusion"]
+        < 0.7 * rows["expert"]["class_distribution"]["effusion"]
+    )
+    assert rows["expert"]["kappa_vs_consensus"] > 0.8 > rows["spammer"]["kappa_vs_consensus"]
+
+    board = dg.materialize([labeler_leaderboard], resources=resources, instance=instance)
+    table = board.asset_materializations_for_node("labeler_leaderboard")[0].metadata["leaderboard"].value
+    assert table.index("| expert |") < table.index("| lazy |") and table.index("| expert |") < table.index(
+        "| spammer |"
+    )
+    assert "avoids" in table.split("| lazy |")[1].split("\n")[0]  # the findings the lazy labeler skips

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from labeling_assets.core.consensus.adjudication import Interval
-from labeling_assets.core.consensus.gates import DEFAULT_MIN_GOLD_ACCURACY, RateGate, gold_counts, gold_gate
+from labeling_assets.core.consensus.gates import (
+    DEFAULT_MIN_GOLD_ACCURACY,
+    GoldCounts,
+    RateGate,
+    gold_counts,
+    gold_gate,
+)
 
 ACTOR = "gate"
 
@@ -51,9 +57,11 @@ def auto_pauses(
     labeler_ids: Sequence[str],
     pauses: Mapping[str, Sequence[Interval]],
     threshold: float = DEFAULT_MIN_GOLD_ACCURACY,
+    counts: GoldCounts = gold_counts,
 ) -> list[AutoPause]:
     """The labelers among ``labeler_ids`` to pause now: not paused, and their gold gate (on the answers since
-    their last resume) fails. ``votes``: item_id, labeler_id, label, created_at; ``truth``: item_id -> label."""
+    their last resume) fails. ``votes``: item_id, labeler_id, label, created_at; ``truth``: item_id -> label.
+    ``counts``: (successes, trials) of a labeler's gold answers (label sets: ``multilabel_stats.set_gold_counts``)."""
     out = []
     for labeler_id in labeler_ids:
         spans = pauses.get(labeler_id) or []
@@ -61,7 +69,7 @@ def auto_pauses(
             continue  # paused now: nothing to do
         since = spans[-1][1] if spans else None
         theirs = votes[votes["labeler_id"].astype(str) == labeler_id] if not votes.empty else votes
-        verdict = gold_gate(*gold_counts(_since(theirs, since), truth), threshold) if not theirs.empty else None
+        verdict = gold_gate(*counts(_since(theirs, since), truth), threshold) if not theirs.empty else None
         if verdict is not None and verdict.verdict == "fail":
             out.append(AutoPause(labeler_id, verdict, since))
     return out

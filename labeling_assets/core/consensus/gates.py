@@ -10,7 +10,7 @@ in less than a fraction of the peers' median time.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,6 +79,10 @@ def gate(successes: int, n: int, threshold: float, *, higher_is_better: bool = T
 def gold_gate(correct: int, n: int, threshold: float = DEFAULT_MIN_GOLD_ACCURACY) -> RateGate:
     """Gold accuracy (answers matching hidden gold or adjudicated truth) against the minimum accuracy."""
     return gate(correct, n, threshold, higher_is_better=True, what="gold accuracy")
+
+
+# (successes, trials) of a labeler's rows against truth: gold_counts, or multilabel_stats.set_gold_counts for sets.
+GoldCounts = Callable[[pd.DataFrame, pd.Series], tuple[int, int]]
 
 
 def gold_counts(labels: pd.DataFrame, truth: pd.Series) -> tuple[int, int]:
@@ -181,6 +185,7 @@ def with_names_intervals_and_cost(
     rates: Mapping[str, float] | None = None,
     paused: Sequence[str] = (),
     threshold: float = DEFAULT_MIN_GOLD_ACCURACY,
+    counts: GoldCounts = gold_counts,
 ) -> pd.DataFrame:
     """The leaderboard with each labeler's name, gold accuracy's 95% interval and verdict, cost per correct label
     (per-labeler rate by name or id, else the one rate) and whether they are paused."""
@@ -188,7 +193,7 @@ def with_names_intervals_and_cost(
     extra = []
     for labeler_id in board["labeler_id"].astype(str):
         rows = groups.get(labeler_id, votes.iloc[0:0])
-        correct, n = gold_counts(rows, truth)
+        correct, n = counts(rows, truth)
         verdict = gold_gate(correct, n, threshold)
         name = names.get(labeler_id, labeler_id)
         rate = (rates or {}).get(name, (rates or {}).get(labeler_id, rate_per_hour))

@@ -22,6 +22,7 @@ from labeling_assets.core.consensus.labeler_stats import (
     time_stats,
     weekly_trend,
 )
+from labeling_assets.core.consensus.multilabel_stats import compute_set_labeler_stats, set_weekly_trend
 
 # A labeler whose median time per label is below this share of the peers' median is "too fast".
 TOO_FAST_FACTOR = 0.25
@@ -93,10 +94,16 @@ def speed_checks(votes: pd.DataFrame, labeler_ids: Sequence[str]) -> dict[str, S
 
 
 def labeler_reports(
-    inputs: QualityInputs, classes: list[str], labeler_ids: Sequence[str] | None = None, *, trend_weeks: int = 0
+    inputs: QualityInputs,
+    classes: list[str],
+    labeler_ids: Sequence[str] | None = None,
+    *,
+    trend_weeks: int = 0,
+    multi_label: bool = False,
 ) -> dict[str, LabelerReport]:
     """Statistics of many labelers (all with votes when None) in one pass: the votes are grouped once, so the cost
-    grows with the votes, not with labelers x votes."""
+    grows with the votes, not with labelers x votes. ``multi_label``: votes, gold and consensus are label sets
+    (:mod:`.multilabel_stats`)."""
     inputs = _plain(inputs)
     groups = _by_labeler(inputs.votes)
     ids = sorted(groups, key=str) if labeler_ids is None else list(labeler_ids)
@@ -105,13 +112,20 @@ def labeler_reports(
     out = {}
     for labeler_id in ids:
         votes = groups.get(labeler_id, empty)
-        stats = compute_labeler_stats(
-            votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus,
-            population_shares=inputs.population_shares,
-        )  # fmt: skip
+        if multi_label:
+            stats = compute_set_labeler_stats(
+                votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus
+            )
+            trend_of = set_weekly_trend
+        else:
+            stats = compute_labeler_stats(
+                votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus,
+                population_shares=inputs.population_shares,
+            )  # fmt: skip
+            trend_of = weekly_trend
         trend = (
-            weekly_trend(votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold,
-                         consensus=inputs.consensus, last_weeks=trend_weeks)  # fmt: skip
+            trend_of(votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold,
+                     consensus=inputs.consensus, last_weeks=trend_weeks)  # fmt: skip
             if trend_weeks
             else []
         )
@@ -119,10 +133,10 @@ def labeler_reports(
     return out
 
 
-def leaderboard_frame(inputs: QualityInputs, classes: list[str]) -> pd.DataFrame:
+def leaderboard_frame(inputs: QualityInputs, classes: list[str], *, multi_label: bool = False) -> pd.DataFrame:
     """One row per labeler, best first (gold accuracy, then kappa vs consensus; unknowns last)."""
     rows = []
-    for labeler_id, report in labeler_reports(inputs, classes).items():
+    for labeler_id, report in labeler_reports(inputs, classes, multi_label=multi_label).items():
         stats, speed = report.stats, report.speed
         rows.append(
             {

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import Votes, latest_set_votes, latest_votes, single_class
-from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType, is_multi_label
+from labeling_assets.core.label_sets import SINGLE_LABEL, LabelSetError, TaskType, is_multi_label, label_set
 from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop import adjudicated_labels
 from labeling_assets.core.store.schema import (
@@ -134,8 +134,12 @@ def consensus_outside_class_list(store: LabelStore, classes: list[str]) -> list[
     return out
 
 
-def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
-    """Votes, single-class gold answers and consensus labels, for labeler statistics."""
+def load_quality_inputs(
+    store: LabelStore, classes: list[str], *, task_type: TaskType = SINGLE_LABEL, allow_empty: bool = True
+) -> QualityInputs:
+    """Votes, gold answers and consensus labels, for labeler statistics (label sets in a multi-label project)."""
+    if is_multi_label(task_type):
+        return _set_quality_inputs(store, classes, allow_empty)
     votes = load_votes(store, classes).votes.frame
     # Adjudicated answers are truth like gold (gold wins where both exist): votes against them count.
     gold = truth_for_stats(gold_labels(store).map(single_class).dropna(), adjudicated_labels(store).map(single_class))
@@ -145,6 +149,28 @@ def load_quality_inputs(store: LabelStore, classes: list[str]) -> QualityInputs:
     consensus = pd.Series(consensus_rows["label"].to_numpy(), index=consensus_rows["item_id"], dtype=object)
     shares = consensus.value_counts(normalize=True)
     return QualityInputs(votes, gold, consensus, {str(k): float(v) for k, v in shares.items()})
+
+
+def _sets_only(values: pd.Series, classes: list[str]) -> pd.Series:
+    """The entries of ``values`` (item_id -> stored label) that are label sets of the project, as sorted lists."""
+    out: dict[Any, list[str]] = {}
+    for item, value in values.items():
+        try:
+            out[item] = label_set(value, classes, allow_empty=True)
+        except LabelSetError:
+            continue  # a stale or malformed answer is not truth
+    return pd.Series(out, dtype=object)
+
+
+def _set_quality_inputs(store: LabelStore, classes: list[str], allow_empty: bool) -> QualityInputs:
+    """load_quality_inputs for label sets: population shares are per class (share of consensus sets holding it)."""
+    votes = load_votes(store, classes, task_type="multi_label", allow_empty=allow_empty).votes.frame
+    gold = truth_for_stats(_sets_only(gold_labels(store), classes), _sets_only(adjudicated_labels(store), classes))
+    rows = consensus_frame(store)
+    consensus = _sets_only(pd.Series(rows["label"].to_numpy(dtype=object), index=rows["item_id"]), classes)
+    counts = {c: sum(c in s for s in consensus) for c in classes}
+    shares = {c: n / len(consensus) for c, n in counts.items()} if len(consensus) else {}
+    return QualityInputs(votes, gold, consensus, shares)
 
 
 def record_labeler_stats(store: LabelStore, rows: list[dict[str, Any]]) -> None:
