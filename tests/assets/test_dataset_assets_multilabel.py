@@ -19,14 +19,17 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
+from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.checks import dataset as checks
 from labeling_assets.core.dataset import iterative_stratification as it
 from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.splits import manifest_from_json
+from labeling_assets.core.labelstudio.crowd import SetLabelerSpec, plan_set_crowd
 from labeling_assets.core.store.as_of import rebuild_dataset_as_of
 from labeling_assets.core.store.schema import (
     LabelStore,
+    annotations_table,
     consensus_table,
     dataset_versions_table,
     items_table,
@@ -322,6 +325,58 @@ def test_a_relabeled_set_makes_a_new_version_whose_diff_counts_per_label_and_reb
     )[0]["manifest"]
     assert rebuilt.built.version == meta["dataset_version"].value
     assert manifest_bytes(rebuilt.built.manifest_json) == manifest_bytes(stored)
+
+
+def test_a_crowd_consensus_of_label_sets_flows_into_the_dataset_and_its_export(
+    sqlite_project: Project,
+) -> None:
+    """consensus_labels (per-class aggregation) then dataset_splits: the stages agree on the stored sets."""
+    truth_sets = _label_sets(150, seed=3)
+    ids = sqlite_project.add_items(truth_sets)
+    with sqlite_project.store.begin() as conn:  # no consensus yet: the crowd's votes decide it
+        conn.execute(consensus_table.delete())
+    crowd = [SetLabelerSpec("expert", "expert"), SetLabelerSpec("average_1"), SetLabelerSpec("average_2")]
+    plan = plan_set_crowd(dict(zip(ids, truth_sets, strict=True)), crowd, CLASSES, overlap=3, seed=0)
+    with sqlite_project.store.begin() as conn:
+        conn.execute(
+            annotations_table.insert(),
+            [
+                {
+                    "ls_annotation_id": n + 1,
+                    "version": 1,
+                    "item_id": str(a.item_id),
+                    "labeler_id": a.labeler,
+                    "label": list(a.labels),
+                    "synced_at": NOW,
+                    "updated_at": NOW,
+                    "deleted": False,
+                    "content_hash": f"h{n}",
+                }  # fmt: skip
+                for n, a in enumerate(plan.annotations)
+            ],
+        )
+
+    result = dg.materialize(
+        [consensus_labels, dataset_splits, dataset_export, *CHECKS],
+        instance=sqlite_project.instance,
+        resources=sqlite_project.resources,
+        raise_on_error=False,
+    )
+
+    assert result.success
+    assert all(e.passed for e in _checks(result).values()), _checks(result)
+    meta = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    assert meta["n_items"].value == 150 and meta["excluded_items"].value == {}
+    assert "**Annotators**: 3 (450 current annotations on these items)" in meta["card"].value
+    out = Path(result.asset_materializations_for_node("dataset_export")[0].metadata["export_dir"].value)
+    records = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+    consensus = {
+        r["item_id"]: r["label"]
+        for r in sqlite_project.store.fetch(sa.select(consensus_table.c.item_id, consensus_table.c.label))
+    }
+    assert {r["item_id"]: r["label"] for r in records} == consensus
+    agree = np.mean([consensus[i] == s for i, s in zip(ids, truth_sets, strict=True)])
+    assert agree > 0.8  # an expert and two average labelers: most consensus sets are the true ones
 
 
 def test_blocking_check_names_match_the_checks_that_block() -> None:
