@@ -11,6 +11,7 @@ from labeling_assets.cli.common import label_store, project_classes, use_local_i
 from labeling_assets.constants import data_dir
 from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.diff import render_diff
+from labeling_assets.core.dataset.iterative_stratification import is_label_set_manifest, label_text
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.reporting.item_history import render_item_history
 from labeling_assets.core.store import as_of, history
@@ -35,7 +36,10 @@ def cmd_as_of(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else data_dir() / "datasets" / "as-of" / when.strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").write_bytes(manifest_bytes(built.manifest_json))
-    built.assignment.frame[["item_id", "label", "split"]].to_csv(out / "manifest.csv", index=False)
+    rows = built.assignment.frame[["item_id", "label", "split"]]
+    if is_label_set_manifest(rows):  # multi-label: a label set as JSON text in its CSV cell
+        rows = rows.assign(label=rows["label"].map(label_text))
+    rows.to_csv(out / "manifest.csv", index=False)
     same = " (the version stored as current then)" if built.version == rebuilt.version_then else ""
     print(f"dataset as of {when.isoformat()}: version {built.version}{same}, {len(built.assignment.frame)} items")
     print(f"  version current then: {rebuilt.version_then or 'none'}; class list: {', '.join(rebuilt.classes)}")

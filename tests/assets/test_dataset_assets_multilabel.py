@@ -2,6 +2,7 @@
 real SQLite and PostgreSQL stores: label sets in the manifest, iterative stratification, the per-label
 presence check, exports with a list field and 0/1 columns, ImageFolder refused."""
 
+import argparse
 import csv
 import datetime as dt
 import hashlib
@@ -22,6 +23,7 @@ from PIL import Image
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.checks import dataset as checks
+from labeling_assets.cli import dataset as dataset_cli
 from labeling_assets.core.dataset import iterative_stratification as it
 from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.splits import manifest_from_json
@@ -287,7 +289,7 @@ def test_a_label_with_too_few_positives_for_every_split_only_warns_and_does_not_
 
 
 def test_a_relabeled_set_makes_a_new_version_whose_diff_counts_per_label_and_rebuilds_byte_for_byte(
-    sqlite_project: Project,
+    sqlite_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sets = _label_sets(80)
     ids = sqlite_project.add_items(sets)
@@ -325,6 +327,15 @@ def test_a_relabeled_set_makes_a_new_version_whose_diff_counts_per_label_and_reb
     )[0]["manifest"]
     assert rebuilt.built.version == meta["dataset_version"].value
     assert manifest_bytes(rebuilt.built.manifest_json) == manifest_bytes(stored)
+    # So does the CLI, whose manifest.csv holds each label set as JSON text.
+    monkeypatch.setenv("LABEL_STORE_URL", sqlite_project.store.url)
+    monkeypatch.setattr(dataset_cli, "project_classes", lambda: CLASSES)
+    out = sqlite_project.data_dir / "as-of"
+    when = dt.datetime.now(dt.UTC).isoformat()
+    assert dataset_cli.cmd_as_of(argparse.Namespace(time=when, out=str(out))) == 0
+    assert (out / "manifest.json").read_bytes() == manifest_bytes(stored)
+    written = pd.read_csv(out / "manifest.csv").set_index("item_id")["label"]
+    assert json.loads(written[ids[plain]]) == ["Effusion", "Mass"]
 
 
 def test_a_crowd_consensus_of_label_sets_flows_into_the_dataset_and_its_export(
