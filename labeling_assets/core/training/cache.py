@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from labeling_assets.core.training.decode import DecodeFailure, decode_images
-from labeling_assets.core.training.types import IntArray, UInt8Array
+from labeling_assets.core.training.types import AnyArray, IntArray, UInt8Array
 
 CACHE_META = "meta.json"
 CACHE_FORMAT = 1
@@ -28,7 +28,8 @@ CACHE_POINTER = "latest.json"
 
 @dataclass(frozen=True)
 class CacheSplit:
-    """One split of a tensor cache: memory-mapped uint8 images, int64 labels and the item ids."""
+    """One split of a tensor cache: memory-mapped uint8 images, int64 labels ((n,) class indices, or
+    (n, K) 0/1 label sets in a multi-label cache) and the item ids."""
 
     images: UInt8Array
     labels: IntArray
@@ -53,7 +54,7 @@ def read_cache_meta(folder: str | Path) -> dict[str, Any] | None:
 
 def write_tensor_cache(
     folder: str | Path,
-    splits: Mapping[str, tuple[Sequence[str], Sequence[int], Sequence[str]]],
+    splits: Mapping[str, tuple[Sequence[str], Sequence[int] | AnyArray, Sequence[str]]],
     *,
     image_size: int,
     channels: int,
@@ -63,7 +64,8 @@ def write_tensor_cache(
 ) -> tuple[dict[str, Any], dict[str, list[DecodeFailure]]]:
     """Decode each split's images once into ``<folder>/<split>.images.npy`` (uint8 memmap).
 
-    ``splits`` maps a split name to (paths, label indices, item ids). The cache is built in a sibling
+    ``splits`` maps a split name to (paths, label indices, item ids); a multi-label cache gives each item
+    a row of K 0/1 flags instead of an index (stored (n, K); ``class_counts`` then counts positives). The cache is built in a sibling
     temporary folder and swapped in whole, and ``meta.json`` is written last, so a crash never leaves
     a half cache that looks complete. Rows that fail to decode are dropped (and returned per split).
     """
@@ -86,6 +88,7 @@ def write_tensor_cache(
         _, bad = decode_images(list(paths), image_size, channels, out=images, workers=workers)
         keep = np.ones(n, dtype=bool)
         keep[[f.index for f in bad]] = False
+        # Class indices (n,), or (n, K) 0/1 label sets of a multi-label project.
         label_array = np.asarray(labels, dtype=np.int64)
         kept_ids = [item for item, ok in zip(item_ids, keep, strict=True) if ok]
         if bad:
@@ -99,7 +102,11 @@ def write_tensor_cache(
         items_path.write_text(json.dumps(kept_ids))
         failures[split] = bad
         counts[split] = int(keep.sum())
-        class_counts[split] = np.bincount(label_array[keep], minlength=len(classes)).tolist()
+        kept = label_array[keep]
+        if label_array.ndim == 2:
+            class_counts[split] = kept.sum(axis=0).astype(np.int64).tolist()  # positives per class
+        else:
+            class_counts[split] = np.bincount(kept, minlength=len(classes)).tolist()
     meta = {
         "format": CACHE_FORMAT,
         "image_size": image_size,

@@ -26,6 +26,8 @@ def save_checkpoint(path: str | Path, result: FitResult, config: TrainConfig, cl
             "classes": list(classes),
             "mean": result.mean,
             "std": result.std,
+            # Multi-label: the per-class decision thresholds chosen on val (None for single-label).
+            "thresholds": result.thresholds,
             # The run's summary, so a process that only launched torchrun can log and register it.
             "fit": _fit_summary(result),
         },
@@ -49,6 +51,14 @@ def load_fit_result(path: str | Path) -> tuple[FitResult, TrainConfig, list[str]
     summary = dict(payload["fit"])
     history = [EpochStats(**stats) for stats in summary.pop("history")]
     return FitResult(model=model, history=history, **summary), config, classes
+
+
+def load_thresholds(path: str | Path) -> list[float] | None:
+    """The per-class decision thresholds of a multi-label checkpoint (None: single-label, or a checkpoint
+    written before thresholds were kept; 0.5 is then the only sensible cut)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    thresholds = payload.get("thresholds")
+    return [float(t) for t in thresholds] if thresholds is not None else None
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> tuple[Classifier, TrainConfig, list[str]]:

@@ -28,6 +28,8 @@ from labeling_assets.core.training.config import (
     Backbone,
     CompileMode,
     LossKind,
+    MultiLabelLoss,
+    PosWeightKind,
     SamplerKind,
     TrainConfig,
 )
@@ -54,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience)
     parser.add_argument("--loss", default=DEFAULTS.loss, choices=get_args(LossKind))
     parser.add_argument("--sampler", default=DEFAULTS.sampler, choices=get_args(SamplerKind))
+    parser.add_argument(
+        "--multi-label-loss",
+        default=DEFAULTS.multi_label_loss,
+        choices=get_args(MultiLabelLoss),
+        help="multi-label caches only (their meta.json says task_type multi_label)",
+    )
+    parser.add_argument(
+        "--pos-weight", default=DEFAULTS.pos_weight, choices=get_args(PosWeightKind), help="multi-label only"
+    )
     parser.add_argument(
         "--no-class-weighted-loss",
         dest="class_weighted_loss",
@@ -107,6 +118,9 @@ def config_from_args(args: argparse.Namespace, meta: dict[str, object]) -> Train
         patience=args.patience,
         loss=args.loss,
         sampler=args.sampler,
+        multi_label=meta.get("task_type") == "multi_label",
+        multi_label_loss=args.multi_label_loss,
+        pos_weight=args.pos_weight,
         class_weighted_loss=args.class_weighted_loss,
         device=args.device,
         compile=args.compile,
@@ -170,6 +184,10 @@ def config_from_file(path: str, meta: dict[str, object]) -> TrainConfig:
     classes = meta["classes"]
     assert isinstance(classes, list)
     wanted = (len(classes), int(str(meta["image_size"])), int(str(meta["channels"])))
+    if config.multi_label != (meta.get("task_type") == "multi_label"):
+        raise SystemExit(
+            f"{path}: the config is {'multi' if config.multi_label else 'single'}-label but the cache is not"
+        )
     if (config.num_classes, config.image_size, config.channels) != wanted:
         raise SystemExit(
             f"{path}: the config wants {config.num_classes} classes at {config.channels} x {config.image_size} px "

@@ -14,6 +14,11 @@ import torch
 Backbone = Literal["auto", "small_cnn", "resnet18", "efficientnet_b0", "mobilenet_v3_small"]
 LossKind = Literal["ce", "focal"]
 SamplerKind = Literal["shuffle", "weighted"]
+# Multi-label losses over K independent sigmoids (see core.training.multilabel).
+MultiLabelLoss = Literal["bce", "focal", "asl", "bce_focal"]
+# How BCE's pos_weight comes from the training prevalence: negatives/positives per class, Cui et al.'s
+# effective numbers, or none.
+PosWeightKind = Literal["inverse_frequency", "effective_number", "none"]
 CompileMode = Literal["auto", "on", "off"]
 
 BACKBONES: tuple[str, ...] = tuple(name for name in get_args(Backbone) if name != "auto")
@@ -63,7 +68,17 @@ class TrainConfig:
     class_weighted_loss: bool = True  # weights total / (n_classes * count); ignored with the weighted sampler
     class_weights: list[float] | None = None  # overrides the weights computed from the training labels
     sampler: SamplerKind = "shuffle"  # weighted: class-balanced draws with replacement, on the device
-    patience: int = 5  # epochs without a better val macro-F1 before stopping
+    patience: int = 5  # epochs without a better val score (macro-F1; multi-label: macro-AUC)
+    # Multi-label (several classes per image): K sigmoid outputs, labels are (N, K) 0/1 indicators, soft
+    # targets are per-class marginals in [0, 1]; per-class thresholds are chosen on val after training.
+    multi_label: bool = False
+    multi_label_loss: MultiLabelLoss = "bce"
+    pos_weight: PosWeightKind = "inverse_frequency"  # ignored with the weighted (rarest-label) sampler
+    effective_number_beta: float = 0.999  # Cui et al. 2019's beta for pos_weight=effective_number
+    focal_alpha: float = 0.25  # multi-label focal: weight of the positive term (negatives get 1 - alpha)
+    asl_gamma_neg: float = 4.0  # asymmetric loss (Ridnik et al. 2021): focusing on negatives
+    asl_gamma_pos: float = 0.0  # ... and on positives
+    asl_clip: float = 0.05  # probability margin under which easy negatives cost nothing
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast (CUDA only; the CPU path stays fp32)
@@ -79,7 +94,8 @@ class TrainConfig:
 
     def to_params(self) -> dict[str, Any]:
         """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking."""
-        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "augment"}
+        skip = {"augment"} if self.multi_label else {"augment", *MULTI_LABEL_FIELDS}
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         params.update({f"aug_{k}": v for k, v in asdict(self.augment).items()})
         return params
 
@@ -90,6 +106,18 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(augment=augment, **{k: v for k, v in data.items() if k in known})
 
+
+# Settings that only a multi-label run reads (a single-label run's logged parameters stay as they were).
+MULTI_LABEL_FIELDS = (
+    "multi_label",
+    "multi_label_loss",
+    "pos_weight",
+    "effective_number_beta",
+    "focal_alpha",
+    "asl_gamma_neg",
+    "asl_gamma_pos",
+    "asl_clip",
+)
 
 # The defaults every front end starts from (num_classes comes from the data, never from a default).
 DEFAULTS = TrainConfig(num_classes=0)

@@ -31,6 +31,15 @@ from labeling_assets.core.training.losses import (
     weighted_indices,
 )
 from labeling_assets.core.training.models import Classifier, build_model, channel_stats
+from labeling_assets.core.training.multilabel import (
+    check_indicator,
+    check_marginal_targets,
+    choose_thresholds,
+    multilabel_loss,
+    pos_weights,
+    rarest_label_weights,
+)
+from labeling_assets.core.training.multilabel_metrics import macro_auc_and_map, macro_f1_multilabel
 from labeling_assets.core.training.predict import predict_logits
 from labeling_assets.core.training.types import AnyArray, UInt8Array
 
@@ -46,6 +55,9 @@ class EpochStats:
     val_accuracy: float | None = None
     val_macro_f1: float | None = None
     val_seconds: float = 0.0
+    # Multi-label runs: threshold-free validation scores (macro over classes with a val positive).
+    val_macro_auc: float | None = None
+    val_map: float | None = None
 
     @property
     def train_images_per_s(self) -> float:
@@ -59,7 +71,7 @@ class EpochStats:
             "train_seconds": self.train_seconds,
             "train_images_per_s": self.train_images_per_s,
         }
-        for name in ("val_loss", "val_accuracy", "val_macro_f1"):
+        for name in ("val_loss", "val_accuracy", "val_macro_f1", "val_macro_auc", "val_map"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -83,6 +95,10 @@ class FitResult:
     resident: bool
     world_size: int = 1  # processes that trained it (torchrun); metrics are over all of them
     replica_spread: float = 0.0  # max - min over ranks of the parameter sum: 0 when DDP kept replicas equal
+    # Multi-label: the best epoch's val macro-AUC (the early-stopping score) and the per-class decision
+    # thresholds chosen on val with the best weights (0.5 without val); best_val_macro_f1 is at those.
+    best_val_macro_auc: float | None = None
+    thresholds: list[float] | None = None
 
 
 class Trainer:
@@ -131,6 +147,18 @@ class Trainer:
     def _forward_loss_eager(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             logits = self.network(x)
+        if self.config.multi_label:
+            return multilabel_loss(
+                logits.float(),
+                y,
+                kind=self.config.multi_label_loss,
+                pos_weight=self.loss_weight,
+                focal_alpha=self.config.focal_alpha,
+                focal_gamma=self.config.focal_gamma,
+                asl_gamma_neg=self.config.asl_gamma_neg,
+                asl_gamma_pos=self.config.asl_gamma_pos,
+                asl_clip=self.config.asl_clip,
+            )
         return classification_loss(
             logits.float(),
             y,
@@ -173,12 +201,17 @@ def epoch_batches(
     batch_size: int,
     generator: torch.Generator,
     sample_weights: torch.Tensor | None,
+    weigh: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Full batches only (static shapes for compile and cuDNN); the remainder differs every epoch."""
+    """Full batches only (static shapes for compile and cuDNN); the remainder differs every epoch.
+
+    ``weigh`` (multi-label) gives per-item weights from a chunk's label rows when streaming."""
     for images, labels in data.chunks(generator):
         m = len(labels)
         if sample_weights is not None and data.resident:
             index = weighted_indices(sample_weights, m)
+        elif weigh is not None:
+            index = weighted_indices(weigh(labels), m)
         elif sample_weights is not None:
             # Streaming: balance within the chunk (chunks are random slices of an item-hash-ordered cache).
             per_item = labels @ sample_weights if labels.dim() == 2 else sample_weights[labels]
@@ -275,18 +308,31 @@ def fit(
             f"images are {tuple(train_images.shape[1:])} but the config wants "
             f"{config.channels} x {config.image_size} x {config.image_size}"
         )
-    train_labels = np.asarray(train_labels, dtype=np.int64)
-    if train_labels.min() < 0 or train_labels.max() >= config.num_classes:
-        raise ValueError(f"labels must be class indices in 0..{config.num_classes - 1}")
-    if train_targets is not None:
-        train_targets = check_soft_targets(train_targets, len(train_labels), config.num_classes)
+    multi = config.multi_label
+    if multi:
+        train_labels = check_indicator(train_labels, config.num_classes)
+        if train_targets is not None:
+            train_targets = check_marginal_targets(train_targets, len(train_labels), config.num_classes)
+    else:
+        train_labels = np.asarray(train_labels, dtype=np.int64)
+        if train_labels.min() < 0 or train_labels.max() >= config.num_classes:
+            raise ValueError(f"labels must be class indices in 0..{config.num_classes - 1}")
+        if train_targets is not None:
+            train_targets = check_soft_targets(train_targets, len(train_labels), config.num_classes)
     torch.manual_seed(config.seed)
     device = distributed.device(resolve_device(config.device))
     backbone = resolve_backbone(config.backbone, config.image_size)
     # Normalisation and class weights come from the whole training set: the same on every rank.
     mean, std = channel_stats(train_images, seed=config.seed)
     model = build_model(replace(config, backbone=backbone), mean, std)
-    weights = config.class_weights or class_weights_from_labels(train_labels, config.num_classes)
+    # Multi-label: pos_weight per class from the prevalence of what is trained on (soft marginals count
+    # their expected positives).
+    prevalence = train_labels if train_targets is None else train_targets
+    weights = config.class_weights or (
+        pos_weights(prevalence, config.pos_weight, config.effective_number_beta)
+        if multi
+        else class_weights_from_labels(train_labels, config.num_classes)
+    )
     shard = distributed.shard(len(train_labels))
     # The global batch is split over the ranks: the same optimisation as one process with this batch.
     global_batch = min(config.batch_size, len(train_labels))
@@ -312,7 +358,20 @@ def fit(
 
     weight_tensor = torch.tensor(weights, dtype=torch.float32, device=device)
     sample_weights: torch.Tensor | None = None
-    if config.sampler == "weighted":
+    weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
+    if config.sampler == "weighted" and multi:
+        # Each item drawn by its rarest label (counts over the whole training set: the same on every rank);
+        # the sampler replaces pos_weight, as the single-label sampler replaces class weights.
+        present = np.asarray(prevalence) >= 0.5
+        counts = torch.as_tensor(present.sum(axis=0), dtype=torch.float32, device=device)
+        n_empty = float((~present.any(axis=1)).sum())
+
+        def weigh(labels: torch.Tensor) -> torch.Tensor:
+            return rarest_label_weights(labels, counts, n_empty)
+
+        if data.resident:
+            sample_weights = weigh(data.labels)
+    elif config.sampler == "weighted":
         # The sampler already balances classes; weighting the loss too would correct twice.
         soft = train_targets is not None
         sample_weights = data.labels @ weight_tensor if soft else weight_tensor[data.labels]
@@ -320,15 +379,23 @@ def fit(
             sample_weights = weight_tensor
     elif config.sampler != "shuffle":
         raise ValueError(f"unknown sampler {config.sampler!r}; choose shuffle or weighted")
+    elif multi:
+        trainer.loss_weight = weight_tensor  # pos_weight (all ones with pos_weight="none")
     elif config.class_weighted_loss:
         trainer.loss_weight = weight_tensor
 
     val_on_device: Any = None
     val_y: torch.Tensor | None = None
     if val_images is not None and val_labels is not None and len(val_labels):
-        val_rows = distributed.val_shard(len(val_labels))
+        if multi:
+            val_labels = check_indicator(val_labels, config.num_classes)
+            # Every rank scores the whole val set: AUC and thresholds need all rows at once, and the same
+            # rows on every rank give every rank the same early-stopping decision.
+            val_rows = slice(0, len(val_labels))
+        else:
+            val_rows = distributed.val_shard(len(val_labels))
         val_images, val_labels = val_images[val_rows], val_labels[val_rows]
-        val_y = torch.as_tensor(np.asarray(val_labels, dtype=np.int64)).to(device)
+        val_y = torch.as_tensor(np.asarray(val_labels, dtype=np.float32 if multi else np.int64)).to(device)
         budget = cache_budget(config, device)
         val_on_device = (
             host_tensor(val_images).to(device)
@@ -348,7 +415,7 @@ def fit(
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         steps = 0
-        for xb, yb in epoch_batches(data, batch_size, generator, sample_weights):
+        for xb, yb in epoch_batches(data, batch_size, generator, sample_weights, weigh):
             loss_sum += trainer.step(trainer.prepare(xb), yb)
             steps += 1
         totals = distributed.all_reduce_sum(
@@ -364,14 +431,19 @@ def fit(
         )
         if val_y is not None:
             val_start = time.perf_counter()
-            stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(
-                trainer, val_on_device, val_y, distributed
-            )
+            if multi:
+                stats.val_loss, stats.val_macro_f1, stats.val_macro_auc, stats.val_map = (
+                    _evaluate_val_multilabel(trainer, val_on_device, val_y)
+                )
+            else:
+                stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(
+                    trainer, val_on_device, val_y, distributed
+                )
             stats.val_seconds = time.perf_counter() - val_start
         history.append(stats)
         if on_epoch is not None and distributed.is_main:
             on_epoch(stats)
-        score = stats.val_macro_f1 if stats.val_macro_f1 is not None else None
+        score = _multilabel_score(stats) if multi else stats.val_macro_f1
         if score is None or best_f1 is None or score > best_f1:
             best_f1 = score
             best_epoch = epoch
@@ -385,6 +457,13 @@ def fit(
     if best_state is not None:
         trainer.model.load_state_dict(best_state)
     trainer.model.eval()
+    thresholds: list[float] | None = None
+    best_val_macro_auc: float | None = None
+    if multi:
+        best_val_macro_auc = history[best_epoch - 1].val_macro_auc if history else None
+        thresholds, best_f1 = _val_thresholds(
+            trainer, val_on_device, val_labels if val_y is not None else None
+        )
     return FitResult(
         model=trainer.model,
         history=history,
@@ -401,4 +480,57 @@ def fit(
         resident=data.resident,
         world_size=distributed.world_size,
         replica_spread=parameter_spread(trainer.model, distributed),
+        best_val_macro_auc=best_val_macro_auc,
+        thresholds=thresholds,
     )
+
+
+def _evaluate_val_multilabel(
+    trainer: Trainer, images: Any, labels: torch.Tensor
+) -> tuple[float, float, float | None, float | None]:
+    """Validation loss (plain mean BCE), macro-F1 at 0.5, macro-AUC and mAP of a multi-label model."""
+    logits = _val_logits(trainer, images)
+    loss = float(F.binary_cross_entropy_with_logits(logits, labels).item())
+    probs = torch.sigmoid(logits).cpu().numpy()
+    truth = labels.cpu().numpy()
+    macro_auc, mean_ap = macro_auc_and_map(truth, probs)
+    macro_f1 = macro_f1_multilabel(truth, (probs >= 0.5).astype(np.uint8))
+    return (
+        loss,
+        macro_f1,
+        None if math.isnan(macro_auc) else macro_auc,
+        None if math.isnan(mean_ap) else mean_ap,
+    )
+
+
+def _multilabel_score(stats: EpochStats) -> float | None:
+    """Early stopping of a multi-label run: val macro-AUC (threshold-free; the thresholds are chosen
+    after training), or minus the val loss when no class has both a positive and a negative in val."""
+    if stats.val_macro_auc is not None:
+        return stats.val_macro_auc
+    return -stats.val_loss if stats.val_loss is not None else None
+
+
+def _val_logits(trainer: Trainer, images: Any) -> torch.Tensor:
+    return predict_logits(
+        trainer.model,
+        images,
+        device=trainer.device,
+        batch_size=trainer.config.eval_batch_size,
+        amp=trainer.amp,
+        channels_last=trainer.channels_last,
+    )
+
+
+def _val_thresholds(
+    trainer: Trainer, images: Any, labels: AnyArray | None
+) -> tuple[list[float], float | None]:
+    """Per-class thresholds that maximise F1 on val with the kept weights, and the val macro-F1 at them
+    (0.5 everywhere and no F1 without val)."""
+    k = trainer.config.num_classes
+    if labels is None:
+        return [0.5] * k, None
+    probs = torch.sigmoid(_val_logits(trainer, images)).cpu().numpy()
+    thresholds = choose_thresholds(labels, probs)
+    predicted = (probs >= thresholds[None, :]).astype(np.uint8)
+    return [float(t) for t in thresholds], macro_f1_multilabel(labels, predicted)

@@ -57,9 +57,13 @@ def predict_proba(
     device: torch.device | str = "cpu",
     batch_size: int = 1024,
     amp: bool = True,
+    multi_label: bool = False,
 ) -> FloatArray:
-    """Class probabilities (float32 numpy, N x n_classes) for uint8 images (N, C, H, W)."""
+    """Class probabilities (float32 numpy, N x n_classes) for uint8 images (N, C, H, W): a softmax, or per
+    class sigmoids P(class present) for a multi-label model (rows then do not sum to 1)."""
     logits = predict_logits(model, images, device=device, batch_size=batch_size, amp=amp)
+    if multi_label:
+        return torch.sigmoid(logits).cpu().numpy()
     return torch.softmax(logits, dim=1).cpu().numpy()
 
 
@@ -72,10 +76,11 @@ def predict_files(
     num_classes: int,
     device: str = "auto",
     chunk: int = 4096,
+    multi_label: bool = False,
 ) -> tuple[FloatArray, list[int]]:
     """Probabilities for image files, decoded at the model's size in chunks (memory stays flat).
 
-    Returns the (n, num_classes) probabilities and the indices of files that could not be decoded
+    ``multi_label``: per-class sigmoids instead of a softmax. Returns the (n, num_classes) probabilities and the indices of files that could not be decoded
     (their rows are NaN). The model is moved to ``device`` for the call and back to the CPU after.
     """
     target = resolve_device(device)
@@ -89,6 +94,6 @@ def predict_files(
         failed.extend(start + i for i in sorted(bad))
         good = np.array([i for i in range(len(part)) if i not in bad], dtype=np.int64)
         if len(good):
-            out[start + good] = predict_proba(model, images[good], device=target)
+            out[start + good] = predict_proba(model, images[good], device=target, multi_label=multi_label)
     model.cpu()
     return out, failed
