@@ -8,6 +8,7 @@ else on consensus labels; ``core.training.promotion``); otherwise it gets the al
 check ``macro_f1_not_worse_than_previous_model`` says why.
 """
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -18,8 +19,11 @@ from pydantic import Field
 from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
 from labeling_assets.core import images as img
-from labeling_assets.core.store import datasets
+from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.store import datasets, multilabel_targets
 from labeling_assets.core.training import metrics, promotion
+from labeling_assets.core.training import multilabel_metrics as ml_metrics
+from labeling_assets.core.training.multilabel import apply_thresholds
 from labeling_assets.core.training.predict import predict_files
 from labeling_assets.resources.mlflow import CHALLENGER_ALIAS, CHAMPION_ALIAS, LoadedModel, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
@@ -71,6 +75,8 @@ def model_evaluation(
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")
     candidate = mlflow.load_model(registered)
+    if is_multi_label(project.task_type):
+        return _evaluate_label_sets(context, config, mlflow, candidate, dataset.version, test)
     y_true = _label_indices(test["label"], candidate.classes)
     gold = datasets.gold_label_indices(store, test["item_id"].astype(str).tolist(), candidate.classes)
     scoring = promotion.scoring_set(y_true, gold, config.min_gold_test_items)
@@ -94,7 +100,9 @@ def model_evaluation(
     mlflow.set_version_tags(registered.version, _version_tags(report, dataset.version, decision))
     context.log.info(f"{_summary(registered.label, report)}. {decision.reason()}")
     metadata = _evaluation_metadata(mlflow, candidate, dataset.version, report, len(failed), confusion_png)
-    return dg.MaterializeResult(metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config)})
+    return dg.MaterializeResult(
+        metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config)}
+    )
 
 
 def _label_indices(labels: Any, classes: list[str]) -> npt.NDArray[np.int64]:
@@ -114,6 +122,7 @@ def _predict(
         channels=loaded.config.channels,
         num_classes=len(loaded.classes),
         device=config.device,
+        multi_label=loaded.config.multi_label,
     )
 
 
@@ -152,7 +161,9 @@ def _decide(
         if comparable:
             champion_probs, champion_failed = _predict(loaded, paths, config)
             # Both on the items both could decode (the same files, so normally the same failures).
-            champion_score, n_items = promotion.score(champion_probs, scoring, sorted({*failed, *champion_failed}))
+            champion_score, n_items = promotion.score(
+                champion_probs, scoring, sorted({*failed, *champion_failed})
+            )
             score = promotion.score(probs, scoring, sorted({*failed, *champion_failed}))[0]
         else:
             context.log.warning(f"{champion.label} predicts {loaded.classes}: not comparable, replaced")
@@ -248,4 +259,153 @@ def _decision_metadata(
     }
     if decision.champion_score is not None:
         metadata["previous_champion_macro_f1"] = dg.MetadataValue.float(round(decision.champion_score, 6))
+    return metadata
+
+
+# --- multi-label -----------------------------------------------------------------------------------
+
+
+def _evaluate_label_sets(
+    context: dg.AssetExecutionContext,
+    config: ModelEvaluationConfig,
+    mlflow: MLflowResource,
+    candidate: LoadedModel,
+    dataset_version: str,
+    test: Any,
+) -> dg.MaterializeResult[None]:
+    """The multi-label evaluation: per-label and averaged metrics at the model's own thresholds, the
+    per-label AUC/AP bar plot, and the champion rule on macro-F1 at each model's thresholds."""
+    registered = candidate.registered
+    if not candidate.config.multi_label:
+        raise dg.Failure(
+            f"{registered.label} is a single-label model and the project is multi_label: train again"
+        )
+    try:
+        y_true = multilabel_targets.label_set_indicator(test["label"], candidate.classes)
+    except datasets.UnknownLabels as exc:
+        raise dg.Failure(str(exc)) from exc
+    paths = test["uri"].astype(str).tolist()
+    context.log.info(f"Evaluating {registered.label} on {len(paths)} test items of dataset {dataset_version}")
+    probs, failed = _predict(candidate, paths, config)
+    keep = np.ones(len(paths), dtype=bool)
+    keep[failed] = False
+    report = ml_metrics.evaluate_multilabel(
+        y_true[keep], probs[keep], candidate.classes, candidate.thresholds
+    )
+    decision = _decide_sets(context, mlflow, candidate, probs, failed, paths, y_true, config)
+    _apply(mlflow, registered.version, decision)
+    bars = ml_metrics.per_label_bar_png(report, title=f"{registered.label}: per-label ROC-AUC and AP")
+    mlflow.log_to_run(
+        registered.run_id,
+        metrics=report.scalar_metrics("test_"),
+        params={"test_dataset_version": dataset_version},
+        files={
+            "evaluation/per_label_auc_ap.png": bars,
+            "evaluation/roc_curves.json": json.dumps(report.roc).encode("utf-8"),
+        },
+        texts={
+            "evaluation/per_label.md": report.per_label_markdown(),
+            "evaluation/summary.md": report.summary_markdown(),
+        },
+    )
+    mlflow.set_version_tags(
+        registered.version,
+        {"test_macro_f1": f"{report.macro_f1:.6f}", "test_macro_auc": f"{report.macro_auc:.6f}",
+         "test_dataset_version": dataset_version, "promotion": decision.alias, "promotion_reason": decision.reason()},
+    )  # fmt: skip
+    context.log.info(
+        f"{registered.label}: macro-AUC {report.macro_auc:.4f}, mAP {report.macro_map:.4f}, macro-F1 "
+        f"{report.macro_f1:.4f}, Hamming {report.hamming_loss:.4f}. {decision.reason()}"
+    )
+    metadata = _label_set_metadata(mlflow, candidate, dataset_version, report, len(failed), bars)
+    return dg.MaterializeResult(
+        metadata={**metadata, **_decision_metadata(mlflow, decision, _no_gold(), config)}
+    )
+
+
+def _no_gold() -> promotion.ScoringSet:
+    # Gold answers are single classes today: a multi-label champion is decided on the consensus sets.
+    return promotion.ScoringSet("consensus", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
+
+
+def _set_macro_f1(
+    loaded: LoadedModel,
+    probs: npt.NDArray[np.floating[Any]],
+    y_true: npt.NDArray[Any],
+    keep: npt.NDArray[np.bool_],
+) -> float:
+    return ml_metrics.macro_f1_multilabel(y_true[keep], apply_thresholds(probs[keep], loaded.thresholds))
+
+
+def _decide_sets(
+    context: dg.AssetExecutionContext,
+    mlflow: MLflowResource,
+    candidate: LoadedModel,
+    probs: npt.NDArray[np.floating[Any]],
+    failed: list[int],
+    paths: list[str],
+    y_true: npt.NDArray[Any],
+    config: ModelEvaluationConfig,
+) -> promotion.Decision:
+    """The champion rule on macro-F1 at each model's own thresholds, both on the same test items."""
+    keep = np.ones(len(paths), dtype=bool)
+    keep[failed] = False
+    score = _set_macro_f1(candidate, probs, y_true, keep)
+    champion = mlflow.champion()
+    champion_score: float | None = None
+    comparable = True
+    if champion is not None and champion.version == candidate.registered.version:
+        champion_score = score
+    elif champion is not None:
+        loaded = mlflow.load_model(champion)
+        comparable = loaded.classes == candidate.classes and loaded.config.multi_label
+        if comparable:
+            champion_probs, champion_failed = _predict(loaded, paths, config)
+            keep[champion_failed] = False
+            champion_score = _set_macro_f1(loaded, champion_probs, y_true, keep)
+            score = _set_macro_f1(candidate, probs, y_true, keep)
+        else:
+            context.log.warning(
+                f"{champion.label} is not a multi-label model of {candidate.classes}: replaced"
+            )
+    return promotion.decide(
+        candidate=candidate.registered.label,
+        candidate_score=score,
+        champion=champion.label if champion is not None else None,
+        champion_score=champion_score,
+        basis="consensus",
+        n_items=int(keep.sum()),
+        tolerance=config.promotion_tolerance,
+        comparable=comparable,
+    )
+
+
+def _label_set_metadata(
+    mlflow: MLflowResource,
+    latest: LoadedModel,
+    dataset_version: str,
+    report: ml_metrics.MultiLabelReport,
+    n_failed: int,
+    bars: bytes,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "model_version": dg.MetadataValue.text(latest.registered.label),
+        "dataset_version": dg.MetadataValue.text(dataset_version),
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(latest.registered.run_id)),
+        "task_type": dg.MetadataValue.text("multi_label"),
+        "test_items": dg.MetadataValue.int(report.n_items),
+        "undecodable_test_items": dg.MetadataValue.int(n_failed),
+        "test_macro_f1": dg.MetadataValue.float(round(report.macro_f1, 6)),
+        "test_micro_f1": dg.MetadataValue.float(round(report.micro_f1, 6)),
+        "test_hamming_loss": dg.MetadataValue.float(round(report.hamming_loss, 6)),
+        "test_exact_match": dg.MetadataValue.float(round(report.exact_match, 6)),
+        "summary": dg.MetadataValue.md(report.summary_markdown()),
+        "per_label": dg.MetadataValue.md(report.per_label_markdown()),
+        "per_label_auc_ap": dg.MetadataValue.md(img.markdown_image(bars, "per-label ROC-AUC and AP")),
+        "labels_with_undefined_auc": dg.MetadataValue.json(report.undefined_labels),
+    }
+    for name in ("macro_auc", "micro_auc", "macro_map", "micro_map"):
+        value = getattr(report, name)
+        if not np.isnan(value):
+            metadata[f"test_{name}"] = dg.MetadataValue.float(round(float(value), 6))
     return metadata

@@ -17,10 +17,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from labeling_assets.constants import GROUP_PRELABEL, OWNERS
-from labeling_assets.core.store import datasets
+from labeling_assets.core.label_sets import is_multi_label, to_indicator
+from labeling_assets.core.store import datasets, multilabel_targets
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import baseline as core_baseline
 from labeling_assets.core.training.active_learning import entropy
+from labeling_assets.core.training.multilabel import apply_thresholds, mean_binary_entropy
 from labeling_assets.core.training.predict import predict_files
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
@@ -49,12 +51,17 @@ def prelabels(
     """Class probabilities for every active item, with the model version that produced them."""
     store = label_store.get_store()
     classes = list(project.classes)
+    multi = is_multi_label(project.task_type)
+    thresholds: list[float] | None = None
     pool = datasets.active_items_with_copies(store)
     registered = mlflow.champion() if config.source in ("auto", "model") else None
     if registered is not None:
         loaded = mlflow.load_model(registered)
         if loaded.classes != classes:
             raise dg.Failure(f"{registered.label} predicts {loaded.classes}, the project has {classes}")
+        if loaded.config.multi_label != multi:
+            raise dg.Failure(f"{registered.label} does not fit a {project.task_type} project: train again")
+        thresholds = loaded.thresholds
         model_version, source = registered.label, "model"
         todo = datasets.items_without_prelabels(store, pool, model_version)
         context.log.info(f"Pre-labelling {len(todo)} items with the champion {model_version}")
@@ -65,11 +72,12 @@ def prelabels(
             channels=loaded.config.channels,
             num_classes=len(classes),
             device=config.device,
+            multi_label=multi,  # per-class sigmoids: P(class present), not a distribution
         )
     elif config.source == "model":
         raise dg.Failure(f"{_why_no_champion(mlflow)} (source=model)")
     else:
-        fitted, reason = _fit_baseline(store, classes, config.baseline_size)
+        fitted, reason = (_fit_set_baseline if multi else _fit_baseline)(store, classes, config.baseline_size)
         if fitted is None:
             reason = f"{_why_no_champion(mlflow)} and {reason}"
             context.log.warning(f"No pre-labels: {reason}")
@@ -88,7 +96,12 @@ def prelabels(
     )
     metadata = _prelabel_metadata(source, model_version, written, len(pool) - len(todo), failed)
     metadata.update(_model_metadata(mlflow, source, config.source))
-    return dg.MaterializeResult(metadata={**metadata, **_prediction_metadata(probs[keep], classes)})
+    predictions = (
+        _set_prediction_metadata(probs[keep], classes, thresholds)
+        if multi
+        else _prediction_metadata(probs[keep], classes)
+    )
+    return dg.MaterializeResult(metadata={**metadata, **predictions})
 
 
 def _no_prelabels_metadata(reason: str) -> dict[str, Any]:
@@ -166,3 +179,43 @@ def _fit_baseline(
     except ValueError as exc:
         return None, str(exc)
     return fitted, ""
+
+
+def _set_prediction_metadata(
+    probs: npt.NDArray[np.floating[Any]], classes: list[str], thresholds: list[float] | None
+) -> dict[str, Any]:
+    """Multi-label: mean binary entropy (the per-label uncertainty), mean predicted set size, items
+    predicted per class (at the model's thresholds, 0.5 for the baseline) and the thresholds."""
+    if not len(probs):
+        return {}
+    predicted = apply_thresholds(probs, thresholds)
+    metadata = {
+        "mean_binary_entropy": dg.MetadataValue.float(round(float(mean_binary_entropy(probs).mean()), 4)),
+        "mean_predicted_set_size": dg.MetadataValue.float(round(float(predicted.sum(axis=1).mean()), 4)),
+        "predicted_classes": dg.MetadataValue.json(
+            {name: int(n) for name, n in zip(classes, predicted.sum(axis=0), strict=True)}
+        ),
+    }
+    if thresholds is not None:
+        metadata["thresholds"] = dg.MetadataValue.json(dict(zip(classes, thresholds, strict=True)))
+    return metadata
+
+
+def _fit_set_baseline(
+    store: LabelStore, classes: list[str], size: int
+) -> tuple[core_baseline.SetBaseline | None, str]:
+    """The multi-label baseline fitted on current consensus sets, or None and why not."""
+    labeled = multilabel_targets.consensus_set_examples(store, classes)
+    if len(labeled) < core_baseline.MIN_LABELS:
+        return (
+            None,
+            f"only {len(labeled)} consensus label sets (the baseline needs {core_baseline.MIN_LABELS})",
+        )
+    features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
+    keep = np.ones(len(labeled), dtype=bool)
+    keep[failed] = False
+    indicator = to_indicator([labels for (_, labels), ok in zip(labeled, keep, strict=True) if ok], classes)
+    try:
+        return core_baseline.fit_set_baseline(features[keep], indicator, classes, size=size), ""
+    except ValueError as exc:
+        return None, str(exc)

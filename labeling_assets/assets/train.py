@@ -23,8 +23,9 @@ from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
 from labeling_assets.core import images as img
 from labeling_assets.core.dataset.diff import render_diff
+from labeling_assets.core.label_sets import SINGLE_LABEL, is_multi_label
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store import datasets, history
+from labeling_assets.core.store import datasets, history, multilabel_targets
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
@@ -34,6 +35,8 @@ from labeling_assets.core.training.config import (
     Backbone,
     CompileMode,
     LossKind,
+    MultiLabelLoss,
+    PosWeightKind,
     SamplerKind,
     TrainConfig,
     effective_batch_size,
@@ -62,6 +65,16 @@ def _refuse_failed_dataset(context: dg.AssetExecutionContext, version: str) -> N
 def _label_indices(labels: Any, classes: list[str]) -> list[int]:
     try:
         return [int(k) for k in datasets.label_indices(labels, classes)]
+    except datasets.UnknownLabels as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def _training_labels(labels: Any, classes: list[str], multi: bool) -> Any:
+    """Class indices, or the (n, K) 0/1 label sets of a multi-label project."""
+    if not multi:
+        return _label_indices(labels, classes)
+    try:
+        return multilabel_targets.label_set_indicator(labels, classes)
     except datasets.UnknownLabels as exc:
         raise dg.Failure(str(exc)) from exc
 
@@ -100,10 +113,16 @@ def training_tensors(
     meta = cache.read_cache_meta(folder)
     started = time.perf_counter()
     failures: dict[str, list[DecodeFailure]] = {}
-    if meta is not None and meta.get("dataset_version") == dataset.version and not config.rebuild:
+    same_task = meta is not None and meta.get("task_type", SINGLE_LABEL) == project.task_type
+    if (
+        meta is not None
+        and meta.get("dataset_version") == dataset.version
+        and same_task
+        and not config.rebuild
+    ):
         context.log.info(f"Tensor cache for dataset {dataset.version} already at {folder}: reusing it")
     else:
-        meta, failures = _write_cache(context, dataset, folder, classes, config)
+        meta, failures = _write_cache(context, dataset, folder, classes, config, project.task_type)
     seconds = time.perf_counter() - started
     cache.write_cache_pointer(root, dataset.version, folder)
     pruned = cache.prune_caches(folder) if config.prune_old_caches else []
@@ -120,13 +139,15 @@ def _write_cache(
     folder: Path,
     classes: list[str],
     config: TrainingTensorsConfig,
+    task_type: str,
 ) -> tuple[dict[str, Any], dict[str, list[DecodeFailure]]]:
-    parts: dict[str, tuple[list[str], list[int], list[str]]] = {}
+    multi = is_multi_label(task_type)
+    parts: dict[str, tuple[list[str], Any, list[str]]] = {}
     for name in ("train", "val"):
         part = dataset.split(name)
         parts[name] = (
             part["uri"].astype(str).tolist(),
-            _label_indices(part["label"], classes),
+            _training_labels(part["label"], classes, multi),
             part["item_id"].astype(str).tolist(),
         )
     if not parts["train"][0]:
@@ -141,7 +162,8 @@ def _write_cache(
         image_size=config.image_size,
         channels=config.channels,
         classes=classes,
-        extra_meta={"dataset_version": dataset.version},
+        # A multi-label cache says so (its labels are (n, K) sets); a single-label meta stays as it was.
+        extra_meta={"dataset_version": dataset.version, **({"task_type": task_type} if multi else {})},
         workers=config.workers,
     )
     for name, bad in failures.items():
@@ -207,6 +229,13 @@ class TrainedModelConfig(dg.Config):
     # Dawid-Skene posterior (benchmarks/noisy_crowd_quality.py measures that gain; vote shares are
     # unmeasured, so auto keeps hard labels for them). Validation is always on the hard labels.
     targets: datasets.TargetsMode = "auto"
+    # Multi-label projects only (ProjectSettings.task_type multi_label): the sigmoid loss and its pos_weight.
+    multi_label_loss: MultiLabelLoss = DEFAULTS.multi_label_loss
+    pos_weight: PosWeightKind = Field(
+        default=DEFAULTS.pos_weight,
+        description="Multi-label: BCE pos_weight from the training prevalence (negatives/positives, or "
+        "Cui et al.'s effective numbers); ignored with the weighted (rarest-label) sampler.",
+    )
 
     def train_config(self, meta: dict[str, Any], n_train: int) -> TrainConfig:
         """Core's settings for a cache (classes and image shape from its meta, batch fitted to its size)."""
@@ -222,6 +251,9 @@ class TrainedModelConfig(dg.Config):
             patience=self.patience,
             loss=self.loss,
             sampler=self.sampler,
+            multi_label=meta.get("task_type") == "multi_label",
+            multi_label_loss=self.multi_label_loss,
+            pos_weight=self.pos_weight,
             class_weighted_loss=self.class_weighted_loss,
             device=self.device,
             compile=self.compile,
@@ -250,6 +282,7 @@ def trained_model(
     current = lineage.current_dataset(context.instance, store).version
     _refuse_failed_dataset(context, current)
     folder, meta = _current_cache(project, current)
+    multi = _cache_task(meta, project)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
@@ -260,11 +293,7 @@ def trained_model(
             f"would give fewer than {MIN_STEPS_PER_EPOCH} steps per epoch"
         )
     classes = list(meta["classes"])
-    stored = (
-        None
-        if config.targets == "hard"
-        else datasets.stored_soft_targets(store, train.item_ids, train.labels, classes)
-    )
+    stored = _stored_targets(store, config.targets, train, classes, multi)
     targets = datasets.resolve_targets(config.targets, stored)
     context.log.info(
         f"targets={config.targets}: training on {targets} targets{stored.note() if stored else ''}"
@@ -294,12 +323,38 @@ def trained_model(
         run_id = str(run.info.run_id)
         _log_lineage(mlflow, store, current)
     history.record_model_training(
-        store, dataset_version=current, model_name=mlflow.registered_model_name, model_version=version,
-        mlflow_run_id=run_id, dagster_run_id=context.run.run_id,
+        store,
+        dataset_version=current,
+        model_name=mlflow.registered_model_name,
+        model_version=version,
+        mlflow_run_id=run_id,
+        dagster_run_id=context.run.run_id,
     )
     return dg.MaterializeResult(
         metadata=_model_metadata(mlflow, result, current, version, run_id, targets, curves)
     )
+
+
+def _cache_task(meta: dict[str, Any], project: ProjectSettings) -> bool:
+    """Whether the cache is multi-label; a cache of the other task type than the project's is refused."""
+    cached = meta.get("task_type", SINGLE_LABEL)
+    if cached != project.task_type:
+        raise dg.Failure(
+            f"the tensor cache holds {cached} labels but the project is {project.task_type}: "
+            "materialize training_tensors again"
+        )
+    return is_multi_label(cached)
+
+
+def _stored_targets(
+    store: LabelStore, mode: str, train: cache.CacheSplit, classes: list[str], multi: bool
+) -> datasets.StoredTargets | None:
+    """Consensus probabilities per training item: class distributions, or per-class marginals (multi-label)."""
+    if mode == "hard":
+        return None
+    if multi:
+        return multilabel_targets.stored_marginal_targets(store, train.item_ids, train.labels, classes)
+    return datasets.stored_soft_targets(store, train.item_ids, train.labels, classes)
 
 
 def _fit(
@@ -347,7 +402,9 @@ def _log_lineage(mlflow: MLflowResource, store: LabelStore, dataset_version: str
         }
     )
     mlflow.log_artifact_bytes("dataset_diff.md", render_diff(diff).encode("utf-8"))
-    mlflow.log_artifact_bytes("dataset_diff.json", json.dumps(diff.as_json(), default=str, indent=1).encode("utf-8"))
+    mlflow.log_artifact_bytes(
+        "dataset_diff.json", json.dumps(diff.as_json(), default=str, indent=1).encode("utf-8")
+    )
 
 
 def _current_cache(project: ProjectSettings, current: str) -> tuple[str, dict[str, Any]]:
@@ -424,6 +481,8 @@ def _log_result(
     }
     if result.best_val_macro_f1 is not None:
         summary["best_val_macro_f1"] = result.best_val_macro_f1
+    if result.best_val_macro_auc is not None:
+        summary["best_val_macro_auc"] = result.best_val_macro_auc
     ml.log_metrics(summary)
     ml.set_tags(
         {
@@ -443,6 +502,9 @@ def _log_result(
         "best_val_macro_f1": str(result.best_val_macro_f1),
         "dagster_run_id": context.run.run_id,
     }
+    if result.thresholds is not None:  # multi-label: what turns the sigmoids into a set (prelabels, review)
+        version_tags["task_type"] = "multi_label"
+        version_tags["thresholds"] = dict(zip(meta["classes"], result.thresholds, strict=True))
     return mlflow.register_model(result, train_config, list(meta["classes"]), version_tags)
 
 
@@ -476,6 +538,10 @@ def _model_metadata(
     }
     if result.best_val_macro_f1 is not None:
         metadata["best_val_macro_f1"] = dg.MetadataValue.float(round(result.best_val_macro_f1, 4))
+    if result.best_val_macro_auc is not None:
+        metadata["best_val_macro_auc"] = dg.MetadataValue.float(round(result.best_val_macro_auc, 4))
+    if result.thresholds is not None:
+        metadata["thresholds"] = dg.MetadataValue.json([round(t, 4) for t in result.thresholds])
     return metadata
 
 
@@ -485,4 +551,6 @@ def _curves_png(history: list[EpochStats]) -> bytes:
     if history and history[0].val_macro_f1 is not None:
         series["val loss"] = (epochs, [float(s.val_loss or 0.0) for s in history])
         series["val macro-F1"] = (epochs, [float(s.val_macro_f1 or 0.0) for s in history])
+    if history and history[0].val_macro_auc is not None:
+        series["val macro-AUC"] = (epochs, [float(s.val_macro_auc or 0.0) for s in history])
     return plots.lines_png(series, "Training", xlabel="epoch")

@@ -70,6 +70,7 @@ class LoadedModel:
     model: "Classifier"
     config: "TrainConfig"
     classes: list[str]
+    thresholds: list[float] | None = None  # multi-label: per-class decision thresholds chosen on val
 
 
 class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource is its own value
@@ -251,11 +252,15 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
 
     def load_model(self, registered: RegisteredModel) -> LoadedModel:
         """A registered version rebuilt from its checkpoint (no pickled code is executed)."""
-        from labeling_assets.core.training.checkpoint import load_checkpoint
+        from labeling_assets.core.training.checkpoint import load_checkpoint, load_thresholds
 
         with tempfile.TemporaryDirectory() as tmp:
-            model, config, classes = load_checkpoint(self.download_checkpoint(registered, tmp))
-        return LoadedModel(registered=registered, model=model, config=config, classes=classes)
+            path = self.download_checkpoint(registered, tmp)
+            model, config, classes = load_checkpoint(path)
+            thresholds = load_thresholds(path)
+        return LoadedModel(
+            registered=registered, model=model, config=config, classes=classes, thresholds=thresholds
+        )
 
     def log_artifact_bytes(self, filename: str, data: bytes, artifact_path: str | None = None) -> None:
         """Log ``data`` as the file ``filename`` of the active run."""

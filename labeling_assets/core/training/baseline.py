@@ -105,3 +105,67 @@ def fit_baseline(
         n_train=len(y),
         version=f"baseline-logreg-px{size}-n{len(y)}-{digest}",
     )
+
+
+@dataclass
+class SetBaseline:
+    """A fitted multi-label baseline: one logistic regression per class (a class always absent or always
+    present in the labels gets that constant), per-class probabilities P(class present)."""
+
+    classes: list[str]
+    models: list[object | float]  # sklearn Pipeline per class, or the constant probability
+    size: int
+    n_train: int
+    version: str
+
+    def predict_proba(self, features: AnyArray) -> AnyArray:
+        """(n_items, n_classes) per-class probabilities (rows do not sum to 1)."""
+        out = np.zeros((len(features), len(self.classes)), dtype=np.float64)
+        for k, model in enumerate(self.models):
+            if isinstance(model, float):
+                out[:, k] = model
+            elif len(features):
+                out[:, k] = model.predict_proba(features)[:, 1]  # type: ignore[attr-defined]
+        return out
+
+
+def fit_set_baseline(
+    features: AnyArray,
+    indicator: AnyArray,
+    classes: Sequence[str],
+    *,
+    size: int = DEFAULT_SIZE,
+    c: float = 1.0,
+    seed: int = 0,
+) -> SetBaseline:
+    """Fit the multi-label baseline on items with their (n, K) 0/1 label sets.
+
+    Raises:
+        ValueError: fewer than :data:`MIN_LABELS` items, or a label matrix of the wrong shape.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray(indicator, dtype=np.int64)
+    if y.ndim != 2 or y.shape != (len(features), len(classes)):
+        raise ValueError(f"label sets must be ({len(features)}, {len(classes)}) 0/1, got {y.shape}")
+    if len(y) < MIN_LABELS:
+        raise ValueError(f"only {len(y)} labeled items; the baseline needs at least {MIN_LABELS}")
+    x = np.asarray(features, dtype=np.float32)
+    models: list[object | float] = []
+    for k in range(len(classes)):
+        if y[:, k].min() == y[:, k].max():
+            models.append(float(y[0, k]))
+            continue
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=seed))
+        model.fit(x, y[:, k])
+        models.append(model)
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + y.tobytes()).hexdigest()[:10]
+    return SetBaseline(
+        classes=list(classes),
+        models=models,
+        size=size,
+        n_train=len(y),
+        version=f"baseline-setlogreg-px{size}-n{len(y)}-{digest}",
+    )

@@ -34,12 +34,13 @@ from labeling_assets.core.training.models import Classifier, build_model, channe
 from labeling_assets.core.training.multilabel import (
     check_indicator,
     check_marginal_targets,
-    choose_thresholds,
+    early_stopping_score,
     multilabel_loss,
     pos_weights,
     rarest_label_weights,
+    val_thresholds,
+    validation_scores,
 )
-from labeling_assets.core.training.multilabel_metrics import macro_auc_and_map, macro_f1_multilabel
 from labeling_assets.core.training.predict import predict_logits
 from labeling_assets.core.training.types import AnyArray, UInt8Array
 
@@ -432,8 +433,8 @@ def fit(
         if val_y is not None:
             val_start = time.perf_counter()
             if multi:
-                stats.val_loss, stats.val_macro_f1, stats.val_macro_auc, stats.val_map = (
-                    _evaluate_val_multilabel(trainer, val_on_device, val_y)
+                stats.val_loss, stats.val_macro_f1, stats.val_macro_auc, stats.val_map = validation_scores(
+                    _val_logits(trainer, val_on_device), val_y
                 )
             else:
                 stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(
@@ -443,7 +444,7 @@ def fit(
         history.append(stats)
         if on_epoch is not None and distributed.is_main:
             on_epoch(stats)
-        score = _multilabel_score(stats) if multi else stats.val_macro_f1
+        score = early_stopping_score(stats.val_macro_auc, stats.val_loss) if multi else stats.val_macro_f1
         if score is None or best_f1 is None or score > best_f1:
             best_f1 = score
             best_epoch = epoch
@@ -457,13 +458,13 @@ def fit(
     if best_state is not None:
         trainer.model.load_state_dict(best_state)
     trainer.model.eval()
-    thresholds: list[float] | None = None
-    best_val_macro_auc: float | None = None
-    if multi:
+    thresholds, best_val_macro_auc = None, None
+    if multi:  # thresholds chosen on val with the kept weights
         best_val_macro_auc = history[best_epoch - 1].val_macro_auc if history else None
-        thresholds, best_f1 = _val_thresholds(
-            trainer, val_on_device, val_labels if val_y is not None else None
+        val_probs = (
+            None if val_y is None else torch.sigmoid(_val_logits(trainer, val_on_device)).cpu().numpy()
         )
+        thresholds, best_f1 = val_thresholds(val_labels, val_probs, config.num_classes)
     return FitResult(
         model=trainer.model,
         history=history,
@@ -485,32 +486,6 @@ def fit(
     )
 
 
-def _evaluate_val_multilabel(
-    trainer: Trainer, images: Any, labels: torch.Tensor
-) -> tuple[float, float, float | None, float | None]:
-    """Validation loss (plain mean BCE), macro-F1 at 0.5, macro-AUC and mAP of a multi-label model."""
-    logits = _val_logits(trainer, images)
-    loss = float(F.binary_cross_entropy_with_logits(logits, labels).item())
-    probs = torch.sigmoid(logits).cpu().numpy()
-    truth = labels.cpu().numpy()
-    macro_auc, mean_ap = macro_auc_and_map(truth, probs)
-    macro_f1 = macro_f1_multilabel(truth, (probs >= 0.5).astype(np.uint8))
-    return (
-        loss,
-        macro_f1,
-        None if math.isnan(macro_auc) else macro_auc,
-        None if math.isnan(mean_ap) else mean_ap,
-    )
-
-
-def _multilabel_score(stats: EpochStats) -> float | None:
-    """Early stopping of a multi-label run: val macro-AUC (threshold-free; the thresholds are chosen
-    after training), or minus the val loss when no class has both a positive and a negative in val."""
-    if stats.val_macro_auc is not None:
-        return stats.val_macro_auc
-    return -stats.val_loss if stats.val_loss is not None else None
-
-
 def _val_logits(trainer: Trainer, images: Any) -> torch.Tensor:
     return predict_logits(
         trainer.model,
@@ -520,17 +495,3 @@ def _val_logits(trainer: Trainer, images: Any) -> torch.Tensor:
         amp=trainer.amp,
         channels_last=trainer.channels_last,
     )
-
-
-def _val_thresholds(
-    trainer: Trainer, images: Any, labels: AnyArray | None
-) -> tuple[list[float], float | None]:
-    """Per-class thresholds that maximise F1 on val with the kept weights, and the val macro-F1 at them
-    (0.5 everywhere and no F1 without val)."""
-    k = trainer.config.num_classes
-    if labels is None:
-        return [0.5] * k, None
-    probs = torch.sigmoid(_val_logits(trainer, images)).cpu().numpy()
-    thresholds = choose_thresholds(labels, probs)
-    predicted = (probs >= thresholds[None, :]).astype(np.uint8)
-    return [float(t) for t in thresholds], macro_f1_multilabel(labels, predicted)

@@ -7,10 +7,13 @@ per-class marginals P(class present) in [0, 1] from consensus (rows do NOT sum t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labeling_assets.core.training.multilabel_metrics import macro_auc_and_map, macro_f1_multilabel
 from labeling_assets.core.training.types import AnyArray, FloatArray, UInt8Array
 
 MULTI_LABEL_LOSSES = ("bce", "focal", "asl", "bce_focal")
@@ -214,3 +217,40 @@ def mean_binary_entropy(probs: AnyArray) -> FloatArray:
     p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1 - 1e-12)
     entropy: FloatArray = -(p * np.log2(p) + (1 - p) * np.log2(1 - p)).mean(axis=1)
     return entropy
+
+
+def validation_scores(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[float, float, float | None, float | None]:
+    """A multi-label epoch's validation: loss (plain mean BCE), macro-F1 at 0.5, macro-AUC and mAP
+    (None when no class has what they need in val)."""
+    loss = float(F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)).item())
+    probs = torch.sigmoid(logits).cpu().numpy()
+    truth = labels.cpu().numpy()
+    macro_auc, mean_ap = macro_auc_and_map(truth, probs)
+    macro_f1 = macro_f1_multilabel(truth, (probs >= DEFAULT_THRESHOLD).astype(np.uint8))
+    return (
+        loss,
+        macro_f1,
+        None if math.isnan(macro_auc) else macro_auc,
+        None if math.isnan(mean_ap) else mean_ap,
+    )
+
+
+def early_stopping_score(val_macro_auc: float | None, val_loss: float | None) -> float | None:
+    """What a multi-label run keeps its best epoch by: val macro-AUC (threshold-free; the thresholds are
+    chosen after training), or minus the val loss when no class has a positive and a negative in val."""
+    if val_macro_auc is not None:
+        return val_macro_auc
+    return -val_loss if val_loss is not None else None
+
+
+def val_thresholds(
+    labels: AnyArray | None, probs: AnyArray | None, num_classes: int
+) -> tuple[list[float], float | None]:
+    """Per-class thresholds that maximise F1 on val, and the val macro-F1 at them; without val 0.5
+    everywhere and no F1."""
+    if labels is None or probs is None:
+        return [DEFAULT_THRESHOLD] * num_classes, None
+    thresholds = choose_thresholds(labels, probs)
+    return [float(t) for t in thresholds], macro_f1_multilabel(labels, apply_thresholds(probs, thresholds))
