@@ -330,3 +330,31 @@ def test_a_label_without_positives_in_test_is_undefined_not_a_crash() -> None:
     assert png.startswith(b"\x89PNG")
     nothing = mm.evaluate_multilabel(np.zeros((3, 2)), np.full((3, 2), 0.3), ["x", "y"])
     assert np.isnan(nothing.macro_auc) and "undefined" in nothing.summary_markdown()
+
+
+def test_multi_label_training_under_torchrun_keeps_replicas_equal_and_every_rank_chooses_the_same_thresholds(
+    tmp_path: Path,
+) -> None:
+    from labeling_assets.core.training.launch import fit_with_torchrun
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    splits = {"train": _quadrant_sets(256, seed=0), "val": _quadrant_sets(96, seed=1)}
+    for name, (x, y) in splits.items():
+        np.save(folder / f"{name}.images.npy", x)
+        np.save(folder / f"{name}.labels.npy", y.astype(np.int64))
+        (folder / f"{name}.items.json").write_text(json.dumps([f"{name}-{i}" for i in range(len(y))]))
+    meta = {"format": 1, "image_size": 8, "channels": 1, "classes": list("abcd"), "task_type": "multi_label",
+            "counts": {n: len(y) for n, (_, y) in splits.items()},
+            "class_counts": {n: y.sum(axis=0).tolist() for n, (_, y) in splits.items()}}  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(meta))
+    soft = np.clip(splits["train"][1] * 0.9 + 0.05, 0, 1)
+    ddp = fit_with_torchrun(folder, _config(epochs=3), nproc_per_node=2, train_targets=soft, timeout_s=240)
+    assert ddp.world_size == 2 and ddp.replica_spread == 0.0
+    # Rank 0 scored the whole val set (not its half): its thresholds and AUC are those of the full set.
+    assert ddp.thresholds is not None and len(ddp.thresholds) == 4
+    assert ddp.best_val_macro_auc is not None and ddp.best_val_macro_auc > 0.7
+    x_val, y_val = splits["val"]
+    probs = predict_proba(ddp.model, x_val, multi_label=True)
+    assert mm.macro_auc_and_map(y_val, probs)[0] == pytest.approx(ddp.best_val_macro_auc, abs=1e-5)
+    np.testing.assert_allclose(ddp.thresholds, choose_thresholds(y_val, probs), atol=1e-5)
