@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from labeling_assets.cli.common import (
@@ -29,6 +30,8 @@ from labeling_assets.cli.common import (
     truth_by_item,
     use_local_instance,
 )
+from labeling_assets.cli.demo_multilabel import per_label_summary, use_multi_label_environment
+from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_crowd
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT, data_dir
 from labeling_assets.resources.labelstudio import LabelStudioResource
@@ -57,23 +60,28 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
     from labeling_assets.local import labelstudio as ls_server
 
+    multi = args.task == "multi-label"
+    if multi and args.serve:
+        print("demo: --serve plays the single-label crowd only; run --task multi-label without --serve", file=sys.stderr)
+        return 2
+    grids = use_multi_label_environment() if multi else None  # before the instance and resources are chosen
     use_local_instance()
     LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
     if args.serve:
         return _serve(args)
     started = time.perf_counter()
-    print(f"labeling-assets demo: data folder {data_dir()}")
+    print(f"labeling-assets demo{' (multi-label: 2x2 digit grids)' if multi else ''}: data folder {data_dir()}")
     try:
         # The resources find the server when each run starts (its port is known only once it is up: 8080
         # unless taken), so the order of the steps is the pipeline's, not a constraint of the imports.
         t = _step(1, "start Label Studio (local, 127.0.0.1) and create the project")
         info = ls_server.start()
         label_studio = LabelStudioResource()
-        project_id = label_studio.ensure_project(classes=project_classes(), overlap=args.overlap)
+        project_id = label_studio.ensure_project(classes=project_classes(), overlap=args.overlap, multi_label=multi)
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
         _done(t)
 
-        t = _step(2, "ingest the bundled demo digits into the content-addressed raw store")
+        t = _step(2, f"ingest the bundled demo {'digit grids' if multi else 'digits'} into the content-addressed raw store")
         _run("ingest_job")
         _done(t)
 
@@ -91,7 +99,10 @@ def run_demo(args: argparse.Namespace) -> int:
         t = _step(
             5, f"simulated crowd of {args.annotators} labelers labels the queued tasks in Label Studio"
         )
-        _simulate_crowd(label_studio, project_id, args)
+        if grids is not None:
+            simulate_set_crowd(label_studio, project_id, grids, project_classes(), args)
+        else:
+            _simulate_crowd(label_studio, project_id, args)
         _done(t)
 
         t = _step(
@@ -114,7 +125,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"\ndemo stopped: {exc}", file=sys.stderr)
         return 1
 
-    _summary(time.perf_counter() - started)
+    _summary(time.perf_counter() - started, grids)
     print("\nSee it all in the UI: `dagster dev` in the repository root; the loop running by itself: scripts/demo --serve.")
     return 0
 
@@ -209,7 +220,7 @@ def consensus_accuracy() -> tuple[int, float | None]:
     return len(rows), float(correct.mean()) if len(known) else None
 
 
-def _summary(seconds: float) -> None:
+def _summary(seconds: float, grids: Path | None = None) -> None:
     import sqlalchemy as sa
 
     from labeling_assets.core.store.schema import annotations_table, items_table
@@ -218,8 +229,15 @@ def _summary(seconds: float) -> None:
     n_items = store.count(items_table, items_table.c.status == "active")
     n_ann = store.count(annotations_table)
     n_labelers = len(store.fetch(sa.select(annotations_table.c.labeler_id).distinct()))
-    n_consensus, accuracy = consensus_accuracy()
     evaluation = _latest_metadata("model_evaluation")
+    if grids is not None:  # multi-label: a table per label instead of one accuracy
+        print("\n== summary (multi-label)")
+        print(f"  items (active):            {n_items}")
+        print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
+        print("\n".join(per_label_summary(grids, project_classes(), evaluation)))
+        print(f"  demo took {seconds:.0f}s")
+        return
+    n_consensus, accuracy = consensus_accuracy()
     f1 = evaluation.get("macro_f1") or evaluation.get("test_macro_f1")
     print("\n== summary")
     print(f"  items (active):            {n_items}")
@@ -370,6 +388,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="auto | small_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
+    p.add_argument(
+        "--task",
+        choices=["single-label", "multi-label"],
+        default="single-label",
+        help="single-label: the digits, one class each (default). multi-label: 2x2 grids of digits labelled with "
+        "the digits present (none, one or several), checkboxes in Label Studio, a crowd that misses and invents "
+        "findings, per-class consensus, iterative stratification, sigmoid training, per-label results; in its "
+        "own data folder <data>/multi-label",
+    )
     p.add_argument(
         "--serve",
         action="store_true",

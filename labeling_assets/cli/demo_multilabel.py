@@ -1,0 +1,150 @@
+"""``labeling-assets demo --task multi-label``: the demo's loop on the bundled digit grids (issue 16).
+
+The same steps as the single-label demo (Label Studio, ingest, prelabels, queue, crowd, the annotation
+sensor, consensus, splits, labeler stats, training on CPU, evaluation), with a multi-label project: every
+image is a 2x2 grid of digit scans whose labels are the digits present (``core.ingest.demo_data``), Label
+Studio shows checkboxes and "None of these", and the simulated crowd ticks sets with per-class misses and
+false alarms (expert, average, lazy, spammer: ``core.labelstudio.crowd.plan_set_crowd``).
+
+It keeps to its own data folder, ``<data>/multi-label`` (the store, Label Studio, the Dagster instance, the
+MLflow store), so it never mixes with the single-label demo's project.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from labeling_assets.constants import REPO_ROOT, data_dir
+
+HOME_NAME = "multi-label"
+GRIDS = 1000  # grid images rendered; the demo queues --items of them
+
+
+def use_multi_label_environment() -> Path:
+    """Point this process (and the runs it starts) at the multi-label demo: task type, data folder, Dagster
+    instance and image source. Returns the rendered grids folder. Idempotent."""
+    from labeling_assets.core.ingest.demo_data import render_digit_grids
+
+    if os.environ.get("LABELING_ASSETS_TASK_TYPE") != "multi_label":
+        os.environ["LABELING_ASSETS_TASK_TYPE"] = "multi_label"
+        os.environ["LABELING_ASSETS_HOME"] = str(data_dir() / HOME_NAME)
+    home = data_dir()
+    if "DAGSTER_HOME" not in os.environ:
+        os.environ["DAGSTER_HOME"] = str(_instance_home(home))
+    grids = home / "demo" / "grids"
+    render_digit_grids(grids, n_images=GRIDS)
+    os.environ.setdefault("LABELING_ASSETS_IMAGE_SOURCE", str(grids))
+    return grids
+
+
+def _instance_home(home: Path) -> Path:
+    """A Dagster instance of its own: the repository's dagster.yaml with its storage under ``home``."""
+    folder = home / "dagster_home"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (
+        (REPO_ROOT / "dagster.yaml")
+        .read_text()
+        .replace("base_dir: data/dagster", f"base_dir: {home / 'dagster'}")
+    )
+    target = folder / "dagster.yaml"
+    if not target.is_file() or target.read_text() != text:
+        target.write_text(text)
+    return folder
+
+
+def truth_sets_by_item(grids: Path) -> dict[str, list[str]]:
+    """item_id -> the true label set, through the ingest manifest (as the single-label demo maps its truth)."""
+    import json
+
+    from labeling_assets.cli.common import truth_by_item
+    from labeling_assets.core.ingest.demo_data import LABELS_FILE
+
+    return {item: list(json.loads(text)) for item, text in truth_by_item(grids / LABELS_FILE).items()}
+
+
+def simulate_crowd(label_studio: Any, project_id: int, grids: Path, classes: list[str], args: Any) -> None:
+    """The multi-label crowd labels the queued tasks through Label Studio's API; prints each labeler's share."""
+    import time
+
+    from labeling_assets.core.labelstudio.crowd import default_set_crowd
+    from labeling_assets.local.crowd import simulate_set_crowd
+
+    crowd = default_set_crowd(args.annotators, prefix="sim")
+    last = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 5 or done == total:
+            print(f"    {done}/{total} annotations submitted", flush=True)
+            last[0] = time.perf_counter()
+
+    result = simulate_set_crowd(
+        label_studio.get_client(),
+        project_id,
+        crowd,
+        truth=truth_sets_by_item(grids),
+        classes=classes,
+        overlap=args.overlap,
+        seed=args.seed,
+        progress=progress,
+    )
+    per = result.per_labeler()
+    for spec in crowd:
+        print(f"    {spec.name:<16} {spec.preset:<8} {per[spec.name]:>5} annotations")
+
+
+def per_label_summary(grids: Path, classes: list[str], evaluation: dict[str, Any]) -> list[str]:
+    """Lines of the per-label table: true prevalence, consensus precision/recall/F1 against the truth, and
+    the model's test ROC-AUC / AP (from the model_evaluation materialization, when there is one)."""
+    import pandas as pd
+
+    from labeling_assets.cli.common import label_store
+    from labeling_assets.core.consensus.multilabel import per_class_f1
+    from labeling_assets.core.store.schema import latest_consensus_query
+
+    truth = truth_sets_by_item(grids)
+    rows = pd.DataFrame(label_store().fetch(latest_consensus_query()))
+    consensus = {} if rows.empty else dict(zip(rows["item_id"], rows["label"], strict=True))
+    scored = {item: labels for item, labels in consensus.items() if isinstance(labels, list)}
+    scores = per_class_f1(scored, truth, classes).set_index("class") if scored else None
+    auc, ap = _per_label_metric(evaluation, "auc"), _per_label_metric(evaluation, "ap")
+    lines = [
+        f"  {'label':<8} {'prevalence':>10} {'cons. P':>8} {'cons. R':>8} {'cons. F1':>8} {'test AUC':>9} {'test AP':>8}"
+    ]
+    n = max(len(truth), 1)
+    for name in [*classes, "macro"]:
+        prevalence = sum(name in labels for labels in truth.values()) / n if name != "macro" else float("nan")
+        row = scores.loc[name] if scores is not None else None
+        lines.append(
+            f"  {name:<8} {_num(prevalence):>10} {_num(row, 'precision'):>8} {_num(row, 'recall'):>8} "
+            f"{_num(row, 'f1'):>8} {_num(auc.get(name)):>9} {_num(ap.get(name)):>8}"
+        )
+    exact = [sorted(scored[i]) == truth[i] for i in scored if i in truth]
+    lines.append(
+        f"  consensus items {len(scored)}; exact-set accuracy vs truth {_num(sum(exact) / len(exact) if exact else None)}"
+    )
+    return lines
+
+
+def _per_label_metric(evaluation: dict[str, Any], metric: str) -> dict[str, float]:
+    """{label: value} from model_evaluation metadata: a per-label table, or ``<metric>_<label>`` keys."""
+    out: dict[str, float] = {}
+    for key, value in evaluation.items():
+        for prefix in (f"test_{metric}_", f"{metric}_"):
+            if key.startswith(prefix) and isinstance(value, int | float):
+                out[key[len(prefix) :]] = float(value)
+    macro = evaluation.get(f"test_macro_{metric}") or evaluation.get(f"macro_{metric}")
+    if isinstance(macro, int | float):
+        out["macro"] = float(macro)
+    return out
+
+
+def _num(value: Any, column: str | None = None) -> str:
+    if value is not None and column is not None:
+        value = value[column]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if number != number else f"{number:.3f}"
