@@ -17,6 +17,7 @@ from labeling_assets.core.consensus.label_issues import (
 )
 from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE, label_issue_review_requests
 from labeling_assets.core.images import markdown_image, thumbnail_png
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.queries import consensus_frame, item_uris
 from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.resources.project import ProjectSettings
@@ -52,6 +53,20 @@ def label_issues(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """Consensus labels that cleanlab flags as likely wrong, each recorded in review_requests for re-review."""
+    if is_multi_label(project.task_type):
+        # The pixel baseline and cleanlab's find_label_issues here are single-label; saying "0 issues" would hide
+        # that nothing was checked.
+        context.log.warning("label_issues checks single-class consensus only; this is a multi_label project")
+        return dg.MaterializeResult(
+            metadata={
+                "items": dg.MetadataValue.int(0),
+                "issues": dg.MetadataValue.int(0),
+                "not_checked": dg.MetadataValue.text(
+                    "multi_label project: label issues for label sets are not implemented (no item was checked); "
+                    "low-confidence sets still go back through consensus_labels' review requests"
+                ),
+            }
+        )
     store = label_store.get_store()
     classes = list(project.classes)
     uris = {item: uri for item, uri in item_uris(store, exclude_quarantined=True).items() if uri}

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
 from labeling_assets.core.store.human_loop import labeler_keys, paused_since, review_backlog
@@ -38,6 +39,7 @@ def qa_report(
         human_loop=human_loop,
         pay_rate_per_hour=project.pay_rate_per_hour,
         pay_rates_per_hour={names.get(k, k): v for k, v in project.pay_rates_per_hour.items()},  # rates by id or name
+        multi_label=is_multi_label(project.task_type),
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

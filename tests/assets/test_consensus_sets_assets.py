@@ -3,17 +3,21 @@ PostgreSQL) with a seeded simulated crowd that answers label sets (core/labelstu
 
 import datetime as dt
 import hashlib
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
+from labeling_assets.assets.label_issues import label_issues
 from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
+from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
@@ -278,3 +282,43 @@ def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spamme
         "| spammer |"
     )
     assert "avoids" in table.split("| lazy |")[1].split("\n")[0]  # the findings the lazy labeler skips
+
+
+def test_label_issues_say_plainly_that_label_sets_were_not_checked(store: LabelStore, tmp_path: Path) -> None:
+    truth = _seed_items(store, 30)
+    _seed_crowd(store, truth, CLEAN_CROWD)
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES, task_type="multi_label"),
+    }
+    result = dg.materialize([consensus_labels, label_issues], resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("label_issues")[0].metadata
+    assert "not implemented" in meta["not_checked"].value and meta["items"].value == 0
+    sources = {r["source"] for r in store.fetch(sa.select(review_requests_table))}
+    assert "label_issues" not in sources
+
+
+def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 60, gold_every=2)
+    crowd = [
+        SetLabelerSpec("expert", "expert"),
+        SetLabelerSpec("average", "average"),
+        SetLabelerSpec("spammer", "spammer"),
+    ]
+    _seed_crowd(store, truth, crowd)
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES, task_type="multi_label"),
+    }
+    result = dg.materialize([consensus_labels, qa_report], resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("qa_report")[0].metadata
+    assert {"gold_accuracy", "class_drift"} <= set(meta["charts"].value)
+    page = Path(meta["report"].value).read_text()
+    tables = pd.read_html(io.StringIO(page), match="gold_accuracy")
+    table = next(t for t in tables if "labeler_id" in t.columns).set_index("labeler_id")
+    assert table.loc["expert", "gold_accuracy"] > table.loc["spammer", "gold_accuracy"]
+    assert table.loc["expert", "gold_labels"] > 10  # set answers are compared with gold sets, not dropped

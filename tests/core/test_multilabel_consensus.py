@@ -318,3 +318,22 @@ def test_labeler_stats_on_gold_give_exact_set_accuracy_and_per_class_sensitivity
     assert rows.loc[("lazy", "dog"), "sensitivity"] == 0.0 and rows.loc[("lazy", "dog"), "specificity"] == 1.0
     assert rows.loc[("eager", "fox"), "specificity"] == 0.0  # one gold item (1), where fox was wrongly added
     assert np.isnan(rows.loc[("eager", "fox"), "sensitivity"])  # no gold item has a fox
+
+
+# --- the QA report's class drift chart ----------------------------------------------------------------------
+
+
+def test_class_share_counts_a_set_answer_once_per_class_it_holds_and_single_labels_still_sum_to_one() -> None:
+    from labeling_assets.core.reporting.qa_report import class_share_per_period
+
+    period = pd.Series(["w1", "w1", "w1", "w1", "w2"])
+    sets = pd.Series([["cat", "dog"], ["cat"], [], ["dog"], ["fox"]], dtype=object)
+    share = class_share_per_period(period, sets)
+    assert share.loc["w1"].to_dict() == {
+        "cat": 0.5,
+        "dog": 0.5,
+        "fox": 0.0,
+    }  # [] holds nothing but is an answer
+    assert share.loc["w2", "fox"] == 1.0
+    single = class_share_per_period(period, pd.Series(["cat", "cat", "dog", "fox", "fox"]))
+    assert single.sum(axis=1).tolist() == [1.0, 1.0] and single.loc["w1", "cat"] == 0.5

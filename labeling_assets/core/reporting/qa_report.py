@@ -63,6 +63,16 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="table", float_format=lambda v: f"{v:.3f}")
 
 
+def class_share_per_period(period: pd.Series, labels: pd.Series) -> pd.DataFrame:
+    """Periods x classes: the share of the period's answers that hold each class. A single-class answer holds one
+    (rows sum to 1); a label set (a list) holds each of its classes, so the shares of a period need not sum to 1."""
+    frame = pd.DataFrame({"period": period.to_numpy(), "label": labels.to_numpy()})
+    answers = frame.groupby("period").size()
+    held = frame.explode("label").dropna(subset=["label"])
+    counts = held.groupby(["period", "label"]).size().unstack(fill_value=0).reindex(answers.index, fill_value=0)
+    return counts.div(answers, axis=0).sort_index()
+
+
 def build_qa_report(
     annotations: pd.DataFrame,
     gold: pd.Series,
@@ -75,14 +85,18 @@ def build_qa_report(
     human_loop: Mapping[str, Any] | None = None,
     pay_rate_per_hour: float | None = None,
     pay_rates_per_hour: Mapping[str, float] | None = None,
+    multi_label: bool = False,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
     ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
     ``conflicts``: source conflicts (``item_conflicts`` rows: a source file changed while its item was queued);
     ``consensus_choice``: the newest ``consensus_choices`` row (the method used, why, the bake-off scoreboard);
     ``pay_rate_per_hour`` / ``pay_rates_per_hour`` (by the labeler names in ``annotations``): when any is set, the
-    gold table adds the cost per correct label (time x rate / gold accuracy, with the accuracy's 95% interval)."""
+    gold table adds the cost per correct label (time x rate / gold accuracy, with the accuracy's 95% interval).
+    ``multi_label``: labels are sets (sorted lists); gold accuracy is then exact-set accuracy, agreement compares
+    whole sets, and the class drift chart shows the share of answers that hold each class."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
+    sets = annotations["label"].copy() if multi_label else None
     ann = annotations.copy()
     ann["label"] = ann["label"].astype(str)
     ann["created_at"] = pd.to_datetime(ann["created_at"], utc=True)
@@ -147,8 +161,7 @@ def build_qa_report(
         charts.append("kappa_over_time")
 
     if not ann.empty:
-        share = ann.groupby(["period", "label"]).size().unstack(fill_value=0)
-        share = share.div(share.sum(axis=1), axis=0).sort_index()
+        share = class_share_per_period(ann["period"], ann["label"] if sets is None else sets)
         series = {str(c): (_ticks(share.index, freq), share[c].tolist()) for c in share.columns}
         png = plots.lines_png(series, "Class share of labels per period", _unit(freq), "share")
         sections.append(_img("class_drift", png, "Class distribution drift: share of each class per period"))
