@@ -27,13 +27,14 @@ Methods:
   back on a prior that is mostly specificity (a lazy labeler who misses findings still looks accurate);
   a labeler's habit of missing findings (or of over-calling them) is largely shared across classes, and
   the shared prior carries it to the rare classes and to sparse labelers, while enough answers on one
-  class still override it. On the planted crowds of ``tests/core/test_multilabel_consensus.py`` and
-  ``benchmarks/multilabel.py`` it has the highest per-class F1 (see README for the figures).
+  class still override it. On the simulated crowds of ``benchmarks/multilabel_consensus.py`` (demo, sparse,
+  lazy-heavy) it has the highest macro per-class F1 of the four methods: +0.054, +0.084 and +0.125 over
+  majority, +0.005, +0.050 and +0.061 over per-class Dawid-Skene (README).
 - ``auto``: ``dawid_skene_shared`` with enough overlap (at least ``AUTO_MIN_OVERLAP_ITEMS`` items with two
   or more labelers and two labelers), else ``majority``.
 
 Every EM step is a handful of vectorised operations over the (votes x classes) indicator matrix and one
-sparse item-by-vote product, so 10^5 votes take well under a second per method.
+sparse item-by-vote product: 10^5 set votes take about 2 s per Dawid-Skene method (2 loaded cores).
 """
 
 from __future__ import annotations
