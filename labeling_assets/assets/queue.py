@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS, QUEUE_POOL
-from labeling_assets.core.consensus.retraction import TASK_GONE, TASK_MARKED, plan_requeues
+from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_GONE, TASK_MARKED
 from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.labelstudio.config import choices_label_config, config_layout, wanted_layout
@@ -38,12 +38,11 @@ from labeling_assets.core.store.reviews import (
     raised_task_overlaps,
     record_conflict_outcome,
     record_overlap_raises,
-    record_requeues,
-    requeue_task_states,
 )
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.requeue import requeue_lost_votes
 from labeling_assets.resources.store import LabelStoreResource
 
 IMPORT_BATCH = 1000
@@ -61,7 +60,7 @@ class QueueConfig(dg.Config):
     """uncertainty | margin | entropy | random (random is the baseline every strategy must beat)."""
     seed: int = 0
     max_overlap: int = Field(
-        default=5,
+        default=DEFAULT_MAX_OVERLAP,
         ge=1,
         description="Cap on a task's overlap when open more_annotators review requests raise it (one per round); "
         "items still unsure at the cap are reported for expert review.",
@@ -224,8 +223,9 @@ def _follow_sources(
     max_overlap: int,
 ) -> dict[str, dg.MetadataValue]:
     """Derived data follows its sources (see core/consensus/retraction.py): the class list and the task type
-    (checkboxes and "None of these" for multi-label) reach Label Studio's config, a superseded item's task is marked and its replacement reserved, and items whose live
-    votes fell below their task's overlap go back to labelers (a new task, or a higher overlap)."""
+    (checkboxes and "None of these" for multi-label) reach Label Studio's config, a superseded item's task is
+    marked and its replacement reserved, and items whose live votes fell below their task's overlap (deleted, a
+    removed class, given while paused) go back to labelers (a new task, or a higher overlap)."""
     classes = list(project.classes)
     change = record_class_list(store, classes, project.class_list_change_reason)
     multi, allow_empty = is_multi_label(project.task_type), project.allow_empty_set
@@ -243,11 +243,8 @@ def _follow_sources(
         outcome = TASK_MARKED if ok else TASK_GONE
         record_conflict_outcome(store, conflict.conflict_id, outcome)
         marked[outcome] = marked.get(outcome, 0) + 1
-    overlaps = client.task_overlaps(project_id)
-    plan = plan_requeues(requeue_task_states(store, project_id, loaded, overlaps), max_overlap=max_overlap)
-    recreated, raised = record_requeues(store, project_id, plan)
-    for step in raised:
-        client.set_task_overlap(step.ls_task_id, int(step.overlap_to or 0))
+    requeued = requeue_lost_votes(store, client, project_id, loaded, max_overlap=max_overlap)
+    plan, recreated, raised = requeued.plan, requeued.recreated, requeued.raised
     if new_conflicts or marked or recreated or raised or config_updated:
         context.log.warning(
             f"sources changed: class list {'v' + str(change.version) if change else 'unchanged'}, label config "
@@ -260,6 +257,7 @@ def _follow_sources(
         "source_conflict_tasks_marked": dg.MetadataValue.json(marked),
         "deleted_tasks_recreated": dg.MetadataValue.int(len(recreated)),
         "overlap_raised_for_lost_votes": dg.MetadataValue.int(len(raised)),
+        "overlap_raised_for_paused_votes": dg.MetadataValue.int(sum(1 for r in raised if r.paused_votes)),
         "waiting_for_collect_to_record_deletions": dg.MetadataValue.int(len(plan.waiting_for_collect)),
     }
 

@@ -4,27 +4,34 @@ What Label Studio Community (1.23) lets the API do, asserted by tests/integratio
 deactivating a user is ignored (``is_active`` is not writable), projects have no member list, but a member can
 be removed from the organization (they see no project any more; their annotations stay; only a re-invite
 brings them back). ``pause`` does that unless ``--keep-access``, and in every case records the pause in the
-label store: their votes from the pause on count for nothing in consensus until ``resume``, and the tasks
-they answered since get their overlap raised by one so another labeler makes up for the vote.
+label store: their votes from the pause on count for nothing in consensus until ``resume``, and every task whose
+live votes then fall below its overlap gets its overlap raised (audited in ``requeue_actions``, the same rule the
+queue stage applies on each run: ``resources/requeue.py``) so other labelers make up for the lost votes. A labeler
+paused with ``--keep-access`` (or by the gate) who answers later has those tasks raised by the next queue run.
+``resume`` never lowers an overlap: the votes given while paused stay excluded.
 """
 
 import argparse
 import datetime as dt
 import getpass
+from collections.abc import Sequence
 
-from labeling_assets.cli.common import label_store
+from labeling_assets.cli.common import label_store, project_classes
+from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.store.human_loop import (
     PAUSE,
     RESUME,
     labeler_ids_for,
     labeler_keys,
+    pause_intervals,
     pause_states,
     record_pause_event,
-    tasks_to_reopen,
 )
+from labeling_assets.core.store.queries import load_votes
 from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
+from labeling_assets.resources.requeue import requeue_lost_votes
 
 
 def _labeler(store: LabelStore, name: str) -> str:
@@ -34,10 +41,11 @@ def _labeler(store: LabelStore, name: str) -> str:
     return labeler_id
 
 
-def _client() -> LabelStudioClient:
+def _client() -> tuple[LabelStudioClient, int | None]:
+    """The Label Studio client and the project's id (None: not created yet)."""
     resource = LabelStudioResource()
     resource.check()
-    return resource.get_client()
+    return resource.get_client(), resource.find_project_id()
 
 
 def _since(text: str | None) -> dt.datetime:
@@ -52,9 +60,14 @@ def _since(text: str | None) -> dt.datetime:
 
 def pause(
     store: LabelStore, client: LabelStudioClient, name: str, *, reason: str | None, since: dt.datetime,
-    keep_access: bool, actor: str | None = None,
+    keep_access: bool, project_id: int | None, classes: Sequence[str], actor: str | None = None,
+    max_overlap: int = DEFAULT_MAX_OVERLAP,
 ) -> str:  # fmt: skip
-    """Pause one labeler; returns what was done (one line). See the module docstring."""
+    """Pause one labeler; returns what was done (one line). See the module docstring.
+
+    ``project_id``/``classes``: the labeling project and class list, whose tasks get their overlap raised where the
+    pause takes live votes away (None: no project yet, nothing to raise).
+    """
     labeler_id = _labeler(store, name)
     state = pause_states(store).get(labeler_id)
     if state is not None and state.paused:
@@ -69,9 +82,12 @@ def pause(
     else:
         effect = "not a member of the Label Studio organization any more"
     reopened = 0
-    for _item, task_id, _stored in tasks_to_reopen(store, labeler_id, since):
-        client.set_task_overlap(task_id, client.task_overlap(task_id) + 1)
-        reopened += 1
+    if project_id is not None:
+        pauses = dict(pause_intervals(store))
+        pauses[labeler_id] = [*pauses.get(labeler_id, []), (since, None)]
+        outcome = requeue_lost_votes(store, client, project_id, load_votes(store, list(classes)),
+                                     max_overlap=max_overlap, pauses=pauses, recreate=False)  # fmt: skip
+        reopened = len(outcome.raised)
     record_pause_event(store, labeler_id, PAUSE, reason=reason, actor=actor or getpass.getuser(),
                        label_studio_effect=effect, items_reopened=reopened, at=since)  # fmt: skip
     return f"paused {name} (Label Studio user {labeler_id}) from {since.isoformat()}: {effect}; {reopened} tasks reopened"
@@ -102,10 +118,13 @@ def cmd_labeler(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise ConfigurationError(f"labeler {args.action} needs a NAME (see `labeling-assets labeler list`)")
+    client, project_id = _client()
     if args.action == "pause":
-        print(pause(store, _client(), args.name, reason=args.reason, since=_since(args.since), keep_access=args.keep_access))
+        print(pause(store, client, args.name, reason=args.reason, since=_since(args.since),
+                    keep_access=args.keep_access, project_id=project_id, classes=project_classes(),
+                    max_overlap=args.max_overlap))  # fmt: skip
     else:
-        print(resume(store, _client(), args.name, reason=args.reason))
+        print(resume(store, client, args.name, reason=args.reason))
     return 0
 
 
@@ -118,5 +137,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument(
         "--keep-access", action="store_true",
         help="pause: leave them in the Label Studio organization (only the store-side exclusion)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-overlap", type=int, default=DEFAULT_MAX_OVERLAP,
+        help=f"pause: cap on a raised task overlap (default {DEFAULT_MAX_OVERLAP}, the queue's max_overlap)",
     )  # fmt: skip
     p.set_defaults(func=cmd_labeler)

@@ -69,6 +69,21 @@ def test_answers_that_stopped_counting_raise_the_overlap_by_as_many_once_and_nev
     assert plan_requeues([in_progress], max_overlap=5).raise_overlap == []  # just not labeled yet
 
 
+def test_votes_given_while_paused_reopen_the_task_by_as_many_and_the_audit_says_why() -> None:
+    paused = TaskState("a", 7, required=3, live_votes=2, held=3, in_label_studio=True, ls_overlap=3, paused_votes=1)
+    (step,) = plan_requeues([paused], max_overlap=5).raise_overlap
+    assert (step.overlap_from, step.overlap_to, step.paused_votes) == (3, 4, 1)
+    assert "1 by paused labelers" in step.reason and "class list" not in step.reason
+    both = TaskState("b", 8, required=3, live_votes=1, held=3, in_label_studio=True, ls_overlap=3, paused_votes=1)
+    (mixed,) = plan_requeues([both], max_overlap=5).raise_overlap
+    assert mixed.overlap_to == 5 and "1 by paused labelers, 1 not valid under the current class list" in mixed.reason
+    # After a resume the paused votes still do not count: the plan keeps the raised overlap, never lowers it.
+    resumed = TaskState("a", 7, required=3, live_votes=2, held=3, in_label_studio=True, ls_overlap=4, paused_votes=1)
+    assert plan_requeues([resumed], max_overlap=5).raise_overlap == []
+    filled = TaskState("a", 7, required=3, live_votes=3, held=4, in_label_studio=True, ls_overlap=4, paused_votes=1)
+    assert plan_requeues([filled], max_overlap=5).raise_overlap == []  # another labeler made up for it
+
+
 def test_class_list_diff_and_descendants_and_config_choices_round_trip() -> None:
     assert class_list_diff(["cat", "dog", "eel"], ["cat", "dog", "fox"]) == (["fox"], ["eel"])
     assert newest_descendant("a", {"a": "b", "b": "c"}) == "c" and newest_descendant("z", {}) is None

@@ -199,7 +199,7 @@ def test_a_paused_spammer_stops_affecting_consensus_and_community_allows_only_re
     overlap_before = loop.client.task_overlap(task_id)
 
     line = pause(loop.store, loop.client, "hl_spam", reason="gate failed", since=loop.spam_started,
-                 keep_access=False, actor="test")  # fmt: skip
+                 keep_access=False, project_id=project_id, classes=CLASSES, actor="test")  # fmt: skip
     assert "removed from the Label Studio organization" in line
     masked = next(u for u in loop.client.list_users() if u["id"] == spam_id)
     assert masked["username"] == "Deleted"  # Label Studio masks a removed member; we keep the name we knew

@@ -9,8 +9,9 @@ dataset version leaves the item out; its frozen split row stays for when it come
 
 Re-queue (what Label Studio 1.23 supports, DESIGN §4b): a task deleted in Label Studio cannot be restored,
 so the item gets a new task (once the deletion has reached the store as tombstones); a task that still
-exists but holds answers that no longer count (a removed class) gets its overlap raised by that many, so
-Label Studio's label stream hands it to new labelers until the live votes reach what the task asked for.
+exists but holds answers that no longer count (a removed class, or a labeler's votes given while paused) gets
+its overlap raised by that many, so Label Studio's label stream hands it to new labelers until the live votes
+reach what the task asked for. A resume never lowers it: votes given while paused stay excluded.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ TASK_MARKED: Final = "task_marked"
 TASK_GONE: Final = "task_gone"
 RESERVATION_WITHDRAWN: Final = "reservation_withdrawn"
 PENDING: Final = "pending"  # detected; Label Studio not told yet
+# Cap on a task's overlap when the pipeline raises it (QueueConfig.max_overlap, `labeler pause --max-overlap`).
+DEFAULT_MAX_OVERLAP: Final = 5
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class TaskState:
     held: int  # distinct labelers with a current (not deleted) annotation in the store
     in_label_studio: bool  # the task still exists there
     ls_overlap: int | None = None  # its overlap there
+    paused_votes: int = 0  # valid votes that do not count because their labeler was paused when giving them
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class Requeue:
     overlap_from: int | None
     overlap_to: int | None
     reason: str
+    paused_votes: int = 0  # of the answers that no longer count, those given while their labeler was paused
 
 
 @dataclass
@@ -173,10 +178,18 @@ def plan_requeues(tasks: Sequence[TaskState], *, max_overlap: int) -> RequeuePla
             continue
         plan.raise_overlap.append(
             Requeue(t.item_id, t.ls_task_id, OVERLAP_RAISED_FOR_LOST_VOTES, current, want,
-                    f"{not_counting} answers no longer count (class removed); {t.live_votes} of {t.required} "
-                    "live votes")
+                    f"{not_counting} answers no longer count ({_why_not_counting(t, not_counting)}); "
+                    f"{t.live_votes} of {t.required} live votes", min(t.paused_votes, not_counting))
         )
     return plan
+
+
+def _why_not_counting(t: TaskState, not_counting: int) -> str:
+    paused = min(t.paused_votes, not_counting)
+    parts = [f"{paused} by paused labelers"] if paused else []
+    if not_counting > paused:
+        parts.append(f"{not_counting - paused} not valid under the current class list")
+    return ", ".join(parts)
 
 
 def newest_descendant(item_id: str, replaced_by: Mapping[str, str]) -> str | None:

@@ -19,13 +19,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from labeling_assets.core.labelstudio.config import label_from_result
-from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop_schema import (
     adjudications_table,
     labeler_pauses_table,
     review_tasks_table,
 )
-from labeling_assets.core.store.schema import LabelStore, labelers_table, tasks_table, utcnow
+from labeling_assets.core.store.schema import LabelStore, labelers_table, utcnow
 
 PAUSE = "pause"
 RESUME = "resume"
@@ -225,23 +224,6 @@ def review_backlog(store: LabelStore) -> dict[str, int]:
     queued = {r["item_id"] for r in store.fetch(sa.select(review_tasks_table.c.item_id))}
     answered = set(adjudicated_labels(store).index)
     return {"queued": len(queued), "answered": len(queued & answered), "waiting": len(queued - answered)}
-
-
-def tasks_to_reopen(store: LabelStore, labeler_id: str, since: dt.datetime) -> list[tuple[str, int, int]]:
-    """(item_id, ls_task_id, current overlap) of the tasks where the labeler's votes since ``since`` no longer
-    count: each needs one more annotator to make up for the excluded vote."""
-    votes = current_annotations_cached(store)
-    if votes.empty:
-        return []
-    created = pd.to_datetime(votes["created_at"], utc=True, errors="coerce")
-    mine = votes[(votes["labeler_id"].astype(str) == labeler_id) & (created >= pd.Timestamp(since))]
-    items = sorted(set(mine["item_id"].astype(str)))
-    if not items:
-        return []
-    t = tasks_table
-    rows = store.fetch(sa.select(t.c.item_id, t.c.ls_task_id, t.c.required_annotations)
-                       .where(t.c.item_id.in_(items), t.c.ls_task_id.isnot(None)))  # fmt: skip
-    return [(r["item_id"], int(r["ls_task_id"]), int(r["required_annotations"])) for r in rows]
 
 
 def expert_answers(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.adjudication import Interval, exclude_paused
 from labeling_assets.core.consensus.retraction import (
     PENDING,
     RESERVATION_WITHDRAWN,
@@ -31,6 +32,7 @@ from labeling_assets.core.consensus.review_routing import (
     ReviewRequest,
 )
 from labeling_assets.core.store.derived_schema import item_conflicts_table, requeue_actions_table
+from labeling_assets.core.store.human_loop import pause_intervals
 from labeling_assets.core.store.queries import SUPERSEDED, StoreVotes
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -199,13 +201,21 @@ def raised_task_overlaps(store: LabelStore, project_id: int) -> dict[int, int]:
 
 
 def requeue_task_states(
-    store: LabelStore, project_id: int, loaded: StoreVotes, remote_overlaps: Mapping[int, int]
+    store: LabelStore,
+    project_id: int,
+    loaded: StoreVotes,
+    remote_overlaps: Mapping[int, int],
+    pauses: Mapping[str, Sequence[Interval]] | None = None,
 ) -> list[TaskState]:
     """Every active item with a linked task in ``project_id``, with its live votes and Label Studio state.
 
-    ``remote_overlaps``: Label Studio task id -> overlap of every task the project holds now.
+    ``remote_overlaps``: Label Studio task id -> overlap of every task the project holds now. ``pauses``
+    (default: the store's pause history): a vote a labeler gave while paused is not live, as in consensus.
     """
-    live = loaded.votes.frame.groupby("item_id")["labeler_id"].nunique().to_dict()
+    valid = loaded.votes.frame
+    kept, _ = exclude_paused(valid, pause_intervals(store) if pauses is None else pauses)
+    every = valid.groupby("item_id")["labeler_id"].nunique().to_dict() if not valid.empty else {}
+    live = kept.groupby("item_id")["labeler_id"].nunique().to_dict() if not kept.empty else {}
     rows = store.fetch(
         sa.select(tasks_table.c.item_id, tasks_table.c.ls_task_id, tasks_table.c.required_annotations)
         .join(items_table, items_table.c.item_id == tasks_table.c.item_id)
@@ -224,6 +234,7 @@ def requeue_task_states(
             held=int(loaded.held.get(r["item_id"], 0)),
             in_label_studio=int(r["ls_task_id"]) in remote_overlaps,
             ls_overlap=remote_overlaps.get(int(r["ls_task_id"])),
+            paused_votes=int(every.get(r["item_id"], 0)) - int(live.get(r["item_id"], 0)),
         )
         for r in rows
     ]
