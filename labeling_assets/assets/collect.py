@@ -20,9 +20,9 @@ from labeling_assets.core.store.labelstudio_sync import (
     labeler_ids,
     sync_annotations,
 )
-from labeling_assets.core.store.schema import utcnow
+from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.partitions import LABELERS
-from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 
 
@@ -58,12 +58,35 @@ def annotations(
 ) -> dg.MaterializeResult[None]:
     """Append-only versions of the Label Studio annotations: edits become new versions, deletions tombstones."""
     store = label_store.get_store()
-    project_id = label_studio.find_project_id()
-    if project_id is None:
+    project_ids = label_studio.labeling_project_ids()  # the shared project, or every labeler's (blind mode)
+    if not project_ids:
         raise dg.Failure(
             f"Label Studio project {label_studio.resolved_project_title!r} does not exist: materialize labeling_tasks first"
         )
     client = label_studio.get_client()
+    synced = [_sync_project(context, store, client, project_id, config) for project_id in project_ids]
+    reason, report = synced[0] if len(synced) == 1 else _folded(synced)
+    # Every labeler in the store gets a partition keyed by their Label Studio name (idempotent, and repairs a
+    # crash after the store commit); the numeric id stays the store's key.
+    keys = record_labeler_names(store, client.list_users())
+    added = _add_labeler_partitions(context.instance, sorted(keys[i] for i in labeler_ids(store)))
+    return dg.MaterializeResult(
+        metadata={
+            "project_id": dg.MetadataValue.int(project_ids[0]),
+            **({"blind_projects_synced": dg.MetadataValue.json(project_ids)} if label_studio.blind else {}),
+            "sync_mode": dg.MetadataValue.text(report.mode),
+            "full_sync_reason": dg.MetadataValue.text(reason or "-"),
+            **_sync_metadata(report, annotation_totals(store)),
+            "labeler_partitions_added": dg.MetadataValue.int(len(added)),
+        }
+    )
+
+
+def _sync_project(
+    context: dg.AssetExecutionContext, store: LabelStore, client: LabelStudioClient, project_id: int,
+    config: CollectConfig,
+) -> tuple[str | None, SyncReport]:  # fmt: skip
+    """Sync one project (its own cursor, watermark and full-reconciliation clock); (full sync reason, report)."""
     cursor = sync_cursor(store, project_id)
     every = dt.timedelta(hours=config.full_every_hours) if config.full_every_hours else None
     reason = full_sync_reason(cursor, utcnow(), every=every, on_demand=config.full)
@@ -79,7 +102,7 @@ def annotations(
         report = sync_annotations(
             store, project_id, remote, snapshot_at=snapshot_at, changes_since=server_now, task_number=task_number,
             drift_before=drift_before,
-        )
+        )  # fmt: skip
     else:
         assert cursor.changes_since is not None
         pages = client.changed_tasks_since(project_id, cursor.changes_since - overlap, page_size=config.page_size)
@@ -88,19 +111,17 @@ def annotations(
             remote_task_ids=lambda: client.task_ids(project_id),
         )  # fmt: skip
     context.log.log(*_outcome_line(project_id, report))
-    # Every labeler in the store gets a partition keyed by their Label Studio name (idempotent, and repairs a
-    # crash after the store commit); the numeric id stays the store's key.
-    keys = record_labeler_names(store, client.list_users())
-    added = _add_labeler_partitions(context.instance, sorted(keys[i] for i in labeler_ids(store)))
-    return dg.MaterializeResult(
-        metadata={
-            "project_id": dg.MetadataValue.int(project_id),
-            "sync_mode": dg.MetadataValue.text(report.mode),
-            "full_sync_reason": dg.MetadataValue.text(reason or "-"),
-            **_sync_metadata(report, annotation_totals(store)),
-            "labeler_partitions_added": dg.MetadataValue.int(len(added)),
-        }
-    )
+    return reason, report
+
+
+def _folded(synced: list[tuple[str | None, SyncReport]]) -> tuple[str | None, SyncReport]:
+    """Blind mode: the projects' syncs as one (counts added; the mode "mixed" when they differ)."""
+    modes = {r.mode for _, r in synced}
+    total = SyncReport(mode=modes.pop() if len(modes) == 1 else "mixed")
+    for _, r in synced:
+        total.add(r)
+    reasons = sorted({why for why, _ in synced if why})
+    return ("; ".join(reasons) or None), total
 
 
 def _add_labeler_partitions(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_
 from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.labelstudio.config import choices_label_config, config_layout, wanted_layout
+from labeling_assets.core.labelstudio.blind import assign_blind
 from labeling_assets.core.labelstudio.tasks import (
     PrelabelVisibility,
     QueuedItem,
@@ -28,7 +29,9 @@ from labeling_assets.core.store.labelstudio_sync import (
     newest_prelabels,
     pending_tasks,
     queue_candidates,
+    reserve_assigned_tasks,
     reserve_tasks,
+    task_counts,
 )
 from labeling_assets.core.store.queries import load_votes
 from labeling_assets.core.store.reviews import (
@@ -89,6 +92,8 @@ def labeling_tasks(
     """Label Studio tasks, one per queued item (never two), ordered by prelabel uncertainty with gold interleaved."""
     store = label_store.get_store()
     client = label_studio.get_client()
+    if label_studio.blind:  # one project per labeler (core/labelstudio/blind.py)
+        return _queue_blind(context, config, store, client, label_studio, project)
     multi = is_multi_label(project.task_type)
     project_id = label_studio.ensure_project(
         classes=project.classes,
@@ -131,6 +136,58 @@ def labeling_tasks(
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
             **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
             **followed,
+        }
+    )
+
+
+def _queue_blind(
+    context: dg.AssetExecutionContext,
+    config: QueueConfig,
+    store: LabelStore,
+    client: LabelStudioClient,
+    label_studio: LabelStudioResource,
+    project: ProjectSettings,
+) -> dg.MaterializeResult[None]:
+    """Blind mode: each selected item goes to ``config.overlap`` labelers' own projects (the least loaded first),
+    one task per project, reserved in one transaction, then pushed and linked per project as in the shared mode."""
+    projects = label_studio.ensure_blind_projects(classes=project.classes)
+    for project_id in projects.values():
+        label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
+    ids = list(projects.values())
+    queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
+                         strategy=config.strategy, seed=config.seed)  # fmt: skip
+    load = task_counts(store, ids)
+    plan = assign_blind([q.item_id for q in queue], list(projects), config.overlap,
+                        {name: load.get(pid, 0) for name, pid in projects.items()})  # fmt: skip
+    by_item = {q.item_id: q for q in queue}
+    reserved = reserve_assigned_tasks(store, {projects[n]: [by_item[i] for i in items] for n, items in plan.items()})
+    pushed, linked, per_labeler = 0, 0, dict[str, int]()
+    for name, project_id in projects.items():
+        linked += link_tasks(store, project_id, client.task_ids_by_item(project_id))
+        pending = pending_tasks(store, project_id)
+        shown = visible_prelabels(newest_prelabels(store, [p["item_id"] for p in pending]), pending,
+                                  config.prelabel_visibility)  # fmt: skip
+        payloads = build_payloads(pending, shown, project.data_path)
+        leaks = payload_leaks(payloads, gold_labels(store, [p["item_id"] for p in pending]))
+        if leaks:
+            raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
+        pushed += _push(context, client, project_id, payloads)
+        linked += link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
+        per_labeler[name] = sum(linked_task_counts(store, project_id).values())
+    context.log.info(f"blind mode: {len(queue)} items to {config.overlap} of {len(projects)} labelers' projects; "
+                     f"{pushed} tasks pushed")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "blind_labeling": dg.MetadataValue.bool(True),
+            "blind_projects": dg.MetadataValue.json({name: pid for name, pid in projects.items()}),
+            "tasks_per_labeler": dg.MetadataValue.json(per_labeler),
+            "selected": dg.MetadataValue.int(len(queue)),
+            "reserved": dg.MetadataValue.int(reserved),
+            "pushed": dg.MetadataValue.int(pushed),
+            "linked": dg.MetadataValue.int(linked),
+            "new_gold": dg.MetadataValue.int(sum(1 for q in queue if q.is_gold)),
+            "overlap": dg.MetadataValue.int(config.overlap),
+            "strategy": dg.MetadataValue.text(config.strategy),
         }
     )
 

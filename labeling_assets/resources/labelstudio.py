@@ -19,6 +19,7 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.errors import connection_reason, display_url, one_line
+from labeling_assets.core.labelstudio.blind import blind_title, check_blind_labelers
 from labeling_assets.core.labelstudio.config import (
     choice_result,
     choices_label_config,
@@ -698,6 +699,12 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
     timeout_s: float = Field(
         default=120.0, description="Per-request timeout (exports of big projects take time)."
     )
+    blind_labelers: list[str] = Field(
+        default_factory=list,
+        description="Blind labeling: these Label Studio usernames each get their own project '<project_title> — "
+        "<name>' holding only the tasks assigned to them (an item's overlap = how many of these projects receive "
+        "it), merged in the store by item. Empty (the default): one shared project. README: 'Blind labeling'.",
+    )
     local_files_document_root: str | None = Field(
         default=None,
         description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT when it sees the project's data folder "
@@ -766,6 +773,33 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
             multi_label=multi_label,
             allow_empty=allow_empty,
         )
+
+    @property
+    def blind(self) -> bool:
+        """Blind mode: one project per labeler in ``blind_labelers`` instead of one shared project."""
+        return bool(self.blind_labelers)
+
+    def _blind_titles(self) -> dict[str, str]:
+        try:
+            names = check_blind_labelers(self.blind_labelers)
+        except ValueError as exc:
+            raise LabelStudioNotConfigured(str(exc)) from None
+        return {name: blind_title(self.resolved_project_title, name) for name in names}
+
+    def ensure_blind_projects(self, *, classes: Sequence[str]) -> dict[str, int]:
+        """Blind mode: labeler name -> the id of their own project (overlap 1), created when missing."""
+        client = self.get_client()
+        return {name: client.ensure_project(title=title, classes=classes, overlap=1)
+                for name, title in self._blind_titles().items()}  # fmt: skip
+
+    def labeling_project_ids(self) -> list[int]:
+        """The projects labelers answer in, without creating any: the shared one, or (blind mode) every labeler's
+        project that exists. Empty when none exists yet."""
+        if not self.blind:
+            found = self.find_project_id()
+            return [found] if found is not None else []
+        by_title = {p.get("title"): int(p["id"]) for p in self.get_client().list_projects()}
+        return sorted(by_title[t] for t in self._blind_titles().values() if t in by_title)
 
     def find_project_id(self) -> int | None:
         """The project id without creating anything (None when the project does not exist yet)."""

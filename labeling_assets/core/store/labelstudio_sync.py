@@ -32,9 +32,11 @@ from labeling_assets.core.store.schema import (
 # --- tasks -------------------------------------------------------------------------------------
 
 
-def queue_candidates(store: LabelStore, project_id: int) -> list[Candidate]:
-    """Active items with no task in this project yet, with their newest prelabel when one exists."""
-    queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id == project_id)
+def queue_candidates(store: LabelStore, project_id: int | Sequence[int]) -> list[Candidate]:
+    """Active items with no task in this project (or in any of these: blind mode) yet, with their newest prelabel
+    when one exists."""
+    ids = [project_id] if isinstance(project_id, int) else list(project_id)
+    queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id.in_(ids))
     rows = store.fetch(
         sa.select(items_table.c.item_id, items_table.c.gold_label).where(
             items_table.c.status == "active", items_table.c.item_id.notin_(queued)
@@ -95,6 +97,37 @@ def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem
         for chunk in chunked(rows, 1000):
             conn.execute(tasks_table.insert(), list(chunk))
     return len(rows)
+
+
+def reserve_assigned_tasks(
+    store: LabelStore, assigned: Mapping[int, Sequence[QueuedItem]], *, overlap: int = 1
+) -> int:
+    """Blind mode: reserve each project's assigned items in one transaction (a crash never leaves an item with
+    only some of its projects, which would leave it short of labelers for good); skips items already recorded."""
+    rows = []
+    with store.begin() as conn:
+        for project_id, queue in assigned.items():
+            wanted = [q.item_id for q in queue]
+            existing = {r[0] for chunk in chunked(wanted, 900) for r in conn.execute(
+                sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id == project_id,
+                                                       tasks_table.c.item_id.in_(chunk)))}  # fmt: skip
+            rows += [{"item_id": q.item_id, "ls_project_id": project_id, "required_annotations": overlap,
+                      "is_gold": q.is_gold, "priority": q.priority,
+                      "model_version": q.model_version if q.probs else None}
+                     for q in queue if q.item_id not in existing]  # fmt: skip
+        for chunk in chunked(rows, 1000):
+            conn.execute(tasks_table.insert(), list(chunk))
+    return len(rows)
+
+
+def task_counts(store: LabelStore, project_ids: Sequence[int]) -> dict[int, int]:
+    """Tasks recorded (reserved or pushed) per project."""
+    if not project_ids:
+        return {}
+    t = tasks_table
+    rows = store.fetch(sa.select(t.c.ls_project_id, sa.func.count().label("n"))
+                       .where(t.c.ls_project_id.in_(list(project_ids))).group_by(t.c.ls_project_id))  # fmt: skip
+    return {int(r["ls_project_id"]): int(r["n"]) for r in rows}
 
 
 def pending_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:

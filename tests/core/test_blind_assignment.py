@@ -1,0 +1,32 @@
+"""Blind labeling's pure rules (core/labelstudio/blind.py): who receives an item, project titles, valid names."""
+
+import pytest
+
+from labeling_assets.core.labelstudio.blind import assign_blind, blind_title, check_blind_labelers
+
+
+def test_each_item_goes_to_overlap_distinct_labelers_and_the_projects_stay_level() -> None:
+    plan = assign_blind([f"i{n}" for n in range(6)], ["ann", "bob", "cy"], overlap=2)
+    receivers = {
+        item: sorted(n for n, items in plan.items() if item in items) for item in (f"i{n}" for n in range(6))
+    }
+    assert all(len(names) == 2 for names in receivers.values())
+    assert {name: len(items) for name, items in plan.items()} == {"ann": 4, "bob": 4, "cy": 4}
+    assert plan == assign_blind([f"i{n}" for n in range(6)], ["ann", "bob", "cy"], overlap=2)  # deterministic
+
+
+def test_the_least_loaded_labelers_receive_new_items_first() -> None:
+    plan = assign_blind(["x", "y", "z"], ["ann", "bob", "cy"], overlap=1, load={"ann": 5, "bob": 0, "cy": 1})
+    assert plan == {"ann": [], "bob": ["x", "y"], "cy": ["z"]}  # y: bob and cy tie at 1, bob is listed first
+
+
+def test_overlap_above_the_crowd_gives_every_labeler_the_item() -> None:
+    assert assign_blind(["x"], ["ann", "bob"], overlap=5) == {"ann": ["x"], "bob": ["x"]}
+
+
+def test_titles_and_names() -> None:
+    assert blind_title("digits", "ann") == "digits — ann"
+    assert check_blind_labelers([" ann ", "bob"]) == ["ann", "bob"]
+    for bad in (["ann", "ann"], ["review"], [""]):
+        with pytest.raises(ValueError, match="blind_labelers"):
+            check_blind_labelers(bad)

@@ -1,0 +1,168 @@
+"""Blind labeling on a real Label Studio: one project per labeler, merged in the store by item.
+
+Six items (two hidden gold), three labelers who can log in, overlap 2: every item reaches exactly two labelers'
+own projects; a labeler opening their task sees only their own answer although the item holds another's; the store
+merges both projects' votes by item, and edits and deletions in one project version the right rows.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pytest
+import requests
+from PIL import Image
+
+from labeling_assets.assets import collect, queue
+from labeling_assets.core.labelstudio.blind import blind_title
+from labeling_assets.core.store.queries import current_annotations, load_votes
+from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
+from labeling_assets.local.labelstudio_accounts import NewAccount, add_user
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from tests.labelstudio_server import LabelStudioServer
+
+pytestmark = pytest.mark.labelstudio
+
+CLASSES = ["cat", "dog", "bird"]
+N_ITEMS = 6
+GOLD = {0, 1}
+OVERLAP = 2
+
+
+@dataclass
+class Blind:
+    store: LabelStore
+    instance: dg.DagsterInstance
+    resources: dict[str, Any]
+    client: LabelStudioClient
+    accounts: dict[str, NewAccount]  # username -> account
+    projects: dict[str, int]  # username -> their project id
+    items: list[str]
+
+    def run(self, assets: list[Any], run_config: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = dg.materialize(assets, resources=self.resources, instance=self.instance, run_config=run_config)
+        assert result.success
+        meta = result.asset_materializations_for_node(assets[-1].key.path[-1])[0].metadata
+        return {k: v.value for k, v in meta.items()}
+
+    def tasks_of(self, name: str) -> dict[str, dict[str, Any]]:
+        """item_id -> task (with annotations) in ``name``'s project."""
+        return {t["data"]["item_id"]: t for t in self.client.iter_tasks(self.projects[name], fields="all")}
+
+    def session(self, name: str) -> requests.Session:
+        """Logged in as ``name`` through the login form, as a person's browser is."""
+        account, http, url = self.accounts[name], requests.Session(), self.client.url
+        http.get(f"{url}/user/login/", timeout=30).raise_for_status()
+        http.post(f"{url}/user/login/", data={"email": account.email, "password": account.password,
+                  "csrfmiddlewaretoken": http.cookies["csrftoken"]}, headers={"Referer": f"{url}/user/login/"},
+                  timeout=30).raise_for_status()  # fmt: skip
+        return http
+
+
+def _label(i: int, name: str) -> str:
+    return CLASSES[(i + (name.endswith("c"))) % 3]  # labeler c disagrees with the others everywhere
+
+
+@pytest.fixture(scope="module")
+def blind(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
+    folder = tmp_path_factory.mktemp("blind")
+    (folder / "raw").mkdir()
+    store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
+    store.migrate()
+    items, rows = [], []
+    for i in range(N_ITEMS):
+        item_id = hashlib.sha256(f"blind-{folder.name}-{i}".encode()).hexdigest()
+        Image.new("RGB", (32, 32), ["#c33", "#3a3", "#33c"][i % 3]).save(folder / "raw" / f"{item_id}.png")
+        items.append(item_id)
+        rows.append({"item_id": item_id, "uri": str(folder / "raw" / f"{item_id}.png"), "source_path": f"{i}.png",
+                     "n_bytes": 100, "ingested_at": utcnow(), "status": "active",
+                     "gold_label": CLASSES[i % 3] if i in GOLD else None})  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(items_table.insert(), rows)
+    client = label_studio.client()
+    tag = folder.name[-6:]
+    accounts = {}
+    for who in ("a", "b", "c"):
+        account = add_user(client, f"blind.{who}.{tag}@labeling-assets.local", "annotator")
+        username = next(str(u["username"]) for u in client.list_users() if int(u["id"]) == account.user_id)
+        accounts[username] = account
+    title = f"blind-{folder.name}"
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "label_studio": LabelStudioResource(url=label_studio.url, api_key=label_studio.token, project_title=title,
+                                            blind_labelers=list(accounts)),  # fmt: skip
+        "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        blind = Blind(store, instance, resources, client, accounts, {}, items)
+        push = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.34, "overlap": OVERLAP}}}}
+        for _ in range(3):  # later pushes drain what the gold rate held back
+            meta = blind.run([queue.labeling_tasks], push)
+        blind.projects = {name: int(pid) for name, pid in meta["blind_projects"].items()}
+        for name in accounts:
+            for item_id, task in blind.tasks_of(name).items():
+                i = items.index(item_id)
+                client.create_annotation(task["id"], _label(i, name), completed_by=accounts[name].user_id)
+        blind.run([collect.annotations])
+        yield blind
+    store.dispose()
+
+
+def test_each_labeler_gets_an_own_project_and_each_item_reaches_overlap_of_them(blind: Blind) -> None:
+    titles = {p["id"]: p["title"] for p in blind.client.list_projects()}
+    title = blind.resources["label_studio"].resolved_project_title
+    assert {name: titles[pid] for name, pid in blind.projects.items()} == {n: blind_title(title, n) for n in blind.accounts}
+    assert title not in titles.values()  # no shared project: nobody's task holds another labeler's answer
+    holders = {i: [n for n in blind.accounts if i in blind.tasks_of(n)] for i in blind.items}
+    assert all(len(names) == OVERLAP for names in holders.values())
+    assert sorted(len(blind.tasks_of(n)) for n in blind.accounts) == [4, 4, 4]  # 6 items x 2, levelled
+    for name in blind.accounts:  # hidden gold stays hidden in every project
+        assert all("gold" not in " ".join(task["data"]) for task in blind.tasks_of(name).values())
+    again = blind.run([queue.labeling_tasks], {"ops": {"labeling_tasks": {"config": {"overlap": OVERLAP}}}})
+    assert again["pushed"] == 0 and again["reserved"] == 0  # idempotent: never a second task per project and item
+
+
+def test_a_labeler_opening_their_task_sees_only_their_own_answer(blind: Blind) -> None:
+    a, b = list(blind.accounts)[:2]
+    shared = next(i for i in blind.tasks_of(a) if i in blind.tasks_of(b))  # an item both of them answered
+    seen = blind.session(a).get(f"{blind.client.url}/api/tasks/{blind.tasks_of(a)[shared]['id']}/", timeout=30).json()
+    authors = {x["completed_by"]["id"] if isinstance(x["completed_by"], dict) else x["completed_by"]
+               for x in seen["annotations"]}  # fmt: skip
+    assert authors == {blind.accounts[a].user_id}  # b's answer on the same item is not in a's task
+    # Community has no project membership: a's account still lists b's project. Blind mode removes the anchor
+    # from the work a labeler is given; it is not access control (README).
+    listed = blind.session(a).get(f"{blind.client.url}/api/projects/", params={"page_size": 100}, timeout=30).json()
+    listed_ids = {p["id"] for p in (listed["results"] if isinstance(listed, dict) else listed)}
+    assert blind.projects[b] in listed_ids
+
+
+def test_the_store_merges_the_projects_votes_by_item(blind: Blind) -> None:
+    votes = load_votes(blind.store, CLASSES).votes.frame
+    assert len(votes) == N_ITEMS * OVERLAP
+    assert votes.groupby("item_id")["labeler_id"].nunique().to_dict() == {i: OVERLAP for i in blind.items}
+    by_labeler = {str(acc.user_id): name for name, acc in blind.accounts.items()}
+    for row in votes.itertuples():
+        assert row.label == _label(blind.items.index(row.item_id), by_labeler[str(row.labeler_id)])
+
+
+def test_edits_and_deletions_in_one_labelers_project_version_only_their_rows(blind: Blind) -> None:
+    b, c = list(blind.accounts)[1:]
+    item, task = next(iter(blind.tasks_of(b).items()))
+    [edited] = task["annotations"]
+    blind.client.update_annotation(int(edited["id"]), "bird" if _label(0, b) != "bird" else "dog")
+    gone_item, gone_task = next(iter(blind.tasks_of(c).items()))
+    blind.client.delete_annotation(int(gone_task["annotations"][0]["id"]))
+    meta = blind.run([collect.annotations])
+    assert (meta["new"], meta["updated"], meta["deleted"]) == (0, 1, 1)
+    assert meta["blind_projects_synced"] == sorted(blind.projects.values())
+    rows = blind.store.fetch(annotations_table.select().where(annotations_table.c.ls_annotation_id == edited["id"]))
+    assert [(r["version"], r["ls_task_id"]) for r in rows] == [(1, task["id"]), (2, task["id"])]
+    current = current_annotations(blind.store)
+    assert len(current) == N_ITEMS * OVERLAP - 1 and (current["item_id"] == gone_item).sum() == OVERLAP - 1
+    assert (current["item_id"] == item).sum() == OVERLAP  # the other labeler's vote on it is untouched
+    resync = blind.run([collect.annotations])
+    assert (resync["new"], resync["updated"], resync["deleted"]) == (0, 0, 0)
