@@ -15,6 +15,7 @@ from labeling_assets.core.consensus.review_routing import plan_overlap_raises
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.labelstudio.config import config_layout, is_multi_label_config
 from labeling_assets.core.labelstudio.review import review_label_config, review_title
+from labeling_assets.core.store.blind_tasks import blind_open_requests
 from labeling_assets.core.store.human_loop import (
     adjudicated_labels,
     expert_answers,
@@ -51,8 +52,8 @@ def adjudications(
 ) -> dg.MaterializeResult[None]:
     """Expert answers from the Label Studio review project, and the items still needing one queued there."""
     store = label_store.get_store()
-    main_id = label_studio.find_project_id()
-    if main_id is None:
+    labeling_ids = label_studio.labeling_project_ids()  # the shared project, or every labeler's (blind mode)
+    if not labeling_ids:
         raise dg.Failure(f"Label Studio project {label_studio.resolved_project_title!r} does not exist yet")
     client = label_studio.get_client()
     title = review_title(label_studio.resolved_project_title)
@@ -73,7 +74,8 @@ def adjudications(
     new_answers = record_adjudications(store, answers)
     # Pull first, push second: an item answered since the last run is not queued again.
     done = set(review_tasks(store, review_id)) | set(adjudicated_labels(store).index)
-    plan = plan_overlap_raises(open_review_requests(store, main_id), max_overlap=config.max_overlap)
+    requests = blind_open_requests(store, labeling_ids) if label_studio.blind else open_review_requests(store, labeling_ids[0])
+    plan = plan_overlap_raises(requests, max_overlap=config.max_overlap)
     wanted = {r.item_id: r.reason for r in plan.needs_expert if r.item_id not in done}
     client.import_tasks(review_id, review_payloads(store, wanted, list(project.classes), project.data_path))
     ids = client.task_ids_by_item(review_id)

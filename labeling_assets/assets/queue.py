@@ -7,10 +7,15 @@ from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS, QUEUE_POOL
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_GONE, TASK_MARKED
-from labeling_assets.core.consensus.review_routing import OpenRequest, overlap_drift, plan_overlap_raises
+from labeling_assets.core.consensus.review_routing import (
+    OpenRequest,
+    OverlapPlan,
+    overlap_drift,
+    plan_overlap_raises,
+)
 from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.labelstudio.blind import assign_blind, plan_blind_top_up
 from labeling_assets.core.labelstudio.config import choices_label_config, config_layout, wanted_layout
-from labeling_assets.core.labelstudio.blind import assign_blind
 from labeling_assets.core.labelstudio.tasks import (
     PrelabelVisibility,
     QueuedItem,
@@ -21,7 +26,9 @@ from labeling_assets.core.labelstudio.tasks import (
     shown_model_version,
     visible_prelabels,
 )
+from labeling_assets.core.store.blind_tasks import blind_items, blind_open_requests, record_blind_top_up
 from labeling_assets.core.store.consensus_versions import record_class_list
+from labeling_assets.core.store.human_loop import labeler_ids_for, pause_intervals, paused_since
 from labeling_assets.core.store.labelstudio_sync import (
     gold_labels,
     link_tasks,
@@ -154,6 +161,7 @@ def _queue_blind(
     for project_id in projects.values():
         label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
     ids = list(projects.values())
+    topped_up, review_plan = _blind_top_up(store, projects, project, config)
     queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
                          strategy=config.strategy, seed=config.seed)  # fmt: skip
     load = task_counts(store, ids)
@@ -174,8 +182,8 @@ def _queue_blind(
         pushed += _push(context, client, project_id, payloads)
         linked += link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
         per_labeler[name] = sum(linked_task_counts(store, project_id).values())
-    context.log.info(f"blind mode: {len(queue)} items to {config.overlap} of {len(projects)} labelers' projects; "
-                     f"{pushed} tasks pushed")  # fmt: skip
+    context.log.info(f"blind mode: {len(queue)} items to {config.overlap} of {len(projects)} labelers' projects, "
+                     f"{topped_up} sent to one more labeler; {pushed} tasks pushed")  # fmt: skip
     return dg.MaterializeResult(
         metadata={
             "blind_labeling": dg.MetadataValue.bool(True),
@@ -188,8 +196,31 @@ def _queue_blind(
             "new_gold": dg.MetadataValue.int(sum(1 for q in queue if q.is_gold)),
             "overlap": dg.MetadataValue.int(config.overlap),
             "strategy": dg.MetadataValue.text(config.strategy),
+            "sent_to_more_labelers": dg.MetadataValue.int(topped_up),
+            "more_annotators_at_max_overlap": dg.MetadataValue.int(len(review_plan.at_cap)),
+            "expert_review_open": dg.MetadataValue.int(len(review_plan.needs_expert)),
+            "expert_review": dg.MetadataValue.md(_expert_table(review_plan.needs_expert)),
         }
     )
+
+
+def _blind_top_up(
+    store: LabelStore, projects: dict[str, int], project: ProjectSettings, config: QueueConfig
+) -> tuple[int, OverlapPlan]:
+    """Blind mode's overlap raise: items short of answers that count (a labeler paused, a vote deleted or of a
+    removed class, a review request for one more labeler) go to more labelers' projects (core/labelstudio/blind.py)."""
+    review_plan = plan_overlap_raises(blind_open_requests(store, list(projects.values())), max_overlap=config.max_overlap)
+    wants = {r.item_id: r.overlap_to for r in review_plan.raises}
+    pauses = pause_intervals(store)
+    items = blind_items(store, projects, load_votes(store, list(project.classes)), pauses, overlap=config.overlap,
+                        wants=wants)  # fmt: skip
+    ids = labeler_ids_for(store, list(projects))
+    paused_now = paused_since(store)
+    paused = {name for name, labeler_id in ids.items() if labeler_id in paused_now}
+    load = task_counts(store, list(projects.values()))
+    steps = plan_blind_top_up(items, list(projects), paused=paused, max_overlap=config.max_overlap,
+                              load={name: load.get(pid, 0) for name, pid in projects.items()})  # fmt: skip
+    return record_blind_top_up(store, steps, projects), review_plan
 
 
 def _push(

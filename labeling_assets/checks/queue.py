@@ -15,10 +15,9 @@ def gold_never_in_task_data(
     label_store: LabelStoreResource, label_studio: LabelStudioResource
 ) -> dg.AssetCheckResult:
     """What Label Studio actually holds (task data, predictions, annotations of gold tasks) reveals no gold answer."""
-    project_id = label_studio.find_project_id()
-    if project_id is None:
-        return dg.AssetCheckResult(passed=True, metadata={"tasks_checked": dg.MetadataValue.int(0)})
-    remote = list(label_studio.get_client().iter_tasks(project_id, fields="all"))
+    client = label_studio.get_client()
+    # The shared project, or every labeler's own project (blind mode); none yet: nothing to check.
+    remote = [t for pid in label_studio.labeling_project_ids() for t in client.iter_tasks(pid, fields="all")]
     gold = gold_labels(label_store.get_store())
     # Annotations on gold tasks are the crowd's answers, not leaks: check what was SENT (data, predictions).
     sent: list[dict[str, Any]] = [{"data": t.get("data") or {}, "predictions": t.get("predictions") or []} for t in remote]

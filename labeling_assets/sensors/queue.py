@@ -72,11 +72,14 @@ def queue_top_up_sensor(
     if (pending := intake_pending(context.instance)) is not None:
         return dg.SkipReason(pending)
     try:
-        project_id = label_studio.find_project_id()
-        tasks, finished = label_studio.get_client().task_progress(project_id) if project_id else (0, 0)
+        project_ids = label_studio.labeling_project_ids()  # the shared project, or every labeler's (blind mode)
+        progress = [label_studio.get_client().task_progress(pid) for pid in project_ids]
     except LabelStudioError as exc:
         return dg.SkipReason(f"Label Studio unavailable at {label_studio.resolved_url}: {exc}")
-    state = automation.QueueState(project_id, tasks, finished, unqueued_item_count(label_store.get_store(), project_id))
+    project_id = project_ids[0] if project_ids else None
+    tasks, finished = sum(p[0] for p in progress), sum(p[1] for p in progress)
+    unqueued = unqueued_item_count(label_store.get_store(), project_ids if label_studio.blind else project_id)
+    state = automation.QueueState(project_id, tasks, finished, unqueued)
     decision = automation.queue_decision(
         state,
         thresholds,

@@ -13,10 +13,15 @@ from typing import Any
 import dagster as dg
 import pytest
 import requests
+import sqlalchemy as sa
 from PIL import Image
 
 from labeling_assets.assets import collect, queue
+from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.core.labelstudio.blind import blind_title
+from labeling_assets.core.store.blind_tasks import blind_open_requests
+from labeling_assets.core.store.derived_schema import requeue_actions_table
+from labeling_assets.core.store.human_loop import record_pause_event
 from labeling_assets.core.store.queries import current_annotations, load_votes
 from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
 from labeling_assets.local.labelstudio_accounts import NewAccount, add_user
@@ -44,7 +49,9 @@ class Blind:
     items: list[str]
 
     def run(self, assets: list[Any], run_config: dict[str, Any] | None = None) -> dict[str, Any]:
-        result = dg.materialize(assets, resources=self.resources, instance=self.instance, run_config=run_config)
+        result = dg.materialize(
+            assets, resources=self.resources, instance=self.instance, run_config=run_config
+        )
         assert result.success
         meta = result.asset_materializations_for_node(assets[-1].key.path[-1])[0].metadata
         return {k: v.value for k, v in meta.items()}
@@ -93,8 +100,12 @@ def blind(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
     title = f"blind-{folder.name}"
     resources = {
         "label_store": LabelStoreResource(url=store.url),
-        "label_studio": LabelStudioResource(url=label_studio.url, api_key=label_studio.token, project_title=title,
-                                            blind_labelers=list(accounts)),  # fmt: skip
+        "label_studio": LabelStudioResource(
+            url=label_studio.url,
+            api_key=label_studio.token,
+            project_title=title,
+            blind_labelers=list(accounts),
+        ),  # fmt: skip
         "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
     }
     with dg.DagsterInstance.ephemeral() as instance:
@@ -115,7 +126,9 @@ def blind(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
 def test_each_labeler_gets_an_own_project_and_each_item_reaches_overlap_of_them(blind: Blind) -> None:
     titles = {p["id"]: p["title"] for p in blind.client.list_projects()}
     title = blind.resources["label_studio"].resolved_project_title
-    assert {name: titles[pid] for name, pid in blind.projects.items()} == {n: blind_title(title, n) for n in blind.accounts}
+    assert {name: titles[pid] for name, pid in blind.projects.items()} == {
+        n: blind_title(title, n) for n in blind.accounts
+    }
     assert title not in titles.values()  # no shared project: nobody's task holds another labeler's answer
     holders = {i: [n for n in blind.accounts if i in blind.tasks_of(n)] for i in blind.items}
     assert all(len(names) == OVERLAP for names in holders.values())
@@ -123,19 +136,29 @@ def test_each_labeler_gets_an_own_project_and_each_item_reaches_overlap_of_them(
     for name in blind.accounts:  # hidden gold stays hidden in every project
         assert all("gold" not in " ".join(task["data"]) for task in blind.tasks_of(name).values())
     again = blind.run([queue.labeling_tasks], {"ops": {"labeling_tasks": {"config": {"overlap": OVERLAP}}}})
-    assert again["pushed"] == 0 and again["reserved"] == 0  # idempotent: never a second task per project and item
+    assert (
+        again["pushed"] == 0 and again["reserved"] == 0
+    )  # idempotent: never a second task per project and item
 
 
 def test_a_labeler_opening_their_task_sees_only_their_own_answer(blind: Blind) -> None:
     a, b = list(blind.accounts)[:2]
     shared = next(i for i in blind.tasks_of(a) if i in blind.tasks_of(b))  # an item both of them answered
-    seen = blind.session(a).get(f"{blind.client.url}/api/tasks/{blind.tasks_of(a)[shared]['id']}/", timeout=30).json()
+    seen = (
+        blind.session(a)
+        .get(f"{blind.client.url}/api/tasks/{blind.tasks_of(a)[shared]['id']}/", timeout=30)
+        .json()
+    )
     authors = {x["completed_by"]["id"] if isinstance(x["completed_by"], dict) else x["completed_by"]
                for x in seen["annotations"]}  # fmt: skip
     assert authors == {blind.accounts[a].user_id}  # b's answer on the same item is not in a's task
     # Community has no project membership: a's account still lists b's project. Blind mode removes the anchor
     # from the work a labeler is given; it is not access control (README).
-    listed = blind.session(a).get(f"{blind.client.url}/api/projects/", params={"page_size": 100}, timeout=30).json()
+    listed = (
+        blind.session(a)
+        .get(f"{blind.client.url}/api/projects/", params={"page_size": 100}, timeout=30)
+        .json()
+    )
     listed_ids = {p["id"] for p in (listed["results"] if isinstance(listed, dict) else listed)}
     assert blind.projects[b] in listed_ids
 
@@ -159,10 +182,99 @@ def test_edits_and_deletions_in_one_labelers_project_version_only_their_rows(bli
     meta = blind.run([collect.annotations])
     assert (meta["new"], meta["updated"], meta["deleted"]) == (0, 1, 1)
     assert meta["blind_projects_synced"] == sorted(blind.projects.values())
-    rows = blind.store.fetch(annotations_table.select().where(annotations_table.c.ls_annotation_id == edited["id"]))
+    rows = blind.store.fetch(
+        annotations_table.select().where(annotations_table.c.ls_annotation_id == edited["id"])
+    )
     assert [(r["version"], r["ls_task_id"]) for r in rows] == [(1, task["id"]), (2, task["id"])]
     current = current_annotations(blind.store)
     assert len(current) == N_ITEMS * OVERLAP - 1 and (current["item_id"] == gone_item).sum() == OVERLAP - 1
     assert (current["item_id"] == item).sum() == OVERLAP  # the other labeler's vote on it is untouched
     resync = blind.run([collect.annotations])
     assert (resync["new"], resync["updated"], resync["deleted"]) == (0, 0, 0)
+
+
+def _holders(blind: Blind) -> dict[str, set[str]]:
+    return {i: {n for n in blind.accounts if i in blind.tasks_of(n)} for i in blind.items}
+
+
+def test_an_unsure_item_goes_to_one_more_labeler_as_blind_modes_overlap_raise(blind: Blind) -> None:
+    config = {"ops": {"consensus_labels": {"config": {"method": "majority", "low_confidence_threshold": 0.7}}}}
+    blind.run([consensus_labels], config)
+    projects = list(blind.projects.values())
+    due = {r.item_id for r in blind_open_requests(blind.store, projects)
+           if r.action == "more_annotators" and r.required_annotations == r.n_annotators == OVERLAP}  # fmt: skip
+    assert due  # c disagrees with a and b: the items c shares are split 1-1
+    before = _holders(blind)
+    meta = blind.run([queue.labeling_tasks], {"ops": {"labeling_tasks": {"config": {"overlap": OVERLAP}}}})
+    assert meta["sent_to_more_labelers"] == len(due) and meta["pushed"] == len(due)
+    after = _holders(blind)
+    assert {i for i in blind.items if after[i] != before[i]} == due
+    assert all(len(after[i]) == OVERLAP + 1 and before[i] < after[i] for i in due)  # a third, different labeler
+    audit = blind.store.fetch(sa.select(requeue_actions_table).where(requeue_actions_table.c.item_id.in_(due)))
+    assert len(audit) == len(due) and all(r["reason"].startswith("blind: sent to ") for r in audit)
+    again = blind.run([queue.labeling_tasks], {"ops": {"labeling_tasks": {"config": {"overlap": OVERLAP}}}})
+    assert again["sent_to_more_labelers"] == 0  # the third answer has not arrived: nothing more until it does
+
+
+PAUSE_PUSH = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": OVERLAP}}}}
+
+
+@pytest.fixture(scope="module")
+def paused_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
+    """Three items, overlap 2, three API-only labelers who all agree: no review request, only a pause."""
+    folder = tmp_path_factory.mktemp("blind-pause")
+    (folder / "raw").mkdir()
+    store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
+    store.migrate()
+    items = [hashlib.sha256(f"blind-pause-{folder.name}-{i}".encode()).hexdigest() for i in range(3)]
+    for item_id in items:
+        Image.new("RGB", (32, 32), "#c33").save(folder / "raw" / f"{item_id}.png")
+    with store.begin() as conn:
+        conn.execute(items_table.insert(), [{"item_id": i, "uri": str(folder / "raw" / f"{i}.png"), "n_bytes": 100,
+                                             "source_path": f"{i}.png", "ingested_at": utcnow(), "status": "active"}
+                                            for i in items])  # fmt: skip
+    client = label_studio.client()
+    names = [f"bp_{who}_{folder.name[-6:]}" for who in ("a", "b", "c")]
+    ids = client.ensure_users(names)
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "label_studio": LabelStudioResource(url=label_studio.url, api_key=label_studio.token,
+                                            project_title=f"bp-{folder.name}", blind_labelers=names),  # fmt: skip
+        "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
+    }
+    accounts = {n: NewAccount(email=f"{n}@x.local", user_id=ids[n], role="annotator", password="") for n in names}
+    with dg.DagsterInstance.ephemeral() as instance:
+        crowd = Blind(store, instance, resources, client, accounts, {}, items)
+        meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
+        crowd.projects = {name: int(pid) for name, pid in meta["blind_projects"].items()}
+        yield crowd
+    store.dispose()
+
+
+def test_a_paused_labelers_items_go_to_another_labeler_in_blind_mode_and_a_resume_takes_none_back(
+    paused_crowd: Blind,
+) -> None:
+    crowd = paused_crowd
+    c = list(crowd.accounts)[2]
+    holders = _holders(crowd)
+    assert sorted(len(h) for h in holders.values()) == [2, 2, 2]
+    theirs = sorted(i for i in crowd.items if c in holders[i])
+    started = utcnow()
+    for name in crowd.accounts:  # everyone answers, except one of c's two items stays open
+        for item_id, task in crowd.tasks_of(name).items():
+            if name != c or item_id != theirs[0]:
+                crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
+    crowd.run([collect.annotations])
+    record_pause_event(crowd.store, str(crowd.accounts[c].user_id), "pause", reason="gate", actor="gate",
+                       label_studio_effect="kept", at=started)  # fmt: skip
+
+    meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
+    # Both of c's items: the answered one (c's vote no longer counts) and the open one (c's answer would not).
+    assert meta["sent_to_more_labelers"] == 2
+    after = _holders(crowd)
+    assert all(after[i] == holders[i] | (set(crowd.accounts) - holders[i]) for i in theirs)
+    assert all(after[i] == holders[i] for i in crowd.items if i not in theirs)
+    record_pause_event(crowd.store, str(crowd.accounts[c].user_id), "resume", reason="ok", actor="test",
+                       label_studio_effect="votes count again")  # fmt: skip
+    again = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
+    assert again["sent_to_more_labelers"] == 0 and _holders(crowd) == after  # nothing taken back

@@ -13,7 +13,8 @@ removes the anchor from the work a labeler is given; it is not access control (R
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 SEPARATOR = " — "
 RESERVED_NAMES = frozenset({"review"})  # "<title> — review" is the expert review project
@@ -50,3 +51,56 @@ def assign_blind(
             out[name].append(item)
             counts[name] += 1
     return out
+
+
+# --- more labelers for an item (blind mode's "raise the overlap") ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlindItem:
+    """What the store knows about one item queued in blind mode."""
+
+    item_id: str
+    holders: tuple[str, ...]  # labelers whose project holds a task for the item
+    answered: tuple[str, ...]  # holders whose task holds a current answer (counting or not)
+    live: int  # labelers whose vote on the item counts (valid, not given while paused)
+    want: int  # answers that count the item should get (the queue's overlap, more after a review request)
+
+
+@dataclass(frozen=True)
+class BlindTopUp:
+    item_id: str
+    labeler: str  # receives the item in their own project
+    holders_from: int
+    holders_to: int
+    reason: str
+
+
+def plan_blind_top_up(
+    items: Sequence[BlindItem],
+    labelers: Sequence[str],
+    *,
+    paused: Collection[str],
+    load: Mapping[str, int],
+    max_overlap: int,
+) -> list[BlindTopUp]:
+    """In blind mode an item's overlap is how many labelers' projects hold it, so "raise the overlap" means "send it
+    to more labelers". An item short of answers that count, counting the answers still to come from its holders who
+    are not paused, goes to that many more labelers (not paused, not holding it, the least loaded first), never past
+    ``max_overlap`` projects. Idempotent: once sent, the new holders' answers are "still to come"."""
+    counts = {name: int(load.get(name, 0)) for name in labelers}
+    order = {name: i for i, name in enumerate(labelers)}
+    steps: list[BlindTopUp] = []
+    for item in sorted(items, key=lambda x: x.item_id):
+        coming = [h for h in item.holders if h not in item.answered and h not in paused]
+        short = min(item.want - item.live - len(coming), max_overlap - len(item.holders))
+        free = sorted((n for n in labelers if n not in item.holders and n not in paused),
+                      key=lambda n: (counts[n], order[n]))[: max(short, 0)]  # fmt: skip
+        if not free:
+            continue
+        lost = len(item.answered) - item.live
+        why = f"{item.live} of {item.want} answers count ({lost} do not), {len(coming)} still to come"
+        for k, name in enumerate(free):
+            counts[name] += 1
+            steps.append(BlindTopUp(item.item_id, name, len(item.holders) + k, len(item.holders) + k + 1, why))
+    return steps

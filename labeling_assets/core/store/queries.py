@@ -191,11 +191,13 @@ def latest_labeler_stats(store: LabelStore, labeler_id: str, window: str) -> dic
     return dict(rows[0]) if rows else None
 
 
-def unqueued_item_count(store: LabelStore, project_id: int | None) -> int:
-    """Active items with no task in Label Studio project ``project_id`` yet (all active items when None)."""
+def unqueued_item_count(store: LabelStore, project_id: int | list[int] | None) -> int:
+    """Active items with no task in Label Studio project ``project_id`` (or in any of these: blind mode) yet (all
+    active items when None)."""
     query = sa.select(sa.func.count()).select_from(items_table).where(items_table.c.status == "active")
     if project_id is not None:
-        queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id == project_id)
+        ids = [project_id] if isinstance(project_id, int) else project_id
+        queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id.in_(ids))
         query = query.where(items_table.c.item_id.notin_(queued))
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar() or 0)
