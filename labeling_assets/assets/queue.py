@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUEUE, OWNERS, QUEUE_POOL
-from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_GONE, TASK_MARKED
+from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_GONE, TASK_MARKED, RequeuePlan
 from labeling_assets.core.consensus.review_routing import (
     OpenRequest,
     OverlapPlan,
@@ -161,6 +161,8 @@ def _queue_blind(
     for project_id in projects.values():
         label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
     ids = list(projects.values())
+    # Per labeler project: the class list reaches its label config, a superseded item's task is marked.
+    followed = [_follow_sources(context, store, client, pid, project, config.max_overlap, requeue=False) for pid in ids]
     topped_up, review_plan = _blind_top_up(store, projects, project, config)
     queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
                          strategy=config.strategy, seed=config.seed)  # fmt: skip
@@ -197,6 +199,7 @@ def _queue_blind(
             "overlap": dg.MetadataValue.int(config.overlap),
             "strategy": dg.MetadataValue.text(config.strategy),
             "sent_to_more_labelers": dg.MetadataValue.int(topped_up),
+            "label_configs_updated": dg.MetadataValue.int(sum(bool(f["label_config_updated"].value) for f in followed)),
             "more_annotators_at_max_overlap": dg.MetadataValue.int(len(review_plan.at_cap)),
             "expert_review_open": dg.MetadataValue.int(len(review_plan.needs_expert)),
             "expert_review": dg.MetadataValue.md(_expert_table(review_plan.needs_expert)),
@@ -309,6 +312,8 @@ def _follow_sources(
     project_id: int,
     project: ProjectSettings,
     max_overlap: int,
+    *,
+    requeue: bool = True,
 ) -> dict[str, dg.MetadataValue]:
     """Derived data follows its sources (see core/consensus/retraction.py): the class list and the task type
     (checkboxes and "None of these" for multi-label) reach Label Studio's config, a superseded item's task is
@@ -331,8 +336,11 @@ def _follow_sources(
         outcome = TASK_MARKED if ok else TASK_GONE
         record_conflict_outcome(store, conflict.conflict_id, outcome)
         marked[outcome] = marked.get(outcome, 0) + 1
-    requeued = requeue_lost_votes(store, client, project_id, loaded, max_overlap=max_overlap)
-    plan, recreated, raised = requeued.plan, requeued.recreated, requeued.raised
+    # Blind mode sends an item to more labelers instead (_blind_top_up): a raised overlap on a labeler's own
+    # project would let another labeler answer there, next to the owner's answer.
+    requeued = requeue_lost_votes(store, client, project_id, loaded, max_overlap=max_overlap) if requeue else None
+    plan = requeued.plan if requeued else RequeuePlan()
+    recreated, raised = (requeued.recreated, requeued.raised) if requeued else ([], [])
     if new_conflicts or marked or recreated or raised or config_updated:
         context.log.warning(
             f"sources changed: class list {'v' + str(change.version) if change else 'unchanged'}, label config "

@@ -198,7 +198,9 @@ def _holders(blind: Blind) -> dict[str, set[str]]:
 
 
 def test_an_unsure_item_goes_to_one_more_labeler_as_blind_modes_overlap_raise(blind: Blind) -> None:
-    config = {"ops": {"consensus_labels": {"config": {"method": "majority", "low_confidence_threshold": 0.7}}}}
+    config = {
+        "ops": {"consensus_labels": {"config": {"method": "majority", "low_confidence_threshold": 0.7}}}
+    }
     blind.run([consensus_labels], config)
     projects = list(blind.projects.values())
     due = {r.item_id for r in blind_open_requests(blind.store, projects)
@@ -209,8 +211,12 @@ def test_an_unsure_item_goes_to_one_more_labeler_as_blind_modes_overlap_raise(bl
     assert meta["sent_to_more_labelers"] == len(due) and meta["pushed"] == len(due)
     after = _holders(blind)
     assert {i for i in blind.items if after[i] != before[i]} == due
-    assert all(len(after[i]) == OVERLAP + 1 and before[i] < after[i] for i in due)  # a third, different labeler
-    audit = blind.store.fetch(sa.select(requeue_actions_table).where(requeue_actions_table.c.item_id.in_(due)))
+    assert all(
+        len(after[i]) == OVERLAP + 1 and before[i] < after[i] for i in due
+    )  # a third, different labeler
+    audit = blind.store.fetch(
+        sa.select(requeue_actions_table).where(requeue_actions_table.c.item_id.in_(due))
+    )
     assert len(audit) == len(due) and all(r["reason"].startswith("blind: sent to ") for r in audit)
     again = blind.run([queue.labeling_tasks], {"ops": {"labeling_tasks": {"config": {"overlap": OVERLAP}}}})
     assert again["sent_to_more_labelers"] == 0  # the third answer has not arrived: nothing more until it does
@@ -220,7 +226,9 @@ PAUSE_PUSH = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap":
 
 
 @pytest.fixture(scope="module")
-def paused_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
+def paused_crowd(
+    label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Blind]:
     """Three items, overlap 2, three API-only labelers who all agree: no review request, only a pause."""
     folder = tmp_path_factory.mktemp("blind-pause")
     (folder / "raw").mkdir()
@@ -238,11 +246,17 @@ def paused_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempP
     ids = client.ensure_users(names)
     resources = {
         "label_store": LabelStoreResource(url=store.url),
-        "label_studio": LabelStudioResource(url=label_studio.url, api_key=label_studio.token,
-                                            project_title=f"bp-{folder.name}", blind_labelers=names),  # fmt: skip
+        "label_studio": LabelStudioResource(
+            url=label_studio.url,
+            api_key=label_studio.token,
+            project_title=f"bp-{folder.name}",
+            blind_labelers=names,
+        ),  # fmt: skip
         "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
     }
-    accounts = {n: NewAccount(email=f"{n}@x.local", user_id=ids[n], role="annotator", password="") for n in names}
+    accounts = {
+        n: NewAccount(email=f"{n}@x.local", user_id=ids[n], role="annotator", password="") for n in names
+    }
     with dg.DagsterInstance.ephemeral() as instance:
         crowd = Blind(store, instance, resources, client, accounts, {}, items)
         meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)

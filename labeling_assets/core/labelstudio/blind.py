@@ -102,5 +102,7 @@ def plan_blind_top_up(
         why = f"{item.live} of {item.want} answers count ({lost} do not), {len(coming)} still to come"
         for k, name in enumerate(free):
             counts[name] += 1
-            steps.append(BlindTopUp(item.item_id, name, len(item.holders) + k, len(item.holders) + k + 1, why))
+            steps.append(
+                BlindTopUp(item.item_id, name, len(item.holders) + k, len(item.holders) + k + 1, why)
+            )
     return steps

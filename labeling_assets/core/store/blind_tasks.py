@@ -61,8 +61,13 @@ def blind_items(
     kept, _ = exclude_paused(loaded.votes.frame, pauses)
     live = kept.groupby("item_id")["labeler_id"].nunique().to_dict() if not kept.empty else {}
     return [
-        BlindItem(item_id, tuple(sorted(names)), tuple(sorted(answered.get(item_id, []))),
-                  int(live.get(item_id, 0)), max(overlap, int((wants or {}).get(item_id, 0))))  # fmt: skip
+        BlindItem(
+            item_id,
+            tuple(sorted(names)),
+            tuple(sorted(answered.get(item_id, []))),
+            int(live.get(item_id, 0)),
+            max(overlap, int((wants or {}).get(item_id, 0))),
+        )  # fmt: skip
         for item_id, names in sorted(holders.items())
     ]
 
@@ -109,8 +114,17 @@ def blind_open_requests(store: LabelStore, project_ids: Collection[int]) -> list
     )
     latest = latest_consensus_query().subquery()
     rows = store.fetch(
-        sa.select(rr.c.id, rr.c.item_id, rr.c.source, rr.c.action, rr.c.reason, rr.c.requested_at,
-                  held.c.ls_task_id, held.c.n, latest.c.n_annotators)  # fmt: skip
+        sa.select(
+            rr.c.id,
+            rr.c.item_id,
+            rr.c.source,
+            rr.c.action,
+            rr.c.reason,
+            rr.c.requested_at,
+            held.c.ls_task_id,
+            held.c.n,
+            latest.c.n_annotators,
+        )  # fmt: skip
         .select_from(rr)
         .outerjoin(held, held.c.item_id == rr.c.item_id)
         .outerjoin(latest, latest.c.item_id == rr.c.item_id)
@@ -119,8 +133,12 @@ def blind_open_requests(store: LabelStore, project_ids: Collection[int]) -> list
     )
     return [
         OpenRequest(
-            request_id=int(r["id"]), item_id=r["item_id"], source=r["source"], action=r["action"],
-            reason=r["reason"], requested_at=r["requested_at"],
+            request_id=int(r["id"]),
+            item_id=r["item_id"],
+            source=r["source"],
+            action=r["action"],
+            reason=r["reason"],
+            requested_at=r["requested_at"],
             ls_task_id=int(r["ls_task_id"]) if r["ls_task_id"] is not None else None,
             required_annotations=int(r["n"]) if r["n"] is not None else None,
             n_annotators=int(r["n_annotators"]) if r["n_annotators"] is not None else None,
