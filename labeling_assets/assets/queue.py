@@ -157,7 +157,9 @@ def _queue_blind(
 ) -> dg.MaterializeResult[None]:
     """Blind mode: each selected item goes to ``config.overlap`` labelers' own projects (the least loaded first),
     one task per project, reserved in one transaction, then pushed and linked per project as in the shared mode."""
-    projects = label_studio.ensure_blind_projects(classes=project.classes)
+    projects = label_studio.ensure_blind_projects(
+        classes=project.classes, multi_label=is_multi_label(project.task_type), allow_empty=project.allow_empty_set
+    )
     for project_id in projects.values():
         label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
     ids = list(projects.values())
@@ -215,7 +217,8 @@ def _blind_top_up(
     review_plan = plan_overlap_raises(blind_open_requests(store, list(projects.values())), max_overlap=config.max_overlap)
     wants = {r.item_id: r.overlap_to for r in review_plan.raises}
     pauses = pause_intervals(store)
-    items = blind_items(store, projects, load_votes(store, list(project.classes)), pauses, overlap=config.overlap,
+    loaded = load_votes(store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set)
+    items = blind_items(store, projects, loaded, pauses, overlap=config.overlap,
                         wants=wants)  # fmt: skip
     ids = labeler_ids_for(store, list(projects))
     paused_now = paused_since(store)

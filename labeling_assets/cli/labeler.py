@@ -16,9 +16,10 @@ import datetime as dt
 import getpass
 from collections.abc import Sequence
 
-from labeling_assets.cli.common import label_store, project_classes
+from labeling_assets.cli.common import label_store
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.errors import ConfigurationError
+from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
 from labeling_assets.core.store.human_loop import (
     PAUSE,
     RESUME,
@@ -31,6 +32,7 @@ from labeling_assets.core.store.human_loop import (
 from labeling_assets.core.store.queries import load_votes
 from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.requeue import requeue_lost_votes
 
 
@@ -61,7 +63,7 @@ def _since(text: str | None) -> dt.datetime:
 def pause(
     store: LabelStore, client: LabelStudioClient, name: str, *, reason: str | None, since: dt.datetime,
     keep_access: bool, project_id: int | None, classes: Sequence[str], actor: str | None = None,
-    max_overlap: int = DEFAULT_MAX_OVERLAP,
+    max_overlap: int = DEFAULT_MAX_OVERLAP, task_type: TaskType = SINGLE_LABEL, allow_empty: bool = True,
 ) -> str:  # fmt: skip
     """Pause one labeler; returns what was done (one line). See the module docstring.
 
@@ -85,7 +87,8 @@ def pause(
     if project_id is not None:
         pauses = dict(pause_intervals(store))
         pauses[labeler_id] = [*pauses.get(labeler_id, []), (since, None)]
-        outcome = requeue_lost_votes(store, client, project_id, load_votes(store, list(classes)),
+        loaded = load_votes(store, list(classes), task_type=task_type, allow_empty=allow_empty)
+        outcome = requeue_lost_votes(store, client, project_id, loaded,
                                      max_overlap=max_overlap, pauses=pauses, recreate=False)  # fmt: skip
         reopened = len(outcome.raised)
     record_pause_event(store, labeler_id, PAUSE, reason=reason, actor=actor or getpass.getuser(),
@@ -119,10 +122,12 @@ def cmd_labeler(args: argparse.Namespace) -> int:
     if not args.name:
         raise ConfigurationError(f"labeler {args.action} needs a NAME (see `labeling-assets labeler list`)")
     client, project_id = _client()
+    settings = ProjectSettings()
     if args.action == "pause":
         print(pause(store, client, args.name, reason=args.reason, since=_since(args.since),
-                    keep_access=args.keep_access, project_id=project_id, classes=project_classes(),
-                    max_overlap=args.max_overlap))  # fmt: skip
+                    keep_access=args.keep_access, project_id=project_id, classes=list(settings.classes),
+                    max_overlap=args.max_overlap, task_type=settings.task_type,
+                    allow_empty=settings.allow_empty_set))  # fmt: skip
     else:
         print(resume(store, client, args.name, reason=args.reason))
     return 0

@@ -786,10 +786,13 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
             raise LabelStudioNotConfigured(str(exc)) from None
         return {name: blind_title(self.resolved_project_title, name) for name in names}
 
-    def ensure_blind_projects(self, *, classes: Sequence[str]) -> dict[str, int]:
+    def ensure_blind_projects(
+        self, *, classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True
+    ) -> dict[str, int]:
         """Blind mode: labeler name -> the id of their own project (overlap 1), created when missing."""
         client = self.get_client()
-        return {name: client.ensure_project(title=title, classes=classes, overlap=1)
+        return {name: client.ensure_project(title=title, classes=classes, overlap=1, multi_label=multi_label,
+                                            allow_empty=allow_empty)
                 for name, title in self._blind_titles().items()}  # fmt: skip
 
     def labeling_project_ids(self) -> list[int]:
