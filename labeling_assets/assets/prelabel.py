@@ -21,8 +21,8 @@ from labeling_assets.core.label_sets import is_multi_label, to_indicator
 from labeling_assets.core.store import datasets, multilabel_targets
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import baseline as core_baseline
-from labeling_assets.core.training.active_learning import entropy
-from labeling_assets.core.training.multilabel import apply_thresholds, mean_binary_entropy
+from labeling_assets.core.training.active_learning import entropy, mean_binary_entropy
+from labeling_assets.core.training.multilabel import apply_thresholds
 from labeling_assets.core.training.predict import predict_files
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings

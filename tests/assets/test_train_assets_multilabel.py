@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import torch
 from PIL import Image
 
+from labeling_assets.assets.dataset import dataset_splits
 from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.train import trained_model, training_tensors
@@ -81,8 +82,9 @@ def _render_grids(folder: Path) -> pd.DataFrame:
     return frame
 
 
-def _insert(store: LabelStore, frame: pd.DataFrame, *, marginals: bool) -> str:
-    """Items, per-class consensus (with marginals 0.9 / 0.1 when ``marginals``), splits, dataset version."""
+def _insert(store: LabelStore, frame: pd.DataFrame, *, marginals: bool, version: bool = True) -> str:
+    """Items, per-class consensus (with marginals 0.9 / 0.1 when ``marginals``), and unless ``version`` is
+    False the frame's splits and a dataset version (dataset_splits then makes them)."""
     with store.begin() as conn:
         conn.execute(
             items_table.insert(),
@@ -121,7 +123,7 @@ def _insert(store: LabelStore, frame: pd.DataFrame, *, marginals: bool) -> str:
                 dataset_version=version, created_at=NOW, n_items=len(frame), manifest=manifest
             )
         )
-    return version
+    return str(version)
 
 
 @pytest.fixture
@@ -257,3 +259,30 @@ def test_stored_marginals_are_used_only_where_the_consensus_set_still_matches(
     assert resolve_targets("auto", stored) == "hard" and resolve_targets("soft", stored) == "soft"
     with pytest.raises(ValueError, match="not a label set"):
         label_set_indicator(["0"], classes)  # a bare class name in a multi-label manifest
+
+
+def test_the_tensor_cache_reads_the_label_sets_of_a_version_made_by_dataset_splits(
+    setup: tuple[LabelStore, dict, pd.DataFrame],
+) -> None:
+    store, resources, frame = setup
+    instance = dg.DagsterInstance.ephemeral()
+    _insert(store, frame, marginals=True, version=False)
+    made = dg.materialize([dataset_splits], resources=resources, instance=instance)
+    version = made.asset_materializations_for_node("dataset_splits")[0].metadata["dataset_version"].value
+    result = dg.materialize(
+        [training_tensors], resources=resources, instance=instance,
+        run_config={"ops": {"training_tensors": {"config": TENSORS_CONFIG}}},
+    )  # fmt: skip
+    tensors = _metadata(result, "training_tensors")
+    assert tensors["dataset_version"] == version
+    folder = Path(tensors["cache_folder"])
+    cached = json.loads((folder / "meta.json").read_text())
+    assert cached["task_type"] == "multi_label"
+    labels = np.load(folder / "train.labels.npy")
+    items = json.loads((folder / "train.items.json").read_text())
+    truth = dict(zip(frame["item_id"], frame["label"], strict=True))
+    # Row by row the cache holds each training item's consensus set as 0/1 flags in class order.
+    assert labels.shape == (len(items), 4)
+    assert [sorted(c for c, flag in zip(CLASSES, row, strict=True) if flag) for row in labels] == [
+        truth[i] for i in items
+    ]

@@ -21,7 +21,6 @@ from labeling_assets.core.training.multilabel import (
     apply_thresholds,
     check_marginal_targets,
     choose_thresholds,
-    mean_binary_entropy,
     multilabel_loss,
     pos_weights,
     rarest_label_weights,
@@ -153,10 +152,6 @@ def test_thresholds_never_split_tied_scores() -> None:
     probs = np.array([[0.6], [0.6], [0.6], [0.1]])
     threshold = choose_thresholds(y, probs)[0]
     assert threshold == pytest.approx(0.35)  # all three tied items called positive together
-
-
-def test_mean_binary_entropy_is_one_bit_at_one_half_and_zero_when_sure() -> None:
-    assert mean_binary_entropy(np.array([[0.5, 0.5], [0.0, 1.0]])) == pytest.approx([1.0, 0.0], abs=1e-9)
 
 
 # --- the loop --------------------------------------------------------------------------------------

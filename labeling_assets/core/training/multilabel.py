@@ -209,16 +209,6 @@ def apply_thresholds(probs: AnyArray, thresholds: AnyArray | list[float] | None)
     return (scores >= cut[None, :]).astype(np.uint8)
 
 
-def mean_binary_entropy(probs: AnyArray) -> FloatArray:
-    """Per item, the mean over classes of the binary entropy of P(class) in bits (0: sure; 1: all at 0.5).
-
-    The multi-label uncertainty for pre-labels and active learning (per-class probabilities are not a
-    distribution, so the categorical entropy does not apply)."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1 - 1e-12)
-    entropy: FloatArray = -(p * np.log2(p) + (1 - p) * np.log2(1 - p)).mean(axis=1)
-    return entropy
-
-
 def validation_scores(
     logits: torch.Tensor, labels: torch.Tensor
 ) -> tuple[float, float, float | None, float | None]:
