@@ -77,7 +77,9 @@ def adjudications(
     requests = blind_open_requests(store, labeling_ids) if label_studio.blind else open_review_requests(store, labeling_ids[0])
     plan = plan_overlap_raises(requests, max_overlap=config.max_overlap)
     wanted = {r.item_id: r.reason for r in plan.needs_expert if r.item_id not in done}
-    client.import_tasks(review_id, review_payloads(store, wanted, list(project.classes), project.data_path))
+    payloads = review_payloads(store, wanted, list(project.classes), project.data_path,
+                               task_type=project.task_type, allow_empty=project.allow_empty_set)  # fmt: skip
+    client.import_tasks(review_id, payloads)
     ids = client.task_ids_by_item(review_id)
     record_review_tasks(store, review_id, {i: (ids[i], why or "") for i, why in wanted.items() if i in ids})
     backlog = review_backlog(store)

@@ -21,7 +21,12 @@ from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
+from labeling_assets.core.label_sets import NONE_OF_THESE
 from labeling_assets.core.labelstudio.crowd import SetLabelerSpec, plan_set_crowd
+from labeling_assets.core.labelstudio.review import VOTES_KEY
+from labeling_assets.core.store.human_loop import record_adjudications
+from labeling_assets.core.store.queries import load_quality_inputs
+from labeling_assets.core.store.review_queue import review_payloads
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
@@ -322,3 +327,50 @@ def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(
     table = next(t for t in tables if "labeler_id" in t.columns).set_index("labeler_id")
     assert table.loc["expert", "gold_accuracy"] > table.loc["spammer", "gold_accuracy"]
     assert table.loc["expert", "gold_labels"] > 10  # set answers are compared with gold sets, not dropped
+
+
+def test_the_expert_review_task_of_a_multi_label_item_shows_every_labelers_set(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 10, gold_every=2)
+    ids = sorted(truth)
+    _insert(
+        store, [(ids[0], "ann", ["mass", "effusion"]), (ids[0], "bob", []), (ids[1], "ann", truth[ids[1]])]
+    )
+    [task] = review_payloads(store, {ids[0]: "split vote"}, CLASSES, tmp_path, task_type="multi_label")
+    shown = task["data"][VOTES_KEY]
+    assert "effusion, mass" in shown and NONE_OF_THESE in shown and "bob" in shown
+    assert review_payloads(store, {ids[0]: "split vote"}, CLASSES, tmp_path)[0]["data"][VOTES_KEY] != shown
+
+
+def test_an_experts_set_overrides_the_crowds_and_counts_as_truth_for_labeler_stats(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 40, gold_every=1000)
+    ids = sorted(truth)
+    _insert(store, [(i, who, ["mass"]) for i in ids for who in ("ann", "bob")])
+    record_adjudications(
+        store,
+        [
+            {
+                "item_id": ids[0],
+                "label": ["nodule", "effusion"],
+                "reviewer_id": "9",
+                "reviewer_name": "dr",
+                "ls_project_id": 2,
+                "ls_task_id": 1,
+                "ls_annotation_id": 1,
+                "answered_at": utcnow(),
+            }
+        ],  # fmt: skip
+    )
+    assert _run(store, tmp_path).success
+    rows = {r["item_id"]: r for r in store.fetch(latest_consensus_query())}
+    assert (rows[ids[0]]["label"], rows[ids[0]]["method"], rows[ids[0]]["confidence"]) == (
+        ["effusion", "nodule"],
+        "adjudicated",
+        1.0,
+    )
+    assert rows[ids[0]]["agreement"] == 0.0 and rows[ids[1]]["label"] == ["mass"]
+    inputs = load_quality_inputs(store, CLASSES, task_type="multi_label")
+    assert inputs.gold[ids[0]] == ["effusion", "nodule"]  # the expert's set is truth for labeler statistics

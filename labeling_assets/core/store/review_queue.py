@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets.core.consensus.gates import gold_counts, wilson_interval
+from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
 from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
 from labeling_assets.core.labelstudio.tasks import image_url
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
@@ -17,12 +18,19 @@ from labeling_assets.core.store.schema import LabelStore
 
 
 def review_payloads(
-    store: LabelStore, wanted: Mapping[str, str | None], classes: list[str], data_root: Path
+    store: LabelStore,
+    wanted: Mapping[str, str | None],
+    classes: list[str],
+    data_root: Path,
+    *,
+    task_type: TaskType = SINGLE_LABEL,
+    allow_empty: bool = True,
 ) -> list[dict[str, Any]]:
-    """The review task of each wanted item (item_id -> why it needs an expert), in item order."""
+    """The review task of each wanted item (item_id -> why it needs an expert), in item order. In a multi-label
+    project the votes shown are label sets and a labeler's gold accuracy is exact-set accuracy."""
     if not wanted:
         return []
-    inputs = load_quality_inputs(store, classes)
+    inputs = load_quality_inputs(store, classes, task_type=task_type, allow_empty=allow_empty)
     names = labeler_keys(store)
     accuracy = {}
     for labeler_id, rows in inputs.votes.groupby("labeler_id"):
@@ -39,7 +47,7 @@ def review_payloads(
             labeler_id = str(row["labeler_id"])
             correct, n = accuracy.get(labeler_id, (0, 0))
             low, high = wilson_interval(correct, n) if n else (None, None)
-            shown.append(ShownVote(names.get(labeler_id, labeler_id), str(row["label"]),
+            shown.append(ShownVote(names.get(labeler_id, labeler_id), _shown_label(row["label"]),
                                    correct / n if n else None, n, low, high))  # fmt: skip
         probs, version = prelabels.get(item_id, (None, None))
         payloads.append(
@@ -47,6 +55,13 @@ def review_payloads(
                         prediction=top_prediction(probs), model_version=version)  # fmt: skip
         )
     return payloads
+
+
+def _shown_label(label: Any) -> str:
+    """A vote as the expert reads it: the class, or a set's classes joined ("none of these" for the empty set)."""
+    if isinstance(label, list | tuple):
+        return ", ".join(map(str, label)) or NONE_OF_THESE
+    return str(label)
 
 
 def reviewer_ids(users: Iterable[Mapping[str, Any]], names: Sequence[str]) -> tuple[dict[str, str] | None, list[str]]:
