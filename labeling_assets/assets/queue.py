@@ -165,7 +165,7 @@ def _queue_blind(
     ids = list(projects.values())
     # Per labeler project: the class list reaches its label config, a superseded item's task is marked.
     followed = [_follow_sources(context, store, client, pid, project, config.max_overlap, requeue=False) for pid in ids]
-    topped_up, review_plan = _blind_top_up(store, projects, project, config)
+    topped_up, review_plan = _blind_top_up(store, client, projects, project, config)
     queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
                          strategy=config.strategy, seed=config.seed)  # fmt: skip
     load = task_counts(store, ids)
@@ -210,16 +210,18 @@ def _queue_blind(
 
 
 def _blind_top_up(
-    store: LabelStore, projects: dict[str, int], project: ProjectSettings, config: QueueConfig
-) -> tuple[int, OverlapPlan]:
-    """Blind mode's overlap raise: items short of answers that count (a labeler paused, a vote deleted or of a
-    removed class, a review request for one more labeler) go to more labelers' projects (core/labelstudio/blind.py)."""
+    store: LabelStore, client: LabelStudioClient, projects: dict[str, int], project: ProjectSettings,
+    config: QueueConfig,
+) -> tuple[int, OverlapPlan]:  # fmt: skip
+    """Blind mode's overlap raise: items short of answers that count (a labeler paused, a vote or task deleted, a
+    vote of a removed class, a review request for one more labeler) go to more labelers' projects (core/labelstudio/blind.py)."""
     review_plan = plan_overlap_raises(blind_open_requests(store, list(projects.values())), max_overlap=config.max_overlap)
     wants = {r.item_id: r.overlap_to for r in review_plan.raises}
     pauses = pause_intervals(store)
     loaded = load_votes(store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set)
-    items = blind_items(store, projects, loaded, pauses, overlap=config.overlap,
-                        wants=wants)  # fmt: skip
+    remote = {pid: client.task_ids(pid) for pid in projects.values()}  # a deleted task's answer is not coming
+    items = blind_items(store, projects, loaded, pauses, overlap=config.overlap, wants=wants,
+                        remote_task_ids=remote)  # fmt: skip
     ids = labeler_ids_for(store, list(projects))
     paused_now = paused_since(store)
     paused = {name for name, labeler_id in ids.items() if labeler_id in paused_now}

@@ -2,7 +2,13 @@
 
 import pytest
 
-from labeling_assets.core.labelstudio.blind import assign_blind, blind_title, check_blind_labelers
+from labeling_assets.core.labelstudio.blind import (
+    BlindItem,
+    assign_blind,
+    blind_title,
+    check_blind_labelers,
+    plan_blind_top_up,
+)
 
 
 def test_each_item_goes_to_overlap_distinct_labelers_and_the_projects_stay_level() -> None:
@@ -30,3 +36,19 @@ def test_titles_and_names() -> None:
     for bad in (["ann", "ann"], ["review"], [""]):
         with pytest.raises(ValueError, match="blind_labelers"):
             check_blind_labelers(bad)
+
+
+def test_an_item_short_of_counting_answers_goes_to_a_free_labeler_and_only_once() -> None:
+    # ann's vote was given while paused; bob's task was deleted in Label Studio; cy is free.
+    item = BlindItem("x", holders=("ann", "bob"), answered=("ann",), live=0, want=2, gone=("bob",))
+    [step] = plan_blind_top_up([item], ["ann", "bob", "cy"], paused={"ann"}, load={}, max_overlap=5)
+    assert (step.labeler, step.holders_from, step.holders_to) == ("cy", 2, 3)
+    assert "0 of 2 answers count" in step.reason
+    sent = BlindItem("x", holders=("ann", "bob", "cy"), answered=("ann",), live=0, want=2, gone=("bob",))
+    assert plan_blind_top_up([sent], ["ann", "bob", "cy"], paused={"ann"}, load={}, max_overlap=5) == []
+    waiting = BlindItem("y", holders=("ann", "bob"), answered=("ann",), live=1, want=2)
+    assert plan_blind_top_up([waiting], ["ann", "bob", "cy"], paused=set(), load={}, max_overlap=5) == []
+    capped = BlindItem("z", holders=("ann", "bob"), answered=("ann", "bob"), live=0, want=2)
+    assert (
+        plan_blind_top_up([capped], ["ann", "bob", "cy"], paused={"ann", "bob"}, load={}, max_overlap=2) == []
+    )

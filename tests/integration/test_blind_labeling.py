@@ -222,6 +222,21 @@ def test_an_unsure_item_goes_to_one_more_labeler_as_blind_modes_overlap_raise(bl
     assert again["sent_to_more_labelers"] == 0  # the third answer has not arrived: nothing more until it does
 
 
+def test_a_task_deleted_in_a_labelers_project_sends_the_item_to_another_labeler(blind: Blind) -> None:
+    holders = _holders(blind)
+    answered = {n: {i for i, t in blind.tasks_of(n).items() if t["annotations"]} for n in blind.accounts}
+    item = next(
+        i for i in blind.items if len(holders[i]) == OVERLAP and all(i in answered[n] for n in holders[i])
+    )
+    owner = sorted(holders[item])[0]
+    blind.client.request("DELETE", f"/api/tasks/{blind.tasks_of(owner)[item]['id']}/")
+    assert blind.run([collect.annotations])["deleted"] == 1  # their answer ends as a tombstone
+    meta = blind.run([queue.labeling_tasks], {"ops": {"labeling_tasks": {"config": {"overlap": OVERLAP}}}})
+    assert meta["sent_to_more_labelers"] == 1
+    after = _holders(blind)
+    assert after[item] == set(blind.accounts) - {owner}  # the third labeler, never the owner again
+
+
 PAUSE_PUSH = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": OVERLAP}}}}
 
 

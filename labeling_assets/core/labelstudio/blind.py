@@ -65,6 +65,7 @@ class BlindItem:
     answered: tuple[str, ...]  # holders whose task holds a current answer (counting or not)
     live: int  # labelers whose vote on the item counts (valid, not given while paused)
     want: int  # answers that count the item should get (the queue's overlap, more after a review request)
+    gone: tuple[str, ...] = ()  # holders whose task of it was deleted in Label Studio: no answer is coming
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,15 @@ def plan_blind_top_up(
 ) -> list[BlindTopUp]:
     """In blind mode an item's overlap is how many labelers' projects hold it, so "raise the overlap" means "send it
     to more labelers". An item short of answers that count, counting the answers still to come from its holders who
-    are not paused, goes to that many more labelers (not paused, not holding it, the least loaded first), never past
-    ``max_overlap`` projects. Idempotent: once sent, the new holders' answers are "still to come"."""
+    are not paused and whose task still exists, goes to that many more labelers (not paused, not holding it, the least
+    loaded first), never past ``max_overlap`` projects. Idempotent: once sent, the new holders' answers are "still to come"."""
     counts = {name: int(load.get(name, 0)) for name in labelers}
     order = {name: i for i, name in enumerate(labelers)}
     steps: list[BlindTopUp] = []
     for item in sorted(items, key=lambda x: x.item_id):
-        coming = [h for h in item.holders if h not in item.answered and h not in paused]
+        coming = [
+            h for h in item.holders if h not in item.answered and h not in paused and h not in item.gone
+        ]
         short = min(item.want - item.live - len(coming), max_overlap - len(item.holders))
         free = sorted((n for n in labelers if n not in item.holders and n not in paused),
                       key=lambda n: (counts[n], order[n]))[: max(short, 0)]  # fmt: skip

@@ -37,10 +37,12 @@ def blind_items(
     *,
     overlap: int,
     wants: Mapping[str, int] | None = None,
+    remote_task_ids: Mapping[int, Collection[int]] | None = None,
 ) -> list[BlindItem]:
     """Every active item held by at least one of ``projects`` (labeler name -> project id), with its holders, who
     answered, and its live votes (valid, not given while paused). ``wants``: item -> answers wanted above
-    ``overlap`` (an open review request that asks for one more labeler)."""
+    ``overlap`` (an open review request that asks for one more labeler). ``remote_task_ids``: project id -> the
+    task ids Label Studio holds now; a linked task missing there was deleted (None: not checked)."""
     owner = {pid: name for name, pid in projects.items()}
     t = tasks_table
     rows = store.fetch(
@@ -53,9 +55,13 @@ def blind_items(
                       if r["ls_task_id"] is not None}  # fmt: skip
     holders: dict[str, list[str]] = {}
     answered: dict[str, list[str]] = {}
+    gone: dict[str, list[str]] = {}
     for r in rows:
         name = owner[int(r["ls_project_id"])]
         holders.setdefault(r["item_id"], []).append(name)
+        remote = (remote_task_ids or {}).get(int(r["ls_project_id"]))
+        if remote is not None and r["ls_task_id"] is not None and int(r["ls_task_id"]) not in remote:
+            gone.setdefault(r["item_id"], []).append(name)
         if r["ls_task_id"] is not None and int(r["ls_task_id"]) in answered_tasks:
             answered.setdefault(r["item_id"], []).append(name)
     kept, _ = exclude_paused(loaded.votes.frame, pauses)
@@ -67,6 +73,7 @@ def blind_items(
             tuple(sorted(answered.get(item_id, []))),
             int(live.get(item_id, 0)),
             max(overlap, int((wants or {}).get(item_id, 0))),
+            tuple(sorted(gone.get(item_id, []))),
         )  # fmt: skip
         for item_id, names in sorted(holders.items())
     ]
