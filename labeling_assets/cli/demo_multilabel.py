@@ -96,7 +96,7 @@ def simulate_crowd(label_studio: Any, project_id: int, grids: Path, classes: lis
 
 def per_label_summary(grids: Path, classes: list[str], evaluation: dict[str, Any]) -> list[str]:
     """Lines of the per-label table: true prevalence, consensus precision/recall/F1 against the truth, and
-    the model's test ROC-AUC / AP (from the model_evaluation materialization, when there is one)."""
+    the model's test F1 (at its per-class thresholds), ROC-AUC and AP from the model_evaluation table."""
     import pandas as pd
 
     from labeling_assets.cli.common import label_store
@@ -108,36 +108,47 @@ def per_label_summary(grids: Path, classes: list[str], evaluation: dict[str, Any
     consensus = {} if rows.empty else dict(zip(rows["item_id"], rows["label"], strict=True))
     scored = {item: labels for item, labels in consensus.items() if isinstance(labels, list)}
     scores = per_class_f1(scored, truth, classes).set_index("class") if scored else None
-    auc, ap = _per_label_metric(evaluation, "auc"), _per_label_metric(evaluation, "ap")
-    lines = [
-        f"  {'label':<8} {'prevalence':>10} {'cons. P':>8} {'cons. R':>8} {'cons. F1':>8} {'test AUC':>9} {'test AP':>8}"
-    ]
+    model = markdown_table(str(evaluation.get("per_label") or ""))
+    header = (
+        f"  {'label':<6} {'prevalence':>10} {'cons. P':>8} {'cons. R':>8} {'cons. F1':>8} "
+        f"{'test pos.':>9} {'model F1':>8} {'test AUC':>8} {'test AP':>8}"
+    )
+    lines = [header]
     n = max(len(truth), 1)
-    for name in [*classes, "macro"]:
-        prevalence = sum(name in labels for labels in truth.values()) / n if name != "macro" else float("nan")
+    for name in classes:
+        prevalence = sum(name in labels for labels in truth.values()) / n
         row = scores.loc[name] if scores is not None else None
+        test = model.get(name, {})
         lines.append(
-            f"  {name:<8} {_num(prevalence):>10} {_num(row, 'precision'):>8} {_num(row, 'recall'):>8} "
-            f"{_num(row, 'f1'):>8} {_num(auc.get(name)):>9} {_num(ap.get(name)):>8}"
+            f"  {name:<6} {_num(prevalence):>10} {_num(row, 'precision'):>8} {_num(row, 'recall'):>8} "
+            f"{_num(row, 'f1'):>8} {test.get('positives', 'n/a'):>9} {_num(test.get('F1')):>8} "
+            f"{_num(test.get('AUC')):>8} {_num(test.get('AP')):>8}"
         )
     exact = [sorted(scored[i]) == truth[i] for i in scored if i in truth]
+    macro = scores.loc["macro", "f1"] if scores is not None else None
     lines.append(
-        f"  consensus items {len(scored)}; exact-set accuracy vs truth {_num(sum(exact) / len(exact) if exact else None)}"
+        f"  consensus: {len(scored)} items, macro F1 {_num(macro)}, exact-set accuracy "
+        f"{_num(sum(exact) / len(exact) if exact else None)} (against the true sets)"
+    )
+    lines.append(
+        f"  model on the test split: macro ROC-AUC {_num(evaluation.get('test_macro_auc'))}, mAP "
+        f"{_num(evaluation.get('test_macro_map'))}, macro F1 {_num(evaluation.get('test_macro_f1'))}, "
+        f"exact match {_num(evaluation.get('test_exact_match'))}"
     )
     return lines
 
 
-def _per_label_metric(evaluation: dict[str, Any], metric: str) -> dict[str, float]:
-    """{label: value} from model_evaluation metadata: a per-label table, or ``<metric>_<label>`` keys."""
-    out: dict[str, float] = {}
-    for key, value in evaluation.items():
-        for prefix in (f"test_{metric}_", f"{metric}_"):
-            if key.startswith(prefix) and isinstance(value, int | float):
-                out[key[len(prefix) :]] = float(value)
-    macro = evaluation.get(f"test_macro_{metric}") or evaluation.get(f"macro_{metric}")
-    if isinstance(macro, int | float):
-        out["macro"] = float(macro)
-    return out
+def markdown_table(text: str) -> dict[str, dict[str, str]]:
+    """A Markdown table keyed by its first column: {row name: {column header: cell}} ({} for no table)."""
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if "|" in line
+    ]
+    if len(rows) < 2:
+        return {}
+    header = rows[0]
+    return {row[0]: dict(zip(header, row, strict=False)) for row in rows[2:] if row}
 
 
 def _num(value: Any, column: str | None = None) -> str:
