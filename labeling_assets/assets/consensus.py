@@ -230,7 +230,7 @@ def _finite(value: float | None) -> float | None:
 def _follow_sources(store: LabelStore, project: ProjectSettings) -> dict[str, Any]:
     """The class list as a versioned event, and the votes that stopped counting recorded with their reason."""
     change = record_class_list(store, list(project.classes), project.class_list_change_reason)
-    retracted = record_vote_retractions(store, list(project.classes))
+    retracted = record_vote_retractions(store, list(project.classes), multi_label=is_multi_label(project.task_type))
     metadata: dict[str, Any] = {"votes_retracted_now": dg.MetadataValue.json(retracted)}
     if change is not None:
         metadata["class_list_change"] = dg.MetadataValue.json(

@@ -374,3 +374,27 @@ def test_an_experts_set_overrides_the_crowds_and_counts_as_truth_for_labeler_sta
     assert rows[ids[0]]["agreement"] == 0.0 and rows[ids[1]]["label"] == ["mass"]
     inputs = load_quality_inputs(store, CLASSES, task_type="multi_label")
     assert inputs.gold[ids[0]] == ["effusion", "nodule"]  # the expert's set is truth for labeler statistics
+
+
+def test_removing_a_class_retracts_every_set_vote_that_names_it_and_no_consensus_keeps_it(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 40, gold_every=1000)
+    ids = sorted(truth)
+    _insert(store, [(i, who, ["effusion", "mass"] if n < 5 else ["effusion"]) for n, i in enumerate(ids)
+                    for who in ("ann", "bob")])  # fmt: skip
+    assert _run(store, tmp_path).success
+    fewer = [c for c in CLASSES if c != "mass"]
+    result = dg.materialize(
+        [consensus_labels],
+        resources={
+            "label_store": LabelStoreResource(url=store.url),
+            "project": ProjectSettings(data_dir=str(tmp_path), classes=fewer, task_type="multi_label"),
+        },
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("consensus_labels")[0].metadata
+    assert meta["votes_retracted_now"].value == {"class_removed": 10}  # 5 items x 2 labelers named "mass"
+    assert meta["skipped_votes"].value["class_not_in_project"] == 10
+    rows = store.fetch(latest_consensus_query())
+    assert len(rows) == 35 and all("mass" not in r["label"] for r in rows)  # 5 items lost their live votes

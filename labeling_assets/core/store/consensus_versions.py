@@ -230,9 +230,19 @@ def record_class_list(store: LabelStore, classes: Sequence[str], reason: str | N
     return None
 
 
-def record_vote_retractions(store: LabelStore, classes: Sequence[str]) -> dict[str, int]:
-    """Record (once) every current vote that stopped counting: its class was removed from the class list,
-    or its item was superseded. Returns the new retractions by reason; the annotation rows stay as they are.
+def _removed_classes(label: Any, allowed: set[str], removed_in: Mapping[str, int], multi_label: bool) -> list[str]:
+    """The classes a vote names that were removed from the class list (a set names each of its classes)."""
+    if multi_label and isinstance(label, list | tuple):
+        names = [str(v) for v in label]
+    else:
+        name = single_class(label)
+        names = [] if name is None else [str(name)]
+    return [n for n in names if n not in allowed and n in removed_in]
+
+
+def record_vote_retractions(store: LabelStore, classes: Sequence[str], *, multi_label: bool = False) -> dict[str, int]:
+    """Record (once) every current vote that stopped counting: its class (``multi_label``: any class of its set)
+    was removed from the class list, or its item was superseded. Returns the new retractions by reason; the annotation rows stay as they are.
 
     A class that is added back makes its votes count again (they are read against the current list); the
     retraction rows stay as the history of what was withdrawn and when.
@@ -247,18 +257,18 @@ def record_vote_retractions(store: LabelStore, classes: Sequence[str]) -> dict[s
         return {}
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     allowed = set(map(str, classes))
-    names = current["label"].map(single_class)
-    removed_class = names.map(lambda n: n is not None and str(n) not in allowed and str(n) in removed_in)
+    removed_class = current["label"].map(lambda v: bool(_removed_classes(v, allowed, removed_in, multi_label)))
     on_superseded = current["item_id"].map(statuses).eq(SUPERSEDED)
     candidates = current[(removed_class | on_superseded).to_numpy(dtype=bool)]  # most votes still count
     wanted: list[dict[str, Any]] = []
     now = utcnow()
     for ann in candidates.to_dict("records"):
-        name = single_class(ann["label"])
         reasons: list[tuple[str, str, int | None]] = []
-        if name is not None and str(name) not in allowed and str(name) in removed_in:
-            removed_at = removed_in[str(name)]
-            reasons.append((CLASS_REMOVED, f"class {name!r} removed in class list version {removed_at}", removed_at))
+        gone = _removed_classes(ann["label"], allowed, removed_in, multi_label)
+        if gone:
+            removed_at = max(removed_in[n] for n in gone)
+            what = f"class {gone[0]!r}" if len(gone) == 1 else f"classes {gone!r}"
+            reasons.append((CLASS_REMOVED, f"{what} removed in class list version {removed_at}", removed_at))
         if statuses.get(ann["item_id"]) == SUPERSEDED:
             reasons.append((ITEM_SUPERSEDED, "the item's source file changed: a new item replaced it", None))
         for reason, detail, version in reasons:
