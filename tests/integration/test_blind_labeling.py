@@ -28,6 +28,7 @@ from labeling_assets.local.labelstudio_accounts import NewAccount, add_user
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import annotation_sensor
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
@@ -307,3 +308,22 @@ def test_a_paused_labelers_items_go_to_another_labeler_in_blind_mode_and_a_resum
                        label_studio_effect="votes count again")  # fmt: skip
     again = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
     assert again["sent_to_more_labelers"] == 0 and _holders(crowd) == after  # nothing taken back
+
+
+def test_the_annotation_sensor_sees_a_change_in_any_labelers_project(paused_crowd: Blind) -> None:
+    crowd = paused_crowd
+    resources = {"label_studio": crowd.resources["label_studio"]}
+
+    def tick(cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+        context = dg.build_sensor_context(instance=crowd.instance, cursor=cursor, resources=resources)
+        return annotation_sensor(context)
+
+    first = tick(None)
+    assert isinstance(first, dg.SensorResult) and first.cursor
+    assert first.run_requests[0].run_key.startswith("annotations-blind-")
+    assert isinstance(tick(first.cursor), dg.SkipReason)  # nothing changed in any project
+    name = list(crowd.accounts)[-1]
+    task = next(t for t in crowd.tasks_of(name).values() if not t["annotations"])
+    crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
+    changed = tick(first.cursor)
+    assert isinstance(changed, dg.SensorResult) and changed.cursor != first.cursor
