@@ -16,8 +16,9 @@ from labeling_assets.core.consensus.label_issues import (
     image_features,
 )
 from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE, label_issue_review_requests
+from labeling_assets.core.consensus.set_label_issues import cross_val_set_pred_probs, find_set_issues
 from labeling_assets.core.images import markdown_image, thumbnail_png
-from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.label_sets import LabelSetError, is_multi_label, label_set, to_indicator
 from labeling_assets.core.store.queries import consensus_frame, item_uris
 from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.resources.project import ProjectSettings
@@ -30,6 +31,14 @@ class LabelIssuesConfig(dg.Config):
     )
     n_folds: int = Field(default=5, ge=2, description="Cross-validation folds of the baseline.")
     top_issues_shown: int = Field(default=12, ge=0, description="Issues listed with thumbnails in metadata.")
+
+
+def _is_set(value: Any, classes: list[str]) -> bool:
+    try:
+        label_set(value, classes, allow_empty=True)
+    except LabelSetError:
+        return False
+    return True
 
 
 def _thumbnail(uri: str) -> str:
@@ -52,33 +61,20 @@ def label_issues(
     label_store: LabelStoreResource,
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
-    """Consensus labels that cleanlab flags as likely wrong, each recorded in review_requests for re-review."""
-    if is_multi_label(project.task_type):
-        # The pixel baseline and cleanlab's find_label_issues here are single-label; saying "0 issues" would hide
-        # that nothing was checked.
-        context.log.warning("label_issues checks single-class consensus only; this is a multi_label project")
-        return dg.MaterializeResult(
-            metadata={
-                "items": dg.MetadataValue.int(0),
-                "issues": dg.MetadataValue.int(0),
-                "not_checked": dg.MetadataValue.text(
-                    "multi_label project: label issues for label sets are not implemented (no item was checked); "
-                    "low-confidence sets still go back through consensus_labels' review requests"
-                ),
-            }
-        )
+    """Consensus labels (or label sets) that cleanlab flags as likely wrong, each recorded in review_requests."""
     store = label_store.get_store()
-    classes = list(project.classes)
+    classes, multi = list(project.classes), is_multi_label(project.task_type)
     uris = {item: uri for item, uri in item_uris(store, exclude_quarantined=True).items() if uri}
     labels = consensus_frame(store)
-    labels = labels[labels["item_id"].isin(list(uris)) & labels["label"].isin(classes)].sort_values("item_id")
+    valid = labels["label"].map(lambda v: _is_set(v, classes)) if multi else labels["label"].isin(classes)
+    labels = labels[labels["item_id"].isin(list(uris)) & valid.astype(bool)].sort_values("item_id")
     labels = labels.reset_index(drop=True)
     context.log.info(f"Searching label issues among {len(labels)} consensus labels")
     metadata: dict[str, Any] = {
         "items": dg.MetadataValue.int(len(labels)),
         "probability_source": dg.MetadataValue.text(
-            f"{config.n_folds}-fold cross-validated logistic regression on {config.feature_size}x{config.feature_size} "
-            "grayscale pixels (every item scored by a model that never saw it)"
+            f"{config.n_folds}-fold cross-validated logistic regression{' per class' if multi else ''} on "
+            f"{config.feature_size}x{config.feature_size} grayscale pixels (every item scored by a model that never saw it)"
         ),
     }
     if len(labels) < 2:
@@ -86,9 +82,16 @@ def label_issues(
         return dg.MaterializeResult(metadata={**metadata, "issues": dg.MetadataValue.int(0)})
 
     features = image_features([uris[i] for i in labels["item_id"]], size=config.feature_size)
-    codes = labels["label"].map({c: n for n, c in enumerate(classes)}).to_numpy(dtype=np.int64)
-    probs = cross_val_pred_probs(features, codes, len(classes), n_folds=config.n_folds)
-    result = find_issues(labels["item_id"].tolist(), labels["label"].tolist(), probs, classes)
+    if multi:  # label sets: one out-of-sample probability per class, cleanlab's multi-label search
+        indicator = to_indicator(labels["label"].tolist(), classes)
+        probs = cross_val_set_pred_probs(features, indicator, n_folds=config.n_folds)
+        result = find_set_issues(labels["item_id"].tolist(), labels["label"].tolist(), probs, classes)
+        agreement = float(((probs > 0.5) == indicator.astype(bool)).all(axis=1).mean())
+    else:
+        codes = labels["label"].map({c: n for n, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+        probs = cross_val_pred_probs(features, codes, len(classes), n_folds=config.n_folds)
+        result = find_issues(labels["item_id"].tolist(), labels["label"].tolist(), probs, classes)
+        agreement = float((probs.argmax(axis=1) == codes).mean())
     for note in result.notes:
         context.log.info(note)
     flagged = result.issues
@@ -97,7 +100,6 @@ def label_issues(
     reviews = sync_review_requests(store, LABEL_ISSUES_SOURCE, label_issue_review_requests(flagged), settled)
     new_requests = sum(reviews.requested.values())
     context.log.info(f"{len(flagged)} label issues; {new_requests} new review requests, {reviews.resolved} resolved")
-    agreement = float((probs.argmax(axis=1) == codes).mean())
     metadata.update(_issue_metadata(flagged, uris, len(labels), agreement, config.top_issues_shown))
     metadata["review_requests_new"] = dg.MetadataValue.int(new_requests)
     metadata["review_requests_resolved"] = dg.MetadataValue.int(reviews.resolved)
@@ -120,7 +122,8 @@ def _issue_metadata(
         "issue_share": dg.MetadataValue.float(round(len(flagged) / n_items, 4)),
         "baseline_agreement_with_consensus": dg.MetadataValue.float(round(agreement, 4)),
         "issues_by_consensus_class": dg.MetadataValue.json(
-            {str(k): int(v) for k, v in flagged["given_label"].value_counts().items()}
+            # A set counts once for each class it holds (explode leaves single classes as they are).
+            {str(k): int(v) for k, v in flagged["given_label"].explode().dropna().value_counts().items()}
         ),
         "top_issues": dg.MetadataValue.md("\n".join(lines) if len(flagged) else "No label issue found."),
     }

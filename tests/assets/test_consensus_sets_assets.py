@@ -4,6 +4,7 @@ PostgreSQL) with a seeded simulated crowd that answers label sets (core/labelstu
 import datetime as dt
 import hashlib
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.checks.consensus import build_consensus_checks
 from labeling_assets.checks.labeler_stats import labeler_stats_checks
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
+from labeling_assets.core.ingest.demo_data import render_digit_grids
 from labeling_assets.core.label_sets import NONE_OF_THESE
 from labeling_assets.core.labelstudio.crowd import SetLabelerSpec, plan_set_crowd
 from labeling_assets.core.labelstudio.review import VOTES_KEY
@@ -289,19 +291,47 @@ def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spamme
     assert "avoids" in table.split("| lazy |")[1].split("\n")[0]  # the findings the lazy labeler skips
 
 
-def test_label_issues_say_plainly_that_label_sets_were_not_checked(store: LabelStore, tmp_path: Path) -> None:
-    truth = _seed_items(store, 30)
-    _seed_crowd(store, truth, CLEAN_CROWD)
+def test_label_issues_flag_consensus_sets_that_miss_the_digits_on_the_image(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    demo = render_digit_grids(tmp_path / "grids", n_images=200)
+    files = pd.read_csv(demo.labels_csv)
+    classes = list(demo.classes)
+    rows, votes = [], []
+    rng = np.random.default_rng(0)
+    crowded = [n for n, v in enumerate(files["label"]) if len(json.loads(v)) >= 2]
+    planted = {
+        hashlib.sha256(f"grid-{n}".encode()).hexdigest() for n in rng.choice(crowded, 8, replace=False)
+    }
+    for n, (name, label) in enumerate(zip(files["filename"], files["label"], strict=True)):
+        item_id = hashlib.sha256(f"grid-{n}".encode()).hexdigest()
+        rows.append({"item_id": item_id, "uri": str(demo.folder / name), "source_path": name, "width": 64,
+                     "height": 64, "n_bytes": 1, "ingested_at": utcnow(), "status": "active"})  # fmt: skip
+        answer = (
+            [] if item_id in planted else json.loads(label)
+        )  # both labelers miss every digit of a planted grid
+        votes += [(item_id, "ann", answer), (item_id, "bob", answer)]
+    with store.begin() as conn:
+        conn.execute(items_table.insert(), rows)
+    _insert(store, votes)
     resources = {
         "label_store": LabelStoreResource(url=store.url),
-        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES, task_type="multi_label"),
+        "project": ProjectSettings(data_dir=str(tmp_path), classes=classes, task_type="multi_label"),
     }
-    result = dg.materialize([consensus_labels, label_issues], resources=resources)
+    result = dg.materialize(
+        [consensus_labels, label_issues],
+        resources=resources,
+        run_config=dg.RunConfig({"consensus_labels": ConsensusConfig(method="majority")}),
+    )
     assert result.success
     meta = result.asset_materializations_for_node("label_issues")[0].metadata
-    assert "not implemented" in meta["not_checked"].value and meta["items"].value == 0
-    sources = {r["source"] for r in store.fetch(sa.select(review_requests_table))}
-    assert "label_issues" not in sources
+    assert meta["items"].value == 200 and "per class" in meta["probability_source"].value
+    requests = store.fetch(
+        sa.select(review_requests_table).where(review_requests_table.c.source == "label_issues")
+    )
+    flagged = {r["item_id"] for r in requests}
+    assert len(flagged & planted) >= 6  # measured 7 of 8 (a linear pixel model on 2x2 grids: a weak baseline)
+    assert all("consensus [] but" in r["reason"] for r in requests if r["item_id"] in planted)
 
 
 def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(

@@ -337,3 +337,33 @@ def test_class_share_counts_a_set_answer_once_per_class_it_holds_and_single_labe
     assert share.loc["w2", "fox"] == 1.0
     single = class_share_per_period(period, pd.Series(["cat", "cat", "dog", "fox", "fox"]))
     assert single.sum(axis=1).tolist() == [1.0, 1.0] and single.loc["w1", "cat"] == 0.5
+
+
+# --- label issues for sets ----------------------------------------------------------------------------------
+
+
+def test_set_label_issues_rank_planted_wrong_sets_first_with_an_out_of_sample_model() -> None:
+    from labeling_assets.core.consensus.set_label_issues import cross_val_set_pred_probs, find_set_issues
+    from labeling_assets.core.label_sets import to_indicator
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((300, 3)) < [0.4, 0.3, 0.2]
+    features = truth * 2.0 + rng.normal(0, 0.6, truth.shape)  # each class visible in its own feature
+    sets = [[CLASSES[k] for k in np.flatnonzero(row)] for row in truth]
+    planted = [n for n in range(300) if sets[n]][:10]
+    given = [[] if n in planted else s for n, s in enumerate(sets)]  # the consensus missed every finding
+    probs = cross_val_set_pred_probs(features, to_indicator(given, CLASSES))
+    assert probs.shape == (300, 3) and ((probs > 0) & (probs < 1)).all()
+    result = find_set_issues(list(range(300)), given, probs, CLASSES)
+    flagged = result.issues["item_id"].tolist()
+    assert set(planted) <= set(flagged) and len(flagged) < 40
+    assert len(set(flagged[:15]) & set(planted)) >= 8  # worst label quality first
+    first = result.issues.iloc[0]
+    assert first["given_label"] == [] and first["suggested_label"] == sets[first["item_id"]]
+
+
+def test_set_label_issues_need_enough_items_and_classes() -> None:
+    from labeling_assets.core.consensus.set_label_issues import find_set_issues
+
+    result = find_set_issues([1, 2], [["cat"], []], np.full((2, 3), 0.5), CLASSES)
+    assert result.issues.empty and "2 item(s)" in result.notes[0]
