@@ -147,7 +147,11 @@ def _valid_sets(labels: pd.Series, classes: list[str]) -> pd.Series:
 
 
 def _aggregate_sets(
-    store: LabelStore, eligible: pd.DataFrame, classes: list[str], config: ConsensusConfig
+    store: LabelStore,
+    eligible: pd.DataFrame,
+    classes: list[str],
+    config: ConsensusConfig,
+    allow_empty: bool = True,
 ) -> tuple[SetConsensusResult, int]:
     """Set consensus with the hidden gold sets clamped (Dawid-Skene methods); the method must be a set method."""
     if config.method not in SET_METHODS:
@@ -158,8 +162,23 @@ def _aggregate_sets(
     gold = _valid_sets(gold_labels(store), classes)
     gold = gold[gold.index.isin(set(eligible["item_id"].astype(str)))]
     thresholds = config.class_thresholds or None
-    result = aggregate_sets(eligible, config.method, classes=classes, gold=gold, thresholds=thresholds)
+    result = aggregate_sets(
+        eligible, config.method, classes=classes, gold=gold, thresholds=thresholds, allow_empty=allow_empty
+    )
     return result, len(gold)
+
+
+def _consensus(
+    store: LabelStore, eligible: pd.DataFrame, project: ProjectSettings, config: ConsensusConfig
+) -> tuple[ConsensusResult | SetConsensusResult, int, dict[str, dict[str, float]] | None, pd.Series]:
+    """(result, gold items used, probabilities to store, expert answers); label sets in a multi-label project:
+    per-class marginals are the stored probabilities and expert answers are read as sets."""
+    classes = list(project.classes)
+    if is_multi_label(project.task_type):
+        sets, n_gold = _aggregate_sets(store, eligible, classes, config, project.allow_empty_set)
+        return sets, n_gold, set_probabilities_by_item(sets), _valid_sets(adjudicated_labels(store), classes)
+    result, n_gold = _aggregate(store, eligible, classes, config)
+    return result, n_gold, probabilities_by_item(result), adjudicated_labels(store)
 
 
 def _choice_reason(
@@ -230,7 +249,9 @@ def _finite(value: float | None) -> float | None:
 def _follow_sources(store: LabelStore, project: ProjectSettings) -> dict[str, Any]:
     """The class list as a versioned event, and the votes that stopped counting recorded with their reason."""
     change = record_class_list(store, list(project.classes), project.class_list_change_reason)
-    retracted = record_vote_retractions(store, list(project.classes), multi_label=is_multi_label(project.task_type))
+    retracted = record_vote_retractions(
+        store, list(project.classes), multi_label=is_multi_label(project.task_type)
+    )
     metadata: dict[str, Any] = {"votes_retracted_now": dg.MetadataValue.json(retracted)}
     if change is not None:
         metadata["class_list_change"] = dg.MetadataValue.json(
@@ -457,7 +478,6 @@ def consensus_labels(
     """The consensus label of every item with enough labelers, versioned in the label store's consensus table."""
     store = label_store.get_store()
     classes = list(project.classes)
-    multi = is_multi_label(project.task_type)
     followed = _follow_sources(store, project)
     loaded = load_votes(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
     # Votes a labeler gave while paused count for nothing (`labeling-assets labeler pause|resume`).
@@ -477,19 +497,12 @@ def consensus_labels(
         metadata.update(_retract(context, store, loaded, set(), config, classes))
         return dg.MaterializeResult(metadata={**metadata, **empty})
 
-    # Multi-label: per-class marginals as the stored probabilities, expert answers read as sets.
-    result, n_gold = (_aggregate_sets if multi else _aggregate)(store, eligible, classes, config)
+    result, n_gold, probabilities, expert = _consensus(store, eligible, project, config)
     for note in result.notes:
         context.log.info(note)
-    expert = _valid_sets(adjudicated_labels(store), classes) if multi else adjudicated_labels(store)
     # An expert's answer overrides the crowd (method adjudicated, confidence 1), even below min_annotators.
     crowd, adjudicated = apply_adjudications(result.labels, votes, expert)
     labels = pd.concat([crowd, adjudicated], ignore_index=True) if not adjudicated.empty else crowd
-    probabilities = (
-        set_probabilities_by_item(result)
-        if isinstance(result, SetConsensusResult)
-        else probabilities_by_item(result)
-    )
     written = write_consensus(store, crowd, result.method, context.run_id, probabilities)
     written += write_consensus(store, adjudicated, ADJUDICATED, context.run_id)
     metadata["adjudicated_items"] = dg.MetadataValue.int(len(adjudicated))

@@ -367,3 +367,12 @@ def test_set_label_issues_need_enough_items_and_classes() -> None:
 
     result = find_set_issues([1, 2], [["cat"], []], np.full((2, 3), 0.5), CLASSES)
     assert result.issues.empty and "2 item(s)" in result.notes[0]
+
+
+def test_without_none_of_these_an_item_below_every_threshold_gets_its_most_probable_class() -> None:
+    votes = _votes([("a", "u", ["cat"]), ("a", "v", ["dog"]), ("a", "w", ["fox"]), ("a", "x", ["dog"])])
+    votes = pd.concat([votes, _votes([("b", "u", ["cat"]), ("b", "v", ["cat"])])])
+    assert aggregate_sets(votes, "majority", classes=CLASSES, thresholds=0.6).labels["label"].iloc[0] == []
+    strict = aggregate_sets(votes, "majority", classes=CLASSES, thresholds=0.6, allow_empty=False)
+    assert strict.labels["label"].tolist() == [["dog"], ["cat"]]
+    assert any("most probable class" in n for n in strict.notes)

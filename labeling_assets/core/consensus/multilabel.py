@@ -359,6 +359,7 @@ def aggregate_sets(
     tol: float = 1e-6,
     prior_strength: float | None = None,
     smoothing: float = 0.01,
+    allow_empty: bool = True,
 ) -> SetConsensusResult:
     """Aggregate label-set votes into per-class marginals and a set per item (see the module docstring).
 
@@ -369,6 +370,8 @@ def aggregate_sets(
         classes: the project's class list (classes nobody chose still get a column).
         gold: item_id -> known true set (a list); clamped in the Dawid-Skene methods' EM.
         thresholds: one threshold for every class, or class -> threshold (others 0.5).
+        allow_empty: False when the project has no "none of these" (every item holds a class): an item whose
+            set at the thresholds would be empty gets its most probable class instead (noted).
         max_iter, tol, prior_strength, smoothing: EM options (``prior_strength`` None = the method's default).
     """
     if method not in SET_METHODS:
@@ -405,6 +408,13 @@ def aggregate_sets(
     # Tie rule: the answer the crowd gives less often for the class (over all votes) wins; a 50/50 class: present.
     tie_present = enc.indicator.mean(axis=0) <= 0.5
     decided = _decide(probs, limits, tie_present)
+    if not allow_empty:
+        hollow = np.flatnonzero(decided.sum(axis=1) == 0)
+        if len(hollow):
+            decided[hollow, probs[hollow].argmax(axis=1)] = 1  # ties: the class listed first
+            notes.append(
+                f"{len(hollow)} item(s) below every threshold got their most probable class (no empty set)"
+            )
     return _result(enc, a, method, probs, decided, limits, notes, sens, spec, iterations)
 
 
