@@ -143,7 +143,9 @@ def build_consensus_checks(
             metadata={
                 "consensus_outside_class_list": dg.MetadataValue.int(len(stale)),
                 "class_list": dg.MetadataValue.json(list(project.classes)),
-                "examples": dg.MetadataValue.json([{**r, "label": repr(r["label"])} for r in stale[:EXAMPLES]]),
+                "examples": dg.MetadataValue.json(
+                    [{**r, "label": repr(r["label"])} for r in stale[:EXAMPLES]]
+                ),
             },
         )
 

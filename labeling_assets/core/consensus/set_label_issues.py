@@ -80,7 +80,9 @@ def find_set_issues(
     present = np.flatnonzero(given.any(axis=0))
     empty = pd.DataFrame(columns=ISSUE_COLUMNS)
     if len(ids) < MIN_ITEMS or len(present) < 2:
-        why = f"{len(ids)} item(s)" if len(ids) < MIN_ITEMS else "fewer than two classes in the consensus sets"
+        why = (
+            f"{len(ids)} item(s)" if len(ids) < MIN_ITEMS else "fewer than two classes in the consensus sets"
+        )
         return LabelIssues(empty, pd.Series(dtype=float), [f"no label-issue search: only {why}"])
 
     from cleanlab.multilabel_classification.filter import find_label_issues
@@ -89,7 +91,9 @@ def find_set_issues(
     sub = probs[:, present]
     labels = [list(np.flatnonzero(row)) for row in given[:, present]]
     quality = np.asarray(get_label_quality_scores(labels, sub), dtype=np.float64)
-    flagged = np.asarray(find_label_issues(labels, sub, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool)
+    flagged = np.asarray(
+        find_label_issues(labels, sub, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool
+    )
     order = np.flatnonzero(flagged)
     order = order[np.lexsort((order, quality[order]))]  # worst first; ties by position (deterministic)
     suggested = sub > 0.5
