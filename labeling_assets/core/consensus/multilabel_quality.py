@@ -27,7 +27,7 @@ from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.label_sets import to_indicator
 
 SetDistance = Literal["jaccard", "masi"]
-_CHUNK = 2048  # rows of the distinct-set distance matrix computed at once (bounded memory)
+_CHUNK = 512  # rows of the distinct-set distance matrix computed at once (memory: 512 x distinct sets)
 
 
 def _one_per_labeler(votes: pd.DataFrame) -> pd.DataFrame:
