@@ -17,6 +17,7 @@ from labeling_assets.assets.dataset import dataset_splits
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
 from labeling_assets.core.consensus.methods import METHODS
+from labeling_assets.core.consensus.multilabel import JOINT
 from labeling_assets.core.store.consensus_versions import consensus_choices
 from labeling_assets.core.store.datasets import stored_soft_targets
 from labeling_assets.core.store.queries import consensus_frame
@@ -151,8 +152,9 @@ def test_with_too_little_gold_auto_keeps_its_rule_and_says_why_no_bakeoff_ran(
 
 def test_the_method_config_accepts_every_method_core_knows_and_nothing_else() -> None:
     field = ConsensusConfig.model_fields["method"]
-    assert typing.get_args(field.annotation) == METHODS
-    for method in METHODS:
+    # Every single-label method, plus the joint set method that only multi-label projects run.
+    assert typing.get_args(field.annotation) == (*METHODS, JOINT)
+    for method in (*METHODS, JOINT):
         assert ConsensusConfig(method=method).method == method
     with pytest.raises(pydantic.ValidationError):
         ConsensusConfig(method="mace")
