@@ -1,6 +1,6 @@
 """Which multi-label loss to default to: every loss of ``core.training.multilabel`` on the same digit grids.
 
-    python benchmarks/multilabel_loss.py                      # 3 seeds, CPU, about 10 minutes on 2 cores
+    python benchmarks/multilabel_loss.py --train 800 --val 300 --test 1500 --epochs 12   # README figures
     python benchmarks/multilabel_loss.py --seeds 0 1 2 3 4 --train 3000 --epochs 20
 
 The data: 2x2 grids of real scikit-learn digit scans (the multi-label demo's generator,
@@ -39,11 +39,15 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("bce", {"multi_label_loss": "bce", "pos_weight": "none"}),
     ("bce+pos_weight(inverse)", {"multi_label_loss": "bce", "pos_weight": "inverse_frequency"}),
     ("bce+pos_weight(effective)", {"multi_label_loss": "bce", "pos_weight": "effective_number"}),
-    ("bce+rarest-label sampler", {"multi_label_loss": "bce", "sampler": "weighted"}),
+    ("bce+rarest-label sampler", {"multi_label_loss": "bce", "multi_label_sampler": "weighted"}),
     ("focal(a=.25,g=2)", {"multi_label_loss": "focal"}),
     ("asl(g-=4,m=.05)", {"multi_label_loss": "asl"}),
     ("0.7bce(inverse)+0.3focal", {"multi_label_loss": "bce_focal", "pos_weight": "inverse_frequency"}),
+    ("0.7bce+0.3focal+sampler", {"multi_label_loss": "bce_focal", "multi_label_sampler": "weighted"}),
+    ("asl+sampler", {"multi_label_loss": "asl", "multi_label_sampler": "weighted"}),
 ]
+# Every variant but the sampler's trains on plain shuffled epochs (the sampler replaces pos_weight).
+SHUFFLE = {"multi_label_sampler": "shuffle"}
 
 
 def _layouts(n: int, seed: int) -> tuple[list[list[int | None]], str]:
@@ -107,7 +111,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     digits = load_digits()
     order = np.random.default_rng(12345).permutation(len(digits.target))
     pools = np.array_split(order, [int(0.6 * len(order)), int(0.8 * len(order))])
-    results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in VARIANTS}
+    results: dict[str, list[dict[str, float]]] = {
+        name: [] for name, _ in VARIANTS if not args.variants or name in args.variants
+    }
     source = _layouts(1, 0)[1]
     for seed in args.seeds:
         train = build_split(args.train, pools[0], digits, seed=1000 + seed)
@@ -116,6 +122,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         prevalence = train[1].mean(axis=0)
         rare = np.argsort(prevalence)[:3]
         for name, overrides in VARIANTS:
+            if args.variants and name not in args.variants:
+                continue
             config = TrainConfig(
                 num_classes=10,
                 image_size=16,
@@ -127,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 device="cpu",
                 seed=seed,
                 multi_label=True,
-                **overrides,
+                **{**SHUFFLE, **overrides},
             )
             start = time.perf_counter()
             result = fit(train[0], train[1], val[0], val[1], config)
@@ -160,6 +168,7 @@ def main() -> int:
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--variants", nargs="+", default=None, help="names of VARIANTS to run (default: all)")
     args = parser.parse_args()
     out = run(args)
     print(

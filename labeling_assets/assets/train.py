@@ -236,6 +236,11 @@ class TrainedModelConfig(dg.Config):
         description="Multi-label: BCE pos_weight from the training prevalence (negatives/positives, or "
         "Cui et al.'s effective numbers); ignored with the weighted (rarest-label) sampler.",
     )
+    multi_label_sampler: SamplerKind = Field(
+        default=DEFAULTS.multi_label_sampler,
+        description="Multi-label: weighted = each item drawn by its rarest label (replaces pos_weight); "
+        "shuffle = plain epochs with pos_weight. `sampler` is the single-label one.",
+    )
 
     def train_config(self, meta: dict[str, Any], n_train: int) -> TrainConfig:
         """Core's settings for a cache (classes and image shape from its meta, batch fitted to its size)."""
@@ -254,6 +259,7 @@ class TrainedModelConfig(dg.Config):
             multi_label=meta.get("task_type") == "multi_label",
             multi_label_loss=self.multi_label_loss,
             pos_weight=self.pos_weight,
+            multi_label_sampler=self.multi_label_sampler,
             class_weighted_loss=self.class_weighted_loss,
             device=self.device,
             compile=self.compile,

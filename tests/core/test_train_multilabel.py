@@ -188,13 +188,18 @@ def test_multi_label_fit_learns_a_tiny_synthetic_set_well_above_chance_and_store
 
 @pytest.mark.parametrize(
     ("loss", "sampler", "pos_weight"),
-    [("focal", "shuffle", "none"), ("asl", "shuffle", "none"), ("bce_focal", "weighted", "effective_number")],
+    [
+        ("focal", "shuffle", "none"),
+        ("asl", "shuffle", "none"),
+        ("bce_focal", "shuffle", "effective_number"),
+        ("bce", "weighted", "inverse_frequency"),
+    ],
 )
 def test_multi_label_fit_runs_every_loss_and_the_rarest_label_sampler(
     loss: str, sampler: str, pos_weight: str
 ) -> None:
     (x_train, y_train), (x_val, y_val) = _quadrant_sets(256, seed=0), _quadrant_sets(96, seed=1)
-    config = _config(epochs=4, multi_label_loss=loss, sampler=sampler, pos_weight=pos_weight)
+    config = _config(epochs=4, multi_label_loss=loss, multi_label_sampler=sampler, pos_weight=pos_weight)
     result = fit(x_train, y_train, x_val, y_val, config)
     assert result.best_val_macro_auc is not None and result.best_val_macro_auc > 0.75
 

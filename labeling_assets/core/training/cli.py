@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pos-weight", default=DEFAULTS.pos_weight, choices=get_args(PosWeightKind), help="multi-label only"
     )
     parser.add_argument(
+        "--multi-label-sampler",
+        default=DEFAULTS.multi_label_sampler,
+        choices=get_args(SamplerKind),
+        help="multi-label only (weighted: each item drawn by its rarest label)",
+    )
+    parser.add_argument(
         "--no-class-weighted-loss",
         dest="class_weighted_loss",
         action="store_false",
@@ -121,6 +127,7 @@ def config_from_args(args: argparse.Namespace, meta: dict[str, object]) -> Train
         multi_label=meta.get("task_type") == "multi_label",
         multi_label_loss=args.multi_label_loss,
         pos_weight=args.pos_weight,
+        multi_label_sampler=args.multi_label_sampler,
         class_weighted_loss=args.class_weighted_loss,
         device=args.device,
         compile=args.compile,

@@ -74,6 +74,9 @@ class TrainConfig:
     multi_label: bool = False
     multi_label_loss: MultiLabelLoss = "bce"
     pos_weight: PosWeightKind = "inverse_frequency"  # ignored with the weighted (rarest-label) sampler
+    # The multi-label run's sampler (``sampler`` is the single-label one): weighted = each item drawn by its
+    # rarest label; the default by benchmarks/multilabel_loss.py (README, "Multi-label training").
+    multi_label_sampler: SamplerKind = "weighted"
     effective_number_beta: float = 0.999  # Cui et al. 2019's beta for pos_weight=effective_number
     focal_alpha: float = 0.25  # multi-label focal: weight of the positive term (negatives get 1 - alpha)
     asl_gamma_neg: float = 4.0  # asymmetric loss (Ridnik et al. 2021): focusing on negatives
@@ -112,6 +115,7 @@ MULTI_LABEL_FIELDS = (
     "multi_label",
     "multi_label_loss",
     "pos_weight",
+    "multi_label_sampler",
     "effective_number_beta",
     "focal_alpha",
     "asl_gamma_neg",

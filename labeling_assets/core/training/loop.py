@@ -360,7 +360,8 @@ def fit(
     weight_tensor = torch.tensor(weights, dtype=torch.float32, device=device)
     sample_weights: torch.Tensor | None = None
     weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
-    if config.sampler == "weighted" and multi:
+    sampler = config.multi_label_sampler if multi else config.sampler
+    if sampler == "weighted" and multi:
         # Each item drawn by its rarest label (counts over the whole training set: the same on every rank);
         # the sampler replaces pos_weight, as the single-label sampler replaces class weights.
         present = np.asarray(prevalence) >= 0.5
@@ -372,14 +373,14 @@ def fit(
 
         if data.resident:
             sample_weights = weigh(data.labels)
-    elif config.sampler == "weighted":
+    elif sampler == "weighted":
         # The sampler already balances classes; weighting the loss too would correct twice.
         soft = train_targets is not None
         sample_weights = data.labels @ weight_tensor if soft else weight_tensor[data.labels]
         if not data.resident:
             sample_weights = weight_tensor
-    elif config.sampler != "shuffle":
-        raise ValueError(f"unknown sampler {config.sampler!r}; choose shuffle or weighted")
+    elif sampler != "shuffle":
+        raise ValueError(f"unknown sampler {sampler!r}; choose shuffle or weighted")
     elif multi:
         trainer.loss_weight = weight_tensor  # pos_weight (all ones with pos_weight="none")
     elif config.class_weighted_loss:
