@@ -5,6 +5,7 @@ the label is the set at the per-class thresholds, the stored probabilities are p
 confidence (mean over classes of max(p, 1 - p)) routes items back with the same threshold as single-label.
 """
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
@@ -52,7 +53,7 @@ from labeling_assets.core.store.consensus_versions import (
     retraction_counts,
     write_consensus,
 )
-from labeling_assets.core.store.human_loop import adjudicated_labels, pause_intervals
+from labeling_assets.core.store.human_loop import adjudicated_labels, labeler_keys, pause_intervals
 from labeling_assets.core.store.queries import StoreVotes, gold_labels, item_uris, load_votes
 from labeling_assets.core.store.reviews import ReviewSync, sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
@@ -389,7 +390,8 @@ def _result_metadata(
     }
 
 
-def _set_labeler_table(result: SetConsensusResult) -> str:
+def _set_labeler_table(result: SetConsensusResult, names: Mapping[str, str]) -> str:
+    """Labelers by name (people do not know who labeler "6" is), worst sensitivity first."""
     table = result.labeler_quality.sort_values("sensitivity", ascending=True, na_position="last")
     lines = [
         "| labeler | labels | sensitivity | specificity | exact agreement with consensus |",
@@ -397,8 +399,8 @@ def _set_labeler_table(result: SetConsensusResult) -> str:
     ]
     for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
         lines.append(
-            f"| {row['labeler_id']} | {row['n_labels']} | {row['sensitivity']:.3f} | {row['specificity']:.3f} | "
-            f"{row['agreement_with_consensus']:.3f} |"
+            f"| {names.get(str(row['labeler_id']), row['labeler_id'])} | {row['n_labels']} | {row['sensitivity']:.3f} | "
+            f"{row['specificity']:.3f} | {row['agreement_with_consensus']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -423,6 +425,7 @@ def _set_result_metadata(
     config: ConsensusConfig,
     counts: tuple[int, int, int],
     reviews: ReviewSync,
+    names: Mapping[str, str],
 ) -> dict[str, Any]:
     """_result_metadata for label sets: per-class agreement and prevalence, set alpha (MASI), per-class plot."""
     labels = result.labels
@@ -458,7 +461,7 @@ def _set_result_metadata(
         "review_requests_new": dg.MetadataValue.json(reviews.requested),
         "review_requests_already_open": dg.MetadataValue.int(reviews.already_open),
         "review_requests_resolved": dg.MetadataValue.int(reviews.resolved),
-        "labeler_quality": dg.MetadataValue.md(_set_labeler_table(result)),
+        "labeler_quality": dg.MetadataValue.md(_set_labeler_table(result, names)),
     }
 
 
@@ -522,7 +525,7 @@ def consensus_labels(
     )
     counts = (n_annotated, n_eligible, written)
     if isinstance(result, SetConsensusResult):
-        metadata.update(_set_result_metadata(result, eligible, classes, config, counts, reviews))
+        metadata.update(_set_result_metadata(result, eligible, classes, config, counts, reviews, labeler_keys(store)))
     else:
         metadata.update(_result_metadata(result, eligible, classes, config, counts, reviews))
     return dg.MaterializeResult(metadata=metadata)

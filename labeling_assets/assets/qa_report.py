@@ -40,6 +40,7 @@ def qa_report(
         pay_rate_per_hour=project.pay_rate_per_hour,
         pay_rates_per_hour={names.get(k, k): v for k, v in project.pay_rates_per_hour.items()},  # rates by id or name
         multi_label=is_multi_label(project.task_type),
+        classes=list(project.classes),
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

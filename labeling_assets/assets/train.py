@@ -337,7 +337,7 @@ def trained_model(
         dagster_run_id=context.run.run_id,
     )
     return dg.MaterializeResult(
-        metadata=_model_metadata(mlflow, result, current, version, run_id, targets, curves)
+        metadata=_model_metadata(mlflow, result, current, version, run_id, targets, curves, classes)
     )
 
 
@@ -522,6 +522,7 @@ def _model_metadata(
     run_id: str,
     targets: str,
     curves: bytes,
+    classes: list[str],
 ) -> dict[str, Any]:
     throughput = [s.train_images_per_s for s in result.history[1:]] or [result.history[0].train_images_per_s]
     name = mlflow.registered_model_name
@@ -547,7 +548,10 @@ def _model_metadata(
     if result.best_val_macro_auc is not None:
         metadata["best_val_macro_auc"] = dg.MetadataValue.float(round(result.best_val_macro_auc, 4))
     if result.thresholds is not None:
-        metadata["thresholds"] = dg.MetadataValue.json([round(t, 4) for t in result.thresholds])
+        # By class name: a bare list of ten numbers says nothing about which class each one decides.
+        metadata["thresholds"] = dg.MetadataValue.json(
+            {str(c): round(t, 4) for c, t in zip(classes, result.thresholds, strict=True)}
+        )
     return metadata
 
 

@@ -33,6 +33,7 @@ from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
     items_table,
+    labelers_table,
     latest_consensus_query,
     review_requests_table,
     utcnow,
@@ -353,10 +354,30 @@ def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(
     meta = result.asset_materializations_for_node("qa_report")[0].metadata
     assert {"gold_accuracy", "class_drift"} <= set(meta["charts"].value)
     page = Path(meta["report"].value).read_text()
-    tables = pd.read_html(io.StringIO(page), match="gold_accuracy")
+    tables = pd.read_html(io.StringIO(page), match="exact-set accuracy")
     table = next(t for t in tables if "labeler_id" in t.columns).set_index("labeler_id")
-    assert table.loc["expert", "gold_accuracy"] > table.loc["spammer", "gold_accuracy"]
+    assert table.loc["expert", "exact-set accuracy"] > table.loc["spammer", "exact-set accuracy"]
     assert table.loc["expert", "gold_labels"] > 10  # set answers are compared with gold sets, not dropped
+    # Beside exact sets, what the labeler gate judges: findings ticked and absent classes left unticked.
+    expert, spammer = table.loc["expert"], table.loc["spammer"]
+    assert expert["sensitivity"] > 0.8 and spammer["specificity"] < expert["specificity"]
+    assert "<title>QA report: " in page and "Exact-set accuracy on hidden gold items" in page
+    assert "computed per class (ticked or not)" in page and "mean over classes of max(p, 1 - p)" in page
+
+
+def test_the_consensus_labeler_table_of_a_multi_label_project_names_labelers_as_people_know_them(
+    store: LabelStore, tmp_path: Path
+) -> None:
+    truth = _seed_items(store, 40)
+    _seed_crowd(store, truth, CLEAN_CROWD)
+    # What collect records for a Label Studio user: its id and the name people read.
+    named = {"labeler_id": "expert", "partition_key": "dr_grey", "first_seen_at": START}
+    with store.begin() as conn:
+        conn.execute(labelers_table.insert(), [named])
+    result = _run(store, tmp_path)
+    assert result.success
+    table = result.asset_materializations_for_node("consensus_labels")[0].metadata["labeler_quality"].value
+    assert "| dr_grey |" in table and "| expert |" not in table and "| average_1 |" in table
 
 
 def test_the_expert_review_task_of_a_multi_label_item_shows_every_labelers_set(

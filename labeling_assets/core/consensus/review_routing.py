@@ -156,11 +156,23 @@ def label_issue_review_requests(flagged: pd.DataFrame) -> list[ReviewRequest]:
         ReviewRequest(
             str(r["item_id"]),
             EXPERT_REVIEW,
-            f"consensus {r['given_label']!r} but an out-of-sample baseline says {r['suggested_label']!r} "
-            f"(p={r['suggested_probability']:.2f}, label quality {r['label_quality']:.3f})",
+            f"consensus {_said(r['given_label'])} but an out-of-sample baseline says {_said(r['suggested_label'])} "
+            + (
+                f"(confidence {r['suggested_probability']:.2f}, label quality {r['label_quality']:.3f})"
+                if isinstance(r["suggested_label"], list | tuple)  # a set's is a mean over classes, not one p
+                else f"(p={r['suggested_probability']:.2f}, label quality {r['label_quality']:.3f})"
+            ),
         )
         for r in flagged.to_dict("records")
     ]
+
+
+def _said(label: object) -> str:
+    """A label in a sentence an expert reads: a class quoted as before, a set as {a, b} ("none of these" when
+    empty), never a Python list repr."""
+    if isinstance(label, list | tuple):
+        return "{" + ", ".join(map(str, label)) + "}" if label else "none of these"
+    return repr(label)
 
 
 def overlap_drift(wanted: Mapping[int, int], remote: Mapping[int, int]) -> dict[int, int]:

@@ -51,7 +51,7 @@ class ShownVote:
     ci_high: float | None = None
 
 
-def votes_html(votes: Sequence[ShownVote]) -> str:
+def votes_html(votes: Sequence[ShownVote], gold_header: str = "gold accuracy") -> str:
     """A small HTML table of the votes (every string escaped: names and classes come from people)."""
     rows = []
     for v in votes:
@@ -66,7 +66,7 @@ def votes_html(votes: Sequence[ShownVote]) -> str:
             f"<td>{html.escape(accuracy)}</td></tr>"
         )
     return (
-        '<table border="1" cellpadding="4"><tr><th>labeler</th><th>vote</th><th>gold accuracy</th></tr>'
+        f'<table border="1" cellpadding="4"><tr><th>labeler</th><th>vote</th><th>{html.escape(gold_header)}</th></tr>'
         + "".join(rows)
         + "</table>"
     )
@@ -80,21 +80,35 @@ def review_task(
     reason: str,
     prediction: tuple[str, float] | None = None,
     model_version: str | None = None,
+    model_line: str | None = None,
+    gold_header: str = "gold accuracy",
 ) -> dict[str, Any]:
-    """The Label Studio task of one item for the expert."""
+    """The Label Studio task of one item for the expert (``model_line`` replaces the single-class prediction:
+    :func:`set_prediction_line` for label sets)."""
     model = (
         f"model {model_version or ''}: {prediction[0]} (p={prediction[1]:.2f})".replace("model :", "model:")
         if prediction is not None
         else "model: no prediction"
     )
+    model = model_line or model
     return {
         "data": {
             DATA_KEY: image_url,
             "item_id": item_id,
-            VOTES_KEY: votes_html(votes),
+            VOTES_KEY: votes_html(votes, gold_header),
             CONTEXT_KEY: f"Why: {reason} | {model}",
         }
     }
+
+
+def set_prediction_line(probs: Mapping[str, float] | None, model_version: str | None, top: int = 3) -> str:
+    """A multi-label model's view for the expert: its most probable classes, each with P(present). The classes are
+    independent, so one "top class" would hide a second finding; no threshold is claimed here."""
+    if not probs:
+        return "model: no prediction"
+    shown = sorted(probs, key=lambda k: (-probs[k], k))[:top]
+    per_class = ", ".join(f"{name} {probs[name]:.2f}" for name in shown)
+    return f"model {model_version or ''}: P(present) {per_class}".replace("model :", "model:")
 
 
 def top_prediction(probs: Mapping[str, float] | None) -> tuple[str, float] | None:

@@ -30,6 +30,17 @@ def figure_png(fig: Figure, dpi: int = 96) -> bytes:
     return buffer.getvalue()
 
 
+CHAR_WIDTH_IN = 0.085  # a tick label character at matplotlib's default font size, in inches
+
+
+def tick_rotation(labels: Sequence[str], figure_width_in: float, many: int) -> tuple[int, str]:
+    """(rotation, horizontal alignment) of category tick labels: tilted when there are more than ``many`` or when
+    the longest would not fit its slot (labeler names side by side overlap and become unreadable)."""
+    slot = 0.8 * figure_width_in / max(len(labels), 1)
+    longest = max((len(str(label)) for label in labels), default=0)
+    return (45, "right") if len(labels) > many or longest * CHAR_WIDTH_IN > slot else (0, "center")
+
+
 def bar_png(
     values: Mapping[str, float] | Mapping[str, Mapping[str, float]],
     title: str,
@@ -52,7 +63,8 @@ def bar_png(
     for i, (name, mapping) in enumerate(series.items()):
         heights = [float(mapping.get(c, 0.0)) for c in categories]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=name or None)
-    ax.set_xticks(x, categories, rotation=45 if len(categories) > 12 else 0, ha="right" if len(categories) > 12 else "center")
+    rotation, align = tick_rotation(categories, size[0], many=12)
+    ax.set_xticks(x, categories, rotation=rotation, ha=align)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     if len(series) > 1:
@@ -137,7 +149,8 @@ def box_png(
     names = list(groups)
     data = [np.asarray(groups[n], dtype=float) for n in names]
     ax.boxplot([d[np.isfinite(d)] for d in data], showfliers=False)
-    ax.set_xticks(range(1, len(names) + 1), names, rotation=45 if len(names) > 8 else 0)
+    rotation, align = tick_rotation(names, size[0], many=8)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=rotation, ha=align)
     if log_scale:
         ax.set_yscale("log")
     ax.set_title(title)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import pandas as pd
 
 from labeling_assets.core.consensus.agreement import pairwise_cohen_kappa
 from labeling_assets.core.consensus.gates import cost_per_correct_label, wilson_interval
-from labeling_assets.core.reporting import plots
+from labeling_assets.core.reporting import plots, qa_sets
 
 CHARTS = (
     "throughput",
@@ -86,6 +86,7 @@ def build_qa_report(
     pay_rate_per_hour: float | None = None,
     pay_rates_per_hour: Mapping[str, float] | None = None,
     multi_label: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
     ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
@@ -93,10 +94,13 @@ def build_qa_report(
     ``consensus_choice``: the newest ``consensus_choices`` row (the method used, why, the bake-off scoreboard);
     ``pay_rate_per_hour`` / ``pay_rates_per_hour`` (by the labeler names in ``annotations``): when any is set, the
     gold table adds the cost per correct label (time x rate / gold accuracy, with the accuracy's 95% interval).
-    ``multi_label``: labels are sets (sorted lists); gold accuracy is then exact-set accuracy, agreement compares
-    whole sets, and the class drift chart shows the share of answers that hold each class."""
+    ``multi_label``: labels are sets (sorted lists) of ``classes`` (by default the classes the sets name); gold
+    accuracy is then exact-set accuracy with each labeler's sensitivity and specificity on gold beside it, agreement
+    is the mean per-class kappa (each class ticked or not), the class drift chart shows the share of answers that
+    hold each class, and the confidence histogram says what a set's confidence is."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     sets = annotations["label"].copy() if multi_label else None
+    set_classes = list(classes) if classes is not None else qa_sets.classes_of(annotations["label"], gold)
     ann = annotations.copy()
     ann["label"] = ann["label"].astype(str)
     ann["created_at"] = pd.to_datetime(ann["created_at"], utc=True)
@@ -136,42 +140,56 @@ def build_qa_report(
         gold_table["95% CI"] = [f"{lo:.2f} - {hi:.2f}" for lo, hi in bounds]
         if pay_rate_per_hour is not None or pay_rates_per_hour:
             gold_table = _with_cost(gold_table, ann, pay_rate_per_hour, pay_rates_per_hour or {})
+        what = "Exact-set accuracy" if sets is not None else "Gold accuracy"
         png = plots.bar_png(
             dict(zip(gold_table["labeler_id"].astype(str), gold_table["gold_accuracy"], strict=True)),
-            "Gold accuracy per labeler",
-            "accuracy",
+            f"{what} per labeler",
+            "exact-set accuracy" if sets is not None else "accuracy",
         )
-        sections.append(_img("gold_accuracy", png, "Accuracy on hidden gold items per labeler"))
-        sections.append(_table(gold_table))
+        if sets is None:
+            sections.append(_img("gold_accuracy", png, "Accuracy on hidden gold items per labeler"))
+            sections.append(_table(gold_table))
+        else:
+            sections.append(_img("gold_accuracy", png, GOLD_SETS_CAPTION))
+            sections.append(_table(_set_gold_table(gold_table, annotations, gold, set_classes)))
         charts.append("gold_accuracy")
 
-    kappas = []
-    for period, group in ann.groupby("period"):
-        pairs = pairwise_cohen_kappa(group[["item_id", "labeler_id", "label"]], min_common=5)
-        if not pairs.empty and pairs["kappa"].notna().any():
-            kappas.append((period, float(pairs["kappa"].mean())))
+    kappas = _kappas(ann, sets, set_classes)
     if kappas:
         png = plots.lines_png(
-            {"mean pairwise κ": (_ticks(pd.DatetimeIndex([p for p, _ in kappas]), freq), [k for _, k in kappas])},
+            {
+                ("mean pairwise κ" if sets is None else "mean per-class pairwise κ"): (
+                    _ticks(pd.DatetimeIndex([p for p, _ in kappas]), freq),
+                    [k for _, k in kappas],
+                )
+            },
             f"Inter-labeler agreement per {_unit(freq)}",
             _unit(freq),
-            "Cohen's κ",
+            "Cohen's κ" if sets is None else "Cohen's κ (mean over classes)",
         )
-        sections.append(_img("kappa_over_time", png, "Mean pairwise Cohen's kappa per period"))
+        caption = "Mean pairwise Cohen's kappa per period" if sets is None else KAPPA_SETS_CAPTION
+        sections.append(_img("kappa_over_time", png, caption))
         charts.append("kappa_over_time")
 
     if not ann.empty:
         share = class_share_per_period(ann["period"], ann["label"] if sets is None else sets)
         series = {str(c): (_ticks(share.index, freq), share[c].tolist()) for c in share.columns}
-        png = plots.lines_png(series, "Class share of labels per period", _unit(freq), "share")
-        sections.append(_img("class_drift", png, "Class distribution drift: share of each class per period"))
+        if sets is None:
+            png = plots.lines_png(series, "Class share of labels per period", _unit(freq), "share")
+            sections.append(_img("class_drift", png, "Class distribution drift: share of each class per period"))
+        else:
+            png = plots.lines_png(
+                series, f"Share of answers that tick each class, per {_unit(freq)}", _unit(freq), "share of answers"
+            )
+            sections.append(_img("class_drift", png, DRIFT_SETS_CAPTION))
         charts.append("class_drift")
 
     if not consensus.empty:
         png = plots.histogram_png(
             consensus["confidence"].to_numpy(), "Consensus confidence", "confidence", value_range=(0.0, 1.0)
         )
-        sections.append(_img("consensus_confidence", png, "Consensus confidence per item"))
+        caption = "Consensus confidence per item" if sets is None else CONFIDENCE_SETS_CAPTION
+        sections.append(_img("consensus_confidence", png, caption))
         charts.append("consensus_confidence")
 
     if consensus_choice is not None:
@@ -236,6 +254,50 @@ window.addEventListener("load", () => {{
 
 
 CONFLICT_ROWS = 50
+GOLD_SETS_CAPTION = (
+    "Exact-set accuracy on hidden gold items per labeler (every class of the set right). Sensitivity: the share of "
+    "the gold items' findings the labeler ticked; specificity: the share of absent classes they left unticked "
+    "(pooled over classes; the labeler gate judges the worse of the two)"
+)
+KAPPA_SETS_CAPTION = (
+    "Mean pairwise Cohen's kappa per period, computed per class (ticked or not) and averaged over classes and "
+    "labeler pairs"
+)
+DRIFT_SETS_CAPTION = (
+    "Class distribution drift: the share of each period's answers that tick each class (an answer can tick "
+    "several classes or none, so the shares need not sum to 1)"
+)
+CONFIDENCE_SETS_CAPTION = (
+    "Consensus confidence per item: for a label set, the mean over classes of max(p, 1 - p), p the consensus "
+    "probability that the class is present; classes that are clearly absent keep it high, so it is not the "
+    "chance that the whole set is right"
+)
+
+
+def _kappas(ann: pd.DataFrame, sets: pd.Series | None, classes: Sequence[str]) -> list[tuple[Any, float]]:
+    """(period, mean pairwise kappa) of each period with a defined kappa; label sets: per class, then averaged."""
+    out = []
+    for period, group in ann.groupby("period"):
+        if sets is not None:
+            kappa = qa_sets.per_class_kappa(group.assign(label=sets.loc[group.index]), classes)
+            if kappa is not None:
+                out.append((period, kappa))
+            continue
+        pairs = pairwise_cohen_kappa(group[["item_id", "labeler_id", "label"]], min_common=5)
+        if not pairs.empty and pairs["kappa"].notna().any():
+            out.append((period, float(pairs["kappa"].mean())))
+    return out
+
+
+def _set_gold_table(
+    gold_table: pd.DataFrame, annotations: pd.DataFrame, gold: pd.Series, classes: Sequence[str]
+) -> pd.DataFrame:
+    """The gold table of a multi-label project: exact-set accuracy named as such, sensitivity and specificity."""
+    rates = qa_sets.finding_rates(annotations[annotations["item_id"].isin(gold.index)], gold, classes)
+    for column in ("sensitivity", "specificity"):
+        rates[column] = rates[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")
+    shown = gold_table.rename(columns={"gold_accuracy": "exact-set accuracy"})
+    return shown.merge(rates, on="labeler_id", how="left")
 
 
 def _with_cost(

@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets.core.consensus.gates import gold_counts, wilson_interval
-from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
-from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
+from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType, is_multi_label
+from labeling_assets.core.labelstudio.review import (
+    ShownVote,
+    review_task,
+    set_prediction_line,
+    top_prediction,
+)
 from labeling_assets.core.labelstudio.tasks import image_url
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
@@ -50,9 +55,11 @@ def review_payloads(
             shown.append(ShownVote(names.get(labeler_id, labeler_id), _shown_label(row["label"]),
                                    correct / n if n else None, n, low, high))  # fmt: skip
         probs, version = prelabels.get(item_id, (None, None))
+        line = set_prediction_line(probs, version) if is_multi_label(task_type) else None
         payloads.append(
             review_task(item_id, image_url(uris.get(item_id), data_root), shown, reason=wanted[item_id] or "expert review",
-                        prediction=top_prediction(probs), model_version=version)  # fmt: skip
+                        prediction=top_prediction(probs), model_version=version, model_line=line,
+                        gold_header="exact-set gold accuracy" if line is not None else "gold accuracy")  # fmt: skip
         )
     return payloads
 

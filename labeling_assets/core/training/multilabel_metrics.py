@@ -334,8 +334,14 @@ def evaluate_multilabel(
     )
 
 
+def bar_tick_labels(report: MultiLabelReport) -> list[str]:
+    """Each label with its positives under it: an AUC of 1.0 from one positive is not a finding."""
+    return [f"{name}\n(n={int(report.prevalence[k])})" for k, name in enumerate(report.classes)]
+
+
 def per_label_bar_png(report: MultiLabelReport, title: str = "Per-label ROC-AUC and AP") -> bytes:
-    """Grouped bars per label: ROC-AUC and AP (an undefined value is drawn as a hatched empty bar)."""
+    """Grouped bars per label: ROC-AUC and AP (an undefined value is drawn as a hatched empty bar); under each
+    label its positives; the legend sits outside the axes so no bar hides behind it."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on servers and the GPU machine
@@ -357,7 +363,8 @@ def per_label_bar_png(report: MultiLabelReport, title: str = "Per-label ROC-AUC 
                     bar.set_height(1.0)
                     bar.set_fill(False)
                     bar.set_hatch("//")
-        ax.set_xticks(x, report.classes, rotation=45 if n > 10 else 0, ha="right" if n > 10 else "center")
+        ax.set_xticks(x, bar_tick_labels(report), rotation=45 if n > 10 else 0, ha="right" if n > 10 else "center")
+        ax.set_xlabel("label (n = items where it is present)", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_title(
             title
@@ -368,7 +375,7 @@ def per_label_bar_png(report: MultiLabelReport, title: str = "Per-label ROC-AUC 
             ),
             fontsize=9,
         )
-        ax.legend(fontsize="small", loc="lower right")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
