@@ -256,6 +256,8 @@ def test_the_command_line_trains_a_multi_label_cache_and_saves_its_thresholds(tm
     assert run.returncode == 0, run.stderr[-2000:]
     epochs = [json.loads(line) for line in run.stdout.splitlines() if line.startswith('{"epoch"')]
     assert len(epochs) == 2 and "val_macro_auc" in epochs[-1]
+    summary = json.loads(run.stdout.splitlines()[-1])
+    assert len(summary["thresholds"]) == 4 and summary["best_val_macro_auc"] is not None
     _, config, _ = load_checkpoint(out)
     assert config.multi_label and config.multi_label_loss == "asl"
     thresholds = load_thresholds(out)

@@ -169,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "replica_spread": result.replica_spread,
                 "out": args.out,
             }
+            if result.thresholds is not None:  # multi-label
+                summary.update(best_val_macro_auc=result.best_val_macro_auc, thresholds=result.thresholds)
             print(json.dumps(summary), flush=True)
     finally:
         shutdown()
