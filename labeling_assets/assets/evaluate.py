@@ -19,8 +19,9 @@ from pydantic import Field
 from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
 from labeling_assets.core import images as img
-from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.label_sets import is_multi_label, to_indicator
 from labeling_assets.core.store import datasets, multilabel_targets
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.training import metrics, promotion
 from labeling_assets.core.training import multilabel_metrics as ml_metrics
 from labeling_assets.core.training.multilabel import apply_thresholds
@@ -76,7 +77,7 @@ def model_evaluation(
         raise dg.Failure(f"dataset {dataset.version} has no test items")
     candidate = mlflow.load_model(registered)
     if is_multi_label(project.task_type):
-        return _evaluate_label_sets(context, config, mlflow, candidate, dataset.version, test)
+        return _evaluate_label_sets(context, config, store, mlflow, candidate, dataset.version, test)
     y_true = _label_indices(test["label"], candidate.classes)
     gold = datasets.gold_label_indices(store, test["item_id"].astype(str).tolist(), candidate.classes)
     scoring = promotion.scoring_set(y_true, gold, config.min_gold_test_items)
@@ -268,6 +269,7 @@ def _decision_metadata(
 def _evaluate_label_sets(
     context: dg.AssetExecutionContext,
     config: ModelEvaluationConfig,
+    store: LabelStore,
     mlflow: MLflowResource,
     candidate: LoadedModel,
     dataset_version: str,
@@ -292,7 +294,8 @@ def _evaluate_label_sets(
     report = ml_metrics.evaluate_multilabel(
         y_true[keep], probs[keep], candidate.classes, candidate.thresholds
     )
-    decision = _decide_sets(context, mlflow, candidate, probs, failed, paths, y_true, config)
+    scoring, truth = _scoring_sets(store, test, y_true, candidate.classes, config.min_gold_test_items)
+    decision = _decide_sets(context, mlflow, candidate, probs, failed, paths, scoring, truth, config)
     _apply(mlflow, registered.version, decision)
     bars = ml_metrics.per_label_bar_png(report, title=f"{registered.label}: per-label ROC-AUC and AP")
     mlflow.log_to_run(
@@ -319,22 +322,37 @@ def _evaluate_label_sets(
     )
     metadata = _label_set_metadata(mlflow, candidate, dataset_version, report, len(failed), bars)
     return dg.MaterializeResult(
-        metadata={**metadata, **_decision_metadata(mlflow, decision, _no_gold(), config)}
+        metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config)}
     )
 
 
-def _no_gold() -> promotion.ScoringSet:
-    # Gold answers are single classes today: a multi-label champion is decided on the consensus sets.
-    return promotion.ScoringSet("consensus", np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
+def _scoring_sets(
+    store: LabelStore, test: Any, y_true: npt.NDArray[Any], classes: list[str], min_gold: int
+) -> tuple[promotion.ScoringSet, npt.NDArray[Any]]:
+    """The test rows the champion is decided on and their true sets: the gold sets of the gold test items
+    when there are at least ``min_gold`` (as single-label), else every item's consensus set."""
+    gold = multilabel_targets.gold_label_sets(store, test["item_id"].astype(str).tolist(), classes)
+    rows = np.array([i for i, g in enumerate(gold) if g is not None], dtype=np.int64)
+    if len(rows) >= min_gold:
+        truth = to_indicator([gold[i] or [] for i in rows], classes)
+        return promotion.ScoringSet("gold", rows, np.zeros(len(rows), dtype=np.int64), len(rows)), truth
+    everyone = np.arange(len(y_true), dtype=np.int64)
+    return promotion.ScoringSet(
+        "consensus", everyone, np.zeros(len(y_true), dtype=np.int64), len(rows)
+    ), y_true
 
 
 def _set_macro_f1(
     loaded: LoadedModel,
     probs: npt.NDArray[np.floating[Any]],
-    y_true: npt.NDArray[Any],
+    scoring: promotion.ScoringSet,
+    truth: npt.NDArray[Any],
     keep: npt.NDArray[np.bool_],
 ) -> float:
-    return ml_metrics.macro_f1_multilabel(y_true[keep], apply_thresholds(probs[keep], loaded.thresholds))
+    """Macro-F1 at the model's thresholds on the scoring rows that every compared model could decode."""
+    rows = keep[scoring.rows]
+    predicted = apply_thresholds(probs[scoring.rows][rows], loaded.thresholds)
+    return ml_metrics.macro_f1_multilabel(truth[rows], predicted)
 
 
 def _decide_sets(
@@ -344,13 +362,14 @@ def _decide_sets(
     probs: npt.NDArray[np.floating[Any]],
     failed: list[int],
     paths: list[str],
-    y_true: npt.NDArray[Any],
+    scoring: promotion.ScoringSet,
+    truth: npt.NDArray[Any],
     config: ModelEvaluationConfig,
 ) -> promotion.Decision:
     """The champion rule on macro-F1 at each model's own thresholds, both on the same test items."""
     keep = np.ones(len(paths), dtype=bool)
     keep[failed] = False
-    score = _set_macro_f1(candidate, probs, y_true, keep)
+    score = _set_macro_f1(candidate, probs, scoring, truth, keep)
     champion = mlflow.champion()
     champion_score: float | None = None
     comparable = True
@@ -362,8 +381,8 @@ def _decide_sets(
         if comparable:
             champion_probs, champion_failed = _predict(loaded, paths, config)
             keep[champion_failed] = False
-            champion_score = _set_macro_f1(loaded, champion_probs, y_true, keep)
-            score = _set_macro_f1(candidate, probs, y_true, keep)
+            champion_score = _set_macro_f1(loaded, champion_probs, scoring, truth, keep)
+            score = _set_macro_f1(candidate, probs, scoring, truth, keep)
         else:
             context.log.warning(
                 f"{champion.label} is not a multi-label model of {candidate.classes}: replaced"
@@ -373,8 +392,8 @@ def _decide_sets(
         candidate_score=score,
         champion=champion.label if champion is not None else None,
         champion_score=champion_score,
-        basis="consensus",
-        n_items=int(keep.sum()),
+        basis=scoring.basis,
+        n_items=int(keep[scoring.rows].sum()),
         tolerance=config.promotion_tolerance,
         comparable=comparable,
     )

@@ -150,6 +150,14 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     instance = dg.DagsterInstance.ephemeral()
     mlflow = resources["mlflow"]
     version = _insert(store, frame, marginals=True)
+    gold = frame[frame["split"] == "test"].head(10)  # hidden gold sets: the champion is decided on them
+    with store.begin() as conn:
+        for r in gold.itertuples():
+            conn.execute(
+                items_table.update()
+                .where(items_table.c.item_id == r.item_id)
+                .values(gold_label=list(r.label))
+            )
 
     # 1. Consensus sets but no model: the per-class pixel baseline pre-labels every item.
     meta = _metadata(dg.materialize([prelabels], resources=resources, instance=instance), "prelabels")
@@ -161,7 +169,7 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
         "ops": {
             "training_tensors": {"config": TENSORS_CONFIG},
             "trained_model": {"config": {**TRAIN_CONFIG, "multi_label_loss": "bce", "targets": "auto"}},
-            "model_evaluation": {"config": {"device": "cpu"}},
+            "model_evaluation": {"config": {"device": "cpu", "min_gold_test_items": 5}},
         }
     }
     result = dg.materialize(
@@ -186,6 +194,10 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     assert "| 3 | 0 |" in evaluation["per_label"] and "undefined" in evaluation["per_label"]
     assert "per-label ROC-AUC and AP" in evaluation["per_label_auc_ap"]
     assert 0.0 <= evaluation["test_hamming_loss"] <= 1.0 and evaluation["promotion_outcome"] == "first"
+    assert (
+        evaluation["scoring_basis"] == "gold"
+        and evaluation["gold_test_items"] == evaluation["scoring_items"] == 10
+    )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"test_macro_f1_above_floor": True, "macro_f1_not_worse_than_previous_model": True}
 
