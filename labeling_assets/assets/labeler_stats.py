@@ -217,14 +217,18 @@ def labeler_stats(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _leaderboard_metadata(board: pd.DataFrame) -> dict[str, Any]:
+def _leaderboard_metadata(board: pd.DataFrame, multi_label: bool = False) -> dict[str, Any]:
     lines = [
         "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
         "too fast | cost / correct label | paused | class flags |",
         "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|",
     ]
+    if multi_label:  # the interval is of the gate's rate, not of exact-set accuracy: both shown, each named
+        lines[0] = lines[0].replace("| gold acc. | 95% CI |", "| exact-set gold acc. | gold gate (worse of sens./spec.), 95% CI |")
     for rank, row in enumerate(board.to_dict("records"), start=1):
         ci = f"{_fmt(row['gold_ci_low'], 2)} - {_fmt(row['gold_ci_high'], 2)}" if row["gold_ci_low"] is not None else "-"
+        if multi_label and row["gold_ci_low"] is not None:
+            ci = f"{_fmt(row['gold_gate_rate'], 2)} of {row['gold_gate_n']} ({ci})"
         cost = (f"{_fmt(row['cost_per_correct'])} ({_fmt(row['cost_per_correct_low'])} - "
                 f"{_fmt(row['cost_per_correct_high'])})") if row["cost_per_correct"] is not None else "-"  # fmt: skip
         lines.append(
@@ -248,7 +252,9 @@ def _leaderboard_metadata(board: pd.DataFrame) -> dict[str, Any]:
     if not board.empty:
         records = board.to_dict("records")
         scores = {
-            "gold accuracy": {str(r["labeler"]): float(r["gold_accuracy"] or 0.0) for r in records},
+            ("exact-set gold accuracy" if multi_label else "gold accuracy"): {
+                str(r["labeler"]): float(r["gold_accuracy"] or 0.0) for r in records
+            },
             "kappa vs consensus": {str(r["labeler"]): float(r["kappa_vs_consensus"] or 0.0) for r in records},
         }
         metadata["plot"] = dg.MetadataValue.md(
@@ -278,10 +284,10 @@ def labeler_leaderboard(
         counts=_gold_counts(project),
     )  # fmt: skip
     context.log.info(f"leaderboard of {len(board)} labelers")
-    metadata = _leaderboard_metadata(board)
+    metadata = _leaderboard_metadata(board, multi)
     if multi:
         metadata["gold_gate"] = dg.MetadataValue.text(
-            "label sets: 'gold acc.' is exact-set accuracy; the 95% CI and the verdicts are of the gold gate, the worse "
-            "of sensitivity and specificity over all classes"
+            "label sets: 'exact-set gold acc.' is exact-set accuracy; the gold gate column, its 95% CI and the verdicts "
+            "are of the worse of sensitivity and specificity over all classes (findings or absent classes on gold)"
         )
     return dg.MaterializeResult(metadata=metadata)

@@ -188,7 +188,9 @@ def with_names_intervals_and_cost(
     counts: GoldCounts = gold_counts,
 ) -> pd.DataFrame:
     """The leaderboard with each labeler's name, gold accuracy's 95% interval and verdict, cost per correct label
-    (per-labeler rate by name or id, else the one rate) and whether they are paused."""
+    (per-labeler rate by name or id, else the one rate) and whether they are paused. ``gold_gate_rate`` and
+    ``gold_gate_n`` are what the interval is of (``counts``: for label sets the worse of sensitivity and
+    specificity, not the exact-set accuracy of ``gold_accuracy``)."""
     groups = {str(k): rows for k, rows in votes.groupby("labeler_id", sort=False)} if not votes.empty else {}
     extra = []
     for labeler_id in board["labeler_id"].astype(str):
@@ -199,7 +201,8 @@ def with_names_intervals_and_cost(
         rate = (rates or {}).get(name, (rates or {}).get(labeler_id, rate_per_hour))
         times = rows["lead_time_s"] if "lead_time_s" in rows else pd.Series(dtype=float)
         cost = cost_per_correct_label(times, rate, correct, n)
-        extra.append({"labeler": name, "gold_ci_low": verdict.low if n else None,
+        extra.append({"labeler": name, "gold_gate_rate": correct / n if n else None, "gold_gate_n": n,
+                      "gold_ci_low": verdict.low if n else None,
                       "gold_ci_high": verdict.high if n else None, "gold_verdict": verdict.verdict,
                       "cost_per_label": cost.per_label, "cost_per_correct": cost.per_correct,
                       "cost_per_correct_low": cost.low, "cost_per_correct_high": cost.high,
