@@ -21,7 +21,7 @@ from labeling_assets.core.consensus.gates import (
     speed_gates,
 )
 from labeling_assets.core.consensus.multilabel_quality import set_labeler_stats
-from labeling_assets.core.consensus.multilabel_stats import set_gold_counts
+from labeling_assets.core.consensus.multilabel_stats import set_gold_counts, set_gold_gate_name
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.human_loop import labeler_ids_for
 from labeling_assets.core.store.queries import load_quality_inputs
@@ -103,7 +103,8 @@ def labeler_gold_accuracy_at_least_0_8(
         votes = inputs.votes_of(labeler_id)
         if multi:  # label sets: findings caught and absent classes left unticked, the worse (multilabel_stats)
             per_class = _per_class_sensitivity(votes, inputs.gold, classes)
-            verdict = gold_gate(*set_gold_counts(votes, inputs.gold, classes), MIN_GOLD_ACCURACY)
+            what = set_gold_gate_name(votes, inputs.gold, classes)  # the reason names the rate it judged
+            verdict = gate(*set_gold_counts(votes, inputs.gold, classes), MIN_GOLD_ACCURACY, what=what)
         else:
             per_class = {c: g.metadata() for c, g in per_class_gold(votes, inputs.gold, MIN_GOLD_ACCURACY).items()}
             verdict = gold_gate(*gold_counts(votes, inputs.gold), MIN_GOLD_ACCURACY)

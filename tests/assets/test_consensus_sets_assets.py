@@ -274,6 +274,16 @@ def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spamme
         "lazy",
         "spammer",
     ]
+    # One labeler's check says which rate it judged: the lazy labeler fails on findings, not on "gold accuracy".
+    lazy = dg.materialize(
+        [labeler_stats, *labeler_stats_checks], resources=resources, instance=instance, partition_key="lazy"
+    )
+    reason = next(
+        e.metadata["reason"].value
+        for e in lazy.get_asset_check_evaluations()
+        if e.check_name == "labeler_gold_accuracy_at_least_0_8"
+    )
+    assert reason.startswith("sensitivity on gold (findings ticked) ") and "entirely below 0.8" in reason
 
     rows = {
         r["labeler_id"]: r for r in store.fetch(sa.select(stats_table).where(stats_table.c.window == "all"))

@@ -158,3 +158,11 @@ def set_gold_counts(labels: pd.DataFrame, truth: pd.Series, classes: Sequence[st
     if not candidates:
         return 0, 0
     return min(candidates, key=lambda cn: (wilson_interval(*cn)[1], cn[0] / cn[1]))
+
+
+def set_gold_gate_name(labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> str:
+    """What :func:`set_gold_counts` counted, in words for a check's reason ("gold accuracy" would be untrue)."""
+    tp, present, tn, absent = finding_counts(labels, truth, classes)
+    if set_gold_counts(labels, truth, classes) == (tp, present) and present:
+        return "sensitivity on gold (findings ticked)"
+    return "specificity on gold (absent classes left unticked)"
