@@ -140,8 +140,13 @@ def _gold_counts(project: ProjectSettings) -> GoldCounts:
     return partial(set_gold_counts, classes=list(project.classes)) if is_multi_label(project.task_type) else gold_counts
 
 
-def _fmt_rate(rate: float, low: float, high: float) -> str:
-    return "-" if rate != rate else f"{rate:.2f} ({low:.2f}-{high:.2f})"
+# Why a per-class rate has no value (a bare "-" read as missing data).
+NO_POSITIVE = "n/a (none of their gold items has it)"
+NO_NEGATIVE = "n/a (all of their gold items have it)"
+
+
+def _fmt_rate(rate: float, low: float, high: float, undefined: str = "-") -> str:
+    return undefined if rate != rate else f"{rate:.2f} ({low:.2f}-{high:.2f})"
 
 
 def _set_gold_metadata(votes: pd.DataFrame, truth: pd.Series, classes: list[str], names: dict[str, str]) -> dict[str, Any]:
@@ -151,8 +156,8 @@ def _set_gold_metadata(votes: pd.DataFrame, truth: pd.Series, classes: list[str]
     for r in per_class.head(LABELER_CLASS_ROWS).to_dict("records"):
         lines.append(
             f"| {names.get(str(r['labeler_id']), r['labeler_id'])} | {r['class']} | "
-            f"{_fmt_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'])} | "
-            f"{_fmt_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'])} | "
+            f"{_fmt_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'], NO_POSITIVE)} | "
+            f"{_fmt_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'], NO_NEGATIVE)} | "
             f"{r['tp'] + r['fn'] + r['tn'] + r['fp']} |"
         )
     exact = {names.get(str(r["labeler_id"]), str(r["labeler_id"])): _finite_rate(r["exact_accuracy"])

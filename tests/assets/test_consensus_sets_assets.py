@@ -466,3 +466,20 @@ def test_removing_a_class_retracts_every_set_vote_that_names_it_and_no_consensus
     assert meta["skipped_votes"].value["class_not_in_project"] == 10
     rows = store.fetch(latest_consensus_query())
     assert len(rows) == 35 and all("mass" not in r["label"] for r in rows)  # 5 items lost their live votes
+
+
+def test_a_per_class_rate_without_gold_evidence_says_why_instead_of_a_bare_dash() -> None:
+    from labeling_assets.assets.labeler_stats import _set_gold_metadata
+
+    votes = pd.DataFrame(
+        [
+            {"item_id": "a", "labeler_id": "7", "label": ["mass"]},
+            {"item_id": "b", "labeler_id": "7", "label": []},
+        ]
+    )
+    truth = pd.Series({"a": ["mass"], "b": ["mass"]}, dtype=object)
+    table = _set_gold_metadata(votes, truth, ["mass", "nodule"], {"7": "ann"})["gold_per_class"].value
+    mass = next(line for line in table.splitlines() if line.startswith("| ann | mass |"))
+    nodule = next(line for line in table.splitlines() if line.startswith("| ann | nodule |"))
+    assert "0.50 (" in mass and "n/a (all of their gold items have it)" in mass  # sensitivity 1 of 2
+    assert "n/a (none of their gold items has it)" in nodule and "1.00 (" in nodule
