@@ -37,6 +37,14 @@ class LabelSetError(ValueError):
         self.reason = reason
 
 
+def shown_label(value: Any) -> str:
+    """A label as a person reads it in a table: a set's classes joined ("1, 7"; "None of these" for the empty
+    set), a single class as itself. Never a Python list repr like ['1', '7']."""
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or NONE_OF_THESE
+    return str(value)
+
+
 def is_multi_label(task_type: str) -> bool:
     """True for ``multi_label``; raises on a task type this project does not know."""
     if task_type not in TASK_TYPES:

@@ -350,6 +350,11 @@ def test_label_issues_flag_consensus_sets_that_miss_the_digits_on_the_image(
     # The expert reads the sets in words, not as Python lists.
     assert all("consensus none of these but" in r["reason"] for r in requests if r["item_id"] in planted)
     assert not any("[" in r["reason"] for r in requests)
+    # The thumbnail table shows sets in words too: "None of these" for the empty consensus, no ['mass'] reprs.
+    top = meta["top_issues"].value.split("data:image/png;base64,")
+    assert "| None of these" in meta["top_issues"].value and not any(
+        "['" in cell or "[]" in cell for cell in top
+    )
 
 
 def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from labeling_assets.core.consensus.review_routing import label_issue_review_requests
+from labeling_assets.core.label_sets import NONE_OF_THESE, shown_label
 from labeling_assets.core.labelstudio.review import (
     VOTES_KEY,
     ShownVote,
@@ -163,3 +164,9 @@ def test_the_per_label_bar_plot_puts_each_labels_positives_under_it() -> None:
     report = mm.evaluate_multilabel(y, np.array([[0.9, 0.2], [0.1, 0.8], [0.7, 0.4], [0.2, 0.1]]), ["8", "9"])
     assert mm.bar_tick_labels(report) == ["8\n(n=2)", "9\n(n=1)"]
     assert mm.per_label_bar_png(report).startswith(b"\x89PNG")
+
+
+def test_a_label_shown_in_a_table_is_the_classes_joined_or_none_of_these_and_a_class_stays_itself() -> None:
+    assert (
+        shown_label(["1", "7"]) == "1, 7" and shown_label([]) == NONE_OF_THESE and shown_label("cat") == "cat"
+    )
