@@ -20,7 +20,7 @@ from labeling_assets.core.labelstudio.review import (
     review_task,
     set_prediction_line,
 )
-from labeling_assets.core.reporting.plots import tick_rotation
+from labeling_assets.core.reporting.plots import legend_placement, lines_png, tick_rotation
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.reporting.qa_sets import finding_rates, per_class_kappa
 from labeling_assets.core.training import multilabel_metrics as mm
@@ -170,3 +170,10 @@ def test_a_label_shown_in_a_table_is_the_classes_joined_or_none_of_these_and_a_c
     assert (
         shown_label(["1", "7"]) == "1, 7" and shown_label([]) == NONE_OF_THESE and shown_label("cat") == "cat"
     )
+
+
+def test_a_legend_of_many_lines_sits_beside_the_axes_and_a_short_one_inside() -> None:
+    assert "bbox_to_anchor" in legend_placement(10)  # the QA report's ten classes
+    assert legend_placement(5) == {"fontsize": "small"}  # five labelers: as before
+    series = {str(k): (["05:08", "05:09"], [0.1 * k, 0.1 * k + 0.05]) for k in range(10)}
+    assert lines_png(series, "Share of answers that tick each class").startswith(b"\x89PNG")

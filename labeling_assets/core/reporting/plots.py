@@ -30,6 +30,7 @@ def figure_png(fig: Figure, dpi: int = 96) -> bytes:
     return buffer.getvalue()
 
 
+LEGEND_INSIDE_MAX = 5  # line series whose legend still fits inside the axes; more go beside them
 CHAR_WIDTH_IN = 0.085  # a tick label character at matplotlib's default font size, in inches
 
 
@@ -105,8 +106,16 @@ def lines_png(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if len(series) > 1:
-        ax.legend(fontsize="small")
+        ax.legend(**legend_placement(len(series)))
     return figure_png(fig)
+
+
+def legend_placement(n_series: int) -> dict[str, Any]:
+    """Legend keywords: inside the axes for a few lines, beside them for more (ten classes' legend inside the
+    axes hid the very lines it names)."""
+    if n_series > LEGEND_INSIDE_MAX:
+        return {"fontsize": "small", "loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
+    return {"fontsize": "small"}
 
 
 def heatmap_png(
