@@ -30,7 +30,11 @@ from labeling_assets.cli.common import (
     truth_by_item,
     use_local_instance,
 )
-from labeling_assets.cli.demo_multilabel import per_label_summary, use_multi_label_environment
+from labeling_assets.cli.demo_multilabel import (
+    per_label_summary,
+    truth_sets_by_item,
+    use_multi_label_environment,
+)
 from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_crowd
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT, data_dir
@@ -61,14 +65,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from labeling_assets.local import labelstudio as ls_server
 
     multi = args.task == "multi-label"
-    if multi and args.serve:
-        print("demo: --serve plays the single-label crowd only; run --task multi-label without --serve", file=sys.stderr)
-        return 2
     grids = use_multi_label_environment() if multi else None  # before the instance and resources are chosen
     use_local_instance()
     LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
     if args.serve:
-        return _serve(args)
+        return _serve(args, grids)
     started = time.perf_counter()
     print(f"labeling-assets demo{' (multi-label: 2x2 digit grids)' if multi else ''}: data folder {data_dir()}")
     try:
@@ -251,9 +252,9 @@ def _summary(seconds: float, grids: Path | None = None) -> None:
     print(f"  demo took {seconds:.0f}s")
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     """The self-driving loop: Label Studio, ``dagster dev`` (UI + daemon) and MLflow; the demo plays the crowd."""
-    from labeling_assets.core.labelstudio.crowd import default_crowd
+    from labeling_assets.core.labelstudio.crowd import default_crowd, default_set_crowd
     from labeling_assets.local import labelstudio as ls_server
     from labeling_assets.local.crowd_waves import CrowdWaves
     from labeling_assets.resources.mlflow import MLflowResource
@@ -281,8 +282,8 @@ def _serve(args: argparse.Namespace) -> int:
     crowd = CrowdWaves(
         label_studio.get_client,
         label_studio.resolved_project_title,
-        default_crowd(args.annotators, prefix="sim"),
-        truth=lambda: truth_by_item(demo_truth_csv()),
+        default_crowd(args.annotators, prefix="sim") if grids is None else default_set_crowd(args.annotators, prefix="sim"),
+        truth=(lambda: truth_by_item(demo_truth_csv())) if grids is None else (lambda: truth_sets_by_item(grids)),
         classes=project_classes(),
         seed=args.seed,
         on_wave=lambda n: print(f"[{time.monotonic() - started:5.0f}s] crowd: a wave of {n} annotations", flush=True),
@@ -395,7 +396,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="single-label: the digits, one class each (default). multi-label: 2x2 grids of digits labelled with "
         "the digits present (none, one or several), checkboxes in Label Studio, a crowd that misses and invents "
         "findings, per-class consensus, iterative stratification, sigmoid training, per-label results; in its "
-        "own data folder <data>/multi-label",
+        "own data folder <data>/multi-label (with --serve too)",
     )
     p.add_argument(
         "--serve",

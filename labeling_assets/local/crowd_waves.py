@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from labeling_assets.core.labelstudio.crowd import LabelerSpec
-from labeling_assets.local.crowd import simulate_crowd
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, SetLabelerSpec
+from labeling_assets.local.crowd import simulate_crowd, simulate_set_crowd
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
 DEFAULT_OVERLAP = 3
+Truth = str | list[str]  # an item's true class, or its true set (multi-label)
 # Open tasks a wave could not serve are looked at again after this long even when the counts did not move
 # (their item's truth may not have been readable yet).
 RETRY_FRUITLESS_S = 15.0
@@ -36,9 +38,9 @@ class CrowdLog:
 def label_open_tasks(
     client: LabelStudioClient,
     project_id: int,
-    labelers: Sequence[LabelerSpec],
+    labelers: Sequence[LabelerSpec] | Sequence[SetLabelerSpec],
     *,
-    truth: Mapping[str, str],
+    truth: Mapping[str, Truth],
     classes: Sequence[str],
     seed: int = 0,
     workers: int = 1,
@@ -46,21 +48,26 @@ def label_open_tasks(
 ) -> int:
     """One wave: each open task of an item in ``truth`` (the first ``max_items`` of them, in Label Studio's
     order, when given) gets the annotations its overlap asks for, from labelers who have not labeled it yet;
-    returns how many were posted (0: nothing was open to this crowd)."""
+    returns how many were posted (0: nothing was open to this crowd). A crowd of ``SetLabelerSpec`` answers a
+    multi-label project: ``truth`` then maps items to their true sets."""
     overlap_of: dict[str, int] = {}
     for task in client.iter_tasks(project_id):
         item_id = (task.get("data") or {}).get("item_id")
         if item_id and not task.get("is_labeled"):
             overlap_of.setdefault(str(item_id), int(task.get("overlap") or DEFAULT_OVERLAP))
-    by_overlap: dict[int, dict[str, str]] = {}
+    by_overlap: dict[int, dict[str, Truth]] = {}
     servable = [item_id for item_id in overlap_of if item_id in truth]
     for item_id in servable[:max_items] if max_items else servable:
         by_overlap.setdefault(overlap_of[item_id], {})[item_id] = truth[item_id]
     posted = 0
     for overlap, subset in sorted(by_overlap.items()):
-        result = simulate_crowd(
-            client, project_id, labelers, truth=subset, classes=classes, overlap=overlap, seed=seed, workers=workers
-        )
+        options: dict[str, Any] = {"classes": classes, "overlap": overlap, "seed": seed, "workers": workers}
+        sets = [a for a in labelers if isinstance(a, SetLabelerSpec)]
+        if sets:
+            result = simulate_set_crowd(client, project_id, sets, truth=cast(Mapping[str, list[str]], subset), **options)
+        else:
+            singles = [a for a in labelers if isinstance(a, LabelerSpec)]
+            result = simulate_crowd(client, project_id, singles, truth=cast(Mapping[str, str], subset), **options)
         posted += len(result.annotations)
     return posted
 
@@ -72,7 +79,8 @@ class CrowdWaves:
         client: an admin client factory, called on every poll (a restarted server is found again).
         project_title: the Label Studio project the loop queues into (it may not exist yet).
         labelers: the crowd (Label Studio users, created on the first wave).
-        truth: called before each wave: item_id -> true class of the items the crowd may label.
+        truth: called before each wave: item_id -> true class (true set, for a crowd of ``SetLabelerSpec``) of
+            the items the crowd may label.
         classes: the project's class list.
         poll_s: seconds between looks at the task counts (and between waves).
         workers: annotations posted at once. 1 by default: Label Studio 1.23 loses count when several
@@ -86,9 +94,9 @@ class CrowdWaves:
         self,
         client: Callable[[], LabelStudioClient],
         project_title: str,
-        labelers: Sequence[LabelerSpec],
+        labelers: Sequence[LabelerSpec] | Sequence[SetLabelerSpec],
         *,
-        truth: Callable[[], Mapping[str, str]],
+        truth: Callable[[], Mapping[str, Truth]],
         classes: Sequence[str],
         seed: int = 0,
         poll_s: float = 2.0,
@@ -96,7 +104,7 @@ class CrowdWaves:
         items_per_wave: int | None = None,
         on_wave: Callable[[int], None] | None = None,
     ) -> None:
-        self._client, self._title, self._labelers = client, project_title, list(labelers)
+        self._client, self._title, self._labelers = client, project_title, labelers
         self._truth, self._classes, self._seed = truth, list(classes), seed
         self._poll_s, self._workers, self._on_wave = poll_s, workers, on_wave
         self._items_per_wave = items_per_wave
