@@ -525,7 +525,9 @@ def consensus_labels(
     )
     counts = (n_annotated, n_eligible, written)
     if isinstance(result, SetConsensusResult):
-        metadata.update(_set_result_metadata(result, eligible, classes, config, counts, reviews, labeler_keys(store)))
+        metadata.update(
+            _set_result_metadata(result, eligible, classes, config, counts, reviews, labeler_keys(store))
+        )
     else:
         metadata.update(_result_metadata(result, eligible, classes, config, counts, reviews))
     return dg.MaterializeResult(metadata=metadata)

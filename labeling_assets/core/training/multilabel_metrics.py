@@ -363,7 +363,9 @@ def per_label_bar_png(report: MultiLabelReport, title: str = "Per-label ROC-AUC 
                     bar.set_height(1.0)
                     bar.set_fill(False)
                     bar.set_hatch("//")
-        ax.set_xticks(x, bar_tick_labels(report), rotation=45 if n > 10 else 0, ha="right" if n > 10 else "center")
+        ax.set_xticks(
+            x, bar_tick_labels(report), rotation=45 if n > 10 else 0, ha="right" if n > 10 else "center"
+        )
         ax.set_xlabel("label (n = items where it is present)", fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_title(
