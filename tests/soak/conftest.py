@@ -47,7 +47,7 @@ def describe(loop: SelfDrivingLoop) -> list[str]:
     lines = ["== runs (created, job, status, started by, trigger, failure)"]
     try:
         for r in loop.runs():
-            lines.append(f"  {r.created:.0f} {r.job:<14} {r.status:<9} {r.started_by:<28} {r.trigger[:60]} {r.failure[:120]}")
+            lines.append(f"  {r.created:.0f} {r.job:<14} {r.status:<9} {r.started_by:<28} {r.trigger[:60]} {r.failure[:300]}")
     except Exception as exc:  # the instance may be what broke
         lines.append(f"  (cannot read the runs: {exc})")
     if loop.crowd is not None:

@@ -437,12 +437,17 @@ def daemon_command() -> str:
 
 
 def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    """Why a run failed: the first failed step's own exception (its class and message) when there is one, as a red soak
+    must say what broke, else the run's failure message."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
     for record in records:
         event = record.event_log_entry.dagster_event
-        if event is not None and event.message:
-            return event.message.splitlines()[0]
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+        error = getattr(getattr(event, "event_specific_data", None), "error", None)
+        while error is not None and error.cause is not None:  # Dagster wraps the step's own exception
+            error = error.cause
+        if event is not None and error is not None:
+            return f"{event.step_key}: {error.message.strip().splitlines()[0]}"
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
     for record in records:
         event = record.event_log_entry.dagster_event
         if event is not None and event.message:
