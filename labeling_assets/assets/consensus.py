@@ -2,7 +2,7 @@
 
 A multi-label project (``task_type: multi_label``) aggregates label sets per class (core/consensus/multilabel.py):
 the label is the set at the per-class thresholds, the stored probabilities are per-class marginals, and the
-confidence (mean over classes of max(p, 1 - p)) routes items back with the same threshold as single-label.
+confidence (product over classes of max(p, 1 - p): the chance the whole set is right) routes items back with the same threshold as single-label.
 """
 
 from collections.abc import Mapping

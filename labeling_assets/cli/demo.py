@@ -127,7 +127,11 @@ def run_demo(args: argparse.Namespace) -> int:
         return 1
 
     _summary(time.perf_counter() - started, grids)
-    print("\nSee it all in the UI: `dagster dev` in the repository root; the loop running by itself: scripts/demo --serve.")
+    # The multi-label demo keeps its own instance: the plain `dagster dev` hint would open the single-label one.
+    ui = "`dagster dev` in the repository root"
+    if grids is not None:
+        ui = f"`DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev` in the repository root"
+    print(f"\nSee it all in the UI: {ui}; the loop running by itself: scripts/demo --serve.")
     return 0
 
 

@@ -150,7 +150,7 @@ def test_multi_label_consensus_stores_sorted_sets_and_per_class_marginals_and_it
         assert isinstance(label, list) and label == sorted(label) and set(label) <= set(CLASSES)
         assert set(probs) == set(CLASSES) and all(0.0 <= p <= 1.0 for p in probs.values())
         assert label == sorted(c for c, p in probs.items() if p > 0.5)  # the set at the default thresholds
-        assert row["confidence"] == pytest.approx(np.mean([max(p, 1 - p) for p in probs.values()]), abs=1e-5)
+        assert row["confidence"] == pytest.approx(np.prod([max(p, 1 - p) for p in probs.values()]), abs=1e-5)
         assert row["method"] == "dawid_skene_shared"
     gold = {
         r["item_id"]: r["gold_label"]
@@ -384,7 +384,7 @@ def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(
     expert, spammer = table.loc["expert"], table.loc["spammer"]
     assert expert["sensitivity"] > 0.8 and spammer["specificity"] < expert["specificity"]
     assert "<title>QA report: " in page and "Exact-set accuracy on hidden gold items" in page
-    assert "mean over classes of max(p, 1 - p)" in page  # what a set's consensus confidence is
+    assert "product over classes of max(p, 1 - p)" in page  # what a set's consensus confidence is
 
 
 def test_the_consensus_labeler_table_of_a_multi_label_project_names_labelers_as_people_know_them(

@@ -103,7 +103,7 @@ def test_aggregate_sets_refuses_a_vote_that_is_not_a_set_and_names_it() -> None:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_every_method_gives_marginals_a_set_and_the_mean_max_confidence(method: str) -> None:
+def test_every_method_gives_marginals_a_set_and_the_chance_the_whole_set_is_right(method: str) -> None:
     votes = _votes(
         [
             ("a", "u", ["cat"]),
@@ -119,9 +119,11 @@ def test_every_method_gives_marginals_a_set_and_the_mean_max_confidence(method: 
     assert probs.shape == (3, 3) and np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
     assert result.labels["item_id"].tolist() == ["a", "b", "c"]
     assert result.labels["label"].iloc[0] == ["cat"] and result.labels["label"].iloc[1] == []
-    expected = np.maximum(probs, 1 - probs).mean(axis=1)
+    expected = np.maximum(probs, 1 - probs).prod(axis=1)
     assert result.labels["confidence"].to_numpy() == pytest.approx(expected)
     assert result.labels["n_annotators"].tolist() == [3, 2, 1]
+    if method == "majority":  # 1 of 3 ticked "dog" on item a: the doubt about "dog" is the whole set's doubt
+        assert result.labels["confidence"].iloc[0] == pytest.approx(2 / 3)
     # "fox": nobody chose it, so no item has it, with low probability everywhere.
     assert (probs[:, 2] < 0.5).all() and result.per_class.set_index("class").loc["fox", "n_items"] == 0
     stored = set_probabilities_by_item(result)

@@ -268,9 +268,9 @@ DRIFT_SETS_CAPTION = (
     "several classes or none, so the shares need not sum to 1)"
 )
 CONFIDENCE_SETS_CAPTION = (
-    "Consensus confidence per item: for a label set, the mean over classes of max(p, 1 - p), p the consensus "
-    "probability that the class is present; classes that are clearly absent keep it high, so it is not the "
-    "chance that the whole set is right"
+    "Consensus confidence per item: for a label set, the product over classes of max(p, 1 - p), p the consensus "
+    "probability that the class is present: the chance that the whole set is right, so one doubtful class "
+    "is enough to lower it"
 )
 
 
