@@ -31,7 +31,10 @@ def use_multi_label_environment() -> Path:
         os.environ["LABELING_ASSETS_TASK_TYPE"] = "multi_label"
         os.environ["LABELING_ASSETS_HOME"] = str(data_dir() / HOME_NAME)
     home = data_dir()
-    if "DAGSTER_HOME" not in os.environ:
+    # scripts/setup.sh points DAGSTER_HOME at the repository root: that is the single-label demo's instance, whose
+    # storage (data/dagster) the multi-label runs must not share. Only an instance the user chose is kept.
+    chosen = os.environ.get("DAGSTER_HOME")
+    if chosen is None or Path(chosen).resolve() == REPO_ROOT.resolve():
         os.environ["DAGSTER_HOME"] = str(_instance_home(home))
     grids = home / "demo" / "grids"
     render_digit_grids(grids, n_images=GRIDS)

@@ -1,0 +1,37 @@
+"""The multi-label demo keeps its own Dagster instance, also when scripts/setup.sh set DAGSTER_HOME."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from labeling_assets.cli.demo_multilabel import use_multi_label_environment
+from labeling_assets.constants import REPO_ROOT
+
+
+@pytest.fixture
+def fresh_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("LABELING_ASSETS_HOME", str(tmp_path))
+    for name in ("LABELING_ASSETS_TASK_TYPE", "LABELING_ASSETS_IMAGE_SOURCE", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize("dagster_home", [None, str(REPO_ROOT)])
+def test_the_multi_label_demo_never_shares_the_single_label_demos_instance(
+    fresh_environment: Path, monkeypatch: pytest.MonkeyPatch, dagster_home: str | None
+) -> None:
+    if dagster_home is not None:  # what scripts/setup.sh exports
+        monkeypatch.setenv("DAGSTER_HOME", dagster_home)
+    use_multi_label_environment()
+    home = Path(os.environ["DAGSTER_HOME"])
+    assert home == fresh_environment / "multi-label" / "dagster_home"
+    # Its storage lives in the multi-label data folder, not in the repository's data/dagster.
+    assert f"base_dir: {fresh_environment / 'multi-label' / 'dagster'}" in (home / "dagster.yaml").read_text()
+
+
+def test_an_instance_the_user_chose_is_kept(fresh_environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = fresh_environment / "my_instance"
+    monkeypatch.setenv("DAGSTER_HOME", str(mine))
+    use_multi_label_environment()
+    assert os.environ["DAGSTER_HOME"] == str(mine)
