@@ -128,10 +128,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
     _summary(time.perf_counter() - started, grids)
     # The multi-label demo keeps its own instance: the plain `dagster dev` hint would open the single-label one.
-    ui = "`dagster dev` in the repository root"
+    ui, serve = "`dagster dev` in the repository root", "scripts/demo --serve"
     if grids is not None:
         ui = f"`DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev` in the repository root"
-    print(f"\nSee it all in the UI: {ui}; the loop running by itself: scripts/demo --serve.")
+        serve = "scripts/demo --task multi-label --serve"
+    print(f"\nSee it all in the UI: {ui}; the loop running by itself: {serve}.")
     return 0
 
 
