@@ -1,6 +1,7 @@
 """The multi-label demo keeps its own Dagster instance, also when scripts/setup.sh set DAGSTER_HOME."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,18 @@ from labeling_assets.constants import REPO_ROOT
 
 
 @pytest.fixture
-def fresh_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("LABELING_ASSETS_HOME", str(tmp_path))
+def fresh_environment(tmp_path: Path) -> Iterator[Path]:
+    # The demo sets variables that were unset before (monkeypatch.delenv of an absent one restores nothing):
+    # the whole environment comes back afterwards, or a leaked task type turns every later test multi-label.
+    saved = dict(os.environ)
+    os.environ["LABELING_ASSETS_HOME"] = str(tmp_path)
     for name in ("LABELING_ASSETS_TASK_TYPE", "LABELING_ASSETS_IMAGE_SOURCE", "DAGSTER_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+        os.environ.pop(name, None)
+    try:
+        yield tmp_path
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @pytest.mark.parametrize("dagster_home", [None, str(REPO_ROOT)])
