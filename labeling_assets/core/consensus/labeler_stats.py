@@ -238,20 +238,21 @@ def weekly_trend(
     last_weeks: int = 8,
 ) -> list[LabelerStats]:
     """Statistics per ISO week (by ``created_at``) for the labeler's most recent ``last_weeks`` active weeks."""
+    return [
+        compute_labeler_stats(rows, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, window=week)
+        for week, rows in weekly_windows(labels, last_weeks)
+    ]
+
+
+def weekly_windows(labels: pd.DataFrame, last_weeks: int) -> list[tuple[str, pd.DataFrame]]:
+    """(ISO week, the labels created in it) for the most recent ``last_weeks`` active weeks, oldest first;
+    nothing when no label has a ``created_at``. One windowing for single-label and label-set trends."""
     if "created_at" not in labels or labels["created_at"].isna().all():
         return []
     dated = labels[labels["created_at"].notna()]
     # A caller with many labelers names the weeks once for all of them (leaderboard._plain).
     weeks = dated["iso_week"] if "iso_week" in dated else iso_week(dated["created_at"])
-    out = []
-    for week in sorted(weeks.unique())[-last_weeks:]:
-        rows = dated[(weeks == week).to_numpy()]
-        out.append(
-            compute_labeler_stats(
-                rows, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, window=week
-            )
-        )
-    return out
+    return [(str(week), dated[(weeks == week).to_numpy()]) for week in sorted(weeks.unique())[-last_weeks:]]
 
 
 @dataclass(frozen=True)

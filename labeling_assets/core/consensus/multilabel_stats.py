@@ -28,9 +28,9 @@ from labeling_assets.core.consensus.labeler_stats import (
     ALL_WINDOW,
     ClassUsage,
     LabelerStats,
-    iso_week,
     labels_per_day,
     time_stats,
+    weekly_windows,
 )
 from labeling_assets.core.label_sets import to_indicator
 
@@ -121,20 +121,11 @@ def set_weekly_trend(
     last_weeks: int = 8,
 ) -> list[LabelerStats]:
     """:func:`.labeler_stats.weekly_trend` for label sets."""
-    if "created_at" not in labels or labels["created_at"].isna().all():
-        return []
-    dated = labels[labels["created_at"].notna()]
-    weeks = dated["iso_week"] if "iso_week" in dated else iso_week(dated["created_at"])
     return [
         compute_set_labeler_stats(
-            dated[(weeks == week).to_numpy()],
-            labeler_id=labeler_id,
-            classes=classes,
-            gold=gold,
-            consensus=consensus,
-            window=week,
-        )  # fmt: skip
-        for week in sorted(weeks.unique())[-last_weeks:]
+            rows, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, window=week
+        )
+        for week, rows in weekly_windows(labels, last_weeks)
     ]
 
 
