@@ -1,11 +1,13 @@
 """Collect runs under a real Dagster instance built from the project's dagster.yaml: the annotations step holds
-the ``labelstudio_sync`` pool, so two runs never sync at once, and a run whose process is killed is marked
-failed by run monitoring (the daemon) and gives its pool slot back.
+the ``labelstudio_sync`` pool, so two runs never sync at once (on SQLite too, where Dagster's own claim lets two
+runs claiming at the same moment share the one slot: labeling_assets/local/instance_storage.py), and a run whose
+process is killed is marked failed by run monitoring (the daemon) and gives its pool slot back.
 
 The probe job is a one-op job in the same pool (the sync itself is exercised in test_sync_faults.py); only the
 monitoring poll interval is shortened so the test does not wait 30 s per check.
 """
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -21,6 +23,7 @@ import yaml
 
 from labeling_assets.assets.collect import annotations
 from labeling_assets.constants import SYNC_POOL
+from labeling_assets.local.instance_storage import POOL_LOCK_FILE, PoolSafeSqliteEventLogStorage
 from labeling_assets.local.run_launcher import LocalRunLauncher, process_is_running, reap_dead_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,14 +110,32 @@ def test_the_annotations_step_holds_the_sync_pool_and_the_instances_give_every_p
         assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0, path
 
 
-def test_two_runs_in_the_sync_pool_launched_together_never_overlap(home: Path, instance: dg.DagsterInstance) -> None:
-    runs = [start_probe(home, sleep_s=2.0) for _ in range(2)]
+def test_the_local_instance_claims_pool_slots_under_a_file_lock(instance: dg.DagsterInstance) -> None:
+    assert isinstance(instance.event_log_storage, PoolSafeSqliteEventLogStorage)
+
+
+def test_four_runs_in_the_sync_pool_launched_together_never_overlap(home: Path, instance: dg.DagsterInstance) -> None:
+    # Four at once: with plain SQLite storage about one launch in four let two of them share the slot.
+    runs = [start_probe(home, sleep_s=1.0) for _ in range(4)]
     for proc in runs:
-        assert proc.wait(120) == 0
+        assert proc.wait(180) == 0
     spans = sorted(probe_intervals(home).values())
-    assert len(spans) == 2 and all(len(s) == 2 for s in spans)
-    (_, first_end), (second_start, _) = spans
-    assert second_start >= first_end  # the second run's step waited for the first one's slot
+    assert len(spans) == 4 and all(len(s) == 2 for s in spans)
+    for (_, earlier_end), (later_start, _) in zip(spans, spans[1:], strict=False):
+        assert later_start >= earlier_end  # each run's step waited for the one before it to give the slot back
+
+
+def test_a_run_waits_for_the_pool_lock_another_process_holds(home: Path, instance: dg.DagsterInstance) -> None:
+    lock_path = Path(instance.event_log_storage._base_dir) / POOL_LOCK_FILE  # type: ignore[attr-defined]
+    with lock_path.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a run in the middle of its claim would
+        proc = start_probe(home, sleep_s=0.0)
+        wait_for("the run has started", lambda: [r for r in instance.get_runs() if r.status == dg.DagsterRunStatus.STARTED])
+        time.sleep(3.0)
+        assert not probe_intervals(home), "the step claimed its slot while another process held the pool lock"
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert proc.wait(120) == 0
+    assert len(probe_intervals(home)) == 1
 
 
 def test_a_killed_run_is_marked_failed_by_run_monitoring_and_frees_its_pool_slot(

@@ -187,7 +187,7 @@ class SelfDrivingLoop:
     # --- setup ------------------------------------------------------------------------------------
     def _write_instance(self, poll_s: int, start_timeout_s: int, max_runs: int) -> None:
         config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-        config["storage"]["sqlite"]["base_dir"] = str(self.home / "storage")
+        config["storage"]["custom"]["config"]["base_dir"] = str(self.home / "storage")
         config["local_artifact_storage"]["config"]["base_dir"] = str(self.home)
         config["compute_logs"]["config"]["base_dir"] = str(self.home / "logs")
         config["run_monitoring"].update(poll_interval_seconds=poll_s, start_timeout_seconds=start_timeout_s)

@@ -1,0 +1,108 @@
+"""The local instance's SQLite storage, with pool slots that hold across processes.
+
+Dagster claims a pool slot with ``SELECT ... FOR UPDATE SKIP LOCKED`` and then an ``UPDATE`` that does not
+re-check the slot is free. PostgreSQL locks the row; SQLite ignores ``FOR UPDATE``, so two runs that claim at the
+same moment (a CLI run and a sensor's run, two terminals) both read the one free slot and both take it, and the
+"one Label Studio sync at a time" / "one training on the GPU at a time" limit of 1 silently becomes 2. Here every
+claim and release of a slot runs under an exclusive ``flock`` on a file beside the index database, so the read
+and the write of a claim are one step for every process on the machine. The team deployment
+(docker/dagster.yaml, PostgreSQL) does not need this and does not use it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import yaml
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs import SqliteRunStorage
+from dagster._core.storage.schedules import SqliteScheduleStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._serdes import ConfigurableClassData
+
+POOL_LOCK_FILE = "pools.lock"
+_held = threading.local()  # how deep this thread is inside _pool_lock (flock is per open file, not re-entrant)
+
+
+class PoolSafeSqliteEventLogStorage(SqliteEventLogStorage):
+    """SQLite event log whose pool-slot claims and releases are serialized across processes (see module doc)."""
+
+    @contextmanager
+    def _pool_lock(self) -> Iterator[None]:
+        if getattr(_held, "depth", 0):  # re-entered (a claim initializes the pool's limit): already ours
+            _held.depth += 1
+            try:
+                yield
+            finally:
+                _held.depth -= 1
+            return
+        with open(os.path.join(self._base_dir, POOL_LOCK_FILE), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+            _held.depth = 1
+            try:
+                yield
+            finally:
+                _held.depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None) -> Any:
+        with self._pool_lock():
+            return super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+
+    def free_concurrency_slot_for_step(self, run_id: str, step_key: str) -> None:
+        with self._pool_lock():
+            super().free_concurrency_slot_for_step(run_id, step_key)
+
+    def free_concurrency_slots_for_run(self, run_id: str) -> None:
+        with self._pool_lock():
+            super().free_concurrency_slots_for_run(run_id)
+
+    def set_concurrency_slots(self, concurrency_key: str, num: int) -> None:
+        with self._pool_lock():
+            super().set_concurrency_slots(concurrency_key, num)
+
+    def initialize_concurrency_limit_to_default(self, concurrency_key: str) -> bool:
+        with self._pool_lock():
+            return super().initialize_concurrency_limit_to_default(concurrency_key)
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> PoolSafeSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+
+class PoolSafeSqliteStorage(DagsterSqliteStorage):
+    """``storage: sqlite`` of dagster.yaml with :class:`PoolSafeSqliteEventLogStorage` as the event log."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        # Not super().__init__: it would build (and initialize) a second, plain event log storage.
+        self.base_dir = base_dir
+        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = PoolSafeSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        super(DagsterSqliteStorage, self).__init__()  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Any) -> PoolSafeSqliteStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+    @property
+    def event_storage_data(self) -> ConfigurableClassData | None:
+        return ConfigurableClassData(
+            __name__,
+            PoolSafeSqliteEventLogStorage.__name__,
+            yaml.dump({"base_dir": _event_logs_directory(self.base_dir)}, default_flow_style=False),
+        )
+
+
+__all__: Sequence[str] = ["PoolSafeSqliteEventLogStorage", "PoolSafeSqliteStorage"]
