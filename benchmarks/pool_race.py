@@ -61,8 +61,10 @@ def launch(storage: str, runs: int, hold_s: float) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     # Create the storage first: processes creating a fresh SQLite instance at the same moment can fail.
     subprocess.run([sys.executable, "-c", "import dagster as dg; dg.DagsterInstance.get().dispose()"], cwd=home, env=env, check=True)
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([sys.executable, "probe.py"], cwd=home, env=env, **quiet) for _ in range(runs)]
+    procs = [
+        subprocess.Popen([sys.executable, "probe.py"], cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(runs)
+    ]
     if any(p.wait(300) for p in procs):
         raise SystemExit(f"a probe run failed; its instance is in {home}")
     spans: dict[str, list[float]] = {}
