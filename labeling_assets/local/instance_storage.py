@@ -31,6 +31,7 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._serdes import ConfigurableClassData
 
 POOL_LOCK_FILE = "pools.lock"
+INIT_LOCK_FILE = "init.lock"
 _held = threading.local()  # how deep this thread is inside _pool_lock (flock is per open file, not re-entrant)
 
 
@@ -86,9 +87,17 @@ class PoolSafeSqliteStorage(DagsterSqliteStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         # Not super().__init__: it would build (and initialize) a second, plain event log storage.
         self.base_dir = base_dir
-        self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
-        self._event_log_storage = PoolSafeSqliteEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        # Under a lock: processes creating a fresh instance at the same moment (a CLI run beside `dagster dev`)
+        # otherwise race on CREATE TABLE and can leave two rows in alembic_version, an instance none can open.
+        os.makedirs(base_dir, exist_ok=True)
+        with open(os.path.join(base_dir, INIT_LOCK_FILE), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+                self._event_log_storage = PoolSafeSqliteEventLogStorage(_event_logs_directory(base_dir))
+                self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()  # type: ignore[no-untyped-call]
 

@@ -125,6 +125,14 @@ def test_four_runs_in_the_sync_pool_launched_together_never_overlap(home: Path, 
         assert later_start >= earlier_end  # each run's step waited for the one before it to give the slot back
 
 
+def test_four_runs_started_together_on_a_brand_new_instance_all_succeed(home: Path) -> None:
+    # They create the instance's SQLite storage together; plain `storage: sqlite` failed most such launches
+    # (CREATE TABLE races, two rows in alembic_version: benchmarks/pool_race.py --fresh).
+    runs = [start_probe(home, sleep_s=0.2) for _ in range(4)]
+    assert [proc.wait(180) for proc in runs] == [0, 0, 0, 0]
+    assert len(probe_intervals(home)) == 4
+
+
 def test_a_run_waits_for_the_pool_lock_another_process_holds(home: Path, instance: dg.DagsterInstance) -> None:
     lock_path = Path(instance.event_log_storage._base_dir) / POOL_LOCK_FILE  # type: ignore[attr-defined]
     with lock_path.open("a") as held:
