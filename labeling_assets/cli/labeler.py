@@ -9,14 +9,22 @@ live votes then fall below its overlap gets its overlap raised (audited in ``req
 queue stage applies on each run: ``resources/requeue.py``) so other labelers make up for the lost votes. A labeler
 paused with ``--keep-access`` (or by the gate) who answers later has those tasks raised by the next queue run.
 ``resume`` never lowers an overlap: the votes given while paused stay excluded.
+
+Blind mode (the Label Studio resource's ``blind_labelers``): there is no shared overlap to raise; ``pause`` records
+the pause and then runs the queue (``labeling_tasks`` with no new items) at once, which sends the paused labeler's
+affected items to other labelers' own projects, audited the same way. The resources are the definitions' own
+(``definitions.build_resources``), so the class list, the project and the blind list are the ones the runs use.
 """
 
 import argparse
 import datetime as dt
 import getpass
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from labeling_assets.cli.common import label_store
+import dagster as dg
+
+from labeling_assets.cli.common import label_store, use_local_instance
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
@@ -34,6 +42,7 @@ from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.requeue import requeue_lost_votes
+from labeling_assets.resources.store import LabelStoreResource
 
 
 def _labeler(store: LabelStore, name: str) -> str:
@@ -43,11 +52,6 @@ def _labeler(store: LabelStore, name: str) -> str:
     return labeler_id
 
 
-def _client() -> tuple[LabelStudioClient, int | None]:
-    """The Label Studio client and the project's id (None: not created yet)."""
-    resource = LabelStudioResource()
-    resource.check()
-    return resource.get_client(), resource.find_project_id()
 
 
 def _since(text: str | None) -> dt.datetime:
@@ -121,16 +125,62 @@ def cmd_labeler(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise ConfigurationError(f"labeler {args.action} needs a NAME (see `labeling-assets labeler list`)")
-    client, project_id = _client()
-    settings = ProjectSettings()
+    # The runs' own settings (class list, project, blind list); the definitions load only for this command.
+    from labeling_assets.definitions import build_resources
+
+    resources = build_resources()
+    label_studio = resources["label_studio"]
+    assert isinstance(label_studio, LabelStudioResource)
+    label_studio.check()
     if args.action == "pause":
-        print(pause(store, client, args.name, reason=args.reason, since=_since(args.since),
-                    keep_access=args.keep_access, project_id=project_id, classes=list(settings.classes),
-                    max_overlap=args.max_overlap, task_type=settings.task_type,
-                    allow_empty=settings.allow_empty_set))  # fmt: skip
+        use_local_instance()  # blind mode's queue run shows in the UI beside the others
+        with dg.DagsterInstance.get() as instance:
+            print(pause_labeler(resources, args.name, reason=args.reason, since=_since(args.since),
+                                keep_access=args.keep_access, max_overlap=args.max_overlap, instance=instance))  # fmt: skip
     else:
-        print(resume(store, client, args.name, reason=args.reason))
+        print(resume(_store_of(resources), label_studio.get_client(), args.name, reason=args.reason))
     return 0
+
+
+def _store_of(resources: Mapping[str, Any]) -> LabelStore:
+    resource = resources["label_store"]
+    assert isinstance(resource, LabelStoreResource)
+    return resource.get_store()
+
+
+def pause_labeler(
+    resources: Mapping[str, Any], name: str, *, reason: str | None, since: dt.datetime, keep_access: bool,
+    max_overlap: int, instance: dg.DagsterInstance, store: LabelStore | None = None, actor: str | None = None,
+    queue_config: Mapping[str, Any] | None = None,
+) -> str:  # fmt: skip
+    """``labeler pause`` with the definitions' resources: the shared project's overlap is raised at once, or
+    (blind mode) the queue runs at once with no new items and sends the affected items to other labelers.
+
+    ``queue_config``: more ``labeling_tasks`` config for that run (default: the asset's defaults, as the sensors'
+    queue runs use)."""
+    label_studio, settings = resources["label_studio"], resources["project"]
+    assert isinstance(label_studio, LabelStudioResource) and isinstance(settings, ProjectSettings)
+    store = store or _store_of(resources)
+    common = dict(reason=reason, since=since, keep_access=keep_access, classes=list(settings.classes),
+                  max_overlap=max_overlap, task_type=settings.task_type, allow_empty=settings.allow_empty_set,
+                  actor=actor)  # fmt: skip
+    client = label_studio.get_client()
+    if not label_studio.blind:
+        return pause(store, client, name, project_id=label_studio.find_project_id(), **common)  # type: ignore[arg-type]
+    done = pause(store, client, name, project_id=None, **common)  # type: ignore[arg-type]
+    if done.startswith(f"{name} is already paused"):
+        return done
+    from labeling_assets.assets.queue import labeling_tasks
+
+    config = {**(queue_config or {}), "max_new_tasks": 0, "max_overlap": max_overlap}
+    result = dg.materialize([labeling_tasks], resources=dict(resources), instance=instance, raise_on_error=False,
+                            run_config={"ops": {"labeling_tasks": {"config": config}}})  # fmt: skip
+    if not result.success:
+        return (f"{done}; blind mode: the queue run {result.run_id[:8]} that sends their items to other labelers "
+                "failed (see it in the Dagster UI); the next queue run will send them")  # fmt: skip
+    meta = result.asset_materializations_for_node("labeling_tasks")[0].metadata
+    sent = meta["sent_to_more_labelers"].value
+    return f"{done}; blind mode: {sent} items sent to other labelers' projects (queue run {result.run_id[:8]})"
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

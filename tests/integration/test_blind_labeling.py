@@ -18,6 +18,7 @@ from PIL import Image
 
 from labeling_assets.assets import collect, queue
 from labeling_assets.assets.consensus import consensus_labels
+from labeling_assets.cli.labeler import pause_labeler
 from labeling_assets.core.labelstudio.blind import blind_title
 from labeling_assets.core.store.blind_tasks import blind_open_requests
 from labeling_assets.core.store.derived_schema import requeue_actions_table
@@ -241,10 +242,7 @@ def test_a_task_deleted_in_a_labelers_project_sends_the_item_to_another_labeler(
 PAUSE_PUSH = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": OVERLAP}}}}
 
 
-@pytest.fixture(scope="module")
-def paused_crowd(
-    label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Blind]:
+def _three_item_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
     """Three items, overlap 2, three API-only labelers who all agree: no review request, only a pause."""
     folder = tmp_path_factory.mktemp("blind-pause")
     (folder / "raw").mkdir()
@@ -279,6 +277,40 @@ def paused_crowd(
         crowd.projects = {name: int(pid) for name, pid in meta["blind_projects"].items()}
         yield crowd
     store.dispose()
+
+
+@pytest.fixture(scope="module")
+def paused_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
+    yield from _three_item_crowd(label_studio, tmp_path_factory)
+
+
+@pytest.fixture
+def fresh_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
+    yield from _three_item_crowd(label_studio, tmp_path_factory)
+
+
+def test_labeler_pause_in_blind_mode_sends_their_items_to_other_labelers_at_once(fresh_crowd: Blind) -> None:
+    crowd = fresh_crowd
+    c = list(crowd.accounts)[2]
+    before = utcnow()
+    for name in crowd.accounts:
+        for task in crowd.tasks_of(name).values():
+            crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
+    crowd.run([collect.annotations])
+    holders = _holders(crowd)
+    theirs = {i for i in crowd.items if c in holders[i]}
+    assert len(theirs) == 2
+
+    # What `labeling-assets labeler pause c --since <before> --keep-access` does with the definitions' resources.
+    said = pause_labeler(crowd.resources, c, reason="gate", since=before, keep_access=True, max_overlap=5,
+                         instance=crowd.instance, actor="test", queue_config={"overlap": OVERLAP})  # fmt: skip
+    assert "blind mode: 2 items sent to other labelers' projects" in said, said
+    after = _holders(crowd)  # no queue run in between: the command itself sent them
+    assert all(after[i] == set(crowd.accounts) for i in theirs)
+    assert all(after[i] == holders[i] for i in crowd.items if i not in theirs)
+    again = pause_labeler(crowd.resources, c, reason="gate", since=before, keep_access=True, max_overlap=5,
+                          instance=crowd.instance, queue_config={"overlap": OVERLAP})  # fmt: skip
+    assert again.startswith(f"{c} is already paused") and _holders(crowd) == after
 
 
 def test_a_paused_labelers_items_go_to_another_labeler_in_blind_mode_and_a_resume_takes_none_back(
