@@ -6,7 +6,8 @@ same moment (a CLI run and a sensor's run, two terminals) both read the one free
 "one Label Studio sync at a time" / "one training on the GPU at a time" limit of 1 silently becomes 2. Here every
 claim and release of a slot runs under an exclusive ``flock`` on a file beside the index database, so the read
 and the write of a claim are one step for every process on the machine. The team deployment
-(docker/dagster.yaml, PostgreSQL) does not need this and does not use it.
+(docker/dagster.yaml, PostgreSQL) does not need this and does not use it. This subclasses Dagster's own SQLite
+storage classes (pinned Dagster version): tests/faults/test_collect_runs.py fails if an upgrade changes them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dagster._serdes import ConfigurableClassData
 
 POOL_LOCK_FILE = "pools.lock"
 INIT_LOCK_FILE = "init.lock"
-_held = threading.local()  # how deep this thread is inside _pool_lock (flock is per open file, not re-entrant)
+_held = threading.local()  # per lock file, how deep this thread is inside it (flock is per open file, not re-entrant)
 
 
 class PoolSafeSqliteEventLogStorage(SqliteEventLogStorage):
@@ -40,20 +41,22 @@ class PoolSafeSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _pool_lock(self) -> Iterator[None]:
-        if getattr(_held, "depth", 0):  # re-entered (a claim initializes the pool's limit): already ours
-            _held.depth += 1
+        path = os.path.join(self._base_dir, POOL_LOCK_FILE)
+        depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+        if depth.get(path):  # re-entered in this thread (a claim initializes the pool's limit): already ours
+            depth[path] += 1
             try:
                 yield
             finally:
-                _held.depth -= 1
+                depth[path] -= 1
             return
-        with open(os.path.join(self._base_dir, POOL_LOCK_FILE), "a") as handle:
+        with open(path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
-            _held.depth = 1
+            depth[path] = 1
             try:
                 yield
             finally:
-                _held.depth = 0
+                depth[path] = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None) -> Any:
