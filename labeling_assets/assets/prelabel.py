@@ -94,6 +94,8 @@ def prelabels(
     written = datasets.insert_prelabels(
         store, list(todo["item_id"][keep]), probs[keep], classes, model_version
     )
+    if multi and thresholds is not None:  # the queue pre-fills at the model's own per-class cut-offs
+        datasets.record_thresholds(store, model_version, dict(zip(classes, thresholds, strict=True)))
     metadata = _prelabel_metadata(source, model_version, written, len(pool) - len(todo), failed)
     metadata.update(_model_metadata(mlflow, source, config.source))
     predictions = (

@@ -1,5 +1,6 @@
 """Stage 3, queue: items pushed to Label Studio as tasks, most informative first, gold hidden among them."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -39,6 +40,7 @@ from labeling_assets.core.store.labelstudio_sync import (
     reserve_assigned_tasks,
     reserve_tasks,
     task_counts,
+    thresholds_of,
 )
 from labeling_assets.core.store.queries import load_votes
 from labeling_assets.core.store.reviews import (
@@ -126,8 +128,9 @@ def labeling_tasks(
     pending = pending_tasks(store, project_id)
     pending_ids = [p["item_id"] for p in pending]
     shown = visible_prelabels(newest_prelabels(store, pending_ids), pending, config.prelabel_visibility)
+    prefill = _prefill_thresholds(store, shown, multi)
     payloads = build_payloads(
-        pending, shown, project.data_path, multi_label=multi, allow_empty=project.allow_empty_set
+        pending, shown, project.data_path, multi_label=multi, allow_empty=project.allow_empty_set, thresholds=prefill
     )
     leaks = payload_leaks(payloads, gold_labels(store, pending_ids))
     if leaks:  # defense in depth: the builder cannot leak, but nothing leaves if it ever did
@@ -139,6 +142,8 @@ def labeling_tasks(
             "project_id": dg.MetadataValue.int(project_id),
             "project_url": dg.MetadataValue.url(f"{label_studio.resolved_url}/projects/{project_id}/data"),
             "images_served": dg.MetadataValue.text(images_served),
+            **({"prefill_thresholds": dg.MetadataValue.json(prefill or "0.5 per class (no model thresholds)")}
+               if multi else {}),  # fmt: skip
             **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
             **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
@@ -166,8 +171,9 @@ def _queue_blind(
     # Per labeler project: the class list reaches its label config, a superseded item's task is marked.
     followed = [_follow_sources(context, store, client, pid, project, config.max_overlap, requeue=False) for pid in ids]
     topped_up, review_plan = _blind_top_up(store, client, projects, project, config)
+    multi = is_multi_label(project.task_type)
     queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
-                         strategy=config.strategy, seed=config.seed)  # fmt: skip
+                         strategy=config.strategy, seed=config.seed, multi_label=multi)  # fmt: skip
     load = task_counts(store, ids)
     plan = assign_blind([q.item_id for q in queue], list(projects), config.overlap,
                         {name: load.get(pid, 0) for name, pid in projects.items()})  # fmt: skip
@@ -179,7 +185,8 @@ def _queue_blind(
         pending = pending_tasks(store, project_id)
         shown = visible_prelabels(newest_prelabels(store, [p["item_id"] for p in pending]), pending,
                                   config.prelabel_visibility)  # fmt: skip
-        payloads = build_payloads(pending, shown, project.data_path)
+        payloads = build_payloads(pending, shown, project.data_path, multi_label=multi,
+                                  allow_empty=project.allow_empty_set, thresholds=_prefill_thresholds(store, shown, multi))  # fmt: skip
         leaks = payload_leaks(payloads, gold_labels(store, [p["item_id"] for p in pending]))
         if leaks:
             raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
@@ -207,6 +214,13 @@ def _queue_blind(
             "expert_review": dg.MetadataValue.md(_expert_table(review_plan.needs_expert)),
         }
     )
+
+
+def _prefill_thresholds(
+    store: LabelStore, shown: Mapping[str, tuple[Mapping[str, float], str]], multi: bool
+) -> dict[str, dict[str, float]]:
+    """Per model version of the pre-labels shown: its per-class thresholds (multi-label pre-fill)."""
+    return thresholds_of(store, sorted({version for _, version in shown.values()})) if multi else {}
 
 
 def _blind_top_up(

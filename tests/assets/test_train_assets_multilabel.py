@@ -26,6 +26,7 @@ from labeling_assets.assets.train import trained_model, training_tensors
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.core.dataset.splits import MANIFEST_FORMAT
 from labeling_assets.core.store.datasets import resolve_targets
+from labeling_assets.core.store.labelstudio_sync import thresholds_of
 from labeling_assets.core.store.multilabel_targets import label_set_indicator, stored_marginal_targets
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -163,6 +164,7 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     meta = _metadata(dg.materialize([prelabels], resources=resources, instance=instance), "prelabels")
     assert meta["source"] == "baseline" and meta["model_version"].startswith("baseline-setlogreg")
     assert meta["items_prelabeled"] == N_GRIDS and 0.0 < meta["mean_binary_entropy"] <= 1.0
+    baseline_version = meta["model_version"]
 
     # 2. Tensors -> model (soft per-class marginals) -> evaluation.
     run_config = {
@@ -219,6 +221,9 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     rows = store.fetch(sa.select(prelabels_table).where(prelabels_table.c.model_version == champion.label))
     sums = [sum(r["probs"].values()) for r in rows]
     assert set(rows[0]["probs"]) == set(CLASSES) and max(abs(s - 1.0) for s in sums) > 0.1
+    # The store keeps the champion's thresholds for the queue's pre-fill; the baseline has none (pre-fills at 0.5).
+    kept = thresholds_of(store, [champion.label, baseline_version])
+    assert list(kept) == [champion.label] and kept[champion.label] == pytest.approx(trained["thresholds"], abs=1e-4)
 
 
 def test_a_single_label_tensor_cache_is_refused_by_a_multi_label_project(

@@ -2,6 +2,7 @@
 forth, the pre-fill of a prediction and the order of the queue (issue 16)."""
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from labeling_assets.core.labelstudio.review import review_label_config
 from labeling_assets.core.labelstudio.tasks import (
     PREFILL_THRESHOLD,
     Candidate,
+    build_payloads,
     payload_leaks,
     prefill_set,
     select_queue,
@@ -150,6 +152,23 @@ def test_a_multi_label_prediction_with_no_likely_class_pre_checks_none_of_these(
     probs = {"effusion": 0.1, "mass": 0.2, "nodule": 0.3}
     (prediction,) = task_payload("i1", "/img.png", probs=probs, multi_label=True)["predictions"]
     assert prediction["result"][0]["value"]["choices"] == [NONE_OF_THESE]
+
+
+def test_the_pre_fill_uses_the_models_own_threshold_per_class_and_one_half_for_a_class_without_one() -> None:
+    probs = {"effusion": 0.3, "mass": 0.6, "nodule": 0.6}
+    # effusion's threshold is low (rare class, sigmoids run low), mass's high; nodule has none: 0.5.
+    assert prefill_set(probs, thresholds={"effusion": 0.25, "mass": 0.7}) == ["effusion", "nodule"]
+    assert prefill_set(probs) == ["mass", "nodule"]
+
+
+def test_payloads_pre_fill_each_item_at_the_thresholds_of_the_model_that_scored_it() -> None:
+    pending = [{"item_id": "a", "uri": None}, {"item_id": "b", "uri": None}, {"item_id": "c", "uri": None}]
+    probs = {"effusion": 0.3, "mass": 0.6, "nodule": 0.1}
+    shown = {"a": (probs, "model/2"), "b": (probs, "baseline-1")}
+    payloads = build_payloads(pending, shown, Path("/data"), multi_label=True,
+                              thresholds={"model/2": {"effusion": 0.2, "mass": 0.9, "nodule": 0.5}})  # fmt: skip
+    picked = [p["predictions"][0]["result"][0]["value"]["choices"] if "predictions" in p else None for p in payloads]
+    assert picked == [["effusion"], ["mass"], None]  # model/2's cut-offs; the baseline's 0.5; c has no prelabel
 
 
 def test_without_the_empty_set_the_pre_fill_is_the_most_probable_class() -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pytest
 import requests
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.cli.labeler import pause_labeler
 from labeling_assets.core.labelstudio.blind import blind_title
 from labeling_assets.core.store.blind_tasks import blind_open_requests
+from labeling_assets.core.store.datasets import insert_prelabels, record_thresholds
 from labeling_assets.core.store.derived_schema import requeue_actions_table
 from labeling_assets.core.store.human_loop import record_pause_event
 from labeling_assets.core.store.queries import current_annotations, load_votes
@@ -242,8 +244,14 @@ def test_a_task_deleted_in_a_labelers_project_sends_the_item_to_another_labeler(
 PAUSE_PUSH = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": OVERLAP}}}}
 
 
-def _three_item_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
-    """Three items, overlap 2, three API-only labelers who all agree: no review request, only a pause."""
+def _three_item_crowd(
+    label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory, *, task_type: str = "single_label",
+    prelabel: tuple[dict[str, float], str, dict[str, float]] | None = None,
+) -> Iterator[Blind]:  # fmt: skip
+    """Three items, overlap 2, three API-only labelers who all agree: no review request, only a pause.
+
+    ``prelabel``: (class probabilities, model version, its per-class thresholds) stored for every item before the
+    first push."""
     folder = tmp_path_factory.mktemp("blind-pause")
     (folder / "raw").mkdir()
     store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
@@ -266,11 +274,15 @@ def _three_item_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.
             project_title=f"bp-{folder.name}",
             blind_labelers=names,
         ),  # fmt: skip
-        "project": ProjectSettings(data_dir=str(folder), classes=CLASSES),
+        "project": ProjectSettings(data_dir=str(folder), classes=CLASSES, task_type=task_type),  # type: ignore[arg-type]
     }
     accounts = {
         n: NewAccount(email=f"{n}@x.local", user_id=ids[n], role="annotator", password="") for n in names
     }
+    if prelabel is not None:
+        probs, version, thresholds = prelabel
+        insert_prelabels(store, items, np.array([[probs[c] for c in CLASSES]] * len(items)), CLASSES, version)
+        record_thresholds(store, version, thresholds)
     with dg.DagsterInstance.ephemeral() as instance:
         crowd = Blind(store, instance, resources, client, accounts, {}, items)
         meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
@@ -287,6 +299,23 @@ def paused_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempP
 @pytest.fixture
 def fresh_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
     yield from _three_item_crowd(label_studio, tmp_path_factory)
+
+
+def test_blind_multi_label_tasks_are_pre_filled_with_a_set_at_the_models_own_thresholds(
+    label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    probs = {"cat": 0.3, "dog": 0.6, "bird": 0.05}  # at 0.5 the pre-fill would be ["dog"]
+    crowd_iter = _three_item_crowd(label_studio, tmp_path_factory, task_type="multi_label",
+                                   prelabel=(probs, "model/7", {"cat": 0.25, "dog": 0.5, "bird": 0.5}))  # fmt: skip
+    crowd = next(crowd_iter)
+    try:
+        for name in crowd.accounts:
+            for task in crowd.tasks_of(name).values():
+                (prediction,) = task["predictions"]
+                assert prediction["model_version"] == "model/7"
+                assert prediction["result"][0]["value"]["choices"] == ["cat", "dog"]
+    finally:
+        crowd_iter.close()
 
 
 def test_labeler_pause_in_blind_mode_sends_their_items_to_other_labelers_at_once(fresh_crowd: Blind) -> None:

@@ -7,7 +7,8 @@ has no parameter through which a gold answer could pass, and :func:`payload_leak
 
 Multi-label projects: a prelabel holds independent per-class probabilities (sigmoid marginals); every
 strategy but ``random`` ranks by their mean binary entropy, and the prediction pre-fills every class at or above
-:data:`PREFILL_THRESHOLD` (``NONE_OF_THESE`` when there is none).
+the model's own threshold for it (chosen on val at training), :data:`PREFILL_THRESHOLD` for a model without
+thresholds (``NONE_OF_THESE`` when there is none).
 """
 
 import math
@@ -149,12 +150,13 @@ def task_payload(
     model_version: str | None = None,
     multi_label: bool = False,
     allow_empty: bool = True,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The Label Studio task for an item: image URL and item id, plus the prelabel as a prediction.
 
     Takes no gold flag or gold label on purpose: gold and regular tasks are built identically.
-    ``multi_label``: the prediction pre-fills a set (:func:`prefill_set`); its score is the mean over classes of
-    max(p, 1 - p), the confidence consensus reports for sets.
+    ``multi_label``: the prediction pre-fills a set (:func:`prefill_set`, at the model's per-class ``thresholds``
+    when it has them); its score is the mean over classes of max(p, 1 - p), the confidence consensus reports for sets.
     """
     task: dict[str, Any] = {"data": {DATA_KEY: image_url, "item_id": item_id}}
     if probs and multi_label:
@@ -163,7 +165,7 @@ def task_payload(
             {
                 "model_version": model_version or "unknown",
                 "score": float(np.maximum(marginals, 1.0 - marginals).mean()),
-                "result": choice_result(prefill_set(probs, allow_empty=allow_empty)),
+                "result": choice_result(prefill_set(probs, allow_empty=allow_empty, thresholds=thresholds)),
             }
         ]
     elif probs:
@@ -178,13 +180,17 @@ def task_payload(
     return task
 
 
-def prefill_set(probs: Mapping[str, float], *, allow_empty: bool = True) -> list[str]:
-    """The classes a multi-label prediction pre-checks: those at or above :data:`PREFILL_THRESHOLD`, sorted.
+def prefill_set(
+    probs: Mapping[str, float], *, allow_empty: bool = True, thresholds: Mapping[str, float] | None = None
+) -> list[str]:
+    """The classes a multi-label prediction pre-checks, sorted: those whose probability reaches the model's own
+    threshold for the class (``thresholds``, chosen on val at training), else :data:`PREFILL_THRESHOLD`.
 
     None of them: ``[]`` ("None of these"), or the most probable class when the project has no empty set (the
     config then offers no "None of these", and a pre-fill should be an answer a person could give).
     """
-    chosen = sorted(str(c) for c, p in probs.items() if float(p) >= PREFILL_THRESHOLD)
+    cut = thresholds or {}
+    chosen = sorted(str(c) for c, p in probs.items() if float(p) >= cut.get(str(c), PREFILL_THRESHOLD))
     if chosen or allow_empty or not probs:
         return chosen
     return [str(max(probs.items(), key=lambda kv: (float(kv[1]), kv[0]))[0])]
@@ -210,11 +216,13 @@ def build_payloads(
     *,
     multi_label: bool = False,
     allow_empty: bool = True,
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """The payload of each pending task (rows with ``item_id`` and ``uri``), in order.
 
     ``prelabels`` maps item id -> (class probabilities, model version) of its newest prelabel (per-class
-    marginals when ``multi_label``).
+    marginals when ``multi_label``); ``thresholds`` maps a model version to its per-class decision thresholds
+    (a multi-label pre-fill at the model's own cut-offs; a version without them pre-fills at 0.5).
     """
     payloads = []
     for row in pending:
@@ -227,6 +235,7 @@ def build_payloads(
                 model_version=model_version,
                 multi_label=multi_label,
                 allow_empty=allow_empty,
+                thresholds=(thresholds or {}).get(model_version) if model_version else None,
             )
         )
     return payloads

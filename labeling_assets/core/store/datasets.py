@@ -6,7 +6,7 @@ Errors are plain exceptions naming what to materialize; the assets turn them int
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.methods import PRIOR_STRENGTH
 from labeling_assets.core.dataset.splits import manifest_from_json, normalize_label
+from labeling_assets.core.store.prelabel_models_schema import prelabel_models_table
 from labeling_assets.core.store.schema import (
     LabelStore,
     chunked,
@@ -273,6 +274,19 @@ def insert_prelabels(
         for part in chunked(rows):
             conn.execute(prelabels_table.insert(), list(part))
     return len(rows)
+
+
+def record_thresholds(store: LabelStore, model_version: str, thresholds: Mapping[str, float]) -> None:
+    """Keep a model version's per-class thresholds (a version is immutable: the first record stands)."""
+    values = {str(c): round(float(t), 6) for c, t in thresholds.items()}
+    with store.begin() as conn:
+        known = conn.execute(
+            sa.select(prelabel_models_table.c.model_version).where(prelabel_models_table.c.model_version == model_version)
+        ).first()
+        if known is None:
+            conn.execute(
+                prelabel_models_table.insert().values(model_version=model_version, thresholds=values, recorded_at=utcnow())
+            )
 
 
 def consensus_examples(store: LabelStore, classes: Sequence[str]) -> list[tuple[str, str]]:

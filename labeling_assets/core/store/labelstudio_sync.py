@@ -17,6 +17,7 @@ from labeling_assets.core.store.annotation_sync import RemoteAnnotation as Remot
 from labeling_assets.core.store.annotation_sync import SyncReport as SyncReport
 from labeling_assets.core.store.annotation_sync import content_hash as content_hash
 from labeling_assets.core.store.annotation_sync import sync_annotations as sync_annotations
+from labeling_assets.core.store.prelabel_models_schema import prelabel_models_table
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
@@ -176,6 +177,18 @@ def newest_prelabels(store: LabelStore, item_ids: Sequence[str]) -> dict[str, tu
         sa.select(p.c.item_id, p.c.probs, p.c.model_version).where(p.c.item_id.in_(item_ids)).order_by(p.c.computed_at)
     )
     return {r["item_id"]: (r["probs"], r["model_version"]) for r in rows}  # ordered by time: the newest wins
+
+
+def thresholds_of(store: LabelStore, model_versions: Sequence[str]) -> dict[str, dict[str, float]]:
+    """model version -> class -> threshold, for the listed versions that have thresholds."""
+    if not model_versions:
+        return {}
+    rows = store.fetch(
+        sa.select(prelabel_models_table.c.model_version, prelabel_models_table.c.thresholds).where(
+            prelabel_models_table.c.model_version.in_(sorted(set(model_versions)))
+        )
+    )
+    return {str(r["model_version"]): {str(c): float(t) for c, t in r["thresholds"].items()} for r in rows}
 
 
 def linked_task_counts(store: LabelStore, project_id: int) -> dict[bool, int]:

@@ -26,6 +26,7 @@ from labeling_assets.core.store.derived_schema import m005_derived_data_follows,
 from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
 from labeling_assets.core.store.human_loop_schema import m010_human_loop
 from labeling_assets.core.store.lineage_schema import m008_dataset_lineage
+from labeling_assets.core.store.prelabel_models_schema import m011_prelabel_models
 
 metadata = sa.MetaData()
 
@@ -331,6 +332,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "dataset lineage: item perceptual hashes, dataset version tags, model trainings", m008_dataset_lineage),
     Migration(9, "annotation_heads (current version per annotation, kept by a trigger), sync_cursors", m009_annotation_heads),
     Migration(10, "human loop: labeler names, labeler_pauses, adjudications, review_tasks", m010_human_loop),
+    Migration(11, "prelabel_models: each pre-label model's per-class decision thresholds", m011_prelabel_models),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
