@@ -1,5 +1,6 @@
 """Stage 3, queue: items pushed to Label Studio as tasks, most informative first, gold hidden among them."""
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +52,7 @@ from labeling_assets.core.store.reviews import (
     record_conflict_outcome,
     record_overlap_raises,
 )
-from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.requeue import requeue_lost_votes
@@ -76,6 +77,13 @@ class QueueConfig(dg.Config):
         ge=1,
         description="Cap on a task's overlap when open more_annotators review requests raise it (one per round); "
         "items still unsure at the cap are reported for expert review.",
+    )
+    blind_reassign_after_hours: float | None = Field(
+        default=48.0,
+        gt=0,
+        description="Blind mode: an item whose task has waited this long in a labeler's own project without an "
+        "answer goes to one more labeler (audited; the first labeler keeps the task, a late answer counts). None: "
+        "never (a slow labeler's items then move only when they are paused or leave blind_labelers).",
     )
     prelabel_visibility: PrelabelVisibility = Field(
         default="all",
@@ -234,8 +242,9 @@ def _blind_top_up(
     pauses = pause_intervals(store)
     loaded = load_votes(store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set)
     remote = {pid: client.task_ids(pid) for pid in projects.values()}  # a deleted task's answer is not coming
-    items = blind_items(store, projects, loaded, pauses, overlap=config.overlap, wants=wants,
-                        remote_task_ids=remote)  # fmt: skip
+    hours = config.blind_reassign_after_hours
+    items = blind_items(store, projects, loaded, pauses, overlap=config.overlap, wants=wants, remote_task_ids=remote,
+                        open_since=utcnow() - dt.timedelta(hours=hours) if hours is not None else None)  # fmt: skip
     ids = labeler_ids_for(store, list(projects))
     paused_now = paused_since(store)
     paused = {name for name, labeler_id in ids.items() if labeler_id in paused_now}

@@ -52,3 +52,16 @@ def test_an_item_short_of_counting_answers_goes_to_a_free_labeler_and_only_once(
     assert (
         plan_blind_top_up([capped], ["ann", "bob", "cy"], paused={"ann", "bob"}, load={}, max_overlap=2) == []
     )
+
+
+def test_an_item_waiting_too_long_on_a_labeler_goes_to_one_more_who_keeps_it_once_sent() -> None:
+    # ann answered; bob's task has been open past the queue's wait: one more labeler, bob keeps his task.
+    item = BlindItem("x", holders=("ann", "bob"), answered=("ann",), live=1, want=2, stale=("bob",))
+    [step] = plan_blind_top_up([item], ["ann", "bob", "cy", "dee"], paused=set(), load={"cy": 3}, max_overlap=5)
+    assert (step.labeler, step.holders_from, step.holders_to) == ("dee", 2, 3)  # the least loaded free labeler
+    assert "bob: open too long" in step.reason
+    sent = BlindItem("x", holders=("ann", "bob", "dee"), answered=("ann",), live=1, want=2, stale=("bob",))
+    assert plan_blind_top_up([sent], ["ann", "bob", "cy", "dee"], paused=set(), load={}, max_overlap=5) == []
+    # Not stale (or no wait configured): bob's answer is still to come.
+    fresh = BlindItem("x", holders=("ann", "bob"), answered=("ann",), live=1, want=2)
+    assert plan_blind_top_up([fresh], ["ann", "bob", "cy"], paused=set(), load={}, max_overlap=5) == []

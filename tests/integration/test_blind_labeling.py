@@ -5,6 +5,7 @@ own projects; a labeler opening their task sees only their own answer although t
 merges both projects' votes by item, and edits and deletions in one project version the right rows.
 """
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from labeling_assets.core.store.datasets import insert_prelabels, record_thresho
 from labeling_assets.core.store.derived_schema import requeue_actions_table
 from labeling_assets.core.store.human_loop import record_pause_event
 from labeling_assets.core.store.queries import current_annotations, load_votes
-from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
+from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, tasks_table, utcnow
 from labeling_assets.local.labelstudio_accounts import NewAccount, add_user
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
@@ -316,6 +317,32 @@ def test_blind_multi_label_tasks_are_pre_filled_with_a_set_at_the_models_own_thr
                 assert prediction["result"][0]["value"]["choices"] == ["cat", "dog"]
     finally:
         crowd_iter.close()
+
+
+def test_an_item_left_open_too_long_by_one_labeler_goes_to_another_who_answers_in_their_own_project(
+    fresh_crowd: Blind,
+) -> None:
+    crowd = fresh_crowd
+    c = list(crowd.accounts)[2]
+    for name in list(crowd.accounts)[:2]:  # a and b answer everything; c answers nothing
+        for task in crowd.tasks_of(name).values():
+            crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
+    crowd.run([collect.annotations])
+    holders = _holders(crowd)
+    theirs = {i for i in crowd.items if c in holders[i]}
+    assert len(theirs) == 2
+    assert crowd.run([queue.labeling_tasks], PAUSE_PUSH)["sent_to_more_labelers"] == 0  # within the 48 h wait
+
+    with crowd.store.begin() as conn:  # c's tasks were pushed three days ago
+        conn.execute(sa.update(tasks_table).where(tasks_table.c.ls_project_id == crowd.projects[c])
+                     .values(pushed_at=utcnow() - dt.timedelta(days=3)))  # fmt: skip
+    meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
+    assert meta["sent_to_more_labelers"] == 2
+    after = _holders(crowd)
+    assert all(after[i] == set(crowd.accounts) for i in theirs)  # c keeps the task; the other labeler gets it too
+    reasons = [r["reason"] for r in crowd.store.fetch(sa.select(requeue_actions_table.c.reason))]
+    assert sum(f"{c}: open too long" in r for r in reasons) == 2
+    assert crowd.run([queue.labeling_tasks], PAUSE_PUSH)["sent_to_more_labelers"] == 0  # once
 
 
 def test_labeler_pause_in_blind_mode_sends_their_items_to_other_labelers_at_once(fresh_crowd: Blind) -> None:

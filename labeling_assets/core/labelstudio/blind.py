@@ -66,6 +66,7 @@ class BlindItem:
     live: int  # labelers whose vote on the item counts (valid, not given while paused)
     want: int  # answers that count the item should get (the queue's overlap, more after a review request)
     gone: tuple[str, ...] = ()  # holders whose task of it was deleted in Label Studio: no answer is coming
+    stale: tuple[str, ...] = ()  # holders whose task has been open longer than the queue waits for an answer
 
 
 @dataclass(frozen=True)
@@ -87,15 +88,17 @@ def plan_blind_top_up(
 ) -> list[BlindTopUp]:
     """In blind mode an item's overlap is how many labelers' projects hold it, so "raise the overlap" means "send it
     to more labelers". An item short of answers that count, counting the answers still to come from its holders who
-    are not paused and whose task still exists, goes to that many more labelers (not paused, not holding it, the least
-    loaded first), never past ``max_overlap`` projects. Idempotent: once sent, the new holders' answers are "still to come"."""
+    are not paused, whose task still exists and has not waited too long (``stale``), goes to that many more labelers
+    (not paused, not holding it, the least loaded first), never past ``max_overlap`` projects. Idempotent: once sent,
+    the new holders' answers are "still to come". A stale holder keeps the task: an answer that comes late counts."""
     counts = {name: int(load.get(name, 0)) for name in labelers}
     order = {name: i for i, name in enumerate(labelers)}
     steps: list[BlindTopUp] = []
     for item in sorted(items, key=lambda x: x.item_id):
         coming = [
-            h for h in item.holders if h not in item.answered and h not in paused and h not in item.gone
-        ]
+            h for h in item.holders
+            if h not in item.answered and h not in paused and h not in item.gone and h not in item.stale
+        ]  # fmt: skip
         short = min(item.want - item.live - len(coming), max_overlap - len(item.holders))
         free = sorted((n for n in labelers if n not in item.holders and n not in paused),
                       key=lambda n: (counts[n], order[n]))[: max(short, 0)]  # fmt: skip
@@ -103,6 +106,9 @@ def plan_blind_top_up(
             continue
         lost = len(item.answered) - item.live
         why = f"{item.live} of {item.want} answers count ({lost} do not), {len(coming)} still to come"
+        waiting = [h for h in item.stale if h not in item.answered and h not in paused and h not in item.gone]
+        if waiting:
+            why += f" ({', '.join(waiting)}: open too long)"
         for k, name in enumerate(free):
             counts[name] += 1
             steps.append(

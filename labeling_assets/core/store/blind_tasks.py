@@ -8,6 +8,7 @@ projects holding it, went from ``overlap_from`` to ``overlap_to``), in one trans
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -38,15 +39,17 @@ def blind_items(
     overlap: int,
     wants: Mapping[str, int] | None = None,
     remote_task_ids: Mapping[int, Collection[int]] | None = None,
+    open_since: dt.datetime | None = None,
 ) -> list[BlindItem]:
     """Every active item held by at least one of ``projects`` (labeler name -> project id), with its holders, who
     answered, and its live votes (valid, not given while paused). ``wants``: item -> answers wanted above
     ``overlap`` (an open review request that asks for one more labeler). ``remote_task_ids``: project id -> the
-    task ids Label Studio holds now; a linked task missing there was deleted (None: not checked)."""
+    task ids Label Studio holds now; a linked task missing there was deleted (None: not checked). ``open_since``: a
+    holder whose task was pushed before this time and holds no answer is ``stale`` (None: never)."""
     owner = {pid: name for name, pid in projects.items()}
     t = tasks_table
     rows = store.fetch(
-        sa.select(t.c.item_id, t.c.ls_project_id, t.c.ls_task_id)
+        sa.select(t.c.item_id, t.c.ls_project_id, t.c.ls_task_id, t.c.pushed_at)
         .join(items_table, items_table.c.item_id == t.c.item_id)
         .where(t.c.ls_project_id.in_(list(owner)), items_table.c.status == "active")
     )
@@ -56,6 +59,7 @@ def blind_items(
     holders: dict[str, list[str]] = {}
     answered: dict[str, list[str]] = {}
     gone: dict[str, list[str]] = {}
+    pushed_before: dict[str, list[str]] = {}
     for r in rows:
         name = owner[int(r["ls_project_id"])]
         holders.setdefault(r["item_id"], []).append(name)
@@ -64,6 +68,8 @@ def blind_items(
             gone.setdefault(r["item_id"], []).append(name)
         if r["ls_task_id"] is not None and int(r["ls_task_id"]) in answered_tasks:
             answered.setdefault(r["item_id"], []).append(name)
+        elif open_since is not None and r["pushed_at"] is not None and _aware(r["pushed_at"]) < open_since:
+            pushed_before.setdefault(r["item_id"], []).append(name)
     kept, _ = exclude_paused(loaded.votes.frame, pauses)
     live = kept.groupby("item_id")["labeler_id"].nunique().to_dict() if not kept.empty else {}
     return [
@@ -74,9 +80,14 @@ def blind_items(
             int(live.get(item_id, 0)),
             max(overlap, int((wants or {}).get(item_id, 0))),
             tuple(sorted(gone.get(item_id, []))),
+            tuple(sorted(pushed_before.get(item_id, []))),
         )  # fmt: skip
         for item_id, names in sorted(holders.items())
     ]
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC
 
 
 def record_blind_top_up(store: LabelStore, steps: Sequence[BlindTopUp], projects: Mapping[str, int]) -> int:
