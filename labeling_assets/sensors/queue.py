@@ -7,6 +7,8 @@ import dagster as dg
 
 from labeling_assets import env
 from labeling_assets.core import automation
+from labeling_assets.core.consensus.auto_pause import ACTOR as GATE_ACTOR
+from labeling_assets.core.store.human_loop import newest_pause_id
 from labeling_assets.core.store.queries import unqueued_item_count
 from labeling_assets.jobs import ingest_job, prelabel_job, queue_job
 from labeling_assets.resources.labelstudio import LabelStudioError, LabelStudioResource
@@ -46,18 +48,36 @@ def queue_run_config(batch: int) -> dict[str, object]:
     return {"ops": {"labeling_tasks": {"config": {"max_new_tasks": batch}}}}
 
 
+def queue_after_gate_pause(instance: dg.DagsterInstance, label_store: LabelStoreResource) -> dg.RunRequest | None:
+    """A queue run with no new items after each automatic pause (labeler_stats' gold gate), so the paused
+    labeler's tasks go to other labelers now instead of at the next batch (``labeling-assets labeler pause`` does
+    that itself). One per pause event: the run's state tag names the event, a failed one is not retried here (the
+    next queue run applies the same rule)."""
+    pause_id = newest_pause_id(label_store.get_store(), actor=GATE_ACTOR)
+    if pause_id is None:
+        return None
+    state = f"queue-after-pause-{pause_id}"
+    if runs.past_runs(instance, queue_job.name, state).total:
+        return None
+    tags = {runs.TRIGGER_TAG: f"labeler_stats paused a labeler (pause event {pause_id}): their tasks go to others now",
+            runs.STATE_TAG: state}  # fmt: skip
+    return dg.RunRequest(run_key=state, run_config=queue_run_config(0), tags=tags)
+
+
 @dg.sensor(
     job=queue_job,
     minimum_interval_seconds=QUEUE_POLL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="When open Label Studio tasks fall under the low-water mark "
+    description="After an automatic pause of a labeler, a queue run that sends their tasks to others; when open "
+    "Label Studio tasks fall under the low-water mark "
     f"(${automation.QUEUE_LOW_WATER_VAR}, default {automation.Thresholds().queue_low_water}), queues the next "
     f"batch (${automation.QUEUE_BATCH_VAR}, default {automation.Thresholds().queue_batch}).",
 )
 def queue_top_up_sensor(
     context: dg.SensorEvaluationContext, label_studio: LabelStudioResource, label_store: LabelStoreResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """One request to Label Studio (the project's task counts) and one count in the store per tick.
+    """One request to Label Studio (the project's task counts) and one count in the store per tick; first, a queue
+    run with no new items after an automatic pause that no queue run has followed (:func:`queue_after_gate_pause`).
 
     Nothing while a ``queue_job`` run is in flight (whoever launched it), nor while the intake chain has new
     items to prelabel first (:func:`intake_pending`); the run key is the observed state
@@ -71,6 +91,8 @@ def queue_top_up_sensor(
         return dg.SkipReason(f"queue run {flying[0]} is in flight")
     if (pending := intake_pending(context.instance)) is not None:
         return dg.SkipReason(pending)
+    if (after_pause := queue_after_gate_pause(context.instance, label_store)) is not None:
+        return dg.SensorResult(run_requests=[after_pause])
     try:
         project_ids = label_studio.labeling_project_ids()  # the shared project, or every labeler's (blind mode)
         progress = [label_studio.get_client().task_progress(pid) for pid in project_ids]

@@ -12,6 +12,8 @@ import dagster as dg
 import pytest
 
 from labeling_assets.core.automation import QUEUE_BATCH_VAR, QUEUE_LOW_WATER_VAR
+from labeling_assets.core.consensus.auto_pause import ACTOR as GATE_ACTOR
+from labeling_assets.core.store.human_loop import PAUSE, record_pause_event
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.local.labelstudio import free_port
 from labeling_assets.resources.labelstudio import LabelStudioResource
@@ -127,3 +129,27 @@ def test_open_tasks_under_the_low_water_mark_queue_the_next_batch_once(
         status=dg.DagsterRunStatus.SUCCESS,
     )
     assert "a run for this state already ended (SUCCESS)" in skip_message(tick(instance, label_studio, store))
+
+
+def test_an_automatic_pause_gets_one_queue_run_with_no_new_items_and_a_manual_one_none(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    from definitions import defs
+
+    store = store_with_items(tmp_path, 3)
+    unreachable = LabelStudioResource(url=f"http://127.0.0.1:{free_port()}", api_key="unused", timeout_s=2)
+    # A pause from the CLI acted already (it raised the overlaps itself): nothing for the sensor to add.
+    record_pause_event(store.get_store(), "7", PAUSE, reason="spot check", actor="alice", label_studio_effect="kept")
+    assert skip_message(tick(instance, unreachable, store)).startswith("Label Studio unavailable")
+
+    record_pause_event(store.get_store(), "8", PAUSE, reason="gold 0.41", actor=GATE_ACTOR, label_studio_effect="kept")
+    result = tick(instance, unreachable, store)  # no Label Studio request is needed to ask for it
+    assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1
+    request = result.run_requests[0]
+    assert request.run_config == {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 0}}}}
+    assert "labeler_stats paused a labeler" in request.tags["labeling-assets/trigger"]
+
+    # Once a queue run followed that pause (whatever its outcome), the sensor goes back to its top-up.
+    instance.create_run_for_job(job_def=defs.resolve_job_def("queue_job"), tags={STATE_TAG: request.tags[STATE_TAG]},
+                                status=dg.DagsterRunStatus.FAILURE)  # fmt: skip
+    assert skip_message(tick(instance, unreachable, store)).startswith("Label Studio unavailable")

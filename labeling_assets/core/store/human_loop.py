@@ -152,6 +152,13 @@ def record_pause_event(
         )
 
 
+def newest_pause_id(store: LabelStore, *, actor: str) -> int | None:
+    """The id of the newest pause event that ``actor`` recorded (None: none yet)."""
+    t = labeler_pauses_table
+    value = store.fetch(sa.select(sa.func.max(t.c.id).label("id")).where(t.c.action == PAUSE, t.c.actor == actor))
+    return int(value[0]["id"]) if value and value[0]["id"] is not None else None
+
+
 def pause_history(store: LabelStore) -> list[dict[str, Any]]:
     t = labeler_pauses_table
     return [dict(r) for r in store.fetch(sa.select(t).order_by(t.c.at, t.c.id))]
