@@ -319,15 +319,20 @@ def test_blind_multi_label_tasks_are_pre_filled_with_a_set_at_the_models_own_thr
         crowd_iter.close()
 
 
+def _answer_all_and_collect(crowd: Blind, names: list[str]) -> None:
+    """``names`` answer every task in their own projects ("cat"), then the store collects."""
+    for name in names:
+        for task in crowd.tasks_of(name).values():
+            crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
+    crowd.run([collect.annotations])
+
+
 def test_an_item_left_open_too_long_by_one_labeler_goes_to_another_who_answers_in_their_own_project(
     fresh_crowd: Blind,
 ) -> None:
     crowd = fresh_crowd
     c = list(crowd.accounts)[2]
-    for name in list(crowd.accounts)[:2]:  # a and b answer everything; c answers nothing
-        for task in crowd.tasks_of(name).values():
-            crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
-    crowd.run([collect.annotations])
+    _answer_all_and_collect(crowd, list(crowd.accounts)[:2])  # a and b answer everything; c answers nothing
     holders = _holders(crowd)
     theirs = {i for i in crowd.items if c in holders[i]}
     assert len(theirs) == 2
@@ -349,10 +354,7 @@ def test_labeler_pause_in_blind_mode_sends_their_items_to_other_labelers_at_once
     crowd = fresh_crowd
     c = list(crowd.accounts)[2]
     before = utcnow()
-    for name in crowd.accounts:
-        for task in crowd.tasks_of(name).values():
-            crowd.client.create_annotation(task["id"], "cat", completed_by=crowd.accounts[name].user_id)
-    crowd.run([collect.annotations])
+    _answer_all_and_collect(crowd, list(crowd.accounts))
     holders = _holders(crowd)
     theirs = {i for i in crowd.items if c in holders[i]}
     assert len(theirs) == 2
