@@ -247,15 +247,15 @@ PAUSE_PUSH = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap":
 
 def _three_item_crowd(
     label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory, *, task_type: str = "single_label",
-    prelabel: tuple[dict[str, float], str, dict[str, float]] | None = None,
+    prelabel: tuple[dict[str, float], str, dict[str, float]] | None = None, store_url: str | None = None,
 ) -> Iterator[Blind]:  # fmt: skip
     """Three items, overlap 2, three API-only labelers who all agree: no review request, only a pause.
 
     ``prelabel``: (class probabilities, model version, its per-class thresholds) stored for every item before the
-    first push."""
+    first push. ``store_url``: the label store (default: SQLite in the test's folder)."""
     folder = tmp_path_factory.mktemp("blind-pause")
     (folder / "raw").mkdir()
-    store = LabelStore(f"sqlite:///{folder / 'labels.db'}")
+    store = LabelStore(store_url or f"sqlite:///{folder / 'labels.db'}")
     store.migrate()
     items = [hashlib.sha256(f"blind-pause-{folder.name}-{i}".encode()).hexdigest() for i in range(3)]
     for item_id in items:
@@ -297,9 +297,13 @@ def paused_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempP
     yield from _three_item_crowd(label_studio, tmp_path_factory)
 
 
-@pytest.fixture
-def fresh_crowd(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Blind]:
-    yield from _three_item_crowd(label_studio, tmp_path_factory)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_crowd(
+    label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Blind]:
+    """A fresh three-item crowd, its store on SQLite and on PostgreSQL."""
+    url = request.getfixturevalue("pg_databases").new_url() if request.param == "postgres" else None
+    yield from _three_item_crowd(label_studio, tmp_path_factory, store_url=url)
 
 
 def test_blind_multi_label_tasks_are_pre_filled_with_a_set_at_the_models_own_thresholds(
