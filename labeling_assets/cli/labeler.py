@@ -167,8 +167,9 @@ def pause_labeler(
     client = label_studio.get_client()
     if not label_studio.blind:
         return pause(store, client, name, project_id=label_studio.find_project_id(), **common)  # type: ignore[arg-type]
+    state = pause_states(store).get(_labeler(store, name))
     done = pause(store, client, name, project_id=None, **common)  # type: ignore[arg-type]
-    if done.startswith(f"{name} is already paused"):
+    if state is not None and state.paused:  # already paused: nothing new to send
         return done
     from labeling_assets.assets.queue import labeling_tasks
 
