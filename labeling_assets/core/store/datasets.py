@@ -279,14 +279,17 @@ def insert_prelabels(
 def record_thresholds(store: LabelStore, model_version: str, thresholds: Mapping[str, float]) -> None:
     """Keep a model version's per-class thresholds (a version is immutable: the first record stands)."""
     values = {str(c): round(float(t), 6) for c, t in thresholds.items()}
-    with store.begin() as conn:
-        known = conn.execute(
-            sa.select(prelabel_models_table.c.model_version).where(prelabel_models_table.c.model_version == model_version)
-        ).first()
-        if known is None:
-            conn.execute(
-                prelabel_models_table.insert().values(model_version=model_version, thresholds=values, recorded_at=utcnow())
-            )
+    try:
+        with store.begin() as conn:
+            known = conn.execute(
+                sa.select(prelabel_models_table.c.model_version).where(prelabel_models_table.c.model_version == model_version)
+            ).first()
+            if known is None:
+                conn.execute(
+                    prelabel_models_table.insert().values(model_version=model_version, thresholds=values, recorded_at=utcnow())
+                )
+    except sa.exc.IntegrityError:  # a concurrent prelabels run recorded the same version first
+        pass
 
 
 def consensus_examples(store: LabelStore, classes: Sequence[str]) -> list[tuple[str, str]]:
