@@ -18,6 +18,7 @@ affected items to other labelers' own projects, audited the same way. The resour
 
 import argparse
 import datetime as dt
+import functools
 import getpass
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,8 +51,6 @@ def _labeler(store: LabelStore, name: str) -> str:
     if labeler_id not in labeler_keys(store):
         raise ConfigurationError(f"no labeler {name!r} in the label store (see `labeling-assets labeler list`)")
     return labeler_id
-
-
 
 
 def _since(text: str | None) -> dt.datetime:
@@ -116,8 +115,8 @@ def resume(store: LabelStore, client: LabelStudioClient | None, name: str, *, re
 
 
 def cmd_labeler(args: argparse.Namespace) -> int:
-    store = label_store()
     if args.action == "list":
+        store = label_store()
         states = pause_states(store)
         for labeler_id, key in sorted(labeler_keys(store).items(), key=lambda kv: kv[1]):
             s = states.get(labeler_id)
@@ -150,8 +149,7 @@ def _store_of(resources: Mapping[str, Any]) -> LabelStore:
 
 def pause_labeler(
     resources: Mapping[str, Any], name: str, *, reason: str | None, since: dt.datetime, keep_access: bool,
-    max_overlap: int, instance: dg.DagsterInstance, store: LabelStore | None = None, actor: str | None = None,
-    queue_config: Mapping[str, Any] | None = None,
+    max_overlap: int, instance: dg.DagsterInstance, actor: str | None = None, queue_config: Mapping[str, Any] | None = None,
 ) -> str:  # fmt: skip
     """``labeler pause`` with the definitions' resources: the shared project's overlap is raised at once, or
     (blind mode) the queue runs at once with no new items and sends the affected items to other labelers.
@@ -160,15 +158,16 @@ def pause_labeler(
     queue runs use)."""
     label_studio, settings = resources["label_studio"], resources["project"]
     assert isinstance(label_studio, LabelStudioResource) and isinstance(settings, ProjectSettings)
-    store = store or _store_of(resources)
-    common = dict(reason=reason, since=since, keep_access=keep_access, classes=list(settings.classes),
-                  max_overlap=max_overlap, task_type=settings.task_type, allow_empty=settings.allow_empty_set,
-                  actor=actor)  # fmt: skip
-    client = label_studio.get_client()
+    store = _store_of(resources)
+    record = functools.partial(
+        pause, store, label_studio.get_client(), name, reason=reason, since=since, keep_access=keep_access,
+        classes=list(settings.classes), max_overlap=max_overlap, task_type=settings.task_type,
+        allow_empty=settings.allow_empty_set, actor=actor,
+    )  # fmt: skip
     if not label_studio.blind:
-        return pause(store, client, name, project_id=label_studio.find_project_id(), **common)  # type: ignore[arg-type]
+        return record(project_id=label_studio.find_project_id())
     state = pause_states(store).get(_labeler(store, name))
-    done = pause(store, client, name, project_id=None, **common)  # type: ignore[arg-type]
+    done = record(project_id=None)
     if state is not None and state.paused:  # already paused: nothing new to send
         return done
     from labeling_assets.assets.queue import labeling_tasks

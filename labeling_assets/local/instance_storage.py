@@ -36,6 +36,18 @@ INIT_LOCK_FILE = "init.lock"
 _held = threading.local()  # per lock file, how deep this thread is inside it (flock is per open file, not re-entrant)
 
 
+@contextmanager
+def _exclusive(path: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` for every process on the machine (released when the file closes, also
+    when the process dies)."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class PoolSafeSqliteEventLogStorage(SqliteEventLogStorage):
     """SQLite event log whose pool-slot claims and releases are serialized across processes (see module doc)."""
 
@@ -50,14 +62,12 @@ class PoolSafeSqliteEventLogStorage(SqliteEventLogStorage):
             finally:
                 depth[path] -= 1
             return
-        with open(path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+        with _exclusive(path):
             depth[path] = 1
             try:
                 yield
             finally:
                 depth[path] = 0
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None) -> Any:
         with self._pool_lock():
@@ -93,14 +103,10 @@ class PoolSafeSqliteStorage(DagsterSqliteStorage):
         # Under a lock: processes creating a fresh instance at the same moment (a CLI run beside `dagster dev`)
         # otherwise race on CREATE TABLE and can leave two rows in alembic_version, an instance none can open.
         os.makedirs(base_dir, exist_ok=True)
-        with open(os.path.join(base_dir, INIT_LOCK_FILE), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
-                self._event_log_storage = PoolSafeSqliteEventLogStorage(_event_logs_directory(base_dir))
-                self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with _exclusive(os.path.join(base_dir, INIT_LOCK_FILE)):
+            self._run_storage = SqliteRunStorage.from_local(_runs_directory(base_dir))
+            self._event_log_storage = PoolSafeSqliteEventLogStorage(_event_logs_directory(base_dir))
+            self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
         self._inst_data = inst_data
         super(DagsterSqliteStorage, self).__init__()  # type: ignore[no-untyped-call]
 

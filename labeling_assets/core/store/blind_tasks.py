@@ -17,6 +17,7 @@ from labeling_assets.core.consensus.adjudication import Interval, exclude_paused
 from labeling_assets.core.consensus.retraction import OVERLAP_RAISED_FOR_LOST_VOTES
 from labeling_assets.core.consensus.review_routing import OpenRequest
 from labeling_assets.core.labelstudio.blind import BlindItem, BlindTopUp
+from labeling_assets.core.store.as_of import utc
 from labeling_assets.core.store.derived_schema import requeue_actions_table
 from labeling_assets.core.store.queries import StoreVotes
 from labeling_assets.core.store.schema import (
@@ -68,7 +69,7 @@ def blind_items(
             gone.setdefault(r["item_id"], []).append(name)
         if r["ls_task_id"] is not None and int(r["ls_task_id"]) in answered_tasks:
             answered.setdefault(r["item_id"], []).append(name)
-        elif open_since is not None and r["pushed_at"] is not None and _aware(r["pushed_at"]) < open_since:
+        elif open_since is not None and r["pushed_at"] is not None and utc(r["pushed_at"]) < open_since:
             pushed_before.setdefault(r["item_id"], []).append(name)
     kept, _ = exclude_paused(loaded.votes.frame, pauses)
     live = kept.groupby("item_id")["labeler_id"].nunique().to_dict() if not kept.empty else {}
@@ -84,10 +85,6 @@ def blind_items(
         )  # fmt: skip
         for item_id, names in sorted(holders.items())
     ]
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)  # SQLite returns naive UTC
 
 
 def record_blind_top_up(store: LabelStore, steps: Sequence[BlindTopUp], projects: Mapping[str, int]) -> int:
