@@ -25,7 +25,7 @@ from typing import Any
 
 import dagster as dg
 
-from labeling_assets.cli.common import label_store, use_local_instance
+from labeling_assets.cli.common import use_local_instance
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
@@ -116,7 +116,7 @@ def resume(store: LabelStore, client: LabelStudioClient | None, name: str, *, re
 
 def cmd_labeler(args: argparse.Namespace) -> int:
     if args.action == "list":
-        store = label_store()
+        store = LabelStoreResource().get_store()  # migrated: a store no run has touched yet lists nobody
         states = pause_states(store)
         for labeler_id, key in sorted(labeler_keys(store).items(), key=lambda kv: kv[1]):
             s = states.get(labeler_id)
