@@ -48,6 +48,7 @@ from scipy.special import digamma
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus import bakeoff, selection  # noqa: E402
+from labeling_assets.core.consensus.dawid_skene import informative_items  # noqa: E402
 from labeling_assets.core.consensus.encoding import Encoded, encode, vote_counts  # noqa: E402
 from labeling_assets.core.consensus.methods import PRIOR_STRENGTH, aggregate_full  # noqa: E402
 
@@ -210,15 +211,18 @@ def _pooled(counts: np.ndarray) -> np.ndarray:
     return PRIORS["pooled"](counts)
 
 
-def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, init: str = "votes", class_prior: float = 1.0, shrink: float = 0.0, decide_without_prior: bool = False, vb: bool = False, smoothing: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, init: str = "votes", class_prior: float = 1.0, shrink: float = 0.0, decide_without_prior: bool = False, vb: bool = False, smoothing: float = 0.01, count_single: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Posteriors and confusion; class_prior is an exponent (1 = estimated, 0 = uniform), shrink adds
     shrink * n_items / k pseudo-items per class (shrink 1 = halfway to uniform); decide_without_prior
     divides the class prior out of the returned posteriors (decisions by the answers' likelihood only);
     vb: variational Bayes E-step (Liu, Peng & Ihler 2012), E[log confusion] under the Dirichlet posterior
-    (digamma) instead of the log of its mode, so a sparse labeler's answers weigh less."""
+    (digamma) instead of the log of its mode, so a sparse labeler's answers weigh less; count_single: items
+    with one answer also count in the M-step (the package before it learned confusions only from items
+    with two or more answers, core.consensus.dawid_skene.informative_items; the one-coin prior is the
+    package's, so this is the change of the M-step alone)."""
     n, m, k = enc.n_items, enc.n_labelers, enc.n_classes
     a = sp.csr_matrix((np.ones(len(enc.item)), (enc.item, enc.labeler * k + enc.label)), shape=(n, m * k))
-    a_t = a.T.tocsr()
+    a_t = (a if count_single else a.multiply(informative_items(enc.item, n)[:, None]).tocsr()).T.tocsr()
     votes = vote_counts(enc) + 1e-9
     post = votes / votes.sum(1, keepdims=True) if init == "votes" else (votes == votes.max(1, keepdims=True)) / 1.0
     post /= post.sum(1, keepdims=True)
@@ -284,6 +288,8 @@ def skewed_crowd(seed: int, k: int, p_major: float, n_labelers: int = 20, n_item
 def ablations(sets: dict[str, tuple[pd.DataFrame, pd.Series]]) -> None:
     variants: list[tuple[str, dict[str, Any]]] = [
         ("dawid_skene as shipped (one-coin prior 10, class prior estimated, vote-share init)", {}),
+        ("one-answer items also counted in the M-step, one-coin prior 10", {"count_single": True}),
+        ("one-answer items also counted in the M-step, pooled prior 3", {"prior": "pooled", "strength": 3.0, "count_single": True}),
         ("no prior (crowd-kit-like)", {"prior": None, "strength": 0.0}),
         *[(f"one-coin prior strength {s:g}", {"strength": s}) for s in (1.0, 3.0, 30.0)],
         ("majority-vote (hard) initialization", {"init": "hard"}),
@@ -382,7 +388,8 @@ def main() -> int:
     print(
         "Our defaults (the same for every data set): "
         f"Dawid-Skene prior strength {PRIOR_STRENGTH} pseudo-labels per confusion row, smoothing 0.01, "
-        "max 100 EM iterations, tol 1e-6, init from vote shares, class prior estimated; majority ties -> the "
+        "max 100 EM iterations, tol 1e-6, init from vote shares, class prior estimated, confusions learned from "
+        "items with two or more answers or gold; majority ties -> the "
         "class answered least often overall. auto without gold (with overlap): the Dawid-Skene prior of "
         f"{selection.CANDIDATES} with the higher held-out log-likelihood of answers (1 of {selection.FOLDS} folds "
         f"held out, seed {selection.SEED}) = dawid_skene_selected; with >= {bakeoff.MIN_GOLD_FOR_BAKEOFF} annotated gold "

@@ -126,6 +126,66 @@ def test_an_item_with_one_annotator_gets_that_annotators_label(method: str) -> N
     assert 0.0 < labels.loc[0, "confidence"] <= 1.0
 
 
+def _crowd_with_a_solo_expert(n_solo: int = 20, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+    """300 items, 85 % class 0, labeled by three of eight 80 %-right labelers; plus ``n_solo`` items of the
+    rare classes that only an always-right expert answered (the hard cases sent to them alone)."""
+    frame, _ = _crowd([0.8] * 8, n_items=300, seed=seed)
+    rng = np.random.default_rng(seed)
+    truth = np.where(rng.random(300) < 0.85, 0, rng.integers(1, 4, 300))
+    # Re-draw the crowd's answers for the skewed truth: right 80 %, else a random wrong class.
+    item = frame["item_id"].str[1:].astype(int).to_numpy()
+    right = rng.random(len(frame)) < 0.8
+    frame["label"] = np.where(right, truth[item], (truth[item] + rng.integers(1, 4, len(frame))) % 4)
+    solo = pd.Series(rng.integers(1, 4, n_solo), index=[f"solo{i:02d}" for i in range(n_solo)])
+    rows = _frame([(item_id, "expert", int(label)) for item_id, label in solo.items()])
+    return pd.concat([frame, rows], ignore_index=True), solo
+
+
+def test_a_labeler_who_answered_items_alone_is_not_learned_from_their_own_answers() -> None:
+    # Counting the expert's solo items in the M-step read them through the class prior (mostly class 0): the
+    # expert "says a rare class for class-0 items", so every solo item became class 0 (a runaway loop). With
+    # the crowd's pooled confusion as their prior, as on the real crowds, the expert's answers stand.
+    frame, solo = _crowd_with_a_solo_expert()
+    labels = aggregate(frame, "dawid_skene_pooled").set_index("item_id")
+    assert (labels.loc[solo.index, "label"] == solo).all()
+
+
+def test_a_labeler_nobody_overlapped_with_is_taken_for_a_typical_labeler_of_the_crowd() -> None:
+    # No item shows how good they are, so their one-coin accuracy is the crowd's (80 % here), whatever they
+    # answered alone; learned from their own solo answers it had been 18 %.
+    frame, _ = _crowd_with_a_solo_expert()
+    result = aggregate_full(frame, "dawid_skene")
+    expert = list(result.labeler_quality["labeler_id"]).index("expert")
+    np.testing.assert_allclose(np.diag(result.confusion[expert]), 0.8, atol=0.05)
+
+
+def test_a_newcomers_answers_on_items_they_labeled_alone_stand_in_a_two_class_project() -> None:
+    # With two classes a coin-flip prior (accuracy 1/2) says nothing, so the 70 % class won every such item.
+    rng = np.random.default_rng(0)
+    truth = (rng.random(400) < 0.3).astype(int)
+    rows = [
+        (f"i{i}", f"u{j}", int(truth[i]) if rng.random() < 0.85 else 1 - int(truth[i]))
+        for i in range(400)
+        for j in rng.choice(8, 3, replace=False)
+    ]
+    frame = _frame(rows + [(f"new{i}", "newcomer", 1) for i in range(12)])
+    labels = aggregate(frame, "dawid_skene").set_index("item_id")
+    assert (labels.loc[[f"new{i}" for i in range(12)], "label"] == 1).all()
+
+
+def test_gold_items_answered_alone_still_teach_that_labelers_confusion() -> None:
+    # A labeler who says 1 for every class-0 gold item they answered alone: gold makes those answers evidence.
+    crowd, _ = _crowd_with_a_solo_expert(n_solo=0)
+    gold_items = [f"g{i:02d}" for i in range(30)]
+    swapped = _frame([(item_id, "swapper", 1) for item_id in gold_items] + [("probe", "swapper", 1)])
+    frame = pd.concat([crowd, swapped], ignore_index=True)
+    gold = {item_id: 0 for item_id in gold_items}
+    without_gold = aggregate(frame, "dawid_skene_pooled").set_index("item_id")
+    with_gold = aggregate(frame, "dawid_skene_pooled", gold=gold).set_index("item_id")
+    assert without_gold.loc["probe", "label"] == 1  # nothing shows the swap: the answer stands
+    assert with_gold.loc["probe", "label"] == 0  # the gold record does
+
+
 def test_dawid_skene_handles_a_labeler_with_a_single_label() -> None:
     frame, truth = _crowd([0.9, 0.85, 0.8], seed=2)
     frame = pd.concat([frame, _frame([("i0000", "newcomer", int(truth["i0000"]))])], ignore_index=True)
@@ -278,7 +338,8 @@ def test_auto_picks_crowdlab_when_pred_probs_are_given() -> None:
 
 def test_auto_picks_dawid_skene_with_enough_overlap_and_majority_without() -> None:
     frame, _ = _crowd([0.9, 0.7, 0.6], n_items=50, overlap=2)
-    assert aggregate_full(frame).method == "dawid_skene"
+    # Which of the two priors: tests/core/test_consensus_selection.py.
+    assert aggregate_full(frame).method in {"dawid_skene", "dawid_skene_pooled"}
     assert aggregate_full(frame.head(6)).method == "majority"  # three items with two annotations
     single = aggregate_full(_frame([("a", "u1", "x"), ("b", "u1", "y")]))
     assert single.method == "majority"

@@ -190,6 +190,17 @@ def test_the_shared_model_finds_the_lazy_labeler_insensitive_and_the_spammer_uni
     assert result.sensitivity is not None and result.sensitivity.shape == (6, len(classes))
 
 
+def test_a_labeler_nobody_overlapped_with_yet_counts_as_a_typical_labeler_of_the_crowd() -> None:
+    # Their sensitivity cannot be learned from items they answered alone (EM would only read back its own
+    # guess), and a coin-flip prior says nothing: their findings gave way to the classes' prevalence.
+    classes, votes, _ = multilabel_good_lazy_spammer(np.random.default_rng(0))
+    crowd = votes[votes["labeler_id"].isin(["good_1", "good_2"])]  # a crowd of careful labelers
+    newcomer = _votes([(1000 + i, "newcomer", ["c0", "c2"]) for i in range(10)])
+    result = aggregate_sets(pd.concat([crowd, newcomer], ignore_index=True), "dawid_skene_shared", classes=classes)
+    labels = result.labels.set_index("item_id")["label"]
+    assert all(labels[1000 + i] == ["c0", "c2"] for i in range(10))
+
+
 def test_auto_uses_the_shared_model_with_overlap_and_majority_without() -> None:
     classes, votes, _ = multilabel_good_lazy_spammer(np.random.default_rng(0), n_items=50)
     assert aggregate_sets(votes, "auto", classes=classes).method == "dawid_skene_shared"

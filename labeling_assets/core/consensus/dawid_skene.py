@@ -5,12 +5,23 @@ Two prior means: ``one_coin`` (the labeler's own accuracy, errors spread the way
 labelers answer "safe" for a borderline item, which a one-coin prior cannot express for two classes).
 Gold items (known true class) are clamped: their posterior is the gold class in every E-step, so they
 anchor the confusion matrices (semi-supervised Dawid-Skene).
+
+A labeler's confusion matrix is learned only from items someone else also answered, and from gold items
+(:func:`informative_items`). On an item one labeler answered alone, the posterior is that answer read
+through the labeler's own confusion and the class prior, so counting it in the M-step only confirms what
+EM already believes; when such a labeler's items are not a random draw of the population (an expert given
+the hard or the unsafe cases, a reviewer given escalations), the loop runs away. On the AdultContent2 crowd
+one labeler answered 23 sites, 21 of them alone, and 19 of their answers are not "G" (safe); EM read those
+answers through a class prior of 70 % "G", learned that this labeler says "P", "R" or "X" for safe sites,
+and made every site they answered alone "G": 3 of their 15 truth items right (majority vote: 14). The
+class prior still counts every item.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from labeling_assets.core.consensus.encoding import Codes, Encoded, Floats, vote_counts
 
@@ -31,8 +42,12 @@ def _one_coin_prior(counts: Floats) -> Floats:
     wrong = np.where(eye[None], 0.0, counts).sum(axis=1) + 0.5
     shape = np.where(eye[None], 0.0, wrong[:, None, :])
     shape /= np.maximum(shape.sum(axis=2, keepdims=True), 1e-300)  # a one-class problem has no errors
-    # Accuracy with a uniform Beta(1, 1) prior: a labeler with one label is 2/3 or 1/3, never 0 or 1.
-    accuracy = (np.einsum("jcc->j", counts) + 1.0) / (counts.sum(axis=(1, 2)) + 2.0)
+    # Accuracy with a Beta prior of two pseudo-labels at the crowd's accuracy: never 0 or 1, and a labeler
+    # nobody overlapped with yet (no counts) is taken for a typical labeler of this crowd, not for a coin
+    # flip that a two-class prior would overrule on every item they answered alone.
+    right = np.einsum("jcc->j", counts)
+    crowd = (right.sum() + 1.0) / (counts.sum() + 2.0)
+    accuracy = (right + 2.0 * crowd) / (counts.sum(axis=(1, 2)) + 2.0)
     prior: Floats = accuracy[:, None, None] * eye[None] + (1.0 - accuracy)[:, None, None] * shape
     return prior
 
@@ -43,6 +58,14 @@ def _pooled_prior(counts: Floats) -> Floats:
     pooled /= pooled.sum(axis=1, keepdims=True)
     prior: Floats = np.broadcast_to(pooled, counts.shape)
     return prior
+
+
+def informative_items(item: Codes, n_items: int, gold_items: Codes | None = None) -> NDArray[np.bool_]:
+    """Items whose answers may teach a labeler's confusion: two or more annotations, or gold."""
+    informative: NDArray[np.bool_] = np.bincount(item, minlength=n_items) >= 2
+    if gold_items is not None:
+        informative[gold_items] = True
+    return informative
 
 
 PRIORS = {"one_coin": _one_coin_prior, "pooled": _pooled_prior}
@@ -78,7 +101,9 @@ def dawid_skene(
     a = sp.csr_matrix(
         (np.ones(len(cell), dtype=np.float64), (enc.item, cell)), shape=(n_items, n_labelers * k)
     )
-    a_t = a.T.tocsr()
+    # The M-step's counts come only from informative items (module docstring): their rows of A.
+    counted = informative_items(enc.item, n_items, None if gold is None else gold[0])
+    a_t = a.multiply(counted[:, None]).tocsr().T.tocsr()
     posteriors = vote_counts(enc)
     posteriors /= posteriors.sum(axis=1, keepdims=True)  # start from the vote shares
     clamp(posteriors, gold)

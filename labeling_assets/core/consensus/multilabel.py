@@ -51,7 +51,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from labeling_assets.core.consensus.dawid_skene import dawid_skene
+from labeling_assets.core.consensus.dawid_skene import dawid_skene, informative_items
 from labeling_assets.core.consensus.encoding import Codes, ConsensusInputError, Encoded, Floats
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
 from labeling_assets.core.label_sets import LabelSetError, from_indicator, label_set, to_indicator
@@ -288,6 +288,9 @@ def _shared_dawid_skene(
     cell = (enc.labeler[:, None] * k + np.arange(k)[None, :]).ravel()  # (labeler, class) cell per vote entry
     t = _shares(enc, a)
     _clamp(t, gold)
+    # Sensitivity and specificity are learned only from items someone else also answered, or gold
+    # (dawid_skene.informative_items: an item answered alone only confirms what EM already believes).
+    counted = informative_items(enc.item, enc.n_items, gold[0])[enc.item][:, None]
 
     def per_cell(values: Floats) -> Floats:
         out: Floats = (
@@ -303,11 +306,14 @@ def _shared_dawid_skene(
     for iterations in range(1, max_iter + 1):  # noqa: B007 (iterations is reported)
         # M-step: expected true/false positives per (labeler, class), shrunk to the labeler's all-class rate.
         tv = t[enc.item]
-        tp, pos = per_cell(tv * y), per_cell(tv)
-        tn, neg = per_cell((1.0 - tv) * not_y), per_cell(1.0 - tv)
-        # Beta(1, 1) on the labeler's overall rates: one answer gives 2/3 or 1/3, never 0 or 1.
-        overall_sens = (tp.sum(axis=1) + 1.0) / (pos.sum(axis=1) + 2.0)
-        overall_spec = (tn.sum(axis=1) + 1.0) / (neg.sum(axis=1) + 2.0)
+        tp, pos = per_cell(tv * y * counted), per_cell(tv * counted)
+        tn, neg = per_cell((1.0 - tv) * not_y * counted), per_cell((1.0 - tv) * counted)
+        # Two pseudo-answers at the crowd's rate on the labeler's overall rates: never 0 or 1, and a labeler
+        # nobody overlapped with yet is a typical labeler of this crowd, not a coin flip (which says nothing).
+        crowd_sens = (tp.sum() + 1.0) / (pos.sum() + 2.0)
+        crowd_spec = (tn.sum() + 1.0) / (neg.sum() + 2.0)
+        overall_sens = (tp.sum(axis=1) + 2.0 * crowd_sens) / (pos.sum(axis=1) + 2.0)
+        overall_spec = (tn.sum(axis=1) + 2.0 * crowd_spec) / (neg.sum(axis=1) + 2.0)
         sens = (tp + strength * overall_sens[:, None] + smoothing) / (pos + strength + 2 * smoothing)
         spec = (tn + strength * overall_spec[:, None] + smoothing) / (neg + strength + 2 * smoothing)
         prevalence = (t.sum(axis=0) + smoothing) / (enc.n_items + 2 * smoothing)
