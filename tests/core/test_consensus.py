@@ -173,6 +173,17 @@ def test_a_newcomers_answers_on_items_they_labeled_alone_stand_in_a_two_class_pr
     assert (labels.loc[[f"new{i}" for i in range(12)], "label"] == 1).all()
 
 
+@pytest.mark.parametrize("method", ["dawid_skene", "dawid_skene_pooled", "dawid_skene_selected"])
+def test_without_any_overlap_dawid_skene_runs_as_majority_and_says_why(method: str) -> None:
+    # Nothing shows anyone's reliability: EM made every labeler a coin flip and every item the commoner class.
+    rng = np.random.default_rng(0)
+    frame = _frame([(f"i{i:03d}", f"u{i % 5}", int(rng.random() < 0.3)) for i in range(100)])
+    result = aggregate_full(frame, method)
+    assert (result.labels["label"].to_numpy() == frame["label"].to_numpy()).all()
+    assert result.method == "majority"
+    assert any(note.startswith(f"{method} ran as majority: no item has two") for note in result.notes)
+
+
 def test_gold_items_answered_alone_still_teach_that_labelers_confusion() -> None:
     # A labeler who says 1 for every class-0 gold item they answered alone: gold makes those answers evidence.
     crowd, _ = _crowd_with_a_solo_expert(n_solo=0)

@@ -201,6 +201,16 @@ def test_a_labeler_nobody_overlapped_with_yet_counts_as_a_typical_labeler_of_the
     assert all(labels[1000 + i] == ["c0", "c2"] for i in range(10))
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_without_any_overlap_every_set_method_keeps_each_items_only_answer(method: str) -> None:
+    rng = np.random.default_rng(0)
+    votes = _votes([(i, f"u{i % 5}", ["cat"] if rng.random() < 0.3 else ["dog"]) for i in range(100)])
+    result = aggregate_sets(votes, method, classes=CLASSES)
+    labels = result.labels.set_index("item_id")["label"]
+    assert all(labels[i] == votes["label"][i] for i in range(100))
+    assert method == "majority" or any(note.startswith(f"{method} ran as majority") for note in result.notes)
+
+
 def test_auto_uses_the_shared_model_with_overlap_and_majority_without() -> None:
     classes, votes, _ = multilabel_good_lazy_spammer(np.random.default_rng(0), n_items=50)
     assert aggregate_sets(votes, "auto", classes=classes).method == "dawid_skene_shared"

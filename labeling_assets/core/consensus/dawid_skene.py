@@ -68,6 +68,23 @@ def informative_items(item: Codes, n_items: int, gold_items: Codes | None = None
     return informative
 
 
+def has_overlap(item: Codes, n_items: int, gold_items: Codes | None = None) -> bool:
+    """Whether anything can show a labeler's reliability: an item with two or more annotations, or gold.
+
+    Without it, Dawid-Skene is not identified: every labeler keeps the prior's accuracy, which with two
+    classes is no better than a coin, so EM would give every item the commoner class. Callers run
+    majority vote instead (each item keeps its answers) and say so (``NO_OVERLAP``).
+    """
+    return bool((np.bincount(item, minlength=n_items) >= 2).any()) or (
+        gold_items is not None and len(gold_items) > 0
+    )
+
+
+NO_OVERLAP = (
+    "no item has two or more annotations and there is no gold, so nothing shows how reliable a labeler is; "
+    "each item keeps its vote shares"
+)
+
 PRIORS = {"one_coin": _one_coin_prior, "pooled": _pooled_prior}
 
 

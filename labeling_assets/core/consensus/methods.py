@@ -17,7 +17,8 @@ Methods:
   zeros or NaNs, and lets sparse labelers be judged on few numbers instead of k^2. Confusions are
   learned only from items with two or more annotations, or gold: an item a labeler answered alone says
   nothing about them (:mod:`.dawid_skene`), and a labeler nobody overlapped with yet is a typical
-  labeler of the crowd.
+  labeler of the crowd. With no such item at all the model is not identified, and every Dawid-Skene
+  method runs as majority vote (noted).
 - ``dawid_skene_pooled``: the same EM, with each labeler's confusion matrix pulled toward the whole
   crowd's pooled confusion matrix instead (a shared class-dependent lean, as real crowds have).
 - ``dawid_skene_selected``: whichever of the two Dawid-Skene models predicts held-out answers better
@@ -50,7 +51,7 @@ import pandas as pd
 
 from labeling_assets.core.consensus.bakeoff import BAKEOFF_METHODS, MIN_GOLD_FOR_BAKEOFF, cross_fit, winner
 from labeling_assets.core.consensus.crowdlab import crowdlab
-from labeling_assets.core.consensus.dawid_skene import dawid_skene
+from labeling_assets.core.consensus.dawid_skene import NO_OVERLAP, dawid_skene, has_overlap
 from labeling_assets.core.consensus.encoding import (
     Codes,
     ConsensusInputError,
@@ -150,6 +151,9 @@ def aggregate_full(
     gold_codes = encode_gold(enc, gold, notes)
     options = {"max_iter": max_iter, "tol": tol, "prior_strength": prior_strength, "smoothing": smoothing}
 
+    if method in (*_PRIOR_MEAN, SELECTED) and not has_overlap(enc.item, enc.n_items, gold_codes[0]):
+        notes.append(f"{method} ran as majority: {NO_OVERLAP}")
+        method = "majority"
     scoreboard = None
     if method == "auto":
         method, reason = _choose_method(enc, pred_probs)

@@ -51,7 +51,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from labeling_assets.core.consensus.dawid_skene import dawid_skene, informative_items
+from labeling_assets.core.consensus.dawid_skene import NO_OVERLAP, dawid_skene, has_overlap, informative_items
 from labeling_assets.core.consensus.encoding import Codes, ConsensusInputError, Encoded, Floats
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
 from labeling_assets.core.label_sets import LabelSetError, from_indicator, label_set, to_indicator
@@ -394,6 +394,9 @@ def aggregate_sets(
     if method == "auto":
         method, why = _choose(enc)
         notes.append(f"auto chose {method}: {why}")
+    elif method != "majority" and not has_overlap(enc.item, enc.n_items, gold_codes[0]):
+        notes.append(f"{method} ran as majority: {NO_OVERLAP}")
+        method = "majority"
     options = {"max_iter": max_iter, "tol": tol, "prior_strength": prior_strength, "smoothing": smoothing}
     a = _incidence(enc)
     sens = spec = None
