@@ -288,9 +288,10 @@ def _shared_dawid_skene(
     cell = (enc.labeler[:, None] * k + np.arange(k)[None, :]).ravel()  # (labeler, class) cell per vote entry
     t = _shares(enc, a)
     _clamp(t, gold)
-    # Sensitivity and specificity are learned only from items someone else also answered, or gold
-    # (dawid_skene.informative_items: an item answered alone only confirms what EM already believes).
-    counted = informative_items(enc.item, enc.n_items, gold[0])[enc.item][:, None]
+    # Rates and prevalence are fitted only on items someone else also answered, or gold (as in
+    # dawid_skene.informative_items: an item answered alone only confirms what EM already believes).
+    fitted = informative_items(enc.item, enc.n_items, gold[0])  # prevalence too: per item
+    counted = fitted[enc.item][:, None]
 
     def per_cell(values: Floats) -> Floats:
         out: Floats = (
@@ -316,7 +317,7 @@ def _shared_dawid_skene(
         overall_spec = (tn.sum(axis=1) + 2.0 * crowd_spec) / (neg.sum(axis=1) + 2.0)
         sens = (tp + strength * overall_sens[:, None] + smoothing) / (pos + strength + 2 * smoothing)
         spec = (tn + strength * overall_spec[:, None] + smoothing) / (neg + strength + 2 * smoothing)
-        prevalence = (t.sum(axis=0) + smoothing) / (enc.n_items + 2 * smoothing)
+        prevalence = (t[fitted].sum(axis=0) + smoothing) / (fitted.sum() + 2 * smoothing)
 
         # E-step: per item and class, log P(answers, present) and log P(answers, absent).
         log_present = np.asarray(a @ (y * np.log(sens)[enc.labeler] + not_y * np.log1p(-sens)[enc.labeler]))
