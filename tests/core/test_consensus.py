@@ -184,6 +184,24 @@ def test_without_any_overlap_dawid_skene_runs_as_majority_and_says_why(method: s
     assert any(note.startswith(f"{method} ran as majority: no item has two") for note in result.notes)
 
 
+def test_the_class_prior_is_not_fed_by_items_answered_alone() -> None:
+    # 60 % of the items got one answer from a random labeler. Fitted on every item, the class prior took in the
+    # solo items' own posteriors and swung: the share labelled with the rarer class was off by 10.5 points on
+    # average over these seeds (by up to 30); fitted on the overlapped items, 2.8 (up to 9).
+    errors = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        truth = (rng.random(2000) < 0.2).astype(int)
+        accuracy = rng.uniform(0.55, 0.9, 20)
+        rows = []
+        for i in range(2000):
+            for j in rng.choice(20, 1 if rng.random() < 0.6 else 3, replace=False):
+                rows.append((f"i{i:04d}", f"u{j}", int(truth[i]) if rng.random() < accuracy[j] else 1 - int(truth[i])))
+        labels = aggregate(_frame(rows), "dawid_skene_pooled")
+        errors.append(abs(float((labels["label"] == 1).mean()) - float(truth.mean())))
+    assert np.mean(errors) < 0.05, errors
+
+
 def test_gold_items_answered_alone_still_teach_that_labelers_confusion() -> None:
     # A labeler who says 1 for every class-0 gold item they answered alone: gold makes those answers evidence.
     crowd, _ = _crowd_with_a_solo_expert(n_solo=0)
