@@ -217,12 +217,13 @@ def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, 
     divides the class prior out of the returned posteriors (decisions by the answers' likelihood only);
     vb: variational Bayes E-step (Liu, Peng & Ihler 2012), E[log confusion] under the Dirichlet posterior
     (digamma) instead of the log of its mode, so a sparse labeler's answers weigh less; count_single: items
-    with one answer also count in the M-step (the package before it learned confusions only from items
-    with two or more answers, core.consensus.dawid_skene.informative_items; the one-coin prior is the
-    package's, so this is the change of the M-step alone)."""
+    with one answer also count in the M-step, confusions and class prior (the package before it fitted
+    both only on items with two or more answers, core.consensus.dawid_skene.informative_items; the one-coin
+    prior is the package's, so this is the change of the M-step alone)."""
     n, m, k = enc.n_items, enc.n_labelers, enc.n_classes
     a = sp.csr_matrix((np.ones(len(enc.item)), (enc.item, enc.labeler * k + enc.label)), shape=(n, m * k))
-    a_t = (a if count_single else a.multiply(informative_items(enc.item, n)[:, None]).tocsr()).T.tocsr()
+    fitted = np.ones(n, dtype=bool) if count_single else informative_items(enc.item, n)
+    a_t = a.multiply(fitted[:, None]).tocsr().T.tocsr()
     votes = vote_counts(enc) + 1e-9
     post = votes / votes.sum(1, keepdims=True) if init == "votes" else (votes == votes.max(1, keepdims=True)) / 1.0
     post /= post.sum(1, keepdims=True)
@@ -232,7 +233,7 @@ def em(enc: Encoded, *, prior: str | None = "one_coin", strength: float = 10.0, 
         counts = np.asarray(a_t @ post).reshape(m, k, k).transpose(0, 2, 1)
         alpha = counts + smoothing + (strength * mean(counts) if mean is not None else 0.0)
         conf = alpha / alpha.sum(2, keepdims=True)
-        cp = (post.sum(0) + smoothing + shrink * n / k) ** class_prior
+        cp = (post[fitted].sum(0) + smoothing + shrink * fitted.sum() / k) ** class_prior
         log_conf = digamma(alpha) - digamma(alpha.sum(2, keepdims=True)) if vb else np.log(conf)
         log_cp = digamma(cp + 1.0) - digamma(cp.sum() + k) if vb else np.log(cp / cp.sum())
         log_joint = np.asarray(a @ log_conf.transpose(0, 2, 1).reshape(m * k, k)) + log_cp
