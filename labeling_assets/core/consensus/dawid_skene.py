@@ -48,7 +48,7 @@ def _one_coin_prior(counts: Floats) -> Floats:
     shape /= np.maximum(shape.sum(axis=2, keepdims=True), 1e-300)  # a one-class problem has no errors
     # Accuracy with a Beta prior of two pseudo-labels at the crowd's accuracy: never 0 or 1, and a labeler
     # nobody overlapped with yet (no counts) is taken for a typical labeler of this crowd, not for a coin
-    # flip that a two-class prior would overrule on every item they answered alone.
+    # flip, whose answers the class prior of a two-class task overrules on every item they answered alone.
     right = np.einsum("jcc->j", counts)
     crowd = (right.sum() + 1.0) / (counts.sum() + 2.0)
     accuracy = (right + 2.0 * crowd) / (counts.sum(axis=(1, 2)) + 2.0)
@@ -65,7 +65,7 @@ def _pooled_prior(counts: Floats) -> Floats:
 
 
 def informative_items(item: Codes, n_items: int, gold_items: Codes | None = None) -> NDArray[np.bool_]:
-    """Items whose answers may teach a labeler's confusion: two or more annotations, or gold."""
+    """The items Dawid-Skene is fitted on (confusions and class prior): two or more annotations, or gold."""
     informative: NDArray[np.bool_] = np.bincount(item, minlength=n_items) >= 2
     if gold_items is not None:
         informative[gold_items] = True

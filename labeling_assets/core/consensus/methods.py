@@ -14,9 +14,9 @@ Methods:
   annotations), so 10^6 annotations take about a second. Confusion rows are MAP estimates under a prior
   centred on a "one coin" version of the same labeler (their overall accuracy, errors spread the way
   their errors go), which keeps a labeler with one label or a class that nobody chose from producing
-  zeros or NaNs, and lets sparse labelers be judged on few numbers instead of k^2. Confusions are
-  learned only from items with two or more annotations, or gold: an item a labeler answered alone says
-  nothing about them (:mod:`.dawid_skene`), and a labeler nobody overlapped with yet is a typical
+  zeros or NaNs, and lets sparse labelers be judged on few numbers instead of k^2. Confusions and
+  the class prior are fitted only on items with two or more annotations, or gold, and items answered
+  alone are decided by that fit (:mod:`.dawid_skene`); a labeler nobody overlapped with yet is a typical
   labeler of the crowd. With no such item at all the model is not identified, and every Dawid-Skene
   method runs as majority vote (noted).
 - ``dawid_skene_pooled``: the same EM, with each labeler's confusion matrix pulled toward the whole
