@@ -36,7 +36,11 @@ def intake_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.Skip
         return dg.RunRequest(
             job_name=prelabel_job.name,
             run_key=f"prelabel-after-{run.run_id}",
-            tags={runs.AFTER_TAG: AFTER_INGEST, runs.TRIGGER_TAG: f"{new} new items from ingest run {run.run_id}"},
+            tags={
+                runs.AFTER_TAG: AFTER_INGEST,
+                runs.TRIGGER_TAG: f"{new} new items from ingest run {run.run_id}",
+                **runs.RETRY_IF_KILLED,
+            },
         )
     if run.tags.get(runs.AFTER_TAG) != AFTER_INGEST:
         return dg.SkipReason(f"prelabel run {run.run_id} did not follow an ingest: the queue top-up decides")
@@ -48,5 +52,9 @@ def intake_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.Skip
         job_name=queue_job.name,
         run_key=f"queue-after-{run.run_id}",
         run_config=queue_run_config(batch),
-        tags={runs.AFTER_TAG: "prelabel", runs.TRIGGER_TAG: f"new items prelabeled by run {run.run_id}"},
+        tags={
+            runs.AFTER_TAG: "prelabel",
+            runs.TRIGGER_TAG: f"new items prelabeled by run {run.run_id}",
+            **runs.RETRY_IF_KILLED,
+        },
     )

@@ -23,6 +23,11 @@ TRIGGER_TAG = "labeling-assets/trigger"
 STATE_TAG = "labeling-assets/state"
 AFTER_TAG = "labeling-assets/after"  # the run this one follows (the intake chain)
 TAG_VALUE_MAX = 200
+# A run of the intake chain whose process died (it went down with a killed daemon, say) is re-executed once by
+# the daemon (``run_retries`` in dagster.yaml); one whose step failed is not. The chain has no sensor of its
+# own to relaunch it: its trigger, a run's success, comes once, and a dead queue run left its items waiting
+# for a top-up that may never come. The other sensors relaunch failed runs themselves (``past_runs``).
+RETRY_IF_KILLED = {"dagster/max_retries": "1", "dagster/retry_on_asset_or_op_failure": "false"}
 
 
 # Runs launched but not executing yet: a collect run among them will still see a change made now.

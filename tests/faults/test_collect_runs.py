@@ -8,6 +8,7 @@ monitoring poll interval is shortened so the test does not wait 30 s per check.
 """
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -24,7 +25,13 @@ import yaml
 from labeling_assets.assets.collect import annotations
 from labeling_assets.constants import SYNC_POOL
 from labeling_assets.local.instance_storage import POOL_LOCK_FILE, PoolSafeSqliteEventLogStorage
-from labeling_assets.local.run_launcher import LocalRunLauncher, process_is_running, reap_dead_runs
+from labeling_assets.local.run_launcher import (
+    LocalRunLauncher,
+    process_is_running,
+    reap_dead_runs,
+    run_worker_process,
+)
+from labeling_assets.sensors.runs import RETRY_IF_KILLED
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,8 +50,17 @@ PROBE_DEFS = textwrap.dedent(
         with log.open("a") as f:
             f.write(f"end {{os.getpid()}} {{time.time()}}\\n")
 
+    @dg.asset
+    def retry_probe() -> None:
+        # The first attempt writes its process id and hangs (to be killed); a re-execution finds the file and ends.
+        marker = Path(os.environ["PROBE_LOG"]).with_name("retry_probe.pid")
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            time.sleep(600)
+
     probe_job = dg.define_asset_job("probe_job", selection="sync_probe")
-    defs = dg.Definitions(assets=[sync_probe], jobs=[probe_job])
+    retry_job = dg.define_asset_job("retry_job", selection="retry_probe")
+    defs = dg.Definitions(assets=[sync_probe, retry_probe], jobs=[probe_job, retry_job])
 
     if __name__ == "__main__":
         with dg.DagsterInstance.get() as instance:
@@ -170,6 +186,48 @@ def test_a_killed_run_is_marked_failed_by_run_monitoring_and_frees_its_pool_slot
         )
         # free_slots_after_run_end_seconds later the slot is back: the next run in the pool completes.
         assert start_probe(home, sleep_s=0).wait(120) == 0
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(30)
+
+
+def test_the_instances_re_execute_only_tagged_runs_whose_process_died() -> None:
+    for path in (REPO / "dagster.yaml", REPO / "docker" / "dagster.yaml"):
+        assert yaml.safe_load(path.read_text())["run_retries"] == {
+            "enabled": True,
+            "max_retries": 0,  # a CLI run interrupted by hand is never re-executed
+            "retry_on_asset_or_op_failure": False,  # a failed step is the sensors' call, not a blind re-run
+        }, path
+
+
+def test_a_killed_run_tagged_for_retry_is_re_executed_by_the_daemon(home: Path, instance: dg.DagsterInstance) -> None:
+    # What happens to the intake chain's runs (sensors.runs.RETRY_IF_KILLED) when their process dies.
+    daemon = subprocess.Popen(
+        ["dagster-daemon", "run", "-f", str(home / "probe_defs.py")],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        tags = json.dumps(RETRY_IF_KILLED)
+        launch = ["dagster", "job", "launch", "-f", str(home / "probe_defs.py"), "-j", "retry_job", "--tags", tags]
+        subprocess.run(launch, cwd=home, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        marker = home / "retry_probe.pid"
+        wait_for("the first attempt's step runs", marker.exists)
+        [run] = instance.get_runs()
+        worker, _ = run_worker_process(instance, run.run_id)
+        assert worker is not None
+        for pid in (worker, int(marker.read_text())):  # the run's process and its step's
+            os.kill(pid, signal.SIGKILL)
+        wait_for(
+            "the daemon re-executes the killed run and the re-execution succeeds",
+            lambda: any(
+                r.parent_run_id == run.run_id and r.status == dg.DagsterRunStatus.SUCCESS for r in instance.get_runs()
+            ),
+            timeout_s=180,
+        )
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(30)

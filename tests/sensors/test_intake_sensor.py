@@ -19,7 +19,7 @@ from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import intake_sensor
-from labeling_assets.sensors.runs import AFTER_TAG
+from labeling_assets.sensors.runs import AFTER_TAG, RETRY_IF_KILLED
 
 
 @pytest.fixture
@@ -62,12 +62,14 @@ def test_an_ingest_with_new_items_launches_prelabels_then_the_queue(
         assert isinstance(request, dg.RunRequest)
         assert request.job_name == "prelabel_job" and request.run_key == f"prelabel-after-{ingest.run_id}"
         assert request.tags[AFTER_TAG] == "ingest"
+        assert RETRY_IF_KILLED.items() <= request.tags.items()  # re-executed by the daemon if its process dies
 
         prelabel = defs.resolve_job_def("prelabel_job").execute_in_process(instance=instance, tags=request.tags)
         queue = evaluate(instance, prelabel)
         assert isinstance(queue, dg.RunRequest)
         assert queue.job_name == "queue_job" and queue.run_key == f"queue-after-{prelabel.run_id}"
         assert queue.run_config == {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 25}}}}
+        assert RETRY_IF_KILLED.items() <= queue.tags.items()
 
 
 def test_an_ingest_that_found_nothing_new_launches_nothing(defs: dg.Definitions) -> None:
