@@ -7,6 +7,7 @@ The probe job is a one-op job in the same pool (the sync itself is exercised in 
 monitoring poll interval is shortened so the test does not wait 30 s per check.
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -108,6 +109,23 @@ def start_probe(home: Path, sleep_s: float) -> subprocess.Popen[bytes]:
     )
 
 
+@contextlib.contextmanager
+def running_daemon(home: Path) -> Iterator[None]:
+    """A dagster-daemon (run monitoring, run retries) over the probe definitions, stopped on leaving."""
+    daemon = subprocess.Popen(
+        ["dagster-daemon", "run", "-f", str(home / "probe_defs.py")],
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(30)
+
+
 def probe_intervals(home: Path) -> dict[int, list[float]]:
     spans: dict[int, list[float]] = {}
     log = home / "probe.log"
@@ -166,14 +184,7 @@ def test_a_killed_run_is_marked_failed_by_run_monitoring_and_frees_its_pool_slot
     home: Path, instance: dg.DagsterInstance
 ) -> None:
     assert isinstance(instance.run_launcher, LocalRunLauncher)
-    daemon = subprocess.Popen(
-        ["dagster-daemon", "run", "-f", str(home / "probe_defs.py")],
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with running_daemon(home):
         victim = start_probe(home, sleep_s=600)
         wait_for("the run's step holds the pool", lambda: probe_intervals(home))
         [run] = instance.get_runs()
@@ -186,9 +197,6 @@ def test_a_killed_run_is_marked_failed_by_run_monitoring_and_frees_its_pool_slot
         )
         # free_slots_after_run_end_seconds later the slot is back: the next run in the pool completes.
         assert start_probe(home, sleep_s=0).wait(120) == 0
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(30)
 
 
 def test_the_instances_re_execute_only_tagged_runs_whose_process_died() -> None:
@@ -202,14 +210,7 @@ def test_the_instances_re_execute_only_tagged_runs_whose_process_died() -> None:
 
 def test_a_killed_run_tagged_for_retry_is_re_executed_by_the_daemon(home: Path, instance: dg.DagsterInstance) -> None:
     # What happens to the intake chain's runs (sensors.runs.RETRY_IF_KILLED) when their process dies.
-    daemon = subprocess.Popen(
-        ["dagster-daemon", "run", "-f", str(home / "probe_defs.py")],
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
+    with running_daemon(home):
         tags = json.dumps(RETRY_IF_KILLED)
         launch = ["dagster", "job", "launch", "-f", str(home / "probe_defs.py"), "-j", "retry_job", "--tags", tags]
         subprocess.run(launch, cwd=home, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -228,9 +229,6 @@ def test_a_killed_run_tagged_for_retry_is_re_executed_by_the_daemon(home: Path, 
             timeout_s=180,
         )
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(30)
 
 
 def test_without_a_daemon_a_new_cli_run_reaps_a_killed_run_first(home: Path, instance: dg.DagsterInstance) -> None:

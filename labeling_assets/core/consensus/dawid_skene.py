@@ -79,9 +79,7 @@ def has_overlap(item: Codes, n_items: int, gold_items: Codes | None = None) -> b
     classes is no better than a coin, so EM would give every item the commoner class. Callers run
     majority vote instead (each item keeps its answers) and say so (``NO_OVERLAP``).
     """
-    return bool((np.bincount(item, minlength=n_items) >= 2).any()) or (
-        gold_items is not None and len(gold_items) > 0
-    )
+    return bool(informative_items(item, n_items, gold_items).any())
 
 
 NO_OVERLAP = (
