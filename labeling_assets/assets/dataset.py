@@ -250,7 +250,10 @@ def dataset_export(
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
     classes = list(project.classes) if multi else None
-    report = export_core.export_dataset(rows, out_dir, formats, classes=classes)
+    try:
+        report = export_core.export_dataset(rows, out_dir, formats, classes=classes)
+    except ValueError as exc:  # e.g. two classes that would share an ImageFolder folder: one line, no retry
+        raise dg.Failure(str(exc), allow_retries=False) from None
     card = dataset_card(store, version)
     if card:
         # The card travels with the files (README.md is where dataset hubs look for it).

@@ -162,8 +162,32 @@ def _safe_dir_name(name: str) -> str:
     return cleaned
 
 
+def imagefolder_names(labels: Iterable[str]) -> dict[str, str]:
+    """Class name -> its ImageFolder folder name (:func:`_safe_dir_name`), refusing two classes that would
+    share a folder (``a/b`` and ``a_b``, ``cat`` and ``cat ``): ImageFolder would merge them into one class.
+
+    Raises ValueError naming both classes and the folder.
+    """
+    names: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for label in sorted({str(v) for v in labels}):
+        folder = _safe_dir_name(label)
+        if folder in owner:
+            raise ValueError(
+                f"classes {owner[folder]!r} and {label!r} would share the ImageFolder folder {folder!r} "
+                "(ImageFolder would merge them): rename one of the two classes, or export jsonl, csv or parquet"
+            )
+        owner[folder], names[label] = label, folder
+    return names
+
+
 def write_imagefolder(rows: pd.DataFrame, root: Path) -> tuple[int, int]:
-    """``root/<split>/<class>/<item_id><ext>``; returns (hard links, copies). Replaces ``root`` whole."""
+    """``root/<split>/<class>/<item_id><ext>``; returns (hard links, copies). Replaces ``root`` whole.
+
+    Raises ValueError, before anything is written, when two classes would share a folder
+    (:func:`imagefolder_names`).
+    """
+    folders = imagefolder_names(rows["label"].astype(str))
     tmp = _tmp_sibling(root)
     tmp.mkdir(parents=True)
     linked = copied = 0
@@ -171,7 +195,7 @@ def write_imagefolder(rows: pd.DataFrame, root: Path) -> tuple[int, int]:
     try:
         for image_path, label, split, item_id in rows.loc[:, list(COLUMNS)].itertuples(index=False):
             source = Path(image_path)
-            folder = tmp / _safe_dir_name(split) / _safe_dir_name(label)
+            folder = tmp / _safe_dir_name(split) / folders[str(label)]
             if folder not in made:
                 folder.mkdir(parents=True, exist_ok=True)
                 made.add(folder)
