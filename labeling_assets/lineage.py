@@ -6,6 +6,7 @@ A version whose blocking checks failed is never exported.
 """
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from labeling_assets.core.store import datasets
 from labeling_assets.core.store.schema import LabelStore
@@ -40,26 +41,69 @@ def current_dataset(instance: dg.DagsterInstance, store: LabelStore) -> datasets
         raise dg.Failure(str(exc)) from exc
 
 
-def failed_blocking_dataset_checks(instance: dg.DagsterInstance) -> list[str]:
-    """Blocking dataset checks that failed on the current dataset version.
+def failed_blocking_dataset_checks(instance: dg.DagsterInstance, version: str | None = None) -> list[str]:
+    """Blocking dataset checks whose newest evaluation of ``version`` (default: the current one) failed.
 
-    Only an evaluation of the latest ``dataset_splits`` materialization counts: a failure recorded against an
-    older version must not block (nor be blamed on) a newer one. A check never run on the current version
-    counts as not failed, as a check never run at all does.
+    Judged from the evaluations recorded for that exact version (the ``dataset_version`` each check writes in
+    its metadata), never from a check's latest record: a newer run that has only planned the check (or died
+    before running it) must not hide the failure of the version downstream assets read. A check never run on
+    the version counts as not failed, as a check never run at all does.
     """
     latest = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
-    if latest is None:
+    version = version if version is not None else current_dataset_version(instance)
+    if latest is None or version is None:
         return []
     failed = []
     for name in BLOCKING_DATASET_CHECKS:
-        record = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(DATASET_SPLITS_KEY, name))
-        if record is None or record.status.value != "FAILED":
+        evaluation = _newest_evaluation_of(
+            instance, dg.AssetCheckKey(DATASET_SPLITS_KEY, name), version, latest.run_id
+        )
+        if evaluation is None or evaluation.passed:
             continue
-        evaluation = record.event.asset_check_evaluation if record.event else None
-        if evaluation is not None and evaluation.severity == dg.AssetCheckSeverity.WARN:
+        if evaluation.severity == dg.AssetCheckSeverity.WARN:
             continue  # as in Dagster, a blocking check blocks only on an ERROR-severity failure
-        target = evaluation.target_materialization_data if evaluation else None
-        judged_run = target.run_id if target is not None else record.run_id
-        if judged_run == latest.run_id:
-            failed.append(name)
+        failed.append(name)
     return failed
+
+
+_HISTORY_PAGE = 200
+_COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+
+
+def _newest_evaluation_of(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, version: str, latest_run_id: str
+) -> dg.AssetCheckEvaluation | None:
+    """The newest completed evaluation of ``key`` that judged ``version`` (newest first, page by page).
+
+    An evaluation without ``dataset_version`` metadata (a check written without it) judged the version of the
+    materialization it targets: it counts when that is the latest materialization's run."""
+    cursor: int | None = None
+    while True:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=_HISTORY_PAGE, cursor=cursor, status=_COMPLETED
+        )
+        for record in records:
+            evaluation = record.evaluation
+            if evaluation is None:
+                continue
+            judged = evaluation.metadata.get("dataset_version")
+            if judged is not None:
+                if str(judged.value) == version:
+                    return evaluation
+                continue
+            target = evaluation.target_materialization_data
+            if (target.run_id if target is not None else record.run_id) == latest_run_id:
+                return evaluation
+        if len(records) < _HISTORY_PAGE:
+            return None
+        cursor = records[-1].id
+
+
+def checks_pending(instance: dg.DagsterInstance) -> str | None:
+    """The run that materialized the current dataset version while it is still in flight (its blocking checks
+    may not have run yet: training waits for their verdict), else None."""
+    latest = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
+    if latest is None:
+        return None
+    run = instance.get_run_by_id(latest.run_id)
+    return latest.run_id if run is not None and not run.is_finished else None

@@ -236,7 +236,7 @@ def dataset_export(
     version = lineage.current_dataset_version(context.instance)
     if version is None:
         raise dg.Failure("dataset_splits has never been materialized in this instance: materialize it first.")
-    failed = lineage.failed_blocking_dataset_checks(context.instance)
+    failed = lineage.failed_blocking_dataset_checks(context.instance, version)
     if failed:
         raise dg.Failure(
             f"dataset version {version} failed blocking checks {', '.join(failed)}: not exported. "

@@ -53,7 +53,7 @@ from labeling_assets.resources.store import LabelStoreResource
 def _refuse_failed_dataset(context: dg.AssetExecutionContext, version: str) -> None:
     """Stop when the current dataset version failed a blocking check (a run that selects only training
     steps is not stopped by Dagster's blocking, which acts within one run)."""
-    failed = lineage.failed_blocking_dataset_checks(context.instance)
+    failed = lineage.failed_blocking_dataset_checks(context.instance, version)
     if failed:
         raise dg.Failure(
             f"dataset version {version} failed blocking checks {', '.join(failed)}: not trained on. "

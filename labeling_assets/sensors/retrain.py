@@ -49,6 +49,11 @@ def retrain_sensor(
     )
     if blocked is not None or version is None:
         return dg.SkipReason(blocked.reason if blocked else "no dataset version")
+    pending = lineage.checks_pending(context.instance)
+    if pending:
+        return dg.SkipReason(
+            f"run {pending} made dataset version {version} and has not finished: its blocking checks come first"
+        )
     try:
         champion = mlflow.champion()
         trained_by = next(

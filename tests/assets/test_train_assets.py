@@ -470,9 +470,12 @@ def test_option_strings_outside_their_choices_are_rejected_before_a_run_starts(
         )
 
 
+@pytest.mark.parametrize("newer_run_planned", [False, True], ids=["alone", "a-newer-run-planned-the-checks"])
 def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_nor_evaluated_on(
-    setup: tuple[LabelStore, dict, pd.DataFrame],
+    setup: tuple[LabelStore, dict, pd.DataFrame], newer_run_planned: bool
 ) -> None:
+    """Also in the race of issue 26: a newer run has planned the same checks and not run them yet (its
+    planned records are then the checks' latest), and the failed version is still the current one."""
     store, resources, frame = setup
     _insert_consensus(store, frame)
     # Plant a leak: two scans of one patient were frozen in train and test before their group was known.
@@ -494,6 +497,15 @@ def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_nor_eva
     )
     outcome = {e.check_name: e.passed for e in splits_run.get_asset_check_evaluations()}
     assert outcome["dataset_splits_no_group_in_two_splits"] is False
+    if newer_run_planned:  # created, not launched: a run in flight that has planned the checks
+        job = dg.Definitions(
+            assets=[dataset_splits], asset_checks=DATASET_CHECKS, resources=resources
+        ).resolve_implicit_global_asset_job_def()
+        instance.create_run_for_job(job)
+        planned = instance.get_latest_asset_check_evaluation_record(
+            dg.AssetCheckKey(dg.AssetKey("dataset_splits"), "dataset_splits_no_group_in_two_splits")
+        )
+        assert planned is not None and planned.status.value == "PLANNED"
 
     # A later run that selects only the training steps (Dagster's blocking acts within one run only).
     for asset, config in ((training_tensors, TENSORS_CONFIG), (trained_model, TRAIN_CONFIG), (model_evaluation, {})):
