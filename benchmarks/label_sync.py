@@ -149,7 +149,7 @@ def main() -> int:
         return 2
     root = Path(tempfile.mkdtemp(prefix="label-sync-bench-"))
     paths = server.ServerPaths(root / "labelstudio")
-    info = server.start_fresh(paths, port=server.free_port(), local_files_root=root)
+    info = server.start_fresh(paths, port=server.free_port(), data_folder=root)
     print(f"Label Studio {server.LS_VERSION} at {info.url}; store SQLite; overlap {args.overlap}")
     try:
         client = LabelStudioClient(info.url, server.read_token(paths), timeout_s=1800)

@@ -141,7 +141,7 @@ def main() -> int:
             print(f"Label Studio is not installed at {server.ls_venv()}", file=sys.stderr)
             return 2
         handle = server.ServerPaths(Path(tempfile.mkdtemp(prefix="ls-client-bench-")) / "labelstudio")
-        info = server.start_fresh(handle, port=server.free_port(), local_files_root=handle.root)
+        info = server.start_fresh(handle, port=server.free_port(), data_folder=handle.root.parent)
         url, token = info.url, server.read_token(handle)
     try:
         client = LabelStudioClient(url, token, timeout_s=600)

@@ -50,7 +50,7 @@ class LabelStudioServer:
         return LabelStudioResource(url=self.url, api_key=self.token, project_title=project_title)
 
     def start(self) -> None:
-        server.start(self.paths, port=self.port, local_files_root=self.files_root)
+        server.start(self.paths, port=self.port, data_folder=self.files_root)
 
     def stop(self) -> None:
         server.stop(self.paths)
@@ -68,7 +68,7 @@ def start_server(data_dir: Path) -> LabelStudioServer:
         paths=server.ServerPaths(data_dir / "labelstudio"), port=server.free_port(), files_root=data_dir
     )
     # A copy of a migrated template: a fresh server in seconds instead of a minute of migrations.
-    server.start_fresh(handle.paths, port=handle.port, local_files_root=handle.files_root)
+    server.start_fresh(handle.paths, port=handle.port, data_folder=handle.files_root)
     return handle
 
 
@@ -103,15 +103,17 @@ def _postgres_template(admin: sa.Engine) -> Path:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{staging_db}" WITH (FORCE)')
         conn.exec_driver_sql(f'CREATE DATABASE "{staging_db}"')
     staged = server.ServerPaths(staging)
+    nothing_served = Path(tempfile.mkdtemp(prefix="template-data-"))
     try:
         server.start(
             staged,
             port=server.free_port(),
-            local_files_root=staging,
+            data_folder=nothing_served,
             database=admin.url.set(database=staging_db).render_as_string(hide_password=False),
         )
     finally:
         server.stop(staged)
+        shutil.rmtree(nothing_served, ignore_errors=True)
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
         conn.exec_driver_sql(f'ALTER DATABASE "{staging_db}" RENAME TO "{PG_TEMPLATE}"')
@@ -133,7 +135,7 @@ def start_postgres_server(data_dir: Path, databases: "PostgresDatabases") -> Lab
         paths=server.ServerPaths(data_dir / "labelstudio"), port=server.free_port(), files_root=data_dir
     )
     shutil.copytree(template, handle.paths.root, ignore=shutil.ignore_patterns("ready"))
-    server.start(handle.paths, port=handle.port, local_files_root=data_dir, database=url)
+    server.start(handle.paths, port=handle.port, data_folder=data_dir, database=url)
     assert remembered(handle.paths) is not None  # a restart (handle.start()) stays on this database
     return handle
 

@@ -2,8 +2,10 @@
 
 Label Studio lives in its own venv (``scripts/install_label_studio.sh``; ``$LABEL_STUDIO_VENV``).
 Its data, pid file, log, and the admin token live under ``<data_dir>/labelstudio`` (the layout and its
-readers: ``local/labelstudio_files.py``). The token and the admin password are generated once and kept in
-0600 files there; they are never printed.
+readers: ``local/labelstudio_files.py``), private to the user who started it: the folder is 0700 and every file
+0600, Label Studio's own database included (it holds the admin token too; the server runs under umask 077).
+The token and the admin password are generated once and never printed. Label Studio serves local files only
+from ``<data_dir>/served``, which holds nothing but the link ``raw -> ../raw`` (core/labelstudio/storage.py).
 """
 
 import contextlib
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from labeling_assets.constants import data_dir
+from labeling_assets.core.labelstudio.storage import link_raw_store
 from labeling_assets.local.labelstudio_database import database_settings
 from labeling_assets.local.labelstudio_files import (
     ServerInfo,
@@ -66,6 +69,23 @@ def _secret_file(path: Path, nbytes: int) -> str:
     return value
 
 
+def _private_text(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner may read (0600, also when it existed with a wider mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def make_private(folder: Path) -> None:
+    """``folder`` and everything in it owner-only (0700 folders, 0600 files; links are left alone): a server
+    folder made before this rule, or copied from a template, stops being readable by other local users."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -99,14 +119,15 @@ def start(
     *,
     port: int | None = None,
     timeout_s: float = START_TIMEOUT_S,
-    local_files_root: Path | None = None,
+    data_folder: Path | None = None,
     database: str | None = None,
 ) -> ServerInfo:
     """Start the server (idempotent: a running one is returned as is) and wait for /health.
 
-    Binds 127.0.0.1 only. Images under ``local_files_root`` (default: the data folder) are served to
-    the labeling UI through Label Studio's local-files endpoint. ``database``: a ``postgresql://`` URL
-    without password (see ``local/labelstudio_database.py``); default SQLite, or the database of the last start.
+    Binds 127.0.0.1 only. The raw image store of ``data_folder`` (default: the data folder) is served to
+    the labeling UI through Label Studio's local-files endpoint, and nothing else: its document root is
+    ``<data_folder>/served``. ``database``: a ``postgresql://`` URL without password (see
+    ``local/labelstudio_database.py``); default SQLite, or the database of the last start.
     """
     paths = paths or default_paths()
     current = status(paths)
@@ -118,7 +139,8 @@ def start(
             f"Label Studio is not installed at {ls_venv()}: run scripts/install_label_studio.sh "
             "(or set LABEL_STUDIO_VENV)"
         )
-    paths.ls_data.mkdir(parents=True, exist_ok=True)
+    paths.ls_data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    document_root = link_raw_store(data_folder or data_dir())
     token = _secret_file(paths.token_file, 20)
     password = _secret_file(paths.password_file, 16)
     chosen = _choose_port(paths, port)
@@ -133,7 +155,8 @@ def start(
         # Sign-up only through the invite link (Community shows every project to every member), so an account
         # exists only when `labeling-assets labelstudio add-user` (or someone holding the link) made it.
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(local_files_root or data_dir()),
+        # Only the raw image store is under it: any account may register a storage anywhere below the root.
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
         # Admin and token through the environment, not argv: the command line is visible to every local user.
         "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
         "LABEL_STUDIO_PASSWORD": password,
@@ -153,12 +176,15 @@ def start(
         "--port",
         str(chosen),
     ]
-    with open(paths.log_file, "ab") as log:
+    make_private(paths.root)  # what an earlier start, a template copy or database_settings left readable
+    log = os.fdopen(os.open(paths.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    with log:
+        # umask 077: the database Label Studio creates (it holds the admin token) and its uploads stay 0600.
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=paths.root, start_new_session=True
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=paths.root, start_new_session=True, umask=0o077
         )
-    paths.pid_file.write_text(str(proc.pid))
-    paths.state_file.write_text(json.dumps({"pid": proc.pid, "port": chosen}))
+    _private_text(paths.pid_file, str(proc.pid))
+    _private_text(paths.state_file, json.dumps({"pid": proc.pid, "port": chosen}))
     info = ServerInfo(
         url=f"http://127.0.0.1:{chosen}", port=chosen, pid=proc.pid, token_file=paths.token_file, running=True
     )
@@ -204,7 +230,7 @@ def stop(paths: ServerPaths | None = None, *, timeout_s: float = 20.0) -> bool:
         os.killpg(pgid, signal.SIGKILL)
         _reap(info.pid)
     # Keep the port in the state file so a restart reuses the same URL.
-    paths.state_file.write_text(json.dumps({"pid": 0, "port": info.port}))
+    _private_text(paths.state_file, json.dumps({"pid": 0, "port": info.port}))
     paths.pid_file.unlink(missing_ok=True)
     return True
 
@@ -220,9 +246,7 @@ def template_root() -> Path:
     return ls_venv() / "migrated-template"
 
 
-def start_fresh(
-    paths: ServerPaths, *, port: int | None = None, local_files_root: Path | None = None
-) -> ServerInfo:
+def start_fresh(paths: ServerPaths, *, port: int | None = None, data_folder: Path | None = None) -> ServerInfo:
     """Start a server in an empty folder from a copy of an already migrated one.
 
     The first start of a new data folder spends about a minute on Django migrations; tests and benchmarks
@@ -232,10 +256,12 @@ def start_fresh(
     if not (template / "ready").is_file():
         staging = Path(tempfile.mkdtemp(prefix="template-", dir=template.parent))
         staged = ServerPaths(staging)
+        nothing_served = Path(tempfile.mkdtemp(prefix="template-data-"))
         try:
-            start(staged, port=free_port(), local_files_root=staging)
+            start(staged, port=free_port(), data_folder=nothing_served)
         finally:
             stop(staged)
+            shutil.rmtree(nothing_served, ignore_errors=True)
         for name in ("server.pid", "server.json", "server.log"):
             (staging / name).unlink(missing_ok=True)
         (staging / "ready").write_text(LS_VERSION)
@@ -245,4 +271,4 @@ def start_fresh(
             shutil.rmtree(staging, ignore_errors=True)
     if not paths.ls_data.exists():
         shutil.copytree(template, paths.root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("ready"))
-    return start(paths, port=port, local_files_root=local_files_root)
+    return start(paths, port=port, data_folder=data_folder)

@@ -31,6 +31,7 @@ from labeling_assets.core.labelstudio.storage import (
     MATCHES_NO_FILE,
     StorageFolderError,
     covering_storage,
+    link_raw_store,
     server_folder,
 )
 from labeling_assets.core.store.annotation_sync import RemoteAnnotation, RemoteTask
@@ -707,9 +708,9 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
     )
     local_files_document_root: str | None = Field(
         default=None,
-        description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT when it sees the project's data folder "
-        "under another path (docker stack: /label-studio/files); unset: $LABEL_STUDIO_FILES_ROOT at run time, "
-        "else both share one path (local server).",
+        description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, where it sees the data folder's raw/ "
+        "(docker stack: /label-studio/files, the raw store mounted at raw/); unset: $LABEL_STUDIO_FILES_ROOT at "
+        "run time, else <data>/served, the local server's root (it holds only the link raw -> ../raw).",
     )
 
     @property
@@ -823,8 +824,11 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         """
         try:
             images_dir.mkdir(parents=True, exist_ok=True)  # Label Studio refuses a folder that does not exist
-            # Unset: $LABEL_STUDIO_FILES_ROOT at run time (the docker stack sets it), else the same path.
+            # Unset: $LABEL_STUDIO_FILES_ROOT at run time (the docker stack sets it), else the local server's
+            # root, <data>/served, made here too (an external server may serve the same folder).
             root = self.local_files_document_root or env.variable("LABEL_STUDIO_FILES_ROOT")
+            if root is None:
+                link_raw_store(data_root)
             folder = server_folder(images_dir, data_root, root)
             storage_id = self.get_client().ensure_local_files_storage(project_id, folder)
         except (LabelStudioError, StorageFolderError, OSError) as exc:

@@ -60,10 +60,10 @@ def image_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
             f"Label Studio is not installed at {server.ls_venv()}: run scripts/install_label_studio.sh"
         )
     root = tmp_path_factory.mktemp("browser-labelstudio")
-    # Its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT is files_root, the project data folder of the test.
+    # It serves the raw store of files_root, the project data folder of the test (its document root: files_root/served).
     handle = LabelStudioServer(server.ServerPaths(root / "labelstudio"), server.free_port(), root / "data")
     handle.files_root.mkdir()
-    server.start_fresh(handle.paths, port=handle.port, local_files_root=handle.files_root)
+    server.start_fresh(handle.paths, port=handle.port, data_folder=handle.files_root)
     try:
         yield handle
     finally:

@@ -155,7 +155,7 @@ def test_every_task_image_answers_200_with_the_item_bytes_for_a_logged_in_labele
 
 def test_the_image_storage_is_registered_once_and_re_created_when_deleted(project: Project) -> None:
     (storage,) = project.storages()
-    assert storage["path"] == str(project.ls.files_root / "raw")
+    assert storage["path"] == str(project.ls.files_root / "served" / "raw")  # the root holds only the raw store
     assert storage["regex_filter"] == "^$"  # a Sync pressed in the UI imports nothing (gold stays out)
     assert project.ls.client().get_project(project.project_id)["task_number"] == N_ITEMS
     assert "images served from" in project.queue()["images_served"]

@@ -8,12 +8,23 @@ from labeling_assets.core.labelstudio.storage import (
     StorageFolderError,
     covering_storage,
     covers,
+    link_raw_store,
     server_folder,
 )
 
 
-def test_on_one_machine_the_server_sees_the_image_folder_at_the_same_path(tmp_path: Path) -> None:
-    assert server_folder(tmp_path / "raw", tmp_path) == str(tmp_path / "raw")
+def test_on_one_machine_the_server_sees_the_image_folder_through_the_served_root(tmp_path: Path) -> None:
+    assert server_folder(tmp_path / "raw", tmp_path) == str(tmp_path / "served" / "raw")
+
+
+def test_the_served_root_holds_only_a_link_to_the_raw_store(tmp_path: Path) -> None:
+    root = link_raw_store(tmp_path)
+    assert root == tmp_path / "served" and [p.name for p in root.iterdir()] == ["raw"]
+    assert (root / "raw").is_symlink() and (root / "raw").resolve() == (tmp_path / "raw").resolve()
+    assert link_raw_store(tmp_path) == root  # idempotent
+    (root / "labels.db").write_bytes(b"")  # anything else there would be served to every account
+    with pytest.raises(StorageFolderError, match=r"must hold only the link raw -> \.\./raw: move labels.db out"):
+        link_raw_store(tmp_path)
 
 
 def test_in_the_docker_stack_the_folder_moves_under_the_servers_document_root() -> None:

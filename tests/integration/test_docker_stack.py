@@ -40,12 +40,19 @@ def test_the_compose_file_defines_the_whole_stack_with_healthchecks() -> None:
         "dagster-webserver",
         "dagster-daemon",
         "proxy",  # profile "proxy", off by default (tests/security/test_compose_exposure.py)
+        "raw-store-init",  # makes raw/ in the data volume, the only part Label Studio mounts
     }
     for name, service in services.items():
-        if name != "dagster-daemon":  # the daemon has no port to probe; it depends on healthy services
+        # The daemon has no port to probe (it depends on healthy services); the init exits once done.
+        if name not in ("dagster-daemon", "raw-store-init"):
             assert "healthcheck" in service, name
     assert services["labelstudio"]["environment"]["DJANGO_DB"] == "default"  # Label Studio on PostgreSQL
     assert services["labelstudio"]["image"].endswith(":1.23.2")
+    # Label Studio serves every file under its document root to any account: it sees only the raw store there.
+    [mount] = [v for v in services["labelstudio"]["volumes"] if isinstance(v, dict)]
+    root = services["labelstudio"]["environment"]["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"]
+    assert (mount["source"], mount["target"], mount["volume"]["subpath"]) == ("labeling-assets-data", f"{root}/raw", "raw")
+    assert not [v for v in services["labelstudio"]["volumes"] if isinstance(v, str) and "labeling-assets-data" in v]
 
 
 def test_every_variable_the_compose_file_uses_is_in_the_env_example() -> None:

@@ -84,7 +84,7 @@ def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFacto
     grids = render_digit_grids(root / "grids", n_images=N_IMAGES, cell=16, gold_fraction=0.1, seed=5)
     store = LabelStore(f"sqlite:///{root / 'store.db'}")
     store.migrate()
-    data = label_studio.files_root / root.name  # under Label Studio's document root: the images are served
+    data = label_studio.files_root / root.name  # the loop reads the API only: its images need not be served
     resources = {
         "label_store": LabelStoreResource(url=store.url),
         "image_source": ImageSourceResource(uri=str(grids.folder), demo_dir=str(grids.folder)),

@@ -235,10 +235,10 @@ class SelfDrivingLoop:
 
     # --- Label Studio -----------------------------------------------------------------------------
     def start_label_studio(self) -> None:
-        ls_server.start_fresh(self._ls, port=self._ls_port, local_files_root=self.data)
+        ls_server.start_fresh(self._ls, port=self._ls_port, data_folder=self.data)
 
     def restart_label_studio(self) -> None:
-        ls_server.start(self._ls, port=self._ls_port, local_files_root=self.data)
+        ls_server.start(self._ls, port=self._ls_port, data_folder=self.data)
 
     def stop_label_studio(self) -> None:
         ls_server.stop(self._ls)

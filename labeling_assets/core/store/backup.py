@@ -14,6 +14,7 @@ password of a PostgreSQL URL goes to pg_dump/pg_restore through ``PGPASSWORD``, 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -115,7 +116,10 @@ def backup_store(store: LabelStore, folder: Path, *, keep: int, now: dt.datetime
     """
     if keep < 1:
         raise BackupError(f"keep={keep}: at least the new backup must be kept")
-    folder.mkdir(parents=True, exist_ok=True)
+    # Owner-only: a backup is the whole store, hidden gold included.
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with contextlib.suppress(OSError):  # not ours to change (a shared folder): the files below are still 0600
+        folder.chmod(0o700)
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     started = time.perf_counter()
     if store.backend == "sqlite":
@@ -134,6 +138,8 @@ def backup_store(store: LabelStore, folder: Path, *, keep: int, now: dt.datetime
         "annotations_sha256": summary.annotations_sha256,
     }
     _atomic_write(Path(f"{path}{SIDECAR_SUFFIX}"), json.dumps(sidecar, indent=2, sort_keys=True).encode())
+    for written in (path, Path(f"{path}{SIDECAR_SUFFIX}")):
+        written.chmod(0o600)
     return BackupResult(path, summary, time.perf_counter() - started, prune(folder, keep))
 
 
