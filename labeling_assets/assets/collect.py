@@ -148,9 +148,16 @@ def _outcome_line(project_id: int, report: SyncReport) -> tuple[int, str]:
     )
     if report.mode == "incremental":
         line += f"; {report.tasks_scanned} changed tasks read, {report.tasks_gone} deleted tasks found"
+    if report.unreadable:  # stored and skipped as votes: a person may want to fix them in Label Studio
+        counts = ", ".join(f"{n} {reason}" for reason, n in sorted(report.unreadable.items()))
+        first = report.unreadable_examples[0]
+        line += (
+            f"; {sum(report.unreadable.values())} answers hold no label ({counts}), stored and not counted as "
+            f"votes, e.g. annotation {first['ls_annotation_id']}: {first['detail']}"
+        )
     if report.drift:  # the full reconciliation repaired what the incremental scans had missed
         return logging.WARNING, f"{line}; DRIFT repaired: {report.drift} versions the incremental sync had missed"
-    return logging.INFO, line
+    return (logging.WARNING if report.unreadable else logging.INFO), line
 
 
 def _sync_metadata(report: SyncReport, totals: AnnotationTotals) -> dict[str, dg.MetadataValue]:
@@ -167,8 +174,13 @@ def _sync_metadata(report: SyncReport, totals: AnnotationTotals) -> dict[str, dg
         "drift_repaired": dg.MetadataValue.int(report.drift),
         "changes_since": dg.MetadataValue.text(report.changes_since.isoformat() if report.changes_since else "-"),
         "new_labelers": dg.MetadataValue.json(report.new_labelers),
+        # Answers this sync read that hold no label (a shape that holds none), by reason; stored, skipped as votes.
+        "unreadable_answers": dg.MetadataValue.json(dict(sorted(report.unreadable.items()))),
+        "unreadable_examples": dg.MetadataValue.json(report.unreadable_examples),
+        "cancelled": dg.MetadataValue.int(report.cancelled),
         "current_annotations": dg.MetadataValue.int(totals.current),
         "annotated_items": dg.MetadataValue.int(totals.annotated_items),
+        "current_unreadable_answers": dg.MetadataValue.int(totals.unreadable),
         "stored_versions": dg.MetadataValue.int(totals.stored_versions),
         "sync_seconds": dg.MetadataValue.float(round(report.seconds, 3)),
     }

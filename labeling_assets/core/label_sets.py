@@ -27,6 +27,9 @@ SKIP_NOT_A_SET = "not_a_set"  # a bare class name (or anything but a list) in a 
 SKIP_UNKNOWN_IN_SET = "class_not_in_project"  # same key as the single-label reason: one vocabulary
 SKIP_EMPTY_NOT_ALLOWED = "empty_set_not_allowed"  # [] where the project offers no "none of these"
 SKIP_NONE_WITH_CLASSES = "none_with_classes"  # "none of these" chosen together with findings
+# A stored answer with no label (a result Label Studio kept in a shape that holds none; the sync stores its reason
+# in ``unreadable_answers``): single- and multi-label alike.
+SKIP_UNREADABLE = "unreadable_answer"
 
 
 class LabelSetError(ValueError):
@@ -58,6 +61,8 @@ def label_set(value: Any, classes: Sequence[str], *, allow_empty: bool = True) -
     ``[]`` (or ``[NONE_OF_THESE]``) is the empty set, allowed unless ``allow_empty`` is False.
     Raises :class:`LabelSetError` with the reason it is not a vote.
     """
+    if value is None or (isinstance(value, float) and value != value):  # NaN: how pandas spells a missing one
+        raise LabelSetError(SKIP_UNREADABLE, "the answer holds no label (unreadable_answers says why)")
     if not isinstance(value, list | tuple):
         raise LabelSetError(SKIP_NOT_A_SET, f"expected a list of classes, got {value!r}")
     names = [str(v) for v in value]

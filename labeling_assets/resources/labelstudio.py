@@ -19,12 +19,12 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.errors import connection_reason, display_url, one_line
+from labeling_assets.core.labelstudio.answers import read_answer
 from labeling_assets.core.labelstudio.blind import blind_title, check_blind_labelers
 from labeling_assets.core.labelstudio.config import (
     choice_result,
     choices_label_config,
     is_multi_label_config,
-    label_from_result,
 )
 from labeling_assets.core.labelstudio.storage import (
     IMAGE_STORAGE_TITLE,
@@ -69,25 +69,31 @@ def remote_annotations(task: dict[str, Any], multi_label: bool = False) -> list[
     """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``).
 
     ``multi_label``: the project's config takes several choices; each label is then a sorted list
-    (``config.label_from_result``).
+    (``answers.read_answer``). A result that holds no label comes with its reason and the result as it was.
     """
     item_id = (task.get("data") or {}).get("item_id")
     out: list[RemoteAnnotation] = []
     for ann in task.get("annotations") or []:
         by = ann.get("completed_by")
         user_id = by.get("id") if isinstance(by, dict) else by
+        # Any shape of result reads (a malformed one as no label and why): one bad answer never stops a sync.
+        answer = read_answer(ann.get("result"), multi_label)
+        lead_time = ann.get("lead_time")
         out.append(
             RemoteAnnotation(
                 ls_annotation_id=int(ann["id"]),
                 ls_task_id=int(task["id"]),
                 item_id=str(item_id) if item_id else None,
                 labeler_id=str(user_id),
-                label=label_from_result(ann.get("result"), multi_label),
-                lead_time_s=ann.get("lead_time"),
+                label=answer.label,
+                lead_time_s=float(lead_time) if isinstance(lead_time, int | float) else None,
                 created_at=ann.get("created_at"),
                 updated_at=ann.get("updated_at"),
                 was_cancelled=bool(ann.get("was_cancelled")),
                 task_updated_at=task.get("updated_at"),
+                problem=answer.problem,
+                detail=answer.detail,
+                result=ann.get("result") if answer.problem is not None else None,
             )
         )
     return out

@@ -400,19 +400,20 @@ def test_latest_votes_skip_a_newest_label_that_is_not_one_project_class_without_
     None
 ):
     from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, SKIP_UNKNOWN_CLASS, latest_votes
+    from labeling_assets.core.label_sets import SKIP_UNREADABLE
 
     rows = pd.DataFrame(
         {
             "ls_annotation_id": [1, 2, 3, 4],
             "item_id": ["a", "a", "b", "c"],
             "labeler_id": ["u1", "u1", "u1", "u1"],
-            "label": ["cat", ["cat", "dog"], "cow", None],
+            "label": ["cat", ["cat", "dog"], "cow", None],  # None: stored with no label (an unreadable result)
             "updated_at": pd.to_datetime(["2026-01-01", "2026-01-03", "2026-01-01", "2026-01-01"], utc=True),
         }
     )
     votes = latest_votes(rows, ["cat", "dog"])
     assert votes.frame.empty
-    assert votes.skipped == {SKIP_MULTI_LABEL: 2, SKIP_UNKNOWN_CLASS: 1}
+    assert votes.skipped == {SKIP_MULTI_LABEL: 1, SKIP_UNKNOWN_CLASS: 1, SKIP_UNREADABLE: 1}
     assert votes.examples[SKIP_UNKNOWN_CLASS] == ["cow"]
 
 

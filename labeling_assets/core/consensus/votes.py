@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.encoding import ConsensusInputError
-from labeling_assets.core.label_sets import LabelSetError, label_set
+from labeling_assets.core.label_sets import SKIP_UNREADABLE, LabelSetError, label_set
 
 # Why an annotation row was not used as a vote (keys of Votes.skipped; the multi-label reasons are the
 # SKIP_* keys of core/label_sets.py).
@@ -95,7 +95,10 @@ def latest_votes(annotations: pd.DataFrame, classes: Sequence[Any]) -> Votes:
     examples: dict[str, list[Any]] = {}
     keep = np.ones(len(frame), dtype=bool)
     for n, (original, value) in enumerate(zip(raw, cleaned, strict=True)):
-        reason = SKIP_MULTI_LABEL if value is None else None if value in allowed else SKIP_UNKNOWN_CLASS
+        if original is None or (isinstance(original, float) and np.isnan(original)):  # stored without a label: its result was not an answer (the sync kept why)
+            reason: str | None = SKIP_UNREADABLE
+        else:
+            reason = SKIP_MULTI_LABEL if value is None else None if value in allowed else SKIP_UNKNOWN_CLASS
         if reason:
             keep[n] = False
             skipped[reason] = skipped.get(reason, 0) + 1

@@ -9,15 +9,15 @@ is an answer a person gives rather than a task left blank. A multi-label answer 
 "None of these" alone is the empty list.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 from labeling_assets.core.label_sets import NONE_OF_THESE
+from labeling_assets.core.labelstudio.answers import FROM_NAME, read_answer
 
-FROM_NAME = "label"
 TO_NAME = "image"
 DATA_KEY = "image"
 
@@ -82,26 +82,16 @@ def choice_result(label: str | Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def label_from_result(
-    result: Sequence[Mapping[str, Any]] | None, multi_label: bool = False
-) -> str | list[str] | None:
-    """The label chosen in an annotation ``result``; None when nothing was chosen (not an answer).
+def label_from_result(result: Any, multi_label: bool = False) -> str | list[str] | None:
+    """The label chosen in an annotation ``result``; None when it holds none (nothing chosen, or a shape that is
+    not an answer: :func:`answers.read_answer` says why).
 
     Single-label: a name, or a list (in the order chosen) when several were chosen. Multi-label: always a
     sorted list without duplicates; ``NONE_OF_THESE`` alone is ``[]``. ``NONE_OF_THESE`` chosen together with
     classes is kept as it came (the sorted list still holds the none string): the store never drops what a
     person answered, and consensus skips it as a vote (``label_sets.SKIP_NONE_WITH_CLASSES``).
     """
-    chosen: list[str] = []
-    for region in result or []:
-        if region.get("type") == "choices" and region.get("from_name", FROM_NAME) == FROM_NAME:
-            chosen.extend(str(c) for c in (region.get("value") or {}).get("choices", []))
-    if not chosen:
-        return None
-    if multi_label:
-        names = sorted(set(chosen))
-        return [] if names == [NONE_OF_THESE] else names
-    return chosen[0] if len(chosen) == 1 else chosen
+    return read_answer(result, multi_label).label
 
 
 @dataclass(frozen=True)

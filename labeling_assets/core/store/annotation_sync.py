@@ -40,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from labeling_assets.core.store.answers_schema import unreadable_answers_table
 from labeling_assets.core.store.bulk import bulk_insert
 from labeling_assets.core.store.heads_schema import annotation_heads_table, sync_cursors_table
 from labeling_assets.core.store.schema import (
@@ -69,6 +70,11 @@ class RemoteAnnotation:
     updated_at: str | None
     was_cancelled: bool = False
     task_updated_at: str | None = None  # the task's updated_at (tells drift from news in a reconciliation)
+    # A result that holds no label (answers.read_answer): why, in a bounded line, and the result as it came.
+    # Stored like any answer (label null, the result in ``unreadable_answers``) and skipped as a vote.
+    problem: str | None = None
+    detail: str = ""
+    result: Any = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,11 @@ class SyncReport:
     # before the cursor): what incremental sync missed. 0 when it missed nothing.
     drift: int = 0
     changes_since: dt.datetime | None = None  # the cursor committed with these rows (None: not moved)
+    # Answers read with no label, by reason (answers.UNREADABLE_*), among the annotations this sync read
+    # (stored or already stored); a few of them (id, reason, detail) for the log and metadata.
+    unreadable: dict[str, int] = field(default_factory=dict)
+    unreadable_examples: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: int = 0  # annotations a labeler skipped (Label Studio's "cancelled"): not answers, not stored
 
     @property
     def written(self) -> int:
@@ -109,8 +120,12 @@ class SyncReport:
 
     def add(self, other: SyncReport) -> None:
         """Fold one page's report into a scan's report."""
-        for name in ("new", "updated", "deleted", "unchanged", "unknown_task", "tasks_scanned", "tasks_gone", "drift"):
+        for name in ("new", "updated", "deleted", "unchanged", "unknown_task", "tasks_scanned", "tasks_gone", "drift",
+                     "cancelled"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.unreadable.items():
+            self.unreadable[reason] = self.unreadable.get(reason, 0) + n
+        self.unreadable_examples = (self.unreadable_examples + other.unreadable_examples)[:EXAMPLES]
         self.new_labelers = sorted({*self.new_labelers, *other.new_labelers})
         self.stale = self.stale or other.stale
         self.task_ids_listed = self.task_ids_listed or other.task_ids_listed
@@ -123,6 +138,15 @@ def content_hash(label: Any, deleted: bool) -> str:
 
 
 TOMBSTONE_HASH = content_hash(None, True)
+EXAMPLES = 5  # unreadable answers a report names (all are counted)
+
+
+def answer_hash(ann: RemoteAnnotation) -> str:
+    """The content hash of what an annotation holds: its label, or, when it holds none, its reason and result
+    (a label is never an object, so the two never collide; an edit of an unreadable result is a new version)."""
+    if ann.problem is None:
+        return content_hash(ann.label, False)
+    return content_hash({"unreadable": ann.problem, "result": ann.result}, False)
 
 
 def _ts(value: str | None) -> dt.datetime | None:
@@ -209,10 +233,19 @@ def _diff(scope: _Scope, task_items: Mapping[int, str], latest: Mapping[int, dic
         if item_id is None:
             report.unknown_task += 1
             continue
-        if ann.was_cancelled or ann.label is None:  # skipped tasks are not labels: handled below as "absent"
+        if ann.was_cancelled:  # a skipped task is not an answer: handled below as "absent"
+            report.cancelled += 1
+            continue
+        if ann.problem is not None:  # no label, stored anyway (with its reason) and skipped as a vote
+            report.unreadable[ann.problem] = report.unreadable.get(ann.problem, 0) + 1
+            if len(report.unreadable_examples) < EXAMPLES:
+                report.unreadable_examples.append(
+                    {"ls_annotation_id": ann.ls_annotation_id, "reason": ann.problem, "detail": ann.detail}
+                )
+        elif ann.label is None:  # an in-memory snapshot's way of saying "no answer": absent
             continue
         seen.add(ann.ls_annotation_id)
-        digest = content_hash(ann.label, False)
+        digest = answer_hash(ann)
         prev = latest.get(ann.ls_annotation_id)
         if prev is not None and prev["content_hash"] == digest:
             report.unchanged += 1
@@ -237,6 +270,7 @@ def _diff(scope: _Scope, task_items: Mapping[int, str], latest: Mapping[int, dic
                 "supersedes": prev["id"] if prev else None,
                 "deleted": False,
                 "content_hash": digest,
+                "_unreadable": ann if ann.problem is not None else None,
             }
         )
     for ls_id, prev in latest.items():
@@ -259,6 +293,7 @@ def _diff(scope: _Scope, task_items: Mapping[int, str], latest: Mapping[int, dic
                 "supersedes": prev["id"],
                 "deleted": True,
                 "content_hash": TOMBSTONE_HASH,
+                "_unreadable": None,
             }
         )
     return rows
@@ -266,7 +301,14 @@ def _diff(scope: _Scope, task_items: Mapping[int, str], latest: Mapping[int, dic
 
 def _write(conn: sa.Connection, rows: list[dict[str, Any]], names: Mapping[str, str], report: SyncReport) -> None:
     now = utcnow()
+    unreadable = [
+        {"ls_annotation_id": r["ls_annotation_id"], "version": r["version"], "reason": ann.problem,
+         "detail": ann.detail, "result": ann.result}  # fmt: skip
+        for r in rows
+        if (ann := r.pop("_unreadable")) is not None
+    ]
     bulk_insert(conn, annotations_table, rows)  # PostgreSQL: COPY
+    bulk_insert(conn, unreadable_answers_table, unreadable)
     fresh_ids = {r["labeler_id"] for r in rows if not r["deleted"]}
     known = {r[0] for r in conn.execute(sa.select(labelers_table.c.labeler_id).where(labelers_table.c.labeler_id.in_(fresh_ids)))} if fresh_ids else set()
     fresh = sorted(fresh_ids - known)
@@ -303,7 +345,9 @@ def _run(
     started = time.perf_counter()
     assert report.snapshot_at is not None
     for attempt in range(retries):
-        attempt_report = SyncReport(**{**report.__dict__, "new_labelers": []})
+        attempt_report = SyncReport(
+            **{**report.__dict__, "new_labelers": [], "unreadable": {}, "unreadable_examples": []}
+        )
         try:
             with store.begin() as conn:
                 committed = _lock_watermark(conn, project_id)

@@ -214,12 +214,18 @@ class AnnotationTotals:
     current: int  # votes: the latest, not deleted, version of each annotation
     annotated_items: int  # items with at least one current annotation
     stored_versions: int  # every row, tombstones and superseded versions included
+    unreadable: int = 0  # current annotations whose result holds no label (skipped as votes)
 
 
 def annotation_totals(store: LabelStore) -> AnnotationTotals:
-    current = store.fetch(
+    current = current_annotations_query().subquery()
+    counts = store.fetch(
         sa.select(
-            sa.func.count().label("n"), sa.func.count(sa.distinct(sa.column("item_id"))).label("items")
-        ).select_from(current_annotations_query().subquery())
+            sa.func.count().label("n"),
+            sa.func.count(sa.distinct(current.c.item_id)).label("items"),
+            sa.func.count().filter(current.c.label.is_(None)).label("unreadable"),
+        ).select_from(current)
     )[0]
-    return AnnotationTotals(int(current["n"]), int(current["items"]), store.count(annotations_table))
+    return AnnotationTotals(
+        int(counts["n"]), int(counts["items"]), store.count(annotations_table), int(counts["unreadable"] or 0)
+    )
