@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from labeling_assets.core.tasks.single_label.training import confusion, macro_f1_from_confusion
 from labeling_assets.core.training import metrics, promotion
 from labeling_assets.core.training.augment import augment_batch
 from labeling_assets.core.training.cache import load_cache_split, read_cache_meta, write_tensor_cache
@@ -24,7 +25,7 @@ from labeling_assets.core.training.config import (
     resolve_device,
 )
 from labeling_assets.core.training.device_data import DeviceData
-from labeling_assets.core.training.loop import _macro_f1_torch, fit
+from labeling_assets.core.training.loop import fit
 from labeling_assets.core.training.losses import (
     check_soft_targets,
     class_weights_from_labels,
@@ -282,7 +283,7 @@ def test_fit_rejects_inconsistent_inputs() -> None:
 def test_device_macro_f1_matches_the_numpy_definition() -> None:
     rng = np.random.default_rng(0)
     yt, yp = rng.integers(0, 5, 200), rng.integers(0, 4, 200)
-    got = _macro_f1_torch(torch.as_tensor(yt), torch.as_tensor(yp), 6)
+    got = macro_f1_from_confusion(confusion(torch.as_tensor(yt), torch.as_tensor(yp), 6))
     assert got == pytest.approx(metrics.macro_f1(yt, yp, 6))
 
 

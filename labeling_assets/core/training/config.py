@@ -97,6 +97,11 @@ class TrainConfig:
     device_cache_fraction: float = 0.5
     device_cache_max_bytes: int | None = None  # hard cap (tests use it to exercise streaming)
 
+    @property
+    def task_kind(self) -> str:
+        """The kind of labeling task (core/tasks) whose training head this run uses."""
+        return "multi_label" if self.multi_label else "single_label"
+
     def to_params(self) -> dict[str, Any]:
         """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking."""
         skip = {"augment"} if self.multi_label else {"augment", *MULTI_LABEL_FIELDS}

@@ -11,36 +11,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from labeling_assets.core.tasks.kind import Sampling, TrainingHead
+from labeling_assets.core.tasks.registry import training_head
 from labeling_assets.core.training.augment import augment_batch
 from labeling_assets.core.training.config import Backbone, TrainConfig, resolve_backbone, resolve_device
 from labeling_assets.core.training.device_data import DeviceData, cache_budget, chunk_sizes, host_tensor
 from labeling_assets.core.training.distributed import Distributed, init_distributed, parameter_spread
-from labeling_assets.core.training.losses import (
-    check_soft_targets,
-    class_weights_from_labels,
-    classification_loss,
-    weighted_indices,
-)
+from labeling_assets.core.training.losses import weighted_indices
 from labeling_assets.core.training.models import Classifier, build_model, channel_stats
-from labeling_assets.core.training.multilabel import (
-    check_indicator,
-    check_marginal_targets,
-    early_stopping_score,
-    multilabel_loss,
-    pos_weights,
-    rarest_label_weights,
-    val_thresholds,
-    validation_scores,
-)
 from labeling_assets.core.training.predict import predict_logits
 from labeling_assets.core.training.types import AnyArray, UInt8Array
 
@@ -112,8 +97,10 @@ class Trainer:
         device: torch.device,
         total_steps: int,
         distributed: Distributed | None = None,
+        head: TrainingHead | None = None,
     ) -> None:
         self.config = config
+        self.head = head or training_head(config.task_kind)
         self.device = device
         self.cuda = device.type == "cuda"
         self.amp = config.amp and self.cuda
@@ -148,26 +135,7 @@ class Trainer:
     def _forward_loss_eager(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             logits = self.network(x)
-        if self.config.multi_label:
-            return multilabel_loss(
-                logits.float(),
-                y,
-                kind=self.config.multi_label_loss,
-                pos_weight=self.loss_weight,
-                focal_alpha=self.config.focal_alpha,
-                focal_gamma=self.config.focal_gamma,
-                asl_gamma_neg=self.config.asl_gamma_neg,
-                asl_gamma_pos=self.config.asl_gamma_pos,
-                asl_clip=self.config.asl_clip,
-            )
-        return classification_loss(
-            logits.float(),
-            y,
-            kind=self.config.loss,
-            weight=self.loss_weight,
-            gamma=self.config.focal_gamma,
-            label_smoothing=self.config.label_smoothing,
-        )
+        return self.head.loss(logits.float(), y, self.config, self.loss_weight)
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then cosine decay to zero over all planned steps."""
@@ -224,50 +192,6 @@ def epoch_batches(
             yield images[batch], labels[batch]
 
 
-def _confusion(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
-    return torch.bincount(y_true * num_classes + y_pred, minlength=num_classes * num_classes).view(
-        num_classes, num_classes
-    )
-
-
-def _macro_f1_torch(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> float:
-    return _macro_f1_from_confusion(_confusion(y_true, y_pred, num_classes))
-
-
-def _macro_f1_from_confusion(cm: torch.Tensor) -> float:
-    # Same definition as core.metrics.macro_f1, computed on the device with one transfer.
-    tp = cm.diag().double()
-    support, predicted = cm.sum(1).double(), cm.sum(0).double()
-    precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
-    recall = torch.where(support > 0, tp / support.clamp_min(1), torch.zeros_like(tp))
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp_min(1e-12), torch.zeros_like(tp))
-    present = (support > 0) | (predicted > 0)
-    return float(f1[present].mean().item()) if bool(present.any()) else 0.0
-
-
-def _evaluate_val(
-    trainer: Trainer, images: Any, labels: torch.Tensor, distributed: Distributed
-) -> tuple[float, float, float]:
-    """Validation loss, accuracy and macro-F1; under DDP each rank scores its shard and the sums
-    (loss, count, confusion matrix) are added over ranks, so every rank sees the same figures."""
-    k = trainer.config.num_classes
-    logits = predict_logits(
-        trainer.model,
-        images,
-        device=trainer.device,
-        batch_size=trainer.config.eval_batch_size,
-        amp=trainer.amp,
-        channels_last=trainer.channels_last,
-    )
-    loss_sum = F.cross_entropy(logits, labels, reduction="sum").double().reshape(1)
-    cm = _confusion(labels, logits.argmax(dim=1), k).double().reshape(-1)
-    totals = distributed.all_reduce_sum(torch.cat([loss_sum, cm]))
-    cm = totals[1:].view(k, k)
-    n = max(1.0, float(cm.sum().item()))
-    return float(totals[0].item()) / n, float(cm.diag().sum().item()) / n, _macro_f1_from_confusion(cm)
-
-
 def fit(
     train_images: UInt8Array,
     train_labels: AnyArray,
@@ -279,212 +203,169 @@ def fit(
     log: Callable[[str], None] | None = None,
     train_targets: AnyArray | None = None,
 ) -> FitResult:
-    """Train a classifier on uint8 images with early stopping on validation macro-F1.
+    """Train a classifier on uint8 images with early stopping on the validation score of the kind's head.
 
-    Args:
-        train_images: uint8 (N, C, H, W), e.g. a memory-mapped cache split.
-        train_labels: int class indices (N,).
-        train_targets: optional class probabilities (N, num_classes) to train on instead of the hard
-            labels, e.g. a Dawid-Skene consensus posterior (soft targets). Class weights still
-            come from ``train_labels``; the weighted sampler draws by each item's expected class
-            weight; validation stays on hard labels.
-        val_images / val_labels: the validation split, or None to train all epochs and keep the last.
-        config: the run's settings.
-        on_epoch: called after every epoch (e.g. to log metrics); under torchrun on rank 0 only.
-        log: receives a few human-readable lines (device, compile, cache placement); rank 0 only.
+    ``train_labels`` are what the training head of ``config.task_kind`` reads (core/tasks/<kind>/training.py):
+    class indices (N,), or (N, K) 0/1 indicators. ``train_targets``: optional soft targets to train on instead
+    (a Dawid-Skene posterior: class probabilities or per-class marginals); validation stays on hard labels.
+    ``val_images`` / ``val_labels`` None: train all epochs and keep the last. ``on_epoch`` (e.g. metric logging)
+    and ``log`` (device, compile, cache placement) are called on rank 0 only.
 
-    Under ``torchrun`` with several processes (WORLD_SIZE > 1) every rank calls this with the whole
-    cache: each trains on its shard under DistributedDataParallel, ``config.batch_size`` stays the
-    global batch (each rank takes its share), and metrics are over all ranks.
-
-    Returns:
-        The best model and the per-epoch history.
+    Under ``torchrun`` with several processes (WORLD_SIZE > 1) every rank calls this with the whole cache: each
+    trains on its shard under DistributedDataParallel, ``config.batch_size`` stays the global batch (each rank
+    takes its share), and metrics are over all ranks. Returns the best model and the per-epoch history.
     """
     distributed = init_distributed(resolve_device(config.device))
     say = (log or (lambda _msg: None)) if distributed.is_main else (lambda _msg: None)
-    if len(train_labels) == 0:
-        raise ValueError("no training images")
-    if train_images.shape[1] != config.channels or train_images.shape[2] != config.image_size:
-        raise ValueError(
-            f"images are {tuple(train_images.shape[1:])} but the config wants "
-            f"{config.channels} x {config.image_size} x {config.image_size}"
-        )
-    multi = config.multi_label
-    if multi:
-        train_labels = check_indicator(train_labels, config.num_classes)
-        if train_targets is not None:
-            train_targets = check_marginal_targets(train_targets, len(train_labels), config.num_classes)
-    else:
-        train_labels = np.asarray(train_labels, dtype=np.int64)
-        if train_labels.min() < 0 or train_labels.max() >= config.num_classes:
-            raise ValueError(f"labels must be class indices in 0..{config.num_classes - 1}")
-        if train_targets is not None:
-            train_targets = check_soft_targets(train_targets, len(train_labels), config.num_classes)
+    _check_images(train_images, train_labels, config)
+    head = training_head(config.task_kind)
+    train_labels, train_targets = head.check_labels(train_labels, train_targets, config.num_classes)
     torch.manual_seed(config.seed)
     device = distributed.device(resolve_device(config.device))
     backbone = resolve_backbone(config.backbone, config.image_size)
     # Normalisation and class weights come from the whole training set: the same on every rank.
     mean, std = channel_stats(train_images, seed=config.seed)
     model = build_model(replace(config, backbone=backbone), mean, std)
-    # Multi-label: pos_weight per class from the prevalence of what is trained on (soft marginals count
-    # their expected positives).
-    prevalence = train_labels if train_targets is None else train_targets
-    weights = config.class_weights or (
-        pos_weights(prevalence, config.pos_weight, config.effective_number_beta)
-        if multi
-        else class_weights_from_labels(train_labels, config.num_classes)
-    )
+    weights = config.class_weights or head.class_weights(train_labels, train_targets, config)
     shard = distributed.shard(len(train_labels))
     # The global batch is split over the ranks: the same optimisation as one process with this batch.
-    global_batch = min(config.batch_size, len(train_labels))
-    batch_size = max(1, global_batch // distributed.world_size)
-    data = DeviceData(
-        train_images[shard],
-        (train_labels if train_targets is None else train_targets)[shard],
-        device,
-        max_device_bytes=cache_budget(config, device),
-        chunk_multiple=batch_size,
-    )
+    batch_size = max(1, min(config.batch_size, len(train_labels)) // distributed.world_size)
+    data = DeviceData(train_images[shard], (train_labels if train_targets is None else train_targets)[shard],
+                      device, max_device_bytes=cache_budget(config, device), chunk_multiple=batch_size)
     steps_per_epoch = max(1, sum(len(range(0, m - batch_size + 1, batch_size)) for m in chunk_sizes(data)))
-    trainer = Trainer(
-        model, config, device, total_steps=steps_per_epoch * config.epochs, distributed=distributed
-    )
+    trainer = Trainer(model, config, device, steps_per_epoch * config.epochs, distributed, head=head)
     if distributed.active:
         torch.manual_seed(config.seed + distributed.rank)  # each rank its own shuffles and augmentations
-    say(
-        f"device={device} backbone={backbone} compiled={trainer.compiled} amp={trainer.amp} "
+    say(f"device={device} backbone={backbone} compiled={trainer.compiled} amp={trainer.amp} "
         f"cache={'resident' if data.resident else 'streamed'} upload={data.upload_seconds:.2f}s"
-        + (f" ranks={distributed.world_size} batch/rank={batch_size}" if distributed.active else "")
-    )
-
+        + (f" ranks={distributed.world_size} batch/rank={batch_size}" if distributed.active else ""))
     weight_tensor = torch.tensor(weights, dtype=torch.float32, device=device)
-    sample_weights: torch.Tensor | None = None
-    weigh: Callable[[torch.Tensor], torch.Tensor] | None = None
-    sampler = config.multi_label_sampler if multi else config.sampler
-    if sampler == "weighted" and multi:
-        # Each item drawn by its rarest label (counts over the whole training set: the same on every rank);
-        # the sampler replaces pos_weight, as the single-label sampler replaces class weights.
-        present = np.asarray(prevalence) >= 0.5
-        counts = torch.as_tensor(present.sum(axis=0), dtype=torch.float32, device=device)
-        n_empty = float((~present.any(axis=1)).sum())
-
-        def weigh(labels: torch.Tensor) -> torch.Tensor:
-            return rarest_label_weights(labels, counts, n_empty)
-
-        if data.resident:
-            sample_weights = weigh(data.labels)
-    elif sampler == "weighted":
-        # The sampler already balances classes; weighting the loss too would correct twice.
-        soft = train_targets is not None
-        sample_weights = data.labels @ weight_tensor if soft else weight_tensor[data.labels]
-        if not data.resident:
-            sample_weights = weight_tensor
-    elif sampler != "shuffle":
-        raise ValueError(f"unknown sampler {sampler!r}; choose shuffle or weighted")
-    elif multi:
-        trainer.loss_weight = weight_tensor  # pos_weight (all ones with pos_weight="none")
-    elif config.class_weighted_loss:
-        trainer.loss_weight = weight_tensor
-
-    val_on_device: Any = None
-    val_y: torch.Tensor | None = None
-    if val_images is not None and val_labels is not None and len(val_labels):
-        if multi:
-            val_labels = check_indicator(val_labels, config.num_classes)
-            # Every rank scores the whole val set: AUC and thresholds need all rows at once, and the same
-            # rows on every rank give every rank the same early-stopping decision.
-            val_rows = slice(0, len(val_labels))
-        else:
-            val_rows = distributed.val_shard(len(val_labels))
-        val_images, val_labels = val_images[val_rows], val_labels[val_rows]
-        val_y = torch.as_tensor(np.asarray(val_labels, dtype=np.float32 if multi else np.int64)).to(device)
-        budget = cache_budget(config, device)
-        val_on_device = (
-            host_tensor(val_images).to(device)
-            if device.type == "cuda" and (budget is None or val_images.nbytes <= budget // 4)
-            else val_images
-        )
-
+    sampling = head.sampling(data, train_labels, train_targets, weight_tensor, config)
+    trainer.loss_weight = sampling.loss_weight
+    val = _Validation.of(trainer, val_images, val_labels, distributed)
     generator = torch.Generator()
     generator.manual_seed(config.seed + distributed.rank)
-    history: list[EpochStats] = []
-    best_f1: float | None = None
-    best_epoch = 0
-    best_state: dict[str, torch.Tensor] | None = None
-    stale = 0
-    stopped_early = False
+    kept = _Best()
     for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        steps = 0
-        for xb, yb in epoch_batches(data, batch_size, generator, sample_weights, weigh):
-            loss_sum += trainer.step(trainer.prepare(xb), yb)
-            steps += 1
-        totals = distributed.all_reduce_sum(
-            torch.stack([loss_sum.double(), torch.tensor(float(steps), dtype=torch.float64, device=device)])
-        )
-        train_loss = float((totals[0] / totals[1].clamp_min(1)).item())  # the epoch's one host sync
-        stats = EpochStats(
-            epoch=epoch,
-            train_loss=train_loss,
-            lr=trainer.lr_at(max(0, trainer.step_count - 1)),
-            train_seconds=time.perf_counter() - start,
-            train_images=int(totals[1].item()) * batch_size,
-        )
-        if val_y is not None:
-            val_start = time.perf_counter()
-            if multi:
-                stats.val_loss, stats.val_macro_f1, stats.val_macro_auc, stats.val_map = validation_scores(
-                    _val_logits(trainer, val_on_device), val_y
-                )
-            else:
-                stats.val_loss, stats.val_accuracy, stats.val_macro_f1 = _evaluate_val(
-                    trainer, val_on_device, val_y, distributed
-                )
-            stats.val_seconds = time.perf_counter() - val_start
-        history.append(stats)
+        stats = _train_epoch(trainer, data, batch_size, generator, sampling, distributed, epoch)
+        val.score(stats)
+        kept.history.append(stats)
         if on_epoch is not None and distributed.is_main:
             on_epoch(stats)
-        score = early_stopping_score(stats.val_macro_auc, stats.val_loss) if multi else stats.val_macro_f1
-        if score is None or best_f1 is None or score > best_f1:
-            best_f1 = score
-            best_epoch = epoch
-            best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-            stale = 0
-        else:
-            stale += 1
-            if config.patience and stale >= config.patience:
-                stopped_early = True
-                break
-    if best_state is not None:
-        trainer.model.load_state_dict(best_state)
+        if kept.stop(head.early_stopping_score(vars(stats)), trainer.model, config.patience):
+            break
+    if kept.state is not None:
+        trainer.model.load_state_dict(kept.state)
     trainer.model.eval()
-    thresholds, best_val_macro_auc = None, None
-    if multi:  # thresholds chosen on val with the kept weights
-        best_val_macro_auc = history[best_epoch - 1].val_macro_auc if history else None
-        val_probs = (
-            None if val_y is None else torch.sigmoid(_val_logits(trainer, val_on_device)).cpu().numpy()
-        )
-        thresholds, best_f1 = val_thresholds(val_labels, val_probs, config.num_classes)
+    # Thresholds (multi-label) are chosen on val with the kept weights.
+    thresholds, best_score = head.thresholds(val.labels, val.probabilities(), config.num_classes, kept.score)
+    best_auc = kept.history[kept.epoch - 1].val_macro_auc if kept.history else None
     return FitResult(
-        model=trainer.model,
-        history=history,
-        best_epoch=best_epoch,
-        best_val_macro_f1=best_f1,
-        stopped_early=stopped_early,
-        device=str(device),
-        backbone=backbone,
-        compiled=trainer.compiled,
-        class_weights=weights,
-        mean=mean,
-        std=std,
-        upload_seconds=data.upload_seconds,
-        resident=data.resident,
-        world_size=distributed.world_size,
-        replica_spread=parameter_spread(trainer.model, distributed),
-        best_val_macro_auc=best_val_macro_auc,
-        thresholds=thresholds,
+        model=trainer.model, history=kept.history, best_epoch=kept.epoch, best_val_macro_f1=best_score,
+        stopped_early=kept.stopped_early, device=str(device), backbone=backbone, compiled=trainer.compiled,
+        class_weights=weights, mean=mean, std=std, upload_seconds=data.upload_seconds, resident=data.resident,
+        world_size=distributed.world_size, replica_spread=parameter_spread(trainer.model, distributed),
+        best_val_macro_auc=best_auc, thresholds=thresholds,
     )
+
+
+def _check_images(images: UInt8Array, labels: AnyArray, config: TrainConfig) -> None:
+    if len(labels) == 0:
+        raise ValueError("no training images")
+    if images.shape[1] != config.channels or images.shape[2] != config.image_size:
+        raise ValueError(
+            f"images are {tuple(images.shape[1:])} but the config wants "
+            f"{config.channels} x {config.image_size} x {config.image_size}"
+        )
+
+
+def _train_epoch(
+    trainer: Trainer,
+    data: DeviceData,
+    batch_size: int,
+    generator: torch.Generator,
+    sampling: Sampling,
+    distributed: Distributed,
+    epoch: int,
+) -> EpochStats:
+    """One pass over the training data; the loss is summed on the device and read once (the epoch's one sync)."""
+    start = time.perf_counter()
+    loss_sum = torch.zeros((), device=trainer.device)
+    steps = 0
+    for xb, yb in epoch_batches(data, batch_size, generator, sampling.sample_weights, sampling.weigh):
+        loss_sum += trainer.step(trainer.prepare(xb), yb)
+        steps += 1
+    count = torch.tensor(float(steps), dtype=torch.float64, device=trainer.device)
+    totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), count]))
+    return EpochStats(
+        epoch=epoch,
+        train_loss=float((totals[0] / totals[1].clamp_min(1)).item()),
+        lr=trainer.lr_at(max(0, trainer.step_count - 1)),
+        train_seconds=time.perf_counter() - start,
+        train_images=int(totals[1].item()) * batch_size,
+    )
+
+
+@dataclass
+class _Validation:
+    """The validation split as the head scores it (on the device when it fits), or nothing to score."""
+
+    trainer: Trainer
+    distributed: Distributed
+    images: Any = None
+    y: torch.Tensor | None = None
+    labels: AnyArray | None = None
+
+    @classmethod
+    def of(
+        cls, trainer: Trainer, images: UInt8Array | None, labels: AnyArray | None, distributed: Distributed
+    ) -> _Validation:
+        if images is None or labels is None or not len(labels):
+            return cls(trainer, distributed, labels=labels)
+        rows, labels = trainer.head.select_val(labels, trainer.config.num_classes, distributed)
+        images, labels = images[rows], labels[rows]
+        budget = cache_budget(trainer.config, trainer.device)
+        on_device = trainer.device.type == "cuda" and (budget is None or images.nbytes <= budget // 4)
+        shown = host_tensor(images).to(trainer.device) if on_device else images
+        return cls(trainer, distributed, shown, trainer.head.val_tensor(labels).to(trainer.device), labels)
+
+    def score(self, stats: EpochStats) -> None:
+        if self.y is None:
+            return
+        start = time.perf_counter()
+        for name, value in self.trainer.head.validate(self.logits(), self.y, self.distributed).items():
+            setattr(stats, name, value)
+        stats.val_seconds = time.perf_counter() - start
+
+    def logits(self) -> torch.Tensor:
+        return _val_logits(self.trainer, self.images)
+
+    def probabilities(self) -> Callable[[], AnyArray] | None:
+        if self.y is None:
+            return None
+        return lambda: self.trainer.head.probabilities(self.logits()).cpu().numpy()
+
+
+@dataclass
+class _Best:
+    """The best epoch so far by the head's early-stopping score, its weights, and patience."""
+
+    history: list[EpochStats] = field(default_factory=list)
+    score: float | None = None
+    epoch: int = 0
+    state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    stopped_early: bool = False
+
+    def stop(self, score: float | None, model: nn.Module, patience: int) -> bool:
+        """Keep this epoch when it is better (or unscored); True when patience has run out."""
+        if score is None or self.score is None or score > self.score:
+            self.score, self.epoch, self.stale = score, self.history[-1].epoch, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.stale += 1
+        self.stopped_early = bool(patience) and self.stale >= patience
+        return self.stopped_early
 
 
 def _val_logits(trainer: Trainer, images: Any) -> torch.Tensor:

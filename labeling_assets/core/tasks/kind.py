@@ -1,0 +1,122 @@
+"""What a kind of labeling task must provide: one :class:`TaskKind` per kind, chosen once from the project settings.
+
+Every stage asks the project's kind instead of branching on it: the Label Studio config and how a result becomes
+a stored answer, consensus, agreement and labeler statistics, gold scoring, the stratification key of splits,
+export formats, the pre-label payload and the active-learning score. The torch side (training head, loss,
+validation metrics, thresholds) is :class:`TrainingHead`, in the kind's ``training`` module, so that
+``core/training`` still imports only torch, torchvision and numpy (pandas appears here only for type checking).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+    from labeling_assets.core.training.config import TrainConfig
+    from labeling_assets.core.training.device_data import DeviceData
+    from labeling_assets.core.training.distributed import Distributed
+    from labeling_assets.core.training.types import AnyArray
+
+
+@dataclass(frozen=True)
+class ConsensusOutcome:
+    """What a kind's consensus hands back: the result, the gold items it used, the probabilities to store."""
+
+    result: Any  # ConsensusResult | SetConsensusResult (not imported: core/consensus may import this module)
+    n_gold: int
+    probabilities: dict[str, dict[str, float]] | None
+
+
+@runtime_checkable
+class TaskKind(Protocol):
+    """One kind of labeling task (``ProjectSettings.task_type`` names it). ``tests/core/test_task_kinds.py`` runs
+    the same contract over every registered kind; CONTRIBUTING ("Adding a kind of task") lists the parts."""
+
+    name: str  # the settings value, e.g. "single_label"
+    consensus_methods: tuple[str, ...]  # the run config's choices; "auto" first
+    export_formats: tuple[str, ...]  # what a dataset of this kind exports to
+    skip_reasons: tuple[str, ...]  # why a stored answer is not a vote (keys of Votes.skipped)
+
+    # Label Studio: the config a labeler sees, and how its result becomes a stored answer.
+    def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str: ...
+    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any: ...
+    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any: ...  # core.consensus.votes.Votes
+
+    # Gold (and expert answers): which stored values are answers of this kind, and how an answer scores.
+    def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series: ...
+    def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]: ...
+
+    # Consensus, agreement, labeler statistics.
+    def consensus(
+        self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
+        pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
+        allow_empty: bool = True,
+    ) -> ConsensusOutcome: ...
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> dict[str, float | None]: ...
+    def labeler_stats(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, population_shares: Mapping[str, float],
+    ) -> Any: ...
+    def weekly_trend(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, last_weeks: int,
+    ) -> list[Any]: ...
+
+    # Splits: stratified by what the kind's answers are (the class; each class of a set), then the manifest.
+    def assign_splits(
+        self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series, ratios: Any, seed: int
+    ) -> Any: ...  # core.dataset.splits.SplitAssignment
+    def manifest(
+        self, manifest: pd.DataFrame, classes: Sequence[str], *, previous_version: str | None,
+        extra: Mapping[str, Any],
+    ) -> tuple[str, dict[str, float], dict[str, Any]]: ...
+
+    # Pre-labels and active learning.
+    def prediction(
+        self, probs: Mapping[str, float], model_version: str | None, *, allow_empty: bool = True,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]: ...
+    def informativeness(self, probs: Mapping[str, float] | None, strategy: str) -> float: ...
+
+    # Training: the hard labels a training head reads, and the torch side (imported only when a run trains).
+    def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any: ...  # numpy array
+    def training_head(self) -> TrainingHead: ...
+
+
+@dataclass
+class Sampling:
+    """How a training run draws its batches and weighs its loss (see :meth:`TrainingHead.sampling`)."""
+
+    sample_weights: torch.Tensor | None = None
+    weigh: Any = None  # Callable[[Tensor], Tensor] | None: per-item weights of a streamed chunk's labels
+    loss_weight: torch.Tensor | None = None
+
+
+@runtime_checkable
+class TrainingHead(Protocol):
+    """A kind's training head: outputs, loss, class weights, sampler, validation metrics, thresholds."""
+
+    def check_labels(
+        self, labels: AnyArray, targets: AnyArray | None, num_classes: int
+    ) -> tuple[AnyArray, AnyArray | None]: ...
+    def class_weights(self, labels: AnyArray, targets: AnyArray | None, config: TrainConfig) -> list[float]: ...
+    def loss(
+        self, logits: torch.Tensor, y: torch.Tensor, config: TrainConfig, weight: torch.Tensor | None
+    ) -> torch.Tensor: ...
+    def sampling(
+        self, data: DeviceData, labels: AnyArray, targets: AnyArray | None, weights: torch.Tensor, config: TrainConfig
+    ) -> Sampling: ...
+    def select_val(self, labels: AnyArray, num_classes: int, distributed: Distributed) -> tuple[slice, AnyArray]: ...
+    def val_tensor(self, labels: AnyArray) -> torch.Tensor: ...
+    def validate(self, logits: torch.Tensor, y: torch.Tensor, distributed: Distributed) -> dict[str, float]: ...
+    def early_stopping_score(self, scores: Mapping[str, Any]) -> float | None: ...
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor: ...
+    def thresholds(
+        self, val_labels: AnyArray | None, val_probs: Callable[[], AnyArray] | None, num_classes: int,
+        best: float | None,
+    ) -> tuple[list[float] | None, float | None]: ...

@@ -1,0 +1,186 @@
+"""Multi-label: a sorted list of class names per answer (the empty list is "None of these"); per-class sigmoids,
+set consensus, iterative stratification, no ImageFolder export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from labeling_assets.core.consensus.labeler_stats import LabelerStats
+from labeling_assets.core.consensus.multilabel import SET_METHODS, aggregate_sets, set_probabilities_by_item
+from labeling_assets.core.consensus.multilabel_quality import krippendorff_alpha_sets, per_class_fleiss_kappa
+from labeling_assets.core.consensus.multilabel_stats import (
+    compute_set_labeler_stats,
+    set_gold_counts,
+    set_weekly_trend,
+)
+from labeling_assets.core.consensus.votes import Votes, latest_set_votes
+from labeling_assets.core.dataset import iterative_stratification as multi_core
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.label_sets import (
+    NONE_OF_THESE,
+    SKIP_EMPTY_NOT_ALLOWED,
+    SKIP_NONE_WITH_CLASSES,
+    SKIP_NOT_A_SET,
+    SKIP_UNKNOWN_IN_SET,
+    LabelSetError,
+    label_set,
+    to_indicator,
+)
+from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.tasks.kind import ConsensusOutcome, TrainingHead
+from labeling_assets.core.training.active_learning import mean_binary_entropy
+
+PREFILL_THRESHOLD = 0.5  # a class is pre-checked when its probability reaches this (or the model's own cut)
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+class MultiLabel:
+    """A set of classes per item, ChestX-ray14 style (several findings per image, often none)."""
+
+    name = "multi_label"
+    consensus_methods: tuple[str, ...] = SET_METHODS
+    export_formats: tuple[str, ...] = ("jsonl", "csv", "parquet")  # ImageFolder puts an image in one folder
+    skip_reasons: tuple[str, ...] = (SKIP_NOT_A_SET, SKIP_UNKNOWN_IN_SET, SKIP_EMPTY_NOT_ALLOWED, SKIP_NONE_WITH_CLASSES)
+
+    def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
+        return choices_label_config(classes, True, allow_empty)
+
+    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
+        return label_from_result(result, True)
+
+    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
+        return latest_set_votes(annotations, classes, allow_empty=allow_empty)
+
+    def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series:
+        """The stored values that are label sets of the project, as sorted lists; a stale or malformed one is
+        not truth and is left out."""
+        out: dict[Any, list[str]] = {}
+        for item, value in stored.items():
+            try:
+                out[item] = label_set(value, classes, allow_empty=True)
+            except LabelSetError:
+                continue
+        return pd.Series(out, dtype=object)
+
+    def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]:
+        """(successes, trials) of the gate nearer to failing: findings caught or absent classes left unticked."""
+        return set_gold_counts(labels, truth, classes)
+
+    def consensus(
+        self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
+        pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
+        allow_empty: bool = True,
+    ) -> ConsensusOutcome:
+        """Set consensus with the hidden gold sets clamped (Dawid-Skene methods); the method must be a set method."""
+        if method not in SET_METHODS:
+            raise ValueError(
+                f"consensus method {method!r} is single-label only; a multi_label project uses one of "
+                f"{', '.join(SET_METHODS)}"
+            )
+        names = list(classes)
+        gold = self.valid_answers(gold, names)
+        gold = gold[gold.index.isin(set(eligible["item_id"].astype(str)))]
+        result = aggregate_sets(
+            eligible, method, classes=names, gold=gold, thresholds=thresholds or None, allow_empty=allow_empty
+        )
+        return ConsensusOutcome(result, len(gold), set_probabilities_by_item(result))
+
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> dict[str, float | None]:
+        """Fleiss' kappa per class (and their mean over classes where defined) and Krippendorff's alpha with
+        the MASI set distance."""
+        kappa = per_class_fleiss_kappa(eligible, list(classes))
+        defined = [v for v in kappa.values() if np.isfinite(v)]
+        return {"fleiss_kappa": _finite(float(np.mean(defined))) if defined else None,
+                **{f"fleiss_kappa:{k}": _finite(v) for k, v in kappa.items()},
+                "krippendorff_alpha_masi": _finite(krippendorff_alpha_sets(eligible, list(classes)))}
+
+    def labeler_stats(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, population_shares: Mapping[str, float],
+    ) -> LabelerStats:
+        """Sensitivity and specificity on gold and against consensus (population shares are per class)."""
+        return compute_set_labeler_stats(votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus)
+
+    def weekly_trend(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, last_weeks: int,
+    ) -> list[LabelerStats]:
+        return set_weekly_trend(
+            votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, last_weeks=last_weeks
+        )
+
+    def assign_splits(
+        self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
+        ratios: split_core.SplitRatios, seed: int,
+    ) -> split_core.SplitAssignment:
+        """Iterative stratification over the classes' indicators (each class, rare ones first, spread in the ratios)."""
+        return multi_core.assign_label_set_splits(rows, classes, existing=existing, ratios=ratios, seed=seed)
+
+    def manifest(
+        self, manifest: pd.DataFrame, classes: Sequence[str], *, previous_version: str | None,
+        extra: Mapping[str, Any],
+    ) -> tuple[str, dict[str, float], dict[str, Any]]:
+        """(version, per-class pos_weight of the train split, the manifest JSON with label sets)."""
+        weights = multi_core.pos_weights(manifest[manifest["split"] == "train"], classes)
+        document = multi_core.manifest_to_json(
+            manifest, classes=classes, previous_version=previous_version, extra=extra, weights=weights
+        )
+        return multi_core.manifest_version(manifest), weights, document
+
+    def prediction(
+        self, probs: Mapping[str, float], model_version: str | None, *, allow_empty: bool = True,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """A pre-filled set (:func:`prefill_set`); its score is the mean over classes of max(p, 1 - p), the
+        confidence consensus reports for sets."""
+        marginals = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, 1.0)
+        chosen = prefill_set(probs, allow_empty=allow_empty, thresholds=thresholds)
+        return {"model_version": model_version or "unknown", "score": float(np.maximum(marginals, 1.0 - marginals).mean()),
+                "result": choice_result(chosen)}
+
+    def informativeness(self, probs: Mapping[str, float] | None, strategy: str) -> float:
+        """Every strategy but ``random`` is the mean binary entropy of the per-class marginals."""
+        if not probs or strategy == "random":
+            return 1.0
+        marginals = np.asarray(list(probs.values()), dtype=float)
+        if not np.isfinite(marginals).all():
+            return 1.0
+        return float(mean_binary_entropy(np.clip(marginals, 0.0, 1.0)[None, :])[0])
+
+    def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> NDArray[np.uint8]:
+        """(n, K) 0/1 indicators, columns in ``classes`` order (the sigmoid head's hard labels)."""
+        return to_indicator(answers, classes)
+
+    def training_head(self) -> TrainingHead:
+        from labeling_assets.core.tasks.multi_label.training import HEAD
+
+        return HEAD
+
+
+def prefill_set(
+    probs: Mapping[str, float], *, allow_empty: bool = True, thresholds: Mapping[str, float] | None = None
+) -> list[str]:
+    """The classes a prediction pre-checks, sorted: those whose probability reaches the model's own threshold for
+    the class (``thresholds``, chosen on val at training), else :data:`PREFILL_THRESHOLD`.
+
+    None of them: ``[]`` ("None of these"), or the most probable class when the project has no empty set (the
+    config then offers no "None of these", and a pre-fill should be an answer a person could give).
+    """
+    cut = thresholds or {}
+    chosen = sorted(str(c) for c, p in probs.items() if float(p) >= cut.get(str(c), PREFILL_THRESHOLD))
+    if chosen or allow_empty or not probs:
+        return chosen
+    return [str(max(probs.items(), key=lambda kv: (float(kv[1]), kv[0]))[0])]
+
+
+__all__ = ["KIND", "NONE_OF_THESE", "MultiLabel", "prefill_set"]
+
+KIND = MultiLabel()

@@ -1,0 +1,70 @@
+"""The registered kinds of labeling task, by the name ``ProjectSettings.task_type`` gives.
+
+A kind is imported when first asked for (``importlib``): asking for the training head of a kind does not import
+its pandas-side parts, so ``core/training`` still runs on a bare GPU machine. Adding a kind is one line here
+plus its package (CONTRIBUTING, "Adding a kind of task").
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
+
+# name -> the package holding ``kind.py`` (its ``KIND``) and ``training.py`` (its training head).
+KINDS: dict[str, str] = {
+    "single_label": "labeling_assets.core.tasks.single_label",
+    "multi_label": "labeling_assets.core.tasks.multi_label",
+}
+
+# The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
+KIND_ATTRIBUTES = ("name", "consensus_methods", "export_formats", "skip_reasons")
+KIND_METHODS = (
+    "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "consensus", "agreement",
+    "labeler_stats",
+    "weekly_trend", "assign_splits", "manifest", "prediction", "informativeness", "encode", "training_head",
+)
+HEAD_METHODS = (
+    "check_labels", "class_weights", "loss", "sampling", "select_val", "val_tensor", "validate",
+    "early_stopping_score", "probabilities", "thresholds",
+)
+
+
+class UnknownTaskKind(ValueError):
+    """A task type no registered kind has."""
+
+
+def _package(name: str) -> str:
+    if name not in KINDS:
+        raise UnknownTaskKind(f"unknown task_type {name!r}; expected one of {sorted(KINDS)}")
+    return KINDS[name]
+
+
+def missing_parts(candidate: object, parts: tuple[str, ...]) -> list[str]:
+    """The parts ``candidate`` lacks (an attribute that is absent or None, a method that is not callable)."""
+    missing = []
+    for part in parts:
+        value = getattr(candidate, part, None)
+        if value is None or (part not in KIND_ATTRIBUTES and not callable(value)):
+            missing.append(part)
+    return missing
+
+
+def task_kind(name: str) -> TaskKind:
+    """The kind a project's ``task_type`` names; a clear error for one that is not registered or incomplete."""
+    kind = importlib.import_module(f"{_package(name)}.kind").KIND
+    missing = missing_parts(kind, KIND_ATTRIBUTES + KIND_METHODS)
+    if missing:
+        raise TypeError(f"task kind {name!r} lacks {', '.join(missing)} (CONTRIBUTING, 'Adding a kind of task')")
+    return cast("TaskKind", kind)
+
+
+def training_head(name: str) -> TrainingHead:
+    """The training head of a kind, imported without the kind's pandas-side module."""
+    head = importlib.import_module(f"{_package(name)}.training").HEAD
+    missing = missing_parts(head, HEAD_METHODS)
+    if missing:
+        raise TypeError(f"the training head of {name!r} lacks {', '.join(missing)}")
+    return cast("TrainingHead", head)

@@ -1,0 +1,147 @@
+"""Single-label: one class name per answer; softmax training, Dawid-Skene family consensus, ImageFolder export."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from labeling_assets.core.consensus.agreement import (
+    fleiss_kappa_from_annotations,
+    krippendorff_alpha_from_annotations,
+)
+from labeling_assets.core.consensus.encoding import probabilities_by_item
+from labeling_assets.core.consensus.gates import gold_counts
+from labeling_assets.core.consensus.labeler_stats import LabelerStats, compute_labeler_stats, weekly_trend
+from labeling_assets.core.consensus.methods import METHODS, aggregate_full
+from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, Votes, latest_votes, single_class
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.tasks.kind import ConsensusOutcome, TrainingHead
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+class SingleLabel:
+    """One class per item. The first kind; every part wraps the code the project had before kinds existed."""
+
+    name = "single_label"
+    consensus_methods: tuple[str, ...] = METHODS
+    export_formats: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder")
+    skip_reasons: tuple[str, ...] = ("class_not_in_project", SKIP_MULTI_LABEL)
+
+    def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
+        return choices_label_config(classes)
+
+    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
+        return label_from_result(result)
+
+    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
+        return latest_votes(annotations, classes)
+
+    def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series:
+        """A stored gold or expert answer is a class name (a one-element list counts as its class)."""
+        return stored.map(single_class).dropna()
+
+    def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]:
+        """(correct, answered): an answer scores when it is the gold class."""
+        return gold_counts(labels, truth)
+
+    def consensus(
+        self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
+        pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
+        allow_empty: bool = True,
+    ) -> ConsensusOutcome:
+        """The consensus with gold: auto's bake-off is scored on it, the Dawid-Skene methods clamp it."""
+        names = list(classes)
+        gold = self.valid_answers(gold, names)
+        gold = gold[gold.index.isin(set(eligible["item_id"])) & gold.isin(names)]
+        result = aggregate_full(eligible, method, pred_probs, classes=names, gold=gold)
+        return ConsensusOutcome(result, len(gold), probabilities_by_item(result))
+
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> dict[str, float | None]:
+        """Fleiss' kappa (overall and per class) and Krippendorff's alpha (nominal) of the votes."""
+        fleiss = fleiss_kappa_from_annotations(eligible, classes=list(classes))
+        return {"fleiss_kappa": _finite(fleiss.kappa),
+                **{f"fleiss_kappa:{k}": _finite(v) for k, v in fleiss.per_class.items()},
+                "krippendorff_alpha": _finite(krippendorff_alpha_from_annotations(eligible))}
+
+    def labeler_stats(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, population_shares: Mapping[str, float],
+    ) -> LabelerStats:
+        return compute_labeler_stats(
+            votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus,
+            population_shares=population_shares,
+        )
+
+    def weekly_trend(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, last_weeks: int,
+    ) -> list[LabelerStats]:
+        return weekly_trend(
+            votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, last_weeks=last_weeks
+        )
+
+    def assign_splits(
+        self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
+        ratios: split_core.SplitRatios, seed: int,
+    ) -> split_core.SplitAssignment:
+        """Stratified by the class: each class spread over train/val/test in the ratios."""
+        return split_core.assign_splits(rows, existing=existing, ratios=ratios, seed=seed)
+
+    def manifest(
+        self, manifest: pd.DataFrame, classes: Sequence[str], *, previous_version: str | None,
+        extra: Mapping[str, Any],
+    ) -> tuple[str, dict[str, float], dict[str, Any]]:
+        """(version, class weights of the train split, the manifest JSON)."""
+        weights = split_core.class_weights(manifest.loc[manifest["split"] == "train", "label"])
+        document = split_core.manifest_to_json(
+            manifest, previous_version=previous_version, extra=extra, weights=weights
+        )
+        return split_core.manifest_version(manifest), weights, document
+
+    def prediction(
+        self, probs: Mapping[str, float], model_version: str | None, *, allow_empty: bool = True,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """The most probable class, scored by its probability."""
+        label, score = max(probs.items(), key=lambda kv: kv[1])
+        return {"model_version": model_version or "unknown", "score": float(score),
+                "result": choice_result(str(label))}
+
+    def informativeness(self, probs: Mapping[str, float] | None, strategy: str) -> float:
+        """``uncertainty``: 1 - max p; ``margin``: 1 - (p1 - p2); ``entropy``: normalized Shannon entropy;
+        ``random`` or no probabilities: 1.0."""
+        if not probs or strategy == "random":
+            return 1.0
+        p = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, None)
+        total = p.sum()
+        if total <= 0 or not np.isfinite(total):
+            return 1.0
+        p = np.sort(p / total)[::-1]
+        if strategy == "uncertainty":
+            return float(1.0 - p[0])
+        if strategy == "margin":
+            return float(1.0 - (p[0] - (p[1] if len(p) > 1 else 0.0)))
+        nz = p[p > 0]
+        return float(-(nz * np.log(nz)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+
+    def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> NDArray[np.int64]:
+        """Class indices in ``classes`` order (the softmax head's hard labels)."""
+        index = {str(c): k for k, c in enumerate(classes)}
+        return np.asarray([index[str(a)] for a in answers], dtype=np.int64)
+
+    def training_head(self) -> TrainingHead:
+        from labeling_assets.core.tasks.single_label.training import HEAD
+
+        return HEAD
+
+
+KIND = SingleLabel()

@@ -1,0 +1,236 @@
+"""The contract every kind of labeling task keeps: the same checks run over every registered kind
+(core/tasks/registry.py), so a new kind that forgets a part, or gets one wrong, fails here.
+
+A kind's answers are made the way a labeler makes them: its pre-label (``prediction``) is what Label Studio shows,
+the result picked from it becomes the stored answer (``answer_from_result``). Nothing below knows which kind it
+checks.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pytest
+import torch
+
+from labeling_assets.core.dataset.export import FORMATS
+from labeling_assets.core.dataset.splits import SPLITS, SplitRatios
+from labeling_assets.core.label_sets import TASK_TYPES
+from labeling_assets.core.labelstudio.config import config_layout
+from labeling_assets.core.labelstudio.tasks import STRATEGIES
+from labeling_assets.core.tasks import KINDS, task_kind, training_head
+from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
+from labeling_assets.core.tasks.registry import KIND_ATTRIBUTES, KIND_METHODS, missing_parts
+from labeling_assets.core.tasks.single_label import training as single_label_training
+from labeling_assets.core.tasks.single_label.kind import SingleLabel
+from labeling_assets.core.training.config import TrainConfig
+from labeling_assets.core.training.distributed import Distributed
+
+CLASSES = ["cat", "dog", "fox"]
+N_ITEMS = 30
+
+
+def _probs(k: int, sure: bool = True) -> dict[str, float]:
+    """Probabilities that point at class ``k`` (surely), or a coin flip over every class."""
+    if not sure:
+        return {c: 1 / 3 for c in CLASSES}
+    return {c: (0.98 if n == k else 0.01) for n, c in enumerate(CLASSES)}
+
+
+def _answer(kind: TaskKind, k: int) -> Any:
+    """What a labeler stores after accepting the kind's confident pre-label for class ``k``."""
+    return kind.answer_from_result(kind.prediction(_probs(k), "m1")["result"])
+
+
+def _annotations(kind: TaskKind, n_labelers: int = 3) -> pd.DataFrame:
+    """Every labeler gives every item the answer of its class (item i is class i mod 3)."""
+    rows = [
+        {"item_id": f"i{i:02d}", "labeler_id": f"L{j}", "label": _answer(kind, i % 3),
+         "created_at": pd.Timestamp("2026-01-05", tz="UTC") + pd.Timedelta(hours=i), "lead_time_s": 4.0}
+        for i in range(N_ITEMS) for j in range(n_labelers)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def check_complete(kind: Any) -> None:
+    assert isinstance(kind, TaskKind)
+    assert missing_parts(kind, KIND_ATTRIBUTES + KIND_METHODS) == []
+
+
+def check_label_config_offers_the_classes(kind: TaskKind) -> None:
+    layout = config_layout(kind.label_config(CLASSES, allow_empty=True))
+    assert layout is not None and layout.classes == CLASSES
+
+
+def check_an_accepted_prelabel_is_a_vote(kind: TaskKind) -> None:
+    votes = kind.votes(_annotations(kind), CLASSES)
+    assert votes.skipped == {} and len(votes.frame) == 3 * N_ITEMS
+    stored = pd.Series({f"i{k}": _answer(kind, k) for k in range(3)})
+    assert len(kind.valid_answers(stored, CLASSES)) == 3
+
+
+def check_a_bad_answer_is_skipped_with_a_known_reason(kind: TaskKind) -> None:
+    rows = _annotations(kind, 1).head(2).assign(label=pd.Series(["no-such-class", {"not": "an answer"}], dtype=object))
+    votes = kind.votes(rows, CLASSES)
+    assert votes.frame.empty
+    assert sum(votes.skipped.values()) == 2 and set(votes.skipped) <= set(kind.skip_reasons)
+    assert kind.valid_answers(pd.Series({"a": {"not": "an answer"}}), CLASSES).empty
+
+
+def check_unanimous_votes_are_the_consensus_of_every_method(kind: TaskKind) -> None:
+    assert kind.consensus_methods[0] == "auto"
+    eligible = kind.votes(_annotations(kind), CLASSES).frame
+    truth = {f"i{i:02d}": _answer(kind, i % 3) for i in range(N_ITEMS)}
+    for method in kind.consensus_methods:
+        pred = None
+        if method == "crowdlab":  # CROWDLAB needs out-of-sample model probabilities
+            pred = pd.DataFrame([_probs(i % 3) for i in range(N_ITEMS)], index=list(truth), columns=CLASSES)
+        outcome = kind.consensus(eligible, method, CLASSES, pd.Series({"i00": truth["i00"]}), pred_probs=pred)
+        labels = outcome.result.labels.set_index("item_id")["label"]
+        assert {i: labels[i] for i in truth} == truth, method
+        assert outcome.n_gold == 1
+
+
+def check_gold_scores_right_and_wrong_answers(kind: TaskKind) -> None:
+    gold = pd.Series({f"i{k}": _answer(kind, k) for k in range(3)})
+    right = pd.DataFrame({"item_id": list(gold.index), "label": list(gold)})
+    wrong = right.assign(label=[_answer(kind, (k + 1) % 3) for k in range(3)])
+    correct, trials = kind.gold_score(right, gold, CLASSES)
+    assert correct == trials > 0
+    assert kind.gold_score(wrong, gold, CLASSES)[0] < kind.gold_score(wrong, gold, CLASSES)[1]
+
+
+def check_labeler_stats_count_each_labelers_votes(kind: TaskKind) -> None:
+    votes = kind.votes(_annotations(kind), CLASSES).frame
+    gold = pd.Series({"i00": _answer(kind, 0)})
+    consensus = pd.Series({f"i{i:02d}": _answer(kind, i % 3) for i in range(N_ITEMS)})
+    mine = votes[votes["labeler_id"] == "L0"]
+    stats = kind.labeler_stats(mine, labeler_id="L0", classes=CLASSES, gold=gold, consensus=consensus,
+                               population_shares={c: 1 / 3 for c in CLASSES})  # fmt: skip
+    assert stats.n_labels == N_ITEMS
+    trend = kind.weekly_trend(mine, labeler_id="L0", classes=CLASSES, gold=gold, consensus=consensus, last_weeks=4)
+    assert sum(week.n_labels for week in trend) == N_ITEMS
+
+
+def check_splits_give_every_item_one_split_and_a_manifest(kind: TaskKind) -> None:
+    answers = [_answer(kind, i % 3) for i in range(N_ITEMS)]
+    rows = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(N_ITEMS)], "label": answers,
+                         "group_key": [f"g{i}" for i in range(N_ITEMS)]})  # fmt: skip
+    assignment = kind.assign_splits(rows, CLASSES, existing=pd.Series(dtype=object), ratios=SplitRatios(), seed=0)
+    manifest = assignment.frame
+    assert sorted(manifest["item_id"]) == sorted(rows["item_id"]) and set(manifest["split"]) <= set(SPLITS)
+    again = kind.assign_splits(rows, CLASSES, existing=pd.Series(dtype=object), ratios=SplitRatios(), seed=0).frame
+    assert manifest.equals(again)
+    version, weights, document = kind.manifest(manifest, CLASSES, previous_version=None, extra={})
+    assert isinstance(version, str) and version and set(weights) <= set(CLASSES) and document
+
+
+def check_export_formats_are_known(kind: TaskKind) -> None:
+    assert kind.export_formats and set(kind.export_formats) <= set(FORMATS)
+
+
+def check_prediction_and_informativeness(kind: TaskKind) -> None:
+    prediction = kind.prediction(_probs(1), None)
+    assert prediction["model_version"] == "unknown" and 0.0 <= prediction["score"] <= 1.0
+    for strategy in STRATEGIES:
+        sure, unsure = kind.informativeness(_probs(1), strategy), kind.informativeness(_probs(1, False), strategy)
+        assert 0.0 <= sure <= 1.0 and 0.0 <= unsure <= 1.0
+        assert sure < unsure or strategy == "random"
+    assert kind.informativeness(None, "uncertainty") == 1.0
+
+
+def check_training_head_learns_from_the_encoded_answers(kind: TaskKind) -> None:
+    head = kind.training_head()
+    assert isinstance(head, TrainingHead) and head is training_head(kind.name)
+    config = TrainConfig(num_classes=3, multi_label=kind.name == "multi_label", epochs=1)
+    labels, _ = head.check_labels(kind.encode([_answer(kind, i % 3) for i in range(12)], CLASSES), None, 3)
+    assert len(head.class_weights(labels, None, config)) == 3
+    y = head.val_tensor(labels)
+    logits = torch.zeros(12, 3, requires_grad=True)
+    optimizer = torch.optim.SGD([logits], lr=1.0)
+    losses = []
+    for _ in range(5):
+        loss = head.loss(logits, y, config, None)
+        losses.append(float(loss.detach()))
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        optimizer.zero_grad()
+    assert losses[-1] < losses[0]
+    scores = head.validate(logits.detach(), y, Distributed(rank=0, world_size=1, local_rank=0))
+    assert scores["val_macro_f1"] == pytest.approx(1.0)
+    assert head.early_stopping_score(scores) is not None
+    probs = head.probabilities(logits.detach())
+    assert probs.shape == (12, 3) and float(probs.min()) >= 0.0 and float(probs.max()) <= 1.0
+    thresholds, _ = head.thresholds(labels, lambda: probs.numpy(), 3, 0.5)
+    assert thresholds is None or len(thresholds) == 3
+
+
+CONTRACT: list[Callable[[Any], None]] = [
+    check_complete,
+    check_label_config_offers_the_classes,
+    check_an_accepted_prelabel_is_a_vote,
+    check_a_bad_answer_is_skipped_with_a_known_reason,
+    check_unanimous_votes_are_the_consensus_of_every_method,
+    check_gold_scores_right_and_wrong_answers,
+    check_labeler_stats_count_each_labelers_votes,
+    check_splits_give_every_item_one_split_and_a_manifest,
+    check_export_formats_are_known,
+    check_prediction_and_informativeness,
+    check_training_head_learns_from_the_encoded_answers,
+]
+
+
+@pytest.mark.parametrize("check", CONTRACT, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_registered_kind_keeps_the_contract(name: str, check: Callable[[Any], None]) -> None:
+    kind = task_kind(name)
+    assert kind.name == name
+    check(kind)
+
+
+def test_single_label_and_multi_label_are_registered_and_every_kind_is_a_settings_choice() -> None:
+    assert {"single_label", "multi_label"} <= set(KINDS)
+    assert set(KINDS) == set(TASK_TYPES)
+
+
+def test_an_unknown_task_type_is_one_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown task_type 'boxes'; expected one of"):
+        task_kind("boxes")
+
+
+class _ForgetsInformativeness(SingleLabel):
+    """A kind that forgot its active-learning score (and scores every answer right on gold)."""
+
+    name = "forgetful"
+    informativeness = None  # type: ignore[assignment]
+
+    def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Any) -> tuple[int, int]:
+        return len(labels), len(labels)
+
+
+def test_a_kind_that_forgets_a_part_is_refused_when_registered_and_fails_the_contract(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = types.ModuleType("forgetful_kind.kind")
+    module.KIND = _ForgetsInformativeness()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "forgetful_kind", types.ModuleType("forgetful_kind"))
+    monkeypatch.setitem(sys.modules, "forgetful_kind.kind", module)
+    monkeypatch.setitem(sys.modules, "forgetful_kind.training", single_label_training)
+    monkeypatch.setitem(KINDS, "forgetful", "forgetful_kind")
+    with pytest.raises(TypeError, match="task kind 'forgetful' lacks informativeness"):
+        task_kind("forgetful")
+    failed = []
+    for check in CONTRACT:
+        try:
+            check(module.KIND)
+        except (AssertionError, TypeError):
+            failed.append(check.__name__)
+    assert failed == [
+        "check_complete",
+        "check_gold_scores_right_and_wrong_answers",
+        "check_prediction_and_informativeness",
+    ]
