@@ -9,13 +9,18 @@ from labeling_assets import env
 from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by_item
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import data_dir
-from labeling_assets.core.errors import ConfigurationError, display_url
+from labeling_assets.core.errors import ConfigurationError, SetupError, display_url, one_line
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.local.labelstudio_database import DATABASE_URL_ENV, PASSWORD_ENV, remembered
 from labeling_assets.local.labelstudio_files import default_paths, status
-from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
+from labeling_assets.resources.labelstudio import (
+    LabelStudioClient,
+    LabelStudioError,
+    LabelStudioRejected,
+    LabelStudioResource,
+)
 from labeling_assets.resources.project import ProjectSettings
 
 
@@ -36,8 +41,10 @@ def _project_title(args: argparse.Namespace) -> str:
 def cmd_start(args: argparse.Namespace) -> int:
     try:
         info = server.start(port=args.port, timeout_s=args.timeout, database=args.database)
+    except SetupError:
+        raise  # a setting to fix (the token file, the database, the served folder): main prints it, exit 2 or 3
     except (OSError, LabelStudioError) as exc:  # not installed, port taken, did not come up
-        print(f"labelstudio start: {exc}", file=sys.stderr)
+        print(f"labelstudio start: {one_line(str(exc), 400)}", file=sys.stderr)
         return 1
     database = remembered(default_paths())
     print(
@@ -61,10 +68,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     if info is None:
         print(f"no local Label Studio under {default_paths().root}")
         return 1
-    healthy = info.running and LabelStudioClient(info.url, "").health()
-    print(
-        f"{info.url}: {'running' if info.running else 'stopped'}, {'healthy' if healthy else 'not answering'}"
-    )
+    token = info.token_file.read_text().strip() if info.token_file.is_file() else ""
+    client = LabelStudioClient(info.url, token or "-")  # /health needs no token; the SDK refuses an empty one
+    healthy = info.running and client.health()
+    state = "healthy" if healthy else "not answering"
+    if healthy:
+        try:
+            client.whoami()
+            state += ", token accepted"
+        except LabelStudioRejected:
+            state += f", token refused (401): {info.token_file} does not hold the token its database keeps"
+            healthy = False
+        except LabelStudioError as exc:
+            state += f", API not answering ({one_line(str(exc), 120)})"
+    print(f"{info.url}: {'running' if info.running else 'stopped'}, {state}")
     print(f"token file: {info.token_file}")
     return 0 if healthy else 1
 

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from labeling_assets.constants import data_dir
+from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.labelstudio.storage import link_raw_store
-from labeling_assets.local.labelstudio_database import database_settings
+from labeling_assets.local.labelstudio_database import database_settings, remembered
 from labeling_assets.local.labelstudio_files import (
     ServerInfo,
     ServerPaths,
@@ -32,12 +33,31 @@ from labeling_assets.local.labelstudio_files import (
     read_token,
     status,
 )
-from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError
+from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRejected
 
 LS_VERSION = "1.23.2"
 ADMIN_EMAIL = "admin@labeling-assets.local"
 DEFAULT_PORT = 8080
 START_TIMEOUT_S = 240.0  # the first start runs Django migrations (about 60 s on a quiet machine)
+# A database made by an earlier start already holds its token: a refusal that lasts this long is final.
+TOKEN_GRACE_S = 10.0
+SQLITE_DATABASE = "label_studio.sqlite3"
+
+
+class TokenFileChanged(ConfigurationError):
+    """The token file no longer holds the token Label Studio's database was created with."""
+
+
+def _token_refused(paths: ServerPaths, url: str, after: str) -> TokenFileChanged:
+    return TokenFileChanged(
+        f"Label Studio at {url} refused the token in {paths.token_file} (401; LABEL_STUDIO_API_KEY for the "
+        f"pipeline): its database keeps the token of its first start; put that one back in the file ({after})"
+    )
+
+
+def _has_database(paths: ServerPaths) -> bool:
+    """Whether an earlier start made Label Studio's database (SQLite file, or a remembered PostgreSQL one)."""
+    return (paths.ls_data / SQLITE_DATABASE).is_file() or remembered(paths) is not None
 
 
 def ls_venv() -> Path:
@@ -132,7 +152,12 @@ def start(
     paths = paths or default_paths()
     current = status(paths)
     if current and current.running:
-        LabelStudioClient(current.url, read_token(paths)).wait_healthy(timeout_s)
+        running = LabelStudioClient(current.url, read_token(paths))
+        running.wait_healthy(timeout_s)
+        try:
+            running.whoami()
+        except LabelStudioRejected:
+            raise _token_refused(paths, current.url, f"the server (pid {current.pid}) is still running") from None
         return current
     if not is_installed():
         raise FileNotFoundError(
@@ -166,6 +191,7 @@ def start(
         "FRONTEND_SENTRY_DSN": "",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    made_before = _has_database(paths)  # read before database_settings remembers a new one
     env.update(database_settings(paths, database))  # {} on SQLite
     cmd = [
         str(ls_executable()),
@@ -188,27 +214,39 @@ def start(
     info = ServerInfo(
         url=f"http://127.0.0.1:{chosen}", port=chosen, pid=proc.pid, token_file=paths.token_file, running=True
     )
+    try:
+        _wait_usable(proc, LabelStudioClient(info.url, token), paths, timeout_s, made_before=made_before)
+    except BaseException:
+        stop(paths)  # never a server left running that the caller was told had failed
+        raise
+    return info
+
+
+def _wait_usable(
+    proc: "subprocess.Popen[bytes]", client: LabelStudioClient, paths: ServerPaths, timeout_s: float, *, made_before: bool
+) -> None:
+    """Until /health answers and the token authenticates (bounded by ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
-    client = LabelStudioClient(info.url, token)
-    while time.monotonic() < deadline:
+    while not client.health():
         if proc.poll() is not None:
             raise LabelStudioError(f"Label Studio exited with code {proc.returncode}; see {paths.log_file}")
-        if client.health():
-            break
+        if time.monotonic() > deadline:
+            raise LabelStudioError(f"Label Studio did not answer /health within {timeout_s:.0f}s; see {paths.log_file}")
         time.sleep(0.5)
-    else:
-        stop(paths)
-        raise LabelStudioError(
-            f"Label Studio did not answer /health within {timeout_s:.0f}s; see {paths.log_file}"
-        )
-    # /health can answer before the token is usable: wait (bounded) until it authenticates.
-    while time.monotonic() < deadline:
+    # A first start's /health can answer before its admin token is usable; an older database holds the token
+    # already, so a refusal past a short grace means the token file changed.
+    refused_until = deadline if not made_before else min(deadline, time.monotonic() + TOKEN_GRACE_S)
+    while True:
         try:
             client.whoami()
-            return info
+            return
+        except LabelStudioRejected:
+            if time.monotonic() > refused_until:
+                raise _token_refused(paths, client.url, "the server was stopped") from None
         except LabelStudioError:
-            time.sleep(0.5)
-    raise LabelStudioError(f"Label Studio is up but the API token is refused; see {paths.log_file}")
+            if time.monotonic() > deadline:
+                raise LabelStudioError(f"Label Studio is up but its API does not answer; see {paths.log_file}") from None
+        time.sleep(0.5)
 
 
 def stop(paths: ServerPaths | None = None, *, timeout_s: float = 20.0) -> bool:
