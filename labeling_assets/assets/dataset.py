@@ -10,6 +10,7 @@ from pydantic import Field
 
 from labeling_assets import lineage
 from labeling_assets.constants import GROUP_DATASET, OWNERS
+from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
@@ -21,7 +22,7 @@ from labeling_assets.core.dataset.card import (
     render_card,
 )
 from labeling_assets.core.dataset.diff import render_diff
-from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, group_summary
+from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, HELD_OUT_REASON, group_summary
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
@@ -34,12 +35,16 @@ from labeling_assets.core.store.dataset_versions import (
     newest_version,
     record_dataset_version,
 )
+from labeling_assets.core.store.held_out import record_held_out
 from labeling_assets.core.store.history import diff_versions, tags_of
 from labeling_assets.core.store.phashes import ensure_phashes, load_phashes
 from labeling_assets.core.store.queries import current_annotations, item_uris
+from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
+
+HELD_OUT_SOURCE = "dataset_splits"  # review requests for items held out of a version
 
 
 class DatasetSplitsConfig(dg.Config):
@@ -55,6 +60,11 @@ class DatasetSplitsConfig(dg.Config):
         le=32,
         description="Items whose perceptual hashes differ in at most this many of 64 bits form one near-duplicate "
         "group, kept in one split; -1 turns near-duplicate grouping off.",
+    )
+    review_held_out: bool = Field(
+        default=False,
+        description="Also send each item held out of the version (a near-duplicate of frozen items in two splits) "
+        "to expert review; held-out items are always listed on the card and in the metadata.",
     )
 
 
@@ -115,6 +125,7 @@ def _card(
         near_duplicates=built.near_duplicates,
         near_duplicate_distance=config.near_duplicate_distance,
         task_type=project.task_type,
+        held_out=built.held_out,
     )
 
 
@@ -184,6 +195,12 @@ def dataset_splits(
         )
     )
     version = built.version
+    if built.held_out:
+        excluded = {**excluded, HELD_OUT_REASON: len(built.held_out)}
+        context.log.warning(f"{len(built.held_out)} items held out of {version}: {HELD_OUT_REASON}")
+        if config.review_held_out:
+            wanted = [ReviewRequest(item, EXPERT_REVIEW, HELD_OUT_REASON) for item in sorted(built.held_out)]
+            sync_review_requests(store, HELD_OUT_SOURCE, wanted, settled=[])
     previous = newest if newest != version else None
     built = with_previous(built, previous)
     inputs = _card(store, project, config, labeled, excluded, built, previous)
@@ -192,11 +209,13 @@ def dataset_splits(
         store, built.assignment.frame, version, class_weights=built.class_weights,
         manifest_json=built.manifest_json, card=card,
     )
+    record_held_out(store, version, built.held_out)
     card_path = project.data_path / "datasets" / version / "dataset_card.md"
     card_path.parent.mkdir(parents=True, exist_ok=True)
     card_path.write_text(card, encoding="utf-8")
     context.log.info(f"Dataset version {version}: {built.assignment.n_new} new items, {len(inputs.manifest)} in all")
     metadata = _split_metadata(inputs, newest, is_new, excluded, card, card_path)
+    metadata["held_out_items"] = dg.MetadataValue.json([{"item_id": k, **v} for k, v in sorted(built.held_out.items())])
     metadata.update(lineage_metadata(store, version))
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
 

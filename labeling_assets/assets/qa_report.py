@@ -9,6 +9,7 @@ from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
+from labeling_assets.core.store.held_out import held_out
 from labeling_assets.core.store.human_loop import labeler_keys, paused_since, review_backlog
 from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
 from labeling_assets.core.store.reviews import conflict_rows
@@ -27,7 +28,11 @@ def qa_report(
     names = labeler_keys(store)  # people read names: the report shows partition keys, not Label Studio ids
     votes = current_annotations(store)
     votes["labeler_id"] = votes["labeler_id"].astype(str).map(lambda i: names.get(i, i))
-    human_loop = {"backlog": review_backlog(store), "paused": sorted(names.get(i, i) for i in paused_since(store))}
+    human_loop = {
+        "backlog": review_backlog(store),
+        "paused": sorted(names.get(i, i) for i in paused_since(store)),
+        "held_out": list(held_out(store).values()),
+    }
     report = build_qa_report(
         votes,
         gold_labels(store),

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -24,9 +25,11 @@ from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
 from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.ingest.lifecycle import MISSING, SOURCE_MISSING, retire_unheld
+from labeling_assets.core.reporting.item_history import render_item_history
 from labeling_assets.core.store import history
 from labeling_assets.core.store.as_of import rebuild_dataset_as_of, votes_as_of
 from labeling_assets.core.store.consensus_versions import record_class_list
+from labeling_assets.core.store.lineage_schema import item_phashes_table
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
@@ -224,6 +227,61 @@ def test_a_planted_near_duplicate_across_splits_fails_the_blocking_check_and_new
         retire_unheld(conn, {darker: "removed: near-duplicate of a train item"}, status=MISSING, reason=SOURCE_MISSING)
     _, result = lineage.materialize(checks_pass=True)
     assert _checks(result)["dataset_splits_no_near_duplicates_in_two_splits"] is True
+
+
+def _plant_phashes(store: LabelStore, hashes: dict[str, int]) -> None:
+    """Give items chosen perceptual hashes (replacing any computed one)."""
+    with store.begin() as conn:
+        conn.execute(item_phashes_table.delete().where(item_phashes_table.c.item_id.in_(list(hashes))))
+        conn.execute(item_phashes_table.insert(), [
+            {"item_id": i, "phash": f"{h:016x}", "problem": None, "computed_at": utcnow()} for i, h in hashes.items()
+        ])
+
+
+def test_a_new_item_bridging_frozen_train_and_test_near_duplicates_is_held_out_and_the_loop_goes_on(
+    lineage: Lineage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26's jam: a new item within 4 bits of a frozen train item and of a frozen test item that are not
+    near-duplicates of each other. Wherever it went, one pair would cross splits, so the blocking check failed
+    on every later version. Now it is held out with its reason (card, metadata, item history) and the check
+    passes for what the version holds."""
+    at = utcnow() - dt.timedelta(hours=1)
+    base = lineage.add_items(["cat", "dog", "eel"] * 15, at=at)
+    # Far-apart hashes for everyone (random 64-bit values: no two within 8 bits).
+    rng = np.random.default_rng(0)
+    _plant_phashes(lineage.store, {i: int(h) for i, h in zip(base, rng.integers(0, 2**63, len(base)), strict=True)})
+    v1, result = lineage.materialize()
+    manifest = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    frozen = {r["item_id"]: r["split"] for r in lineage.store.fetch(sa.select(splits_table))}
+    in_train = next(i for i in base if frozen[i] == "train")
+    in_test = next(i for i in base if frozen[i] == "test")
+    anchor = 0x5A5A_F0F0_3C3C_0000
+    bridge = lineage.add_items(["cat"], at=utcnow())[0]
+    _plant_phashes(lineage.store, {in_train: anchor, in_test: anchor ^ 0xFF, bridge: anchor ^ 0x0F})  # 8, 4, 4 bits
+
+    v2, result = lineage.materialize(checks_pass=True)  # failed before: the near-duplicate check, every time
+    assert _checks(result)["dataset_splits_no_near_duplicates_in_two_splits"] is True
+    metadata = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    assert [h["item_id"] for h in metadata["held_out_items"].value] == [bridge]
+    assert metadata["held_out_items"].value[0]["frozen_near_duplicates"] == sorted(
+        [{"item_id": in_train, "split": "train"}, {"item_id": in_test, "split": "test"}], key=lambda n: n["item_id"]
+    )
+    assert metadata["excluded_items"].value["near-duplicate of frozen items in more than one split"] == 1
+    assert "Held out of this version (1 items" in metadata["card"].value and bridge[:12] in metadata["card"].value
+    assert v2 == v1 and manifest["n_items"].value == metadata["n_items"].value  # the version without it
+    found = history.item_history(lineage.store, bridge)
+    assert found["held_out"]["reason"] == "near-duplicate of frozen items in more than one split"
+    assert found["split"] is None  # kept in the store, never frozen anywhere
+    assert "held out of dataset version" in render_item_history(found)
+
+    # Once the test item leaves the dataset, the bridge is placed (with the train item it is close to).
+    with lineage.store.begin() as conn:
+        retire_unheld(conn, {in_test: "removed"}, status=MISSING, reason=SOURCE_MISSING)
+    _, result = lineage.materialize(checks_pass=True)
+    metadata = result.asset_materializations_for_node("dataset_splits")[0].metadata
+    assert metadata["held_out_items"].value == []
+    placed = {r["item_id"]: r["split"] for r in lineage.store.fetch(sa.select(splits_table))}
+    assert placed[bridge] == "train"
 
 
 def test_tags_round_trip_through_the_store_and_the_metadata(lineage: Lineage) -> None:

@@ -16,7 +16,11 @@ import pandas as pd
 
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
-from labeling_assets.core.dataset.near_duplicates import near_duplicate_groups
+from labeling_assets.core.dataset.near_duplicates import (
+    HELD_OUT_REASON,
+    near_duplicate_groups,
+    unplaceable_items,
+)
 from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType, is_multi_label
 
 
@@ -43,11 +47,15 @@ class BuiltDataset:
     class_weights: dict[str, float]  # multi-label: the per-class pos_weight (negatives / positives in train)
     manifest_json: dict[str, Any]
     near_duplicates: dict[str, str] = field(default_factory=dict)  # item_id -> near-duplicate group key
+    # item_id -> why it is left out of this version (kept in the store; placed once it can be)
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def build_dataset(inputs: BuildInputs) -> BuiltDataset:
     """Assign splits (path-pattern and near-duplicate groups kept together) and the manifest JSON."""
     labeled = inputs.labeled[["item_id", "label", "group_key"]]
+    held_out = _held_out(inputs)
+    labeled = labeled[~labeled["item_id"].isin(held_out.keys())]
     known = labeled[labeled["item_id"].isin(inputs.phashes.index)]
     groups: dict[str, str] = {}
     if inputs.near_duplicate_distance >= 0 and len(known) > 1:
@@ -66,7 +74,7 @@ def build_dataset(inputs: BuildInputs) -> BuiltDataset:
         )
         rows = pd.concat([labeled, extra], ignore_index=True)
     if is_multi_label(inputs.task_type):
-        return _build_label_sets(inputs, rows, groups)
+        return _build_label_sets(inputs, rows, groups, held_out)
     assignment = split_core.assign_splits(rows, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed)
     manifest = assignment.frame
     weights = split_core.class_weights(manifest.loc[manifest["split"] == "train", "label"])
@@ -76,7 +84,22 @@ def build_dataset(inputs: BuildInputs) -> BuiltDataset:
         extra=_settings(inputs, assignment),
         weights=weights,
     )
-    return BuiltDataset(assignment, split_core.manifest_version(manifest), weights, manifest_json, groups)
+    return BuiltDataset(assignment, split_core.manifest_version(manifest), weights, manifest_json, groups, held_out)
+
+
+def _held_out(inputs: BuildInputs) -> dict[str, dict[str, Any]]:
+    """New items no split can take without a near-duplicate pair crossing frozen splits: left out with a reason,
+    so the blocking check passes for what the version holds and the loop goes on (docs/blocking-checks.md)."""
+    if inputs.near_duplicate_distance < 0:
+        return {}
+    known = inputs.labeled[inputs.labeled["item_id"].isin(inputs.phashes.index)].sort_values("item_id", kind="stable")
+    stuck = unplaceable_items(
+        known["item_id"].tolist(),
+        inputs.phashes.reindex(known["item_id"]).astype(str).tolist(),
+        inputs.existing,
+        inputs.near_duplicate_distance,
+    )
+    return {item: {"reason": HELD_OUT_REASON, "frozen_near_duplicates": near} for item, near in stuck.items()}
 
 
 def _settings(inputs: BuildInputs, assignment: split_core.SplitAssignment) -> dict[str, Any]:
@@ -88,7 +111,9 @@ def _settings(inputs: BuildInputs, assignment: split_core.SplitAssignment) -> di
     }
 
 
-def _build_label_sets(inputs: BuildInputs, rows: pd.DataFrame, groups: dict[str, str]) -> BuiltDataset:
+def _build_label_sets(
+    inputs: BuildInputs, rows: pd.DataFrame, groups: dict[str, str], held_out: dict[str, dict[str, Any]]
+) -> BuiltDataset:
     """The multi-label build: iterative stratification, per-class pos_weight, label sets in the manifest."""
     classes = [str(c) for c in inputs.classes]
     assignment = multi_core.assign_label_set_splits(
@@ -103,7 +128,7 @@ def _build_label_sets(inputs: BuildInputs, rows: pd.DataFrame, groups: dict[str,
         extra=_settings(inputs, assignment),
         weights=weights,
     )
-    return BuiltDataset(assignment, multi_core.manifest_version(manifest), weights, manifest_json, groups)
+    return BuiltDataset(assignment, multi_core.manifest_version(manifest), weights, manifest_json, groups, held_out)
 
 
 def with_previous(built: BuiltDataset, previous: str | None) -> BuiltDataset:

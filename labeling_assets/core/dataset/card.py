@@ -61,6 +61,7 @@ class CardInputs:
     # Near-duplicate groups (perceptual hash within a Hamming distance): item_id -> group key; -1 = off.
     near_duplicates: Mapping[str, str] = field(default_factory=dict)
     near_duplicate_distance: int = -1
+    held_out: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # item_id -> reason, frozen neighbours
     # multi_label: the manifest's labels are sets; the card shows per-label prevalence and co-occurrence,
     # and ``class_weights`` holds the per-class pos_weight.
     task_type: str = SINGLE_LABEL
@@ -255,6 +256,12 @@ def near_duplicate_section(inputs: CardInputs) -> list[str]:
             members = [i for i, g in inputs.near_duplicates.items() if g == key]
             splits = sorted(set(split_of.reindex(members).dropna().astype(str)))
             lines.append(f"| `{key}` | {n} | {', '.join(splits)} |")
+    if inputs.held_out:
+        lines += ["", f"Held out of this version ({len(inputs.held_out)} items, kept in the store; each is placed once "
+                  "it can be, for instance when one of its frozen near-duplicates leaves the dataset):", ""]
+        for item, why in sorted(inputs.held_out.items())[:10]:
+            near = ", ".join(f"`{n['item_id'][:12]}` ({n['split']})" for n in why.get("frozen_near_duplicates", []))
+            lines.append(f"- `{item[:12]}`: {why.get('reason', '')}: {near}")
     return [*lines, ""]
 
 

@@ -178,3 +178,44 @@ def group_summary(groups: dict[str, str]) -> dict[str, int]:
         return {"groups": 0, "items_in_groups": 0, "largest_group": 0}
     sizes = pd.Series(list(groups.values())).value_counts()
     return {"groups": int(len(sizes)), "items_in_groups": int(sizes.sum()), "largest_group": int(sizes.max())}
+
+
+HELD_OUT_REASON = "near-duplicate of frozen items in more than one split"
+
+
+def unplaceable_items(
+    item_ids: Sequence[str], hex_hashes: Sequence[str], frozen: pd.Series, max_distance: int
+) -> dict[str, list[dict[str, str]]]:
+    """New items that no split can take without a near-duplicate pair crossing frozen splits.
+
+    ``frozen``: item_id -> split of the items that already have one (they never move). New items within
+    ``max_distance`` of each other must share a split, so each connected group of new items (linked by new
+    pairs only) goes where its frozen near-duplicates are; a group whose frozen near-duplicates sit in two
+    splits or more cannot be placed anywhere, and all its items are returned (item_id -> those frozen
+    near-duplicates, ``{"item_id", "split"}``), to be held out of the dataset rather than stop it.
+    """
+    ids = np.asarray(list(item_ids), dtype=object)
+    i, j = near_duplicate_pairs(from_hex(list(hex_hashes)), max_distance)
+    is_frozen = pd.Series(ids).isin(frozen.index).to_numpy()
+    if not len(i) or is_frozen.all():
+        return {}
+    n = len(ids)
+    both_new = ~is_frozen[i] & ~is_frozen[j]
+    graph = coo_matrix((np.ones(int(both_new.sum()), dtype=np.int8), (i[both_new], j[both_new])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    # (new item's component, frozen neighbour) for every new-frozen pair, in either order.
+    cross = is_frozen[i] != is_frozen[j]
+    new_side = np.where(is_frozen[i[cross]], j[cross], i[cross])
+    frozen_side = np.where(is_frozen[i[cross]], i[cross], j[cross])
+    touching = pd.DataFrame({"component": component[new_side], "item_id": ids[frozen_side]})
+    touching["split"] = touching["item_id"].map(frozen).astype(str)
+    stuck = touching.groupby("component")["split"].nunique()
+    stuck_components = set(stuck[stuck > 1].index.tolist())
+    out: dict[str, list[dict[str, str]]] = {}
+    for k in np.flatnonzero(~is_frozen):
+        if component[k] in stuck_components:
+            neighbours = touching[touching["component"] == component[k]].drop_duplicates("item_id")
+            out[str(ids[k])] = [
+                {"item_id": str(r.item_id), "split": str(r.split)} for r in neighbours.sort_values("item_id").itertuples()
+            ]
+    return out

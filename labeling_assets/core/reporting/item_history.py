@@ -57,6 +57,10 @@ def render_item_history(history: Mapping[str, Any]) -> str:
     lines += ["", "split (frozen) " + (
         f"{split['split']} since {_t(split['assigned_at'])} (dataset version {split['dataset_version']})"
         if split else "none")]
+    held = history.get("held_out")
+    if held:
+        near = ", ".join(f"{_short(n['item_id'])} ({n['split']})" for n in held.get("frozen_near_duplicates", []))
+        lines += [f"held out of dataset version {held['dataset_version']}: {held['reason']}: {near}"]
     lines += ["", f"dataset versions holding it ({len(history['dataset_versions'])})"]
     lines += [
         f"  {d['dataset_version']}  {_t(d['created_at'])}  {d['label']} / {d['split']}"

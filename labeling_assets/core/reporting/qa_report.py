@@ -209,7 +209,21 @@ def build_qa_report(
             + "</p>"
         )
 
+    held_out = (human_loop or {}).get("held_out") or []  # items the newest dataset version had to leave out
+    if held_out:
+        sections.append(
+            f"<h2>Held out of the dataset ({len(held_out)})</h2><p>Kept in the store, placed once they can be: "
+            + html.escape("; ".join(
+                f"{h['item_id'][:12]} ({h['reason']}: "
+                + ", ".join(f"{n['item_id'][:12]} in {n['split']}" for n in h.get("frozen_near_duplicates", []))
+                + ")"
+                for h in held_out[:50]
+            ))
+            + "</p>"
+        )
+
     summary: dict[str, float | int | str] = {
+        "held_out_of_dataset": len(held_out),
         "annotations": len(ann),
         "labelers": int(ann["labeler_id"].nunique()) if not ann.empty else 0,
         "items_with_consensus": len(consensus),

@@ -15,6 +15,7 @@ from labeling_assets.core.dataset.diff import ManifestDiff, diff_manifests, vote
 from labeling_assets.core.dataset.near_duplicates import from_hex, hamming
 from labeling_assets.core.store.as_of import utc, votes_as_of
 from labeling_assets.core.store.dataset_versions import load_manifest, manifest_document
+from labeling_assets.core.store.held_out import held_out
 from labeling_assets.core.store.lineage_schema import (
     dataset_version_tags_table,
     item_phashes_table,
@@ -182,6 +183,7 @@ def item_history(store: LabelStore, item_id: str, *, near_duplicate_distance: in
         "votes": _rows(store, annotations_table, "item_id", item, ["ls_annotation_id", "version"]),
         "consensus": _rows(store, consensus_table, "item_id", item, ["version"]),
         "split": next(iter(_rows(store, splits_table, "item_id", item, ["item_id"])), None),
+        "held_out": held_out(store).get(item),  # left out of the current version: why, near which frozen items
         "dataset_versions": versions,
         "models": models,
     }

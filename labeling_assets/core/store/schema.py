@@ -25,6 +25,7 @@ from labeling_assets.core.store import connect_errors
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
+from labeling_assets.core.store.held_out_schema import m012_held_out_items
 from labeling_assets.core.store.human_loop_schema import m010_human_loop
 from labeling_assets.core.store.lineage_schema import m008_dataset_lineage
 from labeling_assets.core.store.prelabel_models_schema import m011_prelabel_models
@@ -334,6 +335,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "annotation_heads (current version per annotation, kept by a trigger), sync_cursors", m009_annotation_heads),
     Migration(10, "human loop: labeler names, labeler_pauses, adjudications, review_tasks", m010_human_loop),
     Migration(11, "prelabel_models: each pre-label model's per-class decision thresholds", m011_prelabel_models),
+    Migration(12, "held_out_items: items the current dataset version had to leave out, and why", m012_held_out_items),
     Migration(17, "unreadable_answers: the result and reason of each annotation version with no label", m017_unreadable_answers),
 )
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest
