@@ -1,6 +1,7 @@
 """Stage 3, queue: items pushed to Label Studio as tasks, most informative first, gold hidden among them."""
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from labeling_assets.core.labelstudio.tasks import (
     Strategy,
     build_payloads,
     payload_leaks,
+    refreshed_predictions,
     select_queue,
     shown_model_version,
     visible_prelabels,
@@ -35,9 +37,11 @@ from labeling_assets.core.store.labelstudio_sync import (
     gold_labels,
     link_tasks,
     linked_task_counts,
+    linked_tasks,
     newest_prelabels,
     pending_tasks,
     queue_candidates,
+    record_shown_versions,
     reserve_assigned_tasks,
     reserve_tasks,
     task_counts,
@@ -96,7 +100,7 @@ class QueueConfig(dg.Config):
     group_name=GROUP_QUEUE,
     kinds={"labelstudio", "sql"},
     owners=OWNERS,
-    deps=["raw_images"],
+    deps=["raw_images", "prelabels"],  # the items, ordered and pre-filled by their newest pre-labels
     pool=QUEUE_POOL,
 )
 def labeling_tasks(
@@ -145,6 +149,7 @@ def labeling_tasks(
         raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
     created = _push(context, client, project_id, payloads)
     linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
+    refreshed = _refresh_predictions(context, store, client, project_id, project, config.prelabel_visibility)
     return dg.MaterializeResult(
         metadata={
             "project_id": dg.MetadataValue.int(project_id),
@@ -156,8 +161,43 @@ def labeling_tasks(
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
             **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
             **followed,
+            **refreshed,
         }
     )
+
+
+def _refresh_predictions(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    client: LabelStudioClient,
+    project_id: int,
+    project: ProjectSettings,
+    visibility: PrelabelVisibility,
+) -> dict[str, dg.MetadataValue]:
+    """Open tasks show their item's newest pre-label: after the champion changes (prelabel_job re-labels every
+    item with it), each open task gets that model version's prediction (Label Studio keeps the older ones as
+    other versions) and the project pre-fills from it. Finished tasks are left as they were answered."""
+    multi = is_multi_label(project.task_type)
+    open_ids = client.open_task_ids(project_id)
+    rows = [r for r in linked_tasks(store, project_id) if r["ls_task_id"] in open_ids]
+    shown = visible_prelabels(newest_prelabels(store, [r["item_id"] for r in rows]), rows, visibility)
+    predictions = refreshed_predictions(rows, shown, multi_label=multi, allow_empty=project.allow_empty_set,
+                                        thresholds=_prefill_thresholds(store, shown, multi))  # fmt: skip
+    client.import_predictions(project_id, predictions)
+    by_task = {int(p["task"]): str(p["model_version"]) for p in predictions}
+    record_shown_versions(store, {r["id"]: by_task[r["ls_task_id"]] for r in rows if r["ls_task_id"] in by_task})
+    versions = Counter(shown[r["item_id"]][1] for r in rows if r["item_id"] in shown)
+    current = max(sorted(versions), key=versions.__getitem__) if versions else None
+    if current is not None and predictions:
+        client.show_predictions_of(project_id, current)
+    if predictions:
+        context.log.info(f"attached {len(predictions)} predictions of {sorted(set(by_task.values()))} to open tasks")
+    return {
+        "open_tasks": dg.MetadataValue.int(len(rows)),
+        "open_tasks_with_current_prelabel": dg.MetadataValue.int(sum(versions.values())),
+        "predictions_refreshed": dg.MetadataValue.int(len(predictions)),
+        "prelabel_model_shown": dg.MetadataValue.text(current or ""),
+    }
 
 
 def _queue_blind(

@@ -325,6 +325,19 @@ class LabelStudioClient:
             body = self.sdk.projects.import_tasks(id=project_id, request=cast(Any, list(tasks)), commit_to_project=True)
         return int(body.task_count or 0)
 
+    def import_predictions(self, project_id: int, predictions: Sequence[dict[str, Any]]) -> int:
+        """Attach predictions (each with its ``task`` id and ``model_version``) to existing tasks in one call.
+        Label Studio keeps a task's earlier predictions: each model version is one prediction (versioned)."""
+        if not predictions:
+            return 0
+        with self._calling(f"POST /api/projects/{project_id}/import/predictions"):
+            self.sdk.projects.import_predictions(id=project_id, request=cast(Any, list(predictions)))
+        return len(predictions)
+
+    def open_task_ids(self, project_id: int) -> set[int]:
+        """Tasks Label Studio still hands out (``is_labeled`` false: short of the annotations they ask for)."""
+        return {int(t["id"]) for t in self.iter_tasks(project_id) if not t.get("is_labeled")}
+
     def iter_tasks(self, project_id: int, *, fields: str = "task_only") -> Iterator[dict[str, Any]]:
         page = 1
         while True:

@@ -217,6 +217,39 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
     assert loop.client.get_project(loop.project_id)["model_version"] == "clf/3"  # the UI pre-fills them
 
 
+def _prelabel_all(loop: Loop, model_version: str, top: str) -> None:
+    with loop.store.begin() as conn:
+        conn.execute(prelabels_table.insert(), [
+            {"item_id": i, "model_version": model_version, "computed_at": utcnow(),
+             "probs": {c: (0.8 if c == top else 0.1) for c in CLASSES}}
+            for i in loop.truth
+        ])  # fmt: skip
+
+
+def test_open_tasks_carry_the_champions_prediction_after_the_queue_run_that_follows_it(loop: Loop) -> None:
+    """Issue 26: Label Studio held 850 tasks and 0 predictions although a champion existed. Tasks queued with
+    the baseline's pre-labels; then the champion pre-labels every item (prelabel_job), and the queue run the
+    intake sensor launches after it (no new items) attaches them to every open task, gold included."""
+    _prelabel_all(loop, "baseline/1", "cat")
+    loop.push(max_new_tasks=1000)
+    tasks = list(loop.client.iter_tasks(loop.project_id, fields="all"))
+    assert len(tasks) == N_ITEMS and all(t["predictions"][0]["model_version"] == "baseline/1" for t in tasks)
+
+    _prelabel_all(loop, "digits/2", "dog")  # the champion's pre-labels
+    result = loop.push(max_new_tasks=0)
+    meta = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+    assert meta["predictions_refreshed"] == N_ITEMS and meta["open_tasks"] == N_ITEMS
+    assert meta["open_tasks_with_current_prelabel"] == N_ITEMS and meta["prelabel_model_shown"] == "digits/2"
+    for task in loop.client.iter_tasks(loop.project_id, fields="all"):
+        versions = {p["model_version"]: p for p in task["predictions"]}
+        assert set(versions) == {"baseline/1", "digits/2"}  # versioned: the old one stays, the new one is shown
+        assert versions["digits/2"]["result"][0]["value"]["choices"] == ["dog"]
+    assert loop.client.get_project(loop.project_id)["model_version"] == "digits/2"  # what the UI pre-fills
+    assert {r["model_version"] for r in loop.store.fetch(sa.select(tasks_table.c.model_version))} == {"digits/2"}
+    again = loop.push(max_new_tasks=0)  # nothing newer: nothing attached twice
+    assert again.get_asset_materialization_events()[0].materialization.metadata["predictions_refreshed"].value == 0
+
+
 def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> None:
     result = loop.push(max_new_tasks=1000)
     (evaluation,) = result.get_asset_check_evaluations()

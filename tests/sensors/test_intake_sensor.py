@@ -89,6 +89,38 @@ def test_a_prelabel_run_that_did_not_follow_an_ingest_queues_nothing(defs: dg.De
     assert isinstance(skipped, dg.SkipReason) and "the queue top-up decides" in (skipped.skip_message or "")
 
 
+def _train_run(instance: dg.DagsterInstance, promoted: bool) -> dg.ExecuteInProcessResult:
+    """A successful train_job run whose model_evaluation says whether it promoted a new champion."""
+
+    @dg.asset(name="model_evaluation")
+    def planted() -> dg.MaterializeResult[None]:
+        return dg.MaterializeResult(metadata={"promoted": promoted, "model_version": "digits/2"})
+
+    job = dg.define_asset_job("train_job", selection=[planted])
+    return dg.Definitions(assets=[planted], jobs=[job]).resolve_job_def("train_job").execute_in_process(instance=instance)
+
+
+def test_a_new_champion_launches_its_prelabels_then_a_queue_run_that_attaches_them(defs: dg.Definitions) -> None:
+    """Issue 26: a champion existed from the 11th minute and no labeler ever saw its pre-labels (they were
+    recomputed only after an ingest with new files)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        kept = evaluate(instance, _train_run(instance, promoted=False))
+        assert isinstance(kept, dg.SkipReason) and "promoted no new champion" in (kept.skip_message or "")
+
+        train = _train_run(instance, promoted=True)
+        request = evaluate(instance, train)
+        assert isinstance(request, dg.RunRequest)
+        assert request.job_name == "prelabel_job" and request.run_key == f"prelabel-after-{train.run_id}"
+        assert request.tags[AFTER_TAG] == "champion" and "digits/2" in request.tags["labeling-assets/trigger"]
+
+        prelabel = defs.resolve_job_def("prelabel_job").execute_in_process(instance=instance, tags=request.tags)
+        queue = evaluate(instance, prelabel)
+        assert isinstance(queue, dg.RunRequest)
+        assert queue.job_name == "queue_job" and queue.run_key == f"queue-after-{prelabel.run_id}"
+        # No new items: the run attaches the new pre-labels to the open tasks (labeling_tasks' refresh).
+        assert queue.run_config == {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 0}}}}
+
+
 def test_the_sensor_watches_ingest_and_prelabel_successes_by_default() -> None:
     assert intake_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sorted(j.name for j in intake_sensor.jobs) == ["prelabel_job", "queue_job"]

@@ -241,6 +241,28 @@ def build_payloads(
     return payloads
 
 
+def refreshed_predictions(
+    open_tasks: Sequence[Mapping[str, Any]],
+    prelabels: Mapping[str, tuple[Mapping[str, float], str]],
+    *,
+    multi_label: bool = False,
+    allow_empty: bool = True,
+    thresholds: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[dict[str, Any]]:
+    """Predictions to attach to open tasks (rows with ``ls_task_id``, ``item_id`` and ``model_version``, the
+    version the task shows now) whose item has a newer pre-label: the champion changed, or the item was
+    pre-labeled after its task was queued. Each carries its ``task`` id, ready for Label Studio's import."""
+    out = []
+    for row in open_tasks:
+        probs, version = prelabels.get(str(row["item_id"]), (None, None))
+        if probs is None or version is None or version == row.get("model_version"):
+            continue
+        payload = task_payload(str(row["item_id"]), "", probs=probs, model_version=version, multi_label=multi_label,
+                               allow_empty=allow_empty, thresholds=(thresholds or {}).get(version))  # fmt: skip
+        out.append({**payload["predictions"][0], "task": int(row["ls_task_id"])})
+    return out
+
+
 def shown_model_version(payloads: Sequence[Mapping[str, Any]]) -> str | None:
     """The model version Label Studio should pre-fill from: the one most payloads carry (ties: the first in sort order)."""
     versions = Counter(p["predictions"][0]["model_version"] for p in payloads if "predictions" in p)

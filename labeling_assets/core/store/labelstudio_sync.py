@@ -191,6 +191,24 @@ def thresholds_of(store: LabelStore, model_versions: Sequence[str]) -> dict[str,
     return {str(r["model_version"]): {str(c): float(t) for c, t in r["thresholds"].items()} for r in rows}
 
 
+def linked_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:
+    """Tasks of the project that exist in Label Studio: row id, ls_task_id, item_id, is_gold and the model
+    version of the prediction they show (None: none)."""
+    t = tasks_table
+    return store.fetch(
+        sa.select(t.c.id, t.c.ls_task_id, t.c.item_id, t.c.is_gold, t.c.model_version).where(
+            t.c.ls_project_id == project_id, t.c.ls_task_id.isnot(None)
+        )
+    )
+
+
+def record_shown_versions(store: LabelStore, shown: Mapping[int, str]) -> None:
+    """Task row id -> the model version whose prediction its Label Studio task now carries."""
+    with store.begin() as conn:
+        for row_id, version in shown.items():
+            conn.execute(tasks_table.update().where(tasks_table.c.id == row_id).values(model_version=version))
+
+
 def linked_task_counts(store: LabelStore, project_id: int) -> dict[bool, int]:
     """Tasks of the project that exist in Label Studio, by whether they are gold (True) or not (False)."""
     rows = store.fetch(
