@@ -11,6 +11,7 @@ the variable's name instead of silently using a local default inside a container
 through ``dg.EnvVar`` and never become resource config, so the UI never shows a URL with a password.
 """
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -118,3 +119,16 @@ def debug() -> bool:
 def mlflow_tracking_uri() -> str | None:
     """``$MLFLOW_TRACKING_URI`` (None: the local SQLite store under the data folder)."""
     return variable("MLFLOW_TRACKING_URI")
+
+
+def use_mlflow_credentials(username: str, password: str) -> None:
+    """Hand MLflow's client the basic-auth login of a tracking server through its own variables
+    (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, read on each request): a password left in the tracking URI is
+    printed by MLflow with the URI ("View run ... at: ...")."""
+    os.environ["MLFLOW_TRACKING_USERNAME"] = username
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+
+
+def disable_mlflow_telemetry() -> None:
+    """``MLFLOW_DISABLE_TELEMETRY=true`` unless set: no network call at run time that nobody asked for."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

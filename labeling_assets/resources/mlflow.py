@@ -6,13 +6,13 @@ Default: a local SQLite tracking store under the data folder (``<data>/mlflow/ml
 """
 
 import json
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
@@ -131,25 +131,38 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
         self._reachable = True
         return display_url(uri)
 
+    def _client_uri(self) -> str:
+        """The URI MLflow's client is given: a server's without its credentials.
+
+        MLflow prints its tracking URI ("View run ... at: http://user:PASSWORD@host/...", on stdout, so into
+        Dagster's compute logs) and puts it in error messages; a password in the URI would go with it. The
+        user and password go to MLflow's own basic-auth variables instead, which it reads on each request.
+        """
+        uri = self.resolved_tracking_uri
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+            return uri  # a database URI: its driver needs the password, and MLflow prints no link for it
+        env.use_mlflow_credentials(unquote(parts.username or ""), unquote(parts.password or ""))
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
     def module(self) -> Any:
         """The ``mlflow`` module, pointed at this tracking and registry URI (fluent API for logging)."""
         self.check()
-        # No network at run time: MLflow 3 otherwise sends usage telemetry.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        env.disable_mlflow_telemetry()  # no network at run time: MLflow 3 otherwise sends usage telemetry
         import mlflow
 
         # Every call, not once: the URI is process-global in MLflow and another resource (another
         # deployment, a test) may have pointed it elsewhere since.
-        mlflow.set_tracking_uri(self.resolved_tracking_uri)
-        mlflow.set_registry_uri(self.resolved_tracking_uri)
+        uri = self._client_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         return mlflow
 
     def client(self) -> Any:
         """An ``mlflow.MlflowClient`` bound to this tracking/registry URI."""
         mlflow = self.module()
-        return mlflow.MlflowClient(
-            tracking_uri=self.resolved_tracking_uri, registry_uri=self.resolved_tracking_uri
-        )
+        uri = self._client_uri()
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
     def experiment_id(self) -> str:
         """The project's experiment, created on first use with the configured artifact location."""

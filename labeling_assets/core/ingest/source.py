@@ -48,6 +48,12 @@ _KINDS = (
     (stat.S_ISDIR, "directory"),
 )
 _INT64 = 1 << 63
+# Kernel pseudo filesystems: their "regular" files (/proc/self/environ, /sys/...) report 0 bytes and are made
+# up on each read, some from secrets (a process environment). A link into one is refused like a device.
+_PSEUDO_FILESYSTEMS = frozenset(
+    ("proc", "sysfs", "devtmpfs", "devpts", "debugfs", "tracefs", "securityfs", "configfs", "efivarfs", "bpf",
+     "pstore", "cgroup", "cgroup2", "mqueue", "hugetlbfs", "fusectl", "binfmt_misc", "autofs")
+)  # fmt: skip
 
 
 class SourceError(ConfigurationError):
@@ -147,6 +153,20 @@ def _kind(mode: int) -> str | None:
     return next((name for test, name in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "special file")
 
 
+def _pseudo_mounts() -> list[str]:
+    """Mount points of the kernel's pseudo filesystems (wherever mounted, bind mounts too), deepest first."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:  # not Linux, or no /proc: the fixed places still count
+        return ["/proc", "/sys", "/dev"]
+    mounts = [fields[1] for fields in (line.split() for line in lines) if len(fields) > 2 and fields[2] in _PSEUDO_FILESYSTEMS]
+    return sorted(mounts, key=len, reverse=True)
+
+
+def _on_pseudo_filesystem(real_path: str) -> bool:
+    return any(real_path == m or real_path.startswith(m.rstrip("/") + "/") for m in _pseudo_mounts())
+
+
 def _refused(rel: str, path: str, reason: str, detail: str) -> SourceFile:
     return SourceFile(rel, path, None, None, refused=(reason, detail))
 
@@ -219,6 +239,8 @@ def _add_link(
         listing.files.append(_refused(rel, path, LINK_OUTSIDE_SOURCE, f"symbolic link to {target}, outside the source"))
     elif (kind := _kind(st.st_mode)) is not None:
         listing.files.append(_refused(rel, path, NOT_A_REGULAR_FILE, f"symbolic link to a {kind}"))
+    elif _on_pseudo_filesystem(target):
+        listing.files.append(_refused(rel, path, NOT_A_REGULAR_FILE, f"symbolic link to {target}, a kernel pseudo file"))
     else:
         # Read the resolved target (opened without following links): the link is not re-resolved later.
         listing.files.append(_fingerprint(rel, target, st))
