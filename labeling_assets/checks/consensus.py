@@ -3,11 +3,8 @@
 import dagster as dg
 import pandas as pd
 
-from labeling_assets.core.consensus.agreement import FleissKappa, fleiss_kappa_from_annotations
-from labeling_assets.core.consensus.multilabel_quality import per_class_fleiss_kappa
 from labeling_assets.core.consensus.review_routing import DEFAULT_MIN_ANNOTATORS
 from labeling_assets.core.consensus.votes import eligible_votes
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.queries import (
     consensus_frame,
     consensus_outside_class_list,
@@ -15,6 +12,7 @@ from labeling_assets.core.store.queries import (
     quarantined_items_with_consensus,
 )
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -41,18 +39,6 @@ def _votes(store: LabelStore, project: ProjectSettings) -> pd.DataFrame:
         store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set
     )
     return loaded.votes.frame
-
-
-def _agreement(votes: pd.DataFrame, project: ProjectSettings) -> FleissKappa:
-    """Fleiss' kappa; for label sets the mean of the per-class (binary) kappas over the classes where it is defined."""
-    classes = list(project.classes)
-    if not is_multi_label(project.task_type):
-        return fleiss_kappa_from_annotations(votes, classes=classes)
-    per_class = per_class_fleiss_kappa(votes, classes)
-    defined = [v for v in per_class.values() if v == v]
-    n_items = int((votes.groupby("item_id")["labeler_id"].nunique() >= 2).sum())
-    nan = float("nan")
-    return FleissKappa(sum(defined) / len(defined) if defined else nan, per_class, nan, nan, n_items)
 
 
 def build_consensus_checks(
@@ -96,7 +82,7 @@ def build_consensus_checks(
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"note": dg.MetadataValue.text("no item has enough annotators yet")},
             )
-        fleiss = _agreement(votes, project)
+        fleiss = task_kind(project.task_type).agreement(votes, list(project.classes))
         if fleiss.n_items == 0:  # min_annotators=1 and no overlap: agreement cannot be measured
             return dg.AssetCheckResult(
                 passed=True,

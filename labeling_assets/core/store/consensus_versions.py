@@ -7,7 +7,7 @@ back. The class list is versioned here too, with the votes a class removal retra
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -23,7 +23,6 @@ from labeling_assets.core.consensus.retraction import (
     class_list_reason,
     retraction_reason,
 )
-from labeling_assets.core.consensus.votes import single_class
 from labeling_assets.core.store.derived_schema import (
     class_list_versions_table,
     consensus_choices_table,
@@ -38,6 +37,9 @@ from labeling_assets.core.store.schema import (
     latest_consensus_query,
     utcnow,
 )
+
+# The classes a stored answer names (TaskKind.classes_of).
+ClassesOf = Callable[[Any], list[str]]
 
 
 def write_consensus(
@@ -230,18 +232,14 @@ def record_class_list(store: LabelStore, classes: Sequence[str], reason: str | N
     return None
 
 
-def _removed_classes(label: Any, allowed: set[str], removed_in: Mapping[str, int], multi_label: bool) -> list[str]:
+def _removed_classes(label: Any, allowed: set[str], removed_in: Mapping[str, int], classes_of: ClassesOf) -> list[str]:
     """The classes a vote names that were removed from the class list (a set names each of its classes)."""
-    if multi_label and isinstance(label, list | tuple):
-        names = [str(v) for v in label]
-    else:
-        name = single_class(label)
-        names = [] if name is None else [str(name)]
-    return [n for n in names if n not in allowed and n in removed_in]
+    return [n for n in classes_of(label) if n not in allowed and n in removed_in]
 
 
-def record_vote_retractions(store: LabelStore, classes: Sequence[str], *, multi_label: bool = False) -> dict[str, int]:
-    """Record (once) every current vote that stopped counting: its class (``multi_label``: any class of its set)
+def record_vote_retractions(store: LabelStore, classes: Sequence[str], *, classes_of: ClassesOf) -> dict[str, int]:
+    """Record (once) every current vote that stopped counting: a class it names (``classes_of``, the kind's: any
+    class of a set)
     was removed from the class list, or its item was superseded. Returns the new retractions by reason; the annotation rows stay as they are.
 
     A class that is added back makes its votes count again (they are read against the current list); the
@@ -257,14 +255,14 @@ def record_vote_retractions(store: LabelStore, classes: Sequence[str], *, multi_
         return {}
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     allowed = set(map(str, classes))
-    removed_class = current["label"].map(lambda v: bool(_removed_classes(v, allowed, removed_in, multi_label)))
+    removed_class = current["label"].map(lambda v: bool(_removed_classes(v, allowed, removed_in, classes_of)))
     on_superseded = current["item_id"].map(statuses).eq(SUPERSEDED)
     candidates = current[(removed_class | on_superseded).to_numpy(dtype=bool)]  # most votes still count
     wanted: list[dict[str, Any]] = []
     now = utcnow()
     for ann in candidates.to_dict("records"):
         reasons: list[tuple[str, str, int | None]] = []
-        gone = _removed_classes(ann["label"], allowed, removed_in, multi_label)
+        gone = _removed_classes(ann["label"], allowed, removed_in, classes_of)
         if gone:
             removed_at = max(removed_in[n] for n in gone)
             what = f"class {gone[0]!r}" if len(gone) == 1 else f"classes {gone!r}"

@@ -13,10 +13,9 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.leaderboard import QualityInputs
-from labeling_assets.core.consensus.votes import Votes, latest_set_votes, latest_votes, single_class
-from labeling_assets.core.label_sets import SINGLE_LABEL, LabelSetError, TaskType, is_multi_label, label_set
+from labeling_assets.core.consensus.votes import Votes
+from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop import adjudicated_labels
 from labeling_assets.core.store.schema import (
@@ -26,6 +25,7 @@ from labeling_assets.core.store.schema import (
     latest_consensus_query,
     tasks_table,
 )
+from labeling_assets.core.tasks.registry import task_kind
 
 QUARANTINED = "quarantined"  # items.status of an item whose bytes are unusable
 SUPERSEDED = "superseded"  # items.status of an item whose source file changed (a new item replaced it)
@@ -56,7 +56,7 @@ def current_annotations(store: LabelStore) -> pd.DataFrame:
 
 
 def load_votes(
-    store: LabelStore, classes: list[str], *, task_type: TaskType = SINGLE_LABEL, allow_empty: bool = True
+    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL, allow_empty: bool = True
 ) -> StoreVotes:
     """One valid vote per (item, labeler) on items that are neither quarantined nor superseded.
 
@@ -67,10 +67,7 @@ def load_votes(
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     current = current_annotations(store)
     held = current.groupby("item_id")["labeler_id"].nunique() if not current.empty else pd.Series(dtype=int)
-    if is_multi_label(task_type):
-        votes = latest_set_votes(current, classes, allow_empty=allow_empty)
-    else:
-        votes = latest_votes(current, classes)
+    votes = task_kind(task_type).votes(current, classes, allow_empty)
     status = votes.frame["item_id"].map(statuses)
     quarantined = (status == QUARANTINED).to_numpy()
     superseded = (status == SUPERSEDED).to_numpy()
@@ -135,42 +132,16 @@ def consensus_outside_class_list(store: LabelStore, classes: list[str]) -> list[
 
 
 def load_quality_inputs(
-    store: LabelStore, classes: list[str], *, task_type: TaskType = SINGLE_LABEL, allow_empty: bool = True
+    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL, allow_empty: bool = True
 ) -> QualityInputs:
     """Votes, gold answers and consensus labels, for labeler statistics (label sets in a multi-label project)."""
-    if is_multi_label(task_type):
-        return _set_quality_inputs(store, classes, allow_empty)
-    votes = load_votes(store, classes).votes.frame
-    # Adjudicated answers are truth like gold (gold wins where both exist): votes against them count.
-    gold = truth_for_stats(gold_labels(store).map(single_class).dropna(), adjudicated_labels(store).map(single_class))
-    consensus_rows = consensus_frame(store)
-    # A consensus row from before a class-list change would make kappa fail on an unknown class.
-    consensus_rows = consensus_rows[consensus_rows["label"].isin(classes)]
-    consensus = pd.Series(consensus_rows["label"].to_numpy(), index=consensus_rows["item_id"], dtype=object)
-    shares = consensus.value_counts(normalize=True)
-    return QualityInputs(votes, gold, consensus, {str(k): float(v) for k, v in shares.items()})
-
-
-def _sets_only(values: pd.Series, classes: list[str]) -> pd.Series:
-    """The entries of ``values`` (item_id -> stored label) that are label sets of the project, as sorted lists."""
-    out: dict[Any, list[str]] = {}
-    for item, value in values.items():
-        try:
-            out[item] = label_set(value, classes, allow_empty=True)
-        except LabelSetError:
-            continue  # a stale or malformed answer is not truth
-    return pd.Series(out, dtype=object)
-
-
-def _set_quality_inputs(store: LabelStore, classes: list[str], allow_empty: bool) -> QualityInputs:
-    """load_quality_inputs for label sets: population shares are per class (share of consensus sets holding it)."""
-    votes = load_votes(store, classes, task_type="multi_label", allow_empty=allow_empty).votes.frame
-    gold = truth_for_stats(_sets_only(gold_labels(store), classes), _sets_only(adjudicated_labels(store), classes))
+    votes = load_votes(store, classes, task_type=task_type, allow_empty=allow_empty).votes.frame
     rows = consensus_frame(store)
-    consensus = _sets_only(pd.Series(rows["label"].to_numpy(dtype=object), index=rows["item_id"]), classes)
-    counts = {c: sum(c in s for s in consensus) for c in classes}
-    shares = {c: n / len(consensus) for c, n in counts.items()} if len(consensus) else {}
-    return QualityInputs(votes, gold, consensus, shares)
+    consensus = pd.Series(rows["label"].to_numpy(dtype=object), index=rows["item_id"], dtype=object)
+    inputs: QualityInputs = task_kind(task_type).quality_inputs(
+        votes, gold_labels(store), adjudicated_labels(store), consensus, classes
+    )
+    return inputs
 
 
 def record_labeler_stats(store: LabelStore, rows: list[dict[str, Any]]) -> None:

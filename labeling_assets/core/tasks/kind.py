@@ -23,6 +23,14 @@ if TYPE_CHECKING:
     from labeling_assets.core.training.types import AnyArray
 
 
+# Rows of a consensus run's labeler table (metadata stays readable with a large crowd).
+LABELER_TABLE_ROWS = 30
+
+
+class Markdown(str):
+    """Text a report means as Markdown (a table), not as plain text: the asset shows it as such."""
+
+
 @dataclass(frozen=True)
 class ConsensusOutcome:
     """What a kind's consensus hands back: the result, the gold items it used, the probabilities to store."""
@@ -30,6 +38,11 @@ class ConsensusOutcome:
     result: Any  # ConsensusResult | SetConsensusResult (not imported: core/consensus may import this module)
     n_gold: int
     probabilities: dict[str, dict[str, float]] | None
+    no_bakeoff: str | None = None  # why this kind's consensus never runs a bake-off (None: it can)
+
+
+class ConsensusFailure(ValueError):
+    """Consensus cannot run as configured (a method the kind does not have, an item without its image): one line."""
 
 
 @runtime_checkable
@@ -57,7 +70,15 @@ class TaskKind(Protocol):
         pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
         allow_empty: bool = True,
     ) -> ConsensusOutcome: ...
-    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> dict[str, float | None]: ...
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> Any: ...  # agreement.FleissKappa
+    def classes_of(self, answer: Any) -> list[str]: ...
+    def consensus_report(
+        self, result: Any, eligible: pd.DataFrame, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]: ...  # plain values (Markdown for tables), in the order shown
+    def quality_inputs(
+        self, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
+        classes: Sequence[str],
+    ) -> Any: ...  # leaderboard.QualityInputs: what labeler statistics read
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
         consensus: pd.Series, population_shares: Mapping[str, float],

@@ -23,7 +23,7 @@ KINDS: dict[str, str] = {
 KIND_ATTRIBUTES = ("name", "consensus_methods", "export_formats", "skip_reasons")
 KIND_METHODS = (
     "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "consensus", "agreement",
-    "labeler_stats",
+    "classes_of", "consensus_report", "quality_inputs", "labeler_stats",
     "weekly_trend", "assign_splits", "manifest", "prediction", "informativeness", "encode", "training_head",
 )
 HEAD_METHODS = (

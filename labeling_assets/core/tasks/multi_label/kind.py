@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from labeling_assets.core.consensus.adjudication import truth_for_stats
+from labeling_assets.core.consensus.agreement import FleissKappa
 from labeling_assets.core.consensus.labeler_stats import LabelerStats
+from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.multilabel import SET_METHODS, aggregate_sets, set_probabilities_by_item
 from labeling_assets.core.consensus.multilabel_quality import krippendorff_alpha_sets, per_class_fleiss_kappa
 from labeling_assets.core.consensus.multilabel_stats import (
@@ -18,7 +21,7 @@ from labeling_assets.core.consensus.multilabel_stats import (
     set_gold_counts,
     set_weekly_trend,
 )
-from labeling_assets.core.consensus.votes import Votes, latest_set_votes
+from labeling_assets.core.consensus.votes import Votes, latest_set_votes, single_class
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.label_sets import (
@@ -32,7 +35,13 @@ from labeling_assets.core.label_sets import (
     to_indicator,
 )
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
-from labeling_assets.core.tasks.kind import ConsensusOutcome, TrainingHead
+from labeling_assets.core.tasks.kind import (
+    LABELER_TABLE_ROWS,
+    ConsensusFailure,
+    ConsensusOutcome,
+    Markdown,
+    TrainingHead,
+)
 from labeling_assets.core.training.active_learning import mean_binary_entropy
 
 PREFILL_THRESHOLD = 0.5  # a class is pre-checked when its probability reaches this (or the model's own cut)
@@ -40,6 +49,36 @@ PREFILL_THRESHOLD = 0.5  # a class is pre-checked when its probability reaches t
 
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
+
+
+def _labeler_table(result: Any, names: Mapping[str, str]) -> str:
+    """Labelers by name (people do not know who labeler "6" is), worst sensitivity first."""
+    table = result.labeler_quality.sort_values("sensitivity", ascending=True, na_position="last")
+    lines = [
+        "| labeler | labels | sensitivity | specificity | exact agreement with consensus |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
+        lines.append(
+            f"| {names.get(str(row['labeler_id']), row['labeler_id'])} | {row['n_labels']} | {row['sensitivity']:.3f} | "
+            f"{row['specificity']:.3f} | {row['agreement_with_consensus']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _per_class_table(result: Any, kappa: dict[str, float]) -> str:
+    """One row per class: how common it is, how many items have it, its threshold and how well labelers agree."""
+    lines = [
+        "| class | prevalence (mean P) | items with it | threshold | Fleiss kappa | method |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for row in result.per_class.to_dict("records"):
+        value = _finite(kappa.get(row["class"]))
+        lines.append(
+            f"| {row['class']} | {row['prevalence']:.3f} | {row['n_items']} | {row['threshold']:.2f} | "
+            f"{'-' if value is None else f'{value:.3f}'} | {result.method} |"
+        )
+    return "\n".join(lines)
 
 
 class MultiLabel:
@@ -81,7 +120,7 @@ class MultiLabel:
     ) -> ConsensusOutcome:
         """Set consensus with the hidden gold sets clamped (Dawid-Skene methods); the method must be a set method."""
         if method not in SET_METHODS:
-            raise ValueError(
+            raise ConsensusFailure(
                 f"consensus method {method!r} is single-label only; a multi_label project uses one of "
                 f"{', '.join(SET_METHODS)}"
             )
@@ -91,16 +130,54 @@ class MultiLabel:
         result = aggregate_sets(
             eligible, method, classes=names, gold=gold, thresholds=thresholds or None, allow_empty=allow_empty
         )
-        return ConsensusOutcome(result, len(gold), set_probabilities_by_item(result))
+        no_bakeoff = "no bake-off: multi-label consensus has none (auto picks by overlap; gold is clamped)"
+        return ConsensusOutcome(result, len(gold), set_probabilities_by_item(result), no_bakeoff)
 
-    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> dict[str, float | None]:
-        """Fleiss' kappa per class (and their mean over classes where defined) and Krippendorff's alpha with
-        the MASI set distance."""
-        kappa = per_class_fleiss_kappa(eligible, list(classes))
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> FleissKappa:
+        """Fleiss' kappa per class (binary: present or not) and their mean over the classes where it is defined."""
+        per_class = per_class_fleiss_kappa(eligible, list(classes))
+        defined = [v for v in per_class.values() if v == v]
+        n_items = int((eligible.groupby("item_id")["labeler_id"].nunique() >= 2).sum()) if len(eligible) else 0
+        nan = float("nan")
+        return FleissKappa(sum(defined) / len(defined) if defined else nan, per_class, nan, nan, n_items)
+
+    def classes_of(self, answer: Any) -> list[str]:
+        """The classes a stored answer names: each class of a set (a bare class name names itself)."""
+        if isinstance(answer, list | tuple):
+            return [str(v) for v in answer]
+        name = single_class(answer)
+        return [] if name is None else [str(name)]
+
+    def consensus_report(
+        self, result: Any, eligible: pd.DataFrame, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Per-class agreement, prevalence and thresholds, set alpha (MASI), empty sets, labelers' sensitivity."""
+        names_ = list(classes)
+        kappa = per_class_fleiss_kappa(eligible, names_)
         defined = [v for v in kappa.values() if np.isfinite(v)]
-        return {"fleiss_kappa": _finite(float(np.mean(defined))) if defined else None,
-                **{f"fleiss_kappa:{k}": _finite(v) for k, v in kappa.items()},
-                "krippendorff_alpha_masi": _finite(krippendorff_alpha_sets(eligible, list(classes)))}
+        distribution = result.per_class.set_index("class")["n_items"].reindex(names_, fill_value=0)
+        return {
+            "task_type": self.name,
+            "per_class": Markdown(_per_class_table(result, kappa)),
+            "fleiss_kappa": _finite(float(np.mean(defined))) if defined else None,
+            "fleiss_kappa_per_class": {str(k): _finite(v) for k, v in kappa.items()},
+            "krippendorff_alpha_masi": _finite(krippendorff_alpha_sets(eligible, names_)),
+            "class_thresholds": dict(zip(names_, result.thresholds.tolist(), strict=True)),
+            "empty_sets": int((result.labels["label"].map(len) == 0).sum()),
+            "class_distribution": {str(k): int(v) for k, v in distribution.items()},
+            "labeler_quality": Markdown(_labeler_table(result, names)),
+        }
+
+    def quality_inputs(
+        self, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
+        classes: Sequence[str],
+    ) -> QualityInputs:
+        """Label sets throughout; population shares are per class (share of consensus sets holding it)."""
+        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
+        current = self.valid_answers(consensus, classes)
+        counts = {c: sum(c in s for s in current) for c in classes}
+        shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
+        return QualityInputs(votes, truth, current, shares)
 
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,

@@ -10,22 +10,35 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import (
+    FleissKappa,
     fleiss_kappa_from_annotations,
     krippendorff_alpha_from_annotations,
 )
 from labeling_assets.core.consensus.encoding import probabilities_by_item
 from labeling_assets.core.consensus.gates import gold_counts
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, compute_labeler_stats, weekly_trend
+from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.methods import METHODS, aggregate_full
 from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, Votes, latest_votes, single_class
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
-from labeling_assets.core.tasks.kind import ConsensusOutcome, TrainingHead
+from labeling_assets.core.tasks.kind import LABELER_TABLE_ROWS, ConsensusOutcome, Markdown, TrainingHead
 
 
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
+
+
+def _labeler_table(result: Any) -> str:
+    table = result.labeler_quality.sort_values("quality", ascending=True, na_position="last")
+    lines = ["| labeler | labels | estimated accuracy | agreement with consensus |", "|---|---:|---:|---:|"]
+    for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
+        lines.append(
+            f"| {row['labeler_id']} | {row['n_labels']} | {row['quality']:.3f} | {row['agreement_with_consensus']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 class SingleLabel:
@@ -65,12 +78,40 @@ class SingleLabel:
         result = aggregate_full(eligible, method, pred_probs, classes=names, gold=gold)
         return ConsensusOutcome(result, len(gold), probabilities_by_item(result))
 
-    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> dict[str, float | None]:
-        """Fleiss' kappa (overall and per class) and Krippendorff's alpha (nominal) of the votes."""
-        fleiss = fleiss_kappa_from_annotations(eligible, classes=list(classes))
-        return {"fleiss_kappa": _finite(fleiss.kappa),
-                **{f"fleiss_kappa:{k}": _finite(v) for k, v in fleiss.per_class.items()},
-                "krippendorff_alpha": _finite(krippendorff_alpha_from_annotations(eligible))}
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> FleissKappa:
+        """Fleiss' kappa, overall and per class."""
+        return fleiss_kappa_from_annotations(eligible, classes=list(classes))
+
+    def classes_of(self, answer: Any) -> list[str]:
+        """The class a stored answer names (none when it is not one class)."""
+        name = single_class(answer)
+        return [] if name is None else [str(name)]
+
+    def consensus_report(
+        self, result: Any, eligible: pd.DataFrame, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Agreement (Fleiss' kappa, Krippendorff's alpha), the class distribution, each labeler's estimated accuracy."""
+        fleiss = self.agreement(eligible, classes)
+        distribution = result.labels["label"].value_counts().reindex(list(classes), fill_value=0)
+        return {
+            "fleiss_kappa": _finite(fleiss.kappa),
+            "fleiss_kappa_per_class": {str(k): _finite(v) for k, v in fleiss.per_class.items()},
+            "krippendorff_alpha": _finite(krippendorff_alpha_from_annotations(eligible)),
+            "class_distribution": {str(k): int(v) for k, v in distribution.items()},
+            "labeler_quality": Markdown(_labeler_table(result)),
+        }
+
+    def quality_inputs(
+        self, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
+        classes: Sequence[str],
+    ) -> QualityInputs:
+        """Gold and adjudicated answers as truth (gold wins), consensus in the class list, class shares of it."""
+        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
+        # A consensus row from before a class-list change would make kappa fail on an unknown class.
+        current = consensus[consensus.isin(list(classes))]
+        current = pd.Series(current.to_numpy(), index=current.index, dtype=object)
+        shares = current.value_counts(normalize=True)
+        return QualityInputs(votes, truth, current, {str(k): float(v) for k, v in shares.items()})
 
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
