@@ -7,7 +7,13 @@ from pathlib import Path
 import dagster as dg
 
 from labeling_assets.constants import GROUP_INGEST, OWNERS
-from labeling_assets.core.ingest.scan import QUARANTINED, IngestReport, SourceError, ingest_source
+from labeling_assets.core.ingest.scan import (
+    QUARANTINED,
+    IngestReport,
+    SourceError,
+    StoreWriteError,
+    ingest_source,
+)
 from labeling_assets.core.ingest.summary import (
     folders_table,
     gold_problems_table,
@@ -59,7 +65,7 @@ def raw_images(
             ),
             progress=_progress_logger(context),
         )
-    except SourceError as exc:  # a bad source or setting: one line naming it, and no retry can help
+    except (SourceError, StoreWriteError) as exc:  # a bad source or setting, a full store: one line naming it
         raise dg.Failure(str(exc), allow_retries=False) from None
     context.log.info(
         f"Ingested {len(report.outcomes)} files from {report.source} in {report.seconds:.1f}s: {report.counts}; "

@@ -7,11 +7,12 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets import env
-from labeling_assets.core.images import DEFAULT_MAX_PIXELS
+from labeling_assets.core.images import DEFAULT_MAX_PIXELS, MULTI_FRAME_REFUSE
 from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.ingest.gold import load_label_csv
 from labeling_assets.core.ingest.scan import IngestOptions, parse_rehash
 from labeling_assets.core.ingest.source import (
+    DEFAULT_MAX_FILE_BYTES,
     FOLLOW_INSIDE,
     SourceError,
     absolute_uri,
@@ -41,6 +42,16 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
         default=None, description="Regex with a named group 'group' over the relative path (no split leakage)."
     )
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, description="Larger images are quarantined unread.")
+    max_file_bytes: int = Field(
+        default=DEFAULT_MAX_FILE_BYTES,
+        description="Larger files (256 MiB by default) are quarantined from their size alone: never read, never "
+        "copied (the manifest keeps their path and the reason).",
+    )
+    multi_frame: str = Field(
+        default=MULTI_FRAME_REFUSE,
+        description="Animated GIF/WebP/PNG and multi-page TIFF: 'refuse' = quarantined with the reason "
+        "'multi_frame'; 'first_frame' = labelled, trained and hashed on their first frame.",
+    )
     follow_symlinks: str = Field(
         default=FOLLOW_INSIDE,
         description="Symbolic links: 'inside' = followed only when they resolve inside the source folder; "
@@ -115,6 +126,8 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             raise SourceError(str(exc)) from exc
         return IngestOptions(
             max_pixels=self.max_pixels,
+            max_file_bytes=self.max_file_bytes,
+            multi_frame=self.multi_frame,
             group_key_regex=self.group_key_regex,
             gold_labels=gold,
             batch_size=batch_size,

@@ -15,7 +15,6 @@ apart are compared (multi-index hashing), each candidate pair checked with a pop
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +24,8 @@ from PIL import Image
 from scipy.fft import dctn
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from labeling_assets.core.images import decode
 
 HASH_BITS = 64
 DEFAULT_MAX_DISTANCE = 4  # chosen by benchmarks/near_duplicates.py on the demo digits (README)
@@ -46,10 +47,9 @@ def phash(image: Image.Image) -> int:
 
 
 def phash_bytes(data: bytes) -> int:
-    """:func:`phash` of encoded image bytes (raises PIL's errors on bytes that do not decode)."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return phash(image)
+    """:func:`phash` of encoded image bytes as shown (``core.images.decode``: upright, 16-bit scaled); raises
+    ``ImageDecodeError`` on bytes that do not decode."""
+    return phash(decode(data))
 
 
 def to_hex(value: int) -> str:

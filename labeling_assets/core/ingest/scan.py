@@ -7,9 +7,12 @@ Every file the scan finds gets exactly one outcome, recorded in the ``source_fil
   cheap), unless the run re-hashes it (``rehash``); then read, and still the same bytes.
 - ``duplicate``   — these bytes are already an item (under another name): no new item.
 - ``changed``     — a known path now holds other bytes: a new item that ``supersedes`` the old one.
-- ``quarantined`` — cannot be used (empty, unreadable, not an image, corrupt, too many pixels; not a regular
-  file or a symbolic link the policy does not follow: never opened); the reason is stored and, when the
-  bytes were readable, a copy readable by its owner only (mode 0600) is kept under the quarantine folder.
+- ``quarantined`` — cannot be used (empty, unreadable, not an image, corrupt, too many pixels, several frames;
+  not a regular file, a symbolic link the policy does not follow, a name that is not UTF-8 or a file larger
+  than ``max_file_bytes``: never opened); the reason is stored and, when the bytes were read, a copy readable
+  by its owner only (mode 0600) is kept under the quarantine folder. A file that changed while it was read
+  (``changed_while_read``) is stored nowhere and read again on the next scan, like every quarantined file
+  that has no item.
 - ``missing``     — a path of an earlier run is gone: its item is retired (status ``missing``, never deleted)
   unless ``on_missing="keep"``. Reported once, in the run that finds it gone.
 - ``restored``    — the bytes of a missing item (or a gone path's same bytes) are back: active again.
@@ -18,14 +21,17 @@ Folders that cannot be listed are reported (``IngestReport.folders_not_scanned``
 knows under them are left as they were (not missing: they may well be there). A source that is missing, not
 a folder or cannot be listed fails with :class:`SourceError`, naming the absolute path.
 
-The source is never modified, and the raw store is append-only: a file is written under its hash with an
-atomic rename before the database commit, so a crash at any point loses nothing and a rerun finishes the job.
+The source is never modified, and the raw store is append-only (``core.ingest.raw_store``: a store that
+cannot be written fails the run with :class:`StoreWriteError`, one line naming the folder).
+
+Memory stays bounded whatever the files: a file is read only when its size is within ``max_file_bytes``
+(default 256 MiB, ``source.DEFAULT_MAX_FILE_BYTES``), in 1 MiB pieces, a batch holds at most ``max_file_bytes``
+of file bytes, and decoding is bounded by ``max_pixels``.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from collections import Counter
@@ -40,22 +46,25 @@ import sqlalchemy as sa
 from labeling_assets.core import images as img
 from labeling_assets.core.ingest import lifecycle
 from labeling_assets.core.ingest.gold import GoldProblem, apply_gold_labels, load_label_csv
+from labeling_assets.core.ingest.raw_store import StoreWriteError, make_private, raw_path, write_once
 from labeling_assets.core.ingest.source import (
+    CHANGED_WHILE_READ,
+    DEFAULT_MAX_FILE_BYTES,
     FOLLOW_INSIDE,
-    NOT_A_REGULAR_FILE,
     FolderNotScanned,
-    NotARegularFile,
     SourceError,
     SourceFile,
+    changed_since,
     list_source,
     open_source,
-    read_file,
+    read_batch,
     source_key,
 )
 from labeling_assets.core.store.bulk import bulk_insert
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table, utcnow
 
-__all__ = ["SourceError", "SourceFile", "load_label_csv", "open_source", "source_key"]  # re-exported
+# re-exported
+__all__ = ["SourceError", "SourceFile", "StoreWriteError", "load_label_csv", "open_source", "raw_path", "source_key"]
 
 NEW = "new"
 UNCHANGED = "unchanged"
@@ -65,9 +74,6 @@ QUARANTINED = "quarantined"
 MISSING = lifecycle.MISSING
 RESTORED = "restored"
 OUTCOMES = (NEW, UNCHANGED, DUPLICATE, CHANGED, QUARANTINED, MISSING, RESTORED)
-
-_EXTENSION_BY_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
-
 
 @dataclass(frozen=True)
 class FileOutcome:
@@ -112,6 +118,10 @@ class IngestReport:
 @dataclass(frozen=True)
 class IngestOptions:
     max_pixels: int = img.DEFAULT_MAX_PIXELS
+    # Larger files are quarantined from their size alone: never read, never copied (the manifest keeps the path).
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # A file of several frames (animated GIF/WebP/PNG, multi-page TIFF): "refuse" it, or keep its "first_frame".
+    multi_frame: str = img.MULTI_FRAME_REFUSE
     # Regex over the relative path with a named group "group" (e.g. r"^(?P<group>[^/]+)/" = first folder):
     # items of one group (patient, scan session) then never straddle splits.
     group_key_regex: str | None = None
@@ -141,43 +151,6 @@ def parse_rehash(value: str | int) -> int:
     if match and int(match.group(1)) > 0:
         return int(match.group(1))
     raise SourceError(f"rehash={value!r}: expected 'never', 'always' or 'every N runs' (N >= 1)")
-
-
-def raw_path(raw_dir: Path, item_id: str, fmt: str) -> Path:
-    """Where the content-addressed copy of an item lives."""
-    return raw_dir / item_id[:2] / f"{item_id}{_EXTENSION_BY_FORMAT.get(fmt.upper(), '.img')}"
-
-
-def _write_once(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Write ``data`` at ``path`` unless it is already there (same name = same bytes), atomically.
-
-    ``private``: the file is readable by its owner only (0600), and so are the folders made for it; raw
-    copies are not private, because Label Studio (another user, in the docker stack) serves them to labelers.
-    """
-    if path.exists():
-        return
-    for folder in (path.parent.parent, path.parent):
-        if not folder.exists():
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700 if private else 0o777)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
-    with os.fdopen(fd, "wb") as fh:
-        if private:
-            os.fchmod(fd, 0o600)  # a stale temporary file keeps its old mode otherwise
-        fh.write(data)
-    os.replace(tmp, path)
-
-
-def _make_private(folder: Path) -> None:
-    """A quarantine folder left readable by others (made before copies were private) becomes owner-only."""
-    try:
-        if not folder.is_dir() or not folder.stat().st_mode & 0o077:
-            return
-        folder.chmod(0o700)
-        for path in folder.rglob("*"):
-            path.chmod(0o700 if path.is_dir() else 0o600)
-    except OSError:  # not ours to change (another user's folder): new copies are still written 0600
-        pass
 
 
 def _same_fingerprint(known: Any, f: SourceFile) -> bool:
@@ -216,12 +189,18 @@ def ingest_source(
     options = options or IngestOptions()
     if options.on_missing not in lifecycle.ON_MISSING_POLICIES:
         raise SourceError(f"on_missing={options.on_missing!r}: expected one of {', '.join(lifecycle.ON_MISSING_POLICIES)}")
+    if options.multi_frame not in img.MULTI_FRAME_POLICIES:
+        raise SourceError(
+            f"multi_frame={options.multi_frame!r}: expected one of {', '.join(img.MULTI_FRAME_POLICIES)}"
+        )
+    if options.max_file_bytes < 1:
+        raise SourceError(f"max_file_bytes={options.max_file_bytes}: expected a positive number of bytes")
     started = time.perf_counter()
     fs, root = open_source(source_uri)
     source = source_key(fs, root)
     group_re = re.compile(options.group_key_regex) if options.group_key_regex else None
     report = IngestReport(source=source)
-    _make_private(quarantine_dir)
+    make_private(quarantine_dir)
 
     listing = list_source(fs, root, follow_symlinks=options.follow_symlinks)
     report.folders_not_scanned = listing.folders_not_scanned
@@ -262,11 +241,12 @@ def ingest_source(
             report.outcomes.append(FileOutcome(f.rel_path, UNCHANGED, known.item_id))
     todo.sort(key=lambda f: f.rel_path)
 
-    for start in range(0, len(todo), options.batch_size):
-        batch = todo[start : start + options.batch_size]
+    done = 0
+    for batch in _batches(todo, options):
         _ingest_batch(store, fs, source, batch, manifest, report, raw_dir, quarantine_dir, options, group_re)
+        done += len(batch)
         if progress:
-            progress(min(start + options.batch_size, len(todo)), len(todo), report)
+            progress(done, len(todo), report)
 
     if gone:
         with store.begin() as conn:
@@ -285,6 +265,22 @@ def ingest_source(
     return report
 
 
+def _batches(files: Sequence[SourceFile], options: IngestOptions) -> Iterable[list[SourceFile]]:
+    """``files`` in batches of at most ``batch_size`` files and ``max_file_bytes`` bytes to read (a batch's
+    bytes are all in memory at once; a file over the limit is never read, so it weighs nothing)."""
+    batch: list[SourceFile] = []
+    weight = 0
+    for f in files:
+        size = f.size if f.size is not None and f.size <= options.max_file_bytes else 0
+        if batch and (len(batch) >= options.batch_size or weight + size > options.max_file_bytes):
+            yield batch
+            batch, weight = [], 0
+        batch.append(f)
+        weight += size
+    if batch:
+        yield batch
+
+
 def _gone(
     manifest: Mapping[str, Any], files: Iterable[SourceFile], folders: Iterable[FolderNotScanned]
 ) -> dict[str, str | None]:
@@ -296,31 +292,6 @@ def _gone(
         for path, row in manifest.items()
         if path not in listed and row.outcome != MISSING and not (blocked and path.startswith(blocked))
     }
-
-
-def _read_all(
-    fs: fsspec.AbstractFileSystem, batch: Iterable[SourceFile], report: IngestReport
-) -> list[tuple[SourceFile, bytes | None, tuple[str, str] | None]]:
-    """Each file's bytes (with the fingerprint taken when it was opened), or why it was not read."""
-    read: list[tuple[SourceFile, bytes | None, tuple[str, str] | None]] = []
-    for f in batch:
-        if f.refused is not None:
-            read.append((f, None, f.refused))
-            continue
-        try:
-            if f.size is None:
-                raise OSError("cannot stat file (dangling link or vanished)")
-            data, opened = read_file(fs, f)
-        except NotARegularFile as exc:
-            read.append((f, None, (NOT_A_REGULAR_FILE, f"now a {exc}")))
-            continue
-        except OSError as exc:
-            read.append((f, None, (img.UNREADABLE, f"{type(exc).__name__}: {exc}")))
-            continue
-        report.files_read += 1
-        report.bytes_read += len(data)
-        read.append((opened, data, None))
-    return read
 
 
 def _ingest_batch(
@@ -336,8 +307,10 @@ def _ingest_batch(
     group_re: re.Pattern[str] | None,
 ) -> None:
     now = utcnow()
-    read = _read_all(fs, batch, report)
-    hashes = sorted({img.sha256_hex(data) for _, data, _ in read if data is not None})
+    read = read_batch(fs, batch, options.max_file_bytes)
+    report.files_read += sum(data is not None for _, data, _, _ in read)
+    report.bytes_read += sum(len(data) for _, data, _, _ in read if data is not None)
+    hashes = sorted({digest for _, _, digest, _ in read if digest is not None})
     with store.engine.connect() as conn:
         known_items = {
             row.item_id: row
@@ -353,14 +326,13 @@ def _ingest_batch(
     superseded: dict[str, str] = {}  # old item -> detail, its path now holds other bytes
     unavailable: dict[str, str] = {}  # old item -> detail, its path can no longer be read
     restored: set[str] = set()
-    for f, data, refused in read:
+    for f, data, item_id, refused in read:
         previous = manifest.get(f.rel_path)
         previous_item = previous.item_id if previous is not None else None
-        if data is None:
+        if data is None or item_id is None:
             assert refused is not None
             outcome = FileOutcome(f.rel_path, QUARANTINED, None, refused[0], refused[1])
         else:
-            item_id = img.sha256_hex(data)
             existing = known_items.get(item_id)
             if existing is not None or item_id in new_items:
                 status = existing.status if existing is not None else new_items[item_id]["status"]
@@ -379,35 +351,33 @@ def _ingest_batch(
                 else:
                     outcome = FileOutcome(f.rel_path, DUPLICATE, item_id, detail="same bytes as an existing item")
             else:
-                row = _new_item(f, data, item_id, source, previous_item, now, raw_dir, quarantine_dir, options, group_re)
+                verdict = img.verify_image(data, max_pixels=options.max_pixels, multi_frame=options.multi_frame)
+                # Checked after the decode: a writer still at work shows here (also when the bytes failed to
+                # decode only because they were half written). Nothing is stored; the next scan reads it again.
+                # A file refused by a setting (several frames) is no item either: changing the setting ingests it.
+                moved = changed_since(fs, f)
+                refused = (CHANGED_WHILE_READ, f"{moved}; read again on the next scan") if moved else None
+                if isinstance(verdict, img.DecodeFailure) and verdict.reason == img.MULTI_FRAME and not moved:
+                    refused = (verdict.reason, verdict.detail)
+                if refused is not None:
+                    outcome = FileOutcome(f.rel_path, QUARANTINED, None, *refused)
+                    report.outcomes.append(outcome)
+                    manifest_rows.append(_manifest_row(source, f, outcome, previous, now))
+                    continue
+                row = _new_item(f, data, item_id, verdict, source, previous_item, now, raw_dir, quarantine_dir, group_re)
                 new_items[item_id] = row
                 if row["status"] == QUARANTINED:
                     outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, row["status_reason"], row["status_detail"])
                 else:
                     outcome = FileOutcome(f.rel_path, CHANGED if previous_item is not None else NEW, item_id)
-        if previous_item and previous_item != outcome.item_id:
+        if previous_item and previous_item != outcome.item_id and outcome.reason != CHANGED_WHILE_READ:
             where = f"{source}/{f.rel_path}"
             if outcome.item_id is None:
                 unavailable.setdefault(previous_item, f"{where} can no longer be read: {outcome.detail}")
             else:
                 superseded.setdefault(previous_item, f"{where} now holds {outcome.item_id}")
         report.outcomes.append(outcome)
-        manifest_rows.append(
-            {
-                "source": source,
-                "path": f.rel_path,
-                "size": f.size,
-                "mtime_ns": f.mtime_ns,
-                "ctime_ns": f.ctime_ns,
-                "inode": f.inode,
-                "item_id": outcome.item_id,
-                "outcome": outcome.outcome,
-                "reason": outcome.reason,
-                "detail": outcome.detail,
-                "first_seen_at": previous.first_seen_at if previous is not None else now,
-                "last_checked_at": now,
-            }
-        )
+        manifest_rows.append(_manifest_row(source, f, outcome, previous, now))
 
     with store.begin() as conn:
         if new_items:
@@ -423,24 +393,34 @@ def _ingest_batch(
             bulk_insert(conn, source_files_table, manifest_rows)
         lifecycle.reactivate(conn, restored)
         # An item that no path holds any more is retired (its bytes and labels stay in the store).
-        lifecycle.retire_unheld(conn, superseded, status=lifecycle.SUPERSEDED, reason=lifecycle.SOURCE_CHANGED)
-        lifecycle.retire_unheld(conn, unavailable, status=lifecycle.MISSING, reason=lifecycle.SOURCE_UNREADABLE)
+        lifecycle.retire_unheld(
+            conn, superseded, status=lifecycle.SUPERSEDED, reason=lifecycle.SOURCE_CHANGED
+        )
+        lifecycle.retire_unheld(
+            conn, unavailable, status=lifecycle.MISSING, reason=lifecycle.SOURCE_UNREADABLE
+        )
+
+
+def _manifest_row(source: str, f: SourceFile, outcome: FileOutcome, previous: Any, now: Any) -> dict[str, Any]:
+    fingerprint = {"size": f.size, "mtime_ns": f.mtime_ns, "ctime_ns": f.ctime_ns, "inode": f.inode}
+    return {"source": source, "path": f.rel_path, **fingerprint, "item_id": outcome.item_id,
+            "outcome": outcome.outcome, "reason": outcome.reason, "detail": outcome.detail,
+            "first_seen_at": previous.first_seen_at if previous is not None else now, "last_checked_at": now}  # fmt: skip
 
 
 def _new_item(
     f: SourceFile,
     data: bytes,
     item_id: str,
+    verdict: img.ImageInfo | img.DecodeFailure,
     source: str,
     previous_item: str | None,
     now: Any,
     raw_dir: Path,
     quarantine_dir: Path,
-    options: IngestOptions,
     group_re: re.Pattern[str] | None,
 ) -> dict[str, Any]:
     """The items row of bytes never seen before, after their copy is safely on disk."""
-    verdict = img.verify_image(data, max_pixels=options.max_pixels)
     row: dict[str, Any] = {
         "item_id": item_id,
         "source_path": f"{source}/{f.rel_path}",
@@ -451,7 +431,7 @@ def _new_item(
     }
     if isinstance(verdict, img.ImageInfo):
         path = raw_path(raw_dir, item_id, verdict.format)
-        _write_once(path, data)
+        write_once(path, data, store=raw_dir)
         return row | {
             "uri": str(path),
             "width": verdict.width,
@@ -464,8 +444,13 @@ def _new_item(
         }
     # Keep the evidence: a private copy of what was rejected, next to the reason.
     path = quarantine_dir / item_id[:2] / item_id
-    _write_once(path, data, private=True)
-    return row | {"uri": str(path), "status": QUARANTINED, "status_reason": verdict.reason, "status_detail": verdict.detail}
+    write_once(path, data, store=quarantine_dir, private=True)
+    return row | {
+        "uri": str(path),
+        "status": QUARANTINED,
+        "status_reason": verdict.reason,
+        "status_detail": verdict.detail,
+    }
 
 
 _ITEM_COLUMNS = [c.name for c in items_table.columns]

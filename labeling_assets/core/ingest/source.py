@@ -14,8 +14,10 @@ another (``mv new old``) has a new inode.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,15 @@ from labeling_assets.core.errors import ConfigurationError
 NOT_A_REGULAR_FILE = "not_a_regular_file"
 LINK_OUTSIDE_SOURCE = "link_outside_source"
 LINK_NOT_FOLLOWED = "link_not_followed"
+FILE_NAME_NOT_UTF8 = "file_name_not_utf8"
+FILE_TOO_LARGE = "file_too_large"
+# A file whose size, mtime or ctime moved while it was read (a writer at work): nothing is stored, and the
+# next scan reads it again.
+CHANGED_WHILE_READ = "changed_while_read"
+
+# Larger files are refused from their size alone (never read, never copied); see IngestOptions.max_file_bytes.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+_CHUNK = 1 << 20  # read in 1 MiB pieces: no single allocation the size of the file
 # Reasons a folder was not scanned.
 UNREADABLE_FOLDER = "unreadable_folder"
 LINK_INSIDE_SOURCE = "link_inside_source"
@@ -139,6 +150,20 @@ def list_source(fs: fsspec.AbstractFileSystem, root: str, *, follow_symlinks: st
     return listing
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir decoded undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+def escape_name(name: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 shown as ``\\xNN`` (the name itself unchanged
+    when it is valid)."""
+    return name if _is_utf8(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in img.IMAGE_EXTENSIONS
 
@@ -184,10 +209,21 @@ def _list_local(root: str, policy: str) -> Listing:
         except OSError as exc:
             if not rel_dir:
                 raise SourceError(f"image source {root} cannot be listed: {exc.strerror or exc}") from exc
-            listing.folders_not_scanned.append(FolderNotScanned(rel_dir, UNREADABLE_FOLDER, _describe(exc)))
+            listing.folders_not_scanned.append(
+                FolderNotScanned(escape_name(rel_dir), UNREADABLE_FOLDER, _describe(exc))
+            )
             continue
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if not _is_utf8(rel):
+                # The store, the metadata and Label Studio all hold text: such a name cannot be recorded as it
+                # is. Refuse the file (shown with its bytes escaped) and walk a folder so named the same way.
+                if entry.is_dir(follow_symlinks=False) and not entry.is_symlink():
+                    stack.append((rel, entry.path))
+                elif _is_image_name(entry.name):
+                    detail = f"file name is not valid UTF-8: {os.fsencode(rel)!r}; rename it to ingest it"
+                    listing.files.append(_refused(escape_name(rel), entry.path, FILE_NAME_NOT_UTF8, detail))
+                continue
             try:
                 if entry.is_symlink():
                     _add_link(listing, stack, visited, rel, entry.path, root_real, policy)
@@ -246,28 +282,119 @@ def _add_link(
         listing.files.append(_fingerprint(rel, target, st))
 
 
-def read_file(fs: fsspec.AbstractFileSystem, f: SourceFile) -> tuple[bytes, SourceFile]:
-    """The bytes of ``f`` and its fingerprint taken on the open file (before reading).
+def read_file(
+    fs: fsspec.AbstractFileSystem, f: SourceFile, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[bytes, SourceFile, str]:
+    """The bytes of ``f``, its fingerprint taken on the open file (before reading) and their SHA-256.
 
     Locally the file is opened non-blocking and without following a link, then checked to be a regular
     file before a byte is read: a name swapped for a FIFO or a link since the listing is refused, not read.
-    Raises ``OSError`` when it cannot be read (``NotARegularFile`` for a swapped name).
+    At most ``max_bytes`` are read, in 1 MiB pieces hashed as they come; the open file is checked again after
+    the last read, so a file rewritten or grown meanwhile is refused, not stored half-written.
+    Raises ``OSError``: ``NotARegularFile`` for a swapped name, ``FileTooLarge`` past ``max_bytes``,
+    ``ChangedWhileRead`` when the size, mtime or ctime moved while it was read.
     """
     if not is_local(fs):
-        return fs.cat_file(f.full_path), f
+        if f.size is not None and f.size > max_bytes:
+            raise FileTooLarge(too_large_detail(f.size, max_bytes))
+        data = fs.cat_file(f.full_path)
+        if len(data) > max_bytes:
+            raise FileTooLarge(too_large_detail(len(data), max_bytes))
+        return data, f, img.sha256_hex(data)
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(f.full_path, flags)
     try:
-        st = os.fstat(fd)
-        if (kind := _kind(st.st_mode)) is not None:
+        before = os.fstat(fd)
+        if (kind := _kind(before.st_mode)) is not None:
             raise NotARegularFile(kind)
+        if before.st_size > max_bytes:
+            raise FileTooLarge(too_large_detail(before.st_size, max_bytes))
         os.set_blocking(fd, True)
-        chunks = []
-        while chunk := os.read(fd, max(st.st_size, 1 << 16)):
-            chunks.append(chunk)
-        return b"".join(chunks), _fingerprint(f.rel_path, f.full_path, st)
+        digest, data = hashlib.sha256(), bytearray()
+        while chunk := os.read(fd, min(_CHUNK, max_bytes + 1 - len(data))):
+            digest.update(chunk)
+            data += chunk
+            if len(data) > max_bytes:
+                raise ChangedWhileRead(f"grew past the limit of {max_bytes} bytes while it was read")
+        after = os.fstat(fd)
+        moved = _moved(before, after, len(data))
+        if moved:
+            raise ChangedWhileRead(moved)
+        return bytes(data), _fingerprint(f.rel_path, f.full_path, before), digest.hexdigest()
     finally:
         os.close(fd)
+
+
+# One file of a batch: (its fingerprint when opened, bytes, SHA-256) or (the listed file, None, None, why not).
+ReadResult = tuple[SourceFile, bytes | None, str | None, tuple[str, str] | None]
+
+
+def read_batch(fs: fsspec.AbstractFileSystem, batch: Iterable[SourceFile], limit: int) -> list[ReadResult]:
+    """Each file's bytes and hash (with the fingerprint taken when it was opened), or why it was not read."""
+    read: list[ReadResult] = []
+    for f in batch:
+        if f.refused is not None:
+            read.append((f, None, None, f.refused))
+            continue
+        if f.size is not None and f.size > limit:  # from the listing's stat: not even opened
+            read.append((f, None, None, (FILE_TOO_LARGE, too_large_detail(f.size, limit))))
+            continue
+        try:
+            if f.size is None:
+                raise OSError("cannot stat file (dangling link or vanished)")
+            data, opened, digest = read_file(fs, f, max_bytes=limit)
+        except NotARegularFile as exc:
+            read.append((f, None, None, (NOT_A_REGULAR_FILE, f"now a {exc}")))
+        except FileTooLarge as exc:
+            read.append((f, None, None, (FILE_TOO_LARGE, str(exc))))
+        except ChangedWhileRead as exc:
+            read.append((f, None, None, (CHANGED_WHILE_READ, f"{exc}; read again on the next scan")))
+        except OSError as exc:
+            read.append((f, None, None, (img.UNREADABLE, f"{type(exc).__name__}: {exc}")))
+        else:
+            read.append((opened, data, digest, None))
+    return read
+
+
+def changed_since(fs: fsspec.AbstractFileSystem, f: SourceFile) -> str | None:
+    """Why the file ``f`` (fingerprinted when it was read) is no longer what was read, or None: checked after
+    its bytes were decoded, so a writer still at work (a file that fails to decode only this once) is seen."""
+    if not is_local(fs) or f.size is None:
+        return None
+    try:
+        now = _fingerprint(f.rel_path, f.full_path, os.stat(f.full_path, follow_symlinks=False))
+    except OSError as exc:
+        return f"vanished or replaced while it was read ({_describe(exc)})"
+    if (now.size, now.mtime_ns, now.ctime_ns, now.inode) == (f.size, f.mtime_ns, f.ctime_ns, f.inode):
+        return None
+    return f"changed while it was read (size {f.size} -> {now.size}, mtime {f.mtime_ns} -> {now.mtime_ns})"
+
+
+def _moved(before: os.stat_result, after: os.stat_result, n_read: int) -> str | None:
+    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    ):
+        return (
+            f"changed while it was read (size {before.st_size} -> {after.st_size}, "
+            f"mtime {before.st_mtime_ns} -> {after.st_mtime_ns})"
+        )
+    if n_read != before.st_size:
+        return f"read {n_read} bytes of a file of {before.st_size}"
+    return None
+
+
+def too_large_detail(size: int, limit: int) -> str:
+    return f"{size} bytes > limit {limit} (max_file_bytes): not read and not copied, the file stays only in the source"
+
+
+class FileTooLarge(OSError):
+    """The file is larger than the ingest's ``max_file_bytes``."""
+
+
+class ChangedWhileRead(OSError):
+    """The file changed while it was read (a writer at work): read it again on the next scan."""
 
 
 class NotARegularFile(OSError):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from labeling_assets.core.images import decode
 from labeling_assets.core.training.types import AnyArray
 
 DEFAULT_SIZE = 16
@@ -36,9 +37,8 @@ def pixel_features(
     failed: list[int] = []
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as picture:
-                small = picture.convert("L").resize((size, size), resample)
-                out[i] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
+            small = decode(path).convert("L").resize((size, size), resample)
+            out[i] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
         except (OSError, ValueError):
             failed.append(i)
     return out, failed

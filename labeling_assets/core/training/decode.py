@@ -1,4 +1,5 @@
-"""Image files to uint8 tensors at training resolution: torchvision's decoders, Pillow for the rest."""
+"""Image files to uint8 tensors at training resolution, decoded by ``core.images.decode``: the same pixels the
+labelers saw (EXIF orientation applied, 16-bit grey scaled, palette converted, an animated file's first frame)."""
 
 from __future__ import annotations
 
@@ -12,27 +13,26 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 
+from labeling_assets.core.images import decode
 from labeling_assets.core.training.types import UInt8Array
 
 
 def decode_image_file(path: str | Path, image_size: int, channels: int) -> torch.Tensor:
     """Decode one image file to uint8 (channels, image_size, image_size); the picture is resized to a square.
 
-    torchvision decodes PNG/JPEG/GIF/WebP natively; anything else goes through Pillow (a torchvision
-    dependency). Raises ``ValueError`` naming the file when it cannot be decoded.
+    Raises ``ValueError`` naming the file when it cannot be decoded.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
-        data = torchvision.io.read_file(str(path))
-        mode = torchvision.io.ImageReadMode.GRAY if channels == 1 else torchvision.io.ImageReadMode.RGB
-        image: torch.Tensor = torchvision.io.decode_image(data, mode=mode)
-    except (RuntimeError, ValueError):
-        image = _decode_with_pillow(path, channels)
-    if image.dtype != torch.uint8:  # 16-bit PNGs decode to uint16
-        image = (image.float() * (255.0 / float(torch.iinfo(image.dtype).max))).round().to(torch.uint8)
+        picture = decode(path).convert("L" if channels == 1 else "RGB")
+    except (OSError, ValueError) as exc:  # any decoder failure becomes one clear error naming the file
+        raise ValueError(f"cannot decode image {path}: {exc}") from exc
+    array = np.asarray(picture, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    image = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
     if tuple(image.shape[-2:]) != (image_size, image_size):
         resized = F.interpolate(
             image[None].float(),
@@ -43,19 +43,6 @@ def decode_image_file(path: str | Path, image_size: int, channels: int) -> torch
         )
         image = resized[0].round().clamp_(0, 255).to(torch.uint8)
     return image
-
-
-def _decode_with_pillow(path: str | Path, channels: int) -> torch.Tensor:
-    try:
-        from PIL import Image
-
-        with Image.open(path) as picture:
-            array = np.asarray(picture.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
-    except Exception as exc:  # any decoder failure becomes one clear error naming the file
-        raise ValueError(f"cannot decode image {path}: {exc}") from exc
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ def decode_images(
         for index in range(n):
             work(index)
     else:
-        # torchvision's decoders and resize release the GIL, so threads scale without process fan-out.
+        # Pillow's decoders and torch's resize release the GIL, so threads scale without process fan-out.
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(work, range(n), chunksize=32))
     return out, sorted(failures, key=lambda f: f.index)
