@@ -17,6 +17,7 @@ from labeling_assets.core.consensus.label_issues import (
 )
 from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE, label_issue_review_requests
 from labeling_assets.core.consensus.set_label_issues import cross_val_set_pred_probs, find_set_issues
+from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image, thumbnail_png
 from labeling_assets.core.label_sets import (
     LabelSetError,
@@ -120,8 +121,8 @@ def _issue_metadata(
     lines = ["| image | item | consensus | suggested | label quality |", "|---|---|---|---|---:|"]
     for row in flagged.head(shown).to_dict("records"):
         lines.append(
-            f"| {_thumbnail(uris[row['item_id']])} | `{row['item_id'][:12]}` | {shown_label(row['given_label'])} | "
-            f"{shown_label(row['suggested_label'])} ({row['suggested_probability']:.2f}) | {row['label_quality']:.3f} |"
+            f"| {_thumbnail(uris[row['item_id']])} | `{row['item_id'][:12]}` | {md_text(shown_label(row['given_label']))} | "
+            f"{md_text(shown_label(row['suggested_label']))} ({row['suggested_probability']:.2f}) | {row['label_quality']:.3f} |"
         )
     return {
         "issues": dg.MetadataValue.int(len(flagged)),

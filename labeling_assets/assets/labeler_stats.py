@@ -19,6 +19,7 @@ from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedChec
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
 from labeling_assets.core.consensus.multilabel_quality import set_labeler_stats
 from labeling_assets.core.consensus.multilabel_stats import set_gold_counts
+from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.reporting import plots
@@ -60,7 +61,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def _stats_metadata(labeler_id: str, stats: LabelerStats, speed: SpeedCheck) -> dict[str, Any]:
     usage_lines = ["| class | labels | expected | ratio | flag |", "|---|---:|---:|---:|---|"]
     usage_lines += [
-        f"| {u.label} | {u.observed} | {u.expected:.1f} | {u.ratio:.2f} | {u.flag} |" for u in stats.class_usage
+        f"| {md_text(u.label)} | {u.observed} | {u.expected:.1f} | {u.ratio:.2f} | {u.flag} |" for u in stats.class_usage
     ]
     return {
         "labeler_id": dg.MetadataValue.text(labeler_id),
@@ -124,7 +125,7 @@ def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
     for labeler_id, r in reports.items():
         s = r.stats
         lines.append(
-            f"| {labeler_id} | {s.n_labels} | {_fmt(s.gold_accuracy)} | {s.n_gold} | {_fmt(s.kappa_vs_consensus)} | "
+            f"| {md_text(labeler_id)} | {s.n_labels} | {_fmt(s.gold_accuracy)} | {s.n_gold} | {_fmt(s.kappa_vs_consensus)} | "
             f"{_fmt(s.median_time_s, 1)} | {_fmt(s.labels_per_day, 1)} | {'yes' if r.speed.too_fast else ''} |"
         )
     return {
@@ -155,7 +156,7 @@ def _set_gold_metadata(votes: pd.DataFrame, truth: pd.Series, classes: list[str]
     lines = ["| labeler | class | sensitivity (95% CI) | specificity (95% CI) | gold items |", "|---|---|---|---|---:|"]
     for r in per_class.head(LABELER_CLASS_ROWS).to_dict("records"):
         lines.append(
-            f"| {names.get(str(r['labeler_id']), r['labeler_id'])} | {r['class']} | "
+            f"| {md_text(names.get(str(r['labeler_id']), r['labeler_id']))} | {md_text(r['class'])} | "
             f"{_fmt_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'], NO_POSITIVE)} | "
             f"{_fmt_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'], NO_NEGATIVE)} | "
             f"{r['tp'] + r['fn'] + r['tn'] + r['fp']} |"
@@ -237,10 +238,10 @@ def _leaderboard_metadata(board: pd.DataFrame, multi_label: bool = False) -> dic
         cost = (f"{_fmt(row['cost_per_correct'])} ({_fmt(row['cost_per_correct_low'])} - "
                 f"{_fmt(row['cost_per_correct_high'])})") if row["cost_per_correct"] is not None else "-"  # fmt: skip
         lines.append(
-            f"| {rank} | {row['labeler']} | {row['labeler_id']} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | "
+            f"| {rank} | {md_text(row['labeler'])} | {md_text(row['labeler_id'])} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | "
             f"{ci} | {row['n_gold']} | {_fmt(row['kappa_vs_consensus'])} | {_fmt(row['median_time_s'], 1)} | "
             f"{_fmt(row['labels_per_day'], 1)} | {'yes' if row['too_fast'] else ''} | {cost} | "
-            f"{'yes' if row['paused'] else ''} | {row['class_flags']} |"
+            f"{'yes' if row['paused'] else ''} | {md_text(row['class_flags'], 400)} |"
         )
     metadata: dict[str, Any] = {
         "labelers": dg.MetadataValue.int(len(board)),

@@ -16,6 +16,7 @@ from labeling_assets.core.consensus.review_routing import (
     overlap_drift,
     plan_overlap_raises,
 )
+from labeling_assets.core.display import md_text
 from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.labelstudio.blind import assign_blind, plan_blind_top_up
 from labeling_assets.core.labelstudio.config import choices_label_config, config_layout, wanted_layout
@@ -432,10 +433,10 @@ def _expert_table(requests: list[OpenRequest]) -> str:
     oldest = sorted(requests, key=lambda r: (r.requested_at is None, r.requested_at, r.request_id))
     lines = ["| item | source | action | labelers | reason | requested |", "|---|---|---|---|---|---|"]
     for r in oldest[:EXPERT_TABLE_ROWS]:
-        why = (r.reason or "").replace("|", "/")
+        why = md_text(r.reason or "", 300)
         when = r.requested_at.strftime("%Y-%m-%d %H:%M") if r.requested_at else ""
         lines.append(
-            f"| `{r.item_id[:12]}` | {r.source} | {r.action} | {r.n_annotators or 0} | {why} | {when} |"
+            f"| `{r.item_id[:12]}` | {md_text(r.source)} | {r.action} | {r.n_annotators or 0} | {why} | {when} |"
         )
     if len(requests) > EXPERT_TABLE_ROWS:
         lines.append(f"\n{len(requests) - EXPERT_TABLE_ROWS} more not shown (oldest first).")

@@ -7,6 +7,7 @@ import sys
 import dagster as dg
 
 from labeling_assets.cli.common import use_local_instance
+from labeling_assets.core.display import clipped
 from labeling_assets.core.errors import SetupError, one_line
 
 
@@ -57,7 +58,7 @@ def print_outcome(result: dg.ExecuteInProcessResult) -> int:
             text = getattr(value, "value", value)
             if isinstance(text, str) and ("data:image" in text or len(text) > 400):
                 continue  # thumbnails and long tables are for the UI
-            print(f"  {key}: {text}")
+            print(f"  {key}: {clipped(str(text), 400)}")  # a JSON value can hold what a labeler sent
     for evaluation in result.get_asset_check_evaluations():
         # WARN checks flag something for a person to look at (a weak labeler); ERROR checks block.
         warn = evaluation.severity == dg.AssetCheckSeverity.WARN

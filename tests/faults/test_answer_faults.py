@@ -7,11 +7,17 @@ one of any other wrong shape, is stored with its reason, skipped as a vote and c
 metadata; no sync (the first, the incremental scan, the full reconciliation) stops on it.
 """
 
+import json
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from labeling_assets.assets.collect import annotations
+from labeling_assets.assets.consensus import consensus_labels
+from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.core.consensus.votes import latest_votes
 from labeling_assets.core.label_sets import SKIP_UNREADABLE
 from labeling_assets.core.labelstudio.answers import (
@@ -23,6 +29,8 @@ from labeling_assets.core.labelstudio.answers import (
 from labeling_assets.core.store.answers_schema import unreadable_answers_table
 from labeling_assets.core.store.queries import current_annotations
 from labeling_assets.core.store.schema import LabelStore, annotations_table
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
 from tests.faults.test_sync_faults import CLASSES, Project, build_project, collect
 from tests.labelstudio_server import LabelStudioServer
 
@@ -91,3 +99,44 @@ def test_malformed_answers_are_stored_skipped_as_votes_and_counted_and_never_sto
     votes = latest_votes(current_annotations(store), CLASSES)
     assert votes.skipped.get(SKIP_UNREADABLE) == len(MALFORMED)
     assert len(votes.frame) == 2 * len(project.task_ids)
+
+
+HUGE = 1_000_000  # characters of one planted choice
+METADATA_BOUND = 64_000  # bytes of one materialization's metadata, as JSON
+REPORT_BOUND = 500_000  # bytes of the QA report page (its charts are ~100 kB; the planted answer alone is 1 MB)
+
+
+def test_a_megabyte_answer_stays_whole_in_the_store_and_bounded_in_metadata_consoles_and_the_report(
+    label_studio: LabelStudioServer, sqlite_store: LabelStore, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = build_project(label_studio, sqlite_store)
+    huge = "m" * HUGE
+    plant(project, project.task_ids[0], [{**REGION, "value": {"choices": [huge]}}], "fault_c")
+    plant(project, project.task_ids[1], [{**REGION, "value": {"choices": [huge + "|<b>"]}}], "fault_c")
+    capfd.readouterr()
+
+    result = dg.materialize(
+        [annotations, consensus_labels, qa_report],
+        resources={
+            "label_store": LabelStoreResource(url=sqlite_store.url),
+            "label_studio": project.resource(),
+            "project": ProjectSettings(classes=CLASSES, data_dir=str(tmp_path)),
+        },
+        raise_on_error=False,
+    )
+    printed = capfd.readouterr()
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+    # The store keeps what the labeler sent, whole.
+    a = annotations_table
+    stored = [r["label"] for r in sqlite_store.fetch(sa.select(a.c.label)) if isinstance(r["label"], str)]
+    assert huge in stored and huge + "|<b>" in stored
+    # Metadata, the console and the report show a bounded form of it.
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        size = len(json.dumps({k: str(v.value) for k, v in mat.metadata.items()}))
+        assert size < METADATA_BOUND, (mat.asset_key.to_user_string(), size)
+    assert "m" * 10_000 not in printed.out + printed.err
+    assert len(printed.out) + len(printed.err) < 2 * METADATA_BOUND
+    report = tmp_path / "reports" / "qa_report.html"
+    assert report.stat().st_size < REPORT_BOUND

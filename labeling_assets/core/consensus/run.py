@@ -19,6 +19,7 @@ from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, im
 from labeling_assets.core.consensus.methods import aggregate_full
 from labeling_assets.core.consensus.review_routing import CONSENSUS_SOURCE, consensus_review_requests
 from labeling_assets.core.consensus.votes import eligible_votes
+from labeling_assets.core.display import clipped
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.consensus_versions import (
@@ -229,7 +230,7 @@ def _vote_report(loaded: StoreVotes, options: ConsensusOptions, n_annotated: int
         },
     }
     if votes.examples:
-        report["skipped_label_examples"] = {k: [repr(v) for v in vs] for k, vs in votes.examples.items()}
+        report["skipped_label_examples"] = {k: [clipped(repr(v)) for v in vs] for k, vs in votes.examples.items()}  # 1 MB
     return report
 
 

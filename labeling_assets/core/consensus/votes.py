@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.encoding import ConsensusInputError
+from labeling_assets.core.display import bounded_label
 from labeling_assets.core.label_sets import SKIP_UNREADABLE, LabelSetError, label_set
 
 # Why an annotation row was not used as a vote (keys of Votes.skipped; the multi-label reasons are the
@@ -31,7 +32,8 @@ class Votes:
         frame: ``item_id, labeler_id, label`` plus whichever of ``ls_annotation_id, lead_time_s,
             created_at, updated_at`` the input had; sorted by item_id, labeler_id.
         skipped: reason -> number of (item, labeler) votes left out (their annotations stay stored).
-        examples: reason -> up to five offending labels, for error messages and metadata.
+        examples: reason -> up to five offending labels (each name bounded: ``display.bounded_label``), for
+            error messages and metadata.
     """
 
     frame: pd.DataFrame
@@ -103,7 +105,7 @@ def latest_votes(annotations: pd.DataFrame, classes: Sequence[Any]) -> Votes:
             keep[n] = False
             skipped[reason] = skipped.get(reason, 0) + 1
             if len(examples.setdefault(reason, [])) < 5:
-                examples[reason].append(original)
+                examples[reason].append(bounded_label(original))
     frame["label"] = pd.Series(cleaned, index=frame.index, dtype=object)
     frame = frame[keep].sort_values(["item_id", "labeler_id"], kind="stable").reset_index(drop=True)
     return Votes(frame, skipped, examples)
@@ -132,7 +134,7 @@ def latest_set_votes(annotations: pd.DataFrame, classes: Sequence[str], *, allow
             keep[n] = False
             skipped[err.reason] = skipped.get(err.reason, 0) + 1
             if len(examples.setdefault(err.reason, [])) < 5:
-                examples[err.reason].append(value)
+                examples[err.reason].append(bounded_label(value))
     frame["label"] = pd.Series(sets, index=frame.index, dtype=object)
     frame = frame[keep].sort_values(["item_id", "labeler_id"], kind="stable").reset_index(drop=True)
     return Votes(frame, skipped, examples)

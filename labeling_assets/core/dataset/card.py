@@ -26,6 +26,7 @@ from labeling_assets.core.dataset.splits import (
     is_single_label,
     normalize_label,
 )
+from labeling_assets.core.display import md_code, md_text
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.label_sets import SINGLE_LABEL, is_multi_label
 from labeling_assets.core.reporting.plots import bar_png, heatmap_png
@@ -74,10 +75,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _table(frame: pd.DataFrame, index_name: str) -> str:
-    header = [index_name, *map(str, frame.columns)]
+    header = [index_name, *map(md_text, frame.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index), *(str(v) for v in row.tolist())]) + " |")
+    for index, row in frame.iterrows():  # class names: any text a person chose
+        lines.append("| " + " | ".join([md_text(index), *(str(v) for v in row.tolist())]) + " |")
     return "\n".join(lines)
 
 
@@ -217,18 +218,19 @@ def class_list_section(inputs: CardInputs) -> list[str]:
     history = list(inputs.class_list_history)
     if history:
         newest = history[-1]
-        lines.append(f"- **Class list version** {newest['version']}: {', '.join(map(str, newest['classes']))}")
+        lines.append(f"- **Class list version** {newest['version']}: {', '.join(map(md_text, newest['classes']))}")
     else:
-        lines.append(f"- **Classes**: {', '.join(map(str, inputs.expected_classes)) or 'n/a'} (no recorded version)")
+        named = ", ".join(map(md_text, inputs.expected_classes)) or "n/a"
+        lines.append(f"- **Classes**: {named} (no recorded version)")
     changes = history[1:]  # the first version is where the list started, not a change
     if changes:
         lines += ["", "| version | changed | added | removed | votes retracted | reason |", "|---|---|---|---|---|---|"]
         for row in changes:
             when = row["changed_at"].strftime("%Y-%m-%d %H:%M") if hasattr(row["changed_at"], "strftime") else ""
-            reason = str(row["reason"]).replace("|", "/")
+            reason = md_text(str(row["reason"]), 300)
             lines.append(
-                f"| {row['version']} | {when} | {', '.join(map(str, row['added'])) or '-'} | "
-                f"{', '.join(map(str, row['removed'])) or '-'} | {row.get('votes_retracted', 0)} | {reason} |"
+                f"| {row['version']} | {when} | {', '.join(map(md_text, row['added'])) or '-'} | "
+                f"{', '.join(map(md_text, row['removed'])) or '-'} | {row.get('votes_retracted', 0)} | {reason} |"
             )
         lines += ["", "Votes for a removed class no longer count (their annotations stay in the log); items "
                   "left with too few live votes lose their consensus and this dataset."]
@@ -255,7 +257,7 @@ def near_duplicate_section(inputs: CardInputs) -> list[str]:
         for key, n in sizes.head(10).items():
             members = [i for i, g in inputs.near_duplicates.items() if g == key]
             splits = sorted(set(split_of.reindex(members).dropna().astype(str)))
-            lines.append(f"| `{key}` | {n} | {', '.join(splits)} |")
+            lines.append(f"| {md_code(key)} | {n} | {', '.join(splits)} |")
     if inputs.held_out:
         lines += ["", f"Held out of this version ({len(inputs.held_out)} items, kept in the store; each is placed once "
                   "it can be, for instance when one of its frozen near-duplicates leaves the dataset):", ""]

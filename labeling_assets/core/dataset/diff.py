@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from labeling_assets.core.display import md_text
+
 # Mirrors iterative_stratification.EMPTY_SET_ROW (not imported: that module imports the split code, this one
 # stays a leaf of the dataset package).
 EMPTY_SET_ROW = "(none of these)"
@@ -177,7 +179,7 @@ def render_diff(diff: ManifestDiff, *, examples: int = 20) -> str:
         lines += ["| class | old | new | delta | train | val | test |", "|---|---|---|---|---|---|---|"]
         for r in diff.class_deltas.to_dict(orient="records"):
             lines.append(
-                f"| {r['class']} | {r['old']} | {r['new']} | {r['delta']:+d} | {r['train_delta']:+d} | "
+                f"| {md_text(r['class'])} | {r['old']} | {r['new']} | {r['delta']:+d} | {r['train_delta']:+d} | "
                 f"{r['val_delta']:+d} | {r['test_delta']:+d} |"
             )
         lines.append("")

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 
 from labeling_assets.core import images as img
+from labeling_assets.core.display import md_code, md_text
 from labeling_assets.core.ingest.scan import MISSING, QUARANTINED, IngestReport
 from labeling_assets.core.store.schema import LabelStore, items_table
 
@@ -23,8 +24,7 @@ def quarantine_table(report: IngestReport, *, max_rows: int = QUARANTINE_TABLE_R
         return "No file was quarantined in this run."
     lines = ["| file | reason | detail |", "|---|---|---|"]
     for row in rows[:max_rows]:
-        detail = (row.detail or "").replace("|", "\\|")[:120]
-        lines.append(f"| `{row.rel_path}` | {row.reason} | {detail} |")
+        lines.append(f"| {md_code(row.rel_path, 300)} | {row.reason} | {md_text(row.detail or '')} |")
     if len(rows) > max_rows:
         lines.append(f"| … {len(rows) - max_rows} more | | |")
     return "\n".join(lines)
@@ -47,16 +47,12 @@ def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREV
     return " ".join(thumbs)
 
 
-def _cell(text: str | None, limit: int = 160) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")[:limit]
-
-
 def folders_table(report: IngestReport) -> str:
     """The folders this run could not (or would not) scan, as a Markdown table (folder, reason, detail)."""
     if not report.folders_not_scanned:
         return "Every folder of the source was scanned."
     lines = ["| folder | reason | detail |", "|---|---|---|"]
-    lines += [f"| `{_cell(f.rel_path)}/` | {f.reason} | {_cell(f.detail)} |" for f in report.folders_not_scanned]
+    lines += [f"| {md_code(f.rel_path + '/', 300)} | {f.reason} | {md_text(f.detail or '')} |" for f in report.folders_not_scanned]
     return "\n".join(lines)
 
 
@@ -65,7 +61,7 @@ def gold_problems_table(report: IngestReport) -> str:
     if not report.gold_problems:
         return "Every gold-file entry names an ingested image and a class of the class list."
     lines = ["| gold-file entry | problem | detail |", "|---|---|---|"]
-    lines += [f"| `{_cell(p.path)}` | {p.problem} | {_cell(p.detail)} |" for p in report.gold_problems]
+    lines += [f"| {md_code(p.path, 300)} | {p.problem} | {md_text(p.detail or '')} |" for p in report.gold_problems]
     return "\n".join(lines)
 
 

@@ -6,6 +6,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from labeling_assets.core.display import shown
+
 
 def _t(value: Any) -> str:
     if isinstance(value, dt.datetime):
@@ -18,12 +20,17 @@ def _short(value: Any, n: int = 12) -> str:
     return str(value)[:n] if value else "-"
 
 
+def _vote_label(label: Any) -> str:
+    # An answer is shown bounded (a labeler can send a megabyte); the store has it whole.
+    return "no label (an unreadable answer: see unreadable_answers)" if label is None else f"label {shown(label)}"
+
+
 def render_item_history(history: Mapping[str, Any]) -> str:
     """Sections: the item, its tasks, every vote version, consensus versions, split, dataset versions, models."""
     item = history["item"]
     lines = [
         f"item {item['item_id']}",
-        f"  source {item['source_path']}  status {item['status']}"
+        f"  source {shown(item['source_path'], 300)}  status {item['status']}"
         + (f" ({item['status_reason']})" if item.get("status_reason") else "")
         + f"  ingested {_t(item['ingested_at'])}",
         f"  group {item['group_key'] or '-'}  gold {'yes' if item.get('gold_label') is not None else 'no'}"
@@ -42,7 +49,7 @@ def render_item_history(history: Mapping[str, Any]) -> str:
     lines += ["", f"votes ({len(history['votes'])} versions; valid time = updated in Label Studio, known = synced)"]
     lines += [
         f"  annotation {v['ls_annotation_id']} v{v['version']}  labeler {v['labeler_id']}  "
-        + ("DELETED" if v["deleted"] else f"label {v['label']}")
+        + ("DELETED" if v["deleted"] else _vote_label(v["label"]))
         + f"  valid {_t(v['updated_at'] or v['created_at'])}  known {_t(v['synced_at'])}"
         for v in history["votes"]
     ]

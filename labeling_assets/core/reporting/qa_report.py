@@ -20,6 +20,7 @@ import pandas as pd
 
 from labeling_assets.core.consensus.agreement import pairwise_cohen_kappa
 from labeling_assets.core.consensus.gates import cost_per_correct_label, wilson_interval
+from labeling_assets.core.display import bounded_label
 from labeling_assets.core.reporting import plots, qa_sets
 
 CHARTS = (
@@ -99,6 +100,10 @@ def build_qa_report(
     is the mean per-class kappa (each class ticked or not), the class drift chart shows the share of answers that
     hold each class, and the confidence histogram says what a set's confidence is."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
+    # An answer stored without a label (an unreadable result) is not a label; a megabyte class name in an answer
+    # is shown bounded (charts group by it: a legend of 1 MB took minutes to draw).
+    annotations = annotations[annotations["label"].notna()].copy()
+    annotations["label"] = annotations["label"].map(bounded_label).astype(object)
     sets = annotations["label"].copy() if multi_label else None
     set_classes = list(classes) if classes is not None else qa_sets.classes_of(annotations["label"], gold)
     ann = annotations.copy()

@@ -156,7 +156,9 @@ def item_history(store: LabelStore, item_id: str, *, near_duplicate_distance: in
     Raises:
         LookupError: no item or several match.
     """
-    ids = [r["item_id"] for r in store.fetch(sa.select(items_table.c.item_id).where(items_table.c.item_id.startswith(item_id)))]
+    # autoescape: "%" and "_" typed by a person are characters of an id, not LIKE wildcards (ESCAPE '/').
+    matching = items_table.c.item_id.startswith(item_id, autoescape=True)
+    ids = [r["item_id"] for r in store.fetch(sa.select(items_table.c.item_id).where(matching))]
     if len(ids) != 1:
         raise LookupError(f"{item_id!r} matches {len(ids)} items in the label store (give more of the id)")
     item = ids[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labeling_assets.core.display import md_text
 from labeling_assets.core.training.types import AnyArray
 
 
@@ -163,7 +164,7 @@ class EvaluationReport:
         for k, name in enumerate(self.classes):
             auc = "n/a" if np.isnan(self.auc_per_class[k]) else f"{self.auc_per_class[k]:.3f}"
             lines.append(
-                f"| {name} | {pc.support[k]} | {pc.precision[k]:.3f} | {pc.recall[k]:.3f} | {pc.f1[k]:.3f} | {auc} |"
+                f"| {md_text(name)} | {pc.support[k]} | {pc.precision[k]:.3f} | {pc.recall[k]:.3f} | {pc.f1[k]:.3f} | {auc} |"
             )
         return "\n".join(lines)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from labeling_assets.core.display import md_text
 from labeling_assets.core.training.metrics import _average_ranks, _safe_divide
 from labeling_assets.core.training.types import AnyArray
 
@@ -247,7 +248,7 @@ class MultiLabelReport:
         c = self.counts
         for k, name in enumerate(self.classes):
             lines.append(
-                f"| {name} | {int(self.prevalence[k])} | {self.thresholds[k]:.3f} | {c.tp[k]} | {c.fp[k]} | "
+                f"| {md_text(name)} | {int(self.prevalence[k])} | {self.thresholds[k]:.3f} | {c.tp[k]} | {c.fp[k]} | "
                 f"{c.fn[k]} | {c.tn[k]} | {c.precision[k]:.3f} | {c.recall[k]:.3f} | {c.f1[k]:.3f} | "
                 f"{_text(self.auc_per_label[k])} | {_text(self.ap_per_label[k])} |"
             )

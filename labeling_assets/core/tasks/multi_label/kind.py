@@ -24,6 +24,7 @@ from labeling_assets.core.consensus.multilabel_stats import (
 from labeling_assets.core.consensus.votes import Votes, latest_set_votes, single_class
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.display import md_text
 from labeling_assets.core.label_sets import (
     NONE_OF_THESE,
     SKIP_EMPTY_NOT_ALLOWED,
@@ -60,7 +61,7 @@ def _labeler_table(result: Any, names: Mapping[str, str]) -> str:
     ]
     for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
         lines.append(
-            f"| {names.get(str(row['labeler_id']), row['labeler_id'])} | {row['n_labels']} | {row['sensitivity']:.3f} | "
+            f"| {md_text(names.get(str(row['labeler_id']), row['labeler_id']))} | {row['n_labels']} | {row['sensitivity']:.3f} | "
             f"{row['specificity']:.3f} | {row['agreement_with_consensus']:.3f} |"
         )
     return "\n".join(lines)
@@ -75,7 +76,7 @@ def _per_class_table(result: Any, kappa: dict[str, float]) -> str:
     for row in result.per_class.to_dict("records"):
         value = _finite(kappa.get(row["class"]))
         lines.append(
-            f"| {row['class']} | {row['prevalence']:.3f} | {row['n_items']} | {row['threshold']:.2f} | "
+            f"| {md_text(row['class'])} | {row['prevalence']:.3f} | {row['n_items']} | {row['threshold']:.2f} | "
             f"{'-' if value is None else f'{value:.3f}'} | {result.method} |"
         )
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.methods import METHODS, aggregate_full
 from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, Votes, latest_votes, single_class
 from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
 from labeling_assets.core.tasks.kind import LABELER_TABLE_ROWS, ConsensusOutcome, Markdown, TrainingHead
 
@@ -36,7 +37,7 @@ def _labeler_table(result: Any) -> str:
     lines = ["| labeler | labels | estimated accuracy | agreement with consensus |", "|---|---:|---:|---:|"]
     for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
         lines.append(
-            f"| {row['labeler_id']} | {row['n_labels']} | {row['quality']:.3f} | {row['agreement_with_consensus']:.3f} |"
+            f"| {md_text(row['labeler_id'])} | {row['n_labels']} | {row['quality']:.3f} | {row['agreement_with_consensus']:.3f} |"
         )
     return "\n".join(lines)
 
