@@ -193,7 +193,7 @@ def training_section(table: Table, args: argparse.Namespace, seed: int, workdir:
             config,
             train_targets=None if soft is None else soft[train],
         )
-        probs = predict_proba(fitted.model, images[test], multi_label=True)
+        probs = predict_proba(fitted.model, images[test], task_kind="multi_label")
         auc, mean_ap = macro_auc_and_map(y_true[test], probs)
         table.add("training", arm, "test macro ROC-AUC", auc)
         table.add("training", arm, "test mAP", mean_ap)

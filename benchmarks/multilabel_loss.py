@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             start = time.perf_counter()
             result = fit(train[0], train[1], val[0], val[1], config)
-            probs = predict_proba(result.model, test[0], multi_label=True)
+            probs = predict_proba(result.model, test[0], task_kind="multi_label")
             report = evaluate_multilabel(test[1], probs, CLASSES, result.thresholds)
             row = {
                 "macro_auc": report.macro_auc,

@@ -7,8 +7,7 @@ classes of max(p, 1 - p): the chance the whole set is right) routes items back w
 single-label.
 """
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -26,7 +25,8 @@ from labeling_assets.core.consensus.review_routing import (
 )
 from labeling_assets.core.consensus.run import ConsensusOptions, run_consensus
 from labeling_assets.core.tasks import task_kind
-from labeling_assets.core.tasks.kind import ConsensusFailure, Markdown
+from labeling_assets.core.tasks.kind import ConsensusFailure
+from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -72,26 +72,6 @@ class ConsensusConfig(dg.Config):
         default_factory=dict,
         description="Multi-label projects only: class -> threshold on P(present) for the set label (others 0.5).",
     )
-
-
-def as_metadata(report: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
-    """A core report's plain values as Dagster metadata: Markdown as md, text, int, float (None: a float not
-    defined), anything else as JSON."""
-    out: dict[str, dg.MetadataValue] = {}
-    for key, value in report.items():
-        if isinstance(value, Markdown):
-            out[key] = dg.MetadataValue.md(str(value))
-        elif isinstance(value, str):
-            out[key] = dg.MetadataValue.text(value)
-        elif isinstance(value, bool):
-            out[key] = dg.MetadataValue.bool(value)
-        elif isinstance(value, int):
-            out[key] = dg.MetadataValue.int(value)
-        elif value is None or isinstance(value, float):
-            out[key] = dg.FloatMetadataValue(value)
-        else:
-            out[key] = dg.MetadataValue.json(value)
-    return out
 
 
 @dg.asset(

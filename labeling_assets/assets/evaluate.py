@@ -123,7 +123,7 @@ def _predict(
         channels=loaded.config.channels,
         num_classes=len(loaded.classes),
         device=config.device,
-        multi_label=loaded.config.multi_label,
+        task_kind=loaded.config.task_kind,
     )
 
 

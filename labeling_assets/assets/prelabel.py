@@ -13,17 +13,13 @@ from typing import Any, Literal
 
 import dagster as dg
 import numpy as np
-import numpy.typing as npt
-import pandas as pd
 
 from labeling_assets.constants import GROUP_PRELABEL, OWNERS
-from labeling_assets.core.label_sets import is_multi_label, to_indicator
-from labeling_assets.core.store import datasets, multilabel_targets
-from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store import datasets
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.training import baseline as core_baseline
-from labeling_assets.core.training.active_learning import entropy, mean_binary_entropy
-from labeling_assets.core.training.multilabel import apply_thresholds
 from labeling_assets.core.training.predict import predict_files
+from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -51,7 +47,7 @@ def prelabels(
     """Class probabilities for every active item, with the model version that produced them."""
     store = label_store.get_store()
     classes = list(project.classes)
-    multi = is_multi_label(project.task_type)
+    kind = task_kind(project.task_type)
     thresholds: list[float] | None = None
     pool = datasets.active_items_with_copies(store)
     registered = mlflow.champion() if config.source in ("auto", "model") else None
@@ -59,7 +55,7 @@ def prelabels(
         loaded = mlflow.load_model(registered)
         if loaded.classes != classes:
             raise dg.Failure(f"{registered.label} predicts {loaded.classes}, the project has {classes}")
-        if loaded.config.multi_label != multi:
+        if loaded.config.task_kind != kind.name:
             raise dg.Failure(f"{registered.label} does not fit a {project.task_type} project: train again")
         thresholds = loaded.thresholds
         model_version, source = registered.label, "model"
@@ -72,12 +68,12 @@ def prelabels(
             channels=loaded.config.channels,
             num_classes=len(classes),
             device=config.device,
-            multi_label=multi,  # per-class sigmoids: P(class present), not a distribution
+            task_kind=loaded.config.task_kind,  # its head's probabilities (multi-label: per-class sigmoids)
         )
     elif config.source == "model":
         raise dg.Failure(f"{_why_no_champion(mlflow)} (source=model)")
     else:
-        fitted, reason = (_fit_set_baseline if multi else _fit_baseline)(store, classes, config.baseline_size)
+        fitted, reason = kind.fit_baseline(store, classes, config.baseline_size)
         if fitted is None:
             reason = f"{_why_no_champion(mlflow)} and {reason}"
             context.log.warning(f"No pre-labels: {reason}")
@@ -94,15 +90,11 @@ def prelabels(
     written = datasets.insert_prelabels(
         store, list(todo["item_id"][keep]), probs[keep], classes, model_version
     )
-    if multi and thresholds is not None:  # the queue pre-fills at the model's own per-class cut-offs
+    if thresholds is not None:  # the queue pre-fills at the model's own per-class cut-offs (multi-label models)
         datasets.record_thresholds(store, model_version, dict(zip(classes, thresholds, strict=True)))
     metadata = _prelabel_metadata(source, model_version, written, len(pool) - len(todo), failed)
     metadata.update(_model_metadata(mlflow, source, config.source))
-    predictions = (
-        _set_prediction_metadata(probs[keep], classes, thresholds)
-        if multi
-        else _prediction_metadata(probs[keep], classes)
-    )
+    predictions = as_metadata(kind.prediction_report(probs[keep], classes, thresholds))
     return dg.MaterializeResult(metadata={**metadata, **predictions})
 
 
@@ -147,77 +139,3 @@ def _why_no_champion(mlflow: MLflowResource) -> str:
         f"no champion among the {n} registered versions of {mlflow.registered_model_name} "
         "(model_evaluation promotes one)"
     )
-
-
-def _prediction_metadata(probs: npt.NDArray[np.floating[Any]], classes: list[str]) -> dict[str, Any]:
-    """Mean entropy, mean top probability and predicted class counts ({} without predictions)."""
-    if not len(probs):
-        return {}
-    predicted = pd.Series(np.asarray(classes)[probs.argmax(axis=1)]).value_counts().sort_index()
-    return {
-        "mean_entropy": dg.MetadataValue.float(round(float(entropy(probs).mean()), 4)),
-        "mean_top_probability": dg.MetadataValue.float(round(float(probs.max(axis=1).mean()), 4)),
-        "predicted_classes": dg.MetadataValue.json({str(k): int(v) for k, v in predicted.items()}),
-    }
-
-
-def _fit_baseline(
-    store: LabelStore, classes: list[str], size: int
-) -> tuple[core_baseline.PixelBaseline | None, str]:
-    """The baseline fitted on current consensus, or None and why not."""
-    labeled = datasets.consensus_examples(store, classes)
-    if len(labeled) < core_baseline.MIN_LABELS:
-        return None, f"only {len(labeled)} consensus labels (the baseline needs {core_baseline.MIN_LABELS})"
-    features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
-    keep = np.ones(len(labeled), dtype=bool)
-    keep[failed] = False
-    try:
-        fitted = core_baseline.fit_baseline(
-            features[keep],
-            [label for (_, label), ok in zip(labeled, keep, strict=True) if ok],
-            classes,
-            size=size,
-        )
-    except ValueError as exc:
-        return None, str(exc)
-    return fitted, ""
-
-
-def _set_prediction_metadata(
-    probs: npt.NDArray[np.floating[Any]], classes: list[str], thresholds: list[float] | None
-) -> dict[str, Any]:
-    """Multi-label: mean binary entropy (the per-label uncertainty), mean predicted set size, items
-    predicted per class (at the model's thresholds, 0.5 for the baseline) and the thresholds."""
-    if not len(probs):
-        return {}
-    predicted = apply_thresholds(probs, thresholds)
-    metadata = {
-        "mean_binary_entropy": dg.MetadataValue.float(round(float(mean_binary_entropy(probs).mean()), 4)),
-        "mean_predicted_set_size": dg.MetadataValue.float(round(float(predicted.sum(axis=1).mean()), 4)),
-        "predicted_classes": dg.MetadataValue.json(
-            {name: int(n) for name, n in zip(classes, predicted.sum(axis=0), strict=True)}
-        ),
-    }
-    if thresholds is not None:
-        metadata["thresholds"] = dg.MetadataValue.json(dict(zip(classes, thresholds, strict=True)))
-    return metadata
-
-
-def _fit_set_baseline(
-    store: LabelStore, classes: list[str], size: int
-) -> tuple[core_baseline.SetBaseline | None, str]:
-    """The multi-label baseline fitted on current consensus sets, or None and why not."""
-    labeled = multilabel_targets.consensus_set_examples(store, classes)
-    if len(labeled) < core_baseline.MIN_LABELS:
-        return (
-            None,
-            f"only {len(labeled)} consensus label sets (the baseline needs {core_baseline.MIN_LABELS})",
-        )
-    features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
-    keep = np.ones(len(labeled), dtype=bool)
-    keep[failed] = False
-    indicator = to_indicator([labels for (_, labels), ok in zip(labeled, keep, strict=True) if ok], classes)
-    try:
-        return core_baseline.fit_set_baseline(features[keep], indicator, classes, size=size), ""
-    except ValueError as exc:
-        return None, str(exc)

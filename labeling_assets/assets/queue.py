@@ -17,9 +17,8 @@ from labeling_assets.core.consensus.review_routing import (
     plan_overlap_raises,
 )
 from labeling_assets.core.display import md_text
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.labelstudio.blind import assign_blind, plan_blind_top_up
-from labeling_assets.core.labelstudio.config import choices_label_config, config_layout, wanted_layout
+from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.tasks import (
     PrelabelVisibility,
     QueuedItem,
@@ -58,6 +57,8 @@ from labeling_assets.core.store.reviews import (
     record_overlap_raises,
 )
 from labeling_assets.core.store.schema import LabelStore, utcnow
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.requeue import requeue_lost_votes
@@ -116,12 +117,11 @@ def labeling_tasks(
     client = label_studio.get_client()
     if label_studio.blind:  # one project per labeler (core/labelstudio/blind.py)
         return _queue_blind(context, config, store, client, label_studio, project)
-    multi = is_multi_label(project.task_type)
+    kind = task_kind(project.task_type)
     project_id = label_studio.ensure_project(
         classes=project.classes,
         overlap=config.overlap,
-        multi_label=multi,
-        allow_empty=project.allow_empty_set,
+        label_config=kind.label_config(project.classes, project.allow_empty_set),
     )
     images_served = label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
 
@@ -133,7 +133,7 @@ def labeling_tasks(
         gold_rate=config.gold_rate,
         strategy=config.strategy,
         seed=config.seed,
-        multi_label=multi,
+        kind=kind,
     )
     reserved = reserve_tasks(store, project_id, queue, overlap=config.overlap)
     relinked = link_tasks(store, project_id, client.task_ids_by_item(project_id))
@@ -141,9 +141,9 @@ def labeling_tasks(
     pending = pending_tasks(store, project_id)
     pending_ids = [p["item_id"] for p in pending]
     shown = visible_prelabels(newest_prelabels(store, pending_ids), pending, config.prelabel_visibility)
-    prefill = _prefill_thresholds(store, shown, multi)
+    prefill = _prefill_thresholds(store, shown, kind)
     payloads = build_payloads(
-        pending, shown, project.data_path, multi_label=multi, allow_empty=project.allow_empty_set, thresholds=prefill
+        pending, shown, project.data_path, kind=kind, allow_empty=project.allow_empty_set, thresholds=prefill
     )
     leaks = payload_leaks(payloads, gold_labels(store, pending_ids))
     if leaks:  # defense in depth: the builder cannot leak, but nothing leaves if it ever did
@@ -157,7 +157,7 @@ def labeling_tasks(
             "project_url": dg.MetadataValue.url(f"{label_studio.resolved_url}/projects/{project_id}/data"),
             "images_served": dg.MetadataValue.text(images_served),
             **({"prefill_thresholds": dg.MetadataValue.json(prefill or "0.5 per class (no model thresholds)")}
-               if multi else {}),  # fmt: skip
+               if kind.decision_thresholds else {}),  # fmt: skip
             **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
             **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
@@ -178,12 +178,12 @@ def _refresh_predictions(
     """Open tasks show their item's newest pre-label: after the champion changes (prelabel_job re-labels every
     item with it), each open task gets that model version's prediction (Label Studio keeps the older ones as
     other versions) and the project pre-fills from it. Finished tasks are left as they were answered."""
-    multi = is_multi_label(project.task_type)
+    kind = task_kind(project.task_type)
     open_ids = client.open_task_ids(project_id)
     rows = [r for r in linked_tasks(store, project_id) if r["ls_task_id"] in open_ids]
     shown = visible_prelabels(newest_prelabels(store, [r["item_id"] for r in rows]), rows, visibility)
-    predictions = refreshed_predictions(rows, shown, multi_label=multi, allow_empty=project.allow_empty_set,
-                                        thresholds=_prefill_thresholds(store, shown, multi))  # fmt: skip
+    predictions = refreshed_predictions(rows, shown, kind=kind, allow_empty=project.allow_empty_set,
+                                        thresholds=_prefill_thresholds(store, shown, kind))  # fmt: skip
     client.import_predictions(project_id, predictions)
     by_task = {int(p["task"]): str(p["model_version"]) for p in predictions}
     record_shown_versions(store, {r["id"]: by_task[r["ls_task_id"]] for r in rows if r["ls_task_id"] in by_task})
@@ -211,8 +211,9 @@ def _queue_blind(
 ) -> dg.MaterializeResult[None]:
     """Blind mode: each selected item goes to ``config.overlap`` labelers' own projects (the least loaded first),
     one task per project, reserved in one transaction, then pushed and linked per project as in the shared mode."""
+    kind = task_kind(project.task_type)
     projects = label_studio.ensure_blind_projects(
-        classes=project.classes, multi_label=is_multi_label(project.task_type), allow_empty=project.allow_empty_set
+        classes=project.classes, label_config=kind.label_config(project.classes, project.allow_empty_set)
     )
     for project_id in projects.values():
         label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
@@ -220,9 +221,8 @@ def _queue_blind(
     # Per labeler project: the class list reaches its label config, a superseded item's task is marked.
     followed = [_follow_sources(context, store, client, pid, project, config.max_overlap, requeue=False) for pid in ids]
     topped_up, review_plan = _blind_top_up(store, client, projects, project, config)
-    multi = is_multi_label(project.task_type)
     queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
-                         strategy=config.strategy, seed=config.seed, multi_label=multi)  # fmt: skip
+                         strategy=config.strategy, seed=config.seed, kind=kind)  # fmt: skip
     load = task_counts(store, ids)
     plan = assign_blind([q.item_id for q in queue], list(projects), config.overlap,
                         {name: load.get(pid, 0) for name, pid in projects.items()})  # fmt: skip
@@ -234,8 +234,8 @@ def _queue_blind(
         pending = pending_tasks(store, project_id)
         shown = visible_prelabels(newest_prelabels(store, [p["item_id"] for p in pending]), pending,
                                   config.prelabel_visibility)  # fmt: skip
-        payloads = build_payloads(pending, shown, project.data_path, multi_label=multi,
-                                  allow_empty=project.allow_empty_set, thresholds=_prefill_thresholds(store, shown, multi))  # fmt: skip
+        payloads = build_payloads(pending, shown, project.data_path, kind=kind,
+                                  allow_empty=project.allow_empty_set, thresholds=_prefill_thresholds(store, shown, kind))  # fmt: skip
         leaks = payload_leaks(payloads, gold_labels(store, [p["item_id"] for p in pending]))
         if leaks:
             raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
@@ -266,10 +266,10 @@ def _queue_blind(
 
 
 def _prefill_thresholds(
-    store: LabelStore, shown: Mapping[str, tuple[Mapping[str, float], str]], multi: bool
+    store: LabelStore, shown: Mapping[str, tuple[Mapping[str, float], str]], kind: TaskKind
 ) -> dict[str, dict[str, float]]:
-    """Per model version of the pre-labels shown: its per-class thresholds (multi-label pre-fill)."""
-    return thresholds_of(store, sorted({version for _, version in shown.values()})) if multi else {}
+    """Per model version of the pre-labels shown: its per-class thresholds (a kind that pre-fills by thresholds)."""
+    return thresholds_of(store, sorted({version for _, version in shown.values()})) if kind.decision_thresholds else {}
 
 
 def _blind_top_up(
@@ -390,12 +390,13 @@ def _follow_sources(
     removed class, given while paused) go back to labelers (a new task, or a higher overlap)."""
     classes = list(project.classes)
     change = record_class_list(store, classes, project.class_list_change_reason)
-    multi, allow_empty = is_multi_label(project.task_type), project.allow_empty_set
+    allow_empty = project.allow_empty_set
+    wanted = task_kind(project.task_type).label_config(classes, allow_empty)
     current = config_layout(client.label_config(project_id))
-    config_updated = current is not None and current != wanted_layout(classes, multi, allow_empty)
+    config_updated = current is not None and current != config_layout(wanted)
     if config_updated:  # Label Studio keeps existing annotations of a removed class; they stop counting here
-        client.set_label_config(project_id, choices_label_config(classes, multi, allow_empty))
-    # Label sets in a multi-label project: read as single classes, every set vote would look lost.
+        client.set_label_config(project_id, wanted)
+    # Votes as the kind reads them: label sets read as single classes would all look lost.
     loaded = load_votes(store, classes, task_type=project.task_type, allow_empty=allow_empty)
     new_conflicts = detect_conflicts(store, project_id, loaded.held)
     marked: dict[str, int] = {}

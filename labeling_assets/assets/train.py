@@ -23,10 +23,12 @@ from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
 from labeling_assets.core import images as img
 from labeling_assets.core.dataset.diff import render_diff
-from labeling_assets.core.label_sets import SINGLE_LABEL, is_multi_label
+from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store import datasets, history, multilabel_targets
+from labeling_assets.core.store import datasets, history
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
     DEFAULTS,
@@ -41,6 +43,7 @@ from labeling_assets.core.training.config import (
     TrainConfig,
     effective_batch_size,
     resolve_device,
+    task_fields,
 )
 from labeling_assets.core.training.decode import DecodeFailure
 from labeling_assets.core.training.launch import fit_with_torchrun
@@ -62,19 +65,10 @@ def _refuse_failed_dataset(context: dg.AssetExecutionContext, version: str) -> N
         )
 
 
-def _label_indices(labels: Any, classes: list[str]) -> list[int]:
+def _training_labels(labels: Any, classes: list[str], kind: TaskKind) -> Any:
+    """What the kind's training head reads: class indices, or the (n, K) 0/1 label sets of a multi-label project."""
     try:
-        return [int(k) for k in datasets.label_indices(labels, classes)]
-    except datasets.UnknownLabels as exc:
-        raise dg.Failure(str(exc)) from exc
-
-
-def _training_labels(labels: Any, classes: list[str], multi: bool) -> Any:
-    """Class indices, or the (n, K) 0/1 label sets of a multi-label project."""
-    if not multi:
-        return _label_indices(labels, classes)
-    try:
-        return multilabel_targets.label_set_indicator(labels, classes)
+        return kind.encode(labels, classes)
     except datasets.UnknownLabels as exc:
         raise dg.Failure(str(exc)) from exc
 
@@ -141,13 +135,13 @@ def _write_cache(
     config: TrainingTensorsConfig,
     task_type: str,
 ) -> tuple[dict[str, Any], dict[str, list[DecodeFailure]]]:
-    multi = is_multi_label(task_type)
+    kind = task_kind(task_type)
     parts: dict[str, tuple[list[str], Any, list[str]]] = {}
     for name in ("train", "val"):
         part = dataset.split(name)
         parts[name] = (
             part["uri"].astype(str).tolist(),
-            _training_labels(part["label"], classes, multi),
+            _training_labels(part["label"], classes, kind),
             part["item_id"].astype(str).tolist(),
         )
     if not parts["train"][0]:
@@ -163,7 +157,7 @@ def _write_cache(
         channels=config.channels,
         classes=classes,
         # A multi-label cache says so (its labels are (n, K) sets); a single-label meta stays as it was.
-        extra_meta={"dataset_version": dataset.version, **({"task_type": task_type} if multi else {})},
+        extra_meta={"dataset_version": dataset.version, **({"task_type": task_type} if task_type != SINGLE_LABEL else {})},
         workers=config.workers,
     )
     for name, bad in failures.items():
@@ -256,7 +250,7 @@ class TrainedModelConfig(dg.Config):
             patience=self.patience,
             loss=self.loss,
             sampler=self.sampler,
-            multi_label=meta.get("task_type") == "multi_label",
+            **task_fields(meta.get("task_type", SINGLE_LABEL)),
             multi_label_loss=self.multi_label_loss,
             pos_weight=self.pos_weight,
             multi_label_sampler=self.multi_label_sampler,
@@ -288,7 +282,7 @@ def trained_model(
     current = lineage.current_dataset(context.instance, store).version
     _refuse_failed_dataset(context, current)
     folder, meta = _current_cache(project, current)
-    multi = _cache_task(meta, project)
+    kind = _cache_task(meta, project)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
     if config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
@@ -299,7 +293,7 @@ def trained_model(
             f"would give fewer than {MIN_STEPS_PER_EPOCH} steps per epoch"
         )
     classes = list(meta["classes"])
-    stored = _stored_targets(store, config.targets, train, classes, multi)
+    stored = None if config.targets == "hard" else kind.stored_targets(store, train.item_ids, train.labels, classes)
     targets = datasets.resolve_targets(config.targets, stored)
     context.log.info(
         f"targets={config.targets}: training on {targets} targets{stored.note() if stored else ''}"
@@ -341,26 +335,15 @@ def trained_model(
     )
 
 
-def _cache_task(meta: dict[str, Any], project: ProjectSettings) -> bool:
-    """Whether the cache is multi-label; a cache of the other task type than the project's is refused."""
+def _cache_task(meta: dict[str, Any], project: ProjectSettings) -> TaskKind:
+    """The kind of task the cache holds labels of; a cache of another task type than the project's is refused."""
     cached = meta.get("task_type", SINGLE_LABEL)
     if cached != project.task_type:
         raise dg.Failure(
             f"the tensor cache holds {cached} labels but the project is {project.task_type}: "
             "materialize training_tensors again"
         )
-    return is_multi_label(cached)
-
-
-def _stored_targets(
-    store: LabelStore, mode: str, train: cache.CacheSplit, classes: list[str], multi: bool
-) -> datasets.StoredTargets | None:
-    """Consensus probabilities per training item: class distributions, or per-class marginals (multi-label)."""
-    if mode == "hard":
-        return None
-    if multi:
-        return multilabel_targets.stored_marginal_targets(store, train.item_ids, train.labels, classes)
-    return datasets.stored_soft_targets(store, train.item_ids, train.labels, classes)
+    return task_kind(cached)
 
 
 def _fit(
@@ -509,7 +492,7 @@ def _log_result(
         "dagster_run_id": context.run.run_id,
     }
     if result.thresholds is not None:  # multi-label: what turns the sigmoids into a set (prelabels, review)
-        version_tags["task_type"] = "multi_label"
+        version_tags["task_type"] = train_config.task_kind
         version_tags["thresholds"] = dict(zip(meta["classes"], result.thresholds, strict=True))
     return mlflow.register_model(result, train_config, list(meta["classes"]), version_tags)
 

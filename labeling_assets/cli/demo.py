@@ -38,7 +38,9 @@ from labeling_assets.cli.demo_multilabel import (
 from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_crowd
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT, data_dir
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 
@@ -78,7 +80,10 @@ def run_demo(args: argparse.Namespace) -> int:
         t = _step(1, "start Label Studio (local, 127.0.0.1) and create the project")
         info = ls_server.start()
         label_studio = LabelStudioResource()
-        project_id = label_studio.ensure_project(classes=project_classes(), overlap=args.overlap, multi_label=multi)
+        settings = ProjectSettings()  # the demo's environment picked the task type above
+        classes = project_classes()
+        label_config = task_kind(settings.task_type).label_config(classes, settings.allow_empty_set)
+        project_id = label_studio.ensure_project(classes=classes, overlap=args.overlap, label_config=label_config)
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
         _done(t)
 

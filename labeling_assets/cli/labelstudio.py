@@ -10,7 +10,7 @@ from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import data_dir
 from labeling_assets.core.errors import ConfigurationError, SetupError, display_url, one_line
-from labeling_assets.core.label_sets import is_multi_label
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.local.labelstudio_database import DATABASE_URL_ENV, PASSWORD_ENV, remembered
@@ -90,13 +90,13 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     """Create (idempotently) the project from the class list and task type; the admin and token exist since start."""
     client = _client(args)
     title = _project_title(args)
-    settings = ProjectSettings()  # $LABELING_ASSETS_TASK_TYPE=multi_label: checkboxes and "None of these"
+    settings = ProjectSettings()  # $LABELING_ASSETS_TASK_TYPE picks the kind of task, and so the label config
+    classes = project_classes()
     project_id = client.ensure_project(
         title=title,
-        classes=project_classes(),
+        classes=classes,
         overlap=args.overlap,
-        multi_label=is_multi_label(settings.task_type),
-        allow_empty=settings.allow_empty_set,
+        label_config=task_kind(settings.task_type).label_config(classes, settings.allow_empty_set),
     )
     print(
         f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"

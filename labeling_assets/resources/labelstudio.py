@@ -240,14 +240,13 @@ class LabelStudioClient:
         title: str,
         classes: Sequence[str],
         overlap: int = 3,
-        multi_label: bool = False,
-        allow_empty: bool = True,
+        label_config: str | None = None,
     ) -> int:
         """The id of the project named ``title``, created when missing (same title = same project).
 
         ``maximum_annotations`` (overlap) is honored by the Community label stream when set through the API.
-        ``multi_label`` / ``allow_empty``: the config of a new project (``choices_label_config``); an existing
-        project's config is brought in line by the queue asset.
+        ``label_config``: the config of a new project (the project's kind of task builds it; None: one choice among
+        ``classes``); an existing project's config is brought in line by the queue asset.
         """
         for project in self.list_projects():
             if project.get("title") == title:
@@ -255,7 +254,7 @@ class LabelStudioClient:
         with self._calling("POST /api/projects/"):
             created = self.sdk.projects.create(
                 title=title,
-                label_config=choices_label_config(classes, multi_label, allow_empty),
+                label_config=label_config or choices_label_config(classes),
                 maximum_annotations=int(overlap),
                 sampling="Sequential sampling",  # queue order = our priority order
                 show_skip_button=True,
@@ -779,19 +778,13 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         """The official SDK client (``label_studio_sdk.LabelStudio``) the wrapped calls use, for any other call."""
         return self.get_client().sdk
 
-    def ensure_project(
-        self, *, classes: Sequence[str], overlap: int = 3, multi_label: bool = False, allow_empty: bool = True
-    ) -> int:
+    def ensure_project(self, *, classes: Sequence[str], overlap: int = 3, label_config: str | None = None) -> int:
         """The project id: ``project_id`` when set, else the project titled ``project_title`` (created if missing,
-        with a multi-label config when ``multi_label``)."""
+        with ``label_config``: the project's kind of task builds it)."""
         if self.project_id is not None:
             return self.project_id
         return self.get_client().ensure_project(
-            title=self.resolved_project_title,
-            classes=classes,
-            overlap=overlap,
-            multi_label=multi_label,
-            allow_empty=allow_empty,
+            title=self.resolved_project_title, classes=classes, overlap=overlap, label_config=label_config
         )
 
     @property
@@ -806,14 +799,13 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
             raise LabelStudioNotConfigured(str(exc)) from None
         return {name: blind_title(self.resolved_project_title, name) for name in names}
 
-    def ensure_blind_projects(
-        self, *, classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True
-    ) -> dict[str, int]:
+    def ensure_blind_projects(self, *, classes: Sequence[str], label_config: str | None = None) -> dict[str, int]:
         """Blind mode: labeler name -> the id of their own project (overlap 1), created when missing."""
         client = self.get_client()
-        return {name: client.ensure_project(title=title, classes=classes, overlap=1, multi_label=multi_label,
-                                            allow_empty=allow_empty)
-                for name, title in self._blind_titles().items()}  # fmt: skip
+        return {
+            name: client.ensure_project(title=title, classes=classes, overlap=1, label_config=label_config)
+            for name, title in self._blind_titles().items()
+        }
 
     def labeling_project_ids(self) -> list[int]:
         """The projects labelers answer in, without creating any: the shared one, or (blind mode) every labeler's

@@ -21,18 +21,19 @@ from labeling_assets.core.labelstudio.config import (
 )
 from labeling_assets.core.labelstudio.review import review_label_config
 from labeling_assets.core.labelstudio.tasks import (
-    PREFILL_THRESHOLD,
     Candidate,
     build_payloads,
     payload_leaks,
-    prefill_set,
     select_queue,
     task_payload,
     uncertainty,
 )
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.multi_label.kind import PREFILL_THRESHOLD, prefill_set
 from labeling_assets.core.training.active_learning import mean_binary_entropy
 
 CLASSES = ["effusion", "mass", "nodule"]
+MULTI = task_kind("multi_label")
 
 
 def _choices(config: str) -> ET.Element:
@@ -140,7 +141,7 @@ def test_the_review_project_answers_with_the_crowds_choices() -> None:
 
 def test_a_multi_label_prediction_pre_checks_every_class_at_or_above_one_half() -> None:
     probs = {"effusion": 0.9, "mass": PREFILL_THRESHOLD, "nodule": 0.49}
-    (prediction,) = task_payload("i1", "/img.png", probs=probs, model_version="m/1", multi_label=True)[
+    (prediction,) = task_payload("i1", "/img.png", probs=probs, model_version="m/1", kind=MULTI)[
         "predictions"
     ]
     assert prediction["result"][0]["value"]["choices"] == ["effusion", "mass"]
@@ -150,7 +151,7 @@ def test_a_multi_label_prediction_pre_checks_every_class_at_or_above_one_half() 
 
 def test_a_multi_label_prediction_with_no_likely_class_pre_checks_none_of_these() -> None:
     probs = {"effusion": 0.1, "mass": 0.2, "nodule": 0.3}
-    (prediction,) = task_payload("i1", "/img.png", probs=probs, multi_label=True)["predictions"]
+    (prediction,) = task_payload("i1", "/img.png", probs=probs, kind=MULTI)["predictions"]
     assert prediction["result"][0]["value"]["choices"] == [NONE_OF_THESE]
 
 
@@ -165,7 +166,7 @@ def test_payloads_pre_fill_each_item_at_the_thresholds_of_the_model_that_scored_
     pending = [{"item_id": "a", "uri": None}, {"item_id": "b", "uri": None}, {"item_id": "c", "uri": None}]
     probs = {"effusion": 0.3, "mass": 0.6, "nodule": 0.1}
     shown = {"a": (probs, "model/2"), "b": (probs, "baseline-1")}
-    payloads = build_payloads(pending, shown, Path("/data"), multi_label=True,
+    payloads = build_payloads(pending, shown, Path("/data"), kind=MULTI,
                               thresholds={"model/2": {"effusion": 0.2, "mass": 0.9, "nodule": 0.5}})  # fmt: skip
     picked = [p["predictions"][0]["result"][0]["value"]["choices"] if "predictions" in p else None for p in payloads]
     assert picked == [["effusion"], ["mass"], None]  # model/2's cut-offs; the baseline's 0.5; c has no prelabel
@@ -185,7 +186,7 @@ def test_single_label_predictions_are_unchanged() -> None:
 def test_a_gold_items_set_never_reaches_the_payload() -> None:
     gold = {"i1": ["effusion", "mass"]}
     payload = task_payload(
-        "i1", "/img.png", probs={"effusion": 0.9, "mass": 0.8, "nodule": 0.1}, multi_label=True
+        "i1", "/img.png", probs={"effusion": 0.9, "mass": 0.8, "nodule": 0.1}, kind=MULTI
     )
     assert payload_leaks(payload, gold) == []  # the model's pre-fill is allowed to agree with gold
     assert payload_leaks({**payload, "data": {**payload["data"], "truth": gold["i1"]}}, gold) != []
@@ -213,8 +214,8 @@ def test_multi_label_queue_order_follows_mean_binary_entropy_for_every_strategy_
     unscored = Candidate("unscored")
     for strategy in ("uncertainty", "margin", "entropy"):
         order = select_queue([sure_of_two, middling, unsure, unscored], limit=4, gold_rate=0.0, strategy=strategy,
-                             multi_label=True)  # fmt: skip
+                             kind=MULTI)  # fmt: skip
         assert [q.item_id for q in order] == ["unscored", "unsure", "middling", "sure"], strategy
-    assert uncertainty(sure_of_two.probs, "random", multi_label=True) == 1.0
+    assert uncertainty(sure_of_two.probs, "random", kind=MULTI) == 1.0
     # the single-label scores renormalise over classes and would put the sure item first
     assert uncertainty(sure_of_two.probs, "margin") > uncertainty(middling.probs, "margin")

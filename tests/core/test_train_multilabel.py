@@ -168,7 +168,7 @@ def test_multi_label_fit_learns_a_tiny_synthetic_set_well_above_chance_and_store
     assert len(result.thresholds) == 4 and all(0.0 < t < 1.0 for t in result.thresholds)
     history_auc = [s.val_macro_auc for s in result.history]
     assert result.best_val_macro_auc == max(a for a in history_auc if a is not None)
-    probs = predict_proba(result.model, x_test, multi_label=True)
+    probs = predict_proba(result.model, x_test, task_kind="multi_label")
     assert probs.shape == (256, 4) and not np.allclose(probs.sum(axis=1), 1.0)  # sigmoids, not a softmax
     report = mm.evaluate_multilabel(y_test, probs, list("abcd"), result.thresholds)
     assert report.macro_auc > 0.9  # chance is 0.5
@@ -179,7 +179,7 @@ def test_multi_label_fit_learns_a_tiny_synthetic_set_well_above_chance_and_store
     model, loaded_config, classes = load_checkpoint(path)
     assert loaded_config.multi_label and classes == list("abcd")
     assert load_thresholds(path) == pytest.approx(result.thresholds)
-    reloaded = predict_proba(model, x_test, multi_label=True)
+    reloaded = predict_proba(model, x_test, task_kind="multi_label")
     np.testing.assert_allclose(reloaded, probs, atol=1e-5)
     assert (
         apply_thresholds(reloaded, load_thresholds(path)) == apply_thresholds(probs, result.thresholds)
@@ -357,6 +357,6 @@ def test_multi_label_training_under_torchrun_keeps_replicas_equal_and_every_rank
     assert ddp.thresholds is not None and len(ddp.thresholds) == 4
     assert ddp.best_val_macro_auc is not None and ddp.best_val_macro_auc > 0.7
     x_val, y_val = splits["val"]
-    probs = predict_proba(ddp.model, x_val, multi_label=True)
+    probs = predict_proba(ddp.model, x_val, task_kind="multi_label")
     assert mm.macro_auc_and_map(y_val, probs)[0] == pytest.approx(ddp.best_val_macro_auc, abs=1e-5)
     np.testing.assert_allclose(ddp.thresholds, choose_thresholds(y_val, probs), atol=1e-5)

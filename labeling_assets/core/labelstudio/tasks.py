@@ -1,17 +1,16 @@
 """Which items go to Label Studio next, in what order, and what exactly is sent.
 
-Pure (numpy only). Regular items are ordered by prelabel uncertainty when probabilities exist
+Pure; the project's kind of task (core/tasks) scores pre-labels and builds predictions. Regular items are ordered by prelabel uncertainty when probabilities exist
 (unscored items count as maximally uncertain), else by a seeded shuffle; gold items are interleaved
 at ``gold_rate`` at random positions. :func:`task_payload` is the ONLY builder of what is sent: it
 has no parameter through which a gold answer could pass, and :func:`payload_leaks` double-checks.
 
 Multi-label projects: a prelabel holds independent per-class probabilities (sigmoid marginals); every
 strategy but ``random`` ranks by their mean binary entropy, and the prediction pre-fills every class at or above
-the model's own threshold for it (chosen on val at training), :data:`PREFILL_THRESHOLD` for a model without
-thresholds (``NONE_OF_THESE`` when there is none).
+the model's own threshold for it (chosen on val at training), 0.5 for a model without thresholds
+(``NONE_OF_THESE`` when there is none): see core/tasks/multi_label/kind.py.
 """
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,8 +19,10 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from labeling_assets.core.labelstudio.config import DATA_KEY, choice_result
-from labeling_assets.core.training.active_learning import mean_binary_entropy
+from labeling_assets.core.label_sets import SINGLE_LABEL
+from labeling_assets.core.labelstudio.config import DATA_KEY
+from labeling_assets.core.tasks.kind import TaskKind
+from labeling_assets.core.tasks.registry import task_kind
 
 # random is the baseline every other strategy must beat
 Strategy = Literal["uncertainty", "margin", "entropy", "random"]
@@ -29,7 +30,6 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # Keys that must never appear anywhere in a payload sent to Label Studio.
 FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
 # Multi-label pre-fill: a class is pre-checked when the model gives it at least this probability.
-PREFILL_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -54,35 +54,14 @@ class QueuedItem:
     model_version: str | None
 
 
-def uncertainty(
-    probs: Mapping[str, float] | None, strategy: str = "uncertainty", multi_label: bool = False
-) -> float:
-    """Uncertainty in [0, 1] (higher = ask a human first); 1.0 when there are no probabilities.
-
-    ``uncertainty``: 1 - max p; ``margin``: 1 - (p1 - p2); ``entropy``: normalized Shannon entropy;
-    ``random``: 1.0 (order comes from the seed alone). ``multi_label``: ``probs`` are per-class marginals and
-    every strategy but ``random`` is their mean binary entropy (``active_learning.mean_binary_entropy``).
+def uncertainty(probs: Mapping[str, float] | None, strategy: str = "uncertainty", kind: TaskKind | None = None) -> float:
+    """Uncertainty in [0, 1] (higher = ask a human first); 1.0 when there are no probabilities: the kind's
+    ``informativeness`` (single-label: ``uncertainty`` 1 - max p, ``margin`` 1 - (p1 - p2), ``entropy`` normalized
+    Shannon entropy; multi-label: the marginals' mean binary entropy; ``random``: 1.0, order from the seed alone).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    if not probs or strategy == "random":
-        return 1.0
-    if multi_label:
-        marginals = np.asarray(list(probs.values()), dtype=float)
-        if not np.isfinite(marginals).all():
-            return 1.0
-        return float(mean_binary_entropy(np.clip(marginals, 0.0, 1.0)[None, :])[0])
-    p = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, None)
-    total = p.sum()
-    if total <= 0 or not np.isfinite(total):
-        return 1.0
-    p = np.sort(p / total)[::-1]
-    if strategy == "uncertainty":
-        return float(1.0 - p[0])
-    if strategy == "margin":
-        return float(1.0 - (p[0] - (p[1] if len(p) > 1 else 0.0)))
-    nz = p[p > 0]
-    return float(-(nz * np.log(nz)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+    return (kind or task_kind(SINGLE_LABEL)).informativeness(probs, strategy)
 
 
 def select_queue(
@@ -92,11 +71,10 @@ def select_queue(
     gold_rate: float = 0.1,
     strategy: str = "uncertainty",
     seed: int = 0,
-    multi_label: bool = False,
+    kind: TaskKind | None = None,
 ) -> list[QueuedItem]:
-    """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold.
-
-    ``multi_label``: prelabel probabilities are per-class marginals (see :func:`uncertainty`).
+    """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold, by the ``kind``'s
+    informativeness of their pre-labels (:func:`uncertainty`).
 
     Regular items: highest uncertainty first (ties broken by a seeded shuffle). Gold items: a seeded
     random sample placed at seeded random positions, so nothing about a task's position or payload
@@ -116,11 +94,11 @@ def select_queue(
     ):  # not enough regular items: fill with gold, never exceed the rate's intent silently
         n_gold = min(len(gold), limit - n_regular)
     shuffled = [regular[i] for i in rng.permutation(len(regular))]
-    scores = [uncertainty(c.probs, strategy, multi_label) for c in shuffled]
+    scores = [uncertainty(c.probs, strategy, kind) for c in shuffled]
     order = sorted(range(len(shuffled)), key=lambda i: -scores[i])  # stable: ties keep the shuffle
     chosen_regular = [(shuffled[i], scores[i]) for i in order[:n_regular]]
     chosen_gold = [
-        (gold[i], uncertainty(gold[i].probs, strategy, multi_label))
+        (gold[i], uncertainty(gold[i].probs, strategy, kind))
         for i in rng.permutation(len(gold))[:n_gold]
     ]
     total = len(chosen_regular) + len(chosen_gold)
@@ -148,52 +126,22 @@ def task_payload(
     *,
     probs: Mapping[str, float] | None = None,
     model_version: str | None = None,
-    multi_label: bool = False,
+    kind: TaskKind | None = None,
     allow_empty: bool = True,
     thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The Label Studio task for an item: image URL and item id, plus the prelabel as a prediction.
+    """The Label Studio task for an item: image URL and item id, plus the prelabel as the ``kind``'s prediction
+    (multi-label: a pre-filled set at the model's per-class ``thresholds`` when it has them).
 
     Takes no gold flag or gold label on purpose: gold and regular tasks are built identically.
-    ``multi_label``: the prediction pre-fills a set (:func:`prefill_set`, at the model's per-class ``thresholds``
-    when it has them); its score is the mean over classes of max(p, 1 - p), the confidence consensus reports for sets.
     """
     task: dict[str, Any] = {"data": {DATA_KEY: image_url, "item_id": item_id}}
-    if probs and multi_label:
-        marginals = np.clip(np.asarray(list(probs.values()), dtype=float), 0.0, 1.0)
-        task["predictions"] = [
-            {
-                "model_version": model_version or "unknown",
-                "score": float(np.maximum(marginals, 1.0 - marginals).mean()),
-                "result": choice_result(prefill_set(probs, allow_empty=allow_empty, thresholds=thresholds)),
-            }
-        ]
-    elif probs:
-        label, score = max(probs.items(), key=lambda kv: kv[1])
-        task["predictions"] = [
-            {
-                "model_version": model_version or "unknown",
-                "score": float(score),
-                "result": choice_result(str(label)),
-            }
-        ]
+    if probs:
+        prediction = (kind or task_kind(SINGLE_LABEL)).prediction(
+            probs, model_version, allow_empty=allow_empty, thresholds=thresholds
+        )
+        task["predictions"] = [prediction]
     return task
-
-
-def prefill_set(
-    probs: Mapping[str, float], *, allow_empty: bool = True, thresholds: Mapping[str, float] | None = None
-) -> list[str]:
-    """The classes a multi-label prediction pre-checks, sorted: those whose probability reaches the model's own
-    threshold for the class (``thresholds``, chosen on val at training), else :data:`PREFILL_THRESHOLD`.
-
-    None of them: ``[]`` ("None of these"), or the most probable class when the project has no empty set (the
-    config then offers no "None of these", and a pre-fill should be an answer a person could give).
-    """
-    cut = thresholds or {}
-    chosen = sorted(str(c) for c, p in probs.items() if float(p) >= cut.get(str(c), PREFILL_THRESHOLD))
-    if chosen or allow_empty or not probs:
-        return chosen
-    return [str(max(probs.items(), key=lambda kv: (float(kv[1]), kv[0]))[0])]
 
 
 def image_url(uri: str | None, data_root: Path) -> str:
@@ -214,14 +162,14 @@ def build_payloads(
     prelabels: Mapping[str, tuple[Mapping[str, float], str]],
     data_root: Path,
     *,
-    multi_label: bool = False,
+    kind: TaskKind | None = None,
     allow_empty: bool = True,
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """The payload of each pending task (rows with ``item_id`` and ``uri``), in order.
 
     ``prelabels`` maps item id -> (class probabilities, model version) of its newest prelabel (per-class
-    marginals when ``multi_label``); ``thresholds`` maps a model version to its per-class decision thresholds
+    marginals in a multi-label project); ``thresholds`` maps a model version to its per-class decision thresholds
     (a multi-label pre-fill at the model's own cut-offs; a version without them pre-fills at 0.5).
     """
     payloads = []
@@ -233,7 +181,7 @@ def build_payloads(
                 image_url(row["uri"], data_root),
                 probs=probs,
                 model_version=model_version,
-                multi_label=multi_label,
+                kind=kind,
                 allow_empty=allow_empty,
                 thresholds=(thresholds or {}).get(model_version) if model_version else None,
             )
@@ -245,7 +193,7 @@ def refreshed_predictions(
     open_tasks: Sequence[Mapping[str, Any]],
     prelabels: Mapping[str, tuple[Mapping[str, float], str]],
     *,
-    multi_label: bool = False,
+    kind: TaskKind | None = None,
     allow_empty: bool = True,
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[dict[str, Any]]:
@@ -257,7 +205,7 @@ def refreshed_predictions(
         probs, version = prelabels.get(str(row["item_id"]), (None, None))
         if probs is None or version is None or version == row.get("model_version"):
             continue
-        payload = task_payload(str(row["item_id"]), "", probs=probs, model_version=version, multi_label=multi_label,
+        payload = task_payload(str(row["item_id"]), "", probs=probs, model_version=version, kind=kind,
                                allow_empty=allow_empty, thresholds=(thresholds or {}).get(version))  # fmt: skip
         out.append({**payload["predictions"][0], "task": int(row["ls_task_id"])})
     return out

@@ -54,6 +54,7 @@ class TaskKind(Protocol):
     consensus_methods: tuple[str, ...]  # the run config's choices; "auto" first
     export_formats: tuple[str, ...]  # what a dataset of this kind exports to
     skip_reasons: tuple[str, ...]  # why a stored answer is not a vote (keys of Votes.skipped)
+    decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
 
     # Label Studio: the config a labeler sees, and how its result becomes a stored answer.
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str: ...
@@ -103,9 +104,12 @@ class TaskKind(Protocol):
         thresholds: Mapping[str, float] | None = None,
     ) -> dict[str, Any]: ...
     def informativeness(self, probs: Mapping[str, float] | None, strategy: str) -> float: ...
+    def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]: ...  # (model | None, why)
+    def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]: ...
 
     # Training: the hard labels a training head reads, and the torch side (imported only when a run trains).
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any: ...  # numpy array
+    def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> Any: ...
     def training_head(self) -> TrainingHead: ...
 
 

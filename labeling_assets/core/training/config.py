@@ -130,6 +130,11 @@ MULTI_LABEL_FIELDS = (
     "asl_clip",
 )
 
+def task_fields(task_type: str) -> dict[str, Any]:
+    """The TrainConfig fields that say which kind of task (core/tasks) a run trains: its head reads them."""
+    return {"multi_label": task_type == "multi_label"}
+
+
 # The defaults every front end starts from (num_classes comes from the data, never from a default).
 DEFAULTS = TrainConfig(num_classes=0)
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labeling_assets.core.tasks.registry import training_head
 from labeling_assets.core.training.config import resolve_device
 from labeling_assets.core.training.decode import decode_images
 from labeling_assets.core.training.device_data import host_tensor
@@ -57,14 +58,14 @@ def predict_proba(
     device: torch.device | str = "cpu",
     batch_size: int = 1024,
     amp: bool = True,
-    multi_label: bool = False,
+    task_kind: str = "single_label",
 ) -> FloatArray:
-    """Class probabilities (float32 numpy, N x n_classes) for uint8 images (N, C, H, W): a softmax, or per
-    class sigmoids P(class present) for a multi-label model (rows then do not sum to 1)."""
+    """Class probabilities (float32 numpy, N x n_classes) for uint8 images (N, C, H, W), as the training head of
+    ``task_kind`` turns logits into them: a softmax, or per-class sigmoids P(class present) (rows then do not
+    sum to 1)."""
     logits = predict_logits(model, images, device=device, batch_size=batch_size, amp=amp)
-    if multi_label:
-        return torch.sigmoid(logits).cpu().numpy()
-    return torch.softmax(logits, dim=1).cpu().numpy()
+    probabilities: FloatArray = training_head(task_kind).probabilities(logits).cpu().numpy()
+    return probabilities
 
 
 def predict_files(
@@ -76,11 +77,11 @@ def predict_files(
     num_classes: int,
     device: str = "auto",
     chunk: int = 4096,
-    multi_label: bool = False,
+    task_kind: str = "single_label",
 ) -> tuple[FloatArray, list[int]]:
     """Probabilities for image files, decoded at the model's size in chunks (memory stays flat).
 
-    ``multi_label``: per-class sigmoids instead of a softmax. Returns the (n, num_classes) probabilities and the indices of files that could not be decoded
+    ``task_kind``: whose training head turns logits into probabilities (:func:`predict_proba`). Returns the (n, num_classes) probabilities and the indices of files that could not be decoded
     (their rows are NaN). The model is moved to ``device`` for the call and back to the CPU after.
     """
     target = resolve_device(device)
@@ -94,6 +95,6 @@ def predict_files(
         failed.extend(start + i for i in sorted(bad))
         good = np.array([i for i in range(len(part)) if i not in bad], dtype=np.int64)
         if len(good):
-            out[start + good] = predict_proba(model, images[good], device=target, multi_label=multi_label)
+            out[start + good] = predict_proba(model, images[good], device=target, task_kind=task_kind)
     model.cpu()
     return out, failed

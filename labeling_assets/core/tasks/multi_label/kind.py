@@ -36,6 +36,12 @@ from labeling_assets.core.label_sets import (
     to_indicator,
 )
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.store.datasets import StoredTargets
+from labeling_assets.core.store.multilabel_targets import (
+    consensus_set_examples,
+    label_set_indicator,
+    stored_marginal_targets,
+)
 from labeling_assets.core.tasks.kind import (
     LABELER_TABLE_ROWS,
     ConsensusFailure,
@@ -43,7 +49,9 @@ from labeling_assets.core.tasks.kind import (
     Markdown,
     TrainingHead,
 )
+from labeling_assets.core.training import baseline as core_baseline
 from labeling_assets.core.training.active_learning import mean_binary_entropy
+from labeling_assets.core.training.multilabel import apply_thresholds
 
 PREFILL_THRESHOLD = 0.5  # a class is pre-checked when its probability reaches this (or the model's own cut)
 
@@ -89,6 +97,7 @@ class MultiLabel:
     consensus_methods: tuple[str, ...] = SET_METHODS
     export_formats: tuple[str, ...] = ("jsonl", "csv", "parquet")  # ImageFolder puts an image in one folder
     skip_reasons: tuple[str, ...] = (SKIP_NOT_A_SET, SKIP_UNKNOWN_IN_SET, SKIP_EMPTY_NOT_ALLOWED, SKIP_NONE_WITH_CLASSES)
+    decision_thresholds = True
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         return choices_label_config(classes, True, allow_empty)
@@ -234,8 +243,42 @@ class MultiLabel:
         return float(mean_binary_entropy(np.clip(marginals, 0.0, 1.0)[None, :])[0])
 
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> NDArray[np.uint8]:
-        """(n, K) 0/1 indicators, columns in ``classes`` order (the sigmoid head's hard labels)."""
-        return to_indicator(answers, classes)
+        """(n, K) 0/1 indicators, columns in ``classes`` order (the sigmoid head's hard labels); raises
+        UnknownLabels."""
+        return label_set_indicator(answers, classes)
+
+    def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> StoredTargets:
+        """The stored per-class consensus marginals of the items (soft targets)."""
+        return stored_marginal_targets(store, item_ids, labels, classes)
+
+    def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]:
+        """The per-class pixel baseline fitted on current consensus sets, or None and why not."""
+        labeled = consensus_set_examples(store, classes)
+        if len(labeled) < core_baseline.MIN_LABELS:
+            return None, f"only {len(labeled)} consensus label sets (the baseline needs {core_baseline.MIN_LABELS})"
+        features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
+        keep = np.ones(len(labeled), dtype=bool)
+        keep[failed] = False
+        indicator = to_indicator([labels for (_, labels), ok in zip(labeled, keep, strict=True) if ok], classes)
+        try:
+            return core_baseline.fit_set_baseline(features[keep], indicator, classes, size=size), ""
+        except ValueError as exc:
+            return None, str(exc)
+
+    def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]:
+        """Mean binary entropy (the per-label uncertainty), mean predicted set size, items predicted per class (at
+        the model's thresholds, 0.5 for the baseline) and the thresholds."""
+        if not len(probs):
+            return {}
+        predicted = apply_thresholds(probs, thresholds)
+        report: dict[str, Any] = {
+            "mean_binary_entropy": round(float(mean_binary_entropy(probs).mean()), 4),
+            "mean_predicted_set_size": round(float(predicted.sum(axis=1).mean()), 4),
+            "predicted_classes": {name: int(n) for name, n in zip(classes, predicted.sum(axis=0), strict=True)},
+        }
+        if thresholds is not None:
+            report["thresholds"] = dict(zip(classes, thresholds, strict=True))
+        return report
 
     def training_head(self) -> TrainingHead:
         from labeling_assets.core.tasks.multi_label.training import HEAD

@@ -25,7 +25,15 @@ from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, Votes, latest
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.store.datasets import (
+    StoredTargets,
+    consensus_examples,
+    label_indices,
+    stored_soft_targets,
+)
 from labeling_assets.core.tasks.kind import LABELER_TABLE_ROWS, ConsensusOutcome, Markdown, TrainingHead
+from labeling_assets.core.training import baseline as core_baseline
+from labeling_assets.core.training.active_learning import entropy
 
 
 def _finite(value: float | None) -> float | None:
@@ -49,6 +57,7 @@ class SingleLabel:
     consensus_methods: tuple[str, ...] = METHODS
     export_formats: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder")
     skip_reasons: tuple[str, ...] = ("class_not_in_project", SKIP_MULTI_LABEL)
+    decision_thresholds = False
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         return choices_label_config(classes)
@@ -176,9 +185,37 @@ class SingleLabel:
         return float(-(nz * np.log(nz)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
 
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> NDArray[np.int64]:
-        """Class indices in ``classes`` order (the softmax head's hard labels)."""
-        index = {str(c): k for k, c in enumerate(classes)}
-        return np.asarray([index[str(a)] for a in answers], dtype=np.int64)
+        """Class indices in ``classes`` order (the softmax head's hard labels); raises UnknownLabels."""
+        return label_indices(answers, classes)
+
+    def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> StoredTargets:
+        """The stored consensus class probabilities of the items (soft targets)."""
+        return stored_soft_targets(store, item_ids, labels, classes)
+
+    def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]:
+        """The pixel baseline fitted on current consensus (pre-labels before any model), or None and why not."""
+        labeled = consensus_examples(store, classes)
+        if len(labeled) < core_baseline.MIN_LABELS:
+            return None, f"only {len(labeled)} consensus labels (the baseline needs {core_baseline.MIN_LABELS})"
+        features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
+        keep = np.ones(len(labeled), dtype=bool)
+        keep[failed] = False
+        try:
+            answers = [label for (_, label), ok in zip(labeled, keep, strict=True) if ok]
+            return core_baseline.fit_baseline(features[keep], answers, classes, size=size), ""
+        except ValueError as exc:
+            return None, str(exc)
+
+    def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]:
+        """Mean entropy, mean top probability and predicted class counts ({} without predictions)."""
+        if not len(probs):
+            return {}
+        predicted = pd.Series(np.asarray(classes)[probs.argmax(axis=1)]).value_counts().sort_index()
+        return {
+            "mean_entropy": round(float(entropy(probs).mean()), 4),
+            "mean_top_probability": round(float(probs.max(axis=1).mean()), 4),
+            "predicted_classes": {str(k): int(v) for k, v in predicted.items()},
+        }
 
     def training_head(self) -> TrainingHead:
         from labeling_assets.core.tasks.single_label.training import HEAD
