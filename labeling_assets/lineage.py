@@ -66,6 +66,23 @@ def failed_blocking_dataset_checks(instance: dg.DagsterInstance, version: str | 
     return failed
 
 
+def blocking_check_verdicts(instance: dg.DagsterInstance, version: str) -> dict[str, str]:
+    """Each blocking dataset check -> ``passed``, ``failed`` (ERROR severity), ``warned`` (failed at WARN) or
+    ``not evaluated``, by its newest evaluation of ``version`` (what reports print about a trained version)."""
+    latest = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
+    verdicts = {}
+    for name in BLOCKING_DATASET_CHECKS:
+        key = dg.AssetCheckKey(DATASET_SPLITS_KEY, name)
+        evaluation = _newest_evaluation_of(instance, key, version, latest.run_id if latest else "")
+        if evaluation is None:
+            verdicts[name] = "not evaluated"
+        elif evaluation.passed:
+            verdicts[name] = "passed"
+        else:
+            verdicts[name] = "warned" if evaluation.severity == dg.AssetCheckSeverity.WARN else "failed"
+    return verdicts
+
+
 _HISTORY_PAGE = 200
 _COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 

@@ -7,6 +7,10 @@
 #   LABELING_ASSETS_VENV   project venv      (default ~/.cache/labeling-assets/venv)
 #   LABEL_STUDIO_VENV      Label Studio venv (default ~/.cache/labeling-assets/label-studio-1.23.2)
 #   LABELING_ASSETS_HOME   data folder       (default <repo>/data)
+#
+# Sourced from an interactive shell (README: `source scripts/setup.sh`), it leaves that shell's options as they
+# were: `set -e` there would close the terminal at the next failing command. Scripts keep `set -euo pipefail`.
+case "$-" in *i*) _la_shell_opts="$(set +o)" ;; *) _la_shell_opts="" ;; esac
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,3 +58,8 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$REPO_ROOT}"
 export LABELING_ASSETS_HOME="${LABELING_ASSETS_HOME:-$REPO_ROOT/data}"
 mkdir -p "$LABELING_ASSETS_HOME"
 cd "$REPO_ROOT"
+if [ -n "$_la_shell_opts" ]; then
+  eval "$_la_shell_opts"
+  echo "[setup] dagster and labeling-assets are on PATH in this shell; in a new shell, source scripts/setup.sh again" >&2
+fi
+unset _la_shell_opts

@@ -66,8 +66,14 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
     from labeling_assets.local import labelstudio as ls_server
 
+    if args.items < 1:
+        print(f"labeling-assets demo: --items {args.items}: queue at least 1 item", file=sys.stderr)
+        return 2
     multi = args.task == "multi-label"
     grids = use_multi_label_environment() if multi else None  # before the instance and resources are chosen
+    if args.fresh and (refused := start_over(data_dir())) is not None:
+        print(f"labeling-assets demo --fresh: {refused}", file=sys.stderr)
+        return 2
     use_local_instance()
     LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
     if args.serve:
@@ -129,6 +135,8 @@ def run_demo(args: argparse.Namespace) -> int:
         _done(t)
     except StepFailed as exc:
         print(f"\ndemo stopped: {exc}", file=sys.stderr)
+        print(f"To start over with a clean data folder: {RECOVER} (removes {data_dir()} and its Label Studio, "
+              "store, runs and models).", file=sys.stderr)  # fmt: skip
         return 1
 
     _summary(time.perf_counter() - started, grids)
@@ -138,7 +146,42 @@ def run_demo(args: argparse.Namespace) -> int:
         ui = f"`DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev` in the repository root"
         serve = "scripts/demo --task multi-label --serve"
     print(f"\nSee it all in the UI: {ui}; the loop running by itself: {serve}.")
+    print(f"Label Studio is still running at {info.url} (stop it: `labeling-assets labelstudio stop`).")
+    print(NEW_SHELL_HINT)
     return 0
+
+
+RECOVER = "scripts/demo --fresh"
+# `dagster` and `labeling-assets` live in the project venv: scripts/demo put it on PATH for itself only.
+NEW_SHELL_HINT = (
+    "In a new shell, run `source scripts/setup.sh` in the repository first: it puts `dagster` and "
+    "`labeling-assets` on PATH (the project venv) and points them at this data folder."
+)
+# What a data folder made by the project holds (one of them at least): --fresh removes only such a folder.
+DATA_FOLDER_MARKERS = ("labels.db", "labelstudio", "dagster", "mlruns", "mlflow.db", "raw")
+
+
+def start_over(folder: Path) -> str | None:
+    """Empty ``folder`` (the data folder) after stopping the Label Studio that serves from it; None when done,
+    else why it was refused (a folder that does not look like one the project made is never emptied)."""
+    import shutil
+
+    from labeling_assets.local import labelstudio as ls_server
+    from labeling_assets.local.labelstudio_files import ServerPaths
+
+    if not folder.exists():
+        return None
+    children = list(folder.iterdir())
+    if children and not any((folder / marker).exists() for marker in DATA_FOLDER_MARKERS):
+        return f"{folder} does not look like a labeling-assets data folder (none of {', '.join(DATA_FOLDER_MARKERS)}): not removed"
+    ls_server.stop(ServerPaths(folder / "labelstudio"))
+    for child in children:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    print(f"labeling-assets demo --fresh: emptied {folder}", flush=True)
+    return None
 
 
 def _simulate_crowd(label_studio: LabelStudioResource, project_id: int, args: argparse.Namespace) -> None:
@@ -288,6 +331,12 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     print(f"  Dagster UI:    http://127.0.0.1:{args.dagster_port}   (Automation: the sensors and schedules at work)")
     print(f"  Label Studio:  {info.url}")
     print(f"  MLflow:        http://127.0.0.1:{args.mlflow_port}")
+    seen = earlier_runs()  # a used data folder: runs made before (by hand, by an earlier demo) are not the loop's
+    initial = _champion(mlflow)
+    if seen or initial:
+        print(f"\n  {len(seen)} earlier runs in this data folder are not listed below"
+              + (f"; champion model {initial} was already there" if initial else "")
+              + f" (start over: {RECOVER} --serve)")  # fmt: skip
     print("\n== the loop runs itself: the demo only plays the crowd; every run below was started by the daemon")
     crowd = CrowdWaves(
         label_studio.get_client,
@@ -299,11 +348,10 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
         on_wave=lambda n: print(f"[{time.monotonic() - started:5.0f}s] crowd: a wave of {n} annotations", flush=True),
     ).start()
     champion: str | None = None
-    seen: dict[str, str] = {}
     try:
         while procs[0].poll() is None:  # as long as dagster dev runs (an MLflow UI that stopped is not the loop)
             _print_run_changes(seen, started)
-            if champion is None and (champion := _champion(mlflow)) is not None:
+            if champion is None and (champion := new_champion(initial, _champion(mlflow))) is not None:
                 print(f"[{time.monotonic() - started:5.0f}s] champion model {champion}: the loop trained it by itself")
                 if args.until_champion:
                     break
@@ -332,6 +380,19 @@ def _champion(mlflow: Any) -> str | None:
     return model.label if model is not None else None
 
 
+def new_champion(initial: str | None, now: str | None) -> str | None:
+    """The champion the loop made while --serve ran: ``now`` unless it was already the champion at the start."""
+    return now if now is not None and now != initial else None
+
+
+def earlier_runs() -> dict[str, str]:
+    """run id -> status of every run the instance holds now (not printed as the daemon's: made before)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        return {r.dagster_run.run_id: r.dagster_run.status.value for r in instance.get_run_records()}
+
+
 def _started_by(tags: Any) -> str:
     """Which sensor or schedule started a run (Dagster's own tags), or by hand."""
     if "dagster/sensor_name" in tags:
@@ -350,6 +411,8 @@ def _print_run_changes(seen: dict[str, str], started: float) -> None:
     for record in reversed(records):
         run = record.dagster_run
         status = run.status.value
+        if run.run_id in seen and seen[run.run_id] in ("SUCCESS", "FAILURE", "CANCELED"):
+            continue  # ended before (an earlier run of a used data folder, or printed already)
         if seen.get(run.run_id) == status or (run.run_id in seen and status not in ("SUCCESS", "FAILURE", "CANCELED")):
             continue
         first = run.run_id not in seen
@@ -416,6 +479,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--until-champion", action="store_true", help="with --serve: stop once the loop has made a champion model"
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: stop the data folder's Label Studio and empty the data folder (store, Label Studio, "
+        "runs, models, exports) first",
     )
     p.add_argument("--dagster-port", type=int, default=3000)
     p.add_argument("--mlflow-port", type=int, default=5000)

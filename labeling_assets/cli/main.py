@@ -41,7 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """A subcommand registered without a description says its one-line help on ``--help`` (never an empty page)."""
+    for action in parser._actions:  # argparse exposes subcommands only through its actions
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {str(a.dest): str(a.help or "") for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name][0].upper() + helps[name][1:] + "."
+                _describe(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -170,5 +170,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("ingest", help="ingest the image source (default: bundled demo digits) into the store")
+    p = sub.add_parser(
+        "ingest",
+        help="ingest the image source (default: bundled demo digits) into the store",
+        description="Scan the image source and ingest new or changed files into the content-addressed raw store "
+        "(a run of ingest_job on the local Dagster instance, with its checks): each file is hashed and "
+        "decode-checked, unreadable or oversized ones are quarantined with a reason, a file that left the source "
+        "retires its item. The source is $LABELING_ASSETS_IMAGE_SOURCE (a folder or an fsspec URI), else the "
+        "bundled demo digits rendered under <data>/demo/digits; a gold.csv (filename,label) in it marks hidden "
+        "gold items. Re-running it is safe: unchanged files are skipped. Prints what the run found.",
+    )
     p.set_defaults(func=cmd_ingest)

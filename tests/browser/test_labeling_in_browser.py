@@ -251,3 +251,43 @@ def test_a_labeler_labels_the_next_task_in_the_browser_and_the_sensor_brings_it_
     assert stored["ls_task_id"] == task_id and stored["item_id"] == item_id
     assert stored["label"] == chosen
     assert stored["labeler_id"] == str(labeler.user_id)  # completed_by: the person who clicked Submit
+
+
+CHAMPION = "browser-champion/2"
+CHAMPION_PREDICTS = "8"
+
+
+def test_after_a_new_champion_the_open_tasks_show_its_prediction_pre_selected(
+    project: Project, labeler: Labeler, chromium: WebDriver, artifacts_dir: Path
+) -> None:
+    """Issue 26: no labeler ever saw a model's pre-label. The champion pre-labels every item (prelabel_job after
+    its promotion); the queue run intake_sensor launches next attaches its predictions to the open tasks, and the
+    labeler's next task shows the champion's answer pre-selected, not the older model's."""
+    with project.store.begin() as conn:
+        conn.execute(prelabels_table.insert(), [
+            {"item_id": item, "model_version": CHAMPION, "computed_at": utcnow(),
+             "probs": {c: (0.93 if c == CHAMPION_PREDICTS else 0.007) for c in DEMO_CLASSES}}
+            for item in project.truth_by_item
+        ])  # fmt: skip
+    metadata = project.queue()
+
+    url, wait = project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
+    screenshot = artifacts_dir / "champion-prelabel-in-browser.png"
+    try:
+        chromium.delete_all_cookies()
+        chromium.get(f"{url}/user/login/")
+        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(labeler.email)
+        chromium.find_element(By.NAME, "password").send_keys(labeler.password)
+        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+        chromium.get(f"{url}/projects/{project.project_id}/data?labeling=1")
+        wait.until(_ui_task_id, "the labeling UI never showed a task")
+        wait.until(lambda d: _checked_choices(d), "no choice pre-selected: the champion's prediction is not shown")
+        assert _checked_choices(chromium) == [CHAMPION_PREDICTS]
+        chromium.save_screenshot(str(screenshot))
+    finally:
+        if not screenshot.exists():
+            chromium.save_screenshot(str(screenshot))
+        print(f"\nscreenshot: {screenshot}")
+    assert metadata["open_tasks"] == N_ITEMS - 1  # the task labeled above is finished (overlap 1)
+    assert metadata["predictions_refreshed"] == N_ITEMS - 1 and metadata["prelabel_model_shown"] == CHAMPION

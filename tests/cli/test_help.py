@@ -44,6 +44,23 @@ def test_help_exits_0_and_its_usage_names_the_command(path: tuple[str, ...], cap
     assert usage.startswith(f"usage: {' '.join(('labeling-assets', *path))}")
 
 
+@pytest.mark.parametrize("path", [p for p in COMMANDS if p], ids=lambda path: " ".join(path))
+def test_help_says_what_the_command_does(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 26: `labeling-assets ingest --help` printed a usage line and `-h` only."""
+    with pytest.raises(SystemExit):
+        main([*path, "--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1] if "\n\n" in out else ""
+    assert description.strip() and not description.lstrip().startswith(("options:", "positional arguments:")), out
+
+
+def test_ingest_help_names_its_source_and_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    out = capsys.readouterr().out
+    assert "LABELING_ASSETS_IMAGE_SOURCE" in out and "quarantined" in out
+
+
 def test_an_unknown_command_is_refused() -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["no-such-command"])
