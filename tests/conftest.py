@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,18 @@ from labeling_assets.core.store.schema import LabelStore  # noqa: E402
 # One real Label Studio for the whole session, shared by every folder that asks for it.
 from tests.labelstudio_server import label_studio  # noqa: E402, F401
 
+# Server markers from the fixtures a test uses, checked while it runs (the tiers of scripts/test rely on them).
+from tests.server_markers import (  # noqa: E402, F401
+    _servers_carry_their_markers,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_protocol,
+    pytest_unconfigure,
+)
+
+# pytester: tests/test_markers.py runs small pytest sessions of its own.
+pytest_plugins = ["pytester"]
+
 PG_ADMIN_URL = os.environ.get("LABELING_ASSETS_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
@@ -33,20 +46,40 @@ class PostgresDatabases:
         self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self.prefix = f"la_test_{uuid.uuid4().hex[:8]}"
         self.created: list[str] = []
+        self._template: str | None = None
 
     def new_url(self, template: str | None = None) -> str:
         """A new empty database, or a copy of the database ``template`` (no one may be connected to it)."""
         name = f"{self.prefix}_{len(self.created)}"
         with self.admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+            # A commit returns before its WAL reaches the disk: only a crash of the server could lose it, and
+            # no test crashes the machine's PostgreSQL (a killed client loses nothing either way).
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         self.created.append(name)
         return self.admin.url.set(database=name).render_as_string(hide_password=False)
 
     def drop_all(self) -> None:
-        with self.admin.connect() as conn:
-            for name in self.created:
+        # Each DROP DATABASE waits for a checkpoint (seconds on a busy machine); drops issued together share
+        # them: a hundred databases go in seconds instead of minutes.
+        def drop(name: str) -> None:
+            with self.admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(drop, self.created))
         self.admin.dispose()
+
+    def migrated_template(self) -> str:
+        """The name of a database holding the store's schema (made once): a copy is a migrated store in a
+        tenth of a second instead of the second its migrations take."""
+        if self._template is None:
+            url = self.new_url()
+            store = LabelStore(url)
+            store.migrate()
+            store.dispose()  # a template must have no connection
+            self._template = sa.make_url(url).database
+        return self._template
 
 
 @pytest.fixture(autouse=True)
@@ -92,8 +125,8 @@ def sqlite_store(tmp_path: Path) -> Iterator[LabelStore]:
 
 @pytest.fixture
 def postgres_store(pg_databases: PostgresDatabases) -> Iterator[LabelStore]:
-    store = LabelStore(pg_databases.new_url())
-    store.migrate()
+    store = LabelStore(pg_databases.new_url(template=pg_databases.migrated_template()))
+    store.migrate()  # a no-op on the migrated copy, as on any started store
     yield store
     store.dispose()
 

@@ -13,6 +13,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+# Each case imports the package in a fresh Python.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 # The environment variables the project reads (README, Configuration).

@@ -210,6 +210,7 @@ def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass
     assert all(e.passed for e in checks.values())
 
 
+@pytest.mark.slow
 def test_rerunning_consensus_on_unchanged_annotations_writes_no_new_version_and_an_edit_does(
     store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -256,6 +257,7 @@ def test_rerunning_consensus_on_unchanged_annotations_writes_no_new_version_and_
     assert (latest.drop(index=item)["version"] == 1).all()
 
 
+@pytest.mark.slow
 def test_dawid_skene_beats_majority_on_a_crowd_with_a_spammer_and_a_biased_labeler(
     sqlite_store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -276,6 +278,7 @@ def test_dawid_skene_beats_majority_on_a_crowd_with_a_spammer_and_a_biased_label
     assert dawid_skene > majority + 0.02, (dawid_skene, majority)
 
 
+@pytest.mark.slow
 def test_low_confidence_items_are_sent_back_once_and_experts_get_the_saturated_ones(
     store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -308,6 +311,7 @@ def test_low_confidence_items_are_sent_back_once_and_experts_get_the_saturated_o
     assert open_items == {saturated}
 
 
+@pytest.mark.slow
 def test_consensus_checks_fail_on_planted_violations(
     sqlite_store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -351,6 +355,7 @@ def test_consensus_checks_fail_on_planted_violations(
 # --- labeler_stats and the leaderboard -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_labeler_stats_give_the_spammer_the_lowest_gold_accuracy_and_flag_it(
     store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -388,6 +393,7 @@ def test_labeler_stats_give_the_spammer_the_lowest_gold_accuracy_and_flag_it(
     assert "overuses 0" in table.split("| biased |")[1].split("\n")[0]
 
 
+@pytest.mark.slow
 def test_one_run_over_every_labeler_partition_writes_each_labelers_stats_and_checks_them_together(
     store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -431,6 +437,7 @@ def test_one_run_over_every_labeler_partition_writes_each_labelers_stats_and_che
 # --- label_issues --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_label_issues_queue_planted_wrong_consensus_labels_for_review(
     store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -460,6 +467,7 @@ def test_label_issues_queue_planted_wrong_consensus_labels_for_review(
     ) == len(requests)
 
 
+@pytest.mark.slow
 def test_crowdlab_consensus_uses_the_cross_validated_pixel_baseline(
     sqlite_store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -487,6 +495,7 @@ def test_consensus_with_no_annotations_reports_zero_items(
     assert consensus_frame(sqlite_store).empty
 
 
+@pytest.mark.slow
 def test_min_annotators_one_labels_single_annotator_items_and_reports_no_kappa(
     sqlite_store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:

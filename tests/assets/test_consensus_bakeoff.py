@@ -93,6 +93,7 @@ def _metadata(result: dg.ExecuteInProcessResult, node: str = "consensus_labels")
     return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
+@pytest.mark.slow
 def test_with_enough_gold_auto_uses_the_bakeoff_winner_and_records_its_scoreboard(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -133,6 +134,7 @@ def test_with_enough_gold_auto_uses_the_bakeoff_winner_and_records_its_scoreboar
     assert f"  - {winner}: " in card and "(used)" in card
 
 
+@pytest.mark.slow
 def test_with_too_little_gold_auto_keeps_its_rule_and_says_why_no_bakeoff_ran(
     store: LabelStore, tmp_path: Path
 ) -> None:

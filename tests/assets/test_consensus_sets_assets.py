@@ -179,6 +179,7 @@ def test_multi_label_consensus_stores_sorted_sets_and_per_class_marginals_and_it
     assert checks["consensus_fleiss_kappa_above_threshold"].metadata["items"].value == len(truth)
 
 
+@pytest.mark.slow
 def test_rerunning_multi_label_consensus_writes_nothing_new_and_unsure_sets_go_back_for_more_labelers(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -239,6 +240,7 @@ def test_per_class_thresholds_from_the_run_config_decide_the_stored_sets(
 # --- labeler_stats, its checks and the leaderboard on label sets ----------------------------------------------
 
 
+@pytest.mark.slow
 def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spammer_fail_and_the_average_one_passes(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -307,6 +309,7 @@ def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spamme
     assert re.search(r"\| 0\.\d\d of \d+ \(0\.\d\d - [01]\.\d\d\) \|", lazy), lazy
 
 
+@pytest.mark.slow
 def test_label_issues_flag_consensus_sets_that_miss_the_digits_on_the_image(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -357,6 +360,7 @@ def test_label_issues_flag_consensus_sets_that_miss_the_digits_on_the_image(
     )
 
 
+@pytest.mark.slow
 def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(
     store: LabelStore, tmp_path: Path
 ) -> None:

@@ -199,6 +199,7 @@ def test_dataset_splits_records_version_weights_and_card_and_every_check_passes(
     assert (by_group.groupby("group")["split"].nunique() == 1).all()
 
 
+@pytest.mark.slow
 def test_test_split_is_frozen_across_a_rematerialization_with_new_items(project: Project) -> None:
     old = project.add_items(_imbalanced_labels())
     first = project.materialize()
@@ -248,6 +249,7 @@ def test_test_split_is_frozen_across_a_rematerialization_with_new_items(project:
     assert project.store.count(dataset_versions_table) == 2
 
 
+@pytest.mark.slow
 def test_export_writes_jsonl_csv_parquet_and_an_imagefolder_torchvision_loads(
     sqlite_project: Project,
 ) -> None:
@@ -364,6 +366,7 @@ def test_group_check_fails_when_frozen_rows_split_a_group(sqlite_project: Projec
     assert "span more than one split" in card  # the card documents the leak it cannot undo
 
 
+@pytest.mark.slow
 def test_proportion_check_fails_when_frozen_rows_skew_a_split(sqlite_project: Project) -> None:
     ids = sqlite_project.add_items(_imbalanced_labels())
     # An earlier run (other ratios, a bug) put every cat in train; frozen rows cannot be rebalanced.
@@ -396,6 +399,7 @@ def test_proportion_check_fails_when_frozen_rows_skew_a_split(sqlite_project: Pr
     assert not (sqlite_project.data_dir / "exports").exists()
 
 
+@pytest.mark.slow
 def test_frozen_check_fails_when_a_stored_split_row_was_moved(sqlite_project: Project) -> None:
     sqlite_project.add_items(_imbalanced_labels())
     assert sqlite_project.materialize().success
@@ -408,6 +412,7 @@ def test_frozen_check_fails_when_a_stored_split_row_was_moved(sqlite_project: Pr
     assert outcome["dataset_splits_no_hash_in_two_splits"] is True
 
 
+@pytest.mark.slow
 def test_hash_check_fails_when_the_manifest_lists_an_item_in_two_splits(sqlite_project: Project) -> None:
     sqlite_project.add_items(_imbalanced_labels())
     result = sqlite_project.materialize()

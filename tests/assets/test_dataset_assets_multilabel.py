@@ -288,6 +288,7 @@ def test_a_label_with_too_few_positives_for_every_split_only_warns_and_does_not_
     assert result.asset_materializations_for_node("dataset_export")
 
 
+@pytest.mark.slow
 def test_a_relabeled_set_makes_a_new_version_whose_diff_counts_per_label_and_rebuilds_byte_for_byte(
     sqlite_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,6 +339,7 @@ def test_a_relabeled_set_makes_a_new_version_whose_diff_counts_per_label_and_reb
     assert json.loads(written[ids[plain]]) == ["Effusion", "Mass"]
 
 
+@pytest.mark.slow
 def test_a_crowd_consensus_of_label_sets_flows_into_the_dataset_and_its_export(
     sqlite_project: Project,
 ) -> None:

@@ -139,6 +139,7 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.slow
 def test_as_of_rebuilds_earlier_versions_byte_for_byte_and_the_diff_counts_the_planted_changes(
     lineage: Lineage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -196,6 +197,7 @@ def test_as_of_rebuilds_earlier_versions_byte_for_byte_and_the_diff_counts_the_p
     assert (out / "manifest.json").read_bytes() == lineage.stored_manifest(v1)
 
 
+@pytest.mark.slow
 def test_a_planted_near_duplicate_across_splits_fails_the_blocking_check_and_new_ones_stay_together(
     lineage: Lineage,
 ) -> None:
@@ -238,6 +240,7 @@ def _plant_phashes(store: LabelStore, hashes: dict[str, int]) -> None:
         ])
 
 
+@pytest.mark.slow
 def test_a_new_item_bridging_frozen_train_and_test_near_duplicates_is_held_out_and_the_loop_goes_on(
     lineage: Lineage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,6 +287,7 @@ def test_a_new_item_bridging_frozen_train_and_test_near_duplicates_is_held_out_a
     assert placed[bridge] == "train"
 
 
+@pytest.mark.slow
 def test_tags_round_trip_through_the_store_and_the_metadata(lineage: Lineage) -> None:
     at = utcnow() - dt.timedelta(hours=1)
     lineage.add_items(["cat", "dog", "eel"] * 12, at=at)
@@ -307,6 +311,7 @@ def test_tags_round_trip_through_the_store_and_the_metadata(lineage: Lineage) ->
     assert history.tags_of(lineage.store, v1) == ["baseline"]
 
 
+@pytest.mark.slow
 def test_the_tag_command_reaches_mlflow_and_dagster_and_the_item_history_names_the_model(
     sqlite_store: LabelStore, data_dir: Path, digits: list[Image.Image], monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,

@@ -114,6 +114,7 @@ def test_an_empty_store_gives_a_page_that_says_so(sqlite_store: LabelStore, data
     assert "No annotations yet." in Path(event.materialization.metadata["report"].value).read_text()
 
 
+@pytest.mark.browser
 def test_the_page_renders_its_charts_in_headless_chromium(
     sqlite_store: LabelStore, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -154,6 +155,7 @@ def test_the_page_renders_its_charts_in_headless_chromium(
     assert (pixels < 128).mean() > 0.01
 
 
+@pytest.mark.slow
 def test_with_a_pay_rate_the_careless_labeler_costs_more_per_correct_label() -> None:
     # Same speed and rate; the careful labeler is right on every gold item, the careless one on 2 of 8.
     gold = pd.Series({f"g{i}": "cat" for i in range(8)})

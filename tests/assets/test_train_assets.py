@@ -175,6 +175,7 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
     return {k: v.value for k, v in events[-1].metadata.items()}
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, dict, pd.DataFrame]) -> None:
     store, resources, frame = setup
     instance = dg.DagsterInstance.ephemeral()
@@ -471,6 +472,7 @@ def test_option_strings_outside_their_choices_are_rejected_before_a_run_starts(
 
 
 @pytest.mark.parametrize("newer_run_planned", [False, True], ids=["alone", "a-newer-run-planned-the-checks"])
+@pytest.mark.slow
 def test_a_dataset_version_whose_blocking_checks_failed_is_never_trained_nor_evaluated_on(
     setup: tuple[LabelStore, dict, pd.DataFrame], newer_run_planned: bool
 ) -> None:

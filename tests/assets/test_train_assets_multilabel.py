@@ -144,6 +144,7 @@ def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
     return {k: v.value for k, v in events[-1].metadata.items()}
 
 
+@pytest.mark.slow
 def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per_class_sigmoids(
     setup: tuple[LabelStore, dict, pd.DataFrame],
 ) -> None:

@@ -28,6 +28,9 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from tests.labelstudio_server import LabelStudioServer
 
+# Most cases run the installed command in a fresh Python.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 MISSING_DB = "does_not_exist"
 MISSING_DB_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{MISSING_DB}"

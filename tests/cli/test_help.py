@@ -67,6 +67,7 @@ def test_an_unknown_command_is_refused() -> None:
     assert exit_info.value.code == 2
 
 
+@pytest.mark.slow
 def test_the_installed_console_script_runs() -> None:
     script = shutil.which("labeling-assets", path=str(Path(sys.executable).parent))
     assert script, "labeling-assets is not installed next to this Python: pip install -e ."

@@ -256,6 +256,7 @@ def test_gold_that_is_not_a_set_of_the_project_is_refused() -> None:
         aggregate_sets(_votes([("a", "u", ["cat"])]), "dawid_skene", classes=CLASSES, gold={"a": ["cow"]})
 
 
+@pytest.mark.slow
 def test_a_hundred_thousand_votes_aggregate_in_seconds() -> None:
     rng = np.random.default_rng(0)
     n_votes, classes = 100_000, [f"c{k}" for k in range(14)]

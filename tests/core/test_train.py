@@ -52,6 +52,7 @@ def _blobs(n: int, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
+@pytest.mark.slow
 def test_core_train_imports_neither_dagster_nor_mlflow() -> None:
     code = (
         "import sys, labeling_assets.core.training.cli, labeling_assets.core.training.throughput,"
@@ -248,6 +249,7 @@ def test_fit_supports_weighted_sampler_and_focal_loss() -> None:
     assert all(np.isfinite(s.train_loss) for s in result.history)
 
 
+@pytest.mark.slow
 def test_fit_on_one_hot_soft_targets_matches_hard_labels_and_learns_from_soft_ones() -> None:
     x, y = _blobs(128)
     xv, yv = _blobs(64, seed=1)
@@ -287,6 +289,7 @@ def test_device_macro_f1_matches_the_numpy_definition() -> None:
     assert got == pytest.approx(metrics.macro_f1(yt, yp, 6))
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_and_command_line(tmp_path: Path) -> None:
     x, y = _blobs(96)
     folder = tmp_path / "cache"

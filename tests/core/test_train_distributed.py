@@ -54,6 +54,7 @@ def test_shards_are_equal_contiguous_and_validation_rows_are_each_scored_once() 
         ranks[0].shard(2)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_under_torchrun_match_the_single_process_run(tmp_path: Path) -> None:
     train, val = _quadrants(512, seed=0), _quadrants(128, seed=1)
     _write_cache(tmp_path / "cache", {"train": train, "val": val})

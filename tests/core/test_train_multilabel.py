@@ -157,6 +157,7 @@ def test_thresholds_never_split_tied_scores() -> None:
 # --- the loop --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_multi_label_fit_learns_a_tiny_synthetic_set_well_above_chance_and_stores_thresholds(
     tmp_path: Path,
 ) -> None:
@@ -230,6 +231,7 @@ def test_without_val_every_threshold_is_one_half(tmp_path: Path) -> None:
     assert result.thresholds == [0.5] * 4 and result.best_val_macro_f1 is None
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_a_multi_label_cache_and_saves_its_thresholds(tmp_path: Path) -> None:
     splits = {}
     for name, (n, seed) in {"train": (192, 0), "val": (64, 1)}.items():
@@ -334,6 +336,7 @@ def test_a_label_without_positives_in_test_is_undefined_not_a_crash() -> None:
     assert np.isnan(nothing.macro_auc) and "undefined" in nothing.summary_markdown()
 
 
+@pytest.mark.slow
 def test_multi_label_training_under_torchrun_keeps_replicas_equal_and_every_rank_chooses_the_same_thresholds(
     tmp_path: Path,
 ) -> None:

@@ -34,6 +34,9 @@ from labeling_assets.local.run_launcher import (
 )
 from labeling_assets.sensors.runs import RETRY_IF_KILLED
 
+# Each run is a fresh Python (a run worker or the probe script); two tests also start a dagster-daemon.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 PROBE_DEFS = textwrap.dedent(
@@ -180,6 +183,7 @@ def test_a_run_waits_for_the_pool_lock_another_process_holds(home: Path, instanc
     assert len(probe_intervals(home)) == 1
 
 
+@pytest.mark.daemon
 def test_a_killed_run_is_marked_failed_by_run_monitoring_and_frees_its_pool_slot(
     home: Path, instance: dg.DagsterInstance
 ) -> None:
@@ -208,6 +212,7 @@ def test_the_instances_re_execute_only_tagged_runs_whose_process_died() -> None:
         }, path
 
 
+@pytest.mark.daemon
 def test_a_killed_run_tagged_for_retry_is_re_executed_by_the_daemon(home: Path, instance: dg.DagsterInstance) -> None:
     # What happens to the intake chain's runs (sensors.runs.RETRY_IF_KILLED) when their process dies.
     with running_daemon(home):

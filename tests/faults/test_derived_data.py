@@ -180,6 +180,7 @@ def project(store: LabelStore, tmp_path: Path) -> Project:
     return labeled
 
 
+@pytest.mark.slow
 def test_an_item_whose_votes_are_deleted_loses_its_consensus_by_a_retraction_and_leaves_every_export(
     project: Project,
 ) -> None:
@@ -210,6 +211,7 @@ def test_an_item_whose_votes_are_deleted_loses_its_consensus_by_a_retraction_and
     assert all(labels[item] == project.truth[item] for labels in project.exported().values()), version
 
 
+@pytest.mark.slow
 def test_a_removed_class_is_a_versioned_event_that_retracts_its_votes_and_consensus(project: Project) -> None:
     eels = sorted(i for i, label in project.truth.items() if label == "eel")
 
@@ -244,6 +246,7 @@ def test_a_removed_class_is_a_versioned_event_that_retracts_its_votes_and_consen
     assert project.store.count(vote_retractions_table) == 2 * len(eels)
 
 
+@pytest.mark.slow
 def test_a_stale_class_consensus_fails_the_blocking_checks(project: Project) -> None:
     """Planted: a live consensus row of a class that left the list, and a manifest item that was superseded."""
     item = sorted(project.truth)[0]
@@ -272,6 +275,7 @@ def test_a_stale_class_consensus_fails_the_blocking_checks(project: Project) -> 
     _assert_clean_run(project.run())
 
 
+@pytest.mark.slow
 def test_a_superseded_items_votes_stop_counting_for_consensus_and_labeler_stats(project: Project) -> None:
     old = sorted(project.truth)[2]
     new = project.supersede(old)

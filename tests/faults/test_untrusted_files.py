@@ -104,6 +104,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # a fresh Python
 def test_a_sparse_10_gb_file_is_refused_from_its_size_and_the_batch_is_stored_under_a_memory_cap(
     tmp_path: Path,
 ) -> None:
@@ -335,6 +336,7 @@ def can_mount_in_a_user_namespace() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow  # a fresh Python
 def test_a_full_raw_store_fails_the_run_with_one_line_naming_the_store(tmp_path: Path) -> None:
     if not can_mount_in_a_user_namespace():
         pytest.skip("needs unshare -Urm and a tmpfs mount (unprivileged user namespaces)")

@@ -102,6 +102,7 @@ def make_loop(
     return Loop(sqlite_store, data_dir, mlflow), test, version
 
 
+@pytest.mark.slow
 def test_only_a_model_not_worse_than_the_champion_takes_the_alias_and_prelabels_follow_it(
     loop: tuple[Loop, pd.DataFrame, str],
 ) -> None:
@@ -162,6 +163,7 @@ def test_only_a_model_not_worse_than_the_champion_takes_the_alias_and_prelabels_
     assert meta["model_version"] == f"{name}/3" and meta["is_champion"] and meta["items_prelabeled"] == 300
 
 
+@pytest.mark.slow
 def test_too_few_gold_test_items_decide_on_consensus_labels(loop: tuple[Loop, pd.DataFrame, str]) -> None:
     loop_, test, _ = loop
     result = dg.materialize(

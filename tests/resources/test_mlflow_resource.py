@@ -44,6 +44,7 @@ def _register_versions(resource: MLflowResource, n: int) -> None:
             )
 
 
+@pytest.mark.slow
 def test_the_champion_is_the_version_its_alias_points_at_and_moves_with_it(tmp_path: Path) -> None:
     resource = MLflowResource(data_dir=str(tmp_path))
     assert resource.champion() is None  # no registered model at all

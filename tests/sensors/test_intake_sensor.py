@@ -52,6 +52,7 @@ def evaluate(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) ->
     return outcome
 
 
+@pytest.mark.slow
 def test_an_ingest_with_new_items_launches_prelabels_then_the_queue(
     defs: dg.Definitions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,6 +83,7 @@ def test_an_ingest_that_found_nothing_new_launches_nothing(defs: dg.Definitions)
     assert f"ingest run {again.run_id} found no new or changed file" in (skipped.skip_message or "")
 
 
+@pytest.mark.slow
 def test_a_prelabel_run_that_did_not_follow_an_ingest_queues_nothing(defs: dg.Definitions) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         prelabel = defs.resolve_job_def("prelabel_job").execute_in_process(instance=instance)

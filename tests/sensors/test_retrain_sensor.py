@@ -92,6 +92,7 @@ def test_before_any_dataset_version_nothing_trains(setup: Setup) -> None:
     assert "no dataset version yet" in skip_message(setup.tick())
 
 
+@pytest.mark.slow
 def test_without_a_champion_k_training_items_start_the_first_training(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from labeling_assets.schedules import labeler_stats_schedule, quality_schedule, 
 NIGHT = dt.datetime(2025, 3, 4, 5, 0, tzinfo=dt.UTC)
 
 
+@pytest.mark.slow
 def test_labeler_stats_run_once_over_every_labeler_partition() -> None:
     with dg.instance_for_test() as instance:  # a schedule context needs an instance with a home
         instance.add_dynamic_partitions(LABELERS, ["7", "3", "12"])
