@@ -62,8 +62,9 @@ class DecodeFailure:
     detail: str
 
 
-class ImageDecodeError(ValueError):
-    """An image that cannot be used; ``reason`` is one of the quarantine reasons above."""
+class ImageDecodeError(OSError, ValueError):
+    """An image that cannot be used; ``reason`` is one of the quarantine reasons above. Both an ``OSError``
+    and a ``ValueError`` (like ``io.UnsupportedOperation``): callers that caught Pillow's errors still do."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -136,23 +137,32 @@ def to_8bit(image: Image.Image) -> Image.Image:
 
 
 def decode(
-    source: bytes | str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, multi_frame: str = MULTI_FRAME_FIRST
+    source: bytes | str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    multi_frame: str = MULTI_FRAME_FIRST,
+    at_least: int | None = None,
 ) -> Image.Image:
     """The picture as a person sees it: the first frame, rotated upright by its EXIF orientation, as 8-bit
     ``L`` or ``RGB`` (:func:`to_8bit`). ``source`` is encoded bytes or a path.
 
     ``multi_frame="refuse"`` raises for a file of several frames; the default uses the first frame (the
-    ingest gate already refused such files unless the project chose ``first_frame``).
-    Raises :class:`ImageDecodeError` (a ``ValueError``) with the reason.
+    ingest gate already refused such files unless the project chose ``first_frame``). ``at_least``: the
+    caller resizes to this side anyway, so a JPEG may be decoded at the smallest DCT scale (1/2, 1/4, 1/8)
+    that keeps both sides at least that large (Pillow's ``draft``: several times faster on photos).
+    Raises :class:`ImageDecodeError` (an ``OSError`` and a ``ValueError``) with the reason.
     """
     with _opened(source, max_pixels) as image:
         frames = frame_count(image)
         if frames > 1 and multi_frame != MULTI_FRAME_FIRST:
             raise ImageDecodeError(MULTI_FRAME, _multi_frame_detail(image, frames))
+        if at_least is not None and image.format in ("JPEG", "MPO"):
+            image.draft(image.mode, (at_least, at_least))
         image.seek(0)
         image.load()  # a decoder error here becomes CORRUPT in _opened
         upright = ImageOps.exif_transpose(image) if _orientation(image) != 1 else image
-        return to_8bit(upright).copy()
+        shown = to_8bit(upright)
+        return shown.copy() if shown is image else shown  # the opened image is closed on return
 
 
 def _multi_frame_detail(image: Image.Image, frames: int) -> str:

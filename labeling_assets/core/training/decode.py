@@ -26,13 +26,14 @@ def decode_image_file(path: str | Path, image_size: int, channels: int) -> torch
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
-        picture = decode(path).convert("L" if channels == 1 else "RGB")
+        picture = decode(path, at_least=image_size)
     except (OSError, ValueError) as exc:  # any decoder failure becomes one clear error naming the file
         raise ValueError(f"cannot decode image {path}: {exc}") from exc
-    array = np.asarray(picture, dtype=np.uint8)
+    wanted = "L" if channels == 1 else "RGB"
+    array = np.array(picture if picture.mode == wanted else picture.convert(wanted), dtype=np.uint8)  # writable
     if array.ndim == 2:
         array = array[:, :, None]
-    image = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    image = torch.from_numpy(array).permute(2, 0, 1).contiguous()
     if tuple(image.shape[-2:]) != (image_size, image_size):
         resized = F.interpolate(
             image[None].float(),
