@@ -105,6 +105,7 @@ print(json.dumps({
 
 
 @pytest.mark.slow  # a fresh Python
+@pytest.mark.slow  # a fresh Python in a subprocess
 def test_a_sparse_10_gb_file_is_refused_from_its_size_and_the_batch_is_stored_under_a_memory_cap(
     tmp_path: Path,
 ) -> None:
@@ -337,6 +338,7 @@ def can_mount_in_a_user_namespace() -> bool:
 
 
 @pytest.mark.slow  # a fresh Python
+@pytest.mark.slow  # a fresh Python in a subprocess
 def test_a_full_raw_store_fails_the_run_with_one_line_naming_the_store(tmp_path: Path) -> None:
     if not can_mount_in_a_user_namespace():
         pytest.skip("needs unshare -Urm and a tmpfs mount (unprivileged user namespaces)")
