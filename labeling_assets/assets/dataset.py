@@ -12,19 +12,14 @@ from labeling_assets import lineage
 from labeling_assets.constants import GROUP_DATASET, OWNERS
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.dataset import export as export_core
-from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
 from labeling_assets.core.dataset.card import (
     CardInputs,
-    annotation_summary,
-    label_set_annotation_summary,
     render_card,
 )
 from labeling_assets.core.dataset.diff import render_diff
 from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, HELD_OUT_REASON, group_summary
-from labeling_assets.core.dataset.split_checks import imbalance_ratio
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
     dataset_card,
@@ -41,6 +36,7 @@ from labeling_assets.core.store.phashes import ensure_phashes, load_phashes
 from labeling_assets.core.store.queries import current_annotations, item_uris
 from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -71,7 +67,7 @@ class DatasetSplitsConfig(dg.Config):
 class DatasetExportConfig(dg.Config):
     formats: list[str] = Field(
         default=list(export_core.FORMATS),
-        description=f"Any of {', '.join(export_core.FORMATS)}. A multi_label project has no ImageFolder "
+        description=f"Any of {', '.join(export_core.FORMATS)}. A multi-label project has no ImageFolder "
         "(one folder per class cannot hold a set of classes): the default then writes the other formats, "
         "and asking for imagefolder explicitly fails with the alternatives.",
     )
@@ -96,10 +92,7 @@ def _card(
     manifest = assignment.frame
     annotations = current_annotations(store)
     on_items = annotations.loc[annotations["item_id"].isin(set(manifest["item_id"])), ["item_id", "labeler_id", "label"]]
-    if is_multi_label(project.task_type):
-        (n_labelers, n_annotations), kappa = label_set_annotation_summary(on_items), None
-    else:
-        n_labelers, n_annotations, kappa = annotation_summary(on_items)
+    n_labelers, n_annotations, kappa = task_kind(project.task_type).annotation_summary(on_items)
     return CardInputs(
         name=project.name,
         version=built.version,
@@ -134,10 +127,7 @@ def _split_metadata(
 ) -> dict[str, Any]:
     manifest = inputs.manifest
     sizes = manifest["split"].value_counts()
-    if is_multi_label(inputs.task_type):
-        weights_key, imbalance = "pos_weight", multi_core.label_imbalance_ratio(manifest, inputs.expected_classes)
-    else:
-        weights_key, imbalance = "class_weights", imbalance_ratio(manifest["label"])
+    weights_key, imbalance = task_kind(inputs.task_type).split_balance(manifest, inputs.expected_classes)
     return {
         "dataset_version": dg.MetadataValue.text(inputs.version),
         "previous_version": dg.MetadataValue.text(previous or ""),
@@ -244,9 +234,9 @@ def dataset_export(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """The current dataset version as files: JSONL, CSV, Parquet and an ImageFolder tree."""
-    multi = is_multi_label(project.task_type)
-    if multi and config.formats == list(export_core.FORMATS):  # the default: every format a label set fits
-        formats = list(export_core.LABEL_SET_FORMATS)
+    kind = task_kind(project.task_type)
+    if config.formats == list(export_core.FORMATS):  # the default: every format the kind's labels fit
+        formats = list(kind.export_formats)
     else:
         try:
             formats = export_core.validate_formats(config.formats, task_type=project.task_type)
@@ -268,9 +258,8 @@ def dataset_export(
     rows = export_core.export_rows(manifest, item_uris(store))
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
-    classes = list(project.classes) if multi else None
     try:
-        report = export_core.export_dataset(rows, out_dir, formats, classes=classes)
+        report = kind.export(rows, out_dir, formats, list(project.classes))
     except ValueError as exc:  # e.g. two classes that would share an ImageFolder folder: one line, no retry
         raise dg.Failure(str(exc), allow_retries=False) from None
     card = dataset_card(store, version)

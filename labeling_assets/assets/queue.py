@@ -34,7 +34,6 @@ from labeling_assets.core.store.blind_tasks import blind_items, blind_open_reque
 from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.human_loop import labeler_ids_for, pause_intervals, paused_since
 from labeling_assets.core.store.labelstudio_sync import (
-    gold_labels,
     link_tasks,
     linked_task_counts,
     linked_tasks,
@@ -47,7 +46,7 @@ from labeling_assets.core.store.labelstudio_sync import (
     task_counts,
     thresholds_of,
 )
-from labeling_assets.core.store.queries import load_votes
+from labeling_assets.core.store.queries import gold_labels, load_votes
 from labeling_assets.core.store.reviews import (
     conflicts_to_mark,
     detect_conflicts,
@@ -145,7 +144,7 @@ def labeling_tasks(
     payloads = build_payloads(
         pending, shown, project.data_path, kind=kind, allow_empty=project.allow_empty_set, thresholds=prefill
     )
-    leaks = payload_leaks(payloads, gold_labels(store, pending_ids))
+    leaks = payload_leaks(payloads, gold_labels(store, pending_ids).to_dict())
     if leaks:  # defense in depth: the builder cannot leak, but nothing leaves if it ever did
         raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
     created = _push(context, client, project_id, payloads)
@@ -236,7 +235,7 @@ def _queue_blind(
                                   config.prelabel_visibility)  # fmt: skip
         payloads = build_payloads(pending, shown, project.data_path, kind=kind,
                                   allow_empty=project.allow_empty_set, thresholds=_prefill_thresholds(store, shown, kind))  # fmt: skip
-        leaks = payload_leaks(payloads, gold_labels(store, [p["item_id"] for p in pending]))
+        leaks = payload_leaks(payloads, gold_labels(store, [p["item_id"] for p in pending]).to_dict())
         if leaks:
             raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
         pushed += _push(context, client, project_id, payloads)

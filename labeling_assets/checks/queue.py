@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 
 from labeling_assets.core.labelstudio.tasks import payload_leaks
-from labeling_assets.core.store.labelstudio_sync import gold_labels
+from labeling_assets.core.store.queries import gold_labels
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -18,7 +18,7 @@ def gold_never_in_task_data(
     client = label_studio.get_client()
     # The shared project, or every labeler's own project (blind mode); none yet: nothing to check.
     remote = [t for pid in label_studio.labeling_project_ids() for t in client.iter_tasks(pid, fields="all")]
-    gold = gold_labels(label_store.get_store())
+    gold = gold_labels(label_store.get_store()).to_dict()
     # Annotations on gold tasks are the crowd's answers, not leaks: check what was SENT (data, predictions).
     sent: list[dict[str, Any]] = [{"data": t.get("data") or {}, "predictions": t.get("predictions") or []} for t in remote]
     leaks = payload_leaks(sent, gold)

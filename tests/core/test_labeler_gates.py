@@ -123,3 +123,15 @@ def test_auto_pause_only_when_the_gold_gate_is_sure_to_fail_once_and_not_again_o
     later = pd.DataFrame(_gold_votes("spam", 2, 18, resumed + dt.timedelta(hours=1)))
     again = auto_pauses(pd.concat([votes, later]), truth, ["spam"], {"spam": [(t0, resumed)]})
     assert [d.gate.n for d in again] == [20] and "since the resume" in again[0].reason
+
+
+def test_with_no_trials_the_wilson_interval_is_all_of_zero_to_one_and_every_caller_uses_that_one_interval() -> None:
+    """Nothing is known at n = 0: the rate may be anything, and the formula's limit as n -> 0 is (0, 1) (its
+    centre and half-width both tend to 1/2). The bake-off's scoreboard once had its own copy that said NaN."""
+    from labeling_assets.core.consensus import bakeoff, gates
+
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert bakeoff.wilson_interval(0, 0) == (0.0, 1.0)
+    assert bakeoff.wilson_interval is gates.wilson_interval
+    low, high = wilson_interval(0, 1, z=1e3)  # one trial, a huge z: already almost the whole of [0, 1]
+    assert low == 0.0 and high > 0.999

@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from labeling_assets.core.consensus.encoding import Codes
+from labeling_assets.core.consensus.gates import wilson_interval
 
 # Candidates, in tie-break order.
 BAKEOFF_METHODS = ("dawid_skene", "dawid_skene_pooled", "majority")
@@ -44,15 +45,6 @@ def fold_of(n_gold: int, folds: int = FOLDS, seed: int = 0) -> Codes:
     fold: Codes = np.empty(n_gold, dtype=np.int64)
     fold[order] = np.arange(n_gold) % folds
     return fold
-
-
-def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return float("nan"), float("nan")
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(centre - half), float(centre + half)
 
 
 def mcnemar_p(wins: int, losses: int) -> float:

@@ -14,14 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.near_duplicates import (
     HELD_OUT_REASON,
     near_duplicate_groups,
     unplaceable_items,
 )
-from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType, is_multi_label
+from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
+from labeling_assets.core.tasks.registry import task_kind
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class BuildInputs:
     phashes: pd.Series  # item_id -> 16-hex-digit pHash (items without one join no near-duplicate group)
     near_duplicate_distance: int  # -1: no near-duplicate groups
     previous_version: str | None
-    # multi_label: ``labeled.label`` holds label sets, split by iterative stratification over ``classes``.
+    # A multi-label project: ``labeled.label`` holds label sets, split by iterative stratification over ``classes``.
     task_type: TaskType = SINGLE_LABEL
     classes: Sequence[str] = ()
 
@@ -73,18 +73,14 @@ def build_dataset(inputs: BuildInputs) -> BuiltDataset:
             group_key=lambda f: f["item_id"].map(groups)
         )
         rows = pd.concat([labeled, extra], ignore_index=True)
-    if is_multi_label(inputs.task_type):
-        return _build_label_sets(inputs, rows, groups, held_out)
-    assignment = split_core.assign_splits(rows, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed)
-    manifest = assignment.frame
-    weights = split_core.class_weights(manifest.loc[manifest["split"] == "train", "label"])
-    manifest_json = split_core.manifest_to_json(
-        manifest,
-        previous_version=inputs.previous_version,
-        extra=_settings(inputs, assignment),
-        weights=weights,
+    # The kind stratifies (by the class; by each class of a set, iteratively) and writes the manifest.
+    kind = task_kind(inputs.task_type)
+    classes = [str(c) for c in inputs.classes]
+    assignment = kind.assign_splits(rows, classes, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed)
+    version, weights, manifest_json = kind.manifest(
+        assignment.frame, classes, previous_version=inputs.previous_version, extra=_settings(inputs, assignment)
     )
-    return BuiltDataset(assignment, split_core.manifest_version(manifest), weights, manifest_json, groups, held_out)
+    return BuiltDataset(assignment, version, weights, manifest_json, groups, held_out)
 
 
 def _held_out(inputs: BuildInputs) -> dict[str, dict[str, Any]]:
@@ -109,26 +105,6 @@ def _settings(inputs: BuildInputs, assignment: split_core.SplitAssignment) -> di
         "notes": assignment.notes,
         "near_duplicate_distance": inputs.near_duplicate_distance,
     }
-
-
-def _build_label_sets(
-    inputs: BuildInputs, rows: pd.DataFrame, groups: dict[str, str], held_out: dict[str, dict[str, Any]]
-) -> BuiltDataset:
-    """The multi-label build: iterative stratification, per-class pos_weight, label sets in the manifest."""
-    classes = [str(c) for c in inputs.classes]
-    assignment = multi_core.assign_label_set_splits(
-        rows, classes, existing=inputs.existing, ratios=inputs.ratios, seed=inputs.seed
-    )
-    manifest = assignment.frame
-    weights = multi_core.pos_weights(manifest[manifest["split"] == "train"], classes)
-    manifest_json = multi_core.manifest_to_json(
-        manifest,
-        classes=classes,
-        previous_version=inputs.previous_version,
-        extra=_settings(inputs, assignment),
-        weights=weights,
-    )
-    return BuiltDataset(assignment, multi_core.manifest_version(manifest), weights, manifest_json, groups, held_out)
 
 
 def with_previous(built: BuiltDataset, previous: str | None) -> BuiltDataset:

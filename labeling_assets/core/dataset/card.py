@@ -28,8 +28,9 @@ from labeling_assets.core.dataset.splits import (
 )
 from labeling_assets.core.display import md_code, md_text
 from labeling_assets.core.images import markdown_image
-from labeling_assets.core.label_sets import SINGLE_LABEL, is_multi_label
+from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.reporting.plots import bar_png, heatmap_png
+from labeling_assets.core.tasks.registry import task_kind
 
 
 @dataclass
@@ -63,7 +64,7 @@ class CardInputs:
     near_duplicates: Mapping[str, str] = field(default_factory=dict)
     near_duplicate_distance: int = -1
     held_out: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # item_id -> reason, frozen neighbours
-    # multi_label: the manifest's labels are sets; the card shows per-label prevalence and co-occurrence,
+    # A multi-label version: the manifest's labels are sets; the card shows per-label prevalence and co-occurrence,
     # and ``class_weights`` holds the per-class pos_weight.
     task_type: str = SINGLE_LABEL
 
@@ -152,9 +153,14 @@ def consensus_choice_lines(choice: Mapping[str, Any] | None) -> list[str]:
 
 
 def render_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
-    """The card as Markdown (with the distribution plot inline as a data-URI image)."""
-    if is_multi_label(inputs.task_type):
-        return render_label_set_card(inputs, with_plot=with_plot)
+    """The card as Markdown (with the distribution plot inline as a data-URI image), as the project's kind of task
+    writes it (:func:`render_class_card`, :func:`render_label_set_card`)."""
+    card: str = task_kind(inputs.task_type).dataset_card(inputs, with_plot=with_plot)
+    return card
+
+
+def render_class_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
+    """The card of a single-label version: sizes, class distribution per split, weights, limitations."""
     manifest = inputs.manifest
     table = distribution(manifest)
     sizes = {split: int(table[split].sum()) for split in SPLITS}

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, is_multi_label, to_indicator
+from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, to_indicator
+from labeling_assets.core.tasks.registry import task_kind
 
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder")
 FILE_NAMES: dict[str, str] = {
@@ -60,12 +61,10 @@ def validate_formats(formats: Iterable[str], *, task_type: str = SINGLE_LABEL) -
             chosen.append(key)
     if not chosen:
         raise ValueError(f"no export format requested; choose from {', '.join(FORMATS)}")
-    if is_multi_label(task_type) and "imagefolder" in chosen:
-        raise ValueError(
-            "the imagefolder export is refused for a multi_label project: an ImageFolder tree puts each image "
-            "in one class folder, and these images carry a set of classes (or none). Export jsonl (label as a "
-            "list of class names), csv or parquet (one 0/1 column per class) instead."
-        )
+    kind = task_kind(task_type)
+    refused = [name for name in chosen if name not in kind.export_formats]
+    if refused:
+        raise ValueError(f"the {refused[0]} export is refused for a {kind.name} project: {kind.export_note}")
     return chosen
 
 

@@ -217,7 +217,7 @@ def shown_model_version(payloads: Sequence[Mapping[str, Any]]) -> str | None:
     return max(sorted(versions), key=versions.__getitem__) if versions else None
 
 
-def payload_leaks(payload: Any, gold_labels: Mapping[str, Any]) -> list[str]:
+def payload_leaks(payload: Any, gold_labels: Mapping[Any, Any]) -> list[str]:
     """Why ``payload`` (a task or list of tasks) would leak gold; empty when it is clean.
 
     Flags forbidden keys anywhere in the structure, and a gold item whose payload holds its gold

@@ -19,7 +19,6 @@ from labeling_assets.core.label_sets import (
     SKIP_UNKNOWN_IN_SET,
     LabelSetError,
     TaskType,
-    is_multi_label,
     label_set,
 )
 from labeling_assets.core.store.schema import (
@@ -30,6 +29,7 @@ from labeling_assets.core.store.schema import (
     splits_table,
     utcnow,
 )
+from labeling_assets.core.tasks.registry import task_kind
 
 LABELED_COLUMNS = ["item_id", "label", "method", "confidence", "agreement", "status", "group_key", "gold_label"]
 
@@ -80,8 +80,16 @@ def usable_labeled(
     status = frame["status"].fillna("not ingested")
     excluded = {f"item is {s}": int(n) for s, n in status[status != "active"].value_counts().items()}
     frame = frame[status == "active"].reset_index(drop=True)
-    if is_multi_label(task_type):
-        return _usable_label_sets(frame, list(classes or []), allow_empty, excluded)
+    usable: tuple[pd.DataFrame, dict[str, int]] = task_kind(task_type).usable_labels(
+        frame, list(classes) if classes is not None else None, allow_empty, excluded
+    )
+    return usable
+
+
+def usable_classes(
+    frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Single-label rows a dataset may hold: exactly one class, in the class list (when given)."""
     # A consensus that names no class or several cannot train a single-label model: leave the item out
     # (the card counts it) rather than block the whole dataset on it.
     single = frame["label"].map(is_single_label).astype(bool)
@@ -99,13 +107,15 @@ def usable_labeled(
 _SET_REASONS = {SKIP_UNKNOWN_IN_SET: "consensus label is not in the class list"}
 
 
-def _usable_label_sets(
-    frame: pd.DataFrame, classes: list[str], allow_empty: bool, excluded: dict[str, int]
+def usable_label_sets(
+    frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Multi-label rows a dataset may hold: the label a valid label set of ``classes``, as a sorted list."""
+    names = list(classes or [])
     labels: list[list[str] | None] = []
     for value in frame["label"]:
         try:
-            labels.append(label_set(value, classes, allow_empty=allow_empty))
+            labels.append(label_set(value, names, allow_empty=allow_empty))
         except LabelSetError as exc:
             reason = _SET_REASONS.get(exc.reason, f"consensus label is not a label set of the project ({exc.reason})")
             excluded[reason] = excluded.get(reason, 0) + 1

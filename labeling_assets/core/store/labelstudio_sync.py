@@ -6,7 +6,7 @@ public names are re-exported here for callers that import them from this module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,14 +158,6 @@ def link_tasks(store: LabelStore, project_id: int, remote_ids: Mapping[str, int]
                 )
                 linked += 1
     return linked
-
-
-def gold_labels(store: LabelStore, item_ids: Iterable[str] | None = None) -> dict[str, Any]:
-    """item_id -> gold label of gold items (all, or only those in ``item_ids``)."""
-    stmt = sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.isnot(None))
-    rows = store.fetch(stmt)
-    wanted = set(item_ids) if item_ids is not None else None
-    return {r["item_id"]: r["gold_label"] for r in rows if wanted is None or r["item_id"] in wanted}
 
 
 def newest_prelabels(store: LabelStore, item_ids: Sequence[str]) -> dict[str, tuple[dict[str, float], str]]:

@@ -7,6 +7,7 @@ same way; these functions are that one way (the rules that turn rows into votes 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,12 +92,16 @@ def consensus_frame(store: LabelStore) -> pd.DataFrame:
     return pd.DataFrame(rows)[CONSENSUS_COLUMNS]
 
 
-def gold_labels(store: LabelStore) -> pd.Series:
-    """item_id -> hidden gold label as stored (a class name, or a list for multi-label gold)."""
+def gold_labels(store: LabelStore, item_ids: Iterable[str] | None = None) -> pd.Series:
+    """item_id -> hidden gold label as stored (a class name, or a list for multi-label gold), of every gold item
+    or only of those in ``item_ids``."""
     rows = store.fetch(
         sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.is_not(None))
     )
-    return pd.Series({r["item_id"]: r["gold_label"] for r in rows}, dtype=object)
+    wanted = set(item_ids) if item_ids is not None else None
+    return pd.Series(
+        {r["item_id"]: r["gold_label"] for r in rows if wanted is None or r["item_id"] in wanted}, dtype=object
+    )
 
 
 def item_uris(store: LabelStore, *, exclude_quarantined: bool = False) -> dict[str, str | None]:

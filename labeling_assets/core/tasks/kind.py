@@ -53,6 +53,7 @@ class TaskKind(Protocol):
     name: str  # the settings value, e.g. "single_label"
     consensus_methods: tuple[str, ...]  # the run config's choices; "auto" first
     export_formats: tuple[str, ...]  # what a dataset of this kind exports to
+    export_note: str  # why another format is refused ("" when none is)
     skip_reasons: tuple[str, ...]  # why a stored answer is not a vote (keys of Votes.skipped)
     decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
 
@@ -88,6 +89,15 @@ class TaskKind(Protocol):
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
         consensus: pd.Series, last_weeks: int,
     ) -> list[Any]: ...
+
+    # Datasets: which consensus rows a version holds, and its card.
+    def usable_labels(
+        self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
+    ) -> tuple[pd.DataFrame, dict[str, int]]: ...
+    def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str: ...
+    def annotation_summary(self, annotations: pd.DataFrame) -> tuple[int, int, float | None]: ...
+    def split_balance(self, manifest: pd.DataFrame, classes: Sequence[str]) -> tuple[str, float]: ...
+    def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any: ...
 
     # Splits: stratified by what the kind's answers are (the class; each class of a set), then the manifest.
     def assign_splits(

@@ -20,11 +20,14 @@ KINDS: dict[str, str] = {
 }
 
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
-KIND_ATTRIBUTES = ("name", "consensus_methods", "export_formats", "skip_reasons", "decision_thresholds")
+KIND_ATTRIBUTES = (
+    "name", "consensus_methods", "export_formats", "export_note", "skip_reasons", "decision_thresholds",
+)
 KIND_METHODS = (
     "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "consensus", "agreement",
     "classes_of", "consensus_report", "quality_inputs", "labeler_stats",
-    "weekly_trend", "assign_splits", "manifest", "prediction", "informativeness", "fit_baseline", "prediction_report", "encode", "stored_targets",
+    "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
+    "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "encode", "stored_targets",
     "training_head",
 )
 HEAD_METHODS = (

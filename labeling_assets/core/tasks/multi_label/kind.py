@@ -24,6 +24,8 @@ from labeling_assets.core.consensus.multilabel_stats import (
 from labeling_assets.core.consensus.votes import Votes, latest_set_votes, single_class
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset.card import label_set_annotation_summary, render_label_set_card
+from labeling_assets.core.dataset.export import export_dataset
 from labeling_assets.core.display import md_text
 from labeling_assets.core.label_sets import (
     NONE_OF_THESE,
@@ -36,6 +38,7 @@ from labeling_assets.core.label_sets import (
     to_indicator,
 )
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.store.dataset_versions import usable_label_sets
 from labeling_assets.core.store.datasets import StoredTargets
 from labeling_assets.core.store.multilabel_targets import (
     consensus_set_examples,
@@ -96,6 +99,10 @@ class MultiLabel:
     name = "multi_label"
     consensus_methods: tuple[str, ...] = SET_METHODS
     export_formats: tuple[str, ...] = ("jsonl", "csv", "parquet")  # ImageFolder puts an image in one folder
+    export_note = (
+        "an ImageFolder tree puts each image in one class folder, and these images carry a set of classes (or "
+        "none). Export jsonl (label as a list of class names), csv or parquet (one 0/1 column per class) instead."
+    )  # why a format outside export_formats is refused
     skip_reasons: tuple[str, ...] = (SKIP_NOT_A_SET, SKIP_UNKNOWN_IN_SET, SKIP_EMPTY_NOT_ALLOWED, SKIP_NONE_WITH_CLASSES)
     decision_thresholds = True
 
@@ -203,6 +210,29 @@ class MultiLabel:
         return set_weekly_trend(
             votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, last_weeks=last_weeks
         )
+
+    def usable_labels(
+        self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
+    ) -> tuple[pd.DataFrame, dict[str, int]]:
+        """The consensus rows a dataset version may hold, and counts of the others by reason."""
+        return usable_label_sets(frame, classes, allow_empty, excluded)
+
+    def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
+        """The dataset card (Markdown) of a version of this kind."""
+        return render_label_set_card(inputs, with_plot=with_plot)
+
+    def annotation_summary(self, annotations: pd.DataFrame) -> tuple[int, int, float | None]:
+        """(labelers, annotations, no kappa: set agreement is per class) over a version's items, for its card."""
+        n_labelers, n_annotations = label_set_annotation_summary(annotations)
+        return n_labelers, n_annotations, None
+
+    def split_balance(self, manifest: pd.DataFrame, classes: Sequence[str]) -> tuple[str, float]:
+        """(the name of the manifest's training weights, the imbalance ratio over the classes' prevalences)."""
+        return "pos_weight", multi_core.label_imbalance_ratio(manifest, classes)
+
+    def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
+        """The files of a version: JSONL keeps the set as a list, CSV and Parquet one 0/1 column per class."""
+        return export_dataset(rows, out_dir, formats, classes=classes)
 
     def assign_splits(
         self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,

@@ -23,8 +23,12 @@ from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.methods import METHODS, aggregate_full
 from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, Votes, latest_votes, single_class
 from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset.card import annotation_summary, render_class_card
+from labeling_assets.core.dataset.export import export_dataset
+from labeling_assets.core.dataset.split_checks import imbalance_ratio
 from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.store.dataset_versions import usable_classes
 from labeling_assets.core.store.datasets import (
     StoredTargets,
     consensus_examples,
@@ -56,6 +60,7 @@ class SingleLabel:
     name = "single_label"
     consensus_methods: tuple[str, ...] = METHODS
     export_formats: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder")
+    export_note = ""  # why a format outside export_formats is refused
     skip_reasons: tuple[str, ...] = ("class_not_in_project", SKIP_MULTI_LABEL)
     decision_thresholds = False
 
@@ -139,6 +144,28 @@ class SingleLabel:
         return weekly_trend(
             votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, last_weeks=last_weeks
         )
+
+    def usable_labels(
+        self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
+    ) -> tuple[pd.DataFrame, dict[str, int]]:
+        """The consensus rows a dataset version may hold, and counts of the others by reason."""
+        return usable_classes(frame, classes, allow_empty, excluded)
+
+    def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
+        """The dataset card (Markdown) of a version of this kind."""
+        return render_class_card(inputs, with_plot=with_plot)
+
+    def annotation_summary(self, annotations: pd.DataFrame) -> tuple[int, int, float | None]:
+        """(labelers, annotations, Fleiss' kappa) over the annotations of a version's items, for its card."""
+        return annotation_summary(annotations)
+
+    def split_balance(self, manifest: pd.DataFrame, classes: Sequence[str]) -> tuple[str, float]:
+        """(the name of the manifest's training weights, the imbalance ratio of the labels)."""
+        return "class_weights", imbalance_ratio(manifest["label"])
+
+    def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
+        """The files of a version: ``label`` is the class name (ImageFolder: one folder per class)."""
+        return export_dataset(rows, out_dir, formats)
 
     def assign_splits(
         self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
