@@ -73,6 +73,8 @@ class Report:
     promotions: list[dict[str, Any]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     share_current_all: float = float("nan")
+    share_current_pooled: float = float("nan")
+    in_flight_at_end: list[str] = field(default_factory=list)
     share_current_after_grace: float = float("nan")
     latency_p50_s: float = float("nan")
     latency_p95_s: float = float("nan")
@@ -230,6 +232,12 @@ def summarize(loop: SelfDrivingLoop, report: Report, args: argparse.Namespace) -
     shares = [s.with_current / s.open_tasks for s in report.samples if s.open_tasks]
     late = [s.with_current / s.open_tasks for s in report.samples if s.open_tasks and s.since_promotion_s > args.grace_s]
     report.share_current_all = round(sum(shares) / len(shares), 4) if shares else float("nan")
+    # Pooled over every open task seen in a sample (a sample of 2 open tasks does not weigh as much as one of 30).
+    seen = [s for s in report.samples if s.open_tasks]
+    report.share_current_pooled = (
+        round(sum(s.with_current for s in seen) / sum(s.open_tasks for s in seen), 4) if seen else float("nan")
+    )
+    report.in_flight_at_end = [f"{r.job} {r.run_id[:8]} {r.status}" for r in runs if r.status in ACTIVE]
     report.share_current_after_grace = round(sum(late) / len(late), 4) if late else float("nan")
     latencies = consensus_latencies(loop.store)
     report.latencies = len(latencies)
@@ -254,10 +262,13 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
         bad = {k: v for k, v in p["blocking_checks"].items() if v not in ("passed", "warned")}
         print(f"  {p['model_version']} trained on {p['trained_on']} (evaluated on {p['evaluated_on']}): blocking checks "
               f"{'all passed' if p['blocking_checks_pass'] else bad}")  # fmt: skip
-    n = len(report.samples)
-    print(f"long run: open tasks with a prediction of the current champion: {report.share_current_all:.1%} over {n} "
-          f"samples after the first champion; {report.share_current_after_grace:.1%} more than {args.grace_s:.0f} s "
-          "after a promotion")  # fmt: skip
+    n, seen = len(report.samples), sum(s.open_tasks for s in report.samples)
+    print(f"long run: open tasks with a prediction of the current champion: {report.share_current_pooled:.1%} of "
+          f"{seen} open tasks seen in {n} samples after the first champion (mean of the samples' shares "
+          f"{report.share_current_all:.1%}; {report.share_current_after_grace:.1%} more than {args.grace_s:.0f} s "
+          "after a promotion)")  # fmt: skip
+    print(f"long run: runs still in flight when it stopped (ended by the shutdown, not counted as failed): "
+          f"{report.in_flight_at_end}")  # fmt: skip
     print(f"long run: annotation -> consensus p50 {report.latency_p50_s} s, p95 {report.latency_p95_s} s over "
           f"{report.latencies} annotations; crowd {report.crowd}")  # fmt: skip
 

@@ -149,6 +149,8 @@ def labeling_tasks(
         raise RuntimeError(f"refusing to push tasks that leak gold: {leaks[:5]}")
     created = _push(context, client, project_id, payloads)
     linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
+    reviewed = _act_on_review_requests(context, store, client, project_id, config.max_overlap)
+    # Last: the tasks the review requests just put back in the label stream are open too (benchmarks/long_run.py).
     refreshed = _refresh_predictions(context, store, client, project_id, project, config.prelabel_visibility)
     return dg.MaterializeResult(
         metadata={
@@ -159,7 +161,7 @@ def labeling_tasks(
                if kind.decision_thresholds else {}),  # fmt: skip
             **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
-            **_act_on_review_requests(context, store, client, project_id, config.max_overlap),
+            **reviewed,
             **followed,
             **refreshed,
         }

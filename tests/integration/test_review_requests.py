@@ -19,6 +19,7 @@ from labeling_assets.assets import collect, consensus, queue
 from labeling_assets.core.store.schema import (
     LabelStore,
     items_table,
+    prelabels_table,
     review_actions_table,
     review_requests_table,
     tasks_table,
@@ -164,6 +165,23 @@ def test_the_queue_raises_the_overlap_once_and_the_label_stream_serves_the_task_
     assert setup.next_for_admin() == task_id
     setup.client.create_annotation(task_id, "cat", completed_by=int(setup.client.whoami()["id"]))
     assert setup.next_for_admin() is None
+
+
+def test_a_task_back_in_the_label_stream_shows_the_newest_pre_label(setup: Setup) -> None:
+    """Found by benchmarks/long_run.py (issue 26): tasks queued with the baseline's pre-labels, all answered; a
+    champion pre-labels every item; the queue run that raises the unsure task's overlap put it back in the label
+    stream showing the baseline's prediction (the refresh had run before the raise)."""
+    setup.disagree()
+    with setup.store.begin() as conn:
+        conn.execute(prelabels_table.insert(), [
+            {"item_id": i, "model_version": "digits/2", "probs": {"cat": 0.2, "dog": 0.8}, "computed_at": utcnow()}
+            for i in ITEMS
+        ])  # fmt: skip
+    meta = setup.queue()
+    assert meta["tasks_back_in_label_stream"] == 1 and meta["open_tasks"] == 1
+    task = setup.client.request("GET", f"/api/tasks/{setup.task_of(UNSURE)}/")
+    assert "digits/2" in {p["model_version"] for p in task["predictions"]}
+    assert meta["open_tasks_with_current_prelabel"] == 1 and meta["prelabel_model_shown"] == "digits/2"
 
 
 def test_a_lagging_label_studio_overlap_is_repaired_from_the_store(setup: Setup) -> None:
