@@ -16,6 +16,9 @@ from labeling_assets.cli.main import main
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_files import default_paths, status
 
+# Each test starts a Label Studio of its own (tests/server_markers.py checks the marker).
+pytestmark = pytest.mark.labelstudio
+
 
 @pytest.fixture
 def local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[server.ServerPaths]:

@@ -26,6 +26,9 @@ from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.local.labelstudio_files import default_paths, read_token
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 
+# Each test starts a Label Studio of its own (tests/server_markers.py checks the marker).
+pytestmark = pytest.mark.labelstudio
+
 
 @dataclass
 class Started:
