@@ -151,6 +151,7 @@ def demo_folder(tmp_path: Path) -> Path:
 # --- consensus_labels -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_consensus_labels_versions_one_row_per_eligible_item_and_its_checks_pass(
     store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
 ) -> None:

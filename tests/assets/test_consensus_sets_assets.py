@@ -124,6 +124,7 @@ def _run(
 CLEAN_CROWD = [SetLabelerSpec("expert", "expert"), SetLabelerSpec("average_1"), SetLabelerSpec("average_2")]
 
 
+@pytest.mark.slow
 def test_multi_label_consensus_stores_sorted_sets_and_per_class_marginals_and_its_checks_pass(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -224,6 +225,7 @@ def test_a_single_label_method_in_a_multi_label_project_fails_and_names_the_set_
     )
 
 
+@pytest.mark.slow
 def test_per_class_thresholds_from_the_run_config_decide_the_stored_sets(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -391,6 +393,7 @@ def test_the_qa_report_of_a_multi_label_project_scores_exact_sets_and_renders(
     assert "product over classes of max(p, 1 - p)" in page  # what a set's consensus confidence is
 
 
+@pytest.mark.slow
 def test_the_consensus_labeler_table_of_a_multi_label_project_names_labelers_as_people_know_them(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -420,6 +423,7 @@ def test_the_expert_review_task_of_a_multi_label_item_shows_every_labelers_set(
     assert review_payloads(store, {ids[0]: "split vote"}, CLASSES, tmp_path)[0]["data"][VOTES_KEY] != shown
 
 
+@pytest.mark.slow
 def test_an_experts_set_overrides_the_crowds_and_counts_as_truth_for_labeler_stats(
     store: LabelStore, tmp_path: Path
 ) -> None:
@@ -453,6 +457,7 @@ def test_an_experts_set_overrides_the_crowds_and_counts_as_truth_for_labeler_sta
     assert inputs.gold[ids[0]] == ["effusion", "nodule"]  # the expert's set is truth for labeler statistics
 
 
+@pytest.mark.slow
 def test_removing_a_class_retracts_every_set_vote_that_names_it_and_no_consensus_keeps_it(
     store: LabelStore, tmp_path: Path
 ) -> None:

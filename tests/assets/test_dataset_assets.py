@@ -162,6 +162,7 @@ def sqlite_project(sqlite_store: LabelStore, data_dir: Path) -> Iterator[Project
         yield Project(sqlite_store, data_dir, instance)
 
 
+@pytest.mark.slow
 def test_dataset_splits_records_version_weights_and_card_and_every_check_passes(project: Project) -> None:
     ids = project.add_items(
         _imbalanced_labels(), groups=[f"p{i // 3}" if i < 12 else None for i in range(60)]
@@ -295,6 +296,7 @@ def test_export_writes_jsonl_csv_parquet_and_an_imagefolder_torchvision_loads(
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_export_rejects_an_unknown_format_before_writing(sqlite_project: Project) -> None:
     sqlite_project.add_items(_imbalanced_labels())
     result = dg.materialize(
@@ -310,6 +312,7 @@ def test_export_rejects_an_unknown_format_before_writing(sqlite_project: Project
     assert not (sqlite_project.data_dir / "exports").exists()
 
 
+@pytest.mark.slow
 def test_items_whose_consensus_is_not_one_class_are_left_out_and_documented(sqlite_project: Project) -> None:
     ids = sqlite_project.add_items(_imbalanced_labels())
     with sqlite_project.store.begin() as conn:
@@ -347,6 +350,7 @@ def test_dataset_splits_fails_clearly_without_consensus(sqlite_project: Project)
 # --- each check fails on a planted violation ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_group_check_fails_when_frozen_rows_split_a_group(sqlite_project: Project) -> None:
     # Two items were assigned before their shared group key was known; both stay frozen.
     ids = sqlite_project.add_items(_imbalanced_labels(), groups=["patient-1", "patient-1"] + [None] * 58)

@@ -167,6 +167,7 @@ def sqlite_project(sqlite_store: LabelStore, data_dir: Path) -> Iterator[Project
         yield Project(sqlite_store, data_dir, instance)
 
 
+@pytest.mark.slow
 def test_a_multi_label_dataset_is_stratified_per_label_grouped_versioned_and_exported(
     project: Project,
 ) -> None:
@@ -224,6 +225,7 @@ def test_a_multi_label_dataset_is_stratified_per_label_grouped_versioned_and_exp
     assert parquet[columns].sum().tolist() == [sum(c in s for s in sets) for c in CLASSES]
 
 
+@pytest.mark.slow
 def test_consensus_rows_that_are_not_label_sets_of_the_project_are_left_out_and_counted(
     sqlite_project: Project,
 ) -> None:
@@ -238,6 +240,7 @@ def test_consensus_rows_that_are_not_label_sets_of_the_project_are_left_out_and_
     }
 
 
+@pytest.mark.slow
 def test_an_explicit_imagefolder_export_is_refused_with_the_alternatives(sqlite_project: Project) -> None:
     sqlite_project.add_items(_label_sets(60))
     result = sqlite_project.materialize(export=True, formats=["jsonl", "imagefolder"])
@@ -250,6 +253,7 @@ def test_an_explicit_imagefolder_export_is_refused_with_the_alternatives(sqlite_
     assert not (sqlite_project.data_dir / "exports").exists()
 
 
+@pytest.mark.slow
 def test_a_label_kept_out_of_val_by_frozen_items_fails_the_presence_check_and_blocks_the_export(
     sqlite_project: Project,
 ) -> None:
@@ -272,6 +276,7 @@ def test_a_label_kept_out_of_val_by_frozen_items_fails_the_presence_check_and_bl
     assert "keep these labels out of a split" in card
 
 
+@pytest.mark.slow
 def test_a_label_with_too_few_positives_for_every_split_only_warns_and_does_not_block(
     sqlite_project: Project,
 ) -> None:

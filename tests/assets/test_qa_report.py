@@ -92,6 +92,7 @@ def _chromium() -> str:
     return path
 
 
+@pytest.mark.slow
 def test_the_report_has_every_chart_and_points_at_the_spammer(
     sqlite_store: LabelStore, data_dir: Path
 ) -> None:

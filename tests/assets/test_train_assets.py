@@ -459,6 +459,7 @@ def test_the_run_config_and_the_command_line_take_every_default_from_train_confi
     ("asset", "config"),
     [("trained_model", {**TRAIN_CONFIG, "loss": "hinge"}), ("prelabels", {"source": "oracle"})],
 )
+@pytest.mark.slow
 def test_option_strings_outside_their_choices_are_rejected_before_a_run_starts(
     setup: tuple[LabelStore, dict, pd.DataFrame], asset: str, config: dict
 ) -> None:

@@ -227,6 +227,7 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     assert list(kept) == [champion.label] and kept[champion.label] == pytest.approx(trained["thresholds"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_single_label_tensor_cache_is_refused_by_a_multi_label_project(
     setup: tuple[LabelStore, dict, pd.DataFrame],
 ) -> None:
@@ -276,6 +277,7 @@ def test_stored_marginals_are_used_only_where_the_consensus_set_still_matches(
         label_set_indicator(["0"], classes)  # a bare class name in a multi-label manifest
 
 
+@pytest.mark.slow
 def test_the_tensor_cache_reads_the_label_sets_of_a_version_made_by_dataset_splits(
     setup: tuple[LabelStore, dict, pd.DataFrame],
 ) -> None:

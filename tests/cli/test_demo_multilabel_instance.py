@@ -26,6 +26,7 @@ def fresh_environment(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("dagster_home", [None, str(REPO_ROOT)])
+@pytest.mark.slow
 def test_the_multi_label_demo_never_shares_the_single_label_demos_instance(
     fresh_environment: Path, monkeypatch: pytest.MonkeyPatch, dagster_home: str | None
 ) -> None:
@@ -38,6 +39,7 @@ def test_the_multi_label_demo_never_shares_the_single_label_demos_instance(
     assert f"base_dir: {fresh_environment / 'multi-label' / 'dagster'}" in (home / "dagster.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_an_instance_the_user_chose_is_kept(fresh_environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mine = fresh_environment / "my_instance"
     monkeypatch.setenv("DAGSTER_HOME", str(mine))

@@ -41,6 +41,7 @@ def test_a_failed_step_and_the_end_of_the_demo_say_how_to_go_on() -> None:
     assert "source scripts/setup.sh" in demo.NEW_SHELL_HINT and "dagster" in demo.NEW_SHELL_HINT
 
 
+@pytest.mark.slow
 def test_serve_on_a_used_data_folder_lists_only_the_runs_and_the_champion_made_after_it_started(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

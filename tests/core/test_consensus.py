@@ -326,6 +326,7 @@ def _pred_probs(truth: pd.Series, n_classes: int, *, accuracy: float, seed: int)
     return probs
 
 
+@pytest.mark.slow
 def test_crowdlab_uses_pred_probs_and_reports_annotator_quality() -> None:
     frame, truth = _crowd([0.9, 0.6, 0.3], n_items=200, n_classes=3, overlap=2, seed=8)
     probs = _pred_probs(truth.sort_index(), 3, accuracy=0.85, seed=1)

@@ -82,6 +82,7 @@ def test_gold_is_a_subset_of_the_truth_with_the_same_sets(grids: demo_data.GridD
     assert all(truth[name] == label.strip('"').replace('""', '"') for name, label in gold.items())
 
 
+@pytest.mark.slow
 def test_the_distribution_is_skewed_most_empty_or_single_with_rare_labels_and_partner_pairs() -> None:
     sets = [grid_label_set(cells) for cells in grid_layouts(20_000, seed=0)]
     dist = label_distribution(sets)

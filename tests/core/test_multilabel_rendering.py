@@ -124,6 +124,7 @@ def _report_frames(multi: bool) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
     return pd.DataFrame(rows), gold, consensus
 
 
+@pytest.mark.slow
 def test_the_qa_report_of_label_sets_names_exact_set_accuracy_and_gives_sensitivity_and_specificity() -> None:
     annotations, gold, consensus = _report_frames(multi=True)
     report = build_qa_report(
@@ -140,6 +141,7 @@ def test_the_qa_report_of_label_sets_names_exact_set_accuracy_and_gives_sensitiv
     assert "['" not in report.html  # no Python list repr anywhere on the page
 
 
+@pytest.mark.slow
 def test_the_qa_report_of_single_labels_keeps_its_wording() -> None:
     annotations, gold, consensus = _report_frames(multi=False)
     report = build_qa_report(annotations, gold, consensus, title="QA report: digits")

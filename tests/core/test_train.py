@@ -65,6 +65,7 @@ def test_core_train_imports_neither_dagster_nor_mlflow() -> None:
 
 @pytest.mark.parametrize("name", BACKBONES)
 @pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.slow
 def test_every_backbone_builds_offline_for_gray_and_rgb(name: str, channels: int) -> None:
     model = build_backbone(name, num_classes=4, in_channels=channels)
     model.eval()

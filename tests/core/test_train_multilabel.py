@@ -103,6 +103,7 @@ def test_asymmetric_loss_ignores_easy_negatives_below_the_clip_and_equals_bce_wi
 
 
 @pytest.mark.parametrize("kind", ["bce", "focal", "asl", "bce_focal"])
+@pytest.mark.slow
 def test_every_loss_follows_the_soft_marginal_and_bce_is_minimised_at_it(kind: str) -> None:
     grid = torch.linspace(-6, 6, 1201)[:, None]
 
@@ -196,6 +197,7 @@ def test_multi_label_fit_learns_a_tiny_synthetic_set_well_above_chance_and_store
         ("bce", "weighted", "inverse_frequency"),
     ],
 )
+@pytest.mark.slow
 def test_multi_label_fit_runs_every_loss_and_the_rarest_label_sampler(
     loss: str, sampler: str, pos_weight: str
 ) -> None:

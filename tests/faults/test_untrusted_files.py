@@ -135,6 +135,7 @@ def write_bytes_name(folder: Path, name: bytes, data: bytes) -> None:
         fh.write(data)
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_is_quarantined_with_its_bytes_escaped_and_the_rest_ingests(
     store: LabelStore, source: Source
 ) -> None:

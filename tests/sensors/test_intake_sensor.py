@@ -102,6 +102,7 @@ def _train_run(instance: dg.DagsterInstance, promoted: bool) -> dg.ExecuteInProc
     return dg.Definitions(assets=[planted], jobs=[job]).resolve_job_def("train_job").execute_in_process(instance=instance)
 
 
+@pytest.mark.slow
 def test_a_new_champion_launches_its_prelabels_then_a_queue_run_that_attaches_them(defs: dg.Definitions) -> None:
     """Issue 26: a champion existed from the 11th minute and no labeler ever saw its pre-labels (they were
     recomputed only after an ingest with new files)."""

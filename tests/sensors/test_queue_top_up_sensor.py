@@ -63,6 +63,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
+@pytest.mark.slow
 def test_without_label_studio_the_sensor_skips_with_the_cause(tmp_path: Path, instance: dg.DagsterInstance) -> None:
     resource = LabelStudioResource(url=f"http://127.0.0.1:{free_port()}", api_key="unused", timeout_s=2)
     message = skip_message(tick(instance, resource, store_with_items(tmp_path, 3)))

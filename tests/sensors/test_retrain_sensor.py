@@ -103,6 +103,7 @@ def test_without_a_champion_k_training_items_start_the_first_training(
     assert request.tags["labeling-assets/trigger"] == "30 new training items (no champion yet)"
 
 
+@pytest.mark.slow
 def test_enough_new_training_items_since_the_champion_start_training(setup: Setup) -> None:
     setup.version("v1", labels(100), current=False)
     register(setup.mlflow, "v1", champion=True)
