@@ -1,6 +1,5 @@
 """Names shared across the project: asset groups (one per stage folder), pools, defaults."""
 
-import os
 from pathlib import Path
 
 # Asset groups: a UI group maps straight to a module in labeling_assets/assets/.
@@ -25,11 +24,7 @@ QUEUE_POOL = "labelstudio_queue"
 OWNERS = ["team:ml-labeling"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_dir() -> Path:
-    """The project data folder: ``$LABELING_ASSETS_HOME`` or ``<repo>/data`` (git-ignored)."""
-    return Path(os.environ.get("LABELING_ASSETS_HOME", REPO_ROOT / "data")).resolve()
+# The data folder every written path derives from: labeling_assets.env.data_dir() ($LABELING_ASSETS_HOME).
 
 
 # The bundled demo set: scikit-learn's handwritten digits, rendered once to PNG.

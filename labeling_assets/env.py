@@ -1,4 +1,10 @@
-"""The environment, read at run time: every variable the resources fall back on, in one place.
+"""The environment, read at run time: every variable the project reads, in one place (the only module that
+touches ``os.environ``; tests/test_one_data_folder.py holds every other module to it).
+
+Every path the project writes derives from one data folder, :func:`data_dir` (``$LABELING_ASSETS_HOME``, else
+``<repo>/data``): the SQLite label store, the raw store and quarantine, the local Label Studio's files, MLflow's
+local store, exports, backups, reports, the store's snapshot cache and the local Dagster instance's storage
+(dagster.yaml's relative ``base_dir``s, ``local/instance_storage.py``).
 
 Nothing here runs at import. The resources call these functions when a run or a sensor tick uses them,
 so ``dagster dev`` started before ``labeling-assets labelstudio start`` finds the server once it is up,
@@ -12,14 +18,14 @@ through ``dg.EnvVar`` and never become resource config, so the UI never shows a 
 """
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
 
-from labeling_assets.constants import data_dir
+from labeling_assets.constants import REPO_ROOT
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.store.schema import sqlite_url
-from labeling_assets.local.labelstudio_files import default_paths, local_connection
 
 LOCAL = "local"
 PROD = "prod"
@@ -36,6 +42,45 @@ def variable(name: str) -> str | None:
     return dg.EnvVar(name).get_value() or None
 
 
+def data_dir() -> Path:
+    """The project data folder: ``$LABELING_ASSETS_HOME`` or ``<repo>/data`` (git-ignored), absolute."""
+    return Path(variable("LABELING_ASSETS_HOME") or REPO_ROOT / "data").resolve()
+
+
+def store_cache_dir() -> Path:
+    """Where a PostgreSQL store's snapshot of current annotations is kept: ``$LABELING_ASSETS_STORE_CACHE``,
+    else ``<data>/cache/store`` (a SQLite store keeps it beside its file)."""
+    return Path(variable("LABELING_ASSETS_STORE_CACHE") or data_dir() / "cache" / "store")
+
+
+def cache_home() -> Path:
+    """``$XDG_CACHE_HOME`` or ``~/.cache``: where installed tools live (the Label Studio venv), not data."""
+    return Path(variable("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def set_variable(name: str, value: str) -> None:
+    """Set ``$name`` for this process and the runs and servers it starts."""
+    os.environ[name] = value
+
+
+def set_default(name: str, value: str) -> str:
+    """``$name``, set to ``value`` first when unset; returns the value in force."""
+    return os.environ.setdefault(name, value)
+
+
+def child_environment(drop: Iterable[str] = (), **extra: str) -> dict[str, str]:
+    """This process's environment for a child process, without ``drop``, with ``extra``."""
+    environment = {k: v for k, v in os.environ.items() if k not in set(drop)}
+    environment.update(extra)
+    return environment
+
+
+def needed_in_prod(name: str) -> None:
+    """Raise SettingMissing naming ``name`` when the deployment is ``prod`` (no local default there)."""
+    if deployment() == PROD:
+        raise SettingMissing(f"{name} is not set (required when LABELING_ASSETS_DEPLOYMENT={PROD})")
+
+
 def deployment() -> str:
     """``local`` or ``prod`` (``$LABELING_ASSETS_DEPLOYMENT``, default local)."""
     value = variable("LABELING_ASSETS_DEPLOYMENT") or LOCAL
@@ -44,44 +89,13 @@ def deployment() -> str:
     return value
 
 
-def _needed_in_prod(name: str) -> None:
-    if deployment() == PROD:
-        raise SettingMissing(f"{name} is not set (required when LABELING_ASSETS_DEPLOYMENT={PROD})")
-
-
 def label_store_url() -> str:
     """``$LABEL_STORE_URL``, else (local) SQLite ``<data>/labels.db``."""
     url = variable("LABEL_STORE_URL")
     if url:
         return url
-    _needed_in_prod("LABEL_STORE_URL")
+    needed_in_prod("LABEL_STORE_URL")
     return sqlite_url(str(data_dir() / "labels.db"))
-
-
-def label_studio_url() -> str:
-    """``$LABEL_STUDIO_URL``, else (local) the local server's URL, else the port it starts on by default."""
-    url = variable("LABEL_STUDIO_URL")
-    if url:
-        return url
-    _needed_in_prod("LABEL_STUDIO_URL")
-    local = local_connection()
-    return local[0] if local else DEFAULT_LABEL_STUDIO_URL
-
-
-def label_studio_token(url: str) -> str:
-    """``$LABEL_STUDIO_API_KEY``, else (local) the local server's token, and only when ``url`` is that server:
-    the local token is never sent to another server."""
-    token = variable("LABEL_STUDIO_API_KEY")
-    if token:
-        return token
-    _needed_in_prod("LABEL_STUDIO_API_KEY")
-    local = local_connection()
-    if local is not None and local[0] == url:
-        return local[1]
-    raise SettingMissing(
-        f"no Label Studio API token for {url}: set LABEL_STUDIO_API_KEY, or start a local server with "
-        f"`labeling-assets labelstudio start` (none under {default_paths().root})"
-    )
 
 
 def label_studio_project() -> str:
@@ -114,6 +128,11 @@ def demo_dir() -> Path:
 def debug() -> bool:
     """``$LABELING_ASSETS_DEBUG`` set to 1/true/yes: the CLI shows tracebacks instead of one-line errors."""
     return (variable("LABELING_ASSETS_DEBUG") or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def set_debug() -> None:
+    """``--debug``: tracebacks for the rest of this process (runs it executes included)."""
+    os.environ["LABELING_ASSETS_DEBUG"] = "1"
 
 
 def mlflow_tracking_uri() -> str | None:

@@ -51,12 +51,15 @@ if [ -n "$prev" ] && [ "$prev" != "$REPO_ROOT" ]; then
   PYTHONPATH="$(printf '%s' "${PYTHONPATH:-}" | tr ':' '\n' | { grep -vxF "$prev" || true; } | paste -sd: -)"
   [ "${LABELING_ASSETS_HOME:-}" = "$prev/data" ] && unset LABELING_ASSETS_HOME
   [ "${DAGSTER_HOME:-}" = "$prev" ] && unset DAGSTER_HOME
+  [ "${MPLCONFIGDIR:-}" = "$prev/data/cache/matplotlib" ] && unset MPLCONFIGDIR
 fi
 export LABELING_ASSETS_CLONE="$REPO_ROOT"
 case ":${PYTHONPATH:-}:" in *":$REPO_ROOT:"*) ;; *) export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" ;; esac
 export DAGSTER_HOME="${DAGSTER_HOME:-$REPO_ROOT}"
 export LABELING_ASSETS_HOME="${LABELING_ASSETS_HOME:-$REPO_ROOT/data}"
 mkdir -p "$LABELING_ASSETS_HOME"
+# matplotlib (reports and plots) keeps its font cache here instead of ~/.cache: every file in the data folder.
+export MPLCONFIGDIR="${MPLCONFIGDIR:-$LABELING_ASSETS_HOME/cache/matplotlib}"
 cd "$REPO_ROOT"
 if [ -n "$_la_shell_opts" ]; then
   eval "$_la_shell_opts"

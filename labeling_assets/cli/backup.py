@@ -6,9 +6,9 @@ from pathlib import Path
 
 from labeling_assets import env
 from labeling_assets.cli.common import label_store
-from labeling_assets.constants import data_dir
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
+from labeling_assets.env import data_dir
 
 ACTIONS = ("backup", "restore")
 

@@ -20,8 +20,10 @@ def use_local_instance() -> None:
     run starts, as under ``dagster dev``.
     """
     absolute_paths_in_environment()
-    os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT))
-    os.chdir(REPO_ROOT)  # dagster.yaml uses paths relative to the repository root
+    env.set_default("DAGSTER_HOME", str(REPO_ROOT))
+    # Before the definitions import matplotlib (reports, plots): its font cache goes to the data folder too.
+    env.set_default("MPLCONFIGDIR", str(env.data_dir() / "cache" / "matplotlib"))
+    os.chdir(REPO_ROOT)  # workspace files are relative to the repository root (dagster.yaml's to the data folder)
 
 
 # Variables that may hold a local path: relative to the folder the command was started in, as a user means it.
@@ -34,18 +36,18 @@ def absolute_paths_in_environment(cwd: Path | None = None) -> None:
     the command was typed, not ``<repo>/photos``. A relative SQLite store path too; URIs (``s3://...``) stay."""
     base = cwd or Path.cwd()
     for name in PATH_VARIABLES:
-        value = os.environ.get(name)
+        value = env.variable(name)
         if value and "://" not in value and not Path(value).expanduser().is_absolute():
-            os.environ[name] = str((base / value).resolve())
-    url = os.environ.get("LABEL_STORE_URL", "")
+            env.set_variable(name, str((base / value).resolve()))
+    url = env.variable("LABEL_STORE_URL") or ""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and url[len(prefix) :] not in ("", ":memory:"):
-        os.environ["LABEL_STORE_URL"] = prefix + str((base / url[len(prefix) :]).resolve())
+        env.set_variable("LABEL_STORE_URL", prefix + str((base / url[len(prefix) :]).resolve()))
 
 
 def label_store() -> LabelStore:
     """The label store the resources use (``$LABEL_STORE_URL`` or SQLite under the data folder)."""
-    return LabelStore(env.label_store_url())
+    return LabelStore(env.label_store_url(), cache_dir=env.store_cache_dir())
 
 
 def project_classes() -> list[str]:

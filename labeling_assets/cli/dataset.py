@@ -8,13 +8,13 @@ from pathlib import Path
 import dagster as dg
 
 from labeling_assets.cli.common import label_store, project_classes, use_local_instance
-from labeling_assets.constants import data_dir
 from labeling_assets.core.dataset.build import manifest_bytes
 from labeling_assets.core.dataset.diff import render_diff
 from labeling_assets.core.dataset.iterative_stratification import is_label_set_manifest, label_text
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.reporting.item_history import render_item_history
 from labeling_assets.core.store import as_of, history
+from labeling_assets.env import data_dir
 from labeling_assets.resources.mlflow import MLflowResource
 
 

@@ -16,13 +16,13 @@ thresholds are the environment's (README, "What runs by itself"); the step optio
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from labeling_assets import env
 from labeling_assets.cli.common import (
     demo_truth_csv,
     label_store,
@@ -37,8 +37,9 @@ from labeling_assets.cli.demo_multilabel import (
 )
 from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_crowd
 from labeling_assets.cli.runs import run_job
-from labeling_assets.constants import REPO_ROOT, data_dir
+from labeling_assets.constants import REPO_ROOT
 from labeling_assets.core.tasks import task_kind
+from labeling_assets.env import data_dir
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -143,7 +144,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # The multi-label demo keeps its own instance: the plain `dagster dev` hint would open the single-label one.
     ui, serve = "`dagster dev` in the repository root", "scripts/demo --serve"
     if grids is not None:
-        ui = f"`DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev` in the repository root"
+        ui = f"`DAGSTER_HOME={env.variable('DAGSTER_HOME')} dagster dev` in the repository root"
         serve = "scripts/demo --task multi-label --serve"
     print(f"\nSee it all in the UI: {ui}; the loop running by itself: {serve}.")
     print(f"Label Studio is still running at {info.url} (stop it: `labeling-assets labelstudio stop`).")
@@ -318,13 +319,13 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     label_studio = LabelStudioResource()
     mlflow = MLflowResource()
     mlflow.registered_versions()  # creates a new MLflow store now: `mlflow ui` and a sensor tick must not race to
-    env = {**os.environ}  # DAGSTER_HOME: the repository's instance unless set (use_local_instance)
+    environment = env.child_environment()  # DAGSTER_HOME: the repository's instance unless set (use_local_instance)
     procs = [
-        subprocess.Popen(["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=env),
+        subprocess.Popen(["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=environment),
         subprocess.Popen(
             ["mlflow", "ui", "--backend-store-uri", mlflow.resolved_tracking_uri, "--host", "127.0.0.1",
              "--port", str(args.mlflow_port)],
-            cwd=REPO_ROOT, env=env,
+            cwd=REPO_ROOT, env=environment,
         ),  # fmt: skip
     ]
     print("\n== serving (Ctrl-C stops the crowd, the Dagster UI and MLflow; `labeling-assets labelstudio stop` stops Label Studio)")

@@ -12,11 +12,12 @@ MLflow store), so it never mixes with the single-label demo's project.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from labeling_assets.constants import REPO_ROOT, data_dir
+from labeling_assets import env
+from labeling_assets.constants import REPO_ROOT
+from labeling_assets.env import data_dir
 
 HOME_NAME = "multi-label"
 GRIDS = 1000  # grid images rendered; the demo queues --items of them
@@ -27,18 +28,18 @@ def use_multi_label_environment() -> Path:
     instance and image source. Returns the rendered grids folder. Idempotent."""
     from labeling_assets.core.ingest.demo_data import render_digit_grids
 
-    if os.environ.get("LABELING_ASSETS_TASK_TYPE") != "multi_label":
-        os.environ["LABELING_ASSETS_TASK_TYPE"] = "multi_label"
-        os.environ["LABELING_ASSETS_HOME"] = str(data_dir() / HOME_NAME)
+    if env.variable("LABELING_ASSETS_TASK_TYPE") != "multi_label":
+        env.set_variable("LABELING_ASSETS_TASK_TYPE", "multi_label")
+        env.set_variable("LABELING_ASSETS_HOME", str(data_dir() / HOME_NAME))
     home = data_dir()
     # scripts/setup.sh points DAGSTER_HOME at the repository root: that is the single-label demo's instance, whose
     # storage (data/dagster) the multi-label runs must not share. Only an instance the user chose is kept.
-    chosen = os.environ.get("DAGSTER_HOME")
+    chosen = env.variable("DAGSTER_HOME")
     if chosen is None or Path(chosen).resolve() == REPO_ROOT.resolve():
-        os.environ["DAGSTER_HOME"] = str(_instance_home(home))
+        env.set_variable("DAGSTER_HOME", str(_instance_home(home)))
     grids = home / "demo" / "grids"
     render_digit_grids(grids, n_images=GRIDS)
-    os.environ.setdefault("LABELING_ASSETS_IMAGE_SOURCE", str(grids))
+    env.set_default("LABELING_ASSETS_IMAGE_SOURCE", str(grids))
     return grids
 
 
@@ -46,11 +47,7 @@ def _instance_home(home: Path) -> Path:
     """A Dagster instance of its own: the repository's dagster.yaml with its storage under ``home``."""
     folder = home / "dagster_home"
     folder.mkdir(parents=True, exist_ok=True)
-    text = (
-        (REPO_ROOT / "dagster.yaml")
-        .read_text()
-        .replace("base_dir: data/dagster", f"base_dir: {home / 'dagster'}")
-    )
+    text = (REPO_ROOT / "dagster.yaml").read_text()  # its relative base_dirs are in the data folder, ``home``
     target = folder / "dagster.yaml"
     if not target.is_file() or target.read_text() != text:
         target.write_text(text)

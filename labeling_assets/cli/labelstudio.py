@@ -1,16 +1,15 @@
 """``labeling-assets labelstudio start|stop|status|bootstrap|add-user`` and ``labeling-assets simulate-crowd``."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from labeling_assets import env
 from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by_item
 from labeling_assets.cli.runs import run_job
-from labeling_assets.constants import data_dir
 from labeling_assets.core.errors import ConfigurationError, SetupError, display_url, one_line
 from labeling_assets.core.tasks import task_kind
+from labeling_assets.env import data_dir
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.local.labelstudio_database import DATABASE_URL_ENV, PASSWORD_ENV, remembered
@@ -112,7 +111,7 @@ def cmd_add_user(args: argparse.Namespace) -> int:
     except LabelStudioError as exc:
         print(f"labelstudio add-user: {exc}", file=sys.stderr)
         return 1
-    public = (args.public_url or os.environ.get("LABEL_STUDIO_PUBLIC_URL") or client.url).rstrip("/")
+    public = (args.public_url or env.variable("LABEL_STUDIO_PUBLIC_URL") or client.url).rstrip("/")
     print(f"created {account.email} (user id {account.user_id}, {account.role}); log in at {public}/user/login/")
     print(f"one-time password (shown once, stored nowhere; ask them to change it at {public}/user/account/):")
     print(account.password)

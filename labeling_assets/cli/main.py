@@ -4,7 +4,8 @@ Each command module registers its own subcommands (``register(subparsers)``); th
 ``cli.common`` and ``cli.runs`` only, never through this module, so the package has no import circle.
 
 A configuration or connection error (``core.errors.SetupError``, whichever layer raised it) is printed as
-one line on stderr and mapped to an exit code; ``--debug`` or ``LABELING_ASSETS_DEBUG=1`` shows the traceback.
+one line on stderr and mapped to an exit code; any other exception is one line too (its message, the file an
+``OSError`` names, its class), exit 1. ``--debug`` or ``LABELING_ASSETS_DEBUG=1`` shows the traceback.
 """
 
 import argparse
@@ -13,8 +14,15 @@ from collections.abc import Callable, Sequence
 
 from labeling_assets import env
 from labeling_assets.cli import dataset, demo, labeler, labelstudio, runs, store
-from labeling_assets.constants import data_dir
-from labeling_assets.core.errors import ConfigurationError, ServiceUnavailable, SetupError, one_line
+from labeling_assets.core.errors import (
+    ConfigurationError,
+    ServiceUnavailable,
+    SetupError,
+    hide_url_passwords,
+    one_line,
+    unexpected_line,
+)
+from labeling_assets.env import data_dir
 
 Handler = Callable[[argparse.Namespace], int]
 COMMAND_MODULES = (runs, store, labelstudio, demo, dataset, labeler)
@@ -22,7 +30,7 @@ EXIT_CODES = (
     f"Exit codes: 0 success; 1 a run or step failed (its log says why); {ConfigurationError.exit_code} "
     "configuration: a setting, path, database or token is missing or wrong (also a usage error); "
     f"{ServiceUnavailable.exit_code} a service does not answer (PostgreSQL, Label Studio, MLflow). "
-    "Such errors print one line naming what and where; --debug or LABELING_ASSETS_DEBUG=1 shows the traceback."
+    "Every error prints one line naming what and where; --debug or LABELING_ASSETS_DEBUG=1 shows the traceback."
 )
 
 
@@ -59,14 +67,25 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.func
+    if args.debug:
+        env.set_debug()  # runs executed by this command print their traces too
+    command = " ".join(part for part in (args.command, getattr(args, "action", None)) if part)
+    # The error boundary of every command: one line naming the cause, never a trace unless asked for.
     try:
         return handler(args)
     except SetupError as exc:
-        if args.debug or env.debug():
+        if env.debug():
             raise
-        command = " ".join(part for part in (args.command, getattr(args, "action", None)) if part)
-        print(f"labeling-assets {command}: {one_line(str(exc), 400)}", file=sys.stderr)
+        print(f"labeling-assets {command}: {one_line(hide_url_passwords(str(exc)), 400)}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"labeling-assets {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a cause no layer explained: still one line, with the way to the trace
+        if env.debug():
+            raise
+        print(f"labeling-assets {command}: {unexpected_line(exc)}; --debug shows the trace", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ import sys
 
 import dagster as dg
 
+from labeling_assets import env
 from labeling_assets.cli.common import use_local_instance
 from labeling_assets.core.display import clipped
-from labeling_assets.core.errors import SetupError, one_line
+from labeling_assets.core.errors import SetupError, hide_url_passwords, one_line
 
 
 def check_resources(job: dg.JobDefinition) -> None:
@@ -67,11 +68,22 @@ def print_outcome(result: dg.ExecuteInProcessResult) -> int:
         print(f"  check {evaluation.check_name}{where}: {status}")
     if not result.success:
         failures = result.get_step_failure_events()
-        for event in failures:  # the cause in one line per step; a trace is in the log above and the UI
-            print(f"{event.step_key} failed: {one_line(failure_cause(event) or 'see the log above', 300)}", file=sys.stderr)
-        print(f"Run {result.run_id[:8]} failed: its log is in the Dagster UI (`dagster dev`).", file=sys.stderr)
+        for event in failures:  # the cause in one line per step; its trace is in the UI (and with --debug above)
+            cause = hide_url_passwords(failure_cause(event) or "see the Dagster UI")
+            print(f"{event.step_key} failed: {one_line(cause, 300)}", file=sys.stderr)
+        unexplained = [event for event in failures if not explained(event)]
+        hint = "; --debug shows the traces here" if unexplained and not env.debug() else ""
+        print(f"Run {result.run_id[:8]} failed: its log is in the Dagster UI (`dagster dev`){hint}.", file=sys.stderr)
         return max([exit_code(event) for event in failures] or [1])
     return 0
+
+
+def error_line(error: object) -> str:
+    """A Dagster error (``SerializableErrorInfo``) as one line: its innermost cause, the user's exception
+    under Dagster's wrappers ("NotADirectoryError: [Errno 20] Not a directory: '/data/raw/ab'")."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause  # type: ignore[attr-defined]
+    return one_line(hide_url_passwords(str(getattr(error, "message", error)).strip()), 300)
 
 
 def failure_cause(event: dg.DagsterEvent) -> str | None:
@@ -88,7 +100,7 @@ def failure_cause(event: dg.DagsterEvent) -> str | None:
             prefix, colon, rest = error.message.partition(": ")  # "pkg.module.ClassName: the message"
             return rest if colon and prefix.rsplit(".", 1)[-1] == error.cls_name else error.message
         error = error.cause
-    return data.error.message if data.error else None
+    return error_line(data.error) if data.error else None
 
 
 def exit_code(event: dg.DagsterEvent) -> int:
@@ -122,15 +134,22 @@ _EXPLAINED_RUNS: set[str] = set()
 
 
 class _OneLineFailures(logging.Filter):
-    """Leaves an explained step failure to the summary (print_outcome): its trace, the steps it kept from
-    running and the run's failure stay in the UI's run log, not on the console."""
+    """Leaves a step failure to the summary (print_outcome): its trace, the steps it kept from running and the
+    run's failure stay in the UI's run log, not on the console. Any other event with an error (a step that
+    will be retried) is one line. With ``--debug``, an unexpected failure keeps its trace here."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         event = getattr(record, "dagster_event", None)
         run_id = str((getattr(record, "dagster_meta", None) or {}).get("run_id"))
-        if explained(event):
+        debug = env.debug()
+        is_step_failure = isinstance(event, dg.DagsterEvent) and event.event_type == dg.DagsterEventType.STEP_FAILURE
+        if explained(event) or (is_step_failure and not debug):
             _EXPLAINED_RUNS.add(run_id)
             return False
+        error = getattr(getattr(event, "event_specific_data", None), "error", None)
+        if error is not None and not debug:
+            first = record.getMessage().split("\n", 1)[0].rstrip()
+            record.msg, record.args = f"{first} {error_line(error)}", ()
         if run_id not in _EXPLAINED_RUNS or record.levelno < logging.ERROR:
             return True
         is_run_failure = isinstance(event, dg.DagsterEvent) and event.event_type == dg.DagsterEventType.RUN_FAILURE

@@ -62,3 +62,22 @@ def connection_reason(exc: BaseException) -> str:
         if phrase.lower() in text.lower():
             return phrase.lower()
     return type(exc).__name__
+
+
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@/]+@")
+
+
+def hide_url_passwords(text: str) -> str:
+    """Every ``scheme://user:password@`` in free text (an exception's message) as ``scheme://user:***@``."""
+    return _URL_PASSWORD.sub(rf"\1{HIDDEN}@", text)
+
+
+def unexpected_line(exc: BaseException, limit: int = 400) -> str:
+    """An exception no layer explained, in one line for a person: what failed and on which file or value,
+    the class name last (an ``OSError`` names its file: ``No space left on device: /data/raw/ab/...``)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = ", ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        text = f"{exc.strerror}: {where}" if where else exc.strerror
+    else:
+        text = str(exc) or "no message"
+    return one_line(f"{hide_url_passwords(text)} ({type(exc).__name__})", limit)

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+from dagster._core.storage.root import LocalArtifactStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
 from dagster._core.storage.sqlite_storage import (
@@ -30,6 +32,8 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData
+
+from labeling_assets.env import data_dir
 
 POOL_LOCK_FILE = "pools.lock"
 INIT_LOCK_FILE = "init.lock"
@@ -112,7 +116,7 @@ class PoolSafeSqliteStorage(DagsterSqliteStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Any) -> PoolSafeSqliteStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
+        return cls.from_local(inst_data=inst_data, **in_data_folder(config_value))
 
     @property
     def event_storage_data(self) -> ConfigurableClassData | None:
@@ -123,4 +127,34 @@ class PoolSafeSqliteStorage(DagsterSqliteStorage):
         )
 
 
-__all__: Sequence[str] = ["PoolSafeSqliteEventLogStorage", "PoolSafeSqliteStorage"]
+def in_data_folder(config_value: Any) -> dict[str, Any]:
+    """dagster.yaml's config with a relative ``base_dir`` resolved against the data folder, not the working
+    folder: the instance's storage moves with ``$LABELING_ASSETS_HOME`` like every other file the project writes."""
+    config = dict(config_value)
+    if config.get("base_dir") and not os.path.isabs(config["base_dir"]):
+        config["base_dir"] = str(data_dir() / config["base_dir"])
+    return config
+
+
+class DataFolderArtifactStorage(LocalArtifactStorage):
+    """``local_artifact_storage`` whose relative ``base_dir`` lies in the data folder."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> DataFolderArtifactStorage:
+        return cls(inst_data=inst_data, **in_data_folder(config_value))
+
+
+class DataFolderComputeLogManager(LocalComputeLogManager):
+    """``compute_logs`` (the steps' stdout and stderr) whose relative ``base_dir`` lies in the data folder."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> DataFolderComputeLogManager:
+        return cls(inst_data=inst_data, **in_data_folder(config_value))
+
+
+__all__: Sequence[str] = [
+    "DataFolderArtifactStorage",
+    "DataFolderComputeLogManager",
+    "PoolSafeSqliteEventLogStorage",
+    "PoolSafeSqliteStorage",
+]

@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from labeling_assets.constants import data_dir
+from labeling_assets import env
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.labelstudio.storage import link_raw_store
+from labeling_assets.env import data_dir
 from labeling_assets.local.labelstudio_database import database_settings, remembered
 from labeling_assets.local.labelstudio_files import (
     ServerInfo,
@@ -61,12 +62,8 @@ def _has_database(paths: ServerPaths) -> bool:
 
 
 def ls_venv() -> Path:
-    default = (
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "labeling-assets"
-        / f"label-studio-{LS_VERSION}"
-    )
-    return Path(os.environ.get("LABEL_STUDIO_VENV", default))
+    default = env.cache_home() / "labeling-assets" / f"label-studio-{LS_VERSION}"
+    return Path(env.variable("LABEL_STUDIO_VENV") or default)
 
 
 def ls_executable() -> Path:
@@ -125,8 +122,8 @@ def free_port() -> int:
 def _choose_port(paths: ServerPaths, port: int | None) -> int:
     if port:
         return port
-    if os.environ.get("LABEL_STUDIO_PORT"):
-        return int(os.environ["LABEL_STUDIO_PORT"])
+    if env.variable("LABEL_STUDIO_PORT"):
+        return int(env.variable("LABEL_STUDIO_PORT") or 0)
     previous = read_state(paths).get("port")
     for candidate in (previous, DEFAULT_PORT):
         if candidate and port_is_free(int(candidate)):
@@ -171,9 +168,13 @@ def start(
     chosen = _choose_port(paths, port)
     if not port_is_free(chosen):
         raise OSError(f"port {chosen} on 127.0.0.1 is taken: pass --port or set LABEL_STUDIO_PORT")
-    env = {
-        **os.environ,
+    environment = env.child_environment(drop=["DJANGO_SETTINGS_MODULE"])
+    environment |= {
         "LABEL_STUDIO_BASE_DATA_DIR": str(paths.ls_data),
+        # What it keeps besides (an install id, matplotlib's font cache) stays in its folder, not in ~/.config.
+        "XDG_CONFIG_HOME": str(paths.root / "config"),
+        "XDG_CACHE_HOME": str(paths.root / "cache"),
+        "MPLCONFIGDIR": str(paths.root / "cache" / "matplotlib"),
         # Legacy tokens are what --user-token creates; without this flag they get 401.
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
@@ -190,9 +191,8 @@ def start(
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
     made_before = _has_database(paths)  # read before database_settings remembers a new one
-    env.update(database_settings(paths, database))  # {} on SQLite
+    environment.update(database_settings(paths, database))  # {} on SQLite
     cmd = [
         str(ls_executable()),
         "start",
@@ -207,7 +207,7 @@ def start(
     with log:
         # umask 077: the database Label Studio creates (it holds the admin token) and its uploads stay 0600.
         proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=paths.root, start_new_session=True, umask=0o077
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=paths.root, start_new_session=True, umask=0o077
         )
     _private_text(paths.pid_file, str(proc.pid))
     _private_text(paths.state_file, json.dumps({"pid": proc.pid, "port": chosen}))

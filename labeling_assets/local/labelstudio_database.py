@@ -9,12 +9,12 @@ password) beside the server's other files, so a restart never falls back to SQLi
 """
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from labeling_assets import env
 from labeling_assets.core.errors import ConfigurationError, ServiceUnavailable
 from labeling_assets.local.labelstudio_files import ServerPaths
 
@@ -94,7 +94,7 @@ def database_settings(paths: ServerPaths, database: str | None) -> dict[str, str
     Raises ConfigurationError (one line) for a bad URL, a password on the command line or a server folder that
     already holds a SQLite Label Studio; ServiceUnavailable when the database does not answer.
     """
-    environment_url = os.environ.get(DATABASE_URL_ENV)
+    environment_url = env.variable(DATABASE_URL_ENV)
     password: str | None = None
     target: PostgresDatabase | None
     if database:
@@ -106,7 +106,7 @@ def database_settings(paths: ServerPaths, database: str | None) -> dict[str, str
     if target is None:
         return {}
     if password is None:
-        password = os.environ.get(PASSWORD_ENV, os.environ.get(f"LABEL_STUDIO_{PASSWORD_ENV}", ""))
+        password = env.variable(PASSWORD_ENV) or env.variable(f"LABEL_STUDIO_{PASSWORD_ENV}") or ""
     previous = remembered(paths)
     if previous is None and (paths.ls_data / "label_studio.sqlite3").is_file():
         raise ConfigurationError(

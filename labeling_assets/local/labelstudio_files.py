@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from labeling_assets.constants import data_dir
+from labeling_assets import env
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ServerPaths:
 
 def default_paths() -> ServerPaths:
     """The local server of the current data folder (``$LABELING_ASSETS_HOME``, read now)."""
-    return ServerPaths(data_dir() / "labelstudio")
+    return ServerPaths(env.data_dir() / "labelstudio")
 
 
 @dataclass(frozen=True)
@@ -115,3 +115,29 @@ def local_connection(paths: ServerPaths | None = None) -> tuple[str, str] | None
     if info is None or not paths.token_file.is_file():
         return None
     return info.url, read_token(paths)
+
+
+def server_url() -> str:
+    """``$LABEL_STUDIO_URL``, else (local) the local server's URL, else the port it starts on by default."""
+    url = env.variable("LABEL_STUDIO_URL")
+    if url:
+        return url
+    env.needed_in_prod("LABEL_STUDIO_URL")
+    local = local_connection()
+    return local[0] if local else env.DEFAULT_LABEL_STUDIO_URL
+
+
+def server_token(url: str) -> str:
+    """``$LABEL_STUDIO_API_KEY``, else (local) the local server's token, and only when ``url`` is that server:
+    the local token is never sent to another server."""
+    token = env.variable("LABEL_STUDIO_API_KEY")
+    if token:
+        return token
+    env.needed_in_prod("LABEL_STUDIO_API_KEY")
+    local = local_connection()
+    if local is not None and local[0] == url:
+        return local[1]
+    raise env.SettingMissing(
+        f"no Label Studio API token for {url}: set LABEL_STUDIO_API_KEY, or start a local server with "
+        f"`labeling-assets labelstudio start` (none under {default_paths().root})"
+    )

@@ -35,6 +35,7 @@ from labeling_assets.core.labelstudio.storage import (
     server_folder,
 )
 from labeling_assets.core.store.annotation_sync import RemoteAnnotation, RemoteTask
+from labeling_assets.local import labelstudio_files
 from labeling_assets.resources.errors import ConfigurationFailure, ServiceFailure
 
 if TYPE_CHECKING:
@@ -734,7 +735,7 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
     @property
     def resolved_url(self) -> str:
         """The server this run talks to (config, else environment, else the local server)."""
-        return (self.url or env.label_studio_url()).rstrip("/")
+        return (self.url or labelstudio_files.server_url()).rstrip("/")
 
     @property
     def resolved_project_title(self) -> str:
@@ -744,7 +745,7 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         if self.api_key:
             return self.api_key
         try:
-            return env.label_studio_token(url)
+            return labelstudio_files.server_token(url)
         except env.SettingMissing as exc:
             raise LabelStudioNotConfigured(str(exc)) from None
 

@@ -18,7 +18,7 @@ import dagster as dg
 import requests
 from pydantic import PrivateAttr
 
-from labeling_assets import constants, env
+from labeling_assets import env
 from labeling_assets.core.errors import connection_reason, display_url
 from labeling_assets.resources.errors import ServiceFailure
 
@@ -93,7 +93,7 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
         return env.mlflow_tracking_uri()
 
     def _local_folder(self) -> Path:
-        return (Path(self.data_dir) if self.data_dir else constants.data_dir()) / "mlflow"
+        return (Path(self.data_dir) if self.data_dir else env.data_dir()) / "mlflow"
 
     @property
     def resolved_tracking_uri(self) -> str:

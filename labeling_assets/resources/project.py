@@ -7,8 +7,9 @@ import dagster as dg
 from pydantic import Field
 
 from labeling_assets import env
-from labeling_assets.constants import DEMO_CLASSES, data_dir
+from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.label_sets import TaskType
+from labeling_assets.env import data_dir
 
 
 class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resource is its own value

@@ -30,7 +30,7 @@ class LabelStoreResource(dg.ConfigurableResource["LabelStoreResource"]):  # the 
         """
         if self._store is None:
             try:
-                store = LabelStore(self.url or env.label_store_url())
+                store = LabelStore(self.url or env.label_store_url(), cache_dir=env.store_cache_dir())
                 store.ensure_schema()
             except SetupError as exc:
                 raise as_failure(exc) from exc

@@ -8,6 +8,7 @@ import pytest
 
 from labeling_assets.cli.demo_multilabel import use_multi_label_environment
 from labeling_assets.constants import REPO_ROOT
+from labeling_assets.local.instance_storage import in_data_folder
 
 
 @pytest.fixture
@@ -35,8 +36,11 @@ def test_the_multi_label_demo_never_shares_the_single_label_demos_instance(
     use_multi_label_environment()
     home = Path(os.environ["DAGSTER_HOME"])
     assert home == fresh_environment / "multi-label" / "dagster_home"
-    # Its storage lives in the multi-label data folder, not in the repository's data/dagster.
-    assert f"base_dir: {fresh_environment / 'multi-label' / 'dagster'}" in (home / "dagster.yaml").read_text()
+    # Its storage lives in the multi-label data folder, not in the repository's data/dagster: dagster.yaml's
+    # relative base_dirs are resolved against the data folder the demo switched to.
+    assert "base_dir: dagster/storage" in (home / "dagster.yaml").read_text()
+    stored = in_data_folder({"base_dir": "dagster/storage"})["base_dir"]
+    assert stored == str(fresh_environment / "multi-label" / "dagster" / "storage")
 
 
 @pytest.mark.slow

@@ -18,8 +18,8 @@ PROJECT = 5
 
 
 @pytest.fixture(autouse=True)
-def _cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LABELING_ASSETS_STORE_CACHE", str(tmp_path / "store-cache"))  # PostgreSQL's snapshots
+def _cache_folder(store: LabelStore, tmp_path: Path) -> None:
+    store.cache_dir = tmp_path / "store-cache"  # where PostgreSQL's snapshots go (the resource's: <data>/cache/store)
 
 
 def _tasks(store: LabelStore, n: int = 3) -> list[int]:

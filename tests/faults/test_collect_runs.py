@@ -88,9 +88,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A DAGSTER_HOME holding the project's dagster.yaml (monitoring polls every second instead of 30)."""
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     config["run_monitoring"]["poll_interval_seconds"] = 1
+    for section in (config["storage"]["custom"], config["local_artifact_storage"], config["compute_logs"]):
+        section["config"]["base_dir"] = str(tmp_path / "data" / section["config"]["base_dir"])  # this test's own
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "probe_defs.py").write_text(PROBE_DEFS)
-    monkeypatch.chdir(tmp_path)  # dagster.yaml's storage paths are relative
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv("PROBE_LOG", str(tmp_path / "probe.log"))
     return tmp_path

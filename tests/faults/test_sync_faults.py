@@ -229,7 +229,7 @@ def dagster_home(tmp_path: Path) -> Path:
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     for section in ("storage", "local_artifact_storage", "compute_logs"):  # absolute: the test's own folder
         config[section] = yaml.safe_load(
-            yaml.safe_dump(config[section]).replace("data/dagster", str(home / "data"))
+            yaml.safe_dump(config[section]).replace("base_dir: dagster", f"base_dir: {home / 'data'}")
         )
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     return home

@@ -8,9 +8,9 @@ it must match the database's ``annotation_heads``: the count of live heads and t
 head it missed, changed or kept too long changes one or the other); otherwise the current annotations are read
 in full and the snapshot rewritten. The snapshot is a cache: deleting it loses nothing.
 
-Where: next to a SQLite store's file (``<db>.current.parquet``); for PostgreSQL under
-``$LABELING_ASSETS_STORE_CACHE`` (default ``~/.cache/labeling-assets/store-cache/``; one file per database, named by a hash of the URL without its
-password). In-memory SQLite has none.
+Where: next to a SQLite store's file (``<db>.current.parquet``); for PostgreSQL in the store's ``cache_dir``
+(``$LABELING_ASSETS_STORE_CACHE``, else ``<data>/cache/store``, set by the resource; one file per database, named
+by a hash of the URL without its password). In-memory SQLite, and a store made without a ``cache_dir``, have none.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def cache_path(store: LabelStore) -> Path | None:
     url = store.engine.url
     if store.backend == "sqlite":
         return Path(f"{url.database}.current.parquet") if url.database and url.database != ":memory:" else None
+    if store.cache_dir is None:
+        return None
     key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:20]
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "labeling-assets" / "store-cache"
-    return Path(os.environ.get("LABELING_ASSETS_STORE_CACHE", default)) / f"{key}.current.parquet"
+    return Path(store.cache_dir) / f"{key}.current.parquet"
 
 
 def _fingerprint(store: LabelStore) -> tuple[int, int, int]:

@@ -348,8 +348,11 @@ class AppendOnlyViolation(RuntimeError):
 class LabelStore:
     """Typed access to the label store at a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, cache_dir: Path | None = None) -> None:
         self.url = url
+        # Where a PostgreSQL store keeps its snapshot of current annotations (core.store.current_cache); None:
+        # no snapshot, read in full. The resource passes <data>/cache/store (labeling_assets.env).
+        self.cache_dir = cache_dir
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             database = sa.engine.make_url(url).database
