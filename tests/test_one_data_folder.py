@@ -16,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from labeling_assets.local import labelstudio as server
+
+pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]  # commands in a fresh Python; a local Label Studio
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "labeling_assets"

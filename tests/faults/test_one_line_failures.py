@@ -9,9 +9,12 @@ in a subprocess, as a person would, with the fault planted in a real data folder
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from tests.cli.test_errors import cli, said
+
+pytestmark = pytest.mark.slow  # the installed command, in a fresh Python
 
 
 def source_with_one_image(tmp_path: Path) -> Path:
