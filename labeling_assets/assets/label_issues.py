@@ -4,30 +4,23 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.consensus.label_issues import (
     DEFAULT_FEATURE_SIZE,
-    cross_val_pred_probs,
-    find_issues,
     image_features,
 )
 from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE, label_issue_review_requests
-from labeling_assets.core.consensus.set_label_issues import cross_val_set_pred_probs, find_set_issues
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image, thumbnail_png
 from labeling_assets.core.label_sets import (
-    LabelSetError,
-    is_multi_label,
-    label_set,
     shown_label,
-    to_indicator,
 )
 from labeling_assets.core.store.queries import consensus_frame, item_uris
 from labeling_assets.core.store.reviews import sync_review_requests
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -38,14 +31,6 @@ class LabelIssuesConfig(dg.Config):
     )
     n_folds: int = Field(default=5, ge=2, description="Cross-validation folds of the baseline.")
     top_issues_shown: int = Field(default=12, ge=0, description="Issues listed with thumbnails in metadata.")
-
-
-def _is_set(value: Any, classes: list[str]) -> bool:
-    try:
-        label_set(value, classes, allow_empty=True)
-    except LabelSetError:
-        return False
-    return True
 
 
 def _thumbnail(uri: str) -> str:
@@ -70,17 +55,17 @@ def label_issues(
 ) -> dg.MaterializeResult[None]:
     """Consensus labels (or label sets) that cleanlab flags as likely wrong, each recorded in review_requests."""
     store = label_store.get_store()
-    classes, multi = list(project.classes), is_multi_label(project.task_type)
+    classes, kind = list(project.classes), task_kind(project.task_type)
     uris = {item: uri for item, uri in item_uris(store, exclude_quarantined=True).items() if uri}
     labels = consensus_frame(store)
-    valid = labels["label"].map(lambda v: _is_set(v, classes)) if multi else labels["label"].isin(classes)
+    valid = labels["label"].map(lambda v: kind.is_answer(v, classes))
     labels = labels[labels["item_id"].isin(list(uris)) & valid.astype(bool)].sort_values("item_id")
     labels = labels.reset_index(drop=True)
     context.log.info(f"Searching label issues among {len(labels)} consensus labels")
     metadata: dict[str, Any] = {
         "items": dg.MetadataValue.int(len(labels)),
         "probability_source": dg.MetadataValue.text(
-            f"{config.n_folds}-fold cross-validated logistic regression{' per class' if multi else ''} on "
+            f"{config.n_folds}-fold cross-validated {kind.label_issue_model} on "
             f"{config.feature_size}x{config.feature_size} grayscale pixels (every item scored by a model that never saw it)"
         ),
     }
@@ -89,16 +74,9 @@ def label_issues(
         return dg.MaterializeResult(metadata={**metadata, "issues": dg.MetadataValue.int(0)})
 
     features = image_features([uris[i] for i in labels["item_id"]], size=config.feature_size)
-    if multi:  # label sets: one out-of-sample probability per class, cleanlab's multi-label search
-        indicator = to_indicator(labels["label"].tolist(), classes)
-        probs = cross_val_set_pred_probs(features, indicator, n_folds=config.n_folds)
-        result = find_set_issues(labels["item_id"].tolist(), labels["label"].tolist(), probs, classes)
-        agreement = float(((probs > 0.5) == indicator.astype(bool)).all(axis=1).mean())
-    else:
-        codes = labels["label"].map({c: n for n, c in enumerate(classes)}).to_numpy(dtype=np.int64)
-        probs = cross_val_pred_probs(features, codes, len(classes), n_folds=config.n_folds)
-        result = find_issues(labels["item_id"].tolist(), labels["label"].tolist(), probs, classes)
-        agreement = float((probs.argmax(axis=1) == codes).mean())
+    result, agreement = kind.find_label_issues(
+        labels["item_id"].tolist(), labels["label"].tolist(), features, classes, config.n_folds
+    )
     for note in result.notes:
         context.log.info(note)
     flagged = result.issues

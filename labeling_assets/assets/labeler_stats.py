@@ -5,7 +5,6 @@ computed from one read of the votes, grouped once, so 500 labelers cost about wh
 """
 
 import warnings
-from functools import partial
 from typing import Any
 
 import dagster as dg
@@ -14,14 +13,11 @@ from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
 from labeling_assets.core.consensus.auto_pause import ACTOR, auto_pauses
-from labeling_assets.core.consensus.gates import GoldCounts, gold_counts, with_names_intervals_and_cost
+from labeling_assets.core.consensus.gates import GoldCounts, with_names_intervals_and_cost
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
-from labeling_assets.core.consensus.multilabel_quality import set_labeler_stats
-from labeling_assets.core.consensus.multilabel_stats import set_gold_counts
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store.human_loop import (
     PAUSE,
@@ -33,12 +29,12 @@ from labeling_assets.core.store.human_loop import (
 )
 from labeling_assets.core.store.queries import load_quality_inputs, record_labeler_stats
 from labeling_assets.core.store.schema import LabelStore, utcnow
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.partitions import labelers
+from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-
-# Rows of the per-labeler, per-class gold table in metadata (labelers x classes can be long).
-LABELER_CLASS_ROWS = 300
 
 # A single-run backfill policy is what lets one run cover many labeler partitions (Dagster marks the parameter
 # beta); keep the notice out of every import.
@@ -136,45 +132,10 @@ def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
     }
 
 
-def _gold_counts(project: ProjectSettings) -> GoldCounts:
-    """The gold gate's counts: answers right, or for label sets findings caught / absent classes left (the worse)."""
-    return partial(set_gold_counts, classes=list(project.classes)) if is_multi_label(project.task_type) else gold_counts
-
-
-# Why a per-class rate has no value (a bare "-" read as missing data).
-NO_POSITIVE = "n/a (none of their gold items has it)"
-NO_NEGATIVE = "n/a (all of their gold items have it)"
-
-
-def _fmt_rate(rate: float, low: float, high: float, undefined: str = "-") -> str:
-    return undefined if rate != rate else f"{rate:.2f} ({low:.2f}-{high:.2f})"
-
-
-def _set_gold_metadata(votes: pd.DataFrame, truth: pd.Series, classes: list[str], names: dict[str, str]) -> dict[str, Any]:
-    """Label sets: each labeler's exact-set gold accuracy and per-class sensitivity / specificity (95% Wilson)."""
-    overall, per_class = set_labeler_stats(votes[votes["labeler_id"].astype(str).isin(set(names))], truth, classes)
-    lines = ["| labeler | class | sensitivity (95% CI) | specificity (95% CI) | gold items |", "|---|---|---|---|---:|"]
-    for r in per_class.head(LABELER_CLASS_ROWS).to_dict("records"):
-        lines.append(
-            f"| {md_text(names.get(str(r['labeler_id']), r['labeler_id']))} | {md_text(r['class'])} | "
-            f"{_fmt_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'], NO_POSITIVE)} | "
-            f"{_fmt_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'], NO_NEGATIVE)} | "
-            f"{r['tp'] + r['fn'] + r['tn'] + r['fp']} |"
-        )
-    exact = {names.get(str(r["labeler_id"]), str(r["labeler_id"])): _finite_rate(r["exact_accuracy"])
-             for r in overall.to_dict("records")}  # fmt: skip
-    return {
-        "gold_per_class": dg.MetadataValue.md("\n".join(lines)),
-        "exact_set_gold_accuracy": dg.MetadataValue.json(exact),
-        "gold_gate": dg.MetadataValue.text(
-            "label sets: the gold gate judges findings (sensitivity and specificity over all classes, the worse "
-            "of the two), gold_accuracy is exact-set accuracy"
-        ),
-    }
-
-
-def _finite_rate(value: float) -> float | None:
-    return None if value != value else round(float(value), 4)
+def _gold_counts(kind: TaskKind, classes: list[str]) -> GoldCounts:
+    """The gold gate's counts as the kind scores gold: answers right, or for label sets findings caught / absent
+    classes left (the worse)."""
+    return lambda labels, truth: kind.gold_score(labels, truth, classes)
 
 
 @dg.asset(
@@ -198,9 +159,9 @@ def labeler_stats(
     ids = labeler_ids_for(store, list(context.partition_keys))  # partition key (a name) -> Label Studio user id
     names = {labeler_id: key for key, labeler_id in ids.items()}
     classes = list(project.classes)
-    multi = is_multi_label(project.task_type)
+    kind = task_kind(project.task_type)
     inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
-    reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=config.trend_weeks, multi_label=multi)
+    reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=config.trend_weeks, kind=kind)
     now = utcnow()
     record_labeler_stats(
         store, [{**s.row(), "computed_at": now} for r in reports.values() for s in [r.stats, *r.trend]]
@@ -210,11 +171,10 @@ def labeler_stats(
             f"{names[labeler_id]} (id {labeler_id}): {r.stats.n_labels} labels, gold accuracy {_fmt(r.stats.gold_accuracy)} on "
             f"{r.stats.n_gold}, kappa vs consensus {_fmt(r.stats.kappa_vs_consensus)}; {r.speed.reason}"
         )
-    counts = _gold_counts(project)
+    counts = _gold_counts(kind, classes)
     auto = _auto_pause(context, store, inputs.votes, inputs.gold, names, counts) if config.auto_pause else []
-    common = {"auto_paused": dg.MetadataValue.json(auto), "auto_pause": dg.MetadataValue.bool(config.auto_pause)}
-    if multi:
-        common.update(_set_gold_metadata(inputs.votes, inputs.gold, classes, names))
+    common: dict[str, Any] = {"auto_paused": dg.MetadataValue.json(auto), "auto_pause": dg.MetadataValue.bool(config.auto_pause)}
+    common.update(as_metadata(kind.gold_report(inputs.votes, inputs.gold, classes, names)))
     if len(ids) != 1:
         return dg.MaterializeResult(metadata={**_batch_metadata({names[k]: r for k, r in reports.items()}), **common})
     [(labeler_id, report)] = reports.items()
@@ -223,17 +183,17 @@ def labeler_stats(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _leaderboard_metadata(board: pd.DataFrame, multi_label: bool = False) -> dict[str, Any]:
+def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]:
     lines = [
         "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
         "too fast | cost / correct label | paused | class flags |",
         "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|",
     ]
-    if multi_label:  # the interval is of the gate's rate, not of exact-set accuracy: both shown, each named
-        lines[0] = lines[0].replace("| gold acc. | 95% CI |", "| exact-set gold acc. | gold gate (worse of sens./spec.), 95% CI |")
+    if kind.gold_gate_rate:  # the interval is of the gate's rate, not of exact-set accuracy: both shown, each named
+        lines[0] = lines[0].replace("| gold acc. | 95% CI |", f"| exact-set gold acc. | {kind.gold_gate_rate}, 95% CI |")
     for rank, row in enumerate(board.to_dict("records"), start=1):
         ci = f"{_fmt(row['gold_ci_low'], 2)} - {_fmt(row['gold_ci_high'], 2)}" if row["gold_ci_low"] is not None else "-"
-        if multi_label and row["gold_ci_low"] is not None:
+        if kind.gold_gate_rate and row["gold_ci_low"] is not None:
             ci = f"{_fmt(row['gold_gate_rate'], 2)} of {row['gold_gate_n']} ({ci})"
         cost = (f"{_fmt(row['cost_per_correct'])} ({_fmt(row['cost_per_correct_low'])} - "
                 f"{_fmt(row['cost_per_correct_high'])})") if row["cost_per_correct"] is not None else "-"  # fmt: skip
@@ -258,7 +218,7 @@ def _leaderboard_metadata(board: pd.DataFrame, multi_label: bool = False) -> dic
     if not board.empty:
         records = board.to_dict("records")
         scores = {
-            ("exact-set gold accuracy" if multi_label else "gold accuracy"): {
+            ("exact-set gold accuracy" if kind.gold_gate_rate else "gold accuracy"): {
                 str(r["labeler"]): float(r["gold_accuracy"] or 0.0) for r in records
             },
             "kappa vs consensus": {str(r["labeler"]): float(r["kappa_vs_consensus"] or 0.0) for r in records},
@@ -282,16 +242,16 @@ def labeler_leaderboard(
     """All labelers side by side: gold accuracy, agreement with consensus, speed and class-usage flags."""
     classes = list(project.classes)
     store = label_store.get_store()
-    multi = is_multi_label(project.task_type)
+    kind = task_kind(project.task_type)
     inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
     board = with_names_intervals_and_cost(
-        leaderboard_frame(inputs, classes, multi_label=multi), inputs.votes, inputs.gold, labeler_keys(store),
+        leaderboard_frame(inputs, classes, kind=kind), inputs.votes, inputs.gold, labeler_keys(store),
         rate_per_hour=project.pay_rate_per_hour, rates=project.pay_rates_per_hour, paused=list(paused_since(store)),
-        counts=_gold_counts(project),
+        counts=_gold_counts(kind, classes),
     )  # fmt: skip
     context.log.info(f"leaderboard of {len(board)} labelers")
-    metadata = _leaderboard_metadata(board, multi)
-    if multi:
+    metadata = _leaderboard_metadata(board, kind)
+    if kind.gold_gate_rate:
         metadata["gold_gate"] = dg.MetadataValue.text(
             "label sets: 'exact-set gold acc.' is exact-set accuracy; the gold gate column, its 95% CI and the verdicts "
             "are of the worse of sensitivity and specificity over all classes (findings or absent classes on gold)"

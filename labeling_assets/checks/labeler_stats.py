@@ -9,22 +9,15 @@ import warnings
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from labeling_assets.core.consensus.gates import (
     DEFAULT_MIN_GOLD_ACCURACY,
     RateGate,
-    gate,
-    gold_counts,
-    gold_gate,
-    per_class_gold,
     speed_gates,
 )
-from labeling_assets.core.consensus.multilabel_quality import set_labeler_stats
-from labeling_assets.core.consensus.multilabel_stats import set_gold_counts, set_gold_gate_name
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.human_loop import labeler_ids_for
 from labeling_assets.core.store.queries import load_quality_inputs
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -76,18 +69,6 @@ def _all_of(results: dict[str, dg.AssetCheckResult]) -> dg.AssetCheckResult:
     )
 
 
-def _per_class_sensitivity(votes: pd.DataFrame, truth: pd.Series, classes: list[str]) -> dict[str, dict[str, Any]]:
-    """Label sets: per class, the share of present findings the labeler ticked, gated like accuracy."""
-    if votes.empty or truth.empty:
-        return {}
-    _, rows = set_labeler_stats(votes, truth, classes)
-    return {
-        str(r["class"]): gate(int(r["tp"]), int(r["tp"] + r["fn"]), MIN_GOLD_ACCURACY, what=f"sensitivity on {r['class']}").metadata()
-        for r in rows.to_dict("records")
-        if r["tp"] + r["fn"] > 0
-    }
-
-
 @dg.asset_check(asset="labeler_stats", partitions_def=labelers)
 def labeler_gold_accuracy_at_least_0_8(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
@@ -96,18 +77,13 @@ def labeler_gold_accuracy_at_least_0_8(
     interval's upper bound is below it, warns when the interval straddles it; per-class accuracy in metadata. Label
     sets: the worse of sensitivity and specificity over all classes; per-class sensitivity in metadata."""
     store = label_store.get_store()
-    classes, multi = list(project.classes), is_multi_label(project.task_type)
+    classes, kind = list(project.classes), task_kind(project.task_type)
     inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
     results = {}
     for key, labeler_id in labeler_ids_for(store, list(context.partition_keys)).items():
         votes = inputs.votes_of(labeler_id)
-        if multi:  # label sets: findings caught and absent classes left unticked, the worse (multilabel_stats)
-            per_class = _per_class_sensitivity(votes, inputs.gold, classes)
-            what = set_gold_gate_name(votes, inputs.gold, classes)  # the reason names the rate it judged
-            verdict = gate(*set_gold_counts(votes, inputs.gold, classes), MIN_GOLD_ACCURACY, what=what)
-        else:
-            per_class = {c: g.metadata() for c, g in per_class_gold(votes, inputs.gold, MIN_GOLD_ACCURACY).items()}
-            verdict = gold_gate(*gold_counts(votes, inputs.gold), MIN_GOLD_ACCURACY)
+        # Label sets: the worse of findings caught and absent classes left unticked (the kind's gold gate).
+        verdict, per_class = kind.gold_gate(votes, inputs.gold, classes, MIN_GOLD_ACCURACY)
         extra = {"per_class": dg.MetadataValue.json(per_class),
                  "classes_surely_below": dg.MetadataValue.json(sorted(c for c, g in per_class.items()
                                                                       if g["verdict"] == "fail"))}  # fmt: skip

@@ -483,7 +483,7 @@ def test_removing_a_class_retracts_every_set_vote_that_names_it_and_no_consensus
 
 
 def test_a_per_class_rate_without_gold_evidence_says_why_instead_of_a_bare_dash() -> None:
-    from labeling_assets.assets.labeler_stats import _set_gold_metadata
+    from labeling_assets.core.tasks import task_kind
 
     votes = pd.DataFrame(
         [
@@ -492,7 +492,7 @@ def test_a_per_class_rate_without_gold_evidence_says_why_instead_of_a_bare_dash(
         ]
     )
     truth = pd.Series({"a": ["mass"], "b": ["mass"]}, dtype=object)
-    table = _set_gold_metadata(votes, truth, ["mass", "nodule"], {"7": "ann"})["gold_per_class"].value
+    table = task_kind("multi_label").gold_report(votes, truth, ["mass", "nodule"], {"7": "ann"})["gold_per_class"]
     mass = next(line for line in table.splitlines() if line.startswith("| ann | mass |"))
     nodule = next(line for line in table.splitlines() if line.startswith("| ann | nodule |"))
     assert "0.50 (" in mass and "n/a (all of their gold items have it)" in mass  # sensitivity 1 of 2

@@ -97,10 +97,12 @@ def check_unanimous_votes_are_the_consensus_of_every_method(kind: TaskKind) -> N
 
 def check_gold_scores_right_and_wrong_answers(kind: TaskKind) -> None:
     gold = pd.Series({f"i{k}": _answer(kind, k) for k in range(3)})
-    right = pd.DataFrame({"item_id": list(gold.index), "label": list(gold)})
+    right = pd.DataFrame({"item_id": list(gold.index), "labeler_id": "L0", "label": list(gold)})
     wrong = right.assign(label=[_answer(kind, (k + 1) % 3) for k in range(3)])
     correct, trials = kind.gold_score(right, gold, CLASSES)
     assert correct == trials > 0
+    verdict, _ = kind.gold_gate(right, gold, CLASSES, 0.5)
+    assert verdict.n > 0 and verdict.rate == 1.0
     assert kind.gold_score(wrong, gold, CLASSES)[0] < kind.gold_score(wrong, gold, CLASSES)[1]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,15 @@ import pandas as pd
 from labeling_assets.core.consensus.labeler_stats import (
     LabelerStats,
     SpeedCheck,
-    compute_labeler_stats,
     iso_week,
     speed_check,
     time_stats,
-    weekly_trend,
 )
-from labeling_assets.core.consensus.multilabel_stats import compute_set_labeler_stats, set_weekly_trend
+from labeling_assets.core.label_sets import SINGLE_LABEL
+from labeling_assets.core.tasks.registry import task_kind
+
+if TYPE_CHECKING:
+    from labeling_assets.core.tasks.kind import TaskKind
 
 # A labeler whose median time per label is below this share of the peers' median is "too fast".
 TOO_FAST_FACTOR = 0.25
@@ -99,11 +102,12 @@ def labeler_reports(
     labeler_ids: Sequence[str] | None = None,
     *,
     trend_weeks: int = 0,
-    multi_label: bool = False,
+    kind: TaskKind | None = None,
 ) -> dict[str, LabelerReport]:
     """Statistics of many labelers (all with votes when None) in one pass: the votes are grouped once, so the cost
-    grows with the votes, not with labelers x votes. ``multi_label``: votes, gold and consensus are label sets
-    (:mod:`.multilabel_stats`)."""
+    grows with the votes, not with labelers x votes. The project's ``kind`` (single-label by default) computes
+    each labeler's statistics and weekly trend (label sets: :mod:`.multilabel_stats`)."""
+    kind = kind or task_kind(SINGLE_LABEL)
     inputs = _plain(inputs)
     groups = _by_labeler(inputs.votes)
     ids = sorted(groups, key=str) if labeler_ids is None else list(labeler_ids)
@@ -112,20 +116,13 @@ def labeler_reports(
     out = {}
     for labeler_id in ids:
         votes = groups.get(labeler_id, empty)
-        if multi_label:
-            stats = compute_set_labeler_stats(
-                votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus
-            )
-            trend_of = set_weekly_trend
-        else:
-            stats = compute_labeler_stats(
-                votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus,
-                population_shares=inputs.population_shares,
-            )  # fmt: skip
-            trend_of = weekly_trend
+        stats = kind.labeler_stats(
+            votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold, consensus=inputs.consensus,
+            population_shares=inputs.population_shares,
+        )
         trend = (
-            trend_of(votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold,
-                     consensus=inputs.consensus, last_weeks=trend_weeks)  # fmt: skip
+            kind.weekly_trend(votes, labeler_id=labeler_id, classes=classes, gold=inputs.gold,
+                              consensus=inputs.consensus, last_weeks=trend_weeks)
             if trend_weeks
             else []
         )
@@ -133,10 +130,10 @@ def labeler_reports(
     return out
 
 
-def leaderboard_frame(inputs: QualityInputs, classes: list[str], *, multi_label: bool = False) -> pd.DataFrame:
+def leaderboard_frame(inputs: QualityInputs, classes: list[str], *, kind: TaskKind | None = None) -> pd.DataFrame:
     """One row per labeler, best first (gold accuracy, then kappa vs consensus; unknowns last)."""
     rows = []
-    for labeler_id, report in labeler_reports(inputs, classes, multi_label=multi_label).items():
+    for labeler_id, report in labeler_reports(inputs, classes, kind=kind).items():
         stats, speed = report.stats, report.speed
         rows.append(
             {

@@ -55,6 +55,8 @@ class TaskKind(Protocol):
     export_formats: tuple[str, ...]  # what a dataset of this kind exports to
     export_note: str  # why another format is refused ("" when none is)
     skip_reasons: tuple[str, ...]  # why a stored answer is not a vote (keys of Votes.skipped)
+    gold_gate_rate: str  # what the gold gate judges when not gold accuracy itself ("" when it is)
+    label_issue_model: str  # what scores consensus labels out of sample for label issues
     decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
 
     # Label Studio: the config a labeler sees, and how its result becomes a stored answer.
@@ -65,6 +67,12 @@ class TaskKind(Protocol):
     # Gold (and expert answers): which stored values are answers of this kind, and how an answer scores.
     def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series: ...
     def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]: ...
+    def gold_gate(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float
+    ) -> tuple[Any, dict[str, Any]]: ...  # (gates.RateGate, per-class gate metadata)
+    def gold_report(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]: ...
 
     # Consensus, agreement, labeler statistics.
     def consensus(
@@ -81,6 +89,10 @@ class TaskKind(Protocol):
         self, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
         classes: Sequence[str],
     ) -> Any: ...  # leaderboard.QualityInputs: what labeler statistics read
+    def is_answer(self, value: Any, classes: Sequence[str]) -> bool: ...
+    def find_label_issues(
+        self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
+    ) -> tuple[Any, float]: ...  # (issues, the model's agreement with consensus)
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
         consensus: pd.Series, population_shares: Mapping[str, float],

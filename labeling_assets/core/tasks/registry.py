@@ -22,10 +22,11 @@ KINDS: dict[str, str] = {
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
 KIND_ATTRIBUTES = (
     "name", "consensus_methods", "export_formats", "export_note", "skip_reasons", "decision_thresholds",
+    "gold_gate_rate", "label_issue_model",
 )
 KIND_METHODS = (
-    "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "consensus", "agreement",
-    "classes_of", "consensus_report", "quality_inputs", "labeler_stats",
+    "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
+    "classes_of", "consensus_report", "quality_inputs", "is_answer", "find_label_issues", "labeler_stats",
     "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
     "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "encode", "stored_targets",
     "training_head",

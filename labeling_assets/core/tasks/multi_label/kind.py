@@ -12,15 +12,22 @@ from numpy.typing import NDArray
 
 from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import FleissKappa
+from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.labeler_stats import LabelerStats
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.multilabel import SET_METHODS, aggregate_sets, set_probabilities_by_item
-from labeling_assets.core.consensus.multilabel_quality import krippendorff_alpha_sets, per_class_fleiss_kappa
+from labeling_assets.core.consensus.multilabel_quality import (
+    krippendorff_alpha_sets,
+    per_class_fleiss_kappa,
+    set_labeler_stats,
+)
 from labeling_assets.core.consensus.multilabel_stats import (
     compute_set_labeler_stats,
     set_gold_counts,
+    set_gold_gate_name,
     set_weekly_trend,
 )
+from labeling_assets.core.consensus.set_label_issues import cross_val_set_pred_probs, find_set_issues
 from labeling_assets.core.consensus.votes import Votes, latest_set_votes, single_class
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
@@ -61,6 +68,20 @@ PREFILL_THRESHOLD = 0.5  # a class is pre-checked when its probability reaches t
 
 def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and np.isfinite(value) else None
+
+
+# Rows of the per-class gold table; why a per-class rate has no value (a bare "-" reads as missing data).
+LABELER_CLASS_ROWS = 300
+NO_POSITIVE = "n/a (none of their gold items has it)"
+NO_NEGATIVE = "n/a (all of their gold items have it)"
+
+
+def _rate(rate: float, low: float, high: float, undefined: str = "-") -> str:
+    return undefined if rate != rate else f"{rate:.2f} ({low:.2f}-{high:.2f})"
+
+
+def _finite_rate(value: float) -> float | None:
+    return None if value != value else round(float(value), 4)
 
 
 def _labeler_table(result: Any, names: Mapping[str, str]) -> str:
@@ -105,6 +126,8 @@ class MultiLabel:
     )  # why a format outside export_formats is refused
     skip_reasons: tuple[str, ...] = (SKIP_NOT_A_SET, SKIP_UNKNOWN_IN_SET, SKIP_EMPTY_NOT_ALLOWED, SKIP_NONE_WITH_CLASSES)
     decision_thresholds = True
+    label_issue_model = "logistic regression per class"  # what scores consensus labels out of sample for label issues
+    gold_gate_rate = "gold gate (worse of sens./spec.)"  # what the gold gate judges when it is not the gold accuracy ("": it is)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         return choices_label_config(classes, True, allow_empty)
@@ -195,6 +218,61 @@ class MultiLabel:
         counts = {c: sum(c in s for s in current) for c in classes}
         shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
         return QualityInputs(votes, truth, current, shares)
+
+    def gold_gate(self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float) -> tuple[Any, dict[str, Any]]:
+        """(the gate on the worse of sensitivity and specificity over all classes, per class: sensitivity)."""
+        names = list(classes)
+        per_class: dict[str, Any] = {}
+        if not votes.empty and not truth.empty:
+            _, rows = set_labeler_stats(votes, truth, names)
+            per_class = {
+                str(r["class"]): gate(int(r["tp"]), int(r["tp"] + r["fn"]), threshold,
+                                      what=f"sensitivity on {r['class']}").metadata()
+                for r in rows.to_dict("records")
+                if r["tp"] + r["fn"] > 0
+            }
+        what = set_gold_gate_name(votes, truth, names)  # the reason names the rate it judged
+        return gate(*set_gold_counts(votes, truth, names), threshold, what=what), per_class
+
+    def gold_report(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Each labeler's exact-set gold accuracy and per-class sensitivity / specificity (95% Wilson)."""
+        overall, per_class = set_labeler_stats(votes[votes["labeler_id"].astype(str).isin(set(names))], truth, list(classes))
+        lines = ["| labeler | class | sensitivity (95% CI) | specificity (95% CI) | gold items |", "|---|---|---|---|---:|"]
+        for r in per_class.head(LABELER_CLASS_ROWS).to_dict("records"):
+            lines.append(
+                f"| {md_text(names.get(str(r['labeler_id']), r['labeler_id']))} | {md_text(r['class'])} | "
+                f"{_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'], NO_POSITIVE)} | "
+                f"{_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'], NO_NEGATIVE)} | "
+                f"{r['tp'] + r['fn'] + r['tn'] + r['fp']} |"
+            )
+        exact = {names.get(str(r["labeler_id"]), str(r["labeler_id"])): _finite_rate(r["exact_accuracy"])
+                 for r in overall.to_dict("records")}
+        return {
+            "gold_per_class": Markdown("\n".join(lines)),
+            "exact_set_gold_accuracy": exact,
+            "gold_gate": "label sets: the gold gate judges findings (sensitivity and specificity over all classes, "
+            "the worse of the two), gold_accuracy is exact-set accuracy",
+        }
+
+    def is_answer(self, value: Any, classes: Sequence[str]) -> bool:
+        """Whether a stored consensus label is a label set of the project (label issues check only those)."""
+        try:
+            label_set(value, classes, allow_empty=True)
+        except LabelSetError:
+            return False
+        return True
+
+    def find_label_issues(
+        self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
+    ) -> tuple[Any, float]:
+        """One out-of-sample probability per class, cleanlab's multi-label search; (issues, exact agreement of
+        the model's sets with consensus)."""
+        indicator = to_indicator(labels, classes)
+        probs = cross_val_set_pred_probs(features, indicator, n_folds=n_folds)
+        agreement = float(((probs > 0.5) == indicator.astype(bool)).all(axis=1).mean())
+        return find_set_issues(item_ids, labels, probs, classes), agreement
 
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,

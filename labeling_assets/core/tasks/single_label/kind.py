@@ -17,7 +17,8 @@ from labeling_assets.core.consensus.agreement import (
     krippendorff_alpha_from_annotations,
 )
 from labeling_assets.core.consensus.encoding import probabilities_by_item
-from labeling_assets.core.consensus.gates import gold_counts
+from labeling_assets.core.consensus.gates import gold_counts, gold_gate, per_class_gold
+from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, find_issues
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, compute_labeler_stats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.methods import METHODS, aggregate_full
@@ -63,6 +64,8 @@ class SingleLabel:
     export_note = ""  # why a format outside export_formats is refused
     skip_reasons: tuple[str, ...] = ("class_not_in_project", SKIP_MULTI_LABEL)
     decision_thresholds = False
+    label_issue_model = "logistic regression"  # what scores consensus labels out of sample for label issues
+    gold_gate_rate = ""  # what the gold gate judges when it is not the gold accuracy ("": it is)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         return choices_label_config(classes)
@@ -127,6 +130,30 @@ class SingleLabel:
         current = pd.Series(current.to_numpy(), index=current.index, dtype=object)
         shares = current.value_counts(normalize=True)
         return QualityInputs(votes, truth, current, {str(k): float(v) for k, v in shares.items()})
+
+    def gold_gate(self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float) -> tuple[Any, dict[str, Any]]:
+        """(the gate on gold accuracy, per class: accuracy on the items of that true class, gated alike)."""
+        per_class = {c: g.metadata() for c, g in per_class_gold(votes, truth, threshold).items()}
+        return gold_gate(*gold_counts(votes, truth), threshold), per_class
+
+    def gold_report(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Nothing beyond each labeler's gold accuracy (already in their statistics)."""
+        return {}
+
+    def is_answer(self, value: Any, classes: Sequence[str]) -> bool:
+        """Whether a stored consensus label is one class of the list (label issues check only those)."""
+        return bool(pd.Series([value], dtype=object).isin(list(classes)).iloc[0])
+
+    def find_label_issues(
+        self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
+    ) -> tuple[Any, float]:
+        """(cleanlab's issues on out-of-sample probabilities, the model's agreement with consensus)."""
+        codes = pd.Series(labels).map({c: n for n, c in enumerate(classes)}).to_numpy(dtype=np.int64)
+        probs = cross_val_pred_probs(features, codes, len(classes), n_folds=n_folds)
+        agreement = float((probs.argmax(axis=1) == codes).mean())
+        return find_issues(item_ids, labels, probs, classes), agreement
 
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
