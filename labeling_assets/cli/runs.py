@@ -136,18 +136,19 @@ _EXPLAINED_RUNS: set[str] = set()
 class _OneLineFailures(logging.Filter):
     """Leaves a step failure to the summary (print_outcome): its trace, the steps it kept from running and the
     run's failure stay in the UI's run log, not on the console. Any other event with an error (a step that
-    will be retried) is one line. With ``--debug``, an unexpected failure keeps its trace here."""
+    will be retried) is one line. With ``--debug``, every event keeps its trace here (a setup error's too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if env.debug():  # --debug / LABELING_ASSETS_DEBUG=1: every trace on the console
+            return True
         event = getattr(record, "dagster_event", None)
         run_id = str((getattr(record, "dagster_meta", None) or {}).get("run_id"))
-        debug = env.debug()
         is_step_failure = isinstance(event, dg.DagsterEvent) and event.event_type == dg.DagsterEventType.STEP_FAILURE
-        if explained(event) or (is_step_failure and not debug):
+        if explained(event) or is_step_failure:
             _EXPLAINED_RUNS.add(run_id)
             return False
         error = getattr(getattr(event, "event_specific_data", None), "error", None)
-        if error is not None and not debug:
+        if error is not None:
             first = record.getMessage().split("\n", 1)[0].rstrip()
             record.msg, record.args = f"{first} {error_line(error)}", ()
         if run_id not in _EXPLAINED_RUNS or record.levelno < logging.ERROR:

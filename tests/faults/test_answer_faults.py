@@ -65,10 +65,11 @@ def metadata(result: Any) -> dict[str, Any]:
 
 
 def test_malformed_answers_are_stored_skipped_as_votes_and_counted_and_never_stop_a_sync(
-    label_studio: LabelStudioServer, store: LabelStore
+    label_studio: LabelStudioServer, store: LabelStore, capfd: pytest.CaptureFixture[str]
 ) -> None:
     project = build_project(label_studio, store)
     assert collect(project).success  # the first (full) sync, before anything malformed exists
+    capfd.readouterr()
     planted = {plant(project, project.task_ids[n], result, "fault_c"): reason
                for n, (result, reason) in enumerate(MALFORMED)}  # fmt: skip
     expected = {reason: 1 for reason in planted.values()}
@@ -82,6 +83,12 @@ def test_malformed_answers_are_stored_skipped_as_votes_and_counted_and_never_sto
         if reads_them:
             assert shown["unreadable_answers"] == expected
             assert {e["ls_annotation_id"] for e in shown["unreadable_examples"]} <= set(planted)
+
+    # On the console: one warning line per sync naming them (the run log's 127-line traceback before), no trace.
+    printed = capfd.readouterr()
+    assert "Stack Trace" not in printed.err and "Traceback" not in printed.err
+    warned = [line for line in printed.err.splitlines() if "answers hold no label" in line]
+    assert warned and all(" - WARNING - " in line for line in warned)
 
     # Stored, once each, with no label; the result as Label Studio held it and the reason kept beside.
     a, u = annotations_table, unreadable_answers_table

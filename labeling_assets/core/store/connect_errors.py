@@ -3,8 +3,9 @@ login, a file that cannot be opened) and where (host:port, database name, file p
 
 ``LabelStore`` hooks :func:`translate_connect_error` into SQLAlchemy's ``handle_error`` event for errors
 raised while connecting, so every caller (a run, the CLI, a benchmark) gets a ``ConfigurationError`` or
-``ServiceUnavailable`` instead of a driver trace whose cause is on its last line. Errors of a query on an
-open connection are left as they are: they are not configuration.
+``ServiceUnavailable`` instead of a driver trace whose cause is on its last line. A connection the server
+drops (restarted, stopped, network cut) is ``ServiceUnavailable`` too (:func:`lost_connection`); other errors
+of a query on an open connection are left as they are: they are not configuration.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def translate_connect_error(url: sa.URL, exc: BaseException) -> SetupError:
     return ServiceUnavailable(f"label store: cannot connect to {shown}: {reason}")
 
 
+def lost_connection(url: sa.URL, exc: BaseException) -> ServiceUnavailable:
+    """The server closed an open connection (restarted, stopped, network cut): what was in flight is rolled back."""
+    where = f"{url.host or 'localhost'}:{url.port or 5432}"
+    reason = _reason(exc, url.password if isinstance(url.password, str) else None)
+    return ServiceUnavailable(
+        f"label store: lost the connection to PostgreSQL on {where} ({reason}; {store_url_for_display(url)}): "
+        "nothing of the open transaction was committed; check that the server is up (a retry reconnects)"
+    )
+
+
 def invalid_url(url: str, exc: BaseException) -> ConfigurationError:
     """A store URL SQLAlchemy cannot use (unparseable, unknown dialect, driver not installed)."""
     reason = f"{type(exc).__name__}: {one_line(str(exc), 120)}" if isinstance(exc, ImportError) else type(exc).__name__
@@ -96,6 +107,9 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     def on_error(context: Any) -> None:
         if context.connection is None:  # raised while connecting: no connection was ever handed out
             raise translate_connect_error(engine.url, context.original_exception)
+        if context.is_disconnect and engine.url.get_backend_name() != "sqlite":
+            # The server went away under an open connection (SQLAlchemy still invalidates it and the pool).
+            raise lost_connection(engine.url, context.original_exception)
 
     sa.event.listen(engine, "handle_error", on_error)
     return engine
