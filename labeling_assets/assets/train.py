@@ -33,7 +33,6 @@ from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
     DEFAULTS,
     MIN_STEPS_PER_EPOCH,
-    AugmentConfig,
     Backbone,
     CompileMode,
     LossKind,
@@ -41,9 +40,9 @@ from labeling_assets.core.training.config import (
     PosWeightKind,
     SamplerKind,
     TrainConfig,
+    config_for_cache,
     effective_batch_size,
     resolve_device,
-    task_fields,
 )
 from labeling_assets.core.training.decode import DecodeFailure
 from labeling_assets.core.training.launch import fit_with_torchrun
@@ -238,29 +237,7 @@ class TrainedModelConfig(dg.Config):
 
     def train_config(self, meta: dict[str, Any], n_train: int) -> TrainConfig:
         """Core's settings for a cache (classes and image shape from its meta, batch fitted to its size)."""
-        return TrainConfig(
-            num_classes=len(meta["classes"]),
-            backbone=self.backbone,
-            image_size=int(meta["image_size"]),
-            channels=int(meta["channels"]),
-            epochs=self.epochs,
-            batch_size=effective_batch_size(self.batch_size, n_train),
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            patience=self.patience,
-            loss=self.loss,
-            sampler=self.sampler,
-            **task_fields(meta.get("task_type", SINGLE_LABEL)),
-            multi_label_loss=self.multi_label_loss,
-            pos_weight=self.pos_weight,
-            multi_label_sampler=self.multi_label_sampler,
-            class_weighted_loss=self.class_weighted_loss,
-            device=self.device,
-            compile=self.compile,
-            weights_path=self.weights_path,
-            seed=self.seed,
-            augment=AugmentConfig(hflip=self.hflip),
-        )
+        return config_for_cache(meta, self, batch_size=effective_batch_size(self.batch_size, n_train))
 
 
 @dg.asset(

@@ -24,7 +24,6 @@ from labeling_assets.core.training.cache import load_cache_split, read_cache_met
 from labeling_assets.core.training.checkpoint import save_checkpoint
 from labeling_assets.core.training.config import (
     DEFAULTS,
-    AugmentConfig,
     Backbone,
     CompileMode,
     LossKind,
@@ -32,6 +31,7 @@ from labeling_assets.core.training.config import (
     PosWeightKind,
     SamplerKind,
     TrainConfig,
+    config_for_cache,
 )
 from labeling_assets.core.training.distributed import from_environment, shutdown
 from labeling_assets.core.training.loop import EpochStats, fit
@@ -109,32 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace, meta: dict[str, object]) -> TrainConfig:
-    """The run's settings: the parsed options, with classes and image shape from the cache."""
-    classes = meta["classes"]
-    assert isinstance(classes, list)
-    return TrainConfig(
-        num_classes=len(classes),
-        backbone=args.backbone,
-        image_size=int(str(meta["image_size"])),
-        channels=int(str(meta["channels"])),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        patience=args.patience,
-        loss=args.loss,
-        sampler=args.sampler,
-        multi_label=meta.get("task_type") == "multi_label",
-        multi_label_loss=args.multi_label_loss,
-        pos_weight=args.pos_weight,
-        multi_label_sampler=args.multi_label_sampler,
-        class_weighted_loss=args.class_weighted_loss,
-        device=args.device,
-        compile=args.compile,
-        weights_path=args.weights_path,
-        seed=args.seed,
-        augment=AugmentConfig(hflip=args.hflip),
-    )
+    """The run's settings: the parsed options, with classes, image shape and the kind of task from the cache."""
+    assert isinstance(meta["classes"], list)
+    return config_for_cache(meta, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, cast, get_args
 
@@ -133,6 +134,30 @@ MULTI_LABEL_FIELDS = (
 def task_fields(task_type: str) -> dict[str, Any]:
     """The TrainConfig fields that say which kind of task (core/tasks) a run trains: its head reads them."""
     return {"multi_label": task_type == "multi_label"}
+
+
+# The run settings both front ends (the trained_model run config, the command line) carry under these names.
+RUN_SETTINGS = (
+    "backbone", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler", "multi_label_loss",
+    "pos_weight", "multi_label_sampler", "class_weighted_loss", "device", "compile", "weights_path", "seed",
+)
+
+
+def config_for_cache(meta: Mapping[str, Any], settings: Any, **overrides: Any) -> TrainConfig:
+    """A run's TrainConfig: classes, image shape and the kind of task from a tensor cache's ``meta``; every
+    other field the same-named attribute of ``settings`` (the asset's run config or the parsed command line),
+    then ``overrides``."""
+    chosen = {name: getattr(settings, name) for name in RUN_SETTINGS}
+    chosen.update(overrides)
+    classes = meta["classes"]
+    return TrainConfig(
+        num_classes=len(classes),
+        image_size=int(str(meta["image_size"])),
+        channels=int(str(meta["channels"])),
+        augment=AugmentConfig(hflip=settings.hflip),
+        **task_fields(str(meta.get("task_type", "single_label"))),
+        **chosen,
+    )
 
 
 # The defaults every front end starts from (num_classes comes from the data, never from a default).
