@@ -41,7 +41,6 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "label_studio": ("labelstudio",),
     "label_studio_postgres": ("labelstudio", "postgres"),
     "image_server": ("labelstudio",),
-    "proxy": ("labelstudio",),  # tests/faults: a proxy in front of the session's Label Studio
     "mlflow_server": ("mlflow_server", "postgres"),
     "chromium": ("browser",),
     "make_loop": ("soak", "labelstudio", "daemon"),  # tests/soak

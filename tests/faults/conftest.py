@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.labelstudio_server import LabelStudioServer
+
 
 class CuttingProxy:
     """Forwards 127.0.0.1:<port> to Label Studio; ``cut_export(n)`` closes the next export's connection after
@@ -90,8 +92,8 @@ def _close(*socks: socket.socket) -> None:
 
 
 @pytest.fixture
-def proxy(request: pytest.FixtureRequest) -> Iterator[CuttingProxy]:
-    """A cutting proxy in front of the session's Label Studio."""
-    handle = CuttingProxy(request.getfixturevalue("label_studio").port)
+def proxy(label_studio: LabelStudioServer) -> Iterator[CuttingProxy]:
+    """A cutting proxy in front of the session's Label Studio (a test using it gets the labelstudio marker)."""
+    handle = CuttingProxy(label_studio.port)
     yield handle
     handle.close()
