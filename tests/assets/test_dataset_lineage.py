@@ -36,6 +36,7 @@ from labeling_assets.core.store.schema import (
     consensus_table,
     dataset_versions_table,
     items_table,
+    review_requests_table,
     splits_table,
     utcnow,
 )
@@ -262,7 +263,12 @@ def test_a_new_item_bridging_frozen_train_and_test_near_duplicates_is_held_out_a
     bridge = lineage.add_items(["cat"], at=utcnow())[0]
     _plant_phashes(lineage.store, {in_train: anchor, in_test: anchor ^ 0xFF, bridge: anchor ^ 0x0F})  # 8, 4, 4 bits
 
-    v2, result = lineage.materialize(checks_pass=True)  # failed before: the near-duplicate check, every time
+    result = dg.materialize(  # failed before: the near-duplicate check, on this and every later version
+        [dataset_splits, *CHECKS], instance=lineage.instance, resources=lineage.resources,
+        run_config={"ops": {"dataset_splits": {"config": {"review_held_out": True}}}},
+    )
+    assert result.success
+    v2 = result.asset_materializations_for_node("dataset_splits")[0].metadata["dataset_version"].value
     assert _checks(result)["dataset_splits_no_near_duplicates_in_two_splits"] is True
     metadata = result.asset_materializations_for_node("dataset_splits")[0].metadata
     assert [h["item_id"] for h in metadata["held_out_items"].value] == [bridge]
@@ -272,6 +278,8 @@ def test_a_new_item_bridging_frozen_train_and_test_near_duplicates_is_held_out_a
     assert metadata["excluded_items"].value["near-duplicate of frozen items in more than one split"] == 1
     assert "Held out of this version (1 items" in metadata["card"].value and bridge[:12] in metadata["card"].value
     assert v2 == v1 and manifest["n_items"].value == metadata["n_items"].value  # the version without it
+    (request,) = lineage.store.fetch(sa.select(review_requests_table))  # review_held_out: sent to an expert
+    assert (request["item_id"], request["action"], request["source"]) == (bridge, "expert_review", "dataset_splits")
     found = history.item_history(lineage.store, bridge)
     assert found["held_out"]["reason"] == "near-duplicate of frozen items in more than one split"
     assert found["split"] is None  # kept in the store, never frozen anywhere
