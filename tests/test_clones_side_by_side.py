@@ -32,7 +32,7 @@ def test_a_shell_set_up_in_one_clone_keeps_running_that_clone_after_another_clon
         pytest.fail("this test clones the repository: it needs git and a git checkout")
     a, b = _clone(tmp_path / "a"), _clone(tmp_path / "b")
     probe = (
-        "python -c 'import labeling_assets, labeling_assets.constants as c; "
+        "python -c 'import labeling_assets, labeling_assets.env as c; "
         "print(labeling_assets.__file__); print(c.data_dir())'"
     )
     out = _shell(
