@@ -36,30 +36,14 @@ def intake_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.Skip
         evaluation = runs.materialization_metadata(context.instance, run.run_id, "model_evaluation")
         if not evaluation.get("promoted"):
             return dg.SkipReason(f"train run {run.run_id} promoted no new champion: the pre-labels stay")
-        return dg.RunRequest(
-            job_name=prelabel_job.name,
-            run_key=f"prelabel-after-{run.run_id}",
-            tags={
-                runs.AFTER_TAG: AFTER_CHAMPION,
-                runs.TRIGGER_TAG: f"new champion {evaluation.get('model_version', '')} from train run {run.run_id}"[
-                    : runs.TAG_VALUE_MAX
-                ],
-                **runs.RETRY_IF_KILLED,
-            },
+        return _prelabel_after(
+            run.run_id, AFTER_CHAMPION, f"new champion {evaluation.get('model_version', '')} from train run {run.run_id}"
         )
     if run.job_name == ingest_job.name:
         new = _new_items(context.instance, run.run_id)
         if new == 0:
             return dg.SkipReason(f"ingest run {run.run_id} found no new or changed file: nothing to prelabel")
-        return dg.RunRequest(
-            job_name=prelabel_job.name,
-            run_key=f"prelabel-after-{run.run_id}",
-            tags={
-                runs.AFTER_TAG: AFTER_INGEST,
-                runs.TRIGGER_TAG: f"{new} new items from ingest run {run.run_id}",
-                **runs.RETRY_IF_KILLED,
-            },
-        )
+        return _prelabel_after(run.run_id, AFTER_INGEST, f"{new} new items from ingest run {run.run_id}")
     after = run.tags.get(runs.AFTER_TAG)
     if after == AFTER_CHAMPION:  # no new items: the run attaches the champion's pre-labels to the open tasks
         return dg.RunRequest(
@@ -87,4 +71,13 @@ def intake_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.Skip
             runs.TRIGGER_TAG: f"new items prelabeled by run {run.run_id}",
             **runs.RETRY_IF_KILLED,
         },
+    )
+
+
+def _prelabel_after(run_id: str, after: str, trigger: str) -> dg.RunRequest:
+    """One prelabel run per triggering run (its run key), tagged with what it follows and why."""
+    return dg.RunRequest(
+        job_name=prelabel_job.name,
+        run_key=f"prelabel-after-{run_id}",
+        tags={runs.AFTER_TAG: after, runs.TRIGGER_TAG: trigger[: runs.TAG_VALUE_MAX], **runs.RETRY_IF_KILLED},
     )
