@@ -9,10 +9,13 @@ checks.
 from __future__ import annotations
 
 import sys
+import tempfile
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -22,6 +25,7 @@ from labeling_assets.core.dataset.splits import SPLITS, SplitRatios
 from labeling_assets.core.label_sets import TASK_TYPES
 from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.tasks import STRATEGIES
+from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.tasks import KINDS, task_kind, training_head
 from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
 from labeling_assets.core.tasks.registry import KIND_ATTRIBUTES, KIND_METHODS, missing_parts
@@ -171,6 +175,45 @@ def check_training_head_learns_from_the_encoded_answers(kind: TaskKind) -> None:
     assert thresholds is None or len(thresholds) == 3
 
 
+def _store_with_gold(folder: str, gold: dict[str, Any]) -> LabelStore:
+    store = LabelStore(f"sqlite:///{Path(folder) / 'labels.db'}")
+    store.migrate()
+    row = {"n_bytes": 1, "ingested_at": utcnow(), "status": "active"}
+    with store.begin() as conn:
+        conn.execute(
+            items_table.insert(),
+            [{**row, "item_id": item, "source_path": f"{item}.png", "gold_label": label} for item, label in gold.items()],
+        )
+    return store
+
+
+def check_a_model_is_scored_and_reported_on_the_test_split(kind: TaskKind) -> None:
+    """The champion is decided on gold when there is enough of it, else on consensus; a model that predicts every
+    answer scores 1, one that predicts the next class scores less; the report counts the decodable items."""
+    items = [f"i{i:02d}" for i in range(N_ITEMS)]
+    answers = kind.encode([_answer(kind, i % 3) for i in range(N_ITEMS)], CLASSES)
+    right = np.array([list(_probs(i % 3).values()) for i in range(N_ITEMS)])
+    wrong = np.array([list(_probs((i + 1) % 3).values()) for i in range(N_ITEMS)])
+    with tempfile.TemporaryDirectory() as folder:
+        store = _store_with_gold(folder, {items[k]: _answer(kind, k % 3) for k in range(6)})
+        try:
+            on_gold = kind.test_scoring(store, items, answers, CLASSES, 6)
+            on_consensus = kind.test_scoring(store, items, answers, CLASSES, 7)
+        finally:
+            store.dispose()
+    assert (on_gold.basis, on_gold.n_items, on_gold.n_gold) == ("gold", 6, 6)
+    assert (on_consensus.basis, on_consensus.n_items, on_consensus.n_gold) == ("consensus", N_ITEMS, 6)
+    for scoring in (on_gold, on_consensus):
+        truth = scoring.labels
+        assert kind.test_score(right[scoring.rows], truth, None) == pytest.approx(1.0)
+        assert kind.test_score(wrong[scoring.rows], truth, None) < 0.5
+    report = kind.test_report(answers, right, [0, 1], CLASSES, None, model="m/1", ece_bins=10)
+    assert report.report["test_items"] == N_ITEMS - 2 and report.report["undecodable_test_items"] == 2
+    assert report.report["test_macro_f1"] == pytest.approx(1.0) and report.metrics["test_macro_f1"] == pytest.approx(1.0)
+    assert report.tags["test_macro_f1"] == "1.000000" and report.summary.startswith("m/1: ")
+    assert report.files and all(isinstance(v, bytes) and v for v in report.files.values())
+
+
 CONTRACT: list[Callable[[Any], None]] = [
     check_complete,
     check_label_config_offers_the_classes,
@@ -182,6 +225,7 @@ CONTRACT: list[Callable[[Any], None]] = [
     check_splits_give_every_item_one_split_and_a_manifest,
     check_export_formats_are_known,
     check_prediction_and_informativeness,
+    check_a_model_is_scored_and_reported_on_the_test_split,
     check_training_head_learns_from_the_encoded_answers,
 ]
 

@@ -41,6 +41,20 @@ class ConsensusOutcome:
     no_bakeoff: str | None = None  # why this kind's consensus never runs a bake-off (None: it can)
 
 
+@dataclass(frozen=True)
+class TestSplitReport:
+    """What a kind reports about a model scored on the frozen test split (model_evaluation logs and shows it)."""
+
+    __test__ = False  # not a pytest test class
+
+    metrics: dict[str, float]  # MLflow metrics of the training run (``test_`` prefixed)
+    files: dict[str, bytes]  # MLflow artifacts (plots, curve data)
+    texts: dict[str, str]  # MLflow text artifacts (Markdown tables)
+    tags: dict[str, str]  # model version tags (besides the dataset version and the promotion)
+    summary: str  # one log line
+    report: dict[str, Any]  # plain values (Markdown for tables and plots), in the order shown
+
+
 class ConsensusFailure(ValueError):
     """Consensus cannot run as configured (a method the kind does not have, an item without its image): one line."""
 
@@ -128,6 +142,16 @@ class TaskKind(Protocol):
     def informativeness(self, probs: Mapping[str, float] | None, strategy: str) -> float: ...
     def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]: ...  # (model | None, why)
     def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]: ...
+
+    # Evaluation on the frozen test split: the rows and truth the champion is decided on, the score, the report.
+    def test_scoring(
+        self, store: Any, item_ids: list[str], answers: AnyArray, classes: list[str], min_gold: int
+    ) -> Any: ...  # promotion.ScoringSet; ``answers``: the test items' consensus as :meth:`encode` gives it
+    def test_score(self, probs: AnyArray, truth: AnyArray, thresholds: list[float] | None) -> float: ...
+    def test_report(
+        self, answers: AnyArray, probs: AnyArray, failed: list[int], classes: list[str],
+        thresholds: list[float] | None, *, model: str, ece_bins: int,
+    ) -> TestSplitReport: ...
 
     # Training: the hard labels a training head reads, and the torch side (imported only when a run trains).
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any: ...  # numpy array

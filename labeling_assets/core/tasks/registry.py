@@ -28,7 +28,7 @@ KIND_METHODS = (
     "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
     "classes_of", "consensus_report", "quality_inputs", "is_answer", "find_label_issues", "labeler_stats",
     "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
-    "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "encode", "stored_targets",
+    "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode", "stored_targets",
     "training_head",
 )
 HEAD_METHODS = (

@@ -9,7 +9,7 @@ learnt the crowd's mistakes would be rewarded for matching), else on their conse
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,7 +36,7 @@ class ScoringSet:
 
     basis: Basis
     rows: npt.NDArray[np.int64]  # positions in the test split
-    labels: npt.NDArray[np.int64]  # class index per row
+    labels: AnyArray  # the answer per row, as the task kind encodes it (a class index; a 0/1 row per set)
     n_gold: int  # gold items in the test split, used or not
 
     @property
@@ -65,17 +65,27 @@ def scoring_set(
     return ScoringSet("consensus", np.arange(len(consensus), dtype=np.int64), consensus, len(gold_rows))
 
 
-def score(probs: AnyArray, scoring: ScoringSet, failed: Sequence[int] = ()) -> tuple[float, int]:
-    """Macro-F1 of ``probs`` (one row per test item) on the scoring set, leaving out undecodable rows.
+def top_class_macro_f1(probs: AnyArray, labels: AnyArray) -> float:
+    """Macro-F1 of the most probable class against class indices (the single-label score)."""
+    predicted = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    return macro_f1(labels, predicted, probs.shape[1])
+
+
+def score(
+    probs: AnyArray,
+    scoring: ScoringSet,
+    failed: Sequence[int] = (),
+    metric: Callable[[AnyArray, AnyArray], float] = top_class_macro_f1,
+) -> tuple[float, int]:
+    """``metric`` (default: macro-F1 of the most probable class) of ``probs`` (one row per test item) on the
+    scoring set, leaving out undecodable rows.
 
     Returns:
-        (macro-F1, number of items scored).
+        (score, number of items scored).
     """
     probs = np.asarray(probs)
     keep = ~np.isin(scoring.rows, np.asarray(list(failed), dtype=np.int64))
-    rows = scoring.rows[keep]
-    predicted = probs[rows].argmax(axis=1) if len(rows) else np.zeros(0, dtype=np.int64)
-    return macro_f1(scoring.labels[keep], predicted, probs.shape[1]), int(keep.sum())
+    return metric(probs[scoring.rows[keep]], scoring.labels[keep]), int(keep.sum())
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ set consensus, iterative stratification, no ImageFolder export."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import label_set_annotation_summary, render_label_set_card
 from labeling_assets.core.dataset.export import export_dataset
 from labeling_assets.core.display import md_text
+from labeling_assets.core.images import markdown_image
 from labeling_assets.core.label_sets import (
     NONE_OF_THESE,
     SKIP_EMPTY_NOT_ALLOWED,
@@ -49,6 +51,7 @@ from labeling_assets.core.store.dataset_versions import usable_label_sets
 from labeling_assets.core.store.datasets import StoredTargets
 from labeling_assets.core.store.multilabel_targets import (
     consensus_set_examples,
+    gold_label_sets,
     label_set_indicator,
     stored_marginal_targets,
 )
@@ -57,9 +60,12 @@ from labeling_assets.core.tasks.kind import (
     ConsensusFailure,
     ConsensusOutcome,
     Markdown,
+    TestSplitReport,
     TrainingHead,
 )
 from labeling_assets.core.training import baseline as core_baseline
+from labeling_assets.core.training import multilabel_metrics as ml_metrics
+from labeling_assets.core.training import promotion
 from labeling_assets.core.training.active_learning import mean_binary_entropy
 from labeling_assets.core.training.multilabel import apply_thresholds
 
@@ -387,6 +393,61 @@ class MultiLabel:
         if thresholds is not None:
             report["thresholds"] = dict(zip(classes, thresholds, strict=True))
         return report
+
+    def test_scoring(
+        self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int
+    ) -> promotion.ScoringSet:
+        """The gold sets of the gold test items when there are at least ``min_gold`` (as single-label), else every
+        item's consensus set; the scoring set's labels are (n, K) indicators."""
+        gold = gold_label_sets(store, item_ids, classes)
+        rows = np.array([i for i, g in enumerate(gold) if g is not None], dtype=np.int64)
+        if len(rows) >= min_gold:
+            return promotion.ScoringSet("gold", rows, to_indicator([gold[i] or [] for i in rows], classes), len(rows))
+        return promotion.ScoringSet("consensus", np.arange(len(answers), dtype=np.int64), answers, len(rows))
+
+    def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
+        """Macro-F1 of the sets the model predicts at its own per-class thresholds."""
+        return ml_metrics.macro_f1_multilabel(truth, apply_thresholds(probs, thresholds))
+
+    def test_report(
+        self, answers: Any, probs: Any, failed: list[int], classes: list[str], thresholds: list[float] | None,
+        *, model: str, ece_bins: int,
+    ) -> TestSplitReport:
+        """Per-label and averaged metrics at the model's thresholds, the per-label AUC/AP bar plot, ROC curve data
+        (no calibration error: ``ece_bins`` is not read)."""
+        keep = np.ones(len(answers), dtype=bool)
+        keep[failed] = False
+        report = ml_metrics.evaluate_multilabel(answers[keep], probs[keep], classes, thresholds)
+        bars = ml_metrics.per_label_bar_png(report, title=f"{model}: per-label ROC-AUC and AP")
+        shown: dict[str, Any] = {
+            "task_type": self.name,
+            "test_items": report.n_items,
+            "undecodable_test_items": len(failed),
+            "test_macro_f1": round(report.macro_f1, 6),
+            "test_micro_f1": round(report.micro_f1, 6),
+            "test_hamming_loss": round(report.hamming_loss, 6),
+            "test_exact_match": round(report.exact_match, 6),
+            "summary": Markdown(report.summary_markdown()),
+            "per_label": Markdown(report.per_label_markdown()),
+            "per_label_auc_ap": Markdown(markdown_image(bars, "per-label ROC-AUC and AP")),
+            "labels_with_undefined_auc": report.undefined_labels,
+        }
+        for name in ("macro_auc", "micro_auc", "macro_map", "micro_map"):
+            value = float(getattr(report, name))
+            if not np.isnan(value):
+                shown[f"test_{name}"] = round(value, 6)
+        return TestSplitReport(
+            metrics=report.scalar_metrics("test_"),
+            files={
+                "evaluation/per_label_auc_ap.png": bars,
+                "evaluation/roc_curves.json": json.dumps(report.roc).encode("utf-8"),
+            },
+            texts={"evaluation/per_label.md": report.per_label_markdown(), "evaluation/summary.md": report.summary_markdown()},
+            tags={"test_macro_f1": f"{report.macro_f1:.6f}", "test_macro_auc": f"{report.macro_auc:.6f}"},
+            summary=f"{model}: macro-AUC {report.macro_auc:.4f}, mAP {report.macro_map:.4f}, macro-F1 "
+            f"{report.macro_f1:.4f}, Hamming {report.hamming_loss:.4f}",
+            report=shown,
+        )
 
     def training_head(self) -> TrainingHead:
         from labeling_assets.core.tasks.multi_label.training import HEAD

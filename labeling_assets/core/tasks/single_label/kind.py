@@ -28,17 +28,27 @@ from labeling_assets.core.dataset.card import annotation_summary, render_class_c
 from labeling_assets.core.dataset.export import export_dataset
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
 from labeling_assets.core.display import md_text
+from labeling_assets.core.images import markdown_image
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
 from labeling_assets.core.store.dataset_versions import usable_classes
 from labeling_assets.core.store.datasets import (
     StoredTargets,
     consensus_examples,
+    gold_label_indices,
     label_indices,
     stored_soft_targets,
 )
-from labeling_assets.core.tasks.kind import LABELER_TABLE_ROWS, ConsensusOutcome, Markdown, TrainingHead
+from labeling_assets.core.tasks.kind import (
+    LABELER_TABLE_ROWS,
+    ConsensusOutcome,
+    Markdown,
+    TestSplitReport,
+    TrainingHead,
+)
 from labeling_assets.core.training import baseline as core_baseline
+from labeling_assets.core.training import promotion
 from labeling_assets.core.training.active_learning import entropy
+from labeling_assets.core.training.metrics import confusion_matrix_png, evaluate_probs
 
 
 def _finite(value: float | None) -> float | None:
@@ -270,6 +280,46 @@ class SingleLabel:
             "mean_top_probability": round(float(probs.max(axis=1).mean()), 4),
             "predicted_classes": {str(k): int(v) for k, v in predicted.items()},
         }
+
+    def test_scoring(
+        self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int
+    ) -> promotion.ScoringSet:
+        """The gold classes of the gold test items when there are at least ``min_gold``, else every item's consensus."""
+        return promotion.scoring_set(answers, gold_label_indices(store, item_ids, classes), min_gold)
+
+    def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
+        """Macro-F1 of the most probable class."""
+        return promotion.top_class_macro_f1(probs, truth)
+
+    def test_report(
+        self, answers: Any, probs: Any, failed: list[int], classes: list[str], thresholds: list[float] | None,
+        *, model: str, ece_bins: int,
+    ) -> TestSplitReport:
+        """Accuracy, macro-F1, one-vs-rest AUC, calibration error (``ece_bins``), per class, the confusion matrix."""
+        keep = np.ones(len(answers), dtype=bool)
+        keep[failed] = False
+        report = evaluate_probs(answers[keep], probs[keep], classes, n_bins=ece_bins)
+        confusion = confusion_matrix_png(report.confusion, classes, title=model)
+        shown: dict[str, Any] = {
+            "test_items": report.n_items,
+            "undecodable_test_items": len(failed),
+            "test_accuracy": round(report.accuracy, 6),
+            "test_macro_f1": round(report.macro_f1, 6),
+            "test_ece": round(report.ece, 6),
+            "per_class": Markdown(report.per_class_markdown()),
+            "confusion_matrix": Markdown(markdown_image(confusion, "confusion matrix")),
+        }
+        if not np.isnan(report.macro_auc):
+            shown["test_macro_auc_ovr"] = round(report.macro_auc, 6)
+        return TestSplitReport(
+            metrics=report.scalar_metrics("test_"),
+            files={"evaluation/confusion_matrix.png": confusion},
+            texts={"evaluation/per_class.md": report.per_class_markdown()},
+            tags={"test_macro_f1": f"{report.macro_f1:.6f}", "test_accuracy": f"{report.accuracy:.6f}"},
+            summary=f"{model}: accuracy {report.accuracy:.4f}, macro-F1 {report.macro_f1:.4f}, "
+            f"AUC {report.macro_auc:.4f}, ECE {report.ece:.4f}",
+            report=shown,
+        )
 
     def training_head(self) -> TrainingHead:
         from labeling_assets.core.tasks.single_label.training import HEAD
