@@ -20,9 +20,11 @@ from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.blind import assign_blind, plan_blind_top_up
 from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.tasks import (
+    Candidate,
     PrelabelVisibility,
     QueuedItem,
     Strategy,
+    awaiting_prelabel,
     build_payloads,
     payload_leaks,
     refreshed_predictions,
@@ -34,6 +36,7 @@ from labeling_assets.core.store.blind_tasks import blind_items, blind_open_reque
 from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.human_loop import labeler_ids_for, pause_intervals, paused_since
 from labeling_assets.core.store.labelstudio_sync import (
+    last_prelabel_at,
     link_tasks,
     linked_task_counts,
     linked_tasks,
@@ -90,6 +93,13 @@ class QueueConfig(dg.Config):
         "answer goes to one more labeler (audited; the first labeler keeps the task, a late answer counts). None: "
         "never (a slow labeler's items then move only when they are paused or leave blind_labelers).",
     )
+    prelabel_wait_minutes: float = Field(
+        default=10.0,
+        ge=0,
+        description="Once a model pre-labels items, a new item without its pre-label yet waits up to this long for "
+        "it (its pre-label run follows its ingest) instead of reaching labelers without the model's prediction; "
+        "past it, the item is queued without one. 0: never wait.",
+    )
     prelabel_visibility: PrelabelVisibility = Field(
         default="all",
         description="Which tasks show the model's pre-label: all | none | not_gold (pre-labels anchor answers; "
@@ -126,8 +136,9 @@ def labeling_tasks(
 
     # Reserve first, push second, link last: a crash anywhere leaves reserved rows that the next run
     # links to tasks Label Studio already has instead of importing them again.
+    candidates, waiting = _ready_candidates(store, project_id, config)
     queue = select_queue(
-        queue_candidates(store, project_id),
+        candidates,
         limit=config.max_new_tasks,
         gold_rate=config.gold_rate,
         strategy=config.strategy,
@@ -160,6 +171,7 @@ def labeling_tasks(
             **({"prefill_thresholds": dg.MetadataValue.json(prefill or "0.5 per class (no model thresholds)")}
                if kind.decision_thresholds else {}),  # fmt: skip
             **_queue_metadata(config, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
+            "awaiting_prelabel": dg.MetadataValue.int(waiting),
             **_tasks_total_metadata(linked_task_counts(store, project_id)),
             **reviewed,
             **followed,
@@ -222,7 +234,8 @@ def _queue_blind(
     # Per labeler project: the class list reaches its label config, a superseded item's task is marked.
     followed = [_follow_sources(context, store, client, pid, project, config.max_overlap, requeue=False) for pid in ids]
     topped_up, review_plan = _blind_top_up(store, client, projects, project, config)
-    queue = select_queue(queue_candidates(store, ids), limit=config.max_new_tasks, gold_rate=config.gold_rate,
+    candidates, waiting = _ready_candidates(store, ids, config)
+    queue = select_queue(candidates, limit=config.max_new_tasks, gold_rate=config.gold_rate,
                          strategy=config.strategy, seed=config.seed, kind=kind)  # fmt: skip
     load = task_counts(store, ids)
     plan = assign_blind([q.item_id for q in queue], list(projects), config.overlap,
@@ -243,6 +256,8 @@ def _queue_blind(
         pushed += _push(context, client, project_id, payloads)
         linked += link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
         per_labeler[name] = sum(linked_task_counts(store, project_id).values())
+    # Each labeler's open tasks show their item's newest pre-label, as in the shared project (issue 26).
+    refreshed = [_refresh_predictions(context, store, client, pid, project, config.prelabel_visibility) for pid in ids]
     context.log.info(f"blind mode: {len(queue)} items to {config.overlap} of {len(projects)} labelers' projects, "
                      f"{topped_up} sent to one more labeler; {pushed} tasks pushed")  # fmt: skip
     return dg.MaterializeResult(
@@ -251,6 +266,7 @@ def _queue_blind(
             "blind_projects": dg.MetadataValue.json({name: pid for name, pid in projects.items()}),
             "tasks_per_labeler": dg.MetadataValue.json(per_labeler),
             "selected": dg.MetadataValue.int(len(queue)),
+            "awaiting_prelabel": dg.MetadataValue.int(waiting),
             "reserved": dg.MetadataValue.int(reserved),
             "pushed": dg.MetadataValue.int(pushed),
             "linked": dg.MetadataValue.int(linked),
@@ -262,8 +278,26 @@ def _queue_blind(
             "more_annotators_at_max_overlap": dg.MetadataValue.int(len(review_plan.at_cap)),
             "expert_review_open": dg.MetadataValue.int(len(review_plan.needs_expert)),
             "expert_review": dg.MetadataValue.md(_expert_table(review_plan.needs_expert)),
+            **{key: dg.MetadataValue.int(sum(_as_int(r[key].value) for r in refreshed))
+               for key in ("open_tasks", "open_tasks_with_current_prelabel", "predictions_refreshed")},  # fmt: skip
+            "prelabel_model_shown": dg.MetadataValue.text(
+                ", ".join(sorted({str(r["prelabel_model_shown"].value) for r in refreshed} - {""}))
+            ),
         }
     )
+
+
+def _as_int(value: object) -> int:
+    return int(value) if isinstance(value, int | float | str) else 0
+
+
+def _ready_candidates(store: LabelStore, project_ids: int | list[int], config: QueueConfig) -> tuple[list[Candidate], int]:
+    """The items this run may queue, and how many new ones it leaves for their pre-label run (``awaiting_prelabel``)."""
+    candidates = queue_candidates(store, project_ids)
+    cutoff = utcnow() - dt.timedelta(minutes=config.prelabel_wait_minutes)
+    waiting = {c.item_id for c in awaiting_prelabel(candidates, last_prelabel_at=last_prelabel_at(store),
+                                                    ingested_after=cutoff)}  # fmt: skip
+    return [c for c in candidates if c.item_id not in waiting], len(waiting)
 
 
 def _prefill_thresholds(

@@ -215,7 +215,8 @@ def test_multi_label_queue_order_follows_mean_binary_entropy_for_every_strategy_
     for strategy in ("uncertainty", "margin", "entropy"):
         order = select_queue([sure_of_two, middling, unsure, unscored], limit=4, gold_rate=0.0, strategy=strategy,
                              kind=MULTI)  # fmt: skip
-        assert [q.item_id for q in order] == ["unscored", "unsure", "middling", "sure"], strategy
+        # scored items first, the unscored one last (issue 26: it would reach labelers without a prediction)
+        assert [q.item_id for q in order] == ["unsure", "middling", "sure", "unscored"], strategy
     assert uncertainty(sure_of_two.probs, "random", kind=MULTI) == 1.0
     # the single-label scores renormalise over classes and would put the sure item first
     assert uncertainty(sure_of_two.probs, "margin") > uncertainty(middling.probs, "margin")

@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -5,6 +6,7 @@ import pytest
 
 from labeling_assets.core.labelstudio.tasks import (
     Candidate,
+    awaiting_prelabel,
     build_payloads,
     image_url,
     payload_leaks,
@@ -43,6 +45,34 @@ def test_without_prelabels_the_order_is_a_seeded_shuffle() -> None:
     assert a == [q.item_id for q in select_queue(cands, limit=20, seed=1)]
     assert a != [q.item_id for q in select_queue(cands, limit=20, seed=2)]
     assert a != sorted(a)
+
+
+def test_items_with_a_pre_label_are_queued_before_items_without_one() -> None:
+    """Issue 26: an unscored item counted as maximally uncertain and went first, to a task with no prediction."""
+    scored = _candidates(4, 0, scored=True)
+    unscored = [Candidate(item_id=f"new{i}") for i in range(4)]
+    gold = [Candidate(item_id="g-new", is_gold=True), Candidate(item_id="g-old", is_gold=True, probs={"a": 1.0})]
+    queue = select_queue(unscored + scored + gold, limit=6, gold_rate=0.2)
+    regular = [q.item_id for q in queue if not q.is_gold]
+    assert set(regular[:4]) == {c.item_id for c in scored} and set(regular[4:]) <= {c.item_id for c in unscored}
+    assert [q.item_id for q in queue if q.is_gold] == ["g-old"]
+    assert len(select_queue(unscored, limit=3)) == 3  # with nothing scored, unscored items are still queued
+
+
+def test_new_items_wait_for_their_pre_label_run_only_once_a_model_pre_labels_and_only_for_a_while() -> None:
+    now = dt.datetime(2026, 12, 7, 12, tzinfo=dt.UTC)
+    minutes = lambda m: now + dt.timedelta(minutes=m)  # noqa: E731
+    items = [
+        Candidate(item_id="scored", probs={"a": 0.6, "b": 0.4}, ingested_at=minutes(-1)),
+        Candidate(item_id="new", ingested_at=minutes(-1)),  # ingested after the last pre-label run: wait
+        Candidate(item_id="passed_over", ingested_at=minutes(-8)),  # before it: that run left it, do not wait
+        Candidate(item_id="stale", ingested_at=minutes(-30)),  # waited past the bound: queue without one
+    ]
+    held = awaiting_prelabel(items, last_prelabel_at=minutes(-5), ingested_after=minutes(-10))
+    assert [c.item_id for c in held] == ["new"]
+    assert [c.item_id for c in awaiting_prelabel(items, last_prelabel_at=minutes(-40), ingested_after=minutes(-10))] == [
+        "new", "passed_over"]  # fmt: skip
+    assert awaiting_prelabel(items, last_prelabel_at=None, ingested_after=minutes(-10)) == []  # no model yet
 
 
 def test_gold_is_interleaved_at_the_gold_rate() -> None:

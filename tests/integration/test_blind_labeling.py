@@ -323,6 +323,27 @@ def test_blind_multi_label_tasks_are_pre_filled_with_a_set_at_the_models_own_thr
         crowd_iter.close()
 
 
+def test_a_new_champions_pre_labels_reach_the_open_tasks_of_every_labelers_project(
+    label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 26, blind mode: the queue run after a new champion's pre-labels replaces the prediction every open
+    task shows, in each labeler's own project, as the shared project does."""
+    crowd_iter = _three_item_crowd(label_studio, tmp_path_factory,
+                                   prelabel=({"cat": 0.2, "dog": 0.7, "bird": 0.1}, "model/1", {}))  # fmt: skip
+    crowd = next(crowd_iter)
+    try:
+        insert_prelabels(crowd.store, crowd.items, np.array([[0.8, 0.1, 0.1]] * len(crowd.items)), CLASSES, "model/2")
+        meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
+        assert meta["predictions_refreshed"] == len(crowd.items) * OVERLAP
+        for name in crowd.accounts:
+            project = crowd.client.get_project(crowd.projects[name])
+            assert project["model_version"] == "model/2"  # what the labeling screen pre-fills from
+            for task in crowd.tasks_of(name).values():
+                assert "model/2" in {p["model_version"] for p in task["predictions"]}
+    finally:
+        crowd_iter.close()
+
+
 def _answer_all_and_collect(crowd: Blind, names: list[str]) -> None:
     """``names`` answer every task in their own projects ("cat"), then the store collects."""
     for name in names:

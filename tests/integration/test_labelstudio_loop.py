@@ -171,7 +171,7 @@ def _loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFact
     store.dispose()
 
 
-PRELABELED = 5  # regular items with a confident prelabel: queued after the unscored ones, with a prediction
+PRELABELED = 5  # regular items with a confident prelabel: queued before the unscored ones, with a prediction
 
 
 def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> None:
@@ -193,7 +193,8 @@ def test_tasks_are_pushed_once_per_item_even_when_rematerialized(loop: Loop) -> 
     meta = {
         k: v.value for k, v in first.get_asset_materialization_events()[0].materialization.metadata.items()
     }
-    assert meta["pushed"] == 10 and meta["new_gold"] == 1 and meta["with_predictions"] == 0  # unscored first
+    # Scored first (issue 26: unscored items went first, to tasks without a prediction).
+    assert meta["pushed"] == 10 and meta["new_gold"] == 1 and meta["with_predictions"] == PRELABELED
     # A crash after Label Studio imported a task but before the store linked it: the next run links, never re-imports.
     crashed = next(i for i in regular[PRELABELED:] if i not in loop.client.task_ids_by_item(loop.project_id))
     loop.client.import_tasks(loop.project_id, [task_payload(crashed, "/img")])
@@ -248,6 +249,38 @@ def test_open_tasks_carry_the_champions_prediction_after_the_queue_run_that_foll
     assert {r["model_version"] for r in loop.store.fetch(sa.select(tasks_table.c.model_version))} == {"digits/2"}
     again = loop.push(max_new_tasks=0)  # nothing newer: nothing attached twice
     assert again.get_asset_materialization_events()[0].materialization.metadata["predictions_refreshed"].value == 0
+
+
+def test_items_ingested_after_the_last_pre_label_run_wait_for_theirs_and_then_go_with_it(loop: Loop) -> None:
+    """Issue 26's long run: a top-up queue run took a newer ingest's items before their pre-label run, and their
+    tasks showed no prediction. Once a model pre-labels items, they wait (``awaiting_prelabel``) for a while."""
+    _prelabel_all(loop, "digits/2", "dog")
+    newer = [hashlib.sha256(f"newer-{i}".encode()).hexdigest() for i in range(2)]
+    with loop.store.begin() as conn:
+        conn.execute(items_table.insert(), [
+            {"item_id": i, "uri": f"/raw/{i}.png", "source_path": f"newer_{n}.png", "n_bytes": 100,
+             "ingested_at": utcnow(), "status": "active", "gold_label": None} for n, i in enumerate(newer)
+        ])  # fmt: skip
+    meta = _metadata(loop.push(max_new_tasks=1000))
+    assert meta["pushed"] == N_ITEMS and meta["awaiting_prelabel"] == 2 and meta["with_predictions"] == N_ITEMS
+    assert not set(newer) & set(loop.client.task_ids_by_item(loop.project_id))
+
+    with loop.store.begin() as conn:  # their pre-label run
+        conn.execute(prelabels_table.insert(), [{"item_id": i, "model_version": "digits/2", "computed_at": utcnow(),
+                                                 "probs": {"cat": 0.1, "dog": 0.8, "bird": 0.1}} for i in newer])  # fmt: skip
+    meta = _metadata(loop.push(max_new_tasks=1000))
+    assert meta["pushed"] == 2 and meta["awaiting_prelabel"] == 0 and meta["with_predictions"] == 2
+
+    late = hashlib.sha256(b"late").hexdigest()  # waited past the bound (prelabel_wait_minutes): queued without one
+    with loop.store.begin() as conn:
+        conn.execute(items_table.insert(), [{"item_id": late, "uri": f"/raw/{late}.png", "source_path": "late.png",
+                                             "n_bytes": 100, "ingested_at": utcnow(), "status": "active"}])  # fmt: skip
+    meta = _metadata(loop.push(max_new_tasks=1000, prelabel_wait_minutes=0))
+    assert meta["pushed"] == 1 and meta["awaiting_prelabel"] == 0 and meta["with_predictions"] == 0
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    return {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
 
 
 def test_gold_never_reaches_label_studio_and_the_check_says_so(loop: Loop) -> None:

@@ -1,7 +1,9 @@
 """Which items go to Label Studio next, in what order, and what exactly is sent.
 
-Pure; the project's kind of task (core/tasks) scores pre-labels and builds predictions. Regular items are ordered by prelabel uncertainty when probabilities exist
-(unscored items count as maximally uncertain), else by a seeded shuffle; gold items are interleaved
+Pure; the project's kind of task (core/tasks) scores pre-labels and builds predictions. Regular items are ordered by
+prelabel uncertainty when probabilities exist (scored items first: an unscored one would reach labelers without the
+model's prediction; among unscored items a seeded shuffle), and :func:`awaiting_prelabel` holds back new items whose
+pre-label run is still to come once a model pre-labels items; gold items are interleaved
 at ``gold_rate`` at random positions. :func:`task_payload` is the ONLY builder of what is sent: it
 has no parameter through which a gold answer could pass, and :func:`payload_leaks` double-checks.
 
@@ -11,6 +13,7 @@ the model's own threshold for it (chosen on val at training), 0.5 for a model wi
 (``NONE_OF_THESE`` when there is none): see core/tasks/multi_label/kind.py.
 """
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,23 @@ class Candidate:
     is_gold: bool = False
     probs: Mapping[str, float] | None = None
     model_version: str | None = None
+    ingested_at: dt.datetime | None = None
+
+
+def awaiting_prelabel(
+    candidates: Sequence[Candidate], *, last_prelabel_at: dt.datetime | None, ingested_after: dt.datetime
+) -> list[Candidate]:
+    """Candidates to leave out of this queue run: not scored, ingested after the last pre-label was computed
+    (``last_prelabel_at``; None: no model pre-labels items yet, nothing waits) and after ``ingested_after``.
+
+    Their pre-label run follows their ingest (intake_sensor) and a queue run follows it; queued now, their tasks
+    would show no prediction until the next queue run (issue 26's long run: a top-up took a newer ingest's items
+    before their pre-labels). An item older than the last pre-label run was passed over by it and does not wait;
+    the age bound keeps a failing pre-label run from holding an item back for good."""
+    if last_prelabel_at is None:
+        return []
+    since = max(last_prelabel_at, ingested_after)
+    return [c for c in candidates if c.probs is None and c.ingested_at is not None and c.ingested_at > since]
 
 
 @dataclass(frozen=True)
@@ -76,9 +96,9 @@ def select_queue(
     """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold, by the ``kind``'s
     informativeness of their pre-labels (:func:`uncertainty`).
 
-    Regular items: highest uncertainty first (ties broken by a seeded shuffle). Gold items: a seeded
-    random sample placed at seeded random positions, so nothing about a task's position or payload
-    tells it apart.
+    Regular items: scored before unscored, highest uncertainty first (ties broken by a seeded shuffle). Gold
+    items: a seeded random sample (scored ones first) placed at seeded random positions, so nothing about a
+    task's position or payload tells it apart.
     """
     if limit < 0:
         raise ValueError("limit must be >= 0")
@@ -95,12 +115,11 @@ def select_queue(
         n_gold = min(len(gold), limit - n_regular)
     shuffled = [regular[i] for i in rng.permutation(len(regular))]
     scores = [uncertainty(c.probs, strategy, kind) for c in shuffled]
-    order = sorted(range(len(shuffled)), key=lambda i: -scores[i])  # stable: ties keep the shuffle
+    # Scored items first, most informative first; stable: ties keep the shuffle.
+    order = sorted(range(len(shuffled)), key=lambda i: (shuffled[i].probs is None, -scores[i]))
     chosen_regular = [(shuffled[i], scores[i]) for i in order[:n_regular]]
-    chosen_gold = [
-        (gold[i], uncertainty(gold[i].probs, strategy, kind))
-        for i in rng.permutation(len(gold))[:n_gold]
-    ]
+    gold_order = sorted(rng.permutation(len(gold)).tolist(), key=lambda i: gold[i].probs is None)
+    chosen_gold = [(gold[i], uncertainty(gold[i].probs, strategy, kind)) for i in gold_order[:n_gold]]
     total = len(chosen_regular) + len(chosen_gold)
     gold_slots = set(rng.choice(total, size=len(chosen_gold), replace=False).tolist()) if total else set()
     out: list[QueuedItem] = []

@@ -6,6 +6,7 @@ public names are re-exported here for callers that import them from this module.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ def queue_candidates(store: LabelStore, project_id: int | Sequence[int]) -> list
     ids = [project_id] if isinstance(project_id, int) else list(project_id)
     queued = sa.select(tasks_table.c.item_id).where(tasks_table.c.ls_project_id.in_(ids))
     rows = store.fetch(
-        sa.select(items_table.c.item_id, items_table.c.gold_label).where(
+        sa.select(items_table.c.item_id, items_table.c.gold_label, items_table.c.ingested_at).where(
             items_table.c.status == "active", items_table.c.item_id.notin_(queued)
         )
     )
@@ -65,9 +66,21 @@ def queue_candidates(store: LabelStore, project_id: int | Sequence[int]) -> list
             is_gold=r["gold_label"] is not None,
             probs=probs.get(r["item_id"], (None, None))[0],
             model_version=probs.get(r["item_id"], (None, None))[1],
+            ingested_at=_utc(r["ingested_at"]),
         )
         for r in rows
     ]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back the store's UTC times naive."""
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def last_prelabel_at(store: LabelStore) -> dt.datetime | None:
+    """When the newest pre-label was computed; None when no model has pre-labeled an item."""
+    rows = store.fetch(sa.select(sa.func.max(prelabels_table.c.computed_at).label("at")))
+    return _utc(rows[0]["at"]) if rows else None
 
 
 def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem], *, overlap: int) -> int:
