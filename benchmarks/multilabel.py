@@ -17,7 +17,7 @@ The seed sets the grid layouts, the crowd's answers, the splits and the model in
    (``core.dataset.iterative_stratification.assign_label_set_splits``) vs a random permutation; the
    largest |prevalence of a label in a split - prevalence overall| over labels and splits
    (``max_proportion_deviation``), in percentage points, and how many labels miss a split entirely.
-3. training: a small CNN (``core.training.loop.fit`` with ``multi_label``: sigmoid outputs, BCE with
+3. training: a small CNN (``core.training.loop.fit`` with ``task_kind`` multi_label: sigmoid outputs, BCE with
    pos_weight, best-val-macro-AUC epoch kept) on CPU, once on the true sets and once on the crowd's
    consensus (the ``--train-method`` marginals as soft targets, its sets as val labels); macro ROC-AUC on
    the test split against the truth. Goal: consensus within 2 points of truth.
@@ -183,7 +183,7 @@ def training_section(table: Table, args: argparse.Namespace, seed: int, workdir:
             device="cpu",
             seed=seed,
             backbone="small_cnn",
-            multi_label=True,
+            task_kind="multi_label",
         )
         fitted = fit(
             images[train],

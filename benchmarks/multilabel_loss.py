@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 patience=args.patience,
                 device="cpu",
                 seed=seed,
-                multi_label=True,
+                task_kind="multi_label",
                 **{**SHUFFLE, **overrides},
             )
             start = time.perf_counter()

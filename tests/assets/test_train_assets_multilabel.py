@@ -213,7 +213,7 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     assert {"evaluation/per_label_auc_ap.png", "evaluation/roc_curves.json"} <= artifacts
     run = client.get_run(champion.run_id)
     assert "test_auc_0" in run.data.metrics and "test_auc_3" not in run.data.metrics
-    assert run.data.params["multi_label"] == "True" and run.data.params["pos_weight"] == "inverse_frequency"
+    assert run.data.params["task_kind"] == "multi_label" and run.data.params["pos_weight"] == "inverse_frequency"
 
     # 3. The champion pre-labels: per-class sigmoids (not a distribution) and the thresholds it decides by.
     meta = _metadata(dg.materialize([prelabels], resources=resources, instance=instance), "prelabels")

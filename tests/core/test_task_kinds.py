@@ -8,10 +8,12 @@ checks.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import types
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +154,10 @@ def check_prediction_and_informativeness(kind: TaskKind) -> None:
 def check_training_head_learns_from_the_encoded_answers(kind: TaskKind) -> None:
     head = kind.training_head()
     assert isinstance(head, TrainingHead) and head is training_head(kind.name)
-    config = TrainConfig(num_classes=3, multi_label=kind.name == "multi_label", epochs=1)
+    config = TrainConfig(num_classes=3, task_kind=kind.name, epochs=1)
+    others = {name for other in KINDS if other != kind.name for name in training_head(other).own_settings}
+    assert set(head.own_settings) <= set(config.to_params()) and not others & set(config.to_params())
+    assert TrainConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config
     labels, _ = head.check_labels(kind.encode([_answer(kind, i % 3) for i in range(12)], CLASSES), None, 3)
     assert len(head.class_weights(labels, None, config)) == 3
     y = head.val_tensor(labels)

@@ -4,6 +4,7 @@ and the evaluation metrics checked against scikit-learn on hand-made arrays."""
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from sklearn import metrics as skm
 from labeling_assets.core.training import multilabel_metrics as mm
 from labeling_assets.core.training.cache import write_tensor_cache
 from labeling_assets.core.training.checkpoint import load_checkpoint, load_thresholds, save_checkpoint
+from labeling_assets.core.training.cli import config_from_file
 from labeling_assets.core.training.config import TrainConfig
 from labeling_assets.core.training.loop import fit
 from labeling_assets.core.training.multilabel import (
@@ -49,7 +51,7 @@ def _quadrant_sets(n: int, seed: int = 0, size: int = 8) -> tuple[np.ndarray, np
 
 def _config(**kw: object) -> TrainConfig:
     base = dict(num_classes=4, image_size=8, channels=1, epochs=6, batch_size=32, lr=3e-3, patience=0,
-                device="cpu", multi_label=True)  # fmt: skip
+                device="cpu", task_kind="multi_label")  # fmt: skip
     base.update(kw)
     return TrainConfig(**base)  # type: ignore[arg-type]
 
@@ -179,7 +181,7 @@ def test_multi_label_fit_learns_a_tiny_synthetic_set_well_above_chance_and_store
     config = _config(epochs=8)
     save_checkpoint(path, result, config, list("abcd"))
     model, loaded_config, classes = load_checkpoint(path)
-    assert loaded_config.multi_label and classes == list("abcd")
+    assert loaded_config.task_kind == "multi_label" and classes == list("abcd")
     assert load_thresholds(path) == pytest.approx(result.thresholds)
     reloaded = predict_proba(model, x_test, task_kind="multi_label")
     np.testing.assert_allclose(reloaded, probs, atol=1e-5)
@@ -263,9 +265,24 @@ def test_the_command_line_trains_a_multi_label_cache_and_saves_its_thresholds(tm
     summary = json.loads(run.stdout.splitlines()[-1])
     assert len(summary["thresholds"]) == 4 and summary["best_val_macro_auc"] is not None
     _, config, _ = load_checkpoint(out)
-    assert config.multi_label and config.multi_label_loss == "asl"
+    assert config.task_kind == "multi_label" and config.multi_label_loss == "asl"
     thresholds = load_thresholds(out)
     assert thresholds is not None and len(thresholds) == 4
+
+
+def test_a_config_written_before_task_kinds_names_its_kind_by_the_multi_label_flag(tmp_path: Path) -> None:
+    """Checkpoints and JSON configs of earlier releases say ``multi_label: true``; they load as that kind, and the
+    command line refuses a config whose kind is not the cache's."""
+    legacy = {k: v for k, v in asdict(_config()).items() if k != "task_kind"}
+    assert TrainConfig.from_dict({**legacy, "multi_label": True}).task_kind == "multi_label"
+    assert TrainConfig.from_dict({**legacy, "multi_label": False}).task_kind == "single_label"
+    assert TrainConfig.from_dict(legacy).task_kind == "single_label"
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**legacy, "multi_label": True}))
+    meta: dict[str, object] = {"classes": list("abcd"), "image_size": 8, "channels": 1}
+    with pytest.raises(SystemExit, match="the config trains a multi_label head but the cache holds single_label"):
+        config_from_file(str(path), meta)
+    assert config_from_file(str(path), {**meta, "task_type": "multi_label"}).task_kind == "multi_label"
 
 
 # --- metrics against scikit-learn ------------------------------------------------------------------

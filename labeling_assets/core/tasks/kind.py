@@ -172,6 +172,8 @@ class Sampling:
 class TrainingHead(Protocol):
     """A kind's training head: outputs, loss, class weights, sampler, validation metrics, thresholds."""
 
+    own_settings: tuple[str, ...]  # the TrainConfig fields only this head reads (runs of other kinds skip them)
+
     def check_labels(
         self, labels: AnyArray, targets: AnyArray | None, num_classes: int
     ) -> tuple[AnyArray, AnyArray | None]: ...

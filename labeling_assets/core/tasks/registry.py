@@ -31,6 +31,7 @@ KIND_METHODS = (
     "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode", "stored_targets",
     "training_head",
 )
+HEAD_ATTRIBUTES = ("own_settings",)
 HEAD_METHODS = (
     "check_labels", "class_weights", "loss", "sampling", "select_val", "val_tensor", "validate",
     "early_stopping_score", "probabilities", "thresholds",
@@ -52,7 +53,7 @@ def missing_parts(candidate: object, parts: tuple[str, ...]) -> list[str]:
     missing = []
     for part in parts:
         value = getattr(candidate, part, None)
-        if value is None or (part not in KIND_ATTRIBUTES and not callable(value)):
+        if value is None or (part not in KIND_ATTRIBUTES + HEAD_ATTRIBUTES and not callable(value)):
             missing.append(part)
     return missing
 
@@ -69,7 +70,7 @@ def task_kind(name: str) -> TaskKind:
 def training_head(name: str) -> TrainingHead:
     """The training head of a kind, imported without the kind's pandas-side module."""
     head = importlib.import_module(f"{_package(name)}.training").HEAD
-    missing = missing_parts(head, HEAD_METHODS)
+    missing = missing_parts(head, HEAD_ATTRIBUTES + HEAD_METHODS)
     if missing:
         raise TypeError(f"the training head of {name!r} lacks {', '.join(missing)}")
     return cast("TrainingHead", head)

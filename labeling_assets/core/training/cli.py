@@ -170,10 +170,9 @@ def config_from_file(path: str, meta: dict[str, object]) -> TrainConfig:
     classes = meta["classes"]
     assert isinstance(classes, list)
     wanted = (len(classes), int(str(meta["image_size"])), int(str(meta["channels"])))
-    if config.multi_label != (meta.get("task_type") == "multi_label"):
-        raise SystemExit(
-            f"{path}: the config is {'multi' if config.multi_label else 'single'}-label but the cache is not"
-        )
+    cached = str(meta.get("task_type", "single_label"))
+    if config.task_kind != cached:
+        raise SystemExit(f"{path}: the config trains a {config.task_kind} head but the cache holds {cached} labels")
     if (config.num_classes, config.image_size, config.channels) != wanted:
         raise SystemExit(
             f"{path}: the config wants {config.num_classes} classes at {config.channels} x {config.image_size} px "

@@ -69,10 +69,10 @@ class TrainConfig:
     class_weighted_loss: bool = True  # weights total / (n_classes * count); ignored with the weighted sampler
     class_weights: list[float] | None = None  # overrides the weights computed from the training labels
     sampler: SamplerKind = "shuffle"  # weighted: class-balanced draws with replacement, on the device
-    patience: int = 5  # epochs without a better val score (macro-F1; multi-label: macro-AUC)
-    # Multi-label (several classes per image): K sigmoid outputs, labels are (N, K) 0/1 indicators, soft
-    # targets are per-class marginals in [0, 1]; per-class thresholds are chosen on val after training.
-    multi_label: bool = False
+    patience: int = 5  # epochs without a better val score (the head's: macro-F1; sets: macro-AUC)
+    # The kind of labeling task (core/tasks) whose training head this run uses: its outputs, loss, labels and
+    # validation (a tensor cache's meta ``task_type`` names it).
+    task_kind: str = "single_label"
     # 0.7 BCE + 0.3 focal with the rarest-label sampler: the best macro-AUC (and rare-class AUC) on the digit
     # grids of benchmarks/multilabel_loss.py (README, "Multi-label training").
     multi_label_loss: MultiLabelLoss = "bce_focal"
@@ -98,42 +98,35 @@ class TrainConfig:
     device_cache_fraction: float = 0.5
     device_cache_max_bytes: int | None = None  # hard cap (tests use it to exercise streaming)
 
-    @property
-    def task_kind(self) -> str:
-        """The kind of labeling task (core/tasks) whose training head this run uses."""
-        return "multi_label" if self.multi_label else "single_label"
-
     def to_params(self) -> dict[str, Any]:
-        """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking."""
-        skip = {"augment"} if self.multi_label else {"augment", *MULTI_LABEL_FIELDS}
+        """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking; the settings that only
+        other kinds' training heads read are left out."""
+        skip = {"augment", *others_settings(self.task_kind)}
         params = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         params.update({f"aug_{k}": v for k, v in asdict(self.augment).items()})
         return params
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A config as ``asdict`` wrote it; one written before kinds existed says ``multi_label: true|false``."""
         data = dict(data)
+        if LEGACY_KIND_FLAG in data:
+            flagged = data.pop(LEGACY_KIND_FLAG)
+            data.setdefault("task_kind", "multi_label" if flagged else "single_label")
         augment = AugmentConfig(**data.pop("augment", {}) or {})
         known = {f.name for f in fields(cls)}
         return cls(augment=augment, **{k: v for k, v in data.items() if k in known})
 
 
-# Settings that only a multi-label run reads (a single-label run's logged parameters stay as they were).
-MULTI_LABEL_FIELDS = (
-    "multi_label",
-    "multi_label_loss",
-    "pos_weight",
-    "multi_label_sampler",
-    "effective_number_beta",
-    "focal_alpha",
-    "asl_gamma_neg",
-    "asl_gamma_pos",
-    "asl_clip",
-)
+# Configs and checkpoints written before task kinds name the kind by this flag (TrainConfig.from_dict reads it).
+LEGACY_KIND_FLAG = "multi_label"
 
-def task_fields(task_type: str) -> dict[str, Any]:
-    """The TrainConfig fields that say which kind of task (core/tasks) a run trains: its head reads them."""
-    return {"multi_label": task_type == "multi_label"}
+
+def others_settings(task_kind: str) -> set[str]:
+    """The TrainConfig fields that only the training heads of other kinds read (a run does not log them)."""
+    from labeling_assets.core.tasks.registry import KINDS, training_head
+
+    return {name for kind in KINDS if kind != task_kind for name in training_head(kind).own_settings}
 
 
 # The run settings both front ends (the trained_model run config, the command line) carry under these names.
@@ -155,7 +148,7 @@ def config_for_cache(meta: Mapping[str, Any], settings: Any, **overrides: Any) -
         image_size=int(str(meta["image_size"])),
         channels=int(str(meta["channels"])),
         augment=AugmentConfig(hflip=settings.hflip),
-        **task_fields(str(meta.get("task_type", "single_label"))),
+        task_kind=str(meta.get("task_type", "single_label")),
         **chosen,
     )
 

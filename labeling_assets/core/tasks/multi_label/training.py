@@ -32,6 +32,18 @@ from labeling_assets.core.training.types import AnyArray
 class SigmoidHead:
     """Labels are (N, K) 0/1 indicators; soft targets are per-class marginals in [0, 1]."""
 
+    # The TrainConfig fields only this head reads (a run of another kind does not log them).
+    own_settings: tuple[str, ...] = (
+        "multi_label_loss",
+        "pos_weight",
+        "multi_label_sampler",
+        "effective_number_beta",
+        "focal_alpha",
+        "asl_gamma_neg",
+        "asl_gamma_pos",
+        "asl_clip",
+    )
+
     def check_labels(
         self, labels: AnyArray, targets: AnyArray | None, num_classes: int
     ) -> tuple[AnyArray, AnyArray | None]:

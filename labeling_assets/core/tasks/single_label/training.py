@@ -46,6 +46,9 @@ def macro_f1_from_confusion(cm: torch.Tensor) -> float:
 class SoftmaxHead:
     """Labels are class indices (N,); soft targets are (N, K) class probabilities (e.g. a Dawid-Skene posterior)."""
 
+    # The TrainConfig fields only this head reads (a multi-label run has always logged loss and sampler too).
+    own_settings: tuple[str, ...] = ()
+
     def check_labels(
         self, labels: AnyArray, targets: AnyArray | None, num_classes: int
     ) -> tuple[AnyArray, AnyArray | None]:
