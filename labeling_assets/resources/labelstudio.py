@@ -19,13 +19,8 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.errors import connection_reason, display_url, one_line
-from labeling_assets.core.labelstudio.answers import read_answer
 from labeling_assets.core.labelstudio.blind import blind_title, check_blind_labelers
-from labeling_assets.core.labelstudio.config import (
-    choice_result,
-    choices_label_config,
-    is_multi_label_config,
-)
+from labeling_assets.core.labelstudio.config import choice_result, choices_label_config
 from labeling_assets.core.labelstudio.storage import (
     IMAGE_STORAGE_TITLE,
     MATCHES_NO_FILE,
@@ -35,11 +30,14 @@ from labeling_assets.core.labelstudio.storage import (
     server_folder,
 )
 from labeling_assets.core.store.annotation_sync import RemoteAnnotation, RemoteTask
+from labeling_assets.core.tasks.registry import kind_of_config
 from labeling_assets.local import labelstudio_files
 from labeling_assets.resources.errors import ConfigurationFailure, ServiceFailure
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
+
+    from labeling_assets.core.tasks.kind import TaskKind
 
 TASK_PAGE_SIZE = 1000
 ID_PAGE_SIZE = 100_000  # task ids only: a few bytes each
@@ -66,11 +64,10 @@ def id_after(task_id: int) -> dict[str, Any]:
     return {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": int(task_id)}
 
 
-def remote_annotations(task: dict[str, Any], multi_label: bool = False) -> list[RemoteAnnotation]:
-    """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``).
-
-    ``multi_label``: the project's config takes several choices; each label is then a sorted list
-    (``answers.read_answer``). A result that holds no label comes with its reason and the result as it was.
+def remote_annotations(task: dict[str, Any], kind: "TaskKind") -> list[RemoteAnnotation]:
+    """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``), each
+    result read by ``kind`` (the project's config's: :meth:`LabelStudioClient.answer_kind`). A result that holds
+    no label comes with its reason and the result as it was.
     """
     item_id = (task.get("data") or {}).get("item_id")
     out: list[RemoteAnnotation] = []
@@ -78,7 +75,7 @@ def remote_annotations(task: dict[str, Any], multi_label: bool = False) -> list[
         by = ann.get("completed_by")
         user_id = by.get("id") if isinstance(by, dict) else by
         # Any shape of result reads (a malformed one as no label and why): one bad answer never stops a sync.
-        answer = read_answer(ann.get("result"), multi_label)
+        answer = kind.read_answer(ann.get("result"))
         lead_time = ann.get("lead_time")
         out.append(
             RemoteAnnotation(
@@ -548,8 +545,8 @@ class LabelStudioClient:
         with self._calling(f"DELETE /api/annotations/{annotation_id}/"):
             self.sdk.annotations.delete(id=annotation_id)
 
-    def multi_label(self, project_id: int) -> bool:
-        """Whether the project's config takes several choices, i.e. its answers are label sets.
+    def answer_kind(self, project_id: int) -> "TaskKind":
+        """The kind of task whose answers the project's config takes (``kind_of_config``): it reads them.
 
         Why the client reads this from Label Studio rather than being told the task type: the config is what
         the people answering saw (checkboxes or one choice), so the stored form always matches what an answer
@@ -559,15 +556,15 @@ class LabelStudioClient:
         The queue keeps the config in line with ``ProjectSettings.task_type`` on every run, and collect runs
         after it. Cost: one small GET per sync.
         """
-        return is_multi_label_config(self.label_config(project_id))
+        return kind_of_config(self.label_config(project_id))
 
     def export_annotations(self, project_id: int) -> list[RemoteAnnotation]:
         """Every annotation of the project as it is now (one export call; tasks without any are skipped).
 
-        In a multi-label project (:meth:`multi_label`) every label is a sorted list of class names.
+        Every label is read by the kind of the project's config (:meth:`answer_kind`).
         """
         # Read before the export: an answer is never newer than the config it was given in.
-        multi = self.multi_label(project_id)
+        kind = self.answer_kind(project_id)
         with self._calling(f"GET /api/projects/{project_id}/export"):
             body = b"".join(
                 self.sdk.projects.exports.download_sync(
@@ -577,7 +574,7 @@ class LabelStudioClient:
             tasks = json.loads(body) if body else None
         if tasks is not None and not isinstance(tasks, list):  # never sync a snapshot we cannot read whole
             raise LabelStudioError(f"export of project {project_id} is not a list of tasks: {str(tasks)[:200]}")
-        return [ann for task in tasks or [] for ann in remote_annotations(task, multi)]
+        return [ann for task in tasks or [] for ann in remote_annotations(task, kind)]
 
     # -- incremental sync ------------------------------------------------------------------------
     def clock_and_task_count(self, project_id: int) -> tuple[dt.datetime, int]:
@@ -615,9 +612,9 @@ class LabelStudioClient:
         Label Studio touches a task's ``updated_at`` when one of its annotations is created, edited or deleted
         (verified on 1.23.2), so these tasks hold every annotation change since ``since``. Paged by task id
         (keyset), never by page number: a task deleted or changed during the scan cannot shift a page.
-        In a multi-label project (:meth:`multi_label`) every label is a sorted list of class names.
+        Every label is read by the kind of the project's config (:meth:`answer_kind`).
         """
-        multi = self.multi_label(project_id)
+        kind = self.answer_kind(project_id)
         after = 0
         while True:
             filters = [id_after(after)] + ([updated_after(since)] if since is not None else [])
@@ -627,7 +624,7 @@ class LabelStudioClient:
                     RemoteTask(
                         int(t["id"]),
                         t.get("updated_at"),
-                        tuple(remote_annotations(t, multi)),
+                        tuple(remote_annotations(t, kind)),
                         t.get("created_at"),
                     )
                     for t in tasks

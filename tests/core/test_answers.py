@@ -17,9 +17,10 @@ from labeling_assets.core.labelstudio.answers import (
     UNREADABLE_REGION,
     UNREADABLE_TYPE,
     UNREADABLE_VALUE,
-    read_answer,
+    read_choices,
 )
-from labeling_assets.core.labelstudio.config import choice_result, label_from_result
+from labeling_assets.core.labelstudio.config import choice_result
+from labeling_assets.core.tasks import KINDS, task_kind
 
 REGION = {"from_name": "label", "to_name": "image", "type": "choices"}
 
@@ -49,27 +50,31 @@ REGION = {"from_name": "label", "to_name": "image", "type": "choices"}
         ([{**REGION, "value": {"choices": [["cat"]]}}], UNREADABLE_CHOICE),
     ],
 )
-@pytest.mark.parametrize("multi_label", [False, True])
-def test_a_result_that_holds_no_label_reads_as_none_with_its_reason(result: Any, reason: str, multi_label: bool) -> None:
-    answer = read_answer(result, multi_label)
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_a_result_that_holds_no_label_reads_as_none_with_its_reason(
+    result: Any, reason: str, name: str
+) -> None:
+    kind = task_kind(name)
+    answer = kind.read_answer(result)
     assert (answer.label, answer.problem) == (None, reason)
     assert answer.detail and len(answer.detail) <= DETAIL_CHARS and "\n" not in answer.detail
-    assert label_from_result(result, multi_label) is None
+    assert kind.answer_from_result(result) is None and answer == read_choices(result)
 
 
 def test_a_well_formed_result_reads_as_before() -> None:
-    assert read_answer(choice_result("cat")).label == "cat"
-    assert read_answer(choice_result(["dog", "cat"])).label == ["dog", "cat"]  # chosen order, never dropped
-    assert read_answer(choice_result(["dog", "cat"]), multi_label=True).label == ["cat", "dog"]
-    assert read_answer(choice_result([]), multi_label=True).label == []  # "None of these" alone: the empty set
-    assert read_answer(choice_result([]), multi_label=False).label == NONE_OF_THESE
+    single, multi = task_kind("single_label"), task_kind("multi_label")
+    assert single.read_answer(choice_result("cat")).label == "cat"
+    assert single.read_answer(choice_result(["dog", "cat"])).label == ["dog", "cat"]  # chosen order, kept
+    assert multi.read_answer(choice_result(["dog", "cat"])).label == ["cat", "dog"]
+    assert multi.read_answer(choice_result([])).label == []  # "None of these" alone: the empty set
+    assert single.read_answer(choice_result([])).label == NONE_OF_THESE
     other_tag = {"from_name": "notes", "type": "textarea", "value": "free text"}  # not ours: ignored
-    assert read_answer([other_tag, *choice_result("cat")]) == read_answer(choice_result("cat"))
-    assert read_answer(choice_result("cat")).problem is None
+    assert single.read_answer([other_tag, *choice_result("cat")]) == single.read_answer(choice_result("cat"))
+    assert single.read_answer(choice_result("cat")).problem is None
 
 
 def test_the_description_of_a_huge_or_binary_result_stays_one_bounded_line() -> None:
-    answer = read_answer([{**REGION, "type": "x" * 1_000_000 + "\n\x00", "value": {}}])
+    answer = read_choices([{**REGION, "type": "x" * 1_000_000 + "\n\x00", "value": {}}])
     assert answer.problem == UNREADABLE_TYPE
     assert len(answer.detail) <= DETAIL_CHARS and "\x00" not in answer.detail and "\n" not in answer.detail
 

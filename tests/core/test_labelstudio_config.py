@@ -6,8 +6,8 @@ from labeling_assets.core.labelstudio.config import (
     LabelConfigError,
     choice_result,
     choices_label_config,
-    label_from_result,
 )
+from labeling_assets.core.tasks import task_kind
 
 
 def test_config_has_one_single_choice_per_class_in_order() -> None:
@@ -31,6 +31,7 @@ def test_bad_class_lists_are_rejected_with_a_reason(classes: list[str]) -> None:
 
 
 def test_result_round_trips_to_the_label() -> None:
+    label_from_result = task_kind("single_label").answer_from_result
     assert label_from_result(choice_result("7")) == "7"
     assert label_from_result([]) is None
     assert label_from_result(None) is None

@@ -15,11 +15,8 @@ from labeling_assets.core.labelstudio.config import (
     choices_label_config,
     config_choices,
     config_layout,
-    is_multi_label_config,
-    label_from_result,
-    wanted_layout,
 )
-from labeling_assets.core.labelstudio.review import review_label_config
+from labeling_assets.core.labelstudio.review import review_config
 from labeling_assets.core.labelstudio.tasks import (
     Candidate,
     build_payloads,
@@ -34,6 +31,17 @@ from labeling_assets.core.training.active_learning import mean_binary_entropy
 
 CLASSES = ["effusion", "mass", "nodule"]
 MULTI = task_kind("multi_label")
+SINGLE = task_kind("single_label")
+
+
+def label_from_result(result: object, multi_label: bool = False) -> object:
+    return (MULTI if multi_label else SINGLE).answer_from_result(result)  # type: ignore[arg-type]
+
+
+def wanted_layout(
+    classes: list[str], multi_label: bool = False, allow_empty: bool = True
+) -> ConfigLayout | None:
+    return config_layout((MULTI if multi_label else SINGLE).label_config(classes, allow_empty))
 
 
 def _choices(config: str) -> ET.Element:
@@ -43,13 +51,13 @@ def _choices(config: str) -> ET.Element:
 
 
 def test_a_multi_label_config_has_checkboxes_for_every_class_and_a_last_none_of_these_choice() -> None:
-    choices = _choices(choices_label_config(CLASSES, multi_label=True))
+    choices = _choices(MULTI.label_config(CLASSES))
     assert choices.get("choice") == "multiple"
     assert [c.get("value") for c in choices.findall("Choice")] == [*CLASSES, NONE_OF_THESE]
 
 
 def test_without_the_empty_set_a_multi_label_config_offers_no_none_of_these() -> None:
-    choices = _choices(choices_label_config(CLASSES, multi_label=True, allow_empty=False))
+    choices = _choices(MULTI.label_config(CLASSES, allow_empty=False))
     assert choices.get("choice") == "multiple"
     assert [c.get("value") for c in choices.findall("Choice")] == CLASSES
 
@@ -64,14 +72,14 @@ def test_the_single_label_config_is_the_same_text_as_before_multi_label_existed(
         "</View>"
     )
     assert choices_label_config(CLASSES) == expected
-    assert choices_label_config(CLASSES, multi_label=False, allow_empty=False) == expected
+    assert SINGLE.label_config(CLASSES, allow_empty=False) == expected
 
 
 def test_a_class_named_like_the_none_choice_is_refused_in_a_multi_label_project() -> None:
     with pytest.raises(LabelConfigError, match="None of these.*rename"):
-        choices_label_config(["mass", NONE_OF_THESE], multi_label=True)
+        MULTI.label_config(["mass", NONE_OF_THESE])
     with pytest.raises(LabelConfigError, match="rename"):
-        choices_label_config(["mass", NONE_OF_THESE], multi_label=True, allow_empty=False)
+        MULTI.label_config(["mass", NONE_OF_THESE], allow_empty=False)
 
 
 def test_a_set_becomes_several_choices_and_the_empty_set_the_none_choice() -> None:
@@ -117,23 +125,26 @@ def test_single_label_parsing_is_unchanged_and_keeps_a_multi_choice_answer_as_th
 
 
 def test_the_config_layout_tells_task_type_classes_and_none_choice_apart() -> None:
-    multi = choices_label_config(CLASSES, multi_label=True)
+    multi = MULTI.label_config(CLASSES)
     assert config_layout(multi) == ConfigLayout(CLASSES, True, True) == wanted_layout(CLASSES, True, True)
     assert config_choices(multi) == CLASSES  # the none choice is not a class
-    assert is_multi_label_config(multi) and not is_multi_label_config(choices_label_config(CLASSES))
+    assert MULTI.owns_config(multi) and not SINGLE.owns_config(multi)
+    single = choices_label_config(CLASSES)
+    assert SINGLE.owns_config(single) and not MULTI.owns_config(single)
     assert config_layout(choices_label_config(CLASSES)) == wanted_layout(CLASSES)
-    assert config_layout(choices_label_config(CLASSES, True, allow_empty=False)) == wanted_layout(
+    assert config_layout(MULTI.label_config(CLASSES, allow_empty=False)) == wanted_layout(
         CLASSES, True, False
     )
     # a switch of task type or of the empty set is a different layout: the queue updates the config
     assert wanted_layout(CLASSES, True, True) != wanted_layout(CLASSES, True, False) != wanted_layout(CLASSES)
-    assert config_layout("not xml <") is None and not is_multi_label_config("not xml <")
+    assert config_layout("not xml <") is None
+    assert not MULTI.owns_config("not xml <") and not SINGLE.owns_config("not xml <")
 
 
 def test_the_review_project_answers_with_the_crowds_choices() -> None:
-    assert _choices(review_label_config(CLASSES, True)).get("choice") == "multiple"
-    assert config_layout(review_label_config(CLASSES, True)) == wanted_layout(CLASSES, True)
-    assert config_layout(review_label_config(CLASSES)) == wanted_layout(CLASSES)
+    assert _choices(review_config(MULTI.label_config(CLASSES))).get("choice") == "multiple"
+    assert config_layout(review_config(MULTI.label_config(CLASSES))) == wanted_layout(CLASSES, True)
+    assert config_layout(review_config(SINGLE.label_config(CLASSES))) == wanted_layout(CLASSES)
 
 
 # --- predictions and the queue ---------------------------------------------------------------------------

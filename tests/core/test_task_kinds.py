@@ -30,7 +30,7 @@ from labeling_assets.core.labelstudio.tasks import STRATEGIES
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.tasks import KINDS, task_kind, training_head
 from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
-from labeling_assets.core.tasks.registry import KIND_ATTRIBUTES, KIND_METHODS, missing_parts
+from labeling_assets.core.tasks.registry import KIND_ATTRIBUTES, KIND_METHODS, kind_of_config, missing_parts
 from labeling_assets.core.tasks.single_label import training as single_label_training
 from labeling_assets.core.tasks.single_label.kind import SingleLabel
 from labeling_assets.core.training.config import TrainConfig
@@ -70,6 +70,17 @@ def check_complete(kind: Any) -> None:
 def check_label_config_offers_the_classes(kind: TaskKind) -> None:
     layout = config_layout(kind.label_config(CLASSES, allow_empty=True))
     assert layout is not None and layout.classes == CLASSES
+
+
+def check_answers_in_its_config_are_read_by_it(kind: TaskKind) -> None:
+    config = kind.label_config(CLASSES, allow_empty=True)
+    assert kind.owns_config(config)
+    result = kind.prediction(_probs(1), "m1")["result"]
+    answer = kind.read_answer(result)
+    assert answer.problem is None and answer.label == kind.answer_from_result(result) is not None
+    unreadable = kind.read_answer([{"from_name": "label", "type": "choices", "value": "not a list"}])
+    assert unreadable.label is None and unreadable.problem and unreadable.detail
+    assert kind.read_answer(None).label is None and not kind.owns_config("not xml <")
 
 
 def check_an_accepted_prelabel_is_a_vote(kind: TaskKind) -> None:
@@ -222,6 +233,7 @@ def check_a_model_is_scored_and_reported_on_the_test_split(kind: TaskKind) -> No
 CONTRACT: list[Callable[[Any], None]] = [
     check_complete,
     check_label_config_offers_the_classes,
+    check_answers_in_its_config_are_read_by_it,
     check_an_accepted_prelabel_is_a_vote,
     check_a_bad_answer_is_skipped_with_a_known_reason,
     check_unanimous_votes_are_the_consensus_of_every_method,
@@ -241,6 +253,17 @@ def test_every_registered_kind_keeps_the_contract(name: str, check: Callable[[An
     kind = task_kind(name)
     assert kind.name == name
     check(kind)
+
+
+def test_the_answers_given_in_each_kinds_config_are_read_by_that_kind() -> None:
+    """The sync reads a project's answers by its config (``LabelStudioClient.answer_kind``): no two kinds may
+    claim one config, whatever the empty-set setting."""
+    for name in KINDS:
+        for allow_empty in (True, False):
+            config = task_kind(name).label_config(CLASSES, allow_empty=allow_empty)
+            assert [other for other in KINDS if task_kind(other).owns_config(config)] == [name]
+            assert kind_of_config(config) is task_kind(name)
+    assert kind_of_config("<View/>") is task_kind(next(iter(KINDS)))  # a config no kind owns: the first kind
 
 
 def test_single_label_and_multi_label_are_registered_and_every_kind_is_a_settings_choice() -> None:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from labeling_assets.assets import collect, queue
 from labeling_assets.core.label_sets import NONE_OF_THESE
-from labeling_assets.core.labelstudio.config import config_layout, wanted_layout
+from labeling_assets.core.labelstudio.config import ConfigLayout, config_layout
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
@@ -31,6 +31,7 @@ from labeling_assets.core.store.schema import (
     tasks_table,
     utcnow,
 )
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.labelstudio import LabelStudioClient
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -39,6 +40,15 @@ from tests.labelstudio_server import LabelStudioServer
 pytestmark = pytest.mark.labelstudio
 
 CLASSES = ["effusion", "mass", "nodule"]
+
+
+def wanted_layout(
+    classes: list[str], task_type: str = "single_label", allow_empty: bool = True
+) -> ConfigLayout | None:
+    """The layout of the config the kind of ``task_type`` builds."""
+    return config_layout(task_kind(task_type).label_config(classes, allow_empty))
+
+
 GOLD_SET = ["mass", "nodule"]
 LABELERS = ["ml_first", "ml_second"]
 # item -> prelabel marginals (None: not scored); item 0 is gold
@@ -159,8 +169,8 @@ def test_a_multi_label_project_asks_with_checkboxes_and_none_of_these_and_pre_ch
     project: MultiLabelProject,
 ) -> None:
     config = project.client.label_config(project.project_id)
-    assert config_layout(config) == wanted_layout(CLASSES, multi_label=True, allow_empty=True)
-    assert project.client.multi_label(project.project_id)
+    assert config_layout(config) == wanted_layout(CLASSES, "multi_label", allow_empty=True)
+    assert project.client.answer_kind(project.project_id).name == "multi_label"
     tasks = {t["data"]["item_id"]: t for t in project.client.iter_tasks(project.project_id, fields="all")}
     prefilled = {
         item: [c for p in tasks[item]["predictions"] for r in p["result"] for c in r["value"]["choices"]]
@@ -239,7 +249,7 @@ def test_the_config_follows_the_task_type_and_the_empty_set_setting(project: Mul
     no_empty = project.queue(allow_empty_set=False)
     assert no_empty["label_config_updated"] is True
     assert config_layout(project.client.label_config(project.project_id)) == wanted_layout(
-        CLASSES, True, False
+        CLASSES, "multi_label", False
     )
     single = project.queue(task_type="single_label")
     assert single["label_config_updated"] is True
@@ -276,6 +286,4 @@ def test_labelstudio_bootstrap_creates_a_multi_label_project_when_the_environmen
     client = label_studio.client()
     (pid,) = [int(p["id"]) for p in client.list_projects() if p["title"] == title]
     classes = list(ProjectSettings().classes)
-    assert config_layout(client.label_config(pid)) == wanted_layout(
-        classes, multi_label=True, allow_empty=True
-    )
+    assert config_layout(client.label_config(pid)) == wanted_layout(classes, "multi_label", allow_empty=True)

@@ -5,6 +5,9 @@ Label Studio validates a result only partly: ``POST /api/tasks/{id}/annotations/
 later sync. So nothing here trusts the shape: :func:`read_answer` returns the label, or no label and the
 reason (one of the ``UNREADABLE_*`` keys) with a short description. The sync stores such an answer with its
 reason (``unreadable_answers``, m017) and consensus skips it as a vote; no shape raises.
+
+What the choices mean (one class, a set of classes) is the project's kind of task:
+``TaskKind.read_answer`` reads them from :func:`read_choices`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeling_assets.core.errors import one_line
-from labeling_assets.core.label_sets import NONE_OF_THESE
 
 FROM_NAME = "label"  # the <Choices name> of our configs (config.py re-exports it)
 
@@ -52,14 +54,13 @@ def _bad(problem: str, detail: str) -> Answer:
     return Answer(None, problem, one_line(detail.replace("\x00", " "), DETAIL_CHARS))
 
 
-def read_answer(result: Any, multi_label: bool = False) -> Answer:
-    """The label chosen in an annotation ``result`` of any shape, or why there is none.
+def read_choices(result: Any) -> Answer:
+    """The choices made in an annotation ``result`` of any shape (``label``: a non-empty list, in the order
+    chosen), or why there are none.
 
     Regions of other tags (another ``from_name``: a config edited by hand) are not ours and are ignored; a
-    region of our tag must be ``{"type": "choices", "value": {"choices": [str, ...]}}``. Single-label: a name,
-    or a list (in the order chosen) when several were chosen. Multi-label: always a sorted list without
-    duplicates; ``NONE_OF_THESE`` alone is ``[]``; ``NONE_OF_THESE`` chosen together with classes is kept as it
-    came (consensus skips it as a vote, ``label_sets.SKIP_NONE_WITH_CLASSES``).
+    region of our tag must be ``{"type": "choices", "value": {"choices": [str, ...]}}``. What the choices mean
+    is the kind's (``TaskKind.read_answer``): one class, or a set of classes.
     """
     if result is None:
         return _bad(UNREADABLE_NULL, "the result is null")
@@ -85,7 +86,4 @@ def read_answer(result: Any, multi_label: bool = False) -> Answer:
         chosen.extend(choices)
     if not chosen:
         return _bad(UNREADABLE_EMPTY, "nothing chosen" if result else "the result is empty")
-    if multi_label:
-        names = sorted(set(chosen))
-        return Answer([] if names == [NONE_OF_THESE] else names)
-    return Answer(chosen[0] if len(chosen) == 1 else chosen)
+    return Answer(chosen)

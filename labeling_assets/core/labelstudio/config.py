@@ -1,22 +1,23 @@
-"""Label Studio labeling configs and annotation results for image classification, single- or multi-label.
+"""Label Studio labeling configs and annotation results for image classification.
 
-Pure functions (no Label Studio or dagster import): the class list becomes a ``<Choices>`` config,
-a class (or a set of classes) becomes an annotation/prediction ``result``, and a ``result`` becomes a label again.
-
-Multi-label (``task_type: multi_label``): ``<Choices choice="multiple">`` (checkboxes) plus, when the project
-allows the empty set, an explicit :data:`~labeling_assets.core.label_sets.NONE_OF_THESE` choice, so "no finding"
-is an answer a person gives rather than a task left blank. A multi-label answer is a sorted list of class names;
-"None of these" alone is the empty list.
+Pure functions (no Label Studio or dagster import): a :class:`ConfigLayout` (classes, one choice or several, a
+"None of these" choice) becomes a ``<Choices>`` config and back, a class (or a set of classes) becomes an
+annotation/prediction ``result``. Which layout a project gets, and what its answers mean, is its kind of task's
+(``TaskKind.label_config``, ``TaskKind.read_answer``, ``TaskKind.owns_config``): nothing here asks the task type.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 from labeling_assets.core.label_sets import NONE_OF_THESE
-from labeling_assets.core.labelstudio.answers import FROM_NAME, read_answer
+from labeling_assets.core.labelstudio.answers import FROM_NAME
+from labeling_assets.core.tasks.registry import task_kind
+
+if TYPE_CHECKING:
+    from labeling_assets.core.tasks.kind import TaskKind
 
 TO_NAME = "image"
 DATA_KEY = "image"
@@ -41,21 +42,32 @@ def validate_classes(classes: Sequence[str]) -> list[str]:
     return names
 
 
-def choices_label_config(classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True) -> str:
-    """An image classification config: one ``<Choices>`` over ``classes``.
+@dataclass(frozen=True)
+class ConfigLayout:
+    """What a config asks of a person: the classes in order, checkboxes or one choice, and "None of these"."""
 
-    Single-label (the default): ``choice="single"``. Multi-label: ``choice="multiple"``, plus a last
-    ``NONE_OF_THESE`` choice when ``allow_empty`` (a class of that name is refused: it would read as the
-    empty set). Names are XML-escaped, so any class name (quotes, ``<``, ``&``) round-trips unchanged.
-    """
-    names = validate_classes(classes)
-    if multi_label and NONE_OF_THESE in names:
-        raise LabelConfigError(
-            f"a class is named {NONE_OF_THESE!r}, the multi-label choice that means the empty set: rename that class"
-        )
-    shown = [*names, NONE_OF_THESE] if multi_label and allow_empty else names
+    classes: list[str]
+    multiple: bool = False
+    none_choice: bool = False
+
+    @property
+    def multi_label(self) -> bool:
+        """``multiple``, by the name assets/adjudication.py reads: remove when it asks the kind."""
+        return self.multiple
+
+
+def choices_label_config(classes: Sequence[str]) -> str:
+    """A one-choice image classification config over ``classes`` (checked by :func:`validate_classes`)."""
+    return render_choices(ConfigLayout(validate_classes(classes)))
+
+
+def render_choices(layout: ConfigLayout) -> str:
+    """The config of ``layout``: one ``<Choices>`` over its classes (``choice="multiple"`` when several may be
+    chosen), then ``NONE_OF_THESE`` when it has that choice. Names are XML-escaped, so any class name (quotes,
+    ``<``, ``&``) round-trips unchanged."""
+    shown = [*layout.classes, NONE_OF_THESE] if layout.none_choice else layout.classes
     choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in shown)
-    mode = "multiple" if multi_label else "single"
+    mode = "multiple" if layout.multiple else "single"
     return (
         "<View>\n"
         f'  <Image name="{TO_NAME}" value="${DATA_KEY}"/>\n'
@@ -82,34 +94,6 @@ def choice_result(label: str | Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def label_from_result(result: Any, multi_label: bool = False) -> str | list[str] | None:
-    """The label chosen in an annotation ``result``; None when it holds none (nothing chosen, or a shape that is
-    not an answer: :func:`answers.read_answer` says why).
-
-    Single-label: a name, or a list (in the order chosen) when several were chosen. Multi-label: always a
-    sorted list without duplicates; ``NONE_OF_THESE`` alone is ``[]``. ``NONE_OF_THESE`` chosen together with
-    classes is kept as it came (the sorted list still holds the none string): the store never drops what a
-    person answered, and consensus skips it as a vote (``label_sets.SKIP_NONE_WITH_CLASSES``).
-    """
-    return read_answer(result, multi_label).label
-
-
-@dataclass(frozen=True)
-class ConfigLayout:
-    """What a config asks of a person: the classes in order, checkboxes or one choice, and "None of these"."""
-
-    classes: list[str]
-    multi_label: bool = False
-    none_choice: bool = False
-
-
-def wanted_layout(
-    classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True
-) -> ConfigLayout:
-    """The layout :func:`choices_label_config` builds for these settings."""
-    return ConfigLayout([str(c) for c in classes], multi_label, multi_label and allow_empty)
-
-
 def config_layout(config: str) -> ConfigLayout | None:
     """The layout of the ``<Choices name="label">`` tag of a config; None when the config has no such tag or is
     not XML (then it is not ours to compare). In a multi-choice config ``NONE_OF_THESE`` is the empty-set
@@ -121,17 +105,11 @@ def config_layout(config: str) -> ConfigLayout | None:
     for choices in root.iter("Choices"):
         if choices.get("name") == FROM_NAME:
             names = [str(choice.get("value")) for choice in choices.iter("Choice")]
-            multi = choices.get("choice") == "multiple"  # Label Studio: single | single-radio | multiple
-            if multi and NONE_OF_THESE in names:
+            several = choices.get("choice") == "multiple"  # Label Studio: single | single-radio | multiple
+            if several and NONE_OF_THESE in names:
                 return ConfigLayout([n for n in names if n != NONE_OF_THESE], True, True)
-            return ConfigLayout(names, multi, False)
+            return ConfigLayout(names, several, False)
     return None
-
-
-def is_multi_label_config(config: str) -> bool:
-    """True when a config's ``<Choices name="label">`` takes several choices (``choice="multiple"``)."""
-    layout = config_layout(config)
-    return layout is not None and layout.multi_label
 
 
 def config_choices(config: str) -> list[str] | None:
@@ -140,3 +118,19 @@ def config_choices(config: str) -> list[str] | None:
     to compare)."""
     layout = config_layout(config)
     return None if layout is None else layout.classes
+
+
+# -- callers not yet on kinds (assets/adjudication.py, core/store/human_loop.py): remove when they ask the kind --
+def label_from_result(result: Any, multi_label: bool = False) -> str | list[str] | None:
+    """The label in an annotation ``result`` as the single- or multi-label kind reads it (``TaskKind.read_answer``)."""
+    return _kind_of_flag(multi_label).read_answer(result).label
+
+
+def is_multi_label_config(config: str) -> bool:
+    """True when a config's ``<Choices name="label">`` takes several choices (``choice="multiple"``)."""
+    layout = config_layout(config)
+    return layout is not None and layout.multiple
+
+
+def _kind_of_flag(multi_label: bool) -> "TaskKind":
+    return task_kind("multi_label" if multi_label else "single_label")

@@ -3,7 +3,7 @@
 Pure functions: its title and labeling config, and the task of one item: the image, every vote with its
 labeler's name and current gold accuracy (with the interval), the model's prediction and why the item is
 there. The expert answers with the same ``<Choices name="label">`` as the crowd, so an answer parses with
-:func:`config.label_from_result`.
+the project's kind (``TaskKind.read_answer``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labeling_assets.core.labelstudio.config import DATA_KEY, TO_NAME, choices_label_config
+from labeling_assets.core.labelstudio.config import DATA_KEY, TO_NAME
+from labeling_assets.core.tasks.registry import task_kind
 
 REVIEW_SUFFIX = " — review"
 VOTES_KEY = "votes_html"
@@ -25,11 +26,10 @@ def review_title(title: str) -> str:
     return f"{title}{REVIEW_SUFFIX}"
 
 
-def review_label_config(classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True) -> str:
-    """The image, the votes table and the model's prediction above the class choices (the crowd's choices:
-    checkboxes and "None of these" in a multi-label project)."""
-    crowd = choices_label_config(classes, multi_label, allow_empty)
-    choices = crowd[crowd.index("  <Choices ") :]  # the same <Choices> as the crowd: answers parse alike
+def review_config(crowd_config: str) -> str:
+    """The image, the votes table and the model's prediction above the crowd's choices (``crowd_config``: the
+    project's config, ``TaskKind.label_config``): the same ``<Choices>``, so answers read alike."""
+    choices = crowd_config[crowd_config.index("  <Choices ") :]
     return (
         "<View>\n"
         f'  <Image name="{TO_NAME}" value="${DATA_KEY}" maxWidth="280px"/>\n'
@@ -37,6 +37,12 @@ def review_label_config(classes: Sequence[str], multi_label: bool = False, allow
         f'  <HyperText name="votes" value="${VOTES_KEY}"/>\n'
         f"{choices}"
     )
+
+
+def review_label_config(classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True) -> str:
+    """:func:`review_config` of the single- or multi-label kind (assets/adjudication.py: remove when it asks the kind)."""
+    kind = task_kind("multi_label" if multi_label else "single_label")
+    return review_config(kind.label_config(classes, allow_empty))
 
 
 @dataclass(frozen=True)

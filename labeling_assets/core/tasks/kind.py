@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
+    from labeling_assets.core.labelstudio.answers import Answer
     from labeling_assets.core.training.config import TrainConfig
     from labeling_assets.core.training.device_data import DeviceData
     from labeling_assets.core.training.distributed import Distributed
@@ -73,9 +74,11 @@ class TaskKind(Protocol):
     label_issue_model: str  # what scores consensus labels out of sample for label issues
     decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
 
-    # Label Studio: the config a labeler sees, and how its result becomes a stored answer.
+    # Label Studio: the config a labeler sees, and how its result becomes a stored answer (or why it holds none).
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str: ...
-    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any: ...
+    def owns_config(self, config: str) -> bool: ...  # answers given in this config are this kind's
+    def read_answer(self, result: Any) -> Answer: ...  # any shape Label Studio stored; never raises
+    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any: ...  # its label
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any: ...  # core.consensus.votes.Votes
 
     # Gold (and expert answers): which stored values are answers of this kind, and how an answer scores.

@@ -25,7 +25,8 @@ KIND_ATTRIBUTES = (
     "gold_gate_rate", "label_issue_model",
 )
 KIND_METHODS = (
-    "label_config", "answer_from_result", "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
+    "label_config", "owns_config", "read_answer", "answer_from_result",
+    "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
     "classes_of", "consensus_report", "quality_inputs", "is_answer", "find_label_issues", "labeler_stats",
     "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
     "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode", "stored_targets",
@@ -65,6 +66,13 @@ def task_kind(name: str) -> TaskKind:
     if missing:
         raise TypeError(f"task kind {name!r} lacks {', '.join(missing)} (CONTRIBUTING, 'Adding a kind of task')")
     return cast("TaskKind", kind)
+
+
+def kind_of_config(config: str) -> TaskKind:
+    """The kind whose answers a Label Studio config takes (the first registered kind that owns it); the first
+    registered kind (single_label) for a config no kind owns (a project set up by hand)."""
+    kinds = [task_kind(name) for name in KINDS]
+    return next((kind for kind in kinds if kind.owns_config(config)), kinds[0])
 
 
 def training_head(name: str) -> TrainingHead:

@@ -46,7 +46,9 @@ from labeling_assets.core.label_sets import (
     label_set,
     to_indicator,
 )
-from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.labelstudio import config as ls_config
+from labeling_assets.core.labelstudio.answers import Answer, read_choices
+from labeling_assets.core.labelstudio.config import choice_result, config_layout
 from labeling_assets.core.store.dataset_versions import usable_label_sets
 from labeling_assets.core.store.datasets import StoredTargets
 from labeling_assets.core.store.multilabel_targets import (
@@ -136,10 +138,31 @@ class MultiLabel:
     gold_gate_rate = "gold gate (worse of sens./spec.)"  # what the gold gate judges when it is not the gold accuracy ("": it is)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
-        return choices_label_config(classes, True, allow_empty)
+        """Checkboxes over the classes, plus a last ``NONE_OF_THESE`` choice when the empty set is an answer (a
+        class of that name is refused: it would read as the empty set)."""
+        names = ls_config.validate_classes(classes)
+        if NONE_OF_THESE in names:
+            raise ls_config.LabelConfigError(
+                f"a class is named {NONE_OF_THESE!r}, the multi-label choice that means the empty set: rename that class"
+            )
+        return ls_config.render_choices(ls_config.ConfigLayout(names, multiple=True, none_choice=allow_empty))
+
+    def owns_config(self, config: str) -> bool:
+        """A config whose class choices take several choices."""
+        layout = config_layout(config)
+        return layout is not None and layout.multiple
+
+    def read_answer(self, result: Any) -> Answer:
+        """Always a sorted list without duplicates; ``NONE_OF_THESE`` alone is ``[]``. ``NONE_OF_THESE`` chosen
+        together with classes is kept as it came (consensus skips it as a vote, ``SKIP_NONE_WITH_CLASSES``)."""
+        answer = read_choices(result)
+        if not isinstance(answer.label, list):
+            return answer
+        names = sorted(set(answer.label))
+        return Answer([] if names == [NONE_OF_THESE] else names)
 
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
-        return label_from_result(result, True)
+        return self.read_answer(result).label
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         return latest_set_votes(annotations, classes, allow_empty=allow_empty)

@@ -29,7 +29,8 @@ from labeling_assets.core.dataset.export import export_dataset
 from labeling_assets.core.dataset.split_checks import imbalance_ratio
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
-from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, label_from_result
+from labeling_assets.core.labelstudio.answers import Answer, read_choices
+from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, config_layout
 from labeling_assets.core.store.dataset_versions import usable_classes
 from labeling_assets.core.store.datasets import (
     StoredTargets,
@@ -78,10 +79,25 @@ class SingleLabel:
     gold_gate_rate = ""  # what the gold gate judges when it is not the gold accuracy ("": it is)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
+        """One choice among the classes (there is no empty answer)."""
         return choices_label_config(classes)
 
+    def owns_config(self, config: str) -> bool:
+        """A config whose class choices take one choice."""
+        layout = config_layout(config)
+        return layout is not None and not layout.multiple
+
+    def read_answer(self, result: Any) -> Answer:
+        """A name, or a list (in the order chosen) when several were chosen: the store never drops what a person
+        answered, and consensus skips it as a vote."""
+        answer = read_choices(result)
+        chosen = answer.label
+        if not isinstance(chosen, list):
+            return answer
+        return Answer(chosen[0] if len(chosen) == 1 else chosen)
+
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
-        return label_from_result(result)
+        return self.read_answer(result).label
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         return latest_votes(annotations, classes)
