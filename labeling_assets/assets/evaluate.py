@@ -21,7 +21,6 @@ from labeling_assets.core.store import datasets
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.core.training import promotion
-from labeling_assets.core.training.predict import predict_files
 from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.mlflow import CHALLENGER_ALIAS, CHAMPION_ALIAS, LoadedModel, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
@@ -128,6 +127,8 @@ def model_evaluation(
 def _predict(
     loaded: LoadedModel, paths: list[str], config: ModelEvaluationConfig
 ) -> tuple[npt.NDArray[np.floating[Any]], list[int]]:
+    from labeling_assets.core.training.predict import predict_files  # torch: loaded by the runs that predict
+
     return predict_files(
         loaded.model,
         paths,

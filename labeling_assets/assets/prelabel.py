@@ -18,7 +18,6 @@ from labeling_assets.constants import GROUP_PRELABEL, OWNERS
 from labeling_assets.core.store import datasets
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.training import baseline as core_baseline
-from labeling_assets.core.training.predict import predict_files
 from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
@@ -61,6 +60,9 @@ def prelabels(
         model_version, source = registered.label, "model"
         todo = datasets.items_without_prelabels(store, pool, model_version)
         context.log.info(f"Pre-labelling {len(todo)} items with the champion {model_version}")
+        # torch: only the runs that predict load it
+        from labeling_assets.core.training.predict import predict_files
+
         probs, failed = predict_files(
             loaded.model,
             todo["uri"].astype(str).tolist(),

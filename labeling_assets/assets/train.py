@@ -12,11 +12,10 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
-import torch
 from pydantic import Field
 
 from labeling_assets import lineage
@@ -45,11 +44,12 @@ from labeling_assets.core.training.config import (
     resolve_device,
 )
 from labeling_assets.core.training.decode import DecodeFailure
-from labeling_assets.core.training.launch import fit_with_torchrun
-from labeling_assets.core.training.loop import EpochStats, FitResult, fit
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
+
+if TYPE_CHECKING:  # torch and torchvision load in the runs that train, not in every run of the code location
+    from labeling_assets.core.training.loop import EpochStats, FitResult
 
 
 def _refuse_failed_dataset(context: dg.AssetExecutionContext, version: str) -> None:
@@ -262,6 +262,8 @@ def trained_model(
     kind = _cache_task(meta, project)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
     if config.cpu_threads:
+        import torch
+
         torch.set_num_threads(config.cpu_threads)
     train_config = config.train_config(meta, len(train))
     if train_config.batch_size != config.batch_size:
@@ -329,11 +331,14 @@ def _fit(
     train_config: TrainConfig,
     folder: str,
     splits: tuple[cache.CacheSplit, cache.CacheSplit],
-    on_epoch: Callable[[EpochStats], None],
+    on_epoch: Callable[["EpochStats"], None],
     soft_targets: Any,
-) -> FitResult:
+) -> "FitResult":
     """Train in this process, or launch torchrun with ``nproc_per_node`` DDP processes (rank 0 writes the
     checkpoint, this process relays its epochs to MLflow and registers the model)."""
+    from labeling_assets.core.training.launch import fit_with_torchrun
+    from labeling_assets.core.training.loop import fit
+
     if config.nproc_per_node > 1:
         return fit_with_torchrun(
             folder,
@@ -417,8 +422,8 @@ def _run_params(
     return params
 
 
-def _epoch_logger(context: dg.AssetExecutionContext, ml: Any, epochs: int) -> Callable[[EpochStats], None]:
-    def on_epoch(stats: EpochStats) -> None:
+def _epoch_logger(context: dg.AssetExecutionContext, ml: Any, epochs: int) -> Callable[["EpochStats"], None]:
+    def on_epoch(stats: "EpochStats") -> None:
         ml.log_metrics(stats.metrics(), step=stats.epoch)
         context.log.info(
             f"epoch {stats.epoch}/{epochs}: loss {stats.train_loss:.4f}, "
@@ -432,7 +437,7 @@ def _epoch_logger(context: dg.AssetExecutionContext, ml: Any, epochs: int) -> Ca
 def _log_result(
     context: dg.AssetExecutionContext,
     mlflow: MLflowResource,
-    result: FitResult,
+    result: "FitResult",
     train_config: TrainConfig,
     meta: dict[str, Any],
     dataset_version: str,
@@ -476,7 +481,7 @@ def _log_result(
 
 def _model_metadata(
     mlflow: MLflowResource,
-    result: FitResult,
+    result: "FitResult",
     dataset_version: str,
     version: int,
     run_id: str,
@@ -515,7 +520,7 @@ def _model_metadata(
     return metadata
 
 
-def _curves_png(history: list[EpochStats]) -> bytes:
+def _curves_png(history: list["EpochStats"]) -> bytes:
     epochs = [float(s.epoch) for s in history]
     series = {"train loss": (epochs, [s.train_loss for s in history])}
     if history and history[0].val_macro_f1 is not None:

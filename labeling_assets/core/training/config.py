@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
-import torch
+if TYPE_CHECKING:  # torch costs seconds of import in every run process that never trains
+    import torch
 
 Backbone = Literal["auto", "small_cnn", "resnet18", "efficientnet_b0", "mobilenet_v3_small"]
 LossKind = Literal["ce", "focal"]
@@ -164,6 +165,8 @@ def effective_batch_size(requested: int, n_train: int) -> int:
 
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without it is a clear error."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)

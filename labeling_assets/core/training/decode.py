@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from labeling_assets.core.images import decode
 from labeling_assets.core.training.types import UInt8Array
+
+if TYPE_CHECKING:  # torch is imported where it runs: a run process that never trains skips its seconds of import
+    import torch
 
 
 def decode_image_file(path: str | Path, image_size: int, channels: int) -> torch.Tensor:
@@ -23,6 +25,8 @@ def decode_image_file(path: str | Path, image_size: int, channels: int) -> torch
 
     Raises ``ValueError`` naming the file when it cannot be decoded.
     """
+    import torch
+    import torch.nn.functional as F
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:

@@ -8,13 +8,15 @@ per-class marginals P(class present) in [0, 1] from consensus (rows do NOT sum t
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from labeling_assets.core.training.multilabel_metrics import macro_auc_and_map, macro_f1_multilabel
 from labeling_assets.core.training.types import AnyArray, FloatArray, UInt8Array
+
+if TYPE_CHECKING:  # torch is imported where it runs: a run process that never trains skips its seconds of import
+    import torch
 
 MULTI_LABEL_LOSSES = ("bce", "focal", "asl", "bce_focal")
 POS_WEIGHT_KINDS = ("inverse_frequency", "effective_number", "none")
@@ -103,6 +105,7 @@ def rarest_label_weights(labels: torch.Tensor, class_counts: torch.Tensor, n_emp
     group. Soft rows count a class as present from 0.5. Drawing by these weights over-samples the items
     that carry the rare findings (the weighted sampler of ChestX-ray14 pipelines).
     """
+    import torch
     present = labels >= 0.5
     inverse = torch.where(
         class_counts > 0, 1.0 / class_counts.clamp_min(1e-12), torch.zeros_like(class_counts)
@@ -136,6 +139,7 @@ def multilabel_loss(
     Soft targets weigh the positive and the negative term of each class (with 0/1 targets every loss is
     its usual hard form).
     """
+    import torch.nn.functional as F
     if logits.shape != targets.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ in shape")
     targets = targets.to(logits.dtype)
@@ -154,6 +158,8 @@ def multilabel_loss(
 
 
 def _focal(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
     p = torch.sigmoid(logits)
     positive = alpha * targets * (1 - p).pow(gamma) * -F.logsigmoid(logits)
     negative = (1 - alpha) * (1 - targets) * p.pow(gamma) * -F.logsigmoid(-logits)
@@ -163,6 +169,8 @@ def _focal(logits: torch.Tensor, targets: torch.Tensor, alpha: float, gamma: flo
 def _asymmetric(
     logits: torch.Tensor, targets: torch.Tensor, gamma_neg: float, gamma_pos: float, clip: float
 ) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
     p = torch.sigmoid(logits)
     shifted = (p - clip).clamp_min(0.0) if clip > 0 else p
     positive = targets * (1 - p).pow(gamma_pos) * -F.logsigmoid(logits)
@@ -214,6 +222,8 @@ def validation_scores(
 ) -> tuple[float, float, float | None, float | None]:
     """A multi-label epoch's validation: loss (plain mean BCE), macro-F1 at 0.5, macro-AUC and mAP
     (None when no class has what they need in val)."""
+    import torch
+    import torch.nn.functional as F
     loss = float(F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype)).item())
     probs = torch.sigmoid(logits).cpu().numpy()
     truth = labels.cpu().numpy()
