@@ -75,57 +75,63 @@ def _explain_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.merge_attributes(metadata={"automation": AUTOMATION_NOTE})
 
 
-defs = dg.Definitions(
-    assets=dg.map_asset_specs(_explain_automation, [
-        ingest.raw_images,
-        queue.labeling_tasks,
-        collect.annotations,
-        consensus_assets.consensus_labels,
-        adjudication.adjudications,
-        labeler_stats_assets.labeler_stats,
-        labeler_stats_assets.labeler_leaderboard,
-        label_issues_assets.label_issues,
-        dataset.dataset_splits,
-        dataset.dataset_export,
-        prelabel_assets.prelabels,
-        train_assets.training_tensors,
-        train_assets.trained_model,
-        evaluate_assets.model_evaluation,
-        qa_report_assets.qa_report,
-    ]),  # fmt: skip
-    asset_checks=[
-        ingest_checks.content_hashes_unique,
-        ingest_checks.active_items_have_readable_copy,
-        queue_checks.gold_never_in_task_data,
-        *consensus_checks.consensus_checks,
-        *labeler_stats_checks.labeler_stats_checks,
-        dataset_checks.dataset_splits_no_hash_in_two_splits,
-        dataset_checks.dataset_splits_no_group_in_two_splits,
-        dataset_checks.dataset_splits_no_near_duplicates_in_two_splits,
-        dataset_checks.dataset_splits_class_proportions_within_tolerance,
-        dataset_checks.dataset_splits_frozen_assignments_unchanged,
-        dataset_checks.dataset_splits_every_class_in_every_split,
-        dataset_checks.dataset_splits_every_label_in_val_and_test,
-        dataset_checks.dataset_splits_only_live_labeled_items,
-        *evaluate_checks.evaluation_checks,
-    ],
-    jobs=[
-        ingest_job,
-        queue_job,
-        collect_job,
-        dataset_job,
-        train_job,
-        prelabel_job,
-        labeler_stats_job,
-        quality_job,
-        store_backup_job,
-    ],
-    sensors=[annotation_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor, retrain_sensor],
-    schedules=[labeler_stats_schedule, quality_schedule, store_backup_schedule],
-    resources=build_resources(),
-    # Steps of a run execute in the run's own process, one after the other. Dagster's default (a process per
-    # step) re-imports the project for every step and check: on the 2-core machine this targets, a collect
-    # run spent over 4 minutes starting 15 processes for 10 s of work, and parallel steps would only queue on
-    # SQLite's single writer. Pools (gpu, labelstudio_sync, labelstudio_queue) hold either way.
-    executor=dg.in_process_executor,
-)
+def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.Definitions:
+    """Every asset, check, job, sensor and schedule, bound to ``resources`` (this module's, or the team
+    deployment's in ``team_definitions``)."""
+    return dg.Definitions(
+        assets=dg.map_asset_specs(_explain_automation, [
+            ingest.raw_images,
+            queue.labeling_tasks,
+            collect.annotations,
+            consensus_assets.consensus_labels,
+            adjudication.adjudications,
+            labeler_stats_assets.labeler_stats,
+            labeler_stats_assets.labeler_leaderboard,
+            label_issues_assets.label_issues,
+            dataset.dataset_splits,
+            dataset.dataset_export,
+            prelabel_assets.prelabels,
+            train_assets.training_tensors,
+            train_assets.trained_model,
+            evaluate_assets.model_evaluation,
+            qa_report_assets.qa_report,
+        ]),  # fmt: skip
+        asset_checks=[
+            ingest_checks.content_hashes_unique,
+            ingest_checks.active_items_have_readable_copy,
+            queue_checks.gold_never_in_task_data,
+            *consensus_checks.consensus_checks,
+            *labeler_stats_checks.labeler_stats_checks,
+            dataset_checks.dataset_splits_no_hash_in_two_splits,
+            dataset_checks.dataset_splits_no_group_in_two_splits,
+            dataset_checks.dataset_splits_no_near_duplicates_in_two_splits,
+            dataset_checks.dataset_splits_class_proportions_within_tolerance,
+            dataset_checks.dataset_splits_frozen_assignments_unchanged,
+            dataset_checks.dataset_splits_every_class_in_every_split,
+            dataset_checks.dataset_splits_every_label_in_val_and_test,
+            dataset_checks.dataset_splits_only_live_labeled_items,
+            *evaluate_checks.evaluation_checks,
+        ],
+        jobs=[
+            ingest_job,
+            queue_job,
+            collect_job,
+            dataset_job,
+            train_job,
+            prelabel_job,
+            labeler_stats_job,
+            quality_job,
+            store_backup_job,
+        ],
+        sensors=[annotation_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor, retrain_sensor],
+        schedules=[labeler_stats_schedule, quality_schedule, store_backup_schedule],
+        resources=resources,
+        # Steps of a run execute in the run's own process, one after the other. Dagster's default (a process per
+        # step) re-imports the project for every step and check: on the 2-core machine this targets, a collect
+        # run spent over 4 minutes starting 15 processes for 10 s of work, and parallel steps would only queue on
+        # SQLite's single writer. Pools (gpu, labelstudio_sync, labelstudio_queue) hold either way.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(build_resources())
