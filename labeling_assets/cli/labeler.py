@@ -6,7 +6,7 @@ be removed from the organization (they see no project any more; their annotation
 brings them back). ``pause`` does that unless ``--keep-access``, and in every case records the pause in the
 label store: their votes from the pause on count for nothing in consensus until ``resume``, and every task whose
 live votes then fall below its overlap gets its overlap raised (audited in ``requeue_actions``, the same rule the
-queue stage applies on each run: ``resources/requeue.py``) so other labelers make up for the lost votes. A labeler
+queue stage applies on each run: ``core/labelstudio/requeue.py``) so other labelers make up for the lost votes. A labeler
 paused with ``--keep-access`` (or by the gate) who answers later has those tasks raised by the next queue run.
 ``resume`` never lowers an overlap: the votes given while paused stay excluded.
 
@@ -29,6 +29,7 @@ from labeling_assets.cli.common import use_local_instance
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.label_sets import SINGLE_LABEL, TaskType
+from labeling_assets.core.labelstudio.requeue import requeue_lost_votes
 from labeling_assets.core.store.human_loop import (
     PAUSE,
     RESUME,
@@ -42,7 +43,6 @@ from labeling_assets.core.store.queries import load_votes
 from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
-from labeling_assets.resources.requeue import requeue_lost_votes
 from labeling_assets.resources.store import LabelStoreResource
 
 

@@ -5,15 +5,17 @@ from typing import Any
 
 import dagster as dg
 
-from labeling_assets.core.tasks.kind import Markdown
+from labeling_assets.core.tasks.kind import Json, Markdown
 
 
 def as_metadata(report: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
     """A core report's plain values as Dagster metadata: Markdown as md, text, int, float (None: a float not
-    defined), anything else as JSON."""
+    defined), ``Json`` and anything else as JSON."""
     out: dict[str, dg.MetadataValue] = {}
     for key, value in report.items():
-        if isinstance(value, Markdown):
+        if isinstance(value, Json):
+            out[key] = dg.MetadataValue.json(value.value)
+        elif isinstance(value, Markdown):
             out[key] = dg.MetadataValue.md(str(value))
         elif isinstance(value, str):
             out[key] = dg.MetadataValue.text(value)

@@ -33,6 +33,13 @@ class Markdown(str):
 
 
 @dataclass(frozen=True)
+class Json:
+    """A report value the asset shows as JSON, even when it is text or a number (a dict or list is JSON anyway)."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
 class ConsensusOutcome:
     """What a kind's consensus hands back: the result, the gold items it used, the probabilities to store."""
 

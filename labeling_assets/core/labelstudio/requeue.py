@@ -7,15 +7,17 @@ at ``max_overlap``, never lowered. Raising one task's overlap also clears its ``
 Studio's label stream hands it to a labeler who has not answered it yet.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from labeling_assets.core.consensus.adjudication import Interval
 from labeling_assets.core.consensus.retraction import Requeue, RequeuePlan, plan_requeues
+from labeling_assets.core.labelstudio.client import TaskClient
 from labeling_assets.core.store.queries import StoreVotes
 from labeling_assets.core.store.reviews import record_requeues, requeue_task_states
 from labeling_assets.core.store.schema import LabelStore
-from labeling_assets.resources.labelstudio import LabelStudioClient
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class RequeueOutcome:
 
 def requeue_lost_votes(
     store: LabelStore,
-    client: LabelStudioClient,
+    client: TaskClient,
     project_id: int,
     loaded: StoreVotes,
     *,
