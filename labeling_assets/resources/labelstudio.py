@@ -244,7 +244,7 @@ class LabelStudioClient:
 
         ``maximum_annotations`` (overlap) is honored by the Community label stream when set through the API.
         ``label_config``: the config of a new project (the project's kind of task builds it; None: one choice among
-        ``classes``); an existing project's config is brought in line by the queue asset.
+        ``classes``); an existing project's config is brought in line by the queue service (``follow_sources``).
         """
         for project in self.list_projects():
             if project.get("title") == title:
@@ -266,18 +266,7 @@ class LabelStudioClient:
             title: ``<title> — review`` (core/labelstudio/review.py).
             label_config: the review layout (image, votes, model prediction, choices).
         """
-        for project in self.list_projects():
-            if project.get("title") == title:
-                return int(project["id"])
-        with self._calling("POST /api/projects/"):
-            created = self.sdk.projects.create(
-                title=title,
-                label_config=label_config,
-                maximum_annotations=1,
-                sampling="Sequential sampling",
-                show_skip_button=True,
-            )
-        return int(_id(created))
+        return self.ensure_project(title=title, classes=(), overlap=1, label_config=label_config)
 
     def show_predictions_of(self, project_id: int, model_version: str) -> None:
         """Pre-fill the labeling UI with this model version's predictions (Label Studio shows one version)."""
