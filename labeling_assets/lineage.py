@@ -5,6 +5,8 @@ not the newest version row in the store: a label that flips back makes an older 
 A version whose blocking checks failed is never exported.
 """
 
+from typing import Any
+
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -39,6 +41,16 @@ def current_dataset(instance: dg.DagsterInstance, store: LabelStore) -> datasets
         return datasets.current_dataset(store, current_dataset_version(instance))
     except datasets.NoDatasetVersion as exc:
         raise dg.Failure(str(exc)) from exc
+
+
+def materialized_in_run(instance: dg.DagsterInstance, run_id: str, asset: str) -> dict[str, Any]:
+    """The metadata values of ``asset``'s materialization in run ``run_id`` (empty when it has none)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is not None and materialization.asset_key == dg.AssetKey(asset):
+            return {key: value.value for key, value in materialization.metadata.items()}
+    return {}
 
 
 def failed_blocking_dataset_checks(instance: dg.DagsterInstance, version: str | None = None) -> list[str]:

@@ -256,7 +256,10 @@ def trained_model(
 ) -> dg.MaterializeResult[None]:
     """The image classifier trained on the current dataset version, registered as an MLflow model version."""
     store = label_store.get_store()
-    current = lineage.current_dataset(context.instance, store).version
+    # The version this run's training_tensors decoded: a collect run may make a newer one current between the
+    # two steps (issue 26's long run failed a train run that way); the next retrain takes the newer one.
+    built = lineage.materialized_in_run(context.instance, context.run.run_id, "training_tensors").get("dataset_version")
+    current = str(built) if built else lineage.current_dataset(context.instance, store).version
     _refuse_failed_dataset(context, current)
     folder, meta = _current_cache(project, current)
     kind = _cache_task(meta, project)

@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from labeling_assets import lineage
 from labeling_assets.core.automation import Decision, PastRuns
 
 # Runs that hold their place: waiting in the queue or executing.
@@ -65,9 +66,4 @@ def run_request(decision: Decision, *, state: str, **kwargs: Any) -> dg.RunReque
 
 def materialization_metadata(instance: dg.DagsterInstance, run_id: str, asset: str) -> dict[str, Any]:
     """The metadata values of ``asset``'s materialization in run ``run_id`` (empty when it has none)."""
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is not None and materialization.asset_key == dg.AssetKey(asset):
-            return {key: value.value for key, value in materialization.metadata.items()}
-    return {}
+    return lineage.materialized_in_run(instance, run_id, asset)

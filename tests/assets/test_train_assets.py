@@ -540,3 +540,36 @@ def test_gold_labels_of_test_items_are_read_as_class_indices(store: LabelStore) 
         )
     found = gold_label_indices(store, ["e", "d", "c", "b", "a", "missing"], ["cat", "dog", "fox"])
     assert found == [None, None, None, 2, 1, None]
+
+
+def test_a_newer_dataset_version_made_current_between_the_tensors_and_the_training_step_does_not_fail_it(
+    setup: tuple[LabelStore, dict, pd.DataFrame],
+) -> None:
+    """Issue 26's long run: a collect run made a newer dataset version current between train_job's
+    training_tensors and trained_model steps, and trained_model failed ("the tensor cache holds dataset V1 but
+    the current version is V2"). It trains on the version its own run decoded; the next retrain takes V2."""
+    store, resources, frame = setup
+    first = _insert_dataset(store, frame)
+
+    @dg.asset(deps=[training_tensors])
+    def a_collect_run_finishes(context: dg.AssetExecutionContext) -> None:
+        with store.begin() as conn:  # V2: the same frozen splits in a newer version row, current in the instance
+            conn.execute(dataset_versions_table.insert().values(
+                dataset_version="v2-newer", created_at=NOW + dt.timedelta(minutes=1), n_items=len(frame),
+                manifest=manifest_to_json(frame.assign(split=_stratified_split(frame["label"])), previous_version=first,
+                                          extra={})))  # fmt: skip
+        context.instance.report_runless_asset_event(
+            dg.AssetMaterialization("dataset_splits", metadata={"dataset_version": "v2-newer"})
+        )
+
+    result = dg.materialize(
+        [training_tensors, a_collect_run_finishes, trained_model],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"training_tensors": {"config": TENSORS_CONFIG}, "trained_model": {"config": TRAIN_CONFIG}}},
+        raise_on_error=False,
+    )
+    order = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert order.index("a_collect_run_finishes") < order.index("trained_model")  # the race, planted
+    assert result.success, result.failure_data_for_node("trained_model")
+    assert _metadata(result, "trained_model")["dataset_version"] == first
