@@ -61,10 +61,8 @@ def missing_parts(candidate: object, parts: tuple[str, ...]) -> list[str]:
 
 def task_kind(name: str) -> TaskKind:
     """The kind a project's ``task_type`` names; a clear error for one that is not registered or incomplete."""
-    kind = importlib.import_module(f"{_package(name)}.kind").KIND
-    missing = missing_parts(kind, KIND_ATTRIBUTES + KIND_METHODS)
-    if missing:
-        raise TypeError(f"task kind {name!r} lacks {', '.join(missing)} (CONTRIBUTING, 'Adding a kind of task')")
+    kind = _complete(name, "kind.KIND", KIND_ATTRIBUTES + KIND_METHODS, f"task kind {name!r}",
+                     " (CONTRIBUTING, 'Adding a kind of task')")  # fmt: skip
     return cast("TaskKind", kind)
 
 
@@ -77,8 +75,15 @@ def kind_of_config(config: str) -> TaskKind:
 
 def training_head(name: str) -> TrainingHead:
     """The training head of a kind, imported without the kind's pandas-side module."""
-    head = importlib.import_module(f"{_package(name)}.training").HEAD
-    missing = missing_parts(head, HEAD_ATTRIBUTES + HEAD_METHODS)
-    if missing:
-        raise TypeError(f"the training head of {name!r} lacks {', '.join(missing)}")
+    head = _complete(name, "training.HEAD", HEAD_ATTRIBUTES + HEAD_METHODS, f"the training head of {name!r}")
     return cast("TrainingHead", head)
+
+
+def _complete(name: str, where: str, parts: tuple[str, ...], what: str, hint: str = "") -> object:
+    """``where`` (``module.NAME`` in the kind's package), imported and checked for every one of ``parts``."""
+    module, attribute = where.rsplit(".", 1)
+    value: object = getattr(importlib.import_module(f"{_package(name)}.{module}"), attribute)
+    missing = missing_parts(value, parts)
+    if missing:
+        raise TypeError(f"{what} lacks {', '.join(missing)}{hint}")
+    return value
