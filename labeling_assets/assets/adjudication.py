@@ -7,14 +7,15 @@ append-only into ``adjudications``; the next consensus run takes them over the c
 and labeler statistics score votes against them like gold.
 """
 
+import dataclasses
+
 import dagster as dg
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
 from labeling_assets.core.consensus.review_routing import plan_overlap_raises
-from labeling_assets.core.label_sets import is_multi_label
-from labeling_assets.core.labelstudio.config import config_layout, is_multi_label_config
-from labeling_assets.core.labelstudio.review import review_label_config, review_title
+from labeling_assets.core.labelstudio.config import ConfigLayout, config_layout
+from labeling_assets.core.labelstudio.review import review_config, review_title
 from labeling_assets.core.store.blind_tasks import blind_open_requests
 from labeling_assets.core.store.human_loop import (
     adjudicated_labels,
@@ -26,6 +27,7 @@ from labeling_assets.core.store.human_loop import (
 )
 from labeling_assets.core.store.review_queue import review_payloads, reviewer_ids
 from labeling_assets.core.store.reviews import open_review_requests
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -57,20 +59,18 @@ def adjudications(
         raise dg.Failure(f"Label Studio project {label_studio.resolved_project_title!r} does not exist yet")
     client = label_studio.get_client()
     title = review_title(label_studio.resolved_project_title)
-    multi = is_multi_label(project.task_type)
-    wanted_config = review_label_config(project.classes, multi, project.allow_empty_set)
+    kind = task_kind(project.task_type)
+    wanted_config = review_config(kind.label_config(project.classes, project.allow_empty_set))
     review_id = client.ensure_review_project(title=title, label_config=wanted_config)
-    review_config = client.label_config(review_id)
-    if _answer_form(review_config) != _answer_form(wanted_config):  # the task type changed since its creation
+    current_config = client.label_config(review_id)
+    if _answer_form(current_config) != _answer_form(wanted_config):  # the task type changed since its creation
         client.set_label_config(review_id, wanted_config)
-        review_config = wanted_config
     images = label_studio.serve_images(review_id, project.data_path / "raw", project.data_path)
     reviewers, unknown = reviewer_ids(client.list_users(), project.reviewers)
     if unknown:
         context.log.warning(f"configured reviewers with no Label Studio user: {unknown}")
-    # The answers' form follows the config the experts answered in (LabelStudioClient.multi_label says why).
-    multi_answers = is_multi_label_config(review_config)
-    answers = expert_answers(client.iter_tasks(review_id, fields="all"), review_id, reviewers, multi_answers)
+    # The experts answered in the project's kind's config (it was just set to it when it had another form).
+    answers = expert_answers(client.iter_tasks(review_id, fields="all"), review_id, reviewers, kind)
     new_answers = record_adjudications(store, answers)
     # Pull first, push second: an item answered since the last run is not queued again.
     done = set(review_tasks(store, review_id)) | set(adjudicated_labels(store).index)
@@ -98,7 +98,8 @@ def adjudications(
     )
 
 
-def _answer_form(config: str) -> tuple[bool, bool] | None:
-    """(several choices, a "None of these" choice) of a review config: what the task type decides."""
+def _answer_form(config: str) -> ConfigLayout | None:
+    """A review config's layout less its classes (one choice or several, a "None of these" choice): what the kind
+    of task decides."""
     layout = config_layout(config)
-    return None if layout is None else (layout.multi_label, layout.none_choice)
+    return None if layout is None else dataclasses.replace(layout, classes=[])

@@ -6,13 +6,13 @@ import dagster as dg
 import pandas as pd
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
 from labeling_assets.core.store.held_out import held_out
 from labeling_assets.core.store.human_loop import labeler_keys, paused_since, review_backlog
 from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
 from labeling_assets.core.store.reviews import conflict_rows
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -44,7 +44,7 @@ def qa_report(
         human_loop=human_loop,
         pay_rate_per_hour=project.pay_rate_per_hour,
         pay_rates_per_hour={names.get(k, k): v for k, v in project.pay_rates_per_hour.items()},  # rates by id or name
-        multi_label=is_multi_label(project.task_type),
+        view=task_kind(project.task_type).qa_view,
         classes=list(project.classes),
     )
     folder = project.data_path / "reports"

@@ -11,7 +11,7 @@ from labeling_assets import lineage
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import split_checks
 from labeling_assets.core.dataset.near_duplicates import pairs_across_splits
-from labeling_assets.core.dataset.splits import SPLITS
+from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.store.as_of import version_settings
 from labeling_assets.core.store.dataset_versions import (
     load_manifest,
@@ -22,6 +22,8 @@ from labeling_assets.core.store.dataset_versions import (
 )
 from labeling_assets.core.store.phashes import load_phashes
 from labeling_assets.core.store.schema import LabelStore, items_table, splits_table
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -36,10 +38,12 @@ def _current(context: dg.AssetCheckExecutionContext, store: LabelStore) -> tuple
     return version, load_manifest(store, version)
 
 
-def _label_set_classes(store: LabelStore, version: str) -> list[str] | None:
-    """The class order of a multi-label version (its manifest's ``classes``); None for a single-label one."""
+def _version_kind(store: LabelStore, version: str) -> tuple[TaskKind, list[str]]:
+    """The kind of task a version was built for (its manifest's ``task_type``; none: single-label, as before kinds)
+    and its class order (the manifest's ``classes``, when it lists them)."""
     document = manifest_document(store, version) or {}
-    return [str(c) for c in document["classes"]] if document.get("task_type") == "multi_label" else None
+    kind = task_kind(str(document.get("task_type", SINGLE_LABEL)))
+    return kind, [str(c) for c in document.get("classes") or []]
 
 
 @dg.asset_check(asset="dataset_splits", blocking=True)
@@ -119,11 +123,8 @@ def dataset_splits_class_proportions_within_tolerance(
     each label's prevalence, and the share of empty sets)."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    classes = _label_set_classes(store, version)
-    if classes is None:
-        deviations = split_checks.proportion_deviations(manifest, split_checks.DEFAULT_PROPORTION_TOLERANCE)
-    else:
-        deviations = multi_core.prevalence_deviations(manifest, classes, split_checks.DEFAULT_PROPORTION_TOLERANCE)
+    kind, classes = _version_kind(store, version)
+    deviations = kind.split_deviations(manifest, classes, split_checks.DEFAULT_PROPORTION_TOLERANCE)
     bad = deviations[~deviations["ok"]]
     return dg.AssetCheckResult(
         passed=bad.empty,
@@ -185,12 +186,8 @@ def dataset_splits_every_class_in_every_split(
     multi-label, every label with at least 3 positives has a positive in every split."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    classes = _label_set_classes(store, version)
-    if classes is None:
-        missing = split_checks.classes_missing_from_splits(manifest)
-    else:
-        missing = multi_core.labels_missing_from_splits(manifest, classes, SPLITS)
-        missing = missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
+    kind, classes = _version_kind(store, version)
+    missing = kind.missing_from_splits(manifest, classes)
     return dg.AssetCheckResult(
         passed=missing.empty,
         severity=dg.AssetCheckSeverity.WARN,
@@ -232,18 +229,15 @@ def dataset_splits_every_label_in_val_and_test(
     Passes with nothing to judge for a single-label version."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    classes = _label_set_classes(store, version)
-    if classes is None:
-        missing = pd.DataFrame(columns=["label", "split", "positives"])
-    else:
-        missing = multi_core.labels_missing_from_splits(manifest, classes)
+    kind, classes = _version_kind(store, version)
+    missing = kind.missing_for_thresholds(manifest, classes)
     placeable = missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
     return dg.AssetCheckResult(
         passed=missing.empty,
         severity=dg.AssetCheckSeverity.ERROR if len(placeable) else dg.AssetCheckSeverity.WARN,
         metadata={
             "dataset_version": dg.MetadataValue.text(version),
-            "task_type": dg.MetadataValue.text("multi_label" if classes is not None else "single_label"),
+            "task_type": dg.MetadataValue.text(kind.name),
             "min_positives_to_require": dg.MetadataValue.int(multi_core.MIN_POSITIVES_FOR_ALL_SPLITS),
             "missing": dg.MetadataValue.json(missing.to_dict(orient="records")),
             "blocking_missing": dg.MetadataValue.int(len(placeable)),

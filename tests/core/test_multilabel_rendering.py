@@ -23,6 +23,7 @@ from labeling_assets.core.labelstudio.review import (
 from labeling_assets.core.reporting.plots import legend_placement, lines_png, tick_rotation
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.reporting.qa_sets import finding_rates, per_class_kappa
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.training import multilabel_metrics as mm
 
 CLASSES = ["1", "4", "7"]
@@ -128,7 +129,7 @@ def _report_frames(multi: bool) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
 def test_the_qa_report_of_label_sets_names_exact_set_accuracy_and_gives_sensitivity_and_specificity() -> None:
     annotations, gold, consensus = _report_frames(multi=True)
     report = build_qa_report(
-        annotations, gold, consensus, title="QA report: grids", multi_label=True, classes=CLASSES
+        annotations, gold, consensus, title="QA report: grids", view=task_kind("multi_label").qa_view, classes=CLASSES
     )
     assert "<title>QA report: grids</title>" in report.html and "<h1>QA report: grids</h1>" in report.html
     table = pd.read_html(io.StringIO(report.html), match="sensitivity")[0].set_index("labeler_id")

@@ -27,6 +27,8 @@ from labeling_assets.core.dataset.splits import SPLITS, SplitRatios
 from labeling_assets.core.label_sets import TASK_TYPES
 from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.tasks import STRATEGIES
+from labeling_assets.core.reporting.answer_views import AnswerView
+from labeling_assets.core.reporting.qa_report import class_share_per_period
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.tasks import KINDS, task_kind, training_head
 from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
@@ -146,6 +148,12 @@ def check_splits_give_every_item_one_split_and_a_manifest(kind: TaskKind) -> Non
     assert manifest.equals(again)
     version, weights, document = kind.manifest(manifest, CLASSES, previous_version=None, extra={})
     assert isinstance(version, str) and version and set(weights) <= set(CLASSES) and document
+    deviations = kind.split_deviations(manifest, CLASSES, 0.5)
+    assert len(deviations) and {"split", "deviation", "ok"} <= set(deviations.columns) and deviations["ok"].all()
+    assert kind.missing_from_splits(manifest, CLASSES).empty and kind.missing_for_thresholds(manifest, CLASSES).empty
+    only_train = manifest.assign(split="train")  # every class misses val and test
+    assert set(kind.missing_from_splits(only_train, CLASSES)["split"]) == {"val", "test"}
+    assert list(kind.missing_for_thresholds(only_train, CLASSES).columns) == ["label", "split", "positives"]
 
 
 def check_export_formats_are_known(kind: TaskKind) -> None:
@@ -160,6 +168,9 @@ def check_prediction_and_informativeness(kind: TaskKind) -> None:
         assert 0.0 <= sure <= 1.0 and 0.0 <= unsure <= 1.0
         assert sure < unsure or strategy == "random"
     assert kind.informativeness(None, "uncertainty") == 1.0
+    line = kind.review_model_line(_probs(1), "m1")  # the expert's view of the model (None: its top class)
+    assert line is None or ("m1" in line and CLASSES[1] in line)
+    assert kind.review_model_line(None, None) in (None, "model: no prediction") and kind.gold_accuracy_name
 
 
 def check_training_head_learns_from_the_encoded_answers(kind: TaskKind) -> None:
@@ -230,6 +241,17 @@ def check_a_model_is_scored_and_reported_on_the_test_split(kind: TaskKind) -> No
     assert report.files and all(isinstance(v, bytes) and v for v in report.files.values())
 
 
+def check_the_qa_report_reads_its_answers(kind: TaskKind) -> None:
+    """Unanimous votes agree perfectly in the QA report's agreement chart, and its drift chart sees every class."""
+    view = kind.qa_view
+    assert isinstance(view, AnswerView)
+    votes = _annotations(kind)
+    answers = view.answers(votes["label"])
+    assert view.period_kappa(votes.assign(label=answers), CLASSES) == pytest.approx(1.0)
+    share = class_share_per_period(pd.Series(["p"] * len(votes)), answers)
+    assert sorted(share.columns) == CLASSES and share.to_numpy().sum() == pytest.approx(1.0)
+
+
 CONTRACT: list[Callable[[Any], None]] = [
     check_complete,
     check_label_config_offers_the_classes,
@@ -243,6 +265,7 @@ CONTRACT: list[Callable[[Any], None]] = [
     check_export_formats_are_known,
     check_prediction_and_informativeness,
     check_a_model_is_scored_and_reported_on_the_test_split,
+    check_the_qa_report_reads_its_answers,
     check_training_head_learns_from_the_encoded_answers,
 ]
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.consensus.agreement import pairwise_cohen_kappa
 from labeling_assets.core.consensus.gates import cost_per_correct_label, wilson_interval
 from labeling_assets.core.display import bounded_label
 from labeling_assets.core.reporting import plots, qa_sets
+from labeling_assets.core.reporting.answer_views import CLASS_VIEW, AnswerView
 
 CHARTS = (
     "throughput",
@@ -86,7 +86,7 @@ def build_qa_report(
     human_loop: Mapping[str, Any] | None = None,
     pay_rate_per_hour: float | None = None,
     pay_rates_per_hour: Mapping[str, float] | None = None,
-    multi_label: bool = False,
+    view: AnswerView = CLASS_VIEW,
     classes: Sequence[str] | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
@@ -95,7 +95,8 @@ def build_qa_report(
     ``consensus_choice``: the newest ``consensus_choices`` row (the method used, why, the bake-off scoreboard);
     ``pay_rate_per_hour`` / ``pay_rates_per_hour`` (by the labeler names in ``annotations``): when any is set, the
     gold table adds the cost per correct label (time x rate / gold accuracy, with the accuracy's 95% interval).
-    ``multi_label``: labels are sets (sorted lists) of ``classes`` (by default the classes the sets name); gold
+    ``view``: how the project's kind of task reads and names its answers (``TaskKind.qa_view``); label sets
+    (``answer_views.SET_VIEW``) are sorted lists of ``classes`` (by default the classes the answers name): gold
     accuracy is then exact-set accuracy with each labeler's sensitivity and specificity on gold beside it, agreement
     is the mean per-class kappa (each class ticked or not), the class drift chart shows the share of answers that
     hold each class, and the confidence histogram says what a set's confidence is."""
@@ -104,7 +105,7 @@ def build_qa_report(
     # is shown bounded (charts group by it: a legend of 1 MB took minutes to draw).
     annotations = annotations[annotations["label"].notna()].copy()
     annotations["label"] = annotations["label"].map(bounded_label).astype(object)
-    sets = annotations["label"].copy() if multi_label else None
+    answers = view.answers(annotations["label"])
     set_classes = list(classes) if classes is not None else qa_sets.classes_of(annotations["label"], gold)
     ann = annotations.copy()
     ann["label"] = ann["label"].astype(str)
@@ -145,56 +146,39 @@ def build_qa_report(
         gold_table["95% CI"] = [f"{lo:.2f} - {hi:.2f}" for lo, hi in bounds]
         if pay_rate_per_hour is not None or pay_rates_per_hour:
             gold_table = _with_cost(gold_table, ann, pay_rate_per_hour, pay_rates_per_hour or {})
-        what = "Exact-set accuracy" if sets is not None else "Gold accuracy"
         png = plots.bar_png(
             dict(zip(gold_table["labeler_id"].astype(str), gold_table["gold_accuracy"], strict=True)),
-            f"{what} per labeler",
-            "exact-set accuracy" if sets is not None else "accuracy",
+            f"{view.gold_what} per labeler",
+            view.gold_axis,
         )
-        if sets is None:
-            sections.append(_img("gold_accuracy", png, "Accuracy on hidden gold items per labeler"))
-            sections.append(_table(gold_table))
-        else:
-            sections.append(_img("gold_accuracy", png, GOLD_SETS_CAPTION))
-            sections.append(_table(_set_gold_table(gold_table, annotations, gold, set_classes)))
+        sections.append(_img("gold_accuracy", png, view.gold_caption))
+        sections.append(_table(view.gold_table(gold_table, annotations, gold, set_classes)))
         charts.append("gold_accuracy")
 
-    kappas = _kappas(ann, sets, set_classes)
+    kappas = _kappas(ann, answers, set_classes, view)
     if kappas:
+        ticks = _ticks(pd.DatetimeIndex([p for p, _ in kappas]), freq)
         png = plots.lines_png(
-            {
-                ("mean pairwise κ" if sets is None else "mean per-class pairwise κ"): (
-                    _ticks(pd.DatetimeIndex([p for p, _ in kappas]), freq),
-                    [k for _, k in kappas],
-                )
-            },
+            {view.kappa_series: (ticks, [k for _, k in kappas])},
             f"Inter-labeler agreement per {_unit(freq)}",
             _unit(freq),
-            "Cohen's κ" if sets is None else "Cohen's κ (mean over classes)",
+            view.kappa_axis,
         )
-        caption = "Mean pairwise Cohen's kappa per period" if sets is None else KAPPA_SETS_CAPTION
-        sections.append(_img("kappa_over_time", png, caption))
+        sections.append(_img("kappa_over_time", png, view.kappa_caption))
         charts.append("kappa_over_time")
 
     if not ann.empty:
-        share = class_share_per_period(ann["period"], ann["label"] if sets is None else sets)
+        share = class_share_per_period(ann["period"], answers)
         series = {str(c): (_ticks(share.index, freq), share[c].tolist()) for c in share.columns}
-        if sets is None:
-            png = plots.lines_png(series, "Class share of labels per period", _unit(freq), "share")
-            sections.append(_img("class_drift", png, "Class distribution drift: share of each class per period"))
-        else:
-            png = plots.lines_png(
-                series, f"Share of answers that tick each class, per {_unit(freq)}", _unit(freq), "share of answers"
-            )
-            sections.append(_img("class_drift", png, DRIFT_SETS_CAPTION))
+        png = plots.lines_png(series, view.drift_title.format(unit=_unit(freq)), _unit(freq), view.drift_axis)
+        sections.append(_img("class_drift", png, view.drift_caption))
         charts.append("class_drift")
 
     if not consensus.empty:
         png = plots.histogram_png(
             consensus["confidence"].to_numpy(), "Consensus confidence", "confidence", value_range=(0.0, 1.0)
         )
-        caption = "Consensus confidence per item" if sets is None else CONFIDENCE_SETS_CAPTION
-        sections.append(_img("consensus_confidence", png, caption))
+        sections.append(_img("consensus_confidence", png, view.confidence_caption))
         charts.append("consensus_confidence")
 
     if consensus_choice is not None:
@@ -273,50 +257,18 @@ window.addEventListener("load", () => {{
 
 
 CONFLICT_ROWS = 50
-GOLD_SETS_CAPTION = (
-    "Exact-set accuracy on hidden gold items per labeler (every class of the set right). Sensitivity: the share of "
-    "the gold items' findings the labeler ticked; specificity: the share of absent classes they left unticked "
-    "(pooled over classes; the labeler gate judges the worse of the two)"
-)
-KAPPA_SETS_CAPTION = (
-    "Mean pairwise Cohen's kappa per period, computed per class (ticked or not) and averaged over classes and "
-    "labeler pairs"
-)
-DRIFT_SETS_CAPTION = (
-    "Class distribution drift: the share of each period's answers that tick each class (an answer can tick "
-    "several classes or none, so the shares need not sum to 1)"
-)
-CONFIDENCE_SETS_CAPTION = (
-    "Consensus confidence per item: for a label set, the product over classes of max(p, 1 - p), p the consensus "
-    "probability that the class is present: the chance that the whole set is right, so one doubtful class "
-    "is enough to lower it"
-)
 
 
-def _kappas(ann: pd.DataFrame, sets: pd.Series | None, classes: Sequence[str]) -> list[tuple[Any, float]]:
-    """(period, mean pairwise kappa) of each period with a defined kappa; label sets: per class, then averaged."""
+def _kappas(
+    ann: pd.DataFrame, answers: pd.Series, classes: Sequence[str], view: AnswerView
+) -> list[tuple[Any, float]]:
+    """(period, the view's agreement of its votes) of each period where it is defined."""
     out = []
     for period, group in ann.groupby("period"):
-        if sets is not None:
-            kappa = qa_sets.per_class_kappa(group.assign(label=sets.loc[group.index]), classes)
-            if kappa is not None:
-                out.append((period, kappa))
-            continue
-        pairs = pairwise_cohen_kappa(group[["item_id", "labeler_id", "label"]], min_common=5)
-        if not pairs.empty and pairs["kappa"].notna().any():
-            out.append((period, float(pairs["kappa"].mean())))
+        kappa = view.period_kappa(group.assign(label=answers.loc[group.index]), classes)
+        if kappa is not None:
+            out.append((period, kappa))
     return out
-
-
-def _set_gold_table(
-    gold_table: pd.DataFrame, annotations: pd.DataFrame, gold: pd.Series, classes: Sequence[str]
-) -> pd.DataFrame:
-    """The gold table of a multi-label project: exact-set accuracy named as such, sensitivity and specificity."""
-    rates = qa_sets.finding_rates(annotations[annotations["item_id"].isin(gold.index)], gold, classes)
-    for column in ("sensitivity", "specificity"):
-        rates[column] = rates[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")
-    shown = gold_table.rename(columns={"gold_accuracy": "exact-set accuracy"})
-    return shown.merge(rates, on="labeler_id", how="left")
 
 
 def _with_cost(

@@ -13,18 +13,20 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from labeling_assets.core.labelstudio.config import label_from_result
 from labeling_assets.core.store.human_loop_schema import (
     adjudications_table,
     labeler_pauses_table,
     review_tasks_table,
 )
 from labeling_assets.core.store.schema import LabelStore, labelers_table, utcnow
+
+if TYPE_CHECKING:
+    from labeling_assets.core.tasks.kind import TaskKind
 
 PAUSE = "pause"
 RESUME = "resume"
@@ -237,13 +239,13 @@ def expert_answers(
     tasks: Iterable[Mapping[str, Any]],
     project_id: int,
     reviewers: Mapping[str, str] | None,
-    multi_label: bool = False,
+    kind: TaskKind,
 ) -> list[dict[str, Any]]:
     """Rows for :func:`record_adjudications` from review-project tasks (``fields=all``): one per answer with a
     class, by a configured reviewer (``reviewers``: user id -> name; None: anyone who answers there).
 
-    ``multi_label``: the review project's config takes several choices; each label is then a sorted list
-    ("None of these" alone: ``[]``, an answer like any other).
+    ``kind``: the kind of task whose config the experts answered in; a label is its answer (label sets: a sorted
+    list, "None of these" alone ``[]``, an answer like any other).
     """
     rows = []
     for task in tasks:
@@ -251,7 +253,7 @@ def expert_answers(
         for ann in task.get("annotations") or []:
             by = ann.get("completed_by")
             user_id = str(by.get("id") if isinstance(by, dict) else by)
-            label = label_from_result(ann.get("result"), multi_label)
+            label = kind.answer_from_result(ann.get("result"))
             if not item_id or ann.get("was_cancelled") or label is None:
                 continue
             if reviewers is not None and user_id not in reviewers:

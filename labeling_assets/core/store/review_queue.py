@@ -8,18 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets.core.consensus.gates import gold_counts, wilson_interval
-from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType, is_multi_label
-from labeling_assets.core.labelstudio.review import (
-    ShownVote,
-    review_task,
-    set_prediction_line,
-    top_prediction,
-)
+from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
+from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
 from labeling_assets.core.labelstudio.tasks import image_url
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
 from labeling_assets.core.store.queries import item_uris, load_quality_inputs
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.tasks.registry import task_kind
 
 
 def review_payloads(
@@ -31,10 +27,12 @@ def review_payloads(
     task_type: TaskType = SINGLE_LABEL,
     allow_empty: bool = True,
 ) -> list[dict[str, Any]]:
-    """The review task of each wanted item (item_id -> why it needs an expert), in item order. In a multi-label
-    project the votes shown are label sets and a labeler's gold accuracy is exact-set accuracy."""
+    """The review task of each wanted item (item_id -> why it needs an expert), in item order. The votes shown are
+    the kind's answers (label sets: their classes), a labeler's gold accuracy is named as the kind measures it
+    (``gold_accuracy_name``: exact-set for label sets) and the model's line is the kind's (``review_model_line``)."""
     if not wanted:
         return []
+    kind = task_kind(task_type)
     inputs = load_quality_inputs(store, classes, task_type=task_type, allow_empty=allow_empty)
     names = labeler_keys(store)
     accuracy = {}
@@ -55,11 +53,17 @@ def review_payloads(
             shown.append(ShownVote(names.get(labeler_id, labeler_id), _shown_label(row["label"]),
                                    correct / n if n else None, n, low, high))  # fmt: skip
         probs, version = prelabels.get(item_id, (None, None))
-        line = set_prediction_line(probs, version) if is_multi_label(task_type) else None
         payloads.append(
-            review_task(item_id, image_url(uris.get(item_id), data_root), shown, reason=wanted[item_id] or "expert review",
-                        prediction=top_prediction(probs), model_version=version, model_line=line,
-                        gold_header="exact-set gold accuracy" if line is not None else "gold accuracy")  # fmt: skip
+            review_task(
+                item_id,
+                image_url(uris.get(item_id), data_root),
+                shown,
+                reason=wanted[item_id] or "expert review",
+                prediction=top_prediction(probs),
+                model_version=version,
+                model_line=kind.review_model_line(probs, version),
+                gold_header=kind.gold_accuracy_name,
+            )
         )
     return payloads
 

@@ -22,14 +22,15 @@ KINDS: dict[str, str] = {
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
 KIND_ATTRIBUTES = (
     "name", "consensus_methods", "export_formats", "export_note", "skip_reasons", "decision_thresholds",
-    "gold_gate_rate", "label_issue_model",
+    "gold_gate_rate", "label_issue_model", "qa_view", "gold_accuracy_name",
 )
 KIND_METHODS = (
     "label_config", "owns_config", "read_answer", "answer_from_result",
     "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
     "classes_of", "consensus_report", "quality_inputs", "is_answer", "find_label_issues", "labeler_stats",
     "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
-    "annotation_summary", "split_balance", "export", "prediction", "informativeness", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode", "stored_targets",
+    "annotation_summary", "split_balance", "export",
+    "split_deviations", "missing_from_splits", "missing_for_thresholds", "prediction", "informativeness", "review_model_line", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode", "stored_targets",
     "training_head",
 )
 HEAD_ATTRIBUTES = ("own_settings",)

@@ -49,6 +49,8 @@ from labeling_assets.core.label_sets import (
 from labeling_assets.core.labelstudio import config as ls_config
 from labeling_assets.core.labelstudio.answers import Answer, read_choices
 from labeling_assets.core.labelstudio.config import choice_result, config_layout
+from labeling_assets.core.labelstudio.review import set_prediction_line
+from labeling_assets.core.reporting.answer_views import SET_VIEW
 from labeling_assets.core.store.dataset_versions import usable_label_sets
 from labeling_assets.core.store.datasets import StoredTargets
 from labeling_assets.core.store.multilabel_targets import (
@@ -136,6 +138,9 @@ class MultiLabel:
     decision_thresholds = True
     label_issue_model = "logistic regression per class"  # what scores consensus labels out of sample for label issues
     gold_gate_rate = "gold gate (worse of sens./spec.)"  # what the gold gate judges when it is not the gold accuracy ("": it is)
+
+    qa_view = SET_VIEW  # how the QA report reads and names its answers
+    gold_accuracy_name = "exact-set gold accuracy"
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         """Checkboxes over the classes, plus a last ``NONE_OF_THESE`` choice when the empty set is an answer (a
@@ -341,6 +346,19 @@ class MultiLabel:
         """The files of a version: JSONL keeps the set as a list, CSV and Parquet one 0/1 column per class."""
         return export_dataset(rows, out_dir, formats, classes=classes)
 
+    def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
+        """Per (split, label with a positive): its prevalence in the split vs overall (and the empty sets' share)."""
+        return multi_core.prevalence_deviations(manifest, classes, tolerance)
+
+    def missing_from_splits(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Labels with at least 3 positives that have no positive in a split: label, split, positives."""
+        missing = multi_core.labels_missing_from_splits(manifest, classes, split_core.SPLITS)
+        return missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
+
+    def missing_for_thresholds(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Labels with a positive but none in val (no threshold can be chosen) or in test (no test metric)."""
+        return multi_core.labels_missing_from_splits(manifest, classes)
+
     def assign_splits(
         self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
         ratios: split_core.SplitRatios, seed: int,
@@ -378,6 +396,10 @@ class MultiLabel:
         if not np.isfinite(marginals).all():
             return 1.0
         return float(mean_binary_entropy(np.clip(marginals, 0.0, 1.0)[None, :])[0])
+
+    def review_model_line(self, probs: Mapping[str, float] | None, model_version: str | None) -> str | None:
+        """The most probable classes, each with P(present): one "top class" would hide a second finding."""
+        return set_prediction_line(probs, model_version)
 
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> NDArray[np.uint8]:
         """(n, K) 0/1 indicators, columns in ``classes`` order (the sigmoid head's hard labels); raises

@@ -26,11 +26,16 @@ from labeling_assets.core.consensus.votes import SKIP_MULTI_LABEL, Votes, latest
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import annotation_summary, render_class_card
 from labeling_assets.core.dataset.export import export_dataset
-from labeling_assets.core.dataset.split_checks import imbalance_ratio
+from labeling_assets.core.dataset.split_checks import (
+    classes_missing_from_splits,
+    imbalance_ratio,
+    proportion_deviations,
+)
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.labelstudio.answers import Answer, read_choices
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, config_layout
+from labeling_assets.core.reporting.answer_views import CLASS_VIEW
 from labeling_assets.core.store.dataset_versions import usable_classes
 from labeling_assets.core.store.datasets import (
     StoredTargets,
@@ -77,6 +82,9 @@ class SingleLabel:
     decision_thresholds = False
     label_issue_model = "logistic regression"  # what scores consensus labels out of sample for label issues
     gold_gate_rate = ""  # what the gold gate judges when it is not the gold accuracy ("": it is)
+
+    qa_view = CLASS_VIEW  # how the QA report reads and names its answers
+    gold_accuracy_name = "gold accuracy"
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         """One choice among the classes (there is no empty answer)."""
@@ -220,6 +228,18 @@ class SingleLabel:
         """The files of a version: ``label`` is the class name (ImageFolder: one folder per class)."""
         return export_dataset(rows, out_dir, formats)
 
+    def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
+        """Per (split, class): its share of the split vs overall, ``ok`` within ``tolerance`` + one item's worth."""
+        return proportion_deviations(manifest, tolerance)
+
+    def missing_from_splits(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Classes with at least 3 items that are absent from a split: class, split, n_items."""
+        return classes_missing_from_splits(manifest)
+
+    def missing_for_thresholds(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Nothing: a single-label model decides by its most probable class, no threshold is chosen on val."""
+        return pd.DataFrame(columns=["label", "split", "positives"])
+
     def assign_splits(
         self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
         ratios: split_core.SplitRatios, seed: int,
@@ -263,6 +283,10 @@ class SingleLabel:
             return float(1.0 - (p[0] - (p[1] if len(p) > 1 else 0.0)))
         nz = p[p > 0]
         return float(-(nz * np.log(nz)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
+
+    def review_model_line(self, probs: Mapping[str, float] | None, model_version: str | None) -> str | None:
+        """None: the review task shows the model's most probable class and its probability."""
+        return None
 
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> NDArray[np.int64]:
         """Class indices in ``classes`` order (the softmax head's hard labels); raises UnknownLabels."""
