@@ -4,6 +4,8 @@ Each check reads the manifest of the version the latest ``dataset_splits`` mater
 it judges exactly what downstream assets will read.
 """
 
+from collections.abc import Mapping
+
 import dagster as dg
 import pandas as pd
 
@@ -46,6 +48,21 @@ def _version_kind(store: LabelStore, version: str) -> tuple[TaskKind, list[str]]
     return kind, [str(c) for c in document.get("classes") or []]
 
 
+def _no_rows(
+    version: str, bad: pd.DataFrame, count_key: str, extra: Mapping[str, dg.MetadataValue] | None = None
+) -> dg.AssetCheckResult:
+    """Passes when ``bad`` holds no row; metadata: the version, ``extra``, the rows (``count_key``), examples."""
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version),
+            **(extra or {}),
+            count_key: dg.MetadataValue.int(len(bad)),
+            "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
+        },
+    )
+
+
 @dg.asset_check(asset="dataset_splits", blocking=True)
 def dataset_splits_no_hash_in_two_splits(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
@@ -53,14 +70,7 @@ def dataset_splits_no_hash_in_two_splits(
     """No content hash (item) is listed in more than one split of the current manifest."""
     version, manifest = _current(context, label_store.get_store())
     bad = split_checks.hashes_in_several_splits(manifest)
-    return dg.AssetCheckResult(
-        passed=bad.empty,
-        metadata={
-            "dataset_version": dg.MetadataValue.text(version),
-            "hashes_in_several_splits": dg.MetadataValue.int(len(bad)),
-            "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
-        },
-    )
+    return _no_rows(version, bad, "hashes_in_several_splits")
 
 
 @dg.asset_check(asset="dataset_splits", blocking=True)
@@ -72,15 +82,8 @@ def dataset_splits_no_group_in_two_splits(
     version, manifest = _current(context, store)
     groups = rows_of_items(store, items_table, ["item_id", "group_key"], manifest["item_id"].tolist())
     bad = split_checks.groups_in_several_splits(manifest.merge(groups, on="item_id", how="left"))
-    return dg.AssetCheckResult(
-        passed=bad.empty,
-        metadata={
-            "dataset_version": dg.MetadataValue.text(version),
-            "groups_checked": dg.MetadataValue.int(int(groups["group_key"].nunique())),
-            "groups_in_several_splits": dg.MetadataValue.int(len(bad)),
-            "examples": dg.MetadataValue.json(bad.head(EXAMPLES).to_dict(orient="records")),
-        },
-    )
+    checked = {"groups_checked": dg.MetadataValue.int(int(groups["group_key"].nunique()))}
+    return _no_rows(version, bad, "groups_in_several_splits", checked)
 
 
 @dg.asset_check(asset="dataset_splits", blocking=True)

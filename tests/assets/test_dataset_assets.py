@@ -366,6 +366,9 @@ def test_group_check_fails_when_frozen_rows_split_a_group(sqlite_project: Projec
     outcome = _check_results(result)
     assert outcome["dataset_splits_no_group_in_two_splits"] is False
     assert outcome["dataset_splits_no_hash_in_two_splits"] is True
+    [groups] = [e for e in result.get_asset_check_evaluations() if e.check_name.endswith("no_group_in_two_splits")]
+    assert list(groups.metadata) == ["dataset_version", "groups_checked", "groups_in_several_splits", "examples"]
+    assert groups.metadata["groups_checked"].value == 1 and groups.metadata["groups_in_several_splits"].value == 1
     card = result.asset_materializations_for_node("dataset_splits")[0].metadata["card"].value
     assert "span more than one split" in card  # the card documents the leak it cannot undo
 
