@@ -1,6 +1,7 @@
 """A configuration or connection error is one or two lines naming what is wrong and where, never a trace.
 
-Each case runs the installed ``labeling-assets`` command in a subprocess against real parts (the PostgreSQL
+Each case runs the ``labeling-assets`` command in a process of its own (forked from one that imported it once:
+tests/forked_cli.py; tests/cli/test_help.py runs the installed script) against real parts (the PostgreSQL
 server on 127.0.0.1:5432, the integration tests' real Label Studio, a port where nothing listens) and checks
 what a person would see: at most two lines, the cause (database name, host:port, URL, path), the exit code
 (2 configuration, 3 unreachable) and no password or token anywhere in the output. The asset-level half: a
@@ -8,11 +9,10 @@ run against a misconfigured resource fails with a ``dg.Failure`` whose descripti
 """
 
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -26,6 +26,7 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
+from tests.forked_cli import ForkedCli
 from tests.labelstudio_server import LabelStudioServer
 
 # Most cases run the installed command in a fresh Python.
@@ -54,10 +55,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_forks: list[ForkedCli] = []  # the session's forking server (tests/forked_cli.py), set for each test below
+
+
+@pytest.fixture(autouse=True)
+def _commands_fork_from_one_python(forked_cli: ForkedCli) -> Iterator[None]:
+    _forks.append(forked_cli)
+    yield
+    _forks.remove(forked_cli)
+
+
 def cli(tmp_path: Path, *args: str, cwd: Path | None = None, **settings: str) -> subprocess.CompletedProcess[str]:
-    """``labeling-assets ARGS`` with a fresh data folder and Dagster home, and only ``settings`` set."""
-    script = shutil.which("labeling-assets", path=str(Path(sys.executable).parent))
-    assert script, "labeling-assets is not installed next to this Python: pip install -e ."
+    """``labeling-assets ARGS`` in a process of its own with a fresh data folder and Dagster home, and only
+    ``settings`` set: a fork of a Python that imported the command once (tests/forked_cli.py), not a fresh
+    interpreter that spends seconds on Dagster's and torch's imports before the first line of the command."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     env.update(
         LABELING_ASSETS_HOME=str(tmp_path / "data"), DAGSTER_HOME=str(tmp_path / "dagster"), PYTHONPATH=str(REPO)
@@ -65,10 +76,12 @@ def cli(tmp_path: Path, *args: str, cwd: Path | None = None, **settings: str) ->
     (tmp_path / "dagster").mkdir(exist_ok=True)
     # An instance of its own; without dagster.yaml (and telemetry off) Dagster prints notices of several lines.
     (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # Unset, the image source is the demo: ingest would render its 1,797 digits (importing scikit-learn) before it
+    # checks the store, 20-45 s a command. An empty folder instead; the image source's own cases set theirs.
+    (tmp_path / "no-images").mkdir(exist_ok=True)
+    env["LABELING_ASSETS_IMAGE_SOURCE"] = str(tmp_path / "no-images")
     env.update(settings)
-    return subprocess.run(
-        [script, *args], capture_output=True, text=True, timeout=300, cwd=cwd or tmp_path, env=env
-    )
+    return _forks[-1].run(list(args), env=env, cwd=cwd or tmp_path, timeout=300)
 
 
 def said(proc: subprocess.CompletedProcess[str]) -> list[str]:

@@ -1,13 +1,15 @@
 """Fixtures of the fault suite: a TCP proxy in front of the session's real Label Studio (``label_studio``,
-tests/conftest.py) that can cut a response mid-body."""
+tests/conftest.py) that can cut a response mid-body, and the collect asset's retries without their 15 s waits."""
 
 import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
 
+import dagster as dg
 import pytest
 
+from labeling_assets.assets.collect import annotations
 from tests.labelstudio_server import LabelStudioServer
 
 
@@ -97,3 +99,16 @@ def proxy(label_studio: LabelStudioServer) -> Iterator[CuttingProxy]:
     handle = CuttingProxy(label_studio.port)
     yield handle
     handle.close()
+
+
+@pytest.fixture
+def quick_collect_retries(monkeypatch: pytest.MonkeyPatch) -> dg.RetryPolicy:
+    """The ``annotations`` asset's own retry policy (its retries, backoff and jitter) with a 0.2 s delay: a test of
+    what a retry does, not of how long the daemon waits before it, skips 15 s a retry (45 s a run that fails
+    every attempt). For faults that heal by themselves (a restart) the real delay is what spans them: keep it."""
+    real = annotations.op.retry_policy
+    assert real is not None and real.max_retries >= 1, real  # the policy these tests stand in for retries
+    quick = dg.RetryPolicy(max_retries=real.max_retries, delay=0.2, backoff=real.backoff, jitter=real.jitter)
+    monkeypatch.setattr(annotations.op, "_retry_policy", quick)
+    assert annotations.op.retry_policy is quick  # what Dagster's plan reads for the step
+    return quick

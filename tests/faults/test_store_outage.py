@@ -3,7 +3,8 @@
 A TCP proxy stands between the label store and the real PostgreSQL server; the test cuts every connection when
 the sync's transaction starts (its first statement on ``sync_watermarks``). Dropped once: the attempt fails, the
 retry policy's next attempt reconnects and the run succeeds. Dropped on every attempt, or the server gone (new
-connections refused): the run fails after its retries. Either way a person reads one line naming the store, host
+connections refused): the run fails after its retries (the policy's own, with 0.2 s waits instead of 15 s:
+``quick_collect_retries``). Either way a person reads one line naming the store, host
 and port, and what to do; never a driver's stack trace.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -92,6 +94,7 @@ def test_postgres_gone_mid_collect_is_one_line_never_a_trace(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
     outage: str,
+    quick_collect_retries: dg.RetryPolicy,
 ) -> None:
     pg, url = proxy
     store = LabelStore(url)
@@ -126,6 +129,8 @@ def test_postgres_gone_mid_collect_is_one_line_never_a_trace(
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", cut_at_sync)
 
     assert cuts  # the outage happened inside the sync
+    if outage == "dropped_every_attempt":  # every attempt the policy allows was made, and cut
+        assert len(cuts) == 1 + quick_collect_retries.max_retries, cuts
     said = [line for line in (printed.out + printed.err).splitlines() if line.strip()]
     raw = [line for line in said if line.startswith(("Traceback", "  File ", "Stack Trace", "psycopg2", "sqlalchemy"))]
     if outage.endswith("with_debug"):  # --debug: the trace is there for whoever asked

@@ -376,10 +376,11 @@ def test_incremental_sync_ends_a_deleted_task_and_the_reconciliation_reports_dri
 # --- Label Studio and the network failing mid-export ---------------------------------------------
 
 
-# The retry policy waits 15 s: these two Label Studio-side faults run on one store each (the kills cover both).
+# These two Label Studio-side faults run on one store each (the kills cover both). A cut connection heals at
+# once: the retry needs no 15 s wait (quick_collect_retries); a restart takes its time: the real policy spans it.
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 def test_a_connection_cut_mid_response_is_an_error_and_never_a_partial_snapshot(
-    project: Project, proxy: CuttingProxy
+    project: Project, proxy: CuttingProxy, quick_collect_retries: dg.RetryPolicy
 ) -> None:
     client = LabelStudioClient(proxy.url, project.ls.token)
     proxy.cut_export(after_bytes=600)
