@@ -1,7 +1,9 @@
 """Stage 6, labeler quality: per-labeler statistics (one partition per labeler) and a leaderboard.
 
 ``labeler_stats`` backfills in a single run: any set of labeler partitions (the daily schedule: all of them) is
-computed from one read of the votes, grouped once, so 500 labelers cost about what one does.
+computed from one read of the votes, grouped once, so 500 labelers cost about what one does. The workflow is one
+core service, ``core/consensus/labeler_run.py``'s ``run_labeler_stats`` (``labeler_board`` for the leaderboard);
+these assets turn what it returns into metadata.
 """
 
 import warnings
@@ -12,23 +14,12 @@ import pandas as pd
 from pydantic import Field
 
 from labeling_assets.constants import GROUP_QUALITY, OWNERS
-from labeling_assets.core.consensus.auto_pause import ACTOR, auto_pauses
-from labeling_assets.core.consensus.gates import GoldCounts, with_names_intervals_and_cost
+from labeling_assets.core.consensus.labeler_run import LabelerOptions, labeler_board, run_labeler_stats
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
-from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
+from labeling_assets.core.consensus.leaderboard import LabelerReport
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
-from labeling_assets.core.store.human_loop import (
-    PAUSE,
-    labeler_ids_for,
-    labeler_keys,
-    pause_intervals,
-    paused_since,
-    record_pause_event,
-)
-from labeling_assets.core.store.queries import load_quality_inputs, record_labeler_stats
-from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.partitions import labelers
@@ -96,24 +87,6 @@ def _trend_metadata(labeler_id: str, trend: list[LabelerStats]) -> dict[str, Any
     }
 
 
-# What an automatic pause does in Label Studio: nothing (removal from the organization cannot be undone through
-# the API, so a person decides it with `labeling-assets labeler pause`).
-AUTO_PAUSE_EFFECT = "Label Studio access kept (automatic pause): new votes are excluded from consensus"
-
-
-def _auto_pause(context: dg.AssetExecutionContext, store: LabelStore, votes: pd.DataFrame, truth: pd.Series,
-                names: dict[str, str], counts: GoldCounts) -> list[str]:  # fmt: skip
-    """Record a pause (actor "gate") for each labeler in this run whose gold gate is sure to fail; their names.
-    The pause starts now, so nothing they answered before is reopened (like `labeler pause` without --since)."""
-    paused = []
-    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store), counts=counts):
-        record_pause_event(store, decision.labeler_id, PAUSE, reason=decision.reason, actor=ACTOR,
-                           label_studio_effect=AUTO_PAUSE_EFFECT)  # fmt: skip
-        context.log.warning(f"paused {names[decision.labeler_id]} automatically: {decision.reason}")
-        paused.append(names[decision.labeler_id])
-    return paused
-
-
 def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
     """A run over several labelers: one table of all of them (each partition carries the same table)."""
     lines = ["| labeler | labels | gold acc. | gold n | kappa vs consensus | median s | labels/day | too fast |",
@@ -130,12 +103,6 @@ def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
         "too_fast": dg.MetadataValue.json(sorted(k for k, r in reports.items() if r.speed.too_fast)),
         "stats": dg.MetadataValue.md("\n".join(lines)),
     }
-
-
-def _gold_counts(kind: TaskKind, classes: list[str]) -> GoldCounts:
-    """The gold gate's counts as the kind scores gold: answers right, or for label sets findings caught / absent
-    classes left (the worse)."""
-    return lambda labels, truth: kind.gold_score(labels, truth, classes)
 
 
 @dg.asset(
@@ -155,32 +122,25 @@ def labeler_stats(
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
     """Each labeler's quality: gold accuracy, kappa vs consensus, speed, throughput, class usage and weekly trend."""
-    store = label_store.get_store()
-    ids = labeler_ids_for(store, list(context.partition_keys))  # partition key (a name) -> Label Studio user id
-    names = {labeler_id: key for key, labeler_id in ids.items()}
-    classes = list(project.classes)
-    kind = task_kind(project.task_type)
-    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
-    reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=config.trend_weeks, kind=kind)
-    now = utcnow()
-    record_labeler_stats(
-        store, [{**s.row(), "computed_at": now} for r in reports.values() for s in [r.stats, *r.trend]]
-    )
-    for labeler_id, r in list(reports.items())[:20]:
-        context.log.info(
-            f"{names[labeler_id]} (id {labeler_id}): {r.stats.n_labels} labels, gold accuracy {_fmt(r.stats.gold_accuracy)} on "
-            f"{r.stats.n_gold}, kappa vs consensus {_fmt(r.stats.kappa_vs_consensus)}; {r.speed.reason}"
-        )
-    counts = _gold_counts(kind, classes)
-    auto = _auto_pause(context, store, inputs.votes, inputs.gold, names, counts) if config.auto_pause else []
-    common: dict[str, Any] = {"auto_paused": dg.MetadataValue.json(auto), "auto_pause": dg.MetadataValue.bool(config.auto_pause)}
-    common.update(as_metadata(kind.gold_report(inputs.votes, inputs.gold, classes, names)))
-    if len(ids) != 1:
-        return dg.MaterializeResult(metadata={**_batch_metadata({names[k]: r for k, r in reports.items()}), **common})
-    [(labeler_id, report)] = reports.items()
-    metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(names[labeler_id], report.trend),
-                "labeler": dg.MetadataValue.text(names[labeler_id]), **common}  # fmt: skip
+    run = run_labeler_stats(label_store.get_store(), task_kind(project.task_type), _options(project, config),
+                            list(context.partition_keys), log=context.log.info, warn=context.log.warning)  # fmt: skip
+    common: dict[str, Any] = {"auto_paused": dg.MetadataValue.json(run.auto_paused),
+                              "auto_pause": dg.MetadataValue.bool(config.auto_pause), **as_metadata(run.gold_report)}  # fmt: skip
+    if run.n_labelers != 1:
+        return dg.MaterializeResult(metadata={**_batch_metadata({run.names[k]: r for k, r in run.reports.items()}), **common})
+    [(labeler_id, report)] = run.reports.items()
+    name = run.names[labeler_id]
+    metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(name, report.trend),
+                "labeler": dg.MetadataValue.text(name), **common}  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None) -> LabelerOptions:
+    return LabelerOptions(
+        classes=list(project.classes), allow_empty=project.allow_empty_set,
+        trend_weeks=config.trend_weeks if config else 8, auto_pause=config.auto_pause if config else True,
+        pay_rate_per_hour=project.pay_rate_per_hour, pay_rates_per_hour=dict(project.pay_rates_per_hour),
+    )  # fmt: skip
 
 
 def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]:
@@ -240,15 +200,8 @@ def labeler_leaderboard(
     context: dg.AssetExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.MaterializeResult[None]:
     """All labelers side by side: gold accuracy, agreement with consensus, speed and class-usage flags."""
-    classes = list(project.classes)
-    store = label_store.get_store()
     kind = task_kind(project.task_type)
-    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
-    board = with_names_intervals_and_cost(
-        leaderboard_frame(inputs, classes, kind=kind), inputs.votes, inputs.gold, labeler_keys(store),
-        rate_per_hour=project.pay_rate_per_hour, rates=project.pay_rates_per_hour, paused=list(paused_since(store)),
-        counts=_gold_counts(kind, classes),
-    )  # fmt: skip
+    board = labeler_board(label_store.get_store(), kind, _options(project))
     context.log.info(f"leaderboard of {len(board)} labelers")
     metadata = _leaderboard_metadata(board, kind)
     if kind.gold_gate_rate:
