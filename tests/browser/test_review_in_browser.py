@@ -11,8 +11,9 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from labeling_assets.core.labelstudio.review import ShownVote, review_label_config, review_task, review_title
+from labeling_assets.core.labelstudio.review import ShownVote, review_config, review_task, review_title
 from labeling_assets.core.labelstudio.tasks import image_url
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from tests.browser.conftest import sign_up
 from tests.labelstudio_server import LabelStudioServer
@@ -48,7 +49,7 @@ def test_the_review_task_shows_the_image_the_named_votes_and_the_prediction(
     picture.save(raw / "split.png")
     resource = LabelStudioResource(url=image_server.url, api_key=image_server.token, project_title="browser")
     client = resource.get_client()
-    review_id = client.ensure_review_project(title=review_title("browser"), label_config=review_label_config(CLASSES))
+    review_id = client.ensure_review_project(title=review_title("browser"), label_config=review_config(task_kind("single_label").label_config(CLASSES)))
     assert "images served" in resource.serve_images(review_id, raw, image_server.files_root)
     task = review_task("split-item", image_url(str(raw / "split.png"), image_server.files_root), VOTES,
                        reason="majority consensus: confidence 0.33 < 0.60 with 3 annotators",

@@ -8,16 +8,12 @@ annotation/prediction ``result``. Which layout a project gets, and what its answ
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 from labeling_assets.core.label_sets import NONE_OF_THESE
 from labeling_assets.core.labelstudio.answers import FROM_NAME
-from labeling_assets.core.tasks.registry import task_kind
-
-if TYPE_CHECKING:
-    from labeling_assets.core.tasks.kind import TaskKind
 
 TO_NAME = "image"
 DATA_KEY = "image"
@@ -49,11 +45,6 @@ class ConfigLayout:
     classes: list[str]
     multiple: bool = False
     none_choice: bool = False
-
-    @property
-    def multi_label(self) -> bool:
-        """``multiple``, by the name assets/adjudication.py reads: remove when it asks the kind."""
-        return self.multiple
 
 
 def choices_label_config(classes: Sequence[str]) -> str:
@@ -118,19 +109,3 @@ def config_choices(config: str) -> list[str] | None:
     to compare)."""
     layout = config_layout(config)
     return None if layout is None else layout.classes
-
-
-# -- callers not yet on kinds (assets/adjudication.py, core/store/human_loop.py): remove when they ask the kind --
-def label_from_result(result: Any, multi_label: bool = False) -> str | list[str] | None:
-    """The label in an annotation ``result`` as the single- or multi-label kind reads it (``TaskKind.read_answer``)."""
-    return _kind_of_flag(multi_label).read_answer(result).label
-
-
-def is_multi_label_config(config: str) -> bool:
-    """True when a config's ``<Choices name="label">`` takes several choices (``choice="multiple"``)."""
-    layout = config_layout(config)
-    return layout is not None and layout.multiple
-
-
-def _kind_of_flag(multi_label: bool) -> "TaskKind":
-    return task_kind("multi_label" if multi_label else "single_label")

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeling_assets.core.labelstudio.config import DATA_KEY, TO_NAME
-from labeling_assets.core.tasks.registry import task_kind
 
 REVIEW_SUFFIX = " — review"
 VOTES_KEY = "votes_html"
@@ -37,12 +36,6 @@ def review_config(crowd_config: str) -> str:
         f'  <HyperText name="votes" value="${VOTES_KEY}"/>\n'
         f"{choices}"
     )
-
-
-def review_label_config(classes: Sequence[str], multi_label: bool = False, allow_empty: bool = True) -> str:
-    """:func:`review_config` of the single- or multi-label kind (assets/adjudication.py: remove when it asks the kind)."""
-    kind = task_kind("multi_label" if multi_label else "single_label")
-    return review_config(kind.label_config(classes, allow_empty))
 
 
 @dataclass(frozen=True)
