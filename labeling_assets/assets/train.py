@@ -28,6 +28,7 @@ from labeling_assets.core.store import datasets, history
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind
+from labeling_assets.core.tasks.registry import tracked_params
 from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
     DEFAULTS,
@@ -409,7 +410,7 @@ def _run_params(
     targets: str,
     stored: datasets.StoredTargets | None,
 ) -> dict[str, Any]:
-    params = {k: v for k, v in train_config.to_params().items() if k != "class_weights"}
+    params = {k: v for k, v in tracked_params(train_config).items() if k != "class_weights"}
     params.update(
         dataset_version=dataset_version,
         n_train=n_train,

@@ -8,10 +8,11 @@ plus its package (CONTRIBUTING, "Adding a kind of task").
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
+    from labeling_assets.core.training.config import TrainConfig
 
 # name -> the package holding ``kind.py`` (its ``KIND``) and ``training.py`` (its training head).
 KINDS: dict[str, str] = {
@@ -78,6 +79,13 @@ def training_head(name: str) -> TrainingHead:
     """The training head of a kind, imported without the kind's pandas-side module."""
     head = _complete(name, "training.HEAD", HEAD_ATTRIBUTES + HEAD_METHODS, f"the training head of {name!r}")
     return cast("TrainingHead", head)
+
+
+def tracked_params(config: TrainConfig) -> dict[str, Any]:
+    """``config``'s parameters for experiment tracking, without the settings only other kinds' heads read (here,
+    not in core/training: the heads import the training config, so the config cannot import the heads)."""
+    others = {name for kind in KINDS if kind != config.task_kind for name in training_head(kind).own_settings}
+    return config.to_params(leave_out=others)
 
 
 def _complete(name: str, where: str, parts: tuple[str, ...], what: str, hint: str = "") -> object:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
@@ -99,10 +99,10 @@ class TrainConfig:
     device_cache_fraction: float = 0.5
     device_cache_max_bytes: int | None = None  # hard cap (tests use it to exercise streaming)
 
-    def to_params(self) -> dict[str, Any]:
-        """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking; the settings that only
-        other kinds' training heads read are left out."""
-        skip = {"augment", *others_settings(self.task_kind)}
+    def to_params(self, leave_out: Collection[str] = ()) -> dict[str, Any]:
+        """Flat parameters (augmentation keys prefixed ``aug_``) for experiment tracking, without ``leave_out``
+        (``core.tasks.registry.tracked_params`` leaves out the settings only other kinds' training heads read)."""
+        skip = {"augment", *leave_out}
         params = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         params.update({f"aug_{k}": v for k, v in asdict(self.augment).items()})
         return params
@@ -121,13 +121,6 @@ class TrainConfig:
 
 # Configs and checkpoints written before task kinds name the kind by this flag (TrainConfig.from_dict reads it).
 LEGACY_KIND_FLAG = "multi_label"
-
-
-def others_settings(task_kind: str) -> set[str]:
-    """The TrainConfig fields that only the training heads of other kinds read (a run does not log them)."""
-    from labeling_assets.core.tasks.registry import KINDS, training_head
-
-    return {name for kind in KINDS if kind != task_kind for name in training_head(kind).own_settings}
 
 
 # The run settings both front ends (the trained_model run config, the command line) carry under these names.

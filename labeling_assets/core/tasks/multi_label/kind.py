@@ -60,12 +60,21 @@ from labeling_assets.core.store.multilabel_targets import (
     stored_marginal_targets,
 )
 from labeling_assets.core.tasks.kind import (
-    LABELER_TABLE_ROWS,
     ConsensusFailure,
     ConsensusOutcome,
     Markdown,
     TestSplitReport,
     TrainingHead,
+)
+from labeling_assets.core.tasks.multi_label.tables import (
+    LABELER_CLASS_ROWS,
+    NO_NEGATIVE,
+    NO_POSITIVE,
+    finite,
+    finite_rate,
+    labeler_table,
+    per_class_table,
+    rate_text,
 )
 from labeling_assets.core.training import baseline as core_baseline
 from labeling_assets.core.training import multilabel_metrics as ml_metrics
@@ -74,54 +83,6 @@ from labeling_assets.core.training.active_learning import mean_binary_entropy
 from labeling_assets.core.training.multilabel import apply_thresholds
 
 PREFILL_THRESHOLD = 0.5  # a class is pre-checked when its probability reaches this (or the model's own cut)
-
-
-def _finite(value: float | None) -> float | None:
-    return float(value) if value is not None and np.isfinite(value) else None
-
-
-# Rows of the per-class gold table; why a per-class rate has no value (a bare "-" reads as missing data).
-LABELER_CLASS_ROWS = 300
-NO_POSITIVE = "n/a (none of their gold items has it)"
-NO_NEGATIVE = "n/a (all of their gold items have it)"
-
-
-def _rate(rate: float, low: float, high: float, undefined: str = "-") -> str:
-    return undefined if rate != rate else f"{rate:.2f} ({low:.2f}-{high:.2f})"
-
-
-def _finite_rate(value: float) -> float | None:
-    return None if value != value else round(float(value), 4)
-
-
-def _labeler_table(result: Any, names: Mapping[str, str]) -> str:
-    """Labelers by name (people do not know who labeler "6" is), worst sensitivity first."""
-    table = result.labeler_quality.sort_values("sensitivity", ascending=True, na_position="last")
-    lines = [
-        "| labeler | labels | sensitivity | specificity | exact agreement with consensus |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in table.head(LABELER_TABLE_ROWS).to_dict("records"):
-        lines.append(
-            f"| {md_text(names.get(str(row['labeler_id']), row['labeler_id']))} | {row['n_labels']} | {row['sensitivity']:.3f} | "
-            f"{row['specificity']:.3f} | {row['agreement_with_consensus']:.3f} |"
-        )
-    return "\n".join(lines)
-
-
-def _per_class_table(result: Any, kappa: dict[str, float]) -> str:
-    """One row per class: how common it is, how many items have it, its threshold and how well labelers agree."""
-    lines = [
-        "| class | prevalence (mean P) | items with it | threshold | Fleiss kappa | method |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for row in result.per_class.to_dict("records"):
-        value = _finite(kappa.get(row["class"]))
-        lines.append(
-            f"| {md_text(row['class'])} | {row['prevalence']:.3f} | {row['n_items']} | {row['threshold']:.2f} | "
-            f"{'-' if value is None else f'{value:.3f}'} | {result.method} |"
-        )
-    return "\n".join(lines)
 
 
 class MultiLabel:
@@ -232,14 +193,14 @@ class MultiLabel:
         distribution = result.per_class.set_index("class")["n_items"].reindex(names_, fill_value=0)
         return {
             "task_type": self.name,
-            "per_class": Markdown(_per_class_table(result, kappa)),
-            "fleiss_kappa": _finite(float(np.mean(defined))) if defined else None,
-            "fleiss_kappa_per_class": {str(k): _finite(v) for k, v in kappa.items()},
-            "krippendorff_alpha_masi": _finite(krippendorff_alpha_sets(eligible, names_)),
+            "per_class": Markdown(per_class_table(result, kappa)),
+            "fleiss_kappa": finite(float(np.mean(defined))) if defined else None,
+            "fleiss_kappa_per_class": {str(k): finite(v) for k, v in kappa.items()},
+            "krippendorff_alpha_masi": finite(krippendorff_alpha_sets(eligible, names_)),
             "class_thresholds": dict(zip(names_, result.thresholds.tolist(), strict=True)),
             "empty_sets": int((result.labels["label"].map(len) == 0).sum()),
             "class_distribution": {str(k): int(v) for k, v in distribution.items()},
-            "labeler_quality": Markdown(_labeler_table(result, names)),
+            "labeler_quality": Markdown(labeler_table(result, names)),
         }
 
     def quality_inputs(
@@ -277,11 +238,11 @@ class MultiLabel:
         for r in per_class.head(LABELER_CLASS_ROWS).to_dict("records"):
             lines.append(
                 f"| {md_text(names.get(str(r['labeler_id']), r['labeler_id']))} | {md_text(r['class'])} | "
-                f"{_rate(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'], NO_POSITIVE)} | "
-                f"{_rate(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'], NO_NEGATIVE)} | "
+                f"{rate_text(r['sensitivity'], r['sensitivity_ci_low'], r['sensitivity_ci_high'], NO_POSITIVE)} | "
+                f"{rate_text(r['specificity'], r['specificity_ci_low'], r['specificity_ci_high'], NO_NEGATIVE)} | "
                 f"{r['tp'] + r['fn'] + r['tn'] + r['fp']} |"
             )
-        exact = {names.get(str(r["labeler_id"]), str(r["labeler_id"])): _finite_rate(r["exact_accuracy"])
+        exact = {names.get(str(r["labeler_id"]), str(r["labeler_id"])): finite_rate(r["exact_accuracy"])
                  for r in overall.to_dict("records")}
         return {
             "gold_per_class": Markdown("\n".join(lines)),
