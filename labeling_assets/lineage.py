@@ -53,6 +53,14 @@ def materialized_in_run(instance: dg.DagsterInstance, run_id: str, asset: str) -
     return {}
 
 
+def latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, Any]:
+    """The metadata values of ``asset``'s latest materialization (empty before the first)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {key: value.value for key, value in event.asset_materialization.metadata.items()}
+
+
 def failed_blocking_dataset_checks(instance: dg.DagsterInstance, version: str | None = None) -> list[str]:
     """Blocking dataset checks whose newest evaluation of ``version`` (default: the current one) failed.
 

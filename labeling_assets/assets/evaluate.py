@@ -8,7 +8,7 @@ else on consensus labels; ``core.training.promotion``); otherwise it gets the al
 check ``macro_f1_not_worse_than_previous_model`` says why.
 """
 
-from typing import Any
+from typing import Any, cast, get_args
 
 import dagster as dg
 import numpy as np
@@ -17,12 +17,23 @@ from pydantic import Field
 
 from labeling_assets import lineage
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
+from labeling_assets.core.labelstudio.handover import hand_over
+from labeling_assets.core.labelstudio.queue import QueueOptions
+from labeling_assets.core.labelstudio.tasks import PrelabelVisibility
 from labeling_assets.core.store import datasets
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks import task_kind
-from labeling_assets.core.tasks.kind import TaskKind
+from labeling_assets.core.tasks.kind import TaskKind, TestSplitReport
 from labeling_assets.core.training import promotion
+from labeling_assets.resources.labelstudio import LabelStudioError, LabelStudioResource
 from labeling_assets.resources.metadata import as_metadata
-from labeling_assets.resources.mlflow import CHALLENGER_ALIAS, CHAMPION_ALIAS, LoadedModel, MLflowResource
+from labeling_assets.resources.mlflow import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    LoadedModel,
+    MLflowResource,
+    RegisteredModel,
+)
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -33,6 +44,11 @@ class ModelEvaluationConfig(dg.Config):
     min_gold_test_items: int = Field(
         default=promotion.MIN_GOLD_TEST_ITEMS,
         description="Decide the champion on gold test items when at least this many, else on consensus labels.",
+    )
+    hand_over_open_tasks: bool = Field(
+        default=True,
+        description="On a promotion, pre-label the open tasks' items with the new champion and attach its "
+        "predictions to them before the alias moves (core/labelstudio/handover.py).",
     )
     promotion_tolerance: float = Field(
         default=promotion.PROMOTION_TOLERANCE,
@@ -53,6 +69,7 @@ def model_evaluation(
     label_store: LabelStoreResource,
     project: ProjectSettings,
     mlflow: MLflowResource,
+    label_studio: LabelStudioResource,
 ) -> dg.MaterializeResult[None]:
     """Test-split scores of the newest model, and whether it is the champion that pre-labels."""
     store = label_store.get_store()
@@ -63,20 +80,11 @@ def model_evaluation(
             f"dataset version {dataset.version} failed blocking checks {', '.join(failed_checks)}: no model "
             "is evaluated (nor promoted) on it. Fix the data, re-materialize dataset_splits, then evaluate."
         )
-    registered = mlflow.latest_version()
-    if registered is None:
-        raise dg.Failure(
-            f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
-        )
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")
-    candidate = mlflow.load_model(registered)
     kind = task_kind(project.task_type)
-    if candidate.config.task_kind != kind.name:
-        raise dg.Failure(
-            f"{registered.label} is a {candidate.config.task_kind} model and the project is {kind.name}: train again"
-        )
+    registered, candidate = _newest_model(mlflow, kind)
     try:
         answers = kind.encode(test["label"].tolist(), candidate.classes)
     except datasets.UnknownLabels as exc:
@@ -100,18 +108,11 @@ def model_evaluation(
         ece_bins=config.ece_bins,
     )
     decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config)
+    # Before the alias moves: the open tasks show the new champion's predictions as it becomes the champion.
+    handed = _hand_over(context, store, label_studio, project, kind, candidate, registered.label, config) \
+        if decision.promote else {}  # fmt: skip
     _apply(mlflow, registered.version, decision)
-    mlflow.log_to_run(
-        registered.run_id,
-        metrics=report.metrics,
-        params={"test_dataset_version": dataset.version},
-        files=report.files,
-        texts=report.texts,
-    )
-    promotion_tags = {"promotion": decision.alias, "promotion_reason": decision.reason()}
-    mlflow.set_version_tags(
-        registered.version, {**report.tags, "test_dataset_version": dataset.version, **promotion_tags}
-    )
+    _record_in_mlflow(mlflow, registered, report, decision, dataset.version)
     context.log.info(f"{report.summary}. {decision.reason()}")
     metadata = {
         "model_version": dg.MetadataValue.text(registered.label),
@@ -120,8 +121,34 @@ def model_evaluation(
         **as_metadata(report.report),
     }
     return dg.MaterializeResult(
-        metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config)}
+        metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config), **handed}
     )
+
+
+def _newest_model(mlflow: MLflowResource, kind: TaskKind) -> tuple[RegisteredModel, LoadedModel]:
+    """The newest registered version, loaded; a clear failure when there is none or it is of another kind."""
+    registered = mlflow.latest_version()
+    if registered is None:
+        raise dg.Failure(
+            f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
+        )
+    candidate = mlflow.load_model(registered)
+    if candidate.config.task_kind != kind.name:
+        raise dg.Failure(
+            f"{registered.label} is a {candidate.config.task_kind} model and the project is {kind.name}: train again"
+        )
+    return registered, candidate
+
+
+def _record_in_mlflow(
+    mlflow: MLflowResource, registered: RegisteredModel, report: TestSplitReport, decision: promotion.Decision, dataset: str
+) -> None:
+    """The test report on the model's MLflow run; the report's tags and the decision on its model version."""
+    mlflow.log_to_run(registered.run_id, metrics=report.metrics, params={"test_dataset_version": dataset},
+                      files=report.files, texts=report.texts)  # fmt: skip
+    tags = {**report.tags, "test_dataset_version": dataset, "promotion": decision.alias,
+            "promotion_reason": decision.reason()}  # fmt: skip
+    mlflow.set_version_tags(registered.version, tags)
 
 
 def _predict(
@@ -189,6 +216,41 @@ def _decide(
         tolerance=config.promotion_tolerance,
         comparable=comparable,
     )
+
+
+def _hand_over(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    label_studio: LabelStudioResource,
+    project: ProjectSettings,
+    kind: TaskKind,
+    candidate: LoadedModel,
+    model_version: str,
+    config: ModelEvaluationConfig,
+) -> dict[str, dg.MetadataValue]:
+    """core/labelstudio/handover.py; with Label Studio unreachable the promotion goes on and the prelabel and queue
+    runs that follow it attach the predictions."""
+    if not config.hand_over_open_tasks:
+        return {}
+    # The visibility the queue last used (pre-labels hidden on gold stay hidden).
+    shown = lineage.latest_metadata(context.instance, "labeling_tasks").get("prelabel_visibility")
+    visibility = cast(PrelabelVisibility, shown if shown in get_args(PrelabelVisibility) else "all")
+    options = QueueOptions(classes=list(project.classes), data_path=project.data_path, allow_empty=project.allow_empty_set,
+                           prelabel_visibility=visibility)  # fmt: skip
+    try:
+        done = hand_over(store, label_studio.get_client(), kind, options, label_studio.labeling_project_ids(),
+                         model_version=model_version, predict=lambda uris: _predict(candidate, uris, config),
+                         thresholds=candidate.thresholds)  # fmt: skip
+    except LabelStudioError as exc:
+        context.log.warning(f"{model_version} not handed over to the open tasks now ({exc}): the prelabel and queue "
+                            "runs after this promotion attach its predictions")  # fmt: skip
+        return {"handed_over_open_tasks": dg.MetadataValue.text(f"no: {exc}"[:300])}
+    context.log.info(f"{model_version} handed over: {done.prelabeled} open tasks' items pre-labeled, "
+                     f"{done.attached} predictions attached to {done.open_tasks} open tasks")  # fmt: skip
+    return {
+        "handed_over_open_tasks": dg.MetadataValue.int(done.open_tasks),
+        "handed_over_predictions": dg.MetadataValue.int(done.attached),
+    }
 
 
 def _apply(mlflow: MLflowResource, version: int, decision: promotion.Decision) -> None:

@@ -42,6 +42,7 @@ from labeling_assets.core.training.config import (
     MIN_STEPS_PER_EPOCH,
     effective_batch_size,
 )
+from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -51,6 +52,9 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 N_DIGITS = 300
 TRAIN_CONFIG = {"epochs": 2, "batch_size": 32, "device": "cpu", "patience": 0}
 TENSORS_CONFIG = {"image_size": 16, "channels": 1}
+# model_evaluation hands a new champion over to Label Studio's open tasks; these tests run without a server (the
+# promotion goes on, the metadata says why nothing was handed over; tests/integration/test_champion.py has one).
+NO_LABEL_STUDIO = LabelStudioResource(url="http://127.0.0.1:9", api_key="no-server-in-these-tests")
 DATASET_CHECKS = [
     dataset_checks.dataset_splits_no_hash_in_two_splits,
     dataset_checks.dataset_splits_no_group_in_two_splits,
@@ -165,6 +169,7 @@ def setup(sqlite_store: LabelStore, data_dir: Path) -> tuple[LabelStore, dict, p
         "label_store": LabelStoreResource(url=sqlite_store.url),
         "project": ProjectSettings(data_dir=str(data_dir), classes=DEMO_CLASSES),
         "mlflow": MLflowResource(data_dir=str(data_dir)),
+        "label_studio": NO_LABEL_STUDIO,
     }
     return sqlite_store, resources, frame
 

@@ -39,6 +39,7 @@ from labeling_assets.core.store.schema import (
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
+from tests.assets.test_train_assets import NO_LABEL_STUDIO
 
 torch.set_num_threads(2)
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -134,6 +135,7 @@ def setup(sqlite_store: LabelStore, data_dir: Path) -> tuple[LabelStore, dict, p
         "label_store": LabelStoreResource(url=sqlite_store.url),
         "project": ProjectSettings(data_dir=str(data_dir), classes=CLASSES, task_type="multi_label"),
         "mlflow": MLflowResource(data_dir=str(data_dir)),
+        "label_studio": NO_LABEL_STUDIO,
     }
     return sqlite_store, resources, frame
 

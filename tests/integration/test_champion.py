@@ -16,16 +16,25 @@ import sqlalchemy as sa
 
 from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
+from labeling_assets.assets.queue import labeling_tasks
 from labeling_assets.assets.train import trained_model, training_tensors
 from labeling_assets.checks.evaluate import build_evaluation_checks
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.store.schema import LabelStore, items_table, prelabels_table
 from labeling_assets.core.training.metrics import macro_f1
 from labeling_assets.core.training.predict import predict_files
+from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from tests.assets.test_train_assets import TENSORS_CONFIG, _insert_dataset, _insert_items, _stratified_split
+from tests.assets.test_train_assets import (
+    NO_LABEL_STUDIO,
+    TENSORS_CONFIG,
+    _insert_dataset,
+    _insert_items,
+    _stratified_split,
+)
+from tests.labelstudio_server import LabelStudioServer
 
 TRAIN = {"batch_size": 32, "device": "cpu", "patience": 0, "seed": 0}
 N_WRONG_CONSENSUS = 8  # test items whose consensus label the crowd got wrong (their gold label is right)
@@ -34,13 +43,17 @@ N_WRONG_CONSENSUS = 8  # test items whose consensus label the crowd got wrong (t
 class Loop:
     """The train → evaluate → prelabel steps on one Dagster instance, store and MLflow registry."""
 
-    def __init__(self, store: LabelStore, data_dir: Path, mlflow: MLflowResource | None = None) -> None:
+    def __init__(
+        self, store: LabelStore, data_dir: Path, mlflow: MLflowResource | None = None,
+        label_studio: LabelStudioResource = NO_LABEL_STUDIO,
+    ) -> None:  # fmt: skip
         self.store, self.instance = store, dg.DagsterInstance.ephemeral()
         self.mlflow = mlflow or MLflowResource(data_dir=str(data_dir))
         self.resources = {
             "label_store": LabelStoreResource(url=store.url),
             "project": ProjectSettings(data_dir=str(data_dir), classes=DEMO_CLASSES),
             "mlflow": self.mlflow,
+            "label_studio": label_studio,
         }
 
     def train_and_evaluate(self, **train: object) -> tuple[dict, dg.AssetCheckEvaluation]:
@@ -84,8 +97,9 @@ def loop(sqlite_store: LabelStore, data_dir: Path) -> tuple[Loop, pd.DataFrame, 
 
 
 def make_loop(
-    sqlite_store: LabelStore, data_dir: Path, mlflow: MLflowResource | None = None
-) -> tuple[Loop, pd.DataFrame, str]:
+    sqlite_store: LabelStore, data_dir: Path, mlflow: MLflowResource | None = None,
+    label_studio: LabelStudioResource = NO_LABEL_STUDIO,
+) -> tuple[Loop, pd.DataFrame, str]:  # fmt: skip
     """~300 demo digits with frozen splits, every test item gold, a few with a wrong consensus label."""
     frame = _insert_items(sqlite_store, data_dir / "demo").rename(columns={"label": "truth"})
     frame["split"] = _stratified_split(frame["truth"])
@@ -99,7 +113,7 @@ def make_loop(
             items_table.update().where(items_table.c.item_id == sa.bindparam("id")).values(gold_label=sa.bindparam("g")),
             [{"id": r.item_id, "g": r.truth} for r in test.itertuples()],
         )
-    return Loop(sqlite_store, data_dir, mlflow), test, version
+    return Loop(sqlite_store, data_dir, mlflow, label_studio), test, version
 
 
 @pytest.mark.slow
@@ -183,3 +197,23 @@ def test_too_few_gold_test_items_decide_on_consensus_labels(loop: tuple[Loop, pd
     assert meta["scoring_items"] == meta["test_items"] == len(test)
     assert meta["candidate_macro_f1"] == pytest.approx(meta["test_macro_f1"], abs=1e-6)
     assert meta["min_gold_test_items"] == 31
+
+
+def test_a_new_champion_is_on_the_open_tasks_as_it_is_promoted_before_any_prelabel_run(
+    label_studio: LabelStudioServer, sqlite_store: LabelStore, data_dir: Path
+) -> None:
+    """Issue 26: after a promotion, labelers saw the previous champion's predictions until a prelabel run and a
+    queue run had started and finished (the long run: 4% of open tasks carried the champion's). model_evaluation
+    pre-labels the open tasks' items with the new champion and attaches them before the alias moves."""
+    loop_, _, _ = make_loop(sqlite_store, data_dir, label_studio=label_studio.resource(f"handover-{data_dir.name}"))
+    dg.materialize([labeling_tasks], resources=loop_.resources, instance=loop_.instance,
+                   run_config={"ops": {"labeling_tasks": {"config": {"max_new_tasks": 12, "gold_rate": 0.0}}}})  # fmt: skip
+    meta, _ = loop_.train_and_evaluate(epochs=1)
+    champion = f"{loop_.mlflow.registered_model_name}/1"
+    assert meta["promoted"] and meta["handed_over_open_tasks"] == 12 and meta["handed_over_predictions"] == 12
+    client, project_id = label_studio.client(), loop_.resources["label_studio"].find_project_id()
+    tasks = list(client.iter_tasks(project_id, fields="all"))
+    assert len(tasks) == 12 and all(champion in {p["model_version"] for p in t["predictions"]} for t in tasks)
+    assert client.get_project(project_id)["model_version"] == champion  # what the labeling screen pre-fills
+    # Only the open tasks' items so far: the prelabel run after the promotion pre-labels the other 288.
+    assert loop_.store.count(prelabels_table, prelabels_table.c.model_version == champion) == 12

@@ -186,6 +186,7 @@ def run_blind_queue(
         "new_gold": sum(1 for q in queue if q.is_gold),
         "overlap": options.overlap,
         "strategy": options.strategy,
+        "prelabel_visibility": options.prelabel_visibility,  # read by the champion's hand-over (handover.py)
         "sent_to_more_labelers": topped_up,
         "label_configs_updated": sum(bool(f["label_config_updated"]) for f in followed),
         "more_annotators_at_max_overlap": len(review_plan.at_cap),
@@ -300,6 +301,7 @@ def _queue_report(
         "new_gold": sum(1 for q in queue if q.is_gold),
         "overlap": options.overlap,
         "strategy": options.strategy,
+        "prelabel_visibility": options.prelabel_visibility,  # read by the champion's hand-over (handover.py)
     }
 
 

@@ -207,6 +207,19 @@ def linked_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:
     )
 
 
+def prelabeled_by(store: LabelStore, item_ids: Sequence[str], model_version: str) -> set[str]:
+    """Which of ``item_ids`` ``model_version`` has pre-labeled."""
+    p = prelabels_table
+    rows = store.fetch(sa.select(p.c.item_id).where(p.c.model_version == model_version, p.c.item_id.in_(item_ids)))
+    return {str(r["item_id"]) for r in rows}
+
+
+def item_uris(store: LabelStore, item_ids: Sequence[str]) -> dict[str, str]:
+    """item_id -> the URI of its raw copy."""
+    rows = store.fetch(sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.item_id.in_(item_ids)))
+    return {str(r["item_id"]): str(r["uri"]) for r in rows}
+
+
 def record_shown_versions(store: LabelStore, shown: Mapping[int, str]) -> None:
     """Task row id -> the model version whose prediction its Label Studio task now carries."""
     with store.begin() as conn:
