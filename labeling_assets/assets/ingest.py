@@ -22,7 +22,6 @@ from labeling_assets.core.ingest.summary import (
     quarantine_table,
     warnings,
 )
-from labeling_assets.core.label_sets import is_multi_label
 from labeling_assets.core.store.phashes import ensure_phashes
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.image_source import ImageSourceResource
@@ -60,7 +59,7 @@ def raw_images(
                 uri,
                 batch_size=config.batch_size,
                 classes=project.classes,
-                multi_label=is_multi_label(project.task_type),
+                task_type=project.task_type,
                 allow_empty_set=project.allow_empty_set,
             ),
             progress=_progress_logger(context),

@@ -48,13 +48,6 @@ def shown_label(value: Any) -> str:
     return str(value)
 
 
-def is_multi_label(task_type: str) -> bool:
-    """True for ``multi_label``; raises on a task type this project does not know."""
-    if task_type not in TASK_TYPES:
-        raise ValueError(f"unknown task_type {task_type!r}; expected one of {list(TASK_TYPES)}")
-    return task_type == MULTI_LABEL
-
-
 def label_set(value: Any, classes: Sequence[str], *, allow_empty: bool = True) -> list[str]:
     """A stored multi-label answer as a sorted list of class names, validated against ``classes``.
 

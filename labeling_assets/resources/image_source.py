@@ -19,6 +19,7 @@ from labeling_assets.core.ingest.source import (
     check_source,
     open_source,
 )
+from labeling_assets.core.label_sets import SINGLE_LABEL
 
 
 class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # the resource is its own value
@@ -107,11 +108,11 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
         *,
         batch_size: int = 500,
         classes: Sequence[str] | None = None,
-        multi_label: bool = False,
+        task_type: str = SINGLE_LABEL,
         allow_empty_set: bool = True,
     ) -> IngestOptions:
-        """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are checked against ``classes``
-        (label sets written as JSON lists in a ``multi_label`` project).
+        """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are read as the kind of task ``task_type``
+        names reads them (``TaskKind.parse_gold``) and checked against ``classes``.
 
         Raises ``SourceError`` for a setting that cannot be used, naming it (and the absolute path).
         """
@@ -132,7 +133,7 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             gold_labels=gold,
             batch_size=batch_size,
             classes=list(classes) if classes is not None else None,
-            multi_label=multi_label,
+            task_type=task_type,
             allow_empty_set=allow_empty_set,
             follow_symlinks=self.follow_symlinks,
             on_missing=self.on_missing,

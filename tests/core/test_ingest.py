@@ -299,7 +299,7 @@ def test_multi_label_gold_sets_are_stored_as_sorted_lists_and_bad_sets_are_refus
         source.write(name, png_bytes(n))
     gold = {"both.png": '["7", "1"]', "none.png": "[]", "alien.png": '["1", "cat"]', "bare.png": "7",
             "mixed.png": '["None of these", "1"]'}  # fmt: skip
-    report = source.ingest(store, gold_labels=gold, classes=[str(d) for d in range(10)], multi_label=True)
+    report = source.ingest(store, gold_labels=gold, classes=[str(d) for d in range(10)], task_type="multi_label")
     assert item(store, img.sha256_hex(png_bytes(1)))["gold_label"] == ["1", "7"]
     assert item(store, img.sha256_hex(png_bytes(2)))["gold_label"] == []  # none of these: a gold answer too
     assert report.gold_items == 2
@@ -309,7 +309,7 @@ def test_multi_label_gold_sets_are_stored_as_sorted_lists_and_bad_sets_are_refus
     assert "None of these" in problems["mixed.png"]
     # a project without "none of these" refuses the empty gold set and clears the one stored before
     again = source.ingest(
-        store, gold_labels={"none.png": "[]"}, classes=[str(d) for d in range(10)], multi_label=True,
+        store, gold_labels={"none.png": "[]"}, classes=[str(d) for d in range(10)], task_type="multi_label",
         allow_empty_set=False,
     )  # fmt: skip
     assert [p.path for p in again.gold_problems] == ["none.png"]

@@ -12,7 +12,6 @@ from labeling_assets.core.label_sets import (
     SKIP_UNREADABLE,
     LabelSetError,
     from_indicator,
-    is_multi_label,
     label_set,
     to_indicator,
 )
@@ -54,9 +53,3 @@ def test_indicator_matrix_round_trips_in_class_order() -> None:
     assert matrix.tolist() == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
     assert matrix.dtype == np.uint8
     assert from_indicator(matrix, CLASSES) == [["cat", "fox"], [], ["dog"]]
-
-
-def test_an_unknown_task_type_is_refused() -> None:
-    assert is_multi_label("multi_label") and not is_multi_label("single_label")
-    with pytest.raises(ValueError, match="unknown task_type"):
-        is_multi_label("multilabel")

@@ -120,6 +120,26 @@ def check_unanimous_votes_are_the_consensus_of_every_method(kind: TaskKind) -> N
         assert outcome.n_gold == 1
 
 
+def _gold_text(answer: Any) -> str:
+    """An answer as a gold file's ``label`` column writes it: a class name as itself, any other answer as JSON."""
+    return answer if isinstance(answer, str) else json.dumps(answer)
+
+
+def check_a_gold_files_entry_reads_as_the_answer_it_writes(kind: TaskKind) -> None:
+    """Ingest stores what ``parse_gold`` reads as gold; an entry naming a class outside the project, or no answer
+    at all, is refused with why (None: the class list is not checked)."""
+    for k in range(3):
+        answer = _answer(kind, k)
+        assert kind.parse_gold(_gold_text(answer), CLASSES) == (answer, None)
+        assert kind.parse_gold(_gold_text(answer), None) == (answer, None)
+    alien = _gold_text(_answer(kind, 1)).replace(CLASSES[1], "wolf")
+    _, why = kind.parse_gold(alien, CLASSES)
+    assert why and "wolf" in why
+    assert kind.parse_gold(alien, None)[1] is None
+    _, why = kind.parse_gold('{"not": "an answer"}', CLASSES)
+    assert why
+
+
 def check_gold_scores_right_and_wrong_answers(kind: TaskKind) -> None:
     gold = pd.Series({f"i{k}": _answer(kind, k) for k in range(3)})
     right = pd.DataFrame({"item_id": list(gold.index), "labeler_id": "L0", "label": list(gold)})
@@ -266,6 +286,7 @@ CONTRACT: list[Callable[[Any], None]] = [
     check_an_accepted_prelabel_is_a_vote,
     check_a_bad_answer_is_skipped_with_a_known_reason,
     check_unanimous_votes_are_the_consensus_of_every_method,
+    check_a_gold_files_entry_reads_as_the_answer_it_writes,
     check_gold_scores_right_and_wrong_answers,
     check_labeler_stats_count_each_labelers_votes,
     check_splits_give_every_item_one_split_and_a_manifest,

@@ -8,16 +8,17 @@ image (no such file, a file gone or quarantined) is reported. Both come back as 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from labeling_assets.core.label_sets import LabelSetError, label_set
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table
+
+if TYPE_CHECKING:
+    from labeling_assets.core.tasks.kind import TaskKind
 
 UNKNOWN_CLASS = "unknown_class"
 NO_IMAGE = "no_image"
@@ -49,20 +50,19 @@ def apply_gold_labels(
     store: LabelStore,
     source: str,
     gold: Mapping[str, str],
+    kind: TaskKind,
     classes: Sequence[str] | None = None,
     *,
-    multi_label: bool = False,
     allow_empty: bool = True,
 ) -> GoldResult:
-    """Set ``gold_label`` on the active items the gold file names, when the label is in ``classes``.
+    """Set ``gold_label`` on the active items the gold file names, when the kind reads the label as an answer of
+    ``classes`` (``kind.parse_gold``: a class name; a label set as a JSON list, ``[]`` = none of these, refused
+    unless ``allow_empty``), stored as the kind stores an annotation.
 
-    ``classes`` None skips the class check (callers without a project). ``multi_label``: each label is a
-    label set as a JSON list (``["1", "7"]``; ``[]`` = none of these, refused unless ``allow_empty``), stored
-    as the sorted list, like a multi-label annotation. Returns how many active items are gold and every
-    entry that was refused or names no usable image.
+    ``classes`` None skips the class check (callers without a project). Returns how many active items are gold
+    and every entry that was refused or names no usable image.
     """
     result = GoldResult()
-    known = set(classes) if classes is not None else None
     with store.begin() as conn:
         rows = {
             r.path: r
@@ -80,13 +80,8 @@ def apply_gold_labels(
             )
         }
         for path in sorted(gold):
-            text, row = gold[path], rows.get(path)
-            label: str | list[str] = text
-            refused: str | None = None
-            if multi_label:
-                label, refused = _gold_set(text, classes, allow_empty)
-            elif known is not None and label not in known:
-                refused = f"{label!r} is not in the class list"
+            row = rows.get(path)
+            label, refused = kind.parse_gold(gold[path], classes, allow_empty)
             if refused is not None:
                 result.problems.append(GoldProblem(path, UNKNOWN_CLASS, refused))
                 if row is not None and row.item_id and row.gold_label == label:
@@ -106,21 +101,6 @@ def apply_gold_labels(
             or 0
         )
     return result
-
-
-def _gold_set(text: str, classes: Sequence[str] | None, allow_empty: bool) -> tuple[list[str] | str, str | None]:
-    """A multi-label gold entry as (the sorted set, None), or (what was read, why it is refused)."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, list):
-        return text, f"{text!r} is not a label set (a JSON list of classes, [] for none of these)"
-    names = sorted({str(v) for v in value})
-    try:
-        return label_set(value, classes if classes is not None else names, allow_empty=allow_empty), None
-    except LabelSetError as exc:
-        return names, str(exc)
 
 
 def _why_no_image(row: Any) -> str:

@@ -60,8 +60,10 @@ from labeling_assets.core.ingest.source import (
     read_batch,
     source_key,
 )
+from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.store.bulk import bulk_insert
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table, utcnow
+from labeling_assets.core.tasks import task_kind
 
 # re-exported
 __all__ = ["SourceError", "SourceFile", "StoreWriteError", "load_label_csv", "open_source", "raw_path", "source_key"]
@@ -130,8 +132,8 @@ class IngestOptions:
     batch_size: int = 500
     # The project's class list: gold labels outside it are refused (None: not checked).
     classes: Sequence[str] | None = None
-    # Multi-label projects: gold labels are label sets written as JSON lists (core.ingest.gold).
-    multi_label: bool = False
+    # The project's kind of task (``ProjectSettings.task_type``): how a gold file's entry reads (core.ingest.gold).
+    task_type: str = SINGLE_LABEL
     allow_empty_set: bool = True
     follow_symlinks: str = FOLLOW_INSIDE  # inside | never | always
     on_missing: str = lifecycle.ON_MISSING_RETIRE  # retire | keep
@@ -256,10 +258,10 @@ def ingest_source(
         report.outcomes.extend(FileOutcome(path, MISSING, item_id) for path, item_id in sorted(gone.items()))
 
     if options.gold_labels:
+        kind = task_kind(options.task_type)
         gold = apply_gold_labels(
-            store, source, options.gold_labels, options.classes,
-            multi_label=options.multi_label, allow_empty=options.allow_empty_set,
-        )  # fmt: skip
+            store, source, options.gold_labels, kind, options.classes, allow_empty=options.allow_empty_set
+        )
         report.gold_items, report.gold_problems = gold.gold_items, gold.problems
     report.seconds = time.perf_counter() - started
     return report

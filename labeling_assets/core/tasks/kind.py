@@ -90,7 +90,11 @@ class TaskKind(Protocol):
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any: ...  # its label
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any: ...  # core.consensus.votes.Votes
 
-    # Gold (and expert answers): which stored values are answers of this kind, and how an answer scores.
+    # Gold (and expert answers): a gold file's entry, which stored values are answers of this kind, how an answer
+    # scores. ``parse_gold``: (the answer to store, None), or (what was read, why it is refused).
+    def parse_gold(
+        self, text: str, classes: Sequence[str] | None, allow_empty: bool = True
+    ) -> tuple[Any, str | None]: ...
     def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series: ...
     def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]: ...
     def gold_gate(

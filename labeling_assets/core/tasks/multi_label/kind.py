@@ -66,6 +66,7 @@ from labeling_assets.core.tasks.kind import (
     TestSplitReport,
     TrainingHead,
 )
+from labeling_assets.core.tasks.multi_label.gold import parse_gold_set
 from labeling_assets.core.tasks.multi_label.tables import (
     LABELER_CLASS_ROWS,
     NO_NEGATIVE,
@@ -132,6 +133,8 @@ class MultiLabel:
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         return latest_set_votes(annotations, classes, allow_empty=allow_empty)
+
+    parse_gold = staticmethod(parse_gold_set)  # a gold file's entry: a label set as a JSON list
 
     def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series:
         """The stored values that are label sets of the project, as sorted lists; a stale or malformed one is

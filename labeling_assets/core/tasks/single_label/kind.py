@@ -110,6 +110,15 @@ class SingleLabel:
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         return latest_votes(annotations, classes)
 
+    def parse_gold(
+        self, text: str, classes: Sequence[str] | None, allow_empty: bool = True
+    ) -> tuple[Any, str | None]:
+        """A gold file's entry is a class name: (it, None), or (it, why it is refused) when it is not one of
+        ``classes`` (None: not checked)."""
+        if classes is not None and text not in classes:
+            return text, f"{text!r} is not in the class list"
+        return text, None
+
     def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series:
         """A stored gold or expert answer is a class name (a one-element list counts as its class)."""
         return stored.map(single_class).dropna()
