@@ -20,12 +20,11 @@ from labeling_assets.core.labelstudio.blind import BlindItem, BlindTopUp
 from labeling_assets.core.store.as_of import utc
 from labeling_assets.core.store.derived_schema import requeue_actions_table
 from labeling_assets.core.store.queries import StoreVotes
+from labeling_assets.core.store.reviews import open_requests_with
 from labeling_assets.core.store.schema import (
     LabelStore,
     current_annotations_query,
     items_table,
-    latest_consensus_query,
-    review_requests_table,
     tasks_table,
     utcnow,
 )
@@ -120,43 +119,15 @@ def blind_open_requests(store: LabelStore, project_ids: Collection[int]) -> list
     """Open review requests in blind mode: the item's "task" is its set of labeler tasks (``required_annotations`` =
     how many projects hold it, ``ls_task_id`` = the lowest of their task ids), so the shared mode's rule
     (``plan_overlap_raises``) decides when one more labeler is due and when an expert is."""
-    rr, t = review_requests_table, tasks_table
+    t = tasks_table
     held = (
-        sa.select(t.c.item_id, sa.func.count().label("n"), sa.func.min(t.c.ls_task_id).label("ls_task_id"))
+        sa.select(
+            t.c.item_id,
+            sa.func.min(t.c.ls_task_id).label("ls_task_id"),
+            sa.func.count().label("required_annotations"),
+        )
         .where(t.c.ls_project_id.in_(list(project_ids)))
         .group_by(t.c.item_id)
         .subquery()
     )
-    latest = latest_consensus_query().subquery()
-    rows = store.fetch(
-        sa.select(
-            rr.c.id,
-            rr.c.item_id,
-            rr.c.source,
-            rr.c.action,
-            rr.c.reason,
-            rr.c.requested_at,
-            held.c.ls_task_id,
-            held.c.n,
-            latest.c.n_annotators,
-        )  # fmt: skip
-        .select_from(rr)
-        .outerjoin(held, held.c.item_id == rr.c.item_id)
-        .outerjoin(latest, latest.c.item_id == rr.c.item_id)
-        .where(rr.c.resolved_at.is_(None))
-        .order_by(rr.c.id)
-    )
-    return [
-        OpenRequest(
-            request_id=int(r["id"]),
-            item_id=r["item_id"],
-            source=r["source"],
-            action=r["action"],
-            reason=r["reason"],
-            requested_at=r["requested_at"],
-            ls_task_id=int(r["ls_task_id"]) if r["ls_task_id"] is not None else None,
-            required_annotations=int(r["n"]) if r["n"] is not None else None,
-            n_annotators=int(r["n_annotators"]) if r["n_annotators"] is not None else None,
-        )  # fmt: skip
-        for r in rows
-    ]
+    return open_requests_with(store, held)

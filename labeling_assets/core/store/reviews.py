@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -107,6 +108,14 @@ def sync_review_requests(
 
 def open_review_requests(store: LabelStore, project_id: int) -> list[OpenRequest]:
     """Every open review request, with its item's task in ``project_id`` and latest consensus, if any."""
+    t = tasks_table
+    tasks = sa.select(t.c.item_id, t.c.ls_task_id, t.c.required_annotations).where(t.c.ls_project_id == project_id)
+    return open_requests_with(store, tasks.subquery())
+
+
+def open_requests_with(store: LabelStore, tasks: sa.Subquery) -> list[OpenRequest]:
+    """Every open review request, with its item's row of ``tasks`` (columns ``item_id``, ``ls_task_id``,
+    ``required_annotations``; at most one row an item) and latest consensus, if any."""
     rr = review_requests_table
     latest = latest_consensus_query().subquery()
     stmt = (
@@ -117,12 +126,12 @@ def open_review_requests(store: LabelStore, project_id: int) -> list[OpenRequest
             rr.c.action,
             rr.c.reason,
             rr.c.requested_at,
-            tasks_table.c.ls_task_id,
-            tasks_table.c.required_annotations,
+            tasks.c.ls_task_id,
+            tasks.c.required_annotations,
             latest.c.n_annotators,
         )
         .select_from(rr)
-        .outerjoin(tasks_table, sa.and_(tasks_table.c.item_id == rr.c.item_id, tasks_table.c.ls_project_id == project_id))
+        .outerjoin(tasks, tasks.c.item_id == rr.c.item_id)
         .outerjoin(latest, latest.c.item_id == rr.c.item_id)
         .where(rr.c.resolved_at.is_(None))
         .order_by(rr.c.id)
@@ -135,12 +144,16 @@ def open_review_requests(store: LabelStore, project_id: int) -> list[OpenRequest
             action=r["action"],
             reason=r["reason"],
             requested_at=r["requested_at"],
-            ls_task_id=int(r["ls_task_id"]) if r["ls_task_id"] is not None else None,
-            required_annotations=r["required_annotations"],
-            n_annotators=r["n_annotators"],
+            ls_task_id=_int_or_none(r["ls_task_id"]),
+            required_annotations=_int_or_none(r["required_annotations"]),
+            n_annotators=_int_or_none(r["n_annotators"]),
         )
         for r in store.fetch(stmt)
     ]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 def record_overlap_raises(
