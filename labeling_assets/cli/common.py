@@ -1,7 +1,10 @@
 """What the CLI commands share: the local Dagster instance, the label store, the class list, the demo's truth."""
 
 import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -74,3 +77,30 @@ def truth_by_item(truth_csv: Path, store: LabelStore | None = None) -> dict[str,
         if label is not None:
             out[row["item_id"]] = label
     return out
+
+
+def simulate_demo_crowd(
+    simulate: Callable[..., Any],
+    client: Any,
+    project_id: int,
+    crowd: Sequence[Any],
+    *,
+    truth: Mapping[str, Any],
+    classes: list[str],
+    args: Any,
+) -> None:
+    """The demo's simulated crowd labels the queued tasks through Label Studio's API (``simulate``:
+    ``local.crowd.simulate_crowd`` or ``simulate_set_crowd``), a progress line at most every 5 s; prints each
+    labeler's share."""
+    last = [time.perf_counter()]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 5 or done == total:
+            print(f"    {done}/{total} annotations submitted", flush=True)
+            last[0] = time.perf_counter()
+
+    result = simulate(client, project_id, crowd, truth=truth, classes=classes, overlap=args.overlap,
+                      seed=args.seed, progress=progress)  # fmt: skip
+    per = result.per_labeler()
+    for spec in crowd:
+        print(f"    {spec.name:<16} {spec.preset:<8} {per[spec.name]:>5} annotations")

@@ -27,6 +27,7 @@ from labeling_assets.cli.common import (
     demo_truth_csv,
     label_store,
     project_classes,
+    simulate_demo_crowd,
     truth_by_item,
     use_local_instance,
 )
@@ -189,28 +190,9 @@ def _simulate_crowd(label_studio: LabelStudioResource, project_id: int, args: ar
     from labeling_assets.core.labelstudio.crowd import default_crowd
     from labeling_assets.local.crowd import simulate_crowd
 
-    truth = truth_by_item(demo_truth_csv())
     crowd = default_crowd(args.annotators, prefix="sim")
-    last = [time.perf_counter()]
-
-    def progress(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 5 or done == total:
-            print(f"    {done}/{total} annotations submitted", flush=True)
-            last[0] = time.perf_counter()
-
-    result = simulate_crowd(
-        label_studio.get_client(),
-        project_id,
-        crowd,
-        truth=truth,
-        classes=project_classes(),
-        overlap=args.overlap,
-        seed=args.seed,
-        progress=progress,
-    )
-    per = result.per_labeler()
-    for spec in crowd:
-        print(f"    {spec.name:<16} {spec.preset:<8} {per[spec.name]:>5} annotations")
+    simulate_demo_crowd(simulate_crowd, label_studio.get_client(), project_id, crowd,
+                        truth=truth_by_item(demo_truth_csv()), classes=project_classes(), args=args)  # fmt: skip
 
 
 def _collect_through_sensor() -> None:

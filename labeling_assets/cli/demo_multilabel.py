@@ -66,32 +66,13 @@ def truth_sets_by_item(grids: Path) -> dict[str, list[str]]:
 
 def simulate_crowd(label_studio: Any, project_id: int, grids: Path, classes: list[str], args: Any) -> None:
     """The multi-label crowd labels the queued tasks through Label Studio's API; prints each labeler's share."""
-    import time
-
+    from labeling_assets.cli.common import simulate_demo_crowd
     from labeling_assets.core.labelstudio.crowd import default_set_crowd
     from labeling_assets.local.crowd import simulate_set_crowd
 
     crowd = default_set_crowd(args.annotators, prefix="sim")
-    last = [time.perf_counter()]
-
-    def progress(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 5 or done == total:
-            print(f"    {done}/{total} annotations submitted", flush=True)
-            last[0] = time.perf_counter()
-
-    result = simulate_set_crowd(
-        label_studio.get_client(),
-        project_id,
-        crowd,
-        truth=truth_sets_by_item(grids),
-        classes=classes,
-        overlap=args.overlap,
-        seed=args.seed,
-        progress=progress,
-    )
-    per = result.per_labeler()
-    for spec in crowd:
-        print(f"    {spec.name:<16} {spec.preset:<8} {per[spec.name]:>5} annotations")
+    simulate_demo_crowd(simulate_set_crowd, label_studio.get_client(), project_id, crowd,
+                        truth=truth_sets_by_item(grids), classes=classes, args=args)  # fmt: skip
 
 
 def per_label_summary(grids: Path, classes: list[str], evaluation: dict[str, Any]) -> list[str]:
