@@ -59,17 +59,12 @@ class ConsensusResult:
     scoreboard: pd.DataFrame | None = None
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """Integer-coded annotations."""
+class CodedVotes:
+    """The counts of integer-coded votes (single-label :class:`Encoded`, multi-label ``EncodedSets``)."""
 
-    item: Codes  # item code per annotation (0..n_items-1, codes follow sorted item ids)
-    labeler: Codes
-    label: Codes
     item_ids: NDArray[Any]
     labeler_ids: NDArray[Any]
     classes: list[Any]
-    notes: list[str]
 
     @property
     def n_items(self) -> int:
@@ -82,6 +77,19 @@ class Encoded:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+
+@dataclass(frozen=True)
+class Encoded(CodedVotes):
+    """Integer-coded annotations."""
+
+    item: Codes  # item code per annotation (0..n_items-1, codes follow sorted item ids)
+    labeler: Codes
+    label: Codes
+    item_ids: NDArray[Any]
+    labeler_ids: NDArray[Any]
+    classes: list[Any]
+    notes: list[str]
 
 
 def sorted_unique(values: Sequence[Any] | pd.Series | NDArray[Any]) -> list[Any]:

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from labeling_assets.core.consensus.dawid_skene import NO_OVERLAP, dawid_skene, has_overlap, informative_items
-from labeling_assets.core.consensus.encoding import Codes, ConsensusInputError, Encoded, Floats
+from labeling_assets.core.consensus.encoding import CodedVotes, Codes, ConsensusInputError, Encoded, Floats
 from labeling_assets.core.consensus.multilabel_quality import per_class_f1
 from labeling_assets.core.label_sets import LabelSetError, from_indicator, label_set, to_indicator
 
@@ -83,7 +83,7 @@ Indicator = NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
-class EncodedSets:
+class EncodedSets(CodedVotes):
     """Integer-coded set votes: one row per vote, the set as a 0/1 row over ``classes``."""
 
     item: Codes
@@ -93,18 +93,6 @@ class EncodedSets:
     labeler_ids: NDArray[Any]
     classes: list[str]
     notes: list[str]
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    @property
-    def n_labelers(self) -> int:
-        return len(self.labeler_ids)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
 
 
 @dataclass(frozen=True)
