@@ -201,11 +201,22 @@ def render_class_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         "- **Class weights** (`total / (n_classes * count)` over the train split) are stored with this "
         "version, together with per-item sampler weights; the data itself is not rebalanced.",
         "",
+    ]
+    agreement = (
+        f"Fleiss' kappa {_fmt(inputs.fleiss_kappa)}, mean per-item agreement {_fmt(inputs.mean_agreement)}, "
+        f"mean consensus confidence {_fmt(inputs.mean_confidence)}"
+    )
+    return "\n".join(lines + labels_and_limitations(inputs, agreement, limitations(inputs))) + "\n"
+
+
+def labels_and_limitations(inputs: CardInputs, agreement: str, known_limitations: list[str]) -> list[str]:
+    """A card's last sections, whatever the kind: who labeled (``agreement``: how well they agreed), the class
+    list, near duplicates, the known limitations."""
+    lines = [
         "## Labels",
         "",
         f"- **Annotators**: {inputs.n_annotators} ({inputs.n_annotations} current annotations on these items)",
-        f"- **Agreement**: Fleiss' kappa {_fmt(inputs.fleiss_kappa)}, mean per-item agreement "
-        f"{_fmt(inputs.mean_agreement)}, mean consensus confidence {_fmt(inputs.mean_confidence)}",
+        f"- **Agreement**: {agreement}",
         "- **Label sources** (consensus method: items): "
         + (", ".join(f"{k}: {v}" for k, v in sorted(inputs.label_sources.items())) or "none"),
         *consensus_choice_lines(inputs.consensus_choice),
@@ -214,8 +225,8 @@ def render_class_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
     lines += class_list_section(inputs)
     lines += near_duplicate_section(inputs)
     lines += ["## Known limitations", ""]
-    lines += [f"- {text}" for text in limitations(inputs)]
-    return "\n".join(lines) + "\n"
+    lines += [f"- {text}" for text in known_limitations]
+    return lines
 
 
 def class_list_section(inputs: CardInputs) -> list[str]:
@@ -400,21 +411,12 @@ def render_label_set_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         "in train counts one), for `BCEWithLogitsLoss(pos_weight=...)`; stored with this version. The data "
         "itself is not rebalanced, and no per-item sampler weights are stored (one item carries several labels).",
         "",
-        "## Labels",
-        "",
-        f"- **Annotators**: {inputs.n_annotators} ({inputs.n_annotations} current annotations on these items)",
-        f"- **Agreement**: mean per-item agreement {_fmt(inputs.mean_agreement)}, mean consensus confidence "
-        f"{_fmt(inputs.mean_confidence)} (per-class agreement: see consensus_labels)",
-        "- **Label sources** (consensus method: items): "
-        + (", ".join(f"{k}: {v}" for k, v in sorted(inputs.label_sources.items())) or "none"),
-        *consensus_choice_lines(inputs.consensus_choice),
-        "",
     ]
-    lines += class_list_section(inputs)
-    lines += near_duplicate_section(inputs)
-    lines += ["## Known limitations", ""]
-    lines += [f"- {text}" for text in label_set_limitations(inputs)]
-    return "\n".join(lines) + "\n"
+    agreement = (
+        f"mean per-item agreement {_fmt(inputs.mean_agreement)}, mean consensus confidence "
+        f"{_fmt(inputs.mean_confidence)} (per-class agreement: see consensus_labels)"
+    )
+    return "\n".join(lines + labels_and_limitations(inputs, agreement, label_set_limitations(inputs))) + "\n"
 
 
 def label_set_annotation_summary(annotations: pd.DataFrame) -> tuple[int, int]:
