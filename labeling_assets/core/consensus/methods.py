@@ -198,16 +198,7 @@ def _run(
         codes = _argmax_with_tiebreak(votes, _class_priority(enc))
         return build_result(enc, "majority", codes, probs[np.arange(enc.n_items), codes], probs, notes)
     if method in _PRIOR_MEAN:
-        strength = options["prior_strength"]
-        probs, confusion, iterations, converged = dawid_skene(
-            enc,
-            max_iter=options["max_iter"],
-            tol=options["tol"],
-            prior_strength=PRIOR_STRENGTH[method] if strength is None else strength,
-            smoothing=options["smoothing"],
-            prior=_PRIOR_MEAN[method],
-            gold=gold if len(gold[0]) else None,
-        )
+        probs, confusion, iterations, converged = _dawid_skene(enc, method, options, gold if len(gold[0]) else None)
         notes.append(
             f"Dawid-Skene {'converged' if converged else 'stopped without converging'} after {iterations} EM iterations"
             + (f", {len(gold[0])} gold item(s) clamped" if len(gold[0]) else "")
@@ -226,20 +217,28 @@ def _run(
     return crowdlab(enc, pred_probs, notes)
 
 
+def _dawid_skene(
+    enc: Encoded, method: str, options: dict[str, Any], gold: tuple[Codes, Codes] | None = None
+) -> tuple[Floats, Floats, int, bool]:
+    """The Dawid-Skene variant ``method`` (its prior mean; its prior strength unless the options set one)."""
+    strength = options["prior_strength"]
+    return dawid_skene(
+        enc,
+        max_iter=options["max_iter"],
+        tol=options["tol"],
+        prior_strength=PRIOR_STRENGTH[method] if strength is None else strength,
+        smoothing=options["smoothing"],
+        prior=_PRIOR_MEAN[method],
+        gold=gold,
+    )
+
+
 def _select(enc: Encoded, options: dict[str, Any]) -> tuple[str, str]:
     """The Dawid-Skene variant with the better held-out answer likelihood, and why (the scores)."""
 
     def fit(method: str) -> Fit:
         def run(subset: Encoded) -> tuple[Floats, Floats]:
-            strength = options["prior_strength"]
-            probs, confusion, _, _ = dawid_skene(
-                subset,
-                max_iter=options["max_iter"],
-                tol=options["tol"],
-                prior_strength=PRIOR_STRENGTH[method] if strength is None else strength,
-                smoothing=options["smoothing"],
-                prior=_PRIOR_MEAN[method],
-            )
+            probs, confusion, _, _ = _dawid_skene(subset, method, options)
             return probs, confusion
 
         return run
