@@ -1,5 +1,7 @@
 """What a person wants to see after an ingest: item totals, the quarantined files, thumbnails of new items."""
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
 from labeling_assets.core import images as img
@@ -19,14 +21,22 @@ def item_counts_by_status(store: LabelStore) -> dict[str, int]:
 
 def quarantine_table(report: IngestReport, *, max_rows: int = QUARANTINE_TABLE_ROWS) -> str:
     """The files this run quarantined, as a Markdown table (file, reason, detail)."""
-    rows = report.of(QUARANTINED)
+    rows = [(row.rel_path, row.reason, row.detail) for row in report.of(QUARANTINED)]
+    return _path_table("| file | reason | detail |", rows, empty="No file was quarantined in this run.", max_rows=max_rows)
+
+
+def _path_table(
+    head: str, rows: Sequence[tuple[str, str | None, str | None]], *, empty: str, max_rows: int | None = None
+) -> str:
+    """(path, reason, detail) rows as a Markdown table under ``head`` (``empty`` when there is none); past
+    ``max_rows``, one row counts the rest."""
     if not rows:
-        return "No file was quarantined in this run."
-    lines = ["| file | reason | detail |", "|---|---|---|"]
-    for row in rows[:max_rows]:
-        lines.append(f"| {md_code(row.rel_path, 300)} | {row.reason} | {md_text(row.detail or '')} |")
-    if len(rows) > max_rows:
-        lines.append(f"| … {len(rows) - max_rows} more | | |")
+        return empty
+    shown = rows if max_rows is None else rows[:max_rows]
+    lines = [head, "|---|---|---|"]
+    lines += [f"| {md_code(path, 300)} | {reason} | {md_text(detail or '')} |" for path, reason, detail in shown]
+    if len(rows) > len(shown):
+        lines.append(f"| … {len(rows) - len(shown)} more | | |")
     return "\n".join(lines)
 
 
@@ -49,20 +59,15 @@ def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREV
 
 def folders_table(report: IngestReport) -> str:
     """The folders this run could not (or would not) scan, as a Markdown table (folder, reason, detail)."""
-    if not report.folders_not_scanned:
-        return "Every folder of the source was scanned."
-    lines = ["| folder | reason | detail |", "|---|---|---|"]
-    lines += [f"| {md_code(f.rel_path + '/', 300)} | {f.reason} | {md_text(f.detail or '')} |" for f in report.folders_not_scanned]
-    return "\n".join(lines)
+    rows = [(f.rel_path + "/", f.reason, f.detail) for f in report.folders_not_scanned]
+    return _path_table("| folder | reason | detail |", rows, empty="Every folder of the source was scanned.")
 
 
 def gold_problems_table(report: IngestReport) -> str:
     """Gold-file entries refused (class not in the class list) or naming no usable image, as Markdown."""
-    if not report.gold_problems:
-        return "Every gold-file entry names an ingested image and a class of the class list."
-    lines = ["| gold-file entry | problem | detail |", "|---|---|---|"]
-    lines += [f"| {md_code(p.path, 300)} | {p.problem} | {md_text(p.detail or '')} |" for p in report.gold_problems]
-    return "\n".join(lines)
+    rows = [(p.path, p.problem, p.detail) for p in report.gold_problems]
+    empty = "Every gold-file entry names an ingested image and a class of the class list."
+    return _path_table("| gold-file entry | problem | detail |", rows, empty=empty)
 
 
 def warnings(report: IngestReport) -> list[str]:

@@ -120,10 +120,8 @@ def label_indices(labels: Iterable[Any], classes: Sequence[str]) -> npt.NDArray[
     return np.array([index[name] for name in names], dtype=np.int64)
 
 
-def gold_label_indices(store: LabelStore, item_ids: Sequence[str], classes: Sequence[str]) -> list[int | None]:
-    """Per item, the class index of its hidden gold label; None when it is not gold or its gold label is
-    not one class of ``classes`` (a multi-label gold set, a class since removed)."""
-    index = {name: k for k, name in enumerate(classes)}
+def stored_gold(store: LabelStore, item_ids: Sequence[str]) -> dict[str, Any]:
+    """item_id -> the stored hidden gold answer, for the items of ``item_ids`` that have one."""
     gold: dict[str, Any] = {}
     for part in chunked(list(item_ids)):
         rows = store.fetch(
@@ -132,6 +130,14 @@ def gold_label_indices(store: LabelStore, item_ids: Sequence[str], classes: Sequ
             )
         )
         gold.update({r["item_id"]: r["gold_label"] for r in rows})
+    return gold
+
+
+def gold_label_indices(store: LabelStore, item_ids: Sequence[str], classes: Sequence[str]) -> list[int | None]:
+    """Per item, the class index of its hidden gold label; None when it is not gold or its gold label is
+    not one class of ``classes`` (a multi-label gold set, a class since removed)."""
+    index = {name: k for k, name in enumerate(classes)}
+    gold = stored_gold(store, item_ids)
     found: list[int | None] = []
     for item in item_ids:
         try:

@@ -16,8 +16,8 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from labeling_assets.core.label_sets import LabelSetError, label_set, to_indicator
-from labeling_assets.core.store.datasets import StoredTargets, UnknownLabels
-from labeling_assets.core.store.schema import LabelStore, chunked, items_table, latest_consensus_query
+from labeling_assets.core.store.datasets import StoredTargets, UnknownLabels, stored_gold
+from labeling_assets.core.store.schema import LabelStore, items_table, latest_consensus_query
 
 # Consensus methods whose per-class probabilities are a posterior (EM over labelers' sensitivity and
 # specificity); majority stores vote shares.
@@ -115,14 +115,7 @@ def gold_label_sets(
 ) -> list[list[str] | None]:
     """Per item, its hidden gold set; None when it is not gold or its gold answer is not a set of
     ``classes`` (a single class, a class since removed)."""
-    gold: dict[str, Any] = {}
-    for part in chunked(list(item_ids)):
-        rows = store.fetch(
-            sa.select(items_table.c.item_id, items_table.c.gold_label).where(
-                items_table.c.item_id.in_(list(part)), items_table.c.gold_label.is_not(None)
-            )
-        )
-        gold.update({r["item_id"]: r["gold_label"] for r in rows})
+    gold = stored_gold(store, item_ids)
     found: list[list[str] | None] = []
     for item in item_ids:
         try:
