@@ -175,16 +175,8 @@ def render_class_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         "- **Split targets**: "
         + ", ".join(f"{s} {inputs.ratios.get(s, 0.0):.0%}" for s in SPLITS)
         + f" (seed {inputs.seed}); assignments are frozen once made",
-        "",
-        "## Sizes per split",
-        "",
-        "| split | items | share |",
-        "|---|---|---|",
+        *sizes_section(sizes, total),
     ]
-    for split in SPLITS:
-        lines.append(
-            f"| {split} | {sizes[split]} | {sizes[split] / total:.1%} |" if total else f"| {split} | 0 | - |"
-        )
     lines += ["", "## Class distribution per split", ""]
     shown = table.copy()
     shown["share"] = (shown["total"] / max(total, 1)).map(lambda v: f"{v:.1%}")
@@ -193,26 +185,37 @@ def render_class_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
     if with_plot and total:
         lines += ["", markdown_image(distribution_plot(manifest), alt="items per class and split")]
     ratio = imbalance_ratio(manifest["label"]) if total else float("nan")
-    lines += [
-        "",
-        "## Imbalance",
-        "",
+    imbalance = [
         f"- **Imbalance ratio** (largest / smallest class): {_fmt(ratio, 2)}",
         "- **Class weights** (`total / (n_classes * count)` over the train split) are stored with this "
         "version, together with per-item sampler weights; the data itself is not rebalanced.",
-        "",
     ]
     agreement = (
         f"Fleiss' kappa {_fmt(inputs.fleiss_kappa)}, mean per-item agreement {_fmt(inputs.mean_agreement)}, "
         f"mean consensus confidence {_fmt(inputs.mean_confidence)}"
     )
-    return "\n".join(lines + labels_and_limitations(inputs, agreement, limitations(inputs))) + "\n"
+    closing = closing_sections(inputs, imbalance, agreement, limitations(inputs))
+    return "\n".join([*lines, "", *closing]) + "\n"
 
 
-def labels_and_limitations(inputs: CardInputs, agreement: str, known_limitations: list[str]) -> list[str]:
-    """A card's last sections, whatever the kind: who labeled (``agreement``: how well they agreed), the class
-    list, near duplicates, the known limitations."""
+def sizes_section(sizes: dict[str, int], total: int) -> list[str]:
+    """The items and share of each split (a blank line first), whatever the kind."""
+    lines = ["", "## Sizes per split", "", "| split | items | share |", "|---|---|---|"]
+    for split in SPLITS:
+        lines.append(f"| {split} | {sizes[split]} | {sizes[split] / total:.1%} |" if total else f"| {split} | 0 | - |")
+    return lines
+
+
+def closing_sections(
+    inputs: CardInputs, imbalance: list[str], agreement: str, known_limitations: list[str]
+) -> list[str]:
+    """A card's last sections, whatever the kind: how imbalance is handled, who labeled (``agreement``: how well
+    they agreed), the class list, near duplicates, the known limitations."""
     lines = [
+        "## Imbalance",
+        "",
+        *imbalance,
+        "",
         "## Labels",
         "",
         f"- **Annotators**: {inputs.n_annotators} ({inputs.n_annotations} current annotations on these items)",
@@ -381,14 +384,8 @@ def render_label_set_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         + ", ".join(f"{s} {inputs.ratios.get(s, 0.0):.0%}" for s in SPLITS)
         + f" (seed {inputs.seed}); iterative stratification over the labels (Sechidis et al. 2011), groups kept "
         "whole; assignments are frozen once made",
-        "",
-        "## Sizes per split",
-        "",
-        "| split | items | share |",
-        "|---|---|---|",
+        *sizes_section(sizes, total),
     ]
-    for split in SPLITS:
-        lines.append(f"| {split} | {sizes[split]} | {sizes[split] / total:.1%} |" if total else f"| {split} | 0 | - |")
     lines += ["", "## Label prevalence per split", "", "Positive items (share of the split's items).", ""]
     lines += ["| label | " + " | ".join([*SPLITS, "total"]) + " | pos_weight |", "|---|" + "---|" * (len(SPLITS) + 2)]
     counts = {column: table[column].astype(int).tolist() for column in [*SPLITS, "total"]}
@@ -404,19 +401,16 @@ def render_label_set_card(inputs: CardInputs, *, with_plot: bool = True) -> str:
         lines += [f"### {scope or 'all splits'}", "", _table(matrix, "label"), ""]
     if with_plot and total:
         lines += [markdown_image(cooccurrence_plot(manifest, classes), alt="label co-occurrence"), ""]
-    lines += [
-        "## Imbalance",
-        "",
+    imbalance = [
         "- **pos_weight** per class = negatives / positives over the train split (a class without a positive "
         "in train counts one), for `BCEWithLogitsLoss(pos_weight=...)`; stored with this version. The data "
         "itself is not rebalanced, and no per-item sampler weights are stored (one item carries several labels).",
-        "",
     ]
     agreement = (
         f"mean per-item agreement {_fmt(inputs.mean_agreement)}, mean consensus confidence "
         f"{_fmt(inputs.mean_confidence)} (per-class agreement: see consensus_labels)"
     )
-    return "\n".join(lines + labels_and_limitations(inputs, agreement, label_set_limitations(inputs))) + "\n"
+    return "\n".join(lines + closing_sections(inputs, imbalance, agreement, label_set_limitations(inputs))) + "\n"
 
 
 def label_set_annotation_summary(annotations: pd.DataFrame) -> tuple[int, int]:
