@@ -298,17 +298,21 @@ def record_thresholds(store: LabelStore, model_version: str, thresholds: Mapping
         pass
 
 
-def consensus_examples(store: LabelStore, classes: Sequence[str]) -> list[tuple[str, str]]:
-    """(uri, label) of active items whose latest consensus is one known class, ordered by item id."""
+def active_consensus(store: LabelStore) -> list[dict[str, Any]]:
+    """The latest consensus (``item_id``, ``label``, ``uri``) of every active item with a stored copy, by item id."""
     latest = latest_consensus_query().subquery()
-    rows = store.fetch(
+    return store.fetch(
         sa.select(latest.c.item_id, latest.c.label, items_table.c.uri)
         .join(items_table, items_table.c.item_id == latest.c.item_id)
         .where(items_table.c.status == "active", items_table.c.uri.is_not(None))
         .order_by(latest.c.item_id)
     )
+
+
+def consensus_examples(store: LabelStore, classes: Sequence[str]) -> list[tuple[str, str]]:
+    """(uri, label) of active items whose latest consensus is one known class, ordered by item id."""
     labeled: list[tuple[str, str]] = []
-    for row in rows:
+    for row in active_consensus(store):
         try:
             label = normalize_label(row["label"])
         except ValueError:

@@ -16,8 +16,8 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from labeling_assets.core.label_sets import LabelSetError, label_set, to_indicator
-from labeling_assets.core.store.datasets import StoredTargets, UnknownLabels, stored_gold
-from labeling_assets.core.store.schema import LabelStore, items_table, latest_consensus_query
+from labeling_assets.core.store.datasets import StoredTargets, UnknownLabels, active_consensus, stored_gold
+from labeling_assets.core.store.schema import LabelStore, latest_consensus_query
 
 # Consensus methods whose per-class probabilities are a posterior (EM over labelers' sensitivity and
 # specificity); majority stores vote shares.
@@ -89,15 +89,8 @@ def _marginals(
 
 def consensus_set_examples(store: LabelStore, classes: Sequence[str]) -> list[tuple[str, list[str]]]:
     """(uri, label set) of active items whose latest consensus is a set of known classes, by item id."""
-    latest = latest_consensus_query().subquery()
-    rows = store.fetch(
-        sa.select(latest.c.item_id, latest.c.label, items_table.c.uri)
-        .join(items_table, items_table.c.item_id == latest.c.item_id)
-        .where(items_table.c.status == "active", items_table.c.uri.is_not(None))
-        .order_by(latest.c.item_id)
-    )
     labeled: list[tuple[str, list[str]]] = []
-    for row in rows:
+    for row in active_consensus(store):
         label = (
             json.loads(row["label"])
             if isinstance(row["label"], str) and row["label"].startswith("[")
