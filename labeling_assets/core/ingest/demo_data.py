@@ -115,21 +115,10 @@ PAPER_NOISE = 6.0
 
 
 @dataclass(frozen=True)
-class GridDemoSet:
+class GridDemoSet(DemoSet):
     """A rendered multi-label demo set; ``labels.csv`` holds each file's true set as a JSON list."""
 
-    folder: Path
-    n_images: int
-    n_gold: int
     classes: tuple[str, ...] = GRID_CLASSES
-
-    @property
-    def labels_csv(self) -> Path:
-        return self.folder / LABELS_FILE
-
-    @property
-    def gold_csv(self) -> Path:
-        return self.folder / GOLD_FILE
 
 
 def grid_layouts(n_images: int, *, seed: int = 0) -> list[list[int | None]]:
