@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from labeling_assets.core.labelstudio.crowd import (
     LabelerSpec,
@@ -65,11 +65,7 @@ def simulate_crowd(
         progress: called as ``progress(done, total)`` every 100 annotations.
         workers: annotations posted concurrently (the plan, and so every label, does not depend on it).
     """
-    user_ids, task_of, wanted, done = _prepare(client, project_id, [a.name for a in labelers], truth)
-    plan = plan_crowd(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
-    result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
-    _submit(client, plan.annotations, task_of, result, progress, workers)
-    return result
+    return _simulate(plan_crowd, client, project_id, labelers, truth, classes, overlap, seed, progress, workers)
 
 
 def simulate_set_crowd(
@@ -90,8 +86,17 @@ def simulate_set_crowd(
     and false alarms). An empty answer is posted as the "None of these" choice. Rows of the result carry
     the set as a sorted list.
     """
+    return _simulate(plan_set_crowd, client, project_id, labelers, truth, classes, overlap, seed, progress, workers)
+
+
+def _simulate(
+    planner: Callable[..., Any], client: LabelStudioClient, project_id: int, labelers: Sequence[Any],
+    truth: Mapping[str, Any], classes: Sequence[str], overlap: int, seed: int,
+    progress: Callable[[int, int], None] | None, workers: int,
+) -> CrowdResult:
+    """The labelers' users (idempotent), ``planner``'s answers for the tasks still short of ``overlap``, posted."""
     user_ids, task_of, wanted, done = _prepare(client, project_id, [a.name for a in labelers], truth)
-    plan = plan_set_crowd(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
+    plan = planner(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
     result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
     _submit(client, plan.annotations, task_of, result, progress, workers)
     return result
