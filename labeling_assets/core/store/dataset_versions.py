@@ -246,11 +246,15 @@ def record_dataset_version(
     return known is None
 
 
+def version_rows(store: LabelStore, version: str, column: str) -> list[dict[str, Any]]:
+    """``column`` of a dataset version's row: one row, or none when the store does not hold the version."""
+    table = dataset_versions_table
+    return store.fetch(sa.select(table.c[column]).where(table.c.dataset_version == version))
+
+
 def load_manifest(store: LabelStore, version: str) -> pd.DataFrame:
     """The (item_id, label, split[, sample_weight]) manifest stored for a dataset version."""
-    rows = store.fetch(
-        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
-    )
+    rows = version_rows(store, version, "manifest")
     if not rows:
         raise ValueError(f"dataset version {version!r} is not in the label store")
     return manifest_from_json(rows[0]["manifest"])
@@ -258,9 +262,7 @@ def load_manifest(store: LabelStore, version: str) -> pd.DataFrame:
 
 def manifest_document(store: LabelStore, version: str) -> dict[str, Any] | None:
     """The whole manifest document stored for a version (settings, previous_version, ...), None when unknown."""
-    rows = store.fetch(
-        sa.select(dataset_versions_table.c.manifest).where(dataset_versions_table.c.dataset_version == version)
-    )
+    rows = version_rows(store, version, "manifest")
     document = rows[0]["manifest"] if rows else None
     if isinstance(document, str):  # SQLite hands JSON back as text
         document = json.loads(document)
@@ -269,7 +271,5 @@ def manifest_document(store: LabelStore, version: str) -> dict[str, Any] | None:
 
 def dataset_card(store: LabelStore, version: str) -> str | None:
     """The dataset card stored with a version (None when there is none)."""
-    rows = store.fetch(
-        sa.select(dataset_versions_table.c.card).where(dataset_versions_table.c.dataset_version == version)
-    )
+    rows = version_rows(store, version, "card")
     return rows[0]["card"] if rows and rows[0]["card"] else None

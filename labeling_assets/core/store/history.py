@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from labeling_assets.core.dataset.diff import ManifestDiff, diff_manifests, vote_changes, votes_by_item
 from labeling_assets.core.dataset.near_duplicates import from_hex, hamming
 from labeling_assets.core.store.as_of import utc, votes_as_of
-from labeling_assets.core.store.dataset_versions import load_manifest, manifest_document
+from labeling_assets.core.store.dataset_versions import load_manifest, manifest_document, version_rows
 from labeling_assets.core.store.held_out import held_out
 from labeling_assets.core.store.lineage_schema import (
     dataset_version_tags_table,
@@ -55,9 +55,7 @@ def resolve_version(store: LabelStore, name: str) -> str:
 
 
 def created_at(store: LabelStore, version: str) -> dt.datetime:
-    rows = store.fetch(
-        sa.select(dataset_versions_table.c.created_at).where(dataset_versions_table.c.dataset_version == version)
-    )
+    rows = version_rows(store, version, "created_at")
     if not rows:
         raise UnknownVersion(f"dataset version {version!r} is not in the label store")
     return utc(rows[0]["created_at"])
