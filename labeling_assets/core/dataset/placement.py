@@ -7,6 +7,7 @@ Works on integer codes: ``unit_of`` (unit per item), ``label_codes`` (class per 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,19 @@ Floats = NDArray[np.float64]
 Bools = NDArray[np.bool_]
 
 
+@dataclass(frozen=True)
+class Placement:
+    """What the greedy steps read, and update in place (``split_codes``, ``counts``)."""
+
+    unit_of: Ints  # unit per item
+    label_codes: Ints  # class per item
+    split_codes: Ints  # split per item, -1 while free
+    counts: Ints  # split x class
+    targets: Floats  # split x class: the items each split should hold
+    ratio: Floats  # per split
+    rng: np.random.Generator
+
+
 def _relative_deficit(counts: Ints, targets: Floats) -> Floats:
     """How far each split is behind its overall target, as a fraction of that target."""
     overall = targets.sum(axis=1)
@@ -24,18 +38,11 @@ def _relative_deficit(counts: Ints, targets: Floats) -> Floats:
     return deficit
 
 
-def place_mixed_groups(
-    unit_of: Ints,
-    label_codes: Ints,
-    mask: Bools,
-    split_codes: Ints,
-    counts: Ints,
-    targets: Floats,
-    ratio: Floats,
-    rng: np.random.Generator,
-) -> None:
+def place_mixed_groups(state: Placement, mask: Bools) -> None:
     """Greedy placement of units with several classes, largest first, each into the split whose per-class
     deficit it fills best (gain minus overflow); ties go to the split furthest behind overall."""
+    unit_of, label_codes, split_codes, counts = state.unit_of, state.label_codes, state.split_codes, state.counts
+    targets, ratio, rng = state.targets, state.ratio, state.rng
     n_classes = targets.shape[1]
     idx = np.flatnonzero(mask)
     # Per-unit class counts as (unit, class, count) runs, computed once outside the loop.
@@ -98,18 +105,11 @@ def _quotas(k: int, deficit: Floats, ratio: Floats, behind: Floats) -> Ints:
     return alloc
 
 
-def place_pure_units(
-    unit_of: Ints,
-    label_codes: Ints,
-    mask: Bools,
-    split_codes: Ints,
-    counts: Ints,
-    targets: Floats,
-    ratio: Floats,
-    rng: np.random.Generator,
-) -> None:
+def place_pure_units(state: Placement, mask: Bools) -> None:
     """Per class, toward the deficit: single-class groups first, cut in random order at quotas (a group goes
     where its midpoint falls), then single items by exact largest-remainder quotas, shuffled (seeded)."""
+    unit_of, label_codes, split_codes, counts = state.unit_of, state.label_codes, state.split_codes, state.counts
+    targets, ratio, rng = state.targets, state.ratio, state.rng
     idx = np.flatnonzero(mask)
     units, first, sizes = np.unique(unit_of[idx], return_index=True, return_counts=True)
     unit_class = label_codes[idx[first]]

@@ -34,6 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from labeling_assets.core.dataset.placement import (
     Floats,
     Ints,
+    Placement,
     ensure_every_class_everywhere,
     place_mixed_groups,
     place_pure_units,
@@ -261,11 +262,12 @@ def assign_splits(
         np.minimum.at(lo, unit_of, label_codes)
         np.maximum.at(hi, unit_of, label_codes)
         mixed = free & (lo != hi)[unit_of]
+        state = Placement(unit_of, label_codes, split_codes, counts, targets, ratio, rng)
         if mixed.any():
-            place_mixed_groups(unit_of, label_codes, mixed, split_codes, counts, targets, ratio, rng)
+            place_mixed_groups(state, mixed)
         pure = split_codes < 0
         if pure.any():
-            place_pure_units(unit_of, label_codes, pure, split_codes, counts, targets, ratio, rng)
+            place_pure_units(state, pure)
 
     notes.extend(
         ensure_every_class_everywhere(
