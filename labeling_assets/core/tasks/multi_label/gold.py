@@ -9,7 +9,9 @@ from typing import Any
 from labeling_assets.core.label_sets import LabelSetError, label_set
 
 
-def parse_gold_set(text: str, classes: Sequence[str] | None, allow_empty: bool = True) -> tuple[Any, str | None]:
+def parse_gold_set(
+    text: str, classes: Sequence[str] | None, allow_empty: bool = True
+) -> tuple[Any, str | None]:
     """(the sorted set, None), or (what was read, why it is refused): not a JSON list, a class outside ``classes``
     (None: not checked), ``[]`` where the project offers no "none of these"."""
     try:
