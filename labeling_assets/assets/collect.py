@@ -49,9 +49,10 @@ def annotations(
 ) -> dg.MaterializeResult[None]:
     """Append-only versions of the Label Studio annotations: edits become new versions, deletions tombstones."""
     project_ids = label_studio.labeling_project_ids()  # the shared project, or every labeler's (blind mode)
-    if not project_ids:
+    if not project_ids:  # not retried: no retry creates the project (3 x 15 s of waiting for nothing)
         raise dg.Failure(
-            f"Label Studio project {label_studio.resolved_project_title!r} does not exist: materialize labeling_tasks first"
+            f"Label Studio project {label_studio.resolved_project_title!r} does not exist: materialize labeling_tasks first",
+            allow_retries=False,
         )
     options = CollectOptions(full=config.full, full_every_hours=config.full_every_hours, overlap_s=config.overlap_s,
                              page_size=config.page_size)  # fmt: skip

@@ -25,6 +25,7 @@ import yaml
 
 from labeling_assets.assets.collect import annotations
 from labeling_assets.constants import SYNC_POOL
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.local.instance_storage import POOL_LOCK_FILE, PoolSafeSqliteEventLogStorage
 from labeling_assets.local.run_launcher import (
     LocalRunLauncher,
@@ -32,7 +33,9 @@ from labeling_assets.local.run_launcher import (
     reap_dead_runs,
     run_worker_process,
 )
+from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors.runs import RETRY_IF_KILLED
+from tests.labelstudio_server import LabelStudioServer
 
 # Each run is a fresh Python (a run worker or the probe script); two tests also start a dagster-daemon.
 pytestmark = pytest.mark.slow
@@ -256,3 +259,24 @@ def test_a_live_process_is_running_and_a_reused_or_gone_one_is_not() -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     assert not process_is_running(gone.pid, time.time())
+
+
+def test_a_collect_of_a_project_that_does_not_exist_fails_at_once_without_retries(
+    label_studio: LabelStudioServer, tmp_path: Path
+) -> None:
+    """No retry creates the project: the three retries 15 s apart only delayed the one clear line."""
+    store = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}")
+    store.migrate()
+    try:
+        result = dg.materialize(
+            [annotations],
+            resources={"label_store": LabelStoreResource(url=store.url),
+                       "label_studio": label_studio.resource(f"never-created-{tmp_path.name}")},  # fmt: skip
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
+    finally:
+        store.dispose()
+    assert not result.success
+    assert "does not exist: materialize labeling_tasks first" in str(result.failure_data_for_node("annotations").error)
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
