@@ -31,8 +31,9 @@ KIND_METHODS = (
     "classes_of", "consensus_report", "quality_inputs", "is_answer", "find_label_issues", "labeler_stats",
     "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
     "annotation_summary", "split_balance", "export",
-    "split_deviations", "missing_from_splits", "missing_for_thresholds", "prediction", "informativeness", "review_model_line", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode", "stored_targets",
-    "training_head",
+    "split_deviations", "missing_from_splits", "missing_for_thresholds", "prediction", "informativeness",
+    "review_model_line", "fit_baseline", "prediction_report", "test_scoring", "test_score", "test_report", "encode",
+    "stored_targets", "parse_gold", "training_head",
 )
 HEAD_ATTRIBUTES = ("own_settings",)
 HEAD_METHODS = (
