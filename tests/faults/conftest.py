@@ -2,6 +2,7 @@
 tests/conftest.py) that can cut a response mid-body, and the collect asset's retries without their 15 s waits."""
 
 import contextlib
+import math
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ import dagster as dg
 import pytest
 
 from labeling_assets.assets.collect import annotations
+from labeling_assets.local import labelstudio as server
 from tests.labelstudio_server import LabelStudioServer
 
 
@@ -112,3 +114,17 @@ def quick_collect_retries(monkeypatch: pytest.MonkeyPatch) -> dg.RetryPolicy:
     monkeypatch.setattr(annotations.op, "_retry_policy", quick)
     assert annotations.op.retry_policy is quick  # what Dagster's plan reads for the step
     return quick
+
+
+@pytest.fixture
+def restart_spanning_retries(monkeypatch: pytest.MonkeyPatch) -> dg.RetryPolicy:
+    """The ``annotations`` asset's own retry delay, with enough retries to span a Label Studio start at its
+    longest (``START_TIMEOUT_S``): the asset's three retries span a restart of up to about 45 s, and under a
+    loaded full test run a restart took longer (the test then failed on the machine, not on the code)."""
+    real = annotations.op.retry_policy
+    assert real is not None and real.delay, real
+    tries = math.ceil(server.START_TIMEOUT_S / real.delay) + 1
+    patient = dg.RetryPolicy(max_retries=tries, delay=real.delay, backoff=real.backoff, jitter=real.jitter)
+    monkeypatch.setattr(annotations.op, "_retry_policy", patient)
+    assert annotations.op.retry_policy is patient
+    return patient

@@ -401,7 +401,7 @@ def retried(result: dg.ExecuteInProcessResult) -> bool:
 
 @pytest.mark.parametrize("store", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_label_studio_stopped_mid_export_fails_the_attempt_and_the_retry_lands_once_it_is_back(
-    project: Project, proxy: CuttingProxy
+    project: Project, proxy: CuttingProxy, restart_spanning_retries: dg.RetryPolicy
 ) -> None:
     restarted = threading.Event()
 
@@ -411,7 +411,7 @@ def test_label_studio_stopped_mid_export_fails_the_attempt_and_the_retry_lands_o
 
     proxy.cut_export(after_bytes=400, on_cut=stop_then_restart)  # the server dies while sending the export
     try:
-        result = collect(project, url=proxy.url, full=True)  # the asset's retry policy (15 s) spans the restart
+        result = collect(project, url=proxy.url, full=True)  # retries 15 s apart span the restart
     finally:
         wait_for("Label Studio is back", restarted.is_set, timeout_s=120)
     assert proxy.cuts == 1
