@@ -54,3 +54,11 @@ def test_every_dependency_is_an_asset_of_the_project() -> None:
 
     graph = defs.resolve_asset_graph()
     assert graph.get_all_asset_keys() - graph.materializable_asset_keys == set()
+
+
+def test_local_servers_take_ports_outside_the_range_outgoing_connections_get() -> None:
+    """A restart on the same port must not find it taken by an outgoing connection (the ephemeral range)."""
+    from labeling_assets.local import labelstudio as server
+
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert all(not low <= server.free_port() <= high for _ in range(20))

@@ -11,6 +11,7 @@ from ``<data_dir>/served``, which holds nothing but the link ``raw -> ../raw`` (
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -113,10 +114,22 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+# Below Linux's ephemeral range (32768-60999 by default): a port from that range can be handed to an outgoing
+# connection while the server is stopped for a restart, and the restart then finds it taken (a full test run
+# failed that way twice: "port ... is taken", "not within 120s: Label Studio is back").
+SERVER_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port where nothing listens now, outside the range the system hands to outgoing connections."""
+    for port in random.sample(SERVER_PORTS, 500):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {SERVER_PORTS.start}-{SERVER_PORTS.stop - 1}")
 
 
 def _choose_port(paths: ServerPaths, port: int | None) -> int:
