@@ -28,11 +28,8 @@ BLOCKING_DATASET_CHECKS: tuple[str, ...] = (
 
 def current_dataset_version(instance: dg.DagsterInstance) -> str | None:
     """The dataset version of the latest ``dataset_splits`` materialization, or None before the first."""
-    event = instance.get_latest_materialization_event(DATASET_SPLITS_KEY)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("dataset_version")
-    return str(value.value) if value is not None else None
+    value = latest_metadata(instance, DATASET_SPLITS_KEY.to_user_string()).get("dataset_version")
+    return str(value) if value is not None else None
 
 
 def current_dataset(instance: dg.DagsterInstance, store: LabelStore) -> datasets.DatasetSnapshot:
