@@ -18,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from labeling_assets.core.labelstudio.client import TaskClient
-from labeling_assets.core.labelstudio.queue import QueueOptions, refresh_predictions
-from labeling_assets.core.store.datasets import insert_prelabels, record_thresholds
-from labeling_assets.core.store.labelstudio_sync import item_uris, linked_tasks, prelabeled_by
+from labeling_assets.core.labelstudio.queue import QueueOptions, open_tasks, refresh_predictions
+from labeling_assets.core.store.datasets import insert_prelabels, prelabeled_by, record_thresholds
+from labeling_assets.core.store.labelstudio_sync import item_uris
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks.kind import TaskKind
 
@@ -52,9 +52,8 @@ def hand_over(
     predictions to every open task of ``project_ids`` (the shared project, or each labeler's in blind mode)."""
     open_items: dict[str, None] = {}
     for project_id in project_ids:
-        open_ids = client.open_task_ids(project_id)
-        open_items.update({str(r["item_id"]): None for r in linked_tasks(store, project_id) if r["ls_task_id"] in open_ids})
-    todo = sorted(set(open_items) - prelabeled_by(store, list(open_items), model_version))
+        open_items.update({str(r["item_id"]): None for r in open_tasks(store, client, project_id)})
+    todo = sorted(set(open_items) - prelabeled_by(store, model_version, list(open_items)))
     uris = item_uris(store, todo)
     todo = [item for item in todo if item in uris]
     written = 0

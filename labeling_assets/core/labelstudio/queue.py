@@ -198,6 +198,13 @@ def run_blind_queue(
     }
 
 
+def open_tasks(store: LabelStore, client: TaskClient, project_id: int) -> list[dict[str, Any]]:
+    """The project's tasks that Label Studio still offers labelers (its unfinished ones), as
+    :func:`linked_tasks` gives them."""
+    open_ids = client.open_task_ids(project_id)
+    return [r for r in linked_tasks(store, project_id) if r["ls_task_id"] in open_ids]
+
+
 def refresh_predictions(
     store: LabelStore, client: TaskClient, kind: TaskKind, options: QueueOptions, project_id: int, *,
     log: Log = _quiet,
@@ -205,8 +212,7 @@ def refresh_predictions(
     """Open tasks show their item's newest pre-label: after the champion changes (prelabel_job re-labels every
     item with it), each open task gets that model version's prediction (Label Studio keeps the older ones as
     other versions) and the project pre-fills from it. Finished tasks are left as they were answered."""
-    open_ids = client.open_task_ids(project_id)
-    rows = [r for r in linked_tasks(store, project_id) if r["ls_task_id"] in open_ids]
+    rows = open_tasks(store, client, project_id)
     shown = visible_prelabels(newest_prelabels(store, [r["item_id"] for r in rows]), rows, options.prelabel_visibility)
     predictions = refreshed_predictions(rows, shown, kind=kind, allow_empty=options.allow_empty,
                                         thresholds=_prefill_thresholds(store, shown, kind))  # fmt: skip

@@ -48,7 +48,7 @@ VOTE_COLUMNS = [
 
 
 def utc(value: dt.datetime) -> dt.datetime:
-    """``value`` in UTC (a naive time is taken as UTC, as the store writes them)."""
+    """``value`` in UTC (a naive time is taken as UTC, as the store writes them: SQLite hands them back naive)."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 

@@ -247,15 +247,18 @@ def active_items_with_copies(store: LabelStore) -> pd.DataFrame:
     return frame.sort_values("item_id", kind="stable")
 
 
+def prelabeled_by(store: LabelStore, model_version: str, item_ids: Sequence[str] | None = None) -> set[str]:
+    """The items ``model_version`` has pre-labeled (of ``item_ids`` only, when given)."""
+    p = prelabels_table
+    query = sa.select(p.c.item_id).where(p.c.model_version == model_version)
+    if item_ids is not None:
+        query = query.where(p.c.item_id.in_(item_ids))
+    return {str(row["item_id"]) for row in store.fetch(query)}
+
+
 def items_without_prelabels(store: LabelStore, pool: pd.DataFrame, model_version: str) -> pd.DataFrame:
     """The rows of ``pool`` that ``model_version`` has not pre-labelled yet."""
-    done = {
-        row["item_id"]
-        for row in store.fetch(
-            sa.select(prelabels_table.c.item_id).where(prelabels_table.c.model_version == model_version)
-        )
-    }
-    return pool[~pool["item_id"].isin(done)].reset_index(drop=True)
+    return pool[~pool["item_id"].isin(prelabeled_by(store, model_version))].reset_index(drop=True)
 
 
 def insert_prelabels(

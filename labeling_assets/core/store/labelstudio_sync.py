@@ -18,6 +18,7 @@ from labeling_assets.core.store.annotation_sync import RemoteAnnotation as Remot
 from labeling_assets.core.store.annotation_sync import SyncReport as SyncReport
 from labeling_assets.core.store.annotation_sync import content_hash as content_hash
 from labeling_assets.core.store.annotation_sync import sync_annotations as sync_annotations
+from labeling_assets.core.store.as_of import utc
 from labeling_assets.core.store.prelabel_models_schema import prelabel_models_table
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -66,21 +67,16 @@ def queue_candidates(store: LabelStore, project_id: int | Sequence[int]) -> list
             is_gold=r["gold_label"] is not None,
             probs=probs.get(r["item_id"], (None, None))[0],
             model_version=probs.get(r["item_id"], (None, None))[1],
-            ingested_at=_utc(r["ingested_at"]),
+            ingested_at=utc(r["ingested_at"]) if r["ingested_at"] is not None else None,
         )
         for r in rows
     ]
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back the store's UTC times naive."""
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
-
-
 def last_prelabel_at(store: LabelStore) -> dt.datetime | None:
     """When the newest pre-label was computed; None when no model has pre-labeled an item."""
     rows = store.fetch(sa.select(sa.func.max(prelabels_table.c.computed_at).label("at")))
-    return _utc(rows[0]["at"]) if rows else None
+    return utc(rows[0]["at"]) if rows and rows[0]["at"] is not None else None
 
 
 def reserve_tasks(store: LabelStore, project_id: int, queue: Sequence[QueuedItem], *, overlap: int) -> int:
@@ -205,13 +201,6 @@ def linked_tasks(store: LabelStore, project_id: int) -> list[dict[str, Any]]:
             t.c.ls_project_id == project_id, t.c.ls_task_id.isnot(None)
         )
     )
-
-
-def prelabeled_by(store: LabelStore, item_ids: Sequence[str], model_version: str) -> set[str]:
-    """Which of ``item_ids`` ``model_version`` has pre-labeled."""
-    p = prelabels_table
-    rows = store.fetch(sa.select(p.c.item_id).where(p.c.model_version == model_version, p.c.item_id.in_(item_ids)))
-    return {str(r["item_id"]) for r in rows}
 
 
 def item_uris(store: LabelStore, item_ids: Sequence[str]) -> dict[str, str]:
