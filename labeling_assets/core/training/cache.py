@@ -44,12 +44,14 @@ def _split_files(folder: Path, split: str) -> tuple[Path, Path, Path]:
     return folder / f"{split}.images.npy", folder / f"{split}.labels.npy", folder / f"{split}.items.json"
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON document in ``path``, or None when there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def read_cache_meta(folder: str | Path) -> dict[str, Any] | None:
     """The cache's metadata, or None when the folder holds no complete cache (meta.json is written last)."""
-    path = Path(folder) / CACHE_META
-    if not path.is_file():
-        return None
-    meta: dict[str, Any] = json.loads(path.read_text())
+    meta: dict[str, Any] | None = _read_json(Path(folder) / CACHE_META)
     return meta
 
 
@@ -163,10 +165,7 @@ def write_cache_pointer(root: str | Path, dataset_version: str, folder: Path) ->
 
 def read_cache_pointer(root: str | Path) -> dict[str, str] | None:
     """The ``{"dataset_version", "folder"}`` of the latest cache, or None before the first one."""
-    path = Path(root) / CACHE_POINTER
-    if not path.is_file():
-        return None
-    pointer: dict[str, str] = json.loads(path.read_text())
+    pointer: dict[str, str] | None = _read_json(Path(root) / CACHE_POINTER)
     return pointer
 
 
