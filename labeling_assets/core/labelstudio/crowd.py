@@ -14,7 +14,7 @@ Presets (accuracy = probability of answering the true class):
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -65,8 +65,24 @@ class PlannedAnnotation:
 
 
 @dataclass(frozen=True)
-class CrowdPlan:
-    annotations: list[PlannedAnnotation] = field(default_factory=list)
+class PlannedSetAnnotation:
+    """One multi-label annotation the crowd will submit: ``labels`` sorted, () = "none of these"."""
+
+    item_id: Hashable
+    labeler: str
+    labels: tuple[str, ...]
+    lead_time_s: float
+
+
+Planned = TypeVar("Planned", PlannedAnnotation, PlannedSetAnnotation)
+
+
+@dataclass(frozen=True)
+class CrowdPlan(Generic[Planned]):
+    """The annotations a simulated crowd will submit: one class each (:func:`plan_crowd`) or one set of classes
+    each (:func:`plan_set_crowd`)."""
+
+    annotations: list[Planned] = field(default_factory=list)
 
     def by_labeler(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -118,7 +134,7 @@ def plan_crowd(
     overlap: int = 3,
     seed: int = 0,
     already_done: Mapping[K, set[str]] | None = None,
-) -> CrowdPlan:
+) -> CrowdPlan[PlannedAnnotation]:
     """Who labels which item, with which answer and lead time.
 
     Every item in ``truth`` ends up with ``min(overlap, len(labelers))`` distinct labelers; those in
@@ -133,15 +149,10 @@ def plan_crowd(
         seed: RNG seed.
         already_done: item key -> labeler names that already labeled it.
     """
-    names = _check_crowd(labelers, overlap)
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(v) for v in truth.values() if v not in index})
-    if unknown:
-        raise ValueError(f"true labels not in the class list: {unknown[:10]}")
-    rng = np.random.default_rng(seed)
+    names, index, rng, picks, times = _assignments(
+        truth, list(truth.values()), labelers, classes, overlap=overlap, seed=seed, already_done=already_done
+    )
     matrices = [confusion_matrix(a, classes) for a in labelers]
-    picks = _assign(truth, names, overlap, already_done or {}, rng)
-    times = _lead_times_in_order(picks, labelers, rng)
     out: list[PlannedAnnotation] = []
     uniforms = rng.random(len(picks))
     for n, (item, i) in enumerate(picks):
@@ -153,6 +164,36 @@ def plan_crowd(
             )
         )
     return CrowdPlan(out)
+
+
+class _Assignments(NamedTuple):
+    names: list[str]  # the labelers' names, in the crowd's order
+    class_index: dict[str, int]  # class -> its index in the class list
+    rng: np.random.Generator  # the plan's generator, past the assignment and the lead times
+    picks: list[tuple[Any, int]]  # (item key, labeler index), see _assign
+    times: NDArray[np.float64]  # one lead time per pick
+
+
+def _assignments(
+    truth: Mapping[K, object],
+    true_classes: Sequence[str],
+    labelers: Sequence[LabelerSpec] | Sequence["SetLabelerSpec"],
+    classes: Sequence[str],
+    *,
+    overlap: int,
+    seed: int,
+    already_done: Mapping[K, set[str]] | None,
+) -> _Assignments:
+    """What every kind's plan shares: the checked crowd, who labels which item, and each pick's lead time, drawn
+    from ``seed`` in that order. Raises ValueError for a bad crowd or a true class outside ``classes``."""
+    names = _check_crowd(labelers, overlap)
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(c) for c in true_classes if c not in index})
+    if unknown:
+        raise ValueError(f"true labels not in the class list: {unknown[:10]}")
+    rng = np.random.default_rng(seed)
+    picks = _assign(truth, names, overlap, already_done or {}, rng)
+    return _Assignments(names, index, rng, picks, _lead_times_in_order(picks, labelers, rng))
 
 
 def _check_crowd(labelers: Sequence[LabelerSpec] | Sequence["SetLabelerSpec"], overlap: int) -> list[str]:
@@ -252,27 +293,6 @@ class SetLabelerSpec:
             raise ValueError("median_lead_time_s must be > 0 and lead_time_sigma >= 0")
 
 
-@dataclass(frozen=True)
-class PlannedSetAnnotation:
-    """One multi-label annotation the crowd will submit: ``labels`` sorted, () = "none of these"."""
-
-    item_id: Hashable
-    labeler: str
-    labels: tuple[str, ...]
-    lead_time_s: float
-
-
-@dataclass(frozen=True)
-class SetCrowdPlan:
-    annotations: list[PlannedSetAnnotation] = field(default_factory=list)
-
-    def by_labeler(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for a in self.annotations:
-            counts[a.labeler] = counts.get(a.labeler, 0) + 1
-        return counts
-
-
 def default_set_crowd(n: int = 5, *, prefix: str = "sim") -> list[SetLabelerSpec]:
     """A mixed multi-label crowd of ``n`` labelers cycling expert, average, lazy, average, spammer."""
     cycle = ("expert", "average", "lazy", "average", "spammer")
@@ -305,7 +325,7 @@ def plan_set_crowd(
     overlap: int = 3,
     seed: int = 0,
     already_done: Mapping[K, set[str]] | None = None,
-) -> SetCrowdPlan:
+) -> CrowdPlan[PlannedSetAnnotation]:
     """Who labels which item with which set of classes, and how long it takes: :func:`plan_crowd` for sets.
 
     Per item and class, a labeler ticks a present class with probability ``1 - miss`` and an absent one with
@@ -320,15 +340,11 @@ def plan_set_crowd(
         seed: RNG seed.
         already_done: item key -> labeler names that already labeled it.
     """
-    names = _check_crowd(labelers, overlap)
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(c) for labels in truth.values() for c in labels if c not in index})
-    if unknown:
-        raise ValueError(f"true labels not in the class list: {unknown[:10]}")
-    rng = np.random.default_rng(seed)
+    names, index, rng, picks, times = _assignments(
+        truth, [c for labels in truth.values() for c in labels], labelers, classes,
+        overlap=overlap, seed=seed, already_done=already_done,
+    )  # fmt: skip
     rates = [class_rates(a, classes) for a in labelers]
-    picks = _assign(truth, names, overlap, already_done or {}, rng)
-    times = _lead_times_in_order(picks, labelers, rng)
     uniforms = rng.random((len(picks), len(classes)))
     out: list[PlannedSetAnnotation] = []
     for n, (item, i) in enumerate(picks):
@@ -339,4 +355,4 @@ def plan_set_crowd(
         labels = tuple(sorted(str(classes[k]) for k in np.flatnonzero(ticked)))
         seconds = float(times[n]) * (1.0 + SECONDS_PER_FINDING * len(labels))
         out.append(PlannedSetAnnotation(item_id=item, labeler=names[i], labels=labels, lead_time_s=seconds))
-    return SetCrowdPlan(out)
+    return CrowdPlan(out)
