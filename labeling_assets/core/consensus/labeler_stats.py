@@ -7,7 +7,7 @@ item_id). The Dagster asset fetches those from the label store and writes the re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -236,10 +236,14 @@ def weekly_trend(
     gold: pd.Series | None = None,
     consensus: pd.Series | None = None,
     last_weeks: int = 8,
+    stats: Callable[..., LabelerStats] = compute_labeler_stats,
 ) -> list[LabelerStats]:
-    """Statistics per ISO week (by ``created_at``) for the labeler's most recent ``last_weeks`` active weeks."""
+    """Statistics per ISO week (by ``created_at``) for the labeler's most recent ``last_weeks`` active weeks.
+
+    ``stats``: one window's statistics, :func:`compute_labeler_stats` or, for label sets,
+    :func:`.multilabel_stats.compute_set_labeler_stats` (called with the arguments and ``window``)."""
     return [
-        compute_labeler_stats(rows, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, window=week)
+        stats(rows, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, window=week)
         for week, rows in weekly_windows(labels, last_weeks)
     ]
 

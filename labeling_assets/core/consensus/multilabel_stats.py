@@ -30,7 +30,6 @@ from labeling_assets.core.consensus.labeler_stats import (
     LabelerStats,
     labels_per_day,
     time_stats,
-    weekly_windows,
 )
 from labeling_assets.core.label_sets import to_indicator
 
@@ -110,23 +109,6 @@ def compute_set_labeler_stats(
         class_usage=usage,
     )
 
-
-def set_weekly_trend(
-    labels: pd.DataFrame,
-    *,
-    labeler_id: str,
-    classes: Sequence[str],
-    gold: pd.Series | None = None,
-    consensus: pd.Series | None = None,
-    last_weeks: int = 8,
-) -> list[LabelerStats]:
-    """:func:`.labeler_stats.weekly_trend` for label sets."""
-    return [
-        compute_set_labeler_stats(
-            rows, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, window=week
-        )
-        for week, rows in weekly_windows(labels, last_weeks)
-    ]
 
 
 def finding_counts(

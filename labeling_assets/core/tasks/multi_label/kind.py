@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import FleissKappa
 from labeling_assets.core.consensus.gates import gate
-from labeling_assets.core.consensus.labeler_stats import LabelerStats
+from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.multilabel import SET_METHODS, aggregate_sets, set_probabilities_by_item
 from labeling_assets.core.consensus.multilabel_quality import (
@@ -26,7 +26,6 @@ from labeling_assets.core.consensus.multilabel_stats import (
     compute_set_labeler_stats,
     set_gold_counts,
     set_gold_gate_name,
-    set_weekly_trend,
 )
 from labeling_assets.core.consensus.set_label_issues import cross_val_set_pred_probs, find_set_issues
 from labeling_assets.core.consensus.votes import Votes, latest_set_votes, single_class
@@ -283,8 +282,9 @@ class MultiLabel:
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
         consensus: pd.Series, last_weeks: int,
     ) -> list[LabelerStats]:
-        return set_weekly_trend(
-            votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, last_weeks=last_weeks
+        return weekly_trend(
+            votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus, last_weeks=last_weeks,
+            stats=compute_set_labeler_stats,
         )
 
     def usable_labels(
