@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from labeling_assets.core.consensus.adjudication import Interval, exclude_paused
 from labeling_assets.core.consensus.retraction import (
@@ -156,6 +157,14 @@ def _int_or_none(value: Any) -> int | None:
     return int(value) if value is not None else None
 
 
+def _set_task_if(conn: Connection, project_id: int, item_id: str, expected: Any, **values: Any) -> bool:
+    """Compare-and-set on the item's task in the project: ``values`` are written only while ``expected`` (a
+    condition on the task row) still holds; whether they were (a concurrent run may have moved the task on)."""
+    t = tasks_table
+    where = (t.c.ls_project_id == project_id, t.c.item_id == item_id, expected)
+    return bool(conn.execute(t.update().where(*where).values(**values)).rowcount)
+
+
 def record_overlap_raises(
     store: LabelStore, project_id: int, raises: Sequence[OverlapRaise]
 ) -> list[OverlapRaise]:
@@ -168,16 +177,8 @@ def record_overlap_raises(
     now = utcnow()
     with store.begin() as conn:
         for step in raises:
-            changed = conn.execute(
-                tasks_table.update()
-                .where(
-                    tasks_table.c.ls_project_id == project_id,
-                    tasks_table.c.item_id == step.item_id,
-                    tasks_table.c.required_annotations == step.overlap_from,
-                )
-                .values(required_annotations=step.overlap_to)
-            ).rowcount
-            if not changed:
+            expected = tasks_table.c.required_annotations == step.overlap_from
+            if not _set_task_if(conn, project_id, step.item_id, expected, required_annotations=step.overlap_to):
                 continue
             conn.execute(
                 review_actions_table.insert().values(
@@ -265,16 +266,8 @@ def record_requeues(store: LabelStore, project_id: int, plan: RequeuePlan) -> tu
     rq = requeue_actions_table
     with store.begin() as conn:
         for step in plan.recreate:
-            changed = conn.execute(
-                tasks_table.update()
-                .where(
-                    tasks_table.c.ls_project_id == project_id,
-                    tasks_table.c.item_id == step.item_id,
-                    tasks_table.c.ls_task_id == step.ls_task_id,
-                )
-                .values(ls_task_id=None, pushed_at=None)
-            ).rowcount
-            if changed:
+            expected = tasks_table.c.ls_task_id == step.ls_task_id
+            if _set_task_if(conn, project_id, step.item_id, expected, ls_task_id=None, pushed_at=None):
                 conn.execute(rq.insert().values(_requeue_row(project_id, step, now)))
                 recreated.append(step)
         for step in plan.raise_overlap:
