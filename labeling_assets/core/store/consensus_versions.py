@@ -7,6 +7,7 @@ back. The class list is versioned here too, with the votes a class removal retra
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -77,19 +78,11 @@ def write_consensus(
                 backfill.append({"row_id": old["id"], "probs": probs})
             continue
         rows.append(
-            {
-                "item_id": record["item_id"],
-                "version": (old["version"] + 1) if old is not None else 1,
-                "label": label,
-                "method": method,
-                "confidence": float(record["confidence"]),
-                "agreement": float(record["agreement"]),
-                "n_annotators": int(record["n_annotators"]),
-                "computed_at": now,
-                "run_id": run_id,
-                "probabilities": probs,
-                "retracted": False,
-            }
+            _next_version(
+                record["item_id"], old, now, run_id, label=label, method=method,
+                confidence=float(record["confidence"]), agreement=float(record["agreement"]),
+                n_annotators=int(record["n_annotators"]), probabilities=probs, retracted=False,
+            )
         )
     with store.begin() as conn:
         for part in chunked(rows):
@@ -102,6 +95,14 @@ def write_consensus(
                 backfill,
             )
     return len(rows)
+
+
+def _next_version(
+    item_id: str, old: Mapping[str, Any] | None, now: dt.datetime, run_id: str | None, **fields: Any
+) -> dict[str, Any]:
+    """The consensus row that follows ``old`` (the item's newest version, None before its first) with ``fields``."""
+    version = (old["version"] + 1) if old is not None else 1
+    return {"item_id": item_id, "version": version, "computed_at": now, "run_id": run_id, **fields}
 
 
 def consensus_to_retract(
@@ -154,20 +155,10 @@ def retract_consensus(store: LabelStore, reasons: Mapping[str, tuple[str, int]],
             continue
         reason, live = reasons[item]
         rows.append(
-            {
-                "item_id": item,
-                "version": old["version"] + 1,
-                "label": old["label"],
-                "method": old["method"],
-                "confidence": 0.0,
-                "agreement": None,
-                "n_annotators": int(live),
-                "computed_at": now,
-                "run_id": run_id,
-                "probabilities": None,
-                "retracted": True,
-                "retraction_reason": reason,
-            }
+            _next_version(
+                item, old, now, run_id, label=old["label"], method=old["method"], confidence=0.0, agreement=None,
+                n_annotators=int(live), probabilities=None, retracted=True, retraction_reason=reason,
+            )
         )
     with store.begin() as conn:
         for part in chunked(rows):
