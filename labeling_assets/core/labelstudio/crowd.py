@@ -340,10 +340,10 @@ def plan_set_crowd(
         seed: RNG seed.
         already_done: item key -> labeler names that already labeled it.
     """
+    true_classes = [c for labels in truth.values() for c in labels]
     names, index, rng, picks, times = _assignments(
-        truth, [c for labels in truth.values() for c in labels], labelers, classes,
-        overlap=overlap, seed=seed, already_done=already_done,
-    )  # fmt: skip
+        truth, true_classes, labelers, classes, overlap=overlap, seed=seed, already_done=already_done
+    )
     rates = [class_rates(a, classes) for a in labelers]
     uniforms = rng.random((len(picks), len(classes)))
     out: list[PlannedSetAnnotation] = []
