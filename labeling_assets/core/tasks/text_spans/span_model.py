@@ -81,8 +81,9 @@ def _choose(cluster: IntArray, value: IntArray, labeler: IntArray, log_b: FloatA
     share = np.ones(n_clusters)
     if len(cluster) == 0:
         return chosen, share
-    cand = np.unique(np.stack([cluster, value]), axis=1)  # (cluster, value) pairs, sorted by cluster
-    cand_cluster, cand_value = cand
+    width = int(value.max()) + 1
+    cand = np.unique(cluster * width + value)  # the distinct (cluster, value) pairs, sorted by cluster
+    cand_cluster, cand_value = cand // width, cand % width
     order = np.argsort(cluster, kind="stable")
     obs_cluster = cluster[order]
     starts = np.searchsorted(obs_cluster, np.arange(n_clusters))
