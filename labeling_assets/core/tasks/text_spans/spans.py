@@ -302,6 +302,11 @@ def token_range(span: Span, tokens: Sequence[tuple[int, int]]) -> tuple[int, int
     return (inside[0], inside[-1] + 1) if inside else None
 
 
+def tag_names(types: Sequence[str]) -> list[str]:
+    """The IOB2 tag names, ``O`` first, then ``B-`` and ``I-`` of each type in the project's order."""
+    return ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
+
+
 def bio_tags(spans: Sequence[Span], tokens: Sequence[tuple[int, int]]) -> list[str]:
     """IOB2 tags of the tokens: ``B-type`` on a span's first token, ``I-type`` on the rest, ``O`` outside (of two
     overlapping spans the earlier one tags a token)."""

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from labeling_assets.core.tasks.text_spans.spans import Span, bio_tags, spans_from_bio
+from labeling_assets.core.tasks.text_spans.spans import Span, bio_tags, spans_from_bio, tag_names
 from labeling_assets.core.tasks.text_spans.votes import SpanConsensus, SpanCrowd, to_spans
 
 FloatArray = npt.NDArray[np.float64]
@@ -34,10 +34,6 @@ class TokenVotes:
     n_tokens: int
     n_tags: int
     item_tokens: list[tuple[int, int]]  # each item's tokens as [first, end) of the numbering
-
-
-def tag_names(types: list[str]) -> list[str]:
-    return ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
 
 
 def token_votes(crowd: SpanCrowd) -> TokenVotes:

@@ -1,0 +1,156 @@
+"""Span datasets exported and read back by each format's own library (issue 31): CoNLL by spaCy's CoNLL-2003
+converter, the ``.spacy`` DocBin by ``spacy.tokens.DocBin`` on ``spacy.blank("en")`` (and trained on for a step,
+as ``spacy debug data`` would check it is usable), the Hugging Face DatasetDict by ``datasets.load_from_disk``:
+the same items and labels each time."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
+from labeling_assets.core.tasks.text_spans.export import (
+    EXPORT_FORMATS,
+    SpanRecord,
+    export_spans,
+    to_conll,
+)
+from labeling_assets.core.tasks.text_spans.spans import Span, spans_from_bio, tag_names, token_range, tokenize
+
+TYPES = list(ENTITY_TYPES)
+
+
+def _records() -> list[SpanRecord]:
+    made = [SpanRecord(s.item_id, s.text, s.entities, ("train", "val", "test")[i % 3])
+            for i, s in enumerate(sentences(30, seed=5))]  # fmt: skip
+    emoji = "🎉 Ada Lovelace met Charles Babbage in London."
+    made += [
+        SpanRecord("emoji", emoji, (Span(2, 14, "PER"), Span(19, 34, "PER"), Span(38, 44, "LOC")), "train"),
+        SpanRecord("none", "Nothing to see here.", (), "test"),
+        SpanRecord("lines", "Ada  Lovelace\nlives in\tLondon", (Span(0, 13, "PER"), Span(23, 29, "LOC")), "val"),
+    ]
+    for r in made:
+        assert all(r.text[s.start : s.end].strip() == r.text[s.start : s.end] for s in r.spans)
+    return made
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[SpanRecord], object]:
+    folder = tmp_path_factory.mktemp("spans")
+    records = _records()
+    return folder, records, export_spans(records, TYPES, folder)
+
+
+def _by_split(records: list[SpanRecord]) -> dict[str, list[SpanRecord]]:
+    out: dict[str, list[SpanRecord]] = {}
+    for r in sorted(records, key=lambda r: (r.split, r.item_id)):
+        out.setdefault(r.split, []).append(r)
+    return out
+
+
+def test_every_format_writes_one_file_per_split(exported: tuple) -> None:
+    folder, _, report = exported
+    assert set(report.files) == set(EXPORT_FORMATS)
+    for fmt in ("jsonl", "conll", "spacy"):
+        assert sorted(report.files[fmt]) == [f"{split}.{fmt}" for split in ("test", "train", "val")]
+        assert all((folder / name).is_file() for name in report.files[fmt])
+
+
+def test_jsonl_holds_each_item_with_its_character_offsets(exported: tuple) -> None:
+    folder, records, _ = exported
+    for split, rows in _by_split(records).items():
+        read = [json.loads(line) for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert [(o["id"], o["text"]) for o in read] == [(r.item_id, r.text) for r in rows]
+        assert [tuple(Span(**s) for s in o["spans"]) for o in read] == [r.spans for r in rows]
+
+
+def test_conll_is_read_back_by_spacys_conll_converter_with_the_same_tokens_and_entities(exported: tuple) -> None:
+    from spacy.training.converters import conll_ner_to_docs
+
+    folder, records, _ = exported
+    for split, rows in _by_split(records).items():
+        docs = list(conll_ner_to_docs((folder / f"{split}.conll").read_text(encoding="utf-8"), no_print=True))
+        assert len(docs) == len(rows)
+        for doc, r in zip(docs, rows, strict=True):
+            tokens = tokenize(r.text)
+            assert [t.text for t in doc] == [r.text[s:e] for s, e in tokens]
+            expected = [(*token_range(s, tokens), s.label) for s in r.spans]  # type: ignore[misc]
+            assert [(e.start, e.end, e.label_) for e in doc.ents] == expected
+
+
+def test_the_spacy_docbin_is_read_back_with_the_same_texts_ids_and_entity_offsets(exported: tuple) -> None:
+    import spacy
+    from spacy.tokens import DocBin
+
+    folder, records, report = exported
+    nlp = spacy.blank("en")
+    widened = 0
+    for split, rows in _by_split(records).items():
+        docs = list(DocBin().from_disk(folder / f"{split}.spacy").get_docs(nlp.vocab))
+        assert [(d.user_data["item_id"], d.text) for d in docs] == [(r.item_id, r.text) for r in rows]
+        for doc, r in zip(docs, rows, strict=True):
+            got = [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+            assert [e.label_ for e in doc.ents] == [s.label for s in r.spans]
+            for (start, end, _), span in zip(got, r.spans, strict=True):
+                assert start <= span.start and span.end <= end  # the same, or widened to spaCy's tokens
+                widened += (start, end) != (span.start, span.end)
+    assert widened == report.widened  # every widened span is counted
+    assert report.widened < sum(len(r.spans) for r in records) / 10
+
+
+def test_the_spacy_docbin_trains_a_blank_ner_pipe(exported: tuple) -> None:
+    import spacy
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    folder, _, _ = exported
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ner")
+    docs = list(DocBin().from_disk(folder / "train.spacy").get_docs(nlp.vocab))
+    examples = [Example(nlp.make_doc(d.text), d) for d in docs]
+    nlp.initialize(lambda: examples)
+    losses = nlp.update(examples)
+    assert set(nlp.get_pipe("ner").labels) == set(TYPES) and losses["ner"] > 0
+
+
+def test_the_hugging_face_datasetdict_is_read_back_with_typed_features_and_the_same_labels(exported: tuple) -> None:
+    from datasets import ClassLabel, load_from_disk
+
+    folder, records, _ = exported
+    loaded = load_from_disk(str(folder / "hf_dataset"))
+    assert sorted(loaded) == ["test", "train", "val"]
+    for split, rows in _by_split(records).items():
+        data = loaded[split]
+        tags, types = data.features["ner_tags"].feature, data.features["span_label"].feature
+        assert isinstance(tags, ClassLabel) and tags.names == tag_names(TYPES)
+        assert isinstance(types, ClassLabel) and types.names == TYPES
+        assert data["id"] == [r.item_id for r in rows] and data["text"] == [r.text for r in rows]
+        for row, r in zip(data, rows, strict=True):
+            tokens = tokenize(r.text)
+            assert row["tokens"] == [r.text[s:e] for s, e in tokens]
+            assert tuple(spans_from_bio([tags.int2str(t) for t in row["ner_tags"]], tokens)) == r.spans
+            spans = zip(row["span_start"], row["span_end"], row["span_label"], strict=True)
+            assert tuple(Span(s, e, types.int2str(t)) for s, e, t in spans) == r.spans
+
+
+def test_a_span_of_a_type_the_project_lacks_or_an_unknown_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not in the project"):
+        export_spans([SpanRecord("a", "Ada", (Span(0, 3, "NORP"),), "train")], TYPES, tmp_path)
+    with pytest.raises(ValueError, match="unknown span export formats"):
+        export_spans([], TYPES, tmp_path, ["xml"])
+
+
+def test_an_item_without_a_token_is_left_out_of_conll() -> None:
+    assert to_conll([SpanRecord("blank", "   ", (), "train")]) == ""
+
+
+def test_a_span_off_spacys_token_boundaries_is_widened_to_its_tokens_and_counted(tmp_path: Path) -> None:
+    import spacy
+    from spacy.tokens import DocBin
+
+    from labeling_assets.core.tasks.text_spans.export import write_docbin
+
+    text = "Dr. Ada Lovelace wrote it."  # spaCy keeps "Dr." one token; ours splits "Dr" and "."
+    widened = write_docbin([SpanRecord("a", text, (Span(0, 2, "PER"), Span(4, 16, "PER")), "train")], tmp_path / "a.spacy")
+    (doc,) = DocBin().from_disk(tmp_path / "a.spacy").get_docs(spacy.blank("en").vocab)
+    assert widened == 1 and [(e.start_char, e.end_char) for e in doc.ents] == [(0, 3), (4, 16)]
