@@ -14,6 +14,7 @@ from labeling_assets.core.dataset.iterative_stratification import is_label_set_m
 from labeling_assets.core.errors import ConfigurationError
 from labeling_assets.core.reporting.item_history import render_item_history
 from labeling_assets.core.store import as_of, history
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.env import data_dir
 from labeling_assets.resources.mlflow import MLflowResource
 
@@ -23,12 +24,18 @@ def _fail(message: str) -> int:
     return ConfigurationError.exit_code
 
 
+def _store() -> LabelStore:
+    """The label store, its schema in place (every command here reads it)."""
+    store = label_store()
+    store.ensure_schema()
+    return store
+
+
 def cmd_as_of(args: argparse.Namespace) -> int:
     """Write the manifest dataset_splits would have built at TIME, from the store's logs."""
     try:
         when = as_of.parse_time(args.time)
-        store = label_store()
-        store.ensure_schema()
+        store = _store()
         rebuilt = as_of.rebuild_dataset_as_of(store, when, classes=project_classes())
     except ValueError as exc:
         return _fail(str(exc))
@@ -49,8 +56,7 @@ def cmd_as_of(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """What changed from version V1 to V2 (ids, unique prefixes or tags)."""
-    store = label_store()
-    store.ensure_schema()
+    store = _store()
     try:
         old, new = history.resolve_version(store, args.old), history.resolve_version(store, args.new)
     except history.UnknownVersion as exc:
@@ -62,8 +68,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """Name a dataset version; the tag lands in the store, the Dagster instance and the MLflow runs on it."""
-    store = label_store()
-    store.ensure_schema()
+    store = _store()
     try:
         version = history.resolve_version(store, args.version)
         new = history.tag_version(store, version, args.name, args.note)
@@ -90,8 +95,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = label_store()
-    store.ensure_schema()
+    store = _store()
     for row in as_of.versions_by_time(store):
         tags = history.tags_of(store, row["dataset_version"])
         print(f"{row['dataset_version']}  {row['created_at']:%Y-%m-%d %H:%M:%S}  {row['n_items']:>7} items"
@@ -101,8 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_item(args: argparse.Namespace) -> int:
     """Everything the store knows about one item."""
-    store = label_store()
-    store.ensure_schema()
+    store = _store()
     try:
         found = history.item_history(store, args.item_id)
     except LookupError as exc:
