@@ -9,6 +9,7 @@ ends a table cell, opens a code span, a link or an HTML tag.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 SHOWN_CHARS = 120  # of one value (an answer, a name) shown to a person
@@ -65,3 +66,11 @@ def md_code(value: Any, limit: int = SHOWN_CHARS) -> str:
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     # GFM splits table cells on "|" before it reads code spans: "\|" is the one escape a code span honours.
     return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def md_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table of ``rows`` under ``columns``: the first column (names) left-aligned, the others (figures)
+    right-aligned. Cells are shown as given: format the figures, and pass names through :func:`md_text`."""
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from labeling_assets.core.display import md_text
+from labeling_assets.core.display import md_table, md_text
 from labeling_assets.core.training.decode import DecodeFailure, decode_images
 from labeling_assets.core.training.types import AnyArray, IntArray, UInt8Array
 
@@ -190,5 +190,5 @@ def class_counts_markdown(meta: dict[str, Any], classes: Sequence[str]) -> str:
     """A Markdown table of images per class in the train and val splits of a cache."""
     counts = meta["class_counts"]
     val = counts.get("val", [0] * len(classes))
-    rows = [f"| {md_text(name)} | {counts['train'][k]} | {val[k]} |" for k, name in enumerate(classes)]
-    return "\n".join(["| class | train | val |", "|---|---:|---:|", *rows])
+    rows = [(md_text(name), counts["train"][k], val[k]) for k, name in enumerate(classes)]
+    return md_table(["class", "train", "val"], rows)

@@ -11,12 +11,11 @@ Conventions (the same as scikit-learn's defaults, so numbers compare):
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from labeling_assets.core.display import md_text
+from labeling_assets.core.display import md_table, md_text
 from labeling_assets.core.training.types import AnyArray
 
 
@@ -156,17 +155,13 @@ class EvaluationReport:
 
     def per_class_markdown(self) -> str:
         """A Markdown table: class, support, precision, recall, F1, AUC."""
-        lines = [
-            "| class | support | precision | recall | F1 | AUC (OvR) |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
         pc = self.per_class
-        for k, name in enumerate(self.classes):
-            auc = "n/a" if np.isnan(self.auc_per_class[k]) else f"{self.auc_per_class[k]:.3f}"
-            lines.append(
-                f"| {md_text(name)} | {pc.support[k]} | {pc.precision[k]:.3f} | {pc.recall[k]:.3f} | {pc.f1[k]:.3f} | {auc} |"
-            )
-        return "\n".join(lines)
+        aucs = ["n/a" if np.isnan(auc) else f"{auc:.3f}" for auc in self.auc_per_class]
+        rows = [
+            (md_text(name), pc.support[k], f"{pc.precision[k]:.3f}", f"{pc.recall[k]:.3f}", f"{pc.f1[k]:.3f}", aucs[k])
+            for k, name in enumerate(self.classes)
+        ]
+        return md_table(["class", "support", "precision", "recall", "F1", "AUC (OvR)"], rows)
 
 
 def evaluate_probs(
@@ -204,6 +199,8 @@ def confusion_matrix_png(cm: AnyArray, classes: list[str], title: str = "Confusi
     matplotlib.use("Agg")  # headless: no display on servers and the GPU machine
     import matplotlib.pyplot as plt
 
+    from labeling_assets.core.reporting.plots import figure_png
+
     cm = np.asarray(cm)
     n = len(classes)
     size = max(3.5, 0.45 * n + 1.5)
@@ -223,9 +220,6 @@ def confusion_matrix_png(cm: AnyArray, classes: list[str], title: str = "Confusi
                     if cm[i, j]:
                         color = "white" if share[i, j] > 0.5 else "black"
                         ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7, color=color)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return figure_png(fig, dpi=100)
     finally:
-        plt.close(fig)
+        plt.close(fig)  # a no-op after figure_png: closes a figure whose drawing failed

@@ -13,14 +13,13 @@ Conventions (scikit-learn's definitions, so numbers compare):
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from labeling_assets.core.display import md_text
+from labeling_assets.core.display import md_table, md_text
 from labeling_assets.core.training.metrics import _average_ranks, _safe_divide
 from labeling_assets.core.training.types import AnyArray
 
@@ -241,18 +240,15 @@ class MultiLabelReport:
 
     def per_label_markdown(self) -> str:
         """A Markdown table per label: positives, threshold, tp/fp/fn/tn, precision, recall, F1, AUC, AP."""
-        lines = [
-            "| label | positives | threshold | tp | fp | fn | tn | precision | recall | F1 | AUC | AP |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
         c = self.counts
-        for k, name in enumerate(self.classes):
-            lines.append(
-                f"| {md_text(name)} | {int(self.prevalence[k])} | {self.thresholds[k]:.3f} | {c.tp[k]} | {c.fp[k]} | "
-                f"{c.fn[k]} | {c.tn[k]} | {c.precision[k]:.3f} | {c.recall[k]:.3f} | {c.f1[k]:.3f} | "
-                f"{_text(self.auc_per_label[k])} | {_text(self.ap_per_label[k])} |"
-            )
-        return "\n".join(lines)
+        rows = [
+            (md_text(name), int(self.prevalence[k]), f"{self.thresholds[k]:.3f}", c.tp[k], c.fp[k], c.fn[k], c.tn[k])
+            + tuple(f"{value:.3f}" for value in (c.precision[k], c.recall[k], c.f1[k]))
+            + (_text(self.auc_per_label[k]), _text(self.ap_per_label[k]))
+            for k, name in enumerate(self.classes)
+        ]
+        columns = ["label", "positives", "threshold", "tp", "fp", "fn", "tn", "precision", "recall", "F1", "AUC", "AP"]
+        return md_table(columns, rows)
 
     def summary_markdown(self) -> str:
         """The averaged metrics as a two-column Markdown table (undefined ones say so)."""
@@ -272,7 +268,7 @@ class MultiLabelReport:
             ("label-ranking AP", self.lrap),
             ("coverage error", self.coverage_error),
         ]
-        return "\n".join(["| metric | value |", "|---|---:|", *(f"| {n} | {_text(v)} |" for n, v in rows)])
+        return md_table(["metric", "value"], [(name, _text(value)) for name, value in rows])
 
 
 def _text(value: float) -> str:
@@ -348,6 +344,8 @@ def per_label_bar_png(report: MultiLabelReport, title: str = "Per-label ROC-AUC 
     matplotlib.use("Agg")  # headless: no display on servers and the GPU machine
     import matplotlib.pyplot as plt
 
+    from labeling_assets.core.reporting.plots import figure_png
+
     n = len(report.classes)
     x = np.arange(n)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * n + 2.0), 3.5), dpi=100)
@@ -379,9 +377,6 @@ def per_label_bar_png(report: MultiLabelReport, title: str = "Per-label ROC-AUC 
             fontsize=9,
         )
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return figure_png(fig, dpi=100)
     finally:
-        plt.close(fig)
+        plt.close(fig)  # a no-op after figure_png: closes a figure whose drawing failed
