@@ -191,3 +191,48 @@ def test_labeler_scores_leave_out_items_without_a_reference() -> None:
     votes = [SpanVote("t", "a", (ADA,)), SpanVote("u", "a", (ADA,)), SpanVote("u", "b", (ADA,))]
     scores = labeler_span_scores(votes, {"t": (ADA,)})
     assert set(scores) == {"a"} and (scores["a"].tp, scores["a"].n_items) == (1, 1)
+
+
+# --- gold ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_a_gold_item_is_answered_by_its_gold_spans_with_full_confidence(method: str) -> None:
+    votes = votes_on("t", {"a": (LONDON,), "b": (LONDON,)})
+    result = aggregate_spans(votes, TEXTS, TYPES, method, gold={"t": (ADA, CHARLES)})
+    assert result.labels == {"t": (ADA, CHARLES)} and result.confidence == {"t": 1.0}
+
+
+def _colluding_crowd(n: int) -> tuple[list, list[SpanVote], dict[str, str]]:
+    """Two labelers who call every person an organisation, and one who is right."""
+    data = sentences(n, seed=11)
+    votes = []
+    for s in data:
+        wrong = tuple(Span(e.start, e.end, "ORG" if e.label == "PER" else e.label) for e in s.entities)
+        votes += [SpanVote(s.item_id, "colluder1", wrong), SpanVote(s.item_id, "colluder2", wrong),
+                  SpanVote(s.item_id, "right", s.entities)]  # fmt: skip
+    return data, votes, {s.item_id: s.text for s in data}
+
+
+def test_gold_teaches_the_span_model_a_type_confusion_the_majority_shares() -> None:
+    data, votes, texts = _colluding_crowd(200)
+    gold = {s.item_id: s.entities for s in data[:40]}
+    rest = data[40:]
+    persons = [(s.item_id, e) for s in rest for e in s.entities if e.label == "PER"]
+    assert len(persons) > 50
+    blind = aggregate_spans(votes, texts, ENTITY_TYPES)
+    taught = aggregate_spans(votes, texts, ENTITY_TYPES, gold=gold)
+    assert sum(e in blind.labels[i] for i, e in persons) == 0  # two against one: organisations
+    assert sum(e in taught.labels[i] for i, e in persons) == len(persons)
+    assert taught.labeler_quality["right"]["type_accuracy"] > taught.labeler_quality["colluder1"]["type_accuracy"]
+
+
+def test_a_gold_entity_nobody_marked_counts_as_a_miss_for_every_labeler_of_the_item() -> None:
+    data = sentences(200, seed=12)
+    # everyone misses every place: without gold nothing says so
+    votes = [SpanVote(s.item_id, name, tuple(e for e in s.entities if e.label != "LOC"))
+             for s in data for name in ("a", "b", "c")]  # fmt: skip
+    texts = {s.item_id: s.text for s in data}
+    blind = aggregate_spans(votes, texts, ENTITY_TYPES).labeler_quality["a"]["miss_rate"]
+    taught = aggregate_spans(votes, texts, ENTITY_TYPES, gold={s.item_id: s.entities for s in data[:100]})
+    assert blind < 0.1 < taught.labeler_quality["a"]["miss_rate"]

@@ -20,12 +20,14 @@ overlapping entities stays. An item's confidence is the probability that every c
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
 from labeling_assets.core.tasks.text_spans.clusters import Cluster, item_clusters
-from labeling_assets.core.tasks.text_spans.spans import Span
+from labeling_assets.core.tasks.text_spans.spans import Span, token_range
 from labeling_assets.core.tasks.text_spans.votes import SpanConsensus, SpanCrowd, TokenSpan, to_spans
 
 FloatArray = npt.NDArray[np.float64]
@@ -73,6 +75,69 @@ class _Observations:
         self.at = self.a.T.tocsr()
 
 
+class _Fixed:
+    """What gold fixes per cluster: ``p`` (NaN: free), the type (-1: none) and the token boundaries (-1: free)."""
+
+    def __init__(self, n_clusters: int) -> None:
+        self.p = np.full(n_clusters, np.nan)
+        self.type = np.full(n_clusters, -1, np.int64)
+        self.first = np.full(n_clusters, -1, np.int64)
+        self.end = np.full(n_clusters, -1, np.int64)
+
+    def apply(self, p: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray]:
+        known = ~np.isnan(self.p)
+        p = np.where(known, self.p, p)
+        entity = self.type >= 0
+        q = q.copy()
+        q[entity] = 0.0
+        q[entity, self.type[entity]] = 1.0
+        return p, q
+
+    @staticmethod
+    def bounds(chosen: IntArray, share: FloatArray, fixed: IntArray) -> tuple[IntArray, FloatArray]:
+        known = fixed >= 0
+        return np.where(known, fixed, chosen), np.where(known, 1.0, share)
+
+
+def _gold_clusters(crowd: SpanCrowd, clusters: list[Cluster], gold: Mapping[str, Sequence[Span]]) -> _Fixed:
+    """Fix the clusters of gold items (appending one without marks for each gold entity nobody marked): a cluster
+    is the gold entity it overlaps most (one cluster per entity, largest token overlap first), else no entity."""
+    index = {t: i for i, t in enumerate(crowd.types)}
+    by_item: dict[int, list[int]] = {}
+    for k, cluster in enumerate(clusters):
+        by_item.setdefault(cluster.item, []).append(k)
+    truth: dict[int, tuple[TokenSpan, ...]] = {}
+    for i, item in enumerate(crowd.items):
+        if item.item_id in gold:
+            spans = [(token_range(s, item.tokens), s.label) for s in gold[item.item_id]]
+            truth[i] = tuple(TokenSpan(r[0], r[1], index[label]) for r, label in spans if r and label in index)
+    pairs: dict[int, list[tuple[int, int, int]]] = {}
+    for i, entities in truth.items():
+        pairs[i] = sorted(
+            ((-sum(max(0, min(m.end, e.end) - max(m.first, e.first)) for m in clusters[k].marks.values()), k, j)
+             for k in by_item.get(i, []) for j, e in enumerate(entities)),
+        )
+    matched: dict[int, tuple[int, int]] = {}  # cluster -> (item, entity)
+    for i, ranked in pairs.items():
+        taken: set[int] = set()
+        for overlap, k, j in ranked:
+            if overlap < 0 and k not in matched and j not in taken:
+                matched[k] = (i, j)
+                taken.add(j)
+        for j in range(len(truth[i])):
+            if j not in taken:  # every labeler of the item missed it
+                clusters.append(Cluster(i, {}))
+                matched[len(clusters) - 1] = (i, j)
+    fixed = _Fixed(len(clusters))
+    for k, cluster in enumerate(clusters):
+        if cluster.item in truth:
+            fixed.p[k] = 0.0
+    for k, (i, j) in matched.items():
+        entity = truth[i][j]
+        fixed.p[k], fixed.type[k], fixed.first[k], fixed.end[k] = 1.0, entity.type, entity.first, entity.end
+    return fixed
+
+
 def _choose(cluster: IntArray, value: IntArray, labeler: IntArray, log_b: FloatArray,
             n_clusters: int) -> tuple[IntArray, FloatArray]:  # fmt: skip
     """Per cluster, the boundary (one of its marks' values) that its marks' boundary habits make most likely, and
@@ -105,8 +170,8 @@ def _choose(cluster: IntArray, value: IntArray, labeler: IntArray, log_b: FloatA
     return chosen, share
 
 
-def _boundaries(obs: _Observations, p: FloatArray, n_labelers: int,
-                n_clusters: int) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:  # fmt: skip
+def _boundaries(obs: _Observations, p: FloatArray, n_labelers: int, n_clusters: int,
+                fixed: _Fixed) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:  # fmt: skip
     """Starts and ends per cluster with their shares, and the learned offset habits (labeler, side, bucket)."""
     m = obs.marked
     cluster, labeler, first, end = obs.cluster[m], obs.labeler[m], obs.first[m], obs.end[m]
@@ -114,8 +179,8 @@ def _boundaries(obs: _Observations, p: FloatArray, n_labelers: int,
     habits[:, :, REACH] = 0.8  # start believing labelers mostly hit the boundary
     for _ in range(BOUNDARY_ITER):
         log_h = np.log(habits)
-        start, start_share = _choose(cluster, first, labeler, log_h[:, 0], n_clusters)
-        stop, stop_share = _choose(cluster, end, labeler, log_h[:, 1], n_clusters)
+        start, start_share = fixed.bounds(*_choose(cluster, first, labeler, log_h[:, 0], n_clusters), fixed.first)
+        stop, stop_share = fixed.bounds(*_choose(cluster, end, labeler, log_h[:, 1], n_clusters), fixed.end)
         counts = np.full((n_labelers, 2, N_BUCKETS), PSEUDO / N_BUCKETS)
         np.add.at(counts[:, 0], (labeler, _bucket(first - start[cluster])), p[cluster])
         np.add.at(counts[:, 1], (labeler, _bucket(end - stop[cluster])), p[cluster])
@@ -126,17 +191,24 @@ def _boundaries(obs: _Observations, p: FloatArray, n_labelers: int,
     return start, stop, start_share, stop_share, habits
 
 
-def span_em(crowd: SpanCrowd, *, allow_overlap: bool = False, max_iter: int = MAX_ITER) -> SpanConsensus:
-    """Aggregate span votes with the span-level model (see the module docstring)."""
+def span_em(crowd: SpanCrowd, *, gold: Mapping[str, Sequence[Span]] | None = None, allow_overlap: bool = False,
+            max_iter: int = MAX_ITER) -> SpanConsensus:  # fmt: skip
+    """Aggregate span votes with the span-level model (see the module docstring). On ``gold`` items the truth is
+    known: their clusters are fixed (an entity with the gold type and boundaries, or none), a gold entity nobody
+    marked is a cluster every labeler missed, and the labelers' rates are learned with them as anchors; a gold
+    item's own answer is its gold spans, with confidence 1."""
+    gold = gold or {}
     clusters = item_clusters(crowd.items)
+    fixed = _gold_clusters(crowd, clusters, gold)
     n_labelers, n_types, n_clusters = len(crowd.labelers), len(crowd.types), len(clusters)
     obs = _Observations(crowd, clusters)
     # start from the share of the item's labelers who marked the cluster, and the types they gave
     answered = np.bincount(obs.cluster, minlength=n_clusters).astype(float)
     p = np.bincount(obs.cluster, weights=obs.marked.astype(float), minlength=n_clusters) / np.maximum(answered, 1)
-    q = np.full((n_clusters, n_types), PSEUDO)
+    q: FloatArray = np.full((n_clusters, n_types), PSEUDO)
     np.add.at(q, (obs.cluster[obs.marked], obs.given[obs.marked]), 1.0)
     q /= q.sum(axis=1, keepdims=True)
+    p, q = fixed.apply(p, q)
     s = f = np.zeros(n_labelers)
     off_diagonal = PRIOR_WEIGHT * (1 - PRIOR_TYPE) / max(n_types - 1, 1)
     type_pseudo = np.full((n_types, n_types), off_diagonal) + np.eye(n_types) * (PRIOR_WEIGHT * PRIOR_TYPE - off_diagonal)
@@ -167,14 +239,19 @@ def span_em(crowd: SpanCrowd, *, allow_overlap: bool = False, max_iter: int = MA
         weights = np.exp(log_entity - top[:, None])
         false_weight = np.exp(log_false - top)
         updated = weights.sum(axis=1) / (weights.sum(axis=1) + false_weight)
-        q = weights / weights.sum(axis=1, keepdims=True)
+        updated, q = fixed.apply(updated, weights / weights.sum(axis=1, keepdims=True))
         change = float(np.abs(updated - p).max()) if n_clusters else 0.0
         p = updated
         if change < TOLERANCE:
             break
-    start, stop, start_share, stop_share, habits = _boundaries(obs, p, n_labelers, n_clusters)
-    return _decide(crowd, clusters, p, q, start, stop, start_share * stop_share, s, f, confusion, habits,
-                   allow_overlap)  # fmt: skip
+    start, stop, start_share, stop_share, habits = _boundaries(obs, p, n_labelers, n_clusters, fixed)
+    result = _decide(crowd, clusters, p, q, start, stop, start_share * stop_share, s, f, confusion, habits,
+                     allow_overlap)  # fmt: skip
+    for item in crowd.items:
+        if item.item_id in gold:
+            result.labels[item.item_id] = tuple(sorted(gold[item.item_id]))
+            result.confidence[item.item_id] = 1.0
+    return result
 
 
 def _decide(crowd: SpanCrowd, clusters: list[Cluster], p: FloatArray, q: FloatArray, start: IntArray,
