@@ -1,6 +1,7 @@
 """Jobs: named selections of assets (their checks come along), and the store backup (an op: not data)."""
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from pydantic import Field
 
 from labeling_assets import env
@@ -11,10 +12,14 @@ from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
-ingest_job = dg.define_asset_job(
-    "ingest_job",
-    selection=dg.AssetSelection.assets("raw_images"),
-    description="Scan the image source and ingest new or changed files.",
+
+def _assets_job(name: str, assets: list[str], description: str) -> UnresolvedAssetJobDefinition:
+    """A job that materializes these assets (their checks come along)."""
+    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*assets), description=description)
+
+
+ingest_job = _assets_job(
+    "ingest_job", ["raw_images"], "Scan the image source and ingest new or changed files."
 )
 
 # Annotations and what follows from them (consensus, splits, exports), as far as the definitions hold it.
@@ -30,29 +35,29 @@ collect_job = dg.define_asset_job(
     description="Pull new, edited and deleted Label Studio annotations into the store, then refresh what depends on them.",
 )
 
-queue_job = dg.define_asset_job(
+queue_job = _assets_job(
     "queue_job",
-    selection=dg.AssetSelection.assets("labeling_tasks"),
-    description="Push the next batch of items (uncertain first, gold hidden among them) to Label Studio.",
+    ["labeling_tasks"],
+    "Push the next batch of items (uncertain first, gold hidden among them) to Label Studio.",
 )
 
-dataset_job = dg.define_asset_job(
+dataset_job = _assets_job(
     "dataset_job",
-    selection=dg.AssetSelection.assets("dataset_splits", "dataset_export"),
-    description="Assign new consensus-labeled items to frozen splits, version the dataset, write its card and exports.",
+    ["dataset_splits", "dataset_export"],
+    "Assign new consensus-labeled items to frozen splits, version the dataset, write its card and exports.",
 )
 
 # Training runs from this explicit job (not eagerly): it holds the "gpu" pool while it trains.
-train_job = dg.define_asset_job(
+train_job = _assets_job(
     "train_job",
-    selection=dg.AssetSelection.assets("training_tensors", "trained_model", "model_evaluation"),
-    description="Decode the current dataset version into the tensor cache, train and register a model, evaluate it on the test split.",
+    ["training_tensors", "trained_model", "model_evaluation"],
+    "Decode the current dataset version into the tensor cache, train and register a model, evaluate it on the test split.",
 )
 
-prelabel_job = dg.define_asset_job(
+prelabel_job = _assets_job(
     "prelabel_job",
-    selection=dg.AssetSelection.assets("prelabels"),
-    description="Class probabilities for every item from the champion model (or the pixel baseline).",
+    ["prelabels"],
+    "Class probabilities for every item from the champion model (or the pixel baseline).",
 )
 
 # Labeler partitions; many in one run (labeler_stats backfills in a single run: the daily schedule asks for all).
