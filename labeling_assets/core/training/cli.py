@@ -16,7 +16,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 
@@ -37,6 +37,11 @@ from labeling_assets.core.training.distributed import from_environment, shutdown
 from labeling_assets.core.training.loop import EpochStats, fit
 
 
+def _choice(parser: argparse.ArgumentParser, name: str, kind: Any, help: str | None = None) -> None:
+    """``--name``: one of the values of ``kind`` (a ``Literal``), by default the TrainConfig field of that name's."""
+    parser.add_argument(f"--{name}", default=getattr(DEFAULTS, name.replace("-", "_")), choices=get_args(kind), help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; its defaults are :data:`DEFAULTS`'."""
     parser = argparse.ArgumentParser(
@@ -48,29 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cache", required=True, help="folder with meta.json and train/val .npy files")
     parser.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")
-    parser.add_argument("--backbone", default=DEFAULTS.backbone, choices=get_args(Backbone))
+    _choice(parser, "backbone", Backbone)
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)
     parser.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay)
     parser.add_argument("--patience", type=int, default=DEFAULTS.patience)
-    parser.add_argument("--loss", default=DEFAULTS.loss, choices=get_args(LossKind))
-    parser.add_argument("--sampler", default=DEFAULTS.sampler, choices=get_args(SamplerKind))
-    parser.add_argument(
-        "--multi-label-loss",
-        default=DEFAULTS.multi_label_loss,
-        choices=get_args(MultiLabelLoss),
-        help="multi-label caches only (their meta.json says task_type multi_label)",
-    )
-    parser.add_argument(
-        "--pos-weight", default=DEFAULTS.pos_weight, choices=get_args(PosWeightKind), help="multi-label only"
-    )
-    parser.add_argument(
-        "--multi-label-sampler",
-        default=DEFAULTS.multi_label_sampler,
-        choices=get_args(SamplerKind),
-        help="multi-label only (weighted: each item drawn by its rarest label)",
-    )
+    _choice(parser, "loss", LossKind)
+    _choice(parser, "sampler", SamplerKind)
+    _choice(parser, "multi-label-loss", MultiLabelLoss, "multi-label caches only (their meta.json says task_type multi_label)")
+    _choice(parser, "pos-weight", PosWeightKind, "multi-label only")
+    _choice(parser, "multi-label-sampler", SamplerKind, "multi-label only (weighted: each item drawn by its rarest label)")
     parser.add_argument(
         "--no-class-weighted-loss",
         dest="class_weighted_loss",
@@ -79,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="plain loss instead of weights total / (n_classes * count)",
     )
     parser.add_argument("--device", default=DEFAULTS.device, help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--compile", default=DEFAULTS.compile, choices=get_args(CompileMode))
+    _choice(parser, "compile", CompileMode)
     parser.add_argument(
         "--weights",
         dest="weights_path",
