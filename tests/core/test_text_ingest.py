@@ -35,7 +35,7 @@ def test_the_same_text_in_another_unicode_form_or_line_end_style_is_the_same_ite
 
 
 def test_a_txt_file_is_one_item_named_by_its_file() -> None:
-    item = read_text_file("news/a.txt", "Ada Lovelace met Charles Babbage.\r\n".encode())
+    item = read_text_file("news/a.txt", b"Ada Lovelace met Charles Babbage.\r\n")
     assert isinstance(item, TextItem)
     assert item.text == "Ada Lovelace met Charles Babbage.\n" and item.source_id == "a.txt"
     assert item.item_id == text_item_id(item.text) and len(item.item_id) == 64
@@ -46,7 +46,7 @@ def test_a_txt_file_is_one_item_named_by_its_file() -> None:
     [
         (b"caf\xe9 au lait", NOT_UTF8, "invalid UTF-8 at byte 3"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", BINARY, ""),
-        ("text\x00with a NUL".encode(), BINARY, "binary"),
+        (b"text\x00with a NUL", BINARY, "binary"),
         (bytes(range(1, 32)) * 4, BINARY, "control characters"),
         (b"  \n\t \r\n", EMPTY_TEXT, "empty"),
         (b"", EMPTY_TEXT, ""),
