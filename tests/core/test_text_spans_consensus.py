@@ -236,3 +236,29 @@ def test_a_gold_entity_nobody_marked_counts_as_a_miss_for_every_labeler_of_the_i
     blind = aggregate_spans(votes, texts, ENTITY_TYPES).labeler_quality["a"]["miss_rate"]
     taught = aggregate_spans(votes, texts, ENTITY_TYPES, gold={s.item_id: s.entities for s in data[:100]})
     assert blind < 0.1 < taught.labeler_quality["a"]["miss_rate"]
+
+
+# --- agreement ---------------------------------------------------------------------------------------------------
+
+
+def test_span_agreement_is_pairwise_f1_over_items_with_two_or_more_labelers() -> None:
+    from labeling_assets.core.tasks.text_spans.stats import span_agreement
+
+    short = Span(17, 24, "PER")
+    votes = votes_on("t", {"a": (ADA, CHARLES), "b": (ADA, short), "c": (ADA, CHARLES)})
+    votes += votes_on("u", {"a": (ADA,)})  # one labeler: no pair
+    strict = span_agreement(votes)
+    # pairs a-b (1 match of 2 and 2), a-c (2 of 2), b-c (1 of 2): tp 4, fp 2, fn 2
+    assert (strict.n_items, strict.n_pairs) == (1, 3) and strict.f1 == pytest.approx(8 / 12)
+    assert span_agreement(votes, "partial").f1 == pytest.approx(1.0)
+    assert span_agreement(votes_on("u", {"a": (ADA,)})).f1 is None
+
+
+def test_a_spammer_lowers_span_agreement(planted: tuple) -> None:
+    from labeling_assets.core.tasks.text_spans.stats import span_agreement
+
+    _, votes, _ = planted
+    honest = [v for v in votes if v.labeler_id.startswith("good")]
+    with_spammer = [v for v in votes if v.labeler_id.startswith("good") or v.labeler_id == "spammer"]
+    a, b = span_agreement(honest), span_agreement(with_spammer)
+    assert a.f1 is not None and b.f1 is not None and b.f1_ci[1] < a.f1_ci[0]

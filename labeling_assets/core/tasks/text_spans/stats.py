@@ -99,3 +99,39 @@ def labeler_span_scores(
     for (labeler, item), spans in sorted(latest.items()):
         per.setdefault(labeler, []).append(match_counts(spans, reference[item], mode))
     return {labeler: span_score(counts) for labeler, counts in per.items()}
+
+
+@dataclass(frozen=True)
+class SpanAgreement:
+    """Inter-annotator agreement on spans: pairwise F1 (each pair of labelers who answered the same item, one
+    taken as the reference of the other; F1 is symmetric), micro-averaged over pairs, with the bootstrap interval
+    over items. The usual agreement measure for entity spans, where chance agreement (kappa) is ill-defined."""
+
+    f1: float | None
+    f1_ci: tuple[float, float]
+    n_items: int  # items with at least two labelers
+    n_pairs: int
+
+
+def span_agreement(votes: Sequence[SpanVote], mode: Mode = "strict") -> SpanAgreement:
+    """Pairwise span F1 over the items two or more labelers answered (a labeler's later vote replaces its
+    earlier one)."""
+    by_item: dict[str, dict[str, tuple[Span, ...]]] = {}
+    for vote in votes:
+        by_item.setdefault(vote.item_id, {})[vote.labeler_id] = vote.spans
+    counts: list[tuple[int, int, int]] = []
+    n_pairs = 0
+    for answers in by_item.values():
+        if len(answers) < 2:
+            continue
+        ordered = [answers[name] for name in sorted(answers)]
+        total = np.zeros(3, np.int64)
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                total += match_counts(a, b, mode)
+                n_pairs += 1
+        counts.append((int(total[0]), int(total[1]), int(total[2])))
+    if not counts:
+        return SpanAgreement(None, (0.0, 1.0), 0, 0)
+    score = span_score(counts)
+    return SpanAgreement(score.f1, score.f1_ci, len(counts), n_pairs)
