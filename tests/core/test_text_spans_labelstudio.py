@@ -173,6 +173,11 @@ def test_a_region_without_text_is_checked_only_against_the_text_length() -> None
     assert read([region(0, 12, "PER")]).spans == (ADA,)
 
 
+def test_offsets_without_text_after_an_emoji_are_read_as_label_studio_counts_them() -> None:
+    text = "🎉 Ada Lovelace met Charles Babbage."
+    assert read([region(3, 15, "PER")], text).spans == (Span(2, 14, "PER"),)
+
+
 def test_label_studio_utf16_offsets_after_an_emoji_are_read_as_python_offsets() -> None:
     text = "🎉 Ada Lovelace 🎉 met Charles Babbage."
     ada, charles = Span(2, 14, "PER"), Span(21, 36, "PER")

@@ -173,7 +173,7 @@ def _offsets(value: Mapping[str, Any], text: str, utf16: list[int] | None) -> tu
     if not inside:
         return SKIP_OUTSIDE
     if not isinstance(said, str):
-        return inside[-1]  # no text to check against (a prediction may omit it): Python offsets as given
+        return inside[0]  # no text to check against (a prediction may omit it): read as Label Studio counts
     for s, e in inside:
         if text[s:e] == said:
             return s, e
