@@ -51,3 +51,30 @@ def test_pixel_features_downsample_and_report_unreadable_files(tmp_path: Path) -
     features, failed = baseline.pixel_features([good, bad, tmp_path / "missing.png"], size=4)
     assert features.shape == (3, 16)
     assert np.allclose(features[0], 1.0) and failed == [1, 2]
+
+
+def test_fit_on_examples_leaves_out_files_that_do_not_decode_and_says_why_there_is_no_baseline(tmp_path: Path) -> None:
+    examples = []
+    for k in range(12):
+        path = tmp_path / f"{k}.png"
+        Image.new("L", (8, 8), color=20 * k).save(path)
+        examples.append((str(path), str(k % 2)))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    examples.append((str(tmp_path / "broken.png"), "1"))
+    seen: list[tuple[int, list[str]]] = []
+
+    def fit(features: np.ndarray, answers: list[str]) -> str:
+        seen.append((len(features), answers))
+        return "fitted"
+
+    assert baseline.fit_on_examples(examples, 4, fit, "labels") == ("fitted", "")
+    assert seen == [(12, [str(k % 2) for k in range(12)])]  # the broken file and its answer are left out
+    assert baseline.fit_on_examples(examples[:3], 4, fit, "consensus labels") == (
+        None,
+        f"only 3 consensus labels (the baseline needs {baseline.MIN_LABELS})",
+    )
+
+    def refuse(features: np.ndarray, answers: list[str]) -> str:
+        raise ValueError("a single class")
+
+    assert baseline.fit_on_examples(examples, 4, refuse, "labels") == (None, "a single class")

@@ -8,9 +8,10 @@ queue by uncertainty from the first consensus labels on, and Label Studio shows 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -61,6 +62,23 @@ class PixelBaseline:
         if len(features):
             out[:, self.seen] = self.model.predict_proba(features)  # type: ignore[attr-defined]
         return out
+
+
+def fit_on_examples(
+    examples: Sequence[tuple[str, Any]], size: int, fit: Callable[[AnyArray, list[Any]], Any], what: str
+) -> tuple[Any, str]:
+    """``fit(features, answers)`` on the pixel features of ``examples`` ((uri, answer) pairs; a file that does not
+    decode is left out), or None and why not: fewer than :data:`MIN_LABELS` examples (``what`` names them in the
+    reason), or the ValueError ``fit`` raised."""
+    if len(examples) < MIN_LABELS:
+        return None, f"only {len(examples)} {what} (the baseline needs {MIN_LABELS})"
+    features, failed = pixel_features([uri for uri, _ in examples], size=size)
+    keep = np.ones(len(examples), dtype=bool)
+    keep[failed] = False
+    try:
+        return fit(features[keep], [answer for (_, answer), ok in zip(examples, keep, strict=True) if ok]), ""
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def fit_baseline(

@@ -376,17 +376,10 @@ class MultiLabel:
 
     def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]:
         """The per-class pixel baseline fitted on current consensus sets, or None and why not."""
-        labeled = consensus_set_examples(store, classes)
-        if len(labeled) < core_baseline.MIN_LABELS:
-            return None, f"only {len(labeled)} consensus label sets (the baseline needs {core_baseline.MIN_LABELS})"
-        features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
-        keep = np.ones(len(labeled), dtype=bool)
-        keep[failed] = False
-        indicator = to_indicator([labels for (_, labels), ok in zip(labeled, keep, strict=True) if ok], classes)
-        try:
-            return core_baseline.fit_set_baseline(features[keep], indicator, classes, size=size), ""
-        except ValueError as exc:
-            return None, str(exc)
+        def fit(features: Any, answers: list[Any]) -> Any:
+            return core_baseline.fit_set_baseline(features, to_indicator(answers, classes), classes, size=size)
+
+        return core_baseline.fit_on_examples(consensus_set_examples(store, classes), size, fit, "consensus label sets")
 
     def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]:
         """Mean binary entropy (the per-label uncertainty), mean predicted set size, items predicted per class (at

@@ -307,17 +307,10 @@ class SingleLabel:
 
     def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]:
         """The pixel baseline fitted on current consensus (pre-labels before any model), or None and why not."""
-        labeled = consensus_examples(store, classes)
-        if len(labeled) < core_baseline.MIN_LABELS:
-            return None, f"only {len(labeled)} consensus labels (the baseline needs {core_baseline.MIN_LABELS})"
-        features, failed = core_baseline.pixel_features([uri for uri, _ in labeled], size=size)
-        keep = np.ones(len(labeled), dtype=bool)
-        keep[failed] = False
-        try:
-            answers = [label for (_, label), ok in zip(labeled, keep, strict=True) if ok]
-            return core_baseline.fit_baseline(features[keep], answers, classes, size=size), ""
-        except ValueError as exc:
-            return None, str(exc)
+        def fit(features: Any, answers: list[Any]) -> Any:
+            return core_baseline.fit_baseline(features, answers, classes, size=size)
+
+        return core_baseline.fit_on_examples(consensus_examples(store, classes), size, fit, "consensus labels")
 
     def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]:
         """Mean entropy, mean top probability and predicted class counts ({} without predictions)."""
