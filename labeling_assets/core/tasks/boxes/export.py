@@ -1,0 +1,121 @@
+"""Box datasets in the formats detectors read: COCO JSON, YOLO (one txt per image + ``data.yaml``) and Pascal VOC
+XML (one file per image). Each is read back in tests by a reader nobody here wrote (``pycocotools.COCO``;
+``globox`` for YOLO and VOC) with equal box counts and coordinates.
+
+Input: ``boxes`` (``item_id, label, x0, y0, x1, y1`` in pixels: consensus objects) and ``images`` (``item_id,
+file_name, width, height``): every image is written, one without boxes too (an image known to hold no object
+is a negative example, not a missing one). Coordinates are written as floats, not rounded to pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pandas as pd
+import yaml
+
+from labeling_assets.core.tasks.boxes.matching import CORNERS
+
+BOX_EXPORT_FORMATS = ("coco", "yolo", "voc")
+
+
+class BoxExportError(ValueError):
+    """Boxes that cannot be exported as asked (a class not in the list, an image without its size)."""
+
+
+def _check(boxes: pd.DataFrame, images: pd.DataFrame, classes: Sequence[str]) -> None:
+    unknown = sorted(set(boxes["label"]) - set(classes))
+    if unknown:
+        raise BoxExportError(f"boxes of classes not in the class list: {unknown[:5]}")
+    missing = sorted(set(boxes["item_id"]) - set(images["item_id"]))
+    if missing:
+        raise BoxExportError(f"boxes on {len(missing)} item(s) without an image row, e.g. {missing[:3]}")
+    if images[["width", "height"]].isna().any().any() or (images[["width", "height"]] <= 0).any().any():
+        raise BoxExportError("every image needs its width and height")
+
+
+def _images(images: pd.DataFrame) -> list[tuple[Any, str, float, float]]:
+    """``(item_id, file_name, width, height)`` of each image row."""
+    return [(item, str(name), float(w), float(h)) for item, name, w, h in zip(
+        images["item_id"].tolist(), images["file_name"].tolist(), images["width"].tolist(),
+        images["height"].tolist(), strict=True)]  # fmt: skip
+
+
+def _boxes_by_item(boxes: pd.DataFrame) -> dict[Any, list[tuple[str, float, float, float, float]]]:
+    out: dict[Any, list[tuple[str, float, float, float, float]]] = {}
+    for item, label, x0, y0, x1, y1 in zip(*(boxes[c].tolist() for c in ["item_id", "label", *CORNERS]), strict=True):
+        out.setdefault(item, []).append((str(label), float(x0), float(y0), float(x1), float(y1)))
+    return out
+
+
+def export_coco(boxes: pd.DataFrame, images: pd.DataFrame, classes: Sequence[str], path: Path) -> Path:
+    """One COCO detection JSON: images (ids from 1, in ``images`` order), categories (ids from 1, in class
+    order), annotations with ``bbox`` ``[x, y, width, height]``, ``area`` and ``iscrowd`` 0."""
+    _check(boxes, images, classes)
+    image_id = {item: n + 1 for n, item in enumerate(images["item_id"])}
+    category = {c: n + 1 for n, c in enumerate(classes)}
+    annotations: list[dict[str, Any]] = []
+    for item, mine in _boxes_by_item(boxes).items():
+        for label, x0, y0, x1, y1 in mine:
+            w, h = x1 - x0, y1 - y0
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id[item], "category_id": category[label],
+                                "bbox": [x0, y0, w, h], "area": w * h, "iscrowd": 0})  # fmt: skip
+    document = {
+        "images": [{"id": image_id[item], "file_name": name, "width": int(w), "height": int(h)}
+                   for item, name, w, h in _images(images)],
+        "categories": [{"id": i, "name": c, "supercategory": "object"} for c, i in category.items()],
+        "annotations": annotations,
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def export_yolo(boxes: pd.DataFrame, images: pd.DataFrame, classes: Sequence[str], out_dir: Path) -> Path:
+    """YOLO: ``labels/<image stem>.txt`` with ``class cx cy w h`` (class index from 0, the rest relative to the
+    image size) per box, an empty file for an image without boxes, and ``data.yaml`` (``names``, ``nc``)."""
+    _check(boxes, images, classes)
+    index = {c: n for n, c in enumerate(classes)}
+    labels = out_dir / "labels"
+    labels.mkdir(parents=True, exist_ok=True)
+    by_item = _boxes_by_item(boxes)
+    for item, name, width, height in _images(images):
+        lines = []
+        for label, x0, y0, x1, y1 in by_item.get(item, []):
+            lines.append(f"{index[label]} {(x0 + x1) / 2 / width!r} {(y0 + y1) / 2 / height!r} "
+                             f"{(x1 - x0) / width!r} {(y1 - y0) / height!r}")  # fmt: skip
+        (labels / f"{Path(name).stem}.txt").write_text(
+            "".join(line + "\n" for line in lines), encoding="utf-8"
+        )
+    data = {"path": str(out_dir), "train": "images", "val": "images", "nc": len(classes),
+            "names": {n: c for n, c in enumerate(classes)}}  # fmt: skip
+    (out_dir / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return out_dir
+
+
+def export_voc(boxes: pd.DataFrame, images: pd.DataFrame, classes: Sequence[str], out_dir: Path) -> Path:
+    """Pascal VOC: ``Annotations/<image stem>.xml`` per image (``filename``, ``size``, one ``object`` with
+    ``name`` and ``bndbox`` ``xmin ymin xmax ymax`` per box)."""
+    _check(boxes, images, classes)
+    folder = out_dir / "Annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    by_item = _boxes_by_item(boxes)
+    for item, name, width, height in _images(images):
+        root = ElementTree.Element("annotation")
+        ElementTree.SubElement(root, "filename").text = name
+        size = ElementTree.SubElement(root, "size")
+        for tag, value in (("width", width), ("height", height), ("depth", 3.0)):
+            ElementTree.SubElement(size, tag).text = str(int(value))
+        for label, x0, y0, x1, y1 in by_item.get(item, []):
+            obj = ElementTree.SubElement(root, "object")
+            ElementTree.SubElement(obj, "name").text = label
+            ElementTree.SubElement(obj, "difficult").text = "0"
+            box = ElementTree.SubElement(obj, "bndbox")
+            for tag, coordinate in (("xmin", x0), ("ymin", y0), ("xmax", x1), ("ymax", y1)):
+                ElementTree.SubElement(box, tag).text = repr(coordinate)
+        ElementTree.ElementTree(root).write(folder / f"{Path(name).stem}.xml", encoding="utf-8")
+    return out_dir

@@ -1,0 +1,86 @@
+"""Box exports read back by readers nobody here wrote: COCO JSON by ``pycocotools.COCO``, YOLO and Pascal VOC by
+``globox``, with the same boxes per image (count, class and coordinates) and images without boxes kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import globox
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from pycocotools.coco import COCO
+
+from labeling_assets.core.tasks.boxes.export import BoxExportError, export_coco, export_voc, export_yolo
+
+CLASSES = ["cat", "dog", "traffic light"]
+BOXES = pd.DataFrame(
+    [("a", "cat", 10.5, 20.25, 110.0, 220.75), ("a", "dog", 300.0, 40.0, 639.0, 479.0),
+     ("b", "traffic light", 0.0, 0.0, 32.0, 16.0), ("b", "cat", 5.0, 5.0, 6.5, 9.0)],
+    columns=["item_id", "label", "x0", "y0", "x1", "y1"],
+)  # fmt: skip
+IMAGES = pd.DataFrame({"item_id": ["a", "b", "empty"], "file_name": ["a.png", "b.png", "empty.png"],
+                       "width": [640, 320, 100], "height": [480, 240, 50]})  # fmt: skip
+
+
+def expected() -> set[tuple[str, str, float, float, float, float]]:
+    names = dict(zip(IMAGES["item_id"], IMAGES["file_name"], strict=True))
+    return {(Path(names[i]).stem, label, round(x0, 3), round(y0, 3), round(x1, 3), round(y1, 3))
+            for i, label, x0, y0, x1, y1 in BOXES.itertuples(index=False)}  # fmt: skip
+
+
+def from_globox(annotations: globox.AnnotationSet, names: dict[str, str] | None = None) -> set[tuple[str, str, float, float, float, float]]:
+    out = set()
+    for annotation in annotations:
+        for box in annotation.boxes:
+            label = names[box.label] if names else box.label
+            out.add((Path(annotation.image_id).stem, label, *(round(c, 3) for c in box.ltrb)))
+    return out
+
+
+def test_coco_export_reads_back_in_pycocotools(tmp_path: Path) -> None:
+    coco = COCO(str(export_coco(BOXES, IMAGES, CLASSES, tmp_path / "coco.json")))
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == CLASSES
+    assert len(coco.getImgIds()) == 3 and len(coco.getAnnIds()) == len(BOXES)
+    read = set()
+    for image in coco.loadImgs(coco.getImgIds()):
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]])):
+            x, y, w, h = ann["bbox"]
+            name = coco.loadCats([ann["category_id"]])[0]["name"]
+            read.add((Path(image["file_name"]).stem, name, round(x, 3), round(y, 3), round(x + w, 3), round(y + h, 3)))
+    assert read == expected()
+    empty = next(i for i in coco.loadImgs(coco.getImgIds()) if i["file_name"] == "empty.png")
+    assert (empty["width"], empty["height"]) == (100, 50) and coco.getAnnIds(imgIds=[empty["id"]]) == []
+
+
+def test_yolo_export_reads_back_in_globox(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, w, h in zip(IMAGES["file_name"], IMAGES["width"], IMAGES["height"], strict=True):
+        Image.new("RGB", (int(w), int(h))).save(images / name)
+    out = export_yolo(BOXES, IMAGES, CLASSES, tmp_path / "yolo")
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["nc"] == 3 and data["names"] == {0: "cat", 1: "dog", 2: "traffic light"}
+    read = globox.AnnotationSet.from_yolo_v5(out / "labels", image_folder=images, image_extension=".png")
+    assert len(read) == 3  # the image without boxes is there, with none
+    assert sum(len(a.boxes) for a in read) == len(BOXES)
+    assert from_globox(read, {str(n): c for n, c in enumerate(CLASSES)}) == expected()
+    assert (out / "labels" / "empty.txt").read_text() == ""
+
+
+def test_voc_export_reads_back_in_globox(tmp_path: Path) -> None:
+    out = export_voc(BOXES, IMAGES, CLASSES, tmp_path / "voc")
+    read = globox.AnnotationSet.from_pascal_voc(out / "Annotations")
+    assert len(read) == 3 and sum(len(a.boxes) for a in read) == len(BOXES)
+    assert from_globox(read) == expected()
+    sizes = {Path(a.image_id).stem: a.image_size for a in read}
+    assert sizes == {"a": (640, 480), "b": (320, 240), "empty": (100, 50)}
+
+
+def test_export_refuses_a_class_outside_the_list_and_boxes_without_an_image(tmp_path: Path) -> None:
+    with pytest.raises(BoxExportError, match="not in the class list"):
+        export_coco(BOXES, IMAGES, ["cat"], tmp_path / "x.json")
+    with pytest.raises(BoxExportError, match="without an image row"):
+        export_voc(BOXES, IMAGES[IMAGES["item_id"] != "a"], CLASSES, tmp_path)
+    assert not (tmp_path / "x.json").exists()
