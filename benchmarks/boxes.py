@@ -92,8 +92,8 @@ def run_once(mix: str, seed: int, n_items: int) -> dict[str, float]:
 def timing(n_boxes: int) -> None:
     rng = np.random.default_rng(0)
     labelers, overlap = crowd_mix("one_spammer", rng)
-    # about 3.5 objects per scene x 3 labelers + false boxes: ~11 boxes per scene
-    scenes = crowd.make_scenes(max(n_boxes // 11, 1), CLASSES, rng)
+    # about 3 objects per scene (10% empty) x 3 labelers + false boxes: ~9.5 boxes per scene
+    scenes = crowd.make_scenes(max(n_boxes // 9, 1), CLASSES, rng)
     votes, boxes = crowd.simulate_boxes(scenes, labelers, overlap, CLASSES, rng)
     print(f"\ntiming: {len(boxes)} boxes, {len(votes)} votes, {scenes['item_id'].nunique()} scenes")
     for method in METHODS:
