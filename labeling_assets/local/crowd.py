@@ -4,6 +4,7 @@ Used by ``labeling-assets simulate-crowd``, the demo, the integration tests and 
 :func:`simulate_crowd` plays a single-label crowd, :func:`simulate_set_crowd` a multi-label one.
 """
 
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,14 +43,15 @@ class CrowdResult:
 def simulate_crowd(
     client: LabelStudioClient,
     project_id: int,
-    labelers: Sequence[LabelerSpec],
+    labelers: Sequence[LabelerSpec] | Sequence[SetLabelerSpec],
     *,
-    truth: Mapping[str, str],
+    truth: Mapping[str, Any],
     classes: Sequence[str],
     overlap: int = 3,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
+    plan: Callable[..., Any] = plan_crowd,
 ) -> CrowdResult:
     """Create the labelers' users (idempotent) and submit annotations as them through the API.
 
@@ -57,49 +59,27 @@ def simulate_crowd(
         client: a client authenticated as an admin (it posts with ``completed_by`` = the labeler).
         project_id: the Label Studio project.
         labelers: the crowd; usernames are the spec names.
-        truth: item_id -> true class for the items to annotate (items without a task are skipped).
+        truth: item_id -> true class for the items to annotate (items without a task are skipped); a true set
+            of classes for a multi-label project.
         classes: the project's class list.
         overlap: labelers per task; annotations already in Label Studio by these users count toward it,
             so running twice tops up instead of duplicating.
         seed: makes the answers and lead times reproducible.
         progress: called as ``progress(done, total)`` every 100 annotations.
         workers: annotations posted concurrently (the plan, and so every label, does not depend on it).
+        plan: who answers what: :func:`.plan_crowd` (one class each), or :func:`.plan_set_crowd` for a
+            multi-label project (each labeler ticks a set of classes, with per-class misses and false alarms;
+            an empty answer is posted as the "None of these" choice, and rows of the result carry the set as a
+            sorted list). :func:`simulate_set_crowd` is this function with that plan.
     """
-    return _simulate(plan_crowd, client, project_id, labelers, truth, classes, overlap, seed, progress, workers)
-
-
-def simulate_set_crowd(
-    client: LabelStudioClient,
-    project_id: int,
-    labelers: Sequence[SetLabelerSpec],
-    *,
-    truth: Mapping[str, Sequence[str]],
-    classes: Sequence[str],
-    overlap: int = 3,
-    seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    workers: int = 4,
-) -> CrowdResult:
-    """:func:`simulate_crowd` for a multi-label project: each labeler ticks a set of classes per task.
-
-    ``truth`` maps item_id -> the true set; the answers come from :func:`plan_set_crowd` (per-class misses
-    and false alarms). An empty answer is posted as the "None of these" choice. Rows of the result carry
-    the set as a sorted list.
-    """
-    return _simulate(plan_set_crowd, client, project_id, labelers, truth, classes, overlap, seed, progress, workers)
-
-
-def _simulate(
-    planner: Callable[..., Any], client: LabelStudioClient, project_id: int, labelers: Sequence[Any],
-    truth: Mapping[str, Any], classes: Sequence[str], overlap: int, seed: int,
-    progress: Callable[[int, int], None] | None, workers: int,
-) -> CrowdResult:
-    """The labelers' users (idempotent), ``planner``'s answers for the tasks still short of ``overlap``, posted."""
     user_ids, task_of, wanted, done = _prepare(client, project_id, [a.name for a in labelers], truth)
-    plan = planner(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
+    planned = plan(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
     result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
-    _submit(client, plan.annotations, task_of, result, progress, workers)
+    _submit(client, planned.annotations, task_of, result, progress, workers)
     return result
+
+
+simulate_set_crowd = functools.partial(simulate_crowd, plan=plan_set_crowd)  # a multi-label project's crowd
 
 
 def _prepare(

@@ -11,10 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from labeling_assets.core.labelstudio.crowd import LabelerSpec, SetLabelerSpec
-from labeling_assets.local.crowd import simulate_crowd, simulate_set_crowd
+from labeling_assets.core.labelstudio.crowd import LabelerSpec, SetLabelerSpec, plan_set_crowd
+from labeling_assets.local.crowd import simulate_crowd
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
 DEFAULT_OVERLAP = 3
@@ -64,10 +64,10 @@ def label_open_tasks(
         options: dict[str, Any] = {"classes": classes, "overlap": overlap, "seed": seed, "workers": workers}
         sets = [a for a in labelers if isinstance(a, SetLabelerSpec)]
         if sets:
-            result = simulate_set_crowd(client, project_id, sets, truth=cast(Mapping[str, list[str]], subset), **options)
+            result = simulate_crowd(client, project_id, sets, truth=subset, plan=plan_set_crowd, **options)
         else:
             singles = [a for a in labelers if isinstance(a, LabelerSpec)]
-            result = simulate_crowd(client, project_id, singles, truth=cast(Mapping[str, str], subset), **options)
+            result = simulate_crowd(client, project_id, singles, truth=subset, **options)
         posted += len(result.annotations)
     return posted
 
