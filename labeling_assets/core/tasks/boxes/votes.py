@@ -86,9 +86,9 @@ def answer_boxes(
         if labels[0] not in allowed:
             return [], SKIP_UNKNOWN_CLASS
         try:
-            x, y, w, h, width, height = (
-                float(region[k]) for k in ("x", "y", "width", "height", "image_width", "image_height")
-            )
+            x, y, w, h = (float(region[k]) for k in ("x", "y", "width", "height"))
+            # Gold boxes may come without the image size: then they are not checked against it.
+            width, height = (float(region.get(k) or "inf") for k in ("image_width", "image_height"))
         except (KeyError, TypeError, ValueError):
             return [], SKIP_NOT_BOXES
         if w < MIN_SIDE_PX or h < MIN_SIDE_PX:
