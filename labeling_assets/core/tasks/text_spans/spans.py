@@ -5,9 +5,10 @@ end exclusive, sorted); ``[]`` is an explicit "no entity" answer, which the conf
 it differs from a blank submit (nothing marked, nothing chosen: no answer). Label Studio checks little: a region
 may hold offsets outside the text, a ``text`` that is not the stored slice, overlapping regions, a type the
 project no longer has. Each such span is dropped with a counted reason and the rest of the answer kept; no shape
-raises. Label Studio's offsets are JavaScript string offsets (UTF-16 code units), which differ from Python's
-once a text holds a character outside the Basic Multilingual Plane (an emoji): both readings are tried against
-the ``text`` the region holds.
+raises. Label Studio 1.23 counts offsets in code points, as Python does (its labeling page places a span at
+Python's offsets after an emoji: ``tests/browser/test_text_spans_in_browser.py``); older versions counted
+JavaScript's UTF-16 code units, which differ once a text holds a character outside the Basic Multilingual Plane,
+so a region whose ``text`` does not match at its offsets is also tried at the UTF-16 reading.
 """
 
 from __future__ import annotations
@@ -134,11 +135,10 @@ def _utf16_index(text: str) -> list[int] | None:
 
 
 def span_result(spans: Sequence[Span], text: str) -> list[dict[str, Any]]:
-    """The ``result`` of an annotation or prediction marking ``spans`` of ``text`` (offsets as Label Studio counts
-    them, UTF-16); no span is the "no entity" choice."""
+    """The ``result`` of an annotation or prediction marking ``spans`` of ``text`` (Python offsets, as Label
+    Studio 1.23 counts them); no span is the "no entity" choice."""
     if not spans:
         return [{"from_name": NO_ENTITY_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [NO_ENTITY]}}]
-    utf16 = _utf16_index(text)
     return [
         {
             "id": f"s{n}",
@@ -146,8 +146,8 @@ def span_result(spans: Sequence[Span], text: str) -> list[dict[str, Any]]:
             "to_name": TO_NAME,
             "type": "labels",
             "value": {
-                "start": span.start if utf16 is None else utf16[span.start],
-                "end": span.end if utf16 is None else utf16[span.end],
+                "start": span.start,
+                "end": span.end,
                 "text": text[span.start : span.end],
                 "labels": [span.label],
             },
@@ -165,17 +165,22 @@ def _offsets(value: Mapping[str, Any], text: str, utf16: list[int] | None) -> tu
         return SKIP_OFFSETS
     said = value.get("text")
     candidates = [(start, end)]
-    if utf16 is not None:  # JavaScript offsets: map UTF-16 positions back to Python ones where they land on one
+    if utf16 is not None:  # an older Label Studio's UTF-16 offsets, mapped back to Python's where they land on one
         back = {u: i for i, u in enumerate(utf16)}
         if start in back and end in back:
-            candidates.insert(0, (back[start], back[end]))
+            candidates.append((back[start], back[end]))
     inside = [(s, e) for s, e in candidates if s >= 0 and e <= len(text)]
     if not inside:
         return SKIP_OUTSIDE
     if not isinstance(said, str):
-        return inside[0]  # no text to check against (a prediction may omit it): read as Label Studio counts
+        return inside[0]  # no text to check against (a prediction may omit it): read as Label Studio 1.23 counts
     for s, e in inside:
         if text[s:e] == said:
+            return s, e
+    # Label Studio has been seen to give a region's text with runs of spaces collapsed while its offsets are right
+    # (label-studio issue 3078): the same words at the offsets is a match
+    for s, e in inside:
+        if text[s:e].split() == said.split():
             return s, e
     return SKIP_TEXT
 
