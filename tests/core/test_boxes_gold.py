@@ -93,3 +93,29 @@ def test_class_presence_of_no_object_is_the_empty_set_and_a_bad_answer_is_an_err
     assert class_presence(gold_answer([]), CLASSES) == []
     with pytest.raises(ValueError, match="not a box answer"):
         class_presence({"boxes": [{"shape": "polygonlabels"}]}, CLASSES)
+
+
+def test_agreement_is_the_mean_pairwise_f1_and_two_no_object_answers_agree() -> None:
+    from labeling_assets.core.tasks.boxes.agreement import box_agreement
+
+    votes = pd.DataFrame({"item_id": ["i1", "i1", "i2", "i2", "i3"], "labeler_id": ["a", "b", "a", "b", "a"]})
+    boxes = pd.DataFrame([("i1", "a", "car", 0, 0, 50, 50), ("i1", "b", "car", 2, 0, 50, 50),
+                          ("i1", "b", "person", 100, 100, 150, 150), ("i3", "a", "car", 0, 0, 9, 9)],
+                         columns=BOX_COLUMNS)  # fmt: skip
+    result = box_agreement(votes, boxes, CLASSES)
+    assert result.n_pairs == 2  # i1 and i2; i3 has one labeler
+    assert result.f1 == pytest.approx((2 / 3 + 1.0) / 2)
+    assert result.per_class["car"] == (1.0, 1) and result.per_class["person"] == (0.0, 1)
+    assert result.per_class["bike"][1] == 0 and np.isnan(result.per_class["bike"][0])
+
+
+def test_a_spammer_lowers_agreement() -> None:
+    from labeling_assets.core.tasks.boxes import crowd
+    from labeling_assets.core.tasks.boxes.agreement import box_agreement
+
+    rng = np.random.default_rng(0)
+    scenes = crowd.make_scenes(80, CLASSES, rng)
+    good = [crowd.good(f"g{n}", rng) for n in range(3)]
+    calm = box_agreement(*crowd.simulate_boxes(scenes, good, 3, CLASSES, rng), CLASSES)
+    spammed = box_agreement(*crowd.simulate_boxes(scenes, [*good[:2], crowd.spammer("s")], 3, CLASSES, rng), CLASSES)
+    assert calm.f1 > 0.75 and spammed.f1 < calm.f1 - 0.2, (calm.f1, spammed.f1)
