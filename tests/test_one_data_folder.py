@@ -32,6 +32,16 @@ CORE_CHILD_PROCESS_ENVIRONMENT = {"core/store/backup.py", "core/training/launch.
 NOT_WRITTEN_BY_THE_PROJECT = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")
 
 
+# MLflow as the trained_model asset uses it: a run in the project's experiment (created here) with an artifact.
+MLFLOW_RUN_WITH_AN_ARTIFACT = """
+from labeling_assets.resources.mlflow import MLflowResource
+mlflow = MLflowResource()
+with mlflow.start_run(run_name="one-data-folder"):
+    mlflow.log_artifact_bytes("note.txt", b"an artifact")
+mlflow.registered_versions()
+"""
+
+
 def environment_readers() -> dict[str, list[int]]:
     """Module (relative path) -> the lines where it reads ``os.environ`` or calls ``os.getenv``/``os.putenv``."""
     found: dict[str, list[int]] = {}
@@ -95,7 +105,7 @@ def test_setting_only_the_data_folder_keeps_every_written_file_inside_it(tmp_pat
     steps = [
         [command, "ingest"],
         [command, "store", "backup"],
-        [sys.executable, "-c", "from labeling_assets.resources.mlflow import MLflowResource as M; M().registered_versions()"],
+        [sys.executable, "-c", MLFLOW_RUN_WITH_AN_ARTIFACT],
     ]
     if server.is_installed():
         steps.append([sys.executable, "-c", "from labeling_assets.local import labelstudio as s; "

@@ -108,8 +108,10 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
     def resolved_artifact_location(self) -> str | None:
         if self.artifact_location:
             return self.artifact_location
-        if self._server_uri():
-            return None  # a server decides where artifacts go
+        if (self._server_uri() or "").startswith(("http://", "https://")):
+            return None  # a tracking server decides where artifacts go
+        # A database store (the local SQLite one, whose URI mlflow.set_tracking_uri has exported, or a URI from
+        # the environment) has no server to decide: MLflow would put them in ./mlruns of the working folder.
         return (self._local_folder() / "artifacts").resolve().as_uri()
 
     _reachable: bool = PrivateAttr(default=False)

@@ -24,6 +24,34 @@ def test_an_unconfigured_resource_follows_the_environment_at_run_time(monkeypatc
     assert resource.resolved_artifact_location is None  # the server decides
 
 
+def test_an_unconfigured_resource_keeps_its_artifacts_in_the_data_folder_once_mlflow_exported_its_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The definitions' resource has no data_dir. Its first module() call exports MLFLOW_TRACKING_URI (the local
+    # SQLite store); the experiment it then creates must still put artifacts under the data folder, not in
+    # ./mlruns of whatever folder the process runs in (the demo wrote model and plots into the checkout so).
+    data, cwd = tmp_path / "data", tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.setenv("LABELING_ASSETS_HOME", str(data))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(cwd)
+    resource = MLflowResource()
+    with resource.start_run(run_name="artifacts"):
+        resource.log_artifact_bytes("note.txt", b"kept in the data folder")
+    assert list(cwd.iterdir()) == []
+    assert [p.name for p in (data / "mlflow" / "artifacts").rglob("note.txt")] == ["note.txt"]
+
+
+def test_a_database_tracking_uri_in_the_environment_keeps_artifacts_in_the_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABELING_ASSETS_HOME", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'team.db'}")
+    resource = MLflowResource()
+    assert resource.resolved_tracking_uri == f"sqlite:///{tmp_path / 'team.db'}"
+    assert resource.resolved_artifact_location == (tmp_path / "mlflow" / "artifacts").resolve().as_uri()
+
+
 def test_an_explicit_tracking_uri_wins_over_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
     resource = MLflowResource(data_dir=str(tmp_path), tracking_uri="http://team-mlflow:5000")
