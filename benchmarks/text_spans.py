@@ -18,8 +18,9 @@ type 2-10%, a boundary one token off 5-15%, 0.02-0.1 false spans per sentence).
 Methods (``core.tasks.text_spans.consensus.aggregate_spans``): ``span_em`` (ours, ``auto``), ``token_majority``,
 ``token_dawid_skene``; and ``best_single``, the best labeler's own spans on the sentences it answered, that
 labeler picked by its F1 against the truth (an oracle no real project has). Entity F1: seqeval, IOB2 strict,
-over our tokenizer's tokens. Printed: mean and sd over seeds per mix and method; then the time of each method
-at about ``--timing-spans`` marked spans (three labelers per sentence, the one_spammer mix).
+over our tokenizer's tokens. Printed: mean and sd over seeds per mix and method; how well each method's per-item
+confidence ranks the items it got exactly right above the others (ROC AUC); then the time of each method at about
+``--timing-spans`` marked spans (three labelers per sentence, the one_spammer mix).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from seqeval.metrics import f1_score
 from seqeval.scheme import IOB2
+from sklearn.metrics import roc_auc_score
 
 from labeling_assets.core.tasks.text_spans.consensus import aggregate_spans
 from labeling_assets.core.tasks.text_spans.demo import (
@@ -42,7 +44,7 @@ from labeling_assets.core.tasks.text_spans.demo import (
     simulate_span_crowd,
 )
 from labeling_assets.core.tasks.text_spans.spans import Span, bio_tags, tokenize
-from labeling_assets.core.tasks.text_spans.votes import SpanVote
+from labeling_assets.core.tasks.text_spans.votes import SpanConsensus, SpanVote
 
 METHODS = ("span_em", "token_majority", "token_dawid_skene")
 
@@ -83,8 +85,17 @@ def best_single(votes: Sequence[SpanVote], data: Sequence[Sentence]) -> float:
     return max(entity_f1(answers, [by_id[i] for i in answers]) for answers in per.values())
 
 
-def run(seeds: int, n_items: int) -> dict[str, dict[str, list[float]]]:
+def confidence_auc(result: SpanConsensus, data: Sequence[Sentence]) -> float:
+    """How well the per-item confidence ranks wrong items below right ones (ROC AUC; right = every span exact)."""
+    right = [set(result.labels[s.item_id]) == set(s.entities) for s in data]
+    if all(right) or not any(right):
+        return float("nan")
+    return float(roc_auc_score(right, [result.confidence[s.item_id] for s in data]))
+
+
+def run(seeds: int, n_items: int) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, list[float]]]]:
     scores: dict[str, dict[str, list[float]]] = {}
+    aucs: dict[str, dict[str, list[float]]] = {}
     for mix, make in MIXES.items():
         for seed in range(seeds):
             rng = np.random.default_rng(1000 + seed)
@@ -96,8 +107,9 @@ def run(seeds: int, n_items: int) -> dict[str, dict[str, list[float]]]:
             for method in METHODS:
                 result = aggregate_spans(votes, texts, ENTITY_TYPES, method)
                 row.setdefault(method, []).append(entity_f1(result.labels, data))
+                aucs.setdefault(mix, {}).setdefault(method, []).append(confidence_auc(result, data))
             row.setdefault("best_single", []).append(best_single(votes, data))
-    return scores
+    return scores, aucs
 
 
 def timing(n_spans: int) -> None:
@@ -120,7 +132,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600, help="sentences per seed and mix")
     parser.add_argument("--timing-spans", type=int, default=100_000, help="0: no timing")
     args = parser.parse_args()
-    scores = run(args.seeds, args.items)
+    scores, aucs = run(args.seeds, args.items)
     columns = (*METHODS, "best_single")
     print(f"entity F1 (seqeval strict, IOB2), mean +- sd over {args.seeds} seeds, {args.items} sentences each\n")
     print(f"| mix | {' | '.join(columns)} | ours >= both baselines |")
@@ -130,6 +142,11 @@ def main() -> None:
         cells = " | ".join(f"{means[m]:.4f} +- {np.std(row[m]):.4f}" for m in columns)
         wins = means["span_em"] >= max(means["token_majority"], means["token_dawid_skene"])
         print(f"| {mix} | {cells} | {'yes' if wins else 'NO'} |")
+    print("\nper-item confidence: ROC AUC of ranking items decided exactly right above the others, mean +- sd\n")
+    print(f"| mix | {' | '.join(METHODS)} |")
+    print(f"|---|{'---|' * len(METHODS)}")
+    for mix, row in aucs.items():
+        print(f"| {mix} | {' | '.join(f'{np.nanmean(row[m]):.3f} +- {np.nanstd(row[m]):.3f}' for m in METHODS)} |")
     if args.timing_spans:
         timing(args.timing_spans)
 

@@ -262,3 +262,19 @@ def test_a_spammer_lowers_span_agreement(planted: tuple) -> None:
     with_spammer = [v for v in votes if v.labeler_id.startswith("good") or v.labeler_id == "spammer"]
     a, b = span_agreement(honest), span_agreement(with_spammer)
     assert a.f1 is not None and b.f1 is not None and b.f1_ci[1] < a.f1_ci[0]
+
+
+def test_two_labelers_a_token_apart_leave_the_span_model_unsure_of_the_boundary() -> None:
+    data = sentences(300, seed=13)
+    pair = [SpanLabeler(name, miss=0.0, wrong_type=0.0, boundary=0.3, false_spans=0.0) for name in ("a", "b")]
+    votes = simulate_span_crowd(data, pair, 2, seed=13)
+    texts = {s.item_id: s.text for s in data}
+    result = aggregate_spans(votes, texts, ENTITY_TYPES)
+    answers: dict[str, list[tuple[Span, ...]]] = {}
+    for vote in votes:
+        answers.setdefault(vote.item_id, []).append(vote.spans)
+    apart = [result.confidence[i] for i, (x, y) in answers.items() if x != y]
+    agreed = [result.confidence[i] for i, (x, y) in answers.items() if x == y]
+    assert len(apart) > 50 and len(agreed) > 50
+    # each disagreement is a coin flip between two equally careful labelers
+    assert np.median(apart) < 0.7 < 0.9 < np.median(agreed)

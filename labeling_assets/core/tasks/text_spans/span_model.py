@@ -12,7 +12,7 @@ item either marks the cluster or not, and the model learns, per labeler:
 
 Presence and type follow two-coin Dawid-Skene on the clusters (a labeler not marking a cluster is evidence too,
 weighed by what it misses); the boundaries are chosen per cluster as the start and end most likely under the
-markers' boundary habits, which are re-learned from the chosen ones. Decided: clusters whose entity probability
+markers' boundary habits, which are re-learned from every candidate boundary weighted by its posterior. Decided: clusters whose entity probability
 is over one half, with their most probable type; where overlaps are forbidden, the more probable of two
 overlapping entities stays. An item's confidence is the probability that every cluster is decided right
 (presence, type and boundaries) times the chance that no entity was missed by all its labelers.
@@ -21,6 +21,7 @@ overlapping entities stays. An item's confidence is the probability that every c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -93,11 +94,6 @@ class _Fixed:
         q[entity, self.type[entity]] = 1.0
         return p, q
 
-    @staticmethod
-    def bounds(chosen: IntArray, share: FloatArray, fixed: IntArray) -> tuple[IntArray, FloatArray]:
-        known = fixed >= 0
-        return np.where(known, fixed, chosen), np.where(known, 1.0, share)
-
 
 def _gold_clusters(crowd: SpanCrowd, clusters: list[Cluster], gold: Mapping[str, Sequence[Span]]) -> _Fixed:
     """Fix the clusters of gold items (appending one without marks for each gold entity nobody marked): a cluster
@@ -138,16 +134,31 @@ def _gold_clusters(crowd: SpanCrowd, clusters: list[Cluster], gold: Mapping[str,
     return fixed
 
 
-def _choose(cluster: IntArray, value: IntArray, labeler: IntArray, log_b: FloatArray,
-            n_clusters: int) -> tuple[IntArray, FloatArray]:  # fmt: skip
-    """Per cluster, the boundary (one of its marks' values) that its marks' boundary habits make most likely, and
-    that choice's share of the candidates' likelihood. Ties: the value more marks gave, then the smaller."""
+@dataclass(frozen=True)
+class _Choice:
+    """One side's boundary per cluster (-1: none), the chosen one's posterior, and every (mark, candidate) pair with
+    the mark's offset from the candidate and the candidate's posterior (what the habits are re-learned from)."""
+
+    chosen: IntArray
+    share: FloatArray
+    pair_obs: IntArray
+    pair_offset: IntArray
+    pair_weight: FloatArray
+
+
+def _choose(cluster: IntArray, value: IntArray, labeler: IntArray, log_b: FloatArray, n_clusters: int,
+            fixed: IntArray) -> _Choice:  # fmt: skip
+    """Per cluster, the boundary (one of its marks' values) that its marks' boundary habits make most likely, with
+    its posterior among the candidates (each equally likely before the marks). Ties: the value more marks gave,
+    then the smaller. Where gold ``fixed`` a boundary (>= 0) it is the only candidate."""
     chosen = np.full(n_clusters, -1, np.int64)
     share = np.ones(n_clusters)
     if len(cluster) == 0:
-        return chosen, share
-    width = int(value.max()) + 1
-    cand = np.unique(cluster * width + value)  # the distinct (cluster, value) pairs, sorted by cluster
+        empty = np.zeros(0, np.int64)
+        return _Choice(np.where(fixed >= 0, fixed, chosen), share, empty, empty, np.zeros(0))
+    values = np.where(fixed[cluster] >= 0, fixed[cluster], value)  # a gold boundary replaces the marks' values
+    width = int(max(values.max(), value.max())) + 1
+    cand = np.unique(cluster * width + values)  # the distinct (cluster, value) pairs, sorted by cluster
     cand_cluster, cand_value = cand // width, cand % width
     order = np.argsort(cluster, kind="stable")
     obs_cluster = cluster[order]
@@ -165,30 +176,35 @@ def _choose(cluster: IntArray, value: IntArray, labeler: IntArray, log_b: FloatA
     chosen[cand_cluster[first]] = cand_value[first]
     top = np.zeros(n_clusters)
     top[cand_cluster[first]] = score[first]
-    total = np.bincount(cand_cluster, weights=np.exp(score - top[cand_cluster]), minlength=n_clusters)
-    share[cand_cluster[first]] = 1.0 / total[cand_cluster[first]]
-    return chosen, share
+    weight = np.exp(score - top[cand_cluster])
+    posterior = weight / np.bincount(cand_cluster, weights=weight, minlength=n_clusters)[cand_cluster]
+    share[cand_cluster[first]] = posterior[first]
+    # a gold entity nobody marked has no candidate but its own
+    return _Choice(np.where(fixed >= 0, fixed, chosen), share, pair_obs, offset, posterior[pair_cand])
 
 
 def _boundaries(obs: _Observations, p: FloatArray, n_labelers: int, n_clusters: int,
                 fixed: _Fixed) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:  # fmt: skip
-    """Starts and ends per cluster with their shares, and the learned offset habits (labeler, side, bucket)."""
+    """Starts and ends per cluster with their posteriors, and the learned offset habits (labeler, side, bucket).
+    The habits are re-learned from every candidate boundary weighted by its posterior (soft EM): a hard choice
+    would credit whichever labeler a tie-break favours, and the habits learned from that would entrench it."""
     m = obs.marked
     cluster, labeler, first, end = obs.cluster[m], obs.labeler[m], obs.first[m], obs.end[m]
     habits = np.full((n_labelers, 2, N_BUCKETS), 0.2 / (N_BUCKETS - 1))
     habits[:, :, REACH] = 0.8  # start believing labelers mostly hit the boundary
     for _ in range(BOUNDARY_ITER):
         log_h = np.log(habits)
-        start, start_share = fixed.bounds(*_choose(cluster, first, labeler, log_h[:, 0], n_clusters), fixed.first)
-        stop, stop_share = fixed.bounds(*_choose(cluster, end, labeler, log_h[:, 1], n_clusters), fixed.end)
+        start = _choose(cluster, first, labeler, log_h[:, 0], n_clusters, fixed.first)
+        stop = _choose(cluster, end, labeler, log_h[:, 1], n_clusters, fixed.end)
         counts = np.full((n_labelers, 2, N_BUCKETS), PSEUDO / N_BUCKETS)
-        np.add.at(counts[:, 0], (labeler, _bucket(first - start[cluster])), p[cluster])
-        np.add.at(counts[:, 1], (labeler, _bucket(end - stop[cluster])), p[cluster])
+        for side, choice in enumerate((start, stop)):
+            weight = p[cluster[choice.pair_obs]] * choice.pair_weight
+            np.add.at(counts[:, side], (labeler[choice.pair_obs], _bucket(choice.pair_offset)), weight)
         updated = counts / counts.sum(axis=2, keepdims=True)
         if np.abs(updated - habits).max() < TOLERANCE:
             break
         habits = updated
-    return start, stop, start_share, stop_share, habits
+    return start.chosen, stop.chosen, start.share, stop.share, habits
 
 
 def span_em(crowd: SpanCrowd, *, gold: Mapping[str, Sequence[Span]] | None = None, allow_overlap: bool = False,
