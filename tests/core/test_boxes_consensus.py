@@ -210,3 +210,13 @@ def test_coco_map_is_one_for_the_truth_and_drops_with_a_false_box_in_an_empty_sc
                               "y1": [50.0], "score": [0.9]})  # fmt: skip
     assert coco_map(truth, pd.concat([truth.assign(score=0.5), false_box]), ["i1", "i2", "empty"], CLASSES).map < 1
     assert coco_map(truth, truth.assign(score=1.0).iloc[:0], ["i1", "i2"], CLASSES).map == 0.0
+
+
+def test_boxes_without_their_vote_are_refused_and_votes_without_boxes_are_no_object() -> None:
+    votes = pd.DataFrame({"item_id": ["i", "i", "j"], "labeler_id": ["a", "b", "a"]})
+    with pytest.raises(BoxConsensusError, match="without their"):
+        box_consensus(votes, frame([("i", "c", "a", 0, 0, 9, 9)]))
+    for method in BOX_METHODS:
+        result = box_consensus(votes, frame([]), method)
+        assert result.boxes.empty and result.items["n_objects"].tolist() == [0, 0]
+        assert result.items["confidence"].tolist() == [1.0, 1.0]

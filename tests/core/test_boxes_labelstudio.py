@@ -163,3 +163,13 @@ def test_the_newest_answer_is_the_vote_even_when_it_is_bad() -> None:
     })  # fmt: skip
     result = bv.box_votes(frame, ["car"])
     assert result.votes.empty and result.skipped == {bv.SKIP_ROTATED: 1}
+
+
+def test_regions_that_are_not_drawings_are_ignored_and_other_drawings_are_kept() -> None:
+    comment = {"from_name": "comment", "to_name": "image", "type": "textarea", "value": {"text": ["blurry"]}}
+    assert read_boxes([rect(10, 10, 20, 20), comment]).answer == read_boxes([rect(10, 10, 20, 20)]).answer
+    assert read_boxes([comment]).problem == UNREADABLE_EMPTY
+    ellipse = {"from_name": "e", "type": "ellipselabels", "original_width": W, "original_height": H,
+               "value": {"x": 1, "y": 1, "radiusX": 2, "radiusY": 2, "ellipselabels": ["car"]}}  # fmt: skip
+    answer = read_boxes([ellipse]).answer
+    assert answer is not None and answer["boxes"] == [{"shape": "ellipselabels", "labels": ["car"]}]

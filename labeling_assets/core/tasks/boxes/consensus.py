@@ -85,6 +85,13 @@ def _check(votes: pd.DataFrame, boxes: pd.DataFrame) -> None:
         missing = set(cols) - set(frame.columns)
         if missing:
             raise BoxConsensusError(f"{name} lack column(s) {sorted(missing)}")
+    # A box counts as a vote's: one without its (item, labeler) vote would be a labeler nobody asked.
+    voted = pd.MultiIndex.from_frame(votes[["item_id", "labeler_id"]].astype(str))
+    drawn = pd.MultiIndex.from_frame(boxes[["item_id", "labeler_id"]].astype(str))
+    orphans = ~drawn.isin(voted)
+    if orphans.any():
+        raise BoxConsensusError(f"{int(orphans.sum())} box(es) without their (item, labeler) vote, e.g. "
+                                f"{drawn[orphans][0]}")  # fmt: skip
 
 
 def _items(votes: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,12 @@ NO_OBJECT_NAME = "no_object"  # the <Choices name> of the "no object" answer
 NO_OBJECT = "No object"  # its one choice
 RECTANGLE = "rectangle"  # the shape of a stored box (other shapes keep Label Studio's region type)
 RECTANGLE_TYPES = ("rectanglelabels", "rectangle")
+# Other drawings on the image: stored with their type, refused as votes. Regions of any other type (a TextArea
+# comment, a Rating added to the config by hand) are not answers about objects and are ignored.
+DRAWING_TYPES = (
+    *RECTANGLE_TYPES, "polygonlabels", "polygon", "ellipselabels", "ellipse", "keypointlabels", "keypoint",
+    "brushlabels", "brush", "polylinelabels", "polyline",
+)
 # Why a result holds no answer, besides the UNREADABLE_* keys shared with the class kinds.
 UNREADABLE_GEOMETRY = "box_geometry_not_numeric"  # x/y/width/height or original size missing or not a number
 
@@ -103,7 +109,8 @@ def read_boxes(result: Any) -> BoxReading:
     The answer is ``{"no_object": bool, "boxes": [...]}``; a box is ``{"shape": "rectangle", "labels": [..],
     "x", "y", "width", "height"`` (pixels, top-left corner) ``, "rotation", "image_width", "image_height"}``; a
     region of another drawing type keeps its type as ``shape`` (and ``points`` in pixels for a polygon).
-    Choices of other tags are not ours and are ignored.
+    Choices of other tags, and regions that are not drawings (a comment, a rating), are not ours and are ignored;
+    a region without a type is read as a drawing (and refused as a vote unless it is a rectangle).
     """
     if result is None:
         return _bad(UNREADABLE_NULL, "the result is null")
@@ -119,6 +126,8 @@ def read_boxes(result: Any) -> BoxReading:
         if region_type == "choices":
             if region.get("from_name") == NO_OBJECT_NAME and isinstance(value, Mapping):
                 no_object = no_object or NO_OBJECT in (value.get("choices") or [])
+            continue
+        if region_type not in DRAWING_TYPES and region_type:
             continue
         if not isinstance(value, Mapping):
             return _bad(UNREADABLE_VALUE, f"region {n}: value is not an object")
