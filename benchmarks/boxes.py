@@ -4,6 +4,7 @@ crowds (``core.tasks.boxes.crowd``).
 
     python benchmarks/boxes.py                          # 4 crowd mixes x 5 seeds, then the timing at 10^5 boxes
     python benchmarks/boxes.py --seeds 2 --items 200 --timing-boxes 0
+    python benchmarks/boxes.py --mixes sparse_overlap_2 --gold 0.1 --timing-boxes 0   # ours with 10% gold scenes
 
 Quality is COCO mAP@[.5:.95] (and AP50) of each method's candidate boxes, ranked by its score, against the
 simulated truth, by ``pycocotools.COCOeval`` over every scene (empty scenes included). The best single labeler
@@ -62,16 +63,20 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
 
 
-def run_once(mix: str, seed: int, n_items: int) -> dict[str, float]:
+def run_once(mix: str, seed: int, n_items: int, gold_share: float = 0.0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     labelers, overlap = crowd_mix(mix, rng)
     scenes = crowd.make_scenes(n_items, CLASSES, rng)
     votes, boxes = crowd.simulate_boxes(scenes, labelers, overlap, CLASSES, rng)
     truth = crowd.truth_boxes(scenes)
     items = sorted(scenes["item_id"].unique())
+    # Gold scenes (ours reads their truth) are left out of every score.
+    gold_items = sorted(np.random.default_rng([seed, 9]).choice(items, round(gold_share * len(items)), replace=False))
+    items = sorted(set(items) - set(gold_items))
+    gold = truth[truth["item_id"].isin(gold_items)]
     row: dict[str, float] = {}
     for method in METHODS:
-        result = box_consensus(votes, boxes, method)
+        result = box_consensus(votes, boxes, method, gold=gold, gold_items=gold_items)
         score = coco_map(truth, result.boxes, items, CLASSES, crowd.CANVAS)
         row[f"{method} mAP"] = score.map
         row[f"{method} AP50"] = score.ap50
@@ -82,7 +87,7 @@ def run_once(mix: str, seed: int, n_items: int) -> dict[str, float]:
             row["recall recovery"] = spearman(est["recall"].to_numpy(), measured["recall"].to_numpy())
             row["loc recovery"] = spearman(-est["localization_error"].to_numpy(), measured["mean_iou"].to_numpy())
     best = -1.0
-    for labeler_id, mine in votes.groupby("labeler_id"):
+    for labeler_id, mine in votes[votes["item_id"].isin(items)].groupby("labeler_id"):
         own = boxes[boxes["labeler_id"] == labeler_id].assign(score=1.0)
         best = max(best, coco_map(truth, own, sorted(mine["item_id"]), CLASSES, crowd.CANVAS).map)
     row["best single mAP"] = best
@@ -107,19 +112,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--items", type=int, default=400)
     parser.add_argument("--timing-boxes", type=int, default=100_000)
+    parser.add_argument("--gold", type=float, default=0.0, help="share of scenes with gold boxes (ours reads them; "
+                        "every method is scored on the other scenes)")
+    parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=MIXES)
     args = parser.parse_args()
     box_consensus(*crowd.simulate_boxes(crowd.make_scenes(2, CLASSES, np.random.default_rng(0)),
                                         [crowd.good("a", np.random.default_rng(0))], 1, CLASSES,
                                         np.random.default_rng(0)), "wbf")  # numba compiles WBF once, untimed  # fmt: skip
     rows = []
-    for mix in MIXES:
+    for mix in args.mixes:
         for seed in range(args.seeds):
-            rows.append({"mix": mix, "seed": seed, **run_once(mix, seed, args.items)})
+            rows.append({"mix": mix, "seed": seed, **run_once(mix, seed, args.items, args.gold)})
     frame = pd.DataFrame(rows)
     means = frame.drop(columns="seed").groupby("mix", sort=False).mean()
     cols = ["box_em mAP", "majority mAP", "wbf mAP", "best single mAP", "box_em AP50", "majority AP50", "wbf AP50",
             "box_em F1@.5", "majority F1@.5", "wbf F1@.5", "recall recovery", "loc recovery"]  # fmt: skip
-    print(f"mean of {args.seeds} seeds, {args.items} scenes each, classes {len(CLASSES)}\n")
+    print(f"mean of {args.seeds} seeds, {args.items} scenes each, classes {len(CLASSES)}, gold share {args.gold}\n")
     print(means[cols].round(3).to_markdown())
     worst = (means["box_em mAP"] - means[["majority mAP", "wbf mAP"]].max(axis=1)).min()
     print(f"\nours - best baseline, mAP, worst mix: {worst:+.3f}")
