@@ -220,3 +220,24 @@ def test_boxes_without_their_vote_are_refused_and_votes_without_boxes_are_no_obj
         result = box_consensus(votes, frame([]), method)
         assert result.boxes.empty and result.items["n_objects"].tolist() == [0, 0]
         assert result.items["confidence"].tolist() == [1.0, 1.0]
+
+
+def test_the_labeler_table_scores_each_labeler_against_consensus_and_gold_beside_the_models_estimates() -> None:
+    from labeling_assets.core.tasks.boxes.stats import box_labeler_table
+
+    votes, boxes, truth, _ = simulated("one_spammer", n_items=80)
+    items = sorted(votes["item_id"].unique())
+    result = box_consensus(votes, boxes)
+    gold_items = items[:20]
+    table = box_labeler_table(votes, boxes, result.objects, items, gold=truth[truth["item_id"].isin(gold_items)],
+                              gold_items=gold_items, estimates=result.labelers).set_index("labeler_id")  # fmt: skip
+    assert list(table.index) == sorted(votes["labeler_id"].unique())
+    good = table.drop(index="spammer")
+    for prefix in ("consensus_", "gold_"):
+        assert (table.loc["spammer", f"{prefix}precision"] < good[f"{prefix}precision"]).all()
+        assert (good[f"{prefix}recall_low"] <= good[f"{prefix}recall"]).all()
+        assert (good[f"{prefix}recall"] <= good[f"{prefix}recall_high"]).all()
+    assert (table["gold_n_items"] <= 20).all() and table["gold_n_items"].sum() == 60  # 20 gold scenes x 3
+    assert table.loc["spammer", "model_false_boxes_per_item"] > good["model_false_boxes_per_item"].max()
+    no_gold = box_labeler_table(votes, boxes, result.objects, items)
+    assert no_gold["gold_recall"].isna().all() and (no_gold["gold_recall_high"] == 1.0).all()

@@ -60,3 +60,31 @@ def box_labeler_stats(
             1 - recall, 1 - precision, (n_boxes - matched) / len(mine), float(np.mean(ious)) if ious else float("nan"),
         ))  # fmt: skip
     return pd.DataFrame(rows, columns=STATS_COLUMNS)
+
+
+def box_labeler_table(
+    votes: pd.DataFrame, boxes: pd.DataFrame, consensus: pd.DataFrame, consensus_items: Sequence[str], *,
+    gold: pd.DataFrame | None = None, gold_items: Sequence[str] = (), estimates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per labeler: :func:`box_labeler_stats` against consensus objects (columns prefixed ``consensus_``)
+    and against gold (``gold_``; NaN rates and (0, 1) intervals without gold items), and, when given, the consensus
+    model's own estimates (``estimates``: ``BoxConsensus.labelers``, prefixed ``model_``)."""
+    labelers = pd.DataFrame({"labeler_id": sorted(votes["labeler_id"].unique())})
+    empty_gold = pd.DataFrame(columns=["item_id", "label", *CORNERS])
+    parts = {
+        "consensus_": box_labeler_stats(votes, boxes, consensus, consensus_items),
+        "gold_": box_labeler_stats(votes, boxes, gold if gold is not None else empty_gold, gold_items),
+    }
+    table = labelers
+    for prefix, stats in parts.items():
+        stats = stats.set_index("labeler_id").add_prefix(prefix).reset_index()
+        table = table.merge(stats, on="labeler_id", how="left")
+    for prefix in parts:
+        for rate in ("precision", "recall"):
+            table[f"{prefix}{rate}_low"] = table[f"{prefix}{rate}_low"].fillna(0.0)
+            table[f"{prefix}{rate}_high"] = table[f"{prefix}{rate}_high"].fillna(1.0)
+        table[f"{prefix}n_items"] = table[f"{prefix}n_items"].fillna(0).astype(int)
+    if estimates is not None and not estimates.empty:
+        model = estimates.set_index("labeler_id")[["recall", "false_boxes_per_item", "localization_error", "weight"]]
+        table = table.merge(model.add_prefix("model_").reset_index(), on="labeler_id", how="left")
+    return table
