@@ -12,7 +12,8 @@ import dataclasses
 import dagster as dg
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_CONSENSUS
 from labeling_assets.core.consensus.review_routing import plan_overlap_raises
 from labeling_assets.core.labelstudio.config import ConfigLayout, config_layout
 from labeling_assets.core.labelstudio.review import review_config, review_title
@@ -39,12 +40,7 @@ class AdjudicationConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=GROUP_CONSENSUS,
-    deps=["consensus_labels", "label_issues"],
-    kinds={"labelstudio", "sql"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_CONSENSUS, deps=["consensus_labels", "label_issues"], kinds={"labelstudio", "sql"})
 def adjudications(
     context: dg.AssetExecutionContext,
     config: AdjudicationConfig,

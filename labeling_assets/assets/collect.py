@@ -9,7 +9,8 @@ partition for every new labeler and turns the report into metadata.
 import dagster as dg
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_COLLECT, OWNERS, SYNC_POOL
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_COLLECT, SYNC_POOL
 from labeling_assets.core.labelstudio.collect import CollectOptions, run_collect
 from labeling_assets.partitions import LABELERS
 from labeling_assets.resources.labelstudio import LabelStudioResource
@@ -29,11 +30,10 @@ class CollectConfig(dg.Config):
     page_size: int = Field(default=1000, ge=1, description="Changed tasks per request (and per store transaction).")
 
 
-@dg.asset(
-    group_name=GROUP_COLLECT,
-    kinds={"labelstudio", "sql"},
-    owners=OWNERS,
+@stage.asset(
+    GROUP_COLLECT,
     deps=["labeling_tasks"],
+    kinds={"labelstudio", "sql"},
     # A Label Studio restart mid-export fails the attempt without writing anything (one transaction):
     # retrying is safe and lets a run requested by the sensor still land.
     retry_policy=dg.RetryPolicy(max_retries=3, delay=15),

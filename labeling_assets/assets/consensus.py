@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_CONSENSUS, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_CONSENSUS
 from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
 from labeling_assets.core.consensus.methods import METHODS
 from labeling_assets.core.consensus.multilabel import JOINT
@@ -74,13 +75,7 @@ class ConsensusConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=GROUP_CONSENSUS,
-    deps=["annotations"],
-    kinds={"python", "sql"},
-    owners=OWNERS,
-    automation_condition=dg.AutomationCondition.eager(),
-)
+@stage.asset(GROUP_CONSENSUS, deps=["annotations"], kinds={"python", "sql"}, eager=True)
 def consensus_labels(
     context: dg.AssetExecutionContext,
     config: ConsensusConfig,

@@ -8,8 +8,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from labeling_assets import lineage
-from labeling_assets.constants import GROUP_DATASET, OWNERS
+from labeling_assets import lineage, stage
+from labeling_assets.constants import GROUP_DATASET
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import splits as split_core
@@ -146,14 +146,8 @@ def _split_metadata(
     }
 
 
-@dg.asset(
-    group_name=GROUP_DATASET,
-    deps=["consensus_labels"],
-    kinds={"python", "sql"},
-    owners=OWNERS,
-    # New consensus labels flow into a new dataset version without a manual step (STYLE §7).
-    automation_condition=dg.AutomationCondition.eager(),
-)
+# New consensus labels flow into a new dataset version without a manual step (STYLE §7).
+@stage.asset(GROUP_DATASET, deps=["consensus_labels"], kinds={"python", "sql"}, eager=True)
 def dataset_splits(
     context: dg.AssetExecutionContext,
     config: DatasetSplitsConfig,
@@ -221,12 +215,7 @@ def lineage_metadata(store: LabelStore, version: str) -> dict[str, Any]:
     }
 
 
-@dg.asset(
-    group_name=GROUP_DATASET,
-    deps=[lineage.DATASET_SPLITS_KEY],
-    kinds={"python", "parquet"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_DATASET, deps=[lineage.DATASET_SPLITS_KEY], kinds={"python", "parquet"})
 def dataset_export(
     context: dg.AssetExecutionContext,
     config: DatasetExportConfig,

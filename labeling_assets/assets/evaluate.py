@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from labeling_assets import lineage
-from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE, OWNERS
+from labeling_assets import lineage, stage
+from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE
 from labeling_assets.core.labelstudio.handover import hand_over
 from labeling_assets.core.labelstudio.queue import QueueOptions
 from labeling_assets.core.labelstudio.tasks import PrelabelVisibility
@@ -56,13 +56,7 @@ class ModelEvaluationConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=GROUP_EVALUATE,
-    deps=["trained_model"],
-    pool=GPU_POOL,
-    kinds={"pytorch", "mlflow"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_EVALUATE, deps=["trained_model"], kinds={"pytorch", "mlflow"}, pool=GPU_POOL)
 def model_evaluation(
     context: dg.AssetExecutionContext,
     config: ModelEvaluationConfig,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from labeling_assets.constants import GROUP_INGEST, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_INGEST
 from labeling_assets.core.ingest.scan import (
     QUARANTINED,
     IngestReport,
@@ -33,11 +34,7 @@ class IngestConfig(dg.Config):
     batch_size: int = 500
 
 
-@dg.asset(
-    group_name=GROUP_INGEST,
-    kinds={"python", "sql"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_INGEST, kinds={"python", "sql"})
 def raw_images(
     context: dg.AssetExecutionContext,
     config: IngestConfig,

@@ -7,7 +7,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_QUALITY
 from labeling_assets.core.consensus.label_issues import (
     DEFAULT_FEATURE_SIZE,
     image_features,
@@ -40,13 +41,7 @@ def _thumbnail(uri: str) -> str:
         return "(unreadable)"
 
 
-@dg.asset(
-    group_name=GROUP_QUALITY,
-    deps=["consensus_labels"],
-    kinds={"python", "scikitlearn"},
-    owners=OWNERS,
-    automation_condition=dg.AutomationCondition.eager(),
-)
+@stage.asset(GROUP_QUALITY, deps=["consensus_labels"], kinds={"python", "scikitlearn"}, eager=True)
 def label_issues(
     context: dg.AssetExecutionContext,
     config: LabelIssuesConfig,

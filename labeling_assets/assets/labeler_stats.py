@@ -13,7 +13,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_QUALITY
 from labeling_assets.core.consensus.labeler_run import LabelerOptions, labeler_board, run_labeler_stats
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
 from labeling_assets.core.consensus.leaderboard import LabelerReport
@@ -105,13 +106,12 @@ def _batch_metadata(reports: dict[str, LabelerReport]) -> dict[str, Any]:
     }
 
 
-@dg.asset(
-    partitions_def=labelers,
-    group_name=GROUP_QUALITY,
+@stage.asset(
+    GROUP_QUALITY,
     deps=["consensus_labels"],
     kinds={"python", "sql"},
-    owners=OWNERS,
-    automation_condition=dg.AutomationCondition.eager(),
+    eager=True,
+    partitions_def=labelers,
     # Many labeler partitions in one run: the votes are read and grouped once for all of them.
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
@@ -189,13 +189,7 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]
     return metadata
 
 
-@dg.asset(
-    group_name=GROUP_QUALITY,
-    deps=["consensus_labels"],
-    kinds={"python"},
-    owners=OWNERS,
-    automation_condition=dg.AutomationCondition.eager(),
-)
+@stage.asset(GROUP_QUALITY, deps=["consensus_labels"], kinds={"python"}, eager=True)
 def labeler_leaderboard(
     context: dg.AssetExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.MaterializeResult[None]:

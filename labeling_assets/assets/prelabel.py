@@ -14,7 +14,8 @@ from typing import Any, Literal
 import dagster as dg
 import numpy as np
 
-from labeling_assets.constants import GROUP_PRELABEL, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_PRELABEL
 from labeling_assets.core.store import datasets
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.training import baseline as core_baseline
@@ -30,12 +31,7 @@ class PrelabelConfig(dg.Config):
     baseline_size: int = core_baseline.DEFAULT_SIZE
 
 
-@dg.asset(
-    group_name=GROUP_PRELABEL,
-    deps=["raw_images"],
-    kinds={"python", "sql"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_PRELABEL, deps=["raw_images"], kinds={"python", "sql"})
 def prelabels(
     context: dg.AssetExecutionContext,
     config: PrelabelConfig,

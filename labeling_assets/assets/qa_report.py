@@ -5,7 +5,8 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from labeling_assets.constants import GROUP_QUALITY, OWNERS
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_QUALITY
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
 from labeling_assets.core.store.held_out import held_out
@@ -17,7 +18,7 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 
-@dg.asset(group_name=GROUP_QUALITY, deps=["consensus_labels"], kinds={"html"}, owners=OWNERS)
+@stage.asset(GROUP_QUALITY, deps=["consensus_labels"], kinds={"html"})
 def qa_report(
     context: dg.AssetExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.MaterializeResult[None]:

@@ -7,7 +7,8 @@ mode); this asset ensures the Label Studio projects, serves the images and turns
 import dagster as dg
 from pydantic import Field
 
-from labeling_assets.constants import GROUP_QUEUE, OWNERS, QUEUE_POOL
+from labeling_assets import stage
+from labeling_assets.constants import GROUP_QUEUE, QUEUE_POOL
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.labelstudio.queue import QueueOptions, run_blind_queue, run_queue
 from labeling_assets.core.labelstudio.tasks import PrelabelVisibility, Strategy
@@ -55,13 +56,8 @@ class QueueConfig(dg.Config):
     )
 
 
-@dg.asset(
-    group_name=GROUP_QUEUE,
-    kinds={"labelstudio", "sql"},
-    owners=OWNERS,
-    deps=["raw_images", "prelabels"],  # the items, ordered and pre-filled by their newest pre-labels
-    pool=QUEUE_POOL,
-)
+# deps: the items, ordered and pre-filled by their newest pre-labels
+@stage.asset(GROUP_QUEUE, deps=["raw_images", "prelabels"], kinds={"labelstudio", "sql"}, pool=QUEUE_POOL)
 def labeling_tasks(
     context: dg.AssetExecutionContext,
     config: QueueConfig,

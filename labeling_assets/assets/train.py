@@ -18,8 +18,8 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from labeling_assets import lineage
-from labeling_assets.constants import GPU_POOL, GROUP_TRAIN, OWNERS
+from labeling_assets import lineage, stage
+from labeling_assets.constants import GPU_POOL, GROUP_TRAIN
 from labeling_assets.core import images as img
 from labeling_assets.core.dataset.diff import render_diff
 from labeling_assets.core.label_sets import SINGLE_LABEL
@@ -86,12 +86,7 @@ class TrainingTensorsConfig(dg.Config):
     prune_old_caches: bool = True
 
 
-@dg.asset(
-    group_name=GROUP_TRAIN,
-    deps=["dataset_splits"],
-    kinds={"python", "numpy"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_TRAIN, deps=["dataset_splits"], kinds={"python", "numpy"})
 def training_tensors(
     context: dg.AssetExecutionContext,
     config: TrainingTensorsConfig,
@@ -241,13 +236,7 @@ class TrainedModelConfig(dg.Config):
         return config_for_cache(meta, self, batch_size=effective_batch_size(self.batch_size, n_train))
 
 
-@dg.asset(
-    group_name=GROUP_TRAIN,
-    deps=[training_tensors],
-    pool=GPU_POOL,
-    kinds={"pytorch", "mlflow"},
-    owners=OWNERS,
-)
+@stage.asset(GROUP_TRAIN, deps=[training_tensors], kinds={"pytorch", "mlflow"}, pool=GPU_POOL)
 def trained_model(
     context: dg.AssetExecutionContext,
     config: TrainedModelConfig,
