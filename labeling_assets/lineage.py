@@ -83,6 +83,21 @@ def failed_blocking_dataset_checks(instance: dg.DagsterInstance, version: str | 
     return failed
 
 
+def refuse_failed_dataset(instance: dg.DagsterInstance, version: str, *, refused: str, step: str) -> None:
+    """Stop a step downstream of ``dataset_splits`` when ``version`` failed a blocking check.
+
+    Dagster's blocking acts within one run: a run that selects only later steps (an export, a training, an
+    evaluation) must refuse the version itself. ``refused`` says what is not done (``not exported``), ``step``
+    what to run once the data is fixed (``export``).
+    """
+    failed = failed_blocking_dataset_checks(instance, version)
+    if failed:
+        raise dg.Failure(
+            f"dataset version {version} failed blocking checks {', '.join(failed)}: {refused}. "
+            f"Fix the data (see the check metadata), re-materialize dataset_splits, then {step}.",
+            metadata={"failed_checks": dg.MetadataValue.json(failed)},
+        )
+
 def blocking_check_verdicts(instance: dg.DagsterInstance, version: str) -> dict[str, str]:
     """Each blocking dataset check -> ``passed``, ``failed`` (ERROR severity), ``warned`` (failed at WARN) or
     ``not evaluated``, by its newest evaluation of ``version`` (what reports print about a trained version)."""

@@ -234,13 +234,7 @@ def dataset_export(
     version = lineage.current_dataset_version(context.instance)
     if version is None:
         raise dg.Failure("dataset_splits has never been materialized in this instance: materialize it first.")
-    failed = lineage.failed_blocking_dataset_checks(context.instance, version)
-    if failed:
-        raise dg.Failure(
-            f"dataset version {version} failed blocking checks {', '.join(failed)}: not exported. "
-            "Fix the data (see the check metadata), re-materialize dataset_splits, then export.",
-            metadata={"failed_checks": dg.MetadataValue.json(failed)},
-        )
+    lineage.refuse_failed_dataset(context.instance, version, refused="not exported", step="export")
     store = label_store.get_store()
     manifest = load_manifest(store, version)
     # One read of the uri column (not one query per chunk of ids); export_rows reports any item without one.

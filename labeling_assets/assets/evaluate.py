@@ -68,12 +68,9 @@ def model_evaluation(
     """Test-split scores of the newest model, and whether it is the champion that pre-labels."""
     store = label_store.get_store()
     dataset = lineage.current_dataset(context.instance, store)
-    failed_checks = lineage.failed_blocking_dataset_checks(context.instance, dataset.version)
-    if failed_checks:  # a leaky test split would decide the champion
-        raise dg.Failure(
-            f"dataset version {dataset.version} failed blocking checks {', '.join(failed_checks)}: no model "
-            "is evaluated (nor promoted) on it. Fix the data, re-materialize dataset_splits, then evaluate."
-        )
+    # A leaky test split would decide the champion.
+    refused = "no model is evaluated (nor promoted) on it"
+    lineage.refuse_failed_dataset(context.instance, dataset.version, refused=refused, step="evaluate")
     test = dataset.split("test")
     if test.empty:
         raise dg.Failure(f"dataset {dataset.version} has no test items")

@@ -53,18 +53,6 @@ if TYPE_CHECKING:  # torch and torchvision load in the runs that train, not in e
     from labeling_assets.core.training.loop import EpochStats, FitResult
 
 
-def _refuse_failed_dataset(context: dg.AssetExecutionContext, version: str) -> None:
-    """Stop when the current dataset version failed a blocking check (a run that selects only training
-    steps is not stopped by Dagster's blocking, which acts within one run)."""
-    failed = lineage.failed_blocking_dataset_checks(context.instance, version)
-    if failed:
-        raise dg.Failure(
-            f"dataset version {version} failed blocking checks {', '.join(failed)}: not trained on. "
-            "Fix the data (see the check metadata), re-materialize dataset_splits, then train.",
-            metadata={"failed_checks": dg.MetadataValue.json(failed)},
-        )
-
-
 def _training_labels(labels: Any, classes: list[str], kind: TaskKind) -> Any:
     """What the kind's training head reads: class indices, or the (n, K) 0/1 label sets of a multi-label project."""
     try:
@@ -95,7 +83,7 @@ def training_tensors(
 ) -> dg.MaterializeResult[None]:
     """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
     dataset = lineage.current_dataset(context.instance, label_store.get_store())
-    _refuse_failed_dataset(context, dataset.version)
+    lineage.refuse_failed_dataset(context.instance, dataset.version, refused="not trained on", step="train")
     classes = list(project.classes)
     root = project.data_path / "tensors"
     folder = cache.cache_folder(root, dataset.version, config.image_size, config.channels)
@@ -250,7 +238,7 @@ def trained_model(
     # two steps (issue 26's long run failed a train run that way); the next retrain takes the newer one.
     built = lineage.materialized_in_run(context.instance, context.run.run_id, "training_tensors").get("dataset_version")
     current = str(built) if built else lineage.current_dataset(context.instance, store).version
-    _refuse_failed_dataset(context, current)
+    lineage.refuse_failed_dataset(context.instance, current, refused="not trained on", step="train")
     folder, meta = _current_cache(project, current)
     kind = _cache_task(meta, project)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
