@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from labeling_assets.core.store import columns
+
 metadata = sa.MetaData()
 CONSENSUS = "consensus"  # schema.consensus_table, whose retraction columns m005 adds to older databases
 
@@ -30,7 +32,7 @@ class_list_versions_table = sa.Table(
 vote_retractions_table = sa.Table(
     "vote_retractions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("ls_annotation_id", sa.BigInteger, nullable=False),
     sa.Column("annotation_version", sa.Integer, nullable=False),
     sa.Column("item_id", sa.String(64), nullable=False),
@@ -48,7 +50,7 @@ vote_retractions_table = sa.Table(
 item_conflicts_table = sa.Table(
     "item_conflicts",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("ls_project_id", sa.Integer, nullable=False),
     sa.Column("old_item_id", sa.String(64), nullable=False),
     sa.Column("new_item_id", sa.String(64), nullable=True),  # the active item now at the source path
@@ -66,7 +68,7 @@ item_conflicts_table = sa.Table(
 requeue_actions_table = sa.Table(
     "requeue_actions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("ls_project_id", sa.Integer, nullable=False),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),  # task_recreated | overlap_raised
@@ -85,7 +87,7 @@ requeue_actions_table = sa.Table(
 consensus_choices_table = sa.Table(
     "consensus_choices",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("requested_method", sa.String(32), nullable=False),
     sa.Column("method", sa.String(32), nullable=False),

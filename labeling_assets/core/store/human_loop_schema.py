@@ -17,12 +17,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from labeling_assets.core.store import columns
+
 metadata = sa.MetaData()
 
 labeler_pauses_table = sa.Table(
     "labeler_pauses",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("labeler_id", sa.String(64), nullable=False),
     sa.Column("action", sa.String(16), nullable=False),  # pause | resume
     sa.Column("reason", sa.Text, nullable=True),
@@ -36,7 +38,7 @@ labeler_pauses_table = sa.Table(
 adjudications_table = sa.Table(
     "adjudications",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("label", sa.JSON, nullable=False),
     sa.Column("reviewer_id", sa.String(64), nullable=False),  # Label Studio user id of the expert
@@ -54,7 +56,7 @@ adjudications_table = sa.Table(
 review_tasks_table = sa.Table(
     "review_tasks",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("ls_project_id", sa.Integer, nullable=False),
     sa.Column("ls_task_id", sa.BigInteger, nullable=False),

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from labeling_assets.core.store import columns
+
 metadata = sa.MetaData()
 
 item_phashes_table = sa.Table(
@@ -38,7 +40,7 @@ dataset_version_tags_table = sa.Table(
 model_trainings_table = sa.Table(
     "model_trainings",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("dataset_version", sa.String(64), nullable=False),
     sa.Column("model_name", sa.String(200), nullable=False),
     sa.Column("model_version", sa.Integer, nullable=True),

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from labeling_assets.core.store import connect_errors
+from labeling_assets.core.store import columns, connect_errors
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
@@ -106,7 +106,7 @@ labelers_table = sa.Table(
 tasks_table = sa.Table(
     "tasks",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("item_id", sa.String(64), sa.ForeignKey("items.item_id"), nullable=False),
     sa.Column("ls_project_id", sa.Integer, nullable=False),
     sa.Column("ls_task_id", sa.Integer, nullable=True),  # null between "reserved" and "pushed"
@@ -123,7 +123,7 @@ tasks_table = sa.Table(
 annotations_table = sa.Table(
     "annotations",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("ls_annotation_id", sa.BigInteger, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("ls_task_id", sa.BigInteger, nullable=True),
@@ -145,7 +145,7 @@ annotations_table = sa.Table(
 consensus_table = sa.Table(
     "consensus",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("label", sa.JSON, nullable=False),
@@ -169,7 +169,7 @@ consensus_table = sa.Table(
 review_requests_table = sa.Table(
     "review_requests",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("source", sa.String(32), nullable=False),  # consensus | label_issues | ...
     sa.Column("action", sa.String(32), nullable=False),  # more_annotators | expert_review
@@ -183,7 +183,7 @@ review_requests_table = sa.Table(
 review_actions_table = sa.Table(
     "review_actions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("request_id", sa.Integer, sa.ForeignKey("review_requests.id"), nullable=False),
     sa.Column("item_id", sa.String(64), nullable=False),
     sa.Column("ls_project_id", sa.Integer, nullable=False),
@@ -199,7 +199,7 @@ review_actions_table = sa.Table(
 labeler_stats_table = sa.Table(
     "labeler_stats",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    columns.serial_id(),
     sa.Column("labeler_id", sa.String(64), nullable=False),
     sa.Column("window", sa.String(32), nullable=False),  # "all" or an ISO week / date range
     sa.Column("gold_accuracy", sa.Float, nullable=True),
