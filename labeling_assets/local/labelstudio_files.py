@@ -13,35 +13,28 @@ from pathlib import Path
 from labeling_assets import env
 
 
+class _File:
+    """A file (or folder) of the server's folder, by name: read as ``paths.<attribute>``, a ``Path``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, paths: "ServerPaths", owner: type | None = None) -> Path:
+        return paths.root / self.name
+
+
 @dataclass(frozen=True)
 class ServerPaths:
     """Files of one local server (one folder)."""
 
     root: Path
 
-    @property
-    def ls_data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "server.pid"
-
-    @property
-    def state_file(self) -> Path:
-        return self.root / "server.json"
-
-    @property
-    def log_file(self) -> Path:
-        return self.root / "server.log"
-
-    @property
-    def token_file(self) -> Path:
-        return self.root / "api_token"
-
-    @property
-    def password_file(self) -> Path:
-        return self.root / "admin_password"
+    ls_data = _File("data")
+    pid_file = _File("server.pid")
+    state_file = _File("server.json")
+    log_file = _File("server.log")
+    token_file = _File("api_token")
+    password_file = _File("admin_password")
 
 
 def default_paths() -> ServerPaths:
