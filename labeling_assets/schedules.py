@@ -31,18 +31,24 @@ def labeler_stats_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.Run
     return [dg.RunRequest(run_key=f"labeler-stats-{day}", tags=tags)]
 
 
-quality_schedule = dg.ScheduleDefinition(
-    name="quality_schedule",
-    job=quality_job,
-    cron_schedule=QUALITY_CRON,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily: labeler leaderboard, label issues and the QA report.",
-)
+def _job_schedule(
+    job: "dg.UnresolvedAssetJobDefinition | dg.JobDefinition", cron: str, description: str
+) -> dg.ScheduleDefinition:
+    """A schedule that runs the whole of ``job`` at ``cron`` (UTC): named after the job, RUNNING from the start."""
+    return dg.ScheduleDefinition(
+        name=f"{job.name.removesuffix('_job')}_schedule",
+        job=job,
+        cron_schedule=cron,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
 
-store_backup_schedule = dg.ScheduleDefinition(
-    name="store_backup_schedule",
-    job=store_backup_job,
-    cron_schedule=BACKUP_CRON,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Nightly: a compressed backup of the label store under <data>/backups (the newest 7 kept).",
+
+quality_schedule = _job_schedule(
+    quality_job, QUALITY_CRON, "Daily: labeler leaderboard, label issues and the QA report."
+)
+store_backup_schedule = _job_schedule(
+    store_backup_job,
+    BACKUP_CRON,
+    "Nightly: a compressed backup of the label store under <data>/backups (the newest 7 kept).",
 )
