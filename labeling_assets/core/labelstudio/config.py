@@ -85,22 +85,32 @@ def choice_result(label: str | Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def config_layout(config: str) -> ConfigLayout | None:
-    """The layout of the ``<Choices name="label">`` tag of a config; None when the config has no such tag or is
-    not XML (then it is not ours to compare). In a multi-choice config ``NONE_OF_THESE`` is the empty-set
-    choice, not a class."""
+def control_tag(config: str, tag: str, *, on: str | None = None) -> ElementTree.Element | None:
+    """Our control tag in a labeling config: its first ``<tag name="label">`` (with ``on``: whose ``toName``
+    names an ``<on>`` object tag); None when the config has none or is not XML (then it is not ours to read).
+    Every kind of task reads its classes from it."""
     try:
         root = ElementTree.fromstring(config)
     except ElementTree.ParseError:
         return None
-    for choices in root.iter("Choices"):
-        if choices.get("name") == FROM_NAME:
-            names = [str(choice.get("value")) for choice in choices.iter("Choice")]
-            several = choices.get("choice") == "multiple"  # Label Studio: single | single-radio | multiple
-            if several and NONE_OF_THESE in names:
-                return ConfigLayout([n for n in names if n != NONE_OF_THESE], True, True)
-            return ConfigLayout(names, several, False)
+    objects = None if on is None else {str(t.get("name")) for t in root.iter(on)}
+    for found in root.iter(tag):
+        if found.get("name") == FROM_NAME and (objects is None or found.get("toName") in objects):
+            return found
     return None
+
+def config_layout(config: str) -> ConfigLayout | None:
+    """The layout of the ``<Choices name="label">`` tag of a config; None when the config has no such tag or is
+    not XML (then it is not ours to compare). In a multi-choice config ``NONE_OF_THESE`` is the empty-set
+    choice, not a class."""
+    choices = control_tag(config, "Choices")
+    if choices is None:
+        return None
+    names = [str(choice.get("value")) for choice in choices.iter("Choice")]
+    several = choices.get("choice") == "multiple"  # Label Studio: single | single-radio | multiple
+    if several and NONE_OF_THESE in names:
+        return ConfigLayout([n for n in names if n != NONE_OF_THESE], True, True)
+    return ConfigLayout(names, several, False)
 
 
 def config_choices(config: str) -> list[str] | None:

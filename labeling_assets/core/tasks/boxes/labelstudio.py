@@ -15,7 +15,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 from labeling_assets.core.errors import one_line
@@ -28,7 +27,7 @@ from labeling_assets.core.labelstudio.answers import (
     UNREADABLE_REGION,
     UNREADABLE_VALUE,
 )
-from labeling_assets.core.labelstudio.config import TO_NAME, LabelConfigError
+from labeling_assets.core.labelstudio.config import TO_NAME, LabelConfigError, control_tag
 
 NO_OBJECT_NAME = "no_object"  # the <Choices name> of the "no object" answer
 NO_OBJECT = "No object"  # its one choice
@@ -78,14 +77,8 @@ def box_label_config(classes: Sequence[str], allow_empty: bool = True) -> str:
 
 def config_box_classes(config: str) -> list[str] | None:
     """The classes of a config's ``<RectangleLabels name="label">``; None when it has none (not a box config)."""
-    try:
-        root = ElementTree.fromstring(config)
-    except ElementTree.ParseError:
-        return None
-    for tag in root.iter("RectangleLabels"):
-        if tag.get("name") == FROM_NAME:
-            return [str(label.get("value")) for label in tag.iter("Label")]
-    return None
+    tag = control_tag(config, "RectangleLabels")
+    return None if tag is None else [str(label.get("value")) for label in tag.iter("Label")]
 
 
 def _bad(problem: str, detail: str) -> BoxReading:

@@ -18,8 +18,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
+
+from labeling_assets.core.labelstudio.config import control_tag
 
 FROM_NAME = "label"  # the <Labels name> of the config
 TO_NAME = "text"  # the <Text name>
@@ -113,15 +114,8 @@ def label_config(entity_types: Sequence[str]) -> str:
 def config_entity_types(config: str) -> list[str] | None:
     """The entity types of a config's ``<Labels name="label">`` on a ``<Text>``; None when it has none (not a span
     config) or is not XML."""
-    try:
-        root = ElementTree.fromstring(config)
-    except ElementTree.ParseError:
-        return None
-    texts = {str(t.get("name")) for t in root.iter("Text")}
-    for labels in root.iter("Labels"):
-        if labels.get("name") == FROM_NAME and labels.get("toName") in texts:
-            return [str(label.get("value")) for label in labels.iter("Label")]
-    return None
+    labels = control_tag(config, "Labels", on="Text")
+    return None if labels is None else [str(label.get("value")) for label in labels.iter("Label")]
 
 
 def _utf16_index(text: str) -> list[int] | None:
