@@ -273,17 +273,39 @@ def stop(paths: ServerPaths | None = None, *, timeout_s: float = 20.0) -> bool:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and pid_alive(info.pid):
-        _reap(info.pid)
-        time.sleep(0.2)
-    if pid_alive(info.pid):
-        os.killpg(pgid, signal.SIGKILL)
-        _reap(info.pid)
+    if not _gone(info.pid, timeout_s):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        _gone(info.pid, KILL_WAIT_S)
+    # Gone means its sockets are closed, but a restart on the same port must not race the kernel: wait (bounded)
+    # until the port binds, so "stopped" means "startable again" (a restart once found its own port taken).
+    _wait_port_free(info.port, KILL_WAIT_S)
     # Keep the port in the state file so a restart reuses the same URL.
     _private_text(paths.state_file, json.dumps({"pid": 0, "port": info.port}))
     paths.pid_file.unlink(missing_ok=True)
     return True
+
+
+# How long a SIGKILLed server (or its port) may take to go.
+KILL_WAIT_S = 10.0
+
+
+def _gone(pid: int, timeout_s: float) -> bool:
+    """Wait until ``pid`` no longer runs (reaping it when it is our child); False if it still runs at the end."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _reap(pid)
+        if not pid_alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _wait_port_free(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not port_is_free(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _reap(pid: int) -> None:

@@ -52,13 +52,20 @@ class ServerInfo:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (exited, not yet reaped) does not. A server whose parent exited (started by a
+    command that returned) is reaped by PID 1, which in a container may never do it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        # /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces or parentheses, the state follows the last ")".
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): kill(pid, 0) is all there is
+    return state not in ("Z", "X")
 
 
 def read_state(paths: ServerPaths) -> dict[str, int]:

@@ -37,6 +37,7 @@ from labeling_assets.core.store.heads_schema import sync_cursors_table
 from labeling_assets.core.store.incremental_sync import sync_cursor
 from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks
 from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, utcnow
+from labeling_assets.local import labelstudio as server
 from labeling_assets.local.run_launcher import reap_dead_runs
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
@@ -404,16 +405,25 @@ def test_label_studio_stopped_mid_export_fails_the_attempt_and_the_retry_lands_o
     project: Project, proxy: CuttingProxy, restart_spanning_retries: dg.RetryPolicy
 ) -> None:
     restarted = threading.Event()
+    failed: list[BaseException] = []
+
+    def restart() -> None:
+        try:
+            project.ls.start()
+        except BaseException as error:  # the test fails with it, not with a timeout
+            failed.append(error)
+        restarted.set()
 
     def stop_then_restart() -> None:
         project.ls.stop()
-        threading.Thread(target=lambda: (project.ls.start(), restarted.set()), daemon=True).start()
+        threading.Thread(target=restart, daemon=True).start()
 
     proxy.cut_export(after_bytes=400, on_cut=stop_then_restart)  # the server dies while sending the export
     try:
-        result = collect(project, url=proxy.url, full=True)  # retries 15 s apart span the restart
+        result = collect(project, url=proxy.url, full=True)  # retries a second apart span the restart
     finally:
-        wait_for("Label Studio is back", restarted.is_set, timeout_s=120)
+        wait_for("Label Studio is back", restarted.is_set, timeout_s=server.START_TIMEOUT_S + 30)
+    assert not failed, f"the restart failed: {failed[0]!r}"
     assert proxy.cuts == 1
     assert result.success and retried(result)
     assert_store_equals_label_studio(project)

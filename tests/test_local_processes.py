@@ -1,0 +1,68 @@
+"""Stopping a local server: "stopped" means gone and its port free, so a restart on the same port never races it."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from labeling_assets.local import labelstudio as server
+from labeling_assets.local.labelstudio_files import ServerPaths, pid_alive
+
+# A stand-in for the server: listens on a port and ignores SIGTERM (as a server busy in a slow shutdown would).
+STUBBORN = textwrap.dedent(
+    """
+    import signal, socket, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+    s.listen()
+    print("listening", flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def _wait_exited(process: "subprocess.Popen[bytes]") -> None:
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_process_that_exited_but_was_not_reaped_is_not_alive() -> None:
+    # A server whose parent exited is reaped by PID 1, which in a container may never do it: its zombie must not
+    # read as a running server (stop() then waited its full 20 s grace on every such server).
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        _wait_exited(process)
+        assert not pid_alive(process.pid)
+    finally:
+        process.wait()
+
+
+@pytest.mark.slow
+def test_a_server_that_ignores_sigterm_is_killed_and_its_port_is_free_when_stop_returns(tmp_path: Path) -> None:
+    port = server.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN, str(port)], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"listening\n"
+        paths = ServerPaths(tmp_path / "labelstudio")
+        paths.root.mkdir()
+        paths.pid_file.write_text(str(process.pid))
+        paths.state_file.write_text(json.dumps({"pid": process.pid, "port": port}))
+
+        assert server.stop(paths, timeout_s=0.5)
+
+        assert not pid_alive(process.pid)
+        assert server.port_is_free(port), "stop() returned while the killed server still held its port"
+    finally:
+        process.kill()
+        process.wait()
