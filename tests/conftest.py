@@ -5,6 +5,7 @@ is dropped at the end of the session. Set LABELING_ASSETS_TEST_PG_URL to use ano
 """
 
 import os
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+# A run started in the background (CI, `scripts/test &`) has SIGINT ignored, and dagster maps SIGTERM to SIGINT's
+# handler whenever it runs something in this process: SIGTERM then became ignored here, and every server a later
+# test started (Label Studio, mlflow, a daemon) inherited that and spent its stop's whole grace (20 s each, a dozen
+# times a run). With Python's own SIGINT handler the mapping leaves children the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Before any project import: nothing a test does may touch the developer's ./data folder.
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="labeling-assets-tests-"))

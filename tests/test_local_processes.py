@@ -66,3 +66,30 @@ def test_a_server_that_ignores_sigterm_is_killed_and_its_port_is_free_when_stop_
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.slow
+def test_a_server_that_inherited_sigterm_as_ignored_is_killed_without_waiting_for_the_grace(tmp_path: Path) -> None:
+    # dagster maps SIGTERM to SIGINT's handler in the process that starts the server; in a background job SIGINT is
+    # ignored, so the server inherits SIGTERM ignored and every stop() spent its whole grace (20 s) before killing.
+    port = server.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN, str(port)], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"listening\n"
+        assert server.ignores_sigterm(process.pid)
+        paths = ServerPaths(tmp_path / "labelstudio")
+        paths.root.mkdir()
+        paths.pid_file.write_text(str(process.pid))
+        paths.state_file.write_text(json.dumps({"pid": process.pid, "port": port}))
+
+        started = time.monotonic()
+        assert server.stop(paths, timeout_s=3600)  # a grace it must not spend
+
+        assert time.monotonic() - started < 60
+        assert not pid_alive(process.pid) and server.port_is_free(port)
+    finally:
+        process.kill()
+        process.wait()
+

@@ -273,7 +273,10 @@ def stop(paths: ServerPaths | None = None, *, timeout_s: float = 20.0) -> bool:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    if not _gone(info.pid, timeout_s):
+    # A server that inherited SIGTERM as ignored (dagster maps SIGTERM to SIGINT's handler in the process that starts
+    # it, and a background job has SIGINT ignored) would only spend the grace: kill it at once. Django's dev server
+    # has no graceful shutdown to wait for either way.
+    if ignores_sigterm(info.pid) or not _gone(info.pid, timeout_s):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         _gone(info.pid, KILL_WAIT_S)
@@ -301,6 +304,16 @@ def _gone(pid: int, timeout_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
+
+
+def ignores_sigterm(pid: int) -> bool:
+    """Whether ``pid`` ignores SIGTERM (Linux: the SigIgn mask in /proc; False where that cannot be read)."""
+    try:
+        status_lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return False
+    ignored = next((line.split()[1] for line in status_lines if line.startswith("SigIgn:")), "0")
+    return bool(int(ignored, 16) >> (signal.SIGTERM - 1) & 1)
 
 
 def _wait_port_free(port: int, timeout_s: float) -> None:
