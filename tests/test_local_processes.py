@@ -1,6 +1,7 @@
 """Stopping a local server: "stopped" means gone and its port free, so a restart on the same port never races it."""
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import pytest
 
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_files import ServerPaths, pid_alive
+from labeling_assets.local.processes import stop_group
 
 # A stand-in for the server: listens on a port and ignores SIGTERM (as a server busy in a slow shutdown would).
 STUBBORN = textwrap.dedent(
@@ -93,3 +95,49 @@ def test_a_server_that_inherited_sigterm_as_ignored_is_killed_without_waiting_fo
         process.kill()
         process.wait()
 
+
+
+# A process that ignores SIGTERM and has a child of its own (as `dagster dev` has its daemon and webserver).
+STUBBORN_PARENT = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print(child.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_child_group_that_ignores_sigterm_is_killed_with_its_own_children() -> None:
+    # `scripts/demo --serve` left in the background: its `dagster dev` inherited SIGTERM ignored, and the demo's
+    # exit waited for it and then left it (and its daemon) running.
+    process = subprocess.Popen(
+        [sys.executable, "-c", STUBBORN_PARENT], stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert process.stdout is not None
+    grandchild = int(process.stdout.readline())
+    try:
+        code = stop_group(process, timeout_s=0.5)
+
+        assert code == -signal.SIGKILL
+        deadline = time.monotonic() + 30
+        while pid_alive(grandchild):  # reaped by whoever adopted it, or a zombie: either way not running
+            assert time.monotonic() < deadline, "the child's own child outlived the group"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_a_child_group_that_honours_sigterm_ends_by_it() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stdout.readline() == b"up\n"
+    if server.ignores_sigterm(process.pid):
+        pytest.skip("this test run ignores SIGTERM itself and its children inherit that")
+    assert stop_group(process, timeout_s=30) == -signal.SIGTERM

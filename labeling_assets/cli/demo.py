@@ -293,6 +293,7 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     from labeling_assets.core.labelstudio.crowd import default_crowd, default_set_crowd
     from labeling_assets.local import labelstudio as ls_server
     from labeling_assets.local.crowd_waves import CrowdWaves
+    from labeling_assets.local.processes import stop_group
     from labeling_assets.resources.mlflow import MLflowResource
 
     started = time.monotonic()
@@ -303,11 +304,14 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     mlflow.registered_versions()  # creates a new MLflow store now: `mlflow ui` and a sensor tick must not race to
     environment = env.child_environment()  # DAGSTER_HOME: the repository's instance unless set (use_local_instance)
     procs = [
-        subprocess.Popen(["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=environment),
+        # Each in its own process group, stopped with its children below (stop_group): Ctrl-C reaches the demo only.
+        subprocess.Popen(
+            ["dagster", "dev", "-p", str(args.dagster_port)], cwd=REPO_ROOT, env=environment, start_new_session=True
+        ),
         subprocess.Popen(
             ["mlflow", "ui", "--backend-store-uri", mlflow.resolved_tracking_uri, "--host", "127.0.0.1",
              "--port", str(args.mlflow_port)],
-            cwd=REPO_ROOT, env=environment,
+            cwd=REPO_ROOT, env=environment, start_new_session=True,
         ),  # fmt: skip
     ]
     print("\n== serving (Ctrl-C stops the crowd, the Dagster UI and MLflow; `labeling-assets labelstudio stop` stops Label Studio)")
@@ -346,9 +350,7 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
         crowd.stop(timeout_s=10)
         _print_runs_summary()
         for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+            stop_group(p)
     if procs[0].returncode not in (None, 0, -15):
         print(f"dagster dev exited with code {procs[0].returncode}", file=sys.stderr)
         return 1
