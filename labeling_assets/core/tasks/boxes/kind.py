@@ -1,0 +1,461 @@
+"""Bounding boxes as a kind of task (issue 30): the ``TaskKind`` parts over the box core of this package.
+
+NOT registered in ``core/tasks/registry.py``: the parts that need a detector trainer, the box dataset card and
+export of a version, the QA view and label issues are not written (each raises ``NotImplementedError`` naming what
+is missing, or is None for an attribute; docs/boxes.md lists them). ``tests/core/test_boxes_kind.py`` checks the
+parts that are here.
+
+A stored answer is ``{"no_object": bool, "boxes": [...]}`` in pixels (:func:`.labelstudio.read_boxes`); a vote's
+boxes come from :func:`.votes.answer_boxes`. A consensus label is stored in the same form (the objects consensus
+decided, :func:`.gold.gold_answer`), so gold, consensus and votes are read by one rule. What this kind calls
+``probs`` (pre-labels, the queue's score, the review line) is a detector's output for one image:
+``{"boxes": [{label, x0, y0, x1, y1, score}, ...], "image_width": W, "image_height": H}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from labeling_assets.core.consensus.adjudication import truth_for_stats
+from labeling_assets.core.consensus.agreement import FleissKappa
+from labeling_assets.core.consensus.gates import gate
+from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
+from labeling_assets.core.consensus.leaderboard import QualityInputs
+from labeling_assets.core.consensus.votes import SKIP_UNKNOWN_CLASS, Votes, _newest_per_labeler
+from labeling_assets.core.dataset import iterative_stratification as multi_core
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.display import md_text
+from labeling_assets.core.labelstudio.answers import Answer
+from labeling_assets.core.tasks.boxes.agreement import box_agreement
+from labeling_assets.core.tasks.boxes.answers import (
+    box_gold_counts,
+    box_labeler_window,
+    by_item,
+    image_sizes,
+    presence_manifest,
+    valid_box_answers,
+    vote_frames,
+)
+from labeling_assets.core.tasks.boxes.consensus import (
+    BOX_METHODS,
+    BoxConsensus,
+    BoxConsensusError,
+    box_consensus,
+)
+from labeling_assets.core.tasks.boxes.export import BOX_EXPORT_FORMATS
+from labeling_assets.core.tasks.boxes.gold import (
+    assign_box_splits,
+    gold_answer,
+    gold_box_score,
+    gold_frame,
+    parse_gold_boxes,
+)
+from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, config_box_classes, read_boxes
+from labeling_assets.core.tasks.boxes.matching import CORNERS
+from labeling_assets.core.tasks.boxes.prelabels import PRELABEL_MIN_SCORE, box_prediction, box_uncertainty
+from labeling_assets.core.tasks.boxes.stats import box_labeler_stats
+from labeling_assets.core.tasks.boxes.votes import BOX_SKIP_REASONS, answer_boxes, box_votes
+from labeling_assets.core.tasks.kind import (
+    ConsensusFailure,
+    ConsensusOutcome,
+    Markdown,
+    TestSplitReport,
+    TrainingHead,
+)
+
+MANIFEST_FORMAT = "labeling-assets/boxes-manifest/v1"
+NO_TRAINER = "a detector training head (TrainingHead over detector.py: targets, loss, validation mAP)"
+NO_TEST_SPLIT = "evaluation of a detector on the test split (metrics.coco_map per class, MLflow logging, a plot)"
+
+
+def _missing(part: str, what: str) -> NotImplementedError:
+    return NotImplementedError(f"boxes kind: {part} is not written yet; it needs {what} (docs/boxes.md)")
+
+
+@dataclass(frozen=True)
+class BoxConsensusResult:
+    """What :meth:`BoxesKind.consensus` hands back: ``labels`` as the class kinds have it (``item_id, label,
+    confidence, n_annotators``; ``label`` the decided objects as a stored answer) and the box run itself."""
+
+    labels: pd.DataFrame
+    run: BoxConsensus
+    method: str
+    notes: list[str] = field(default_factory=list)
+
+
+class BoxesKind:
+    """Axis-aligned boxes with one class each per image, "No object" an answer (when the project allows it)."""
+
+    name = "boxes"
+    consensus_methods: tuple[str, ...] = BOX_METHODS
+    export_formats: tuple[str, ...] = BOX_EXPORT_FORMATS
+    export_note = (
+        "an ImageFolder tree or a table of one class per image cannot hold boxes; export coco (one JSON), yolo "
+        "(labels/*.txt and data.yaml) or voc (one XML per image) instead."
+    )
+    skip_reasons: tuple[str, ...] = BOX_SKIP_REASONS
+    decision_thresholds = False  # a detector's boxes are cut at one score (PRELABEL_MIN_SCORE), not per class on val
+    gold_gate_rate = "gold gate (matched boxes / (gold boxes + false boxes))"
+    gold_accuracy_name = "box gold score (matched / (gold + false boxes), IoU 0.5)"
+    label_issue_model: Any = None  # not written: what would score consensus boxes out of sample (a detector's folds)
+    qa_view: Any = None  # not written: reporting.answer_views.AnswerView of box answers (classes present per item)
+
+    # Label Studio.
+    def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
+        return box_label_config(classes, allow_empty)
+
+    def owns_config(self, config: str) -> bool:
+        """A config with our ``<RectangleLabels name="label">``."""
+        return config_box_classes(config) is not None
+
+    def read_answer(self, result: Any) -> Answer:
+        """The stored answer in pixels (``label`` holds the answer dict), or why the result holds none."""
+        reading = read_boxes(result)
+        if reading.answer is None:
+            return Answer(None, reading.problem, reading.detail)
+        return Answer(cast(Any, reading.answer))
+
+    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
+        return self.read_answer(result).label
+
+    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
+        """Each labeler's newest answer per item, kept whole when every box of it is a valid box of the project
+        (:func:`.votes.box_votes`), else skipped and counted by reason."""
+        found = box_votes(annotations, classes, allow_empty)
+        frame = _newest_per_labeler(annotations)
+        if not frame.empty:
+            valid = pd.MultiIndex.from_frame(found.votes[["item_id", "labeler_id"]].astype(str))
+            keys = pd.MultiIndex.from_frame(frame[["item_id", "labeler_id"]].astype(str))
+            frame = frame[keys.isin(valid)]
+        frame = frame.sort_values(["item_id", "labeler_id"], kind="stable").reset_index(drop=True)
+        return Votes(frame, dict(found.skipped), dict(found.examples))
+
+    # Gold.
+    def parse_gold(
+        self, text: str, classes: Sequence[str] | None, allow_empty: bool = True
+    ) -> tuple[Any, str | None]:
+        """A gold file's entry (:func:`.gold.parse_gold_boxes`); a refusal for classes outside the project names them."""
+        answer, why = parse_gold_boxes(text, classes, allow_empty)
+        if why is not None and classes is not None and answer_boxes(answer, classes)[1] == SKIP_UNKNOWN_CLASS:
+            alien = sorted(set(self.classes_of(answer)) - {str(c) for c in classes})
+            why = f"{why}: {', '.join(alien)} not among the project's classes"
+        return answer, why
+
+    def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series:
+        """The stored values that are box answers of the project (the empty set included); others are not truth."""
+        return valid_box_answers(stored, classes)
+
+    def is_answer(self, value: Any, classes: Sequence[str]) -> bool:
+        return answer_boxes(value, classes)[1] is None
+
+    def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]:
+        """(matched boxes, gold boxes + false boxes) over the labelers' answers to gold items (IoU 0.5, per class)."""
+        return box_gold_counts(labels, truth, classes)
+
+    def gold_gate(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float
+    ) -> tuple[Any, dict[str, Any]]:
+        """(the gate on the box gold score, per class: the same score on that class's boxes alone)."""
+        per_class: dict[str, Any] = {}
+        for name in classes:
+            matched, n = box_gold_counts(votes, truth, classes, only=str(name))
+            if n:
+                per_class[str(name)] = gate(matched, n, threshold, what=f"box gold score on {name}").metadata()
+        return gate(*box_gold_counts(votes, truth, classes), threshold, what="box gold score"), per_class
+
+    def gold_report(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Each labeler's precision and recall against the gold boxes (IoU 0.5, 95% Wilson) and gold score."""
+        mine = votes[votes["labeler_id"].astype(str).isin(set(names))]
+        found, boxes = vote_frames(mine, classes)
+        gold, items = gold_frame(by_item(valid_box_answers(truth, classes)), classes)
+        stats = box_labeler_stats(found, boxes, gold, items)
+        scores = gold_box_score(found, boxes, gold, items).set_index("labeler_id")
+        lines = ["| labeler | precision (95% CI) | recall (95% CI) | gold items |", "|---|---|---|---:|"]
+        score: dict[str, float | None] = {}
+        for r in stats.to_dict("records"):
+            who = names.get(str(r["labeler_id"]), str(r["labeler_id"]))
+            lines.append(
+                f"| {md_text(who)} | {_rate(r['precision'], r['precision_low'], r['precision_high'])} | "
+                f"{_rate(r['recall'], r['recall_low'], r['recall_high'])} | {r['n_items']} |"
+            )
+            n = int(scores.loc[r["labeler_id"], "n"]) if r["labeler_id"] in scores.index else 0
+            score[who] = round(int(scores.loc[r["labeler_id"], "matched"]) / n, 4) if n else None
+        return {
+            "gold_boxes": Markdown("\n".join(lines)),
+            "box_gold_score": score,
+            "gold_gate": "boxes: the gold gate judges matched boxes / (gold boxes + false boxes) at IoU 0.5",
+        }
+
+    # Consensus, agreement, labeler statistics.
+    def consensus(
+        self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
+        pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
+        allow_empty: bool = True,
+    ) -> ConsensusOutcome:
+        """Box consensus (:func:`.consensus.box_consensus`) of the eligible votes; the gold items among them
+        decide their clusters (ours only). No class probabilities are stored."""
+        if method not in BOX_METHODS:
+            raise ConsensusFailure(f"consensus method {method!r} is not a box method; a boxes project uses one of "
+                                   f"{', '.join(BOX_METHODS)}")  # fmt: skip
+        found = box_votes(eligible, classes, allow_empty)
+        gold = self.valid_answers(gold, classes)
+        gold = gold[gold.index.isin(set(eligible["item_id"].astype(str)))]
+        gold_boxes, gold_items = gold_frame(by_item(gold), classes)
+        try:
+            run = box_consensus(found.votes, found.boxes, method, gold=gold_boxes, gold_items=gold_items)
+        except BoxConsensusError as exc:
+            raise ConsensusFailure(str(exc)) from exc
+        sizes = image_sizes(eligible)
+        objects = {str(k): g for k, g in run.objects.groupby(run.objects["item_id"].astype(str))}
+        rows = []
+        for item, n_labelers, confidence in zip(run.items["item_id"], run.items["n_labelers"],
+                                                run.items["confidence"], strict=True):  # fmt: skip
+            mine = objects.get(str(item), run.objects.iloc[:0])
+            width, height = sizes.get(str(item), (None, None))
+            found_boxes = cast("list[dict[str, Any]]", mine[["label", *CORNERS]].to_dict("records"))
+            answer = gold_answer(found_boxes, width, height)
+            rows.append((item, answer, float(confidence), int(n_labelers)))
+        labels = pd.DataFrame(rows, columns=["item_id", "label", "confidence", "n_annotators"])
+        labels = labels.sort_values("item_id", kind="stable").reset_index(drop=True)
+        result = BoxConsensusResult(labels, run, run.method, [f"{run.method}: {run.iterations} EM iterations"])
+        no_bakeoff = "no bake-off: box consensus has none (auto runs box_em; gold decides its items' clusters)"
+        return ConsensusOutcome(result, len(gold_items), None, no_bakeoff)
+
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> FleissKappa:
+        """Not a kappa: the mean pairwise F1 of labelers' boxes (IoU 0.5), overall and per class, in its fields
+        (chance agreement has no meaning for boxes at free positions)."""
+        votes, boxes = vote_frames(eligible, classes)
+        found = box_agreement(votes, boxes, classes)
+        per_class = {c: f1 for c, (f1, _) in found.per_class.items()}
+        n_items = int((votes.groupby("item_id")["labeler_id"].nunique() >= 2).sum()) if len(votes) else 0
+        nan = float("nan")
+        return FleissKappa(found.f1, per_class, nan, nan, n_items)
+
+    def classes_of(self, answer: Any) -> list[str]:
+        """The classes an answer has a box of, sorted (whatever their validity)."""
+        if not isinstance(answer, Mapping) or not isinstance(answer.get("boxes"), list):
+            return []
+        names = {str(label) for box in answer["boxes"] if isinstance(box, Mapping)
+                 for label in (box.get("labels") or [])}  # fmt: skip
+        return sorted(names)
+
+    def consensus_report(
+        self, result: Any, eligible: pd.DataFrame, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Agreement (pairwise F1), objects per class, items without objects, each labeler's estimates."""
+        run: BoxConsensus = result.run
+        agreement = self.agreement(eligible, classes)
+        objects = run.objects["label"].astype(str).value_counts().reindex([str(c) for c in classes], fill_value=0)
+        lines = ["| labeler | recall | false boxes per item | localization error | weight |", "|---|---:|---:|---:|---:|"]
+        for r in run.labelers.to_dict("records"):
+            lines.append(
+                f"| {md_text(names.get(str(r['labeler_id']), r['labeler_id']))} | {r['recall']:.3f} | "
+                f"{r['false_boxes_per_item']:.3f} | {r['localization_error']:.4f} | {r['weight']:.3f} |"
+            )
+        return {
+            "task_type": self.name,
+            "method": run.method,
+            "em_iterations": run.iterations,
+            "pairwise_f1": _finite(agreement.kappa),
+            "pairwise_f1_per_class": {str(k): _finite(v) for k, v in agreement.per_class.items()},
+            "objects_per_class": {str(k): int(v) for k, v in objects.items()},
+            "items_without_objects": int((run.items["n_objects"] == 0).sum()),
+            "mean_item_confidence": _finite(float(run.items["confidence"].mean())) if len(run.items) else None,
+            "labeler_quality": Markdown("\n".join(lines)) if len(run.labelers) else "no estimates (a baseline ran)",
+        }
+
+    def quality_inputs(
+        self, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
+        classes: Sequence[str],
+    ) -> QualityInputs:
+        """Box answers throughout; population shares per class are the share of consensus answers with a box of it."""
+        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
+        current = self.valid_answers(consensus, classes)
+        counts = {c: sum(c in self.classes_of(a) for a in current) for c in classes}
+        shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
+        return QualityInputs(votes, truth, current, shares)
+
+    def labeler_stats(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, population_shares: Mapping[str, float],
+    ) -> LabelerStats:
+        return box_labeler_window(votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus)
+
+    def weekly_trend(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, last_weeks: int,
+    ) -> list[LabelerStats]:
+        return weekly_trend(votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus,
+                            last_weeks=last_weeks, stats=box_labeler_window)  # fmt: skip
+
+    # Datasets.
+    def usable_labels(
+        self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
+    ) -> tuple[pd.DataFrame, dict[str, int]]:
+        """The consensus rows that are box answers of the project; the others counted by the vote rule's reason."""
+        keep = []
+        for value in frame["label"]:
+            reason = answer_boxes(value, classes or [], allow_empty)[1]
+            if reason is not None:
+                why = f"consensus label is not a box answer of the project ({reason})"
+                excluded[why] = excluded.get(why, 0) + 1
+            keep.append(reason is None)
+        return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
+
+    def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
+        raise _missing("the dataset card", "a box card (boxes per class and split, box sizes, images without objects)")
+
+    def annotation_summary(self, annotations: pd.DataFrame) -> tuple[int, int, float | None]:
+        """(labelers, annotations, no kappa: box agreement is a pairwise F1) over a version's box answers."""
+        if annotations.empty:
+            return 0, 0, None
+        answers = annotations.loc[annotations["label"].map(lambda v: isinstance(v, Mapping)).astype(bool)]
+        return int(answers["labeler_id"].nunique()), len(answers), None
+
+    def split_balance(self, manifest: pd.DataFrame, classes: Sequence[str]) -> tuple[str, float]:
+        """(the manifest's training weights: none, the imbalance ratio of the classes' presence over items)."""
+        return "class_weights", multi_core.label_imbalance_ratio(presence_manifest(manifest, classes), classes)
+
+    def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
+        raise _missing("export of a dataset version", "each image's file name and size in the version's rows "
+                       "(export.py writes COCO/YOLO/VOC from boxes and images)")
+
+    def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
+        """Per (split, class present): its share of the split's items vs overall (and the images without objects)."""
+        return multi_core.prevalence_deviations(presence_manifest(manifest, classes), classes, tolerance)
+
+    def missing_from_splits(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Classes on at least 3 items that are on no item of a split: label, split, positives."""
+        missing = multi_core.labels_missing_from_splits(presence_manifest(manifest, classes), classes, split_core.SPLITS)
+        return missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
+
+    def missing_for_thresholds(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Nothing: no per-class threshold is chosen on val (one score cut for every box)."""
+        return pd.DataFrame(columns=["label", "split", "positives"])
+
+    def assign_splits(
+        self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
+        ratios: split_core.SplitRatios, seed: int,
+    ) -> split_core.SplitAssignment:
+        """Iterative stratification on class presence (:func:`.gold.assign_box_splits`)."""
+        return assign_box_splits(rows, classes, existing=existing, ratios=ratios, seed=seed)
+
+    def manifest(
+        self, manifest: pd.DataFrame, classes: Sequence[str], *, previous_version: str | None,
+        extra: Mapping[str, Any],
+    ) -> tuple[str, dict[str, float], dict[str, Any]]:
+        """(version: the hash over each item's canonical answer JSON and split, no class weights, the manifest
+        JSON with the answers and the classes present)."""
+        canonical = manifest.assign(label=manifest["label"].map(lambda a: json.dumps(a, sort_keys=True)))
+        rows = manifest.sort_values("item_id", kind="stable")
+        document = {
+            "format": MANIFEST_FORMAT, "previous_version": previous_version, **extra, "task_type": self.name,
+            "classes": [str(c) for c in classes],
+            "item_id": rows["item_id"].astype(str).tolist(),
+            "label": rows["label"].tolist(),
+            "classes_present": presence_manifest(rows, classes)["label"].tolist(),
+            "split": rows["split"].astype(str).tolist(),
+        }  # fmt: skip
+        return split_core.manifest_version(canonical), {}, document
+
+    # Pre-labels and active learning: ``probs`` is a detector's output for one image (module docstring).
+    def prediction(
+        self, probs: Mapping[str, Any], model_version: str | None, *, allow_empty: bool = True,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """The detector's boxes scored at least :data:`.prelabels.PRELABEL_MIN_SCORE` as pre-drawn boxes (none:
+        "No object", or the best box where the project has no "No object"); the score is the item's confidence."""
+        boxes = list(probs.get("boxes") or [])
+        min_score = PRELABEL_MIN_SCORE
+        if not allow_empty and boxes and not any(float(b["score"]) >= min_score for b in boxes):
+            min_score = max(float(b["score"]) for b in boxes)
+        out = box_prediction(boxes, float(probs["image_width"]), float(probs["image_height"]), model_version, min_score)
+        out["model_version"] = model_version or "unknown"
+        return out
+
+    def informativeness(self, probs: Mapping[str, Any] | None, strategy: str) -> float:
+        """Every strategy but ``random`` is the chance that one of the detector's box decisions is wrong."""
+        if not probs or strategy == "random":
+            return 1.0
+        scores = [float(b["score"]) for b in probs.get("boxes") or []]
+        if not all(np.isfinite(scores)):
+            return 1.0
+        return box_uncertainty(scores)
+
+    def review_model_line(self, probs: Mapping[str, Any] | None, model_version: str | None) -> str | None:
+        """The detector's boxes at the pre-label cut, by class, with their scores."""
+        if not probs:
+            return "model: no prediction"
+        shown = [b for b in probs.get("boxes") or [] if float(b["score"]) >= PRELABEL_MIN_SCORE]
+        if not shown:
+            return f"model {model_version or 'unknown'}: no object"
+        parts = ", ".join(f"{b['label']} {float(b['score']):.2f}" for b in sorted(shown, key=lambda b: -float(b["score"])))
+        return f"model {model_version or 'unknown'}: {len(shown)} box(es): {parts}"
+
+    def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]:
+        """No baseline: the pixel baselines of the class kinds predict classes, not boxes."""
+        return None, "no baseline for boxes: a pixel baseline predicts classes, not where objects are"
+
+    def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]:
+        """Over a detector's outputs (one per image): boxes per image at the pre-label cut, per class, and the mean
+        item uncertainty."""
+        outputs = list(probs)
+        if not outputs:
+            return {}
+        shown = [[b for b in o.get("boxes") or [] if float(b["score"]) >= PRELABEL_MIN_SCORE] for o in outputs]
+        per_class = {str(c): sum(str(b["label"]) == str(c) for s in shown for b in s) for c in classes}
+        return {
+            "mean_boxes_per_image": round(float(np.mean([len(s) for s in shown])), 4),
+            "images_without_boxes": sum(not s for s in shown),
+            "predicted_boxes": per_class,
+            "mean_uncertainty": round(float(np.mean([self.informativeness(o, "uncertainty") for o in outputs])), 4),
+        }
+
+    # Not written yet: label issues, evaluation on the test split, training.
+    def find_label_issues(
+        self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
+    ) -> tuple[Any, float]:
+        raise _missing("label issues", "out-of-sample detector boxes per item (cross-validated folds) to rank "
+                       "consensus boxes against")
+
+    def test_scoring(self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int) -> Any:
+        raise _missing("test_scoring", NO_TEST_SPLIT)
+
+    def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
+        raise _missing("test_score", NO_TEST_SPLIT)
+
+    def test_report(
+        self, answers: Any, probs: Any, failed: list[int], classes: list[str], thresholds: list[float] | None,
+        *, model: str, ece_bins: int,
+    ) -> TestSplitReport:
+        raise _missing("test_report", NO_TEST_SPLIT)
+
+    def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any:
+        raise _missing("encode", NO_TRAINER)
+
+    def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> Any:
+        raise _missing("stored_targets", NO_TRAINER)
+
+    def training_head(self) -> TrainingHead:
+        raise _missing("training_head", NO_TRAINER)
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 6) if np.isfinite(value) else None
+
+
+def _rate(value: float, low: float, high: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+__all__ = ["KIND", "BoxConsensusResult", "BoxesKind"]
+
+KIND = BoxesKind()
