@@ -16,6 +16,7 @@ thresholds are the environment's (README, "What runs by itself"); the step optio
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -303,6 +304,10 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     mlflow = MLflowResource()
     mlflow.registered_versions()  # creates a new MLflow store now: `mlflow ui` and a sensor tick must not race to
     environment = env.child_environment()  # DAGSTER_HOME: the repository's instance unless set (use_local_instance)
+    # The children are in their own process groups (below): a closed terminal (SIGHUP) or `kill` (SIGTERM) reaches
+    # only the demo, so it stops them as Ctrl-C does instead of leaving the loop running without the crowd.
+    for ending in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(ending, _interrupt)
     procs = [
         # Each in its own process group, stopped with its children below (stop_group): Ctrl-C reaches the demo only.
         subprocess.Popen(
@@ -355,6 +360,10 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
         print(f"dagster dev exited with code {procs[0].returncode}", file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _champion(mlflow: Any) -> str | None:
