@@ -308,6 +308,11 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     # only the demo, so it stops them as Ctrl-C does instead of leaving the loop running without the crowd.
     for ending in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(ending, _interrupt)
+    # Started from a background job, this process has SIGINT ignored; children would inherit that, and dagster
+    # maps SIGTERM to SIGINT's handler, so `dagster dev` would ignore the SIGTERM that stops it (then only SIGKILL,
+    # 30 s later, ends it and its daemon mid-run). With Python's handler here, children start with the default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     procs = [
         # Each in its own process group, stopped with its children below (stop_group): Ctrl-C reaches the demo only.
         subprocess.Popen(
