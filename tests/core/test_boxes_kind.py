@@ -10,14 +10,18 @@ object of class ``i mod 3``; three labelers; gold on one item.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from PIL import Image
+from pycocotools.coco import COCO
 
 from labeling_assets.core.dataset.splits import SPLITS, SplitRatios
 from labeling_assets.core.labelstudio.tasks import STRATEGIES
 from labeling_assets.core.tasks import KINDS, task_kind
+from labeling_assets.core.tasks.boxes.export import BoxExportError
 from labeling_assets.core.tasks.boxes.kind import KIND, BoxesKind
 from labeling_assets.core.tasks.boxes.votes import answer_boxes
 from labeling_assets.core.tasks.kind import TaskKind
@@ -77,7 +81,6 @@ def test_the_box_kind_has_every_part_but_those_not_written_and_is_not_registered
         ("test_score", (None, None, None), "coco_map"),
         ("find_label_issues", ([], [], None, CLASSES, 2), "out-of-sample"),
         ("dataset_card", (None,), "box card"),
-        ("export", (pd.DataFrame(), None, ["coco"], CLASSES), "file name and size"),
     ],
 )
 def test_a_part_not_written_says_what_it_needs(part: str, args: tuple[Any, ...], names: str) -> None:
@@ -248,3 +251,25 @@ def test_prediction_informativeness_and_the_review_line() -> None:
     report = KIND.prediction_report([sure, unsure, nothing_sure], CLASSES, None)
     assert report["predicted_boxes"] == {"cat": 0, "dog": 2, "fox": 0} and report["images_without_boxes"] == 1
     assert KIND.fit_baseline(None, CLASSES, 32)[0] is None
+
+
+def test_a_version_exports_per_split_with_each_images_size_read_from_its_file(tmp_path: Path) -> None:
+    """An image without objects is written too, its size read from the file (no box carries it); COCO reads back
+    each split's boxes; a label turned into text, or a format the kind has not, is refused."""
+    paths = []
+    for i, size in enumerate([(100, 80), (100, 80), (64, 48)]):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.new("RGB", size).save(paths[-1])
+    rows = pd.DataFrame({"item_id": ["a", "b", "c"], "image_path": [str(p) for p in paths],
+                         "label": [_answer(0), _answer(2), _answer(None)], "split": ["train", "train", "test"]})  # fmt: skip
+    report = KIND.export(rows, tmp_path / "out", ["coco", "yolo", "voc"], CLASSES)
+    assert set(report.paths) == {"coco", "yolo", "voc"}
+    train, test = COCO(str(tmp_path / "out/coco/train.json")), COCO(str(tmp_path / "out/coco/test.json"))
+    assert len(train.getAnnIds()) == 2 and [train.cats[a["category_id"]]["name"] for a in train.anns.values()] == ["cat", "fox"]
+    assert len(test.getAnnIds()) == 0 and [(im["width"], im["height"]) for im in test.imgs.values()] == [(64, 48)]
+    assert (tmp_path / "out/yolo/test/labels/img2.txt").read_text() == ""
+    assert sorted(p.name for p in (tmp_path / "out/voc/train/Annotations").iterdir()) == ["img0.xml", "img1.xml"]
+    with pytest.raises(BoxExportError, match="not a box answer"):
+        KIND.export(rows.assign(label=rows["label"].astype(str)), tmp_path / "again", ["coco"], CLASSES)
+    with pytest.raises(BoxExportError, match="unknown box export format"):
+        KIND.export(rows, tmp_path / "again", ["imagefolder"], CLASSES)

@@ -17,8 +17,11 @@ from xml.etree import ElementTree
 
 import pandas as pd
 import yaml
+from PIL import Image
 
+from labeling_assets.core.dataset.export import ExportReport
 from labeling_assets.core.tasks.boxes.matching import CORNERS
+from labeling_assets.core.tasks.boxes.votes import answer_boxes
 
 BOX_EXPORT_FORMATS = ("coco", "yolo", "voc")
 
@@ -119,3 +122,41 @@ def export_voc(boxes: pd.DataFrame, images: pd.DataFrame, classes: Sequence[str]
                 ElementTree.SubElement(box, tag).text = repr(coordinate)
         ElementTree.ElementTree(root).write(folder / f"{Path(name).stem}.xml", encoding="utf-8")
     return out_dir
+
+
+def export_version(rows: pd.DataFrame, out_dir: Path, formats: Sequence[str], classes: Sequence[str]) -> ExportReport:
+    """A dataset version's files, one folder per format and split (``coco/<split>.json``, ``yolo/<split>/``,
+    ``voc/<split>/``). ``rows``: ``item_id, image_path, label, split`` with ``label`` the stored box answer (a
+    dict, not its text); each image's size is read from its file (an image without objects has no box to carry
+    it), its file name is the stored copy's."""
+    unknown = sorted(set(formats) - set(BOX_EXPORT_FORMATS))
+    if unknown:
+        raise BoxExportError(f"unknown box export format(s) {unknown}; expected some of {list(BOX_EXPORT_FORMATS)}")
+    boxes: list[tuple[Any, ...]] = []
+    images: list[tuple[Any, ...]] = []
+    for item, path, answer, split in zip(rows["item_id"], rows["image_path"], rows["label"], rows["split"], strict=True):
+        found, reason = answer_boxes(answer, classes)
+        if reason is not None:
+            raise BoxExportError(f"item {item}: its label is not a box answer of the project ({reason})")
+        with Image.open(path) as image:
+            width, height = image.size
+        images.append((item, Path(path).name, float(width), float(height), split))
+        boxes.extend((item, *box) for box in found)
+    image_frame = pd.DataFrame(images, columns=["item_id", "file_name", "width", "height", "split"])
+    stems = image_frame["file_name"].map(lambda n: Path(n).stem)
+    if stems.duplicated().any():  # YOLO and VOC name one file per image by its stem
+        raise BoxExportError(f"two images share a file stem, e.g. {stems[stems.duplicated()].iloc[0]!r}")
+    box_frame = pd.DataFrame(boxes, columns=["item_id", "label", *CORNERS])
+    report = ExportReport(out_dir)
+    for split, mine in image_frame.groupby("split", sort=True):
+        theirs = box_frame[box_frame["item_id"].isin(set(mine["item_id"]))]
+        for name in formats:
+            target = out_dir / name
+            if name == "coco":
+                export_coco(theirs, mine, classes, target / f"{split!s}.json")
+            elif name == "yolo":
+                export_yolo(theirs, mine, classes, target / str(split))
+            else:
+                export_voc(theirs, mine, classes, target / str(split))
+            report.paths[name] = target
+    return report

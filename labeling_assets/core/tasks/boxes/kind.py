@@ -1,7 +1,7 @@
 """Bounding boxes as a kind of task (issue 30): the ``TaskKind`` parts over the box core of this package.
 
-NOT registered in ``core/tasks/registry.py``: the parts that need a detector trainer, the box dataset card and
-export of a version, the QA view and label issues are not written (each raises ``NotImplementedError`` naming what
+NOT registered in ``core/tasks/registry.py``: the parts that need a detector trainer, the box dataset card, the
+QA view and label issues are not written (each raises ``NotImplementedError`` naming what
 is missing, or is None for an attribute; docs/boxes.md lists them). ``tests/core/test_boxes_kind.py`` checks the
 parts that are here.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -48,7 +49,7 @@ from labeling_assets.core.tasks.boxes.consensus import (
     BoxConsensusError,
     box_consensus,
 )
-from labeling_assets.core.tasks.boxes.export import BOX_EXPORT_FORMATS
+from labeling_assets.core.tasks.boxes.export import BOX_EXPORT_FORMATS, export_version
 from labeling_assets.core.tasks.boxes.gold import (
     assign_box_splits,
     gold_answer,
@@ -325,8 +326,8 @@ class BoxesKind:
         return "class_weights", multi_core.label_imbalance_ratio(presence_manifest(manifest, classes), classes)
 
     def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
-        raise _missing("export of a dataset version", "each image's file name and size in the version's rows "
-                       "(export.py writes COCO/YOLO/VOC from boxes and images)")
+        """COCO, YOLO and VOC per split (:func:`.export.export_version`); ``rows`` must hold the answers as dicts."""
+        return export_version(rows, Path(out_dir), formats, classes)
 
     def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
         """Per (split, class present): its share of the split's items vs overall (and the images without objects)."""
