@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
+from labeling_assets.core.dataset.card import CardInputs
 from labeling_assets.core.dataset.splits import SPLITS, SplitRatios
 from labeling_assets.core.labelstudio.tasks import STRATEGIES
 from labeling_assets.core.tasks import KINDS, task_kind
@@ -80,7 +81,6 @@ def test_the_box_kind_has_every_part_but_those_not_written_and_is_not_registered
         ("test_scoring", (None, [], None, CLASSES, 1), "coco_map"),
         ("test_score", (None, None, None), "coco_map"),
         ("find_label_issues", ([], [], None, CLASSES, 2), "out-of-sample"),
-        ("dataset_card", (None,), "box card"),
     ],
 )
 def test_a_part_not_written_says_what_it_needs(part: str, args: tuple[Any, ...], names: str) -> None:
@@ -273,3 +273,23 @@ def test_a_version_exports_per_split_with_each_images_size_read_from_its_file(tm
         KIND.export(rows.assign(label=rows["label"].astype(str)), tmp_path / "again", ["coco"], CLASSES)
     with pytest.raises(BoxExportError, match="unknown box export format"):
         KIND.export(rows, tmp_path / "again", ["imagefolder"], CLASSES)
+
+
+def test_the_dataset_card_counts_boxes_per_class_and_split_and_names_its_limitations() -> None:
+    """Items i00-i29 hold one box of class i mod 3, but no item holds a fox: foxes are replaced by "No object" and
+    one item gets two cats; the card counts that and says the fox has no box."""
+    answers = [_answer(None) if i % 3 == 2 else _answer(i % 3) for i in range(N_ITEMS)]
+    answers[0] = KIND.answer_from_result(KIND.prediction(_detections(_box(0), _box(1, shift=40.0)), "m1")["result"])
+    rows = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(N_ITEMS)], "label": answers})
+    manifest = KIND.assign_splits(rows, CLASSES, existing=pd.Series(dtype=object), ratios=SplitRatios(), seed=0).frame
+    version, weights, _ = KIND.manifest(manifest, CLASSES, previous_version=None, extra={})
+    inputs = CardInputs(name="scenes", version=version, manifest=manifest, class_weights=weights,
+                        ratios={"train": 0.8, "val": 0.1, "test": 0.1}, seed=0, expected_classes=CLASSES,
+                        mean_confidence=0.9, n_gold_items=1)  # fmt: skip
+    card = KIND.dataset_card(inputs)
+    row = {line.split(" | ")[0].strip("| "): line for line in card.splitlines() if line.startswith("| ")}
+    assert row["cat"].endswith("| 10 (10) |") and row["dog"].endswith("| 11 (11) |")  # i00 holds a cat and a dog
+    assert row["fox"].endswith("| 0 (0) |") and row["(no object)"].endswith("| 10 |")
+    assert row["all"].startswith("| all | 21 | 21 | 0 | 0 | 20.0 × 30.0 |")  # 20 × 30 px boxes: all small
+    assert "Classes of the project with no box: fox." in card and "1 items are gold" in card
+    assert f"`{version}`" in card and "mean consensus confidence 0.900" in card

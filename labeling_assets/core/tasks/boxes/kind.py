@@ -1,8 +1,8 @@
 """Bounding boxes as a kind of task (issue 30): the ``TaskKind`` parts over the box core of this package.
 
-NOT registered in ``core/tasks/registry.py``: the parts that need a detector trainer, the box dataset card, the
-QA view and label issues are not written (each raises ``NotImplementedError`` naming what
-is missing, or is None for an attribute; docs/boxes.md lists them). ``tests/core/test_boxes_kind.py`` checks the
+NOT registered in ``core/tasks/registry.py``: the parts that need a detector trainer, the QA view and label issues
+are not written (each raises ``NotImplementedError`` naming what is missing, or is None for an attribute;
+docs/boxes.md lists them). ``tests/core/test_boxes_kind.py`` checks the
 parts that are here.
 
 A stored answer is ``{"no_object": bool, "boxes": [...]}`` in pixels (:func:`.labelstudio.read_boxes`); a vote's
@@ -43,6 +43,7 @@ from labeling_assets.core.tasks.boxes.answers import (
     valid_box_answers,
     vote_frames,
 )
+from labeling_assets.core.tasks.boxes.card import render_box_card
 from labeling_assets.core.tasks.boxes.consensus import (
     BOX_METHODS,
     BoxConsensus,
@@ -312,7 +313,8 @@ class BoxesKind:
         return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
 
     def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
-        raise _missing("the dataset card", "a box card (boxes per class and split, box sizes, images without objects)")
+        """Sizes, boxes per class and split, box sizes, limitations (:func:`.card.render_box_card`; no plot yet)."""
+        return render_box_card(inputs, with_plot=with_plot)
 
     def annotation_summary(self, annotations: pd.DataFrame) -> tuple[int, int, float | None]:
         """(labelers, annotations, no kappa: box agreement is a pairwise F1) over a version's box answers."""
