@@ -138,14 +138,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # What a test with the marker costs, roughly, in seconds (the durations table of a full run): the order in which
 # pytest-xdist hands out test files (below).
-MARKER_COST = {"soak": 300.0, "daemon": 30.0, "mlflow_server": 20.0, "browser": 15.0, "labelstudio": 10.0}
-DEFAULT_COST = {"postgres": 2.0, "slow": 2.0}
+MARKER_COST = {
+    "soak": 300.0, "daemon": 30.0, "mlflow_server": 20.0, "browser": 15.0, "labelstudio": 10.0, "postgres": 2.0,
+    "slow": 2.0,
+}  # fmt: skip
+UNMARKED_COST = 0.1
 
 
 def module_cost(items: Iterable[pytest.Item]) -> float:
-    """A test file's rough cost: each test counts as its dearest marker."""
-    costs = MARKER_COST | DEFAULT_COST
-    return sum(max((costs.get(m, 0.0) for m in markers_of(item)), default=0.1) for item in items)
+    """A test file's rough cost: each test counts as its dearest marker (any other marker as an unmarked test)."""
+    return sum(
+        max((MARKER_COST.get(m, UNMARKED_COST) for m in markers_of(item)), default=UNMARKED_COST) for item in items
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -157,11 +161,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if hasattr(config, "workerinput"):  # a pytest-xdist worker (it sets its own dist option to "no")
         # Workers take whole files (--dist loadfile) in collection order (--no-loadscope-reorder): the dearest files
         # first, so the soak (minutes, one test) starts at once instead of last, when it alone was the run's tail.
-        by_file: dict[str, list[pytest.Item]] = {}
-        for item in items:
-            by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
-        order = sorted(by_file, key=lambda path: -module_cost(by_file[path]))  # stable: ties keep their order
-        items[:] = [item for path in order for item in by_file[path]]
+        items[:] = dearest_files_first(items)
+
+
+def dearest_files_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` grouped by file, the files by ``module_cost`` (dearest first; ties keep their order)."""
+    by_file: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
+    order = sorted(by_file, key=lambda path: -module_cost(by_file[path]))
+    return [item for path in order for item in by_file[path]]
 
 
 @pytest.hookimpl(wrapper=True)

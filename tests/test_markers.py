@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.server_markers import FAST, MARKERS, program_marker
+from tests.server_markers import FAST, MARKERS, dearest_files_first, program_marker
 
 PLUGIN = ("-p", "tests.server_markers")
 
@@ -125,3 +125,21 @@ def test_each_program_needs_the_marker_of_what_it_is(argv: list[str] | str, mark
 
 def test_the_fast_tier_leaves_out_every_marker() -> None:
     assert all(f" {name}" in FAST or f"({name}" in FAST for name in MARKERS)
+
+
+def test_parallel_workers_get_the_dearest_files_first_and_each_file_whole(pytester: pytest.Pytester) -> None:
+    # xdist's own order (most tests first) put the one-test soak last, where it alone was the run's tail.
+    pytester.makepyfile(
+        test_a_many_quick="def test_1(): pass\ndef test_2(): pass\ndef test_3(): pass\n",
+        test_b_labelstudio="import pytest\n@pytest.mark.labelstudio\ndef test_1(): pass\n",
+        test_c_soak="import pytest\n@pytest.mark.soak\ndef test_1(): pass\n",
+        test_d_quick="import pytest\n@pytest.mark.parametrize('x', [1, 2])\ndef test_1(x): pass\n",
+    )
+    items, _ = pytester.inline_genitems()
+
+    files = [item.nodeid.split("::")[0] for item in dearest_files_first(items)]
+
+    assert files == [
+        "test_c_soak.py", "test_b_labelstudio.py", "test_a_many_quick.py", "test_a_many_quick.py",
+        "test_a_many_quick.py", "test_d_quick.py", "test_d_quick.py",
+    ]  # fmt: skip
