@@ -8,7 +8,6 @@ Module scoped: started by the first test of a module that asks for it, stopped a
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import pytest
 import requests
 
 from labeling_assets.local.labelstudio import free_port
+from labeling_assets.local.processes import stop_group
 from tests.conftest import PostgresDatabases
 
 START_TIMEOUT_S = 120  # migrations of a fresh PostgreSQL store take ~15 s here; a busy CI machine more
@@ -79,12 +79,7 @@ def mlflow_server(pg_databases: PostgresDatabases) -> Iterator[MLflowServer]:
             time.sleep(0.5)
         yield MLflowServer(url=url, backend_database=backend.rsplit("/", 1)[-1], artifacts=folder / "artifacts")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=3)  # a throwaway server: no graceful drain worth waiting for
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, timeout_s=3)  # a throwaway server: no graceful drain worth waiting for
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
 

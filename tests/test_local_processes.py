@@ -6,13 +6,15 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from labeling_assets.local import labelstudio as server
 from labeling_assets.local.labelstudio_files import ServerPaths, pid_alive
-from labeling_assets.local.processes import stop_group
+from labeling_assets.local.processes import ignores_sigterm, stop_group
 
 # A stand-in for the server: listens on a port and ignores SIGTERM (as a server busy in a slow shutdown would).
 STUBBORN = textwrap.dedent(
@@ -48,8 +50,17 @@ def test_a_process_that_exited_but_was_not_reaped_is_not_alive() -> None:
         process.wait()
 
 
-@pytest.mark.slow
-def test_a_server_that_ignores_sigterm_is_killed_and_its_port_is_free_when_stop_returns(tmp_path: Path) -> None:
+@dataclass
+class Stubborn:
+    """A stand-in server (``STUBBORN``) recorded in a server folder as ``labelstudio start`` records one."""
+
+    process: "subprocess.Popen[bytes]"
+    port: int
+    paths: ServerPaths
+
+
+@pytest.fixture
+def stubborn(tmp_path: Path) -> Iterator[Stubborn]:
     port = server.free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", STUBBORN, str(port)], stdout=subprocess.PIPE, start_new_session=True
@@ -60,41 +71,31 @@ def test_a_server_that_ignores_sigterm_is_killed_and_its_port_is_free_when_stop_
         paths.root.mkdir()
         paths.pid_file.write_text(str(process.pid))
         paths.state_file.write_text(json.dumps({"pid": process.pid, "port": port}))
-
-        assert server.stop(paths, timeout_s=0.5)
-
-        assert not pid_alive(process.pid)
-        assert server.port_is_free(port), "stop() returned while the killed server still held its port"
+        yield Stubborn(process, port, paths)
     finally:
         process.kill()
         process.wait()
 
 
 @pytest.mark.slow
-def test_a_server_that_inherited_sigterm_as_ignored_is_killed_without_waiting_for_the_grace(tmp_path: Path) -> None:
+def test_a_server_that_ignores_sigterm_is_killed_and_its_port_is_free_when_stop_returns(stubborn: Stubborn) -> None:
+    assert server.stop(stubborn.paths, timeout_s=0.5)
+
+    assert not pid_alive(stubborn.process.pid)
+    assert server.port_is_free(stubborn.port), "stop() returned while the killed server still held its port"
+
+
+@pytest.mark.slow
+def test_a_server_that_inherited_sigterm_as_ignored_is_killed_without_waiting_for_the_grace(stubborn: Stubborn) -> None:
     # dagster maps SIGTERM to SIGINT's handler in the process that starts the server; in a background job SIGINT is
     # ignored, so the server inherits SIGTERM ignored and every stop() spent its whole grace (20 s) before killing.
-    port = server.free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", STUBBORN, str(port)], stdout=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        assert process.stdout is not None and process.stdout.readline() == b"listening\n"
-        assert server.ignores_sigterm(process.pid)
-        paths = ServerPaths(tmp_path / "labelstudio")
-        paths.root.mkdir()
-        paths.pid_file.write_text(str(process.pid))
-        paths.state_file.write_text(json.dumps({"pid": process.pid, "port": port}))
+    assert ignores_sigterm(stubborn.process.pid)
 
-        started = time.monotonic()
-        assert server.stop(paths, timeout_s=3600)  # a grace it must not spend
+    started = time.monotonic()
+    assert server.stop(stubborn.paths, timeout_s=3600)  # a grace it must not spend
 
-        assert time.monotonic() - started < 60
-        assert not pid_alive(process.pid) and server.port_is_free(port)
-    finally:
-        process.kill()
-        process.wait()
-
+    assert time.monotonic() - started < 60
+    assert not pid_alive(stubborn.process.pid) and server.port_is_free(stubborn.port)
 
 
 # A process that ignores SIGTERM and has a child of its own (as `dagster dev` has its daemon and webserver).
@@ -138,6 +139,6 @@ def test_a_child_group_that_honours_sigterm_ends_by_it() -> None:
         stdout=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None and process.stdout.readline() == b"up\n"
-    if server.ignores_sigterm(process.pid):
+    if ignores_sigterm(process.pid):
         pytest.skip("this test run ignores SIGTERM itself and its children inherit that")
     assert stop_group(process, timeout_s=30) == -signal.SIGTERM

@@ -35,6 +35,7 @@ from labeling_assets.local.labelstudio_files import (
     read_token,
     status,
 )
+from labeling_assets.local.processes import ignores_sigterm
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioRejected
 
 LS_VERSION = "1.23.2"
@@ -304,16 +305,6 @@ def _gone(pid: int, timeout_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.1)
-
-
-def ignores_sigterm(pid: int) -> bool:
-    """Whether ``pid`` ignores SIGTERM (Linux: the SigIgn mask in /proc; False where that cannot be read)."""
-    try:
-        status_lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return False
-    ignored = next((line.split()[1] for line in status_lines if line.startswith("SigIgn:")), "0")
-    return bool(int(ignored, 16) >> (signal.SIGTERM - 1) & 1)
 
 
 def _wait_port_free(port: int, timeout_s: float) -> None:

@@ -9,6 +9,17 @@ import contextlib
 import os
 import signal
 import subprocess
+from pathlib import Path
+
+
+def ignores_sigterm(pid: int) -> bool:
+    """Whether ``pid`` ignores SIGTERM (Linux: the SigIgn mask in /proc; False where that cannot be read)."""
+    try:
+        status_lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return False
+    ignored = next((line.split()[1] for line in status_lines if line.startswith("SigIgn:")), "0")
+    return bool(int(ignored, 16) >> (signal.SIGTERM - 1) & 1)
 
 
 def stop_group(process: "subprocess.Popen[bytes]", *, timeout_s: float = 30.0) -> int:
@@ -18,7 +29,8 @@ def stop_group(process: "subprocess.Popen[bytes]", *, timeout_s: float = 30.0) -
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
-        return process.wait(timeout_s)
+        # One that ignores SIGTERM would only spend the wait.
+        return process.wait(0 if ignores_sigterm(process.pid) else timeout_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

@@ -27,6 +27,7 @@ from labeling_assets.assets.collect import annotations
 from labeling_assets.constants import SYNC_POOL
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.local.instance_storage import POOL_LOCK_FILE, PoolSafeSqliteEventLogStorage
+from labeling_assets.local.processes import stop_group
 from labeling_assets.local.run_launcher import (
     LocalRunLauncher,
     process_is_running,
@@ -130,8 +131,7 @@ def running_daemon(home: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(30)
+        stop_group(daemon)
 
 
 def probe_intervals(home: Path) -> dict[int, list[float]]:

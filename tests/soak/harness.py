@@ -45,6 +45,7 @@ from labeling_assets.core.store.schema import (
 )
 from labeling_assets.local import labelstudio as ls_server
 from labeling_assets.local.crowd_waves import CrowdWaves
+from labeling_assets.local.processes import stop_group
 from labeling_assets.resources.labelstudio import LabelStudioClient
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.sensors.runs import materialization_metadata
@@ -283,14 +284,7 @@ class SelfDrivingLoop:
     def stop_daemon(self) -> None:
         if self._daemon is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._daemon.pid, signal.SIGTERM)
-        try:
-            self._daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._daemon.pid, signal.SIGKILL)
-            self._daemon.wait(30)
+        stop_group(self._daemon, timeout_s=60)
         self._daemon = None
 
     # --- the crowd --------------------------------------------------------------------------------
