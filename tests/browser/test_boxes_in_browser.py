@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -26,7 +25,7 @@ from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_sce
 from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, read_boxes
 from labeling_assets.core.tasks.boxes.prelabels import box_prediction
 from tests.browser.conftest import Labeler, sign_up
-from tests.browser.test_labeling_in_browser import _task_image_state, _ui_task_id
+from tests.browser.pages import UI_WAIT_S, loaded_task_image, log_in, screenshot_kept, submit, ui_task_id
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
@@ -34,7 +33,6 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 PROJECT_TITLE = "boxes-in-the-browser"
 MODEL_VERSION = "boxes/1"
 CANVAS = 480  # px: digits of 80-160 px, large enough to aim at
-UI_WAIT_S = 60.0
 
 
 @dataclass
@@ -113,22 +111,13 @@ def test_a_labeler_draws_a_box_with_the_mouse_and_the_answer_holds_it_in_pixels(
     screenshot = artifacts_dir / "boxes-in-browser.png"
     predicted, target = box_project.predicted, box_project.target
     width, height = box_project.size
-    try:
-        chromium.get(f"{url}/user/login/")
-        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(box_labeler.email)
-        chromium.find_element(By.NAME, "password").send_keys(box_labeler.password)
-        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+    with screenshot_kept(chromium, screenshot):
+        log_in(chromium, wait, url, box_labeler)
 
         chromium.get(f"{url}/projects/{box_project.project_id}/data?labeling=1")
-        try:
-            loaded = wait.until(_task_image_state)
-        except TimeoutException:
-            text = chromium.execute_script("return document.body.innerText.slice(0, 400)")
-            pytest.fail(f"the task image never finished loading in {UI_WAIT_S:.0f}s; the page says: {text!r}")
-        assert "error" not in loaded, f"Label Studio could not load the task image: {loaded['error']!r}"
+        loaded = loaded_task_image(chromium, wait)
         assert (loaded["naturalWidth"], loaded["naturalHeight"]) == (width, height), loaded
-        task_id = wait.until(_ui_task_id, "the labeling UI never showed a task")
+        task_id = wait.until(ui_task_id, "the labeling UI never showed a task")
 
         # the prediction, placed by its percentages: the pre-labelled digit's box, its class and score
         (shown,) = wait.until(lambda d: d.execute_script(_REGIONS), "the pre-labelled box is not shown")
@@ -156,16 +145,8 @@ def test_a_labeler_draws_a_box_with_the_mouse_and_the_answer_holds_it_in_pixels(
         _drag(chromium, start, end)
         wait.until(lambda d: len(d.execute_script(_REGIONS)) == 2, "the drag drew no box")
         chromium.save_screenshot(str(screenshot))
-        chromium.find_element(By.CSS_SELECTOR, "button[data-testid='bottombar-submit-button']").click()
         client = box_project.ls.client()
-        wait.until(
-            lambda _: client.request("GET", f"/api/tasks/{task_id}/").get("total_annotations") == 1,
-            "the submitted annotation never reached Label Studio",
-        )
-    finally:
-        if not screenshot.exists():
-            chromium.save_screenshot(str(screenshot))
-        print(f"\nscreenshot: {screenshot}")
+        submit(chromium, wait, client, task_id)
 
     # the drag in image pixels: the corners of the box the person meant
     dragged = [

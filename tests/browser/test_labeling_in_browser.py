@@ -9,12 +9,11 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,6 +35,15 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import annotation_sensor
 from tests.browser.conftest import Labeler, sign_up
+from tests.browser.pages import (
+    UI_WAIT_S,
+    checked_choices,
+    loaded_task_image,
+    log_in,
+    screenshot_kept,
+    submit,
+    ui_task_id,
+)
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
@@ -46,7 +54,6 @@ PREDICTED = (
 )
 MODEL_VERSION = "browser-test/1"
 PROJECT_TITLE = "digits-in-the-browser"
-UI_WAIT_S = 60.0  # bounded: the first page load compiles nothing, but the machine is shared
 
 
 @dataclass
@@ -166,75 +173,32 @@ def test_the_image_storage_is_registered_once_and_re_created_when_deleted(projec
     assert len(project.storages()) == 1
 
 
-LOAD_ERROR = "There was an issue loading URL"  # what Label Studio's UI shows when it cannot fetch the image
-
-
-def _task_image_state(driver: WebDriver) -> dict[str, Any] | Literal[False]:
-    """The labeling UI's task image once the browser is done with it (False while it is still loading)."""
-    return driver.execute_script(  # type: ignore[no-any-return]
-        "const page = document.body.innerText;"
-        "const at = page.indexOf(arguments[0]);"
-        "if (at >= 0) return {error: page.slice(at, at + 300)};"
-        "const img = document.querySelector('img[alt=\"image\"]');"
-        "if (!img || !img.complete) return false;"
-        "return {naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight};",
-        LOAD_ERROR,
-    )
-
-
-def _ui_task_id(driver: WebDriver) -> int | None:
-    """The task the labeling UI shows (its store is on window.Htx)."""
-    return driver.execute_script("return (window.Htx && window.Htx.task) ? window.Htx.task.id : null;")  # type: ignore[no-any-return]
-
-
-def _checked_choices(driver: WebDriver) -> list[str]:
-    boxes = driver.find_elements(By.CSS_SELECTOR, "input.ant-checkbox-input")
-    return [box.get_attribute("name") or "" for box in boxes if box.is_selected()]
-
-
 def test_a_labeler_labels_the_next_task_in_the_browser_and_the_sensor_brings_it_to_the_store(
     project: Project, labeler: Labeler, chromium: WebDriver, artifacts_dir: Path
 ) -> None:
     url, wait = project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
     screenshot = artifacts_dir / "labeling-in-browser.png"
-    try:
-        chromium.get(f"{url}/user/login/")
-        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(labeler.email)
-        chromium.find_element(By.NAME, "password").send_keys(labeler.password)
-        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+    with screenshot_kept(chromium, screenshot):
+        log_in(chromium, wait, url, labeler)
 
         chromium.get(
             f"{url}/projects/{project.project_id}/data?labeling=1"
         )  # "Label All Tasks": the label stream
-        try:
-            image = wait.until(_task_image_state)
-        except TimeoutException:
-            text = chromium.execute_script("return document.body.innerText.slice(0, 400)")
-            pytest.fail(f"the task image never finished loading in {UI_WAIT_S:.0f}s; the page says: {text!r}")
-        assert "error" not in image, f"Label Studio could not load the task image: {image['error']!r}"
+        image = loaded_task_image(chromium, wait)
         assert image["naturalWidth"] > 0, f"the task image did not decode: {image}"
-        task_id = wait.until(_ui_task_id, "the labeling UI never showed a task")
-        wait.until(lambda d: _checked_choices(d), "no choice pre-selected: the prelabel is not shown")
-        assert _checked_choices(chromium) == [PREDICTED]
+        task_id = wait.until(ui_task_id, "the labeling UI never showed a task")
+        wait.until(lambda d: checked_choices(d), "no choice pre-selected: the prelabel is not shown")
+        assert checked_choices(chromium) == [PREDICTED]
 
         task = project.ls.client().request("GET", f"/api/tasks/{task_id}/")
         item_id = task["data"]["item_id"]
         chosen = project.truth_by_item[item_id]  # the person labels what the image shows
         assert chosen != PREDICTED
         chromium.find_element(By.XPATH, f"//input[@name='{chosen}']/ancestor::label").click()
-        wait.until(lambda d: _checked_choices(d) == [chosen], f"clicking {chosen!r} did not select it alone")
+        wait.until(lambda d: checked_choices(d) == [chosen], f"clicking {chosen!r} did not select it alone")
         chromium.save_screenshot(str(screenshot))
-        chromium.find_element(By.CSS_SELECTOR, "button[data-testid='bottombar-submit-button']").click()
         client = project.ls.client()
-        wait.until(
-            lambda _: client.request("GET", f"/api/tasks/{task_id}/").get("total_annotations") == 1,
-            "the submitted annotation never reached Label Studio",
-        )
-    finally:
-        if not screenshot.exists():
-            chromium.save_screenshot(str(screenshot))  # the state a failure left, for whoever reads the log
-        print(f"\nscreenshot: {screenshot}")
+        submit(chromium, wait, client, task_id)
 
     # The daemon's path: the sensor sees the change and requests collect_job, whose run stores the annotation.
     with dg.build_sensor_context(
@@ -273,21 +237,13 @@ def test_after_a_new_champion_the_open_tasks_show_its_prediction_pre_selected(
 
     url, wait = project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
     screenshot = artifacts_dir / "champion-prelabel-in-browser.png"
-    try:
+    with screenshot_kept(chromium, screenshot):
         chromium.delete_all_cookies()
-        chromium.get(f"{url}/user/login/")
-        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(labeler.email)
-        chromium.find_element(By.NAME, "password").send_keys(labeler.password)
-        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+        log_in(chromium, wait, url, labeler)
         chromium.get(f"{url}/projects/{project.project_id}/data?labeling=1")
-        wait.until(_ui_task_id, "the labeling UI never showed a task")
-        wait.until(lambda d: _checked_choices(d), "no choice pre-selected: the champion's prediction is not shown")
-        assert _checked_choices(chromium) == [CHAMPION_PREDICTS]
+        wait.until(ui_task_id, "the labeling UI never showed a task")
+        wait.until(lambda d: checked_choices(d), "no choice pre-selected: the champion's prediction is not shown")
+        assert checked_choices(chromium) == [CHAMPION_PREDICTS]
         chromium.save_screenshot(str(screenshot))
-    finally:
-        if not screenshot.exists():
-            chromium.save_screenshot(str(screenshot))
-        print(f"\nscreenshot: {screenshot}")
     assert metadata["open_tasks"] == N_ITEMS - 1  # the task labeled above is finished (overlap 1)
     assert metadata["predictions_refreshed"] == N_ITEMS - 1 and metadata["prelabel_model_shown"] == CHAMPION

@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -35,13 +34,20 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from tests.browser.conftest import Labeler, sign_up
-from tests.browser.test_labeling_in_browser import _checked_choices, _task_image_state, _ui_task_id
+from tests.browser.pages import (
+    UI_WAIT_S,
+    checked_choices,
+    loaded_task_image,
+    log_in,
+    screenshot_kept,
+    submit,
+    ui_task_id,
+)
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 
 PROJECT_TITLE = "grids-in-the-browser"
-UI_WAIT_S = 60.0
 
 
 @dataclass
@@ -127,46 +133,29 @@ def test_a_labeler_ticks_two_findings_in_the_browser_and_the_store_holds_them_as
     url, wait = grid_project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
     screenshot = artifacts_dir / "multilabel-in-browser.png"
     first, second = grid_project.truth
-    try:
-        chromium.get(f"{url}/user/login/")
-        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(grid_labeler.email)
-        chromium.find_element(By.NAME, "password").send_keys(grid_labeler.password)
-        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+    with screenshot_kept(chromium, screenshot):
+        log_in(chromium, wait, url, grid_labeler)
 
         chromium.get(f"{url}/projects/{grid_project.project_id}/data?labeling=1")
-        try:
-            image = wait.until(_task_image_state)
-        except TimeoutException:
-            text = chromium.execute_script("return document.body.innerText.slice(0, 400)")
-            pytest.fail(f"the task image never finished loading in {UI_WAIT_S:.0f}s; the page says: {text!r}")
-        assert "error" not in image, f"Label Studio could not load the task image: {image['error']!r}"
+        image = loaded_task_image(chromium, wait)
         assert image["naturalWidth"] == image["naturalHeight"] > 0, f"the grid image did not decode: {image}"
-        task_id = wait.until(_ui_task_id, "the labeling UI never showed a task")
+        task_id = wait.until(ui_task_id, "the labeling UI never showed a task")
         assert _boxes(chromium) == [
             *GRID_CLASSES,
             NONE_OF_THESE,
         ]  # a checkbox per class, then "None of these"
-        wait.until(lambda d: _checked_choices(d), "nothing pre-checked: the prediction is not shown")
-        assert _checked_choices(chromium) == [NONE_OF_THESE]
+        wait.until(lambda d: checked_choices(d), "nothing pre-checked: the prediction is not shown")
+        assert checked_choices(chromium) == [NONE_OF_THESE]
 
         _click(chromium, NONE_OF_THESE)  # the person sees two digits: not "none"
         _click(chromium, second)  # ticked in reverse order: the store sorts, whatever the order of the clicks
         _click(chromium, first)
         wait.until(
-            lambda d: sorted(_checked_choices(d)) == [first, second], "the two digits are not both ticked"
+            lambda d: sorted(checked_choices(d)) == [first, second], "the two digits are not both ticked"
         )
         chromium.save_screenshot(str(screenshot))
-        chromium.find_element(By.CSS_SELECTOR, "button[data-testid='bottombar-submit-button']").click()
         client = grid_project.ls.client()
-        wait.until(
-            lambda _: client.request("GET", f"/api/tasks/{task_id}/").get("total_annotations") == 1,
-            "the submitted annotation never reached Label Studio",
-        )
-    finally:
-        if not screenshot.exists():
-            chromium.save_screenshot(str(screenshot))
-        print(f"\nscreenshot: {screenshot}")
+        submit(chromium, wait, client, task_id)
 
     run = grid_project.defs.resolve_job_def("collect_job").execute_in_process(instance=grid_project.instance)
     assert run.success

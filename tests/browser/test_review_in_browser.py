@@ -8,7 +8,6 @@ import pytest
 from PIL import Image, ImageDraw
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
-from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from labeling_assets.core.labelstudio.review import ShownVote, review_config, review_task, review_title
@@ -16,6 +15,7 @@ from labeling_assets.core.labelstudio.tasks import image_url
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from tests.browser.conftest import sign_up
+from tests.browser.pages import UI_WAIT_S, log_in
 from tests.labelstudio_server import LabelStudioServer
 
 CLASSES = ["cat", "dog", "bird"]
@@ -24,7 +24,6 @@ VOTES = [
     ShownVote("hl_bob", "bird", 0.7, 10, 0.40, 0.89),
     ShownVote("hl_spam", "cat", 0.1, 30, 0.03, 0.26),
 ]
-UI_WAIT_S = 60.0
 
 
 def _page_state(driver: WebDriver) -> dict[str, Any] | Literal[False]:
@@ -58,11 +57,7 @@ def test_the_review_task_shows_the_image_the_named_votes_and_the_prediction(
     expert = sign_up(image_server, "the.expert@labeling-assets.local")
 
     wait = WebDriverWait(chromium, UI_WAIT_S)
-    chromium.get(f"{image_server.url}/user/login/")
-    wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(expert.email)
-    chromium.find_element(By.NAME, "password").send_keys(expert.password)
-    chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the expert")
+    log_in(chromium, wait, image_server.url, expert, "the expert")
     chromium.get(f"{image_server.url}/projects/{review_id}/data?labeling=1")
     screenshot = artifacts_dir / "review-task.png"
     try:

@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from labeling_assets.core.tasks.text_spans.spans import Span, label_config, read_spans, span_result
 from tests.browser.conftest import Labeler, sign_up
-from tests.browser.test_labeling_in_browser import _ui_task_id
+from tests.browser.pages import UI_WAIT_S, log_in, screenshot_kept, submit, ui_task_id
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
@@ -29,7 +29,6 @@ TEXT = "🎉 Ada Lovelace met Charles Babbage in London."
 PREDICTED = Span(2, 14, "PER")  # "Ada Lovelace"
 SELECTED = Span(19, 34, "PER")  # "Charles Babbage": the person selects it
 MODEL_VERSION = "spans/1"
-UI_WAIT_S = 60.0
 
 
 @dataclass
@@ -112,15 +111,11 @@ def test_a_labeler_selects_a_span_with_the_mouse_and_the_store_holds_its_offsets
 ) -> None:
     url, wait = span_project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
     screenshot = artifacts_dir / "text-spans-in-browser.png"
-    try:
-        chromium.get(f"{url}/user/login/")
-        wait.until(lambda d: d.find_element(By.NAME, "email")).send_keys(span_labeler.email)
-        chromium.find_element(By.NAME, "password").send_keys(span_labeler.password)
-        chromium.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-        wait.until(lambda d: "/user/login" not in d.current_url, "the login form did not accept the labeler")
+    with screenshot_kept(chromium, screenshot):
+        log_in(chromium, wait, url, span_labeler)
 
         chromium.get(f"{url}/projects/{span_project.project_id}/data?labeling=1")
-        task_id = wait.until(_ui_task_id, "the labeling UI never showed a task")
+        task_id = wait.until(ui_task_id, "the labeling UI never showed a task")
         wait.until(lambda d: d.execute_script(_RECT, "Charles Babbage"), "the task text never appeared")
         # the prediction, placed by its offsets: the name itself, not a character to either side
         highlights = wait.until(lambda d: d.execute_script(_HIGHLIGHTS), "the predicted span is not shown")
@@ -132,16 +127,8 @@ def test_a_labeler_selects_a_span_with_the_mouse_and_the_store_holds_its_offsets
         _drag_across(chromium, chromium.execute_script(_RECT, "Charles Babbage"))
         wait.until(lambda d: "Charles Babbage" in d.execute_script(_HIGHLIGHTS), "the selection made no region")
         chromium.save_screenshot(str(screenshot))
-        chromium.find_element(By.CSS_SELECTOR, "button[data-testid='bottombar-submit-button']").click()
         client = span_project.ls.client()
-        wait.until(
-            lambda _: client.request("GET", f"/api/tasks/{task_id}/").get("total_annotations") == 1,
-            "the submitted annotation never reached Label Studio",
-        )
-    finally:
-        if not screenshot.exists():
-            chromium.save_screenshot(str(screenshot))
-        print(f"\nscreenshot: {screenshot}")
+        submit(chromium, wait, client, task_id)
 
     (annotation,) = client.request("GET", f"/api/tasks/{task_id}/")["annotations"]
     manual = [r["value"] for r in annotation["result"] if r.get("origin") == "manual"]
