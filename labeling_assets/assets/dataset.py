@@ -67,9 +67,10 @@ class DatasetSplitsConfig(dg.Config):
 class DatasetExportConfig(dg.Config):
     formats: list[str] = Field(
         default=list(export_core.FORMATS),
-        description=f"Any of {', '.join(export_core.FORMATS)}. A multi-label project has no ImageFolder "
-        "(one folder per class cannot hold a set of classes): the default then writes the other formats, "
-        "and asking for imagefolder explicitly fails with the alternatives.",
+        description=f"Any of {', '.join(export_core.FORMATS)}, as far as the project's kind of task has them: the "
+        "default writes every format the kind has (a multi-label project: no ImageFolder, since one folder per class "
+        "cannot hold a set of classes; a box project: coco, yolo and voc only), and asking for another one "
+        "explicitly fails with the alternatives.",
     )
 
 
@@ -222,7 +223,7 @@ def dataset_export(
     label_store: LabelStoreResource,
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
-    """The current dataset version as files: JSONL, CSV, Parquet and an ImageFolder tree."""
+    """The current dataset version as files: JSONL, CSV, Parquet and an ImageFolder tree (boxes: COCO, YOLO, VOC)."""
     kind = task_kind(project.task_type)
     if config.formats == list(export_core.FORMATS):  # the default: every format the kind's labels fit
         formats = list(kind.export_formats)

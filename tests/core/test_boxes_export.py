@@ -84,3 +84,26 @@ def test_export_refuses_a_class_outside_the_list_and_boxes_without_an_image(tmp_
     with pytest.raises(BoxExportError, match="without an image row"):
         export_voc(BOXES, IMAGES[IMAGES["item_id"] != "a"], CLASSES, tmp_path)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_box_manifest_goes_through_export_rows_to_the_kinds_formats(tmp_path: Path) -> None:
+    """``export_rows`` (what the dataset_export stage reads a version with) keeps each box answer a dict, so the
+    kind writes it; a label that is text is still text. The COCO file pycocotools reads holds every box."""
+    from labeling_assets.core.dataset import export as ex
+    from labeling_assets.core.tasks.boxes.gold import gold_answer
+    from labeling_assets.core.tasks.boxes.kind import KIND
+
+    uris = {}
+    for item in ("a", "b"):
+        Image.new("RGB", (64, 48)).save(tmp_path / f"{item}.png")
+        uris[item] = str(tmp_path / f"{item}.png")
+    two = gold_answer([{"label": "cat", "x0": 1.0, "y0": 2.0, "x1": 11.0, "y1": 12.0},
+                       {"label": "dog", "x0": 20.0, "y0": 5.0, "x1": 40.0, "y1": 30.0}], 64.0, 48.0)  # fmt: skip
+    manifest = pd.DataFrame({"item_id": ["b", "a"], "label": [gold_answer([]), two], "split": ["train", "train"]})
+    rows = ex.export_rows(manifest, uris)
+    assert rows["label"].tolist() == [two, gold_answer([])]
+    assert ex.export_rows(manifest.assign(label=["cat", 3]), uris)["label"].tolist() == ["3", "cat"]
+    assert {"coco", "yolo", "voc"} <= set(ex.FORMATS)
+    KIND.export(rows, tmp_path / "out", ["coco"], ["cat", "dog"])
+    coco = COCO(str(tmp_path / "out" / "coco" / "train.json"))
+    assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 2

@@ -66,7 +66,7 @@ def _boxes_of(answer: Any) -> list[tuple[str, float, float, float, float]]:
 
 def test_the_box_kind_has_every_part_but_those_not_written_and_is_not_registered() -> None:
     assert isinstance(KIND, TaskKind) and isinstance(KIND, BoxesKind)
-    assert missing_parts(KIND, KIND_ATTRIBUTES + KIND_METHODS) == ["label_issue_model", "qa_view"]
+    assert missing_parts(KIND, KIND_ATTRIBUTES + KIND_METHODS) == ["label_issue_model"]
     assert "boxes" not in KINDS
     with pytest.raises(ValueError, match="unknown task_type 'boxes'"):
         task_kind("boxes")

@@ -24,7 +24,8 @@ import pandas as pd
 from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, to_indicator
 from labeling_assets.core.tasks.registry import task_kind
 
-FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder")
+# The box formats (one folder each, per split) are written by the box kind (``core/tasks/boxes/export.py``).
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder", "coco", "yolo", "voc")
 FILE_NAMES: dict[str, str] = {
     "jsonl": "dataset.jsonl",
     "csv": "dataset.csv",
@@ -94,7 +95,9 @@ def indicator_frame(rows: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
 
 
 def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.DataFrame:
-    """One row per manifest item: image_path (the stored copy), label, split, item_id; sorted by item.
+    """One row per manifest item: image_path (the stored copy), label, split, item_id; sorted by item. A label set
+    stays a sorted list of names and a box answer (a dict) stays a dict, for the kind's export to read; any other
+    label becomes its text.
 
     Raises ValueError when an item has no stored image: an export that silently drops items would not
     match its dataset version.
@@ -105,8 +108,14 @@ def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.Da
     if len(missing):
         raise ValueError(f"{len(missing)} items have no stored image, e.g. {missing.head(5).tolist()}")
     sets = rows["label"].map(lambda v: isinstance(v, list | tuple))
+    answers = rows["label"].map(lambda v: isinstance(v, Mapping))
     # Label sets stay lists (sorted names), for the JSONL list field and the 0/1 columns.
-    labels = rows["label"].map(lambda v: sorted(map(str, v))) if len(rows) and sets.all() else rows["label"].astype(str)
+    if len(rows) and sets.all():
+        labels = rows["label"].map(lambda v: sorted(map(str, v)))
+    elif len(rows) and answers.all():
+        labels = rows["label"]
+    else:
+        labels = rows["label"].astype(str)
     return pd.DataFrame(
         {
             "image_path": paths.astype(str).to_numpy(),

@@ -31,6 +31,13 @@ class AnswerView:
     drift_axis: str
     drift_caption: str
     confidence_caption: str
+    # What the agreement chart reads when not ``answers`` (boxes: the drawn boxes; ``answers`` are the classes present).
+    agreement_answers: Callable[[pd.Series], pd.Series] | None = None
+    # Per gold answer (``item_id, labeler_id, label`` as stored), whether it is right; None: equal to gold as text.
+    gold_correct: Callable[[pd.DataFrame, pd.Series, Sequence[str]], pd.Series] | None = None
+    # The least confident consensus items as a table (stored annotations, consensus rows, classes); None: no table.
+    doubtful_items: Callable[[pd.DataFrame, pd.DataFrame, Sequence[str]], pd.DataFrame] | None = None
+    doubtful_caption: str = ""
 
 
 def _class_kappa(votes: pd.DataFrame, classes: Sequence[str]) -> float | None:

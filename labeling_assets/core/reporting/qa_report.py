@@ -132,7 +132,10 @@ def build_qa_report(
     gold_rows = ann[ann["item_id"].isin(gold.index)]
     gold_table = pd.DataFrame(columns=["labeler_id", "gold_labels", "gold_accuracy"])
     if not gold_rows.empty:
-        correct = gold_rows["label"] == gold.astype(str).reindex(gold_rows["item_id"]).to_numpy()
+        if view.gold_correct is not None:  # an answer that is not a class (boxes) is judged by the kind's rule
+            correct = view.gold_correct(annotations.loc[gold_rows.index], gold, set_classes)
+        else:
+            correct = gold_rows["label"] == gold.astype(str).reindex(gold_rows["item_id"]).to_numpy()
         gold_table = (
             gold_rows.assign(correct=correct)
             .groupby("labeler_id")["correct"]
@@ -155,7 +158,8 @@ def build_qa_report(
         sections.append(_table(view.gold_table(gold_table, annotations, gold, set_classes)))
         charts.append("gold_accuracy")
 
-    kappas = _kappas(ann, answers, set_classes, view)
+    agreed = answers if view.agreement_answers is None else view.agreement_answers(annotations["label"])
+    kappas = _kappas(ann, agreed, set_classes, view)
     if kappas:
         ticks = _ticks(pd.DatetimeIndex([p for p, _ in kappas]), freq)
         png = plots.lines_png(
@@ -180,6 +184,14 @@ def build_qa_report(
         )
         sections.append(_img("consensus_confidence", png, view.confidence_caption))
         charts.append("consensus_confidence")
+
+    if view.doubtful_items is not None and not consensus.empty:
+        doubtful = view.doubtful_items(annotations, consensus, set_classes)
+        if not doubtful.empty:
+            sections.append(
+                f'<section data-section="doubtful_items"><h2>Least confident items ({len(doubtful)})</h2>'
+                f"<p>{html.escape(view.doubtful_caption)}</p>" + _table(doubtful) + "</section>"
+            )
 
     if consensus_choice is not None:
         sections.append(_consensus_choice_section(consensus_choice))

@@ -61,6 +61,7 @@ from labeling_assets.core.tasks.boxes.gold import (
 from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, config_box_classes, read_boxes
 from labeling_assets.core.tasks.boxes.matching import CORNERS
 from labeling_assets.core.tasks.boxes.prelabels import PRELABEL_MIN_SCORE, box_prediction, box_uncertainty
+from labeling_assets.core.tasks.boxes.qa import BOX_VIEW
 from labeling_assets.core.tasks.boxes.stats import box_labeler_stats
 from labeling_assets.core.tasks.boxes.votes import BOX_SKIP_REASONS, answer_boxes, box_votes
 from labeling_assets.core.tasks.kind import (
@@ -106,7 +107,7 @@ class BoxesKind:
     gold_gate_rate = "gold gate (matched boxes / (gold boxes + false boxes))"
     gold_accuracy_name = "box gold score (matched / (gold + false boxes), IoU 0.5)"
     label_issue_model: Any = None  # not written: what would score consensus boxes out of sample (a detector's folds)
-    qa_view: Any = None  # not written: reporting.answer_views.AnswerView of box answers (classes present per item)
+    qa_view = BOX_VIEW  # the QA report reads classes present, pairwise box F1, whole answers against gold
 
     # Label Studio.
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
