@@ -9,10 +9,7 @@ from pydantic import Field
 
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY
-from labeling_assets.core.consensus.label_issues import (
-    DEFAULT_FEATURE_SIZE,
-    image_features,
-)
+from labeling_assets.core.consensus.label_issues import DEFAULT_FEATURE_SIZE
 from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE, label_issue_review_requests
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image, thumbnail_png
@@ -48,7 +45,8 @@ def label_issues(
     label_store: LabelStoreResource,
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
-    """Consensus labels (or label sets) that cleanlab flags as likely wrong, each recorded in review_requests."""
+    """Consensus labels (label sets, boxes) that cleanlab flags as likely wrong, each recorded in review_requests;
+    each kind says what scores them out of sample (``label_issue_inputs``)."""
     store = label_store.get_store()
     classes, kind = list(project.classes), task_kind(project.task_type)
     uris = {item: uri for item, uri in item_uris(store, exclude_quarantined=True).items() if uri}
@@ -59,16 +57,17 @@ def label_issues(
     context.log.info(f"Searching label issues among {len(labels)} consensus labels")
     metadata: dict[str, Any] = {
         "items": dg.MetadataValue.int(len(labels)),
-        "probability_source": dg.MetadataValue.text(
-            f"{config.n_folds}-fold cross-validated {kind.label_issue_model} on "
-            f"{config.feature_size}x{config.feature_size} grayscale pixels (every item scored by a model that never saw it)"
-        ),
+        "probability_source": dg.MetadataValue.text(kind.label_issue_model),
     }
     if len(labels) < 2:
         context.log.warning("Fewer than two consensus labels with stored images; nothing to check.")
         return dg.MaterializeResult(metadata={**metadata, "issues": dg.MetadataValue.int(0)})
 
-    features = image_features([uris[i] for i in labels["item_id"]], size=config.feature_size)
+    ids = labels["item_id"].tolist()
+    features, source = kind.label_issue_inputs(
+        store, ids, [uris[i] for i in ids], feature_size=config.feature_size, n_folds=config.n_folds
+    )
+    metadata["probability_source"] = dg.MetadataValue.text(source)
     result, agreement = kind.find_label_issues(
         labels["item_id"].tolist(), labels["label"].tolist(), features, classes, config.n_folds
     )

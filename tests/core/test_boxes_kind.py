@@ -66,7 +66,7 @@ def _boxes_of(answer: Any) -> list[tuple[str, float, float, float, float]]:
 
 def test_the_box_kind_has_every_part_but_those_not_written_and_is_not_registered() -> None:
     assert isinstance(KIND, TaskKind) and isinstance(KIND, BoxesKind)
-    assert missing_parts(KIND, KIND_ATTRIBUTES + KIND_METHODS) == ["label_issue_model"]
+    assert missing_parts(KIND, KIND_ATTRIBUTES + KIND_METHODS) == []
     assert "boxes" not in KINDS
     with pytest.raises(ValueError, match="unknown task_type 'boxes'"):
         task_kind("boxes")
@@ -80,7 +80,6 @@ def test_the_box_kind_has_every_part_but_those_not_written_and_is_not_registered
         ("stored_targets", (None, [], None, CLASSES), "training head"),
         ("test_scoring", (None, [], None, CLASSES, 1), "coco_map"),
         ("test_score", (None, None, None), "coco_map"),
-        ("find_label_issues", ([], [], None, CLASSES, 2), "out-of-sample"),
     ],
 )
 def test_a_part_not_written_says_what_it_needs(part: str, args: tuple[Any, ...], names: str) -> None:

@@ -40,6 +40,13 @@ def image_features(paths: Sequence[str | Path], *, size: int = DEFAULT_FEATURE_S
     return rows
 
 
+def pixel_inputs(paths: Sequence[str | Path], *, feature_size: int, n_folds: int, model: str) -> tuple[NDArray[Any], str]:
+    """(the class kinds' label-issue features: :func:`image_features`, what scores them in one line)."""
+    source = (f"{n_folds}-fold cross-validated {model} on {feature_size}x{feature_size} grayscale pixels (every item "
+              "scored by a model that never saw it)")  # fmt: skip
+    return image_features(paths, size=feature_size), source
+
+
 def _fold_indices(labels: NDArray[Any], n_folds: int, seed: int) -> list[tuple[NDArray[Any], NDArray[Any]]]:
     from sklearn.model_selection import KFold, StratifiedKFold
 

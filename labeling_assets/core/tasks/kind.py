@@ -123,6 +123,9 @@ class TaskKind(Protocol):
     def find_label_issues(
         self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
     ) -> tuple[Any, float]: ...  # (issues, the model's agreement with consensus)
+    def label_issue_inputs(
+        self, store: Any, item_ids: list[str], uris: list[str], *, feature_size: int, n_folds: int
+    ) -> tuple[Any, str]: ...  # (the ``features`` find_label_issues scores against, what they are in one line)
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
         consensus: pd.Series, population_shares: Mapping[str, float],

@@ -33,6 +33,7 @@ from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.answers import Answer
+from labeling_assets.core.store.out_of_sample import out_of_sample_prelabels
 from labeling_assets.core.tasks.boxes.agreement import box_agreement
 from labeling_assets.core.tasks.boxes.answers import (
     box_gold_counts,
@@ -58,6 +59,7 @@ from labeling_assets.core.tasks.boxes.gold import (
     gold_frame,
     parse_gold_boxes,
 )
+from labeling_assets.core.tasks.boxes.label_issues import SOURCE, box_label_issues
 from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, config_box_classes, read_boxes
 from labeling_assets.core.tasks.boxes.matching import CORNERS
 from labeling_assets.core.tasks.boxes.prelabels import PRELABEL_MIN_SCORE, box_prediction, box_uncertainty
@@ -72,7 +74,6 @@ from labeling_assets.core.tasks.kind import (
     TrainingHead,
 )
 
-MANIFEST_FORMAT = "labeling-assets/boxes-manifest/v1"
 NO_TRAINER = "a detector training head (TrainingHead over detector.py: targets, loss, validation mAP)"
 NO_TEST_SPLIT = "evaluation of a detector on the test split (metrics.coco_map per class, MLflow logging, a plot)"
 
@@ -106,7 +107,7 @@ class BoxesKind:
     decision_thresholds = False  # a detector's boxes are cut at one score (PRELABEL_MIN_SCORE), not per class on val
     gold_gate_rate = "gold gate (matched boxes / (gold boxes + false boxes))"
     gold_accuracy_name = "box gold score (matched / (gold + false boxes), IoU 0.5)"
-    label_issue_model: Any = None  # not written: what would score consensus boxes out of sample (a detector's folds)
+    label_issue_model = "out-of-sample detector boxes (stored pre-labels of champions that did not train on the item)"
     qa_view = BOX_VIEW  # the QA report reads classes present, pairwise box F1, whole answers against gold
 
     # Label Studio.
@@ -361,7 +362,7 @@ class BoxesKind:
         canonical = manifest.assign(label=manifest["label"].map(lambda a: json.dumps(a, sort_keys=True)))
         rows = manifest.sort_values("item_id", kind="stable")
         document = {
-            "format": MANIFEST_FORMAT, "previous_version": previous_version, **extra, "task_type": self.name,
+            "format": split_core.MANIFEST_FORMAT, "previous_version": previous_version, **extra, "task_type": self.name,
             "classes": [str(c) for c in classes],
             "item_id": rows["item_id"].astype(str).tolist(),
             "label": rows["label"].tolist(),
@@ -423,13 +424,22 @@ class BoxesKind:
             "mean_uncertainty": round(float(np.mean([self.informativeness(o, "uncertainty") for o in outputs])), 4),
         }
 
-    # Not written yet: label issues, evaluation on the test split, training.
+    # Label issues: cleanlab's object-detection search against a detector that never trained on the item.
+    def label_issue_inputs(
+        self, store: Any, item_ids: list[str], uris: list[str], *, feature_size: int, n_folds: int
+    ) -> tuple[Any, str]:
+        """Per item its newest stored pre-label of a detector that did not train on it (None where none is)."""
+        found = out_of_sample_prelabels(store, item_ids)
+        return [found[i][0] if i in found else None for i in item_ids], f"{SOURCE} ({len(found)} of {len(item_ids)} items have one)"
+
     def find_label_issues(
         self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
     ) -> tuple[Any, float]:
-        raise _missing("label issues", "out-of-sample detector boxes per item (cross-validated folds) to rank "
-                       "consensus boxes against")
+        """(cleanlab.object_detection's issues of the consensus boxes against ``features``, the detector outputs
+        of :meth:`label_issue_inputs`; the share of items where the detector's boxes equal consensus)."""
+        return box_label_issues(item_ids, labels, features, classes)
 
+    # Not written yet: evaluation on the test split, training.
     def test_scoring(self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int) -> Any:
         raise _missing("test_scoring", NO_TEST_SPLIT)
 

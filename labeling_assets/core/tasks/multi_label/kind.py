@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import FleissKappa
 from labeling_assets.core.consensus.gates import gate
+from labeling_assets.core.consensus.label_issues import pixel_inputs
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.multilabel import SET_METHODS, aggregate_sets, set_probabilities_by_item
@@ -260,6 +261,12 @@ class MultiLabel:
         except LabelSetError:
             return False
         return True
+
+    def label_issue_inputs(
+        self, store: Any, item_ids: list[str], uris: list[str], *, feature_size: int, n_folds: int
+    ) -> tuple[Any, str]:
+        """Downsampled grayscale pixels of the items' images, for the cross-validated model."""
+        return pixel_inputs(uris, feature_size=feature_size, n_folds=n_folds, model=self.label_issue_model)
 
     def find_label_issues(
         self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int

@@ -18,7 +18,7 @@ from labeling_assets.core.consensus.agreement import (
 )
 from labeling_assets.core.consensus.encoding import probabilities_by_item
 from labeling_assets.core.consensus.gates import gold_counts, gold_gate, per_class_gold
-from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, find_issues
+from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, find_issues, pixel_inputs
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, compute_labeler_stats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.methods import METHODS, aggregate_full
@@ -188,6 +188,12 @@ class SingleLabel:
     def is_answer(self, value: Any, classes: Sequence[str]) -> bool:
         """Whether a stored consensus label is one class of the list (label issues check only those)."""
         return bool(pd.Series([value], dtype=object).isin(list(classes)).iloc[0])
+
+    def label_issue_inputs(
+        self, store: Any, item_ids: list[str], uris: list[str], *, feature_size: int, n_folds: int
+    ) -> tuple[Any, str]:
+        """Downsampled grayscale pixels of the items' images, for the cross-validated model."""
+        return pixel_inputs(uris, feature_size=feature_size, n_folds=n_folds, model=self.label_issue_model)
 
     def find_label_issues(
         self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
