@@ -14,10 +14,11 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-TaskType = Literal["single_label", "multi_label"]
+TaskType = Literal["single_label", "multi_label", "boxes"]
 SINGLE_LABEL: TaskType = "single_label"
 MULTI_LABEL: TaskType = "multi_label"
-TASK_TYPES: tuple[TaskType, ...] = (SINGLE_LABEL, MULTI_LABEL)
+BOXES: TaskType = "boxes"
+TASK_TYPES: tuple[TaskType, ...] = (SINGLE_LABEL, MULTI_LABEL, BOXES)
 
 # The Label Studio choice a person picks for "no finding": stored as the empty set, never as a class.
 NONE_OF_THESE = "None of these"

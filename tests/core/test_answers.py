@@ -19,9 +19,11 @@ from labeling_assets.core.labelstudio.answers import (
     UNREADABLE_VALUE,
     read_choices,
 )
-from labeling_assets.core.labelstudio.config import choice_result
+from labeling_assets.core.labelstudio.config import choice_result, config_layout
 from labeling_assets.core.tasks import KINDS, task_kind
 
+# The kinds whose answers are choices (a box kind reads regions: tests/core/test_boxes_labelstudio.py).
+CHOICE_KINDS = sorted(name for name in KINDS if config_layout(task_kind(name).label_config(["cat", "dog"])) is not None)
 REGION = {"from_name": "label", "to_name": "image", "type": "choices"}
 
 
@@ -50,7 +52,7 @@ REGION = {"from_name": "label", "to_name": "image", "type": "choices"}
         ([{**REGION, "value": {"choices": [["cat"]]}}], UNREADABLE_CHOICE),
     ],
 )
-@pytest.mark.parametrize("name", sorted(KINDS))
+@pytest.mark.parametrize("name", CHOICE_KINDS)
 def test_a_result_that_holds_no_label_reads_as_none_with_its_reason(
     result: Any, reason: str, name: str
 ) -> None:

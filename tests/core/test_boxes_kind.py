@@ -1,8 +1,6 @@
-"""The box kind (``core/tasks/boxes/kind.py``) against the kind-level contract of ``tests/core/test_task_kinds.py``,
-for the parts it has; it is not registered, so that contract does not run over it.
-
-The contract's helpers make answers from class probabilities (``_probs``), which a box answer is not made of, so
-the same checks are written here over box data made the way a labeler makes it: a detector's pre-label
+"""The box kind (``core/tasks/boxes/kind.py``) beyond the kind-level contract of ``tests/core/test_task_kinds.py``
+(which runs over it too, now that it is registered): what is particular to boxes, checked over box data made the
+way a labeler makes it: a detector's pre-label
 (``prediction``) accepted in Label Studio becomes the stored answer (``answer_from_result``). Item ``i`` holds one
 object of class ``i mod 3``; three labelers; gold on one item.
 """
@@ -25,7 +23,7 @@ from labeling_assets.core.tasks import KINDS, task_kind
 from labeling_assets.core.tasks.boxes.export import BoxExportError
 from labeling_assets.core.tasks.boxes.kind import KIND, BoxesKind
 from labeling_assets.core.tasks.boxes.votes import answer_boxes
-from labeling_assets.core.tasks.kind import TaskKind
+from labeling_assets.core.tasks.kind import KindTrainer, TaskKind
 from labeling_assets.core.tasks.registry import KIND_ATTRIBUTES, KIND_METHODS, missing_parts
 
 CLASSES = ["cat", "dog", "fox"]
@@ -64,35 +62,28 @@ def _boxes_of(answer: Any) -> list[tuple[str, float, float, float, float]]:
     return boxes
 
 
-def test_the_box_kind_has_every_part_but_those_not_written_and_is_not_registered() -> None:
+def test_the_box_kind_is_registered_with_every_part_but_those_not_written() -> None:
     assert isinstance(KIND, TaskKind) and isinstance(KIND, BoxesKind)
     assert missing_parts(KIND, KIND_ATTRIBUTES + KIND_METHODS) == []
-    assert "boxes" not in KINDS
-    with pytest.raises(ValueError, match="unknown task_type 'boxes'"):
-        task_kind("boxes")
+    assert "boxes" in KINDS and task_kind("boxes") is KIND
 
 
-@pytest.mark.parametrize(
-    ("part", "args", "names"),
-    [
-        ("training_head", (), "training head"),
-        ("encode", ([], CLASSES), "training head"),
-        ("stored_targets", (None, [], None, CLASSES), "training head"),
-        ("test_scoring", (None, [], None, CLASSES, 1), "coco_map"),
-        ("test_score", (None, None, None), "coco_map"),
-    ],
-)
-def test_a_part_not_written_says_what_it_needs(part: str, args: tuple[Any, ...], names: str) -> None:
-    with pytest.raises(NotImplementedError, match=f"boxes kind: .*{names}"):
-        getattr(KIND, part)(*args)
+def test_the_box_kind_trains_a_detector_through_its_trainer_not_a_training_head() -> None:
+    assert isinstance(KIND.trainer, KindTrainer)
+    with pytest.raises(NotImplementedError, match="trainer"):
+        KIND.training_head()
+    answers = [_answer(0), _answer(None)]
+    encoded = KIND.encode(answers, CLASSES)
+    assert encoded.dtype == object and encoded.shape == (2,) and list(encoded) == answers
+    assert KIND.stored_targets(None, ["i0"], encoded, CLASSES) is None
 
 
 def test_answers_in_its_config_are_read_by_it_and_by_no_class_kind() -> None:
     for allow_empty in (True, False):
         config = KIND.label_config(CLASSES, allow_empty=allow_empty)
         assert KIND.owns_config(config)
-        assert [name for name in KINDS if task_kind(name).owns_config(config)] == []
-    assert not any(KIND.owns_config(task_kind(name).label_config(CLASSES)) for name in KINDS)
+        assert [name for name in KINDS if task_kind(name).owns_config(config)] == ["boxes"]
+    assert not any(KIND.owns_config(task_kind(name).label_config(CLASSES)) for name in KINDS if name != "boxes")
     result = KIND.prediction(_detections(_box(1)), "m1")["result"]
     answer = KIND.read_answer(result)
     assert answer.problem is None and answer.label == KIND.answer_from_result(result) is not None

@@ -2,8 +2,11 @@
 (core/tasks/registry.py), so a new kind that forgets a part, or gets one wrong, fails here.
 
 A kind's answers are made the way a labeler makes them: its pre-label (``prediction``) is what Label Studio shows,
-the result picked from it becomes the stored answer (``answer_from_result``). Nothing below knows which kind it
-checks.
+the result picked from it becomes the stored answer (``answer_from_result``). The checks do not know which kind
+they check; what a model of a kind says (class probabilities, a detector's boxes), how its gold file writes an
+answer and what its trainer trains on are the only per-kind data, in ``OUTPUTS``, ``GOLD_TEXTS`` and ``TRAINING``
+below. A kind trains either the image classifier through a training head or its own model through a trainer
+(``KindTrainer``): each gets its own checks.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import sys
 import tempfile
 import types
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -24,17 +28,28 @@ import torch
 
 from labeling_assets.core.dataset.export import FORMATS
 from labeling_assets.core.dataset.splits import SPLITS, SplitRatios
-from labeling_assets.core.label_sets import TASK_TYPES
+from labeling_assets.core.label_sets import NONE_OF_THESE, TASK_TYPES
 from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.tasks import STRATEGIES
 from labeling_assets.core.reporting.answer_views import AnswerView
 from labeling_assets.core.reporting.qa_report import class_share_per_period
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.tasks import KINDS, task_kind, training_head
-from labeling_assets.core.tasks.kind import TaskKind, TrainingHead
+from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_scene_truth, render_digit_scenes
+from labeling_assets.core.tasks.boxes.gold import gold_answer
+from labeling_assets.core.tasks.boxes.votes import answer_boxes
+from labeling_assets.core.tasks.kind import (
+    EpochReport,
+    KindTrainer,
+    TaskKind,
+    TrainerSettingsError,
+    TrainingHead,
+)
 from labeling_assets.core.tasks.registry import (
     KIND_ATTRIBUTES,
     KIND_METHODS,
+    OPTIONAL_ATTRIBUTES,
+    has_training_head,
     kind_of_config,
     missing_parts,
     tracked_params,
@@ -48,16 +63,75 @@ CLASSES = ["cat", "dog", "fox"]
 N_ITEMS = 30
 
 
-def _probs(k: int, sure: bool = True) -> dict[str, float]:
+def _class_probs(k: int, sure: bool = True) -> dict[str, float]:
     """Probabilities that point at class ``k`` (surely), or a coin flip over every class."""
     if not sure:
         return {c: 1 / 3 for c in CLASSES}
     return {c: (0.98 if n == k else 0.01) for n, c in enumerate(CLASSES)}
 
 
+def _detected_box(k: int, sure: bool = True) -> dict[str, Any]:
+    """A detector's output of one object of class ``k`` (a place per class: a wrong class is a wrong box too)."""
+    x0 = 10.0 + 25 * k
+    box = {"label": CLASSES[k], "x0": x0, "y0": 20.0, "x1": x0 + 20.0, "y1": 50.0, "score": 0.98 if sure else 0.5}
+    return {"boxes": [box], "image_width": 100.0, "image_height": 80.0}
+
+
+def _gold_boxes(answer: Any) -> str:
+    """A box answer as a gold file writes it: ``{width, height, boxes: [{label, x0, y0, x1, y1}]}``."""
+    boxes, _ = answer_boxes(answer, CLASSES)
+    size = answer["boxes"][0] if answer["boxes"] else {}
+    return json.dumps({"width": size.get("image_width"), "height": size.get("image_height"), "boxes": [
+        {"label": label, "x0": x0, "y0": y0, "x1": x1, "y1": y1} for label, x0, y0, x1, y1 in boxes]})
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal answers, numbers within float rounding (a box read back from Label Studio's percent)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return bool(a == pytest.approx(b, rel=1e-6, abs=1e-6))  # wbf fuses in float32
+    return bool(a == b)
+
+
+def _scene_rows(folder: Path) -> TrainingData:
+    """Six rendered digit scenes (``boxes.demo_scenes``) as a dataset version's rows, their truth the answers."""
+    scenes = render_digit_scenes(folder, n_images=6, canvas=96, max_digits=2, empty_share=0.0, sizes=(28, 40))
+    rows = [{"item_id": name, "uri": str(folder / name), "label": gold_answer(boxes, 96.0, 96.0), "confidence": 0.9}
+            for name, boxes in sorted(load_scene_truth(scenes.folder).items())]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    settings = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "device": "cpu", "image_size": 96}
+    return TrainingData(frame.iloc[:4], frame.iloc[4:], SCENE_CLASSES, settings)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a trainer kind's trainer is checked on: a version's train and val rows, its classes, small settings."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    classes: list[str]
+    settings: dict[str, Any]
+
+
+# What a model of the kind says about an item of class ``k`` (default: class probabilities).
+OUTPUTS: dict[str, Callable[[int, bool], Any]] = {"boxes": _detected_box}
+# How a gold file writes an answer (default: a class name as itself, any other answer as JSON).
+GOLD_TEXTS: dict[str, Callable[[Any], str]] = {"boxes": _gold_boxes}
+# What a trainer kind trains on, made in a folder.
+TRAINING: dict[str, Callable[[Path], TrainingData]] = {"boxes": _scene_rows}
+
+
+def _probs(kind: TaskKind, k: int, sure: bool = True) -> Any:
+    """The kind's model output for an item of class ``k``: sure of it, or unsure."""
+    return OUTPUTS.get(kind.name, _class_probs)(k, sure)
+
+
 def _answer(kind: TaskKind, k: int) -> Any:
     """What a labeler stores after accepting the kind's confident pre-label for class ``k``."""
-    return kind.answer_from_result(kind.prediction(_probs(k), "m1")["result"])
+    return kind.answer_from_result(kind.prediction(_probs(kind, k), "m1")["result"])
 
 
 def _annotations(kind: TaskKind, n_labelers: int = 3) -> pd.DataFrame:
@@ -72,18 +146,24 @@ def _annotations(kind: TaskKind, n_labelers: int = 3) -> pd.DataFrame:
 
 def check_complete(kind: Any) -> None:
     assert isinstance(kind, TaskKind)
-    assert missing_parts(kind, KIND_ATTRIBUTES + KIND_METHODS) == []
+    assert missing_parts(kind, KIND_ATTRIBUTES + OPTIONAL_ATTRIBUTES + KIND_METHODS) == []
 
 
 def check_label_config_offers_the_classes(kind: TaskKind) -> None:
-    layout = config_layout(kind.label_config(CLASSES, allow_empty=True))
-    assert layout is not None and layout.classes == CLASSES
+    """The control named ``label`` offers the classes in order (choices of a class kind, labels of regions);
+    a class kind's layout reads them (the queue compares a project's config by it)."""
+    config = kind.label_config(CLASSES, allow_empty=True)
+    control = next(e for e in ElementTree.fromstring(config).iter() if e.get("name") == "label")
+    offered = [str(e.get("value")) for e in control if e.tag in ("Choice", "Label")]
+    assert [c for c in offered if c != NONE_OF_THESE] == CLASSES
+    layout = config_layout(config)
+    assert layout is None if control.tag != "Choices" else layout is not None and layout.classes == CLASSES
 
 
 def check_answers_in_its_config_are_read_by_it(kind: TaskKind) -> None:
     config = kind.label_config(CLASSES, allow_empty=True)
     assert kind.owns_config(config)
-    result = kind.prediction(_probs(1), "m1")["result"]
+    result = kind.prediction(_probs(kind, 1), "m1")["result"]
     answer = kind.read_answer(result)
     assert answer.problem is None and answer.label == kind.answer_from_result(result) is not None
     unreadable = kind.read_answer([{"from_name": "label", "type": "choices", "value": "not a list"}])
@@ -113,15 +193,17 @@ def check_unanimous_votes_are_the_consensus_of_every_method(kind: TaskKind) -> N
     for method in kind.consensus_methods:
         pred = None
         if method == "crowdlab":  # CROWDLAB needs out-of-sample model probabilities
-            pred = pd.DataFrame([_probs(i % 3) for i in range(N_ITEMS)], index=list(truth), columns=CLASSES)
+            pred = pd.DataFrame([_class_probs(i % 3) for i in range(N_ITEMS)], index=list(truth), columns=CLASSES)
         outcome = kind.consensus(eligible, method, CLASSES, pd.Series({"i00": truth["i00"]}), pred_probs=pred)
         labels = outcome.result.labels.set_index("item_id")["label"]
-        assert {i: labels[i] for i in truth} == truth, method
+        assert _same({i: labels[i] for i in truth}, truth), method
         assert outcome.n_gold == 1
 
 
-def _gold_text(answer: Any) -> str:
-    """An answer as a gold file's ``label`` column writes it: a class name as itself, any other answer as JSON."""
+def _gold_text(kind: TaskKind, answer: Any) -> str:
+    """An answer as a gold file's ``label`` column writes it."""
+    if kind.name in GOLD_TEXTS:
+        return GOLD_TEXTS[kind.name](answer)
     return answer if isinstance(answer, str) else json.dumps(answer)
 
 
@@ -130,9 +212,10 @@ def check_a_gold_files_entry_reads_as_the_answer_it_writes(kind: TaskKind) -> No
     at all, is refused with why (None: the class list is not checked)."""
     for k in range(3):
         answer = _answer(kind, k)
-        assert kind.parse_gold(_gold_text(answer), CLASSES) == (answer, None)
-        assert kind.parse_gold(_gold_text(answer), None) == (answer, None)
-    alien = _gold_text(_answer(kind, 1)).replace(CLASSES[1], "wolf")
+        for classes in (CLASSES, None):
+            read, why = kind.parse_gold(_gold_text(kind, answer), classes)
+            assert why is None and _same(read, answer)
+    alien = _gold_text(kind, _answer(kind, 1)).replace(CLASSES[1], "wolf")
     _, why = kind.parse_gold(alien, CLASSES)
     assert why and "wolf" in why
     assert kind.parse_gold(alien, None)[1] is None
@@ -187,23 +270,70 @@ def check_export_formats_are_known(kind: TaskKind) -> None:
 
 
 def check_prediction_and_informativeness(kind: TaskKind) -> None:
-    prediction = kind.prediction(_probs(1), None)
+    prediction = kind.prediction(_probs(kind, 1), None)
     assert prediction["model_version"] == "unknown" and 0.0 <= prediction["score"] <= 1.0
     for strategy in STRATEGIES:
-        sure, unsure = kind.informativeness(_probs(1), strategy), kind.informativeness(_probs(1, False), strategy)
+        sure = kind.informativeness(_probs(kind, 1), strategy)
+        unsure = kind.informativeness(_probs(kind, 1, False), strategy)
         assert 0.0 <= sure <= 1.0 and 0.0 <= unsure <= 1.0
         assert sure < unsure or strategy == "random"
     assert kind.informativeness(None, "uncertainty") == 1.0
-    line = kind.review_model_line(_probs(1), "m1")  # the expert's view of the model (None: its top class)
+    line = kind.review_model_line(_probs(kind, 1), "m1")  # the expert's view of the model (None: its top class)
     assert line is None or ("m1" in line and CLASSES[1] in line)
     assert kind.review_model_line(None, None) in (None, "model: no prediction") and kind.gold_accuracy_name
 
 
-def check_training_head_learns_from_the_encoded_answers(kind: TaskKind) -> None:
+def check_its_model_learns_from_the_answers(kind: TaskKind) -> None:
+    """A kind has exactly one of a training head and a trainer; whichever it has learns."""
+    assert (kind.trainer is None) == has_training_head(kind.name)
+    if kind.trainer is None:
+        _check_training_head(kind)
+    else:
+        assert isinstance(kind.trainer, KindTrainer)
+        with pytest.raises(TypeError, match="no training head"):
+            training_head(kind.name)
+        _check_trainer(kind, kind.trainer)
+
+
+def _check_trainer(kind: TaskKind, trainer: KindTrainer) -> None:
+    """Fit on a version's rows (one epoch, reported), a torch-only checkpoint that loads back to the same
+    predictions, one output per file (None for one that does not decode) that the kind pre-labels and scores."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = TRAINING[kind.name](Path(folder))
+        epochs: list[EpochReport] = []
+        with pytest.raises(TrainerSettingsError, match="no_such_setting"):
+            trainer.fit(data.train, data.val, data.classes, {"no_such_setting": 1})
+        fitted = trainer.fit(data.train, data.val, data.classes, data.settings, on_epoch=epochs.append)
+        assert [e.epoch for e in epochs] == [1] and fitted.history == epochs and fitted.classes == data.classes
+        assert set(trainer.default_settings()) == set(fitted.settings)
+        assert all(np.isfinite(v) for v in epochs[0].metrics.values())
+        checkpoint = Path(folder) / "model.pt"
+        trainer.save(fitted, checkpoint)
+        assert isinstance(torch.load(checkpoint, weights_only=True), dict)  # no pickled code
+        loaded = trainer.load(checkpoint)
+        assert loaded.classes == data.classes and loaded.settings == fitted.settings
+        (Path(folder) / "broken.png").write_bytes(b"not an image")
+        uris = [*data.val["uri"], str(Path(folder) / "broken.png")]
+        outputs, failed = trainer.predict(fitted, uris)
+        assert len(outputs) == len(uris) and failed == [len(uris) - 1] and outputs[-1] is None
+        again, _ = trainer.predict(loaded, uris)
+        assert again == outputs
+    for output in outputs[:-1]:
+        assert 0.0 <= kind.informativeness(output, "uncertainty") <= 1.0
+        assert kind.prediction(output, "m/1")["model_version"] == "m/1"
+    truth = kind.encode(data.val["label"].tolist(), data.classes)
+    found = np.empty(len(outputs) - 1, dtype=object)
+    found[:] = outputs[:-1]
+    assert 0.0 <= kind.test_score(found, truth, None) <= 1.0
+    assert kind.stored_targets(None, [], truth, data.classes) is None
+
+
+def _check_training_head(kind: TaskKind) -> None:
     head = kind.training_head()
     assert isinstance(head, TrainingHead) and head is training_head(kind.name)
     config = TrainConfig(num_classes=3, task_kind=kind.name, epochs=1)
-    others = {name for other in KINDS if other != kind.name for name in training_head(other).own_settings}
+    others = {name for other in KINDS if other != kind.name and has_training_head(other)
+              for name in training_head(other).own_settings}  # fmt: skip
     tracked = tracked_params(config)
     assert set(head.own_settings) <= set(tracked) and not others & set(tracked)
     assert TrainConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config
@@ -229,6 +359,17 @@ def check_training_head_learns_from_the_encoded_answers(kind: TaskKind) -> None:
     assert thresholds is None or len(thresholds) == 3
 
 
+def _outputs(kind: TaskKind, classes: list[int]) -> Any:
+    """The kind's model outputs for items of ``classes``, as a model's predictions come: an (n, K) array of class
+    probabilities, or a 1-d object array of per-item outputs."""
+    outputs = [_probs(kind, k) for k in classes]
+    if all(isinstance(o, dict) and all(isinstance(v, float) for v in o.values()) for o in outputs):
+        return np.array([list(o.values()) for o in outputs])
+    found = np.empty(len(outputs), dtype=object)
+    found[:] = outputs
+    return found
+
+
 def _store_with_gold(folder: str, gold: dict[str, Any]) -> LabelStore:
     store = LabelStore(f"sqlite:///{Path(folder) / 'labels.db'}")
     store.migrate()
@@ -246,8 +387,8 @@ def check_a_model_is_scored_and_reported_on_the_test_split(kind: TaskKind) -> No
     answer scores 1, one that predicts the next class scores less; the report counts the decodable items."""
     items = [f"i{i:02d}" for i in range(N_ITEMS)]
     answers = kind.encode([_answer(kind, i % 3) for i in range(N_ITEMS)], CLASSES)
-    right = np.array([list(_probs(i % 3).values()) for i in range(N_ITEMS)])
-    wrong = np.array([list(_probs((i + 1) % 3).values()) for i in range(N_ITEMS)])
+    right = _outputs(kind, [i % 3 for i in range(N_ITEMS)])
+    wrong = _outputs(kind, [(i + 1) % 3 for i in range(N_ITEMS)])
     with tempfile.TemporaryDirectory() as folder:
         store = _store_with_gold(folder, {items[k]: _answer(kind, k % 3) for k in range(6)})
         try:
@@ -263,8 +404,9 @@ def check_a_model_is_scored_and_reported_on_the_test_split(kind: TaskKind) -> No
         assert kind.test_score(wrong[scoring.rows], truth, None) < 0.5
     report = kind.test_report(answers, right, [0, 1], CLASSES, None, model="m/1", ece_bins=10)
     assert report.report["test_items"] == N_ITEMS - 2 and report.report["undecodable_test_items"] == 2
-    assert report.report["test_macro_f1"] == pytest.approx(1.0) and report.metrics["test_macro_f1"] == pytest.approx(1.0)
-    assert report.tags["test_macro_f1"] == "1.000000" and report.summary.startswith("m/1: ")
+    score = report.score_name
+    assert report.report[score] == pytest.approx(1.0) and report.metrics[score] == pytest.approx(1.0)
+    assert report.tags[score] == "1.000000" and report.summary.startswith("m/1: ")
     assert report.files and all(isinstance(v, bytes) and v for v in report.files.values())
 
 
@@ -295,7 +437,7 @@ CONTRACT: list[Callable[[Any], None]] = [
     check_prediction_and_informativeness,
     check_a_model_is_scored_and_reported_on_the_test_split,
     check_the_qa_report_reads_its_answers,
-    check_training_head_learns_from_the_encoded_answers,
+    check_its_model_learns_from_the_answers,
 ]
 
 
@@ -318,14 +460,14 @@ def test_the_answers_given_in_each_kinds_config_are_read_by_that_kind() -> None:
     assert kind_of_config("<View/>") is task_kind(next(iter(KINDS)))  # a config no kind owns: the first kind
 
 
-def test_single_label_and_multi_label_are_registered_and_every_kind_is_a_settings_choice() -> None:
-    assert {"single_label", "multi_label"} <= set(KINDS)
+def test_single_label_multi_label_and_boxes_are_registered_and_every_kind_is_a_settings_choice() -> None:
+    assert {"single_label", "multi_label", "boxes"} <= set(KINDS)
     assert set(KINDS) == set(TASK_TYPES)
 
 
 def test_an_unknown_task_type_is_one_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown task_type 'boxes'; expected one of"):
-        task_kind("boxes")
+    with pytest.raises(ValueError, match="unknown task_type 'polygons'; expected one of"):
+        task_kind("polygons")
 
 
 class _ForgetsInformativeness(SingleLabel):

@@ -5,12 +5,18 @@ a stored answer, consensus, agreement and labeler statistics, gold scoring, the 
 export formats, the pre-label payload and the active-learning score. The torch side (training head, loss,
 validation metrics, thresholds) is :class:`TrainingHead`, in the kind's ``training`` module, so that
 ``core/training`` still imports only torch, torchvision and numpy (pandas appears here only for type checking).
+
+A kind whose model is not the image classifier of ``core/training`` (a detector, a span tagger) has no training
+head: it has a :class:`KindTrainer` instead (``TaskKind.trainer``), which fits its own model on a dataset
+version's rows, saves it as a torch-only checkpoint, loads it back and predicts the kind's ``probs`` for files.
+A kind has exactly one of the two: ``trainer`` None and a training head, or a trainer and no head.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -61,6 +67,7 @@ class TestSplitReport:
     tags: dict[str, str]  # model version tags (besides the dataset version and the promotion)
     summary: str  # one log line
     report: dict[str, Any]  # plain values (Markdown for tables and plots), in the order shown
+    score_name: str = "test_macro_f1"  # the metric ``test_score`` gives (in metrics, tags and report)
 
 
 class ConsensusFailure(ValueError):
@@ -82,6 +89,9 @@ class TaskKind(Protocol):
     decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
     qa_view: Any  # reporting.answer_views.AnswerView: how the QA report reads and names its answers
     gold_accuracy_name: str  # what a labeler's gold accuracy is for this kind (review tasks show it by this name)
+    # None: the kind trains the image classifier through its training head (``training_head()``); else the
+    # kind's own model (and ``training_head()`` raises: a kind has exactly one of the two).
+    trainer: KindTrainer | None
 
     # Label Studio: the config a labeler sees, and how its result becomes a stored answer (or why it holds none).
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str: ...
@@ -178,6 +188,8 @@ class TaskKind(Protocol):
     ) -> TestSplitReport: ...
 
     # Training: the hard labels a training head reads, and the torch side (imported only when a run trains).
+    # A trainer kind: ``encode`` gives its answers as an object array (what ``test_score`` reads as truth),
+    # ``stored_targets`` None (no soft targets), ``training_head`` raises.
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any: ...  # numpy array
     def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> Any: ...
     def training_head(self) -> TrainingHead: ...
@@ -217,3 +229,50 @@ class TrainingHead(Protocol):
         self, val_labels: AnyArray | None, val_probs: Callable[[], AnyArray] | None, num_classes: int,
         best: float | None,
     ) -> tuple[list[float] | None, float | None]: ...
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch of a :class:`KindTrainer`'s fit: its number (from 1) and metrics (``train_loss``, ``val_*``...)."""
+
+    epoch: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class FittedModel:
+    """What a :class:`KindTrainer` fits, saves and loads: the model, what it was trained for and how it went."""
+
+    model: Any  # the kind's model (a torch module), on ``device``
+    classes: list[str]
+    settings: dict[str, Any]  # every setting of the run, defaults filled in (tracked as parameters)
+    metrics: dict[str, float] = field(default_factory=dict)  # summary (``best_val_*``, ``best_epoch``...)
+    history: list[EpochReport] = field(default_factory=list)
+    device: str = "cpu"
+
+
+class TrainerSettingsError(ValueError):
+    """A trainer was given a setting it does not have, or a value it cannot use: one line."""
+
+
+@runtime_checkable
+class KindTrainer(Protocol):
+    """A kind's own model (``TaskKind.trainer``), for kinds whose model is not ``core/training``'s classifier.
+
+    Pure of Dagster and MLflow (the assets log what it returns). Rows are a dataset version's split as
+    ``DatasetSnapshot.split`` gives it: a DataFrame with ``item_id``, ``uri``, ``label`` (the stored answer, as
+    the kind stores it) and ``confidence`` (consensus confidence; may be absent or NaN).
+    """
+
+    model_name: str  # what the model is, for logs and tags (e.g. "faster_rcnn")
+
+    def default_settings(self) -> dict[str, Any]: ...  # every setting fit takes, with its default
+    def fit(
+        self, train: pd.DataFrame, val: pd.DataFrame, classes: Sequence[str], settings: Mapping[str, Any], *,
+        log: Callable[[str], None] | None = None, on_epoch: Callable[[EpochReport], None] | None = None,
+    ) -> FittedModel: ...  # settings: overrides of default_settings (an unknown name: TrainerSettingsError)
+    def save(self, fitted: FittedModel, path: Path) -> None: ...  # a torch-only checkpoint (no pickled code)
+    def load(self, path: Path, device: str = "cpu") -> FittedModel: ...  # torch.load(weights_only=True)
+    def predict(
+        self, fitted: FittedModel, uris: Sequence[str], *, batch_size: int = 16
+    ) -> tuple[list[Any], list[int]]: ...  # (per uri the kind's ``probs``, None where it failed; failed indices)

@@ -1,9 +1,8 @@
 """Bounding boxes as a kind of task (issue 30): the ``TaskKind`` parts over the box core of this package.
 
-NOT registered in ``core/tasks/registry.py``: the parts that need a detector trainer, the QA view and label issues
-are not written (each raises ``NotImplementedError`` naming what is missing, or is None for an attribute;
-docs/boxes.md lists them). ``tests/core/test_boxes_kind.py`` checks the
-parts that are here.
+Registered in ``core/tasks/registry.py``; its model is a detector trained by its own trainer (``trainer.py``, a
+``KindTrainer``), not the image classifier's training head. ``tests/core/test_task_kinds.py`` runs the contract over
+it, ``tests/core/test_boxes_kind.py`` checks what is particular to boxes.
 
 A stored answer is ``{"no_object": bool, "boxes": [...]}`` in pixels (:func:`.labelstudio.read_boxes`); a vote's
 boxes come from :func:`.votes.answer_boxes`. A consensus label is stored in the same form (the objects consensus
@@ -34,6 +33,7 @@ from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.answers import Answer
 from labeling_assets.core.store.out_of_sample import out_of_sample_prelabels
+from labeling_assets.core.store.queries import gold_labels
 from labeling_assets.core.tasks.boxes.agreement import box_agreement
 from labeling_assets.core.tasks.boxes.answers import (
     box_gold_counts,
@@ -51,6 +51,7 @@ from labeling_assets.core.tasks.boxes.consensus import (
     BoxConsensusError,
     box_consensus,
 )
+from labeling_assets.core.tasks.boxes.evaluation import box_test_report, detector_map, encode_answers
 from labeling_assets.core.tasks.boxes.export import BOX_EXPORT_FORMATS, export_version
 from labeling_assets.core.tasks.boxes.gold import (
     assign_box_splits,
@@ -65,21 +66,17 @@ from labeling_assets.core.tasks.boxes.matching import CORNERS
 from labeling_assets.core.tasks.boxes.prelabels import PRELABEL_MIN_SCORE, box_prediction, box_uncertainty
 from labeling_assets.core.tasks.boxes.qa import BOX_VIEW
 from labeling_assets.core.tasks.boxes.stats import box_labeler_stats
+from labeling_assets.core.tasks.boxes.trainer import TRAINER
 from labeling_assets.core.tasks.boxes.votes import BOX_SKIP_REASONS, answer_boxes, box_votes
 from labeling_assets.core.tasks.kind import (
     ConsensusFailure,
     ConsensusOutcome,
+    KindTrainer,
     Markdown,
     TestSplitReport,
     TrainingHead,
 )
-
-NO_TRAINER = "a detector training head (TrainingHead over detector.py: targets, loss, validation mAP)"
-NO_TEST_SPLIT = "evaluation of a detector on the test split (metrics.coco_map per class, MLflow logging, a plot)"
-
-
-def _missing(part: str, what: str) -> NotImplementedError:
-    return NotImplementedError(f"boxes kind: {part} is not written yet; it needs {what} (docs/boxes.md)")
+from labeling_assets.core.training import promotion
 
 
 @dataclass(frozen=True)
@@ -109,6 +106,7 @@ class BoxesKind:
     gold_accuracy_name = "box gold score (matched / (gold + false boxes), IoU 0.5)"
     label_issue_model = "out-of-sample detector boxes (stored pre-labels of champions that did not train on the item)"
     qa_view = BOX_VIEW  # the QA report reads classes present, pairwise box F1, whole answers against gold
+    trainer: KindTrainer | None = TRAINER  # a detector (trainer.py), not the image classifier's training head
 
     # Label Studio.
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
@@ -439,27 +437,45 @@ class BoxesKind:
         of :meth:`label_issue_inputs`; the share of items where the detector's boxes equal consensus)."""
         return box_label_issues(item_ids, labels, features, classes)
 
-    # Not written yet: evaluation on the test split, training.
-    def test_scoring(self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int) -> Any:
-        raise _missing("test_scoring", NO_TEST_SPLIT)
+    # Evaluation on the test split: ``answers`` are stored answers (:meth:`encode`), ``probs`` the detector's
+    # outputs per item (None where the image could not be decoded).
+    def test_scoring(
+        self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int
+    ) -> promotion.ScoringSet:
+        """The gold answers of the gold test items when there are at least ``min_gold`` (gold is known truth),
+        else every item's consensus answer (``promotion``'s rule)."""
+        stored = self.valid_answers(gold_labels(store, item_ids), classes)
+        rows = np.array([i for i, item in enumerate(item_ids) if item in stored.index], dtype=np.int64)
+        if len(rows) and len(rows) >= min_gold:
+            return promotion.ScoringSet("gold", rows, encode_answers([stored[item_ids[i]] for i in rows]), len(rows))
+        return promotion.ScoringSet("consensus", np.arange(len(answers), dtype=np.int64), np.asarray(answers),
+                                    len(rows))  # fmt: skip
 
     def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
-        raise _missing("test_score", NO_TEST_SPLIT)
+        """COCO mAP@[.5:.95] (pycocotools) of the detector's outputs against the answers' boxes, over the classes
+        of either (a class with no truth box is left out of COCO's mean anyway)."""
+        return detector_map(list(probs), list(truth)).map
 
     def test_report(
         self, answers: Any, probs: Any, failed: list[int], classes: list[str], thresholds: list[float] | None,
         *, model: str, ece_bins: int,
     ) -> TestSplitReport:
-        raise _missing("test_report", NO_TEST_SPLIT)
+        """mAP@[.5:.95], AP50, AP75 and per-class AP (COCO's, by pycocotools) on the decodable test items, a bar
+        plot of the per-class AP and the table (no calibration error: ``ece_bins`` is not read)."""
+        return box_test_report(answers, probs, failed, classes, model=model)
 
+    # Training: the box kind's own trainer (``trainer.py``), no training head.
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any:
-        raise _missing("encode", NO_TRAINER)
+        """The answers as they are (an object array: the truth :meth:`test_score` reads)."""
+        return encode_answers(answers)
 
     def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> Any:
-        raise _missing("stored_targets", NO_TRAINER)
+        """None: a detector trains on the consensus boxes, weighted by their confidence (no soft targets)."""
+        return None
 
     def training_head(self) -> TrainingHead:
-        raise _missing("training_head", NO_TRAINER)
+        raise NotImplementedError("boxes train a detector through the kind's trainer (KIND.trainer), not the "
+                                  "image classifier's training head")  # fmt: skip
 
 
 def _finite(value: float) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,8 @@ from labeling_assets.core.tasks.boxes.matching import CORNERS
 
 @dataclass(frozen=True)
 class BoxMap:
-    """``map``: mAP@[.5:.95]; ``ap50``, ``ap75``; ``n_images``, ``n_truth``, ``n_detections``."""
+    """``map``: mAP@[.5:.95]; ``ap50``, ``ap75``; ``n_images``, ``n_truth``, ``n_detections``; ``per_class``: each
+    class's AP@[.5:.95] (NaN for a class without truth boxes: COCO leaves it out of the mean)."""
 
     map: float
     ap50: float
@@ -23,6 +24,7 @@ class BoxMap:
     n_images: int
     n_truth: int
     n_detections: int
+    per_class: dict[str, float] = field(default_factory=dict)
 
 
 def _bbox(frame: pd.DataFrame) -> list[list[float]]:
@@ -62,7 +64,9 @@ def coco_map(
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
         if detections.empty or truth.empty:
-            return BoxMap(0.0, 0.0, 0.0, len(image_id), len(truth), len(detections))
+            present = set(truth["label"].astype(str))
+            per_class = {str(c): 0.0 if str(c) in present else float("nan") for c in category}
+            return BoxMap(0.0, 0.0, 0.0, len(image_id), len(truth), len(detections), per_class)
         det_boxes = _bbox(detections)
         dt = gt.loadRes([
             {"image_id": image_id[item], "category_id": category[label], "bbox": box, "score": float(s)}
@@ -76,4 +80,11 @@ def coco_map(
         evaluation.accumulate()
         evaluation.summarize()
     stats = [max(float(s), 0.0) for s in evaluation.stats[:3]]  # -1 means "nothing to score": none found
-    return BoxMap(stats[0], stats[1], stats[2], len(image_id), len(truth), len(detections))
+    # precision[T, R, K, A, M]: every IoU threshold and recall step of class K, all areas, 100 detections (what
+    # stats[0] averages over every class).
+    precision = evaluation.eval["precision"][:, :, :, 0, -1]
+    per_class = {}
+    for k, name in enumerate(category):
+        mine = precision[:, :, k]
+        per_class[str(name)] = float(mine[mine > -1].mean()) if (mine > -1).any() else float("nan")
+    return BoxMap(stats[0], stats[1], stats[2], len(image_id), len(truth), len(detections), per_class)

@@ -103,6 +103,7 @@ class MultiLabel:
 
     qa_view = SET_VIEW  # how the QA report reads and names its answers
     gold_accuracy_name = "exact-set gold accuracy"
+    trainer: Any = None  # the image classifier, through the training head (training.py)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         """Checkboxes over the classes, plus a last ``NONE_OF_THESE`` choice when the empty set is an answer (a

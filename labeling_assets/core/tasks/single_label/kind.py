@@ -85,6 +85,7 @@ class SingleLabel:
 
     qa_view = CLASS_VIEW  # how the QA report reads and names its answers
     gold_accuracy_name = "gold accuracy"
+    trainer: Any = None  # the image classifier, through the training head (training.py)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
         """One choice among the classes (there is no empty answer)."""
