@@ -58,6 +58,7 @@ def raw_images(
                 classes=project.classes,
                 task_type=project.task_type,
                 allow_empty_set=project.allow_empty_set,
+                text=project.text_options(),
             ),
             progress=_progress_logger(context),
         )

@@ -14,7 +14,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-TaskType = Literal["single_label", "multi_label", "boxes"]
+# The text kinds (core.ingest.text.TEXT_TASK_TYPES) are named here before they are registered: ingest reads a
+# text project's source already; TASK_TYPES lists the registered kinds only.
+TaskType = Literal["single_label", "multi_label", "boxes", "text_classes", "text_spans"]
 SINGLE_LABEL: TaskType = "single_label"
 MULTI_LABEL: TaskType = "multi_label"
 BOXES: TaskType = "boxes"

@@ -1,5 +1,6 @@
 """Where raw images come from: a local folder or any fsspec URI; by default the bundled demo set."""
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from labeling_assets.core.ingest.source import (
     check_source,
     open_source,
 )
+from labeling_assets.core.ingest.text import TextOptions
 from labeling_assets.core.label_sets import SINGLE_LABEL
 
 
@@ -110,9 +112,11 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
         classes: Sequence[str] | None = None,
         task_type: str = SINGLE_LABEL,
         allow_empty_set: bool = True,
+        text: TextOptions | None = None,
     ) -> IngestOptions:
         """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are read as the kind of task ``task_type``
-        names reads them (``TaskKind.parse_gold``) and checked against ``classes``.
+        names reads them (``TaskKind.parse_gold``) and checked against ``classes``. ``text``: a text project's
+        settings (its ``.txt``, ``.jsonl`` and ``.csv`` files are read as texts, the gold file among them left out).
 
         Raises ``SourceError`` for a setting that cannot be used, naming it (and the absolute path).
         """
@@ -138,4 +142,6 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             follow_symlinks=self.follow_symlinks,
             on_missing=self.on_missing,
             rehash_every=parse_rehash(self.rehash),
+            text=text,
+            skip_paths=frozenset({os.path.realpath(gold_csv)}) if gold_csv else frozenset(),
         )

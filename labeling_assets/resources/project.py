@@ -8,6 +8,7 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.constants import DEMO_CLASSES
+from labeling_assets.core.ingest.text import DEFAULT_MAX_TEXT_BYTES, TEXT_TASK_TYPES, TextOptions
 from labeling_assets.core.label_sets import TaskType
 from labeling_assets.env import data_dir
 
@@ -43,9 +44,29 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         default_factory=list,
         description="Label Studio usernames (or emails) of the experts who answer in the review project.",
     )
+    text_id_field: str = Field(
+        default="id",
+        description="text_classes and text_spans: the field (JSONL) or column (CSV) holding a row's id; a row "
+        "without one is quarantined (row_without_id), a row repeating an earlier id too (duplicate_id).",
+    )
+    text_field: str = Field(
+        default="text", description="text_classes and text_spans: the JSONL field or CSV column holding the text."
+    )
+    max_text_bytes: int = Field(
+        default=DEFAULT_MAX_TEXT_BYTES,
+        gt=0,
+        description="text_classes and text_spans: a longer text (UTF-8 bytes, after normalising) is quarantined "
+        "with the reason text_too_large; a .txt file larger than this is refused from its size alone.",
+    )
     data_dir: str | None = Field(
         default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
     )
+
+    def text_options(self) -> TextOptions | None:
+        """How this project's source reads as texts; None when its items are images."""
+        if self.task_type not in TEXT_TASK_TYPES:
+            return None
+        return TextOptions(id_field=self.text_id_field, text_field=self.text_field, max_bytes=self.max_text_bytes)
 
     @property
     def data_path(self) -> Path:

@@ -1,21 +1,27 @@
-"""raw_data_sensor: new or changed files in the image source launch ingest, found from the listing alone."""
+"""raw_data_sensor: new or changed files in the source (images, or a text project's text files) launch ingest,
+found from the listing alone."""
 
 import dagster as dg
 
 from labeling_assets.core import automation
+from labeling_assets.core.images import IMAGE_EXTENSIONS
 from labeling_assets.core.ingest.source import SourceError, SourceFile, list_source, open_source
+from labeling_assets.core.ingest.text import TEXT_EXTENSIONS
 from labeling_assets.jobs import ingest_job
 from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.sensors import runs
 
 RAW_DATA_POLL_SECONDS = 60
 
 
-def list_image_source(uri: str, follow_symlinks: str) -> list[SourceFile]:
-    """Every image file of the source with its fingerprint, from the listing alone (no file is opened): the
-    listing ingest makes, with the same link policy. Raises SourceError naming a missing source."""
+def list_image_source(uri: str, follow_symlinks: str, *, texts: bool = False) -> list[SourceFile]:
+    """Every image file (``texts``: every text file) of the source with its fingerprint, from the listing alone
+    (no file is opened): the listing ingest makes, with the same link policy. Raises SourceError naming a
+    missing source."""
     fs, root = open_source(uri)
-    return list_source(fs, root, follow_symlinks=follow_symlinks).files
+    extensions = TEXT_EXTENSIONS if texts else IMAGE_EXTENSIONS
+    return list_source(fs, root, follow_symlinks=follow_symlinks, extensions=extensions).files
 
 
 @dg.sensor(
@@ -25,7 +31,7 @@ def list_image_source(uri: str, follow_symlinks: str) -> list[SourceFile]:
     description="Lists the image source (names, sizes, mtimes; no file is read); when it changed, runs ingest.",
 )
 def raw_data_sensor(
-    context: dg.SensorEvaluationContext, image_source: ImageSourceResource
+    context: dg.SensorEvaluationContext, image_source: ImageSourceResource, project: ProjectSettings
 ) -> dg.SensorResult | dg.SkipReason:
     """Cursor = the fingerprint of the last listing ingested (the same size + mtime rule ingest uses).
 
@@ -35,7 +41,7 @@ def raw_data_sensor(
     """
     try:
         uri = image_source.listing_uri()
-        files = list_image_source(uri, image_source.follow_symlinks)
+        files = list_image_source(uri, image_source.follow_symlinks, texts=project.text_options() is not None)
     except (SourceError, OSError) as exc:
         return dg.SkipReason(f"image source unavailable: {exc}")
     fingerprint = automation.listing_fingerprint(files)

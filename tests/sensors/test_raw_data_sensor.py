@@ -9,6 +9,7 @@ from PIL import Image
 
 from labeling_assets.core.automation import MAX_ATTEMPTS
 from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.sensors import raw_data_sensor
 from labeling_assets.sensors.runs import STATE_TAG, TRIGGER_TAG
 from tests.sensors.file_spy import opened_under
@@ -29,10 +30,11 @@ def instance() -> dg.DagsterInstance:
         yield inst
 
 
-def tick(instance: dg.DagsterInstance, folder: Path, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"image_source": ImageSourceResource(uri=str(folder))}
-    )
+def tick(
+    instance: dg.DagsterInstance, folder: Path, cursor: str | None, project: ProjectSettings | None = None
+) -> dg.SensorResult | dg.SkipReason:
+    resources = {"image_source": ImageSourceResource(uri=str(folder)), "project": project or ProjectSettings()}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     return raw_data_sensor(context)
 
 
@@ -130,3 +132,17 @@ def test_the_sensor_runs_by_itself_every_minute() -> None:
     assert raw_data_sensor.job_name == "ingest_job"
     assert raw_data_sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert raw_data_sensor.minimum_interval_seconds == 60
+
+
+def test_a_text_project_s_tick_sees_a_changed_text_file_and_an_image_project_s_does_not(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "rows.jsonl").write_text('{"id": 1, "text": "One."}\n', encoding="utf-8")
+    texts = ProjectSettings(task_type="text_spans", classes=["PER"])
+    _, cursor = launched(tick(instance, folder, None, texts))
+    _, images_cursor = launched(tick(instance, folder, None))
+    (folder / "rows.jsonl").write_text('{"id": 1, "text": "One, edited."}\n', encoding="utf-8")
+    launched(tick(instance, folder, cursor, texts))
+    assert isinstance(tick(instance, folder, images_cursor), dg.SkipReason)  # an image project lists no text file

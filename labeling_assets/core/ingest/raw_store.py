@@ -13,7 +13,10 @@ from pathlib import Path
 
 from labeling_assets.core.errors import ConfigurationError
 
-_EXTENSION_BY_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
+_EXTENSION_BY_FORMAT = {
+    "PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
+    "TXT": ".txt",  # a text item's copy: its normalised text, UTF-8 (core.ingest.text)
+}  # fmt: skip
 
 
 class StoreWriteError(ConfigurationError):

@@ -31,12 +31,11 @@ of file bytes, and decoding is bounded by ``max_pixels``.
 
 from __future__ import annotations
 
-import math
+import os
 import re
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,21 @@ import sqlalchemy as sa
 
 from labeling_assets.core import images as img
 from labeling_assets.core.ingest import lifecycle
-from labeling_assets.core.ingest.gold import GoldProblem, apply_gold_labels, load_label_csv
+from labeling_assets.core.ingest.gold import apply_gold_labels, load_label_csv
+from labeling_assets.core.ingest.outcomes import (
+    CHANGED,
+    DUPLICATE,
+    MISSING,
+    NEW,
+    OUTCOMES,
+    QUARANTINED,
+    RESTORED,
+    UNCHANGED,
+    FileOutcome,
+    IngestReport,
+    manifest_row,
+    pick_rehash,
+)
 from labeling_assets.core.ingest.raw_store import StoreWriteError, make_private, raw_path, write_once
 from labeling_assets.core.ingest.source import (
     CHANGED_WHILE_READ,
@@ -60,62 +73,19 @@ from labeling_assets.core.ingest.source import (
     read_batch,
     source_key,
 )
+from labeling_assets.core.ingest.text import TEXT_EXTENSIONS, TextOptions
+from labeling_assets.core.ingest.text_scan import ingest_text_files
 from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.store.bulk import bulk_insert
 from labeling_assets.core.store.schema import LabelStore, items_table, source_files_table, utcnow
 from labeling_assets.core.tasks import task_kind
 
 # re-exported
-__all__ = ["SourceError", "SourceFile", "StoreWriteError", "load_label_csv", "open_source", "raw_path", "source_key"]
-
-NEW = "new"
-UNCHANGED = "unchanged"
-DUPLICATE = "duplicate"
-CHANGED = "changed"
-QUARANTINED = "quarantined"
-MISSING = lifecycle.MISSING
-RESTORED = "restored"
-OUTCOMES = (NEW, UNCHANGED, DUPLICATE, CHANGED, QUARANTINED, MISSING, RESTORED)
-
-@dataclass(frozen=True)
-class FileOutcome:
-    rel_path: str
-    outcome: str
-    item_id: str | None = None
-    reason: str | None = None
-    detail: str | None = None
-
-
-@dataclass
-class IngestReport:
-    """What one ingest run did, file by file."""
-
-    source: str
-    outcomes: list[FileOutcome] = field(default_factory=list)
-    files_read: int = 0
-    bytes_read: int = 0
-    seconds: float = 0.0
-    gold_items: int = 0
-    files_rehashed: int = 0  # read although their fingerprint was unchanged (rehash mode)
-    folders_not_scanned: list[FolderNotScanned] = field(default_factory=list)
-    gold_problems: list[GoldProblem] = field(default_factory=list)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counter = Counter(o.outcome for o in self.outcomes)
-        return {name: counter.get(name, 0) for name in OUTCOMES}
-
-    @property
-    def quarantined_by_reason(self) -> dict[str, int]:
-        return dict(Counter(o.reason or "unknown" for o in self.outcomes if o.outcome == QUARANTINED))
-
-    @property
-    def new_item_ids(self) -> list[str]:
-        return [o.item_id for o in self.outcomes if o.outcome in (NEW, CHANGED) and o.item_id]
-
-    def of(self, outcome: str) -> list[FileOutcome]:
-        return [o for o in self.outcomes if o.outcome == outcome]
-
+__all__ = [
+    "CHANGED", "DUPLICATE", "MISSING", "NEW", "OUTCOMES", "QUARANTINED", "RESTORED", "UNCHANGED", "FileOutcome",
+    "IngestReport", "SourceError", "SourceFile", "StoreWriteError", "load_label_csv", "open_source", "raw_path",
+    "source_key",
+]  # fmt: skip
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -140,6 +110,10 @@ class IngestOptions:
     # 0: never re-hash a file whose fingerprint is unchanged; 1: every run; N: the 1/N least recently read
     # files each run, so every file is read at least once every N runs (see parse_rehash).
     rehash_every: int = 0
+    # A text project (core.ingest.text_scan): its .txt, .jsonl and .csv files are read as texts; None: images.
+    text: TextOptions | None = None
+    # Real paths of listed files that are not data (the gold file in the source folder of a text project).
+    skip_paths: frozenset[str] = frozenset()
 
 
 def parse_rehash(value: str | int) -> int:
@@ -168,16 +142,6 @@ def _same_fingerprint(known: Any, f: SourceFile) -> bool:
     )
 
 
-def _pick_rehash(candidates: Sequence[tuple[SourceFile, Any]], every: int) -> set[str]:
-    """The paths to re-hash this run: the least recently read ``1/every`` of the unchanged files."""
-    if every <= 0 or not candidates:
-        return set()
-    if every == 1:
-        return {f.rel_path for f, _ in candidates}
-    oldest = sorted(candidates, key=lambda c: (c[1].last_checked_at is not None, c[1].last_checked_at, c[0].rel_path))
-    return {f.rel_path for f, _ in oldest[: math.ceil(len(candidates) / every)]}
-
-
 def ingest_source(
     store: LabelStore,
     source_uri: str,
@@ -187,7 +151,8 @@ def ingest_source(
     options: IngestOptions | None = None,
     progress: Callable[[int, int, IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Ingest every image under ``source_uri`` into ``store`` (see module docstring for outcomes)."""
+    """Ingest every image under ``source_uri`` into ``store`` (see module docstring for outcomes); with
+    ``options.text``, every text of its ``.txt``, ``.jsonl`` and ``.csv`` files instead (``core.ingest.text_scan``)."""
     options = options or IngestOptions()
     if options.on_missing not in lifecycle.ON_MISSING_POLICIES:
         raise SourceError(f"on_missing={options.on_missing!r}: expected one of {', '.join(lifecycle.ON_MISSING_POLICIES)}")
@@ -204,7 +169,10 @@ def ingest_source(
     report = IngestReport(source=source)
     make_private(quarantine_dir)
 
-    listing = list_source(fs, root, follow_symlinks=options.follow_symlinks)
+    extensions = TEXT_EXTENSIONS if options.text is not None else img.IMAGE_EXTENSIONS
+    listing = list_source(fs, root, follow_symlinks=options.follow_symlinks, extensions=extensions)
+    if options.skip_paths:  # files that are settings (the gold file beside the texts), not data
+        listing.files = [f for f in listing.files if os.path.realpath(f.full_path) not in options.skip_paths]
     report.folders_not_scanned = listing.folders_not_scanned
     sf = source_files_table
     with store.engine.connect() as conn:
@@ -218,37 +186,24 @@ def ingest_source(
             )
         }
 
-    gone = _gone(manifest, listing.files, listing.folders_not_scanned)
-    if gone and not listing.files and options.on_missing == lifecycle.ON_MISSING_RETIRE:
+    everything = _gone(manifest, [], listing.folders_not_scanned)
+    if everything and not listing.files and options.on_missing == lifecycle.ON_MISSING_RETIRE:
         # An unmounted disk looks like an empty folder: never retire a whole source on that evidence.
         raise SourceError(
-            f"image source {root} holds no image now, but {len(gone)} files were ingested from it before: "
-            "not marking them all missing (is a disk unmounted?). Set on_missing=keep to record them anyway."
+            f"{'text' if options.text else 'image'} source {root} holds no {'text' if options.text else 'image'} "
+            f"now, but {len(everything)} files were ingested from it before: not marking them all missing (is a "
+            "disk unmounted?). Set on_missing=keep to record them anyway."
         )
-
-    todo: list[SourceFile] = []
-    unchanged: list[tuple[SourceFile, Any]] = []
-    for f in listing.files:
-        known = manifest.get(f.rel_path)
-        if _same_fingerprint(known, f):
-            unchanged.append((f, known))
-        else:
-            todo.append(f)
-    rehash = _pick_rehash(unchanged, options.rehash_every)
-    report.files_rehashed = len(rehash)
-    for f, known in unchanged:
-        if f.rel_path in rehash:
-            todo.append(f)
-        else:
-            report.outcomes.append(FileOutcome(f.rel_path, UNCHANGED, known.item_id))
-    todo.sort(key=lambda f: f.rel_path)
-
-    done = 0
-    for batch in _batches(todo, options):
-        _ingest_batch(store, fs, source, batch, manifest, report, raw_dir, quarantine_dir, options, group_re)
-        done += len(batch)
-        if progress:
-            progress(done, len(todo), report)
+    if options.text is not None:
+        gone = ingest_text_files(
+            store, fs, source, listing, manifest, report, raw_dir=raw_dir, text=options.text,
+            max_file_bytes=options.max_file_bytes, batch_size=options.batch_size, rehash_every=options.rehash_every,
+            group_re=group_re, progress=progress,
+        )  # fmt: skip
+    else:
+        gone = _gone(manifest, listing.files, listing.folders_not_scanned)
+        _ingest_images(store, fs, source, listing.files, manifest, report, raw_dir, quarantine_dir, options, group_re,
+                       progress)  # fmt: skip
 
     if gone:
         with store.begin() as conn:
@@ -265,6 +220,45 @@ def ingest_source(
         report.gold_items, report.gold_problems = gold.gold_items, gold.problems
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _ingest_images(
+    store: LabelStore,
+    fs: fsspec.AbstractFileSystem,
+    source: str,
+    files: Sequence[SourceFile],
+    manifest: Mapping[str, Any],
+    report: IngestReport,
+    raw_dir: Path,
+    quarantine_dir: Path,
+    options: IngestOptions,
+    group_re: re.Pattern[str] | None,
+    progress: Callable[[int, int, IngestReport], None] | None,
+) -> None:
+    """Read the image files that changed since their manifest row (and those picked for re-hashing)."""
+    todo: list[SourceFile] = []
+    unchanged: list[tuple[SourceFile, Any]] = []
+    for f in files:
+        known = manifest.get(f.rel_path)
+        if _same_fingerprint(known, f):
+            unchanged.append((f, known))
+        else:
+            todo.append(f)
+    rehash = pick_rehash(unchanged, options.rehash_every)
+    report.files_rehashed = len(rehash)
+    for f, known in unchanged:
+        if f.rel_path in rehash:
+            todo.append(f)
+        else:
+            report.outcomes.append(FileOutcome(f.rel_path, UNCHANGED, known.item_id))
+    todo.sort(key=lambda f: f.rel_path)
+
+    done = 0
+    for batch in _batches(todo, options):
+        _ingest_batch(store, fs, source, batch, manifest, report, raw_dir, quarantine_dir, options, group_re)
+        done += len(batch)
+        if progress:
+            progress(done, len(todo), report)
 
 
 def _batches(files: Sequence[SourceFile], options: IngestOptions) -> Iterable[list[SourceFile]]:
@@ -364,7 +358,7 @@ def _ingest_batch(
                 if refused is not None:
                     outcome = FileOutcome(f.rel_path, QUARANTINED, None, *refused)
                     report.outcomes.append(outcome)
-                    manifest_rows.append(_manifest_row(source, f, outcome, previous, now))
+                    manifest_rows.append(manifest_row(source, f, outcome, previous, now))
                     continue
                 row = _new_item(f, data, item_id, verdict, source, previous_item, now, raw_dir, quarantine_dir, group_re)
                 new_items[item_id] = row
@@ -379,7 +373,7 @@ def _ingest_batch(
             else:
                 superseded.setdefault(previous_item, f"{where} now holds {outcome.item_id}")
         report.outcomes.append(outcome)
-        manifest_rows.append(_manifest_row(source, f, outcome, previous, now))
+        manifest_rows.append(manifest_row(source, f, outcome, previous, now))
 
     with store.begin() as conn:
         if new_items:
@@ -401,13 +395,6 @@ def _ingest_batch(
         lifecycle.retire_unheld(
             conn, unavailable, status=lifecycle.MISSING, reason=lifecycle.SOURCE_UNREADABLE
         )
-
-
-def _manifest_row(source: str, f: SourceFile, outcome: FileOutcome, previous: Any, now: Any) -> dict[str, Any]:
-    fingerprint = {"size": f.size, "mtime_ns": f.mtime_ns, "ctime_ns": f.ctime_ns, "inode": f.inode}
-    return {"source": source, "path": f.rel_path, **fingerprint, "item_id": outcome.item_id,
-            "outcome": outcome.outcome, "reason": outcome.reason, "detail": outcome.detail,
-            "first_seen_at": previous.first_seen_at if previous is not None else now, "last_checked_at": now}  # fmt: skip
 
 
 def _new_item(

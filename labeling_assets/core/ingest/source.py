@@ -133,16 +133,23 @@ def check_source(fs: fsspec.AbstractFileSystem, root: str) -> None:
         raise SourceError(f"image source {where} does not exist or is not a folder")
 
 
-def list_source(fs: fsspec.AbstractFileSystem, root: str, *, follow_symlinks: str = FOLLOW_INSIDE) -> Listing:
-    """Every file under ``root`` with an image extension, sorted by path, with its fingerprint or refusal."""
+def list_source(
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    *,
+    follow_symlinks: str = FOLLOW_INSIDE,
+    extensions: frozenset[str] = img.IMAGE_EXTENSIONS,
+) -> Listing:
+    """Every file under ``root`` with one of ``extensions`` (images by default; a text project lists its text
+    files), sorted by path, with its fingerprint or refusal."""
     if follow_symlinks not in FOLLOW_POLICIES:
         raise SourceError(f"follow_symlinks={follow_symlinks!r}: expected one of {', '.join(FOLLOW_POLICIES)}")
     check_source(fs, root)
     if is_local(fs):
-        return _list_local(root, follow_symlinks)
+        return _list_local(root, follow_symlinks, extensions)
     listing = Listing()
     for path, info in sorted(fs.find(root, detail=True).items()):
-        if Path(path).suffix.lower() not in img.IMAGE_EXTENSIONS:
+        if Path(path).suffix.lower() not in extensions:
             continue
         mtime = info.get("mtime") or info.get("LastModified") or info.get("updated") or info.get("ETag")
         rel = path[len(root) :].lstrip("/")
@@ -164,8 +171,8 @@ def escape_name(name: str) -> str:
     return name if _is_utf8(name) else os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in img.IMAGE_EXTENSIONS
+def _is_listed(name: str, extensions: frozenset[str]) -> bool:
+    return os.path.splitext(name)[1].lower() in extensions
 
 
 def _fingerprint(rel: str, path: str, st: os.stat_result) -> SourceFile:
@@ -196,7 +203,7 @@ def _refused(rel: str, path: str, reason: str, detail: str) -> SourceFile:
     return SourceFile(rel, path, None, None, refused=(reason, detail))
 
 
-def _list_local(root: str, policy: str) -> Listing:
+def _list_local(root: str, policy: str, extensions: frozenset[str]) -> Listing:
     listing = Listing()
     root_real = os.path.realpath(root)
     visited = {root_real}  # real folders already walked: a folder link cannot loop (policy "always")
@@ -220,25 +227,25 @@ def _list_local(root: str, policy: str) -> Listing:
                 # is. Refuse the file (shown with its bytes escaped) and walk a folder so named the same way.
                 if entry.is_dir(follow_symlinks=False) and not entry.is_symlink():
                     stack.append((rel, entry.path))
-                elif _is_image_name(entry.name):
+                elif _is_listed(entry.name, extensions):
                     detail = f"file name is not valid UTF-8: {os.fsencode(rel)!r}; rename it to ingest it"
                     listing.files.append(_refused(escape_name(rel), entry.path, FILE_NAME_NOT_UTF8, detail))
                 continue
             try:
                 if entry.is_symlink():
-                    _add_link(listing, stack, visited, rel, entry.path, root_real, policy)
+                    _add_link(listing, stack, visited, rel, entry.path, root_real, policy, extensions)
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append((rel, entry.path))
-                    if _is_image_name(entry.name):  # a folder named like an image: say so, then walk it
+                    if _is_listed(entry.name, extensions):  # a folder named like an image: say so, then walk it
                         listing.files.append(_refused(rel, entry.path, NOT_A_REGULAR_FILE, "directory"))
-                elif _is_image_name(entry.name):
+                elif _is_listed(entry.name, extensions):
                     st = entry.stat(follow_symlinks=False)
                     kind = _kind(st.st_mode)
                     listing.files.append(
                         _fingerprint(rel, entry.path, st) if kind is None else _refused(rel, entry.path, NOT_A_REGULAR_FILE, kind)
                     )
             except OSError as exc:  # vanished or unstatable between listing and stat
-                if _is_image_name(entry.name):
+                if _is_listed(entry.name, extensions):
                     listing.files.append(_refused(rel, entry.path, img.UNREADABLE, _describe(exc)))
     listing.files.sort(key=lambda f: f.rel_path)
     listing.folders_not_scanned.sort(key=lambda f: f.rel_path)
@@ -246,11 +253,12 @@ def _list_local(root: str, policy: str) -> Listing:
 
 
 def _add_link(
-    listing: Listing, stack: list[tuple[str, str]], visited: set[str], rel: str, path: str, root_real: str, policy: str
+    listing: Listing, stack: list[tuple[str, str]], visited: set[str], rel: str, path: str, root_real: str, policy: str,
+    extensions: frozenset[str],
 ) -> None:
     target = os.path.realpath(path)
     inside = target == root_real or target.startswith(root_real + os.sep)
-    image = _is_image_name(os.path.basename(path))
+    image = _is_listed(os.path.basename(path), extensions)
     try:
         st = os.stat(target)
     except OSError as exc:

@@ -7,9 +7,11 @@ import sqlalchemy as sa
 from labeling_assets.core import images as img
 from labeling_assets.core.display import md_code, md_text
 from labeling_assets.core.ingest.scan import MISSING, QUARANTINED, IngestReport
+from labeling_assets.core.ingest.text_scan import TEXT_FORMAT
 from labeling_assets.core.store.schema import LabelStore, items_table
 
 PREVIEW_COUNT = 8
+TEXT_PREVIEW_CHARS = 120
 QUARANTINE_TABLE_ROWS = 20
 
 
@@ -41,20 +43,27 @@ def _path_table(
 
 
 def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREVIEW_COUNT) -> str:
-    """Inline thumbnails of a few new items (of the newest stored ones when nothing is new); "" when none."""
-    query = sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status == "active")
+    """Inline thumbnails of a few new items (of the newest stored ones when nothing is new), a text item's first
+    line instead; "" when none."""
+    query = sa.select(items_table.c.item_id, items_table.c.uri, items_table.c.format).where(
+        items_table.c.status == "active"
+    )
     if new_ids:
         query = query.where(items_table.c.item_id.in_(new_ids[:count]))
     else:
         query = query.order_by(items_table.c.ingested_at.desc())
-    thumbs = []
+    thumbs, texts = [], []
     for row in store.fetch(query.limit(count)):
         try:
             with open(row["uri"], "rb") as fh:
-                thumbs.append(img.markdown_image(img.thumbnail_png(fh.read()), alt=row["item_id"][:12]))
+                data = fh.read()
+            if row["format"] == TEXT_FORMAT:
+                texts.append(f"- {md_text(data.decode('utf-8').strip(), TEXT_PREVIEW_CHARS)}")
+            else:
+                thumbs.append(img.markdown_image(img.thumbnail_png(data), alt=row["item_id"][:12]))
         except OSError:  # a copy that vanished is the readable-copy check's business, not the preview's
             continue
-    return " ".join(thumbs)
+    return "\n".join([" ".join(thumbs)] * bool(thumbs) + texts)
 
 
 def folders_table(report: IngestReport) -> str:

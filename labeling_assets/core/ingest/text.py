@@ -34,7 +34,20 @@ MISSING_COLUMN = "missing_column"  # a CSV without the id or text column named i
 CSV_ERROR = "csv_unreadable"  # the csv module stopped on the file (the rows before it are read)
 REASONS = (NOT_UTF8, BINARY, EMPTY_TEXT, TEXT_TOO_LARGE, NOT_JSON, NO_ID, DUPLICATE_ID, NO_TEXT, MISSING_COLUMN,
            CSV_ERROR)  # fmt: skip
+# The task types whose items are texts, and the files a text source lists.
+TEXT_TASK_TYPES = ("text_classes", "text_spans")
+TEXT_EXTENSIONS = frozenset({".txt", ".jsonl", ".csv"})
 _CONTROL_SHARE = 0.1  # more control characters than this (tab and line ends aside) reads as binary
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How a text project's files read (``ProjectSettings``): the id and text fields of its JSONL and CSV rows,
+    and the largest text in bytes (a ``.txt`` file is refused from its size alone past it)."""
+
+    id_field: str = "id"
+    text_field: str = "text"
+    max_bytes: int = DEFAULT_MAX_TEXT_BYTES
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class Refused:
     row: int
     reason: str
     detail: str
+    source_id: str = ""  # the row's id when it has one of its own (not for a missing or duplicate id)
 
 
 @dataclass
@@ -65,8 +79,10 @@ class TextBatch:
     items: list[TextItem] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     repeats: int = 0
+    rows: list[TextItem] = field(default_factory=list)  # every row taken, repeats too (each keeps its id)
 
     def add(self, item: TextItem, seen: set[str]) -> None:
+        self.rows.append(item)
         if item.item_id in seen:
             self.repeats += 1
         else:
@@ -133,7 +149,7 @@ def _row(batch: TextBatch, seen_ids: set[str], seen: set[str], source: str, n: i
         text = normalize_text(raw_text)
         problem = check_text(text, max_bytes)
         if problem:
-            batch.refused.append(Refused(source, n, *problem))
+            batch.refused.append(Refused(source, n, *problem, source_id=row_id))
         else:
             batch.add(TextItem(text_item_id(text), text, source, row_id), seen)
 
