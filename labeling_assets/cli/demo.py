@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets import env
+from labeling_assets.cli import demo_boxes
 from labeling_assets.cli.common import (
     demo_truth_csv,
     label_store,
@@ -69,11 +70,20 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
     from labeling_assets.local import labelstudio as ls_server
 
+    boxes = args.task == "boxes"
+    if args.items is None:
+        args.items = demo_boxes.DEFAULT_ITEMS if boxes else 450
     if args.items < 1:
         print(f"labeling-assets demo: --items {args.items}: queue at least 1 item", file=sys.stderr)
         return 2
+    if boxes and args.serve:
+        print("labeling-assets demo --task boxes --serve: not available yet (the self-driving loop's crowd answers "
+              "classes); run it without --serve", file=sys.stderr)  # fmt: skip
+        return 2
     multi = args.task == "multi-label"
-    grids = use_multi_label_environment() if multi else None  # before the instance and resources are chosen
+    # Before the instance and resources are chosen: each demo but the single-label one has its own data folder.
+    grids = use_multi_label_environment() if multi else None
+    scenes = demo_boxes.use_boxes_environment() if boxes else None
     if args.fresh and (refused := start_over(data_dir())) is not None:
         print(f"labeling-assets demo --fresh: {refused}", file=sys.stderr)
         return 2
@@ -82,7 +92,8 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.serve:
         return _serve(args, grids)
     started = time.perf_counter()
-    print(f"labeling-assets demo{' (multi-label: 2x2 digit grids)' if multi else ''}: data folder {data_dir()}")
+    title = " (multi-label: 2x2 digit grids)" if multi else " (boxes: scenes of digit scans)" if boxes else ""
+    print(f"labeling-assets demo{title}: data folder {data_dir()}")
     try:
         # The resources find the server when each run starts (its port is known only once it is up: 8080
         # unless taken), so the order of the steps is the pipeline's, not a constraint of the imports.
@@ -96,11 +107,13 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
         _done(t)
 
-        t = _step(2, f"ingest the bundled demo {'digit grids' if multi else 'digits'} into the content-addressed raw store")
+        images = "digit grids" if multi else "digit scenes" if boxes else "digits"
+        t = _step(2, f"ingest the bundled demo {images} into the content-addressed raw store")
         _run("ingest_job")
         _done(t)
 
-        t = _step(3, "pre-label (registered model if any, else a pixel baseline on current consensus)")
+        baseline = "none for boxes" if boxes else "a pixel baseline on current consensus"
+        t = _step(3, f"pre-label (registered model if any, else {baseline})")
         _run("prelabel_job")
         _done(t)
 
@@ -116,6 +129,8 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         if grids is not None:
             simulate_set_crowd(label_studio, project_id, grids, project_classes(), args)
+        elif scenes is not None:
+            demo_boxes.simulate_crowd(label_studio, project_id, scenes, project_classes(), args)
         else:
             _simulate_crowd(label_studio, project_id, args)
         _done(t)
@@ -142,14 +157,17 @@ def run_demo(args: argparse.Namespace) -> int:
               "store, runs and models).", file=sys.stderr)  # fmt: skip
         return 1
 
-    _summary(time.perf_counter() - started, grids)
-    # The multi-label demo keeps its own instance: the plain `dagster dev` hint would open the single-label one.
-    ui, serve = "`dagster dev` in the repository root", "scripts/demo --serve"
-    if grids is not None:
+    _summary(time.perf_counter() - started, grids, scenes)
+    # The multi-label and box demos keep their own instance and data folder: the plain `dagster dev` and
+    # `labelstudio stop` would open the single-label demo's instance and stop its server.
+    ui, serve = "`dagster dev` in the repository root", "the loop running by itself: scripts/demo --serve"
+    stop = "labeling-assets labelstudio stop"
+    if grids is not None or scenes is not None:
         ui = f"`DAGSTER_HOME={env.variable('DAGSTER_HOME')} dagster dev` in the repository root"
-        serve = "scripts/demo --task multi-label --serve"
-    print(f"\nSee it all in the UI: {ui}; the loop running by itself: {serve}.")
-    print(f"Label Studio is still running at {info.url} (stop it: `labeling-assets labelstudio stop`).")
+        stop = f"LABELING_ASSETS_HOME={data_dir()} {stop}"
+        serve = "the loop running by itself: scripts/demo --task multi-label --serve" if grids is not None else ""
+    print(f"\nSee it all in the UI: {ui}{'; ' + serve if serve else ''}.")
+    print(f"Label Studio is still running at {info.url} (stop it: `{stop}`).")
     print(NEW_SHELL_HINT)
     return 0
 
@@ -258,7 +276,7 @@ def consensus_accuracy() -> tuple[int, float | None]:
     return len(rows), float(correct.mean()) if len(known) else None
 
 
-def _summary(seconds: float, grids: Path | None = None) -> None:
+def _summary(seconds: float, grids: Path | None = None, scenes: Path | None = None) -> None:
     import sqlalchemy as sa
 
     from labeling_assets.core.store.schema import annotations_table, items_table
@@ -273,6 +291,14 @@ def _summary(seconds: float, grids: Path | None = None) -> None:
         print(f"  items (active):            {n_items}")
         print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
         print("\n".join(per_label_summary(grids, project_classes(), evaluation)))
+        print(f"  demo took {seconds:.0f}s")
+        return
+    if scenes is not None:  # boxes: mAP against the true boxes and each labeler's quality recovered
+        print("\n== summary (boxes)")
+        print(f"  items (active):            {n_items}")
+        print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
+        print("\n".join(demo_boxes.store_summary(scenes, project_classes(), _latest_metadata("consensus_labels"),
+                                                 evaluation)))  # fmt: skip
         print(f"  demo took {seconds:.0f}s")
         return
     n_consensus, accuracy = consensus_accuracy()
@@ -446,7 +472,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--items", type=int, default=450, help="items to queue for labeling (default 450)")
+    p.add_argument(
+        "--items", type=int, default=None,
+        help=f"items to queue for labeling (default 450; {demo_boxes.DEFAULT_ITEMS} of the {demo_boxes.SCENES} "
+        "scenes with --task boxes)",
+    )
     p.add_argument(
         "--annotators", type=int, default=5, help="simulated labelers (default 5: a mix of presets)"
     )
@@ -463,12 +493,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
     p.add_argument(
         "--task",
-        choices=["single-label", "multi-label"],
+        choices=["single-label", "multi-label", "boxes"],
         default="single-label",
         help="single-label: the digits, one class each (default). multi-label: 2x2 grids of digits labelled with "
         "the digits present (none, one or several), checkboxes in Label Studio, a crowd that misses and invents "
         "findings, per-class consensus, iterative stratification, sigmoid training, per-label results; in its "
-        "own data folder <data>/multi-label (with --serve too)",
+        "own data folder <data>/multi-label (with --serve too). boxes: scenes of 0-4 digit scans on a 160 px "
+        "canvas, labelled with a box and a class per digit (RectangleLabels in Label Studio, a crowd that jitters, "
+        "misses and invents boxes, box consensus, a small detector trained on CPU, mAP); in its own data folder "
+        "<data>/boxes (not with --serve)",
     )
     p.add_argument(
         "--serve",

@@ -32,15 +32,20 @@ def use_multi_label_environment() -> Path:
         env.set_variable("LABELING_ASSETS_TASK_TYPE", "multi_label")
         env.set_variable("LABELING_ASSETS_HOME", str(data_dir() / HOME_NAME))
     home = data_dir()
-    # scripts/setup.sh points DAGSTER_HOME at the repository root: that is the single-label demo's instance, whose
-    # storage (data/dagster) the multi-label runs must not share. Only an instance the user chose is kept.
-    chosen = env.variable("DAGSTER_HOME")
-    if chosen is None or Path(chosen).resolve() == REPO_ROOT.resolve():
-        env.set_variable("DAGSTER_HOME", str(_instance_home(home)))
+    use_own_instance(home)
     grids = home / "demo" / "grids"
     render_digit_grids(grids, n_images=GRIDS)
     env.set_default("LABELING_ASSETS_IMAGE_SOURCE", str(grids))
     return grids
+
+
+def use_own_instance(home: Path) -> None:
+    """Runs go to a Dagster instance of the demo's own, in its data folder ``home``. scripts/setup.sh points
+    DAGSTER_HOME at the repository root: that is the single-label demo's instance, whose storage (data/dagster)
+    another demo's runs must not share. Only an instance the user chose is kept."""
+    chosen = env.variable("DAGSTER_HOME")
+    if chosen is None or Path(chosen).resolve() == REPO_ROOT.resolve():
+        env.set_variable("DAGSTER_HOME", str(_instance_home(home)))
 
 
 def _instance_home(home: Path) -> Path:

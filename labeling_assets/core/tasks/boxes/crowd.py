@@ -2,13 +2,15 @@
 who jitter corners, miss objects, draw false boxes, pick a wrong class, draw loose boxes, or spam.
 
 The truth stays apart from the answers: :func:`simulate_boxes` returns votes and boxes in the shape
-:func:`.votes.box_votes` gives, and the truth in the shape of gold boxes.
+:func:`.votes.box_votes` gives, and the truth in the shape of gold boxes. The demo's crowd
+(:func:`default_box_crowd`) answers named scenes by :func:`plan_box_crowd`, the same draws as posts to make.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -141,3 +143,82 @@ def simulate_boxes(
 def truth_boxes(truth: pd.DataFrame) -> pd.DataFrame:
     """The objects of the truth (empty scenes hold none)."""
     return truth.dropna(subset=["label"]).reset_index(drop=True)
+
+
+def scene_truth(truth: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """The truth of named scenes (item -> pixel boxes ``{label, x0, y0, x1, y1}``, ``[]`` for an empty scene) in
+    the shape :func:`make_scenes` gives (``TRUTH_COLUMNS``; an empty scene is one row without a label)."""
+    rows: list[tuple[object, ...]] = []
+    for item, boxes in truth.items():
+        rows.extend((str(item), str(b["label"]), *(float(b[k]) for k in ("x0", "y0", "x1", "y1"))) for b in boxes)
+        if not boxes:
+            rows.append((str(item), None, np.nan, np.nan, np.nan, np.nan))
+    return pd.DataFrame(rows, columns=TRUTH_COLUMNS)
+
+
+# The demo's box crowd, in the order members join: ``n`` labelers cycle through these presets.
+BOX_CROWD_PRESETS = ("good", "good", "average", "average", "spammer", "loose")
+# Median seconds per answer (lognormal, sigma 0.5): drawing boxes takes longer than ticking a class; a spammer
+# clicks through.
+BOX_LEAD_TIME_S = {"good": 25.0, "average": 18.0, "spammer": 5.0, "loose": 15.0}
+
+
+@dataclass(frozen=True)
+class BoxCrowdMember:
+    """A simulated labeler of a box project: ``name`` (the Label Studio username), ``preset`` and how they draw."""
+
+    name: str
+    preset: str
+    labeler: BoxLabeler
+
+
+def default_box_crowd(n: int = 5, *, prefix: str = "sim", seed: int = 0) -> list[BoxCrowdMember]:
+    """``n`` labelers cycling good, good, average, average, spammer, loose (``BOX_CROWD_PRESETS``), named
+    ``<prefix>_<i>_<preset>``; the good and average ones draw a little differently from each other (``seed``)."""
+    rng = np.random.default_rng([seed, 3])
+    members = []
+    for i in range(n):
+        preset = BOX_CROWD_PRESETS[i % len(BOX_CROWD_PRESETS)]
+        name = f"{prefix}_{i:02d}_{preset}"
+        if preset in ("good", "average"):
+            labeler = (good if preset == "good" else average)(name, rng)
+        else:
+            labeler = (spammer if preset == "spammer" else loose)(name)
+        members.append(BoxCrowdMember(name, preset, labeler))
+    return members
+
+
+@dataclass(frozen=True)
+class PlannedBoxes:
+    """One answer to post: ``labeler`` draws ``boxes`` (pixel ``{label, x0, y0, x1, y1}``; none: "No object")."""
+
+    item_id: str
+    labeler: str
+    boxes: tuple[dict[str, Any], ...]
+    lead_time_s: float
+
+
+def plan_box_crowd(
+    truth: Mapping[str, Sequence[Mapping[str, Any]]], crowd: Sequence[BoxCrowdMember], classes: Sequence[str], *,
+    overlap: int, seed: int, canvas: tuple[float, float], already_done: Mapping[str, set[str]] | None = None,
+) -> list[PlannedBoxes]:
+    """Who answers which scene with which boxes (:func:`simulate_boxes`: ``overlap`` members per scene) and how
+    long it took. The same truth, crowd and seed give the same plan, so the answers ``already_done`` (item ->
+    usernames) are left out and a second run only posts what the first did not."""
+    if len({m.name for m in crowd}) != len(crowd):
+        raise ValueError("the crowd's names must be distinct")
+    rng = np.random.default_rng([seed, 4])
+    votes, boxes = simulate_boxes(scene_truth(truth), [m.labeler for m in crowd], overlap, classes, rng, canvas)
+    drawn = {key: g for key, g in boxes.groupby(["item_id", "labeler_id"], sort=False)}
+    preset = {m.name: m.preset for m in crowd}
+    times = rng.lognormal(0.0, 0.5, size=len(votes))
+    done = already_done or {}
+    plan = []
+    for (item, name), t in zip(votes[["item_id", "labeler_id"]].itertuples(index=False), times, strict=True):
+        if name in done.get(item, set()):
+            continue
+        mine = drawn.get((item, name))
+        records = [] if mine is None else mine[["label", "x0", "y0", "x1", "y1"]].to_dict("records")
+        found = tuple({str(k): v for k, v in r.items()} for r in records)
+        plan.append(PlannedBoxes(str(item), str(name), found, float(BOX_LEAD_TIME_S[preset[name]] * t)))
+    return plan
