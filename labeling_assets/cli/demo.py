@@ -73,6 +73,8 @@ def run_demo(args: argparse.Namespace) -> int:
     boxes = args.task == "boxes"
     if args.items is None:
         args.items = demo_boxes.DEFAULT_ITEMS if boxes else 450
+    if args.epochs is None:  # a detector trains on fewer, larger images, each epoch slower on a CPU
+        args.epochs = demo_boxes.DEFAULT_EPOCHS if boxes else 30
     if args.items < 1:
         print(f"labeling-assets demo: --items {args.items}: queue at least 1 item", file=sys.stderr)
         return 2
@@ -87,6 +89,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.fresh and (refused := start_over(data_dir())) is not None:
         print(f"labeling-assets demo --fresh: {refused}", file=sys.stderr)
         return 2
+    if args.fresh:  # the folder just emptied held those demos' images and instance: made again (same bytes)
+        grids = use_multi_label_environment() if multi else None
+        scenes = demo_boxes.use_boxes_environment() if boxes else None
     use_local_instance()
     LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
     if args.serve:
@@ -153,7 +158,8 @@ def run_demo(args: argparse.Namespace) -> int:
         _done(t)
     except StepFailed as exc:
         print(f"\ndemo stopped: {exc}", file=sys.stderr)
-        print(f"To start over with a clean data folder: {RECOVER} (removes {data_dir()} and its Label Studio, "
+        recover = RECOVER if args.task == "single-label" else RECOVER.replace(" --fresh", f" --task {args.task} --fresh")
+        print(f"To start over with a clean data folder: {recover} (removes {data_dir()} and its Label Studio, "
               "store, runs and models).", file=sys.stderr)  # fmt: skip
         return 1
 
@@ -178,8 +184,9 @@ NEW_SHELL_HINT = (
     "In a new shell, run `source scripts/setup.sh` in the repository first: it puts `dagster` and "
     "`labeling-assets` on PATH (the project venv) and points them at this data folder."
 )
-# What a data folder made by the project holds (one of them at least): --fresh removes only such a folder.
-DATA_FOLDER_MARKERS = ("labels.db", "labelstudio", "dagster", "mlruns", "mlflow.db", "raw")
+# What a data folder made by the project holds (one of them at least): --fresh removes only such a folder. "demo"
+# and "dagster_home": a first --fresh of the multi-label or box demo finds only what it has just made there.
+DATA_FOLDER_MARKERS = ("labels.db", "labelstudio", "dagster", "mlruns", "mlflow.db", "raw", "demo", "dagster_home")
 
 
 def start_over(folder: Path) -> str | None:
@@ -483,7 +490,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--overlap", type=int, default=3, help="labelers per task (default 3)")
     p.add_argument("--gold-rate", type=float, default=0.1, help="share of hidden gold tasks (default 0.1)")
     p.add_argument(
-        "--epochs", type=int, default=30, help="training epochs at most (default 30, early stopping)"
+        "--epochs", type=int, default=None,
+        help=f"training epochs at most (default 30, early stopping; {demo_boxes.DEFAULT_EPOCHS} with --task boxes)",
     )
     p.add_argument(
         "--backbone",

@@ -21,6 +21,7 @@ from labeling_assets.env import data_dir
 
 HOME_NAME = "multi-label"
 GRIDS = 1000  # grid images rendered; the demo queues --items of them
+INSTANCE_FOLDER = "dagster_home"  # in the demo's data folder
 
 
 def use_multi_label_environment() -> Path:
@@ -44,13 +45,14 @@ def use_own_instance(home: Path) -> None:
     DAGSTER_HOME at the repository root: that is the single-label demo's instance, whose storage (data/dagster)
     another demo's runs must not share. Only an instance the user chose is kept."""
     chosen = env.variable("DAGSTER_HOME")
-    if chosen is None or Path(chosen).resolve() == REPO_ROOT.resolve():
+    # Its own instance is made again too: `--fresh` empties the data folder that holds it.
+    if chosen is None or Path(chosen).resolve() in (REPO_ROOT.resolve(), (home / INSTANCE_FOLDER).resolve()):
         env.set_variable("DAGSTER_HOME", str(_instance_home(home)))
 
 
 def _instance_home(home: Path) -> Path:
     """A Dagster instance of its own: the repository's dagster.yaml with its storage under ``home``."""
-    folder = home / "dagster_home"
+    folder = home / INSTANCE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     text = (REPO_ROOT / "dagster.yaml").read_text()  # its relative base_dirs are in the data folder, ``home``
     target = folder / "dagster.yaml"

@@ -4,14 +4,17 @@ summary scores the store's consensus and labelers against the simulated truth.""
 import csv
 import datetime as dt
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from labeling_assets.cli.demo_boxes import store_summary
+from labeling_assets.cli.demo import start_over
+from labeling_assets.cli.demo_boxes import SCENES, store_summary, use_boxes_environment
 from labeling_assets.core.ingest.demo_data import LABELS_FILE
 from labeling_assets.core.store.consensus_versions import write_consensus
 from labeling_assets.core.store.queries import consensus_frame, current_annotations
@@ -28,6 +31,7 @@ from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_sce
 from labeling_assets.core.tasks.boxes.gold import gold_answer
 from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, read_boxes
 from labeling_assets.core.tasks.boxes.votes import answer_boxes
+from labeling_assets.env import data_dir
 from labeling_assets.local.box_crowd import simulate_box_crowd
 from tests.labelstudio_server import LabelStudioServer
 
@@ -144,3 +148,35 @@ def test_the_summary_scores_the_stored_consensus_and_each_labeler_against_the_tr
     assert f"mAP@[.5:.95] {67 / 101:.3f}, AP50 {67 / 101:.3f}" in text
     assert "sim_01_lazy" in text and "0.333" in next(line for line in lines if "sim_01_lazy" in line)
     assert "model on the test split:   mAP@[.5:.95] 0.432, AP50 0.900, AP75 0.500" in text
+
+
+@pytest.fixture
+def fresh_environment(tmp_path: Path) -> Iterator[Path]:
+    # The demo sets variables that were unset before: the whole environment comes back afterwards, or a leaked task
+    # type turns every later test into a box project.
+    saved = dict(os.environ)
+    os.environ["LABELING_ASSETS_HOME"] = str(tmp_path)
+    for name in ("LABELING_ASSETS_TASK_TYPE", "LABELING_ASSETS_IMAGE_SOURCE", "DAGSTER_HOME"):
+        os.environ.pop(name, None)
+    try:
+        yield tmp_path
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.mark.slow
+def test_the_box_demo_keeps_its_own_folder_and_instance_and_fresh_makes_them_again(fresh_environment: Path) -> None:
+    scenes = use_boxes_environment()
+    home = fresh_environment / "boxes"
+    assert scenes == home / "demo" / "scenes"
+    assert os.environ["LABELING_ASSETS_IMAGE_SOURCE"] == str(scenes)
+    assert Path(os.environ["DAGSTER_HOME"]) == home / "dagster_home"
+    assert len(load_scene_truth(scenes)) == SCENES
+    # --fresh empties the data folder (its scenes and instance with it); the demo then makes them again.
+    assert start_over(data_dir()) is None
+    assert not scenes.exists() and not (home / "dagster_home").exists()
+    assert use_boxes_environment() == scenes
+    assert len(load_scene_truth(scenes)) == SCENES
+    assert (home / "dagster_home" / "dagster.yaml").is_file()
+    assert data_dir() == home  # not <data>/boxes/boxes
