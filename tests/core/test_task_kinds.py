@@ -106,6 +106,20 @@ def _scene_rows(folder: Path) -> TrainingData:
     return TrainingData(frame.iloc[:4], frame.iloc[4:], SCENE_CLASSES, settings)
 
 
+def _text_rows(folder: Path, multiple: bool) -> TrainingData:
+    """Short texts whose words give their class away, stored as ingest stores them (UTF-8 ``.txt``), as a version's
+    rows: a class name each, or a set of one."""
+    words = {"cat": "purrs meows whiskers", "dog": "barks fetches leash", "fox": "den sly burrow"}
+    rows = []
+    for n in range(18):
+        name = CLASSES[n % 3]
+        path = folder / f"t{n:02d}.txt"
+        path.write_text(f"It {words[name]} number {n}.", encoding="utf-8")
+        rows.append({"item_id": f"t{n:02d}", "uri": str(path), "label": [name] if multiple else name, "confidence": 0.9})
+    frame = pd.DataFrame(rows)
+    return TrainingData(frame.iloc[:12], frame.iloc[12:], CLASSES, {"c": 10.0})
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """What a trainer kind's trainer is checked on: a version's train and val rows, its classes, small settings."""
@@ -121,7 +135,16 @@ OUTPUTS: dict[str, Callable[[int, bool], Any]] = {"boxes": _detected_box}
 # How a gold file writes an answer (default: a class name as itself, any other answer as JSON).
 GOLD_TEXTS: dict[str, Callable[[Any], str]] = {"boxes": _gold_boxes}
 # What a trainer kind trains on, made in a folder.
-TRAINING: dict[str, Callable[[Path], TrainingData]] = {"boxes": _scene_rows}
+TRAINING: dict[str, Callable[[Path], TrainingData]] = {
+    "boxes": _scene_rows,
+    "text_classes": lambda folder: _text_rows(folder, False),
+    "text_class_sets": lambda folder: _text_rows(folder, True),
+}
+# A file the kind's model cannot read (default: bytes that are no image), as (name, bytes).
+UNREADABLE: dict[str, tuple[str, bytes]] = {
+    "text_classes": ("broken.txt", b"\xff\xfe not UTF-8"),
+    "text_class_sets": ("broken.txt", b"\xff\xfe not UTF-8"),
+}
 
 
 def _probs(kind: TaskKind, k: int, sure: bool = True) -> Any:
@@ -312,8 +335,9 @@ def _check_trainer(kind: TaskKind, trainer: KindTrainer) -> None:
         assert isinstance(torch.load(checkpoint, weights_only=True), dict)  # no pickled code
         loaded = trainer.load(checkpoint)
         assert loaded.classes == data.classes and loaded.settings == fitted.settings
-        (Path(folder) / "broken.png").write_bytes(b"not an image")
-        uris = [*data.val["uri"], str(Path(folder) / "broken.png")]
+        broken, content = UNREADABLE.get(kind.name, ("broken.png", b"not an image"))
+        (Path(folder) / broken).write_bytes(content)
+        uris = [*data.val["uri"], str(Path(folder) / broken)]
         outputs, failed = trainer.predict(fitted, uris)
         assert len(outputs) == len(uris) and failed == [len(uris) - 1] and outputs[-1] is None
         again, _ = trainer.predict(loaded, uris)
@@ -461,7 +485,7 @@ def test_the_answers_given_in_each_kinds_config_are_read_by_that_kind() -> None:
 
 
 def test_single_label_multi_label_and_boxes_are_registered_and_every_kind_is_a_settings_choice() -> None:
-    assert {"single_label", "multi_label", "boxes"} <= set(KINDS)
+    assert {"single_label", "multi_label", "boxes", "text_classes", "text_class_sets"} <= set(KINDS)
     assert set(KINDS) == set(TASK_TYPES)
 
 

@@ -24,8 +24,11 @@ import pandas as pd
 from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, to_indicator
 from labeling_assets.core.tasks.registry import task_kind
 
-# The box formats (one folder each, per split) are written by the box kind (``core/tasks/boxes/export.py``).
-FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder", "coco", "yolo", "voc")
+# The box formats (one folder each, per split) are written by the box kind (``core/tasks/boxes/export.py``); a
+# Hugging Face DatasetDict, CoNLL and spaCy's DocBin by the text kinds (``core/tasks/text_classes/export.py``,
+# ``core/tasks/text_spans/export.py``).
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder", "coco", "yolo", "voc", "hf_datasets", "conll",
+                            "spacy")  # fmt: skip
 FILE_NAMES: dict[str, str] = {
     "jsonl": "dataset.jsonl",
     "csv": "dataset.csv",

@@ -35,7 +35,7 @@ CSV_ERROR = "csv_unreadable"  # the csv module stopped on the file (the rows bef
 REASONS = (NOT_UTF8, BINARY, EMPTY_TEXT, TEXT_TOO_LARGE, NOT_JSON, NO_ID, DUPLICATE_ID, NO_TEXT, MISSING_COLUMN,
            CSV_ERROR)  # fmt: skip
 # The task types whose items are texts, and the files a text source lists.
-TEXT_TASK_TYPES = ("text_classes", "text_spans")
+TEXT_TASK_TYPES = ("text_classes", "text_class_sets", "text_spans")
 TEXT_EXTENSIONS = frozenset({".txt", ".jsonl", ".csv"})
 _CONTROL_SHARE = 0.1  # more control characters than this (tab and line ends aside) reads as binary
 

@@ -52,25 +52,26 @@ def choices_label_config(classes: Sequence[str]) -> str:
     return render_choices(ConfigLayout(validate_classes(classes)))
 
 
-def render_choices(layout: ConfigLayout) -> str:
+def render_choices(layout: ConfigLayout, *, shown: str = "Image", to_name: str = TO_NAME) -> str:
     """The config of ``layout``: one ``<Choices>`` over its classes (``choice="multiple"`` when several may be
     chosen), then ``NONE_OF_THESE`` when it has that choice. Names are XML-escaped, so any class name (quotes,
-    ``<``, ``&``) round-trips unchanged."""
-    shown = [*layout.classes, NONE_OF_THESE] if layout.none_choice else layout.classes
-    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in shown)
+    ``<``, ``&``) round-trips unchanged. ``shown``: the object tag the choices are about (``Text`` for a text
+    kind: ``<Text name="text" value="$text">`` with ``to_name`` "text")."""
+    names = [*layout.classes, NONE_OF_THESE] if layout.none_choice else layout.classes
+    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in names)
     mode = "multiple" if layout.multiple else "single"
     return (
         "<View>\n"
-        f'  <Image name="{TO_NAME}" value="${DATA_KEY}"/>\n'
-        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="{mode}" showInLine="true" required="true">\n'
+        f'  <{shown} name="{to_name}" value="${to_name}"/>\n'
+        f'  <Choices name="{FROM_NAME}" toName="{to_name}" choice="{mode}" showInLine="true" required="true">\n'
         f"{choices}\n"
         "  </Choices>\n"
         "</View>"
     )
 
 
-def choice_result(label: str | Sequence[str]) -> list[dict[str, Any]]:
-    """The ``result`` list of an annotation or prediction that picks ``label``.
+def choice_result(label: str | Sequence[str], *, to_name: str = TO_NAME) -> list[dict[str, Any]]:
+    """The ``result`` list of an annotation or prediction that picks ``label`` (about the object ``to_name``).
 
     A list picks several choices (multi-label); the empty list picks ``NONE_OF_THESE``.
     """
@@ -78,7 +79,7 @@ def choice_result(label: str | Sequence[str]) -> list[dict[str, Any]]:
     return [
         {
             "from_name": FROM_NAME,
-            "to_name": TO_NAME,
+            "to_name": to_name,
             "type": "choices",
             "value": {"choices": chosen},
         }
@@ -98,6 +99,11 @@ def control_tag(config: str, tag: str, *, on: str | None = None) -> ElementTree.
         if found.get("name") == FROM_NAME and (objects is None or found.get("toName") in objects):
             return found
     return None
+
+def about_text(config: str) -> bool:
+    """Whether the config's ``<Choices name="label">`` is about a ``<Text>`` (a text kind's), not an image."""
+    return control_tag(config, "Choices", on="Text") is not None
+
 
 def config_layout(config: str) -> ConfigLayout | None:
     """The layout of the ``<Choices name="label">`` tag of a config; None when the config has no such tag or is

@@ -24,6 +24,8 @@ KINDS: dict[str, str] = {
     "single_label": "labeling_assets.core.tasks.single_label",
     "multi_label": "labeling_assets.core.tasks.multi_label",
     "boxes": "labeling_assets.core.tasks.boxes",
+    "text_classes": "labeling_assets.core.tasks.text_classes",
+    "text_class_sets": "labeling_assets.core.tasks.text_class_sets",
 }
 
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.

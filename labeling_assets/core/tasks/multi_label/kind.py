@@ -48,7 +48,7 @@ from labeling_assets.core.label_sets import (
 )
 from labeling_assets.core.labelstudio import config as ls_config
 from labeling_assets.core.labelstudio.answers import Answer, read_choices
-from labeling_assets.core.labelstudio.config import choice_result, config_layout
+from labeling_assets.core.labelstudio.config import about_text, choice_result, config_layout
 from labeling_assets.core.labelstudio.review import set_prediction_line
 from labeling_assets.core.reporting.answer_views import SET_VIEW
 from labeling_assets.core.store.dataset_versions import usable_label_sets
@@ -118,7 +118,7 @@ class MultiLabel:
     def owns_config(self, config: str) -> bool:
         """A config whose class choices take several choices."""
         layout = config_layout(config)
-        return layout is not None and layout.multiple
+        return layout is not None and layout.multiple and not about_text(config)  # a text kind's choices are its own
 
     def read_answer(self, result: Any) -> Answer:
         """Always a sorted list without duplicates; ``NONE_OF_THESE`` alone is ``[]``. ``NONE_OF_THESE`` chosen

@@ -34,7 +34,12 @@ from labeling_assets.core.dataset.split_checks import (
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.labelstudio.answers import Answer, read_choices
-from labeling_assets.core.labelstudio.config import choice_result, choices_label_config, config_layout
+from labeling_assets.core.labelstudio.config import (
+    about_text,
+    choice_result,
+    choices_label_config,
+    config_layout,
+)
 from labeling_assets.core.reporting.answer_views import CLASS_VIEW
 from labeling_assets.core.store.dataset_versions import usable_classes
 from labeling_assets.core.store.datasets import (
@@ -94,7 +99,7 @@ class SingleLabel:
     def owns_config(self, config: str) -> bool:
         """A config whose class choices take one choice."""
         layout = config_layout(config)
-        return layout is not None and not layout.multiple
+        return layout is not None and not layout.multiple and not about_text(config)  # a text kind's choices are its own
 
     def read_answer(self, result: Any) -> Answer:
         """A name, or a list (in the order chosen) when several were chosen: the store never drops what a person
