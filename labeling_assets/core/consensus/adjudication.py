@@ -11,7 +11,7 @@ Pure functions of DataFrames (the store reads are in ``core/store/human_loop.py`
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -50,13 +50,16 @@ def exclude_paused(votes: pd.DataFrame, pauses: Mapping[str, Sequence[Interval]]
 
 
 def apply_adjudications(
-    labels: pd.DataFrame, votes: pd.DataFrame, adjudicated: pd.Series
+    labels: pd.DataFrame, votes: pd.DataFrame, adjudicated: pd.Series,
+    score: Callable[[pd.DataFrame, pd.Series], tuple[int, int]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the consensus into (crowd rows without adjudicated items, adjudicated rows).
 
     Adjudicated rows exist for every adjudicated item with at least one vote, aggregated or not (an item the
     crowd could not settle at ``max_overlap`` may be below ``min_annotators`` of valid votes): label = the
-    expert's class, confidence 1, agreement = share of the item's votes that match it.
+    expert's answer, confidence 1, agreement = the item's votes scored against it as against gold (``score``: the
+    kind's ``gold_score``, e.g. boxes matched / (expert's boxes + false boxes); by default the share of votes equal
+    to it).
     """
     adjudicated = adjudicated[adjudicated.notna()]
     crowd = labels[~labels["item_id"].astype(str).isin(set(adjudicated.index))].reset_index(drop=True)
@@ -65,7 +68,11 @@ def apply_adjudications(
     for item_id, item_votes in voted.groupby("item_id", sort=True):
         truth = adjudicated.loc[str(item_id)]
         n = int(item_votes["labeler_id"].nunique())
-        matches = float((item_votes["label"].astype(str) == str(truth)).mean())
+        if score is None:
+            matches = float((item_votes["label"].astype(str) == str(truth)).mean())
+        else:
+            right, total = score(item_votes, pd.Series({str(item_id): truth}, dtype=object))
+            matches = right / total if total else 1.0
         rows.append({"item_id": str(item_id), "label": truth, "confidence": 1.0, "agreement": matches,
                      "n_annotators": n})  # fmt: skip
     return crowd, pd.DataFrame(rows, columns=CONSENSUS_COLUMNS)

@@ -86,7 +86,8 @@ def run_consensus(
         log(note)
     # An expert's answer overrides the crowd (method adjudicated, confidence 1), even below min_annotators.
     expert = kind.valid_answers(adjudicated_labels(store), classes)
-    crowd, adjudicated = apply_adjudications(result.labels, votes, expert)
+    crowd, adjudicated = apply_adjudications(result.labels, votes, expert,
+                                             lambda mine, truth: kind.gold_score(mine, truth, classes))  # fmt: skip
     labels = pd.concat([crowd, adjudicated], ignore_index=True) if not adjudicated.empty else crowd
     written = write_consensus(store, crowd, result.method, run_id, outcome.probabilities)
     written += write_consensus(store, adjudicated, ADJUDICATED, run_id)

@@ -2,8 +2,8 @@
 
 Pure functions: its title and labeling config, and the task of one item: the image, every vote with its
 labeler's name and current gold accuracy (with the interval), the model's prediction and why the item is
-there. The expert answers with the same ``<Choices name="label">`` as the crowd, so an answer parses with
-the project's kind (``TaskKind.read_answer``).
+there. The expert answers with the same controls as the crowd (``<Choices name="label">``; boxes: the same
+``<RectangleLabels>``, drawing the boxes), so an answer parses with the project's kind (``TaskKind.read_answer``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ def review_title(title: str) -> str:
 
 
 def review_config(crowd_config: str) -> str:
-    """The image, the votes table and the model's prediction above the crowd's choices (``crowd_config``: the
-    project's config, ``TaskKind.label_config``): the same ``<Choices>``, so answers read alike."""
-    choices = crowd_config[crowd_config.index("  <Choices ") :]
+    """The image, the votes table and the model's prediction above the crowd's controls (``crowd_config``: the
+    project's config, ``TaskKind.label_config``): every control after its image, the same (``<Choices>``; boxes:
+    ``<RectangleLabels>`` and the "No object" choice), so answers read alike."""
+    start = crowd_config.index("<Image ")
+    choices = crowd_config[crowd_config.index("\n", start) + 1 :]
     return (
         "<View>\n"
         f'  <Image name="{TO_NAME}" value="${DATA_KEY}" maxWidth="280px"/>\n'

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from labeling_assets.core.consensus.gates import gold_counts, wilson_interval
+from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
 from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
 from labeling_assets.core.labelstudio.tasks import image_url
@@ -37,7 +37,7 @@ def review_payloads(
     names = labeler_keys(store)
     accuracy = {}
     for labeler_id, rows in inputs.votes.groupby("labeler_id"):
-        correct, n = gold_counts(rows, inputs.gold)
+        correct, n = kind.gold_score(rows, inputs.gold, classes)  # boxes: matched / (gold + false boxes)
         accuracy[str(labeler_id)] = (correct, n)
     uris = item_uris(store)
     prelabels = newest_prelabels(store, list(wanted))
@@ -53,15 +53,16 @@ def review_payloads(
             shown.append(ShownVote(names.get(labeler_id, labeler_id), _shown_label(row["label"]),
                                    correct / n if n else None, n, low, high))  # fmt: skip
         probs, version = prelabels.get(item_id, (None, None))
+        model_line = kind.review_model_line(probs, version)  # None: the top class (a class kind's own form)
         payloads.append(
             review_task(
                 item_id,
                 image_url(uris.get(item_id), data_root),
                 shown,
                 reason=wanted[item_id] or "expert review",
-                prediction=top_prediction(probs),
+                prediction=top_prediction(probs) if model_line is None else None,
                 model_version=version,
-                model_line=kind.review_model_line(probs, version),
+                model_line=model_line,
                 gold_header=kind.gold_accuracy_name,
             )
         )
@@ -69,9 +70,14 @@ def review_payloads(
 
 
 def _shown_label(label: Any) -> str:
-    """A vote as the expert reads it: the class, or a set's classes joined ("none of these" for the empty set)."""
+    """A vote as the expert reads it: the class, a set's classes joined ("none of these" for the empty set), or a
+    box answer's boxes counted per class ("no object" for none; the expert sees the image and draws)."""
     if isinstance(label, list | tuple):
         return ", ".join(map(str, label)) or NONE_OF_THESE
+    if isinstance(label, Mapping) and isinstance(label.get("boxes"), list):
+        names = [str(n) for box in label["boxes"] if isinstance(box, Mapping) for n in box.get("labels") or []]
+        counts = {n: names.count(n) for n in sorted(set(names))}
+        return ", ".join(f"{n} x{k}" for n, k in counts.items()) or "no object"
     return str(label)
 
 

@@ -30,6 +30,7 @@ class BoxAgreement:
     f1: float
     n_pairs: int
     per_class: dict[str, tuple[float, int]] = field(default_factory=dict)
+    per_item: dict[object, float] = field(default_factory=dict)  # item -> its pairs' mean F1 (items with a pair)
 
 
 def box_agreement(
@@ -42,8 +43,10 @@ def box_agreement(
         drawn[(key[0], key[1], key[2])] = g[CORNERS].to_numpy(dtype=float)
     f1s: list[float] = []
     per_class: dict[str, list[float]] = {c: [] for c in classes}
+    per_item: dict[object, float] = {}
     empty: FloatArray = np.zeros((0, 4))
     for item, labelers in votes.drop_duplicates(["item_id", "labeler_id"]).groupby("item_id")["labeler_id"]:
+        first = len(f1s)
         for a, b in combinations(sorted(labelers), 2):
             matched = total = 0
             for label in classes:
@@ -55,8 +58,11 @@ def box_agreement(
                 per_class[label].append(2 * m / n)
                 matched, total = matched + m, total + n
             f1s.append(1.0 if total == 0 else 2 * matched / total)
+        if len(f1s) > first:
+            per_item[item] = float(np.mean(f1s[first:]))
     return BoxAgreement(
         float(np.mean(f1s)) if f1s else float("nan"),
         len(f1s),
         {c: (float(np.mean(v)) if v else float("nan"), len(v)) for c, v in per_class.items()},
+        per_item,
     )

@@ -82,12 +82,14 @@ from labeling_assets.core.training import promotion
 @dataclass(frozen=True)
 class BoxConsensusResult:
     """What :meth:`BoxesKind.consensus` hands back: ``labels`` as the class kinds have it (``item_id, label,
-    confidence, n_annotators``; ``label`` the decided objects as a stored answer) and the box run itself."""
+    confidence, n_annotators, agreement``; ``label`` the decided objects as a stored answer, ``agreement`` the item's
+    mean pairwise F1 of boxes) and the box run itself."""
 
     labels: pd.DataFrame
     run: BoxConsensus
     method: str
     notes: list[str] = field(default_factory=list)
+    scoreboard: None = None  # no bake-off: box consensus has none (what the consensus run records as such)
 
 
 class BoxesKind:
@@ -226,6 +228,9 @@ class BoxesKind:
             answer = gold_answer(found_boxes, width, height)
             rows.append((item, answer, float(confidence), int(n_labelers)))
         labels = pd.DataFrame(rows, columns=["item_id", "label", "confidence", "n_annotators"])
+        # An item's agreement: its labelers' mean pairwise F1 (IoU 0.5; 1.0 with one labeler, as a lone vote agrees).
+        pairwise = box_agreement(found.votes, found.boxes, classes).per_item
+        labels["agreement"] = [float(pairwise.get(item, 1.0)) for item in labels["item_id"]]
         labels = labels.sort_values("item_id", kind="stable").reset_index(drop=True)
         result = BoxConsensusResult(labels, run, run.method, [f"{run.method}: {run.iterations} EM iterations"])
         no_bakeoff = "no bake-off: box consensus has none (auto runs box_em; gold decides its items' clusters)"
@@ -269,6 +274,9 @@ class BoxesKind:
             "pairwise_f1": _finite(agreement.kappa),
             "pairwise_f1_per_class": {str(k): _finite(v) for k, v in agreement.per_class.items()},
             "objects_per_class": {str(k): int(v) for k, v in objects.items()},
+            # the consensus run's bar chart counts items: the items with at least one object of each class
+            "class_distribution": {str(c): int(run.objects.loc[run.objects["label"].astype(str) == str(c), "item_id"]
+                                               .nunique()) for c in classes},
             "items_without_objects": int((run.items["n_objects"] == 0).sum()),
             "mean_item_confidence": _finite(float(run.items["confidence"].mean())) if len(run.items) else None,
             "labeler_quality": Markdown("\n".join(lines)) if len(run.labelers) else "no estimates (a baseline ran)",
