@@ -1,7 +1,9 @@
 """Stage evaluate: the newest registered model measured on the frozen test split (its only reader), and the
 champion rule applied.
 
-The champion (``models:/<name>@champion``) is re-scored on the SAME test items in the same run, so the
+The score is the kind's test score (macro-F1; COCO mAP@[.5:.95] for boxes, whose model is a detector trained by
+the kind's own trainer). The champion (``models:/<name>@champion``) is re-scored on the SAME test items in the
+same run, so the
 comparison is like for like even after new items joined the test split. The newest model becomes the
 champion when it is not worse than it within a tolerance (scored on gold test items when there are enough,
 else on consensus labels; ``core.training.promotion``); otherwise it gets the alias ``challenger`` and the
@@ -11,8 +13,6 @@ check ``macro_f1_not_worse_than_previous_model`` says why.
 from typing import Any, cast, get_args
 
 import dagster as dg
-import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from labeling_assets import lineage, stage
@@ -37,6 +37,9 @@ from labeling_assets.resources.mlflow import (
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
+# How the champion rule names a kind's test score (TestSplitReport.score_name) in its reason.
+METRIC_NAMES = {"test_macro_f1": "macro-F1", "test_map": "mAP@[.5:.95]"}
+
 
 class ModelEvaluationConfig(dg.Config):
     device: str = "auto"
@@ -52,7 +55,7 @@ class ModelEvaluationConfig(dg.Config):
     )
     promotion_tolerance: float = Field(
         default=promotion.PROMOTION_TOLERANCE,
-        description="A model at most this much macro-F1 below the champion still becomes the champion.",
+        description="A model at most this much below the champion (macro-F1; mAP for boxes) still becomes the champion.",
     )
 
 
@@ -98,7 +101,7 @@ def model_evaluation(
         model=registered.label,
         ece_bins=config.ece_bins,
     )
-    decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config)
+    decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config, report.score_name)
     # Before the alias moves: the open tasks show the new champion's predictions as it becomes the champion.
     handed = _hand_over(context, store, label_studio, project, kind, candidate, registered.label, config) \
         if decision.promote else {}  # fmt: skip
@@ -112,7 +115,7 @@ def model_evaluation(
         **as_metadata(report.report),
     }
     return dg.MaterializeResult(
-        metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config), **handed}
+        metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config, report.score_name), **handed}
     )
 
 
@@ -124,9 +127,9 @@ def _newest_model(mlflow: MLflowResource, kind: TaskKind) -> tuple[RegisteredMod
             f"no registered version of {mlflow.registered_model_name}: materialize trained_model first"
         )
     candidate = mlflow.load_model(registered)
-    if candidate.config.task_kind != kind.name:
+    if candidate.task_kind != kind.name:
         raise dg.Failure(
-            f"{registered.label} is a {candidate.config.task_kind} model and the project is {kind.name}: train again"
+            f"{registered.label} is a {candidate.task_kind} model and the project is {kind.name}: train again"
         )
     return registered, candidate
 
@@ -142,20 +145,9 @@ def _record_in_mlflow(
     mlflow.set_version_tags(registered.version, tags)
 
 
-def _predict(
-    loaded: LoadedModel, paths: list[str], config: ModelEvaluationConfig
-) -> tuple[npt.NDArray[np.floating[Any]], list[int]]:
-    from labeling_assets.core.training.predict import predict_files  # torch: loaded by the runs that predict
-
-    return predict_files(
-        loaded.model,
-        paths,
-        image_size=loaded.config.image_size,
-        channels=loaded.config.channels,
-        num_classes=len(loaded.classes),
-        device=config.device,
-        task_kind=loaded.config.task_kind,
-    )
+def _predict(loaded: LoadedModel, paths: list[str], config: ModelEvaluationConfig) -> tuple[Any, list[int]]:
+    """The model's ``probs`` per test file (class probabilities, or a trainer kind's outputs) and the failures."""
+    return loaded.predict(paths, device=config.device)
 
 
 def _decide(
@@ -163,11 +155,12 @@ def _decide(
     mlflow: MLflowResource,
     kind: TaskKind,
     candidate: LoadedModel,
-    probs: npt.NDArray[np.floating[Any]],
+    probs: Any,
     failed: list[int],
     paths: list[str],
     scoring: promotion.ScoringSet,
     config: ModelEvaluationConfig,
+    metric: str,
 ) -> promotion.Decision:
     """The champion rule on the kind's test score at each model's own thresholds, with the champion re-scored on
     the same items (never a number from another split)."""
@@ -183,10 +176,7 @@ def _decide(
         champion_score = score
     elif champion is not None:
         loaded = mlflow.load_model(champion)
-        comparable = (loaded.classes, loaded.config.task_kind) == (
-            candidate.classes,
-            candidate.config.task_kind,
-        )
+        comparable = (loaded.classes, loaded.task_kind) == (candidate.classes, candidate.task_kind)
         if comparable:
             champion_probs, champion_failed = _predict(loaded, paths, config)
             # Both on the items both could decode (the same files, so normally the same failures).
@@ -195,7 +185,7 @@ def _decide(
             score = scored(candidate, probs, both)[0]
         else:
             context.log.warning(
-                f"{champion.label} is a {loaded.config.task_kind} model of {loaded.classes}: not comparable, replaced"
+                f"{champion.label} is a {loaded.task_kind} model of {loaded.classes}: not comparable, replaced"
             )
     return promotion.decide(
         candidate=candidate.registered.label,
@@ -206,6 +196,7 @@ def _decide(
         n_items=n_items,
         tolerance=config.promotion_tolerance,
         comparable=comparable,
+        metric=METRIC_NAMES.get(metric, metric),
     )
 
 
@@ -260,8 +251,11 @@ def _decision_metadata(
     decision: promotion.Decision,
     scoring: promotion.ScoringSet,
     config: ModelEvaluationConfig,
+    score_name: str,
 ) -> dict[str, Any]:
-    """What the champion check reads: both scores on the same items, the basis, n, and the outcome."""
+    """What the champion check reads: both scores on the same items (``candidate_macro_f1``, or ``candidate_map``
+    for boxes: the kind's test score), the basis, n, and the outcome."""
+    score = score_name.removeprefix("test_")
     champion_now = decision.candidate if decision.promote else decision.champion
     metadata: dict[str, Any] = {
         "alias": dg.MetadataValue.text(decision.alias),
@@ -276,8 +270,9 @@ def _decision_metadata(
         "gold_test_items": dg.MetadataValue.int(scoring.n_gold),
         "min_gold_test_items": dg.MetadataValue.int(config.min_gold_test_items),
         "promotion_tolerance": dg.MetadataValue.float(decision.tolerance),
-        "candidate_macro_f1": dg.MetadataValue.float(round(decision.candidate_score, 6)),
+        "test_score_name": dg.MetadataValue.text(score_name),
+        f"candidate_{score}": dg.MetadataValue.float(round(decision.candidate_score, 6)),
     }
     if decision.champion_score is not None:
-        metadata["previous_champion_macro_f1"] = dg.MetadataValue.float(round(decision.champion_score, 6))
+        metadata[f"previous_champion_{score}"] = dg.MetadataValue.float(round(decision.champion_score, 6))
     return metadata

@@ -1,4 +1,5 @@
-"""Stage prelabel: class probabilities for every active item, from the best model there is.
+"""Stage prelabel: class probabilities for every active item (a detector's boxes in a box project), from the best
+model there is.
 
 Source, in order: the champion model (``models:/<name>@champion`` in MLflow: model_evaluation moves the
 alias to a new model only when it is not worse on the test split); else a pixel logistic-regression
@@ -50,24 +51,14 @@ def prelabels(
         loaded = mlflow.load_model(registered)
         if loaded.classes != classes:
             raise dg.Failure(f"{registered.label} predicts {loaded.classes}, the project has {classes}")
-        if loaded.config.task_kind != kind.name:
+        if loaded.task_kind != kind.name:
             raise dg.Failure(f"{registered.label} does not fit a {project.task_type} project: train again")
         thresholds = loaded.thresholds
         model_version, source = registered.label, "model"
         todo = datasets.items_without_prelabels(store, pool, model_version)
         context.log.info(f"Pre-labelling {len(todo)} items with the champion {model_version}")
-        # torch: only the runs that predict load it
-        from labeling_assets.core.training.predict import predict_files
-
-        probs, failed = predict_files(
-            loaded.model,
-            todo["uri"].astype(str).tolist(),
-            image_size=loaded.config.image_size,
-            channels=loaded.config.channels,
-            num_classes=len(classes),
-            device=config.device,
-            task_kind=loaded.config.task_kind,  # its head's probabilities (multi-label: per-class sigmoids)
-        )
+        # Class probabilities (a multi-label head's per-class sigmoids), or a trainer kind's outputs (boxes).
+        probs, failed = loaded.predict(todo["uri"].astype(str).tolist(), device=config.device)
     elif config.source == "model":
         raise dg.Failure(f"{_why_no_champion(mlflow)} (source=model)")
     else:

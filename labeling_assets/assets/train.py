@@ -1,4 +1,5 @@
-"""Stage train: the decoded tensor cache of the current dataset version and the trained classifier.
+"""Stage train: the decoded tensor cache of the current dataset version and the trained classifier (or, for a kind
+with its own trainer such as boxes, the kind's model: no tensor cache, the trainer decodes what it needs).
 
 ``training_tensors`` decodes the train and val images ONCE into a memory-mapped uint8 cache at training
 resolution (DESIGN §6: per-epoch PNG decoding is the bottleneck to design away). ``trained_model``
@@ -9,6 +10,7 @@ checks failed.
 """
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +29,13 @@ from labeling_assets.core.reporting import plots
 from labeling_assets.core.store import datasets, history
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks import task_kind
-from labeling_assets.core.tasks.kind import TaskKind
+from labeling_assets.core.tasks.kind import (
+    EpochReport,
+    FittedModel,
+    KindTrainer,
+    TaskKind,
+    TrainerSettingsError,
+)
 from labeling_assets.core.tasks.registry import tracked_params
 from labeling_assets.core.training import cache
 from labeling_assets.core.training.config import (
@@ -45,7 +53,7 @@ from labeling_assets.core.training.config import (
     resolve_device,
 )
 from labeling_assets.core.training.decode import DecodeFailure
-from labeling_assets.resources.mlflow import MLflowResource
+from labeling_assets.resources.mlflow import TASK_TYPE_TAG, MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -84,6 +92,15 @@ def training_tensors(
     """The train and val images of the current dataset version, decoded once into a memory-mapped uint8 cache."""
     dataset = lineage.current_dataset(context.instance, label_store.get_store())
     lineage.refuse_failed_dataset(context.instance, dataset.version, refused="not trained on", step="train")
+    if task_kind(project.task_type).trainer is not None:
+        why = f"none: a {project.task_type} model is trained by its kind's own trainer, which decodes its images itself"
+        context.log.info(f"No tensor cache for dataset {dataset.version}: {why}")
+        return dg.MaterializeResult(metadata={
+            "dataset_version": dg.MetadataValue.text(dataset.version),
+            "tensor_cache": dg.MetadataValue.text(why),
+            "train_images": dg.MetadataValue.int(len(dataset.split("train"))),
+            "val_images": dg.MetadataValue.int(len(dataset.split("val"))),
+        })  # fmt: skip
     classes = list(project.classes)
     root = project.data_path / "tensors"
     folder = cache.cache_folder(root, dataset.version, config.image_size, config.channels)
@@ -218,6 +235,13 @@ class TrainedModelConfig(dg.Config):
         description="Multi-label: weighted = each item drawn by its rarest label (replaces pos_weight); "
         "shuffle = plain epochs with pos_weight. `sampler` is the single-label one.",
     )
+    # A kind with its own trainer (boxes): every field above is the image classifier's and is not read.
+    trainer_settings: dict[str, Any] = Field(
+        default={},
+        description="A kind with its own trainer (boxes): its settings, e.g. {epochs: 20, backbone: "
+        "mobilenet_v3_320}; unset ones take the trainer's defaults (docs/boxes.md). The fields above are the "
+        "image classifier's.",
+    )
 
     def train_config(self, meta: dict[str, Any], n_train: int) -> TrainConfig:
         """Core's settings for a cache (classes and image shape from its meta, batch fitted to its size)."""
@@ -232,20 +256,20 @@ def trained_model(
     label_store: LabelStoreResource,
     mlflow: MLflowResource,
 ) -> dg.MaterializeResult[None]:
-    """The image classifier trained on the current dataset version, registered as an MLflow model version."""
+    """The image classifier (or a kind's own model) trained on the current dataset version, registered as an MLflow
+    model version."""
     store = label_store.get_store()
     # The version this run's training_tensors decoded: a collect run may make a newer one current between the
     # two steps (issue 26's long run failed a train run that way); the next retrain takes the newer one.
     built = lineage.materialized_in_run(context.instance, context.run.run_id, "training_tensors").get("dataset_version")
     current = str(built) if built else lineage.current_dataset(context.instance, store).version
     lineage.refuse_failed_dataset(context.instance, current, refused="not trained on", step="train")
+    if (trainer := task_kind(project.task_type).trainer) is not None:  # the kind's own model (boxes: a detector)
+        return _train_kind_model(context, config, trainer, project, store, mlflow, current)
     folder, meta = _current_cache(project, current)
     kind = _cache_task(meta, project)
     train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
-    if config.cpu_threads:
-        import torch
-
-        torch.set_num_threads(config.cpu_threads)
+    _cap_threads(config.cpu_threads)
     train_config = config.train_config(meta, len(train))
     if train_config.batch_size != config.batch_size:
         context.log.info(
@@ -293,6 +317,92 @@ def trained_model(
     return dg.MaterializeResult(
         metadata=_model_metadata(mlflow, result, current, version, run_id, targets, curves, classes)
     )
+
+
+def _train_kind_model(
+    context: dg.AssetExecutionContext,
+    config: TrainedModelConfig,
+    trainer: KindTrainer,
+    project: ProjectSettings,
+    store: LabelStore,
+    mlflow: MLflowResource,
+    current: str,
+) -> dg.MaterializeResult[None]:
+    """Fit the kind's own model on the version's train and val rows (each with its consensus confidence), log the
+    run to MLflow and register its torch-only checkpoint as a model version tagged with the task type."""
+    dataset = datasets.current_dataset(store, current)
+    train, val = (datasets.with_consensus_confidence(store, dataset.split(name)) for name in ("train", "val"))
+    if train.empty:
+        raise dg.Failure(f"dataset {current} has no training items")
+    classes = list(project.classes)
+    _cap_threads(config.cpu_threads)
+    settings = {**trainer.default_settings(), **config.trainer_settings}
+    context.log.info(f"Training a {trainer.model_name} ({project.task_type}) on {len(train)} items ({len(val)} val) "
+                     f"of dataset {current}: {settings}")  # fmt: skip
+    tags = {"dagster_run_id": context.run.run_id, "dataset_version": current, "asset": "trained_model"}
+    with mlflow.start_run(run_name=f"train-{current}", tags=tags) as run:
+        ml = mlflow.module()
+        ml.log_params({**{k: str(v) for k, v in settings.items()}, "dataset_version": current, "n_train": len(train),
+                       "n_val": len(val), "classes": ",".join(classes), "task_type": project.task_type,
+                       "model": trainer.model_name})  # fmt: skip
+
+        def on_epoch(report: EpochReport) -> None:
+            ml.log_metrics(report.metrics, step=report.epoch)
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in report.metrics.items())
+            context.log.info(f"epoch {report.epoch}: {shown}")
+
+        try:
+            fitted = trainer.fit(train, val, classes, config.trainer_settings, log=context.log.info, on_epoch=on_epoch)
+        except TrainerSettingsError as exc:
+            raise dg.Failure(str(exc)) from exc
+        ml.log_metrics(fitted.metrics)
+        ml.set_tags({"device": fitted.device, "model": trainer.model_name})
+        curves = _kind_curves_png(fitted)
+        mlflow.log_artifact_bytes("training_curves.png", curves)
+        version_tags = {
+            TASK_TYPE_TAG: project.task_type, "dataset_version": current, "classes": classes,
+            "model": trainer.model_name, "dagster_run_id": context.run.run_id,
+            **{k: str(v) for k, v in fitted.metrics.items() if k.startswith("best_")},
+            **{k: str(fitted.settings[k]) for k in ("backbone",) if k in fitted.settings},
+        }  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = Path(tmp) / "model.pt"
+            trainer.save(fitted, checkpoint)
+            version = mlflow.register_checkpoint(checkpoint, version_tags)
+        run_id = str(run.info.run_id)
+        _log_lineage(mlflow, store, current)
+    history.record_model_training(store, dataset_version=current, model_name=mlflow.registered_model_name,
+                                  model_version=version, mlflow_run_id=run_id, dagster_run_id=context.run.run_id)  # fmt: skip
+    name = mlflow.registered_model_name
+    metadata: dict[str, Any] = {
+        "dataset_version": dg.MetadataValue.text(current),
+        "task_type": dg.MetadataValue.text(project.task_type),
+        "model": dg.MetadataValue.text(trainer.model_name),
+        "model_version": dg.MetadataValue.text(f"{name}/{version}"),
+        "mlflow_run_id": dg.MetadataValue.text(run_id),
+        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(run_id)),
+        "model_uri": dg.MetadataValue.text(f"models:/{name}/{version}"),
+        "device": dg.MetadataValue.text(fitted.device),
+        "settings": dg.MetadataValue.json({k: v for k, v in fitted.settings.items() if v is not None}),
+        "training_curves": dg.MetadataValue.md(img.markdown_image(curves, "training curves")),
+        **{k: dg.MetadataValue.float(round(v, 4)) for k, v in fitted.metrics.items()},
+    }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _kind_curves_png(fitted: FittedModel) -> bytes:
+    """Every per-epoch metric of a trainer kind's fit, one line each."""
+    epochs = [float(r.epoch) for r in fitted.history]
+    names = [name for name in fitted.history[0].metrics if not name.endswith("_per_s")] if fitted.history else []
+    series = {name: (epochs, [float(r.metrics.get(name, float("nan"))) for r in fitted.history]) for name in names}
+    return plots.lines_png(series, "Training", xlabel="epoch")
+
+
+def _cap_threads(cpu_threads: int | None) -> None:
+    if cpu_threads:
+        import torch
+
+        torch.set_num_threads(cpu_threads)
 
 
 def _cache_task(meta: dict[str, Any], project: ProjectSettings) -> TaskKind:

@@ -24,9 +24,12 @@ _DECISION_KEYS = (
     "model_version",
     "alias",
     "promotion_outcome",
+    "test_score_name",
     "candidate_macro_f1",
+    "candidate_map",
     "previous_champion_version",
     "previous_champion_macro_f1",
+    "previous_champion_map",
     "champion_model_version",
     "scoring_basis",
     "scoring_items",
@@ -42,19 +45,20 @@ def build_evaluation_checks(*, floor: float = MACRO_F1_FLOOR) -> Sequence[dg.Ass
     @dg.asset_check(
         asset="model_evaluation",
         name="test_macro_f1_above_floor",
-        description=f"Test macro-F1 of the latest model is at least {floor}.",
+        description=f"The test score of the latest model (macro-F1; mAP@[.5:.95] for boxes) is at least {floor}.",
     )
     def test_macro_f1_above_floor(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         metadata = _latest_metadata(context)
-        value = metadata.get("test_macro_f1")
+        name = str(metadata.get("test_score_name", "test_macro_f1"))  # the kind's test score
+        value = metadata.get(name)
         if not isinstance(value, int | float):
             return dg.AssetCheckResult(
-                passed=False, metadata={"reason": "no test_macro_f1 on the materialization"}
+                passed=False, metadata={"reason": f"no {name} on the materialization"}
             )
         return dg.AssetCheckResult(
             passed=float(value) >= floor,
             metadata={
-                "test_macro_f1": float(value),
+                name: float(value),
                 "floor": floor,
                 "model_version": str(metadata.get("model_version")),
             },

@@ -25,7 +25,6 @@ from labeling_assets.resources.errors import ServiceFailure
 if TYPE_CHECKING:  # torch loads only when a model is saved or loaded, not with the definitions
     from labeling_assets.core.training.config import TrainConfig
     from labeling_assets.core.training.loop import FitResult
-    from labeling_assets.core.training.models import Classifier
 
 DEFAULT_EXPERIMENT = "labeling-assets"
 DEFAULT_MODEL_NAME = "labeling-assets-classifier"
@@ -62,15 +61,50 @@ class RegisteredModel:
             return None
 
 
+# A registered version's tag naming its task kind (every version of a trainer kind has it; a classifier's checkpoint
+# says its kind itself).
+TASK_TYPE_TAG = "task_type"
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    """A registered version rebuilt from its torch-only checkpoint, on the CPU in eval mode."""
+    """A registered version rebuilt from its torch-only checkpoint, on the CPU in eval mode: the image classifier
+    (``config`` its training settings) or the model of a kind with its own trainer (``model`` a ``FittedModel``,
+    ``config`` None)."""
 
     registered: RegisteredModel
-    model: "Classifier"
-    config: "TrainConfig"
+    model: Any  # core.training.models.Classifier, or a trainer kind's FittedModel
+    config: "TrainConfig | None"
     classes: list[str]
     thresholds: list[float] | None = None  # multi-label: per-class decision thresholds chosen on val
+    task_kind: str = "single_label"
+
+    def predict(self, uris: list[str], *, device: str = "auto") -> tuple[Any, list[int]]:
+        """(the model's ``probs`` per file: class probabilities (n, K), or a trainer kind's other outputs as a 1-d
+        object array, None where a file failed (``kind.model_outputs``); the indices of the files that failed)."""
+        if self.config is None:  # a kind's own model: its trainer predicts
+            from dataclasses import replace
+
+            from labeling_assets.core.tasks import task_kind
+            from labeling_assets.core.tasks.kind import model_outputs
+
+            trainer = task_kind(self.task_kind).trainer
+            assert trainer is not None
+            outputs, failed = trainer.predict(replace(self.model, device=device), uris)
+            return model_outputs(outputs, self.classes), failed
+        from labeling_assets.core.training.predict import (
+            predict_files,  # torch: loaded by the runs that predict
+        )
+
+        return predict_files(
+            self.model,
+            uris,
+            image_size=self.config.image_size,
+            channels=self.config.channels,
+            num_classes=len(self.classes),
+            device=device,
+            task_kind=self.task_kind,  # its head's probabilities (multi-label: per-class sigmoids)
+        )
 
 
 class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource is its own value
@@ -266,16 +300,24 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
         return Path(path)
 
     def load_model(self, registered: RegisteredModel) -> LoadedModel:
-        """A registered version rebuilt from its checkpoint (no pickled code is executed)."""
-        from labeling_assets.core.training.checkpoint import load_checkpoint, load_thresholds
+        """A registered version rebuilt from its checkpoint (no pickled code is executed): by its kind's trainer
+        when its ``task_type`` tag names a kind with one, else as the image classifier."""
+        from labeling_assets.core.tasks import KINDS, task_kind
 
+        named = registered.tags.get(TASK_TYPE_TAG)
+        trainer = task_kind(named).trainer if named in KINDS else None
         with tempfile.TemporaryDirectory() as tmp:
             path = self.download_checkpoint(registered, tmp)
+            if trainer is not None:
+                fitted = trainer.load(path)
+                return LoadedModel(registered=registered, model=fitted, config=None, classes=list(fitted.classes),
+                                   task_kind=str(named))  # fmt: skip
+            from labeling_assets.core.training.checkpoint import load_checkpoint, load_thresholds
+
             model, config, classes = load_checkpoint(path)
             thresholds = load_thresholds(path)
-        return LoadedModel(
-            registered=registered, model=model, config=config, classes=classes, thresholds=thresholds
-        )
+        return LoadedModel(registered=registered, model=model, config=config, classes=classes,
+                           thresholds=thresholds, task_kind=config.task_kind)  # fmt: skip
 
     def log_artifact_bytes(self, filename: str, data: bytes, artifact_path: str | None = None) -> None:
         """Log ``data`` as the file ``filename`` of the active run."""
@@ -315,6 +357,32 @@ class MLflowResource(dg.ConfigurableResource["MLflowResource"]):  # the resource
         version = int(info.registered_model_version)
         self.set_version_tags(version, version_tags)
         return version
+
+    def register_checkpoint(self, checkpoint: Path, version_tags: dict[str, Any]) -> int:
+        """Log ``checkpoint`` (a trainer kind's torch-only file) with the active run as :data:`CHECKPOINT_ARTIFACT`,
+        register it as a new version of the registered model and tag it; returns the version. No pickled copy
+        of the model is logged (there is no class to unpickle it with outside this package)."""
+        from mlflow.exceptions import MlflowException
+
+        ml = self.module()
+        folder = str(Path(CHECKPOINT_ARTIFACT).parent)
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / Path(CHECKPOINT_ARTIFACT).name
+            named.write_bytes(checkpoint.read_bytes())
+            ml.log_artifact(str(named), artifact_path=folder)
+        run = ml.active_run()
+        client = self.client()
+        try:
+            client.create_registered_model(self.registered_model_name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version = client.create_model_version(
+            self.registered_model_name, source=f"{run.info.artifact_uri}/{folder}", run_id=run.info.run_id
+        )
+        number = int(version.version)
+        self.set_version_tags(number, version_tags)
+        return number
 
     def log_to_run(
         self,

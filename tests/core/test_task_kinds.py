@@ -44,6 +44,7 @@ from labeling_assets.core.tasks.kind import (
     TaskKind,
     TrainerSettingsError,
     TrainingHead,
+    model_outputs,
 )
 from labeling_assets.core.tasks.registry import (
     KIND_ATTRIBUTES,
@@ -487,6 +488,17 @@ def test_the_answers_given_in_each_kinds_config_are_read_by_that_kind() -> None:
 def test_single_label_multi_label_and_boxes_are_registered_and_every_kind_is_a_settings_choice() -> None:
     assert {"single_label", "multi_label", "boxes", "text_classes", "text_class_sets"} <= set(KINDS)
     assert set(KINDS) == set(TASK_TYPES)
+
+
+def test_a_trainers_outputs_reach_the_stages_as_class_probabilities_or_as_objects() -> None:
+    """Class probabilities (a text classifier's ``{class: p}``) become the (n, K) array the class kinds score, 0 where
+    an item failed; any other output (a detector's boxes) stays one object per item."""
+    table = model_outputs([{"dog": 0.75, "cat": 0.25}, None], ["cat", "dog"])
+    assert table.dtype == np.float32 and table.tolist() == [[0.25, 0.75], [0.0, 0.0]]
+    boxes = {"boxes": [], "image_width": 9, "image_height": 9}
+    found = model_outputs([boxes, None], ["cat", "dog"])
+    assert found.dtype == object and found.shape == (2,) and found[0] == boxes and found[1] is None
+    assert model_outputs([{"cat": 1.0}], ["cat", "dog"]).dtype == object  # not every class: not probabilities
 
 
 def test_an_unknown_task_type_is_one_clear_error() -> None:

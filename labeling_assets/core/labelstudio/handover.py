@@ -24,8 +24,9 @@ from labeling_assets.core.store.labelstudio_sync import item_uris
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks.kind import TaskKind
 
-# uris -> (probabilities (n, K), the indices of the files that failed to decode)
-Predict = Callable[[list[str]], tuple[npt.NDArray[np.floating[Any]], list[int]]]
+# uris -> (the model's probs per file: probabilities (n, K), or a trainer kind's outputs as a 1-d object array;
+# the indices of the files that failed to decode)
+Predict = Callable[[list[str]], tuple[npt.NDArray[Any], list[int]]]
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,18 @@ def current_dataset(store: LabelStore, version: str | None) -> DatasetSnapshot:
     )
 
 
+def with_consensus_confidence(store: LabelStore, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``confidence`` column: each item's live consensus confidence (NaN without one). A trainer
+    weighs its items by it; the version's manifest keeps the answers, not how sure consensus was of them."""
+    latest = latest_consensus_query().subquery()
+    found: dict[str, float] = {}
+    for part in chunked(rows["item_id"].astype(str).tolist()):
+        query = sa.select(latest.c.item_id, latest.c.confidence).where(latest.c.item_id.in_(list(part)))
+        found.update({str(r["item_id"]): r["confidence"] for r in store.fetch(query)})
+    confidence = rows["item_id"].astype(str).map(found)
+    return rows.assign(confidence=pd.to_numeric(confidence, errors="coerce"))
+
+
 def _manifest_from_tables(store: LabelStore) -> pd.DataFrame:
     latest = latest_consensus_query().subquery()
     query = sa.select(splits_table.c.item_id, splits_table.c.split, latest.c.label).join(
@@ -264,17 +276,20 @@ def items_without_prelabels(store: LabelStore, pool: pd.DataFrame, model_version
 def insert_prelabels(
     store: LabelStore,
     item_ids: Sequence[str],
-    probs: npt.NDArray[np.floating[Any]],
+    probs: npt.NDArray[Any] | Sequence[Any],
     classes: Sequence[str],
     model_version: str,
 ) -> int:
-    """One pre-label row per item (class -> probability); returns the number written."""
+    """One pre-label row per item (class -> probability, from a row of ``probs``); a row that is a mapping already (a
+    trainer kind's output for the item, e.g. a detector's boxes) is stored as it is, as JSON. Returns the number
+    written."""
     now = utcnow()
     rows = [
         {
             "item_id": item_id,
             "model_version": model_version,
-            "probs": {name: round(float(p), 6) for name, p in zip(classes, row, strict=True)},
+            "probs": dict(row) if isinstance(row, Mapping) else
+            {name: round(float(p), 6) for name, p in zip(classes, row, strict=True)},  # fmt: skip
             "computed_at": now,
         }
         for item_id, row in zip(item_ids, probs, strict=True)

@@ -276,3 +276,23 @@ class KindTrainer(Protocol):
     def predict(
         self, fitted: FittedModel, uris: Sequence[str], *, batch_size: int = 16
     ) -> tuple[list[Any], list[int]]: ...  # (per uri the kind's ``probs``, None where it failed; failed indices)
+
+
+def model_outputs(outputs: Sequence[Any], classes: Sequence[str]) -> Any:
+    """A trainer's per-item outputs (None for an item that failed) as the stages pass ``probs`` on: class
+    probabilities (``{class: p}`` over exactly the classes, as a text classifier gives) as the (n, K) float array
+    the class kinds score and store (0 where an item failed); any other output (a detector's boxes) as a 1-d object
+    array."""
+    import numpy as np
+
+    names = [str(c) for c in classes]
+    given = [o for o in outputs if o is not None]
+    if given and all(isinstance(o, Mapping) and sorted(map(str, o)) == sorted(names) for o in given):
+        table = np.zeros((len(outputs), len(names)), dtype=np.float32)
+        for n, output in enumerate(outputs):
+            if output is not None:
+                table[n] = [float(output[c]) for c in names]
+        return table
+    found = np.empty(len(outputs), dtype=object)
+    found[:] = list(outputs)
+    return found

@@ -100,6 +100,7 @@ class Decision:
     basis: Basis
     n_items: int
     tolerance: float
+    metric: str = "macro-F1"  # what both scores are (the kind's test score)
 
     @property
     def promote(self) -> bool:
@@ -111,7 +112,7 @@ class Decision:
 
     def reason(self) -> str:
         """One sentence naming both models, both scores, the scoring basis and the number of items."""
-        scored = f"macro-F1 on {self.n_items} {self.basis}-labeled test items"
+        scored = f"{self.metric} on {self.n_items} {self.basis}-labeled test items"
         mine = f"{self.candidate} scores {self.candidate_score:.4f} {scored}"
         if self.outcome == "first":
             return f"{mine}; there was no champion: it becomes the first champion"
@@ -141,12 +142,13 @@ def decide(
     n_items: int,
     tolerance: float = PROMOTION_TOLERANCE,
     comparable: bool = True,
+    metric: str = "macro-F1",
 ) -> Decision:
     """The champion rule: promote unless the champion scores more than ``tolerance`` higher.
 
     Args:
         candidate, champion: model labels (``name/version``); champion None when there is none yet.
-        candidate_score, champion_score: macro-F1 of both on the same scoring set.
+        candidate_score, champion_score: the test score (``metric``: macro-F1, mAP) of both on the same scoring set.
         comparable: False when the champion predicts other classes (it is then replaced).
     """
     outcome: Outcome
@@ -170,4 +172,5 @@ def decide(
         basis=basis,
         n_items=n_items,
         tolerance=tolerance,
+        metric=metric,
     )

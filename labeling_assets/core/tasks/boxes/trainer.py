@@ -72,7 +72,7 @@ def read_image(uri: str) -> Any:
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
-def _examples(rows: pd.DataFrame, classes: Sequence[str], log: Callable[[str], None]) -> list[Any]:
+def training_examples(rows: pd.DataFrame, classes: Sequence[str], log: Callable[[str], None]) -> list[Any]:
     """The rows as :class:`.detector.ImageBoxes` (an undecodable image or an answer that is not one of the
     project's box answers is left out, and said)."""
     from labeling_assets.core.tasks.boxes.detector import ImageBoxes
@@ -154,10 +154,10 @@ class BoxTrainer:
         chosen = _settings(settings)
         device = _device(str(chosen["device"]))
         classes = [str(c) for c in classes]
-        examples = _examples(train, classes, say)
+        examples = training_examples(train, classes, say)
         if not examples:
             raise ValueError("no training image could be read: nothing to train a detector on")
-        checks = _examples(val, classes, say)
+        checks = training_examples(val, classes, say)
         torch.manual_seed(int(chosen["seed"]))
         model = build_detector(len(classes), backbone=str(chosen["backbone"]), image_size=int(chosen["image_size"]))
         if chosen["weights_path"]:
@@ -233,9 +233,10 @@ class BoxTrainer:
     ) -> tuple[list[Any], list[int]]:
         """Per uri the detector's output (``{"boxes": [{label, x0, y0, x1, y1, score}], "image_width",
         "image_height"}``, boxes scored at least the ``min_score`` setting), None where the file could not be
-        decoded; and the indices of those."""
+        decoded; and the indices of those. On ``fitted.device`` (``auto``: CUDA when present)."""
         from labeling_assets.core.tasks.boxes.detector import detect
 
+        device = _device(fitted.device)
         outputs: list[Any] = [None] * len(uris)
         failed: list[int] = []
         for start in range(0, len(uris), batch_size):
@@ -248,7 +249,7 @@ class BoxTrainer:
                     failed.append(n)
             if not images:
                 continue
-            found = detect(fitted.model, images, device=fitted.device)
+            found = detect(fitted.model, images, device=device)
             sizes = [(int(i.shape[-1]), int(i.shape[-2])) for i in images]
             for n, output in zip(where, _outputs(found, sizes, fitted.classes, float(fitted.settings["min_score"])),
                                  strict=True):  # fmt: skip
