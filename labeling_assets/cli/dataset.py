@@ -46,6 +46,8 @@ def cmd_as_of(args: argparse.Namespace) -> int:
     rows = built.assignment.frame[["item_id", "label", "split"]]
     if is_label_set_manifest(rows):  # multi-label: a label set as JSON text in its CSV cell
         rows = rows.assign(label=rows["label"].map(label_text))
+    elif rows["label"].map(lambda v: isinstance(v, dict)).any():  # boxes: the stored answer as JSON text
+        rows = rows.assign(label=rows["label"].map(lambda v: json.dumps(v, sort_keys=True)))
     rows.to_csv(out / "manifest.csv", index=False)
     same = " (the version stored as current then)" if built.version == rebuilt.version_then else ""
     print(f"dataset as of {when.isoformat()}: version {built.version}{same}, {len(built.assignment.frame)} items")

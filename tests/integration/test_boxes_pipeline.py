@@ -12,12 +12,15 @@ exports hold.
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from pycocotools.coco import COCO
@@ -27,9 +30,13 @@ from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.assets.ingest import raw_images
+from labeling_assets.assets.label_issues import label_issues
 from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.checks.queue import gold_never_in_task_data
+from labeling_assets.cli.main import main as cli
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
+from labeling_assets.core.store.history import record_model_training
 from labeling_assets.core.store.human_loop import adjudication_frame
 from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import (
@@ -188,6 +195,11 @@ def _run_pipeline(
         run([labeler_stats], partition_key=name)
     run([dataset_splits])
     run([dataset_export])
+    # The detector whose boxes were pre-labels trained on this version: its boxes are out of sample elsewhere.
+    record_model_training(store, dataset_version=str(meta["dataset_splits"]["dataset_version"]),
+                          model_name=DETECTOR.split("/")[0], model_version=1, mlflow_run_id=None, dagster_run_id=None)  # fmt: skip
+    run([label_issues])
+    run([qa_report])
     return Pipeline(store, instance, client, project_id, truth, gold, odd_items, missed, review_id, data, meta, checks)
 
 
@@ -342,3 +354,34 @@ def test_the_coco_export_reads_back_in_pycocotools_with_every_consensus_box(pipe
         assert len(list((export / "yolo" / split / "labels").glob("*.txt"))) == int(splits[f"n_{split}"])
         assert len(list((export / "voc" / split / "Annotations").glob("*.xml"))) == int(splits[f"n_{split}"])
     assert images == N_SCENES and boxes == sum(map(len, pipeline.truth.values()))
+
+
+def test_label_issues_use_only_detector_boxes_out_of_sample_and_say_why_there_was_no_search(pipeline: Pipeline) -> None:
+    splits, issues = pipeline.meta["dataset_splits"], pipeline.meta["label_issues"]
+    outside = int(splits["n_val"]) + int(splits["n_test"])  # the detector trained on the train split
+    assert issues["items"] == N_SCENES and issues["issues"] == 0
+    assert issues["probability_source"].endswith(f"({outside} of {N_SCENES} items have one)")
+    assert f"{N_SCENES - outside} of {N_SCENES} items have no out-of-sample detector output" in issues["notes"]
+    assert f"no label-issue search: only {outside} item(s)" in issues["notes"]  # under 10: no noise rates to learn
+
+
+def test_the_qa_report_judges_box_answers_box_for_box(pipeline: Pipeline) -> None:
+    report = pipeline.meta["qa_report"]
+    assert {"gold_accuracy", "kappa_over_time", "class_drift", "consensus_confidence"} <= set(report["charts"])
+    page = Path(str(report["report"])).read_text()
+    table = pd.read_html(io.StringIO(page), match="whole-answer accuracy")[0].set_index("labeler_id")
+    assert table.loc["bx_careful", "whole-answer accuracy"] == 1.0 and table.loc["bx_steady", "box gold score"] == 1.0
+
+
+def test_the_dataset_cli_rebuilds_a_box_version_as_of_now_and_shows_its_items(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LABEL_STORE_URL", pipeline.store.url)
+    version = str(pipeline.meta["dataset_splits"]["dataset_version"])
+    assert cli(["dataset", "as-of", utcnow().isoformat(), "--out", str(tmp_path)]) == 0
+    assert f"version {version} (the version stored as current then)" in capsys.readouterr().out
+    manifest = pd.read_csv(tmp_path / "manifest.csv")
+    labels = {i: json.loads(v) for i, v in zip(manifest["item_id"], manifest["label"], strict=True)}
+    assert len(labels) == N_SCENES and answer_boxes(labels[pipeline.missed], CLASSES)[1] is None
+    assert cli(["dataset", "diff", version[:8], version[:8]]) == 0
+    assert cli(["item", pipeline.missed[:12]]) == 0 and "adjudicated" in capsys.readouterr().out

@@ -20,14 +20,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
 
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
-from labeling_assets.core.label_sets import MULTI_LABEL, SINGLE_LABEL, TaskType
+from labeling_assets.core.label_sets import SINGLE_LABEL, TASK_TYPES, TaskType
 from labeling_assets.core.store.dataset_versions import LABELED_COLUMNS, manifest_document, usable_labeled
 from labeling_assets.core.store.derived_schema import class_list_versions_table
 from labeling_assets.core.store.lineage_schema import item_phashes_table
@@ -185,8 +185,9 @@ def rebuild_dataset_as_of(
     then = stored[-1]["dataset_version"] if stored else None
     settings = version_settings(store, then)
     class_list = class_list_as_of(store, known_at) or [str(c) for c in classes]
-    # A multi-label version records its task type; versions before it (and single-label ones) do not.
-    task_type: TaskType = MULTI_LABEL if settings.get("task_type") == MULTI_LABEL else SINGLE_LABEL
+    # A multi-label (or box, ...) version records its task type; versions before it (and single-label ones) do not.
+    recorded = settings.get("task_type")
+    task_type: TaskType = cast(TaskType, recorded) if recorded in TASK_TYPES else SINGLE_LABEL
     labeled = _labeled_as_of(store, known_at, class_list, task_type)
     if labeled.empty:
         raise ValueError(f"no item had a live consensus label at {known_at.isoformat()}: nothing to build")
