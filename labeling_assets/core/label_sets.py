@@ -14,15 +14,14 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-# text_spans is named here before it is registered (ingest reads a text project's source already); TASK_TYPES lists
-# the registered kinds only.
 TaskType = Literal["single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans"]
 SINGLE_LABEL: TaskType = "single_label"
 MULTI_LABEL: TaskType = "multi_label"
 BOXES: TaskType = "boxes"
 TEXT_CLASSES: TaskType = "text_classes"
 TEXT_CLASS_SETS: TaskType = "text_class_sets"
-TASK_TYPES: tuple[TaskType, ...] = (SINGLE_LABEL, MULTI_LABEL, BOXES, TEXT_CLASSES, TEXT_CLASS_SETS)
+TEXT_SPANS: TaskType = "text_spans"
+TASK_TYPES: tuple[TaskType, ...] = (SINGLE_LABEL, MULTI_LABEL, BOXES, TEXT_CLASSES, TEXT_CLASS_SETS, TEXT_SPANS)
 
 # The Label Studio choice a person picks for "no finding": stored as the empty set, never as a class.
 NONE_OF_THESE = "None of these"

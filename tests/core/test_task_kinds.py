@@ -78,6 +78,15 @@ def _detected_box(k: int, sure: bool = True) -> dict[str, Any]:
     return {"boxes": [box], "image_width": 100.0, "image_height": 80.0}
 
 
+def _entity(k: int, sure: bool = True) -> dict[str, Any]:
+    """A span model's output for a text with one entity of type ``k`` (a word per type: a wrong type is a wrong
+    span too)."""
+    text = "alpha beta gamma"
+    start = [0, 6, 11][k]
+    span = {"start": start, "end": start + len(text.split()[k]), "label": CLASSES[k], "score": 0.98 if sure else 0.5}
+    return {"text": text, "spans": [span]}
+
+
 def _gold_boxes(answer: Any) -> str:
     """A box answer as a gold file writes it: ``{width, height, boxes: [{label, x0, y0, x1, y1}]}``."""
     boxes, _ = answer_boxes(answer, CLASSES)
@@ -121,6 +130,21 @@ def _text_rows(folder: Path, multiple: bool) -> TrainingData:
     return TrainingData(frame.iloc[:12], frame.iloc[12:], CLASSES, {"c": 10.0})
 
 
+def _sentences(folder: Path) -> TrainingData:
+    """Sentences naming one entity each (a name per type), stored as ingest stores texts, as a version's rows."""
+    names = {"cat": "Felix", "dog": "Rex", "fox": "Todd"}
+    rows = []
+    for n in range(12):
+        kind = CLASSES[n % 3]
+        text = f"Yesterday {names[kind]} came home, said witness {n}."
+        path = folder / f"e{n:02d}.txt"
+        path.write_text(text, encoding="utf-8")
+        rows.append({"item_id": f"e{n:02d}", "uri": str(path), "label": [[10, 10 + len(names[kind]), kind]],
+                     "confidence": 0.9})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    return TrainingData(frame.iloc[:9], frame.iloc[9:], CLASSES, {"epochs": 1})
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """What a trainer kind's trainer is checked on: a version's train and val rows, its classes, small settings."""
@@ -132,7 +156,7 @@ class TrainingData:
 
 
 # What a model of the kind says about an item of class ``k`` (default: class probabilities).
-OUTPUTS: dict[str, Callable[[int, bool], Any]] = {"boxes": _detected_box}
+OUTPUTS: dict[str, Callable[[int, bool], Any]] = {"boxes": _detected_box, "text_spans": _entity}
 # How a gold file writes an answer (default: a class name as itself, any other answer as JSON).
 GOLD_TEXTS: dict[str, Callable[[Any], str]] = {"boxes": _gold_boxes}
 # What a trainer kind trains on, made in a folder.
@@ -140,11 +164,13 @@ TRAINING: dict[str, Callable[[Path], TrainingData]] = {
     "boxes": _scene_rows,
     "text_classes": lambda folder: _text_rows(folder, False),
     "text_class_sets": lambda folder: _text_rows(folder, True),
+    "text_spans": _sentences,
 }
 # A file the kind's model cannot read (default: bytes that are no image), as (name, bytes).
 UNREADABLE: dict[str, tuple[str, bytes]] = {
     "text_classes": ("broken.txt", b"\xff\xfe not UTF-8"),
     "text_class_sets": ("broken.txt", b"\xff\xfe not UTF-8"),
+    "text_spans": ("broken.txt", b"\xff\xfe not UTF-8"),
 }
 
 
@@ -486,7 +512,7 @@ def test_the_answers_given_in_each_kinds_config_are_read_by_that_kind() -> None:
 
 
 def test_single_label_multi_label_and_boxes_are_registered_and_every_kind_is_a_settings_choice() -> None:
-    assert {"single_label", "multi_label", "boxes", "text_classes", "text_class_sets"} <= set(KINDS)
+    assert {"single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans"} <= set(KINDS)
     assert set(KINDS) == set(TASK_TYPES)
 
 

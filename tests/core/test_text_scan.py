@@ -229,3 +229,12 @@ def test_an_entry_belongs_to_the_listed_file_its_row_names() -> None:
     assert entry_file("x.csv@3", files) == "x.csv"
     assert entry_file("n.txt", files) == "n.txt"
     assert entry_file("gone.jsonl#1", files) is None
+
+
+def test_gold_names_a_text_by_its_entry_and_is_read_by_the_text_kind(store: LabelStore, source: TextSource) -> None:
+    source.jsonl("rows.jsonl", [{"id": "1", "text": "Great match."}, {"id": "2", "text": "Rain again."}])
+    gold = {"rows.jsonl#1": "sports", "rows.jsonl#2": "cooking", "gone.jsonl#9": "sports"}
+    report = source.ingest(store, gold_labels=gold, task_type="text_classes", classes=["sports", "weather"])
+    assert report.gold_items == 1 and item(store, text_item_id("Great match."))["gold_label"] == "sports"
+    assert sorted((p.path, p.problem) for p in report.gold_problems) == [
+        ("gone.jsonl#9", "no_image"), ("rows.jsonl#2", "unknown_class")]  # fmt: skip

@@ -115,6 +115,9 @@ def _aggregate(store: LabelStore, kind: TaskKind, eligible: pd.DataFrame, option
     classes = list(options.classes)
     crowdlab = options.method == "crowdlab" and "crowdlab" in kind.consensus_methods  # else the kind refuses it
     pred_probs = _crowdlab_pred_probs(store, eligible, classes) if crowdlab else None
+    # Each vote's item's stored copy, for a kind that reads its items (text spans tokenize the text).
+    uris = item_uris(store)
+    eligible = eligible.assign(uri=eligible["item_id"].map(lambda item: uris.get(item)))
     return kind.consensus(
         eligible, options.method, classes, gold_labels(store), pred_probs=pred_probs,
         thresholds=dict(options.class_thresholds), allow_empty=options.allow_empty,

@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     "boxes": "labeling_assets.core.tasks.boxes",
     "text_classes": "labeling_assets.core.tasks.text_classes",
     "text_class_sets": "labeling_assets.core.tasks.text_class_sets",
+    "text_spans": "labeling_assets.core.tasks.text_spans",
 }
 
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.

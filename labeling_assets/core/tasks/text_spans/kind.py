@@ -1,0 +1,441 @@
+"""Entity spans in texts as a kind of task (``text_spans``): the ``TaskKind`` parts over the span core of this
+package. Its model is a spaCy NER trained from blank by its own trainer (``trainer.py``, a ``KindTrainer``).
+
+A stored answer is a sorted list of ``[start, end, type]``, character offsets of the stored text (``[]``: "no
+entity"); the classes of the project are its entity types. What this kind calls ``probs`` (pre-labels, the
+queue's score, the review line) is the NER's output for one text: ``{"text": str, "spans": [{start, end, label,
+score}, ...]}``, every candidate entity with its probability.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labeling_assets.core.consensus.adjudication import truth_for_stats
+from labeling_assets.core.consensus.agreement import FleissKappa
+from labeling_assets.core.consensus.gates import gate
+from labeling_assets.core.consensus.label_issues import LabelIssues
+from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
+from labeling_assets.core.consensus.leaderboard import QualityInputs
+from labeling_assets.core.dataset import iterative_stratification as multi_core
+from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset.card import CardInputs, render_label_set_card
+from labeling_assets.core.display import md_text
+from labeling_assets.core.labelstudio.answers import Answer
+from labeling_assets.core.store.queries import gold_labels
+from labeling_assets.core.tasks.kind import (
+    ConsensusFailure,
+    ConsensusOutcome,
+    KindTrainer,
+    Markdown,
+    TestSplitReport,
+    TrainingHead,
+)
+from labeling_assets.core.tasks.text_classes.texts import read_stored_text
+from labeling_assets.core.tasks.text_spans import spans as span_core
+from labeling_assets.core.tasks.text_spans.answers import (
+    SPAN_VOTE_SKIPS,
+    answer_spans,
+    gold_counts,
+    item_texts,
+    presence_manifest,
+    read_result,
+    span_labeler_window,
+    span_votes,
+    valid_span_answers,
+)
+from labeling_assets.core.tasks.text_spans.consensus import METHODS, aggregate_spans
+from labeling_assets.core.tasks.text_spans.evaluation import encode_answers, entity_scores, span_test_report
+from labeling_assets.core.tasks.text_spans.export import EXPORT_FORMATS, SpanRecord, export_spans
+from labeling_assets.core.tasks.text_spans.qa import SPAN_VIEW
+from labeling_assets.core.tasks.text_spans.splits import assign_span_splits
+from labeling_assets.core.tasks.text_spans.stats import span_agreement
+from labeling_assets.core.tasks.text_spans.trainer import PRELABEL_MIN_SCORE, TRAINER, decided
+from labeling_assets.core.tasks.text_spans.votes import SpanConsensus
+from labeling_assets.core.training import promotion
+
+
+@dataclass(frozen=True)
+class SpanConsensusResult:
+    """What :meth:`TextSpansKind.consensus` hands back: ``labels`` as the class kinds have it (``item_id, label,
+    confidence, agreement, n_annotators``; ``label`` the decided spans as a stored answer) and the span run."""
+
+    labels: pd.DataFrame
+    run: SpanConsensus
+    method: str
+    notes: list[str] = field(default_factory=list)
+    scoreboard: Any = None  # no bake-off
+
+
+def _finite(value: float | None) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def _uncertainty(probs: Mapping[str, Any]) -> float:
+    """The chance that one of the model's span decisions (each candidate kept or dropped) is wrong."""
+    scores = np.clip([float(c["score"]) for c in probs.get("spans") or []], 0.0, 1.0)
+    return float(1.0 - np.prod(np.maximum(scores, 1.0 - scores))) if len(scores) else 0.0
+
+
+class TextSpansKind:
+    """Entity spans with one type each in a text, "no entity" an answer."""
+
+    name = "text_spans"
+    consensus_methods: tuple[str, ...] = METHODS
+    export_formats: tuple[str, ...] = EXPORT_FORMATS
+    export_note = (
+        "a table of one class per item or an ImageFolder tree cannot hold spans; export jsonl (spans as character "
+        "offsets), conll (IOB2), spacy (a DocBin) or hf_datasets (tokens and ner_tags) instead."
+    )
+    skip_reasons: tuple[str, ...] = SPAN_VOTE_SKIPS
+    decision_thresholds = False  # one score cut for every span (PRELABEL_MIN_SCORE)
+    gold_gate_rate = "gold gate (matched spans / (gold spans + false spans), strict)"
+    gold_accuracy_name = "span gold score (matched / (gold + false spans), same offsets and type)"
+    label_issue_model = "none yet (no out-of-sample span model is kept per item)"
+    qa_view = SPAN_VIEW
+    trainer: KindTrainer | None = TRAINER
+
+    # Label Studio.
+    def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:
+        """``<Labels>`` over the entity types on the ``<Text>``, and the "no entity" choice."""
+        return span_core.label_config(classes)
+
+    def owns_config(self, config: str) -> bool:
+        """A config with our ``<Labels name="label">`` on a ``<Text>``."""
+        return span_core.config_entity_types(config) is not None
+
+    def read_answer(self, result: Any) -> Answer:
+        """The stored spans (:func:`.answers.read_result`), or why the result holds none."""
+        return read_result(result)
+
+    def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
+        return self.read_answer(result).label
+
+    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any:
+        return span_votes(annotations, classes)[0]
+
+    # Gold.
+    def parse_gold(self, text: str, classes: Sequence[str] | None, allow_empty: bool = True) -> tuple[Any, str | None]:
+        """A gold file's entry: JSON ``[[start, end, type], ...]`` (``[]``: no entity)."""
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return text, f"not JSON ({exc.msg}): a span answer is [[start, end, type], ...]"
+        spans = span_core.from_stored(value)
+        if spans is None:
+            return value, "not a list of [start, end, type] with 0 <= start < end"
+        alien = sorted({s.label for s in spans} - {str(c) for c in classes}) if classes is not None else []
+        if alien:
+            return value, f"entity types {', '.join(alien)} not among the project's types"
+        return span_core.stored(spans), None
+
+    def valid_answers(self, stored: pd.Series, classes: Sequence[str]) -> pd.Series:
+        return valid_span_answers(stored, classes)
+
+    def is_answer(self, value: Any, classes: Sequence[str]) -> bool:
+        return answer_spans(value, classes)[1] is None
+
+    def gold_score(self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str]) -> tuple[int, int]:
+        """(matched spans, gold spans + false spans) over the answers to gold items (:func:`.answers.gold_counts`)."""
+        return gold_counts(labels, truth, classes)
+
+    def gold_gate(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float
+    ) -> tuple[Any, dict[str, Any]]:
+        """(the gate on the span gold score, per type: the same score on that type's spans alone)."""
+        per_type: dict[str, Any] = {}
+        for name in classes:
+            correct, n = gold_counts(votes, truth, classes, only=str(name))
+            if n:
+                per_type[str(name)] = gate(correct, n, threshold, what=f"span gold score on {name}").metadata()
+        return gate(*gold_counts(votes, truth, classes), threshold, what="span gold score"), per_type
+
+    def gold_report(
+        self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Each labeler's span gold score."""
+        scores: dict[str, float | None] = {}
+        for labeler, mine in votes.groupby(votes["labeler_id"].astype(str)):
+            if labeler in names:
+                correct, n = gold_counts(mine, truth, classes)
+                scores[names[labeler]] = round(correct / n, 4) if n else None
+        return {"span_gold_score": scores,
+                "gold_gate": "spans: the gold gate judges matched spans / (gold spans + false spans), strict"}  # fmt: skip
+
+    # Consensus, agreement, labeler statistics.
+    def consensus(
+        self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
+        pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
+        allow_empty: bool = True,
+    ) -> ConsensusOutcome:
+        """Span consensus (:func:`.consensus.aggregate_spans`) of the eligible votes on the items' stored texts
+        (the frame's ``uri``); gold decides its items (``span_em`` also learns from them)."""
+        if method not in METHODS:
+            raise ConsensusFailure(f"consensus method {method!r} is not a span method; a text_spans project uses one "
+                                   f"of {', '.join(METHODS)}")  # fmt: skip
+        _, votes = span_votes(eligible, classes)
+        texts = item_texts(eligible, votes)
+        truth = valid_span_answers(gold, classes)
+        voted = {v.item_id for v in votes}
+        gold_spans = {str(k): span_core.from_stored(v) or () for k, v in truth.items() if str(k) in voted}
+        run = aggregate_spans(votes, texts, classes, method, gold=gold_spans)
+        by_item: dict[str, list[Any]] = {}
+        for vote in votes:
+            by_item.setdefault(vote.item_id, []).append(vote)
+        rows = []
+        for item in sorted(run.labels):
+            pairwise = span_agreement(by_item.get(item, []))
+            rows.append((item, span_core.stored(run.labels[item]), float(run.confidence[item]),
+                         1.0 if pairwise.f1 is None else float(pairwise.f1), int(run.n_annotators[item])))  # fmt: skip
+        labels = pd.DataFrame(rows, columns=["item_id", "label", "confidence", "agreement", "n_annotators"])
+        result = SpanConsensusResult(labels, run, run.method, [f"{run.method} over {len(votes)} span answers"])
+        no_bakeoff = "no bake-off: span consensus has none (auto runs span_em; gold decides its items)"
+        return ConsensusOutcome(result, len(gold_spans), None, no_bakeoff)
+
+    def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> FleissKappa:
+        """Not a kappa: the pairwise strict span F1, overall and per type, in its fields (chance agreement is
+        ill-defined for spans)."""
+        _, votes = span_votes(eligible, classes)
+        overall = span_agreement(votes)
+        per_type = {}
+        for name in classes:
+            only = [dataclasses.replace(v, spans=tuple(s for s in v.spans if s.label == name)) for v in votes]
+            per_type[str(name)] = span_agreement(only).f1
+        nan = float("nan")
+        f1 = nan if overall.f1 is None else overall.f1
+        return FleissKappa(f1, {k: nan if v is None else v for k, v in per_type.items()}, nan, nan, overall.n_items)
+
+    def classes_of(self, answer: Any) -> list[str]:
+        """The entity types an answer marks, sorted (whatever its validity)."""
+        if not isinstance(answer, list):
+            return []
+        return sorted({str(x[2]) for x in answer if isinstance(x, list | tuple) and len(x) == 3})
+
+    def consensus_report(
+        self, result: Any, eligible: pd.DataFrame, classes: Sequence[str], names: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Agreement (pairwise span F1), spans per type, items without entities, each labeler's estimates."""
+        run: SpanConsensus = result.run
+        agreement = self.agreement(eligible, classes)
+        counts = Counter(s.label for spans in run.labels.values() for s in spans)
+        lines = ["| labeler | estimates |", "|---|---|"]
+        for labeler, quality in sorted(run.labeler_quality.items()):
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(quality.items()) if np.isfinite(v))
+            lines.append(f"| {md_text(names.get(str(labeler), labeler))} | {md_text(shown)} |")
+        return {
+            "task_type": self.name,
+            "method": run.method,
+            "pairwise_span_f1": _finite(agreement.kappa),
+            "pairwise_span_f1_per_type": {str(k): _finite(v) for k, v in agreement.per_class.items()},
+            "class_distribution": {str(c): int(counts.get(str(c), 0)) for c in classes},
+            "items_without_entities": sum(1 for spans in run.labels.values() if not spans),
+            "labeler_quality": Markdown("\n".join(lines)) if run.labeler_quality else "no estimates (a baseline ran)",
+        }
+
+    def quality_inputs(
+        self, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
+        classes: Sequence[str],
+    ) -> QualityInputs:
+        """Span answers throughout; population shares per type are the share of consensus answers marking it."""
+        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
+        current = self.valid_answers(consensus, classes)
+        counts = {c: sum(c in self.classes_of(a) for a in current) for c in classes}
+        shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
+        return QualityInputs(votes, truth, current, shares)
+
+    def labeler_stats(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, population_shares: Mapping[str, float],
+    ) -> LabelerStats:
+        return span_labeler_window(votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus)
+
+    def weekly_trend(
+        self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
+        consensus: pd.Series, last_weeks: int,
+    ) -> list[LabelerStats]:
+        return weekly_trend(votes, labeler_id=labeler_id, classes=classes, gold=gold, consensus=consensus,
+                            last_weeks=last_weeks, stats=span_labeler_window)  # fmt: skip
+
+    # Label issues: not searched yet.
+    def label_issue_inputs(
+        self, store: Any, item_ids: list[str], uris: list[str], *, feature_size: int, n_folds: int
+    ) -> tuple[Any, str]:
+        return None, self.label_issue_model
+
+    def find_label_issues(
+        self, item_ids: list[str], labels: list[Any], features: Any, classes: list[str], n_folds: int
+    ) -> tuple[Any, float]:
+        """No issues searched: spans have no out-of-sample model per item yet (a note says so)."""
+        empty = pd.DataFrame(columns=["item_id", "given_label", "suggested_label", "label_quality",
+                                      "suggested_probability"])  # fmt: skip
+        note = "label issues are not searched for spans yet: no out-of-sample span model per item is kept"
+        return LabelIssues(empty, pd.Series(dtype=float), [note]), float("nan")
+
+    # Datasets.
+    def usable_labels(
+        self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
+    ) -> tuple[pd.DataFrame, dict[str, int]]:
+        """The consensus rows that are span answers of the project; the others counted by the vote rule's reason."""
+        keep = []
+        for value in frame["label"]:
+            reason = answer_spans(value, classes or [])[1]
+            if reason is not None:
+                why = f"consensus label is not a span answer of the project ({reason})"
+                excluded[why] = excluded.get(why, 0) + 1
+            keep.append(reason is None)
+        return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
+
+    def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
+        """The multi-label card over the entity types each text holds (prevalence per type and split)."""
+        card: CardInputs = inputs
+        shown = dataclasses.replace(card, manifest=presence_manifest(card.manifest, list(card.expected_classes)))
+        return render_label_set_card(shown, with_plot=with_plot)
+
+    def annotation_summary(self, annotations: pd.DataFrame) -> tuple[int, int, float | None]:
+        """(labelers, annotations, no kappa: span agreement is a pairwise F1) over a version's span answers."""
+        if annotations.empty:
+            return 0, 0, None
+        answers = annotations.loc[annotations["label"].map(lambda v: isinstance(v, list)).astype(bool)]
+        return int(answers["labeler_id"].nunique()), len(answers), None
+
+    def split_balance(self, manifest: pd.DataFrame, classes: Sequence[str]) -> tuple[str, float]:
+        return "class_weights", multi_core.label_imbalance_ratio(presence_manifest(manifest, classes), classes)
+
+    def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
+        """JSONL, CoNLL, spaCy DocBin and a ``DatasetDict`` per split (:func:`.export.export_spans`) of the stored
+        texts (``rows.image_path``: the stored copy)."""
+        records = [SpanRecord(str(item), read_stored_text(str(path)), span_core.from_stored(label) or (), str(split))
+                   for item, path, label, split in zip(rows["item_id"], rows["image_path"], rows["label"], rows["split"],
+                                                       strict=True)]  # fmt: skip
+        return export_spans(records, classes, Path(out_dir), formats)
+
+    def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
+        return multi_core.prevalence_deviations(presence_manifest(manifest, classes), classes, tolerance)
+
+    def missing_from_splits(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        missing = multi_core.labels_missing_from_splits(presence_manifest(manifest, classes), classes, split_core.SPLITS)
+        return missing[missing["positives"] >= multi_core.MIN_POSITIVES_FOR_ALL_SPLITS]
+
+    def missing_for_thresholds(self, manifest: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+        """Nothing: no per-type threshold is chosen on val (one score cut for every span)."""
+        return pd.DataFrame(columns=["label", "split", "positives"])
+
+    def assign_splits(
+        self, rows: pd.DataFrame, classes: Sequence[str], *, existing: pd.Series,
+        ratios: split_core.SplitRatios, seed: int,
+    ) -> split_core.SplitAssignment:
+        """Iterative stratification on the entity types each text holds (:func:`.splits.assign_span_splits`);
+        the frame's ``label`` is the stored answer again."""
+        answers = dict(zip(rows["item_id"].astype(str), rows["label"], strict=True))
+        groups = dict(zip(rows["item_id"].astype(str), rows["group_key"], strict=True)) if "group_key" in rows else None
+        assignment = assign_span_splits({i: span_core.from_stored(a) or () for i, a in answers.items()}, classes,
+                                        groups=groups, existing={str(k): str(v) for k, v in existing.items()}, ratios=ratios, seed=seed)  # fmt: skip
+        frame = assignment.frame.assign(types_present=assignment.frame["label"])
+        frame["label"] = [answers[str(item)] for item in frame["item_id"]]
+        return split_core.SplitAssignment(frame, assignment.notes)
+
+    def manifest(
+        self, manifest: pd.DataFrame, classes: Sequence[str], *, previous_version: str | None,
+        extra: Mapping[str, Any],
+    ) -> tuple[str, dict[str, float], dict[str, Any]]:
+        """(version: the hash over each item's answer JSON and split, no class weights, the manifest JSON)."""
+        canonical = manifest.assign(label=manifest["label"].map(lambda a: json.dumps(a, sort_keys=True)))
+        rows = manifest.sort_values("item_id", kind="stable")
+        document = {
+            "format": split_core.MANIFEST_FORMAT, "previous_version": previous_version, **extra, "task_type": self.name,
+            "classes": [str(c) for c in classes], "item_id": rows["item_id"].astype(str).tolist(),
+            "label": rows["label"].tolist(), "types_present": presence_manifest(rows, classes)["label"].tolist(),
+            "split": rows["split"].astype(str).tolist(),
+        }  # fmt: skip
+        return split_core.manifest_version(canonical), {}, document
+
+    # Pre-labels and active learning: ``probs`` is the NER's output for one text (module docstring).
+    def prediction(
+        self, probs: Mapping[str, Any], model_version: str | None, *, allow_empty: bool = True,
+        thresholds: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """The candidates at :data:`.trainer.PRELABEL_MIN_SCORE` or more as predicted regions ("no entity" when
+        none); the score is the chance every span decision is right."""
+        spans = decided(probs.get("spans") or [])
+        return {"model_version": model_version or "unknown", "score": 1.0 - _uncertainty(probs),
+                "result": span_core.span_result(spans, str(probs.get("text") or ""))}  # fmt: skip
+
+    def informativeness(self, probs: Mapping[str, Any] | None, strategy: str) -> float:
+        """Every strategy but ``random`` is the chance that one of the model's span decisions is wrong."""
+        if not probs or strategy == "random":
+            return 1.0
+        return _uncertainty(probs)
+
+    def review_model_line(self, probs: Mapping[str, Any] | None, model_version: str | None) -> str | None:
+        """The model's spans at the pre-label cut, with their types and scores."""
+        if not probs:
+            return "model: no prediction"
+        text = str(probs.get("text") or "")
+        shown = [c for c in probs.get("spans") or [] if float(c["score"]) >= PRELABEL_MIN_SCORE]
+        if not shown:
+            return f"model {model_version or 'unknown'}: no entity"
+        parts = ", ".join(f"{text[int(c['start']):int(c['end'])]!r} {c['label']} {float(c['score']):.2f}" for c in shown)
+        return f"model {model_version or 'unknown'}: {parts}"
+
+    def fit_baseline(self, store: Any, classes: list[str], size: int) -> tuple[Any, str]:
+        return None, "no baseline for spans (the pixel baseline reads images): train the NER first"
+
+    def prediction_report(self, probs: Any, classes: list[str], thresholds: list[float] | None) -> dict[str, Any]:
+        """Over the NER's outputs: spans per text at the pre-label cut, per type, and the mean uncertainty."""
+        outputs = [o for o in list(probs) if o]
+        if not outputs:
+            return {}
+        shown = [decided(o.get("spans") or []) for o in outputs]
+        return {
+            "mean_spans_per_text": round(float(np.mean([len(s) for s in shown])), 4),
+            "texts_without_spans": sum(not s for s in shown),
+            "predicted_spans": {str(c): sum(x.label == str(c) for s in shown for x in s) for c in classes},
+            "mean_uncertainty": round(float(np.mean([_uncertainty(o) for o in outputs])), 4),
+        }
+
+    # Evaluation on the test split: ``answers`` stored answers (:meth:`encode`), ``probs`` the NER's outputs.
+    def test_scoring(
+        self, store: Any, item_ids: list[str], answers: Any, classes: list[str], min_gold: int
+    ) -> promotion.ScoringSet:
+        """The gold answers of the gold test items when there are at least ``min_gold``, else the consensus."""
+        stored = self.valid_answers(gold_labels(store, item_ids), classes)
+        rows = np.array([i for i, item in enumerate(item_ids) if item in stored.index], dtype=np.int64)
+        if len(rows) and len(rows) >= min_gold:
+            return promotion.ScoringSet("gold", rows, encode_answers([stored[item_ids[i]] for i in rows]), len(rows))
+        return promotion.ScoringSet("consensus", np.arange(len(answers), dtype=np.int64), np.asarray(answers),
+                                    len(rows))  # fmt: skip
+
+    def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
+        """Entity F1 (seqeval, strict) of the model's spans at the pre-label cut against the answers."""
+        return entity_scores(list(probs), list(truth))[0]["f1"]
+
+    def test_report(
+        self, answers: Any, probs: Any, failed: list[int], classes: list[str], thresholds: list[float] | None,
+        *, model: str, ece_bins: int,
+    ) -> TestSplitReport:
+        return span_test_report(answers, probs, failed, model=model)
+
+    # Training: the kind's own trainer (``trainer.py``), no training head.
+    def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any:
+        """The answers as they are (an object array: the truth :meth:`test_score` reads)."""
+        return encode_answers(answers)
+
+    def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> Any:
+        """None: the NER trains on the consensus spans (no soft targets)."""
+        return None
+
+    def training_head(self) -> TrainingHead:
+        raise NotImplementedError("text spans train a spaCy NER through the kind's trainer (KIND.trainer), not the "
+                                  "image classifier's training head")  # fmt: skip
+
+
+KIND = TextSpansKind()

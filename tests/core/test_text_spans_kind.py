@@ -1,0 +1,126 @@
+"""What is particular to the text_spans kind (the shared contract runs in test_task_kinds.py): answers read from
+Label Studio results, consensus on the stored texts, the spaCy NER learns from consensus spans and pre-labels,
+and the version's exports read back by their own libraries."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labeling_assets.core.dataset.splits import SplitRatios
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
+from labeling_assets.core.tasks.text_spans.spans import Span, read_spans, span_result, stored
+
+KIND = task_kind("text_spans")
+TYPES = list(ENTITY_TYPES)
+
+
+def _write(folder: Path, texts: dict[str, str]) -> dict[str, str]:
+    uris = {}
+    for item, text in texts.items():
+        path = folder / f"{item}.txt"
+        path.write_text(text, encoding="utf-8")
+        uris[item] = str(path)
+    return uris
+
+
+def test_a_result_is_read_as_the_stored_spans_the_core_reads_against_the_text() -> None:
+    text = "Ada 😀 met  Bob Stone at Acme Corp."
+    spans = (Span(0, 3, "PER"), Span(11, 20, "PER"), Span(24, 33, "ORG"))
+    result = span_result(spans, text)
+    result[1]["value"]["text"] = " Bob Stone"  # a selection that took the space before along
+    result[1]["value"]["start"] = 10
+    assert KIND.read_answer(result).label == stored(read_spans(result, text, TYPES).spans or ())
+    assert KIND.read_answer(result).label == [[0, 3, "PER"], [11, 20, "PER"], [24, 33, "ORG"]]
+    assert KIND.read_answer(span_result((), text)).label == []  # "no entity"
+    overlapping = span_result((Span(0, 3, "PER"), Span(0, 7, "ORG")), "Ada Lovelace")
+    overlapping[1]["value"]["text"] = "Ada Lov"
+    assert KIND.read_answer(overlapping).label == [[0, 7, "ORG"]]  # the longer of two at one start stays
+    blank = KIND.read_answer([])
+    assert blank.label is None and blank.problem == "result_empty"
+
+
+def test_votes_skip_a_type_outside_the_project_and_consensus_runs_on_the_stored_texts(tmp_path: Path) -> None:
+    texts = {"a": "Ada Lovelace joined Acme Corp. today.", "b": "Nothing here."}
+    uris = _write(tmp_path, texts)
+    annotations = pd.DataFrame([
+        {"item_id": "a", "labeler_id": "L1", "label": [[0, 12, "PER"], [20, 29, "ORG"]]},
+        {"item_id": "a", "labeler_id": "L2", "label": [[0, 12, "PER"], [20, 30, "ORG"]]},  # "Acme Corp." with the dot
+        {"item_id": "a", "labeler_id": "L3", "label": [[0, 12, "PER"], [20, 29, "ORG"]]},
+        {"item_id": "a", "labeler_id": "L4", "label": [[0, 12, "ANIMAL"]]},
+        {"item_id": "b", "labeler_id": "L1", "label": []},
+        {"item_id": "b", "labeler_id": "L2", "label": []},
+    ])  # fmt: skip
+    votes = KIND.votes(annotations, TYPES)
+    assert votes.skipped == {"class_not_in_project": 1} and len(votes.frame) == 5
+    eligible = votes.frame.assign(uri=votes.frame["item_id"].map(uris))
+    for method in KIND.consensus_methods:
+        labels = KIND.consensus(eligible, method, TYPES, pd.Series(dtype=object)).result.labels.set_index("item_id")
+        assert labels.loc["a", "label"] == [[0, 12, "PER"], [20, 29, "ORG"]], method
+        assert labels.loc["b", "label"] == [] and labels.loc["b", "agreement"] == 1.0
+    gold = pd.Series({"a": [[0, 12, "PER"], [20, 30, "ORG"]]})  # gold says the dot belongs to the name
+    outcome = KIND.consensus(eligible, "auto", TYPES, gold)
+    assert outcome.n_gold == 1 and outcome.result.labels.set_index("item_id").loc["a", "label"][1] == [20, 30, "ORG"]
+
+
+def test_gold_scores_matched_spans_against_gold_and_false_spans() -> None:
+    truth = pd.Series({"a": [[0, 3, "PER"], [8, 12, "LOC"]], "b": []})
+    answers = pd.DataFrame({"item_id": ["a", "b"], "labeler_id": "L", "label": [[[0, 3, "PER"], [5, 7, "ORG"]], []]})
+    assert KIND.gold_score(answers, truth, TYPES) == (1 + 1, 3 + 1)  # a: 1 of (2 gold + 1 false); b: right "none"
+    verdict, per_type = KIND.gold_gate(answers, truth, TYPES, 0.5)
+    assert verdict.n == 4 and set(per_type) == {"PER", "LOC", "ORG"}
+
+
+def test_splits_spread_every_entity_type_and_keep_the_answers(tmp_path: Path) -> None:
+    made = sentences(90, seed=3)
+    rows = pd.DataFrame({"item_id": [s.item_id for s in made], "label": [stored(s.entities) for s in made]})
+    frame = KIND.assign_splits(rows, TYPES, existing=pd.Series(dtype=object), ratios=SplitRatios(), seed=0).frame
+    assert dict(zip(frame["item_id"], frame["label"], strict=True)) == dict(zip(rows["item_id"], rows["label"], strict=True))
+    assert KIND.missing_from_splits(frame, TYPES).empty
+
+
+@pytest.mark.slow
+def test_the_ner_learns_from_consensus_spans_and_its_prelabels_are_spans_of_the_text(tmp_path: Path) -> None:
+    made = sentences(220, seed=11)
+    uris = _write(tmp_path, {s.item_id: s.text for s in made})
+    frame = pd.DataFrame({"item_id": [s.item_id for s in made], "uri": [uris[s.item_id] for s in made],
+                          "label": [stored(s.entities) for s in made], "confidence": 1.0})  # fmt: skip
+    train, val, test = frame.iloc[:150], frame.iloc[150:180], frame.iloc[180:]
+    trainer = KIND.trainer
+    assert trainer is not None
+    fitted = trainer.fit(train, val, TYPES, {"epochs": 10})
+    outputs, failed = trainer.predict(fitted, test["uri"].tolist())
+    assert failed == []
+    truth = KIND.encode(test["label"].tolist(), TYPES)
+    found = np.empty(len(outputs), dtype=object)
+    found[:] = outputs
+    assert KIND.test_score(found, truth, None) > 0.8
+    report = KIND.test_report(truth, found, [], TYPES, None, model="ner/1", ece_bins=10)
+    assert set(report.texts["evaluation/per_type.md"].split("|")) >= {" PER ", " ORG ", " LOC "}
+    # A pre-label is what Label Studio shows: regions at offsets of the stored text, read back as they were.
+    prediction = KIND.prediction(outputs[0], "ner/1")
+    text = Path(test["uri"].iloc[0]).read_text(encoding="utf-8")
+    assert all(r["value"]["text"] == text[r["value"]["start"] : r["value"]["end"]] for r in prediction["result"]
+               if r["type"] == "labels")  # fmt: skip
+    assert KIND.answer_from_result(prediction["result"]) is not None
+    (tmp_path / "odd.txt").write_text("zq xv", encoding="utf-8")
+    [odd], _ = trainer.predict(fitted, [str(tmp_path / "odd.txt")])
+    assert 0.0 <= KIND.informativeness(odd, "uncertainty") <= 1.0
+
+
+def test_a_version_exports_through_the_kind_and_reads_back(tmp_path: Path) -> None:
+    import datasets
+    import spacy
+    from spacy.tokens import DocBin
+
+    made = sentences(6, seed=5)
+    uris = _write(tmp_path, {s.item_id: s.text for s in made})
+    rows = pd.DataFrame({"image_path": [uris[s.item_id] for s in made], "label": [stored(s.entities) for s in made],
+                         "item_id": [s.item_id for s in made], "split": ["train"] * 4 + ["test"] * 2})  # fmt: skip
+    KIND.export(rows, tmp_path / "out", ["jsonl", "conll", "spacy", "hf_datasets"], TYPES)
+    docs = list(DocBin().from_disk(tmp_path / "out" / "train.spacy").get_docs(spacy.blank("en").vocab))
+    assert [d.text for d in docs] == [s.text for s in made[:4]]
+    loaded = datasets.load_from_disk(str(tmp_path / "out" / "hf_dataset"))
+    assert sorted(loaded) == ["test", "train"] and loaded["test"]["id"] == [s.item_id for s in made[4:]]
