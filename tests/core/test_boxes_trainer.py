@@ -104,6 +104,8 @@ def test_settings_are_the_trainers_own_and_mobilenet_is_selectable(
     train, val, _ = scenes
     with pytest.raises(TrainerSettingsError, match="no setting epochz"):
         TRAINER.fit(train, val, SCENE_CLASSES, {"epochz": 3})
+    with pytest.raises(TrainerSettingsError, match="epochs and batch_size must be at least 1"):
+        TRAINER.fit(train, val, SCENE_CLASSES, {"epochs": 0})
     with pytest.raises(TrainerSettingsError, match="unknown detector backbone 'resnet152'"):
         TRAINER.fit(train, val, SCENE_CLASSES, {"backbone": "resnet152"})
     fitted = TRAINER.fit(train.head(2), val.head(0), SCENE_CLASSES,

@@ -46,6 +46,9 @@ def _settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
     settings = {**DEFAULT_SETTINGS, **overrides}
     from labeling_assets.core.tasks.boxes.detector import BACKBONES
 
+    if int(settings["epochs"]) < 1 or int(settings["batch_size"]) < 1:
+        raise TrainerSettingsError(f"epochs and batch_size must be at least 1, got {settings['epochs']} and "
+                                   f"{settings['batch_size']}")  # fmt: skip
     if settings["backbone"] not in BACKBONES:
         raise TrainerSettingsError(f"unknown detector backbone {settings['backbone']!r}; expected one of "
                                    f"{', '.join(BACKBONES)}")  # fmt: skip
