@@ -5,7 +5,8 @@ The stored text is the normalised one: Unicode NFC, and ``\\r\\n`` / ``\\r`` lin
 order mark is dropped). Spans are character offsets of this text, so it is normalised once, before anyone labels
 it; the item id is the SHA-256 of its UTF-8 bytes, so the same text twice (from two files, or a Windows and a
 Unix copy) is one item. Which file or row a text came from (``source``, ``source_id``) is kept beside it.
-Pure: the caller reads the bytes (``core.ingest.source`` lists and reads files safely).
+The caller reads the source's bytes (``core.ingest.source`` lists and reads files safely); the stored copy of a
+text item is read back by :func:`read_stored_text`, what every later stage reads a text from.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import hashlib
 import io
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_TEXT_BYTES = 100_000  # one text; Label Studio's text view slows down long before a megabyte
@@ -203,3 +205,26 @@ def read_csv(source: str, data: bytes, id_column: str, text_column: str,
     finally:
         csv.field_size_limit(limit)
     return batch
+
+
+# The stored copy of a text item (core.ingest.text_scan writes it): what every stage reads a text from.
+def read_stored_text(uri: str) -> str:
+    """The text of a stored copy; raises ``OSError`` or ``UnicodeDecodeError`` (``ValueError``) for a file that is
+    not one (missing, not UTF-8, holding a NUL: not what ingest stores)."""
+    text = Path(uri.removeprefix("file://")).read_bytes().decode("utf-8")
+    if "\x00" in text:
+        raise ValueError(f"{uri} holds a NUL byte: not a stored text")
+    return text
+
+
+def read_texts(uris: Sequence[str]) -> tuple[list[str | None], list[int]]:
+    """(per uri its text or None, the indices of those that could not be read)."""
+    texts: list[str | None] = []
+    failed: list[int] = []
+    for n, uri in enumerate(uris):
+        try:
+            texts.append(read_stored_text(str(uri)))
+        except (OSError, ValueError):
+            texts.append(None)
+            failed.append(n)
+    return texts, failed

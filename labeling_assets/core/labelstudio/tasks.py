@@ -19,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
+from xml.etree import ElementTree
 
 import numpy as np
 
+from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.labelstudio.config import DATA_KEY
 from labeling_assets.core.tasks.kind import TaskKind
@@ -148,19 +150,40 @@ def task_payload(
     kind: TaskKind | None = None,
     allow_empty: bool = True,
     thresholds: Mapping[str, float] | None = None,
+    data_key: str = DATA_KEY,
 ) -> dict[str, Any]:
-    """The Label Studio task for an item: image URL and item id, plus the prelabel as the ``kind``'s prediction
-    (multi-label: a pre-filled set at the model's per-class ``thresholds`` when it has them).
+    """The Label Studio task for an item: image URL (a text kind: the text, under ``data_key`` "text") and item id,
+    plus the prelabel as the ``kind``'s prediction (multi-label: a pre-filled set at the model's per-class
+    ``thresholds`` when it has them).
 
     Takes no gold flag or gold label on purpose: gold and regular tasks are built identically.
     """
-    task: dict[str, Any] = {"data": {DATA_KEY: image_url, "item_id": item_id}}
+    task: dict[str, Any] = {"data": {data_key: image_url, "item_id": item_id}}
     if probs:
         prediction = (kind or task_kind(SINGLE_LABEL)).prediction(
             probs, model_version, allow_empty=allow_empty, thresholds=thresholds
         )
         task["predictions"] = [prediction]
     return task
+
+
+def shown_object(kind: TaskKind) -> tuple[str, str]:
+    """(the object tag the kind's config shows, the task data key it reads): ``("Image", "image")``, or
+    ``("Text", "text")`` for a text kind, read from the kind's own config (its ``value="$key"``)."""
+    root = ElementTree.fromstring(kind.label_config(["a", "b"]))
+    found = next((e for e in root.iter() if str(e.get("value", "")).startswith("$")), None)
+    return ("Image", DATA_KEY) if found is None else (found.tag, str(found.get("value"))[1:])
+
+
+def task_media(uri: str | None, data_root: Path, shown: str) -> str:
+    """What a task shows of its item: the image's URL (:func:`image_url`), or a text kind's stored text itself
+    ("" when the copy cannot be read, as an image without a copy has no URL)."""
+    if shown != "Text":
+        return image_url(uri, data_root)
+    try:
+        return read_stored_text(str(uri)) if uri else ""
+    except (OSError, ValueError):
+        return ""
 
 
 def image_url(uri: str | None, data_root: Path) -> str:
@@ -192,12 +215,14 @@ def build_payloads(
     (a multi-label pre-fill at the model's own cut-offs; a version without them pre-fills at 0.5).
     """
     payloads = []
+    shown, data_key = shown_object(kind or task_kind(SINGLE_LABEL))
     for row in pending:
         probs, model_version = prelabels.get(row["item_id"], (None, None))
         payloads.append(
             task_payload(
                 row["item_id"],
-                image_url(row["uri"], data_root),
+                task_media(row["uri"], data_root, shown),
+                data_key=data_key,
                 probs=probs,
                 model_version=model_version,
                 kind=kind,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from labeling_assets.core.dataset.export import COLUMN_MAP_NAME, ExportReport, indicator_columns
+from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import to_indicator
-from labeling_assets.core.tasks.text_classes.texts import read_stored_text
 
 TEXT_CLASS_FORMATS = ("jsonl", "csv", "parquet", "hf_datasets")
 FILE_NAMES = {"jsonl": "dataset.jsonl", "csv": "dataset.csv", "parquet": "dataset.parquet",

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labeling_assets.core.ingest.text import read_texts
 from labeling_assets.core.labelstudio.config import about_text, config_layout, render_choices
 from labeling_assets.core.tasks.kind import KindTrainer, TestSplitReport, TrainingHead
 from labeling_assets.core.tasks.multi_label.kind import MultiLabel
 from labeling_assets.core.tasks.single_label.kind import SingleLabel
 from labeling_assets.core.tasks.text_classes import trainer as text_trainer
 from labeling_assets.core.tasks.text_classes.export import TEXT_CLASS_FORMATS, export_text_classes
-from labeling_assets.core.tasks.text_classes.texts import read_texts
 from labeling_assets.core.training.types import AnyArray
 
 TEXT_NAME = "text"  # the <Text name>, and the task data key holding the text

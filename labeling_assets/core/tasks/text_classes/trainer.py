@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labeling_assets.core.ingest.text import read_texts
 from labeling_assets.core.tasks.kind import EpochReport, FittedModel, TrainerSettingsError
-from labeling_assets.core.tasks.text_classes.texts import read_texts
 from labeling_assets.core.training.types import AnyArray
 
 FORMAT = "labeling-assets/text-classes-tfidf-logreg/v1"

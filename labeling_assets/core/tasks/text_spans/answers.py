@@ -16,9 +16,9 @@ import pandas as pd
 
 from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, LabelerStats, labels_per_day, time_stats
 from labeling_assets.core.consensus.votes import SKIP_UNKNOWN_CLASS, Votes, _newest_per_labeler
+from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import SKIP_UNREADABLE
 from labeling_assets.core.labelstudio.answers import Answer
-from labeling_assets.core.tasks.text_classes.texts import read_stored_text
 from labeling_assets.core.tasks.text_spans.spans import FROM_NAME, Span, from_stored, read_spans, stored
 from labeling_assets.core.tasks.text_spans.stats import match_counts
 from labeling_assets.core.tasks.text_spans.votes import SpanVote

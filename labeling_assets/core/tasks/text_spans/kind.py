@@ -30,6 +30,7 @@ from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import CardInputs, render_label_set_card
 from labeling_assets.core.display import md_text
+from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.labelstudio.answers import Answer
 from labeling_assets.core.store.queries import gold_labels
 from labeling_assets.core.tasks.kind import (
@@ -40,7 +41,6 @@ from labeling_assets.core.tasks.kind import (
     TestSplitReport,
     TrainingHead,
 )
-from labeling_assets.core.tasks.text_classes.texts import read_stored_text
 from labeling_assets.core.tasks.text_spans import spans as span_core
 from labeling_assets.core.tasks.text_spans.answers import (
     SPAN_VOTE_SKIPS,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from labeling_assets.core.ingest.text import read_texts
 from labeling_assets.core.tasks.kind import EpochReport, FittedModel, TrainerSettingsError
-from labeling_assets.core.tasks.text_classes.texts import read_texts
 from labeling_assets.core.tasks.text_spans.spans import Span, from_stored
 from labeling_assets.core.tasks.text_spans.stats import match_counts
 
