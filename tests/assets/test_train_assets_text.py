@@ -1,10 +1,10 @@
-"""A text project's model side on the CPU: trained_model, model_evaluation, then prelabels and the queue's
-pre-label, for each text kind, against a real SQLite label store, a real local MLflow tracking store and an
-ephemeral Dagster instance.
+"""A text project from its consensus on, on the CPU, for each text kind: dataset_splits and dataset_export (files
+read back), trained_model, model_evaluation, then prelabels and the queue's pre-label, against a real SQLite label
+store, a real local MLflow tracking store and an ephemeral Dagster instance.
 
-The data: Faker sentences (``text_spans.demo``) stored as ingest stores texts, their truth as consensus answers
-(a class: the type of their first entity; spans: the entities), splits and a dataset version built by core's
-``build_dataset`` with the kind, as ingest, consensus_labels and dataset_splits would leave them.
+The data: Faker sentences with at least one entity (``text_spans.demo``) stored as ingest stores texts, their truth
+as consensus answers (a class: the type of their first entity; spans: the entities), as ingest and
+consensus_labels would leave them.
 """
 
 import datetime as dt
@@ -12,19 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import datasets
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.train import trained_model, training_tensors
-from labeling_assets.core.dataset.build import BuildInputs, build_dataset
-from labeling_assets.core.dataset.splits import SplitRatios
 from labeling_assets.core.ingest.raw_store import raw_path, write_once
 from labeling_assets.core.ingest.text import text_item_id
 from labeling_assets.core.labelstudio.tasks import build_payloads
-from labeling_assets.core.store.dataset_versions import record_dataset_version
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
 from labeling_assets.core.store.schema import LabelStore, consensus_table, items_table, prelabels_table
 from labeling_assets.core.tasks import task_kind
@@ -44,8 +43,14 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
     "text_spans": (lambda s: stored(s.entities), {"epochs": 8}, "test_entity_f1"),
 }
 
+EXPORTS = {
+    "text_classes": {"path_jsonl", "path_csv", "path_parquet", "path_hf_datasets"},
+    "text_spans": {f"path_{split}_{fmt}" for split in ("train", "val", "test") for fmt in ("jsonl", "conll", "spacy")}
+    | {"path_hf_datasets"},
+}
 
-def _insert_text_project(store: LabelStore, data_dir: Path, task_type: str) -> tuple[str, pd.DataFrame]:
+
+def _insert_text_project(store: LabelStore, data_dir: Path, task_type: str) -> pd.DataFrame:
     answer = CASES[task_type][0]
     rows = []
     for sentence in [s for s in sentences(110, seed=7) if s.entities]:
@@ -63,14 +68,7 @@ def _insert_text_project(store: LabelStore, data_dir: Path, task_type: str) -> t
             {"item_id": r.item_id, "version": 1, "label": r.label, "method": "span_em", "confidence": 0.9,
              "n_annotators": 3, "computed_at": NOW} for r in frame.itertuples()
         ])  # fmt: skip
-    built = build_dataset(BuildInputs(
-        labeled=frame.assign(group_key=None), existing=pd.Series(dtype=object), ratios=SplitRatios(), seed=0,
-        phashes=pd.Series(dtype=object), near_duplicate_distance=-1, previous_version=None, task_type=task_type,
-        classes=TYPES,
-    ))  # fmt: skip
-    record_dataset_version(store, built.assignment.frame, built.version, class_weights=built.class_weights,
-                           manifest_json=built.manifest_json, card="")  # fmt: skip
-    return built.version, frame
+    return frame
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
@@ -86,7 +84,7 @@ def test_a_text_project_trains_promotes_and_prelabels_its_model(
 ) -> None:
     store, kind = sqlite_store, task_kind(task_type)
     _, settings, score = CASES[task_type]
-    version, frame = _insert_text_project(store, data_dir, task_type)
+    frame = _insert_text_project(store, data_dir, task_type)
     mlflow = MLflowResource(data_dir=str(data_dir))
     resources = {
         "label_store": LabelStoreResource(url=store.url),
@@ -95,6 +93,16 @@ def test_a_text_project_trains_promotes_and_prelabels_its_model(
         "label_studio": NO_LABEL_STUDIO,
     }
     instance = dg.DagsterInstance.ephemeral()
+    # The version and its files, as the dataset stage makes them for the kind.
+    dataset = dg.materialize([dataset_splits, dataset_export], resources=resources, instance=instance)
+    assert dataset.success
+    version = _metadata(dataset, "dataset_splits")["dataset_version"]
+    exported = _metadata(dataset, "dataset_export")
+    assert exported["n_items"] == len(frame)
+    assert {k for k in exported if k.startswith("path_")} == EXPORTS[task_type]
+    loaded = datasets.load_from_disk(str(exported["path_hf_datasets"]))
+    assert sum(len(loaded[split]) for split in loaded) == len(frame)
+
     run_config = {"ops": {"trained_model": {"config": {"trainer_settings": settings}},
                           "model_evaluation": {"config": {"device": "cpu"}}}}  # fmt: skip
     result = dg.materialize([training_tensors, trained_model, model_evaluation], resources=resources,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labeling_assets.core.dataset.export import export_rows
 from labeling_assets.core.dataset.splits import SplitRatios
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
@@ -117,9 +118,14 @@ def test_a_version_exports_through_the_kind_and_reads_back(tmp_path: Path) -> No
 
     made = sentences(6, seed=5)
     uris = _write(tmp_path, {s.item_id: s.text for s in made})
-    rows = pd.DataFrame({"image_path": [uris[s.item_id] for s in made], "label": [stored(s.entities) for s in made],
-                         "item_id": [s.item_id for s in made], "split": ["train"] * 4 + ["test"] * 2})  # fmt: skip
-    KIND.export(rows, tmp_path / "out", ["jsonl", "conll", "spacy", "hf_datasets"], TYPES)
+    manifest = pd.DataFrame({"item_id": [s.item_id for s in made], "label": [stored(s.entities) for s in made],
+                             "split": ["train"] * 4 + ["test"] * 2})  # fmt: skip
+    rows = export_rows(manifest, uris)  # what the dataset_export asset hands the kind
+    assert rows["label"].tolist() == manifest["label"].tolist()
+    report = KIND.export(rows, tmp_path / "out", ["jsonl", "conll", "spacy", "hf_datasets"], TYPES)
+    assert sorted(report.paths) == ["hf_datasets", "test_conll", "test_jsonl", "test_spacy", "train_conll",
+                                    "train_jsonl", "train_spacy"]  # fmt: skip
+    assert all(path.exists() for path in report.paths.values())
     docs = list(DocBin().from_disk(tmp_path / "out" / "train.spacy").get_docs(spacy.blank("en").vocab))
     assert [d.text for d in docs] == [s.text for s in made[:4]]
     loaded = datasets.load_from_disk(str(tmp_path / "out" / "hf_dataset"))

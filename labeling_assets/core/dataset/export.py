@@ -99,8 +99,8 @@ def indicator_frame(rows: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
 
 def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.DataFrame:
     """One row per manifest item: image_path (the stored copy), label, split, item_id; sorted by item. A label set
-    stays a sorted list of names and a box answer (a dict) stays a dict, for the kind's export to read; any other
-    label becomes its text.
+    stays a sorted list of names, and a box answer (a dict) and a span answer (a list of ``[start, end, type]``) stay
+    as they are, for the kind's export to read; any other label becomes its text.
 
     Raises ValueError when an item has no stored image: an export that silently drops items would not
     match its dataset version.
@@ -114,7 +114,7 @@ def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.Da
     answers = rows["label"].map(lambda v: isinstance(v, Mapping))
     # Label sets stay lists (sorted names), for the JSONL list field and the 0/1 columns.
     if len(rows) and sets.all():
-        labels = rows["label"].map(lambda v: sorted(map(str, v)))
+        labels = rows["label"].map(lambda v: list(v) if any(isinstance(x, list | tuple) for x in v) else sorted(map(str, v)))
     elif len(rows) and answers.all():
         labels = rows["label"]
     else:

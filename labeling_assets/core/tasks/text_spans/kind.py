@@ -29,6 +29,7 @@ from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import CardInputs, render_label_set_card
+from labeling_assets.core.dataset.export import ExportReport
 from labeling_assets.core.display import md_text
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.labelstudio.answers import Answer
@@ -316,7 +317,11 @@ class TextSpansKind:
         records = [SpanRecord(str(item), read_stored_text(str(path)), span_core.from_stored(label) or (), str(split))
                    for item, path, label, split in zip(rows["item_id"], rows["image_path"], rows["label"], rows["split"],
                                                        strict=True)]  # fmt: skip
-        return export_spans(records, classes, Path(out_dir), formats)
+        written = export_spans(records, classes, Path(out_dir), formats)
+        # As the dataset_export asset reads an export: one path per file (per format and split) or folder.
+        paths = {name.replace(".", "_").replace("hf_dataset", "hf_datasets"): Path(out_dir) / name
+                 for files in written.files.values() for name in files}  # fmt: skip
+        return ExportReport(out_dir=Path(out_dir), paths=paths)
 
     def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
         return multi_core.prevalence_deviations(presence_manifest(manifest, classes), classes, tolerance)
