@@ -69,13 +69,17 @@ def remote_annotations(task: dict[str, Any], kind: "TaskKind") -> list[RemoteAnn
     result read by ``kind`` (the project's config's: :meth:`LabelStudioClient.answer_kind`). A result that holds
     no label comes with its reason and the result as it was.
     """
-    item_id = (task.get("data") or {}).get("item_id")
+    data = task.get("data") or {}
+    item_id = data.get("item_id")
+    # A kind whose answers are offsets into what the task shows (text spans) reads them against the task's data.
+    read_in_task = getattr(kind, "read_answer_in_task", None)
     out: list[RemoteAnnotation] = []
     for ann in task.get("annotations") or []:
         by = ann.get("completed_by")
         user_id = by.get("id") if isinstance(by, dict) else by
         # Any shape of result reads (a malformed one as no label and why): one bad answer never stops a sync.
-        answer = kind.read_answer(ann.get("result"))
+        result = ann.get("result")
+        answer = read_in_task(result, data) if read_in_task is not None else kind.read_answer(result)
         lead_time = ann.get("lead_time")
         out.append(
             RemoteAnnotation(
@@ -91,7 +95,7 @@ def remote_annotations(task: dict[str, Any], kind: "TaskKind") -> list[RemoteAnn
                 task_updated_at=task.get("updated_at"),
                 problem=answer.problem,
                 detail=answer.detail,
-                result=ann.get("result") if answer.problem is not None else None,
+                result=result if answer.problem is not None else None,
             )
         )
     return out

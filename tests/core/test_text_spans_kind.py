@@ -130,3 +130,20 @@ def test_a_version_exports_through_the_kind_and_reads_back(tmp_path: Path) -> No
     assert [d.text for d in docs] == [s.text for s in made[:4]]
     loaded = datasets.load_from_disk(str(tmp_path / "out" / "hf_dataset"))
     assert sorted(loaded) == ["test", "train"] and loaded["test"]["id"] == [s.item_id for s in made[4:]]
+
+
+def test_the_sync_reads_span_answers_against_the_text_of_their_task() -> None:
+    from labeling_assets.resources.labelstudio import remote_annotations
+
+    text = "Ada met Bob in Paris."
+    result = span_result((Span(0, 3, "PER"), Span(8, 11, "PER"), Span(15, 20, "LOC")), text)
+    result[1]["value"]["text"] = "Rob"  # not the task's slice
+    result[2]["value"].update(start=15, end=40, text="Paris.")  # past the end of the text
+    task = {"id": 7, "data": {"text": text, "item_id": "x"},
+            "annotations": [{"id": 1, "completed_by": 3, "result": result}, {"id": 2, "completed_by": 4, "result": []}]}
+    ok, blank = remote_annotations(task, KIND)
+    assert ok.label == [[0, 3, "PER"]] and ok.problem is None
+    assert "text_mismatch" in ok.detail and "offset_outside_text" in ok.detail
+    assert blank.label is None and blank.problem == "result_empty" and blank.result == []
+    # The same result without the task's text keeps the region whose text spells itself.
+    assert KIND.read_answer(result).label == [[0, 3, "PER"], [8, 11, "PER"]]

@@ -33,3 +33,20 @@ def test_an_image_task_still_holds_the_image_url(tmp_path: Path) -> None:
     image = tmp_path / "raw" / "cd" / "cde.png"
     [task] = build_payloads([{"item_id": "cde", "uri": str(image)}], {}, tmp_path, kind=task_kind("single_label"))
     assert task["data"] == {"image": "/data/local-files/?d=raw/cd/cde.png", "item_id": "cde"}
+
+
+def test_the_review_project_shows_the_text_above_the_crowd_s_controls_and_its_answers_read_alike() -> None:
+    from xml.etree import ElementTree
+
+    from labeling_assets.core.labelstudio.review import review_config, review_task
+    from labeling_assets.core.tasks.registry import kind_of_config
+
+    for name in ("text_classes", "text_class_sets", "text_spans", "single_label"):
+        kind = task_kind(name)
+        config = review_config(kind.label_config(["PER", "LOC"]))
+        root = ElementTree.fromstring(config)
+        first = next(iter(root))
+        assert (first.tag, first.get("value")) == (("Image", "$image") if name == "single_label" else ("Text", "$text"))
+        assert [e.get("name") for e in root].count("label") == 1 and kind_of_config(config) is kind
+    task = review_task("x", "Ada met Bob.", [], reason="low confidence", data_key="text")
+    assert task["data"]["text"] == "Ada met Bob." and "image" not in task["data"]

@@ -9,13 +9,15 @@ there. The expert answers with the same controls as the crowd (``<Choices name="
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labeling_assets.core.labelstudio.config import DATA_KEY, TO_NAME
+from labeling_assets.core.labelstudio.config import DATA_KEY
 
 REVIEW_SUFFIX = " — review"
+_SHOWN = re.compile(r'<(Image|Text) name="[^"]*" value="\$')  # the object tag a crowd config shows its item in
 VOTES_KEY = "votes_html"
 CONTEXT_KEY = "context"
 
@@ -26,17 +28,21 @@ def review_title(title: str) -> str:
 
 
 def review_config(crowd_config: str) -> str:
-    """The image, the votes table and the model's prediction above the crowd's controls (``crowd_config``: the
-    project's config, ``TaskKind.label_config``): every control after its image, the same (``<Choices>``; boxes:
-    ``<RectangleLabels>`` and the "No object" choice), so answers read alike."""
-    start = crowd_config.index("<Image ")
-    choices = crowd_config[crowd_config.index("\n", start) + 1 :]
+    """The image (a text kind: the text), the votes table and the model's prediction above the crowd's controls
+    (``crowd_config``: the project's config, ``TaskKind.label_config``): every control of it, the same
+    (``<Choices>``; boxes: ``<RectangleLabels>`` and the "No object" choice; spans: ``<Labels>`` and "No
+    entities"), so answers read alike."""
+    lines = crowd_config.splitlines(keepends=True)
+    at = next(n for n, line in enumerate(lines) if _SHOWN.search(line))
+    shown = lines[at].rstrip("\n")
+    if "<Image " in shown:
+        shown = shown.replace("/>", ' maxWidth="280px"/>', 1)
     return (
         "<View>\n"
-        f'  <Image name="{TO_NAME}" value="${DATA_KEY}" maxWidth="280px"/>\n'
+        f"{shown}\n"
         f'  <Text name="{CONTEXT_KEY}" value="${CONTEXT_KEY}"/>\n'
         f'  <HyperText name="votes" value="${VOTES_KEY}"/>\n'
-        f"{choices}"
+        + "".join(lines[1:at] + lines[at + 1 :])
     )
 
 
@@ -83,9 +89,11 @@ def review_task(
     model_version: str | None = None,
     model_line: str | None = None,
     gold_header: str = "gold accuracy",
+    data_key: str = DATA_KEY,
 ) -> dict[str, Any]:
     """The Label Studio task of one item for the expert (``model_line`` replaces the single-class prediction:
-    :func:`set_prediction_line` for label sets)."""
+    :func:`set_prediction_line` for label sets; ``data_key``: "text" for a text kind, whose ``image_url`` is then
+    the text)."""
     model = (
         f"model {model_version or ''}: {prediction[0]} (p={prediction[1]:.2f})".replace("model :", "model:")
         if prediction is not None
@@ -94,7 +102,7 @@ def review_task(
     model = model_line or model
     return {
         "data": {
-            DATA_KEY: image_url,
+            data_key: image_url,
             "item_id": item_id,
             VOTES_KEY: votes_html(votes, gold_header),
             CONTEXT_KEY: f"Why: {reason} | {model}",

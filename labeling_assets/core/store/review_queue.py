@@ -10,7 +10,7 @@ from typing import Any
 from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
 from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
-from labeling_assets.core.labelstudio.tasks import image_url
+from labeling_assets.core.labelstudio.tasks import shown_object, task_media
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
 from labeling_assets.core.store.queries import item_uris, load_quality_inputs
@@ -40,6 +40,7 @@ def review_payloads(
         correct, n = kind.gold_score(rows, inputs.gold, classes)  # boxes: matched / (gold + false boxes)
         accuracy[str(labeler_id)] = (correct, n)
     uris = item_uris(store)
+    shown_tag, data_key = shown_object(kind)  # an image's URL, or a text kind's text
     prelabels = newest_prelabels(store, list(wanted))
     votes = inputs.votes[inputs.votes["item_id"].isin(set(wanted))]
     by_item = {str(k): rows for k, rows in votes.groupby("item_id")}
@@ -57,13 +58,14 @@ def review_payloads(
         payloads.append(
             review_task(
                 item_id,
-                image_url(uris.get(item_id), data_root),
+                task_media(uris.get(item_id), data_root, shown_tag),
                 shown,
                 reason=wanted[item_id] or "expert review",
                 prediction=top_prediction(probs) if model_line is None else None,
                 model_version=version,
                 model_line=model_line,
                 gold_header=kind.gold_accuracy_name,
+                data_key=data_key,
             )
         )
     return payloads
@@ -72,6 +74,8 @@ def review_payloads(
 def _shown_label(label: Any) -> str:
     """A vote as the expert reads it: the class, a set's classes joined ("none of these" for the empty set), or a
     box answer's boxes counted per class ("no object" for none; the expert sees the image and draws)."""
+    if isinstance(label, list | tuple) and label and all(isinstance(x, list | tuple) and len(x) == 3 for x in label):
+        return ", ".join(f"{x[2]} {x[0]}-{x[1]}" for x in label)  # entity spans: type and character offsets
     if isinstance(label, list | tuple):
         return ", ".join(map(str, label)) or NONE_OF_THESE
     if isinstance(label, Mapping) and isinstance(label.get("boxes"), list):

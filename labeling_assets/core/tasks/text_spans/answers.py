@@ -44,11 +44,17 @@ def read_result(result: Any) -> Answer:
         start, end, said = value.get("start"), value.get("end"), value.get("text")
         if isinstance(start, int) and isinstance(end, int) and isinstance(said, str) and 0 <= start < end == start + len(said):
             chars[start:end] = list(said)
-    types = sorted({str(x) for v in values for x in (v.get("labels") or []) if isinstance(x, str)})
-    reading = read_spans(result, "".join(chars), types)
+    reading = read_spans(result, "".join(chars), result_types(result))
     if reading.spans is None:
         return Answer(None, reading.problem, reading.detail)
     return Answer(cast(Any, stored(reading.spans)))
+
+
+def result_types(result: Any) -> list[str]:
+    """Every entity type a result's regions name (each read as a type of the project: votes check them)."""
+    regions = [r for r in result if isinstance(r, Mapping)] if isinstance(result, list) else []
+    values = [r["value"] for r in regions if isinstance(r.get("value"), Mapping)]
+    return sorted({x for v in values if isinstance(v.get("labels"), list) for x in v["labels"] if isinstance(x, str)})
 
 
 def answer_spans(value: Any, types: Sequence[str]) -> tuple[tuple[Span, ...] | None, str | None]:

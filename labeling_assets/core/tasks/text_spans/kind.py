@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ from labeling_assets.core.tasks.text_spans.answers import (
     item_texts,
     presence_manifest,
     read_result,
+    result_types,
     span_labeler_window,
     span_votes,
     valid_span_answers,
@@ -117,6 +118,19 @@ class TextSpansKind:
     def read_answer(self, result: Any) -> Answer:
         """The stored spans (:func:`.answers.read_result`), or why the result holds none."""
         return read_result(result)
+
+    def read_answer_in_task(self, result: Any, data: Mapping[str, Any]) -> Answer:
+        """The stored spans of a result checked against the text of its task (``data["text"]``: the stored text the
+        queue pushed): a region outside the text, or whose ``text`` is not the task's slice, is dropped (the sync
+        calls this where a kind has it); without a text in the data, :meth:`read_answer`."""
+        text = data.get(span_core.DATA_KEY)
+        if not isinstance(text, str):
+            return self.read_answer(result)
+        reading = span_core.read_spans(result, text, result_types(result))
+        if reading.spans is None:
+            return Answer(None, reading.problem, reading.detail)
+        dropped = "; ".join(f"{n} {reason}" for reason, n in sorted(reading.skipped.items()))
+        return Answer(cast(Any, span_core.stored(reading.spans)), None, f"dropped: {dropped}" if dropped else "")
 
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
         return self.read_answer(result).label
