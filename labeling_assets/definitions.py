@@ -75,6 +75,14 @@ def _explain_automation(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec.merge_attributes(metadata={"automation": AUTOMATION_NOTE})
 
 
+def _task_type(resources: dict[str, dg.ConfigurableResource[Any]]) -> str:
+    """The project's task type, as its settings resource resolved it when it was made (the definitions load)."""
+    project = resources["project"]
+    if not isinstance(project, ProjectSettings):
+        raise TypeError(f"the project resource is a {type(project).__name__}, not ProjectSettings")
+    return project.task_type
+
+
 def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.Definitions:
     """Every asset, check, job, sensor and schedule, bound to ``resources`` (this module's, or the team
     deployment's in ``team_definitions``)."""
@@ -110,7 +118,8 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             dataset_checks.dataset_splits_every_class_in_every_split,
             dataset_checks.dataset_splits_every_label_in_val_and_test,
             dataset_checks.dataset_splits_only_live_labeled_items,
-            *evaluate_checks.evaluation_checks,
+            # Named after the kind's test score (test_map_above_floor in a box project).
+            *evaluate_checks.evaluation_checks_for(_task_type(resources)),
         ],
         jobs=[
             ingest_job,

@@ -79,3 +79,15 @@ def test_definitions_match_the_committed_snapshot() -> None:
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     expected = json.loads(SNAPSHOT.read_text())
     assert current == expected, "definitions changed: review, then regenerate the snapshot (see module docstring)"
+
+
+def test_a_box_projects_floor_check_is_named_after_its_map() -> None:
+    """The snapshot is the single-label project's; a box project's UI names its floor check after mAP and holds
+    every other check the same."""
+    from labeling_assets.definitions import build_definitions, build_resources
+    from labeling_assets.resources.project import ProjectSettings
+
+    boxes = describe(build_definitions({**build_resources(), "project": ProjectSettings(task_type="boxes")}))
+    expected = json.loads(SNAPSHOT.read_text())["checks"]
+    renamed = {key.replace("test_macro_f1_above_floor", "test_map_above_floor"): value for key, value in expected.items()}
+    assert boxes["checks"] == renamed

@@ -37,9 +37,6 @@ from labeling_assets.resources.mlflow import (
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
-# How the champion rule names a kind's test score (TestSplitReport.score_name) in its reason.
-METRIC_NAMES = {"test_macro_f1": "macro-F1", "test_map": "mAP@[.5:.95]"}
-
 
 class ModelEvaluationConfig(dg.Config):
     device: str = "auto"
@@ -101,7 +98,7 @@ def model_evaluation(
         model=registered.label,
         ece_bins=config.ece_bins,
     )
-    decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config, report.score_name)
+    decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config)
     # Before the alias moves: the open tasks show the new champion's predictions as it becomes the champion.
     handed = _hand_over(context, store, label_studio, project, kind, candidate, registered.label, config) \
         if decision.promote else {}  # fmt: skip
@@ -160,7 +157,6 @@ def _decide(
     paths: list[str],
     scoring: promotion.ScoringSet,
     config: ModelEvaluationConfig,
-    metric: str,
 ) -> promotion.Decision:
     """The champion rule on the kind's test score at each model's own thresholds, with the champion re-scored on
     the same items (never a number from another split)."""
@@ -196,7 +192,7 @@ def _decide(
         n_items=n_items,
         tolerance=config.promotion_tolerance,
         comparable=comparable,
-        metric=METRIC_NAMES.get(metric, metric),
+        metric=kind.test_metric.label,
     )
 
 

@@ -2,6 +2,9 @@
 
 Both read the latest materialization's metadata. The champion decision is made by the asset (it moves the
 MLflow aliases, with the threshold in its run config); the check reports it, so the two never disagree.
+Both judge the project's kind's test score (``TaskKind.test_metric``: macro-F1 for the class kinds, mAP@[.5:.95]
+for boxes, entity F1 for text spans), and the floor check is named after it (``test_map_above_floor`` in a box
+project), so the UI says which score it holds to which floor.
 """
 
 from collections.abc import Sequence
@@ -9,7 +12,9 @@ from typing import Any
 
 import dagster as dg
 
-MACRO_F1_FLOOR = 0.5
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.kind import MACRO_F1, TestMetric
+from labeling_assets.resources.project import ProjectSettings
 
 
 def _latest_metadata(context: dg.AssetCheckExecutionContext) -> dict[str, object]:
@@ -39,27 +44,41 @@ _DECISION_KEYS = (
 )
 
 
-def build_evaluation_checks(*, floor: float = MACRO_F1_FLOOR) -> Sequence[dg.AssetChecksDefinition]:
-    """The two checks, the floor as given (a factory, so deployments can set their own)."""
+def build_evaluation_checks(
+    *, metric: TestMetric = MACRO_F1, floor: float | None = None
+) -> Sequence[dg.AssetChecksDefinition]:
+    """The two checks on ``metric`` (the kind's test score). The floor is ``floor`` when given (tests), else the
+    project's ``test_score_floor`` when set, else the metric's own default, read when the check runs."""
+    default = f"{floor}" if floor is not None else f"ProjectSettings.test_score_floor, else {metric.floor}"
 
     @dg.asset_check(
         asset="model_evaluation",
-        name="test_macro_f1_above_floor",
-        description=f"The test score of the latest model (macro-F1; mAP@[.5:.95] for boxes) is at least {floor}.",
+        name=f"{metric.name}_above_floor",
+        description=f"The latest model's test {metric.label} is at least the floor ({default}). Not blocking: "
+        "when it fails (ERROR) the loop goes on by itself as if it had passed. model_evaluation has already "
+        "decided the champion by comparing with the current one, never by this floor (the first model becomes "
+        "the champion whatever its score and pre-labels the open tasks), prelabels keep using the champion, and "
+        "the retrain sensor trains again when enough new labels arrive. It tells a person to look: at the "
+        "labels, the training settings, or the floor.",
     )
-    def test_macro_f1_above_floor(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def score_above_floor(context: dg.AssetCheckExecutionContext, project: ProjectSettings) -> dg.AssetCheckResult:
         metadata = _latest_metadata(context)
-        name = str(metadata.get("test_score_name", "test_macro_f1"))  # the kind's test score
-        value = metadata.get(name)
+        wanted = floor if floor is not None else project.test_score_floor
+        wanted = metric.floor if wanted is None else wanted
+        value = metadata.get(metric.name)
         if not isinstance(value, int | float):
+            scored = metadata.get("test_score_name", "nothing")
             return dg.AssetCheckResult(
-                passed=False, metadata={"reason": f"no {name} on the materialization"}
+                passed=False,
+                metadata={"reason": f"no {metric.name} on the latest materialization (it scored {scored})",
+                          "floor": wanted},  # fmt: skip
             )
         return dg.AssetCheckResult(
-            passed=float(value) >= floor,
+            passed=float(value) >= wanted,
+            description=f"test {metric.label} {float(value):.4f} against the floor {wanted}",
             metadata={
-                name: float(value),
-                "floor": floor,
+                metric.name: float(value),
+                "floor": wanted,
                 "model_version": str(metadata.get("model_version")),
             },
         )
@@ -71,7 +90,7 @@ def build_evaluation_checks(*, floor: float = MACRO_F1_FLOOR) -> Sequence[dg.Ass
         description="The newest model is not worse than the champion (models:/<name>@champion): both scored "
         "on the same frozen test items, on their gold labels when the split holds at least "
         "model_evaluation's min_gold_test_items gold items, else on consensus labels, within its "
-        "promotion_tolerance of macro-F1. Passing, it became the champion (the first model always does); "
+        f"promotion_tolerance of {metric.label}. Passing, it became the champion (the first model always does); "
         "failing (WARN), it is the challenger and the champion stays, the metadata says by how much.",
     )
     def macro_f1_not_worse_than_previous_model(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -92,7 +111,9 @@ def build_evaluation_checks(*, floor: float = MACRO_F1_FLOOR) -> Sequence[dg.Ass
             metadata={"reason": reason, **shown},
         )
 
-    return [test_macro_f1_above_floor, macro_f1_not_worse_than_previous_model]
+    return [score_above_floor, macro_f1_not_worse_than_previous_model]
 
 
-evaluation_checks = build_evaluation_checks()
+def evaluation_checks_for(task_type: str) -> Sequence[dg.AssetChecksDefinition]:
+    """The checks of a project of ``task_type``, on its kind's test score (the definitions build them)."""
+    return build_evaluation_checks(metric=task_kind(task_type).test_metric)

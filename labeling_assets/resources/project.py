@@ -58,6 +58,14 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="text_classes and text_spans: a longer text (UTF-8 bytes, after normalising) is quarantined "
         "with the reason text_too_large; a .txt file larger than this is refused from its size alone.",
     )
+    test_score_floor: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The lowest test score the check <score>_above_floor accepts for the latest model, on the "
+        "kind's own test score (macro-F1 for the class kinds, mAP@[.5:.95] for boxes, entity F1 for text spans). "
+        "Empty = the kind's default (0.5 macro-F1, 0.3 mAP, 0.5 entity F1).",
+    )
     data_dir: str | None = Field(
         default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
     )

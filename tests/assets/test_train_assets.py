@@ -22,7 +22,7 @@ from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.train import TrainedModelConfig, trained_model, training_tensors
 from labeling_assets.checks import dataset as dataset_checks
-from labeling_assets.checks.evaluate import build_evaluation_checks
+from labeling_assets.checks.evaluate import build_evaluation_checks, evaluation_checks_for
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.dataset.splits import manifest_to_json, manifest_version
 from labeling_assets.core.ingest import demo_data
@@ -36,6 +36,8 @@ from labeling_assets.core.store.schema import (
     prelabels_table,
     splits_table,
 )
+from labeling_assets.core.tasks.boxes.evaluation import BOX_MAP
+from labeling_assets.core.tasks.kind import MACRO_F1
 from labeling_assets.core.training.cli import build_parser, config_from_args
 from labeling_assets.core.training.config import (
     DEFAULTS,
@@ -358,6 +360,7 @@ def test_the_champion_check_reports_the_decision_with_both_scores_the_basis_and_
     }
     result = dg.materialize(
         [_evaluation_with(metadata), *build_evaluation_checks(floor=0.5)],
+        resources={"project": ProjectSettings()},
         instance=dg.DagsterInstance.ephemeral(),
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -383,6 +386,7 @@ def test_evaluation_checks_warn_when_the_model_lost_and_fail_below_the_floor(
 ) -> None:
     result = dg.materialize(
         [_evaluation_with({"model_version": "clf/2", **metadata}), *build_evaluation_checks(floor=0.5)],
+        resources={"project": ProjectSettings()},
         instance=dg.DagsterInstance.ephemeral(),
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -391,6 +395,52 @@ def test_evaluation_checks_warn_when_the_model_lost_and_fail_below_the_floor(
     assert champion.severity == dg.AssetCheckSeverity.WARN
     floor = evaluations["test_macro_f1_above_floor"]
     assert floor.passed is floor_passes and floor.severity == dg.AssetCheckSeverity.ERROR
+
+
+def _floor_check(task_type: str, metadata: dict, project: ProjectSettings) -> dg.AssetCheckEvaluation:
+    """The floor check of a project of ``task_type``, as its definitions build it, over ``metadata``."""
+    checks = evaluation_checks_for(task_type)
+    result = dg.materialize([_evaluation_with(metadata), *checks], resources={"project": project},
+                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+    (floor,) = [e for e in result.get_asset_check_evaluations() if e.check_name.endswith("_above_floor")]
+    return floor
+
+
+def test_a_box_model_is_held_to_the_map_floor_not_to_the_macro_f1_floor() -> None:
+    box_project = ProjectSettings(task_type="boxes")
+    # 0.35 mAP@[.5:.95] is a working detector; the macro-F1 floor 0.5 failed it (the check read mAP at 0.5).
+    floor = _floor_check("boxes", {"test_score_name": "test_map", "test_map": 0.35}, box_project)
+    assert floor.check_name == "test_map_above_floor" and floor.passed is True
+    assert floor.metadata["floor"].value == BOX_MAP.floor < MACRO_F1.floor
+    below = _floor_check("boxes", {"test_score_name": "test_map", "test_map": 0.2}, box_project)
+    assert below.passed is False and below.severity == dg.AssetCheckSeverity.ERROR
+    # The class kinds keep their check name and the macro-F1 floor.
+    classes = _floor_check("single_label", {"test_macro_f1": 0.45}, ProjectSettings(task_type="single_label"))
+    assert classes.check_name == "test_macro_f1_above_floor" and classes.passed is False
+    assert classes.metadata["floor"].value == 0.5
+
+
+def test_the_project_settings_override_the_kinds_floor() -> None:
+    strict = ProjectSettings(task_type="boxes", test_score_floor=0.4)
+    floor = _floor_check("boxes", {"test_score_name": "test_map", "test_map": 0.35}, strict)
+    assert floor.passed is False and floor.metadata["floor"].value == 0.4
+
+
+def test_a_floor_check_without_its_score_fails_and_says_what_was_scored() -> None:
+    floor = _floor_check("boxes", {"test_score_name": "test_macro_f1", "test_macro_f1": 0.9},
+                         ProjectSettings(task_type="boxes"))  # fmt: skip
+    assert floor.passed is False
+    assert floor.metadata["reason"].value == "no test_map on the latest materialization (it scored test_macro_f1)"
+
+
+def test_the_floor_check_names_the_kinds_score_and_says_it_blocks_nothing() -> None:
+    (box_floor, box_champion) = evaluation_checks_for("boxes")
+    (spec,) = box_floor.check_specs
+    assert spec.name == "test_map_above_floor" and not spec.blocking
+    assert spec.description is not None and spec.description.startswith("The latest model's test mAP@[.5:.95]")
+    assert "Not blocking" in spec.description and "never by this floor" in spec.description
+    (champion_spec,) = box_champion.check_specs
+    assert "promotion_tolerance of mAP@[.5:.95]" in str(champion_spec.description)
 
 
 def test_small_training_sets_get_a_batch_size_with_enough_steps_per_epoch() -> None:

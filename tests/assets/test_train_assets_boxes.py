@@ -28,6 +28,7 @@ from labeling_assets.core.store.labelstudio_sync import newest_prelabels
 from labeling_assets.core.store.schema import LabelStore, consensus_table, items_table, prelabels_table
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_scene_truth, render_digit_scenes
+from labeling_assets.core.tasks.boxes.evaluation import BOX_MAP
 from labeling_assets.core.tasks.boxes.gold import gold_answer
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import CHECKPOINT_ARTIFACT, MLflowResource
@@ -95,7 +96,7 @@ def test_a_box_project_trains_registers_promotes_and_prelabels_a_detector(
         "trained_model": {"config": {"trainer_settings": TRAINER_SETTINGS}},
         "model_evaluation": {"config": {"device": "cpu"}},
     }}  # fmt: skip
-    result = dg.materialize([training_tensors, trained_model, model_evaluation, *build_evaluation_checks(floor=0.0)],
+    result = dg.materialize([training_tensors, trained_model, model_evaluation, *build_evaluation_checks(metric=BOX_MAP, floor=0.0)],
                             resources=resources, instance=instance, run_config=run_config)  # fmt: skip
     assert result.success
 
@@ -133,8 +134,8 @@ def test_a_box_project_trains_registers_promotes_and_prelabels_a_detector(
     assert champion.tag_float("test_map") == pytest.approx(evaluation["test_map"], abs=1e-5)
     assert "evaluation/per_class_ap.png" in {a.path for a in client.list_artifacts(champion.run_id, "evaluation")}
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert checks["test_macro_f1_above_floor"].passed  # the kind's score (mAP) against floor 0
-    assert checks["test_macro_f1_above_floor"].metadata["test_map"].value == pytest.approx(evaluation["test_map"])
+    assert checks["test_map_above_floor"].passed  # the kind's score (mAP) against floor 0
+    assert checks["test_map_above_floor"].metadata["test_map"].value == pytest.approx(evaluation["test_map"])
     assert checks["macro_f1_not_worse_than_previous_model"].passed
 
     # A second detector is scored against the champion on the same test items, on the same score.

@@ -456,6 +456,7 @@ def check_a_model_is_scored_and_reported_on_the_test_split(kind: TaskKind) -> No
     report = kind.test_report(answers, right, [0, 1], CLASSES, None, model="m/1", ece_bins=10)
     assert report.report["test_items"] == N_ITEMS - 2 and report.report["undecodable_test_items"] == 2
     score = report.score_name
+    assert score == kind.test_metric.name and 0.0 < kind.test_metric.floor < 1.0  # the floor check reads this name
     assert report.report[score] == pytest.approx(1.0) and report.metrics[score] == pytest.approx(1.0)
     assert report.tags[score] == "1.000000" and report.summary.startswith("m/1: ")
     assert report.files and all(isinstance(v, bytes) and v for v in report.files.values())

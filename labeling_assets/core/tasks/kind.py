@@ -56,6 +56,22 @@ class ConsensusOutcome:
 
 
 @dataclass(frozen=True)
+class TestMetric:
+    """The score a kind's model is judged by on the frozen test split, and the floor the check
+    ``<name>_above_floor`` holds it to by default (``ProjectSettings.test_score_floor`` overrides it)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str  # the metric's key in metrics, tags and reports (``TestSplitReport.score_name``)
+    label: str  # what people call it (the champion rule's reason, the check's description)
+    floor: float  # the default floor: what a useful model of this kind reaches at least on this score
+
+
+# F1 averaged over classes: a model under 0.5 gets about every other class wrong.
+MACRO_F1 = TestMetric("test_macro_f1", "macro-F1", 0.5)
+
+
+@dataclass(frozen=True)
 class TestSplitReport:
     """What a kind reports about a model scored on the frozen test split (model_evaluation logs and shows it)."""
 
@@ -67,7 +83,7 @@ class TestSplitReport:
     tags: dict[str, str]  # model version tags (besides the dataset version and the promotion)
     summary: str  # one log line
     report: dict[str, Any]  # plain values (Markdown for tables and plots), in the order shown
-    score_name: str = "test_macro_f1"  # the metric ``test_score`` gives (in metrics, tags and report)
+    score_name: str = MACRO_F1.name  # the metric ``test_score`` gives (in metrics, tags and report)
 
 
 class ConsensusFailure(ValueError):
@@ -89,6 +105,7 @@ class TaskKind(Protocol):
     decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
     qa_view: Any  # reporting.answer_views.AnswerView: how the QA report reads and names its answers
     gold_accuracy_name: str  # what a labeler's gold accuracy is for this kind (review tasks show it by this name)
+    test_metric: TestMetric  # what ``test_score`` computes (``test_report``'s score_name) and its default floor
     # None: the kind trains the image classifier through its training head (``training_head()``); else the
     # kind's own model (and ``training_head()`` raises: a kind has exactly one of the two).
     trainer: KindTrainer | None

@@ -51,7 +51,7 @@ from labeling_assets.core.tasks.boxes.consensus import (
     BoxConsensusError,
     box_consensus,
 )
-from labeling_assets.core.tasks.boxes.evaluation import box_test_report, detector_map, encode_answers
+from labeling_assets.core.tasks.boxes.evaluation import BOX_MAP, box_test_report, detector_map, encode_answers
 from labeling_assets.core.tasks.boxes.export import BOX_EXPORT_FORMATS, export_version
 from labeling_assets.core.tasks.boxes.gold import (
     assign_box_splits,
@@ -108,6 +108,7 @@ class BoxesKind:
     gold_accuracy_name = "box gold score (matched / (gold + false boxes), IoU 0.5)"
     label_issue_model = "out-of-sample detector boxes (stored pre-labels of champions that did not train on the item)"
     qa_view = BOX_VIEW  # the QA report reads classes present, pairwise box F1, whole answers against gold
+    test_metric = BOX_MAP
     trainer: KindTrainer | None = TRAINER  # a detector (trainer.py), not the image classifier's training head
 
     # Label Studio.

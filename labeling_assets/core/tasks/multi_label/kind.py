@@ -60,6 +60,7 @@ from labeling_assets.core.store.multilabel_targets import (
     stored_marginal_targets,
 )
 from labeling_assets.core.tasks.kind import (
+    MACRO_F1,
     ConsensusFailure,
     ConsensusOutcome,
     Markdown,
@@ -103,6 +104,7 @@ class MultiLabel:
 
     qa_view = SET_VIEW  # how the QA report reads and names its answers
     gold_accuracy_name = "exact-set gold accuracy"
+    test_metric = MACRO_F1  # over classes, each decided at its own threshold
     trainer: Any = None  # the image classifier, through the training head (training.py)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:

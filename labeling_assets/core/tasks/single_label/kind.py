@@ -51,6 +51,7 @@ from labeling_assets.core.store.datasets import (
 )
 from labeling_assets.core.tasks.kind import (
     LABELER_TABLE_ROWS,
+    MACRO_F1,
     ConsensusOutcome,
     Markdown,
     TestSplitReport,
@@ -90,6 +91,7 @@ class SingleLabel:
 
     qa_view = CLASS_VIEW  # how the QA report reads and names its answers
     gold_accuracy_name = "gold accuracy"
+    test_metric = MACRO_F1
     trainer: Any = None  # the image classifier, through the training head (training.py)
 
     def label_config(self, classes: Sequence[str], allow_empty: bool = True) -> str:

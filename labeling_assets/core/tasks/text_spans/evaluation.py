@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from labeling_assets.core.tasks.kind import Markdown, TestSplitReport
+from labeling_assets.core.tasks.kind import Markdown, TestMetric, TestSplitReport
 from labeling_assets.core.tasks.text_spans.spans import bio_tags, from_stored, tokenize
 from labeling_assets.core.tasks.text_spans.trainer import decided
 
 SCORE_NAME = "test_entity_f1"
+# Micro F1 over entities (strict): under 0.5, a model misses or misplaces about every other entity.
+ENTITY_F1 = TestMetric(SCORE_NAME, "entity F1 (seqeval strict)", 0.5)
 
 
 def encode_answers(answers: Sequence[Any]) -> Any:

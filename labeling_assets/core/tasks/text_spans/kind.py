@@ -56,7 +56,12 @@ from labeling_assets.core.tasks.text_spans.answers import (
     valid_span_answers,
 )
 from labeling_assets.core.tasks.text_spans.consensus import METHODS, aggregate_spans
-from labeling_assets.core.tasks.text_spans.evaluation import encode_answers, entity_scores, span_test_report
+from labeling_assets.core.tasks.text_spans.evaluation import (
+    ENTITY_F1,
+    encode_answers,
+    entity_scores,
+    span_test_report,
+)
 from labeling_assets.core.tasks.text_spans.export import EXPORT_FORMATS, SpanRecord, export_spans
 from labeling_assets.core.tasks.text_spans.qa import SPAN_VIEW
 from labeling_assets.core.tasks.text_spans.splits import assign_span_splits
@@ -104,6 +109,7 @@ class TextSpansKind:
     gold_accuracy_name = "span gold score (matched / (gold + false spans), same offsets and type)"
     label_issue_model = "none yet (no out-of-sample span model is kept per item)"
     qa_view = SPAN_VIEW
+    test_metric = ENTITY_F1
     trainer: KindTrainer | None = TRAINER
 
     # Label Studio.
