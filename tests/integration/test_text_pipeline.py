@@ -1,0 +1,118 @@
+"""Text projects through the stages before training, on a real Label Studio (SQLite label store): a JSONL file of
+sentences whose entities are known (``text_spans.demo``) is ingested with a hidden gold set, pushed as text tasks,
+answered through the Label Studio API as labelers' browsers answer, then collected, aggregated, split and exported
+by the project's own assets, for entity spans and for one class per text."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from labeling_assets.assets import collect, queue
+from labeling_assets.assets.consensus import consensus_labels
+from labeling_assets.assets.dataset import dataset_export, dataset_splits
+from labeling_assets.assets.ingest import raw_images
+from labeling_assets.checks.queue import gold_never_in_task_data
+from labeling_assets.core.ingest.text import text_item_id
+from labeling_assets.core.labelstudio.config import choice_result
+from labeling_assets.core.store.schema import LabelStore, annotations_table, latest_consensus_query
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
+from labeling_assets.core.tasks.text_spans.spans import span_result, stored
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from tests.labelstudio_server import LabelStudioServer
+
+pytestmark = pytest.mark.labelstudio
+
+TYPES = list(ENTITY_TYPES)
+USERS = ["tx_one", "tx_two", "tx_odd"]
+
+
+def _answer(task_type: str, truth: Any, text: str) -> list[dict[str, Any]]:
+    if task_type == "text_spans":
+        return span_result(truth, text)
+    return choice_result(truth, to_name="text")
+
+
+@pytest.mark.parametrize("task_type", ["text_spans", "text_classes"])
+def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
+    task_type: str, label_studio: LabelStudioServer, tmp_path: Path
+) -> None:
+    made = [s for s in sentences(16, seed=21) if s.entities][:12]
+    source = tmp_path / "texts"
+    source.mkdir()
+    (source / "batch.jsonl").write_text("".join(json.dumps({"id": f"r{n}", "text": s.text}) + "\n"
+                                                for n, s in enumerate(made)), encoding="utf-8")  # fmt: skip
+    truth = {text_item_id(s.text): (s.entities if task_type == "text_spans" else s.entities[0].label) for s in made}
+    texts = {text_item_id(s.text): s.text for s in made}
+    gold_rows = [(f"batch.jsonl#r{n}", json.dumps(stored(s.entities)) if task_type == "text_spans" else s.entities[0].label)
+                 for n, s in enumerate(made[:3])]  # fmt: skip
+    with open(source / "gold.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("filename", "label"), *gold_rows])
+    title = f"{task_type}-{tmp_path.name}"
+    store = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}")
+    store.migrate()
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "image_source": ImageSourceResource(uri=str(source)),
+        "project": ProjectSettings(data_dir=str(label_studio.files_root / title), classes=TYPES, task_type=task_type),  # type: ignore[arg-type]
+        "label_studio": label_studio.resource(title),
+    }
+    kind = task_kind(task_type)
+    with dg.DagsterInstance.ephemeral() as instance:
+
+        def run(assets: list[Any], **kwargs: Any) -> dg.ExecuteInProcessResult:
+            result = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False, **kwargs)
+            failures = [e.step_failure_data.error.to_string() for e in result.get_step_failure_events()
+                        if e.step_failure_data and e.step_failure_data.error]  # fmt: skip
+            assert result.success, failures
+            assert all(c.passed for c in result.get_asset_check_evaluations())
+            return result
+
+        ingested = run([raw_images]).asset_materializations_for_node("raw_images")[0].metadata
+        assert ingested["files_new"].value == 12 and ingested["gold_items"].value == 3
+        push = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.25, "overlap": 3, "max_new_tasks": 12}}}}
+        for _ in range(3):  # later pushes drain what the gold rate held back
+            run([queue.labeling_tasks, gold_never_in_task_data], run_config=push)
+        client = label_studio.client()
+        project_id = resources["label_studio"].find_project_id()  # type: ignore[attr-defined]
+        assert project_id is not None
+        assert kind.owns_config(client.label_config(project_id))
+        tasks = {t["data"]["item_id"]: t for t in client.iter_tasks(project_id, fields="all")}
+        assert set(tasks) == set(truth)
+        assert all(t["data"] == {"text": texts[i], "item_id": i} for i, t in tasks.items())  # the text, no gold
+        users = client.ensure_users(USERS)
+        odd = sorted(truth)[0]
+        for item, answer in truth.items():
+            for name in USERS:
+                result = _answer(task_type, answer, texts[item])
+                if name == "tx_odd" and item == odd and task_type == "text_spans":
+                    result[0]["value"]["text"] = "not the text"  # a region whose text is not the task's slice
+                client.request("POST", f"/api/tasks/{tasks[item]['id']}/annotations/",
+                               json={"result": result, "completed_by": users[name], "lead_time": 5.0})  # fmt: skip
+        run([collect.annotations])
+        rows = store.fetch(sa.select(annotations_table.c.item_id, annotations_table.c.labeler_id,
+                                     annotations_table.c.label))  # fmt: skip
+        assert len(rows) == 3 * len(truth)
+        expected = {i: stored(a) if not isinstance(a, str) else a for i, a in truth.items()}
+        odd_id = str(users["tx_odd"])
+        for row in rows:
+            want = expected[row["item_id"]]
+            if task_type == "text_spans" and row["item_id"] == odd and row["labeler_id"] == odd_id:
+                want = want[1:]  # the mismatched region was dropped at the sync, the rest of the answer kept
+            assert row["label"] == want
+        run([consensus_labels])
+        consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
+        assert consensus == expected
+        run([dataset_splits])
+        exported = run([dataset_export]).asset_materializations_for_node("dataset_export")[0].metadata
+        assert exported["n_items"].value == len(truth)
+    store.dispose()
