@@ -123,7 +123,7 @@ def build_consensus_checks(
     ) -> dg.AssetCheckResult:
         """Every live consensus label is a class of the current class list (a removed class's consensus is
         retracted, so a stale one never reaches a dataset)."""
-        stale = consensus_outside_class_list(label_store.get_store(), list(project.classes))
+        stale = consensus_outside_class_list(label_store.get_store(), list(project.classes), task_type=project.task_type)
         return dg.AssetCheckResult(
             passed=not stale,
             metadata={

@@ -209,7 +209,7 @@ def dataset_splits_only_live_labeled_items(
     list: a superseded, retracted or stale-class item never reaches an export."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    bad = manifest_items_not_live(store, manifest, list(project.classes))
+    bad = manifest_items_not_live(store, manifest, list(project.classes), task_type=_version_kind(store, version)[0].name)
     return dg.AssetCheckResult(
         passed=not bad,
         metadata={

@@ -9,10 +9,13 @@ empty list. Pure functions (no dagster, no Label Studio import).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from labeling_assets.core.tasks.kind import TaskKind
 
 TaskType = Literal["single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans"]
 SINGLE_LABEL: TaskType = "single_label"
@@ -91,3 +94,12 @@ def to_indicator(sets: Iterable[Sequence[str]], classes: Sequence[str]) -> NDArr
 def from_indicator(matrix: NDArray[np.generic], classes: Sequence[str]) -> list[list[str]]:
     """The inverse of :func:`to_indicator`: each row's classes with a nonzero entry, sorted."""
     return [sorted(str(classes[k]) for k in np.flatnonzero(row)) for row in np.asarray(matrix)]
+
+
+def outside_class_list(kind: TaskKind, label: Any, classes: Sequence[str]) -> bool:
+    """Whether a stored label names a class outside ``classes`` as ``kind`` reads it (``classes_of``: a set's
+    classes, a box answer's boxes' classes), or names none and is no answer of the kind either (the empty set and
+    "No object" are answers)."""
+    names = kind.classes_of(label)
+    allowed = {str(c) for c in classes}
+    return any(str(n) not in allowed for n in names) or (not names and not kind.is_answer(label, classes))

@@ -93,3 +93,17 @@ def test_the_qa_report_of_a_box_project_judges_gold_box_for_box_and_lists_the_do
     assert doubtful["item"].tolist() == ["g2"]
     assert doubtful["consensus objects"].iloc[0] == "cat x1, dog x1"
     assert doubtful["labelers' boxes"].iloc[0] == "careful: cat x1, dog x1; sloppy: cat x1, dog x1"
+
+
+def test_a_label_outside_the_class_list_is_found_by_each_kinds_reading_of_it() -> None:
+    """What the class-list checks call stale: a class the project does not have, as the kind reads its labels, or a
+    value naming no class that is no answer either; the empty set and "No object" are answers."""
+    from labeling_assets.core.label_sets import outside_class_list
+    from labeling_assets.core.tasks import task_kind
+
+    single, sets, boxes = task_kind("single_label"), task_kind("multi_label"), task_kind("boxes")
+    assert not outside_class_list(single, "cat", CLASSES) and outside_class_list(single, "eel", CLASSES)
+    assert outside_class_list(single, 3.0, CLASSES)
+    assert not outside_class_list(sets, [], CLASSES) and outside_class_list(sets, ["cat", "eel"], CLASSES)
+    assert not outside_class_list(boxes, RIGHT, CLASSES) and not outside_class_list(boxes, _answer(), CLASSES)
+    assert outside_class_list(boxes, _answer(("eel", 10.0)), CLASSES) and outside_class_list(boxes, "cat", CLASSES)

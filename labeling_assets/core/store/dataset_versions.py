@@ -20,6 +20,7 @@ from labeling_assets.core.label_sets import (
     LabelSetError,
     TaskType,
     label_set,
+    outside_class_list,
 )
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -153,16 +154,18 @@ def departures(store: LabelStore, previous: pd.DataFrame, manifest: pd.DataFrame
     return dict(sorted(counts.items()))
 
 
-def manifest_items_not_live(store: LabelStore, manifest: pd.DataFrame, classes: Sequence[str]) -> list[dict[str, Any]]:
+def manifest_items_not_live(
+    store: LabelStore, manifest: pd.DataFrame, classes: Sequence[str], *, task_type: str = SINGLE_LABEL
+) -> list[dict[str, Any]]:
     """Manifest rows that must not be in a dataset: the item is not active (superseded, quarantined, ...),
-    its consensus is retracted or missing, or its label is not in the class list."""
+    its consensus is retracted or missing, or its label is not in the class list (as the kind reads it)."""
+    kind = task_kind(task_type)
     statuses = {
         r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))
     }
     live = {r["item_id"] for r in store.fetch(sa.select(latest_consensus_query().subquery().c.item_id))}
     newest = latest_consensus_query(include_retracted=True).subquery()
     retracted = {r["item_id"] for r in store.fetch(sa.select(newest.c.item_id).where(newest.c.retracted.is_(True)))}
-    allowed = set(map(str, classes))
     bad = []
     for item, label in manifest[["item_id", "label"]].itertuples(index=False):
         problems = []
@@ -172,8 +175,7 @@ def manifest_items_not_live(store: LabelStore, manifest: pd.DataFrame, classes: 
             problems.append("consensus retracted")
         elif item not in live:
             problems.append("no consensus")
-        names = [str(v) for v in label] if isinstance(label, list | tuple) else [str(label)]
-        if not set(names) <= allowed:
+        if outside_class_list(kind, label, classes):
             problems.append(f"label {label!r} not in the class list")
         if problems:
             bad.append({"item_id": item, "label": str(label), "problems": problems})

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import Votes
-from labeling_assets.core.label_sets import SINGLE_LABEL
+from labeling_assets.core.label_sets import SINGLE_LABEL, outside_class_list
 from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop import adjudicated_labels
 from labeling_assets.core.store.schema import (
@@ -124,16 +124,15 @@ def quarantined_items_with_consensus(store: LabelStore) -> list[str]:
     return [row["item_id"] for row in rows]
 
 
-def consensus_outside_class_list(store: LabelStore, classes: list[str]) -> list[dict[str, Any]]:
-    """Live consensus rows whose label names a class outside ``classes`` (item_id, label), by item."""
-    allowed = set(classes)
-    out = []
-    for row in store.fetch(latest_consensus_query().order_by("item_id")):
-        label = row["label"]
-        names = label if isinstance(label, list) else [label]
-        if any(str(name) not in allowed for name in names):
-            out.append({"item_id": row["item_id"], "label": label})
-    return out
+def consensus_outside_class_list(
+    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL
+) -> list[dict[str, Any]]:
+    """Live consensus rows whose label names a class outside ``classes`` (item_id, label), by item: the classes a
+    label names are the kind's reading of it (``classes_of``: a box answer names its boxes' classes); a label that
+    names none is stale unless it is an answer of the kind (the empty set, "No object")."""
+    kind = task_kind(task_type)
+    rows = store.fetch(latest_consensus_query().order_by("item_id"))
+    return [{"item_id": r["item_id"], "label": r["label"]} for r in rows if outside_class_list(kind, r["label"], classes)]
 
 
 def load_quality_inputs(
