@@ -1,5 +1,5 @@
-"""Text projects through the stages before training, on a real Label Studio (SQLite label store): a JSONL file of
-sentences whose entities are known (``text_spans.demo``) is ingested with a hidden gold set, pushed as text tasks,
+"""Text projects through the stages before training, on a real Label Studio (SQLite and PostgreSQL label stores): a
+JSONL file of sentences whose entities are known (``text_spans.demo``) is ingested with a hidden gold set, pushed as text tasks,
 answered through the Label Studio API as labelers' browsers answer, then collected, aggregated, split and exported
 by the project's own assets, for entity spans and for one class per text."""
 
@@ -42,9 +42,10 @@ def _answer(task_type: str, truth: Any, text: str) -> list[dict[str, Any]]:
     return choice_result(truth, to_name="text")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 @pytest.mark.parametrize("task_type", ["text_spans", "text_classes"])
 def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
-    task_type: str, label_studio: LabelStudioServer, tmp_path: Path
+    task_type: str, backend: str, label_studio: LabelStudioServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     made = [s for s in sentences(16, seed=21) if s.entities][:12]
     source = tmp_path / "texts"
@@ -58,7 +59,8 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
     with open(source / "gold.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([("filename", "label"), *gold_rows])
     title = f"{task_type}-{tmp_path.name}"
-    store = LabelStore(f"sqlite:///{tmp_path / 'labels.db'}")
+    url = f"sqlite:///{tmp_path / 'labels.db'}" if backend == "sqlite" else request.getfixturevalue("pg_databases").new_url()
+    store = LabelStore(url)
     store.migrate()
     resources = {
         "label_store": LabelStoreResource(url=store.url),
