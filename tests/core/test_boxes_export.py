@@ -107,3 +107,26 @@ def test_a_box_manifest_goes_through_export_rows_to_the_kinds_formats(tmp_path: 
     KIND.export(rows, tmp_path / "out", ["coco"], ["cat", "dog"])
     coco = COCO(str(tmp_path / "out" / "coco" / "train.json"))
     assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 2
+
+
+def test_a_dataset_diff_of_box_versions_reads_boxes_not_the_answer_text() -> None:
+    """Relabeled when a box moved, class deltas per box of each class ("(no object)" for none), votes and
+    transitions shown as boxes in pixels."""
+    from labeling_assets.core.dataset.diff import diff_manifests, render_diff, vote_changes
+    from labeling_assets.core.tasks.boxes.gold import gold_answer
+
+    def answer(*boxes: tuple[str, float]) -> dict[str, object]:
+        return gold_answer([{"label": c, "x0": x, "y0": 0.0, "x1": x + 10.0, "y1": 10.0} for c, x in boxes], 64.0, 48.0)
+
+    old = pd.DataFrame({"item_id": ["a", "b", "c"], "split": ["train", "val", "test"],
+                        "label": [answer(("cat", 1.0)), answer(), answer(("dog", 5.0), ("cat", 20.0))]})  # fmt: skip
+    new = old.assign(label=[answer(("cat", 2.0)), answer(("dog", 3.0)), answer(("cat", 20.0), ("dog", 5.0))])
+    diff = diff_manifests(old, new, "v1", "v2")
+    assert diff.relabeled["item_id"].tolist() == ["a", "b"]  # a box moved, one drawn; c's in another order: no change
+    deltas = diff.class_deltas.set_index("class")
+    assert deltas["delta"].to_dict() == {"(no object)": -1, "cat": 0, "dog": 1}
+    assert diff.transitions()["no object -> dog (3.00, 0.00, 13.00, 10.00)"] == 1
+    votes = pd.DataFrame({"item_id": ["c"], "labeler_id": ["L1"], "label": [answer(("dog", 5.0))]})
+    changed = vote_changes(votes, votes.assign(label=[answer(("dog", 6.0))]), ["c"])
+    assert changed["c"][0]["after"] == "dog (6.00, 0.00, 16.00, 10.00)"
+    assert "'boxes'" not in render_diff(diff)  # no Python repr of an answer anywhere

@@ -342,6 +342,7 @@ def test_the_coco_export_reads_back_in_pycocotools_with_every_consensus_box(pipe
     splits = pipeline.meta["dataset_splits"]
     assert sum(int(splits[f"n_{s}"]) for s in ("train", "val", "test")) == N_SCENES
     assert splits["excluded_items"] == {}
+    assert "| 6 | 0 | 5 | +5 |" in splits["diff"] and "'boxes'" not in splits["diff"]  # boxes of class 6, per split
     export = Path(str(pipeline.meta["dataset_export"]["export_dir"]))
     images = boxes = 0
     consensus = {r["item_id"]: r["label"] for r in pipeline.store.fetch(latest_consensus_query())}
@@ -388,7 +389,9 @@ def test_the_dataset_cli_rebuilds_a_box_version_as_of_now_and_shows_its_items(
     labels = {i: json.loads(v) for i, v in zip(manifest["item_id"], manifest["label"], strict=True)}
     assert len(labels) == N_SCENES and answer_boxes(labels[pipeline.missed], CLASSES)[1] is None
     assert cli(["dataset", "diff", version[:8], version[:8]]) == 0
-    assert cli(["item", pipeline.missed[:12]]) == 0 and "adjudicated" in capsys.readouterr().out
+    assert cli(["item", pipeline.missed[:12]]) == 0
+    history = capsys.readouterr().out
+    assert "adjudicated" in history and "'boxes'" not in history  # each answer shown as its boxes in pixels
 
 
 # Every check of the stages run here, with the outcome this fixed-seed run must give (a check that starts failing or

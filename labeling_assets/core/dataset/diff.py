@@ -1,7 +1,9 @@
 """What changed between two dataset versions: items added, removed, relabeled, moved; class count deltas.
 
 Pure logic over two manifests (``item_id, label, split``). A frozen item never moves between splits, so
-``moved`` must be empty; the diff reports it rather than assume it.
+``moved`` must be empty; the diff reports it rather than assume it. A label set compares as canonical JSON and
+counts once per class; a box answer (a dict of pixel boxes) compares and reads as its boxes, each ``class (x0, y0,
+x1, y1)`` to 0.01 px, sorted, and counts once per box of each class ("(no object)" for none).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from labeling_assets.core.display import md_text
 # Mirrors iterative_stratification.EMPTY_SET_ROW (not imported: that module imports the split code, this one
 # stays a leaf of the dataset package).
 EMPTY_SET_ROW = "(none of these)"
+NO_OBJECT_ROW = "(no object)"
 
 DIFF_COLUMNS = ["item_id", "old_label", "new_label", "old_split", "new_split"]
 
@@ -73,11 +76,11 @@ def diff_manifests(old: pd.DataFrame | None, new: pd.DataFrame, old_version: str
     empty = pd.DataFrame({"item_id": [], "label": [], "split": []}, dtype=object)
     old = (empty if old is None else old)[["item_id", "label", "split"]]
     new = new[["item_id", "label", "split"]]
-    # Label sets (multi-label) compare as canonical JSON text; class deltas then count per label.
-    sets = _holds_sets(old) or _holds_sets(new)
+    # Label sets (multi-label) and box answers compare as canonical text; class deltas then count per label (box).
+    sets = _holds_sets(old) or _holds_sets(new) or _holds_boxes(old) or _holds_boxes(new)
     old_sets, new_sets = (_per_label(old), _per_label(new)) if sets else (None, None)
-    old = old.assign(label=old["label"].map(_set_text)) if sets else old.astype({"label": str})
-    new = new.assign(label=new["label"].map(_set_text)) if sets else new.astype({"label": str})
+    old = old.assign(label=old["label"].map(label_text)) if sets else old.astype({"label": str})
+    new = new.assign(label=new["label"].map(label_text)) if sets else new.astype({"label": str})
     both = old.merge(new, on="item_id", suffixes=("_old", "_new"))
     relabeled = both[both["label_old"] != both["label_new"]]
     moved = both[both["split_old"] != both["split_new"]]
@@ -110,16 +113,48 @@ def _holds_sets(manifest: pd.DataFrame) -> bool:
     return bool(len(manifest)) and bool(manifest["label"].map(lambda v: isinstance(v, list | tuple)).all())
 
 
-def _set_text(value: Any) -> str:
-    return json.dumps(sorted(str(v) for v in value), ensure_ascii=False) if isinstance(value, list | tuple) else str(value)
+def _holds_boxes(manifest: pd.DataFrame) -> bool:
+    return bool(len(manifest)) and bool(manifest["label"].map(_is_box_answer).all())
+
+
+def _is_box_answer(value: Any) -> bool:
+    return isinstance(value, Mapping) and isinstance(value.get("boxes"), list)
+
+
+def _boxes(value: Mapping[str, Any]) -> list[tuple[str, float, float, float, float]]:
+    out = []
+    for box in value["boxes"]:
+        if isinstance(box, Mapping):
+            names = box.get("labels") or ["?"]
+            x, y = float(box.get("x") or 0.0), float(box.get("y") or 0.0)
+            w, h = float(box.get("width") or 0.0), float(box.get("height") or 0.0)
+            out.append((str(names[0]), x, y, x + w, y + h))
+    return sorted(out)
+
+
+def label_text(value: Any) -> str:
+    """A label as the diff compares and shows it: a set as canonical JSON, a box answer as its sorted boxes
+    (``cat (10.00, 20.00, 30.00, 50.00); ...``, "no object" for none), anything else as text."""
+    if isinstance(value, list | tuple):
+        return json.dumps(sorted(str(v) for v in value), ensure_ascii=False)
+    if _is_box_answer(value):
+        shown = [f"{n} ({x0:.2f}, {y0:.2f}, {x1:.2f}, {y1:.2f})" for n, x0, y0, x1, y1 in _boxes(value)]
+        return "; ".join(shown) or "no object"
+    return str(value)
 
 
 def _per_label(manifest: pd.DataFrame) -> pd.DataFrame:
-    """One row per (item, label) of a multi-label manifest; an empty set is one row "(none of these)"."""
-    labels = manifest["label"].map(
-        lambda v: ([str(x) for x in v] or [EMPTY_SET_ROW]) if isinstance(v, list | tuple) else [str(v)]
-    )
-    return manifest.assign(label=labels).explode("label").astype({"label": str})
+    """One row per (item, label) of a multi-label manifest (an empty set is one row "(none of these)"), one per
+    box of a box manifest (no box: one row "(no object)")."""
+
+    def rows(v: Any) -> list[str]:
+        if isinstance(v, list | tuple):
+            return [str(x) for x in v] or [EMPTY_SET_ROW]
+        if _is_box_answer(v):
+            return [b[0] for b in _boxes(v)] or [NO_OBJECT_ROW]
+        return [str(v)]
+
+    return manifest.assign(label=manifest["label"].map(rows)).explode("label").astype({"label": str})
 
 
 def _class_deltas(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +178,7 @@ def vote_changes(before: pd.DataFrame, after: pd.DataFrame, item_ids: Sequence[s
 
     def by_key(frame: pd.DataFrame) -> Mapping[tuple[str, str], str]:
         rows = frame[frame["item_id"].isin(wanted)]
-        return {(str(i), str(lab)): str(v) for i, lab, v in rows[["item_id", "labeler_id", "label"]].itertuples(index=False)}
+        return {(str(i), str(lab)): label_text(v) for i, lab, v in rows[["item_id", "labeler_id", "label"]].itertuples(index=False)}
 
     old, new = by_key(before), by_key(after)
     for key in sorted(set(old) | set(new)):
@@ -160,7 +195,7 @@ def votes_by_item(votes: pd.DataFrame, item_ids: Sequence[str]) -> dict[str, lis
     out: dict[str, list[dict[str, Any]]] = {}
     for item, labeler, label in votes[["item_id", "labeler_id", "label"]].itertuples(index=False):
         if item in wanted:
-            out.setdefault(str(item), []).append({"labeler": str(labeler), "label": str(label)})
+            out.setdefault(str(item), []).append({"labeler": str(labeler), "label": label_text(label)})
     return out
 
 

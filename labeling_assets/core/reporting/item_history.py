@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from labeling_assets.core.dataset.diff import label_text
 from labeling_assets.core.display import shown
 
 
@@ -20,9 +21,13 @@ def _short(value: Any, n: int = 12) -> str:
     return str(value)[:n] if value else "-"
 
 
+def _answer(label: Any) -> str:
+    """A label bounded (a labeler can send a megabyte; the store has it whole); a box answer as its boxes."""
+    return shown(label_text(label) if isinstance(label, Mapping) else label)
+
+
 def _vote_label(label: Any) -> str:
-    # An answer is shown bounded (a labeler can send a megabyte); the store has it whole.
-    return "no label (an unreadable answer: see unreadable_answers)" if label is None else f"label {shown(label)}"
+    return "no label (an unreadable answer: see unreadable_answers)" if label is None else f"label {_answer(label)}"
 
 
 def render_item_history(history: Mapping[str, Any]) -> str:
@@ -56,7 +61,8 @@ def render_item_history(history: Mapping[str, Any]) -> str:
     lines += ["", f"consensus versions ({len(history['consensus'])})"]
     lines += [
         f"  v{c['version']}  {c['method']}  "
-        + (f"RETRACTED {c['label']} ({c['retraction_reason']})" if c["retracted"] else f"label {c['label']}")
+        + (f"RETRACTED {_answer(c['label'])} ({c['retraction_reason']})" if c["retracted"]
+           else f"label {_answer(c['label'])}")
         + f"  confidence {c['confidence']:.3f}  annotators {c['n_annotators']}  computed {_t(c['computed_at'])}"
         for c in history["consensus"]
     ]
@@ -70,7 +76,7 @@ def render_item_history(history: Mapping[str, Any]) -> str:
         lines += [f"held out of dataset version {held['dataset_version']}: {held['reason']}: {near}"]
     lines += ["", f"dataset versions holding it ({len(history['dataset_versions'])})"]
     lines += [
-        f"  {d['dataset_version']}  {_t(d['created_at'])}  {d['label']} / {d['split']}"
+        f"  {d['dataset_version']}  {_t(d['created_at'])}  {_answer(d['label'])} / {d['split']}"
         + (f"  tags {', '.join(d['tags'])}" if d["tags"] else "")
         for d in history["dataset_versions"]
     ]
