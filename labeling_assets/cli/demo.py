@@ -150,10 +150,12 @@ def run_demo(args: argparse.Namespace) -> int:
         _quality()
         _done(t)
 
-        t = _step(
-            8, f"train ({args.backbone}, up to {args.epochs} epochs) and evaluate on the frozen test split"
-        )
-        train_config = {"epochs": args.epochs, "backbone": args.backbone}
+        model = f"{'tiny' if args.backbone == 'auto' else args.backbone} detector" if boxes else args.backbone
+        t = _step(8, f"train ({model}, up to {args.epochs} epochs) and evaluate on the frozen test split")
+        train_config: dict[str, Any] = {"epochs": args.epochs, "backbone": args.backbone}
+        if boxes:  # the detector's own trainer reads its settings (its backbone: tiny unless named)
+            backbone = {} if args.backbone == "auto" else {"backbone": args.backbone}
+            train_config = {"trainer_settings": {"epochs": args.epochs, **backbone}}
         _run("train_job", run_config={"ops": {"trained_model": {"config": train_config}}})
         _done(t)
     except StepFailed as exc:
@@ -496,7 +498,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--backbone",
         default="auto",
-        help="auto | small_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small",
+        help="auto | small_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small; with --task boxes: auto (tiny) | "
+        "tiny | mobilenet_v3_320",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
     p.add_argument(

@@ -112,7 +112,8 @@ def box_summary(
         )
     lines.append(
         f"  model on the test split:   mAP@[.5:.95] {_num(evaluation.get('test_map'))}, AP50 "
-        f"{_num(evaluation.get('test_ap50'))}, AP75 {_num(evaluation.get('test_ap75'))} (against consensus boxes)"
+        f"{_num(evaluation.get('test_ap50'))}, AP75 {_num(evaluation.get('test_ap75'))} "
+        f"({evaluation.get('test_items', 'n/a')} items, against their consensus boxes)"
     )
     return lines
 

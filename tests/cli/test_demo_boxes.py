@@ -142,12 +142,12 @@ def test_the_summary_scores_the_stored_consensus_and_each_labeler_against_the_tr
     assert table.loc["2", ["true_recall", "true_false_boxes_per_item"]].tolist() == pytest.approx([1 / 3, 1 / 3])
     assert table.loc["2", ["consensus_recall", "consensus_false_boxes_per_item"]].tolist() == pytest.approx([0.5, 1 / 3])
 
-    lines = store_summary(scenes, ["1"], {}, {"test_map": 0.4321, "test_ap50": 0.9, "test_ap75": 0.5})
+    lines = store_summary(scenes, ["1"], {}, {"test_map": 0.4321, "test_ap50": 0.9, "test_ap75": 0.5, "test_items": 45})
     text = "\n".join(lines)
     assert "3 items, 2 boxes (truth 3 on 3 scored items)" in text
     assert f"mAP@[.5:.95] {67 / 101:.3f}, AP50 {67 / 101:.3f}" in text
     assert "sim_01_lazy" in text and "0.333" in next(line for line in lines if "sim_01_lazy" in line)
-    assert "model on the test split:   mAP@[.5:.95] 0.432, AP50 0.900, AP75 0.500" in text
+    assert "model on the test split:   mAP@[.5:.95] 0.432, AP50 0.900, AP75 0.500 (45 items" in text
 
 
 @pytest.fixture
