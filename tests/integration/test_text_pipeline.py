@@ -1,7 +1,8 @@
 """Text projects through the stages before training, on a real Label Studio (SQLite and PostgreSQL label stores): a
 JSONL file of sentences whose entities are known (``text_spans.demo``) is ingested with a hidden gold set, pushed as text tasks,
-answered through the Label Studio API as labelers' browsers answer, then collected, aggregated, split and exported
-by the project's own assets, for entity spans and for one class per text."""
+answered through the Label Studio API as labelers' browsers answer, then collected, aggregated, settled by an expert
+in the review project where the crowd agreed on a wrong answer, split and exported by the project's own assets,
+for entity spans and for one class per text."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import pytest
 import sqlalchemy as sa
 
 from labeling_assets.assets import collect, queue
+from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.checks.queue import gold_never_in_task_data
+from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.ingest.text import text_item_id
 from labeling_assets.core.labelstudio.config import choice_result
+from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import LabelStore, annotations_table, latest_consensus_query
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
@@ -34,6 +38,7 @@ pytestmark = pytest.mark.labelstudio
 
 TYPES = list(ENTITY_TYPES)
 USERS = ["tx_one", "tx_two", "tx_odd"]
+EXPERT = "tx_expert"
 
 
 def _answer(task_type: str, truth: Any, text: str) -> list[dict[str, Any]]:
@@ -58,14 +63,15 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
                  for n, s in enumerate(made[:3])]  # fmt: skip
     with open(source / "gold.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([("filename", "label"), *gold_rows])
-    title = f"{task_type}-{tmp_path.name}"
+    title = f"{task_type}-{backend[:2]}-{tmp_path.name[-12:]}"  # the review project adds " — review" (50 at most)
     url = f"sqlite:///{tmp_path / 'labels.db'}" if backend == "sqlite" else request.getfixturevalue("pg_databases").new_url()
     store = LabelStore(url)
     store.migrate()
     resources = {
         "label_store": LabelStoreResource(url=store.url),
         "image_source": ImageSourceResource(uri=str(source)),
-        "project": ProjectSettings(data_dir=str(label_studio.files_root / title), classes=TYPES, task_type=task_type),  # type: ignore[arg-type]
+        "project": ProjectSettings(data_dir=str(label_studio.files_root / title), classes=TYPES, task_type=task_type,  # type: ignore[arg-type]
+                                   reviewers=[EXPERT]),
         "label_studio": label_studio.resource(title),
     }
     kind = task_kind(task_type)
@@ -91,9 +97,13 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
         tasks = {t["data"]["item_id"]: t for t in client.iter_tasks(project_id, fields="all")}
         assert set(tasks) == set(truth)
         assert all(t["data"] == {"text": texts[i], "item_id": i} for i, t in tasks.items())  # the text, no gold
-        users = client.ensure_users(USERS)
+        users = client.ensure_users([*USERS, EXPERT])
         odd = sorted(truth)[0]
-        for item, answer in truth.items():
+        # Every labeler gets one text wrong alike (the last entity missed; the wrong class): only an expert fixes it.
+        wrong = next(i for i in sorted(truth) if i != odd and (task_type == "text_classes" or len(truth[i]) >= 2))
+        crowd = {**truth, wrong: truth[wrong][:-1] if task_type == "text_spans" else
+                 next(t for t in TYPES if t != truth[wrong])}  # fmt: skip
+        for item, answer in crowd.items():
             for name in USERS:
                 result = _answer(task_type, answer, texts[item])
                 if name == "tx_odd" and item == odd and task_type == "text_spans":
@@ -105,12 +115,27 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
                                      annotations_table.c.label))  # fmt: skip
         assert len(rows) == 3 * len(truth)
         expected = {i: stored(a) if not isinstance(a, str) else a for i, a in truth.items()}
+        given = {i: stored(a) if not isinstance(a, str) else a for i, a in crowd.items()}
         odd_id = str(users["tx_odd"])
         for row in rows:
-            want = expected[row["item_id"]]
+            want = given[row["item_id"]]
             if task_type == "text_spans" and row["item_id"] == odd and row["labeler_id"] == odd_id:
                 want = want[1:]  # the mismatched region was dropped at the sync, the rest of the answer kept
             assert row["label"] == want
+        run([consensus_labels])
+        consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
+        assert consensus == given
+
+        # The review project shows the expert the text, the votes and why; the expert's answer settles the item.
+        sync_review_requests(store, "test", [ReviewRequest(wrong, EXPERT_REVIEW, "an entity may be missing")], [])
+        review = run([adjudications]).asset_materializations_for_node("adjudications")[0].metadata
+        review_id = int(review["review_project_id"].value)  # type: ignore[arg-type]
+        assert kind.owns_config(client.label_config(review_id))
+        (task,) = [t for t in client.iter_tasks(review_id) if t["data"]["item_id"] == wrong]
+        assert task["data"]["text"] == texts[wrong] and "an entity may be missing" in task["data"]["context"]
+        client.request("POST", f"/api/tasks/{task['id']}/annotations/",
+                       json={"result": _answer(task_type, truth[wrong], texts[wrong]), "completed_by": users[EXPERT]})  # fmt: skip
+        run([adjudications])
         run([consensus_labels])
         consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
         assert consensus == expected
