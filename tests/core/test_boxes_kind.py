@@ -22,7 +22,7 @@ from labeling_assets.core.labelstudio.tasks import STRATEGIES
 from labeling_assets.core.tasks import KINDS, task_kind
 from labeling_assets.core.tasks.boxes.export import BoxExportError
 from labeling_assets.core.tasks.boxes.kind import KIND, BoxesKind
-from labeling_assets.core.tasks.boxes.votes import answer_boxes
+from labeling_assets.core.tasks.boxes.votes import answer_boxes, box_confidences
 from labeling_assets.core.tasks.kind import KindTrainer, TaskKind
 from labeling_assets.core.tasks.registry import KIND_ATTRIBUTES, KIND_METHODS, missing_parts
 
@@ -143,6 +143,27 @@ def test_consensus_keeps_what_most_labelers_drew_and_says_what_it_found() -> Non
         assert 0.0 < report["pairwise_f1"] < 1.0
     with pytest.raises(ValueError, match="not a box method"):
         KIND.consensus(eligible, "dawid_skene", CLASSES, pd.Series(dtype=object))
+
+
+def test_a_consensus_answer_keeps_each_boxs_posterior_and_an_answer_without_one_reads_as_sure() -> None:
+    """box_em's posterior that a box is an object is stored with the box (the trainer's per-box weight): two of three
+    labelers behind a box make it less sure than three; answers stored before kept none and read as 1.0."""
+    rows = _annotations().head(6).copy()  # items i00-i01, labelers L0-L2
+    rows.loc[(rows["item_id"] == "i01") & (rows["labeler_id"] == "L2"), "label"] = [_answer(None)]
+    eligible = KIND.votes(rows, CLASSES).frame
+    outcome = KIND.consensus(eligible, "box_em", CLASSES, pd.Series(dtype=object))
+    labels = outcome.result.labels.set_index("item_id")["label"]
+    run = outcome.result.run
+    for item in ("i00", "i01"):
+        (box,) = labels[item]["boxes"]
+        posterior = float(run.objects.loc[run.objects["item_id"] == item, "score"].iloc[0])
+        assert box["confidence"] == pytest.approx(posterior, abs=1e-6) and 0.5 < posterior <= 1.0
+        assert box_confidences(labels[item]) == [box["confidence"]]
+        (got,), (want,) = _boxes_of(labels[item]), _boxes_of(_answer(0 if item == "i00" else 1))  # rules ignore it
+        assert got[0] == want[0] and got[1:] == pytest.approx(want[1:])
+    assert labels["i01"]["boxes"][0]["confidence"] < labels["i00"]["boxes"][0]["confidence"]
+    assert box_confidences(_answer(0)) == [1.0]  # a labeler's answer (or one stored before) keeps none
+    assert box_confidences({"boxes": [{"confidence": "x"}, {"confidence": float("nan")}, {"confidence": 2}]}) == [1.0] * 3
 
 
 def test_agreement_is_perfect_for_unanimous_boxes_and_falls_for_a_shifted_labeler() -> None:

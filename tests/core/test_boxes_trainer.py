@@ -5,6 +5,7 @@ same predictions, and the score model_evaluation decides the champion on is pyco
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,38 @@ def test_each_image_weighs_by_its_consensus_confidence_and_unreadable_rows_are_l
     train["confidence"] = [0.5, np.nan, 1.0, 0.8]
     train.loc[train.index[3], "label"] = "a class, not a box answer"
     said: list[str] = []
-    examples = training_examples(train, SCENE_CLASSES, said.append)
+    examples = training_examples(train, SCENE_CLASSES, said.append, weighting="image")
     assert [e.weight for e in examples] == [0.5, 1.0, 1.0]  # no confidence: weight 1
     assert len(said) == 1 and "not a box answer" in said[0]
     first = train.iloc[0]
     assert len(examples[0].boxes) == len(first["label"]["boxes"])
     assert tuple(examples[0].image.shape) == (3, CANVAS, CANVAS) and float(examples[0].image.max()) <= 1.0
+
+
+def test_box_weightings_read_each_boxs_confidence_and_answers_without_one_weigh_one(
+    scenes: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    train = scenes[0]
+    with_objects = train[[len(a["boxes"]) >= 2 for a in train["label"]]].head(2).copy()
+    sure, unsure = (copy.deepcopy(a) for a in with_objects["label"])
+    for n, box in enumerate(unsure["boxes"]):
+        box["confidence"] = 0.6 if n == 0 else 1.0  # one doubtful box among sure ones
+    rows = with_objects.assign(label=[sure, unsure], confidence=[0.7, 0.4])
+    n_boxes = len(unsure["boxes"])
+
+    def examples(weighting: str) -> list[Any]:
+        return training_examples(rows, SCENE_CLASSES, print, weighting=weighting, min_box_confidence=0.9)
+
+    assert [e.weight for e in examples("none")] == [1.0, 1.0]
+    assert [e.weight for e in examples("image")] == [0.7, 0.4]
+    # mean_box: an answer stored without box confidences (the first) weighs 1, not its item's confidence
+    for weighting in ("mean_box", "sample_mean_box"):
+        assert [e.weight for e in examples(weighting)] == pytest.approx([1.0, (0.6 + n_boxes - 1) / n_boxes])
+    dropped = examples("drop")
+    assert [e.weight for e in dropped] == [1.0, 1.0]
+    assert [len(e.boxes) for e in dropped] == [len(sure["boxes"]), n_boxes - 1]  # the 0.6 box is no target
+    with pytest.raises(TrainerSettingsError, match="unknown box_weighting 'per_pixel'"):
+        TRAINER.fit(train, train, SCENE_CLASSES, {"box_weighting": "per_pixel"})
 
 
 def _pycocotools_map(outputs: list[dict[str, Any]], answers: list[dict[str, Any]], cat: str | None) -> float:

@@ -3,10 +3,10 @@ runs on a bare GPU machine like ``core/training``).
 
 Two backbones: ``mobilenet_v3_320`` (torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn``, for real data) and
 ``tiny`` (three convolutions, trains in seconds on a CPU: tests and the CPU demo). Weights never come from the
-network: both start from random weights (a local checkpoint may be loaded by the caller). Each training box may
-carry a weight (its consensus confidence): a box's classification and regression losses scale with it through
-``torchvision``'s per-image losses, applied here as the mean weight of the image's boxes (torchvision does not take
-per-box weights; the per-image mean keeps a doubtful scene from counting as much as a sure one).
+network: both start from random weights (a local checkpoint may be loaded by the caller). Each training image carries
+a weight (the trainer's ``box_weighting``: e.g. the mean consensus confidence of its boxes). torchvision gives no
+per-box (nor per-image) loss, only the batch's: a step's loss is scaled by its images' mean weight, or, with
+``sample_by_weight``, images are drawn in proportion to their weight and the loss is left as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ BACKBONES = ("tiny", "mobilenet_v3_320")
 @dataclass(frozen=True)
 class ImageBoxes:
     """One training image: ``image`` (C x H x W float in [0, 1]), ``boxes`` (N x 4 corners, pixels), ``labels``
-    (N class indices from 0), ``weight`` (the mean confidence of its boxes; 1.0 for an image without boxes)."""
+    (N class indices from 0), ``weight`` (how much it counts: the trainer's ``box_weighting``; 1.0 evenly)."""
 
     image: torch.Tensor
     boxes: NDArray[np.float64]
@@ -80,20 +80,27 @@ def _target(example: ImageBoxes, device: torch.device) -> dict[str, torch.Tensor
 
 def train_detector(
     model: FasterRCNN, examples: Sequence[ImageBoxes], *, steps: int, batch_size: int = 4, lr: float = 0.01,
-    device: torch.device | str = "cpu", seed: int = 0,
+    device: torch.device | str = "cpu", seed: int = 0, sample_by_weight: bool = False,
 ) -> list[float]:
-    """Train ``model`` for ``steps`` SGD steps on batches drawn from ``examples``; the weighted loss of each step."""
+    """Train ``model`` for ``steps`` SGD steps on batches drawn from ``examples``; the weighted loss of each step.
+    The images' weights scale each step's loss (their mean), or with ``sample_by_weight`` decide how often each
+    image is drawn (the loss unscaled)."""
     device = torch.device(device)
     generator = torch.Generator().manual_seed(seed)
     model.to(device).train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9,
                                 weight_decay=1e-4)  # fmt: skip
     history = []
+    weights = torch.tensor([max(float(e.weight), 1e-6) for e in examples], dtype=torch.float64)
     for _ in range(steps):
-        picks = torch.randint(len(examples), (min(batch_size, len(examples)),), generator=generator).tolist()
+        size = min(batch_size, len(examples))
+        if sample_by_weight:
+            picks = torch.multinomial(weights, size, replacement=True, generator=generator).tolist()
+        else:
+            picks = torch.randint(len(examples), (size,), generator=generator).tolist()
         batch = [examples[i] for i in picks]
         losses = model([e.image.to(device) for e in batch], [_target(e, device) for e in batch])
-        weight = float(np.mean([e.weight for e in batch]))
+        weight = 1.0 if sample_by_weight else float(np.mean([e.weight for e in batch]))
         loss = weight * sum(losses.values())
         optimizer.zero_grad()
         loss.backward()

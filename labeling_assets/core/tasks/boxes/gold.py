@@ -32,11 +32,13 @@ GOLD_IOU = 0.5
 
 
 def gold_answer(boxes: Sequence[Mapping[str, Any]], width: float | None = None, height: float | None = None) -> dict[str, Any]:
-    """The stored answer of pixel boxes ``{label, x0, y0, x1, y1}`` (no boxes: "No object")."""
+    """The stored answer of pixel boxes ``{label, x0, y0, x1, y1}`` (no boxes: "No object"). A box's
+    ``confidence`` (a consensus answer's posterior that it is an object) is kept with it; the vote rules ignore it."""
     return {"no_object": not boxes, "boxes": [
         {"shape": RECTANGLE, "labels": [str(b["label"])], "x": float(b["x0"]), "y": float(b["y0"]),
          "width": float(b["x1"]) - float(b["x0"]), "height": float(b["y1"]) - float(b["y0"]), "rotation": 0.0,
-         "image_width": width, "image_height": height}
+         "image_width": width, "image_height": height,
+         **({"confidence": round(float(b["confidence"]), 6)} if b.get("confidence") is not None else {})}
         for b in boxes
     ]}  # fmt: skip
 

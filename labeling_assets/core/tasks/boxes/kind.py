@@ -6,7 +6,9 @@ it, ``tests/core/test_boxes_kind.py`` checks what is particular to boxes.
 
 A stored answer is ``{"no_object": bool, "boxes": [...]}`` in pixels (:func:`.labelstudio.read_boxes`); a vote's
 boxes come from :func:`.votes.answer_boxes`. A consensus label is stored in the same form (the objects consensus
-decided, :func:`.gold.gold_answer`), so gold, consensus and votes are read by one rule. What this kind calls
+decided, :func:`.gold.gold_answer`, each box with its ``confidence``: the posterior that it is an object; an answer
+stored before consensus kept it reads as 1.0, :func:`.votes.box_confidences`), so gold, consensus and votes are read
+by one rule. What this kind calls
 ``probs`` (pre-labels, the queue's score, the review line) is a detector's output for one image:
 ``{"boxes": [{label, x0, y0, x1, y1, score}, ...], "image_width": W, "image_height": H}``.
 """
@@ -225,7 +227,9 @@ class BoxesKind:
                                                 run.items["confidence"], strict=True):  # fmt: skip
             mine = objects.get(str(item), run.objects.iloc[:0])
             width, height = sizes.get(str(item), (None, None))
-            found_boxes = cast("list[dict[str, Any]]", mine[["label", *CORNERS]].to_dict("records"))
+            # Each box keeps its score (box_em: the posterior that it is an object), the trainer's per-box weight.
+            found_boxes = cast("list[dict[str, Any]]", mine[["label", *CORNERS, "score"]]
+                               .rename(columns={"score": "confidence"}).to_dict("records"))  # fmt: skip
             answer = gold_answer(found_boxes, width, height)
             rows.append((item, answer, float(confidence), int(n_labelers)))
         labels = pd.DataFrame(rows, columns=["item_id", "label", "confidence", "n_annotators"])

@@ -2,9 +2,11 @@
 consensus boxes, kept at its best validation mAP, saved as a torch-only checkpoint and run on image files.
 
 Images are decoded as the labelers saw them (``core.images.decode``) at their own size, as RGB in [0, 1]; the
-detector resizes them itself and answers in the image's pixels, the unit the store keeps boxes in. An image's
-training weight is its consensus confidence (NaN or absent: 1), the weight :func:`.detector.train_detector`
-scales the image's losses by. Weights come from random initialisation or from a local checkpoint
+detector resizes them itself and answers in the image's pixels, the unit the store keeps boxes in. How much an image
+counts is the ``box_weighting`` setting (``BOX_WEIGHTINGS``), from the per-box confidence a consensus answer keeps
+(:func:`.votes.box_confidences`: an answer stored without it reads as 1.0) or the item's consensus confidence (NaN or
+absent: 1); ``benchmarks/boxes_detector.py --weighting`` measures them on the demo crowd, and the default is the one
+that measured best there. Weights come from random initialisation or from a local checkpoint
 (``weights_path``: a ``state_dict`` file or a checkpoint this trainer saved), never from the network.
 """
 
@@ -19,10 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.tasks.boxes.votes import answer_boxes
+from labeling_assets.core.tasks.boxes.votes import answer_boxes, box_confidences
 from labeling_assets.core.tasks.kind import EpochReport, FittedModel, TrainerSettingsError
 
 CHECKPOINT_FORMAT = "labeling-assets/boxes-detector/v1"
+# How an image counts in training (torchvision gives no per-box loss, so a box's confidence acts through its image):
+# none: evenly; image: the step's loss scaled by its images' consensus confidence (the chance every decision on the
+# item is right); mean_box: scaled by the mean confidence of each image's consensus boxes (an image without boxes:
+# its consensus confidence); sample_mean_box: images drawn in proportion to that mean, the loss unscaled; drop: the
+# boxes under min_box_confidence left out of the image's targets, images even.
+BOX_WEIGHTINGS = ("none", "image", "mean_box", "sample_mean_box", "drop")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "backbone": "tiny",  # "mobilenet_v3_320" for real photographs (much slower on a CPU)
     "image_size": 160,  # the side the detector resizes images to
@@ -35,6 +43,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "weights_path": None,  # a local state_dict or checkpoint to start from (never downloaded)
     "patience": 0,  # epochs without a better val mAP before stopping (0: run every epoch)
     "min_score": 0.05,  # boxes scored lower are not kept in predictions (torchvision's own cut)
+    "box_weighting": "image",  # BOX_WEIGHTINGS
+    "min_box_confidence": 0.9,  # box_weighting drop: a consensus box less sure than this is no target
 }
 
 
@@ -49,6 +59,9 @@ def _settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
     if int(settings["epochs"]) < 1 or int(settings["batch_size"]) < 1:
         raise TrainerSettingsError(f"epochs and batch_size must be at least 1, got {settings['epochs']} and "
                                    f"{settings['batch_size']}")  # fmt: skip
+    if settings["box_weighting"] not in BOX_WEIGHTINGS:
+        raise TrainerSettingsError(f"unknown box_weighting {settings['box_weighting']!r}; expected one of "
+                                   f"{', '.join(BOX_WEIGHTINGS)}")  # fmt: skip
     if settings["backbone"] not in BACKBONES:
         raise TrainerSettingsError(f"unknown detector backbone {settings['backbone']!r}; expected one of "
                                    f"{', '.join(BACKBONES)}")  # fmt: skip
@@ -75,15 +88,29 @@ def read_image(uri: str) -> Any:
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(255.0)
 
 
-def training_examples(rows: pd.DataFrame, classes: Sequence[str], log: Callable[[str], None]) -> list[Any]:
-    """The rows as :class:`.detector.ImageBoxes` (an undecodable image or an answer that is not one of the
-    project's box answers is left out, and said)."""
+def image_weight(answer: Any, item_confidence: float, weighting: str) -> float:
+    """How much one image counts under ``weighting`` (``BOX_WEIGHTINGS``; ``drop`` weighs images evenly)."""
+    if weighting == "image":
+        return item_confidence
+    if weighting in ("mean_box", "sample_mean_box"):
+        confidences = box_confidences(answer)
+        return float(np.mean(confidences)) if confidences else item_confidence
+    return 1.0
+
+
+def training_examples(
+    rows: pd.DataFrame, classes: Sequence[str], log: Callable[[str], None], *, weighting: str = "none",
+    min_box_confidence: float = 0.0,
+) -> list[Any]:  # fmt: skip
+    """The rows as :class:`.detector.ImageBoxes` weighed by ``weighting`` (an undecodable image or an answer that
+    is not one of the project's box answers is left out, and said); with ``drop``, the boxes under
+    ``min_box_confidence`` are no targets."""
     from labeling_assets.core.tasks.boxes.detector import ImageBoxes
 
     index = {str(c): n for n, c in enumerate(classes)}
     confidence = rows["confidence"] if "confidence" in rows else pd.Series(1.0, index=rows.index)
     out = []
-    for uri, answer, weight in zip(rows["uri"].astype(str), rows["label"], confidence, strict=True):
+    for uri, answer, item_confidence in zip(rows["uri"].astype(str), rows["label"], confidence, strict=True):
         boxes, why = answer_boxes(answer, classes)
         if why is not None:
             log(f"{uri}: its answer is not a box answer of the project ({why}): left out")
@@ -93,10 +120,12 @@ def training_examples(rows: pd.DataFrame, classes: Sequence[str], log: Callable[
         except ValueError as exc:
             log(f"{exc}: left out")
             continue
+        if weighting == "drop":
+            boxes = [b for b, c in zip(boxes, box_confidences(answer), strict=True) if c >= min_box_confidence]
         corners = np.array([b[1:] for b in boxes], dtype=np.float64).reshape(-1, 4)
         labels = np.array([index[b[0]] for b in boxes], dtype=np.int64)
-        w = float(weight) if weight is not None and np.isfinite(float(weight)) else 1.0
-        out.append(ImageBoxes(image, corners, labels, w))
+        sure = float(item_confidence) if item_confidence is not None and np.isfinite(float(item_confidence)) else 1.0
+        out.append(ImageBoxes(image, corners, labels, image_weight(answer, sure, weighting)))
     return out
 
 
@@ -157,10 +186,12 @@ class BoxTrainer:
         chosen = _settings(settings)
         device = _device(str(chosen["device"]))
         classes = [str(c) for c in classes]
-        examples = training_examples(train, classes, say)
+        weighting = str(chosen["box_weighting"])
+        examples = training_examples(train, classes, say, weighting=weighting,
+                                     min_box_confidence=float(chosen["min_box_confidence"]))  # fmt: skip
         if not examples:
             raise ValueError("no training image could be read: nothing to train a detector on")
-        checks = training_examples(val, classes, say)
+        checks = training_examples(val, classes, say)  # scored on every consensus box
         torch.manual_seed(int(chosen["seed"]))
         model = build_detector(len(classes), backbone=str(chosen["backbone"]), image_size=int(chosen["image_size"]))
         if chosen["weights_path"]:
@@ -173,7 +204,8 @@ class BoxTrainer:
             started = time.perf_counter()
             losses = train_detector(model, examples, steps=steps, batch_size=int(chosen["batch_size"]),
                                     lr=float(chosen["lr"]), device=device,
-                                    seed=int(chosen["seed"]) * 100_003 + epoch)  # fmt: skip
+                                    seed=int(chosen["seed"]) * 100_003 + epoch,
+                                    sample_by_weight=weighting == "sample_mean_box")  # fmt: skip
             seconds = time.perf_counter() - started
             metrics = {"train_loss": float(np.mean(losses)),
                        "train_images_per_s": steps * min(int(chosen["batch_size"]), len(examples)) / seconds}  # fmt: skip

@@ -100,6 +100,22 @@ def answer_boxes(
     return out, None
 
 
+def box_confidences(answer: Any) -> list[float]:
+    """Per box of a stored answer (in :func:`answer_boxes`' order), its ``confidence``: the posterior a consensus
+    answer keeps that the box is an object; 1.0 where there is none (an answer stored before consensus kept it, a
+    labeler's or a gold answer) or it is no number in [0, 1]."""
+    regions = answer.get("boxes") if isinstance(answer, Mapping) else None
+    out = []
+    for region in regions if isinstance(regions, list) else []:
+        value = region.get("confidence") if isinstance(region, Mapping) else None
+        try:
+            number = float(value) if value is not None else 1.0
+        except (TypeError, ValueError):
+            number = 1.0
+        out.append(number if 0.0 <= number <= 1.0 else 1.0)  # NaN fails both comparisons
+    return out
+
+
 def box_votes(annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> BoxVotes:
     """Reduce current annotation rows (``item_id, labeler_id, label`` + timestamps) to valid box votes."""
     frame = _newest_per_labeler(annotations)
