@@ -1,29 +1,43 @@
-"""A person draws a box in the browser (issue 30): on a demo scene of digit scans, Label Studio's labeling page
-shows the image and the model's pre-labelled box where its percentages say; the person picks a class, drags a
-new box around another digit with the mouse and submits, and the stored answer reads back into that box in
-pixels of the raw image.
+"""A person draws a box in the browser (issue 30), on a box project built through the pipeline's own path: a demo
+scene of digit scans is ingested (``raw_images``), a champion detector's boxes for it are in the store as pre-labels,
+and ``labeling_tasks`` pushes the task with them. A labeler added with ``add-user`` logs in, sees the pre-labelled box
+where its percentages say, picks a class, drags a new box around another digit with the mouse and submits; the
+annotation sensor's run request runs ``collect_job``, and the store holds the answer in pixels of the raw image: the
+box the model drew, and the box the person dragged.
 
-The boxes kind is not registered yet (no stage collects box answers), so the answer is read back as the stages
-will read it: from Label Studio's export, by ``read_boxes``. The expected box is the drag itself, converted from
-screen coordinates to image pixels through the displayed image's rectangle and natural size, so a page and a
-reader that disagree on the percent convention (or the image size) fail it.
+The expected box is the drag itself, converted from screen coordinates to image pixels through the displayed
+image's rectangle and natural size, so a page and a reader that disagree on the percent convention (or the image
+size) fail it. The screenshot (``tests/artifacts/boxes-in-browser.png``) shows both boxes before Submit.
 """
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from labeling_assets.core.labelstudio.tasks import image_url
+from labeling_assets.assets import collect, ingest, queue
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    current_annotations_query,
+    items_table,
+    prelabels_table,
+    utcnow,
+)
 from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_scene_truth, render_digit_scenes
-from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, read_boxes
-from labeling_assets.core.tasks.boxes.prelabels import box_prediction
+from labeling_assets.jobs import collect_job, ingest_job, queue_job
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import annotation_sensor
 from tests.browser.conftest import Labeler, sign_up
 from tests.browser.pages import UI_WAIT_S, loaded_task_image, log_in, screenshot_kept, submit, ui_task_id
 from tests.labelstudio_server import LabelStudioServer
@@ -31,37 +45,75 @@ from tests.labelstudio_server import LabelStudioServer
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 
 PROJECT_TITLE = "boxes-in-the-browser"
-MODEL_VERSION = "boxes/1"
+CHAMPION = "scene-detector/3"  # the model_version of the champion's stored boxes
 CANVAS = 480  # px: digits of 80-160 px, large enough to aim at
 
 
 @dataclass
 class BoxProject:
     ls: LabelStudioServer
-    project_id: int
+    store: LabelStore
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    label_studio: LabelStudioResource
+    item_id: str
     predicted: dict[str, Any]  # the pre-labelled box (pixels, a true box of the scene)
     target: dict[str, Any]  # the digit the person draws around (pixels, another true box)
     size: tuple[int, int]  # the scene's width and height
+    queued: dict[str, Any]  # labeling_tasks' metadata
+
+    @property
+    def project_id(self) -> int:
+        (found,) = [p["id"] for p in self.ls.client().list_projects() if p["title"] == PROJECT_TITLE]
+        return int(found)
 
 
 @pytest.fixture(scope="module")
-def box_project(image_server: LabelStudioServer) -> Iterator[BoxProject]:
-    images = image_server.files_root / "raw" / "scenes"
-    render_digit_scenes(images, n_images=12, canvas=CANVAS, max_digits=3, sizes=(80, 160), seed=4)
-    truth = load_scene_truth(images)
-    # a scene with two different digits: one pre-labelled, the other drawn
+def box_project(image_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoxProject]:
+    scenes = tmp_path_factory.mktemp("scenes")
+    render_digit_scenes(scenes, n_images=12, canvas=CANVAS, max_digits=3, sizes=(80, 160), seed=4)
+    truth = load_scene_truth(scenes)
+    # a scene with two different digits: the champion boxes one, the person draws the other
     name, (predicted, target) = next(
         (n, b[:2]) for n, b in sorted(truth.items()) if len(b) >= 2 and b[0]["label"] != b[1]["label"]
     )
-    client = image_server.client()
-    project = client.ensure_project(title=PROJECT_TITLE, classes=SCENE_CLASSES, overlap=1,
-                                    label_config=box_label_config(SCENE_CLASSES))  # fmt: skip
-    image_server.resource(PROJECT_TITLE).serve_images(project, images, image_server.files_root)
-    prediction = box_prediction([{**predicted, "score": 0.9}], CANVAS, CANVAS, MODEL_VERSION)
-    url = image_url(str(images / name), image_server.files_root)
-    client.import_tasks(project, [{"data": {"image": url}, "predictions": [prediction]}])
-    client.show_predictions_of(project, MODEL_VERSION)
-    yield BoxProject(image_server, project, predicted, target, (CANVAS, CANVAS))
+    source = tmp_path_factory.mktemp("source")  # that scene alone, so the label stream's next task is it
+    shutil.copy(scenes / name, source / name)
+    store = LabelStore(f"sqlite:///{tmp_path_factory.mktemp('store') / 'labels.db'}")
+    store.migrate()
+    label_studio = LabelStudioResource(
+        url=image_server.url, api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"), project_title=PROJECT_TITLE
+    )
+    defs = dg.Definitions(
+        assets=[ingest.raw_images, queue.labeling_tasks, collect.annotations],
+        jobs=[ingest_job, queue_job, collect_job],
+        sensors=[annotation_sensor],
+        resources={
+            "label_store": LabelStoreResource(url=store.url),
+            "label_studio": label_studio,
+            "project": ProjectSettings(data_dir=str(image_server.files_root), classes=SCENE_CLASSES, task_type="boxes"),
+            "image_source": ImageSourceResource(uri=str(source), demo_dir=str(source)),
+        },
+    )
+    with pytest.MonkeyPatch.context() as env, dg.DagsterInstance.ephemeral() as instance:
+        env.setenv("LABEL_STUDIO_API_KEY", image_server.token)  # the resource reads it through dg.EnvVar
+        assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+        (item,) = store.fetch(items_table.select())
+        # What prelabels stores for a champion detector (a detector's output per item): the predicted digit's box.
+        with store.begin() as conn:
+            conn.execute(prelabels_table.insert(), [{
+                "item_id": item["item_id"], "model_version": CHAMPION, "computed_at": utcnow(),
+                "probs": {"boxes": [{**predicted, "score": 0.9}], "image_width": CANVAS, "image_height": CANVAS},
+            }])  # fmt: skip
+        run = defs.resolve_job_def("queue_job").execute_in_process(
+            instance=instance, run_config={"ops": {"labeling_tasks": {"config": {"overlap": 1, "gold_rate": 0.0}}}}
+        )
+        assert run.success
+        (event,) = run.get_asset_materialization_events()
+        queued = {k: v.value for k, v in event.materialization.metadata.items()}
+        yield BoxProject(image_server, store, instance, defs, label_studio, str(item["item_id"]), predicted, target,
+                         (CANVAS, CANVAS), queued)  # fmt: skip
+    store.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +156,16 @@ def _drag(driver: WebDriver, start: tuple[int, int], end: tuple[int, int]) -> No
     actions.perform()
 
 
-def test_a_labeler_draws_a_box_with_the_mouse_and_the_answer_holds_it_in_pixels(
+def test_a_labeler_sees_the_champions_box_draws_another_and_collect_stores_both_in_pixels(
     box_project: BoxProject, box_labeler: Labeler, chromium: WebDriver, artifacts_dir: Path
 ) -> None:
     url, wait = box_project.ls.url, WebDriverWait(chromium, UI_WAIT_S)
     screenshot = artifacts_dir / "boxes-in-browser.png"
     predicted, target = box_project.predicted, box_project.target
     width, height = box_project.size
+    # the queue pushed the task with the champion's boxes as its prediction
+    assert box_project.queued["pushed"] == 1 and box_project.queued["with_predictions"] == 1
+    assert box_project.queued["prelabel_model_shown"] == CHAMPION
     with screenshot_kept(chromium, screenshot):
         log_in(chromium, wait, url, box_labeler)
 
@@ -145,23 +200,32 @@ def test_a_labeler_draws_a_box_with_the_mouse_and_the_answer_holds_it_in_pixels(
         _drag(chromium, start, end)
         wait.until(lambda d: len(d.execute_script(_REGIONS)) == 2, "the drag drew no box")
         chromium.save_screenshot(str(screenshot))
-        client = box_project.ls.client()
-        submit(chromium, wait, client, task_id)
+        submit(chromium, wait, box_project.ls.client(), task_id)
+
+    # The daemon's path: the sensor sees the change and requests collect_job, whose run stores the annotation.
+    with dg.build_sensor_context(
+        instance=box_project.instance, resources={"label_studio": box_project.label_studio}
+    ) as context:
+        tick = annotation_sensor(context)
+    assert isinstance(tick, dg.SensorResult)
+    (request,) = tick.run_requests or []
+    collected = box_project.defs.resolve_job_def("collect_job").execute_in_process(
+        instance=box_project.instance, tags=request.tags
+    )
+    assert collected.success
+    (stored,) = box_project.store.fetch(current_annotations_query())
+    assert stored["ls_task_id"] == task_id and stored["item_id"] == box_project.item_id
+    assert stored["labeler_id"] == str(box_labeler.user_id)  # completed_by: the person who clicked Submit
 
     # the drag in image pixels: the corners of the box the person meant
     dragged = [
         (start[0] - shown_image["left"]) / sx, (start[1] - shown_image["top"]) / sy,
         (end[0] - shown_image["left"]) / sx, (end[1] - shown_image["top"]) / sy,
     ]  # fmt: skip
-    exported = client.request(
-        "GET", f"/api/projects/{box_project.project_id}/export", params={"exportType": "JSON"}
-    )
-    ((annotation,),) = [task["annotations"] for task in exported]
-    reading = read_boxes(annotation["result"])
-    assert reading.answer is not None, reading.detail
-    assert reading.answer["no_object"] is False
-    boxes = {b["labels"][0] if b["labels"] else None: b for b in reading.answer["boxes"]}
-    assert sorted(boxes, key=str) == sorted([predicted["label"], target["label"]]), reading.answer
+    answer = stored["label"]  # the box kind's stored answer, in pixels
+    assert answer["no_object"] is False
+    boxes = {b["labels"][0] if b["labels"] else None: b for b in answer["boxes"]}
+    assert sorted(boxes, key=str) == sorted([predicted["label"], target["label"]]), answer
     drawn = boxes[target["label"]]
     geometry = (drawn["shape"], drawn["rotation"], drawn["image_width"], drawn["image_height"])
     assert geometry == ("rectangle", 0.0, width, height), drawn
@@ -169,6 +233,6 @@ def test_a_labeler_draws_a_box_with_the_mouse_and_the_answer_holds_it_in_pixels(
     tolerance = 1.0 / min(sx, sy) + 0.01
     assert [drawn["x"], drawn["y"], drawn["x"] + drawn["width"], drawn["y"] + drawn["height"]] == \
         pytest.approx(dragged, abs=tolerance), (drawn, dragged)  # fmt: skip
-    kept = boxes[predicted["label"]]  # the pre-labelled box, kept as the model drew it
+    kept = boxes[predicted["label"]]  # the pre-labelled box, kept as the champion drew it
     assert [kept["x"], kept["y"], kept["x"] + kept["width"], kept["y"] + kept["height"]] == \
         pytest.approx([predicted["x0"], predicted["y0"], predicted["x1"], predicted["y1"]], abs=0.01)  # fmt: skip
