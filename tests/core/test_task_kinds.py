@@ -106,6 +106,13 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _drawn(answer: Any) -> Any:
+    """An answer without what consensus adds to a box's drawing (a box consensus answer keeps each box's posterior)."""
+    if isinstance(answer, dict) and isinstance(answer.get("boxes"), list):
+        return {**answer, "boxes": [{k: v for k, v in b.items() if k != "confidence"} for b in answer["boxes"]]}
+    return answer
+
+
 def _scene_rows(folder: Path) -> TrainingData:
     """Six rendered digit scenes (``boxes.demo_scenes``) as a dataset version's rows, their truth the answers."""
     scenes = render_digit_scenes(folder, n_images=6, canvas=96, max_digits=2, empty_share=0.0, sizes=(28, 40))
@@ -246,7 +253,7 @@ def check_unanimous_votes_are_the_consensus_of_every_method(kind: TaskKind) -> N
             pred = pd.DataFrame([_class_probs(i % 3) for i in range(N_ITEMS)], index=list(truth), columns=CLASSES)
         outcome = kind.consensus(eligible, method, CLASSES, pd.Series({"i00": truth["i00"]}), pred_probs=pred)
         labels = outcome.result.labels.set_index("item_id")["label"]
-        assert _same({i: labels[i] for i in truth}, truth), method
+        assert _same({i: _drawn(labels[i]) for i in truth}, truth), method
         assert outcome.n_gold == 1
 
 

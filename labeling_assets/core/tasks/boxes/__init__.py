@@ -1,6 +1,6 @@
-"""Bounding boxes (issue 30): the pure-domain core of a box kind of task.
+"""Bounding boxes (issue 30): the box kind of task (``task_type: boxes``), registered in ``core/tasks/registry.py``.
 
-Not yet a registered kind (``core/tasks/registry.py``): it provides the Label Studio config and reading, box
-votes with skip reasons, box consensus (ours and two baselines) and labeler statistics, but not yet every part
-of the ``TaskKind`` contract (gold parsing, splits, training head, ...). ``docs/boxes.md`` says what is left.
+``kind.py`` holds the ``TaskKind`` parts over the pure-domain modules here (Label Studio config and reading, votes,
+consensus, statistics, gold, splits, exports, the detector and its trainer, evaluation). ``docs/boxes.md`` says what
+each stage does with it and what is left.
 """
