@@ -149,8 +149,8 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]
         "too fast | cost / correct label | paused | class flags |",
         "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|",
     ]
-    if kind.gold_gate_rate:  # the interval is of the gate's rate, not of exact-set accuracy: both shown, each named
-        lines[0] = lines[0].replace("| gold acc. | 95% CI |", f"| exact-set gold acc. | {kind.gold_gate_rate}, 95% CI |")
+    if kind.gold_gate_rate:  # the interval is of the gate's rate, not of the kind's gold accuracy: both shown, named
+        lines[0] = lines[0].replace("| gold acc. | 95% CI |", f"| {kind.gold_accuracy_name} | {kind.gold_gate_rate}, 95% CI |")
     for rank, row in enumerate(board.to_dict("records"), start=1):
         ci = f"{_fmt(row['gold_ci_low'], 2)} - {_fmt(row['gold_ci_high'], 2)}" if row["gold_ci_low"] is not None else "-"
         if kind.gold_gate_rate and row["gold_ci_low"] is not None:
@@ -178,7 +178,7 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]
     if not board.empty:
         records = board.to_dict("records")
         scores = {
-            ("exact-set gold accuracy" if kind.gold_gate_rate else "gold accuracy"): {
+            kind.gold_accuracy_name: {
                 str(r["labeler"]): float(r["gold_accuracy"] or 0.0) for r in records
             },
             "kappa vs consensus": {str(r["labeler"]): float(r["kappa_vs_consensus"] or 0.0) for r in records},
@@ -200,7 +200,7 @@ def labeler_leaderboard(
     metadata = _leaderboard_metadata(board, kind)
     if kind.gold_gate_rate:
         metadata["gold_gate"] = dg.MetadataValue.text(
-            "label sets: 'exact-set gold acc.' is exact-set accuracy; the gold gate column, its 95% CI and the verdicts "
-            "are of the worse of sensitivity and specificity over all classes (findings or absent classes on gold)"
+            f"{kind.name}: '{kind.gold_accuracy_name}' is the gold accuracy as this kind of task measures it; the "
+            f"'{kind.gold_gate_rate}' column, its 95% CI and the verdicts are of what the gold gate judges"
         )
     return dg.MaterializeResult(metadata=metadata)

@@ -306,7 +306,7 @@ def test_labeler_stats_on_sets_judge_findings_so_the_lazy_labeler_and_the_spamme
     )
     assert "avoids" in table.split("| lazy |")[1].split("\n")[0]  # the findings the lazy labeler skips
     # The interval beside exact-set accuracy is of another number (the gate's): both are named, with the gate's n.
-    assert "| exact-set gold acc. | gold gate (worse of sens./spec.), 95% CI |" in table
+    assert "| exact-set gold accuracy | gold gate (worse of sens./spec.), 95% CI |" in table
     lazy = table.split("| lazy |")[1].split("\n")[0]
     assert re.search(r"\| 0\.\d\d of \d+ \(0\.\d\d - [01]\.\d\d\) \|", lazy), lazy
 

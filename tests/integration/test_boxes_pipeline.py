@@ -31,7 +31,7 @@ from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.assets.label_issues import label_issues
-from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.cli.main import main as cli
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
@@ -48,6 +48,7 @@ from labeling_assets.core.store.schema import (
     utcnow,
 )
 from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_scene_truth, render_digit_scenes
+from labeling_assets.core.tasks.boxes.kind import KIND
 from labeling_assets.core.tasks.boxes.labelstudio import box_result
 from labeling_assets.core.tasks.boxes.votes import (
     SKIP_NOT_RECTANGLE,
@@ -204,6 +205,7 @@ def _run_pipeline(
                           model_name=DETECTOR.split("/")[0], model_version=1, mlflow_run_id=None, dagster_run_id=None)  # fmt: skip
     run([label_issues])
     run([qa_report])
+    run([labeler_leaderboard])
     return Pipeline(store, instance, client, project_id, truth, gold, odd_items, missed, review_id, data, meta, checks)
 
 
@@ -334,6 +336,11 @@ def test_every_labeler_has_box_statistics_scored_on_the_hidden_gold(pipeline: Pi
         assert stats["n_with_consensus"] == N_SCENES and stats["kappa_vs_consensus"] is None
         assert sum(stats["class_distribution"].values()) == sum(map(len, pipeline.truth.values())) - 1
         assert stats["box_gold_score"] == {name: pytest.approx((gold_boxes + k - 1) / (gold_boxes + k))}
+    board = pipeline.meta["labeler_leaderboard"]
+    # the leaderboard ranks labelers by their votes: bx_odd has none (each answer skipped, counted by consensus)
+    assert board["labelers"] == 2 and board["surely_below_0_8_gold_accuracy"] == []
+    assert f"| {KIND.gold_accuracy_name} | {KIND.gold_gate_rate}, 95% CI |" in board["leaderboard"]
+    assert board["gold_gate"].startswith("boxes: ") and "exact-set" not in board["leaderboard"]
     odd = pipeline.meta["labeler_stats[bx_odd]"]
     assert odd["gold_accuracy"] is None and odd["n_with_consensus"] == 0  # none of its answers is a vote
 
