@@ -13,6 +13,7 @@ from labeling_assets.core.consensus.label_issues import DEFAULT_FEATURE_SIZE
 from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE, label_issue_review_requests
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image, thumbnail_png
+from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import (
     shown_label,
 )
@@ -32,9 +33,12 @@ class LabelIssuesConfig(dg.Config):
 
 
 def _thumbnail(uri: str) -> str:
+    """The item as the table shows it: a thumbnail, or a text item's first characters."""
     try:
+        if Path(uri).suffix == ".txt":  # a text item's stored copy (core.ingest.text_scan)
+            return md_text(read_stored_text(uri).strip(), 80)
         return markdown_image(thumbnail_png(Path(uri).read_bytes(), size=48), alt="item")
-    except OSError:
+    except (OSError, ValueError):
         return "(unreadable)"
 
 

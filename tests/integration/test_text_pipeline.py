@@ -20,6 +20,9 @@ from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.assets.ingest import raw_images
+from labeling_assets.assets.label_issues import label_issues
+from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.checks.queue import gold_never_in_task_data
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.ingest.text import text_item_id
@@ -29,6 +32,7 @@ from labeling_assets.core.store.schema import LabelStore, annotations_table, lat
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
 from labeling_assets.core.tasks.text_spans.spans import span_result, stored
+from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -142,4 +146,23 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
         run([dataset_splits])
         exported = run([dataset_export]).asset_materializations_for_node("dataset_export")[0].metadata
         assert exported["n_items"].value == len(truth)
+
+        # Quality: each labeler's statistics (the odd labeler's dropped region costs it on the span kind), label
+        # issues, the QA report.
+        names = labelers_partitions.get_partition_keys(dynamic_partitions_store=instance)
+        assert len(names) == len(USERS)
+        for name in names:
+            run([labeler_stats], partition_key=name)
+        # Gold items and the adjudicated one are the truth: every labeler missed the same entity (the wrong class).
+        stats = store.fetch(sa.text("select labeler_id, gold_accuracy, n_labels from labeler_stats"))
+        assert {r["labeler_id"] for r in stats} == {str(users[n]) for n in USERS}
+        assert all(r["n_labels"] == len(truth) and 0.5 < r["gold_accuracy"] < 1.0 for r in stats)
+        issues = run([label_issues]).asset_materializations_for_node("label_issues")[0].metadata
+        if task_type == "text_spans":
+            assert issues["issues"].value == 0 and "not searched for spans" in str(issues["notes"].value)
+        else:  # the table shows each flagged text, not an image
+            assert "TF-IDF" in str(issues["probability_source"].value)
+            assert "(unreadable)" not in str(issues["top_issues"].value)
+        report = run([qa_report]).asset_materializations_for_node("qa_report")[0].metadata
+        assert report["items_with_consensus"].value == len(truth) and report["labelers"].value == len(USERS)
     store.dispose()
