@@ -111,6 +111,7 @@ def test_the_ner_learns_from_consensus_spans_and_its_prelabels_are_spans_of_the_
     assert 0.0 <= KIND.informativeness(odd, "uncertainty") <= 1.0
 
 
+@pytest.mark.slow  # spaCy and datasets: a few seconds of imports and writing
 def test_a_version_exports_through_the_kind_and_reads_back(tmp_path: Path) -> None:
     import datasets
     import spacy
