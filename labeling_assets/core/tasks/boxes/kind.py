@@ -32,7 +32,6 @@ from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import SKIP_UNKNOWN_CLASS, Votes, _newest_per_labeler
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
-from labeling_assets.core.display import md_text
 from labeling_assets.core.labelstudio.answers import Answer
 from labeling_assets.core.store.out_of_sample import out_of_sample_prelabels
 from labeling_assets.core.store.queries import gold_labels
@@ -58,7 +57,6 @@ from labeling_assets.core.tasks.boxes.export import BOX_EXPORT_FORMATS, export_v
 from labeling_assets.core.tasks.boxes.gold import (
     assign_box_splits,
     gold_answer,
-    gold_box_score,
     gold_frame,
     parse_gold_boxes,
 )
@@ -67,7 +65,7 @@ from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, confi
 from labeling_assets.core.tasks.boxes.matching import CORNERS
 from labeling_assets.core.tasks.boxes.prelabels import PRELABEL_MIN_SCORE, box_prediction, box_uncertainty
 from labeling_assets.core.tasks.boxes.qa import BOX_VIEW
-from labeling_assets.core.tasks.boxes.stats import box_labeler_stats
+from labeling_assets.core.tasks.boxes.reports import estimates_table, gold_table
 from labeling_assets.core.tasks.boxes.trainer import TRAINER
 from labeling_assets.core.tasks.boxes.votes import BOX_SKIP_REASONS, answer_boxes, box_votes
 from labeling_assets.core.tasks.kind import (
@@ -180,23 +178,9 @@ class BoxesKind:
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
     ) -> dict[str, Any]:
         """Each labeler's precision and recall against the gold boxes (IoU 0.5, 95% Wilson) and gold score."""
-        mine = votes[votes["labeler_id"].astype(str).isin(set(names))]
-        found, boxes = vote_frames(mine, classes)
-        gold, items = gold_frame(by_item(valid_box_answers(truth, classes)), classes)
-        stats = box_labeler_stats(found, boxes, gold, items)
-        scores = gold_box_score(found, boxes, gold, items).set_index("labeler_id")
-        lines = ["| labeler | precision (95% CI) | recall (95% CI) | gold items |", "|---|---|---|---:|"]
-        score: dict[str, float | None] = {}
-        for r in stats.to_dict("records"):
-            who = names.get(str(r["labeler_id"]), str(r["labeler_id"]))
-            lines.append(
-                f"| {md_text(who)} | {_rate(r['precision'], r['precision_low'], r['precision_high'])} | "
-                f"{_rate(r['recall'], r['recall_low'], r['recall_high'])} | {r['n_items']} |"
-            )
-            n = int(scores.loc[r["labeler_id"], "n"]) if r["labeler_id"] in scores.index else 0
-            score[who] = round(int(scores.loc[r["labeler_id"], "matched"]) / n, 4) if n else None
+        table, score = gold_table(votes, truth, classes, names)
         return {
-            "gold_boxes": Markdown("\n".join(lines)),
+            "gold_boxes": Markdown(table),
             "box_gold_score": score,
             "gold_gate": "boxes: the gold gate judges matched boxes / (gold boxes + false boxes) at IoU 0.5",
         }
@@ -266,12 +250,6 @@ class BoxesKind:
         run: BoxConsensus = result.run
         agreement = self.agreement(eligible, classes)
         objects = run.objects["label"].astype(str).value_counts().reindex([str(c) for c in classes], fill_value=0)
-        lines = ["| labeler | recall | false boxes per item | localization error | weight |", "|---|---:|---:|---:|---:|"]
-        for r in run.labelers.to_dict("records"):
-            lines.append(
-                f"| {md_text(names.get(str(r['labeler_id']), r['labeler_id']))} | {r['recall']:.3f} | "
-                f"{r['false_boxes_per_item']:.3f} | {r['localization_error']:.4f} | {r['weight']:.3f} |"
-            )
         return {
             "task_type": self.name,
             "method": run.method,
@@ -284,7 +262,7 @@ class BoxesKind:
                                                .nunique()) for c in classes},
             "items_without_objects": int((run.items["n_objects"] == 0).sum()),
             "mean_item_confidence": _finite(float(run.items["confidence"].mean())) if len(run.items) else None,
-            "labeler_quality": Markdown("\n".join(lines)) if len(run.labelers) else "no estimates (a baseline ran)",
+            "labeler_quality": Markdown(estimates_table(run, names)) if len(run.labelers) else "no estimates (a baseline ran)",
         }
 
     def quality_inputs(
@@ -493,10 +471,6 @@ class BoxesKind:
 
 def _finite(value: float) -> float | None:
     return round(float(value), 6) if np.isfinite(value) else None
-
-
-def _rate(value: float, low: float, high: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
 
 __all__ = ["KIND", "BoxConsensusResult", "BoxesKind"]
