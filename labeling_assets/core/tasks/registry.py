@@ -37,7 +37,8 @@ KIND_ATTRIBUTES = (
 KIND_METHODS = (
     "label_config", "owns_config", "read_answer", "answer_from_result",
     "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
-    "classes_of", "consensus_report", "quality_inputs", "is_answer", "find_label_issues", "labeler_stats",
+    "classes_of", "consensus_report", "quality_inputs", "is_answer", "label_issue_inputs", "find_label_issues",
+    "labeler_stats",
     "weekly_trend", "usable_labels", "assign_splits", "manifest", "dataset_card",
     "annotation_summary", "split_balance", "export",
     "split_deviations", "missing_from_splits", "missing_for_thresholds", "prediction", "informativeness",
