@@ -43,7 +43,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "weights_path": None,  # a local state_dict or checkpoint to start from (never downloaded)
     "patience": 0,  # epochs without a better val mAP before stopping (0: run every epoch)
     "min_score": 0.05,  # boxes scored lower are not kept in predictions (torchvision's own cut)
-    "box_weighting": "image",  # BOX_WEIGHTINGS
+    # BOX_WEIGHTINGS; mean_box measured best on the demo crowd (docs/boxes.md, "Training weight of the crowd's boxes")
+    "box_weighting": "mean_box",
     "min_box_confidence": 0.9,  # box_weighting drop: a consensus box less sure than this is no target
 }
 
