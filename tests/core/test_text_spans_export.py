@@ -1,7 +1,7 @@
 """Span datasets exported and read back by each format's own library (issue 31): CoNLL by spaCy's CoNLL-2003
-converter, the ``.spacy`` DocBin by ``spacy.tokens.DocBin`` on ``spacy.blank("en")`` (and trained on for a step,
-as ``spacy debug data`` would check it is usable), the Hugging Face DatasetDict by ``datasets.load_from_disk``:
-the same items and labels each time."""
+converter, the ``.spacy`` DocBin by ``spacy.tokens.DocBin`` on ``spacy.blank("en")`` (trained on for a step, and
+passed by ``spacy debug data`` as a blank NER pipeline's corpus), the Hugging Face DatasetDict by
+``datasets.load_from_disk``: the same items and labels each time."""
 
 import json
 from pathlib import Path
@@ -111,6 +111,27 @@ def test_the_spacy_docbin_trains_a_blank_ner_pipe(exported: tuple) -> None:
     nlp.initialize(lambda: examples)
     losses = nlp.update(examples)
     assert set(nlp.get_pipe("ner").labels) == set(TYPES) and losses["ner"] > 0
+
+
+@pytest.mark.slow  # spaCy's data check builds a pipeline: seconds
+def test_spacy_debug_data_passes_the_docbin_export_as_a_corpus_for_a_blank_ner_pipeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``spacy debug data`` (run in this process, as ``python -m spacy debug data`` runs it) on the train and val
+    ``.spacy`` files of 300 sentences with a fresh blank-English NER config: no error (it exits 1 on one, e.g. an
+    entity on whitespace, a misaligned span, overlapping train and dev docs) and every type seen."""
+    from spacy.cli.debug_data import debug_data
+    from spacy.cli.init_config import init_config
+
+    records = [SpanRecord(s.item_id, s.text, s.entities, ("train", "train", "val")[i % 3])
+               for i, s in enumerate(sentences(300, seed=7))]  # fmt: skip
+    export_spans(records, TYPES, tmp_path, formats=["spacy"])
+    init_config(lang="en", pipeline=["ner"]).to_disk(tmp_path / "config.cfg")
+    overrides = {"paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "val.spacy")}
+    debug_data(tmp_path / "config.cfg", config_overrides=overrides, silent=False)  # SystemExit(1) on an error
+    out = capsys.readouterr().out
+    assert "Corpus is loadable" in out and "No entities consisting of or starting/ending with whitespace" in out
+    assert f"{len(TYPES)} label(s)" in out and "error" not in out.split("Summary")[-1]
 
 
 def test_the_hugging_face_datasetdict_is_read_back_with_typed_features_and_the_same_labels(exported: tuple) -> None:

@@ -148,3 +148,20 @@ def test_the_sync_reads_span_answers_against_the_text_of_their_task() -> None:
     assert blank.label is None and blank.problem == "result_empty" and blank.result == []
     # The same result without the task's text keeps the region whose text spells itself.
     assert KIND.read_answer(result).label == [[0, 3, "PER"], [8, 11, "PER"]]
+
+
+def test_the_gold_report_scores_each_labeler_strict_and_partial_with_intervals() -> None:
+    """A labeler who marks every gold entity a token short scores 0 strict and 1 partial; the report shows both
+    with their intervals, as the issue asks of span labeler statistics."""
+    truth = pd.Series({"a": [[0, 12, "PER"]], "b": [[4, 10, "LOC"]], "c": []})
+    answers = pd.DataFrame({
+        "item_id": ["a", "b", "c", "a", "b"], "labeler_id": ["exact", "exact", "exact", "short", "short"],
+        "label": [[[0, 12, "PER"]], [[4, 10, "LOC"]], [], [[0, 3, "PER"]], [[4, 8, "LOC"]]],
+    })  # fmt: skip
+    report = KIND.gold_report(answers, truth, TYPES, {"exact": "Ada", "short": "Bob"})
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in report["gold_spans"].splitlines()[2:]}
+    assert set(rows) == {"Ada", "Bob"}
+    assert rows["Ada"][:3] == rows["Ada"][3:6] and rows["Ada"][0].startswith("1.000 [")
+    assert [c.split(" ")[0] for c in rows["Bob"][:6]] == ["0.000"] * 3 + ["1.000"] * 3  # strict, then partial
+    assert rows["Bob"][6].strip(" |") == "2" and rows["Ada"][6].strip(" |") == "3"  # gold items answered
+    assert report["span_gold_score"] == {"Ada": 1.0, "Bob": 0.0}

@@ -16,11 +16,12 @@ import pandas as pd
 
 from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, LabelerStats, labels_per_day, time_stats
 from labeling_assets.core.consensus.votes import SKIP_UNKNOWN_CLASS, Votes, _newest_per_labeler
+from labeling_assets.core.display import md_text
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import SKIP_UNREADABLE
 from labeling_assets.core.labelstudio.answers import Answer
 from labeling_assets.core.tasks.text_spans.spans import FROM_NAME, Span, from_stored, read_spans, stored
-from labeling_assets.core.tasks.text_spans.stats import match_counts
+from labeling_assets.core.tasks.text_spans.stats import MODES, labeler_span_scores, match_counts
 from labeling_assets.core.tasks.text_spans.votes import SpanVote
 
 SKIP_NOT_SPANS = "not_spans"  # a stored value that is not a list of [start, end, type]
@@ -166,3 +167,24 @@ def item_texts(eligible: pd.DataFrame, votes: Sequence[SpanVote]) -> dict[str, s
         covered = {i for v in votes if v.item_id == vote.item_id for s in v.spans for i in range(s.start, s.end)}
         texts[vote.item_id] = "".join("." if i in covered else " " for i in range(max(covered, default=-1) + 1))
     return texts
+
+
+def gold_span_table(labels: pd.DataFrame, truth: pd.Series, types: Sequence[str], names: Mapping[str, str]) -> str:
+    """Each labeler of ``names`` against the gold spans, strict (same offsets and type) and partial (same type,
+    overlapping): precision and recall with 95% Wilson intervals, F1 with its bootstrap interval
+    (:func:`.stats.labeler_span_scores`), over the gold items each answered."""
+    gold = {str(k): from_stored(v) or () for k, v in valid_span_answers(truth, types).items()}
+    mine = labels[labels["labeler_id"].astype(str).isin(set(names))]
+    _, found = span_votes(mine, types) if len(mine) else (None, [])
+    scores = {mode: labeler_span_scores(found, gold, mode) for mode in MODES}
+    lines = ["| labeler | strict precision | strict recall | strict F1 | partial precision | partial recall | "
+             "partial F1 | gold items |", "|---|---|---|---|---|---|---|---:|"]  # fmt: skip
+    for labeler in sorted(scores["strict"], key=lambda x: names[x]):
+        cells = [_rate(getattr(scores[m][labeler], f), getattr(scores[m][labeler], f"{f}_ci"))
+                 for m in MODES for f in ("precision", "recall", "f1")]  # fmt: skip
+        lines.append(f"| {md_text(names[labeler])} | {' | '.join(cells)} | {scores['strict'][labeler].n_items} |")
+    return "\n".join(lines)
+
+
+def _rate(value: float | None, ci: tuple[float, float]) -> str:
+    return "n/a" if value is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -47,6 +47,7 @@ from labeling_assets.core.tasks.text_spans.answers import (
     SPAN_VOTE_SKIPS,
     answer_spans,
     gold_counts,
+    gold_span_table,
     item_texts,
     presence_manifest,
     read_result,
@@ -183,13 +184,13 @@ class TextSpansKind:
     def gold_report(
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
     ) -> dict[str, Any]:
-        """Each labeler's span gold score."""
+        """Each labeler's span gold score, and precision, recall and F1 against gold, strict and partial."""
         scores: dict[str, float | None] = {}
         for labeler, mine in votes.groupby(votes["labeler_id"].astype(str)):
             if labeler in names:
                 correct, n = gold_counts(mine, truth, classes)
                 scores[names[labeler]] = round(correct / n, 4) if n else None
-        return {"span_gold_score": scores,
+        return {"span_gold_score": scores, "gold_spans": Markdown(gold_span_table(votes, truth, classes, names)),
                 "gold_gate": "spans: the gold gate judges matched spans / (gold spans + false spans), strict"}  # fmt: skip
 
     # Consensus, agreement, labeler statistics.
