@@ -304,3 +304,29 @@ def test_the_dataset_card_counts_boxes_per_class_and_split_and_names_its_limitat
     assert row["all"].startswith("| all | 21 | 21 | 0 | 0 | 20.0 × 30.0 |")  # 20 × 30 px boxes: all small
     assert "Classes of the project with no box: fox." in card and "1 items are gold" in card
     assert f"`{version}`" in card and "mean consensus confidence 0.900" in card
+
+
+def test_a_box_version_keeps_path_groups_and_near_duplicate_scenes_in_one_split() -> None:
+    """Issue 30: splits keep groups and near-duplicates whole for boxes too. The build adds a second row under the
+    near-duplicate key for a grouped scene; the box splitter joins both keys, so a chain of path group and
+    near-duplicate pair lands whole in one split."""
+    import hashlib
+
+    from labeling_assets.core.dataset.build import BuildInputs, build_dataset
+
+    n = 60
+    ids = [f"s{i:02d}" for i in range(n)]
+    labeled = pd.DataFrame({"item_id": ids, "label": [_answer(None if i % 7 == 0 else i % 3) for i in range(n)],
+                            "group_key": [f"shoot{i // 4}" if i < 20 else None for i in range(n)]})  # fmt: skip
+    phashes = pd.Series({item: hashlib.sha256(item.encode()).hexdigest()[:16] for item in ids})  # far apart
+    for a, b in (("s03", "s30"), ("s40", "s41"), ("s50", "s51")):  # s03's twin ties s30 to the group shoot0
+        phashes[b] = phashes[a]
+    built = build_dataset(BuildInputs(labeled, pd.Series(dtype=object), SplitRatios(), 0, phashes, 4, None,
+                                      task_type="boxes", classes=CLASSES))  # fmt: skip
+    split = dict(zip(built.assignment.frame["item_id"], built.assignment.frame["split"], strict=True))
+    assert sorted(split) == ids and set(built.near_duplicates) == {"s03", "s30", "s40", "s41", "s50", "s51"}
+    units = (["s00", "s01", "s02", "s03", "s30"], ["s40", "s41"], ["s50", "s51"], ["s04", "s05", "s06", "s07"])
+    for unit in units:
+        assert len({split[item] for item in unit}) == 1, unit
+    assert len(set(split.values())) == 3
+    assert built.manifest_json["label"][ids.index("s05")] == labeled["label"][5]  # the answer, not its classes
