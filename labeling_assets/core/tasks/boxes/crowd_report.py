@@ -2,9 +2,9 @@
 the true boxes by COCO mAP, and each labeler's quality as measured against the truth beside what consensus alone
 (with no truth) makes of it.
 
-Consensus stores the objects it decided per item, without a score per box; its boxes are ranked by their item's
-consensus confidence (the chance that every decision on the item is right), so an uncertain item's boxes count as
-the less sure detections.
+Consensus boxes are ranked by their item's consensus confidence (the chance that every decision on the item is
+right), so an uncertain item's boxes count as the less sure detections; the posterior each stored box now keeps is
+not used here (the demo's published figures were measured this way).
 """
 
 from __future__ import annotations
