@@ -120,6 +120,14 @@ def task_type() -> str:
     return value
 
 
+def classes() -> list[str] | None:
+    """``$LABELING_ASSETS_CLASSES``: the project's classes (entity types for text spans), comma-separated; None
+    when unset (``ProjectSettings`` then has the digits). Read when ``ProjectSettings`` is made, as the task type."""
+    value = variable("LABELING_ASSETS_CLASSES")
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    return names or None
+
+
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"

@@ -26,6 +26,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="labeling-assets-tests-"))
 os.environ["LABELING_ASSETS_HOME"] = str(_SESSION_HOME)
 os.environ.pop("LABEL_STORE_URL", None)
+os.environ.pop("LABELING_ASSETS_CLASSES", None)  # a class list exported in the shell would replace the tests' digits
 
 from labeling_assets.core.store.schema import LabelStore  # noqa: E402
 

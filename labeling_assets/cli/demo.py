@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets import env
-from labeling_assets.cli import demo_boxes
+from labeling_assets.cli import demo_boxes, demo_text
 from labeling_assets.cli.common import (
     demo_truth_csv,
     label_store,
@@ -42,6 +42,7 @@ from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_c
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT
 from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.text_classes.demo import FortunesMissing
 from labeling_assets.env import data_dir
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
@@ -71,10 +72,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from labeling_assets.local import labelstudio as ls_server
 
     boxes = args.task == "boxes"
+    text = args.task in demo_text.TASKS
     if args.items is None:
-        args.items = demo_boxes.DEFAULT_ITEMS if boxes else 450
+        args.items = demo_boxes.DEFAULT_ITEMS if boxes else demo_text.DEFAULT_ITEMS if text else 450
     if args.epochs is None:  # a detector trains on fewer, larger images, each epoch slower on a CPU
-        args.epochs = demo_boxes.DEFAULT_EPOCHS if boxes else 30
+        args.epochs = demo_boxes.DEFAULT_EPOCHS if boxes else demo_text.DEFAULT_EPOCHS if text else 30
     if args.items < 1:
         print(f"labeling-assets demo: --items {args.items}: queue at least 1 item", file=sys.stderr)
         return 2
@@ -82,22 +84,34 @@ def run_demo(args: argparse.Namespace) -> int:
         print("labeling-assets demo --task boxes --serve: not available yet (the self-driving loop's crowd answers "
               "classes); run it without --serve", file=sys.stderr)  # fmt: skip
         return 2
+    if text and args.serve:
+        print(f"labeling-assets demo --task {args.task} --serve: not available (the self-driving loop's crowd answers "
+              "image classes); run it without --serve", file=sys.stderr)  # fmt: skip
+        return 2
     multi = args.task == "multi-label"
     # Before the instance and resources are chosen: each demo but the single-label one has its own data folder.
     grids = use_multi_label_environment() if multi else None
     scenes = demo_boxes.use_boxes_environment() if boxes else None
+    try:
+        texts = demo_text.use_text_environment(args.task, args.seed) if text else None
+    except FortunesMissing as exc:  # the package scripts/demo installs as root
+        print(f"labeling-assets demo --task {args.task}: {exc}", file=sys.stderr)
+        return 2
     if args.fresh and (refused := start_over(data_dir())) is not None:
         print(f"labeling-assets demo --fresh: {refused}", file=sys.stderr)
         return 2
     if args.fresh:  # the folder just emptied held those demos' images and instance: made again (same bytes)
         grids = use_multi_label_environment() if multi else None
         scenes = demo_boxes.use_boxes_environment() if boxes else None
+        texts = demo_text.use_text_environment(args.task, args.seed) if text else None
     use_local_instance()
     LabelStoreResource().check()  # a wrong store URL fails now, in one line, not after Label Studio's start
     if args.serve:
         return _serve(args, grids)
     started = time.perf_counter()
     title = " (multi-label: 2x2 digit grids)" if multi else " (boxes: scenes of digit scans)" if boxes else ""
+    if texts is not None:
+        title = " (text classes: Debian's fortunes)" if args.task == "text-classes" else " (text spans: Faker sentences)"
     print(f"labeling-assets demo{title}: data folder {data_dir()}")
     try:
         # The resources find the server when each run starts (its port is known only once it is up: 8080
@@ -112,12 +126,12 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
         _done(t)
 
-        images = "digit grids" if multi else "digit scenes" if boxes else "digits"
+        images = "digit grids" if multi else "digit scenes" if boxes else "texts" if text else "digits"
         t = _step(2, f"ingest the bundled demo {images} into the content-addressed raw store")
         _run("ingest_job")
         _done(t)
 
-        baseline = "none for boxes" if boxes else "a pixel baseline on current consensus"
+        baseline = "none for boxes" if boxes else "none for text" if text else "a pixel baseline on current consensus"
         t = _step(3, f"pre-label (registered model if any, else {baseline})")
         _run("prelabel_job")
         _done(t)
@@ -134,6 +148,8 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         if grids is not None:
             simulate_set_crowd(label_studio, project_id, grids, project_classes(), args)
+        elif texts is not None:
+            demo_text.simulate_crowd(label_studio, project_id, texts, args)
         elif scenes is not None:
             demo_boxes.simulate_crowd(label_studio, project_id, scenes, project_classes(), args)
         else:
@@ -151,11 +167,16 @@ def run_demo(args: argparse.Namespace) -> int:
         _done(t)
 
         model = f"{'tiny' if args.backbone == 'auto' else args.backbone} detector" if boxes else args.backbone
-        t = _step(8, f"train ({model}, up to {args.epochs} epochs) and evaluate on the frozen test split")
+        if text:
+            model = "TF-IDF + logistic regression" if args.task == "text-classes" else "spaCy NER from blank"
+        epochs = "" if args.task == "text-classes" else f", up to {args.epochs} epochs"
+        t = _step(8, f"train ({model}{epochs}) and evaluate on the frozen test split")
         train_config: dict[str, Any] = {"epochs": args.epochs, "backbone": args.backbone}
         if boxes:  # the detector's own trainer reads its settings (its backbone: tiny unless named)
             backbone = {} if args.backbone == "auto" else {"backbone": args.backbone}
             train_config = {"trainer_settings": {"epochs": args.epochs, **backbone}}
+        if text:  # the text trainers' own settings (TF-IDF + LR has no epochs)
+            train_config = {"trainer_settings": {"epochs": args.epochs} if args.task == "text-spans" else {}}
         _run("train_job", run_config={"ops": {"trained_model": {"config": train_config}}})
         _done(t)
     except StepFailed as exc:
@@ -165,12 +186,12 @@ def run_demo(args: argparse.Namespace) -> int:
               "store, runs and models).", file=sys.stderr)  # fmt: skip
         return 1
 
-    _summary(time.perf_counter() - started, grids, scenes)
+    _summary(time.perf_counter() - started, grids, scenes, texts)
     # The multi-label and box demos keep their own instance and data folder: the plain `dagster dev` and
     # `labelstudio stop` would open the single-label demo's instance and stop its server.
     ui, serve = "`dagster dev` in the repository root", "the loop running by itself: scripts/demo --serve"
     stop = "labeling-assets labelstudio stop"
-    if grids is not None or scenes is not None:
+    if grids is not None or scenes is not None or texts is not None:
         ui = f"`DAGSTER_HOME={env.variable('DAGSTER_HOME')} dagster dev` in the repository root"
         stop = f"LABELING_ASSETS_HOME={data_dir()} {stop}"
         serve = "the loop running by itself: scripts/demo --task multi-label --serve" if grids is not None else ""
@@ -285,7 +306,9 @@ def consensus_accuracy() -> tuple[int, float | None]:
     return len(rows), float(correct.mean()) if len(known) else None
 
 
-def _summary(seconds: float, grids: Path | None = None, scenes: Path | None = None) -> None:
+def _summary(
+    seconds: float, grids: Path | None = None, scenes: Path | None = None, texts: demo_text.TextDemo | None = None
+) -> None:
     import sqlalchemy as sa
 
     from labeling_assets.core.store.schema import annotations_table, items_table
@@ -300,6 +323,13 @@ def _summary(seconds: float, grids: Path | None = None, scenes: Path | None = No
         print(f"  items (active):            {n_items}")
         print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
         print("\n".join(per_label_summary(grids, project_classes(), evaluation)))
+        print(f"  demo took {seconds:.0f}s")
+        return
+    if texts is not None:  # text: consensus and labelers against the truth kept apart, the model's test score
+        print(f"\n== summary ({texts.task})")
+        print(f"  items (active):            {n_items}")
+        print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
+        print("\n".join(demo_text.store_summary(texts, evaluation)))
         print(f"  demo took {seconds:.0f}s")
         return
     if scenes is not None:  # boxes: mAP against the true boxes and each labeler's quality recovered
@@ -504,7 +534,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
     p.add_argument(
         "--task",
-        choices=["single-label", "multi-label", "boxes"],
+        choices=["single-label", "multi-label", "boxes", *demo_text.TASKS],
         default="single-label",
         help="single-label: the digits, one class each (default). multi-label: 2x2 grids of digits labelled with "
         "the digits present (none, one or several), checkboxes in Label Studio, a crowd that misses and invents "
@@ -512,7 +542,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "own data folder <data>/multi-label (with --serve too). boxes: scenes of 0-4 digit scans on a 160 px "
         "canvas, labelled with a box and a class per digit (RectangleLabels in Label Studio, a crowd that jitters, "
         "misses and invents boxes, box consensus, a small detector trained on CPU, mAP); in its own data folder "
-        "<data>/boxes (not with --serve)",
+        "<data>/boxes (not with --serve). text-classes: quotations of Debian's fortunes package, one category each "
+        "(a crowd with per-labeler confusion, TF-IDF + logistic regression); text-spans: Faker sentences with PER, "
+        "ORG and LOC entities (a crowd that misses entities, cuts boundaries, confuses types; span consensus; spaCy "
+        "NER from blank); each in its own data folder <data>/text-classes or <data>/text-spans (not with --serve)",
     )
     p.add_argument(
         "--serve",

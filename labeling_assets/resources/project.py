@@ -17,7 +17,11 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
     """What is being labeled and where local artifacts live."""
 
     name: str = "digits-demo"
-    classes: list[str] = DEMO_CLASSES
+    classes: list[str] = Field(
+        default_factory=lambda: env.classes() or list(DEMO_CLASSES),
+        description="The classes (entity types for text_spans). Empty = $LABELING_ASSETS_CLASSES (comma-separated, "
+        "read when the definitions load), else the demo's digits 0-9.",
+    )
     task_type: TaskType = Field(
         default_factory=lambda: cast(TaskType, env.task_type()),
         description="single_label: one class per image. multi_label: a set of classes per image (several "
