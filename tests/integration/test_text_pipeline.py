@@ -2,7 +2,9 @@
 JSONL file of sentences whose entities are known (``text_spans.demo``) is ingested with a hidden gold set, pushed as text tasks,
 answered through the Label Studio API as labelers' browsers answer, then collected, aggregated, settled by an expert
 in the review project where the crowd agreed on a wrong answer, split and exported by the project's own assets,
-for entity spans and for one class per text."""
+for entity spans and for one class per text. Then the model side on a real local MLflow store: the kind's model
+trained on that version in a few seconds, registered, scored and made the champion; it pre-labels every text, and
+the next texts reach Label Studio with its answer as their prediction."""
 
 from __future__ import annotations
 
@@ -19,21 +21,31 @@ from labeling_assets.assets import collect, queue
 from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
+from labeling_assets.assets.evaluate import model_evaluation
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.assets.label_issues import label_issues
 from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.qa_report import qa_report
+from labeling_assets.assets.train import trained_model, training_tensors
 from labeling_assets.checks.queue import gold_never_in_task_data
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.ingest.text import text_item_id
 from labeling_assets.core.labelstudio.config import choice_result
 from labeling_assets.core.store.reviews import sync_review_requests
-from labeling_assets.core.store.schema import LabelStore, annotations_table, latest_consensus_query
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    annotations_table,
+    latest_consensus_query,
+    prelabels_table,
+)
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences
 from labeling_assets.core.tasks.text_spans.spans import span_result, stored
+from labeling_assets.core.tasks.text_spans.trainer import decided
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from tests.labelstudio_server import LabelStudioServer
@@ -43,6 +55,9 @@ pytestmark = pytest.mark.labelstudio
 TYPES = list(ENTITY_TYPES)
 USERS = ["tx_one", "tx_two", "tx_odd"]
 EXPERT = "tx_expert"
+N_NEXT = 4  # texts ingested after the first model: the next tasks, pushed with the champion's answer
+# Seconds of training: the model side is what is checked here, not the model's quality.
+TRAINER_SETTINGS: dict[str, dict[str, Any]] = {"text_spans": {"epochs": 6}, "text_classes": {"calibrate": False}}
 
 
 def _answer(task_type: str, truth: Any, text: str) -> list[dict[str, Any]]:
@@ -71,12 +86,14 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
     url = f"sqlite:///{tmp_path / 'labels.db'}" if backend == "sqlite" else request.getfixturevalue("pg_databases").new_url()
     store = LabelStore(url)
     store.migrate()
+    mlflow = MLflowResource(data_dir=str(tmp_path))  # a local MLflow store of its own (SQLite, artifacts)
     resources = {
         "label_store": LabelStoreResource(url=store.url),
         "image_source": ImageSourceResource(uri=str(source)),
         "project": ProjectSettings(data_dir=str(label_studio.files_root / title), classes=TYPES, task_type=task_type,  # type: ignore[arg-type]
                                    reviewers=[EXPERT]),
         "label_studio": label_studio.resource(title),
+        "mlflow": mlflow,
     }
     kind = task_kind(task_type)
     with dg.DagsterInstance.ephemeral() as instance:
@@ -165,4 +182,52 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
             assert "(unreadable)" not in str(issues["top_issues"].value)
         report = run([qa_report]).asset_materializations_for_node("qa_report")[0].metadata
         assert report["items_with_consensus"].value == len(truth) and report["labelers"].value == len(USERS)
+
+        # The model side: the kind's model trained on this version, registered with the kind, scored on the test
+        # split by the kind's own score and made the champion (the first model is).
+        training = {"ops": {"trained_model": {"config": {"trainer_settings": TRAINER_SETTINGS[task_type]}},
+                            "model_evaluation": {"config": {"device": "cpu"}}}}  # fmt: skip
+        model = run([training_tensors, trained_model, model_evaluation], run_config=training)
+        evaluation = model.asset_materializations_for_node("model_evaluation")[0].metadata
+        (registered,) = mlflow.registered_versions()
+        assert registered.tags["task_type"] == task_type
+        score = kind.test_metric.name  # test_entity_f1 for spans, test_macro_f1 for classes
+        assert evaluation["test_score_name"].value == score and 0.0 <= float(evaluation[score].value) <= 1.0  # type: ignore[arg-type]
+        champion = mlflow.champion()
+        assert champion is not None and champion.label == registered.label == evaluation["model_version"].value
+
+        # New texts: the champion pre-labels every text, and the next tasks carry its answer as their prediction.
+        more = [s for s in sentences(40, seed=22) if s.entities and text_item_id(s.text) not in truth][:N_NEXT]
+        (source / "next.jsonl").write_text("".join(json.dumps({"id": f"n{n}", "text": s.text}) + "\n"
+                                                   for n, s in enumerate(more)), encoding="utf-8")  # fmt: skip
+        texts.update({text_item_id(s.text): s.text for s in more})
+        run([raw_images])
+        run([prelabels], run_config={"ops": {"prelabels": {"config": {"device": "cpu"}}}})
+        outputs = {r["item_id"]: r["probs"] for r in store.fetch(
+            sa.select(prelabels_table.c.item_id, prelabels_table.c.probs)
+            .where(prelabels_table.c.model_version == champion.label))}  # fmt: skip
+        assert set(outputs) == set(texts)  # every active text, once
+        next_push = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": 3, "max_new_tasks": N_NEXT}}}}
+        run([queue.labeling_tasks, gold_never_in_task_data], run_config=next_push)
+        queued = [t for t in client.iter_tasks(project_id, fields="all") if t["data"]["item_id"] not in truth]
+        assert len(queued) == N_NEXT
+        drawn = 0
+        for task in queued:
+            item, (prediction,) = task["data"]["item_id"], task["predictions"]
+            assert prediction["model_version"] == champion.label
+            answer = kind.read_answer(prediction["result"])
+            assert answer.problem is None and kind.is_answer(answer.label, TYPES)  # read back as an answer
+            if task_type == "text_spans":  # labels regions at the model's character offsets, about the text
+                spans = decided(outputs[item]["spans"])
+                regions = [r["value"] for r in prediction["result"] if r["type"] == "labels"]
+                assert [(v["start"], v["end"], v["labels"], v["text"]) for v in regions] == [
+                    (x.start, x.end, [x.label], texts[item][x.start : x.end]) for x in spans]  # fmt: skip
+                assert answer.label == stored(spans)
+                drawn += len(spans)
+            else:  # the choice the model gives most probability
+                best = max(outputs[item], key=outputs[item].get)
+                (region,) = prediction["result"]
+                assert region["type"] == "choices" and region["value"]["choices"] == [best] and answer.label == best
+                drawn += 1
+        assert drawn > 0  # the model drew spans on the next texts: the offsets above were checked on some
     store.dispose()
