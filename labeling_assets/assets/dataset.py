@@ -1,6 +1,7 @@
 """Stage dataset: frozen stratified splits with a versioned manifest, the dataset card, and exports."""
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from labeling_assets.core.dataset.card import (
     render_card,
 )
 from labeling_assets.core.dataset.diff import render_diff
+from labeling_assets.core.dataset.hub import HubPushError, push_dataset_dict
 from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, HELD_OUT_REASON, group_summary
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
@@ -72,6 +74,13 @@ class DatasetExportConfig(dg.Config):
         "cannot hold a set of classes; a box project: coco, yolo and voc only), and asking for another one "
         "explicitly fails with the alternatives.",
     )
+    push_to_hub: str = Field(
+        default="",
+        description="A Hugging Face Hub dataset repo (owner/name) to push the hf_datasets export to once it is "
+        "written (text projects have one); empty, the default: nothing leaves the machine. The token is HF_TOKEN "
+        "or the stored Hub login; a failed push fails the run after the files are written.",
+    )
+    hub_private: bool = Field(default=True, description="With push_to_hub: create the Hub repo private.")
 
 
 def _mean(values: pd.Series) -> float | None:
@@ -216,6 +225,19 @@ def lineage_metadata(store: LabelStore, version: str) -> dict[str, Any]:
     }
 
 
+def _push_to_hub(config: DatasetExportConfig, paths: Mapping[str, Path], log: Callable[[str], None]) -> str:
+    """The hf_datasets export pushed to ``config.push_to_hub`` (its commit URL), or a one-line Failure."""
+    if "hf_datasets" not in paths:
+        raise dg.Failure(f"push_to_hub {config.push_to_hub}: this export wrote no hf_datasets folder (text projects "
+                         "have one; add hf_datasets to formats)", allow_retries=False)  # fmt: skip
+    try:
+        url = push_dataset_dict(paths["hf_datasets"], config.push_to_hub, private=config.hub_private)
+    except HubPushError as exc:
+        raise dg.Failure(str(exc)) from None
+    log(f"pushed {paths['hf_datasets']} to the Hub dataset {config.push_to_hub}: {url}")
+    return url
+
+
 @stage.asset(GROUP_DATASET, deps=[lineage.DATASET_SPLITS_KEY], kinds={"python", "parquet"})
 def dataset_export(
     context: dg.AssetExecutionContext,
@@ -250,6 +272,7 @@ def dataset_export(
     if card:
         # The card travels with the files (README.md is where dataset hubs look for it).
         (out_dir / "README.md").write_text(card, encoding="utf-8")
+    hub = _push_to_hub(config, report.paths, context.log.info) if config.push_to_hub else None
     seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     context.log.info(f"Exported {len(rows)} items of {version} as {formats} to {out_dir} in {seconds:.1f}s")
     return dg.MaterializeResult(
@@ -261,6 +284,7 @@ def dataset_export(
             "imagefolder_hard_links": dg.MetadataValue.int(report.linked),
             "imagefolder_copies": dg.MetadataValue.int(report.copied),
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            **({"hub_commit": dg.MetadataValue.url(hub)} if hub else {}),
         },
         data_version=dg.DataVersion(version),
     )
