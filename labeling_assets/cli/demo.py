@@ -507,14 +507,14 @@ def _print_runs_summary() -> None:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the whole loop on the bundled demo data (digits) and print a summary",
+        help="run the whole loop on the bundled demo data (digits; grids, scenes or texts with --task) and print a summary",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--items", type=int, default=None,
         help=f"items to queue for labeling (default 450; {demo_boxes.DEFAULT_ITEMS} of the {demo_boxes.SCENES} "
-        "scenes with --task boxes)",
+        f"scenes with --task boxes; {demo_text.DEFAULT_ITEMS} of the {demo_text.TEXTS} texts with the text tasks)",
     )
     p.add_argument(
         "--annotators", type=int, default=5, help="simulated labelers (default 5: a mix of presets)"
@@ -523,7 +523,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--gold-rate", type=float, default=0.1, help="share of hidden gold tasks (default 0.1)")
     p.add_argument(
         "--epochs", type=int, default=None,
-        help=f"training epochs at most (default 30, early stopping; {demo_boxes.DEFAULT_EPOCHS} with --task boxes)",
+        help=f"training epochs at most (default 30, early stopping; {demo_boxes.DEFAULT_EPOCHS} with --task boxes, "
+        f"{demo_text.DEFAULT_EPOCHS} with --task text-spans; none with --task text-classes)",
     )
     p.add_argument(
         "--backbone",
