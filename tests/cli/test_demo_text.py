@@ -108,6 +108,8 @@ def test_the_text_crowds_answers_read_back_as_the_kind_stores_them(label_studio:
             posted = simulate_class_crowd(client, project, default_crowd(5, prefix=f"c{tag}"), truth=truth,
                                           classes=types)  # fmt: skip
         assert sum(posted.per_labeler().values()) == 3 * len(sentences)
+        if task_type == "text_spans":  # the "no entity" choice goes through too
+            assert any(one.answer == () for _, one in posted.posted)
         sent = {(one.item_id, posted.user_ids[one.labeler]): one.answer for _, one in posted.posted}
         read = 0
         for task in client.request("GET", f"/api/projects/{project}/export", params={"exportType": "JSON"}):
