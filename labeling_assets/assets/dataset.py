@@ -71,7 +71,7 @@ class DatasetExportConfig(dg.Config):
         default=list(export_core.FORMATS),
         description=f"Any of {', '.join(export_core.FORMATS)}, as far as the project's kind of task has them: the "
         "default writes every format the kind has (a multi-label project: no ImageFolder, since one folder per class "
-        "cannot hold a set of classes; a box project: coco, yolo and voc only), and asking for another one "
+        "cannot hold a set of classes; a box project: coco, yolo, voc, jsonl and parquet), and asking for another one "
         "explicitly fails with the alternatives.",
     )
     push_to_hub: str = Field(

@@ -107,6 +107,9 @@ def test_a_box_manifest_goes_through_export_rows_to_the_kinds_formats(tmp_path: 
     KIND.export(rows, tmp_path / "out", ["coco"], ["cat", "dog"])
     coco = COCO(str(tmp_path / "out" / "coco" / "train.json"))
     assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 2
+    every = KIND.export(rows, tmp_path / "every", list(KIND.export_formats), ["cat", "dog"])  # the stage's default
+    assert set(every.paths) == {"coco", "yolo", "voc", "jsonl", "parquet"}
+    assert pd.read_parquet(every.paths["parquet"])["boxes"].map(len).tolist() == [2, 0]
 
 
 def test_a_dataset_diff_of_box_versions_reads_boxes_not_the_answer_text() -> None:
@@ -130,3 +133,20 @@ def test_a_dataset_diff_of_box_versions_reads_boxes_not_the_answer_text() -> Non
     changed = vote_changes(votes, votes.assign(label=[answer(("dog", 6.0))]), ["c"])
     assert changed["c"][0]["after"] == "dog (6.00, 0.00, 16.00, 10.00)"
     assert "'boxes'" not in render_diff(diff)  # no Python repr of an answer anywhere
+
+
+def test_the_jsonl_and_parquet_tables_hold_each_image_with_its_split_and_boxes(tmp_path: Path) -> None:
+    """Issue 30: the existing JSONL/Parquet exports beside COCO, YOLO and VOC, read back by pandas (and pyarrow):
+    one row per image, its boxes in pixels, an image without objects with none."""
+    from labeling_assets.core.tasks.boxes.export import export_table
+
+    images = IMAGES.assign(split=["train", "val", "test"])
+    jsonl = pd.read_json(export_table(BOXES, images, tmp_path / "dataset.jsonl"), lines=True, dtype=False)
+    parquet = pd.read_parquet(export_table(BOXES, images, tmp_path / "dataset.parquet"))
+    for table in (jsonl, parquet):
+        assert table["item_id"].tolist() == ["a", "b", "empty"] and table["split"].tolist() == ["train", "val", "test"]
+        assert table["width"].tolist() == [640.0, 320.0, 100.0]
+        read = {(Path(name).stem, b["label"], round(b["x0"], 3), round(b["y0"], 3), round(b["x1"], 3), round(b["y1"], 3))
+                for name, boxes in zip(table["file_name"], table["boxes"], strict=True) for b in boxes}  # fmt: skip
+        assert read == expected()
+        assert len(table.set_index("item_id").loc["empty", "boxes"]) == 0

@@ -1,6 +1,7 @@
 """Box datasets in the formats detectors read: COCO JSON, YOLO (one txt per image + ``data.yaml``) and Pascal VOC
 XML (one file per image). Each is read back in tests by a reader nobody here wrote (``pycocotools.COCO``;
-``globox`` for YOLO and VOC) with equal box counts and coordinates.
+``globox`` for YOLO and VOC) with equal box counts and coordinates. Beside them the tables every kind has:
+``dataset.jsonl`` and ``dataset.parquet``, one row per image with its split and its boxes as a list.
 
 Input: ``boxes`` (``item_id, label, x0, y0, x1, y1`` in pixels: consensus objects) and ``images`` (``item_id,
 file_name, width, height``): every image is written, one without boxes too (an image known to hold no object
@@ -23,7 +24,8 @@ from labeling_assets.core.dataset.export import ExportReport
 from labeling_assets.core.tasks.boxes.matching import CORNERS
 from labeling_assets.core.tasks.boxes.votes import answer_boxes
 
-BOX_EXPORT_FORMATS = ("coco", "yolo", "voc")
+BOX_EXPORT_FORMATS = ("coco", "yolo", "voc", "jsonl", "parquet")
+TABLE_FORMATS = ("jsonl", "parquet")  # one file for every split, at the export folder's top
 
 
 class BoxExportError(ValueError):
@@ -148,9 +150,11 @@ def export_version(rows: pd.DataFrame, out_dir: Path, formats: Sequence[str], cl
         raise BoxExportError(f"two images share a file stem, e.g. {stems[stems.duplicated()].iloc[0]!r}")
     box_frame = pd.DataFrame(boxes, columns=["item_id", "label", *CORNERS])
     report = ExportReport(out_dir)
+    for name in (f for f in formats if f in TABLE_FORMATS):
+        report.paths[name] = export_table(box_frame, image_frame, out_dir / f"dataset.{name}")
     for split, mine in image_frame.groupby("split", sort=True):
         theirs = box_frame[box_frame["item_id"].isin(set(mine["item_id"]))]
-        for name in formats:
+        for name in (f for f in formats if f not in TABLE_FORMATS):
             target = out_dir / name
             if name == "coco":
                 export_coco(theirs, mine, classes, target / f"{split!s}.json")
@@ -160,3 +164,21 @@ def export_version(rows: pd.DataFrame, out_dir: Path, formats: Sequence[str], cl
                 export_voc(theirs, mine, classes, target / str(split))
             report.paths[name] = target
     return report
+
+
+def export_table(boxes: pd.DataFrame, images: pd.DataFrame, path: Path) -> Path:
+    """``dataset.jsonl`` or ``dataset.parquet`` (by the suffix): one row per image, ``item_id, file_name, width,
+    height, split, boxes`` with ``boxes`` a list of ``{label, x0, y0, x1, y1}`` in pixels (``[]``: no object)."""
+    per_image: dict[str, list[dict[str, Any]]] = {str(i): [] for i in images["item_id"]}
+    for item, label, *corners in boxes[["item_id", "label", *CORNERS]].itertuples(index=False):
+        per_image[str(item)].append({"label": str(label), **{c: float(v) for c, v in zip(CORNERS, corners, strict=True)}})
+    table = images.sort_values("item_id", kind="stable").reset_index(drop=True)
+    table = table.assign(width=table["width"].astype(float), height=table["height"].astype(float),
+                         boxes=pd.Series([per_image[str(i)] for i in table["item_id"]], dtype=object))  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        lines = (json.dumps(row, ensure_ascii=False) for row in table.to_dict("records"))
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    else:
+        table.to_parquet(path, index=False)
+    return path
