@@ -16,7 +16,7 @@ from labeling_assets import stage
 from labeling_assets.constants import GROUP_CONSENSUS
 from labeling_assets.core.consensus.review_routing import plan_overlap_raises
 from labeling_assets.core.labelstudio.config import ConfigLayout, config_layout
-from labeling_assets.core.labelstudio.review import review_config, review_title
+from labeling_assets.core.labelstudio.review import CONSENSUS_VERSION, review_config, review_title
 from labeling_assets.core.store.blind_tasks import blind_open_requests
 from labeling_assets.core.store.human_loop import (
     adjudicated_labels,
@@ -76,6 +76,8 @@ def adjudications(
     payloads = review_payloads(store, wanted, list(project.classes), project.data_path,
                                task_type=project.task_type, allow_empty=project.allow_empty_set)  # fmt: skip
     client.import_tasks(review_id, payloads)
+    if any("predictions" in p for p in payloads):  # Label Studio pre-fills from one version: the consensus
+        client.show_predictions_of(review_id, CONSENSUS_VERSION)
     ids = client.task_ids_by_item(review_id)
     record_review_tasks(store, review_id, {i: (ids[i], why or "") for i, why in wanted.items() if i in ids})
     backlog = review_backlog(store)

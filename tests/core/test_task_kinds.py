@@ -15,7 +15,7 @@ import json
 import sys
 import tempfile
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from labeling_assets.core.tasks.boxes.gold import gold_answer
 from labeling_assets.core.tasks.boxes.votes import answer_boxes
 from labeling_assets.core.tasks.kind import (
     EpochReport,
+    ItemMedia,
     KindTrainer,
     TaskKind,
     TrainerSettingsError,
@@ -226,6 +227,18 @@ def check_answers_in_its_config_are_read_by_it(kind: TaskKind) -> None:
     unreadable = kind.read_answer([{"from_name": "label", "type": "choices", "value": "not a list"}])
     assert unreadable.label is None and unreadable.problem and unreadable.detail
     assert kind.read_answer(None).label is None and not kind.owns_config("not xml <")
+
+
+def check_a_stored_answer_is_drawn_as_the_result_it_reads_from(kind: TaskKind) -> None:
+    """A review task pre-draws the consensus with ``answer_result``: the result reads back as the same answer, on
+    the item the model's output is about (a text kind's text, an image's size); what is no answer draws nothing."""
+    for k in range(3):
+        probs, answer = _probs(kind, k), _answer(kind, k)
+        about = probs if isinstance(probs, Mapping) else {}  # class probabilities name neither
+        media = ItemMedia(about.get("text"), about.get("image_width"), about.get("image_height"))
+        result = kind.answer_result(answer, media)
+        assert result is not None and _same(kind.answer_from_result(result), answer), (k, result)
+    assert kind.answer_result({"not": "an answer"}, ItemMedia("a text", 10.0, 10.0)) is None
 
 
 def check_an_accepted_prelabel_is_a_vote(kind: TaskKind) -> None:
@@ -485,6 +498,7 @@ CONTRACT: list[Callable[[Any], None]] = [
     check_complete,
     check_label_config_offers_the_classes,
     check_answers_in_its_config_are_read_by_it,
+    check_a_stored_answer_is_drawn_as_the_result_it_reads_from,
     check_an_accepted_prelabel_is_a_vote,
     check_a_bad_answer_is_skipped_with_a_known_reason,
     check_unanimous_votes_are_the_consensus_of_every_method,

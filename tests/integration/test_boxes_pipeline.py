@@ -42,6 +42,7 @@ from labeling_assets.assets.train import trained_model, training_tensors
 from labeling_assets.checks.evaluate import evaluation_checks_for
 from labeling_assets.cli.main import main as cli
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
+from labeling_assets.core.labelstudio.review import CONSENSUS_NOTE, CONSENSUS_VERSION
 from labeling_assets.core.store.history import record_model_training
 from labeling_assets.core.store.human_loop import adjudication_frame
 from labeling_assets.core.store.reviews import sync_review_requests
@@ -206,8 +207,8 @@ def _run_pipeline(
     sync_review_requests(store, "test", [ReviewRequest(missed, EXPERT_REVIEW, "an object may be missing")], [])
     review_id = int(run([adjudications]).asset_materializations_for_node("adjudications")[0].metadata[
         "review_project_id"].value)  # fmt: skip
-    (task,) = [t for t in client.iter_tasks(review_id) if t["data"]["item_id"] == missed]
-    meta["review_task"] = task["data"]
+    (task,) = [t for t in client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == missed]
+    meta["review_task"] = {**task["data"], "predictions": task["predictions"]}
     client.request("POST", f"/api/tasks/{task['id']}/annotations/",
                    json={"result": box_result(truth[missed], CANVAS, CANVAS), "completed_by": users[EXPERT]})  # fmt: skip
     meta.pop("adjudications")
@@ -347,6 +348,14 @@ def test_an_expert_draws_the_missed_object_in_the_review_project_and_that_answer
     assert "bx_careful" in shown["votes_html"] and "bx_steady" in shown["votes_html"]
     assert "box gold score" in shown["votes_html"] and "100% of" in shown["votes_html"]  # both right on gold
     assert "Why: an object may be missing" in shown["context"] and f"{k} box(es)" in shown["context"]  # the model's
+    # The expert fixes the crowd's answer: the task opens with the consensus boxes pre-drawn (the k - 1 the two
+    # labelers drew, fused halfway between them), in percent of the image, marked as the consensus.
+    (prediction,) = shown["predictions"]
+    assert prediction["model_version"] == CONSENSUS_VERSION and CONSENSUS_NOTE in shown["context"]
+    drawn = [r["value"] for r in prediction["result"] if r["type"] == "rectanglelabels"]
+    assert len(drawn) == k - 1 and all(r["original_width"] == CANVAS for r in prediction["result"])
+    boxes, why = answer_boxes(KIND.read_answer(prediction["result"]).label, CLASSES)
+    assert why is None and _close(boxes, pipeline.truth[pipeline.missed][:-1], 0.5)
     assert pipeline.meta["adjudications"]["new_expert_answers"] == 1
     (expert,) = adjudication_frame(pipeline.store).to_dict("records")
     assert expert["item_id"] == pipeline.missed and expert["reviewer_name"] == EXPERT

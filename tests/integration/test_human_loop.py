@@ -22,7 +22,7 @@ from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
 from labeling_assets.assets.labeler_stats import labeler_stats
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.cli.labeler import pause, resume
-from labeling_assets.core.labelstudio.review import VOTES_KEY, review_title
+from labeling_assets.core.labelstudio.review import CONSENSUS_NOTE, CONSENSUS_VERSION, VOTES_KEY, review_title
 from labeling_assets.core.store.human_loop import (
     adjudication_frame,
     pause_history,
@@ -31,6 +31,7 @@ from labeling_assets.core.store.human_loop import (
 )
 from labeling_assets.core.store.queries import consensus_frame
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError
@@ -144,11 +145,19 @@ def test_a_split_vote_goes_to_the_review_project_and_the_expert_answer_becomes_t
     title = review_title(loop.resources["label_studio"].resolved_project_title)
     assert [p["title"] for p in loop.client.list_projects() if p["id"] == review_id] == [title]
     assert split in review_tasks(loop.store, review_id)
-    task = next(t for t in loop.client.iter_tasks(review_id) if t["data"]["item_id"] == split)
+    task = next(t for t in loop.client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == split)
     shown = task["data"][VOTES_KEY]
     assert all(name in shown for name in ("hl_alice", "hl_bob", "hl_spam")) and "gold" in shown
     assert task["data"]["image"].startswith("/data/local-files/?d=raw/")
     assert "model: no prediction" in task["data"]["context"]
+    # The task opens with the crowd's consensus class pre-selected, marked as the consensus (no model's), and
+    # Label Studio pre-fills the review project from that version.
+    consensus = consensus_frame(loop.store).set_index("item_id").loc[split]
+    (prediction,) = task["predictions"]
+    assert prediction["model_version"] == CONSENSUS_VERSION and CONSENSUS_NOTE in task["data"]["context"]
+    assert task_kind("single_label").read_answer(prediction["result"]).label == consensus["label"]
+    assert prediction["score"] == pytest.approx(consensus["confidence"])
+    assert loop.client.get_project(review_id)["model_version"] == CONSENSUS_VERSION
 
     # A non-reviewer's answer in the review project is ignored; the configured expert's counts.
     loop.client.create_annotation(task["id"], "bird", completed_by=loop.users["hl_alice"])

@@ -32,6 +32,7 @@ from labeling_assets.checks.queue import gold_never_in_task_data
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.ingest.text import text_item_id
 from labeling_assets.core.labelstudio.config import choice_result
+from labeling_assets.core.labelstudio.review import CONSENSUS_NOTE, CONSENSUS_VERSION
 from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -152,8 +153,17 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
         review = run([adjudications]).asset_materializations_for_node("adjudications")[0].metadata
         review_id = int(review["review_project_id"].value)  # type: ignore[arg-type]
         assert kind.owns_config(client.label_config(review_id))
-        (task,) = [t for t in client.iter_tasks(review_id) if t["data"]["item_id"] == wrong]
+        (task,) = [t for t in client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == wrong]
         assert task["data"]["text"] == texts[wrong] and "an entity may be missing" in task["data"]["context"]
+        # It opens with the crowd's consensus pre-drawn (spans at their offsets; the class pre-selected), marked
+        # as the consensus: the expert fixes it rather than starting from the bare text.
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == CONSENSUS_VERSION and CONSENSUS_NOTE in task["data"]["context"]
+        assert kind.read_answer(prediction["result"]).label == given[wrong]
+        if task_type == "text_spans":
+            regions = [r["value"] for r in prediction["result"] if r["type"] == "labels"]
+            assert [(v["start"], v["end"], v["text"]) for v in regions] == [
+                (e.start, e.end, texts[wrong][e.start : e.end]) for e in crowd[wrong]]  # fmt: skip
         client.request("POST", f"/api/tasks/{task['id']}/annotations/",
                        json={"result": _answer(task_type, truth[wrong], texts[wrong]), "completed_by": users[EXPERT]})  # fmt: skip
         run([adjudications])

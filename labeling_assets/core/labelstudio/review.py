@@ -2,7 +2,8 @@
 
 Pure functions: its title and labeling config, and the task of one item: the image, every vote with its
 labeler's name and current gold accuracy (with the interval), the model's prediction and why the item is
-there. The expert answers with the same controls as the crowd (``<Choices name="label">``; boxes: the same
+there, and the crowd's consensus answer pre-drawn (a Label Studio prediction of version ``consensus``: the expert
+fixes it rather than starting from an empty image or text). The expert answers with the same controls as the crowd (``<Choices name="label">``; boxes: the same
 ``<RectangleLabels>``, drawing the boxes), so an answer parses with the project's kind (``TaskKind.read_answer``).
 """
 
@@ -19,6 +20,8 @@ from labeling_assets.core.labelstudio.config import DATA_KEY
 REVIEW_SUFFIX = " — review"
 _SHOWN = re.compile(r'<(Image|Text) name="[^"]*" value="\$')  # the object tag a crowd config shows its item in
 VOTES_KEY = "votes_html"
+CONSENSUS_VERSION = "consensus"  # the model_version of a review task's pre-drawn answer: the crowd's, no model's
+CONSENSUS_NOTE = "pre-drawn: the crowd's consensus answer (correct it, or submit it as it is)"
 CONTEXT_KEY = "context"
 
 
@@ -90,24 +93,31 @@ def review_task(
     model_line: str | None = None,
     gold_header: str = "gold accuracy",
     data_key: str = DATA_KEY,
+    consensus: tuple[list[dict[str, Any]], float | None] | None = None,
 ) -> dict[str, Any]:
     """The Label Studio task of one item for the expert (``model_line`` replaces the single-class prediction:
     :func:`set_prediction_line` for label sets; ``data_key``: "text" for a text kind, whose ``image_url`` is then
-    the text)."""
+    the text; ``consensus``: the consensus answer as a Label Studio result (``TaskKind.answer_result``) and its
+    confidence, pre-drawn as the prediction of version :data:`CONSENSUS_VERSION`, and said so in the context)."""
     model = (
         f"model {model_version or ''}: {prediction[0]} (p={prediction[1]:.2f})".replace("model :", "model:")
         if prediction is not None
         else "model: no prediction"
     )
     model = model_line or model
-    return {
+    task: dict[str, Any] = {
         "data": {
             data_key: image_url,
             "item_id": item_id,
             VOTES_KEY: votes_html(votes, gold_header),
-            CONTEXT_KEY: f"Why: {reason} | {model}",
+            CONTEXT_KEY: f"Why: {reason} | {model}" + (f" | {CONSENSUS_NOTE}" if consensus is not None else ""),
         }
     }
+    if consensus is not None:
+        result, confidence = consensus
+        task["predictions"] = [{"model_version": CONSENSUS_VERSION, "result": result,
+                                **({"score": float(confidence)} if confidence is not None else {})}]  # fmt: skip
+    return task
 
 
 def set_prediction_line(probs: Mapping[str, float] | None, model_version: str | None, top: int = 3) -> str:

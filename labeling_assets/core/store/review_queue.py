@@ -1,11 +1,13 @@
 """The review project's tasks built from the store: each item's votes with names and gold accuracy, the model's
-prediction and the image (the layout is ``core/labelstudio/review.py``)."""
+prediction, the image and its consensus answer pre-drawn (the layout is ``core/labelstudio/review.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
@@ -14,7 +16,8 @@ from labeling_assets.core.labelstudio.tasks import shown_object, task_media
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
 from labeling_assets.core.store.queries import item_uris, load_quality_inputs
-from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store.schema import LabelStore, consensus_table, items_table, latest_consensus_query
+from labeling_assets.core.tasks.kind import ItemMedia
 from labeling_assets.core.tasks.registry import task_kind
 
 
@@ -42,6 +45,7 @@ def review_payloads(
     uris = item_uris(store)
     shown_tag, data_key = shown_object(kind)  # an image's URL, or a text kind's text
     prelabels = newest_prelabels(store, list(wanted))
+    consensus = _consensus_of(store, list(wanted))
     votes = inputs.votes[inputs.votes["item_id"].isin(set(wanted))]
     by_item = {str(k): rows for k, rows in votes.groupby("item_id")}
     payloads = []
@@ -55,10 +59,14 @@ def review_payloads(
                                    correct / n if n else None, n, low, high))  # fmt: skip
         probs, version = prelabels.get(item_id, (None, None))
         model_line = kind.review_model_line(probs, version)  # None: the top class (a class kind's own form)
+        media = task_media(uris.get(item_id), data_root, shown_tag)
+        label, confidence, width, height = consensus.get(item_id, (None, None, None, None))
+        # The expert fixes the crowd's answer: it opens pre-drawn (none where the item has no live consensus).
+        drawn = kind.answer_result(label, ItemMedia(media if shown_tag == "Text" else None, width, height))
         payloads.append(
             review_task(
                 item_id,
-                task_media(uris.get(item_id), data_root, shown_tag),
+                media,
                 shown,
                 reason=wanted[item_id] or "expert review",
                 prediction=top_prediction(probs) if model_line is None else None,
@@ -66,9 +74,22 @@ def review_payloads(
                 model_line=model_line,
                 gold_header=kind.gold_accuracy_name,
                 data_key=data_key,
+                consensus=None if drawn is None else (drawn, confidence),
             )
         )
     return payloads
+
+
+def _consensus_of(
+    store: LabelStore, item_ids: list[str]
+) -> dict[str, tuple[Any, float | None, float | None, float | None]]:
+    """item_id -> (live consensus answer, its confidence, the item's width and height in pixels) of the items."""
+    latest = latest_consensus_query().where(consensus_table.c.item_id.in_(item_ids)).subquery()
+    rows = store.fetch(
+        sa.select(latest.c.item_id, latest.c.label, latest.c.confidence, items_table.c.width, items_table.c.height)
+        .select_from(latest.outerjoin(items_table, items_table.c.item_id == latest.c.item_id))
+    )
+    return {r["item_id"]: (r["label"], r["confidence"], r["width"], r["height"]) for r in rows}
 
 
 def _shown_label(label: Any) -> str:

@@ -46,6 +46,16 @@ class Json:
 
 
 @dataclass(frozen=True)
+class ItemMedia:
+    """What a kind may need to draw a stored answer on its item (:meth:`TaskKind.answer_result`): a text kind's
+    text, an image's size in pixels (None: not known)."""
+
+    text: str | None = None
+    width: float | None = None
+    height: float | None = None
+
+
+@dataclass(frozen=True)
 class ConsensusOutcome:
     """What a kind's consensus hands back: the result, the gold items it used, the probabilities to store."""
 
@@ -115,6 +125,9 @@ class TaskKind(Protocol):
     def owns_config(self, config: str) -> bool: ...  # answers given in this config are this kind's
     def read_answer(self, result: Any) -> Answer: ...  # any shape Label Studio stored; never raises
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any: ...  # its label
+    # A stored answer drawn as a labeler's result would draw it (a review task pre-draws the consensus with it);
+    # None when it cannot be drawn (not an answer of the kind; a box answer on an image of unknown size).
+    def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None: ...
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any: ...  # core.consensus.votes.Votes
 
     # Gold (and expert answers): a gold file's entry, which stored values are answers of this kind, how an answer

@@ -35,7 +35,7 @@ KIND_ATTRIBUTES = (
     "gold_gate_rate", "label_issue_model", "qa_view", "gold_accuracy_name", "test_metric",
 )
 KIND_METHODS = (
-    "label_config", "owns_config", "read_answer", "answer_from_result",
+    "label_config", "owns_config", "read_answer", "answer_from_result", "answer_result",
     "votes", "valid_answers", "gold_score", "gold_gate", "gold_report", "consensus", "agreement",
     "classes_of", "consensus_report", "quality_inputs", "is_answer", "label_issue_inputs", "find_label_issues",
     "labeler_stats",

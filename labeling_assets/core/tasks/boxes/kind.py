@@ -63,7 +63,12 @@ from labeling_assets.core.tasks.boxes.gold import (
 from labeling_assets.core.tasks.boxes.label_issues import SOURCE, box_label_issues
 from labeling_assets.core.tasks.boxes.labelstudio import box_label_config, config_box_classes, read_boxes
 from labeling_assets.core.tasks.boxes.matching import CORNERS
-from labeling_assets.core.tasks.boxes.prelabels import PRELABEL_MIN_SCORE, box_prediction, box_uncertainty
+from labeling_assets.core.tasks.boxes.prelabels import (
+    PRELABEL_MIN_SCORE,
+    answer_prediction_result,
+    box_prediction,
+    box_uncertainty,
+)
 from labeling_assets.core.tasks.boxes.qa import BOX_VIEW
 from labeling_assets.core.tasks.boxes.reports import estimates_table, gold_table
 from labeling_assets.core.tasks.boxes.trainer import TRAINER
@@ -71,6 +76,7 @@ from labeling_assets.core.tasks.boxes.votes import BOX_SKIP_REASONS, answer_boxe
 from labeling_assets.core.tasks.kind import (
     ConsensusFailure,
     ConsensusOutcome,
+    ItemMedia,
     KindTrainer,
     Markdown,
     TestSplitReport,
@@ -128,6 +134,11 @@ class BoxesKind:
 
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
         return self.read_answer(result).label
+
+
+    def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None:
+        """The answer's boxes pre-drawn in percent of the image (:func:`.prelabels.answer_prediction_result`)."""
+        return answer_prediction_result(answer, media.width, media.height)
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         """Each labeler's newest answer per item, kept whole when every box of it is a valid box of the project

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from labeling_assets.core.tasks.boxes.labelstudio import box_result
+from labeling_assets.core.tasks.boxes.votes import answer_boxes
 
 PRELABEL_MIN_SCORE = 0.5  # boxes the model is less sure of are not drawn for the labeler (they still count below)
 
@@ -31,6 +32,27 @@ def box_prediction(
             region["score"] = float(box["score"])
     return {"model_version": model_version, "score": 1.0 - box_uncertainty(float(b["score"]) for b in boxes),
             "result": result}  # fmt: skip
+
+
+def answer_prediction_result(
+    answer: Any, image_width: float | None = None, image_height: float | None = None
+) -> list[dict[str, Any]] | None:
+    """A stored box answer drawn as Label Studio draws boxes (a review task pre-draws the consensus with it): its
+    boxes in percent of the image ("No object" for none). The image's size is the one given, else the one the
+    answer's boxes were drawn on; None for what is no box vote or an image of unknown size."""
+    named = sorted({str(n) for b in answer.get("boxes") or [] if isinstance(b, Mapping) for n in b.get("labels") or []}
+                   if isinstance(answer, Mapping) else set())  # fmt: skip
+    boxes, why = answer_boxes(answer, named)
+    if why is not None:
+        return None
+    width = image_width or next((b.get("image_width") for b in answer["boxes"] if b.get("image_width")), None)
+    height = image_height or next((b.get("image_height") for b in answer["boxes"] if b.get("image_height")), None)
+    if not boxes:
+        return box_result([], 1.0, 1.0)  # "No object": no size needed
+    if not width or not height:
+        return None
+    corners = [dict(zip(("label", "x0", "y0", "x1", "y1"), b, strict=True)) for b in boxes]
+    return box_result(corners, float(width), float(height))
 
 
 def box_uncertainty(scores: Iterable[float]) -> float:

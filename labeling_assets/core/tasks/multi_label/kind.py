@@ -63,6 +63,7 @@ from labeling_assets.core.tasks.kind import (
     MACRO_F1,
     ConsensusFailure,
     ConsensusOutcome,
+    ItemMedia,
     Markdown,
     TestSplitReport,
     TrainingHead,
@@ -133,6 +134,12 @@ class MultiLabel:
 
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
         return self.read_answer(result).label
+
+    def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None:
+        """The classes of the set chosen ("none of these" for the empty set)."""
+        if not isinstance(answer, list | tuple) or not all(isinstance(c, str) for c in answer):
+            return None
+        return choice_result(sorted(answer))
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         return latest_set_votes(annotations, classes, allow_empty=allow_empty)

@@ -53,6 +53,7 @@ from labeling_assets.core.tasks.kind import (
     LABELER_TABLE_ROWS,
     MACRO_F1,
     ConsensusOutcome,
+    ItemMedia,
     Markdown,
     TestSplitReport,
     TrainingHead,
@@ -114,6 +115,11 @@ class SingleLabel:
 
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
         return self.read_answer(result).label
+
+    def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None:
+        """The class chosen (a one-element list counts as its class)."""
+        chosen = single_class(answer)
+        return None if chosen is None else choice_result(str(chosen))
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
         return latest_votes(annotations, classes)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from labeling_assets.core.ingest.text import read_texts
 from labeling_assets.core.labelstudio.config import about_text, config_layout, render_choices
-from labeling_assets.core.tasks.kind import KindTrainer, TestSplitReport, TrainingHead
+from labeling_assets.core.tasks.kind import ItemMedia, KindTrainer, TestSplitReport, TrainingHead
 from labeling_assets.core.tasks.multi_label.kind import MultiLabel
 from labeling_assets.core.tasks.single_label.kind import SingleLabel
 from labeling_assets.core.tasks.text_classes import trainer as text_trainer
@@ -86,6 +86,11 @@ class _OnText:
         )
         found["result"] = [{**region, "to_name": TEXT_NAME} for region in found["result"]]
         return found
+
+    def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None:
+        """The class kind's choices, about the text."""
+        found: list[dict[str, Any]] | None = super().answer_result(answer, media)  # type: ignore[misc]
+        return None if found is None else [{**region, "to_name": TEXT_NAME} for region in found]
 
     def label_issue_inputs(
         self, store: Any, item_ids: list[str], uris: list[str], *, feature_size: int, n_folds: int

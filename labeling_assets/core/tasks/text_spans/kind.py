@@ -37,6 +37,7 @@ from labeling_assets.core.store.queries import gold_labels
 from labeling_assets.core.tasks.kind import (
     ConsensusFailure,
     ConsensusOutcome,
+    ItemMedia,
     KindTrainer,
     Markdown,
     TestSplitReport,
@@ -141,6 +142,15 @@ class TextSpansKind:
 
     def answer_from_result(self, result: Sequence[Mapping[str, Any]] | None) -> Any:
         return self.read_answer(result).label
+
+
+    def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None:
+        """The answer's spans as regions of the text ("no entity" for none); None without the text or for what is
+        no span answer."""
+        spans = span_core.from_stored(answer)
+        if spans is None or media.text is None or any(s.end > len(media.text) for s in spans):
+            return None
+        return span_core.span_result(spans, media.text)
 
     def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any:
         return span_votes(annotations, classes)[0]
