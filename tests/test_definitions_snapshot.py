@@ -81,13 +81,19 @@ def test_definitions_match_the_committed_snapshot() -> None:
     assert current == expected, "definitions changed: review, then regenerate the snapshot (see module docstring)"
 
 
-def test_a_box_projects_floor_check_is_named_after_its_map() -> None:
-    """The snapshot is the single-label project's; a box project's UI names its floor check after mAP and holds
-    every other check the same."""
+def test_a_box_projects_model_checks_are_named_after_its_map() -> None:
+    """The snapshot is the single-label project's; a box project's UI names its floor and champion checks after
+    mAP and holds every other check the same."""
     from labeling_assets.definitions import build_definitions, build_resources
     from labeling_assets.resources.project import ProjectSettings
 
     boxes = describe(build_definitions({**build_resources(), "project": ProjectSettings(task_type="boxes")}))
     expected = json.loads(SNAPSHOT.read_text())["checks"]
-    renamed = {key.replace("test_macro_f1_above_floor", "test_map_above_floor"): value for key, value in expected.items()}
+    names = {"test_macro_f1_above_floor": "test_map_above_floor",
+             "macro_f1_not_worse_than_previous_model": "test_map_not_worse_than_previous_model"}  # fmt: skip
+    renamed = {}
+    for key, value in expected.items():
+        for old, new in names.items():
+            key = key.replace(old, new)
+        renamed[key] = value
     assert boxes["checks"] == renamed

@@ -7,7 +7,7 @@ same run, so the
 comparison is like for like even after new items joined the test split. The newest model becomes the
 champion when it is not worse than it within a tolerance (scored on gold test items when there are enough,
 else on consensus labels; ``core.training.promotion``); otherwise it gets the alias ``challenger`` and the
-check ``macro_f1_not_worse_than_previous_model`` says why.
+check ``<score>_not_worse_than_previous_model`` (``macro_f1_...`` for the class kinds, ``test_map_...`` for boxes) says why.
 """
 
 from typing import Any, cast, get_args

@@ -3,8 +3,8 @@
 Both read the latest materialization's metadata. The champion decision is made by the asset (it moves the
 MLflow aliases, with the threshold in its run config); the check reports it, so the two never disagree.
 Both judge the project's kind's test score (``TaskKind.test_metric``: macro-F1 for the class kinds, mAP@[.5:.95]
-for boxes, entity F1 for text spans), and the floor check is named after it (``test_map_above_floor`` in a box
-project), so the UI says which score it holds to which floor.
+for boxes, entity F1 for text spans), and both are named after it (``test_map_above_floor`` and
+``test_map_not_worse_than_previous_model`` in a box project), so the UI says which score each compares.
 """
 
 from collections.abc import Sequence
@@ -42,6 +42,15 @@ _DECISION_KEYS = (
     "min_gold_test_items",
     "promotion_tolerance",
 )
+
+
+def not_worse_check_name(metric: TestMetric) -> str:
+    """The champion check's name: ``<score>_not_worse_than_previous_model`` (``test_map_...`` for boxes,
+    ``test_entity_f1_...`` for text spans). The class kinds keep ``macro_f1_not_worse_than_previous_model``: the
+    name predates the per-kind names, and saved selections and run history refer to it."""
+    if metric == MACRO_F1:
+        return "macro_f1_not_worse_than_previous_model"
+    return f"{metric.name}_not_worse_than_previous_model"
 
 
 def build_evaluation_checks(
@@ -83,17 +92,17 @@ def build_evaluation_checks(
             },
         )
 
-    # The name predates the champion alias and is kept (saved selections and history refer to it).
     @dg.asset_check(
         asset="model_evaluation",
-        name="macro_f1_not_worse_than_previous_model",
-        description="The newest model is not worse than the champion (models:/<name>@champion): both scored "
+        name=not_worse_check_name(metric),
+        description=f"The newest model's test {metric.label} is not worse than the champion's "
+        "(models:/<name>@champion): both scored "
         "on the same frozen test items, on their gold labels when the split holds at least "
         "model_evaluation's min_gold_test_items gold items, else on consensus labels, within its "
         f"promotion_tolerance of {metric.label}. Passing, it became the champion (the first model always does); "
         "failing (WARN), it is the challenger and the champion stays, the metadata says by how much.",
     )
-    def macro_f1_not_worse_than_previous_model(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def not_worse_than_previous_model(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         metadata = _latest_metadata(context)
         promoted = metadata.get("promoted")
         if not isinstance(promoted, bool):
@@ -111,7 +120,7 @@ def build_evaluation_checks(
             metadata={"reason": reason, **shown},
         )
 
-    return [score_above_floor, macro_f1_not_worse_than_previous_model]
+    return [score_above_floor, not_worse_than_previous_model]
 
 
 def evaluation_checks_for(task_type: str) -> Sequence[dg.AssetChecksDefinition]:

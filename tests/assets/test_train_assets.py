@@ -36,6 +36,7 @@ from labeling_assets.core.store.schema import (
     prelabels_table,
     splits_table,
 )
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.boxes.evaluation import BOX_MAP
 from labeling_assets.core.tasks.kind import MACRO_F1
 from labeling_assets.core.training.cli import build_parser, config_from_args
@@ -628,3 +629,19 @@ def test_a_newer_dataset_version_made_current_between_the_tensors_and_the_traini
     assert order.index("a_collect_run_finishes") < order.index("trained_model")  # the race, planted
     assert result.success, result.failure_data_for_node("trained_model")
     assert _metadata(result, "trained_model")["dataset_version"] == first
+
+
+def test_the_champion_check_is_named_after_the_kinds_score_and_says_it_compares_it() -> None:
+    """A box project's UI said macro-F1 while the check compared mAP; the class kinds keep their old name."""
+    names = {}
+    for task_type in ("single_label", "multi_label", "boxes", "text_spans"):
+        (_, champion) = evaluation_checks_for(task_type)
+        (spec,) = champion.check_specs
+        names[task_type] = spec.name
+        assert str(spec.description).startswith(f"The newest model's test {task_kind(task_type).test_metric.label} ")
+    assert names == {
+        "single_label": "macro_f1_not_worse_than_previous_model",
+        "multi_label": "macro_f1_not_worse_than_previous_model",
+        "boxes": "test_map_not_worse_than_previous_model",
+        "text_spans": "test_entity_f1_not_worse_than_previous_model",
+    }

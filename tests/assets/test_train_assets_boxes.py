@@ -136,7 +136,7 @@ def test_a_box_project_trains_registers_promotes_and_prelabels_a_detector(
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["test_map_above_floor"].passed  # the kind's score (mAP) against floor 0
     assert checks["test_map_above_floor"].metadata["test_map"].value == pytest.approx(evaluation["test_map"])
-    assert checks["macro_f1_not_worse_than_previous_model"].passed
+    assert checks["test_map_not_worse_than_previous_model"].passed
 
     # A second detector is scored against the champion on the same test items, on the same score.
     run_config["ops"]["trained_model"]["config"]["trainer_settings"] = {**TRAINER_SETTINGS, "seed": 1}
