@@ -114,6 +114,39 @@ def test_a_set_export_keeps_lists_in_jsonl_and_a_sequence_of_class_labels(tmp_pa
     assert [[CLASSES[k] for k in r["label"]] for r in train] == [["sports", "weather"], [], ["politics"]]
 
 
+def test_the_spacy_docbin_holds_each_text_with_its_class_in_doc_cats(tmp_path: Path) -> None:
+    import spacy
+    from spacy.tokens import DocBin
+
+    stored = _texts(tmp_path, 6, 7)
+    (tmp_path / "s7-0.txt").write_text("Ünïcode 🎉, a tab\tand a line\nbreak.", encoding="utf-8")
+    rows = pd.DataFrame({"image_path": stored["uri"], "label": stored["label"], "item_id": stored["item_id"],
+                         "split": ["train", "train", "train", "val", "test", "test"]})  # fmt: skip
+    out = tmp_path / "export"
+    report = task_kind("text_classes").export(rows, out, ["spacy"], CLASSES)
+    assert sorted(report.paths) == ["test_spacy", "train_spacy", "val_spacy"]
+    vocab = spacy.blank("en").vocab
+    found = {}
+    for split in ("train", "val", "test"):
+        for doc in DocBin().from_disk(out / f"{split}.spacy").get_docs(vocab):
+            assert set(doc.cats) == set(CLASSES) and sum(doc.cats.values()) == 1.0
+            found[doc.user_data["item_id"]] = (doc.text, max(doc.cats, key=doc.cats.__getitem__), split)
+    texts = {i: Path(u).read_text(encoding="utf-8") for i, u in zip(stored["item_id"], stored["uri"], strict=True)}
+    assert found == {r.item_id: (texts[r.item_id], r.label, r.split) for r in rows.itertuples()}
+
+
+def test_a_set_docbin_marks_every_class_of_the_set_and_none_for_an_empty_set(tmp_path: Path) -> None:
+    import spacy
+    from spacy.tokens import DocBin
+
+    stored = _texts(tmp_path, 3, 8)
+    rows = pd.DataFrame({"image_path": stored["uri"], "label": [["sports", "weather"], [], ["politics"]],
+                         "item_id": stored["item_id"], "split": "train"})  # fmt: skip
+    task_kind("text_class_sets").export(rows, tmp_path / "export", ["spacy"], CLASSES)
+    docs = DocBin().from_disk(tmp_path / "export" / "train.spacy").get_docs(spacy.blank("en").vocab)
+    assert [sorted(c for c, v in d.cats.items() if v == 1.0) for d in docs] == [["sports", "weather"], [], ["politics"]]
+
+
 def test_an_export_refuses_an_item_whose_stored_text_is_gone(tmp_path: Path) -> None:
     rows = pd.DataFrame({"image_path": [str(tmp_path / "gone.txt")], "label": ["sports"], "item_id": ["x"],
                          "split": ["train"]})  # fmt: skip

@@ -64,6 +64,25 @@ def test_jsonl_holds_each_item_with_its_character_offsets(exported: tuple) -> No
         assert [tuple(Span(**s) for s in o["spans"]) for o in read] == [r.spans for r in rows]
 
 
+def test_csv_and_parquet_are_read_back_by_pandas_one_row_per_span_and_every_item_kept(exported: tuple) -> None:
+    import pandas as pd
+
+    folder, records, _ = exported
+    for split, rows in _by_split(records).items():
+        expected = [(r.item_id, s.start, s.end, s.label, r.text[s.start : s.end]) for r in rows for s in r.spans]
+        for table in (pd.read_csv(folder / f"{split}.csv", dtype={"item_id": str}),
+                      pd.read_parquet(folder / f"{split}.parquet")):  # fmt: skip
+            assert list(table.columns) == ["item_id", "split", "start", "end", "label", "span_text"]
+            assert set(table["item_id"]) == {r.item_id for r in rows} and set(table["split"]) == {split}
+            found = table.dropna(subset=["label"])
+            assert [(i, int(s), int(e), t, x) for i, s, e, t, x in found.drop(columns="split").itertuples(index=False)] \
+                == expected
+            empty = table.loc[table["label"].isna(), "item_id"].tolist()
+            assert empty == [r.item_id for r in rows if not r.spans]  # one row, no span, for "no entity"
+            assert table.loc[table["label"].isna(), ["start", "end"]].isna().all().all()
+    assert pd.read_parquet(folder / "test.parquet")["start"].dtype == "Int64"  # offsets stay integers
+
+
 def test_conll_is_read_back_by_spacys_conll_converter_with_the_same_tokens_and_entities(exported: tuple) -> None:
     from spacy.training.converters import conll_ner_to_docs
 

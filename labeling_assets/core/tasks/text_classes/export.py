@@ -1,10 +1,13 @@
-"""A text class dataset version's files: JSONL, CSV and Parquet tables of ``item_id, text, label, split``, and a
-Hugging Face ``DatasetDict`` (one dataset per split) with a typed label.
+"""A text class dataset version's files: JSONL, CSV and Parquet tables of ``item_id, text, label, split``, a
+Hugging Face ``DatasetDict`` (one dataset per split) with a typed label, and a spaCy ``DocBin`` per split
+(``<split>.spacy``) whose docs carry the answer in ``doc.cats``.
 
 One class per text: ``label`` is the class name (``ClassLabel`` over the class list in the ``DatasetDict``). A set
 per text: JSONL keeps ``label`` as a sorted list of names, CSV and Parquet get one 0/1 column per class (named as
 the image exports name them, ``core.dataset.export.indicator_columns``, the mapping in ``label_columns.json``),
-and the ``DatasetDict`` a ``Sequence(ClassLabel)``. The text is read from each item's stored copy.
+and the ``DatasetDict`` a ``Sequence(ClassLabel)``. In the ``DocBin`` every class of the list is a key of
+``doc.cats``, 1.0 for the answer's class (or each class of its set, as spaCy's ``textcat_multilabel`` reads them)
+and 0.0 for the others. The text is read from each item's stored copy.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from labeling_assets.core.dataset.export import COLUMN_MAP_NAME, ExportReport, i
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import to_indicator
 
-TEXT_CLASS_FORMATS = ("jsonl", "csv", "parquet", "hf_datasets")
+TEXT_CLASS_FORMATS = ("jsonl", "csv", "parquet", "hf_datasets", "spacy")
 FILE_NAMES = {"jsonl": "dataset.jsonl", "csv": "dataset.csv", "parquet": "dataset.parquet",
               "hf_datasets": "hf_dataset"}  # fmt: skip
 
@@ -56,10 +59,33 @@ def write_hf_classes(table: pd.DataFrame, classes: Sequence[str], path: Path, *,
     DatasetDict(splits).save_to_disk(str(path))
 
 
+def write_class_docbins(table: pd.DataFrame, classes: Sequence[str], out_dir: Path, *, multiple: bool,
+                         language: str = "en") -> dict[str, Path]:  # fmt: skip
+    """One ``<split>.spacy`` per split: each doc made by ``spacy.blank(language)`` from the stored text (so
+    ``doc.text`` is it exactly), ``doc.cats`` over every class, ``user_data["item_id"]`` its id."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank(language)
+    paths = {}
+    for split, part in table.groupby("split", sort=True):
+        docs = DocBin(store_user_data=True)
+        for item_id, text, answer in zip(part["item_id"], part["text"], part["label"], strict=True):
+            chosen = set(answer) if multiple else {str(answer)}
+            doc = nlp.make_doc(text)
+            doc.cats = {c: float(c in chosen) for c in classes}
+            doc.user_data["item_id"] = str(item_id)
+            docs.add(doc)
+        path = out_dir / f"{split}.spacy"
+        docs.to_disk(path)
+        paths[f"{split}_spacy"] = path
+    return paths
+
+
 def export_text_classes(
     rows: pd.DataFrame, out_dir: Path, formats: Sequence[str], classes: Sequence[str], *, multiple: bool
 ) -> ExportReport:
-    """Every format asked for under ``out_dir`` (:data:`FILE_NAMES`)."""
+    """Every format asked for under ``out_dir`` (:data:`FILE_NAMES`; spaCy: ``<split>.spacy``)."""
     unknown = sorted(set(formats) - set(TEXT_CLASS_FORMATS))
     if unknown:
         raise ValueError(f"unknown text class export formats {unknown}; choose from {', '.join(TEXT_CLASS_FORMATS)}")
@@ -74,6 +100,9 @@ def export_text_classes(
         flags = pd.DataFrame(to_indicator(table["label"].tolist(), classes), columns=[columns[c] for c in classes])
         flat = pd.concat([table.drop(columns="label").reset_index(drop=True), flags], axis=1)
     for name in formats:
+        if name == "spacy":  # one file per split, named as the span export names them
+            report.paths.update(write_class_docbins(table, classes, out_dir, multiple=multiple))
+            continue
         path = out_dir / FILE_NAMES[name]
         if name == "jsonl":
             lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_dict(orient="records"))

@@ -5,8 +5,8 @@ and the test-split metrics are the class kinds' own, inherited and not copied: a
 (``text_classes``) or a sorted list of names (``text_class_sets``), as for images. What differs is here, in one
 mixin over both: the config shows a ``<Text>`` with the choices; the model is TF-IDF + logistic regression
 (``trainer.py``, a ``KindTrainer``: no image classifier, no pixel baseline); label issues score the consensus
-with a cross-validated model on TF-IDF features; exports write the text (``export.py``: JSONL, CSV, Parquet and a
-Hugging Face ``DatasetDict``). A kind is chosen from ``task_type`` alone, so one class or a set per text are two
+with a cross-validated model on TF-IDF features; exports write the text (``export.py``: JSONL, CSV, Parquet, a
+Hugging Face ``DatasetDict`` and spaCy ``DocBin`` files with ``doc.cats``). A kind is chosen from ``task_type`` alone, so one class or a set per text are two
 task types, as they are for images.
 """
 
@@ -60,8 +60,8 @@ class _OnText:
     trainer: KindTrainer | None
     export_formats: tuple[str, ...] = TEXT_CLASS_FORMATS
     export_note = (
-        "an ImageFolder tree holds images; a text dataset exports jsonl, csv, parquet or hf_datasets (a Hugging "
-        "Face DatasetDict)."
+        "an ImageFolder tree holds images; a text dataset exports jsonl, csv, parquet, hf_datasets (a Hugging "
+        "Face DatasetDict) or spacy (a DocBin per split, the answer in doc.cats)."
     )
     label_issue_model = "logistic regression on TF-IDF features"
 
@@ -105,7 +105,7 @@ class _OnText:
         return None, "no baseline for texts (the pixel baseline reads images): train the TF-IDF model first"
 
     def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
-        """JSONL, CSV, Parquet and a ``DatasetDict`` of the texts (``export.py``)."""
+        """JSONL, CSV, Parquet, a ``DatasetDict`` and a spaCy ``DocBin`` per split of the texts (``export.py``)."""
         return export_text_classes(rows, Path(out_dir), formats, classes, multiple=self.multiple)
 
     def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:

@@ -1,6 +1,9 @@
-"""Span datasets exported for the tools that train on them: JSONL, CoNLL (IOB2), spaCy ``DocBin``, Hugging Face.
+"""Span datasets exported for the tools that train on them: JSONL, CSV and Parquet tables, CoNLL (IOB2), spaCy
+``DocBin``, Hugging Face.
 
-One file (or dataset) per split. Tokens are ours (:func:`~.spans.tokenize`) in CoNLL and the Hugging Face
+One file (or dataset) per split. The CSV and Parquet tables are long, as pandas reads entities: one row per span
+(``item_id, split, start, end, label, span_text``), and one row with empty ``start``, ``end`` and ``label`` for an
+item without an entity, so every item of the version is there. Tokens are ours (:func:`~.spans.tokenize`) in CoNLL and the Hugging Face
 dataset, where a tag belongs to a token; the spaCy ``Doc`` is made by ``spacy.blank(language)``'s tokenizer, so
 that ``doc.text`` is the stored text exactly, and each span becomes an entity by its character offsets. A span
 that does not fall on that tokenizer's token boundaries (``Dr`` of ``Dr.``, which spaCy keeps whole) is widened to
@@ -10,13 +13,16 @@ the tokens it touches, and counted. spaCy and ``datasets`` are imported only whe
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from labeling_assets.core.tasks.text_spans.spans import Span, bio_tags, tag_names, tokenize
 
-EXPORT_FORMATS = ("jsonl", "conll", "spacy", "hf_datasets")
+EXPORT_FORMATS = ("jsonl", "csv", "parquet", "conll", "spacy", "hf_datasets")
+TABLE_COLUMNS = ("item_id", "split", "start", "end", "label", "span_text")
 DOC_DELIMITER = "-DOCSTART- -X- O O"  # CoNLL-2003's document line: one document per item
 
 
@@ -53,6 +59,17 @@ def to_jsonl(records: Sequence[SpanRecord]) -> str:
                    ensure_ascii=False) + "\n"
         for r in records
     )  # fmt: skip
+
+
+def span_table(records: Sequence[SpanRecord]) -> pd.DataFrame:
+    """One row per span (:data:`TABLE_COLUMNS`, offsets as nullable integers), one with ``<NA>`` offsets and
+    label for an item without a span."""
+    rows: list[tuple[object, ...]] = []
+    for r in records:
+        rows += [(r.item_id, r.split, s.start, s.end, s.label, r.text[s.start : s.end]) for s in r.spans] or [
+            (r.item_id, r.split, None, None, None, None)]  # fmt: skip
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    return table.astype({"start": "Int64", "end": "Int64", "label": "string", "span_text": "string"})
 
 
 def to_conll(records: Sequence[SpanRecord]) -> str:
@@ -128,7 +145,7 @@ def write_hf_dataset(records: Sequence[SpanRecord], types: Sequence[str], path: 
 
 def export_spans(records: Sequence[SpanRecord], types: Sequence[str], folder: Path,
                  formats: Sequence[str] = EXPORT_FORMATS) -> ExportReport:  # fmt: skip
-    """Every format asked for under ``folder``: ``<split>.jsonl``, ``<split>.conll``, ``<split>.spacy`` and the
+    """Every format asked for under ``folder``: ``<split>.jsonl``, ``.csv``, ``.parquet``, ``.conll``, ``.spacy`` and the
     ``hf_dataset`` folder. A span of a type not in ``types`` is refused (the dataset's types are the project's)."""
     unknown = sorted({s.label for r in records for s in r.spans} - set(types))
     if unknown:
@@ -138,10 +155,16 @@ def export_spans(records: Sequence[SpanRecord], types: Sequence[str], folder: Pa
         raise ValueError(f"unknown span export formats {bad}; choose from {', '.join(EXPORT_FORMATS)}")
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport()
+    tables: dict[str, Callable[[pd.DataFrame, Path], None]] = {
+        "csv": lambda t, p: t.to_csv(p, index=False), "parquet": lambda t, p: t.to_parquet(p, index=False)}
     for split, rows in _by_split(records).items():
         for fmt, write in (("jsonl", to_jsonl), ("conll", to_conll)):
             if fmt in formats:
                 (folder / f"{split}.{fmt}").write_text(write(rows), encoding="utf-8")
+                report.files.setdefault(fmt, []).append(f"{split}.{fmt}")
+        for fmt, write_table in tables.items():
+            if fmt in formats:
+                write_table(span_table(rows), folder / f"{split}.{fmt}")
                 report.files.setdefault(fmt, []).append(f"{split}.{fmt}")
         if "spacy" in formats:
             report.widened += write_docbin(rows, folder / f"{split}.spacy")

@@ -102,8 +102,8 @@ class TextSpansKind:
     consensus_methods: tuple[str, ...] = METHODS
     export_formats: tuple[str, ...] = EXPORT_FORMATS
     export_note = (
-        "a table of one class per item or an ImageFolder tree cannot hold spans; export jsonl (spans as character "
-        "offsets), conll (IOB2), spacy (a DocBin) or hf_datasets (tokens and ner_tags) instead."
+        "an ImageFolder tree cannot hold spans; export jsonl (spans as character offsets), csv or parquet (one row "
+        "per span), conll (IOB2), spacy (a DocBin) or hf_datasets (tokens and ner_tags) instead."
     )
     skip_reasons: tuple[str, ...] = SPAN_VOTE_SKIPS
     decision_thresholds = False  # one score cut for every span (PRELABEL_MIN_SCORE)
@@ -343,7 +343,7 @@ class TextSpansKind:
         return "class_weights", multi_core.label_imbalance_ratio(presence_manifest(manifest, classes), classes)
 
     def export(self, rows: pd.DataFrame, out_dir: Any, formats: list[str], classes: list[str]) -> Any:
-        """JSONL, CoNLL, spaCy DocBin and a ``DatasetDict`` per split (:func:`.export.export_spans`) of the stored
+        """JSONL, CSV, Parquet, CoNLL, spaCy DocBin and a ``DatasetDict`` per split (:func:`.export.export_spans`) of the stored
         texts (``rows.image_path``: the stored copy)."""
         records = [SpanRecord(str(item), read_stored_text(str(path)), span_core.from_stored(label) or (), str(split))
                    for item, path, label, split in zip(rows["item_id"], rows["image_path"], rows["label"], rows["split"],
