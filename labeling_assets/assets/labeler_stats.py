@@ -66,6 +66,8 @@ def _stats_metadata(labeler_id: str, stats: LabelerStats, speed: SpeedCheck) -> 
         "class_distribution": dg.MetadataValue.json(stats.class_distribution),
         "class_usage_flags": dg.MetadataValue.json({str(u.label): u.flag for u in stats.usage_flags()}),
         "class_usage": dg.MetadataValue.md("\n".join(usage_lines)),
+        # Boxes and spans: the kind's scores against the consensus (which holds this labeler's own votes).
+        **as_metadata(stats.vs_consensus),
     }
 
 
@@ -121,7 +123,9 @@ def labeler_stats(
     label_store: LabelStoreResource,
     project: ProjectSettings,
 ) -> dg.MaterializeResult[None]:
-    """Each labeler's quality: gold accuracy, kappa vs consensus, speed, throughput, class usage and weekly trend."""
+    """Each labeler's quality: gold accuracy, agreement with consensus (kappa; for boxes and spans precision and
+    recall against the consensus, which includes the labeler's own votes), speed, throughput, class usage and
+    weekly trend."""
     run = run_labeler_stats(label_store.get_store(), task_kind(project.task_type), _options(project, config),
                             list(context.partition_keys), log=context.log.info, warn=context.log.warning)  # fmt: skip
     common: dict[str, Any] = {"auto_paused": dg.MetadataValue.json(run.auto_paused),

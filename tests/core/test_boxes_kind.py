@@ -330,3 +330,26 @@ def test_a_box_version_keeps_path_groups_and_near_duplicate_scenes_in_one_split(
         assert len({split[item] for item in unit}) == 1, unit
     assert len(set(split.values())) == 3
     assert built.manifest_json["label"][ids.index("s05")] == labeled["label"][5]  # the answer, not its classes
+
+
+def test_a_labelers_statistics_score_their_boxes_against_consensus_with_intervals() -> None:
+    """Issue 30, item 3: precision and recall at IoU 0.5 against consensus too, the mean IoU of matched boxes,
+    miss and false-box rates, with Wilson intervals. L0 draws 10 consensus boxes right, 5 too far off (a false
+    box and a miss each) and answers "No object" on 5 items that have one."""
+    answers = [_answer(i % 3) for i in range(10)] + [_answer(i % 3, shift=15.0) for i in range(10, 15)]
+    answers += [_answer(None)] * 5
+    rows = pd.DataFrame({"item_id": [f"i{i:02d}" for i in range(20)], "labeler_id": "L0", "label": answers,
+                         "created_at": pd.Timestamp("2026-01-05", tz="UTC"), "lead_time_s": 4.0})  # fmt: skip
+    mine = KIND.votes(rows, CLASSES).frame
+    consensus = pd.Series({f"i{i:02d}": _answer(i % 3) for i in range(N_ITEMS)})
+    stats = KIND.labeler_stats(mine, labeler_id="L0", classes=CLASSES, gold=pd.Series(dtype=object),
+                               consensus=consensus, population_shares={})  # fmt: skip
+    scores = stats.vs_consensus
+    assert scores["consensus_items"] == 20 and scores["consensus_iou_threshold"] == 0.5
+    assert scores["consensus_box_precision"] == pytest.approx(10 / 15, abs=1e-4)
+    assert scores["consensus_box_recall"] == 0.5 and scores["consensus_miss_rate"] == 0.5
+    assert scores["consensus_false_box_rate"] == pytest.approx(5 / 15, abs=1e-4)
+    assert scores["consensus_mean_iou"] == pytest.approx(1.0, abs=1e-3)
+    low, high = scores["consensus_box_recall_ci"]
+    assert 0.25 < low < 0.5 < high < 0.75  # Wilson, 10 of 20
+    assert "own votes included" in scores["consensus_basis"]

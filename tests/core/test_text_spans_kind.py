@@ -165,3 +165,27 @@ def test_the_gold_report_scores_each_labeler_strict_and_partial_with_intervals()
     assert [c.split(" ")[0] for c in rows["Bob"][:6]] == ["0.000"] * 3 + ["1.000"] * 3  # strict, then partial
     assert rows["Bob"][6].strip(" |") == "2" and rows["Ada"][6].strip(" |") == "3"  # gold items answered
     assert report["span_gold_score"] == {"Ada": 1.0, "Bob": 0.0}
+
+
+def test_a_labelers_statistics_score_their_spans_against_consensus_strict_and_partial() -> None:
+    """Issue 31, item 3: span precision, recall and F1 against consensus too, with intervals. Bob marks one
+    entity a token short (partial, not strict), adds one consensus lacks and answers a third item right."""
+    consensus = pd.Series({"a": [[0, 12, "PER"]], "b": [[4, 10, "LOC"]], "c": [[0, 5, "ORG"]]})
+    mine = pd.DataFrame({
+        "item_id": ["a", "b", "c"], "labeler_id": "bob",
+        "label": [[[0, 3, "PER"]], [[4, 10, "LOC"], [20, 24, "PER"]], [[0, 5, "ORG"]]],
+        "created_at": pd.Timestamp("2026-01-05", tz="UTC"), "lead_time_s": 3.0,
+    })  # fmt: skip
+    stats = KIND.labeler_stats(mine, labeler_id="bob", classes=TYPES, gold=pd.Series(dtype=object),
+                               consensus=consensus, population_shares={})  # fmt: skip
+    scores = stats.vs_consensus
+    assert scores["consensus_items"] == 3 and "own votes included" in scores["consensus_basis"]
+    # strict: 2 of 4 spans match, 2 of 3 consensus spans found; partial: the short span counts too.
+    assert scores["consensus_span_strict_precision"] == 0.5 and scores["consensus_span_strict_recall"] == 0.6667
+    assert scores["consensus_span_strict_f1"] == pytest.approx(2 * 2 / (2 * 2 + 2 + 1), abs=1e-4)
+    assert scores["consensus_span_partial_precision"] == 0.75 and scores["consensus_span_partial_recall"] == 1.0
+    low, high = scores["consensus_span_strict_precision_ci"]
+    assert 0 < low < 0.5 < high < 1 and len(scores["consensus_span_partial_f1_ci"]) == 2
+    nothing = KIND.labeler_stats(mine, labeler_id="bob", classes=TYPES, gold=pd.Series(dtype=object),
+                                 consensus=pd.Series(dtype=object), population_shares={})  # fmt: skip
+    assert nothing.vs_consensus["consensus_items"] == 0 and "consensus_span_strict_f1" not in nothing.vs_consensus

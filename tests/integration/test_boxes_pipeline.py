@@ -380,6 +380,12 @@ def test_every_labeler_has_box_statistics_scored_on_the_hidden_gold(pipeline: Pi
         assert stats["n_with_consensus"] == N_SCENES and stats["kappa_vs_consensus"] is None
         assert sum(stats["class_distribution"].values()) == sum(map(len, pipeline.truth.values())) - 1
         assert stats["box_gold_score"] == {name: pytest.approx((gold_boxes + k - 1) / (gold_boxes + k))}
+        # against consensus too (the expert's answer included): every box they drew is in it, the missed one not
+        all_boxes = sum(map(len, pipeline.truth.values()))
+        assert stats["consensus_items"] == N_SCENES and stats["consensus_box_precision"] == 1.0
+        assert stats["consensus_box_recall"] == pytest.approx((all_boxes - 1) / all_boxes, abs=1e-4)
+        assert stats["consensus_box_recall_ci"][0] < stats["consensus_box_recall"] < stats["consensus_box_recall_ci"][1]
+        assert "own votes included" in stats["consensus_basis"]
     board = pipeline.meta["labeler_leaderboard"]
     # the leaderboard ranks labelers by their votes: bx_odd has none (each answer skipped, counted by consensus)
     assert board["labelers"] == 2 and board["surely_below_0_8_gold_accuracy"] == []

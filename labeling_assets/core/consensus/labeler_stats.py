@@ -47,6 +47,10 @@ class LabelerStats:
     labels_per_day: float | None
     class_distribution: dict[str, int]
     class_usage: list[ClassUsage] = field(default_factory=list)
+    # The kind's own scores against the current consensus, for the labeler's metadata (boxes: precision and
+    # recall at IoU 0.5; spans: precision, recall and F1, strict and partial); plain values, not stored in the
+    # table. The class kinds' agreement with consensus is kappa_vs_consensus.
+    vs_consensus: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
         """The columns of the ``labeler_stats`` table."""

@@ -10,6 +10,7 @@ import pandas as pd
 
 from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, LabelerStats, labels_per_day, time_stats
 from labeling_assets.core.tasks.boxes.gold import gold_box_score, gold_frame
+from labeling_assets.core.tasks.boxes.stats import STATS_IOU, box_labeler_stats
 from labeling_assets.core.tasks.boxes.votes import answer_boxes, box_votes
 
 
@@ -87,4 +88,37 @@ def box_labeler_window(
         p90_time_s=p90,
         labels_per_day=labels_per_day(labels["created_at"]) if "created_at" in labels else None,
         class_distribution={str(c): int(counts.get(str(c), 0)) for c in classes},
+        vs_consensus=consensus_scores(labels, current, classes),
     )
+
+
+# Said with the scores: the reference is the crowd's answer this labeler helped make, not an independent truth.
+CONSENSUS_BASIS = "the current consensus of every labeler, this labeler's own votes included"
+
+
+def consensus_scores(labels: pd.DataFrame, consensus: pd.Series, classes: Sequence[str]) -> dict[str, Any]:
+    """One labeler's boxes (``labels``: their answers) against the consensus boxes of the items they answered
+    (:func:`.stats.box_labeler_stats`): precision and recall at IoU 0.5 with 95% Wilson intervals, the mean IoU
+    of matched boxes, miss and false-box rates (None: nothing to count)."""
+    votes, boxes = vote_frames(labels, classes)
+    reference, items = gold_frame(by_item(consensus), classes)
+    rows = box_labeler_stats(votes, boxes, reference, items).to_dict("records")
+    if not rows:
+        return {"consensus_items": 0, "consensus_basis": CONSENSUS_BASIS}
+    [r] = rows
+
+    def num(value: float) -> float | None:
+        return None if pd.isna(value) else round(float(value), 4)
+
+    return {
+        "consensus_items": int(r["n_items"]),
+        "consensus_iou_threshold": STATS_IOU,
+        "consensus_box_precision": num(r["precision"]),
+        "consensus_box_precision_ci": [num(r["precision_low"]), num(r["precision_high"])],
+        "consensus_box_recall": num(r["recall"]),
+        "consensus_box_recall_ci": [num(r["recall_low"]), num(r["recall_high"])],
+        "consensus_mean_iou": num(r["mean_iou"]),
+        "consensus_miss_rate": num(r["miss_rate"]),
+        "consensus_false_box_rate": num(r["false_box_rate"]),
+        "consensus_basis": CONSENSUS_BASIS,
+    }

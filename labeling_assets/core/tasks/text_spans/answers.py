@@ -142,7 +142,32 @@ def span_labeler_window(
         median_time_s=median, p90_time_s=p90,
         labels_per_day=labels_per_day(labels["created_at"]) if "created_at" in labels else None,
         class_distribution={str(c): int(counts.get(str(c), 0)) for c in classes},
+        vs_consensus=consensus_scores(labels, current, classes),
     )  # fmt: skip
+
+
+# Said with the scores: the reference is the crowd's answer this labeler helped make, not an independent truth.
+CONSENSUS_BASIS = "the current consensus of every labeler, this labeler's own votes included"
+
+
+def consensus_scores(labels: pd.DataFrame, consensus: pd.Series, types: Sequence[str]) -> dict[str, Any]:
+    """One labeler's spans (``labels``: their answers) against the consensus spans of the items they answered,
+    strict and partial (:func:`.stats.labeler_span_scores`): precision and recall with 95% Wilson intervals, F1
+    with its bootstrap interval (None: nothing to divide by)."""
+    reference = {str(k): from_stored(v) or () for k, v in consensus.items()}
+    _, found = span_votes(labels, types) if len(labels) else (None, [])
+    out: dict[str, Any] = {"consensus_items": 0}
+    for mode in MODES:
+        scores = list(labeler_span_scores(found, reference, mode).values())
+        if not scores:
+            continue
+        [score] = scores
+        out["consensus_items"] = score.n_items
+        for name in ("precision", "recall", "f1"):
+            value, ci = getattr(score, name), getattr(score, f"{name}_ci")
+            out[f"consensus_span_{mode}_{name}"] = None if value is None else round(float(value), 4)
+            out[f"consensus_span_{mode}_{name}_ci"] = [round(float(ci[0]), 4), round(float(ci[1]), 4)]
+    return {**out, "consensus_basis": CONSENSUS_BASIS}
 
 
 def presence_manifest(manifest: pd.DataFrame, types: Sequence[str]) -> pd.DataFrame:
