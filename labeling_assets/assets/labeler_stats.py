@@ -37,8 +37,10 @@ class LabelerStatsConfig(dg.Config):
     trend_weeks: int = Field(default=8, ge=1, description="Weekly windows kept in the trend.")
     auto_pause: bool = Field(
         default=True,
-        description="Pause (store-side only) a labeler whose gold accuracy is surely below 0.8: their later votes "
-        "stop counting in consensus until `labeling-assets labeler resume NAME`. Label Studio access is kept.",
+        description="Pause (store-side only) a labeler whose gold score is surely below the gold gate's threshold "
+        "(ProjectSettings.gold_gate_threshold, else the kind's: 0.8 gold accuracy for the class kinds, 0.5 of "
+        "matched / (gold + false) for boxes and text spans): their later votes stop counting in consensus until "
+        "`labeling-assets labeler resume NAME`. Label Studio access is kept.",
     )
 
 
@@ -144,10 +146,11 @@ def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None)
         classes=list(project.classes), allow_empty=project.allow_empty_set,
         trend_weeks=config.trend_weeks if config else 8, auto_pause=config.auto_pause if config else True,
         pay_rate_per_hour=project.pay_rate_per_hour, pay_rates_per_hour=dict(project.pay_rates_per_hour),
+        gold_gate_threshold=project.gold_gate_threshold,
     )  # fmt: skip
 
 
-def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]:
+def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float) -> dict[str, Any]:
     lines = [
         "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
         "too fast | cost / correct label | paused | class flags |",
@@ -170,10 +173,12 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]
     metadata: dict[str, Any] = {
         "labelers": dg.MetadataValue.int(len(board)),
         "leaderboard": dg.MetadataValue.md("\n".join(lines)),
-        "below_0_8_gold_accuracy": dg.MetadataValue.json(
-            board.loc[board["gold_accuracy"].astype(float) < 0.8, "labeler"].tolist()
+        # The gold gate's threshold on what it judges (the kind's gold score; label sets: the worse of sens./spec.).
+        "gold_threshold": dg.MetadataValue.float(threshold),
+        "below_gold_threshold": dg.MetadataValue.json(
+            board.loc[board["gold_gate_rate"].astype(float) < threshold, "labeler"].tolist() if not board.empty else []
         ),
-        "surely_below_0_8_gold_accuracy": dg.MetadataValue.json(
+        "surely_below_gold_threshold": dg.MetadataValue.json(
             board.loc[board["gold_verdict"] == "fail", "labeler"].tolist() if not board.empty else []
         ),
         "too_fast": dg.MetadataValue.json(board.loc[board["too_fast"].astype(bool), "labeler"].tolist()),
@@ -197,11 +202,13 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind) -> dict[str, Any]
 def labeler_leaderboard(
     context: dg.AssetExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.MaterializeResult[None]:
-    """All labelers side by side: gold accuracy, agreement with consensus, speed and class-usage flags."""
+    """All labelers side by side: gold accuracy, agreement with consensus, speed and class-usage flags; who is
+    below, and surely below, the gold gate's threshold (the project's, else the kind's)."""
     kind = task_kind(project.task_type)
-    board = labeler_board(label_store.get_store(), kind, _options(project))
+    options = _options(project)
+    board = labeler_board(label_store.get_store(), kind, options)
     context.log.info(f"leaderboard of {len(board)} labelers")
-    metadata = _leaderboard_metadata(board, kind)
+    metadata = _leaderboard_metadata(board, kind, options.gold_threshold(kind))
     if kind.gold_gate_rate:
         metadata["gold_gate"] = dg.MetadataValue.text(
             f"{kind.name}: '{kind.gold_accuracy_name}' is the gold accuracy as this kind of task measures it; the "

@@ -10,19 +10,14 @@ from typing import Any
 
 import dagster as dg
 
-from labeling_assets.core.consensus.gates import (
-    DEFAULT_MIN_GOLD_ACCURACY,
-    RateGate,
-    speed_gates,
-)
+from labeling_assets.core.consensus.gates import RateGate, speed_gates
+from labeling_assets.core.consensus.labeler_run import LabelerOptions
 from labeling_assets.core.store.human_loop import labeler_ids_for
 from labeling_assets.core.store.queries import load_quality_inputs
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-
-MIN_GOLD_ACCURACY = DEFAULT_MIN_GOLD_ACCURACY
 
 # Partitioned asset checks are a Dagster preview feature; they are what lets each labeler's partition
 # carry its own check result, so use them and keep the preview notice out of every import.
@@ -73,17 +68,21 @@ def _all_of(results: dict[str, dg.AssetCheckResult]) -> dg.AssetCheckResult:
 def labeler_gold_accuracy_at_least_0_8(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource, project: ProjectSettings
 ) -> dg.AssetCheckResult:
-    """Gold accuracy (hidden gold and adjudicated answers) is not surely below 0.8: fails only when the 95% Wilson
-    interval's upper bound is below it, warns when the interval straddles it; per-class accuracy in metadata. Label
-    sets: the worse of sensitivity and specificity over all classes; per-class sensitivity in metadata."""
+    """The kind's gold score (hidden gold and adjudicated answers) is not surely below the gold gate's threshold:
+    fails only when the 95% Wilson interval's upper bound is below it, warns when the interval straddles it;
+    per-class scores in metadata. The threshold is ProjectSettings.gold_gate_threshold, else the kind's
+    (TaskKind.gold_gate_threshold): 0.8 gold accuracy for the class kinds (label sets: the worse of sensitivity
+    and specificity over all classes), 0.5 of matched / (gold + false) for boxes and text spans, where a box or
+    span slightly off costs twice (the name keeps the class kinds' 0.8; the metadata's threshold is the one used)."""
     store = label_store.get_store()
     classes, kind = list(project.classes), task_kind(project.task_type)
     inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
+    threshold = LabelerOptions(classes, gold_gate_threshold=project.gold_gate_threshold).gold_threshold(kind)
     results = {}
     for key, labeler_id in labeler_ids_for(store, list(context.partition_keys)).items():
         votes = inputs.votes_of(labeler_id)
         # Label sets: the worse of findings caught and absent classes left unticked (the kind's gold gate).
-        verdict, per_class = kind.gold_gate(votes, inputs.gold, classes, MIN_GOLD_ACCURACY)
+        verdict, per_class = kind.gold_gate(votes, inputs.gold, classes, threshold)
         extra = {"per_class": dg.MetadataValue.json(per_class),
                  "classes_surely_below": dg.MetadataValue.json(sorted(c for c, g in per_class.items()
                                                                       if g["verdict"] == "fail"))}  # fmt: skip

@@ -70,6 +70,16 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         "kind's own test score (macro-F1 for the class kinds, mAP@[.5:.95] for boxes, entity F1 for text spans). "
         "Empty = the kind's default (0.5 macro-F1, 0.3 mAP, 0.5 entity F1).",
     )
+    gold_gate_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The labeler gold gate's threshold: the check labeler_gold_accuracy_at_least_0_8 fails, the "
+        "leaderboard marks and labeler_stats pauses a labeler whose gold score's 95% interval is entirely below it. "
+        "On the kind's own gold score (gold accuracy for the class kinds, the worse of sensitivity and specificity "
+        "for label sets, matched / (gold + false) for boxes and spans). Empty = the kind's default (0.8 for the "
+        "class kinds, 0.5 for boxes and text spans).",
+    )
     data_dir: str | None = Field(
         default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
     )

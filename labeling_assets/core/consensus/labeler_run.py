@@ -53,6 +53,11 @@ class LabelerOptions:
     auto_pause: bool = True
     pay_rate_per_hour: float | None = None
     pay_rates_per_hour: dict[str, float] = field(default_factory=dict)
+    gold_gate_threshold: float | None = None  # None: the kind's own (``TaskKind.gold_gate_threshold``)
+
+    def gold_threshold(self, kind: TaskKind) -> float:
+        """The gold gate's threshold: the project's setting, else the kind's default."""
+        return kind.gold_gate_threshold if self.gold_gate_threshold is None else self.gold_gate_threshold
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ def run_labeler_stats(
             f"{r.stats.n_gold}, kappa vs consensus {_fmt(r.stats.kappa_vs_consensus)}; {r.speed.reason}"
         )
     counts = gold_counts(kind, classes)
-    auto = _auto_pause(store, inputs.votes, inputs.gold, names, counts, warn) if options.auto_pause else []
+    threshold = options.gold_threshold(kind)
+    auto = _auto_pause(store, inputs.votes, inputs.gold, names, counts, threshold, warn) if options.auto_pause else []
     gold = kind.gold_report(inputs.votes, inputs.gold, classes, names)
     return LabelerStatsRun(reports, names, len(ids), auto, gold)
 
@@ -106,16 +112,16 @@ def labeler_board(store: LabelStore, kind: TaskKind, options: LabelerOptions) ->
     return with_names_intervals_and_cost(
         leaderboard_frame(inputs, classes, kind=kind), inputs.votes, inputs.gold, labeler_keys(store),
         rate_per_hour=options.pay_rate_per_hour, rates=options.pay_rates_per_hour, paused=list(paused_since(store)),
-        counts=gold_counts(kind, classes),
+        counts=gold_counts(kind, classes), threshold=options.gold_threshold(kind),
     )  # fmt: skip
 
 
 def _auto_pause(store: LabelStore, votes: pd.DataFrame, truth: pd.Series, names: dict[str, str],
-                counts: GoldCounts, warn: Log) -> list[str]:  # fmt: skip
+                counts: GoldCounts, threshold: float, warn: Log) -> list[str]:  # fmt: skip
     """Record a pause (actor "gate") for each labeler in this run whose gold gate is sure to fail; their names.
     The pause starts now, so nothing they answered before is reopened (like `labeler pause` without --since)."""
     paused = []
-    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store), counts=counts):
+    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store), threshold, counts):
         record_pause_event(store, decision.labeler_id, PAUSE, reason=decision.reason, actor=ACTOR,
                            label_studio_effect=AUTO_PAUSE_EFFECT)  # fmt: skip
         warn(f"paused {names[decision.labeler_id]} automatically: {decision.reason}")

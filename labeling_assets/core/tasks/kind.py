@@ -80,6 +80,20 @@ class TestMetric:
 # F1 averaged over classes: a model under 0.5 gets about every other class wrong.
 MACRO_F1 = TestMetric("test_macro_f1", "macro-F1", 0.5)
 
+# The gold gate's default thresholds (``TaskKind.gold_gate_threshold``; ``ProjectSettings.gold_gate_threshold``
+# overrides it). The gate (the check labeler_gold_accuracy_at_least_0_8 and the automatic pause) fails a labeler
+# only when the 95% Wilson interval of their gold score is entirely below it.
+# Class kinds: the share of gold answers right (label sets: the worse of sensitivity and specificity); a labeler
+# surely wrong on more than one answer in five is worse than the crowd needs.
+GOLD_ACCURACY_THRESHOLD = 0.8
+# Spans and boxes: matched / (gold + false) (a Jaccard score: one off by a token or under IoU 0.5 costs a false one
+# and a missed one), so 0.5 is an F1 of 2/3. The demo crowds (benchmarks/gold_gate_thresholds.py, 2,000 items):
+# good span labelers 0.60-0.75 strict, good box labelers 0.81-0.87, average box labelers 0.53-0.60, the spammers
+# 0.01-0.02; on the demos' 30 gold items over 20 seeds, 0.5 paused no good or average labeler and the spammer in
+# every seed (the boundary-sloppy span labeler, 0.26, in 19 of 20), while 0.8 paused a good span labeler in 30-40%
+# of seeds and 0.6 in 5%.
+GOLD_MATCH_THRESHOLD = 0.5
+
 
 @dataclass(frozen=True)
 class TestSplitReport:
@@ -111,6 +125,7 @@ class TaskKind(Protocol):
     export_note: str  # why another format is refused ("" when none is)
     skip_reasons: tuple[str, ...]  # why a stored answer is not a vote (keys of Votes.skipped)
     gold_gate_rate: str  # what the gold gate judges when not gold accuracy itself ("" when it is)
+    gold_gate_threshold: float  # the gold gate's default threshold on that score (``GOLD_*_THRESHOLD``)
     label_issue_model: str  # what scores consensus labels out of sample for label issues
     decision_thresholds: bool  # a model's answer is decided by per-class thresholds (pre-fill, evaluation)
     qa_view: Any  # reporting.answer_views.AnswerView: how the QA report reads and names its answers

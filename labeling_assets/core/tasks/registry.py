@@ -32,7 +32,7 @@ KINDS: dict[str, str] = {
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
 KIND_ATTRIBUTES = (
     "name", "consensus_methods", "export_formats", "export_note", "skip_reasons", "decision_thresholds",
-    "gold_gate_rate", "label_issue_model", "qa_view", "gold_accuracy_name", "test_metric",
+    "gold_gate_rate", "gold_gate_threshold", "label_issue_model", "qa_view", "gold_accuracy_name", "test_metric",
 )
 KIND_METHODS = (
     "label_config", "owns_config", "read_answer", "answer_from_result", "answer_result",

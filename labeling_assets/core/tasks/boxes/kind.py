@@ -74,6 +74,7 @@ from labeling_assets.core.tasks.boxes.reports import estimates_table, gold_table
 from labeling_assets.core.tasks.boxes.trainer import TRAINER
 from labeling_assets.core.tasks.boxes.votes import BOX_SKIP_REASONS, answer_boxes, box_votes
 from labeling_assets.core.tasks.kind import (
+    GOLD_MATCH_THRESHOLD,
     ConsensusFailure,
     ConsensusOutcome,
     ItemMedia,
@@ -111,6 +112,7 @@ class BoxesKind:
     skip_reasons: tuple[str, ...] = BOX_SKIP_REASONS
     decision_thresholds = False  # a detector's boxes are cut at one score (PRELABEL_MIN_SCORE), not per class on val
     gold_gate_rate = "gold gate (matched boxes / (gold boxes + false boxes))"
+    gold_gate_threshold = GOLD_MATCH_THRESHOLD  # good labelers 0.81-0.87 on the demo crowd, the spammer 0.02
     gold_accuracy_name = "box gold score (matched / (gold + false boxes), IoU 0.5)"
     label_issue_model = "out-of-sample detector boxes (stored pre-labels of champions that did not train on the item)"
     qa_view = BOX_VIEW  # the QA report reads classes present, pairwise box F1, whole answers against gold

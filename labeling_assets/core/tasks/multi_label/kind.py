@@ -60,6 +60,7 @@ from labeling_assets.core.store.multilabel_targets import (
     stored_marginal_targets,
 )
 from labeling_assets.core.tasks.kind import (
+    GOLD_ACCURACY_THRESHOLD,
     MACRO_F1,
     ConsensusFailure,
     ConsensusOutcome,
@@ -102,6 +103,7 @@ class MultiLabel:
     decision_thresholds = True
     label_issue_model = "logistic regression per class"  # what scores consensus labels out of sample for label issues
     gold_gate_rate = "gold gate (worse of sens./spec.)"  # what the gold gate judges when it is not the gold accuracy ("": it is)
+    gold_gate_threshold = GOLD_ACCURACY_THRESHOLD  # on the worse of sensitivity and specificity
 
     qa_view = SET_VIEW  # how the QA report reads and names its answers
     gold_accuracy_name = "exact-set gold accuracy"

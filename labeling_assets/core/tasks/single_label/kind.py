@@ -50,6 +50,7 @@ from labeling_assets.core.store.datasets import (
     stored_soft_targets,
 )
 from labeling_assets.core.tasks.kind import (
+    GOLD_ACCURACY_THRESHOLD,
     LABELER_TABLE_ROWS,
     MACRO_F1,
     ConsensusOutcome,
@@ -89,6 +90,7 @@ class SingleLabel:
     decision_thresholds = False
     label_issue_model = "logistic regression"  # what scores consensus labels out of sample for label issues
     gold_gate_rate = ""  # what the gold gate judges when it is not the gold accuracy ("": it is)
+    gold_gate_threshold = GOLD_ACCURACY_THRESHOLD
 
     qa_view = CLASS_VIEW  # how the QA report reads and names its answers
     gold_accuracy_name = "gold accuracy"
