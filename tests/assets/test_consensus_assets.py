@@ -435,6 +435,31 @@ def test_one_run_over_every_labeler_partition_writes_each_labelers_stats_and_che
     assert consensus_frame(store).set_index("item_id")["label"].to_dict() == before
 
 
+@pytest.mark.slow
+def test_the_projects_gold_gate_threshold_is_what_the_check_the_leaderboard_and_the_pause_judge_by(
+    store: LabelStore, tmp_path: Path, demo_folder: Path, instance: dg.DagsterInstance
+) -> None:
+    """One setting for the three: at the class kind's 0.8 the spammer fails, is marked and paused; at 0 nobody is."""
+    truth = _seed_items(store, demo_folder, 120, gold_every=4)
+    _seed_crowd(store, truth, seed=5)
+    _run([consensus_labels], store, tmp_path, instance, **_consensus())
+    names = [a.name for a in CROWD]
+    instance.add_dynamic_partitions("labelers", names)
+    span = {"dagster/asset_partition_range_start": names[0], "dagster/asset_partition_range_end": names[-1]}
+    board = _run([labeler_leaderboard], store, tmp_path, instance).asset_materializations_for_node(
+        "labeler_leaderboard")[0].metadata  # fmt: skip
+    assert board["gold_threshold"].value == 0.8 and "spammer" in board["surely_below_gold_threshold"].value
+
+    lenient = {**_resources(store, tmp_path), "project": ProjectSettings(data_dir=str(tmp_path), gold_gate_threshold=0.0)}
+    result = dg.materialize([labeler_stats, *labeler_stats_checks], resources=lenient, instance=instance, tags=span)
+    gate = _checks(result)["labeler_gold_accuracy_at_least_0_8"]
+    assert gate.passed and gate.metadata["failing_labelers"].value == []
+    assert result.asset_materializations_for_node("labeler_stats")[0].metadata["auto_paused"].value == []
+    board = dg.materialize([labeler_leaderboard], resources=lenient, instance=instance).asset_materializations_for_node(
+        "labeler_leaderboard")[0].metadata  # fmt: skip
+    assert board["gold_threshold"].value == 0.0 and board["surely_below_gold_threshold"].value == []
+
+
 # --- label_issues --------------------------------------------------------------------------------------
 
 
