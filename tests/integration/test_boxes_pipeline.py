@@ -388,7 +388,7 @@ def test_every_labeler_has_box_statistics_scored_on_the_hidden_gold(pipeline: Pi
         assert "own votes included" in stats["consensus_basis"]
     board = pipeline.meta["labeler_leaderboard"]
     # the leaderboard ranks labelers by their votes: bx_odd has none (each answer skipped, counted by consensus)
-    assert board["labelers"] == 2 and board["surely_below_0_8_gold_accuracy"] == []
+    assert board["labelers"] == 2 and board["surely_below_gold_threshold"] == []
     assert f"| {KIND.gold_accuracy_name} | {KIND.gold_gate_rate}, 95% CI |" in board["leaderboard"]
     assert board["gold_gate"].startswith("boxes: ") and "exact-set" not in board["leaderboard"]
     odd = pipeline.meta["labeler_stats[bx_odd]"]
@@ -462,10 +462,11 @@ EXPECTED_CHECKS = {
     "consensus_labels:consensus_labels_in_class_list": "PASS",  # read by the kind: a box answer names its classes
     "consensus_labels:no_consensus_for_quarantined_items": "PASS",
     # right on every gold box but one (the missed object, adjudicated), on a dozen boxes: the 95% interval of the
-    # box gold score straddles 0.8, so the gate warns rather than passing on too little evidence
-    "labeler_stats:labeler_gold_accuracy_at_least_0_8[bx_careful]": "WARN",
+    # box gold score is clear of the kind's threshold (0.5 of matched / (gold + false boxes); at the class kinds'
+    # 0.8 it straddled it and the two good labelers warned)
+    "labeler_stats:labeler_gold_accuracy_at_least_0_8[bx_careful]": "PASS",
     "labeler_stats:labeler_not_too_fast[bx_careful]": "PASS",
-    "labeler_stats:labeler_gold_accuracy_at_least_0_8[bx_steady]": "WARN",
+    "labeler_stats:labeler_gold_accuracy_at_least_0_8[bx_steady]": "PASS",
     "labeler_stats:labeler_not_too_fast[bx_steady]": "PASS",
     "labeler_stats:labeler_gold_accuracy_at_least_0_8[bx_odd]": "PASS",  # no vote on gold: nothing to judge
     "labeler_stats:labeler_not_too_fast[bx_odd]": "PASS",

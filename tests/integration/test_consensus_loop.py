@@ -162,5 +162,5 @@ def test_the_spammer_has_the_lowest_gold_accuracy_and_is_flagged(crowd: Crowd) -
 
     board = crowd.materialize([labeler_leaderboard]).asset_materializations_for_node("labeler_leaderboard")[0]
     assert board.metadata["too_fast"].value == ["cq_spammer"]
-    assert "cq_spammer" in board.metadata["below_0_8_gold_accuracy"].value
+    assert "cq_spammer" in board.metadata["below_gold_threshold"].value
     assert "| cq_spammer |" in board.metadata["leaderboard"].value

@@ -1,7 +1,7 @@
 """Automatic pause: a labeler whose gold gate is sure to fail stops counting without waiting for a person.
 
-The rule is the gold check's ERROR: the upper end of the 95% Wilson interval of their gold accuracy is below the
-threshold (9/10 at 0.8 never is; 5/30 is). The decision is pure; the asset records it as a pause event with
+The rule is the gold check's ERROR: the upper end of the 95% Wilson interval of their gold score is below the
+threshold (the kind's ``gold_gate_threshold`` or the project's setting; 9/10 at 0.8 never is; 5/30 is). The decision is pure; the asset records it as a pause event with
 actor "gate", so consensus drops their later votes exactly as after ``labeling-assets labeler pause``.
 
 - Idempotent: a labeler already paused (by a person or the gate) is not paused again.

@@ -19,7 +19,7 @@ import pandas as pd
 
 Verdict = Literal["pass", "warn", "fail", "no_data"]
 Z_95 = 1.959963984540054
-DEFAULT_MIN_GOLD_ACCURACY = 0.8
+DEFAULT_MIN_GOLD_ACCURACY = 0.8  # the class kinds' (tasks.kind.GOLD_ACCURACY_THRESHOLD); each kind has its own
 # A label given in under this share of the peers' median time is a "fast" label ...
 FAST_LABEL_FACTOR = 0.25
 # ... and a labeler is too fast when more than this share of their labels are fast ones.

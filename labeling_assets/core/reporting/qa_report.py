@@ -143,7 +143,7 @@ def build_qa_report(
             .reset_index()
             .sort_values("gold_accuracy")
         )
-        # Error bars: ~25 gold answers leave a wide interval (the labeler gates act only when it is clear of 0.8).
+        # Error bars: ~25 gold answers leave a wide interval (the labeler gates act only when it is clear of the kind's gold gate threshold).
         bounds = [wilson_interval(round(a * n), int(n)) for a, n in zip(gold_table["gold_accuracy"],
                                                                           gold_table["gold_labels"], strict=True)]
         gold_table["95% CI"] = [f"{lo:.2f} - {hi:.2f}" for lo, hi in bounds]
