@@ -22,7 +22,6 @@ import argparse
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
 from labeling_assets.cli.demo_text import span_crowd
 from labeling_assets.core.consensus.gates import wilson_interval
@@ -87,7 +86,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     report("text spans, strict (the gate's score)", span_counts, args)
     report("text spans, partial (same type, overlapping)", lambda n, o, s: span_counts(n, o, s, "partial"), args)
     report("boxes (IoU 0.5)", box_counts, args)
-    pd.set_option("display.width", 200)
 
 
 if __name__ == "__main__":
