@@ -179,7 +179,11 @@ def test_a_text_project_is_queued_answered_collected_aggregated_and_exported(
         names = labelers_partitions.get_partition_keys(dynamic_partitions_store=instance)
         assert len(names) == len(USERS)
         for name in names:
-            run([labeler_stats], partition_key=name)
+            meta = run([labeler_stats], partition_key=name).asset_materializations_for_node("labeler_stats")[0].metadata
+            if task_type == "text_spans":  # their spans against the consensus too (their own answers are in it)
+                assert meta["consensus_items"].value == len(truth) and "own votes" in str(meta["consensus_basis"].value)
+                strict, partial = meta["consensus_span_strict_f1"].value, meta["consensus_span_partial_f1"].value
+                assert isinstance(strict, float) and isinstance(partial, float) and 0.5 < strict <= partial <= 1.0
         # Gold items and the adjudicated one are the truth: every labeler missed the same entity (the wrong class).
         stats = store.fetch(sa.text("select labeler_id, gold_accuracy, n_labels from labeler_stats"))
         assert {r["labeler_id"] for r in stats} == {str(users[n]) for n in USERS}

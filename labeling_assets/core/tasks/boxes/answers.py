@@ -101,7 +101,8 @@ def consensus_scores(labels: pd.DataFrame, consensus: pd.Series, classes: Sequen
     (:func:`.stats.box_labeler_stats`): precision and recall at IoU 0.5 with 95% Wilson intervals, the mean IoU
     of matched boxes, miss and false-box rates (None: nothing to count)."""
     votes, boxes = vote_frames(labels, classes)
-    reference, items = gold_frame(by_item(consensus), classes)
+    answered = set(votes["item_id"].astype(str))  # only their items' consensus is read (one call per labeler)
+    reference, items = gold_frame({k: v for k, v in by_item(consensus).items() if k in answered}, classes)
     rows = box_labeler_stats(votes, boxes, reference, items).to_dict("records")
     if not rows:
         return {"consensus_items": 0, "consensus_basis": CONSENSUS_BASIS}
