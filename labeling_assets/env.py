@@ -128,6 +128,16 @@ def classes() -> list[str] | None:
     return names or None
 
 
+def allow_overlapping_spans() -> bool:
+    """``$LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS``: 1/true/yes lets a text_spans project keep overlapping (nested)
+    entities; unset, 0/false/no: forbidden (the default); anything else is an error naming the variable. Read when
+    ``ProjectSettings`` is made, as the task type."""
+    value = (variable("LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS") or "false").strip().lower()
+    if value not in {"1", "true", "yes", "0", "false", "no"}:
+        raise SettingMissing(f"LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS={value!r}: expected true or false")
+    return value in {"1", "true", "yes"}
+
+
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"

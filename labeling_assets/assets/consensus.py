@@ -92,6 +92,7 @@ def consensus_labels(
         max_annotators=config.max_annotators,
         class_thresholds=config.class_thresholds,
         allow_empty=project.allow_empty_set,
+        allow_overlap=project.allow_overlapping_spans,
         class_list_change_reason=project.class_list_change_reason,
     )
     try:

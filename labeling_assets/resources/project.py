@@ -62,6 +62,14 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="text_classes and text_spans: a longer text (UTF-8 bytes, after normalising) is quarantined "
         "with the reason text_too_large; a .txt file larger than this is refused from its size alone.",
     )
+    allow_overlapping_spans: bool = Field(
+        default_factory=env.allow_overlapping_spans,
+        description="text_spans only: True keeps overlapping and nested entities (\"Bank of America\" ORG with "
+        "\"America\" LOC) in votes and consensus; False (the default) skips an answer whose spans overlap as a vote "
+        "(reason overlapping_span; the answer stays stored) and consensus keeps the more probable of two overlapping "
+        "entities. Label Studio lets a labeler draw overlapping regions either way (its Labels tag has no overlap "
+        "switch). Empty = $LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS (read when the definitions load), else False.",
+    )
     test_score_floor: float | None = Field(
         default=None,
         ge=0,

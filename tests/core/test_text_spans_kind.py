@@ -38,7 +38,8 @@ def test_a_result_is_read_as_the_stored_spans_the_core_reads_against_the_text() 
     assert KIND.read_answer(span_result((), text)).label == []  # "no entity"
     overlapping = span_result((Span(0, 3, "PER"), Span(0, 7, "ORG")), "Ada Lovelace")
     overlapping[1]["value"]["text"] = "Ada Lov"
-    assert KIND.read_answer(overlapping).label == [[0, 7, "ORG"]]  # the longer of two at one start stays
+    # Stored as given: whether the project allows overlaps is decided where answers become votes.
+    assert KIND.read_answer(overlapping).label == [[0, 3, "PER"], [0, 7, "ORG"]]
     blank = KIND.read_answer([])
     assert blank.label is None and blank.problem == "result_empty"
 
@@ -131,6 +132,44 @@ def test_a_version_exports_through_the_kind_and_reads_back(tmp_path: Path) -> No
     assert [d.text for d in docs] == [s.text for s in made[:4]]
     loaded = datasets.load_from_disk(str(tmp_path / "out" / "hf_dataset"))
     assert sorted(loaded) == ["test", "train"] and loaded["test"]["id"] == [s.item_id for s in made[4:]]
+
+
+NESTED = "Ada Lovelace banked at Bank of America in Boston."
+BANK, AMERICA = [23, 38, "ORG"], [31, 38, "LOC"]  # "Bank of America" and the place nested in it
+
+
+def test_overlapping_spans_are_stored_and_skipped_as_a_vote_only_where_the_project_forbids_them() -> None:
+    result = span_result((Span(*BANK), Span(*AMERICA)), NESTED)
+    task = {"id": 1, "data": {"text": NESTED, "item_id": "n"}, "annotations": [{"id": 1, "completed_by": 3, "result": result}]}
+    from labeling_assets.resources.labelstudio import remote_annotations
+
+    (read,) = remote_annotations(task, KIND)
+    assert read.label == [BANK, AMERICA] and read.problem is None  # stored as the labeler drew it
+    annotations = pd.DataFrame([{"item_id": "n", "labeler_id": "L1", "label": [BANK, AMERICA]},
+                                {"item_id": "n", "labeler_id": "L2", "label": [BANK]}])  # fmt: skip
+    forbidden = KIND.votes(annotations, TYPES)  # the default: the project forbids overlaps
+    assert forbidden.skipped == {"overlapping_span": 1} and forbidden.frame["labeler_id"].tolist() == ["L2"]
+    allowed = KIND.votes(annotations, TYPES, allow_overlap=True)
+    assert allowed.skipped == {} and allowed.frame["label"].tolist() == [[BANK, AMERICA], [BANK]]
+
+
+def test_span_consensus_keeps_nested_entities_of_different_types_only_where_overlaps_are_allowed(tmp_path: Path) -> None:
+    uris = _write(tmp_path, {"n": NESTED})
+    ada = [0, 12, "PER"]
+    annotations = pd.DataFrame([{"item_id": "n", "labeler_id": f"L{k}", "label": [ada, BANK, AMERICA]} for k in range(3)]
+                               + [{"item_id": "n", "labeler_id": "L3", "label": [ada, BANK]}])  # fmt: skip
+
+    def consensus(method: str, allow_overlap: bool) -> list:
+        votes = KIND.votes(annotations, TYPES, allow_overlap=allow_overlap).frame
+        eligible = votes.assign(uri=votes["item_id"].map(uris))
+        outcome = KIND.consensus(eligible, method, TYPES, pd.Series(dtype=object), allow_overlap=allow_overlap)
+        return outcome.result.labels.loc[0, "label"]
+
+    for method in ("auto", "span_em"):
+        assert consensus(method, allow_overlap=True) == [ada, BANK, AMERICA], method
+        assert consensus(method, allow_overlap=False) == [ada, BANK], method  # only L3's answer is a vote
+    # The token baselines tag each token once: they cannot give overlapping spans even where allowed.
+    assert len(consensus("token_majority", allow_overlap=True)) == 2
 
 
 def test_the_sync_reads_span_answers_against_the_text_of_their_task() -> None:

@@ -26,3 +26,16 @@ def test_an_unknown_task_type_in_the_environment_is_an_error_naming_the_variable
     monkeypatch.setenv("LABELING_ASSETS_TASK_TYPE", "multiclass")
     with pytest.raises(ConfigurationError, match="LABELING_ASSETS_TASK_TYPE='multiclass'"):
         ProjectSettings()
+
+
+def test_overlapping_spans_are_forbidden_unless_the_config_or_the_environment_allows_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS", raising=False)
+    assert ProjectSettings().allow_overlapping_spans is False
+    monkeypatch.setenv("LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS", "true")
+    assert ProjectSettings().allow_overlapping_spans is True
+    assert ProjectSettings(allow_overlapping_spans=False).allow_overlapping_spans is False
+    monkeypatch.setenv("LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS", "sometimes")
+    with pytest.raises(ConfigurationError, match="LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS='sometimes'"):
+        ProjectSettings()

@@ -52,6 +52,7 @@ class ConsensusOptions:
     max_annotators: int = 5
     class_thresholds: Mapping[str, float] = field(default_factory=dict)
     allow_empty: bool = True
+    allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans
     class_list_change_reason: str | None = None
 
 
@@ -64,7 +65,8 @@ def run_consensus(
     method cannot run."""
     classes = list(options.classes)
     report = _follow_sources(store, kind, options)
-    loaded = load_votes(store, classes, task_type=kind.name, allow_empty=options.allow_empty)
+    loaded = load_votes(store, classes, task_type=kind.name, allow_empty=options.allow_empty,
+                        allow_overlap=options.allow_overlap)  # fmt: skip
     # Votes a labeler gave while paused count for nothing (`labeling-assets labeler pause|resume`).
     votes, paused_votes = exclude_paused(loaded.votes.frame, pause_intervals(store))
     eligible = eligible_votes(votes, options.min_annotators)
@@ -120,7 +122,7 @@ def _aggregate(store: LabelStore, kind: TaskKind, eligible: pd.DataFrame, option
     eligible = eligible.assign(uri=eligible["item_id"].map(lambda item: uris.get(item)))
     return kind.consensus(
         eligible, options.method, classes, gold_labels(store), pred_probs=pred_probs,
-        thresholds=dict(options.class_thresholds), allow_empty=options.allow_empty,
+        thresholds=dict(options.class_thresholds), allow_empty=options.allow_empty, allow_overlap=options.allow_overlap,
     )
 
 

@@ -57,7 +57,8 @@ def current_annotations(store: LabelStore) -> pd.DataFrame:
 
 
 def load_votes(
-    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL, allow_empty: bool = True
+    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL, allow_empty: bool = True,
+    allow_overlap: bool = False,
 ) -> StoreVotes:
     """One valid vote per (item, labeler) on items that are neither quarantined nor superseded.
 
@@ -68,7 +69,7 @@ def load_votes(
     statuses = {r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))}
     current = current_annotations(store)
     held = current.groupby("item_id")["labeler_id"].nunique() if not current.empty else pd.Series(dtype=int)
-    votes = task_kind(task_type).votes(current, classes, allow_empty)
+    votes = task_kind(task_type).votes(current, classes, allow_empty, allow_overlap=allow_overlap)
     status = votes.frame["item_id"].map(statuses)
     quarantined = (status == QUARANTINED).to_numpy()
     superseded = (status == SUPERSEDED).to_numpy()
@@ -136,10 +137,12 @@ def consensus_outside_class_list(
 
 
 def load_quality_inputs(
-    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL, allow_empty: bool = True
+    store: LabelStore, classes: list[str], *, task_type: str = SINGLE_LABEL, allow_empty: bool = True,
+    allow_overlap: bool = False,
 ) -> QualityInputs:
     """Votes, gold answers and consensus labels, for labeler statistics (label sets in a multi-label project)."""
-    votes = load_votes(store, classes, task_type=task_type, allow_empty=allow_empty).votes.frame
+    votes = load_votes(store, classes, task_type=task_type, allow_empty=allow_empty,
+                       allow_overlap=allow_overlap).votes.frame  # fmt: skip
     rows = consensus_frame(store)
     consensus = pd.Series(rows["label"].to_numpy(dtype=object), index=rows["item_id"], dtype=object)
     inputs: QualityInputs = task_kind(task_type).quality_inputs(

@@ -143,7 +143,12 @@ class TaskKind(Protocol):
     # A stored answer drawn as a labeler's result would draw it (a review task pre-draws the consensus with it);
     # None when it cannot be drawn (not an answer of the kind; a box answer on an image of unknown size).
     def answer_result(self, answer: Any, media: ItemMedia) -> list[dict[str, Any]] | None: ...
-    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any: ...  # core.consensus.votes.Votes
+    # ``allow_empty`` and ``allow_overlap`` are the project's settings (ProjectSettings.allow_empty_set,
+    # .allow_overlapping_spans), passed by the callers; a kind they mean nothing to ignores them.
+    def votes(
+        self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True, *,
+        allow_overlap: bool = False,
+    ) -> Any: ...  # core.consensus.votes.Votes
 
     # Gold (and expert answers): a gold file's entry, which stored values are answers of this kind, how an answer
     # scores. ``parse_gold``: (the answer to store, None), or (what was read, why it is refused).
@@ -163,7 +168,7 @@ class TaskKind(Protocol):
     def consensus(
         self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
         pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
-        allow_empty: bool = True,
+        allow_empty: bool = True, allow_overlap: bool = False,
     ) -> ConsensusOutcome: ...
     def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> Any: ...  # agreement.FleissKappa
     def classes_of(self, answer: Any) -> list[str]: ...

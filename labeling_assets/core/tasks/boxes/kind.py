@@ -142,7 +142,10 @@ class BoxesKind:
         """The answer's boxes pre-drawn in percent of the image (:func:`.prelabels.answer_prediction_result`)."""
         return answer_prediction_result(answer, media.width, media.height)
 
-    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
+    def votes(
+        self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True, *,
+        allow_overlap: bool = False,
+    ) -> Votes:
         """Each labeler's newest answer per item, kept whole when every box of it is a valid box of the project
         (:func:`.votes.box_votes`), else skipped and counted by reason."""
         found = box_votes(annotations, classes, allow_empty)
@@ -202,7 +205,7 @@ class BoxesKind:
     def consensus(
         self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
         pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
-        allow_empty: bool = True,
+        allow_empty: bool = True, allow_overlap: bool = False,
     ) -> ConsensusOutcome:
         """Box consensus (:func:`.consensus.box_consensus`) of the eligible votes; the gold items among them
         decide their clusters (ours only). No class probabilities are stored."""

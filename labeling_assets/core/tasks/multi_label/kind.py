@@ -143,7 +143,10 @@ class MultiLabel:
             return None
         return choice_result(sorted(answer))
 
-    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
+    def votes(
+        self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True, *,
+        allow_overlap: bool = False,
+    ) -> Votes:
         return latest_set_votes(annotations, classes, allow_empty=allow_empty)
 
     parse_gold = staticmethod(parse_gold_set)  # a gold file's entry: a label set as a JSON list
@@ -166,7 +169,7 @@ class MultiLabel:
     def consensus(
         self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
         pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
-        allow_empty: bool = True,
+        allow_empty: bool = True, allow_overlap: bool = False,
     ) -> ConsensusOutcome:
         """Set consensus with the hidden gold sets clamped (Dawid-Skene methods); the method must be a set method."""
         if method not in SET_METHODS:

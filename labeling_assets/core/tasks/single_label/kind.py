@@ -123,7 +123,10 @@ class SingleLabel:
         chosen = single_class(answer)
         return None if chosen is None else choice_result(str(chosen))
 
-    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Votes:
+    def votes(
+        self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True, *,
+        allow_overlap: bool = False,
+    ) -> Votes:
         return latest_votes(annotations, classes)
 
     def parse_gold(
@@ -146,7 +149,7 @@ class SingleLabel:
     def consensus(
         self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
         pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
-        allow_empty: bool = True,
+        allow_empty: bool = True, allow_overlap: bool = False,
     ) -> ConsensusOutcome:
         """The consensus with gold: auto's bake-off is scored on it, the Dawid-Skene methods clamp it."""
         names = list(classes)

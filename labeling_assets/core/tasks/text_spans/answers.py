@@ -20,19 +20,28 @@ from labeling_assets.core.display import md_text
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import SKIP_UNREADABLE
 from labeling_assets.core.labelstudio.answers import Answer
-from labeling_assets.core.tasks.text_spans.spans import FROM_NAME, Span, from_stored, read_spans, stored
+from labeling_assets.core.tasks.text_spans.spans import (
+    FROM_NAME,
+    SKIP_OVERLAP,
+    Span,
+    from_stored,
+    overlapping,
+    read_spans,
+    stored,
+)
 from labeling_assets.core.tasks.text_spans.stats import MODES, labeler_span_scores, match_counts
 from labeling_assets.core.tasks.text_spans.votes import SpanVote
 
 SKIP_NOT_SPANS = "not_spans"  # a stored value that is not a list of [start, end, type]
-SPAN_VOTE_SKIPS = (SKIP_NOT_SPANS, SKIP_UNKNOWN_CLASS, SKIP_UNREADABLE)
+SPAN_VOTE_SKIPS = (SKIP_NOT_SPANS, SKIP_UNKNOWN_CLASS, SKIP_UNREADABLE, SKIP_OVERLAP)
 _FILLER = "\x1f"  # a character no selection holds: positions no region spells
 
 
 def read_result(result: Any) -> Answer:
     """The spans a result marks, checked against the text its own regions spell (each region's ``value.text`` at
     its offsets), as :func:`.spans.read_spans` checks them against the stored text: offsets, one type each,
-    whitespace trimmed, no overlaps, "no entity" alone. The sync has no stored text to hand; a region whose text
+    whitespace trimmed, "no entity" alone; overlapping spans are kept (whether the project allows them is decided
+    where answers become votes, :func:`span_votes`). The sync has no stored text to hand; a region whose text
     is not the stored slice is not caught here (every type is taken: an unknown one is skipped as a vote)."""
     if not isinstance(result, list):
         reading = read_spans(result, "", [])
@@ -45,7 +54,7 @@ def read_result(result: Any) -> Answer:
         start, end, said = value.get("start"), value.get("end"), value.get("text")
         if isinstance(start, int) and isinstance(end, int) and isinstance(said, str) and 0 <= start < end == start + len(said):
             chars[start:end] = list(said)
-    reading = read_spans(result, "".join(chars), result_types(result))
+    reading = read_spans(result, "".join(chars), result_types(result), allow_overlap=True)
     if reading.spans is None:
         return Answer(None, reading.problem, reading.detail)
     return Answer(cast(Any, stored(reading.spans)))
@@ -77,15 +86,20 @@ def valid_span_answers(stored_answers: pd.Series, types: Sequence[str]) -> pd.Se
     return pd.Series(keep, dtype=object)
 
 
-def span_votes(annotations: pd.DataFrame, types: Sequence[str]) -> tuple[Votes, list[SpanVote]]:
+def span_votes(
+    annotations: pd.DataFrame, types: Sequence[str], *, allow_overlap: bool = False
+) -> tuple[Votes, list[SpanVote]]:
     """Each labeler's newest answer per item, kept when it is a span answer of the project, else skipped and
-    counted by reason; and the kept ones as :class:`.votes.SpanVote`."""
+    counted by reason (``overlapping_span``: two of its spans overlap and the project forbids it; the answer stays
+    stored); and the kept ones as :class:`.votes.SpanVote`."""
     frame = _newest_per_labeler(annotations)
     skipped: Counter[str] = Counter()
     examples: dict[str, list[Any]] = {}
     keep, found = [], []
     for item, labeler, value in zip(frame["item_id"], frame["labeler_id"], frame["label"], strict=True):
         spans, why = answer_spans(value, types)
+        if spans is not None and not allow_overlap and overlapping(spans):
+            spans, why = None, SKIP_OVERLAP
         keep.append(spans is not None)
         if spans is None:
             assert why is not None
@@ -201,7 +215,8 @@ def gold_span_table(labels: pd.DataFrame, truth: pd.Series, types: Sequence[str]
     (:func:`.stats.labeler_span_scores`), over the gold items each answered."""
     gold = {str(k): from_stored(v) or () for k, v in valid_span_answers(truth, types).items()}
     mine = labels[labels["labeler_id"].astype(str).isin(set(names))]
-    _, found = span_votes(mine, types) if len(mine) else (None, [])
+    # Votes as loaded (load_votes applied the project's overlap rule): an overlap left in them is allowed.
+    _, found = span_votes(mine, types, allow_overlap=True) if len(mine) else (None, [])
     scores = {mode: labeler_span_scores(found, gold, mode) for mode in MODES}
     lines = ["| labeler | strict precision | strict recall | strict F1 | partial precision | partial recall | "
              "partial F1 | gold items |", "|---|---|---|---|---|---|---|---:|"]  # fmt: skip

@@ -135,11 +135,13 @@ class TextSpansKind:
     def read_answer_in_task(self, result: Any, data: Mapping[str, Any]) -> Answer:
         """The stored spans of a result checked against the text of its task (``data["text"]``: the stored text the
         queue pushed): a region outside the text, or whose ``text`` is not the task's slice, is dropped (the sync
-        calls this where a kind has it); without a text in the data, :meth:`read_answer`."""
+        calls this where a kind has it); without a text in the data, :meth:`read_answer`. Overlapping spans are
+        stored as given: the project's ``allow_overlapping_spans`` is applied to votes and consensus, so changing it
+        needs no new sync."""
         text = data.get(span_core.DATA_KEY)
         if not isinstance(text, str):
             return self.read_answer(result)
-        reading = span_core.read_spans(result, text, result_types(result))
+        reading = span_core.read_spans(result, text, result_types(result), allow_overlap=True)  # votes decide
         if reading.spans is None:
             return Answer(None, reading.problem, reading.detail)
         dropped = "; ".join(f"{n} {reason}" for reason, n in sorted(reading.skipped.items()))
@@ -157,8 +159,12 @@ class TextSpansKind:
             return None
         return span_core.span_result(spans, media.text)
 
-    def votes(self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True) -> Any:
-        return span_votes(annotations, classes)[0]
+    def votes(
+        self, annotations: pd.DataFrame, classes: Sequence[str], allow_empty: bool = True, *,
+        allow_overlap: bool = False,
+    ) -> Any:
+        """:func:`.answers.span_votes`: an answer with overlapping spans is skipped unless ``allow_overlap``."""
+        return span_votes(annotations, classes, allow_overlap=allow_overlap)[0]
 
     # Gold.
     def parse_gold(self, text: str, classes: Sequence[str] | None, allow_empty: bool = True) -> tuple[Any, str | None]:
@@ -212,19 +218,21 @@ class TextSpansKind:
     def consensus(
         self, eligible: pd.DataFrame, method: str, classes: Sequence[str], gold: pd.Series, *,
         pred_probs: pd.DataFrame | None = None, thresholds: Mapping[str, float] | None = None,
-        allow_empty: bool = True,
+        allow_empty: bool = True, allow_overlap: bool = False,
     ) -> ConsensusOutcome:
         """Span consensus (:func:`.consensus.aggregate_spans`) of the eligible votes on the items' stored texts
-        (the frame's ``uri``); gold decides its items (``span_em`` also learns from them)."""
+        (the frame's ``uri``); gold decides its items (``span_em`` also learns from them). ``allow_overlap``:
+        ``span_em`` keeps overlapping entities (else the more probable of two stays); the token baselines tag each
+        token once and so never give overlapping spans."""
         if method not in METHODS:
             raise ConsensusFailure(f"consensus method {method!r} is not a span method; a text_spans project uses one "
                                    f"of {', '.join(METHODS)}")  # fmt: skip
-        _, votes = span_votes(eligible, classes)
+        _, votes = span_votes(eligible, classes, allow_overlap=allow_overlap)
         texts = item_texts(eligible, votes)
         truth = valid_span_answers(gold, classes)
         voted = {v.item_id for v in votes}
         gold_spans = {str(k): span_core.from_stored(v) or () for k, v in truth.items() if str(k) in voted}
-        run = aggregate_spans(votes, texts, classes, method, gold=gold_spans)
+        run = aggregate_spans(votes, texts, classes, method, gold=gold_spans, allow_overlap=allow_overlap)
         by_item: dict[str, list[Any]] = {}
         for vote in votes:
             by_item.setdefault(vote.item_id, []).append(vote)
@@ -241,7 +249,7 @@ class TextSpansKind:
     def agreement(self, eligible: pd.DataFrame, classes: Sequence[str]) -> FleissKappa:
         """Not a kappa: the pairwise strict span F1, overall and per type, in its fields (chance agreement is
         ill-defined for spans)."""
-        _, votes = span_votes(eligible, classes)
+        _, votes = span_votes(eligible, classes, allow_overlap=True)  # votes: the project's rule applied at load
         overall = span_agreement(votes)
         per_type = {}
         for name in classes:

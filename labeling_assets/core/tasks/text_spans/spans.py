@@ -301,6 +301,28 @@ def token_range(span: Span, tokens: Sequence[tuple[int, int]]) -> tuple[int, int
     return (inside[0], inside[-1] + 1) if inside else None
 
 
+def overlapping(spans: Sequence[Span]) -> bool:
+    """Whether two of ``spans`` share a character."""
+    reach = 0  # the furthest end so far (by start: a span overlaps an earlier one iff it starts before it)
+    for span in sorted(spans):
+        if span.start < reach:
+            return True
+        reach = max(reach, span.end)
+    return False
+
+
+def flat_spans(spans: Sequence[Span]) -> tuple[tuple[Span, ...], int]:
+    """The spans no two of which overlap, by :func:`read_spans`' rule where overlaps are forbidden (the earlier,
+    then the longer, stays), and how many were left out: what BIO tags and spaCy's ``doc.ents`` can hold."""
+    kept: list[Span] = []
+    reach = 0
+    for span in sorted(spans, key=lambda s: (s.start, -s.end, s.label)):
+        if span.start >= reach:
+            kept.append(span)
+            reach = span.end
+    return tuple(sorted(kept)), len(spans) - len(kept)
+
+
 def tag_names(types: Sequence[str]) -> list[str]:
     """The IOB2 tag names, ``O`` first, then ``B-`` and ``I-`` of each type in the project's order."""
     return ["O"] + [f"{prefix}-{t}" for t in types for prefix in ("B", "I")]
