@@ -168,7 +168,8 @@ def consensus_scores(labels: pd.DataFrame, consensus: pd.Series, types: Sequence
     """One labeler's spans (``labels``: their answers) against the consensus spans of the items they answered,
     strict and partial (:func:`.stats.labeler_span_scores`): precision and recall with 95% Wilson intervals, F1
     with its bootstrap interval (None: nothing to divide by)."""
-    _, found = span_votes(labels, types) if len(labels) else (None, [])
+    # Votes as loaded (load_votes applied the project's overlap rule): an overlap left in them is allowed.
+    _, found = span_votes(labels, types, allow_overlap=True) if len(labels) else (None, [])
     answered = {vote.item_id for vote in found}  # only their items' consensus is read (one call per labeler)
     reference = {str(k): from_stored(v) or () for k, v in consensus.items() if str(k) in answered}
     out: dict[str, Any] = {"consensus_items": 0}
