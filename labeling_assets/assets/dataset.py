@@ -268,6 +268,8 @@ def dataset_export(
         report = kind.export(rows, out_dir, formats, list(project.classes))
     except ValueError as exc:  # e.g. two classes that would share an ImageFolder folder: one line, no retry
         raise dg.Failure(str(exc), allow_retries=False) from None
+    for note in report.notes:
+        context.log.warning(note)
     card = dataset_card(store, version)
     if card:
         # The card travels with the files (README.md is where dataset hubs look for it).
@@ -284,6 +286,7 @@ def dataset_export(
             "imagefolder_hard_links": dg.MetadataValue.int(report.linked),
             "imagefolder_copies": dg.MetadataValue.int(report.copied),
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            **({"export_notes": dg.MetadataValue.text("\n".join(report.notes))} if report.notes else {}),
             **({"hub_commit": dg.MetadataValue.url(hub)} if hub else {}),
         },
         data_version=dg.DataVersion(version),

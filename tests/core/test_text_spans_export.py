@@ -194,3 +194,32 @@ def test_a_span_off_spacys_token_boundaries_is_widened_to_its_tokens_and_counted
     widened = write_docbin([SpanRecord("a", text, (Span(0, 2, "PER"), Span(4, 16, "PER")), "train")], tmp_path / "a.spacy")
     (doc,) = DocBin().from_disk(tmp_path / "a.spacy").get_docs(spacy.blank("en").vocab)
     assert widened == 1 and [(e.start_char, e.end_char) for e in doc.ents] == [(0, 3), (4, 16)]
+
+
+def test_overlapping_spans_stay_whole_where_a_format_holds_them_and_are_flattened_with_one_line_where_not(
+    tmp_path: Path,
+) -> None:
+    """A project that allows overlaps: "Bank of America" ORG with "America" LOC nested in it. CoNLL's BIO tags,
+    ``ner_tags`` and spaCy's ``doc.ents`` cannot overlap (spaCy refuses overlapping ents): they keep the longer
+    span and the report says what was left out; JSONL, CSV, ``doc.spans["sc"]`` and the span columns keep both."""
+    import pandas as pd
+    import spacy
+    from datasets import load_from_disk
+    from spacy.tokens import DocBin
+
+    text = "Ada Lovelace banked at Bank of America."
+    spans = (Span(0, 12, "PER"), Span(23, 38, "ORG"), Span(31, 38, "LOC"))
+    report = export_spans([SpanRecord("n", text, spans, "train")], TYPES, tmp_path)
+    assert report.flattened == 1 and len(report.notes()) == 1 and "left out of conll" in report.notes()[0]
+    assert json.loads((tmp_path / "train.jsonl").read_text(encoding="utf-8"))["spans"][2] == {
+        "start": 31, "end": 38, "label": "LOC"}  # fmt: skip
+    assert pd.read_csv(tmp_path / "train.csv")["label"].tolist() == ["PER", "ORG", "LOC"]
+    (doc,) = DocBin().from_disk(tmp_path / "train.spacy").get_docs(spacy.blank("en").vocab)
+    assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [(0, 12, "PER"), (23, 38, "ORG")]
+    assert [(s.start_char, s.end_char, s.label_) for s in doc.spans["sc"]] == [(s.start, s.end, s.label) for s in spans]
+    assert "B-ORG" in (tmp_path / "train.conll").read_text(encoding="utf-8").split()
+    assert "B-LOC" not in (tmp_path / "train.conll").read_text(encoding="utf-8").split()
+    row = load_from_disk(str(tmp_path / "hf_dataset"))["train"][0]
+    assert len(row["span_start"]) == 3 and spans_from_bio(
+        [tag_names(TYPES)[t] for t in row["ner_tags"]], tokenize(text)) == list(spans[:2])  # fmt: skip
+    assert export_spans([SpanRecord("a", "Ada", (Span(0, 3, "PER"),), "train")], TYPES, tmp_path / "flat").notes() == []

@@ -45,12 +45,14 @@ COLUMN_MAP_NAME = "label_columns.json"
 
 @dataclass
 class ExportReport:
-    """What an export wrote: format -> path, and how the ImageFolder images got there."""
+    """What an export wrote: format -> path, how the ImageFolder images got there, and one line per way a format
+    adapted the labels to what it can hold (``notes``: text spans that overlap)."""
 
     out_dir: Path
     paths: dict[str, Path] = field(default_factory=dict)
     linked: int = 0
     copied: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
 def validate_formats(formats: Iterable[str], *, task_type: str = SINGLE_LABEL) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from labeling_assets.core.tasks.text_spans.spans import Span, bio_tags, tag_names, tokenize
+from labeling_assets.core.tasks.text_spans.spans import Span, bio_tags, flat_spans, tag_names, tokenize
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "conll", "spacy", "hf_datasets")
 TABLE_COLUMNS = ("item_id", "split", "start", "end", "label", "span_text")
@@ -38,10 +38,20 @@ class SpanRecord:
 
 @dataclass
 class ExportReport:
-    """What an export wrote: files per format, and the spans spaCy's tokens made wider."""
+    """What an export wrote: files per format, the spans spaCy's tokens made wider, and the overlapping spans left
+    out of the formats that cannot hold them (CoNLL's and ``ner_tags``' BIO tags, spaCy's ``doc.ents``)."""
 
     files: dict[str, list[str]] = field(default_factory=dict)
     widened: int = 0
+    flattened: int = 0
+
+    def notes(self) -> list[str]:
+        """One line per adaptation a reader should know of."""
+        if not self.flattened:
+            return []
+        return [f"{self.flattened} spans overlap an earlier or longer one: left out of conll, spaCy's doc.ents and "
+                "hf_datasets' ner_tags (BIO tags and ents cannot overlap); kept in jsonl, csv, parquet, "
+                "doc.spans['sc'] and hf_datasets' span columns"]  # fmt: skip
 
 
 def _by_split(records: Sequence[SpanRecord]) -> dict[str, list[SpanRecord]]:
@@ -79,14 +89,16 @@ def to_conll(records: Sequence[SpanRecord]) -> str:
     for record in records:
         tokens = tokenize(record.text)
         if tokens:
-            lines = [f"{record.text[s:e]} {tag}" for (s, e), tag in zip(tokens, bio_tags(record.spans, tokens), strict=True)]
+            tags = bio_tags(flat_spans(record.spans)[0], tokens)  # BIO cannot overlap
+            lines = [f"{record.text[s:e]} {tag}" for (s, e), tag in zip(tokens, tags, strict=True)]
             blocks.append(f"{DOC_DELIMITER}\n\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)
 
 
 def write_docbin(records: Sequence[SpanRecord], path: Path, language: str = "en") -> int:
     """A ``.spacy`` file of ``records`` (each doc's ``user_data["item_id"]`` is its id); returns how many spans
-    were widened to spaCy's tokens."""
+    were widened to spaCy's tokens. ``doc.ents`` cannot overlap: they are :func:`~.spans.flat_spans` of the spans,
+    and ``doc.spans["sc"]`` (spaCy's default span group, what ``spancat`` reads) holds every span."""
     import spacy
     from spacy.tokens import DocBin
 
@@ -95,15 +107,17 @@ def write_docbin(records: Sequence[SpanRecord], path: Path, language: str = "en"
     widened = 0
     for record in records:
         doc = nlp.make_doc(record.text)
-        ents = []
+        every = {}
         for span in record.spans:
             ent = doc.char_span(span.start, span.end, label=span.label, alignment_mode="strict")
             if ent is None:
                 ent = doc.char_span(span.start, span.end, label=span.label, alignment_mode="expand")
                 widened += 1
             if ent is not None:
-                ents.append(ent)
-        doc.set_ents(ents)
+                every[span] = ent
+        flat = set(flat_spans(record.spans)[0])
+        doc.set_ents([ent for span, ent in every.items() if span in flat])
+        doc.spans["sc"] = list(every.values())
         doc.user_data["item_id"] = record.item_id
         docs.add(doc)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +149,7 @@ def write_hf_dataset(records: Sequence[SpanRecord], types: Sequence[str], path: 
             columns["id"].append(r.item_id)
             columns["text"].append(r.text)
             columns["tokens"].append([r.text[s:e] for s, e in tokens])
-            columns["ner_tags"].append([tag_index[t] for t in bio_tags(r.spans, tokens)])
+            columns["ner_tags"].append([tag_index[t] for t in bio_tags(flat_spans(r.spans)[0], tokens)])
             columns["span_start"].append([s.start for s in r.spans])
             columns["span_end"].append([s.end for s in r.spans])
             columns["span_label"].append([type_index[s.label] for s in r.spans])
@@ -154,7 +168,7 @@ def export_spans(records: Sequence[SpanRecord], types: Sequence[str], folder: Pa
     if bad:
         raise ValueError(f"unknown span export formats {bad}; choose from {', '.join(EXPORT_FORMATS)}")
     folder.mkdir(parents=True, exist_ok=True)
-    report = ExportReport()
+    report = ExportReport(flattened=sum(flat_spans(r.spans)[1] for r in records))
     tables: dict[str, Callable[[pd.DataFrame, Path], None]] = {
         "csv": lambda t, p: t.to_csv(p, index=False), "parquet": lambda t, p: t.to_parquet(p, index=False)}
     for split, rows in _by_split(records).items():

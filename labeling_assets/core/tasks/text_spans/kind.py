@@ -365,7 +365,7 @@ class TextSpansKind:
         # As the dataset_export asset reads an export: one path per file (per format and split) or folder.
         paths = {name.replace(".", "_").replace("hf_dataset", "hf_datasets"): Path(out_dir) / name
                  for files in written.files.values() for name in files}  # fmt: skip
-        return ExportReport(out_dir=Path(out_dir), paths=paths)
+        return ExportReport(out_dir=Path(out_dir), paths=paths, notes=written.notes())
 
     def split_deviations(self, manifest: pd.DataFrame, classes: Sequence[str], tolerance: float) -> pd.DataFrame:
         return multi_core.prevalence_deviations(presence_manifest(manifest, classes), classes, tolerance)
