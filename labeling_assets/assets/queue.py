@@ -72,7 +72,8 @@ def labeling_tasks(
         gold_rate=config.gold_rate, overlap=config.overlap, strategy=config.strategy, seed=config.seed,
         max_overlap=config.max_overlap, blind_reassign_after_hours=config.blind_reassign_after_hours,
         prelabel_wait_minutes=config.prelabel_wait_minutes, prelabel_visibility=config.prelabel_visibility,
-        allow_empty=project.allow_empty_set, class_list_change_reason=project.class_list_change_reason,
+        allow_empty=project.allow_empty_set, allow_overlap=project.allow_overlapping_spans,
+        class_list_change_reason=project.class_list_change_reason,
     )  # fmt: skip
     label_config = kind.label_config(project.classes, project.allow_empty_set)
     log, warn = context.log.info, context.log.warning

@@ -35,9 +35,8 @@ def _min_annotators(context: dg.AssetCheckExecutionContext) -> int:
 
 def _votes(store: LabelStore, project: ProjectSettings) -> pd.DataFrame:
     """The project's votes: label sets in a multi-label project, single classes otherwise."""
-    loaded = load_votes(
-        store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set
-    )
+    loaded = load_votes(store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set,
+                        allow_overlap=project.allow_overlapping_spans)  # fmt: skip
     return loaded.votes.frame
 
 

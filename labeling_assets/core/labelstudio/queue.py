@@ -96,6 +96,7 @@ class QueueOptions:
     prelabel_wait_minutes: float = 10.0
     prelabel_visibility: PrelabelVisibility = "all"
     allow_empty: bool = True
+    allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans (which answers are votes)
     class_list_change_reason: str | None = None
 
 
@@ -266,7 +267,8 @@ def _blind_top_up(
     review_plan = plan_overlap_raises(blind_open_requests(store, list(projects.values())), max_overlap=options.max_overlap)
     wants = {r.item_id: r.overlap_to for r in review_plan.raises}
     pauses = pause_intervals(store)
-    loaded = load_votes(store, list(options.classes), task_type=kind.name, allow_empty=options.allow_empty)
+    loaded = load_votes(store, list(options.classes), task_type=kind.name, allow_empty=options.allow_empty,
+                        allow_overlap=options.allow_overlap)  # fmt: skip
     remote = {pid: client.task_ids(pid) for pid in projects.values()}  # a deleted task's answer is not coming
     hours = options.blind_reassign_after_hours
     items = blind_items(store, dict(projects), loaded, pauses, overlap=options.overlap, wants=wants,
@@ -359,7 +361,8 @@ def follow_sources(
     if config_updated:  # Label Studio keeps existing annotations of a removed class; they stop counting here
         client.set_label_config(project_id, wanted)
     # Votes as the kind reads them: label sets read as single classes would all look lost.
-    loaded = load_votes(store, classes, task_type=kind.name, allow_empty=options.allow_empty)
+    loaded = load_votes(store, classes, task_type=kind.name, allow_empty=options.allow_empty,
+                        allow_overlap=options.allow_overlap)  # fmt: skip
     new_conflicts = detect_conflicts(store, project_id, loaded.held)
     marked: dict[str, int] = {}
     for conflict in conflicts_to_mark(store, project_id):
