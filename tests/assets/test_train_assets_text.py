@@ -43,9 +43,11 @@ CASES: dict[str, tuple[Any, dict[str, Any], str]] = {
     "text_spans": (lambda s: stored(s.entities), {"epochs": 8}, "test_entity_f1"),
 }
 
+SPLITS = ("train", "val", "test")
 EXPORTS = {
-    "text_classes": {"path_jsonl", "path_csv", "path_parquet", "path_hf_datasets"},
-    "text_spans": {f"path_{split}_{fmt}" for split in ("train", "val", "test") for fmt in ("jsonl", "conll", "spacy")}
+    "text_classes": {"path_jsonl", "path_csv", "path_parquet", "path_hf_datasets"}
+    | {f"path_{split}_spacy" for split in SPLITS},
+    "text_spans": {f"path_{split}_{fmt}" for split in SPLITS for fmt in ("jsonl", "csv", "parquet", "conll", "spacy")}
     | {"path_hf_datasets"},
 }
 
