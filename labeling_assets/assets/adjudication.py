@@ -74,7 +74,8 @@ def adjudications(
     plan = plan_overlap_raises(requests, max_overlap=config.max_overlap)
     wanted = {r.item_id: r.reason for r in plan.needs_expert if r.item_id not in done}
     payloads = review_payloads(store, wanted, list(project.classes), project.data_path,
-                               task_type=project.task_type, allow_empty=project.allow_empty_set)  # fmt: skip
+                               task_type=project.task_type, allow_empty=project.allow_empty_set,
+                               allow_overlap=project.allow_overlapping_spans)  # fmt: skip
     client.import_tasks(review_id, payloads)
     if any("predictions" in p for p in payloads):  # Label Studio pre-fills from one version: the consensus
         client.show_predictions_of(review_id, CONSENSUS_VERSION)

@@ -214,7 +214,7 @@ def _hand_over(
     shown = lineage.latest_metadata(context.instance, "labeling_tasks").get("prelabel_visibility")
     visibility = cast(PrelabelVisibility, shown if shown in get_args(PrelabelVisibility) else "all")
     options = QueueOptions(classes=list(project.classes), data_path=project.data_path, allow_empty=project.allow_empty_set,
-                           prelabel_visibility=visibility)  # fmt: skip
+                           allow_overlap=project.allow_overlapping_spans, prelabel_visibility=visibility)  # fmt: skip
     try:
         done = hand_over(store, label_studio.get_client(), kind, options, label_studio.labeling_project_ids(),
                          model_version=model_version, predict=lambda uris: _predict(candidate, uris, config),

@@ -144,6 +144,7 @@ def labeler_stats(
 def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None) -> LabelerOptions:
     return LabelerOptions(
         classes=list(project.classes), allow_empty=project.allow_empty_set,
+        allow_overlap=project.allow_overlapping_spans,
         trend_weeks=config.trend_weeks if config else 8, auto_pause=config.auto_pause if config else True,
         pay_rate_per_hour=project.pay_rate_per_hour, pay_rates_per_hour=dict(project.pay_rates_per_hour),
         gold_gate_threshold=project.gold_gate_threshold,

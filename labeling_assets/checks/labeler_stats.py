@@ -76,7 +76,8 @@ def labeler_gold_accuracy_at_least_0_8(
     span slightly off costs twice (the name keeps the class kinds' 0.8; the metadata's threshold is the one used)."""
     store = label_store.get_store()
     classes, kind = list(project.classes), task_kind(project.task_type)
-    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set)
+    inputs = load_quality_inputs(store, classes, task_type=project.task_type, allow_empty=project.allow_empty_set,
+                                 allow_overlap=project.allow_overlapping_spans)
     threshold = LabelerOptions(classes, gold_gate_threshold=project.gold_gate_threshold).gold_threshold(kind)
     results = {}
     for key, labeler_id in labeler_ids_for(store, list(context.partition_keys)).items():
@@ -98,7 +99,8 @@ def labeler_not_too_fast(
     (clicking through without looking), by its 95% Wilson interval."""
     store = label_store.get_store()
     votes = load_quality_inputs(
-        store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set
+        store, list(project.classes), task_type=project.task_type, allow_empty=project.allow_empty_set,
+        allow_overlap=project.allow_overlapping_spans,
     ).votes
     ids = labeler_ids_for(store, list(context.partition_keys))
     gates = speed_gates(votes, list(ids.values()))

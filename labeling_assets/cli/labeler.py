@@ -67,6 +67,7 @@ def pause(
     store: LabelStore, client: LabelStudioClient, name: str, *, reason: str | None, since: dt.datetime,
     keep_access: bool, project_id: int | None, classes: Sequence[str], actor: str | None = None,
     max_overlap: int = DEFAULT_MAX_OVERLAP, task_type: TaskType = SINGLE_LABEL, allow_empty: bool = True,
+    allow_overlap: bool = False,
 ) -> str:  # fmt: skip
     """Pause one labeler; returns what was done (one line). See the module docstring.
 
@@ -90,7 +91,7 @@ def pause(
     if project_id is not None:
         pauses = dict(pause_intervals(store))
         pauses[labeler_id] = [*pauses.get(labeler_id, []), (since, None)]
-        loaded = load_votes(store, list(classes), task_type=task_type, allow_empty=allow_empty)
+        loaded = load_votes(store, list(classes), task_type=task_type, allow_empty=allow_empty, allow_overlap=allow_overlap)
         outcome = requeue_lost_votes(store, client, project_id, loaded,
                                      max_overlap=max_overlap, pauses=pauses, recreate=False)  # fmt: skip
         reopened = len(outcome.raised)
@@ -162,7 +163,7 @@ def pause_labeler(
     record = functools.partial(
         pause, store, label_studio.get_client(), name, reason=reason, since=since, keep_access=keep_access,
         classes=list(settings.classes), max_overlap=max_overlap, task_type=settings.task_type,
-        allow_empty=settings.allow_empty_set, actor=actor,
+        allow_empty=settings.allow_empty_set, allow_overlap=settings.allow_overlapping_spans, actor=actor,
     )  # fmt: skip
     if not label_studio.blind:
         return record(project_id=label_studio.find_project_id())

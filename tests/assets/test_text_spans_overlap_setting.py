@@ -65,3 +65,15 @@ def test_the_project_setting_decides_whether_nested_entities_reach_consensus(
     assert label == expected
     metadata = result.asset_materializations_for_node("consensus_labels")[0].metadata
     assert {k: n for k, n in metadata["skipped_votes"].value.items() if not k.startswith("on_")} == skipped
+
+
+@pytest.mark.parametrize(("allow", "votes_of_l0"), [(True, 1), (False, 0)])
+def test_labeler_statistics_read_the_votes_by_the_same_setting(store: LabelStore, allow: bool, votes_of_l0: int) -> None:
+    """The labeler board counts L0's nested answer as a vote exactly where consensus does (it read every project's
+    votes with overlaps forbidden, whatever the setting)."""
+    from labeling_assets.core.consensus.labeler_run import LabelerOptions, labeler_board
+    from labeling_assets.core.tasks import task_kind
+
+    board = labeler_board(store, task_kind("text_spans"), LabelerOptions(TYPES, allow_overlap=allow))
+    counted = board.set_index(board["labeler_id"].astype(str))["n_labels"] if len(board) else pd.Series(dtype=int)
+    assert int(counted.get("L0", 0)) == votes_of_l0

@@ -49,6 +49,7 @@ class LabelerOptions:
 
     classes: Sequence[str]
     allow_empty: bool = True
+    allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans
     trend_weeks: int = 8
     auto_pause: bool = True
     pay_rate_per_hour: float | None = None
@@ -87,7 +88,8 @@ def run_labeler_stats(
     ids = labeler_ids_for(store, list(keys))  # partition key (a name) -> Label Studio user id
     names = {labeler_id: key for key, labeler_id in ids.items()}
     classes = list(options.classes)
-    inputs = load_quality_inputs(store, classes, task_type=kind.name, allow_empty=options.allow_empty)
+    inputs = load_quality_inputs(store, classes, task_type=kind.name, allow_empty=options.allow_empty,
+                                 allow_overlap=options.allow_overlap)
     reports = labeler_reports(inputs, classes, list(ids.values()), trend_weeks=options.trend_weeks, kind=kind)
     now = utcnow()
     record_labeler_stats(
@@ -108,7 +110,8 @@ def run_labeler_stats(
 def labeler_board(store: LabelStore, kind: TaskKind, options: LabelerOptions) -> pd.DataFrame:
     """Every labeler side by side (``leaderboard_frame``) with names, gold intervals, cost and pauses."""
     classes = list(options.classes)
-    inputs = load_quality_inputs(store, classes, task_type=kind.name, allow_empty=options.allow_empty)
+    inputs = load_quality_inputs(store, classes, task_type=kind.name, allow_empty=options.allow_empty,
+                                 allow_overlap=options.allow_overlap)
     return with_names_intervals_and_cost(
         leaderboard_frame(inputs, classes, kind=kind), inputs.votes, inputs.gold, labeler_keys(store),
         rate_per_hour=options.pay_rate_per_hour, rates=options.pay_rates_per_hour, paused=list(paused_since(store)),

@@ -29,6 +29,7 @@ def review_payloads(
     *,
     task_type: TaskType = SINGLE_LABEL,
     allow_empty: bool = True,
+    allow_overlap: bool = False,
 ) -> list[dict[str, Any]]:
     """The review task of each wanted item (item_id -> why it needs an expert), in item order. The votes shown are
     the kind's answers (label sets: their classes), a labeler's gold accuracy is named as the kind measures it
@@ -36,7 +37,8 @@ def review_payloads(
     if not wanted:
         return []
     kind = task_kind(task_type)
-    inputs = load_quality_inputs(store, classes, task_type=task_type, allow_empty=allow_empty)
+    inputs = load_quality_inputs(store, classes, task_type=task_type, allow_empty=allow_empty,
+                                 allow_overlap=allow_overlap)
     names = labeler_keys(store)
     accuracy = {}
     for labeler_id, rows in inputs.votes.groupby("labeler_id"):
