@@ -92,6 +92,20 @@ class PostgresDatabases:
 
 
 @pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Every test leaves the process environment as it found it. The demos point this process at their project
+    by setting variables (``env.set_variable``: task type, class list, data folder, Dagster home), and
+    ``monkeypatch.delenv`` of a variable that was unset restores nothing: a demo test left
+    ``LABELING_ASSETS_TASK_TYPE=text_spans`` behind, and the later image-project tests on the same xdist worker
+    listed no images (seven failures in one CI run, depending on which worker took which file)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _no_stale_dagster_state_storage() -> Iterator[None]:
     """Dagster 1.13's ``DagsterInstance.__exit__`` disposes the instance but never resets the context variable
     its ``__enter__`` set to the instance's defs-state storage. A later test that loads definitions in the same
