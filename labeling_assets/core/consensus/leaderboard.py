@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.labeler_stats import (
     LabelerStats,
     SpeedCheck,
@@ -54,6 +55,20 @@ class QualityInputs:
 
     def votes_of(self, labeler_id: str) -> pd.DataFrame:
         return self.votes[self.votes["labeler_id"] == labeler_id]
+
+
+def per_class_quality_inputs(
+    kind: TaskKind, votes: pd.DataFrame, gold: pd.Series, adjudicated: pd.Series, consensus: pd.Series,
+    classes: Sequence[str],
+) -> QualityInputs:
+    """The kind's answers throughout (gold wins over adjudicated as truth); a class's population share is the share
+    of consensus answers that name it (``kind.classes_of``): a label set holding it, an image with a box of it, a
+    text marking it. The kinds whose answer may name several classes share this."""
+    truth = truth_for_stats(kind.valid_answers(gold, classes), kind.valid_answers(adjudicated, classes))
+    current = kind.valid_answers(consensus, classes)
+    counts = {c: sum(c in kind.classes_of(a) for a in current) for c in classes}
+    shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
+    return QualityInputs(votes, truth, current, shares)
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,10 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import FleissKappa
 from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
-from labeling_assets.core.consensus.leaderboard import QualityInputs
+from labeling_assets.core.consensus.leaderboard import QualityInputs, per_class_quality_inputs
 from labeling_assets.core.consensus.votes import SKIP_UNKNOWN_CLASS, Votes, _newest_per_labeler
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
@@ -286,11 +285,7 @@ class BoxesKind:
         classes: Sequence[str],
     ) -> QualityInputs:
         """Box answers throughout; population shares per class are the share of consensus answers with a box of it."""
-        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
-        current = self.valid_answers(consensus, classes)
-        counts = {c: sum(c in self.classes_of(a) for a in current) for c in classes}
-        shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
-        return QualityInputs(votes, truth, current, shares)
+        return per_class_quality_inputs(self, votes, gold, adjudicated, consensus, classes)
 
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,

@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import FleissKappa
 from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.label_issues import pixel_inputs
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
-from labeling_assets.core.consensus.leaderboard import QualityInputs
+from labeling_assets.core.consensus.leaderboard import QualityInputs, per_class_quality_inputs
 from labeling_assets.core.consensus.multilabel import SET_METHODS, aggregate_sets, set_probabilities_by_item
 from labeling_assets.core.consensus.multilabel_quality import (
     krippendorff_alpha_sets,
@@ -226,11 +225,7 @@ class MultiLabel:
         classes: Sequence[str],
     ) -> QualityInputs:
         """Label sets throughout; population shares are per class (share of consensus sets holding it)."""
-        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
-        current = self.valid_answers(consensus, classes)
-        counts = {c: sum(c in s for s in current) for c in classes}
-        shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
-        return QualityInputs(votes, truth, current, shares)
+        return per_class_quality_inputs(self, votes, gold, adjudicated, consensus, classes)
 
     def gold_gate(self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float) -> tuple[Any, dict[str, Any]]:
         """(the gate on the worse of sensitivity and specificity over all classes, per class: sensitivity)."""

@@ -20,12 +20,11 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from labeling_assets.core.consensus.adjudication import truth_for_stats
 from labeling_assets.core.consensus.agreement import FleissKappa
 from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.label_issues import LabelIssues
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
-from labeling_assets.core.consensus.leaderboard import QualityInputs
+from labeling_assets.core.consensus.leaderboard import QualityInputs, per_class_quality_inputs
 from labeling_assets.core.dataset import iterative_stratification as multi_core
 from labeling_assets.core.dataset import splits as split_core
 from labeling_assets.core.dataset.card import CardInputs, render_label_set_card
@@ -291,11 +290,7 @@ class TextSpansKind:
         classes: Sequence[str],
     ) -> QualityInputs:
         """Span answers throughout; population shares per type are the share of consensus answers marking it."""
-        truth = truth_for_stats(self.valid_answers(gold, classes), self.valid_answers(adjudicated, classes))
-        current = self.valid_answers(consensus, classes)
-        counts = {c: sum(c in self.classes_of(a) for a in current) for c in classes}
-        shares = {c: n / len(current) for c, n in counts.items()} if len(current) else {}
-        return QualityInputs(votes, truth, current, shares)
+        return per_class_quality_inputs(self, votes, gold, adjudicated, consensus, classes)
 
     def labeler_stats(
         self, votes: pd.DataFrame, *, labeler_id: str, classes: Sequence[str], gold: pd.Series,
