@@ -5,44 +5,15 @@ The plan is :func:`labeling_assets.core.tasks.boxes.crowd.plan_box_crowd`; each 
 (:func:`.labelstudio.box_result`), or the "No object" choice for an answer without boxes.
 """
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from labeling_assets.core.tasks.boxes.crowd import BoxCrowdMember, PlannedBoxes, plan_box_crowd
 from labeling_assets.core.tasks.boxes.labelstudio import box_result
+from labeling_assets.local.crowd_posts import CrowdPosts, answered, post_answers
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
-
-@dataclass
-class BoxCrowdResult:
-    """What was posted: ``posted`` (Label Studio annotation id, the plan's answer) in the plan's order."""
-
-    user_ids: dict[str, int]
-    posted: list[tuple[int, PlannedBoxes]] = field(default_factory=list)
-    skipped_items: int = 0  # items of the truth without a task in the project
-
-    def per_labeler(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.user_ids, 0)
-        for _, one in self.posted:
-            counts[one.labeler] += 1
-        return counts
-
-
-def answered(client: LabelStudioClient, project_id: int) -> dict[str, set[int]]:
-    """item_id -> the user ids who have an annotation of its task (one export; tasks without any are left out)."""
-    exported = client.request("GET", f"/api/projects/{project_id}/export", params={"exportType": "JSON"}) or []
-    out: dict[str, set[int]] = {}
-    for task in exported:
-        item = (task.get("data") or {}).get("item_id")
-        for annotation in task.get("annotations") or []:
-            who = annotation.get("completed_by")
-            who = who.get("id") if isinstance(who, dict) else who
-            if item and who is not None:
-                out.setdefault(str(item), set()).add(int(who))
-    return out
+BoxCrowdResult = CrowdPosts[PlannedBoxes]
 
 
 def simulate_box_crowd(
@@ -80,21 +51,7 @@ def simulate_box_crowd(
     done = {item: {name_of[u] for u in users if u in name_of} for item, users in answered(client, project_id).items()}
     plan = plan_box_crowd(wanted, crowd, classes, overlap=overlap, seed=seed, canvas=canvas, already_done=done)
     result = BoxCrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
-    local = threading.local()
     width, height = canvas
-
-    def post(one: PlannedBoxes) -> tuple[int, PlannedBoxes]:
-        if not hasattr(local, "client"):
-            local.client = client.clone()
-        body = {"result": box_result(one.boxes, width, height), "completed_by": user_ids[one.labeler],
-                "lead_time": round(one.lead_time_s, 3)}  # fmt: skip
-        created = local.client.request("POST", f"/api/tasks/{task_of[one.item_id]}/annotations/", json=body)
-        return int(created["id"]), one
-
-    # Community has no bulk annotation endpoint: one POST each, a few in flight (the server is the bottleneck).
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, row in enumerate(pool.map(post, plan), start=1):
-            result.posted.append(row)
-            if progress and (n % 100 == 0 or n == len(plan)):
-                progress(n, len(plan))
+    post_answers(client, plan, result, task_of, lambda one: box_result(one.boxes, width, height),
+                 progress=progress, workers=workers)  # fmt: skip
     return result

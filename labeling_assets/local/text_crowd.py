@@ -11,17 +11,15 @@ as its labeler (``completed_by``).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from labeling_assets.core.labelstudio.config import choice_result
 from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd
 from labeling_assets.core.tasks.text_spans.demo import Sentence, SpanLabeler, simulate_span_crowd
 from labeling_assets.core.tasks.text_spans.spans import Span, span_result
-from labeling_assets.local.box_crowd import answered
+from labeling_assets.local.crowd_posts import CrowdPosts, answered, post_answers
 from labeling_assets.resources.labelstudio import LabelStudioClient
 
 Answer = str | tuple[Span, ...]  # a class name, or a labeler's spans
@@ -35,19 +33,7 @@ class TextAnswer:
     lead_time_s: float
 
 
-@dataclass
-class TextCrowdResult:
-    """What was posted: ``posted`` (Label Studio annotation id, the answer) in the plan's order."""
-
-    user_ids: dict[str, int]
-    posted: list[tuple[int, TextAnswer]] = field(default_factory=list)
-    skipped_items: int = 0  # items of the truth without a task in the project
-
-    def per_labeler(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.user_ids, 0)
-        for _, one in self.posted:
-            counts[one.labeler] += 1
-        return counts
+TextCrowdResult = CrowdPosts[TextAnswer]
 
 
 def simulate_class_crowd(
@@ -93,22 +79,9 @@ def _post(
     client: LabelStudioClient, answers: Sequence[TextAnswer], task_of: Mapping[str, int], texts: Mapping[str, str],
     result: TextCrowdResult, progress: Callable[[int, int], None] | None, workers: int,
 ) -> None:  # fmt: skip
-    local = threading.local()
+    def result_of(one: TextAnswer) -> list[dict[str, Any]]:
+        if isinstance(one.answer, str):
+            return choice_result(one.answer, to_name="text")
+        return span_result(one.answer, texts[one.item_id])
 
-    def post(one: TextAnswer) -> tuple[int, TextAnswer]:
-        if not hasattr(local, "client"):
-            local.client = client.clone()
-        region: list[dict[str, Any]] = (
-            choice_result(one.answer, to_name="text") if isinstance(one.answer, str)
-            else span_result(one.answer, texts[one.item_id])
-        )  # fmt: skip
-        body = {"result": region, "completed_by": result.user_ids[one.labeler], "lead_time": round(one.lead_time_s, 3)}
-        created = local.client.request("POST", f"/api/tasks/{task_of[one.item_id]}/annotations/", json=body)
-        return int(created["id"]), one
-
-    # Community has no bulk annotation endpoint: one POST each, a few in flight (the server is the bottleneck).
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, row in enumerate(pool.map(post, answers), start=1):
-            result.posted.append(row)
-            if progress and (n % 100 == 0 or n == len(answers)):
-                progress(n, len(answers))
+    post_answers(client, answers, result, task_of, result_of, progress=progress, workers=workers)
