@@ -7,6 +7,7 @@ these assets turn what it returns into metadata.
 """
 
 import warnings
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import dagster as dg
@@ -15,6 +16,7 @@ from pydantic import Field
 
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY
+from labeling_assets.core.consensus.gates import RateGate
 from labeling_assets.core.consensus.labeler_run import LabelerOptions, labeler_board, run_labeler_stats
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
 from labeling_assets.core.consensus.leaderboard import LabelerReport
@@ -133,12 +135,27 @@ def labeler_stats(
     common: dict[str, Any] = {"auto_paused": dg.MetadataValue.json(run.auto_paused),
                               "auto_pause": dg.MetadataValue.bool(config.auto_pause), **as_metadata(run.gold_report)}  # fmt: skip
     if run.n_labelers != 1:
-        return dg.MaterializeResult(metadata={**_batch_metadata({run.names[k]: r for k, r in run.reports.items()}), **common})
+        acceptance = {run.names[k]: g.metadata() for k, g in run.acceptance.items() if g.n}
+        return dg.MaterializeResult(metadata={**_batch_metadata({run.names[k]: r for k, r in run.reports.items()}),
+                                              "acceptance": dg.MetadataValue.json(acceptance), **common})  # fmt: skip
     [(labeler_id, report)] = run.reports.items()
     name = run.names[labeler_id]
     metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(name, report.trend),
-                "labeler": dg.MetadataValue.text(name), **common}  # fmt: skip
+                **_acceptance_metadata(run.acceptance.get(labeler_id)), "labeler": dg.MetadataValue.text(name),
+                **common}  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _acceptance_metadata(gate: RateGate | None) -> dict[str, Any]:
+    """Spot checks: the share of the labeler's reviewed answers a reviewer accepted, with its 95% interval."""
+    if gate is None:
+        return {}
+    return {
+        "acceptance_rate": dg.FloatMetadataValue(gate.rate),
+        "n_reviewed": dg.MetadataValue.int(gate.n),
+        "acceptance_ci": dg.MetadataValue.json([round(gate.low, 4), round(gate.high, 4)] if gate.n else []),
+        "acceptance_verdict": dg.MetadataValue.text(gate.verdict),
+    }
 
 
 def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None) -> LabelerOptions:
@@ -147,15 +164,22 @@ def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None)
         allow_overlap=project.allow_overlapping_spans,
         trend_weeks=config.trend_weeks if config else 8, auto_pause=config.auto_pause if config else True,
         pay_rate_per_hour=project.pay_rate_per_hour, pay_rates_per_hour=dict(project.pay_rates_per_hour),
-        gold_gate_threshold=project.gold_gate_threshold,
+        gold_gate_threshold=project.gold_gate_threshold, acceptance_threshold=project.acceptance_gate_threshold,
     )  # fmt: skip
+
+
+def _accepted(row: Mapping[Hashable, Any]) -> str:
+    """Spot checks: accepted / reviewed with the rate's 95% interval ("-" before any verdict)."""
+    if not row["n_reviewed"]:
+        return "-"
+    return f"{_fmt(row['acceptance_rate'], 2)} of {row['n_reviewed']} ({_fmt(row['acceptance_ci_low'], 2)} - {_fmt(row['acceptance_ci_high'], 2)})"
 
 
 def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float) -> dict[str, Any]:
     lines = [
         "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
-        "too fast | cost / correct label | paused | class flags |",
-        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|",
+        "too fast | cost / correct label | accepted (95% CI) | paused | class flags |",
+        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|---|",
     ]
     if kind.gold_gate_rate:  # the interval is of the gate's rate, not of the kind's gold accuracy: both shown, named
         lines[0] = lines[0].replace("| gold acc. | 95% CI |", f"| {kind.gold_accuracy_name} | {kind.gold_gate_rate}, 95% CI |")
@@ -168,7 +192,7 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float)
         lines.append(
             f"| {rank} | {md_text(row['labeler'])} | {md_text(row['labeler_id'])} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | "
             f"{ci} | {row['n_gold']} | {_fmt(row['kappa_vs_consensus'])} | {_fmt(row['median_time_s'], 1)} | "
-            f"{_fmt(row['labels_per_day'], 1)} | {'yes' if row['too_fast'] else ''} | {cost} | "
+            f"{_fmt(row['labels_per_day'], 1)} | {'yes' if row['too_fast'] else ''} | {cost} | {_accepted(row)} | "
             f"{'yes' if row['paused'] else ''} | {md_text(row['class_flags'], 400)} |"
         )
     metadata: dict[str, Any] = {
@@ -183,6 +207,9 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float)
             board.loc[board["gold_verdict"] == "fail", "labeler"].tolist() if not board.empty else []
         ),
         "too_fast": dg.MetadataValue.json(board.loc[board["too_fast"].astype(bool), "labeler"].tolist()),
+        "surely_below_acceptance_threshold": dg.MetadataValue.json(
+            board.loc[board["acceptance_verdict"] == "fail", "labeler"].tolist() if not board.empty else []
+        ),
         "paused": dg.MetadataValue.json(board.loc[board["paused"].astype(bool), "labeler"].tolist() if not board.empty else []),
     }
     if not board.empty:

@@ -91,6 +91,22 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
     data_dir: str | None = Field(
         default=None, description="Local artifacts folder; empty = $LABELING_ASSETS_HOME or <repo>/data."
     )
+    spot_check_rate: float = Field(
+        default=0.10, ge=0, le=1,
+        description="Share of each labeler's answers a reviewer judges in the spot-check project (seeded: an "
+        "answer is sampled when a keyed hash of its annotation id is below the rate).",
+    )  # fmt: skip
+    spot_check_new_labeler_rate: float = Field(
+        default=0.30, ge=0, le=1,
+        description="The spot-check rate of a labeler whose gold score's 95% interval is not yet clear of the gold "
+        "gate (new labelers, or no gold answered).",
+    )  # fmt: skip
+    spot_check_seed: int = Field(default=0, description="The spot-check sample's seed (the hash's key).")
+    acceptance_gate_threshold: float = Field(
+        default=0.8, ge=0, le=1,
+        description="The acceptance gate: labeler_stats pauses a labeler (as after a failed gold gate) whose share "
+        "of spot-checked answers a reviewer accepted has a 95% interval entirely below it.",
+    )  # fmt: skip
 
     def text_options(self) -> TextOptions | None:
         """How this project's source reads as texts; None when its items are images."""

@@ -186,11 +186,14 @@ def with_names_intervals_and_cost(
     paused: Sequence[str] = (),
     threshold: float = DEFAULT_MIN_GOLD_ACCURACY,
     counts: GoldCounts = gold_counts,
+    acceptance: Mapping[str, tuple[int, int]] | None = None,
+    acceptance_threshold: float = DEFAULT_MIN_GOLD_ACCURACY,
 ) -> pd.DataFrame:
     """The leaderboard with each labeler's name, gold accuracy's 95% interval and verdict, cost per correct label
     (per-labeler rate by name or id, else the one rate) and whether they are paused. ``gold_gate_rate`` and
     ``gold_gate_n`` are what the interval is of (``counts``: for label sets the worse of sensitivity and
-    specificity, not the exact-set accuracy of ``gold_accuracy``)."""
+    specificity, not the exact-set accuracy of ``gold_accuracy``). ``acceptance``: labeler id -> (accepted,
+    reviewed) of spot checks, shown as ``acceptance_rate``, its interval and its gate's verdict."""
     groups = {str(k): rows for k, rows in votes.groupby("labeler_id", sort=False)} if not votes.empty else {}
     extra = []
     for labeler_id in board["labeler_id"].astype(str):
@@ -201,10 +204,15 @@ def with_names_intervals_and_cost(
         rate = (rates or {}).get(name, (rates or {}).get(labeler_id, rate_per_hour))
         times = rows["lead_time_s"] if "lead_time_s" in rows else pd.Series(dtype=float)
         cost = cost_per_correct_label(times, rate, correct, n)
+        accepted, reviewed = (acceptance or {}).get(labeler_id, (0, 0))
+        judged = gate(accepted, reviewed, acceptance_threshold, what="acceptance rate")
         extra.append({"labeler": name, "gold_gate_rate": correct / n if n else None, "gold_gate_n": n,
                       "gold_ci_low": verdict.low if n else None,
                       "gold_ci_high": verdict.high if n else None, "gold_verdict": verdict.verdict,
                       "cost_per_label": cost.per_label, "cost_per_correct": cost.per_correct,
                       "cost_per_correct_low": cost.low, "cost_per_correct_high": cost.high,
+                      "acceptance_rate": judged.rate, "n_reviewed": reviewed,
+                      "acceptance_ci_low": judged.low if reviewed else None,
+                      "acceptance_ci_high": judged.high if reviewed else None, "acceptance_verdict": judged.verdict,
                       "paused": labeler_id in set(paused)})  # fmt: skip
     return pd.concat([board.reset_index(drop=True), pd.DataFrame(extra, index=range(len(board)))], axis=1)

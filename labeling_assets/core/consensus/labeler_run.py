@@ -14,8 +14,13 @@ from typing import Any
 import pandas as pd
 
 from labeling_assets.core.consensus.auto_pause import ACTOR, auto_pauses
-from labeling_assets.core.consensus.gates import GoldCounts, with_names_intervals_and_cost
+from labeling_assets.core.consensus.gates import GoldCounts, RateGate, with_names_intervals_and_cost
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
+from labeling_assets.core.consensus.spot_check import (
+    DEFAULT_ACCEPTANCE_THRESHOLD,
+    acceptance_counts,
+    acceptance_gate,
+)
 from labeling_assets.core.store.human_loop import (
     PAUSE,
     labeler_ids_for,
@@ -26,6 +31,7 @@ from labeling_assets.core.store.human_loop import (
 )
 from labeling_assets.core.store.queries import load_quality_inputs, record_labeler_stats
 from labeling_assets.core.store.schema import LabelStore, utcnow
+from labeling_assets.core.store.spot_checks import verdict_frame
 from labeling_assets.core.tasks.kind import TaskKind
 
 Log = Callable[[str], None]
@@ -55,6 +61,7 @@ class LabelerOptions:
     pay_rate_per_hour: float | None = None
     pay_rates_per_hour: dict[str, float] = field(default_factory=dict)
     gold_gate_threshold: float | None = None  # None: the kind's own (``TaskKind.gold_gate_threshold``)
+    acceptance_threshold: float = DEFAULT_ACCEPTANCE_THRESHOLD  # the spot checks' acceptance gate
 
     def gold_threshold(self, kind: TaskKind) -> float:
         """The gold gate's threshold: the project's setting, else the kind's default."""
@@ -71,6 +78,7 @@ class LabelerStatsRun:
     n_labelers: int
     auto_paused: list[str]
     gold_report: dict[str, Any]
+    acceptance: dict[str, RateGate] = field(default_factory=dict)  # labeler id -> spot-check acceptance gate
 
 
 def gold_counts(kind: TaskKind, classes: Sequence[str]) -> GoldCounts:
@@ -102,9 +110,13 @@ def run_labeler_stats(
         )
     counts = gold_counts(kind, classes)
     threshold = options.gold_threshold(kind)
-    auto = _auto_pause(store, inputs.votes, inputs.gold, names, counts, threshold, warn) if options.auto_pause else []
+    verdicts = verdict_frame(store)
+    auto = (_auto_pause(store, inputs.votes, inputs.gold, names, counts, threshold, warn, verdicts,
+                        options.acceptance_threshold) if options.auto_pause else [])  # fmt: skip
     gold = kind.gold_report(inputs.votes, inputs.gold, classes, names)
-    return LabelerStatsRun(reports, names, len(ids), auto, gold)
+    accepted = acceptance_counts(verdicts)
+    gates = {k: acceptance_gate(*accepted.get(k, (0, 0)), options.acceptance_threshold) for k in reports}
+    return LabelerStatsRun(reports, names, len(ids), auto, gold, gates)
 
 
 def labeler_board(store: LabelStore, kind: TaskKind, options: LabelerOptions) -> pd.DataFrame:
@@ -116,15 +128,19 @@ def labeler_board(store: LabelStore, kind: TaskKind, options: LabelerOptions) ->
         leaderboard_frame(inputs, classes, kind=kind), inputs.votes, inputs.gold, labeler_keys(store),
         rate_per_hour=options.pay_rate_per_hour, rates=options.pay_rates_per_hour, paused=list(paused_since(store)),
         counts=gold_counts(kind, classes), threshold=options.gold_threshold(kind),
+        acceptance=acceptance_counts(verdict_frame(store)), acceptance_threshold=options.acceptance_threshold,
     )  # fmt: skip
 
 
 def _auto_pause(store: LabelStore, votes: pd.DataFrame, truth: pd.Series, names: dict[str, str],
-                counts: GoldCounts, threshold: float, warn: Log) -> list[str]:  # fmt: skip
-    """Record a pause (actor "gate") for each labeler in this run whose gold gate is sure to fail; their names.
-    The pause starts now, so nothing they answered before is reopened (like `labeler pause` without --since)."""
+                counts: GoldCounts, threshold: float, warn: Log, verdicts: pd.DataFrame | None = None,
+                acceptance_threshold: float = DEFAULT_ACCEPTANCE_THRESHOLD) -> list[str]:  # fmt: skip
+    """Record a pause (actor "gate") for each labeler in this run whose gold gate or spot-check acceptance gate is
+    sure to fail; their names. The pause starts now, so nothing they answered before is reopened (like `labeler
+    pause` without --since)."""
     paused = []
-    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store), threshold, counts):
+    for decision in auto_pauses(votes, truth, list(names), pause_intervals(store), threshold, counts,
+                                verdicts=verdicts, acceptance_threshold=acceptance_threshold):  # fmt: skip
         record_pause_event(store, decision.labeler_id, PAUSE, reason=decision.reason, actor=ACTOR,
                            label_studio_effect=AUTO_PAUSE_EFFECT)  # fmt: skip
         warn(f"paused {names[decision.labeler_id]} automatically: {decision.reason}")

@@ -29,6 +29,7 @@ from labeling_assets.core.store.held_out_schema import m012_held_out_items
 from labeling_assets.core.store.human_loop_schema import m010_human_loop
 from labeling_assets.core.store.lineage_schema import m008_dataset_lineage
 from labeling_assets.core.store.prelabel_models_schema import m011_prelabel_models
+from labeling_assets.core.store.spot_check_schema import m013_spot_checks
 
 metadata = sa.MetaData()
 
@@ -321,21 +322,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
     Migration(3, "consensus.probabilities: per-item class probabilities", _m003_consensus_probabilities),
     Migration(4, "source_files.ctime_ns, inode: content changes behind a restored mtime", _m004_source_file_fingerprints),
-    Migration(
-        5,
-        "derived data follows its sources: consensus retractions, class list versions, vote retractions, "
-        "item conflicts, requeue actions",
-        m005_derived_data_follows,
-    ),
+    Migration(5, "derived data follows its sources: consensus retractions, class list versions, vote retractions, "
+              "item conflicts, requeue actions", m005_derived_data_follows),  # fmt: skip
     Migration(6, "sync_watermarks: the newest annotation snapshot committed per project", _m006_sync_watermarks),
-    Migration(
-        7, "consensus_choices: the consensus method used per run and its bake-off scoreboard", m007_consensus_choices
-    ),
+    Migration(7, "consensus_choices: the consensus method used per run and its bake-off scoreboard", m007_consensus_choices),
     Migration(8, "dataset lineage: item perceptual hashes, dataset version tags, model trainings", m008_dataset_lineage),
     Migration(9, "annotation_heads (current version per annotation, kept by a trigger), sync_cursors", m009_annotation_heads),
     Migration(10, "human loop: labeler names, labeler_pauses, adjudications, review_tasks", m010_human_loop),
     Migration(11, "prelabel_models: each pre-label model's per-class decision thresholds", m011_prelabel_models),
     Migration(12, "held_out_items: items the current dataset version had to leave out, and why", m012_held_out_items),
+    Migration(13, "spot checks: sampled answers (spot_check_samples) and reviewers' verdicts", m013_spot_checks),
     Migration(17, "unreadable_answers: the result and reason of each annotation version with no label", m017_unreadable_answers),
 )
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest
