@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from labeling_assets.assets import adjudication, collect, dataset, ingest, queue
+from labeling_assets.assets import adjudication, collect, dataset, guidelines, ingest, queue
 from labeling_assets.assets import consensus as consensus_assets
 from labeling_assets.assets import evaluate as evaluate_assets
 from labeling_assets.assets import label_issues as label_issues_assets
@@ -90,6 +90,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
         assets=dg.map_asset_specs(_explain_automation, [
             ingest.raw_images,
             queue.labeling_tasks,
+            guidelines.labeling_guidelines,
             collect.annotations,
             consensus_assets.consensus_labels,
             adjudication.adjudications,
@@ -103,6 +104,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             train_assets.trained_model,
             evaluate_assets.model_evaluation,
             qa_report_assets.qa_report,
+            guidelines.disagreement_digest,
         ]),  # fmt: skip
         asset_checks=[
             ingest_checks.content_hashes_unique,

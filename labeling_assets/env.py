@@ -138,6 +138,12 @@ def allow_overlapping_spans() -> bool:
     return value in {"1", "true", "yes"}
 
 
+def guidelines_path() -> str | None:
+    """``$LABELING_ASSETS_GUIDELINES``: the labeling guidelines' Markdown file; None when unset. Read when
+    ``ProjectSettings`` is made, as the task type."""
+    return variable("LABELING_ASSETS_GUIDELINES")
+
+
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"

@@ -5,7 +5,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import Field
 
 from labeling_assets import env
-from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_TRAIN
+from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_QUEUE, GROUP_TRAIN
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
 from labeling_assets.partitions import labelers
@@ -35,10 +35,13 @@ collect_job = dg.define_asset_job(
     description="Pull new, edited and deleted Label Studio annotations into the store, then refresh what depends on them.",
 )
 
-queue_job = _assets_job(
+# The queue group downstream of labeling_tasks (labeling_guidelines where the definitions hold it): a selection by
+# the guidelines' key would fail to resolve in Definitions without it.
+queue_job = dg.define_asset_job(
     "queue_job",
-    ["labeling_tasks"],
-    "Push the next batch of items (uncertain first, gold hidden among them) to Label Studio.",
+    selection=dg.AssetSelection.assets("labeling_tasks").downstream() & dg.AssetSelection.groups(GROUP_QUEUE),
+    description="Push the next batch of items (uncertain first, gold hidden among them) to Label Studio, and the "
+    "labeling guidelines to its projects' instructions when they changed.",
 )
 
 dataset_job = _assets_job(

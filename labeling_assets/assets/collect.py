@@ -12,6 +12,7 @@ from pydantic import Field
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_COLLECT, SYNC_POOL
 from labeling_assets.core.labelstudio.collect import CollectOptions, run_collect
+from labeling_assets.core.store.guidelines import record_answer_guidelines
 from labeling_assets.partitions import LABELERS
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.metadata import as_metadata
@@ -56,12 +57,18 @@ def annotations(
         )
     options = CollectOptions(full=config.full, full_every_hours=config.full_every_hours, overlap_s=config.overlap_s,
                              page_size=config.page_size)  # fmt: skip
-    collected = run_collect(label_store.get_store(), label_studio.get_client(), project_ids, options,
+    store = label_store.get_store()
+    collected = run_collect(store, label_studio.get_client(), project_ids, options,
                             blind=label_studio.blind, log=context.log.log)  # fmt: skip
+    dated = record_answer_guidelines(store)  # each new answer version: the guideline version it was given under
     # Every labeler in the store gets a partition keyed by their Label Studio name.
     added = _add_labeler_partitions(context.instance, collected.labeler_keys)
     return dg.MaterializeResult(
-        metadata={**as_metadata(collected.report), "labeler_partitions_added": dg.MetadataValue.int(len(added))}
+        metadata={
+            **as_metadata(collected.report),
+            "labeler_partitions_added": dg.MetadataValue.int(len(added)),
+            "answers_dated_by_guideline_version": dg.MetadataValue.int(dated),
+        }
     )
 
 

@@ -9,6 +9,7 @@ from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY
 from labeling_assets.core.reporting.qa_report import build_qa_report
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
+from labeling_assets.core.store.guidelines import current_answer_guidelines
 from labeling_assets.core.store.held_out import held_out
 from labeling_assets.core.store.human_loop import labeler_keys, paused_since, review_backlog
 from labeling_assets.core.store.queries import consensus_frame, current_annotations, gold_labels
@@ -29,6 +30,8 @@ def qa_report(
     names = labeler_keys(store)  # people read names: the report shows partition keys, not Label Studio ids
     votes = current_annotations(store)
     votes["labeler_id"] = votes["labeler_id"].astype(str).map(lambda i: names.get(i, i))
+    # The guideline version each answer was given under (recorded at collect): agreement and gold per version.
+    votes["guideline_version"] = votes["ls_annotation_id"].map(current_answer_guidelines(store)).astype(object)
     human_loop = {
         "backlog": review_backlog(store),
         "paused": sorted(names.get(i, i) for i in paused_since(store)),

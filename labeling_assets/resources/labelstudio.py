@@ -277,6 +277,21 @@ class LabelStudioClient:
         with self._calling(f"PATCH /api/projects/{project_id}/"):
             self.sdk.projects.update(id=project_id, model_version=model_version, show_collab_predictions=True)
 
+    def project_instructions(self, project_id: int) -> tuple[str, bool]:
+        """The project's instructions (``expert_instruction``, HTML) and whether they are shown before labeling."""
+        project = self.get_project(project_id)
+        return str(project.get("expert_instruction") or ""), bool(project.get("show_instruction"))
+
+    def set_project_instructions(self, project_id: int, instructions: str) -> dt.datetime:
+        """Set the project's instructions (HTML), shown before labeling; returns Label Studio's clock at the change
+        (its ``Date`` header, whole seconds: the clock of its annotations' ``updated_at``)."""
+        with self._calling(f"PATCH /api/projects/{project_id}/"):
+            answer = self.sdk.projects.with_raw_response.update(
+                id=project_id, expert_instruction=instructions, show_instruction=True
+            )
+        date = answer.headers.get("date")
+        return email.utils.parsedate_to_datetime(date).astimezone(dt.UTC) if date else dt.datetime.now(dt.UTC)
+
     def get_project(self, project_id: int) -> dict[str, Any]:
         with self._calling(f"GET /api/projects/{project_id}/"):
             answer = self.sdk.projects.with_raw_response.get(id=project_id)
@@ -806,6 +821,10 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
             return [found] if found is not None else []
         by_title = {p.get("title"): int(p["id"]) for p in self.get_client().list_projects()}
         return sorted(by_title[t] for t in self._blind_titles().values() if t in by_title)
+
+    def project_id_titled(self, title: str) -> int | None:
+        """The id of the project named ``title`` (the review project, say) without creating it; None when missing."""
+        return next((int(p["id"]) for p in self.get_client().list_projects() if p.get("title") == title), None)
 
     def find_project_id(self) -> int | None:
         """The project id without creating anything (None when the project does not exist yet)."""

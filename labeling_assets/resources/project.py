@@ -107,6 +107,12 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="The acceptance gate: labeler_stats pauses a labeler (as after a failed gold gate) whose share "
         "of spot-checked answers a reviewer accepted has a 95% interval entirely below it.",
     )  # fmt: skip
+    guidelines_path: str | None = Field(
+        default_factory=env.guidelines_path,
+        description="A Markdown file of labeling guidelines: labeling_guidelines stores each changed text as a new "
+        "version and shows it as the instructions of every Label Studio project people answer in (before labeling). "
+        "Empty = $LABELING_ASSETS_GUIDELINES (read when the definitions load), else no guidelines.",
+    )
 
     def text_options(self) -> TextOptions | None:
         """How this project's source reads as texts; None when its items are images."""

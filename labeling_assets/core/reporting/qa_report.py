@@ -22,6 +22,7 @@ from labeling_assets.core.consensus.gates import cost_per_correct_label, wilson_
 from labeling_assets.core.display import bounded_label
 from labeling_assets.core.reporting import plots, qa_sets
 from labeling_assets.core.reporting.answer_views import CLASS_VIEW, AnswerView
+from labeling_assets.core.reporting.guideline_effect import per_guideline_version
 
 CHARTS = (
     "throughput",
@@ -131,11 +132,13 @@ def build_qa_report(
 
     gold_rows = ann[ann["item_id"].isin(gold.index)]
     gold_table = pd.DataFrame(columns=["labeler_id", "gold_labels", "gold_accuracy"])
+    correct = pd.Series(dtype=bool)
     if not gold_rows.empty:
         if view.gold_correct is not None:  # an answer that is not a class (boxes) is judged by the kind's rule
             correct = view.gold_correct(annotations.loc[gold_rows.index], gold, set_classes)
         else:
             correct = gold_rows["label"] == gold.astype(str).reindex(gold_rows["item_id"]).to_numpy()
+        correct = pd.Series(np.asarray(correct, dtype=bool), index=gold_rows.index)
         gold_table = (
             gold_rows.assign(correct=correct)
             .groupby("labeler_id")["correct"]
@@ -170,6 +173,21 @@ def build_qa_report(
         )
         sections.append(_img("kappa_over_time", png, view.kappa_caption))
         charts.append("kappa_over_time")
+
+    by_version = None
+    if "guideline_version" in ann.columns and ann["guideline_version"].notna().any():
+        by_version = per_guideline_version(
+            ann.assign(label=agreed.loc[ann.index]),
+            ann["guideline_version"],
+            correct,
+            lambda group: view.period_kappa(group, set_classes),
+        )
+        sections.append(
+            '<section data-section="guideline_versions"><h2>Guideline versions</h2><p>The answers given under '
+            "each version of the labeling guidelines (the version shown in Label Studio when the answer was last "
+            f"saved), measured apart: {html.escape(view.kappa_caption.lower())} and {html.escape(view.gold_what.lower())}"
+            " with its 95% interval.</p>" + _table(by_version) + "</section>"
+        )
 
     if not ann.empty:
         share = class_share_per_period(ann["period"], answers)
@@ -239,6 +257,7 @@ def build_qa_report(
         "consensus_method": str(consensus_choice["method"]) if consensus_choice is not None else "n/a",
         "expert_review_waiting": int(backlog.get("waiting", 0)),
         "paused_labelers": len(paused),
+        "guideline_versions": len(by_version) if by_version is not None else 0,
     }
     summary_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in summary.items()

@@ -1,0 +1,68 @@
+"""Labeling guidelines on a real Label Studio: the text reaches the projects' instructions (read back through the API),
+is shown before labeling, and a changed file is a new version."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from labeling_assets.assets.guidelines import labeling_guidelines
+from labeling_assets.core.labelstudio.review import review_title
+from labeling_assets.core.store.guidelines import guideline_versions, versions_in_force
+from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from tests.labelstudio_server import LabelStudioServer
+
+pytestmark = pytest.mark.labelstudio
+
+TITLE = "guidelines-test"
+
+
+def test_the_guidelines_reach_every_projects_instructions_and_a_changed_file_is_a_new_version(
+    label_studio: LabelStudioServer, sqlite_store: LabelStore, data_dir: Path, tmp_path: Path
+) -> None:
+    client = label_studio.client()
+    labeling_id = client.ensure_project(title=TITLE, classes=["seven", "one"], overlap=1)
+    review_id = client.ensure_review_project(
+        title=review_title(TITLE), label_config=client.label_config(labeling_id)
+    )
+    guide = tmp_path / "guidelines.md"
+    guide.write_text("# Digits\n\nA **seven** may have a bar.\n\n<script>alert(1)</script>\n")
+    resources = {
+        "label_store": LabelStoreResource(url=sqlite_store.url),
+        "label_studio": label_studio.resource(TITLE),
+        "project": ProjectSettings(data_dir=str(data_dir), guidelines_path=str(guide)),
+    }
+
+    def push() -> dict[str, object]:
+        result = dg.materialize([labeling_guidelines], resources=resources)
+        [event] = result.get_asset_materialization_events()
+        return {k: v.value for k, v in event.materialization.metadata.items()}
+
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    first = push()
+    assert (first["guideline_version"], first["new_version"]) == (1, True)
+    assert set(first["pushed_to_projects"]) == {labeling_id, review_id}  # type: ignore[call-overload]
+    for project_id in (labeling_id, review_id):
+        project = client.get_project(project_id)  # read back from Label Studio
+        assert project["show_instruction"] is True
+        assert "<h1>Digits</h1>" in project["expert_instruction"]
+        assert "<strong>seven</strong>" in project["expert_instruction"]
+        assert "<script>" not in project["expert_instruction"]
+        assert "Guidelines version 1" in project["expert_instruction"]
+
+    # Unchanged: Label Studio kept the HTML as sent, so nothing is pushed again.
+    again = push()
+    assert (again["guideline_version"], again["new_version"], again["pushed_to_projects"]) == (1, False, [])
+
+    guide.write_text("# Digits\n\nA **seven** never has a bar.\n")
+    second = push()
+    assert (second["guideline_version"], second["new_version"]) == (2, True)
+    instructions = client.get_project(labeling_id)["expert_instruction"]
+    assert "never has a bar" in instructions and "Guidelines version 2" in instructions
+    assert [v.version for v in guideline_versions(sqlite_store)] == [1, 2]
+    in_force = versions_in_force(sqlite_store)  # at Label Studio's clock, in push order
+    assert [v for v, _ in in_force] == [1, 2]
+    assert before <= in_force[0][1] <= in_force[1][1] <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
