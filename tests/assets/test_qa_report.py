@@ -1,4 +1,4 @@
-"""qa_report: a self-contained page whose charts really render in a real headless Chromium."""
+"""qa_report (a self-contained page whose charts really render in a real headless Chromium) and the disagreement digest."""
 
 import datetime as dt
 import io
@@ -10,10 +10,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
+from labeling_assets.assets.guidelines import disagreement_digest
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.core.reporting.qa_report import CHARTS, build_qa_report
+from labeling_assets.core.store.guidelines import record_answer_guidelines, record_guideline_text, record_push
+from labeling_assets.core.store.human_loop_schema import adjudications_table
 from labeling_assets.core.store.schema import LabelStore, annotations_table, consensus_table, items_table
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -97,10 +101,14 @@ def test_the_report_has_every_chart_and_points_at_the_spammer(
     sqlite_store: LabelStore, data_dir: Path
 ) -> None:
     _populate(sqlite_store)
+    record_guideline_text(sqlite_store, "# Digits", "g.md")  # version 1 pushed half way: two groups of answers
+    record_push(sqlite_store, 1, 1, START + dt.timedelta(days=3))
+    assert record_answer_guidelines(sqlite_store) == 180
     result = _materialize(sqlite_store, data_dir)
     [event] = result.get_asset_materialization_events()
     meta = event.materialization.metadata
     assert meta["charts"].value == list(CHARTS)
+    assert meta["guideline_versions"].value == 2  # answers before any version, and under version 1
     page = Path(meta["report"].value).read_text()
     assert page.count('data-chart="') == len(CHARTS)
     assert "ann-spammer" in page
@@ -113,6 +121,28 @@ def test_an_empty_store_gives_a_page_that_says_so(sqlite_store: LabelStore, data
     [event] = result.get_asset_materialization_events()
     assert event.materialization.metadata["charts"].value == []
     assert "No annotations yet." in Path(event.materialization.metadata["report"].value).read_text()
+
+
+def test_the_disagreement_digest_lists_the_split_items_the_expert_settled(sqlite_store: LabelStore, data_dir: Path) -> None:
+    _populate(sqlite_store, n_items=20)
+    votes = pd.DataFrame(sqlite_store.fetch(sa.select(annotations_table.c.item_id, annotations_table.c.label)))
+    split = sorted(i for i, labels in votes.groupby("item_id")["label"] if labels.nunique() > 1)
+    with sqlite_store.begin() as conn:  # the expert settles every split item with class "3"
+        conn.execute(adjudications_table.insert(), [
+            {"item_id": i, "label": "3", "reviewer_id": "99", "ls_project_id": 9, "ls_annotation_id": n,
+             "content_hash": f"a{n}", "synced_at": START} for n, i in enumerate(split)
+        ])  # fmt: skip
+    result = dg.materialize(
+        [disagreement_digest],
+        resources={"label_store": LabelStoreResource(url=sqlite_store.url),
+                   "project": ProjectSettings(data_dir=str(data_dir))},
+    )  # fmt: skip
+    [event] = result.get_asset_materialization_events()
+    meta = event.materialization.metadata
+    assert meta["split_items"].value == meta["adjudicated_items"].value == len(split) > 0
+    page = Path(meta["path"].value).read_text()
+    assert "| crowd answer | expert answer | items |" in page and "/raw/" in page  # example items with their uris
+    assert page.endswith(meta["digest"].value + "\n")
 
 
 @pytest.mark.browser
