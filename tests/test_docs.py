@@ -300,20 +300,20 @@ def test_a_setting_or_a_value_the_code_does_not_have_is_found() -> None:
         [
             "| asset | options (defaults) |",
             "|---|---|",
-            "| `labeling_tasks` | `max_new_tasks` (1000), `strategy` (`uncertainty`; margin, diversity, hybrid),"
+            "| `labeling_tasks` | `max_new_tasks` (1000), `strategy` (`uncertainty`; margin, diversity, clairvoyance),"
             " `warp_speed` (9) |",
         ]
     )
     documented = documented_settings(table)
     assert documented == {
         "max_new_tasks": [],
-        "strategy": ["uncertainty", "margin", "diversity", "hybrid"],
+        "strategy": ["uncertainty", "margin", "diversity", "clairvoyance"],
         "warp_speed": [],
     }
     known = config_fields()
     assert [name for name in documented if name not in known] == ["warp_speed"]
     allowed = _literal_values(known["strategy"])
-    assert [v for v in documented["strategy"] if v not in allowed] == ["diversity", "hybrid"]
+    assert [v for v in documented["strategy"] if v not in allowed] == ["clairvoyance"]
     assert documented_variables("`LABELING_ASSETS_HOME` and `LABELING_ASSETS_QUEUE_LOW_WATER=0`") == {
         "LABELING_ASSETS_HOME",
         "LABELING_ASSETS_QUEUE_LOW_WATER",

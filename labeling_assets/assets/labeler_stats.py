@@ -16,6 +16,7 @@ from pydantic import Field
 
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY
+from labeling_assets.core.consensus.completion import Completion
 from labeling_assets.core.consensus.gates import RateGate
 from labeling_assets.core.consensus.labeler_run import LabelerOptions, labeler_board, run_labeler_stats
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, SpeedCheck
@@ -23,6 +24,7 @@ from labeling_assets.core.consensus.leaderboard import LabelerReport
 from labeling_assets.core.display import md_text
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
+from labeling_assets.core.store.completion import labeler_completion
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.partitions import labelers
@@ -130,18 +132,24 @@ def labeler_stats(
     """Each labeler's quality: gold accuracy, agreement with consensus (kappa; for boxes and spans precision and
     recall against the consensus, which includes the labeler's own votes), speed, throughput, class usage and
     weekly trend."""
-    run = run_labeler_stats(label_store.get_store(), task_kind(project.task_type), _options(project, config),
+    store = label_store.get_store()
+    run = run_labeler_stats(store, task_kind(project.task_type), _options(project, config),
                             list(context.partition_keys), log=context.log.info, warn=context.log.warning)  # fmt: skip
     common: dict[str, Any] = {"auto_paused": dg.MetadataValue.json(run.auto_paused),
                               "auto_pause": dg.MetadataValue.bool(config.auto_pause), **as_metadata(run.gold_report)}  # fmt: skip
+    completion = labeler_completion(store)
     if run.n_labelers != 1:
         acceptance = {run.names[k]: g.metadata() for k, g in run.acceptance.items() if g.n}
         return dg.MaterializeResult(metadata={**_batch_metadata({run.names[k]: r for k, r in run.reports.items()}),
-                                              "acceptance": dg.MetadataValue.json(acceptance), **common})  # fmt: skip
+                                              "acceptance": dg.MetadataValue.json(acceptance),
+                                              **_completion_metadata(completion, run.names), **common})  # fmt: skip
     [(labeler_id, report)] = run.reports.items()
     name = run.names[labeler_id]
+    done = completion.get(labeler_id, Completion(0, 0))
     metadata = {**_stats_metadata(labeler_id, report.stats, report.speed), **_trend_metadata(name, report.trend),
                 **_acceptance_metadata(run.acceptance.get(labeler_id)), "labeler": dg.MetadataValue.text(name),
+                "tasks_given": dg.MetadataValue.int(done.given), "tasks_done": dg.MetadataValue.int(done.done),
+                "completion_rate": dg.FloatMetadataValue(done.rate),
                 **common}  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
 
@@ -156,6 +164,13 @@ def _acceptance_metadata(gate: RateGate | None) -> dict[str, Any]:
         "acceptance_ci": dg.MetadataValue.json([round(gate.low, 4), round(gate.high, 4)] if gate.n else []),
         "acceptance_verdict": dg.MetadataValue.text(gate.verdict),
     }
+
+
+def _completion_metadata(completion: dict[str, Completion], names: dict[str, str]) -> dict[str, Any]:
+    """Tasks given and done per labeler (core/consensus/completion.py says what "given" means in each mode)."""
+    shown = {names.get(k, k): {"done": c.done, "given": c.given, "rate": None if c.rate is None else round(c.rate, 3)}
+             for k, c in sorted(completion.items()) if k in names}  # fmt: skip
+    return {"completion": dg.MetadataValue.json(shown)}
 
 
 def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None) -> LabelerOptions:
@@ -234,9 +249,12 @@ def labeler_leaderboard(
     below, and surely below, the gold gate's threshold (the project's, else the kind's)."""
     kind = task_kind(project.task_type)
     options = _options(project)
-    board = labeler_board(label_store.get_store(), kind, options)
+    store = label_store.get_store()
+    board = labeler_board(store, kind, options)
     context.log.info(f"leaderboard of {len(board)} labelers")
     metadata = _leaderboard_metadata(board, kind, options.gold_threshold(kind))
+    names = dict(zip(board["labeler_id"].astype(str), board["labeler"].astype(str), strict=True)) if not board.empty else {}
+    metadata.update(_completion_metadata(labeler_completion(store), names))
     if kind.gold_gate_rate:
         metadata["gold_gate"] = dg.MetadataValue.text(
             f"{kind.name}: '{kind.gold_accuracy_name}' is the gold accuracy as this kind of task measures it; the "

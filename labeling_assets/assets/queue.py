@@ -27,7 +27,9 @@ class QueueConfig(dg.Config):
     overlap: int = 3
     """Labelers per task (Label Studio maximum_annotations)."""
     strategy: Strategy = "uncertainty"
-    """uncertainty | margin | entropy | random (random is the baseline every strategy must beat)."""
+    """uncertainty | margin | entropy | random | diversity | hybrid | committee (random is the baseline every
+    strategy must beat; diversity: k-center on image embeddings, hybrid: k-center over the most uncertain, committee:
+    disagreement of the models' pre-labels; core/labelstudio/selection.py says what each falls back to)."""
     seed: int = 0
     max_overlap: int = Field(
         default=DEFAULT_MAX_OVERLAP,

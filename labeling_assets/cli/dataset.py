@@ -1,4 +1,4 @@
-"""``labeling-assets dataset as-of|diff|tag|list`` and ``labeling-assets item ITEM_ID``: dataset lineage."""
+"""``labeling-assets dataset as-of|diff|tag|list`` and one item's history (``cmd_item``, registered by cli/item.py)."""
 
 import argparse
 import json
@@ -134,7 +134,3 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     t.add_argument("--note", help="why (stored with the tag)")
     t.set_defaults(func=cmd_tag)
     actions.add_parser("list", help="every dataset version with its tags").set_defaults(func=cmd_list)
-    i = sub.add_parser("item", help="one item's history: versions, tasks, votes, consensus, splits, models")
-    i.add_argument("item_id", metavar="ITEM_ID", help="content hash (a unique prefix is enough)")
-    i.add_argument("--json", action="store_true", help="machine-readable output")
-    i.set_defaults(func=cmd_item)

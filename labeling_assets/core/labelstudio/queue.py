@@ -32,12 +32,13 @@ from labeling_assets.core.labelstudio.tasks import (
     Candidate,
     PrelabelVisibility,
     QueuedItem,
+    Selection,
     Strategy,
     awaiting_prelabel,
     build_payloads,
+    choose_queue,
     payload_leaks,
     refreshed_predictions,
-    select_queue,
     shown_model_version,
     visible_prelabels,
 )
@@ -68,6 +69,7 @@ from labeling_assets.core.store.reviews import (
     record_overlap_raises,
 )
 from labeling_assets.core.store.schema import LabelStore, utcnow
+from labeling_assets.core.store.selection_inputs import selection_inputs
 from labeling_assets.core.tasks.kind import Json, Markdown, TaskKind
 
 IMPORT_BATCH = 1000
@@ -109,8 +111,8 @@ def run_queue(
     # Reserve first, push second, link last: a crash anywhere leaves reserved rows that the next run
     # links to tasks Label Studio already has instead of importing them again.
     candidates, waiting = _ready_candidates(store, project_id, options)
-    queue = select_queue(candidates, limit=options.max_new_tasks, gold_rate=options.gold_rate,
-                         strategy=options.strategy, seed=options.seed, kind=kind)  # fmt: skip
+    selection = _select(store, candidates, [project_id], kind, options)
+    queue = selection.queue
     reserved = reserve_tasks(store, project_id, queue, overlap=options.overlap)
     relinked = link_tasks(store, project_id, client.task_ids_by_item(project_id))
     followed = follow_sources(store, client, kind, options, project_id, warn=warn)
@@ -131,6 +133,7 @@ def run_queue(
         **({"prefill_thresholds": Json(prefill or "0.5 per class (no model thresholds)")}
            if kind.decision_thresholds else {}),  # fmt: skip
         **_queue_report(options, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
+        "selection_fallbacks": Json(dict(selection.fallbacks)),  # chosen items ordered by the fall-back, by reason
         "awaiting_prelabel": waiting,
         "tasks_total": sum(by_gold.values()),
         "gold_tasks_total": by_gold.get(True, 0),
@@ -152,8 +155,8 @@ def run_blind_queue(
     followed = [follow_sources(store, client, kind, options, pid, warn=warn, requeue=False) for pid in ids]
     topped_up, review_plan = _blind_top_up(store, client, kind, projects, options)
     candidates, waiting = _ready_candidates(store, ids, options)
-    queue = select_queue(candidates, limit=options.max_new_tasks, gold_rate=options.gold_rate,
-                         strategy=options.strategy, seed=options.seed, kind=kind)  # fmt: skip
+    selection = _select(store, candidates, ids, kind, options)
+    queue = selection.queue
     load = task_counts(store, ids)
     plan = assign_blind([q.item_id for q in queue], list(projects), options.overlap,
                         {name: load.get(pid, 0) for name, pid in projects.items()})  # fmt: skip
@@ -187,6 +190,7 @@ def run_blind_queue(
         "new_gold": sum(1 for q in queue if q.is_gold),
         "overlap": options.overlap,
         "strategy": options.strategy,
+        "selection_fallbacks": Json(dict(selection.fallbacks)),
         "prelabel_visibility": options.prelabel_visibility,  # read by the champion's hand-over (handover.py)
         "sent_to_more_labelers": topped_up,
         "label_configs_updated": sum(bool(f["label_config_updated"]) for f in followed),
@@ -243,6 +247,15 @@ def _ready_candidates(
     waiting = {c.item_id for c in awaiting_prelabel(candidates, last_prelabel_at=last_prelabel_at(store),
                                                     ingested_after=cutoff)}  # fmt: skip
     return [c for c in candidates if c.item_id not in waiting], len(waiting)
+
+
+def _select(store: LabelStore, candidates: list[Candidate], project_ids: list[int], kind: TaskKind,
+            options: QueueOptions) -> Selection:  # fmt: skip
+    """The run's queue by its strategy, with what that strategy reads from the store (core/labelstudio/selection.py)."""
+    regular = [c.item_id for c in candidates if not c.is_gold]
+    inputs = selection_inputs(store, options.strategy, regular, project_ids) if regular else None
+    return choose_queue(candidates, limit=options.max_new_tasks, gold_rate=options.gold_rate, strategy=options.strategy,
+                        seed=options.seed, kind=kind, inputs=inputs)  # fmt: skip
 
 
 def _prefill_thresholds(

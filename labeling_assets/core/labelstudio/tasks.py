@@ -26,11 +26,12 @@ import numpy as np
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.labelstudio.config import DATA_KEY
+from labeling_assets.core.labelstudio.selection import SelectionInputs, order_regular, uncertainty_score
 from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.core.tasks.registry import task_kind
 
-# random is the baseline every other strategy must beat
-Strategy = Literal["uncertainty", "margin", "entropy", "random"]
+# random is the baseline every other strategy must beat; the last three: core/labelstudio/selection.py
+Strategy = Literal["uncertainty", "margin", "entropy", "random", "diversity", "hybrid", "committee"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # Keys that must never appear anywhere in a payload sent to Label Studio.
 FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
@@ -83,7 +84,7 @@ def uncertainty(probs: Mapping[str, float] | None, strategy: str = "uncertainty"
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    return (kind or task_kind(SINGLE_LABEL)).informativeness(probs, strategy)
+    return uncertainty_score(kind or task_kind(SINGLE_LABEL), probs, strategy)
 
 
 def select_queue(
@@ -94,14 +95,39 @@ def select_queue(
     strategy: str = "uncertainty",
     seed: int = 0,
     kind: TaskKind | None = None,
+    inputs: SelectionInputs | None = None,
 ) -> list[QueuedItem]:
-    """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold, by the ``kind``'s
-    informativeness of their pre-labels (:func:`uncertainty`).
+    """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold (:func:`choose_queue`)."""
+    return choose_queue(candidates, limit=limit, gold_rate=gold_rate, strategy=strategy, seed=seed, kind=kind,
+                        inputs=inputs).queue  # fmt: skip
 
-    Regular items: scored before unscored, highest uncertainty first (ties broken by a seeded shuffle). Gold
-    items: a seeded random sample (scored ones first) placed at seeded random positions, so nothing about a
-    task's position or payload tells it apart.
+
+@dataclass(frozen=True)
+class Selection:
+    queue: list[QueuedItem]
+    fallbacks: Counter[str]  # reason -> chosen regular items ordered by the fall-back (core/labelstudio/selection.py)
+
+
+def choose_queue(
+    candidates: Sequence[Candidate],
+    *,
+    limit: int,
+    gold_rate: float = 0.1,
+    strategy: str = "uncertainty",
+    seed: int = 0,
+    kind: TaskKind | None = None,
+    inputs: SelectionInputs | None = None,
+) -> Selection:
+    """Up to ``limit`` items in queue order with about ``gold_rate`` of them gold.
+
+    Regular items: in the order of ``strategy`` (core/labelstudio/selection.py; the uncertainty strategies: the
+    ``kind``'s informativeness of their pre-labels, :func:`uncertainty`, scored before unscored, ties broken by a
+    seeded shuffle). Gold items: a seeded random sample (scored ones first) placed at seeded random positions, so
+    nothing about a task's position or payload tells it apart.
     """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    kind = kind or task_kind(SINGLE_LABEL)
     if limit < 0:
         raise ValueError("limit must be >= 0")
     if not 0.0 <= gold_rate < 1.0:
@@ -116,10 +142,8 @@ def select_queue(
     ):  # not enough regular items: fill with gold, never exceed the rate's intent silently
         n_gold = min(len(gold), limit - n_regular)
     shuffled = [regular[i] for i in rng.permutation(len(regular))]
-    scores = [uncertainty(c.probs, strategy, kind) for c in shuffled]
-    # Scored items first, most informative first; stable: ties keep the shuffle.
-    order = sorted(range(len(shuffled)), key=lambda i: (shuffled[i].probs is None, -scores[i]))
-    chosen_regular = [(shuffled[i], scores[i]) for i in order[:n_regular]]
+    ordered = order_regular(shuffled, n_regular, strategy, kind, rng, inputs)
+    chosen_regular = ordered.items
     gold_order = sorted(rng.permutation(len(gold)).tolist(), key=lambda i: gold[i].probs is None)
     chosen_gold = [(gold[i], uncertainty(gold[i].probs, strategy, kind)) for i in gold_order[:n_gold]]
     total = len(chosen_regular) + len(chosen_gold)
@@ -138,7 +162,7 @@ def select_queue(
                 model_version=cand.model_version,
             )
         )
-    return out
+    return Selection(out, ordered.fallbacks)
 
 
 def task_payload(
