@@ -7,7 +7,7 @@ order on it: a split vote goes to the review project and the expert settles it, 
 import datetime as dt
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,14 @@ from labeling_assets.assets.labeler_stats import labeler_stats
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.cli.labeler import pause, resume
 from labeling_assets.core.labelstudio.review import CONSENSUS_NOTE, CONSENSUS_VERSION, VOTES_KEY, review_title
+from labeling_assets.core.store.flags import flag_item
 from labeling_assets.core.store.human_loop import (
     adjudication_frame,
     pause_history,
     pause_states,
     review_tasks,
 )
+from labeling_assets.core.store.phashes import ensure_phashes
 from labeling_assets.core.store.queries import consensus_frame
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.tasks import task_kind
@@ -59,6 +61,7 @@ class Loop:
     truth: dict[str, str]
     users: dict[str, int]
     spam_started: dt.datetime
+    queue_runs: list[dict[str, Any]] = field(default_factory=list)
 
     def run(self, assets: list[Any], **kwargs: Any) -> dg.ExecuteInProcessResult:
         result = dg.materialize(assets, resources=self.resources, instance=self.instance, **kwargs)
@@ -111,9 +114,12 @@ def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFacto
     client = label_studio.client()
     with dg.DagsterInstance.ephemeral() as instance:
         loop = Loop(store, instance, resources, client, items, truth, client.ensure_users(USERS), utcnow())
-        push = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.5}}}}
-        for _ in range(3):  # later pushes drain what the gold rate held back
-            loop.run([queue.labeling_tasks], run_config=push)
+        ensure_phashes(store)  # as ingest does: the diversity strategy's embeddings
+        # Later pushes drain what the gold rate held back; each takes one of the strategies beyond uncertainty.
+        for strategy in ("diversity", "committee", "hybrid"):
+            push = {"ops": {"labeling_tasks": {"config": {"gold_rate": 0.5, "strategy": strategy}}}}
+            meta = loop.run([queue.labeling_tasks], run_config=push).asset_materializations_for_node("labeling_tasks")
+            loop.queue_runs.append({k: v.value for k, v in meta[0].metadata.items()})
         project_id = resources["label_studio"].find_project_id()
         tasks = client.task_ids_by_item(project_id)
         assert len(tasks) == N_ITEMS
@@ -133,18 +139,32 @@ def test_labelers_are_partitions_named_after_their_label_studio_username(loop: L
     assert set(loop.instance.get_dynamic_partitions(labelers_partitions.name)) == {"hl_alice", "hl_bob", "hl_spam"}
 
 
+def test_the_queue_takes_the_diversity_committee_and_hybrid_strategies(loop: Loop) -> None:
+    diversity, committee, hybrid = loop.queue_runs
+    # Every item was selected by the first run, in k-center order over their real images' perceptual hashes.
+    assert (diversity["strategy"], diversity["selected"], diversity["selection_fallbacks"]) == ("diversity", N_ITEMS, {})
+    assert (committee["strategy"], hybrid["strategy"]) == ("committee", "hybrid")
+
+
 def test_a_split_vote_goes_to_the_review_project_and_the_expert_answer_becomes_the_label(loop: Loop) -> None:
-    split = loop.items[SPLIT]
+    split, flagged = loop.items[SPLIT], loop.items[7]
     loop.consensus()
     bob_before = loop.stats("hl_bob")
+    # Shared project, every task filled to its overlap: bob was given the 9 tasks he answered, nothing else is open.
+    assert (bob_before["tasks_given"], bob_before["tasks_done"], bob_before["completion_rate"]) == (N_ITEMS, N_ITEMS, 1.0)
     assert consensus_frame(loop.store).set_index("item_id").loc[split, "confidence"] < 0.5
+    # A confident item a person flags by hand (`labeling-assets item flag`) goes to the expert too.
+    assert consensus_frame(loop.store).set_index("item_id").loc[flagged, "confidence"] >= 0.5
+    assert flag_item(loop.store, flagged, "the digit is cut off", actor="lead").recorded
 
     queued = loop.run([adjudications], run_config={"ops": {"adjudications": {"config": {"max_overlap": 3}}}})
     meta = queued.asset_materializations_for_node("adjudications")[0].metadata
     review_id = meta["review_project_id"].value
     title = review_title(loop.resources["label_studio"].resolved_project_title)
     assert [p["title"] for p in loop.client.list_projects() if p["id"] == review_id] == [title]
-    assert split in review_tasks(loop.store, review_id)
+    assert {split, flagged} <= set(review_tasks(loop.store, review_id))
+    shown = next(t for t in loop.client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == flagged)
+    assert "flagged by lead: the digit is cut off" in shown["data"]["context"]
     task = next(t for t in loop.client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == split)
     shown = task["data"][VOTES_KEY]
     assert all(name in shown for name in ("hl_alice", "hl_bob", "hl_spam")) and "gold" in shown
