@@ -16,6 +16,7 @@ from labeling_assets.assets import label_issues as label_issues_assets
 from labeling_assets.assets import labeler_stats as labeler_stats_assets
 from labeling_assets.assets import prelabel as prelabel_assets
 from labeling_assets.assets import qa_report as qa_report_assets
+from labeling_assets.assets import spot_checks as spot_check_assets
 from labeling_assets.assets import train as train_assets
 from labeling_assets.checks import consensus as consensus_checks
 from labeling_assets.checks import dataset as dataset_checks
@@ -94,6 +95,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             collect.annotations,
             consensus_assets.consensus_labels,
             adjudication.adjudications,
+            spot_check_assets.spot_checks,
             labeler_stats_assets.labeler_stats,
             labeler_stats_assets.labeler_leaderboard,
             label_issues_assets.label_issues,

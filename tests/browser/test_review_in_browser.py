@@ -1,5 +1,6 @@
 """What an expert sees in the review project: the image, every vote with its labeler's name and gold accuracy,
-and the model's prediction, rendered by Label Studio in a real Chromium (screenshot: review-task.png)."""
+and the model's prediction, rendered by Label Studio in a real Chromium (screenshot: review-task.png); and what a
+reviewer does in the spot-check project: accept, reject or fix one answer at a time (spot-check-in-browser.png)."""
 
 from pathlib import Path
 from typing import Any, Literal
@@ -8,14 +9,32 @@ import pytest
 from PIL import Image, ImageDraw
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from labeling_assets.core.consensus.spot_check import FIX, REJECT
 from labeling_assets.core.labelstudio.review import ShownVote, review_config, review_task, review_title
+from labeling_assets.core.labelstudio.spot_check import (
+    LABELER_VERSION,
+    spot_check_config,
+    spot_check_task,
+    spot_check_title,
+)
 from labeling_assets.core.labelstudio.tasks import image_url
+from labeling_assets.core.store.spot_checks import read_verdicts
 from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.tasks.kind import ItemMedia
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from tests.browser.conftest import sign_up
-from tests.browser.pages import UI_WAIT_S, log_in
+from tests.browser.pages import (
+    UI_WAIT_S,
+    checked_choices,
+    loaded_task_image,
+    log_in,
+    screenshot_kept,
+    submit,
+    ui_task_id,
+)
 from tests.labelstudio_server import LabelStudioServer
 
 CLASSES = ["cat", "dog", "bird"]
@@ -71,3 +90,60 @@ def test_the_review_task_shows_the_image_the_named_votes_and_the_prediction(
     assert "95% of 20" in text and "model m1: dog (p=0.82)" in text
     assert all(c in text for c in CLASSES)
     print(f"\nscreenshot: {screenshot}")
+
+
+def test_a_reviewer_rejects_one_spot_checked_answer_and_fixes_another_in_the_browser(
+    image_server: LabelStudioServer, chromium: WebDriver, artifacts_dir: Path
+) -> None:
+    """docs/review.md: one sampled answer per task, the labeler's name and answer pre-drawn, a verdict required."""
+    raw = image_server.files_root / "raw"
+    raw.mkdir(exist_ok=True)
+    for name, colour in (("spot-a", "#a33"), ("spot-b", "#33a")):
+        Image.new("RGB", (120, 120), colour).save(raw / f"{name}.png")
+    resource = LabelStudioResource(url=image_server.url, api_key=image_server.token, project_title="browser")
+    client = resource.get_client()
+    kind = task_kind("single_label")
+    project_id = client.ensure_review_project(title=spot_check_title("browser"),
+                                              label_config=spot_check_config(kind.label_config(CLASSES)))  # fmt: skip
+    assert "images served" in resource.serve_images(project_id, raw, image_server.files_root)
+    answered = {"spot-a": (101, "dog"), "spot-b": (102, "cat")}  # item -> (annotation id, the labeler's answer)
+    tasks = [spot_check_task(item, image_url(str(raw / f"{item}.png"), image_server.files_root),
+                             ls_annotation_id=ann, labeler="hl_bob", drawn=kind.answer_result(label, ItemMedia()),
+                             why="draw 0.012 < rate 0.30 (new labeler)")
+             for item, (ann, label) in answered.items()]  # fmt: skip
+    assert client.import_tasks(project_id, tasks) == 2
+    client.show_predictions_of(project_id, LABELER_VERSION)
+    reviewer = sign_up(image_server, "the.reviewer@labeling-assets.local")
+
+    wait = WebDriverWait(chromium, UI_WAIT_S)
+    screenshot = artifacts_dir / "spot-check-in-browser.png"
+    with screenshot_kept(chromium, screenshot):
+        chromium.delete_all_cookies()  # another person than the module's earlier test
+        log_in(chromium, wait, image_server.url, reviewer, "the reviewer")
+        chromium.get(f"{image_server.url}/projects/{project_id}/data?labeling=1")
+        done: dict[int, str] = {}
+        for verdict in (REJECT, FIX):
+            loaded_task_image(chromium, wait)
+            task_id: int = wait.until(lambda d: (t := ui_task_id(d)) not in done and t, "the next task never showed")
+            data = client.request("GET", f"/api/tasks/{task_id}/")["data"]
+            given = answered[data["item_id"]][1]
+            wait.until(lambda d, want=[given]: checked_choices(d) == want, "the labeler's answer is not pre-drawn")
+            assert "Labeler: hl_bob" in chromium.execute_script("return document.body.innerText")
+            if verdict == FIX:  # the reviewer corrects the answer in the controls, then says so
+                correction = next(c for c in CLASSES if c != given)
+                chromium.find_element(By.XPATH, f"//input[@name='{correction}']/ancestor::label").click()
+            chromium.find_element(By.XPATH, f"//input[@name='{verdict}']/ancestor::label").click()
+            wait.until(lambda d, v=verdict: v in checked_choices(d), f"clicking {verdict!r} did not select it")
+            if verdict == FIX:
+                chromium.save_screenshot(str(screenshot))
+            submit(chromium, wait, client, task_id)
+            done[task_id] = data["item_id"]
+
+    sampled = {ann: {"ls_annotation_id": ann, "item_id": item, "labeler_id": "7"} for item, (ann, _) in answered.items()}
+    rows, problems = read_verdicts(client.iter_tasks(project_id, fields="all"), project_id, None, kind, sampled)
+    assert problems == []
+    by_item = {r["item_id"]: r for r in rows}
+    first, second = (done[t] for t in sorted(done, key=list(done).index))
+    assert by_item[first]["verdict"] == REJECT and by_item[first]["fixed_answer"] is None
+    assert by_item[second]["verdict"] == FIX and by_item[second]["fixed_answer"] == correction
+    assert {r["reviewer_id"] for r in rows} == {str(reviewer.user_id)}

@@ -30,6 +30,7 @@ from labeling_assets.core.labelstudio.spot_check import (
     read_verdict,
     spot_check_config,
     spot_check_task,
+    spot_check_title,
 )
 from labeling_assets.core.store.human_loop import adjudicated_labels, record_adjudications
 from labeling_assets.core.store.schema import LabelStore
@@ -161,6 +162,11 @@ def test_a_verdict_reads_back_for_every_kind_and_a_fix_in_the_kinds_own_form(kin
     assert fix.verdict == FIX and _same(fix.answer, fixed), fix
     assert read_verdict(shown, kind).verdict is None  # no verdict: nothing is recorded
     assert read_verdict([{**verdict[0], "value": {"choices": ["maybe"]}}], kind).problem
+
+
+def test_the_project_title_is_the_labeling_projects_cut_to_label_studios_50_characters() -> None:
+    assert spot_check_title("digits") == "digits — spot-check"
+    assert len(spot_check_title("x" * 60)) == 50 and spot_check_title("x" * 60).endswith(" — spot-check")
 
 
 def test_the_task_shows_the_labelers_name_and_their_answer_pre_drawn() -> None:

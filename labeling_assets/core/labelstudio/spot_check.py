@@ -25,12 +25,13 @@ SPOT_CHECK_SUFFIX = " — spot-check"
 VERDICT_NAME = "verdict"  # the verdict's <Choices name>
 CONTEXT_KEY = "context"
 LABELER_VERSION = "labeler_answer"  # the model_version of the pre-drawn answer: the labeler's, no model's
+MAX_TITLE = 50  # Label Studio refuses a longer project title
 _SHOWN = re.compile(r'<(Image|Text) name="([^"]*)" value="\$')  # the object tag a crowd config shows its item in
 
 
 def spot_check_title(title: str) -> str:
-    """The spot-check project's title: ``<title> — spot-check``."""
-    return f"{title}{SPOT_CHECK_SUFFIX}"
+    """The spot-check project's title: ``<title> — spot-check``, the title cut to fit Label Studio's 50 characters."""
+    return f"{title[: MAX_TITLE - len(SPOT_CHECK_SUFFIX)]}{SPOT_CHECK_SUFFIX}"
 
 
 def spot_check_config(crowd_config: str) -> str:
