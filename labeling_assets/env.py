@@ -128,6 +128,21 @@ def classes() -> list[str] | None:
     return names or None
 
 
+def extra_fields() -> str:
+    """``$LABELING_ASSETS_EXTRA_FIELDS``: the project's extra answer fields as JSON (``core/fields/spec.py``); empty
+    when unset. Read when ``ProjectSettings`` is made, as the task type."""
+    return variable("LABELING_ASSETS_EXTRA_FIELDS") or ""
+
+
+def ask_self_confidence() -> bool:
+    """``$LABELING_ASSETS_ASK_SELF_CONFIDENCE``: 1/true/yes adds the labeler's own confidence rating (1-5); unset
+    or 0/false/no: not asked (the default); anything else is an error naming the variable."""
+    value = (variable("LABELING_ASSETS_ASK_SELF_CONFIDENCE") or "false").strip().lower()
+    if value not in {"1", "true", "yes", "0", "false", "no"}:
+        raise SettingMissing(f"LABELING_ASSETS_ASK_SELF_CONFIDENCE={value!r}: expected true or false")
+    return value in {"1", "true", "yes"}
+
+
 def allow_overlapping_spans() -> bool:
     """``$LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS``: 1/true/yes lets a text_spans project keep overlapping (nested)
     entities; unset, 0/false/no: forbidden (the default); anything else is an error naming the variable. Read when

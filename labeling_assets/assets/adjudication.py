@@ -15,6 +15,7 @@ from pydantic import Field
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_CONSENSUS
 from labeling_assets.core.consensus.review_routing import plan_overlap_raises
+from labeling_assets.core.fields.spec import config_fields
 from labeling_assets.core.labelstudio.config import ConfigLayout, config_layout
 from labeling_assets.core.labelstudio.review import CONSENSUS_VERSION, review_config, review_title
 from labeling_assets.core.store.blind_tasks import blind_open_requests
@@ -56,10 +57,11 @@ def adjudications(
     client = label_studio.get_client()
     title = review_title(label_studio.resolved_project_title)
     kind = task_kind(project.task_type)
-    wanted_config = review_config(kind.label_config(project.classes, project.allow_empty_set))
+    wanted_config = review_config(project.label_config())
     review_id = client.ensure_review_project(title=title, label_config=wanted_config)
     current_config = client.label_config(review_id)
-    if _answer_form(current_config) != _answer_form(wanted_config):  # the task type changed since its creation
+    # The task type (or the extra fields) changed since its creation.
+    if _answer_form(current_config) != _answer_form(wanted_config) or config_fields(current_config) != config_fields(wanted_config):
         client.set_label_config(review_id, wanted_config)
     images = label_studio.serve_images(review_id, project.data_path / "raw", project.data_path)
     reviewers, unknown = reviewer_ids(client.list_users(), project.reviewers)

@@ -22,6 +22,17 @@ from labeling_assets.core.dataset.card import (
 from labeling_assets.core.dataset.diff import render_diff
 from labeling_assets.core.dataset.hub import HubPushError, push_dataset_dict
 from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, HELD_OUT_REASON, group_summary
+from labeling_assets.core.fields.consensus import (
+    aggregate_fields,
+    card_section,
+    field_columns,
+    with_field_columns,
+)
+from labeling_assets.core.store.answer_fields import (
+    current_field_answers,
+    load_field_consensus,
+    record_field_consensus,
+)
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
     dataset_card,
@@ -198,12 +209,15 @@ def dataset_splits(
     previous = newest if newest != version else None
     built = with_previous(built, previous)
     inputs = _card(store, project, config, labeled, excluded, built, previous)
-    card = render_card(inputs)
+    fields = project.answer_fields()
+    field_consensus = aggregate_fields(current_field_answers(store, inputs.manifest["item_id"]), fields)
+    card = render_card(inputs) + ("\n" + card_section(field_consensus, fields, len(inputs.manifest)) if fields else "")
     is_new = record_dataset_version(
         store, built.assignment.frame, version, class_weights=built.class_weights,
         manifest_json=built.manifest_json, card=card,
     )
     record_held_out(store, version, built.held_out)
+    record_field_consensus(store, version, field_consensus)  # what this version's exports carry as columns
     card_path = project.data_path / "datasets" / version / "dataset_card.md"
     card_path.parent.mkdir(parents=True, exist_ok=True)
     card_path.write_text(card, encoding="utf-8")
@@ -262,6 +276,7 @@ def dataset_export(
     manifest = load_manifest(store, version)
     # One read of the uri column (not one query per chunk of ids); export_rows reports any item without one.
     rows = export_core.export_rows(manifest, item_uris(store))
+    rows = with_field_columns(rows, field_columns(load_field_consensus(store, version), project.answer_fields()))
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
     try:

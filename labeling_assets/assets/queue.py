@@ -75,9 +75,9 @@ def labeling_tasks(
         max_overlap=config.max_overlap, blind_reassign_after_hours=config.blind_reassign_after_hours,
         prelabel_wait_minutes=config.prelabel_wait_minutes, prelabel_visibility=config.prelabel_visibility,
         allow_empty=project.allow_empty_set, allow_overlap=project.allow_overlapping_spans,
-        class_list_change_reason=project.class_list_change_reason,
+        class_list_change_reason=project.class_list_change_reason, fields=project.answer_fields(),
     )  # fmt: skip
-    label_config = kind.label_config(project.classes, project.allow_empty_set)
+    label_config = project.label_config()
     log, warn = context.log.info, context.log.warning
     if label_studio.blind:  # one project per labeler (core/labelstudio/blind.py)
         projects = label_studio.ensure_blind_projects(classes=project.classes, label_config=label_config)

@@ -41,6 +41,7 @@ from labeling_assets.cli.demo_multilabel import (
 from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_crowd
 from labeling_assets.cli.runs import run_job
 from labeling_assets.constants import REPO_ROOT
+from labeling_assets.core.fields.spec import with_field_controls
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.text_classes.demo import FortunesMissing
 from labeling_assets.env import data_dir
@@ -88,6 +89,11 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"labeling-assets demo --task {args.task} --serve: not available (the self-driving loop's crowd answers "
               "image classes); run it without --serve", file=sys.stderr)  # fmt: skip
         return 2
+    if (args.severity or args.self_confidence) and args.task != "single-label":
+        print(f"labeling-assets demo --task {args.task}: --severity and --self-confidence are for the single-label "
+              "demo (its crowd answers them)", file=sys.stderr)  # fmt: skip
+        return 2
+    use_answer_fields(severity=args.severity, self_confidence=args.self_confidence)
     multi = args.task == "multi-label"
     # Before the instance and resources are chosen: each demo but the single-label one has its own data folder.
     grids = use_multi_label_environment() if multi else None
@@ -121,7 +127,9 @@ def run_demo(args: argparse.Namespace) -> int:
         label_studio = LabelStudioResource()
         settings = ProjectSettings()  # the demo's environment picked the task type above
         classes = project_classes()
-        label_config = task_kind(settings.task_type).label_config(classes, settings.allow_empty_set)
+        label_config = with_field_controls(
+            task_kind(settings.task_type).label_config(classes, settings.allow_empty_set), settings.answer_fields()
+        )
         project_id = label_studio.ensure_project(classes=classes, overlap=args.overlap, label_config=label_config)
         print(f"    Label Studio {info.url}, project {project_id}; token in {info.token_file}")
         _done(t)
@@ -235,12 +243,28 @@ def start_over(folder: Path) -> str | None:
     return None
 
 
+SEVERITY_FIELD = '[{"name": "severity", "kind": "choice", "options": ["low", "medium", "high"], "required": true}]'
+
+
+def use_answer_fields(*, severity: bool, self_confidence: bool) -> None:
+    """--severity and --self-confidence: the project's extra answer fields, through the environment every run reads
+    (``ProjectSettings.extra_fields``, ``.ask_self_confidence``); the demo's crowd answers them."""
+    if severity:
+        env.set_variable("LABELING_ASSETS_EXTRA_FIELDS", SEVERITY_FIELD)
+    if self_confidence:
+        env.set_variable("LABELING_ASSETS_ASK_SELF_CONFIDENCE", "true")
+
+
 def _simulate_crowd(label_studio: LabelStudioResource, project_id: int, args: argparse.Namespace) -> None:
+    import functools
+
     from labeling_assets.core.labelstudio.crowd import default_crowd
     from labeling_assets.local.crowd import simulate_crowd
 
     crowd = default_crowd(args.annotators, prefix="sim")
-    simulate_demo_crowd(simulate_crowd, label_studio.get_client(), project_id, crowd,
+    fields = ProjectSettings().answer_fields()  # --severity, --self-confidence: the crowd answers them too
+    simulate = functools.partial(simulate_crowd, fields=fields) if fields else simulate_crowd
+    simulate_demo_crowd(simulate, label_studio.get_client(), project_id, crowd,
                         truth=truth_by_item(demo_truth_csv()), classes=project_classes(), args=args)  # fmt: skip
 
 
@@ -547,6 +571,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "(a crowd with per-labeler confusion, TF-IDF + logistic regression); text-spans: Faker sentences with PER, "
         "ORG and LOC entities (a crowd that misses entities, cuts boundaries, confuses types; span consensus; spaCy "
         "NER from blank); each in its own data folder <data>/text-classes or <data>/text-spans (not with --serve)",
+    )
+    p.add_argument(
+        "--severity",
+        action="store_true",
+        help="single-label: a two-field project, class + severity (low / medium / high, each item's by construction): "
+        "Label Studio asks both, the crowd answers both, the dataset's exports carry the severity's consensus",
+    )
+    p.add_argument(
+        "--self-confidence",
+        action="store_true",
+        help="single-label: ask each labeler's own confidence (a 1-5 rating); the crowd's model is in "
+        "docs/answer_fields.md",
     )
     p.add_argument(
         "--serve",

@@ -8,6 +8,7 @@ from labeling_assets import env
 from labeling_assets.cli.common import demo_truth_csv, project_classes, truth_by_item
 from labeling_assets.cli.runs import run_job
 from labeling_assets.core.errors import ConfigurationError, SetupError, display_url, one_line
+from labeling_assets.core.fields.spec import with_field_controls
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.env import data_dir
 from labeling_assets.local import labelstudio as server
@@ -95,7 +96,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         title=title,
         classes=classes,
         overlap=args.overlap,
-        label_config=task_kind(settings.task_type).label_config(classes, settings.allow_empty_set),
+        label_config=with_field_controls(
+            task_kind(settings.task_type).label_config(classes, settings.allow_empty_set), settings.answer_fields()
+        ),
     )
     print(
         f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"

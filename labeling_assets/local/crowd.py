@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from labeling_assets.core.fields.crowd import field_answers
+from labeling_assets.core.fields.spec import FieldSpec, field_result
 from labeling_assets.core.labelstudio.crowd import (
     LabelerSpec,
     PlannedAnnotation,
@@ -52,6 +54,7 @@ def simulate_crowd(
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
     plan: Callable[..., Any] = plan_crowd,
+    fields: Sequence[FieldSpec] = (),
 ) -> CrowdResult:
     """Create the labelers' users (idempotent) and submit annotations as them through the API.
 
@@ -71,11 +74,20 @@ def simulate_crowd(
             multi-label project (each labeler ticks a set of classes, with per-class misses and false alarms;
             an empty answer is posted as the "None of these" choice, and rows of the result carry the set as a
             sorted list). :func:`simulate_set_crowd` is this function with that plan.
+        fields: the project's extra answer fields (single-label): each answer also answers them
+            (``core/fields/crowd.py``: truth by construction, and a self-confidence rating by the labeler's style).
     """
     user_ids, task_of, wanted, done = _prepare(client, project_id, [a.name for a in labelers], truth)
     planned = plan(wanted, labelers, classes, overlap=overlap, seed=seed, already_done=done)
     result = CrowdResult(user_ids=user_ids, skipped_items=len(truth) - len(wanted))
-    _submit(client, planned.annotations, task_of, result, progress, workers)
+    specs = {spec.name: spec for spec in labelers if isinstance(spec, LabelerSpec)}
+    extras = [
+        field_result(field_answers(specs[a.labeler], a.item_id, a.label, wanted[str(a.item_id)], fields, seed=seed),
+                     "image")
+        if fields and isinstance(a, PlannedAnnotation) else []
+        for a in planned.annotations
+    ]  # fmt: skip
+    _submit(client, planned.annotations, task_of, result, progress, workers, extras)
     return result
 
 
@@ -104,24 +116,26 @@ def _submit(
     result: CrowdResult,
     progress: Callable[[int, int], None] | None,
     workers: int,
+    extras: Sequence[list[dict[str, Any]]] = (),
 ) -> None:
     local = threading.local()
     users = result.user_ids
 
-    def submit(one: PlannedAnnotation | PlannedSetAnnotation) -> tuple[int, int, str, str, Label]:
+    def submit(n: int, one: PlannedAnnotation | PlannedSetAnnotation) -> tuple[int, int, str, str, Label]:
         if not hasattr(local, "client"):
             local.client = client.clone()
         item_id = str(one.item_id)
         label: Label = one.label if isinstance(one, PlannedAnnotation) else list(one.labels)
         ann_id = local.client.create_annotation(
-            task_of[item_id], label, completed_by=users[one.labeler], lead_time_s=one.lead_time_s
+            task_of[item_id], label, completed_by=users[one.labeler], lead_time_s=one.lead_time_s,
+            extra=extras[n] if extras else (),
         )
         return (ann_id, task_of[item_id], item_id, one.labeler, label)
 
     total = len(planned)
     # Community has no bulk annotation endpoint: one POST each, a few in flight (the server is the bottleneck).
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, row in enumerate(pool.map(submit, planned), start=1):  # map keeps the plan's order
+        for n, row in enumerate(pool.map(submit, range(len(planned)), planned), start=1):  # map keeps the order
             result.annotations.append(row)
             if progress and (n % 100 == 0 or n == total):
                 progress(n, total)

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.errors import connection_reason, display_url, one_line
+from labeling_assets.core.fields.spec import read_fields
 from labeling_assets.core.labelstudio.blind import blind_title, check_blind_labelers
 from labeling_assets.core.labelstudio.config import choice_result, choices_label_config
 from labeling_assets.core.labelstudio.storage import (
@@ -96,6 +97,7 @@ def remote_annotations(task: dict[str, Any], kind: "TaskKind") -> list[RemoteAnn
                 problem=answer.problem,
                 detail=answer.detail,
                 result=result if answer.problem is not None else None,
+                fields=read_fields(result) or None,  # extra answer fields, beside the kind's answer
             )
         )
     return out
@@ -534,14 +536,15 @@ class LabelStudioClient:
 
     # -- annotations ---------------------------------------------------------------------------
     def create_annotation(
-        self, task_id: int, label: str | Sequence[str], *, completed_by: int, lead_time_s: float | None = None
+        self, task_id: int, label: str | Sequence[str], *, completed_by: int, lead_time_s: float | None = None,
+        extra: Sequence[dict[str, Any]] = (),
     ) -> int:
         """Annotate ``task_id`` as ``completed_by``: a class name, or a list of names (multi-label; ``[]`` picks
-        "None of these")."""
+        "None of these"); ``extra``: more result regions (the extra answer fields: ``fields.spec.field_result``)."""
         optional = {"lead_time": round(float(lead_time_s), 3)} if lead_time_s is not None else {}
         with self._calling(f"POST /api/tasks/{task_id}/annotations/"):
             created = self.sdk.annotations.create(
-                id=task_id, result=choice_result(label), completed_by=completed_by, **optional
+                id=task_id, result=[*choice_result(label), *extra], completed_by=completed_by, **optional
             )
         return int(_id(created))
 

@@ -8,8 +8,10 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.constants import DEMO_CLASSES
+from labeling_assets.core.fields.spec import FieldSpec, FieldSpecError, parse_fields, with_field_controls
 from labeling_assets.core.ingest.text import DEFAULT_MAX_TEXT_BYTES, TEXT_TASK_TYPES, TextOptions
 from labeling_assets.core.label_sets import TaskType
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.env import data_dir
 
 
@@ -113,6 +115,32 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         "version and shows it as the instructions of every Label Studio project people answer in (before labeling). "
         "Empty = $LABELING_ASSETS_GUIDELINES (read when the definitions load), else no guidelines.",
     )
+    extra_fields: str = Field(
+        default_factory=env.extra_fields,
+        description="More answers per item besides the kind's own, as a JSON list of {name, kind: choice | choices | "
+        "rating, options, max_rating, required}, e.g. [{\"name\": \"severity\", \"kind\": \"choice\", \"options\": "
+        "[\"low\", \"medium\", \"high\"]}]: Label Studio controls after the kind's, stored per annotation version, "
+        "aggregated per item (choice: vote; choices: per-option majority; rating: median) into export columns. "
+        "Empty = $LABELING_ASSETS_EXTRA_FIELDS (read when the definitions load), else none.",
+    )
+    ask_self_confidence: bool = Field(
+        default_factory=env.ask_self_confidence,
+        description="Ask each labeler for their own confidence (a 1-5 <Rating name=\"self_confidence\">), stored "
+        "and reported; consensus does not weigh votes by it (benchmarks/self_rating.py: docs/answer_fields.md). "
+        "Empty = $LABELING_ASSETS_ASK_SELF_CONFIDENCE, else False.",
+    )
+
+    def answer_fields(self) -> tuple[FieldSpec, ...]:
+        """The extra answer fields (the self-confidence rating last when asked); FieldSpecError in one line."""
+        try:
+            return parse_fields(self.extra_fields, self_confidence=self.ask_self_confidence)
+        except ValueError as exc:  # json.JSONDecodeError is one
+            raise FieldSpecError(f"extra_fields: {exc}") from None
+
+    def label_config(self) -> str:
+        """The project's Label Studio config: its kind's, then a control per extra field."""
+        kind_config = task_kind(self.task_type).label_config(self.classes, self.allow_empty_set)
+        return with_field_controls(kind_config, self.answer_fields())
 
     def text_options(self) -> TextOptions | None:
         """How this project's source reads as texts; None when its items are images."""

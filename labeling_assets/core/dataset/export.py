@@ -94,7 +94,7 @@ def indicator_frame(rows: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """``rows`` with ``label`` (lists) replaced by one uint8 0/1 column per class, in ``classes`` order."""
     matrix = to_indicator(rows["label"].tolist(), classes)
     columns = indicator_columns(classes)
-    base = rows.loc[:, ["image_path", "split", "item_id"]].reset_index(drop=True)
+    base = rows.loc[:, [c for c in columns_of(rows) if c != "label"]].reset_index(drop=True)
     flags = pd.DataFrame(matrix.astype(np.uint8), columns=[columns[str(c)] for c in classes])
     return pd.concat([base, flags], axis=1)
 
@@ -131,6 +131,22 @@ def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.Da
     )
 
 
+def columns_of(rows: pd.DataFrame) -> list[str]:
+    """The :data:`COLUMNS`, then any column added to ``export_rows``' rows (the extra answer fields' consensus:
+    ``core/fields/consensus.with_field_columns``)."""
+    return [*COLUMNS, *(c for c in rows.columns if c not in COLUMNS)]
+
+
+def csv_ready(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every list value as JSON text (a field of several options: ``["blurry", "cropped"]``), which
+    ``json.loads`` reads back; CSV has no list type (pandas would write Python's repr)."""
+    lists = [c for c in table.columns if table[c].map(lambda v: isinstance(v, list)).any()]
+    out = table.copy() if lists else table
+    for c in lists:
+        out[c] = out[c].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v)
+    return out
+
+
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
 
@@ -139,7 +155,7 @@ def write_jsonl(rows: pd.DataFrame, path: Path) -> Path:
     """One JSON object per line with the keys of :data:`COLUMNS`."""
     tmp = _tmp_sibling(path)
     with open(tmp, "w", encoding="utf-8") as fh:
-        for record in rows.loc[:, list(COLUMNS)].to_dict(orient="records"):
+        for record in rows.loc[:, columns_of(rows)].to_dict(orient="records"):
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return path
@@ -148,8 +164,8 @@ def write_jsonl(rows: pd.DataFrame, path: Path) -> Path:
 def write_csv(rows: pd.DataFrame, path: Path, classes: Sequence[str] | None = None) -> Path:
     """The :data:`COLUMNS`; with ``classes`` (multi-label) one 0/1 column per class instead of ``label``."""
     tmp = _tmp_sibling(path)
-    table = rows.loc[:, list(COLUMNS)] if classes is None else indicator_frame(rows, classes)
-    table.to_csv(tmp, index=False)
+    table = rows.loc[:, columns_of(rows)] if classes is None else indicator_frame(rows, classes)
+    csv_ready(table).to_csv(tmp, index=False)
     tmp.replace(path)
     return path
 
@@ -161,7 +177,7 @@ def write_parquet(rows: pd.DataFrame, path: Path, classes: Sequence[str] | None 
     except ImportError as exc:  # pragma: no cover - pyarrow ships with the pinned mlflow
         raise RuntimeError("the parquet export needs pyarrow: pip install pyarrow") from exc
     tmp = _tmp_sibling(path)
-    table = rows.loc[:, list(COLUMNS)] if classes is None else indicator_frame(rows, classes)
+    table = rows.loc[:, columns_of(rows)] if classes is None else indicator_frame(rows, classes)
     table.to_parquet(tmp, index=False, engine="pyarrow")
     tmp.replace(path)
     return path

@@ -24,6 +24,7 @@ from labeling_assets.core.consensus.review_routing import (
     plan_overlap_raises,
 )
 from labeling_assets.core.display import md_text
+from labeling_assets.core.fields.spec import FieldSpec, config_fields, with_field_controls
 from labeling_assets.core.labelstudio.blind import assign_blind, plan_blind_top_up
 from labeling_assets.core.labelstudio.client import TaskClient
 from labeling_assets.core.labelstudio.config import config_layout
@@ -100,6 +101,7 @@ class QueueOptions:
     allow_empty: bool = True
     allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans (which answers are votes)
     class_list_change_reason: str | None = None
+    fields: tuple[FieldSpec, ...] = ()  # ProjectSettings.answer_fields(): controls after the kind's in the config
 
 
 def run_queue(
@@ -368,9 +370,12 @@ def follow_sources(
     class, given while paused) go back to labelers (a new task, or a higher overlap)."""
     classes = list(options.classes)
     change = record_class_list(store, classes, options.class_list_change_reason)
-    wanted = kind.label_config(classes, options.allow_empty)
-    current = config_layout(client.label_config(project_id))
-    config_updated = current is not None and current != config_layout(wanted)
+    wanted = with_field_controls(kind.label_config(classes, options.allow_empty), options.fields)
+    current_config = client.label_config(project_id)
+    current = config_layout(current_config)
+    config_updated = current is not None and (
+        current != config_layout(wanted) or config_fields(current_config) != config_fields(wanted)
+    )
     if config_updated:  # Label Studio keeps existing annotations of a removed class; they stop counting here
         client.set_label_config(project_id, wanted)
     # Votes as the kind reads them: label sets read as single classes would all look lost.

@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from labeling_assets.core.store.answers_schema import unreadable_answers_table
 from labeling_assets.core.store.bulk import bulk_insert
+from labeling_assets.core.store.fields_schema import answer_fields_table, field_rows
 from labeling_assets.core.store.heads_schema import annotation_heads_table, sync_cursors_table
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -75,6 +76,8 @@ class RemoteAnnotation:
     problem: str | None = None
     detail: str = ""
     result: Any = None
+    # The extra answer fields (core/fields/spec.read_fields: name -> options or rating); stored in answer_fields.
+    fields: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,8 @@ EXAMPLES = 5  # unreadable answers a report names (all are counted)
 def answer_hash(ann: RemoteAnnotation) -> str:
     """The content hash of what an annotation holds: its label, or, when it holds none, its reason and result
     (a label is never an object, so the two never collide; an edit of an unreadable result is a new version)."""
-    if ann.problem is None:
-        return content_hash(ann.label, False)
+    if ann.problem is None:  # the fields join the hash only when present: stored hashes stay valid
+        return content_hash({"label": ann.label, "fields": dict(ann.fields)} if ann.fields else ann.label, False)
     return content_hash({"unreadable": ann.problem, "result": ann.result}, False)
 
 
@@ -271,6 +274,7 @@ def _diff(scope: _Scope, task_items: Mapping[int, str], latest: Mapping[int, dic
                 "deleted": False,
                 "content_hash": digest,
                 "_unreadable": ann if ann.problem is not None else None,
+                "_fields": ann.fields,
             }
         )
     for ls_id, prev in latest.items():
@@ -307,7 +311,11 @@ def _write(conn: sa.Connection, rows: list[dict[str, Any]], names: Mapping[str, 
         for r in rows
         if (ann := r.pop("_unreadable")) is not None
     ]
+    fields = field_rows(rows)
+    for r in rows:
+        r.pop("_fields", None)
     bulk_insert(conn, annotations_table, rows)  # PostgreSQL: COPY
+    bulk_insert(conn, answer_fields_table, fields)
     bulk_insert(conn, unreadable_answers_table, unreadable)
     fresh_ids = {r["labeler_id"] for r in rows if not r["deleted"]}
     known = {r[0] for r in conn.execute(sa.select(labelers_table.c.labeler_id).where(labelers_table.c.labeler_id.in_(fresh_ids)))} if fresh_ids else set()

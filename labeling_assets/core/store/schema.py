@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from labeling_assets.core.store import columns, connect_errors, guidelines_schema
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
+from labeling_assets.core.store.fields_schema import m016_answer_fields
 from labeling_assets.core.store.heads_schema import annotation_heads_table, m009_annotation_heads
 from labeling_assets.core.store.held_out_schema import m012_held_out_items
 from labeling_assets.core.store.human_loop_schema import m010_human_loop
@@ -333,6 +334,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "held_out_items: items the current dataset version had to leave out, and why", m012_held_out_items),
     Migration(13, "spot checks: sampled answers (spot_check_samples) and reviewers' verdicts", m013_spot_checks),
     Migration(14, "guideline_versions, guideline_pushes, answer_guidelines: labeling guidelines", guidelines_schema.m014_guidelines),
+    Migration(16, "answer_fields, field_consensus: extra answer fields per annotation and dataset version", m016_answer_fields),
     Migration(17, "unreadable_answers: the result and reason of each annotation version with no label", m017_unreadable_answers),
 )
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from labeling_assets.core.dataset.export import COLUMN_MAP_NAME, ExportReport, indicator_columns
+from labeling_assets.core.dataset.export import COLUMN_MAP_NAME, ExportReport, csv_ready, indicator_columns
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import to_indicator
 
@@ -36,8 +36,11 @@ def text_rows(rows: pd.DataFrame) -> pd.DataFrame:
             texts.append(read_stored_text(str(path)))
         except (OSError, ValueError) as exc:
             raise ValueError(f"item {item_id}: its stored text {path} cannot be read ({exc})") from None
-    return pd.DataFrame({"item_id": rows["item_id"].astype(str).to_numpy(), "text": texts,
-                         "label": rows["label"].to_numpy(), "split": rows["split"].astype(str).to_numpy()})  # fmt: skip
+    table = pd.DataFrame({"item_id": rows["item_id"].astype(str).to_numpy(), "text": texts,
+                          "label": rows["label"].to_numpy(), "split": rows["split"].astype(str).to_numpy()})  # fmt: skip
+    for extra in (c for c in rows.columns if c not in ("item_id", "image_path", "label", "split")):
+        table[extra] = rows[extra].to_numpy()  # the extra answer fields' columns
+    return table
 
 
 def write_hf_classes(table: pd.DataFrame, classes: Sequence[str], path: Path, *, multiple: bool) -> None:
@@ -108,7 +111,7 @@ def export_text_classes(
             lines = (json.dumps(r, ensure_ascii=False) + "\n" for r in table.to_dict(orient="records"))
             path.write_text("".join(lines), encoding="utf-8")
         elif name == "csv":
-            flat.to_csv(path, index=False)
+            csv_ready(flat).to_csv(path, index=False)
         elif name == "parquet":
             flat.to_parquet(path, index=False, engine="pyarrow")
         else:

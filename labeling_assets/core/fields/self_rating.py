@@ -1,0 +1,60 @@
+"""Does a labeler's own confidence rating predict being right? Calibration of self-ratings, and a rating-weighted
+vote to test whether weighting votes by it would help consensus (``benchmarks/self_rating.py`` decides; consensus
+does not use the rating unless that benchmark shows a gain: ``docs/answer_fields.md``).
+
+A rating r of 1..N is read as the stated probability of being right r / N (5 of 5: sure; 1 of 5: a guess), the
+scale the expected calibration error (ECE) compares with the accuracy at that level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Accuracy per rating level (``levels``: rating -> (answers, share right)), the ECE against r / N, and
+    Spearman's rank correlation of the rating with being right (None when either is constant)."""
+
+    levels: dict[int, tuple[int, float]]
+    ece: float
+    spearman: float | None
+    n: int
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Spearman's rho (Pearson on average ranks: ties count as such); None when x or y is constant or empty."""
+    rx, ry = pd.Series(x, dtype=float).rank(), pd.Series(y, dtype=float).rank()
+    if len(rx) < 2 or rx.std() == 0 or ry.std() == 0:
+        return None
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def calibration(ratings: Sequence[int], right: Sequence[bool], max_rating: int = 5) -> Calibration:
+    """The calibration of self-ratings against whether each answer was right (vs gold or truth)."""
+    r, ok = np.asarray(ratings, dtype=int), np.asarray(right, dtype=bool)
+    if len(r) != len(ok):
+        raise ValueError(f"{len(r)} ratings but {len(ok)} right/wrong flags")
+    levels: dict[int, tuple[int, float]] = {}
+    ece = 0.0
+    for level in range(1, max_rating + 1):
+        mask = r == level
+        if mask.any():
+            accuracy = float(ok[mask].mean())
+            levels[level] = (int(mask.sum()), accuracy)
+            ece += mask.sum() / len(r) * abs(accuracy - level / max_rating)
+    return Calibration(levels, float(ece), spearman(r.tolist(), ok.astype(float).tolist()), len(r))
+
+
+def rating_weighted_vote(votes: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
+    """item_id -> the class whose votes carry the most rating (each vote weighs its rating, 1..N); a tie goes to
+    the class listed first in ``classes``. ``votes``: ``item_id, label, rating``."""
+    order = {c: n for n, c in enumerate(classes)}
+    totals = votes.groupby(["item_id", "label"], sort=False)["rating"].sum().reset_index()
+    totals["_order"] = totals["label"].map(order)
+    best = totals.sort_values(["item_id", "rating", "_order"], ascending=[True, False, True], kind="stable")
+    return best.drop_duplicates("item_id").set_index("item_id")["label"]
