@@ -244,3 +244,26 @@ def test_a_rating_weighted_vote_follows_the_surer_votes_and_breaks_ties_by_class
     votes = pd.DataFrame({"item_id": ["a", "a", "a", "b", "b"], "label": ["cat", "cat", "dog", "dog", "cat"],
                           "rating": [1, 1, 5, 3, 3]})  # fmt: skip
     assert rating_weighted_vote(votes, ["cat", "dog"]).to_dict() == {"a": "dog", "b": "cat"}
+
+
+@pytest.mark.parametrize(
+    ("task_type", "result", "media"),
+    [
+        ("boxes", [{"from_name": "label", "to_name": "image", "type": "rectanglelabels", "original_width": 100,
+                    "original_height": 100, "value": {"x": 10, "y": 10, "width": 20, "height": 20, "rotation": 0,
+                                                      "rectanglelabels": ["cat"]}}], None),  # fmt: skip
+        ("text_spans", [{"from_name": "label", "to_name": "text", "type": "labels",
+                         "value": {"start": 0, "end": 3, "text": "Bob", "labels": ["PER"]}}], {"text": "Bob went"}),  # fmt: skip
+        ("multi_label", [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": ["a"]}}], None),
+    ],
+)
+def test_every_kind_reads_its_own_answer_alike_with_field_regions_beside_it(
+    task_type: str, result: list[dict[str, object]], media: dict[str, str] | None
+) -> None:
+    kind = task_kind(task_type)
+    with_fields = [*result, *field_result({"severity": "low", SELF_CONFIDENCE: 3}, str(result[0]["to_name"]))]
+
+    def read(r: list[dict[str, object]]) -> object:
+        return kind.read_answer_in_task(r, media) if media is not None else kind.read_answer(r)  # type: ignore[attr-defined]
+
+    assert read(with_fields) == read(result) and read(result).label is not None  # type: ignore[attr-defined]
