@@ -8,8 +8,9 @@ import dagster as dg
 import pytest
 
 from labeling_assets.assets.guidelines import labeling_guidelines
+from labeling_assets.core.labelstudio.config import TO_NAME
 from labeling_assets.core.labelstudio.review import review_title
-from labeling_assets.core.store.guidelines import guideline_versions, versions_in_force
+from labeling_assets.core.store.guidelines import guideline_versions, version_at, versions_in_force
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -53,6 +54,11 @@ def test_the_guidelines_reach_every_projects_instructions_and_a_changed_file_is_
         assert "<script>" not in project["expert_instruction"]
         assert "Guidelines version 1" in project["expert_instruction"]
 
+    client.import_tasks(labeling_id, [{"data": {TO_NAME: "/x.png", "item_id": f"i{n}"}} for n in (1, 2)])
+    tasks = client.task_ids_by_item(labeling_id)
+    me = int(client.whoami()["id"])
+    client.create_annotation(tasks["i1"], "seven", completed_by=me)  # answered under version 1
+
     # Unchanged: Label Studio kept the HTML as sent, so nothing is pushed again.
     again = push()
     assert (again["guideline_version"], again["new_version"], again["pushed_to_projects"]) == (1, False, [])
@@ -66,3 +72,8 @@ def test_the_guidelines_reach_every_projects_instructions_and_a_changed_file_is_
     in_force = versions_in_force(sqlite_store)  # at Label Studio's clock, in push order
     assert [v for v, _ in in_force] == [1, 2]
     assert before <= in_force[0][1] <= in_force[1][1] <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    # Label Studio's clock dates its answers and the pushes alike: each answer falls under the version it was given in.
+    client.create_annotation(tasks["i2"], "one", completed_by=me)
+    answers = sorted((a for page in client.changed_tasks_since(labeling_id, None) for task in page for a in task.annotations),
+                     key=lambda a: a.ls_annotation_id)  # fmt: skip
+    assert version_at([dt.datetime.fromisoformat(str(a.updated_at)) for a in answers], in_force) == [1, 2]
