@@ -24,8 +24,8 @@ from labeling_assets.core.dataset.hub import HubPushError, push_dataset_dict
 from labeling_assets.core.dataset.near_duplicates import DEFAULT_MAX_DISTANCE, HELD_OUT_REASON, group_summary
 from labeling_assets.core.fields.consensus import (
     aggregate_fields,
-    card_section,
     field_columns,
+    fields_card,
     with_field_columns,
 )
 from labeling_assets.core.store.answer_fields import (
@@ -209,9 +209,10 @@ def dataset_splits(
     previous = newest if newest != version else None
     built = with_previous(built, previous)
     inputs = _card(store, project, config, labeled, excluded, built, previous)
-    fields = project.answer_fields()
-    field_consensus = aggregate_fields(current_field_answers(store, inputs.manifest["item_id"]), fields)
-    card = render_card(inputs) + ("\n" + card_section(field_consensus, fields, len(inputs.manifest)) if fields else "")
+    fields, in_version = project.answer_fields(), labeled[labeled["item_id"].isin(set(inputs.manifest["item_id"]))]
+    answers = current_field_answers(store, inputs.manifest["item_id"])
+    field_consensus = aggregate_fields(answers, fields)
+    card = render_card(inputs) + fields_card(answers, field_consensus, fields, in_version)
     is_new = record_dataset_version(
         store, built.assignment.frame, version, class_weights=built.class_weights,
         manifest_json=built.manifest_json, card=card,

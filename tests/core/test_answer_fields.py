@@ -14,6 +14,7 @@ from labeling_assets.core.fields.consensus import (
     aggregate_fields,
     card_section,
     field_columns,
+    fields_card,
     with_field_columns,
 )
 from labeling_assets.core.fields.crowd import field_answers, field_truth
@@ -147,7 +148,7 @@ def test_fields_are_stored_per_annotation_version_and_a_field_edit_alone_is_a_ne
     assert (edited.updated, edited.deleted) == (1, 1)  # the severity changed, the class did not; 3 deleted
     current = current_field_answers(sqlite_store)
     assert current.to_dict(orient="records") == [
-        {"item_id": ids[0], "labeler_id": "1", "field": "severity", "value": ["medium"]}
+        {"item_id": ids[0], "labeler_id": "1", "field": "severity", "value": ["medium"], "label": "cat"}
     ]
     assert len(current_field_answers(sqlite_store, [ids[1]])) == 0
 
@@ -267,3 +268,17 @@ def test_every_kind_reads_its_own_answer_alike_with_field_regions_beside_it(
         return kind.read_answer_in_task(r, media) if media is not None else kind.read_answer(r)  # type: ignore[attr-defined]
 
     assert read(with_fields) == read(result) and read(result).label is not None  # type: ignore[attr-defined]
+
+
+def test_the_card_reports_the_projects_own_self_ratings_against_gold_and_consensus() -> None:
+    rating = parse_fields("", self_confidence=True)
+    answers = pd.DataFrame({
+        "item_id": ["g", "g", "c", "c"], "labeler_id": ["1", "2", "1", "2"], "field": SELF_CONFIDENCE,
+        "value": [5, 1, 5, 4], "label": ["cat", "dog", "dog", "dog"],
+    })  # fmt: skip
+    labeled = pd.DataFrame({"item_id": ["g", "c"], "label": ["cat", "dog"], "gold_label": ["cat", None]})
+    card = fields_card(answers, aggregate_fields(answers, rating), rating, labeled)
+    assert "| self_confidence | rating | 2 of 2 |" in card
+    assert "| gold | 2 | 0.100 | +1.00 | 0% of 1 / - / - / - / 100% of 1 |" in card  # the sure vote was right
+    assert "| consensus | 4 |" in card
+    assert fields_card(answers, aggregate_fields(answers, ()), (), labeled) == ""

@@ -88,4 +88,5 @@ def test_a_class_plus_severity_project_runs_from_queue_to_export_on_label_studio
     assert right >= N_ITEMS - 2, right  # two experts and an average labeler: the consensus is the truth
     assert all(1 <= line[SELF_CONFIDENCE] <= 5 and 0 < line["severity_confidence"] <= 1 for line in lines)
     card = (folder / "exports").glob("*/README.md")
-    assert "| severity | choice | 18 of 18 |" in next(card).read_text(encoding="utf-8")
+    text = next(card).read_text(encoding="utf-8")
+    assert "| severity | choice | 18 of 18 |" in text and f"| consensus | {N_ITEMS * 3} |" in text

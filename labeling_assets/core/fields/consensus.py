@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from labeling_assets.core.fields.spec import FieldSpec
+from labeling_assets.core.fields.self_rating import self_rating_section
+from labeling_assets.core.fields.spec import SELF_CONFIDENCE, FieldSpec
 
 COLUMNS = ("item_id", "field", "value", "confidence", "n_answers")
 
@@ -145,3 +146,18 @@ def card_section(consensus: pd.DataFrame, fields: Sequence[FieldSpec], n_items: 
         values = ", ".join(f"{k}: {int(n)}" for k, n in counts.items())
         lines.append(f"| {f.name} | {f.kind} | {len(part)} of {n_items} | {values} | {part['confidence'].mean():.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def fields_card(answers: pd.DataFrame, consensus: pd.DataFrame, fields: Sequence[FieldSpec], labeled: pd.DataFrame) -> str:
+    """The card's part on the extra fields ("" without any): :func:`card_section`, then, when labelers rate their own
+    confidence, its calibration against gold and against consensus (``labeled``: item_id, label, gold_label)."""
+    if not fields:
+        return ""
+    text = "\n" + card_section(consensus, fields, len(labeled))
+    rating = next((f for f in fields if f.name == SELF_CONFIDENCE), None)
+    if rating is None:
+        return text
+    by_item = labeled.set_index("item_id")
+    truths = {"gold": by_item["gold_label"], "consensus": by_item["label"]}
+    rated = answers[(answers["field"] == SELF_CONFIDENCE) & answers["item_id"].isin(by_item.index)]
+    return text + "\n" + self_rating_section(rated, truths, rating.max_rating)

@@ -8,8 +8,10 @@ scale the expected calibration error (ECE) compares with the accuracy at that le
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,3 +60,31 @@ def rating_weighted_vote(votes: pd.DataFrame, classes: Sequence[str]) -> pd.Seri
     totals["_order"] = totals["label"].map(order)
     best = totals.sort_values(["item_id", "rating", "_order"], ascending=[True, False, True], kind="stable")
     return best.drop_duplicates("item_id").set_index("item_id")["label"]
+
+
+def _key(value: Any) -> str:
+    """A label as comparable text: a class name, or a set of classes as its sorted JSON list."""
+    return json.dumps(sorted(map(str, value))) if isinstance(value, list | tuple | set) else str(value)
+
+
+def self_rating_section(ratings: pd.DataFrame, truths: Mapping[str, pd.Series], max_rating: int = 5) -> str:
+    """The dataset card's Markdown on the project's own self-ratings: per reference (``truths``: name -> item_id ->
+    label, e.g. gold and consensus), how often a vote rated r was right, the ECE and Spearman's rho.
+    ``ratings``: ``item_id, value`` (the rating), ``label`` (the vote it rates)."""
+    lines = ["### Self-confidence vs being right", "",
+             "How often a vote was right at each self-rating (``benchmarks/self_rating.py`` measures the simulated "
+             "crowd; consensus does not weigh votes by it).", "",
+             "| against | votes | ECE (vs r/5) | Spearman | right at rating 1..5 |", "|---|---|---|---|---|"]  # fmt: skip
+    for name, truth in truths.items():
+        known = truth.dropna()
+        part = ratings[ratings["item_id"].isin(known.index)]
+        if part.empty:
+            lines.append(f"| {name} | 0 | | | |")
+            continue
+        right = [_key(label) == _key(known[item]) for item, label in zip(part["item_id"], part["label"], strict=True)]
+        cal = calibration(part["value"].astype(int).tolist(), right, max_rating)
+        levels = " / ".join(f"{cal.levels[r][1]:.0%} of {cal.levels[r][0]}" if r in cal.levels else "-"
+                            for r in range(1, max_rating + 1))  # fmt: skip
+        rho = "n/a" if cal.spearman is None else f"{cal.spearman:+.2f}"
+        lines.append(f"| {name} | {cal.n} | {cal.ece:.3f} | {rho} | {levels} |")
+    return "\n".join(lines) + "\n"

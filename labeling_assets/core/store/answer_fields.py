@@ -14,11 +14,12 @@ from labeling_assets.core.store.schema import LabelStore, annotations_table, chu
 
 
 def current_field_answers(store: LabelStore, item_ids: Iterable[str] | None = None) -> pd.DataFrame:
-    """The fields of every current vote (latest version, not a tombstone): ``item_id, labeler_id, field, value``;
-    a labeler with two annotations of one item counts once (the newest)."""
+    """The fields of every current vote (latest version, not a tombstone): ``item_id, labeler_id, field, value``
+    and the vote's ``label`` (what a self-rating is about); a labeler with two annotations of one item counts once
+    (the newest)."""
     a, h, f = annotations_table, annotation_heads_table, answer_fields_table
     stmt = (
-        sa.select(a.c.item_id, a.c.labeler_id, a.c.ls_annotation_id, f.c.field, f.c.value)
+        sa.select(a.c.item_id, a.c.labeler_id, a.c.ls_annotation_id, f.c.field, f.c.value, a.c.label)
         .select_from(h.join(a, a.c.id == h.c.row_id).join(
             f, sa.and_(f.c.ls_annotation_id == a.c.ls_annotation_id, f.c.version == a.c.version)))
         .where(h.c.deleted.is_(False))
@@ -28,7 +29,7 @@ def current_field_answers(store: LabelStore, item_ids: Iterable[str] | None = No
     else:
         rows = [r for chunk in chunked(sorted(set(item_ids)), 900) for r in store.fetch(stmt.where(a.c.item_id.in_(chunk)))]
         frame = pd.DataFrame(rows)
-    columns = ["item_id", "labeler_id", "field", "value"]
+    columns = ["item_id", "labeler_id", "field", "value", "label"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     newest = frame.sort_values("ls_annotation_id").drop_duplicates(["item_id", "labeler_id", "field"], keep="last")
