@@ -10,6 +10,7 @@ from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY, GROUP_QUEUE
 from labeling_assets.core.labelstudio.guidelines import GuidelinesFileError, publish_guidelines
 from labeling_assets.core.labelstudio.review import review_title
+from labeling_assets.core.labelstudio.spot_check import spot_check_title
 from labeling_assets.core.reporting import disagreement_digest as digests
 from labeling_assets.core.store.guidelines import latest_guideline
 from labeling_assets.core.store.human_loop import adjudicated_labels
@@ -20,7 +21,7 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 
-# deps: the labeling projects exist once the queue ran (the review project once adjudications did)
+# deps: the labeling projects exist once the queue ran (the review and spot-check projects once their assets did)
 @stage.asset(GROUP_QUEUE, deps=["labeling_tasks"], kinds={"labelstudio", "markdown"})
 def labeling_guidelines(
     context: dg.AssetExecutionContext,
@@ -33,8 +34,10 @@ def labeling_guidelines(
         context.log.info("no guidelines file set (ProjectSettings.guidelines_path, $LABELING_ASSETS_GUIDELINES)")
         return dg.MaterializeResult(metadata={"guideline_version": dg.MetadataValue.text("none: no file set")})
     project_ids = label_studio.labeling_project_ids()  # the shared project, or every labeler's (blind mode)
-    review_id = label_studio.project_id_titled(review_title(label_studio.resolved_project_title))
-    targets = project_ids + ([review_id] if review_id is not None else [])
+    # The experts and spot-checkers judge answers by the same rules: their projects show them too, once they exist.
+    title = label_studio.resolved_project_title
+    reviewing = [label_studio.project_id_titled(t) for t in (review_title(title), spot_check_title(title))]
+    targets = project_ids + [i for i in reviewing if i is not None]
     try:
         report = publish_guidelines(label_store.get_store(), label_studio.get_client(), Path(project.guidelines_path),
                                     targets)  # fmt: skip

@@ -1,5 +1,5 @@
-"""Labeling guidelines on a real Label Studio: the text reaches the projects' instructions (read back through the API),
-is shown before labeling, and a changed file is a new version."""
+"""Labeling guidelines on a real Label Studio: the text reaches the instructions of the labeling, review and spot-check
+projects (read back through the API), is shown before labeling, and a changed file is a new version."""
 
 import datetime as dt
 from pathlib import Path
@@ -10,6 +10,7 @@ import pytest
 from labeling_assets.assets.guidelines import labeling_guidelines
 from labeling_assets.core.labelstudio.config import TO_NAME
 from labeling_assets.core.labelstudio.review import review_title
+from labeling_assets.core.labelstudio.spot_check import spot_check_title
 from labeling_assets.core.store.guidelines import guideline_versions, version_at, versions_in_force
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.resources.project import ProjectSettings
@@ -26,8 +27,9 @@ def test_the_guidelines_reach_every_projects_instructions_and_a_changed_file_is_
 ) -> None:
     client = label_studio.client()
     labeling_id = client.ensure_project(title=TITLE, classes=["seven", "one"], overlap=1)
-    review_id = client.ensure_review_project(
-        title=review_title(TITLE), label_config=client.label_config(labeling_id)
+    review_id, spot_id = (
+        client.ensure_review_project(title=title, label_config=client.label_config(labeling_id))
+        for title in (review_title(TITLE), spot_check_title(TITLE))
     )
     guide = tmp_path / "guidelines.md"
     guide.write_text("# Digits\n\nA **seven** may have a bar.\n\n<script>alert(1)</script>\n")
@@ -45,8 +47,8 @@ def test_the_guidelines_reach_every_projects_instructions_and_a_changed_file_is_
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
     first = push()
     assert (first["guideline_version"], first["new_version"]) == (1, True)
-    assert set(first["pushed_to_projects"]) == {labeling_id, review_id}  # type: ignore[call-overload]
-    for project_id in (labeling_id, review_id):
+    assert set(first["pushed_to_projects"]) == {labeling_id, review_id, spot_id}  # type: ignore[call-overload]
+    for project_id in (labeling_id, review_id, spot_id):
         project = client.get_project(project_id)  # read back from Label Studio
         assert project["show_instruction"] is True
         assert "<h1>Digits</h1>" in project["expert_instruction"]
