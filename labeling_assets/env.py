@@ -143,6 +143,14 @@ def ask_self_confidence() -> bool:
     return value in {"1", "true", "yes"}
 
 
+def class_changes() -> str | None:
+    """``$LABELING_ASSETS_CLASS_CHANGES``: the class renames, merges and splits that go with the class list
+    (``rename cat->feline; merge husky,malamute->dog; split bird->sparrow,crow``); None when unset. Read when
+    ``ProjectSettings`` is made, as the class list; checked when a run records the class list."""
+    value = variable("LABELING_ASSETS_CLASS_CHANGES")
+    return value.strip() if value and value.strip() else None
+
+
 def allow_overlapping_spans() -> bool:
     """``$LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS``: 1/true/yes lets a text_spans project keep overlapping (nested)
     entities; unset, 0/false/no: forbidden (the default); anything else is an error naming the variable. Read when

@@ -15,6 +15,7 @@ from pydantic import Field
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_CONSENSUS
 from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
+from labeling_assets.core.consensus.class_schema import ClassSchemaError
 from labeling_assets.core.consensus.methods import METHODS
 from labeling_assets.core.consensus.multilabel import JOINT
 from labeling_assets.core.consensus.review_routing import (
@@ -27,6 +28,7 @@ from labeling_assets.core.consensus.review_routing import (
 from labeling_assets.core.consensus.run import ConsensusOptions, run_consensus
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import ConsensusFailure
+from labeling_assets.resources.errors import as_failure
 from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -94,10 +96,13 @@ def consensus_labels(
         allow_empty=project.allow_empty_set,
         allow_overlap=project.allow_overlapping_spans,
         class_list_change_reason=project.class_list_change_reason,
+        class_changes=project.declared_class_changes(),
     )
     try:
         report = run_consensus(label_store.get_store(), task_kind(project.task_type), options, context.run_id,
                                log=context.log.info, warn=context.log.warning)  # fmt: skip
     except ConsensusFailure as exc:
         raise dg.Failure(str(exc)) from None
+    except ClassSchemaError as exc:  # the declared class changes do not fit the new class list
+        raise as_failure(exc) from None
     return dg.MaterializeResult(metadata=as_metadata(report))

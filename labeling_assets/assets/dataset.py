@@ -33,6 +33,7 @@ from labeling_assets.core.store.answer_fields import (
     load_field_consensus,
     record_field_consensus,
 )
+from labeling_assets.core.store.class_changes import schema_change_report
 from labeling_assets.core.store.consensus_versions import class_list_history, latest_consensus_choice
 from labeling_assets.core.store.dataset_versions import (
     dataset_card,
@@ -134,6 +135,7 @@ def _card(
         excluded=excluded,
         notes=assignment.notes,
         class_list_history=class_list_history(store),
+        class_schema_changes=schema_change_report(store),
         departures=departures(store, load_manifest(store, previous), manifest) if previous else {},
         consensus_choice=latest_consensus_choice(store),
         near_duplicates=built.near_duplicates,

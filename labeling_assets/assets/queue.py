@@ -9,10 +9,12 @@ from pydantic import Field
 
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUEUE, QUEUE_POOL
+from labeling_assets.core.consensus.class_schema import ClassSchemaError
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.labelstudio.queue import QueueOptions, run_blind_queue, run_queue
 from labeling_assets.core.labelstudio.tasks import PrelabelVisibility, Strategy
 from labeling_assets.core.tasks import task_kind
+from labeling_assets.resources.errors import as_failure
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.project import ProjectSettings
@@ -76,6 +78,7 @@ def labeling_tasks(
         prelabel_wait_minutes=config.prelabel_wait_minutes, prelabel_visibility=config.prelabel_visibility,
         allow_empty=project.allow_empty_set, allow_overlap=project.allow_overlapping_spans,
         class_list_change_reason=project.class_list_change_reason, fields=project.answer_fields(),
+        class_changes=project.declared_class_changes(),
     )  # fmt: skip
     label_config = project.label_config()
     log, warn = context.log.info, context.log.warning
@@ -83,11 +86,17 @@ def labeling_tasks(
         projects = label_studio.ensure_blind_projects(classes=project.classes, label_config=label_config)
         for project_id in projects.values():
             label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
-        report = run_blind_queue(store, client, kind, options, projects, log=log, warn=warn)
+        try:
+            report = run_blind_queue(store, client, kind, options, projects, log=log, warn=warn)
+        except ClassSchemaError as exc:  # the declared class changes do not fit the new class list
+            raise as_failure(exc) from None
         return dg.MaterializeResult(metadata=as_metadata(report))
     project_id = label_studio.ensure_project(classes=project.classes, overlap=config.overlap, label_config=label_config)
     images_served = label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
-    report = run_queue(store, client, kind, options, project_id, log=log, warn=warn)
+    try:
+        report = run_queue(store, client, kind, options, project_id, log=log, warn=warn)
+    except ClassSchemaError as exc:
+        raise as_failure(exc) from None
     return dg.MaterializeResult(
         metadata={
             "project_id": dg.MetadataValue.int(project_id),
@@ -96,3 +105,4 @@ def labeling_tasks(
             **as_metadata(report),
         }
     )
+

@@ -8,11 +8,13 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.constants import DEMO_CLASSES
+from labeling_assets.core.consensus.class_schema import ClassChange, ClassSchemaError, parse_class_changes
 from labeling_assets.core.fields.spec import FieldSpec, FieldSpecError, parse_fields, with_field_controls
 from labeling_assets.core.ingest.text import DEFAULT_MAX_TEXT_BYTES, TEXT_TASK_TYPES, TextOptions
 from labeling_assets.core.label_sets import TaskType
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.env import data_dir
+from labeling_assets.resources.errors import as_failure
 
 
 class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resource is its own value
@@ -129,6 +131,22 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         "and reported; consensus does not weigh votes by it (benchmarks/self_rating.py: docs/answer_fields.md). "
         "Empty = $LABELING_ASSETS_ASK_SELF_CONFIDENCE, else False.",
     )
+
+    class_changes: str | None = Field(
+        default_factory=env.class_changes,
+        description="Class renames, merges and splits that go with a new class list, recorded with its version: "
+        "'rename cat->feline; merge husky,malamute->dog; split bird->sparrow,crow'. A rename or merge keeps every "
+        "answer (read as the new class); a split's answers stop counting and their items go back to labelers. A "
+        "declaration that does not fit the change of list fails the run with one line; one already recorded is "
+        "ignored. Empty = $LABELING_ASSETS_CLASS_CHANGES (read when the definitions load).",
+    )
+
+    def declared_class_changes(self) -> list[ClassChange]:
+        """``class_changes`` parsed; a malformed declaration is a one-line configuration failure."""
+        try:
+            return parse_class_changes(self.class_changes)
+        except ClassSchemaError as exc:
+            raise as_failure(exc) from None
 
     def answer_fields(self) -> tuple[FieldSpec, ...]:
         """The extra answer fields (the self-confidence rating last when asked); FieldSpecError in one line."""

@@ -47,6 +47,7 @@ class ClassListChange:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     reason: str
+    changes: tuple[str, ...] = ()  # renames, merges and splits recorded with it, as declared
 
 
 def class_list_diff(previous: Sequence[str] | None, current: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -55,13 +56,18 @@ def class_list_diff(previous: Sequence[str] | None, current: Sequence[str]) -> t
     return [c for c in current if c not in before], [c for c in before if c not in current]
 
 
-def class_list_reason(added: Sequence[str], removed: Sequence[str], given: str | None, *, first: bool = False) -> str:
-    """The recorded reason: the operator's words when given, else what changed in plain words."""
+def class_list_reason(
+    added: Sequence[str], removed: Sequence[str], given: str | None, *, first: bool = False,
+    changes: Sequence[str] = (),
+) -> str:
+    """The recorded reason: the operator's words when given, else what changed in plain words (the declared
+    renames, merges and splits first)."""
     if first:
         return "first class list"
     what = "; ".join(
         part
         for part in (
+            *changes,
             f"removed {', '.join(map(repr, removed))}" if removed else "",
             f"added {', '.join(map(repr, added))}" if added else "",
         )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from labeling_assets.core.consensus.adjudication import ADJUDICATED, apply_adjudications, exclude_paused
 from labeling_assets.core.consensus.bakeoff import MIN_GOLD_FOR_BAKEOFF
+from labeling_assets.core.consensus.class_schema import ClassChange
 from labeling_assets.core.consensus.label_issues import cross_val_pred_probs, image_features
 from labeling_assets.core.consensus.methods import aggregate_full
 from labeling_assets.core.consensus.review_routing import CONSENSUS_SOURCE, consensus_review_requests
@@ -54,6 +55,7 @@ class ConsensusOptions:
     allow_empty: bool = True
     allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans
     class_list_change_reason: str | None = None
+    class_changes: Sequence[ClassChange] = ()  # ProjectSettings.class_changes, parsed
 
 
 def run_consensus(
@@ -191,12 +193,14 @@ def _record_choice(store: LabelStore, outcome: ConsensusOutcome, options: Consen
 
 def _follow_sources(store: LabelStore, kind: TaskKind, options: ConsensusOptions) -> dict[str, Any]:
     """The class list as a versioned event, and the votes that stopped counting recorded with their reason."""
-    change = record_class_list(store, list(options.classes), options.class_list_change_reason)
+    change = record_class_list(store, list(options.classes), options.class_list_change_reason,
+                               changes=options.class_changes, classes_of=kind.classes_of)
     retracted = record_vote_retractions(store, list(options.classes), classes_of=kind.classes_of)
     report: dict[str, Any] = {"votes_retracted_now": retracted}
     if change is not None:
         report["class_list_change"] = {"version": change.version, "added": list(change.added),
-                                       "removed": list(change.removed), "reason": change.reason}
+                                       "removed": list(change.removed), "reason": change.reason,
+                                       "class_schema_changes": list(change.changes)}
     return report
 
 

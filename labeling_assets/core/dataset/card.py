@@ -15,6 +15,7 @@ import pandas as pd
 
 from labeling_assets.core.consensus.agreement import fleiss_kappa_from_annotations
 from labeling_assets.core.dataset import iterative_stratification as multi_core
+from labeling_assets.core.dataset.diff import schema_changes_section
 from labeling_assets.core.dataset.split_checks import (
     classes_missing_from_splits,
     distribution,
@@ -58,6 +59,8 @@ class CardInputs:
     # class_list_versions rows, oldest first (version, classes, added, removed, reason, changed_at, votes_retracted)
     class_list_history: Sequence[Mapping[str, Any]] = ()
     departures: Mapping[str, int] = field(default_factory=dict)  # why items of the previous version left
+    # Recorded class renames, merges and splits (class_changes.schema_change_report), oldest first.
+    class_schema_changes: Sequence[Mapping[str, Any]] = ()
     # The newest consensus_choices row: the method consensus_labels used, why, its bake-off on gold (or None).
     consensus_choice: Mapping[str, Any] | None = None
     # Near-duplicate groups (perceptual hash within a Hamming distance): item_id -> group key; -1 = off.
@@ -252,8 +255,11 @@ def class_list_section(inputs: CardInputs) -> list[str]:
                 f"| {row['version']} | {when} | {', '.join(map(md_text, row['added'])) or '-'} | "
                 f"{', '.join(map(md_text, row['removed'])) or '-'} | {row.get('votes_retracted', 0)} | {reason} |"
             )
-        lines += ["", "Votes for a removed class no longer count (their annotations stay in the log); items "
-                  "left with too few live votes lose their consensus and this dataset."]
+        lines += ["", "Votes for a removed class no longer count (their annotations stay in the log; a renamed or "
+                  "merged class's votes read as the class it became); items left with too few live votes lose their "
+                  "consensus and this dataset."]
+    if inputs.class_schema_changes:
+        lines += ["", *schema_changes_section(inputs.class_schema_changes)]
     if inputs.departures:
         lines += ["", "- **Left since the previous version**: "
                   + ", ".join(f"{n} ({reason})" for reason, n in inputs.departures.items())]

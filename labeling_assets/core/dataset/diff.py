@@ -36,6 +36,9 @@ class ManifestDiff:
     class_deltas: pd.DataFrame  # class, old, new, delta (and per split: <split>_delta)
     vote_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item_id -> changed votes
     votes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # item_id -> votes at the new version
+    # Class renames, merges and splits recorded between the two versions (store: class_changes.schema_change_report).
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)
+    renamed: set[str] = field(default_factory=set)  # relabeled items whose new label is the old one renamed or merged
 
     def counts(self) -> dict[str, int]:
         return {
@@ -58,6 +61,7 @@ class ManifestDiff:
             "new_version": self.new_version,
             **self.counts(),
             "relabeled_by_transition": self.transitions(),
+            "relabeled_by_class_schema_changes": len(self.renamed),
             "class_deltas": self.class_deltas.to_dict(orient="records"),
             "relabeled_items": [
                 {
@@ -68,6 +72,11 @@ class ManifestDiff:
                 for row in self.relabeled.head(examples).to_dict(orient="records")
             ],
             "moved_items": self.moved.head(examples).to_dict(orient="records"),
+            "class_schema_changes": [
+                {k: c.get(k) for k in ("class_list_version", "change", "sources", "targets", "answers", "items",
+                                       "requeued", "reason")}
+                for c in self.schema_changes
+            ],
         }
 
 
@@ -228,7 +237,9 @@ def render_diff(diff: ManifestDiff, *, examples: int = 20) -> str:
             )
             standing = ", ".join(f"{v['labeler']}: {v['label']}" for v in diff.votes.get(item, []))
             why = (
-                f"votes changed: {changed}"
+                "its class was renamed or merged (class schema changes below)"
+                if item in diff.renamed
+                else f"votes changed: {changed}"
                 if changed
                 else f"votes unchanged ({standing or 'none'}): the consensus method re-weighed the labelers"
             )
@@ -236,8 +247,35 @@ def render_diff(diff: ManifestDiff, *, examples: int = 20) -> str:
         if len(diff.relabeled) > examples:
             lines.append(f"- ... and {len(diff.relabeled) - examples} more")
         lines.append("")
+    lines += schema_changes_section(diff.schema_changes)
     if not diff.moved.empty:
         lines += [f"**{len(diff.moved)} frozen items moved between splits** (must be 0):", ""]
         lines += [f"- `{str(r['item_id'])[:12]}`: {r['old_split']} -> {r['new_split']}"
                   for r in diff.moved.head(examples).to_dict(orient="records")]
     return "\n".join(lines) + "\n"
+
+
+_DONE = {"rename": "renamed", "merge": "merged", "split": "split"}
+
+
+def schema_changes_section(changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The "Class schema changes" section (Markdown lines; none without a change): each rename, merge and split
+    with the answers it remapped, or for a split the answers that stopped counting and the items sent back."""
+    if not changes:
+        return []
+    lines = [
+        "### Class schema changes", "",
+        "| class list version | change | old -> new | answers remapped | answers stopped counting | items re-queued |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in changes:
+        split = c["change"] == "split"
+        old = ", ".join(md_text(str(n)) for n in c["sources"])
+        new = ", ".join(md_text(str(n)) for n in c["targets"])
+        requeued = f"{c.get('requeued', 0)} of {c['items']}" if split else "-"
+        remapped, stopped = (0, c["answers"]) if split else (c["answers"], 0)
+        done = _DONE.get(str(c["change"]), md_text(str(c["change"])))
+        lines.append(f"| {c['class_list_version']} | {done} | {old} -> {new} | {remapped} | {stopped} | {requeued} |")
+    lines += ["", "Renamed and merged classes keep every answer (read as the new class; no item is retracted for "
+              "them). A split class's answers stop counting and their items go back to labelers.", ""]
+    return lines

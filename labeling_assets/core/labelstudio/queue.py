@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labeling_assets.core.consensus.class_schema import ClassChange
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_GONE, TASK_MARKED, RequeuePlan
 from labeling_assets.core.consensus.review_routing import (
     OpenRequest,
@@ -102,6 +103,7 @@ class QueueOptions:
     allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans (which answers are votes)
     class_list_change_reason: str | None = None
     fields: tuple[FieldSpec, ...] = ()  # ProjectSettings.answer_fields(): controls after the kind's in the config
+    class_changes: Sequence[ClassChange] = ()  # ProjectSettings.class_changes, parsed
 
 
 def run_queue(
@@ -369,7 +371,8 @@ def follow_sources(
     its replacement reserved, and items whose live votes fell below their task's overlap (deleted, a removed
     class, given while paused) go back to labelers (a new task, or a higher overlap)."""
     classes = list(options.classes)
-    change = record_class_list(store, classes, options.class_list_change_reason)
+    change = record_class_list(store, classes, options.class_list_change_reason, changes=options.class_changes,
+                               classes_of=kind.classes_of)
     wanted = with_field_controls(kind.label_config(classes, options.allow_empty), options.fields)
     current_config = client.label_config(project_id)
     current = config_layout(current_config)
@@ -402,6 +405,7 @@ def follow_sources(
         )
     return {
         "label_config_updated": config_updated,
+        "class_schema_changes_recorded": Json(list(change.changes) if change else []),
         "source_conflicts_new": Json(new_conflicts),
         "source_conflict_tasks_marked": Json(marked),
         "deleted_tasks_recreated": len(recreated),

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.class_schema import CLASS_SPLIT, ClassChange, validate_changes
 from labeling_assets.core.consensus.encoding import json_label
 from labeling_assets.core.consensus.retraction import (
     CLASS_REMOVED,
@@ -23,6 +24,14 @@ from labeling_assets.core.consensus.retraction import (
     class_list_diff,
     class_list_reason,
     retraction_reason,
+)
+from labeling_assets.core.store.class_changes import (
+    insert_changes,
+    pending_changes,
+    retired_names,
+    schema_events,
+    splits_by_class,
+    touched,
 )
 from labeling_assets.core.store.derived_schema import (
     class_list_versions_table,
@@ -193,33 +202,56 @@ def class_list_history(store: LabelStore) -> list[dict[str, Any]]:
     return store.fetch(sa.select(t).order_by(t.c.version))
 
 
-def record_class_list(store: LabelStore, classes: Sequence[str], reason: str | None = None) -> ClassListChange | None:
+def record_class_list(
+    store: LabelStore,
+    classes: Sequence[str],
+    reason: str | None = None,
+    *,
+    changes: Sequence[ClassChange] = (),
+    classes_of: ClassesOf | None = None,
+) -> ClassListChange | None:
     """Record ``classes`` as a new class list version when it differs from the latest; None when unchanged.
 
-    Idempotent and safe under concurrent runs: the version is the primary key, so a second writer of the
-    same version fails its insert and finds the list recorded.
+    ``changes``: the declared renames, merges and splits (``ProjectSettings.class_changes``); those not recorded yet
+    are validated against the step from the latest list to ``classes`` and stored with the new version, with the
+    current answers they touch (``classes_of``: the kind's; None: not counted). Idempotent and safe under
+    concurrent runs: the version is the primary key, so a second writer of the same version fails its insert and
+    finds the list recorded.
+
+    Raises:
+        ClassSchemaError: a declared change does not describe this step (one line; nothing is recorded).
     """
     t = class_list_versions_table
     current = [str(c) for c in classes]
     for _attempt in range(3):
         history = class_list_history(store)
         latest = history[-1] if history else None
-        if latest is not None and list(latest["classes"]) == current:
+        events = schema_events(store)
+        pending = pending_changes(changes, events)
+        before = list(latest["classes"]) if latest else None
+        if latest is not None and before == current and not pending:
             return None
-        added, removed = class_list_diff(list(latest["classes"]) if latest else None, current)
+        validate_changes(pending, before, current, retired_names(events))  # an unchanged list: targets missing
+        added, removed = class_list_diff(before, current)
         version = (int(latest["version"]) + 1) if latest else 1
-        text = class_list_reason(added, removed, reason, first=latest is None)
+        covered = {name for c in pending for name in (*c.sources, *c.targets)}  # said by the change itself
+        text = class_list_reason([a for a in added if a not in covered], [r for r in removed if r not in covered],
+                                 reason, first=latest is None, changes=[c.text for c in pending])  # fmt: skip
+        counts = touched(current_annotations(store), pending, classes_of or (lambda _a: []))  # None: not counted
+        now = utcnow()
         try:
             with store.begin() as conn:
                 conn.execute(
                     t.insert().values(
                         version=version, classes=current, added=added, removed=removed, reason=text,
-                        changed_at=utcnow(), votes_retracted=0,
+                        changed_at=now, votes_retracted=0,
                     )
                 )
+                insert_changes(conn, version, pending, counts, text, now)
         except sa.exc.IntegrityError:
             continue  # another run recorded a version meanwhile: compare again
-        return ClassListChange(version, tuple(current), tuple(added), tuple(removed), text)
+        return ClassListChange(version, tuple(current), tuple(added), tuple(removed), text,
+                               tuple(c.text for c in pending))  # fmt: skip
     return None
 
 
@@ -237,6 +269,7 @@ def record_vote_retractions(store: LabelStore, classes: Sequence[str], *, classe
     retraction rows stay as the history of what was withdrawn and when.
     """
     history = class_list_history(store)
+    split = splits_by_class(schema_events(store))  # a split class's answers stop counting as class_split
     removed_in: dict[str, int] = {}  # class -> the version that last removed it
     for row in history:
         for name in row["removed"]:
@@ -257,7 +290,13 @@ def record_vote_retractions(store: LabelStore, classes: Sequence[str], *, classe
         if gone:
             removed_at = max(removed_in[n] for n in gone)
             what = f"class {gone[0]!r}" if len(gone) == 1 else f"classes {gone!r}"
-            reasons.append((CLASS_REMOVED, f"{what} removed in class list version {removed_at}", removed_at))
+            event = next((split[n] for n in gone if n in split and int(split[n]["class_list_version"]) == removed_at), None)
+            if event is not None:  # which part the answer meant is unknown: the item is asked again
+                into = ", ".join(map(repr, event["targets"]))
+                reasons.append((CLASS_SPLIT, f"class {event['sources'][0]!r} split into {into} in class list "
+                                             f"version {removed_at}", removed_at))  # fmt: skip
+            else:
+                reasons.append((CLASS_REMOVED, f"{what} removed in class list version {removed_at}", removed_at))
         if statuses.get(ann["item_id"]) == SUPERSEDED:
             reasons.append((ITEM_SUPERSEDED, "the item's source file changed: a new item replaced it", None))
         for reason, detail, version in reasons:

@@ -15,8 +15,10 @@ import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.class_schema import map_answer
 from labeling_assets.core.consensus.methods import PRIOR_STRENGTH
 from labeling_assets.core.dataset.splits import manifest_from_json, normalize_label
+from labeling_assets.core.store.class_changes import class_mapping
 from labeling_assets.core.store.prelabel_models_schema import prelabel_models_table
 from labeling_assets.core.store.schema import (
     LabelStore,
@@ -142,7 +144,8 @@ def stored_gold(store: LabelStore, item_ids: Sequence[str]) -> dict[str, Any]:
             )
         )
         gold.update({r["item_id"]: r["gold_label"] for r in rows})
-    return gold
+    mapping = class_mapping(store)  # a renamed or merged class reads as the class it became
+    return {item: map_answer(label, mapping) for item, label in gold.items()} if mapping else gold
 
 
 def gold_label_indices(store: LabelStore, item_ids: Sequence[str], classes: Sequence[str]) -> list[int | None]:

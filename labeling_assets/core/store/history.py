@@ -11,9 +11,17 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from labeling_assets.core.dataset.diff import ManifestDiff, diff_manifests, vote_changes, votes_by_item
+from labeling_assets.core.consensus.class_schema import map_answer
+from labeling_assets.core.dataset.diff import (
+    ManifestDiff,
+    diff_manifests,
+    label_text,
+    vote_changes,
+    votes_by_item,
+)
 from labeling_assets.core.dataset.near_duplicates import from_hex, hamming
 from labeling_assets.core.store.as_of import utc, votes_as_of
+from labeling_assets.core.store.class_changes import class_mapping, schema_change_report
 from labeling_assets.core.store.dataset_versions import load_manifest, manifest_document, version_rows
 from labeling_assets.core.store.held_out import held_out
 from labeling_assets.core.store.lineage_schema import (
@@ -71,7 +79,15 @@ def previous_version_of(store: LabelStore, version: str) -> str | None:
 def diff_versions(store: LabelStore, old: str | None, new: str) -> ManifestDiff:
     """The diff between two stored versions; relabeled items carry the votes that changed between the two
     versions' creation times (bitemporal: as the store knew them then)."""
-    diff = diff_manifests(load_manifest(store, old) if old else None, load_manifest(store, new), old, new)
+    before = load_manifest(store, old) if old else None
+    diff = diff_manifests(before, load_manifest(store, new), old, new)
+    diff.schema_changes = schema_change_report(store, after=created_at(store, old) if old else None,
+                                               until=created_at(store, new))  # fmt: skip
+    mapping = class_mapping(store)
+    if before is not None and mapping and not diff.relabeled.empty:  # relabeled by a rename or merge alone
+        given = dict(zip(before["item_id"].astype(str), before["label"], strict=True))
+        diff.renamed = {str(r["item_id"]) for r in diff.relabeled.to_dict("records")
+                        if label_text(map_answer(given[str(r["item_id"])], mapping)) == str(r["new_label"])}  # fmt: skip
     if old and not diff.relabeled.empty:
         ids = diff.relabeled["item_id"].astype(str).tolist()
         before_at, after_at = created_at(store, old), created_at(store, new)

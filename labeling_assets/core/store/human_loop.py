@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.store.class_changes import read_through
 from labeling_assets.core.store.human_loop_schema import (
     adjudications_table,
     labeler_pauses_table,
@@ -199,7 +200,8 @@ def adjudication_frame(store: LabelStore) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame([dict(r) for r in rows])
-    return frame.drop_duplicates("item_id", keep="last")[columns].reset_index(drop=True)
+    # An expert's answer of a renamed or merged class reads as the class it became.
+    return read_through(store, frame.drop_duplicates("item_id", keep="last")[columns].reset_index(drop=True))
 
 
 def adjudicated_labels(store: LabelStore) -> pd.Series:

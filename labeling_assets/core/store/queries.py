@@ -14,9 +14,11 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.class_schema import map_answer
 from labeling_assets.core.consensus.leaderboard import QualityInputs
 from labeling_assets.core.consensus.votes import Votes
 from labeling_assets.core.label_sets import SINGLE_LABEL, outside_class_list
+from labeling_assets.core.store.class_changes import class_mapping, read_through
 from labeling_assets.core.store.current_cache import current_annotations_cached
 from labeling_assets.core.store.human_loop import adjudicated_labels
 from labeling_assets.core.store.schema import (
@@ -47,13 +49,15 @@ class StoreVotes:
 
 
 def current_annotations(store: LabelStore) -> pd.DataFrame:
-    """Every current annotation (latest version, not deleted), with the columns even when there is none.
+    """Every current annotation (latest version, not deleted), with the columns even when there is none; its
+    label read through the recorded class renames and merges (``class_changes.read_through``).
 
     Read in bulk from a snapshot kept up to date (``current_cache``): what every consensus, stats and dataset
     run reads first.
     """
     rows = current_annotations_cached(store)
-    return rows if not rows.empty else pd.DataFrame(columns=ANNOTATION_COLUMNS)
+    # Renamed and merged classes: each answer reads as the class it became (the rows stay as given).
+    return read_through(store, rows) if not rows.empty else pd.DataFrame(columns=ANNOTATION_COLUMNS)
 
 
 def load_votes(
@@ -100,8 +104,10 @@ def gold_labels(store: LabelStore, item_ids: Iterable[str] | None = None) -> pd.
         sa.select(items_table.c.item_id, items_table.c.gold_label).where(items_table.c.gold_label.is_not(None))
     )
     wanted = set(item_ids) if item_ids is not None else None
+    mapping = class_mapping(store)  # gold of a renamed or merged class reads as the class it became
     return pd.Series(
-        {r["item_id"]: r["gold_label"] for r in rows if wanted is None or r["item_id"] in wanted}, dtype=object
+        {r["item_id"]: map_answer(r["gold_label"], mapping) for r in rows if wanted is None or r["item_id"] in wanted},
+        dtype=object,
     )
 
 
