@@ -241,6 +241,7 @@ EXPECTED_EXIT = {
     ("dataset", "tag"): 2,
     ("dataset", "list"): 2,
     ("item",): 2,
+    ("item", "flag"): 2,  # with ITEM and --reason (ARGS below): the store is read first
     ("labeler", "list"): 2,  # the store is read first
     ("labeler", "pause"): 3,  # with its NAME (ARGS below): Label Studio unreachable
 }
@@ -250,6 +251,7 @@ ARGS = {  # required positionals
     ("dataset", "diff"): ("v1", "v2"),
     ("dataset", "tag"): ("v1", "release"),
     ("item",): ("abc123",),
+    ("item", "flag"): ("abc123", "--reason", "looks wrong"),
     ("labeler", "pause"): ("someone",),
 }
 
@@ -258,8 +260,8 @@ def test_the_table_covers_every_command() -> None:
     from tests.cli.test_help import COMMANDS
 
     leaves = {path for path in COMMANDS if path and not any(p[: len(path)] == path and p != path for p in COMMANDS)}
-    # `store`'s and `labeler`'s actions are positional choices, not subcommands: the table lists some actions.
-    covered = {path[:1] if path[0] in ("store", "labeler") else path for path in EXPECTED_EXIT}
+    # `store`'s, `labeler`'s and `item`'s actions are positional choices, not subcommands: the table lists some.
+    covered = {path[:1] if path[0] in ("store", "labeler", "item") else path for path in EXPECTED_EXIT}
     assert leaves - {("labelstudio", "start")} == covered
 
 
