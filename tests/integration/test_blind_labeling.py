@@ -23,6 +23,7 @@ from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.cli.labeler import pause_labeler
 from labeling_assets.core.labelstudio.blind import blind_title
 from labeling_assets.core.store.blind_tasks import blind_open_requests
+from labeling_assets.core.store.completion import labeler_completion
 from labeling_assets.core.store.datasets import insert_prelabels, record_thresholds
 from labeling_assets.core.store.derived_schema import requeue_actions_table
 from labeling_assets.core.store.human_loop import record_pause_event
@@ -366,10 +367,16 @@ def test_an_item_left_open_too_long_by_one_labeler_goes_to_another_who_answers_i
     with crowd.store.begin() as conn:  # c's tasks were pushed three days ago
         conn.execute(sa.update(tasks_table).where(tasks_table.c.ls_project_id == crowd.projects[c])
                      .values(pushed_at=utcnow() - dt.timedelta(days=3)))  # fmt: skip
+    given_before = labeler_completion(crowd.store)
     meta = crowd.run([queue.labeling_tasks], PAUSE_PUSH)
     assert meta["sent_to_more_labelers"] == 2
     after = _holders(crowd)
     assert all(after[i] == set(crowd.accounts) for i in theirs)  # c keeps the task; the other labeler gets it too
+    # Completion rate: a and b had done every task of their own projects; the two sent to them are given, not done.
+    ids = [str(crowd.accounts[n].user_id) for n in list(crowd.accounts)[:2]]
+    given_after = labeler_completion(crowd.store)
+    assert [given_before[i].rate for i in ids] == [1.0, 1.0]
+    assert sum(given_after[i].given - given_after[i].done for i in ids) == 2
     reasons = [r["reason"] for r in crowd.store.fetch(sa.select(requeue_actions_table.c.reason))]
     assert sum(f"{c}: open too long" in r for r in reasons) == 2
     assert crowd.run([queue.labeling_tasks], PAUSE_PUSH)["sent_to_more_labelers"] == 0  # once
