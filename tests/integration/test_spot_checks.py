@@ -13,7 +13,7 @@ from PIL import Image
 from labeling_assets.assets import collect, queue
 from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
 from labeling_assets.assets.dataset import dataset_splits
-from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.assets.spot_checks import spot_checks
 from labeling_assets.core.consensus.spot_check import FIX, REJECT, draw
 from labeling_assets.core.labelstudio.spot_check import LABELER_VERSION, VERDICT_NAME, spot_check_title
@@ -115,6 +115,8 @@ def test_sampled_answers_reviewed_by_a_reject_and_a_fix_change_acceptance_consen
         stats = _meta(run([labeler_stats], partition_key=judged), "labeler_stats")
         assert (stats["acceptance_rate"], stats["n_reviewed"], stats["acceptance_verdict"]) == (0.0, 2, "fail")
         assert stats["auto_paused"] == [judged]  # 0 of 2 accepted: the interval [0, 0.66] is below 0.8
+        board = _meta(run([labeler_leaderboard]), "labeler_leaderboard")
+        assert board["surely_below_acceptance_threshold"] == [judged] and "0.00 of 2 (0.00 - 0.66)" in board["leaderboard"]
         version_after = _meta(run([dataset_splits]), "dataset_splits")["dataset_version"]
         assert version_after != version_before
         manifest = load_manifest(store, version_after).set_index("item_id")

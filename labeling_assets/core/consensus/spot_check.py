@@ -3,8 +3,8 @@
 Pure functions (the store side is ``core/store/spot_checks.py``, the Label Studio side
 ``core/labelstudio/spot_check.py``):
 
-- :func:`draw`: each answer's draw in [0, 1), a keyed hash (BLAKE2b, the seed as key) of its Label Studio
-  annotation id. It depends on nothing else, so a rerun draws the same, and new answers never change whether an
+- :func:`draws`: each answer's draw in [0, 1), a keyed hash of its Label Studio annotation id (SplitMix64's
+  mixer over the id XOR a key made from the seed). It depends on nothing else, so a rerun draws the same, and new answers never change whether an
   earlier one is picked: an answer is sampled when its draw is below its labeler's rate.
 - :func:`labeler_rate`: the labeler's rate and why: the new-labeler rate until the 95% Wilson interval of their
   gold score clears the gold gate (the gate passes), then the base rate.
@@ -16,12 +16,13 @@ Pure functions (the store side is ``core/store/spot_checks.py``, the Label Studi
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from labeling_assets.core.consensus.gates import RateGate, gate
 
@@ -38,11 +39,27 @@ SAMPLE_COLUMNS = ["ls_annotation_id", "item_id", "labeler_id", "answer", "answer
                   "reason"]  # fmt: skip
 
 
+def _mix(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """SplitMix64's finalizer (a bijection of 64-bit words that spreads every input bit over the output)."""
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    out: NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+    return out
+
+
+def draws(seed: int, ls_annotation_ids: NDArray[Any]) -> NDArray[np.float64]:
+    """Each answer's draw in [0, 1): its annotation id XOR a key made from the seed, mixed (SplitMix64); vectorized,
+    so a run over 10^6 answers costs milliseconds, and the same on every run and machine."""
+    key = _mix(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+    mixed = _mix(np.asarray(ls_annotation_ids).astype(np.int64).view(np.uint64) ^ key)
+    out: NDArray[np.float64] = (mixed >> np.uint64(11)).astype(np.float64) / float(2**53)
+    return out
+
+
 def draw(seed: int, ls_annotation_id: int) -> float:
-    """The answer's draw in [0, 1): a keyed hash of its annotation id (the same on every run and machine)."""
-    key = int(seed).to_bytes(8, "big", signed=True)
-    digest = hashlib.blake2b(str(int(ls_annotation_id)).encode(), digest_size=8, key=key).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    """One answer's draw (:func:`draws`)."""
+    return float(draws(seed, np.array([ls_annotation_id]))[0])
 
 
 @dataclass(frozen=True)
@@ -74,20 +91,25 @@ def pick_sample(
     sampled). ``answers``: ``ls_annotation_id, item_id, labeler_id, label`` and optionally ``created_at``."""
     if answers.empty:
         return pd.DataFrame(columns=SAMPLE_COLUMNS)
-    rows = []
-    for record in answers.to_dict("records"):
-        annotation = int(record["ls_annotation_id"])
-        labeler_id = str(record["labeler_id"])
-        if annotation in already or labeler_id not in rates:
-            continue
-        rate, why = rates[labeler_id]
-        value = draw(seed, annotation)
-        if value < rate:
-            created: Any = record.get("created_at")
-            rows.append({"ls_annotation_id": annotation, "item_id": str(record["item_id"]), "labeler_id": labeler_id,
-                         "answer": record["label"], "answer_created_at": None if pd.isna(created) else pd.Timestamp(created),
-                         "draw": value, "rate": float(rate), "reason": why})  # fmt: skip
-    return pd.DataFrame(rows, columns=SAMPLE_COLUMNS).sort_values("ls_annotation_id", ignore_index=True)
+    frame = answers.reset_index(drop=True)  # positions, whatever index the caller's frame had
+    ids = frame["ls_annotation_id"].astype("int64")
+    codes, uniques = pd.factorize(frame["labeler_id"].astype(str))  # per labeler once, not per answer
+    names_of = np.asarray(uniques, dtype=object)
+    rate_of = np.array([rates[k][0] if k in rates else np.nan for k in names_of], dtype=float)[codes]
+    todo = np.flatnonzero(~ids.isin(already).to_numpy(dtype=bool) & ~np.isnan(rate_of))
+    drawn = draws(seed, ids.to_numpy()[todo])
+    keep = drawn < rate_of[todo]
+    at, chosen_draws = todo[keep], drawn[keep]
+    chosen = frame.iloc[at]
+    created = chosen["created_at"].tolist() if "created_at" in chosen else [None] * len(at)
+    names = names_of[codes[at]]
+    picks = pd.DataFrame({
+        "ls_annotation_id": ids.to_numpy()[at], "item_id": chosen["item_id"].astype(str).to_numpy(),
+        "labeler_id": names, "answer": chosen["label"].to_numpy(dtype=object),
+        "answer_created_at": [None if pd.isna(c) else pd.Timestamp(c) for c in created],
+        "draw": chosen_draws, "rate": rate_of[at], "reason": [rates[k][1] for k in names],
+    }, columns=SAMPLE_COLUMNS)  # fmt: skip
+    return picks.sort_values("ls_annotation_id", ignore_index=True)
 
 
 def acceptance_counts(verdicts: pd.DataFrame) -> dict[str, tuple[int, int]]:
