@@ -83,7 +83,9 @@ class Setup:
         assert pid is not None
         return pid
 
-    def materialize(self, assets: list[Any], classes: list[str] = CLASSES) -> dg.ExecuteInProcessResult:
+    def materialize(
+        self, assets: list[Any], classes: list[str] = CLASSES, changes: str | None = None
+    ) -> dg.ExecuteInProcessResult:
         configs = {
             "labeling_tasks": {"config": {"gold_rate": 0.0, "overlap": 2}},
             "consensus_labels": {"config": {"method": "majority"}},
@@ -95,22 +97,23 @@ class Setup:
             resources={
                 "label_store": LabelStoreResource(url=self.store.url),
                 "label_studio": self.ls.resource(self.title),
-                "project": ProjectSettings(data_dir=str(self.folder), classes=classes),
+                "project": ProjectSettings(data_dir=str(self.folder), classes=classes, class_changes=changes),
             },
             run_config={"ops": {name: config for name, config in configs.items() if name in names}},
         )
         assert result.success
         return result
 
-    def queue(self, classes: list[str] = CLASSES) -> dict[str, Any]:
-        result = self.materialize([queue.labeling_tasks], classes)
+    def queue(self, classes: list[str] = CLASSES, changes: str | None = None) -> dict[str, Any]:
+        result = self.materialize([queue.labeling_tasks], classes, changes)
         return {k: v.value for k, v in result.asset_materializations_for_node("labeling_tasks")[0].metadata.items()}
 
-    def collect_to_export(self, classes: list[str] = CLASSES) -> None:
+    def collect_to_export(self, classes: list[str] = CLASSES, changes: str | None = None) -> None:
         self.materialize(
             [collect.annotations, consensus.consensus_labels, dataset.dataset_splits, dataset.dataset_export,
              dataset_checks.dataset_splits_only_live_labeled_items],
             classes,
+            changes,
         )
 
     def task_of(self, item_id: str) -> int:
@@ -182,7 +185,9 @@ def test_a_task_deleted_in_label_studio_retracts_the_consensus_and_gets_a_new_ta
     assert all(item in items for items in setup.exported_items().values())
 
 
-def test_a_removed_class_updates_the_label_config_and_sends_its_items_back_to_labelers(setup: Setup) -> None:
+def test_a_removed_class_updates_the_label_config_and_sends_its_items_back_to_labelers_a_renamed_one_keeps_them(
+    setup: Setup,
+) -> None:
     eels = sorted(i for i, label in setup.truth.items() if label == "eel")
     assert setup.next_for_admin() is None  # every task has its 2 labelers
 
@@ -198,6 +203,16 @@ def test_a_removed_class_updates_the_label_config_and_sends_its_items_back_to_la
 
     setup.collect_to_export(["cat", "dog"])
     assert not set(eels) & set(setup.live_consensus())
+
+    # A rename (issue 32.3) also reaches the label config, but re-queues nothing: the cats' answers still count.
+    cats = sorted(i for i, label in setup.truth.items() if label == "cat")
+    renamed = setup.queue(["feline", "dog"], "rename cat->feline")
+    assert renamed["label_config_updated"] is True and renamed["class_schema_changes_recorded"] == ["rename cat->feline"]
+    assert config_choices(setup.client.label_config(setup.project_id)) == ["feline", "dog"]
+    assert renamed["overlap_raised_for_lost_votes"] == 0
+    setup.collect_to_export(["feline", "dog"], "rename cat->feline")
+    assert {i: setup.live_consensus()[i] for i in cats} == dict.fromkeys(cats, "feline")
+    assert all(set(cats) <= items for items in setup.exported_items().values())
     assert all(not set(eels) & items for items in setup.exported_items().values())
 
 
