@@ -330,6 +330,26 @@ def consensus_accuracy() -> tuple[int, float | None]:
     return len(rows), float(correct.mean()) if len(known) else None
 
 
+def field_summary() -> list[str]:
+    """--severity: each extra field's consensus (as dataset_splits computes it, on every item with answers) against
+    its truth by construction (``core/fields/crowd.field_truth``)."""
+    from labeling_assets.core.fields.consensus import aggregate_fields
+    from labeling_assets.core.fields.crowd import field_truth
+    from labeling_assets.core.store.answer_fields import current_field_answers
+
+    fields = [f for f in ProjectSettings().answer_fields() if f.kind != "rating"]
+    if not fields:
+        return []
+    consensus = aggregate_fields(current_field_answers(label_store()), fields)
+    lines = []
+    for f in fields:
+        part = consensus[consensus["field"] == f.name]
+        right = sum(value == field_truth(item, f) for item, value in zip(part["item_id"], part["value"], strict=True))
+        share = f"{right / len(part):.3f}" if len(part) else "n/a"
+        lines.append(f"  {f.name + ' consensus:':<26} {len(part)} items; accuracy vs its truth {share}")
+    return lines
+
+
 def _summary(
     seconds: float, grids: Path | None = None, scenes: Path | None = None, texts: demo_text.TextDemo | None = None
 ) -> None:
@@ -371,6 +391,8 @@ def _summary(
     print(f"  annotation versions:       {n_ann} from {n_labelers} labelers")
     acc = "n/a" if accuracy is None else f"{accuracy:.3f}"
     print(f"  consensus items:           {n_consensus}; accuracy vs ground truth {acc}")
+    for line in field_summary():
+        print(line)
     print(f"  model test macro-F1:       {f1 if f1 is None else f'{float(f1):.3f}'}")
     report = _latest_metadata("qa_report").get("report")
     if report:

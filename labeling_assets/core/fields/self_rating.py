@@ -72,7 +72,7 @@ def self_rating_section(ratings: pd.DataFrame, truths: Mapping[str, pd.Series], 
     label, e.g. gold and consensus), how often a vote rated r was right, the ECE and Spearman's rho.
     ``ratings``: ``item_id, value`` (the rating), ``label`` (the vote it rates)."""
     lines = ["### Self-confidence vs being right", "",
-             "How often a vote was right at each self-rating (``benchmarks/self_rating.py`` measures the simulated "
+             "How often a vote was right at each self-rating (`benchmarks/self_rating.py` measures the simulated "
              "crowd; consensus does not weigh votes by it).", "",
              "| against | votes | ECE (vs r/5) | Spearman | right at rating 1..5 |", "|---|---|---|---|---|"]  # fmt: skip
     for name, truth in truths.items():
