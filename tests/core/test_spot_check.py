@@ -207,3 +207,5 @@ def test_samples_and_verdicts_are_stored_and_a_fix_becomes_an_expert_answer(sqli
     assert len(record_verdicts(sqlite_store, changed)) == 1  # the reviewer changed their mind: a new row
     assert acceptance(sqlite_store) == {"ann": (2, 3)} and len(verdict_frame(sqlite_store)) == 4
     assert read_verdicts(tasks, 77, {"5": "someone else"}, kind, rows) == ([], [])  # not a configured reviewer
+    own = {**annotation(505, ACCEPT), "completed_by": {"id": "ann"}}  # the labeler accepting their own answer
+    assert read_verdicts([{**tasks[0], "annotations": [own]}], 77, None, kind, rows)[0] == []

@@ -116,12 +116,15 @@ def run_spot_checks(
     sampled_now = record_samples(store, picks, options.rates.seed)
     pending = samples(store, unpushed=True)
     payloads = spot_check_payloads(store, pending, kind, options.data_root)
-    client.import_tasks(project_id, payloads)
-    if any("predictions" in p for p in payloads):  # Label Studio pre-fills from one version: the labeler's answer
-        client.show_predictions_of(project_id, LABELER_VERSION)
-    tasks = {int((t.get("data") or {}).get("ls_annotation_id") or -1): int(t["id"]) for t in client.iter_tasks(project_id)}
-    pushed = {r["ls_annotation_id"]: tasks[int(r["ls_annotation_id"])] for r in pending if int(r["ls_annotation_id"]) in tasks}
-    mark_pushed(store, project_id, pushed)
+    pushed: dict[int, int] = {}
+    if payloads:  # an idle run reads no task list
+        client.import_tasks(project_id, payloads)
+        if any("predictions" in p for p in payloads):  # Label Studio pre-fills from one version: the labeler's
+            client.show_predictions_of(project_id, LABELER_VERSION)
+        tasks = {int((t.get("data") or {}).get("ls_annotation_id") or -1): int(t["id"]) for t in client.iter_tasks(project_id)}
+        pushed = {int(r["ls_annotation_id"]): tasks[int(r["ls_annotation_id"])] for r in pending
+                  if int(r["ls_annotation_id"]) in tasks}  # fmt: skip
+        mark_pushed(store, project_id, pushed)
     gates = {k: acceptance_gate(a, n, options.acceptance_threshold).metadata() for k, (a, n) in acceptance(store).items()}
     log(f"spot-check project {project_id}: {len(fresh)} new verdicts ({fixes} fixes), {sampled_now} answers sampled, "
         f"{len(pushed)} pushed")  # fmt: skip

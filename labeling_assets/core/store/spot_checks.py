@@ -102,7 +102,8 @@ def read_verdicts(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """(verdict rows for :func:`record_verdicts`, one line per annotation that holds none) from the spot-check
     project's tasks (``fields=all``): one per reviewer answer, by a configured reviewer (``reviewers``: user id
-    -> name; None: anyone who answers there), on a task of a sampled answer (``sampled``: annotation id -> row)."""
+    -> name; None: anyone who answers there, except the labeler whose answer it is), on a task of a sampled answer
+    (``sampled``: annotation id -> row)."""
     rows, problems = [], []
     for task in tasks:
         data = task.get("data") or {}
@@ -115,6 +116,9 @@ def read_verdicts(
             if sample is None:
                 problems.append(f"task {task.get('id')}: not a sampled answer of this store")
                 break
+            if user_id == str(sample["labeler_id"]):  # nobody judges their own answer
+                problems.append(f"task {task.get('id')}, annotation {ann.get('id')}: the labeler reviewed their own answer")
+                continue
             read = read_verdict(ann.get("result"), kind)
             if read.verdict is None:
                 problems.append(f"task {task.get('id')}, annotation {ann.get('id')}: {read.problem}")
