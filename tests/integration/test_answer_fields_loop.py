@@ -81,6 +81,15 @@ def test_a_class_plus_severity_project_runs_from_queue_to_export_on_label_studio
         meta = ran.asset_materializations_for_node("dataset_export")[0].metadata
         text = Path(str(meta["path_jsonl"].value)).read_text(encoding="utf-8")
         lines = [json.loads(line) for line in text.splitlines()]
+
+        # A field added later reaches the existing project's config on the next queue run (answers stay).
+        flags = json.loads(SEVERITY) + [{"name": "quality", "kind": "choices", "options": ["blurry", "cropped"]}]
+        later = ProjectSettings(data_dir=str(folder), classes=CLASSES, extra_fields=json.dumps(flags),
+                                ask_self_confidence=True)  # fmt: skip
+        requeue = dg.Definitions(assets=[queue.labeling_tasks], jobs=[queue_job], resources={**resources, "project": later})
+        assert requeue.resolve_job_def("queue_job").execute_in_process(instance=instance, run_config=run_config).success
+        assert [f[0] for f in config_fields(client.label_config(project_id)) or ()] == ["severity", "quality",
+                                                                                       SELF_CONFIDENCE]  # fmt: skip
     store.dispose()
     assert len(lines) == N_ITEMS and all(line["severity"] in ("low", "medium", "high") for line in lines)
     spec = project.answer_fields()[0]
