@@ -1,6 +1,6 @@
 """Active learning vs random on the demo digits with a simulated noisy crowd (CPU, a few minutes).
 
-    python benchmarks/active_learning.py                     # 6 strategies x 5 seeds, target 85 %
+    python benchmarks/active_learning.py                     # 9 strategies x 5 seeds, target 85 %
     python benchmarks/active_learning.py --seeds 3 --target 0.92 --batch 20
 
 Per seed: the 1,797 digits are split into a fixed test set (30 %, true labels) and a pool. Every pool
@@ -9,7 +9,11 @@ item has 3 annotations planned up front by ``core.labelstudio.crowd.plan_crowd``
 sends it to labeling, and the training labels are the Dawid-Skene consensus of what has been revealed
 (``core.consensus.aggregate``). The model is the project's pre-label baseline (``core.training.baseline``:
 logistic regression on pixels), refitted after every batch. Strategies: ``core.training.active_learning``
-(least confidence, margin, entropy, k-center greedy on standardised pixels, hybrid) against random.
+(least confidence, margin, entropy, k-center greedy on standardised pixels, hybrid) against random, and the live
+queue's own selection (``core.labelstudio.selection.order_regular``, what ``labeling_tasks`` runs) as
+``queue:diversity`` and ``queue:hybrid`` (k-center on each digit's 64-bit perceptual hash, as the queue reads it
+from the store) and ``queue:committee`` (the disagreement of the newest 5 refitted baselines' predictions: in the
+pipeline every refitted baseline pre-labels the waiting items, and the queue's committee is those versions).
 Printed: labeled items needed to first reach the target test accuracy (mean +- sd over seeds; runs
 that never reach it within the budget count as the budget and are counted), and the mean test
 accuracy over the whole learning curve (area under it, divided by its length).
@@ -29,10 +33,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus.methods import aggregate  # noqa: E402
 from labeling_assets.core.labelstudio.crowd import LabelerSpec, plan_crowd  # noqa: E402
+from labeling_assets.core.labelstudio.selection import (  # noqa: E402
+    COMMITTEE_SIZE,
+    SelectionInputs,
+    order_regular,
+    phash_embedding,
+)
+from labeling_assets.core.labelstudio.tasks import Candidate  # noqa: E402
+from labeling_assets.core.tasks import task_kind  # noqa: E402
 from labeling_assets.core.training import active_learning as al  # noqa: E402
 from labeling_assets.core.training.baseline import fit_baseline  # noqa: E402
 
 CLASSES = [str(d) for d in range(10)]
+QUEUE_STRATEGIES = ("queue:diversity", "queue:hybrid", "queue:committee")
+
+
+def phash_embeddings(x: np.ndarray) -> np.ndarray:
+    """Each 8x8 digit's perceptual hash (core.dataset.near_duplicates.phash, as ingest stores it) as a 0/1 vector."""
+    from PIL import Image
+
+    from labeling_assets.core.dataset.near_duplicates import phash, to_hex
+
+    images = (x.reshape(-1, 8, 8) * 255).astype(np.uint8)
+    return np.stack([phash_embedding(to_hex(phash(Image.fromarray(im)))) for im in images])
+
+
+def queue_pick(strategy: str, k: int, unlabeled: np.ndarray, labeled: list[int], history: list[np.ndarray],
+               embeddings: np.ndarray, seed: int) -> np.ndarray:  # fmt: skip
+    """Indices into ``unlabeled`` that the live queue's selection takes first (``history``: each refitted model's
+    probabilities over ``unlabeled``, newest last)."""
+    newest = history[-1]
+    cands = [Candidate(str(i), probs=dict(zip(CLASSES, map(float, newest[n]), strict=True)))
+             for n, i in enumerate(unlabeled)]  # fmt: skip
+    inputs = SelectionInputs(
+        embeddings={str(i): embeddings[i] for i in unlabeled},
+        queued=embeddings[labeled],
+        committees={str(i): [dict(zip(CLASSES, map(float, h[n]), strict=True)) for h in history[-COMMITTEE_SIZE:]]
+                    for n, i in enumerate(unlabeled)} if strategy == "queue:committee" else {},
+    )  # fmt: skip
+    position = {str(i): n for n, i in enumerate(unlabeled)}
+    chosen = order_regular(cands, k, strategy.split(":")[1], task_kind("single_label"), np.random.default_rng(seed), inputs)
+    return np.array([position[c.item_id] for c, _ in chosen.items], dtype=np.int64)
 
 
 def crowd_annotations(truth: dict[int, str], seed: int, accuracy: float, overlap: int) -> pd.DataFrame:
@@ -69,6 +110,8 @@ def run_one(
     by_item = {item: frame for item, frame in annotations.groupby("item_id")}
     scaled = (x - x[pool].mean(axis=0)) / (x[pool].std(axis=0) + 1e-6)
     labeled = list(rng.choice(pool, size=initial, replace=False))
+    embeddings = phash_embeddings(x) if strategy.startswith("queue:") else x
+    models: list = []  # every refitted baseline (the committee's members)
     curve: list[tuple[int, float]] = []
     reached: int | None = None
     consensus_correct = 0.0
@@ -80,6 +123,7 @@ def run_one(
             np.mean([lab == str(y[i]) for lab, i in zip(train_labels, labeled, strict=True)])
         )
         model = fit_baseline(x[labeled], train_labels, CLASSES, seed=seed)
+        models.append(model)
         acc = float((model.predict_proba(x[test]).argmax(axis=1) == y[test]).mean())
         curve.append((len(labeled), acc))
         if reached is None and acc >= target:
@@ -89,6 +133,12 @@ def run_one(
         taken = set(labeled)
         unlabeled = np.array([i for i in pool if i not in taken])
         probs = model.predict_proba(x[unlabeled])
+        if strategy.startswith("queue:"):
+            history = [m.predict_proba(x[unlabeled]) for m in models[-COMMITTEE_SIZE:]]
+            picked = queue_pick(strategy, min(batch, budget - len(labeled)), unlabeled, labeled, history, embeddings,
+                                seed + len(labeled))  # fmt: skip
+            labeled.extend(int(i) for i in unlabeled[picked])
+            continue
         picked = al.select(
             strategy,
             min(batch, budget - len(labeled)),
@@ -105,7 +155,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--strategies", nargs="+", default=list(al.STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", default=[*al.STRATEGIES, *QUEUE_STRATEGIES])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.85)
     parser.add_argument("--batch", type=int, default=20)
