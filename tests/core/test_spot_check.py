@@ -177,11 +177,11 @@ def test_the_task_shows_the_labelers_name_and_their_answer_pre_drawn() -> None:
     assert task["predictions"] == [{"model_version": LABELER_VERSION, "result": drawn}]
 
 
-def test_samples_and_verdicts_are_stored_and_a_fix_becomes_an_expert_answer(sqlite_store: LabelStore) -> None:
+def test_samples_and_verdicts_are_stored_and_a_fix_becomes_an_expert_answer(store: LabelStore) -> None:
     picks = pick_sample(_answers(200), {"ann": (0.5, "base rate")}, seed=0, already=set())
-    assert record_samples(sqlite_store, picks, seed=0) == len(picks)
-    assert sampled_ids(sqlite_store) == set(picks["ls_annotation_id"])
-    rows = {int(r["ls_annotation_id"]): r for r in samples(sqlite_store)}
+    assert record_samples(store, picks, seed=0) == len(picks)
+    assert sampled_ids(store) == set(picks["ls_annotation_id"])
+    rows = {int(r["ls_annotation_id"]): r for r in samples(store)}
     first, second, third = sorted(rows)[:3]
     kind = task_kind("single_label")
 
@@ -198,14 +198,14 @@ def test_samples_and_verdicts_are_stored_and_a_fix_becomes_an_expert_answer(sqli
     ]
     read, problems = read_verdicts(tasks, 77, None, kind, rows)
     assert [r["verdict"] for r in read] == [ACCEPT, REJECT, FIX] and len(problems) == 1
-    fresh = record_verdicts(sqlite_store, read)
-    assert len(fresh) == 3 and record_verdicts(sqlite_store, read) == []  # a re-read adds nothing
-    assert acceptance(sqlite_store) == {"ann": (1, 3)}
-    assert record_adjudications(sqlite_store, fix_adjudications(fresh)) == 1
-    assert adjudicated_labels(sqlite_store).to_dict() == {rows[third]["item_id"]: "dog"}
+    fresh = record_verdicts(store, read)
+    assert len(fresh) == 3 and record_verdicts(store, read) == []  # a re-read adds nothing
+    assert acceptance(store) == {"ann": (1, 3)}
+    assert record_adjudications(store, fix_adjudications(fresh)) == 1
+    assert adjudicated_labels(store).to_dict() == {rows[third]["item_id"]: "dog"}
     changed, _ = read_verdicts([{**tasks[1], "annotations": [annotation(502, ACCEPT)]}], 77, None, kind, rows)
-    assert len(record_verdicts(sqlite_store, changed)) == 1  # the reviewer changed their mind: a new row
-    assert acceptance(sqlite_store) == {"ann": (2, 3)} and len(verdict_frame(sqlite_store)) == 4
+    assert len(record_verdicts(store, changed)) == 1  # the reviewer changed their mind: a new row
+    assert acceptance(store) == {"ann": (2, 3)} and len(verdict_frame(store)) == 4
     assert read_verdicts(tasks, 77, {"5": "someone else"}, kind, rows) == ([], [])  # not a configured reviewer
     own = {**annotation(505, ACCEPT), "completed_by": {"id": "ann"}}  # the labeler accepting their own answer
     assert read_verdicts([{**tasks[0], "annotations": [own]}], 77, None, kind, rows)[0] == []
