@@ -173,6 +173,10 @@ def _completion_metadata(completion: dict[str, Completion], names: dict[str, str
     return {"completion": dg.MetadataValue.json(shown)}
 
 
+def _completed(done: Completion | None) -> str:
+    return "-" if done is None or done.rate is None else f"{done.done} / {done.given} ({done.rate:.2f})"
+
+
 def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None) -> LabelerOptions:
     return LabelerOptions(
         classes=list(project.classes), allow_empty=project.allow_empty_set,
@@ -190,11 +194,12 @@ def _accepted(row: Mapping[Hashable, Any]) -> str:
     return f"{_fmt(row['acceptance_rate'], 2)} of {row['n_reviewed']} ({_fmt(row['acceptance_ci_low'], 2)} - {_fmt(row['acceptance_ci_high'], 2)})"
 
 
-def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float) -> dict[str, Any]:
+def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float,
+                          completion: dict[str, Completion] | None = None) -> dict[str, Any]:  # fmt: skip
     lines = [
         "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
-        "too fast | cost / correct label | accepted (95% CI) | paused | class flags |",
-        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|---|",
+        "too fast | cost / correct label | accepted (95% CI) | tasks done / given | paused | class flags |",
+        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|---|---|",
     ]
     if kind.gold_gate_rate:  # the interval is of the gate's rate, not of the kind's gold accuracy: both shown, named
         lines[0] = lines[0].replace("| gold acc. | 95% CI |", f"| {kind.gold_accuracy_name} | {kind.gold_gate_rate}, 95% CI |")
@@ -208,7 +213,8 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float)
             f"| {rank} | {md_text(row['labeler'])} | {md_text(row['labeler_id'])} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | "
             f"{ci} | {row['n_gold']} | {_fmt(row['kappa_vs_consensus'])} | {_fmt(row['median_time_s'], 1)} | "
             f"{_fmt(row['labels_per_day'], 1)} | {'yes' if row['too_fast'] else ''} | {cost} | {_accepted(row)} | "
-            f"{'yes' if row['paused'] else ''} | {md_text(row['class_flags'], 400)} |"
+            f"{_completed((completion or {}).get(str(row['labeler_id'])))} | {'yes' if row['paused'] else ''} | "
+            f"{md_text(row['class_flags'], 400)} |"
         )
     metadata: dict[str, Any] = {
         "labelers": dg.MetadataValue.int(len(board)),
@@ -252,9 +258,10 @@ def labeler_leaderboard(
     store = label_store.get_store()
     board = labeler_board(store, kind, options)
     context.log.info(f"leaderboard of {len(board)} labelers")
-    metadata = _leaderboard_metadata(board, kind, options.gold_threshold(kind))
+    completion = labeler_completion(store)
+    metadata = _leaderboard_metadata(board, kind, options.gold_threshold(kind), completion)
     names = dict(zip(board["labeler_id"].astype(str), board["labeler"].astype(str), strict=True)) if not board.empty else {}
-    metadata.update(_completion_metadata(labeler_completion(store), names))
+    metadata.update(_completion_metadata(completion, names))
     if kind.gold_gate_rate:
         metadata["gold_gate"] = dg.MetadataValue.text(
             f"{kind.name}: '{kind.gold_accuracy_name}' is the gold accuracy as this kind of task measures it; the "

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from labeling_assets.assets import collect, queue
 from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
-from labeling_assets.assets.labeler_stats import labeler_stats
+from labeling_assets.assets.labeler_stats import labeler_leaderboard, labeler_stats
 from labeling_assets.assets.qa_report import qa_report
 from labeling_assets.cli.labeler import pause, resume
 from labeling_assets.core.labelstudio.review import CONSENSUS_NOTE, CONSENSUS_VERSION, VOTES_KEY, review_title
@@ -152,6 +152,8 @@ def test_a_split_vote_goes_to_the_review_project_and_the_expert_answer_becomes_t
     bob_before = loop.stats("hl_bob")
     # Shared project, every task filled to its overlap: bob was given the 9 tasks he answered, nothing else is open.
     assert (bob_before["tasks_given"], bob_before["tasks_done"], bob_before["completion_rate"]) == (N_ITEMS, N_ITEMS, 1.0)
+    board = loop.run([labeler_leaderboard]).asset_materializations_for_node("labeler_leaderboard")[0].metadata
+    assert "| 9 / 9 (1.00) |" in board["leaderboard"].value.split("| hl_bob |")[1].split("\n")[0]
     assert consensus_frame(loop.store).set_index("item_id").loc[split, "confidence"] < 0.5
     # A confident item a person flags by hand (`labeling-assets item flag`) goes to the expert too.
     assert consensus_frame(loop.store).set_index("item_id").loc[flagged, "confidence"] >= 0.5
