@@ -3,6 +3,7 @@ through the review requests the adjudications stage queues (its Label Studio sid
 In-process against the test's own SQLite store."""
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +27,21 @@ from labeling_assets.core.store.schema import (
 IDS = [hashlib.sha256(f"flag-{i}".encode()).hexdigest() for i in range(3)]
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (migrating costs ~0.5 s a test)."""
+    path = tmp_path_factory.mktemp("flag-template") / "labels.db"
+    template = LabelStore(f"sqlite:///{path}")
+    template.migrate()
+    template.dispose()
+    return path
+
+
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabelStore]:
+def store(migrated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LabelStore]:
+    shutil.copy(migrated, tmp_path / "labels.db")
     monkeypatch.setenv("LABEL_STORE_URL", f"sqlite:///{tmp_path / 'labels.db'}")  # this test's own store
     store = label_store()
-    store.migrate()
     now = utcnow()
     with store.begin() as conn:
         conn.execute(items_table.insert(), [
