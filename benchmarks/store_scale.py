@@ -4,6 +4,7 @@ sync of 1,000 new versions, and cold (first read, no snapshot). Bar: under 3 s a
 
     python benchmarks/store_scale.py                      # 100k and 1M annotations, SQLite and PostgreSQL
     python benchmarks/store_scale.py --sizes 100000 --backends sqlite
+    python benchmarks/store_scale.py --class-change "rename 3->three"   # votes read through a recorded rename
 
 Rows are synthetic but shaped like real ones (64-hex item ids, 3 labelers per item, 5% edited once so
 the latest-version query has work to do). PostgreSQL is the local server at 127.0.0.1:5432 (a throwaway
@@ -23,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
+from labeling_assets.core.consensus.class_schema import parse_class_changes
 from labeling_assets.core.store.bulk import bulk_insert
+from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.queries import current_annotations
 from labeling_assets.core.store.schema import LabelStore, annotations_table, sqlite_url
 
@@ -67,7 +70,7 @@ def _size_bytes(store: LabelStore, db_path: Path | None) -> int:
         return int(conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar())
 
 
-def bench(backend: str, n: int) -> None:
+def bench(backend: str, n: int, class_change: str | None = None) -> None:
     db_path = None
     admin = None
     name = f"bench_store_{uuid.uuid4().hex[:8]}"
@@ -88,6 +91,13 @@ def bench(backend: str, n: int) -> None:
         with store.begin() as conn:  # what a sync writes (PostgreSQL: COPY), the heads trigger included
             bulk_insert(conn, annotations_table, rows)
         insert_s = time.perf_counter() - t0
+        if class_change:  # issue 32.3: every read maps each answer through the recorded rename or merge
+            changes = parse_class_changes(class_change)
+            digits = [str(d) for d in range(10)]
+            retired = {name for c in changes for name in c.retired}
+            targets = [t for c in changes for t in c.targets if t not in digits]
+            record_class_list(store, digits)
+            record_class_list(store, [d for d in digits if d not in retired] + targets, changes=changes)
         t0 = time.perf_counter()
         current = current_annotations(store)  # the current votes every consensus / stats / dataset run reads
         cold_s = time.perf_counter() - t0  # no snapshot yet: read in full (and the snapshot written)
@@ -104,10 +114,13 @@ def bench(backend: str, n: int) -> None:
         again = current_annotations(store)
         warm_s = time.perf_counter() - t0
         assert len(again) == len(current) and (again["label"].head(1000) == "9").all()
+        if class_change:  # every answer of an old class reads as its new one
+            assert not again["label"].isin(set(retired)).any(), "an answer was not read through the change"
         print(
             f"{backend:>10} {n:>9,} annotations (+{len(rows) - n:,} edits): append {len(rows) / insert_s:>9,.0f} rows/s; "
             f"current votes read {warm_s:6.2f}s after a sync of 1,000 versions (cold, no snapshot: {cold_s:6.2f}s; "
             f"{len(again):,} rows); disk {size / len(rows):6.0f} B/row, {size / 1e6:8.1f} MB"
+            + (f"; read through {class_change!r}" if class_change else "")
         )
     finally:
         store.dispose()
@@ -121,10 +134,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    parser.add_argument("--class-change", default=None,
+                        help="record this class change first (e.g. 'rename 3->three'): reads map every answer")
     args = parser.parse_args()
     for n in args.sizes:
         for backend in args.backends:
-            bench(backend, n)
+            bench(backend, n, args.class_change)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ import sqlalchemy as sa
 
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
+from labeling_assets.core.consensus.class_schema import parse_class_changes
 from labeling_assets.core.consensus.retraction import plan_requeues
 from labeling_assets.core.dataset.diff import schema_changes_section
 from labeling_assets.core.store.class_changes import schema_change_report
 from labeling_assets.core.store.class_changes_schema import class_schema_changes_table
-from labeling_assets.core.store.consensus_versions import retraction_counts
+from labeling_assets.core.store.consensus_versions import record_class_list, retraction_counts
 from labeling_assets.core.store.derived_schema import vote_retractions_table
 from labeling_assets.core.store.queries import gold_labels, load_votes
 from labeling_assets.core.store.reviews import record_requeues, requeue_task_states
@@ -30,7 +31,9 @@ from labeling_assets.core.store.schema import (
     items_table,
     splits_table,
     tasks_table,
+    utcnow,
 )
+from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from tests.faults.test_derived_data import (
@@ -128,3 +131,30 @@ def test_a_rename_and_a_merge_keep_every_answer_and_a_split_requeues_exactly_its
     assert "| 3 | split | feline -> lion, tiger | 0 | 30 | 0 of 15 |" in str(_meta(split, "dataset_splits")["card"])
     assert "| 3 | split | feline -> lion, tiger | 0 | 30 | 15 of 15 |" in schema_changes_section(schema_change_report(store))
     assert all(set(labels) == set(project.truth) - set(cats) for labels in project.exported().values())
+
+
+def test_a_merge_collapses_two_members_of_a_label_set_and_the_log_keeps_them(store: LabelStore) -> None:
+    """Multi-label: each member of a set reads through the merge; two merged members become one."""
+    now = utcnow()
+    with store.begin() as conn:
+        conn.execute(items_table.insert(), [
+            {"item_id": f"{n:064x}", "source_path": f"src/{n}.png", "n_bytes": 1, "ingested_at": now,
+             "status": "active"} for n in range(2)
+        ])  # fmt: skip
+        conn.execute(annotations_table.insert(), [
+            {"ls_annotation_id": n + 1, "version": 1, "item_id": f"{n:064x}", "labeler_id": "u1", "label": label,
+             "created_at": now, "updated_at": now, "synced_at": now, "deleted": False, "content_hash": f"h{n}"}
+            for n, label in enumerate([["husky", "malamute"], ["cat", "husky"]])
+        ])  # fmt: skip
+    record_class_list(store, ["cat", "husky", "malamute"])
+    change = record_class_list(store, ["feline", "dog"], changes=parse_class_changes(
+        "rename cat->feline; merge husky,malamute->dog"), classes_of=task_kind("multi_label").classes_of)
+    assert change is not None and change.changes == ("rename cat->feline", "merge husky,malamute->dog")
+
+    votes = load_votes(store, ["feline", "dog"], task_type="multi_label").votes
+    assert votes.frame.sort_values("item_id")["label"].tolist() == [["dog"], ["dog", "feline"]]
+    assert not votes.skipped
+    logged = store.fetch(sa.select(annotations_table.c.label).order_by(annotations_table.c.ls_annotation_id))
+    assert [r["label"] for r in logged] == [["husky", "malamute"], ["cat", "husky"]]  # stored as given
+    events = {e["declared"]: (e["answers"], e["items"]) for e in schema_change_report(store)}
+    assert events == {"rename cat->feline": (1, 1), "merge husky,malamute->dog": (2, 2)}
