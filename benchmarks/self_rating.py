@@ -1,6 +1,6 @@
 """Does a labeler's own confidence (a 1-5 rating) predict being right, and would weighting votes by it help?
 
-    python benchmarks/self_rating.py                 # ~20 s on 2 cores
+    python benchmarks/self_rating.py                 # ~10 s on 2 cores (--seeds 10: ~15 s)
     python benchmarks/self_rating.py --seeds 10 --items 2000
 
 On the simulated crowd (``core/fields/crowd.py``: its model of self-ratings is an assumption, stated there and in
@@ -9,7 +9,8 @@ docs/answer_fields.md; calibrated labelers rate right answers high, overconfiden
 1. Calibration per rating style and overall: accuracy per rating level vs the truth, the ECE against r / 5, and
    Spearman's rank correlation of the rating with being right.
 2. Consensus accuracy (% of items whose consensus equals the truth; mean and min-max over ``--seeds``) of the
-   majority vote, the rating-weighted vote (each vote weighs its rating) and our Dawid-Skene, for two crowds: the
+   majority vote, the rating-weighted vote (each vote weighs its rating), our Dawid-Skene, and Dawid-Skene on the
+   votes rated 3-5 only (an item whose votes are all rated 1-2 keeps them), for two crowds: the
    demo's mix (expert, average, average, noisy, spammer: the spammer overconfident) and a crowd with a biased,
    overconfident labeler in place of the expert.
 """
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labeling_assets.core.consensus.methods import aggregate  # noqa: E402
 from labeling_assets.core.fields.crowd import field_answers, rating_style  # noqa: E402
-from labeling_assets.core.fields.self_rating import calibration, rating_weighted_vote  # noqa: E402
+from labeling_assets.core.fields.self_rating import calibration, rating_weighted_vote, without_guesses  # noqa: E402
 from labeling_assets.core.fields.spec import SELF_CONFIDENCE, self_confidence_field  # noqa: E402
 from labeling_assets.core.labelstudio.crowd import LabelerSpec, default_crowd, plan_crowd  # noqa: E402
 
@@ -40,7 +41,7 @@ CROWDS: dict[str, list[LabelerSpec]] = {
         LabelerSpec("b_noisy", "noisy"), LabelerSpec("b_spam", "spammer"),
     ],
 }  # fmt: skip
-METHODS = ("majority", "rating_weighted", "dawid_skene")
+METHODS = ("majority", "rating_weighted", "dawid_skene", "dawid_skene_sure")
 
 
 def answers(crowd: list[LabelerSpec], items: int, overlap: int, seed: int) -> pd.DataFrame:
@@ -59,12 +60,16 @@ def answers(crowd: list[LabelerSpec], items: int, overlap: int, seed: int) -> pd
 
 
 def consensus_accuracy(frame: pd.DataFrame) -> dict[str, float]:
-    truth = frame.drop_duplicates("item_id").set_index("item_id")["truth"]
-    votes = frame.loc[:, ["item_id", "labeler_id", "label"]]
+    truth = frame.drop_duplicates("item_id").astype({"item_id": str}).set_index("item_id")["truth"]
+    votes = frame.loc[:, ["item_id", "labeler_id", "label"]].astype({"item_id": str})
+    ratings = frame.loc[:, ["item_id", "labeler_id", "rating"]].astype({"item_id": str}).rename(columns={"rating": "value"})
     out = {
         "majority": aggregate(votes, "majority", classes=CLASSES).set_index("item_id")["label"],
-        "rating_weighted": rating_weighted_vote(frame, CLASSES),
+        "rating_weighted": rating_weighted_vote(frame.astype({"item_id": str}), CLASSES),
         "dawid_skene": aggregate(votes, "dawid_skene", classes=CLASSES).set_index("item_id")["label"],
+        # consensus_labels' drop_votes_self_rated_below=3: votes rated 1-2 (a guess) left out, unless all of an item's are.
+        "dawid_skene_sure": aggregate(without_guesses(votes, ratings, 3)[0], "dawid_skene", classes=CLASSES)
+        .set_index("item_id")["label"],
     }
     return {name: float((labels.reindex(truth.index).astype(str) == truth).mean() * 100) for name, labels in out.items()}
 
@@ -89,9 +94,10 @@ def main() -> None:
     for name, crowd in CROWDS.items():
         scores = pd.DataFrame([consensus_accuracy(answers(crowd, args.items, args.overlap, s)) for s in range(args.seeds)])
         parts = [f"{m} {scores[m].mean():.2f} [{scores[m].min():.1f}-{scores[m].max():.1f}]" for m in METHODS]
-        gain = scores["rating_weighted"] - scores["majority"]
+        gain, sure = scores["rating_weighted"] - scores["majority"], scores["dawid_skene_sure"] - scores["dawid_skene"]
         print(f"  {name:<30} " + "  ".join(parts)
-              + f"  | weighted - majority {gain.mean():+.2f} (better in {(gain > 0).sum()}/{len(gain)} seeds)")  # fmt: skip
+              + f"\n  {'':<30} weighted - majority {gain.mean():+.2f} (better in {(gain > 0).sum()}/{len(gain)} seeds); "
+              f"sure - dawid_skene {sure.mean():+.2f} (better in {(sure > 0).sum()}/{len(sure)} seeds)")  # fmt: skip
 
 
 if __name__ == "__main__":

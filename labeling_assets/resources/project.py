@@ -128,7 +128,8 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
     ask_self_confidence: bool = Field(
         default_factory=env.ask_self_confidence,
         description="Ask each labeler for their own confidence (a 1-5 <Rating name=\"self_confidence\">), stored "
-        "and reported; consensus does not weigh votes by it (benchmarks/self_rating.py: docs/answer_fields.md). "
+        "and reported (the dataset card); consensus ignores it unless consensus_labels' drop_votes_self_rated_below "
+        "is set (benchmarks/self_rating.py: docs/answer_fields.md). "
         "Empty = $LABELING_ASSETS_ASK_SELF_CONFIDENCE, else False.",
     )
 

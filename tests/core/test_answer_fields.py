@@ -18,7 +18,12 @@ from labeling_assets.core.fields.consensus import (
     with_field_columns,
 )
 from labeling_assets.core.fields.crowd import field_answers, field_truth
-from labeling_assets.core.fields.self_rating import calibration, rating_weighted_vote, spearman
+from labeling_assets.core.fields.self_rating import (
+    calibration,
+    rating_weighted_vote,
+    spearman,
+    without_guesses,
+)
 from labeling_assets.core.fields.spec import (
     SELF_CONFIDENCE,
     FieldSpec,
@@ -282,3 +287,16 @@ def test_the_card_reports_the_projects_own_self_ratings_against_gold_and_consens
     assert "| gold | 2 | 0.100 | +1.00 | 0% of 1 / - / - / - / 100% of 1 |" in card  # the sure vote was right
     assert "| consensus | 4 |" in card
     assert fields_card(answers, aggregate_fields(answers, ()), (), labeled) == ""
+
+
+def test_votes_self_rated_as_guesses_are_left_out_unless_all_of_an_items_votes_are() -> None:
+    votes = pd.DataFrame({"item_id": ["a", "a", "a", "b", "b", "c"], "labeler_id": ["1", "2", "3", "1", "2", "1"],
+                          "label": ["cat", "cat", "dog", "dog", "cat", "cat"]})  # fmt: skip
+    ratings = pd.DataFrame({"item_id": ["a", "a", "a", "b", "b"], "labeler_id": ["1", "2", "3", "1", "2"],
+                            "value": [5, 4, 1, 2, 1]})  # fmt: skip
+    kept, dropped = without_guesses(votes, ratings, below=3)
+    assert dropped == 1  # a's guess; b's votes are all guesses and stay; c's vote has no rating and stays
+    assert list(zip(kept["item_id"], kept["labeler_id"], strict=True)) == [
+        ("a", "1"), ("a", "2"), ("b", "1"), ("b", "2"), ("c", "1")
+    ]
+    assert without_guesses(votes, ratings, below=0) == (votes, 0)

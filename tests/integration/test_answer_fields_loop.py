@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from labeling_assets.assets import collect, queue
-from labeling_assets.assets.consensus import consensus_labels
+from labeling_assets.assets.consensus import ConsensusConfig, consensus_labels
 from labeling_assets.assets.dataset import DatasetExportConfig, dataset_export, dataset_splits
 from labeling_assets.core.fields.crowd import field_truth
 from labeling_assets.core.fields.spec import SELF_CONFIDENCE, config_fields
@@ -73,11 +73,16 @@ def test_a_class_plus_severity_project_runs_from_queue_to_export_on_label_studio
         assert stored.groupby("field").size().to_dict() == {"self_confidence": N_ITEMS * 3, "severity": N_ITEMS * 3}
 
         export = DatasetExportConfig(formats=["jsonl", "csv", "parquet"])
-        for assets, config_ in (([consensus_labels], None), ([dataset_splits], None),
+        sure = dg.RunConfig({"consensus_labels": ConsensusConfig(drop_votes_self_rated_below=3)})
+        for assets, config_ in (([consensus_labels], sure), ([dataset_splits], None),
                                 ([dataset_export], dg.RunConfig({"dataset_export": export}))):  # fmt: skip
             ran = dg.materialize(assets, resources={k: resources[k] for k in ("label_store", "project")},
                                  instance=instance, run_config=config_)  # fmt: skip
             assert ran.success
+            if assets == [consensus_labels]:  # the opt-in: votes rated 1-2 left out of the class consensus
+                left_out = ran.asset_materializations_for_node("consensus_labels")[0].metadata
+                n = left_out["votes_self_rated_as_guesses_left_out"].value
+                assert isinstance(n, int) and n > 0, n
         meta = ran.asset_materializations_for_node("dataset_export")[0].metadata
         text = Path(str(meta["path_jsonl"].value)).read_text(encoding="utf-8")
         lines = [json.loads(line) for line in text.splitlines()]

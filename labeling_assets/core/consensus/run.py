@@ -21,8 +21,11 @@ from labeling_assets.core.consensus.methods import aggregate_full
 from labeling_assets.core.consensus.review_routing import CONSENSUS_SOURCE, consensus_review_requests
 from labeling_assets.core.consensus.votes import eligible_votes
 from labeling_assets.core.display import clipped
+from labeling_assets.core.fields.self_rating import without_guesses
+from labeling_assets.core.fields.spec import SELF_CONFIDENCE
 from labeling_assets.core.images import markdown_image
 from labeling_assets.core.reporting import plots
+from labeling_assets.core.store.answer_fields import current_field_answers
 from labeling_assets.core.store.consensus_versions import (
     consensus_to_retract,
     record_class_list,
@@ -56,6 +59,7 @@ class ConsensusOptions:
     allow_overlap: bool = False  # text spans: ProjectSettings.allow_overlapping_spans
     class_list_change_reason: str | None = None
     class_changes: Sequence[ClassChange] = ()  # ProjectSettings.class_changes, parsed
+    drop_self_rated_below: int = 0  # leave out votes self-rated under this (0: off; docs/answer_fields.md)
 
 
 def run_consensus(
@@ -72,13 +76,16 @@ def run_consensus(
     # Votes a labeler gave while paused count for nothing (`labeling-assets labeler pause|resume`).
     votes, paused_votes = exclude_paused(loaded.votes.frame, pause_intervals(store))
     eligible = eligible_votes(votes, options.min_annotators)
+    ratings = current_field_answers(store) if options.drop_self_rated_below > 1 else pd.DataFrame()
+    eligible, guesses = without_guesses(eligible, ratings[ratings["field"] == SELF_CONFIDENCE] if len(ratings) else ratings,
+                                        options.drop_self_rated_below)  # fmt: skip
     n_annotated, n_eligible = int(votes["item_id"].nunique()), int(eligible["item_id"].nunique())
     log(
         f"{len(votes)} votes on {n_annotated} items; {n_eligible} items have >= {options.min_annotators} labelers; "
         f"skipped votes {loaded.votes.skipped or '{}'}, on quarantined items {loaded.excluded_quarantined}"
     )
     report = {**_vote_report(loaded, options, n_annotated, n_eligible), **report,
-              "votes_of_paused_labelers_excluded": paused_votes}
+              "votes_of_paused_labelers_excluded": paused_votes, "votes_self_rated_as_guesses_left_out": guesses}
     if eligible.empty:
         warn("No item has enough labelers yet; nothing to aggregate.")
         report.update(_retract(store, loaded, set(), options, run_id, warn))

@@ -1,6 +1,6 @@
 """Does a labeler's own confidence rating predict being right? Calibration of self-ratings, and a rating-weighted
-vote to test whether weighting votes by it would help consensus (``benchmarks/self_rating.py`` decides; consensus
-does not use the rating unless that benchmark shows a gain: ``docs/answer_fields.md``).
+vote and :func:`without_guesses` to test whether it would help consensus (``benchmarks/self_rating.py``; consensus
+uses it only when a project opts in: ``docs/answer_fields.md``).
 
 A rating r of 1..N is read as the stated probability of being right r / N (5 of 5: sure; 1 of 5: a guess), the
 scale the expected calibration error (ECE) compares with the accuracy at that level.
@@ -73,7 +73,7 @@ def self_rating_section(ratings: pd.DataFrame, truths: Mapping[str, pd.Series], 
     ``ratings``: ``item_id, value`` (the rating), ``label`` (the vote it rates)."""
     lines = ["### Self-confidence vs being right", "",
              "How often a vote was right at each self-rating (`benchmarks/self_rating.py` measures the simulated "
-             "crowd; consensus does not weigh votes by it).", "",
+             "crowd; consensus ignores it unless `drop_votes_self_rated_below` is set).", "",
              "| against | votes | ECE (vs r/5) | Spearman | right at rating 1..5 |", "|---|---|---|---|---|"]  # fmt: skip
     for name, truth in truths.items():
         known = truth.dropna()
@@ -88,3 +88,18 @@ def self_rating_section(ratings: pd.DataFrame, truths: Mapping[str, pd.Series], 
         rho = "n/a" if cal.spearman is None else f"{cal.spearman:+.2f}"
         lines.append(f"| {name} | {cal.n} | {cal.ece:.3f} | {rho} | {levels} |")
     return "\n".join(lines) + "\n"
+
+
+def without_guesses(votes: pd.DataFrame, ratings: pd.DataFrame, below: int) -> tuple[pd.DataFrame, int]:
+    """``votes`` less those their labeler rated under ``below`` (a self-declared guess), and how many were left out.
+    An item all of whose votes are guesses keeps them (it would otherwise lose its consensus on a rating alone); a
+    vote without a rating stays. ``ratings``: ``item_id, labeler_id, value`` of the self-confidence field."""
+    if votes.empty or ratings.empty or below <= 1:
+        return votes, 0
+    rated = ratings.drop_duplicates(["item_id", "labeler_id"], keep="last").set_index(["item_id", "labeler_id"])["value"]
+    keys = pd.MultiIndex.from_frame(votes[["item_id", "labeler_id"]].astype(str))
+    rating = pd.to_numeric(rated.reindex(keys), errors="coerce").to_numpy()
+    guess = pd.Series(rating < below, index=votes.index)  # NaN (no rating) compares False: the vote stays
+    all_guesses = guess.groupby(votes["item_id"]).transform("all")
+    drop = guess & ~all_guesses
+    return votes[~drop].reset_index(drop=True), int(drop.sum())
