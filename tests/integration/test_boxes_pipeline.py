@@ -1,5 +1,5 @@
-"""A box project through every stage before training, on a real Label Studio, with the label store on SQLite and on
-PostgreSQL (issue 30).
+"""A box project through every stage before training, on a real Label Studio, with the label store on PostgreSQL
+(issue 30; a box project on SQLite, the local default: test_boxes_handover.py and the box demo's test).
 
 Demo scenes (digit scans on a 160 px canvas, ``boxes/demo_scenes.py``) are ingested with a hidden gold set, pushed
 to Label Studio with a detector's stored boxes as pre-labels, and answered through the Label Studio API the way
@@ -245,7 +245,9 @@ def _run_pipeline(
                     mlflow, next_items, meta, checks)  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# One store: the whole pipeline twice cost ~40 s of set-up per store (the test-time budget); the store code is the
+# same for every kind, and the box project on SQLite runs in test_boxes_handover.py and the box demo's test.
+@pytest.fixture(scope="module", params=[pytest.param("postgresql", marks=pytest.mark.postgres)])
 def pipeline(
     request: pytest.FixtureRequest, label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
