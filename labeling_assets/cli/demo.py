@@ -89,9 +89,10 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"labeling-assets demo --task {args.task} --serve: not available (the self-driving loop's crowd answers "
               "image classes); run it without --serve", file=sys.stderr)  # fmt: skip
         return 2
-    if (args.severity or args.self_confidence) and args.task != "single-label":
-        print(f"labeling-assets demo --task {args.task}: --severity and --self-confidence are for the single-label "
-              "demo (its crowd answers them)", file=sys.stderr)  # fmt: skip
+    if (args.severity or args.self_confidence) and (args.task != "single-label" or args.serve):
+        print(f"labeling-assets demo --task {args.task}{' --serve' if args.serve else ''}: --severity and "
+              "--self-confidence are for the single-label demo without --serve (its crowd answers them; the "
+              "self-driving loop's crowd does not)", file=sys.stderr)  # fmt: skip
         return 2
     use_answer_fields(severity=args.severity, self_confidence=args.self_confidence)
     multi = args.task == "multi-label"

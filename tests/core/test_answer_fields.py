@@ -300,3 +300,4 @@ def test_votes_self_rated_as_guesses_are_left_out_unless_all_of_an_items_votes_a
         ("a", "1"), ("a", "2"), ("b", "1"), ("b", "2"), ("c", "1")
     ]
     assert without_guesses(votes, ratings, below=0) == (votes, 0)
+
