@@ -120,3 +120,23 @@ def test_bad_input_is_one_clear_error() -> None:
         allocate(1, [], [LabeledItem("a", [0.5, 0.5, 0.0], 1)], n_classes=2, labeler_accuracy=0.7)
     with pytest.raises(ValueError, match="random_share"):
         allocate(1, [], [], n_classes=2, labeler_accuracy=0.7, random_share=1.5)
+
+
+def test_when_a_wrong_training_label_does_harm_fixing_an_unsure_label_beats_a_new_item() -> None:
+    """lambda = 0 values the data set's accuracy; lambda > 0 (training data) values fixing a coin-flip label more."""
+    new = [NewItem("fresh", 0.5, None)]
+    unsure = [_unsure("split", 0.5, n_votes=2, n_classes=4)]
+    dataset = allocate(1, new, unsure, n_classes=4, labeler_accuracy=0.8, random_share=0.0, expert_accuracy=None)
+    training = allocate(1, new, unsure, n_classes=4, labeler_accuracy=0.8, random_share=0.0, expert_accuracy=None,
+                        wrong_label_cost=3.0)
+    assert dataset[0].item_id == "fresh"
+    assert training[0].item_id == "split"
+    with pytest.raises(ValueError, match="wrong_label_cost"):
+        allocate(1, new, [], n_classes=4, labeler_accuracy=0.8, wrong_label_cost=-1.0)
+
+
+def test_a_new_items_weight_scales_its_gain() -> None:
+    taught = allocate(2, [NewItem("known", 0.0, None, weight=0.1), NewItem("novel", 0.0, None, weight=0.9)], [],
+                      n_classes=2, labeler_accuracy=0.8, random_share=0.0)
+    assert [d.item_id for d in taught] == ["novel", "known"]
+    assert taught[0].estimated_gain == pytest.approx(9 * taught[1].estimated_gain)

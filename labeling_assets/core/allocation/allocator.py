@@ -114,6 +114,7 @@ class NewItem:
     item_id: str
     score: float = 0.0  # the selected active-learning score (higher = more informative); breaks ties
     posterior: Sequence[float] | None = None
+    weight: float = 1.0  # what the item teaches the model (e.g. its uncertainty score); 1: every item alike
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,12 @@ def _crowd_rate(posteriors: AnyArray, accuracy: float) -> tuple[AnyArray, AnyArr
     return np.where(better_two, two, one), np.where(better_two, 2, 1)
 
 
+def _value(q: AnyArray, wrong_label_cost: float) -> AnyArray:
+    """An item's worth at accuracy ``q``: right counts 1, wrong costs ``wrong_label_cost``."""
+    result: AnyArray = q - wrong_label_cost * (1.0 - q)
+    return result
+
+
 def _normalised(rows: Sequence[Sequence[float] | None], n_classes: int) -> AnyArray:
     out = np.full((len(rows), n_classes), 1.0 / n_classes)
     for i, row in enumerate(rows):
@@ -224,29 +231,53 @@ def candidates(
     costs: Costs,
     expert_accuracy: float | None = DEFAULT_EXPERT_ACCURACY,
     max_votes: int = DEFAULT_MAX_VOTES,
+    wrong_label_cost: float = 0.0,
 ) -> list[_Candidate]:
-    """Every action on offer with its expected gain and cost (``expert_accuracy=None``: no expert)."""
+    """Every action on offer with its expected gain and cost (``expert_accuracy=None``: no expert).
+
+    ``wrong_label_cost`` (lambda): what a wrong label costs against a right one's worth 1. 0 values the
+    data set's accuracy (an unlabeled item counts at its machine label's confidence); for training data a
+    wrong label does harm (1: it undoes a right one), so an item's worth is ``q - lambda (1 - q)`` and an
+    unlabeled one starts at no worth, not at its model's guess.
+    """
+    if wrong_label_cost < 0:
+        raise ValueError(f"wrong_label_cost must be >= 0, got {wrong_label_cost}")
     if n_classes < 2:
         raise ValueError(f"need at least two classes, got {n_classes}")
     if not 1.0 / n_classes < labeler_accuracy <= 1.0:
         raise ValueError(f"labeler accuracy {labeler_accuracy} must beat chance (1/{n_classes}) and be at most 1")
     out: list[_Candidate] = []
+    lam = wrong_label_cost
     if new_items:
         prior = _normalised([n.posterior for n in new_items], n_classes)
-        rate, horizon = _crowd_rate(prior, labeler_accuracy)
-        for new, p, g, h in zip(new_items, prior.max(axis=1), rate, horizon, strict=True):
+        q = prior.max(axis=1)
+        # An unlabeled item is worth its machine label at most, and nothing when that label would do harm.
+        now = np.maximum(_value(q, lam), 0.0) if lam > 0 else q
+        one = _value(expected_accuracy_after(prior, labeler_accuracy, 1), lam) - now
+        if n_classes <= LOOKAHEAD_MAX_CLASSES:
+            two = (_value(expected_accuracy_after(prior, labeler_accuracy, 2), lam) - now) / 2.0
+        else:
+            two = np.full(len(q), -np.inf)
+        rate = np.maximum(one, two)
+        horizon = np.where(two > one + 1e-12, 2, 1)
+        for new, p, g, h in zip(new_items, q, rate, horizon, strict=True):
+            g = float(g) * new.weight
             out.append(
                 _Candidate(
-                    new.item_id, NEW_ITEM, float(g), costs.labeler, new.score,
-                    f"new item: accuracy {p:.2f} now (model or prior), +{g:.3f} per answer over {h} answer(s)",
+                    new.item_id, NEW_ITEM, g, costs.labeler, new.score,
+                    f"new item: accuracy {p:.2f} now (model or prior), +{g:.3f} per answer over {h} answer(s)"
+                    + (f" (weight {new.weight:.2f})" if new.weight != 1.0 else ""),
                 )
             )
     if labeled:
         post = _normalised([item.posterior for item in labeled], n_classes)
         rate, horizon = _crowd_rate(post, labeler_accuracy)
+        rate = rate * (1.0 + lam)  # a label that turns right also stops doing harm
         now = post.max(axis=1)
         expert_gain = (
-            expected_accuracy_after(post, expert_accuracy, 1) - now if expert_accuracy is not None else None
+            (1.0 + lam) * (expected_accuracy_after(post, expert_accuracy, 1) - now)
+            if expert_accuracy is not None
+            else None
         )
         for i, item in enumerate(labeled):
             if item.more_votes_possible and item.n_votes < max_votes:
@@ -280,6 +311,7 @@ def allocate(
     max_votes: int = DEFAULT_MAX_VOTES,
     random_share: float = DEFAULT_RANDOM_SHARE,
     min_gain_per_cost: float = 0.0,
+    wrong_label_cost: float = 0.0,
     seed: int = 0,
 ) -> list[Decision]:
     """Fill up to ``slots`` slots, one action per item per run (an answer's outcome is unknown until it comes).
@@ -297,7 +329,7 @@ def allocate(
     costs = costs or Costs()
     offer = candidates(
         new_items, labeled, n_classes=n_classes, labeler_accuracy=labeler_accuracy, costs=costs,
-        expert_accuracy=expert_accuracy, max_votes=max_votes,
+        expert_accuracy=expert_accuracy, max_votes=max_votes, wrong_label_cost=wrong_label_cost,
     )
     ranked = sorted(offer, key=lambda c: (-c.rate, -c.score, c.action, c.item_id))
     crowd = [c for c in offer if c.action != EXPERT]
