@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from labeling_assets.core.store import columns, connect_errors, guidelines_schema
+from labeling_assets.core.store import columns, connect_errors, guidelines_schema, webhook_inbox_schema
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.class_changes_schema import m015_class_schema_changes
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
@@ -338,7 +338,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "answer_fields, field_consensus: extra answer fields per annotation and dataset version", m016_answer_fields),
     Migration(17, "unreadable_answers: the result and reason of each annotation version with no label", m017_unreadable_answers),
     Migration(15, "class_schema_changes: class renames, merges and splits with their class list version", m015_class_schema_changes),
-)
+    Migration(22, "webhook_inbox: tasks Label Studio's webhooks named, until a sync stored them", webhook_inbox_schema.m022_webhook_inbox))
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest
 
 

@@ -1,0 +1,1 @@
+"""The webhook receiver: Label Studio posts here when annotations change (``labeling-assets webhooks serve``)."""
