@@ -41,6 +41,10 @@ fi
 if [ -x "$REPO_ROOT/scripts/install_label_studio.sh" ]; then
   "$REPO_ROOT/scripts/install_label_studio.sh"
 fi
+# DVC too (`labeling-assets dataset publish --dvc`; ~50 packages the project does not otherwise need).
+if [ -x "$REPO_ROOT/scripts/install_dvc.sh" ]; then
+  "$REPO_ROOT/scripts/install_dvc.sh"
+fi
 
 export PATH="$VENV/bin:$PATH"
 # The venv (dependencies) is shared between clones; the code and the data are this clone's: PYTHONPATH puts its
