@@ -7,8 +7,8 @@ fresh clone gives back the export byte for byte. A ``.dvc`` file per version rat
 stage's command would rebuild the export from the label store, which whoever clones the repository does not have;
 the files themselves are the artifact, and each version's stays pinned by its own file and tag.
 
-Nothing is left half done: the repository must be clean before, and any failure before the tags are written
-(the copy, ``dvc add``, ``dvc push``, the commit) puts it back as it was (a folder this created is removed).
+Nothing is left half done: the repository must be clean before, and any failure
+(the copy, ``dvc add``, ``dvc push``, the commit, the tags) puts it back as it was (a folder this created is removed).
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def find_dvc(named: str | None, cache_home: Path) -> str:
 
 def _first_error(output: str) -> str:
     """The line of a git or dvc error output that says what went wrong (masked)."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    # dvc's -q hides its ERROR line too, so dvc runs without it; its closing support notice is no cause.
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("Having any troubles")]
     chosen = next((line for line in lines if line.startswith(("ERROR", "fatal:", "error:"))), lines[-1] if lines else "")
     return mask(chosen)
 
@@ -144,8 +145,9 @@ def _prepare(repo: Path) -> tuple[bool, bool]:
 def _remote(repo: _Repo, remote: str | None, remote_url: str | None, *, fresh: bool) -> str:
     """The DVC remote to push to, added (as the default, committed in .dvc/config) when ``remote_url`` is given.
     ``fresh``: DVC was initialised just now, so it has no remote (each dvc call costs a Python start)."""
-    listed = "" if fresh else repo.dvc_("remote", "list")
-    known = {line.split()[0]: line.split()[1] for line in listed.splitlines() if len(line.split()) >= 2}
+    # `dvc config --list` (every level merged), not `dvc remote list`, which wraps a long URL to the terminal width.
+    settings = "" if fresh else repo.dvc_("config", "--list")
+    known = {m[1]: m[2] for m in re.finditer(r"^remote\.(.+)\.url=(.*)$", settings, re.MULTILINE)}
     if remote_url:
         name = remote or DEFAULT_REMOTE
         if name in known and known[name] != remote_url:
@@ -158,10 +160,10 @@ def _remote(repo: _Repo, remote: str | None, remote_url: str | None, *, fresh: b
             listed = ", ".join(known) or "none"
             raise PublishError(f"the repository has no DVC remote {remote!r} (it has: {listed}); add one with --remote-url")
         return remote
-    default = repo.dvc_("remote", "default").strip() if known else ""
+    default = next((m[1] for m in re.finditer(r"^core\.remote=(.+)$", settings, re.MULTILINE)), "")
     if not default:
         raise PublishError("no DVC remote: name one with --remote NAME or add one with --remote-url URL")
-    return default
+    return default.strip()
 
 
 def publish(
@@ -198,7 +200,7 @@ def publish(
             raise PublishError(f"the tag {taken[0]!r} already exists in {repo_path} (at another commit)")
         target = repo_path / relative
         if target.exists():
-            raise PublishError(f"{target} already exists (not committed): move it away first")
+            raise PublishError(f"{target} already exists: move it away first")
     except PublishError:
         if created or initialized:  # else nothing was touched yet (and a dirty tree is the user's work: keep it)
             _undo(repo, created=created, initialized=initialized, dvc_initialized=False, target=None)
@@ -206,13 +208,13 @@ def publish(
     dvc_initialized = not (repo_path / ".dvc").is_dir()
     try:
         if dvc_initialized:
-            repo.dvc_("init", "-q")
+            repo.dvc_("init")
         name = _remote(repo, remote, remote_url, fresh=dvc_initialized)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(export_dir, target)  # hard-linked images become plain files; DVC caches them
-        repo.dvc_("add", "-q", relative)
+        repo.dvc_("add", relative)
         repo.git("add", "-A")
-        repo.dvc_("push", "-q", "-r", name, f"{relative}.dvc", what=f"dvc push to the remote {name!r}")
+        repo.dvc_("push", "-r", name, f"{relative}.dvc", what=f"dvc push to the remote {name!r}")
         message = f"dataset {version}" + (f" (tags: {', '.join(names[1:])})" if len(names) > 1 else "")
         repo.git(*repo.identity(), "commit", "-q", "-m", message)
     except (PublishError, OSError) as exc:
@@ -220,8 +222,18 @@ def publish(
         if isinstance(exc, PublishError):
             raise
         raise PublishError(f"writing {target} failed: {exc}") from None
-    for tag in names:
-        repo.git(*repo.identity(), "tag", "-a", tag, "-m", f"dataset version {version}")
+    made: list[str] = []
+    try:
+        for tag in names:
+            repo.git(*repo.identity(), "tag", "-a", tag, "-m", f"dataset version {version}")
+            made.append(tag)
+    except PublishError:  # checked above, so only a full disk or a concurrent tagger: take the commit back too
+        for tag in made:
+            repo.ok("tag", "-d", tag)
+        repo.ok("reset", "-q", "--soft", "HEAD~1") if repo.ok("rev-parse", "-q", "--verify", "HEAD~1") else repo.ok(
+            "update-ref", "-d", "HEAD")  # fmt: skip
+        _undo(repo, created=created, initialized=initialized, dvc_initialized=dvc_initialized, target=target)
+        raise
     return Published(version, relative, repo.git("rev-parse", "HEAD").strip(), names, name, skipped_tags=skipped)
 
 
