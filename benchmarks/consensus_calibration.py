@@ -51,8 +51,8 @@ from labeling_assets.core.consensus.calibration import (  # noqa: E402
 )
 from labeling_assets.core.consensus.methods import aggregate_full  # noqa: E402
 
-METHODS = ("majority", "dawid_skene", "dawid_skene_pooled", "auto")
-CALIBRATED = ("dawid_skene", "dawid_skene_pooled", "auto")
+METHODS = ("majority", "dawid_skene", "dawid_skene_pooled", "dawid_skene_weak", "auto")
+CALIBRATED = ("dawid_skene", "dawid_skene_pooled", "dawid_skene_weak", "auto")
 
 
 def scored(labels: pd.DataFrame, truth: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -200,9 +200,10 @@ def heldback_table(seeds: int) -> None:
                 auto_hits = h
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kit = DawidSkene(n_iter=100).fit_predict(frame.rename(columns={"item_id": "task", "labeler_id": "worker"}))
+            model = DawidSkene(n_iter=100)
+            kit = model.fit_predict(frame.rename(columns={"item_id": "task", "labeler_id": "worker"}))
         kit_hits = kit.reindex(truth.index).astype(object).to_numpy() == truth.to_numpy()
-        row["crowd-kit DS"] = f"{100 * kit_hits.mean():.2f}"
+        row["crowd-kit DS (EM iterations)"] = f"{100 * kit_hits.mean():.2f} ({len(model.loss_history_)})"
         row["auto - crowd-kit DS (items won / lost)"] = (
             f"{100 * (auto_hits.mean() - kit_hits.mean()):+.2f} ({int((auto_hits & ~kit_hits).sum())} / {int((~auto_hits & kit_hits).sum())})"
         )

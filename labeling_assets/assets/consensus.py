@@ -46,8 +46,8 @@ class ConsensusConfig(dg.Config):
 
     method: ConsensusMethod = Field(
         default="auto",
-        description="auto = with enough overlap, the Dawid-Skene prior (one-coin or pooled) that predicts "
-        f"held-out answers better, else majority; when at least {MIN_GOLD_FOR_BAKEOFF} hidden gold items have "
+        description="auto = with enough overlap, the Dawid-Skene prior (one-coin, pooled or weak) that predicts "
+        f"held-out answers best, else majority; when at least {MIN_GOLD_FOR_BAKEOFF} hidden gold items have "
         "enough labelers, a bake-off scored on them by cross-fitting replaces that choice only with a method "
         "significantly better on gold. crowdlab also uses out-of-sample probabilities of a cross-validated pixel "
         "baseline trained on the majority labels. The Dawid-Skene methods clamp the gold items' answers. "

@@ -1,6 +1,8 @@
 """auto without gold: the Dawid-Skene prior chosen by held-out answers; the bake-off keeps that choice
 unless a challenger is significantly better on gold."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from labeling_assets.core.consensus.bakeoff import cross_fit, mcnemar_p, winner
 from labeling_assets.core.consensus.encoding import Encoded, encode
 from labeling_assets.core.consensus.methods import aggregate, aggregate_full
-from labeling_assets.core.consensus.selection import heldout_folds, heldout_log_likelihood
+from labeling_assets.core.consensus.selection import heldout_folds, heldout_log_likelihood, select
 from tests.core.planted_crowds import one_good_two_random
 
 
@@ -49,6 +51,47 @@ def test_auto_without_gold_uses_the_prior_that_predicts_held_out_answers_better(
     accuracy = {m: (aggregate(frame, m)["label"].to_numpy() == truth).mean() for m in (expected, other)}
     assert accuracy[expected] >= accuracy[other]
     assert aggregate_full(frame, "dawid_skene_selected").method == expected
+
+
+def _answers_model(answer_zero: float) -> Callable[[Encoded], tuple[np.ndarray, np.ndarray]]:
+    """A stand-in fit whose every labeler answers class 0 with probability ``answer_zero``."""
+
+    def fit(enc: Encoded) -> tuple[np.ndarray, np.ndarray]:
+        confusion = np.tile([answer_zero, 1.0 - answer_zero], (enc.n_labelers, enc.n_classes, 1))
+        return np.full((enc.n_items, enc.n_classes), 1.0 / enc.n_classes), confusion
+
+    return fit
+
+
+def _answers(share_zero: float, n_items: int = 300) -> Encoded:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "item_id": np.repeat([f"i{i:04d}" for i in range(n_items)], 2),
+            "labeler_id": [f"u{j}" for j in rng.integers(0, 10, 2 * n_items)],
+            "label": (rng.random(2 * n_items) >= share_zero).astype(int),
+        }
+    ).drop_duplicates(["item_id", "labeler_id"])
+    return encode(frame, None)
+
+
+def test_auto_weighs_the_weak_prior_among_the_candidates() -> None:
+    frame, _ = _crowd(lean=True)
+    scores = _scores(next(n for n in aggregate_full(frame, "auto").notes if n.startswith("auto chose")))
+    assert set(scores) == {"dawid_skene", "dawid_skene_pooled", "dawid_skene_weak"}
+
+
+def test_the_weak_prior_wins_only_when_clearly_better_on_held_out_answers() -> None:
+    # Answers 80 % class 0: a model that says 0.8 predicts them far better than one that says 0.5.
+    clear = _answers(0.8)
+    fits = {"dawid_skene": _answers_model(0.5), "dawid_skene_pooled": _answers_model(0.5), "dawid_skene_weak": _answers_model(0.8)}
+    assert select(clear, fits)[0] == "dawid_skene_weak"
+    # Answers about half class 0: 0.51 scores a hair above 0.5 on average, well within chance.
+    close = _answers(0.52)
+    fits["dawid_skene_weak"] = _answers_model(0.51)
+    chosen, scores = select(close, fits)
+    assert scores["dawid_skene_weak"] > scores["dawid_skene"]
+    assert chosen == "dawid_skene"
 
 
 def test_held_out_folds_hide_each_answer_once_and_never_all_of_an_items_answers() -> None:

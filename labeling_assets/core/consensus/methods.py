@@ -21,10 +21,14 @@ Methods:
   method runs as majority vote (noted).
 - ``dawid_skene_pooled``: the same EM, with each labeler's confusion matrix pulled toward the whole
   crowd's pooled confusion matrix instead (a shared class-dependent lean, as real crowds have).
-- ``dawid_skene_selected``: whichever of the two Dawid-Skene models predicts held-out answers better
+- ``dawid_skene_weak``: the pooled prior at one pseudo-label per confusion row: each labeler's full
+  confusion matrix mostly their own (close to crowd-kit's DawidSkene, which has no prior).
+- ``dawid_skene_selected``: whichever of the three Dawid-Skene models predicts held-out answers best
   (:mod:`.selection`: log-likelihood of a held-out third of the answers, no gold needed); the result's
   ``method`` is the one used. On the three public real crowds the pooled prior wins this test, on
-  simulated crowds whose labelers err each their own way the one-coin prior does.
+  simulated crowds whose labelers err each their own way the one-coin prior does. The weak prior, with
+  the most free numbers, must beat the best of the others by two standard errors of the held-out score
+  (:data:`.selection.CHALLENGER`); on no benchmark crowd has it yet.
 - ``crowdlab``: cleanlab's CROWDLAB (``cleanlab.multiannotator.get_label_quality_multiannotator``),
   which combines annotators with out-of-sample model probabilities ``pred_probs``.
 - ``auto``: first the no-gold rule: ``crowdlab`` when ``pred_probs`` is given, ``dawid_skene_selected``
@@ -74,14 +78,16 @@ from labeling_assets.core.consensus.selection import CANDIDATES, Fit, select
 
 __all__ = ["AUTO_MIN_OVERLAP_ITEMS", "METHODS", "ConsensusInputError", "ConsensusResult", "aggregate", "aggregate_full"]
 
-METHODS = ("auto", "majority", "dawid_skene", "dawid_skene_pooled", "dawid_skene_selected", "crowdlab")
+METHODS = (
+    "auto", "majority", "dawid_skene", "dawid_skene_pooled", "dawid_skene_weak", "dawid_skene_selected", "crowdlab"
+)
 SELECTED = "dawid_skene_selected"
 
 # Pseudo-labels per confusion row drawn from the prior mean. The one-coin prior is one labeler's own
 # summary, so it can be trusted more; the pooled prior is the whole crowd's, kept weak so that a labeler
-# with enough labels still shows their own lean.
-PRIOR_STRENGTH = {"dawid_skene": 10.0, "dawid_skene_pooled": 3.0}
-_PRIOR_MEAN = {"dawid_skene": "one_coin", "dawid_skene_pooled": "pooled"}
+# with enough labels still shows their own lean; the weak one barely pulls (a labeler's own confusion).
+PRIOR_STRENGTH = {"dawid_skene": 10.0, "dawid_skene_pooled": 3.0, "dawid_skene_weak": 1.0}
+_PRIOR_MEAN = {"dawid_skene": "one_coin", "dawid_skene_pooled": "pooled", "dawid_skene_weak": "pooled"}
 _NO_GOLD: tuple[Codes, Codes] = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
 
 # auto picks Dawid-Skene only with at least this many items labeled by two or more labelers: below
@@ -106,7 +112,7 @@ def aggregate(
     Args:
         annotations: long format with columns ``item_id, labeler_id, label`` (label: class name or int).
         method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` |
-            ``dawid_skene_selected`` | ``crowdlab``.
+            ``dawid_skene_weak`` | ``dawid_skene_selected`` | ``crowdlab``.
         pred_probs: out-of-sample class probabilities per item (required by ``crowdlab``).
         classes: the full class list, so that classes nobody chose still exist (default: the sorted
             labels seen).
@@ -138,7 +144,7 @@ def aggregate_full(
         annotations: long format with columns ``item_id, labeler_id, label``. If a labeler labeled an
             item more than once, the last row wins (noted in ``notes``).
         method: ``auto`` | ``majority`` | ``dawid_skene`` | ``dawid_skene_pooled`` |
-            ``dawid_skene_selected`` | ``crowdlab``.
+            ``dawid_skene_weak`` | ``dawid_skene_selected`` | ``crowdlab``.
         pred_probs: out-of-sample class probabilities (n_items, n_classes) for ``crowdlab``; an array
             follows the sorted item_id order, a DataFrame is matched on its index (item_id).
         classes: the full class list (default: the sorted labels seen).
@@ -299,7 +305,9 @@ def _bakeoff(
     per_item = np.bincount(enc.item, minlength=enc.n_items)
     if len(gold[0]) < MIN_GOLD_FOR_BAKEOFF or enc.n_labelers < 2 or not (per_item >= 2).any():
         return None
-    methods = (*BAKEOFF_METHODS, "crowdlab") if pred_probs is not None else BAKEOFF_METHODS
+    methods: tuple[str, ...] = (*BAKEOFF_METHODS, "crowdlab") if pred_probs is not None else BAKEOFF_METHODS
+    if default not in methods:  # the no-gold choice is what every challenger must beat
+        methods = (*methods, default)
     without_gold: dict[str, Codes] = {}  # majority and CROWDLAB ignore gold: run them once
 
     def fit(method: str, items: Codes, classes: Codes) -> Codes:
