@@ -35,6 +35,7 @@ from labeling_assets.jobs import (
     store_backup_job,
     train_job,
 )
+from labeling_assets.resources.alerts import AlertsResource
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
@@ -42,11 +43,13 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.schedules import labeler_stats_schedule, quality_schedule, store_backup_schedule
 from labeling_assets.sensors import (
+    alerts_sensor,
     annotation_sensor,
     intake_sensor,
     queue_top_up_sensor,
     raw_data_sensor,
     retrain_sensor,
+    run_failure_alert_sensor,
 )
 
 
@@ -58,6 +61,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource[Any]]:
         "image_source": ImageSourceResource(),
         "label_studio": LabelStudioResource(),
         "mlflow": MLflowResource(),
+        "alerts": AlertsResource(),  # off until a webhook or SMTP server is set (docs/operations.md, "Alerts")
     }
 
 
@@ -136,7 +140,8 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             quality_job,
             store_backup_job,
         ],
-        sensors=[annotation_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor, retrain_sensor],
+        sensors=[annotation_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor, retrain_sensor,
+                 alerts_sensor, run_failure_alert_sensor],  # fmt: skip
         schedules=[labeler_stats_schedule, quality_schedule, store_backup_schedule],
         resources=resources,
         # Steps of a run execute in the run's own process, one after the other. Dagster's default (a process per

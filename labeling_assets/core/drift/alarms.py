@@ -34,6 +34,7 @@ class Alarm:
     baseline: float
     recent: float
     text: str  # one line: what changed, and what to do
+    labeler: str | None = None  # the labeler's name (None: a class's alarm)
 
 
 def _same(answer: Any, truth: Any) -> bool:
@@ -96,7 +97,8 @@ def _gold(name: str, rows: pd.DataFrame, weeks: list[str], by_week: dict[str, pd
     return [
         _alarm("gold_accuracy", name, weeks, c,
                f"{name}'s gold accuracy fell from {c.baseline:.0%} to {c.recent:.0%} since {weeks[c.start_index]}"
-               f" ({sum(total[c.start_index:c.alarm_index + 1])} gold answers): {_last(name, rows, weeks[c.start_index])}")
+               f" ({sum(total[c.start_index:c.alarm_index + 1])} gold answers): {_last(name, rows, weeks[c.start_index])}",
+               name)
         for c in rate_cusum(right, total, direction=-1)
     ]  # fmt: skip
 
@@ -115,7 +117,7 @@ def _speed(name: str, rows: pd.DataFrame, weeks: list[str], by_week: dict[str, p
         why = "clicking through without looking?" if c.recent < c.baseline else "a harder batch or an unclear rule?"
         out.append(_alarm("speed", name, weeks, c,
                           f"{name}'s median time per answer went from {math.exp(c.baseline):.0f} s to "
-                          f"{math.exp(c.recent):.0f} s since {since} ({why}): {_last(name, rows, since)}"))  # fmt: skip
+                          f"{math.exp(c.recent):.0f} s since {since} ({why}): {_last(name, rows, since)}", name))  # fmt: skip
     return out
 
 
@@ -132,7 +134,7 @@ def _class_use(name: str, rows: pd.DataFrame, classes: Sequence[str], weeks: lis
                     f"class_use_{'down' if direction < 0 else 'up'}", f"{name}/{label}", weeks, c,
                     f"{name}'s use of class {label} {verb} from {c.baseline:.0%} to {c.recent:.0%} of answers since "
                     f"{since}: {_last(name, rows, since)} and compare them with the guideline for {label} "
-                    f"({GUIDELINES}); if the items changed instead, nothing to do",
+                    f"({GUIDELINES}); if the items changed instead, nothing to do", name,
                 ))  # fmt: skip
     return out
 
@@ -169,7 +171,7 @@ def disagreement_alarms(
     return alarms
 
 
-def _alarm(kind: str, subject: str, weeks: list[str], c: Change, text: str) -> Alarm:
+def _alarm(kind: str, subject: str, weeks: list[str], c: Change, text: str, labeler: str | None = None) -> Alarm:
     since, detected = weeks[c.start_index], weeks[c.alarm_index]
     return Alarm(f"{kind}:{subject}:{since}", kind, subject, since, detected, c.baseline, c.recent,
-                 f"Drift: {text}.")  # fmt: skip
+                 f"Drift: {text}.", labeler)  # fmt: skip

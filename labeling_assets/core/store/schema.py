@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from labeling_assets.core.store import columns, connect_errors, guidelines_schema, webhook_inbox_schema
+from labeling_assets.core.store.alerts_schema import m021_alerts_sent
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.class_changes_schema import m015_class_schema_changes
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
@@ -306,8 +307,7 @@ def _m004_source_file_fingerprints(conn: Connection) -> None:
         conn.exec_driver_sql(f"CREATE INDEX ix_source_files_item ON {source_files_table.name} (item_id)")
 
 
-def _m006_sync_watermarks(conn: Connection) -> None:
-    # A fresh database already has it (m001 creates every table from the current definitions).
+def _m006_sync_watermarks(conn: Connection) -> None:  # a fresh database has it (m001 creates every table)
     sync_watermarks_table.create(conn, checkfirst=True)
 
 
@@ -324,8 +324,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "review_actions: what was done about review requests", _m002_review_actions),
     Migration(3, "consensus.probabilities: per-item class probabilities", _m003_consensus_probabilities),
     Migration(4, "source_files.ctime_ns, inode: content changes behind a restored mtime", _m004_source_file_fingerprints),
-    Migration(5, "derived data follows its sources: consensus retractions, class list versions, vote retractions, "
-              "item conflicts, requeue actions", m005_derived_data_follows),  # fmt: skip
+    Migration(5, "derived data follows its sources: consensus retractions, class list versions, vote retractions, item conflicts, requeue actions", m005_derived_data_follows),  # fmt: skip
     Migration(6, "sync_watermarks: the newest annotation snapshot committed per project", _m006_sync_watermarks),
     Migration(7, "consensus_choices: the consensus method used per run and its bake-off scoreboard", m007_consensus_choices),
     Migration(8, "dataset lineage: item perceptual hashes, dataset version tags, model trainings", m008_dataset_lineage),
@@ -338,6 +337,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(16, "answer_fields, field_consensus: extra answer fields per annotation and dataset version", m016_answer_fields),
     Migration(17, "unreadable_answers: the result and reason of each annotation version with no label", m017_unreadable_answers),
     Migration(15, "class_schema_changes: class renames, merges and splits with their class list version", m015_class_schema_changes),
+    Migration(21, "alerts_sent: alerts delivered per channel (de-duplication of alarms and notices)", m021_alerts_sent),
     Migration(22, "webhook_inbox: tasks Label Studio's webhooks named, until a sync stored them", webhook_inbox_schema.m022_webhook_inbox))
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest
 
