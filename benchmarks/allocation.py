@@ -2,6 +2,7 @@
 
     python benchmarks/allocation.py                       # digits + the three real crowds, 5 seeds
     python benchmarks/allocation.py --only digits --seeds 2
+    python benchmarks/allocation.py --trace dynamic "allocator l=0" "allocator l=3" --wrong-label-cost 0 3
 
 Every policy spends answers in steps of ``--batch`` slots and is scored after each step; "labels" is the
 number of crowd answers spent when the target is first reached, "cost" adds expert reviews at their cost
@@ -347,6 +348,24 @@ def run_case(name: str, cases: list[tuple[Callable[[], Pool], Callable[[Pool], t
     print(f"({time.perf_counter() - started:.0f} s)")
 
 
+def trace(name: str, case: tuple[Callable[[], Pool], Callable[[Pool], tuple[float, np.ndarray | None]]],
+          policy: Policy, batch: int, steps: int) -> None:
+    """Why a policy does what it does: per step, items labeled per answer and the consensus accuracy."""
+    make, score = case
+    pool, rng = make(), np.random.default_rng(0)
+    acc, probs = score(pool)
+    print(f"\ntrace {name}, seed 0: labels, items labeled, items per answer, consensus accuracy of labeled items, test accuracy")
+    for step in range(steps):
+        policy(pool, batch, probs, rng, step)
+        acc, probs = score(pool)
+        labeled = pool.labeled()
+        post, _ = pool.posteriors(labeled)
+        consensus = float((post.argmax(axis=1) == pool.truth[labeled]).mean())
+        if step % 5 == 4:
+            print(f"  {pool.labels_spent:>5} {len(labeled):>5} {len(labeled) / max(pool.labels_spent, 1):>6.2f} "
+                  f"{consensus:>6.3f} {acc:>6.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -357,7 +376,14 @@ def main() -> int:
     parser.add_argument("--wrong-label-cost", type=float, nargs="+", default=[0.0, 1.0],
                         help="digits: the allocator's lambda, one row each (real crowds: 0, their metric)")
     parser.add_argument("--budget", type=int, default=3000)
+    parser.add_argument("--trace", nargs="+", default=[], help="digits, seed 0: trace these policies and stop")
+    parser.add_argument("--trace-steps", type=int, default=30)
     args = parser.parse_args()
+    if args.trace:
+        table = policies(True, args.wrong_label_cost)
+        for name in args.trace:
+            trace(name, digits_case(0), table[name][0], args.batch, args.trace_steps)
+        return 0
     real_dir = Path(os.environ.get("REAL_CROWD_DIR", Path(__file__).resolve().parents[2] / "shared/data/real_crowd"))
     for name in args.only:
         if name == "digits":
