@@ -58,6 +58,7 @@ PROGRAM_MARKERS: dict[str, str] = {
     "labeling-assets": "slow",
     "torchrun": "slow",
     "dagster": "slow",
+    "dvc": "slow",  # DVC's own venv (scripts/install_dvc.sh): a Python that imports DVC, ~0.5-1 s of CPU a call
 }
 
 

@@ -150,7 +150,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         export, written = version_export(store, version)
         done = dvc.publish(export, Path(args.dvc).expanduser().resolve(), version=version,
                            tags=history.tags_of(store, version), dvc=program, remote=args.remote,
-                           remote_url=args.remote_url)  # fmt: skip
+                           remote_url=args.remote_url, site_cache_dir=data_dir() / "cache" / "dvc")  # fmt: skip
     except (history.UnknownVersion, dvc.PublishError, ValueError) as exc:
         return _fail(dvc.mask(str(exc)))
     if written:

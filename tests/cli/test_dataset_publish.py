@@ -40,7 +40,8 @@ def _dvc() -> str:
 
 def _run(*args: str, cwd: Path) -> str:
     done = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, check=False,
-                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})  # fmt: skip
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1",  # DVC's site cache stays in the test's folder
+                               "DVC_SITE_CACHE_DIR": str(cwd.parent / "dvc-site-cache")})  # fmt: skip
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done.stdout
 
@@ -157,6 +158,7 @@ def test_dvc_pull_at_the_tag_in_a_fresh_clone_gives_back_the_export_byte_for_byt
     _run(_dvc(), "pull", "-q", cwd=clone)
     assert _files(clone / "datasets" / later) == _files(published.data / "exports" / later) != expected
     assert _files(clone / "datasets" / version) == expected  # the older version stays in the tree
+    assert (published.data / "cache" / "dvc").is_dir()  # DVC's site cache in the data folder, not /var/tmp/dvc
 
 
 def test_an_unknown_version_is_one_line_and_creates_nothing(published: Publisher) -> None:

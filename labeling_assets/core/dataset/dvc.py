@@ -85,10 +85,12 @@ def _first_error(output: str) -> str:
 class _Repo:
     """git and dvc in one repository folder."""
 
-    def __init__(self, path: Path, dvc: str):
+    def __init__(self, path: Path, dvc: str, site_cache_dir: Path | None = None):
         self.path, self.dvc = path, dvc
         # DVC would otherwise try to send usage analytics (and wait on the network) from every command.
         self.env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
+        if site_cache_dir is not None:  # DVC's own index and locks (else /var/tmp/dvc): in the data folder
+            self.env.setdefault("DVC_SITE_CACHE_DIR", str(site_cache_dir))
 
     def run(self, program: str, *args: str, what: str) -> str:
         done = subprocess.run([program, *args], cwd=self.path, env=self.env, capture_output=True, text=True,
@@ -175,6 +177,7 @@ def publish(
     dvc: str,
     remote: str | None = None,
     remote_url: str | None = None,
+    site_cache_dir: Path | None = None,
 ) -> Published:
     """Copy ``export_dir`` to ``<repo>/datasets/<version>``, ``dvc add`` and ``dvc push`` it, commit, tag.
 
@@ -188,7 +191,7 @@ def publish(
                            ".dvc/config: give the URL without it and the password with `dvc remote modify --local`")  # fmt: skip
     names, skipped = _tag_names(version, tags)
     created, initialized = _prepare(repo_path)
-    repo = _Repo(repo_path, dvc)
+    repo = _Repo(repo_path, dvc, site_cache_dir)
     relative = f"{DATASETS_DIR}/{version}"
     try:
         if repo.git("status", "--porcelain").strip():
