@@ -22,6 +22,7 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 ALERTS_POLL_SECONDS = 300
+RUN_LOOKBACK = dt.timedelta(days=1)  # failed runs re-offered by alerts_sensor: a failed delivery is retried
 OFF = f"alerts are off: set ${WEBHOOK_VAR} and/or ${SMTP_VARS['smtp_host']} with ${SMTP_VARS['smtp_to']}"
 DRIFT_KINDS = ("single_label", "multi_label")  # kinds whose answers are class names (drift reads class use)
 
@@ -58,6 +59,7 @@ def alerts_sensor(
     notices = pause_notices(store, links)
     stalled = stalled_queue_notice(store, links, stall_after=dt.timedelta(hours=alerts.stall_after_hours), now=utcnow())
     notices += [stalled] if stalled else []
+    notices += recent_failures(context.instance, links)
     if project.task_type in DRIFT_KINDS:
         try:
             notices += drift_notices(store, project.classes, links, task_type=project.task_type)
@@ -81,6 +83,16 @@ def failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str
     return Alert(f"run:{run.run_id}", text, links.run(run.run_id))
 
 
+def recent_failures(instance: dg.DagsterInstance, links: Links) -> list[Alert]:
+    """Failed runs of the last day: ``run_failure_alert_sensor`` sees each failure once, so a delivery that
+    failed there is retried here (the outbox skips those already sent)."""
+    since = dt.datetime.now(dt.UTC) - RUN_LOOKBACK
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], updated_after=since), limit=20
+    )
+    return [failure_alert(instance, r.dagster_run, "see the run's logs.", links) for r in records]
+
+
 @dg.run_failure_sensor(
     name="run_failure_alert_sensor",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -91,7 +103,7 @@ def failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str
 def run_failure_alert_sensor(
     context: dg.RunFailureSensorContext, alerts: AlertsResource, label_store: LabelStoreResource
 ) -> None:
-    """A delivery failure is logged and retried at the next failed run's tick (the run is already recorded)."""
+    """A delivery failure is logged; ``alerts_sensor`` offers the failure again on its ticks for a day."""
     channels: Channels = alerts.channels()
     if not channels.names:
         return

@@ -18,8 +18,8 @@ from labeling_assets.sensors.alerts import OFF, alerts_sensor, run_failure_alert
 from tests.core.alert_receivers import webhook_receiver
 
 
-def _tick(alerts: AlertsResource, store: LabelStoreResource) -> str:
-    context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+def _tick(alerts: AlertsResource, store: LabelStoreResource, instance: dg.DagsterInstance | None = None) -> str:
+    context = dg.build_sensor_context(instance=instance or dg.DagsterInstance.ephemeral())
     result = alerts_sensor(context, alerts=alerts, label_store=store, label_studio=LabelStudioResource(url="http://ls:8080"),
                            project=ProjectSettings(classes=["a", "b"]))  # fmt: skip
     assert isinstance(result, dg.SkipReason)  # the alert sensors launch nothing
@@ -56,7 +56,7 @@ def downstream() -> None:
     return None
 
 
-def test_a_run_stopped_by_a_blocking_check_is_posted_with_the_check_and_the_run_link(tmp_path: Path) -> None:
+def test_a_run_stopped_by_a_blocking_check_is_posted_once_with_the_check_and_the_run_link_after_a_retry(tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([scores, downstream, scores_above_floor], instance=instance, raise_on_error=False)
     assert not result.success
@@ -66,12 +66,15 @@ def test_a_run_stopped_by_a_blocking_check_is_posted_with_the_check_and_the_run_
     store = LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}")
     with webhook_receiver() as receiver:
         alerts = AlertsResource(webhook_url=receiver.url, dagster_url="http://dagster.example:3000")
-        for _ in range(2):  # the second evaluation of the same failure posts nothing
-            context = dg.build_run_status_sensor_context(
-                sensor_name="run_failure_alert_sensor", dagster_event=failure, dagster_instance=instance,
-                dagster_run=run, resources={"alerts": alerts, "label_store": store},
-            ).for_run_failure()  # fmt: skip
-            run_failure_alert_sensor(context)
+        receiver.fail_next = 1  # the receiver is down when the failure is seen
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor", dagster_event=failure, dagster_instance=instance,
+            dagster_run=run, resources={"alerts": alerts, "label_store": store},
+        ).for_run_failure()  # fmt: skip
+        run_failure_alert_sensor(context)  # does not raise
+        assert receiver.bodies == []
+        assert _tick(alerts, store, instance).startswith("1 alert(s) sent")  # alerts_sensor retries it
+        run_failure_alert_sensor(context)  # the same failure again: already sent
     [body] = receiver.bodies
     assert body["text"].startswith(f"Blocking check failed in run of {run.job_name}: scores:scores_above_floor;")
     assert body["text"].endswith(f" http://dagster.example:3000/runs/{run.run_id}")
