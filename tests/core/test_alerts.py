@@ -4,13 +4,14 @@ server; a failed delivery is one log line without the secret and is retried on t
 import datetime as dt
 import socket
 
+import numpy as np
 import pytest
 
 from labeling_assets.core.alerts.delivery import Alert, Channels, mask_url
-from labeling_assets.core.alerts.notices import Links, pause_notices, stalled_queue_notice
+from labeling_assets.core.alerts.notices import Links, drift_notices, pause_notices, stalled_queue_notice
 from labeling_assets.core.alerts.outbox import send_new
 from labeling_assets.core.store.human_loop import PAUSE, record_pause_event
-from labeling_assets.core.store.schema import LabelStore, items_table, tasks_table, utcnow
+from labeling_assets.core.store.schema import LabelStore, annotations_table, items_table, tasks_table, utcnow
 from tests.core.alert_receivers import smtp_server, webhook_receiver
 
 TOKEN = "s3cr3t-token"
@@ -101,3 +102,28 @@ def test_open_tasks_with_no_answer_for_a_day_are_a_stalled_queue(sqlite_store: L
     assert alert is not None and alert.text.startswith("Queue stalled: 3 open tasks and no answer for 30 h")
     assert alert.link == "http://ls:8080/projects/4/data"
     assert stalled_queue_notice(sqlite_store, links, stall_after=day, now=pushed + dt.timedelta(hours=2)) is None
+
+
+def test_a_labeler_whose_gold_accuracy_drops_is_a_drift_alert_read_from_the_store(sqlite_store: LabelStore) -> None:
+    """The alerts sensor's drift path end to end on a store: votes and gold in, one alert with the labeler's link."""
+    rng = np.random.default_rng(0)
+    monday = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+    items, answers = [], []
+    for week in range(12):
+        for n in range(50):
+            item = f"{week:02d}{n:02d}".ljust(64, "0")
+            right = rng.random() < (0.95 if week < 8 else 0.70)
+            at = monday + dt.timedelta(weeks=week, minutes=n)
+            items.append({"item_id": item, "source_path": item, "n_bytes": 1, "ingested_at": at, "status": "active",
+                          "gold_label": "a"})  # fmt: skip
+            answers.append({"ls_annotation_id": len(answers) + 1, "version": 1, "item_id": item, "labeler_id": "7",
+                            "label": "a" if right else "b", "lead_time_s": 12.0, "created_at": at, "synced_at": at,
+                            "deleted": False, "content_hash": str(len(answers))})  # fmt: skip
+    with sqlite_store.begin() as conn:
+        conn.execute(items_table.insert(), items)
+        conn.execute(annotations_table.insert(), answers)
+    alerts = drift_notices(sqlite_store, ["a", "b"], Links("http://dagster:3000"))
+    gold = [a for a in alerts if a.key.startswith("drift:gold_accuracy:")]
+    assert [a.key for a in gold] == ["drift:gold_accuracy:7:2026-W10"]  # week 8 after 2026-W02
+    assert "review 7's last 200 answers" in gold[0].text
+    assert gold[0].link == "http://dagster:3000/assets/labeler_stats?partition=7"
