@@ -17,8 +17,8 @@ Calibration error is ECE over 10 equal-width confidence bins (``core.consensus.c
    (a temperature fitted on the gold items), scored on the other truth items: ECE and accuracy, mean of
    ``--draws`` draws (real) or over seeds (simulated).
 3. The held-back crowd's shape: binary, 176 labelers whose answer counts are log-normal (median about
-   30-50), 3 answers per item, 8,315 items; labelers right 55-99 %, some lean to one class. Accuracy of
-   our methods and ``auto`` against crowd-kit's DawidSkene per seed.
+   30-50), 3 answers per item, 8,315 items, in three kinds of labelers (``SHAPES``). Accuracy of our
+   methods and ``auto`` against crowd-kit's DawidSkene (and its EM iterations) per shape and seed.
 """
 
 from __future__ import annotations
@@ -75,15 +75,31 @@ def simulated_crowds(seeds: int) -> dict[str, list[tuple[pd.DataFrame, pd.Series
     return crowds
 
 
-def heldback_shape(seed: int, n_items: int = 8315, n_labelers: int = 176, lean: float = 0.2) -> tuple[pd.DataFrame, pd.Series]:
-    """A binary crowd shaped like the held-back one (module docstring, part 3)."""
+SHAPES = {
+    "balanced": "truth 50/50; labelers right 55-80 %, a fifth 99 %, each leaning up to 0.2 toward one class",
+    "skewed": "truth 12 % yes; labelers right on no-items 85-99 %, on yes-items 30-95 % (they miss positives)",
+    "activity": "truth 30 % yes; the less active half right 45-60 %, the more active half 85-97 %",
+}
+
+
+def heldback_shape(seed: int, shape: str = "balanced", n_items: int = 8315, n_labelers: int = 176) -> tuple[pd.DataFrame, pd.Series]:
+    """A binary crowd shaped like the held-back one (module docstring, part 3; ``SHAPES``)."""
     rng = np.random.default_rng(seed)
-    truth = (rng.random(n_items) < 0.5).astype(np.int64)
     activity = np.log(rng.lognormal(0.0, 1.8, n_labelers))
-    accuracy = rng.uniform(0.55, 0.8, n_labelers)
-    accuracy[rng.random(n_labelers) < 0.2] = 0.99  # a fifth are near-perfect
-    tilt = rng.choice([-1.0, 1.0], n_labelers) * rng.uniform(0.0, lean, n_labelers)
-    right_if = np.stack([np.clip(accuracy - tilt, 0.05, 1.0), np.clip(accuracy + tilt, 0.05, 1.0)], axis=1)
+    if shape == "balanced":
+        truth = (rng.random(n_items) < 0.5).astype(np.int64)
+        accuracy = rng.uniform(0.55, 0.8, n_labelers)
+        accuracy[rng.random(n_labelers) < 0.2] = 0.99  # a fifth are near-perfect
+        tilt = rng.choice([-1.0, 1.0], n_labelers) * rng.uniform(0.0, 0.2, n_labelers)
+        right_if = np.stack([np.clip(accuracy - tilt, 0.05, 1.0), np.clip(accuracy + tilt, 0.05, 1.0)], axis=1)
+    elif shape == "skewed":
+        truth = (rng.random(n_items) < 0.12).astype(np.int64)
+        right_if = np.stack([rng.uniform(0.85, 0.99, n_labelers), rng.uniform(0.3, 0.95, n_labelers)], axis=1)
+    else:
+        truth = (rng.random(n_items) < 0.3).astype(np.int64)
+        active = activity.argsort().argsort() >= n_labelers // 2
+        accuracy = np.where(active, rng.uniform(0.85, 0.97, n_labelers), rng.uniform(0.45, 0.6, n_labelers))
+        right_if = np.stack([accuracy, accuracy], axis=1)
     # 3 distinct labelers per item, each drawn in proportion to activity (Gumbel top-k).
     who = np.argsort(-(activity + rng.gumbel(size=(n_items, n_labelers))), axis=1)[:, :3].ravel()
     item = np.repeat(np.arange(n_items), 3)
@@ -188,10 +204,10 @@ def heldback_table(seeds: int) -> None:
     from crowdkit.aggregation import DawidSkene
 
     rows = []
-    for seed in range(seeds):
-        frame, truth = heldback_shape(seed)
+    for shape, seed in ((shape, seed) for shape in SHAPES for seed in range(seeds)):
+        frame, truth = heldback_shape(seed, shape)
         per = frame["labeler_id"].value_counts()
-        row: dict[str, Any] = {"seed": seed, "labelers": len(per), "median answers per labeler": int(per.median())}
+        row: dict[str, Any] = {"shape": shape, "seed": seed, "labelers": len(per), "median answers per labeler": int(per.median())}
         for method in METHODS:
             result = aggregate_full(frame, method)
             c, h = scored(result.labels, truth)
@@ -208,7 +224,10 @@ def heldback_table(seeds: int) -> None:
             f"{100 * (auto_hits.mean() - kit_hits.mean()):+.2f} ({int((auto_hits & ~kit_hits).sum())} / {int((~auto_hits & kit_hits).sum())})"
         )
         rows.append(row)
-    print("\nThe held-back crowd's shape, simulated (binary, 176 labelers, 3 answers per item, 8,315 items): accuracy %:\n")
+    print("\nThe held-back crowd's shape, simulated (binary, 176 labelers, 3 answers per item, 8,315 items): accuracy %; shapes:")
+    for shape, what in SHAPES.items():
+        print(f"- {shape}: {what}")
+    print()
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
@@ -230,8 +249,9 @@ def main() -> int:
         crowds.update({p.name: [(*load(p), None)] for p in folders})
     if "sim" not in args.skip:
         crowds.update(simulated_crowds(args.seeds))
-    no_gold_table(crowds, out)
-    if "gold" not in args.skip:
+    if crowds:
+        no_gold_table(crowds, out)
+    if crowds and "gold" not in args.skip:
         gold_table(crowds, args.gold_share, args.draws)
     if "heldback" not in args.skip:
         heldback_table(args.seeds)
