@@ -108,7 +108,8 @@ def test_a_labeler_whose_gold_accuracy_drops_is_a_drift_alert_read_from_the_stor
     """The alerts sensor's drift path end to end on a store: votes and gold in, one alert with the labeler's link."""
     rng = np.random.default_rng(0)
     monday = dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
-    items, answers = [], []
+    items: list[dict[str, object]] = []
+    answers: list[dict[str, object]] = []
     for week in range(12):
         for n in range(50):
             item = f"{week:02d}{n:02d}".ljust(64, "0")
