@@ -148,9 +148,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
         version = history.resolve_version(store, args.version)
         program = dvc.find_dvc(env.variable(dvc.DVC_ENV), env.cache_home())
         export, written = version_export(store, version)
+        remote_url = args.remote_url
+        if remote_url and "://" not in remote_url and not Path(remote_url).is_absolute():
+            remote_url = str(Path(remote_url).resolve())  # a folder where the command was typed, not in REPO
         done = dvc.publish(export, Path(args.dvc).expanduser().resolve(), version=version,
                            tags=history.tags_of(store, version), dvc=program, remote=args.remote,
-                           remote_url=args.remote_url, site_cache_dir=data_dir() / "cache" / "dvc")  # fmt: skip
+                           remote_url=remote_url, site_cache_dir=data_dir() / "cache" / "dvc")  # fmt: skip
     except (history.UnknownVersion, dvc.PublishError, ValueError) as exc:
         return _fail(dvc.mask(str(exc)))
     if written:

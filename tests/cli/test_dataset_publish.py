@@ -125,8 +125,9 @@ def assert_one_line(proc: subprocess.CompletedProcess[str], *names: str, secret:
 
 
 def test_dvc_pull_at_the_tag_in_a_fresh_clone_gives_back_the_export_byte_for_byte(published: Publisher) -> None:
-    repo, remote = published.tmp / "datasets-repo", published.tmp / "dvc-remote"
-    proc = published.cli(TAG, "--dvc", str(repo), "--remote-url", str(remote))
+    repo = published.tmp / "datasets-repo"
+    # Relative paths mean the folder the command is typed in (its cwd: tmp), also for the remote DVC records.
+    proc = published.cli(TAG, "--dvc", "datasets-repo", "--remote-url", "dvc-remote")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     version = published.version
     assert f"published dataset version {version}" in proc.stdout

@@ -220,11 +220,11 @@ def publish(
         repo.dvc_("push", "-r", name, f"{relative}.dvc", what=f"dvc push to the remote {name!r}")
         message = f"dataset {version}" + (f" (tags: {', '.join(names[1:])})" if len(names) > 1 else "")
         repo.git(*repo.identity(), "commit", "-q", "-m", message)
-    except (PublishError, OSError) as exc:
+    except BaseException as exc:  # Ctrl-C too: never a half-added version
         _undo(repo, created=created, initialized=initialized, dvc_initialized=dvc_initialized, target=target)
-        if isinstance(exc, PublishError):
-            raise
-        raise PublishError(f"writing {target} failed: {exc}") from None
+        if isinstance(exc, OSError):
+            raise PublishError(f"writing {target} failed: {exc}") from None
+        raise
     made: list[str] = []
     try:
         for tag in names:
