@@ -50,6 +50,7 @@ from labeling_assets.sensors import (
     raw_data_sensor,
     retrain_sensor,
     run_failure_alert_sensor,
+    touched_tasks_sensor,
 )
 
 
@@ -140,8 +141,8 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             quality_job,
             store_backup_job,
         ],
-        sensors=[annotation_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor, retrain_sensor,
-                 alerts_sensor, run_failure_alert_sensor],  # fmt: skip
+        sensors=[annotation_sensor, touched_tasks_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor,
+                 retrain_sensor, alerts_sensor, run_failure_alert_sensor],  # fmt: skip
         schedules=[labeler_stats_schedule, quality_schedule, store_backup_schedule],
         resources=resources,
         # Steps of a run execute in the run's own process, one after the other. Dagster's default (a process per

@@ -29,6 +29,13 @@ class CollectConfig(dg.Config):
         "transactions in flight when the last scan began); re-read tasks write nothing.",
     )
     page_size: int = Field(default=1000, ge=1, description="Changed tasks per request (and per store transaction).")
+    task_ids: list[int] = Field(
+        default_factory=list, description="Sync just these Label Studio tasks (the webhooks named them; the sensor "
+        "sets this); empty: every task changed since the last sync.",
+    )
+    inbox_through: int = Field(
+        default=0, ge=0, description="The last webhook inbox row these tasks came from: consumed once they are stored."
+    )
 
 
 @stage.asset(
@@ -56,7 +63,8 @@ def annotations(
             allow_retries=False,
         )
     options = CollectOptions(full=config.full, full_every_hours=config.full_every_hours, overlap_s=config.overlap_s,
-                             page_size=config.page_size)  # fmt: skip
+                             page_size=config.page_size, task_ids=tuple(config.task_ids),
+                             inbox_through=config.inbox_through)  # fmt: skip
     store = label_store.get_store()
     collected = run_collect(store, label_studio.get_client(), project_ids, options,
                             blind=label_studio.blind, log=context.log.log)  # fmt: skip

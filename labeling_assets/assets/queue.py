@@ -86,6 +86,7 @@ def labeling_tasks(
         projects = label_studio.ensure_blind_projects(classes=project.classes, label_config=label_config)
         for project_id in projects.values():
             label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
+        label_studio.ensure_webhooks(list(projects.values()))  # a warning at worst: the poll still runs
         try:
             report = run_blind_queue(store, client, kind, options, projects, log=log, warn=warn)
         except ClassSchemaError as exc:  # the declared class changes do not fit the new class list
@@ -93,6 +94,7 @@ def labeling_tasks(
         return dg.MaterializeResult(metadata=as_metadata(report))
     project_id = label_studio.ensure_project(classes=project.classes, overlap=config.overlap, label_config=label_config)
     images_served = label_studio.serve_images(project_id, project.data_path / "raw", project.data_path)
+    webhook = label_studio.ensure_webhooks([project_id])  # a warning at worst: the poll still runs
     try:
         report = run_queue(store, client, kind, options, project_id, log=log, warn=warn)
     except ClassSchemaError as exc:
@@ -102,6 +104,7 @@ def labeling_tasks(
             "project_id": dg.MetadataValue.int(project_id),
             "project_url": dg.MetadataValue.url(f"{label_studio.resolved_url}/projects/{project_id}/data"),
             "images_served": dg.MetadataValue.text(images_served),
+            "webhook": dg.MetadataValue.text(webhook),
             **as_metadata(report),
         }
     )

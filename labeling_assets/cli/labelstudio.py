@@ -103,6 +103,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     print(
         f"project {title!r}: {client.url}/projects/{project_id}/data (id {project_id}, overlap {args.overlap})"
     )
+    # $LABELING_ASSETS_WEBHOOK_URL set: Label Studio posts annotation events to the receiver (idempotent).
+    print(LabelStudioResource(url=getattr(args, "url", None)).ensure_webhooks([project_id]))
     return 0
 
 

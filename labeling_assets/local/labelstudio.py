@@ -145,6 +145,16 @@ def _choose_port(paths: ServerPaths, port: int | None) -> int:
     return free_port()
 
 
+# Label Studio 1.23.2's default banned subnets (core/utils/io.py validate_ip) less loopback (127.0.0.0/8, ::1).
+BANNED_SUBNETS_BUT_LOOPBACK = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24",
+    "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4",
+    "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128", "::ffff:0:0/96", "::ffff:0:0:0/96",
+    "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32", "2001:20::/28", "2001:db8::/32", "2002::/16",
+    "fc00::/7", "fe80::/10", "ff00::/8",
+)
+
+
 def start(
     paths: ServerPaths | None = None,
     *,
@@ -201,6 +211,11 @@ def start(
         "LABEL_STUDIO_USERNAME": ADMIN_EMAIL,
         "LABEL_STUDIO_PASSWORD": password,
         "LABEL_STUDIO_USER_TOKEN": token,
+        # Label Studio refuses to post webhooks to private and loopback addresses (SSRF protection, on by default in
+        # 1.23). This server listens on loopback only and its webhooks go to our receiver on the same machine: allow
+        # loopback and nothing else (every other default banned subnet stays banned).
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
+        "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(BANNED_SUBNETS_BUT_LOOPBACK),
         "COLLECT_ANALYTICS": "false",
         "SENTRY_DSN": "",
         "FRONTEND_SENTRY_DSN": "",

@@ -30,6 +30,7 @@ from labeling_assets.core.labelstudio.storage import (
     link_raw_store,
     server_folder,
 )
+from labeling_assets.core.labelstudio.webhooks import desired_webhook, plan_webhook
 from labeling_assets.core.store.annotation_sync import RemoteAnnotation, RemoteTask
 from labeling_assets.core.tasks.registry import kind_of_config
 from labeling_assets.local import labelstudio_files
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from labeling_assets.core.tasks.kind import TaskKind
 
 TASK_PAGE_SIZE = 1000
+WEBHOOK_URL_VAR = "LABELING_ASSETS_WEBHOOK_URL"
+WEBHOOK_SECRET_VAR = "LABELING_ASSETS_WEBHOOK_SECRET"
 ID_PAGE_SIZE = 100_000  # task ids only: a few bytes each
 
 
@@ -662,6 +665,49 @@ class LabelStudioClient:
                 return out
             after = max(ids)
 
+    def tasks_by_id(self, project_ids: Sequence[int], task_ids: Sequence[int]) -> tuple[dict[int, list[RemoteTask]], set[int]]:
+        """The tasks ``task_ids`` as Label Studio holds them now, by project (only ``project_ids``: a task of
+        another project is left out), each with all of its current annotations; and the ids it no longer has (404).
+
+        One request per task: for the few tasks a webhook names, cheaper than a scan of every changed task.
+        """
+        kinds: dict[int, TaskKind] = {}
+        found: dict[int, list[RemoteTask]] = {}
+        gone: set[int] = set()
+        for task_id in task_ids:
+            task = self._get_task(int(task_id))
+            if task is None:
+                gone.add(int(task_id))
+                continue
+            project_id = int(task.get("project") or 0)
+            if project_id not in project_ids:
+                continue
+            kind = kinds.get(project_id) or kinds.setdefault(project_id, self.answer_kind(project_id))
+            found.setdefault(project_id, []).append(
+                RemoteTask(int(task["id"]), task.get("updated_at"), tuple(remote_annotations(task, kind)), task.get("created_at"))
+            )
+        return found, gone
+
+    # -- webhooks -------------------------------------------------------------------------------
+    def ensure_webhook(self, project_id: int, url: str, secret: str) -> str:
+        """Register (idempotently) the project's webhook to ``url`` with the secret header; returns what was done.
+
+        A rerun finds its webhook and changes nothing; a changed secret or action list updates it in place;
+        duplicates to the same URL (a race between two setups) are deleted.
+        """
+        wanted = desired_webhook(project_id, url, secret)
+        existing = self.request("GET", "/api/webhooks/", params={"project": project_id}) or []
+        plan = plan_webhook([w for w in existing if isinstance(w, dict)], wanted)
+        for extra in plan.delete_ids:
+            self.request("DELETE", f"/api/webhooks/{extra}/")
+        if plan.create:
+            made = self.request("POST", "/api/webhooks/", json=wanted)
+            return f"webhook {_id(made)} registered for project {project_id} -> {url}"
+        if plan.update_id is not None:
+            self.request("PATCH", f"/api/webhooks/{plan.update_id}/", json=wanted)
+            return f"webhook {plan.update_id} of project {project_id} updated -> {url}"
+        return f"webhook {plan.keep_id} of project {project_id} already registered -> {url}"
+
     def wait_healthy(self, timeout_s: float = 180.0) -> None:
         """Wait (bounded) until /health answers 200."""
         deadline = time.monotonic() + timeout_s
@@ -738,6 +784,17 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
         description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, where it sees the data folder's raw/ "
         "(docker stack: /label-studio/files, the raw store mounted at raw/); unset: $LABEL_STUDIO_FILES_ROOT at "
         "run time, else <data>/served, the local server's root (it holds only the link raw -> ../raw).",
+    )
+
+    webhook_url: str | None = Field(
+        default=None,
+        description="Where Label Studio posts annotation events (the receiver: `labeling-assets webhooks serve`), "
+        "as Label Studio reaches it; empty = $LABELING_ASSETS_WEBHOOK_URL; unset: no webhook, the poll alone.",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="The shared secret the receiver checks; empty = $LABELING_ASSETS_WEBHOOK_SECRET. "
+        "Pass it only as dg.EnvVar.",
     )
 
     @property
@@ -838,6 +895,27 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
             if project.get("title") == title:
                 return int(project["id"])
         return None
+
+    def ensure_webhooks(self, project_ids: Sequence[int]) -> str:
+        """Register the webhook of each project when a receiver URL is set; one line saying what was done.
+
+        A failure is a warning, not an error: the poll still brings every annotation in, only later.
+        """
+        url = self.webhook_url or env.variable(WEBHOOK_URL_VAR)
+        if not url:
+            return f"no webhook (${WEBHOOK_URL_VAR} unset): annotations arrive by polling"
+        secret = self.webhook_secret or env.variable(WEBHOOK_SECRET_VAR)
+        if not secret:
+            outcome = f"webhook NOT registered: ${WEBHOOK_SECRET_VAR} is unset (the receiver would refuse every event)"
+            dg.get_dagster_logger().warning(outcome)
+            return outcome
+        try:
+            client = self.get_client()
+            return "; ".join(client.ensure_webhook(int(p), url, secret) for p in project_ids)
+        except LabelStudioError as exc:
+            outcome = f"webhook NOT registered (annotations arrive by polling): {one_line(str(exc), 300)}"
+            dg.get_dagster_logger().warning(outcome)
+            return outcome
 
     def serve_images(self, project_id: int, images_dir: Path, data_root: Path) -> str:
         """Register (idempotently; a deleted one is re-created) the storage that lets Label Studio serve the

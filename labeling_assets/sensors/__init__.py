@@ -1,6 +1,7 @@
 """Sensors: what makes the loop run by itself under the Dagster daemon (README, "What runs by itself").
 
 - ``annotation_sensor``: Label Studio changed -> collect_job (annotations, consensus, splits, export).
+- ``touched_tasks_sensor``: Label Studio's webhooks named tasks -> collect_job for just those (seconds).
 - ``raw_data_sensor``: the image source changed -> ingest_job.
 - ``intake_sensor``: a successful ingest with new items -> prelabel_job -> queue_job.
 - ``queue_top_up_sensor``: open tasks under the low-water mark -> queue_job (the next batch).
@@ -18,6 +19,7 @@ from labeling_assets.sensors.intake import intake_sensor
 from labeling_assets.sensors.queue import queue_top_up_sensor
 from labeling_assets.sensors.raw_data import raw_data_sensor
 from labeling_assets.sensors.retrain import retrain_sensor
+from labeling_assets.sensors.webhooks import touched_tasks_sensor
 
 __all__ = [
     "alerts_sensor",
@@ -27,4 +29,5 @@ __all__ = [
     "raw_data_sensor",
     "retrain_sensor",
     "run_failure_alert_sensor",
+    "touched_tasks_sensor",
 ]

@@ -244,6 +244,7 @@ EXPECTED_EXIT = {
     ("item", "flag"): 2,  # with ITEM and --reason (ARGS below): the store is read first
     ("labeler", "list"): 2,  # the store is read first
     ("labeler", "pause"): 3,  # with its NAME (ARGS below): Label Studio unreachable
+    ("webhooks", "serve"): 2,  # no shared secret: refuses to serve
 }
 ARGS = {  # required positionals
     ("labelstudio", "add-user"): ("someone@example.org",),

@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeling_assets.core.labelstudio.client import SyncClient
-from labeling_assets.core.store.annotation_sync import SyncReport
+from labeling_assets.core.store.annotation_sync import SyncReport, sync_changed_tasks
 from labeling_assets.core.store.human_loop import record_labeler_names
-from labeling_assets.core.store.incremental_sync import full_sync_reason, sync_cursor, sync_scan
+from labeling_assets.core.store.incremental_sync import (
+    full_sync_reason,
+    live_task_ids,
+    sync_cursor,
+    sync_scan,
+)
 from labeling_assets.core.store.labelstudio_sync import (
     AnnotationTotals,
     annotation_totals,
@@ -25,6 +30,7 @@ from labeling_assets.core.store.labelstudio_sync import (
     sync_annotations,
 )
 from labeling_assets.core.store.schema import LabelStore, utcnow
+from labeling_assets.core.store.webhook_inbox import consume_received_before, consume_through
 from labeling_assets.core.tasks.kind import Json
 
 LevelLog = Callable[[int, str], None]  # (logging level, line)
@@ -42,6 +48,13 @@ class CollectOptions:
     full_every_hours: float = 24.0
     overlap_s: float = 60.0
     page_size: int = 1000
+    # A run the webhooks asked for: sync just these tasks (the cursor stays), then consume the inbox rows up to
+    # ``inbox_through``. More than ``MAX_TOUCHED_TASKS``: the incremental scan reads them for less.
+    task_ids: tuple[int, ...] = ()
+    inbox_through: int = 0
+
+
+MAX_TOUCHED_TASKS = 200
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,17 @@ def run_collect(
     store: LabelStore, client: SyncClient, project_ids: Sequence[int], options: CollectOptions, *,
     blind: bool = False, log: LevelLog = _quiet,
 ) -> Collected:  # fmt: skip
-    """Sync each project (the shared one, or every labeler's in ``blind`` mode), then record the labelers' names."""
-    synced = [_sync_project(store, client, project_id, options, log) for project_id in project_ids]
+    """Sync each project (the shared one, or every labeler's in ``blind`` mode), then record the labelers' names.
+
+    The tasks the webhooks named (``options.task_ids``) are synced alone when they are few; otherwise, and on every
+    poll, the projects' changed tasks. The webhook inbox rows a committed sync covered are then consumed.
+    """
+    if options.task_ids and len(options.task_ids) <= MAX_TOUCHED_TASKS and not options.full:
+        synced = [_sync_touched(store, client, project_ids, options, log)]
+    else:
+        synced = [_sync_project(store, client, project_id, options, log) for project_id in project_ids]
     reason, report = synced[0] if len(synced) == 1 else _folded(synced)
+    consumed = _consume_inbox(store, options, synced)
     # Every labeler in the store gets a name (idempotent, and repairs a crash after the store commit); the numeric
     # id stays the store's key.
     keys = record_labeler_names(store, client.list_users())
@@ -67,6 +88,8 @@ def run_collect(
         **({"blind_projects_synced": Json(list(project_ids))} if blind else {}),
         "sync_mode": report.mode,
         "full_sync_reason": reason or "-",
+        "webhook_tasks_synced": len(options.task_ids) if report.mode == "touched" else 0,
+        "webhook_events_consumed": consumed,
         **_sync_report(report, annotation_totals(store)),
     }
     return Collected(out, sorted(keys[i] for i in labeler_ids(store)))
@@ -101,6 +124,36 @@ def _sync_project(
         )  # fmt: skip
     log(*_outcome_line(project_id, report))
     return reason, report
+
+
+def _sync_touched(
+    store: LabelStore, client: SyncClient, project_ids: Sequence[int], options: CollectOptions, log: LevelLog
+) -> tuple[str | None, SyncReport]:
+    """Sync just the tasks the webhooks named, each against its project; the cursor stays where it is (the poll's)."""
+    snapshot_at = utcnow()  # before anything is read: orders this sync against others (as a scan's)
+    found, gone = client.tasks_by_id(project_ids, options.task_ids)
+    total = SyncReport(snapshot_at=snapshot_at, mode="touched")
+    for project_id in project_ids:
+        # A 404 is a deleted task only where the store holds it in this project (the poll's rule for gone tasks).
+        ended = gone & live_task_ids(store, project_id)
+        tasks = found.get(int(project_id), [])
+        if tasks or ended:
+            total.add(sync_changed_tasks(store, project_id, tasks, snapshot_at=snapshot_at, gone_task_ids=ended))
+    log(logging.INFO, f"webhook tasks {', '.join(map(str, options.task_ids[:20]))}: " + _outcome_line(0, total)[1])
+    return None, total
+
+
+def _consume_inbox(store: LabelStore, options: CollectOptions, synced: list[tuple[str | None, SyncReport]]) -> int:
+    """Consume the webhook inbox rows this run covered: the ones it was asked for, or every row that arrived before
+    a committed poll's snapshot (it read those tasks after the event). A stale (refused) sync consumes nothing."""
+    reports = [r for _, r in synced]
+    if any(r.stale for r in reports):
+        return 0
+    consumed = consume_through(store, options.inbox_through) if options.inbox_through else 0
+    taken = [r.snapshot_at for r in reports if r.snapshot_at is not None]
+    if taken and all(r.mode != "touched" for r in reports):
+        consumed += consume_received_before(store, min(taken))
+    return consumed
 
 
 def _folded(synced: list[tuple[str | None, SyncReport]]) -> tuple[str | None, SyncReport]:

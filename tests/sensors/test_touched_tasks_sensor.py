@@ -1,0 +1,40 @@
+"""touched_tasks_sensor: each webhook event is asked for once, just its tasks, and never while a collect run waits."""
+
+import dagster as dg
+
+from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store.webhook_inbox import Touched, record_touched
+from labeling_assets.jobs import collect_job
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import touched_tasks_sensor
+
+
+def tick(instance: dg.DagsterInstance, store: LabelStore, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"label_store": LabelStoreResource(url=store.url)})
+    result = touched_tasks_sensor(context)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
+
+
+def test_new_events_request_one_collect_of_just_their_tasks_and_are_not_asked_for_twice(sqlite_store: LabelStore) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert isinstance(tick(instance, sqlite_store, None), dg.SkipReason)  # nothing received
+        record_touched(sqlite_store, [Touched("ANNOTATION_CREATED", 1, ls_task_id=5), Touched("TASKS_DELETED", 1, ls_task_id=9)])
+        first = tick(instance, sqlite_store, None)
+        assert isinstance(first, dg.SensorResult) and first.run_requests
+        (request,) = first.run_requests
+        assert request.run_config == {"ops": {"annotations": {"config": {"task_ids": [5, 9], "inbox_through": 2}}}}
+        assert request.run_key == "touched-2" and first.cursor == "2"
+        # Not consumed yet (the run has not stored them), but already asked for: nothing new.
+        assert isinstance(tick(instance, sqlite_store, first.cursor), dg.SkipReason)
+
+
+def test_while_a_collect_run_waits_to_start_nothing_is_launched(sqlite_store: LabelStore) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        from definitions import defs
+
+        instance.create_run_for_job(job_def=defs.resolve_job_def(collect_job.name), status=dg.DagsterRunStatus.NOT_STARTED)
+        record_touched(sqlite_store, [Touched("ANNOTATION_UPDATED", 1, ls_task_id=3)])
+        said = tick(instance, sqlite_store, None)
+        assert isinstance(said, dg.SkipReason) and "has not started yet" in (said.skip_message or "")
+
