@@ -16,6 +16,7 @@ query of the event log, our function runs only when a run succeeded, so it is no
 
     python benchmarks/loop_latency.py                       # 60 images, default intervals, ~4-5 minutes
     python benchmarks/loop_latency.py --images 120 --idle-ticks 50
+    python benchmarks/loop_latency.py --webhooks            # the receiver on: Label Studio's webhooks + the poll
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import dagster as dg  # noqa: E402
 from labeling_assets.local.crowd_waves import wait_until  # noqa: E402
 from tests.soak.harness import SelfDrivingLoop, consensus_latencies, percentile  # noqa: E402
 
-DIRECT_SENSORS = ("annotation_sensor", "raw_data_sensor", "queue_top_up_sensor", "retrain_sensor")
+DIRECT_SENSORS = ("annotation_sensor", "touched_tasks_sensor", "raw_data_sensor", "queue_top_up_sensor", "retrain_sensor")
 
 
 def quiet(loop: SelfDrivingLoop, images: int, settle_s: float) -> bool:
@@ -98,6 +99,21 @@ def _said(result: Any) -> str:
     return str(result)
 
 
+def _start_receiver(loop: SelfDrivingLoop) -> Any:
+    """The webhook receiver on the loop's store (a free port); the daemon's runs get its URL and secret, so the
+    queue registers the project's webhook."""
+    import secrets
+
+    from labeling_assets.resources.labelstudio import WEBHOOK_SECRET_VAR, WEBHOOK_URL_VAR
+    from labeling_assets.webhooks.serve import start_in_thread
+
+    loop.store.ensure_schema()
+    secret = secrets.token_hex(24)
+    receiver = start_in_thread(loop.store, secret)
+    loop.environment.update({WEBHOOK_URL_VAR: receiver.url, WEBHOOK_SECRET_VAR: secret})
+    return receiver
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=60, help="demo digits in the image source (default 60)")
@@ -109,13 +125,19 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds (default 900)")
     parser.add_argument("--root", default=None, help="work folder (default: a new temporary one, kept)")
+    parser.add_argument(
+        "--webhooks", action="store_true", help="run the webhook receiver (in this process) and register it: "
+        "touched_tasks_sensor syncs the tasks Label Studio names; default: the poll alone",
+    )
     args = parser.parse_args()
 
     root = Path(args.root or tempfile.mkdtemp(prefix="loop-latency-"))
     loop = SelfDrivingLoop(root, sensor_interval_s=args.sensor_interval)
+    receiver = _start_receiver(loop) if args.webhooks else None
     started = time.monotonic()
     print(f"loop_latency: {args.images} images, intervals {'default' if args.sensor_interval is None else args.sensor_interval}; "
-          f"crowd {args.items_per_wave} tasks every {args.wave_pause:g} s; work folder {root}", flush=True)  # fmt: skip
+          f"crowd {args.items_per_wave} tasks every {args.wave_pause:g} s; webhooks {'on: ' + receiver.url if receiver else 'off'}; "
+          f"work folder {root}", flush=True)  # fmt: skip
     try:
         loop.add_images(args.images)
         loop.start_label_studio()
@@ -129,6 +151,8 @@ def main() -> int:
         costs = idle_costs(loop, args.idle_ticks)
     finally:
         loop.close()
+        if receiver is not None:
+            receiver.stop()
     collects = [r for r in runs if r.job == "collect_job"]
     print(f"\nloop done in {loop_s:.0f} s: {len(runs)} runs (all by sensors: "
           f"{all(r.started_by.startswith('sensor') for r in runs)}), {len(collects)} collect runs, "

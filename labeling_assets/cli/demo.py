@@ -416,6 +416,7 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     mlflow = MLflowResource()
     mlflow.registered_versions()  # creates a new MLflow store now: `mlflow ui` and a sensor tick must not race to
     environment = env.child_environment()  # DAGSTER_HOME: the repository's instance unless set (use_local_instance)
+    receiver = _start_receiver(environment)  # annotations in seconds; None: the poll alone
     # The children are in their own process groups (below): a closed terminal (SIGHUP) or `kill` (SIGTERM) reaches
     # only the demo, so it stops them as Ctrl-C does instead of leaving the loop running without the crowd.
     for ending in (signal.SIGHUP, signal.SIGTERM):
@@ -440,6 +441,8 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
     print(f"  Dagster UI:    http://127.0.0.1:{args.dagster_port}   (Automation: the sensors and schedules at work)")
     print(f"  Label Studio:  {info.url}")
     print(f"  MLflow:        http://127.0.0.1:{args.mlflow_port}")
+    if receiver is not None:
+        print(f"  Webhooks:      {receiver.url}   (Label Studio posts annotation events; the 30 s poll stays)")
     seen = earlier_runs()  # a used data folder: runs made before (by hand, by an earlier demo) are not the loop's
     initial = _champion(mlflow)
     if seen or initial:
@@ -473,10 +476,33 @@ def _serve(args: argparse.Namespace, grids: Path | None = None) -> int:
         _print_runs_summary()
         for p in procs:
             stop_group(p)
+        if receiver is not None:
+            receiver.stop()
     if procs[0].returncode not in (None, 0, -15):
         print(f"dagster dev exited with code {procs[0].returncode}", file=sys.stderr)
         return 1
     return 0
+
+
+def _start_receiver(environment: dict[str, str]) -> Any:
+    """The webhook receiver in a thread of the demo, on a free port; its URL and secret go to ``dagster dev``'s
+    environment, so the queue runs register the project's webhook. None (and a line) when it cannot start."""
+    import secrets
+
+    from labeling_assets.core.store.schema import LabelStore
+    from labeling_assets.resources.labelstudio import WEBHOOK_SECRET_VAR, WEBHOOK_URL_VAR
+    from labeling_assets.webhooks.serve import start_in_thread
+
+    secret = env.variable(WEBHOOK_SECRET_VAR) or secrets.token_hex(24)
+    try:
+        store = LabelStore(env.label_store_url(), cache_dir=env.store_cache_dir())
+        store.ensure_schema()
+        receiver = start_in_thread(store, secret)
+    except Exception as exc:  # the loop still runs on the poll
+        print(f"  webhooks off (annotations arrive by the 30 s poll): {str(exc)[:200]}", file=sys.stderr)
+        return None
+    environment |= {WEBHOOK_URL_VAR: receiver.url, WEBHOOK_SECRET_VAR: secret}
+    return receiver
 
 
 def _interrupt(signum: int, frame: object) -> None:
