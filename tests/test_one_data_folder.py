@@ -26,8 +26,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]  # commands in a fresh 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "labeling_assets"
 # Core never imports env.py (it imports no Dagster layer): these hand the environment on to a child process
-# (pg_dump, torchrun) or read torchrun's own protocol variables (RANK, WORLD_SIZE), and write no file.
-CORE_CHILD_PROCESS_ENVIRONMENT = {"core/store/backup.py", "core/training/launch.py", "core/training/distributed.py"}
+# (pg_dump, torchrun, git and dvc) or read torchrun's own protocol variables (RANK, WORLD_SIZE), and write no file.
+CORE_CHILD_PROCESS_ENVIRONMENT = {"core/store/backup.py", "core/training/launch.py", "core/training/distributed.py",
+                                  "core/dataset/dvc.py"}  # fmt: skip
 # Caches, lock files and the bytecode Python writes beside the code: not the project's files.
 NOT_WRITTEN_BY_THE_PROJECT = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")
 

@@ -240,6 +240,7 @@ EXPECTED_EXIT = {
     ("dataset", "diff"): 2,
     ("dataset", "tag"): 2,
     ("dataset", "list"): 2,
+    ("dataset", "publish"): 2,  # the store is read before the repository is touched
     ("item",): 2,
     ("item", "flag"): 2,  # with ITEM and --reason (ARGS below): the store is read first
     ("labeler", "list"): 2,  # the store is read first
@@ -251,6 +252,7 @@ ARGS = {  # required positionals
     ("dataset", "as-of"): ("2026-11-20T12:00Z",),
     ("dataset", "diff"): ("v1", "v2"),
     ("dataset", "tag"): ("v1", "release"),
+    ("dataset", "publish"): ("v1", "--dvc", "published"),
     ("item",): ("abc123",),
     ("item", "flag"): ("abc123", "--reason", "looks wrong"),
     ("labeler", "pause"): ("someone",),
