@@ -9,6 +9,7 @@ GROUP_QUEUE = "queue"
 GROUP_COLLECT = "collect"
 GROUP_CONSENSUS = "consensus"
 GROUP_QUALITY = "quality"
+GROUP_REVIEW = "review"  # spot checks: a human review queue, on its own schedule (not on the annotation path)
 GROUP_DATASET = "dataset"
 GROUP_TRAIN = "train"
 GROUP_EVALUATE = "evaluate"

@@ -32,6 +32,7 @@ from labeling_assets.jobs import (
     prelabel_job,
     quality_job,
     queue_job,
+    spot_check_job,
     store_backup_job,
     train_job,
 )
@@ -41,7 +42,12 @@ from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from labeling_assets.schedules import labeler_stats_schedule, quality_schedule, store_backup_schedule
+from labeling_assets.schedules import (
+    labeler_stats_schedule,
+    quality_schedule,
+    spot_check_schedule,
+    store_backup_schedule,
+)
 from labeling_assets.sensors import (
     alerts_sensor,
     annotation_sensor,
@@ -139,11 +145,12 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             prelabel_job,
             labeler_stats_job,
             quality_job,
+            spot_check_job,
             store_backup_job,
         ],
         sensors=[annotation_sensor, touched_tasks_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor,
                  retrain_sensor, alerts_sensor, run_failure_alert_sensor],  # fmt: skip
-        schedules=[labeler_stats_schedule, quality_schedule, store_backup_schedule],
+        schedules=[labeler_stats_schedule, quality_schedule, spot_check_schedule, store_backup_schedule],
         resources=resources,
         # Steps of a run execute in the run's own process, one after the other. Dagster's default (a process per
         # step) re-imports the project for every step and check: on the 2-core machine this targets, a collect

@@ -5,7 +5,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import Field
 
 from labeling_assets import env
-from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_QUEUE, GROUP_TRAIN
+from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_QUEUE, GROUP_REVIEW, GROUP_TRAIN
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
 from labeling_assets.partitions import labelers
@@ -24,13 +24,15 @@ ingest_job = _assets_job(
 
 # Annotations and what follows from them (consensus, splits, exports), as far as the definitions hold it.
 # Not the quality group: labeler_stats is partitioned per labeler, and an unpartitioned run cannot
-# materialize it (the run fails). Not training/evaluation either: that is an explicit job.
+# materialize it (the run fails). Not training/evaluation either: that is an explicit job. Not the review group
+# (spot checks): sampling answers for a reviewer need not follow each annotation, and every step here delays the
+# next annotation's consensus (spot_check_job, hourly).
 # Groups, not keys: a selection by a key that some Definitions lack fails to resolve.
 collect_job = dg.define_asset_job(
     "collect_job",
     selection=(
         dg.AssetSelection.assets("annotations").downstream()
-        - dg.AssetSelection.groups(GROUP_QUALITY, GROUP_TRAIN, GROUP_EVALUATE)
+        - dg.AssetSelection.groups(GROUP_QUALITY, GROUP_REVIEW, GROUP_TRAIN, GROUP_EVALUATE)
     ),
     description="Pull new, edited and deleted Label Studio annotations into the store, then refresh what depends on them.",
 )
@@ -42,6 +44,14 @@ queue_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("labeling_tasks").downstream() & dg.AssetSelection.groups(GROUP_QUEUE),
     description="Push the next batch of items (uncertain first, gold hidden among them) to Label Studio, and the "
     "labeling guidelines to its projects' instructions when they changed.",
+)
+
+# By group: Definitions without the spot-check asset resolve it to nothing instead of failing.
+spot_check_job = dg.define_asset_job(
+    "spot_check_job",
+    selection=dg.AssetSelection.groups(GROUP_REVIEW),
+    description="Read the reviewers' spot-check verdicts (a fix becomes an expert answer) and sample each labeler's "
+    "new answers into the spot-check project.",
 )
 
 dataset_job = _assets_job(

@@ -7,12 +7,13 @@ so a new labeler is covered the next day.
 
 import dagster as dg
 
-from labeling_assets.jobs import labeler_stats_job, quality_job, store_backup_job
+from labeling_assets.jobs import labeler_stats_job, quality_job, spot_check_job, store_backup_job
 from labeling_assets.partitions import LABELERS
 
 LABELER_STATS_CRON = "0 5 * * *"  # before the QA report, which reads the labelers' stats
 QUALITY_CRON = "30 5 * * *"
 BACKUP_CRON = "0 2 * * *"
+SPOT_CHECK_CRON = "15 * * * *"  # hourly: verdicts back, new answers sampled
 
 
 @dg.schedule(
@@ -46,6 +47,11 @@ def _job_schedule(
 
 quality_schedule = _job_schedule(
     quality_job, QUALITY_CRON, "Daily: labeler leaderboard, label issues and the QA report."
+)
+spot_check_schedule = _job_schedule(
+    spot_check_job,
+    SPOT_CHECK_CRON,
+    "Hourly: the reviewers' spot-check verdicts back into the store, each labeler's new answers sampled for review.",
 )
 store_backup_schedule = _job_schedule(
     store_backup_job,

@@ -10,7 +10,7 @@ workflow is one core service, ``core/labelstudio/spot_check_run.py``.
 import dagster as dg
 
 from labeling_assets import stage
-from labeling_assets.constants import GROUP_CONSENSUS
+from labeling_assets.constants import GROUP_REVIEW
 from labeling_assets.core.consensus.spot_check import SamplingRates
 from labeling_assets.core.labelstudio.spot_check_run import (
     SpotCheckOptions,
@@ -24,7 +24,7 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 
-@stage.asset(GROUP_CONSENSUS, deps=["consensus_labels"], kinds={"labelstudio", "sql"})
+@stage.asset(GROUP_REVIEW, deps=["consensus_labels"], kinds={"labelstudio", "sql"})
 def spot_checks(
     context: dg.AssetExecutionContext,
     label_store: LabelStoreResource,

@@ -303,6 +303,7 @@ def _quality() -> None:
     for key in keys:
         _run("labeler_stats_job", partition_key=key)
     _run("quality_job")
+    _run("spot_check_job")  # hourly under the daemon: the demo samples its crowd's answers for review once
 
 
 def _latest_metadata(asset: str) -> dict[str, Any]:

@@ -12,7 +12,12 @@ from labeling_assets.jobs import store_backup_job
 from labeling_assets.partitions import LABELERS
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from labeling_assets.schedules import labeler_stats_schedule, quality_schedule, store_backup_schedule
+from labeling_assets.schedules import (
+    labeler_stats_schedule,
+    quality_schedule,
+    spot_check_schedule,
+    store_backup_schedule,
+)
 
 NIGHT = dt.datetime(2025, 3, 4, 5, 0, tzinfo=dt.UTC)
 
@@ -42,6 +47,19 @@ def test_the_schedules_run_daily_by_default() -> None:
     assert (store_backup_schedule.job_name, store_backup_schedule.cron_schedule) == ("store_backup_job", "0 2 * * *")
     for schedule in (labeler_stats_schedule, quality_schedule, store_backup_schedule):
         assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_spot_checks_run_hourly_on_their_own_job_and_never_delay_an_annotations_consensus() -> None:
+    from definitions import defs
+
+    def assets_of(job: str) -> set[str]:
+        selected = defs.get_repository_def().get_job(job).asset_layer.selected_asset_keys
+        return {key.to_user_string() for key in selected}
+
+    assert (spot_check_schedule.job_name, spot_check_schedule.cron_schedule) == ("spot_check_job", "15 * * * *")
+    assert spot_check_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert assets_of("spot_check_job") == {"spot_checks"}
+    assert "consensus_labels" in assets_of("collect_job") and "spot_checks" not in assets_of("collect_job")
 
 
 def test_the_backup_job_writes_a_compressed_backup_and_keeps_the_newest_n(
