@@ -136,6 +136,7 @@ def pipeline(
         for key in labelers.get_partition_keys(dynamic_partitions_store=instance):
             runs.append(_run(pipeline_defs, instance, "labeler_stats_job", partition_key=key))
         runs.append(_run(pipeline_defs, instance, "quality_job"))
+        runs.append(_run(pipeline_defs, instance, "spot_check_job"))  # hourly under the daemon
         train = {"epochs": 2, "patience": 2}
         runs.append(
             _run(

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2
@@ -44,9 +45,17 @@ def _run_init(prefix: str, passwords: dict[str, str]) -> subprocess.CompletedPro
 
 
 def _drop(admin: sa.Engine, prefix: str) -> None:
+    """The prefix's databases at once, then its roles. Each DROP DATABASE waits for a checkpoint (seconds each on
+    this machine, 57 s for the four one by one in a CI run); concurrent ones share it."""
+
+    def drop_database(name: str) -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)')
+
+    with ThreadPoolExecutor(len(SERVICES)) as pool:
+        list(pool.map(drop_database, SERVICES))
     with admin.connect() as conn:
         for name in SERVICES:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)')
             conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{prefix}{name}"')
 
 
