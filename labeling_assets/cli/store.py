@@ -4,7 +4,7 @@ import argparse
 
 from labeling_assets.cli import backup
 from labeling_assets.cli.common import label_store
-from labeling_assets.core.store.schema import SCHEMA_VERSION
+from labeling_assets.core.store.migrations import SCHEMA_VERSION
 
 
 def cmd_store(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ from labeling_assets.core.labelstudio.config import choices_label_config, config
 from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.derived_schema import item_conflicts_table
 from labeling_assets.core.store.reviews import conflicts_to_mark, detect_conflicts
+from labeling_assets.core.store.migrations import MIGRATIONS
 from labeling_assets.core.store.schema import (
-    MIGRATIONS,
     LabelStore,
     consensus_table,
     items_table,

@@ -22,8 +22,8 @@ from labeling_assets.core.store.reviews import (
     record_overlap_raises,
     sync_review_requests,
 )
+from labeling_assets.core.store.migrations import MIGRATIONS
 from labeling_assets.core.store.schema import (
-    MIGRATIONS,
     LabelStore,
     consensus_table,
     items_table,

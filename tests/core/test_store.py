@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from labeling_assets.core.store.migrations import SCHEMA_VERSION
 from labeling_assets.core.store.schema import (
-    SCHEMA_VERSION,
     LabelStore,
     annotations_table,
     consensus_table,
