@@ -16,8 +16,8 @@ from labeling_assets.core.consensus.retraction import (
 from labeling_assets.core.labelstudio.config import choices_label_config, config_choices
 from labeling_assets.core.store.consensus_versions import record_class_list
 from labeling_assets.core.store.derived_schema import item_conflicts_table
-from labeling_assets.core.store.reviews import conflicts_to_mark, detect_conflicts
 from labeling_assets.core.store.migrations import MIGRATIONS
+from labeling_assets.core.store.reviews import conflicts_to_mark, detect_conflicts
 from labeling_assets.core.store.schema import (
     LabelStore,
     consensus_table,

@@ -16,13 +16,13 @@ from labeling_assets.core.consensus.review_routing import (
 )
 from labeling_assets.core.labelstudio.tasks import QueuedItem
 from labeling_assets.core.store.labelstudio_sync import link_tasks, reserve_tasks
+from labeling_assets.core.store.migrations import MIGRATIONS
 from labeling_assets.core.store.reviews import (
     open_review_requests,
     raised_task_overlaps,
     record_overlap_raises,
     sync_review_requests,
 )
-from labeling_assets.core.store.migrations import MIGRATIONS
 from labeling_assets.core.store.schema import (
     LabelStore,
     consensus_table,

@@ -18,13 +18,13 @@ from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.class_changes_schema import m015_class_schema_changes
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 from labeling_assets.core.store.fields_schema import m016_answer_fields
+from labeling_assets.core.store.heads_schema import m009_annotation_heads
 from labeling_assets.core.store.held_out_schema import m012_held_out_items
 from labeling_assets.core.store.human_loop_schema import m010_human_loop
 from labeling_assets.core.store.lineage_schema import m008_dataset_lineage
 from labeling_assets.core.store.prelabel_models_schema import m011_prelabel_models
 from labeling_assets.core.store.spot_check_schema import m013_spot_checks
-from labeling_assets.core.store.heads_schema import m009_annotation_heads
-from labeling_assets.core.store.schema import (
+from labeling_assets.core.store.tables import (
     consensus_table,
     metadata,
     review_actions_table,
