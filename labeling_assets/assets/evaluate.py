@@ -8,6 +8,8 @@ comparison is like for like even after new items joined the test split. The newe
 champion when it is not worse than it within a tolerance (scored on gold test items when there are enough,
 else on consensus labels; ``core.training.promotion``); otherwise it gets the alias ``challenger`` and the
 check ``<score>_not_worse_than_previous_model`` (``macro_f1_...`` for the class kinds, ``test_map_...`` for boxes) says why.
+The release gates (``core.training.gates``: CPU latency per image and size against a baseline, measured here and
+stored with the version) can hold a model back too: it is then the challenger, and the reason names the gate.
 """
 
 from typing import Any, cast, get_args
@@ -24,7 +26,7 @@ from labeling_assets.core.store import datasets
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind, TestSplitReport
-from labeling_assets.core.training import promotion
+from labeling_assets.core.training import gates, promotion
 from labeling_assets.resources.labelstudio import LabelStudioError, LabelStudioResource
 from labeling_assets.resources.metadata import as_metadata
 from labeling_assets.resources.mlflow import (
@@ -54,6 +56,23 @@ class ModelEvaluationConfig(dg.Config):
         default=promotion.PROMOTION_TOLERANCE,
         description="A model at most this much below the champion (macro-F1; mAP for boxes) still becomes the champion.",
     )
+    max_latency_ms_p95: float | None = Field(
+        default=gates.DEFAULT_MAX_LATENCY_MS_P95,
+        description="Release gate: a model whose CPU latency per image (batch 1, p95) is above this many ms is "
+        "never promoted (null: off). Measured at every evaluation of an image classifier (docs/model.md).",
+    )
+    max_size_ratio_to_baseline: float | None = Field(
+        default=gates.DEFAULT_MAX_SIZE_RATIO_TO_BASELINE,
+        description="Release gate: a model whose saved state_dict is larger than this share of the baseline's "
+        "(e.g. 0.5) is never promoted (null: off).",
+    )
+    size_baseline: str = Field(
+        default=gates.CHAMPION_BASELINE,
+        description="The size gate's baseline: 'champion' (the current champion; a first model is not judged) or "
+        "a registered version number of this model name (e.g. '3').",
+    )
+    latency_runs: int = Field(default=gates.LATENCY_RUNS, description="Timed batch-1 calls per device (p50/p95).")
+    latency_warmup: int = Field(default=gates.LATENCY_WARMUP, description="Untimed calls before them.")
 
 
 @stage.asset(GROUP_EVALUATE, deps=["trained_model"], kinds={"pytorch", "mlflow"}, pool=GPU_POOL)
@@ -89,6 +108,8 @@ def model_evaluation(
         f"(champion decided on {scoring.n_items} {scoring.basis}-labeled items)"
     )
     probs, failed = _predict(candidate, paths, config)
+    measured = _measure(candidate, config)
+    gated = gates.check_gates(measured, _gate_settings(config), _size_baseline(mlflow, candidate, config))
     report = kind.test_report(
         answers,
         probs,
@@ -98,18 +119,19 @@ def model_evaluation(
         model=registered.label,
         ece_bins=config.ece_bins,
     )
-    decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config)
+    decision = _decide(context, mlflow, kind, candidate, probs, failed, paths, scoring, config, gated)
     # Before the alias moves: the open tasks show the new champion's predictions as it becomes the champion.
     handed = _hand_over(context, store, label_studio, project, kind, candidate, registered.label, config) \
         if decision.promote else {}  # fmt: skip
     _apply(mlflow, registered.version, decision)
-    _record_in_mlflow(mlflow, registered, report, decision, dataset.version)
+    _record_in_mlflow(mlflow, registered, report, decision, dataset.version, measured, gated)
     context.log.info(f"{report.summary}. {decision.reason()}")
     metadata = {
         "model_version": dg.MetadataValue.text(registered.label),
         "dataset_version": dg.MetadataValue.text(dataset.version),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(registered.run_id)),
         **as_metadata(report.report),
+        **_gate_metadata(measured, gated, config),
     }
     return dg.MaterializeResult(
         metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config, report.score_name), **handed}
@@ -132,14 +154,78 @@ def _newest_model(mlflow: MLflowResource, kind: TaskKind) -> tuple[RegisteredMod
 
 
 def _record_in_mlflow(
-    mlflow: MLflowResource, registered: RegisteredModel, report: TestSplitReport, decision: promotion.Decision, dataset: str
+    mlflow: MLflowResource,
+    registered: RegisteredModel,
+    report: TestSplitReport,
+    decision: promotion.Decision,
+    dataset: str,
+    measured: gates.Measurements | None,
+    gated: gates.GateResult,
 ) -> None:
-    """The test report on the model's MLflow run; the report's tags and the decision on its model version."""
-    mlflow.log_to_run(registered.run_id, metrics=report.metrics, params={"test_dataset_version": dataset},
+    """The test report and the gates' figures on the model's MLflow run; the report's tags, the figures, the gates'
+    verdict and the decision on its model version."""
+    figures = measured.figures() if measured is not None else {}
+    mlflow.log_to_run(registered.run_id, metrics={**report.metrics, **figures}, params={"test_dataset_version": dataset},
                       files=report.files, texts=report.texts)  # fmt: skip
     tags = {**report.tags, "test_dataset_version": dataset, "promotion": decision.alias,
-            "promotion_reason": decision.reason()}  # fmt: skip
+            "promotion_reason": decision.reason(), "release_gates": gated.summary(),
+            **{k: f"{v:g}" if k.startswith("latency_") else str(int(v)) for k, v in figures.items()}}  # fmt: skip
     mlflow.set_version_tags(registered.version, tags)
+
+
+def _measure(loaded: LoadedModel, config: ModelEvaluationConfig) -> gates.Measurements | None:
+    """Size and batch-1 latency of an image classifier (CPU; GPU too when CUDA is present, unless the evaluation
+    runs on ``device: cpu``); None for a kind's own model (its trainer predicts, not measured here)."""
+    if loaded.config is None:
+        return None
+    shape = (loaded.config.channels, loaded.config.image_size, loaded.config.image_size)
+    gpu = False if config.device == "cpu" else None
+    return gates.measure(loaded.model, shape, warmup=config.latency_warmup, runs=config.latency_runs, gpu=gpu)
+
+
+def _gate_settings(config: ModelEvaluationConfig) -> gates.GateSettings:
+    try:
+        return gates.GateSettings(config.max_latency_ms_p95, config.max_size_ratio_to_baseline, config.size_baseline)
+    except ValueError as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def _size_baseline(mlflow: MLflowResource, candidate: LoadedModel, config: ModelEvaluationConfig) -> gates.Baseline | None:
+    """The size gate's baseline: its recorded ``state_dict_bytes`` tag, else measured from its checkpoint. None when
+    the gate is off, or the baseline is the champion and there is none (or it is the candidate itself)."""
+    if config.max_size_ratio_to_baseline is None:
+        return None
+    settings = _gate_settings(config)
+    if settings.size_baseline == gates.CHAMPION_BASELINE:
+        reference = mlflow.champion()
+        if reference is None or reference.version == candidate.registered.version:
+            return None
+    else:
+        number = int(settings.size_baseline)
+        reference = next((v for v in mlflow.registered_versions() if v.version == number), None)
+        if reference is None:
+            raise dg.Failure(f"size_baseline {number}: no version {number} of {mlflow.registered_model_name}")
+    recorded = reference.tag_float("state_dict_bytes")
+    if recorded is None:  # evaluated before the gates were measured
+        loaded = mlflow.load_model(reference)
+        if loaded.config is None:
+            return None
+        recorded = gates.model_size(loaded.model).state_dict_bytes
+    return gates.Baseline(reference.label, int(recorded))
+
+
+def _gate_metadata(
+    measured: gates.Measurements | None, gated: gates.GateResult, config: ModelEvaluationConfig
+) -> dict[str, Any]:
+    """The figures the gates read (``latency_cpu_p95_ms``, ``state_dict_bytes``, ...), the budgets and the verdict."""
+    metadata: dict[str, Any] = {
+        "release_gates": dg.MetadataValue.text(gated.summary()),
+        "max_latency_ms_p95": dg.MetadataValue.text(str(config.max_latency_ms_p95)),
+        "max_size_ratio_to_baseline": dg.MetadataValue.text(str(config.max_size_ratio_to_baseline)),
+    }
+    for key, value in (measured.figures() if measured is not None else {}).items():
+        metadata[key] = dg.MetadataValue.float(value) if key.startswith("latency_") else dg.MetadataValue.int(int(value))
+    return metadata
 
 
 def _predict(loaded: LoadedModel, paths: list[str], config: ModelEvaluationConfig) -> tuple[Any, list[int]]:
@@ -157,9 +243,10 @@ def _decide(
     paths: list[str],
     scoring: promotion.ScoringSet,
     config: ModelEvaluationConfig,
+    gated: gates.GateResult,
 ) -> promotion.Decision:
     """The champion rule on the kind's test score at each model's own thresholds, with the champion re-scored on
-    the same items (never a number from another split)."""
+    the same items (never a number from another split), and the release gates' failures."""
 
     def scored(loaded: LoadedModel, probs: Any, failed: list[int]) -> tuple[float, int]:
         return promotion.score(probs, scoring, failed, lambda p, t: kind.test_score(p, t, loaded.thresholds))
@@ -193,6 +280,7 @@ def _decide(
         tolerance=config.promotion_tolerance,
         comparable=comparable,
         metric=kind.test_metric.label,
+        gate_failures=gated.failures,
     )
 
 

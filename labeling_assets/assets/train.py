@@ -43,6 +43,7 @@ from labeling_assets.core.training.config import (
     MIN_STEPS_PER_EPOCH,
     Backbone,
     CompileMode,
+    HeadKind,
     LossKind,
     MultiLabelLoss,
     PosWeightKind,
@@ -198,6 +199,11 @@ class TrainedModelConfig(dg.Config):
     """The run's settings; every default is core's ``TrainConfig`` default (one source of truth)."""
 
     backbone: Backbone = DEFAULTS.backbone
+    head: HeadKind = Field(
+        default=DEFAULTS.head,
+        description="attention: multi-head self-attention over the final feature map instead of the pooled "
+        "linear layer (backbone efficientnet_b0 only; docs/model.md).",
+    )
     epochs: int = DEFAULTS.epochs
     batch_size: int = Field(default=DEFAULTS.batch_size, description="Lowered for small training sets.")
     lr: float = DEFAULTS.lr

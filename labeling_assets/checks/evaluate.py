@@ -41,6 +41,7 @@ _DECISION_KEYS = (
     "gold_test_items",
     "min_gold_test_items",
     "promotion_tolerance",
+    "release_gates",
 )
 
 

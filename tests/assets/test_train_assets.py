@@ -212,7 +212,9 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
         "ops": {
             "training_tensors": {"config": TENSORS_CONFIG},
             "trained_model": {"config": TRAIN_CONFIG},
-            "model_evaluation": {"config": {"device": "cpu"}},
+            # The size gate against the champion: the first model has none to be measured against; the second,
+            # the same small CNN, is 100% of it and must stay challenger whatever it scores.
+            "model_evaluation": {"config": {"device": "cpu", "max_size_ratio_to_baseline": 0.5, "latency_runs": 5}},
         }
     }
     for seed in (0, 1):
@@ -245,7 +247,10 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     champion = mlflow.champion()
     assert champion is not None
     assert champion.label == evaluation["champion_model_version"]
-    assert champion.version == (2 if evaluation["promoted"] else 1)
+    assert champion.version == 1 and not evaluation["promoted"] and evaluation["alias"] == "challenger"
+    assert evaluation["release_gates"].startswith("failed: size") and "100% of the baseline" in evaluation["release_gates"]
+    assert evaluation["latency_cpu_p95_ms"] >= evaluation["latency_cpu_p50_ms"] > 0.0
+    assert evaluation["state_dict_bytes"] > evaluation["parameter_bytes"] > 0
     assert evaluation["test_items"] == len(frame) - tensors["train_images"] - tensors["val_images"]
     assert 0.0 <= evaluation["test_macro_f1"] <= 1.0 and "confusion matrix" in evaluation["confusion_matrix"]
     check_results = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -277,6 +282,12 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     assert [v.version for v in versions] == [2, 1]
     assert versions[0].tags["dataset_version"] == version
     assert versions[0].tag_float("test_macro_f1") == pytest.approx(evaluation["test_macro_f1"], abs=1e-5)
+    # The gates' figures and verdict travel with the version: the tags, and metrics on its run.
+    assert versions[0].tags["promotion"] == "challenger" and versions[0].tags["release_gates"] == evaluation["release_gates"]
+    assert "release gates" in versions[0].tags["promotion_reason"]
+    assert versions[0].tags["state_dict_bytes"] == str(evaluation["state_dict_bytes"])
+    assert versions[1].tags["release_gates"].startswith("passed (no size baseline")
+    assert runs[-1].data.metrics["latency_cpu_p95_ms"] == pytest.approx(evaluation["latency_cpu_p95_ms"])
     artifacts = {a.path for a in client.list_artifacts(versions[0].run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in artifacts
 
@@ -505,7 +516,7 @@ def test_the_run_config_and_the_command_line_take_every_default_from_train_confi
     assert DEFAULTS.batch_size == 128  # the asset's default since the first release (the CLI said 256)
     # The run config's field names are a public interface: renaming one breaks saved run configs.
     assert set(TrainedModelConfig.model_fields) == {
-        "backbone", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler",
+        "backbone", "head", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler",
         "class_weighted_loss", "device", "compile", "weights_path", "hflip", "seed", "cpu_threads", "targets",
         "nproc_per_node", "multi_label_loss", "pos_weight", "multi_label_sampler", "trainer_settings",
     }  # fmt: skip

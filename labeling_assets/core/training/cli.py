@@ -26,6 +26,7 @@ from labeling_assets.core.training.config import (
     DEFAULTS,
     Backbone,
     CompileMode,
+    HeadKind,
     LossKind,
     MultiLabelLoss,
     PosWeightKind,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", required=True, help="folder with meta.json and train/val .npy files")
     parser.add_argument("--out", default="model.pt", help="checkpoint to write (default: model.pt)")
     _choice(parser, "backbone", Backbone)
+    _choice(parser, "head", HeadKind, "attention: self-attention over the final feature map (efficientnet_b0 only)")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     parser.add_argument("--lr", type=float, default=DEFAULTS.lr)

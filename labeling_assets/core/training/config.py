@@ -22,6 +22,10 @@ MultiLabelLoss = Literal["bce", "focal", "asl", "bce_focal"]
 # effective numbers, or none.
 PosWeightKind = Literal["inverse_frequency", "effective_number", "none"]
 CompileMode = Literal["auto", "on", "off"]
+# What turns the backbone's last feature map into logits: its own pooled linear layer, or multi-head
+# self-attention over the map's positions (efficientnet_b0 only; core/training/attention.py).
+HeadKind = Literal["linear", "attention"]
+ATTENTION_BACKBONES = ("efficientnet_b0",)
 
 BACKBONES: tuple[str, ...] = tuple(name for name in get_args(Backbone) if name != "auto")
 # Below this size ImageNet backbones downsample the picture to almost nothing (ResNet's stem alone
@@ -56,6 +60,7 @@ class TrainConfig:
 
     num_classes: int
     backbone: Backbone = "auto"  # auto: small_cnn below 64 px, resnet18 otherwise
+    head: HeadKind = "linear"  # attention: self-attention over the feature map (efficientnet_b0 only)
     image_size: int = 224
     channels: int = 3
     epochs: int = 20
@@ -125,7 +130,7 @@ LEGACY_KIND_FLAG = "multi_label"
 
 # The run settings both front ends (the trained_model run config, the command line) carry under these names.
 RUN_SETTINGS = (
-    "backbone", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler", "multi_label_loss",
+    "backbone", "head", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler", "multi_label_loss",
     "pos_weight", "multi_label_sampler", "class_weighted_loss", "device", "compile", "weights_path", "seed",
 )
 
@@ -166,6 +171,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} requested but CUDA is not available on this machine")
     return resolved
+
+
+def check_head(head: str, backbone: str) -> None:
+    """A clear error before any training when ``head`` cannot go on the (resolved) ``backbone``."""
+    if head == "attention" and backbone not in ATTENTION_BACKBONES:
+        raise ValueError(
+            f"head 'attention' needs backbone {' or '.join(ATTENTION_BACKBONES)}, not {backbone!r}"
+        )
+    if head not in get_args(HeadKind):
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(get_args(HeadKind))}")
 
 
 def resolve_backbone(backbone: str, image_size: int) -> Backbone:

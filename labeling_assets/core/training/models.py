@@ -13,7 +13,8 @@ import torch
 import torchvision
 from torch import nn
 
-from labeling_assets.core.training.config import BACKBONES, TrainConfig, resolve_backbone
+from labeling_assets.core.training.attention import EfficientNetAttention
+from labeling_assets.core.training.config import BACKBONES, TrainConfig, check_head, resolve_backbone
 from labeling_assets.core.training.types import AnyArray
 
 
@@ -125,15 +126,28 @@ def _load_local_weights(model: nn.Module, weights_path: str) -> list[str]:
 
 
 def build_backbone(
-    name: str, num_classes: int, in_channels: int = 3, weights_path: str | None = None
+    name: str,
+    num_classes: int,
+    in_channels: int = 3,
+    weights_path: str | None = None,
+    *,
+    head: str = "linear",
+    image_size: int = 224,
 ) -> nn.Module:
-    """A torchvision (or small) backbone with a ``num_classes`` head, built without downloading anything."""
+    """A torchvision (or small) backbone with a ``num_classes`` head, built without downloading anything.
+
+    ``head="attention"``: efficientnet_b0's features with the self-attention head (core/training/attention.py)
+    instead of its pooled linear classifier; ``image_size`` sizes that head's positional embedding.
+    """
+    check_head(head, name)
     if name == "small_cnn":
         model: nn.Module = SmallCNN(in_channels, num_classes)
         if weights_path:
             _load_local_weights(model, weights_path)
         return model
-    if name == "resnet18":
+    if head == "attention":
+        model = EfficientNetAttention(num_classes, image_size)
+    elif name == "resnet18":
         model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     elif name == "efficientnet_b0":
         model = torchvision.models.efficientnet_b0(weights=None, num_classes=num_classes)
@@ -153,7 +167,9 @@ def build_model(
 ) -> Classifier:
     """The classifier for ``config`` (backbone resolved, input channels adapted, normalisation built in)."""
     name = resolve_backbone(config.backbone, config.image_size)
-    backbone = build_backbone(name, config.num_classes, config.channels, config.weights_path)
+    backbone = build_backbone(
+        name, config.num_classes, config.channels, config.weights_path, head=config.head, image_size=config.image_size
+    )
     return Classifier(
         backbone,
         mean if mean is not None else [0.5] * config.channels,

@@ -27,7 +27,8 @@ MIN_GOLD_TEST_ITEMS = 30
 PROMOTION_TOLERANCE = 0.01
 
 Basis = Literal["gold", "consensus"]
-Outcome = Literal["first", "already_champion", "not_comparable", "not_worse", "worse"]
+# failed_gates: it would have been promoted, but a release gate (core/training/gates.py) holds it back.
+Outcome = Literal["first", "already_champion", "not_comparable", "not_worse", "worse", "failed_gates"]
 
 
 @dataclass(frozen=True)
@@ -101,17 +102,30 @@ class Decision:
     n_items: int
     tolerance: float
     metric: str = "macro-F1"  # what both scores are (the kind's test score)
+    gate_failures: tuple[str, ...] = ()  # the release gates it failed, one sentence each
 
     @property
     def promote(self) -> bool:
-        return self.outcome != "worse"
+        return self.outcome not in ("worse", "failed_gates")
 
     @property
     def alias(self) -> Literal["champion", "challenger"]:
         return "champion" if self.promote else "challenger"
 
     def reason(self) -> str:
-        """One sentence naming both models, both scores, the scoring basis and the number of items."""
+        """One sentence naming both models, both scores, the scoring basis and the number of items (and the
+        release gates it failed)."""
+        gates = "; ".join(self.gate_failures)
+        if self.outcome == "failed_gates":
+            mine = f"{self.candidate} scores {self.candidate_score:.4f} {self.metric} on {self.n_items} {self.basis}-labeled test items"
+            if self.champion_score is not None:
+                mine += f", the champion {self.champion} {self.champion_score:.4f} on the same items"
+            kept = f"{self.champion} stays champion" if self.champion else "there is no champion yet"
+            return f"{mine}, but it fails the release gates ({gates}): registered as challenger, never promoted; {kept}"
+        said = self._score_reason()
+        return f"{said}. It also fails the release gates ({gates})" if gates else said
+
+    def _score_reason(self) -> str:
         scored = f"{self.metric} on {self.n_items} {self.basis}-labeled test items"
         mine = f"{self.candidate} scores {self.candidate_score:.4f} {scored}"
         if self.outcome == "first":
@@ -143,8 +157,10 @@ def decide(
     tolerance: float = PROMOTION_TOLERANCE,
     comparable: bool = True,
     metric: str = "macro-F1",
+    gate_failures: Sequence[str] = (),
 ) -> Decision:
-    """The champion rule: promote unless the champion scores more than ``tolerance`` higher.
+    """The champion rule: promote unless the champion scores more than ``tolerance`` higher or the candidate
+    fails a release gate (``gate_failures``, from core.training.gates: a gated model is never promoted).
 
     Args:
         candidate, champion: model labels (``name/version``); champion None when there is none yet.
@@ -163,6 +179,8 @@ def decide(
     else:
         outcome = "worse"
     compared = outcome in ("not_worse", "worse", "already_champion")
+    if gate_failures and outcome in ("first", "not_comparable", "not_worse"):
+        outcome = "failed_gates"
     return Decision(
         outcome=outcome,
         candidate=candidate,
@@ -173,4 +191,5 @@ def decide(
         n_items=n_items,
         tolerance=tolerance,
         metric=metric,
+        gate_failures=tuple(gate_failures),
     )
