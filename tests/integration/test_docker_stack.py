@@ -1,13 +1,18 @@
 """The team deployment in docker/: what can be checked without a Docker daemon.
 
-The compose file and its environment must agree, and docker/dagster.yaml must load as a real Dagster
-instance on PostgreSQL (dagster-postgres against the server on 127.0.0.1:5432) that records a real
-materialization of the pipeline.
+The compose file is read by a real Docker Compose (``docker compose config``, Compose v2 from
+scripts/install_compose.sh, which scripts/test runs) and must agree with its environment and the code (the
+webhook receiver, the alert variables); docker/dagster.yaml must load as a real Dagster instance on PostgreSQL
+(dagster-postgres against the server on 127.0.0.1:5432) that records a real materialization of the pipeline.
 """
 
+import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -41,6 +46,7 @@ def test_the_compose_file_defines_the_whole_stack_with_healthchecks() -> None:
         "dagster-daemon",
         "proxy",  # profile "proxy", off by default (tests/security/test_compose_exposure.py)
         "raw-store-init",  # makes raw/ in the data volume, the only part Label Studio mounts
+        "webhooks",  # the receiver of Label Studio's webhooks, in Label Studio's network namespace
     }
     for name, service in services.items():
         # The daemon has no port to probe (it depends on healthy services); the init exits once done.
@@ -53,6 +59,57 @@ def test_the_compose_file_defines_the_whole_stack_with_healthchecks() -> None:
     root = services["labelstudio"]["environment"]["LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"]
     assert (mount["source"], mount["target"], mount["volume"]["subpath"]) == ("labeling-assets-data", f"{root}/raw", "raw")
     assert not [v for v in services["labelstudio"]["volumes"] if isinstance(v, str) and "labeling-assets-data" in v]
+
+
+def _docker_compose() -> list[str]:
+    """Docker Compose v2: scripts/install_compose.sh's, else the docker CLI's plugin. Debian's docker-compose 1.29.2
+    cannot read the file (no top-level ``name``, no volume ``subpath``)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "labeling-assets"
+    installed = sorted(cache.glob("compose-*/bin/docker-compose-v2"))
+    if installed:
+        return [str(installed[-1])]
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    pytest.fail("no Docker Compose v2 here: run scripts/install_compose.sh (scripts/test does)")
+
+
+def _config(*profile: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [*_docker_compose(), "-f", str(DOCKER / "docker-compose.yml"), "--env-file", str(DOCKER / ".env.example"),
+         *profile, "config", "--format", "json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def test_docker_compose_config_reads_the_stack_as_the_code_expects_it() -> None:
+    from labeling_assets.resources.alerts import DAGSTER_URL_VAR, SMTP_VARS, WEBHOOK_VAR
+    from labeling_assets.resources.labelstudio import WEBHOOK_SECRET_VAR, WEBHOOK_URL_VAR
+
+    plain, proxied = _config(), _config("--profile", "proxy")
+    assert "proxy" not in plain["services"] and "proxy" in proxied["services"]
+    services = plain["services"]
+    receiver = services["webhooks"]
+    assert receiver["network_mode"] == "service:labelstudio"  # Label Studio posts to its own loopback
+    assert receiver["command"][:3] == ["labeling-assets", "webhooks", "serve"]
+    port = receiver["command"][receiver["command"].index("--port") + 1]
+    for name in ("user-code", "dagster-daemon"):
+        env = services[name]["environment"]
+        assert env[WEBHOOK_URL_VAR] == f"http://127.0.0.1:{port}/labelstudio", name
+        assert env[WEBHOOK_SECRET_VAR] == receiver["environment"][WEBHOOK_SECRET_VAR] == "change-me"
+        assert {WEBHOOK_VAR, DAGSTER_URL_VAR, *SMTP_VARS.values()} <= set(env), name
+        assert env[WEBHOOK_VAR] == "" and env[SMTP_VARS["smtp_host"]] == ""  # alerts off until set
+    # Label Studio's SSRF guard: loopback allowed, every other default banned subnet still banned.
+    from labeling_assets.local.labelstudio import BANNED_SUBNETS_BUT_LOOPBACK
+
+    ls_env = services["labelstudio"]["environment"]
+    assert ls_env["USE_DEFAULT_BANNED_SUBNETS"] == "false"
+    assert ls_env["USER_ADDITIONAL_BANNED_SUBNETS"].split(",") == list(BANNED_SUBNETS_BUT_LOOPBACK)
+    assert {(p["host_ip"], str(p["target"])) for p in services["labelstudio"]["ports"]} == {
+        ("127.0.0.1", "8080"), ("127.0.0.1", port)
+    }  # fmt: skip
 
 
 def test_every_variable_the_compose_file_uses_is_in_the_env_example() -> None:
