@@ -31,7 +31,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "touched_tasks_sensor syncs just those tasks. The shared secret: $LABELING_ASSETS_WEBHOOK_SECRET.",
     )
     w_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    s = w_sub.add_parser("serve", help="serve the receiver in the foreground (POST /labelstudio, GET /health)")
+    s = w_sub.add_parser("serve", help="serve the receiver in the foreground (POST /labelstudio, GET /health, GET /stats)")
     s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     s.set_defaults(func=cmd_serve)

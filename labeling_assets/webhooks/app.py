@@ -5,7 +5,11 @@ secret header, 413 over ``max_body`` bytes, 400 when the body is not an event (o
 secret or the body); otherwise the touched task ids are appended to the store's ``webhook_inbox`` (one small
 transaction) and 200 comes back: the sync itself is the annotation sensor's business, seconds later. A store
 that cannot be written answers 503 and one line: the incremental poll still brings the change in.
-``GET /health``: 200 when the process runs.
+``GET /health``: 200 when the process runs (no secret: a load balancer's probe).
+``GET /stats``: the loop at a glance as JSON for a team's dashboard (``core/store/status.py``: items by status, open
+tasks, backlog, labelers with their gate figures and pauses, the current dataset version, the champion). It needs
+the same secret header as the webhook: it names the labelers and why a gate paused them. 503 when the store
+cannot be read.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from labeling_assets.core.labelstudio.webhooks import (
     touched_by,
 )
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store.status import loop_stats
 from labeling_assets.core.store.webhook_inbox import record_touched
 
 log = logging.getLogger("labeling_assets.webhooks")
 MAX_BODY_BYTES = 1 << 20  # a Label Studio event with its task and project is a few KB; a batch delete ids only
 PATH = "/labelstudio"
+STATS_PATH = "/stats"
 
 
 class _TooLarge(Exception):
@@ -83,7 +89,24 @@ def create_app(store: LabelStore, secret: str, *, max_body: int = MAX_BODY_BYTES
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route(PATH, receive, methods=["POST"]), Route("/health", health, methods=["GET"])])
+    async def stats(request: Request) -> JSONResponse:
+        if not secret_matches(request.headers.get(SECRET_HEADER), secret):
+            log.warning("stats refused from %s: no or wrong %s header", _peer(request), SECRET_HEADER)
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            body = await run_in_threadpool(loop_stats, store)
+        except Exception as exc:  # the store is down or not migrated: one line, no traceback to the caller
+            log.error("stats not read: %s", one_line(str(exc), 200))
+            return JSONResponse({"error": "store unavailable"}, status_code=503)
+        return JSONResponse(body)
+
+    return Starlette(
+        routes=[
+            Route(PATH, receive, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route(STATS_PATH, stats, methods=["GET"]),
+        ]
+    )
 
 
 def _peer(request: Request) -> str:
