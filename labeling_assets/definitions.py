@@ -35,6 +35,7 @@ from labeling_assets.jobs import (
     spot_check_job,
     store_backup_job,
     train_job,
+    webhook_collect_job,
 )
 from labeling_assets.resources.alerts import AlertsResource
 from labeling_assets.resources.image_source import ImageSourceResource
@@ -140,6 +141,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             ingest_job,
             queue_job,
             collect_job,
+            webhook_collect_job,
             dataset_job,
             train_job,
             prelabel_job,

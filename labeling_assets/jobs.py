@@ -5,7 +5,15 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 from pydantic import Field
 
 from labeling_assets import env
-from labeling_assets.constants import GROUP_EVALUATE, GROUP_QUALITY, GROUP_QUEUE, GROUP_REVIEW, GROUP_TRAIN
+from labeling_assets.constants import (
+    GROUP_COLLECT,
+    GROUP_CONSENSUS,
+    GROUP_EVALUATE,
+    GROUP_QUALITY,
+    GROUP_QUEUE,
+    GROUP_REVIEW,
+    GROUP_TRAIN,
+)
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
 from labeling_assets.partitions import labelers
@@ -35,6 +43,19 @@ collect_job = dg.define_asset_job(
         - dg.AssetSelection.groups(GROUP_QUALITY, GROUP_REVIEW, GROUP_TRAIN, GROUP_EVALUATE)
     ),
     description="Pull new, edited and deleted Label Studio annotations into the store, then refresh what depends on them.",
+)
+
+# What an annotation's consensus needs, for the tasks Label Studio's webhooks named (touched_tasks_sensor): the
+# sync and the consensus, nothing after. Adjudications (a read of the review project), splits and exports take
+# seconds each and no annotation's consensus waits on them: they follow on annotation_sensor's collect_job, which
+# the same change in Label Studio launches at the next poll. By group, as collect_job: Definitions without
+# consensus_labels (tests of the sync alone) resolve it to the annotations step.
+webhook_collect_job = dg.define_asset_job(
+    "webhook_collect_job",
+    selection=dg.AssetSelection.assets("annotations").downstream(depth=1)
+    & dg.AssetSelection.groups(GROUP_COLLECT, GROUP_CONSENSUS),
+    description="Sync just the Label Studio tasks the webhooks named and refresh consensus (expert reviews, splits "
+    "and exports follow on collect_job's poll).",
 )
 
 # The queue group downstream of labeling_tasks (labeling_guidelines where the definitions hold it): a selection by

@@ -68,6 +68,23 @@ def id_after(task_id: int) -> dict[str, Any]:
     return {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": int(task_id)}
 
 
+def id_before(task_id: int) -> dict[str, Any]:
+    """Data-manager filter: the task id is less than ``task_id``."""
+    return {"filter": "filter:tasks:id", "operator": "less", "type": "Number", "value": int(task_id)}
+
+
+def id_ranges(ids: Sequence[int], *, max_gap: int = 16, max_span: int = 200) -> list[tuple[int, int]]:
+    """Sorted distinct ``ids`` as (low, high) runs: a gap over ``max_gap`` or a span over ``max_span`` starts a new
+    run, so a run's page holds few tasks that were not asked for."""
+    out: list[tuple[int, int]] = []
+    for task_id in sorted(set(ids)):
+        if out and task_id - out[-1][1] <= max_gap and task_id - out[-1][0] < max_span:
+            out[-1] = (out[-1][0], task_id)
+        else:
+            out.append((task_id, task_id))
+    return out
+
+
 def remote_annotations(task: dict[str, Any], kind: "TaskKind") -> list[RemoteAnnotation]:
     """The annotations of one task as Label Studio returns it (export or task list with ``fields=all``), each
     result read by ``kind`` (the project's config's: :meth:`LabelStudioClient.answer_kind`). A result that holds
@@ -667,10 +684,34 @@ class LabelStudioClient:
 
     def tasks_by_id(self, project_ids: Sequence[int], task_ids: Sequence[int]) -> tuple[dict[int, list[RemoteTask]], set[int]]:
         """The tasks ``task_ids`` as Label Studio holds them now, by project (only ``project_ids``: a task of
-        another project is left out), each with all of its current annotations; and the ids it no longer has (404).
+        another project is left out), each with all of its current annotations; and the ids none of these projects
+        holds (deleted, or another project's: callers count a task gone only where the store holds it live).
 
-        One request per task: for the few tasks a webhook names, cheaper than a scan of every changed task.
+        The ids the webhooks name come in runs (a crowd answers neighbouring tasks): each run of close ids is one
+        page of the data manager's list (the poll's request, with an id range), not one request per task; with
+        many projects (blind mode) and few tasks, one request per task is fewer.
         """
+        wanted = {int(t) for t in task_ids}
+        ranges = id_ranges(sorted(wanted))
+        if len(project_ids) * len(ranges) > len(wanted):
+            return self._tasks_one_by_one(project_ids, sorted(wanted))
+        found: dict[int, list[RemoteTask]] = {}
+        seen: set[int] = set()
+        for project_id in project_ids:
+            kind = self.answer_kind(project_id)
+            for low, high in ranges:
+                query = data_manager_query([id_after(low - 1), id_before(high + 1)])
+                for task in self._task_page(project_id, page_size=high - low + 1, fields="all", query=query):
+                    task_id = int(task["id"])
+                    if task_id in seen or task_id not in wanted:
+                        continue
+                    seen.add(task_id)
+                    found.setdefault(int(project_id), []).append(
+                        RemoteTask(task_id, task.get("updated_at"), tuple(remote_annotations(task, kind)), task.get("created_at"))
+                    )
+        return found, wanted - seen
+
+    def _tasks_one_by_one(self, project_ids: Sequence[int], task_ids: Sequence[int]) -> tuple[dict[int, list[RemoteTask]], set[int]]:
         kinds: dict[int, TaskKind] = {}
         found: dict[int, list[RemoteTask]] = {}
         gone: set[int] = set()

@@ -1,33 +1,36 @@
-"""touched_tasks_sensor: the tasks Label Studio's webhooks named -> a collect run that syncs just them, in seconds.
+"""touched_tasks_sensor: the tasks Label Studio's webhooks named -> a run that syncs just them, in seconds.
 
 The receiver (``labeling-assets webhooks serve``) records the touched task ids in the store's ``webhook_inbox``;
-this sensor reads the rows no sync has consumed yet (one small query, every 5 s: the daemon's shortest loop) and
-asks collect_job for those tasks. ``annotation_sensor``'s poll stays as it was: a lost webhook (receiver down,
-Label Studio restarted) costs latency, never an annotation, and any committed poll consumes the rows it covered.
+this sensor reads the rows no sync has consumed yet (one small query on each of the daemon's 5 s loops) and asks
+webhook_collect_job for those tasks: their sync and consensus only (expert reviews, splits and exports follow on
+the poll's collect_job). ``annotation_sensor``'s poll stays as it was: a lost webhook (receiver down, Label Studio
+restarted) costs latency, never an annotation, and any committed poll consumes the rows it covered.
 """
 
 import dagster as dg
 
 from labeling_assets.core.store.webhook_inbox import pending
-from labeling_assets.jobs import collect_job
+from labeling_assets.jobs import webhook_collect_job
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import runs
 
-WEBHOOK_CHECK_SECONDS = 5  # the daemon evaluates sensors at most every 5 s (dagster's MIN_INTERVAL_LOOP_TIME)
+# Under the daemon's 5 s loop (dagster's MIN_INTERVAL_LOOP_TIME), so the sensor is evaluated on every loop: the loop
+# shuffles its sensors, and with an interval of 5 a tick that came 4.9 s after the last one waited a loop more.
+WEBHOOK_CHECK_SECONDS = 1
 
 
 @dg.sensor(
-    job=collect_job,
+    job=webhook_collect_job,
     minimum_interval_seconds=WEBHOOK_CHECK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Label Studio's webhooks named changed tasks: runs collect (+ downstream) for just those tasks.",
+    description="Label Studio's webhooks named changed tasks: syncs just those tasks and refreshes consensus.",
 )
 def touched_tasks_sensor(context: dg.SensorEvaluationContext, label_store: LabelStoreResource) -> dg.SensorResult | dg.SkipReason:
     """Cursor = the last inbox row already asked for: each row is asked for once (run key ``touched-<row>``).
 
     Rows whose run failed stay unconsumed; the poll's next committed collect consumes them (it reads every change),
-    so a failure costs latency and never relaunches in a loop. While a collect run waits to start, nothing is
-    launched: it will read a snapshot taken when it runs.
+    so a failure costs latency and never relaunches in a loop. While a webhook run waits to start, nothing is
+    launched (runs would pile up behind the sync pool): the next tick after it starts asks for what came since.
     """
     try:
         found = pending(label_store.get_store())
@@ -36,9 +39,9 @@ def touched_tasks_sensor(context: dg.SensorEvaluationContext, label_store: Label
     last = int(context.cursor or 0)
     if found is None or found.through_id <= last:
         return dg.SkipReason("no new webhook events")
-    waiting = runs.in_flight(context.instance, collect_job.name, statuses=runs.WAITING)
+    waiting = runs.in_flight(context.instance, webhook_collect_job.name, statuses=runs.WAITING)
     if waiting:
-        return dg.SkipReason(f"collect run {waiting[0]} has not started yet: it will sync these tasks")
+        return dg.SkipReason(f"webhook run {waiting[0]} has not started yet: these tasks follow once it has")
     if not found.task_ids:  # e.g. annotations deleted before any sync stored them: nothing of ours to read
         return dg.SensorResult(skip_reason=dg.SkipReason("webhook events name no stored task"), cursor=str(found.through_id))
     config = {"task_ids": list(found.task_ids), "inbox_through": found.through_id}
@@ -47,7 +50,9 @@ def touched_tasks_sensor(context: dg.SensorEvaluationContext, label_store: Label
             dg.RunRequest(
                 run_key=f"touched-{found.through_id}",
                 run_config={"ops": {"annotations": {"config": config}}},
-                tags={runs.TRIGGER_TAG: f"webhooks named {len(found.task_ids)} tasks ({found.rows} events)"[:200]},
+                # Ahead of other queued runs (Dagster's run queue launches higher priorities first): a labeler waits.
+                tags={runs.TRIGGER_TAG: f"webhooks named {len(found.task_ids)} tasks ({found.rows} events)"[:200],
+                      "dagster/priority": "1"},
             )
         ],
         cursor=str(found.through_id),

@@ -44,3 +44,13 @@ def test_registration_creates_once_keeps_a_match_updates_a_change_and_deletes_du
     assert (kept.create, kept.update_id, kept.keep_id, kept.delete_ids) == (False, None, 10, (12,))
     rotated = plan_webhook([{**same, "headers": {SECRET_HEADER: "old"}}], want)
     assert (rotated.create, rotated.update_id) == (False, 10)
+
+
+def test_the_ids_webhooks_name_are_read_in_runs_of_close_ids() -> None:
+    """One data-manager page per run (labeling_assets.resources.labelstudio.tasks_by_id), not a request per task."""
+    from labeling_assets.resources.labelstudio import id_ranges
+
+    assert id_ranges([]) == []
+    assert id_ranges([7, 3, 4, 5, 5]) == [(3, 7)]  # sorted, distinct, gaps up to 16 joined
+    assert id_ranges([1, 17, 34]) == [(1, 17), (34, 34)]  # a gap of 17 starts a new run
+    assert id_ranges(list(range(1, 451, 10))) == [(1, 191), (201, 391), (401, 441)]  # a run spans under 200 ids

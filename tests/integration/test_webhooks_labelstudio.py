@@ -1,11 +1,12 @@
 """Webhooks against the real Label Studio: the queue registers the project's webhook (once, however often it
 runs), an annotation saved through the API reaches the receiver (a real uvicorn on a free port), and the
-touched_tasks_sensor's collect run stores it and consumes the event.
+touched_tasks_sensor's run stores it and consumes the event. With the receiver stopped, the poll alone stores
+every annotation; restarted, the webhooks work again.
 """
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -15,11 +16,11 @@ from labeling_assets.assets import collect, queue
 from labeling_assets.core.labelstudio.webhooks import SECRET_HEADER
 from labeling_assets.core.store.schema import LabelStore, current_annotations_query, items_table, utcnow
 from labeling_assets.core.store.webhook_inbox import pending, pending_count
-from labeling_assets.jobs import collect_job, queue_job
+from labeling_assets.jobs import collect_job, queue_job, webhook_collect_job
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
-from labeling_assets.sensors import touched_tasks_sensor
+from labeling_assets.sensors import annotation_sensor, touched_tasks_sensor
 from labeling_assets.webhooks.serve import Running, start_in_thread
 from tests.labelstudio_server import LabelStudioServer
 
@@ -63,7 +64,7 @@ def test_an_annotation_saved_in_label_studio_is_stored_by_the_webhook_run(
         "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES),
     }
     defs = dg.Definitions(
-        assets=[queue.labeling_tasks, collect.annotations], jobs=[queue_job, collect_job],
+        assets=[queue.labeling_tasks, collect.annotations], jobs=[queue_job, collect_job, webhook_collect_job],
         sensors=[touched_tasks_sensor], resources=resources,
     )  # fmt: skip
     config = {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 10, "gold_rate": 0.0, "overlap": 1}}}}
@@ -90,10 +91,73 @@ def test_an_annotation_saved_in_label_studio_is_stored_by_the_webhook_run(
         tick = touched_tasks_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         assert isinstance(tick, dg.SensorResult) and tick.run_requests
         (request,) = tick.run_requests
-        run = defs.resolve_job_def("collect_job").execute_in_process(instance=instance, run_config=request.run_config)
+        assert request.job_name in (None, webhook_collect_job.name)
+        run = defs.resolve_job_def(webhook_collect_job.name).execute_in_process(instance=instance, run_config=request.run_config)
         assert run.success
         meta = {k: v.value for k, v in run.get_asset_materialization_events()[0].materialization.metadata.items()}
         assert (meta["sync_mode"], meta["new"], meta["webhook_events_consumed"]) == ("touched", 1, 1)
         stored = store.fetch(current_annotations_query())
         assert [(r["ls_annotation_id"], r["label"]) for r in stored] == [(annotation_id, "dog")]
+        assert pending_count(store) == 0
+
+
+def _wait_for(what: str, condition: Callable[[], object], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s: {what}"
+        time.sleep(0.2)
+
+
+def test_with_the_receiver_stopped_the_poll_stores_every_annotation_and_a_restarted_receiver_works_again(
+    label_studio: LabelStudioServer, store: LabelStore, receiver: Running, tmp_path: Path
+) -> None:
+    ls = LabelStudioResource(
+        url=label_studio.url, api_key=label_studio.token, project_title=f"webhooks-down-{tmp_path.name}",
+        webhook_url=receiver.url, webhook_secret=SECRET,
+    )
+    resources = {
+        "label_store": LabelStoreResource(url=store.url),
+        "label_studio": ls,
+        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES),
+    }
+    defs = dg.Definitions(
+        assets=[queue.labeling_tasks, collect.annotations], jobs=[queue_job, collect_job, webhook_collect_job],
+        sensors=[annotation_sensor, touched_tasks_sensor], resources=resources,
+    )  # fmt: skip
+    config = {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 10, "gold_rate": 0.0, "overlap": 1}}}}
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def("queue_job").execute_in_process(instance=instance, run_config=config).success
+        client = label_studio.client()
+        project_id = ls.find_project_id()
+        assert project_id is not None
+        first, second, third = sorted(client.task_ids(project_id))
+        me = int(client.whoami()["id"])
+        poll = annotation_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert isinstance(poll, dg.SensorResult) and poll.run_requests  # the first poll: the queue's tasks
+
+        receiver.stop()  # Label Studio's posts now find a closed port: its saves go on
+        saved = [client.create_annotation(task, "cat", completed_by=me) for task in (first, second)]
+        assert pending(store) is None  # nothing reached the store through the webhook
+        tick = annotation_sensor(dg.build_sensor_context(instance=instance, cursor=poll.cursor, resources=resources))
+        assert isinstance(tick, dg.SensorResult) and tick.run_requests
+        polled = defs.resolve_job_def(collect_job.name).execute_in_process(instance=instance, tags=tick.run_requests[0].tags)
+        assert polled.success
+        assert sorted(r["ls_annotation_id"] for r in store.fetch(current_annotations_query())) == sorted(saved)
+
+        restarted = start_in_thread(store, SECRET, port=receiver.port)  # the URL Label Studio holds
+        try:
+            again = client.create_annotation(third, "dog", completed_by=me)
+            _wait_for("the restarted receiver records the event", lambda: pending(store) is not None)
+            touched = touched_tasks_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+            assert isinstance(touched, dg.SensorResult) and touched.run_requests
+            (request,) = touched.run_requests
+            assert request.run_config["ops"]["annotations"]["config"]["task_ids"] == [third]
+            run = defs.resolve_job_def(webhook_collect_job.name).execute_in_process(
+                instance=instance, run_config=request.run_config
+            )
+            assert run.success
+        finally:
+            restarted.stop()
+        stored = {r["ls_annotation_id"]: r["label"] for r in store.fetch(current_annotations_query())}
+        assert stored == {saved[0]: "cat", saved[1]: "cat", again: "dog"}
         assert pending_count(store) == 0

@@ -1,10 +1,11 @@
-"""touched_tasks_sensor: each webhook event is asked for once, just its tasks, and never while a collect run waits."""
+"""touched_tasks_sensor: each webhook event is asked for once, just its tasks (their sync and consensus: not the
+splits and exports collect_job adds), and never while a webhook run waits to start."""
 
 import dagster as dg
 
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.store.webhook_inbox import Touched, record_touched
-from labeling_assets.jobs import collect_job
+from labeling_assets.jobs import collect_job, webhook_collect_job
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import touched_tasks_sensor
 
@@ -29,12 +30,30 @@ def test_new_events_request_one_collect_of_just_their_tasks_and_are_not_asked_fo
         assert isinstance(tick(instance, sqlite_store, first.cursor), dg.SkipReason)
 
 
-def test_while_a_collect_run_waits_to_start_nothing_is_launched(sqlite_store: LabelStore) -> None:
+def test_the_run_asked_for_is_the_sync_and_consensus_alone() -> None:
+    from definitions import defs
+
+    assert touched_tasks_sensor.job_name == webhook_collect_job.name
+    assert {k.to_user_string() for k in defs.resolve_job_def(webhook_collect_job.name).asset_layer.executable_asset_keys} == {
+        "annotations", "consensus_labels"
+    }  # fmt: skip
+
+
+def test_while_a_webhook_run_waits_to_start_nothing_is_launched_and_a_waiting_poll_does_not_hold_it(
+    sqlite_store: LabelStore,
+) -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         from definitions import defs
 
+        # A poll's collect_job waiting (behind the sync pool, say) does not hold the webhooks back.
         instance.create_run_for_job(job_def=defs.resolve_job_def(collect_job.name), status=dg.DagsterRunStatus.NOT_STARTED)
         record_touched(sqlite_store, [Touched("ANNOTATION_UPDATED", 1, ls_task_id=3)])
-        said = tick(instance, sqlite_store, None)
+        first = tick(instance, sqlite_store, None)
+        assert isinstance(first, dg.SensorResult) and first.run_requests
+        instance.create_run_for_job(
+            job_def=defs.resolve_job_def(webhook_collect_job.name), status=dg.DagsterRunStatus.NOT_STARTED
+        )
+        record_touched(sqlite_store, [Touched("ANNOTATION_UPDATED", 1, ls_task_id=4)])
+        said = tick(instance, sqlite_store, first.cursor)
         assert isinstance(said, dg.SkipReason) and "has not started yet" in (said.skip_message or "")
 
