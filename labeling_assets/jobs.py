@@ -16,6 +16,7 @@ from labeling_assets.constants import (
 )
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
+from labeling_assets.local import stack_backup
 from labeling_assets.partitions import labelers
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -116,6 +117,12 @@ class StoreBackupConfig(dg.Config):
         description=f"Backups kept under <data>/backups; empty = ${automation.BACKUP_KEEP_VAR} or "
         f"{automation.Thresholds().backup_keep}.",
     )
+    whole_stack: bool | None = Field(
+        default=None,
+        description="Also a whole-stack bundle (Label Studio, MLflow, Dagster storage, raw copies; docs/operations.md); "
+        "empty = when LABELING_ASSETS_DEPLOYMENT is local.",
+    )
+    raw: bool = Field(default=True, description="Whole-stack bundle: include the raw copies (<data>/raw).")
 
 
 @dg.op(description="A compressed, verified backup of the label store under <data>/backups; older ones pruned.")
@@ -132,9 +139,26 @@ def store_backup(
     except backup.BackupError as exc:
         raise dg.Failure(f"backup of {store!r} failed: {exc}") from exc
     context.log.info(f"backed up {store!r} to {made.path} in {made.seconds:.1f}s; removed {len(made.removed)} old")
+    whole = config.whole_stack if config.whole_stack is not None else env.deployment() == env.LOCAL
+    stack: dict[str, dg.MetadataValue] = {}
+    if whole:
+        try:
+            bundle = stack_backup.backup_stack(project.data_path / "backups", keep=keep, raw=config.raw,
+                                               stack=stack_backup.discover(project.data_path, store.url))  # fmt: skip
+        except backup.BackupError as exc:
+            raise dg.Failure(f"whole-stack backup failed: {exc}") from exc
+        parts = {p.name: p.status if p.status == "ok" else f"skipped: {p.reason}" for p in bundle.manifest.parts}
+        context.log.info(f"whole-stack bundle {bundle.bundle} ({bundle.size:,} bytes, {bundle.seconds:.1f}s): {parts}")
+        stack = {
+            "stack_bundle": dg.MetadataValue.path(str(bundle.bundle)),
+            "stack_bytes": dg.MetadataValue.int(bundle.size),
+            "stack_seconds": dg.MetadataValue.float(round(bundle.seconds, 3)),
+            "stack_parts": dg.MetadataValue.json(parts),
+        }
     return dg.Output(
         str(made.path),
         metadata={
+            **stack,
             "path": dg.MetadataValue.path(str(made.path)),
             "bytes": dg.MetadataValue.int(made.size),
             "seconds": dg.MetadataValue.float(round(made.seconds, 3)),
@@ -146,6 +170,7 @@ def store_backup(
     )
 
 
-@dg.job(description="Back up the label store (SQLite online backup or pg_dump), keeping the newest N.")
+@dg.job(description="Back up the label store (SQLite online backup or pg_dump), keeping the newest N; on a local "
+        "stack also the whole-stack bundle (Label Studio, MLflow, Dagster storage).")
 def store_backup_job() -> None:
     store_backup()

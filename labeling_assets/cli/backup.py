@@ -1,4 +1,8 @@
-"""``labeling-assets store backup|restore``: the same backup the nightly store_backup_job makes, by hand."""
+"""``labeling-assets store backup|restore``: the same backups the nightly store_backup_job makes, by hand.
+
+Without ``--all``: the label store alone (a file and its sidecar). With ``--all``: the whole stack in one bundle
+(``local/stack_backup.py``), and ``restore --all BUNDLE`` brings it back onto an empty machine.
+"""
 
 import argparse
 import sys
@@ -9,13 +13,21 @@ from labeling_assets.cli.common import label_store
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
 from labeling_assets.env import data_dir
+from labeling_assets.local import stack_backup
 
 ACTIONS = ("backup", "restore")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``store backup`` and ``store restore`` on the ``store`` parser."""
-    parser.add_argument("file", nargs="?", help="restore: the backup file (*.sqlite.gz or *.pgdump)")
+    parser.add_argument(
+        "file", nargs="?", help="restore: the backup file (*.sqlite.gz or *.pgdump), or with --all the bundle folder"
+    )
+    parser.add_argument(
+        "--all", action="store_true", dest="whole_stack", help="the whole stack: label store, Label Studio (database, "
+        "media, a JSON export), MLflow, Dagster storage and raw copies, in one bundle with a manifest"
+    )  # fmt: skip
+    parser.add_argument("--no-raw", action="store_true", help="backup --all: leave the raw copies out of the bundle")
     parser.add_argument(
         "--to", metavar="URL", help="restore: SQLAlchemy URL of an empty database (a new SQLite file, or an "
         "existing empty PostgreSQL database)"
@@ -40,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     keep = args.keep or automation.thresholds_from(env.variable).backup_keep
     folder = args.folder or data_dir() / "backups"
+    if args.whole_stack:
+        made = stack_backup.backup_stack(folder, keep=keep, raw=not args.no_raw)
+        for part in made.manifest.parts:
+            print(f"  {part.name}: " + (f"{part.bytes:,} bytes, {_counts(part.counts)}" if part.status == "ok"
+                                        else f"skipped ({part.reason})"))  # fmt: skip
+        print(f"backed up the stack to {made.bundle} ({made.size:,} bytes, {made.seconds:.1f}s); kept the newest "
+              f"{keep}, removed {len(made.removed)}")  # fmt: skip
+        return 0
     store = label_store()
     made = backup.backup_store(store, folder, keep=keep)
     print(f"backed up {store!r} to {made.path} ({made.size:,} bytes, {made.seconds:.1f}s): "
@@ -48,7 +68,20 @@ def _backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name.rsplit(':', 1)[-1]} {n:,}" for name, n in counts.items())
+
+
 def _restore(args: argparse.Namespace) -> int:
+    if args.whole_stack:
+        if not args.file:
+            print("labeling-assets store restore --all: needs the BUNDLE folder", file=sys.stderr)
+            return 2
+        manifest = stack_backup.restore_stack(Path(args.file))
+        done = [p.name for p in manifest.parts if p.status == "ok" and not p.name.startswith("labelstudio_export")]
+        print(f"restored {args.file} (taken {manifest.created_at}): {', '.join(done)}; each part's hash and counts "
+              "checked against the manifest; start Label Studio and Dagster again")  # fmt: skip
+        return 0
     if not args.file or not args.to:
         print("labeling-assets store restore: needs the backup FILE and --to URL", file=sys.stderr)
         return 2

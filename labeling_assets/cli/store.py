@@ -25,7 +25,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "action",
         choices=["migrate", "status", *backup.ACTIONS],
         help="migrate: apply pending migrations; backup: a compressed backup under <data>/backups; "
-        "restore FILE --to URL: into an empty database, verified",
+        "restore FILE --to URL: into an empty database, verified; backup --all / restore --all BUNDLE: the whole "
+        "stack (docs/operations.md)",
     )
     backup.add_arguments(p)
     p.set_defaults(func=cmd_store)

@@ -607,6 +607,14 @@ class LabelStudioClient:
             raise LabelStudioError(f"export of project {project_id} is not a list of tasks: {str(tasks)[:200]}")
         return [ann for task in tasks or [] for ann in remote_annotations(task, kind)]
 
+    def export_json(self, project_id: int) -> bytes:
+        """Label Studio's own JSON export of the project, every task included (with or without annotations): the
+        portable copy a whole-stack backup keeps (any Label Studio imports it)."""
+        with self._calling(f"GET /api/projects/{project_id}/export"):
+            return b"".join(
+                self.sdk.projects.exports.download_sync(id=project_id, export_type="JSON", download_all_tasks=True)
+            )
+
     # -- incremental sync ------------------------------------------------------------------------
     def clock_and_task_count(self, project_id: int) -> tuple[dt.datetime, int]:
         """Label Studio's clock now (the ``Date`` header; whole seconds, rounded down) and the project's task count,
