@@ -23,9 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", nargs="?", help="restore: the backup file (*.sqlite.gz or *.pgdump), or with --all the bundle folder"
     )
+    # An optional value, not a flag: argparse cannot give a positional that follows a flag (`restore --all BUNDLE`)
+    # to the optional positional FILE, which the action word before the flag has already been matched with.
     parser.add_argument(
-        "--all", action="store_true", dest="whole_stack", help="the whole stack: label store, Label Studio (database, "
-        "media, a JSON export), MLflow, Dagster storage and raw copies, in one bundle with a manifest"
+        "--all", nargs="?", const=True, default=False, dest="whole_stack", metavar="BUNDLE",
+        help="the whole stack: label store, Label Studio (database, media, a JSON export), MLflow, Dagster storage "
+        "and raw copies, in one bundle with a manifest; restore --all BUNDLE brings one back",
     )  # fmt: skip
     parser.add_argument("--no-raw", action="store_true", help="backup --all: leave the raw copies out of the bundle")
     parser.add_argument(
@@ -52,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     keep = args.keep or automation.thresholds_from(env.variable).backup_keep
     folder = args.folder or data_dir() / "backups"
+    if isinstance(args.whole_stack, str):
+        print("labeling-assets store backup --all: takes no value (the bundle goes under --folder)", file=sys.stderr)
+        return 2
     if args.whole_stack:
         made = stack_backup.backup_stack(folder, keep=keep, raw=not args.no_raw)
         for part in made.manifest.parts:
@@ -74,12 +80,13 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _restore(args: argparse.Namespace) -> int:
     if args.whole_stack:
-        if not args.file:
+        bundle = args.file or (args.whole_stack if isinstance(args.whole_stack, str) else None)
+        if not bundle:
             print("labeling-assets store restore --all: needs the BUNDLE folder", file=sys.stderr)
             return 2
-        manifest = stack_backup.restore_stack(Path(args.file))
+        manifest = stack_backup.restore_stack(Path(bundle))
         done = [p.name for p in manifest.parts if p.status == "ok" and not p.name.startswith("labelstudio_export")]
-        print(f"restored {args.file} (taken {manifest.created_at}): {', '.join(done)}; each part's hash and counts "
+        print(f"restored {bundle} (taken {manifest.created_at}): {', '.join(done)}; each part's hash and counts "
               "checked against the manifest; start Label Studio and Dagster again")  # fmt: skip
         return 0
     if not args.file or not args.to:
