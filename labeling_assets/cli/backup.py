@@ -59,12 +59,12 @@ def _backup(args: argparse.Namespace) -> int:
         print("labeling-assets store backup --all: takes no value (the bundle goes under --folder)", file=sys.stderr)
         return 2
     if args.whole_stack:
-        made = stack_backup.backup_stack(folder, keep=keep, raw=not args.no_raw)
-        for part in made.manifest.parts:
+        bundle = stack_backup.backup_stack(folder, keep=keep, raw=not args.no_raw)
+        for part in bundle.manifest.parts:
             print(f"  {part.name}: " + (f"{part.bytes:,} bytes, {_counts(part.counts)}" if part.status == "ok"
                                         else f"skipped ({part.reason})"))  # fmt: skip
-        print(f"backed up the stack to {made.bundle} ({made.size:,} bytes, {made.seconds:.1f}s); kept the newest "
-              f"{keep}, removed {len(made.removed)}")  # fmt: skip
+        print(f"backed up the stack to {bundle.bundle} ({bundle.size:,} bytes, {bundle.seconds:.1f}s); kept the "
+              f"newest {keep}, removed {len(bundle.removed)}")  # fmt: skip
         return 0
     store = label_store()
     made = backup.backup_store(store, folder, keep=keep)

@@ -27,8 +27,9 @@ import datetime as dt
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,7 @@ def _exports(stack: Stack, bundle: Path) -> list[sb.Part]:
         return sb.json_part(f"labelstudio_export/{project['id']}", f"labelstudio_export/{project['id']}.json", data,
                             bundle, counts, f"{display_url(url)} project {project['id']} {project.get('title')!r}")  # fmt: skip
 
-    return [_remote(f"labelstudio_export/{p['id']}", display_url(url), lambda p=p: one(p)) for p in projects]
+    return [_remote(f"labelstudio_export/{p['id']}", display_url(url), partial(one, p)) for p in projects]
 
 
 def _mlflow(stack: Stack, bundle: Path) -> sb.Part:
@@ -319,25 +320,26 @@ Step = tuple[Callable[[], str | None], Callable[[], None]]
 def _plan(stack: Stack, manifest: sb.Manifest, bundle: Path) -> list[Step]:
     """(check, restore) for every part the bundle holds, in the order they were taken."""
     steps: list[Step] = []
+    folders: dict[str, tuple[Path, Mapping[str, Iterable[str]]]] = {
+        "labelstudio": (stack.labelstudio.root, LABELSTUDIO_COUNT),
+        "mlflow": (stack.mlflow_folder, MLFLOW_COUNT),
+        "dagster": (stack.dagster_folder, DAGSTER_COUNT),
+        "raw": (stack.data / "raw", {}),
+    }
     for part in manifest.parts:
         if part.status != sb.OK or part.kind == "json":
             continue
         if part.name == "labels":
-            steps.append((lambda: _store_target_busy(stack.store_url), lambda p=part: _restore_labels(p, bundle, stack)))
+            steps.append((partial(_store_target_busy, stack.store_url), partial(_restore_labels, part, bundle, stack)))
         elif part.kind == "folder":
-            folder, count = {
-                "labelstudio": (stack.labelstudio.root, LABELSTUDIO_COUNT),
-                "mlflow": (stack.mlflow_folder, MLFLOW_COUNT),
-                "dagster": (stack.dagster_folder, DAGSTER_COUNT),
-                "raw": (stack.data / "raw", {}),
-            }[part.name]
-            steps.append((lambda p=part, f=folder: sb.refuse_non_empty_folder(p.name, f),
-                          lambda p=part, f=folder, c=count: sb.restore_folder(p, bundle, f, count=c)))  # fmt: skip
+            folder, count = folders[part.name]
+            steps.append((partial(sb.refuse_non_empty_folder, part.name, folder),
+                          partial(sb.restore_folder, part, bundle, folder, count=count)))  # fmt: skip
         elif part.kind == "pgdump":
             db = _database_for(stack, part)
             tables = {"labelstudio_database": LABELSTUDIO_TABLES, "mlflow": MLFLOW_TABLES}.get(part.name, DAGSTER_TABLES)
-            steps.append((lambda p=part, d=db: sb.postgres_is_empty(p.name, d.url, d.display),
-                          lambda p=part, d=db, t=tables: sb.restore_postgres(p, bundle, d.url, tables=t, source=d.display)))  # fmt: skip
+            steps.append((partial(sb.postgres_is_empty, part.name, db.url, db.display),
+                          partial(sb.restore_postgres, part, bundle, db.url, tables=tables, source=db.display)))  # fmt: skip
     return steps
 
 

@@ -288,7 +288,7 @@ def postgres_is_empty(name: str, url: str, source: str) -> str | None:
         with engine.connect() as conn:
             tables = sa.inspect(conn).get_table_names()
     except sa.exc.SQLAlchemyError as exc:
-        return f"{name}: {source} does not answer ({type(exc.orig or exc).__name__}): create the empty database first"
+        return f"{name}: {source} does not answer ({type(getattr(exc, 'orig', None) or exc).__name__}): create the empty database first"
     finally:
         engine.dispose()
     return f"{name}: {source} already holds tables ({', '.join(sorted(tables)[:3])}, ...)" if tables else None
