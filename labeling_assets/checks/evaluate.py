@@ -100,8 +100,9 @@ def build_evaluation_checks(
         "(models:/<name>@champion): both scored "
         "on the same frozen test items, on their gold labels when the split holds at least "
         "model_evaluation's min_gold_test_items gold items, else on consensus labels, within its "
-        f"promotion_tolerance of {metric.label}. Passing, it became the champion (the first model always does); "
-        "failing (WARN), it is the challenger and the champion stays, the metadata says by how much.",
+        f"promotion_tolerance of {metric.label}. Passing, it became the champion (the first model does unless it "
+        "fails a release gate); failing (WARN), it is the challenger and the champion stays, the metadata says by how "
+        "much, or which release gate (CPU latency, size against a baseline: docs/model.md) held it back.",
     )
     def not_worse_than_previous_model(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         metadata = _latest_metadata(context)
