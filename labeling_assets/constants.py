@@ -13,6 +13,7 @@ GROUP_REVIEW = "review"  # spot checks: a human review queue, on its own schedul
 GROUP_DATASET = "dataset"
 GROUP_TRAIN = "train"
 GROUP_EVALUATE = "evaluate"
+GROUP_SWEEP = "sweep"  # training sweeps: a grid of configurations, off the default loop's path (its own jobs)
 
 # Training and evaluation share one GPU: dagster.yaml gives this pool a limit of 1.
 GPU_POOL = "gpu"

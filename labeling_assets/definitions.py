@@ -17,6 +17,7 @@ from labeling_assets.assets import labeler_stats as labeler_stats_assets
 from labeling_assets.assets import prelabel as prelabel_assets
 from labeling_assets.assets import qa_report as qa_report_assets
 from labeling_assets.assets import spot_checks as spot_check_assets
+from labeling_assets.assets import sweep as sweep_assets
 from labeling_assets.assets import train as train_assets
 from labeling_assets.checks import consensus as consensus_checks
 from labeling_assets.checks import dataset as dataset_checks
@@ -34,6 +35,10 @@ from labeling_assets.jobs import (
     queue_job,
     spot_check_job,
     store_backup_job,
+    sweep_cells_job,
+    sweep_evaluation_job,
+    sweep_plan_job,
+    sweep_summary_job,
     train_job,
     webhook_collect_job,
 )
@@ -117,6 +122,9 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             train_assets.training_tensors,
             train_assets.trained_model,
             evaluate_assets.model_evaluation,
+            sweep_assets.sweep_plan,
+            sweep_assets.sweep_cell,
+            sweep_assets.sweep_summary,
             qa_report_assets.qa_report,
             guidelines.disagreement_digest,
         ]),  # fmt: skip
@@ -134,7 +142,6 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             dataset_checks.dataset_splits_every_class_in_every_split,
             dataset_checks.dataset_splits_every_label_in_val_and_test,
             dataset_checks.dataset_splits_only_live_labeled_items,
-            dataset_checks.dataset_splits_machine_labels_hold_target,
             # Named after the kind's test score (test_map_above_floor in a box project).
             *evaluate_checks.evaluation_checks_for(_task_type(resources)),
         ],
@@ -150,6 +157,10 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             quality_job,
             spot_check_job,
             store_backup_job,
+            sweep_plan_job,
+            sweep_cells_job,
+            sweep_summary_job,
+            sweep_evaluation_job,
         ],
         sensors=[annotation_sensor, touched_tasks_sensor, raw_data_sensor, intake_sensor, queue_top_up_sensor,
                  retrain_sensor, alerts_sensor, run_failure_alert_sensor],  # fmt: skip

@@ -167,6 +167,12 @@ def guidelines_path() -> str | None:
     return variable("LABELING_ASSETS_GUIDELINES")
 
 
+def sweep_file() -> str | None:
+    """``$LABELING_ASSETS_SWEEP``: the TOML file of a training sweep's grid (docs/model.md, "Sweeps"); None when
+    unset. Read when ``sweep_plan`` runs (its run config's ``settings_file`` wins)."""
+    return variable("LABELING_ASSETS_SWEEP")
+
+
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"

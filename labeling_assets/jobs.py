@@ -12,12 +12,13 @@ from labeling_assets.constants import (
     GROUP_QUALITY,
     GROUP_QUEUE,
     GROUP_REVIEW,
+    GROUP_SWEEP,
     GROUP_TRAIN,
 )
 from labeling_assets.core import automation
 from labeling_assets.core.store import backup
 from labeling_assets.local import stack_backup
-from labeling_assets.partitions import labelers
+from labeling_assets.partitions import labelers, sweep_cells
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -41,7 +42,7 @@ collect_job = dg.define_asset_job(
     "collect_job",
     selection=(
         dg.AssetSelection.assets("annotations").downstream()
-        - dg.AssetSelection.groups(GROUP_QUALITY, GROUP_REVIEW, GROUP_TRAIN, GROUP_EVALUATE)
+        - dg.AssetSelection.groups(GROUP_QUALITY, GROUP_REVIEW, GROUP_TRAIN, GROUP_EVALUATE, GROUP_SWEEP)
     ),
     description="Pull new, edited and deleted Label Studio annotations into the store, then refresh what depends on them.",
 )
@@ -87,6 +88,31 @@ train_job = _assets_job(
     "train_job",
     ["training_tensors", "trained_model", "model_evaluation"],
     "Decode the current dataset version into the tensor cache, train and register a model, evaluate it on the test split.",
+)
+
+# A training sweep (docs/model.md, "Sweeps"): four jobs in order, never started by a sensor or schedule (the loop's
+# train_job stays one model per dataset version). `labeling-assets sweep` runs them one after the other.
+sweep_plan_job = _assets_job(
+    "sweep_plan_job",
+    ["sweep_plan"],
+    "Read the sweep's TOML grid ($LABELING_ASSETS_SWEEP) and make one sweep_cells partition per cell.",
+)
+sweep_cells_job = dg.define_asset_job(
+    "sweep_cells_job",
+    selection=dg.AssetSelection.assets("sweep_cell"),
+    partitions_def=sweep_cells,
+    description="Train one cell of the sweep (a partition; a backfill trains them all), logged under the sweep's run.",
+)
+sweep_summary_job = _assets_job(
+    "sweep_summary_job",
+    ["sweep_summary"],
+    "Compare the sweep's cells on validation and register the winner as a model version.",
+)
+# Its own job: after sweep_summary registered the winner (no asset edge orders them inside one job).
+sweep_evaluation_job = _assets_job(
+    "sweep_evaluation_job",
+    ["model_evaluation"],
+    "Score the newest registered model (a sweep's winner) on the test split once and apply the champion rule.",
 )
 
 prelabel_job = _assets_job(

@@ -11,3 +11,8 @@ import dagster as dg
 LABELERS = "labelers"
 
 labelers = dg.DynamicPartitionsDefinition(name=LABELERS)
+
+# The cells of the current training sweep's grid (core/training/sweep.py), added by the sweep_plan asset.
+SWEEP_CELLS = "sweep_cells"
+
+sweep_cells = dg.DynamicPartitionsDefinition(name=SWEEP_CELLS)

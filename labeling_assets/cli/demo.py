@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets import env
-from labeling_assets.cli import demo_boxes, demo_text
+from labeling_assets.cli import demo_boxes, demo_text, sweep
 from labeling_assets.cli.common import (
     demo_truth_csv,
     label_store,
@@ -88,6 +88,11 @@ def run_demo(args: argparse.Namespace) -> int:
     if text and args.serve:
         print(f"labeling-assets demo --task {args.task} --serve: not available (the self-driving loop's crowd answers "
               "image classes); run it without --serve", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.sweep and (args.serve or args.task not in ("single-label", "multi-label")):
+        print(f"labeling-assets demo --task {args.task}{' --serve' if args.serve else ''} --sweep: the sweep trains "
+              "the image classifier (single-label, multi-label) after the demo's own training, without --serve",
+              file=sys.stderr)  # fmt: skip
         return 2
     if (args.severity or args.self_confidence) and (args.task != "single-label" or args.serve):
         print(f"labeling-assets demo --task {args.task}{' --serve' if args.serve else ''}: --severity and "
@@ -188,6 +193,12 @@ def run_demo(args: argparse.Namespace) -> int:
             train_config = {"trainer_settings": {"epochs": args.epochs} if args.task == "text-spans" else {}}
         _run("train_job", run_config={"ops": {"trained_model": {"config": train_config}}})
         _done(t)
+        if args.sweep:
+            t = _step(9, f"training sweep ({sweep.DEMO_SWEEP.relative_to(REPO_ROOT)}): every cell, the winner on "
+                      "validation, then on the test split once")  # fmt: skip
+            if sweep.run_sweep(str(sweep.DEMO_SWEEP)) != 0:
+                raise StepFailed("the sweep failed")
+            _done(t)
     except StepFailed as exc:
         print(f"\ndemo stopped: {exc}", file=sys.stderr)
         recover = RECOVER if args.task == "single-label" else RECOVER.replace(" --fresh", f" --task {args.task} --fresh")
@@ -648,6 +659,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="start over: stop the data folder's Label Studio and empty the data folder (store, Label Studio, "
         "runs, models, exports) first",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="after training: the demo's training sweep (docs/sweep-demo.toml: 2 backbones, plain and distilled from "
+        "the champion), the winner picked on validation and scored on the test split (docs/model.md, \"Sweeps\")",
     )
     p.add_argument("--dagster-port", type=int, default=3000)
     p.add_argument("--mlflow-port", type=int, default=5000)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from labeling_assets import env
-from labeling_assets.cli import dataset, demo, item, labeler, labelstudio, runs, store, webhooks
+from labeling_assets.cli import dataset, demo, item, labeler, labelstudio, runs, store, sweep, webhooks
 from labeling_assets.core.errors import (
     ConfigurationError,
     ServiceUnavailable,
@@ -25,7 +25,7 @@ from labeling_assets.core.errors import (
 from labeling_assets.env import data_dir
 
 Handler = Callable[[argparse.Namespace], int]
-COMMAND_MODULES = (runs, store, labelstudio, demo, dataset, item, labeler, webhooks)
+COMMAND_MODULES = (runs, store, labelstudio, demo, dataset, item, labeler, webhooks, sweep)
 EXIT_CODES = (
     f"Exit codes: 0 success; 1 a run or step failed (its log says why); {ConfigurationError.exit_code} "
     "configuration: a setting, path, database or token is missing or wrong (also a usage error); "

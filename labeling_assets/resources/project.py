@@ -106,21 +106,6 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         "gate (new labelers, or no gold answered).",
     )  # fmt: skip
     spot_check_seed: int = Field(default=0, description="The spot-check sample's seed (the hash's key).")
-    machine_label_target: float | None = Field(
-        default=None, gt=0, lt=1,
-        description="Machine labels with a guarantee (docs/tiers.md): dataset_splits labels an item by the champion's "
-        "pre-label, with no human label, when its confidence is above a threshold chosen on human-labeled items the "
-        "champion did not train on so that the one-sided lower confidence bound of its accuracy there is at least "
-        "this target (e.g. 0.98). Empty (the default): no machine labels.",
-    )  # fmt: skip
-    machine_label_confidence: float = Field(
-        default=0.95, gt=0, lt=1, description="The confidence of the machine-label guarantee's bound."
-    )
-    machine_label_check_rate: float = Field(
-        default=0.05, ge=0, le=1,
-        description="Share of machine-labeled items that still go to people (a keyed hash of the item id), to check "
-        "the guarantee in production; the tier is suspended while that sample's upper bound is below the target.",
-    )  # fmt: skip
     acceptance_gate_threshold: float = Field(
         default=0.8, ge=0, le=1,
         description="The acceptance gate: labeler_stats pauses a labeler (as after a failed gold gate) whose share "
@@ -131,6 +116,11 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="A Markdown file of labeling guidelines: labeling_guidelines stores each changed text as a new "
         "version and shows it as the instructions of every Label Studio project people answer in (before labeling). "
         "Empty = $LABELING_ASSETS_GUIDELINES (read when the definitions load), else no guidelines.",
+    )
+    sweep_file: str | None = Field(
+        default_factory=env.sweep_file,
+        description="A training sweep's TOML grid (docs/model.md, \"Sweeps\"): sweep_plan makes one partition of "
+        "sweep_cell per cell. Empty = $LABELING_ASSETS_SWEEP (read when the definitions load).",
     )
     extra_fields: str = Field(
         default_factory=env.extra_fields,

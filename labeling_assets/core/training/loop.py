@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -203,7 +202,7 @@ def fit(
     on_epoch: Callable[[EpochStats], None] | None = None,
     log: Callable[[str], None] | None = None,
     train_targets: AnyArray | None = None,
-    item_weights: AnyArray | None = None,
+    head: TrainingHead | None = None,
 ) -> FitResult:
     """Train a classifier on uint8 images with early stopping on the validation score of the kind's head.
 
@@ -211,7 +210,8 @@ def fit(
     class indices (N,), or (N, K) 0/1 indicators. ``train_targets``: optional soft targets to train on instead
     (a Dawid-Skene posterior: class probabilities or per-class marginals); validation stays on hard labels.
     ``val_images`` / ``val_labels`` None: train all epochs and keep the last. ``on_epoch`` (e.g. metric logging)
-    and ``log`` (device, compile, cache placement) are called on rank 0 only.
+    and ``log`` (device, compile, cache placement) are called on rank 0 only. ``head``: another training head
+    than the kind's (distillation's, core/training/distill.py, wraps the kind's).
 
     Under ``torchrun`` with several processes (WORLD_SIZE > 1) every rank calls this with the whole cache: each
     trains on its shard under DistributedDataParallel, ``config.batch_size`` stays the global batch (each rank
@@ -220,7 +220,7 @@ def fit(
     distributed = init_distributed(resolve_device(config.device))
     say = (log or (lambda _msg: None)) if distributed.is_main else (lambda _msg: None)
     _check_images(train_images, train_labels, config)
-    head = training_head(config.task_kind)
+    head = head or training_head(config.task_kind)
     train_labels, train_targets = head.check_labels(train_labels, train_targets, config.num_classes)
     torch.manual_seed(config.seed)
     device = distributed.device(resolve_device(config.device))
@@ -243,12 +243,6 @@ def fit(
         + (f" ranks={distributed.world_size} batch/rank={batch_size}" if distributed.active else ""))
     weight_tensor = torch.tensor(weights, dtype=torch.float32, device=device)
     sampling = head.sampling(data, train_labels, train_targets, weight_tensor, config)
-    if item_weights is not None and data.resident:  # tier weights (docs/tiers.md): weighted draws per item
-        per_item = torch.as_tensor(np.asarray(item_weights, dtype=np.float32)[shard], device=device)
-        base = sampling.sample_weights if sampling.sample_weights is not None else torch.ones_like(per_item)
-        sampling = Sampling(sample_weights=base * per_item, weigh=None, loss_weight=sampling.loss_weight)
-    elif item_weights is not None:
-        say("tier weights other than 0 and 1 need the resident cache: ignored for this streamed run")
     trainer.loss_weight = sampling.loss_weight
     val = _Validation.of(trainer, val_images, val_labels, distributed)
     generator = torch.Generator()
