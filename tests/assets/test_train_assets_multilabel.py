@@ -199,8 +199,8 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     assert "| 3 | 0 |" in evaluation["per_label"] and "undefined" in evaluation["per_label"]
     assert "per-label ROC-AUC and AP" in evaluation["per_label_auc_ap"]
     assert 0.0 <= evaluation["test_hamming_loss"] <= 1.0 and evaluation["promotion_outcome"] == "first"
-    # The release gates measured the multi-label model too (the default: a 500 ms CPU budget, no size gate).
-    assert evaluation["release_gates"] == "passed" and evaluation["latency_cpu_p95_ms"] < 500.0
+    # The release gates measured the multi-label model too (both gates off by default: nothing held back).
+    assert evaluation["release_gates"] == "passed" and evaluation["latency_cpu_p95_ms"] > 0.0
     assert (
         evaluation["scoring_basis"] == "gold"
         and evaluation["gold_test_items"] == evaluation["scoring_items"] == 10

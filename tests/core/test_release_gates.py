@@ -53,7 +53,7 @@ def test_a_model_over_the_latency_budget_is_never_promoted_not_even_as_the_first
     assert decision.outcome == "failed_gates" and decision.alias == "challenger"
     assert "there is no champion yet" in decision.reason()
     # The gate reads the CPU figure: a fast GPU does not let a slow CPU model through.
-    assert not gates.check_gates(_measured(700.0, gpu_p95_ms=3.0), GateSettings(), None).passed
+    assert not gates.check_gates(_measured(700.0, gpu_p95_ms=3.0), GateSettings(max_latency_ms_p95=500.0), None).passed
 
 
 def test_a_model_within_every_budget_is_promoted_and_a_worse_one_still_loses_on_its_score() -> None:
@@ -71,8 +71,9 @@ def test_gates_that_are_off_or_have_nothing_to_compare_with_hold_nothing_back() 
     huge = _measured(cpu_p95_ms=10_000.0, state_dict_bytes=10**10)
     off = GateSettings(max_latency_ms_p95=None, max_size_ratio_to_baseline=None)
     assert gates.check_gates(huge, off, Baseline("m/1", 1)).summary() == "passed"
-    # The defaults: a 500 ms latency budget, the size gate off.
-    assert GateSettings().max_latency_ms_p95 == 500.0 and GateSettings().max_size_ratio_to_baseline is None
+    # The defaults: both gates off (the figures are measured and stored all the same).
+    assert GateSettings().max_latency_ms_p95 is None and GateSettings().max_size_ratio_to_baseline is None
+    assert gates.check_gates(huge, GateSettings(), Baseline("m/1", 1)).summary() == "passed"
     # A first model has no champion to be a share of; a kind's own model has no figures: noted, not failed.
     first = gates.check_gates(_measured(), GateSettings(max_size_ratio_to_baseline=0.5), None)
     assert first.passed and "no size baseline (champion)" in first.summary()
@@ -85,7 +86,9 @@ def test_gates_that_are_off_or_have_nothing_to_compare_with_hold_nothing_back() 
 
 def test_measured_figures_are_parameter_bytes_the_saved_state_dict_and_batch_one_percentiles() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4), nn.BatchNorm1d(4))
-    measured = gates.measure(model, (3, 8, 8), warmup=2, runs=7, gpu=False)
+    threads = torch.get_num_threads()
+    measured = gates.measure(model, (3, 8, 8), warmup=2, runs=7, gpu=False, threads=threads + 1)
+    assert torch.get_num_threads() == threads  # timed on its own thread count, then put back
     assert measured.size.parameter_bytes == (192 * 4 + 4 + 4 + 4) * 4  # float32 weights and biases
     assert measured.size.state_dict_bytes > measured.size.parameter_bytes  # + buffers and the file's framing
     (cpu,) = measured.latency

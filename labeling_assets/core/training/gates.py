@@ -1,9 +1,9 @@
 """Release gates: a model's inference latency and size, measured at evaluation and required by the champion rule.
 
 Latency is per image at batch 1 (one uint8 image scaled to [0, 1] as prediction does, then the whole classifier,
-normalisation included), p50
-and p95 over ``runs`` timed calls after ``warmup`` untimed ones: on the CPU always, on the GPU too when one
-is present. The gate reads the CPU p95: the one figure every evaluation has, on any machine. Size is the
+normalisation included), p50 and p95 over ``runs`` timed calls after ``warmup`` untimed ones: on one CPU thread
+always, on the GPU too when one is present. The gate reads the CPU p95: the one figure every evaluation has, on
+any machine. Size is the
 parameter bytes and the bytes of the saved state_dict (what is shipped and loaded).
 
 The size budget is relative to a *baseline* model's saved state_dict: the current champion by default (a
@@ -25,14 +25,20 @@ if TYPE_CHECKING:  # torch loads in the runs that measure, not with the definiti
     import torch
     from torch import nn
 
-# The issue's example budget ("inference < 500 ms per image"); a 224 px resnet18 took 180 ms at p95 on one busy
-# CPU thread (benchmarks/latency.py, docs/model.md), so only a model far too slow to pre-label on a CPU is held back.
-DEFAULT_MAX_LATENCY_MS_P95 = 500.0
+# Off by default: a CPU figure depends on the machine and its load, and a gate that flips with the neighbours'
+# load would hold back good models. The issue's budget ("inference < 500 ms per image") is the value to set where
+# the evaluating machine is known: a 224 px resnet18 took 180 ms at p95 on one thread of a busy 2-core machine
+# (benchmarks/latency.py, docs/model.md).
+DEFAULT_MAX_LATENCY_MS_P95: float | None = None
 # Off by default: against the champion as baseline, a retrain of the same architecture is 100% of it.
 DEFAULT_MAX_SIZE_RATIO_TO_BASELINE: float | None = None
 CHAMPION_BASELINE = "champion"
 LATENCY_WARMUP = 5
 LATENCY_RUNS = 30
+# One thread: several threads on a shared machine make p95 a measure of oversubscription (resnet18's p95 was
+# 1.8 s on 2 threads and 180 ms on 1 thread of the same loaded 2-core machine), and one thread compares across
+# machines.
+LATENCY_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -150,12 +156,25 @@ def measure_latency(
     *,
     warmup: int = LATENCY_WARMUP,
     runs: int = LATENCY_RUNS,
+    threads: int | None = LATENCY_THREADS,
 ) -> Latency:
     """p50/p95 milliseconds of one uint8 image of ``shape`` (C, H, W) through ``model`` in eval mode on ``device``
-    (fp32; the model is left on ``device``)."""
+    (fp32; on the CPU with ``threads`` torch threads, None: as set; the model is left on ``device``)."""
     import torch
 
     device = torch.device(device)
+    before = torch.get_num_threads()
+    if threads and device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        return _timed(model, shape, device, warmup, runs)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _timed(model: nn.Module, shape: tuple[int, int, int], device: torch.device, warmup: int, runs: int) -> Latency:
+    import torch
+
     model.to(device).eval()
     image = torch.randint(0, 256, (1, *shape), dtype=torch.uint8, device=device)
 
@@ -183,12 +202,13 @@ def measure(
     warmup: int = LATENCY_WARMUP,
     runs: int = LATENCY_RUNS,
     gpu: bool | None = None,
+    threads: int | None = LATENCY_THREADS,
 ) -> Measurements:
     """Size, CPU latency and (``gpu`` None: when CUDA is present) GPU latency; the model ends on the CPU."""
     import torch
 
     size = model_size(model)
-    latency = [measure_latency(model, shape, "cpu", warmup=warmup, runs=runs)]
+    latency = [measure_latency(model, shape, "cpu", warmup=warmup, runs=runs, threads=threads)]
     if torch.cuda.is_available() if gpu is None else gpu:
         latency.append(measure_latency(model, shape, "cuda", warmup=warmup, runs=runs))
         model.cpu()
