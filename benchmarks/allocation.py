@@ -366,6 +366,145 @@ def trace(name: str, case: tuple[Callable[[], Pool], Callable[[Pool], tuple[floa
                   f"{consensus:>6.3f} {acc:>6.3f}")
 
 
+# --- machine labels with a guarantee (docs/tiers.md) ---------------------------------------------------------
+
+MACHINE_WEIGHT = 0.5  # a machine label's weight in the model's fit (the tier_weights default of the benchmark)
+
+
+def _is_train(i: int, seed: int) -> bool:
+    """A labeled item's frozen split: train for 70 % (a keyed hash, as dataset_splits freezes one per item)."""
+    return bool(np.random.default_rng([seed, i]).random() < 0.7)
+
+
+@dataclass
+class MachineRun:
+    """One seed of the allocator with machine labels: what each step decided, and the labels to the target."""
+
+    outcome: Outcome | None = None
+    decisions: list[tuple[int, float | None, int, float | None]] = field(default_factory=list)  # labels, t, n, acc
+
+
+def machine_label_digits(seed: int, *, target: float, confidence: float, check_rate: float, use_machine: bool,
+                         random_share: float, acc_target: float, batch: int, budget: int) -> MachineRun:
+    """The allocator on the digits, its model fitted on the human labels of the train split plus (``use_machine``)
+    the machine labels chosen with a guarantee on the other human labels; machine-labeled items leave the
+    allocator's pool except a ``check_rate`` sample."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from labeling_assets.core.dataset.tiers import check_sample, choose_threshold
+
+    d = load_digits()
+    x, y = d.data.astype(np.float32) / 16.0, d.target
+    make, _ = digits_case(seed)
+    order = np.random.default_rng(seed).permutation(len(y))
+    test, pool_idx = order[: int(0.3 * len(y))], order[int(0.3 * len(y)):]
+    scaler = StandardScaler().fit(x[pool_idx])
+    xs = scaler.transform(x)
+    pool = make()
+    run = MachineRun()
+    sampled = check_sample([f"{seed:04x}{i:011x}" for i in range(len(pool_idx))], check_rate, seed)
+    machine: dict[int, int] = {}
+    policy = allocator(random_share, True, 0.0)
+    rng = np.random.default_rng(seed)
+
+    def fit_and_decide() -> tuple[float, np.ndarray | None]:
+        labeled = pool.labeled()
+        if len(labeled) < 20:
+            return 0.0, None
+        post, _ = pool.posteriors(labeled)
+        human = dict(zip(labeled, post.argmax(axis=1).tolist(), strict=True))
+        train = [i for i in labeled if _is_train(i, seed)]
+        rows = train + [i for i in machine if i not in human]
+        labels = [human[i] if i in human else machine[i] for i in rows]
+        weights = [1.0 if i in human else MACHINE_WEIGHT for i in rows]
+        if len(set(labels)) < 2:
+            return 0.0, None
+        model = LogisticRegression(C=1.0, max_iter=300, random_state=seed)
+        model.fit(xs[pool_idx[rows]], labels, sample_weight=weights)
+        probs = np.zeros((len(pool_idx), 10))
+        probs[:, model.classes_] = model.predict_proba(xs[pool_idx])
+        acc = float((model.predict(xs[test]) == y[test]).mean())
+        # The guarantee: reference = human-labeled items outside train (the model never fitted them).
+        ref = [i for i in labeled if not _is_train(i, seed)]
+        decision = choose_threshold(probs[ref].max(axis=1), probs[ref].argmax(axis=1) == np.array([human[i] for i in ref]),
+                                    target=target, confidence=confidence)
+        machine.clear()
+        if use_machine and decision.threshold is not None:
+            for i in np.flatnonzero(probs.max(axis=1) >= decision.threshold):
+                if int(i) not in human:
+                    machine[int(i)] = int(probs[i].argmax())
+        truth_acc = float(np.mean([pool.truth[i] == k for i, k in machine.items()])) if machine else None
+        run.decisions.append((pool.labels_spent, decision.threshold, len(machine), truth_acc))
+        return acc, probs
+
+    acc, probs = fit_and_decide()
+    while True:
+        before = pool.labels_spent
+        hidden = {i: pool.queue[i] for i in machine if not sampled[i]}  # machine-labeled: not for people
+        for i in hidden:
+            pool.queue[i] = []
+        policy(pool, batch, probs, rng, seed * 10_000 + len(run.decisions))
+        for i, q in hidden.items():
+            pool.queue[i] = q
+        acc, probs = fit_and_decide()
+        if run.outcome is None and acc >= acc_target:
+            run.outcome = Outcome(pool.labels_spent, pool.labels_spent + DEFAULT_EXPERT_COST * pool.expert_reviews,
+                                  True, acc)
+        if pool.labels_spent >= budget or pool.labels_spent == before:
+            if run.outcome is None:
+                run.outcome = Outcome(budget, budget + DEFAULT_EXPERT_COST * pool.expert_reviews, False, acc)
+            return run
+
+
+def run_machine_labels(args: argparse.Namespace) -> None:
+    """Rows "allocator with machine labels" (labels to the target, beside its random arm and the same allocator
+    without machine labels under the same 70 % train split), and the machine labels' accuracy on the truth against
+    the guaranteed target over ``--machine-seeds`` seeds."""
+    started = time.perf_counter()
+    common = dict(target=args.machine_target, confidence=args.machine_confidence, check_rate=args.machine_check_rate,
+                  acc_target=args.digits_target, batch=args.batch, budget=args.machine_budget)
+    print(f"\ndigits, machine labels: target {args.machine_target} at {args.machine_confidence:.0%} confidence, "
+          f"check sample {args.machine_check_rate:.0%}, machine weight {MACHINE_WEIGHT}; test accuracy target "
+          f"{args.digits_target}; budget {args.machine_budget} labels")
+    rows = {
+        "allocator (train split only)": dict(use_machine=False, random_share=0.10),
+        "allocator + machine labels": dict(use_machine=True, random_share=0.10),
+        "random arm + machine labels": dict(use_machine=True, random_share=1.0),
+    }
+    runs: dict[str, list[MachineRun]] = {}
+    for name, kw in rows.items():
+        seeds = args.machine_seeds if name == "allocator + machine labels" else args.seeds
+        runs[name] = [machine_label_digits(s, **kw, **common) for s in range(seeds)]  # type: ignore[arg-type]
+        outs = [r.outcome for r in runs[name][: args.seeds] if r.outcome]
+        labels = np.array([o.labels for o in outs])
+        print(f"{name:<30} labels to {args.digits_target}: {labels.mean():>6.0f} +- {labels.std():>4.0f} "
+              f"({sum(o.reached for o in outs)}/{len(outs)} reached; {len(outs)} seeds)")
+    met, active, accs, shares, step_met, step_n = 0, 0, [], [], 0, 0
+    for r in runs["allocator + machine labels"]:
+        final = r.decisions[-1]
+        if final[3] is not None:
+            active += 1
+            accs.append(final[3])
+            shares.append(final[2])
+        met += final[3] is None or final[3] >= args.machine_target
+        for _, _, _, acc in r.decisions:
+            if acc is not None:
+                step_n += 1
+                step_met += acc >= args.machine_target
+    n_seeds = len(runs["allocator + machine labels"])
+    print(f"machine labels on the truth at the end of the budget ({n_seeds} seeds): a threshold in {active}; "
+          f"target met in {met}/{n_seeds} seeds ({met / n_seeds:.0%}); accuracy on the truth mean "
+          f"{np.mean(accs) if accs else float('nan'):.4f}, min {min(accs) if accs else float('nan'):.4f}; "
+          f"machine-labeled items mean {np.mean(shares) if shares else 0:.0f}; every step with machine labels: "
+          f"{step_met}/{step_n} at or above the target")
+    thresholds = [r.decisions[-1][1] for r in runs["allocator + machine labels"] if r.decisions[-1][1] is not None]
+    if thresholds:
+        print(f"thresholds chosen at the end: {sorted(set(thresholds))}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
@@ -378,11 +517,20 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=3000)
     parser.add_argument("--trace", nargs="+", default=[], help="digits, seed 0: trace these policies and stop")
     parser.add_argument("--trace-steps", type=int, default=30)
+    parser.add_argument("--machine-labels", action="store_true", help="only the machine-label rows (docs/tiers.md)")
+    parser.add_argument("--machine-target", type=float, default=0.98)
+    parser.add_argument("--machine-confidence", type=float, default=0.95)
+    parser.add_argument("--machine-check-rate", type=float, default=0.05)
+    parser.add_argument("--machine-seeds", type=int, default=20)
+    parser.add_argument("--machine-budget", type=int, default=1200)
     args = parser.parse_args()
     if args.trace:
         table = policies(True, args.wrong_label_cost)
         for name in args.trace:
             trace(name, digits_case(0), table[name][0], args.batch, args.trace_steps)
+        return 0
+    if args.machine_labels:
+        run_machine_labels(args)
         return 0
     real_dir = Path(os.environ.get("REAL_CROWD_DIR", Path(__file__).resolve().parents[2] / "shared/data/real_crowd"))
     for name in args.only:

@@ -142,6 +142,7 @@ def build_definitions(resources: dict[str, dg.ConfigurableResource[Any]]) -> dg.
             dataset_checks.dataset_splits_every_class_in_every_split,
             dataset_checks.dataset_splits_every_label_in_val_and_test,
             dataset_checks.dataset_splits_only_live_labeled_items,
+            dataset_checks.dataset_splits_machine_labels_hold_target,
             # Named after the kind's test score (test_map_above_floor in a box project).
             *evaluate_checks.evaluation_checks_for(_task_type(resources)),
         ],

@@ -14,6 +14,7 @@ from labeling_assets.constants import GROUP_DATASET
 from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
 from labeling_assets.core.dataset import export as export_core
 from labeling_assets.core.dataset import splits as split_core
+from labeling_assets.core.dataset import tiers as tiers_core
 from labeling_assets.core.dataset.build import BuildInputs, BuiltDataset, build_dataset, with_previous
 from labeling_assets.core.dataset.card import (
     CardInputs,
@@ -41,6 +42,7 @@ from labeling_assets.core.store.dataset_versions import (
     frozen_splits,
     labeled_items,
     load_manifest,
+    manifest_document,
     newest_version,
     record_dataset_version,
 )
@@ -50,6 +52,14 @@ from labeling_assets.core.store.phashes import ensure_phashes, load_phashes
 from labeling_assets.core.store.queries import current_annotations, item_uris
 from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store.tiers import (
+    MachinePlan,
+    plan_machine_labels,
+    record_checks,
+    record_decision,
+    sampled_for_people,
+    tier_frame,
+)
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
@@ -194,11 +204,11 @@ def dataset_splits(
         f"Assigning {len(labeled)} labeled items ({len(existing)} already have a frozen split; "
         f"{hashed} perceptual hashes backfilled)"
     )
-    newest = newest_version(store)
+    newest, plan = newest_version(store), _machine_plan(store, project, labeled, existing)
     built = build_dataset(
         BuildInputs(
             labeled, existing, ratios, config.seed, load_phashes(store), config.near_duplicate_distance, None,
-            task_type=project.task_type, classes=list(project.classes),
+            task_type=project.task_type, classes=list(project.classes), machine=plan.labels if plan else {},
         )
     )
     version = built.version
@@ -214,13 +224,14 @@ def dataset_splits(
     fields, in_version = project.answer_fields(), labeled[labeled["item_id"].isin(set(inputs.manifest["item_id"]))]
     answers = current_field_answers(store, inputs.manifest["item_id"])
     field_consensus = aggregate_fields(answers, fields)
-    card = render_card(inputs) + fields_card(answers, field_consensus, fields, in_version)
+    card = render_card(inputs) + fields_card(answers, field_consensus, fields, in_version) + _tiers_card(built, plan, project)
     is_new = record_dataset_version(
         store, built.assignment.frame, version, class_weights=built.class_weights,
         manifest_json=built.manifest_json, card=card,
     )
     record_held_out(store, version, built.held_out)
     record_field_consensus(store, version, field_consensus)  # what this version's exports carry as columns
+    machine_metadata = _record_machine_labels(store, project, version, built, plan)
     card_path = project.data_path / "datasets" / version / "dataset_card.md"
     card_path.parent.mkdir(parents=True, exist_ok=True)
     card_path.write_text(card, encoding="utf-8")
@@ -228,7 +239,47 @@ def dataset_splits(
     metadata = _split_metadata(inputs, newest, is_new, excluded, card, card_path)
     metadata["held_out_items"] = dg.MetadataValue.json([{"item_id": k, **v} for k, v in sorted(built.held_out.items())])
     metadata.update(lineage_metadata(store, version))
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+    return dg.MaterializeResult(metadata={**metadata, **machine_metadata}, data_version=dg.DataVersion(version))
+
+
+def _machine_plan(
+    store: LabelStore, project: ProjectSettings, labeled: pd.DataFrame, existing: pd.Series
+) -> MachinePlan | None:
+    """The machine-label decision for this version (docs/tiers.md); None when ``machine_label_target`` is unset."""
+    if project.machine_label_target is None:
+        return None
+    return plan_machine_labels(store, labeled, existing, task_type=project.task_type,
+                               target=project.machine_label_target, confidence=project.machine_label_confidence)  # fmt: skip
+
+
+def _tiers_card(built: BuiltDataset, plan: MachinePlan | None, project: ProjectSettings) -> str:
+    tiers = built.manifest_json.get("tier") or []
+    return "\n" + tiers_core.card_section(
+        tiers, plan.status if plan else "off", plan.decision if plan else None, plan.model_version if plan else None,
+        plan.production if plan else None, project.machine_label_check_rate,
+    )
+
+
+def _record_machine_labels(
+    store: LabelStore, project: ProjectSettings, version: str, built: BuiltDataset, plan: MachinePlan | None
+) -> dict[str, Any]:
+    """Store the version's decision and the check sample's machine labels; the metadata saying what was decided."""
+    tiers = pd.Series(built.manifest_json.get("tier") or [], dtype=object).value_counts()
+    out: dict[str, Any] = {"items_per_tier": dg.MetadataValue.json({t: int(tiers.get(t, 0)) for t in tiers_core.TIERS})}
+    if plan is None:
+        return out
+    production = plan.production.as_dict() if plan.production else None
+    record_decision(store, version, plan.model_version, plan.status, plan.decision, n_machine=len(built.machine),
+                    production=production)  # fmt: skip
+    sampled = sampled_for_people(built.machine, project.machine_label_check_rate, project.spot_check_seed)
+    if plan.model_version and sampled:
+        record_checks(store, version, plan.model_version, sampled)
+    out["machine_labels"] = dg.MetadataValue.json({
+        "status": plan.status, "model_version": plan.model_version, **plan.decision.as_dict(),
+        "n_machine": len(built.machine), "left_to_people_in_groups": built.machine_left_out,
+        "check_sample": len(sampled), "production_check": production,
+    })  # fmt: skip
+    return out
 
 
 def lineage_metadata(store: LabelStore, version: str) -> dict[str, Any]:
@@ -280,6 +331,7 @@ def dataset_export(
     # One read of the uri column (not one query per chunk of ids); export_rows reports any item without one.
     rows = export_core.export_rows(manifest, item_uris(store))
     rows = with_field_columns(rows, field_columns(load_field_consensus(store, version), project.answer_fields()))
+    rows = with_field_columns(rows, tier_frame(manifest_document(store, version)))  # tier, tier_confidence
     out_dir = project.data_path / "exports" / version
     started = dt.datetime.now(dt.UTC)
     try:

@@ -12,22 +12,26 @@ checks failed.
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
 from labeling_assets import lineage, stage
 from labeling_assets.constants import GPU_POOL, GROUP_TRAIN
 from labeling_assets.core import images as img
 from labeling_assets.core.dataset.diff import render_diff
+from labeling_assets.core.dataset.tiers import item_weights
 from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.reporting import plots
 from labeling_assets.core.store import datasets, history
+from labeling_assets.core.store.dataset_versions import manifest_document
 from labeling_assets.core.store.schema import LabelStore
+from labeling_assets.core.store.tiers import tier_frame
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import (
     EpochReport,
@@ -242,6 +246,12 @@ class TrainedModelConfig(dg.Config):
         "shuffle = plain epochs with pos_weight. `sampler` is the single-label one.",
     )
     # A kind with its own trainer (boxes): every field above is the image classifier's and is not read.
+    tier_weights: dict[str, float] = Field(
+        default={},
+        description="Per label tier (verified, consensus, machine; docs/tiers.md) a training weight, e.g. "
+        "{machine: 0.5}: 0 leaves the tier out, another weight draws its items that much as often (the image "
+        "classifier: weighted draws when the cache is resident; a kind's own trainer: its item weights). Empty: all 1.",
+    )
     trainer_settings: dict[str, Any] = Field(
         default={},
         description="A kind with its own trainer (boxes): its settings, e.g. {epochs: 20, backbone: "
@@ -251,7 +261,8 @@ class TrainedModelConfig(dg.Config):
 
     def train_config(self, meta: dict[str, Any], n_train: int) -> TrainConfig:
         """Core's settings for a cache (classes and image shape from its meta, batch fitted to its size)."""
-        return config_for_cache(meta, self, batch_size=effective_batch_size(self.batch_size, n_train))
+        return config_for_cache(meta, self, batch_size=effective_batch_size(self.batch_size, n_train),
+                                tier_weights=dict(self.tier_weights) or None)  # fmt: skip
 
 
 @stage.asset(GROUP_TRAIN, deps=[training_tensors], kinds={"pytorch", "mlflow"}, pool=GPU_POOL)
@@ -274,7 +285,7 @@ def trained_model(
         return _train_kind_model(context, config, trainer, project, store, mlflow, current)
     folder, meta = _current_cache(project, current)
     kind = _cache_task(meta, project)
-    train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
+    train, val, item_weights = _splits_by_tier(store, current, folder, config.tier_weights)
     _cap_threads(config.cpu_threads)
     train_config = config.train_config(meta, len(train))
     if train_config.batch_size != config.batch_size:
@@ -307,6 +318,7 @@ def trained_model(
             (train, val),
             _epoch_logger(context, ml, train_config.epochs),
             stored.targets if targets == "soft" and stored is not None else None,
+            item_weights,
         )
         curves = _curves_png(result.history)
         version = _log_result(context, mlflow, result, train_config, meta, current, curves)
@@ -338,6 +350,7 @@ def _train_kind_model(
     run to MLflow and register its torch-only checkpoint as a model version tagged with the task type."""
     dataset = datasets.current_dataset(store, current)
     train, val = (datasets.with_consensus_confidence(store, dataset.split(name)) for name in ("train", "val"))
+    train = _tier_rows(store, current, train, config.tier_weights)
     if train.empty:
         raise dg.Failure(f"dataset {current} has no training items")
     classes = list(project.classes)
@@ -430,6 +443,7 @@ def _fit(
     splits: tuple[cache.CacheSplit, cache.CacheSplit],
     on_epoch: Callable[["EpochStats"], None],
     soft_targets: Any,
+    item_weights: Any = None,
 ) -> "FitResult":
     """Train in this process, or launch torchrun with ``nproc_per_node`` DDP processes (rank 0 writes the
     checkpoint, this process relays its epochs to MLflow and registers the model)."""
@@ -437,6 +451,8 @@ def _fit(
     from labeling_assets.core.training.loop import fit
 
     if config.nproc_per_node > 1:
+        if config.tier_weights:  # the torchrun ranks read the whole cache themselves
+            raise dg.Failure("tier_weights are not applied with nproc_per_node > 1: drop one of them", allow_retries=False)
         return fit_with_torchrun(
             folder,
             train_config,
@@ -455,7 +471,44 @@ def _fit(
         on_epoch=on_epoch,
         log=context.log.info,
         train_targets=soft_targets,
+        item_weights=item_weights,
     )
+
+
+def _splits_by_tier(
+    store: LabelStore, version: str, folder: str, tier_weights: Mapping[str, float]
+) -> tuple[cache.CacheSplit, cache.CacheSplit, Any]:
+    """The cache's train split without the items of tiers weighted 0, its val split, and the train items' weights
+    (None: all 1)."""
+    train, val = cache.load_cache_split(folder, "train"), cache.load_cache_split(folder, "val")
+    if not tier_weights:
+        return train, val, None
+    tiers = tier_frame(manifest_document(store, version))["tier"]
+    try:
+        weights = item_weights([tiers.get(i) for i in train.item_ids], tier_weights)
+    except ValueError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+    keep = weights > 0
+    if not keep.all():
+        train = cache.CacheSplit(train.images[keep], train.labels[keep], [i for i, k in zip(train.item_ids, keep, strict=True) if k])
+        weights = weights[keep]
+    return train, val, None if (weights == 1).all() else weights
+
+
+def _tier_rows(store: LabelStore, version: str, rows: pd.DataFrame, tier_weights: Mapping[str, float]) -> pd.DataFrame:
+    """A kind trainer's rows by tier: a machine label's confidence is the model's (it has no consensus), each item's
+    weight (``confidence``) times its tier's weight, and the rows of tiers weighted 0 left out."""
+    tiers = tier_frame(manifest_document(store, version))
+    if tiers.empty:
+        return rows
+    ids = rows["item_id"].astype(str)
+    confidence = rows["confidence"].fillna(ids.map(tiers["tier_confidence"]).astype(float))
+    try:
+        weights = item_weights(ids.map(tiers["tier"]).where(ids.isin(tiers.index), None).tolist(), tier_weights)
+    except ValueError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
+    out = rows.assign(confidence=confidence.to_numpy() * weights)
+    return out[weights > 0].reset_index(drop=True)
 
 
 def _log_lineage(mlflow: MLflowResource, store: LabelStore, dataset_version: str) -> None:

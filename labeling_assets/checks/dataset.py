@@ -24,6 +24,7 @@ from labeling_assets.core.store.dataset_versions import (
 )
 from labeling_assets.core.store.phashes import load_phashes
 from labeling_assets.core.store.schema import LabelStore, items_table, splits_table
+from labeling_assets.core.store.tiers import decision_of, machine_tier_items
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind
 from labeling_assets.resources.project import ProjectSettings
@@ -123,9 +124,11 @@ def dataset_splits_class_proportions_within_tolerance(
     context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
 ) -> dg.AssetCheckResult:
     """Each split's class proportions are within tolerance (+ one item's worth) of the overall ones (multi-label:
-    each label's prevalence, and the share of empty sets)."""
+    each label's prevalence, and the share of empty sets). Over the human-labeled items: machine labels go to train
+    only by design (docs/tiers.md), so they would skew train's proportions whatever the stratification did."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
+    manifest = manifest[~manifest["item_id"].isin(machine_tier_items(manifest_document(store, version)))]
     kind, classes = _version_kind(store, version)
     deviations = kind.split_deviations(manifest, classes, split_checks.DEFAULT_PROPORTION_TOLERANCE)
     bad = deviations[~deviations["ok"]]
@@ -209,7 +212,9 @@ def dataset_splits_only_live_labeled_items(
     list: a superseded, retracted or stale-class item never reaches an export."""
     store = label_store.get_store()
     version, manifest = _current(context, store)
-    bad = manifest_items_not_live(store, manifest, list(project.classes), task_type=_version_kind(store, version)[0].name)
+    machine = machine_tier_items(manifest_document(store, version))
+    kind = _version_kind(store, version)[0].name
+    bad = manifest_items_not_live(store, manifest, list(project.classes), task_type=kind, machine=machine)
     return dg.AssetCheckResult(
         passed=not bad,
         metadata={
@@ -244,5 +249,28 @@ def dataset_splits_every_label_in_val_and_test(
             "min_positives_to_require": dg.MetadataValue.int(multi_core.MIN_POSITIVES_FOR_ALL_SPLITS),
             "missing": dg.MetadataValue.json(missing.to_dict(orient="records")),
             "blocking_missing": dg.MetadataValue.int(len(placeable)),
+        },
+    )
+
+
+@dg.asset_check(asset="dataset_splits", blocking=False)
+def dataset_splits_machine_labels_hold_target(
+    context: dg.AssetCheckExecutionContext, label_store: LabelStoreResource
+) -> dg.AssetCheckResult:
+    """The machine labels' check sample agrees with people at least as often as the target allows: fails (WARN) when
+    even its upper confidence bound is below ``machine_label_target``. The loop acts by itself: the version built
+    then has no machine tier (status ``suspended``) and those items go back to people, until the champion changes
+    or more agreeing answers lift the bound. Passes with nothing to judge when machine labels are off."""
+    store = label_store.get_store()
+    version = lineage.current_dataset_version(context.instance)
+    decided = decision_of(store, version) if version else None
+    check = (decided or {}).get("production") or {}
+    return dg.AssetCheckResult(
+        passed=not check.get("below_target", False),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "dataset_version": dg.MetadataValue.text(version or ""),
+            "status": dg.MetadataValue.text((decided or {}).get("status", "off")),
+            "check_sample": dg.MetadataValue.json(check),
         },
     )

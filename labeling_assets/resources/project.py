@@ -106,6 +106,21 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         "gate (new labelers, or no gold answered).",
     )  # fmt: skip
     spot_check_seed: int = Field(default=0, description="The spot-check sample's seed (the hash's key).")
+    machine_label_target: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Machine labels with a guarantee (docs/tiers.md): dataset_splits labels an item by the champion's "
+        "pre-label, with no human label, when its confidence is above a threshold chosen on human-labeled items the "
+        "champion did not train on so that the one-sided lower confidence bound of its accuracy there is at least "
+        "this target (e.g. 0.98). Empty (the default): no machine labels.",
+    )  # fmt: skip
+    machine_label_confidence: float = Field(
+        default=0.95, gt=0, lt=1, description="The confidence of the machine-label guarantee's bound."
+    )
+    machine_label_check_rate: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Share of machine-labeled items that still go to people (a keyed hash of the item id), to check "
+        "the guarantee in production; the tier is suspended while that sample's upper bound is below the target.",
+    )  # fmt: skip
     acceptance_gate_threshold: float = Field(
         default=0.8, ge=0, le=1,
         description="The acceptance gate: labeler_stats pauses a labeler (as after a failed gold gate) whose share "

@@ -44,6 +44,7 @@ CHECKS = [
     checks.dataset_splits_every_class_in_every_split,
     checks.dataset_splits_every_label_in_val_and_test,
     checks.dataset_splits_only_live_labeled_items,
+    checks.dataset_splits_machine_labels_hold_target,
 ]
 CLASSES = ["cat", "dog", "eel"]
 

@@ -7,7 +7,7 @@ its checks and ``dataset_export`` read it back. The training chain's reads are i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -155,10 +155,12 @@ def departures(store: LabelStore, previous: pd.DataFrame, manifest: pd.DataFrame
 
 
 def manifest_items_not_live(
-    store: LabelStore, manifest: pd.DataFrame, classes: Sequence[str], *, task_type: str = SINGLE_LABEL
+    store: LabelStore, manifest: pd.DataFrame, classes: Sequence[str], *, task_type: str = SINGLE_LABEL,
+    machine: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Manifest rows that must not be in a dataset: the item is not active (superseded, quarantined, ...),
-    its consensus is retracted or missing, or its label is not in the class list (as the kind reads it)."""
+    its consensus is retracted or missing (except the ``machine`` tier's items, which have none by definition), or its
+    label is not in the class list (as the kind reads it)."""
     kind = task_kind(task_type)
     statuses = {
         r["item_id"]: r["status"] for r in store.fetch(sa.select(items_table.c.item_id, items_table.c.status))
@@ -171,7 +173,9 @@ def manifest_items_not_live(
         problems = []
         if statuses.get(item) != "active":
             problems.append(f"item is {statuses.get(item) or 'not in the store'}")
-        if item in retracted:
+        if item in machine:
+            pass
+        elif item in retracted:
             problems.append("consensus retracted")
         elif item not in live:
             problems.append("no consensus")

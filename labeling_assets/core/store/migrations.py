@@ -32,6 +32,7 @@ from labeling_assets.core.store.tables import (
     source_files_table,
     sync_watermarks_table,
 )
+from labeling_assets.core.store.tiers_schema import m020_machine_labels
 
 _APPEND_ONLY_SQLITE = [
     """CREATE TRIGGER IF NOT EXISTS annotations_no_update BEFORE UPDATE ON annotations
@@ -110,5 +111,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(17, "unreadable_answers: the result and reason of each annotation version with no label", m017_unreadable_answers),
     Migration(15, "class_schema_changes: class renames, merges and splits with their class list version", m015_class_schema_changes),
     Migration(21, "alerts_sent: alerts delivered per channel (de-duplication of alarms and notices)", m021_alerts_sent),
-    Migration(22, "webhook_inbox: tasks Label Studio's webhooks named, until a sync stored them", webhook_inbox_schema.m022_webhook_inbox))
+    Migration(22, "webhook_inbox: tasks Label Studio's webhooks named, until a sync stored them", webhook_inbox_schema.m022_webhook_inbox),
+    Migration(20, "machine_label_decisions, machine_label_checks: machine labels with a guarantee (tiers)", m020_machine_labels))
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest

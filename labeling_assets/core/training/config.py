@@ -75,6 +75,9 @@ class TrainConfig:
     class_weighted_loss: bool = True  # weights total / (n_classes * count); ignored with the weighted sampler
     class_weights: list[float] | None = None  # overrides the weights computed from the training labels
     sampler: SamplerKind = "shuffle"  # weighted: class-balanced draws with replacement, on the device
+    # Per label tier (verified, consensus, machine: docs/tiers.md) a weight: 0 leaves the tier's items out of
+    # training; another weight makes its items drawn that much as often (weighted draws; the resident cache only).
+    tier_weights: dict[str, float] | None = None
     patience: int = 5  # epochs without a better val score (the head's: macro-F1; sets: macro-AUC)
     # The kind of labeling task (core/tasks) whose training head this run uses: its outputs, loss, labels and
     # validation (a tensor cache's meta ``task_type`` names it).

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -202,6 +203,7 @@ def fit(
     on_epoch: Callable[[EpochStats], None] | None = None,
     log: Callable[[str], None] | None = None,
     train_targets: AnyArray | None = None,
+    item_weights: AnyArray | None = None,
     head: TrainingHead | None = None,
 ) -> FitResult:
     """Train a classifier on uint8 images with early stopping on the validation score of the kind's head.
@@ -243,6 +245,12 @@ def fit(
         + (f" ranks={distributed.world_size} batch/rank={batch_size}" if distributed.active else ""))
     weight_tensor = torch.tensor(weights, dtype=torch.float32, device=device)
     sampling = head.sampling(data, train_labels, train_targets, weight_tensor, config)
+    if item_weights is not None and data.resident:  # tier weights (docs/tiers.md): weighted draws per item
+        per_item = torch.as_tensor(np.asarray(item_weights, dtype=np.float32)[shard], device=device)
+        base = sampling.sample_weights if sampling.sample_weights is not None else torch.ones_like(per_item)
+        sampling = Sampling(sample_weights=base * per_item, weigh=None, loss_weight=sampling.loss_weight)
+    elif item_weights is not None:
+        say("tier weights other than 0 and 1 need the resident cache: ignored for this streamed run")
     trainer.loss_weight = sampling.loss_weight
     val = _Validation.of(trainer, val_images, val_labels, distributed)
     generator = torch.Generator()
