@@ -6,7 +6,7 @@
 
 The synthetic stack is one data folder as a local deployment leaves it: a SQLite label store with
 ``--annotations`` rows (3 per item, 5% edited; Label Studio-shaped ids), the migrated Label Studio template's
-folder (a real Label Studio database; skipped when Label Studio is not installed), an MLflow store with one
+folder (a real, empty Label Studio database: no tasks; left out when Label Studio is not installed), an MLflow store with one
 registered champion whose checkpoint is ``--checkpoint-mb`` of random bytes, the repository's Dagster instance
 after ``--runs`` small runs, and ``--raw-files`` raw copies of ``--raw-kb`` random bytes each (random: they do
 not compress, as images do not). The restore goes into a fresh temporary folder and is timed with its checks
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import shutil
 import tempfile
@@ -80,6 +81,7 @@ def _dagster(runs: int) -> None:
     def bench_job() -> None:
         step()
 
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # not a page of run events
     with dg.DagsterInstance.from_config(str(REPO_ROOT)) as instance:
         for _ in range(runs):
             assert bench_job.execute_in_process(instance=instance).success
@@ -129,7 +131,7 @@ def main() -> None:
         stack_backup.restore_stack(made.bundle, stack=stack_backup.discover(target, f"sqlite:///{target / 'labels.db'}"))
         restore_s = time.perf_counter() - started
         for part in made.manifest.parts:
-            what = f"{part.bytes / 1e6:9.1f} MB" if part.status == "ok" else f"skipped ({part.reason})"
+            what = f"{part.bytes / 1e6:9.2f} MB" if part.status == "ok" else f"skipped ({part.reason})"
             print(f"  {part.name:<24} {what}")
         source = sum(p.stat().st_size for p in data.rglob("*") if p.is_file() and not p.is_symlink())
         print(f"data folder {source / 1e6:.1f} MB -> bundle {made.size / 1e6:.1f} MB; backup {made.seconds:.1f} s, "

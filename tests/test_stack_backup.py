@@ -11,11 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from labeling_assets.core.store import stack_bundle as sb
 from labeling_assets.core.store.backup import BackupError
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.local import stack_backup
+from tests.conftest import PostgresDatabases
 
 
 def _sqlite(path: Path, tables: dict[str, int]) -> None:
@@ -139,3 +141,52 @@ def test_an_unreachable_database_part_is_skipped_with_its_reason_and_no_password
 def test_only_the_newest_bundles_are_kept(data: Path, tmp_path: Path) -> None:
     made = [_bundle(data, tmp_path) for _ in range(3)]
     assert stack_backup.list_bundles(tmp_path / "backups") == made[1:]
+
+
+def _tables(url: str, tables: dict[str, int]) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for name, rows in tables.items():
+            conn.exec_driver_sql(f'CREATE TABLE "{name}" (id serial PRIMARY KEY, note text)')
+            for i in range(rows):
+                conn.exec_driver_sql(f"INSERT INTO \"{name}\" (note) VALUES ('{name}-{i}')")
+    engine.dispose()
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, home: Path, labelstudio: str, mlflow: str, dagster: str) -> None:
+    monkeypatch.setenv("LABEL_STUDIO_DATABASE_URL", labelstudio)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("TEST_DAGSTER_PG_URL", dagster)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("storage:\n  postgres:\n    postgres_url:\n      env: TEST_DAGSTER_PG_URL\n")
+
+
+def test_on_postgresql_every_database_part_is_a_dump_restored_into_empty_databases(
+    pg_databases: PostgresDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The team's databases (Label Studio, MLflow, Dagster, the store) each as a pg_dump, counted, and restored."""
+    store_url = pg_databases.new_url(template=pg_databases.migrated_template())
+    labelstudio, mlflow, dagster = pg_databases.new_url(), pg_databases.new_url(), pg_databases.new_url()
+    _tables(labelstudio, {"task": 3, "task_completion": 5})
+    _tables(mlflow, {"model_versions": 2, "registered_model_aliases": 1})
+    _tables(dagster, {"runs": 4})
+    _point_at(monkeypatch, tmp_path / "home", labelstudio, mlflow, dagster)
+    data = tmp_path / "data"
+    made = stack_backup.backup_stack(tmp_path / "backups", keep=1, raw=False,
+                                     stack=stack_backup.discover(data, store_url))  # fmt: skip
+    parts = {p.name: p for p in made.manifest.parts if p.status == sb.OK}
+    assert {n: p.kind for n, p in parts.items()} == {
+        "labels": "label-store", "labelstudio_database": "pgdump", "mlflow": "pgdump", "dagster": "pgdump"}  # fmt: skip
+    assert parts["labelstudio_database"].counts == {"task": 3, "task_completion": 5}
+    assert parts["dagster"].counts == {"runs": 4}
+
+    fresh = {name: pg_databases.new_url() for name in ("store", "labelstudio", "mlflow", "dagster")}
+    _point_at(monkeypatch, tmp_path / "home2", fresh["labelstudio"], fresh["mlflow"], fresh["dagster"])
+    stack_backup.restore_stack(made.bundle, stack=stack_backup.discover(tmp_path / "wiped", fresh["store"]))
+    engine = sa.create_engine(fresh["mlflow"])
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 2
+    engine.dispose()
+    with pytest.raises(BackupError, match=r"refused, nothing restored .*labels: .* already holds tables"):
+        stack_backup.restore_stack(made.bundle, stack=stack_backup.discover(tmp_path / "wiped2", fresh["store"]))
