@@ -146,7 +146,7 @@ def test_a_wiped_machine_comes_back_from_the_bundle_and_the_loop_goes_on(
     client = loop.label_studio.get_client()
     project = loop.label_studio.find_project_id()
     assert project is not None
-    crowd = simulate_crowd(client, project, CROWD, truth=truth, classes=CLASSES, overlap=2, seed=3, workers=1)
+    crowd = simulate_crowd(client, project, CROWD, truth=truth, classes=CLASSES, overlap=2, seed=3)
     assert loop.run("collect_job")["new"] == 2 * N_ITEMS
     deleted, task_of_deleted = crowd.annotations[0][0], crowd.annotations[0][1]
     client.delete_annotation(deleted)
