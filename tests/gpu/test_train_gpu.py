@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from labeling_assets.core.training import metrics
+from labeling_assets.core.training import gates, metrics
 from labeling_assets.core.training.augment import augment_batch
 from labeling_assets.core.training.config import AugmentConfig, TrainConfig
 from labeling_assets.core.training.loop import fit
@@ -81,6 +81,18 @@ def test_throughput_measurement_runs_and_reports_both_figures() -> None:
     )
     t = measure_throughput(x, y, config, synthetic_steps=10, warmup_steps=3, end_to_end_epochs=1)
     assert t.synthetic_images_per_s > 0 and t.end_to_end_images_per_s > 0 and t.resident
+
+
+def test_the_attention_head_trains_in_bf16_with_channels_last_and_the_gates_time_it_on_the_gpu() -> None:
+    x, y = _blobs(512, size=64)
+    config = TrainConfig(num_classes=2, backbone="efficientnet_b0", head="attention", image_size=64, channels=3,
+                         epochs=2, batch_size=64, patience=0, device="cuda")  # fmt: skip
+    result = fit(x, y, x[:128], y[:128], config)
+    assert result.device.startswith("cuda") and all(np.isfinite(s.train_loss) for s in result.history)
+    measured = gates.measure(result.model, (3, 64, 64), warmup=2, runs=5)  # CUDA present: CPU and GPU figures
+    assert [lat.device for lat in measured.latency] == ["cpu", "gpu"]
+    assert all(lat.runs == 5 and lat.p95_ms >= lat.p50_ms > 0 for lat in measured.latency)
+    assert next(result.model.parameters()).device.type == "cpu"  # measured, then back on the CPU
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL DDP needs 2 GPUs (one rank per device)")
