@@ -1,0 +1,236 @@
+"""Consensus of time regions from several labelers: ours (labeler-aware) and the frame-wise majority baseline.
+
+Ours, ``labeler_aware``, alternates two steps a few times, starting from the frame majority:
+
+1. *Learn each labeler* against the current consensus (against gold on the items that have it): its regions are
+   matched to the reference regions (same label, IoU >= 0.5); from the matched pairs it learns a start offset
+   and an end offset (median signed error: a labeler who marks late, or wide) and a jitter (the sd of the
+   errors left); the reference regions it has no match for give its miss rate, its own unmatched regions its
+   false-region rate (offsets: on gold alone once it has three matched gold regions); its frame error rate against the reference gives a vote weight
+   ``log((1 - e) / e)`` (a spammer's is about 0).
+2. *Fuse*: a weighted frame vote over the labelers' offset-corrected regions decides which regions exist and
+   their labels (``none`` is a class); then each region's start and end are the precision-weighted mean
+   (weight ``1 / jitter^2``) of the offset-corrected boundaries of the labelers' matching regions. Two
+   neighbours that now overlap meet halfway.
+
+Offsets are relative: with no gold they are centred on the median labeler among those with a positive weight (the
+crowd as a whole is taken to be on time, so a crowd that is late as a whole stays late); gold anchors them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from labeling_assets.core.speech.regions import (
+    HOP,
+    MIN_IOU,
+    NONE,
+    Region,
+    from_frames,
+    match_regions,
+    to_frames,
+)
+
+ItemRegions = Mapping[str, Sequence[Region]]  # labeler -> regions, for one item
+METHODS = ("labeler_aware", "frame_majority")
+MIN_DURATION = 0.05  # seconds: a fused run shorter than this is dropped (a click, not a phrase)
+JITTER_PRIOR = 0.1  # seconds: the jitter of a labeler with few matched boundaries shrinks from this
+PRIOR_BOUNDARIES = 4  # pseudo-boundaries of that prior
+MIN_GOLD_MATCHES = 3  # matched gold regions from which a labeler's offsets are learnt on gold alone
+
+
+@dataclass(frozen=True)
+class SegmentLabelerStats:
+    labeler: str
+    start_offset: float  # seconds, labeler minus reference
+    end_offset: float
+    jitter: float  # seconds
+    miss_rate: float  # reference regions it has no match for
+    false_rate: float  # its regions that match no reference region
+    frame_error: float
+    weight: float  # the frame vote's weight
+    matched: int  # matched regions the offsets were learnt from
+
+
+@dataclass(frozen=True)
+class SegmentConsensus:
+    regions: list[list[Region]]  # per item
+    labelers: dict[str, SegmentLabelerStats]
+
+
+def frame_majority(
+    items: Sequence[ItemRegions], durations: Sequence[float], labels: Sequence[str], hop: float = HOP
+) -> list[list[Region]]:
+    """The baseline: per frame the label most labelers gave (``none`` counts as a label; a tie goes to none)."""
+    out = []
+    for answers, duration in zip(items, durations, strict=True):
+        frames = [to_frames(r, labels, duration, hop) for r in answers.values()]
+        weights = {name: 1.0 for name in answers}
+        out.append(from_frames(_vote(frames, list(weights.values()), len(labels)), labels, hop))
+    return out
+
+
+def labeler_aware(
+    items: Sequence[ItemRegions],
+    durations: Sequence[float],
+    labels: Sequence[str],
+    gold: Mapping[int, Sequence[Region]] | None = None,
+    hop: float = HOP,
+    iterations: int = 4,
+) -> SegmentConsensus:
+    """Ours (module docstring). ``gold`` maps an item's index to its true regions."""
+    gold = gold or {}
+    consensus = frame_majority(items, durations, labels, hop)
+    stats: dict[str, SegmentLabelerStats] = {}
+    for _ in range(iterations):
+        reference = [list(gold.get(k, consensus[k])) for k in range(len(items))]
+        stats = learn_labelers(items, reference, durations, labels, hop)
+        stats = _gold_offsets(stats, items, gold, durations, labels, hop) if gold else _centred(stats)
+        consensus = [
+            _fuse(answers, duration, labels, stats, hop)
+            for answers, duration in zip(items, durations, strict=True)
+        ]
+    return SegmentConsensus(consensus, stats)
+
+
+def learn_labelers(
+    items: Sequence[ItemRegions],
+    reference: Sequence[Sequence[Region]],
+    durations: Sequence[float],
+    labels: Sequence[str],
+    hop: float = HOP,
+) -> dict[str, SegmentLabelerStats]:
+    starts: dict[str, list[float]] = {}
+    ends: dict[str, list[float]] = {}
+    counts: dict[str, list[int]] = {}  # matched, reference regions, own regions, frames wrong, frames
+    for answers, ref, duration in zip(items, reference, durations, strict=True):
+        ref_frames = to_frames(ref, labels, duration, hop)
+        for name, regions in answers.items():
+            pairs = match_regions(regions, ref, MIN_IOU)
+            starts.setdefault(name, []).extend(regions[i].start - ref[j].start for i, j in pairs)
+            ends.setdefault(name, []).extend(regions[i].end - ref[j].end for i, j in pairs)
+            wrong = int(np.sum(to_frames(regions, labels, duration, hop) != ref_frames))
+            c = counts.setdefault(name, [0, 0, 0, 0, 0])
+            for k, v in enumerate((len(pairs), len(ref), len(regions), wrong, ref_frames.size)):
+                c[k] += v
+    out = {}
+    for name, (matched, n_ref, n_own, wrong, frames) in counts.items():
+        s, e = np.asarray(starts[name]), np.asarray(ends[name])
+        start_offset = float(np.median(s)) if s.size else 0.0
+        end_offset = float(np.median(e)) if e.size else 0.0
+        residuals = np.concatenate([s - start_offset, e - end_offset])
+        # Shrunk towards the prior so that two lucky boundaries do not make a labeler the only voice.
+        var = (float(np.sum(residuals**2)) + PRIOR_BOUNDARIES * JITTER_PRIOR**2) / (
+            residuals.size + PRIOR_BOUNDARIES
+        )
+        frame_error = min(max((wrong + 1) / (frames + 2), 0.01), 0.5)
+        out[name] = SegmentLabelerStats(
+            labeler=name,
+            start_offset=start_offset,
+            end_offset=end_offset,
+            jitter=float(np.sqrt(var)),
+            miss_rate=1 - matched / n_ref if n_ref else 0.0,
+            false_rate=1 - matched / n_own if n_own else 0.0,
+            frame_error=frame_error,
+            weight=float(np.log((1 - frame_error) / frame_error)),
+            matched=matched,
+        )
+    return out
+
+
+def _gold_offsets(
+    stats: dict[str, SegmentLabelerStats],
+    items: Sequence[ItemRegions],
+    gold: Mapping[int, Sequence[Region]],
+    durations: Sequence[float],
+    labels: Sequence[str],
+    hop: float,
+) -> dict[str, SegmentLabelerStats]:
+    """Offsets learnt on gold alone for the labelers with enough matched gold regions: against the consensus a
+    labeler's offset is relative to the crowd's, against gold it is absolute."""
+    keys = sorted(gold)
+    on_gold = learn_labelers(
+        [items[k] for k in keys], [gold[k] for k in keys], [durations[k] for k in keys], labels, hop
+    )
+    out = dict(stats)
+    for name, g in on_gold.items():
+        if g.matched >= MIN_GOLD_MATCHES:
+            out[name] = replace(stats[name], start_offset=g.start_offset, end_offset=g.end_offset)
+    return out
+
+
+def _centred(stats: Mapping[str, SegmentLabelerStats]) -> dict[str, SegmentLabelerStats]:
+    trusted = [s for s in stats.values() if s.weight > 0] or list(stats.values())
+    if not trusted:
+        return dict(stats)
+    start = float(np.median([s.start_offset for s in trusted]))
+    end = float(np.median([s.end_offset for s in trusted]))
+    return {
+        name: replace(s, start_offset=s.start_offset - start, end_offset=s.end_offset - end)
+        for name, s in stats.items()
+    }
+
+
+def _vote(
+    frames: Sequence[npt.NDArray[np.int64]], weights: Sequence[float], n_labels: int
+) -> npt.NDArray[np.int64]:
+    """Weighted frame vote; class ``n_labels`` is none, and it wins ties."""
+    if not frames:
+        return np.zeros(0, dtype=np.int64)
+    scores = np.zeros((n_labels + 1, frames[0].size))
+    for f, w in zip(frames, weights, strict=True):
+        code = np.where(f == NONE, n_labels, f)
+        np.add.at(scores, (code, np.arange(f.size)), w)
+    scores[n_labels] += 1e-9
+    best = np.argmax(scores[::-1], axis=0)
+    winner = n_labels - best
+    return np.where(winner == n_labels, NONE, winner).astype(np.int64)
+
+
+def _shifted(regions: Sequence[Region], s: SegmentLabelerStats, duration: float) -> list[Region]:
+    out = []
+    for r in regions:
+        start = min(max(r.start - s.start_offset, 0.0), duration)
+        end = min(max(r.end - s.end_offset, 0.0), duration)
+        if end > start:
+            out.append(Region(start, end, r.label))
+    return out
+
+
+def _fuse(
+    answers: ItemRegions,
+    duration: float,
+    labels: Sequence[str],
+    stats: Mapping[str, SegmentLabelerStats],
+    hop: float,
+) -> list[Region]:
+    corrected = {name: _shifted(regions, stats[name], duration) for name, regions in answers.items()}
+    frames = [to_frames(r, labels, duration, hop) for r in corrected.values()]
+    weights = [max(stats[name].weight, 0.0) for name in corrected]
+    if not any(weights):
+        weights = [1.0] * len(weights)
+    skeleton = from_frames(_vote(frames, weights, len(labels)), labels, hop, MIN_DURATION)
+    fused = []
+    for region in skeleton:
+        s_num = s_den = e_num = e_den = 0.0
+        for name, regions in corrected.items():
+            pairs = match_regions(regions, [region], min_iou=0.3)
+            if not pairs or stats[name].weight <= 0:
+                continue
+            own = regions[pairs[0][0]]
+            w = 1.0 / stats[name].jitter ** 2
+            s_num, s_den = s_num + w * own.start, s_den + w
+            e_num, e_den = e_num + w * own.end, e_den + w
+        start = s_num / s_den if s_den else region.start
+        end = e_num / e_den if e_den else region.end
+        fused.append(Region(round(start, 4), round(end, 4), region.label) if end > start else region)
+    for k in range(1, len(fused)):  # neighbours that overlap meet halfway
+        a, b = fused[k - 1], fused[k]
+        if a.end > b.start:
+            mid = round((a.end + b.start) / 2, 4)
+            fused[k - 1], fused[k] = Region(a.start, mid, a.label), Region(mid, b.end, b.label)
+    return [r for r in fused if r.end > r.start]

@@ -1,0 +1,100 @@
+"""Transcript consensus: the alignment, the word network, ROVER, ours (labeler-aware), and the WER figures."""
+
+import numpy as np
+
+from labeling_assets.core.speech.crowd import TextLabeler, machine_output, misspell
+from labeling_assets.core.speech.text_consensus import (
+    align,
+    labeler_aware_rover,
+    rover,
+    word_errors,
+    word_network,
+)
+from labeling_assets.core.speech.text_metrics import cer, labeler_wer, wer
+
+TRUTH = ["xin", "chào", "the", "meeting", "starts", "at", "nine", "hôm", "nay", "trời", "đẹp"]
+
+
+def test_align_pairs_words_with_the_fewest_edits() -> None:
+    assert align(["a", "b", "c", "d"], ["a", "c", "d", "e"]) == [
+        ("a", "a"),
+        ("b", None),
+        ("c", "c"),
+        ("d", "d"),
+        (None, "e"),
+    ]
+    assert word_errors(["a", "b", "c"], ["a", "x", "c", "y"]) == 2
+    assert word_errors([], ["a"]) == 1
+
+
+def test_the_word_network_lines_up_every_hypothesis() -> None:
+    slots = word_network(
+        [("x", ["the", "cat", "sat"]), ("y", ["the", "cat", "sad"]), ("z", ["a", "cat", "sat", "on"])]
+    )
+    assert slots == [
+        {"x": "the", "y": "the", "z": "a"},
+        {"x": "cat", "y": "cat", "z": "cat"},
+        {"x": "sat", "y": "sad", "z": "sat"},
+        {"x": None, "y": None, "z": "on"},
+    ]
+
+
+def test_rover_elects_per_slot_and_weights_can_overturn_it() -> None:
+    answers = {"x": ["the", "cat", "sat"], "y": ["the", "cat", "sad"], "z": ["a", "cat", "sat", "on"]}
+    words, confidence = rover(answers)
+    assert words == ["the", "cat", "sat"] and 0.5 < confidence < 1
+    assert rover(answers, {"x": 0.1, "y": 0.1, "z": 5.0})[0] == ["a", "cat", "sat", "on"]
+
+
+def test_ours_down_weights_lazy_labelers_that_outvote_a_careful_one() -> None:
+    rng = np.random.default_rng(0)
+    careful = [TextLabeler(f"careful{i}", fix=1.0, typo=0.0) for i in range(3)]
+    lazy = [TextLabeler(f"lazy{i}", lazy=True) for i in range(2)]
+    items, machine, truth = [], [], []
+    for k in range(60):
+        out = machine_output(TRUTH, rng, typo=0.3)
+        # a third of the items: two lazy labelers and one careful; the rest: three careful
+        crowd = [*lazy, careful[k % 3]] if k % 3 == 0 else careful
+        items.append({lab.name: lab.correct(TRUTH, out, rng) for lab in crowd})
+        machine.append(out)
+        truth.append(TRUTH)
+    plain = [rover(answers)[0] for answers in items]
+    ours = labeler_aware_rover(items, machine)
+    assert ours.labelers["lazy0"].unchanged_rate == 1.0 and ours.labelers["careful0"].unchanged_rate < 0.5
+    assert ours.labelers["lazy0"].lazy > 0.5 and ours.labelers["careful0"].lazy == 0.0
+    assert ours.labelers["lazy0"].weight < ours.labelers["careful0"].weight
+    assert wer(truth, ours.texts) < 0.5 * wer(truth, plain)
+
+
+def test_a_spammer_gets_almost_no_vote() -> None:
+    rng = np.random.default_rng(1)
+    crowd = [TextLabeler("a", fix=0.9), TextLabeler("b", fix=0.9), TextLabeler("spam", spammer=True)]
+    items = []
+    machine = []
+    for _ in range(30):
+        out = machine_output(TRUTH, rng)
+        items.append({lab.name: lab.correct(TRUTH, out, rng) for lab in crowd})
+        machine.append(out)
+    stats = labeler_aware_rover(items, machine).labelers
+    assert stats["spam"].weight < 0.2 < stats["a"].weight
+
+
+def test_machine_output_and_misspellings_change_the_text() -> None:
+    rng = np.random.default_rng(2)
+    assert all(misspell(w, rng) != w for w in ["a", "nine", "đẹp"] * 10)
+    outs = [machine_output(TRUTH, rng) for _ in range(50)]
+    assert any(o != TRUTH for o in outs) and 0.05 < wer([TRUTH] * 50, outs) < 0.5
+
+
+def test_wer_cer_and_per_labeler_intervals() -> None:
+    refs = [["a", "b", "c", "d"], ["e", "f"]]
+    assert wer(refs, [["a", "b", "c", "d"], ["e", "x"]]) == 1 / 6
+    assert wer(refs, [[], []]) == 1.0
+    assert 0 < cer(refs, [["a", "b", "c", "d"], ["e", "x"]]) < 0.3
+    items = [{"good": r, "bad": ["z"] * len(r)} for r in refs * 10]
+    figures = labeler_wer(items, {k: r for k, r in enumerate(refs * 10)})
+    assert figures["good"].wer == 0.0 and figures["good"].high == 0.0
+    assert figures["bad"].wer == 1.0 and figures["bad"].low == 1.0
+    noisy = [{"x": r if k % 2 else ["z"]} for k, r in enumerate(refs * 10)]
+    interval = labeler_wer(noisy, {k: r for k, r in enumerate(refs * 10)})["x"]
+    assert interval.low < interval.wer < interval.high and interval.items == 20
