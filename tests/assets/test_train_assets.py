@@ -519,6 +519,7 @@ def test_the_run_config_and_the_command_line_take_every_default_from_train_confi
         "backbone", "head", "epochs", "batch_size", "lr", "weight_decay", "patience", "loss", "sampler",
         "class_weighted_loss", "device", "compile", "weights_path", "hflip", "seed", "cpu_threads", "targets",
         "nproc_per_node", "multi_label_loss", "pos_weight", "multi_label_sampler", "trainer_settings",
+        "tier_weights",
     }  # fmt: skip
 
 
