@@ -43,7 +43,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,7 +167,7 @@ def dynamic(random_raises: bool) -> Policy:
     return run
 
 
-def allocator(random_share: float, expert: bool, wrong_label_cost: float) -> Policy:
+def allocator(random_share: float, expert: bool, wrong_label_cost: float, usable: float = 0.0) -> Policy:
     def run(pool: Pool, batch: int, probs: np.ndarray | None, rng: np.random.Generator, seed: int) -> None:
         c = pool.n_classes
         labeled = pool.labeled()
@@ -187,7 +187,7 @@ def allocator(random_share: float, expert: bool, wrong_label_cost: float) -> Pol
         decisions = allocate(
             batch, new, old, n_classes=c, labeler_accuracy=max(acc, 1.0 / c + 0.02), costs=Costs(1.0, DEFAULT_EXPERT_COST),
             expert_accuracy=DEFAULT_EXPERT_ACCURACY if expert else None, random_share=random_share, seed=seed,
-            wrong_label_cost=wrong_label_cost,
+            wrong_label_cost=wrong_label_cost, usable_confidence=usable,
         )
         for d in decisions:
             i = int(d.item_id)
@@ -294,7 +294,7 @@ def real_case(folder: Path, seed: int) -> tuple[Callable[[], Pool], Callable[[Po
     return make, score
 
 
-def policies(expert: bool, wrong_label_costs: list[float]) -> dict[str, tuple[Policy, Policy | str]]:
+def policies(expert: bool, wrong_label_costs: list[float], usable: Sequence[float] = ()) -> dict[str, tuple[Policy, Policy | str]]:
     """Each policy with its random arm (or a note naming the row that already is its random arm)."""
     table: dict[str, tuple[Policy, Policy | str]] = {
         "fixed3": (fixed(3, by_model=False), "(itself)"),
@@ -304,14 +304,16 @@ def policies(expert: bool, wrong_label_costs: list[float]) -> dict[str, tuple[Po
     for n, lam in enumerate(wrong_label_costs):
         # The all-random arm does not depend on lambda: run it once.
         table[f"allocator l={lam:g}"] = (allocator(0.10, expert, lam), allocator(1.0, expert, lam) if n == 0 else "(above)")
+    for tau in usable:  # a label under tau is worth nothing (core.allocation.allocator.item_value)
+        table[f"allocator c={tau:g}"] = (allocator(0.10, expert, 0.0, tau), "(above)")
     return table
 
 
 def run_case(name: str, cases: list[tuple[Callable[[], Pool], Callable[[Pool], tuple[float, np.ndarray | None]]]],
              target: float | None, target_share: float, batch: int, budget: int, names: list[str],
-             expert: bool, wrong_label_costs: list[float]) -> None:
+             expert: bool, wrong_label_costs: list[float], usable: Sequence[float] = ()) -> None:
     started = time.perf_counter()
-    table = policies(expert, wrong_label_costs)
+    table = policies(expert, wrong_label_costs, usable)
     if target is None:  # the same accuracy as fixed overlap 3 at the end of the pool
         finals = [simulate(make(), table["fixed3"][0], score, target=2.0, batch=batch, budget=budget, seed=s)
                   for s, (make, score) in enumerate(cases)]
@@ -514,6 +516,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=30)
     parser.add_argument("--wrong-label-cost", type=float, nargs="+", default=[0.0, 1.0],
                         help="digits: the allocator's lambda, one row each (real crowds: 0, their metric)")
+    parser.add_argument("--usable-confidence", type=float, nargs="+", default=[0.9],
+                        help="the allocator's tau (a label under it is worth nothing), one row each")
+    parser.add_argument("--policies", nargs="+", default=None, help="run only these rows (fixed3 always runs)")
     parser.add_argument("--budget", type=int, default=3000)
     parser.add_argument("--trace", nargs="+", default=[], help="digits, seed 0: trace these policies and stop")
     parser.add_argument("--trace-steps", type=int, default=30)
@@ -525,7 +530,7 @@ def main() -> int:
     parser.add_argument("--machine-budget", type=int, default=1200)
     args = parser.parse_args()
     if args.trace:
-        table = policies(True, args.wrong_label_cost)
+        table = policies(True, args.wrong_label_cost, args.usable_confidence)
         for name in args.trace:
             trace(name, digits_case(0), table[name][0], args.batch, args.trace_steps)
         return 0
@@ -533,16 +538,21 @@ def main() -> int:
         run_machine_labels(args)
         return 0
     real_dir = Path(os.environ.get("REAL_CROWD_DIR", Path(__file__).resolve().parents[2] / "shared/data/real_crowd"))
+    def chosen(names: list[str]) -> list[str]:
+        return names if args.policies is None else ["fixed3", *(n for n in names if n in args.policies and n != "fixed3")]
+
+    usable = args.usable_confidence
     for name in args.only:
         if name == "digits":
             run_case("digits (simulated crowd, 5 labelers at 0.7)", [digits_case(s) for s in range(args.seeds)],
-                     args.digits_target, 0, args.batch, args.budget, list(policies(True, args.wrong_label_cost)),
-                     expert=True, wrong_label_costs=args.wrong_label_cost)
+                     args.digits_target, 0, args.batch, args.budget,
+                     chosen(list(policies(True, args.wrong_label_cost, usable))),
+                     expert=True, wrong_label_costs=args.wrong_label_cost, usable=usable)
         else:
             cases = [real_case(real_dir / name, s) for s in range(args.seeds)]
             run_case(f"{name} (real answers, replayed)", cases, None, args.real_target_share, args.batch,
-                     10**7, ["fixed3", "dynamic", "allocator l=0"], expert=False,
-                     wrong_label_costs=[0.0])
+                     10**7, chosen(["fixed3", "dynamic", "allocator l=0", *(f"allocator c={t:g}" for t in usable)]),
+                     expert=False, wrong_label_costs=[0.0], usable=usable)
     return 0
 
 

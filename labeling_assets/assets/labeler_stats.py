@@ -16,6 +16,7 @@ from pydantic import Field
 
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY
+from labeling_assets.core.consensus.adaptive_gold import GoldRates
 from labeling_assets.core.consensus.completion import Completion
 from labeling_assets.core.consensus.gates import RateGate
 from labeling_assets.core.consensus.labeler_run import LabelerOptions, labeler_board, run_labeler_stats
@@ -142,6 +143,8 @@ def labeler_stats(
         acceptance = {run.names[k]: g.metadata() for k, g in run.acceptance.items() if g.n}
         return dg.MaterializeResult(metadata={**_batch_metadata({run.names[k]: r for k, r in run.reports.items()}),
                                               "acceptance": dg.MetadataValue.json(acceptance),
+                                              "gold_rates": dg.MetadataValue.json(
+                                                  {run.names[k]: r for k, (r, _) in sorted(run.gold_rates.items())}),
                                               **_completion_metadata(completion, run.names), **common})  # fmt: skip
     [(labeler_id, report)] = run.reports.items()
     name = run.names[labeler_id]
@@ -150,8 +153,15 @@ def labeler_stats(
                 **_acceptance_metadata(run.acceptance.get(labeler_id)), "labeler": dg.MetadataValue.text(name),
                 "tasks_given": dg.MetadataValue.int(done.given), "tasks_done": dg.MetadataValue.int(done.done),
                 "completion_rate": dg.FloatMetadataValue(done.rate),
-                **common}  # fmt: skip
+                **_gold_rate_metadata(run.gold_rates.get(labeler_id)), **common}  # fmt: skip
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _gold_rate_metadata(rate: tuple[float, str] | None) -> dict[str, Any]:
+    """Adaptive gold: the share of hidden gold this labeler's evidence asks for, and why."""
+    if rate is None:
+        return {}
+    return {"gold_rate": dg.MetadataValue.float(rate[0]), "gold_rate_why": dg.MetadataValue.text(rate[1])}
 
 
 def _acceptance_metadata(gate: RateGate | None) -> dict[str, Any]:
@@ -184,6 +194,7 @@ def _options(project: ProjectSettings, config: LabelerStatsConfig | None = None)
         trend_weeks=config.trend_weeks if config else 8, auto_pause=config.auto_pause if config else True,
         pay_rate_per_hour=project.pay_rate_per_hour, pay_rates_per_hour=dict(project.pay_rates_per_hour),
         gold_gate_threshold=project.gold_gate_threshold, acceptance_threshold=project.acceptance_gate_threshold,
+        gold_rates=GoldRates(project.gold_rate_new_labeler, project.gold_rate_floor),
     )  # fmt: skip
 
 
@@ -198,8 +209,8 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float,
                           completion: dict[str, Completion] | None = None) -> dict[str, Any]:  # fmt: skip
     lines = [
         "| # | labeler | id | labels | gold acc. | 95% CI | gold n | kappa vs consensus | median s | labels/day | "
-        "too fast | cost / correct label | accepted (95% CI) | tasks done / given | paused | class flags |",
-        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|---|---|",
+        "too fast | cost / correct label | accepted (95% CI) | tasks done / given | gold rate | paused | class flags |",
+        "|---:|---|---|---:|---:|---|---:|---:|---:|---:|---|---|---|---|---:|---|---|",
     ]
     if kind.gold_gate_rate:  # the interval is of the gate's rate, not of the kind's gold accuracy: both shown, named
         lines[0] = lines[0].replace("| gold acc. | 95% CI |", f"| {kind.gold_accuracy_name} | {kind.gold_gate_rate}, 95% CI |")
@@ -213,7 +224,8 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float,
             f"| {rank} | {md_text(row['labeler'])} | {md_text(row['labeler_id'])} | {row['n_labels']} | {_fmt(row['gold_accuracy'])} | "
             f"{ci} | {row['n_gold']} | {_fmt(row['kappa_vs_consensus'])} | {_fmt(row['median_time_s'], 1)} | "
             f"{_fmt(row['labels_per_day'], 1)} | {'yes' if row['too_fast'] else ''} | {cost} | {_accepted(row)} | "
-            f"{_completed((completion or {}).get(str(row['labeler_id'])))} | {'yes' if row['paused'] else ''} | "
+            f"{_completed((completion or {}).get(str(row['labeler_id'])))} | {_fmt(row.get('gold_rate'), 2)} | "
+            f"{'yes' if row['paused'] else ''} | "
             f"{md_text(row['class_flags'], 400)} |"
         )
     metadata: dict[str, Any] = {
@@ -228,6 +240,9 @@ def _leaderboard_metadata(board: pd.DataFrame, kind: TaskKind, threshold: float,
             board.loc[board["gold_verdict"] == "fail", "labeler"].tolist() if not board.empty else []
         ),
         "too_fast": dg.MetadataValue.json(board.loc[board["too_fast"].astype(bool), "labeler"].tolist()),
+        "gold_rates": dg.MetadataValue.json(  # adaptive gold: what each labeler's gold evidence asks for
+            dict(zip(board["labeler"].astype(str), board["gold_rate"].astype(float), strict=True)) if not board.empty else {}
+        ),
         "surely_below_acceptance_threshold": dg.MetadataValue.json(
             board.loc[board["acceptance_verdict"] == "fail", "labeler"].tolist() if not board.empty else []
         ),

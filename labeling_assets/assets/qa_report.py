@@ -8,6 +8,7 @@ import pandas as pd
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUALITY
 from labeling_assets.core.reporting.qa_report import build_qa_report
+from labeling_assets.core.store.allocation import decision_rows, decision_summary
 from labeling_assets.core.store.consensus_versions import latest_consensus_choice
 from labeling_assets.core.store.guidelines import current_answer_guidelines
 from labeling_assets.core.store.held_out import held_out
@@ -50,6 +51,7 @@ def qa_report(
         pay_rates_per_hour={names.get(k, k): v for k, v in project.pay_rates_per_hour.items()},  # rates by id or name
         view=task_kind(project.task_type).qa_view,
         classes=list(project.classes),
+        allocation=decision_summary(decision_rows(store)),  # the allocator's audit (empty unless it ran)
     )
     folder = project.data_path / "reports"
     folder.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ from pydantic import Field
 
 from labeling_assets import stage
 from labeling_assets.constants import GROUP_QUEUE, QUEUE_POOL
+from labeling_assets.core.allocation.live import AllocatorSettings
+from labeling_assets.core.consensus.adaptive_gold import GoldRates
 from labeling_assets.core.consensus.class_schema import ClassSchemaError
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP
 from labeling_assets.core.labelstudio.queue import QueueOptions, run_blind_queue, run_queue
@@ -25,7 +27,7 @@ class QueueConfig(dg.Config):
     max_new_tasks: int = 1000
     """How many new items to queue in this run."""
     gold_rate: float = 0.1
-    """Fraction of the new tasks that are (hidden) gold items."""
+    """Fraction of the new tasks that are (hidden) gold items (the project's adaptive_gold replaces it)."""
     overlap: int = 3
     """Labelers per task (Label Studio maximum_annotations)."""
     strategy: Strategy = "uncertainty"
@@ -78,7 +80,12 @@ def labeling_tasks(
         prelabel_wait_minutes=config.prelabel_wait_minutes, prelabel_visibility=config.prelabel_visibility,
         allow_empty=project.allow_empty_set, allow_overlap=project.allow_overlapping_spans,
         class_list_change_reason=project.class_list_change_reason, fields=project.answer_fields(),
-        class_changes=project.declared_class_changes(),
+        class_changes=project.declared_class_changes(), allocation=project.allocation,
+        allocator=AllocatorSettings(random_share=project.allocation_random_share, seed=config.seed,
+                                    usable_confidence=project.allocation_usable_confidence),
+        pay_rate_per_hour=project.pay_rate_per_hour, pay_rates_per_hour=dict(project.pay_rates_per_hour),
+        reviewers=list(project.reviewers), gold_gate_threshold=project.gold_gate_threshold, run_id=context.run_id,
+        adaptive_gold=GoldRates(project.gold_rate_new_labeler, project.gold_rate_floor) if project.adaptive_gold else None,
     )  # fmt: skip
     label_config = project.label_config()
     log, warn = context.log.info, context.log.warning

@@ -1,7 +1,7 @@
 """Project-wide settings every stage shares: the class list and the data folder."""
 
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import dagster as dg
 from pydantic import Field
@@ -126,6 +126,35 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="The acceptance gate: labeler_stats pauses a labeler (as after a failed gold gate) whose share "
         "of spot-checked answers a reviewer accepted has a 95% interval entirely below it.",
     )  # fmt: skip
+    allocation: Literal["rules", "allocator"] = Field(
+        default="rules",
+        description="How labeling_tasks spends its slots. rules: new items in the strategy's order, and one more "
+        "labeler for every item consensus calls unsure (dynamic overlap). allocator: one decision per slot between a "
+        "new item, one more label and an expert review by expected accuracy gain per cost (pay rates), each audited "
+        "(docs/allocation.md).",
+    )
+    allocation_random_share: float = Field(
+        default=0.10, ge=0, le=1,
+        description="allocator: the share of slots given to a seeded random crowd action (the random arm that "
+        "keeps the allocator's savings measurable).",
+    )  # fmt: skip
+    allocation_usable_confidence: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="allocator: a label whose consensus confidence is under this is worth nothing yet (0: every "
+        "label is worth its confidence; docs/allocation.md has the benchmark behind the choice).",
+    )  # fmt: skip
+    adaptive_gold: bool = Field(
+        default=False,
+        description="labeling_tasks mixes hidden gold at the labelers' adaptive rates (gold_rate_new_labeler until "
+        "a labeler's gold interval is clear of the gold gate, then gold_rate_floor) instead of its gold_rate. "
+        "The rates are reported in labeler_stats and the leaderboard either way.",
+    )
+    gold_rate_new_labeler: float = Field(
+        default=0.20, ge=0, lt=1, description="Adaptive gold: the rate until the labeler's gold interval passes."
+    )
+    gold_rate_floor: float = Field(
+        default=0.05, ge=0, lt=1, description="Adaptive gold: the rate once the labeler's gold interval passes."
+    )
     guidelines_path: str | None = Field(
         default_factory=env.guidelines_path,
         description="A Markdown file of labeling guidelines: labeling_guidelines stores each changed text as a new "

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from labeling_assets.assets import collect, consensus, queue
+from labeling_assets.core.store.allocation_schema import allocation_decisions_table
 from labeling_assets.core.store.schema import (
     LabelStore,
     items_table,
@@ -212,3 +213,26 @@ def test_still_unsure_after_the_third_labeler_goes_one_more_round_until_the_cap(
         (2, 3),
         (3, 4),
     ]
+
+
+def test_with_the_allocator_on_its_decision_raises_the_overlap_and_is_audited(setup: Setup) -> None:
+    """``allocation = "allocator"``: the 1-1 split is the slot's best buy (one more label), raised in Label Studio
+    through the allocator's own request (consensus' request for the same item is left to it); the sure items get
+    nothing; the decision is in the store and the run's metadata."""
+    setup.disagree()
+    setup.resources["project"] = ProjectSettings(data_dir=setup.resources["project"].data_dir, classes=CLASSES,
+                                                 allocation="allocator", allocation_random_share=0.0)  # fmt: skip
+    meta = setup.queue(max_new_tasks=2)
+    assert meta["allocation"] == "allocator" and meta["allocator_decisions"] == {
+        "new_item": 0, "more_label": 1, "expert": 0}  # fmt: skip
+    assert meta["overlap_raised"] == 1 and meta["more_annotators_left_to_allocator"] == 1
+    assert [setup.overlap_of(i) for i in ITEMS] == [3, 2, 2]
+    rr = review_requests_table
+    (action,) = setup.store.fetch(sa.select(review_actions_table.c.item_id, rr.c.source)
+                                  .join(rr, rr.c.id == review_actions_table.c.request_id))  # fmt: skip
+    assert (action["item_id"], action["source"]) == (UNSURE, "allocator")
+    (decision,) = setup.store.fetch(sa.select(allocation_decisions_table)
+                                    .where(allocation_decisions_table.c.action != "fallback"))  # fmt: skip
+    assert (decision["item_id"], decision["action"], decision["random_arm"]) == (UNSURE, "more_label", False)
+    assert decision["estimated_gain"] > 0 and decision["outcome"] == "more_annotators requested"
+    assert decision["run_id"] == meta["allocator_run_id"]

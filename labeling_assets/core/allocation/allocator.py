@@ -27,7 +27,7 @@ and the median time per answer (labeler stats); without them a labeler answer co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -163,37 +163,54 @@ def _likelihood(accuracy: float, n_classes: int) -> AnyArray:
 
 def expected_accuracy_after(posteriors: AnyArray, accuracy: float, answers: int) -> AnyArray:
     """Expected ``max`` posterior of each row after ``answers`` (1 or 2) answers from a one-coin labeler."""
+    return expected_value_after(posteriors, accuracy, answers, lambda q: q)
+
+
+def expected_value_after(
+    posteriors: AnyArray, accuracy: float, answers: int, value: Callable[[AnyArray], AnyArray]
+) -> AnyArray:
+    """Expected ``value(max posterior)`` of each row after ``answers`` (1 or 2) one-coin answers."""
     p = np.asarray(posteriors, dtype=np.float64)
     lik = _likelihood(accuracy, p.shape[1])
     if answers == 1:
         # joint[n, v, c] = p[n, c] * L[v, c]; the best guess after seeing v keeps max_c of it.
         joint = p[:, None, :] * lik[None, :, :]
-        result: AnyArray = joint.max(axis=2).sum(axis=1)
-        return result
-    if answers == 2:
+    elif answers == 2:
         pair = lik[:, None, :] * lik[None, :, :]  # [v1, v2, c]
-        joint2 = p[:, None, None, :] * pair[None, :, :, :]
-        result = joint2.max(axis=3).sum(axis=(1, 2))
-        return result
-    raise ValueError(f"answers must be 1 or 2, got {answers}")
+        joint = (p[:, None, None, :] * pair[None, :, :, :]).reshape(len(p), -1, p.shape[1])
+    else:
+        raise ValueError(f"answers must be 1 or 2, got {answers}")
+    seen = joint.sum(axis=2)  # P(answers) per row
+    top = joint.max(axis=2)
+    q = np.divide(top, seen, out=np.zeros_like(top), where=seen > 0)
+    result: AnyArray = (seen * value(q)).sum(axis=1)
+    return result
 
 
-def _crowd_rate(posteriors: AnyArray, accuracy: float) -> tuple[AnyArray, AnyArray]:
-    """Best expected gain per answer over a one- or two-answer horizon, and that horizon."""
-    now = posteriors.max(axis=1)
-    one = expected_accuracy_after(posteriors, accuracy, 1) - now
+def _crowd_rate(
+    posteriors: AnyArray, accuracy: float, value: Callable[[AnyArray], AnyArray], now: AnyArray
+) -> tuple[AnyArray, AnyArray]:
+    """Best expected gain in ``value`` per answer over a one- or two-answer horizon (from ``now``), and that horizon."""
+    one = expected_value_after(posteriors, accuracy, 1, value) - now
     if posteriors.shape[1] > LOOKAHEAD_MAX_CLASSES:
         return one, np.ones(len(now), dtype=int)
-    two = (expected_accuracy_after(posteriors, accuracy, 2) - now) / 2.0
+    two = (expected_value_after(posteriors, accuracy, 2, value) - now) / 2.0
     # A hair of tolerance: the one-answer rate wins ties, so a flat posterior reads "one answer".
     better_two = two > one + 1e-12
     return np.where(better_two, two, one), np.where(better_two, 2, 1)
 
 
-def _value(q: AnyArray, wrong_label_cost: float) -> AnyArray:
-    """An item's worth at accuracy ``q``: right counts 1, wrong costs ``wrong_label_cost``."""
-    result: AnyArray = q - wrong_label_cost * (1.0 - q)
-    return result
+def item_value(wrong_label_cost: float = 0.0, usable_confidence: float = 0.0) -> Callable[[AnyArray], AnyArray]:
+    """An item's worth at accuracy ``q``: right counts 1, wrong costs ``wrong_label_cost``; a label under
+    ``usable_confidence`` counts nothing (it is not yet a label anyone would train on)."""
+
+    def value(q: AnyArray) -> AnyArray:
+        worth: AnyArray = q - wrong_label_cost * (1.0 - q)
+        if usable_confidence > 0:
+            worth = np.where(q >= usable_confidence - 1e-9, worth, 0.0)
+        return worth
+
+    return value
 
 
 def _normalised(rows: Sequence[Sequence[float] | None], n_classes: int) -> AnyArray:
@@ -232,30 +249,35 @@ def candidates(
     expert_accuracy: float | None = DEFAULT_EXPERT_ACCURACY,
     max_votes: int = DEFAULT_MAX_VOTES,
     wrong_label_cost: float = 0.0,
+    usable_confidence: float = 0.0,
 ) -> list[_Candidate]:
     """Every action on offer with its expected gain and cost (``expert_accuracy=None``: no expert).
 
     ``wrong_label_cost`` (lambda): what a wrong label costs against a right one's worth 1. 0 values the
     data set's accuracy (an unlabeled item counts at its machine label's confidence); for training data a
     wrong label does harm (1: it undoes a right one), so an item's worth is ``q - lambda (1 - q)`` and an
-    unlabeled one starts at no worth, not at its model's guess.
+    unlabeled one starts at no worth, not at its model's guess. ``usable_confidence`` (tau): a label under
+    it is worth nothing (consensus would send it back for more votes; a model trained on it learns its noise),
+    so an answer is valued by the chance that it lifts its item over tau.
     """
     if wrong_label_cost < 0:
         raise ValueError(f"wrong_label_cost must be >= 0, got {wrong_label_cost}")
+    if not 0.0 <= usable_confidence < 1.0:
+        raise ValueError(f"usable_confidence must be in [0, 1), got {usable_confidence}")
     if n_classes < 2:
         raise ValueError(f"need at least two classes, got {n_classes}")
     if not 1.0 / n_classes < labeler_accuracy <= 1.0:
         raise ValueError(f"labeler accuracy {labeler_accuracy} must beat chance (1/{n_classes}) and be at most 1")
     out: list[_Candidate] = []
-    lam = wrong_label_cost
+    value = item_value(wrong_label_cost, usable_confidence)
     if new_items:
         prior = _normalised([n.posterior for n in new_items], n_classes)
         q = prior.max(axis=1)
         # An unlabeled item is worth its machine label at most, and nothing when that label would do harm.
-        now = np.maximum(_value(q, lam), 0.0) if lam > 0 else q
-        one = _value(expected_accuracy_after(prior, labeler_accuracy, 1), lam) - now
+        now = np.maximum(value(q), 0.0) if wrong_label_cost > 0 or usable_confidence > 0 else q
+        one = expected_value_after(prior, labeler_accuracy, 1, value) - now
         if n_classes <= LOOKAHEAD_MAX_CLASSES:
-            two = (_value(expected_accuracy_after(prior, labeler_accuracy, 2), lam) - now) / 2.0
+            two = (expected_value_after(prior, labeler_accuracy, 2, value) - now) / 2.0
         else:
             two = np.full(len(q), -np.inf)
         rate = np.maximum(one, two)
@@ -271,13 +293,12 @@ def candidates(
             )
     if labeled:
         post = _normalised([item.posterior for item in labeled], n_classes)
-        rate, horizon = _crowd_rate(post, labeler_accuracy)
-        rate = rate * (1.0 + lam)  # a label that turns right also stops doing harm
         now = post.max(axis=1)
+        worth = value(now)
+        # A label that turns right also stops doing harm: the value's slope (1 + lambda) is in the difference.
+        rate, horizon = _crowd_rate(post, labeler_accuracy, value, worth)
         expert_gain = (
-            (1.0 + lam) * (expected_accuracy_after(post, expert_accuracy, 1) - now)
-            if expert_accuracy is not None
-            else None
+            expected_value_after(post, expert_accuracy, 1, value) - worth if expert_accuracy is not None else None
         )
         for i, item in enumerate(labeled):
             if item.more_votes_possible and item.n_votes < max_votes:
@@ -312,6 +333,7 @@ def allocate(
     random_share: float = DEFAULT_RANDOM_SHARE,
     min_gain_per_cost: float = 0.0,
     wrong_label_cost: float = 0.0,
+    usable_confidence: float = 0.0,
     seed: int = 0,
 ) -> list[Decision]:
     """Fill up to ``slots`` slots, one action per item per run (an answer's outcome is unknown until it comes).
@@ -330,6 +352,7 @@ def allocate(
     offer = candidates(
         new_items, labeled, n_classes=n_classes, labeler_accuracy=labeler_accuracy, costs=costs,
         expert_accuracy=expert_accuracy, max_votes=max_votes, wrong_label_cost=wrong_label_cost,
+        usable_confidence=usable_confidence,
     )
     ranked = sorted(offer, key=lambda c: (-c.rate, -c.score, c.action, c.item_id))
     crowd = [c for c in offer if c.action != EXPERT]

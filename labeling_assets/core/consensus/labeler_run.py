@@ -13,8 +13,14 @@ from typing import Any
 
 import pandas as pd
 
+from labeling_assets.core.consensus.adaptive_gold import GoldRates, labeler_gold_rate, rate_for_verdict
 from labeling_assets.core.consensus.auto_pause import ACTOR, auto_pauses
-from labeling_assets.core.consensus.gates import GoldCounts, RateGate, with_names_intervals_and_cost
+from labeling_assets.core.consensus.gates import (
+    GoldCounts,
+    RateGate,
+    gold_gate,
+    with_names_intervals_and_cost,
+)
 from labeling_assets.core.consensus.leaderboard import LabelerReport, labeler_reports, leaderboard_frame
 from labeling_assets.core.consensus.spot_check import (
     DEFAULT_ACCEPTANCE_THRESHOLD,
@@ -62,6 +68,7 @@ class LabelerOptions:
     pay_rates_per_hour: dict[str, float] = field(default_factory=dict)
     gold_gate_threshold: float | None = None  # None: the kind's own (``TaskKind.gold_gate_threshold``)
     acceptance_threshold: float = DEFAULT_ACCEPTANCE_THRESHOLD  # the spot checks' acceptance gate
+    gold_rates: GoldRates = field(default_factory=GoldRates)  # adaptive gold (core/consensus/adaptive_gold.py)
 
     def gold_threshold(self, kind: TaskKind) -> float:
         """The gold gate's threshold: the project's setting, else the kind's default."""
@@ -79,6 +86,7 @@ class LabelerStatsRun:
     auto_paused: list[str]
     gold_report: dict[str, Any]
     acceptance: dict[str, RateGate] = field(default_factory=dict)  # labeler id -> spot-check acceptance gate
+    gold_rates: dict[str, tuple[float, str]] = field(default_factory=dict)  # labeler id -> adaptive gold (rate, why)
 
 
 def gold_counts(kind: TaskKind, classes: Sequence[str]) -> GoldCounts:
@@ -116,7 +124,20 @@ def run_labeler_stats(
     gold = kind.gold_report(inputs.votes, inputs.gold, classes, names)
     accepted = acceptance_counts(verdicts)
     gates = {k: acceptance_gate(*accepted.get(k, (0, 0)), options.acceptance_threshold) for k in reports}
-    return LabelerStatsRun(reports, names, len(ids), auto, gold, gates)
+    return LabelerStatsRun(reports, names, len(ids), auto, gold, gates,
+                           adaptive_gold_rates(inputs.votes, inputs.gold, list(reports), counts, threshold,
+                                               options.gold_rates))  # fmt: skip
+
+
+def adaptive_gold_rates(votes: pd.DataFrame, truth: pd.Series, labeler_ids: Sequence[str], counts: GoldCounts,
+                        threshold: float, rates: GoldRates) -> dict[str, tuple[float, str]]:  # fmt: skip
+    """Labeler id -> (adaptive gold rate, why): high until the gold interval is clear of the gate, then the floor."""
+    groups = {str(k): rows for k, rows in votes.groupby("labeler_id", sort=False)} if not votes.empty else {}
+    out = {}
+    for labeler_id in labeler_ids:
+        correct, n = counts(groups.get(str(labeler_id), votes.iloc[0:0]), truth)
+        out[str(labeler_id)] = labeler_gold_rate(gold_gate(correct, n, threshold) if n else None, rates)
+    return out
 
 
 def labeler_board(store: LabelStore, kind: TaskKind, options: LabelerOptions) -> pd.DataFrame:
@@ -124,12 +145,16 @@ def labeler_board(store: LabelStore, kind: TaskKind, options: LabelerOptions) ->
     classes = list(options.classes)
     inputs = load_quality_inputs(store, classes, task_type=kind.name, allow_empty=options.allow_empty,
                                  allow_overlap=options.allow_overlap)
-    return with_names_intervals_and_cost(
+    board = with_names_intervals_and_cost(
         leaderboard_frame(inputs, classes, kind=kind), inputs.votes, inputs.gold, labeler_keys(store),
         rate_per_hour=options.pay_rate_per_hour, rates=options.pay_rates_per_hour, paused=list(paused_since(store)),
         counts=gold_counts(kind, classes), threshold=options.gold_threshold(kind),
         acceptance=acceptance_counts(verdict_frame(store)), acceptance_threshold=options.acceptance_threshold,
     )  # fmt: skip
+    # Adaptive gold: the rate each labeler's evidence asks for (applied by the queue when adaptive_gold is on).
+    verdicts = board["gold_verdict"] if "gold_verdict" in board else pd.Series(dtype=object)
+    board["gold_rate"] = [rate_for_verdict(str(v), options.gold_rates) for v in verdicts]
+    return board
 
 
 def _auto_pause(store: LabelStore, votes: pd.DataFrame, truth: pd.Series, names: dict[str, str],

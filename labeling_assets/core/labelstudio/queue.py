@@ -9,13 +9,17 @@ report holds plain values (``Markdown`` for tables, ``Json`` for values shown as
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labeling_assets.core.allocation.live import AllocatorSettings
+from labeling_assets.core.consensus.adaptive_gold import GoldRates
 from labeling_assets.core.consensus.class_schema import ClassChange
 from labeling_assets.core.consensus.retraction import DEFAULT_MAX_OVERLAP, TASK_GONE, TASK_MARKED, RequeuePlan
 from labeling_assets.core.consensus.review_routing import (
@@ -26,9 +30,16 @@ from labeling_assets.core.consensus.review_routing import (
 )
 from labeling_assets.core.display import md_text
 from labeling_assets.core.fields.spec import FieldSpec, config_fields, with_field_controls
+from labeling_assets.core.labelstudio.allocation_run import (
+    AllocationInputs,
+    allocate_queue,
+    left_to_allocator,
+    rules_fallback,
+)
 from labeling_assets.core.labelstudio.blind import assign_blind, plan_blind_top_up
 from labeling_assets.core.labelstudio.client import TaskClient
 from labeling_assets.core.labelstudio.config import config_layout
+from labeling_assets.core.labelstudio.gold_mix import adaptive_gold_rate
 from labeling_assets.core.labelstudio.requeue import requeue_lost_votes
 from labeling_assets.core.labelstudio.tasks import (
     Candidate,
@@ -106,6 +117,19 @@ class QueueOptions:
     class_list_change_reason: str | None = None
     fields: tuple[FieldSpec, ...] = ()  # ProjectSettings.answer_fields(): controls after the kind's in the config
     class_changes: Sequence[ClassChange] = ()  # ProjectSettings.class_changes, parsed
+    allocation: str = "rules"  # ProjectSettings.allocation: "rules" | "allocator" (core/labelstudio/allocation_run.py)
+    allocator: AllocatorSettings = AllocatorSettings()
+    pay_rate_per_hour: float | None = None  # the allocator's costs (ProjectSettings' pay rates and reviewers)
+    pay_rates_per_hour: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    reviewers: Sequence[str] = ()
+    adaptive_gold: GoldRates | None = None  # None: gold_rate; else the labelers' adaptive rates (gold_mix.py)
+    gold_gate_threshold: float | None = None  # adaptive gold's gate (None: the kind's own)
+    run_id: str | None = None  # the audit's run id (the Dagster run's); None: a fresh uuid
+
+    def allocation_inputs(self) -> AllocationInputs:
+        return AllocationInputs(list(self.classes), self.max_new_tasks, self.max_overlap, self.allocator,
+                                self.pay_rate_per_hour, dict(self.pay_rates_per_hour), list(self.reviewers),
+                                self.allow_empty, self.allow_overlap)  # fmt: skip
 
 
 def run_queue(
@@ -117,8 +141,12 @@ def run_queue(
     # Reserve first, push second, link last: a crash anywhere leaves reserved rows that the next run
     # links to tasks Label Studio already has instead of importing them again.
     candidates, waiting = _ready_candidates(store, project_id, options)
+    options, gold_mix = _gold_mix(store, kind, options)
     selection = _select(store, candidates, [project_id], kind, options)
-    queue = selection.queue
+    queue, allocated = selection.queue, dict[str, Any]()
+    if options.allocation == "allocator":  # one decision per slot instead of the two rules (docs/allocation.md)
+        queue, allocated = allocate_queue(store, kind, options.allocation_inputs(), project_id, queue,
+                                          options.run_id or uuid.uuid4().hex)  # fmt: skip
     reserved = reserve_tasks(store, project_id, queue, overlap=options.overlap)
     relinked = link_tasks(store, project_id, client.task_ids_by_item(project_id))
     followed = follow_sources(store, client, kind, options, project_id, warn=warn)
@@ -131,7 +159,8 @@ def run_queue(
     _refuse_leaks(store, payloads, pending_ids)
     created = _push(client, project_id, payloads, log)
     linked = link_tasks(store, project_id, client.task_ids_by_item(project_id)) if payloads else 0
-    reviewed = _act_on_review_requests(store, client, project_id, options.max_overlap, log)
+    reviewed = _act_on_review_requests(store, client, project_id, options.max_overlap, log,
+                                       allocator=options.allocation == "allocator")  # fmt: skip
     # Last: the tasks the review requests just put back in the label stream are open too (benchmarks/long_run.py).
     refreshed = refresh_predictions(store, client, kind, options, project_id, log=log)
     by_gold = linked_task_counts(store, project_id)
@@ -140,6 +169,8 @@ def run_queue(
            if kind.decision_thresholds else {}),  # fmt: skip
         **_queue_report(options, queue, payloads, reserved=reserved, pushed=created, linked=linked + relinked),
         "selection_fallbacks": Json(dict(selection.fallbacks)),  # chosen items ordered by the fall-back, by reason
+        **gold_mix,
+        **allocated,
         "awaiting_prelabel": waiting,
         "tasks_total": sum(by_gold.values()),
         "gold_tasks_total": by_gold.get(True, 0),
@@ -161,6 +192,9 @@ def run_blind_queue(
     followed = [follow_sources(store, client, kind, options, pid, warn=warn, requeue=False) for pid in ids]
     topped_up, review_plan = _blind_top_up(store, client, kind, projects, options)
     candidates, waiting = _ready_candidates(store, ids, options)
+    options, gold_mix = _gold_mix(store, kind, options)
+    allocated = (rules_fallback(store, options.run_id or uuid.uuid4().hex, None, "blind mode: the rules (the allocator "
+                                "decides in the shared project only)") if options.allocation == "allocator" else {})  # fmt: skip
     selection = _select(store, candidates, ids, kind, options)
     queue = selection.queue
     load = task_counts(store, ids)
@@ -197,6 +231,8 @@ def run_blind_queue(
         "overlap": options.overlap,
         "strategy": options.strategy,
         "selection_fallbacks": Json(dict(selection.fallbacks)),
+        **gold_mix,
+        **allocated,
         "prelabel_visibility": options.prelabel_visibility,  # read by the champion's hand-over (handover.py)
         "sent_to_more_labelers": topped_up,
         "label_configs_updated": sum(bool(f["label_config_updated"]) for f in followed),
@@ -270,6 +306,18 @@ def _select(store: LabelStore, candidates: list[Candidate], project_ids: list[in
                         seed=options.seed, kind=kind, inputs=inputs)  # fmt: skip
 
 
+def _gold_mix(store: LabelStore, kind: TaskKind, options: QueueOptions) -> tuple[QueueOptions, dict[str, Any]]:
+    """Adaptive gold: the run's gold share from the labelers' rates (core/labelstudio/gold_mix.py), else gold_rate."""
+    if options.adaptive_gold is None:
+        return options, {"gold_rate": options.gold_rate}
+    rate, why, per_labeler = adaptive_gold_rate(store, kind, options.classes, options.adaptive_gold,
+                                                options.gold_gate_threshold, allow_empty=options.allow_empty,
+                                                allow_overlap=options.allow_overlap)  # fmt: skip
+    rate = min(rate, 0.99)  # choose_queue wants it below 1
+    return dataclasses.replace(options, gold_rate=rate), {
+        "gold_rate": round(rate, 4), "gold_rate_why": why, "gold_rates": Json(per_labeler)}
+
+
 def _prefill_thresholds(
     store: LabelStore, shown: Mapping[str, tuple[Mapping[str, float], str]], kind: TaskKind
 ) -> dict[str, dict[str, float]]:
@@ -339,10 +387,13 @@ def _queue_report(
 
 
 def _act_on_review_requests(
-    store: LabelStore, client: TaskClient, project_id: int, max_overlap: int, log: Log
+    store: LabelStore, client: TaskClient, project_id: int, max_overlap: int, log: Log, *, allocator: bool = False
 ) -> dict[str, Any]:
-    """Raise the overlap of tasks whose items need more labelers; report what needs an expert."""
-    plan = plan_overlap_raises(open_review_requests(store, project_id), max_overlap=max_overlap)
+    """Raise the overlap of tasks whose items need more labelers; report what needs an expert. ``allocator``: only
+    the allocator's requests for more labelers count (it replaces dynamic overlap's rule)."""
+    requests, left = left_to_allocator(open_review_requests(store, project_id)) if allocator else (
+        open_review_requests(store, project_id), 0)  # fmt: skip
+    plan = plan_overlap_raises(requests, max_overlap=max_overlap)
     # Store first, Label Studio second: a crash in between leaves a drift the next run repairs.
     applied = record_overlap_raises(store, project_id, plan.raises)
     wanted = raised_task_overlaps(store, project_id)
@@ -365,6 +416,7 @@ def _act_on_review_requests(
         "more_annotators_waiting": len(plan.waiting),
         "more_annotators_at_max_overlap": len(plan.at_cap),
         "review_requests_without_task": len(plan.no_task),
+        **({"more_annotators_left_to_allocator": left} if allocator else {}),
         "expert_review_open": len(needs_expert),
         "expert_review": Markdown(_expert_table(needs_expert)),
     }

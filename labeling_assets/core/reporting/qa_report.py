@@ -23,6 +23,7 @@ from labeling_assets.core.display import bounded_label
 from labeling_assets.core.reporting import plots, qa_sets
 from labeling_assets.core.reporting.answer_views import CLASS_VIEW, AnswerView
 from labeling_assets.core.reporting.guideline_effect import per_guideline_version
+from labeling_assets.core.reporting.qa_allocation import allocation_section, gold_spend_section
 
 CHARTS = (
     "throughput",
@@ -89,6 +90,7 @@ def build_qa_report(
     pay_rates_per_hour: Mapping[str, float] | None = None,
     view: AnswerView = CLASS_VIEW,
     classes: Sequence[str] | None = None,
+    allocation: Mapping[str, Any] | None = None,
 ) -> QAReport:
     """``annotations``: item_id, labeler_id, label, lead_time_s, created_at (current versions only);
     ``gold``: item_id -> true label of hidden gold items; ``consensus``: item_id, label, confidence;
@@ -100,7 +102,8 @@ def build_qa_report(
     (``answer_views.SET_VIEW``) are sorted lists of ``classes`` (by default the classes the answers name): gold
     accuracy is then exact-set accuracy with each labeler's sensitivity and specificity on gold beside it, agreement
     is the mean per-class kappa (each class ticked or not), the class drift chart shows the share of answers that
-    hold each class, and the confidence histogram says what a set's confidence is."""
+    hold each class, and the confidence histogram says what a set's confidence is. ``allocation``: the allocator's
+    audited decisions summed (``core/store/allocation.decision_summary``); the gold spend is always shown."""
     generated_at = generated_at or dt.datetime.now(dt.UTC)
     # An answer stored without a label (an unreadable result) is not a label; a megabyte class name in an answer
     # is shown bounded (charts group by it: a legend of 1 MB took minutes to draw).
@@ -241,7 +244,12 @@ def build_qa_report(
             + "</p>"
         )
 
+    spend_html, spend = gold_spend_section(ann, gold.index, pay_rate_per_hour, pay_rates_per_hour or {})
+    allocation_html, allocated = allocation_section(allocation)
+    sections += [s for s in (spend_html, allocation_html) if s]
     summary: dict[str, float | int | str] = {
+        **spend,
+        **allocated,
         "held_out_of_dataset": len(held_out),
         "annotations": len(ann),
         "labelers": int(ann["labeler_id"].nunique()) if not ann.empty else 0,

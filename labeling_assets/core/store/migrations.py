@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from labeling_assets.core.store import guidelines_schema, webhook_inbox_schema
 from labeling_assets.core.store.alerts_schema import m021_alerts_sent
+from labeling_assets.core.store.allocation_schema import m018_allocation_decisions
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
 from labeling_assets.core.store.class_changes_schema import m015_class_schema_changes
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
@@ -112,5 +113,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(15, "class_schema_changes: class renames, merges and splits with their class list version", m015_class_schema_changes),
     Migration(21, "alerts_sent: alerts delivered per channel (de-duplication of alarms and notices)", m021_alerts_sent),
     Migration(22, "webhook_inbox: tasks Label Studio's webhooks named, until a sync stored them", webhook_inbox_schema.m022_webhook_inbox),
-    Migration(20, "machine_label_decisions, machine_label_checks: machine labels with a guarantee (tiers)", m020_machine_labels))
+    Migration(20, "machine_label_decisions, machine_label_checks: machine labels with a guarantee (tiers)", m020_machine_labels),
+    Migration(18, "allocation_decisions: the allocator's audited decision per queue slot", m018_allocation_decisions))
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest
