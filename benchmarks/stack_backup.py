@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import os
 import shutil
 import tempfile
@@ -81,10 +80,10 @@ def _dagster(runs: int) -> None:
     def bench_job() -> None:
         step()
 
-    logging.getLogger("dagster").setLevel(logging.WARNING)  # not a page of run events
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # not a page of run events
     with dg.DagsterInstance.from_config(str(REPO_ROOT)) as instance:
         for _ in range(runs):
-            assert bench_job.execute_in_process(instance=instance).success
+            assert bench_job.execute_in_process(instance=instance, run_config=quiet).success
 
 
 def _raw(data: Path, files: int, kilobytes: int) -> None:

@@ -78,3 +78,21 @@ def test_the_backup_job_writes_a_compressed_backup_and_keeps_the_newest_n(
             paths.append(Path(result.output_for_node("store_backup")))
     kept = backup.list_backups(tmp_path / "data" / "backups")
     assert kept == paths[1:] and all(p.name.endswith(".sqlite.gz") for p in kept)
+
+
+def test_on_a_local_stack_the_nightly_backup_also_makes_the_whole_stack_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeling_assets.local import stack_backup
+
+    monkeypatch.delenv("LABELING_ASSETS_DEPLOYMENT", raising=False)  # local
+    resources = {"label_store": LabelStoreResource(url=f"sqlite:///{tmp_path / 'labels.db'}"),
+                 "project": ProjectSettings(data_dir=str(tmp_path / "data"))}  # fmt: skip
+    result = store_backup_job.execute_in_process(resources=resources)
+    [materialization] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    parts = materialization.event_specific_data.metadata["stack_parts"].value  # type: ignore[union-attr]
+    assert parts["labels"] == "ok" and parts["labelstudio_export"].startswith("skipped: no Label Studio")
+    assert len(stack_backup.list_bundles(tmp_path / "data" / "backups")) == 1
+    off = {"ops": {"store_backup": {"config": {"whole_stack": False}}}}
+    assert store_backup_job.execute_in_process(resources=resources, run_config=off).success
+    assert len(stack_backup.list_bundles(tmp_path / "data" / "backups")) == 1
