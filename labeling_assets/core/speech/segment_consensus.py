@@ -10,7 +10,8 @@ Ours, ``labeler_aware``, alternates two steps a few times, starting from the fra
    ``log((1 - e) / e)`` (a spammer's is about 0).
 2. *Fuse*: a weighted frame vote over the labelers' offset-corrected regions decides which regions exist and
    their labels (``none`` is a class); then each region's start and end are the precision-weighted mean
-   (weight ``1 / jitter^2``) of the offset-corrected boundaries of the labelers' matching regions. Two
+   (weight ``1 / jitter^2``) of the offset-corrected boundaries of the labelers' matching regions (IoU >= 0.3)
+   that lie within 0.25 s of the vote's boundary (the end of a region that merged two phrases is not fused). Two
    neighbours that now overlap meet halfway.
 
 Offsets are relative: with no gold they are centred on the median labeler among those with a positive weight (the
@@ -40,6 +41,7 @@ METHODS = ("labeler_aware", "frame_majority")
 MIN_DURATION = 0.05  # seconds: a fused run shorter than this is dropped (a click, not a phrase)
 JITTER_PRIOR = 0.1  # seconds: the jitter of a labeler with few matched boundaries shrinks from this
 PRIOR_BOUNDARIES = 4  # pseudo-boundaries of that prior
+GATE = 0.25  # seconds: a labeler's boundary further than this from the vote's is not fused
 MIN_GOLD_MATCHES = 3  # matched gold regions from which a labeler's offsets are learnt on gold alone
 
 
@@ -201,6 +203,11 @@ def _shifted(regions: Sequence[Region], s: SegmentLabelerStats, duration: float)
     return out
 
 
+def _weighted_mean(values: Sequence[tuple[float, float]], default: float) -> float:
+    total = sum(w for _, w in values)
+    return sum(v * w for v, w in values) / total if total > 0 else default
+
+
 def _fuse(
     answers: ItemRegions,
     duration: float,
@@ -216,17 +223,20 @@ def _fuse(
     skeleton = from_frames(_vote(frames, weights, len(labels)), labels, hop, MIN_DURATION)
     fused = []
     for region in skeleton:
-        s_num = s_den = e_num = e_den = 0.0
+        starts: list[tuple[float, float]] = []  # (boundary, weight)
+        ends: list[tuple[float, float]] = []
         for name, regions in corrected.items():
             pairs = match_regions(regions, [region], min_iou=0.3)
             if not pairs or stats[name].weight <= 0:
                 continue
             own = regions[pairs[0][0]]
             w = 1.0 / stats[name].jitter ** 2
-            s_num, s_den = s_num + w * own.start, s_den + w
-            e_num, e_den = e_num + w * own.end, e_den + w
-        start = s_num / s_den if s_den else region.start
-        end = e_num / e_den if e_den else region.end
+            # A boundary far from the vote's is another region's (a missed switch merges two): it is left out.
+            if abs(own.start - region.start) <= GATE:
+                starts.append((own.start, w))
+            if abs(own.end - region.end) <= GATE:
+                ends.append((own.end, w))
+        start, end = _weighted_mean(starts, region.start), _weighted_mean(ends, region.end)
         fused.append(Region(round(start, 4), round(end, 4), region.label) if end > start else region)
     for k in range(1, len(fused)):  # neighbours that overlap meet halfway
         a, b = fused[k - 1], fused[k]
