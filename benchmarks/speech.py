@@ -28,7 +28,7 @@ Methods. Segments: ``ours`` (``segment_consensus.labeler_aware``, no gold) and `
 baseline, 10 ms frames). Scores pooled over the utterances of a seed: segment F1 (a region matches a true one
 when the labels agree and IoU >= 0.5, one to one), boundary error (mean absolute seconds over the starts and ends
 of matched regions) and frame accuracy. Texts: ``ours`` (``text_consensus.labeler_aware_rover``, no gold),
-``rover`` (our plain ROVER: crowd-kit is not installed here, so this is the baseline), ``best_single`` (the
+``ours_weights_alone`` (the ablation: unchanged answers not discounted), ``rover`` (our plain ROVER: crowd-kit is not installed here, so this is the baseline), ``best_single`` (the
 labeler with the lowest WER against the truth, on the texts it answered: an oracle no project has) and
 ``machine`` (the output before correction). WER and CER by jiwer, pooled over the texts of a seed.
 Printed: mean ± sd over seeds.
@@ -122,6 +122,7 @@ def text_run(utterances: Sequence[Utterance], mix: str, seed: int) -> dict[str, 
         items.append({lab.name: lab.correct(t, m, rng) for lab in chosen})
     texts: dict[str, list[list[str]]] = {
         "ours": labeler_aware_rover(items, machine).texts,
+        "ours_weights_alone": labeler_aware_rover(items, machine, discount_unchanged=False).texts,
         "rover": [rover(answers)[0] for answers in items],
         "machine": machine,
     }

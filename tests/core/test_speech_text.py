@@ -46,24 +46,29 @@ def test_rover_elects_per_slot_and_weights_can_overturn_it() -> None:
     assert rover(answers, {"x": 0.1, "y": 0.1, "z": 5.0})[0] == ["a", "cat", "sat", "on"]
 
 
-def test_ours_down_weights_lazy_labelers_that_outvote_a_careful_one() -> None:
+def test_ours_discounts_the_unchanged_answers_of_lazy_labelers() -> None:
     rng = np.random.default_rng(0)
-    careful = [TextLabeler(f"careful{i}", fix=1.0, typo=0.0) for i in range(3)]
-    lazy = [TextLabeler(f"lazy{i}", lazy=True) for i in range(2)]
-    items, machine, truth = [], [], []
-    for k in range(60):
+    crowd = [
+        *(TextLabeler(f"careful{i}", fix=0.9, typo=0.0) for i in range(3)),
+        *(TextLabeler(f"lazy{i}", lazy=True) for i in range(2)),
+    ]
+    items, machine = [], []
+    for _ in range(80):
         out = machine_output(TRUTH, rng, typo=0.3)
-        # a third of the items: two lazy labelers and one careful; the rest: three careful
-        crowd = [*lazy, careful[k % 3]] if k % 3 == 0 else careful
-        items.append({lab.name: lab.correct(TRUTH, out, rng) for lab in crowd})
+        chosen = rng.choice(len(crowd), 3, replace=False)
+        items.append({crowd[k].name: crowd[k].correct(TRUTH, out, rng) for k in chosen})
         machine.append(out)
-        truth.append(TRUTH)
-    plain = [rover(answers)[0] for answers in items]
+    truth = [TRUTH] * len(items)
     ours = labeler_aware_rover(items, machine)
-    assert ours.labelers["lazy0"].unchanged_rate == 1.0 and ours.labelers["careful0"].unchanged_rate < 0.5
-    assert ours.labelers["lazy0"].lazy > 0.5 and ours.labelers["careful0"].lazy == 0.0
-    assert ours.labelers["lazy0"].weight < ours.labelers["careful0"].weight
-    assert wer(truth, ours.texts) < 0.5 * wer(truth, plain)
+    lazy, careful = ours.labelers["lazy0"], ours.labelers["careful0"]
+    assert lazy.unchanged_rate == 1.0 and careful.unchanged_rate < 0.5
+    assert lazy.lazy > 0.5 and careful.lazy == 0.0 and lazy.weight < careful.weight
+    # an item with both lazy labelers and one careful one is the careful one's, not the machine's (0.032 here);
+    # the labelers' weights alone do less (0.052), plain ROVER much less (0.170)
+    weights_alone = labeler_aware_rover(items, machine, discount_unchanged=False)
+    assert weights_alone.labelers["lazy0"].lazy > 0.5  # counted all the same
+    assert wer(truth, ours.texts) < 0.8 * wer(truth, weights_alone.texts)
+    assert wer(truth, weights_alone.texts) < 0.5 * wer(truth, [rover(answers)[0] for answers in items])
 
 
 def test_a_spammer_gets_almost_no_vote() -> None:

@@ -151,8 +151,11 @@ def labeler_aware_rover(
     machine: Sequence[Sequence[str]],
     gold: Mapping[int, Sequence[str]] | None = None,
     iterations: int = 4,
+    discount_unchanged: bool = True,
 ) -> TextConsensus:
-    """Ours (module docstring). ``machine`` is each item's machine output, ``gold`` item index -> true words."""
+    """Ours (module docstring). ``machine`` is each item's machine output, ``gold`` item index -> true words;
+    ``discount_unchanged=False`` keeps unchanged answers at their labeler's full weight (the ablation the
+    benchmark prints: the weights alone)."""
     gold = gold or {}
     names = sorted({name for answers in items for name in answers})
     unchanged = {n: 0 for n in names}
@@ -163,6 +166,7 @@ def labeler_aware_rover(
             unchanged[name] += list(words) == list(out)
     weights = {n: 1.0 for n in names}
     lazy = {n: 0.0 for n in names}
+    discount = dict(lazy)  # what an unchanged answer's vote loses: the lazy excess, or nothing (the ablation)
     errors = {n: 0.5 for n in names}
     texts: list[Words] = []
     confidence: list[float] = []
@@ -178,13 +182,13 @@ def labeler_aware_rover(
                     others = {o: a for o, a in answers.items() if o != name}
                     if not others:
                         continue
-                    ref = _weighted(others, machine[k], weights, lazy)[0]
+                    ref = _weighted(others, machine[k], weights, discount)[0]
                 errs[name] += word_errors(ref, words)
                 lengths[name] += max(len(ref), 1)
         errors = {n: min(max((errs[n] + 0.5) / (lengths[n] + 1), MIN_ERROR), MAX_ERROR) for n in names}
         weights = {n: float(np.log((1 - errors[n]) / errors[n])) for n in names}
         results = [
-            _weighted(answers, out, weights, lazy) for answers, out in zip(items, machine, strict=True)
+            _weighted(answers, out, weights, discount) for answers, out in zip(items, machine, strict=True)
         ]
         texts = [r[0] for r in results]
         confidence = [r[1] for r in results]
@@ -192,6 +196,7 @@ def labeler_aware_rover(
             float(np.mean([t == list(m) for t, m in zip(texts, machine, strict=True)])) if items else 0.0
         )
         lazy = {n: _excess(unchanged[n] / max(answered[n], 1), machine_right) for n in names}
+        discount = lazy if discount_unchanged else discount
     return TextConsensus(
         texts,
         confidence,
