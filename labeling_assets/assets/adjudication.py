@@ -8,6 +8,7 @@ and labeler statistics score votes against them like gold.
 """
 
 import dataclasses
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -16,8 +17,16 @@ from labeling_assets import stage
 from labeling_assets.constants import GROUP_CONSENSUS
 from labeling_assets.core.consensus.review_routing import plan_overlap_raises
 from labeling_assets.core.fields.spec import config_fields
+from labeling_assets.core.images import text_png
 from labeling_assets.core.labelstudio.config import ConfigLayout, config_layout
-from labeling_assets.core.labelstudio.review import CONSENSUS_VERSION, review_config, review_title
+from labeling_assets.core.labelstudio.review import (
+    CONSENSUS_VERSION,
+    NO_OVERLAY_LINES,
+    OVERLAY_FOLDER,
+    review_config,
+    review_title,
+)
+from labeling_assets.core.labelstudio.tasks import image_url, shown_object
 from labeling_assets.core.store.blind_tasks import blind_open_requests
 from labeling_assets.core.store.human_loop import (
     adjudicated_labels,
@@ -27,10 +36,13 @@ from labeling_assets.core.store.human_loop import (
     review_backlog,
     review_tasks,
 )
-from labeling_assets.core.store.review_queue import review_payloads, reviewer_ids
+from labeling_assets.core.store.queries import item_uris
+from labeling_assets.core.store.review_queue import model_disagreements, review_payloads, reviewer_ids
 from labeling_assets.core.store.reviews import open_review_requests
+from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
@@ -48,6 +60,7 @@ def adjudications(
     label_store: LabelStoreResource,
     label_studio: LabelStudioResource,
     project: ProjectSettings,
+    mlflow: MLflowResource,
 ) -> dg.MaterializeResult[None]:
     """Expert answers from the Label Studio review project, and the items still needing one queued there."""
     store = label_store.get_store()
@@ -57,7 +70,8 @@ def adjudications(
     client = label_studio.get_client()
     title = review_title(label_studio.resolved_project_title)
     kind = task_kind(project.task_type)
-    wanted_config = review_config(project.label_config())
+    explains = kind.trainer is None and shown_object(kind)[0] == "Image"  # an image classifier: Grad-CAM
+    wanted_config = review_config(project.label_config(), overlay=explains)
     review_id = client.ensure_review_project(title=title, label_config=wanted_config)
     current_config = client.label_config(review_id)
     # The task type (or the extra fields) changed since its creation.
@@ -75,9 +89,10 @@ def adjudications(
     requests = blind_open_requests(store, labeling_ids) if label_studio.blind else open_review_requests(store, labeling_ids[0])
     plan = plan_overlap_raises(requests, max_overlap=config.max_overlap)
     wanted = {r.item_id: r.reason for r in plan.needs_expert if r.item_id not in done}
+    overlays = _overlays(context, store, mlflow, project.data_path, sorted(wanted)) if explains else None
     payloads = review_payloads(store, wanted, list(project.classes), project.data_path,
                                task_type=project.task_type, allow_empty=project.allow_empty_set,
-                               allow_overlap=project.allow_overlapping_spans)  # fmt: skip
+                               allow_overlap=project.allow_overlapping_spans, overlays=overlays)  # fmt: skip
     client.import_tasks(review_id, payloads)
     if any("predictions" in p for p in payloads):  # Label Studio pre-fills from one version: the consensus
         client.show_predictions_of(review_id, CONSENSUS_VERSION)
@@ -95,8 +110,54 @@ def adjudications(
             "backlog": dg.MetadataValue.json(backlog),
             "reviewers": dg.MetadataValue.json(sorted((reviewers or {}).values()) or "anyone in the review project"),
             "images": dg.MetadataValue.text(images),
+            "gradcam_overlays": dg.MetadataValue.int(sum(url != _no_overlay_url(project.data_path)
+                                                          for url in (overlays or {}).values())),
         }
     )
+
+
+def _no_overlay_url(data_root: Path) -> str:
+    return image_url(str(data_root / "raw" / OVERLAY_FOLDER / "none.png"), data_root)
+
+
+def _overlays(
+    context: dg.AssetExecutionContext, store: LabelStore, mlflow: MLflowResource, data_root: Path, items: list[str]
+) -> dict[str, str]:
+    """item_id -> the URL of its review task's Grad-CAM overlay: the champion's, for the class it decides against
+    the crowd (``model_disagreements``), written under the raw store that Label Studio serves; the placeholder's
+    for the others. The queue never waits on the model: a champion that cannot be loaded is logged and skipped."""
+    folder = data_root / "raw" / OVERLAY_FOLDER
+    placeholder = folder / "none.png"
+    if items and not placeholder.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        placeholder.write_bytes(text_png(NO_OVERLAY_LINES))
+    urls = dict.fromkeys(items, _no_overlay_url(data_root))
+    disagree = model_disagreements(store, items)
+    if not disagree:
+        return urls
+    try:
+        champion = mlflow.champion()
+        loaded = mlflow.load_model(champion) if champion is not None else None
+    except Exception as exc:  # noqa: BLE001 - MLflow down or a broken checkpoint must not hold the expert queue
+        context.log.warning(f"no Grad-CAM overlays for the review tasks: the champion cannot be loaded ({exc})"[:500])
+        return urls
+    if loaded is None or loaded.config is None:
+        context.log.info("no Grad-CAM overlays for the review tasks: no champion image classifier")
+        return urls
+    from labeling_assets.core.training.explain import (
+        review_overlays,  # torch: only when there is one to explain
+    )
+
+    uris = item_uris(store)
+    wanted = {i: (str(uris[i]), loaded.classes.index(c)) for i, c in disagree.items() if uris.get(i) and c in loaded.classes}
+    written, problems = review_overlays(loaded.model, wanted, folder, image_size=loaded.config.image_size,
+                                        channels=loaded.config.channels)  # fmt: skip
+    for item_id, why in problems.items():
+        context.log.warning(f"no Grad-CAM overlay for {item_id}: {why}")
+    context.log.info(f"Grad-CAM overlays of {loaded.registered.label} for {len(written)} review tasks where it "
+                     "disagrees with the crowd")  # fmt: skip
+    urls.update({i: image_url(str(path), data_root) for i, path in written.items()})
+    return urls
 
 
 def _answer_form(config: str) -> ConfigLayout | None:

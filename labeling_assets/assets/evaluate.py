@@ -15,14 +15,18 @@ stored with the version) can hold a model back too: it is then the challenger, a
 from typing import Any, cast, get_args
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from labeling_assets import lineage, stage
 from labeling_assets.constants import GPU_POOL, GROUP_EVALUATE
+from labeling_assets.core import images as img
+from labeling_assets.core.consensus.review_routing import LABEL_ISSUES_SOURCE
 from labeling_assets.core.labelstudio.handover import hand_over
 from labeling_assets.core.labelstudio.queue import QueueOptions
 from labeling_assets.core.labelstudio.tasks import PrelabelVisibility
 from labeling_assets.core.store import datasets
+from labeling_assets.core.store.reviews import open_request_items
 from labeling_assets.core.store.schema import LabelStore
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import TaskKind, TestSplitReport
@@ -75,6 +79,11 @@ class ModelEvaluationConfig(dg.Config):
     latency_runs: int = Field(default=gates.LATENCY_RUNS, description="Timed batch-1 calls per device (p50/p95).")
     latency_warmup: int = Field(default=gates.LATENCY_WARMUP, description="Untimed calls before them.")
     latency_threads: int = Field(default=gates.LATENCY_THREADS, description="torch CPU threads while timing the CPU.")
+    gradcam_items: int = Field(
+        default=16, ge=0, le=64,
+        description="Test items explained with Grad-CAM (the most confident errors, label issues, correct items per "
+        "class) in one grid image; 0: none (docs/model.md).",
+    )
 
 
 @stage.asset(GROUP_EVALUATE, deps=["trained_model"], kinds={"pytorch", "mlflow"}, pool=GPU_POOL)
@@ -126,7 +135,8 @@ def model_evaluation(
     handed = _hand_over(context, store, label_studio, project, kind, candidate, registered.label, config) \
         if decision.promote else {}  # fmt: skip
     _apply(mlflow, registered.version, decision)
-    _record_in_mlflow(mlflow, registered, report, decision, dataset.version, measured, gated)
+    explained, grid = _gradcam(context, store, candidate, test, answers, probs, failed, config)
+    _record_in_mlflow(mlflow, registered, report, decision, dataset.version, measured, gated, grid)
     context.log.info(f"{report.summary}. {decision.reason()}")
     metadata = {
         "model_version": dg.MetadataValue.text(registered.label),
@@ -134,6 +144,7 @@ def model_evaluation(
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(registered.run_id)),
         **as_metadata(report.report),
         **_gate_metadata(measured, gated, config),
+        **explained,
     }
     return dg.MaterializeResult(
         metadata={**metadata, **_decision_metadata(mlflow, decision, scoring, config, report.score_name), **handed}
@@ -163,12 +174,13 @@ def _record_in_mlflow(
     dataset: str,
     measured: gates.Measurements | None,
     gated: gates.GateResult,
+    files: dict[str, bytes],
 ) -> None:
-    """The test report and the gates' figures on the model's MLflow run; the report's tags, the figures, the gates'
-    verdict and the decision on its model version."""
+    """The test report, the gates' figures and ``files`` (the Grad-CAM grid) on the model's MLflow run; the report's
+    tags, the figures, the gates' verdict and the decision on its model version."""
     figures = measured.figures() if measured is not None else {}
     mlflow.log_to_run(registered.run_id, metrics={**report.metrics, **figures}, params={"test_dataset_version": dataset},
-                      files=report.files, texts=report.texts)  # fmt: skip
+                      files={**report.files, **files}, texts=report.texts)  # fmt: skip
     tags = {**report.tags, "test_dataset_version": dataset, "promotion": decision.alias,
             "promotion_reason": decision.reason(), "release_gates": gated.summary(),
             **{k: f"{v:g}" if k.startswith("latency_") else str(int(v)) for k, v in figures.items()}}  # fmt: skip
@@ -229,6 +241,50 @@ def _gate_metadata(
     for key, value in (measured.figures() if measured is not None else {}).items():
         metadata[key] = dg.MetadataValue.float(value) if key.startswith("latency_") else dg.MetadataValue.int(int(value))
     return metadata
+
+
+def _gradcam(
+    context: dg.AssetExecutionContext,
+    store: LabelStore,
+    candidate: LoadedModel,
+    test: pd.DataFrame,
+    answers: Any,
+    probs: Any,
+    failed: list[int],
+    config: ModelEvaluationConfig,
+) -> tuple[dict[str, dg.MetadataValue], dict[str, bytes]]:
+    """Grad-CAM of a sample of test items as one grid (metadata ``gradcam``, MLflow ``evaluation/gradcam.png``), on
+    the CPU; skipped with the reason logged for a model that is not an image classifier with conv layers."""
+    if config.gradcam_items == 0:
+        return {}, {}
+    if candidate.config is None:  # a kind's own trainer: a detector, a text model
+        return _gradcam_skipped(context, f"a {candidate.task_kind} model is not an image classifier")
+    from labeling_assets.core.training.explain import explain_test_items  # torch: only in runs that evaluate
+    from labeling_assets.core.training.gradcam import NotConvolutional
+
+    issues = open_request_items(store, LABEL_ISSUES_SOURCE)
+    try:
+        explained = explain_test_items(
+            candidate.model, image_size=candidate.config.image_size, channels=candidate.config.channels,
+            classes=candidate.classes, item_ids=test["item_id"].astype(str).tolist(),
+            paths=test["uri"].astype(str).tolist(), answers=answers, probs=probs, thresholds=candidate.thresholds,
+            failed=failed, label_issues=issues, max_items=config.gradcam_items,
+        )  # fmt: skip
+    except NotConvolutional as exc:
+        return _gradcam_skipped(context, str(exc))
+    counts = {why: sum(p.why == why for p in explained.picks) for why in dict.fromkeys(p.why for p in explained.picks)}
+    context.log.info(f"Grad-CAM of {len(explained.picks)} test items: {counts}")
+    return {
+        "gradcam": dg.MetadataValue.md(img.markdown_image(explained.png, "Grad-CAM: image, overlay") + "\n\n"
+                                       "Per item: the image and where the model looked for the class named under it "
+                                       "(red: most). Errors first, then label issues, then correct items per class."),
+        "gradcam_items": dg.MetadataValue.json(counts),
+    }, {"evaluation/gradcam.png": explained.png}
+
+
+def _gradcam_skipped(context: dg.AssetExecutionContext, why: str) -> tuple[dict[str, dg.MetadataValue], dict[str, bytes]]:
+    context.log.info(f"Grad-CAM skipped: {why}")
+    return {"gradcam": dg.MetadataValue.text(f"skipped: {why}")}, {}
 
 
 def _predict(loaded: LoadedModel, paths: list[str], config: ModelEvaluationConfig) -> tuple[Any, list[int]]:

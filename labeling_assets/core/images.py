@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 # Extensions the scanner considers images; anything else in the source folder is ignored.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
@@ -214,3 +214,14 @@ def thumbnail_png(data: bytes, *, size: int = 64) -> bytes:
 def markdown_image(png: bytes, alt: str = "") -> str:
     """An inline Markdown image (Dagster renders data URIs in Markdown metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+def text_png(lines: Sequence[str], *, size: int = 224) -> bytes:
+    """A grey square PNG with a few lines of text: a placeholder where an image is expected."""
+    picture = Image.new("RGB", (size, size), "#eeeeee")
+    draw = ImageDraw.Draw(picture)
+    for n, line in enumerate(lines):
+        draw.text((12, size // 3 + 16 * n), line, fill="#444444")
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return out.getvalue()

@@ -1,19 +1,25 @@
-"""What an expert sees in the review project: the image, every vote with its labeler's name and gold accuracy,
-and the model's prediction, rendered by Label Studio in a real Chromium (screenshot: review-task.png); and what a
+"""What an expert sees in the review project: the image, the model's Grad-CAM overlay beside it, every vote with its
+labeler's name and gold accuracy, and the model's prediction, rendered by Label Studio in a real Chromium (screenshot: review-task.png); and what a
 reviewer does in the spot-check project: accept, reject or fix one answer at a time (spot-check-in-browser.png)."""
 
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from labeling_assets.core.consensus.spot_check import FIX, REJECT
-from labeling_assets.core.labelstudio.review import ShownVote, review_config, review_task, review_title
+from labeling_assets.core.labelstudio.review import (
+    OVERLAY_FOLDER,
+    ShownVote,
+    review_config,
+    review_task,
+    review_title,
+)
 from labeling_assets.core.labelstudio.spot_check import (
     LABELER_VERSION,
     spot_check_config,
@@ -24,6 +30,7 @@ from labeling_assets.core.labelstudio.tasks import image_url
 from labeling_assets.core.store.spot_checks import read_verdicts
 from labeling_assets.core.tasks import task_kind
 from labeling_assets.core.tasks.kind import ItemMedia
+from labeling_assets.core.training.explain import write_overlay
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from tests.browser.conftest import sign_up
 from tests.browser.pages import (
@@ -35,6 +42,7 @@ from tests.browser.pages import (
     submit,
     ui_task_id,
 )
+from tests.core.planted_evidence import SIZE, planted, trained
 from tests.labelstudio_server import LabelStudioServer
 
 CLASSES = ["cat", "dog", "bird"]
@@ -46,32 +54,38 @@ VOTES = [
 
 
 def _page_state(driver: WebDriver) -> dict[str, Any] | Literal[False]:
-    """The task image and the text of the page and its frames once the image has loaded (False before)."""
+    """The task's images (their sources, once every one has loaded) and the text of the page and its frames
+    (False before)."""
     return driver.execute_script(  # type: ignore[no-any-return]
-        "const img = document.querySelector('img[alt=\"image\"]');"
-        "if (!img || !img.complete || !img.naturalWidth) return false;"
+        "const imgs = [...document.querySelectorAll('img')].filter(i => i.src.includes('local-files'));"
+        "if (imgs.length < 2 || imgs.some(i => !i.complete || !i.naturalWidth)) return false;"
         "let text = document.body.innerText;"
         "for (const f of document.querySelectorAll('iframe')) {"
         "  try { text += f.contentDocument.body.innerText; } catch (e) {} }"
-        "return {width: img.naturalWidth, text: text};"
+        "return {sources: imgs.map(i => decodeURIComponent(i.src)), text: text};"
     )
 
 
-def test_the_review_task_shows_the_image_the_named_votes_and_the_prediction(
-    image_server: LabelStudioServer, chromium: WebDriver, artifacts_dir: Path
+def test_the_review_task_shows_the_image_its_grad_cam_overlay_the_named_votes_and_the_prediction(
+    image_server: LabelStudioServer, chromium: WebDriver, artifacts_dir: Path, tmp_path: Path
 ) -> None:
+    """docs/model.md: where the model disagrees with the crowd, the expert sees where it looked (here a model whose
+    class is decided by a corner patch, tests/core/test_gradcam.py: the overlay lights that corner)."""
     raw = image_server.files_root / "raw"
     raw.mkdir(exist_ok=True)
-    picture = Image.new("RGB", (160, 160), "#3a3")
-    ImageDraw.Draw(picture).text((40, 70), "a dog?", fill="white")
-    picture.save(raw / "split.png")
+    images, labels = planted(2, "top_left", seed=3)
+    Image.fromarray(images[labels == 1][0, 0]).resize((160, 160), Image.Resampling.NEAREST).save(raw / "split.png")
+    overlay = write_overlay(trained("top_left"), str(raw / "split.png"), 1, raw / OVERLAY_FOLDER / "split-item.png",
+                            image_size=SIZE, channels=1)  # fmt: skip
     resource = LabelStudioResource(url=image_server.url, api_key=image_server.token, project_title="browser")
     client = resource.get_client()
-    review_id = client.ensure_review_project(title=review_title("browser"), label_config=review_config(task_kind("single_label").label_config(CLASSES)))
+    config = review_config(task_kind("single_label").label_config(CLASSES), overlay=True)
+    review_id = client.ensure_review_project(title=review_title("browser"), label_config=config)
     assert "images served" in resource.serve_images(review_id, raw, image_server.files_root)
     task = review_task("split-item", image_url(str(raw / "split.png"), image_server.files_root), VOTES,
                        reason="majority consensus: confidence 0.33 < 0.60 with 3 annotators",
-                       prediction=("dog", 0.82), model_version="m1")  # fmt: skip
+                       prediction=("dog", 0.82), model_version="m1",
+                       overlay_url=image_url(str(overlay), image_server.files_root))  # fmt: skip
     assert client.import_tasks(review_id, [task]) == 1
     expert = sign_up(image_server, "the.expert@labeling-assets.local")
 
@@ -83,8 +97,11 @@ def test_the_review_task_shows_the_image_the_named_votes_and_the_prediction(
         state = wait.until(lambda d: (s := _page_state(d)) and "hl_spam" in s["text"] and s)
     except TimeoutException:
         chromium.save_screenshot(str(screenshot))
-        pytest.fail(f"the review task never showed its image and votes; screenshot {screenshot}")
+        pytest.fail(f"the review task never showed its image, overlay and votes; screenshot {screenshot}")
     chromium.save_screenshot(str(screenshot))
+    chromium.save_screenshot(str(tmp_path / "review-task.png"))
+    assert any("raw/split.png" in src for src in state["sources"]), state["sources"]
+    assert any(f"raw/{OVERLAY_FOLDER}/split-item.png" in src for src in state["sources"]), state["sources"]
     text = state["text"]
     assert all(v.labeler in text for v in VOTES), text[:500]
     assert "95% of 20" in text and "model m1: dog (p=0.82)" in text

@@ -37,6 +37,7 @@ from labeling_assets.core.tasks import task_kind
 from labeling_assets.local.labelstudio_accounts import add_user
 from labeling_assets.partitions import labelers as labelers_partitions
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError
+from labeling_assets.resources.mlflow import MLflowResource
 from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 from tests.labelstudio_server import LabelStudioServer
@@ -110,6 +111,7 @@ def loop(label_studio: LabelStudioServer, tmp_path_factory: pytest.TempPathFacto
         "label_store": LabelStoreResource(url=store.url),
         "label_studio": label_studio.resource(f"human-loop-{folder.name}"),
         "project": ProjectSettings(data_dir=str(folder), classes=CLASSES, reviewers=["hl_expert"]),
+        "mlflow": MLflowResource(data_dir=str(folder)),  # no champion: review tasks show the overlay placeholder
     }
     client = label_studio.client()
     with dg.DagsterInstance.ephemeral() as instance:
@@ -172,6 +174,8 @@ def test_a_split_vote_goes_to_the_review_project_and_the_expert_answer_becomes_t
     assert all(name in shown for name in ("hl_alice", "hl_bob", "hl_spam")) and "gold" in shown
     assert task["data"]["image"].startswith("/data/local-files/?d=raw/")
     assert "model: no prediction" in task["data"]["context"]
+    # No model to disagree with the crowd: the overlay beside the image is the placeholder that says so.
+    assert task["data"]["gradcam"] == "/data/local-files/?d=raw/gradcam/none.png" and meta["gradcam_overlays"].value == 0
     # The task opens with the crowd's consensus class pre-selected, marked as the consensus (no model's), and
     # Label Studio pre-fills the review project from that version.
     consensus = consensus_frame(loop.store).set_index("item_id").loc[split]

@@ -23,6 +23,11 @@ VOTES_KEY = "votes_html"
 CONSENSUS_VERSION = "consensus"  # the model_version of a review task's pre-drawn answer: the crowd's, no model's
 CONSENSUS_NOTE = "pre-drawn: the crowd's consensus answer (correct it, or submit it as it is)"
 CONTEXT_KEY = "context"
+# The model's Grad-CAM overlay beside the image (image classifiers only): an item where the model disagrees with the
+# crowd gets its overlay's URL, any other a placeholder that says why there is none (the key must be in every task).
+OVERLAY_KEY = "gradcam"
+OVERLAY_FOLDER = "gradcam"  # <data>/raw/gradcam: inside the raw store, the one folder Label Studio serves
+NO_OVERLAY_LINES = ("no Grad-CAM overlay:", "the model agrees with", "the crowd, or there is", "no image model")
 
 
 def review_title(title: str) -> str:
@@ -30,16 +35,19 @@ def review_title(title: str) -> str:
     return f"{title}{REVIEW_SUFFIX}"
 
 
-def review_config(crowd_config: str) -> str:
+def review_config(crowd_config: str, *, overlay: bool = False) -> str:
     """The image (a text kind: the text), the votes table and the model's prediction above the crowd's controls
     (``crowd_config``: the project's config, ``TaskKind.label_config``): every control of it, the same
     (``<Choices>``; boxes: ``<RectangleLabels>`` and the "No object" choice; spans: ``<Labels>`` and "No
-    entities"), so answers read alike."""
+    entities"), so answers read alike. ``overlay``: the model's Grad-CAM overlay (``$gradcam``) beside the image."""
     lines = crowd_config.splitlines(keepends=True)
     at = next(n for n, line in enumerate(lines) if _SHOWN.search(line))
     shown = lines[at].rstrip("\n")
     if "<Image " in shown:
         shown = shown.replace("/>", ' maxWidth="280px"/>', 1)
+        if overlay:
+            shown = (f'  <View style="display: flex; gap: 12px; align-items: flex-start;">\n  {shown}\n'
+                     f'    <Image name="{OVERLAY_KEY}" value="${OVERLAY_KEY}" maxWidth="280px"/>\n  </View>')  # fmt: skip
     return (
         "<View>\n"
         f"{shown}\n"
@@ -94,11 +102,13 @@ def review_task(
     gold_header: str = "gold accuracy",
     data_key: str = DATA_KEY,
     consensus: tuple[list[dict[str, Any]], float | None] | None = None,
+    overlay_url: str | None = None,
 ) -> dict[str, Any]:
     """The Label Studio task of one item for the expert (``model_line`` replaces the single-class prediction:
     :func:`set_prediction_line` for label sets; ``data_key``: "text" for a text kind, whose ``image_url`` is then
     the text; ``consensus``: the consensus answer as a Label Studio result (``TaskKind.answer_result``) and its
-    confidence, pre-drawn as the prediction of version :data:`CONSENSUS_VERSION`, and said so in the context)."""
+    confidence, pre-drawn as the prediction of version :data:`CONSENSUS_VERSION`, and said so in the context;
+    ``overlay_url``: the ``$gradcam`` image of a config with the overlay, :func:`review_config`)."""
     model = (
         f"model {model_version or ''}: {prediction[0]} (p={prediction[1]:.2f})".replace("model :", "model:")
         if prediction is not None
@@ -111,6 +121,7 @@ def review_task(
             "item_id": item_id,
             VOTES_KEY: votes_html(votes, gold_header),
             CONTEXT_KEY: f"Why: {reason} | {model}" + (f" | {CONSENSUS_NOTE}" if consensus is not None else ""),
+            **({OVERLAY_KEY: overlay_url} if overlay_url is not None else {}),
         }
     }
     if consensus is not None:
@@ -136,3 +147,19 @@ def top_prediction(probs: Mapping[str, float] | None) -> tuple[str, float] | Non
         return None
     label = max(probs, key=lambda k: (probs[k], k))
     return str(label), float(probs[label])
+
+
+def explained_class(probs: Mapping[str, float] | None, label: Any, threshold: float = 0.5) -> str | None:
+    """The class whose Grad-CAM the expert sees when the model disagrees with the crowd's ``label``, else None: the
+    model's top class when it is not the crowd's class; for a label set (a list) the class the model decides most
+    confidently against the crowd (present at P >= ``threshold`` but not in the set, or the reverse)."""
+    if not probs or label is None:
+        return None
+    if isinstance(label, str):
+        top = max(probs, key=lambda k: (probs[k], k))
+        return str(top) if top != label else None
+    if isinstance(label, list | tuple):
+        given = {str(c) for c in label}
+        against = {c: (p if c not in given else 1 - p) for c, p in probs.items() if (p >= threshold) != (c in given)}
+        return str(max(against, key=lambda k: (against[k], k))) if against else None
+    return None

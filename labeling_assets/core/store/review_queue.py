@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
-from labeling_assets.core.labelstudio.review import ShownVote, review_task, top_prediction
+from labeling_assets.core.labelstudio.review import ShownVote, explained_class, review_task, top_prediction
 from labeling_assets.core.labelstudio.tasks import shown_object, task_media
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
@@ -30,10 +30,12 @@ def review_payloads(
     task_type: TaskType = SINGLE_LABEL,
     allow_empty: bool = True,
     allow_overlap: bool = False,
+    overlays: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The review task of each wanted item (item_id -> why it needs an expert), in item order. The votes shown are
     the kind's answers (label sets: their classes), a labeler's gold accuracy is named as the kind measures it
-    (``gold_accuracy_name``: exact-set for label sets) and the model's line is the kind's (``review_model_line``)."""
+    (``gold_accuracy_name``: exact-set for label sets) and the model's line is the kind's (``review_model_line``);
+    ``overlays``: item_id -> the URL of its Grad-CAM overlay (a config with the overlay needs one for every item)."""
     if not wanted:
         return []
     kind = task_kind(task_type)
@@ -77,9 +79,25 @@ def review_payloads(
                 gold_header=kind.gold_accuracy_name,
                 data_key=data_key,
                 consensus=None if drawn is None else (drawn, confidence),
+                overlay_url=None if overlays is None else overlays.get(item_id, ""),
             )
         )
     return payloads
+
+
+def model_disagreements(store: LabelStore, item_ids: list[str]) -> dict[str, str]:
+    """item_id -> the class to explain, for the items whose newest pre-label disagrees with their live consensus
+    (:func:`explained_class`); items without either are not in it."""
+    prelabels = newest_prelabels(store, item_ids)
+    consensus = _consensus_of(store, item_ids)
+    out = {}
+    for item_id in item_ids:
+        probs, _ = prelabels.get(item_id, (None, None))
+        label = consensus.get(item_id, (None,))[0]
+        explained = explained_class(probs, label)
+        if explained is not None:
+            out[item_id] = explained
+    return out
 
 
 def _consensus_of(

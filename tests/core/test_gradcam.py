@@ -1,0 +1,126 @@
+"""Grad-CAM lights the evidence a model uses (docs/model.md): a class decided by a bright patch in one corner
+puts most of its map in that corner, and a model whose patch sits elsewhere does not; the evaluation's sample of
+items to explain is deterministic and kind-agnostic."""
+
+import io
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from labeling_assets.core.labelstudio.config import config_layout
+from labeling_assets.core.labelstudio.review import OVERLAY_KEY, explained_class, review_config, review_task
+from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.training.gradcam import (
+    NotConvolutional,
+    Tile,
+    class_activation_maps,
+    grid_png,
+    mass_share,
+    overlay,
+    target_layer,
+)
+from labeling_assets.core.training.gradcam_sample import CORRECT, ERROR, LABEL_ISSUE, one_hot, pick_items
+from labeling_assets.core.training.models import Classifier, build_backbone
+from tests.core.planted_evidence import BOTTOM_RIGHT, SIZE, TOP_LEFT, one_thread, planted, trained
+
+
+def patch_class_maps(model: nn.Module, corner: str) -> np.ndarray:
+    images, labels = planted(32, corner, seed=2)
+    patched = images[labels == 1]
+    with one_thread():
+        return class_activation_maps(model, patched, [1] * len(patched))
+
+
+def test_the_class_decided_by_a_corner_patch_lights_that_corner() -> None:
+    maps = patch_class_maps(trained("top_left"), "top_left")
+    shares = [mass_share(m, *TOP_LEFT) for m in maps]
+    assert min(shares) > 0.5, shares  # a quarter of the image holds most of every map (0.25 if spread evenly)
+    assert maps.shape == (16, SIZE, SIZE) and maps.min() >= 0.0 and maps.max() == pytest.approx(1.0)
+
+
+def test_a_model_whose_evidence_is_elsewhere_fails_the_corner_test() -> None:
+    """The assertion above can fail: the same test on a model that decides by the opposite corner."""
+    maps = patch_class_maps(trained("bottom_right"), "bottom_right")
+    assert max(mass_share(m, *TOP_LEFT) for m in maps) < 0.5
+    assert min(mass_share(m, *BOTTOM_RIGHT) for m in maps) > 0.5
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "resnet18", "efficientnet_b0", "mobilenet_v3_small"])
+def test_every_backbone_has_a_target_layer_and_gives_one_map_per_image(name: str) -> None:
+    torch.manual_seed(0)
+    model = Classifier(build_backbone(name, num_classes=3, in_channels=3), [0.5] * 3, [0.25] * 3)
+    size = 32 if name == "small_cnn" else 64
+    images = np.random.default_rng(0).integers(0, 255, size=(2, 3, size, size), dtype=np.uint8)
+    with one_thread():
+        maps = class_activation_maps(model, images, [0, 2])
+    assert target_layer(model) is not None and maps.shape == (2, size, size)
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
+
+
+def test_a_model_without_convolutions_is_refused_with_a_reason() -> None:
+    with pytest.raises(NotConvolutional, match="no Conv2d"):
+        target_layer(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)))
+
+
+def test_the_overlay_blends_the_map_on_the_image_and_the_grid_is_a_png() -> None:
+    image = np.full((1, 8, 8), 100, dtype=np.uint8)
+    cam = np.zeros((8, 8), dtype=np.float32)
+    cam[0, 0] = 1.0
+    blended = overlay(image, cam, alpha=0.5)
+    assert blended.shape == (8, 8, 3)
+    assert blended[0, 0, 0] > blended[0, 0, 2]  # the hot pixel is red
+    assert blended[7, 7, 2] > blended[7, 7, 0]  # a cold one is blue
+    png = grid_png([Tile(image, cam, "error: cat p=0.91\nlabel: dog")] * 5, columns=4, size=32)
+    assert Image.open(io.BytesIO(png)).size == (4 * (2 * 32 + 12), 2 * (32 + 34))
+
+
+def test_the_sample_is_confident_errors_then_label_issues_then_correct_items_per_class() -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.95, 0.05], [0.1, 0.9], [0.55, 0.45]])
+    truth = one_hot(np.array([1, 1, 1, 0, 0, 1, 0]), 2)
+    decided = one_hot(probs.argmax(1), 2)
+    picks = pick_items(truth, probs, decided, label_issues={1}, max_items=8, correct_per_class=2)
+    assert [(p.index, p.class_index, p.why) for p in picks] == [
+        (0, 0, ERROR),  # labeled 1, predicted 0 at 0.9: the most confident error, its predicted class drawn
+        (3, 1, ERROR),
+        (2, 0, ERROR),
+        (1, 1, LABEL_ISSUE),
+        (4, 0, CORRECT),  # class 0's most confident correct item, then class 1's, then each one's next
+        (5, 1, CORRECT),
+        (6, 0, CORRECT),
+    ]
+    assert pick_items(truth, probs, decided, label_issues={1}, max_items=8) == picks  # deterministic
+
+
+def test_a_missed_multi_label_class_is_the_one_explained() -> None:
+    truth = np.array([[1, 1, 0], [1, 0, 0]], dtype=bool)
+    probs = np.array([[0.9, 0.1, 0.2], [0.8, 0.1, 0.1]])
+    decided = probs >= 0.5
+    picks = pick_items(truth, probs, decided, max_items=4)
+    assert (picks[0].index, picks[0].class_index, picks[0].why) == (0, 1, ERROR)  # class 1 missed at P=0.1
+    assert [(p.index, p.class_index) for p in picks[1:]] == [(1, 0)]
+
+
+def test_the_expert_sees_the_class_the_model_decides_against_the_crowd() -> None:
+    assert explained_class({"cat": 0.7, "dog": 0.3}, "dog") == "cat"
+    assert explained_class({"cat": 0.7, "dog": 0.3}, "cat") is None  # it agrees: no overlay
+    assert explained_class(None, "cat") is None and explained_class({"cat": 1.0}, None) is None
+    # A label set: the class decided most confidently against the crowd's set (here "dog", missed at P=0.05).
+    assert explained_class({"cat": 0.6, "dog": 0.05, "bird": 0.2}, ["dog"]) == "dog"
+    assert explained_class({"cat": 0.6, "dog": 0.9}, ["cat", "dog"]) is None
+
+
+def test_the_review_config_shows_the_overlay_beside_the_image_and_the_task_carries_its_url() -> None:
+    crowd = task_kind("single_label").label_config(["cat", "dog"])
+    config = review_config(crowd, overlay=True)
+    root = ElementTree.fromstring(config)
+    images = [(e.get("name"), e.get("value")) for e in root.iter("Image")]
+    assert images == [("image", "$image"), (OVERLAY_KEY, f"${OVERLAY_KEY}")]
+    assert config_layout(config) == config_layout(review_config(crowd))  # the expert answers the same way
+    assert [e.get("name") for e in ElementTree.fromstring(review_config(crowd)).iter("Image")] == ["image"]
+    task = review_task("a", "/data/local-files/?d=raw/a.png", [], reason="r", overlay_url="/x/gradcam/a.png")
+    assert task["data"][OVERLAY_KEY] == "/x/gradcam/a.png"
+    assert OVERLAY_KEY not in review_task("a", "u", [], reason="r")["data"]
