@@ -1,10 +1,10 @@
 """Grad-CAM: does the map land on planted evidence, and what does the evaluation's grid cost on a CPU?
 
-    python benchmarks/gradcam.py                      # 5 seeds of the planted model, the grid per backbone (~1 min)
+    python benchmarks/gradcam.py                      # 5 seeds of the planted model, the grid per backbone (minutes)
     python benchmarks/gradcam.py --seeds 0 1 --backbones small_cnn
 
 1. Planted evidence (tests/core/planted_evidence.py): a small CNN trained so that class 1 is decided by a bright
-   5x5 patch in the top-left corner of 16x16 noise. Printed per seed: the share of the class-1 map's mass in the
+   8x8 patch in the top-left corner of 32x32 noise. Printed per seed: the share of the class-1 map's mass in the
    top-left quadrant (0.25 if spread evenly), min and mean over 16 patched images, and the same share for a model
    trained on the bottom-right corner (the control: it must be low).
 2. Cost: ``core.training.explain.explain_test_items`` for 16 items (what ``model_evaluation`` does by default) on
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--items", type=int, default=16, help="items in the grid (model_evaluation's default 16)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print("planted evidence: share of the class-1 map in the top-left quadrant (16 patched images)")
     print("seed | patch top-left: min, mean | control (patch bottom-right): max, mean")
     for seed in args.seeds:

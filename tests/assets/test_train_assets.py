@@ -253,6 +253,10 @@ def test_train_evaluate_and_prelabel_end_to_end_on_cpu(setup: tuple[LabelStore, 
     assert evaluation["state_dict_bytes"] > evaluation["parameter_bytes"] > 0
     assert evaluation["test_items"] == len(frame) - tensors["train_images"] - tensors["val_images"]
     assert 0.0 <= evaluation["test_macro_f1"] <= 1.0 and "confusion matrix" in evaluation["confusion_matrix"]
+    # Grad-CAM of a sample of test items: one grid in the metadata and on the model's MLflow run (docs/model.md).
+    assert "Grad-CAM" in evaluation["gradcam"] and 0 < sum(evaluation["gradcam_items"].values()) <= 16
+    run_id = mlflow.latest_version().run_id
+    assert "evaluation/gradcam.png" in {a.path for a in mlflow.client().list_artifacts(run_id, "evaluation")}
     check_results = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert set(check_results) == {"test_macro_f1_above_floor", "macro_f1_not_worse_than_previous_model"}
     regression = check_results["macro_f1_not_worse_than_previous_model"]

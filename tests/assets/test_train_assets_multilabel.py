@@ -198,6 +198,7 @@ def test_a_multi_label_project_prelabels_trains_evaluates_and_prelabels_with_per
     assert evaluation["labels_with_undefined_auc"] == ["3"]  # no test grid shows a "3"
     assert "| 3 | 0 |" in evaluation["per_label"] and "undefined" in evaluation["per_label"]
     assert "per-label ROC-AUC and AP" in evaluation["per_label_auc_ap"]
+    assert "Grad-CAM" in evaluation["gradcam"] and sum(evaluation["gradcam_items"].values()) > 0  # per class logit
     assert 0.0 <= evaluation["test_hamming_loss"] <= 1.0 and evaluation["promotion_outcome"] == "first"
     # The release gates measured the multi-label model too (both gates off by default: nothing held back).
     assert evaluation["release_gates"] == "passed" and evaluation["latency_cpu_p95_ms"] > 0.0

@@ -77,8 +77,8 @@ def explain_test_items(
 def write_overlay(
     model: nn.Module, path: str, class_index: int, out: Path, *, image_size: int, channels: int
 ) -> Path:
-    """The item at ``path`` and its Grad-CAM overlay for ``class_index``, side by side, written to ``out`` (a PNG,
-    replaced atomically: Label Studio may be reading the old one). Raises ``ValueError`` for a file that cannot be
+    """The Grad-CAM overlay of the item at ``path`` for ``class_index`` (224 px) written to ``out`` (a PNG, replaced
+    atomically: Label Studio may be reading the old one). Raises ``ValueError`` for a file that cannot be
     decoded and ``NotConvolutional`` for a model without a spatial feature map."""
     images, failures = decode_images([path], image_size, channels)
     if failures:

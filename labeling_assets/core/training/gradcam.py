@@ -115,13 +115,8 @@ def overlay(image: AnyArray, cam: FloatArray, alpha: float = 0.45) -> UInt8Array
 
 
 def overlay_png(image: AnyArray, cam: FloatArray, *, size: int = 224, alpha: float = 0.45) -> bytes:
-    """The image and its overlay side by side as a PNG (``size`` px high each; nearest keeps tiny images crisp)."""
-    original = Image.fromarray(overlay(image, np.zeros_like(cam), alpha=0.0))
-    pair = [original, Image.fromarray(overlay(image, cam, alpha))]
-    canvas = Image.new("RGB", (2 * size + 4, size), "white")
-    for n, picture in enumerate(pair):
-        canvas.paste(picture.resize((size, size), Image.Resampling.NEAREST), (n * (size + 4), 0))
-    return _png(canvas)
+    """The overlay as a ``size`` px square PNG (nearest: a tiny image's pixels stay crisp)."""
+    return _png(Image.fromarray(overlay(image, cam, alpha)).resize((size, size), Image.Resampling.NEAREST))
 
 
 @dataclass(frozen=True)
