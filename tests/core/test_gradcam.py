@@ -3,6 +3,7 @@ puts most of its map in that corner, and a model whose patch sits elsewhere does
 items to explain is deterministic and kind-agnostic."""
 
 import io
+from pathlib import Path
 from xml.etree import ElementTree
 
 import numpy as np
@@ -13,7 +14,11 @@ from torch import nn
 
 from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.review import OVERLAY_KEY, explained_class, review_config, review_task
+from labeling_assets.core.store.review_queue import model_disagreements
+from labeling_assets.core.store.schema import LabelStore, consensus_table, items_table, utcnow
+from labeling_assets.core.store.tables import prelabels_table
 from labeling_assets.core.tasks import task_kind
+from labeling_assets.core.training.explain import review_overlays
 from labeling_assets.core.training.gradcam import (
     NotConvolutional,
     Tile,
@@ -124,3 +129,28 @@ def test_the_review_config_shows_the_overlay_beside_the_image_and_the_task_carri
     task = review_task("a", "/data/local-files/?d=raw/a.png", [], reason="r", overlay_url="/x/gradcam/a.png")
     assert task["data"][OVERLAY_KEY] == "/x/gradcam/a.png"
     assert OVERLAY_KEY not in review_task("a", "u", [], reason="r")["data"]
+
+
+def test_items_whose_pre_label_disagrees_with_the_crowd_get_the_champions_overlay_file(
+    sqlite_store: LabelStore, tmp_path: Path
+) -> None:
+    now = utcnow()
+    with sqlite_store.begin() as conn:
+        conn.execute(items_table.insert(), [{"item_id": i, "uri": None, "source_path": i, "n_bytes": 1,
+                                             "ingested_at": now, "status": "active"} for i in ("aa", "bb", "cc")])  # fmt: skip
+        conn.execute(consensus_table.insert(), [{"item_id": i, "version": 1, "label": "cat", "method": "majority",
+                                                 "confidence": 0.5, "n_annotators": 3, "computed_at": now}
+                                                for i in ("aa", "bb", "cc")])  # fmt: skip
+        conn.execute(prelabels_table.insert(), [
+            {"item_id": "aa", "model_version": "m1", "probs": {"cat": 0.2, "dog": 0.8}, "computed_at": now},
+            {"item_id": "bb", "model_version": "m1", "probs": {"cat": 0.9, "dog": 0.1}, "computed_at": now}])  # fmt: skip
+    assert model_disagreements(sqlite_store, ["aa", "bb", "cc"]) == {"aa": "dog"}  # bb agrees, cc has no pre-label
+
+    images, labels = planted(2, "top_left", seed=4)
+    Image.fromarray(images[labels == 1][0, 0]).save(tmp_path / "aa.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    wanted = {"aa": (str(tmp_path / "aa.png"), 1), "zz": (str(tmp_path / "broken.png"), 1)}
+    with one_thread():
+        written, problems = review_overlays(trained("top_left"), wanted, tmp_path / "gradcam", image_size=SIZE, channels=1)
+    assert written == {"aa": tmp_path / "gradcam" / "aa.png"} and Image.open(written["aa"]).size == (224, 224)
+    assert list(problems) == ["zz"] and "broken.png" in problems["zz"]  # one line, the others still written
