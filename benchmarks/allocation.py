@@ -230,7 +230,7 @@ def simulate(
             return Outcome(whole, cost + whole - pool.labels_spent, False, acc)
 
 
-def digits_case(seed: int) -> tuple[Callable[[], Pool], Callable[[Pool], tuple[float, np.ndarray | None]]]:
+def digits_case(seed: int, crowd_accuracy: float = 0.7) -> tuple[Callable[[], Pool], Callable[[Pool], tuple[float, np.ndarray | None]]]:
     from sklearn.datasets import load_digits  # bundled with scikit-learn: nothing is downloaded
 
     d = load_digits()
@@ -238,7 +238,7 @@ def digits_case(seed: int) -> tuple[Callable[[], Pool], Callable[[Pool], tuple[f
     order = np.random.default_rng(seed).permutation(len(y))
     test, pool_idx = order[: int(0.3 * len(y))], order[int(0.3 * len(y)) :]
     classes = [str(k) for k in range(10)]
-    crowd = [LabelerSpec(name=f"a{k}", preset="average", accuracy=0.7) for k in range(5)]
+    crowd = [LabelerSpec(name=f"a{k}", preset="average", accuracy=crowd_accuracy) for k in range(5)]
     plan = plan_crowd({j: str(y[i]) for j, i in enumerate(pool_idx)}, crowd, classes, overlap=5, seed=seed)
     answers: list[list[tuple[int, int]]] = [[] for _ in pool_idx]
     for a in plan.annotations:
@@ -387,7 +387,8 @@ class MachineRun:
 
 
 def machine_label_digits(seed: int, *, target: float, confidence: float, check_rate: float, use_machine: bool,
-                         random_share: float, acc_target: float, batch: int, budget: int) -> MachineRun:
+                         random_share: float, acc_target: float, batch: int, budget: int,
+                         min_reference_confidence: float = 0.0, crowd_accuracy: float = 0.7) -> MachineRun:
     """The allocator on the digits, its model fitted on the human labels of the train split plus (``use_machine``)
     the machine labels chosen with a guarantee on the other human labels; machine-labeled items leave the
     allocator's pool except a ``check_rate`` sample."""
@@ -399,7 +400,7 @@ def machine_label_digits(seed: int, *, target: float, confidence: float, check_r
 
     d = load_digits()
     x, y = d.data.astype(np.float32) / 16.0, d.target
-    make, _ = digits_case(seed)
+    make, _ = digits_case(seed, crowd_accuracy)
     order = np.random.default_rng(seed).permutation(len(y))
     test, pool_idx = order[: int(0.3 * len(y))], order[int(0.3 * len(y)):]
     scaler = StandardScaler().fit(x[pool_idx])
@@ -429,7 +430,9 @@ def machine_label_digits(seed: int, *, target: float, confidence: float, check_r
         probs[:, model.classes_] = model.predict_proba(xs[pool_idx])
         acc = float((model.predict(xs[test]) == y[test]).mean())
         # The guarantee: reference = human-labeled items outside train (the model never fitted them).
-        ref = [i for i in labeled if not _is_train(i, seed)]
+        # (machine_label_min_reference_confidence: only human labels that sure; an expert's always count)
+        sure = post.max(axis=1) >= min_reference_confidence
+        ref = [i for i, ok in zip(labeled, sure, strict=True) if not _is_train(i, seed) and (ok or i in pool.expert)]
         decision = choose_threshold(probs[ref].max(axis=1), probs[ref].argmax(axis=1) == np.array([human[i] for i in ref]),
                                     target=target, confidence=confidence)
         machine.clear()
@@ -466,8 +469,12 @@ def run_machine_labels(args: argparse.Namespace) -> None:
     the guaranteed target over ``--machine-seeds`` seeds."""
     started = time.perf_counter()
     common = dict(target=args.machine_target, confidence=args.machine_confidence, check_rate=args.machine_check_rate,
-                  acc_target=args.digits_target, batch=args.batch, budget=args.machine_budget)
-    print(f"\ndigits, machine labels: target {args.machine_target} at {args.machine_confidence:.0%} confidence, "
+                  acc_target=args.digits_target, batch=args.batch, budget=args.machine_budget,
+                  min_reference_confidence=args.machine_min_reference_confidence,
+                  crowd_accuracy=args.machine_crowd_accuracy)
+    print(f"\ndigits, machine labels: 5 labelers at {args.machine_crowd_accuracy}; "
+          f"target {args.machine_target} at {args.machine_confidence:.0%} confidence, "
+          f"reference: human labels at consensus confidence >= {args.machine_min_reference_confidence} (or expert), "
           f"check sample {args.machine_check_rate:.0%}, machine weight {MACHINE_WEIGHT}; test accuracy target "
           f"{args.digits_target}; budget {args.machine_budget} labels")
     rows = {
@@ -476,6 +483,8 @@ def run_machine_labels(args: argparse.Namespace) -> None:
         "random arm + machine labels": dict(use_machine=True, random_share=1.0),
     }
     runs: dict[str, list[MachineRun]] = {}
+    if args.machine_rows == "guarantee":
+        rows = {"allocator + machine labels": rows["allocator + machine labels"]}
     for name, kw in rows.items():
         seeds = args.machine_seeds if name == "allocator + machine labels" else args.seeds
         runs[name] = [machine_label_digits(s, **kw, **common) for s in range(seeds)]  # type: ignore[arg-type]
@@ -528,6 +537,10 @@ def main() -> int:
     parser.add_argument("--machine-check-rate", type=float, default=0.05)
     parser.add_argument("--machine-seeds", type=int, default=20)
     parser.add_argument("--machine-budget", type=int, default=1200)
+    parser.add_argument("--machine-min-reference-confidence", type=float, default=0.0)
+    parser.add_argument("--machine-crowd-accuracy", type=float, default=0.7)
+    parser.add_argument("--machine-rows", choices=["all", "guarantee"], default="all",
+                        help="guarantee: only the machine labels' accuracy over --machine-seeds")
     args = parser.parse_args()
     if args.trace:
         table = policies(True, args.wrong_label_cost, args.usable_confidence)

@@ -18,7 +18,12 @@ import pytest
 from labeling_assets.core.dataset.splits import manifest_from_json
 from labeling_assets.core.store.dataset_versions import manifest_document
 from labeling_assets.core.store.schema import LabelStore, consensus_table, items_table, prelabels_table
-from labeling_assets.core.store.tiers import check_sample_labels, decision_of, machine_tier_items
+from labeling_assets.core.store.tiers import (
+    check_sample_labels,
+    decision_of,
+    machine_labeled_not_for_people,
+    machine_tier_items,
+)
 from labeling_assets.resources.project import ProjectSettings
 from tests.assets.test_dataset_assets import CHECKS, CLASSES, NOW, Project, _png
 
@@ -100,6 +105,8 @@ def test_confident_items_get_machine_labels_in_train_with_tiers_in_the_export_un
     assert "## Label tiers" in meta["card"].value and "Machine labels: **on**" in meta["card"].value
     sampled = check_sample_labels(project.store, CHAMPION)
     assert 5 <= len(sampled) <= 35 and set(sampled) <= set(confident)
+    # The queue leaves out the machine-labeled items, except the check sample.
+    assert machine_labeled_not_for_people(project.store) == set(confident) - set(sampled)
 
     # People label the check sample and disagree with every machine label: the upper bound falls below the
     # target, the next version has no machine tier, and the (non-blocking) check says so.
@@ -118,7 +125,7 @@ def test_confident_items_get_machine_labels_in_train_with_tiers_in_the_export_un
     assert decided is not None and decided["status"] == "suspended" and decided["n_machine"] == 0
     assert decided["production"]["n"] == len(sampled) and decided["production"]["below_target"]
     document = manifest_document(project.store, second)
-    assert machine_tier_items(document) == set()
+    assert machine_tier_items(document) == set() and machine_labeled_not_for_people(project.store) == set()
     # The earlier machine items stay frozen in train (splits never move) but leave the version until people label.
     frozen = project.split_of()
     assert all(frozen[i] == "train" for i in confident)

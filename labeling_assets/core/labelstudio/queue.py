@@ -57,7 +57,6 @@ from labeling_assets.core.labelstudio.tasks import (
 )
 from labeling_assets.core.store.blind_tasks import blind_items, blind_open_requests, record_blind_top_up
 from labeling_assets.core.store.consensus_versions import record_class_list
-from labeling_assets.core.store.dataset_versions import manifest_document, newest_version
 from labeling_assets.core.store.human_loop import labeler_ids_for, pause_intervals, paused_since
 from labeling_assets.core.store.labelstudio_sync import (
     last_prelabel_at,
@@ -84,7 +83,7 @@ from labeling_assets.core.store.reviews import (
 )
 from labeling_assets.core.store.schema import LabelStore, utcnow
 from labeling_assets.core.store.selection_inputs import selection_inputs
-from labeling_assets.core.store.tiers import checked_items, decision_of, machine_tier_items
+from labeling_assets.core.store.tiers import machine_labeled_not_for_people
 from labeling_assets.core.tasks.kind import Json, Markdown, TaskKind
 
 IMPORT_BATCH = 1000
@@ -284,12 +283,7 @@ def _ready_candidates(
     store: LabelStore, project_ids: int | list[int], options: QueueOptions
 ) -> tuple[list[Candidate], int]:
     """The items this run may queue, and how many new ones it leaves for their pre-label run (``awaiting_prelabel``)."""
-    # Items the newest dataset version labels by machine are not for people, except the check sample (docs/tiers.md).
-    newest = newest_version(store)
-    decided = decision_of(store, newest) if newest else None
-    machine = set()
-    if newest and decided and decided["status"] == "on":
-        machine = machine_tier_items(manifest_document(store, newest)) - checked_items(store)
+    machine = machine_labeled_not_for_people(store)  # docs/tiers.md
     candidates = [c for c in queue_candidates(store, project_ids) if c.item_id not in machine]
     cutoff = utcnow() - dt.timedelta(minutes=options.prelabel_wait_minutes)
     waiting = {c.item_id for c in awaiting_prelabel(candidates, last_prelabel_at=last_prelabel_at(store),

@@ -20,6 +20,7 @@ from labeling_assets.core.dataset.tiers import (
     production_check,
     reference,
 )
+from labeling_assets.core.store.dataset_versions import manifest_document, newest_version
 from labeling_assets.core.store.schema import LabelStore, items_table, prelabels_table, utcnow
 from labeling_assets.core.store.tiers_schema import machine_label_checks_table, machine_label_decisions_table
 
@@ -111,6 +112,16 @@ def check_sample_labels(store: LabelStore, model_version: str) -> dict[str, str]
 def checked_items(store: LabelStore) -> set[str]:
     """Every item ever sampled for people's check (under any model)."""
     return {str(r["item_id"]) for r in store.fetch(sa.select(machine_label_checks_table.c.item_id))}
+
+
+def machine_labeled_not_for_people(store: LabelStore) -> set[str]:
+    """The items the queue leaves out: the newest dataset version's machine tier (when its decision is ``on``),
+    less the check sample, which still goes to people."""
+    newest = newest_version(store)
+    decided = decision_of(store, newest) if newest else None
+    if not newest or not decided or decided["status"] != "on":
+        return set()
+    return machine_tier_items(manifest_document(store, newest)) - checked_items(store)
 
 
 def machine_tier_items(manifest: Mapping[str, Any] | None) -> set[str]:
