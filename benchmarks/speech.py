@@ -3,6 +3,7 @@ single labeler), over crowd mixes and seeds, on synthesised code-switched uttera
 
     python benchmarks/speech.py                      # 4 + 4 mixes x 5 seeds, 50 utterances each
     python benchmarks/speech.py --seeds 2 --utterances 20
+    python benchmarks/speech.py --first-seed 5          # seeds 5-9: held out from the tuning of ours (docs/speech.md)
     python benchmarks/speech.py --help
 
 The data (``core.speech.synth.make_utterance``): per seed, utterances of four English and Vietnamese phrases
@@ -28,9 +29,9 @@ Methods. Segments: ``ours`` (``segment_consensus.labeler_aware``, no gold) and `
 baseline, 10 ms frames). Scores pooled over the utterances of a seed: segment F1 (a region matches a true one
 when the labels agree and IoU >= 0.5, one to one), boundary error (mean absolute seconds over the starts and ends
 of matched regions) and frame accuracy. Texts: ``ours`` (``text_consensus.labeler_aware_rover``, no gold),
-``ours_weights_alone`` (the ablation: unchanged answers not discounted), ``rover`` (our plain ROVER: crowd-kit is not installed here, so this is the baseline), ``best_single`` (the
-labeler with the lowest WER against the truth, on the texts it answered: an oracle no project has) and
-``machine`` (the output before correction). WER and CER by jiwer, pooled over the texts of a seed.
+``ours_weights_alone`` (the ablation: unchanged answers not discounted), ``rover`` (our plain ROVER: crowd-kit
+is not installed here, so this is the baseline), ``best_single`` (the labeler with the lowest WER against the
+truth, on the texts it answered: an oracle no project has) and ``machine`` (the output before correction). WER and CER by jiwer, pooled over the texts of a seed.
 Printed: mean ± sd over seeds.
 """
 
@@ -152,11 +153,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1"
+    )
     parser.add_argument("--utterances", type=int, default=50)
     args = parser.parse_args()
     seg: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     txt: dict[tuple[str, str], list[tuple[float, ...]]] = {}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         rng = np.random.default_rng([seed, 0])
         utterances = [make_utterance(rng) for _ in range(args.utterances)]
         runs: list[
@@ -173,7 +177,8 @@ def main() -> None:
             for mix in mixes:
                 for method, figures in run(utterances, mix, seed).items():
                     table.setdefault((mix, method), []).append(figures)
-    print(f"{args.seeds} seeds, {args.utterances} utterances each; mean ± sd over seeds")
+    last = args.first_seed + args.seeds - 1
+    print(f"seeds {args.first_seed}-{last}, {args.utterances} utterances each; mean ± sd over seeds")
     _table("Segments", ["boundary error (s)", "segment F1", "frame accuracy"], seg)
     _table("Texts (transcripts and translations pooled)", ["WER", "CER"], txt)
 

@@ -6,13 +6,13 @@ Ours, ``labeler_aware``, alternates two steps a few times, starting from the fra
    matched to the reference regions (same label, IoU >= 0.5); from the matched pairs it learns a start offset
    and an end offset (median signed error: a labeler who marks late, or wide) and a jitter (the sd of the
    errors left); the reference regions it has no match for give its miss rate, its own unmatched regions its
-   false-region rate (offsets: on gold alone once it has three matched gold regions); its frame error rate against the reference gives a vote weight
-   ``log((1 - e) / e)`` (a spammer's is about 0).
+   false-region rate (offsets: on gold alone once it has three matched gold regions); its frame error rate
+   against the reference gives a vote weight ``log((1 - e) / e)`` (a spammer's is about 0).
 2. *Fuse*: a weighted frame vote over the labelers' offset-corrected regions decides which regions exist and
-   their labels (``none`` is a class); then each region's start and end are the precision-weighted mean
-   (weight ``1 / jitter^2``) of the offset-corrected boundaries of the labelers' matching regions (IoU >= 0.3)
-   that lie within 0.25 s of the vote's boundary (the end of a region that merged two phrases is not fused). Two
-   neighbours that now overlap meet halfway.
+   their labels (``none`` is a class; a run under 0.15 s is dropped); then each region's start and end are the
+   precision-weighted mean (weight ``1 / jitter^2``) of the offset-corrected boundaries of the labelers'
+   matching regions (IoU >= 0.3) that lie within 0.15 s of the vote's boundary (the end of a region that merged
+   two phrases is not fused). Two neighbours that now overlap meet halfway.
 
 Offsets are relative: with no gold they are centred on the median labeler among those with a positive weight (the
 crowd as a whole is taken to be on time, so a crowd that is late as a whole stays late); gold anchors them.
@@ -38,10 +38,10 @@ from labeling_assets.core.speech.regions import (
 
 ItemRegions = Mapping[str, Sequence[Region]]  # labeler -> regions, for one item
 METHODS = ("labeler_aware", "frame_majority")
-MIN_DURATION = 0.05  # seconds: a fused run shorter than this is dropped (a click, not a phrase)
+MIN_DURATION = 0.15  # seconds: a fused run shorter than this is dropped (a sliver where votes split)
 JITTER_PRIOR = 0.1  # seconds: the jitter of a labeler with few matched boundaries shrinks from this
 PRIOR_BOUNDARIES = 4  # pseudo-boundaries of that prior
-GATE = 0.25  # seconds: a labeler's boundary further than this from the vote's is not fused
+GATE = 0.15  # seconds: a labeler's boundary further than this from the vote's is not fused
 MIN_GOLD_MATCHES = 3  # matched gold regions from which a labeler's offsets are learnt on gold alone
 
 
