@@ -93,6 +93,14 @@ def test_ours_learns_a_late_labeler_and_ignores_a_spammer() -> None:
     assert mine.boundary_error < base.boundary_error and mine.f1 >= base.f1
 
 
+def test_confidence_is_the_share_of_the_weighted_vote() -> None:
+    agreed = {"a": TRUTH, "b": TRUTH, "c": TRUTH}
+    split = {"a": TRUTH, "b": [Region(0.0, 5.2, "vi")], "c": [Region(0.0, 5.2, "noise")]}
+    # three labelers who agree on nine items split three ways on the tenth: the tenth is far less certain
+    ours = labeler_aware([*[agreed] * 9, split], [5.2] * 10, LABELS)
+    assert ours.confidence[0] > 0.999 and ours.confidence[9] < 0.7
+
+
 def test_gold_anchors_a_crowd_that_is_late_as_a_whole() -> None:
     crowd = [
         SegmentLabeler(f"late{i}", start_offset=0.1, end_offset=0.1, jitter=0.02, false_regions=0)

@@ -62,6 +62,7 @@ class SegmentLabelerStats:
 class SegmentConsensus:
     regions: list[list[Region]]  # per item
     labelers: dict[str, SegmentLabelerStats]
+    confidence: list[float]  # per item: the winner's mean share of the weighted frame vote over its frames
 
 
 def frame_majority(
@@ -72,7 +73,7 @@ def frame_majority(
     for answers, duration in zip(items, durations, strict=True):
         frames = [to_frames(r, labels, duration, hop) for r in answers.values()]
         weights = {name: 1.0 for name in answers}
-        out.append(from_frames(_vote(frames, list(weights.values()), len(labels)), labels, hop))
+        out.append(from_frames(_vote(frames, list(weights.values()), len(labels))[0], labels, hop))
     return out
 
 
@@ -88,15 +89,18 @@ def labeler_aware(
     gold = gold or {}
     consensus = frame_majority(items, durations, labels, hop)
     stats: dict[str, SegmentLabelerStats] = {}
+    confidence = [1.0] * len(items)
     for _ in range(iterations):
         reference = [list(gold.get(k, consensus[k])) for k in range(len(items))]
         stats = learn_labelers(items, reference, durations, labels, hop)
         stats = _gold_offsets(stats, items, gold, durations, labels, hop) if gold else _centred(stats)
-        consensus = [
+        fused = [
             _fuse(answers, duration, labels, stats, hop)
             for answers, duration in zip(items, durations, strict=True)
         ]
-    return SegmentConsensus(consensus, stats)
+        consensus = [regions for regions, _ in fused]
+        confidence = [c for _, c in fused]
+    return SegmentConsensus(consensus, stats, confidence)
 
 
 def learn_labelers(
@@ -179,10 +183,10 @@ def _centred(stats: Mapping[str, SegmentLabelerStats]) -> dict[str, SegmentLabel
 
 def _vote(
     frames: Sequence[npt.NDArray[np.int64]], weights: Sequence[float], n_labels: int
-) -> npt.NDArray[np.int64]:
-    """Weighted frame vote; class ``n_labels`` is none, and it wins ties."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Weighted frame vote: the winner per frame (class ``n_labels`` is none, and it wins ties) and its share."""
     if not frames:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     scores = np.zeros((n_labels + 1, frames[0].size))
     for f, w in zip(frames, weights, strict=True):
         code = np.where(f == NONE, n_labels, f)
@@ -190,7 +194,9 @@ def _vote(
     scores[n_labels] += 1e-9
     best = np.argmax(scores[::-1], axis=0)
     winner = n_labels - best
-    return np.where(winner == n_labels, NONE, winner).astype(np.int64)
+    total = scores.sum(axis=0)
+    share = np.where(total > 0, scores[winner, np.arange(winner.size)] / np.where(total > 0, total, 1), 1.0)
+    return np.where(winner == n_labels, NONE, winner).astype(np.int64), share
 
 
 def _shifted(regions: Sequence[Region], s: SegmentLabelerStats, duration: float) -> list[Region]:
@@ -214,13 +220,15 @@ def _fuse(
     labels: Sequence[str],
     stats: Mapping[str, SegmentLabelerStats],
     hop: float,
-) -> list[Region]:
+) -> tuple[list[Region], float]:
+    """The fused regions and the item's confidence: the winner's mean share of the weighted frame vote."""
     corrected = {name: _shifted(regions, stats[name], duration) for name, regions in answers.items()}
     frames = [to_frames(r, labels, duration, hop) for r in corrected.values()]
     weights = [max(stats[name].weight, 0.0) for name in corrected]
     if not any(weights):
         weights = [1.0] * len(weights)
-    skeleton = from_frames(_vote(frames, weights, len(labels)), labels, hop, MIN_DURATION)
+    winners, share = _vote(frames, weights, len(labels))
+    skeleton = from_frames(winners, labels, hop, MIN_DURATION)
     fused = []
     for region in skeleton:
         starts: list[tuple[float, float]] = []  # (boundary, weight)
@@ -243,4 +251,4 @@ def _fuse(
         if a.end > b.start:
             mid = round((a.end + b.start) / 2, 4)
             fused[k - 1], fused[k] = Region(a.start, mid, a.label), Region(mid, b.end, b.label)
-    return [r for r in fused if r.end > r.start]
+    return [r for r in fused if r.end > r.start], float(share.mean()) if share.size else 1.0
