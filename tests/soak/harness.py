@@ -173,6 +173,7 @@ class SelfDrivingLoop:
         self.sensor_interval_s = sensor_interval_s
         self.environment = dict(environment or {})
         self.faults: list[Fault] = []
+        self.phases: list[tuple[str, float]] = []  # (what, seconds): where a soak's minutes go
         self.crowd_labelers = default_crowd(crowd_size, prefix="crowd")
         self._daemon: subprocess.Popen[bytes] | None = None
         self._crowd: CrowdWaves | None = None
@@ -317,6 +318,39 @@ class SelfDrivingLoop:
         self.store.dispose()
 
     # --- what happened ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def phase(self, what: str) -> Iterator[None]:
+        """Time one phase of a soak (printed by :meth:`timing_lines`)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases.append((what, time.monotonic() - started))
+
+    def timing_lines(self, top_steps: int = 12) -> list[str]:
+        """Where the time went: each phase, each job's runs (launch wait: created -> started; run: started ->
+        ended) and the steps that took longest over all runs."""
+        lines = [f"phase {what}: {seconds:.0f} s" for what, seconds in self.phases]
+        jobs: dict[str, list[tuple[float, float]]] = {}
+        steps: dict[str, list[float]] = {}
+        with self.instance() as instance:
+            for record in instance.get_run_records():
+                run = record.dagster_run
+                if record.start_time is None or record.end_time is None:
+                    continue
+                created = record.create_timestamp.timestamp()
+                jobs.setdefault(run.job_name, []).append((record.start_time - created, record.end_time - record.start_time))
+                for stat in instance.get_run_step_stats(run.run_id):
+                    if stat.start_time is not None and stat.end_time is not None:
+                        steps.setdefault(stat.step_key, []).append(stat.end_time - stat.start_time)
+        for job, spans in sorted(jobs.items(), key=lambda kv: -sum(r for _, r in kv[1])):
+            waits, ran = [w for w, _ in spans], [r for _, r in spans]
+            lines.append(f"job {job}: {len(spans)} runs, {sum(ran):.0f} s running (median {statistics.median(ran):.1f} s), "
+                         f"launch wait median {statistics.median(waits):.1f} s")  # fmt: skip
+        for key, spans in sorted(steps.items(), key=lambda kv: -sum(kv[1]))[:top_steps]:
+            lines.append(f"step {key}: {len(spans)} x, {sum(spans):.0f} s (median {statistics.median(spans):.2f} s)")
+        return lines
+
     @contextlib.contextmanager
     def instance(self) -> Iterator[dg.DagsterInstance]:
         with dg.DagsterInstance.from_config(str(self.home)) as instance:

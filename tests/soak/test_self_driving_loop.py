@@ -51,35 +51,40 @@ pytestmark = [pytest.mark.soak, pytest.mark.labelstudio, pytest.mark.slow, pytes
 def test_the_loop_runs_itself_through_label_studio_and_daemon_faults(make_loop: type[SelfDrivingLoop]) -> None:
     started = time.monotonic()
     loop = make_loop(sensor_interval_s=SENSOR_INTERVAL_S, environment=THRESHOLDS)
-    loop.add_images(FIRST_IMAGES)
-    loop.start_label_studio()
-    loop.start_daemon()
-    crowd = loop.start_crowd()
+    with loop.phase("set-up: images, Label Studio, the daemon"):
+        loop.add_images(FIRST_IMAGES)
+        loop.start_label_studio()
+        loop.start_daemon()
+        crowd = loop.start_crowd()
 
-    wait_until("a champion model, trained and promoted by the loop alone", loop.champion, PHASE_TIMEOUT_S, 2)
+    with loop.phase("to the first champion"):
+        wait_until("a champion model, trained and promoted by the loop alone", loop.champion, PHASE_TIMEOUT_S, 2)
     dropped_at = time.time()
     new_files = loop.add_images(LATER_IMAGES)  # mid-way: a person drops more images into the source
-    loop.label_studio_down(LABEL_STUDIO_DOWN_S)  # meanwhile they are ingested and prelabeled; the queue waits
-    # Issue 26's jam, planted before the new items can have votes: one of them bridges a frozen train item and a
-    # frozen test item. It must be held out, not fail the near-duplicate check of every later collect run.
-    wait_until("the new images ingested", lambda: hashed(loop.store, item_ids_of(loop.store, new_files)), PHASE_TIMEOUT_S, 1)
+    with loop.phase("Label Studio down, the new images ingested"):
+        loop.label_studio_down(LABEL_STUDIO_DOWN_S)  # meanwhile they are ingested and prelabeled; the queue waits
+        # Issue 26's jam, planted before the new items can have votes: one of them bridges a frozen train item and
+        # a frozen test item. It must be held out, not fail the near-duplicate check of every later collect run.
+        wait_until("the new images ingested", lambda: hashed(loop.store, item_ids_of(loop.store, new_files)), PHASE_TIMEOUT_S, 1)
     chain = plant_chain(loop.store, item_ids_of(loop.store, new_files)[0])
 
     labeled_before = crowd.log.annotations
-    wait_until("the crowd labels the new wave", lambda: crowd.log.annotations > labeled_before, PHASE_TIMEOUT_S, 1)
-    with contextlib.suppress(TimeoutError):  # kill the daemon while it runs something, if it does within 20 s
-        wait_until("a run executing", lambda: any(r.status == "STARTED" for r in loop.runs()), 20, 0.5)
-    killed = loop.kill_daemon()
-    time.sleep(DAEMON_DOWN_S)
-    loop.start_daemon()
-    killed.ended = time.time()
+    with loop.phase("the crowd labels the new wave, the daemon killed and back"):
+        wait_until("the crowd labels the new wave", lambda: crowd.log.annotations > labeled_before, PHASE_TIMEOUT_S, 1)
+        with contextlib.suppress(TimeoutError):  # kill the daemon while it runs something, if it does within 20 s
+            wait_until("a run executing", lambda: any(r.status == "STARTED" for r in loop.runs()), 20, 0.5)
+        killed = loop.kill_daemon()
+        time.sleep(DAEMON_DOWN_S)
+        loop.start_daemon()
+        killed.ended = time.time()
 
-    wait_until("the loop has done everything and is quiet", lambda: quiet(loop, QUIET_S), PHASE_TIMEOUT_S, 2)
+    with loop.phase("until the loop is done and quiet"):
+        wait_until("the loop has done everything and is quiet", lambda: quiet(loop, QUIET_S), PHASE_TIMEOUT_S, 2)
     crowd.stop()
     seconds = time.monotonic() - started
     figures = loop.figures()
     print(f"\nsoak: {seconds:.0f} s in all; faults: " + "; ".join(describe_fault(f) for f in loop.faults))
-    print("\n".join(f"soak: {line}" for line in figures.lines()))
+    print("\n".join(f"soak: {line}" for line in figures.lines() + loop.timing_lines()))
     print(f"soak: crowd {crowd.log}")
 
     runs = loop.runs()
