@@ -945,12 +945,17 @@ class LabelStudioResource(dg.ConfigurableResource["LabelStudioResource"]):  # th
                 return int(project["id"])
         return None
 
+    @property
+    def resolved_webhook_url(self) -> str | None:
+        """Where Label Studio posts events (config, else $LABELING_ASSETS_WEBHOOK_URL); None: no webhook, the poll alone."""
+        return self.webhook_url or env.variable(WEBHOOK_URL_VAR)
+
     def ensure_webhooks(self, project_ids: Sequence[int]) -> str:
         """Register the webhook of each project when a receiver URL is set; one line saying what was done.
 
         A failure is a warning, not an error: the poll still brings every annotation in, only later.
         """
-        url = self.webhook_url or env.variable(WEBHOOK_URL_VAR)
+        url = self.resolved_webhook_url
         if not url:
             return f"no webhook (${WEBHOOK_URL_VAR} unset): annotations arrive by polling"
         secret = self.webhook_secret or env.variable(WEBHOOK_SECRET_VAR)

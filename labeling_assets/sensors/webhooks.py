@@ -5,12 +5,16 @@ this sensor reads the rows no sync has consumed yet (one small query on each of 
 webhook_collect_job for those tasks: their sync and consensus only (expert reviews, splits and exports follow on
 the poll's collect_job). ``annotation_sensor``'s poll stays as it was: a lost webhook (receiver down, Label Studio
 restarted) costs latency, never an annotation, and any committed poll consumes the rows it covered.
+Without a receiver URL (the default) no webhook is registered, and the sensor skips at once without opening the
+store: every tick of an unconfigured daemon (and of every test that runs one) paid for that query. Rows a
+webhook registered earlier still brings in are consumed by the poll.
 """
 
 import dagster as dg
 
 from labeling_assets.core.store.webhook_inbox import pending
 from labeling_assets.jobs import webhook_collect_job
+from labeling_assets.resources.labelstudio import WEBHOOK_URL_VAR, LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 from labeling_assets.sensors import runs
 
@@ -25,13 +29,17 @@ WEBHOOK_CHECK_SECONDS = 1
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Label Studio's webhooks named changed tasks: syncs just those tasks and refreshes consensus.",
 )
-def touched_tasks_sensor(context: dg.SensorEvaluationContext, label_store: LabelStoreResource) -> dg.SensorResult | dg.SkipReason:
+def touched_tasks_sensor(
+    context: dg.SensorEvaluationContext, label_store: LabelStoreResource, label_studio: LabelStudioResource
+) -> dg.SensorResult | dg.SkipReason:
     """Cursor = the last inbox row already asked for: each row is asked for once (run key ``touched-<row>``).
 
     Rows whose run failed stay unconsumed; the poll's next committed collect consumes them (it reads every change),
     so a failure costs latency and never relaunches in a loop. While a webhook run waits to start, nothing is
     launched (runs would pile up behind the sync pool): the next tick after it starts asks for what came since.
     """
+    if not label_studio.resolved_webhook_url:
+        return dg.SkipReason(f"no webhook (${WEBHOOK_URL_VAR} unset): annotations arrive by polling")
     try:
         found = pending(label_store.get_store())
     except Exception as exc:  # a store outage: the poll (and the next tick) carry on
