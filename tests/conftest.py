@@ -7,6 +7,7 @@ Set LABELING_ASSETS_TEST_PG_URL to use another server.
 
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -33,6 +34,7 @@ os.environ.pop("LABELING_ASSETS_CLASSES", None)  # a class list exported in the 
 from labeling_assets.core.store.schema import LabelStore  # noqa: E402
 
 # One real Label Studio for the whole session, shared by every folder that asks for it.
+from tests.forked_cli import ForkedCli  # noqa: E402
 from tests.labelstudio_server import label_studio  # noqa: E402, F401
 
 # Server markers from the fixtures a test uses, checked while it runs (the tiers of scripts/test rely on them).
@@ -165,6 +167,28 @@ def pg_databases() -> Iterator[PostgresDatabases]:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}")
     yield dbs
     dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+def forked_cli() -> Iterator[ForkedCli]:
+    """``labeling-assets`` commands (and the fault tests' killable scripts), each a fork of one Python that imported
+    the project once (tests/forked_cli.py): one server a worker, started by the first command."""
+    script = shutil.which("labeling-assets", path=str(Path(sys.executable).parent))
+    assert script, "labeling-assets is not installed next to this Python: pip install -e ."
+    # The server's own environment only serves its imports (which read none of it): a throwaway data folder,
+    # Dagster home and matplotlib folder, so nothing it does lands in the developer's.
+    home = Path(tempfile.mkdtemp(prefix="forked-cli-home-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_", "LABELING_ASSETS_", "MLFLOW_"))}
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        LABELING_ASSETS_HOME=str(home / "data"),
+        DAGSTER_HOME=str(home),
+        MPLCONFIGDIR=str(home / "matplotlib"),
+    )
+    forks = ForkedCli(script, env)
+    yield forks
+    forks.close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ one Python that has done those imports can fork a child per command instead: the
 environment, working folder, argv, stdin (/dev/null), stdout and stderr, runs ``labeling_assets.cli.main.main()``
 as the installed console script does (``sys.exit(main())``) and exits as Python does (``_exit``). A test sees what
 the script gives it: the exit code and the two streams. tests/cli/test_help.py runs the installed script itself,
-so the entry point stays covered.
+so the entry point stays covered. A test's own script (``start_script``: tests/faults/test_sync_faults.py kills
+a collect mid-way) runs the same way, as ``python SCRIPT`` would.
 
-``python tests/forked_cli.py`` is the forking server (the ``forked_cli`` fixture of tests/cli/conftest.py starts
+``python tests/forked_cli.py`` is the forking server (the ``forked_cli`` fixture of tests/conftest.py starts
 it once a session): a request is one JSON line on its stdin; it answers the child's pid, then its exit status.
 """
 
@@ -18,6 +19,7 @@ import contextlib
 import gc
 import json
 import os
+import runpy
 import select
 import shutil
 import signal
@@ -49,10 +51,14 @@ def _child(request: dict[str, Any]) -> None:
         os.dup2(opened, fd)
         os.close(opened)
     sys.argv = [request["script"], *request["argv"]]
-    from labeling_assets.cli.main import main
-
     try:
-        code: object = main()  # the console script: sys.exit(main())
+        if request.get("run_path"):  # a test's own script, run as ``python SCRIPT`` runs it
+            runpy.run_path(request["run_path"], run_name="__main__")
+            code: object = 0
+        else:
+            from labeling_assets.cli.main import main
+
+            code = main()  # the console script: sys.exit(main())
     except SystemExit as exc:
         code = exc.code
     except BaseException:
@@ -152,24 +158,21 @@ class ForkedCli:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode()
 
-    def run(
-        self, argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float
-    ) -> subprocess.CompletedProcess[str]:
+    def _fork(self, request: dict[str, Any]) -> tuple[int, Path, Path]:
+        """Send one request; the child's pid and the files of its stdout and stderr."""
         server = self._started()
         assert server.stdin is not None
         self._runs += 1
         out, err = self._scratch / f"{self._runs}.out", self._scratch / f"{self._runs}.err"
-        request = {
-            "script": self.script,
-            "argv": argv,
-            "env": env,
-            "cwd": str(cwd),
-            "stdout": str(out),
-            "stderr": str(err),
-        }
+        request = {**request, "stdout": str(out), "stderr": str(err)}
         server.stdin.write((json.dumps(request) + "\n").encode())
         server.stdin.flush()
-        pid = int(self._line(60))
+        return int(self._line(60)), out, err
+
+    def run(
+        self, argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        pid, out, err = self._fork({"script": self.script, "argv": argv, "env": env, "cwd": str(cwd)})
         try:
             code = int(self._line(timeout))
         except TimeoutError:
@@ -181,6 +184,12 @@ class ForkedCli:
         err.unlink()
         return result
 
+    def start_script(self, script: Path, *, env: dict[str, str], cwd: Path) -> "ForkedScript":
+        """``python SCRIPT`` as a forked child (a test that kills a process mid-way): its pid at once, its end
+        through :meth:`ForkedScript.wait`. The server forks nothing else until it has ended."""
+        pid, out, err = self._fork({"script": str(script), "run_path": str(script), "argv": [], "env": env, "cwd": str(cwd)})
+        return ForkedScript(self, pid, out, err)
+
     def close(self) -> None:
         if self._server is not None:
             assert self._server.stdin is not None
@@ -191,6 +200,26 @@ class ForkedCli:
                 self._server.kill()
                 self._server.wait()
         shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+class ForkedScript:
+    """A script running in a child of the forking server (``ForkedCli.start_script``)."""
+
+    def __init__(self, forks: ForkedCli, pid: int, out: Path, err: Path) -> None:
+        self.pid, self._forks, self._files = pid, forks, (out, err)
+        self.returncode: int | None = None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code (-9: killed); the child's output files are removed."""
+        if self.returncode is None:
+            self.returncode = int(self._forks._line(timeout))
+            for path in self._files:
+                path.unlink(missing_ok=True)
+        return self.returncode
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.cli.conftest import forked_cli  # noqa: F401 (a fixture: the commands fork from one Python)
 from tests.cli.test_errors import _commands_fork_from_one_python, cli, said  # noqa: F401 (its autouse fixture)
 
 pytestmark = pytest.mark.slow  # the installed command, in a fresh Python

@@ -6,16 +6,14 @@ would (the next run), and asserts the store equals Label Studio: every annotatio
 in the store exactly once with its current label, versions are contiguous with no repeated content, every
 other stored annotation ends in a tombstone, and no deleted annotation is live.
 
-Faults: kill -9 of a collect subprocess (before the export, after the export before the commit, mid-commit),
+Faults: kill -9 of a collect process (before the export, after the export before the commit, mid-commit; each a
+fork of one Python that imported the project once, tests/forked_cli.py),
 Label Studio stopped mid-export, the connection cut mid-response, duplicate and overlapping polls.
 """
 
 import datetime as dt
 import hashlib
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -42,6 +40,7 @@ from labeling_assets.local.run_launcher import reap_dead_runs
 from labeling_assets.resources.labelstudio import LabelStudioClient, LabelStudioError, LabelStudioResource
 from labeling_assets.resources.store import LabelStoreResource
 from tests.faults.conftest import CuttingProxy
+from tests.forked_cli import ForkedCli
 from tests.labelstudio_server import LabelStudioServer
 
 pytestmark = pytest.mark.labelstudio
@@ -247,7 +246,7 @@ def wait_for(what: str, condition: Callable[[], object], timeout_s: float = 60.0
 
 @pytest.mark.parametrize("point", ["before_export", "after_export", "mid_commit"])
 def test_a_collect_killed_at_any_point_writes_nothing_and_the_next_run_catches_up(
-    project: Project, dagster_home: Path, tmp_path: Path, point: str
+    project: Project, dagster_home: Path, tmp_path: Path, point: str, forked_cli: ForkedCli
 ) -> None:
     before = stored_rows(project.store)
     parked = tmp_path / "parked"
@@ -264,12 +263,11 @@ def test_a_collect_killed_at_any_point_writes_nothing_and_the_next_run_catches_u
         "LS_TITLE": project.title,
         "PYTHONPATH": str(REPO),
     }
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = forked_cli.start_script(script, env=env, cwd=tmp_path)  # a process of its own, without the imports
     try:
         wait_for(f"the collect subprocess reaches {point}", parked.exists)
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()
         proc.wait(10)
     assert stored_rows(project.store) == before  # nothing of the killed run is in the store
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
@@ -315,7 +313,7 @@ KILLED_BETWEEN_PAGES = textwrap.dedent(
 
 
 def test_an_incremental_sync_killed_between_pages_loses_nothing_and_duplicates_nothing(
-    project: Project, tmp_path: Path
+    project: Project, tmp_path: Path, forked_cli: ForkedCli
 ) -> None:
     before = stored_rows(project.store)
     cursor = sync_cursor(project.store, project.project_id)
@@ -332,12 +330,11 @@ def test_an_incremental_sync_killed_between_pages_loses_nothing_and_duplicates_n
         "LS_TITLE": project.title,
         "PYTHONPATH": str(REPO),
     }
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = forked_cli.start_script(script, env=env, cwd=tmp_path)
     try:
         wait_for("the first page of changed tasks is committed", parked.exists)
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()
         proc.wait(10)
     # The first page (one changed task: an edit and a deletion) is in; the cursor did not move past the rest.
     assert len(stored_rows(project.store)) == len(before) + int(parked.read_text()) > len(before)
