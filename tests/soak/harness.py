@@ -68,9 +68,9 @@ def with_sensor_interval(defs: dg.Definitions, seconds: int) -> dg.Definitions:
     """``defs`` with the minimum interval of each sensor that launches runs lowered to ``seconds`` (a copy; the
     evaluation function, its jobs and default status are the project's own).
 
-    The sensors that launch nothing (the alerts) keep their own intervals (60 s, 300 s): the daemon evaluates
-    sensors one after the other, about a second each on a loaded 2-core machine, so at 5 s they made every
-    round of the loop's sensors 2-3 s longer, and the loop proves nothing about them (tests/sensors does)."""
+    The sensors that launch nothing (the alerts) keep their own intervals (60 s, 300 s): each tick is a call into
+    the code server, about a second on a loaded 2-core machine (the daemon's log of a soak), taken from the loop's
+    sensors and runs, and the loop proves nothing about them (tests/sensors does)."""
     sensors = []
     for sensor in defs.sensors or []:
         fast = copy.copy(sensor)
