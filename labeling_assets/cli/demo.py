@@ -614,7 +614,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--backbone",
         default="auto",
-        help="auto | small_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small; with --task boxes: auto (tiny) | "
+        help="auto | small_cnn | tiny_cnn | resnet18 | efficientnet_b0 | mobilenet_v3_small; with --task boxes: auto (tiny) | "
         "tiny | mobilenet_v3_320",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")

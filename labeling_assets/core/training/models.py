@@ -140,8 +140,8 @@ def build_backbone(
     instead of its pooled linear classifier; ``image_size`` sizes that head's positional embedding.
     """
     check_head(head, name)
-    if name == "small_cnn":
-        model: nn.Module = SmallCNN(in_channels, num_classes)
+    if name in ("small_cnn", "tiny_cnn"):
+        model: nn.Module = SmallCNN(in_channels, num_classes, width=32 if name == "small_cnn" else 16)
         if weights_path:
             _load_local_weights(model, weights_path)
         return model
