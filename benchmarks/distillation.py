@@ -4,6 +4,9 @@ trained alone, and the teacher itself: test macro-F1, size and CPU latency side 
     python benchmarks/distillation.py                          # docs/model.md figures: 3 seeds
     python benchmarks/distillation.py --seeds 0 --epochs 8     # a quick look
     python benchmarks/distillation.py --json out.json
+    # one process per seed (a busy machine), then the table of all of them:
+    for s in 0 1 2; do python benchmarks/distillation.py --seeds $s --threads 1 --json seed$s.json & done; wait
+    python benchmarks/distillation.py --combine seed0.json seed1.json seed2.json
 
 The data: scikit-learn's 1,797 handwritten digits rendered as the demo renders them (core.ingest.demo_data:
 8x8 scans, inverted, bicubic to 32x32 grayscale), split 70/15/15 per class once (seed 0), labels = the truth.
@@ -156,7 +159,11 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads for training (latency: 1)")
     parser.add_argument("--json", type=Path, help="write every run's figures here")
+    parser.add_argument("--combine", type=Path, nargs="+", help="print the table of these --json files; train nothing")
     args = parser.parse_args()
+    if args.combine:
+        print(summarise([row for path in args.combine for row in json.loads(path.read_text())]))
+        return
     x, y = demo_digits()
     parts = split(y)
     print(f"demo digits: {len(y)} images at {IMAGE_SIZE}px, train {len(parts['train'])} / val {len(parts['val'])} / "
