@@ -90,7 +90,7 @@ def test_the_sample_is_confident_errors_then_label_issues_then_correct_items_per
     picks = pick_items(truth, probs, decided, label_issues={1}, max_items=8, correct_per_class=2)
     assert [(p.index, p.class_index, p.why) for p in picks] == [
         (0, 0, ERROR),  # labeled 1, predicted 0 at 0.9: the most confident error, its predicted class drawn
-        (3, 1, ERROR),
+        (3, 1, ERROR),  # the predicted class, though the missed true class is as wrong (1 - 0.3 = 0.7)
         (2, 0, ERROR),
         (1, 1, LABEL_ISSUE),
         (4, 0, CORRECT),  # class 0's most confident correct item, then class 1's, then each one's next
@@ -113,8 +113,10 @@ def test_the_expert_sees_the_class_the_model_decides_against_the_crowd() -> None
     assert explained_class({"cat": 0.7, "dog": 0.3}, "dog") == "cat"
     assert explained_class({"cat": 0.7, "dog": 0.3}, "cat") is None  # it agrees: no overlay
     assert explained_class(None, "cat") is None and explained_class({"cat": 1.0}, None) is None
-    # A label set: the class decided most confidently against the crowd's set (here "dog", missed at P=0.05).
-    assert explained_class({"cat": 0.6, "dog": 0.05, "bird": 0.2}, ["dog"]) == "dog"
+    # A label set: the class the model sees that the crowd's set lacks ("cat" at 0.6, though "dog" is missed more
+    # confidently: Grad-CAM shows evidence for a class), else the class missed most confidently.
+    assert explained_class({"cat": 0.6, "dog": 0.05, "bird": 0.2}, ["dog"]) == "cat"
+    assert explained_class({"cat": 0.4, "dog": 0.05, "bird": 0.2}, ["dog", "cat"]) == "dog"
     assert explained_class({"cat": 0.6, "dog": 0.9}, ["cat", "dog"]) is None
 
 
@@ -154,3 +156,11 @@ def test_items_whose_pre_label_disagrees_with_the_crowd_get_the_champions_overla
         written, problems = review_overlays(trained("top_left"), wanted, tmp_path / "gradcam", image_size=SIZE, channels=1)
     assert written == {"aa": tmp_path / "gradcam" / "aa.png"} and Image.open(written["aa"]).size == (224, 224)
     assert list(problems) == ["zz"] and "broken.png" in problems["zz"]  # one line, the others still written
+
+
+def test_a_soft_single_label_error_explains_the_predicted_class_not_the_missed_true_one() -> None:
+    """With a softmax 1 - P(true) >= P(predicted) always: the margin alone would always pick the true class."""
+    probs = np.array([[0.4, 0.35, 0.25], [0.05, 0.05, 0.9]])
+    truth = one_hot(np.array([2, 2]), 3)
+    (pick, _) = pick_items(truth, probs, one_hot(probs.argmax(1), 3), max_items=2)
+    assert (pick.index, pick.class_index, pick.why) == (0, 0, ERROR)

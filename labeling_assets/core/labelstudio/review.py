@@ -151,8 +151,9 @@ def top_prediction(probs: Mapping[str, float] | None) -> tuple[str, float] | Non
 
 def explained_class(probs: Mapping[str, float] | None, label: Any, threshold: float = 0.5) -> str | None:
     """The class whose Grad-CAM the expert sees when the model disagrees with the crowd's ``label``, else None: the
-    model's top class when it is not the crowd's class; for a label set (a list) the class the model decides most
-    confidently against the crowd (present at P >= ``threshold`` but not in the set, or the reverse)."""
+    model's top class when it is not the crowd's class; for a label set (a list) the class the model sees most
+    confidently that the crowd's set lacks (P >= ``threshold``), else the crowd's class it misses most confidently
+    (Grad-CAM shows the evidence for a class)."""
     if not probs or label is None:
         return None
     if isinstance(label, str):
@@ -160,6 +161,8 @@ def explained_class(probs: Mapping[str, float] | None, label: Any, threshold: fl
         return str(top) if top != label else None
     if isinstance(label, list | tuple):
         given = {str(c) for c in label}
-        against = {c: (p if c not in given else 1 - p) for c, p in probs.items() if (p >= threshold) != (c in given)}
+        seen = {c: p for c, p in probs.items() if p >= threshold and c not in given}
+        missed = {c: 1 - p for c, p in probs.items() if p < threshold and c in given}
+        against = seen or missed
         return str(max(against, key=lambda k: (against[k], k))) if against else None
     return None

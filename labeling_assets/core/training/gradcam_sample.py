@@ -2,8 +2,8 @@
 
 Both class kinds come in as (N, K) arrays: the labels (one-hot for single-label, the set for multi-label), the
 probabilities and the model's decisions (the top class; multi-label: P >= the class's threshold). The sample is
-the most confident errors first (the class explained is the one the model got most confidently wrong: its
-predicted class for single-label), then the label-issue items, then the most confident correct items of each class
+the most confident errors first (the class explained is the model's most confident false positive, its
+predicted class for single-label; else the class it missed most confidently), then the label-issue items, then the most confident correct items of each class
 in turn. Ties go to the lower index, so a rerun picks the same items. No torch: it is plain numpy.
 """
 
@@ -54,9 +54,11 @@ def pick_items(
     usable = np.ones(len(truth), dtype=bool)
     usable[list(skip)] = False
     wrong = (truth != decided) & usable[:, None]
-    # How confidently wrong each decision is: P for a false positive, 1 - P for a missed class; on a tie the false
-    # positive (single-label: the predicted class, not the missed true one) is the class explained.
-    error_margin = np.where(wrong, np.where(decided, probs + 1e-9, 1 - probs), -1.0)
+    # How confidently wrong each decision is: P for a false positive, 1 - P for a missed class (ranks the errors).
+    error_margin = np.where(wrong, np.where(decided, probs, 1 - probs), -1.0)
+    # The class explained: the most confident false positive (single-label: the predicted class; Grad-CAM shows the
+    # evidence FOR a class, so a class the model did not see has little to show), else the most confidently missed.
+    explained = np.where(wrong & decided, 2 + probs, error_margin).argmax(axis=1) if len(truth) else np.zeros(0)
     picks: list[Pick] = []
     taken: set[int] = set()
 
@@ -67,7 +69,7 @@ def pick_items(
     worst = error_margin.max(axis=1) if len(truth) else np.zeros(0)
     errors = [i for i in np.lexsort((np.arange(len(truth)), -worst)) if worst[i] >= 0]
     for i in errors[: max_items // 2]:
-        take(int(i), int(error_margin[i].argmax()), ERROR)
+        take(int(i), int(explained[i]), ERROR)
     for i in sorted(set(label_issues) - taken)[: max_items // 4]:
         if 0 <= i < len(truth) and usable[i]:
             # The class the model is most sure of: what it sees in an item the crowd may have mislabeled.
