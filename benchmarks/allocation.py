@@ -525,8 +525,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=30)
     parser.add_argument("--wrong-label-cost", type=float, nargs="+", default=[0.0, 1.0],
                         help="digits: the allocator's lambda, one row each (real crowds: 0, their metric)")
-    parser.add_argument("--usable-confidence", type=float, nargs="+", default=[0.9],
-                        help="the allocator's tau (a label under it is worth nothing), one row each")
+    parser.add_argument("--usable-confidence", type=float, nargs="+", default=[],
+                        help="the allocator's tau (a label under it is worth nothing), one row each (digits, 0.9: "
+                             "worse than tau = 0, docs/allocation.md)")
     parser.add_argument("--policies", nargs="+", default=None, help="run only these rows (fixed3 always runs)")
     parser.add_argument("--budget", type=int, default=3000)
     parser.add_argument("--trace", nargs="+", default=[], help="digits, seed 0: trace these policies and stop")

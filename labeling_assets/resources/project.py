@@ -138,11 +138,6 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         description="allocator: the share of slots given to a seeded random crowd action (the random arm that "
         "keeps the allocator's savings measurable).",
     )  # fmt: skip
-    allocation_usable_confidence: float = Field(
-        default=0.0, ge=0, lt=1,
-        description="allocator: a label whose consensus confidence is under this is worth nothing yet (0: every "
-        "label is worth its confidence; docs/allocation.md has the benchmark behind the choice).",
-    )  # fmt: skip
     adaptive_gold: bool = Field(
         default=False,
         description="labeling_tasks mixes hidden gold at the labelers' adaptive rates (gold_rate_new_labeler until "

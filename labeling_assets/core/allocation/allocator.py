@@ -163,7 +163,19 @@ def _likelihood(accuracy: float, n_classes: int) -> AnyArray:
 
 def expected_accuracy_after(posteriors: AnyArray, accuracy: float, answers: int) -> AnyArray:
     """Expected ``max`` posterior of each row after ``answers`` (1 or 2) answers from a one-coin labeler."""
-    return expected_value_after(posteriors, accuracy, answers, lambda q: q)
+    p = np.asarray(posteriors, dtype=np.float64)
+    lik = _likelihood(accuracy, p.shape[1])
+    if answers == 1:
+        # joint[n, v, c] = p[n, c] * L[v, c]; the best guess after seeing v keeps max_c of it.
+        joint = p[:, None, :] * lik[None, :, :]
+        result: AnyArray = joint.max(axis=2).sum(axis=1)
+        return result
+    if answers == 2:
+        pair = lik[:, None, :] * lik[None, :, :]  # [v1, v2, c]
+        joint2 = p[:, None, None, :] * pair[None, :, :, :]
+        result = joint2.max(axis=3).sum(axis=(1, 2))
+        return result
+    raise ValueError(f"answers must be 1 or 2, got {answers}")
 
 
 def expected_value_after(
@@ -198,6 +210,24 @@ def _crowd_rate(
     # A hair of tolerance: the one-answer rate wins ties, so a flat posterior reads "one answer".
     better_two = two > one + 1e-12
     return np.where(better_two, two, one), np.where(better_two, 2, 1)
+
+
+def _linear_crowd_rate(posteriors: AnyArray, accuracy: float) -> tuple[AnyArray, AnyArray]:
+    """Best expected gain per answer over a one- or two-answer horizon, and that horizon."""
+    now = posteriors.max(axis=1)
+    one = expected_accuracy_after(posteriors, accuracy, 1) - now
+    if posteriors.shape[1] > LOOKAHEAD_MAX_CLASSES:
+        return one, np.ones(len(now), dtype=int)
+    two = (expected_accuracy_after(posteriors, accuracy, 2) - now) / 2.0
+    # A hair of tolerance: the one-answer rate wins ties, so a flat posterior reads "one answer".
+    better_two = two > one + 1e-12
+    return np.where(better_two, two, one), np.where(better_two, 2, 1)
+
+
+def _value(q: AnyArray, wrong_label_cost: float) -> AnyArray:
+    """An item's worth at accuracy ``q``: right counts 1, wrong costs ``wrong_label_cost``."""
+    result: AnyArray = q - wrong_label_cost * (1.0 - q)
+    return result
 
 
 def item_value(wrong_label_cost: float = 0.0, usable_confidence: float = 0.0) -> Callable[[AnyArray], AnyArray]:
@@ -270,14 +300,22 @@ def candidates(
         raise ValueError(f"labeler accuracy {labeler_accuracy} must beat chance (1/{n_classes}) and be at most 1")
     out: list[_Candidate] = []
     value = item_value(wrong_label_cost, usable_confidence)
+    lam, linear = wrong_label_cost, usable_confidence == 0
+
+    def after(p: AnyArray, accuracy: float, answers: int) -> AnyArray:
+        # The linear value's expectation is exact from the expected accuracy (the figures in docs/allocation.md).
+        if linear:
+            return _value(expected_accuracy_after(p, accuracy, answers), lam)
+        return expected_value_after(p, accuracy, answers, value)
+
     if new_items:
         prior = _normalised([n.posterior for n in new_items], n_classes)
         q = prior.max(axis=1)
         # An unlabeled item is worth its machine label at most, and nothing when that label would do harm.
         now = np.maximum(value(q), 0.0) if wrong_label_cost > 0 or usable_confidence > 0 else q
-        one = expected_value_after(prior, labeler_accuracy, 1, value) - now
+        one = after(prior, labeler_accuracy, 1) - now
         if n_classes <= LOOKAHEAD_MAX_CLASSES:
-            two = (expected_value_after(prior, labeler_accuracy, 2, value) - now) / 2.0
+            two = (after(prior, labeler_accuracy, 2) - now) / 2.0
         else:
             two = np.full(len(q), -np.inf)
         rate = np.maximum(one, two)
@@ -295,11 +333,15 @@ def candidates(
         post = _normalised([item.posterior for item in labeled], n_classes)
         now = post.max(axis=1)
         worth = value(now)
-        # A label that turns right also stops doing harm: the value's slope (1 + lambda) is in the difference.
-        rate, horizon = _crowd_rate(post, labeler_accuracy, value, worth)
-        expert_gain = (
-            expected_value_after(post, expert_accuracy, 1, value) - worth if expert_accuracy is not None else None
-        )
+        if linear:  # a label that turns right also stops doing harm
+            rate, horizon = _linear_crowd_rate(post, labeler_accuracy)
+            rate = rate * (1.0 + lam)
+        else:
+            rate, horizon = _crowd_rate(post, labeler_accuracy, value, worth)
+        expert_gain = None
+        if expert_accuracy is not None:
+            expert_gain = ((1.0 + lam) * (expected_accuracy_after(post, expert_accuracy, 1) - now) if linear
+                           else expected_value_after(post, expert_accuracy, 1, value) - worth)  # fmt: skip
         for i, item in enumerate(labeled):
             if item.more_votes_possible and item.n_votes < max_votes:
                 out.append(
