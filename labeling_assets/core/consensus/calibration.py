@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize_scalar
 
 from labeling_assets.core.consensus.encoding import Floats
 
@@ -84,6 +83,8 @@ def fit_temperature(probabilities: Floats, true_class: ArrayLike) -> float:
         scaled = log_p / np.exp(log_t)
         top = scaled.max(axis=1)
         return float((top + np.log(np.exp(scaled - top[:, None]).sum(axis=1)) - scaled[rows, truth]).sum())
+
+    from scipy.optimize import minimize_scalar  # here: ~1.3 s of every run's start
 
     found = minimize_scalar(nll, bounds=(-_LOG_T_BOUND, _LOG_T_BOUND), method="bounded")
     return float(np.exp(found.x))

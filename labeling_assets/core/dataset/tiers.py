@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import beta
 
 from labeling_assets.core.consensus.spot_check import draws
 
@@ -48,6 +47,8 @@ def lower_bound(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) 
     """One-sided Clopper-Pearson lower bound of a binomial proportion (0 when ``n`` is 0 or nothing succeeded)."""
     if n <= 0 or successes <= 0:
         return 0.0
+    from scipy.stats import beta  # here, not at import: scipy.stats is ~1 s of every run's start
+
     return float(beta.ppf(1 - confidence, successes, n - successes + 1))
 
 
@@ -55,6 +56,8 @@ def upper_bound(successes: int, n: int, confidence: float = DEFAULT_CONFIDENCE) 
     """One-sided Clopper-Pearson upper bound (1 when ``n`` is 0 or everything succeeded)."""
     if n <= 0 or successes >= n:
         return 1.0
+    from scipy.stats import beta  # here, not at import: scipy.stats is ~1 s of every run's start
+
     return float(beta.ppf(confidence, successes + 1, n - successes))
 
 

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
-import matplotlib
+import numpy as np
+from numpy.typing import NDArray
 
-matplotlib.use("Agg")  # no display on servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the headless Agg backend, imported at the first chart, not with this module: every
+    run's process imports the definitions, and pyplot was ~1.7 s of that import under load (CONTRIBUTING, budget)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def figure_png(fig: Figure, dpi: int = 96) -> bytes:
@@ -26,7 +36,7 @@ def figure_png(fig: Figure, dpi: int = 96) -> bytes:
         fig.tight_layout()
         fig.savefig(buffer, format="png", dpi=dpi)
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -49,7 +59,7 @@ def bar_png(
     size: tuple[float, float] = (6.0, 3.0),
 ) -> bytes:
     """Bars per category; a mapping of series (e.g. split -> class -> count) gives grouped bars."""
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = pyplot().subplots(figsize=size)
     series: dict[str, Mapping[str, float]]
     first = next(iter(values.values()), None)
     if isinstance(first, Mapping):
@@ -82,7 +92,7 @@ def histogram_png(
     size: tuple[float, float] = (6.0, 3.0),
 ) -> bytes:
     """A histogram (e.g. consensus confidence, time per label)."""
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = pyplot().subplots(figsize=size)
     data = np.asarray(values, dtype=float)
     ax.hist(data[np.isfinite(data)], bins=bins, range=value_range, color="#4c72b0", edgecolor="white")
     ax.set_title(title)
@@ -99,7 +109,7 @@ def lines_png(
     size: tuple[float, float] = (6.0, 3.0),
 ) -> bytes:
     """One line per name: name -> (x values, y values); string x values are evenly spaced categories."""
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = pyplot().subplots(figsize=size)
     for name, (xs, ys) in series.items():
         ax.plot(np.asarray(xs), np.asarray(ys), marker="o", markersize=3, label=name)
     ax.set_title(title)
@@ -129,7 +139,7 @@ def heatmap_png(
     size: tuple[float, float] = (5.0, 4.5),
 ) -> bytes:
     """A labeled matrix (confusion matrices, labeler × class usage)."""
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = pyplot().subplots(figsize=size)
     data = np.asarray(matrix, dtype=float)
     image = ax.imshow(data, cmap="Blues")
     ax.set_xticks(range(len(col_labels)), list(col_labels))
@@ -154,7 +164,7 @@ def box_png(
     size: tuple[float, float] = (6.0, 3.0),
 ) -> bytes:
     """One box per group (e.g. time per label per labeler)."""
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = pyplot().subplots(figsize=size)
     names = list(groups)
     data = [np.asarray(groups[n], dtype=float) for n in names]
     ax.boxplot([d[np.isfinite(d)] for d in data], showfliers=False)
