@@ -218,7 +218,8 @@ def test_a_multi_label_dataset_is_stratified_per_label_grouped_versioned_and_exp
     with open(out / "dataset.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     columns = ["label_effusion", "label_mass", "label_nodule", "label_hernia"]
-    assert list(table[0]) == ["image_path", "split", "item_id", *columns]
+    assert list(table[0]) == ["image_path", "split", "item_id", "tier", "tier_confidence", *columns]
+    assert {r["tier"] for r in table} <= {"verified", "consensus"}  # sets of classes get no machine tier
     indicator = {r["item_id"]: [int(r[c]) for c in columns] for r in table}
     assert indicator == {i: [int(c in s) for c in CLASSES] for i, s in zip(ids, sets, strict=True)}
     parquet = pd.read_parquet(out / "dataset.parquet")

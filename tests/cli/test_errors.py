@@ -21,6 +21,7 @@ import pytest
 from labeling_assets.assets.collect import annotations
 from labeling_assets.assets.ingest import raw_images
 from labeling_assets.assets.prelabel import prelabels
+from labeling_assets.constants import REPO_ROOT
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.labelstudio import LabelStudioResource
 from labeling_assets.resources.mlflow import MLflowResource
@@ -246,6 +247,7 @@ EXPECTED_EXIT = {
     ("labeler", "list"): 2,  # the store is read first
     ("labeler", "pause"): 3,  # with its NAME (ARGS below): Label Studio unreachable
     ("webhooks", "serve"): 2,  # no shared secret: refuses to serve
+    ("sweep",): 2,  # with the demo's grid (ARGS below): the store is named before a run starts
 }
 ARGS = {  # required positionals
     ("labelstudio", "add-user"): ("someone@example.org",),
@@ -256,6 +258,7 @@ ARGS = {  # required positionals
     ("item",): ("abc123",),
     ("item", "flag"): ("abc123", "--reason", "looks wrong"),
     ("labeler", "pause"): ("someone",),
+    ("sweep",): ("--settings", str(REPO_ROOT / "docs" / "sweep-demo.toml")),
 }
 
 

@@ -480,6 +480,7 @@ EXPECTED_CHECKS = {
     "dataset_splits:dataset_splits_no_hash_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_no_near_duplicates_in_two_splits": "PASS",
     "dataset_splits:dataset_splits_only_live_labeled_items": "PASS",  # read by the kind, as above
+    "dataset_splits:dataset_splits_machine_labels_hold_target": "PASS",  # no machine tier for boxes
     "model_evaluation:test_map_above_floor": "ERROR",  # a detector of three steps is far below mAP 0.3; not blocking
     "model_evaluation:test_map_not_worse_than_previous_model": "PASS",  # the first model: no previous one
 }
