@@ -173,6 +173,18 @@ def sweep_file() -> str | None:
     return variable("LABELING_ASSETS_SWEEP")
 
 
+ALLOCATIONS = ("rules", "allocator")
+
+
+def allocation() -> str:
+    """``$LABELING_ASSETS_ALLOCATION``: how ``labeling_tasks`` spends its slots, ``rules`` (dynamic overlap, the
+    default) or ``allocator`` (docs/allocation.md); another value is a one-line error when the definitions load."""
+    value = (variable("LABELING_ASSETS_ALLOCATION") or "rules").strip().lower()
+    if value not in ALLOCATIONS:
+        raise SettingMissing(f"LABELING_ASSETS_ALLOCATION={value!r}: expected one of {', '.join(ALLOCATIONS)}")
+    return value
+
+
 def demo_dir() -> Path:
     """Where the bundled demo digits are rendered: ``<data>/demo/digits``."""
     return data_dir() / "demo" / "digits"

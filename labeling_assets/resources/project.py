@@ -127,11 +127,11 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         "of spot-checked answers a reviewer accepted has a 95% interval entirely below it.",
     )  # fmt: skip
     allocation: Literal["rules", "allocator"] = Field(
-        default="rules",
+        default_factory=env.allocation,  # type: ignore[arg-type]  # env checks the value against the same two
         description="How labeling_tasks spends its slots. rules: new items in the strategy's order, and one more "
         "labeler for every item consensus calls unsure (dynamic overlap). allocator: one decision per slot between a "
         "new item, one more label and an expert review by expected accuracy gain per cost (pay rates), each audited "
-        "(docs/allocation.md).",
+        "(docs/allocation.md). Empty = $LABELING_ASSETS_ALLOCATION (read when the definitions load), else rules.",
     )
     allocation_random_share: float = Field(
         default=0.10, ge=0, le=1,

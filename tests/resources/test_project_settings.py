@@ -39,3 +39,14 @@ def test_overlapping_spans_are_forbidden_unless_the_config_or_the_environment_al
     monkeypatch.setenv("LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS", "sometimes")
     with pytest.raises(ConfigurationError, match="LABELING_ASSETS_ALLOW_OVERLAPPING_SPANS='sometimes'"):
         ProjectSettings()
+
+
+def test_the_allocation_comes_from_the_config_else_the_environment_else_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LABELING_ASSETS_ALLOCATION", raising=False)
+    assert ProjectSettings().allocation == "rules"
+    monkeypatch.setenv("LABELING_ASSETS_ALLOCATION", "allocator")
+    assert ProjectSettings().allocation == "allocator"
+    assert ProjectSettings(allocation="rules").allocation == "rules"
+    monkeypatch.setenv("LABELING_ASSETS_ALLOCATION", "greedy")
+    with pytest.raises(ConfigurationError, match="LABELING_ASSETS_ALLOCATION='greedy'"):
+        ProjectSettings()
