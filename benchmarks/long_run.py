@@ -80,6 +80,7 @@ class Report:
     latency_p95_s: float = float("nan")
     latencies: int = 0
     held_out: list[str] = field(default_factory=list)
+    allocations: dict[str, int] = field(default_factory=dict)  # allocator decisions by action (random arm apart)
     crowd: str = ""
 
 
@@ -244,6 +245,15 @@ def summarize(loop: SelfDrivingLoop, report: Report, args: argparse.Namespace) -
     report.latency_p50_s = round(percentile(latencies, 50), 1)
     report.latency_p95_s = round(percentile(latencies, 95), 1)
     report.held_out = sorted(held_out(loop.store))
+    report.allocations = allocation_counts(loop.store)
+
+
+def allocation_counts(store: Any) -> dict[str, int]:
+    """The allocator's audited decisions by action, the random arm's apart (empty under the default rules)."""
+    from labeling_assets.core.store.allocation_schema import allocation_decisions_table as t
+
+    rows = store.fetch(sa.select(t.c.action, t.c.random_arm, sa.func.count().label("n")).group_by(t.c.action, t.c.random_arm))
+    return {f"{r['action']}{' (random arm)' if r['random_arm'] else ''}": int(r["n"]) for r in rows}
 
 
 def print_report(report: Report, args: argparse.Namespace) -> None:
@@ -269,6 +279,8 @@ def print_report(report: Report, args: argparse.Namespace) -> None:
           "after a promotion)")  # fmt: skip
     print(f"long run: runs still in flight when it stopped (ended by the shutdown, not counted as failed): "
           f"{report.in_flight_at_end}")  # fmt: skip
+    if report.allocations:
+        print(f"long run: allocator decisions {report.allocations}")
     print(f"long run: annotation -> consensus p50 {report.latency_p50_s} s, p95 {report.latency_p95_s} s over "
           f"{report.latencies} annotations; crowd {report.crowd}")  # fmt: skip
 
