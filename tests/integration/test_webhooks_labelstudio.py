@@ -51,22 +51,31 @@ def receiver(store: LabelStore) -> Iterator[Running]:
     running.stop()
 
 
-def test_an_annotation_saved_in_label_studio_is_stored_by_the_webhook_run(
-    label_studio: LabelStudioServer, store: LabelStore, receiver: Running, tmp_path: Path
-) -> None:
+def _project(
+    label_studio: LabelStudioServer, store: LabelStore, receiver: Running, title: str, data: Path,
+    sensors: list[dg.SensorDefinition],
+) -> tuple[LabelStudioResource, dg.Definitions]:
+    """A Label Studio project whose webhooks post to the receiver, and the queue and collect jobs with ``sensors``."""
     ls = LabelStudioResource(
-        url=label_studio.url, api_key=label_studio.token, project_title=f"webhooks-{tmp_path.name}",
+        url=label_studio.url, api_key=label_studio.token, project_title=title,
         webhook_url=receiver.url, webhook_secret=SECRET,
-    )
+    )  # fmt: skip
     resources = {
         "label_store": LabelStoreResource(url=store.url),
         "label_studio": ls,
-        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES),
+        "project": ProjectSettings(data_dir=str(data), classes=CLASSES),
     }
     defs = dg.Definitions(
         assets=[queue.labeling_tasks, collect.annotations], jobs=[queue_job, collect_job, webhook_collect_job],
-        sensors=[touched_tasks_sensor], resources=resources,
+        sensors=sensors, resources=resources,
     )  # fmt: skip
+    return ls, defs
+
+
+def test_an_annotation_saved_in_label_studio_is_stored_by_the_webhook_run(
+    label_studio: LabelStudioServer, store: LabelStore, receiver: Running, tmp_path: Path
+) -> None:
+    ls, defs = _project(label_studio, store, receiver, f"webhooks-{tmp_path.name}", tmp_path, [touched_tasks_sensor])
     config = {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 10, "gold_rate": 0.0, "overlap": 1}}}}
     with dg.DagsterInstance.ephemeral() as instance:
         for _ in range(2):  # the second run registers nothing new
@@ -88,7 +97,7 @@ def test_an_annotation_saved_in_label_studio_is_stored_by_the_webhook_run(
         found = pending(store)
         assert found is not None and found.task_ids == (task_id,)
 
-        tick = touched_tasks_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        tick = touched_tasks_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         assert isinstance(tick, dg.SensorResult) and tick.run_requests
         (request,) = tick.run_requests
         assert request.job_name in (None, webhook_collect_job.name)
@@ -111,19 +120,9 @@ def _wait_for(what: str, condition: Callable[[], object], timeout_s: float = 30)
 def test_with_the_receiver_stopped_the_poll_stores_every_annotation_and_a_restarted_receiver_works_again(
     label_studio: LabelStudioServer, store: LabelStore, receiver: Running, tmp_path: Path
 ) -> None:
-    ls = LabelStudioResource(
-        url=label_studio.url, api_key=label_studio.token, project_title=f"webhooks-down-{tmp_path.name}",
-        webhook_url=receiver.url, webhook_secret=SECRET,
+    ls, defs = _project(
+        label_studio, store, receiver, f"webhooks-down-{tmp_path.name}", tmp_path, [annotation_sensor, touched_tasks_sensor]
     )
-    resources = {
-        "label_store": LabelStoreResource(url=store.url),
-        "label_studio": ls,
-        "project": ProjectSettings(data_dir=str(tmp_path), classes=CLASSES),
-    }
-    defs = dg.Definitions(
-        assets=[queue.labeling_tasks, collect.annotations], jobs=[queue_job, collect_job, webhook_collect_job],
-        sensors=[annotation_sensor, touched_tasks_sensor], resources=resources,
-    )  # fmt: skip
     config = {"ops": {"labeling_tasks": {"config": {"max_new_tasks": 10, "gold_rate": 0.0, "overlap": 1}}}}
     with dg.DagsterInstance.ephemeral() as instance:
         assert defs.resolve_job_def("queue_job").execute_in_process(instance=instance, run_config=config).success
@@ -132,13 +131,13 @@ def test_with_the_receiver_stopped_the_poll_stores_every_annotation_and_a_restar
         assert project_id is not None
         first, second, third = sorted(client.task_ids(project_id))
         me = int(client.whoami()["id"])
-        poll = annotation_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        poll = annotation_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
         assert isinstance(poll, dg.SensorResult) and poll.run_requests  # the first poll: the queue's tasks
 
         receiver.stop()  # Label Studio's posts now find a closed port: its saves go on
         saved = [client.create_annotation(task, "cat", completed_by=me) for task in (first, second)]
         assert pending(store) is None  # nothing reached the store through the webhook
-        tick = annotation_sensor(dg.build_sensor_context(instance=instance, cursor=poll.cursor, resources=resources))
+        tick = annotation_sensor(dg.build_sensor_context(instance=instance, cursor=poll.cursor, resources=defs.resources))
         assert isinstance(tick, dg.SensorResult) and tick.run_requests
         polled = defs.resolve_job_def(collect_job.name).execute_in_process(instance=instance, tags=tick.run_requests[0].tags)
         assert polled.success
@@ -148,7 +147,7 @@ def test_with_the_receiver_stopped_the_poll_stores_every_annotation_and_a_restar
         try:
             again = client.create_annotation(third, "dog", completed_by=me)
             _wait_for("the restarted receiver records the event", lambda: pending(store) is not None)
-            touched = touched_tasks_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+            touched = touched_tasks_sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
             assert isinstance(touched, dg.SensorResult) and touched.run_requests
             (request,) = touched.run_requests
             assert request.run_config["ops"]["annotations"]["config"]["task_ids"] == [third]
