@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling_assets import env
-from labeling_assets.cli import demo_boxes, demo_text, sweep
+from labeling_assets.cli import demo_boxes, demo_speech, demo_text, sweep
 from labeling_assets.cli.common import (
     demo_truth_csv,
     label_store,
@@ -39,7 +39,13 @@ from labeling_assets.cli.demo_multilabel import (
     use_multi_label_environment,
 )
 from labeling_assets.cli.demo_multilabel import simulate_crowd as simulate_set_crowd
-from labeling_assets.cli.runs import run_job
+from labeling_assets.cli.demo_steps import StepFailed
+from labeling_assets.cli.demo_steps import collect_through_sensor as _collect_through_sensor
+from labeling_assets.cli.demo_steps import done as _done
+from labeling_assets.cli.demo_steps import latest_metadata as _latest_metadata
+from labeling_assets.cli.demo_steps import quality as _quality
+from labeling_assets.cli.demo_steps import run as _run
+from labeling_assets.cli.demo_steps import step as _step
 from labeling_assets.constants import REPO_ROOT
 from labeling_assets.core.fields.spec import with_field_controls
 from labeling_assets.core.tasks import task_kind
@@ -50,37 +56,24 @@ from labeling_assets.resources.project import ProjectSettings
 from labeling_assets.resources.store import LabelStoreResource
 
 
-class StepFailed(RuntimeError):
-    pass
-
-
-def _step(number: int, title: str) -> float:
-    print(f"\n[{number}] {title}", flush=True)
-    return time.perf_counter()
-
-
-def _done(started: float) -> None:
-    print(f"    ({time.perf_counter() - started:.1f}s)", flush=True)
-
-
-def _run(job: str, **kwargs: Any) -> None:
-    if run_job(job, **kwargs) != 0:
-        raise StepFailed(f"{job} failed: its run log in the Dagster UI (`dagster dev`) says why")
-
-
 def run_demo(args: argparse.Namespace) -> int:
     """Run the loop and print a summary; with --serve, keep the UIs running afterwards."""
     from labeling_assets.local import labelstudio as ls_server
 
+    if args.items is not None and args.items < 1:
+        print(f"labeling-assets demo: --items {args.items}: queue at least 1 item", file=sys.stderr)
+        return 2
+    if args.task in demo_speech.TASKS:  # speech: two projects, each in a process of its own (demo_speech)
+        if (refused := demo_speech.refusal(args)) is not None:
+            print(refused, file=sys.stderr)
+            return 2
+        return demo_speech.run_both(args) if args.task == "speech" else demo_speech.run_part(args, start_over)
     boxes = args.task == "boxes"
     text = args.task in demo_text.TASKS
     if args.items is None:
         args.items = demo_boxes.DEFAULT_ITEMS if boxes else demo_text.DEFAULT_ITEMS if text else 450
     if args.epochs is None:  # a detector trains on fewer, larger images, each epoch slower on a CPU
         args.epochs = demo_boxes.DEFAULT_EPOCHS if boxes else demo_text.DEFAULT_EPOCHS if text else 30
-    if args.items < 1:
-        print(f"labeling-assets demo: --items {args.items}: queue at least 1 item", file=sys.stderr)
-        return 2
     if boxes and args.serve:
         print("labeling-assets demo --task boxes --serve: not available yet (the self-driving loop's crowd answers "
               "classes); run it without --serve", file=sys.stderr)  # fmt: skip
@@ -278,53 +271,6 @@ def _simulate_crowd(label_studio: LabelStudioResource, project_id: int, args: ar
     simulate = functools.partial(simulate_crowd, fields=fields) if fields else simulate_crowd
     simulate_demo_crowd(simulate, label_studio.get_client(), project_id, crowd,
                         truth=truth_by_item(demo_truth_csv()), classes=project_classes(), args=args)  # fmt: skip
-
-
-def _collect_through_sensor() -> None:
-    """Evaluate annotation_sensor exactly as the daemon would, then run what it requested."""
-    import dagster as dg
-
-    from labeling_assets.definitions import build_resources
-    from labeling_assets.sensors import annotation_sensor
-
-    # No cursor: the demo asks "anything new since ever?"; the daemon keeps its own cursor.
-    with (
-        dg.DagsterInstance.get() as instance,
-        dg.build_sensor_context(
-            instance=instance, resources={"label_studio": build_resources()["label_studio"]}
-        ) as context,
-    ):
-        result = annotation_sensor(context)
-    if isinstance(result, dg.SkipReason):
-        raise StepFailed(f"the annotation sensor skipped: {result.skip_message}")
-    assert isinstance(result, dg.SensorResult)
-    for request in result.run_requests or []:
-        print(f"    sensor requested a run (run_key {request.run_key}); running collect_job")
-        _run("collect_job", tags=request.tags)
-
-
-def _quality() -> None:
-    import dagster as dg
-
-    from labeling_assets.partitions import labelers
-
-    with dg.DagsterInstance.get() as instance:
-        keys = labelers.get_partition_keys(dynamic_partitions_store=instance)
-    print(f"    {len(keys)} labeler partitions: {', '.join(keys)}")
-    for key in keys:
-        _run("labeler_stats_job", partition_key=key)
-    _run("quality_job")
-    _run("spot_check_job")  # hourly under the daemon: the demo samples its crowd's answers for review once
-
-
-def _latest_metadata(asset: str) -> dict[str, Any]:
-    import dagster as dg
-
-    with dg.DagsterInstance.get() as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
-        return {}
-    return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
 def consensus_accuracy() -> tuple[int, float | None]:
@@ -599,7 +545,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--items", type=int, default=None,
         help=f"items to queue for labeling (default 450; {demo_boxes.DEFAULT_ITEMS} of the {demo_boxes.SCENES} "
-        f"scenes with --task boxes; {demo_text.DEFAULT_ITEMS} of the {demo_text.TEXTS} texts with the text tasks)",
+        f"scenes with --task boxes; {demo_text.DEFAULT_ITEMS} of the {demo_text.TEXTS} texts with the text tasks; with "
+        f"the speech tasks all {demo_speech.UTTERANCES} recordings, or their {2 * demo_speech.UTTERANCES} texts to correct)",
     )
     p.add_argument(
         "--annotators", type=int, default=5, help="simulated labelers (default 5: a mix of presets)"
@@ -609,7 +556,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--epochs", type=int, default=None,
         help=f"training epochs at most (default 30, early stopping; {demo_boxes.DEFAULT_EPOCHS} with --task boxes, "
-        f"{demo_text.DEFAULT_EPOCHS} with --task text-spans; none with --task text-classes)",
+        f"{demo_text.DEFAULT_EPOCHS} with --task text-spans; none with --task text-classes; {demo_speech.DEFAULT_EPOCHS} for "
+        "the speech demo's frame classifier)",
     )
     p.add_argument(
         "--backbone",
@@ -620,7 +568,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated crowd (default 0)")
     p.add_argument(
         "--task",
-        choices=["single-label", "multi-label", "boxes", *demo_text.TASKS],
+        choices=["single-label", "multi-label", "boxes", *demo_text.TASKS, *demo_speech.TASKS],
         default="single-label",
         help="single-label: the digits, one class each (default). multi-label: 2x2 grids of digits labelled with "
         "the digits present (none, one or several), checkboxes in Label Studio, a crowd that misses and invents "
@@ -631,7 +579,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "<data>/boxes (not with --serve). text-classes: quotations of Debian's fortunes package, one category each "
         "(a crowd with per-labeler confusion, TF-IDF + logistic regression); text-spans: Faker sentences with PER, "
         "ORG and LOC entities (a crowd that misses entities, cuts boundaries, confuses types; span consensus; spaCy "
-        "NER from blank); each in its own data folder <data>/text-classes or <data>/text-spans (not with --serve)",
+        "NER from blank); each in its own data folder <data>/text-classes or <data>/text-spans (not with --serve). "
+        "speech: code-switched Vietnamese-English utterances spoken by espeak-ng, two projects in turn: "
+        "speech-segments (language regions on the waveform, a crowd that jitters, marks late and misses switches, "
+        "boundary consensus beside frame majority, a frame classifier on log-mel features) and speech-edits (machine "
+        "transcripts and translations corrected by a crowd with a lazy labeler and a spammer, ROVER-style consensus, "
+        "a correction model scored by WER); each in its own data folder <data>/speech-segments or <data>/speech-edits "
+        "(not with --serve)",
     )
     p.add_argument(
         "--severity",

@@ -10,13 +10,22 @@ from labeling_assets.cli import demo
 from labeling_assets.cli.main import main
 
 
-def test_queueing_zero_items_is_refused_in_one_line_before_anything_starts(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--items", "0"], "labeling-assets demo: --items 0: queue at least 1 item"),
+        (["--task", "speech", "--items", "0"], "labeling-assets demo: --items 0: queue at least 1 item"),
+        (["--task", "speech", "--serve"], "labeling-assets demo --task speech: --serve is not available for speech"),
+        (["--task", "speech-edits", "--sweep"], "labeling-assets demo --task speech-edits: --sweep is not available for speech"),
+    ],
+)
+def test_options_a_demo_cannot_run_are_refused_in_one_line_before_anything_starts(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LABELING_ASSETS_HOME", str(tmp_path))
-    assert main(["demo", "--items", "0"]) == 2
+    assert main(["demo", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["labeling-assets demo: --items 0: queue at least 1 item"]
+    assert err == [message]
     assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
 
 
