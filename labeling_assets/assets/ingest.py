@@ -59,6 +59,7 @@ def raw_images(
                 task_type=project.task_type,
                 allow_empty_set=project.allow_empty_set,
                 text=project.text_options(),
+                audio=project.audio_options(),
             ),
             progress=_progress_logger(context),
         )

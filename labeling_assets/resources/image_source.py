@@ -9,6 +9,7 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.images import DEFAULT_MAX_PIXELS, MULTI_FRAME_REFUSE
+from labeling_assets.core.ingest.audio import AudioOptions
 from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.ingest.gold import load_label_csv
 from labeling_assets.core.ingest.scan import IngestOptions, parse_rehash
@@ -113,10 +114,12 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
         task_type: str = SINGLE_LABEL,
         allow_empty_set: bool = True,
         text: TextOptions | None = None,
+        audio: AudioOptions | None = None,
     ) -> IngestOptions:
         """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are read as the kind of task ``task_type``
         names reads them (``TaskKind.parse_gold``) and checked against ``classes``. ``text``: a text project's
         settings (its ``.txt``, ``.jsonl`` and ``.csv`` files are read as texts, the gold file among them left out).
+        ``audio``: an audio project's settings (its audio files, and text_edits' sidecar rows, are the items).
 
         Raises ``SourceError`` for a setting that cannot be used, naming it (and the absolute path).
         """
@@ -143,5 +146,6 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             on_missing=self.on_missing,
             rehash_every=parse_rehash(self.rehash),
             text=text,
+            audio=audio,
             skip_paths=frozenset({os.path.realpath(gold_csv)}) if gold_csv else frozenset(),
         )

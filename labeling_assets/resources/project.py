@@ -10,6 +10,7 @@ from labeling_assets import env
 from labeling_assets.constants import DEMO_CLASSES
 from labeling_assets.core.consensus.class_schema import ClassChange, ClassSchemaError, parse_class_changes
 from labeling_assets.core.fields.spec import FieldSpec, FieldSpecError, parse_fields, with_field_controls
+from labeling_assets.core.ingest.audio import AUDIO_TASK_TYPES, DEFAULT_MAX_AUDIO_SECONDS, AudioOptions
 from labeling_assets.core.ingest.text import DEFAULT_MAX_TEXT_BYTES, TEXT_TASK_TYPES, TextOptions
 from labeling_assets.core.label_sets import TaskType
 from labeling_assets.core.tasks import task_kind
@@ -65,6 +66,12 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         gt=0,
         description="text_classes and text_spans: a longer text (UTF-8 bytes, after normalising) is quarantined "
         "with the reason text_too_large; a .txt file larger than this is refused from its size alone.",
+    )
+    max_audio_seconds: float = Field(
+        default=DEFAULT_MAX_AUDIO_SECONDS,
+        gt=0,
+        description="audio_segments and text_edits: a longer audio file (seconds, from its header) is quarantined "
+        "with the reason audio_too_long, never decoded; so is a text_edits row that refers to it (audio_quarantined).",
     )
     allow_overlapping_spans: bool = Field(
         default_factory=env.allow_overlapping_spans,
@@ -210,6 +217,12 @@ class ProjectSettings(dg.ConfigurableResource["ProjectSettings"]):  # the resour
         if self.task_type not in TEXT_TASK_TYPES:
             return None
         return TextOptions(id_field=self.text_id_field, text_field=self.text_field, max_bytes=self.max_text_bytes)
+
+    def audio_options(self) -> AudioOptions | None:
+        """How this project's source reads as audio (and text_edits rows); None when its items are not audio."""
+        if self.task_type not in AUDIO_TASK_TYPES:
+            return None
+        return AudioOptions(task_type=self.task_type, max_seconds=self.max_audio_seconds)
 
     @property
     def data_path(self) -> Path:

@@ -15,12 +15,14 @@ from labeling_assets.sensors import runs
 RAW_DATA_POLL_SECONDS = 60
 
 
-def list_image_source(uri: str, follow_symlinks: str, *, texts: bool = False) -> list[SourceFile]:
+def list_image_source(
+    uri: str, follow_symlinks: str, *, texts: bool = False, extensions: frozenset[str] | None = None
+) -> list[SourceFile]:
     """Every image file (``texts``: every text file) of the source with its fingerprint, from the listing alone
     (no file is opened): the listing ingest makes, with the same link policy. Raises SourceError naming a
     missing source."""
     fs, root = open_source(uri)
-    extensions = TEXT_EXTENSIONS if texts else IMAGE_EXTENSIONS
+    extensions = extensions or (TEXT_EXTENSIONS if texts else IMAGE_EXTENSIONS)
     return list_source(fs, root, follow_symlinks=follow_symlinks, extensions=extensions).files
 
 
@@ -41,7 +43,9 @@ def raw_data_sensor(
     """
     try:
         uri = image_source.listing_uri()
-        files = list_image_source(uri, image_source.follow_symlinks, texts=project.text_options() is not None)
+        audio = project.audio_options()
+        files = list_image_source(uri, image_source.follow_symlinks, texts=project.text_options() is not None,
+                                  extensions=audio.extensions if audio is not None else None)
     except (SourceError, OSError) as exc:
         return dg.SkipReason(f"image source unavailable: {exc}")
     fingerprint = automation.listing_fingerprint(files)

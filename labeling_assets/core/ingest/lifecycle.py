@@ -18,6 +18,8 @@ from sqlalchemy.engine import Connection
 from labeling_assets.core.store.schema import chunked, items_table, source_files_table
 
 ACTIVE = "active"
+# An audio file a text_edits row shows (core.ingest.edits): stored and measured like an item, never queued itself.
+MEDIA = "media"
 MISSING = "missing"
 SUPERSEDED = "superseded"
 # items.status_reason of a retired item

@@ -16,6 +16,8 @@ from labeling_assets.core.errors import ConfigurationError
 _EXTENSION_BY_FORMAT = {
     "PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
     "TXT": ".txt",  # a text item's copy: its normalised text, UTF-8 (core.ingest.text)
+    "WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3",  # audio (core.ingest.audio): the player needs it
+    "EDIT": ".edit.json",  # a text_edits item's canonical JSON document (core.ingest.edits)
 }  # fmt: skip
 
 

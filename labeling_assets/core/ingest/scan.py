@@ -1,4 +1,5 @@
-"""Ingest: scan an image source, content-hash, decode-verify and store raw images immutably.
+"""Ingest: scan an image source, content-hash, decode-verify and store raw images immutably (an audio project's
+audio files the same way, decoded by ``core.ingest.audio``; text_edits rows: ``core.ingest.edits``).
 
 Every file the scan finds gets exactly one outcome, recorded in the ``source_files`` manifest:
 
@@ -44,6 +45,8 @@ import sqlalchemy as sa
 
 from labeling_assets.core import images as img
 from labeling_assets.core.ingest import lifecycle
+from labeling_assets.core.ingest.audio import TEXT_EDITS, AudioInfo, AudioOptions, item_measures, verify_audio
+from labeling_assets.core.ingest.edits import ingest_edit_rows, split_sidecars
 from labeling_assets.core.ingest.gold import apply_gold_labels, load_label_csv
 from labeling_assets.core.ingest.outcomes import (
     CHANGED,
@@ -114,6 +117,8 @@ class IngestOptions:
     text: TextOptions | None = None
     # Real paths of listed files that are not data (the gold file in the source folder of a text project).
     skip_paths: frozenset[str] = frozenset()
+    # An audio project (core.ingest.audio): its audio files are items (text_edits: its sidecar rows, core.ingest.edits).
+    audio: AudioOptions | None = None
 
 
 def parse_rehash(value: str | int) -> int:
@@ -170,6 +175,8 @@ def ingest_source(
     make_private(quarantine_dir)
 
     extensions = TEXT_EXTENSIONS if options.text is not None else img.IMAGE_EXTENSIONS
+    if options.audio is not None:
+        extensions = options.audio.extensions
     listing = list_source(fs, root, follow_symlinks=options.follow_symlinks, extensions=extensions)
     if options.skip_paths:  # files that are settings (the gold file beside the texts), not data
         listing.files = [f for f in listing.files if os.path.realpath(f.full_path) not in options.skip_paths]
@@ -189,8 +196,9 @@ def ingest_source(
     everything = _gone(manifest, [], listing.folders_not_scanned)
     if everything and not listing.files and options.on_missing == lifecycle.ON_MISSING_RETIRE:
         # An unmounted disk looks like an empty folder: never retire a whole source on that evidence.
+        what = "text" if options.text else "audio" if options.audio else "image"
         raise SourceError(
-            f"{'text' if options.text else 'image'} source {root} holds no {'text' if options.text else 'image'} "
+            f"{what} source {root} holds no {what} "
             f"now, but {len(everything)} files were ingested from it before: not marking them all missing (is a "
             "disk unmounted?). Set on_missing=keep to record them anyway."
         )
@@ -200,6 +208,12 @@ def ingest_source(
             max_file_bytes=options.max_file_bytes, batch_size=options.batch_size, rehash_every=options.rehash_every,
             group_re=group_re, progress=progress,
         )  # fmt: skip
+    elif options.audio is not None and options.audio.task_type == TEXT_EDITS:
+        # The audio first (rows refer to its items), then the rows; the rows' run finds every gone path.
+        sidecars, media = split_sidecars(listing)
+        _ingest_images(store, fs, source, media, manifest, report, raw_dir, quarantine_dir, options, group_re, progress)
+        gone = ingest_edit_rows(store, fs, source, sidecars, manifest, report, raw_dir=raw_dir,
+                                max_file_bytes=options.max_file_bytes, batch_size=options.batch_size, group_re=group_re)  # fmt: skip
     else:
         gone = _gone(manifest, listing.files, listing.folders_not_scanned)
         _ingest_images(store, fs, source, listing.files, manifest, report, raw_dir, quarantine_dir, options, group_re,
@@ -347,7 +361,10 @@ def _ingest_batch(
                 else:
                     outcome = FileOutcome(f.rel_path, DUPLICATE, item_id, detail="same bytes as an existing item")
             else:
-                verdict = img.verify_image(data, max_pixels=options.max_pixels, multi_frame=options.multi_frame)
+                verdict = (
+                    verify_audio(data, options.audio.max_seconds) if options.audio is not None
+                    else img.verify_image(data, max_pixels=options.max_pixels, multi_frame=options.multi_frame)
+                )  # fmt: skip
                 # Checked after the decode: a writer still at work shows here (also when the bytes failed to
                 # decode only because they were half written). Nothing is stored; the next scan reads it again.
                 # A file refused by a setting (several frames) is no item either: changing the setting ingests it.
@@ -361,6 +378,8 @@ def _ingest_batch(
                     manifest_rows.append(manifest_row(source, f, outcome, previous, now))
                     continue
                 row = _new_item(f, data, item_id, verdict, source, previous_item, now, raw_dir, quarantine_dir, group_re)
+                if options.audio is not None and options.audio.task_type == TEXT_EDITS and row["status"] == lifecycle.ACTIVE:
+                    row["status"] = lifecycle.MEDIA  # shown with its rows, never queued itself
                 new_items[item_id] = row
                 if row["status"] == QUARANTINED:
                     outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, row["status_reason"], row["status_detail"])
@@ -401,7 +420,7 @@ def _new_item(
     f: SourceFile,
     data: bytes,
     item_id: str,
-    verdict: img.ImageInfo | img.DecodeFailure,
+    verdict: img.ImageInfo | AudioInfo | img.DecodeFailure,
     source: str,
     previous_item: str | None,
     now: Any,
@@ -418,14 +437,13 @@ def _new_item(
         "supersedes": previous_item,
         "group_key": _group_key(group_re, f.rel_path),
     }
-    if isinstance(verdict, img.ImageInfo):
+    if isinstance(verdict, img.ImageInfo | AudioInfo):
         path = raw_path(raw_dir, item_id, verdict.format)
         write_once(path, data, store=raw_dir)
-        return row | {
+        measures = item_measures(verdict) if isinstance(verdict, AudioInfo) else {
+            "width": verdict.width, "height": verdict.height, "mode": verdict.mode}  # fmt: skip
+        return row | measures | {
             "uri": str(path),
-            "width": verdict.width,
-            "height": verdict.height,
-            "mode": verdict.mode,
             "format": verdict.format,
             "status": lifecycle.ACTIVE,
             "status_reason": None,

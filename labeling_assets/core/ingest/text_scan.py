@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import fsspec
 import sqlalchemy as sa
@@ -62,6 +62,21 @@ ROW_ID = "#"  # batch.jsonl#<id>: the row of that id
 ROW_NUMBER = "@"  # batch.jsonl@<n>: a row refused for its id (none, or a duplicate), by its number
 
 
+class Row(Protocol):
+    """What a reader takes from a file: a content-hashed text (or document) stored as the item's copy."""
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def source_id(self) -> str: ...
+
+
+# A file's bytes -> its rows (every row taken, repeats too) and what was refused; the default reads texts.
+RowReader = Callable[[SourceFile, bytes], tuple[Sequence[Row], Sequence[Refused]]]
+
+
 def entry_file(path: str, files: set[str]) -> str | None:
     """The listed file a manifest entry belongs to (the entry itself, or the file its ``#id``/``@n`` names)."""
     if path in files:
@@ -87,9 +102,14 @@ def ingest_text_files(
     rehash_every: int,
     group_re: re.Pattern[str] | None,
     progress: Callable[[int, int, IngestReport], None] | None = None,
+    read: RowReader | None = None,
+    fmt: str = TEXT_FORMAT,
 ) -> dict[str, str | None]:
     """Ingest the texts of ``listing`` (see the module docstring; the settings as ``scan.IngestOptions`` has
-    them); returns the manifest entries gone now (entry -> item id), for the caller to record as missing."""
+    them); returns the manifest entries gone now (entry -> item id), for the caller to record as missing.
+    ``read`` and ``fmt``: rows of another reader, stored in that format (core.ingest.edits: text_edits rows); a
+    row with a ``group`` attribute takes it as its group key."""
+    reader: RowReader = read or (lambda f, data: _read_texts(f, data, text))
     listed = {f.rel_path for f in listing.files}
     entries: dict[str, list[str]] = {}
     for path, row in manifest.items():
@@ -120,7 +140,7 @@ def ingest_text_files(
 
     done = 0
     for batch in _batches(todo, batch_size):
-        _ingest_batch(store, fs, source, batch, manifest, report, raw_dir, text, max_file_bytes, group_re)
+        _ingest_batch(store, fs, source, batch, manifest, report, raw_dir, reader, fmt, max_file_bytes, group_re)
         done += len(batch)
         if progress:
             progress(done, len(todo), report)
@@ -150,10 +170,10 @@ def _read_texts(f: SourceFile, data: bytes, text: TextOptions) -> tuple[list[Tex
     return batch.rows, batch.refused
 
 
-def _entry(f: SourceFile, item: TextItem | Refused) -> str:
+def _entry(f: SourceFile, item: Row | Refused) -> str:
     if Path(f.rel_path).suffix.lower() == ".txt":
         return f.rel_path
-    if isinstance(item, TextItem):
+    if not isinstance(item, Refused):
         return f"{f.rel_path}{ROW_ID}{item.source_id}"
     if item.row == 0:
         return f.rel_path
@@ -168,7 +188,8 @@ def _ingest_batch(
     manifest: Mapping[str, Any],
     report: IngestReport,
     raw_dir: Path,
-    text: TextOptions,
+    reader: RowReader,
+    fmt: str,
     max_file_bytes: int,
     group_re: re.Pattern[str] | None,
 ) -> None:
@@ -176,16 +197,16 @@ def _ingest_batch(
     read = read_batch(fs, batch, max_file_bytes)
     report.files_read += sum(data is not None for _, data, _, _ in read)
     report.bytes_read += sum(len(data) for _, data, _, _ in read if data is not None)
-    found: list[tuple[SourceFile, str, TextItem | Refused]] = []  # (file, entry, text or refusal)
+    found: list[tuple[SourceFile, str, Row | Refused]] = []  # (file, entry, text or refusal)
     for f, data, _, refused in read:
         if data is None:
             assert refused is not None
             found.append((f, f.rel_path, Refused(f.rel_path, 0, *refused)))
             continue
-        items, refusals = _read_texts(f, data, text)
-        taken: list[TextItem | Refused] = [*items, *refusals]
+        items, refusals = reader(f, data)
+        taken: list[Row | Refused] = [*items, *refusals]
         found += [(f, _entry(f, x), x) for x in taken]
-    ids = sorted({x.item_id for _, _, x in found if isinstance(x, TextItem)})
+    ids = sorted({x.item_id for _, _, x in found if not isinstance(x, Refused)})
     with store.engine.connect() as conn:
         known = dict(conn.execute(sa.select(items_table.c.item_id, items_table.c.status).where(items_table.c.item_id.in_(ids))).tuples().all())  # fmt: skip
 
@@ -213,7 +234,7 @@ def _ingest_batch(
             else:
                 outcome = FileOutcome(entry, DUPLICATE, x.item_id, detail="same text as an existing item")
         else:
-            new_items[x.item_id] = _new_item(x, entry, source, previous_item, now, raw_dir, group_re, f.rel_path)
+            new_items[x.item_id] = _new_item(x, entry, source, previous_item, now, raw_dir, group_re, f.rel_path, fmt)
             outcome = FileOutcome(entry, CHANGED if previous_item is not None else NEW, x.item_id)
         if previous_item and previous_item != outcome.item_id:
             if outcome.item_id is None:
@@ -241,17 +262,18 @@ def _ingest_batch(
 
 
 def _new_item(
-    x: TextItem, entry: str, source: str, previous_item: str | None, now: Any, raw_dir: Path,
-    group_re: re.Pattern[str] | None, file: str,
+    x: Row, entry: str, source: str, previous_item: str | None, now: Any, raw_dir: Path,
+    group_re: re.Pattern[str] | None, file: str, fmt: str = TEXT_FORMAT,
 ) -> dict[str, Any]:  # fmt: skip
     """The items row of a text never seen before, after its copy (the normalised text) is safely on disk."""
     data = x.text.encode("utf-8")
-    path = raw_path(raw_dir, x.item_id, TEXT_FORMAT)
+    path = raw_path(raw_dir, x.item_id, fmt)
     write_once(path, data, store=raw_dir)
     match = group_re.search(file) if group_re is not None else None
+    group = getattr(x, "group", None) or (match.group("group") if match else None)
     row: dict[str, Any] = {name: None for name in (c.name for c in items_table.columns)}
     return row | {
-        "item_id": x.item_id, "uri": str(path), "source_path": f"{source}/{entry}", "format": TEXT_FORMAT,
+        "item_id": x.item_id, "uri": str(path), "source_path": f"{source}/{entry}", "format": fmt,
         "n_bytes": len(data), "ingested_at": now, "status": lifecycle.ACTIVE, "supersedes": previous_item,
-        "group_key": match.group("group") if match else None,
+        "group_key": group,
     }  # fmt: skip

@@ -103,12 +103,14 @@ def review_task(
     data_key: str = DATA_KEY,
     consensus: tuple[list[dict[str, Any]], float | None] | None = None,
     overlay_url: str | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Label Studio task of one item for the expert (``model_line`` replaces the single-class prediction:
     :func:`set_prediction_line` for label sets; ``data_key``: "text" for a text kind, whose ``image_url`` is then
     the text; ``consensus``: the consensus answer as a Label Studio result (``TaskKind.answer_result``) and its
     confidence, pre-drawn as the prediction of version :data:`CONSENSUS_VERSION`, and said so in the context;
-    ``overlay_url``: the ``$gradcam`` image of a config with the overlay, :func:`review_config`)."""
+    ``overlay_url``: the ``$gradcam`` image of a config with the overlay, :func:`review_config`; ``data``: what
+    the task shows instead of ``{data_key: image_url}``, ``tasks.task_data``)."""
     model = (
         f"model {model_version or ''}: {prediction[0]} (p={prediction[1]:.2f})".replace("model :", "model:")
         if prediction is not None
@@ -117,7 +119,7 @@ def review_task(
     model = model_line or model
     task: dict[str, Any] = {
         "data": {
-            data_key: image_url,
+            **(data if data is not None else {data_key: image_url}),
             "item_id": item_id,
             VOTES_KEY: votes_html(votes, gold_header),
             CONTEXT_KEY: f"Why: {reason} | {model}" + (f" | {CONSENSUS_NOTE}" if consensus is not None else ""),

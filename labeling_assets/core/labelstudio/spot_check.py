@@ -69,14 +69,16 @@ def spot_check_task(
     drawn: list[dict[str, Any]] | None,
     why: str,
     data_key: str = DATA_KEY,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Label Studio task of one sampled answer: the item (``media``: the image's URL, or a text kind's text),
+    """The Label Studio task of one sampled answer: the item (``media``: the image's URL, or a text kind's text;
+    ``data``: what it shows instead of ``{data_key: media}``, ``tasks.task_data``),
     who answered, why it was sampled, and the answer pre-drawn (``drawn``: ``TaskKind.answer_result`` of it; None
     when it cannot be drawn, and the context says so)."""
     shown = "their answer is pre-drawn below" if drawn is not None else "their answer cannot be drawn here"
     task: dict[str, Any] = {
         "data": {
-            data_key: media,
+            **(data if data is not None else {data_key: media}),
             "item_id": item_id,
             "ls_annotation_id": int(ls_annotation_id),
             "labeler": labeler,

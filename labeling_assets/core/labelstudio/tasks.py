@@ -23,6 +23,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from labeling_assets.core.ingest.edits import EDIT_SUFFIX, read_edit_item
 from labeling_assets.core.ingest.text import read_stored_text
 from labeling_assets.core.label_sets import SINGLE_LABEL
 from labeling_assets.core.labelstudio.config import DATA_KEY
@@ -175,14 +176,16 @@ def task_payload(
     allow_empty: bool = True,
     thresholds: Mapping[str, float] | None = None,
     data_key: str = DATA_KEY,
+    data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Label Studio task for an item: image URL (a text kind: the text, under ``data_key`` "text") and item id,
     plus the prelabel as the ``kind``'s prediction (multi-label: a pre-filled set at the model's per-class
-    ``thresholds`` when it has them).
+    ``thresholds`` when it has them). ``data``: what the task shows instead of ``{data_key: image_url}``
+    (:func:`task_data`).
 
     Takes no gold flag or gold label on purpose: gold and regular tasks are built identically.
     """
-    task: dict[str, Any] = {"data": {data_key: image_url, "item_id": item_id}}
+    task: dict[str, Any] = {"data": {**(data if data is not None else {data_key: image_url}), "item_id": item_id}}
     if probs:
         prediction = (kind or task_kind(SINGLE_LABEL)).prediction(
             probs, model_version, allow_empty=allow_empty, thresholds=thresholds
@@ -208,6 +211,21 @@ def task_media(uri: str | None, data_root: Path, shown: str) -> str:
         return read_stored_text(str(uri)) if uri else ""
     except (OSError, ValueError):
         return ""
+
+
+def task_data(uri: str | None, data_root: Path, shown: tuple[str, str]) -> dict[str, Any]:
+    """What a task's data holds of its item (``item_id`` goes beside it), for every task builder (queue, review,
+    spot check); ``shown``: :func:`shown_object` of the kind. An image, text or audio item: ``{key: media}``
+    (:func:`task_media`; audio_segments: ``{"audio": its URL}``, the local-files URL an image gets). A text_edits
+    item (its copy a ``.edit.json`` document): ``{"audio": URL or "", "source": text or "", "machine": text}``."""
+    if uri and str(uri).endswith(EDIT_SUFFIX):
+        try:
+            item = read_edit_item(str(uri))
+        except (OSError, ValueError):  # a copy that cannot be read shows nothing, as an image without one
+            return {"audio": "", "source": "", "machine": ""}
+        return {"audio": image_url(item.audio_uri, data_root), "source": item.source or "", "machine": item.machine}
+    tag, key = shown
+    return {key: task_media(uri, data_root, tag)}
 
 
 def image_url(uri: str | None, data_root: Path) -> str:
@@ -242,11 +260,13 @@ def build_payloads(
     shown, data_key = shown_object(kind or task_kind(SINGLE_LABEL))
     for row in pending:
         probs, model_version = prelabels.get(row["item_id"], (None, None))
+        data = task_data(row["uri"], data_root, (shown, data_key))
         payloads.append(
             task_payload(
                 row["item_id"],
-                task_media(row["uri"], data_root, shown),
+                str(data.get(data_key, "")),
                 data_key=data_key,
+                data=data,
                 probs=probs,
                 model_version=model_version,
                 kind=kind,

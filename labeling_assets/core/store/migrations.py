@@ -16,6 +16,7 @@ from labeling_assets.core.store import guidelines_schema, webhook_inbox_schema
 from labeling_assets.core.store.alerts_schema import m021_alerts_sent
 from labeling_assets.core.store.allocation_schema import m018_allocation_decisions
 from labeling_assets.core.store.answers_schema import m017_unreadable_answers
+from labeling_assets.core.store.audio_schema import m019_audio_items
 from labeling_assets.core.store.class_changes_schema import m015_class_schema_changes
 from labeling_assets.core.store.derived_schema import m005_derived_data_follows, m007_consensus_choices
 from labeling_assets.core.store.fields_schema import m016_answer_fields
@@ -114,5 +115,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(21, "alerts_sent: alerts delivered per channel (de-duplication of alarms and notices)", m021_alerts_sent),
     Migration(22, "webhook_inbox: tasks Label Studio's webhooks named, until a sync stored them", webhook_inbox_schema.m022_webhook_inbox),
     Migration(20, "machine_label_decisions, machine_label_checks: machine labels with a guarantee (tiers)", m020_machine_labels),
-    Migration(18, "allocation_decisions: the allocator's audited decision per queue slot", m018_allocation_decisions))
+    Migration(18, "allocation_decisions: the allocator's audited decision per queue slot", m018_allocation_decisions),
+    Migration(19, "items.duration_s, sample_rate, channels: an audio item's measures", m019_audio_items))
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)  # numbers are assigned ahead: the last is not the highest

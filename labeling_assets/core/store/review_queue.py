@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from labeling_assets.core.consensus.gates import wilson_interval
 from labeling_assets.core.label_sets import NONE_OF_THESE, SINGLE_LABEL, TaskType
 from labeling_assets.core.labelstudio.review import ShownVote, explained_class, review_task, top_prediction
-from labeling_assets.core.labelstudio.tasks import shown_object, task_media
+from labeling_assets.core.labelstudio.tasks import shown_object, task_data
 from labeling_assets.core.store.human_loop import labeler_keys, user_display_name
 from labeling_assets.core.store.labelstudio_sync import newest_prelabels
 from labeling_assets.core.store.queries import item_uris, load_quality_inputs
@@ -63,7 +63,8 @@ def review_payloads(
                                    correct / n if n else None, n, low, high))  # fmt: skip
         probs, version = prelabels.get(item_id, (None, None))
         model_line = kind.review_model_line(probs, version)  # None: the top class (a class kind's own form)
-        media = task_media(uris.get(item_id), data_root, shown_tag)
+        data = task_data(uris.get(item_id), data_root, (shown_tag, data_key))
+        media = str(data.get(data_key, ""))
         label, confidence, width, height = consensus.get(item_id, (None, None, None, None))
         # The expert fixes the crowd's answer: it opens pre-drawn (none where the item has no live consensus).
         drawn = kind.answer_result(label, ItemMedia(media if shown_tag == "Text" else None, width, height))
@@ -78,6 +79,7 @@ def review_payloads(
                 model_line=model_line,
                 gold_header=kind.gold_accuracy_name,
                 data_key=data_key,
+                data=data,
                 consensus=None if drawn is None else (drawn, confidence),
                 overlay_url=None if overlays is None else overlays.get(item_id, ""),
             )

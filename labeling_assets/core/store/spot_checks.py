@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from labeling_assets.core.consensus.spot_check import FIX, acceptance_counts
 from labeling_assets.core.labelstudio.spot_check import read_verdict, spot_check_task
-from labeling_assets.core.labelstudio.tasks import shown_object, task_media
+from labeling_assets.core.labelstudio.tasks import shown_object, task_data
 from labeling_assets.core.store.human_loop import labeler_keys
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.store.spot_check_schema import spot_check_samples_table, spot_check_verdicts_table
@@ -86,13 +86,14 @@ def spot_check_payloads(
     payloads = []
     for row in rows:
         item = items.get(str(row["item_id"])) or {}
-        media = task_media(item.get("uri"), data_root, shown_tag)
+        data = task_data(item.get("uri"), data_root, (shown_tag, data_key))
+        media = str(data.get(data_key, ""))
         drawn = kind.answer_result(row["answer"], ItemMedia(media if shown_tag == "Text" else None,
                                                             item.get("width"), item.get("height")))  # fmt: skip
         why = f"draw {row['draw']:.3f} < rate {row['rate']:.2f} ({row['reason']})"
         payloads.append(spot_check_task(str(row["item_id"]), media, ls_annotation_id=int(row["ls_annotation_id"]),
                                         labeler=names.get(str(row["labeler_id"]), str(row["labeler_id"])),
-                                        drawn=drawn, why=why, data_key=data_key))  # fmt: skip
+                                        drawn=drawn, why=why, data_key=data_key, data=data))  # fmt: skip
     return payloads
 
 

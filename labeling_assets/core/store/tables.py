@@ -42,13 +42,17 @@ items_table = sa.Table(
     sa.Column("format", sa.String(16), nullable=True),
     sa.Column("n_bytes", sa.BigInteger, nullable=False),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # active | quarantined | superseded | missing
+    sa.Column("status", sa.String(16), nullable=False),  # active | quarantined | superseded | missing | media
     sa.Column("status_reason", sa.String(64), nullable=True),
     sa.Column("status_detail", sa.Text, nullable=True),
     sa.Column("supersedes", sa.String(64), nullable=True),  # item that the same path held before
     sa.Column("group_key", sa.Text, nullable=True),  # e.g. patient / scan id for group-aware splits
     sa.Column("gold_label", sa.JSON(none_as_null=True), nullable=True),  # only for gold items; never sent to Label Studio
     sa.Index("ix_items_status", "status"),
+    # m019: an audio item's measures (core.ingest.audio); NULL for every other kind of item.
+    sa.Column("duration_s", sa.Float, nullable=True),
+    sa.Column("sample_rate", sa.Integer, nullable=True),
+    sa.Column("channels", sa.Integer, nullable=True),
 )
 
 # The ingest manifest: the last state of every source path, so re-ingest skips unchanged files
