@@ -9,8 +9,10 @@ import io
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import soundfile as sf
 import sqlalchemy as sa
@@ -42,13 +44,13 @@ FILES = [("a.wav", "WAV", "PCM_16", 1), ("b.flac", "FLAC", "PCM_16", 2), ("c.ogg
          ("d.mp3", "MP3", "MPEG_LAYER_III", 1)]  # fmt: skip
 
 
-def tone(seconds: float, channels: int = 1, hz: float = 440.0, rate: int = RATE) -> np.ndarray:
+def tone(seconds: float, channels: int = 1, hz: float = 440.0, rate: int = RATE) -> npt.NDArray[np.float32]:
     t = np.arange(int(seconds * rate)) / rate
     wave = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
     return np.stack([wave] * channels, axis=1)
 
 
-def encode(samples: np.ndarray, fmt: str, subtype: str, rate: int = RATE) -> bytes:
+def encode(samples: npt.NDArray[np.float32], fmt: str, subtype: str, rate: int = RATE) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, rate, format=fmt, subtype=subtype)
     return buffer.getvalue()
@@ -80,7 +82,7 @@ def outcomes(report: IngestReport) -> dict[str, tuple[str, str | None]]:
     return {o.rel_path: (o.outcome, o.reason) for o in report.outcomes}
 
 
-def items(store: LabelStore) -> dict[str, dict]:
+def items(store: LabelStore) -> dict[str, dict[str, Any]]:
     return {r["source_path"].rsplit("/", 1)[-1]: r for r in store.fetch(sa.select(items_table))}
 
 
@@ -99,7 +101,7 @@ def test_wav_flac_ogg_and_mp3_become_items_measured_on_the_store(store: LabelSto
         assert row["duration_s"] == pytest.approx(1.5, abs=0.06)  # MP3 pads a frame or two
         assert Path(row["uri"]).suffix == Path(name).suffix  # the player goes by the extension
         samples, rate = read_audio(row["uri"])
-        assert (samples.dtype, samples.ndim, rate) == (np.float32, 1, RATE)
+        assert (samples.dtype == np.float32, samples.ndim, rate) == (True, 1, RATE)
         assert len(samples) == pytest.approx(1.5 * RATE, abs=0.06 * RATE)
         assert 0.2 < float(np.abs(samples).max()) < 0.4
     assert rows["a.wav"]["duration_s"] == 1.5  # exact for a lossless file

@@ -7,6 +7,7 @@ Runs against a real SQLite store and a real PostgreSQL store (the ``store`` fixt
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from labeling_assets.core.ingest.edits import (
     NO_MACHINE,
     read_edit_item,
 )
-from labeling_assets.core.ingest.scan import MISSING, NEW, QUARANTINED, UNCHANGED
+from labeling_assets.core.ingest.scan import MISSING, NEW, QUARANTINED, UNCHANGED, IngestReport
 from labeling_assets.core.ingest.text import DUPLICATE_ID, NO_ID, NOT_JSON
 from labeling_assets.core.store.schema import LabelStore, items_table
 from tests.core.test_audio_ingest import AudioSource, encode, outcomes, tone
@@ -39,12 +40,12 @@ def write_rows(source: AudioSource, rows: list[object], name: str = "rows.jsonl"
     source.write(name, "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows).encode())
 
 
-def ingest(store: LabelStore, source: AudioSource):  # noqa: ANN201 - IngestReport
+def ingest(store: LabelStore, source: AudioSource) -> IngestReport:
     return source.ingest(store, max_seconds=2.5, task_type="text_edits")
 
 
-def rows_by_status(store: LabelStore) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def rows_by_status(store: LabelStore) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for r in store.fetch(sa.select(items_table).order_by(items_table.c.source_path)):
         out.setdefault(r["status"], []).append(r)
     return out
