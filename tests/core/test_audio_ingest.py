@@ -35,6 +35,7 @@ from labeling_assets.core.ingest.scan import (
     IngestReport,
     ingest_source,
 )
+from labeling_assets.core.ingest.summary import preview_markdown
 from labeling_assets.core.store.audio_schema import AUDIO_COLUMNS, m019_audio_items
 from labeling_assets.core.store.schema import LabelStore, items_table
 
@@ -105,6 +106,7 @@ def test_wav_flac_ogg_and_mp3_become_items_measured_on_the_store(store: LabelSto
         assert len(samples) == pytest.approx(1.5 * RATE, abs=0.06 * RATE)
         assert 0.2 < float(np.abs(samples).max()) < 0.4
     assert rows["a.wav"]["duration_s"] == 1.5  # exact for a lossless file
+    assert f"- WAV 1.5 s `{rows['a.wav']['item_id'][:12]}`" in preview_markdown(store, report.new_item_ids)
 
 
 def test_empty_garbage_truncated_and_too_long_files_are_quarantined_with_their_reason(

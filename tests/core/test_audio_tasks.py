@@ -46,7 +46,11 @@ def test_every_task_builder_carries_the_edit_data_and_an_image_task_is_unchanged
     queued, plain = build_payloads([{"item_id": "e2", "uri": str(edit)}, {"item_id": "efg", "uri": str(image)}], {},
                                    tmp_path, kind=kind)  # fmt: skip
     shown = {"audio": "", "source": "Tôi ăn cơm", "machine": "I eat rice"}
-    assert queued["data"] == {**shown, "item_id": "e2"} and payload_leaks(queued, {"e2": "I eat rice!"}) == []
+    assert queued["data"] == {**shown, "item_id": "e2"}
+    # a machine output that is already right equals the gold text: the item's own content, not a leak
+    assert payload_leaks(queued, {"e2": "I eat rice"}) == []
+    assert payload_leaks({"data": {**queued["data"], "hint": "I eat rice"}}, {"e2": "I eat rice"}) == [
+        "gold label of e2 in data['hint']"]
     assert json.dumps(plain) == json.dumps({"data": {"image": "/data/local-files/?d=raw/ef/efg.png", "item_id": "efg"}})
 
     review = review_task("e2", "", [], reason="low confidence", data=shown)

@@ -22,6 +22,7 @@ from labeling_assets.core.ingest.edits import (
     read_edit_item,
 )
 from labeling_assets.core.ingest.scan import MISSING, NEW, QUARANTINED, UNCHANGED, IngestReport
+from labeling_assets.core.ingest.summary import preview_markdown
 from labeling_assets.core.ingest.text import DUPLICATE_ID, NO_ID, NOT_JSON
 from labeling_assets.core.store.schema import LabelStore, items_table
 from tests.core.test_audio_ingest import AudioSource, encode, outcomes, tone
@@ -80,6 +81,8 @@ def test_rows_become_items_that_show_their_audio_and_source(store: LabelStore, s
     assert rate == 16_000 and len(samples) == 16_000 and samples.dtype == np.float32
     assert edits["2"][0]["group_key"] == "utt2"  # no group: the audio file's stem
     assert (edits["t1"][1].source, edits["t1"][1].audio_uri, edits["t1"][0]["group_key"]) == ("Tôi ăn cơm", None, None)
+    preview = preview_markdown(store, report.new_item_ids).splitlines()  # the run's preview: machine output
+    assert sorted(preview) == ["- I eat rice", "- hello", "- xin chao the world"]
 
 
 def test_bad_rows_are_refused_with_their_reason_and_the_good_rows_stay(sqlite_store: LabelStore, source: AudioSource) -> None:

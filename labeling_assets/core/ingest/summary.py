@@ -1,11 +1,13 @@
 """What a person wants to see after an ingest: item totals, the quarantined files, thumbnails of new items."""
 
+import json
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
 from labeling_assets.core import images as img
 from labeling_assets.core.display import md_code, md_text
+from labeling_assets.core.ingest.edits import EDIT_FORMAT
 from labeling_assets.core.ingest.scan import MISSING, QUARANTINED, IngestReport
 from labeling_assets.core.ingest.text_scan import TEXT_FORMAT
 from labeling_assets.core.store.schema import LabelStore, items_table
@@ -44,8 +46,8 @@ def _path_table(
 
 def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREVIEW_COUNT) -> str:
     """Inline thumbnails of a few new items (of the newest stored ones when nothing is new), a text item's first
-    line instead; "" when none."""
-    query = sa.select(items_table.c.item_id, items_table.c.uri, items_table.c.format).where(
+    line instead (a text_edits item's machine output; an audio item's format and length); "" when none."""
+    query = sa.select(items_table.c.item_id, items_table.c.uri, items_table.c.format, items_table.c.duration_s).where(
         items_table.c.status == "active"
     )
     if new_ids:
@@ -54,14 +56,19 @@ def preview_markdown(store: LabelStore, new_ids: list[str], *, count: int = PREV
         query = query.order_by(items_table.c.ingested_at.desc())
     thumbs, texts = [], []
     for row in store.fetch(query.limit(count)):
+        if row["duration_s"] is not None:  # audio: nothing to draw
+            texts.append(f"- {row['format']} {row['duration_s']:.1f} s {md_code(row['item_id'][:12])}")
+            continue
         try:
             with open(row["uri"], "rb") as fh:
                 data = fh.read()
             if row["format"] == TEXT_FORMAT:
                 texts.append(f"- {md_text(data.decode('utf-8').strip(), TEXT_PREVIEW_CHARS)}")
+            elif row["format"] == EDIT_FORMAT:
+                texts.append(f"- {md_text(str(json.loads(data)['machine']).strip(), TEXT_PREVIEW_CHARS)}")
             else:
                 thumbs.append(img.markdown_image(img.thumbnail_png(data), alt=row["item_id"][:12]))
-        except OSError:  # a copy that vanished is the readable-copy check's business, not the preview's
+        except (OSError, ValueError, KeyError):  # a copy that vanished is the readable-copy check's business
             continue
     return "\n".join([" ".join(thumbs)] * bool(thumbs) + texts)
 

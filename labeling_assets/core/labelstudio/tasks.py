@@ -36,6 +36,9 @@ Strategy = Literal["uncertainty", "margin", "entropy", "random", "diversity", "h
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 # Keys that must never appear anywhere in a payload sent to Label Studio.
 FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
+# A text_edits task's own content (task_data): the machine output equals the gold text wherever the machine was right,
+# on gold and regular tasks alike, so it tells a labeler nothing; it is the text to correct, not a leak.
+ITEM_CONTENT_KEYS = frozenset({"machine", "source"})
 # Multi-label pre-fill: a class is pre-checked when the model gives it at least this probability.
 
 
@@ -320,7 +323,7 @@ def payload_leaks(payload: Any, gold_labels: Mapping[Any, Any]) -> list[str]:
         if isinstance(item_id, str) and item_id in gold_labels:
             gold = gold_labels[item_id]
             for key, value in data.items():
-                if key != "item_id" and _same_answer(value, gold):
+                if key != "item_id" and key not in ITEM_CONTENT_KEYS and _same_answer(value, gold):
                     problems.append(f"gold label of {item_id[:12]} in data[{key!r}]")
             if "annotations" in task:
                 problems.append(f"gold item {item_id[:12]} carries annotations")
