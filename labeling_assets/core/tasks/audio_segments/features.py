@@ -12,33 +12,26 @@ normalised per utterance (each band to zero mean and unit variance: a recording'
 from __future__ import annotations
 
 import functools
-import wave
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from labeling_assets.core.ingest.audio import read_audio
 from labeling_assets.core.speech.regions import HOP, n_frames
 
 WINDOW_S = 0.025
 N_MELS = 40
 F_MAX = 8000.0
 LOG_FLOOR = 1e-10  # power under this (digital silence) reads as this: log stays finite
-# What a file that does not decode raises (soundfile's errors are RuntimeErrors; wave's its own).
-DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError, wave.Error)
+# What a file that is missing or does not decode raises (soundfile's errors are RuntimeErrors).
+DECODE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError)
 
 FloatArray = npt.NDArray[np.float32]
 
 
 def read_item_audio(uri: str) -> tuple[FloatArray, int]:
-    """An item's audio as float32 mono and its sample rate, by ``core.ingest.audio.read_audio`` (every stage
-    reads audio through it); until that module exists, a 16-bit PCM WAV by ``speech.synth.read_wav``."""
-    try:
-        from labeling_assets.core.ingest.audio import read_audio  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # helper A's ingest not landed yet: WAV only
-        from labeling_assets.core.speech.synth import read_wav
-
-        return read_wav(Path(uri))
+    """An item's audio as float32 mono and its sample rate, by ``core.ingest.audio.read_audio`` (what every stage
+    reads audio with); raises one of :data:`DECODE_ERRORS` for a file that is missing or not audio."""
     samples, rate = read_audio(uri)
     return np.asarray(samples, dtype=np.float32), int(rate)
 
