@@ -9,7 +9,7 @@ from pydantic import Field
 
 from labeling_assets import env
 from labeling_assets.core.images import DEFAULT_MAX_PIXELS, MULTI_FRAME_REFUSE
-from labeling_assets.core.ingest.audio import AudioOptions
+from labeling_assets.core.ingest.audio import GROUPS_FILE, AudioOptions, load_groups
 from labeling_assets.core.ingest.demo_data import render_digits
 from labeling_assets.core.ingest.gold import load_label_csv
 from labeling_assets.core.ingest.scan import IngestOptions, parse_rehash
@@ -119,7 +119,8 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
         """How to ingest ``uri`` (from :meth:`resolve_uri`); gold labels are read as the kind of task ``task_type``
         names reads them (``TaskKind.parse_gold``) and checked against ``classes``. ``text``: a text project's
         settings (its ``.txt``, ``.jsonl`` and ``.csv`` files are read as texts, the gold file among them left out).
-        ``audio``: an audio project's settings (its audio files, and text_edits' sidecar rows, are the items).
+        ``audio``: an audio project's settings (its audio files, and text_edits' sidecar rows, are the items; a
+        ``groups.csv`` in the source folder names each file's group).
 
         Raises ``SourceError`` for a setting that cannot be used, naming it (and the absolute path).
         """
@@ -128,8 +129,10 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             gold_csv = str(Path(uri) / "gold.csv")
         if gold_csv is not None and not Path(gold_csv).is_file():
             raise SourceError(f"gold labels file {gold_csv} does not exist")
+        groups_csv = Path(uri) / GROUPS_FILE if audio is not None and "://" not in uri else None
         try:
             gold = load_label_csv(gold_csv) if gold_csv else None
+            groups = load_groups(groups_csv) if groups_csv is not None and groups_csv.is_file() else None
         except ValueError as exc:
             raise SourceError(str(exc)) from exc
         return IngestOptions(
@@ -147,5 +150,6 @@ class ImageSourceResource(dg.ConfigurableResource["ImageSourceResource"]):  # th
             rehash_every=parse_rehash(self.rehash),
             text=text,
             audio=audio,
+            groups=groups,
             skip_paths=frozenset({os.path.realpath(gold_csv)}) if gold_csv else frozenset(),
         )

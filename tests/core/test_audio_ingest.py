@@ -33,6 +33,7 @@ from labeling_assets.core.ingest.scan import (
     UNCHANGED,
     IngestOptions,
     IngestReport,
+    SourceError,
     ingest_source,
 )
 from labeling_assets.core.ingest.summary import preview_markdown
@@ -183,3 +184,22 @@ def test_migration_19_adds_the_audio_columns_to_an_older_items_table(store: Labe
     with store.engine.connect() as conn:
         columns = {c["name"] for c in sa.inspect(conn).get_columns("items")}
     assert set(AUDIO_COLUMNS) <= columns
+
+
+def test_a_groups_csv_names_each_recording_s_group_so_splits_keep_it_whole(store: LabelStore, source: AudioSource) -> None:
+    from labeling_assets.resources.image_source import ImageSourceResource
+
+    for name in ("s1/a.wav", "s1/b.wav", "c.wav"):
+        source.write(name, encode(tone(0.5, hz=200 + 100 * len(name) + ord(name[-5])), "WAV", "PCM_16"))
+    source.write("groups.csv", b"filename,group\ns1/a.wav,speaker-1\ns1/b.wav,speaker-1\n")
+    options = ImageSourceResource(uri=str(source.dir), group_key_regex=r"^(?P<group>[^/]+)/").ingest_options(
+        str(source.dir), audio=AudioOptions())
+    assert options.groups == {"s1/a.wav": "speaker-1", "s1/b.wav": "speaker-1"}
+
+    ingest_source(store, str(source.dir), raw_dir=source.raw, quarantine_dir=source.dir.parent / "q", options=options)
+
+    assert {name: row["group_key"] for name, row in items(store).items()} == {
+        "a.wav": "speaker-1", "b.wav": "speaker-1", "c.wav": None}  # c.wav: neither the file nor the pattern
+    source.write("groups.csv", b"file,speaker\n")
+    with pytest.raises(SourceError, match="expected a CSV with columns 'filename,group'"):
+        ImageSourceResource(uri=str(source.dir)).ingest_options(str(source.dir), audio=AudioOptions())

@@ -17,6 +17,7 @@ quarantines, with one line each:
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ AUDIO_TASK_TYPES = (AUDIO_SEGMENTS, TEXT_EDITS)
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3"})
 SIDECAR_EXTENSIONS = frozenset({".jsonl"})  # a text_edits source's rows (core.ingest.edits)
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
+# ``filename,group`` in an audio source's folder: each file's recording or speaker (items.group_key), so that one
+# recording never spans two splits where no path pattern (image_source.group_key_regex) says it.
+GROUPS_FILE = "groups.csv"
 
 AUDIO_UNREADABLE = "audio_unreadable"
 AUDIO_EMPTY = "audio_empty"
@@ -98,6 +102,15 @@ def verify_audio(data: bytes, max_seconds: float = DEFAULT_MAX_AUDIO_SECONDS) ->
     if frames < declared:  # the decoder stopped early: a truncated file would play cut short
         return DecodeFailure(AUDIO_UNREADABLE, f"truncated: {frames} of the {declared} frames its header declares decode")
     return AudioInfo(round(frames / rate, 6), rate, channels, fmt)
+
+
+def load_groups(path: str | Path) -> dict[str, str]:
+    """A ``filename,group`` CSV (header required) -> {relative path: group}; ``ValueError`` in one line."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"filename", "group"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: expected a CSV with columns 'filename,group', got {reader.fieldnames}")
+        return {row["filename"]: row["group"].strip() for row in reader if (row["group"] or "").strip()}
 
 
 def item_measures(info: AudioInfo) -> dict[str, float | int]:

@@ -119,6 +119,8 @@ class IngestOptions:
     skip_paths: frozenset[str] = frozenset()
     # An audio project (core.ingest.audio): its audio files are items (text_edits: its sidecar rows, core.ingest.edits).
     audio: AudioOptions | None = None
+    # Relative path -> group key, over group_key_regex (an audio source's groups.csv, core.ingest.audio.load_groups).
+    groups: Mapping[str, str] | None = None
 
 
 def parse_rehash(value: str | int) -> int:
@@ -380,6 +382,7 @@ def _ingest_batch(
                 row = _new_item(f, data, item_id, verdict, source, previous_item, now, raw_dir, quarantine_dir, group_re)
                 if options.audio is not None and options.audio.task_type == TEXT_EDITS and row["status"] == lifecycle.ACTIVE:
                     row["status"] = lifecycle.MEDIA  # shown with its rows, never queued itself
+                row["group_key"] = (options.groups or {}).get(f.rel_path, row["group_key"])
                 new_items[item_id] = row
                 if row["status"] == QUARANTINED:
                     outcome = FileOutcome(f.rel_path, QUARANTINED, item_id, row["status_reason"], row["status_detail"])
