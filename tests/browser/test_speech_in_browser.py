@@ -9,7 +9,6 @@ The screenshots (``docs/img/speech-segments.png``, ``docs/img/speech-edit.png``)
 waveform and the corrected transcript before Submit.
 """
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +40,10 @@ SEGMENT_CONFIG = """<View>
 </View>"""
 EDIT_CONFIG = """<View>
   <Audio name="audio" value="$audio"/>
+  <Header value="Machine output"/>
+  <Text name="machine" value="$machine"/>
   <Header value="Correct the machine output"/>
-  <TextArea name="edit" toName="audio" editable="true" rows="3" maxSubmissions="1"/>
+  <TextArea name="edit" toName="machine" editable="true" rows="3" maxSubmissions="1"/>
 </View>"""
 
 
@@ -67,12 +68,14 @@ def speech_projects(image_server: LabelStudioServer) -> Iterator[SpeechProjects]
     write_wav(data / "raw" / "utterance.wav", utterance.audio, utterance.sample_rate)
     audio = "/data/local-files/?d=raw/utterance.wav"
     client = image_server.client()
-    segments = client.ensure_project(title="speech-segments", classes=[], overlap=1, label_config=SEGMENT_CONFIG)
+    segments = client.ensure_project(
+        title="speech-segments", classes=[], overlap=1, label_config=SEGMENT_CONFIG
+    )
     edits = client.ensure_project(title="speech-edits", classes=[], overlap=1, label_config=EDIT_CONFIG)
     for project in (segments, edits):
         client.ensure_local_files_storage(project, server_folder(data / "raw", data, None))
     client.import_tasks(segments, [{"data": {"audio": audio, "item_id": "a"}}])
-    prediction = {"from_name": "edit", "to_name": "audio", "type": "textarea", "value": {"text": [machine]}}
+    prediction = {"from_name": "edit", "to_name": "machine", "type": "textarea", "value": {"text": [machine]}}
     client.import_tasks(edits, [{
         "data": {"audio": audio, "source": "", "machine": machine, "item_id": "e"},
         "predictions": [{"model_version": "machine", "result": [prediction]}],
@@ -133,7 +136,9 @@ def _drag(driver: WebDriver, y: int, x0: int, x1: int) -> None:
         pointer.move_to_location(x0 + (x1 - x0) * step // 4, y)
     pointer.move_to_location(x1, y)
     pointer.pointer_up()
-    pointer.move_to_location(x1, y + 300)  # away: the time tooltip under the pointer would hide the region's end
+    pointer.move_to_location(
+        x1, y + 300
+    )  # away: the time tooltip under the pointer would hide the region's end
     actions.perform()
 
 
@@ -153,7 +158,11 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript(
         segments_task = wait.until(ui_task_id, "the labeling UI never showed the segments task")
         wave = _loaded_audio(chromium, wait)
         assert wave["duration"] == pytest.approx(utterance.duration, abs=0.01)  # the whole file, decoded
-        (vi,) = [e for e in chromium.find_elements(By.CSS_SELECTOR, ".lsf-label_clickable") if e.text.split()[:1] == ["vi"]]
+        (vi,) = [
+            e
+            for e in chromium.find_elements(By.CSS_SELECTOR, ".lsf-label_clickable")
+            if e.text.split()[:1] == ["vi"]
+        ]
         vi.click()  # the label first, then the drag: Label Studio makes a region of the selected label
         assert "lsf-label_selected" in (vi.get_attribute("class") or "")
         # at the default zoom the canvas spans the file: seconds -> pixels through its width
@@ -171,7 +180,9 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript(
         _loaded_audio(chromium, wait)  # the transcript's recording is there to listen to
         # the prediction pre-fills the text area with the machine transcript
         shown = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=textarea-region]"))
-        assert wait.until(lambda d: d.execute_script(_EDIT)) == [{"text": [speech_projects.machine], "origin": "prediction"}]
+        assert wait.until(lambda d: d.execute_script(_EDIT)) == [
+            {"text": [speech_projects.machine], "origin": "prediction"}
+        ]
         ActionChains(chromium).move_to_element(shown).perform()  # its edit button shows on hover
         shown.find_element(By.CSS_SELECTOR, "[data-testid=htx-textbox-edit-button]").click()
         box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=htx-textbox-input]"))
@@ -179,12 +190,20 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript(
         box.send_keys(utterance.transcript)  # the correction: what was said
         chromium.find_element(By.CSS_SELECTOR, "[data-testid=htx-textbox-save]").click()
         wait.until(
-            lambda d: d.execute_script(_EDIT) == [{"text": [utterance.transcript], "origin": "prediction-changed"}],
+            lambda d: (
+                d.execute_script(_EDIT) == [{"text": [utterance.transcript], "origin": "prediction-changed"}]
+            ),
             "the corrected text never replaced the machine transcript",
         )
         chromium.save_screenshot(str(edit_png))
         submit(chromium, wait, ls.client(), edits_task)
 
-    dragged = ((x0 - wave["left"]) / px_per_s, (x1 - wave["left"]) / px_per_s)
-    print(json.dumps(ls.client().request("GET", f"/api/tasks/{segments_task}/annotations/")[0]["result"]))
-    print(dragged)
+    # the region is where the mouse went, in seconds of the file: the phrase, to within a pixel
+    dragged = [(x - wave["left"]) / px_per_s for x in (x0, x1)]
+    (answer,) = ls.client().request("GET", f"/api/tasks/{segments_task}/annotations/")
+    (result,) = answer["result"]
+    assert result["value"]["labels"] == ["vi"]
+    assert [result["value"]["start"], result["value"]["end"]] == pytest.approx(dragged, abs=1e-3)
+    assert dragged == pytest.approx([target.start, target.end], abs=1.0 / px_per_s)
+    (answer,) = ls.client().request("GET", f"/api/tasks/{edits_task}/annotations/")
+    assert [r["value"]["text"] for r in answer["result"]] == [[utterance.transcript]]
