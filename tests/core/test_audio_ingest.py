@@ -203,3 +203,16 @@ def test_a_groups_csv_names_each_recording_s_group_so_splits_keep_it_whole(store
     source.write("groups.csv", b"file,speaker\n")
     with pytest.raises(SourceError, match="expected a CSV with columns 'filename,group'"):
         ImageSourceResource(uri=str(source.dir)).ingest_options(str(source.dir), audio=AudioOptions())
+
+
+@pytest.mark.parametrize("task_type", ["audio_segments", "text_edits"])
+def test_an_audio_project_s_settings_say_how_its_source_reads(task_type: str) -> None:
+    from labeling_assets.core.label_sets import TASK_TYPES
+    from labeling_assets.resources.project import ProjectSettings
+
+    assert ProjectSettings(task_type="single_label").audio_options() is None
+    if task_type not in TASK_TYPES:
+        pytest.skip(f"{task_type} is not a registered task type yet")
+    options = ProjectSettings.model_validate({"task_type": task_type, "max_audio_seconds": 30}).audio_options()
+    assert options == AudioOptions(task_type=task_type, max_seconds=30.0)
+    assert (".jsonl" in options.extensions) == (options.task_type == "text_edits") and ".mp3" in options.extensions
