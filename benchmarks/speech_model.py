@@ -17,7 +17,9 @@ is trained (20 epochs by default) on each of three labellings of the same train 
 
 and scored on the test utterances' truth: frame accuracy (pooled over frames; none counts as a code), segment F1
 (same label and IoU >= 0.5, one to one, pooled) and boundary error (mean absolute seconds over the starts and ends
-of matched regions). The consensus labels' own scores against the train truth are printed beside them.
+of matched regions). The train labels' own segment F1 against the truth is printed beside them, and per seed
+their shape: the mean gap between consecutive regions of an utterance and how many regions span two or more
+true ones (``--labels-only``: only that, no training).
 Printed: mean ± sd over seeds, and the seconds each fit took (CPU unless CUDA is present).
 """
 
@@ -57,11 +59,22 @@ def _crowd_labels(utterances: list[Utterance], rng: np.random.Generator) -> dict
             "frame_majority": frame_majority(items, durations, LABELS)}  # fmt: skip
 
 
+def label_shape(found: list[list[Region]], truth: list[list[Region]]) -> tuple[float, int]:
+    """(mean gap in s between consecutive regions of an utterance, regions that span two or more true regions
+    within 0.05 s)."""
+    gaps = [b.start - a.end for regions in found for a, b in zip(regions, regions[1:], strict=False)]
+    merged = sum(len([t for t in true if t.start >= r.start - 0.05 and t.end <= r.end + 0.05]) >= 2
+                 for regions, true in zip(found, truth, strict=True) for r in regions)  # fmt: skip
+    return float(np.mean(gaps)), int(merged)
+
+
 def _frame(paths: list[str], regions: list[list[Region]]) -> pd.DataFrame:
     return pd.DataFrame({"item_id": paths, "uri": paths, "label": [_answer(r) for r in regions]})
 
 
-def run_seed(seed: int, n_train: int, n_val: int, n_test: int, epochs: int, folder: Path) -> dict[str, tuple[float, ...]]:
+def run_seed(
+    seed: int, n_train: int, n_val: int, n_test: int, epochs: int, folder: Path, labels_only: bool = False
+) -> dict[str, tuple[float, ...]]:
     rng = np.random.default_rng([seed, 35])
     utterances = [make_utterance(rng, cache_dir=folder / "phrases") for _ in range(n_train + n_val + n_test)]
     paths = []
@@ -75,6 +88,11 @@ def run_seed(seed: int, n_train: int, n_val: int, n_test: int, epochs: int, fold
     out: dict[str, tuple[float, ...]] = {}
     for source in SOURCES:
         label_score = pooled_segment_score(labels[source][:n_train], labels["truth"][:n_train])
+        gap, merged = label_shape(labels[source][:n_train], labels["truth"][:n_train])
+        print(f"seed {seed} {source} train labels: segment F1 {label_score.f1:.4f}, mean gap between regions "
+              f"{gap:.3f} s, {merged} of {sum(map(len, labels[source][:n_train]))} regions span two true ones", flush=True)  # fmt: skip
+        if labels_only:
+            continue
         started = time.perf_counter()
         fitted = TRAINER.fit(_frame(paths[:n_train], labels[source][:n_train]),
                              _frame(paths[n_train:cut], labels[source][n_train:cut]), LABELS,
@@ -97,6 +115,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=15)
     parser.add_argument("--test", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--labels-only", action="store_true", help="the crowd labels' shape only: no training")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on a shared 2-core box)")
     args = parser.parse_args()
     import torch
@@ -105,8 +124,11 @@ def main() -> None:
     runs: dict[str, list[tuple[float, ...]]] = {s: [] for s in SOURCES}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
-            for source, figures in run_seed(seed, args.train, args.val, args.test, args.epochs, Path(tmp)).items():
+            for source, figures in run_seed(seed, args.train, args.val, args.test, args.epochs, Path(tmp),
+                                             args.labels_only).items():  # fmt: skip
                 runs[source].append(figures)
+    if args.labels_only:
+        return
     print(f"\n{args.seeds} seeds; {args.train} train, {args.val} val, {args.test} test utterances; {args.epochs} "
           "epochs; mean ± sd over seeds")  # fmt: skip
     header = ["test frame accuracy", "test segment F1", "test boundary error (s)", "train labels' segment F1", "fit (s)"]
