@@ -9,6 +9,12 @@ duration are seconds. The parser reads ``SPEAKER`` lines only (other types of th
 ``SPKR-INFO`` or ``LEXEME``, are skipped), skips blank lines and ``;;`` comments, and refuses anything else with
 one line saying where and why: a line without ten fields, an onset or duration that is not a number, a negative
 onset, a duration that is not positive.
+
+pyannote's own reader (``pyannote.database.util.load_rttm``, pandas underneath) reads what ``write_rttm`` writes
+to the same regions (tested). It reads a file id or label that pandas takes for a missing value (``NA``, ``None``,
+``null``, ``nan``...) as NaN, so the writer refuses those names. Where the two readers part on other input: it
+reads a ``;;`` comment's second word as a file id with no region, and fails on a comment of four words or more
+(its fourth word is read as the onset); this parser skips comments.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ from collections.abc import Mapping, Sequence
 from labeling_assets.core.speech.regions import Region
 
 FIELDS = 10
+# pandas' default missing-value strings: pyannote's RTTM reader turns a field holding one of them into NaN
+MISSING = frozenset(
+    ("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA")
+    + ("NULL", "NaN", "None", "n/a", "nan", "null")
+)
 
 
 class RttmError(ValueError):
@@ -26,7 +37,8 @@ class RttmError(ValueError):
 
 
 def write_rttm(regions: Mapping[str, Sequence[Region]]) -> str:
-    """Regions per file id as RTTM (files and regions in order); an id or label holding whitespace is refused."""
+    """Regions per file id as RTTM (files and regions in order); an id or label holding whitespace, or one that
+pyannote's reader takes for a missing value, is refused."""
     lines = []
     for file_id, items in regions.items():
         for r in sorted(items, key=lambda r: (r.start, r.end)):
@@ -35,6 +47,8 @@ def write_rttm(regions: Mapping[str, Sequence[Region]]) -> str:
                     raise RttmError(
                         f"{what} {value!r} is empty or holds whitespace: RTTM fields are split on it"
                     )
+                if value in MISSING:
+                    raise RttmError(f"{what} {value!r} reads as a missing value in pyannote's RTTM reader")
             if r.end <= r.start:
                 raise RttmError(f"{file_id}: region {r} has no positive duration")
             lines.append(
