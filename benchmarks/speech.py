@@ -6,6 +6,9 @@ single labeler), over crowd mixes and seeds, on synthesised code-switched uttera
     python benchmarks/speech.py --first-seed 5          # seeds 5-9: held out from the tuning of ours (docs/speech.md)
     python benchmarks/speech.py --help
 
+crowd-kit (the ``bench`` extra, ``pip install crowd-kit==1.4.2``) adds its ROVER as a column; pyannote.metrics
+(a main dependency) gives the segment tables' identification error rate and boundary F1.
+
 The data (``core.speech.synth.make_utterance``): per seed, utterances of four English and Vietnamese phrases
 spoken by espeak-ng (a switch after a phrase with probability 0.7, a noise gap after a phrase with probability
 0.25), so the regions (``en``, ``vi``, ``noise``), the transcript and an English translation are known. The
@@ -28,9 +31,13 @@ shuffled, 30% dropped).
 Methods. Segments: ``ours`` (``segment_consensus.labeler_aware``, no gold) and ``frame_majority`` (the
 baseline, 10 ms frames). Scores pooled over the utterances of a seed: segment F1 (a region matches a true one
 when the labels agree and IoU >= 0.5, one to one), boundary error (mean absolute seconds over the starts and ends
-of matched regions) and frame accuracy. Texts: ``ours`` (``text_consensus.labeler_aware_rover``, no gold),
-``ours_weights_alone`` (the ablation: unchanged answers not discounted), ``rover`` (our plain ROVER: crowd-kit
-is not installed here, so this is the baseline), ``best_single`` (the labeler with the lowest WER against the
+of matched regions) and frame accuracy; and pyannote.metrics' identification error rate (wrong seconds, label or
+none, over the truth's region seconds) and boundary F1 (boundaries within 0.1 s of a true one, one to one, labels
+ignored; ``core.speech.pyannote_eval``). Texts: ``ours`` (``text_consensus.labeler_aware_rover``, no gold),
+``ours_weights_alone`` (the ablation: unchanged answers not discounted), ``rover`` (our plain ROVER),
+``crowdkit_rover`` (``crowdkit.aggregation.ROVER``, whitespace tokens, hypotheses in labeler-name order; it and
+ours differ only in tie-breaking and in the cost of skipping the network's leading slots: see
+tests/core/test_speech_crowdkit_rover.py), ``best_single`` (the labeler with the lowest WER against the
 truth, on the texts it answered: an oracle no project has) and ``machine`` (the output before correction). WER and CER by jiwer, pooled over the texts of a seed.
 Printed: mean ± sd over seeds.
 """
@@ -49,6 +56,7 @@ from labeling_assets.core.speech.crowd import (
     good_segment_labeler,
     machine_output,
 )
+from labeling_assets.core.speech.pyannote_eval import pyannote_score
 from labeling_assets.core.speech.regions import Region, frame_accuracy, pooled_segment_score
 from labeling_assets.core.speech.segment_consensus import frame_majority, labeler_aware
 from labeling_assets.core.speech.synth import LABELS, Utterance, make_utterance
@@ -108,7 +116,14 @@ def segment_run(
                 [frame_accuracy(r, t, LABELS, d) for r, t, d in zip(regions, truth, durations, strict=True)]
             )
         )
-        out[method] = (score.boundary_error, score.f1, accuracy)
+        theirs = pyannote_score(regions, truth, durations)
+        out[method] = (
+            score.boundary_error,
+            score.f1,
+            accuracy,
+            theirs.identification_error_rate,
+            theirs.boundary_f1,
+        )
     return out
 
 
@@ -125,6 +140,7 @@ def text_run(utterances: Sequence[Utterance], mix: str, seed: int) -> dict[str, 
         "ours": labeler_aware_rover(items, machine).texts,
         "ours_weights_alone": labeler_aware_rover(items, machine, discount_unchanged=False).texts,
         "rover": [rover(answers)[0] for answers in items],
+        **crowdkit_rover(items),
         "machine": machine,
     }
     out = {method: (wer(truth, hyp), cer(truth, hyp)) for method, hyp in texts.items()}
@@ -135,6 +151,20 @@ def text_run(utterances: Sequence[Utterance], mix: str, seed: int) -> dict[str, 
         single.append((wer(refs, hyps), cer(refs, hyps)))
     out["best_single"] = min(single)
     return out
+
+
+def crowdkit_rover(items: Sequence[dict[str, list[str]]]) -> dict[str, list[list[str]]]:
+    """crowd-kit's ROVER of every item ({} without crowd-kit: the column is left out)."""
+    try:
+        import pandas as pd
+        from crowdkit.aggregation import ROVER
+    except ImportError:
+        return {}
+    rows = [(k, name, " ".join(answers[name])) for k, answers in enumerate(items) for name in sorted(answers)]
+    texts = ROVER(tokenizer=str.split, detokenizer=" ".join).fit_predict(
+        pd.DataFrame(rows, columns=["task", "worker", "text"])
+    )
+    return {"crowdkit_rover": [str(texts[k]).split() for k in range(len(items))]}
 
 
 def _table(title: str, header: Sequence[str], rows: dict[tuple[str, str], list[tuple[float, ...]]]) -> None:
@@ -179,7 +209,17 @@ def main() -> None:
                     table.setdefault((mix, method), []).append(figures)
     last = args.first_seed + args.seeds - 1
     print(f"seeds {args.first_seed}-{last}, {args.utterances} utterances each; mean ± sd over seeds")
-    _table("Segments", ["boundary error (s)", "segment F1", "frame accuracy"], seg)
+    _table(
+        "Segments",
+        [
+            "boundary error (s)",
+            "segment F1",
+            "frame accuracy",
+            "identification error rate (pyannote)",
+            "boundary F1 at 0.1 s (pyannote)",
+        ],
+        seg,
+    )
     _table("Texts (transcripts and translations pooled)", ["WER", "CER"], txt)
 
 
