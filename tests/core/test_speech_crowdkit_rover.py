@@ -61,7 +61,21 @@ def test_crowdkit_charges_for_skipping_the_networks_leading_slots() -> None:
 
 def test_on_a_simulated_crowd_every_difference_is_one_of_the_two_rules() -> None:
     rng = np.random.default_rng(0)
-    vocab = "xin chào the meeting starts at nine hôm nay trời đẹp and we go".split()
+    vocab = [
+        "xin",
+        "chào",
+        "the",
+        "meeting",
+        "starts",
+        "at",
+        "nine",
+        "hôm",
+        "nay",
+        "trời",
+        "đẹp",
+        "and",
+        "we",
+    ]
     crowd = [careful_text_labeler(f"careful{k}", rng) for k in range(4)]
     crowd += [TextLabeler("lazy", lazy=True), TextLabeler("spammer", spammer=True)]
     items: list[Answers] = []

@@ -54,15 +54,21 @@ def test_identification_errors_are_the_frame_errors_on_the_frame_grid() -> None:
     truths, items, durations = [], [], []
     for _ in range(12):
         cuts = np.round(np.cumsum(rng.uniform(0.3, 1.5, 9)), 2)
-        truth = [Region(float(a), float(b), str(rng.choice(LABELS))) for a, b in zip(cuts[::2], cuts[1::2])]
+        truth = [
+            Region(float(a), float(b), str(rng.choice(LABELS)))
+            for a, b in zip(cuts[::2], cuts[1::2], strict=False)
+        ]
         duration = float(cuts[-1] + 0.5)
         truths.append(truth)
         durations.append(duration)
         items.append({lab.name: lab.mark(truth, duration, LABELS, rng) for lab in crowd})
     found = frame_majority(items, durations, LABELS)
-    wrong = [(1 - frame_accuracy(f, t, LABELS, d)) * n_frames(d) * HOP for f, t, d in zip(found, truths, durations)]
+    wrong = [
+        (1 - frame_accuracy(f, t, LABELS, d)) * n_frames(d) * HOP
+        for f, t, d in zip(found, truths, durations, strict=True)
+    ]
     assert sum(wrong) > 1.0  # the spammer leaves errors to count
-    for f, t, d, w in zip(found, truths, durations, wrong):
+    for f, t, d, w in zip(found, truths, durations, wrong, strict=True):
         assert pyannote_score([f], [t], [d]).error_seconds == pytest.approx(w, abs=1e-6)
     pooled = pyannote_score(found, truths, durations)
     assert pooled.error_seconds == pytest.approx(sum(wrong), abs=1e-6)

@@ -94,13 +94,15 @@ def pyannote_score(
     ier = IdentificationErrorRate()
     der = DetectionErrorRate()
     purity, coverage = SegmentationPurity(tolerance=0.0), SegmentationCoverage(tolerance=0.0)
-    precision, recall = SegmentationPrecision(tolerance=tolerance), SegmentationRecall(tolerance=tolerance)
+    precision = SegmentationPrecision(tolerance=tolerance)  # type: ignore[no-untyped-call]
+    recall = SegmentationRecall(tolerance=tolerance)  # type: ignore[no-untyped-call]
     for k, (f, t, d) in enumerate(zip(found, truth, durations, strict=True)):
         hyp, ref = to_annotation(f, f"item{k}"), to_annotation(t, f"item{k}")
         uem = Timeline([Segment(0.0, d)])
         ier(ref, hyp, uem=uem)
         der(ref, hyp, uem=uem)
-        with warnings.catch_warnings():  # an item with no truth region: pyannote warns, the pooled value stands
+        # an item with no truth region: pyannote warns, the pooled value stands
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             purity(ref, hyp)
             coverage(ref, hyp)

@@ -27,8 +27,26 @@ from labeling_assets.core.speech.regions import Region
 FIELDS = 10
 # pandas' default missing-value strings: pyannote's RTTM reader turns a field holding one of them into NaN
 MISSING = frozenset(
-    ("#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA")
-    + ("NULL", "NaN", "None", "n/a", "nan", "null")
+    [
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    ]
 )
 
 
@@ -38,7 +56,7 @@ class RttmError(ValueError):
 
 def write_rttm(regions: Mapping[str, Sequence[Region]]) -> str:
     """Regions per file id as RTTM (files and regions in order); an id or label holding whitespace, or one that
-pyannote's reader takes for a missing value, is refused."""
+    pyannote's reader takes for a missing value, is refused."""
     lines = []
     for file_id, items in regions.items():
         for r in sorted(items, key=lambda r: (r.start, r.end)):
