@@ -3,9 +3,10 @@
 ROVER (Fiscus 1997) here is our own, word level: the hypotheses are aligned one after another into a word
 transition network (a list of slots, each holding every hypothesis's word or nothing) by edit distance, a word
 matching a slot at no cost when any earlier hypothesis put that word there; each slot then elects the word (or
-the empty word) with the most votes, ties to the earliest hypothesis. crowd-kit's ROVER is not installed here,
-so this plain ROVER (equal votes, hypotheses in labeler-name order) is the baseline; its design follows the same
-paper.
+the empty word) with the most votes, ties to the earliest hypothesis. It follows the same paper as crowd-kit's
+``ROVER`` and elects the same words but for two rules (tests/core/test_speech_crowdkit_rover.py): crowd-kit breaks
+a tie by the longer word, then the alphabetically last, and charges for leaving the network's leading slots empty
+even where an earlier hypothesis left them empty. The benchmark runs both as baselines.
 
 Ours, ``labeler_aware_rover``, iterates: each labeler's reliability is its word error rate against the
 leave-one-out consensus of the other labelers on the same items (against gold where given), turned into a vote
