@@ -110,5 +110,10 @@ def test_an_output_becomes_a_prelabel_a_queue_score_and_a_test_report() -> None:
     assert report.metrics["test_boundary_error_s"] == pytest.approx(0.025)
     # frames: 0-0.2 none both; 0.2-0.25 en vs none; 1.0-1.1 none; 1.1-1.5 vi vs en; 1.5-1.8 vi vs none
     assert report.metrics["test_frame_accuracy"] == pytest.approx(1 - (5 + 40 + 30) / 200)
+    # pyannote.metrics: the same 0.75 s wrong over the truth's 1.15 s of regions; 0.35 s of it is a region where
+    # the truth has none; boundaries 0.2/1.0/1.1/1.8 against 0.25/1.0/1.1/1.5: three of four within 0.1 s
+    assert report.metrics["test_identification_error_rate"] == pytest.approx(0.75 / 1.15)
+    assert report.metrics["test_detection_error_rate"] == pytest.approx(0.35 / 1.15)
+    assert report.metrics["test_boundary_f1_pyannote"] == pytest.approx(0.75)
     table = report.texts["evaluation/frame_confusion.md"]
     assert "| none | 50 | 5 | 30 | 0 |" in table and "| en | 0 | 75 | 40 | 0 |" in table

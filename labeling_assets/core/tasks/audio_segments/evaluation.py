@@ -6,7 +6,8 @@
 (:func:`.trainer.model_output`; None where the audio did not decode). Scores by ``core/speech/regions.py``:
 segment F1 (a found region matches a true one of the same label at IoU >= 0.5, one to one; pooled over items),
 boundary error (mean absolute seconds over the starts and ends of matched regions), and frame accuracy (the share
-of 10 ms frames whose label, or none, agrees), with a per-class frame confusion.
+of 10 ms frames whose label, or none, agrees), with a per-class frame confusion; and pyannote.metrics' figures
+(``core/speech/pyannote_eval.py``): identification and detection error rates and boundary F1 at 0.1 s.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from labeling_assets.core.display import md_text
+from labeling_assets.core.speech.pyannote_eval import pyannote_score
 from labeling_assets.core.speech.regions import Region, n_frames, pooled_segment_score
 from labeling_assets.core.tasks.audio_segments.frame_model import frame_targets
 from labeling_assets.core.tasks.audio_segments.trainer import NONE_CODE, regions_of
@@ -109,6 +111,11 @@ def test_report(
     if not np.isnan(accuracy):
         metrics["test_frame_accuracy"] = accuracy
     metrics.update({f"test_segment_f1_{c}": s.f1 for c, s in per_class.items()})
+    theirs = pyannote_score(found, expected, [float(o["duration"]) for o in outputs])
+    metrics["test_boundary_f1_pyannote"] = theirs.boundary_f1
+    if not np.isnan(theirs.identification_error_rate):  # nan: no true region on the test items
+        metrics["test_identification_error_rate"] = theirs.identification_error_rate
+        metrics["test_detection_error_rate"] = theirs.detection_error_rate
     boundary = "n/a" if np.isnan(overall.boundary_error) else f"{overall.boundary_error:.3f} s"
     return TestSplitReport(
         metrics=metrics,
