@@ -17,14 +17,19 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from labeling_assets.core.tasks.kind import TaskKind
 
-TaskType = Literal["single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans"]
+TaskType = Literal[
+    "single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans", "audio_segments"
+]
 SINGLE_LABEL: TaskType = "single_label"
 MULTI_LABEL: TaskType = "multi_label"
 BOXES: TaskType = "boxes"
 TEXT_CLASSES: TaskType = "text_classes"
 TEXT_CLASS_SETS: TaskType = "text_class_sets"
 TEXT_SPANS: TaskType = "text_spans"
-TASK_TYPES: tuple[TaskType, ...] = (SINGLE_LABEL, MULTI_LABEL, BOXES, TEXT_CLASSES, TEXT_CLASS_SETS, TEXT_SPANS)
+AUDIO_SEGMENTS: TaskType = "audio_segments"
+TASK_TYPES: tuple[TaskType, ...] = (
+    SINGLE_LABEL, MULTI_LABEL, BOXES, TEXT_CLASSES, TEXT_CLASS_SETS, TEXT_SPANS, AUDIO_SEGMENTS
+)
 
 # The Label Studio choice a person picks for "no finding": stored as the empty set, never as a class.
 NONE_OF_THESE = "None of these"

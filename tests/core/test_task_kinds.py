@@ -88,6 +88,14 @@ def _entity(k: int, sure: bool = True) -> dict[str, Any]:
     return {"text": text, "spans": [span]}
 
 
+def _audio_regions(k: int, sure: bool = True) -> dict[str, Any]:
+    """A frame model's output for a clip with one region of class ``k`` (a place per class: a wrong class is a
+    wrong region too)."""
+    start = 0.5 + 1.5 * k
+    region = {"start": start, "end": start + 1.0, "label": CLASSES[k], "score": 0.98 if sure else 0.5}
+    return {"duration": 5.0, "regions": [region]}
+
+
 def _gold_boxes(answer: Any) -> str:
     """A box answer as a gold file writes it: ``{width, height, boxes: [{label, x0, y0, x1, y1}]}``."""
     boxes, _ = answer_boxes(answer, CLASSES)
@@ -164,7 +172,8 @@ class TrainingData:
 
 
 # What a model of the kind says about an item of class ``k`` (default: class probabilities).
-OUTPUTS: dict[str, Callable[[int, bool], Any]] = {"boxes": _detected_box, "text_spans": _entity}
+OUTPUTS: dict[str, Callable[[int, bool], Any]] = {"boxes": _detected_box, "text_spans": _entity,
+                                                   "audio_segments": _audio_regions}
 # How a gold file writes an answer (default: a class name as itself, any other answer as JSON).
 GOLD_TEXTS: dict[str, Callable[[Any], str]] = {"boxes": _gold_boxes}
 # What a trainer kind trains on, made in a folder.

@@ -28,7 +28,7 @@ from labeling_assets.core.tasks.registry import task_kind
 # Hugging Face DatasetDict, CoNLL and spaCy's DocBin by the text kinds (``core/tasks/text_classes/export.py``,
 # ``core/tasks/text_spans/export.py``).
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "parquet", "imagefolder", "coco", "yolo", "voc", "hf_datasets", "conll",
-                            "spacy")  # fmt: skip
+                            "spacy", "rttm")  # fmt: skip
 FILE_NAMES: dict[str, str] = {
     "jsonl": "dataset.jsonl",
     "csv": "dataset.csv",
@@ -101,8 +101,9 @@ def indicator_frame(rows: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
 
 def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.DataFrame:
     """One row per manifest item: image_path (the stored copy), label, split, item_id; sorted by item. A label set
-    stays a sorted list of names, and a box answer (a dict) and a span answer (a list of ``[start, end, type]``) stay
-    as they are, for the kind's export to read; any other label becomes its text.
+    stays a sorted list of names, and a box answer (a dict), a span answer (a list of ``[start, end, type]``) and an
+    audio segment answer (a list of ``{start, end, label}``) stay as they are, for the kind's export to read; any
+    other label becomes its text.
 
     Raises ValueError when an item has no stored image: an export that silently drops items would not
     match its dataset version.
@@ -116,7 +117,7 @@ def export_rows(manifest: pd.DataFrame, uris: Mapping[str, str | None]) -> pd.Da
     answers = rows["label"].map(lambda v: isinstance(v, Mapping))
     # Label sets stay lists (sorted names), for the JSONL list field and the 0/1 columns.
     if len(rows) and sets.all():
-        labels = rows["label"].map(lambda v: list(v) if any(isinstance(x, list | tuple) for x in v) else sorted(map(str, v)))
+        labels = rows["label"].map(lambda v: list(v) if any(isinstance(x, list | tuple | Mapping) for x in v) else sorted(map(str, v)))
     elif len(rows) and answers.all():
         labels = rows["label"]
     else:

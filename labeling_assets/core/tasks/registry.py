@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     "text_classes": "labeling_assets.core.tasks.text_classes",
     "text_class_sets": "labeling_assets.core.tasks.text_class_sets",
     "text_spans": "labeling_assets.core.tasks.text_spans",
+    "audio_segments": "labeling_assets.core.tasks.audio_segments",
 }
 
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
