@@ -1,6 +1,6 @@
 """The gold gate's threshold per kind: what the demo crowds score on gold, and which labelers a threshold pauses.
 
-    python benchmarks/gold_gate_thresholds.py                 # spans and boxes, 20 seeds of demo-sized gold
+    python benchmarks/gold_gate_thresholds.py                 # spans, boxes, audio segments: 20 seeds of demo-sized gold
     python benchmarks/gold_gate_thresholds.py --seeds 5 --gold-items 60
 
 The gold gate (the check ``labeler_gold_accuracy_at_least_threshold`` and the automatic pause) fails a labeler when
@@ -13,7 +13,9 @@ Printed per kind: each simulated labeler's gold score on a large sample (their t
 ``--seeds`` seeds: the mean score, one seed's Wilson interval, and how often the gate pauses them at each candidate
 threshold. The crowds are the demos' own: ``cli.demo_text.span_crowd`` (good, good, misses, sloppy, spammer) and
 ``boxes.crowd.default_box_crowd`` (good, good, average, average, spammer). Spans are scored strict (same offsets and
-type, the gate's score) and partial (same type, overlapping) beside it.
+type, the gate's score) and partial (same type, overlapping) beside it. Audio segments: ``benchmarks/speech.py``'s
+labelers (two good ones, the late-and-wide marker, the switch misser, the spammer) on utterances of four language
+regions laid out as ``speech.synth.make_utterance`` lays them (no audio is needed to score regions).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import numpy as np
 
 from labeling_assets.cli.demo_text import span_crowd
 from labeling_assets.core.consensus.gates import wilson_interval
+from labeling_assets.core.speech.crowd import SegmentLabeler, good_segment_labeler
+from labeling_assets.core.speech.regions import Region
+from labeling_assets.core.tasks.audio_segments.stats import match_counts as region_counts
 from labeling_assets.core.tasks.boxes.crowd import default_box_crowd, make_scenes, simulate_boxes
 from labeling_assets.core.tasks.boxes.gold import gold_box_score
 from labeling_assets.core.tasks.text_spans.demo import ENTITY_TYPES, sentences, simulate_span_crowd
@@ -60,6 +65,30 @@ def box_counts(n_items: int, overlap: int, seed: int) -> Counts:
     return {str(r.labeler_id): (int(r.matched), int(r.n)) for r in scores.itertuples(index=False)}
 
 
+def segment_counts(n_items: int, overlap: int, seed: int) -> Counts:
+    """Each simulated segment labeler's (matched, gold + false regions) at IoU 0.5, same label
+    (``audio_segments.stats.gold_counts``'s rule), on ``n_items`` gold utterances answered ``overlap``-fold."""
+    rng = np.random.default_rng([seed, 35])
+    crowd = [good_segment_labeler("good0", rng), good_segment_labeler("good1", rng),
+             SegmentLabeler("late_wide", start_offset=-0.2, end_offset=0.2, jitter=0.03),
+             SegmentLabeler("switch_misser", miss_switch=0.5, jitter=0.12), SegmentLabeler("spammer", spammer=True)]  # fmt: skip
+    out: dict[str, list[int]] = {}
+    for _ in range(n_items):
+        t, truth, lang = 0.0, [], str(rng.choice(["en", "vi"]))
+        for _ in range(4):
+            t += float(rng.uniform(0.15, 0.4))
+            length = float(rng.uniform(0.8, 1.8))
+            truth.append(Region(round(t, 3), round(t + length, 3), lang))
+            t += length
+            lang = lang if rng.random() >= 0.7 else ("vi" if lang == "en" else "en")
+        for k in rng.choice(len(crowd), size=overlap, replace=False):
+            labeler = crowd[int(k)]
+            got = out.setdefault(labeler.name, [0, 0])
+            matched, trials = region_counts(labeler.mark(truth, t + 0.2, ["en", "vi", "noise"], rng), truth)
+            got[0], got[1] = got[0] + matched, got[1] + trials
+    return {k: (v[0], v[1]) for k, v in sorted(out.items())}
+
+
 def report(title: str, counts: Callable[[int, int, int], Counts], args: argparse.Namespace) -> None:
     big = counts(2000, args.overlap, 0)
     runs = [counts(args.gold_items, args.overlap, seed) for seed in range(1, args.seeds + 1)]
@@ -86,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report("text spans, strict (the gate's score)", span_counts, args)
     report("text spans, partial (same type, overlapping)", lambda n, o, s: span_counts(n, o, s, "partial"), args)
     report("boxes (IoU 0.5)", box_counts, args)
+    report("audio segments (IoU 0.5, same label)", segment_counts, args)
 
 
 if __name__ == "__main__":

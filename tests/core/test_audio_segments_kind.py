@@ -29,7 +29,7 @@ from labeling_assets.core.tasks.audio_segments.answers import (
     stored,
 )
 from labeling_assets.core.tasks.audio_segments.label_issues import LOW_CONFIDENCE
-from labeling_assets.core.tasks.kind import GOLD_MATCH_THRESHOLD, ItemMedia
+from labeling_assets.core.tasks.kind import ItemMedia
 
 KIND = task_kind("audio_segments")
 CLASSES = ["en", "vi", "noise"]
@@ -139,7 +139,7 @@ def test_labeler_statistics_measure_offsets_misses_and_false_regions_and_the_gat
     eligible = KIND.votes(rows, CLASSES).frame
     late = KIND.labeler_stats(eligible[eligible["labeler_id"] == "late"], labeler_id="late", classes=CLASSES,
                               gold=gold, consensus=gold, population_shares={})  # fmt: skip
-    assert late.n_gold == 30 and late.gold_accuracy is not None and late.gold_accuracy > GOLD_MATCH_THRESHOLD
+    assert late.n_gold == 30 and late.gold_accuracy is not None and late.gold_accuracy > KIND.gold_gate_threshold
     assert late.vs_consensus["gold_start_offset"] == pytest.approx(0.15, abs=0.02)
     assert late.vs_consensus["gold_end_offset"] == pytest.approx(0.15, abs=0.02)
     low, high = late.vs_consensus["gold_miss_rate_ci"]
