@@ -33,6 +33,7 @@ from labeling_assets.core.labelstudio.config import config_layout
 from labeling_assets.core.labelstudio.tasks import STRATEGIES
 from labeling_assets.core.reporting.answer_views import AnswerView
 from labeling_assets.core.reporting.qa_report import class_share_per_period
+from labeling_assets.core.speech.synth import write_wav
 from labeling_assets.core.store.schema import LabelStore, items_table, utcnow
 from labeling_assets.core.tasks import KINDS, task_kind, training_head
 from labeling_assets.core.tasks.boxes.demo_scenes import SCENE_CLASSES, load_scene_truth, render_digit_scenes
@@ -90,10 +91,10 @@ def _entity(k: int, sure: bool = True) -> dict[str, Any]:
 
 def _audio_regions(k: int, sure: bool = True) -> dict[str, Any]:
     """A frame model's output for a clip with one region of class ``k`` (a place per class: a wrong class is a
-    wrong region too)."""
+    wrong region too), sure of every frame or not."""
     start = 0.5 + 1.5 * k
     region = {"start": start, "end": start + 1.0, "label": CLASSES[k], "score": 0.98 if sure else 0.5}
-    return {"duration": 5.0, "regions": [region]}
+    return {"duration": 5.0, "regions": [region], "mean_entropy": 0.05 if sure else 0.9}
 
 
 def _gold_boxes(answer: Any) -> str:
@@ -161,6 +162,24 @@ def _sentences(folder: Path) -> TrainingData:
     return TrainingData(frame.iloc[:9], frame.iloc[9:], CLASSES, {"epochs": 1})
 
 
+def _clips(folder: Path) -> TrainingData:
+    """Two-second clips, each with one region of its class (a tone of its own pitch), as ingest stores audio (WAV),
+    as a version's rows."""
+    rate = 16_000
+    rows = []
+    for n in range(9):
+        k = n % 3
+        audio = np.zeros(2 * rate, dtype=np.float32)
+        t = np.arange(rate) / rate
+        audio[rate // 2 : rate // 2 + rate] = 0.3 * np.sin(2 * np.pi * (250 + 500 * k) * t)
+        path = folder / f"a{n:02d}.wav"
+        write_wav(path, audio, rate)
+        rows.append({"item_id": f"a{n:02d}", "uri": str(path), "label": [{"start": 0.5, "end": 1.5, "label": CLASSES[k]}],
+                     "confidence": 0.9})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    return TrainingData(frame.iloc[:6], frame.iloc[6:], CLASSES, {"epochs": 1, "device": "cpu", "hidden": 8, "crop_s": 1.0})
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """What a trainer kind's trainer is checked on: a version's train and val rows, its classes, small settings."""
@@ -182,12 +201,14 @@ TRAINING: dict[str, Callable[[Path], TrainingData]] = {
     "text_classes": lambda folder: _text_rows(folder, False),
     "text_class_sets": lambda folder: _text_rows(folder, True),
     "text_spans": _sentences,
+    "audio_segments": _clips,
 }
 # A file the kind's model cannot read (default: bytes that are no image), as (name, bytes).
 UNREADABLE: dict[str, tuple[str, bytes]] = {
     "text_classes": ("broken.txt", b"\xff\xfe not UTF-8"),
     "text_class_sets": ("broken.txt", b"\xff\xfe not UTF-8"),
     "text_spans": ("broken.txt", b"\xff\xfe not UTF-8"),
+    "audio_segments": ("broken.wav", b"RIFF not audio"),
 }
 
 

@@ -286,7 +286,7 @@ class AudioSegmentsKind:
     ) -> tuple[Any, float]:
         if features is None:
             features = [{} for _ in item_ids]
-        return segment_label_issues(item_ids, labels, features, classes, prelabels.decided_with_duration)
+        return segment_label_issues(item_ids, labels, features, classes)
 
     # Datasets.
     def usable_labels(
@@ -409,10 +409,7 @@ class AudioSegmentsKind:
     # Training: the kind's own trainer (``trainer.py``), no training head.
     def encode(self, answers: Sequence[Any], classes: Sequence[str]) -> Any:
         """The answers as they are (an object array: the truth :meth:`test_score` reads)."""
-        found = np.empty(len(answers), dtype=object)
-        for n, answer in enumerate(answers):  # one list per item: numpy would otherwise make a table of them
-            found[n] = answer
-        return found
+        return evaluation.encode_answers(answers)
 
     def stored_targets(self, store: Any, item_ids: list[str], labels: Any, classes: list[str]) -> Any:
         """None: the frame model trains on the consensus regions (no soft targets)."""

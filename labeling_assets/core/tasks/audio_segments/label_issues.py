@@ -12,7 +12,7 @@ Two readings, cheapest first, per item:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,20 +39,31 @@ def frame_agreement_with(found: Sequence[Region], given: Sequence[Region], class
     return float(np.mean(to_frames(found, classes, length) == to_frames(given, classes, length)))
 
 
+def model_regions(output: Any) -> tuple[list[Region], float | None] | None:
+    """A frame model's output (``trainer.model_output``: ``{"duration", "regions": [{start, end, label, score}]}``)
+    as (its regions, the audio's duration); None for what is no such output."""
+    if not isinstance(output, Mapping) or not isinstance(output.get("regions"), list):
+        return None
+    try:
+        found = [Region(float(r["start"]), float(r["end"]), str(r["label"])) for r in output["regions"]]
+        duration = float(output["duration"]) if output.get("duration") is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return found, duration
+
+
 def segment_label_issues(
     item_ids: Sequence[str], answers: Sequence[Any], features: Sequence[Mapping[str, Any]], classes: Sequence[str],
-    decide: Callable[[Any], tuple[list[Region], float | None] | None],
 ) -> tuple[LabelIssues, float]:  # fmt: skip
     """(the flagged items, worst first, with every item's label quality; the share of items with a model output
     whose regions agree with consensus on at least :data:`MODEL_AGREEMENT` of frames, nan without any).
-    ``features``: per item ``{"confidence": float | None, "model": the model's output or None}``; ``decide``:
-    a model output as (its regions at the pre-label cut, the audio's duration)."""
+    ``features``: per item ``{"confidence": float | None, "model": the frame model's output or None}``."""
     names = [str(c) for c in classes]
     rows = []
     agree = []
     for item, answer, feature in zip(item_ids, answers, features, strict=True):
         given = from_stored(answer) or []
-        decided = decide(feature.get("model")) if feature.get("model") is not None else None
+        decided = model_regions(feature.get("model"))
         if decided is not None:
             found, duration = decided
             quality = frame_agreement_with(found, given, names, duration)
