@@ -198,6 +198,13 @@ def test_exports_write_jsonl_rows_and_rttm_that_parses_back_into_the_regions(tmp
     assert lines[0]["duration"] is None and lines[0]["uri"].endswith("i1.wav")  # no audio there to read
     read = {**parse_rttm(report.paths["train_rttm"].read_text()), **parse_rttm(report.paths["test_rttm"].read_text())}
     assert {k: stored(v) for k, v in read.items()} == {k: v for k, v in regions.items() if v}
+    # pyannote's own reader (what diarization tools load RTTM with) reads the same regions.
+    from pyannote.database.util import load_rttm
+
+    found = {**load_rttm(str(report.paths["train_rttm"])), **load_rttm(str(report.paths["test_rttm"]))}
+    assert {uri: [{"start": round(s.start, 3), "end": round(s.end, 3), "label": label}
+                  for s, _, label in annotation.itertracks(yield_label=True)]
+            for uri, annotation in found.items()} == {k: v for k, v in regions.items() if v}  # fmt: skip
     with pytest.raises(ValueError, match="klingon"):
         KIND.export(rows.assign(label=[[{"start": 0, "end": 1, "label": "klingon"}]] * 3), tmp_path / "x", ["rttm"],
                     CLASSES)  # fmt: skip
