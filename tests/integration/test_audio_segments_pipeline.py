@@ -1,7 +1,8 @@
 """An audio_segments project through every stage on a real Label Studio, with a SQLite and a PostgreSQL label store:
 code-switched utterances spoken by espeak-ng (``speech.demo_source``, their language regions known by construction)
 are ingested with a hidden gold set, pushed as audio tasks, answered through the Label Studio API as a labeler's
-browser answers (one labeler marks every region late), collected, aggregated, split and exported by the project's
+browser answers (one labeler marks every region late; all miss one region on one recording), collected, aggregated,
+settled by an expert in the review project, split and exported by the project's
 own assets (the RTTM read back), scored per labeler; then the kind's frame model is trained on that version on a
 real local MLflow store, evaluated and made the champion, and the next recordings reach Label Studio with its
 predicted regions as their prediction."""
@@ -18,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from labeling_assets.assets import collect, queue
+from labeling_assets.assets.adjudication import adjudications
 from labeling_assets.assets.consensus import consensus_labels
 from labeling_assets.assets.dataset import dataset_export, dataset_splits
 from labeling_assets.assets.evaluate import model_evaluation
@@ -27,11 +29,14 @@ from labeling_assets.assets.labeler_stats import labeler_stats
 from labeling_assets.assets.prelabel import prelabels
 from labeling_assets.assets.train import trained_model, training_tensors
 from labeling_assets.checks.queue import gold_never_in_task_data
+from labeling_assets.core.consensus.review_routing import EXPERT_REVIEW, ReviewRequest
+from labeling_assets.core.labelstudio.review import CONSENSUS_VERSION
 from labeling_assets.core.speech.demo_source import make_demo, write_segment_source
 from labeling_assets.core.speech.regions import Region, pooled_segment_score
 from labeling_assets.core.speech.rttm import parse_rttm
 from labeling_assets.core.speech.synth import ESPEAK, LABELS
 from labeling_assets.core.store.queries import latest_labeler_stats
+from labeling_assets.core.store.reviews import sync_review_requests
 from labeling_assets.core.store.schema import (
     LabelStore,
     annotations_table,
@@ -54,20 +59,23 @@ pytestmark = [pytest.mark.labelstudio,
 
 CLASSES = list(LABELS)  # en, vi, noise
 USERS = ["au_one", "au_two", "au_late"]
+EXPERT = "au_expert"
 N_FIRST, N_NEXT = 10, 2
 LATE = 0.12  # seconds: au_late marks every region this late, start and end
 # Seconds of training: the model side is what is checked here, not the model's quality.
 TRAINER_SETTINGS: dict[str, Any] = {"epochs": 1, "hidden": 16, "crop_s": 2.0}
 
 
-def _marked(regions: tuple[Region, ...], name: str) -> list[dict[str, Any]]:
-    """What a labeler marks: the truth, ``au_late`` every boundary :data:`LATE` late."""
+def _marked(regions: tuple[Region, ...], name: str, missed: bool = False) -> list[dict[str, Any]]:
+    """What a labeler marks: the truth (``missed``: all but its last region), ``au_late`` every boundary
+    :data:`LATE` late."""
     shift = LATE if name == "au_late" else 0.0
-    return stored([Region(r.start + shift, r.end + shift, r.label) for r in regions])
+    return stored([Region(r.start + shift, r.end + shift, r.label) for r in (regions[:-1] if missed else regions)])
 
 
 # The stages that read and write the store on both stores; the model's (seconds of MLflow and training each) on
-# PostgreSQL, the store the issue's labeling operation runs on: the model side does not depend on the store's engine.
+# PostgreSQL, the store the issue's labeling operation runs on, and the expert review on SQLite: neither depends on
+# the store's engine, and each adds seconds.
 @pytest.mark.parametrize(("backend", "with_model"), [("sqlite", False),
                                                       pytest.param("postgresql", True, marks=pytest.mark.postgres)])  # fmt: skip
 def test_an_audio_segments_project_runs_every_stage(
@@ -85,7 +93,7 @@ def test_an_audio_segments_project_runs_every_stage(
         "label_store": LabelStoreResource(url=store.url),
         "image_source": ImageSourceResource(uri=str(source)),
         "project": ProjectSettings(data_dir=str(label_studio.files_root / title), classes=CLASSES,
-                                   task_type="audio_segments"),  # fmt: skip
+                                   task_type="audio_segments", reviewers=[EXPERT]),  # fmt: skip
         "label_studio": label_studio.resource(title),
         "mlflow": mlflow,
     }
@@ -120,11 +128,13 @@ def test_an_audio_segments_project_runs_every_stage(
         tasks = {t["data"]["item_id"]: t for t in client.iter_tasks(project_id, fields="all")}
         assert set(tasks) == set(truth) and all(set(t["data"]) == {"audio", "item_id"} for t in tasks.values())
 
-        # Labelers answer as their browsers would: regions on the waveform, through the kind's own drawing.
-        users = client.ensure_users(USERS)
+        # Labelers answer as their browsers would: regions on the waveform, through the kind's own drawing. On one
+        # recording every labeler misses the last region alike: only an expert fixes it.
+        users = client.ensure_users([*USERS, EXPERT])
+        wrong = next(i for i in sorted(truth) if items[truth[i].file]["gold_label"] is None)
         for item, u in truth.items():
             for name in USERS:
-                result = kind.answer_result(_marked(u.regions, name), ItemMedia())
+                result = kind.answer_result(_marked(u.regions, name, item == wrong), ItemMedia())
                 client.request("POST", f"/api/tasks/{tasks[item]['id']}/annotations/",
                                json={"result": result, "completed_by": users[name], "lead_time": 7.0})  # fmt: skip
         run([collect.annotations])
@@ -132,17 +142,38 @@ def test_an_audio_segments_project_runs_every_stage(
                                      annotations_table.c.label))  # fmt: skip
         name_of = {str(v): k for k, v in users.items()}
         assert sorted((r["item_id"], name_of[r["labeler_id"]], json.dumps(r["label"])) for r in rows) == sorted(
-            (i, n, json.dumps(_marked(u.regions, n))) for i, u in truth.items() for n in USERS)  # fmt: skip
+            (i, n, json.dumps(_marked(u.regions, n, i == wrong))) for i, u in truth.items() for n in USERS)  # fmt: skip
 
         # Consensus (ours): gold items are their gold; the late labeler's offset is learnt on gold and undone.
         consensus_meta = run([consensus_labels]).asset_materializations_for_node("consensus_labels")[0].metadata
         consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
         assert set(consensus) == set(truth) and all(consensus[i] == g for i, g in gold.items())
-        others = sorted(set(truth) - set(gold))
+        others = sorted(set(truth) - set(gold) - {wrong})
         score = pooled_segment_score([from_stored(consensus[i]) or [] for i in others],
                                      [list(truth[i].regions) for i in others])  # fmt: skip
         assert score.f1 == 1.0 and score.boundary_error < LATE / 3, score
         assert "labeler_aware" in str(consensus_meta["method"].value)
+        assert len(consensus[wrong]) == len(truth[wrong].regions) - 1
+
+        # The review project shows the expert the recording with the consensus pre-drawn; the expert's regions
+        # settle the item (on one store: the review code does not depend on its engine).
+        if not with_model:
+            sync_review_requests(store, "test", [ReviewRequest(wrong, EXPERT_REVIEW, "a region may be missing")], [])
+            review = run([adjudications]).asset_materializations_for_node("adjudications")[0].metadata
+            review_id = int(review["review_project_id"].value)  # type: ignore[arg-type]
+            assert kind.owns_config(client.label_config(review_id))
+            (task,) = [t for t in client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == wrong]
+            assert task["data"]["audio"] == tasks[wrong]["data"]["audio"] and "a region may be missing" in task["data"]["context"]
+            (prediction,) = task["predictions"]
+            assert prediction["model_version"] == CONSENSUS_VERSION
+            assert kind.read_answer(prediction["result"]).label == consensus[wrong]
+            expert = kind.answer_result(stored(truth[wrong].regions), ItemMedia())
+            client.request("POST", f"/api/tasks/{task['id']}/annotations/",
+                           json={"result": expert, "completed_by": users[EXPERT]})  # fmt: skip
+            run([adjudications])
+            run([consensus_labels])
+            consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
+            assert consensus[wrong] == stored(truth[wrong].regions)
 
         # Labeler statistics: the late labeler's offsets against gold, and its gold score passes the gate.
         names = labelers_partitions.get_partition_keys(dynamic_partitions_store=instance)

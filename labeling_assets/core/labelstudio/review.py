@@ -18,7 +18,7 @@ from typing import Any
 from labeling_assets.core.labelstudio.config import DATA_KEY
 
 REVIEW_SUFFIX = " — review"
-_SHOWN = re.compile(r'<(Image|Text) name="[^"]*" value="\$')  # the object tag a crowd config shows its item in
+_SHOWN = re.compile(r'<(Image|Text|Audio) name="[^"]*" value="\$')  # the object tag a crowd config shows its item in
 VOTES_KEY = "votes_html"
 CONSENSUS_VERSION = "consensus"  # the model_version of a review task's pre-drawn answer: the crowd's, no model's
 CONSENSUS_NOTE = "pre-drawn: the crowd's consensus answer (correct it, or submit it as it is)"

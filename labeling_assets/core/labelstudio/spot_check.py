@@ -26,7 +26,7 @@ VERDICT_NAME = "verdict"  # the verdict's <Choices name>
 CONTEXT_KEY = "context"
 LABELER_VERSION = "labeler_answer"  # the model_version of the pre-drawn answer: the labeler's, no model's
 MAX_TITLE = 50  # Label Studio refuses a longer project title
-_SHOWN = re.compile(r'<(Image|Text) name="([^"]*)" value="\$')  # the object tag a crowd config shows its item in
+_SHOWN = re.compile(r'<(Image|Text|Audio) name="([^"]*)" value="\$')  # the object tag a crowd config shows its item in
 
 
 def spot_check_title(title: str) -> str:
