@@ -1,19 +1,24 @@
-"""A person labels audio in the browser (issue 35): a code-switched utterance spoken by espeak-ng, served by Label
-Studio's local-files endpoint. On an ``audio_segments`` task the labeler picks ``vi`` and drags a region over a
-Vietnamese phrase on the waveform (nothing is played); on a ``text_edits`` task the text area is pre-filled with
-the machine transcript (the task's prediction), and the labeler corrects it. Both are submitted, and the stored
-answers are in the interfaces' forms: a region list whose start and end are where the mouse went, and the text as
-typed.
+"""A person labels audio in the browser (issue 35). The ``audio_segments`` project is built through the pipeline's
+own path: a code-switched utterance spoken by espeak-ng is ingested (``raw_images``) and ``labeling_tasks`` pushes
+it. The ``text_edits`` project is built by hand from the interfaces' config and task data (the kind has not landed
+yet): its task shows the same recording and holds the machine transcript as its prediction.
+
+A labeler logs in, picks ``vi`` and drags a region over a Vietnamese phrase on the waveform (nothing is played),
+submits, then corrects the transcript pre-filled in the text area and submits. The annotation sensor's run request
+runs ``collect_job``, and the store holds the region list in the kind's stored form, whose start and end are where
+the mouse went; Label Studio holds the corrected text as typed.
 
 The screenshots (``docs/img/speech-segments.png``, ``docs/img/speech-edit.png``) show the labelled region on the
 waveform and the corrected transcript before Submit.
 """
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import numpy as np
 import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -22,10 +27,25 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from labeling_assets.core.labelstudio.storage import link_raw_store, server_folder
+from labeling_assets.assets import collect, ingest, queue
+from labeling_assets.core.label_sets import AUDIO_SEGMENTS, TaskType
+from labeling_assets.core.labelstudio.tasks import image_url
 from labeling_assets.core.speech.crowd import machine_output
 from labeling_assets.core.speech.regions import Region
-from labeling_assets.core.speech.synth import Utterance, make_utterance, write_wav
+from labeling_assets.core.speech.synth import LABELS, Utterance, make_utterance, write_wav
+from labeling_assets.core.store.schema import (
+    LabelStore,
+    current_annotations_query,
+    items_table,
+    prelabels_table,
+    utcnow,
+)
+from labeling_assets.jobs import collect_job, ingest_job, queue_job
+from labeling_assets.resources.image_source import ImageSourceResource
+from labeling_assets.resources.labelstudio import LabelStudioResource
+from labeling_assets.resources.project import ProjectSettings
+from labeling_assets.resources.store import LabelStoreResource
+from labeling_assets.sensors import annotation_sensor
 from tests.browser.conftest import Labeler, sign_up
 from tests.browser.pages import LOAD_ERROR, UI_WAIT_S, log_in, screenshot_kept, submit, ui_task_id
 from tests.labelstudio_server import LabelStudioServer
@@ -34,54 +54,140 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
 SEED = 0  # an utterance whose first phrase is Vietnamese
-SEGMENT_CONFIG = """<View>
-  <Labels name="label" toName="audio"><Label value="vi"/><Label value="en"/><Label value="noise"/></Labels>
-  <Audio name="audio" value="$audio"/>
-</View>"""
+MACHINE = "machine"  # the model_version of the edit item's pre-label: the machine output itself
 EDIT_CONFIG = """<View>
   <Audio name="audio" value="$audio"/>
+  <Header value="Source sentence (translations)"/>
+  <Text name="source" value="$source_text"/>
   <Header value="Machine output"/>
   <Text name="machine" value="$machine"/>
   <Header value="Correct the machine output"/>
-  <TextArea name="edit" toName="machine" editable="true" rows="3" maxSubmissions="1"/>
+  <TextArea name="edit" toName="machine" editable="true" maxSubmissions="1" rows="3"/>
 </View>"""
 
 
 @dataclass
-class SpeechProjects:
+class SpeechProject:
+    """One project of the pipeline: its store, Dagster definitions and instance, and Label Studio project."""
+
     ls: LabelStudioServer
+    title: str
+    store: LabelStore
+    instance: dg.DagsterInstance
+    defs: dg.Definitions
+    label_studio: LabelStudioResource
+    item_id: str  # the one item its queue pushed
+    queued: dict[str, Any]  # labeling_tasks' metadata
+
+    @property
+    def project_id(self) -> int:
+        (found,) = [p["id"] for p in self.ls.client().list_projects() if p["title"] == self.title]
+        return int(found)
+
+    def collect(self) -> list[dict[str, Any]]:
+        """The daemon's path: the sensor sees the change and requests collect_job; its run stores the answers."""
+        with dg.build_sensor_context(
+            instance=self.instance, resources={"label_studio": self.label_studio}
+        ) as context:
+            tick = annotation_sensor(context)
+        assert isinstance(tick, dg.SensorResult)
+        (request,) = tick.run_requests or []
+        run = self.defs.resolve_job_def("collect_job").execute_in_process(
+            instance=self.instance, tags=request.tags
+        )
+        assert run.success
+        return [dict(row) for row in self.store.fetch(current_annotations_query())]
+
+
+@dataclass
+class Speech:
     utterance: Utterance
     target: Region  # the phrase the person drags over
     machine: str  # the machine transcript the text area is pre-filled with
-    segments_project: int
-    edits_project: int
+    segments: SpeechProject
+    edits: "EditProject"
+
+
+@dataclass
+class EditProject:
+    """The text_edits half, built by hand until the kind lands: a Label Studio project of the interfaces' config
+    whose one task holds the interfaces' task data and the machine transcript as its prediction."""
+
+    project_id: int
+    item_id: str
+
+
+def _project(
+    ls: LabelStudioServer, instance: dg.DagsterInstance, store: LabelStore, task_type: TaskType, source: Path,
+    prelabel: dict[str, Any] | None = None,
+) -> SpeechProject:  # fmt: skip
+    """Ingest ``source`` as a ``task_type`` project, store ``prelabel`` for its item, queue it."""
+    title = f"speech-{task_type}"
+    label_studio = LabelStudioResource(
+        url=ls.url, api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"), project_title=title
+    )
+    defs = dg.Definitions(
+        assets=[ingest.raw_images, queue.labeling_tasks, collect.annotations],
+        jobs=[ingest_job, queue_job, collect_job],
+        sensors=[annotation_sensor],
+        resources={
+            "label_store": LabelStoreResource(url=store.url),
+            "label_studio": label_studio,
+            "project": ProjectSettings(
+                data_dir=str(ls.files_root), classes=list(LABELS), task_type=task_type
+            ),
+            "image_source": ImageSourceResource(uri=str(source)),
+        },
+    )
+    assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
+    (item,) = [row for row in store.fetch(items_table.select()) if row["status"] != "media"]
+    if prelabel is not None:
+        with store.begin() as conn:
+            conn.execute(prelabels_table.insert(), [{
+                "item_id": item["item_id"], "model_version": MACHINE, "computed_at": utcnow(), "probs": prelabel,
+            }])  # fmt: skip
+    run = defs.resolve_job_def("queue_job").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"labeling_tasks": {"config": {"overlap": 1, "gold_rate": 0.0}}}},
+    )
+    assert run.success
+    (event,) = run.get_asset_materialization_events()
+    queued = {k: v.value for k, v in event.materialization.metadata.items()}
+    return SpeechProject(ls, title, store, instance, defs, label_studio, str(item["item_id"]), queued)
 
 
 @pytest.fixture(scope="module")
-def speech_projects(image_server: LabelStudioServer) -> Iterator[SpeechProjects]:
+def speech(image_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Speech]:
     utterance = make_utterance(np.random.default_rng(SEED))
     target = next(r for r in utterance.regions if r.label == "vi")
     machine = " ".join(machine_output(utterance.transcript.split(), np.random.default_rng(SEED), typo=0.4))
     assert machine != utterance.transcript  # something to correct
-    data = image_server.files_root
-    link_raw_store(data)
-    write_wav(data / "raw" / "utterance.wav", utterance.audio, utterance.sample_rate)
-    audio = "/data/local-files/?d=raw/utterance.wav"
-    client = image_server.client()
-    segments = client.ensure_project(
-        title="speech-segments", classes=[], overlap=1, label_config=SEGMENT_CONFIG
-    )
-    edits = client.ensure_project(title="speech-edits", classes=[], overlap=1, label_config=EDIT_CONFIG)
-    for project in (segments, edits):
-        client.ensure_local_files_storage(project, server_folder(data / "raw", data, None))
-    client.import_tasks(segments, [{"data": {"audio": audio, "item_id": "a"}}])
-    prediction = {"from_name": "edit", "to_name": "machine", "type": "textarea", "value": {"text": [machine]}}
-    client.import_tasks(edits, [{
-        "data": {"audio": audio, "source": "", "machine": machine, "item_id": "e"},
-        "predictions": [{"model_version": "machine", "result": [prediction]}],
-    }])  # fmt: skip
-    client.show_predictions_of(edits, "machine")
-    yield SpeechProjects(image_server, utterance, target, machine, segments, edits)
+    source = tmp_path_factory.mktemp("segments")
+    write_wav(source / "utterance.wav", utterance.audio, utterance.sample_rate)
+    store = LabelStore(f"sqlite:///{tmp_path_factory.mktemp('store') / 'labels.db'}")
+    store.migrate()
+    with pytest.MonkeyPatch.context() as env, dg.DagsterInstance.ephemeral() as instance:
+        env.setenv("LABEL_STUDIO_API_KEY", image_server.token)  # the resources read it through dg.EnvVar
+        segments = _project(image_server, instance, store, AUDIO_SEGMENTS, source)
+        (audio,) = store.fetch(items_table.select())
+        client = image_server.client()
+        project_id = client.ensure_project(
+            title="speech-text_edits", classes=[], overlap=1, label_config=EDIT_CONFIG
+        )
+        prediction = {
+            "from_name": "edit",
+            "to_name": "machine",
+            "type": "textarea",
+            "value": {"text": [machine]},
+        }
+        data = {"audio": image_url(audio["uri"], image_server.files_root), "source": "", "source_text": "",
+                "machine": machine, "item_id": "edit-1"}  # fmt: skip
+        client.import_tasks(
+            project_id, [{"data": data, "predictions": [{"model_version": MACHINE, "result": [prediction]}]}]
+        )
+        client.show_predictions_of(project_id, MACHINE)
+        yield Speech(utterance, target, machine, segments, EditProject(project_id, "edit-1"))
+    store.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +226,7 @@ return found.map(r => ({text: r.value.text, origin: r.origin}));
 """
 
 
-def _loaded_audio(driver: WebDriver, wait: WebDriverWait) -> dict[str, Any]:
+def _loaded_audio(driver: WebDriver, wait: WebDriverWait[WebDriver]) -> dict[str, Any]:
     shown = wait.until(lambda d: d.execute_script(_AUDIO, LOAD_ERROR), "the waveform never finished loading")
     assert "error" not in shown, f"Label Studio could not load the task audio: {shown['error']!r}"
     return shown  # type: ignore[no-any-return]
@@ -136,25 +242,26 @@ def _drag(driver: WebDriver, y: int, x0: int, x1: int) -> None:
         pointer.move_to_location(x0 + (x1 - x0) * step // 4, y)
     pointer.move_to_location(x1, y)
     pointer.pointer_up()
-    pointer.move_to_location(
-        x1, y + 300
-    )  # away: the time tooltip under the pointer would hide the region's end
+    # then away: the time tooltip under the pointer would hide the region's end in the screenshot
+    pointer.move_to_location(x1, y + 300)
     actions.perform()
 
 
-def test_a_labeler_drags_a_region_and_corrects_a_transcript(
-    speech_projects: SpeechProjects, speech_labeler: Labeler, chromium: WebDriver
+def test_a_labeler_drags_a_region_and_corrects_a_transcript_and_collect_stores_both(
+    speech: Speech, speech_labeler: Labeler, chromium: WebDriver, artifacts_dir: Path
 ) -> None:
-    url, wait, ls = speech_projects.ls.url, WebDriverWait(chromium, UI_WAIT_S), speech_projects.ls
-    target, utterance = speech_projects.target, speech_projects.utterance
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    segments_png, edit_png = DOCS_IMG / "speech-segments.png", DOCS_IMG / "speech-edit.png"
+    segments, edits = speech.segments, speech.edits
+    url, wait, ls = segments.ls.url, WebDriverWait(chromium, UI_WAIT_S), segments.ls
+    target, utterance = speech.target, speech.utterance
+    # the queue pushed the recording
+    assert segments.queued["pushed"] == 1
+    segments_png, edit_png = artifacts_dir / "speech-segments.png", artifacts_dir / "speech-edit.png"
     for stale in (segments_png, edit_png):
         stale.unlink(missing_ok=True)
     log_in(chromium, wait, url, speech_labeler)
 
     with screenshot_kept(chromium, segments_png):
-        chromium.get(f"{url}/projects/{speech_projects.segments_project}/data?labeling=1")
+        chromium.get(f"{url}/projects/{segments.project_id}/data?labeling=1")
         segments_task = wait.until(ui_task_id, "the labeling UI never showed the segments task")
         wave = _loaded_audio(chromium, wait)
         assert wave["duration"] == pytest.approx(utterance.duration, abs=0.01)  # the whole file, decoded
@@ -175,35 +282,45 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript(
         submit(chromium, wait, ls.client(), segments_task)
 
     with screenshot_kept(chromium, edit_png):
-        chromium.get(f"{url}/projects/{speech_projects.edits_project}/data?labeling=1")
+        chromium.get(f"{url}/projects/{edits.project_id}/data?labeling=1")
         edits_task = wait.until(ui_task_id, "the labeling UI never showed the edit task")
         _loaded_audio(chromium, wait)  # the transcript's recording is there to listen to
+        # the machine transcript is shown as text, and the task itself is not (as JSON, where a config names a
+        # data key Label Studio's UI overwrites, such as `source`)
+        wait.until(
+            lambda d: speech.machine in d.find_element(By.TAG_NAME, "body").text, "no machine text shown"
+        )
+        assert edits.item_id not in chromium.find_element(By.TAG_NAME, "body").text, (
+            "the task is shown as JSON"
+        )
         # the prediction pre-fills the text area with the machine transcript
         shown = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=textarea-region]"))
-        assert wait.until(lambda d: d.execute_script(_EDIT)) == [
-            {"text": [speech_projects.machine], "origin": "prediction"}
-        ]
+        prefilled = wait.until(lambda d: d.execute_script(_EDIT), "the text area was not pre-filled")
+        assert prefilled == [{"text": [speech.machine], "origin": "prediction"}]
         ActionChains(chromium).move_to_element(shown).perform()  # its edit button shows on hover
         shown.find_element(By.CSS_SELECTOR, "[data-testid=htx-textbox-edit-button]").click()
         box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=htx-textbox-input]"))
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys(utterance.transcript)  # the correction: what was said
         chromium.find_element(By.CSS_SELECTOR, "[data-testid=htx-textbox-save]").click()
+        corrected = [{"text": [utterance.transcript], "origin": "prediction-changed"}]
         wait.until(
-            lambda d: (
-                d.execute_script(_EDIT) == [{"text": [utterance.transcript], "origin": "prediction-changed"}]
-            ),
-            "the corrected text never replaced the machine transcript",
+            lambda d: d.execute_script(_EDIT) == corrected, "the correction never replaced the machine text"
         )
         chromium.save_screenshot(str(edit_png))
         submit(chromium, wait, ls.client(), edits_task)
+    for shot in (segments_png, edit_png):  # the states before Submit, for docs/speech.md
+        shutil.copyfile(shot, DOCS_IMG / shot.name)
 
-    # the region is where the mouse went, in seconds of the file: the phrase, to within a pixel
+    (stored,) = segments.collect()
+    assert (stored["ls_task_id"], stored["item_id"]) == (segments_task, segments.item_id)
+    assert stored["labeler_id"] == str(speech_labeler.user_id)  # completed_by: the person who clicked Submit
+    # one region, where the mouse went in seconds of the file (Label Studio's own conversion, to the stored 3
+    # decimals), and so the phrase's true boundaries to within a pixel
     dragged = [(x - wave["left"]) / px_per_s for x in (x0, x1)]
-    (answer,) = ls.client().request("GET", f"/api/tasks/{segments_task}/annotations/")
-    (result,) = answer["result"]
-    assert result["value"]["labels"] == ["vi"]
-    assert [result["value"]["start"], result["value"]["end"]] == pytest.approx(dragged, abs=1e-3)
-    assert dragged == pytest.approx([target.start, target.end], abs=1.0 / px_per_s)
+    ((start, end, label),) = [(r["start"], r["end"], r["label"]) for r in stored["label"]]
+    assert label == "vi" and [start, end] == pytest.approx(dragged, abs=0.0006)
+    assert [start, end] == pytest.approx([target.start, target.end], abs=1.0 / px_per_s + 0.0006)
+
     (answer,) = ls.client().request("GET", f"/api/tasks/{edits_task}/annotations/")
-    assert [r["value"]["text"] for r in answer["result"]] == [[utterance.transcript]]
+    assert [r["value"]["text"] for r in answer["result"]] == [[utterance.transcript]]  # the text as typed
