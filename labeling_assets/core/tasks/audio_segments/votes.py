@@ -62,13 +62,24 @@ def by_item(votes: Sequence[SegmentVote]) -> dict[str, dict[str, list[Region]]]:
     return out
 
 
+_DURATIONS: dict[str, float] = {}  # uri -> seconds: a stored copy is content-addressed and written once
+_CACHED = 65_536
+
+
 def audio_duration(uri: str) -> float | None:
-    """Seconds of audio at ``uri`` (None when it cannot be read)."""
+    """Seconds of audio at ``uri`` (None when it cannot be read, and asked again next time). Remembered: consensus
+    reads each item's duration twice a run (the vote, the agreement)."""
     from labeling_assets.core.ingest.audio import read_audio
 
+    if uri in _DURATIONS:
+        return _DURATIONS[uri]
     with contextlib.suppress(Exception):  # any decoder failure: the answers' extent stands in
         samples, rate = read_audio(uri)
-        return float(len(samples)) / float(rate) if rate else None
+        if rate:
+            if len(_DURATIONS) >= _CACHED:
+                _DURATIONS.clear()
+            _DURATIONS[uri] = float(len(samples)) / float(rate)
+            return _DURATIONS[uri]
     return None
 
 
