@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from labeling_assets.core.tasks.kind import TaskKind
 
 TaskType = Literal[
-    "single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans", "audio_segments"
+    "single_label", "multi_label", "boxes", "text_classes", "text_class_sets", "text_spans", "audio_segments",
+    "text_edits",
 ]
 SINGLE_LABEL: TaskType = "single_label"
 MULTI_LABEL: TaskType = "multi_label"
@@ -27,8 +28,9 @@ TEXT_CLASSES: TaskType = "text_classes"
 TEXT_CLASS_SETS: TaskType = "text_class_sets"
 TEXT_SPANS: TaskType = "text_spans"
 AUDIO_SEGMENTS: TaskType = "audio_segments"
+TEXT_EDITS: TaskType = "text_edits"
 TASK_TYPES: tuple[TaskType, ...] = (
-    SINGLE_LABEL, MULTI_LABEL, BOXES, TEXT_CLASSES, TEXT_CLASS_SETS, TEXT_SPANS, AUDIO_SEGMENTS
+    SINGLE_LABEL, MULTI_LABEL, BOXES, TEXT_CLASSES, TEXT_CLASS_SETS, TEXT_SPANS, AUDIO_SEGMENTS, TEXT_EDITS
 )
 
 # The Label Studio choice a person picks for "no finding": stored as the empty set, never as a class.

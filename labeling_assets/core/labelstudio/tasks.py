@@ -268,6 +268,9 @@ def build_payloads(
     for row in pending:
         probs, model_version = prelabels.get(row["item_id"], (None, None))
         data = task_data(row["uri"], data_root, (shown, data_key))
+        unscored = getattr(kind, "unscored_prelabel", None)  # text_edits: the machine output until a model pre-labels
+        if probs is None and unscored is not None and (filled := unscored(data)) is not None:
+            probs, model_version = filled
         payloads.append(
             task_payload(
                 row["item_id"],

@@ -149,6 +149,9 @@ def load_quality_inputs(
     """Votes, gold answers and consensus labels, for labeler statistics (label sets in a multi-label project)."""
     votes = load_votes(store, classes, task_type=task_type, allow_empty=allow_empty,
                        allow_overlap=allow_overlap).votes.frame  # fmt: skip
+    if getattr(task_kind(task_type), "reads_item_uris", False):  # text_edits: unchanged answers need the machine text
+        uris = item_uris(store)
+        votes = votes.assign(uri=pd.Series([uris.get(str(i)) for i in votes["item_id"]], index=votes.index, dtype=object))
     rows = consensus_frame(store)
     consensus = pd.Series(rows["label"].to_numpy(dtype=object), index=rows["item_id"], dtype=object)
     inputs: QualityInputs = task_kind(task_type).quality_inputs(

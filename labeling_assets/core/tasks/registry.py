@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "text_class_sets": "labeling_assets.core.tasks.text_class_sets",
     "text_spans": "labeling_assets.core.tasks.text_spans",
     "audio_segments": "labeling_assets.core.tasks.audio_segments",
+    "text_edits": "labeling_assets.core.tasks.text_edits",
 }
 
 # The parts the contract checks (also what CONTRIBUTING lists): attributes, then methods.
