@@ -1,17 +1,19 @@
-"""A person labels audio in the browser (issue 35). The ``audio_segments`` project is built through the pipeline's
-own path: a code-switched utterance spoken by espeak-ng is ingested (``raw_images``) and ``labeling_tasks`` pushes
-it. The ``text_edits`` project is built by hand from the interfaces' config and task data (the kind has not landed
-yet): its task shows the same recording and holds the machine transcript as its prediction.
+"""A person labels audio in the browser (issue 35), on two projects built through the pipeline's own path: a
+code-switched utterance spoken by espeak-ng is ingested (``raw_images``) as an ``audio_segments`` item, and, with a
+sidecar row holding its machine transcript, as a ``text_edits`` item; ``labeling_tasks`` pushes both, the edit
+task with the machine transcript as its prediction (what the kind pre-fills when no model has pre-labelled it).
 
 A labeler logs in, picks ``vi`` and drags a region over a Vietnamese phrase on the waveform (nothing is played),
 submits, then corrects the transcript pre-filled in the text area and submits. The annotation sensor's run request
-runs ``collect_job``, and the store holds the region list in the kind's stored form, whose start and end are where
-the mouse went; Label Studio holds the corrected text as typed.
+runs each project's ``collect_job``, and the stores hold both answers in the kinds' stored forms: a region list
+whose start and end are where the mouse went, and the text as typed. The edit page shows the transcript as text,
+never the task as JSON (what Label Studio's UI shows for a data key named ``source``).
 
 The screenshots (``docs/img/speech-segments.png``, ``docs/img/speech-edit.png``) show the labelled region on the
 waveform and the corrected transcript before Submit.
 """
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +30,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from labeling_assets.assets import collect, ingest, queue
-from labeling_assets.core.label_sets import AUDIO_SEGMENTS, TaskType
-from labeling_assets.core.labelstudio.tasks import image_url
+from labeling_assets.core.label_sets import AUDIO_SEGMENTS, TEXT_EDITS, TaskType
 from labeling_assets.core.speech.crowd import machine_output
 from labeling_assets.core.speech.regions import Region
 from labeling_assets.core.speech.synth import LABELS, Utterance, make_utterance, write_wav
@@ -37,9 +38,8 @@ from labeling_assets.core.store.schema import (
     LabelStore,
     current_annotations_query,
     items_table,
-    prelabels_table,
-    utcnow,
 )
+from labeling_assets.core.tasks.text_edits.kind import MACHINE_VERSION
 from labeling_assets.jobs import collect_job, ingest_job, queue_job
 from labeling_assets.resources.image_source import ImageSourceResource
 from labeling_assets.resources.labelstudio import LabelStudioResource
@@ -54,16 +54,6 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
 SEED = 0  # an utterance whose first phrase is Vietnamese
-MACHINE = "machine"  # the model_version of the edit item's pre-label: the machine output itself
-EDIT_CONFIG = """<View>
-  <Audio name="audio" value="$audio"/>
-  <Header value="Source sentence (translations)"/>
-  <Text name="source" value="$source_text"/>
-  <Header value="Machine output"/>
-  <Text name="machine" value="$machine"/>
-  <Header value="Correct the machine output"/>
-  <TextArea name="edit" toName="machine" editable="true" maxSubmissions="1" rows="3"/>
-</View>"""
 
 
 @dataclass
@@ -105,23 +95,13 @@ class Speech:
     target: Region  # the phrase the person drags over
     machine: str  # the machine transcript the text area is pre-filled with
     segments: SpeechProject
-    edits: "EditProject"
-
-
-@dataclass
-class EditProject:
-    """The text_edits half, built by hand until the kind lands: a Label Studio project of the interfaces' config
-    whose one task holds the interfaces' task data and the machine transcript as its prediction."""
-
-    project_id: int
-    item_id: str
+    edits: SpeechProject
 
 
 def _project(
-    ls: LabelStudioServer, instance: dg.DagsterInstance, store: LabelStore, task_type: TaskType, source: Path,
-    prelabel: dict[str, Any] | None = None,
-) -> SpeechProject:  # fmt: skip
-    """Ingest ``source`` as a ``task_type`` project, store ``prelabel`` for its item, queue it."""
+    ls: LabelStudioServer, instance: dg.DagsterInstance, store: LabelStore, task_type: TaskType, source: Path
+) -> SpeechProject:
+    """Ingest ``source`` as a ``task_type`` project and queue its item."""
     title = f"speech-{task_type}"
     label_studio = LabelStudioResource(
         url=ls.url, api_key=dg.EnvVar("LABEL_STUDIO_API_KEY"), project_title=title
@@ -141,11 +121,6 @@ def _project(
     )
     assert defs.resolve_job_def("ingest_job").execute_in_process(instance=instance).success
     (item,) = [row for row in store.fetch(items_table.select()) if row["status"] != "media"]
-    if prelabel is not None:
-        with store.begin() as conn:
-            conn.execute(prelabels_table.insert(), [{
-                "item_id": item["item_id"], "model_version": MACHINE, "computed_at": utcnow(), "probs": prelabel,
-            }])  # fmt: skip
     run = defs.resolve_job_def("queue_job").execute_in_process(
         instance=instance,
         run_config={"ops": {"labeling_tasks": {"config": {"overlap": 1, "gold_rate": 0.0}}}},
@@ -162,32 +137,22 @@ def speech(image_server: LabelStudioServer, tmp_path_factory: pytest.TempPathFac
     target = next(r for r in utterance.regions if r.label == "vi")
     machine = " ".join(machine_output(utterance.transcript.split(), np.random.default_rng(SEED), typo=0.4))
     assert machine != utterance.transcript  # something to correct
-    source = tmp_path_factory.mktemp("segments")
-    write_wav(source / "utterance.wav", utterance.audio, utterance.sample_rate)
-    store = LabelStore(f"sqlite:///{tmp_path_factory.mktemp('store') / 'labels.db'}")
-    store.migrate()
+    segments_source, edits_source = tmp_path_factory.mktemp("segments"), tmp_path_factory.mktemp("edits")
+    write_wav(segments_source / "utterance.wav", utterance.audio, utterance.sample_rate)
+    (edits_source / "audio").mkdir()
+    write_wav(edits_source / "audio" / "utterance.wav", utterance.audio, utterance.sample_rate)
+    row = {"id": "utterance", "machine": machine, "audio": "audio/utterance.wav", "group": "utterance"}
+    (edits_source / "edits.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    stores = [LabelStore(f"sqlite:///{tmp_path_factory.mktemp('store') / 'labels.db'}") for _ in range(2)]
     with pytest.MonkeyPatch.context() as env, dg.DagsterInstance.ephemeral() as instance:
         env.setenv("LABEL_STUDIO_API_KEY", image_server.token)  # the resources read it through dg.EnvVar
-        segments = _project(image_server, instance, store, AUDIO_SEGMENTS, source)
-        (audio,) = store.fetch(items_table.select())
-        client = image_server.client()
-        project_id = client.ensure_project(
-            title="speech-text_edits", classes=[], overlap=1, label_config=EDIT_CONFIG
-        )
-        prediction = {
-            "from_name": "edit",
-            "to_name": "machine",
-            "type": "textarea",
-            "value": {"text": [machine]},
-        }
-        data = {"audio": image_url(audio["uri"], image_server.files_root), "source": "", "source_text": "",
-                "machine": machine, "item_id": "edit-1"}  # fmt: skip
-        client.import_tasks(
-            project_id, [{"data": data, "predictions": [{"model_version": MACHINE, "result": [prediction]}]}]
-        )
-        client.show_predictions_of(project_id, MACHINE)
-        yield Speech(utterance, target, machine, segments, EditProject(project_id, "edit-1"))
-    store.dispose()
+        for store in stores:
+            store.migrate()
+        segments = _project(image_server, instance, stores[0], AUDIO_SEGMENTS, segments_source)
+        edits = _project(image_server, instance, stores[1], TEXT_EDITS, edits_source)
+        yield Speech(utterance, target, machine, segments, edits)
+    for store in stores:
+        store.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -253,8 +218,9 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript_and_collect_stores_b
     segments, edits = speech.segments, speech.edits
     url, wait, ls = segments.ls.url, WebDriverWait(chromium, UI_WAIT_S), segments.ls
     target, utterance = speech.target, speech.utterance
-    # the queue pushed the recording
-    assert segments.queued["pushed"] == 1
+    # the queues pushed one task each, the edit task with a prediction
+    assert segments.queued["pushed"] == 1 and edits.queued["pushed"] == 1
+    assert edits.queued["with_predictions"] == 1
     segments_png, edit_png = artifacts_dir / "speech-segments.png", artifacts_dir / "speech-edit.png"
     for stale in (segments_png, edit_png):
         stale.unlink(missing_ok=True)
@@ -284,6 +250,9 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript_and_collect_stores_b
     with screenshot_kept(chromium, edit_png):
         chromium.get(f"{url}/projects/{edits.project_id}/data?labeling=1")
         edits_task = wait.until(ui_task_id, "the labeling UI never showed the edit task")
+        # its prediction is the machine output itself: no model has pre-labelled the item
+        predictions = ls.client().request("GET", f"/api/tasks/{edits_task}/")["predictions"]
+        assert [p["model_version"] for p in predictions] == [MACHINE_VERSION]
         _loaded_audio(chromium, wait)  # the transcript's recording is there to listen to
         # the machine transcript is shown as text, and the task itself is not (as JSON, where a config names a
         # data key Label Studio's UI overwrites, such as `source`)
@@ -322,5 +291,7 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript_and_collect_stores_b
     assert label == "vi" and [start, end] == pytest.approx(dragged, abs=0.0006)
     assert [start, end] == pytest.approx([target.start, target.end], abs=1.0 / px_per_s + 0.0006)
 
-    (answer,) = ls.client().request("GET", f"/api/tasks/{edits_task}/annotations/")
-    assert [r["value"]["text"] for r in answer["result"]] == [[utterance.transcript]]  # the text as typed
+    (stored,) = edits.collect()
+    assert (stored["ls_task_id"], stored["item_id"]) == (edits_task, edits.item_id)
+    assert stored["labeler_id"] == str(speech_labeler.user_id)
+    assert stored["label"] == utterance.transcript  # the text as typed
