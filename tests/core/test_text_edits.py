@@ -102,6 +102,7 @@ def test_labeler_statistics_show_wer_with_intervals_and_a_labeler_who_never_edit
     lazy, careful = stats["lazy"].vs_consensus, stats["ann"].vs_consensus
     assert lazy["unchanged_rate"] == 1.0 and careful["unchanged_rate"] < 0.5
     assert stats["lazy"].class_distribution["unchanged"] == 40
+    assert [u.label for u in stats["lazy"].usage_flags()] == ["unchanged machine output"] and not stats["ann"].usage_flags()
     assert lazy["gold_wer"] > 0.1 > careful["gold_wer"]
     low, high = lazy["gold_wer_ci"]
     assert low <= lazy["gold_wer"] <= high and low > careful["gold_wer_ci"][1]

@@ -145,6 +145,8 @@ def test_a_text_edits_project_runs_every_stage(
                 assert low <= meta["consensus_wer"].value <= high  # type: ignore[operator]
                 lazy = meta["labeler_id"].value == str(users[LAZY])
                 assert (meta["unchanged_rate"].value == 1.0) == lazy and (meta["consensus_wer"].value > 0.05) == lazy  # type: ignore[operator]
+                flags = meta["class_usage_flags"].value  # what the leaderboard's class_flags show
+                assert flags == ({"unchanged machine output": "overuses"} if lazy else {})
             run([label_issues])
             report = run([qa_report]).asset_materializations_for_node("qa_report")[0].metadata
             assert report["items_with_consensus"].value == 2 * N

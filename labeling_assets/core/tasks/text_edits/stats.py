@@ -3,7 +3,8 @@
 
 An *unchanged* answer is the machine output submitted as is. It is counted apart from the edits: a labeler who
 never edits has a WER against the consensus no worse than the machine's, which can look fine; their unchanged
-share beside the share of items whose consensus is the machine output shows it. The machine output is read from
+share beside the share of items whose consensus is the machine output shows it, and the leaderboard flags it
+(``class_usage``: unchanged answers ``overuses``, as a class used twice as often as the consensus suggests). The machine output is read from
 each item's stored document (a ``uri`` column of the votes: ``load_quality_inputs`` adds it for this kind).
 """
 
@@ -14,7 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from labeling_assets.core.consensus.labeler_stats import ALL_WINDOW, LabelerStats, labels_per_day, time_stats
+from labeling_assets.core.consensus.labeler_stats import (
+    ALL_WINDOW,
+    ClassUsage,
+    LabelerStats,
+    labels_per_day,
+    time_stats,
+)
 from labeling_assets.core.display import md_text
 from labeling_assets.core.speech.text_metrics import LabelerWer, labeler_wer
 from labeling_assets.core.tasks.text_edits.answers import normal, skip_reason, valid_texts, word_counts, words
@@ -23,17 +30,31 @@ from labeling_assets.core.tasks.text_edits.items import machine_texts
 CONSENSUS_BASIS = "the current consensus of every labeler, this labeler's own answers included"
 
 
-def unchanged_counts(labels: pd.DataFrame) -> tuple[int, int]:
-    """(answers equal to the machine output, answers on items whose machine output is known)."""
+UNCHANGED = "unchanged machine output"  # the "class" the leaderboard flags: answers left as the machine gave them
+
+
+def unchanged_counts(labels: pd.DataFrame, consensus: pd.Series | None = None) -> tuple[int, int, int]:
+    """(answers equal to the machine output, answers on items whose machine output is known, of those the items
+    whose consensus is the machine output: how many unchanged answers a labeler who is right would give)."""
     if "uri" not in labels or labels.empty:
-        return 0, 0
+        return 0, 0, 0
     machine = machine_texts(zip(labels["item_id"].astype(str), labels["uri"], strict=True))
-    same = n = 0
+    agreed = consensus if consensus is not None else pd.Series(dtype=object)
+    same = n = right = 0
     for item, value in zip(labels["item_id"].astype(str), labels["label"], strict=True):
         if item in machine and skip_reason(value) is None:
             n += 1
             same += normal(str(value)) == normal(machine[item])
-    return same, n
+            right += item in agreed.index and normal(str(agreed[item])) == normal(machine[item])
+    return same, n, right
+
+
+def unchanged_usage(same: int, right: int, min_count: float = 5.0, high_ratio: float = 2.0) -> ClassUsage:
+    """Unchanged answers against the items where the consensus kept the machine output, flagged ``overuses`` as
+    ``class_usage`` flags a class (at least ``min_count`` given, over ``high_ratio`` times the expectation): the
+    leaderboard's flag for a labeler who does not edit."""
+    ratio = same / right if right else (float("inf") if same else 1.0)
+    return ClassUsage(UNCHANGED, same, float(right), ratio, "overuses" if same >= min_count and ratio > high_ratio else "")
 
 
 def wer_against(labels: pd.DataFrame, reference: pd.Series, seed: int = 0) -> dict[str, LabelerWer]:
@@ -69,7 +90,7 @@ def edit_labeler_window(
     on_gold = labels[labels["item_id"].astype(str).isin(set(truth.index.astype(str)))]
     right, total = word_counts(on_gold, dict(truth.items())) if len(on_gold) else (0, 0)
     median, p90 = time_stats(labels["lead_time_s"]) if "lead_time_s" in labels else (None, None)
-    same, known = unchanged_counts(labels)
+    same, known, kept = unchanged_counts(labels, current)
     vs: dict[str, Any] = {**_wer_fields("consensus", wer_against(labels, current).get(labeler_id)),
                           **_wer_fields("gold", wer_against(labels, truth).get(labeler_id)),
                           "unchanged_answers": same, "answers_with_known_machine_output": known,
@@ -82,7 +103,7 @@ def edit_labeler_window(
         median_time_s=median, p90_time_s=p90,
         labels_per_day=labels_per_day(labels["created_at"]) if "created_at" in labels else None,
         class_distribution={"edited": known - same, "unchanged": same, "machine_output_unknown": len(labels) - known},
-        vs_consensus=vs,
+        class_usage=[unchanged_usage(same, kept)] if known else [], vs_consensus=vs,
     )  # fmt: skip
 
 
