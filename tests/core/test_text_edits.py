@@ -146,6 +146,8 @@ def test_exports_are_read_back_with_datasets_and_soundfile(tmp_path: Path) -> No
     raw = loaded["train"].cast_column("audio", Audio(decode=False))[0]["audio"]["bytes"]
     assert sf.read(io.BytesIO(raw))[0] == pytest.approx(decoded.data.numpy()[0], abs=1e-4)
     assert loaded["validation"][0]["audio"] is None and loaded["validation"][0]["source"] == "tôi không biết"
+    small = KIND.export(rows[rows["split"] != "val"], tmp_path / "small", ["hf_datasets"], [])  # no val item
+    assert sorted(load_from_disk(str(small.paths["hf_datasets"]))) == ["test", "train"]
 
 
 def _rows(folder: Path, rng: np.random.Generator, n: int, start: int) -> pd.DataFrame:

@@ -3,8 +3,9 @@
 JSONL, ``dataset.jsonl``: ``item_id, machine, text`` (the corrected text: the version's consensus),
 ``source``, ``audio`` (the stored copy's path, or null), ``split``, ``wer_before`` (the machine output's WER
 against the corrected text). The ``DatasetDict`` (``hf_dataset/``, ``save_to_disk``) has ``train``,
-``validation`` and ``test`` (the version's ``val`` named as the Hub names it) with ``id, machine, text, source,
-wer_before`` and ``audio``, an ``Audio()`` column holding each file's bytes (None for a translation item).
+``validation`` and ``test`` (the version's ``val`` named as the Hub names it; a split without items is left out)
+with ``id, machine, text, source, wer_before`` and ``audio``, an ``Audio()`` column holding each file's bytes
+(None for a translation item).
 The column is written as the bytes-and-path struct the feature stores and then cast to ``Audio()``, so writing
 needs no decoder (``datasets`` 5 would encode each value through ``torchcodec``); reading decodes through
 ``torchcodec`` (pinned), which loads FFmpeg's shared libraries (Debian's, installed by scripts/test): a row's
@@ -55,6 +56,8 @@ def write_hf_edits(records: Sequence[EditRecord], path: Path) -> None:
     splits = {}
     for split, name in HF_SPLITS.items():
         rows = [r for r in records if r.split == split]
+        if not rows:  # datasets 5.2.0 saves an empty split without a data file, and load_from_disk then fails on it
+            continue
         audio = [{"bytes": Path(r.audio).read_bytes(), "path": Path(r.audio).name} if r.audio else None for r in rows]
         splits[name] = Dataset.from_dict({
             "id": [r.item_id for r in rows], "machine": [r.machine for r in rows],
