@@ -112,3 +112,32 @@ def test_gold_anchors_a_crowd_that_is_late_as_a_whole() -> None:
     with_gold = labeler_aware(items, [6.5] * 20, LABELS, gold=gold)
     assert without.boundary_error > 0.07
     assert pooled_segment_score(with_gold.regions[5:], truth[5:]).boundary_error < 0.04
+
+
+def test_a_gap_one_careful_labeler_keeps_is_not_lost_to_a_heavier_one_who_missed_the_switch() -> None:
+    # "steady" marks exactly, "shaky" adds a false region now and then, so steady carries the larger vote
+    # weight; the spammer about none
+    shaky = [Region(0.0, 0.4, "vi"), *TRUTH]
+    agreed = {"steady": TRUTH, "shaky": shaky, "spam": [Region(2.0, 4.9, "noise")]}
+    switch = [Region(0.5, 1.5, "en"), Region(1.7, 3.0, "vi")]  # a 0.2 s pause between two languages
+    pause = [Region(0.5, 1.5, "en"), Region(1.7, 3.0, "en")]  # and between two phrases of one language
+    three = [Region(0.5, 1.5, "en"), Region(1.7, 3.0, "vi"), Region(3.3, 4.5, "en")]
+    items = [
+        *[agreed] * 10,
+        # steady misses the switch (one region over both phrases, the first's label); shaky keeps the gap
+        {"steady": [Region(0.5, 3.0, "en")], "shaky": switch, "spam": [Region(4.0, 4.6, "en")]},
+        {"steady": [Region(0.5, 3.0, "en")], "shaky": pause, "spam": [Region(4.0, 4.6, "vi")]},
+        # shaky leaves the middle phrase out: its gap spans a phrase, not a pause inside steady's region
+        {"steady": three, "shaky": [three[0], three[2]], "spam": [Region(0.1, 0.4, "vi")]},
+    ]
+    ours = labeler_aware(items, [5.2] * 13, LABELS)
+    assert ours.labelers["steady"].weight > ours.labelers["shaky"].weight > ours.labelers["spam"].weight
+    assert [(r.label, round(r.start, 1), round(r.end, 1)) for r in ours.regions[10]] == [
+        ("en", 0.5, 1.5),
+        ("vi", 1.7, 3.0),
+    ]
+    assert [(r.label, round(r.start, 1), round(r.end, 1)) for r in ours.regions[11]] == [
+        ("en", 0.5, 1.5),
+        ("en", 1.7, 3.0),
+    ]
+    assert [r.label for r in ours.regions[12]] == ["en", "vi", "en"]

@@ -9,10 +9,13 @@ Ours, ``labeler_aware``, alternates two steps a few times, starting from the fra
    false-region rate (offsets: on gold alone once it has three matched gold regions); its frame error rate
    against the reference gives a vote weight ``log((1 - e) / e)`` (a spammer's is about 0).
 2. *Fuse*: a weighted frame vote over the labelers' offset-corrected regions decides which regions exist and
-   their labels (``none`` is a class; a run under 0.15 s is dropped); then each region's start and end are the
-   precision-weighted mean (weight ``1 / jitter^2``) of the offset-corrected boundaries of the labelers'
-   matching regions (IoU >= 0.3) that lie within 0.15 s of the vote's boundary (the end of a region that merged
-   two phrases is not fused). Two neighbours that now overlap meet halfway.
+   their labels (``none`` is a class; a run under 0.15 s is dropped). A gap that a labeler keeps between two of
+   its regions, where another's one region spans both (a missed switch), is kept when its keepers are at least
+   as many as its spanners, the spanners' votes left out from the gap on (``kept_gaps``): the frame weight
+   cannot settle it, as with two trusted labelers on an item the heavier would take every frame. Then each
+   region's start and end are the precision-weighted mean (weight ``1 / jitter^2``) of the offset-corrected
+   boundaries of the labelers' matching regions (IoU >= 0.3) that lie within 0.15 s of the vote's boundary (the
+   end of a region that merged two phrases is not fused). Two neighbours that now overlap meet halfway.
 
 Offsets are relative: with no gold they are centred on the median labeler among those with a positive weight (the
 crowd as a whole is taken to be on time, so a crowd that is late as a whole stays late); gold anchors them.
@@ -33,6 +36,7 @@ from labeling_assets.core.speech.regions import (
     Region,
     from_frames,
     match_regions,
+    n_frames,
     to_frames,
 )
 
@@ -41,6 +45,7 @@ METHODS = ("labeler_aware", "frame_majority")
 MIN_DURATION = 0.15  # seconds: a fused run shorter than this is dropped (a sliver where votes split)
 JITTER_PRIOR = 0.1  # seconds: the jitter of a labeler with few matched boundaries shrinks from this
 PRIOR_BOUNDARIES = 4  # pseudo-boundaries of that prior
+ABSTAIN = -2  # the frame code of a labeler's frame left out of the vote (kept_gaps)
 GATE = 0.15  # seconds: a labeler's boundary further than this from the vote's is not fused
 MIN_GOLD_MATCHES = 3  # matched gold regions from which a labeler's offsets are learnt on gold alone
 
@@ -184,13 +189,15 @@ def _centred(stats: Mapping[str, SegmentLabelerStats]) -> dict[str, SegmentLabel
 def _vote(
     frames: Sequence[npt.NDArray[np.int64]], weights: Sequence[float], n_labels: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Weighted frame vote: the winner per frame (class ``n_labels`` is none, and it wins ties) and its share."""
+    """Weighted frame vote: the winner per frame (class ``n_labels`` is none, and it wins ties) and its share.
+    A frame coded ``ABSTAIN`` casts no vote."""
     if not frames:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     scores = np.zeros((n_labels + 1, frames[0].size))
     for f, w in zip(frames, weights, strict=True):
         code = np.where(f == NONE, n_labels, f)
-        np.add.at(scores, (code, np.arange(f.size)), w)
+        cast = f != ABSTAIN
+        np.add.at(scores, (code[cast], np.flatnonzero(cast)), w)
     scores[n_labels] += 1e-9
     best = np.argmax(scores[::-1], axis=0)
     winner = n_labels - best
@@ -214,6 +221,42 @@ def _weighted_mean(values: Sequence[tuple[float, float]], default: float) -> flo
     return sum(v * w for v, w in values) / total if total > 0 else default
 
 
+def _covers(region: Region, other: Region) -> bool:
+    return min(region.end, other.end) - max(region.start, other.start) >= other.duration / 2
+
+
+def kept_gaps(
+    corrected: Mapping[str, Sequence[Region]], trusted: Sequence[str]
+) -> list[tuple[str, float, float]]:
+    """The gaps to keep against a missed switch: ``(labeler, from, to)``, a stretch where that labeler's vote is
+    left out because one region of its own spans a gap the others keep.
+
+    A *keeper* ends a region (``a``) and starts another (``b``) after a gap; a *spanner* has one region covering
+    most of both ``a`` and ``b``. The weighted vote cannot settle between them (a frame weight measures boundary
+    error; the one-region answer is the missed switch of the crowd model, a careful labeler's common slip,
+    while a gap and a fresh region where there is neither is rare), so the gap is kept when its keepers are at
+    least as many as its spanners (ties go to the gap as they go to none in the vote), and each spanner's
+    region is left out of the vote from the gap on: it spoke for the first phrase, not the second."""
+    out: list[tuple[str, float, float]] = []
+    own = {name: sorted(corrected[name], key=lambda r: r.start) for name in trusted}
+    for keeper in trusted:
+        for a, b in zip(own[keeper], own[keeper][1:], strict=False):
+            if b.start <= a.end:
+                continue
+            middle = (a.end + b.start) / 2
+            spans = [(n, r) for n in trusted for r in own[n] if _covers(r, a) and _covers(r, b)]
+            keepers = [
+                n
+                for n in trusted
+                if not any(r.start <= middle < r.end for r in own[n])
+                and any(_covers(r, a) for r in own[n])
+                and any(_covers(r, b) for r in own[n])
+            ]
+            if spans and len(keepers) >= len({n for n, _ in spans}):
+                out += [(n, a.end, r.end) for n, r in spans]
+    return out
+
+
 def _fuse(
     answers: ItemRegions,
     duration: float,
@@ -223,11 +266,15 @@ def _fuse(
 ) -> tuple[list[Region], float]:
     """The fused regions and the item's confidence: the winner's mean share of the weighted frame vote."""
     corrected = {name: _shifted(regions, stats[name], duration) for name, regions in answers.items()}
-    frames = [to_frames(r, labels, duration, hop) for r in corrected.values()]
+    frames = {name: to_frames(r, labels, duration, hop) for name, r in corrected.items()}
     weights = [max(stats[name].weight, 0.0) for name in corrected]
     if not any(weights):
         weights = [1.0] * len(weights)
-    winners, share = _vote(frames, weights, len(labels))
+    trusted = [name for name, w in zip(corrected, weights, strict=True) if w > 0]
+    centres = (np.arange(n_frames(duration, hop)) + 0.5) * hop
+    for name, start, end in kept_gaps(corrected, trusted):
+        frames[name][(centres >= start) & (centres < end)] = ABSTAIN
+    winners, share = _vote(list(frames.values()), weights, len(labels))
     skeleton = from_frames(winners, labels, hop, MIN_DURATION)
     fused = []
     for region in skeleton:
