@@ -338,7 +338,7 @@ def edit_summary(
     for r in annotations.to_dict("records"):
         if str(r["item_id"]) in truth and isinstance(r["label"], str):
             answers.setdefault(str(r["item_id"]), {})[str(r["labeler_id"])] = r["label"].split()
-    lines = [f"  WER against the truth ({'hidden gold left out'}):   {'transcripts':>12} {'translations':>13}"]
+    lines = [f"  WER against the truth (hidden gold left out):   {'transcripts':>12} {'translations':>13}"]
     rows: dict[str, list[str]] = {"machine output": [], "consensus (ours)": [], "ROVER, same answers": []}
     for which in (TRANSCRIPT, TRANSLATION):
         items = sorted(i for i, (_, w) in truth.items() if w == which and i in consensus and i in answers and i not in gold)
