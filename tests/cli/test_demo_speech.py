@@ -42,7 +42,7 @@ def test_the_speech_crowds_answers_read_back_as_each_kind_stores_them(label_stud
         project = client.ensure_project(title=f"speech-{task_type}-{tag}", classes=list(LABELS), overlap=3,
                                         label_config=kind.label_config(list(LABELS)))  # fmt: skip
         client.import_tasks(project, [{"data": {**data, "item_id": i}} for i in items])
-        posted = simulate_speech_crowd(client, project, task_type, crowd, truth=truth, labels=LABELS)  # type: ignore[arg-type]
+        posted = simulate_speech_crowd(client, project, task_type, crowd, truth=truth, labels=LABELS)
         assert sum(posted.per_labeler().values()) == 3 * len(items)
         sent = {(one.item_id, posted.user_ids[one.labeler]): one.answer for _, one in posted.posted}
         read = 0
@@ -57,7 +57,7 @@ def test_the_speech_crowds_answers_read_back_as_each_kind_stores_them(label_stud
             lazy = [one.answer for _, one in posted.posted if one.labeler.endswith("lazy")]
             assert lazy and set(lazy) == {"xin chao meeting the starts at nine"}
         # A second run posts nothing: every task has its three answers.
-        again = simulate_speech_crowd(client, project, task_type, crowd, truth=truth, labels=LABELS)  # type: ignore[arg-type]
+        again = simulate_speech_crowd(client, project, task_type, crowd, truth=truth, labels=LABELS)
         assert again.posted == []
 
 
