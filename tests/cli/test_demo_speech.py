@@ -31,12 +31,12 @@ def _utterance(name: str, transcript: str = "xin chào the meeting", machine: st
 def test_the_speech_crowds_answers_read_back_as_each_kind_stores_them(label_studio: LabelStudioServer) -> None:
     client = label_studio.client()
     tag = uuid.uuid4().hex[:6]
-    items = [f"item-{tag}-{k}" for k in range(8)]
+    items = [f"item-{tag}-{k}" for k in range(5)]
     segments = {i: SegmentTruth((EN, VI, Region(2.1, 2.4, "noise")), 2.5) for i in items}
     edits = {i: EditTruth("xin chào the meeting starts at nine", "xin chao meeting the starts at nine") for i in items}
     for task_type, truth, crowd, data in (
         ("audio_segments", segments, segment_crowd(5, prefix=f"a{tag}"), {"audio": "/data/local-files/?d=x.wav"}),
-        ("text_edits", edits, text_crowd(5, prefix=f"e{tag}"), {"audio": "", "source": "", "machine": "m"}),
+        ("text_edits", edits, text_crowd(5, prefix=f"e{tag}"), {"audio": "", "source": "", "source_text": "", "machine": "m"}),
     ):
         kind = task_kind(task_type)
         project = client.ensure_project(title=f"speech-{task_type}-{tag}", classes=list(LABELS), overlap=3,
