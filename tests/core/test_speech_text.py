@@ -7,6 +7,7 @@ from labeling_assets.core.speech.text_consensus import (
     align,
     labeler_aware_rover,
     rover,
+    shrunk_error_rates,
     word_errors,
     word_network,
 )
@@ -103,3 +104,41 @@ def test_wer_cer_and_per_labeler_intervals() -> None:
     noisy = [{"x": r if k % 2 else ["z"]} for k, r in enumerate(refs * 10)]
     interval = labeler_wer(noisy, {k: r for k, r in enumerate(refs * 10)})["x"]
     assert interval.low < interval.wer < interval.high and interval.items == 20
+
+
+def _crowd_answers(crowd: list[TextLabeler], seed: int, n: int = 60) -> tuple[list[dict], list[list[str]]]:
+    rng = np.random.default_rng(seed)
+    items, machine = [], []
+    for _ in range(n):
+        out = machine_output(TRUTH, rng)
+        chosen = rng.choice(len(crowd), 3, replace=False)
+        items.append({crowd[k].name: crowd[k].correct(TRUTH, out, rng) for k in chosen})
+        machine.append(out)
+    return items, machine
+
+
+def test_equally_careful_labelers_vote_equally_so_ours_is_plain_rover() -> None:
+    # five labelers of the same skill: their measured error rates differ by chance only, so each is shrunk to
+    # the pooled rate and ours elects what plain ROVER elects (unshrunk, the noise reordered the network)
+    crowd = [TextLabeler(f"c{i}", fix=0.85, typo=0.02) for i in range(5)]
+    items, machine = _crowd_answers(crowd, seed=3)
+    ours = labeler_aware_rover(items, machine)
+    assert len({s.weight for s in ours.labelers.values()}) == 1
+    assert ours.texts == [rover(answers)[0] for answers in items]
+
+
+def test_shrinkage_keeps_a_spammer_apart_and_pools_the_rest() -> None:
+    crowd = [*(TextLabeler(f"c{i}", fix=0.85, typo=0.02) for i in range(4)), TextLabeler("spam", spammer=True)]
+    items, machine = _crowd_answers(crowd, seed=4)
+    stats = labeler_aware_rover(items, machine).labelers
+    careful = [stats[f"c{i}"].weight for i in range(4)]
+    assert stats["spam"].error > 0.3 and stats["spam"].weight < 0.5 * min(careful)
+    # (errors, words) per answer: rates far apart keep their own; the same clean record over one text instead of
+    # fifty is evidence of little, pulled toward the pooled rate by a larger share of the way
+    counts = {"b": [(5, 10)] * 50, "many": [(0, 10)] * 50, "few": [(0, 10)]}
+    rates = shrunk_error_rates(counts)
+    raw = {n: (sum(e for e, _ in c) + 0.5) / (sum(w for _, w in c) + 1) for n, c in counts.items()}
+    pooled = (250 + 0.5) / (1010 + 1)
+    pulled = {n: (rates[n] - raw[n]) / (pooled - raw[n]) for n in counts}
+    assert abs(rates["b"] - 0.5) < 0.01 and rates["many"] < 0.01
+    assert 0 < pulled["many"] < 0.01 and pulled["few"] > 5 * pulled["many"]

@@ -173,8 +173,7 @@ def labeler_aware_rover(
     confidence: list[float] = []
     machine_right = 0.0
     for _ in range(iterations):
-        errs = {n: 0 for n in names}
-        lengths = {n: 0 for n in names}
+        errs: dict[str, list[tuple[int, int]]] = {n: [] for n in names}  # per answer: (word errors, words)
         for k, answers in enumerate(items):
             for name, words in answers.items():
                 if k in gold:
@@ -184,9 +183,8 @@ def labeler_aware_rover(
                     if not others:
                         continue
                     ref = _weighted(others, machine[k], weights, discount)[0]
-                errs[name] += word_errors(ref, words)
-                lengths[name] += max(len(ref), 1)
-        errors = {n: min(max((errs[n] + 0.5) / (lengths[n] + 1), MIN_ERROR), MAX_ERROR) for n in names}
+                errs[name].append((word_errors(ref, words), max(len(ref), 1)))
+        errors = {n: min(max(e, MIN_ERROR), MAX_ERROR) for n, e in shrunk_error_rates(errs).items()}
         weights = {n: float(np.log((1 - errors[n]) / errors[n])) for n in names}
         results = [
             _weighted(answers, out, weights, discount) for answers, out in zip(items, machine, strict=True)
@@ -215,6 +213,36 @@ def labeler_aware_rover(
         },
         machine_right,
     )
+
+
+def shrunk_error_rates(counts: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, float]:
+    """Each labeler's error rate, shrunk toward the pooled rate by how little evidence it rests on.
+
+    ``counts``: per labeler, (word errors, words) of each of its answers. An empirical-Bayes estimate (normal
+    prior over labelers, method of moments): the raw rate ``r_i`` (errors over words) has a sampling variance
+    ``v_i`` (the ratio estimator's, from its answers, so errors bunched in a few texts count as the little
+    evidence they are); the spread of the true rates ``tau2`` is what the rates' spread around the pooled rate
+    ``p`` exceeds the mean sampling variance by; the estimate is ``p + tau2 / (tau2 + v_i) * (r_i - p)``.
+    Labelers no more spread out than chance give all ``p`` (equal weights: plain ROVER); a lazy labeler or a
+    spammer, well apart from the rest, keeps most of its own rate.
+    """
+    rates: dict[str, float] = {}
+    variances: dict[str, float] = {}
+    for name, pairs in counts.items():
+        e = np.array([p[0] for p in pairs], dtype=float)
+        w = np.array([p[1] for p in pairs], dtype=float)
+        total = float(w.sum())
+        rates[name] = (float(e.sum()) + 0.5) / (total + 1)
+        # the ratio estimator's variance, never under the binomial variance of as many words
+        ratio = float(np.sum((e - rates[name] * w) ** 2)) / total**2 if total else 0.0
+        variances[name] = max(ratio, rates[name] * (1 - rates[name]) / (total + 1))
+    if len(rates) < 2:
+        return rates
+    words = {n: sum(p[1] for p in pairs) for n, pairs in counts.items()}
+    pooled = (sum(sum(p[0] for p in pairs) for pairs in counts.values()) + 0.5) / (sum(words.values()) + 1)
+    spread = float(np.mean([(rates[n] - pooled) ** 2 - variances[n] for n in rates]))
+    tau2 = max(spread, 0.0)
+    return {n: pooled + tau2 / (tau2 + variances[n]) * (rates[n] - pooled) if tau2 > 0 else pooled for n in rates}
 
 
 def _excess(rate: float, expected: float) -> float:
