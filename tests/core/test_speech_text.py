@@ -128,7 +128,10 @@ def test_equally_careful_labelers_vote_equally_so_ours_is_plain_rover() -> None:
 
 
 def test_shrinkage_keeps_a_spammer_apart_and_pools_the_rest() -> None:
-    crowd = [*(TextLabeler(f"c{i}", fix=0.85, typo=0.02) for i in range(4)), TextLabeler("spam", spammer=True)]
+    crowd = [
+        *(TextLabeler(f"c{i}", fix=0.85, typo=0.02) for i in range(4)),
+        TextLabeler("spam", spammer=True),
+    ]
     items, machine = _crowd_answers(crowd, seed=4)
     stats = labeler_aware_rover(items, machine).labelers
     careful = [stats[f"c{i}"].weight for i in range(4)]

@@ -9,8 +9,10 @@ a tie by the longer word, then the alphabetically last, and charges for leaving 
 even where an earlier hypothesis left them empty. The benchmark runs both as baselines.
 
 Ours, ``labeler_aware_rover``, iterates: each labeler's reliability is its word error rate against the
-leave-one-out consensus of the other labelers on the same items (against gold where given), turned into a vote
-weight ``log((1 - e) / e)``; the most reliable hypothesis goes first into the network. An *unchanged* answer (the
+leave-one-out consensus of the other labelers on the same items (against gold where given), shrunk toward the
+pooled rate by how little evidence it rests on (``shrunk_error_rates``: labelers no further apart than chance vote
+equally, as in plain ROVER), turned into a vote weight ``log((1 - e) / e)``; the most reliable hypothesis goes
+first into the network. An *unchanged* answer (the
 machine output submitted as is) is counted per labeler; a labeler who leaves the output unchanged more often than
 the machine was right (the share of items whose consensus is the machine output) is lazy by the excess
 ``(u - m) / (1 - m)``, and its unchanged answers' votes shrink by that factor: they are not a check.
@@ -242,7 +244,9 @@ def shrunk_error_rates(counts: Mapping[str, Sequence[tuple[int, int]]]) -> dict[
     pooled = (sum(sum(p[0] for p in pairs) for pairs in counts.values()) + 0.5) / (sum(words.values()) + 1)
     spread = float(np.mean([(rates[n] - pooled) ** 2 - variances[n] for n in rates]))
     tau2 = max(spread, 0.0)
-    return {n: pooled + tau2 / (tau2 + variances[n]) * (rates[n] - pooled) if tau2 > 0 else pooled for n in rates}
+    return {
+        n: pooled + tau2 / (tau2 + variances[n]) * (rates[n] - pooled) if tau2 > 0 else pooled for n in rates
+    }
 
 
 def _excess(rate: float, expected: float) -> float:
