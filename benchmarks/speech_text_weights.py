@@ -1,11 +1,11 @@
 """Why ours (``labeler_aware_rover``) can trail plain ROVER on a crowd of careful labelers only (docs/speech.md,
 Benchmark): the same crowd and texts as ``benchmarks/speech.py``'s text mixes, consensus by
 
-- ``ours``: ``labeler_aware_rover`` as it is (error rates shrunk toward the pooled rate);
-- ``ours_unshrunk``: the raw rates (``shrink=False`` below: what ours was before the shrinkage);
+- ``ours``: ``labeler_aware_rover`` as it is (raw error rates);
+- ``ours_shrunk``: ``shrink=True`` (each rate shrunk toward the pooled rate: ``shrunk_error_rates``);
 - ``rover``: plain ROVER (equal votes, labeler-name order);
-- ``rover_in_unshrunk_order``: equal votes, but the network built in the unshrunk weights' order (heaviest first):
-  what the unshrunk weights do when two always outvote one;
+- ``rover_in_ours_order``: equal votes, but the network built in ours' weights' order (heaviest first): what
+  ours' weights do when two always outvote one;
 - ``true_weights``: weights ``log((1 - e) / e)`` from each labeler's WER against the truth (an oracle), heaviest
   first;
 
@@ -19,20 +19,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from unittest import mock
 
 import numpy as np
 from speech import TEXT_MIXES, _assign, text_crowd
 
-from labeling_assets.core.speech import text_consensus
 from labeling_assets.core.speech.crowd import machine_output
 from labeling_assets.core.speech.synth import make_utterance
 from labeling_assets.core.speech.text_consensus import labeler_aware_rover, rover, vote, word_network
 from labeling_assets.core.speech.text_metrics import wer
-
-
-def raw_rates(counts: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, float]:
-    return {n: (sum(e for e, _ in c) + 0.5) / (sum(w for _, w in c) + 1) for n, c in counts.items()}
 
 
 def run(seed: int, mix: str, utterances: int) -> tuple[dict[str, float], list[tuple[float, float]]]:
@@ -46,9 +40,8 @@ def run(seed: int, mix: str, utterances: int) -> tuple[dict[str, float], list[tu
     for t, m in zip(truth, machine, strict=True):
         chosen = [crowd[k] for k in _assign(len(crowd), rng)]
         items.append({lab.name: lab.correct(t, m, rng) for lab in chosen})
-    with mock.patch.object(text_consensus, "shrunk_error_rates", raw_rates):
-        unshrunk = labeler_aware_rover(items, machine)
-    heavy = {n: s.weight for n, s in unshrunk.labelers.items()}
+    ours = labeler_aware_rover(items, machine)
+    heavy = {n: s.weight for n, s in ours.labelers.items()}
     true_error = {}
     for lab in crowd:
         ks = [k for k, answers in enumerate(items) if lab.name in answers]
@@ -60,13 +53,13 @@ def run(seed: int, mix: str, utterances: int) -> tuple[dict[str, float], list[tu
         return vote(word_network([(n, answers[n]) for n in order]), {})[0]
 
     texts = {
-        "ours": labeler_aware_rover(items, machine).texts,
-        "ours_unshrunk": unshrunk.texts,
+        "ours": ours.texts,
+        "ours_shrunk": labeler_aware_rover(items, machine, shrink=True).texts,
         "rover": [rover(answers)[0] for answers in items],
-        "rover_in_unshrunk_order": [in_order(answers) for answers in items],
+        "rover_in_ours_order": [in_order(answers) for answers in items],
         "true_weights": [rover(answers, oracle)[0] for answers in items],
     }
-    pairs = [(unshrunk.labelers[lab.name].error, true_error[lab.name]) for lab in crowd if not lab.lazy]
+    pairs = [(ours.labelers[lab.name].error, true_error[lab.name]) for lab in crowd if not lab.lazy]
     return {m: wer(truth, t) for m, t in texts.items()}, pairs
 
 

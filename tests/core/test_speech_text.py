@@ -117,14 +117,17 @@ def _crowd_answers(crowd: list[TextLabeler], seed: int, n: int = 60) -> tuple[li
     return items, machine
 
 
-def test_equally_careful_labelers_vote_equally_so_ours_is_plain_rover() -> None:
-    # five labelers of the same skill: their measured error rates differ by chance only, so each is shrunk to
-    # the pooled rate and ours elects what plain ROVER elects (unshrunk, the noise reordered the network)
+def test_shrunk_equally_careful_labelers_vote_equally_so_ours_is_plain_rover() -> None:
+    # five labelers of the same skill: their measured error rates differ by chance only; unshrunk, that noise
+    # alone orders the network (heaviest first) and changes texts; shrunk, each rate is the pooled rate and
+    # ours elects what plain ROVER elects
     crowd = [TextLabeler(f"c{i}", fix=0.85, typo=0.02) for i in range(5)]
     items, machine = _crowd_answers(crowd, seed=3)
-    ours = labeler_aware_rover(items, machine)
-    assert len({s.weight for s in ours.labelers.values()}) == 1
-    assert ours.texts == [rover(answers)[0] for answers in items]
+    plain = [rover(answers)[0] for answers in items]
+    unshrunk = labeler_aware_rover(items, machine)
+    assert len({s.weight for s in unshrunk.labelers.values()}) == 5 and unshrunk.texts != plain
+    shrunk = labeler_aware_rover(items, machine, shrink=True)
+    assert len({s.weight for s in shrunk.labelers.values()}) == 1 and shrunk.texts == plain
 
 
 def test_shrinkage_keeps_a_spammer_apart_and_pools_the_rest() -> None:
@@ -133,7 +136,7 @@ def test_shrinkage_keeps_a_spammer_apart_and_pools_the_rest() -> None:
         TextLabeler("spam", spammer=True),
     ]
     items, machine = _crowd_answers(crowd, seed=4)
-    stats = labeler_aware_rover(items, machine).labelers
+    stats = labeler_aware_rover(items, machine, shrink=True).labelers
     careful = [stats[f"c{i}"].weight for i in range(4)]
     assert stats["spam"].error > 0.3 and stats["spam"].weight < 0.5 * min(careful)
     # (errors, words) per answer: rates far apart keep their own; the same clean record over one text instead of

@@ -9,10 +9,10 @@ a tie by the longer word, then the alphabetically last, and charges for leaving 
 even where an earlier hypothesis left them empty. The benchmark runs both as baselines.
 
 Ours, ``labeler_aware_rover``, iterates: each labeler's reliability is its word error rate against the
-leave-one-out consensus of the other labelers on the same items (against gold where given), shrunk toward the
-pooled rate by how little evidence it rests on (``shrunk_error_rates``: labelers no further apart than chance vote
-equally, as in plain ROVER), turned into a vote weight ``log((1 - e) / e)``; the most reliable hypothesis goes
-first into the network. An *unchanged* answer (the
+leave-one-out consensus of the other labelers on the same items (against gold where given), turned into a vote
+weight ``log((1 - e) / e)``; the most reliable hypothesis goes first into the network. With ``shrink=True`` the
+rate is first shrunk toward the pooled rate by how little evidence it rests on (``shrunk_error_rates``: labelers
+no further apart than chance vote equally, as in plain ROVER). An *unchanged* answer (the
 machine output submitted as is) is counted per labeler; a labeler who leaves the output unchanged more often than
 the machine was right (the share of items whose consensus is the machine output) is lazy by the excess
 ``(u - m) / (1 - m)``, and its unchanged answers' votes shrink by that factor: they are not a check.
@@ -155,10 +155,12 @@ def labeler_aware_rover(
     gold: Mapping[int, Sequence[str]] | None = None,
     iterations: int = 4,
     discount_unchanged: bool = True,
+    shrink: bool = False,
 ) -> TextConsensus:
     """Ours (module docstring). ``machine`` is each item's machine output, ``gold`` item index -> true words;
     ``discount_unchanged=False`` keeps unchanged answers at their labeler's full weight (the ablation the
-    benchmark prints: the weights alone)."""
+    benchmark prints: the weights alone); ``shrink=True`` shrinks each labeler's error rate toward the pooled rate
+    (``shrunk_error_rates``; off by default: docs/speech.md, "Where ours does not win", has the figures)."""
     gold = gold or {}
     names = sorted({name for answers in items for name in answers})
     unchanged = {n: 0 for n in names}
@@ -186,7 +188,8 @@ def labeler_aware_rover(
                         continue
                     ref = _weighted(others, machine[k], weights, discount)[0]
                 errs[name].append((word_errors(ref, words), max(len(ref), 1)))
-        errors = {n: min(max(e, MIN_ERROR), MAX_ERROR) for n, e in shrunk_error_rates(errs).items()}
+        rates = shrunk_error_rates(errs) if shrink else raw_error_rates(errs)
+        errors = {n: min(max(e, MIN_ERROR), MAX_ERROR) for n, e in rates.items()}
         weights = {n: float(np.log((1 - errors[n]) / errors[n])) for n in names}
         results = [
             _weighted(answers, out, weights, discount) for answers, out in zip(items, machine, strict=True)
@@ -217,6 +220,11 @@ def labeler_aware_rover(
     )
 
 
+def raw_error_rates(counts: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, float]:
+    """Each labeler's word errors over its words (+0.5 / +1, so no rate is 0) from (errors, words) per answer."""
+    return {n: (sum(e for e, _ in c) + 0.5) / (sum(w for _, w in c) + 1) for n, c in counts.items()}
+
+
 def shrunk_error_rates(counts: Mapping[str, Sequence[tuple[int, int]]]) -> dict[str, float]:
     """Each labeler's error rate, shrunk toward the pooled rate by how little evidence it rests on.
 
@@ -228,13 +236,12 @@ def shrunk_error_rates(counts: Mapping[str, Sequence[tuple[int, int]]]) -> dict[
     Labelers no more spread out than chance give all ``p`` (equal weights: plain ROVER); a lazy labeler or a
     spammer, well apart from the rest, keeps most of its own rate.
     """
-    rates: dict[str, float] = {}
+    rates = raw_error_rates(counts)
     variances: dict[str, float] = {}
     for name, pairs in counts.items():
         e = np.array([p[0] for p in pairs], dtype=float)
         w = np.array([p[1] for p in pairs], dtype=float)
         total = float(w.sum())
-        rates[name] = (float(e.sum()) + 0.5) / (total + 1)
         # the ratio estimator's variance, never under the binomial variance of as many words
         ratio = float(np.sum((e - rates[name] * w) ** 2)) / total**2 if total else 0.0
         variances[name] = max(ratio, rates[name] * (1 - rates[name]) / (total + 1))
