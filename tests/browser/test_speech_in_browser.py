@@ -33,6 +33,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from labeling_assets.assets import collect, ingest, queue
 from labeling_assets.core.label_sets import AUDIO_SEGMENTS, TEXT_EDITS, TaskType
+from labeling_assets.core.labelstudio.tasks import AUDIO_HEADER, SOURCE_HEADER
 from labeling_assets.core.speech.crowd import machine_output
 from labeling_assets.core.speech.regions import Region
 from labeling_assets.core.speech.synth import LABELS, Utterance, make_utterance, write_wav
@@ -261,9 +262,10 @@ def test_a_labeler_drags_a_region_and_corrects_a_transcript_and_collect_stores_b
         wait.until(
             lambda d: speech.machine in d.find_element(By.TAG_NAME, "body").text, "no machine text shown"
         )
-        assert edits.item_id not in chromium.find_element(By.TAG_NAME, "body").text, (
-            "the task is shown as JSON"
-        )
+        page = chromium.find_element(By.TAG_NAME, "body").text
+        assert edits.item_id not in page, "the task is shown as JSON"
+        # a transcript item has audio and no source sentence: the audio's header is shown, the source's is not
+        assert AUDIO_HEADER in page and SOURCE_HEADER not in page, page
         # the prediction pre-fills the text area with the machine transcript
         shown = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=textarea-region]"))
         prefilled = wait.until(lambda d: d.execute_script(_EDIT), "the text area was not pre-filled")

@@ -36,7 +36,7 @@ def test_the_speech_crowds_answers_read_back_as_each_kind_stores_them(label_stud
     edits = {i: EditTruth("xin chào the meeting starts at nine", "xin chao meeting the starts at nine") for i in items}
     for task_type, truth, crowd, data in (
         ("audio_segments", segments, segment_crowd(5, prefix=f"a{tag}"), {"audio": "/data/local-files/?d=x.wav"}),
-        ("text_edits", edits, text_crowd(5, prefix=f"e{tag}"), {"audio": "", "source": "", "source_text": "", "machine": "m"}),
+        ("text_edits", edits, text_crowd(5, prefix=f"e{tag}"), {"audio": "", "source": "", "source_text": "", "machine": "m", "audio_header": "", "source_header": ""}),
     ):
         kind = task_kind(task_type)
         project = client.ensure_project(title=f"speech-{task_type}-{tag}", classes=list(LABELS), overlap=3,

@@ -32,11 +32,13 @@ def test_a_text_edits_item_shows_its_audio_source_and_machine_output(tmp_path: P
     translation = stored_edit(tmp_path, "2", "I eat rice", "Tôi ăn cơm", None)
 
     assert task_data(str(transcript), tmp_path, ("Audio", "audio")) == {
-        "audio": "/data/local-files/?d=raw/cd/cde.wav", "source": "", "source_text": "", "machine": "xin chao world"}
+        "audio": "/data/local-files/?d=raw/cd/cde.wav", "source": "", "source_text": "", "machine": "xin chao world",
+        "audio_header": "Listen: what was said", "source_header": ""}
     assert task_data(str(translation), tmp_path, ("Text", "source")) == {
-        "audio": "", "source": "Tôi ăn cơm", "source_text": "Tôi ăn cơm", "machine": "I eat rice"}
+        "audio": "", "source": "Tôi ăn cơm", "source_text": "Tôi ăn cơm", "machine": "I eat rice",
+        "audio_header": "", "source_header": "Source sentence"}
     assert task_data(str(tmp_path / "gone.edit.json"), tmp_path, ("Audio", "audio")) == {
-        "audio": "", "source": "", "source_text": "", "machine": ""}  # an unreadable copy shows nothing, as an image without one
+        "audio": "", "source": "", "source_text": "", "machine": "", "audio_header": "", "source_header": ""}  # an unreadable copy shows nothing, as an image without one
 
 
 def test_every_task_builder_carries_the_edit_data_and_an_image_task_is_unchanged(tmp_path: Path) -> None:
@@ -45,7 +47,8 @@ def test_every_task_builder_carries_the_edit_data_and_an_image_task_is_unchanged
     kind = task_kind("single_label")  # any kind: the edit data comes from the stored copy itself
     queued, plain = build_payloads([{"item_id": "e2", "uri": str(edit)}, {"item_id": "efg", "uri": str(image)}], {},
                                    tmp_path, kind=kind)  # fmt: skip
-    shown = {"audio": "", "source": "Tôi ăn cơm", "source_text": "Tôi ăn cơm", "machine": "I eat rice"}
+    shown = {"audio": "", "source": "Tôi ăn cơm", "source_text": "Tôi ăn cơm", "machine": "I eat rice",
+        "audio_header": "", "source_header": "Source sentence"}
     assert queued["data"] == {**shown, "item_id": "e2"}
     # a machine output that is already right equals the gold text: the item's own content, not a leak
     assert payload_leaks(queued, {"e2": "I eat rice"}) == []

@@ -38,7 +38,7 @@ STRATEGIES: tuple[str, ...] = get_args(Strategy)
 FORBIDDEN_KEYS = frozenset({"gold", "gold_label", "is_gold", "truth", "ground_truth"})
 # A text_edits task's own content (task_data): the machine output equals the gold text wherever the machine was right,
 # on gold and regular tasks alike, so it tells a labeler nothing; it is the text to correct, not a leak.
-ITEM_CONTENT_KEYS = frozenset({"machine", "source", "source_text"})
+ITEM_CONTENT_KEYS = frozenset({"machine", "source", "source_text", "audio_header", "source_header"})
 # Multi-label pre-fill: a class is pre-checked when the model gives it at least this probability.
 
 
@@ -221,18 +221,29 @@ def task_data(uri: str | None, data_root: Path, shown: tuple[str, str]) -> dict[
     spot check); ``shown``: :func:`shown_object` of the kind. An image, text or audio item: ``{key: media}``
     (:func:`task_media`; audio_segments: ``{"audio": its URL}``, the local-files URL an image gets). A text_edits
     item (its copy a ``.edit.json`` document): ``{"audio": URL or "", "source": text or "", "source_text": the same,
-    "machine": text}``; a config shows ``$source_text``: Label Studio 1.23's UI replaces a data key named ``source``
+    "machine": text, "audio_header", "source_header"}`` (:func:`edit_headers`); a config shows ``$source_text``: Label Studio 1.23's UI replaces a data key named ``source``
     with the task's own JSON (docs/speech.md, "A person labels audio")."""
     if uri and str(uri).endswith(EDIT_SUFFIX):
         try:
             item = read_edit_item(str(uri))
         except (OSError, ValueError):  # a copy that cannot be read shows nothing, as an image without one
-            return {"audio": "", "source": "", "source_text": "", "machine": ""}
+            return {"audio": "", "source": "", "source_text": "", "machine": "", **edit_headers(None, None)}
         source = item.source or ""
         return {"audio": image_url(item.audio_uri, data_root), "source": source, "source_text": source,
-                "machine": item.machine}  # fmt: skip
+                "machine": item.machine, **edit_headers(item.audio_uri, item.source)}  # fmt: skip
     tag, key = shown
     return {key: task_media(uri, data_root, tag)}
+
+
+# The headers a text_edits task shows above its audio and its source sentence: one config serves transcript items
+# (audio) and translation items (a source sentence), so a part the item lacks gets no header ("" renders nothing).
+AUDIO_HEADER = "Listen: what was said"
+SOURCE_HEADER = "Source sentence"
+
+
+def edit_headers(audio_uri: str | None, source: str | None) -> dict[str, str]:
+    """The ``audio_header`` and ``source_header`` of a text_edits task: a part's header only where the item has it."""
+    return {"audio_header": AUDIO_HEADER if audio_uri else "", "source_header": SOURCE_HEADER if source else ""}
 
 
 def image_url(uri: str | None, data_root: Path) -> str:

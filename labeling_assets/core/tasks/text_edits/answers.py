@@ -40,11 +40,12 @@ EDIT_VOTE_SKIPS = (SKIP_NOT_TEXT, SKIP_UNREADABLE)
 # config serves every item (a project's config cannot depend on the task): for a translation item the player has
 # nothing to load and stays empty (length 0, no error). The source sentence is read from ``source_text``, not
 # ``source``: Label Studio 1.23's labeling UI replaces a data key named ``source`` with the whole task
-# (docs/speech.md, "A person labels audio").
+# (docs/speech.md, "A person labels audio"). The headers of the audio and the source come from the task
+# (``audio_header``, ``source_header``: "" where the item lacks the part), so a translation shows no audio header.
 CONFIG = """<View>
-  <Header value="Audio (transcripts)"/>
+  <Header value="$audio_header"/>
   <Audio name="audio" value="$audio"/>
-  <Header value="Source sentence (translations)"/>
+  <Header value="$source_header"/>
   <Text name="source" value="$source_text"/>
   <Header value="Machine output"/>
   <Text name="machine" value="$machine"/>
