@@ -346,3 +346,21 @@ def model_outputs(outputs: Sequence[Any], classes: Sequence[str]) -> Any:
     found = np.empty(len(outputs), dtype=object)
     found[:] = list(outputs)
     return found
+
+
+def usable_rows(
+    frame: pd.DataFrame, reason_of: Callable[[Any], str | None], what: str, excluded: dict[str, int]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """A kind's :meth:`TaskKind.usable_labels` over a per-answer rule: the consensus rows whose ``label``
+    ``reason_of`` passes (None), and the others counted in ``excluded`` as "consensus label is not ``what``
+    (the reason)"."""
+    import numpy as np
+
+    keep = []
+    for value in frame["label"]:
+        reason = reason_of(value)
+        if reason is not None:
+            why = f"consensus label is not {what} ({reason})"
+            excluded[why] = excluded.get(why, 0) + 1
+        keep.append(reason is None)
+    return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded

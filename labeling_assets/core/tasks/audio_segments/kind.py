@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.agreement import FleissKappa
-from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs, per_class_quality_inputs
 from labeling_assets.core.dataset import iterative_stratification as multi_core
@@ -65,7 +64,9 @@ from labeling_assets.core.tasks.kind import (
     Markdown,
     TestSplitReport,
     TrainingHead,
+    usable_rows,
 )
+from labeling_assets.core.tasks.region_gold import labeler_gold_scores, region_gold_gate
 
 # The gold gate's default on the region gold score, measured (benchmarks/gold_gate_thresholds.py, 30 gold items
 # answered three-fold, 20 seeds): good labelers score 0.85-0.93 and the late-and-wide marker 0.87, paused at 0.8 in
@@ -162,22 +163,13 @@ class AudioSegmentsKind:
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float
     ) -> tuple[Any, dict[str, Any]]:
         """(the gate on the region gold score, per label: the same score on that label's regions alone)."""
-        per_class: dict[str, Any] = {}
-        for name in classes:
-            matched, n = gold_counts(votes, truth, classes, only=str(name))
-            if n:
-                per_class[str(name)] = gate(matched, n, threshold, what=f"region gold score on {name}").metadata()
-        return gate(*gold_counts(votes, truth, classes), threshold, what="region gold score"), per_class
+        return region_gold_gate(gold_counts, votes, truth, classes, threshold, "region gold score")
 
     def gold_report(
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
     ) -> dict[str, Any]:
         """Each labeler's region gold score, and offsets, jitter, miss and false-region rates against gold."""
-        scores: dict[str, float | None] = {}
-        for labeler, mine in votes.groupby(votes["labeler_id"].astype(str)):
-            if labeler in names:
-                matched, n = gold_counts(mine, truth, classes)
-                scores[names[labeler]] = round(matched / n, 4) if n else None
+        scores = labeler_gold_scores(gold_counts, votes, truth, classes, names)
         return {"region_gold_score": scores, "gold_regions": Markdown(gold_table(votes, truth, classes, names)),
                 "gold_gate": "audio segments: the gold gate judges matched regions / (gold regions + false regions)"}  # fmt: skip
 
@@ -293,14 +285,8 @@ class AudioSegmentsKind:
         self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
     ) -> tuple[pd.DataFrame, dict[str, int]]:
         """The consensus rows that are region answers of the project; the others counted by the vote rule's reason."""
-        keep = []
-        for value in frame["label"]:
-            reason = answer_regions(value, classes or [])[1]
-            if reason is not None:
-                why = f"consensus label is not an audio segment answer of the project ({reason})"
-                excluded[why] = excluded.get(why, 0) + 1
-            keep.append(reason is None)
-        return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
+        return usable_rows(frame, lambda value: answer_regions(value, classes or [])[1],
+                           "an audio segment answer of the project", excluded)  # fmt: skip
 
     def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
         """The multi-label card over the labels each item has a region of (prevalence per label and split)."""

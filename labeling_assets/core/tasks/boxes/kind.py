@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.agreement import FleissKappa
-from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs, per_class_quality_inputs
 from labeling_assets.core.consensus.votes import SKIP_UNKNOWN_CLASS, Votes, _newest_per_labeler
@@ -81,7 +80,9 @@ from labeling_assets.core.tasks.kind import (
     Markdown,
     TestSplitReport,
     TrainingHead,
+    usable_rows,
 )
+from labeling_assets.core.tasks.region_gold import region_gold_gate
 from labeling_assets.core.training import promotion
 
 
@@ -182,12 +183,7 @@ class BoxesKind:
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float
     ) -> tuple[Any, dict[str, Any]]:
         """(the gate on the box gold score, per class: the same score on that class's boxes alone)."""
-        per_class: dict[str, Any] = {}
-        for name in classes:
-            matched, n = box_gold_counts(votes, truth, classes, only=str(name))
-            if n:
-                per_class[str(name)] = gate(matched, n, threshold, what=f"box gold score on {name}").metadata()
-        return gate(*box_gold_counts(votes, truth, classes), threshold, what="box gold score"), per_class
+        return region_gold_gate(box_gold_counts, votes, truth, classes, threshold, "box gold score")
 
     def gold_report(
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
@@ -305,14 +301,8 @@ class BoxesKind:
         self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
     ) -> tuple[pd.DataFrame, dict[str, int]]:
         """The consensus rows that are box answers of the project; the others counted by the vote rule's reason."""
-        keep = []
-        for value in frame["label"]:
-            reason = answer_boxes(value, classes or [], allow_empty)[1]
-            if reason is not None:
-                why = f"consensus label is not a box answer of the project ({reason})"
-                excluded[why] = excluded.get(why, 0) + 1
-            keep.append(reason is None)
-        return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
+        return usable_rows(frame, lambda value: answer_boxes(value, classes or [], allow_empty)[1],
+                           "a box answer of the project", excluded)  # fmt: skip
 
     def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
         """Sizes, boxes per class and split, box sizes, limitations (:func:`.card.render_box_card`; no plot yet)."""

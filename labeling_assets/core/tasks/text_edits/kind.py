@@ -36,6 +36,7 @@ from labeling_assets.core.tasks.kind import (
     Markdown,
     TestSplitReport,
     TrainingHead,
+    usable_rows,
 )
 from labeling_assets.core.tasks.text_edits import answers as edit_answers
 from labeling_assets.core.tasks.text_edits.answers import (
@@ -280,14 +281,7 @@ class TextEditsKind:
     def usable_labels(
         self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
     ) -> tuple[pd.DataFrame, dict[str, int]]:
-        keep = []
-        for value in frame["label"]:
-            reason = skip_reason(value)
-            if reason is not None:
-                why = f"consensus label is not a text ({reason})"
-                excluded[why] = excluded.get(why, 0) + 1
-            keep.append(reason is None)
-        return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
+        return usable_rows(frame, skip_reason, "a text", excluded)
 
     def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
         """Sizes and words per split, agreement, how the model's metric reads; the shared closing sections."""

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from labeling_assets.core.consensus.agreement import FleissKappa
-from labeling_assets.core.consensus.gates import gate
 from labeling_assets.core.consensus.label_issues import LabelIssues
 from labeling_assets.core.consensus.labeler_stats import LabelerStats, weekly_trend
 from labeling_assets.core.consensus.leaderboard import QualityInputs, per_class_quality_inputs
@@ -42,7 +41,9 @@ from labeling_assets.core.tasks.kind import (
     Markdown,
     TestSplitReport,
     TrainingHead,
+    usable_rows,
 )
+from labeling_assets.core.tasks.region_gold import labeler_gold_scores, region_gold_gate
 from labeling_assets.core.tasks.text_spans import spans as span_core
 from labeling_assets.core.tasks.text_spans.answers import (
     SPAN_VOTE_SKIPS,
@@ -194,22 +195,13 @@ class TextSpansKind:
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], threshold: float
     ) -> tuple[Any, dict[str, Any]]:
         """(the gate on the span gold score, per type: the same score on that type's spans alone)."""
-        per_type: dict[str, Any] = {}
-        for name in classes:
-            correct, n = gold_counts(votes, truth, classes, only=str(name))
-            if n:
-                per_type[str(name)] = gate(correct, n, threshold, what=f"span gold score on {name}").metadata()
-        return gate(*gold_counts(votes, truth, classes), threshold, what="span gold score"), per_type
+        return region_gold_gate(gold_counts, votes, truth, classes, threshold, "span gold score")
 
     def gold_report(
         self, votes: pd.DataFrame, truth: pd.Series, classes: Sequence[str], names: Mapping[str, str]
     ) -> dict[str, Any]:
         """Each labeler's span gold score, and precision, recall and F1 against gold, strict and partial."""
-        scores: dict[str, float | None] = {}
-        for labeler, mine in votes.groupby(votes["labeler_id"].astype(str)):
-            if labeler in names:
-                correct, n = gold_counts(mine, truth, classes)
-                scores[names[labeler]] = round(correct / n, 4) if n else None
+        scores = labeler_gold_scores(gold_counts, votes, truth, classes, names)
         return {"span_gold_score": scores, "gold_spans": Markdown(gold_span_table(votes, truth, classes, names)),
                 "gold_gate": "spans: the gold gate judges matched spans / (gold spans + false spans), strict"}  # fmt: skip
 
@@ -325,14 +317,8 @@ class TextSpansKind:
         self, frame: pd.DataFrame, classes: list[str] | None, allow_empty: bool, excluded: dict[str, int]
     ) -> tuple[pd.DataFrame, dict[str, int]]:
         """The consensus rows that are span answers of the project; the others counted by the vote rule's reason."""
-        keep = []
-        for value in frame["label"]:
-            reason = answer_spans(value, classes or [])[1]
-            if reason is not None:
-                why = f"consensus label is not a span answer of the project ({reason})"
-                excluded[why] = excluded.get(why, 0) + 1
-            keep.append(reason is None)
-        return frame[np.array(keep, dtype=bool)].reset_index(drop=True), excluded
+        return usable_rows(frame, lambda value: answer_spans(value, classes or [])[1],
+                           "a span answer of the project", excluded)  # fmt: skip
 
     def dataset_card(self, inputs: Any, *, with_plot: bool = True) -> str:
         """The multi-label card over the entity types each text holds (prevalence per type and split)."""
