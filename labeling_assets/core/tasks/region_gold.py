@@ -15,8 +15,10 @@ from labeling_assets.core.consensus.gates import RateGate, gate
 
 
 class GoldCounts(Protocol):
+    """A kind's ``gold_counts``: (matched, gold + false) of the answers to the gold items; ``only``: one class."""
+
     def __call__(
-        self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str], only: str | None = None
+        self, labels: pd.DataFrame, truth: pd.Series, classes: Sequence[str], /, only: str | None = None
     ) -> tuple[int, int]: ...
 
 
