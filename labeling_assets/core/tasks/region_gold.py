@@ -45,3 +45,19 @@ def labeler_gold_scores(
             matched, n = counts(mine, truth, classes)
             scores[names[labeler]] = round(matched / n, 4) if n else None
     return scores
+
+
+def whole_answer_table(
+    counts: GoldCounts, column: str, table: pd.DataFrame, annotations: pd.DataFrame, gold: pd.Series,
+    classes: Sequence[str],
+) -> pd.DataFrame:
+    """A QA view's gold table: the whole-answer accuracy named as such, each labeler's gold score (3 places, "n/a"
+    without a gold region either way) beside it as ``column``."""
+    on_gold = annotations[annotations["item_id"].isin(gold.index)]
+
+    def score(labeler: Any) -> str:
+        correct, trials = counts(on_gold[on_gold["labeler_id"] == labeler], gold, classes)
+        return "n/a" if not trials else f"{correct / trials:.3f}"
+
+    shown = table.rename(columns={"gold_accuracy": "whole-answer accuracy"})
+    return shown.assign(**{column: [score(lab) for lab in table["labeler_id"]]})

@@ -16,6 +16,7 @@ from labeling_assets.core.tasks.audio_segments.agreement import frame_agreement
 from labeling_assets.core.tasks.audio_segments.answers import answer_regions, from_stored
 from labeling_assets.core.tasks.audio_segments.stats import gold_counts
 from labeling_assets.core.tasks.audio_segments.votes import audio_votes, by_item, item_durations
+from labeling_assets.core.tasks.region_gold import whole_answer_table
 
 
 def labels_present(labels: pd.Series) -> pd.Series:
@@ -48,14 +49,7 @@ def gold_correct(rows: pd.DataFrame, gold: pd.Series, classes: Sequence[str]) ->
 
 def gold_table(table: pd.DataFrame, annotations: pd.DataFrame, gold: pd.Series, classes: Sequence[str]) -> pd.DataFrame:
     """The whole-answer accuracy named as such, with each labeler's region gold score beside it."""
-    on_gold = annotations[annotations["item_id"].isin(gold.index)]
-
-    def score(labeler: Any) -> str:
-        correct, trials = gold_counts(on_gold[on_gold["labeler_id"] == labeler], gold, classes)
-        return "n/a" if not trials else f"{correct / trials:.3f}"
-
-    shown = table.rename(columns={"gold_accuracy": "whole-answer accuracy"})
-    return shown.assign(**{"region gold score": [score(lab) for lab in table["labeler_id"]]})
+    return whole_answer_table(gold_counts, "region gold score", table, annotations, gold, classes)
 
 
 SEGMENT_VIEW = AnswerView(

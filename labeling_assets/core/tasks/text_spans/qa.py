@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from labeling_assets.core.reporting.answer_views import AnswerView
+from labeling_assets.core.tasks.region_gold import whole_answer_table
 from labeling_assets.core.tasks.text_spans.answers import answer_spans, gold_counts, span_votes
 from labeling_assets.core.tasks.text_spans.stats import span_agreement
 
@@ -40,14 +41,7 @@ def gold_correct(rows: pd.DataFrame, gold: pd.Series, classes: Sequence[str]) ->
 
 def gold_table(table: pd.DataFrame, annotations: pd.DataFrame, gold: pd.Series, classes: Sequence[str]) -> pd.DataFrame:
     """The whole-answer accuracy named as such, with each labeler's span gold score beside it."""
-    on_gold = annotations[annotations["item_id"].isin(gold.index)]
-
-    def score(labeler: Any) -> str:
-        correct, trials = gold_counts(on_gold[on_gold["labeler_id"] == labeler], gold, classes)
-        return "n/a" if not trials else f"{correct / trials:.3f}"
-
-    shown = table.rename(columns={"gold_accuracy": "whole-answer accuracy"})
-    return shown.assign(**{"span gold score": [score(lab) for lab in table["labeler_id"]]})
+    return whole_answer_table(gold_counts, "span gold score", table, annotations, gold, classes)
 
 
 SPAN_VIEW = AnswerView(
