@@ -9,7 +9,8 @@ classifier on log-mel features.
 
 ``--task speech-edits`` (``text_edits``): per utterance its machine transcript (shown with the audio) and its
 machine English translation (shown with the source sentence), made by perturbing the truth
-(``core.speech.crowd.machine_output``); the crowd corrects them (three careful correctors, a lazy one who submits
+(``core.speech.crowd.machine_output``, with the fixed confusions a real ASR or MT system repeats:
+``demo_source.SYSTEMATIC``); the crowd corrects them (three careful correctors, a lazy one who submits
 the machine output unchanged, a spammer); consensus is the labeler-aware ROVER, plain ROVER is scored on the same
 answers; the model is the correction model, scored by WER before and after.
 
@@ -47,6 +48,7 @@ from labeling_assets.cli.demo_steps import (
     step,
 )
 from labeling_assets.core.speech.demo_source import (
+    SYSTEMATIC,
     TRANSCRIPT,
     TRANSLATION,
     DemoUtterance,
@@ -88,7 +90,7 @@ def use_speech_environment(part: str, seed: int = 0) -> SpeechDemo:
     home = data_dir()
     use_own_instance(home)
     demo = SpeechDemo(part, home / "demo" / "source", home / "demo" / "truth.jsonl")
-    utterances, wavs = make_demo(UTTERANCES, seed=seed, cache_dir=home / "cache" / "espeak")
+    utterances, wavs = make_demo(UTTERANCES, seed=seed, cache_dir=home / "cache" / "espeak", systematic=SYSTEMATIC)
     (write_segment_source if demo.segments else write_edit_source)(demo.source, utterances, wavs)
     write_truth(demo.truth, utterances)
     env.set_default("LABELING_ASSETS_IMAGE_SOURCE", str(demo.source))
@@ -361,6 +363,20 @@ def edit_summary(
     return lines
 
 
+def prefill_line(truth: Mapping[str, tuple[DemoUtterance, str]], prefill: Mapping[str, str], answered: set[str]) -> str:
+    """WER against the truth of what the text area is pre-filled with (``prefill``: item -> the newest pre-label's
+    text) beside the machine output's, on the items no labeler has answered yet (what the next labelers see)."""
+    from labeling_assets.core.speech.text_metrics import wer
+
+    items = sorted(i for i in truth if i in prefill and i not in answered)
+    if not items:
+        return "  pre-fill of the unanswered items: n/a (none)"
+    refs = [truth[i][0].truth_text(truth[i][1]).split() for i in items]
+    machine = wer(refs, [truth[i][0].machine_text(truth[i][1]).split() for i in items])
+    return (f"  pre-fill of the {len(items)} unanswered items, WER against the truth: {_num(wer(refs, [prefill[i].split() for i in items]))}"
+            f" (the machine output's: {_num(machine)})")  # fmt: skip
+
+
 def store_summary(demo: SpeechDemo) -> list[str]:
     """The summary of the store's current answers, consensus, pauses and the latest evaluation and pre-labels."""
     from labeling_assets.cli.common import label_store
@@ -381,11 +397,26 @@ def store_summary(demo: SpeechDemo) -> list[str]:
     if demo.segments:
         lines += segment_summary(segment_truth(utterances, by_path), annotations, consensus, names, paused, evaluation, gold)
     else:
-        lines += edit_summary(edit_truth(utterances, by_path), annotations, consensus, names, paused, evaluation, gold)
+        edits = edit_truth(utterances, by_path)
+        lines += edit_summary(edits, annotations, consensus, names, paused, evaluation, gold)
+        lines.append(prefill_line(edits, newest_prefill(store), set(annotations["item_id"].astype(str))))
     prelabels = latest_metadata("prelabels")
     shown = {k: v for k, v in prelabels.items() if isinstance(v, int | float | str) and len(str(v)) < 80}
     lines.append(f"  pre-labels (after training): {', '.join(f'{k} {v}' for k, v in list(shown.items())[:6]) or 'none'}")
     return lines
+
+
+def newest_prefill(store: Any) -> dict[str, str]:
+    """Each item's newest pre-label text (the text area's pre-fill: the champion's correction after training)."""
+    import sqlalchemy as sa
+
+    from labeling_assets.core.store.schema import prelabels_table as p
+
+    newest = sa.select(p.c.item_id, sa.func.max(p.c.computed_at).label("at")).group_by(p.c.item_id).subquery()
+    rows = store.fetch(sa.select(p.c.item_id, p.c.probs).join(newest, sa.and_(p.c.item_id == newest.c.item_id,
+                                                                             p.c.computed_at == newest.c.at)))  # fmt: skip
+    return {str(r["item_id"]): str(r["probs"]["text"]) for r in rows
+            if isinstance(r["probs"], dict) and isinstance(r["probs"].get("text"), str)}  # fmt: skip
 
 
 def _metrics(evaluation: Mapping[str, Any], words: Sequence[str]) -> str:

@@ -1,7 +1,9 @@
 """Simulated machine output and a simulated crowd for speech, seeded, with error models known by construction.
 
 - ``machine_output``: the truth with words dropped, neighbours swapped and words misspelled (the "machine"
-  transcript or translation a labeler corrects).
+  transcript or translation a labeler corrects); with ``systematic`` > 0, first the errors a real ASR or MT system
+  repeats: each word of ``CONFUSIONS`` becomes its fixed confusion with probability ``systematic`` (one draw per
+  such word; the default, 0, draws nothing, so the random part's output is what it was before this option).
 - ``SegmentLabeler``: marks the true regions with a habitual start and end offset plus jitter, misses a switch
   (two neighbouring regions of different languages marked as one, with the first's label), leaves a region out,
   adds false regions; a spammer marks random regions with random labels.
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,9 +34,46 @@ def misspell(word: str, rng: np.random.Generator) -> str:
     return word[:k] + str(rng.choice(options)) + word[k + 1 :]
 
 
+def plain(word: str) -> str:
+    """A word without its Vietnamese tone and vowel marks (NFD, combining marks stripped; đ written d)."""
+    decomposed = unicodedata.normalize("NFD", word.replace("đ", "d").replace("Đ", "D"))
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+# Frequent Vietnamese words of the demo phrases (core.speech.synth.PHRASES) whose marks an ASR system drops.
+TONE_DROPPED = ("không", "chào", "đẹp", "hôm", "nhiều", "tiền", "việc", "gặp", "lại", "biết")
+# The fixed confusions: marks dropped; English heard as a homophone (ASR); a literal term translation (MT: trời
+# "sky" for weather, trưa "noon" for lunch). No confusion is itself a word of a demo phrase, so it is always wrong.
+CONFUSIONS: dict[str, str] = {
+    **{w: plain(w) for w in TONE_DROPPED},
+    "the": "da",
+    "know": "no",
+    "to": "two",
+    "week": "weak",
+    "see": "sea",
+    "weather": "sky",
+    "lunch": "noon",
+}
+
+
+def confuse(words: Sequence[str], rng: np.random.Generator, p: float) -> list[str]:
+    """Each word of ``CONFUSIONS`` replaced by its confusion with probability ``p`` (one draw per such word)."""
+    return [CONFUSIONS[w] if w in CONFUSIONS and rng.random() < p else w for w in words]
+
+
 def machine_output(
-    words: Sequence[str], rng: np.random.Generator, drop: float = 0.06, swap: float = 0.05, typo: float = 0.1
+    words: Sequence[str],
+    rng: np.random.Generator,
+    drop: float = 0.06,
+    swap: float = 0.05,
+    typo: float = 0.1,
+    systematic: float = 0.0,
+    systematic_rng: np.random.Generator | None = None,
 ) -> list[str]:
+    """The machine's words for ``words``; the systematic part draws from ``systematic_rng`` where given (so that
+    turning it on leaves the draws of ``rng``, and of whatever else shares it, as they were), else from ``rng``."""
+    if systematic > 0:
+        words = confuse(words, rng if systematic_rng is None else systematic_rng, systematic)
     out = [w for w in words if rng.random() >= drop] or list(words[:1])
     k = 0
     while k < len(out) - 1:

@@ -8,7 +8,10 @@ Two projects read them (``labeling-assets demo --task speech``):
 - edits (``text_edits``): the same WAV files under ``<folder>/audio/``, and ``edits.jsonl``: per utterance a
   transcript row (its audio and the machine transcript) and a translation row (the true transcript as the source
   sentence and the machine's English translation), both grouped by the utterance, so a recording never spans two
-  splits; ``gold.csv``: every ``gold_every``-th row's true text, named ``edits.jsonl#<id>``.
+  splits. The demo's machine (``make_demo(..., systematic=SYSTEMATIC)``) also makes the errors a real ASR or MT
+  system repeats (``crowd.CONFUSIONS``: tone marks dropped on frequent Vietnamese words, English homophones, literal
+  term translations), each with probability ``SYSTEMATIC``, drawn from a generator of their own, so the audio, the
+  regions and the random part's draws are those of ``systematic=0``; ``gold.csv``: every ``gold_every``-th row's true text, named ``edits.jsonl#<id>``.
 
 The truth (regions, transcript, translation, and the machine output made from them) goes to a JSONL file apart from
 the folder the pipeline reads; only the simulated crowd and the summary read it. Everything is seeded, and a file
@@ -36,6 +39,7 @@ GOLD_FILE = "gold.csv"
 AUDIO_DIR = "audio"  # the edits folder's WAV files
 GOLD_EVERY = 10
 TRANSCRIPT, TRANSLATION = "transcript", "translation"
+SYSTEMATIC = 0.8  # the demo's chance of each fixed confusion (crowd.CONFUSIONS); make_demo's default stays 0
 
 
 @dataclass(frozen=True)
@@ -62,16 +66,18 @@ class DemoUtterance:
 
 
 def make_demo(
-    n: int, seed: int = 0, cache_dir: Path | None = None
+    n: int, seed: int = 0, cache_dir: Path | None = None, systematic: float = 0.0
 ) -> tuple[list[DemoUtterance], list[bytes]]:
-    """``n`` utterances (their truth and machine output) and each one's WAV bytes, the same for the same seed."""
+    """``n`` utterances (their truth and machine output) and each one's WAV bytes, the same for the same seed;
+    ``systematic``: the chance of each of the machine's fixed confusions (module docstring)."""
     rng = np.random.default_rng(seed)
+    confusions = np.random.default_rng([seed, 35])  # apart from rng: the audio and the random errors stay
     out: list[DemoUtterance] = []
     wavs: list[bytes] = []
     for k in range(n):
         u = make_utterance(rng, cache_dir=cache_dir)
-        machine_t = " ".join(machine_output(u.transcript.split(), rng))
-        machine_x = " ".join(machine_output(u.translation.split(), rng))
+        machine_t, machine_x = (" ".join(machine_output(text.split(), rng, systematic=systematic, systematic_rng=confusions))
+                                for text in (u.transcript, u.translation))  # fmt: skip
         name = f"utt_{k:04d}"
         regions = tuple(Region(round(r.start, 3), round(r.end, 3), r.label) for r in u.regions)  # as answers are stored
         out.append(DemoUtterance(name, f"{name}.wav", round(u.duration, 4), regions, u.transcript, u.translation,
