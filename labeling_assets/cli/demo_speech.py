@@ -363,18 +363,22 @@ def edit_summary(
     return lines
 
 
-def prefill_line(truth: Mapping[str, tuple[DemoUtterance, str]], prefill: Mapping[str, str], answered: set[str]) -> str:
+def prefill_line(truth: Mapping[str, tuple[DemoUtterance, str]], prefill: Mapping[str, str], answered: set[str],
+                 test: set[str]) -> str:  # fmt: skip
     """WER against the truth of what the text area is pre-filled with (``prefill``: item -> the newest pre-label's
-    text) beside the machine output's, on the items no labeler has answered yet (what the next labelers see)."""
+    text) beside the machine output's: on the items no labeler has answered yet (what the next labelers see), else,
+    where every item is answered, on the test split (items the model never trained on)."""
     from labeling_assets.core.speech.text_metrics import wer
 
-    items = sorted(i for i in truth if i in prefill and i not in answered)
+    where, items = "unanswered items", sorted(i for i in truth if i in prefill and i not in answered)
     if not items:
-        return "  pre-fill of the unanswered items: n/a (none)"
+        where, items = "test split's items", sorted(i for i in truth if i in prefill and i in test)
+    if not items:
+        return "  pre-fill after training: n/a (no unanswered or test item has a pre-label)"
     refs = [truth[i][0].truth_text(truth[i][1]).split() for i in items]
     machine = wer(refs, [truth[i][0].machine_text(truth[i][1]).split() for i in items])
-    return (f"  pre-fill of the {len(items)} unanswered items, WER against the truth: {_num(wer(refs, [prefill[i].split() for i in items]))}"
-            f" (the machine output's: {_num(machine)})")  # fmt: skip
+    return (f"  pre-fill after training, WER against the truth on the {len(items)} {where}: "
+            f"{_num(wer(refs, [prefill[i].split() for i in items]))} (the machine output's: {_num(machine)})")  # fmt: skip
 
 
 def store_summary(demo: SpeechDemo) -> list[str]:
@@ -399,7 +403,8 @@ def store_summary(demo: SpeechDemo) -> list[str]:
     else:
         edits = edit_truth(utterances, by_path)
         lines += edit_summary(edits, annotations, consensus, names, paused, evaluation, gold)
-        lines.append(prefill_line(edits, newest_prefill(store), set(annotations["item_id"].astype(str))))
+        answered, test = set(annotations["item_id"].astype(str)), test_items(store)
+        lines.append(prefill_line(edits, newest_prefill(store), answered, test))
     prelabels = latest_metadata("prelabels")
     shown = {k: v for k, v in prelabels.items() if isinstance(v, int | float | str) and len(str(v)) < 80}
     lines.append(f"  pre-labels (after training): {', '.join(f'{k} {v}' for k, v in list(shown.items())[:6]) or 'none'}")
@@ -417,6 +422,14 @@ def newest_prefill(store: Any) -> dict[str, str]:
                                                                              p.c.computed_at == newest.c.at)))  # fmt: skip
     return {str(r["item_id"]): str(r["probs"]["text"]) for r in rows
             if isinstance(r["probs"], dict) and isinstance(r["probs"].get("text"), str)}  # fmt: skip
+
+
+def test_items(store: Any) -> set[str]:
+    import sqlalchemy as sa
+
+    from labeling_assets.core.store.schema import splits_table
+
+    return {str(r["item_id"]) for r in store.fetch(sa.select(splits_table.c.item_id).where(splits_table.c.split == "test"))}
 
 
 def _metrics(evaluation: Mapping[str, Any], words: Sequence[str]) -> str:

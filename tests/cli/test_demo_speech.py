@@ -6,7 +6,7 @@ import uuid
 import pandas as pd
 import pytest
 
-from labeling_assets.cli.demo_speech import LABELS, edit_summary, segment_summary
+from labeling_assets.cli.demo_speech import LABELS, edit_summary, prefill_line, segment_summary
 from labeling_assets.core.speech.demo_source import TRANSCRIPT, DemoUtterance
 from labeling_assets.core.speech.regions import Region
 from labeling_assets.core.tasks import task_kind
@@ -95,3 +95,13 @@ def test_the_edit_summary_scores_machine_output_consensus_rover_and_the_lazy_lab
     assert rows["ROVER, same answers"] == ["0.000", "(2)", "n/a", "(0)"]
     assert "sim_02_lazy             2 texts  WER 0.250  unchanged 100%" in "\n".join(lines)
     assert "test_wer_before 0.250, test_wer_after 0.100" in "\n".join(lines)
+
+
+def test_the_prefill_line_scores_the_newest_prelabels_beside_the_machine_output_on_unanswered_items_else_test() -> None:
+    truth = {f"t{k}": (_utterance(f"u{k}"), TRANSCRIPT) for k in range(3)}  # machine: 1 error in 4 words
+    prefill = {"t0": "xin chào the meeting", "t1": "xin chào the", "t2": "anything"}
+    line = prefill_line(truth, prefill, answered={"t2"}, test={"t2"})  # t2 answered: its pre-fill no longer matters
+    assert line == "  pre-fill after training, WER against the truth on the 2 unanswered items: 0.125 (the machine output's: 0.250)"
+    everything = prefill_line(truth, prefill, answered=set(truth), test={"t0"})  # all answered: the test split's
+    assert everything == "  pre-fill after training, WER against the truth on the 1 test split's items: 0.000 (the machine output's: 0.250)"
+    assert prefill_line(truth, prefill, answered=set(truth), test=set()).endswith("n/a (no unanswered or test item has a pre-label)")
