@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labeling_assets.core.speech.synth import ESPEAK, make_utterance, read_wav, write_wav
+from labeling_assets.core.speech.synth import ESPEAK, make_utterance, read_wav, synthesize, write_wav
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which(ESPEAK) is None, reason="espeak-ng is not installed"
@@ -26,3 +26,12 @@ def test_a_synthesised_utterance_has_its_truth_where_its_sound_is(tmp_path: Path
     audio, rate = read_wav(tmp_path / "u.wav")
     assert rate == u.sample_rate and audio.size == u.audio.size and np.abs(audio - u.audio).max() < 1e-4
     assert len(list((tmp_path / "cache").glob("*.wav"))) >= 1
+
+
+def test_a_phrase_spoken_earlier_in_the_process_is_still_written_to_a_new_cache(tmp_path: Path) -> None:
+    # the process keeps what espeak-ng said; a cache_dir that lacks the phrase still gets its WAV (the suite's
+    # order once had an earlier test speak every phrase first, and this module's cache stayed empty)
+    first = synthesize("hello world", "en")
+    again = synthesize("hello world", "en", tmp_path / "cache")
+    (wav,) = (tmp_path / "cache").glob("*.wav")
+    assert read_wav(wav)[1] == first[1] and np.array_equal(again[0], first[0])

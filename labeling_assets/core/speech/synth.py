@@ -9,6 +9,7 @@ Each phrase is synthesised once per process (and once per ``cache_dir`` on disk 
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 import tempfile
@@ -69,17 +70,22 @@ class Utterance:
         return self.audio.size / self.sample_rate
 
 
-_MEMORY: dict[tuple[str, str], tuple[npt.NDArray[np.float32], int]] = {}
+# espeak-ng's WAV bytes and the trimmed clip, per (language, text), for this process: a phrase is spoken once per
+# process, and its WAV is still written to every cache_dir that lacks it (a test that asks for a cache gets one,
+# whatever ran before it in the same process).
+_WAVS: dict[tuple[str, str], bytes] = {}
+_CLIPS: dict[tuple[str, str], tuple[npt.NDArray[np.float32], int]] = {}
 
 
 def synthesize(text: str, lang: str, cache_dir: Path | None = None) -> tuple[npt.NDArray[np.float32], int]:
     """``text`` spoken in ``lang`` (``en`` or ``vi``), silence trimmed: (samples in [-1, 1], sample rate)."""
     key = (lang, text)
-    if key in _MEMORY:
-        return _MEMORY[key]
     name = hashlib.sha1(f"{lang}\n{text}".encode()).hexdigest()[:16] + ".wav"
     cached = cache_dir / name if cache_dir else None
-    if cached is None or not cached.exists():
+    data = _WAVS.get(key)
+    if data is None and cached is not None and cached.exists():
+        data = cached.read_bytes()
+    if data is None:
         if shutil.which(ESPEAK) is None:
             raise SynthesisError(f"{ESPEAK} is not installed (Debian: apt-get install espeak-ng)")
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,23 +93,24 @@ def synthesize(text: str, lang: str, cache_dir: Path | None = None) -> tuple[npt
             done = subprocess.run([ESPEAK, "-v", lang, "-w", str(out), text], capture_output=True, text=True)
             if done.returncode != 0:
                 raise SynthesisError(f"{ESPEAK} -v {lang} failed: {done.stderr.strip()[:200]}")
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(out, cached)
-            audio, rate = read_wav(out)
-    else:
-        audio, rate = read_wav(cached)
-    loud = np.flatnonzero(np.abs(audio) > SILENCE)
-    clip = audio[loud[0] : loud[-1] + 1] if loud.size else audio[:0]
-    _MEMORY[key] = (clip, rate)
-    return clip, rate
+            data = out.read_bytes()
+    _WAVS[key] = data
+    if cached is not None and not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(data)
+    if key not in _CLIPS:
+        audio, rate = read_wav(io.BytesIO(data))
+        loud = np.flatnonzero(np.abs(audio) > SILENCE)
+        _CLIPS[key] = (audio[loud[0] : loud[-1] + 1] if loud.size else audio[:0], rate)
+    return _CLIPS[key]
 
 
-def read_wav(path: Path) -> tuple[npt.NDArray[np.float32], int]:
-    """A 16-bit PCM WAV as mono float32 in [-1, 1] (channels averaged)."""
-    with wave.open(str(path), "rb") as f:
+def read_wav(path: Path | io.BytesIO) -> tuple[npt.NDArray[np.float32], int]:
+    """A 16-bit PCM WAV (a file, or its bytes) as mono float32 in [-1, 1] (channels averaged)."""
+    with wave.open(str(path) if isinstance(path, Path) else path, "rb") as f:
         if f.getsampwidth() != 2:
-            raise SynthesisError(f"{path.name}: {8 * f.getsampwidth()}-bit samples, expected 16-bit PCM")
+            what = path.name if isinstance(path, Path) else "WAV"
+            raise SynthesisError(f"{what}: {8 * f.getsampwidth()}-bit samples, expected 16-bit PCM")
         raw = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
         rate, channels = f.getframerate(), f.getnchannels()
     samples = raw.reshape(-1, channels).mean(axis=1) / 32768.0
