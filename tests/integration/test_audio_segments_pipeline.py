@@ -77,10 +77,9 @@ def _marked(regions: tuple[Region, ...], name: str, missed: bool = False) -> lis
 # The stages that read and write the store on both stores; the model's (seconds of MLflow and training each) on
 # PostgreSQL, the store the labeling operation runs on, and the expert review on SQLite: neither depends on
 # the store's engine, and each adds seconds.
-@pytest.mark.parametrize(("backend", "with_model"), [("sqlite", False),
-                                                      pytest.param("postgresql", True, marks=pytest.mark.postgres)])  # fmt: skip
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_an_audio_segments_project_runs_every_stage(
-    backend: str, with_model: bool, label_studio: LabelStudioServer, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, label_studio: LabelStudioServer, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     utterances, wavs = make_demo(N_FIRST + N_NEXT, seed=35)
     source = tmp_path / "segments"
@@ -157,24 +156,23 @@ def test_an_audio_segments_project_runs_every_stage(
         assert len(consensus[wrong]) == len(truth[wrong].regions) - 1
 
         # The review project shows the expert the recording with the consensus pre-drawn; the expert's regions
-        # settle the item (on one store: the review code does not depend on its engine).
-        if not with_model:
-            sync_review_requests(store, "test", [ReviewRequest(wrong, EXPERT_REVIEW, "a region may be missing")], [])
-            review = run([adjudications]).asset_materializations_for_node("adjudications")[0].metadata
-            review_id = int(review["review_project_id"].value)  # type: ignore[arg-type]
-            assert kind.owns_config(client.label_config(review_id))
-            (task,) = [t for t in client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == wrong]
-            assert task["data"]["audio"] == tasks[wrong]["data"]["audio"] and "a region may be missing" in task["data"]["context"]
-            (prediction,) = task["predictions"]
-            assert prediction["model_version"] == CONSENSUS_VERSION
-            assert kind.read_answer(prediction["result"]).label == consensus[wrong]
-            expert = kind.answer_result(stored(truth[wrong].regions), ItemMedia())
-            client.request("POST", f"/api/tasks/{task['id']}/annotations/",
-                           json={"result": expert, "completed_by": users[EXPERT]})  # fmt: skip
-            run([adjudications])
-            run([consensus_labels])
-            consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
-            assert consensus[wrong] == stored(truth[wrong].regions)
+        # settle the item.
+        sync_review_requests(store, "test", [ReviewRequest(wrong, EXPERT_REVIEW, "a region may be missing")], [])
+        review = run([adjudications]).asset_materializations_for_node("adjudications")[0].metadata
+        review_id = int(review["review_project_id"].value)  # type: ignore[arg-type]
+        assert kind.owns_config(client.label_config(review_id))
+        (task,) = [t for t in client.iter_tasks(review_id, fields="all") if t["data"]["item_id"] == wrong]
+        assert task["data"]["audio"] == tasks[wrong]["data"]["audio"] and "a region may be missing" in task["data"]["context"]
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"] == CONSENSUS_VERSION
+        assert kind.read_answer(prediction["result"]).label == consensus[wrong]
+        expert = kind.answer_result(stored(truth[wrong].regions), ItemMedia())
+        client.request("POST", f"/api/tasks/{task['id']}/annotations/",
+                       json={"result": expert, "completed_by": users[EXPERT]})  # fmt: skip
+        run([adjudications])
+        run([consensus_labels])
+        consensus = {r["item_id"]: r["label"] for r in store.fetch(latest_consensus_query())}
+        assert consensus[wrong] == stored(truth[wrong].regions)
 
         # Labeler statistics: the late labeler's offsets against gold, and its gold score passes the gate.
         names = labelers_partitions.get_partition_keys(dynamic_partitions_store=instance)
@@ -203,11 +201,9 @@ def test_an_audio_segments_project_runs_every_stage(
         assert sorted(x["item_id"] for x in lines) == sorted(truth)
         assert all(x["duration"] == pytest.approx(truth[x["item_id"]].duration, abs=0.01) for x in lines)
 
-        if not with_model:  # the QA report reads the answers through the kind's view (frame alpha, gold regions)
-            report = run([qa_report]).asset_materializations_for_node("qa_report")[0].metadata
-            assert report["items_with_consensus"].value == N_FIRST and report["labelers"].value == len(USERS)
-            store.dispose()
-            return
+        # The QA report reads the answers through the kind's view (frame alpha, gold regions).
+        report = run([qa_report]).asset_materializations_for_node("qa_report")[0].metadata
+        assert report["items_with_consensus"].value == N_FIRST and report["labelers"].value == len(USERS)
 
         # The model: trained on this version, registered with the kind, scored on the test split and champion.
         training = {"ops": {"trained_model": {"config": {"trainer_settings": TRAINER_SETTINGS}},

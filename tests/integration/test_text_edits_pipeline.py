@@ -162,8 +162,6 @@ def test_a_text_edits_project_runs_every_stage(
                 assert line["text"] == expected[line["item_id"]] and (line["audio"] is None) == row.endswith(TRANSLATION)
             assert len(lines) == 2 * N and all(len(s) == 1 for s in splits_of.values())  # a recording in one split
             assert (Path(str(exported["path_hf_datasets"].value)) / "dataset_dict.json").is_file()  # read back: unit test
-            if backend != "sqlite":  # the model side reads and writes the store as every kind does: one store runs it
-                return
 
             # The correction model: trained, scored on the test split, the champion; it pre-labels the next items.
             training = {"ops": {"model_evaluation": {"config": {"device": "cpu"}}}}
