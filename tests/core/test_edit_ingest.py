@@ -129,3 +129,23 @@ def test_re_ingest_is_idempotent_and_a_row_whose_audio_goes_is_retired(store: La
     u1 = next(o.item_id for o in first.outcomes if o.rel_path == "rec1/rows.jsonl#u1")
     [status] = store.fetch(sa.select(items_table.c.status).where(items_table.c.item_id == u1))
     assert status["status"] == "missing"  # retired, never deleted: its answers stay
+
+
+def test_an_edit_items_id_is_its_content_wherever_the_data_folder_lives(tmp_path: Path) -> None:
+    # the same sidecar and audio under two data folders are the same items (the id once hashed the audio copy's
+    # absolute path: a moved or restored data folder, or another clone's demo, got other ids and another order)
+    ids = []
+    for where in ("one", "elsewhere/two"):
+        (tmp_path / where).mkdir(parents=True)
+        src = AudioSource(tmp_path / where)
+        src.write("rec1/utt1.wav", encode(tone(1.0), "WAV", "PCM_16"))
+        write_rows(src, [GOOD[0], GOOD[2]])  # a transcript with its audio, a translation
+        store = LabelStore(f"sqlite:///{tmp_path / where / 'labels.db'}")
+        store.migrate()
+        ingest(store, src)
+        active = store.fetch(sa.select(items_table.c.item_id, items_table.c.uri).where(items_table.c.status == "active"))
+        ids.append(sorted(r["item_id"] for r in active))
+        with_audio = [read_edit_item(r["uri"]) for r in active if read_edit_item(r["uri"]).audio_item_id]
+        assert with_audio and all(read_audio(str(i.audio_uri))[1] == 16_000 for i in with_audio)  # still found
+        store.dispose()
+    assert ids[0] == ids[1] and len(ids[0]) == 2

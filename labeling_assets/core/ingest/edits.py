@@ -2,8 +2,8 @@
 
 A row: ``{"id": ..., "machine": "<machine output>", "audio": "<an audio file of the source, optional>",
 "source": "<source sentence, optional>", "group": "<recording or speaker, optional>"}``. Its stored copy (format
-``EDIT``, ``<hash>.edit.json``) is a canonical JSON document ``{"audio_item_id", "audio_uri", "id", "machine",
-"source"}`` (keys sorted, texts NFC with ``\\n`` line ends) and its item id the SHA-256 of that document's bytes:
+``EDIT``, ``<hash>.edit.json``) is a canonical JSON document ``{"audio_item_id", "audio_path", "id", "machine",
+"source"}`` (``audio_path``: the audio copy inside the raw store, no absolute path) (keys sorted, texts NFC with ``\\n`` line ends) and its item id the SHA-256 of that document's bytes:
 the same row over other audio bytes is another item, as an edited text is. Its group key is the row's ``group``,
 else the audio file's stem, so one recording never spans two splits.
 
@@ -86,8 +86,16 @@ AudioLookup = Callable[[str], tuple[str, str] | tuple[None, tuple[str, str]]]
 def edit_document(row_id: str, machine: str, source: str | None, audio: tuple[str, str] | None) -> str:
     """The canonical document of a row (what is stored and hashed)."""
     doc = {"id": row_id, "machine": machine, "source": source,
-           "audio_item_id": audio[0] if audio else None, "audio_uri": audio[1] if audio else None}  # fmt: skip
+           "audio_item_id": audio[0] if audio else None, "audio_path": _in_store(audio[1]) if audio else None}  # fmt: skip
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _in_store(uri: str) -> str:
+    """The audio copy's path inside the raw store (``<2 hex>/<hash>.<ext>``, beside the document's own folder):
+    the document, and so the item id, holds no absolute path, so the same row is the same item wherever the data
+    folder lives (moved, restored, another clone)."""
+    path = Path(uri.removeprefix("file://"))
+    return f"{path.parent.name}/{path.name}"
 
 
 def read_edit_item(uri: str) -> EditItem:
@@ -96,8 +104,12 @@ def read_edit_item(uri: str) -> EditItem:
     doc = json.loads(data.decode("utf-8"))
     if not isinstance(doc, dict) or not isinstance(doc.get("machine"), str):
         raise ValueError(f"{uri} is not a text_edits document")
+    audio = doc.get("audio_path")  # inside the raw store that holds this document: <raw>/<2 hex>/<name>
+    audio_uri = str(Path(uri.removeprefix("file://")).parent.parent / audio) if isinstance(audio, str) else None
+    if audio_uri is None and isinstance(doc.get("audio_uri"), str):  # a document written before audio_path
+        audio_uri = doc["audio_uri"]
     return EditItem(hashlib.sha256(data).hexdigest(), str(doc.get("id", "")), doc["machine"], doc.get("source"),
-                    doc.get("audio_uri"), doc.get("audio_item_id"))  # fmt: skip
+                    audio_uri, doc.get("audio_item_id"))  # fmt: skip
 
 
 def _text(row: Mapping[str, Any], name: str) -> str | None:

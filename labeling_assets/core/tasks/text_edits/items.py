@@ -1,7 +1,7 @@
 """How this kind reads an item: its machine output, source sentence and audio, from the stored edit document.
 
 Ingest (``core.ingest.edits``) stores each sidecar row as a canonical JSON document ``<hash>.edit.json``
-``{"id", "machine", "source", "audio_item_id", "audio_uri"}``; :func:`read_item` reads it through
+``{"id", "machine", "source", "audio_item_id", "audio_path"}``; :func:`read_item` reads it through
 ``core.ingest.edits.read_edit_item``.
 """
 
