@@ -126,5 +126,13 @@ def read_audio(uri: str) -> tuple[npt.NDArray[np.float32], int]:
     return np.ascontiguousarray(samples.mean(axis=1, dtype=np.float32)), int(rate)
 
 
+def audio_seconds(uri: str) -> float:
+    """An item's duration in seconds from its stored copy's header alone (no decoding): ingest stored only files
+    whose frames all decode (``verify_audio``), so the header's frame count is the decoded length. Raises as
+    :func:`read_audio`."""
+    info = sf.info(str(Path(uri.removeprefix("file://"))))
+    return float(info.frames) / float(info.samplerate)
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(_OPENING.sub("", str(exc)).split())[:200] or type(exc).__name__

@@ -1,7 +1,7 @@
 """Audio segment answers as votes: each labeler's newest answer per item, kept when it is a region answer of the
 project, else skipped and counted by reason; and the items' durations, which the frame views need.
 
-An item's duration is its audio's (read through ``core.ingest.audio.read_audio``, where the frame has a ``uri``);
+An item's duration is its audio's (its header, ``core.ingest.audio.audio_seconds``, where the frame has a ``uri``);
 where the audio cannot be read, the latest end any answer marks stands in: past it every labeler says "no
 region", so the frame vote decides the same regions.
 """
@@ -62,24 +62,13 @@ def by_item(votes: Sequence[SegmentVote]) -> dict[str, dict[str, list[Region]]]:
     return out
 
 
-_DURATIONS: dict[str, float] = {}  # uri -> seconds: a stored copy is content-addressed and written once
-_CACHED = 65_536
-
-
 def audio_duration(uri: str) -> float | None:
-    """Seconds of audio at ``uri`` (None when it cannot be read, and asked again next time). Remembered: consensus
-    reads each item's duration twice a run (the vote, the agreement)."""
-    from labeling_assets.core.ingest.audio import read_audio
+    """Seconds of audio at ``uri`` from its header (``core.ingest.audio.audio_seconds``: ingest measured it whole),
+    None when it cannot be read."""
+    from labeling_assets.core.ingest.audio import audio_seconds
 
-    if uri in _DURATIONS:
-        return _DURATIONS[uri]
     with contextlib.suppress(Exception):  # any decoder failure: the answers' extent stands in
-        samples, rate = read_audio(uri)
-        if rate:
-            if len(_DURATIONS) >= _CACHED:
-                _DURATIONS.clear()
-            _DURATIONS[uri] = float(len(samples)) / float(rate)
-            return _DURATIONS[uri]
+        return audio_seconds(uri)
     return None
 
 
