@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,19 @@ def scoring_set(
         labels = np.array([gold_labels[i] for i in gold_rows], dtype=np.int64)
         return ScoringSet("gold", gold_rows, labels, len(gold_rows))
     return ScoringSet("consensus", np.arange(len(consensus), dtype=np.int64), consensus, len(gold_rows))
+
+
+def answer_scoring_set(
+    item_ids: Sequence[str], gold: Any, encode: Callable[[list[Any]], Any], consensus: Any,
+    min_gold: int,
+) -> ScoringSet:
+    """:func:`scoring_set`'s rule for a kind whose answers are objects (boxes, spans, regions, texts): the gold
+    answers (``gold``: item id -> its valid gold answer, a pandas Series or a dict: ``in`` and ``[]``) of the gold test items, encoded by
+    ``encode``, when there are at least ``min_gold``, else every item's ``consensus`` (already encoded)."""
+    rows = np.array([i for i, item in enumerate(item_ids) if item in gold], dtype=np.int64)
+    if len(rows) and len(rows) >= min_gold:
+        return ScoringSet("gold", rows, encode([gold[item_ids[i]] for i in rows]), len(rows))
+    return ScoringSet("consensus", np.arange(len(consensus), dtype=np.int64), consensus, len(rows))
 
 
 def top_class_macro_f1(probs: AnyArray, labels: AnyArray) -> float:

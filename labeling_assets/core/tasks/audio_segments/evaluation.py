@@ -52,13 +52,9 @@ def test_scoring(store: Any, item_ids: list[str], answers: Any, classes: list[st
     from labeling_assets.core.training import promotion
 
     read = {item: regions_of(value) for item, value in gold_labels(store, item_ids).items()}
-    stored = {item: regions for item, regions in read.items() if regions is not None}
-    rows = np.array([i for i, item in enumerate(item_ids) if item in stored], dtype=np.int64)
-    if len(rows) and len(rows) >= min_gold:
-        truth = [[{"start": r.start, "end": r.end, "label": r.label} for r in stored[item_ids[i]]] for i in rows]
-        return promotion.ScoringSet("gold", rows, encode_answers(truth), len(rows))
-    return promotion.ScoringSet("consensus", np.arange(len(answers), dtype=np.int64), encode_answers(list(answers)),
-                                len(rows))  # fmt: skip
+    stored = {item: [{"start": r.start, "end": r.end, "label": r.label} for r in regions]
+              for item, regions in read.items() if regions is not None}  # fmt: skip
+    return promotion.answer_scoring_set(item_ids, stored, encode_answers, encode_answers(list(answers)), min_gold)
 
 
 def test_score(probs: Any, truth: Any, thresholds: list[float] | None = None) -> float:

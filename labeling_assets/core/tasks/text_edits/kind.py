@@ -420,11 +420,7 @@ class TextEditsKind:
     ) -> promotion.ScoringSet:
         """The gold texts of the gold test items when there are at least ``min_gold``, else the consensus."""
         stored = valid_texts(gold_labels(store, item_ids))
-        rows = np.array([i for i, item in enumerate(item_ids) if item in stored.index], dtype=np.int64)
-        if len(rows) and len(rows) >= min_gold:
-            return promotion.ScoringSet("gold", rows, encode_texts([stored[item_ids[i]] for i in rows]), len(rows))
-        return promotion.ScoringSet("consensus", np.arange(len(answers), dtype=np.int64), np.asarray(answers),
-                                    len(rows))  # fmt: skip
+        return promotion.answer_scoring_set(item_ids, stored, encode_texts, np.asarray(answers), min_gold)
 
     def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
         """Word accuracy (1 - WER) of the corrected texts against the reference."""

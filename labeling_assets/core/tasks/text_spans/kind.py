@@ -438,11 +438,7 @@ class TextSpansKind:
     ) -> promotion.ScoringSet:
         """The gold answers of the gold test items when there are at least ``min_gold``, else the consensus."""
         stored = self.valid_answers(gold_labels(store, item_ids), classes)
-        rows = np.array([i for i, item in enumerate(item_ids) if item in stored.index], dtype=np.int64)
-        if len(rows) and len(rows) >= min_gold:
-            return promotion.ScoringSet("gold", rows, encode_answers([stored[item_ids[i]] for i in rows]), len(rows))
-        return promotion.ScoringSet("consensus", np.arange(len(answers), dtype=np.int64), np.asarray(answers),
-                                    len(rows))  # fmt: skip
+        return promotion.answer_scoring_set(item_ids, stored, encode_answers, np.asarray(answers), min_gold)
 
     def test_score(self, probs: Any, truth: Any, thresholds: list[float] | None) -> float:
         """Entity F1 (seqeval, strict) of the model's spans at the pre-label cut against the answers."""
